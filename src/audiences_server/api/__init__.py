@@ -1,0 +1,1 @@
+"""gRPC servicers: decode the request, call the engine, encode the reply; nothing else."""

@@ -1,0 +1,19 @@
+"""What the request interceptor learns about the caller, for the servicers to read."""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+
+from audiences_server.store.spaces import Grant
+
+_GRANT: ContextVar[Grant] = ContextVar("grant")
+
+
+def set_grant(grant: Grant) -> None:
+    """Records the caller's grant for the RPC running on this thread."""
+    _GRANT.set(grant)
+
+
+def space_id() -> int:
+    """The space of the RPC running on this thread, as authorised by its token."""
+    return _GRANT.get().space_id

@@ -1,0 +1,70 @@
+"""The `audiences-server` command: run the server and manage spaces and tokens."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from audiences_server import logs
+from audiences_server.engine.auth import SCOPES
+from audiences_server.engine.engine import Engine
+from audiences_server.errors import AudiencesError
+from audiences_server.server import serve
+from audiences_server.settings import Settings, add_arguments, resolve
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="audiences-server", description="The Audiences server.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    add_arguments(commands.add_parser("serve", help="run the gRPC server"))
+    spaces = commands.add_parser("spaces", help="manage spaces").add_subparsers(dest="action", required=True)
+    create = spaces.add_parser("create", help="create a space")
+    create.add_argument("name")
+    add_arguments(create)
+    add_arguments(spaces.add_parser("list", help="list spaces"))
+    tokens = commands.add_parser("tokens", help="manage tokens").add_subparsers(dest="action", required=True)
+    token = tokens.add_parser("create", help="issue a token; it is printed once and stored only hashed")
+    token.add_argument("--space", required=True)
+    token.add_argument("--scope", required=True, choices=SCOPES)
+    token.add_argument("--label", default="")
+    add_arguments(token)
+    return parser
+
+
+def _admin(settings: Settings, args: argparse.Namespace) -> str:
+    logs.configure("console", "warning")
+    engine = Engine(settings)
+    try:
+        now = engine.clock.now_ms()
+        if args.command == "spaces" and args.action == "create":
+            return f"created space {engine.auth.create_space(args.name, now).name}"
+        if args.command == "spaces":
+            return "\n".join(space.name for space in engine.auth.list_spaces())
+        return engine.auth.create_token(args.space, args.scope, now, args.label).token
+    finally:
+        engine.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the command line; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        settings = resolve(vars(args), os.environ)
+    except ValueError as bad:
+        print(f"audiences-server: {bad}", file=sys.stderr)
+        return 2
+    if args.command == "serve":
+        serve(settings)
+        return 0
+    try:
+        print(_admin(settings, args))
+    except AudiencesError as error:
+        print(f"audiences-server: {error.message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,298 @@
+"""Validation and normalisation of tracking-spec calls (Segment's track, identify, page, …).
+
+Input is one call as the tracking API's JSON object (a dict); output is either a `Call` ready
+to store or a `Rejection` with the tracking API's reason code. Nothing here raises on bad input:
+a bad call is a value, so that one bad call in a batch never rejects the good ones.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+CALL_TYPES = frozenset({"track", "identify", "page", "screen", "group", "alias"})
+MAX_CALL_BYTES = 32 * 1024
+MAX_BATCH_BYTES = 500 * 1024
+MAX_BATCH_CALLS = 2500
+MAX_MESSAGE_ID_CHARS = 100
+MAX_GROUP_ID_CHARS = 500
+MAX_KEYS = 300
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_FIELD_IN_DETAIL = re.compile(r"`([A-Za-z_]+)`")
+
+# Fields that have a column of their own; everything else of a call is kept in `extra`.
+_COLUMN_FIELDS = frozenset({
+    "type", "messageId", "userId", "anonymousId", "event", "groupId", "properties", "traits",
+    "context", "timestamp", "receivedAt",
+})
+_VIEW_EVENTS = {"page": ("Page Viewed", "page_name"), "screen": ("Screen Viewed", "screen_name")}
+_BODY_FIELD = {"track": "properties", "page": "properties", "screen": "properties",
+               "identify": "traits", "group": "traits", "alias": None}
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why a call was refused: the tracking API's reason code and a sentence for people."""
+
+    reason: str
+    detail: str
+    message_id: str = ""
+
+    @property
+    def field(self) -> str:
+        """The call field at fault: every detail names it first, in backquotes."""
+        match = _FIELD_IN_DETAIL.search(self.detail)
+        return match.group(1) if match else ""
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """A valid call, normalised to what is stored.
+
+    `message` is the whole call as a dict in the tracking spec's shape, with `messageId`,
+    `timestamp` and `receivedAt` filled in; the `*_json` fields are its parts as stored text.
+    """
+
+    message_id: str
+    type: str
+    event: str | None
+    user_id: str | None
+    anonymous_id: str | None
+    group_id: str | None
+    timestamp_ms: int
+    received_ms: int
+    body_json: str
+    context_json: str
+    extra_json: str
+    message: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchDefaults:
+    """Batch-level fields that apply to every call of the batch."""
+
+    context: Mapping[str, Any] | None = None
+    integrations: Mapping[str, Any] | None = None
+    sent_at: str | None = None
+
+
+class _Reject(Exception):
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+def parse_time(value: object, field: str) -> int:
+    """Parses an ISO-8601 time to milliseconds since the epoch (UTC; naive times are UTC)."""
+    if not isinstance(value, str):
+        raise _Reject("timestamp_not_valid", f"`{field}` must be an ISO-8601 string")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise _Reject("timestamp_not_valid", f"`{field}` is not an ISO-8601 time: {value!r}") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    # Integer arithmetic: float seconds would lose the last millisecond of some times.
+    return (parsed - _EPOCH) // timedelta(milliseconds=1)
+
+
+def format_time(ms: int) -> str:
+    """Formats milliseconds since the epoch as ISO-8601 UTC with milliseconds."""
+    moment = _EPOCH + timedelta(milliseconds=ms)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def _id_field(raw: Mapping[str, Any], field: str) -> str | None:
+    value = raw.get(field)
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise _Reject("id_not_string", f"`{field}` must be a string")
+    return str(value)
+
+
+def _object_field(raw: Mapping[str, Any], field: str, reason: str) -> dict[str, Any]:
+    value = raw.get(field)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise _Reject(reason, f"`{field}` must be an object")
+    return value
+
+
+def _bounded_object(raw: Mapping[str, Any], field: str) -> dict[str, Any]:
+    value = _object_field(raw, field, f"{field}_not_object")
+    if len(value) > MAX_KEYS:
+        raise _Reject(f"too_many_{field}", f"`{field}` has {len(value)} keys; at most {MAX_KEYS}")
+    return value
+
+
+def _message_id(raw: Mapping[str, Any]) -> str:
+    value = raw.get("messageId")
+    if value is None or value == "":
+        return f"srv-{uuid.uuid4()}"
+    if not isinstance(value, str):
+        raise _Reject("message_id_not_string", "`messageId` must be a string")
+    if len(value) > MAX_MESSAGE_ID_CHARS:
+        raise _Reject(
+            "message_id_too_long",
+            f"`messageId` has {len(value)} characters; at most {MAX_MESSAGE_ID_CHARS}",
+        )
+    return value
+
+
+def event_time(raw: Mapping[str, Any], received_ms: int, sent_at: object) -> int:
+    """The call's event time: an explicit `timestamp` wins; otherwise `originalTimestamp`
+    corrected for the sender's clock skew with `sentAt` (receivedAt − (sentAt − original));
+    otherwise `originalTimestamp` as is; otherwise the receive time."""
+    if raw.get("timestamp") is not None:
+        return parse_time(raw["timestamp"], "timestamp")
+    sent_ms = parse_time(sent_at, "sentAt") if sent_at is not None else None
+    if raw.get("originalTimestamp") is not None:
+        original_ms = parse_time(raw["originalTimestamp"], "originalTimestamp")
+        return original_ms if sent_ms is None else received_ms - (sent_ms - original_ms)
+    return received_ms
+
+
+def _event_name(raw: Mapping[str, Any], kind: str) -> str | None:
+    if kind in _VIEW_EVENTS:
+        return _VIEW_EVENTS[kind][0]
+    if kind != "track":
+        return None
+    name = raw.get("event")
+    if name is None or name == "":
+        raise _Reject("event_not_defined", "a track call needs `event`")
+    if not isinstance(name, str):
+        raise _Reject("event_not_string", "`event` must be a string")
+    return name
+
+
+def _view_properties(raw: Mapping[str, Any], kind: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Page and screen calls become events; their name and category become properties."""
+    name_key = _VIEW_EVENTS[kind][1]
+    extra = {}
+    for field, key in (("name", name_key), ("category", "page_category")):
+        value = raw.get(field)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise _Reject(f"{field}_not_string", f"`{field}` must be a string")
+        extra[key] = value
+    return {**body, **extra} if extra else body
+
+
+def _check_kind(raw: Mapping[str, Any], kind: str, user_id: str | None, anon: str | None) -> None:
+    if kind == "alias":
+        if user_id is None:
+            raise _Reject("user_id_not_defined", "an alias call needs `userId`")
+        if _id_field(raw, "previousId") is None:
+            raise _Reject("previous_id_not_defined", "an alias call needs `previousId`")
+    elif user_id is None and anon is None:
+        raise _Reject("no_user_anon_id", "a call needs `userId` or `anonymousId`")
+
+
+def _group_id(raw: Mapping[str, Any], kind: str) -> str | None:
+    group_id = _id_field(raw, "groupId") if kind == "group" else None
+    if kind == "group" and group_id is None:
+        raise _Reject("group_id_not_defined", "a group call needs `groupId`")
+    if group_id is not None and len(group_id) > MAX_GROUP_ID_CHARS:
+        raise _Reject(
+            "group_id_too_long", f"`groupId` has {len(group_id)} characters; at most {MAX_GROUP_ID_CHARS}"
+        )
+    return group_id
+
+
+def _with_defaults(raw: dict[str, Any], defaults: BatchDefaults) -> dict[str, Any]:
+    merged = dict(raw)
+    for field, value in (("context", defaults.context), ("integrations", defaults.integrations)):
+        own = raw.get(field)
+        if value and (own is None or isinstance(own, dict)):
+            merged[field] = {**value, **(own or {})}
+    if defaults.sent_at is not None and raw.get("sentAt") is None:
+        merged["sentAt"] = defaults.sent_at
+    return merged
+
+
+def _dump(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def _build(raw: dict[str, Any], received_ms: int) -> Call:
+    kind = raw.get("type")
+    if not isinstance(kind, str) or kind not in CALL_TYPES:
+        raise _Reject("type_not_valid", f"`type` must be one of {', '.join(sorted(CALL_TYPES))}")
+    message_id = _message_id(raw)
+    user_id, anon = _id_field(raw, "userId"), _id_field(raw, "anonymousId")
+    _check_kind(raw, kind, user_id, anon)
+    event = _event_name(raw, kind)
+    group_id = _group_id(raw, kind)
+    body_field = _BODY_FIELD[kind]
+    body = _bounded_object(raw, body_field) if body_field else {}
+    if kind in _VIEW_EVENTS:
+        body = _view_properties(raw, kind, body)
+    context = _object_field(raw, "context", "context_not_object")
+    _object_field(raw, "integrations", "integrations_not_object")
+    timestamp_ms = event_time(raw, received_ms, raw.get("sentAt"))
+    extra = {k: v for k, v in raw.items() if k not in _COLUMN_FIELDS}
+    message = {
+        **raw, "messageId": message_id, "timestamp": format_time(timestamp_ms),
+        "receivedAt": format_time(received_ms),
+    }
+    if body_field:
+        message[body_field] = body
+    if event is not None:
+        message["event"] = event
+    return Call(
+        message_id=message_id, type=kind, event=event, user_id=user_id, anonymous_id=anon,
+        group_id=group_id, timestamp_ms=timestamp_ms, received_ms=received_ms,
+        body_json=_dump(body), context_json=_dump(context), extra_json=_dump(extra), message=message,
+    )
+
+
+def normalize(raw: object, received_ms: int, defaults: BatchDefaults | None = None) -> Call | Rejection:
+    """Validates one call and normalises it for storage.
+
+    Args:
+        raw: the call as decoded from the tracking API's JSON.
+        received_ms: when the server received it, in ms since the epoch.
+        defaults: batch-level context, integrations and sentAt.
+
+    Returns:
+        The normalised call, or the reason it is refused.
+    """
+    if isinstance(raw, Rejection):
+        return raw  # refused while decoding, before it was a call
+    if not isinstance(raw, dict):
+        return Rejection("bad_request", "a call must be a JSON object")
+    if defaults is not None:
+        raw = _with_defaults(raw, defaults)
+    try:
+        call = _build(raw, received_ms)
+    except _Reject as refused:
+        message_id = raw.get("messageId")
+        return Rejection(refused.reason, refused.detail, message_id if isinstance(message_id, str) else "")
+    except (ValueError, TypeError, OverflowError) as bad:
+        # A value JSON cannot hold (NaN, a non-string key) or a time out of range.
+        return Rejection("bad_request", f"the call cannot be stored: {bad}")
+    size = len(call.body_json) + len(call.context_json) + len(call.extra_json)
+    if size > MAX_CALL_BYTES:
+        return Rejection("message_too_large", f"the call is {size} bytes; at most {MAX_CALL_BYTES}",
+                         call.message_id)
+    return call
+
+
+def batch_defaults(body: Mapping[str, Any]) -> BatchDefaults | Rejection:
+    """Reads the batch-level fields of a tracking API batch body."""
+    for field in ("context", "integrations"):
+        if body.get(field) is not None and not isinstance(body[field], dict):
+            return Rejection(f"{field}_not_object", f"batch `{field}` must be an object")
+    sent_at = body.get("sentAt")
+    if sent_at is not None and not isinstance(sent_at, str):
+        return Rejection("timestamp_not_valid", "batch `sentAt` must be an ISO-8601 string")
+    return BatchDefaults(body.get("context"), body.get("integrations"), sent_at)

@@ -1,0 +1,130 @@
+"""Server settings, declared once as data.
+
+Each setting has a name, a type, a default, an environment variable and a help text; the same
+declaration drives the `serve` flags, the environment, validation and docs/operations.md.
+Precedence: flag, then environment, then default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+def _bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"expected true or false, not {text!r}")
+
+
+def _choice(*options: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text not in options:
+            raise ValueError(f"expected one of {', '.join(options)}, not {text!r}")
+        return text
+
+    return parse
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise ValueError(f"expected a positive whole number, not {text!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One declared setting."""
+
+    name: str
+    parse: Callable[[str], Any]
+    default: str
+    help: str
+
+    @property
+    def env(self) -> str:
+        """The environment variable that sets it."""
+        return "AUDIENCES_" + self.name.upper()
+
+    @property
+    def flag(self) -> str:
+        """The command-line flag that sets it."""
+        return "--" + self.name.replace("_", "-")
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("db", Path, "var/audiences.db", "the SQLite database file"),
+    Setting("listen", str, "127.0.0.1:50051", "address the gRPC server listens on (HOST:PORT; port 0 picks one)"),
+    Setting("synchronous", _choice("FULL", "NORMAL"), "FULL",
+            "SQLite durability: FULL survives power loss, NORMAL survives a crash of the process"),
+    Setting("log_format", _choice("auto", "json", "console"), "auto",
+            "log format: auto is console on a terminal and JSON otherwise"),
+    Setting("log_level", _choice("debug", "info", "warning", "error"), "info", "lowest level logged"),
+    Setting("workers", _positive_int, "16", "threads serving RPCs"),
+    Setting("tick_interval_ms", _positive_int, "200", "shortest time between two evaluator ticks"),
+    Setting("manual_clock", _bool, "false",
+            "tests only: the evaluator's clock moves only when set through the admin API"),
+    Setting("credentials_file", str, "",
+            "where first start writes the bootstrap tokens (default: credentials.json beside the database)"),
+    Setting("shutdown_grace_s", float, "10", "seconds in-flight RPCs get to finish on shutdown"),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The resolved settings of one server."""
+
+    db: Path = Path("var/audiences.db")
+    listen: str = "127.0.0.1:50051"
+    synchronous: str = "FULL"
+    log_format: str = "auto"
+    log_level: str = "info"
+    workers: int = 16
+    tick_interval_ms: int = 200
+    manual_clock: bool = False
+    credentials_file: str = ""
+    shutdown_grace_s: float = 10.0
+
+    @property
+    def credentials_path(self) -> Path:
+        """Where the bootstrap credentials live."""
+        return Path(self.credentials_file) if self.credentials_file else self.db.parent / "credentials.json"
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some settings changed."""
+        return dataclasses.replace(self, **changes)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Adds one flag per setting to a command's parser."""
+    for setting in SETTINGS:
+        parser.add_argument(
+            setting.flag, dest=setting.name, default=None,
+            help=f"{setting.help} (env {setting.env}, default {setting.default!r})",
+        )
+
+
+def resolve(flags: Mapping[str, str | None], environ: Mapping[str, str]) -> Settings:
+    """Builds the settings from flags, then the environment, then the defaults.
+
+    Raises:
+        ValueError: a value does not parse; the message names the setting.
+    """
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        text = flags.get(setting.name)
+        if text is None:
+            text = environ.get(setting.env, setting.default)
+        try:
+            values[setting.name] = setting.parse(text)
+        except ValueError as bad:
+            raise ValueError(f"{setting.flag} / {setting.env}: {bad}") from None
+    return Settings(**values)

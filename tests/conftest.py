@@ -1,0 +1,106 @@
+"""Shared fixtures: a real server on port 0 over a real SQLite file, reached through real channels."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import apsw
+import grpc
+import pytest
+from audiences.v1 import admin_pb2_grpc, ingest_pb2_grpc, profiles_pb2_grpc, sync_pb2_grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from audiences_server.server import AudiencesServer, create_server
+from audiences_server.settings import Settings
+
+
+@dataclass
+class Running:
+    """A started server and what tests need to talk to it."""
+
+    server: AudiencesServer
+    port: int
+    db: Path
+    tokens: dict[str, str]
+    channel: grpc.Channel
+
+    @property
+    def ingest(self) -> ingest_pb2_grpc.IngestServiceStub:
+        return ingest_pb2_grpc.IngestServiceStub(self.channel)
+
+    @property
+    def profiles(self) -> profiles_pb2_grpc.ProfilesServiceStub:
+        return profiles_pb2_grpc.ProfilesServiceStub(self.channel)
+
+    @property
+    def admin(self) -> admin_pb2_grpc.AudienceAdminServiceStub:
+        return admin_pb2_grpc.AudienceAdminServiceStub(self.channel)
+
+    @property
+    def sync(self) -> sync_pb2_grpc.SyncServiceStub:
+        return sync_pb2_grpc.SyncServiceStub(self.channel)
+
+    def auth(self, scope: str) -> tuple[tuple[str, str], ...]:
+        """Call metadata carrying the bootstrap token of a scope."""
+        return bearer(self.tokens[scope])
+
+    def query(self, sql: str, params: Any = ()) -> list[tuple[Any, ...]]:
+        """Reads the server's database file directly, as an operator would."""
+        conn = apsw.Connection(str(self.db), flags=apsw.SQLITE_OPEN_READONLY)
+        try:
+            return list(conn.execute(sql, params))
+        finally:
+            conn.close()
+
+
+def bearer(token: str) -> tuple[tuple[str, str], ...]:
+    """Call metadata for a token."""
+    return (("authorization", f"Bearer {token}"),)
+
+
+def error_reason(error: grpc.RpcError) -> str:
+    """The ErrorInfo reason of a failed call."""
+    status = rpc_status.from_call(error)
+    assert status is not None, "the error carries no google.rpc.Status"
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            return info.reason
+    raise AssertionError("no ErrorInfo detail")
+
+
+def field_violations(error: grpc.RpcError) -> list[tuple[str, str]]:
+    """The BadRequest field violations of a failed call."""
+    status = rpc_status.from_call(error)
+    out = []
+    for detail in status.details if status else []:
+        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad = error_details_pb2.BadRequest()
+            detail.Unpack(bad)
+            out += [(v.field, v.description) for v in bad.field_violations]
+    return out
+
+
+def start(db: Path, **changes: Any) -> Running:
+    """Starts a server on a free port over the given database file."""
+    settings = Settings(db=db, listen="127.0.0.1:0", log_format="json", shutdown_grace_s=5, **changes)
+    server, port = create_server(settings)
+    server.start()
+    tokens = json.loads(settings.credentials_path.read_text())["tokens"]
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    return Running(server, port, db, tokens, channel)
+
+
+@pytest.fixture
+def running(tmp_path: Path) -> Iterator[Running]:
+    """A server over a fresh database in tmp_path."""
+    server = start(tmp_path / "audiences.db")
+    yield server
+    server.channel.close()
+    server.server.stop(grace=1)

@@ -1,0 +1,273 @@
+"""IngestService through the generated client against a real server and SQLite file."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import grpc
+import pytest
+from audiences.v1 import ingest_pb2, tracking_pb2
+from google.protobuf import struct_pb2, timestamp_pb2
+
+from tests.conftest import Running, error_reason, field_violations
+
+ACCEPTED = ingest_pb2.MESSAGE_STATUS_ACCEPTED
+DUPLICATE = ingest_pb2.MESSAGE_STATUS_DUPLICATE
+REJECTED = ingest_pb2.MESSAGE_STATUS_REJECTED
+
+
+def struct(**values: Any) -> struct_pb2.Struct:
+    out = struct_pb2.Struct()
+    out.update(values)
+    return out
+
+
+def ts(text: str) -> timestamp_pb2.Timestamp:
+    out = timestamp_pb2.Timestamp()
+    out.FromJsonString(text)
+    return out
+
+
+def batch_json(running: Running, body: Any) -> ingest_pb2.BatchJsonResponse:
+    request = ingest_pb2.BatchJsonRequest(body=json.dumps(body).encode())
+    return running.ingest.BatchJson(request, metadata=running.auth("write"))
+
+
+def stored(running: Running, message_id: str) -> dict[str, Any]:
+    rows = running.query(
+        "SELECT type, event, user_id, anonymous_id, group_id, ts, received_ms, body, context, extra"
+        " FROM events WHERE message_id = ?", (message_id,))
+    assert len(rows) == 1, f"{message_id} stored {len(rows)} times"
+    names = ("type", "event", "user_id", "anonymous_id", "group_id", "ts", "received_ms", "body", "context", "extra")
+    row = dict(zip(names, rows[0], strict=True))
+    for key in ("body", "context", "extra"):
+        row[key] = json.loads(row[key])
+    return row
+
+
+UNARY_CASES = [
+    ("Track", ingest_pb2.TrackRequest(track=tracking_pb2.Track(
+        message_id="m-track", user_id="u1", event="Order Completed", properties=struct(revenue=12.5))),
+     {"type": "track", "event": "Order Completed", "user_id": "u1", "body": {"revenue": 12.5}}),
+    ("Identify", ingest_pb2.IdentifyRequest(identify=tracking_pb2.Identify(
+        message_id="m-identify", user_id="u1", traits=struct(email="a@example.com", plan="pro"))),
+     {"type": "identify", "event": None, "body": {"email": "a@example.com", "plan": "pro"}}),
+    ("Page", ingest_pb2.PageRequest(page=tracking_pb2.Page(
+        message_id="m-page", anonymous_id="a1", name="Pricing", category="Docs", properties=struct(path="/pricing"))),
+     {"type": "page", "event": "Page Viewed", "anonymous_id": "a1",
+      "body": {"path": "/pricing", "page_name": "Pricing", "page_category": "Docs"}}),
+    ("Screen", ingest_pb2.ScreenRequest(screen=tracking_pb2.Screen(
+        message_id="m-screen", user_id="u1", name="Home")),
+     {"type": "screen", "event": "Screen Viewed", "body": {"screen_name": "Home"}}),
+    ("Group", ingest_pb2.GroupRequest(group=tracking_pb2.Group(
+        message_id="m-group", user_id="u1", group_id="acme", traits=struct(employees=40))),
+     {"type": "group", "group_id": "acme", "body": {"employees": 40}}),
+    ("Alias", ingest_pb2.AliasRequest(alias=tracking_pb2.Alias(
+        message_id="m-alias", user_id="u1", previous_id="a1")),
+     {"type": "alias", "user_id": "u1", "extra": {"previousId": "a1"}}),
+]
+
+
+@pytest.mark.parametrize(("rpc", "request_message", "expected"), UNARY_CASES, ids=[c[0] for c in UNARY_CASES])
+def test_every_call_type_is_stored(running: Running, rpc: str, request_message: Any, expected: dict[str, Any]) -> None:
+    """Each unary RPC accepts its call type and stores it in the shape the evaluator reads."""
+    reply = getattr(running.ingest, rpc)(request_message, metadata=running.auth("write"))
+    assert reply.status == ACCEPTED
+    row = stored(running, reply.message_id)
+    for key, value in expected.items():
+        if key == "extra":
+            assert value.items() <= row["extra"].items()
+        else:
+            assert row[key] == value, key
+
+
+def test_missing_message_id_is_assigned(running: Running) -> None:
+    """A call without messageId gets one from the server, returned in the reply."""
+    reply = running.ingest.Track(
+        ingest_pb2.TrackRequest(track=tracking_pb2.Track(user_id="u1", event="Signed Up")),
+        metadata=running.auth("write"))
+    assert reply.message_id
+    assert stored(running, reply.message_id)["event"] == "Signed Up"
+
+
+def test_unary_repeat_is_a_duplicate_stored_once(running: Running) -> None:
+    """Sending the same messageId twice stores it once and says `duplicate` the second time."""
+    request = ingest_pb2.TrackRequest(track=tracking_pb2.Track(message_id="same", user_id="u1", event="E"))
+    first = running.ingest.Track(request, metadata=running.auth("write"))
+    second = running.ingest.Track(request, metadata=running.auth("write"))
+    assert (first.status, second.status) == (ACCEPTED, DUPLICATE)
+    assert running.query("SELECT count(*) FROM events WHERE message_id = 'same'") == [(1,)]
+
+
+def test_unary_rejection_is_invalid_argument_with_reason_and_field(running: Running) -> None:
+    """A refused unary call fails with INVALID_ARGUMENT, the tracking code as reason, and the field."""
+    with pytest.raises(grpc.RpcError) as caught:
+        running.ingest.Track(ingest_pb2.TrackRequest(track=tracking_pb2.Track(event="E")),
+                             metadata=running.auth("write"))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error_reason(caught.value) == "NO_USER_ANON_ID"
+    assert field_violations(caught.value)[0][0] == "userId"
+
+
+BIG = "x" * 40_000
+REJECTIONS = [
+    ("not an object", ["track"], "bad_request"),
+    ("unknown type", {"type": "launch", "userId": "u"}, "type_not_valid"),
+    ("no type", {"userId": "u", "event": "E"}, "type_not_valid"),
+    ("no ids", {"type": "track", "event": "E"}, "no_user_anon_id"),
+    ("empty ids", {"type": "identify", "userId": "", "anonymousId": ""}, "no_user_anon_id"),
+    ("no event", {"type": "track", "userId": "u"}, "event_not_defined"),
+    ("event not string", {"type": "track", "userId": "u", "event": 12}, "event_not_string"),
+    ("properties not object", {"type": "track", "userId": "u", "event": "E", "properties": [1]},
+     "properties_not_object"),
+    ("traits not object", {"type": "identify", "userId": "u", "traits": "pro"}, "traits_not_object"),
+    ("context not object", {"type": "track", "userId": "u", "event": "E", "context": 3}, "context_not_object"),
+    ("integrations not object", {"type": "track", "userId": "u", "event": "E", "integrations": "all"},
+     "integrations_not_object"),
+    ("user id not string", {"type": "track", "userId": {"id": 1}, "event": "E"}, "id_not_string"),
+    ("anonymous id bool", {"type": "track", "anonymousId": True, "event": "E"}, "id_not_string"),
+    ("message id not string", {"type": "track", "userId": "u", "event": "E", "messageId": 5},
+     "message_id_not_string"),
+    ("message id too long", {"type": "track", "userId": "u", "event": "E", "messageId": "m" * 101},
+     "message_id_too_long"),
+    ("group without groupId", {"type": "group", "userId": "u"}, "group_id_not_defined"),
+    ("groupId too long", {"type": "group", "userId": "u", "groupId": "g" * 501}, "group_id_too_long"),
+    ("alias without previousId", {"type": "alias", "userId": "u"}, "previous_id_not_defined"),
+    ("alias without userId", {"type": "alias", "previousId": "a", "anonymousId": "a"}, "user_id_not_defined"),
+    ("too many properties", {"type": "track", "userId": "u", "event": "E",
+                             "properties": {f"p{i}": i for i in range(301)}}, "too_many_properties"),
+    ("too many traits", {"type": "identify", "userId": "u", "traits": {f"t{i}": i for i in range(301)}},
+     "too_many_traits"),
+    ("message over 32 KB", {"type": "track", "userId": "u", "event": "E", "properties": {"blob": BIG}},
+     "message_too_large"),
+    ("bad timestamp", {"type": "track", "userId": "u", "event": "E", "timestamp": "yesterday"},
+     "timestamp_not_valid"),
+    ("page name not string", {"type": "page", "userId": "u", "name": 4}, "name_not_string"),
+]
+
+
+@pytest.mark.parametrize(("call", "reason"), [c[1:] for c in REJECTIONS], ids=[c[0] for c in REJECTIONS])
+def test_every_rejection_code(running: Running, call: Any, reason: str) -> None:
+    """Each invalid call is rejected with the tracking API's reason code, and nothing is stored."""
+    reply = batch_json(running, {"batch": [call]})
+    (result,) = reply.results
+    assert (result.status, result.reason) == (REJECTED, reason)
+    assert result.detail
+    assert running.query("SELECT count(*) FROM events") == [(0,)]
+
+
+def test_batch_mixes_good_bad_and_duplicate(running: Running) -> None:
+    """One bad call never rejects the good ones; repeats inside and across batches are duplicates."""
+    running.ingest.Track(ingest_pb2.TrackRequest(track=tracking_pb2.Track(message_id="old", user_id="u", event="E")),
+                         metadata=running.auth("write"))
+    calls = [
+        {"type": "track", "userId": "u", "event": "A", "messageId": "m1"},
+        {"type": "track", "userId": "u", "messageId": "m2"},
+        {"type": "track", "userId": "u", "event": "B", "messageId": "old"},
+        {"type": "identify", "userId": "u", "messageId": "m3"},
+        {"type": "track", "userId": "u", "event": "A", "messageId": "m1"},
+    ]
+    reply = batch_json(running, {"batch": calls})
+    assert [(r.index, r.message_id, r.status, r.reason) for r in reply.results] == [
+        (0, "m1", ACCEPTED, ""), (1, "m2", REJECTED, "event_not_defined"), (2, "old", DUPLICATE, ""),
+        (3, "m3", ACCEPTED, ""), (4, "m1", DUPLICATE, ""),
+    ]
+    assert (reply.accepted_count, reply.duplicate_count, reply.rejected_count) == (2, 2, 1)
+    assert running.query("SELECT count(*) FROM events") == [(3,)]
+
+
+def test_typed_batch_with_batch_level_fields(running: Running) -> None:
+    """Batch context and integrations apply under each call's own; batch sentAt corrects skew."""
+    request = ingest_pb2.BatchRequest(
+        batch=[
+            tracking_pb2.TrackingCall(track=tracking_pb2.Track(
+                message_id="b1", user_id="u", event="E", context=struct(ip="1.2.3.4"),
+                original_time=ts("2026-01-01T00:00:00Z"))),
+            tracking_pb2.TrackingCall(json=b'{"type":"identify","userId":"u","messageId":"b2"}'),
+            tracking_pb2.TrackingCall(json=b"{not json"),
+            tracking_pb2.TrackingCall(),
+        ],
+        context=struct(library={"name": "svc"}, ip="0.0.0.0"),
+        sent_time=ts("2026-01-01T00:00:10Z"),
+    )
+    reply = running.ingest.Batch(request, metadata=running.auth("write"))
+    assert [r.status for r in reply.results] == [ACCEPTED, ACCEPTED, REJECTED, REJECTED]
+    assert [r.reason for r in reply.results[2:]] == ["bad_request", "bad_request"]
+    row = stored(running, "b1")
+    assert row["context"] == {"library": {"name": "svc"}, "ip": "1.2.3.4"}
+    # receivedAt − (sentAt − originalTimestamp): ten seconds before the server got it.
+    assert row["ts"] == row["received_ms"] - 10_000
+
+
+SKEW_CASES = [
+    ("explicit timestamp wins", {"timestamp": "2026-03-01T12:00:00.123Z", "sentAt": "2030-01-01T00:00:00Z"},
+     lambda rec: 1772366400123),
+    ("original corrected by sentAt", {"originalTimestamp": "2026-03-01T12:00:00Z", "sentAt": "2026-03-01T12:00:05Z"},
+     lambda rec: rec - 5000),
+    ("original without sentAt kept", {"originalTimestamp": "2026-03-01T12:00:00+02:00"}, lambda rec: 1772359200000),
+    ("nothing: receive time", {}, lambda rec: rec),
+    ("sentAt alone: receive time", {"sentAt": "2020-01-01T00:00:00Z"}, lambda rec: rec),
+]
+
+
+@pytest.mark.parametrize(("times", "expected"), [c[1:] for c in SKEW_CASES], ids=[c[0] for c in SKEW_CASES])
+def test_clock_skew_correction(running: Running, times: dict[str, str], expected: Any) -> None:
+    """The stored event time follows the tracking spec's clock-skew rule, to the millisecond."""
+    batch_json(running, {"batch": [{"type": "track", "userId": "u", "event": "E", "messageId": "t", **times}]})
+    row = stored(running, "t")
+    assert row["ts"] == expected(row["received_ms"])
+
+
+def test_batch_over_2500_calls_is_refused_whole(running: Running) -> None:
+    """A batch over 2,500 calls is INVALID_ARGUMENT BATCH_TOO_LARGE and stores nothing."""
+    calls = [{"type": "track", "userId": "u", "event": "E"}] * 2501
+    with pytest.raises(grpc.RpcError) as caught:
+        batch_json(running, {"batch": calls})
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error_reason(caught.value) == "BATCH_TOO_LARGE"
+    assert running.query("SELECT count(*) FROM events") == [(0,)]
+
+
+def test_batch_over_500_kb_is_refused_whole(running: Running) -> None:
+    """A typed batch over 500 KB is refused as a whole with BATCH_TOO_LARGE."""
+    track = tracking_pb2.Track(user_id="u", event="E", properties=struct(b="y" * 20_000))
+    call = tracking_pb2.TrackingCall(track=track)
+    with pytest.raises(grpc.RpcError) as caught:
+        running.ingest.Batch(ingest_pb2.BatchRequest(batch=[call] * 30), metadata=running.auth("write"))
+    assert error_reason(caught.value) == "BATCH_TOO_LARGE"
+
+
+@pytest.mark.parametrize("body", [b"{oops", b"[1, 2]", b'{"batch": 3}'])
+def test_unreadable_batch_body(running: Running, body: bytes) -> None:
+    """A BatchJson body that is not a batch is INVALID_ARGUMENT BAD_REQUEST naming the body."""
+    with pytest.raises(grpc.RpcError) as caught:
+        running.ingest.BatchJson(ingest_pb2.BatchJsonRequest(body=body), metadata=running.auth("write"))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error_reason(caught.value) == "BAD_REQUEST"
+    assert field_violations(caught.value)[0][0] == "body"
+
+
+def test_single_call_json_body(running: Running) -> None:
+    """BatchJson also takes one call object, as the tracking API's single-call endpoints do."""
+    reply = batch_json(running, {"type": "screen", "anonymousId": "a", "name": "Cart", "messageId": "s1"})
+    assert reply.accepted_count == 1
+    assert stored(running, "s1")["body"] == {"screen_name": "Cart"}
+
+
+def test_stream_counts_and_lists_rejections(running: Running) -> None:
+    """A client stream commits every good call and reports the bad ones with their index."""
+    def calls() -> Any:
+        for i in range(1200):
+            body = {"type": "track", "userId": f"u{i % 7}", "event": "Viewed", "messageId": f"s{i}"}
+            if i % 100 == 99:
+                del body["event"]
+            yield ingest_pb2.StreamCallsRequest(call=tracking_pb2.TrackingCall(json=json.dumps(body).encode()))
+        yield ingest_pb2.StreamCallsRequest(call=tracking_pb2.TrackingCall(
+            track=tracking_pb2.Track(message_id="s0", user_id="u0", event="Viewed")))
+
+    reply = running.ingest.StreamCalls(calls(), metadata=running.auth("write"))
+    assert (reply.accepted_count, reply.duplicate_count, reply.rejected_count) == (1188, 1, 12)
+    assert [r.index for r in reply.rejected] == list(range(99, 1200, 100))
+    assert {r.reason for r in reply.rejected} == {"event_not_defined"}
+    assert running.query("SELECT count(*) FROM events") == [(1188,)]

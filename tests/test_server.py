@@ -1,0 +1,167 @@
+"""The server's frame: auth, errors, health, reflection, logs, unimplemented calls, the CLI."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import grpc
+import pytest
+import structlog
+from audiences.v1 import admin_pb2, ingest_pb2, profiles_pb2, sync_pb2, tracking_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from audiences_server import cli
+from audiences_server.settings import SETTINGS, Settings, resolve
+from tests.conftest import Running, bearer, error_reason
+
+TRACK = ingest_pb2.TrackRequest(track=tracking_pb2.Track(user_id="u1", event="Signed Up"))
+
+
+@pytest.mark.parametrize(
+    ("metadata", "code", "reason"),
+    [
+        ((), grpc.StatusCode.UNAUTHENTICATED, "TOKEN_MISSING"),
+        ((("authorization", "Basic abc"),), grpc.StatusCode.UNAUTHENTICATED, "TOKEN_MALFORMED"),
+        (bearer("aud_write_not-a-real-token"), grpc.StatusCode.UNAUTHENTICATED, "TOKEN_UNKNOWN"),
+    ],
+    ids=["missing", "malformed", "unknown"],
+)
+def test_auth_failures(running: Running, metadata: tuple[tuple[str, str], ...], code: grpc.StatusCode,
+                       reason: str) -> None:
+    """A call without a usable token is UNAUTHENTICATED with a reason saying what is wrong."""
+    with pytest.raises(grpc.RpcError) as caught:
+        running.ingest.Track(TRACK, metadata=metadata)
+    assert caught.value.code() == code
+    assert error_reason(caught.value) == reason
+
+
+@pytest.mark.parametrize("scope", ["read", "admin"])
+def test_wrong_scope_is_permission_denied(running: Running, scope: str) -> None:
+    """A known token of another scope is PERMISSION_DENIED, naming the scope needed."""
+    with pytest.raises(grpc.RpcError) as caught:
+        running.ingest.Track(TRACK, metadata=running.auth(scope))
+    assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert error_reason(caught.value) == "SCOPE_MISSING"
+    assert "`write`" in (caught.value.details() or "")
+    assert running.query("SELECT count(*) FROM events") == [(0,)]
+
+
+def test_spaces_are_isolated(running: Running) -> None:
+    """Another space's token writes to that space only; message ids are deduplicated per space."""
+    running.server.engine.auth.create_space("other", 0)
+    other = running.server.engine.auth.create_token("other", "write", 0).token
+    request = ingest_pb2.TrackRequest(track=tracking_pb2.Track(message_id="same-id", user_id="u1", event="E"))
+    mine = running.ingest.Track(request, metadata=running.auth("write"))
+    theirs = running.ingest.Track(request, metadata=bearer(other))
+    assert mine.status == theirs.status == ingest_pb2.MESSAGE_STATUS_ACCEPTED
+    rows = running.query("SELECT s.name FROM events e JOIN spaces s USING (space_id) ORDER BY s.name")
+    assert rows == [("default",), ("other",)]
+
+
+def test_tokens_are_stored_hashed(running: Running) -> None:
+    """No token appears in the database in clear; the bootstrap file is private to its owner."""
+    stored = {row[0] for row in running.query("SELECT token_hash FROM tokens")}
+    assert len(stored) == 3
+    assert not stored & set(running.tokens.values())
+    credentials = running.db.parent / "credentials.json"
+    assert stat.S_IMODE(credentials.stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize(
+    ("stub", "rpc", "request_message", "scope"),
+    [
+        ("profiles", "ListTraits", profiles_pb2.ListTraitsRequest(), "read"),
+        ("admin", "ListAudiences", admin_pb2.ListAudiencesRequest(), "admin"),
+        ("sync", "ListDestinations", sync_pb2.ListDestinationsRequest(), "admin"),
+    ],
+)
+def test_contracted_calls_not_built_are_unimplemented(running: Running, stub: str, rpc: str,
+                                                      request_message: object, scope: str) -> None:
+    """RPCs in the contract that are not built yet answer UNIMPLEMENTED, not a crash."""
+    with pytest.raises(grpc.RpcError) as caught:
+        getattr(getattr(running, stub), rpc)(request_message, metadata=running.auth(scope))
+    assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert error_reason(caught.value) == "NOT_IMPLEMENTED"
+
+
+def test_health_and_reflection(running: Running) -> None:
+    """Health checking answers SERVING without a token; reflection lists the four services."""
+    health = health_pb2_grpc.HealthStub(running.channel)
+    assert health.Check(health_pb2.HealthCheckRequest()).status == health_pb2.HealthCheckResponse.SERVING
+    assert health.Check(health_pb2.HealthCheckRequest(service="audiences.v1.IngestService")).status == 1
+    reflect = reflection_pb2_grpc.ServerReflectionStub(running.channel)
+    replies = reflect.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
+    names = {s.name for reply in replies for s in reply.list_services_response.service}
+    assert {"audiences.v1.IngestService", "audiences.v1.ProfilesService", "audiences.v1.AudienceAdminService",
+            "audiences.v1.SyncService"} <= names
+
+
+def test_one_log_line_per_rpc(running: Running) -> None:
+    """Each RPC logs one `rpc` line with method, code, duration and the request id it was given."""
+    with structlog.testing.capture_logs() as logs:
+        running.ingest.Track(TRACK, metadata=(*running.auth("write"), ("x-request-id", "req-42")))
+        with pytest.raises(grpc.RpcError):
+            running.ingest.Track(TRACK, metadata=running.auth("read"))
+    lines = [entry for entry in logs if entry["event"] == "rpc"]
+    assert [(e["method"], e["code"]) for e in lines] == [
+        ("/audiences.v1.IngestService/Track", "OK"), ("/audiences.v1.IngestService/Track", "PERMISSION_DENIED"),
+    ]
+    assert all(e["duration_ms"] >= 0 for e in lines)
+
+
+def test_request_id_is_returned(running: Running) -> None:
+    """The server echoes the caller's request id (or a fresh one) in the initial metadata."""
+    _, call = running.ingest.Track.with_call(TRACK, metadata=(*running.auth("write"), ("x-request-id", "abc")))
+    assert dict(call.initial_metadata())["x-request-id"] == "abc"
+
+
+def test_settings_defaults_match_declarations() -> None:
+    """The Settings dataclass defaults are the declared defaults, so docs and code agree."""
+    assert resolve({}, {}) == Settings()
+    assert {s.name for s in SETTINGS} == set(Settings.__dataclass_fields__)
+
+
+def test_settings_precedence_and_errors() -> None:
+    """A flag beats the environment, which beats the default; a bad value names its setting."""
+    env = {"AUDIENCES_LISTEN": "0.0.0.0:1", "AUDIENCES_WORKERS": "4"}
+    settings = resolve({"listen": "127.0.0.1:2"}, env)
+    assert (settings.listen, settings.workers) == ("127.0.0.1:2", 4)
+    with pytest.raises(ValueError, match="--workers / AUDIENCES_WORKERS"):
+        resolve({"workers": "-3"}, {})
+
+
+def test_cli_creates_spaces_and_tokens(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`spaces create`, `spaces list` and `tokens create` manage tenants in the database file."""
+    db = str(tmp_path / "a.db")
+    assert cli.main(["spaces", "create", "shop", "--db", db]) == 0
+    assert cli.main(["spaces", "create", "shop", "--db", db]) == 1
+    assert cli.main(["tokens", "create", "--space", "shop", "--scope", "read", "--db", db]) == 0
+    assert cli.main(["tokens", "create", "--space", "nope", "--scope", "read", "--db", db]) == 1
+    assert cli.main(["spaces", "list", "--db", db]) == 0
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    assert lines[0] == "created space shop"
+    assert lines[1].startswith("aud_read_")
+    assert lines[2:] == ["shop"]
+    assert "already exists" in err
+    assert "not found" in err
+
+
+def test_bootstrap_only_on_empty_database(tmp_path: Path) -> None:
+    """The first start writes credentials for space `default`; later starts leave them alone."""
+    from tests.conftest import start
+
+    first = start(tmp_path / "db.sqlite")
+    tokens = dict(first.tokens)
+    first.server.stop(grace=0)
+    second = start(tmp_path / "db.sqlite")
+    try:
+        assert second.tokens == tokens
+        assert json.loads((tmp_path / "credentials.json").read_text())["space"] == "default"
+        reply = second.ingest.Track(TRACK, metadata=second.auth("write"))
+        assert reply.status == ingest_pb2.MESSAGE_STATUS_ACCEPTED
+    finally:
+        second.server.stop(grace=0)

@@ -1,0 +1,83 @@
+"""core.tracking: validation and normalisation of single calls, without a server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from audiences_server.core import tracking
+
+RECEIVED = 1_800_000_000_000  # 2027-01-15T08:00:00Z
+
+
+@pytest.mark.parametrize(
+    ("text", "ms"),
+    [
+        ("2026-01-01T00:00:00Z", 1767225600000),
+        ("2026-01-01T00:00:00.001Z", 1767225600001),
+        ("2026-01-01T01:00:00+01:00", 1767225600000),
+        ("2026-01-01T00:00:00", 1767225600000),
+        ("2026-01-01T00:00:00.999999Z", 1767225600999),
+        ("1969-12-31T23:59:59.999Z", -1),
+    ],
+)
+def test_parse_time_to_the_millisecond(text: str, ms: int) -> None:
+    """ISO-8601 times become exact integer milliseconds (naive times are UTC, microseconds cut)."""
+    assert tracking.parse_time(text, "timestamp") == ms
+
+
+@pytest.mark.parametrize("ms", [0, 1, 999, 1767225600001, 1800000000123])
+def test_format_time_round_trips(ms: int) -> None:
+    """Stored times print as ISO-8601 UTC with milliseconds and parse back to the same value."""
+    assert tracking.parse_time(tracking.format_time(ms), "t") == ms
+
+
+def test_numeric_ids_become_strings() -> None:
+    """Whole-number ids are taken as their decimal text, as many backends send them."""
+    call = tracking.normalize({"type": "track", "userId": 42, "event": "E"}, RECEIVED)
+    assert isinstance(call, tracking.Call)
+    assert call.user_id == "42"
+
+
+def test_call_keeps_everything_it_was_given() -> None:
+    """Fields without a column of their own (integrations, sentAt, custom keys) are kept in `extra`."""
+    raw: dict[str, Any] = {"type": "track", "userId": "u", "event": "E", "integrations": {"All": False},
+                           "sentAt": "2027-01-15T08:00:00Z", "custom": 1}
+    call = tracking.normalize(raw, RECEIVED)
+    assert isinstance(call, tracking.Call)
+    assert '"integrations":{"All":false}' in call.extra_json
+    assert '"custom":1' in call.extra_json
+    assert call.message["receivedAt"] == "2027-01-15T08:00:00.000Z"
+
+
+def test_batch_defaults_do_not_override_the_call() -> None:
+    """A batch's context is merged under each call's own; the call's keys win."""
+    defaults = tracking.BatchDefaults(context={"ip": "1", "locale": "fr"}, sent_at="2027-01-15T08:00:00Z")
+    call = tracking.normalize({"type": "identify", "userId": "u", "context": {"ip": "2"}}, RECEIVED, defaults)
+    assert isinstance(call, tracking.Call)
+    assert call.context_json == '{"ip":"2","locale":"fr"}'
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        ({"type": "track", "event": "E"}, "userId"),
+        ({"type": "track", "userId": "u"}, "event"),
+        ({"type": "group", "userId": "u"}, "groupId"),
+        ({"type": "identify", "userId": "u", "traits": 1}, "traits"),
+    ],
+)
+def test_rejection_names_its_field(raw: dict[str, Any], field: str) -> None:
+    """Every rejection names the field at fault, for BadRequest field violations."""
+    rejection = tracking.normalize(raw, RECEIVED)
+    assert isinstance(rejection, tracking.Rejection)
+    assert rejection.field == field
+
+
+def test_values_json_cannot_hold_are_rejected() -> None:
+    """A NaN property cannot be stored as JSON: bad_request, never a crash."""
+    rejection = tracking.normalize({"type": "track", "userId": "u", "event": "E", "properties": {"x": float("nan")}},
+                                   RECEIVED)
+    assert isinstance(rejection, tracking.Rejection)
+    assert rejection.reason == "bad_request"
