@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -15,39 +11,8 @@ import grpc
 import pytest
 from audiences.v1 import ingest_pb2, ingest_pb2_grpc
 
+from audiences_server.testing import ServerProcess
 from tests.conftest import bearer
-
-
-class ServerProcess:
-    """The real `serve` command in a child process."""
-
-    def __init__(self, db: Path) -> None:
-        self.db = db
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "audiences_server.cli", "serve", "--db", str(db), "--listen", "127.0.0.1:0",
-             "--log-format", "json"],
-            stderr=subprocess.PIPE, text=True,
-        )
-        self.port = self._wait_for_port()
-        self.token = json.loads((db.parent / "credentials.json").read_text())["tokens"]["write"]
-
-    def _wait_for_port(self) -> int:
-        assert self.proc.stderr is not None
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            line = self.proc.stderr.readline()
-            if not line:
-                break
-            entry = json.loads(line)
-            if entry.get("event") == "server_started":
-                threading.Thread(target=self._drain, daemon=True).start()
-                return int(entry["address"].rsplit(":", 1)[1])
-        raise AssertionError("the server did not start")
-
-    def _drain(self) -> None:
-        assert self.proc.stderr is not None
-        for _ in self.proc.stderr:
-            pass
 
 
 def _send_until_stopped(port: int, token: str, acked: list[str], stop: threading.Event) -> None:
@@ -86,21 +51,19 @@ def test_acknowledged_calls_survive(tmp_path: Path, how: str) -> None:
     server = ServerProcess(tmp_path / "audiences.db")
     acked: list[str] = []
     stop = threading.Event()
-    sender = threading.Thread(target=_send_until_stopped, args=(server.port, server.token, acked, stop))
+    sender = threading.Thread(target=_send_until_stopped, args=(server.port, server.tokens["write"], acked, stop))
     sender.start()
     deadline = time.monotonic() + 10
     while len(acked) < 2000 and time.monotonic() < deadline:
         time.sleep(0.01)
-    server.proc.send_signal(signal.SIGKILL if how == "kill -9" else signal.SIGTERM)
-    server.proc.wait(timeout=30)
+    status = server.kill() if how == "kill -9" else server.stop()
     stop.set()
     sender.join(timeout=10)
     assert len(acked) >= 2000
     if how == "SIGTERM":
-        assert server.proc.returncode == 0
+        assert status == 0
     restarted = ServerProcess(tmp_path / "audiences.db")
     try:
-        assert _count_present(restarted.port, restarted.token, acked) == len(acked)
+        assert _count_present(restarted.port, restarted.tokens["write"], acked) == len(acked)
     finally:
-        os.kill(restarted.proc.pid, signal.SIGTERM)
-        restarted.proc.wait(timeout=30)
+        restarted.stop()
