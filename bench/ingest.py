@@ -16,7 +16,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -57,11 +57,27 @@ def measure(name: str, unit: str, count: int, run: Callable[[], None]) -> dict[s
     return figure
 
 
-def bench_batch_json(stub: Any, meta: Any, calls: list[dict[str, Any]]) -> None:
-    for start in range(0, len(calls), 500):
-        body = json.dumps({"batch": calls[start:start + 500]}).encode()
+def in_parallel(senders: int, items: list[Any], send: Callable[[Any], None]) -> None:
+    """Sends the items from several client threads, as several producers would."""
+    def worker(share: list[Any]) -> None:
+        for item in share:
+            send(item)
+
+    pool = [threading.Thread(target=worker, args=(items[i::senders],)) for i in range(senders)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+
+
+def bench_batch_json(stub: Any, meta: Any, calls: list[dict[str, Any]], senders: int) -> None:
+    bodies = [json.dumps({"batch": calls[i:i + 500]}).encode() for i in range(0, len(calls), 500)]
+
+    def send(body: bytes) -> None:
         reply = stub.BatchJson(ingest_pb2.BatchJsonRequest(body=body), metadata=meta)
-        assert reply.accepted_count == len(calls[start:start + 500]), reply.results[:3]
+        assert reply.rejected_count == 0, reply.results[:3]
+
+    in_parallel(senders, bodies, send)
 
 
 def to_track(call: dict[str, Any]) -> tracking_pb2.Track:
@@ -71,37 +87,26 @@ def to_track(call: dict[str, Any]) -> tracking_pb2.Track:
                               properties=props)
 
 
-def bench_batch_typed(stub: Any, meta: Any, calls: list[dict[str, Any]]) -> None:
+def bench_batch_typed(stub: Any, meta: Any, calls: list[dict[str, Any]], senders: int) -> None:
     items = [tracking_pb2.TrackingCall(track=to_track(c)) for c in calls]
-    for start in range(0, len(items), 500):
-        reply = stub.Batch(ingest_pb2.BatchRequest(batch=items[start:start + 500]), metadata=meta)
-        assert reply.accepted_count == len(items[start:start + 500])
+    requests = [ingest_pb2.BatchRequest(batch=items[i:i + 500]) for i in range(0, len(items), 500)]
+
+    def send(request: ingest_pb2.BatchRequest) -> None:
+        assert stub.Batch(request, metadata=meta).rejected_count == 0
+
+    in_parallel(senders, requests, send)
 
 
-def bench_stream(stub: Any, meta: Any, calls: list[dict[str, Any]]) -> None:
-    encoded = [json.dumps(c).encode() for c in calls]
-
-    def requests() -> Iterator[ingest_pb2.StreamCallsRequest]:
-        for data in encoded:
-            yield ingest_pb2.StreamCallsRequest(call=tracking_pb2.TrackingCall(json=data))
-
-    reply = stub.StreamCalls(requests(), metadata=meta)
+def bench_stream(stub: Any, meta: Any, calls: list[dict[str, Any]], senders: int) -> None:
+    encoded = [ingest_pb2.StreamCallsRequest(call=tracking_pb2.TrackingCall(json=json.dumps(c).encode()))
+               for c in calls]
+    reply = stub.StreamCalls(iter(encoded), metadata=meta)
     assert reply.accepted_count == len(calls), reply
 
 
 def bench_unary(stub: Any, meta: Any, calls: list[dict[str, Any]], threads: int) -> None:
     requests = [ingest_pb2.TrackRequest(track=to_track(c)) for c in calls]
-    chunks = [requests[i::threads] for i in range(threads)]
-
-    def worker(chunk: list[ingest_pb2.TrackRequest]) -> None:
-        for request in chunk:
-            stub.Track(request, metadata=meta)
-
-    pool = [threading.Thread(target=worker, args=(chunk,)) for chunk in chunks]
-    for thread in pool:
-        thread.start()
-    for thread in pool:
-        thread.join()
+    in_parallel(threads, requests, lambda request: stub.Track(request, metadata=meta))
 
 
 def bench_raw_apsw(path: Path, calls: list[dict[str, Any]]) -> None:
@@ -119,13 +124,13 @@ def bench_raw_apsw(path: Path, calls: list[dict[str, Any]]) -> None:
     print(f"{'baseline: raw apsw insert, 500-row transactions':<48} {len(rows) / elapsed:>10,.0f} events/s "
           f"(normalisation excluded)", flush=True)
     conn.close()
-    return None
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--unary", type=int, default=10_000)
+    parser.add_argument("--senders", type=int, default=4, help="client threads sending batches")
     args = parser.parse_args()
     rng = random.Random(7)
     results = []
@@ -141,12 +146,13 @@ def main() -> int:
             stub = ingest_pb2_grpc.IngestServiceStub(channel)
             meta = (("authorization", f"Bearer {server.tokens['write']}"),)
             for name, fn, n in (
-                ("BatchJson, 500 per call", bench_batch_json, args.events),
-                ("Batch (typed Struct), 500 per call", bench_batch_typed, args.events // 2),
+                (f"BatchJson, 500 per call, {args.senders} senders", bench_batch_json, args.events),
+                (f"Batch (typed Struct), 500 per call, {args.senders} senders", bench_batch_typed, args.events // 2),
                 ("StreamCalls, one JSON call per message", bench_stream, args.events // 2),
             ):
                 calls = [make_call(i, rng) for i in range(n)]
-                results.append(measure(name, "events/s", n, lambda fn=fn, calls=calls: fn(stub, meta, calls)))
+                results.append(measure(name, "events/s", n,
+                                       lambda fn=fn, calls=calls: fn(stub, meta, calls, args.senders)))
             calls = [make_call(i, rng) for i in range(args.unary)]
             results.append(measure("unary Track, 16 client threads", "calls/s", args.unary,
                                    lambda: bench_unary(stub, meta, calls, 16)))

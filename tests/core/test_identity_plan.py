@@ -37,7 +37,7 @@ def xid(text: str) -> ExternalId:
 
 
 def prof(
-    pid: str, created: int, *ids: str | tuple[str, int], merges: int = 0
+    pid: str | int, created: int, *ids: str | tuple[str, int], merges: int = 0
 ) -> ProfileState:
     """A stored profile; an id given alone was added when the profile was created."""
     held = []
@@ -47,12 +47,16 @@ def prof(
     return ProfileState(pid, created, tuple(held), merges)
 
 
-def rules_with(**overrides: IdTypeRule | int) -> IdentityRules:
-    """The default rules with some types' rules (or the caps) replaced."""
-    types = dict(DEFAULT.types)
-    caps = {k: v for k, v in overrides.items() if isinstance(v, int)}
-    types.update({k: v for k, v in overrides.items() if isinstance(v, IdTypeRule)})
-    return IdentityRules(types=types, default=DEFAULT.default, **caps)  # type: ignore[arg-type]
+def rules_with(
+    max_merges: int = 100, max_identifiers: int = 1000, **types: IdTypeRule
+) -> IdentityRules:
+    """The default rules with some types' rules, or the caps, replaced."""
+    return IdentityRules(
+        types={**DEFAULT.types, **types},
+        default=DEFAULT.default,
+        max_merges=max_merges,
+        max_identifiers=max_identifiers,
+    )
 
 
 class Expect(NamedTuple):
@@ -300,7 +304,8 @@ def test_violation_describes_the_broken_rule() -> None:
     assert violation.kind.code == "IDENTIFIER_VALUE_LIMIT_EXCEEDED"
     assert violation.id_type == "user_id"
     assert violation.profile_ids == ("J",)
-    assert "2 user_id values" in violation.detail and "1 ever" in violation.detail
+    assert "2 user_id values" in violation.detail
+    assert "1 ever" in violation.detail
     assert plan.dropped == (xid("email:jane@example1.com"),)
     assert plan.resolved_ids == (xid("user_id:abc456"),)
 
@@ -308,7 +313,8 @@ def test_violation_describes_the_broken_rule() -> None:
 def test_blocked_violation_detail_and_unresolved_error() -> None:
     """A blocked value says which rule blocked it; an all-blocked message has Segment's error."""
     plan = plan_resolution([xid("anonymous_id:000")], [], DEFAULT, NOW)
-    assert plan.action is Action.UNRESOLVED and plan.target is None
+    assert plan.action is Action.UNRESOLVED
+    assert plan.target is None
     assert plan.error == NO_MATCHING_IDENTIFIERS == "No matching identifiers on event"
     assert plan.violations[0].kind == "ID value blocked"
     assert "'^[0-]*$'" in plan.violations[0].detail
@@ -337,7 +343,8 @@ def test_merge_chain_over_two_messages() -> None:
     first = plan_resolution([xid("email:e@x.io"), xid("ios.id:d1")], [b, c], DEFAULT, NOW)
     check(first, Expect(Action.MERGE, "B", ("C",)))
     b_after = profile_after(first, [b, c], new_profile_id="N", now_ms=NOW)
-    assert b_after is not None and b_after.merge_count == 1
+    assert b_after is not None
+    assert b_after.merge_count == 1
     second = plan_resolution(
         [xid("anonymous_id:a1"), xid("ios.id:d1")], [a, b_after], DEFAULT, NOW + 1
     )
@@ -353,7 +360,7 @@ def test_merge_chain_over_two_messages() -> None:
     [
         pytest.param([prof("b", 5, "anonymous_id:x"), prof("a", 5, "email:y")], "a",
                      id="same age: smallest id"),
-        pytest.param([prof(10, 5, "anonymous_id:x"), prof(9, 5, "email:y")], 9,  # type: ignore[arg-type]
+        pytest.param([prof(10, 5, "anonymous_id:x"), prof(9, 5, "email:y")], 9,
                      id="integer ids compare as numbers"),
         pytest.param([prof("z", 4, "anonymous_id:x"), prof("a", 5, "email:y")], "z",
                      id="oldest wins over smaller id"),

@@ -35,6 +35,8 @@ POOL = [
     ExternalId("user_id", "0"),
 ]
 TYPES = ("email", "anonymous_id", "ios.id")
+# Device and anonymous ids are drawn more often than user_ids, so that merges happen.
+WEIGHTED_POOL = POOL + [i for i in POOL if i.type in TYPES] * 2
 
 
 @st.composite
@@ -52,7 +54,7 @@ def rule_sets(draw: st.DrawFn) -> IdentityRules:
 
 
 messages = st.lists(
-    st.tuples(st.lists(st.sampled_from(POOL), min_size=1, max_size=5), st.integers(0, 10)),
+    st.tuples(st.lists(st.sampled_from(WEIGHTED_POOL), min_size=1, max_size=4), st.integers(0, 10)),
     max_size=25,
 )
 

@@ -50,12 +50,13 @@ class Rejection:
         return match.group(1) if match else ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Call:
     """A valid call, normalised to what is stored.
 
-    `message` is the whole call as a dict in the tracking spec's shape, with `messageId`,
-    `timestamp` and `receivedAt` filled in; the `*_json` fields are its parts as stored text.
+    `message` is the whole call as a dict in the tracking spec's shape, with `messageId` filled
+    in (times are in `timestamp_ms` and `received_ms`); the `*_json` fields are its parts as
+    stored text.
     """
 
     message_id: str
@@ -219,8 +220,8 @@ def _with_defaults(raw: dict[str, Any], defaults: BatchDefaults) -> dict[str, An
     return merged
 
 
-def _dump(value: object) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+# One encoder for the process: json.dumps with options builds a new encoder on every call.
+_dump = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 
 
 def _build(raw: dict[str, Any], received_ms: int) -> Call:
@@ -240,10 +241,7 @@ def _build(raw: dict[str, Any], received_ms: int) -> Call:
     _object_field(raw, "integrations", "integrations_not_object")
     timestamp_ms = event_time(raw, received_ms, raw.get("sentAt"))
     extra = {k: v for k, v in raw.items() if k not in _COLUMN_FIELDS}
-    message = {
-        **raw, "messageId": message_id, "timestamp": format_time(timestamp_ms),
-        "receivedAt": format_time(received_ms),
-    }
+    message = {**raw, "messageId": message_id}
     if body_field:
         message[body_field] = body
     if event is not None:
@@ -251,7 +249,8 @@ def _build(raw: dict[str, Any], received_ms: int) -> Call:
     return Call(
         message_id=message_id, type=kind, event=event, user_id=user_id, anonymous_id=anon,
         group_id=group_id, timestamp_ms=timestamp_ms, received_ms=received_ms,
-        body_json=_dump(body), context_json=_dump(context), extra_json=_dump(extra), message=message,
+        body_json=_dump(body) if body else "{}", context_json=_dump(context) if context else "{}",
+        extra_json=_dump(extra) if extra else "{}", message=message,
     )
 
 

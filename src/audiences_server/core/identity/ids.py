@@ -1,0 +1,204 @@
+"""External ids read from one tracking-spec message.
+
+Where each id comes from follows SPEC §3 and Segment's table of default externalIDs
+(`src/unify/identity-resolution/externalids.md` and `identity-resolution-onboarding.md` in
+`segmentio/segment-docs`). Extraction knows nothing of the space's rules: blocked values are
+still here and are dropped by the planner, which records them as violations.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+USERS = "users"
+ACCOUNTS = "accounts"
+COLLECTIONS = (USERS, ACCOUNTS)
+
+_DEVICE_TYPES = frozenset({"ios", "android"})
+# Segment documents `none` as the only encoding; an id in any other encoding cannot be
+# compared with the same id sent plainly, so it is not used at all.
+_PLAIN_ENCODINGS = frozenset({"none", ""})
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class ExternalId:
+    """One identifier, `type:value`, e.g. `user_id:u_123` or `ios.idfa:6D92…`.
+
+    Attributes:
+        type: the id type, lower case (`user_id`, `email`, a custom type…).
+        value: the value exactly as sent, numbers in their decimal form.
+    """
+
+    type: str
+    value: str
+
+    def __str__(self) -> str:
+        return f"{self.type}:{self.value}"
+
+    @classmethod
+    def parse(cls, text: str) -> ExternalId:
+        """Read the `type:value` form used by the Profiles API.
+
+        The type ends at the first colon, so values may contain colons. The type is lower-cased
+        because Segment's id types are lower case.
+
+        Args:
+            text: an identifier written `type:value`.
+
+        Returns:
+            The identifier.
+
+        Raises:
+            ValueError: when there is no colon or the type is empty.
+        """
+        id_type, colon, value = text.partition(":")
+        id_type = id_type.strip().lower()
+        if not colon or not id_type:
+            raise ValueError(f"an external id is written type:value, got {text!r}")
+        return cls(id_type, value)
+
+
+@dataclass(frozen=True, slots=True)
+class ExtractedIds:
+    """The ids of one message, per collection, de-duplicated and sorted by (type, value).
+
+    Attributes:
+        users: ids of the person who sent the message (collection `users`).
+        accounts: ids of accounts named by the message (`group_id` of a group call and
+            `context.externalIds` items of collection `accounts`).
+    """
+
+    users: tuple[ExternalId, ...] = ()
+    accounts: tuple[ExternalId, ...] = ()
+
+
+def extract_external_ids(message: Mapping[str, Any]) -> ExtractedIds:
+    """Read every external id a tracking-spec message carries.
+
+    Sources: `userId` → `user_id`; `anonymousId` → `anonymous_id`; `traits.email`, else
+    `context.traits.email` → `email` (a group call's `traits` describe the account, so there
+    only `context.traits.email` counts); `context.device.{id, token, advertisingId}` →
+    `<ios|android>.{id, push_token, idfa}` by `context.device.type`, the idfa only when
+    `context.device.adTrackingEnabled` is `true`; each `context.externalIds[]` item; a group
+    call's `groupId` → account `group_id`; an alias call's `previousId` → `anonymous_id`.
+
+    Values may be strings or numbers (numbers become their decimal text); any other type is
+    ignored. Nothing here raises: a malformed part of the message contributes no id.
+
+    Args:
+        message: one call in the Segment JSON shape.
+
+    Returns:
+        The user and account ids, de-duplicated and sorted by (type, value).
+    """
+    context = _mapping(message.get("context"))
+    users = [
+        *_ids("user_id", message.get("userId")),
+        *_ids("anonymous_id", message.get("anonymousId")),
+        *_ids("email", _email(message, context)),
+        *_device_ids(_mapping(context.get("device"))),
+        *_alias_ids(message),
+    ]
+    accounts = list(_group_ids(message))
+    for collection, external_id in _custom_ids(context.get("externalIds")):
+        (users if collection == USERS else accounts).append(external_id)
+    return ExtractedIds(users=_canonical(users), accounts=_canonical(accounts))
+
+
+def id_text(raw: object) -> str | None:
+    """The text form of an id value, or None when the value cannot be an id.
+
+    Strings are kept as they are. Integers, and floats with an integral value, are written
+    without a fraction so that `123` and `123.0` (both JSON for the same number) give `"123"`,
+    as JavaScript's `String(n)` does. Booleans, NaN, infinities and containers are not ids.
+
+    Args:
+        raw: a value from a parsed JSON message.
+
+    Returns:
+        The id text, or None.
+    """
+    if isinstance(raw, str):
+        return raw
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, int):
+        return str(raw)
+    if isinstance(raw, float) and math.isfinite(raw):
+        return str(int(raw)) if raw.is_integer() else repr(raw)
+    return None
+
+
+def _ids(id_type: str, raw: object) -> list[ExternalId]:
+    text = id_text(raw)
+    return [] if text is None else [ExternalId(id_type, text)]
+
+
+def _email(message: Mapping[str, Any], context: Mapping[str, Any]) -> object:
+    if message.get("type") != "group":
+        top = _mapping(message.get("traits")).get("email")
+        if id_text(top) is not None:
+            return top
+    return _mapping(context.get("traits")).get("email")
+
+
+def _device_ids(device: Mapping[str, Any]) -> list[ExternalId]:
+    device_type = device.get("type")
+    if not isinstance(device_type, str) or device_type.lower() not in _DEVICE_TYPES:
+        return []
+    prefix = device_type.lower()
+    found = _ids(f"{prefix}.id", device.get("id")) + _ids(
+        f"{prefix}.push_token", device.get("token")
+    )
+    # A user who opted out of ad tracking must not be identified by the advertising id.
+    if device.get("adTrackingEnabled") is True:
+        found += _ids(f"{prefix}.idfa", device.get("advertisingId"))
+    return found
+
+
+def _alias_ids(message: Mapping[str, Any]) -> list[ExternalId]:
+    # Segment: previousId "might be an Anonymous ID … or a User ID". Reading it as an
+    # anonymous_id gives the useful link (anonymous → known) and, when it really was an old
+    # user_id, still never merges two user_ids: no profile holds anonymous_id:<old user id>.
+    if message.get("type") != "alias":
+        return []
+    return _ids("anonymous_id", message.get("previousId"))
+
+
+def _group_ids(message: Mapping[str, Any]) -> list[ExternalId]:
+    if message.get("type") != "group":
+        return []
+    return _ids("group_id", message.get("groupId"))
+
+
+def _custom_ids(raw: object) -> Iterable[tuple[str, ExternalId]]:
+    if not isinstance(raw, Sequence) or isinstance(raw, str | bytes):
+        return
+    for item in raw:
+        found = _custom_id(_mapping(item))
+        if found is not None:
+            yield found
+
+
+def _custom_id(item: Mapping[str, Any]) -> tuple[str, ExternalId] | None:
+    id_type, value = item.get("type"), id_text(item.get("id"))
+    collection = item.get("collection", USERS)
+    encoding = item.get("encoding", "none")
+    if not isinstance(id_type, str) or not id_type.strip() or value is None:
+        return None
+    if collection not in COLLECTIONS or not isinstance(encoding, str):
+        return None
+    if encoding.lower() not in _PLAIN_ENCODINGS:
+        return None
+    return collection, ExternalId(id_type.strip().lower(), value)
+
+
+def _canonical(ids: Iterable[ExternalId]) -> tuple[ExternalId, ...]:
+    return tuple(sorted(set(ids)))
+
+
+def _mapping(raw: object) -> Mapping[str, Any]:
+    return raw if isinstance(raw, Mapping) else {}
