@@ -118,7 +118,8 @@ def bench_raw_apsw(path: Path, calls: list[dict[str, Any]]) -> None:
     started = time.perf_counter()
     for start in range(0, len(rows), 500):
         conn.execute("BEGIN IMMEDIATE")
-        events.insert_calls(conn, 1, rows[start:start + 500])
+        chunk = rows[start:start + 500]
+        events.insert_calls(conn, 1, chunk, [hash(c.user_id) % 100_000 for c in chunk], start + 1)
         conn.execute("COMMIT")
     elapsed = time.perf_counter() - started
     print(f"{'baseline: raw apsw insert, 500-row transactions':<48} {len(rows) / elapsed:>10,.0f} events/s "

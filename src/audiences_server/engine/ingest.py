@@ -11,6 +11,7 @@ import apsw
 
 from audiences_server.core import tracking
 from audiences_server.engine.clock import Clock
+from audiences_server.engine.resolution import Resolver
 from audiences_server.errors import FieldViolation, InvalidArgument, Unavailable
 from audiences_server.store import events
 from audiences_server.store.writer import Writer, WriterClosed
@@ -110,7 +111,13 @@ class Ingest:
             raise rejection_error(call)
         return self._queue(space_id, [call], 0).results()[0]
 
-    @staticmethod
-    def _store(conn: apsw.Connection, space_id: int, calls: list[tracking.Call]) -> events.StoredCalls:
+    def _store(self, conn: apsw.Connection, space_id: int, calls: list[tracking.Call]) -> events.StoredCalls:
         # Identity resolution joins this transaction, so a read after the RPC sees its profile.
-        return events.insert_calls(conn, space_id, calls)
+        split = events.split_duplicates(conn, space_id, calls)
+        accepted = [calls[i] for i in split.accepted]
+        first_seq = events.next_seq(conn)
+        resolver = Resolver(conn, space_id, self._clock.now_ms())
+        profile_ids = [resolver.resolve(call, first_seq + i) for i, call in enumerate(accepted)]
+        events.insert_calls(conn, space_id, accepted, profile_ids, first_seq)
+        resolver.finish()
+        return split

@@ -10,9 +10,9 @@ import apsw
 from audiences_server.core.tracking import Call
 
 _INSERT = """
-    INSERT INTO events (space_id, message_id, type, event, user_id, anonymous_id, group_id,
-                        ts, received_ms, body, context, extra)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    INSERT INTO events (seq, space_id, message_id, type, event, user_id, anonymous_id, group_id,
+                        profile_id, ts, received_ms, body, context, extra)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 # SQLite allows 32k bound variables; stay well under it when asking which ids exist.
 _LOOKUP_CHUNK = 500
@@ -36,29 +36,37 @@ def _existing_ids(conn: apsw.Connection, space_id: int, ids: Sequence[str]) -> s
     return found
 
 
-def insert_calls(conn: apsw.Connection, space_id: int, calls: Sequence[Call]) -> StoredCalls:
-    """Stores the calls that are not duplicates, by `(space, messageId)`.
+def split_duplicates(conn: apsw.Connection, space_id: int, calls: Sequence[Call]) -> StoredCalls:
+    """Sorts calls into new ones and duplicates, by `(space, messageId)`.
 
     A repeat of an id already stored, or of an earlier call in the same list, is a duplicate.
-    Runs inside the writer's transaction.
     """
     existing = _existing_ids(conn, space_id, [c.message_id for c in calls])
     accepted: list[int] = []
     duplicates: list[int] = []
-    rows = []
     for index, call in enumerate(calls):
         if call.message_id in existing:
             duplicates.append(index)
-            continue
-        existing.add(call.message_id)
-        accepted.append(index)
-        rows.append((
-            space_id, call.message_id, call.type, call.event, call.user_id, call.anonymous_id,
-            call.group_id, call.timestamp_ms, call.received_ms, call.body_json, call.context_json,
-            call.extra_json,
-        ))
-    conn.executemany(_INSERT, rows)
+        else:
+            existing.add(call.message_id)
+            accepted.append(index)
     return StoredCalls(accepted, duplicates)
+
+
+def next_seq(conn: apsw.Connection) -> int:
+    """The arrival number the next stored call gets (the writer is the only one inserting)."""
+    row = conn.execute("SELECT max(seq) FROM events").fetchone()
+    return int(row[0] or 0) + 1
+
+
+def insert_calls(conn: apsw.Connection, space_id: int, calls: Sequence[Call],
+                 profile_ids: Sequence[int | None], first_seq: int) -> None:
+    """Stores calls with their resolved profiles and arrival numbers `first_seq`, `first_seq + 1`, …"""
+    conn.executemany(_INSERT, [
+        (first_seq + i, space_id, c.message_id, c.type, c.event, c.user_id, c.anonymous_id, c.group_id,
+         profile_ids[i], c.timestamp_ms, c.received_ms, c.body_json, c.context_json, c.extra_json)
+        for i, c in enumerate(calls)
+    ])
 
 
 def count_events(conn: apsw.Connection, space_id: int) -> int:

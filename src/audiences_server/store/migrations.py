@@ -6,6 +6,7 @@ that records it, so a crash never leaves a half-applied migration behind.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 
@@ -75,6 +76,160 @@ def _events(conn: apsw.Connection) -> None:
         CREATE INDEX events_by_profile ON events(profile_id, event, ts);
     """)
 
+
+
+@migration("0003_profiles")
+def _profiles(conn: apsw.Connection) -> None:
+    # A merged-away profile keeps its row, with `merged_into` naming the survivor, so that its
+    # public id still resolves. Identifiers, events, traits and links always point at the
+    # survivor. `touches` is what changed since the evaluator last looked, by kind and name
+    # (an event name, a trait key), so it can skip definitions a change cannot affect.
+    conn.execute("""
+        CREATE TABLE profiles (
+            profile_id INTEGER PRIMARY KEY,
+            space_id INTEGER NOT NULL,
+            collection TEXT NOT NULL CHECK (collection IN ('users', 'accounts')),
+            public_id TEXT NOT NULL UNIQUE,
+            merged_into INTEGER REFERENCES profiles(profile_id),
+            merge_count INTEGER NOT NULL DEFAULT 0,
+            created_ms INTEGER NOT NULL,
+            updated_ms INTEGER NOT NULL,
+            first_message_ms INTEGER,
+            last_message_ms INTEGER
+        );
+        CREATE TABLE identifiers (
+            space_id INTEGER NOT NULL,
+            collection TEXT NOT NULL,
+            id_type TEXT NOT NULL,
+            id_value TEXT NOT NULL,
+            profile_id INTEGER NOT NULL,
+            added_ms INTEGER NOT NULL,
+            seq INTEGER NOT NULL,
+            PRIMARY KEY (space_id, collection, id_type, id_value)
+        ) WITHOUT ROWID;
+        CREATE INDEX identifiers_by_profile ON identifiers(profile_id);
+        CREATE TABLE traits (
+            profile_id INTEGER NOT NULL,
+            key TEXT NOT NULL,
+            value TEXT,
+            ts_ms INTEGER NOT NULL,
+            seq INTEGER NOT NULL,
+            PRIMARY KEY (profile_id, key)
+        ) WITHOUT ROWID;
+        CREATE TABLE links (
+            user_id INTEGER NOT NULL,
+            account_id INTEGER NOT NULL,
+            linked_ms INTEGER NOT NULL,
+            PRIMARY KEY (user_id, account_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX links_by_account ON links(account_id, user_id);
+        CREATE TABLE merges (
+            merge_id INTEGER PRIMARY KEY,
+            space_id INTEGER NOT NULL,
+            survivor_id INTEGER NOT NULL,
+            merged_id INTEGER NOT NULL,
+            message_id TEXT NOT NULL,
+            merged_ms INTEGER NOT NULL
+        );
+        CREATE INDEX merges_by_survivor ON merges(survivor_id);
+        CREATE TABLE identity_rules (
+            space_id INTEGER PRIMARY KEY,
+            rules TEXT NOT NULL,
+            updated_ms INTEGER NOT NULL
+        );
+        CREATE TABLE identity_violations (
+            space_id INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            id_type TEXT NOT NULL,
+            count INTEGER NOT NULL,
+            last_ms INTEGER NOT NULL,
+            PRIMARY KEY (space_id, kind, id_type)
+        ) WITHOUT ROWID;
+        CREATE TABLE identity_violation_samples (
+            sample_id INTEGER PRIMARY KEY,
+            space_id INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            id_type TEXT NOT NULL,
+            message_id TEXT NOT NULL,
+            dropped TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            at_ms INTEGER NOT NULL
+        );
+        CREATE INDEX identity_violation_samples_by_kind ON identity_violation_samples(space_id, kind, id_type);
+        CREATE TABLE touches (
+            profile_id INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            name TEXT NOT NULL,
+            PRIMARY KEY (profile_id, kind, name)
+        ) WITHOUT ROWID;
+    """)
+
+
+@migration("0004_server_keys")
+def _server_keys(conn: apsw.Connection) -> None:
+    # Secrets the server makes for itself, e.g. the key that signs page tokens. Made once, at
+    # the migration, so they survive restarts and stay with the database file.
+    conn.execute("CREATE TABLE server_keys (name TEXT PRIMARY KEY, value BLOB NOT NULL)")
+    conn.execute("INSERT INTO server_keys (name, value) VALUES ('page_token', ?)", (secrets.token_bytes(32),))
+
+
+@migration("0005_computations")
+def _computations(conn: apsw.Connection) -> None:
+    # Audiences and computed traits share one key space per collection, since `trait('x')`
+    # reads either. `computed_values` holds each profile's current value as JSON: an audience
+    # stores true for members and false for profiles that left (never-members have no row).
+    # `due` holds, per profile and computation, the next time its value can change with no new
+    # data (a window edge passing an event or a date), so ticks find them without a scan.
+    conn.execute("""
+        CREATE TABLE computations (
+            computation_id INTEGER PRIMARY KEY,
+            space_id INTEGER NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('audience', 'computed_trait')),
+            collection TEXT NOT NULL CHECK (collection IN ('users', 'accounts')),
+            key TEXT NOT NULL,
+            public_id TEXT NOT NULL UNIQUE,
+            name TEXT NOT NULL,
+            description TEXT NOT NULL,
+            definition TEXT NOT NULL,
+            enabled INTEGER NOT NULL,
+            options TEXT NOT NULL,
+            status TEXT NOT NULL,
+            error TEXT NOT NULL DEFAULT '',
+            size INTEGER NOT NULL DEFAULT 0,
+            progress_done INTEGER NOT NULL DEFAULT 0,
+            progress_total INTEGER NOT NULL DEFAULT 0,
+            created_ms INTEGER NOT NULL,
+            updated_ms INTEGER NOT NULL,
+            last_computed_ms INTEGER,
+            UNIQUE (space_id, collection, key)
+        );
+        CREATE TABLE computed_values (
+            computation_id INTEGER NOT NULL,
+            profile_id INTEGER NOT NULL,
+            value TEXT NOT NULL,
+            updated_ms INTEGER NOT NULL,
+            PRIMARY KEY (computation_id, profile_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX computed_values_by_profile ON computed_values(profile_id, computation_id);
+        CREATE TABLE due (
+            computation_id INTEGER NOT NULL,
+            profile_id INTEGER NOT NULL,
+            due_ms INTEGER NOT NULL,
+            PRIMARY KEY (computation_id, profile_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX due_by_time ON due(due_ms);
+        CREATE TABLE changes (
+            change_id INTEGER PRIMARY KEY,
+            space_id INTEGER NOT NULL,
+            computation_id INTEGER NOT NULL,
+            profile_id INTEGER NOT NULL,
+            change TEXT NOT NULL CHECK (change IN ('entered', 'exited', 'changed')),
+            old_value TEXT,
+            new_value TEXT,
+            at_ms INTEGER NOT NULL
+        );
+        CREATE INDEX changes_by_computation ON changes(computation_id, change_id);
+    """)
 
 def applied(conn: apsw.Connection) -> set[str]:
     """Names of the migrations already applied."""

@@ -1,0 +1,107 @@
+"""Identity resolution of accepted calls, run inside the ingest transaction.
+
+For each call, in arrival order: extract its ids, plan with the pure planner, apply the plan
+(create, attach or merge), apply identify/group traits by last-write-wins, link users to
+accounts, and note what changed for the evaluator. Because it runs in the same transaction as
+the insert, a Profiles read after the ingest RPC returns sees the result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import apsw
+
+from audiences_server.core.identity import (
+    ACCOUNTS,
+    USERS,
+    Action,
+    ExternalId,
+    apply_traits,
+    extract_external_ids,
+    merge_traits_into,
+    plan_resolution,
+)
+from audiences_server.core.tracking import Call
+from audiences_server.store import identity as store
+from audiences_server.store.identity import Touch
+
+
+class Resolver:
+    """Resolves the calls of one ingest job; `finish()` writes what it gathered."""
+
+    def __init__(self, conn: apsw.Connection, space_id: int, now_ms: int) -> None:
+        self._conn = conn
+        self._space = space_id
+        self._now = now_ms
+        self._rules = store.rules(conn, space_id)
+        self._touches: set[Touch] = set()
+        self._received: dict[int, tuple[int, int]] = {}
+
+    def resolve(self, call: Call, seq: int) -> int | None:
+        """Resolves one call; returns the user profile its event belongs to, if any."""
+        ids = extract_external_ids(call.message)
+        user = self._resolve(USERS, ids.users, call, seq)
+        if user is not None:
+            self._note(user, call)
+            if call.event is not None:
+                self._touches.add((user, "event", call.event))
+            if call.type == "identify":
+                self._set_traits(user, call, seq)
+        if call.type == "group":
+            account = self._resolve(ACCOUNTS, ids.accounts, call, seq)
+            if account is not None:
+                self._note(account, call)
+                self._set_traits(account, call, seq)
+                if user is not None and store.link(self._conn, user, account, self._now):
+                    self._touches.update({(user, "link", ""), (account, "link", "")})
+        return user
+
+    def finish(self) -> None:
+        """Writes message times and the evaluator's touches."""
+        store.note_messages(self._conn, self._received, self._now)
+        store.touch(self._conn, self._touches)
+
+    def _note(self, profile_id: int, call: Call) -> None:
+        first, last = self._received.get(profile_id, (call.received_ms, call.received_ms))
+        self._received[profile_id] = (min(first, call.received_ms), max(last, call.received_ms))
+
+    def _resolve(self, collection: str, ids: Sequence[ExternalId], call: Call, seq: int) -> int | None:
+        holders = store.find_holders(self._conn, self._space, collection, ids)
+        states = store.load_states(self._conn, holders)
+        plan = plan_resolution(list(ids), states, self._rules, self._now)
+        for violation in plan.violations:
+            store.record_violation(self._conn, self._space, violation, call.message_id, self._now)
+        if plan.action is Action.UNRESOLVED:
+            return None
+        if plan.action is Action.CREATE:
+            target = store.create_profile(self._conn, self._space, collection, self._now)
+            self._touches.add((target, "profile", "created"))
+        else:
+            target = int(plan.target)  # type: ignore[arg-type]
+        for merged in plan.merged:
+            self._merge(target, int(merged), call.message_id)
+        if plan.added:
+            store.add_identifiers(self._conn, self._space, collection, target, plan.added, self._now, seq)
+            self._touches.add((target, "identifier", ""))
+        return target
+
+    def _merge(self, survivor: int, merged: int, message_id: str) -> None:
+        kept = store.load_traits(self._conn, survivor)
+        update = merge_traits_into(kept, store.load_traits(self._conn, merged))
+        store.write_traits(self._conn, survivor, kept, update.written)
+        store.move_profile(self._conn, self._space, survivor, merged, message_id, self._now)
+        self._touches.update((survivor, "trait", key) for key in update.changed)
+        self._touches.update({(survivor, "merge", ""), (merged, "merge", "")})
+        if merged in self._received:
+            first, last = self._received.pop(merged)
+            self._received[survivor] = (first, last)
+
+    def _set_traits(self, profile_id: int, call: Call, seq: int) -> None:
+        incoming = call.message.get("traits") or {}
+        if not incoming:
+            return
+        current = store.load_traits(self._conn, profile_id, incoming)
+        update = apply_traits(current, incoming, call.timestamp_ms, seq)
+        store.write_traits(self._conn, profile_id, current, update.written)
+        self._touches.update((profile_id, "trait", key) for key in update.changed)

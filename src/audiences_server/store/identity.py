@@ -1,0 +1,167 @@
+"""Profiles, identifiers, traits, links, merges and identity-rule violations in SQLite.
+
+Every function here runs inside the writer's transaction (or a reader's snapshot for reads).
+Profile ids are the integer rowids; `public_id` (`prf_…`) is what the API shows.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterable, Sequence
+
+import apsw
+
+from audiences_server.core.identity import (
+    ExternalId,
+    HeldId,
+    IdentityRules,
+    ProfileState,
+    TraitValue,
+    Violation,
+)
+
+_SAMPLES_KEPT = 20
+Touch = tuple[int, str, str]
+
+
+def _marks(n: int) -> str:
+    return ",".join("?" * n)
+
+
+def find_holders(conn: apsw.Connection, space_id: int, collection: str, ids: Sequence[ExternalId]) -> set[int]:
+    """The profiles holding any of the ids (always survivors: merges move identifiers)."""
+    found: set[int] = set()
+    for external_id in ids:
+        row = conn.execute(
+            "SELECT profile_id FROM identifiers WHERE space_id = ? AND collection = ? AND id_type = ? AND id_value = ?",
+            (space_id, collection, external_id.type, external_id.value),
+        ).fetchone()
+        if row:
+            found.add(row[0])
+    return found
+
+
+def load_states(conn: apsw.Connection, profile_ids: Iterable[int]) -> list[ProfileState]:
+    """The planner's view of stored profiles."""
+    states = []
+    for profile_id in sorted(profile_ids):
+        created, merges = conn.execute(
+            "SELECT created_ms, merge_count FROM profiles WHERE profile_id = ?", (profile_id,)).fetchone()
+        held = tuple(HeldId(t, v, a) for t, v, a in conn.execute(
+            "SELECT id_type, id_value, added_ms FROM identifiers WHERE profile_id = ?", (profile_id,)))
+        states.append(ProfileState(profile_id, created, held, merges))
+    return states
+
+
+def create_profile(conn: apsw.Connection, space_id: int, collection: str, now_ms: int) -> int:
+    """A new, empty profile; returns its id."""
+    conn.execute(
+        "INSERT INTO profiles (space_id, collection, public_id, created_ms, updated_ms) VALUES (?, ?, ?, ?, ?)",
+        (space_id, collection, "prf_" + secrets.token_hex(12), now_ms, now_ms),
+    )
+    return int(conn.last_insert_rowid())
+
+
+def add_identifiers(conn: apsw.Connection, space_id: int, collection: str, profile_id: int,
+                    ids: Sequence[ExternalId], now_ms: int, seq: int) -> None:
+    """Gives the profile new identifiers."""
+    conn.executemany(
+        "INSERT INTO identifiers (space_id, collection, id_type, id_value, profile_id, added_ms, seq)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [(space_id, collection, i.type, i.value, profile_id, now_ms, seq) for i in ids],
+    )
+
+
+def load_traits(conn: apsw.Connection, profile_id: int, keys: Iterable[str] | None = None) -> dict[str, TraitValue]:
+    """A profile's stored trait entries (tombstones included), all or only some keys."""
+    if keys is None:
+        cursor = conn.execute("SELECT key, value, ts_ms, seq FROM traits WHERE profile_id = ?", (profile_id,))
+    else:
+        wanted = list(keys)
+        cursor = conn.execute(
+            f"SELECT key, value, ts_ms, seq FROM traits WHERE profile_id = ? AND key IN ({_marks(len(wanted))})",
+            (profile_id, *wanted))
+    return {k: TraitValue(None if v is None else json.loads(v), ts, seq) for k, v, ts, seq in cursor}
+
+
+def write_traits(conn: apsw.Connection, profile_id: int, entries: dict[str, TraitValue], keys: Iterable[str]) -> None:
+    """Stores the given keys of a trait map."""
+    conn.executemany(
+        "INSERT OR REPLACE INTO traits (profile_id, key, value, ts_ms, seq) VALUES (?, ?, ?, ?, ?)",
+        [(profile_id, k, None if entries[k].value is None else json.dumps(entries[k].value),
+          entries[k].ts_ms, entries[k].seq) for k in keys],
+    )
+
+
+def move_profile(conn: apsw.Connection, space_id: int, survivor: int, merged: int,
+                 message_id: str, now_ms: int) -> None:
+    """Moves everything of `merged` to `survivor` (traits are merged by the caller) and logs it."""
+    conn.execute("UPDATE identifiers SET profile_id = ? WHERE profile_id = ?", (survivor, merged))
+    conn.execute("UPDATE events SET profile_id = ? WHERE profile_id = ?", (survivor, merged))
+    conn.execute("DELETE FROM traits WHERE profile_id = ?", (merged,))
+    for column in ("user_id", "account_id"):
+        conn.execute(f"UPDATE OR IGNORE links SET {column} = ? WHERE {column} = ?", (survivor, merged))
+        conn.execute(f"DELETE FROM links WHERE {column} = ?", (merged,))
+    count = conn.execute("SELECT merge_count FROM profiles WHERE profile_id = ?", (merged,)).fetchone()[0]
+    conn.execute("UPDATE profiles SET merged_into = ?, updated_ms = ? WHERE profile_id = ?", (survivor, now_ms, merged))
+    conn.execute("UPDATE profiles SET merged_into = ? WHERE merged_into = ?", (survivor, merged))
+    conn.execute("UPDATE profiles SET merge_count = merge_count + ?, updated_ms = ? WHERE profile_id = ?",
+                 (count + 1, now_ms, survivor))
+    conn.execute("INSERT INTO merges (space_id, survivor_id, merged_id, message_id, merged_ms) VALUES (?, ?, ?, ?, ?)",
+                 (space_id, survivor, merged, message_id, now_ms))
+
+
+def link(conn: apsw.Connection, user_id: int, account_id: int, now_ms: int) -> bool:
+    """Links a user to an account; returns whether the link is new."""
+    conn.execute("INSERT OR IGNORE INTO links (user_id, account_id, linked_ms) VALUES (?, ?, ?)",
+                 (user_id, account_id, now_ms))
+    return bool(conn.changes())
+
+
+def note_messages(conn: apsw.Connection, received: dict[int, tuple[int, int]], now_ms: int) -> None:
+    """Records the first and last message times (received) of profiles that got messages."""
+    conn.executemany(
+        "UPDATE profiles SET first_message_ms = min(coalesce(first_message_ms, ?), ?),"
+        " last_message_ms = max(coalesce(last_message_ms, ?), ?), updated_ms = ? WHERE profile_id = ?",
+        [(first, first, last, last, now_ms, pid) for pid, (first, last) in received.items()],
+    )
+
+
+def touch(conn: apsw.Connection, touches: Iterable[Touch]) -> None:
+    """Marks profiles changed for the evaluator, with what changed."""
+    conn.executemany("INSERT OR IGNORE INTO touches (profile_id, kind, name) VALUES (?, ?, ?)", list(touches))
+
+
+def rules(conn: apsw.Connection, space_id: int) -> IdentityRules:
+    """The space's identity rules, or the defaults."""
+    row = conn.execute("SELECT rules FROM identity_rules WHERE space_id = ?", (space_id,)).fetchone()
+    return IdentityRules.from_dict(json.loads(row[0])) if row else IdentityRules.defaults()
+
+
+def save_rules(conn: apsw.Connection, space_id: int, value: IdentityRules, now_ms: int) -> None:
+    """Replaces the space's identity rules."""
+    conn.execute("INSERT OR REPLACE INTO identity_rules (space_id, rules, updated_ms) VALUES (?, ?, ?)",
+                 (space_id, json.dumps(value.to_dict()), now_ms))
+
+
+def record_violation(conn: apsw.Connection, space_id: int, violation: Violation, message_id: str,
+                     now_ms: int) -> None:
+    """Counts a violation and keeps it among the latest samples of its kind."""
+    kind, id_type = violation.kind.value, violation.id_type or ""
+    conn.execute(
+        "INSERT INTO identity_violations (space_id, kind, id_type, count, last_ms) VALUES (?, ?, ?, 1, ?)"
+        " ON CONFLICT (space_id, kind, id_type) DO UPDATE SET count = count + 1, last_ms = excluded.last_ms",
+        (space_id, kind, id_type, now_ms),
+    )
+    conn.execute(
+        "INSERT INTO identity_violation_samples (space_id, kind, id_type, message_id, dropped, detail, at_ms)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (space_id, kind, id_type, message_id, str(violation.dropped), violation.detail, now_ms),
+    )
+    conn.execute(
+        "DELETE FROM identity_violation_samples WHERE space_id = ? AND kind = ? AND id_type = ? AND sample_id NOT IN"
+        " (SELECT sample_id FROM identity_violation_samples WHERE space_id = ? AND kind = ? AND id_type = ?"
+        "  ORDER BY sample_id DESC LIMIT ?)",
+        (space_id, kind, id_type, space_id, kind, id_type, _SAMPLES_KEPT),
+    )
