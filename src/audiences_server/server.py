@@ -29,6 +29,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from audiences_server import logs
+from audiences_server.api.computations import ComputationAdmin
 from audiences_server.api.ingest import IngestServicer
 from audiences_server.api.interceptor import RequestInterceptor
 from audiences_server.engine.engine import Engine
@@ -45,6 +46,13 @@ SERVICES = {
 }
 
 
+class AdminServicer(ComputationAdmin, admin_pb2_grpc.AudienceAdminServiceServicer):
+    """AudienceAdminService."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+
 @dataclass
 class AudiencesServer:
     """A built server: the gRPC server, its engine and its health service."""
@@ -56,6 +64,7 @@ class AudiencesServer:
     def start(self) -> None:
         """Starts serving."""
         self.grpc_server.start()
+        self.engine.start()
         for name in ("", *SERVICES):
             self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
 
@@ -82,7 +91,7 @@ def create_server(settings: Settings) -> tuple[AudiencesServer, int]:
     ingest_pb2_grpc.add_IngestServiceServicer_to_server(IngestServicer(engine), server)
     # Contracted but not built yet: the generated base classes answer UNIMPLEMENTED.
     profiles_pb2_grpc.add_ProfilesServiceServicer_to_server(profiles_pb2_grpc.ProfilesServiceServicer(), server)
-    admin_pb2_grpc.add_AudienceAdminServiceServicer_to_server(admin_pb2_grpc.AudienceAdminServiceServicer(), server)
+    admin_pb2_grpc.add_AudienceAdminServiceServicer_to_server(AdminServicer(engine), server)
     sync_pb2_grpc.add_SyncServiceServicer_to_server(sync_pb2_grpc.SyncServiceServicer(), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -5,12 +5,17 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import structlog
 
 from audiences_server.engine.auth import SCOPES, Auth
 from audiences_server.engine.clock import Clock, ManualClock
+from audiences_server.engine.computations import Computations
+from audiences_server.engine.evaluator import Evaluator
 from audiences_server.engine.ingest import Ingest
+from audiences_server.errors import FailedPrecondition, FieldViolation, InvalidArgument
+from audiences_server.store import evaluation
 from audiences_server.settings import Settings
 from audiences_server.store.db import Readers
 from audiences_server.store.migrations import prepare
@@ -32,6 +37,9 @@ class Engine:
         self.readers = Readers(settings.db, settings.synchronous)
         self.auth = Auth(self.writer, self.readers)
         self.ingest = Ingest(self.writer, self.clock)
+        self.evaluator = Evaluator(self.writer, self.readers, self.clock, settings.tick_interval_ms)
+        self.ingest.listeners.append(self.evaluator.wake)
+        self.computations = Computations(self.writer, self.readers, self.clock, self.evaluator)
 
     def bootstrap(self) -> Path | None:
         """On an empty database, creates space `default` with one token per scope.
@@ -50,8 +58,36 @@ class Engine:
         log.info("credentials_written", path=str(path.resolve()), space=DEFAULT_SPACE)
         return path
 
+    def set_clock(self, to_ms: int | None, advance_ms: int | None) -> tuple[int, int]:
+        """Moves the manual clock forwards (tests only); returns the old and new times."""
+        if not isinstance(self.clock, ManualClock):
+            raise FailedPrecondition("the server runs on the system clock; start it with --manual-clock to set it",
+                                     reason="CLOCK_NOT_MANUAL")
+        previous = self.clock.now_ms()
+        target = to_ms if to_ms is not None else previous + (advance_ms or 0)
+        if target < previous:
+            raise InvalidArgument("the clock only moves forwards", reason="CLOCK_BACKWARDS",
+                                  violations=[FieldViolation("target", "before the current clock time")])
+        self.clock.set(target)
+        return previous, target
+
+    def evaluator_status(self) -> dict[str, Any]:
+        """What the evaluator has waiting."""
+        conn = self.readers.get()
+        return {"pending_profiles": evaluation.pending_profiles(conn), "next_due_ms": evaluation.next_due(conn),
+                "backfilling": len(evaluation.backfilling(conn))}
+
+    def profile_refs(self, profile_ids: list[int]) -> dict[int, tuple[str, str, list[tuple[str, str]]]]:
+        """Public ids, collections and identifiers of profiles."""
+        return evaluation.profile_refs(self.readers.get(), profile_ids)
+
+    def start(self) -> None:
+        """Starts background work (the evaluator loop)."""
+        self.evaluator.start()
+
     def close(self) -> None:
-        """Finishes queued writes and closes every connection."""
+        """Stops background work, finishes queued writes and closes every connection."""
+        self.evaluator.stop()
         self.writer.close()
         self.readers.close()
 

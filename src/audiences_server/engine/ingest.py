@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
@@ -81,6 +81,7 @@ class Ingest:
     def __init__(self, writer: Writer, clock: Clock) -> None:
         self._writer = writer
         self._clock = clock
+        self.listeners: list[Callable[[], None]] = []
 
     def submit(self, space_id: int, raws: Sequence[Any], defaults: tracking.BatchDefaults | None = None,
                offset: int = 0) -> PendingBatch:
@@ -94,6 +95,7 @@ class Ingest:
         if valid:
             try:
                 future = self._writer.submit(lambda conn: self._store(conn, space_id, valid))
+                future.add_done_callback(lambda _: self._notify())
             except WriterClosed:
                 raise Unavailable("the server is shutting down", reason="SHUTTING_DOWN") from None
         return PendingBatch(normalized, future, offset)
@@ -110,6 +112,10 @@ class Ingest:
         if isinstance(call, tracking.Rejection):
             raise rejection_error(call)
         return self._queue(space_id, [call], 0).results()[0]
+
+    def _notify(self) -> None:
+        for listener in self.listeners:
+            listener()
 
     def _store(self, conn: apsw.Connection, space_id: int, calls: list[tracking.Call]) -> events.StoredCalls:
         # Identity resolution joins this transaction, so a read after the RPC sees its profile.

@@ -231,6 +231,14 @@ def _computations(conn: apsw.Connection) -> None:
         CREATE INDEX changes_by_computation ON changes(computation_id, change_id);
     """)
 
+
+@migration("0006_backfill_cursor")
+def _backfill_cursor(conn: apsw.Connection) -> None:
+    # A backfill walks the collection's profiles in id order; the cursor lets it resume after
+    # a restart. `version` counts definition edits, so a tick never mixes two versions.
+    conn.execute("ALTER TABLE computations ADD COLUMN backfill_cursor INTEGER NOT NULL DEFAULT 0")
+    conn.execute("ALTER TABLE computations ADD COLUMN version INTEGER NOT NULL DEFAULT 1")
+
 def applied(conn: apsw.Connection) -> set[str]:
     """Names of the migrations already applied."""
     conn.execute(

@@ -1,0 +1,239 @@
+"""Audiences and computed traits: define, validate, preview, edit, delete (SPEC §5)."""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import apsw
+
+from audiences_server.core import ql
+from audiences_server.engine.clock import Clock
+from audiences_server.engine.evaluator import Evaluation, Evaluator
+from audiences_server.engine.registry import Compiled, Registry
+from audiences_server.errors import AlreadyExists, FailedPrecondition, FieldViolation, InvalidArgument, NotFound
+from audiences_server.store import evaluation as store
+from audiences_server.store.db import Readers
+from audiences_server.store.evaluation import ComputationRow
+from audiences_server.store.writer import Writer
+
+KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+KINDS = ("audience", "computed_trait")
+COLLECTIONS = ("users", "accounts")
+_PREFIX = {"audience": "aud_", "computed_trait": "trt_"}
+EDITABLE = frozenset({"name", "description", "definition", "enabled", "options"})
+
+
+@dataclass
+class Spec:
+    """A definition as a caller gives it."""
+
+    kind: str
+    collection: str
+    key: str
+    name: str = ""
+    description: str = ""
+    definition: str = ""
+    enabled: bool = True
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def definition_error(error: ql.QueryError) -> InvalidArgument:
+    """The API error for a definition that does not parse or type-check."""
+    return InvalidArgument(
+        error.caret(), reason="INVALID_DEFINITION",
+        violations=[FieldViolation("definition", error.caret())],
+        metadata={"line": str(error.line), "column": str(error.column), "offending_text": error.text,
+                  "expected": ", ".join(error.expected), "kind": error.kind, "message": error.message},
+    )
+
+
+def check(text: str, kind: str, collection: str) -> ql.CheckedDefinition:
+    """Parses and checks a definition, as an API error when it is wrong."""
+    if kind not in KINDS:
+        raise InvalidArgument(f"kind must be one of {', '.join(KINDS)}", reason="KIND_INVALID",
+                              violations=[FieldViolation("kind", "unknown kind")])
+    if collection not in COLLECTIONS:
+        raise InvalidArgument("collection must be users or accounts", reason="COLLECTION_INVALID",
+                              violations=[FieldViolation("collection", "unknown collection")])
+    try:
+        return ql.parse_and_check(text, kind=kind, collection=collection)  # type: ignore[arg-type]
+    except ql.QueryError as error:
+        raise definition_error(error) from None
+
+
+def cycle_through(rows: list[ComputationRow], candidate: Spec) -> list[str] | None:
+    """The keys on a dependency cycle that saving `candidate` would close, if any."""
+    checked: dict[str, ql.CheckedDefinition] = {}
+    for row in rows:
+        if row.collection == candidate.collection and row.key != candidate.key:
+            checked[row.key] = ql.parse_and_check(row.definition, kind=row.kind, collection=row.collection)  # type: ignore[arg-type]
+    checked[candidate.key] = check(candidate.definition, candidate.kind, candidate.collection)
+    try:
+        ql.dependency_order(checked)
+    except ql.CycleError as cycle:
+        return list(cycle.keys)
+    return None
+
+
+class Computations:
+    """The admin use cases for audiences and computed traits."""
+
+    def __init__(self, writer: Writer, readers: Readers, clock: Clock, evaluator: Evaluator) -> None:
+        self._writer = writer
+        self._readers = readers
+        self._clock = clock
+        self._evaluator = evaluator
+
+    def create(self, space_id: int, spec: Spec) -> ComputationRow:
+        """Saves a new definition and starts its backfill."""
+        if not KEY_PATTERN.match(spec.key):
+            raise InvalidArgument(f"key {spec.key!r} must be snake_case: a-z, 0-9 and _, starting with a letter",
+                                  reason="KEY_INVALID", violations=[FieldViolation("key", "not snake_case")])
+        check(spec.definition, spec.kind, spec.collection)
+        row = self._writer.run(lambda conn: self._insert(conn, space_id, spec))
+        self._evaluator.wake()
+        return row
+
+    def _insert(self, conn: apsw.Connection, space_id: int, spec: Spec) -> ComputationRow:
+        existing = store.computation(conn, space_id, spec.collection, spec.key)
+        if existing is not None:
+            raise AlreadyExists(f"{spec.collection} already have a {existing.kind.replace('_', ' ')} with key "
+                                f"{spec.key!r}", reason="KEY_EXISTS")
+        self._refuse_cycle(conn, space_id, spec)
+        now = self._clock.now_ms()
+        conn.execute(
+            "INSERT INTO computations (space_id, kind, collection, key, public_id, name, description, definition,"
+            " enabled, options, status, created_ms, updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (space_id, spec.kind, spec.collection, spec.key, _PREFIX[spec.kind] + secrets.token_hex(10),
+             spec.name or spec.key, spec.description, spec.definition, int(spec.enabled),
+             json.dumps(spec.options), "BACKFILLING" if spec.enabled else "DISABLED", now, now))
+        cid = int(conn.last_insert_rowid())
+        if spec.enabled:
+            store.start_backfill(conn, cid, store.count_profiles(conn, space_id, spec.collection))
+        return self._row(conn, space_id, spec.collection, spec.key)
+
+    def _refuse_cycle(self, conn: apsw.Connection, space_id: int, spec: Spec) -> None:
+        cycle = cycle_through(store.computations(conn, space_id), spec)
+        if cycle:
+            raise InvalidArgument("definitions would read each other in a cycle: " + " -> ".join(cycle),
+                                  reason="DEPENDENCY_CYCLE", metadata={"cycle_keys": ",".join(cycle)},
+                                  violations=[FieldViolation("definition", "closes a dependency cycle")])
+
+    def get(self, space_id: int, kind: str, collection: str, key: str) -> ComputationRow:
+        """One definition by key."""
+        return self._row(self._readers.get(), space_id, collection, key, kind)
+
+    def _row(self, conn: apsw.Connection, space_id: int, collection: str, key: str,
+             kind: str | None = None) -> ComputationRow:
+        row = store.computation(conn, space_id, collection, key)
+        if row is None or (kind is not None and row.kind != kind):
+            noun = (kind or "definition").replace("_", " ")
+            raise NotFound(f"{noun} {key!r} not found in {collection}", reason="NOT_FOUND")
+        return row
+
+    def list(self, space_id: int, kind: str, collection: str | None) -> list[ComputationRow]:
+        """The space's definitions of one kind, oldest first."""
+        return [r for r in store.computations(self._readers.get(), space_id)
+                if r.kind == kind and (collection is None or r.collection == collection)]
+
+    def update(self, space_id: int, kind: str, collection: str, key: str, changes: Mapping[str, Any]) -> ComputationRow:
+        """Applies the given changes; a new definition or an enable restarts the backfill."""
+        unknown = set(changes) - EDITABLE
+        if unknown:
+            raise InvalidArgument(f"cannot update {', '.join(sorted(unknown))}: key, kind and collection are "
+                                  "immutable", reason="FIELD_IMMUTABLE",
+                                  violations=[FieldViolation(f, "immutable or unknown") for f in sorted(unknown)])
+        current = self.get(space_id, kind, collection, key)
+        if "definition" in changes:
+            check(changes["definition"], kind, collection)
+        row = self._writer.run(lambda conn: self._apply_update(conn, current, changes))
+        self._evaluator.wake()
+        return row
+
+    def _apply_update(self, conn: apsw.Connection, current: ComputationRow, changes: Mapping[str, Any]) -> ComputationRow:
+        merged = {name: changes.get(name, getattr(current, name)) for name in EDITABLE}
+        spec = Spec(current.kind, current.collection, current.key, **merged)
+        if "definition" in changes:
+            self._refuse_cycle(conn, current.space_id, spec)
+        redo = (spec.definition != current.definition and spec.enabled) or (spec.enabled and not current.enabled)
+        conn.execute(
+            "UPDATE computations SET name = ?, description = ?, definition = ?, enabled = ?, options = ?,"
+            " updated_ms = ?, version = version + ?, status = ? WHERE computation_id = ?",
+            (spec.name, spec.description, spec.definition, int(spec.enabled), json.dumps(spec.options),
+             self._clock.now_ms(), int(spec.definition != current.definition or spec.options != current.options),
+             current.status if spec.enabled else "DISABLED", current.computation_id))
+        if redo or (spec.enabled and spec.options != current.options):
+            total = store.count_profiles(conn, current.space_id, current.collection)
+            store.start_backfill(conn, current.computation_id, total)
+        return self._row(conn, current.space_id, current.collection, current.key)
+
+    def delete(self, space_id: int, kind: str, collection: str, key: str) -> None:
+        """Deletes a definition that no other reads, with its values (no exits are sent)."""
+        current = self.get(space_id, kind, collection, key)
+        self._writer.run(lambda conn: self._delete(conn, current))
+        self._evaluator.wake()
+
+    def _delete(self, conn: apsw.Connection, current: ComputationRow) -> None:
+        readers = [r.key for r in store.computations(conn, current.space_id)
+                   if r.computation_id != current.computation_id and _reads(r, current)]
+        if readers:
+            raise FailedPrecondition(f"{current.key!r} is read by {', '.join(sorted(readers))}; delete or edit "
+                                     "those first", reason="IN_USE", metadata={"used_by": ",".join(sorted(readers))})
+        for table in ("computed_values", "due", "changes", "computations"):
+            conn.execute(f"DELETE FROM {table} WHERE computation_id = ?", (current.computation_id,))
+
+    def cycle_for(self, space_id: int, kind: str, collection: str, key: str, definition: str) -> list[str] | None:
+        """The cycle saving `definition` under `key` would close (None without a key: nothing reads it yet)."""
+        if not key:
+            return None
+        return cycle_through(store.computations(self._readers.get(), space_id),
+                             Spec(kind, collection, key, definition=definition))
+
+    def preview(self, space_id: int, text: str, kind: str, collection: str, include_anonymous: bool,
+                sample_size: int) -> tuple[int, list[tuple[int, Any]], int]:
+        """Evaluates an unsaved definition now over every profile, changing nothing.
+
+        Returns:
+            How many profiles match (audiences) or have a value (computed traits), a sample of
+            (profile id, value), and the evaluation time.
+        """
+        checked = check(text, kind, collection)
+        now = self._clock.now_ms()
+        with self._readers.snapshot() as conn:
+            return (*_preview(conn, space_id, checked, include_anonymous, sample_size, now), now)
+
+
+def _reads(reader: ComputationRow, target: ComputationRow) -> bool:
+    summary = ql.parse_and_check(reader.definition, kind=reader.kind, collection=reader.collection).summary  # type: ignore[arg-type]
+    if reader.collection == target.collection and target.key in summary.traits:
+        return True
+    return target.collection == "users" and target.key in summary.user_traits
+
+
+def _preview(conn: apsw.Connection, space_id: int, checked: ql.CheckedDefinition, include_anonymous: bool,
+             sample_size: int, now: int) -> tuple[int, list[tuple[int, Any]]]:
+    registry = Registry(store.computations(conn, space_id))
+    row = ComputationRow(
+        computation_id=0, space_id=space_id, kind=checked.kind, collection=checked.collection, key="", public_id="",
+        name="", description="", definition="", enabled=True, options={"include_anonymous_users": include_anonymous},
+        status="LIVE", error="", size=0, progress_done=0, progress_total=0, created_ms=now, updated_ms=now,
+        last_computed_ms=None, backfill_cursor=0, version=1)
+    comp = Compiled(row, checked)
+    evaluation = Evaluation(conn, registry, now)
+    count, samples, after = 0, [], 0
+    while True:
+        pids = store.profiles_after(conn, space_id, checked.collection, after, 1000)
+        if not pids:
+            return count, samples
+        after = pids[-1]
+        for pid, value in evaluation.values(comp, pids):
+            if value is None or value is False:
+                continue
+            count += 1
+            if len(samples) < sample_size:
+                samples.append((pid, value))

@@ -1,0 +1,357 @@
+"""The incremental evaluator (SPEC §6).
+
+A tick at time T evaluates only the profiles whose values could have changed: those touched
+since the last tick (for the definitions the change can affect), the accounts of touched
+users, profiles whose stored next-change time has come, and the dependents of values that
+changed earlier in the same tick. Every changed value is written together with its change
+record, in the writer's transaction. Work is cut into bounded jobs so that ingestion is never
+stalled for long; backfills walk a collection the same way, a chunk per job.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import apsw
+import structlog
+
+from audiences_server.core import ql
+from audiences_server.engine.clock import Clock
+from audiences_server.engine.registry import Compiled, Registry
+from audiences_server.store import evaluation as store
+from audiences_server.store.db import Readers
+from audiences_server.store.identity import touch
+from audiences_server.store.writer import Writer
+
+log = structlog.get_logger(__name__)
+
+# Profiles per job: bounds how long one job holds the writer.
+JOB_PROFILES = 500
+
+
+@dataclass
+class TickReport:
+    """What one tick did."""
+
+    tick_ms: int
+    profiles_evaluated: int = 0
+    definitions_evaluated: int = 0
+    values_changed: int = 0
+    duration_ms: float = 0.0
+    jobs: int = 0
+    evaluated: set[tuple[int, int]] = field(default_factory=set, repr=False)
+
+    def add(self, other: TickReport) -> None:
+        """Adds the counts of one job."""
+        self.evaluated |= other.evaluated
+        self.profiles_evaluated = len({p for _, p in self.evaluated})
+        self.definitions_evaluated = len({c for c, _ in self.evaluated})
+        self.values_changed += other.values_changed
+        self.jobs += 1
+
+
+def canonical(value: Any) -> str:
+    """A value as stored: JSON with sorted keys, so equal values have equal text."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+class Evaluation:
+    """Evaluating computations for sets of profiles on one connection (inside a writer job)."""
+
+    def __init__(self, conn: apsw.Connection, registry: Registry, now_ms: int) -> None:
+        self.conn = conn
+        self.registry = registry
+        self.now = now_ms
+        self.report = TickReport(now_ms)
+
+    def run(self, work: dict[int, set[int]]) -> None:
+        """Evaluates the work, in dependency order, following changed values to dependents."""
+        changed: dict[int, set[int]] = {}
+        for comp in self.registry.order:
+            candidates = set(work.get(comp.id, ()))
+            for dep in comp.deps:
+                moved = changed.get(dep, set())
+                if moved and self.registry.by_id[dep].collection == comp.collection:
+                    candidates |= moved
+                elif moved:
+                    candidates |= {a for accounts in store.accounts_of(self.conn, sorted(moved)).values()
+                                   for a in accounts}
+            if candidates:
+                changed[comp.id] = self.evaluate(comp, sorted(candidates))
+
+    def values(self, comp: Compiled, profile_ids: Sequence[int]) -> list[tuple[int, Any]]:
+        """Computes values without storing anything (for previews)."""
+        return [(pid, value) for pid, value, _ in self._compute(comp, profile_ids, with_due=False)]
+
+    def _compute(self, comp: Compiled, profile_ids: Sequence[int],
+                 with_due: bool = True) -> list[tuple[int, Any, int | None]]:
+        """Each profile's value and next change time, with the anonymous-users rule applied."""
+        profiles = self._profiles(comp, profile_ids)
+        known = None
+        if comp.row.kind == "audience" and comp.collection == "users" and not comp.include_anonymous:
+            known = store.known_profiles(self.conn, profile_ids)
+        out = []
+        for pid in profile_ids:
+            profile = profiles[pid]
+            value = ql.evaluate(comp.checked, profile, self.now)
+            if known is not None and pid not in known:
+                value = False
+            due = ql.next_change_time(comp.checked, profile, self.now) if with_due else None
+            out.append((pid, value, due))
+        return out
+
+    def evaluate(self, comp: Compiled, profile_ids: Sequence[int]) -> set[int]:
+        """Evaluates one computation for the profiles; stores values, changes and due times."""
+        old = store.values_of(self.conn, [comp.id], profile_ids)
+        due: dict[int, int | None] = {}
+        changed: set[int] = set()
+        size_delta = 0
+        for pid, value, next_change in self._compute(comp, profile_ids):
+            due[pid] = next_change
+            delta = self._apply(comp, pid, old.get((comp.id, pid)), value)
+            if delta is not None:
+                changed.add(pid)
+                size_delta += delta
+            self.report.evaluated.add((comp.id, pid))
+        store.set_due(self.conn, comp.id, due)
+        store.add_size(self.conn, comp.id, size_delta, self.now)
+        self.report.values_changed += len(changed)
+        return changed
+
+    def _apply(self, comp: Compiled, pid: int, old: str | None, value: Any) -> int | None:
+        """Writes a changed value with its change record; returns the size delta, None if unchanged."""
+        space = comp.row.space_id
+        if comp.row.kind == "audience":
+            member, was = bool(value), old == "true"
+            if member == was:
+                return None
+            new = "true" if member else "false"
+            store.write_value(self.conn, comp.id, pid, new, self.now)
+            store.record_change(self.conn, space, comp.id, pid, "entered" if member else "exited", old, new, self.now)
+            return 1 if member else -1
+        new_text = None if value is None else canonical(value)
+        if new_text == old:
+            return None
+        store.write_value(self.conn, comp.id, pid, new_text, self.now)
+        store.record_change(self.conn, space, comp.id, pid, "changed", old, new_text, self.now)
+        return (new_text is not None) - (old is not None)
+
+    def _profiles(self, comp: Compiled, profile_ids: Sequence[int]) -> dict[int, ql.Profile]:
+        """The interpreter's view of the profiles: only the events and traits the definition reads."""
+        if comp.collection == "users":
+            events = self._events(comp, profile_ids)
+            traits = self._traits(comp.row.space_id, "users", profile_ids)
+            return {p: ql.Profile(events.get(p, ()), traits.get(p, {})) for p in profile_ids}
+        members = store.users_of(self.conn, profile_ids)
+        users = sorted({u for linked in members.values() for u in linked})
+        events = self._events(comp, users)
+        user_traits = self._traits(comp.row.space_id, "users", users)
+        traits = self._traits(comp.row.space_id, "accounts", profile_ids)
+        return {
+            p: ql.Profile((), traits.get(p, {}),
+                          [ql.Profile(events.get(u, ()), user_traits.get(u, {})) for u in members.get(p, ())])
+            for p in profile_ids
+        }
+
+    def _events(self, comp: Compiled, profile_ids: Sequence[int]) -> dict[int, list[ql.Event]]:
+        summary = comp.summary
+        if not summary.reads_events or not profile_ids:
+            return {}
+        since = None if summary.lookback_ms is None else self.now - summary.lookback_ms
+        return store.events_of(self.conn, profile_ids, summary.events, since)
+
+    def _traits(self, space_id: int, collection: str, profile_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        """Custom traits, overlaid with the values of the space's computations of the collection.
+
+        An audience reads `false` for a profile that was never a member, as for one that left.
+        """
+        if not profile_ids:
+            return {}
+        traits = store.custom_traits(self.conn, profile_ids)
+        comps = [c for c in self.registry.of_space(space_id) if c.collection == collection]
+        if not comps:
+            return traits
+        values = store.values_of(self.conn, [c.id for c in comps], profile_ids)
+        for pid in profile_ids:
+            own = traits.setdefault(pid, {})
+            for comp in comps:
+                stored = values.get((comp.id, pid))
+                if stored is not None:
+                    own[comp.row.key] = json.loads(stored)
+                elif comp.row.kind == "audience":
+                    own[comp.row.key] = False
+                else:
+                    own.pop(comp.row.key, None)
+        return traits
+
+    def retire(self, profile_id: int) -> None:
+        """A profile merged into another: its values leave (members exit), its due times go."""
+        for cid, old in store.values_of_profile(self.conn, profile_id).items():
+            comp = self.registry.by_id.get(cid)
+            if comp is None:
+                continue
+            if comp.row.kind == "audience":
+                if old == "true":
+                    store.record_change(self.conn, comp.row.space_id, cid, profile_id, "exited", old, "false", self.now)
+                    store.add_size(self.conn, cid, -1, self.now)
+                    self.report.values_changed += 1
+            else:
+                store.record_change(self.conn, comp.row.space_id, cid, profile_id, "changed", old, None, self.now)
+                store.add_size(self.conn, cid, -1, self.now)
+                self.report.values_changed += 1
+            store.write_value(self.conn, cid, profile_id, None, self.now)
+        store.drop_profile_state(self.conn, profile_id)
+
+
+def collect_work(conn: apsw.Connection, registry: Registry, evaluation: Evaluation,
+                 touches: dict[int, set[tuple[str, str]]], due: Iterable[tuple[int, int]]) -> dict[int, set[int]]:
+    """Which computation to evaluate for which profiles, from touches and due times."""
+    work: dict[int, set[int]] = defaultdict(set)
+    facts = store.profile_facts(conn, set(touches) | {p for _, p in due})
+    for pid, kinds in touches.items():
+        if pid not in facts:
+            continue
+        space, collection, merged_into = facts[pid]
+        if merged_into is not None:
+            evaluation.retire(pid)
+            continue
+        comps = registry.of_space(space)
+        for comp in comps:
+            if comp.collection == collection and any(comp.touched_by(k, n) for k, n in kinds):
+                work[comp.id].add(pid)
+        if collection == "users":
+            for comp in comps:
+                if any(comp.touched_by_user(k, n) for k, n in kinds):
+                    work[comp.id].update(store.accounts_of(conn, [pid]).get(pid, ()))
+    for cid, pid in due:
+        if cid in registry.by_id and pid in facts and facts[pid][2] is None:
+            work[cid].add(pid)
+    return work
+
+
+class Evaluator:
+    """Runs ticks and backfills: on demand, and from a background loop on the system clock."""
+
+    def __init__(self, writer: Writer, readers: Readers, clock: Clock, tick_interval_ms: int) -> None:
+        self._writer = writer
+        self._readers = readers
+        self._clock = clock
+        self._interval = tick_interval_ms / 1000
+        self._registry: Registry | None = None
+        self._registry_version = ""
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self.last_tick: TickReport | None = None
+        self.on_change: list[Callable[[], None]] = []
+
+    # -- the loop ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Starts the background loop (not with a manual clock: tests tick on demand)."""
+        if self._clock.manual:
+            return
+        self._thread = threading.Thread(target=self._loop, name="evaluator", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stops the background loop after its current job."""
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def wake(self) -> None:
+        """Says that work may be waiting (new touches, a new definition)."""
+        self._wake.set()
+
+    def _loop(self) -> None:
+        last = 0.0
+        while not self._stopping.is_set():
+            self._wake.wait(timeout=self._sleep_seconds())
+            self._wake.clear()
+            if self._stopping.is_set():
+                return
+            # Coalesce bursts: at most one tick per interval.
+            wait = self._interval - (time.monotonic() - last)
+            if wait > 0 and self._stopping.wait(wait):
+                return
+            last = time.monotonic()
+            try:
+                self.run_tick(until_idle=True)
+            except Exception:
+                log.exception("tick_failed")
+
+    def _sleep_seconds(self) -> float:
+        due = store.next_due(self._readers.get())
+        if due is None:
+            return 1.0
+        return max(0.0, min(1.0, (due - self._clock.now_ms()) / 1000))
+
+    # -- ticks ---------------------------------------------------------------------------
+
+    def registry(self, conn: apsw.Connection) -> Registry:
+        """The current registry, rebuilt when a computation changed."""
+        version = store.state_version(conn)
+        if self._registry is None or version != self._registry_version:
+            self._registry = Registry(store.computations(conn))
+            self._registry_version = version
+        return self._registry
+
+    def run_tick(self, until_idle: bool = True) -> TickReport:
+        """Runs a tick at the clock's time: backfill chunks, then touched and due profiles."""
+        with self._lock:
+            now = self._clock.now_ms()
+            started = time.perf_counter()
+            report = TickReport(now)
+            while True:
+                job = self._writer.run(lambda conn: self._job(conn, now))
+                report.add(job)
+                if not (until_idle and (job.jobs or job.evaluated)):
+                    break
+            report.duration_ms = (time.perf_counter() - started) * 1000
+            self.last_tick = report
+        if report.values_changed:
+            for listener in self.on_change:
+                listener()
+        log.debug("tick", profiles=report.profiles_evaluated, changed=report.values_changed,
+                  ms=round(report.duration_ms, 2))
+        return report
+
+    def _job(self, conn: apsw.Connection, now: int) -> TickReport:
+        """One bounded piece of a tick; `jobs` is 1 when more work may be waiting."""
+        registry = self.registry(conn)
+        evaluation = Evaluation(conn, registry, now)
+        if self._backfill_chunk(conn, registry, evaluation):
+            evaluation.report.jobs = 1
+            return evaluation.report
+        touches = store.take_touches(conn, JOB_PROFILES)
+        due = store.take_due(conn, now, JOB_PROFILES)
+        evaluation.run(collect_work(conn, registry, evaluation, touches, due))
+        evaluation.report.jobs = int(bool(touches or due))
+        return evaluation.report
+
+    def _backfill_chunk(self, conn: apsw.Connection, registry: Registry, evaluation: Evaluation) -> bool:
+        """Evaluates the next chunk of the first backfilling computation; False if none is."""
+        cursors = store.backfilling(conn)
+        comp = next((c for c in registry.order if c.id in cursors), None)
+        if comp is None:
+            return False
+        row = comp.row
+        pids = store.profiles_after(conn, row.space_id, row.collection, cursors[comp.id], JOB_PROFILES)
+        if not pids:
+            store.finish_backfill(conn, row.computation_id, evaluation.now)
+            log.info("backfill_finished", key=row.key)
+            return True
+        changed = evaluation.evaluate(comp, pids)
+        # Dependents see these changes at the next job, through ordinary touches.
+        touch(conn, [(p, "computed", row.key) for p in changed])
+        store.advance_backfill(conn, row.computation_id, pids[-1], len(pids))
+        return True
