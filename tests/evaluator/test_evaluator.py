@@ -1,0 +1,187 @@
+"""The incremental evaluator through the real server: windows, cascades, edits, and the work a tick does."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+from audiences.v1 import admin_pb2, common_pb2
+from google.protobuf import field_mask_pb2
+
+from tests.conftest import bearer, error_reason
+from tests.evaluator.conftest import DAY, HOUR, Space
+
+
+def changes(space: Space, key: str) -> list[tuple[str, str]]:
+    """The change records of one definition, as (identifier, change), oldest first."""
+    rows = space.running.query(
+        "SELECT (SELECT group_concat(id_value) FROM identifiers i WHERE i.profile_id = ch.profile_id"
+        "        AND i.id_type = 'user_id'), ch.change"
+        " FROM changes ch JOIN computations c USING (computation_id) WHERE c.space_id = ? AND c.key = ?"
+        " ORDER BY ch.change_id", (space.space_id, key))
+    return [(r[0], r[1]) for r in rows]
+
+
+def test_window_exit_with_no_new_event(space: Space) -> None:
+    """A member leaves exactly when its event passes the window's edge, with nothing new sent."""
+    now = space.now()
+    space.send({"type": "track", "userId": "u1", "event": "Login", "at": now - 2 * HOUR})
+    space.define("recent", "event('Login').within(3 hours).count() >= 1")
+    space.tick()
+    assert space.member_ids("recent") == {"user_id:u1"}
+    space.tick(at=now + HOUR)  # the event is exactly 3 hours old: still inside (inclusive edge)
+    assert space.member_ids("recent") == {"user_id:u1"}
+    space.tick(at=now + HOUR + 1)
+    assert space.member_ids("recent") == set()
+    assert changes(space, "recent") == [("u1", "entered"), ("u1", "exited")]
+
+
+def test_between_window_enters_with_no_new_event(space: Space) -> None:
+    """`between(2 hours, 4 hours)` admits an event once it is two hours old, to the millisecond."""
+    now = space.now()
+    space.send({"type": "track", "userId": "u1", "event": "Cart", "at": now - HOUR})
+    space.define("cart_aged", "event('Cart').between(2 hours, 4 hours).count() >= 1")
+    space.tick()
+    assert space.member_ids("cart_aged") == set()
+    space.tick(at=now + HOUR - 1)
+    assert space.member_ids("cart_aged") == set()
+    space.tick(at=now + HOUR)
+    assert space.member_ids("cart_aged") == {"user_id:u1"}
+    space.tick(at=now + 3 * HOUR + 1)
+    assert space.member_ids("cart_aged") == set()
+
+
+def test_at_most_audience_entered_when_old_events_age_out(space: Space) -> None:
+    """`count() <= 1` over a window is entered when older events leave the window."""
+    now = space.now()
+    space.send(*[{"type": "track", "userId": "u1", "event": "Error", "at": now - h * HOUR} for h in (1, 5, 9)])
+    space.define("few_errors", "event('Error').within(10 hours).count() <= 1")
+    space.tick()
+    assert space.member_ids("few_errors") == set()
+    space.tick(at=now + 5 * HOUR + 1)  # the 5 h and 9 h old events have left the window
+    assert space.member_ids("few_errors") == {"user_id:u1"}
+
+
+def test_profile_without_events_matches_not(space: Space) -> None:
+    """A profile with no events has count() = 0, so a NOT audience admits it."""
+    space.send({"type": "identify", "userId": "quiet", "traits": {"plan": "free"}},
+               {"type": "track", "userId": "buyer", "event": "Order Completed"})
+    space.define("never_bought", "NOT (event('Order Completed').count() >= 1)")
+    space.tick()
+    assert space.member_ids("never_bought") == {"user_id:quiet"}
+
+
+def test_audience_of_audiences_cascades_in_one_tick(space: Space) -> None:
+    """A change flows through an audience that reads another within the same tick."""
+    space.define("pro", "trait('plan') = 'pro'")
+    space.define("active", "event('Login').within(1 days).count() >= 1")
+    space.define("active_pro", "trait('pro') = true AND trait('active') = true")
+    space.tick()
+    space.send({"type": "identify", "userId": "u1", "traits": {"plan": "pro"}},
+               {"type": "track", "userId": "u1", "event": "Login", "at": space.now()})
+    tick = space.tick()
+    assert space.member_ids("active_pro") == {"user_id:u1"}
+    assert tick.values_changed == 3
+    space.tick(at=space.now() + DAY + 1)
+    assert space.member_ids("active_pro") == set()
+
+
+def test_edit_that_shrinks_leaves_no_stale_members(space: Space) -> None:
+    """After an edit and its backfill, membership equals the new definition; the leavers exit."""
+    space.send(*[{"type": "track", "userId": f"u{i}", "event": "Order", "properties": {"total": i * 10}}
+                 for i in range(1, 6)])
+    space.define("spenders", "event('Order').where(property('total') >= 20).count() >= 1")
+    space.tick()
+    assert space.member_ids("spenders") == {f"user_id:u{i}" for i in range(2, 6)}
+    edited = admin_pb2.Audience(collection=common_pb2.COLLECTION_USERS, key="spenders",
+                                definition="event('Order').where(property('total') >= 40).count() >= 1")
+    space.running.admin.UpdateAudience(
+        admin_pb2.UpdateAudienceRequest(audience=edited, update_mask=field_mask_pb2.FieldMask(paths=["definition"])),
+        metadata=bearer(space.tokens["admin"]))
+    space.tick()
+    assert space.member_ids("spenders") == {"user_id:u4", "user_id:u5"}
+    assert ("u2", "exited") in changes(space, "spenders")
+    got = space.running.admin.GetAudience(admin_pb2.GetAudienceRequest(
+        collection=common_pb2.COLLECTION_USERS, key="spenders"), metadata=bearer(space.tokens["admin"])).audience
+    assert (got.status, got.size) == (admin_pb2.COMPUTATION_STATUS_LIVE, 2)
+
+
+def test_delete_refused_while_referenced(space: Space) -> None:
+    """A definition another one reads cannot be deleted; the refusal names the reader."""
+    space.define("base", "trait('plan') = 'pro'")
+    space.define("derived", "trait('base') = true")
+    with pytest.raises(grpc.RpcError) as caught:
+        space.running.admin.DeleteAudience(admin_pb2.DeleteAudienceRequest(
+            collection=common_pb2.COLLECTION_USERS, key="base"), metadata=bearer(space.tokens["admin"]))
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert error_reason(caught.value) == "IN_USE"
+    assert "derived" in (caught.value.details() or "")
+
+
+def test_cycle_refused_naming_its_keys(space: Space) -> None:
+    """An edit that would make definitions read each other in a circle is refused with the keys."""
+    space.define("a", "trait('plan') = 'pro'")
+    space.define("b", "trait('a') = true")
+    edited = admin_pb2.Audience(collection=common_pb2.COLLECTION_USERS, key="a", definition="trait('b') = true")
+    with pytest.raises(grpc.RpcError) as caught:
+        space.running.admin.UpdateAudience(
+            admin_pb2.UpdateAudienceRequest(audience=edited, update_mask=field_mask_pb2.FieldMask(paths=["definition"])),
+            metadata=bearer(space.tokens["admin"]))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error_reason(caught.value) == "DEPENDENCY_CYCLE"
+    assert "a -> b -> a" in (caught.value.details() or "") or "b -> a -> b" in (caught.value.details() or "")
+
+
+def test_tick_work_follows_the_touched_profiles(space: Space) -> None:
+    """After touching k profiles (with no due times), a tick evaluates those k and no others."""
+    space.send(*[{"type": "identify", "userId": f"u{i}", "traits": {"plan": "free"}} for i in range(60)])
+    space.define("pro", "trait('plan') = 'pro'")
+    space.define("clicked", "event('Click').count() >= 1")
+    space.tick()
+    space.send(*[{"type": "identify", "userId": f"u{i}", "traits": {"plan": "pro"}} for i in range(5)])
+    tick = space.tick()
+    assert (tick.profiles_evaluated, tick.definitions_evaluated) == (5, 1)
+    space.send({"type": "track", "userId": "u7", "event": "Click"})
+    tick = space.tick()
+    assert (tick.profiles_evaluated, tick.definitions_evaluated) == (1, 1)
+
+
+def test_anonymous_profiles_only_with_the_option(space: Space) -> None:
+    """Profiles known only by an anonymous id join an audience only if it includes anonymous users."""
+    space.send({"type": "track", "anonymousId": "anon", "event": "Visit"},
+               {"type": "track", "userId": "known", "event": "Visit"})
+    space.define("visitors", "event('Visit').count() >= 1")
+    space.define("all_visitors", "event('Visit').count() >= 1", include_anonymous_users=True)
+    space.tick()
+    assert space.member_ids("visitors") == {"user_id:known"}
+    assert space.member_ids("all_visitors") == {"user_id:known", "anonymous_id:anon"}
+    space.send({"type": "identify", "anonymousId": "anon", "userId": "later"})
+    space.tick()
+    assert space.member_ids("visitors") == {"user_id:known", "user_id:later", "anonymous_id:anon"}
+
+
+def test_merge_moves_membership_to_the_survivor(space: Space) -> None:
+    """When two members merge, the merged-away profile exits and the survivor stays a member."""
+    space.send({"type": "track", "userId": "u1", "event": "Visit"},
+               {"type": "track", "anonymousId": "dev", "event": "Visit"})
+    space.define("visitors", "event('Visit').count() >= 2", include_anonymous_users=True)
+    space.tick()
+    assert space.member_ids("visitors") == set()
+    space.send({"type": "identify", "userId": "u1", "anonymousId": "dev"})
+    space.tick()
+    assert space.member_ids("visitors") == {"user_id:u1", "anonymous_id:dev"}
+    assert space.stored() == space.expected()
+
+
+def test_computed_trait_values_and_changes(space: Space) -> None:
+    """A computed trait stores each profile's value and a change record whenever it changes."""
+    now = space.now()
+    space.send({"type": "track", "userId": "u1", "event": "Order", "properties": {"total": 30}, "at": now - HOUR},
+               {"type": "track", "userId": "u1", "event": "Order", "properties": {"total": 12.5}, "at": now})
+    space.define("spent_day", "event('Order').within(1 days).sum('total')", kind="computed_trait")
+    space.tick()
+    assert set(space.stored().values()) == {42.5}
+    space.tick(at=now + DAY - HOUR + 1)
+    assert set(space.stored().values()) == {12.5}
+    space.tick(at=now + DAY + 1)
+    assert set(space.stored().values()) == {None}
+    assert [c for _, c in changes(space, "spent_day")] == ["changed"] * 3
