@@ -185,3 +185,18 @@ def test_computed_trait_values_and_changes(space: Space) -> None:
     space.tick(at=now + DAY + 1)
     assert set(space.stored().values()) == {None}
     assert [c for _, c in changes(space, "spent_day")] == ["changed"] * 3
+
+
+def test_without_historical_data_only_new_events_count(space: Space) -> None:
+    """With include_historical_data off, events stamped before the definition was created do not count."""
+    now = space.now()
+    space.send({"type": "track", "userId": "old", "event": "Buy", "at": now - HOUR},
+               {"type": "track", "userId": "new", "event": "Buy", "at": now - HOUR})
+    space.define("fresh_buyers", "event('Buy').count() >= 2", include_historical_data=False)
+    space.define("all_buyers", "event('Buy').count() >= 2")
+    space.send({"type": "track", "userId": "new", "event": "Buy", "at": now},
+               {"type": "track", "userId": "new", "event": "Buy", "at": now},
+               {"type": "track", "userId": "old", "event": "Buy", "at": now})
+    space.tick()
+    assert space.member_ids("fresh_buyers") == {"user_id:new"}
+    assert space.member_ids("all_buyers") == {"user_id:new", "user_id:old"}

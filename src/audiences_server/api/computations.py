@@ -77,6 +77,8 @@ def _fields(row: ComputationRow) -> dict[str, Any]:
         "backfill": admin_pb2.BackfillProgress(profiles_done=row.progress_done, profiles_total=row.progress_total),
         "last_compute_time": timestamp(row.last_computed_ms), "create_time": timestamp(row.created_ms),
         "update_time": timestamp(row.updated_ms),
+        "failure": admin_pb2.ComputationFailure(reason="EVALUATION_FAILED", message=row.error,
+                                                fail_time=timestamp(row.updated_ms)) if row.status == "FAILED" else None,
         "summary": summary_message(ql.parse_and_check(row.definition, kind=row.kind,  # type: ignore[arg-type]
                                                       collection=row.collection).summary),
     }

@@ -83,7 +83,22 @@ class Evaluation:
                     candidates |= {a for accounts in store.accounts_of(self.conn, sorted(moved)).values()
                                    for a in accounts}
             if candidates:
-                changed[comp.id] = self.evaluate(comp, sorted(candidates))
+                changed[comp.id] = self.guarded(comp, sorted(candidates))
+
+    def guarded(self, comp: Compiled, profile_ids: Sequence[int]) -> set[int]:
+        """Evaluates one computation; if it fails, its writes are undone and it is marked FAILED,
+        so one broken definition never stops the others or retries forever."""
+        self.conn.execute("SAVEPOINT computation")
+        try:
+            changed = self.evaluate(comp, profile_ids)
+        except Exception as failure:
+            self.conn.execute("ROLLBACK TO computation")
+            self.conn.execute("RELEASE computation")
+            log.exception("computation_failed", key=comp.row.key, space=comp.row.space_id)
+            store.fail(self.conn, comp.id, f"{type(failure).__name__}: {failure}", self.now)
+            return set()
+        self.conn.execute("RELEASE computation")
+        return changed
 
     def values(self, comp: Compiled, profile_ids: Sequence[int]) -> list[tuple[int, Any]]:
         """Computes values without storing anything (for previews)."""
@@ -163,8 +178,9 @@ class Evaluation:
         summary = comp.summary
         if not summary.reads_events or not profile_ids:
             return {}
-        since = None if summary.lookback_ms is None else self.now - summary.lookback_ms
-        return store.events_of(self.conn, profile_ids, summary.events, since)
+        bounds = [b for b in (None if summary.lookback_ms is None else self.now - summary.lookback_ms,
+                              comp.event_floor_ms) if b is not None]
+        return store.events_of(self.conn, profile_ids, summary.events, max(bounds) if bounds else None)
 
     def _traits(self, space_id: int, collection: str, profile_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
         """Custom traits, overlaid with the values of the space's computations of the collection.
@@ -350,7 +366,7 @@ class Evaluator:
             store.finish_backfill(conn, row.computation_id, evaluation.now)
             log.info("backfill_finished", key=row.key)
             return True
-        changed = evaluation.evaluate(comp, pids)
+        changed = evaluation.guarded(comp, pids)
         # Dependents see these changes at the next job, through ordinary touches.
         touch(conn, [(p, "computed", row.key) for p in changed])
         store.advance_backfill(conn, row.computation_id, pids[-1], len(pids))

@@ -44,6 +44,16 @@ class Compiled:
         return self.checked.summary
 
     @property
+    def event_floor_ms(self) -> int | None:
+        """The oldest event time that counts: without historical data, only events from the
+        definition's creation on; with `backfill_days`, that many days before it."""
+        options = self.row.options
+        if not options.get("include_historical_data", True):
+            return self.row.created_ms
+        days = int(options.get("backfill_days", 0))
+        return self.row.created_ms - days * 86_400_000 if days > 0 else None
+
+    @property
     def include_anonymous(self) -> bool:
         """Whether profiles with only anonymous ids may be members."""
         return bool(self.row.options.get("include_anonymous_users", False))

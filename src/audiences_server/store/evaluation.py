@@ -76,8 +76,8 @@ def computation(conn: apsw.Connection, space_id: int, collection: str, key: str)
 
 
 def state_version(conn: apsw.Connection) -> str:
-    """Changes whenever a computation is added, removed, edited, enabled or disabled."""
-    row = conn.execute("SELECT group_concat(computation_id || ':' || version || ':' || enabled, ',')"
+    """Changes whenever a computation is added, removed, edited, enabled, disabled or changes status."""
+    row = conn.execute("SELECT group_concat(computation_id || ':' || version || ':' || enabled || ':' || status, ',')"
                        " FROM (SELECT * FROM computations ORDER BY computation_id)").fetchone()
     return str(row[0] or "")
 
@@ -282,3 +282,9 @@ def profile_refs(conn: apsw.Connection, profile_ids: Sequence[int]) -> dict[int,
 def pending_profiles(conn: apsw.Connection) -> int:
     """How many profiles wait for the evaluator."""
     return int(conn.execute("SELECT count(DISTINCT profile_id) FROM touches").fetchone()[0])
+
+
+def fail(conn: apsw.Connection, computation_id: int, error: str, now_ms: int) -> None:
+    """Marks a computation FAILED with the error; it is not evaluated until edited or re-enabled."""
+    conn.execute("UPDATE computations SET status = 'FAILED', error = ?, updated_ms = ? WHERE computation_id = ?",
+                 (error, now_ms, computation_id))
