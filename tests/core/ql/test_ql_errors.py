@@ -1,0 +1,130 @@
+"""Errors a person can fix at once: one type, with line, column, text, expectation and caret."""
+
+from __future__ import annotations
+
+import pytest
+
+from audiences_server.core.ql import QueryError, check, parse, parse_and_check
+
+
+def parse_error(text: str) -> QueryError:
+    """The QueryError raised by parsing ``text``."""
+    with pytest.raises(QueryError) as caught:
+        parse(text)
+    return caught.value
+
+
+def test_multiline_error_has_line_column_expected_and_caret() -> None:
+    """A bad unit on line 2 is reported at line 2, column 13, with the line and a caret."""
+    error = parse_error("event('A')\n  .within(7 dayz)\n  .count() >= 1")
+    assert (error.line, error.column, error.text) == (2, 13, "dayz")
+    assert error.expected == ("a time unit: minutes, hours, days or weeks",)
+    assert error.kind == "syntax"
+    assert error.caret() == (
+        "line 2, column 13: expected a time unit: minutes, hours, days or weeks but found "
+        "'dayz'\n"
+        "  .within(7 dayz)\n"
+        "            ^^^^"
+    )
+
+
+def test_str_names_line_and_column() -> None:
+    """``str(error)`` starts with the position, so a log line or gRPC status says where."""
+    error = parse_error("trait('x') = 1 AND")
+    assert str(error).startswith("line 1, column 19: expected event(")
+    assert error.text == ""
+    assert "end of input" in error.message
+
+
+def test_caret_keeps_tabs_aligned() -> None:
+    """Tabs before the fault are copied into the caret line so it lines up in a terminal."""
+    error = parse_error("\ttrait('x') @ 1")
+    assert error.caret().splitlines()[-1] == "\t           ^"
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "column", "found", "expected_part", "message_part"),
+    [
+        ("trait('plan = 1", 1, 7, "'plan = 1", "'", "unterminated string"),
+        ("evnt('A').count() > 1", 1, 1, "evnt", "event(", "did you mean 'event'?"),
+        ("event('A').cont() > 1", 1, 12, "cont", "count", "did you mean 'count'?"),
+        ("trait('x').count()", 1, 12, "count", "equals", "count() cannot follow a single value"),
+        ("event('A') > 5", 1, 12, ">", ".count()", "reduce it first"),
+        ("event('A').count() >= 1 event('B')", 1, 25, "event", "AND", "expected AND, OR"),
+        ("trait(\u2019x\u2019) = 1", 1, 7, "\u2019", None, "start strings with ' or \""),
+        ("5 = trait('x')", 1, 3, "=", "AND", "a literal cannot start a comparison"),
+        ("trait('x') = 1 = 2", 1, 16, "=", "AND", "join comparisons with AND or OR"),
+        ("trait('x').equals(1).exists()", 1, 22, "exists", None,
+         "cannot follow a comparison"),
+        ("", 1, 1, "", "event(", "found end of input"),
+        ("trait('x') = 'a\\qb'", 1, 16, "\\q", "\\n", "unknown escape"),
+        ("trait('x') = 1e999", 1, 14, "1e999", None, "too large"),
+        ("trait('x') = '\\ud800'", 1, 15, "\\ud800", None, "surrogate"),
+        ("event('A').within(1.5 days).count()", 1, 19, "1.5", "a whole number, as in '7 days'",
+         "whole number"),
+        ("event('A').sources('a').count()", 1, 20, "'a'", "'exclude:'", "exclude"),
+        ("event('A').max(property('x') as array)", 1, 33, "array", "'string'", "'number'"),
+        ("event('A').first(property('x') as string)", 1, 35, "string", None,
+         "first() takes no 'as' type"),
+        ("event('A').sum(property(parent: 'x'))", 1, 25, "parent", "a property name in quotes",
+         "not their parent"),
+        ("trait('x') ! 1", 1, 12, "!", None, "did you mean '!='?"),
+        ("event('A').where(trait('x')).count()", 1, 18, "trait('x')", "a condition",
+         "compare the value"),
+        ("trait('x') AND trait('y') = 1", 1, 1, "trait('x')", "a condition", "compare"),
+        ("trait('x') = trait('y').exists()", 1, 14, "trait('y').exists()", "a single value",
+         "cannot be compared with"),
+        ("event('A').unique('p') > 1", 1, 24, ">", "AND", "only .count() may follow"),
+        ("trait('x') > event('A')", 1, 24, "", ".count()", "stream of events"),
+        ("trait('x') @ 1", 1, 12, "@", None, "unexpected character '@'"),
+        ("event('A').count(\n) >= 1 OR\n  trait('y') =", 3, 15, "", "a value", "found end"),
+        ("event('A').within(7 days).count() >= 1 AND (trait('x') = 1", 1, 59, "", "')'",
+         "expected ')'"),
+    ],
+)
+def test_syntax_errors(text: str, line: int, column: int, found: str,
+                       expected_part: str | None, message_part: str) -> None:
+    """Each malformed definition is reported where the fault is, saying what would fit."""
+    error = parse_error(text)
+    assert (error.line, error.column, error.text) == (line, column, found)
+    assert message_part in error.message
+    if expected_part is not None:
+        assert any(expected_part in item for item in error.expected), error.expected
+    assert error.caret().splitlines()[-1].strip().startswith("^")
+
+
+@pytest.mark.parametrize("text", ["(" * 500, "NOT " * 500 + "trait('x') = 1",
+                                  "event('A').where(" * 200])
+def test_deep_nesting_is_a_query_error(text: str) -> None:
+    """Input nested past 40 levels is refused with a QueryError, never a RecursionError."""
+    error = parse_error(text)
+    assert "nested more than 40 levels" in error.message
+
+
+def test_type_errors_carry_positions() -> None:
+    """Checker errors are QueryErrors of kind 'type', pointing into the original text."""
+    with pytest.raises(QueryError) as caught:
+        parse_and_check("trait('a') = 1 AND\n  property('p') = 2", kind="audience",
+                        collection="users")
+    error = caught.value
+    assert error.kind == "type"
+    assert (error.line, error.column, error.text) == (2, 3, "property('p')")
+    assert error.caret().splitlines()[1:] == ["  property('p') = 2", "  ^^^^^^^^^^^^^"]
+
+
+def test_type_error_on_hand_built_tree_has_a_message() -> None:
+    """A tree without source text still gets a readable error (at line 1, column 1)."""
+    definition = parse("trait('x') = 1")
+    from audiences_server.core.ql import Definition
+
+    bare = Definition(definition.root)
+    with pytest.raises(QueryError) as caught:
+        check(bare, kind="computed_trait", collection="users")
+    assert (caught.value.line, caught.value.column) == (1, 1)
+    assert "computed trait must end in a value" in caught.value.caret()
+
+
+def test_non_text_input() -> None:
+    """Passing something that is not text is still a QueryError."""
+    with pytest.raises(QueryError):
+        parse(None)  # type: ignore[arg-type]
