@@ -36,28 +36,35 @@ class Space:
     def send(self, *calls: dict[str, Any]) -> ingest_pb2.BatchJsonResponse:
         """Sends tracking calls; a `at` key (ms) becomes the call's timestamp."""
         batch = []
-        for call in calls:
-            call = dict(call)
+        for original in calls:
+            call = dict(original)
             if "at" in call:
                 call["timestamp"] = _iso(call.pop("at"))
             batch.append(call)
         body = json.dumps({"batch": batch}).encode()
-        reply = self.running.ingest.BatchJson(ingest_pb2.BatchJsonRequest(body=body), metadata=bearer(self.tokens["write"]))
+        reply = self.running.ingest.BatchJson(
+            ingest_pb2.BatchJsonRequest(body=body), metadata=bearer(self.tokens["write"])
+        )
         assert reply.rejected_count == 0, reply.results
         return reply
 
-    def define(self, key: str, definition: str, *, kind: str = "audience", collection: str = "users",
-               **options: Any) -> Any:
+    def define(
+        self, key: str, definition: str, *, kind: str = "audience", collection: str = "users", **options: Any
+    ) -> Any:
         """Creates an audience or computed trait."""
         opts = admin_pb2.ComputationOptions(**options)
         meta = bearer(self.tokens["admin"])
         if kind == "audience":
-            message = admin_pb2.Audience(key=key, collection=COLLECTION[collection], definition=definition, options=opts)
+            message = admin_pb2.Audience(
+                key=key, collection=COLLECTION[collection], definition=definition, options=opts
+            )
             return self.running.admin.CreateAudience(admin_pb2.CreateAudienceRequest(audience=message), metadata=meta)
-        message = admin_pb2.ComputedTrait(key=key, collection=COLLECTION[collection], definition=definition,
-                                          options=opts)
-        return self.running.admin.CreateComputedTrait(admin_pb2.CreateComputedTraitRequest(computed_trait=message),
-                                                      metadata=meta)
+        message = admin_pb2.ComputedTrait(
+            key=key, collection=COLLECTION[collection], definition=definition, options=opts
+        )
+        return self.running.admin.CreateComputedTrait(
+            admin_pb2.CreateComputedTraitRequest(computed_trait=message), metadata=meta
+        )
 
     def tick(self, at: int | None = None) -> admin_pb2.Tick:
         """Moves the clock to `at` (if given) and runs a tick until idle."""
@@ -80,7 +87,8 @@ class Space:
             "SELECT i.id_type || ':' || i.id_value FROM computed_values v JOIN computations c USING (computation_id)"
             " JOIN identifiers i ON i.profile_id = v.profile_id"
             " WHERE c.space_id = ? AND c.collection = ? AND c.key = ? AND v.value = 'true'",
-            (self.space_id, collection, key))
+            (self.space_id, collection, key),
+        )
         return {r[0] for r in rows}
 
     def _conn(self) -> Any:

@@ -17,7 +17,9 @@ def changes(space: Space, key: str) -> list[tuple[str, str]]:
         "SELECT (SELECT group_concat(id_value) FROM identifiers i WHERE i.profile_id = ch.profile_id"
         "        AND i.id_type = 'user_id'), ch.change"
         " FROM changes ch JOIN computations c USING (computation_id) WHERE c.space_id = ? AND c.key = ?"
-        " ORDER BY ch.change_id", (space.space_id, key))
+        " ORDER BY ch.change_id",
+        (space.space_id, key),
+    )
     return [(r[0], r[1]) for r in rows]
 
 
@@ -63,8 +65,10 @@ def test_at_most_audience_entered_when_old_events_age_out(space: Space) -> None:
 
 def test_profile_without_events_matches_not(space: Space) -> None:
     """A profile with no events has count() = 0, so a NOT audience admits it."""
-    space.send({"type": "identify", "userId": "quiet", "traits": {"plan": "free"}},
-               {"type": "track", "userId": "buyer", "event": "Order Completed"})
+    space.send(
+        {"type": "identify", "userId": "quiet", "traits": {"plan": "free"}},
+        {"type": "track", "userId": "buyer", "event": "Order Completed"},
+    )
     space.define("never_bought", "NOT (event('Order Completed').count() >= 1)")
     space.tick()
     assert space.member_ids("never_bought") == {"user_id:quiet"}
@@ -76,8 +80,10 @@ def test_audience_of_audiences_cascades_in_one_tick(space: Space) -> None:
     space.define("active", "event('Login').within(1 days).count() >= 1")
     space.define("active_pro", "trait('pro') = true AND trait('active') = true")
     space.tick()
-    space.send({"type": "identify", "userId": "u1", "traits": {"plan": "pro"}},
-               {"type": "track", "userId": "u1", "event": "Login", "at": space.now()})
+    space.send(
+        {"type": "identify", "userId": "u1", "traits": {"plan": "pro"}},
+        {"type": "track", "userId": "u1", "event": "Login", "at": space.now()},
+    )
     tick = space.tick()
     assert space.member_ids("active_pro") == {"user_id:u1"}
     assert tick.values_changed == 3
@@ -87,21 +93,28 @@ def test_audience_of_audiences_cascades_in_one_tick(space: Space) -> None:
 
 def test_edit_that_shrinks_leaves_no_stale_members(space: Space) -> None:
     """After an edit and its backfill, membership equals the new definition; the leavers exit."""
-    space.send(*[{"type": "track", "userId": f"u{i}", "event": "Order", "properties": {"total": i * 10}}
-                 for i in range(1, 6)])
+    space.send(
+        *[{"type": "track", "userId": f"u{i}", "event": "Order", "properties": {"total": i * 10}} for i in range(1, 6)]
+    )
     space.define("spenders", "event('Order').where(property('total') >= 20).count() >= 1")
     space.tick()
     assert space.member_ids("spenders") == {f"user_id:u{i}" for i in range(2, 6)}
-    edited = admin_pb2.Audience(collection=common_pb2.COLLECTION_USERS, key="spenders",
-                                definition="event('Order').where(property('total') >= 40).count() >= 1")
+    edited = admin_pb2.Audience(
+        collection=common_pb2.COLLECTION_USERS,
+        key="spenders",
+        definition="event('Order').where(property('total') >= 40).count() >= 1",
+    )
     space.running.admin.UpdateAudience(
         admin_pb2.UpdateAudienceRequest(audience=edited, update_mask=field_mask_pb2.FieldMask(paths=["definition"])),
-        metadata=bearer(space.tokens["admin"]))
+        metadata=bearer(space.tokens["admin"]),
+    )
     space.tick()
     assert space.member_ids("spenders") == {"user_id:u4", "user_id:u5"}
     assert ("u2", "exited") in changes(space, "spenders")
-    got = space.running.admin.GetAudience(admin_pb2.GetAudienceRequest(
-        collection=common_pb2.COLLECTION_USERS, key="spenders"), metadata=bearer(space.tokens["admin"])).audience
+    got = space.running.admin.GetAudience(
+        admin_pb2.GetAudienceRequest(collection=common_pb2.COLLECTION_USERS, key="spenders"),
+        metadata=bearer(space.tokens["admin"]),
+    ).audience
     assert (got.status, got.size) == (admin_pb2.COMPUTATION_STATUS_LIVE, 2)
 
 
@@ -110,8 +123,10 @@ def test_delete_refused_while_referenced(space: Space) -> None:
     space.define("base", "trait('plan') = 'pro'")
     space.define("derived", "trait('base') = true")
     with pytest.raises(grpc.RpcError) as caught:
-        space.running.admin.DeleteAudience(admin_pb2.DeleteAudienceRequest(
-            collection=common_pb2.COLLECTION_USERS, key="base"), metadata=bearer(space.tokens["admin"]))
+        space.running.admin.DeleteAudience(
+            admin_pb2.DeleteAudienceRequest(collection=common_pb2.COLLECTION_USERS, key="base"),
+            metadata=bearer(space.tokens["admin"]),
+        )
     assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert error_reason(caught.value) == "IN_USE"
     assert "derived" in (caught.value.details() or "")
@@ -124,8 +139,11 @@ def test_cycle_refused_naming_its_keys(space: Space) -> None:
     edited = admin_pb2.Audience(collection=common_pb2.COLLECTION_USERS, key="a", definition="trait('b') = true")
     with pytest.raises(grpc.RpcError) as caught:
         space.running.admin.UpdateAudience(
-            admin_pb2.UpdateAudienceRequest(audience=edited, update_mask=field_mask_pb2.FieldMask(paths=["definition"])),
-            metadata=bearer(space.tokens["admin"]))
+            admin_pb2.UpdateAudienceRequest(
+                audience=edited, update_mask=field_mask_pb2.FieldMask(paths=["definition"])
+            ),
+            metadata=bearer(space.tokens["admin"]),
+        )
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert error_reason(caught.value) == "DEPENDENCY_CYCLE"
     assert "a -> b -> a" in (caught.value.details() or "") or "b -> a -> b" in (caught.value.details() or "")
@@ -147,8 +165,10 @@ def test_tick_work_follows_the_touched_profiles(space: Space) -> None:
 
 def test_anonymous_profiles_only_with_the_option(space: Space) -> None:
     """Profiles known only by an anonymous id join an audience only if it includes anonymous users."""
-    space.send({"type": "track", "anonymousId": "anon", "event": "Visit"},
-               {"type": "track", "userId": "known", "event": "Visit"})
+    space.send(
+        {"type": "track", "anonymousId": "anon", "event": "Visit"},
+        {"type": "track", "userId": "known", "event": "Visit"},
+    )
     space.define("visitors", "event('Visit').count() >= 1")
     space.define("all_visitors", "event('Visit').count() >= 1", include_anonymous_users=True)
     space.tick()
@@ -161,8 +181,9 @@ def test_anonymous_profiles_only_with_the_option(space: Space) -> None:
 
 def test_merge_moves_membership_to_the_survivor(space: Space) -> None:
     """When two members merge, the merged-away profile exits and the survivor stays a member."""
-    space.send({"type": "track", "userId": "u1", "event": "Visit"},
-               {"type": "track", "anonymousId": "dev", "event": "Visit"})
+    space.send(
+        {"type": "track", "userId": "u1", "event": "Visit"}, {"type": "track", "anonymousId": "dev", "event": "Visit"}
+    )
     space.define("visitors", "event('Visit').count() >= 2", include_anonymous_users=True)
     space.tick()
     assert space.member_ids("visitors") == set()
@@ -175,8 +196,10 @@ def test_merge_moves_membership_to_the_survivor(space: Space) -> None:
 def test_computed_trait_values_and_changes(space: Space) -> None:
     """A computed trait stores each profile's value and a change record whenever it changes."""
     now = space.now()
-    space.send({"type": "track", "userId": "u1", "event": "Order", "properties": {"total": 30}, "at": now - HOUR},
-               {"type": "track", "userId": "u1", "event": "Order", "properties": {"total": 12.5}, "at": now})
+    space.send(
+        {"type": "track", "userId": "u1", "event": "Order", "properties": {"total": 30}, "at": now - HOUR},
+        {"type": "track", "userId": "u1", "event": "Order", "properties": {"total": 12.5}, "at": now},
+    )
     space.define("spent_day", "event('Order').within(1 days).sum('total')", kind="computed_trait")
     space.tick()
     assert set(space.stored().values()) == {42.5}
@@ -190,13 +213,17 @@ def test_computed_trait_values_and_changes(space: Space) -> None:
 def test_without_historical_data_only_new_events_count(space: Space) -> None:
     """With include_historical_data off, events stamped before the definition was created do not count."""
     now = space.now()
-    space.send({"type": "track", "userId": "old", "event": "Buy", "at": now - HOUR},
-               {"type": "track", "userId": "new", "event": "Buy", "at": now - HOUR})
+    space.send(
+        {"type": "track", "userId": "old", "event": "Buy", "at": now - HOUR},
+        {"type": "track", "userId": "new", "event": "Buy", "at": now - HOUR},
+    )
     space.define("fresh_buyers", "event('Buy').count() >= 2", include_historical_data=False)
     space.define("all_buyers", "event('Buy').count() >= 2")
-    space.send({"type": "track", "userId": "new", "event": "Buy", "at": now},
-               {"type": "track", "userId": "new", "event": "Buy", "at": now},
-               {"type": "track", "userId": "old", "event": "Buy", "at": now})
+    space.send(
+        {"type": "track", "userId": "new", "event": "Buy", "at": now},
+        {"type": "track", "userId": "new", "event": "Buy", "at": now},
+        {"type": "track", "userId": "old", "event": "Buy", "at": now},
+    )
     space.tick()
     assert space.member_ids("fresh_buyers") == {"user_id:new"}
     assert space.member_ids("all_buyers") == {"user_id:new", "user_id:old"}

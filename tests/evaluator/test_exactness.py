@@ -58,14 +58,18 @@ def definitions(draw: st.DrawFn) -> list[tuple[str, str, str, str]]:
     """(key, kind, collection, definition) in creation order; later user audiences may read earlier ones."""
     out: list[tuple[str, str, str, str]] = []
     user_audiences: list[str] = []
+    account_audiences: list[str] = []
     for i in range(draw(st.integers(1, 4))):
         e, n = draw(st.sampled_from(EVENTS)), draw(st.integers(1, 6))
         shape = draw(st.sampled_from(("user", "user", "trait", "account", "derived")))
         key = f"d{i}"
-        if shape == "derived" and user_audiences:
-            other = draw(st.sampled_from(user_audiences))
-            text = draw(st.sampled_from((f"trait('{other}') = true AND event('{e}').count() >= 1",
-                                         f"NOT (trait('{other}') = true)")))
+        if shape == "derived" and (user_audiences or account_audiences):
+            other = draw(st.sampled_from(user_audiences + account_audiences))
+            text = draw(
+                st.sampled_from(
+                    (f"trait('{other}') = true AND event('{e}').count() >= 1", f"NOT (trait('{other}') = true)")
+                )
+            )
             out.append((key, "audience", "users", text))
             user_audiences.append(key)
         elif shape == "trait":
@@ -76,6 +80,7 @@ def definitions(draw: st.DrawFn) -> list[tuple[str, str, str, str]]:
             if user_audiences and draw(st.booleans()):
                 text = f"ANY (trait('{draw(st.sampled_from(user_audiences))}') = true)"
             out.append((key, "audience", "accounts", text))
+            account_audiences.append(key)
         else:
             text = draw(st.sampled_from(USER_TEMPLATES)).format(e=e, n=n)
             out.append((key, "audience", "users", text))
@@ -104,8 +109,13 @@ def calls(draw: st.DrawFn) -> dict[str, Any]:
     if kind == "identify":
         plan = draw(st.sampled_from(("pro", "free", None)))
         return {"type": "identify", **ids, "traits": {"plan": plan}, "offset": draw(st.sampled_from((0, -HOUR)))}
-    return {"type": "group", **ids, "groupId": draw(st.sampled_from(GROUPS)),
-            "traits": {"industry": draw(st.sampled_from(("retail", "media")))}, "offset": 0}
+    return {
+        "type": "group",
+        **ids,
+        "groupId": draw(st.sampled_from(GROUPS)),
+        "traits": {"industry": draw(st.sampled_from(("retail", "media")))},
+        "offset": 0,
+    }
 
 
 steps = st.lists(
@@ -114,23 +124,32 @@ steps = st.lists(
         st.tuples(st.just("advance"), st.sampled_from((1, MINUTE, HOUR - 1, HOUR, HOUR + 1, 3 * HOUR, 30 * MINUTE))),
         st.tuples(st.just("tick"), st.none()),
     ),
-    min_size=4, max_size=14,
+    min_size=4,
+    max_size=14,
 )
 
 
-@settings(max_examples=int(os.environ.get("EXACTNESS_EXAMPLES", "60")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                 HealthCheck.too_slow])
+@settings(
+    max_examples=int(os.environ.get("EXACTNESS_EXAMPLES", "60")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(defs=definitions(), history=st.lists(calls(), min_size=2, max_size=8), script=steps)
-def test_every_tick_matches_a_from_scratch_evaluation(shared_server: Running, defs: list[tuple[str, str, str, str]],
-                                                      history: list[dict[str, Any]],
-                                                      script: list[tuple[str, Any]]) -> None:
+def test_every_tick_matches_a_from_scratch_evaluation(
+    shared_server: Running,
+    defs: list[tuple[str, str, str, str]],
+    history: list[dict[str, Any]],
+    script: list[tuple[str, Any]],
+) -> None:
     """Whatever the data, definitions and clock moves, after each tick stored values equal the oracle's."""
     space = new_space(shared_server)
     for key, kind, collection, text in defs:
         space.define(key, text, kind=kind, collection=collection)
     # Every user starts in an account, so account definitions always have users to quantify over.
-    prelude = [{"type": "group", "userId": u, "groupId": g, "traits": {}, "offset": 0}
-               for u, g in zip(USERS, ("g1", "g2", "g1"), strict=True)]
+    prelude = [
+        {"type": "group", "userId": u, "groupId": g, "traits": {}, "offset": 0}
+        for u, g in zip(USERS, ("g1", "g2", "g1"), strict=True)
+    ]
     for action, arg in [("send", prelude + history), ("tick", None), *script, ("tick", None)]:
         if action == "send":
             now = space.now()

@@ -25,15 +25,19 @@ def live(tmp_path: Path) -> Iterator[Running]:
 
 
 def _members(running: Running, key: str) -> int:
-    rows = running.query("SELECT count(*) FROM computed_values v JOIN computations c USING (computation_id)"
-                         " WHERE c.key = ? AND v.value = 'true'", (key,))
+    rows = running.query(
+        "SELECT count(*) FROM computed_values v JOIN computations c USING (computation_id)"
+        " WHERE c.key = ? AND v.value = 'true'",
+        (key,),
+    )
     return int(rows[0][0])
 
 
 def test_membership_follows_events_without_manual_ticks(live: Running) -> None:
     """An audience created on a live server backfills and then admits a new member on its own."""
-    audience = admin_pb2.Audience(key="buyers", collection=common_pb2.COLLECTION_USERS,
-                                  definition="event('Order Completed').count() >= 1")
+    audience = admin_pb2.Audience(
+        key="buyers", collection=common_pb2.COLLECTION_USERS, definition="event('Order Completed').count() >= 1"
+    )
     live.admin.CreateAudience(admin_pb2.CreateAudienceRequest(audience=audience), metadata=live.auth("admin"))
     body = json.dumps({"batch": [{"type": "track", "userId": "u1", "event": "Order Completed"}]}).encode()
     sent = time.monotonic()
@@ -41,15 +45,17 @@ def test_membership_follows_events_without_manual_ticks(live: Running) -> None:
     while _members(live, "buyers") == 0 and time.monotonic() - sent < 5:
         time.sleep(0.01)
     assert _members(live, "buyers") == 1
-    got = live.admin.GetAudience(admin_pb2.GetAudienceRequest(collection=common_pb2.COLLECTION_USERS, key="buyers"),
-                                 metadata=live.auth("admin")).audience
+    got = live.admin.GetAudience(
+        admin_pb2.GetAudienceRequest(collection=common_pb2.COLLECTION_USERS, key="buyers"), metadata=live.auth("admin")
+    ).audience
     assert got.status == admin_pb2.COMPUTATION_STATUS_LIVE
 
 
 def test_set_clock_is_refused_on_the_system_clock(live: Running) -> None:
     """Only a server started with the manual clock lets the clock be set."""
     with pytest.raises(grpc.RpcError) as caught:
-        live.admin.SetClock(admin_pb2.SetClockRequest(advance=duration_pb2.Duration(seconds=60)),
-                            metadata=live.auth("admin"))
+        live.admin.SetClock(
+            admin_pb2.SetClockRequest(advance=duration_pb2.Duration(seconds=60)), metadata=live.auth("admin")
+        )
     assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert error_reason(caught.value) == "CLOCK_NOT_MANUAL"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import grpc
 from audiences.v1 import admin_pb2, common_pb2
@@ -16,29 +16,39 @@ from audiences_server.engine.evaluator import TickReport
 from audiences_server.errors import FieldViolation, InvalidArgument
 from audiences_server.store.evaluation import ComputationRow
 
-COLLECTIONS = {common_pb2.COLLECTION_USERS: "users", common_pb2.COLLECTION_ACCOUNTS: "accounts"}
-COLLECTION_ENUM = {v: k for k, v in COLLECTIONS.items()}
-KINDS = {common_pb2.COMPUTATION_KIND_AUDIENCE: "audience", common_pb2.COMPUTATION_KIND_COMPUTED_TRAIT: "computed_trait"}
-KIND_ENUM = {v: k for k, v in KINDS.items()}
+COLLECTIONS: dict[int, str] = {common_pb2.COLLECTION_USERS: "users", common_pb2.COLLECTION_ACCOUNTS: "accounts"}
+COLLECTION_ENUM: dict[str, Any] = {v: k for k, v in COLLECTIONS.items()}
+KINDS: dict[int, str] = {
+    common_pb2.COMPUTATION_KIND_AUDIENCE: "audience",
+    common_pb2.COMPUTATION_KIND_COMPUTED_TRAIT: "computed_trait",
+}
 STATUS = {
-    "BACKFILLING": admin_pb2.COMPUTATION_STATUS_BACKFILLING, "LIVE": admin_pb2.COMPUTATION_STATUS_LIVE,
-    "DISABLED": admin_pb2.COMPUTATION_STATUS_DISABLED, "FAILED": admin_pb2.COMPUTATION_STATUS_FAILED,
+    "BACKFILLING": admin_pb2.COMPUTATION_STATUS_BACKFILLING,
+    "LIVE": admin_pb2.COMPUTATION_STATUS_LIVE,
+    "DISABLED": admin_pb2.COMPUTATION_STATUS_DISABLED,
+    "FAILED": admin_pb2.COMPUTATION_STATUS_FAILED,
 }
 
 
 def collection_of(value: int, field: str = "collection") -> str:
     """A required collection enum as its name."""
     if value not in COLLECTIONS:
-        raise InvalidArgument(f"`{field}` must be COLLECTION_USERS or COLLECTION_ACCOUNTS", reason="COLLECTION_INVALID",
-                              violations=[FieldViolation(field, "required")])
+        raise InvalidArgument(
+            f"`{field}` must be COLLECTION_USERS or COLLECTION_ACCOUNTS",
+            reason="COLLECTION_INVALID",
+            violations=[FieldViolation(field, "required")],
+        )
     return COLLECTIONS[value]
 
 
 def kind_of(value: int) -> str:
     """A required computation kind enum as its name."""
     if value not in KINDS:
-        raise InvalidArgument("`kind` must be COMPUTATION_KIND_AUDIENCE or COMPUTATION_KIND_COMPUTED_TRAIT",
-                              reason="KIND_INVALID", violations=[FieldViolation("kind", "required")])
+        raise InvalidArgument(
+            "`kind` must be COMPUTATION_KIND_AUDIENCE or COMPUTATION_KIND_COMPUTED_TRAIT",
+            reason="KIND_INVALID",
+            violations=[FieldViolation("kind", "required")],
+        )
     return KINDS[value]
 
 
@@ -51,6 +61,11 @@ def timestamp(ms: int | None) -> timestamp_pb2.Timestamp | None:
     return out
 
 
+def summary_of(definition: str, kind: str, collection: str) -> ql.Summary:
+    """The dependency summary of a definition already known to be valid."""
+    return ql.parse_and_check(definition, kind=cast(ql.Kind, kind), collection=cast(ql.Collection, collection)).summary
+
+
 def summary_message(summary: ql.Summary) -> admin_pb2.DefinitionSummary:
     """A definition's dependency summary."""
     lookback = duration_pb2.Duration()
@@ -60,27 +75,38 @@ def summary_message(summary: ql.Summary) -> admin_pb2.DefinitionSummary:
         properties=sorted(f"{e}.{p}" for e, props in summary.properties.items() for p in props),
         context_paths=sorted(f"{e}.{p}" for e, paths in summary.context_paths.items() for p in paths),
         traits=sorted(summary.traits | summary.user_traits),
-        longest_lookback=lookback, lookback_unbounded=summary.reads_events and summary.lookback_ms is None,
+        longest_lookback=lookback,
+        lookback_unbounded=summary.reads_events and summary.lookback_ms is None,
     )
 
 
 def _fields(row: ComputationRow) -> dict[str, Any]:
     options = row.options
     return {
-        "id": row.public_id, "key": row.key, "collection": COLLECTION_ENUM[row.collection], "name": row.name,
-        "description": row.description, "definition": row.definition, "enabled": row.enabled,
+        "id": row.public_id,
+        "key": row.key,
+        "collection": COLLECTION_ENUM[row.collection],
+        "name": row.name,
+        "description": row.description,
+        "definition": row.definition,
+        "enabled": row.enabled,
         "options": admin_pb2.ComputationOptions(
             include_anonymous_users=bool(options.get("include_anonymous_users", False)),
             include_historical_data=bool(options.get("include_historical_data", True)),
-            backfill_days=int(options.get("backfill_days", 0))),
-        "status": STATUS[row.status], "size": row.size,
+            backfill_days=int(options.get("backfill_days", 0)),
+        ),
+        "status": STATUS[row.status],
+        "size": row.size,
         "backfill": admin_pb2.BackfillProgress(profiles_done=row.progress_done, profiles_total=row.progress_total),
-        "last_compute_time": timestamp(row.last_computed_ms), "create_time": timestamp(row.created_ms),
+        "last_compute_time": timestamp(row.last_computed_ms),
+        "create_time": timestamp(row.created_ms),
         "update_time": timestamp(row.updated_ms),
-        "failure": admin_pb2.ComputationFailure(reason="EVALUATION_FAILED", message=row.error,
-                                                fail_time=timestamp(row.updated_ms)) if row.status == "FAILED" else None,
-        "summary": summary_message(ql.parse_and_check(row.definition, kind=row.kind,  # type: ignore[arg-type]
-                                                      collection=row.collection).summary),
+        "failure": admin_pb2.ComputationFailure(
+            reason="EVALUATION_FAILED", message=row.error, fail_time=timestamp(row.updated_ms)
+        )
+        if row.status == "FAILED"
+        else None,
+        "summary": summary_message(summary_of(row.definition, row.kind, row.collection)),
     }
 
 
@@ -97,11 +123,15 @@ def trait_message(row: ComputationRow) -> admin_pb2.ComputedTrait:
 def options_dict(message: admin_pb2.ComputationOptions) -> dict[str, Any]:
     """Options as stored."""
     if message.backfill_days < 0:
-        raise InvalidArgument("`options.backfill_days` must be 0 or more", reason="OPTIONS_INVALID",
-                              violations=[FieldViolation("options.backfill_days", "negative")])
+        raise InvalidArgument(
+            "`options.backfill_days` must be 0 or more",
+            reason="OPTIONS_INVALID",
+            violations=[FieldViolation("options.backfill_days", "negative")],
+        )
     return {
         "include_anonymous_users": message.include_anonymous_users,
-        "include_historical_data": message.include_historical_data if message.HasField("include_historical_data")
+        "include_historical_data": message.include_historical_data
+        if message.HasField("include_historical_data")
         else True,
         "backfill_days": message.backfill_days,
     }
@@ -109,9 +139,16 @@ def options_dict(message: admin_pb2.ComputationOptions) -> dict[str, Any]:
 
 def spec_of(kind: str, message: admin_pb2.Audience | admin_pb2.ComputedTrait) -> Spec:
     """A create request's resource as a Spec."""
-    return Spec(kind, collection_of(message.collection, "collection"), message.key, message.name,
-                message.description, message.definition,
-                message.enabled if message.HasField("enabled") else True, options_dict(message.options))
+    return Spec(
+        kind,
+        collection_of(message.collection, "collection"),
+        message.key,
+        message.name,
+        message.description,
+        message.definition,
+        message.enabled if message.HasField("enabled") else True,
+        options_dict(message.options),
+    )
 
 
 def changes_of(message: admin_pb2.Audience | admin_pb2.ComputedTrait, paths: list[str]) -> dict[str, Any]:
@@ -130,8 +167,11 @@ def changes_of(message: admin_pb2.Audience | admin_pb2.ComputedTrait, paths: lis
         else:
             changes[top] = getattr(message, top, None) if hasattr(message, top) else None
             if changes[top] is None:
-                raise InvalidArgument(f"unknown field {path!r} in update_mask", reason="FIELD_UNKNOWN",
-                                      violations=[FieldViolation("update_mask", f"unknown field {path}")])
+                raise InvalidArgument(
+                    f"unknown field {path!r} in update_mask",
+                    reason="FIELD_UNKNOWN",
+                    violations=[FieldViolation("update_mask", f"unknown field {path}")],
+                )
     return changes
 
 
@@ -139,9 +179,13 @@ def tick_message(report: TickReport) -> admin_pb2.Tick:
     """A tick report."""
     duration = duration_pb2.Duration()
     duration.FromNanoseconds(int(report.duration_ms * 1_000_000))
-    return admin_pb2.Tick(tick_time=timestamp(report.tick_ms), profiles_evaluated=report.profiles_evaluated,
-                          definitions_evaluated=report.definitions_evaluated, values_changed=report.values_changed,
-                          duration=duration)
+    return admin_pb2.Tick(
+        tick_time=timestamp(report.tick_ms),
+        profiles_evaluated=report.profiles_evaluated,
+        definitions_evaluated=report.definitions_evaluated,
+        values_changed=report.values_changed,
+        duration=duration,
+    )
 
 
 def json_value(value: Any) -> struct_pb2.Value:
@@ -167,97 +211,140 @@ class ComputationAdmin:
 
     engine: Engine
 
-    def CreateAudience(self, request: admin_pb2.CreateAudienceRequest,
-                       context: grpc.ServicerContext) -> admin_pb2.CreateAudienceResponse:
+    def CreateAudience(
+        self, request: admin_pb2.CreateAudienceRequest, context: grpc.ServicerContext
+    ) -> admin_pb2.CreateAudienceResponse:
         row = self.engine.computations.create(space_id(), spec_of("audience", request.audience))
         return admin_pb2.CreateAudienceResponse(audience=audience_message(row))
 
-    def GetAudience(self, request: admin_pb2.GetAudienceRequest,
-                    context: grpc.ServicerContext) -> admin_pb2.GetAudienceResponse:
+    def GetAudience(
+        self, request: admin_pb2.GetAudienceRequest, context: grpc.ServicerContext
+    ) -> admin_pb2.GetAudienceResponse:
         row = self.engine.computations.get(space_id(), "audience", collection_of(request.collection), request.key)
         return admin_pb2.GetAudienceResponse(audience=audience_message(row))
 
-    def ListAudiences(self, request: admin_pb2.ListAudiencesRequest,
-                      context: grpc.ServicerContext) -> admin_pb2.ListAudiencesResponse:
+    def ListAudiences(
+        self, request: admin_pb2.ListAudiencesRequest, context: grpc.ServicerContext
+    ) -> admin_pb2.ListAudiencesResponse:
         rows, token = self._page("audience", request)
         return admin_pb2.ListAudiencesResponse(audiences=[audience_message(r) for r in rows], next_page_token=token)
 
-    def UpdateAudience(self, request: admin_pb2.UpdateAudienceRequest,
-                       context: grpc.ServicerContext) -> admin_pb2.UpdateAudienceResponse:
+    def UpdateAudience(
+        self, request: admin_pb2.UpdateAudienceRequest, context: grpc.ServicerContext
+    ) -> admin_pb2.UpdateAudienceResponse:
         message = request.audience
-        row = self.engine.computations.update(space_id(), "audience", collection_of(message.collection),
-                                              message.key, changes_of(message, list(request.update_mask.paths)))
+        row = self.engine.computations.update(
+            space_id(),
+            "audience",
+            collection_of(message.collection),
+            message.key,
+            changes_of(message, list(request.update_mask.paths)),
+        )
         return admin_pb2.UpdateAudienceResponse(audience=audience_message(row))
 
-    def DeleteAudience(self, request: admin_pb2.DeleteAudienceRequest,
-                       context: grpc.ServicerContext) -> admin_pb2.DeleteAudienceResponse:
+    def DeleteAudience(
+        self, request: admin_pb2.DeleteAudienceRequest, context: grpc.ServicerContext
+    ) -> admin_pb2.DeleteAudienceResponse:
         self.engine.computations.delete(space_id(), "audience", collection_of(request.collection), request.key)
         return admin_pb2.DeleteAudienceResponse()
 
-    def CreateComputedTrait(self, request: admin_pb2.CreateComputedTraitRequest,
-                            context: grpc.ServicerContext) -> admin_pb2.CreateComputedTraitResponse:
+    def CreateComputedTrait(
+        self, request: admin_pb2.CreateComputedTraitRequest, context: grpc.ServicerContext
+    ) -> admin_pb2.CreateComputedTraitResponse:
         row = self.engine.computations.create(space_id(), spec_of("computed_trait", request.computed_trait))
         return admin_pb2.CreateComputedTraitResponse(computed_trait=trait_message(row))
 
-    def GetComputedTrait(self, request: admin_pb2.GetComputedTraitRequest,
-                         context: grpc.ServicerContext) -> admin_pb2.GetComputedTraitResponse:
-        row = self.engine.computations.get(space_id(), "computed_trait", collection_of(request.collection),
-                                           request.key)
+    def GetComputedTrait(
+        self, request: admin_pb2.GetComputedTraitRequest, context: grpc.ServicerContext
+    ) -> admin_pb2.GetComputedTraitResponse:
+        row = self.engine.computations.get(space_id(), "computed_trait", collection_of(request.collection), request.key)
         return admin_pb2.GetComputedTraitResponse(computed_trait=trait_message(row))
 
-    def ListComputedTraits(self, request: admin_pb2.ListComputedTraitsRequest,
-                           context: grpc.ServicerContext) -> admin_pb2.ListComputedTraitsResponse:
+    def ListComputedTraits(
+        self, request: admin_pb2.ListComputedTraitsRequest, context: grpc.ServicerContext
+    ) -> admin_pb2.ListComputedTraitsResponse:
         rows, token = self._page("computed_trait", request)
-        return admin_pb2.ListComputedTraitsResponse(computed_traits=[trait_message(r) for r in rows],
-                                                    next_page_token=token)
+        return admin_pb2.ListComputedTraitsResponse(
+            computed_traits=[trait_message(r) for r in rows], next_page_token=token
+        )
 
-    def UpdateComputedTrait(self, request: admin_pb2.UpdateComputedTraitRequest,
-                            context: grpc.ServicerContext) -> admin_pb2.UpdateComputedTraitResponse:
+    def UpdateComputedTrait(
+        self, request: admin_pb2.UpdateComputedTraitRequest, context: grpc.ServicerContext
+    ) -> admin_pb2.UpdateComputedTraitResponse:
         message = request.computed_trait
-        row = self.engine.computations.update(space_id(), "computed_trait", collection_of(message.collection),
-                                              message.key, changes_of(message, list(request.update_mask.paths)))
+        row = self.engine.computations.update(
+            space_id(),
+            "computed_trait",
+            collection_of(message.collection),
+            message.key,
+            changes_of(message, list(request.update_mask.paths)),
+        )
         return admin_pb2.UpdateComputedTraitResponse(computed_trait=trait_message(row))
 
-    def DeleteComputedTrait(self, request: admin_pb2.DeleteComputedTraitRequest,
-                            context: grpc.ServicerContext) -> admin_pb2.DeleteComputedTraitResponse:
+    def DeleteComputedTrait(
+        self, request: admin_pb2.DeleteComputedTraitRequest, context: grpc.ServicerContext
+    ) -> admin_pb2.DeleteComputedTraitResponse:
         self.engine.computations.delete(space_id(), "computed_trait", collection_of(request.collection), request.key)
         return admin_pb2.DeleteComputedTraitResponse()
 
-    def ValidateDefinition(self, request: admin_pb2.ValidateDefinitionRequest,
-                           context: grpc.ServicerContext) -> admin_pb2.ValidateDefinitionResponse:
+    def ValidateDefinition(
+        self, request: admin_pb2.ValidateDefinitionRequest, context: grpc.ServicerContext
+    ) -> admin_pb2.ValidateDefinitionResponse:
         kind, collection = kind_of(request.kind), collection_of(request.collection)
         try:
-            checked = ql.parse_and_check(request.definition, kind=kind, collection=collection)  # type: ignore[arg-type]
+            checked = ql.parse_and_check(
+                request.definition, kind=cast(ql.Kind, kind), collection=cast(ql.Collection, collection)
+            )
         except ql.QueryError as error:
-            return admin_pb2.ValidateDefinitionResponse(valid=False, error=admin_pb2.DefinitionError(
-                reason="INVALID_DEFINITION", message=error.message, line=error.line, column=error.column,
-                offending_text=error.text, expected=list(error.expected), caret_display=error.caret()))
+            return admin_pb2.ValidateDefinitionResponse(
+                valid=False,
+                error=admin_pb2.DefinitionError(
+                    reason="INVALID_DEFINITION",
+                    message=error.message,
+                    line=error.line,
+                    column=error.column,
+                    offending_text=error.text,
+                    expected=list(error.expected),
+                    caret_display=error.caret(),
+                ),
+            )
         cycle = self.engine.computations.cycle_for(space_id(), kind, collection, request.key, request.definition)
         if cycle:
-            return admin_pb2.ValidateDefinitionResponse(valid=False, error=admin_pb2.DefinitionError(
-                reason="DEPENDENCY_CYCLE", message="definitions would read each other in a cycle: "
-                + " -> ".join(cycle), cycle_keys=cycle), summary=summary_message(checked.summary))
+            return admin_pb2.ValidateDefinitionResponse(
+                valid=False,
+                error=admin_pb2.DefinitionError(
+                    reason="DEPENDENCY_CYCLE",
+                    message="definitions would read each other in a cycle: " + " -> ".join(cycle),
+                    cycle_keys=cycle,
+                ),
+                summary=summary_message(checked.summary),
+            )
         return admin_pb2.ValidateDefinitionResponse(valid=True, summary=summary_message(checked.summary))
 
-    def PreviewDefinition(self, request: admin_pb2.PreviewDefinitionRequest,
-                          context: grpc.ServicerContext) -> admin_pb2.PreviewDefinitionResponse:
+    def PreviewDefinition(
+        self, request: admin_pb2.PreviewDefinitionRequest, context: grpc.ServicerContext
+    ) -> admin_pb2.PreviewDefinitionResponse:
         kind, collection = kind_of(request.kind), collection_of(request.collection)
         sample = request.sample_size or 10
         count, samples, now = self.engine.computations.preview(
-            space_id(), request.definition, kind, collection, request.include_anonymous_users, min(sample, 1000))
+            space_id(), request.definition, kind, collection, request.include_anonymous_users, min(sample, 1000)
+        )
         summaries = profile_summaries(self.engine, [pid for pid, _ in samples])
         return admin_pb2.PreviewDefinitionResponse(
-            count=count, evaluate_time=timestamp(now),
+            count=count,
+            evaluate_time=timestamp(now),
             samples=[admin_pb2.ProfileValue(profile=summaries[pid], value=json_value(value)) for pid, value in samples],
-            summary=summary_message(ql.parse_and_check(request.definition, kind=kind,  # type: ignore[arg-type]
-                                                       collection=collection).summary))
+            summary=summary_message(summary_of(request.definition, kind, collection)),
+        )
 
-    def SetClock(self, request: admin_pb2.SetClockRequest,
-                 context: grpc.ServicerContext) -> admin_pb2.SetClockResponse:
+    def SetClock(self, request: admin_pb2.SetClockRequest, context: grpc.ServicerContext) -> admin_pb2.SetClockResponse:
         target = request.WhichOneof("target")
         if target is None:
-            raise InvalidArgument("set `clock_time` or `advance`", reason="CLOCK_TARGET_MISSING",
-                                  violations=[FieldViolation("target", "required")])
+            raise InvalidArgument(
+                "set `clock_time` or `advance`",
+                reason="CLOCK_TARGET_MISSING",
+                violations=[FieldViolation("target", "required")],
+            )
         new = request.clock_time.ToMilliseconds() if target == "clock_time" else None
         advance = request.advance.ToMilliseconds() if target == "advance" else None
         previous, now = self.engine.set_clock(new, advance)
@@ -266,21 +353,26 @@ class ComputationAdmin:
     def RunTick(self, request: admin_pb2.RunTickRequest, context: grpc.ServicerContext) -> admin_pb2.RunTickResponse:
         return admin_pb2.RunTickResponse(ticks=[tick_message(self.engine.evaluator.run_tick(until_idle=True))])
 
-    def GetEvaluatorStatus(self, request: admin_pb2.GetEvaluatorStatusRequest,
-                           context: grpc.ServicerContext) -> admin_pb2.GetEvaluatorStatusResponse:
+    def GetEvaluatorStatus(
+        self, request: admin_pb2.GetEvaluatorStatusRequest, context: grpc.ServicerContext
+    ) -> admin_pb2.GetEvaluatorStatusResponse:
         status = self.engine.evaluator_status()
         interval = duration_pb2.Duration()
         interval.FromMilliseconds(self.engine.settings.tick_interval_ms)
         last = self.engine.evaluator.last_tick
         return admin_pb2.GetEvaluatorStatusResponse(
             clock_mode=admin_pb2.CLOCK_MODE_MANUAL if self.engine.clock.manual else admin_pb2.CLOCK_MODE_SYSTEM,
-            clock_time=timestamp(self.engine.clock.now_ms()), tick_interval=interval,
-            last_tick=tick_message(last) if last else None, pending_profiles=status["pending_profiles"],
-            next_due_time=timestamp(status["next_due_ms"]), backfilling_count=status["backfilling"])
+            clock_time=timestamp(self.engine.clock.now_ms()),
+            tick_interval=interval,
+            last_tick=tick_message(last) if last else None,
+            pending_profiles=status["pending_profiles"],
+            next_due_time=timestamp(status["next_due_ms"]),
+            backfilling_count=status["backfilling"],
+        )
 
     def _page(self, kind: str, request: Any) -> tuple[list[ComputationRow], str]:
         collection = COLLECTIONS.get(request.collection)
-        rows = self.engine.computations.list(space_id(), kind, collection)
+        rows = self.engine.computations.of_kind(space_id(), kind, collection)
         return rows, ""
 
 
@@ -288,8 +380,11 @@ def profile_summaries(engine: Engine, profile_ids: list[int]) -> dict[int, commo
     """Profiles as the API names them: public id, collection, identifiers."""
     return {
         pid: common_pb2.ProfileSummary(
-            profile_id=public, collection=COLLECTION_ENUM[collection],
-            external_ids=[common_pb2.ExternalId(type=t, value=v, collection=COLLECTION_ENUM[collection])
-                          for t, v in ids])
+            profile_id=public,
+            collection=COLLECTION_ENUM[collection],
+            external_ids=[
+                common_pb2.ExternalId(type=t, value=v, collection=COLLECTION_ENUM[collection]) for t, v in ids
+            ],
+        )
         for pid, (public, collection, ids) in engine.profile_refs(profile_ids).items()
     }

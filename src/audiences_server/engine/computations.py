@@ -14,7 +14,7 @@ import apsw
 from audiences_server.core import ql
 from audiences_server.engine.clock import Clock
 from audiences_server.engine.evaluator import Evaluation, Evaluator
-from audiences_server.engine.registry import Compiled, Registry
+from audiences_server.engine.registry import Compiled, Registry, compile_row, find_cycle
 from audiences_server.errors import AlreadyExists, FailedPrecondition, FieldViolation, InvalidArgument, NotFound
 from audiences_server.store import evaluation as store
 from audiences_server.store.db import Readers
@@ -45,21 +45,34 @@ class Spec:
 def definition_error(error: ql.QueryError) -> InvalidArgument:
     """The API error for a definition that does not parse or type-check."""
     return InvalidArgument(
-        error.caret(), reason="INVALID_DEFINITION",
+        error.caret(),
+        reason="INVALID_DEFINITION",
         violations=[FieldViolation("definition", error.caret())],
-        metadata={"line": str(error.line), "column": str(error.column), "offending_text": error.text,
-                  "expected": ", ".join(error.expected), "kind": error.kind, "message": error.message},
+        metadata={
+            "line": str(error.line),
+            "column": str(error.column),
+            "offending_text": error.text,
+            "expected": ", ".join(error.expected),
+            "kind": error.kind,
+            "message": error.message,
+        },
     )
 
 
 def check(text: str, kind: str, collection: str) -> ql.CheckedDefinition:
     """Parses and checks a definition, as an API error when it is wrong."""
     if kind not in KINDS:
-        raise InvalidArgument(f"kind must be one of {', '.join(KINDS)}", reason="KIND_INVALID",
-                              violations=[FieldViolation("kind", "unknown kind")])
+        raise InvalidArgument(
+            f"kind must be one of {', '.join(KINDS)}",
+            reason="KIND_INVALID",
+            violations=[FieldViolation("kind", "unknown kind")],
+        )
     if collection not in COLLECTIONS:
-        raise InvalidArgument("collection must be users or accounts", reason="COLLECTION_INVALID",
-                              violations=[FieldViolation("collection", "unknown collection")])
+        raise InvalidArgument(
+            "collection must be users or accounts",
+            reason="COLLECTION_INVALID",
+            violations=[FieldViolation("collection", "unknown collection")],
+        )
     try:
         return ql.parse_and_check(text, kind=kind, collection=collection)  # type: ignore[arg-type]
     except ql.QueryError as error:
@@ -68,16 +81,33 @@ def check(text: str, kind: str, collection: str) -> ql.CheckedDefinition:
 
 def cycle_through(rows: list[ComputationRow], candidate: Spec) -> list[str] | None:
     """The keys on a dependency cycle that saving `candidate` would close, if any."""
-    checked: dict[str, ql.CheckedDefinition] = {}
-    for row in rows:
-        if row.collection == candidate.collection and row.key != candidate.key:
-            checked[row.key] = ql.parse_and_check(row.definition, kind=row.kind, collection=row.collection)  # type: ignore[arg-type]
-    checked[candidate.key] = check(candidate.definition, candidate.kind, candidate.collection)
-    try:
-        ql.dependency_order(checked)
-    except ql.CycleError as cycle:
-        return list(cycle.keys)
-    return None
+    comps = [compile_row(r) for r in rows if not (r.collection == candidate.collection and r.key == candidate.key)]
+    checked = check(candidate.definition, candidate.kind, candidate.collection)
+    template = rows[0] if rows else None
+    row = ComputationRow(
+        computation_id=-1,
+        space_id=template.space_id if template else 0,
+        kind=candidate.kind,
+        collection=candidate.collection,
+        key=candidate.key,
+        public_id="",
+        name="",
+        description="",
+        definition=candidate.definition,
+        enabled=True,
+        options={},
+        status="LIVE",
+        error="",
+        size=0,
+        progress_done=0,
+        progress_total=0,
+        created_ms=0,
+        updated_ms=0,
+        last_computed_ms=None,
+        backfill_cursor=0,
+        version=1,
+    )
+    return find_cycle([*comps, Compiled(row, checked)])
 
 
 class Computations:
@@ -92,8 +122,11 @@ class Computations:
     def create(self, space_id: int, spec: Spec) -> ComputationRow:
         """Saves a new definition and starts its backfill."""
         if not KEY_PATTERN.match(spec.key):
-            raise InvalidArgument(f"key {spec.key!r} must be snake_case: a-z, 0-9 and _, starting with a letter",
-                                  reason="KEY_INVALID", violations=[FieldViolation("key", "not snake_case")])
+            raise InvalidArgument(
+                f"key {spec.key!r} must be snake_case: a-z, 0-9 and _, starting with a letter",
+                reason="KEY_INVALID",
+                violations=[FieldViolation("key", "not snake_case")],
+            )
         check(spec.definition, spec.kind, spec.collection)
         row = self._writer.run(lambda conn: self._insert(conn, space_id, spec))
         self._evaluator.wake()
@@ -102,16 +135,31 @@ class Computations:
     def _insert(self, conn: apsw.Connection, space_id: int, spec: Spec) -> ComputationRow:
         existing = store.computation(conn, space_id, spec.collection, spec.key)
         if existing is not None:
-            raise AlreadyExists(f"{spec.collection} already have a {existing.kind.replace('_', ' ')} with key "
-                                f"{spec.key!r}", reason="KEY_EXISTS")
+            raise AlreadyExists(
+                f"{spec.collection} already have a {existing.kind.replace('_', ' ')} with key {spec.key!r}",
+                reason="KEY_EXISTS",
+            )
         self._refuse_cycle(conn, space_id, spec)
         now = self._clock.now_ms()
         conn.execute(
             "INSERT INTO computations (space_id, kind, collection, key, public_id, name, description, definition,"
             " enabled, options, status, created_ms, updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (space_id, spec.kind, spec.collection, spec.key, _PREFIX[spec.kind] + secrets.token_hex(10),
-             spec.name or spec.key, spec.description, spec.definition, int(spec.enabled),
-             json.dumps(spec.options), "BACKFILLING" if spec.enabled else "DISABLED", now, now))
+            (
+                space_id,
+                spec.kind,
+                spec.collection,
+                spec.key,
+                _PREFIX[spec.kind] + secrets.token_hex(10),
+                spec.name or spec.key,
+                spec.description,
+                spec.definition,
+                int(spec.enabled),
+                json.dumps(spec.options),
+                "BACKFILLING" if spec.enabled else "DISABLED",
+                now,
+                now,
+            ),
+        )
         cid = int(conn.last_insert_rowid())
         if spec.enabled:
             store.start_backfill(conn, cid, store.count_profiles(conn, space_id, spec.collection))
@@ -120,34 +168,43 @@ class Computations:
     def _refuse_cycle(self, conn: apsw.Connection, space_id: int, spec: Spec) -> None:
         cycle = cycle_through(store.computations(conn, space_id), spec)
         if cycle:
-            raise InvalidArgument("definitions would read each other in a cycle: " + " -> ".join(cycle),
-                                  reason="DEPENDENCY_CYCLE", metadata={"cycle_keys": ",".join(cycle)},
-                                  violations=[FieldViolation("definition", "closes a dependency cycle")])
+            raise InvalidArgument(
+                "definitions would read each other in a cycle: " + " -> ".join(cycle),
+                reason="DEPENDENCY_CYCLE",
+                metadata={"cycle_keys": ",".join(cycle)},
+                violations=[FieldViolation("definition", "closes a dependency cycle")],
+            )
 
     def get(self, space_id: int, kind: str, collection: str, key: str) -> ComputationRow:
         """One definition by key."""
         return self._row(self._readers.get(), space_id, collection, key, kind)
 
-    def _row(self, conn: apsw.Connection, space_id: int, collection: str, key: str,
-             kind: str | None = None) -> ComputationRow:
+    def _row(
+        self, conn: apsw.Connection, space_id: int, collection: str, key: str, kind: str | None = None
+    ) -> ComputationRow:
         row = store.computation(conn, space_id, collection, key)
         if row is None or (kind is not None and row.kind != kind):
             noun = (kind or "definition").replace("_", " ")
             raise NotFound(f"{noun} {key!r} not found in {collection}", reason="NOT_FOUND")
         return row
 
-    def list(self, space_id: int, kind: str, collection: str | None) -> list[ComputationRow]:
+    def of_kind(self, space_id: int, kind: str, collection: str | None) -> list[ComputationRow]:
         """The space's definitions of one kind, oldest first."""
-        return [r for r in store.computations(self._readers.get(), space_id)
-                if r.kind == kind and (collection is None or r.collection == collection)]
+        return [
+            r
+            for r in store.computations(self._readers.get(), space_id)
+            if r.kind == kind and (collection is None or r.collection == collection)
+        ]
 
     def update(self, space_id: int, kind: str, collection: str, key: str, changes: Mapping[str, Any]) -> ComputationRow:
         """Applies the given changes; a new definition or an enable restarts the backfill."""
         unknown = set(changes) - EDITABLE
         if unknown:
-            raise InvalidArgument(f"cannot update {', '.join(sorted(unknown))}: key, kind and collection are "
-                                  "immutable", reason="FIELD_IMMUTABLE",
-                                  violations=[FieldViolation(f, "immutable or unknown") for f in sorted(unknown)])
+            raise InvalidArgument(
+                f"cannot update {', '.join(sorted(unknown))}: key, kind and collection are immutable",
+                reason="FIELD_IMMUTABLE",
+                violations=[FieldViolation(f, "immutable or unknown") for f in sorted(unknown)],
+            )
         current = self.get(space_id, kind, collection, key)
         if "definition" in changes:
             check(changes["definition"], kind, collection)
@@ -155,7 +212,9 @@ class Computations:
         self._evaluator.wake()
         return row
 
-    def _apply_update(self, conn: apsw.Connection, current: ComputationRow, changes: Mapping[str, Any]) -> ComputationRow:
+    def _apply_update(
+        self, conn: apsw.Connection, current: ComputationRow, changes: Mapping[str, Any]
+    ) -> ComputationRow:
         merged = {name: changes.get(name, getattr(current, name)) for name in EDITABLE}
         spec = Spec(current.kind, current.collection, current.key, **merged)
         if "definition" in changes:
@@ -164,9 +223,18 @@ class Computations:
         conn.execute(
             "UPDATE computations SET name = ?, description = ?, definition = ?, enabled = ?, options = ?,"
             " updated_ms = ?, version = version + ?, status = ? WHERE computation_id = ?",
-            (spec.name, spec.description, spec.definition, int(spec.enabled), json.dumps(spec.options),
-             self._clock.now_ms(), int(spec.definition != current.definition or spec.options != current.options),
-             current.status if spec.enabled else "DISABLED", current.computation_id))
+            (
+                spec.name,
+                spec.description,
+                spec.definition,
+                int(spec.enabled),
+                json.dumps(spec.options),
+                self._clock.now_ms(),
+                int(spec.definition != current.definition or spec.options != current.options),
+                current.status if spec.enabled else "DISABLED",
+                current.computation_id,
+            ),
+        )
         if redo or (spec.enabled and spec.options != current.options):
             total = store.count_profiles(conn, current.space_id, current.collection)
             store.start_backfill(conn, current.computation_id, total)
@@ -179,11 +247,17 @@ class Computations:
         self._evaluator.wake()
 
     def _delete(self, conn: apsw.Connection, current: ComputationRow) -> None:
-        readers = [r.key for r in store.computations(conn, current.space_id)
-                   if r.computation_id != current.computation_id and _reads(r, current)]
+        readers = [
+            r.key
+            for r in store.computations(conn, current.space_id)
+            if r.computation_id != current.computation_id and _reads(r, current)
+        ]
         if readers:
-            raise FailedPrecondition(f"{current.key!r} is read by {', '.join(sorted(readers))}; delete or edit "
-                                     "those first", reason="IN_USE", metadata={"used_by": ",".join(sorted(readers))})
+            raise FailedPrecondition(
+                f"{current.key!r} is read by {', '.join(sorted(readers))}; delete or edit those first",
+                reason="IN_USE",
+                metadata={"used_by": ",".join(sorted(readers))},
+            )
         for table in ("computed_values", "due", "changes", "computations"):
             conn.execute(f"DELETE FROM {table} WHERE computation_id = ?", (current.computation_id,))
 
@@ -191,11 +265,13 @@ class Computations:
         """The cycle saving `definition` under `key` would close (None without a key: nothing reads it yet)."""
         if not key:
             return None
-        return cycle_through(store.computations(self._readers.get(), space_id),
-                             Spec(kind, collection, key, definition=definition))
+        return cycle_through(
+            store.computations(self._readers.get(), space_id), Spec(kind, collection, key, definition=definition)
+        )
 
-    def preview(self, space_id: int, text: str, kind: str, collection: str, include_anonymous: bool,
-                sample_size: int) -> tuple[int, list[tuple[int, Any]], int]:
+    def preview(
+        self, space_id: int, text: str, kind: str, collection: str, include_anonymous: bool, sample_size: int
+    ) -> tuple[int, list[tuple[int, Any]], int]:
         """Evaluates an unsaved definition now over every profile, changing nothing.
 
         Returns:
@@ -209,23 +285,47 @@ class Computations:
 
 
 def _reads(reader: ComputationRow, target: ComputationRow) -> bool:
-    summary = ql.parse_and_check(reader.definition, kind=reader.kind, collection=reader.collection).summary  # type: ignore[arg-type]
-    if reader.collection == target.collection and target.key in summary.traits:
-        return True
-    return target.collection == "users" and target.key in summary.user_traits
+    comps = [compile_row(reader), compile_row(target)]
+    find_cycle(comps)  # fills in the dependencies
+    return target.computation_id in comps[0].deps
 
 
-def _preview(conn: apsw.Connection, space_id: int, checked: ql.CheckedDefinition, include_anonymous: bool,
-             sample_size: int, now: int) -> tuple[int, list[tuple[int, Any]]]:
+def _preview(
+    conn: apsw.Connection,
+    space_id: int,
+    checked: ql.CheckedDefinition,
+    include_anonymous: bool,
+    sample_size: int,
+    now: int,
+) -> tuple[int, list[tuple[int, Any]]]:
     registry = Registry(store.computations(conn, space_id))
     row = ComputationRow(
-        computation_id=0, space_id=space_id, kind=checked.kind, collection=checked.collection, key="", public_id="",
-        name="", description="", definition="", enabled=True, options={"include_anonymous_users": include_anonymous},
-        status="LIVE", error="", size=0, progress_done=0, progress_total=0, created_ms=now, updated_ms=now,
-        last_computed_ms=None, backfill_cursor=0, version=1)
+        computation_id=0,
+        space_id=space_id,
+        kind=checked.kind,
+        collection=checked.collection,
+        key="",
+        public_id="",
+        name="",
+        description="",
+        definition="",
+        enabled=True,
+        options={"include_anonymous_users": include_anonymous},
+        status="LIVE",
+        error="",
+        size=0,
+        progress_done=0,
+        progress_total=0,
+        created_ms=now,
+        updated_ms=now,
+        last_computed_ms=None,
+        backfill_cursor=0,
+        version=1,
+    )
     comp = Compiled(row, checked)
     evaluation = Evaluation(conn, registry, now)
-    count, samples, after = 0, [], 0
+    count, after = 0, 0
+    samples: list[tuple[int, Any]] = []
     while True:
         pids = store.profiles_after(conn, space_id, checked.collection, after, 1000)
         if not pids:

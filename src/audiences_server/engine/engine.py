@@ -15,8 +15,8 @@ from audiences_server.engine.computations import Computations
 from audiences_server.engine.evaluator import Evaluator
 from audiences_server.engine.ingest import Ingest
 from audiences_server.errors import FailedPrecondition, FieldViolation, InvalidArgument
-from audiences_server.store import evaluation
 from audiences_server.settings import Settings
+from audiences_server.store import evaluation
 from audiences_server.store.db import Readers
 from audiences_server.store.migrations import prepare
 from audiences_server.store.writer import Writer

@@ -79,9 +79,12 @@ class Evaluation:
                 moved = changed.get(dep, set())
                 if moved and self.registry.by_id[dep].collection == comp.collection:
                     candidates |= moved
+                elif moved and comp.collection == "accounts":
+                    candidates |= {
+                        a for accounts in store.accounts_of(self.conn, sorted(moved)).values() for a in accounts
+                    }
                 elif moved:
-                    candidates |= {a for accounts in store.accounts_of(self.conn, sorted(moved)).values()
-                                   for a in accounts}
+                    candidates |= {u for users in store.users_of(self.conn, sorted(moved)).values() for u in users}
             if candidates:
                 changed[comp.id] = self.guarded(comp, sorted(candidates))
 
@@ -104,8 +107,9 @@ class Evaluation:
         """Computes values without storing anything (for previews)."""
         return [(pid, value) for pid, value, _ in self._compute(comp, profile_ids, with_due=False)]
 
-    def _compute(self, comp: Compiled, profile_ids: Sequence[int],
-                 with_due: bool = True) -> list[tuple[int, Any, int | None]]:
+    def _compute(
+        self, comp: Compiled, profile_ids: Sequence[int], with_due: bool = True
+    ) -> list[tuple[int, Any, int | None]]:
         """Each profile's value and next change time, with the anonymous-users rule applied."""
         profiles = self._profiles(comp, profile_ids)
         known = None
@@ -162,6 +166,8 @@ class Evaluation:
         if comp.collection == "users":
             events = self._events(comp, profile_ids)
             traits = self._traits(comp.row.space_id, "users", profile_ids)
+            if comp.account_keys:
+                self._overlay_accounts(comp, profile_ids, traits)
             return {p: ql.Profile(events.get(p, ()), traits.get(p, {})) for p in profile_ids}
         members = store.users_of(self.conn, profile_ids)
         users = sorted({u for linked in members.values() for u in linked})
@@ -169,8 +175,11 @@ class Evaluation:
         user_traits = self._traits(comp.row.space_id, "users", users)
         traits = self._traits(comp.row.space_id, "accounts", profile_ids)
         return {
-            p: ql.Profile((), traits.get(p, {}),
-                          [ql.Profile(events.get(u, ()), user_traits.get(u, {})) for u in members.get(p, ())])
+            p: ql.Profile(
+                (),
+                traits.get(p, {}),
+                [ql.Profile(events.get(u, ()), user_traits.get(u, {})) for u in members.get(p, ())],
+            )
             for p in profile_ids
         }
 
@@ -178,8 +187,11 @@ class Evaluation:
         summary = comp.summary
         if not summary.reads_events or not profile_ids:
             return {}
-        bounds = [b for b in (None if summary.lookback_ms is None else self.now - summary.lookback_ms,
-                              comp.event_floor_ms) if b is not None]
+        bounds = [
+            b
+            for b in (None if summary.lookback_ms is None else self.now - summary.lookback_ms, comp.event_floor_ms)
+            if b is not None
+        ]
         return store.events_of(self.conn, profile_ids, summary.events, max(bounds) if bounds else None)
 
     def _traits(self, space_id: int, collection: str, profile_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
@@ -206,6 +218,21 @@ class Evaluation:
                     own.pop(comp.row.key, None)
         return traits
 
+    def _overlay_accounts(self, comp: Compiled, profile_ids: Sequence[int], traits: dict[int, dict[str, Any]]) -> None:
+        """A user reads an account audience as true when any of its accounts is a member."""
+        audiences = [
+            c
+            for c in self.registry.of_space(comp.row.space_id)
+            if c.collection == "accounts" and c.row.key in comp.account_keys
+        ]
+        accounts = store.accounts_of(self.conn, profile_ids)
+        linked = sorted({a for found in accounts.values() for a in found})
+        values = store.values_of(self.conn, [c.id for c in audiences], linked)
+        for pid in profile_ids:
+            own = traits.setdefault(pid, {})
+            for audience in audiences:
+                own[audience.row.key] = any(values.get((audience.id, a)) == "true" for a in accounts.get(pid, ()))
+
     def retire(self, profile_id: int) -> None:
         """A profile merged into another: its values leave (members exit), its due times go."""
         for cid, old in store.values_of_profile(self.conn, profile_id).items():
@@ -225,8 +252,13 @@ class Evaluation:
         store.drop_profile_state(self.conn, profile_id)
 
 
-def collect_work(conn: apsw.Connection, registry: Registry, evaluation: Evaluation,
-                 touches: dict[int, set[tuple[str, str]]], due: Iterable[tuple[int, int]]) -> dict[int, set[int]]:
+def collect_work(
+    conn: apsw.Connection,
+    registry: Registry,
+    evaluation: Evaluation,
+    touches: dict[int, set[tuple[str, str]]],
+    due: Iterable[tuple[int, int]],
+) -> dict[int, set[int]]:
     """Which computation to evaluate for which profiles, from touches and due times."""
     work: dict[int, set[int]] = defaultdict(set)
     facts = store.profile_facts(conn, set(touches) | {p for _, p in due})
@@ -337,8 +369,9 @@ class Evaluator:
         if report.values_changed:
             for listener in self.on_change:
                 listener()
-        log.debug("tick", profiles=report.profiles_evaluated, changed=report.values_changed,
-                  ms=round(report.duration_ms, 2))
+        log.debug(
+            "tick", profiles=report.profiles_evaluated, changed=report.values_changed, ms=round(report.duration_ms, 2)
+        )
         return report
 
     def _job(self, conn: apsw.Connection, now: int) -> TickReport:

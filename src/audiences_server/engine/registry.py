@@ -19,7 +19,7 @@ def _tops(keys: Iterable[str]) -> frozenset[str]:
     return frozenset(key.split(".", 1)[0] for key in keys)
 
 
-@dataclass
+@dataclass(eq=False)
 class Compiled:
     """One enabled computation, ready to evaluate."""
 
@@ -27,6 +27,8 @@ class Compiled:
     checked: ql.CheckedDefinition
     deps: list[int] = field(default_factory=list)
     dependents: list[int] = field(default_factory=list)
+    # Account audiences a user definition reads (a user reads true if any of its accounts is in).
+    account_keys: frozenset[str] = frozenset()
 
     @property
     def id(self) -> int:
@@ -66,7 +68,7 @@ class Compiled:
             return name in self.summary.events
         if kind in {"trait", "computed"}:
             return name in _tops(self.summary.traits)
-        return kind == "link" and self.collection == "accounts"
+        return kind == "link" and (self.collection == "accounts" or bool(self.account_keys))
 
     def touched_by_user(self, kind: str, name: str) -> bool:
         """For an account computation: whether a change to one of its users can change it."""
@@ -81,27 +83,59 @@ class Compiled:
         return False
 
 
+def dependencies(comps: Iterable[Compiled]) -> None:
+    """Fills in what each computation reads and is read by.
+
+    `trait('k')` names a definition of the same collection when one has key `k`; in a user
+    definition it may also name an account audience, read through the user's accounts. Inside
+    an account's ANY/ALL it names a user definition.
+    """
+    comps = list(comps)
+    keys = {(c.row.space_id, c.collection, c.row.key): c for c in comps}
+    for comp in comps:
+        space = comp.row.space_id
+        deps = {keys.get((space, comp.collection, k)) for k in comp.summary.traits}
+        deps |= {keys.get((space, "users", k)) for k in comp.summary.user_traits}
+        if comp.collection == "users":
+            named = [keys.get((space, "accounts", k)) for k in comp.summary.traits if (space, "users", k) not in keys]
+            across = {a for a in named if a is not None and a.row.kind == "audience"}
+            comp.account_keys = frozenset(a.row.key for a in across)
+            deps |= across
+        comp.deps = sorted(d.id for d in deps if d is not None and d is not comp)
+        comp.dependents = []
+    by_id = {c.id: c for c in comps}
+    for comp in comps:
+        for dep in comp.deps:
+            by_id[dep].dependents.append(comp.id)
+
+
+def compile_row(row: ComputationRow) -> Compiled:
+    """Parses and checks a stored definition."""
+    checked = ql.parse_and_check(row.definition, kind=row.kind, collection=row.collection)  # type: ignore[arg-type]
+    return Compiled(row, checked)
+
+
+def find_cycle(comps: Iterable[Compiled]) -> list[str] | None:
+    """The keys along a dependency cycle among the computations, if there is one."""
+    comps = list(comps)
+    dependencies(comps)
+    names = {c.id: c.row.key for c in comps}
+    try:
+        graphlib.TopologicalSorter({c.id: c.deps for c in comps}).prepare()
+    except graphlib.CycleError as cycle:
+        return [names[i] for i in cycle.args[1]]
+    return None
+
+
 class Registry:
     """Every enabled computation, in an order where each comes after those it reads."""
 
     def __init__(self, rows: Iterable[ComputationRow]) -> None:
-        self.by_id: dict[int, Compiled] = {}
-        for row in rows:
-            if row.enabled and row.status != "FAILED":
-                checked = ql.parse_and_check(row.definition, kind=row.kind, collection=row.collection)  # type: ignore[arg-type]
-                self.by_id[row.computation_id] = Compiled(row, checked)
-        self._link()
+        self.by_id: dict[int, Compiled] = {
+            row.computation_id: compile_row(row) for row in rows if row.enabled and row.status != "FAILED"
+        }
+        dependencies(self.by_id.values())
         self.order = self._sorted()
-
-    def _link(self) -> None:
-        keys = {(c.row.space_id, c.collection, c.row.key): c.id for c in self.by_id.values()}
-        for comp in self.by_id.values():
-            space = comp.row.space_id
-            deps = {keys.get((space, comp.collection, k)) for k in comp.summary.traits}
-            deps |= {keys.get((space, "users", k)) for k in comp.summary.user_traits}
-            comp.deps = sorted(d for d in deps if d is not None and d != comp.id)
-            for dep in comp.deps:
-                self.by_id[dep].dependents.append(comp.id)
 
     def _sorted(self) -> list[Compiled]:
         graph = {cid: comp.deps for cid, comp in sorted(self.by_id.items())}

@@ -108,3 +108,11 @@ def rows(conn: apsw.Connection, sql: str, params: Any = ()) -> list[dict[str, An
     except apsw.ExecutionCompleteError:
         return []
     return [dict(zip(names, row, strict=True)) for row in cursor]
+
+
+def scalar(conn: apsw.Connection, sql: str, params: Any = ()) -> Any:
+    """The first column of the first row of a query that always returns one (count, max, …)."""
+    row = conn.execute(sql, params).fetchone()
+    if row is None:
+        raise LookupError(f"query returned no row: {sql}")
+    return row[0]

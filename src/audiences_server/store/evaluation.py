@@ -13,6 +13,7 @@ import apsw
 from audiences_server.core.identity import visible_traits
 from audiences_server.core.identity.traits import TraitValue
 from audiences_server.core.ql import Event
+from audiences_server.store.db import scalar
 
 
 @dataclass(frozen=True)
@@ -62,8 +63,8 @@ def computations(conn: apsw.Connection, space_id: int | None = None) -> list[Com
         cursor = conn.execute(f"SELECT {_COMPUTATION_COLUMNS} FROM computations ORDER BY computation_id")
     else:
         cursor = conn.execute(
-            f"SELECT {_COMPUTATION_COLUMNS} FROM computations WHERE space_id = ? ORDER BY computation_id",
-            (space_id,))
+            f"SELECT {_COMPUTATION_COLUMNS} FROM computations WHERE space_id = ? ORDER BY computation_id", (space_id,)
+        )
     return [_computation(row) for row in cursor]
 
 
@@ -71,21 +72,25 @@ def computation(conn: apsw.Connection, space_id: int, collection: str, key: str)
     """One computation by its key."""
     row = conn.execute(
         f"SELECT {_COMPUTATION_COLUMNS} FROM computations WHERE space_id = ? AND collection = ? AND key = ?",
-        (space_id, collection, key)).fetchone()
+        (space_id, collection, key),
+    ).fetchone()
     return _computation(row) if row else None
 
 
 def state_version(conn: apsw.Connection) -> str:
     """Changes whenever a computation is added, removed, edited, enabled, disabled or changes status."""
-    row = conn.execute("SELECT group_concat(computation_id || ':' || version || ':' || enabled || ':' || status, ',')"
-                       " FROM (SELECT * FROM computations ORDER BY computation_id)").fetchone()
-    return str(row[0] or "")
+    return str(scalar(conn, "SELECT group_concat(computation_id || ':' || version || ':' || enabled || ':' || status,"
+                            " ',') FROM (SELECT * FROM computations ORDER BY computation_id)") or "")
 
 
 def backfilling(conn: apsw.Connection) -> dict[int, int]:
     """The computations being backfilled, with their cursors."""
-    return {int(c): int(k) for c, k in conn.execute(
-        "SELECT computation_id, backfill_cursor FROM computations WHERE status = 'BACKFILLING' AND enabled = 1")}
+    return {
+        int(c): int(k)
+        for c, k in conn.execute(
+            "SELECT computation_id, backfill_cursor FROM computations WHERE status = 'BACKFILLING' AND enabled = 1"
+        )
+    }
 
 
 def take_touches(conn: apsw.Connection, limit: int) -> dict[int, set[tuple[str, str]]]:
@@ -106,8 +111,11 @@ def has_touches(conn: apsw.Connection) -> bool:
 
 def take_due(conn: apsw.Connection, now_ms: int, limit: int) -> list[tuple[int, int]]:
     """Removes and returns up to `limit` (computation, profile) pairs due at or before now."""
-    rows = list(conn.execute("SELECT computation_id, profile_id FROM due WHERE due_ms <= ? ORDER BY due_ms LIMIT ?",
-                             (now_ms, limit)))
+    rows = list(
+        conn.execute(
+            "SELECT computation_id, profile_id FROM due WHERE due_ms <= ? ORDER BY due_ms LIMIT ?", (now_ms, limit)
+        )
+    )
     conn.executemany("DELETE FROM due WHERE computation_id = ? AND profile_id = ?", rows)
     return [(int(c), int(p)) for c, p in rows]
 
@@ -120,39 +128,60 @@ def next_due(conn: apsw.Connection) -> int | None:
 
 def set_due(conn: apsw.Connection, computation_id: int, due: dict[int, int | None]) -> None:
     """Stores or clears each profile's next change time for one computation."""
-    conn.executemany("DELETE FROM due WHERE computation_id = ? AND profile_id = ?",
-                     [(computation_id, p) for p, t in due.items() if t is None])
-    conn.executemany("INSERT OR REPLACE INTO due (computation_id, profile_id, due_ms) VALUES (?, ?, ?)",
-                     [(computation_id, p, t) for p, t in due.items() if t is not None])
+    conn.executemany(
+        "DELETE FROM due WHERE computation_id = ? AND profile_id = ?",
+        [(computation_id, p) for p, t in due.items() if t is None],
+    )
+    conn.executemany(
+        "INSERT OR REPLACE INTO due (computation_id, profile_id, due_ms) VALUES (?, ?, ?)",
+        [(computation_id, p, t) for p, t in due.items() if t is not None],
+    )
 
 
 def profile_facts(conn: apsw.Connection, profile_ids: Iterable[int]) -> dict[int, tuple[int, str, int | None]]:
     """Per profile: space, collection, and the survivor it was merged into (None if alive)."""
     ids = list(profile_ids)
-    return {int(r[0]): (int(r[1]), r[2], r[3]) for r in conn.execute(
-        "SELECT profile_id, space_id, collection, merged_into FROM profiles"
-        " WHERE profile_id IN (SELECT value FROM json_each(?))", (json.dumps(ids),))}
+    return {
+        int(r[0]): (int(r[1]), r[2], r[3])
+        for r in conn.execute(
+            "SELECT profile_id, space_id, collection, merged_into FROM profiles"
+            " WHERE profile_id IN (SELECT value FROM json_each(?))",
+            (json.dumps(ids),),
+        )
+    }
 
 
 def profiles_after(conn: apsw.Connection, space_id: int, collection: str, after: int, limit: int) -> list[int]:
     """Live profiles of a collection with ids above `after`, in id order (for backfills)."""
-    return [int(r[0]) for r in conn.execute(
-        "SELECT profile_id FROM profiles WHERE space_id = ? AND collection = ? AND merged_into IS NULL"
-        " AND profile_id > ? ORDER BY profile_id LIMIT ?", (space_id, collection, after, limit))]
+    return [
+        int(r[0])
+        for r in conn.execute(
+            "SELECT profile_id FROM profiles WHERE space_id = ? AND collection = ? AND merged_into IS NULL"
+            " AND profile_id > ? ORDER BY profile_id LIMIT ?",
+            (space_id, collection, after, limit),
+        )
+    ]
 
 
 def count_profiles(conn: apsw.Connection, space_id: int, collection: str) -> int:
     """How many live profiles a collection has."""
-    return int(conn.execute(
-        "SELECT count(*) FROM profiles WHERE space_id = ? AND collection = ? AND merged_into IS NULL",
-        (space_id, collection)).fetchone()[0])
+    return int(
+        scalar(
+            conn,
+            "SELECT count(*) FROM profiles WHERE space_id = ? AND collection = ? AND merged_into IS NULL",
+            (space_id, collection),
+        )
+    )
 
 
-def events_of(conn: apsw.Connection, profile_ids: Sequence[int], names: Iterable[str] | None,
-              since_ms: int | None) -> dict[int, list[Event]]:
+def events_of(
+    conn: apsw.Connection, profile_ids: Sequence[int], names: Iterable[str] | None, since_ms: int | None
+) -> dict[int, list[Event]]:
     """The events of the profiles, only those named (None: all) and stamped at or after `since_ms`."""
-    sql = ("SELECT profile_id, event, ts, seq, body, context FROM events"
-           " WHERE profile_id IN (SELECT value FROM json_each(?)) AND event IS NOT NULL")
+    sql = (
+        "SELECT profile_id, event, ts, seq, body, context FROM events"
+        " WHERE profile_id IN (SELECT value FROM json_each(?)) AND event IS NOT NULL"
+    )
     params: list[Any] = [json.dumps(list(profile_ids))]
     if names is not None:
         sql += " AND event IN (SELECT value FROM json_each(?))"
@@ -170,39 +199,57 @@ def custom_traits(conn: apsw.Connection, profile_ids: Sequence[int]) -> dict[int
     """The visible custom traits of the profiles."""
     raw: dict[int, dict[str, TraitValue]] = defaultdict(dict)
     for pid, key, value, ts, seq in conn.execute(
-            "SELECT profile_id, key, value, ts_ms, seq FROM traits WHERE profile_id IN (SELECT value FROM json_each(?))",
-            (json.dumps(list(profile_ids)),)):
+        "SELECT profile_id, key, value, ts_ms, seq FROM traits WHERE profile_id IN (SELECT value FROM json_each(?))",
+        (json.dumps(list(profile_ids)),),
+    ):
         raw[pid][key] = TraitValue(None if value is None else json.loads(value), ts, seq)
     return {pid: visible_traits(entries) for pid, entries in raw.items()}
 
 
-def values_of(conn: apsw.Connection, computation_ids: Sequence[int], profile_ids: Sequence[int]) -> dict[tuple[int, int], str]:
+def values_of(
+    conn: apsw.Connection, computation_ids: Sequence[int], profile_ids: Sequence[int]
+) -> dict[tuple[int, int], str]:
     """Stored values (JSON text) of the computations for the profiles."""
-    return {(int(c), int(p)): v for c, p, v in conn.execute(
-        "SELECT computation_id, profile_id, value FROM computed_values"
-        " WHERE computation_id IN (SELECT value FROM json_each(?)) AND profile_id IN (SELECT value FROM json_each(?))",
-        (json.dumps(list(computation_ids)), json.dumps(list(profile_ids))))}
+    return {
+        (int(c), int(p)): v
+        for c, p, v in conn.execute(
+            "SELECT computation_id, profile_id, value FROM computed_values"
+            " WHERE computation_id IN (SELECT value FROM json_each(?))"
+            " AND profile_id IN (SELECT value FROM json_each(?))",
+            (json.dumps(list(computation_ids)), json.dumps(list(profile_ids))),
+        )
+    }
 
 
 def values_of_profile(conn: apsw.Connection, profile_id: int) -> dict[int, str]:
     """Every stored value of one profile, by computation."""
-    return {int(c): v for c, v in conn.execute(
-        "SELECT computation_id, value FROM computed_values WHERE profile_id = ?", (profile_id,))}
+    return {
+        int(c): v
+        for c, v in conn.execute(
+            "SELECT computation_id, value FROM computed_values WHERE profile_id = ?", (profile_id,)
+        )
+    }
 
 
 def known_profiles(conn: apsw.Connection, profile_ids: Sequence[int]) -> set[int]:
     """The profiles holding an identifier other than `anonymous_id`."""
-    return {int(r[0]) for r in conn.execute(
-        "SELECT DISTINCT profile_id FROM identifiers WHERE profile_id IN (SELECT value FROM json_each(?))"
-        " AND id_type != 'anonymous_id'", (json.dumps(list(profile_ids)),))}
+    return {
+        int(r[0])
+        for r in conn.execute(
+            "SELECT DISTINCT profile_id FROM identifiers WHERE profile_id IN (SELECT value FROM json_each(?))"
+            " AND id_type != 'anonymous_id'",
+            (json.dumps(list(profile_ids)),),
+        )
+    }
 
 
 def accounts_of(conn: apsw.Connection, user_ids: Sequence[int]) -> dict[int, list[int]]:
     """Per user, the accounts it is linked to."""
     found: dict[int, list[int]] = defaultdict(list)
     for user, account in conn.execute(
-            "SELECT user_id, account_id FROM links WHERE user_id IN (SELECT value FROM json_each(?))",
-            (json.dumps(list(user_ids)),)):
+        "SELECT user_id, account_id FROM links WHERE user_id IN (SELECT value FROM json_each(?))",
+        (json.dumps(list(user_ids)),),
+    ):
         found[user].append(account)
     return found
 
@@ -211,8 +258,10 @@ def users_of(conn: apsw.Connection, account_ids: Sequence[int]) -> dict[int, lis
     """Per account, its linked users."""
     found: dict[int, list[int]] = defaultdict(list)
     for account, user in conn.execute(
-            "SELECT account_id, user_id FROM links WHERE account_id IN (SELECT value FROM json_each(?))"
-            " ORDER BY account_id, user_id", (json.dumps(list(account_ids)),)):
+        "SELECT account_id, user_id FROM links WHERE account_id IN (SELECT value FROM json_each(?))"
+        " ORDER BY account_id, user_id",
+        (json.dumps(list(account_ids)),),
+    ):
         found[account].append(user)
     return found
 
@@ -220,18 +269,33 @@ def users_of(conn: apsw.Connection, account_ids: Sequence[int]) -> dict[int, lis
 def write_value(conn: apsw.Connection, computation_id: int, profile_id: int, value: str | None, now_ms: int) -> None:
     """Stores (or, with None, removes) one computed value."""
     if value is None:
-        conn.execute("DELETE FROM computed_values WHERE computation_id = ? AND profile_id = ?",
-                     (computation_id, profile_id))
+        conn.execute(
+            "DELETE FROM computed_values WHERE computation_id = ? AND profile_id = ?", (computation_id, profile_id)
+        )
     else:
-        conn.execute("INSERT OR REPLACE INTO computed_values (computation_id, profile_id, value, updated_ms)"
-                     " VALUES (?, ?, ?, ?)", (computation_id, profile_id, value, now_ms))
+        conn.execute(
+            "INSERT OR REPLACE INTO computed_values (computation_id, profile_id, value, updated_ms)"
+            " VALUES (?, ?, ?, ?)",
+            (computation_id, profile_id, value, now_ms),
+        )
 
 
-def record_change(conn: apsw.Connection, space_id: int, computation_id: int, profile_id: int, change: str,
-                  old: str | None, new: str | None, at_ms: int) -> None:
+def record_change(
+    conn: apsw.Connection,
+    space_id: int,
+    computation_id: int,
+    profile_id: int,
+    change: str,
+    old: str | None,
+    new: str | None,
+    at_ms: int,
+) -> None:
     """Appends a change record (the outbox that sync reads)."""
-    conn.execute("INSERT INTO changes (space_id, computation_id, profile_id, change, old_value, new_value, at_ms)"
-                 " VALUES (?, ?, ?, ?, ?, ?, ?)", (space_id, computation_id, profile_id, change, old, new, at_ms))
+    conn.execute(
+        "INSERT INTO changes (space_id, computation_id, profile_id, change, old_value, new_value, at_ms)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (space_id, computation_id, profile_id, change, old, new, at_ms),
+    )
 
 
 def drop_profile_state(conn: apsw.Connection, profile_id: int) -> None:
@@ -239,52 +303,68 @@ def drop_profile_state(conn: apsw.Connection, profile_id: int) -> None:
     conn.execute("DELETE FROM due WHERE profile_id = ?", (profile_id,))
 
 
-
 def add_size(conn: apsw.Connection, computation_id: int, delta: int, now_ms: int) -> None:
     """Adjusts a computation's size (members, or profiles with a value) and stamps it computed."""
-    conn.execute("UPDATE computations SET size = size + ?, last_computed_ms = ? WHERE computation_id = ?",
-                 (delta, now_ms, computation_id))
+    conn.execute(
+        "UPDATE computations SET size = size + ?, last_computed_ms = ? WHERE computation_id = ?",
+        (delta, now_ms, computation_id),
+    )
 
 
 def advance_backfill(conn: apsw.Connection, computation_id: int, cursor: int, done: int) -> None:
     """Records backfill progress."""
-    conn.execute("UPDATE computations SET backfill_cursor = ?, progress_done = progress_done + ?"
-                 " WHERE computation_id = ?", (cursor, done, computation_id))
+    conn.execute(
+        "UPDATE computations SET backfill_cursor = ?, progress_done = progress_done + ? WHERE computation_id = ?",
+        (cursor, done, computation_id),
+    )
 
 
 def finish_backfill(conn: apsw.Connection, computation_id: int, now_ms: int) -> None:
     """Switches a backfilled computation live."""
-    conn.execute("UPDATE computations SET status = 'LIVE', progress_total = max(progress_total, progress_done),"
-                 " last_computed_ms = ? WHERE computation_id = ?", (now_ms, computation_id))
+    conn.execute(
+        "UPDATE computations SET status = 'LIVE', progress_total = max(progress_total, progress_done),"
+        " last_computed_ms = ? WHERE computation_id = ?",
+        (now_ms, computation_id),
+    )
 
 
 def start_backfill(conn: apsw.Connection, computation_id: int, total: int) -> None:
     """Puts a computation back to the start of a backfill (after a create, an edit or an enable)."""
-    conn.execute("UPDATE computations SET status = 'BACKFILLING', backfill_cursor = 0, progress_done = 0,"
-                 " progress_total = ? WHERE computation_id = ?", (total, computation_id))
+    conn.execute(
+        "UPDATE computations SET status = 'BACKFILLING', backfill_cursor = 0, progress_done = 0,"
+        " progress_total = ? WHERE computation_id = ?",
+        (total, computation_id),
+    )
     conn.execute("DELETE FROM due WHERE computation_id = ?", (computation_id,))
 
 
-def profile_refs(conn: apsw.Connection, profile_ids: Sequence[int]) -> dict[int, tuple[str, str, list[tuple[str, str]]]]:
+def profile_refs(
+    conn: apsw.Connection, profile_ids: Sequence[int]
+) -> dict[int, tuple[str, str, list[tuple[str, str]]]]:
     """Per profile: its public id, its collection and its identifiers (oldest first)."""
     found: dict[int, tuple[str, str, list[tuple[str, str]]]] = {}
     for pid, public, collection in conn.execute(
-            "SELECT profile_id, public_id, collection FROM profiles WHERE profile_id IN (SELECT value FROM json_each(?))",
-            (json.dumps(list(profile_ids)),)):
+        "SELECT profile_id, public_id, collection FROM profiles WHERE profile_id IN (SELECT value FROM json_each(?))",
+        (json.dumps(list(profile_ids)),),
+    ):
         found[int(pid)] = (public, collection, [])
     for pid, id_type, value in conn.execute(
-            "SELECT profile_id, id_type, id_value FROM identifiers WHERE profile_id IN (SELECT value FROM json_each(?))"
-            " ORDER BY profile_id, seq, id_type", (json.dumps(list(profile_ids)),)):
+        "SELECT profile_id, id_type, id_value FROM identifiers WHERE profile_id IN (SELECT value FROM json_each(?))"
+        " ORDER BY profile_id, seq, id_type",
+        (json.dumps(list(profile_ids)),),
+    ):
         found[int(pid)][2].append((id_type, value))
     return found
 
 
 def pending_profiles(conn: apsw.Connection) -> int:
     """How many profiles wait for the evaluator."""
-    return int(conn.execute("SELECT count(DISTINCT profile_id) FROM touches").fetchone()[0])
+    return int(scalar(conn, "SELECT count(DISTINCT profile_id) FROM touches"))
 
 
 def fail(conn: apsw.Connection, computation_id: int, error: str, now_ms: int) -> None:
     """Marks a computation FAILED with the error; it is not evaluated until edited or re-enabled."""
-    conn.execute("UPDATE computations SET status = 'FAILED', error = ?, updated_ms = ? WHERE computation_id = ?",
-                 (error, now_ms, computation_id))
+    conn.execute(
+        "UPDATE computations SET status = 'FAILED', error = ?, updated_ms = ? WHERE computation_id = ?",
+        (error, now_ms, computation_id),
+    )

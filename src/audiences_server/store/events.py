@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import apsw
 
 from audiences_server.core.tracking import Call
+from audiences_server.store.db import scalar
 
 _INSERT = """
     INSERT INTO events (seq, space_id, message_id, type, event, user_id, anonymous_id, group_id,
@@ -29,7 +30,7 @@ class StoredCalls:
 def _existing_ids(conn: apsw.Connection, space_id: int, ids: Sequence[str]) -> set[str]:
     found: set[str] = set()
     for start in range(0, len(ids), _LOOKUP_CHUNK):
-        chunk = ids[start:start + _LOOKUP_CHUNK]
+        chunk = ids[start : start + _LOOKUP_CHUNK]
         marks = ",".join("?" * len(chunk))
         sql = f"SELECT message_id FROM events WHERE space_id = ? AND message_id IN ({marks})"
         found.update(row[0] for row in conn.execute(sql, (space_id, *chunk)))
@@ -55,18 +56,35 @@ def split_duplicates(conn: apsw.Connection, space_id: int, calls: Sequence[Call]
 
 def next_seq(conn: apsw.Connection) -> int:
     """The arrival number the next stored call gets (the writer is the only one inserting)."""
-    row = conn.execute("SELECT max(seq) FROM events").fetchone()
-    return int(row[0] or 0) + 1
+    return int(scalar(conn, "SELECT max(seq) FROM events") or 0) + 1
 
 
-def insert_calls(conn: apsw.Connection, space_id: int, calls: Sequence[Call],
-                 profile_ids: Sequence[int | None], first_seq: int) -> None:
+def insert_calls(
+    conn: apsw.Connection, space_id: int, calls: Sequence[Call], profile_ids: Sequence[int | None], first_seq: int
+) -> None:
     """Stores calls with their resolved profiles and arrival numbers `first_seq`, `first_seq + 1`, …"""
-    conn.executemany(_INSERT, [
-        (first_seq + i, space_id, c.message_id, c.type, c.event, c.user_id, c.anonymous_id, c.group_id,
-         profile_ids[i], c.timestamp_ms, c.received_ms, c.body_json, c.context_json, c.extra_json)
-        for i, c in enumerate(calls)
-    ])
+    conn.executemany(
+        _INSERT,
+        [
+            (
+                first_seq + i,
+                space_id,
+                c.message_id,
+                c.type,
+                c.event,
+                c.user_id,
+                c.anonymous_id,
+                c.group_id,
+                profile_ids[i],
+                c.timestamp_ms,
+                c.received_ms,
+                c.body_json,
+                c.context_json,
+                c.extra_json,
+            )
+            for i, c in enumerate(calls)
+        ],
+    )
 
 
 def count_events(conn: apsw.Connection, space_id: int) -> int:

@@ -25,6 +25,13 @@ _SAMPLES_KEPT = 20
 Touch = tuple[int, str, str]
 
 
+def _one(conn: apsw.Connection, sql: str, params: tuple[object, ...]) -> int:
+    row = conn.execute(sql, params).fetchone()
+    if row is None:
+        raise LookupError(f"no row for {params}")
+    return int(row[0])
+
+
 def _marks(n: int) -> str:
     return ",".join("?" * n)
 
@@ -46,10 +53,18 @@ def load_states(conn: apsw.Connection, profile_ids: Iterable[int]) -> list[Profi
     """The planner's view of stored profiles."""
     states = []
     for profile_id in sorted(profile_ids):
-        created, merges = conn.execute(
-            "SELECT created_ms, merge_count FROM profiles WHERE profile_id = ?", (profile_id,)).fetchone()
-        held = tuple(HeldId(t, v, a) for t, v, a in conn.execute(
-            "SELECT id_type, id_value, added_ms FROM identifiers WHERE profile_id = ?", (profile_id,)))
+        row = conn.execute(
+            "SELECT created_ms, merge_count FROM profiles WHERE profile_id = ?", (profile_id,)
+        ).fetchone()
+        if row is None:
+            raise LookupError(f"profile {profile_id} holds identifiers but has no row")
+        created, merges = row
+        held = tuple(
+            HeldId(t, v, a)
+            for t, v, a in conn.execute(
+                "SELECT id_type, id_value, added_ms FROM identifiers WHERE profile_id = ?", (profile_id,)
+            )
+        )
         states.append(ProfileState(profile_id, created, held, merges))
     return states
 
@@ -63,8 +78,15 @@ def create_profile(conn: apsw.Connection, space_id: int, collection: str, now_ms
     return int(conn.last_insert_rowid())
 
 
-def add_identifiers(conn: apsw.Connection, space_id: int, collection: str, profile_id: int,
-                    ids: Sequence[ExternalId], now_ms: int, seq: int) -> None:
+def add_identifiers(
+    conn: apsw.Connection,
+    space_id: int,
+    collection: str,
+    profile_id: int,
+    ids: Sequence[ExternalId],
+    now_ms: int,
+    seq: int,
+) -> None:
     """Gives the profile new identifiers."""
     conn.executemany(
         "INSERT INTO identifiers (space_id, collection, id_type, id_value, profile_id, added_ms, seq)"
@@ -81,7 +103,8 @@ def load_traits(conn: apsw.Connection, profile_id: int, keys: Iterable[str] | No
         wanted = list(keys)
         cursor = conn.execute(
             f"SELECT key, value, ts_ms, seq FROM traits WHERE profile_id = ? AND key IN ({_marks(len(wanted))})",
-            (profile_id, *wanted))
+            (profile_id, *wanted),
+        )
     return {k: TraitValue(None if v is None else json.loads(v), ts, seq) for k, v, ts, seq in cursor}
 
 
@@ -89,13 +112,22 @@ def write_traits(conn: apsw.Connection, profile_id: int, entries: dict[str, Trai
     """Stores the given keys of a trait map."""
     conn.executemany(
         "INSERT OR REPLACE INTO traits (profile_id, key, value, ts_ms, seq) VALUES (?, ?, ?, ?, ?)",
-        [(profile_id, k, None if entries[k].value is None else json.dumps(entries[k].value),
-          entries[k].ts_ms, entries[k].seq) for k in keys],
+        [
+            (
+                profile_id,
+                k,
+                None if entries[k].value is None else json.dumps(entries[k].value),
+                entries[k].ts_ms,
+                entries[k].seq,
+            )
+            for k in keys
+        ],
     )
 
 
-def move_profile(conn: apsw.Connection, space_id: int, survivor: int, merged: int,
-                 message_id: str, now_ms: int) -> None:
+def move_profile(
+    conn: apsw.Connection, space_id: int, survivor: int, merged: int, message_id: str, now_ms: int
+) -> None:
     """Moves everything of `merged` to `survivor` (traits are merged by the caller) and logs it."""
     conn.execute("UPDATE identifiers SET profile_id = ? WHERE profile_id = ?", (survivor, merged))
     conn.execute("UPDATE events SET profile_id = ? WHERE profile_id = ?", (survivor, merged))
@@ -103,19 +135,24 @@ def move_profile(conn: apsw.Connection, space_id: int, survivor: int, merged: in
     for column in ("user_id", "account_id"):
         conn.execute(f"UPDATE OR IGNORE links SET {column} = ? WHERE {column} = ?", (survivor, merged))
         conn.execute(f"DELETE FROM links WHERE {column} = ?", (merged,))
-    count = conn.execute("SELECT merge_count FROM profiles WHERE profile_id = ?", (merged,)).fetchone()[0]
+    count = _one(conn, "SELECT merge_count FROM profiles WHERE profile_id = ?", (merged,))
     conn.execute("UPDATE profiles SET merged_into = ?, updated_ms = ? WHERE profile_id = ?", (survivor, now_ms, merged))
     conn.execute("UPDATE profiles SET merged_into = ? WHERE merged_into = ?", (survivor, merged))
-    conn.execute("UPDATE profiles SET merge_count = merge_count + ?, updated_ms = ? WHERE profile_id = ?",
-                 (count + 1, now_ms, survivor))
-    conn.execute("INSERT INTO merges (space_id, survivor_id, merged_id, message_id, merged_ms) VALUES (?, ?, ?, ?, ?)",
-                 (space_id, survivor, merged, message_id, now_ms))
+    conn.execute(
+        "UPDATE profiles SET merge_count = merge_count + ?, updated_ms = ? WHERE profile_id = ?",
+        (count + 1, now_ms, survivor),
+    )
+    conn.execute(
+        "INSERT INTO merges (space_id, survivor_id, merged_id, message_id, merged_ms) VALUES (?, ?, ?, ?, ?)",
+        (space_id, survivor, merged, message_id, now_ms),
+    )
 
 
 def link(conn: apsw.Connection, user_id: int, account_id: int, now_ms: int) -> bool:
     """Links a user to an account; returns whether the link is new."""
-    conn.execute("INSERT OR IGNORE INTO links (user_id, account_id, linked_ms) VALUES (?, ?, ?)",
-                 (user_id, account_id, now_ms))
+    conn.execute(
+        "INSERT OR IGNORE INTO links (user_id, account_id, linked_ms) VALUES (?, ?, ?)", (user_id, account_id, now_ms)
+    )
     return bool(conn.changes())
 
 
@@ -141,12 +178,13 @@ def rules(conn: apsw.Connection, space_id: int) -> IdentityRules:
 
 def save_rules(conn: apsw.Connection, space_id: int, value: IdentityRules, now_ms: int) -> None:
     """Replaces the space's identity rules."""
-    conn.execute("INSERT OR REPLACE INTO identity_rules (space_id, rules, updated_ms) VALUES (?, ?, ?)",
-                 (space_id, json.dumps(value.to_dict()), now_ms))
+    conn.execute(
+        "INSERT OR REPLACE INTO identity_rules (space_id, rules, updated_ms) VALUES (?, ?, ?)",
+        (space_id, json.dumps(value.to_dict()), now_ms),
+    )
 
 
-def record_violation(conn: apsw.Connection, space_id: int, violation: Violation, message_id: str,
-                     now_ms: int) -> None:
+def record_violation(conn: apsw.Connection, space_id: int, violation: Violation, message_id: str, now_ms: int) -> None:
     """Counts a violation and keeps it among the latest samples of its kind."""
     kind, id_type = violation.kind.value, violation.id_type or ""
     conn.execute(
