@@ -1,0 +1,91 @@
+"""Account audiences and computed traits, in real time, through the real server (SPEC §3, §4)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.evaluator.conftest import DAY, HOUR, Space
+
+QUANTIFIERS = [
+    # (definition, users' plans (None: no users), expected membership)
+    ("ANY (trait('plan') = 'pro')", None, False),
+    ("ANY (trait('plan') = 'pro')", ["pro"], True),
+    ("ANY (trait('plan') = 'pro')", ["free"], False),
+    ("ANY (trait('plan') = 'pro')", ["free", "free", "pro"], True),
+    ("ALL (trait('plan') = 'pro')", None, False),
+    ("ALL (trait('plan') = 'pro')", ["pro"], True),
+    ("ALL (trait('plan') = 'pro')", ["pro", "pro", "pro"], True),
+    ("ALL (trait('plan') = 'pro')", ["pro", "free", "pro"], False),
+    ("ALL NOT (trait('plan') = 'pro')", None, True),
+    ("ALL NOT (trait('plan') = 'pro')", ["free"], True),
+    ("ALL NOT (trait('plan') = 'pro')", ["pro"], False),
+    ("ALL NOT (trait('plan') = 'pro')", ["free", "free", "free"], True),
+    ("ALL NOT (trait('plan') = 'pro')", ["free", "pro", "free"], False),
+]
+
+
+@pytest.mark.parametrize(("definition", "plans", "member"), QUANTIFIERS)
+def test_any_all_and_all_not(space: Space, definition: str, plans: list[str] | None, member: bool) -> None:
+    """ANY needs one linked user, ALL needs at least one and every one, ALL NOT needs none."""
+    # "0" is a blocked identifier: that group call makes the account but links no user to it.
+    calls: list[dict[str, Any]] = [{"type": "group", "anonymousId": "0", "groupId": "acme"}]
+    for i, plan in enumerate(plans or []):
+        calls += [{"type": "identify", "userId": f"u{i}", "traits": {"plan": plan}},
+                  {"type": "group", "userId": f"u{i}", "groupId": "acme"}]
+    space.send(*calls)
+    space.define("acct", definition, collection="accounts")
+    space.tick()
+    assert space.member_ids("acct", "accounts") == ({"group_id:acme"} if member else set())
+    assert space.stored() == space.expected()
+
+
+def test_account_audience_follows_a_users_event_ageing_out(space: Space) -> None:
+    """An account leaves when its only user's qualifying event leaves the window, with nothing new sent."""
+    now = space.now()
+    space.send({"type": "group", "userId": "u1", "groupId": "acme"},
+               {"type": "track", "userId": "u1", "event": "Login", "at": now - 20 * HOUR})
+    space.define("active_account", "ANY (event('Login').within(1 days).count() >= 1)", collection="accounts")
+    space.tick()
+    assert space.member_ids("active_account", "accounts") == {"group_id:acme"}
+    space.tick(at=now + 4 * HOUR + 1)
+    assert space.member_ids("active_account", "accounts") == set()
+
+
+def test_account_computed_trait_feeds_an_account_audience(space: Space) -> None:
+    """An account computed trait sums a property over all its users' events; an audience reads it."""
+    now = space.now()
+    space.send({"type": "group", "userId": "a", "groupId": "acme"}, {"type": "group", "userId": "b", "groupId": "acme"},
+               {"type": "group", "userId": "c", "groupId": "tiny"},
+               {"type": "track", "userId": "a", "event": "Order", "properties": {"revenue": 300}, "at": now - DAY},
+               {"type": "track", "userId": "b", "event": "Order", "properties": {"revenue": 250}, "at": now - 2 * DAY},
+               {"type": "track", "userId": "c", "event": "Order", "properties": {"revenue": 900}, "at": now - 40 * DAY})
+    space.define("revenue_30d", "event('Order').within(30 days).sum('revenue')", kind="computed_trait",
+                 collection="accounts")
+    space.define("big_accounts", "trait('revenue_30d') >= 500", collection="accounts")
+    space.tick()
+    assert space.member_ids("big_accounts", "accounts") == {"group_id:acme"}
+    space.send({"type": "track", "userId": "c", "event": "Order", "properties": {"revenue": 600}})
+    space.tick()
+    assert space.member_ids("big_accounts", "accounts") == {"group_id:acme", "group_id:tiny"}
+    space.tick(at=now + 28 * DAY + 1)  # acme's 250 has left the window: 300 remains
+    assert space.member_ids("big_accounts", "accounts") == {"group_id:tiny"}
+    assert space.stored() == space.expected()
+
+
+def test_user_audience_reads_an_account_audience(space: Space) -> None:
+    """A user reads an account audience as true when any of its accounts is a member; it follows links."""
+    space.send({"type": "group", "userId": "u1", "groupId": "acme", "traits": {"tier": "enterprise"}},
+               {"type": "group", "userId": "u2", "groupId": "solo", "traits": {"tier": "free"}})
+    space.define("enterprise", "trait('tier') = 'enterprise'", collection="accounts")
+    space.define("enterprise_users", "trait('enterprise') = true")
+    space.tick()
+    assert space.member_ids("enterprise_users") == {"user_id:u1"}
+    space.send({"type": "group", "userId": "u2", "groupId": "acme"})  # u2 joins a second account
+    space.tick()
+    assert space.member_ids("enterprise_users") == {"user_id:u1", "user_id:u2"}
+    space.send({"type": "group", "userId": "u3", "groupId": "acme", "traits": {"tier": "free"}})
+    space.tick()
+    assert space.member_ids("enterprise_users") == set()
+    assert space.stored() == space.expected()
