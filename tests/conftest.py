@@ -15,8 +15,13 @@ from audiences.v1 import admin_pb2_grpc, ingest_pb2_grpc, profiles_pb2_grpc, syn
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from audiences_server import logs
 from audiences_server.server import AudiencesServer, create_server
 from audiences_server.settings import Settings
+
+# Servers started in-process log like production (JSON, info and up) to stderr, which pytest
+# captures and shows only for failing tests.
+logs.configure("json", "info")
 
 
 @dataclass
