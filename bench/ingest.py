@@ -33,10 +33,13 @@ from audiences_server.testing import ServerProcess
 EVENTS = ["Product Viewed", "Product Added", "Order Completed", "Page Viewed", "Signed In"]
 
 
+USERS = 10_000
+
+
 def make_call(i: int, rng: random.Random) -> dict[str, Any]:
-    """A track call of about 380 bytes with about 340 bytes of properties."""
+    """A track call of about 380 bytes with about 340 bytes of properties, from one of USERS users."""
     return {
-        "type": "track", "messageId": f"m-{i}-{rng.getrandbits(40):x}", "userId": f"user-{rng.randrange(100_000)}",
+        "type": "track", "messageId": f"m-{i}-{rng.getrandbits(40):x}", "userId": f"user-{rng.randrange(USERS)}",
         "event": rng.choice(EVENTS),
         "properties": {
             "product_id": f"sku-{rng.randrange(5000)}", "price": round(rng.uniform(1, 500), 2),

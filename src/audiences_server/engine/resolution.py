@@ -68,7 +68,11 @@ class Resolver:
 
     def _resolve(self, collection: str, ids: Sequence[ExternalId], call: Call, seq: int) -> int | None:
         holders = store.find_holders(self._conn, self._space, collection, ids)
-        states = store.load_states(self._conn, holders)
+        if ids and len(holders) == len(ids) and len(set(holders.values())) == 1:
+            # Every id is already on one profile: nothing to add, so no rule can break. The
+            # common case of a known user's next event skips the planner.
+            return next(iter(holders.values()))
+        states = store.load_states(self._conn, set(holders.values()))
         plan = plan_resolution(list(ids), states, self._rules, self._now)
         for violation in plan.violations:
             store.record_violation(self._conn, self._space, violation, call.message_id, self._now)

@@ -36,16 +36,18 @@ def _marks(n: int) -> str:
     return ",".join("?" * n)
 
 
-def find_holders(conn: apsw.Connection, space_id: int, collection: str, ids: Sequence[ExternalId]) -> set[int]:
-    """The profiles holding any of the ids (always survivors: merges move identifiers)."""
-    found: set[int] = set()
+def find_holders(
+    conn: apsw.Connection, space_id: int, collection: str, ids: Sequence[ExternalId]
+) -> dict[ExternalId, int]:
+    """Which profile holds each of the ids that is held (always a survivor: merges move identifiers)."""
+    found: dict[ExternalId, int] = {}
     for external_id in ids:
         row = conn.execute(
             "SELECT profile_id FROM identifiers WHERE space_id = ? AND collection = ? AND id_type = ? AND id_value = ?",
             (space_id, collection, external_id.type, external_id.value),
         ).fetchone()
         if row:
-            found.add(row[0])
+            found[external_id] = int(row[0])
     return found
 
 
