@@ -95,12 +95,13 @@ def backfilling(conn: apsw.Connection) -> dict[int, int]:
 
 def take_touches(conn: apsw.Connection, limit: int) -> dict[int, set[tuple[str, str]]]:
     """Removes and returns the touches of up to `limit` profiles."""
-    chosen = [r[0] for r in conn.execute("SELECT DISTINCT profile_id FROM touches LIMIT ?", (limit,))]
+    chosen = json.dumps([r[0] for r in conn.execute("SELECT DISTINCT profile_id FROM touches LIMIT ?", (limit,))])
     found: dict[int, set[tuple[str, str]]] = defaultdict(set)
-    for profile_id in chosen:
-        for kind, name in conn.execute("SELECT kind, name FROM touches WHERE profile_id = ?", (profile_id,)):
-            found[profile_id].add((kind, name))
-        conn.execute("DELETE FROM touches WHERE profile_id = ?", (profile_id,))
+    for profile_id, kind, name in conn.execute(
+        "SELECT profile_id, kind, name FROM touches WHERE profile_id IN (SELECT value FROM json_each(?))", (chosen,)
+    ):
+        found[profile_id].add((kind, name))
+    conn.execute("DELETE FROM touches WHERE profile_id IN (SELECT value FROM json_each(?))", (chosen,))
     return found
 
 
