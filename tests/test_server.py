@@ -74,7 +74,7 @@ def test_tokens_are_stored_hashed(running: Running) -> None:
     ("stub", "rpc", "request_message", "scope"),
     [
         ("profiles", "ListTraits", profiles_pb2.ListTraitsRequest(), "read"),
-        ("admin", "ListAudienceMembers", admin_pb2.ListAudienceMembersRequest(), "admin"),
+        ("admin", "GetIdentityRules", admin_pb2.GetIdentityRulesRequest(), "admin"),
         ("sync", "ListDestinations", sync_pb2.ListDestinationsRequest(), "admin"),
     ],
 )

@@ -12,6 +12,7 @@ from audiences_server.api.context import space_id
 from audiences_server.core import ql
 from audiences_server.engine.computations import Spec
 from audiences_server.engine.engine import Engine
+from audiences_server.engine.page_tokens import page_size
 from audiences_server.engine.evaluator import TickReport
 from audiences_server.errors import FieldViolation, InvalidArgument
 from audiences_server.store.evaluation import ComputationRow
@@ -372,8 +373,32 @@ class ComputationAdmin:
 
     def _page(self, kind: str, request: Any) -> tuple[list[ComputationRow], str]:
         collection = COLLECTIONS.get(request.collection)
-        rows = self.engine.computations.of_kind(space_id(), kind, collection)
-        return rows, ""
+        scope = {"space": space_id(), "list": kind, "collection": collection}
+        after = self.engine.page_tokens.decode(request.page_token, scope) or 0
+        size = page_size(request.page_size, 50, 1000)
+        rows = [r for r in self.engine.computations.of_kind(space_id(), kind, collection) if r.computation_id > after]
+        page = rows[:size]
+        token = self.engine.page_tokens.encode(page[-1].computation_id, scope) if len(rows) > size else ""
+        return page, token
+
+    def ListAudienceMembers(self, request: admin_pb2.ListAudienceMembersRequest,
+                            context: grpc.ServicerContext) -> admin_pb2.ListAudienceMembersResponse:
+        collection = collection_of(request.collection)
+        scope = {"space": space_id(), "list": "members", "collection": collection, "key": request.key}
+        after = self.engine.page_tokens.decode(request.page_token, scope) or 0
+        size = page_size(request.page_size, 100, 1000)
+        found, total = self.engine.computations.members(space_id(), collection, request.key, after, size + 1)
+        page = found[:size]
+        summaries = profile_summaries(self.engine, [pid for pid, _ in page])
+        traits = self.engine.custom_traits([pid for pid, _ in page]) if request.include_traits else {}
+        members = []
+        for pid, entered in page:
+            chosen = {k: v for k, v in traits.get(pid, {}).items() if k in request.include_traits}
+            member = admin_pb2.AudienceMember(profile=summaries[pid], enter_time=timestamp(entered))
+            member.traits.update(chosen)
+            members.append(member)
+        token = self.engine.page_tokens.encode(page[-1][0], scope) if len(found) > size else ""
+        return admin_pb2.ListAudienceMembersResponse(members=members, next_page_token=token, total_size=total)
 
 
 def profile_summaries(engine: Engine, profile_ids: list[int]) -> dict[int, common_pb2.ProfileSummary]:

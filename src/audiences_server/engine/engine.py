@@ -14,11 +14,13 @@ from audiences_server.engine.clock import Clock, ManualClock
 from audiences_server.engine.computations import Computations
 from audiences_server.engine.evaluator import Evaluator
 from audiences_server.engine.ingest import Ingest
+from audiences_server.engine.page_tokens import PageTokens
 from audiences_server.errors import FailedPrecondition, FieldViolation, InvalidArgument
 from audiences_server.settings import Settings
 from audiences_server.store import evaluation
 from audiences_server.store.db import Readers
 from audiences_server.store.migrations import prepare
+from audiences_server.store.spaces import server_key
 from audiences_server.store.writer import Writer
 
 log = structlog.get_logger(__name__)
@@ -40,6 +42,7 @@ class Engine:
         self.evaluator = Evaluator(self.writer, self.readers, self.clock, settings.tick_interval_ms)
         self.ingest.listeners.append(self.evaluator.wake)
         self.computations = Computations(self.writer, self.readers, self.clock, self.evaluator)
+        self.page_tokens = PageTokens(server_key(self.readers.get(), "page_token"))
 
     def bootstrap(self) -> Path | None:
         """On an empty database, creates space `default` with one token per scope.
@@ -80,6 +83,10 @@ class Engine:
     def profile_refs(self, profile_ids: list[int]) -> dict[int, tuple[str, str, list[tuple[str, str]]]]:
         """Public ids, collections and identifiers of profiles."""
         return evaluation.profile_refs(self.readers.get(), profile_ids)
+
+    def custom_traits(self, profile_ids: list[int]) -> dict[int, dict[str, Any]]:
+        """The visible custom traits of profiles."""
+        return evaluation.custom_traits(self.readers.get(), profile_ids)
 
     def start(self) -> None:
         """Starts background work (the evaluator loop)."""

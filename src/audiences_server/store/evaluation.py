@@ -369,3 +369,17 @@ def fail(conn: apsw.Connection, computation_id: int, error: str, now_ms: int) ->
         "UPDATE computations SET status = 'FAILED', error = ?, updated_ms = ? WHERE computation_id = ?",
         (error, now_ms, computation_id),
     )
+
+
+def members(
+    conn: apsw.Connection, computation_id: int, after: int, limit: int
+) -> list[tuple[int, int]]:
+    """An audience's members after a profile id, in id order, with the time each entered."""
+    return [
+        (int(p), int(t))
+        for p, t in conn.execute(
+            "SELECT profile_id, updated_ms FROM computed_values WHERE computation_id = ? AND value = 'true'"
+            " AND profile_id > ? ORDER BY profile_id LIMIT ?",
+            (computation_id, after, limit),
+        )
+    ]

@@ -57,3 +57,11 @@ def find_grant(conn: apsw.Connection, token_hash: str) -> Grant | None:
         (token_hash,),
     ).fetchone()
     return Grant(row[0], row[1], row[2]) if row else None
+
+
+def server_key(conn: apsw.Connection, name: str) -> bytes:
+    """A secret the server made for itself at its first migration (e.g. the page-token key)."""
+    row = conn.execute("SELECT value FROM server_keys WHERE name = ?", (name,)).fetchone()
+    if row is None:
+        raise LookupError(f"server key {name!r} is missing; the database was not migrated")
+    return bytes(row[0])

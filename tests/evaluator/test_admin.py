@@ -1,0 +1,171 @@
+"""AudienceAdminService: definitions' lifecycle, validation, preview, listings and their page tokens."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+from audiences.v1 import admin_pb2, common_pb2
+from google.protobuf import field_mask_pb2
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import bearer, error_reason, field_violations
+from tests.evaluator.conftest import Space
+
+USERS, ACCOUNTS = common_pb2.COLLECTION_USERS, common_pb2.COLLECTION_ACCOUNTS
+AUDIENCE, TRAIT = common_pb2.COMPUTATION_KIND_AUDIENCE, common_pb2.COMPUTATION_KIND_COMPUTED_TRAIT
+
+
+def admin(space: Space) -> tuple[object, tuple[tuple[str, str], ...]]:
+    return space.running.admin, bearer(space.tokens["admin"])
+
+
+@pytest.mark.parametrize(
+    ("key", "definition", "reason", "field"),
+    [
+        ("Bad-Key", "trait('a') = 1", "KEY_INVALID", "key"),
+        ("", "trait('a') = 1", "KEY_INVALID", "key"),
+        ("ok_key", "event('A').count( >= 1", "INVALID_DEFINITION", "definition"),
+        ("ok_key", "event('A').count()", "INVALID_DEFINITION", "definition"),
+    ],
+)
+def test_create_refuses_bad_input(space: Space, key: str, definition: str, reason: str, field: str) -> None:
+    """A bad key or definition is INVALID_ARGUMENT with a reason and the field at fault."""
+    stub, meta = admin(space)
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.CreateAudience(admin_pb2.CreateAudienceRequest(
+            audience=admin_pb2.Audience(key=key, collection=USERS, definition=definition)), metadata=meta)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error_reason(caught.value) == reason
+    assert field_violations(caught.value)[0][0] == field
+
+
+def test_definition_error_shows_line_column_and_caret(space: Space) -> None:
+    """A parse error names the line and column and draws a caret under the fault."""
+    stub, meta = admin(space)
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.CreateAudience(admin_pb2.CreateAudienceRequest(audience=admin_pb2.Audience(
+            key="x", collection=USERS, definition="event('A')\n  .count() >= )")), metadata=meta)
+    details = caught.value.details() or ""
+    assert details.startswith("line 2, column 15")
+    assert details.splitlines()[-1].strip() == "^"
+
+
+def test_keys_are_unique_across_kinds(space: Space) -> None:
+    """An audience and a computed trait of one collection cannot share a key; another collection can."""
+    space.define("vip", "trait('plan') = 'pro'")
+    with pytest.raises(grpc.RpcError) as caught:
+        space.define("vip", "event('A').count()", kind="computed_trait")
+    assert caught.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    space.define("vip", "trait('tier') = 'gold'", collection="accounts")
+
+
+def test_get_update_and_unknown(space: Space) -> None:
+    """Get returns what was saved; updates change only the masked fields; keys are immutable."""
+    stub, meta = admin(space)
+    space.define("vip", "trait('plan') = 'pro'")
+    got = stub.GetAudience(admin_pb2.GetAudienceRequest(collection=USERS, key="vip"), metadata=meta).audience
+    assert (got.key, got.definition, got.enabled, got.id[:4]) == ("vip", "trait('plan') = 'pro'", True, "aud_")
+    renamed = stub.UpdateAudience(admin_pb2.UpdateAudienceRequest(
+        audience=admin_pb2.Audience(collection=USERS, key="vip", name="Very important", definition="ignored"),
+        update_mask=field_mask_pb2.FieldMask(paths=["name"])), metadata=meta).audience
+    assert (renamed.name, renamed.definition) == ("Very important", "trait('plan') = 'pro'")
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.GetAudience(admin_pb2.GetAudienceRequest(collection=USERS, key="nope"), metadata=meta)
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.GetComputedTrait(admin_pb2.GetComputedTraitRequest(collection=USERS, key="vip"), metadata=meta)
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_disable_keeps_values_and_enable_backfills(space: Space) -> None:
+    """A disabled audience is not evaluated and keeps its members; enabling it backfills again."""
+    stub, meta = admin(space)
+    space.send({"type": "identify", "userId": "u1", "traits": {"plan": "pro"}})
+    space.define("vip", "trait('plan') = 'pro'")
+    space.tick()
+    mask = field_mask_pb2.FieldMask(paths=["enabled"])
+    off = stub.UpdateAudience(admin_pb2.UpdateAudienceRequest(
+        audience=admin_pb2.Audience(collection=USERS, key="vip", enabled=False), update_mask=mask), metadata=meta)
+    assert off.audience.status == admin_pb2.COMPUTATION_STATUS_DISABLED
+    space.send({"type": "identify", "userId": "u1", "traits": {"plan": "free"}})
+    space.tick()
+    assert space.member_ids("vip") == {"user_id:u1"}
+    stub.UpdateAudience(admin_pb2.UpdateAudienceRequest(
+        audience=admin_pb2.Audience(collection=USERS, key="vip", enabled=True), update_mask=mask), metadata=meta)
+    space.tick()
+    assert space.member_ids("vip") == set()
+
+
+def test_validate_reports_errors_cycles_and_summaries(space: Space) -> None:
+    """Validation answers OK with valid=false and the error's position, a cycle's keys, or the summary."""
+    stub, meta = admin(space)
+    space.define("a", "trait('b') = true OR trait('plan') = 'x'")
+    bad = stub.ValidateDefinition(admin_pb2.ValidateDefinitionRequest(
+        definition="event('A').within(3 parsecs).count() > 1", kind=AUDIENCE, collection=USERS), metadata=meta)
+    assert (bad.valid, bad.error.line, bad.error.column > 1) == (False, 1, True)
+    cycle = stub.ValidateDefinition(admin_pb2.ValidateDefinitionRequest(
+        definition="trait('a') = true", kind=AUDIENCE, collection=USERS, key="b"), metadata=meta)
+    assert (cycle.valid, cycle.error.reason) == (False, "DEPENDENCY_CYCLE")
+    assert set(cycle.error.cycle_keys) == {"a", "b"}
+    good = stub.ValidateDefinition(admin_pb2.ValidateDefinitionRequest(
+        definition="event('Order').where(property('total') > 5).within(7 days).count() >= 2", kind=AUDIENCE,
+        collection=USERS), metadata=meta)
+    assert good.valid
+    assert list(good.summary.event_names) == ["Order"]
+    assert good.summary.longest_lookback.ToSeconds() == 7 * 86400
+
+
+def test_preview_counts_without_saving(space: Space) -> None:
+    """Preview evaluates an unsaved definition now, returns the count and samples, and saves nothing."""
+    stub, meta = admin(space)
+    space.send(*[{"type": "track", "userId": f"u{i}", "event": "Order", "properties": {"total": i}} for i in range(10)])
+    reply = stub.PreviewDefinition(admin_pb2.PreviewDefinitionRequest(
+        definition="event('Order').where(property('total') >= 7).count() >= 1", kind=AUDIENCE, collection=USERS,
+        sample_size=2), metadata=meta)
+    assert reply.count == 3
+    assert len(reply.samples) == 2
+    assert {e.type for s in reply.samples for e in s.profile.external_ids} == {"user_id"}
+    assert not stub.ListAudiences(admin_pb2.ListAudiencesRequest(), metadata=meta).audiences
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(page=st.integers(1, 7))
+def test_member_pages_yield_every_member_once(space: Space, page: int) -> None:
+    """Paging through an audience's members with any page size yields each member exactly once, in order."""
+    stub, meta = admin(space)
+    if not space.member_ids("all_buyers"):
+        space.send(*[{"type": "track", "userId": f"m{i}", "event": "Buy"} for i in range(23)])
+        space.define("all_buyers", "event('Buy').count() >= 1")
+        space.tick()
+    seen, token = [], ""
+    while True:
+        reply = stub.ListAudienceMembers(admin_pb2.ListAudienceMembersRequest(
+            collection=USERS, key="all_buyers", page_size=page, page_token=token), metadata=meta)
+        assert len(reply.members) <= page
+        assert reply.total_size == 23
+        seen += [m.profile.profile_id for m in reply.members]
+        token = reply.next_page_token
+        if not token:
+            break
+    assert len(seen) == len(set(seen)) == 23
+
+
+def test_page_tokens_are_tamper_evident(space: Space) -> None:
+    """A page token from another listing, altered, or made up is INVALID_ARGUMENT PAGE_TOKEN_INVALID."""
+    stub, meta = admin(space)
+    for i in range(3):
+        space.define(f"a{i}", "trait('plan') = 'pro'")
+    token = stub.ListAudiences(admin_pb2.ListAudiencesRequest(page_size=1), metadata=meta).next_page_token
+    assert token
+    bad_tokens = [token[:-2] + ("A" if token[-2] != "A" else "B") + token[-1], "garbage!", token + "x"]
+    for bad in bad_tokens:
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.ListAudiences(admin_pb2.ListAudiencesRequest(page_size=1, page_token=bad), metadata=meta)
+        assert error_reason(caught.value) == "PAGE_TOKEN_INVALID"
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.ListComputedTraits(admin_pb2.ListComputedTraitsRequest(page_size=1, page_token=token), metadata=meta)
+    assert error_reason(caught.value) == "PAGE_TOKEN_INVALID"
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.ListAudiences(admin_pb2.ListAudiencesRequest(collection=ACCOUNTS, page_token=token), metadata=meta)
+    assert error_reason(caught.value) == "PAGE_TOKEN_INVALID"
