@@ -12,8 +12,8 @@ from audiences_server.api.context import space_id
 from audiences_server.core import ql
 from audiences_server.engine.computations import Spec
 from audiences_server.engine.engine import Engine
-from audiences_server.engine.page_tokens import page_size
 from audiences_server.engine.evaluator import TickReport
+from audiences_server.engine.page_tokens import page_size
 from audiences_server.errors import FieldViolation, InvalidArgument
 from audiences_server.store.evaluation import ComputationRow
 

@@ -261,7 +261,9 @@ class Computations:
         for table in ("computed_values", "due", "changes", "computations"):
             conn.execute(f"DELETE FROM {table} WHERE computation_id = ?", (current.computation_id,))
 
-    def members(self, space_id: int, collection: str, key: str, after: int, limit: int) -> tuple[list[tuple[int, int]], int]:
+    def members(
+        self, space_id: int, collection: str, key: str, after: int, limit: int
+    ) -> tuple[list[tuple[int, int]], int]:
         """An audience's members after a profile id, with their entry times, and its size."""
         audience = self.get(space_id, "audience", collection, key)
         return store.members(self._readers.get(), audience.computation_id, after, limit), audience.size
