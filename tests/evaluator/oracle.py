@@ -32,12 +32,12 @@ def _profiles(conn: apsw.Connection, space_id: int, collection: str) -> list[int
 
 def _events(conn: apsw.Connection, space_id: int) -> dict[int, list[ql.Event]]:
     found: dict[int, list[ql.Event]] = defaultdict(list)
-    for pid, name, ts, seq, body, context in conn.execute(
-        "SELECT profile_id, event, ts, seq, body, context FROM events"
+    for pid, name, ts, seq, body, context, source in conn.execute(
+        "SELECT profile_id, event, ts, seq, body, context, source_id FROM events"
         " WHERE space_id = ? AND event IS NOT NULL AND profile_id IS NOT NULL",
         (space_id,),
     ):
-        found[pid].append(ql.Event(name, ts, json.loads(body), json.loads(context), "", seq))
+        found[pid].append(ql.Event(name, ts, json.loads(body), json.loads(context), source, seq))
     return found
 
 

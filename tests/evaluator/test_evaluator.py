@@ -227,3 +227,17 @@ def test_without_historical_data_only_new_events_count(space: Space) -> None:
     space.tick()
     assert space.member_ids("fresh_buyers") == {"user_id:new"}
     assert space.member_ids("all_buyers") == {"user_id:new", "user_id:old"}
+
+
+def test_sources_are_the_write_tokens_labels(space: Space) -> None:
+    """`sources(exclude: …)` leaves out events sent with a write token of that label."""
+    auth = space.running.server.engine.auth
+    name = space.running.query("SELECT name FROM spaces WHERE space_id = ?", (space.space_id,))[0][0]
+    importer = auth.create_token(name, "write", 0, label="csv-import").token
+    space.send({"type": "track", "userId": "live", "event": "Buy"})
+    space.tokens = {**space.tokens, "write": importer}
+    space.send({"type": "track", "userId": "imported", "event": "Buy"})
+    space.define("live_buyers", "event('Buy').sources(exclude: 'csv-import').count() >= 1")
+    space.tick()
+    assert space.member_ids("live_buyers") == {"user_id:live"}
+    assert space.stored() == space.expected()

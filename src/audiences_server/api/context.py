@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 
+from audiences_server.engine.ingest import Sender
 from audiences_server.store.spaces import Grant
 
 _GRANT: ContextVar[Grant] = ContextVar("grant")
@@ -12,6 +13,12 @@ _GRANT: ContextVar[Grant] = ContextVar("grant")
 def set_grant(grant: Grant) -> None:
     """Records the caller's grant for the RPC running on this thread."""
     _GRANT.set(grant)
+
+
+def sender() -> Sender:
+    """Who sends the calls of this RPC: its space, and the label of its token as the source."""
+    grant = _GRANT.get()
+    return Sender(grant.space_id, grant.label)
 
 
 def space_id() -> int:

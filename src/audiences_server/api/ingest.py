@@ -12,10 +12,18 @@ from audiences.v1 import ingest_pb2, ingest_pb2_grpc
 from google.protobuf.message import Message
 
 from audiences_server.api import convert
-from audiences_server.api.context import space_id
+from audiences_server.api.context import sender
 from audiences_server.core import tracking
 from audiences_server.engine.engine import Engine
-from audiences_server.engine.ingest import ACCEPTED, DUPLICATE, REJECTED, CallResult, PendingBatch, check_batch_limits
+from audiences_server.engine.ingest import (
+    ACCEPTED,
+    DUPLICATE,
+    REJECTED,
+    CallResult,
+    PendingBatch,
+    Sender,
+    check_batch_limits,
+)
 from audiences_server.errors import FieldViolation, InvalidArgument
 
 _STATUS = {
@@ -73,7 +81,7 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         self._ingest = engine.ingest
 
     def _one(self, kind: str, call: Message, response_type: type[R]) -> R:
-        result = self._ingest.record_one(space_id(), convert.call_to_dict(kind, call))
+        result = self._ingest.record_one(sender(), convert.call_to_dict(kind, call))
         return response_type(message_id=result.message_id, status=_STATUS[result.status])
 
     def Track(self, request: ingest_pb2.TrackRequest, context: grpc.ServicerContext) -> ingest_pb2.TrackResponse:
@@ -101,19 +109,19 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
             convert.struct_or_none(request, "context"), convert.struct_or_none(request, "integrations"),
             request.sent_time.ToJsonString() if request.HasField("sent_time") else None,
         )
-        results = self._ingest.record(space_id(), [convert.tracking_call(c) for c in request.batch], defaults)
+        results = self._ingest.record(sender(), [convert.tracking_call(c) for c in request.batch], defaults)
         return ingest_pb2.BatchResponse(results=[_result(r) for r in results], **_counts(results))
 
     def BatchJson(self, request: ingest_pb2.BatchJsonRequest,
                   context: grpc.ServicerContext) -> ingest_pb2.BatchJsonResponse:
         calls, defaults = _batch_json_body(request.body)
         check_batch_limits(len(calls), len(request.body))
-        results = self._ingest.record(space_id(), calls, defaults)
+        results = self._ingest.record(sender(), calls, defaults)
         return ingest_pb2.BatchJsonResponse(results=[_result(r) for r in results], **_counts(results))
 
     def StreamCalls(self, request_iterator: Iterator[ingest_pb2.StreamCallsRequest],
                     context: grpc.ServicerContext) -> ingest_pb2.StreamCallsResponse:
-        stream = _StreamState(self._ingest, space_id())
+        stream = _StreamState(self._ingest, sender())
         for request in request_iterator:
             stream.add(convert.tracking_call(request.call))
         stream.finish()
@@ -130,7 +138,7 @@ def _counts_of(stream: _StreamState) -> dict[str, int]:
 class _StreamState:
     """Chunks a stream of calls into writer jobs, with a bounded number in flight."""
 
-    def __init__(self, ingest: Any, space: int) -> None:
+    def __init__(self, ingest: Any, space: Sender) -> None:
         self._ingest = ingest
         self._space = space
         self._chunk: list[Any] = []

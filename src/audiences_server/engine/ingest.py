@@ -20,6 +20,14 @@ ACCEPTED, DUPLICATE, REJECTED = "accepted", "duplicate", "rejected"
 
 
 @dataclass(frozen=True)
+class Sender:
+    """Who sends calls: a space, and the source (the write token's label) the events come from."""
+
+    space_id: int
+    source_id: str = ""
+
+
+@dataclass(frozen=True)
 class CallResult:
     """The outcome of one call of a batch."""
 
@@ -83,47 +91,47 @@ class Ingest:
         self._clock = clock
         self.listeners: list[Callable[[], None]] = []
 
-    def submit(self, space_id: int, raws: Sequence[Any], defaults: tracking.BatchDefaults | None = None,
+    def submit(self, sender: Sender, raws: Sequence[Any], defaults: tracking.BatchDefaults | None = None,
                offset: int = 0) -> PendingBatch:
         """Validates calls and queues the valid ones for the writer without waiting."""
         received_ms = self._clock.now_ms()
-        return self._queue(space_id, [tracking.normalize(raw, received_ms, defaults) for raw in raws], offset)
+        return self._queue(sender, [tracking.normalize(raw, received_ms, defaults) for raw in raws], offset)
 
-    def _queue(self, space_id: int, normalized: list[tracking.Call | tracking.Rejection], offset: int) -> PendingBatch:
+    def _queue(self, sender: Sender, normalized: list[tracking.Call | tracking.Rejection], offset: int) -> PendingBatch:
         valid = [n for n in normalized if isinstance(n, tracking.Call)]
         future = None
         if valid:
             try:
-                future = self._writer.submit(lambda conn: self._store(conn, space_id, valid))
+                future = self._writer.submit(lambda conn: self._store(conn, sender, valid))
                 future.add_done_callback(lambda _: self._notify())
             except WriterClosed:
                 raise Unavailable("the server is shutting down", reason="SHUTTING_DOWN") from None
         return PendingBatch(normalized, future, offset)
 
-    def record(self, space_id: int, raws: Sequence[Any],
+    def record(self, sender: Sender, raws: Sequence[Any],
                defaults: tracking.BatchDefaults | None = None) -> list[CallResult]:
         """Records a batch and returns once the accepted calls are durable."""
-        return self.submit(space_id, raws, defaults).results()
+        return self.submit(sender, raws, defaults).results()
 
-    def record_one(self, space_id: int, raw: dict[str, Any]) -> CallResult:
+    def record_one(self, sender: Sender, raw: dict[str, Any]) -> CallResult:
         """Records one call; a refused call is an INVALID_ARGUMENT error."""
         received_ms = self._clock.now_ms()
         call = tracking.normalize(raw, received_ms)
         if isinstance(call, tracking.Rejection):
             raise rejection_error(call)
-        return self._queue(space_id, [call], 0).results()[0]
+        return self._queue(sender, [call], 0).results()[0]
 
     def _notify(self) -> None:
         for listener in self.listeners:
             listener()
 
-    def _store(self, conn: apsw.Connection, space_id: int, calls: list[tracking.Call]) -> events.StoredCalls:
+    def _store(self, conn: apsw.Connection, sender: Sender, calls: list[tracking.Call]) -> events.StoredCalls:
         # Identity resolution joins this transaction, so a read after the RPC sees its profile.
-        split = events.split_duplicates(conn, space_id, calls)
+        split = events.split_duplicates(conn, sender.space_id, calls)
         accepted = [calls[i] for i in split.accepted]
         first_seq = events.next_seq(conn)
-        resolver = Resolver(conn, space_id, self._clock.now_ms())
+        resolver = Resolver(conn, sender.space_id, self._clock.now_ms())
         profile_ids = [resolver.resolve(call, first_seq + i) for i, call in enumerate(accepted)]
-        events.insert_calls(conn, space_id, accepted, profile_ids, first_seq)
+        events.insert_calls(conn, sender.space_id, accepted, profile_ids, first_seq, sender.source_id)
         resolver.finish()
         return split

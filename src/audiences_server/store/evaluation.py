@@ -180,7 +180,7 @@ def events_of(
 ) -> dict[int, list[Event]]:
     """The events of the profiles, only those named (None: all) and stamped at or after `since_ms`."""
     sql = (
-        "SELECT profile_id, event, ts, seq, body, context FROM events"
+        "SELECT profile_id, event, ts, seq, body, context, source_id FROM events"
         " WHERE profile_id IN (SELECT value FROM json_each(?)) AND event IS NOT NULL"
     )
     params: list[Any] = [json.dumps(list(profile_ids))]
@@ -191,8 +191,8 @@ def events_of(
         sql += " AND ts >= ?"
         params.append(since_ms)
     found: dict[int, list[Event]] = defaultdict(list)
-    for pid, name, ts, seq, body, context in conn.execute(sql, params):
-        found[pid].append(Event(name, ts, json.loads(body), json.loads(context), "", seq))
+    for pid, name, ts, seq, body, context, source in conn.execute(sql, params):
+        found[pid].append(Event(name, ts, json.loads(body), json.loads(context), source, seq))
     return found
 
 

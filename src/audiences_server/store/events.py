@@ -12,8 +12,8 @@ from audiences_server.store.db import scalar
 
 _INSERT = """
     INSERT INTO events (seq, space_id, message_id, type, event, user_id, anonymous_id, group_id,
-                        profile_id, ts, received_ms, body, context, extra)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        profile_id, ts, received_ms, body, context, extra, source_id)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 # SQLite allows 32k bound variables; stay well under it when asking which ids exist.
 _LOOKUP_CHUNK = 500
@@ -60,7 +60,12 @@ def next_seq(conn: apsw.Connection) -> int:
 
 
 def insert_calls(
-    conn: apsw.Connection, space_id: int, calls: Sequence[Call], profile_ids: Sequence[int | None], first_seq: int
+    conn: apsw.Connection,
+    space_id: int,
+    calls: Sequence[Call],
+    profile_ids: Sequence[int | None],
+    first_seq: int,
+    source_id: str = "",
 ) -> None:
     """Stores calls with their resolved profiles and arrival numbers `first_seq`, `first_seq + 1`, …"""
     conn.executemany(
@@ -81,6 +86,7 @@ def insert_calls(
                 c.body_json,
                 c.context_json,
                 c.extra_json,
+                source_id,
             )
             for i, c in enumerate(calls)
         ],

@@ -239,6 +239,13 @@ def _backfill_cursor(conn: apsw.Connection) -> None:
     conn.execute("ALTER TABLE computations ADD COLUMN backfill_cursor INTEGER NOT NULL DEFAULT 0")
     conn.execute("ALTER TABLE computations ADD COLUMN version INTEGER NOT NULL DEFAULT 1")
 
+
+@migration("0007_event_sources")
+def _event_sources(conn: apsw.Connection) -> None:
+    # The source of an event is the label of the write token that sent it, so that
+    # `sources(exclude: 'label')` can leave out what one service sends.
+    conn.execute("ALTER TABLE events ADD COLUMN source_id TEXT NOT NULL DEFAULT ''")
+
 def applied(conn: apsw.Connection) -> set[str]:
     """Names of the migrations already applied."""
     conn.execute(

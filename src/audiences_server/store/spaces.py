@@ -22,6 +22,7 @@ class Grant:
     space_id: int
     space_name: str
     scope: str
+    label: str = ""
 
 
 def create_space(conn: apsw.Connection, name: str, now_ms: int) -> Space:
@@ -52,11 +53,11 @@ def add_token(conn: apsw.Connection, space_id: int, scope: str, token_hash: str,
 def find_grant(conn: apsw.Connection, token_hash: str) -> Grant | None:
     """The space and scope a token hash grants, if it is known."""
     row = conn.execute(
-        "SELECT t.space_id, s.name, t.scope FROM tokens t JOIN spaces s USING (space_id)"
+        "SELECT t.space_id, s.name, t.scope, t.label FROM tokens t JOIN spaces s USING (space_id)"
         " WHERE t.token_hash = ?",
         (token_hash,),
     ).fetchone()
-    return Grant(row[0], row[1], row[2]) if row else None
+    return Grant(row[0], row[1], row[2], row[3]) if row else None
 
 
 def server_key(conn: apsw.Connection, name: str) -> bytes:
