@@ -3,8 +3,9 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+BENCH_STAMP := $(VENV)/.bench-stamp
 
-.PHONY: run test gen gen-check lint fmt bench-ingest clean
+.PHONY: run test gen gen-check lint fmt bench-ingest bench-evaluator clean
 
 $(STAMP): pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,8 +32,17 @@ lint: $(STAMP)
 fmt: $(STAMP)
 	$(VENV)/bin/ruff check --fix src tests bench scripts
 
-bench-ingest: $(STAMP)
+# The benchmarks also need the `bench` extras (DuckDB, for baselines); `make test` does not.
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e clients/python -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+bench-ingest: $(BENCH_STAMP)
 	$(PY) bench/ingest.py
+
+# Evaluator benchmark at full scale (slow); `make bench-evaluator BENCH_ARGS=--quick` for the preset.
+bench-evaluator: $(BENCH_STAMP)
+	$(PY) bench/evaluator.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
