@@ -352,7 +352,8 @@ class ComputationAdmin:
         return admin_pb2.SetClockResponse(previous_clock_time=timestamp(previous), clock_time=timestamp(now))
 
     def RunTick(self, request: admin_pb2.RunTickRequest, context: grpc.ServicerContext) -> admin_pb2.RunTickResponse:
-        return admin_pb2.RunTickResponse(ticks=[tick_message(self.engine.evaluator.run_tick(until_idle=True))])
+        report = self.engine.evaluator.run_tick(until_idle=request.until_idle)
+        return admin_pb2.RunTickResponse(ticks=[tick_message(report)])
 
     def GetEvaluatorStatus(
         self, request: admin_pb2.GetEvaluatorStatusRequest, context: grpc.ServicerContext

@@ -46,12 +46,15 @@ class TickReport:
     duration_ms: float = 0.0
     jobs: int = 0
     evaluated: set[tuple[int, int]] = field(default_factory=set, repr=False)
+    _profiles: set[int] = field(default_factory=set, repr=False)
+    _definitions: set[int] = field(default_factory=set, repr=False)
 
     def add(self, other: TickReport) -> None:
-        """Adds the counts of one job."""
-        self.evaluated |= other.evaluated
-        self.profiles_evaluated = len({p for _, p in self.evaluated})
-        self.definitions_evaluated = len({c for c, _ in self.evaluated})
+        """Adds what one job did (in time proportional to that job, whatever the tick's size)."""
+        self._profiles.update(p for _, p in other.evaluated)
+        self._definitions.update(c for c, _ in other.evaluated)
+        self.profiles_evaluated = len(self._profiles)
+        self.definitions_evaluated = len(self._definitions)
         self.values_changed += other.values_changed
         self.jobs += 1
 
@@ -165,15 +168,15 @@ class Evaluation:
         """The interpreter's view of the profiles: only the events and traits the definition reads."""
         if comp.collection == "users":
             events = self._events(comp, profile_ids)
-            traits = self._traits(comp.row.space_id, "users", profile_ids)
+            traits = self._traits(comp.row.space_id, "users", profile_ids, comp.summary.traits)
             if comp.account_keys:
                 self._overlay_accounts(comp, profile_ids, traits)
             return {p: ql.Profile(events.get(p, ()), traits.get(p, {})) for p in profile_ids}
         members = store.users_of(self.conn, profile_ids)
         users = sorted({u for linked in members.values() for u in linked})
         events = self._events(comp, users)
-        user_traits = self._traits(comp.row.space_id, "users", users)
-        traits = self._traits(comp.row.space_id, "accounts", profile_ids)
+        user_traits = self._traits(comp.row.space_id, "users", users, comp.summary.user_traits)
+        traits = self._traits(comp.row.space_id, "accounts", profile_ids, comp.summary.traits)
         return {
             p: ql.Profile(
                 (),
@@ -194,15 +197,19 @@ class Evaluation:
         ]
         return store.events_of(self.conn, profile_ids, summary.events, max(bounds) if bounds else None)
 
-    def _traits(self, space_id: int, collection: str, profile_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
-        """Custom traits, overlaid with the values of the space's computations of the collection.
+    def _traits(
+        self, space_id: int, collection: str, profile_ids: Sequence[int], read: Iterable[str]
+    ) -> dict[int, dict[str, Any]]:
+        """The traits a definition reads (`read`, as written: `address.city` needs `address`):
+        custom traits, overlaid with the values of the space's computations of the collection.
 
         An audience reads `false` for a profile that was never a member, as for one that left.
         """
-        if not profile_ids:
+        keys = {key.split(".", 1)[0] for key in read}
+        if not profile_ids or not keys:
             return {}
-        traits = store.custom_traits(self.conn, profile_ids)
-        comps = [c for c in self.registry.of_space(space_id) if c.collection == collection]
+        traits = store.custom_traits(self.conn, profile_ids, keys)
+        comps = [c for c in self.registry.of_space(space_id) if c.collection == collection and c.row.key in keys]
         if not comps:
             return traits
         values = store.values_of(self.conn, [c.id for c in comps], profile_ids)

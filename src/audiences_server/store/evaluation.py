@@ -196,13 +196,17 @@ def events_of(
     return found
 
 
-def custom_traits(conn: apsw.Connection, profile_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
-    """The visible custom traits of the profiles."""
+def custom_traits(
+    conn: apsw.Connection, profile_ids: Sequence[int], keys: Iterable[str] | None = None
+) -> dict[int, dict[str, Any]]:
+    """The visible custom traits of the profiles (only the given top-level keys, if any)."""
+    sql = "SELECT profile_id, key, value, ts_ms, seq FROM traits WHERE profile_id IN (SELECT value FROM json_each(?))"
+    params: list[Any] = [json.dumps(list(profile_ids))]
+    if keys is not None:
+        sql += " AND key IN (SELECT value FROM json_each(?))"
+        params.append(json.dumps(sorted(keys)))
     raw: dict[int, dict[str, TraitValue]] = defaultdict(dict)
-    for pid, key, value, ts, seq in conn.execute(
-        "SELECT profile_id, key, value, ts_ms, seq FROM traits WHERE profile_id IN (SELECT value FROM json_each(?))",
-        (json.dumps(list(profile_ids)),),
-    ):
+    for pid, key, value, ts, seq in conn.execute(sql, params):
         raw[pid][key] = TraitValue(None if value is None else json.loads(value), ts, seq)
     return {pid: visible_traits(entries) for pid, entries in raw.items()}
 
