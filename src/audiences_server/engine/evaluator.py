@@ -385,13 +385,13 @@ class Evaluator:
         """One bounded piece of a tick; `jobs` is 1 when more work may be waiting."""
         registry = self.registry(conn)
         evaluation = Evaluation(conn, registry, now)
-        if self._backfill_chunk(conn, registry, evaluation):
-            evaluation.report.jobs = 1
-            return evaluation.report
+        # A backfill advances a chunk per job, and live work is done in the same job, so that a
+        # long backfill never holds back what new events change.
+        backfilling = self._backfill_chunk(conn, registry, evaluation)
         touches = store.take_touches(conn, JOB_PROFILES)
         due = store.take_due(conn, now, JOB_PROFILES)
         evaluation.run(collect_work(conn, registry, evaluation, touches, due))
-        evaluation.report.jobs = int(bool(touches or due))
+        evaluation.report.jobs = int(bool(backfilling or touches or due))
         return evaluation.report
 
     def _backfill_chunk(self, conn: apsw.Connection, registry: Registry, evaluation: Evaluation) -> bool:
