@@ -32,6 +32,7 @@ from audiences_server import logs
 from audiences_server.api.computations import ComputationAdmin
 from audiences_server.api.ingest import IngestServicer
 from audiences_server.api.interceptor import RequestInterceptor
+from audiences_server.api.profiles import ProfilesServicer
 from audiences_server.engine.engine import Engine
 from audiences_server.settings import Settings
 
@@ -90,7 +91,7 @@ def create_server(settings: Settings) -> tuple[AudiencesServer, int]:
     )
     ingest_pb2_grpc.add_IngestServiceServicer_to_server(IngestServicer(engine), server)
     # Contracted but not built yet: the generated base classes answer UNIMPLEMENTED.
-    profiles_pb2_grpc.add_ProfilesServiceServicer_to_server(profiles_pb2_grpc.ProfilesServiceServicer(), server)
+    profiles_pb2_grpc.add_ProfilesServiceServicer_to_server(ProfilesServicer(engine), server)
     admin_pb2_grpc.add_AudienceAdminServiceServicer_to_server(AdminServicer(engine), server)
     sync_pb2_grpc.add_SyncServiceServicer_to_server(sync_pb2_grpc.SyncServiceServicer(), server)
     health_servicer = health.HealthServicer()

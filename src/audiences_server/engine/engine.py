@@ -15,6 +15,7 @@ from audiences_server.engine.computations import Computations
 from audiences_server.engine.evaluator import Evaluator
 from audiences_server.engine.ingest import Ingest
 from audiences_server.engine.page_tokens import PageTokens
+from audiences_server.engine.profile_reads import ProfileReads
 from audiences_server.errors import FailedPrecondition, FieldViolation, InvalidArgument
 from audiences_server.settings import Settings
 from audiences_server.store import evaluation
@@ -43,6 +44,7 @@ class Engine:
         self.ingest.listeners.append(self.evaluator.wake)
         self.computations = Computations(self.writer, self.readers, self.clock, self.evaluator)
         self.page_tokens = PageTokens(server_key(self.readers.get(), "page_token"))
+        self.profile_reads = ProfileReads(self.readers, self.page_tokens)
 
     def bootstrap(self) -> Path | None:
         """On an empty database, creates space `default` with one token per scope.

@@ -1,0 +1,244 @@
+"""Identity resolution end to end: messages in through IngestService, profiles out through ProfilesService."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from audiences.v1 import common_pb2, profiles_pb2
+
+from tests.conftest import bearer
+from tests.evaluator.conftest import DAY, Space
+
+USERS = common_pb2.COLLECTION_USERS
+
+
+def ids_of(space: Space, address: str, collection: int = USERS) -> set[str]:
+    """The identifiers of the profile an address names."""
+    reply = space.running.profiles.ListExternalIds(
+        profiles_pb2.ListExternalIdsRequest(
+            profile=common_pb2.ProfileRef(collection=collection, id=address), page_size=200
+        ),
+        metadata=bearer(space.tokens["read"]),
+    )
+    return {f"{i.type}:{i.value}" for i in reply.external_ids}
+
+
+def device(kind: str, **fields: Any) -> dict[str, Any]:
+    return {"device": {"type": kind, **fields}}
+
+
+SCENARIOS: list[tuple[str, list[dict[str, Any]], list[set[str]]]] = [
+    (
+        "anonymous browsing then login",
+        [{"type": "page", "anonymousId": "a1"}, {"type": "identify", "userId": "u1", "anonymousId": "a1"}],
+        [{"user_id:u1", "anonymous_id:a1"}],
+    ),
+    (
+        "two devices of one user",
+        [
+            {"type": "track", "userId": "u1", "anonymousId": "d1", "event": "E"},
+            {"type": "track", "userId": "u1", "anonymousId": "d2", "event": "E"},
+        ],
+        [{"user_id:u1", "anonymous_id:d1", "anonymous_id:d2"}],
+    ),
+    (
+        "two anonymous profiles merge at login",
+        [
+            {"type": "track", "anonymousId": "d1", "event": "E"},
+            {"type": "track", "anonymousId": "d2", "event": "E"},
+            {"type": "identify", "userId": "u1", "anonymousId": "d1"},
+            {"type": "identify", "userId": "u1", "anonymousId": "d2"},
+        ],
+        [{"user_id:u1", "anonymous_id:d1", "anonymous_id:d2"}],
+    ),
+    (
+        "a shared anonymous id never merges two user ids",
+        [
+            {"type": "identify", "userId": "u1", "anonymousId": "kiosk"},
+            {"type": "identify", "userId": "u2", "anonymousId": "kiosk"},
+        ],
+        [{"user_id:u1", "anonymous_id:kiosk"}, {"user_id:u2"}],
+    ),
+    (
+        "an email moving to another user stays with the first",
+        [
+            {"type": "identify", "userId": "u1", "traits": {"email": "a@x.io"}},
+            {"type": "identify", "userId": "u2", "traits": {"email": "a@x.io"}},
+        ],
+        [{"user_id:u1", "email:a@x.io"}, {"user_id:u2"}],
+    ),
+    (
+        "blocked user id 0 is kept off the profile",
+        [{"type": "track", "userId": "0", "anonymousId": "a1", "event": "E"}],
+        [{"anonymous_id:a1"}],
+    ),
+    (
+        "blocked values null, anonymous and -1",
+        [
+            {"type": "track", "userId": "null", "anonymousId": "a2", "event": "E"},
+            {"type": "track", "userId": "anonymous", "anonymousId": "a2", "event": "E"},
+            {"type": "track", "userId": "-1", "anonymousId": "a2", "event": "E"},
+        ],
+        [{"anonymous_id:a2"}],
+    ),
+    (
+        "alias links the previous id",
+        [{"type": "track", "anonymousId": "old", "event": "E"}, {"type": "alias", "previousId": "old", "userId": "u9"}],
+        [{"user_id:u9", "anonymous_id:old"}],
+    ),
+    (
+        "idfa only with ad tracking on",
+        [
+            {
+                "type": "track",
+                "userId": "u1",
+                "event": "E",
+                "context": device("ios", id="I1", advertisingId="AD1", adTrackingEnabled=False),
+            },
+            {
+                "type": "track",
+                "userId": "u2",
+                "event": "E",
+                "context": device("ios", id="I2", advertisingId="AD2", adTrackingEnabled=True),
+            },
+        ],
+        [{"user_id:u1", "ios.id:I1"}, {"user_id:u2", "ios.id:I2", "ios.idfa:AD2"}],
+    ),
+    (
+        "android device id and push token",
+        [{"type": "track", "userId": "u1", "event": "E", "context": device("android", id="D1", token="T1")}],
+        [{"user_id:u1", "android.id:D1", "android.push_token:T1"}],
+    ),
+    (
+        "email from context traits on a track call",
+        [{"type": "track", "userId": "u1", "event": "E", "context": {"traits": {"email": "c@x.io"}}}],
+        [{"user_id:u1", "email:c@x.io"}],
+    ),
+    ("numeric user ids are text", [{"type": "track", "userId": 42, "event": "E"}], [{"user_id:42"}]),
+    (
+        "custom external ids are lower-cased by type",
+        [
+            {
+                "type": "track",
+                "userId": "u1",
+                "event": "E",
+                "context": {
+                    "externalIds": [{"id": "C-7", "type": "CRM_ID", "collection": "users", "encoding": "none"}]
+                },
+            }
+        ],
+        [{"user_id:u1", "crm_id:C-7"}],
+    ),
+    (
+        "a device seen with two users stays with the first",
+        [
+            {"type": "track", "userId": "u1", "event": "E", "context": device("ios", id="shared")},
+            {"type": "track", "userId": "u2", "event": "E", "context": device("ios", id="shared")},
+        ],
+        [{"user_id:u1", "ios.id:shared"}, {"user_id:u2"}],
+    ),
+    (
+        "an anonymous id joins the user once, then stays",
+        [{"type": "identify", "userId": "u1", "anonymousId": "a"}, {"type": "track", "anonymousId": "a", "event": "E"}],
+        [{"user_id:u1", "anonymous_id:a"}],
+    ),
+    (
+        "email links an anonymous visitor to a known user",
+        [
+            {"type": "identify", "userId": "u1", "traits": {"email": "k@x.io"}},
+            {"type": "identify", "anonymousId": "v1", "traits": {"email": "k@x.io"}},
+        ],
+        [{"user_id:u1", "email:k@x.io", "anonymous_id:v1"}],
+    ),
+    (
+        "a second email is kept (5 ever)",
+        [
+            {"type": "identify", "userId": "u1", "traits": {"email": "1@x.io"}},
+            {"type": "identify", "userId": "u1", "traits": {"email": "2@x.io"}},
+        ],
+        [{"user_id:u1", "email:1@x.io", "email:2@x.io"}],
+    ),
+    (
+        "an empty anonymous id is no id",
+        [{"type": "track", "userId": "u1", "anonymousId": "", "event": "E"}],
+        [{"user_id:u1"}],
+    ),
+]
+
+
+@pytest.mark.parametrize(("messages", "profiles"), [s[1:] for s in SCENARIOS], ids=[s[0] for s in SCENARIOS])
+def test_identity_scenario(space: Space, messages: list[dict[str, Any]], profiles: list[set[str]]) -> None:
+    """Each message sequence resolves to exactly the expected profiles and identifiers."""
+    for message in messages:
+        space.send(message)
+    for expected in profiles:
+        for address in expected:
+            assert ids_of(space, address) == expected, address
+    total = space.running.query(
+        "SELECT count(*) FROM profiles WHERE space_id = ? AND collection = 'users' AND merged_into IS NULL",
+        (space.space_id,),
+    )[0][0]
+    assert total == len(profiles)
+
+
+def test_merge_chain_resolves_by_every_id(space: Space) -> None:
+    """A←B←C: after two merges every identifier and every old profile id names the survivor."""
+    space.send({"type": "identify", "userId": "u", "traits": {}})
+    space.send({"type": "track", "anonymousId": "b", "event": "E"})
+    space.send(
+        {
+            "type": "track",
+            "anonymousId": "c",
+            "event": "E",
+            "context": {"externalIds": [{"id": "k", "type": "cookie", "collection": "users"}]},
+        }
+    )
+    old = {
+        a: space.running.profiles.GetMetadata(
+            profiles_pb2.GetMetadataRequest(profile=common_pb2.ProfileRef(collection=USERS, id=a)),
+            metadata=bearer(space.tokens["read"]),
+        ).metadata
+        for a in ("user_id:u", "anonymous_id:b", "anonymous_id:c")
+    }
+    space.send(
+        {
+            "type": "track",
+            "anonymousId": "b",
+            "event": "E",
+            "context": {"externalIds": [{"id": "k", "type": "cookie", "collection": "users"}]},
+        }
+    )
+    space.send({"type": "identify", "userId": "u", "anonymousId": "b"})
+    everything = {"user_id:u", "anonymous_id:b", "anonymous_id:c", "cookie:k"}
+    for address in [*everything, *(m.profile_id for m in old.values())]:
+        assert ids_of(space, address) == everything
+    meta = space.running.profiles.GetMetadata(
+        profiles_pb2.GetMetadataRequest(profile=common_pb2.ProfileRef(collection=USERS, id="anonymous_id:c")),
+        metadata=bearer(space.tokens["read"]),
+    )
+    assert meta.metadata.profile_id == old["user_id:u"].profile_id
+    assert set(meta.metadata.merged_profile_ids) == {old["anonymous_id:b"].profile_id, old["anonymous_id:c"].profile_id}
+
+
+def test_weekly_limit(space: Space) -> None:
+    """With email limited to 1 a week, a second email is dropped, and a third one 8 days later is kept."""
+    from audiences_server.core.identity import IdentityRules, IdTypeRule, Limit, Period
+    from audiences_server.store.identity import save_rules
+
+    rules = IdentityRules.defaults()
+    types = dict(rules.types)
+    types["email"] = IdTypeRule(Limit(1, Period.WEEKLY), types["email"].blocked, types["email"].priority)
+    limited = IdentityRules(types, rules.default, rules.max_merges, rules.max_identifiers)
+    engine = space.running.server.engine
+    engine.writer.run(lambda conn: save_rules(conn, space.space_id, limited, 0))
+    space.send({"type": "identify", "userId": "u1", "traits": {"email": "1@x.io"}})
+    space.send({"type": "identify", "userId": "u1", "traits": {"email": "2@x.io"}})
+    assert ids_of(space, "user_id:u1") == {"user_id:u1", "email:1@x.io"}
+    engine.clock.set(space.now() + 8 * DAY)
+    space.send({"type": "identify", "userId": "u1", "traits": {"email": "3@x.io"}})
+    assert ids_of(space, "user_id:u1") == {"user_id:u1", "email:1@x.io", "email:3@x.io"}
+    violations = space.running.query(
+        "SELECT kind, count FROM identity_violations WHERE space_id = ?", (space.space_id,)
+    )
+    assert violations == [("Identifier value time limit exceeded", 1)]
