@@ -9,7 +9,7 @@ from pathlib import Path
 import grpc
 import pytest
 import structlog
-from audiences.v1 import admin_pb2, ingest_pb2, sync_pb2, tracking_pb2
+from audiences.v1 import ingest_pb2, sync_pb2, tracking_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
@@ -74,7 +74,7 @@ def test_tokens_are_stored_hashed(running: Running) -> None:
     ("stub", "rpc", "request_message", "scope"),
     [
         ("sync", "ListConnections", sync_pb2.ListConnectionsRequest(), "admin"),
-        ("admin", "GetIdentityRules", admin_pb2.GetIdentityRulesRequest(), "admin"),
+        ("sync", "GetDestination", sync_pb2.GetDestinationRequest(), "admin"),
         ("sync", "ListDestinations", sync_pb2.ListDestinationsRequest(), "admin"),
     ],
 )

@@ -30,6 +30,7 @@ from grpc_reflection.v1alpha import reflection
 
 from audiences_server import logs
 from audiences_server.api.computations import ComputationAdmin
+from audiences_server.api.identity_admin import IdentityRuleAdmin
 from audiences_server.api.ingest import IngestServicer
 from audiences_server.api.interceptor import RequestInterceptor
 from audiences_server.api.profiles import ProfilesServicer
@@ -47,7 +48,7 @@ SERVICES = {
 }
 
 
-class AdminServicer(ComputationAdmin, admin_pb2_grpc.AudienceAdminServiceServicer):
+class AdminServicer(ComputationAdmin, IdentityRuleAdmin, admin_pb2_grpc.AudienceAdminServiceServicer):
     """AudienceAdminService."""
 
     def __init__(self, engine: Engine) -> None:

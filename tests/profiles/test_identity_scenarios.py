@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import grpc
 import pytest
 from audiences.v1 import common_pb2, profiles_pb2
 
@@ -242,3 +243,32 @@ def test_weekly_limit(space: Space) -> None:
         "SELECT kind, count FROM identity_violations WHERE space_id = ?", (space.space_id,)
     )
     assert violations == [("Identifier value time limit exceeded", 1)]
+
+
+def test_rules_through_the_admin_api(space: Space) -> None:
+    """Rules are read and changed through the admin API; violations are listed with operator names."""
+    from audiences.v1 import admin_pb2
+    from google.protobuf import field_mask_pb2
+
+    admin, meta = space.running.admin, bearer(space.tokens["admin"])
+    rules = admin.GetIdentityRules(admin_pb2.GetIdentityRulesRequest(), metadata=meta).identity_rules
+    by_type = {r.id_type: r for r in rules.rules}
+    assert (by_type["user_id"].limit, by_type["user_id"].priority, by_type["email"].priority) == (1, 1, 2)
+    assert rules.max_merges_per_profile == 100
+    updated = admin.UpdateIdentityRule(admin_pb2.UpdateIdentityRuleRequest(
+        rule=admin_pb2.IdentityRule(id_type="email", limit=1, limit_period=admin_pb2.IDENTITY_LIMIT_PERIOD_WEEKLY),
+        update_mask=field_mask_pb2.FieldMask(paths=["limit", "limit_period"])), metadata=meta).rule
+    assert (updated.limit, updated.limit_period) == (1, admin_pb2.IDENTITY_LIMIT_PERIOD_WEEKLY)
+    assert updated.HasField("update_time")
+    space.send({"type": "identify", "userId": "u1", "traits": {"email": "1@x.io"}, "messageId": "m1"},
+               {"type": "identify", "userId": "u1", "traits": {"email": "2@x.io"}, "messageId": "m2"},
+               {"type": "track", "userId": "u2", "anonymousId": "anonymous", "event": "E", "messageId": "m3"})
+    listed = admin.ListIdentityRuleViolations(admin_pb2.ListIdentityRuleViolationsRequest(), metadata=meta)
+    got = {(v.rule_name, v.id_type): (v.count, list(v.sample_message_ids)) for v in listed.violations}
+    assert got == {("ID value blocked", "anonymous_id"): (1, ["m3"]),
+                   ("Identifier value time limit exceeded", "email"): (1, ["m2"])}
+    with pytest.raises(grpc.RpcError) as caught:
+        admin.UpdateIdentityRule(admin_pb2.UpdateIdentityRuleRequest(
+            rule=admin_pb2.IdentityRule(id_type="email", blocked_patterns=["(unclosed"]),
+            update_mask=field_mask_pb2.FieldMask(paths=["blocked_patterns"])), metadata=meta)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT

@@ -13,6 +13,7 @@ from audiences_server.engine.auth import SCOPES, Auth
 from audiences_server.engine.clock import Clock, ManualClock
 from audiences_server.engine.computations import Computations
 from audiences_server.engine.evaluator import Evaluator
+from audiences_server.engine.identity_admin import IdentityAdmin
 from audiences_server.engine.ingest import Ingest
 from audiences_server.engine.page_tokens import PageTokens
 from audiences_server.engine.profile_reads import ProfileReads
@@ -45,6 +46,7 @@ class Engine:
         self.computations = Computations(self.writer, self.readers, self.clock, self.evaluator)
         self.page_tokens = PageTokens(server_key(self.readers.get(), "page_token"))
         self.profile_reads = ProfileReads(self.readers, self.page_tokens)
+        self.identity_admin = IdentityAdmin(self.writer, self.readers, self.clock)
 
     def bootstrap(self) -> Path | None:
         """On an empty database, creates space `default` with one token per scope.

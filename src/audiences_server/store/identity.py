@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import apsw
 
@@ -195,6 +196,12 @@ def record_violation(conn: apsw.Connection, space_id: int, violation: Violation,
         (space_id, kind, id_type, now_ms),
     )
     conn.execute(
+        "INSERT INTO identity_violation_days (space_id, kind, id_type, day, count, first_ms, last_ms)"
+        " VALUES (?, ?, ?, ?, 1, ?, ?) ON CONFLICT (space_id, kind, id_type, day)"
+        " DO UPDATE SET count = count + 1, last_ms = excluded.last_ms",
+        (space_id, kind, id_type, now_ms // 86_400_000, now_ms, now_ms),
+    )
+    conn.execute(
         "INSERT INTO identity_violation_samples (space_id, kind, id_type, message_id, dropped, detail, at_ms)"
         " VALUES (?, ?, ?, ?, ?, ?, ?)",
         (space_id, kind, id_type, message_id, str(violation.dropped), violation.detail, now_ms),
@@ -205,3 +212,55 @@ def record_violation(conn: apsw.Connection, space_id: int, violation: Violation,
         "  ORDER BY sample_id DESC LIMIT ?)",
         (space_id, kind, id_type, space_id, kind, id_type, _SAMPLES_KEPT),
     )
+
+
+def rule_times(conn: apsw.Connection, space_id: int) -> dict[str, int]:
+    """When each identifier type's rule was last changed."""
+    return {
+        t: int(ms)
+        for t, ms in conn.execute("SELECT id_type, changed_ms FROM identity_rule_times WHERE space_id = ?", (space_id,))
+    }
+
+
+def note_rule_time(conn: apsw.Connection, space_id: int, id_type: str, now_ms: int) -> None:
+    """Records when a type's rule changed."""
+    conn.execute(
+        "INSERT OR REPLACE INTO identity_rule_times (space_id, id_type, changed_ms) VALUES (?, ?, ?)",
+        (space_id, id_type, now_ms),
+    )
+
+
+def violations(conn: apsw.Connection, space_id: int, since_ms: int | None, id_type: str) -> list[dict[str, Any]]:
+    """Per (rule, type), since a time (counted by whole UTC days): how often, first and last time, and the
+    latest sample message ids."""
+    sql = (
+        "SELECT kind, id_type, sum(count), min(first_ms), max(last_ms) FROM identity_violation_days"
+        " WHERE space_id = ? AND day >= ?"
+    )
+    params: list[Any] = [space_id, (since_ms or 0) // 86_400_000]
+    if id_type:
+        sql += " AND id_type = ?"
+        params.append(id_type)
+    found = []
+    for kind, kind_type, count, first, last in conn.execute(
+        sql + " GROUP BY kind, id_type ORDER BY kind, id_type", params
+    ):
+        samples = [
+            r[0]
+            for r in conn.execute(
+                "SELECT message_id FROM identity_violation_samples WHERE space_id = ? AND kind = ? AND id_type = ?"
+                " ORDER BY sample_id DESC LIMIT 10",
+                (space_id, kind, kind_type),
+            )
+        ]
+        found.append(
+            {
+                "kind": kind,
+                "id_type": kind_type,
+                "count": int(count),
+                "first_ms": int(first),
+                "last_ms": int(last),
+                "samples": samples,
+            }
+        )
+    return found

@@ -246,6 +246,30 @@ def _event_sources(conn: apsw.Connection) -> None:
     # `sources(exclude: 'label')` can leave out what one service sends.
     conn.execute("ALTER TABLE events ADD COLUMN source_id TEXT NOT NULL DEFAULT ''")
 
+
+@migration("0008_identity_rule_admin")
+def _identity_rule_admin(conn: apsw.Connection) -> None:
+    # Violations are also counted per UTC day, so they can be listed since a time; and each
+    # identifier type's rule remembers when it was last changed.
+    conn.execute("""
+        CREATE TABLE identity_violation_days (
+            space_id INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            id_type TEXT NOT NULL,
+            day INTEGER NOT NULL,
+            count INTEGER NOT NULL,
+            first_ms INTEGER NOT NULL,
+            last_ms INTEGER NOT NULL,
+            PRIMARY KEY (space_id, kind, id_type, day)
+        ) WITHOUT ROWID;
+        CREATE TABLE identity_rule_times (
+            space_id INTEGER NOT NULL,
+            id_type TEXT NOT NULL,
+            changed_ms INTEGER NOT NULL,
+            PRIMARY KEY (space_id, id_type)
+        ) WITHOUT ROWID;
+    """)
+
 def applied(conn: apsw.Connection) -> set[str]:
     """Names of the migrations already applied."""
     conn.execute(
