@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -17,12 +16,18 @@ class ServerProcess:
 
     def __init__(self, db: Path, *extra_args: str, timeout_s: float = 30) -> None:
         self.db = db
+        db.parent.mkdir(parents=True, exist_ok=True)
+        # Logs go to a file, not a pipe: a pipe the parent drains too slowly would make the
+        # server wait on its own log lines and distort every figure taken against it.
+        self.log_path = db.parent / f"{db.stem}.server.log"
+        self._log = open(self.log_path, "a")  # noqa: SIM115 - closed when the process is stopped
+        start = self.log_path.stat().st_size
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "audiences_server.cli", "serve", "--db", str(db), "--listen", "127.0.0.1:0",
              "--log-format", "json", *extra_args],
-            stderr=subprocess.PIPE, text=True,
+            stderr=self._log,
         )
-        self.port = self._wait_for_port(timeout_s)
+        self.port = self._wait_for_port(timeout_s, start)
         self.tokens: dict[str, str] = json.loads((db.parent / "credentials.json").read_text())["tokens"]
 
     @property
@@ -30,35 +35,33 @@ class ServerProcess:
         """Where the server listens."""
         return f"127.0.0.1:{self.port}"
 
-    def _wait_for_port(self, timeout_s: float) -> int:
-        assert self.proc.stderr is not None
+    def _wait_for_port(self, timeout_s: float, start: int) -> int:
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            line = self.proc.stderr.readline()
-            if not line:
-                break
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                continue
-            if entry.get("event") == "server_started":
-                threading.Thread(target=self._drain, daemon=True).start()
-                return int(entry["address"].rsplit(":", 1)[1])
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            with open(self.log_path) as log:
+                log.seek(start)
+                for line in log:
+                    try:
+                        entry = json.loads(line)
+                    except ValueError:
+                        continue
+                    if entry.get("event") == "server_started":
+                        return int(entry["address"].rsplit(":", 1)[1])
+            time.sleep(0.02)
         self.proc.kill()
-        raise RuntimeError("the server did not start")
-
-    def _drain(self) -> None:
-        assert self.proc.stderr is not None
-        for _ in self.proc.stderr:
-            pass
+        raise RuntimeError(f"the server did not start; see {self.log_path}")
 
     def kill(self) -> int:
         """Kills the process at once, as a crash would (kill -9)."""
         self.proc.send_signal(signal.SIGKILL)
-        return self.proc.wait(timeout=30)
+        status = self.proc.wait(timeout=30)
+        self._log.close()
+        return status
 
     def stop(self) -> int:
         """Asks for a graceful shutdown (SIGTERM) and returns the exit status."""
         if self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGTERM)
-        return self.proc.wait(timeout=60)
+        status = self.proc.wait(timeout=60)
+        self._log.close()
+        return status
