@@ -255,20 +255,80 @@ def test_rules_through_the_admin_api(space: Space) -> None:
     by_type = {r.id_type: r for r in rules.rules}
     assert (by_type["user_id"].limit, by_type["user_id"].priority, by_type["email"].priority) == (1, 1, 2)
     assert rules.max_merges_per_profile == 100
-    updated = admin.UpdateIdentityRule(admin_pb2.UpdateIdentityRuleRequest(
-        rule=admin_pb2.IdentityRule(id_type="email", limit=1, limit_period=admin_pb2.IDENTITY_LIMIT_PERIOD_WEEKLY),
-        update_mask=field_mask_pb2.FieldMask(paths=["limit", "limit_period"])), metadata=meta).rule
+    updated = admin.UpdateIdentityRule(
+        admin_pb2.UpdateIdentityRuleRequest(
+            rule=admin_pb2.IdentityRule(id_type="email", limit=1, limit_period=admin_pb2.IDENTITY_LIMIT_PERIOD_WEEKLY),
+            update_mask=field_mask_pb2.FieldMask(paths=["limit", "limit_period"]),
+        ),
+        metadata=meta,
+    ).rule
     assert (updated.limit, updated.limit_period) == (1, admin_pb2.IDENTITY_LIMIT_PERIOD_WEEKLY)
     assert updated.HasField("update_time")
-    space.send({"type": "identify", "userId": "u1", "traits": {"email": "1@x.io"}, "messageId": "m1"},
-               {"type": "identify", "userId": "u1", "traits": {"email": "2@x.io"}, "messageId": "m2"},
-               {"type": "track", "userId": "u2", "anonymousId": "anonymous", "event": "E", "messageId": "m3"})
+    space.send(
+        {"type": "identify", "userId": "u1", "traits": {"email": "1@x.io"}, "messageId": "m1"},
+        {"type": "identify", "userId": "u1", "traits": {"email": "2@x.io"}, "messageId": "m2"},
+        {"type": "track", "userId": "u2", "anonymousId": "anonymous", "event": "E", "messageId": "m3"},
+    )
     listed = admin.ListIdentityRuleViolations(admin_pb2.ListIdentityRuleViolationsRequest(), metadata=meta)
     got = {(v.rule_name, v.id_type): (v.count, list(v.sample_message_ids)) for v in listed.violations}
-    assert got == {("ID value blocked", "anonymous_id"): (1, ["m3"]),
-                   ("Identifier value time limit exceeded", "email"): (1, ["m2"])}
+    assert got == {
+        ("ID value blocked", "anonymous_id"): (1, ["m3"]),
+        ("Identifier value time limit exceeded", "email"): (1, ["m2"]),
+    }
     with pytest.raises(grpc.RpcError) as caught:
-        admin.UpdateIdentityRule(admin_pb2.UpdateIdentityRuleRequest(
-            rule=admin_pb2.IdentityRule(id_type="email", blocked_patterns=["(unclosed"]),
-            update_mask=field_mask_pb2.FieldMask(paths=["blocked_patterns"])), metadata=meta)
+        admin.UpdateIdentityRule(
+            admin_pb2.UpdateIdentityRuleRequest(
+                rule=admin_pb2.IdentityRule(id_type="email", blocked_patterns=["(unclosed"]),
+                update_mask=field_mask_pb2.FieldMask(paths=["blocked_patterns"]),
+            ),
+            metadata=meta,
+        )
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def traits_of(space: Space, address: str, collection: int = USERS) -> dict[str, Any]:
+    """The custom traits of the profile an address names, as plain values."""
+    from google.protobuf import json_format
+
+    reply = space.running.profiles.ListTraits(
+        profiles_pb2.ListTraitsRequest(
+            profile=common_pb2.ProfileRef(collection=collection, id=address),
+            page_size=200,
+            trait_class=profiles_pb2.TRAIT_CLASS_CUSTOM,
+        ),
+        metadata=bearer(space.tokens["read"]),
+    )
+    return {t.key: json_format.MessageToDict(t.value) for t in reply.traits}
+
+
+def test_out_of_order_identify_calls_keep_the_latest(space: Space) -> None:
+    """Traits are last-write-wins by event time: an older identify arriving later changes nothing."""
+    now = space.now()
+    space.send({"type": "identify", "userId": "u1", "traits": {"plan": "pro", "seats": 5}, "at": now})
+    space.send({"type": "identify", "userId": "u1", "traits": {"plan": "free", "city": "Oslo"}, "at": now - DAY})
+    assert traits_of(space, "user_id:u1") == {"plan": "pro", "seats": 5, "city": "Oslo"}
+
+
+def test_null_removes_a_trait_for_good(space: Space) -> None:
+    """A null removes a trait; a value stamped before the removal does not bring it back."""
+    now = space.now()
+    space.send({"type": "identify", "userId": "u1", "traits": {"plan": "pro", "coupon": "X"}, "at": now - DAY})
+    space.send({"type": "identify", "userId": "u1", "traits": {"coupon": None}, "at": now})
+    space.send({"type": "identify", "userId": "u1", "traits": {"coupon": "OLD"}, "at": now - 1})
+    assert traits_of(space, "user_id:u1") == {"plan": "pro"}
+
+
+def test_group_calls_link_a_user_to_two_accounts(space: Space) -> None:
+    """Group calls link the user to each account, both ways, and set each account's traits."""
+    space.send(
+        {"type": "group", "userId": "u1", "groupId": "acme", "traits": {"tier": "gold"}},
+        {"type": "group", "userId": "u1", "groupId": "globex", "traits": {"tier": "free"}},
+    )
+    links = space.running.profiles.ListLinks(
+        profiles_pb2.ListLinksRequest(profile=common_pb2.ProfileRef(collection=USERS, id="user_id:u1")),
+        metadata=bearer(space.tokens["read"]),
+    )
+    assert {i.value for link in links.links for i in link.profile.external_ids} == {"acme", "globex"}
+    for account, tier in (("acme", "gold"), ("globex", "free")):
+        assert ids_of(space, f"group_id:{account}", common_pb2.COLLECTION_ACCOUNTS) == {f"group_id:{account}"}
+        assert traits_of(space, f"group_id:{account}", common_pb2.COLLECTION_ACCOUNTS) == {"tier": tier}
