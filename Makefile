@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 BENCH_STAMP := $(VENV)/.bench-stamp
 
-.PHONY: run test gen gen-check lint fmt bench-ingest bench-evaluator clean
+.PHONY: run test gen gen-check lint fmt bench-ingest bench-evaluator demo clean
 
 $(STAMP): pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,11 @@ bench-ingest: $(BENCH_STAMP)
 # Evaluator benchmark at full scale (slow); `make bench-evaluator BENCH_ARGS=--quick` for the preset.
 bench-evaluator: $(BENCH_STAMP)
 	$(PY) bench/evaluator.py $(BENCH_ARGS)
+
+# A shop's data (10k users, 1k accounts, 300k events) through the client, and live audiences;
+# `make demo DEMO_ARGS="--users 1000 --events 30000"` for a smaller one.
+demo: $(STAMP)
+	$(PY) scripts/demo.py $(DEMO_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

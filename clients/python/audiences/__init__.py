@@ -1,4 +1,19 @@
 """Python client for the Audiences server.
 
-The generated gRPC stubs and messages live in `audiences.v1`.
+    import audiences
+
+    client = audiences.Client()  # address and tokens from AUDIENCES_* or var/credentials.json
+    client.track(user_id="ada", event="Signed In")
+    client.close()
+
+`Client` sends tracking calls in background batches and exposes every other RPC as a method
+returning the generated message; every failure is an `AudiencesError`. The generated gRPC stubs
+and messages live in `audiences.v1`.
 """
+
+from audiences.batching import BatchStats, Undelivered
+from audiences.client import Client
+from audiences.errors import AudiencesError, FieldViolation, QueueFull
+
+__all__ = ["AudiencesError", "BatchStats", "Client", "FieldViolation", "QueueFull", "Undelivered"]
+__version__ = "0.1.0"

@@ -1,0 +1,194 @@
+"""CLI commands that send tracking calls: track, identify, page, screen, group, alias, import."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from audiences import messages
+from audiences._output import Progress, emit_json, table
+from audiences.batching import MAX_BATCH_BYTES, MAX_MESSAGE_BYTES
+from audiences.client import Client
+from audiences.v1 import ingest_pb2
+
+Sub = Any  # argparse's private _SubParsersAction
+
+
+def _object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError as bad:
+        raise argparse.ArgumentTypeError(f"not JSON: {bad}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError('expected a JSON object, like \'{"plan": "pro"}\'')
+    return value
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--anonymous-id", help="the anonymousId")
+    parser.add_argument("--timestamp", help="when it happened, ISO-8601 (default: now)")
+    parser.add_argument("--context", type=_object, help="the context object, as JSON")
+    parser.add_argument("--message-id", help="the messageId (default: a new one; repeats are stored once)")
+
+
+def register(commands: Sub) -> None:
+    """Adds the event commands."""
+    track = commands.add_parser("track", help="send a track call")
+    track.add_argument("user_id", help="the userId ('' with --anonymous-id)")
+    track.add_argument("event", help="the event name, like 'Order Completed'")
+    track.add_argument("--properties", "-p", type=_object, help="the properties, as JSON")
+    _common(track)
+    track.set_defaults(
+        handler=_send,
+        build=lambda a: messages.track(
+            a.user_id, a.event, a.properties, a.context, a.timestamp, a.anonymous_id, message_id=a.message_id
+        ),
+    )
+
+    identify = commands.add_parser("identify", help="send an identify call")
+    identify.add_argument("user_id")
+    identify.add_argument("--traits", "-t", type=_object, help="the traits, as JSON")
+    _common(identify)
+    identify.set_defaults(
+        handler=_send,
+        build=lambda a: messages.identify(
+            a.user_id, a.traits, a.context, a.timestamp, a.anonymous_id, message_id=a.message_id
+        ),
+    )
+
+    for kind, builder in (("page", messages.page), ("screen", messages.screen)):
+        view = commands.add_parser(kind, help=f"send a {kind} call (the event '{kind.title()} Viewed')")
+        view.add_argument("user_id")
+        view.add_argument("name", nargs="?", help=f"the {kind}'s name")
+        view.add_argument("--category")
+        view.add_argument("--properties", "-p", type=_object)
+        _common(view)
+        view.set_defaults(
+            handler=_send,
+            build=lambda a, b=builder: b(
+                a.user_id,
+                a.category,
+                a.name,
+                a.properties,
+                a.context,
+                a.timestamp,
+                a.anonymous_id,
+                message_id=a.message_id,
+            ),
+        )
+
+    group = commands.add_parser("group", help="send a group call: link a user to an account")
+    group.add_argument("user_id")
+    group.add_argument("group_id", help="the account's groupId")
+    group.add_argument("--traits", "-t", type=_object, help="the account's traits, as JSON")
+    _common(group)
+    group.set_defaults(
+        handler=_send,
+        build=lambda a: messages.group(
+            a.user_id, a.group_id, a.traits, a.context, a.timestamp, a.anonymous_id, message_id=a.message_id
+        ),
+    )
+
+    alias = commands.add_parser("alias", help="send an alias call: previous id and user id are one person")
+    alias.add_argument("previous_id")
+    alias.add_argument("user_id")
+    alias.add_argument("--timestamp")
+    alias.add_argument("--context", type=_object)
+    alias.add_argument("--message-id")
+    alias.set_defaults(
+        handler=_send,
+        build=lambda a: messages.alias(a.previous_id, a.user_id, a.context, a.timestamp, message_id=a.message_id),
+    )
+
+    load = commands.add_parser("import", help="send every call of a file of JSON lines (tracking-API shape)")
+    load.add_argument("file", help="an .ndjson file, one call per line ('-' for standard input)")
+    load.add_argument("--batch-size", type=int, default=500, help="calls per request (default 500)")
+    load.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="draw a progress bar (default: on a terminal)",
+    )
+    load.set_defaults(handler=_import)
+
+
+def _send(client: Client, args: argparse.Namespace) -> int:
+    reply = client.send_batch([args.build(args)])
+    result = reply.results[0]
+    status = ingest_pb2.MessageStatus.Name(result.status).removeprefix("MESSAGE_STATUS_").lower()
+    if args.json:
+        emit_json({"message_id": result.message_id, "status": status, "reason": result.reason, "detail": result.detail})
+    elif result.status == ingest_pb2.MESSAGE_STATUS_REJECTED:
+        print(f"rejected ({result.reason}): {result.detail}")
+    else:
+        print(f"{status} {result.message_id}")
+    return 1 if result.status == ingest_pb2.MESSAGE_STATUS_REJECTED else 0
+
+
+def _lines(path: str) -> list[str]:
+    if path == "-":
+        return sys.stdin.read().splitlines()
+    return Path(path).read_text(encoding="utf-8").splitlines()
+
+
+def _chunks(lines: list[str], size: int, rejected: list[dict[str, Any]]) -> Iterator[list[tuple[int, dict[str, Any]]]]:
+    """Batches of (line number, call), within the server's limits; bad lines go to `rejected`."""
+    batch: list[tuple[int, dict[str, Any]]] = []
+    weight = 0
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            call = json.loads(line)
+        except ValueError as bad:
+            rejected.append({"line": number, "reason": "bad_request", "detail": f"not JSON: {bad}"})
+            continue
+        if not isinstance(call, dict):
+            rejected.append({"line": number, "reason": "bad_request", "detail": "the line is not a JSON object"})
+            continue
+        length = min(len(line), MAX_MESSAGE_BYTES)
+        if batch and (len(batch) >= size or weight + length > MAX_BATCH_BYTES):
+            yield batch
+            batch, weight = [], 0
+        batch.append((number, call))
+        weight += length
+    if batch:
+        yield batch
+
+
+def _import(client: Client, args: argparse.Namespace) -> int:
+    lines = _lines(args.file)
+    rejected: list[dict[str, Any]] = []
+    counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
+    progress = Progress(len(lines), "importing", args.progress)
+    for batch in _chunks(lines, args.batch_size, rejected):
+        reply = client.send_batch([call for _, call in batch])
+        counts["accepted"] += reply.accepted_count
+        counts["duplicate"] += reply.duplicate_count
+        rejected += [
+            {"line": batch[r.index][0], "reason": r.reason, "detail": r.detail}
+            for r in reply.results
+            if r.status == ingest_pb2.MESSAGE_STATUS_REJECTED
+        ]
+        progress.advance(batch[-1][0] - progress.done)
+    progress.advance(progress.total - progress.done)
+    progress.finish()
+    counts["rejected"] = len(rejected)
+    rejected.sort(key=lambda r: int(r["line"]))
+    if args.json:
+        emit_json({**counts, "rejected_lines": rejected})
+    else:
+        total = sum(counts.values())
+        print(
+            f"{total} calls: {counts['accepted']} accepted, {counts['duplicate']} duplicate, "
+            f"{counts['rejected']} rejected"
+        )
+        if rejected:
+            table([(r["line"], r["reason"], r["detail"]) for r in rejected[:50]], ("line", "reason", "detail"))
+            if len(rejected) > 50:
+                print(f"... and {len(rejected) - 50} more (--json lists them all)")
+    return 1 if rejected else 0

@@ -1,0 +1,107 @@
+"""CLI commands that read profiles: `profile traits|events|ids|links|metadata|audiences TYPE:VALUE`."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from audiences._output import emit_json, fields, table, time_text, to_data, value_text
+from audiences.client import Client
+from audiences.v1 import profiles_pb2
+
+Sub = Any
+
+
+def register(commands: Sub) -> None:
+    """Adds `profile …`."""
+    parser = commands.add_parser("profile", help="read a profile: traits, events, ids, links, metadata, audiences")
+    parser.add_argument("what", choices=("traits", "events", "ids", "links", "metadata", "audiences"))
+    parser.add_argument("profile", help="TYPE:VALUE (user_id:ada, email:ada@example.com, group_id:acme) or prf_…")
+    parser.add_argument(
+        "--collection",
+        "-c",
+        default=None,
+        choices=("users", "accounts"),
+        help="default: accounts for group_id:…, else users",
+    )
+    parser.add_argument("--limit", type=int, default=50, help="the most items to show (default 50)")
+    parser.add_argument("--event", action="append", default=[], help="events: only this name (repeatable)")
+    parser.add_argument("--verbose", "-v", action="store_true", help="traits: class, source and time")
+    parser.set_defaults(handler=_profile)
+
+
+def _ids(profile: Any) -> str:
+    return " ".join(f"{i.type}:{i.value}" for i in profile.external_ids)
+
+
+def _profile(client: Client, args: argparse.Namespace) -> int:
+    collection = args.collection or ("accounts" if args.profile.startswith("group_id:") else "users")
+    common: dict[str, Any] = {"collection": collection}
+    size = min(args.limit, 200)
+    reply: Any
+    if args.what == "traits":
+        reply = client.list_traits(args.profile, verbose=args.verbose, page_size=size, **common)
+        rows = [
+            (
+                t.key,
+                value_text(t.value),
+                *(
+                    (
+                        profiles_pb2.TraitClass.Name(t.trait_class).removeprefix("TRAIT_CLASS_").lower(),
+                        t.source_id,
+                        time_text(t.update_time),
+                    )
+                    if args.verbose
+                    else ()
+                ),
+            )
+            for t in reply.traits
+        ]
+        headers: tuple[str, ...] = ("key", "value", *(("class", "source", "updated") if args.verbose else ()))
+    elif args.what == "events":
+        reply = client.list_events(args.profile, include=args.event, page_size=size, **common)
+        rows = [(time_text(e.event_time), e.event, value_text_of(e.properties)) for e in reply.events]
+        headers = ("time", "event", "properties")
+    elif args.what == "ids":
+        reply = client.list_external_ids(args.profile, page_size=size, **common)
+        rows = [(i.type, i.value, time_text(i.create_time)) for i in reply.external_ids]
+        headers = ("type", "value", "added")
+    elif args.what == "links":
+        reply = client.list_links(args.profile, page_size=size, **common)
+        rows = [(link.profile.profile_id, _ids(link.profile), time_text(link.create_time)) for link in reply.links]
+        headers = ("profile", "identifiers", "linked")
+    elif args.what == "audiences":
+        reply = client.list_audience_memberships(args.profile, page_size=size, **common)
+        rows = [(m.audience_key, m.audience_name, time_text(m.enter_time)) for m in reply.memberships]
+        headers = ("audience", "name", "entered")
+    else:
+        meta = client.get_metadata(args.profile, **common)
+        if args.json:
+            emit_json(to_data(meta))
+        else:
+            fields(
+                [
+                    ("profile", meta.profile_id),
+                    ("created", time_text(meta.create_time)),
+                    ("updated", time_text(meta.update_time)),
+                    ("first message", time_text(meta.first_message_time)),
+                    ("last message", time_text(meta.last_message_time)),
+                    ("merged", ", ".join(meta.merged_profile_ids)),
+                ]
+            )
+        return 0
+    if args.json:
+        emit_json(to_data(reply))
+    else:
+        print(f"profile {reply.profile_id}")
+        table(rows, headers)
+    return 0
+
+
+def value_text_of(struct: Any) -> str:
+    """A Struct as compact JSON."""
+    from google.protobuf import struct_pb2
+
+    value = struct_pb2.Value()
+    value.struct_value.CopyFrom(struct)
+    return value_text(value)

@@ -1,0 +1,213 @@
+"""CLI commands for destinations, connections and the change feed (`watch`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from audiences._output import emit_json, fields, table, time_text, to_data, value_text
+from audiences._sync import computation_ref
+from audiences.client import Client
+from audiences.v1 import sync_pb2
+
+Sub = Any
+
+
+def register(commands: Sub) -> None:
+    """Adds `destinations …`, `connections …` and `watch`."""
+    parser = commands.add_parser("destinations", help="manage destinations")
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+    create = verbs.add_parser("create", help="create a destination of one kind")
+    create.add_argument("key")
+    kind = create.add_mutually_exclusive_group(required=True)
+    kind.add_argument("--webhook", metavar="URL", help="an HTTP webhook")
+    kind.add_argument("--segment", metavar="BASE_URL", help="a Segment-compatible endpoint (with --write-key)")
+    kind.add_argument("--grpc-feed", action="store_true", help="a change feed read with `audiences watch`")
+    kind.add_argument("--csv", metavar="DIRECTORY", help="CSV files on the server's disk")
+    create.add_argument("--write-key", help="the Segment source's write key")
+    create.add_argument("--name", default="")
+    create.set_defaults(handler=_create_destination)
+    listing = verbs.add_parser("list", help="list destinations")
+    listing.set_defaults(handler=_list_destinations)
+    for verb, handler in (("show", _show_destination), ("delete", _delete_destination)):
+        sub = verbs.add_parser(verb, help=f"{verb} a destination")
+        sub.add_argument("key")
+        if verb == "delete":
+            sub.add_argument("--force", action="store_true", help="also remove its connections")
+        sub.set_defaults(handler=handler)
+
+    parser = commands.add_parser("connections", help="connect audiences and computed traits to destinations")
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+    for verb, handler, text in (
+        ("create", _connect, "connect an audience or trait to a destination"),
+        ("show", _show_connection, "one connection and its delivery status"),
+        ("delete", _disconnect, "remove a connection"),
+    ):
+        sub = verbs.add_parser(verb, help=text)
+        sub.add_argument("destination")
+        sub.add_argument("key", help="the audience's or computed trait's key")
+        sub.add_argument("--trait", action="store_true", help="the key names a computed trait")
+        sub.add_argument("--collection", "-c", default="users", choices=("users", "accounts"))
+        if verb == "create":
+            for send in ("identify", "track", "group"):
+                sub.add_argument(f"--{send}", action="store_true", help=f"send {send} calls")
+        sub.set_defaults(handler=handler)
+    listing = verbs.add_parser("list", help="list connections and their delivery status")
+    listing.add_argument("--destination", default="")
+    listing.set_defaults(handler=_list_connections)
+
+    watch = commands.add_parser("watch", help="follow a grpc_feed destination's changes (Ctrl-C stops)")
+    watch.add_argument("destination")
+    watch.add_argument("--cursor", default="", help="start after this cursor (default: the oldest kept)")
+    watch.add_argument("--limit", type=int, default=0, help="stop after this many changes")
+    watch.set_defaults(handler=_watch)
+
+
+def _create_destination(client: Client, args: argparse.Namespace) -> int:
+    config: dict[str, Any]
+    if args.webhook:
+        config = {"webhook": {"url": args.webhook}}
+    elif args.segment:
+        config = {"segment": {"base_url": args.segment, "write_key": args.write_key or ""}}
+    elif args.grpc_feed:
+        config = {"grpc_feed": {}}
+    else:
+        config = {"csv": {"directory": args.csv}}
+    destination = client.create_destination(args.key, name=args.name, **config)
+    if args.json:
+        emit_json(to_data(destination))
+    else:
+        print(f"created destination {destination.key} ({destination.WhichOneof('config')})")
+    return 0
+
+
+def _list_destinations(client: Client, args: argparse.Namespace) -> int:
+    items = list(client.iter_destinations())
+    if args.json:
+        emit_json([to_data(d) for d in items])
+    else:
+        table(
+            [(d.key, d.WhichOneof("config"), d.name, "yes" if d.enabled else "no") for d in items],
+            ("key", "kind", "name", "enabled"),
+        )
+    return 0
+
+
+def _show_destination(client: Client, args: argparse.Namespace) -> int:
+    destination = client.get_destination(args.key)
+    if args.json:
+        emit_json(to_data(destination))
+    else:
+        fields(
+            [
+                ("key", destination.key),
+                ("kind", destination.WhichOneof("config")),
+                ("name", destination.name),
+                ("enabled", destination.enabled),
+                ("created", time_text(destination.create_time)),
+            ]
+        )
+    return 0
+
+
+def _delete_destination(client: Client, args: argparse.Namespace) -> int:
+    client.delete_destination(args.key, force=args.force)
+    if not args.json:
+        print(f"deleted destination {args.key}")
+    return 0
+
+
+def _kind(args: argparse.Namespace) -> str:
+    return "computed_trait" if args.trait else "audience"
+
+
+def _connection_row(c: sync_pb2.Connection) -> tuple[Any, ...]:
+    sends = [s for s in ("identify", "track", "group") if getattr(c, f"send_{s}")]
+    phase = sync_pb2.ConnectionPhase.Name(c.phase).removeprefix("CONNECTION_PHASE_").lower()
+    d = c.delivery
+    return (
+        c.destination_key,
+        c.computation.key,
+        ",".join(sends),
+        phase,
+        d.pending_count,
+        d.delivered_count,
+        d.dead_letter_count,
+        d.last_error,
+    )
+
+
+_CONNECTION_HEADERS = ("destination", "key", "sends", "phase", "pending", "delivered", "dead", "last error")
+
+
+def _connect(client: Client, args: argparse.Namespace) -> int:
+    connection = client.connect_destination(
+        args.destination,
+        args.key,
+        kind=_kind(args),
+        collection=args.collection,
+        send_identify=args.identify,
+        send_track=args.track,
+        send_group=args.group,
+    )
+    if args.json:
+        emit_json(to_data(connection))
+    else:
+        print(f"connected {args.key} to {args.destination}")
+    return 0
+
+
+def _show_connection(client: Client, args: argparse.Namespace) -> int:
+    connection = client.get_connection(args.destination, args.key, kind=_kind(args), collection=args.collection)
+    if args.json:
+        emit_json(to_data(connection))
+    else:
+        table([_connection_row(connection)], _CONNECTION_HEADERS)
+    return 0
+
+
+def _disconnect(client: Client, args: argparse.Namespace) -> int:
+    client.disconnect_destination(args.destination, args.key, kind=_kind(args), collection=args.collection)
+    if not args.json:
+        print(f"disconnected {args.key} from {args.destination}")
+    return 0
+
+
+def _list_connections(client: Client, args: argparse.Namespace) -> int:
+    items = list(
+        client._pages(
+            lambda token: client.list_connections(destination_key=args.destination, page_size=1000, page_token=token),
+            "connections",
+        )
+    )
+    if args.json:
+        emit_json([to_data(c) for c in items])
+    else:
+        table([_connection_row(c) for c in items], _CONNECTION_HEADERS)
+    return 0
+
+
+def _watch(client: Client, args: argparse.Namespace) -> int:
+    seen = 0
+    for item in client.watch_changes(args.destination, start_cursor=args.cursor):
+        if not item.HasField("change"):
+            continue
+        change = item.change
+        if args.json:
+            print(json.dumps(to_data(change)), flush=True)
+        else:
+            kind = sync_pb2.ChangeType.Name(change.change_type).removeprefix("CHANGE_TYPE_").lower()
+            ids = " ".join(f"{i.type}:{i.value}" for i in change.external_ids)
+            print(
+                f"{time_text(change.change_time)}  {kind:<13} {change.computation.key}  {change.profile_id}  "
+                f"{ids}  {value_text(change.new_value)}  cursor={change.cursor}",
+                flush=True,
+            )
+        seen += 1
+        if args.limit and seen >= args.limit:
+            break
+    return 0
+
+
+__all__ = ["computation_ref", "register"]

@@ -1,0 +1,128 @@
+"""`audiences`: the command line for an Audiences server, built only on `audiences.Client`.
+
+The address and tokens come from flags, then the environment (`AUDIENCES_ADDRESS`,
+`AUDIENCES_TOKEN`, `AUDIENCES_WRITE_TOKEN`, `AUDIENCES_READ_TOKEN`, `AUDIENCES_ADMIN_TOKEN`,
+`AUDIENCES_CREDENTIALS_FILE`), then the `var/credentials.json` the server wrote on first start,
+so on a fresh `make run` no flag is needed. Tables for people; `--json` for scripts.
+
+Exit status: 0 done, 1 the server refused (or a definition is invalid), 2 bad usage, 3 the
+server cannot be reached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+import grpc
+
+from audiences import _cli_computations, _cli_events, _cli_profiles, _cli_sync
+from audiences.client import Client
+from audiences.errors import AudiencesError
+
+EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 1, 2, 3
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command tree."""
+    parser = argparse.ArgumentParser(
+        prog="audiences",
+        description="Talk to an Audiences server: send events, manage audiences and "
+        "computed traits, read profiles, follow changes.",
+        epilog="Address and tokens: flags, then AUDIENCES_* environment variables, then the server's "
+        "credentials file (var/credentials.json).",
+    )
+    parser.add_argument("--address", help="server host:port (env AUDIENCES_ADDRESS, default 127.0.0.1:50051)")
+    parser.add_argument("--token", help="one token for every scope (env AUDIENCES_TOKEN)")
+    for scope in ("write", "read", "admin"):
+        parser.add_argument(f"--{scope}-token", help=f"the `{scope}` token (env AUDIENCES_{scope.upper()}_TOKEN)")
+    parser.add_argument(
+        "--credentials-file",
+        help="the server's credentials.json (env AUDIENCES_CREDENTIALS_FILE, default var/credentials.json)",
+    )
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds a call may take (default 60)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _cli_events.register(commands)
+    _cli_computations.register(commands)
+    _cli_profiles.register(commands)
+    _cli_sync.register(commands)
+    return parser
+
+
+def _client(args: argparse.Namespace) -> Client:
+    return Client(
+        args.address,
+        args.token,
+        write_token=args.write_token,
+        read_token=args.read_token,
+        admin_token=args.admin_token,
+        credentials_file=args.credentials_file,
+        timeout=args.timeout,
+    )
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
+
+
+def explain(error: AudiencesError, address: str) -> tuple[str, int]:  # noqa: PLR0911 - one answer per kind of failure
+    """What to tell a person about a failed call, and the exit status."""
+    if error.code == grpc.StatusCode.UNAVAILABLE:
+        return (
+            f"cannot reach the Audiences server at {address}: {error.message}\n"
+            "Is it running (`make run`)? Otherwise pass --address or set AUDIENCES_ADDRESS.",
+            EXIT_UNREACHABLE,
+        )
+    if error.reason == "SCOPE_MISSING":
+        needed = error.metadata.get("required_scope", "?")
+        given = error.metadata.get("token_scope", "?")
+        return (
+            f"this command needs {_article(needed)} `{needed}` token, but the token given has scope `{given}`.\n"
+            f"Pass --{needed}-token or set AUDIENCES_{needed.upper()}_TOKEN.",
+            EXIT_REFUSED,
+        )
+    if error.reason == "TOKEN_MISSING" and "required_scope" in error.metadata:
+        return error.message, EXIT_REFUSED
+    if error.code == grpc.StatusCode.UNAUTHENTICATED:
+        return (
+            f"the server refused the token ({error.reason or error.code.name}): {error.message}\n"
+            "Check --token / AUDIENCES_TOKEN, or the credentials file.",
+            EXIT_REFUSED,
+        )
+    if error.reason == "INVALID_DEFINITION":
+        return f"invalid definition:\n{error.message}", EXIT_REFUSED
+    if error.code == grpc.StatusCode.UNIMPLEMENTED:
+        return f"the server does not implement this yet: {error.message}", EXIT_REFUSED
+    lines = [f"{error.code.name}" + (f" {error.reason}" if error.reason else "") + f": {error.message}"]
+    lines += [f"  {v.field}: {v.description}" for v in error.violations if v.description != error.message]
+    return "\n".join(lines), EXIT_REFUSED
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs one command; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        client = _client(args)
+    except ValueError as bad:
+        parser.error(str(bad))
+    try:
+        status: int = args.handler(client, args)
+        return status
+    except AudiencesError as error:
+        message, status = explain(error, client.address)
+        print(f"audiences: {message}", file=sys.stderr)
+        return status
+    except (ValueError, OSError) as bad:
+        print(f"audiences: {bad}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        client.close(timeout=5)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,297 @@
+"""`audiences.Client`: tracking calls through a background batching queue, and every other RPC
+as a plain method returning the generated message.
+
+    import audiences
+
+    client = audiences.Client()  # address and tokens from the environment or var/credentials.json
+    client.identify(user_id="ada", traits={"email": "ada@example.com", "plan": "pro"})
+    client.track(user_id="ada", event="Order Completed", properties={"revenue": 120})
+    client.flush()
+    client.create_audience("buyers", "event('Order Completed').within(30 days).count() >= 1")
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import grpc
+
+from audiences import messages
+from audiences._admin import AdminMethods
+from audiences._profiles import ProfileMethods
+from audiences._sync import SyncMethods
+from audiences.batching import Batcher, BatchStats, OverflowPolicy, Undelivered, encode, json_default
+from audiences.config import resolve
+from audiences.errors import AudiencesError
+from audiences.messages import Json, Time
+from audiences.v1 import ingest_pb2, tracking_pb2
+
+__all__ = ["Client"]
+
+_UNARY = {
+    tracking_pb2.Track: ("Track", ingest_pb2.TrackRequest, "track"),
+    tracking_pb2.Identify: ("Identify", ingest_pb2.IdentifyRequest, "identify"),
+    tracking_pb2.Page: ("Page", ingest_pb2.PageRequest, "page"),
+    tracking_pb2.Screen: ("Screen", ingest_pb2.ScreenRequest, "screen"),
+    tracking_pb2.Group: ("Group", ingest_pb2.GroupRequest, "group"),
+    tracking_pb2.Alias: ("Alias", ingest_pb2.AliasRequest, "alias"),
+}
+
+
+class Client(AdminMethods, ProfileMethods, SyncMethods):
+    """A connection to an Audiences server.
+
+    Tracking calls (`track`, `identify`, `page`, `screen`, `group`, `alias`) are queued and sent
+    in batches by a background thread (see `audiences.batching` for the queue's policy); call
+    `flush()` to wait for them and `close()` at the end (also done at interpreter exit).
+    Everything else is a blocking call that returns the generated protobuf message (from
+    `audiences.v1`) or raises `AudiencesError`.
+    """
+
+    def __init__(
+        self,
+        address: str | None = None,
+        token: str | Mapping[str, str] | None = None,
+        *,
+        write_token: str | None = None,
+        read_token: str | None = None,
+        admin_token: str | None = None,
+        credentials_file: str | os.PathLike[str] | None = None,
+        timeout: float | None = 30.0,
+        channel_credentials: grpc.ChannelCredentials | None = None,
+        batch_size: int = 500,
+        flush_interval: float = 0.5,
+        max_queue_size: int = 10_000,
+        on_overflow: OverflowPolicy = "block",
+        max_retries: int = 6,
+        send_threads: int = 1,
+        on_error: Callable[[Undelivered], None] | None = None,
+    ) -> None:
+        """Connects (lazily: nothing is sent until the first call).
+
+        Args:
+            address: `host:port`; default `AUDIENCES_ADDRESS`, else `127.0.0.1:50051`.
+            token: One token for every scope, or a mapping scope → token (`write`, `read`, `admin`).
+            write_token: The token for tracking calls; wins over `token`.
+            read_token: The token for profile reads; wins over `token`.
+            admin_token: The token for audiences, traits and destinations; wins over `token`.
+            credentials_file: The `credentials.json` the server wrote on first start; tokens
+                not given otherwise are read from it (default `var/credentials.json`).
+            timeout: Seconds each blocking call may take; None for no limit.
+            channel_credentials: TLS credentials; None for a plain-text channel.
+            batch_size: The most tracking calls per batch.
+            flush_interval: The longest, in seconds, a tracking call waits for its batch to fill.
+            max_queue_size: The most tracking calls held in memory.
+            on_overflow: When the queue is full: `block` (wait for room), `drop_newest` (drop the
+                call, count it, report it to `on_error`) or `raise` (`QueueFull`).
+            max_retries: Retries of a batch that failed with UNAVAILABLE (or another transient code).
+            send_threads: Background threads sending batches concurrently.
+            on_error: Called with each tracking call the server did not store; default logs it.
+        """
+        resolved = resolve(
+            address,
+            token,
+            write_token=write_token,
+            read_token=read_token,
+            admin_token=admin_token,
+            credentials_file=credentials_file,
+        )
+        super().__init__(resolved.address, resolved.tokens, timeout=timeout, channel_credentials=channel_credentials)
+        self._batcher_options: dict[str, Any] = {
+            "batch_size": batch_size,
+            "flush_interval": flush_interval,
+            "max_queue_size": max_queue_size,
+            "on_overflow": on_overflow,
+            "max_retries": max_retries,
+            "threads": send_threads,
+            "on_error": on_error,
+        }
+        self._batcher: Batcher | None = None
+        self._closed = False
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- tracking calls, queued -------------------------------------------------------------
+
+    def track(
+        self,
+        user_id: str | None = None,
+        event: str | None = None,
+        properties: Json | None = None,
+        context: Json | None = None,
+        timestamp: Time = None,
+        anonymous_id: str | None = None,
+        integrations: Json | None = None,
+        message_id: str | None = None,
+    ) -> str:
+        """Queues a track call; returns its `messageId`."""
+        return self.enqueue(
+            messages.track(user_id, event, properties, context, timestamp, anonymous_id, integrations, message_id)
+        )
+
+    def identify(
+        self,
+        user_id: str | None = None,
+        traits: Json | None = None,
+        context: Json | None = None,
+        timestamp: Time = None,
+        anonymous_id: str | None = None,
+        integrations: Json | None = None,
+        message_id: str | None = None,
+    ) -> str:
+        """Queues an identify call; returns its `messageId`."""
+        return self.enqueue(
+            messages.identify(user_id, traits, context, timestamp, anonymous_id, integrations, message_id)
+        )
+
+    def group(
+        self,
+        user_id: str | None = None,
+        group_id: str | None = None,
+        traits: Json | None = None,
+        context: Json | None = None,
+        timestamp: Time = None,
+        anonymous_id: str | None = None,
+        integrations: Json | None = None,
+        message_id: str | None = None,
+    ) -> str:
+        """Queues a group call (links the user to account `group_id`); returns its `messageId`."""
+        return self.enqueue(
+            messages.group(user_id, group_id, traits, context, timestamp, anonymous_id, integrations, message_id)
+        )
+
+    def alias(
+        self,
+        previous_id: str | None = None,
+        user_id: str | None = None,
+        context: Json | None = None,
+        timestamp: Time = None,
+        integrations: Json | None = None,
+        message_id: str | None = None,
+    ) -> str:
+        """Queues an alias call; returns its `messageId`."""
+        return self.enqueue(messages.alias(previous_id, user_id, context, timestamp, integrations, message_id))
+
+    def page(
+        self,
+        user_id: str | None = None,
+        category: str | None = None,
+        name: str | None = None,
+        properties: Json | None = None,
+        context: Json | None = None,
+        timestamp: Time = None,
+        anonymous_id: str | None = None,
+        integrations: Json | None = None,
+        message_id: str | None = None,
+    ) -> str:
+        """Queues a page call (the event `Page Viewed`); returns its `messageId`."""
+        return self.enqueue(
+            messages.page(
+                user_id, category, name, properties, context, timestamp, anonymous_id, integrations, message_id
+            )
+        )
+
+    def screen(
+        self,
+        user_id: str | None = None,
+        category: str | None = None,
+        name: str | None = None,
+        properties: Json | None = None,
+        context: Json | None = None,
+        timestamp: Time = None,
+        anonymous_id: str | None = None,
+        integrations: Json | None = None,
+        message_id: str | None = None,
+    ) -> str:
+        """Queues a screen call (the event `Screen Viewed`); returns its `messageId`."""
+        return self.enqueue(
+            messages.screen(
+                user_id, category, name, properties, context, timestamp, anonymous_id, integrations, message_id
+            )
+        )
+
+    def enqueue(self, message: Mapping[str, Any]) -> str:
+        """Queues a call already in the tracking API's JSON shape; returns its `messageId`
+        (empty when it was dropped on overflow). A call without `messageId` gets one."""
+        call = dict(message)
+        call.setdefault("messageId", f"py-{uuid.uuid4()}")
+        return str(call["messageId"]) if self._queue().put(call) else ""
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Waits until every queued call is settled; True when that happened within `timeout`."""
+        return self._batcher.flush(timeout) if self._batcher else True
+
+    def close(self, timeout: float | None = None) -> bool:
+        """Flushes the queue, stops its thread and closes the channel."""
+        settled = self._batcher.close(timeout) if self._batcher else True
+        if not self._closed:
+            self._closed = True
+            atexit.unregister(self.close)
+            self.channel.close()
+        return settled
+
+    @property
+    def stats(self) -> BatchStats:
+        """Counts of the queue: queued, accepted, duplicate, rejected, failed, dropped, …"""
+        return self._batcher.stats if self._batcher else BatchStats()
+
+    def _queue(self) -> Batcher:
+        if self._closed:
+            raise AudiencesError(grpc.StatusCode.FAILED_PRECONDITION, "the client is closed", reason="CLIENT_CLOSED")
+        if self._batcher is None:
+            self._batcher = Batcher(self._send_body, **self._batcher_options)
+            atexit.register(self.close)
+        return self._batcher
+
+    def _send_body(self, body: bytes) -> ingest_pb2.BatchJsonResponse:
+        return self._call(
+            "write", ingest_pb2.BatchJsonResponse, self.ingest_stub.BatchJson, ingest_pb2.BatchJsonRequest(body=body)
+        )
+
+    # -- tracking calls, sent now -----------------------------------------------------------
+
+    def send_batch(
+        self, calls: Sequence[Mapping[str, Any]], *, context: Json | None = None, sent_at: str | None = None
+    ) -> ingest_pb2.BatchJsonResponse:
+        """Sends calls (tracking-API JSON shape) now, in one `BatchJson` call, bypassing the
+        queue; returns a result per call (accepted, duplicate or rejected with its reason)."""
+        body: dict[str, Any] = {"batch": [dict(c) for c in calls]}
+        if context:
+            body["context"] = dict(context)
+        if sent_at:
+            body["sentAt"] = sent_at
+        return self._send_body(json.dumps(body, separators=(",", ":"), default=json_default).encode())
+
+    def send(
+        self,
+        call: tracking_pb2.Track
+        | tracking_pb2.Identify
+        | tracking_pb2.Page
+        | tracking_pb2.Screen
+        | tracking_pb2.Group
+        | tracking_pb2.Alias,
+    ) -> Any:
+        """Sends one typed call with its unary RPC (`Track`, `Identify`, …); returns the reply
+        (`message_id`, `status`). An invalid call raises AudiencesError INVALID_ARGUMENT."""
+        method, request_type, field = _UNARY[type(call)]
+        return self._call("write", Any, getattr(self.ingest_stub, method), request_type(**{field: call}))
+
+    def send_typed_batch(self, calls: Iterable[tracking_pb2.TrackingCall]) -> ingest_pb2.BatchResponse:
+        """Sends typed calls with the `Batch` RPC; returns a result per call."""
+        return self._call(
+            "write", ingest_pb2.BatchResponse, self.ingest_stub.Batch, ingest_pb2.BatchRequest(batch=list(calls))
+        )
+
+    def stream_calls(self, calls: Iterable[Mapping[str, Any]]) -> ingest_pb2.StreamCallsResponse:
+        """Sends any number of calls (tracking-API JSON shape) over one `StreamCalls` stream."""
+        requests = (ingest_pb2.StreamCallsRequest(call=tracking_pb2.TrackingCall(json=encode(c))) for c in calls)
+        return self._call("write", ingest_pb2.StreamCallsResponse, self.ingest_stub.StreamCalls, requests, timeout=3600)

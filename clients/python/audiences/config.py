@@ -1,0 +1,97 @@
+"""Where the client finds the server's address and its tokens, so a newcomer passes nothing.
+
+Precedence, for the address and for each scope's token: what the caller passes, then the
+environment, then the credentials file the server writes on its first start.
+
+| what | environment | default |
+| --- | --- | --- |
+| address | `AUDIENCES_ADDRESS` | `127.0.0.1:50051` |
+| one token for every scope | `AUDIENCES_TOKEN` | |
+| a scope's token | `AUDIENCES_WRITE_TOKEN`, `AUDIENCES_READ_TOKEN`, `AUDIENCES_ADMIN_TOKEN` | |
+| credentials file | `AUDIENCES_CREDENTIALS_FILE` | beside `AUDIENCES_DB`, else `var/credentials.json` |
+
+The credentials file holds `{"space": ..., "tokens": {"write": ..., "read": ..., "admin": ...}}`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["DEFAULT_ADDRESS", "SCOPES", "Resolved", "credentials_path", "resolve"]
+
+DEFAULT_ADDRESS = "127.0.0.1:50051"
+SCOPES = ("write", "read", "admin")
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """The address and tokens a client will use, and where each came from."""
+
+    address: str
+    tokens: dict[str, str]
+    credentials_file: Path | None
+
+
+def credentials_path(explicit: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> Path:
+    """The credentials file to read: the one given, else the environment's, else the default."""
+    env = os.environ if environ is None else environ
+    if explicit:
+        return Path(explicit)
+    if env.get("AUDIENCES_CREDENTIALS_FILE"):
+        return Path(env["AUDIENCES_CREDENTIALS_FILE"])
+    if env.get("AUDIENCES_DB"):
+        return Path(env["AUDIENCES_DB"]).parent / "credentials.json"
+    return Path("var/credentials.json")
+
+
+def _file_tokens(path: Path) -> dict[str, str]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    tokens = data.get("tokens") if isinstance(data, dict) else None
+    return {k: v for k, v in tokens.items() if isinstance(v, str)} if isinstance(tokens, dict) else {}
+
+
+def resolve(
+    address: str | None = None,
+    token: str | Mapping[str, str] | None = None,
+    *,
+    write_token: str | None = None,
+    read_token: str | None = None,
+    admin_token: str | None = None,
+    credentials_file: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Resolved:
+    """Works out the address and a token per scope.
+
+    Args:
+        address: `host:port`.
+        token: One token used for every scope, or a mapping scope → token.
+        write_token: The `write` token (IngestService); wins over `token`.
+        read_token: The `read` token (ProfilesService); wins over `token`.
+        admin_token: The `admin` token (AudienceAdminService, SyncService); wins over `token`.
+        credentials_file: The file the server bootstrapped; read only for scopes still missing.
+        environ: The environment to read (default `os.environ`).
+    """
+    env = os.environ if environ is None else environ
+    tokens: dict[str, str] = {}
+    path = credentials_path(credentials_file, env)
+    from_file = _file_tokens(path)
+    explicit = {"write": write_token, "read": read_token, "admin": admin_token}
+    for scope in SCOPES:
+        candidates = [
+            explicit[scope],
+            token.get(scope) if isinstance(token, Mapping) else token,
+            env.get(f"AUDIENCES_{scope.upper()}_TOKEN"),
+            env.get("AUDIENCES_TOKEN"),
+            from_file.get(scope),
+        ]
+        found = next((c for c in candidates if c), None)
+        if found:
+            tokens[scope] = found
+    return Resolved(address or env.get("AUDIENCES_ADDRESS") or DEFAULT_ADDRESS, tokens, path if from_file else None)
