@@ -104,6 +104,11 @@ def test_validate_reports_errors_cycles_and_summaries(space: Space) -> None:
     bad = stub.ValidateDefinition(admin_pb2.ValidateDefinitionRequest(
         definition="event('A').within(3 parsecs).count() > 1", kind=AUDIENCE, collection=USERS), metadata=meta)
     assert (bad.valid, bad.error.line, bad.error.column > 1) == (False, 1, True)
+    assert bad.error.reason == "SYNTAX_ERROR"
+    assert len(bad.error.caret_display.splitlines()) == 2
+    typed = stub.ValidateDefinition(admin_pb2.ValidateDefinitionRequest(
+        definition="event('A').count()", kind=AUDIENCE, collection=USERS), metadata=meta)
+    assert (typed.valid, typed.error.reason) == (False, "TYPE_ERROR")
     cycle = stub.ValidateDefinition(admin_pb2.ValidateDefinitionRequest(
         definition="trait('a') = true", kind=AUDIENCE, collection=USERS, key="b"), metadata=meta)
     assert (cycle.valid, cycle.error.reason) == (False, "DEPENDENCY_CYCLE")

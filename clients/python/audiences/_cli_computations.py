@@ -195,8 +195,9 @@ def _validate(client: Client, args: argparse.Namespace) -> int:
         )
     else:
         error = reply.error
-        print(f"invalid ({error.reason}) at line {error.line}, column {error.column}:")
-        print(error.caret_display or error.message)
+        print(f"invalid ({error.reason}) at line {error.line}, column {error.column}: {error.message}")
+        if error.caret_display:
+            print(error.caret_display)
     return 0 if reply.valid else 1
 
 

@@ -62,6 +62,18 @@ def timestamp(ms: int | None) -> timestamp_pb2.Timestamp | None:
     return out
 
 
+def definition_reason(error: ql.QueryError) -> str:
+    """The contract's reason for a definition error: where it failed, and the common type errors."""
+    if error.kind == "syntax":
+        return "SYNTAX_ERROR"
+    text = error.message.lower()
+    if "primary expressions" in text:
+        return "TOO_MANY_EXPRESSIONS"
+    if "account" in text and ("any" in text or "all" in text):
+        return "COLLECTION_MISMATCH"
+    return "TYPE_ERROR"
+
+
 def summary_of(definition: str, kind: str, collection: str) -> ql.Summary:
     """The dependency summary of a definition already known to be valid."""
     return ql.parse_and_check(definition, kind=cast(ql.Kind, kind), collection=cast(ql.Collection, collection)).summary
@@ -300,13 +312,13 @@ class ComputationAdmin:
             return admin_pb2.ValidateDefinitionResponse(
                 valid=False,
                 error=admin_pb2.DefinitionError(
-                    reason="INVALID_DEFINITION",
+                    reason=definition_reason(error),
                     message=error.message,
                     line=error.line,
                     column=error.column,
                     offending_text=error.text,
                     expected=list(error.expected),
-                    caret_display=error.caret(),
+                    caret_display="\n".join(error.caret().splitlines()[1:]),
                 ),
             )
         cycle = self.engine.computations.cycle_for(space_id(), kind, collection, request.key, request.definition)
