@@ -91,9 +91,9 @@ def create_server(settings: Settings) -> tuple[AudiencesServer, int]:
         options=[("grpc.max_receive_message_length", 8 * 1024 * 1024)],
     )
     ingest_pb2_grpc.add_IngestServiceServicer_to_server(IngestServicer(engine), server)
-    # Contracted but not built yet: the generated base classes answer UNIMPLEMENTED.
     profiles_pb2_grpc.add_ProfilesServiceServicer_to_server(ProfilesServicer(engine), server)
     admin_pb2_grpc.add_AudienceAdminServiceServicer_to_server(AdminServicer(engine), server)
+    # Contracted but not built yet: the generated base class answers UNIMPLEMENTED.
     sync_pb2_grpc.add_SyncServiceServicer_to_server(sync_pb2_grpc.SyncServiceServicer(), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import grpc
 import pytest
-from audiences.v1 import common_pb2, profiles_pb2
+from audiences.v1 import admin_pb2, common_pb2, profiles_pb2
+from google.protobuf import field_mask_pb2
 
 from tests.conftest import bearer
 from tests.evaluator.conftest import DAY, Space
@@ -161,6 +161,62 @@ SCENARIOS: list[tuple[str, list[dict[str, Any]], list[set[str]]]] = [
         [{"user_id:u1", "email:1@x.io", "email:2@x.io"}],
     ),
     (
+        "alias from an old user id keeps both users apart",
+        [
+            {"type": "identify", "userId": "old", "traits": {}},
+            {"type": "alias", "previousId": "old", "userId": "new"},
+        ],
+        [{"user_id:old"}, {"user_id:new", "anonymous_id:old"}],
+    ),
+    (
+        "an all-zero email is blocked by the default pattern",
+        [{"type": "identify", "userId": "u1", "traits": {"email": "000"}}],
+        [{"user_id:u1"}],
+    ),
+    (
+        "emails differing in case are two identifiers",
+        [
+            {"type": "identify", "userId": "u1", "traits": {"email": "Ann@x.io"}},
+            {"type": "identify", "userId": "u1", "traits": {"email": "ann@x.io"}},
+        ],
+        [{"user_id:u1", "email:Ann@x.io", "email:ann@x.io"}],
+    ),
+    (
+        "the email in a group call's traits is the account's, not the user's",
+        [{"type": "group", "userId": "u1", "groupId": "g1", "traits": {"email": "billing@g1.io"}}],
+        [{"user_id:u1"}],
+    ),
+    (
+        "an external id in another encoding is not used",
+        [
+            {
+                "type": "track",
+                "userId": "u1",
+                "event": "E",
+                "context": {"externalIds": [{"id": "aGk=", "type": "crm_id", "collection": "users",
+                                             "encoding": "base64"}]},
+            }
+        ],
+        [{"user_id:u1"}],
+    ),
+    (
+        "android advertising id with ad tracking on",
+        [
+            {
+                "type": "track",
+                "anonymousId": "a1",
+                "event": "E",
+                "context": device("android", advertisingId="AD9", adTrackingEnabled=True),
+            }
+        ],
+        [{"anonymous_id:a1", "android.idfa:AD9"}],
+    ),
+    (
+        "a sixth anonymous id is dropped (5 ever)",
+        [{"type": "track", "userId": "u1", "anonymousId": f"d{i}", "event": "E"} for i in range(6)],
+        [{"user_id:u1", *(f"anonymous_id:d{i}" for i in range(5))}],
+    ),
+    (
         "an empty anonymous id is no id",
         [{"type": "track", "userId": "u1", "anonymousId": "", "event": "E"}],
         [{"user_id:u1"}],
@@ -222,70 +278,6 @@ def test_merge_chain_resolves_by_every_id(space: Space) -> None:
     assert set(meta.metadata.merged_profile_ids) == {old["anonymous_id:b"].profile_id, old["anonymous_id:c"].profile_id}
 
 
-def test_weekly_limit(space: Space) -> None:
-    """With email limited to 1 a week, a second email is dropped, and a third one 8 days later is kept."""
-    from audiences_server.core.identity import IdentityRules, IdTypeRule, Limit, Period
-    from audiences_server.store.identity import save_rules
-
-    rules = IdentityRules.defaults()
-    types = dict(rules.types)
-    types["email"] = IdTypeRule(Limit(1, Period.WEEKLY), types["email"].blocked, types["email"].priority)
-    limited = IdentityRules(types, rules.default, rules.max_merges, rules.max_identifiers)
-    engine = space.running.server.engine
-    engine.writer.run(lambda conn: save_rules(conn, space.space_id, limited, 0))
-    space.send({"type": "identify", "userId": "u1", "traits": {"email": "1@x.io"}})
-    space.send({"type": "identify", "userId": "u1", "traits": {"email": "2@x.io"}})
-    assert ids_of(space, "user_id:u1") == {"user_id:u1", "email:1@x.io"}
-    engine.clock.set(space.now() + 8 * DAY)
-    space.send({"type": "identify", "userId": "u1", "traits": {"email": "3@x.io"}})
-    assert ids_of(space, "user_id:u1") == {"user_id:u1", "email:1@x.io", "email:3@x.io"}
-    violations = space.running.query(
-        "SELECT kind, count FROM identity_violations WHERE space_id = ?", (space.space_id,)
-    )
-    assert violations == [("Identifier value time limit exceeded", 1)]
-
-
-def test_rules_through_the_admin_api(space: Space) -> None:
-    """Rules are read and changed through the admin API; violations are listed with operator names."""
-    from audiences.v1 import admin_pb2
-    from google.protobuf import field_mask_pb2
-
-    admin, meta = space.running.admin, bearer(space.tokens["admin"])
-    rules = admin.GetIdentityRules(admin_pb2.GetIdentityRulesRequest(), metadata=meta).identity_rules
-    by_type = {r.id_type: r for r in rules.rules}
-    assert (by_type["user_id"].limit, by_type["user_id"].priority, by_type["email"].priority) == (1, 1, 2)
-    assert rules.max_merges_per_profile == 100
-    updated = admin.UpdateIdentityRule(
-        admin_pb2.UpdateIdentityRuleRequest(
-            rule=admin_pb2.IdentityRule(id_type="email", limit=1, limit_period=admin_pb2.IDENTITY_LIMIT_PERIOD_WEEKLY),
-            update_mask=field_mask_pb2.FieldMask(paths=["limit", "limit_period"]),
-        ),
-        metadata=meta,
-    ).rule
-    assert (updated.limit, updated.limit_period) == (1, admin_pb2.IDENTITY_LIMIT_PERIOD_WEEKLY)
-    assert updated.HasField("update_time")
-    space.send(
-        {"type": "identify", "userId": "u1", "traits": {"email": "1@x.io"}, "messageId": "m1"},
-        {"type": "identify", "userId": "u1", "traits": {"email": "2@x.io"}, "messageId": "m2"},
-        {"type": "track", "userId": "u2", "anonymousId": "anonymous", "event": "E", "messageId": "m3"},
-    )
-    listed = admin.ListIdentityRuleViolations(admin_pb2.ListIdentityRuleViolationsRequest(), metadata=meta)
-    got = {(v.rule_name, v.id_type): (v.count, list(v.sample_message_ids)) for v in listed.violations}
-    assert got == {
-        ("ID value blocked", "anonymous_id"): (1, ["m3"]),
-        ("Identifier value time limit exceeded", "email"): (1, ["m2"]),
-    }
-    with pytest.raises(grpc.RpcError) as caught:
-        admin.UpdateIdentityRule(
-            admin_pb2.UpdateIdentityRuleRequest(
-                rule=admin_pb2.IdentityRule(id_type="email", blocked_patterns=["(unclosed"]),
-                update_mask=field_mask_pb2.FieldMask(paths=["blocked_patterns"]),
-            ),
-            metadata=meta,
-        )
-    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-
-
 def traits_of(space: Space, address: str, collection: int = USERS) -> dict[str, Any]:
     """The custom traits of the profile an address names, as plain values."""
     from google.protobuf import json_format
@@ -332,3 +324,90 @@ def test_group_calls_link_a_user_to_two_accounts(space: Space) -> None:
     for account, tier in (("acme", "gold"), ("globex", "free")):
         assert ids_of(space, f"group_id:{account}", common_pb2.COLLECTION_ACCOUNTS) == {f"group_id:{account}"}
         assert traits_of(space, f"group_id:{account}", common_pb2.COLLECTION_ACCOUNTS) == {"tier": tier}
+
+
+def limit_email_weekly(space: Space) -> None:
+    """Email: at most one value added per rolling week, through the admin API."""
+    space.running.admin.UpdateIdentityRule(
+        admin_pb2.UpdateIdentityRuleRequest(
+            rule=admin_pb2.IdentityRule(id_type="email", limit=1, limit_period=admin_pb2.IDENTITY_LIMIT_PERIOD_WEEKLY),
+            update_mask=field_mask_pb2.FieldMask(paths=["limit", "limit_period"]),
+        ),
+        metadata=bearer(space.tokens["admin"]),
+    )
+
+
+def test_weekly_limit(space: Space) -> None:
+    """With email limited to 1 a week, a second email is dropped, and a third one 8 days later is kept."""
+    space.send({"type": "identify", "userId": "u1", "traits": {"email": "0@x.io"}})
+    limit_email_weekly(space)
+    space.send({"type": "identify", "userId": "u1", "traits": {"email": "1@x.io"}})
+    space.send({"type": "identify", "userId": "u1", "traits": {"email": "2@x.io"}, "messageId": "w2"})
+    assert ids_of(space, "user_id:u1") == {"user_id:u1", "email:0@x.io"}
+    space.running.server.engine.clock.set(space.now() + 8 * DAY)
+    space.send({"type": "identify", "userId": "u1", "traits": {"email": "3@x.io"}})
+    assert ids_of(space, "user_id:u1") == {"user_id:u1", "email:0@x.io", "email:3@x.io"}
+    listed = space.running.admin.ListIdentityRuleViolations(
+        admin_pb2.ListIdentityRuleViolationsRequest(), metadata=bearer(space.tokens["admin"])
+    )
+    assert [(v.rule_name, v.id_type, v.count, v.sample_message_ids[0]) for v in listed.violations] == [
+        ("Identifier value time limit exceeded", "email", 2, "w2")
+    ]
+
+
+def metadata_of(space: Space, address: str, collection: int = USERS) -> profiles_pb2.ProfileMetadata:
+    return space.running.profiles.GetMetadata(
+        profiles_pb2.GetMetadataRequest(profile=common_pb2.ProfileRef(collection=collection, id=address)),
+        metadata=bearer(space.tokens["read"]),
+    ).metadata
+
+
+def test_a_merge_moves_events_traits_links_and_message_times(space: Space) -> None:
+    """After an anonymous visitor logs in, the user's profile has both histories, traits, links and times."""
+    now = space.now()
+    space.send(
+        {"type": "identify", "userId": "u1", "traits": {"plan": "pro"}, "messageId": "k1", "at": now - DAY},
+        {"type": "group", "userId": "u1", "groupId": "acme", "at": now - DAY},
+    )
+    space.send(
+        {"type": "track", "anonymousId": "v", "event": "Early", "messageId": "v1", "at": now - 3 * DAY},
+        {"type": "identify", "anonymousId": "v", "traits": {"city": "Oslo"}, "at": now - 2 * DAY},
+        {"type": "group", "anonymousId": "v", "groupId": "acme", "at": now - 2 * DAY},
+        {"type": "group", "anonymousId": "v", "groupId": "globex", "at": now - 2 * DAY},
+    )
+    space.send({"type": "identify", "userId": "u1", "anonymousId": "v", "messageId": "login", "at": now})
+    events = space.running.profiles.ListEvents(
+        profiles_pb2.ListEventsRequest(profile=common_pb2.ProfileRef(collection=USERS, id="user_id:u1")),
+        metadata=bearer(space.tokens["read"]),
+    ).events
+    assert [e.message_id for e in events] == ["v1"]
+    assert traits_of(space, "anonymous_id:v") == {"plan": "pro", "city": "Oslo"}
+    meta = metadata_of(space, "anonymous_id:v")
+    assert (meta.first_message_time.ToMilliseconds(), meta.last_message_time.ToMilliseconds()) == (now - 3 * DAY, now)
+    assert len(meta.merged_profile_ids) == 1
+    links = space.running.profiles.ListLinks(
+        profiles_pb2.ListLinksRequest(profile=common_pb2.ProfileRef(collection=USERS, id="user_id:u1")),
+        metadata=bearer(space.tokens["read"]),
+    ).links
+    assert [(link.profile.external_ids[0].value, link.create_time.ToMilliseconds()) for link in links] == [
+        ("acme", now - 2 * DAY),
+        ("globex", now - 2 * DAY),
+    ]
+    users = space.running.profiles.ListLinks(
+        profiles_pb2.ListLinksRequest(profile=common_pb2.ProfileRef(collection=common_pb2.COLLECTION_ACCOUNTS,
+                                                                    id="group_id:acme")),
+        metadata=bearer(space.tokens["read"]),
+    ).links
+    assert [link.profile.profile_id for link in users] == [meta.profile_id]
+
+
+def test_one_batch_with_a_merge_keeps_the_earliest_message(space: Space) -> None:
+    """Within one batch, a survivor's own earlier message is not forgotten when another profile merges in."""
+    now = space.now()
+    space.send(
+        {"type": "track", "userId": "u1", "event": "E", "at": now - 5 * DAY},
+        {"type": "track", "anonymousId": "b", "event": "E", "at": now - DAY},
+        {"type": "identify", "userId": "u1", "anonymousId": "b", "at": now},
+    )
+    meta = metadata_of(space, "anonymous_id:b")
+    assert (meta.first_message_time.ToMilliseconds(), meta.last_message_time.ToMilliseconds()) == (now - 5 * DAY, now)

@@ -9,9 +9,9 @@ from audiences.v1 import admin_pb2
 
 from audiences_server.api.computations import timestamp
 from audiences_server.api.context import space_id
+from audiences_server.api.profiles import time_ms
 from audiences_server.core.identity import IdentityRules, IdTypeRule, ViolationKind
 from audiences_server.engine.engine import Engine
-from audiences_server.engine.page_tokens import page_size
 
 PERIODS: dict[str, Any] = {
     "ever": admin_pb2.IDENTITY_LIMIT_PERIOD_EVER,
@@ -74,7 +74,9 @@ class IdentityRuleAdmin:
         rules, changed = self.engine.identity_admin.rules(space_id())
         return admin_pb2.GetIdentityRulesResponse(
             identity_rules=admin_pb2.IdentityRules(
-                rules=[rule_message(t, rules.types[t], rules, changed.get(t)) for t in sorted(rules.types)],
+                rules=[
+                    rule_message(t, rules.types[t], rules, changed.get(t)) for t in sorted(rules.types, key=rules.rank)
+                ],
                 default_rule=rule_message("", rules.default, rules, None),
                 max_merges_per_profile=rules.max_merges,
                 max_identifiers_per_profile=rules.max_identifiers,
@@ -94,14 +96,13 @@ class IdentityRuleAdmin:
     def ListIdentityRuleViolations(
         self, request: admin_pb2.ListIdentityRuleViolationsRequest, context: grpc.ServicerContext
     ) -> admin_pb2.ListIdentityRuleViolationsResponse:
-        since = request.start_time.ToMilliseconds() if request.HasField("start_time") else None
-        scope = {"space": space_id(), "list": "violations", "since": since, "id_type": request.id_type}
-        after = self.engine.page_tokens.decode(request.page_token, scope) or 0
-        size = page_size(request.page_size, 50, 1000)
-        found = self.engine.identity_admin.violations(space_id(), since, request.id_type)
-        rest = found[after:]
-        page = rest[:size]
-        token = self.engine.page_tokens.encode(after + size, scope) if len(rest) > size else ""
+        page, token = self.engine.identity_admin.violations(
+            space_id(),
+            time_ms(request, "start_time"),
+            request.id_type.strip().lower(),
+            request.page_size,
+            request.page_token,
+        )
         return admin_pb2.ListIdentityRuleViolationsResponse(
             violations=[
                 admin_pb2.IdentityRuleViolation(

@@ -8,16 +8,25 @@ from typing import Any
 import grpc
 from audiences.v1 import common_pb2, profiles_pb2, profiles_pb2_grpc
 
-from audiences_server.api.computations import COLLECTION_ENUM, collection_of, json_value, profile_summaries, timestamp
+from audiences_server.api.computations import COLLECTION_ENUM, collection_of, json_value, timestamp
 from audiences_server.api.context import space_id
 from audiences_server.engine.engine import Engine
+from audiences_server.engine.profile_reads import EventFilter, TraitItem, encoding_of
 from audiences_server.errors import FieldViolation, InvalidArgument
 
-TRAIT_CLASSES = {
-    profiles_pb2.TRAIT_CLASS_AUDIENCE: "audience", profiles_pb2.TRAIT_CLASS_COMPUTED_TRAIT: "computed_trait",
+TRAIT_CLASSES: dict[int, str | None] = {
+    profiles_pb2.TRAIT_CLASS_UNSPECIFIED: None,
+    profiles_pb2.TRAIT_CLASS_AUDIENCE: "audience",
+    profiles_pb2.TRAIT_CLASS_COMPUTED_TRAIT: "computed_trait",
     profiles_pb2.TRAIT_CLASS_CUSTOM: "custom",
 }
-TRAIT_CLASS_ENUM: dict[str, Any] = {v: k for k, v in TRAIT_CLASSES.items()}
+TRAIT_CLASS_ENUM: dict[str, Any] = {v: k for k, v in TRAIT_CLASSES.items() if v}
+# Unset means newest first (the proto's comment).
+DESCENDING: dict[int, bool] = {
+    profiles_pb2.SORT_ORDER_UNSPECIFIED: True,
+    profiles_pb2.SORT_ORDER_ASCENDING: False,
+    profiles_pb2.SORT_ORDER_DESCENDING: True,
+}
 EVENT_TYPES: dict[str, Any] = {
     "track": profiles_pb2.EVENT_TYPE_TRACK, "page": profiles_pb2.EVENT_TYPE_PAGE,
     "screen": profiles_pb2.EVENT_TYPE_SCREEN,
@@ -31,70 +40,108 @@ def _ref(ref: common_pb2.ProfileRef) -> tuple[str, str]:
     return collection_of(ref.collection, "profile.collection"), ref.id
 
 
-def _ms(message: Any, field: str) -> int | None:
-    return int(getattr(message, field).ToMilliseconds()) if message.HasField(field) else None
+def time_ms(message: Any, field: str) -> int | None:
+    """A Timestamp field in milliseconds, None when unset.
+
+    Raises:
+        InvalidArgument: the timestamp is outside what a Timestamp may hold (years 1 to 9999).
+    """
+    if not message.HasField(field):
+        return None
+    try:
+        return int(getattr(message, field).ToMilliseconds())
+    except ValueError as bad:
+        raise InvalidArgument(f"`{field}` is not a valid timestamp: {bad}", reason="TIMESTAMP_INVALID",
+                              violations=[FieldViolation(field, "out of range")]) from None
+
+
+def _enum(table: dict[int, Any], value: int, field: str) -> Any:
+    if value not in table:
+        raise InvalidArgument(f"`{field}` has no value {value}", reason="ENUM_INVALID",
+                              violations=[FieldViolation(field, "unknown value")])
+    return table[value]
+
+
+def _event_filter(request: profiles_pb2.ListEventsRequest) -> EventFilter:
+    start, end = time_ms(request, "start_time"), time_ms(request, "end_time")
+    if start is not None and end is not None and end < start:
+        raise InvalidArgument("`end_time` is before `start_time`", reason="TIME_RANGE_INVALID",
+                              violations=[FieldViolation("end_time", "before start_time")])
+    return EventFilter(start, end, tuple(request.include), tuple(request.exclude),
+                       _enum(DESCENDING, request.sort_order, "sort_order"))
+
+
+def _trait(item: TraitItem, verbose: bool) -> profiles_pb2.Trait:
+    trait = profiles_pb2.Trait(key=item.key, value=json_value(item.value))
+    if verbose:
+        trait.trait_class = TRAIT_CLASS_ENUM[item.trait_class]
+        trait.source_id = item.source_id
+        trait.update_time.FromMilliseconds(item.updated_ms)
+    return trait
+
+
+def _event(row: dict[str, Any]) -> profiles_pb2.Event:
+    event = profiles_pb2.Event(message_id=row["message_id"], type=EVENT_TYPES.get(row["type"], 0),
+                               event=row["event"], user_id=row["user_id"] or "",
+                               anonymous_id=row["anonymous_id"] or "",
+                               event_time=timestamp(row["ts"]), receive_time=timestamp(row["received_ms"]))
+    event.properties.update(json.loads(row["body"]))
+    event.context.update(json.loads(row["context"]))
+    return event
+
+
+def external_id(row: dict[str, Any], collection: str) -> common_pb2.ExternalId:
+    """An identifier row as the API shows it."""
+    return common_pb2.ExternalId(type=row["id_type"], value=row["id_value"], collection=COLLECTION_ENUM[collection],
+                                 encoding=encoding_of(row["id_type"]), create_time=timestamp(row["added_ms"]))
+
+
+def _link(row: dict[str, Any]) -> profiles_pb2.ProfileLink:
+    summary = row["summary"]
+    collection = summary["collection"]
+    profile = common_pb2.ProfileSummary(
+        profile_id=summary["public_id"], collection=COLLECTION_ENUM[collection],
+        external_ids=[external_id(i, collection) for i in summary["identifiers"]])
+    return profiles_pb2.ProfileLink(profile=profile, create_time=timestamp(row["linked_ms"]))
 
 
 class ProfilesServicer(profiles_pb2_grpc.ProfilesServiceServicer):
     """Decodes profile reads and encodes what the engine finds."""
 
     def __init__(self, engine: Engine) -> None:
-        self.engine = engine
         self._reads = engine.profile_reads
 
     def ListTraits(self, request: profiles_pb2.ListTraitsRequest,
                    context: grpc.ServicerContext) -> profiles_pb2.ListTraitsResponse:
         collection, address = _ref(request.profile)
-        trait_class = TRAIT_CLASSES.get(request.trait_class)
-        page = self._reads.traits(space_id(), collection, address, list(request.include), trait_class,
-                                  request.page_size, request.page_token)
-        traits = []
-        for item in page.items:
-            trait = profiles_pb2.Trait(key=item.key, value=json_value(item.value))
-            if request.verbose:
-                trait.trait_class = TRAIT_CLASS_ENUM[item.trait_class]
-                trait.source_id = item.source_id
-                trait.update_time.FromMilliseconds(item.updated_ms)
-            traits.append(trait)
-        return profiles_pb2.ListTraitsResponse(profile_id=page.profile_id, traits=traits,
+        trait_class = _enum(TRAIT_CLASSES, request.trait_class, "trait_class")
+        page = self._reads.traits(space_id(), collection, address, include=list(request.include),
+                                  trait_class=trait_class, size=request.page_size, token=request.page_token)
+        return profiles_pb2.ListTraitsResponse(profile_id=page.profile_id,
+                                               traits=[_trait(t, request.verbose) for t in page.items],
                                                next_page_token=page.next_token)
 
     def ListEvents(self, request: profiles_pb2.ListEventsRequest,
                    context: grpc.ServicerContext) -> profiles_pb2.ListEventsResponse:
         collection, address = _ref(request.profile)
-        page = self._reads.events(
-            space_id(), collection, address, start=_ms(request, "start_time"), end=_ms(request, "end_time"),
-            include=list(request.include), exclude=list(request.exclude),
-            descending=request.sort_order != profiles_pb2.SORT_ORDER_ASCENDING,
-            size=request.page_size, token=request.page_token)
-        events = []
-        for row in page.items:
-            event = profiles_pb2.Event(message_id=row["message_id"], type=EVENT_TYPES.get(row["type"], 0),
-                                       event=row["event"], user_id=row["user_id"] or "",
-                                       anonymous_id=row["anonymous_id"] or "",
-                                       event_time=timestamp(row["ts"]), receive_time=timestamp(row["received_ms"]))
-            event.properties.update(json.loads(row["body"]))
-            event.context.update(json.loads(row["context"]))
-            events.append(event)
-        return profiles_pb2.ListEventsResponse(profile_id=page.profile_id, events=events,
+        page = self._reads.events(space_id(), collection, address, _event_filter(request), request.page_size,
+                                  request.page_token)
+        return profiles_pb2.ListEventsResponse(profile_id=page.profile_id, events=[_event(r) for r in page.items],
                                                next_page_token=page.next_token)
 
     def ListExternalIds(self, request: profiles_pb2.ListExternalIdsRequest,
                         context: grpc.ServicerContext) -> profiles_pb2.ListExternalIdsResponse:
         collection, address = _ref(request.profile)
         page = self._reads.external_ids(space_id(), collection, address, request.page_size, request.page_token)
-        ids = [common_pb2.ExternalId(type=t, value=v, collection=COLLECTION_ENUM[collection], encoding="none",
-                                     create_time=timestamp(added)) for _, (t, v, added) in page.items]
-        return profiles_pb2.ListExternalIdsResponse(profile_id=page.profile_id, external_ids=ids,
-                                                    next_page_token=page.next_token)
+        return profiles_pb2.ListExternalIdsResponse(
+            profile_id=page.profile_id, external_ids=[external_id(r, collection) for r in page.items],
+            next_page_token=page.next_token)
 
     def ListLinks(self, request: profiles_pb2.ListLinksRequest,
                   context: grpc.ServicerContext) -> profiles_pb2.ListLinksResponse:
         collection, address = _ref(request.profile)
         page = self._reads.links(space_id(), collection, address, request.page_size, request.page_token)
-        summaries = profile_summaries(self.engine, [pid for pid, _ in page.items])
-        links = [profiles_pb2.ProfileLink(profile=summaries[pid], create_time=timestamp(at)) for pid, at in page.items]
-        return profiles_pb2.ListLinksResponse(profile_id=page.profile_id, links=links,
+        return profiles_pb2.ListLinksResponse(profile_id=page.profile_id, links=[_link(r) for r in page.items],
                                               next_page_token=page.next_token)
 
     def GetMetadata(self, request: profiles_pb2.GetMetadataRequest,
@@ -111,8 +158,8 @@ class ProfilesServicer(profiles_pb2_grpc.ProfilesServiceServicer):
                                 context: grpc.ServicerContext) -> profiles_pb2.ListAudienceMembershipsResponse:
         collection, address = _ref(request.profile)
         page = self._reads.memberships(space_id(), collection, address, request.page_size, request.page_token)
-        memberships = [profiles_pb2.AudienceMembership(audience_key=key, audience_id=public, audience_name=name,
-                                                       enter_time=timestamp(at))
-                       for key, public, name, at in page.items]
+        memberships = [profiles_pb2.AudienceMembership(audience_key=r["key"], audience_id=r["public_id"],
+                                                       audience_name=r["name"], enter_time=timestamp(r["updated_ms"]))
+                       for r in page.items]
         return profiles_pb2.ListAudienceMembershipsResponse(profile_id=page.profile_id, memberships=memberships,
                                                             next_page_token=page.next_token)

@@ -46,7 +46,7 @@ class Engine:
         self.computations = Computations(self.writer, self.readers, self.clock, self.evaluator)
         self.page_tokens = PageTokens(server_key(self.readers.get(), "page_token"))
         self.profile_reads = ProfileReads(self.readers, self.page_tokens)
-        self.identity_admin = IdentityAdmin(self.writer, self.readers, self.clock)
+        self.identity_admin = IdentityAdmin(self.writer, self.readers, self.clock, self.page_tokens)
 
     def bootstrap(self) -> Path | None:
         """On an empty database, creates space `default` with one token per scope.

@@ -9,39 +9,67 @@ import apsw
 
 from audiences_server.core.identity import IdentityRules, IdTypeRule, InvalidIdentityRules
 from audiences_server.engine.clock import Clock
+from audiences_server.engine.page_tokens import PageTokens, page_size
 from audiences_server.errors import FieldViolation, InvalidArgument
 from audiences_server.store import identity as store
 from audiences_server.store.db import Readers
 from audiences_server.store.writer import Writer
 
 RULE_FIELDS = frozenset({"blocked_patterns", "blocked_values", "limit", "limit_period", "priority"})
+MAX_LIMIT = 1000
+# Where a part of the stored rules (`types.<id type>.limit.count`, …) is in the request's rule;
+# id types may hold dots (`ios.id`), so the part is matched by its end.
+_REQUEST_FIELDS = (
+    ("limit.count", "limit"), ("limit.period", "limit_period"), ("blocked.patterns", "blocked_patterns"),
+    ("blocked.values", "blocked_values"), ("priority", "priority"), ("limit", "limit"),
+)
+DEFAULT_VIOLATIONS_PAGE, MAX_VIOLATIONS_PAGE = 50, 1000
+
+
+def _request_field(stored_field: str) -> str:
+    return next((f"rule.{name}" for end, name in _REQUEST_FIELDS if stored_field.endswith(end)), "rule")
+
+
+def _check_names(id_type: str, changes: Mapping[str, Any]) -> None:
+    problems = [FieldViolation("rule.id_type", "required")] if not id_type else []
+    problems += [FieldViolation("update_mask.paths", f"`{name}` cannot be changed") for name in
+                 sorted(set(changes) - RULE_FIELDS)]
+    if problems:
+        raise InvalidArgument(
+            "name the rule by `id_type` and change only " + ", ".join(sorted(RULE_FIELDS)),
+            reason="RULE_INVALID",
+            violations=problems,
+        )
+
+
+def _check_limit(changes: Mapping[str, Any]) -> None:
+    limit = changes.get("limit")
+    if limit is not None and not 1 <= limit <= MAX_LIMIT:
+        raise InvalidArgument(
+            f"`rule.limit` must be 1 to {MAX_LIMIT}, got {limit}",
+            reason="RULE_INVALID",
+            violations=[FieldViolation("rule.limit", f"must be 1 to {MAX_LIMIT}")],
+        )
 
 
 class IdentityAdmin:
     """The identity-rule use cases."""
 
-    def __init__(self, writer: Writer, readers: Readers, clock: Clock) -> None:
+    def __init__(self, writer: Writer, readers: Readers, clock: Clock, tokens: PageTokens) -> None:
         self._writer = writer
         self._readers = readers
         self._clock = clock
+        self._tokens = tokens
 
     def rules(self, space_id: int) -> tuple[IdentityRules, dict[str, int]]:
         """The space's rules and when each type's rule was last changed."""
-        conn = self._readers.get()
-        return store.rules(conn, space_id), store.rule_times(conn, space_id)
+        with self._readers.snapshot() as conn:
+            return store.rules(conn, space_id), store.rule_times(conn, space_id)
 
     def update(self, space_id: int, id_type: str, changes: Mapping[str, Any]) -> tuple[IdTypeRule, int]:
         """Changes the rule of one identifier type; later messages follow it."""
-        unknown = set(changes) - RULE_FIELDS
-        if not id_type or unknown:
-            raise InvalidArgument(
-                "name the rule by `id_type` and change only " + ", ".join(sorted(RULE_FIELDS)),
-                reason="RULE_INVALID",
-                violations=[
-                    FieldViolation("rule.id_type" if not id_type else f, "invalid")
-                    for f in (sorted(unknown) or ["rule.id_type"])
-                ],
-            )
+        _check_names(id_type, changes)
+        _check_limit(changes)
         now = self._clock.now_ms()
         rule = self._writer.run(lambda conn: self._apply(conn, space_id, id_type.strip().lower(), changes, now))
         return rule, now
@@ -71,12 +99,23 @@ class IdentityAdmin:
             raise InvalidArgument(
                 f"invalid rule: {bad}",
                 reason="RULE_INVALID",
-                violations=[FieldViolation(f"rule.{bad.field}", str(bad))],
+                violations=[FieldViolation(_request_field(bad.field), bad.reason)],
             ) from None
         store.save_rules(conn, space_id, updated, now)
         store.note_rule_time(conn, space_id, id_type, now)
         return updated.types[id_type]
 
-    def violations(self, space_id: int, since_ms: int | None, id_type: str) -> list[dict[str, Any]]:
-        """What the rules held back, per rule and identifier type."""
-        return store.violations(self._readers.get(), space_id, since_ms, id_type)
+    def violations(
+        self, space_id: int, since_ms: int | None, id_type: str, size: int, token: str
+    ) -> tuple[list[dict[str, Any]], str]:
+        """What the rules held back, per rule and identifier type, the most frequent first; and the next token."""
+        limit = page_size(size, DEFAULT_VIOLATIONS_PAGE, MAX_VIOLATIONS_PAGE)
+        scope = {"space": space_id, "list": "violations", "since": since_ms, "id_type": id_type}
+        after = self._tokens.decode(token, scope)
+        with self._readers.snapshot() as conn:
+            found = store.violations(conn, space_id, since_ms, id_type, after, limit + 1)
+        page = found[:limit]
+        if len(found) <= limit:
+            return page, ""
+        last = page[-1]
+        return page, self._tokens.encode([last["count"], last["kind"], last["id_type"]], scope)

@@ -32,6 +32,10 @@ def _invalid() -> InvalidArgument:
                            violations=[FieldViolation("page_token", "not a token this server issued for this request")])
 
 
+def _text(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
 class PageTokens:
     """Makes and reads page tokens under one key."""
 
@@ -48,7 +52,7 @@ class PageTokens:
     def encode(self, cursor: Any, scope: Mapping[str, Any]) -> str:
         """A token for the page after `cursor`, valid only for the same scope."""
         payload = json.dumps({"c": cursor, "f": self._fingerprint(scope)}, separators=(",", ":")).encode()
-        return base64.urlsafe_b64encode(payload + self._sign(payload)).decode().rstrip("=")
+        return _text(payload + self._sign(payload))
 
     def decode(self, token: str, scope: Mapping[str, Any]) -> Any:
         """The cursor a token carries; an empty token means the first page (None)."""
@@ -58,6 +62,9 @@ class PageTokens:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         except (binascii.Error, ValueError):
             raise _invalid() from None
+        # The decoder skips characters outside the alphabet; only the exact text we made counts.
+        if _text(raw) != token:
+            raise _invalid()
         payload, signature = raw[:-16], raw[-16:]
         if len(raw) <= 16 or not hmac.compare_digest(signature, self._sign(payload)):
             raise _invalid()

@@ -1,20 +1,33 @@
-"""ProfilesService use cases: find a profile by any of its addresses, and page through what it holds."""
+"""ProfilesService use cases: find a profile by any of its addresses, and page through what it holds.
+
+Each read runs in one snapshot, so that the profile an address resolves to and the rows listed
+for it come from the same committed state even while a merge commits alongside.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
+
+import apsw
 
 from audiences_server.engine.page_tokens import PageTokens, page_size
 from audiences_server.errors import FieldViolation, InvalidArgument, NotFound
 from audiences_server.store import profile_reads as store
 from audiences_server.store.db import Readers
+from audiences_server.store.profile_reads import EventFilter
 
-T = TypeVar("T")
 DEFAULT_PAGE, MAX_PAGE = 10, 200
-CLASS_ORDER = {"custom": 0, "computed_trait": 1, "audience": 2}
+# Identifier types read from the call's own fields; every other type came from a
+# `context.externalIds` item, whose only usable encoding is `none` (see core.identity.ids).
+FIELD_ID_TYPES = frozenset({
+    "user_id", "anonymous_id", "email", "group_id", "ios.id", "android.id", "ios.idfa", "android.idfa",
+    "ios.push_token", "android.push_token",
+})
+
+__all__ = ["EventFilter", "Page", "ProfileReads", "TraitItem", "encoding_of"]
 
 
 @dataclass(frozen=True)
@@ -37,112 +50,124 @@ class Page:
     next_token: str
 
 
+@dataclass(frozen=True)
+class Listing:
+    """One paged read: the token's scope, the cursor of a row, and the query of a page."""
+
+    scope: dict[str, Any]
+    cursor: Callable[[dict[str, Any]], Any]
+    fetch: Callable[[apsw.Connection, int, Any, int], list[dict[str, Any]]]
+
+
+def encoding_of(id_type: str) -> str:
+    """The `encoding` the API shows for an identifier of this type."""
+    return "" if id_type in FIELD_ID_TYPES else "none"
+
+
 def _address(address: str) -> tuple[str, str]:
-    id_type, sep, value = address.partition(":")
-    if address.startswith("prf_"):
+    """An address as (`prf`, public id) or (type, value); the type ends at the first colon."""
+    id_type, colon, value = address.partition(":")
+    if not colon and address.startswith("prf_") and len(address) > 4:
         return "prf", address
-    if not sep or not id_type or not value:
+    if not colon or not id_type.strip() or not value:
         raise InvalidArgument(f"profile id {address!r} must be `type:value` or a profile id `prf_…`",
-                              reason="PROFILE_ID_INVALID", violations=[FieldViolation("profile.id", "malformed")])
+                              reason="PROFILE_ID_INVALID",
+                              violations=[FieldViolation("profile.id", "not `type:value` nor `prf_…`")])
     return id_type.strip().lower(), value
 
 
 class ProfileReads:
-    """Reads of single profiles, with opaque page tokens."""
+    """Reads of single profiles, with opaque keyset page tokens."""
 
     def __init__(self, readers: Readers, tokens: PageTokens) -> None:
         self._readers = readers
         self._tokens = tokens
 
-    def find(self, space_id: int, collection: str, address: str) -> int:
-        """The surviving profile an address names.
+    def traits(self, space_id: int, collection: str, address: str, *, include: Sequence[str],
+               trait_class: str | None, size: int, token: str) -> Page:
+        """A profile's traits (custom, computed and audience membership) by key."""
+        names = sorted(set(include))
 
-        Raises:
-            NotFound: no profile has that address in the space.
-        """
-        kind, value = _address(address)
-        conn = self._readers.get()
-        if kind == "prf":
-            found = store.by_public_id(conn, space_id, collection, value)
-        else:
-            found = store.by_identifier(conn, space_id, collection, kind, value)
-        if found is None:
-            raise NotFound("profile not found", reason="PROFILE_NOT_FOUND")
-        return found
+        def fetch(conn: apsw.Connection, pid: int, after: Any, limit: int) -> list[dict[str, Any]]:
+            return store.traits_page(conn, pid, include=names, trait_class=trait_class, after=after, limit=limit)
 
-    def _page(self, space_id: int, items: Sequence[T], key: Callable[[T], Any], scope: dict[str, Any],
-              token: str, size: int, public_id: str) -> Page:
-        """Slices a sorted list by a keyset cursor carried in the page token."""
-        after = self._tokens.decode(token, {**scope, "space": space_id})
-        rest = [item for item in items if after is None or _after(key(item), after)]
-        limit = page_size(size, DEFAULT_PAGE, MAX_PAGE)
-        page = rest[:limit]
-        nxt = self._tokens.encode(key(page[-1]), {**scope, "space": space_id}) if len(rest) > limit else ""
-        return Page(public_id, page, nxt)
+        listing = Listing({"rpc": "traits", "include": names, "class": trait_class},
+                          lambda r: [r["key"], r["rank"]], fetch)
+        page = self._list(space_id, collection, address, listing, size, token)
+        items = [TraitItem(r["key"], json.loads(r["value"]), r["trait_class"], r["source_id"], r["updated_ms"])
+                 for r in page.items]
+        return Page(page.profile_id, items, page.next_token)
 
-    def traits(self, space_id: int, collection: str, address: str, include: Sequence[str], trait_class: str | None,
-               size: int, token: str) -> Page:
-        """A profile's traits by key (custom, computed and audience membership)."""
-        pid = self.find(space_id, collection, address)
-        conn = self._readers.get()
-        items = [TraitItem(k, json.loads(v), "custom", m, ts) for k, v, ts, m in store.custom_traits(conn, pid)]
-        items += [TraitItem(k, json.loads(v), kind, public, ts)
-                  for k, kind, v, ts, public in store.computed_traits(conn, pid)]
-        items = [t for t in items if (not include or t.key in include)
-                 and (trait_class is None or t.trait_class == trait_class)]
-        items.sort(key=_trait_key)
-        scope = {"rpc": "traits", "profile": pid, "include": sorted(include), "class": trait_class}
-        return self._page(space_id, items, _trait_key, scope, token, size, self._public(pid))
+    def events(self, space_id: int, collection: str, address: str, wanted: EventFilter, size: int,
+               token: str) -> Page:
+        """A profile's events by (event time, message id), newest or oldest first."""
+        scope = {"rpc": "events", "start": wanted.start, "end": wanted.end, "include": sorted(set(wanted.include)),
+                 "exclude": sorted(set(wanted.exclude)), "descending": wanted.descending}
 
-    def events(self, space_id: int, collection: str, address: str, *, start: int | None, end: int | None,
-               include: Sequence[str], exclude: Sequence[str], descending: bool, size: int, token: str) -> Page:
-        """A profile's events in time order, paged by a (time, arrival) cursor in SQL."""
-        pid = self.find(space_id, collection, address)
-        scope = {"rpc": "events", "profile": pid, "start": start, "end": end, "include": sorted(include),
-                 "exclude": sorted(exclude), "descending": descending, "space": space_id}
-        after = self._tokens.decode(token, scope)
-        limit = page_size(size, DEFAULT_PAGE, MAX_PAGE)
-        found = store.events_page(self._readers.get(), pid, start=start, end=end, include=include, exclude=exclude,
-                                  descending=descending, after=tuple(after) if after else None, limit=limit + 1)
-        page = found[:limit]
-        nxt = self._tokens.encode([page[-1]["ts"], page[-1]["seq"]], scope) if len(found) > limit else ""
-        return Page(self._public(pid), page, nxt)
+        def fetch(conn: apsw.Connection, pid: int, after: Any, limit: int) -> list[dict[str, Any]]:
+            return store.events_page(conn, pid, wanted, after, limit)
+
+        return self._list(space_id, collection, address,
+                          Listing(scope, lambda r: [r["ts"], r["message_id"]], fetch), size, token)
 
     def external_ids(self, space_id: int, collection: str, address: str, size: int, token: str) -> Page:
         """A profile's identifiers, oldest first."""
-        pid = self.find(space_id, collection, address)
-        items = list(enumerate(store.identifiers(self._readers.get(), pid)))
-        return self._page(space_id, items, lambda item: item[0], {"rpc": "ids", "profile": pid}, token, size,
-                          self._public(pid))
+        listing = Listing({"rpc": "ids"}, lambda r: [r["added_ms"], r["seq"], r["id_type"], r["id_value"]],
+                          store.identifiers_page)
+        return self._list(space_id, collection, address, listing, size, token)
 
     def links(self, space_id: int, collection: str, address: str, size: int, token: str) -> Page:
-        """A user's accounts or an account's users, by profile id."""
-        pid = self.find(space_id, collection, address)
-        items = store.linked(self._readers.get(), pid, collection)
-        return self._page(space_id, items, lambda item: item[0], {"rpc": "links", "profile": pid}, token, size,
-                          self._public(pid))
+        """A user's accounts or an account's users, oldest link first, each with its summary."""
+
+        def fetch(conn: apsw.Connection, pid: int, after: Any, limit: int) -> list[dict[str, Any]]:
+            found = store.links_page(conn, pid, collection, after, limit)
+            summaries = store.summaries(conn, [r["profile_id"] for r in found])
+            return [{**r, "summary": summaries[r["profile_id"]]} for r in found]
+
+        listing = Listing({"rpc": "links"}, lambda r: [r["linked_ms"], r["profile_id"]], fetch)
+        return self._list(space_id, collection, address, listing, size, token)
 
     def memberships(self, space_id: int, collection: str, address: str, size: int, token: str) -> Page:
-        """The audiences a profile is in, by key."""
-        pid = self.find(space_id, collection, address)
-        items = store.memberships(self._readers.get(), pid)
-        return self._page(space_id, items, lambda item: item[0], {"rpc": "memberships", "profile": pid}, token,
-                          size, self._public(pid))
+        """The audiences a profile is in now, by key."""
+        listing = Listing({"rpc": "memberships"}, lambda r: r["key"], store.memberships_page)
+        return self._list(space_id, collection, address, listing, size, token)
 
     def metadata(self, space_id: int, collection: str, address: str) -> tuple[dict[str, Any], list[str]]:
         """A profile's row and the public ids of the profiles merged into it."""
-        pid = self.find(space_id, collection, address)
-        conn = self._readers.get()
-        return store.profile_row(conn, pid), store.merged_public_ids(conn, pid)
+        with self._readers.snapshot() as conn:
+            pid = _find(conn, space_id, collection, address)
+            return store.profile_row(conn, pid), store.merged_public_ids(conn, pid)
 
-    def _public(self, profile_id: int) -> str:
-        return str(store.profile_row(self._readers.get(), profile_id)["public_id"])
+    def _list(self, space_id: int, collection: str, address: str, listing: Listing, size: int,
+              token: str) -> Page:
+        """One page of a listing: resolve the address, read past the token's cursor, sign the next cursor.
+
+        The token is bound to the space, the profile and the listing's filters (not to the page
+        size, which may change from page to page).
+        """
+        limit = page_size(size, DEFAULT_PAGE, MAX_PAGE)
+        with self._readers.snapshot() as conn:
+            pid = _find(conn, space_id, collection, address)
+            scope = {**listing.scope, "space": space_id, "profile": pid}
+            found = listing.fetch(conn, pid, self._tokens.decode(token, scope), limit + 1)
+            public_id = str(store.profile_row(conn, pid)["public_id"])
+        page = found[:limit]
+        following = self._tokens.encode(listing.cursor(page[-1]), scope) if len(found) > limit else ""
+        return Page(public_id, page, following)
 
 
-def _trait_key(item: TraitItem) -> list[Any]:
-    return [item.key, CLASS_ORDER[item.trait_class]]
+def _find(conn: apsw.Connection, space_id: int, collection: str, address: str) -> int:
+    """The surviving profile an address names.
 
-
-def _after(key: Any, cursor: Any) -> bool:
-    # Cursors travel through JSON, so tuples come back as lists: compare in one shape.
-    return bool(json.loads(json.dumps(key)) > cursor)
+    Raises:
+        InvalidArgument: the address is neither `type:value` nor `prf_…`.
+        NotFound: no profile of the collection has that address in the space.
+    """
+    kind, value = _address(address)
+    if kind == "prf":
+        found = store.by_public_id(conn, space_id, collection, value)
+    else:
+        found = store.by_identifier(conn, space_id, collection, kind, value)
+    if found is None:
+        raise NotFound("profile not found", reason="PROFILE_NOT_FOUND")
+    return found

@@ -53,7 +53,7 @@ class Resolver:
             if account is not None:
                 self._note(account, call)
                 self._set_traits(account, call, seq)
-                if user is not None and store.link(self._conn, user, account, self._now):
+                if user is not None and store.link(self._conn, user, account, call.timestamp_ms):
                     self._touches.update({(user, "link", ""), (account, "link", "")})
         return user
 
@@ -63,8 +63,12 @@ class Resolver:
         store.touch(self._conn, self._touches)
 
     def _note(self, profile_id: int, call: Call) -> None:
-        first, last = self._received.get(profile_id, (call.received_ms, call.received_ms))
-        self._received[profile_id] = (min(first, call.received_ms), max(last, call.received_ms))
+        # First and last message are event times (ProfileMetadata's contract), not arrival times.
+        self._widen(profile_id, call.timestamp_ms, call.timestamp_ms)
+
+    def _widen(self, profile_id: int, first: int, last: int) -> None:
+        known_first, known_last = self._received.get(profile_id, (first, last))
+        self._received[profile_id] = (min(known_first, first), max(known_last, last))
 
     def _resolve(self, collection: str, ids: Sequence[ExternalId], call: Call, seq: int) -> int | None:
         holders = store.find_holders(self._conn, self._space, collection, ids)
@@ -98,8 +102,8 @@ class Resolver:
         self._touches.update((survivor, "trait", key) for key in update.changed)
         self._touches.update({(survivor, "merge", ""), (merged, "merge", "")})
         if merged in self._received:
-            first, last = self._received.pop(merged)
-            self._received[survivor] = (first, last)
+            # Widen, not replace: the survivor may have had messages earlier in this job.
+            self._widen(survivor, *self._received.pop(merged))
 
     def _set_traits(self, profile_id: int, call: Call, seq: int) -> None:
         incoming = call.message.get("traits") or {}

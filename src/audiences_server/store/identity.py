@@ -26,13 +26,6 @@ _SAMPLES_KEPT = 20
 Touch = tuple[int, str, str]
 
 
-def _one(conn: apsw.Connection, sql: str, params: tuple[object, ...]) -> int:
-    row = conn.execute(sql, params).fetchone()
-    if row is None:
-        raise LookupError(f"no row for {params}")
-    return int(row[0])
-
-
 def _marks(n: int) -> str:
     return ",".join("?" * n)
 
@@ -135,15 +128,30 @@ def move_profile(
     conn.execute("UPDATE identifiers SET profile_id = ? WHERE profile_id = ?", (survivor, merged))
     conn.execute("UPDATE events SET profile_id = ? WHERE profile_id = ?", (survivor, merged))
     conn.execute("DELETE FROM traits WHERE profile_id = ?", (merged,))
-    for column in ("user_id", "account_id"):
+    for column, other in (("user_id", "account_id"), ("account_id", "user_id")):
+        # A link both profiles had keeps the earlier of its two times.
+        conn.execute(
+            f"UPDATE links SET linked_ms = min(linked_ms, (SELECT m.linked_ms FROM links m"
+            f" WHERE m.{column} = ? AND m.{other} = links.{other})) WHERE {column} = ?"
+            f" AND {other} IN (SELECT {other} FROM links WHERE {column} = ?)",
+            (merged, survivor, merged),
+        )
         conn.execute(f"UPDATE OR IGNORE links SET {column} = ? WHERE {column} = ?", (survivor, merged))
         conn.execute(f"DELETE FROM links WHERE {column} = ?", (merged,))
-    count = _one(conn, "SELECT merge_count FROM profiles WHERE profile_id = ?", (merged,))
+    row = conn.execute(
+        "SELECT merge_count, first_message_ms, last_message_ms FROM profiles WHERE profile_id = ?", (merged,)
+    ).fetchone()
+    if row is None:
+        raise LookupError(f"profile {merged} is merged but has no row")
+    count, first, last = row
     conn.execute("UPDATE profiles SET merged_into = ?, updated_ms = ? WHERE profile_id = ?", (survivor, now_ms, merged))
     conn.execute("UPDATE profiles SET merged_into = ? WHERE merged_into = ?", (survivor, merged))
+    # The survivor now holds the merged profile's messages, so its first and last message widen.
     conn.execute(
-        "UPDATE profiles SET merge_count = merge_count + ?, updated_ms = ? WHERE profile_id = ?",
-        (count + 1, now_ms, survivor),
+        "UPDATE profiles SET merge_count = merge_count + ?, updated_ms = ?,"
+        " first_message_ms = min(coalesce(first_message_ms, ?), coalesce(?, first_message_ms)),"
+        " last_message_ms = max(coalesce(last_message_ms, ?), coalesce(?, last_message_ms)) WHERE profile_id = ?",
+        (count + 1, now_ms, first, first, last, last, survivor),
     )
     conn.execute(
         "INSERT INTO merges (space_id, survivor_id, merged_id, message_id, merged_ms) VALUES (?, ?, ?, ?, ?)",
@@ -151,16 +159,16 @@ def move_profile(
     )
 
 
-def link(conn: apsw.Connection, user_id: int, account_id: int, now_ms: int) -> bool:
-    """Links a user to an account; returns whether the link is new."""
+def link(conn: apsw.Connection, user_id: int, account_id: int, at_ms: int) -> bool:
+    """Links a user to an account at the event time of the call that links them; returns whether the link is new."""
     conn.execute(
-        "INSERT OR IGNORE INTO links (user_id, account_id, linked_ms) VALUES (?, ?, ?)", (user_id, account_id, now_ms)
+        "INSERT OR IGNORE INTO links (user_id, account_id, linked_ms) VALUES (?, ?, ?)", (user_id, account_id, at_ms)
     )
     return bool(conn.changes())
 
 
 def note_messages(conn: apsw.Connection, received: dict[int, tuple[int, int]], now_ms: int) -> None:
-    """Records the first and last message times (received) of profiles that got messages."""
+    """Records the first and last message times (event times) of profiles that got messages."""
     conn.executemany(
         "UPDATE profiles SET first_message_ms = min(coalesce(first_message_ms, ?), ?),"
         " last_message_ms = max(coalesce(last_message_ms, ?), ?), updated_ms = ? WHERE profile_id = ?",
@@ -230,34 +238,49 @@ def note_rule_time(conn: apsw.Connection, space_id: int, id_type: str, now_ms: i
     )
 
 
-def violations(conn: apsw.Connection, space_id: int, since_ms: int | None, id_type: str) -> list[dict[str, Any]]:
-    """Per (rule, type), since a time (counted by whole UTC days): how often, first and last time, and the
-    latest sample message ids."""
-    sql = (
-        "SELECT kind, id_type, sum(count), min(first_ms), max(last_ms) FROM identity_violation_days"
-        " WHERE space_id = ? AND day >= ?"
+_VIOLATIONS = """
+    SELECT kind, id_type, count, first_ms, last_ms FROM (
+        SELECT kind, id_type, sum(count) AS count, min(first_ms) AS first_ms, max(last_ms) AS last_ms
+        FROM identity_violation_days
+        WHERE space_id = :space AND day >= :day AND (:id_type = '' OR id_type = :id_type)
+        GROUP BY kind, id_type
     )
-    params: list[Any] = [space_id, (since_ms or 0) // 86_400_000]
-    if id_type:
-        sql += " AND id_type = ?"
-        params.append(id_type)
+    WHERE :count IS NULL OR (-count, kind, id_type) > (-:count, :kind, :after_type)
+    ORDER BY count DESC, kind, id_type
+    LIMIT :limit
+"""
+
+
+def violations(
+    conn: apsw.Connection,
+    space_id: int,
+    since_ms: int | None,
+    id_type: str,
+    after: Sequence[Any] | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """Per (rule, type), since a time (counted by whole UTC days), the most frequent first, after a
+    `[count, kind, type]` cursor: how often, first and last time, and the latest sample message ids."""
+    count, kind, after_type = after if after is not None else (None, None, None)
+    params = {
+        "space": space_id, "day": (since_ms or 0) // 86_400_000, "id_type": id_type,
+        "count": count, "kind": kind, "after_type": after_type, "limit": limit,
+    }
     found = []
-    for kind, kind_type, count, first, last in conn.execute(
-        sql + " GROUP BY kind, id_type ORDER BY kind, id_type", params
-    ):
+    for kind_name, kind_type, total, first, last in conn.execute(_VIOLATIONS, params):
         samples = [
             r[0]
             for r in conn.execute(
                 "SELECT message_id FROM identity_violation_samples WHERE space_id = ? AND kind = ? AND id_type = ?"
-                " ORDER BY sample_id DESC LIMIT 10",
-                (space_id, kind, kind_type),
+                " AND at_ms >= ? ORDER BY sample_id DESC LIMIT 10",
+                (space_id, kind_name, kind_type, since_ms or 0),
             )
         ]
         found.append(
             {
-                "kind": kind,
+                "kind": kind_name,
                 "id_type": kind_type,
-                "count": int(count),
+                "count": int(total),
                 "first_ms": int(first),
                 "last_ms": int(last),
                 "samples": samples,

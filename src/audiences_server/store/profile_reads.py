@@ -1,25 +1,39 @@
-"""Reads behind ProfilesService: one profile's traits, events, identifiers, links, metadata."""
+"""Reads behind ProfilesService: one profile's traits, events, identifiers, links, metadata.
+
+Every listing is keyset-paged: it takes the sort key of the last row already returned (or
+None) and returns the rows after it in its order, so that rows inserted while a client pages
+never shift what it has not seen yet. Callers ask for one row more than a page to learn
+whether another page follows.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import apsw
 
 from audiences_server.store.db import rows
 
+# The order of trait classes under one key (a custom trait and a computed trait may share it).
+CLASS_RANK = {"custom": 0, "computed_trait": 1, "audience": 2}
 
-def survivor(conn: apsw.Connection, profile_id: int) -> int:
-    """The profile a (possibly merged-away) profile now lives in."""
-    row = conn.execute("SELECT coalesce(merged_into, profile_id) FROM profiles WHERE profile_id = ?",
-                       (profile_id,)).fetchone()
-    return int(row[0]) if row else profile_id
+
+@dataclass(frozen=True)
+class EventFilter:
+    """What ListEvents asks for besides the profile: a time range, names and the order."""
+
+    start: int | None = None
+    end: int | None = None
+    include: Sequence[str] = field(default_factory=tuple)
+    exclude: Sequence[str] = field(default_factory=tuple)
+    descending: bool = True
 
 
 def by_public_id(conn: apsw.Connection, space_id: int, collection: str, public_id: str) -> int | None:
-    """The surviving profile behind a `prf_…` id."""
+    """The surviving profile behind a `prf_…` id (merges keep `merged_into` pointing at the survivor)."""
     row = conn.execute(
         "SELECT coalesce(merged_into, profile_id) FROM profiles"
         " WHERE space_id = ? AND collection = ? AND public_id = ?",
@@ -28,7 +42,7 @@ def by_public_id(conn: apsw.Connection, space_id: int, collection: str, public_i
 
 
 def by_identifier(conn: apsw.Connection, space_id: int, collection: str, id_type: str, value: str) -> int | None:
-    """The profile holding an identifier."""
+    """The profile holding an identifier (always a survivor: merges move identifiers)."""
     row = conn.execute(
         "SELECT profile_id FROM identifiers WHERE space_id = ? AND collection = ? AND id_type = ? AND id_value = ?",
         (space_id, collection, id_type, value)).fetchone()
@@ -42,74 +56,118 @@ def profile_row(conn: apsw.Connection, profile_id: int) -> dict[str, Any]:
 
 
 def merged_public_ids(conn: apsw.Connection, profile_id: int) -> list[str]:
-    """Public ids of every profile merged into this one, in the order they merged."""
+    """Public ids of every profile merged into this one, directly or through a chain, oldest merge first."""
+    # A chain A←B←C logs C into B, then B into A; `merged_into` of C was moved to A by the
+    # second merge, so it finds C, and the merge log gives each one's time.
     return [r[0] for r in conn.execute(
         "SELECT p.public_id FROM profiles p JOIN merges m ON m.merged_id = p.profile_id"
-        " WHERE m.survivor_id = ? OR p.merged_into = ? GROUP BY p.profile_id ORDER BY min(m.merge_id)",
-        (profile_id, profile_id))]
+        " WHERE p.merged_into = ? GROUP BY p.profile_id ORDER BY min(m.merge_id)",
+        (profile_id,))]
 
 
-def custom_traits(conn: apsw.Connection, profile_id: int) -> list[tuple[str, str, int, str]]:
-    """(key, value JSON, event time, message id) of each visible custom trait."""
-    return [(k, v, ts, m or "") for k, v, ts, m in conn.execute(
-        "SELECT t.key, t.value, t.ts_ms, e.message_id FROM traits t LEFT JOIN events e ON e.seq = t.seq"
-        " WHERE t.profile_id = ? AND t.value IS NOT NULL", (profile_id,))]
+_TRAITS = """
+    SELECT key, trait_class, value, updated_ms, source_id, rank FROM (
+        SELECT t.key AS key, 'custom' AS trait_class, 0 AS rank, t.value AS value, t.ts_ms AS updated_ms,
+               coalesce(e.message_id, '') AS source_id
+        FROM traits t LEFT JOIN events e ON e.seq = t.seq
+        WHERE t.profile_id = :profile AND t.value IS NOT NULL
+        UNION ALL
+        SELECT c.key, c.kind, CASE c.kind WHEN 'computed_trait' THEN 1 ELSE 2 END, v.value, v.updated_ms,
+               c.public_id
+        FROM computed_values v JOIN computations c USING (computation_id)
+        WHERE v.profile_id = :profile
+    )
+    WHERE (:class IS NULL OR trait_class = :class)
+      AND (:include IS NULL OR key IN (SELECT value FROM json_each(:include)))
+      AND (:after_key IS NULL OR (key, rank) > (:after_key, :after_rank))
+    ORDER BY key, rank
+    LIMIT :limit
+"""
 
 
-def computed_traits(conn: apsw.Connection, profile_id: int) -> list[tuple[str, str, str, int, str]]:
-    """(key, kind, value JSON, time, public id) of each computed value of the profile."""
-    return [tuple(r) for r in conn.execute(
-        "SELECT c.key, c.kind, v.value, v.updated_ms, c.public_id FROM computed_values v"
-        " JOIN computations c USING (computation_id) WHERE v.profile_id = ?", (profile_id,))]
+def traits_page(conn: apsw.Connection, profile_id: int, *, include: Sequence[str], trait_class: str | None,
+                after: Sequence[Any] | None, limit: int) -> list[dict[str, Any]]:
+    """Traits of every class by (key, class), after a `[key, rank]` cursor.
+
+    Custom traits are the `traits` rows with a value (a NULL value is the tombstone of a trait
+    removed by null); computed traits and memberships are the profile's `computed_values`.
+    """
+    after_key, after_rank = after if after is not None else (None, None)
+    return rows(conn, _TRAITS, {
+        "profile": profile_id, "class": trait_class, "include": json.dumps(list(include)) if include else None,
+        "after_key": after_key, "after_rank": after_rank, "limit": limit})
 
 
-def events_page(conn: apsw.Connection, profile_id: int, *, start: int | None, end: int | None,
-                include: Sequence[str], exclude: Sequence[str], descending: bool,
-                after: tuple[int, int] | None, limit: int) -> list[dict[str, Any]]:
-    """One page of a profile's events in (time, arrival) order, after a keyset cursor."""
+def events_page(conn: apsw.Connection, profile_id: int, wanted: EventFilter,
+                after: Sequence[Any] | None, limit: int) -> list[dict[str, Any]]:
+    """A profile's track, page and screen events by (event time, message id), after such a cursor."""
     sql = ("SELECT seq, message_id, type, event, body, context, user_id, anonymous_id, ts, received_ms"
            " FROM events WHERE profile_id = ? AND event IS NOT NULL")
     params: list[Any] = [profile_id]
-    if start is not None:
-        sql += " AND ts >= ?"
-        params.append(start)
-    if end is not None:
-        sql += " AND ts < ?"
-        params.append(end)
-    if include:
-        sql += " AND event IN (SELECT value FROM json_each(?))"
-        params.append(json.dumps(list(include)))
-    if exclude:
-        sql += " AND event NOT IN (SELECT value FROM json_each(?))"
-        params.append(json.dumps(list(exclude)))
+    for clause, value, present in (
+        (" AND ts >= ?", wanted.start, wanted.start is not None),
+        (" AND ts < ?", wanted.end, wanted.end is not None),
+        (" AND event IN (SELECT value FROM json_each(?))", json.dumps(list(wanted.include)), bool(wanted.include)),
+        (" AND event NOT IN (SELECT value FROM json_each(?))", json.dumps(list(wanted.exclude)),
+         bool(wanted.exclude)),
+    ):
+        if present:
+            sql += clause
+            params.append(value)
+    order = "DESC" if wanted.descending else "ASC"
     if after is not None:
-        sql += " AND (ts, seq) < (?, ?)" if descending else " AND (ts, seq) > (?, ?)"
+        sql += " AND (ts, message_id) < (?, ?)" if wanted.descending else " AND (ts, message_id) > (?, ?)"
         params += list(after)
-    order = "DESC" if descending else "ASC"
-    sql += f" ORDER BY ts {order}, seq {order} LIMIT ?"
+    sql += f" ORDER BY ts {order}, message_id {order} LIMIT ?"
     params.append(limit)
     return rows(conn, sql, params)
 
 
-def identifiers(conn: apsw.Connection, profile_id: int) -> list[tuple[str, str, int]]:
-    """(type, value, added time) of a profile's identifiers, oldest first."""
-    return [(t, v, a) for t, v, a in conn.execute(
-        "SELECT id_type, id_value, added_ms FROM identifiers WHERE profile_id = ?"
-        " ORDER BY added_ms, seq, id_type, id_value", (profile_id,))]
+def identifiers_page(conn: apsw.Connection, profile_id: int, after: Sequence[Any] | None,
+                     limit: int) -> list[dict[str, Any]]:
+    """A profile's identifiers oldest first, by (added time, arrival, type, value), after such a cursor."""
+    sql = "SELECT id_type, id_value, added_ms, seq FROM identifiers WHERE profile_id = ?"
+    params: list[Any] = [profile_id]
+    if after is not None:
+        sql += " AND (added_ms, seq, id_type, id_value) > (?, ?, ?, ?)"
+        params += list(after)
+    return rows(conn, sql + " ORDER BY added_ms, seq, id_type, id_value LIMIT ?", [*params, limit])
 
 
-def linked(conn: apsw.Connection, profile_id: int, collection: str) -> list[tuple[int, int]]:
-    """(linked profile, linked time): a user's accounts or an account's users, by profile id."""
-    if collection == "users":
-        sql = "SELECT account_id, linked_ms FROM links WHERE user_id = ? ORDER BY account_id"
-    else:
-        sql = "SELECT user_id, linked_ms FROM links WHERE account_id = ? ORDER BY user_id"
-    return [(int(p), int(t)) for p, t in conn.execute(sql, (profile_id,))]
+# The column naming the profile and the column naming the linked one, per collection.
+_LINK_SIDES = {"users": ("user_id", "account_id"), "accounts": ("account_id", "user_id")}
 
 
-def memberships(conn: apsw.Connection, profile_id: int) -> list[tuple[str, str, str, int]]:
-    """(key, public id, name, entered) of the audiences the profile is in, by key."""
-    return [tuple(r) for r in conn.execute(
-        "SELECT c.key, c.public_id, c.name, v.updated_ms FROM computed_values v JOIN computations c"
-        " USING (computation_id) WHERE v.profile_id = ? AND c.kind = 'audience' AND v.value = 'true'"
-        " ORDER BY c.key", (profile_id,))]
+def links_page(conn: apsw.Connection, profile_id: int, collection: str, after: Sequence[Any] | None,
+               limit: int) -> list[dict[str, Any]]:
+    """A user's accounts or an account's users, oldest link first, after a `[linked time, profile]` cursor."""
+    mine, theirs = _LINK_SIDES[collection]
+    sql = f"SELECT {theirs} AS profile_id, linked_ms FROM links WHERE {mine} = ?"
+    params: list[Any] = [profile_id]
+    if after is not None:
+        sql += f" AND (linked_ms, {theirs}) > (?, ?)"
+        params += list(after)
+    return rows(conn, sql + f" ORDER BY linked_ms, {theirs} LIMIT ?", [*params, limit])
+
+
+def summaries(conn: apsw.Connection, profile_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """Public id, collection and identifiers (oldest first) of some profiles."""
+    wanted = json.dumps(list(profile_ids))
+    found = {int(r["profile_id"]): {**r, "identifiers": []} for r in rows(
+        conn, "SELECT profile_id, public_id, collection FROM profiles"
+              " WHERE profile_id IN (SELECT value FROM json_each(?))", (wanted,))}
+    for row in rows(conn, "SELECT profile_id, id_type, id_value, added_ms FROM identifiers"
+                          " WHERE profile_id IN (SELECT value FROM json_each(?))"
+                          " ORDER BY profile_id, added_ms, seq, id_type, id_value", (wanted,)):
+        found[int(row["profile_id"])]["identifiers"].append(row)
+    return found
+
+
+def memberships_page(conn: apsw.Connection, profile_id: int, after: str | None,
+                     limit: int) -> list[dict[str, Any]]:
+    """The audiences the profile is in now, by key, after a key."""
+    return rows(conn,
+                "SELECT c.key, c.public_id, c.name, v.updated_ms FROM computed_values v JOIN computations c"
+                " USING (computation_id) WHERE v.profile_id = ? AND c.kind = 'audience' AND v.value = 'true'"
+                " AND (? IS NULL OR c.key > ?) ORDER BY c.key LIMIT ?",
+                (profile_id, after, after, limit))
