@@ -34,6 +34,7 @@ from audiences_server.api.identity_admin import IdentityRuleAdmin
 from audiences_server.api.ingest import IngestServicer
 from audiences_server.api.interceptor import RequestInterceptor
 from audiences_server.api.profiles import ProfilesServicer
+from audiences_server.api.sync import SyncServicer
 from audiences_server.engine.engine import Engine
 from audiences_server.settings import Settings
 
@@ -93,8 +94,7 @@ def create_server(settings: Settings) -> tuple[AudiencesServer, int]:
     ingest_pb2_grpc.add_IngestServiceServicer_to_server(IngestServicer(engine), server)
     profiles_pb2_grpc.add_ProfilesServiceServicer_to_server(ProfilesServicer(engine), server)
     admin_pb2_grpc.add_AudienceAdminServiceServicer_to_server(AdminServicer(engine), server)
-    # Contracted but not built yet: the generated base class answers UNIMPLEMENTED.
-    sync_pb2_grpc.add_SyncServiceServicer_to_server(sync_pb2_grpc.SyncServiceServicer(), server)
+    sync_pb2_grpc.add_SyncServiceServicer_to_server(SyncServicer(engine), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)

@@ -17,6 +17,8 @@ from audiences_server.engine.identity_admin import IdentityAdmin
 from audiences_server.engine.ingest import Ingest
 from audiences_server.engine.page_tokens import PageTokens
 from audiences_server.engine.profile_reads import ProfileReads
+from audiences_server.engine.sync.feed import Feed
+from audiences_server.engine.sync.service import Sync
 from audiences_server.errors import FailedPrecondition, FieldViolation, InvalidArgument
 from audiences_server.settings import Settings
 from audiences_server.store import evaluation
@@ -47,6 +49,9 @@ class Engine:
         self.page_tokens = PageTokens(server_key(self.readers.get(), "page_token"))
         self.profile_reads = ProfileReads(self.readers, self.page_tokens)
         self.identity_admin = IdentityAdmin(self.writer, self.readers, self.clock, self.page_tokens)
+        self.sync = Sync(self.writer, self.readers)
+        self.feed = Feed(self.writer, self.readers, self.sync)
+        self.evaluator.on_change.append(self.sync.wake)
 
     def bootstrap(self) -> Path | None:
         """On an empty database, creates space `default` with one token per scope.
@@ -93,12 +98,14 @@ class Engine:
         return evaluation.custom_traits(self.readers.get(), profile_ids)
 
     def start(self) -> None:
-        """Starts background work (the evaluator loop)."""
+        """Starts background work (the evaluator loop, the delivery workers)."""
         self.evaluator.start()
+        self.sync.start()
 
     def close(self) -> None:
         """Stops background work, finishes queued writes and closes every connection."""
         self.evaluator.stop()
+        self.sync.stop()
         self.writer.close()
         self.readers.close()
 

@@ -300,3 +300,78 @@ def prepare(path: Path, synchronous: str, now_ms: int) -> list[str]:
         return migrate(conn, now_ms)
     finally:
         conn.close()
+
+
+@migration("0009_sync")
+def _sync(conn: apsw.Connection) -> None:
+    # Named 0009 because 0007 and 0008 were already taken when sync landed; only the order of
+    # declaration matters to `migrate`.
+    # `config` and `policy` are JSON, secrets included (the API never reads them back).
+    # A connection reads the `changes` outbox after `cursor`; while in INITIAL_SYNC it also walks
+    # the computation's current values in profile order, `snapshot_after` being where it stands.
+    # `deliveries` is each connection's queue for webhook and Segment destinations: one row per
+    # change, removed once delivered; `state` is pending, retrying or dead (a dead letter).
+    # `feed_records` is the same queue for `grpc_feed` destinations, kept for consumers to read.
+    conn.execute("""
+        CREATE TABLE destinations (
+            destination_id INTEGER PRIMARY KEY,
+            space_id INTEGER NOT NULL,
+            key TEXT NOT NULL,
+            public_id TEXT NOT NULL UNIQUE,
+            name TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('webhook', 'segment', 'grpc_feed', 'csv')),
+            enabled INTEGER NOT NULL,
+            config TEXT NOT NULL,
+            policy TEXT NOT NULL,
+            feed_acked INTEGER NOT NULL DEFAULT 0,
+            created_ms INTEGER NOT NULL,
+            updated_ms INTEGER NOT NULL,
+            UNIQUE (space_id, key)
+        );
+        CREATE TABLE connections (
+            connection_id INTEGER PRIMARY KEY,
+            destination_id INTEGER NOT NULL REFERENCES destinations(destination_id),
+            computation_id INTEGER NOT NULL,
+            options TEXT NOT NULL,
+            phase TEXT NOT NULL CHECK (phase IN ('INITIAL_SYNC', 'LIVE')),
+            cursor INTEGER NOT NULL,
+            snapshot_after INTEGER NOT NULL DEFAULT 0,
+            delivered_count INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT NOT NULL DEFAULT '',
+            last_error_ms INTEGER,
+            last_delivery_ms INTEGER,
+            written_cursor INTEGER NOT NULL DEFAULT -1,
+            written_ms INTEGER NOT NULL DEFAULT 0,
+            created_ms INTEGER NOT NULL,
+            updated_ms INTEGER NOT NULL,
+            UNIQUE (destination_id, computation_id)
+        );
+        CREATE INDEX connections_by_computation ON connections(computation_id);
+        CREATE TABLE deliveries (
+            delivery_id INTEGER PRIMARY KEY,
+            connection_id INTEGER NOT NULL,
+            destination_id INTEGER NOT NULL,
+            profile_id INTEGER NOT NULL,
+            message_id TEXT NOT NULL,
+            record TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('pending', 'retrying', 'dead')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_ms INTEGER NOT NULL,
+            first_attempt_ms INTEGER,
+            last_error TEXT NOT NULL DEFAULT '',
+            dead_ms INTEGER,
+            created_ms INTEGER NOT NULL
+        );
+        CREATE INDEX deliveries_by_profile ON deliveries(connection_id, profile_id, delivery_id);
+        CREATE INDEX deliveries_due ON deliveries(destination_id, state, next_ms);
+        CREATE TABLE feed_records (
+            record_id INTEGER PRIMARY KEY,
+            connection_id INTEGER NOT NULL,
+            destination_id INTEGER NOT NULL,
+            profile_id INTEGER NOT NULL,
+            message_id TEXT NOT NULL,
+            record TEXT NOT NULL,
+            created_ms INTEGER NOT NULL
+        );
+        CREATE INDEX feed_records_by_destination ON feed_records(destination_id, record_id);
+    """)

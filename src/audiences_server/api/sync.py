@@ -1,0 +1,359 @@
+"""SyncService: decodes requests into the sync use cases and encodes their results."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+from audiences.v1 import common_pb2, sync_pb2, sync_pb2_grpc
+from google.protobuf import duration_pb2, struct_pb2
+
+from audiences_server.api.computations import COLLECTION_ENUM, KINDS, collection_of, json_value, kind_of, timestamp
+from audiences_server.api.context import space_id
+from audiences_server.engine.engine import Engine
+from audiences_server.engine.page_tokens import page_size
+from audiences_server.engine.sync import configs
+from audiences_server.engine.sync.feed import FeedRecord, Heartbeat, parse_cursor
+from audiences_server.engine.sync.service import ConnectionView, DeadLetterView
+from audiences_server.store.evaluation import ComputationRow
+from audiences_server.store.sync import DestinationRow
+
+KIND_ENUM: dict[str, Any] = {v: k for k, v in KINDS.items()}
+SELECTION = {
+    sync_pb2.IDENTIFIER_SELECTION_UNSPECIFIED: "all",
+    sync_pb2.IDENTIFIER_SELECTION_ALL: "all",
+    sync_pb2.IDENTIFIER_SELECTION_FIRST_ADDED: "first_added",
+    sync_pb2.IDENTIFIER_SELECTION_LAST_ADDED: "last_added",
+}
+SELECTION_ENUM = {"all": sync_pb2.IDENTIFIER_SELECTION_ALL, "first_added": sync_pb2.IDENTIFIER_SELECTION_FIRST_ADDED,
+                  "last_added": sync_pb2.IDENTIFIER_SELECTION_LAST_ADDED}
+CHANGE_ENUM = {"entered": sync_pb2.CHANGE_TYPE_ENTERED, "exited": sync_pb2.CHANGE_TYPE_EXITED,
+               "changed": sync_pb2.CHANGE_TYPE_VALUE_CHANGED}
+PHASE_ENUM = {"INITIAL_SYNC": sync_pb2.CONNECTION_PHASE_INITIAL_SYNC, "LIVE": sync_pb2.CONNECTION_PHASE_LIVE}
+CONFIG_FIELDS = {
+    "webhook": ("url", "headers", "hmac_secret", "payload_style", "batch_size", "batch_interval"),
+    "segment": ("base_url", "write_key", "batch_size", "batch_interval"),
+    "grpc_feed": ("retention",),
+    "csv": ("directory", "external_id_types", "include_traits", "interval"),
+}
+POLICY_FIELDS = ("max_attempts", "initial_backoff", "max_backoff", "request_timeout")
+
+
+def duration(ms: int) -> duration_pb2.Duration:
+    """Milliseconds as a Duration."""
+    out = duration_pb2.Duration()
+    out.FromMilliseconds(ms)
+    return out
+
+
+def _plain(message: Any, fields: tuple[str, ...]) -> dict[str, Any]:
+    """A config or policy message as the engine stores it: durations in `<name>_ms`."""
+    out: dict[str, Any] = {}
+    for name in fields:
+        value = getattr(message, name)
+        if isinstance(value, duration_pb2.Duration):
+            out[name + "_ms"] = value.ToMilliseconds()
+        elif name == "payload_style":
+            out[name] = "list" if value == sync_pb2.WEBHOOK_PAYLOAD_STYLE_LIST else "event"
+        elif name == "headers":
+            out[name] = dict(value)
+        elif name in ("external_id_types", "include_traits"):
+            out[name] = list(value)
+        else:
+            out[name] = value
+    return out
+
+
+def _config_message(kind: str, stored: dict[str, Any]) -> Any:
+    shown = configs.public_config(kind, stored)
+    values: dict[str, Any] = {}
+    for name in CONFIG_FIELDS[kind]:
+        if name + "_ms" in shown:
+            values[name] = duration(shown[name + "_ms"])
+        elif name == "payload_style":
+            values[name] = (sync_pb2.WEBHOOK_PAYLOAD_STYLE_LIST if shown[name] == "list"
+                            else sync_pb2.WEBHOOK_PAYLOAD_STYLE_EVENT)
+        else:
+            values[name] = shown[name]
+    if kind == "webhook":
+        values["hmac_secret_set"] = shown["hmac_secret_set"]
+        return sync_pb2.WebhookConfig(**values)
+    types = {"segment": sync_pb2.SegmentConfig, "grpc_feed": sync_pb2.GrpcFeedConfig, "csv": sync_pb2.CsvConfig}
+    return types[kind](**values)
+
+
+def destination_message(row: DestinationRow) -> sync_pb2.Destination:
+    """A stored destination as the API shows it, secrets blanked."""
+    policy = row.policy
+    return sync_pb2.Destination(
+        id=row.public_id, key=row.key, name=row.name, enabled=row.enabled,
+        delivery_policy=sync_pb2.DeliveryPolicy(
+            max_attempts=policy["max_attempts"], initial_backoff=duration(policy["initial_backoff_ms"]),
+            max_backoff=duration(policy["max_backoff_ms"]), request_timeout=duration(policy["request_timeout_ms"])),
+        create_time=timestamp(row.created_ms), update_time=timestamp(row.updated_ms),
+        **{row.kind: _config_message(row.kind, row.config)},
+    )
+
+
+def ref_of(message: common_pb2.ComputationRef, field: str = "computation") -> tuple[str, str, str]:
+    """A computation reference as (kind, collection, key)."""
+    if not message.key:
+        raise configs.invalid(f"{field}.key", f"`{field}.key` is required", "COMPUTATION_REQUIRED")
+    return kind_of(message.kind), collection_of(message.collection, f"{field}.collection"), message.key
+
+
+def computation_ref(row: ComputationRow) -> common_pb2.ComputationRef:
+    """A computation's reference."""
+    return common_pb2.ComputationRef(kind=KIND_ENUM[row.kind], collection=COLLECTION_ENUM[row.collection],
+                                     key=row.key)
+
+
+def connection_message(view: ConnectionView) -> sync_pb2.Connection:
+    """A connection with its delivery status."""
+    row, status, options = view.row, view.status, view.row.options
+    return sync_pb2.Connection(
+        destination_key=view.destination.key, computation=computation_ref(view.computation),
+        send_identify=options["send_identify"], send_track=options["send_track"], send_group=options["send_group"],
+        identifier_selection=SELECTION_ENUM[options["identifier_selection"]],
+        external_id_types=options["external_id_types"], phase=PHASE_ENUM[row.phase],
+        delivery=sync_pb2.DeliveryStatus(
+            pending_count=status["pending"], delivered_count=status["delivered"],
+            retrying_count=status["retrying"], dead_letter_count=status["dead"], last_error=row.last_error,
+            last_error_time=timestamp(row.last_error_ms), last_delivery_time=timestamp(row.last_delivery_ms),
+            lag=duration(status["lag_ms"])),
+        create_time=timestamp(row.created_ms), update_time=timestamp(row.updated_ms),
+    )
+
+
+def _options(message: sync_pb2.Connection, paths: list[str]) -> dict[str, Any]:
+    if not paths:
+        paths = [f.name for f, _ in message.ListFields() if f.name in configs.CONNECTION_FIELDS]
+    if "*" in paths:
+        paths = list(configs.CONNECTION_FIELDS)
+    unknown = [p for p in paths if p not in configs.CONNECTION_FIELDS]
+    if unknown:
+        raise configs.invalid("update_mask", f"cannot update {', '.join(unknown)}", "FIELD_UNKNOWN")
+    full = {name: getattr(message, name) for name in configs.CONNECTION_FIELDS}
+    full["identifier_selection"] = SELECTION[message.identifier_selection]
+    full["external_id_types"] = list(message.external_id_types)
+    return {p: full[p] for p in paths}
+
+
+def dead_letter_message(view: DeadLetterView) -> sync_pb2.DeadLetter:
+    """A parked delivery."""
+    payload = struct_pb2.Struct()
+    payload.update(view.payload)
+    return sync_pb2.DeadLetter(
+        id=f"dlq_{view.delivery_id}", destination_key=view.destination_key,
+        computation=computation_ref(view.computation), profile_id=view.profile_public_id,
+        message_id=view.message_id, payload=payload, attempt_count=view.attempts, last_error=view.last_error,
+        first_attempt_time=timestamp(view.first_attempt_ms), dead_letter_time=timestamp(view.dead_ms),
+    )
+
+
+def change_message(record: FeedRecord) -> sync_pb2.ChangeRecord:
+    """A feed record."""
+    comp = record.computation
+    return sync_pb2.ChangeRecord(
+        cursor=record.cursor, computation=computation_ref(comp), computation_id=comp.public_id,
+        profile_id=record.profile_public_id,
+        external_ids=[common_pb2.ExternalId(type=t, value=v, collection=COLLECTION_ENUM[comp.collection])
+                      for t, v in record.external_ids],
+        change_type=CHANGE_ENUM[record.change],
+        old_value=None if record.old is None else json_value(record.old),
+        new_value=None if record.new is None else json_value(record.new),
+        change_time=timestamp(record.at_ms), message_id=record.message_id,
+    )
+
+
+def _dead_letter_id(text: str) -> int:
+    number = text.removeprefix("dlq_")
+    if not text.startswith("dlq_") or not number.isdigit():
+        raise configs.invalid("dead_letter_ids", f"{text!r} is not a dead letter id", "DEAD_LETTER_ID_INVALID")
+    return int(number)
+
+
+class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
+    """SyncService."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # -- destinations --------------------------------------------------------------------
+
+    def CreateDestination(self, request: sync_pb2.CreateDestinationRequest,
+                          context: grpc.ServicerContext) -> sync_pb2.CreateDestinationResponse:
+        message = request.destination
+        kind = message.WhichOneof("config")
+        if kind is None:
+            raise configs.invalid("destination.config", "set one of webhook, segment, grpc_feed, csv",
+                                  "DESTINATION_CONFIG_REQUIRED")
+        row = self.engine.sync.create_destination(
+            space_id(), message.key, message.name, message.enabled if message.HasField("enabled") else True, kind,
+            _plain(getattr(message, kind), CONFIG_FIELDS[kind]), _plain(message.delivery_policy, POLICY_FIELDS))
+        return sync_pb2.CreateDestinationResponse(destination=destination_message(row))
+
+    def GetDestination(self, request: sync_pb2.GetDestinationRequest,
+                       context: grpc.ServicerContext) -> sync_pb2.GetDestinationResponse:
+        row = self.engine.sync.destination(space_id(), request.key)
+        return sync_pb2.GetDestinationResponse(destination=destination_message(row))
+
+    def ListDestinations(self, request: sync_pb2.ListDestinationsRequest,
+                         context: grpc.ServicerContext) -> sync_pb2.ListDestinationsResponse:
+        scope = {"space": space_id(), "list": "destinations"}
+        after = self.engine.page_tokens.decode(request.page_token, scope) or ""
+        size = page_size(request.page_size, 50, 1000)
+        rows = self.engine.sync.destinations(space_id(), after, size + 1)
+        token = self.engine.page_tokens.encode(rows[size - 1].key, scope) if len(rows) > size else ""
+        return sync_pb2.ListDestinationsResponse(destinations=[destination_message(r) for r in rows[:size]],
+                                                 next_page_token=token)
+
+    def UpdateDestination(self, request: sync_pb2.UpdateDestinationRequest,
+                          context: grpc.ServicerContext) -> sync_pb2.UpdateDestinationResponse:
+        message = request.destination
+        current = self.engine.sync.destination(space_id(), message.key)
+        changes = _destination_changes(message, current.kind, list(request.update_mask.paths))
+        row = self.engine.sync.update_destination(space_id(), message.key, changes)
+        return sync_pb2.UpdateDestinationResponse(destination=destination_message(row))
+
+    def DeleteDestination(self, request: sync_pb2.DeleteDestinationRequest,
+                          context: grpc.ServicerContext) -> sync_pb2.DeleteDestinationResponse:
+        self.engine.sync.delete_destination(space_id(), request.key, request.force)
+        return sync_pb2.DeleteDestinationResponse()
+
+    # -- connections ---------------------------------------------------------------------
+
+    def ConnectDestination(self, request: sync_pb2.ConnectDestinationRequest,
+                           context: grpc.ServicerContext) -> sync_pb2.ConnectDestinationResponse:
+        message = request.connection
+        view = self.engine.sync.connect(space_id(), message.destination_key, ref_of(message.computation),
+                                        _options(message, ["*"]))
+        return sync_pb2.ConnectDestinationResponse(connection=connection_message(view))
+
+    def GetConnection(self, request: sync_pb2.GetConnectionRequest,
+                      context: grpc.ServicerContext) -> sync_pb2.GetConnectionResponse:
+        view = self.engine.sync.connection(space_id(), request.destination_key, ref_of(request.computation))
+        return sync_pb2.GetConnectionResponse(connection=connection_message(view))
+
+    def ListConnections(self, request: sync_pb2.ListConnectionsRequest,
+                        context: grpc.ServicerContext) -> sync_pb2.ListConnectionsResponse:
+        ref = ref_of(request.computation) if request.HasField("computation") else None
+        scope = {"space": space_id(), "list": "connections", "destination": request.destination_key, "ref": ref}
+        after = self.engine.page_tokens.decode(request.page_token, scope)
+        size = page_size(request.page_size, 50, 1000)
+        views = self.engine.sync.connections(space_id(), request.destination_key, ref)
+        if after is not None:
+            views = [v for v in views if list(_order(v)) > after]
+        token = self.engine.page_tokens.encode(list(_order(views[size - 1])), scope) if len(views) > size else ""
+        return sync_pb2.ListConnectionsResponse(connections=[connection_message(v) for v in views[:size]],
+                                                next_page_token=token)
+
+    def UpdateConnection(self, request: sync_pb2.UpdateConnectionRequest,
+                         context: grpc.ServicerContext) -> sync_pb2.UpdateConnectionResponse:
+        message = request.connection
+        view = self.engine.sync.update_connection(space_id(), message.destination_key, ref_of(message.computation),
+                                                  _options(message, list(request.update_mask.paths)))
+        return sync_pb2.UpdateConnectionResponse(connection=connection_message(view))
+
+    def DisconnectDestination(self, request: sync_pb2.DisconnectDestinationRequest,
+                              context: grpc.ServicerContext) -> sync_pb2.DisconnectDestinationResponse:
+        self.engine.sync.disconnect(space_id(), request.destination_key, ref_of(request.computation))
+        return sync_pb2.DisconnectDestinationResponse()
+
+    # -- dead letters --------------------------------------------------------------------
+
+    def ListDeadLetters(self, request: sync_pb2.ListDeadLettersRequest,
+                        context: grpc.ServicerContext) -> sync_pb2.ListDeadLettersResponse:
+        ref = ref_of(request.computation) if request.HasField("computation") else None
+        scope = {"space": space_id(), "list": "dead_letters", "destination": request.destination_key, "ref": ref}
+        after = self.engine.page_tokens.decode(request.page_token, scope) or 0
+        size = page_size(request.page_size, 50, 1000)
+        views = self.engine.sync.dead_letters(space_id(), request.destination_key, ref, after, size + 1)
+        token = self.engine.page_tokens.encode(views[size - 1].delivery_id, scope) if len(views) > size else ""
+        return sync_pb2.ListDeadLettersResponse(dead_letters=[dead_letter_message(v) for v in views[:size]],
+                                                next_page_token=token)
+
+    def RedriveDeadLetters(self, request: sync_pb2.RedriveDeadLettersRequest,
+                           context: grpc.ServicerContext) -> sync_pb2.RedriveDeadLettersResponse:
+        ref = ref_of(request.computation) if request.HasField("computation") else None
+        ids = [_dead_letter_id(i) for i in request.dead_letter_ids]
+        count = self.engine.sync.redrive(space_id(), request.destination_key, ref, ids)
+        return sync_pb2.RedriveDeadLettersResponse(redriven_count=count)
+
+    # -- the feed and export -------------------------------------------------------------
+
+    def ListChanges(self, request: sync_pb2.ListChangesRequest,
+                    context: grpc.ServicerContext) -> sync_pb2.ListChangesResponse:
+        scope = {"space": space_id(), "list": "changes", "destination": request.destination_key,
+                 "start": request.start_cursor}
+        after = self.engine.page_tokens.decode(request.page_token, scope)
+        start = parse_cursor(request.start_cursor) if after is None else int(after)
+        size = page_size(request.page_size, 100, 1000)
+        records, more = self.engine.feed.page(space_id(), request.destination_key, start, size)
+        token = self.engine.page_tokens.encode(int(records[-1].cursor), scope) if more else ""
+        return sync_pb2.ListChangesResponse(changes=[change_message(r) for r in records], next_page_token=token)
+
+    def WatchChanges(self, request: sync_pb2.WatchChangesRequest,
+                     context: grpc.ServicerContext) -> Iterator[sync_pb2.WatchChangesResponse]:
+        interval = request.heartbeat_interval.ToMilliseconds() if request.HasField("heartbeat_interval") else 15_000
+        if not 1000 <= interval <= 300_000:
+            raise configs.invalid("heartbeat_interval", "`heartbeat_interval` must be 1 second to 5 minutes",
+                                  "HEARTBEAT_INTERVAL_INVALID")
+        items = self.engine.feed.watch(space_id(), request.destination_key, parse_cursor(request.start_cursor),
+                                       interval / 1000, context.is_active)
+        for item in items:
+            if isinstance(item, Heartbeat):
+                yield sync_pb2.WatchChangesResponse(heartbeat=sync_pb2.Heartbeat(
+                    heartbeat_time=timestamp(item.at_ms), latest_cursor=item.latest_cursor))
+            else:
+                yield sync_pb2.WatchChangesResponse(change=change_message(item))
+
+    def ExportAudience(self, request: sync_pb2.ExportAudienceRequest,
+                       context: grpc.ServicerContext) -> Iterator[sync_pb2.ExportAudienceResponse]:
+        chunks = self.engine.sync.export(space_id(), collection_of(request.collection), request.key,
+                                         list(request.external_id_types), list(request.include_traits),
+                                         SELECTION[request.identifier_selection])
+        for data, count in chunks:
+            yield sync_pb2.ExportAudienceResponse(csv_data=data, row_count=count)
+
+
+def _order(view: ConnectionView) -> tuple[str, str, str, str]:
+    comp = view.computation
+    return view.destination.key, comp.collection, comp.kind, comp.key
+
+
+def _destination_changes(message: sync_pb2.Destination, kind: str, paths: list[str]) -> dict[str, Any]:
+    """The fields an update names; a config named whole is replaced, a config field is merged."""
+    if not paths:
+        paths = [f.name for f, _ in message.ListFields() if f.name in {"name", "enabled", "delivery_policy", kind}]
+    if "*" in paths:
+        paths = ["name", "enabled", "delivery_policy", kind]
+    changes: dict[str, Any] = {}
+    for path in paths:
+        top, _, sub = path.partition(".")
+        if top == "name":
+            changes["name"] = message.name
+        elif top == "enabled":
+            changes["enabled"] = message.enabled
+        elif top == "delivery_policy":
+            changes["policy"] = _picked(_plain(message.delivery_policy, POLICY_FIELDS), sub)
+        elif top == kind:
+            changes["config"] = {**changes.get("config", {}), **_picked(_plain(message.__getattribute__(kind),
+                                                                               CONFIG_FIELDS[kind]), sub)}
+        elif top in CONFIG_FIELDS:
+            raise configs.invalid("update_mask", f"a {kind} destination has no {top} settings",
+                                  "DESTINATION_KIND_IMMUTABLE")
+        else:
+            raise configs.invalid("update_mask", f"cannot update {path!r}", "FIELD_UNKNOWN")
+    return changes
+
+
+def _picked(full: dict[str, Any], sub: str) -> dict[str, Any]:
+    """One field of a converted message (durations are stored as `<name>_ms`), or all of them."""
+    if not sub:
+        return full
+    for name in (sub, sub + "_ms"):
+        if name in full:
+            return {name: full[name]}
+    raise configs.invalid("update_mask", f"unknown field {sub!r}", "FIELD_UNKNOWN")

@@ -1,0 +1,1 @@
+"""Sync (SPEC §8): destinations, connections, delivery, the change feed and CSV."""

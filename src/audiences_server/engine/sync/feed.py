@@ -1,0 +1,131 @@
+"""The change feed of `grpc_feed` destinations: pages after a cursor, and a live watch.
+
+A cursor is the id of a feed record: records are only ever appended, so "after the cursor"
+never misses or repeats one. Reading after a cursor acknowledges every record up to it, which
+is how a feed connection counts what was delivered.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import apsw
+
+from audiences_server.engine.sync.payloads import select_ids
+from audiences_server.engine.sync.service import Sync
+from audiences_server.errors import FailedPrecondition
+from audiences_server.store import evaluation
+from audiences_server.store import sync as store
+from audiences_server.store.db import Readers
+from audiences_server.store.evaluation import ComputationRow
+from audiences_server.store.writer import Writer
+
+
+@dataclass(frozen=True)
+class FeedRecord:
+    """One record as consumers see it."""
+
+    cursor: str
+    computation: ComputationRow
+    profile_public_id: str
+    external_ids: list[tuple[str, str]]
+    change: str
+    old: Any
+    new: Any
+    at_ms: int
+    message_id: str
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """Said on a quiet stream."""
+
+    at_ms: int
+    latest_cursor: str
+
+
+def parse_cursor(text: str, field: str = "start_cursor") -> int:
+    """A cursor as a record id; empty means before the first record."""
+    if not text:
+        return 0
+    if not text.isdigit():
+        from audiences_server.engine.sync.configs import invalid
+
+        raise invalid(field, f"`{field}` is not a cursor this feed issued", "CURSOR_INVALID")
+    return int(text)
+
+
+class Feed:
+    """Reading `grpc_feed` destinations."""
+
+    def __init__(self, writer: Writer, readers: Readers, sync: Sync) -> None:
+        self._writer = writer
+        self._readers = readers
+        self._sync = sync
+
+    def _feed(self, space_id: int, key: str) -> int:
+        destination = self._sync.destination(space_id, key)
+        if destination.kind != "grpc_feed":
+            raise FailedPrecondition(f"destination {key!r} is a {destination.kind} destination, not a grpc_feed",
+                                     reason="NOT_A_FEED")
+        return destination.destination_id
+
+    def page(self, space_id: int, key: str, after: int, limit: int) -> tuple[list[FeedRecord], bool]:
+        """Records after a cursor; and whether more are waiting."""
+        destination_id = self._feed(space_id, key)
+        if after:
+            self._writer.submit(_ack(destination_id, after))
+        records = self._records(destination_id, space_id, after, limit + 1)
+        return records[:limit], len(records) > limit
+
+    def _records(self, destination_id: int, space_id: int, after: int, limit: int) -> list[FeedRecord]:
+        conn = self._readers.get()
+        rows = store.feed_after(conn, destination_id, after, limit)
+        if not rows:
+            return []
+        comps = {c.computation_id: c for c in evaluation.computations(conn, space_id)}
+        connections = {c.connection_id: c for c in store.connections_of(conn, destination_id)}
+        out = []
+        for record_id, computation_id, _pid, message_id, text in rows:
+            record = json.loads(text)
+            options = next((c.options for c in connections.values() if c.computation_id == computation_id), {})
+            ids = select_ids(record["ids"], options.get("identifier_selection", "all"),
+                             options.get("external_id_types", []), record["change"] == "exited")
+            if computation_id in comps:
+                out.append(FeedRecord(str(record_id), comps[computation_id], record["profile"], ids,
+                                      record["change"], record["old"], record["new"], record["at_ms"], message_id))
+        return out
+
+    def watch(self, space_id: int, key: str, after: int, heartbeat_s: float, active: Callable[[], bool]
+              ) -> Iterator[FeedRecord | Heartbeat]:
+        """The records after a cursor, then each new one, with heartbeats on a quiet stream."""
+        destination_id = self._feed(space_id, key)
+        quiet_since = time.monotonic()
+        while active() and not self._sync.stopping:
+            records = self._records(destination_id, space_id, after, 500)
+            for record in records:
+                yield record
+                after = int(record.cursor)
+            if records:
+                self._writer.submit(_ack(destination_id, after))
+                quiet_since = time.monotonic()
+                continue
+            if time.monotonic() - quiet_since >= heartbeat_s:
+                latest = store.feed_latest(self._readers.get(), destination_id)
+                yield Heartbeat(int(time.time() * 1000), str(latest) if latest else "")
+                quiet_since = time.monotonic()
+            self._wait(min(0.5, heartbeat_s))
+
+    def _wait(self, seconds: float) -> None:
+        condition: threading.Condition = self._sync.feed_changed
+        with condition:
+            condition.wait(timeout=seconds)
+
+
+def _ack(destination_id: int, record_id: int) -> Callable[[apsw.Connection], None]:
+    return lambda conn: store.ack_feed(conn, destination_id, record_id)

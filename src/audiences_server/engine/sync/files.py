@@ -1,0 +1,115 @@
+"""CSV: the ExportAudience stream and the files of CSV destinations.
+
+Both read one snapshot and walk the members (or, for a computed trait, the profiles with a
+value) in profile-id order, a chunk at a time, so memory stays flat whatever the audience size.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import apsw
+
+from audiences_server.engine.sync.payloads import select_ids
+from audiences_server.store import evaluation
+from audiences_server.store import sync as store
+from audiences_server.store.db import Readers
+from audiences_server.store.evaluation import ComputationRow
+from audiences_server.store.sync import DestinationRow
+from audiences_server.store.writer import Writer
+
+CHUNK_ROWS = 1000
+DEFAULT_ID_TYPES = {"users": ["user_id", "email"], "accounts": ["group_id"]}
+
+
+def _cell(value: Any) -> str:
+    """Strings as they are, other values as JSON, absent values empty."""
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+
+
+def _traits(conn: apsw.Connection, comp: ComputationRow, keys: Sequence[str], pids: list[int]
+            ) -> dict[int, dict[str, Any]]:
+    """Custom traits overlaid with the values of the collection's computations of those keys."""
+    found = evaluation.custom_traits(conn, pids, {k.split(".", 1)[0] for k in keys})
+    comps = [c for c in evaluation.computations(conn, comp.space_id)
+             if c.collection == comp.collection and c.key in keys]
+    values = evaluation.values_of(conn, [c.computation_id for c in comps], pids)
+    keyed = {c.computation_id: c.key for c in comps}
+    for (cid, pid), text in values.items():
+        found.setdefault(pid, {})[keyed[cid]] = json.loads(text)
+    return found
+
+
+def csv_chunks(conn: apsw.Connection, comp: ComputationRow, id_types: Sequence[str], traits: Sequence[str],
+               selection: str) -> Iterator[tuple[bytes, int]]:
+    """CSV rows of a computation's members, the header row first: (bytes, member rows) per chunk."""
+    id_types = list(id_types) or DEFAULT_ID_TYPES[comp.collection]
+    traits = list(traits)
+    if comp.kind == "computed_trait" and comp.key not in traits:
+        traits.append(comp.key)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(["profile_id", *id_types, *traits])
+    after, first = 0, True
+    while True:
+        rows = store.current_values(conn, comp.computation_id, comp.kind == "audience", after, CHUNK_ROWS)
+        if not rows and not first:
+            return
+        pids = [pid for pid, _, _ in rows]
+        ids = store.identifiers(conn, pids)
+        values = _traits(conn, comp, traits, pids) if traits else {}
+        for pid in pids:
+            public, own = ids.get(pid, ("", []))
+            chosen = select_ids(own, selection, id_types, exiting=False)
+            cells = [",".join(v for t, v in chosen if t == id_type) for id_type in id_types]
+            writer.writerow([public, *cells, *(_cell(values.get(pid, {}).get(k)) for k in traits)])
+        yield out.getvalue().encode(), len(pids)
+        out.seek(0)
+        out.truncate()
+        first = False
+        if len(rows) < CHUNK_ROWS:
+            return
+        after = rows[-1][0]
+
+
+def write_csv_files(writer: Writer, readers: Readers, destination: DestinationRow, now_ms: int) -> None:
+    """Rewrites each connection's file when its values changed and the interval has passed."""
+    config = destination.config
+    for connection in store.connections_of(readers.get(), destination.destination_id):
+        latest = store.latest_change_of(readers.get(), connection.computation_id)
+        fresh = connection.written_cursor >= latest and connection.written_cursor >= 0
+        if fresh or now_ms - connection.written_ms < int(config["interval_ms"]):
+            continue
+        with readers.snapshot() as conn:
+            comp = next((c for c in evaluation.computations(conn, destination.space_id)
+                         if c.computation_id == connection.computation_id), None)
+            if comp is None:
+                continue
+            latest = store.latest_change_of(conn, comp.computation_id)
+            _replace(Path(config["directory"]) / f"{comp.collection}_{comp.key}.csv",
+                     csv_chunks(conn, comp, config["external_id_types"], config["include_traits"], "all"))
+        writer.run(_mark_written(connection.connection_id, latest, now_ms))
+
+
+def _mark_written(connection_id: int, cursor: int, now_ms: int) -> Callable[[apsw.Connection], None]:
+    return lambda conn: store.mark_written(conn, connection_id, cursor, now_ms)
+
+
+def _replace(path: Path, chunks: Iterator[tuple[bytes, int]]) -> None:
+    """Writes a file beside its target and renames it over, so readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".csv.tmp")
+    with open(temporary, "wb") as handle:
+        for data, _ in chunks:
+            handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)

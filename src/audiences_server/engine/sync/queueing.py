@@ -1,0 +1,89 @@
+"""Turning the `changes` outbox into each connection's queue, inside one writer job.
+
+A connection starts in INITIAL_SYNC with its cursor at the newest change record at connect time.
+Each job first reads the records after the cursor, then snapshots the next chunk of current
+values (members, or profiles with a value) in profile order, in the same transaction. During the
+initial sync, a record is queued only for a profile the snapshot has already passed: the
+snapshot of a profile not yet passed will read its value after that record, so it would be sent
+twice. When the snapshot runs out, the connection is LIVE and queues every record.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import apsw
+
+from audiences_server.engine.sync.payloads import message_id
+from audiences_server.store import sync as store
+from audiences_server.store.evaluation import ComputationRow, computations
+from audiences_server.store.sync import ConnectionRow, DestinationRow
+
+# Records and snapshot rows per job: bounds how long one job holds the writer.
+CHUNK = 500
+QUEUE_TABLE = {"webhook": "deliveries", "segment": "deliveries", "grpc_feed": "feed_records"}
+
+
+def _computation(conn: apsw.Connection, computation_id: int) -> ComputationRow | None:
+    row = conn.execute("SELECT space_id FROM computations WHERE computation_id = ?", (computation_id,)).fetchone()
+    if row is None:
+        return None
+    return next((c for c in computations(conn, int(row[0])) if c.computation_id == computation_id), None)
+
+
+class Queueing:
+    """Queues one connection's next chunk of records: a function of a writer connection."""
+
+    def __init__(self, destination: DestinationRow, connection: ConnectionRow, now_ms: int) -> None:
+        self.destination = destination
+        self.connection = connection
+        self.now = now_ms
+
+    def __call__(self, conn: apsw.Connection) -> tuple[bool, int]:
+        """Runs the job; returns whether more work is waiting and how many records it queued."""
+        current = store.connection_by_id(conn, self.connection.connection_id)
+        comp = _computation(conn, self.connection.computation_id)
+        if current is None or comp is None:
+            return False, 0
+        self.connection = current
+        upto = store.latest_change(conn)
+        records = store.changes_after(conn, comp.computation_id, current.cursor, upto, CHUNK)
+        full = len(records) == CHUNK
+        cursor = records[-1][0] if full else upto
+        snapshotting = current.phase == "INITIAL_SYNC"
+        if snapshotting:
+            records = [r for r in records if r[1] <= current.snapshot_after]
+        items = [(pid, change, old, new, at, str(cid)) for cid, pid, change, old, new, at in records]
+        snapshot_after, live = current.snapshot_after, not snapshotting
+        if snapshotting and not full:
+            rows = store.current_values(conn, comp.computation_id, comp.kind == "audience", snapshot_after, CHUNK)
+            entered = "entered" if comp.kind == "audience" else "changed"
+            items += [(pid, entered, None, value, at, f"snapshot:{pid}") for pid, value, at in rows]
+            snapshot_after = rows[-1][0] if rows else snapshot_after
+            live = len(rows) < CHUNK
+        self._queue(conn, comp, items)
+        store.advance_connection(conn, current.connection_id, cursor, snapshot_after, live)
+        return full or (snapshotting and not live), len(items)
+
+    def _queue(self, conn: apsw.Connection, comp: ComputationRow, items: list[tuple[Any, ...]]) -> None:
+        table = QUEUE_TABLE.get(self.destination.kind)
+        if table is None or not items:
+            return
+        profiles = {i[0] for i in items}
+        users = store.linked_users(conn, sorted(profiles)) if comp.collection == "accounts" else {}
+        ids = store.identifiers(conn, sorted(profiles | {u for linked in users.values() for u in linked}))
+        space = store.space_name(conn, comp.space_id)
+        queued = []
+        for pid, change, old, new, at, change_key in items:
+            mid = message_id(self.destination.public_id, self.connection.connection_id, change_key)
+            public, own = ids.get(pid, ("", []))
+            record = {
+                "kind": comp.kind, "key": comp.key, "computation_id": comp.public_id, "collection": comp.collection,
+                "space": space, "change": change, "at_ms": at, "profile": public, "ids": own, "message_id": mid,
+                "old": None if old is None else json.loads(old), "new": None if new is None else json.loads(new),
+            }
+            if comp.collection == "accounts":
+                record["users"] = [{"profile": ids[u][0], "ids": ids[u][1]} for u in users.get(pid, []) if u in ids]
+            queued.append((pid, mid, record))
+        store.insert_items(conn, table, self.connection, queued, self.now)

@@ -1,0 +1,332 @@
+"""The sync use cases: destinations, connections, delivery status and dead letters (SPEC §8)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import secrets
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import apsw
+
+from audiences_server.engine.sync import configs
+from audiences_server.engine.sync.delivery import DestinationWorker, wall_ms
+from audiences_server.engine.sync.files import csv_chunks, write_csv_files
+from audiences_server.engine.sync.payloads import calls_for
+from audiences_server.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from audiences_server.store import evaluation
+from audiences_server.store import sync as store
+from audiences_server.store.db import Readers
+from audiences_server.store.evaluation import ComputationRow
+from audiences_server.store.sync import ConnectionRow, DestinationRow
+from audiences_server.store.writer import Writer
+
+
+@dataclass(frozen=True)
+class ConnectionView:
+    """A connection with its destination, its computation and its delivery status."""
+
+    destination: DestinationRow
+    computation: ComputationRow
+    row: ConnectionRow
+    status: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class DeadLetterView:
+    """A parked delivery as the API shows it."""
+
+    delivery_id: int
+    destination_key: str
+    computation: ComputationRow
+    profile_public_id: str
+    message_id: str
+    payload: dict[str, Any]
+    attempts: int
+    last_error: str
+    first_attempt_ms: int | None
+    dead_ms: int | None
+
+
+class Sync:
+    """Destinations, connections and their delivery workers."""
+
+    def __init__(self, writer: Writer, readers: Readers) -> None:
+        self._writer = writer
+        self._readers = readers
+        self._workers: dict[int, DestinationWorker] = {}
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._supervisor: threading.Thread | None = None
+        self.feed_changed = threading.Condition()
+
+    # -- workers -------------------------------------------------------------------------
+
+    @property
+    def stopping(self) -> bool:
+        """Whether the server is shutting down (streams end)."""
+        return self._stopping.is_set()
+
+    def start(self) -> None:
+        """Starts one delivery worker per destination, and a supervisor that follows changes."""
+        self._supervisor = threading.Thread(target=self._supervise, name="sync-supervisor", daemon=True)
+        self._supervisor.start()
+
+    def stop(self) -> None:
+        """Stops the workers; a request in flight is abandoned and will be sent again at start."""
+        self._stopping.set()
+        with self._lock:
+            workers = list(self._workers.values())
+        for worker in workers:
+            worker.stop()
+        with self.feed_changed:
+            self.feed_changed.notify_all()
+        for worker in workers:
+            worker.thread.join(timeout=2)
+        if self._supervisor is not None:
+            self._supervisor.join(timeout=2)
+
+    def wake(self) -> None:
+        """Says change records may be waiting (the evaluator calls this after a tick)."""
+        with self._lock:
+            workers = list(self._workers.values())
+        for worker in workers:
+            worker.wake()
+
+    def _supervise(self) -> None:
+        while not self._stopping.is_set():
+            self._follow_destinations()
+            self._stopping.wait(0.2)
+
+    def _follow_destinations(self) -> None:
+        wanted = {d.destination_id for d in store.all_destinations(self._readers.get())}
+        with self._lock:
+            for gone in set(self._workers) - wanted:
+                self._workers.pop(gone).stop()
+            for new in wanted - set(self._workers):
+                worker = DestinationWorker(new, self._writer, self._readers, self._feed_queued, self._csv)
+                self._workers[new] = worker
+                worker.start()
+
+    def _feed_queued(self) -> None:
+        with self.feed_changed:
+            self.feed_changed.notify_all()
+
+    def _csv(self, destination: DestinationRow) -> None:
+        if destination.kind == "csv" and destination.enabled:
+            write_csv_files(self._writer, self._readers, destination, wall_ms())
+
+    # -- destinations --------------------------------------------------------------------
+
+    def create_destination(self, space_id: int, key: str, name: str, enabled: bool, kind: str,
+                           config: Mapping[str, Any], policy: Mapping[str, Any]) -> DestinationRow:
+        """Creates a destination of a kind."""
+        configs.check_key(key)
+        settings, rules = configs.config(kind, config), configs.policy(policy)
+
+        def job(conn: apsw.Connection) -> DestinationRow:
+            if store.destination(conn, space_id, key) is not None:
+                raise AlreadyExists(f"destination {key!r} already exists", reason="DESTINATION_EXISTS")
+            store.insert_destination(conn, space_id, key, "dst_" + secrets.token_hex(10), name or key, kind,
+                                     enabled, settings, rules, wall_ms())
+            return self._destination(conn, space_id, key)
+
+        created = self._writer.run(job)
+        self._follow_destinations()
+        return created
+
+    def destination(self, space_id: int, key: str) -> DestinationRow:
+        """One destination."""
+        return self._destination(self._readers.get(), space_id, key)
+
+    def _destination(self, conn: apsw.Connection, space_id: int, key: str) -> DestinationRow:
+        if not key:
+            raise configs.invalid("key", "`key` is required", "KEY_REQUIRED")
+        row = store.destination(conn, space_id, key)
+        if row is None:
+            raise NotFound(f"destination {key!r} not found", reason="DESTINATION_NOT_FOUND")
+        return row
+
+    def destinations(self, space_id: int, after_key: str, limit: int) -> list[DestinationRow]:
+        """A page of destinations, by key."""
+        return store.destinations(self._readers.get(), space_id, after_key, limit)
+
+    def update_destination(self, space_id: int, key: str, changes: Mapping[str, Any]) -> DestinationRow:
+        """Changes name, enabled, the kind's settings (`config`) or the delivery policy."""
+
+        def job(conn: apsw.Connection) -> DestinationRow:
+            row = self._destination(conn, space_id, key)
+            kind = changes.get("kind", row.kind)
+            if kind != row.kind:
+                raise InvalidArgument(f"destination {key!r} is a {row.kind} destination; its kind cannot change",
+                                      reason="DESTINATION_KIND_IMMUTABLE")
+            updated = dataclasses.replace(
+                row, name=changes.get("name", row.name), enabled=changes.get("enabled", row.enabled),
+                config=configs.config(kind, changes["config"], row.config) if "config" in changes else row.config,
+                policy=configs.policy(changes["policy"], row.policy) if "policy" in changes else row.policy)
+            store.update_destination(conn, updated, wall_ms())
+            return self._destination(conn, space_id, key)
+
+        updated = self._writer.run(job)
+        self.wake()
+        return updated
+
+    def delete_destination(self, space_id: int, key: str, force: bool) -> None:
+        """Deletes a destination; with connections only when forced."""
+
+        def job(conn: apsw.Connection) -> None:
+            row = self._destination(conn, space_id, key)
+            if store.connections_of(conn, row.destination_id) and not force:
+                raise FailedPrecondition(f"destination {key!r} still has connections; disconnect them or force",
+                                         reason="DESTINATION_IN_USE")
+            store.delete_destination(conn, row.destination_id)
+
+        self._writer.run(job)
+        self._follow_destinations()
+
+    # -- connections ---------------------------------------------------------------------
+
+    def _computation(self, conn: apsw.Connection, space_id: int, kind: str, collection: str, key: str
+                     ) -> ComputationRow:
+        row = evaluation.computation(conn, space_id, collection, key)
+        if row is None or row.kind != kind:
+            raise NotFound(f"{kind.replace('_', ' ')} {key!r} not found in {collection}", reason="NOT_FOUND")
+        return row
+
+    def connect(self, space_id: int, destination_key: str, ref: tuple[str, str, str], options: Mapping[str, Any]
+                ) -> ConnectionView:
+        """Connects an audience or computed trait (kind, collection, key); its first sync starts."""
+
+        def job(conn: apsw.Connection) -> None:
+            destination = self._destination(conn, space_id, destination_key)
+            comp = self._computation(conn, space_id, *ref)
+            chosen = configs.connection_options(destination.kind, comp.collection, options)
+            if store.connection(conn, destination.destination_id, comp.computation_id) is not None:
+                raise AlreadyExists(f"{ref[2]!r} is already connected to {destination_key!r}",
+                                    reason="CONNECTION_EXISTS")
+            store.insert_connection(conn, destination.destination_id, comp.computation_id, chosen, wall_ms())
+
+        self._writer.run(job)
+        self.wake()
+        return self.connection(space_id, destination_key, ref)
+
+    def connection(self, space_id: int, destination_key: str, ref: tuple[str, str, str]) -> ConnectionView:
+        """One connection with its status."""
+        conn = self._readers.get()
+        destination = self._destination(conn, space_id, destination_key)
+        comp = self._computation(conn, space_id, *ref)
+        row = store.connection(conn, destination.destination_id, comp.computation_id)
+        if row is None:
+            raise NotFound(f"{ref[2]!r} is not connected to {destination_key!r}", reason="CONNECTION_NOT_FOUND")
+        return ConnectionView(destination, comp, row, self._status(conn, destination, row))
+
+    def connections(self, space_id: int, destination_key: str, ref: tuple[str, str, str] | None
+                    ) -> list[ConnectionView]:
+        """Every connection (filtered), ordered by destination key, then collection, kind, key."""
+        conn = self._readers.get()
+        comps = {c.computation_id: c for c in evaluation.computations(conn, space_id)}
+        destinations = {d.key: d for d in store.destinations(conn, space_id, "", 1_000_000)}
+        views = [
+            ConnectionView(destinations[key], comps[row.computation_id], row,
+                           self._status(conn, destinations[key], row))
+            for key, row in store.connections_of_space(conn, space_id)
+            if row.computation_id in comps and (not destination_key or key == destination_key)
+        ]
+        if ref is not None:
+            views = [v for v in views if (v.computation.kind, v.computation.collection, v.computation.key) == ref]
+        return sorted(views, key=connection_order)
+
+    def update_connection(self, space_id: int, destination_key: str, ref: tuple[str, str, str],
+                          changes: Mapping[str, Any]) -> ConnectionView:
+        """Changes what a connection sends, from the next send on."""
+        current = self.connection(space_id, destination_key, ref)
+        merged = configs.connection_options(current.destination.kind, current.computation.collection,
+                                            {**current.row.options, **changes})
+
+        def job(conn: apsw.Connection) -> None:
+            store.update_connection_options(conn, current.row.connection_id, merged, wall_ms())
+
+        self._writer.run(job)
+        return self.connection(space_id, destination_key, ref)
+
+    def disconnect(self, space_id: int, destination_key: str, ref: tuple[str, str, str]) -> None:
+        """Removes a connection with its queue and dead letters; nothing more is sent."""
+        current = self.connection(space_id, destination_key, ref)
+        self._writer.run(lambda conn: store.delete_connection(conn, current.row.connection_id))
+
+    def _status(self, conn: apsw.Connection, destination: DestinationRow, row: ConnectionRow) -> dict[str, Any]:
+        if destination.kind == "grpc_feed":
+            done, waiting = store.feed_counts(conn, row.connection_id, destination.feed_acked)
+            return {"pending": waiting, "delivered": done, "retrying": 0, "dead": 0, "lag_ms": 0}
+        counts = store.delivery_counts(conn, row.connection_id, wall_ms())
+        counts["delivered"] = row.delivered_count
+        return counts
+
+    # -- dead letters --------------------------------------------------------------------
+
+    def dead_letters(self, space_id: int, destination_key: str, ref: tuple[str, str, str] | None, after: int,
+                     limit: int) -> list[DeadLetterView]:
+        """Parked deliveries, the oldest first."""
+        conn = self._readers.get()
+        destination_id, connection_id = self._filters(conn, space_id, destination_key, ref)
+        comps = {c.computation_id: c for c in evaluation.computations(conn, space_id)}
+        views = []
+        for row in store.dead_letters(conn, space_id, destination_id, connection_id, after, limit):
+            delivery_id, key, cid, _pid, mid, record, attempts, error, first, dead, conn_id = row
+            options = store.connection_by_id(conn, conn_id)
+            calls = calls_for(_json(record), options.options if options else {})
+            payload = calls[0] if len(calls) == 1 else {"batch": calls}
+            views.append(DeadLetterView(delivery_id, key, comps[cid], _json(record)["profile"], mid, payload,
+                                        attempts, error, first, dead))
+        return views
+
+    def _filters(self, conn: apsw.Connection, space_id: int, destination_key: str, ref: tuple[str, str, str] | None
+                 ) -> tuple[int | None, int | None]:
+        destination = self._destination(conn, space_id, destination_key) if destination_key else None
+        if ref is None:
+            return (destination.destination_id if destination else None), None
+        comp = self._computation(conn, space_id, *ref)
+        if destination is None:
+            raise configs.invalid("destination_key", "`destination_key` is required with `computation`")
+        row = store.connection(conn, destination.destination_id, comp.computation_id)
+        return destination.destination_id, (row.connection_id if row else -1)
+
+    def redrive(self, space_id: int, destination_key: str, ref: tuple[str, str, str] | None, ids: list[int]) -> int:
+        """Puts parked deliveries back in the queue; unknown ids refuse the whole request."""
+        if not destination_key:
+            raise configs.invalid("destination_key", "`destination_key` is required", "KEY_REQUIRED")
+        parked = {v.delivery_id for v in self.dead_letters(space_id, destination_key, ref, 0, 1_000_000)}
+        missing = [i for i in ids if i not in parked]
+        if missing:
+            raise NotFound(f"dead letter ids not found for {destination_key!r}: {missing}",
+                           reason="DEAD_LETTER_NOT_FOUND")
+        count = self._writer.run(lambda conn: store.redrive(conn, ids or sorted(parked)))
+        self.wake()
+        return count
+
+
+    # -- export --------------------------------------------------------------------------
+
+    def export(self, space_id: int, collection: str, key: str, id_types: list[str], traits: list[str],
+               selection: str) -> Iterator[tuple[bytes, int]]:
+        """An audience's members as CSV chunks, all read from one snapshot."""
+        if not key:
+            raise configs.invalid("key", "`key` is required", "KEY_REQUIRED")
+        self._computation(self._readers.get(), space_id, "audience", collection, key)
+        with self._readers.snapshot() as conn:
+            comp = self._computation(conn, space_id, "audience", collection, key)
+            yield from csv_chunks(conn, comp, id_types, traits, selection)
+
+
+def connection_order(view: ConnectionView) -> tuple[str, str, str, str]:
+    """Lists order connections by destination key, then computation."""
+    comp = view.computation
+    return view.destination.key, comp.collection, comp.kind, comp.key
+
+
+def _json(text: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded

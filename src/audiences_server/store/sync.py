@@ -1,0 +1,485 @@
+"""What sync reads and writes: destinations, connections, delivery queues, the feed, dead letters."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import apsw
+
+from audiences_server.store.db import scalar
+
+
+@dataclass(frozen=True)
+class DestinationRow:
+    """A stored destination; `config` and `policy` hold secrets and must not be echoed as stored."""
+
+    destination_id: int
+    space_id: int
+    key: str
+    public_id: str
+    name: str
+    kind: str
+    enabled: bool
+    config: dict[str, Any]
+    policy: dict[str, Any]
+    feed_acked: int
+    created_ms: int
+    updated_ms: int
+
+
+@dataclass(frozen=True)
+class ConnectionRow:
+    """A stored connection, with what it needs to know of its computation."""
+
+    connection_id: int
+    destination_id: int
+    computation_id: int
+    options: dict[str, Any]
+    phase: str
+    cursor: int
+    snapshot_after: int
+    delivered_count: int
+    last_error: str
+    last_error_ms: int | None
+    last_delivery_ms: int | None
+    written_cursor: int
+    written_ms: int
+    created_ms: int
+    updated_ms: int
+
+
+_DESTINATION = (
+    "destination_id, space_id, key, public_id, name, kind, enabled, config, policy, feed_acked, created_ms, updated_ms"
+)
+_CONNECTION = (
+    "connection_id, destination_id, computation_id, options, phase, cursor, snapshot_after, delivered_count,"
+    " last_error, last_error_ms, last_delivery_ms, written_cursor, written_ms, created_ms, updated_ms"
+)
+
+
+def _destination(row: Sequence[Any]) -> DestinationRow:
+    values = list(row)
+    values[6] = bool(values[6])
+    values[7], values[8] = json.loads(values[7]), json.loads(values[8])
+    return DestinationRow(*values)
+
+
+def _connection(row: Sequence[Any]) -> ConnectionRow:
+    values = list(row)
+    values[3] = json.loads(values[3])
+    return ConnectionRow(*values)
+
+
+# -- destinations -----------------------------------------------------------------------------
+
+
+def destination(conn: apsw.Connection, space_id: int, key: str) -> DestinationRow | None:
+    """One destination by key."""
+    row = conn.execute(
+        f"SELECT {_DESTINATION} FROM destinations WHERE space_id = ? AND key = ?", (space_id, key)
+    ).fetchone()
+    return _destination(row) if row else None
+
+
+def destination_by_id(conn: apsw.Connection, destination_id: int) -> DestinationRow | None:
+    """One destination by id."""
+    row = conn.execute(
+        f"SELECT {_DESTINATION} FROM destinations WHERE destination_id = ?", (destination_id,)
+    ).fetchone()
+    return _destination(row) if row else None
+
+
+def destinations(conn: apsw.Connection, space_id: int, after_key: str, limit: int) -> list[DestinationRow]:
+    """A space's destinations after a key, by key."""
+    return [
+        _destination(r)
+        for r in conn.execute(
+            f"SELECT {_DESTINATION} FROM destinations WHERE space_id = ? AND key > ? ORDER BY key LIMIT ?",
+            (space_id, after_key, limit),
+        )
+    ]
+
+
+def all_destinations(conn: apsw.Connection) -> list[DestinationRow]:
+    """Every destination of every space (for the delivery workers)."""
+    return [_destination(r) for r in conn.execute(f"SELECT {_DESTINATION} FROM destinations ORDER BY destination_id")]
+
+
+def insert_destination(
+    conn: apsw.Connection, space_id: int, key: str, public_id: str, name: str, kind: str, enabled: bool,
+    config: dict[str, Any], policy: dict[str, Any], now_ms: int,
+) -> None:
+    """Stores a new destination; the caller checks the key is free."""
+    conn.execute(
+        "INSERT INTO destinations (space_id, key, public_id, name, kind, enabled, config, policy, created_ms,"
+        " updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (space_id, key, public_id, name, kind, int(enabled), json.dumps(config), json.dumps(policy), now_ms, now_ms),
+    )
+
+
+def update_destination(conn: apsw.Connection, row: DestinationRow, now_ms: int) -> None:
+    """Stores a destination's editable fields."""
+    conn.execute(
+        "UPDATE destinations SET name = ?, enabled = ?, config = ?, policy = ?, updated_ms = ?"
+        " WHERE destination_id = ?",
+        (row.name, int(row.enabled), json.dumps(row.config), json.dumps(row.policy), now_ms, row.destination_id),
+    )
+
+
+def delete_destination(conn: apsw.Connection, destination_id: int) -> None:
+    """Removes a destination with its connections, queues and feed."""
+    for (connection_id,) in list(
+        conn.execute("SELECT connection_id FROM connections WHERE destination_id = ?", (destination_id,))
+    ):
+        delete_connection(conn, connection_id)
+    conn.execute("DELETE FROM destinations WHERE destination_id = ?", (destination_id,))
+
+
+def ack_feed(conn: apsw.Connection, destination_id: int, record_id: int) -> None:
+    """Records that a consumer read the feed up to a record."""
+    conn.execute(
+        "UPDATE destinations SET feed_acked = max(feed_acked, ?) WHERE destination_id = ?", (record_id, destination_id)
+    )
+
+
+# -- connections ------------------------------------------------------------------------------
+
+
+def connection(conn: apsw.Connection, destination_id: int, computation_id: int) -> ConnectionRow | None:
+    """One connection."""
+    row = conn.execute(
+        f"SELECT {_CONNECTION} FROM connections WHERE destination_id = ? AND computation_id = ?",
+        (destination_id, computation_id),
+    ).fetchone()
+    return _connection(row) if row else None
+
+
+def connection_by_id(conn: apsw.Connection, connection_id: int) -> ConnectionRow | None:
+    """One connection by id."""
+    row = conn.execute(f"SELECT {_CONNECTION} FROM connections WHERE connection_id = ?", (connection_id,)).fetchone()
+    return _connection(row) if row else None
+
+
+def connections_of(conn: apsw.Connection, destination_id: int) -> list[ConnectionRow]:
+    """A destination's connections, oldest first."""
+    return [
+        _connection(r)
+        for r in conn.execute(
+            f"SELECT {_CONNECTION} FROM connections WHERE destination_id = ? ORDER BY connection_id", (destination_id,)
+        )
+    ]
+
+
+def connections_of_space(conn: apsw.Connection, space_id: int) -> list[tuple[str, ConnectionRow]]:
+    """A space's connections with their destination keys."""
+    return [
+        (r[0], _connection(r[1:]))
+        for r in conn.execute(
+            f"SELECT d.key, {', '.join('c.' + c.strip() for c in _CONNECTION.split(','))}"
+            " FROM connections c JOIN destinations d USING (destination_id) WHERE d.space_id = ?",
+            (space_id,),
+        )
+    ]
+
+
+def insert_connection(
+    conn: apsw.Connection, destination_id: int, computation_id: int, options: dict[str, Any], now_ms: int
+) -> None:
+    """Stores a new connection, reading the outbox from now on and snapshotting current values."""
+    cursor = int(scalar(conn, "SELECT coalesce(max(change_id), 0) FROM changes"))
+    conn.execute(
+        "INSERT INTO connections (destination_id, computation_id, options, phase, cursor, created_ms, updated_ms)"
+        " VALUES (?, ?, ?, 'INITIAL_SYNC', ?, ?, ?)",
+        (destination_id, computation_id, json.dumps(options), cursor, now_ms, now_ms),
+    )
+
+
+def update_connection_options(conn: apsw.Connection, connection_id: int, options: dict[str, Any], now_ms: int) -> None:
+    """Stores what a connection sends."""
+    conn.execute(
+        "UPDATE connections SET options = ?, updated_ms = ? WHERE connection_id = ?",
+        (json.dumps(options), now_ms, connection_id),
+    )
+
+
+def delete_connection(conn: apsw.Connection, connection_id: int) -> None:
+    """Removes a connection with its queue, dead letters and feed records."""
+    conn.execute("DELETE FROM deliveries WHERE connection_id = ?", (connection_id,))
+    conn.execute("DELETE FROM feed_records WHERE connection_id = ?", (connection_id,))
+    conn.execute("DELETE FROM connections WHERE connection_id = ?", (connection_id,))
+
+
+def advance_connection(conn: apsw.Connection, connection_id: int, cursor: int, snapshot_after: int, live: bool) -> None:
+    """Moves a connection's outbox cursor and snapshot position."""
+    conn.execute(
+        "UPDATE connections SET cursor = ?, snapshot_after = ?,"
+        " phase = CASE WHEN ? THEN 'LIVE' ELSE phase END WHERE connection_id = ?",
+        (cursor, snapshot_after, int(live), connection_id),
+    )
+
+
+def mark_written(conn: apsw.Connection, connection_id: int, cursor: int, now_ms: int) -> None:
+    """Records that a CSV connection's file reflects the outbox up to `cursor`."""
+    conn.execute(
+        "UPDATE connections SET written_cursor = ?, written_ms = ?, phase = 'LIVE', last_delivery_ms = ?"
+        " WHERE connection_id = ?",
+        (cursor, now_ms, now_ms, connection_id),
+    )
+
+
+# -- the outbox and current values ------------------------------------------------------------
+
+
+def changes_after(
+    conn: apsw.Connection, computation_id: int, after: int, upto: int, limit: int
+) -> list[tuple[int, int, str, str | None, str | None, int]]:
+    """A computation's change records in (after, upto], oldest first."""
+    return [
+        (int(r[0]), int(r[1]), r[2], r[3], r[4], int(r[5]))
+        for r in conn.execute(
+            "SELECT change_id, profile_id, change, old_value, new_value, at_ms FROM changes"
+            " WHERE computation_id = ? AND change_id > ? AND change_id <= ? ORDER BY change_id LIMIT ?",
+            (computation_id, after, upto, limit),
+        )
+    ]
+
+
+def latest_change(conn: apsw.Connection) -> int:
+    """The newest change record's id, 0 if none."""
+    return int(scalar(conn, "SELECT coalesce(max(change_id), 0) FROM changes"))
+
+
+def latest_change_of(conn: apsw.Connection, computation_id: int) -> int:
+    """The newest change record of one computation, 0 if none."""
+    return int(scalar(conn, "SELECT coalesce(max(change_id), 0) FROM changes WHERE computation_id = ?",
+                      (computation_id,)))
+
+
+def current_values(
+    conn: apsw.Connection, computation_id: int, audience: bool, after: int, limit: int
+) -> list[tuple[int, str, int]]:
+    """Members (or profiles with a value) after a profile id: id, value, since when."""
+    sql = "SELECT profile_id, value, updated_ms FROM computed_values WHERE computation_id = ? AND profile_id > ?"
+    if audience:
+        sql += " AND value = 'true'"
+    sql += " ORDER BY profile_id LIMIT ?"
+    return [(int(p), v, int(t)) for p, v, t in conn.execute(sql, (computation_id, after, limit))]
+
+
+def identifiers(conn: apsw.Connection, profile_ids: Sequence[int]) -> dict[int, tuple[str, list[list[str]]]]:
+    """Per profile: its public id and identifiers, oldest first."""
+    found: dict[int, tuple[str, list[list[str]]]] = {}
+    ids = json.dumps(list(profile_ids))
+    for pid, public in conn.execute(
+        "SELECT profile_id, public_id FROM profiles WHERE profile_id IN (SELECT value FROM json_each(?))", (ids,)
+    ):
+        found[int(pid)] = (public, [])
+    for pid, id_type, value in conn.execute(
+        "SELECT profile_id, id_type, id_value FROM identifiers WHERE profile_id IN (SELECT value FROM json_each(?))"
+        " ORDER BY profile_id, seq, added_ms",
+        (ids,),
+    ):
+        found[int(pid)][1].append([id_type, value])
+    return found
+
+
+def linked_users(conn: apsw.Connection, account_ids: Sequence[int]) -> dict[int, list[int]]:
+    """Per account, its users."""
+    found: dict[int, list[int]] = {}
+    for account, user in conn.execute(
+        "SELECT account_id, user_id FROM links WHERE account_id IN (SELECT value FROM json_each(?))"
+        " ORDER BY account_id, user_id",
+        (json.dumps(list(account_ids)),),
+    ):
+        found.setdefault(int(account), []).append(int(user))
+    return found
+
+
+def space_name(conn: apsw.Connection, space_id: int) -> str:
+    """A space's name."""
+    return str(scalar(conn, "SELECT name FROM spaces WHERE space_id = ?", (space_id,)))
+
+
+# -- queues -----------------------------------------------------------------------------------
+
+
+def insert_items(
+    conn: apsw.Connection, table: str, connection: ConnectionRow, items: list[tuple[int, str, dict[str, Any]]],
+    now_ms: int,
+) -> None:
+    """Queues records (profile, message id, record) for a connection's destination."""
+    if table == "deliveries":
+        conn.executemany(
+            "INSERT INTO deliveries (connection_id, destination_id, profile_id, message_id, record, state, next_ms,"
+            " created_ms) VALUES (?, ?, ?, ?, ?, 'pending', 0, ?)",
+            [(connection.connection_id, connection.destination_id, p, m, json.dumps(r), now_ms) for p, m, r in items],
+        )
+    else:
+        conn.executemany(
+            "INSERT INTO feed_records (connection_id, destination_id, profile_id, message_id, record, created_ms)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            [(connection.connection_id, connection.destination_id, p, m, json.dumps(r), now_ms) for p, m, r in items],
+        )
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A queued delivery."""
+
+    delivery_id: int
+    connection_id: int
+    profile_id: int
+    message_id: str
+    record: dict[str, Any]
+    attempts: int
+    first_attempt_ms: int | None
+    created_ms: int
+
+
+def due_heads(conn: apsw.Connection, destination_id: int, now_ms: int, limit: int) -> list[Delivery]:
+    """Due deliveries that are first in their profile's queue, oldest first.
+
+    A delivery waits while an older one of the same connection and profile is queued, retrying
+    or parked: that is what keeps each profile's changes in order.
+    """
+    return [
+        Delivery(int(r[0]), int(r[1]), int(r[2]), r[3], json.loads(r[4]), int(r[5]), r[6], int(r[7]))
+        for r in conn.execute(
+            "SELECT d.delivery_id, d.connection_id, d.profile_id, d.message_id, d.record, d.attempts,"
+            " d.first_attempt_ms, d.created_ms FROM deliveries d WHERE d.destination_id = ? AND d.state != 'dead'"
+            " AND d.next_ms <= ? AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.connection_id = d.connection_id"
+            " AND e.profile_id = d.profile_id AND e.delivery_id < d.delivery_id)"
+            " ORDER BY d.delivery_id LIMIT ?",
+            (destination_id, now_ms, limit),
+        )
+    ]
+
+
+def next_due_ms(conn: apsw.Connection, destination_id: int) -> int | None:
+    """When the destination's next queued delivery may be attempted."""
+    row = conn.execute(
+        "SELECT min(next_ms) FROM deliveries WHERE destination_id = ? AND state != 'dead'", (destination_id,)
+    ).fetchone()
+    return None if row is None or row[0] is None else int(row[0])
+
+
+def delivered(conn: apsw.Connection, deliveries: Sequence[Delivery], now_ms: int) -> None:
+    """Removes delivered deliveries and counts them on their connections."""
+    conn.executemany("DELETE FROM deliveries WHERE delivery_id = ?", [(d.delivery_id,) for d in deliveries])
+    counts: dict[int, int] = {}
+    for d in deliveries:
+        counts[d.connection_id] = counts.get(d.connection_id, 0) + 1
+    conn.executemany(
+        "UPDATE connections SET delivered_count = delivered_count + ?, last_delivery_ms = ? WHERE connection_id = ?",
+        [(n, now_ms, c) for c, n in counts.items()],
+    )
+
+
+def failed(
+    conn: apsw.Connection, delivery: Delivery, error: str, now_ms: int, next_ms: int | None
+) -> None:
+    """Records a failed attempt: retried at `next_ms`, or parked when that is None."""
+    state = "dead" if next_ms is None else "retrying"
+    conn.execute(
+        "UPDATE deliveries SET state = ?, attempts = attempts + 1, next_ms = ?, last_error = ?,"
+        " first_attempt_ms = coalesce(first_attempt_ms, ?), dead_ms = ? WHERE delivery_id = ?",
+        (state, next_ms or 0, error, now_ms, now_ms if next_ms is None else None, delivery.delivery_id),
+    )
+    conn.execute(
+        "UPDATE connections SET last_error = ?, last_error_ms = ? WHERE connection_id = ?",
+        (error, now_ms, delivery.connection_id),
+    )
+
+
+def delivery_counts(conn: apsw.Connection, connection_id: int, now_ms: int) -> dict[str, int]:
+    """A connection's queue by state, and the creation time of its oldest live delivery."""
+    out = {"pending": 0, "retrying": 0, "dead": 0}
+    for state, count in conn.execute(
+        "SELECT state, count(*) FROM deliveries WHERE connection_id = ? GROUP BY state", (connection_id,)
+    ):
+        out[state] = int(count)
+    oldest = scalar(
+        conn, "SELECT min(created_ms) FROM deliveries WHERE connection_id = ? AND state != 'dead'", (connection_id,)
+    )
+    out["lag_ms"] = 0 if oldest is None else max(0, now_ms - int(oldest))
+    return out
+
+
+def feed_counts(conn: apsw.Connection, connection_id: int, acked: int) -> tuple[int, int]:
+    """A feed connection's records acknowledged and not yet acknowledged."""
+    done = int(scalar(conn, "SELECT count(*) FROM feed_records WHERE connection_id = ? AND record_id <= ?",
+                      (connection_id, acked)))
+    waiting = int(scalar(conn, "SELECT count(*) FROM feed_records WHERE connection_id = ? AND record_id > ?",
+                         (connection_id, acked)))
+    return done, waiting
+
+
+# -- dead letters -----------------------------------------------------------------------------
+
+
+def dead_letters(
+    conn: apsw.Connection, space_id: int, destination_id: int | None, connection_id: int | None, after: int,
+    limit: int,
+) -> list[tuple[Any, ...]]:
+    """Parked deliveries, the oldest parked first (by id within the same time)."""
+    sql = (
+        "SELECT l.delivery_id, d.key, c.computation_id, l.profile_id, l.message_id, l.record, l.attempts,"
+        " l.last_error, l.first_attempt_ms, l.dead_ms, l.connection_id FROM deliveries l"
+        " JOIN connections c USING (connection_id) JOIN destinations d ON d.destination_id = l.destination_id"
+        " WHERE d.space_id = ? AND l.state = 'dead' AND l.delivery_id > ?"
+    )
+    params: list[Any] = [space_id, after]
+    if destination_id is not None:
+        sql += " AND l.destination_id = ?"
+        params.append(destination_id)
+    if connection_id is not None:
+        sql += " AND l.connection_id = ?"
+        params.append(connection_id)
+    sql += " ORDER BY l.delivery_id LIMIT ?"
+    params.append(limit)
+    return list(conn.execute(sql, params))
+
+
+def redrive(conn: apsw.Connection, delivery_ids: Sequence[int]) -> int:
+    """Puts parked deliveries back in the queue with a fresh count of attempts."""
+    conn.executemany(
+        "UPDATE deliveries SET state = 'pending', attempts = 0, next_ms = 0, dead_ms = NULL,"
+        " first_attempt_ms = NULL WHERE delivery_id = ? AND state = 'dead'",
+        [(i,) for i in delivery_ids],
+    )
+    return int(conn.changes())
+
+
+# -- the feed ---------------------------------------------------------------------------------
+
+
+def feed_after(conn: apsw.Connection, destination_id: int, after: int, limit: int) -> list[tuple[Any, ...]]:
+    """Feed records after a record id: id, computation id, profile id, message id, record."""
+    return list(
+        conn.execute(
+            "SELECT f.record_id, c.computation_id, f.profile_id, f.message_id, f.record FROM feed_records f"
+            " JOIN connections c USING (connection_id) WHERE f.destination_id = ? AND f.record_id > ?"
+            " ORDER BY f.record_id LIMIT ?",
+            (destination_id, after, limit),
+        )
+    )
+
+
+def feed_latest(conn: apsw.Connection, destination_id: int) -> int:
+    """The feed's newest record id, 0 if none."""
+    return int(scalar(conn, "SELECT coalesce(max(record_id), 0) FROM feed_records WHERE destination_id = ?",
+                      (destination_id,)))
+
+
+def feed_oldest(conn: apsw.Connection, destination_id: int) -> int:
+    """The feed's oldest kept record id, 0 if none."""
+    return int(scalar(conn, "SELECT coalesce(min(record_id), 0) FROM feed_records WHERE destination_id = ?",
+                      (destination_id,)))
+
+
+def prune_feed(conn: apsw.Connection, destination_id: int, before_ms: int) -> None:
+    """Forgets feed records older than the retention."""
+    conn.execute("DELETE FROM feed_records WHERE destination_id = ? AND created_ms < ?", (destination_id, before_ms))

@@ -1,0 +1,1 @@
+"""Sync: destinations, delivery, the change feed and CSV export."""

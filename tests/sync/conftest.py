@@ -1,0 +1,184 @@
+"""A local HTTP receiver that can be told to fail, and a manual-clock server shared by the sync tests."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from audiences.v1 import common_pb2, sync_pb2
+from google.protobuf import duration_pb2
+
+from tests.conftest import Running, bearer, start
+from tests.evaluator.conftest import T0, Space, new_space
+
+SECRET = "s3cret"
+
+
+@dataclass
+class Request:
+    """One request the receiver answered with 2xx."""
+
+    path: str
+    headers: dict[str, str]
+    body: Any
+    raw: bytes
+
+
+@dataclass
+class Receiver:
+    """An HTTP server on 127.0.0.1 that records what it accepts and fails on demand.
+
+    `failures` is a queue of scripted answers, used one per request before any 2xx:
+    an int status, ("sleep", seconds) to outlast the client's timeout, or ("429", seconds).
+    """
+
+    port: int = 0
+    accepted: list[Request] = field(default_factory=list)
+    failures: list[Any] = field(default_factory=list)
+    attempts: int = 0
+    fail_when: Callable[[Any], int | None] | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    _server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                raw = self.rfile.read(int(self.headers["Content-Length"]))
+                status, wait = receiver._answer(json.loads(raw))
+                if wait:
+                    time.sleep(wait)
+                self.send_response(status)
+                if status == 429:
+                    self.send_header("Retry-After", "0.3")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                if status < 300:
+                    with receiver.lock:
+                        receiver.accepted.append(Request(self.path, dict(self.headers), json.loads(raw), raw))
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server.daemon_threads = True
+        self.port = self._server.server_address[1]
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def _answer(self, body: Any) -> tuple[int, float]:
+        with self.lock:
+            self.attempts += 1
+            scripted = self.failures.pop(0) if self.failures else None
+        if scripted is None and self.fail_when is not None:
+            scripted = self.fail_when(body)
+        if scripted is None:
+            return 200, 0
+        if isinstance(scripted, tuple) and scripted[0] == "sleep":
+            return 200, scripted[1]
+        return int(scripted), 0
+
+    def stop(self) -> None:
+        """Stops listening: connections are refused until `start` again (same port)."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    def calls(self) -> list[dict[str, Any]]:
+        """Every call accepted, in arrival order (batches flattened)."""
+        with self.lock:
+            bodies = [r.body for r in self.accepted]
+        return [c for b in bodies for c in (b.get("batch", [b]))]
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A receiver that accepts everything until told otherwise."""
+    r = Receiver()
+    r.start()
+    yield r
+    r.stop()
+
+
+@pytest.fixture(scope="package")
+def sync_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    """One manual-clock server for the sync tests (deliveries run on the wall clock)."""
+    running = start(Path(tmp_path_factory.mktemp("sync")) / "audiences.db", manual_clock=True)
+    running.server.engine.clock.set(T0)
+    yield running
+    running.channel.close()
+    running.server.stop(grace=1)
+
+
+@pytest.fixture
+def space(sync_server: Running) -> Space:
+    """A fresh space on the shared server."""
+    return new_space(sync_server)
+
+
+def ms(value: int) -> duration_pb2.Duration:
+    out = duration_pb2.Duration()
+    out.FromMilliseconds(value)
+    return out
+
+
+FAST = sync_pb2.DeliveryPolicy(max_attempts=6, initial_backoff=ms(20), max_backoff=ms(200),
+                               request_timeout=ms(400))
+
+
+def admin(space: Space) -> tuple[tuple[str, str], ...]:
+    return bearer(space.tokens["admin"])
+
+
+def ref(key: str, kind: str = "audience", collection: str = "users") -> common_pb2.ComputationRef:
+    kinds = {"audience": common_pb2.COMPUTATION_KIND_AUDIENCE,
+             "computed_trait": common_pb2.COMPUTATION_KIND_COMPUTED_TRAIT}
+    collections = {"users": common_pb2.COLLECTION_USERS, "accounts": common_pb2.COLLECTION_ACCOUNTS}
+    return common_pb2.ComputationRef(kind=kinds[kind], collection=collections[collection], key=key)
+
+
+def webhook(space: Space, key: str, url: str, *, style: int = sync_pb2.WEBHOOK_PAYLOAD_STYLE_EVENT,
+            policy: sync_pb2.DeliveryPolicy = FAST, **extra: Any) -> sync_pb2.Destination:
+    """Creates a webhook destination signed with SECRET."""
+    config = sync_pb2.WebhookConfig(url=url, hmac_secret=SECRET, payload_style=style, headers={"X-Team": "growth"},
+                                    **extra)
+    message = sync_pb2.Destination(key=key, webhook=config, delivery_policy=policy)
+    return space.running.sync.CreateDestination(sync_pb2.CreateDestinationRequest(destination=message),
+                                                metadata=admin(space)).destination
+
+
+def connect(space: Space, destination: str, key: str, kind: str = "audience", collection: str = "users",
+            **options: Any) -> sync_pb2.Connection:
+    connection = sync_pb2.Connection(destination_key=destination, computation=ref(key, kind, collection), **options)
+    return space.running.sync.ConnectDestination(sync_pb2.ConnectDestinationRequest(connection=connection),
+                                                 metadata=admin(space)).connection
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 10, what: str = "condition") -> Any:
+    """Polls until the condition holds; fails the test after the timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def verify_signature(request: Request) -> bool:
+    """What a receiver does: recompute the HMAC over the raw body (the JSON as sent)."""
+    expected = "sha256=" + hmac.new(SECRET.encode(), request.raw, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(request.headers.get("X-Audiences-Signature", ""), expected)

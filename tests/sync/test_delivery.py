@@ -1,0 +1,114 @@
+"""Webhook delivery: first sync then deltas, identify / track / list payloads, identifiers."""
+
+from __future__ import annotations
+
+from audiences.v1 import sync_pb2
+
+from tests.evaluator.conftest import Space
+from tests.sync.conftest import Receiver, connect, verify_signature, wait_for, webhook
+
+
+def _members(space: Space, *users: str, plan: str = "pro") -> None:
+    space.send(*({"type": "identify", "userId": u, "traits": {"plan": plan, "email": f"{u}@x.io"}} for u in users))
+
+
+def test_first_sync_then_deltas_as_identify(space: Space, receiver: Receiver) -> None:
+    """Connecting sends every current member once (identify `{key: true}`), then only changes;
+    every request is signed, carries the configured header and `context.personas`."""
+    _members(space, "u1", "u2")
+    space.send({"type": "identify", "userId": "u3", "traits": {"plan": "free"}})
+    space.define("pro", "trait('plan') = 'pro'")
+    space.tick()
+    webhook(space, "hook", receiver.url)
+    connect(space, "hook", "pro", send_identify=True)
+    first = wait_for(lambda: len(receiver.calls()) >= 2 and receiver.calls(), what="initial sync")
+    assert {c["userId"]: c["traits"] for c in first} == {"u1": {"pro": True}, "u2": {"pro": True}}
+    _members(space, "u3")
+    space.send({"type": "identify", "userId": "u1", "traits": {"plan": "free"}})
+    space.tick()
+    calls = wait_for(lambda: len(receiver.calls()) >= 4 and receiver.calls(), what="deltas")
+    assert [(c["userId"], c["traits"]["pro"]) for c in calls[2:]] in (
+        [("u3", True), ("u1", False)], [("u1", False), ("u3", True)])
+    assert all(verify_signature(r) and r.headers["X-Team"] == "growth" for r in receiver.accepted)
+    personas = calls[0]["context"]["personas"]
+    assert personas["computation_key"] == "pro"
+    assert personas["computation_class"] == "audience"
+    assert personas["computation_id"].startswith("aud_")
+    assert personas["space_id"]
+    assert len({c["messageId"] for c in calls}) == 4
+
+
+def test_track_entered_then_exited(space: Space, receiver: Receiver) -> None:
+    """Track mode sends `Audience Entered` then `Audience Exited` with `{audience_key, <key>}`;
+    the exit carries every identifier even when the connection sends only the last one."""
+    space.define("pro", "trait('plan') = 'pro'")
+    webhook(space, "hook", receiver.url)
+    connect(space, "hook", "pro", send_track=True, identifier_selection=sync_pb2.IDENTIFIER_SELECTION_LAST_ADDED)
+    space.tick()
+    _members(space, "u1")
+    space.send({"type": "identify", "userId": "u1", "traits": {"email": "second@x.io"}})
+    space.tick()
+    entered = wait_for(receiver.calls, what="entered")[0]
+    assert entered["event"] == "Audience Entered"
+    assert entered["properties"] == {"audience_key": "pro", "pro": True}
+    emails = [e["id"] for e in entered["context"]["externalIds"] if e["type"] == "email"]
+    assert emails == ["second@x.io"]
+    space.send({"type": "identify", "userId": "u1", "traits": {"plan": "free"}})
+    space.tick()
+    exited = wait_for(lambda: len(receiver.calls()) > 1 and receiver.calls()[1], what="exited")
+    assert exited["event"] == "Audience Exited"
+    assert exited["properties"] == {"audience_key": "pro", "pro": False}
+    ids = {(e["type"], e["id"]) for e in exited["context"]["externalIds"]}
+    assert {("email", "u1@x.io"), ("email", "second@x.io"), ("user_id", "u1")} <= ids
+
+
+def test_identifier_fan_out(space: Space, receiver: Receiver) -> None:
+    """With ALL, a payload carries every value of every chosen type; FIRST_ADDED keeps the oldest."""
+    space.define("pro", "trait('plan') = 'pro'")
+    space.send({"type": "identify", "userId": "u1", "traits": {"plan": "pro", "email": "a@x.io"}},
+               {"type": "identify", "userId": "u1", "traits": {"email": "b@x.io"}})
+    space.tick()
+    other = Receiver()
+    other.start()
+    try:
+        webhook(space, "all", receiver.url)
+        webhook(space, "first", other.url)
+        connect(space, "all", "pro", send_identify=True, external_id_types=["email"])
+        connect(space, "first", "pro", send_identify=True,
+                identifier_selection=sync_pb2.IDENTIFIER_SELECTION_FIRST_ADDED)
+        every = wait_for(receiver.calls, what="all")[0]["context"]["externalIds"]
+        first = wait_for(other.calls, what="first")[0]["context"]["externalIds"]
+    finally:
+        other.stop()
+    assert [(e["type"], e["id"]) for e in every] == [("email", "a@x.io"), ("email", "b@x.io")]
+    assert sorted((e["type"], e["id"]) for e in first) == [("email", "a@x.io"), ("user_id", "u1")]
+
+
+def test_list_style_batches(space: Space, receiver: Receiver) -> None:
+    """LIST style POSTs `{"batch": [...]}` of at most `batch_size` calls, and every call arrives."""
+    _members(space, *(f"u{i}" for i in range(7)))
+    space.define("pro", "trait('plan') = 'pro'")
+    space.tick()
+    webhook(space, "hook", receiver.url, style=sync_pb2.WEBHOOK_PAYLOAD_STYLE_LIST, batch_size=3)
+    connect(space, "hook", "pro", send_identify=True, send_track=False)
+    calls = wait_for(lambda: len(receiver.calls()) >= 7 and receiver.calls(), what="batches")
+    assert sorted(c["userId"] for c in calls) == [f"u{i}" for i in range(7)]
+    assert all(len(r.body["batch"]) <= 3 for r in receiver.accepted)
+    assert len(receiver.accepted) >= 3
+
+
+def test_computed_trait_as_track(space: Space, receiver: Receiver) -> None:
+    """A computed trait sends `Trait Computed` with `{trait_key, <key>}` on every value change."""
+    space.define("orders", "event('Order').count()", kind="computed_trait")
+    space.send({"type": "track", "userId": "u1", "event": "Order"})
+    space.tick()
+    webhook(space, "hook", receiver.url)
+    connect(space, "hook", "orders", kind="computed_trait", send_track=True, send_identify=True)
+    wait_for(lambda: len(receiver.calls()) >= 2, what="snapshot")
+    space.send({"type": "track", "userId": "u1", "event": "Order"})
+    space.tick()
+    calls = wait_for(lambda: len(receiver.calls()) >= 4 and receiver.calls(), what="change")
+    tracks = [c for c in calls if c["type"] == "track"]
+    assert [t["properties"] for t in tracks] == [{"trait_key": "orders", "orders": 1},
+                                                 {"trait_key": "orders", "orders": 2}]
+    assert [c["traits"] for c in calls if c["type"] == "identify"] == [{"orders": 1}, {"orders": 2}]

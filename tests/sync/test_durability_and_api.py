@@ -1,0 +1,162 @@
+"""Delivery survives a kill -9; destinations and connections through the API; Segment and CSV kinds."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import grpc
+import pytest
+from audiences.v1 import admin_pb2, admin_pb2_grpc, ingest_pb2, ingest_pb2_grpc, sync_pb2, sync_pb2_grpc
+from google.protobuf import field_mask_pb2
+
+from audiences_server.testing import ServerProcess
+from tests.conftest import bearer, error_reason
+from tests.evaluator.conftest import Space
+from tests.sync.conftest import FAST, Receiver, admin, connect, ref, wait_for, webhook
+
+
+def test_kill_9_mid_delivery_loses_nothing(tmp_path: Path, receiver: Receiver) -> None:
+    """After a kill -9 in the middle of delivering, a restart delivers every change that was
+    committed: each user's calls arrive in order, and a repeat carries the same messageId."""
+    server = ServerProcess(tmp_path / "audiences.db")
+    channel = grpc.insecure_channel(server.address)
+    admin_meta, write = bearer(server.tokens["admin"]), bearer(server.tokens["write"])
+    admin_pb2_grpc.AudienceAdminServiceStub(channel).CreateAudience(admin_pb2.CreateAudienceRequest(
+        audience=admin_pb2.Audience(key="pro", collection=1, definition="trait('plan') = 'pro'")), metadata=admin_meta)
+    sync = sync_pb2_grpc.SyncServiceStub(channel)
+    sync.CreateDestination(sync_pb2.CreateDestinationRequest(destination=sync_pb2.Destination(
+        key="hook", webhook=sync_pb2.WebhookConfig(url=receiver.url), delivery_policy=FAST)), metadata=admin_meta)
+    sync.ConnectDestination(sync_pb2.ConnectDestinationRequest(connection=sync_pb2.Connection(
+        destination_key="hook", computation=ref("pro"), send_identify=True)), metadata=admin_meta)
+    receiver.fail_when = lambda body: None
+    receiver.failures = [("sleep", 0.05)] * 10_000  # slow receiver: the kill lands mid-delivery
+    body = json.dumps({"batch": [{"type": "identify", "userId": f"u{i}", "traits": {"plan": "pro"}}
+                                 for i in range(200)]}).encode()
+    ingest_pb2_grpc.IngestServiceStub(channel).BatchJson(ingest_pb2.BatchJsonRequest(body=body), metadata=write)
+    wait_for(lambda: len(receiver.calls()) >= 20, what="delivery under way")
+    server.kill()
+    channel.close()
+    receiver.failures = []
+    assert len(receiver.calls()) < 200
+    restarted = ServerProcess(tmp_path / "audiences.db")
+    try:
+        wait_for(lambda: len({c["userId"] for c in receiver.calls()}) == 200, timeout=30, what="the rest")
+    finally:
+        restarted.stop()
+    by_message = defaultdict(set)
+    for call in receiver.calls():
+        by_message[call["messageId"]].add(call["userId"])
+    assert len(by_message) == 200
+    assert all(len(u) == 1 for u in by_message.values())
+
+
+def test_segment_destination_posts_batches_with_basic_auth(space: Space, receiver: Receiver) -> None:
+    """A Segment destination POSTs `<base_url>/batch` with the write key as the basic-auth user."""
+    space.send({"type": "identify", "userId": "u1", "traits": {"plan": "pro"}})
+    space.define("pro", "trait('plan') = 'pro'")
+    space.tick()
+    message = sync_pb2.Destination(key="seg", segment=sync_pb2.SegmentConfig(base_url=receiver.url + "/v1",
+                                                                              write_key="wk"))
+    created = space.running.sync.CreateDestination(sync_pb2.CreateDestinationRequest(destination=message),
+                                                   metadata=admin(space)).destination
+    assert created.segment.write_key == ""
+    assert created.id.startswith("dst_")
+    connect(space, "seg", "pro", send_track=True)
+    request = wait_for(lambda: receiver.accepted, timeout=5, what="a batch")[0]
+    assert request.path == "/v1/batch"
+    assert request.headers["Authorization"] == "Basic " + base64.b64encode(b"wk:").decode()
+    assert request.body["batch"][0]["event"] == "Audience Entered"
+    assert "sentAt" in request.body
+
+
+def test_csv_destination_writes_a_file(space: Space, tmp_path: Path) -> None:
+    """A CSV destination writes `<collection>_<key>.csv` with the members, replaced on change."""
+    space.send({"type": "identify", "userId": "u1", "traits": {"plan": "pro"}})
+    space.define("pro", "trait('plan') = 'pro'")
+    space.tick()
+    config = sync_pb2.CsvConfig(directory=str(tmp_path), external_id_types=["user_id"], include_traits=["plan"])
+    space.running.sync.CreateDestination(sync_pb2.CreateDestinationRequest(
+        destination=sync_pb2.Destination(key="files", csv=config)), metadata=admin(space))
+    connect(space, "files", "pro")
+    path = tmp_path / "users_pro.csv"
+    wait_for(path.exists, what="the file")
+    lines = path.read_text().splitlines()
+    assert lines[0] == "profile_id,user_id,plan"
+    assert lines[1].endswith(",u1,pro")
+
+
+def test_destination_and_connection_lifecycle(space: Space) -> None:
+    """Create, get, list, update by mask, connect, update a connection, disconnect, delete;
+    secrets are never read back; errors name their reason."""
+    meta, sync = admin(space), space.running.sync
+    space.define("pro", "trait('plan') = 'pro'")
+    created = webhook(space, "hook", "http://127.0.0.1:9/x")
+    assert created.webhook.hmac_secret == ""
+    assert created.webhook.hmac_secret_set
+    assert created.enabled
+    assert created.delivery_policy.max_attempts == 6
+    with pytest.raises(grpc.RpcError) as exists:
+        webhook(space, "hook", "http://127.0.0.1:9/x")
+    assert exists.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    update = sync_pb2.Destination(key="hook", name="Hook", webhook=sync_pb2.WebhookConfig(url="https://h.example/in"))
+    updated = sync.UpdateDestination(sync_pb2.UpdateDestinationRequest(
+        destination=update, update_mask=field_mask_pb2.FieldMask(paths=["name", "webhook.url"])),
+        metadata=meta).destination
+    assert (updated.name, updated.webhook.url, updated.webhook.hmac_secret_set) == ("Hook", "https://h.example/in",
+                                                                                    True)
+    with pytest.raises(grpc.RpcError) as other_kind:
+        sync.UpdateDestination(sync_pb2.UpdateDestinationRequest(
+            destination=update, update_mask=field_mask_pb2.FieldMask(paths=["segment.base_url"])), metadata=meta)
+    assert other_kind.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert [d.key for d in sync.ListDestinations(sync_pb2.ListDestinationsRequest(), metadata=meta).destinations] == [
+        "hook"]
+    with pytest.raises(grpc.RpcError) as no_send:
+        connect(space, "hook", "pro")
+    assert error_reason(no_send.value) == "CONNECTION_INVALID"
+    made = connect(space, "hook", "pro", send_identify=True)
+    assert made.phase in (sync_pb2.CONNECTION_PHASE_INITIAL_SYNC, sync_pb2.CONNECTION_PHASE_LIVE)
+    changed = sync.UpdateConnection(sync_pb2.UpdateConnectionRequest(
+        connection=sync_pb2.Connection(destination_key="hook", computation=ref("pro"), send_track=True),
+        update_mask=field_mask_pb2.FieldMask(paths=["send_track"])), metadata=meta).connection
+    assert changed.send_track
+    assert changed.send_identify
+    listed = sync.ListConnections(sync_pb2.ListConnectionsRequest(destination_key="hook"), metadata=meta)
+    assert [c.computation.key for c in listed.connections] == ["pro"]
+    with pytest.raises(grpc.RpcError) as in_use:
+        sync.DeleteDestination(sync_pb2.DeleteDestinationRequest(key="hook"), metadata=meta)
+    assert in_use.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    sync.DeleteDestination(sync_pb2.DeleteDestinationRequest(key="hook", force=True), metadata=meta)
+    with pytest.raises(grpc.RpcError) as gone:
+        sync.GetDestination(sync_pb2.GetDestinationRequest(key="hook"), metadata=meta)
+    assert gone.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+@pytest.mark.parametrize(
+    ("destination", "reason"),
+    [
+        (sync_pb2.Destination(key="x", webhook=sync_pb2.WebhookConfig(url="ftp://h/")), "DESTINATION_INVALID"),
+        (sync_pb2.Destination(key="x", segment=sync_pb2.SegmentConfig(base_url="https://h")), "DESTINATION_INVALID"),
+        (sync_pb2.Destination(key="Bad Key", grpc_feed=sync_pb2.GrpcFeedConfig()), "KEY_INVALID"),
+        (sync_pb2.Destination(key="x"), "DESTINATION_CONFIG_REQUIRED"),
+        (sync_pb2.Destination(key="x", grpc_feed=sync_pb2.GrpcFeedConfig(),
+                              delivery_policy=sync_pb2.DeliveryPolicy(max_attempts=3)), "DESTINATION_INVALID"),
+    ],
+)
+def test_bad_destinations_are_refused(space: Space, destination: sync_pb2.Destination, reason: str) -> None:
+    """A destination with a bad URL, no write key, a bad key, no kind or too few attempts is INVALID_ARGUMENT."""
+    with pytest.raises(grpc.RpcError) as caught:
+        space.running.sync.CreateDestination(sync_pb2.CreateDestinationRequest(destination=destination),
+                                             metadata=admin(space))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error_reason(caught.value) == reason
+
+
+def test_sync_needs_an_admin_token(space: Space) -> None:
+    """SyncService refuses a write token."""
+    with pytest.raises(grpc.RpcError) as caught:
+        space.running.sync.ListDestinations(sync_pb2.ListDestinationsRequest(), metadata=bearer(space.tokens["write"]))
+    assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+

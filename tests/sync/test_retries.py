@@ -1,0 +1,116 @@
+"""Retries, dead letters and redrive: failures never lose a change nor reorder a profile's changes."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+from typing import Any
+
+from audiences.v1 import sync_pb2
+
+from tests.evaluator.conftest import Space
+from tests.sync.conftest import Receiver, admin, connect, ref, wait_for, webhook
+
+
+def _flip(space: Space, users: list[str], rounds: int) -> None:
+    """Moves every user in and out of `pro` `rounds` times, one tick per move."""
+    for n in range(rounds):
+        plan = "pro" if n % 2 == 0 else "free"
+        space.send(*({"type": "identify", "userId": u, "traits": {"plan": plan}} for u in users))
+        space.tick()
+
+
+def _per_profile(calls: list[dict[str, Any]]) -> dict[str, list[tuple[str, bool]]]:
+    """Each user's (messageId, value) in arrival order, duplicates of a messageId dropped."""
+    seen: dict[str, list[tuple[str, bool]]] = defaultdict(list)
+    for call in calls:
+        entry = (call["messageId"], call["traits"]["pro"])
+        if entry not in seen[call["userId"]]:
+            seen[call["userId"]].append(entry)
+    return seen
+
+
+def test_failures_then_recovery_lose_nothing(space: Space, receiver: Receiver) -> None:
+    """A receiver that answers 500, times out, answers 429 with Retry-After and refuses connections
+    for a while gets every change once it recovers, in per-profile order; a repeat only ever
+    has the messageId of a call already received."""
+    space.define("pro", "trait('plan') = 'pro'")
+    users = [f"u{i}" for i in range(5)]
+    webhook(space, "hook", receiver.url)
+    connect(space, "hook", "pro", send_identify=True)
+    receiver.failures = [500, 500, ("sleep", 0.6), 429, 503]
+    _flip(space, users, 4)
+    receiver.stop()
+    _flip(space, users, 2)
+    time.sleep(0.4)  # refused connections meanwhile
+    receiver.start()
+    expected = 6 * len(users)
+    calls = wait_for(lambda: sum(len(v) for v in _per_profile(receiver.calls()).values()) >= expected and
+                     receiver.calls(), timeout=20, what="every change")
+    for user, entries in _per_profile(calls).items():
+        assert [value for _, value in entries] == [True, False, True, False, True, False], user
+    ids_by_value = defaultdict(set)
+    for call in calls:
+        ids_by_value[call["messageId"]].add((call["userId"], call["traits"]["pro"]))
+    assert all(len(v) == 1 for v in ids_by_value.values())
+    request = sync_pb2.GetConnectionRequest(destination_key="hook", computation=ref("pro"))
+    status = space.running.sync.GetConnection(request, metadata=admin(space)).connection.delivery
+    assert status.delivered_count >= expected
+    assert status.last_error
+
+
+def test_dead_letter_holds_the_profile_and_redrive_resends(space: Space, receiver: Receiver) -> None:
+    """A change that fails every attempt is parked and listed; the profile's later changes wait
+    behind it while other profiles keep flowing; a redrive sends the parked change with its
+    original messageId, then the held ones, in order."""
+    space.define("pro", "trait('plan') = 'pro'")
+    webhook(space, "hook", receiver.url)
+    connect(space, "hook", "pro", send_identify=True)
+    space.tick()
+    broken = threading.Event()
+    broken.set()
+    receiver.fail_when = lambda body: 500 if broken.is_set() and body["userId"] == "bad" else None
+    _flip(space, ["bad", "good"], 1)
+    meta = admin(space)
+    listed = wait_for(lambda: space.running.sync.ListDeadLetters(
+        sync_pb2.ListDeadLettersRequest(destination_key="hook"), metadata=meta).dead_letters, what="a dead letter")
+    space.send({"type": "identify", "userId": "bad", "traits": {"plan": "free"}},
+               {"type": "identify", "userId": "good", "traits": {"plan": "free"}})
+    space.tick()
+    wait_for(lambda: [c for c in receiver.calls() if c["userId"] == "good" and c["traits"]["pro"] is False],
+             what="the healthy profile's exit")
+    parked = listed[0]
+    assert parked.attempt_count == 6
+    assert "HTTP 500" in parked.last_error
+    assert parked.payload["userId"] == "bad"
+    assert parked.message_id.startswith("syn_")
+    request = sync_pb2.GetConnectionRequest(destination_key="hook", computation=ref("pro"))
+    status = space.running.sync.GetConnection(request, metadata=meta).connection.delivery
+    assert status.dead_letter_count == 1
+    assert status.pending_count == 1
+    assert not [c for c in receiver.calls() if c["userId"] == "bad"]
+    broken.clear()
+    redriven = space.running.sync.RedriveDeadLetters(
+        sync_pb2.RedriveDeadLettersRequest(destination_key="hook", dead_letter_ids=[parked.id]), metadata=meta)
+    assert redriven.redriven_count == 1
+    bad = wait_for(lambda: len([c for c in receiver.calls() if c["userId"] == "bad"]) == 2 and
+                   [c for c in receiver.calls() if c["userId"] == "bad"], what="redriven changes")
+    assert [c["traits"]["pro"] for c in bad] == [True, False]
+    assert bad[0]["messageId"] == parked.message_id + "-identify"
+    assert not space.running.sync.ListDeadLetters(sync_pb2.ListDeadLettersRequest(destination_key="hook"),
+                                                  metadata=meta).dead_letters
+
+
+def test_client_errors_park_at_once(space: Space, receiver: Receiver) -> None:
+    """A 4xx other than 408/429 is not worth retrying: the delivery is parked after one attempt."""
+    space.define("pro", "trait('plan') = 'pro'")
+    webhook(space, "hook", receiver.url)
+    connect(space, "hook", "pro", send_identify=True)
+    receiver.failures = [400]
+    _flip(space, ["u1"], 1)
+    parked = wait_for(lambda: space.running.sync.ListDeadLetters(
+        sync_pb2.ListDeadLettersRequest(destination_key="hook"), metadata=admin(space)).dead_letters,
+        what="a dead letter")
+    assert parked[0].attempt_count == 1
+    assert parked[0].last_error.startswith("HTTP 400")
