@@ -123,6 +123,8 @@ REJECTIONS = [
      "properties_not_object"),
     ("traits not object", {"type": "identify", "userId": "u", "traits": "pro"}, "traits_not_object"),
     ("context not object", {"type": "track", "userId": "u", "event": "E", "context": 3}, "context_not_object"),
+    ("unlink not boolean", {"type": "group", "userId": "u", "groupId": "g", "context": {"unlink": "yes"}},
+     "unlink_not_boolean"),
     ("integrations not object", {"type": "track", "userId": "u", "event": "E", "integrations": "all"},
      "integrations_not_object"),
     ("user id not string", {"type": "track", "userId": {"id": 1}, "event": "E"}, "id_not_string"),

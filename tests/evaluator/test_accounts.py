@@ -89,3 +89,48 @@ def test_user_audience_reads_an_account_audience(space: Space) -> None:
     space.tick()
     assert space.member_ids("enterprise_users") == set()
     assert space.stored() == space.expected()
+
+
+def test_a_user_moving_from_one_account_to_another(space: Space) -> None:
+    """`context.unlink` removes the old link: the old account loses the user's events, the new one
+    gains them, and a user audience that reads an account audience follows, in one tick."""
+    now = space.now()
+    space.send({"type": "group", "userId": "u1", "groupId": "acme", "traits": {"tier": "enterprise"}},
+               {"type": "group", "userId": "u2", "groupId": "globex", "traits": {"tier": "free"}},
+               {"type": "track", "userId": "u1", "event": "Login", "at": now - HOUR})
+    space.define("active_account", "ANY (event('Login').within(7 days).count() >= 1)", collection="accounts")
+    space.define("enterprise", "trait('tier') = 'enterprise'", collection="accounts")
+    space.define("enterprise_users", "trait('enterprise') = true")
+    space.tick()
+    assert space.member_ids("active_account", "accounts") == {"group_id:acme"}
+    assert space.member_ids("enterprise_users") == {"user_id:u1"}
+    space.send({"type": "group", "userId": "u1", "groupId": "acme", "context": {"unlink": True}, "at": now + 1},
+               {"type": "group", "userId": "u1", "groupId": "globex", "at": now + 2})
+    space.tick()
+    assert space.member_ids("active_account", "accounts") == {"group_id:globex"}
+    assert space.member_ids("enterprise_users") == set()
+    assert space.stored() == space.expected()
+
+
+def test_links_are_last_write_wins_by_event_time(space: Space) -> None:
+    """A group call older than a removal does not bring the link back; a newer one does; a removal
+    older than the latest link is ignored; an unknown account is never created by a removal."""
+    now = space.now()
+    space.define("has_users", "ANY (trait('seen') = true)", collection="accounts")
+    space.send({"type": "identify", "userId": "u1", "traits": {"seen": True}},
+               {"type": "group", "userId": "u1", "groupId": "acme", "at": now - 3 * HOUR},
+               {"type": "group", "userId": "u1", "groupId": "acme", "context": {"unlink": True}, "at": now - HOUR},
+               {"type": "group", "userId": "u1", "groupId": "acme", "at": now - 2 * HOUR})
+    space.tick()
+    assert space.member_ids("has_users", "accounts") == set()
+    space.send({"type": "group", "userId": "u1", "groupId": "acme", "at": now})
+    space.tick()
+    assert space.member_ids("has_users", "accounts") == {"group_id:acme"}
+    space.send({"type": "group", "userId": "u1", "groupId": "acme", "context": {"unlink": True}, "at": now - 1},
+               {"type": "group", "userId": "u1", "groupId": "nowhere", "context": {"unlink": True}})
+    space.tick()
+    assert space.member_ids("has_users", "accounts") == {"group_id:acme"}
+    assert space.stored() == space.expected()
+    unknown = space.running.query("SELECT 1 FROM identifiers WHERE space_id = ? AND id_value = 'nowhere'",
+                                  (space.space_id,))
+    assert not list(unknown)

@@ -2,7 +2,7 @@
 from-scratch evaluation by the reference interpreter at that time (SPEC §6).
 
 Random event streams (out-of-order timestamps, events in the future, identity merges, trait
-writes and removals, group links), random definitions from the whole language (windows,
+writes and removals, group links and their removal), random definitions from the whole language (windows,
 `between`, filters, aggregates, funnels, NOT, audiences of audiences, account ANY/ALL/ALL NOT),
 and random clock moves, some landing exactly on window edges; everything goes through the real
 server and the generated client.
@@ -109,12 +109,15 @@ def calls(draw: st.DrawFn) -> dict[str, Any]:
     if kind == "identify":
         plan = draw(st.sampled_from(("pro", "free", None)))
         return {"type": "identify", **ids, "traits": {"plan": plan}, "offset": draw(st.sampled_from((0, -HOUR)))}
+    if draw(st.integers(0, 3)) == 0:  # a user leaving an account, possibly out of order
+        return {"type": "group", **ids, "groupId": draw(st.sampled_from(GROUPS)), "context": {"unlink": True},
+                "offset": draw(st.sampled_from((0, -HOUR)))}
     return {
         "type": "group",
         **ids,
         "groupId": draw(st.sampled_from(GROUPS)),
         "traits": {"industry": draw(st.sampled_from(("retail", "media")))},
-        "offset": 0,
+        "offset": draw(st.sampled_from((0, 0, -HOUR))),
     }
 
 

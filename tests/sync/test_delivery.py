@@ -112,3 +112,30 @@ def test_computed_trait_as_track(space: Space, receiver: Receiver) -> None:
     assert [t["properties"] for t in tracks] == [{"trait_key": "orders", "orders": 1},
                                                  {"trait_key": "orders", "orders": 2}]
     assert [c["traits"] for c in calls if c["type"] == "identify"] == [{"orders": 1}, {"orders": 2}]
+
+
+def test_account_audience_as_group_and_per_user_calls(space: Space, receiver: Receiver) -> None:
+    """An account audience sends a group call per account and an identify per linked user; a user
+    joining a member account gets its own entry, one leaving its own exit, with no group call."""
+    space.send({"type": "group", "userId": "u1", "groupId": "acme", "traits": {"tier": "enterprise"}})
+    space.define("enterprise", "trait('tier') = 'enterprise'", collection="accounts")
+    space.tick()
+    webhook(space, "hook", receiver.url)
+    connect(space, "hook", "enterprise", collection="accounts", send_group=True, send_identify=True)
+
+    def seen(n: int) -> list[tuple[str, str, bool]]:
+        calls = wait_for(lambda: len(receiver.calls()) >= n and receiver.calls(), what=f"{n} calls")
+        assert len(calls) == n, calls
+        return [(c["type"], c.get("groupId") or c["userId"], c["traits"]["enterprise"]) for c in calls]
+
+    assert seen(2) == [("group", "acme", True), ("identify", "u1", True)]
+    space.send({"type": "group", "userId": "u2", "groupId": "acme"})
+    space.tick()
+    assert seen(3)[2:] == [("identify", "u2", True)]
+    space.send({"type": "group", "userId": "u1", "groupId": "acme", "context": {"unlink": True}})
+    space.tick()
+    assert seen(4)[3:] == [("identify", "u1", False)]
+    space.send({"type": "group", "userId": "u2", "groupId": "acme", "traits": {"tier": "free"}})
+    space.tick()
+    assert seen(6)[4:] == [("group", "acme", False), ("identify", "u2", False)]
+    assert len({c["messageId"] for c in receiver.calls()}) == 6

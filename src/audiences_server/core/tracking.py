@@ -238,6 +238,8 @@ def _build(raw: dict[str, Any], received_ms: int) -> Call:
     if kind in _VIEW_EVENTS:
         body = _view_properties(raw, kind, body)
     context = _object_field(raw, "context", "context_not_object")
+    if kind == "group" and not isinstance(context.get("unlink", False), bool):
+        raise _Reject("unlink_not_boolean", "`context.unlink` must be true or false")
     _object_field(raw, "integrations", "integrations_not_object")
     timestamp_ms = event_time(raw, received_ms, raw.get("sentAt"))
     extra = {k: v for k, v in raw.items() if k not in _COLUMN_FIELDS}
@@ -295,3 +297,10 @@ def batch_defaults(body: Mapping[str, Any]) -> BatchDefaults | Rejection:
     if sent_at is not None and not isinstance(sent_at, str):
         return Rejection("timestamp_not_valid", "batch `sentAt` must be an ISO-8601 string")
     return BatchDefaults(body.get("context"), body.get("integrations"), sent_at)
+
+
+def unlinks(call: Call) -> bool:
+    """Whether a group call removes the user's link to the account (`context.unlink: true`)
+    instead of making it."""
+    context = call.message.get("context")
+    return isinstance(context, dict) and context.get("unlink") is True

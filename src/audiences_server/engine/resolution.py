@@ -22,8 +22,9 @@ from audiences_server.core.identity import (
     merge_traits_into,
     plan_resolution,
 )
-from audiences_server.core.tracking import Call
+from audiences_server.core.tracking import Call, unlinks
 from audiences_server.store import identity as store
+from audiences_server.store.evaluation import record_link_change
 from audiences_server.store.identity import Touch
 
 
@@ -48,14 +49,30 @@ class Resolver:
                 self._touches.add((user, "event", call.event))
             if call.type == "identify":
                 self._set_traits(user, call, seq)
-        if call.type == "group":
+        if call.type == "group" and unlinks(call):
+            self._unlink(user, ids.accounts, call)
+        elif call.type == "group":
             account = self._resolve(ACCOUNTS, ids.accounts, call, seq)
             if account is not None:
                 self._note(account, call)
                 self._set_traits(account, call, seq)
                 if user is not None and store.link(self._conn, user, account, call.timestamp_ms):
-                    self._touches.update({(user, "link", ""), (account, "link", "")})
+                    self._linked(user, account, "user_linked")
         return user
+
+    def _unlink(self, user: int | None, ids: Sequence[ExternalId], call: Call) -> None:
+        """A group call that removes the link: the account is looked up, never created, and
+        its traits are left alone."""
+        holders = set(store.find_holders(self._conn, self._space, ACCOUNTS, ids).values())
+        if user is None or len(holders) != 1:
+            return
+        account = holders.pop()
+        if store.unlink(self._conn, user, account, call.timestamp_ms):
+            self._linked(user, account, "user_unlinked")
+
+    def _linked(self, user: int, account: int, change: str) -> None:
+        self._touches.update({(user, "link", ""), (account, "link", "")})
+        record_link_change(self._conn, account, user, change, self._now)
 
     def finish(self) -> None:
         """Writes message times and the evaluator's touches."""

@@ -303,6 +303,19 @@ def record_change(
     )
 
 
+def record_link_change(conn: apsw.Connection, account_id: int, user_id: int, change: str, at_ms: int) -> None:
+    """Appends, for each account computation with a value for the account (a member, for an
+    audience), a record that a user joined (`user_linked`) or left (`user_unlinked`) it, so
+    that per-user calls reach that user; the value itself did not change."""
+    conn.execute(
+        "INSERT INTO changes (space_id, computation_id, profile_id, change, old_value, new_value, at_ms, user_id)"
+        " SELECT c.space_id, c.computation_id, v.profile_id, ?, v.value, v.value, ?, ? FROM computed_values v"
+        " JOIN computations c USING (computation_id) WHERE v.profile_id = ? AND c.collection = 'accounts'"
+        " AND v.value IS NOT NULL AND v.value != 'false'",
+        (change, at_ms, user_id, account_id),
+    )
+
+
 def drop_profile_state(conn: apsw.Connection, profile_id: int) -> None:
     """Forgets due times of a profile that no longer exists on its own (merged away)."""
     conn.execute("DELETE FROM due WHERE profile_id = ?", (profile_id,))

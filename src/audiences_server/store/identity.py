@@ -129,15 +129,24 @@ def move_profile(
     conn.execute("UPDATE events SET profile_id = ? WHERE profile_id = ?", (survivor, merged))
     conn.execute("DELETE FROM traits WHERE profile_id = ?", (merged,))
     for column, other in (("user_id", "account_id"), ("account_id", "user_id")):
-        # A link both profiles had keeps the earlier of its two times.
+        # A link both profiles had keeps the earlier of its first times and the later of its
+        # last times; a removal both had keeps the later time.
         conn.execute(
-            f"UPDATE links SET linked_ms = min(linked_ms, (SELECT m.linked_ms FROM links m"
-            f" WHERE m.{column} = ? AND m.{other} = links.{other})) WHERE {column} = ?"
-            f" AND {other} IN (SELECT {other} FROM links WHERE {column} = ?)",
-            (merged, survivor, merged),
+            f"UPDATE links SET linked_ms = min(links.linked_ms, m.linked_ms),"
+            f" last_linked_ms = max(links.last_linked_ms, m.last_linked_ms)"
+            f" FROM links m WHERE m.{column} = ? AND m.{other} = links.{other}"
+            f" AND links.{column} = ?",
+            (merged, survivor),
         )
         conn.execute(f"UPDATE OR IGNORE links SET {column} = ? WHERE {column} = ?", (survivor, merged))
         conn.execute(f"DELETE FROM links WHERE {column} = ?", (merged,))
+        conn.execute(
+            f"UPDATE unlinks SET unlinked_ms = max(unlinks.unlinked_ms, m.unlinked_ms) FROM unlinks m"
+            f" WHERE m.{column} = ? AND m.{other} = unlinks.{other} AND unlinks.{column} = ?",
+            (merged, survivor),
+        )
+        conn.execute(f"UPDATE OR IGNORE unlinks SET {column} = ? WHERE {column} = ?", (survivor, merged))
+        conn.execute(f"DELETE FROM unlinks WHERE {column} = ?", (merged,))
     row = conn.execute(
         "SELECT merge_count, first_message_ms, last_message_ms FROM profiles WHERE profile_id = ?", (merged,)
     ).fetchone()
@@ -160,10 +169,39 @@ def move_profile(
 
 
 def link(conn: apsw.Connection, user_id: int, account_id: int, at_ms: int) -> bool:
-    """Links a user to an account at the event time of the call that links them; returns whether the link is new."""
+    """Links a user to an account at the event time of the call that links them; returns whether the link is new.
+
+    Last write wins by event time: a removal at or after `at_ms` stands, and an existing link only
+    moves its latest link time (its first time is when the user joined).
+    """
+    pair = (user_id, account_id)
+    removed = conn.execute("SELECT unlinked_ms FROM unlinks WHERE user_id = ? AND account_id = ?", pair).fetchone()
+    if removed is not None and removed[0] >= at_ms:
+        return False
+    if removed is not None:
+        conn.execute("DELETE FROM unlinks WHERE user_id = ? AND account_id = ?", pair)
+    conn.execute("UPDATE links SET last_linked_ms = max(last_linked_ms, ?) WHERE user_id = ? AND account_id = ?",
+                 (at_ms, *pair))
+    if conn.changes():
+        return False
+    conn.execute("INSERT INTO links (user_id, account_id, linked_ms, last_linked_ms) VALUES (?, ?, ?, ?)",
+                 (*pair, at_ms, at_ms))
+    return True
+
+
+def unlink(conn: apsw.Connection, user_id: int, account_id: int, at_ms: int) -> bool:
+    """Removes a user's link to an account as of `at_ms`; returns whether a link was removed.
+
+    The removal is remembered, so a group call older than it that arrives later does not link
+    them again; a link made after `at_ms` stands (at equal times the removal wins).
+    """
+    pair = (user_id, account_id)
     conn.execute(
-        "INSERT OR IGNORE INTO links (user_id, account_id, linked_ms) VALUES (?, ?, ?)", (user_id, account_id, at_ms)
+        "INSERT INTO unlinks (user_id, account_id, unlinked_ms) VALUES (?, ?, ?) ON CONFLICT (user_id, account_id)"
+        " DO UPDATE SET unlinked_ms = max(unlinked_ms, excluded.unlinked_ms)",
+        (*pair, at_ms),
     )
+    conn.execute("DELETE FROM links WHERE user_id = ? AND account_id = ? AND last_linked_ms <= ?", (*pair, at_ms))
     return bool(conn.changes())
 
 

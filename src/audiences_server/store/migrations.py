@@ -375,3 +375,38 @@ def _sync(conn: apsw.Connection) -> None:
         );
         CREATE INDEX feed_records_by_destination ON feed_records(destination_id, record_id);
     """)
+
+
+@migration("0010_unlinks")
+def _unlinks(conn: apsw.Connection) -> None:
+    # A group call with `context.unlink: true` removes a link; links are last-write-wins by event
+    # time, so a link keeps its latest link time and a removal leaves a tombstone that an older
+    # group call arriving late cannot undo. `changes` gains the user of a link change: an account
+    # computation's per-user calls must reach a user who joins (or leaves) a member account.
+    conn.execute("""
+        ALTER TABLE links ADD COLUMN last_linked_ms INTEGER NOT NULL DEFAULT 0;
+        UPDATE links SET last_linked_ms = linked_ms;
+        CREATE TABLE unlinks (
+            user_id INTEGER NOT NULL,
+            account_id INTEGER NOT NULL,
+            unlinked_ms INTEGER NOT NULL,
+            PRIMARY KEY (user_id, account_id)
+        ) WITHOUT ROWID;
+        CREATE TABLE changes_0010 (
+            change_id INTEGER PRIMARY KEY,
+            space_id INTEGER NOT NULL,
+            computation_id INTEGER NOT NULL,
+            profile_id INTEGER NOT NULL,
+            change TEXT NOT NULL
+                CHECK (change IN ('entered', 'exited', 'changed', 'user_linked', 'user_unlinked')),
+            old_value TEXT,
+            new_value TEXT,
+            at_ms INTEGER NOT NULL,
+            user_id INTEGER
+        );
+        INSERT INTO changes_0010 (change_id, space_id, computation_id, profile_id, change, old_value, new_value, at_ms)
+            SELECT change_id, space_id, computation_id, profile_id, change, old_value, new_value, at_ms FROM changes;
+        DROP TABLE changes;
+        ALTER TABLE changes_0010 RENAME TO changes;
+        CREATE INDEX changes_by_computation ON changes(computation_id, change_id);
+    """)

@@ -235,12 +235,13 @@ def mark_written(conn: apsw.Connection, connection_id: int, cursor: int, now_ms:
 
 def changes_after(
     conn: apsw.Connection, computation_id: int, after: int, upto: int, limit: int
-) -> list[tuple[int, int, str, str | None, str | None, int]]:
-    """A computation's change records in (after, upto], oldest first."""
+) -> list[tuple[int, int, str, str | None, str | None, int, int | None]]:
+    """A computation's change records in (after, upto], oldest first; the last field is the
+    user of a link change (`user_linked`, `user_unlinked`)."""
     return [
-        (int(r[0]), int(r[1]), r[2], r[3], r[4], int(r[5]))
+        (int(r[0]), int(r[1]), r[2], r[3], r[4], int(r[5]), r[6])
         for r in conn.execute(
-            "SELECT change_id, profile_id, change, old_value, new_value, at_ms FROM changes"
+            "SELECT change_id, profile_id, change, old_value, new_value, at_ms, user_id FROM changes"
             " WHERE computation_id = ? AND change_id > ? AND change_id <= ? ORDER BY change_id LIMIT ?",
             (computation_id, after, upto, limit),
         )

@@ -127,7 +127,8 @@ def calls_for(record: Mapping[str, Any], options: Mapping[str, Any]) -> list[dic
     """
     if record["collection"] == "users":
         return _person_calls(record, options, record["profile"], record["ids"], "")
-    calls = [_group_call(record, options)] if options.get("send_group") else []
+    group = options.get("send_group") and not record.get("users_only")
+    calls = [_group_call(record, options)] if group else []
     for user in record.get("users", []):
         calls += _person_calls(record, options, user["profile"], user["ids"], "-" + user["profile"])
     return calls

@@ -32,6 +32,20 @@ def _computation(conn: apsw.Connection, computation_id: int) -> ComputationRow |
     return next((c for c in computations(conn, int(row[0])) if c.computation_id == computation_id), None)
 
 
+def _item(
+    comp: ComputationRow, change_id: int, pid: int, change: str, old: str | None, new: str | None, at: int,
+    user: int | None,
+) -> tuple[Any, ...]:
+    """A change record as a queue item; a user joining a member account is sent as that user's
+    entry (the account's value, from nothing), one leaving as that user's exit."""
+    if change == "user_linked":
+        change, old = ("entered" if comp.kind == "audience" else "changed"), None
+    elif change == "user_unlinked":
+        audience = comp.kind == "audience"
+        change, new = ("exited", "false") if audience else ("changed", None)
+    return pid, change, old, new, at, str(change_id), user
+
+
 class Queueing:
     """Queues one connection's next chunk of records: a function of a writer connection."""
 
@@ -54,12 +68,15 @@ class Queueing:
         snapshotting = current.phase == "INITIAL_SYNC"
         if snapshotting:
             records = [r for r in records if r[1] <= current.snapshot_after]
-        items = [(pid, change, old, new, at, str(cid)) for cid, pid, change, old, new, at in records]
+        if self.destination.kind == "grpc_feed":
+            # The feed carries value changes; a user joining or leaving a member account is not one.
+            records = [r for r in records if r[6] is None]
+        items = [_item(comp, *record) for record in records]
         snapshot_after, live = current.snapshot_after, not snapshotting
         if snapshotting and not full:
             rows = store.current_values(conn, comp.computation_id, comp.kind == "audience", snapshot_after, CHUNK)
             entered = "entered" if comp.kind == "audience" else "changed"
-            items += [(pid, entered, None, value, at, f"snapshot:{pid}") for pid, value, at in rows]
+            items += [(pid, entered, None, value, at, f"snapshot:{pid}", None) for pid, value, at in rows]
             snapshot_after = rows[-1][0] if rows else snapshot_after
             live = len(rows) < CHUNK
         self._queue(conn, comp, items)
@@ -72,10 +89,11 @@ class Queueing:
             return
         profiles = {i[0] for i in items}
         users = store.linked_users(conn, sorted(profiles)) if comp.collection == "accounts" else {}
-        ids = store.identifiers(conn, sorted(profiles | {u for linked in users.values() for u in linked}))
+        named = {i[6] for i in items if i[6] is not None}
+        ids = store.identifiers(conn, sorted(profiles | named | {u for linked in users.values() for u in linked}))
         space = store.space_name(conn, comp.space_id)
         queued = []
-        for pid, change, old, new, at, change_key in items:
+        for pid, change, old, new, at, change_key, user in items:
             mid = message_id(self.destination.public_id, self.connection.connection_id, change_key)
             public, own = ids.get(pid, ("", []))
             record = {
@@ -84,6 +102,8 @@ class Queueing:
                 "old": None if old is None else json.loads(old), "new": None if new is None else json.loads(new),
             }
             if comp.collection == "accounts":
-                record["users"] = [{"profile": ids[u][0], "ids": ids[u][1]} for u in users.get(pid, []) if u in ids]
+                linked = users.get(pid, []) if user is None else [user]
+                record["users"] = [{"profile": ids[u][0], "ids": ids[u][1]} for u in linked if u in ids]
+                record["users_only"] = user is not None
             queued.append((pid, mid, record))
         store.insert_items(conn, table, self.connection, queued, self.now)
