@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 import pytest
 from audiences.v1 import admin_pb2, common_pb2
-from google.protobuf import field_mask_pb2
+from google.protobuf import duration_pb2, field_mask_pb2, timestamp_pb2
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -174,3 +174,16 @@ def test_page_tokens_are_tamper_evident(space: Space) -> None:
     with pytest.raises(grpc.RpcError) as caught:
         stub.ListAudiences(admin_pb2.ListAudiencesRequest(collection=ACCOUNTS, page_token=token), metadata=meta)
     assert error_reason(caught.value) == "PAGE_TOKEN_INVALID"
+
+
+def test_set_clock_refuses_times_a_timestamp_cannot_hold(space: Space) -> None:
+    """A clock time past year 9999, set or reached by advancing, is INVALID_ARGUMENT; the clock stays."""
+    stub, meta = admin(space)
+    before = space.now()
+    for request in (admin_pb2.SetClockRequest(clock_time=timestamp_pb2.Timestamp(seconds=10**13)),
+                    admin_pb2.SetClockRequest(advance=duration_pb2.Duration(seconds=10**13))):
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.SetClock(request, metadata=meta)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert error_reason(caught.value) == "TIMESTAMP_INVALID"
+    assert space.now() == before

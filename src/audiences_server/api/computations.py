@@ -53,6 +53,21 @@ def kind_of(value: int) -> str:
     return KINDS[value]
 
 
+def time_ms(message: Any, field: str) -> int | None:
+    """A Timestamp field in milliseconds, None when unset.
+
+    Raises:
+        InvalidArgument: the timestamp is outside what a Timestamp may hold (years 1 to 9999).
+    """
+    if not message.HasField(field):
+        return None
+    try:
+        return int(getattr(message, field).ToMilliseconds())
+    except ValueError as bad:
+        raise InvalidArgument(f"`{field}` is not a valid timestamp: {bad}", reason="TIMESTAMP_INVALID",
+                              violations=[FieldViolation(field, "out of range")]) from None
+
+
 def timestamp(ms: int | None) -> timestamp_pb2.Timestamp | None:
     """Milliseconds since the epoch as a Timestamp (None stays None)."""
     if ms is None:
@@ -358,7 +373,7 @@ class ComputationAdmin:
                 reason="CLOCK_TARGET_MISSING",
                 violations=[FieldViolation("target", "required")],
             )
-        new = request.clock_time.ToMilliseconds() if target == "clock_time" else None
+        new = time_ms(request, "clock_time") if target == "clock_time" else None
         advance = request.advance.ToMilliseconds() if target == "advance" else None
         previous, now = self.engine.set_clock(new, advance)
         return admin_pb2.SetClockResponse(previous_clock_time=timestamp(previous), clock_time=timestamp(now))

@@ -7,9 +7,8 @@ from typing import Any
 import grpc
 from audiences.v1 import admin_pb2
 
-from audiences_server.api.computations import timestamp
+from audiences_server.api.computations import time_ms, timestamp
 from audiences_server.api.context import space_id
-from audiences_server.api.profiles import time_ms
 from audiences_server.core.identity import IdentityRules, IdTypeRule, ViolationKind
 from audiences_server.engine.engine import Engine
 

@@ -8,7 +8,7 @@ from typing import Any
 import grpc
 from audiences.v1 import common_pb2, profiles_pb2, profiles_pb2_grpc
 
-from audiences_server.api.computations import COLLECTION_ENUM, collection_of, json_value, timestamp
+from audiences_server.api.computations import COLLECTION_ENUM, collection_of, json_value, time_ms, timestamp
 from audiences_server.api.context import space_id
 from audiences_server.engine.engine import Engine
 from audiences_server.engine.profile_reads import EventFilter, TraitItem, encoding_of
@@ -38,21 +38,6 @@ def _ref(ref: common_pb2.ProfileRef) -> tuple[str, str]:
         raise InvalidArgument("`profile.id` is required", reason="PROFILE_ID_MISSING",
                               violations=[FieldViolation("profile.id", "required")])
     return collection_of(ref.collection, "profile.collection"), ref.id
-
-
-def time_ms(message: Any, field: str) -> int | None:
-    """A Timestamp field in milliseconds, None when unset.
-
-    Raises:
-        InvalidArgument: the timestamp is outside what a Timestamp may hold (years 1 to 9999).
-    """
-    if not message.HasField(field):
-        return None
-    try:
-        return int(getattr(message, field).ToMilliseconds())
-    except ValueError as bad:
-        raise InvalidArgument(f"`{field}` is not a valid timestamp: {bad}", reason="TIMESTAMP_INVALID",
-                              violations=[FieldViolation(field, "out of range")]) from None
 
 
 def _enum(table: dict[int, Any], value: int, field: str) -> Any:

@@ -32,6 +32,10 @@ log = structlog.get_logger(__name__)
 DEFAULT_SPACE = "default"
 
 
+# The last millisecond a protobuf Timestamp can hold.
+MAX_TIMESTAMP_MS = 253_402_300_799_999
+
+
 class Engine:
     """Everything behind the gRPC services, for one database file."""
 
@@ -80,6 +84,9 @@ class Engine:
         if target < previous:
             raise InvalidArgument("the clock only moves forwards", reason="CLOCK_BACKWARDS",
                                   violations=[FieldViolation("target", "before the current clock time")])
+        if target > MAX_TIMESTAMP_MS:
+            raise InvalidArgument("the clock cannot move past 9999-12-31T23:59:59.999Z", reason="TIMESTAMP_INVALID",
+                                  violations=[FieldViolation("target", "out of range")])
         self.clock.set(target)
         return previous, target
 
