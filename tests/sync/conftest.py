@@ -65,14 +65,16 @@ class Receiver:
                 status, wait = receiver._answer(json.loads(raw))
                 if wait:
                     time.sleep(wait)
+                if status < 300:
+                    # Recorded before answering: once the sender sees the answer it may send the
+                    # next request, which must not be recorded first.
+                    with receiver.lock:
+                        receiver.accepted.append(Request(self.path, dict(self.headers), json.loads(raw), raw))
                 self.send_response(status)
                 if status == 429:
                     self.send_header("Retry-After", "0.3")
                 self.send_header("Content-Length", "0")
                 self.end_headers()
-                if status < 300:
-                    with receiver.lock:
-                        receiver.accepted.append(Request(self.path, dict(self.headers), json.loads(raw), raw))
 
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self._server.daemon_threads = True
