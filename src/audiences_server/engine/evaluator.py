@@ -113,17 +113,29 @@ class Evaluation:
     def _compute(
         self, comp: Compiled, profile_ids: Sequence[int], with_due: bool = True
     ) -> list[tuple[int, Any, int | None]]:
-        """Each profile's value and next change time, with the anonymous-users rule applied."""
-        profiles = self._profiles(comp, profile_ids)
-        known = None
+        """Each profile's value and next change time, with the anonymous-users rule applied.
+
+        Definitions the SQL fast path compiled run as one query over the profiles; the others
+        are loaded into the reference interpreter profile by profile.
+        """
+        if comp.plan is not None:
+            out = comp.plan.run(self.conn, profile_ids, self.now, self._user_traits(comp, profile_ids))
+        else:
+            out = self._interpret(comp, profile_ids, with_due)
         if comp.row.kind == "audience" and comp.collection == "users" and not comp.include_anonymous:
             known = store.known_profiles(self.conn, profile_ids)
+            out = [(pid, value if pid in known else False, due) for pid, value, due in out]
+        return out
+
+    def _interpret(
+        self, comp: Compiled, profile_ids: Sequence[int], with_due: bool
+    ) -> list[tuple[int, Any, int | None]]:
+        """Each profile's value and next change time by the reference interpreter."""
+        profiles = self._profiles(comp, profile_ids)
         out = []
         for pid in profile_ids:
             profile = profiles[pid]
             value = ql.evaluate(comp.checked, profile, self.now)
-            if known is not None and pid not in known:
-                value = False
             due = ql.next_change_time(comp.checked, profile, self.now) if with_due else None
             out.append((pid, value, due))
         return out
@@ -168,9 +180,7 @@ class Evaluation:
         """The interpreter's view of the profiles: only the events and traits the definition reads."""
         if comp.collection == "users":
             events = self._events(comp, profile_ids)
-            traits = self._traits(comp.row.space_id, "users", profile_ids, comp.summary.traits)
-            if comp.account_keys:
-                self._overlay_accounts(comp, profile_ids, traits)
+            traits = self._user_traits(comp, profile_ids)
             return {p: ql.Profile(events.get(p, ()), traits.get(p, {})) for p in profile_ids}
         members = store.users_of(self.conn, profile_ids)
         users = sorted({u for linked in members.values() for u in linked})
@@ -185,6 +195,13 @@ class Evaluation:
             )
             for p in profile_ids
         }
+
+    def _user_traits(self, comp: Compiled, profile_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        """The traits a user definition reads, including the account audiences it reads."""
+        traits = self._traits(comp.row.space_id, "users", profile_ids, comp.summary.traits)
+        if comp.account_keys:
+            self._overlay_accounts(comp, profile_ids, traits)
+        return traits
 
     def _events(self, comp: Compiled, profile_ids: Sequence[int]) -> dict[int, list[ql.Event]]:
         summary = comp.summary
