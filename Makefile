@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 BENCH_STAMP := $(VENV)/.bench-stamp
 
-.PHONY: run test gen gen-check lint fmt bench-ingest bench-evaluator demo clean
+.PHONY: run test gen gen-check lint fmt bench bench-quick bench-ingest bench-evaluator demo clean
 
 $(STAMP): pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,8 +37,17 @@ $(BENCH_STAMP): $(STAMP)
 	$(PY) -m pip install --quiet -e clients/python -e '.[dev,bench]'
 	touch $(BENCH_STAMP)
 
+# The whole suite (bench/suite.py): every figure of BENCHMARKS.md against its baseline and target,
+# written to bench/results/latest.json. `bench` is the full scale (100k users / 1M events; about 8
+# minutes today), `bench-quick` small scales in under 2 minutes; `BENCH_ARGS="--only ingest"` picks stages.
+bench: $(BENCH_STAMP)
+	$(PY) bench/suite.py $(BENCH_ARGS)
+
+bench-quick: $(BENCH_STAMP)
+	$(PY) bench/suite.py --quick $(BENCH_ARGS)
+
 bench-ingest: $(BENCH_STAMP)
-	$(PY) bench/ingest.py
+	$(PY) bench/ingest.py $(BENCH_ARGS)
 
 # Evaluator benchmark at full scale (slow); `make bench-evaluator BENCH_ARGS=--quick` for the preset.
 bench-evaluator: $(BENCH_STAMP)

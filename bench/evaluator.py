@@ -1,21 +1,28 @@
 """Evaluator cost through a real server in a child process, against DuckDB as the baseline.
 
-Three parts, on the synthetic shop of bench/data.py:
+On the synthetic shop of bench/data.py, with a manual clock driven through `SetClock` and
+`RunTick`:
 
-1. Backfill: five definition shapes (count in a window, a filtered sum, a funnel with a parent
-   reference, an audience of audiences, an account ANY) on the big data set; each is timed from
-   its create (or, in later rounds, an edit that restarts its backfill) to status LIVE, driving
-   `RunTick` by hand on a manual clock.
-2. Tick: one new `Order Completed` for k distinct existing users, then one `RunTick`; on a small
-   data set and on the big one, so that the cost can be seen to follow k and not the size.
-3. Baseline: the same five backfills as hand-written SQL in DuckDB (2 threads) over the same
-   events, loaded once (not timed), with typed columns; and with JSON text properties as a
-   second figure. The sizes are compared with the server's, as a check of both.
+1. Backfill (`backfill.a` … `backfill.e`): five definition shapes (count in a window, a filtered
+   sum, a funnel with a parent reference, an audience of audiences, an account ANY) on the big
+   data set, each timed from its create (or, in later rounds, an edit that restarts its
+   backfill) to status LIVE. Each round runs the hand-written DuckDB SQL of the shape first
+   (2 threads, typed columns, the median of `--duck-repeats` runs: the baseline; JSON text
+   properties as a second figure), then ours: baseline, ours, baseline, ours, …
+2. Peak memory (`memory.backfill.peak`): the server process's VmHWM, reset just before the
+   backfills (Linux `clear_refs`), read after them.
+3. Tick after k touched (`tick.k1000`, `tick.k1000.per_definition`): one new `Order Completed`
+   for k = 1,000 distinct existing users of the big data set, then `RunTick` until idle (the
+   server's own tick durations, summed); alternating with the baseline, DuckDB's full query of
+   the same five definitions over the same JSON text properties.
+4. Growth with size (`tick.growth.k100`): the same for k = 100 on a small data set (1k users /
+   10k events) and on the big one, alternating; the ratio is big / small.
 
-Prints figures as it goes and a table at the end, and writes bench/results/evaluator.json: a
-list of {name, value, unit, baseline?, ratio?, repeats, spread}, where `value` is the median
-of `repeats` runs and `spread` is (max − min) / median. Figures move ±10–25% from run to run on
-a 2-core machine; compare ratios measured in the same run. Benchmarks never assert timings.
+The five audiences exist on both servers during the ticks; sizes are compared with DuckDB's as
+a check of both. Prints figures as it goes and a table at the end, and writes
+bench/results/evaluator.json (see bench/common.py for the figures' fields). Figures move
+±10–25% from run to run on a 2-core machine; the ratios, measured in the same run, are what to
+compare. Benchmarks never assert timings.
 
     python bench/evaluator.py --quick            # 5k users / 50k events, under a minute
     python bench/evaluator.py                    # 100k users / 1M events: slow
@@ -42,6 +49,7 @@ from typing import Any
 import data  # bench/data.py: a script's own folder is on sys.path
 import grpc
 from audiences.v1 import admin_pb2, admin_pb2_grpc, common_pb2, ingest_pb2, ingest_pb2_grpc
+from common import RESULTS, alternate, figure, peak_rss_mib, print_table, reset_peak, write_results
 from google.protobuf import field_mask_pb2, timestamp_pb2
 
 from audiences_server.testing import ServerProcess
@@ -109,23 +117,22 @@ SHAPES = (
 # ------------------------------------------------------------------ figures
 
 
-def summary(samples: list[float]) -> tuple[float, float]:
-    """Median and relative spread ((max − min) / median)."""
-    mid = statistics.median(samples)
-    return mid, ((max(samples) - min(samples)) / mid if mid else 0.0)
-
-
-def figure(name: str, samples: list[float], unit: str, digits: int = 3, **extra: Any) -> dict[str, Any]:
-    mid, spread = summary(samples)
-    return {"name": name, "value": round(mid, digits), "unit": unit, **extra, "repeats": len(samples),
-            "spread": round(spread, 3)}
-
-
 # ------------------------------------------------------------------ the server
 
 
 class BackfillTimeout(Exception):
     """A backfill did not go LIVE within the time allowed."""
+
+
+@dataclass(frozen=True)
+class TickSum:
+    """The ticks of one `RunTick(until_idle)`: their durations by the server's clock, summed."""
+
+    ms: float
+    profiles_evaluated: int
+    definitions_evaluated: int
+    values_changed: int
+    ticks: int
 
 
 class Server:
@@ -140,6 +147,11 @@ class Server:
         self.write = (("authorization", f"Bearer {self.process.tokens['write']}"),)
         self.meta = (("authorization", f"Bearer {self.process.tokens['admin']}"),)
         self.users = 0
+        self.events = 0
+
+    @property
+    def pid(self) -> int:
+        return self.process.proc.pid
 
     def stop(self) -> None:
         self.channel.close()
@@ -150,9 +162,14 @@ class Server:
         stamp.FromMilliseconds(ms)
         self.admin.SetClock(admin_pb2.SetClockRequest(clock_time=stamp), metadata=self.meta)
 
-    def tick(self, timeout: float | None = None) -> admin_pb2.Tick:
+    def tick(self, timeout: float | None = None) -> TickSum:
+        """Runs ticks until idle; returns what they did together."""
         reply = self.admin.RunTick(admin_pb2.RunTickRequest(until_idle=True), metadata=self.meta, timeout=timeout)
-        return reply.ticks[-1]
+        return TickSum(
+            ms=sum(t.duration.ToNanoseconds() for t in reply.ticks) / 1e6,
+            profiles_evaluated=sum(t.profiles_evaluated for t in reply.ticks),
+            definitions_evaluated=max((t.definitions_evaluated for t in reply.ticks), default=0),
+            values_changed=sum(t.values_changed for t in reply.ticks), ticks=len(reply.ticks))
 
     def send(self, body: bytes) -> None:
         reply = self.ingest.BatchJson(ingest_pb2.BatchJsonRequest(body=body), metadata=self.write, timeout=600)
@@ -330,6 +347,7 @@ def load_server(root: Path, name: str, users: int, events: int, seed: int, sende
     server = Server(root, name)
     server.set_clock(NOW_MS)
     server.users = users
+    server.events = events
     started = time.perf_counter()
     count = server.load(data.generate(users, events, NOW_MS, seed), senders, sink)
     loaded = time.perf_counter() - started
@@ -341,61 +359,6 @@ def load_server(root: Path, name: str, users: int, events: int, seed: int, sende
           flush=True)
     return server
 
-
-@dataclass
-class Backfills:
-    """Per shape: our seconds, DuckDB's seconds (typed and JSON), sizes, and whether it failed."""
-
-    ours: dict[str, list[float]] = field(default_factory=dict)
-    profiles: dict[str, int] = field(default_factory=dict)
-    size: dict[str, int] = field(default_factory=dict)
-    duck: dict[str, list[float]] = field(default_factory=dict)
-    duck_json: dict[str, list[float]] = field(default_factory=dict)
-    duck_size: dict[str, int] = field(default_factory=dict)
-    broken: dict[str, str] = field(default_factory=dict)
-
-
-def run_backfills(server: Server, baseline: Baseline, rounds: int, duck_repeats: int, timeout: float) -> Backfills:
-    """Alternates our backfill of each shape with DuckDB's query, for a few rounds.
-
-    Round 0 creates the audiences; later rounds edit each definition (one more trailing space,
-    same meaning), which restarts its backfill from scratch.
-    """
-    out = Backfills()
-    for shape in SHAPES:
-        for typed in (True, False):  # warm DuckDB up once per query
-            baseline.run(shape, typed)
-    for rnd in range(rounds):
-        for shape in SHAPES:
-            if shape.tag == "d" and ("a" in out.broken or "b" in out.broken):
-                out.broken.setdefault("d", "skipped: a or b did not go live")
-            if shape.tag not in out.broken:
-                try:
-                    seconds, found = server.backfill(shape, shape.definition + " " * rnd, rnd == 0, timeout)
-                except BackfillTimeout:
-                    out.broken[shape.tag] = f"timeout: not LIVE after {timeout:g} s"
-                    print(f"  {shape.tag} ours: TIMEOUT after {timeout:g} s", flush=True)
-                else:
-                    if found.status != admin_pb2.COMPUTATION_STATUS_LIVE:
-                        out.broken[shape.tag] = f"{STATUS[found.status]}: {found.failure.message}"
-                        print(f"  {shape.tag} ours: {out.broken[shape.tag]}", flush=True)
-                    else:
-                        out.ours.setdefault(shape.tag, []).append(seconds)
-                        out.profiles[shape.tag] = found.backfill.profiles_total
-                        out.size[shape.tag] = found.size
-                        print(f"  {shape.tag} ours  round {rnd}: {seconds:8.2f} s  {found.backfill.profiles_total:>8,}"
-                              f" profiles  {found.backfill.profiles_total / seconds:>10,.0f} profiles/s"
-                              f"  size {found.size:,}", flush=True)
-            for _ in range(duck_repeats):
-                seconds, size = baseline.run(shape)
-                out.duck.setdefault(shape.tag, []).append(seconds)
-                out.duck_size[shape.tag] = size
-                out.duck_json.setdefault(shape.tag, []).append(baseline.run(shape, typed=False)[0])
-            typed_ms = statistics.median(out.duck[shape.tag][-duck_repeats:]) * 1000
-            json_ms = statistics.median(out.duck_json[shape.tag][-duck_repeats:]) * 1000
-            print(f"  {shape.tag} duckdb round {rnd}: {typed_ms:8.1f} ms typed, {json_ms:8.1f} ms JSON"
-                  f"  size {out.duck_size[shape.tag]:,}", flush=True)
-    return out
 
 
 def define_all(server: Server, timeout: float) -> None:
@@ -432,162 +395,238 @@ class Toucher:
 
 
 @dataclass
-class Ticks:
-    """Per (server name, k): server-side ms, wall ms, profiles evaluated."""
+class Backfills:
+    """Per shape: our seconds, DuckDB's (typed and JSON, the median of each round), sizes, failures."""
 
-    server_ms: dict[tuple[str, int], list[float]] = field(default_factory=dict)
-    wall_ms: dict[tuple[str, int], list[float]] = field(default_factory=dict)
-    profiles: dict[tuple[str, int], list[int]] = field(default_factory=dict)
+    ours: dict[str, list[float]] = field(default_factory=dict)
+    profiles: dict[str, int] = field(default_factory=dict)
+    size: dict[str, int] = field(default_factory=dict)
+    duck: dict[str, list[float]] = field(default_factory=dict)
+    duck_json: dict[str, list[float]] = field(default_factory=dict)
+    duck_size: dict[str, int] = field(default_factory=dict)
+    broken: dict[str, str] = field(default_factory=dict)
 
 
-def run_ticks(servers: list[Server], ks: list[int], repeats: int, seed: int) -> Ticks:
-    """Alternates the servers and the k values, `repeats` times."""
-    toucher, out = Toucher(seed), Ticks()
-    for server in servers:  # warm-up: the first tick after the backfills compiles and caches
-        toucher.touch(server, 1)
-        server.tick(timeout=600)
-    for rep in range(repeats):
-        for k in ks:
-            for server in servers:
-                kk = min(k, server.users)
-                if kk > 1000 and rep >= 3:
-                    continue  # large touches are slow and steady: three repeats are enough
-                toucher.touch(server, kk)
-                started = time.perf_counter()
-                tick = server.tick(timeout=3600)
-                wall = (time.perf_counter() - started) * 1000
-                key = (server.name, kk)
-                out.server_ms.setdefault(key, []).append(tick.duration.ToNanoseconds() / 1e6)
-                out.wall_ms.setdefault(key, []).append(wall)
-                out.profiles.setdefault(key, []).append(tick.profiles_evaluated)
-                print(f"  tick {server.name:>5} k={kk:>6,}: {out.server_ms[key][-1]:9.1f} ms in the server,"
-                      f" {wall:9.1f} ms wall, {tick.profiles_evaluated:,} profiles,"
-                      f" {tick.definitions_evaluated} definitions, {tick.values_changed} changes", flush=True)
+def run_backfills(server: Server, baseline: Baseline, rounds: int, duck_repeats: int, timeout: float) -> Backfills:
+    """Alternates DuckDB's query of each shape with our backfill of it, for a few rounds.
+
+    Round 0 creates the audiences; later rounds edit each definition (one more trailing space,
+    same meaning), which restarts its backfill from scratch.
+    """
+    out = Backfills()
+    for shape in SHAPES:
+        for typed in (True, False):  # warm DuckDB up once per query
+            baseline.run(shape, typed)
+    for rnd in range(rounds):
+        for shape in SHAPES:
+            typed_runs, json_runs = [], []
+            for _ in range(duck_repeats):
+                seconds, out.duck_size[shape.tag] = baseline.run(shape)
+                typed_runs.append(seconds)
+                json_runs.append(baseline.run(shape, typed=False)[0])
+            out.duck.setdefault(shape.tag, []).append(statistics.median(typed_runs))
+            out.duck_json.setdefault(shape.tag, []).append(statistics.median(json_runs))
+            print(f"  {shape.tag} duckdb round {rnd}: {out.duck[shape.tag][-1] * 1000:8.1f} ms typed,"
+                  f" {out.duck_json[shape.tag][-1] * 1000:8.1f} ms JSON  size {out.duck_size[shape.tag]:,}", flush=True)
+            if shape.tag == "d" and ("a" in out.broken or "b" in out.broken):
+                out.broken.setdefault("d", "skipped: a or b did not go live")
+            if shape.tag in out.broken:
+                continue
+            try:
+                seconds, found = server.backfill(shape, shape.definition + " " * rnd, rnd == 0, timeout)
+            except BackfillTimeout:
+                out.broken[shape.tag] = f"timeout: not LIVE after {timeout:g} s"
+                print(f"  {shape.tag} ours: TIMEOUT after {timeout:g} s", flush=True)
+                continue
+            if found.status != admin_pb2.COMPUTATION_STATUS_LIVE:
+                out.broken[shape.tag] = f"{STATUS[found.status]}: {found.failure.message}"
+                print(f"  {shape.tag} ours: {out.broken[shape.tag]}", flush=True)
+                continue
+            out.ours.setdefault(shape.tag, []).append(seconds)
+            out.profiles[shape.tag] = found.backfill.profiles_total
+            out.size[shape.tag] = found.size
+            print(f"  {shape.tag} ours   round {rnd}: {seconds:8.2f} s  {found.backfill.profiles_total:>8,} profiles"
+                  f"  {found.backfill.profiles_total / seconds:>10,.0f} profiles/s  size {found.size:,}", flush=True)
     return out
 
 
-# ------------------------------------------------------------------ report
-
-
-def report(args: argparse.Namespace, backfills: Backfills, ticks: Ticks, small: Server, big: Server,
-           ks: list[int]) -> list[dict[str, Any]]:
+def backfill_figures(backfills: Backfills, scale: str) -> list[dict[str, Any]]:
     results: list[dict[str, Any]] = []
-    scale = f"{args.users:,} users / {args.events:,} events"
     for shape in SHAPES:
         tag = shape.tag
-        duck, _ = summary(backfills.duck[tag])
-        base = {"name": f"backfill {tag}: {shape.label}, {scale}"}
+        name, label = f"backfill.{tag}", f"backfill {tag}: {shape.label}, {scale}; baseline DuckDB typed columns"
+        json_ms = round(statistics.median(backfills.duck_json[tag]), 4)
         if tag in backfills.ours:
             seconds = backfills.ours[tag]
-            results.append({**figure(base["name"], seconds, "s", baseline=round(duck, 4),
-                                     ratio=round(statistics.median(seconds) / duck, 1)),
-                            "profiles": backfills.profiles[tag], "size": backfills.size[tag],
-                            "baseline_size": backfills.duck_size[tag]})
+            fig = figure(name, label, seconds, "s", 3, backfills.duck[tag][:len(seconds)],
+                         baseline_json=json_ms, ratio_json=round(statistics.median(seconds) / json_ms, 1),
+                         profiles=backfills.profiles[tag],
+                         profiles_per_s=round(backfills.profiles[tag] / statistics.median(seconds)),
+                         size=backfills.size[tag], baseline_size=backfills.duck_size[tag])
+            notes = []
+            if backfills.size[tag] != backfills.duck_size[tag]:
+                notes.append(f"size {backfills.size[tag]:,} ≠ DuckDB's {backfills.duck_size[tag]:,}")
             if tag in backfills.broken:  # some rounds went live, a later one did not
-                results[-1]["note"] = backfills.broken[tag]
-            results.append(figure(f"backfill {tag}: throughput", [backfills.profiles[tag] / s for s in seconds],
-                                  "profiles/s", 0))
+                notes.append(backfills.broken[tag])
+            if notes:
+                fig["note"] = "; ".join(notes)
+            results.append(fig)
         else:
-            results.append({**base, "value": None, "unit": "s", "baseline": round(duck, 4), "repeats": 0,
-                            "spread": 0.0, "note": backfills.broken.get(tag, "not run")})
-        results.append(figure(f"baseline {tag}: DuckDB, typed columns, 2 threads", backfills.duck[tag], "s", 4))
-        results.append(figure(f"baseline {tag}: DuckDB, json_extract, 2 threads", backfills.duck_json[tag], "s", 4))
-    seen = set()
-    for k in ks:
-        for server in (small, big):
-            key = (server.name, min(k, server.users))
-            if key not in ticks.server_ms or key in seen:
-                continue
-            seen.add(key)
-            results.append({
-                **figure(f"tick: {key[1]:,} touched of {server.users:,} users ({server.name})", ticks.server_ms[key],
-                         "ms", 1),
-                "wall_ms": round(statistics.median(ticks.wall_ms[key]), 1),
-                "profiles_evaluated": int(statistics.median(ticks.profiles[key])),
-                "ms_per_profile": round(statistics.median(
-                    ms / max(n, 1) for ms, n in zip(ticks.server_ms[key], ticks.profiles[key], strict=True)), 3),
-            })
-    k = 100
-    if (small.name, min(k, small.users)) in ticks.server_ms and (big.name, min(k, big.users)) in ticks.server_ms:
-        b = statistics.median(ticks.server_ms[(big.name, min(k, big.users))])
-        s = statistics.median(ticks.server_ms[(small.name, min(k, small.users))])
-        results.append({"name": f"tick: {k} touched, big/small ({big.users:,} vs {small.users:,} users)",
-                        "value": round(b / s, 2), "unit": "x", "baseline": round(s, 1), "ratio": round(b / s, 2),
-                        "repeats": len(ticks.server_ms[(big.name, min(k, big.users))]), "spread": 0.0})
-        if backfills.broken:
-            results[-1]["note"] = "not comparable: some definitions are not live on the big server"
+            results.append({"name": name, "label": label, "value": None, "unit": "s",
+                            "baseline": round(statistics.median(backfills.duck[tag]), 4), "ratio": None,
+                            "repeats": 0, "spread": 0.0, "baseline_json": json_ms,
+                            "note": backfills.broken.get(tag, "not run")})
     return results
 
 
-def print_table(results: list[dict[str, Any]]) -> None:
-    width = max(len(r["name"]) for r in results)
-    print(f"\n{'figure':<{width}}  {'median':>12} {'unit':<10} {'baseline':>10} {'ours/base':>9} {'n':>3} {'spread':>7}"
-          "  notes")
-    print("-" * (width + 70))
-    for r in results:
-        value = "—" if r["value"] is None else f"{r['value']:,.4g}" if r["value"] < 100 else f"{r['value']:,.0f}"
-        baseline = f"{r['baseline']:.4g}" if "baseline" in r else ""
-        ratio = f"{r['ratio']:.1f}" if "ratio" in r else ""
-        notes = []
-        if "size" in r:
-            same = "=" if r["size"] == r["baseline_size"] else "≠ DuckDB"
-            notes.append(f"size {r['size']:,} {same} {r['baseline_size']:,}")
-        if "profiles_evaluated" in r:
-            notes.append(f"{r['profiles_evaluated']:,} profiles evaluated ({r['ms_per_profile']:.2f} ms each),"
-                         f" wall {r['wall_ms']:,.1f} ms")
-        if "note" in r:
-            notes.append(r["note"])
-        print(f"{r['name']:<{width}}  {value:>12} {r['unit']:<10} {baseline:>10} {ratio:>9} {r['repeats']:>3}"
-              f" {r['spread'] * 100:>6.0f}%  {'; '.join(notes)}")
+def tick_figures(small: Server, big: Server, baseline: Baseline, k: int, growth_k: int, repeats: int,
+                 seed: int, not_live: list[str]) -> list[dict[str, Any]]:
+    """The tick after k touched against DuckDB's full query, and growth small → big for growth_k."""
+    toucher = Toucher(seed)
+    for server in (small, big):  # warm-up: the first tick after the backfills compiles and caches
+        toucher.touch(server, 1)
+        server.tick(timeout=600)
+    for shape in SHAPES:
+        baseline.run(shape, typed=False)
+    kk = min(k, big.users)
+    definitions: list[int] = []
+    profiles: list[int] = []
+
+    def duck_all(_: int) -> float:
+        return sum(baseline.run(shape, typed=False)[0] for shape in SHAPES) * 1000
+
+    def ours_big(_: int) -> float:
+        toucher.touch(big, kk)
+        tick = big.tick(timeout=3600)
+        definitions.append(tick.definitions_evaluated)
+        profiles.append(tick.profiles_evaluated)
+        return tick.ms
+
+    print(f"tick after {kk:,} touched of {big.users:,} users, against DuckDB's five queries over JSON:", flush=True)
+    duck, ours = alternate(repeats, duck_all, ours_big, f"tick k={kk}", "ms")
+    scale = f"{kk:,} touched of {big.users:,} users / {big.events:,} events"
+    note = f"not LIVE on the big server: {', '.join(not_live)}" if not_live else ""
+    extra: dict[str, Any] = {"profiles_evaluated": int(statistics.median(profiles)),
+                             "definitions_evaluated": int(statistics.median(definitions))}
+    if note:
+        extra["note"] = note
+    results = [figure("tick.k1000", f"tick after {scale}, all definitions; baseline DuckDB full query of the same"
+                      f" {len(SHAPES)} definitions over JSON properties", ours, "ms", 1, duck, **extra)]
+    per_def = [ms / max(n, 1) for ms, n in zip(ours, definitions, strict=True)]
+    results.append(figure("tick.k1000.per_definition", f"tick after {scale}, per definition evaluated; baseline"
+                          " DuckDB per definition", per_def, "ms", 2, [ms / len(SHAPES) for ms in duck], **extra))
+
+    gk = min(growth_k, small.users)
+
+    evaluated: dict[str, list[int]] = {small.name: [], big.name: []}
+
+    def tick_on(server: Server) -> Callable[[int], float]:
+        def run(_: int) -> float:
+            toucher.touch(server, gk)
+            tick = server.tick(timeout=3600)
+            evaluated[server.name].append(tick.profiles_evaluated)
+            return tick.ms
+        return run
+
+    print(f"tick after {gk} touched, small then big:", flush=True)
+    small_ms, big_ms = alternate(repeats, tick_on(small), tick_on(big), f"tick k={gk} small/big", "ms")
+    results.append(figure("tick.growth.k100", f"tick after {gk} touched: {big.users:,} users / {big.events:,}"
+                          f" events (value) vs {small.users:,} / {small.events:,} (baseline)", big_ms, "ms", 1,
+                          small_ms, profiles_evaluated=int(statistics.median(evaluated[big.name])),
+                          baseline_profiles_evaluated=int(statistics.median(evaluated[small.name])),
+                          **({"note": note} if note else {})))
+    return results
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--users", type=int, default=100_000, help="users of the big data set")
-    parser.add_argument("--events", type=int, default=1_000_000, help="events of the big data set")
-    parser.add_argument("--small-users", type=int, default=1_000)
-    parser.add_argument("--small-events", type=int, default=10_000)
-    parser.add_argument("--quick", action="store_true", help="5k users / 50k events instead")
-    parser.add_argument("--rounds", type=int, default=3, help="backfills of each shape, alternating with DuckDB's")
-    parser.add_argument("--duck-repeats", type=int, default=5, choices=range(1, 100), metavar="N",
-                        help="DuckDB runs per shape and round")
-    parser.add_argument("--tick-repeats", type=int, default=7)
-    parser.add_argument("--timeout", type=float, default=600, help="seconds a backfill may take before it is given up")
-    parser.add_argument("--senders", type=int, default=4, help="client threads loading the data")
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--workdir", type=Path, default=None, help="where the databases go (default: a temp dir)")
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "evaluator.json")
-    args = parser.parse_args()
-    if args.quick:
-        args.users, args.events = 5_000, 50_000
-    rounds = args.rounds
-    full_scale = args.users >= 100_000
-    ks = [1, 100, 10_000] if full_scale else [1, 100]
-    ks = sorted({min(k, args.users) for k in ks})
+@dataclass
+class Config:
+    """The scale of the evaluator figures."""
 
+    users: int = 100_000
+    events: int = 1_000_000
+    small_users: int = 1_000
+    small_events: int = 10_000
+    rounds: int = 3
+    duck_repeats: int = 3
+    tick_repeats: int = 7
+    tick_k: int = 1_000
+    growth_k: int = 100
+    timeout: float = 600
+    senders: int = 4
+    seed: int = 1
+
+
+def collect(config: Config, root: Path | None = None,
+            on_big: Callable[[Server], list[dict[str, Any]]] | None = None) -> list[dict[str, Any]]:
+    """Runs every evaluator figure; `on_big` may add figures taken on the big server at the end."""
+    results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        root = args.workdir or Path(tmp)
-        root.mkdir(parents=True, exist_ok=True)
+        workdir = root or Path(tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
         small = big = None
         try:
-            small = load_server(root, "small", args.small_users, args.small_events, args.seed, args.senders)
-            define_all(small, args.timeout)
-            baseline = Baseline(root, threads=2)
-            big = load_server(root, "big", args.users, args.events, args.seed, args.senders, baseline.sink)
+            small = load_server(workdir, "small", config.small_users, config.small_events, config.seed, config.senders)
+            define_all(small, config.timeout)
+            baseline = Baseline(workdir, threads=2)
+            big = load_server(workdir, "big", config.users, config.events, config.seed, config.senders, baseline.sink)
             print(f"[duckdb] {baseline.rows:,} events and {len(baseline.links):,} links loaded in"
                   f" {baseline.finish_load():.1f} s (not timed in the figures)", flush=True)
-            print(f"backfills on {args.users:,} users / {args.events:,} events, {rounds} round(s):", flush=True)
-            backfills = run_backfills(big, baseline, rounds, args.duck_repeats, args.timeout)
-            print("ticks:", flush=True)
-            ticks = run_ticks([small, big], ks, args.tick_repeats, args.seed)
+            scale = f"{config.users:,} users / {config.events:,} events"
+            print(f"backfills on {scale}, {config.rounds} round(s):", flush=True)
+            loaded_peak = peak_rss_mib(big.pid)
+            reset = reset_peak(big.pid)
+            backfills = run_backfills(big, baseline, config.rounds, config.duck_repeats, config.timeout)
+            peak = peak_rss_mib(big.pid)
+            results += backfill_figures(backfills, scale)
+            results.append({"name": "memory.backfill.peak", "label": f"server's peak RSS (VmHWM) during the backfills,"
+                            f" {scale}", "value": round(peak, 1), "unit": "MiB", "repeats": 1, "spread": 0.0,
+                            "peak_since_start": round(max(peak, loaded_peak), 1),
+                            **({} if reset else {"note": "VmHWM could not be reset: peak since the server started"})})
+            print(f"  peak RSS of the big server during the backfills: {peak:,.0f} MiB"
+                  f" (since start: {max(peak, loaded_peak):,.0f} MiB)", flush=True)
+            not_live = [s.tag for s in SHAPES if big.audience(s).status != admin_pb2.COMPUTATION_STATUS_LIVE]
+            results += tick_figures(small, big, baseline, config.tick_k, config.growth_k, config.tick_repeats,
+                                    config.seed, not_live)
+            if on_big is not None:
+                results += on_big(big)
         finally:
             for server in (small, big):
                 if server is not None:
                     server.stop()
-        results = report(args, backfills, ticks, small, big, ks)
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    defaults = Config()
+    parser.add_argument("--users", type=int, default=defaults.users, help="users of the big data set")
+    parser.add_argument("--events", type=int, default=defaults.events, help="events of the big data set")
+    parser.add_argument("--small-users", type=int, default=defaults.small_users)
+    parser.add_argument("--small-events", type=int, default=defaults.small_events)
+    parser.add_argument("--quick", action="store_true", help="5k users / 50k events instead, 2 rounds")
+    parser.add_argument("--rounds", type=int, default=None, help="backfills of each shape, alternating with DuckDB's")
+    parser.add_argument("--duck-repeats", type=int, default=defaults.duck_repeats, choices=range(1, 100), metavar="N",
+                        help="DuckDB runs per shape and round (their median is the round's baseline)")
+    parser.add_argument("--tick-repeats", type=int, default=defaults.tick_repeats)
+    parser.add_argument("--tick-k", type=int, default=defaults.tick_k, help="profiles touched before a tick")
+    parser.add_argument("--timeout", type=float, default=defaults.timeout,
+                        help="seconds a backfill may take before it is given up")
+    parser.add_argument("--senders", type=int, default=defaults.senders, help="client threads loading the data")
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--workdir", type=Path, default=None, help="where the databases go (default: a temp dir)")
+    parser.add_argument("--out", type=Path, default=RESULTS / "evaluator.json")
+    args = parser.parse_args()
+    config = Config(users=args.users, events=args.events, small_users=args.small_users,
+                    small_events=args.small_events, rounds=args.rounds or defaults.rounds,
+                    duck_repeats=args.duck_repeats, tick_repeats=args.tick_repeats, tick_k=args.tick_k,
+                    timeout=args.timeout, senders=args.senders, seed=args.seed)
+    if args.quick:
+        config.users, config.events = 5_000, 50_000
+        config.rounds = args.rounds or 2
+        config.tick_repeats = min(config.tick_repeats, 5)
+    results = collect(config, args.workdir)
     print_table(results)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    write_results(results, args.out)
     print(f"\nwritten {args.out}")
     return 0
 

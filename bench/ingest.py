@@ -1,63 +1,85 @@
-"""Ingest throughput through a real server in a child process, against raw apsw as the baseline.
+"""Ingest throughput through a real server in a child process, each figure against its baseline.
 
-Prints one line per figure and writes bench/results/ingest.json. Figures move ±10–25% from run
-to run on a 2-core machine; compare the ratio to the baseline measured in the same run.
+Three figures, each measured in alternating runs (baseline, ours, baseline, ours, …) on fresh
+calls of the synthetic shop of bench/data.py (`--users` users; every run sends calls it has not
+sent before, to profiles the warm-up created):
 
-    python bench/ingest.py [--events 100000] [--seconds 5]
+- `ingest.batch`: `BatchJson`, 500 calls per request from `--senders` client threads, identity
+  resolution on (it always is); baseline: the same rows, normalised beforehand, into the same
+  schema and indexes with raw apsw `executemany`, one 500-row transaction per request's worth,
+  with the server's connection settings (`synchronous=FULL`, the server's default).
+- `ingest.stream`: `StreamCalls`, one JSON call per message, one stream per run; baseline: a
+  bench-only server (bench/baseline_server.py) that parses each message and drops it.
+- `ingest.unary`: `Track` with typed properties from 16 client threads; baseline: the same
+  bench-only server answering `Track` with an empty response, with the real server's thread
+  pool size and options.
+
+`ingest.batch_typed` (`Batch` with `Struct` properties, against the same raw apsw baseline) is
+measured too unless `--no-typed`. Prints each run and a table, and writes
+bench/results/ingest.json (see bench/common.py for the figures' fields). Figures move ±10–25%
+from run to run on a 2-core machine; the ratios, measured in the same run, are what to compare.
+
+    python bench/ingest.py                       # 100k events × 5 runs per figure
+    python bench/ingest.py --events 20000 --stream 5000 --unary 2000 --repeats 3
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
-import random
-import statistics
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import data  # bench/data.py: a script's own folder is on sys.path
 import grpc
 from audiences.v1 import ingest_pb2, ingest_pb2_grpc, tracking_pb2
+from baseline_server import BaselineServer
+from common import RESULTS, alternate, figure, print_table, rate, write_results
 from google.protobuf import struct_pb2
 
+from audiences_server import logs
 from audiences_server.core import tracking
 from audiences_server.store import events
 from audiences_server.store.db import connect
 from audiences_server.store.migrations import migrate
 from audiences_server.testing import ServerProcess
 
-EVENTS = ["Product Viewed", "Product Added", "Order Completed", "Page Viewed", "Signed In"]
+BATCH = 500
 
 
-USERS = 10_000
+@dataclass
+class Config:
+    """The scale of the ingest figures."""
+
+    users: int = 10_000
+    events: int = 100_000  # per run of the batched figures
+    stream: int = 30_000  # per run of the streaming figure
+    unary: int = 10_000  # calls per run of the unary figure
+    repeats: int = 5
+    senders: int = 4
+    threads: int = 16
+    typed: bool = True
 
 
-def make_call(i: int, rng: random.Random) -> dict[str, Any]:
-    """A track call of about 380 bytes with about 340 bytes of properties, from one of USERS users."""
-    return {
-        "type": "track", "messageId": f"m-{i}-{rng.getrandbits(40):x}", "userId": f"user-{rng.randrange(USERS)}",
-        "event": rng.choice(EVENTS),
-        "properties": {
-            "product_id": f"sku-{rng.randrange(5000)}", "price": round(rng.uniform(1, 500), 2),
-            "quantity": rng.randrange(1, 5), "currency": "EUR", "category": rng.choice(["shoes", "bags", "hats"]),
-            "revenue": round(rng.uniform(1, 900), 2), "coupon": rng.choice(["", "SPRING", "VIP10"]),
-            "url": f"https://shop.example.com/p/{rng.randrange(5000)}?ref=campaign-{rng.randrange(50)}",
-            "search": "running shoes lightweight", "position": rng.randrange(1, 40), "in_stock": True,
-        },
-    }
+def fresh_calls(users: int, count: int, seed: int, now_ms: int, kinds: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """`count` calls of the shop's activity (its population's identify and group calls left out)."""
+    generated = data.generate(users, count * 3 if kinds else count, now_ms, seed)
+    calls = itertools.dropwhile(lambda c: c["type"] in {"identify", "group"}, generated)
+    if kinds:
+        calls = (c for c in calls if c["type"] in kinds)
+    return list(itertools.islice(calls, count))
 
 
-def measure(name: str, unit: str, count: int, run: Callable[[], None]) -> dict[str, Any]:
-    started = time.perf_counter()
-    run()
-    elapsed = time.perf_counter() - started
-    figure = {"name": name, "value": round(count / elapsed), "unit": unit, "seconds": round(elapsed, 2)}
-    print(f"{name:<48} {figure['value']:>10,} {unit}  ({count:,} in {elapsed:.2f} s)", flush=True)
-    return figure
+def population(users: int, now_ms: int) -> list[dict[str, Any]]:
+    """The identify and group calls that create the shop's users and accounts."""
+    return list(itertools.takewhile(lambda c: c["type"] in {"identify", "group"}, data.generate(users, 1, now_ms, 0)))
 
 
 def in_parallel(senders: int, items: list[Any], send: Callable[[Any], None]) -> None:
@@ -73,14 +95,8 @@ def in_parallel(senders: int, items: list[Any], send: Callable[[Any], None]) -> 
         thread.join()
 
 
-def bench_batch_json(stub: Any, meta: Any, calls: list[dict[str, Any]], senders: int) -> None:
-    bodies = [json.dumps({"batch": calls[i:i + 500]}).encode() for i in range(0, len(calls), 500)]
-
-    def send(body: bytes) -> None:
-        reply = stub.BatchJson(ingest_pb2.BatchJsonRequest(body=body), metadata=meta)
-        assert reply.rejected_count == 0, reply.results[:3]
-
-    in_parallel(senders, bodies, send)
+def json_bodies(calls: list[dict[str, Any]]) -> list[bytes]:
+    return [json.dumps({"batch": calls[i:i + BATCH]}).encode() for i in range(0, len(calls), BATCH)]
 
 
 def to_track(call: dict[str, Any]) -> tracking_pb2.Track:
@@ -90,87 +106,205 @@ def to_track(call: dict[str, Any]) -> tracking_pb2.Track:
                               properties=props)
 
 
-def bench_batch_typed(stub: Any, meta: Any, calls: list[dict[str, Any]], senders: int) -> None:
-    items = [tracking_pb2.TrackingCall(track=to_track(c)) for c in calls]
-    requests = [ingest_pb2.BatchRequest(batch=items[i:i + 500]) for i in range(0, len(items), 500)]
-
-    def send(request: ingest_pb2.BatchRequest) -> None:
-        assert stub.Batch(request, metadata=meta).rejected_count == 0
-
-    in_parallel(senders, requests, send)
+def to_item(call: dict[str, Any]) -> tracking_pb2.TrackingCall:
+    if call["type"] == "track":
+        return tracking_pb2.TrackingCall(track=to_track(call))
+    return tracking_pb2.TrackingCall(json=json.dumps(call).encode())
 
 
-def bench_stream(stub: Any, meta: Any, calls: list[dict[str, Any]], senders: int) -> None:
-    encoded = [ingest_pb2.StreamCallsRequest(call=tracking_pb2.TrackingCall(json=json.dumps(c).encode()))
-               for c in calls]
-    reply = stub.StreamCalls(iter(encoded), metadata=meta)
-    assert reply.accepted_count == len(calls), reply
+class RawStore:
+    """The baseline of the batched figures: raw apsw into the server's schema, same settings."""
+
+    def __init__(self, path: Path, synchronous: str = "FULL") -> None:
+        logs.configure("console", "warning")  # migrate() logs each migration
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.conn = connect(path, synchronous=synchronous)
+        migrate(self.conn, 0)
+        self.seq = 1
+
+    def rows(self, calls: list[dict[str, Any]], received_ms: int) -> list[tracking.Call]:
+        normalized = [tracking.normalize(c, received_ms) for c in calls]
+        return [c for c in normalized if isinstance(c, tracking.Call)]
+
+    def insert(self, rows: list[tracking.Call]) -> None:
+        """One transaction per 500 rows, as one request's worth."""
+        for start in range(0, len(rows), BATCH):
+            chunk = rows[start:start + BATCH]
+            profiles = [int(c.user_id[1:]) + 1 if c.user_id and c.user_id[1:].isdigit() else None for c in chunk]
+            self.conn.execute("BEGIN IMMEDIATE")
+            events.insert_calls(self.conn, 1, chunk, profiles, self.seq)
+            self.conn.execute("COMMIT")
+            self.seq += len(chunk)
+
+    def close(self) -> None:
+        self.conn.close()
 
 
-def bench_unary(stub: Any, meta: Any, calls: list[dict[str, Any]], threads: int) -> None:
-    requests = [ingest_pb2.TrackRequest(track=to_track(c)) for c in calls]
-    in_parallel(threads, requests, lambda request: stub.Track(request, metadata=meta))
+class Ingest:
+    """The real server, the bench-only baseline server and raw apsw, side by side."""
+
+    def __init__(self, root: Path, config: Config) -> None:
+        self.config = config
+        self.now_ms = int(time.time() * 1000)
+        self.server = ServerProcess(root / "srv" / "audiences.db")
+        self.baseline = BaselineServer(workers=16)
+        options = [("grpc.max_send_message_length", 16 << 20)]
+        self.channel = grpc.insecure_channel(self.server.address, options=options)
+        self.base_channel = grpc.insecure_channel(self.baseline.address, options=options)
+        self.stub = ingest_pb2_grpc.IngestServiceStub(self.channel)
+        self.base_stub = ingest_pb2_grpc.IngestServiceStub(self.base_channel)
+        self.meta = (("authorization", f"Bearer {self.server.tokens['write']}"),)
+        self.raw = RawStore(root / "raw" / "raw.db")
+        self.seed = itertools.count(1)
+
+    def close(self) -> None:
+        self.channel.close()
+        self.base_channel.close()
+        self.raw.close()
+        self.baseline.stop()
+        self.server.stop()
+
+    def warm_up(self) -> None:
+        """Creates the users and accounts on the server and in the raw store (not timed)."""
+        calls = population(self.config.users, self.now_ms)
+        self.send_json(json_bodies(calls))
+        self.raw.insert(self.raw.rows(calls, self.now_ms))
+        print(f"warm-up: {len(calls):,} identify and group calls ({self.config.users:,} users)", flush=True)
+
+    def send_json(self, bodies: list[bytes]) -> None:
+        def send(body: bytes) -> None:
+            reply = self.stub.BatchJson(ingest_pb2.BatchJsonRequest(body=body), metadata=self.meta, timeout=600)
+            if reply.rejected_count or reply.duplicate_count:
+                raise RuntimeError(f"{reply.rejected_count} rejected, {reply.duplicate_count} duplicates:"
+                                   f" {reply.results[:3]}")
+
+        in_parallel(self.config.senders, bodies, send)
+
+    def calls(self, count: int, kinds: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+        return fresh_calls(self.config.users, count, next(self.seed), self.now_ms, kinds)
+
+    # -- the figures ---------------------------------------------------------------------
+
+    def batch(self) -> dict[str, Any]:
+        cfg = self.config
+        prepared: dict[int, tuple[list[tracking.Call], list[bytes]]] = {}
+
+        def baseline(i: int) -> float:
+            calls = self.calls(cfg.events)
+            prepared[i] = (self.raw.rows(calls, self.now_ms), json_bodies(calls))
+            return rate(len(prepared[i][0]), lambda: self.raw.insert(prepared[i][0]))
+
+        def ours(i: int) -> float:
+            rows, bodies = prepared.pop(i)
+            return rate(len(rows), lambda: self.send_json(bodies))
+
+        base, samples = alternate(cfg.repeats, baseline, ours, "batch", "events/s")
+        return figure("ingest.batch", f"BatchJson, {BATCH} per call, {cfg.senders} senders, identity resolution;"
+                      f" baseline raw apsw executemany, {BATCH}-row transactions", samples, "events/s", 0, base,
+                      events_per_run=cfg.events)
+
+    def batch_typed(self) -> dict[str, Any]:
+        cfg = self.config
+        count = cfg.events // 2
+        prepared: dict[int, list[ingest_pb2.BatchRequest]] = {}
+
+        def baseline(i: int) -> float:
+            calls = self.calls(count)
+            items = [to_item(c) for c in calls]
+            prepared[i] = [ingest_pb2.BatchRequest(batch=items[j:j + BATCH]) for j in range(0, len(items), BATCH)]
+            rows = self.raw.rows(calls, self.now_ms)
+            return rate(len(rows), lambda: self.raw.insert(rows))
+
+        def ours(i: int) -> float:
+            requests = prepared.pop(i)
+
+            def send(request: ingest_pb2.BatchRequest) -> None:
+                if self.stub.Batch(request, metadata=self.meta, timeout=600).rejected_count:
+                    raise RuntimeError("rejected calls in a typed batch")
+
+            return rate(count, lambda: in_parallel(cfg.senders, requests, send))
+
+        base, samples = alternate(cfg.repeats, baseline, ours, "batch typed", "events/s")
+        return figure("ingest.batch_typed", f"Batch (typed Struct properties), {BATCH} per call, {cfg.senders} senders;"
+                      " baseline raw apsw", samples, "events/s", 0, base, events_per_run=count)
+
+    def stream(self) -> dict[str, Any]:
+        cfg = self.config
+        prepared: dict[int, list[ingest_pb2.StreamCallsRequest]] = {}
+
+        def run(stub: Any, requests: list[ingest_pb2.StreamCallsRequest], meta: Any) -> None:
+            reply = stub.StreamCalls(iter(requests), metadata=meta, timeout=600)
+            if reply.accepted_count != len(requests):
+                raise RuntimeError(f"stream: {reply.accepted_count} of {len(requests)} accepted: {reply}")
+
+        def baseline(i: int) -> float:
+            calls = self.calls(cfg.stream)
+            prepared[i] = [ingest_pb2.StreamCallsRequest(call=tracking_pb2.TrackingCall(json=json.dumps(c).encode()))
+                           for c in calls]
+            return rate(len(calls), lambda: run(self.base_stub, prepared[i], ()))
+
+        def ours(i: int) -> float:
+            requests = prepared.pop(i)
+            return rate(len(requests), lambda: run(self.stub, requests, self.meta))
+
+        base, samples = alternate(cfg.repeats, baseline, ours, "stream", "events/s")
+        return figure("ingest.stream", "StreamCalls, one JSON call per message, one stream; baseline a server"
+                      " that parses and drops", samples, "events/s", 0, base, events_per_run=cfg.stream)
+
+    def unary(self) -> dict[str, Any]:
+        cfg = self.config
+        prepared: dict[int, list[ingest_pb2.TrackRequest]] = {}
+
+        def run(stub: Any, requests: list[ingest_pb2.TrackRequest], meta: Any) -> None:
+            in_parallel(cfg.threads, requests, lambda request: stub.Track(request, metadata=meta, timeout=60))
+
+        def baseline(i: int) -> float:
+            prepared[i] = [ingest_pb2.TrackRequest(track=to_track(c)) for c in self.calls(cfg.unary, ("track",))]
+            return rate(len(prepared[i]), lambda: run(self.base_stub, prepared[i], self.meta))
+
+        def ours(i: int) -> float:
+            requests = prepared.pop(i)
+            return rate(len(requests), lambda: run(self.stub, requests, self.meta))
+
+        base, samples = alternate(cfg.repeats, baseline, ours, "unary", "calls/s")
+        return figure("ingest.unary", f"Track (typed properties), {cfg.threads} client threads; baseline a no-op"
+                      " Track on a server with the same thread pool and options", samples, "calls/s", 0, base,
+                      calls_per_run=cfg.unary)
 
 
-def bench_raw_apsw(path: Path, calls: list[dict[str, Any]]) -> None:
-    """The baseline: the same rows into the same schema and indexes with raw executemany."""
-    conn = connect(path, synchronous="FULL")
-    migrate(conn, 0)
-    normalized = [tracking.normalize(c, 1_800_000_000_000) for c in calls]
-    rows = [c for c in normalized if isinstance(c, tracking.Call)]
-    started = time.perf_counter()
-    for start in range(0, len(rows), 500):
-        conn.execute("BEGIN IMMEDIATE")
-        chunk = rows[start:start + 500]
-        events.insert_calls(conn, 1, chunk, [hash(c.user_id) % 100_000 for c in chunk], start + 1)
-        conn.execute("COMMIT")
-    elapsed = time.perf_counter() - started
-    print(f"{'baseline: raw apsw insert, 500-row transactions':<48} {len(rows) / elapsed:>10,.0f} events/s "
-          f"(normalisation excluded)", flush=True)
-    conn.close()
+def collect(config: Config, root: Path | None = None) -> list[dict[str, Any]]:
+    """Runs every ingest figure; returns them."""
+    with tempfile.TemporaryDirectory() as tmp:
+        bench = Ingest(root or Path(tmp), config)
+        try:
+            bench.warm_up()
+            results = [bench.batch()]
+            if config.typed:
+                results.append(bench.batch_typed())
+            results += [bench.stream(), bench.unary()]
+        finally:
+            bench.close()
+    return results
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--events", type=int, default=100_000)
-    parser.add_argument("--unary", type=int, default=10_000)
-    parser.add_argument("--senders", type=int, default=4, help="client threads sending batches")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    defaults = Config()
+    parser.add_argument("--users", type=int, default=defaults.users)
+    parser.add_argument("--events", type=int, default=defaults.events, help="calls per run of the batched figures")
+    parser.add_argument("--stream", type=int, default=defaults.stream, help="calls per run of the stream figure")
+    parser.add_argument("--unary", type=int, default=defaults.unary, help="calls per run of the unary figure")
+    parser.add_argument("--repeats", type=int, default=defaults.repeats, help="runs of each figure and its baseline")
+    parser.add_argument("--senders", type=int, default=defaults.senders, help="client threads sending batches")
+    parser.add_argument("--no-typed", dest="typed", action="store_false", help="skip the typed Batch figure")
+    parser.add_argument("--out", type=Path, default=RESULTS / "ingest.json")
     args = parser.parse_args()
-    rng = random.Random(7)
-    results = []
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        baseline_calls = [make_call(i, rng) for i in range(args.events)]
-        started = time.perf_counter()
-        bench_raw_apsw(root / "raw" / "raw.db", baseline_calls)
-        baseline = args.events / (time.perf_counter() - started)
-        server = ServerProcess(root / "srv" / "audiences.db")
-        try:
-            channel = grpc.insecure_channel(server.address, options=[("grpc.max_send_message_length", 16 << 20)])
-            stub = ingest_pb2_grpc.IngestServiceStub(channel)
-            meta = (("authorization", f"Bearer {server.tokens['write']}"),)
-            for name, fn, n in (
-                (f"BatchJson, 500 per call, {args.senders} senders", bench_batch_json, args.events),
-                (f"Batch (typed Struct), 500 per call, {args.senders} senders", bench_batch_typed, args.events // 2),
-                ("StreamCalls, one JSON call per message", bench_stream, args.events // 2),
-            ):
-                calls = [make_call(i, rng) for i in range(n)]
-                results.append(measure(name, "events/s", n,
-                                       lambda fn=fn, calls=calls: fn(stub, meta, calls, args.senders)))
-            calls = [make_call(i, rng) for i in range(args.unary)]
-            results.append(measure("unary Track, 16 client threads", "calls/s", args.unary,
-                                   lambda: bench_unary(stub, meta, calls, 16)))
-        finally:
-            server.stop()
-    results.append({"name": "baseline raw apsw (incl. normalisation)", "value": round(baseline), "unit": "events/s"})
-    for figure in results:
-        if figure["unit"] == "events/s" and "baseline" not in figure["name"]:
-            figure["baseline"] = round(baseline)
-            figure["ratio"] = round(figure["value"] / baseline, 2)
-    print(f"{'baseline raw apsw incl. normalisation':<48} {baseline:>10,.0f} events/s")
-    out = Path(__file__).parent / "results" / "ingest.json"
-    out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"median of server figures: {statistics.median(f['value'] for f in results):,.0f}; written {out}")
+    config = Config(users=args.users, events=args.events, stream=args.stream, unary=args.unary,
+                    repeats=args.repeats, senders=args.senders, typed=args.typed)
+    results = collect(config)
+    print_table(results)
+    write_results(results, args.out)
+    print(f"\nwritten {args.out}")
     return 0
 
 

@@ -1,0 +1,462 @@
+"""Live figures on a server with the real clock: freshness, sync delivery and profile reads.
+
+A server in a child process with the system clock and the default tick interval (200 ms) gets
+the synthetic shop of bench/data.py (`--users`, `--events`), stamped up to now, and:
+
+1. Freshness (`freshness.p50`, `freshness.p99`): an audience `bench_fresh`
+   (`event('Bench Signal').count() >= 1`) is connected to a `grpc_feed` destination followed
+   with `WatchChanges`, and to a webhook (EVENT style, `send_track`) on a local HTTP receiver.
+   A paced stream of `--rate` events/s (`BatchJson`, one request of rate/50 events every 20 ms,
+   from a pool of 4 sender threads) runs for `--seconds`; in each request one event is a
+   `Bench Signal` of an existing user that has had none, which makes that profile enter. For
+   each such profile: from the return of the ingest RPC that carried its signal to the record
+   arriving on the feed (freshness: the change committed and observable), and to the receiver
+   getting its `Audience Entered` call (`sync.latency.p50`, `sync.latency.p99`). Times are
+   taken in this process with one monotonic clock; the percentiles are over every signal, the
+   spread over three equal windows of the run.
+2. Sync delivery throughput (`sync.webhook_list.changes_per_s`, `sync.webhook_event.changes_per_s`):
+   a connection's first sync to the local receiver, from `ConnectDestination` to the receiver
+   holding every member, LIST style (batches of 500, sent when full or after 100 ms instead of
+   the default 1 s, so that the last one does not wait; the audience `bench_active`, users with
+   a page view) and EVENT style (one request per call; `bench_fresh`'s members), `--sync-repeats`
+   times each (disconnect, connect again).
+3. Profile reads (`profiles.traits.p50`, `.p99`, `profiles.traits.rate`): `ListTraits` of random
+   existing users from `--clients` (8) client threads for `--read-seconds`. The suite takes this
+   one on the evaluator's big data set instead (`profile_reads`).
+
+Prints figures as it goes and a table, and writes bench/results/live.json (see bench/common.py).
+The client side runs in this one Python process (senders, the feed follower, the receiver),
+so its own latency is part of every figure.
+
+    python bench/live.py --seconds 5 --users 2000 --events 20000     # quick
+    python bench/live.py                                             # 30 s at 1,000 events/s
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import tempfile
+import threading
+import time
+from concurrent import futures
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import data  # bench/data.py: a script's own folder is on sys.path
+import grpc
+from audiences.v1 import (
+    admin_pb2,
+    admin_pb2_grpc,
+    common_pb2,
+    ingest_pb2,
+    ingest_pb2_grpc,
+    profiles_pb2,
+    profiles_pb2_grpc,
+    sync_pb2,
+    sync_pb2_grpc,
+)
+from common import RESULTS, figure, latency_figures, print_table, windows_of, write_results
+from google.protobuf import duration_pb2
+
+from audiences_server.testing import ServerProcess
+
+BATCH = 500
+SLOT_S = 0.02  # one request per 20 ms
+FRESH = "bench_fresh"
+ACTIVE = "bench_active"
+USERS = common_pb2.COLLECTION_USERS
+
+
+@dataclass
+class Config:
+    """The scale of the live figures."""
+
+    users: int = 20_000
+    events: int = 200_000
+    rate: int = 1_000
+    seconds: float = 30
+    sync_repeats: int = 3
+    clients: int = 8
+    read_seconds: float = 15
+    reads: bool = True
+    seed: int = 3
+
+
+# ------------------------------------------------------------------ the local receivers
+
+
+@dataclass
+class Receiver:
+    """A local HTTP server that answers 200 and notes when each call arrived, by path."""
+
+    port: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    entered: dict[str, float] = field(default_factory=dict)  # userId → first `Audience Entered` of FRESH
+    counts: dict[str, int] = field(default_factory=dict)  # path → calls received
+    changed: threading.Condition = field(default_factory=threading.Condition)
+    _server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                raw = self.rfile.read(int(self.headers["Content-Length"]))
+                arrived = time.monotonic()
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                receiver.note(self.path, json.loads(raw), arrived)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server.daemon_threads = True
+        self.port = self._server.server_address[1]
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def note(self, path: str, body: Any, arrived: float) -> None:
+        calls = body.get("batch", [body]) if isinstance(body, dict) else []
+        with self.changed:
+            self.counts[path] = self.counts.get(path, 0) + len(calls)
+            for call in calls:
+                props = call.get("properties") or {}
+                if call.get("event") == "Audience Entered" and props.get("audience_key") == FRESH:
+                    self.entered.setdefault(call.get("userId", ""), arrived)
+            self.changed.notify_all()
+
+    def wait_count(self, path: str, count: int, timeout: float) -> bool:
+        with self.changed:
+            return self.changed.wait_for(lambda: self.counts.get(path, 0) >= count, timeout)
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+
+class FeedFollower:
+    """Follows a `grpc_feed` destination with `WatchChanges`; notes when each user entered FRESH."""
+
+    def __init__(self, sync: Any, meta: Any, destination: str) -> None:
+        self.entered: dict[str, float] = {}
+        self.records = 0
+        beat = duration_pb2.Duration(seconds=1)
+        request = sync_pb2.WatchChangesRequest(destination_key=destination, heartbeat_interval=beat)
+        self.call = sync.WatchChanges(request, metadata=meta)
+        self.thread = threading.Thread(target=self._follow, daemon=True)
+        self.thread.start()
+
+    def _follow(self) -> None:
+        try:
+            for item in self.call:
+                if not item.HasField("change"):
+                    continue
+                arrived = time.monotonic()
+                change = item.change
+                self.records += 1
+                if change.change_type == sync_pb2.CHANGE_TYPE_ENTERED and change.computation.key == FRESH:
+                    for ext in change.external_ids:
+                        if ext.type == "user_id":
+                            self.entered.setdefault(ext.value, arrived)
+        except grpc.RpcError as stopped:
+            if stopped.code() != grpc.StatusCode.CANCELLED:
+                print(f"  feed follower stopped: {stopped.code().name} {stopped.details()}", flush=True)
+
+    def stop(self) -> None:
+        self.call.cancel()
+        self.thread.join(timeout=10)
+
+
+# ------------------------------------------------------------------ the server
+
+
+class LiveServer:
+    """A server on the system clock with the stubs the figures call."""
+
+    def __init__(self, root: Path) -> None:
+        self.process = ServerProcess(root / "live" / "audiences.db")
+        self.channel = grpc.insecure_channel(self.process.address, options=[("grpc.max_send_message_length", 16 << 20)])
+        self.ingest = ingest_pb2_grpc.IngestServiceStub(self.channel)
+        self.admin = admin_pb2_grpc.AudienceAdminServiceStub(self.channel)
+        self.sync = sync_pb2_grpc.SyncServiceStub(self.channel)
+        self.write = (("authorization", f"Bearer {self.process.tokens['write']}"),)
+        self.meta = (("authorization", f"Bearer {self.process.tokens['admin']}"),)
+
+    def stop(self) -> None:
+        self.channel.close()
+        self.process.stop()
+
+    def send(self, calls: list[dict[str, Any]]) -> None:
+        reply = self.ingest.BatchJson(ingest_pb2.BatchJsonRequest(body=json.dumps({"batch": calls}).encode()),
+                                      metadata=self.write, timeout=600)
+        if reply.rejected_count or reply.duplicate_count:
+            raise RuntimeError(f"{reply.rejected_count} rejected, {reply.duplicate_count} duplicates:"
+                               f" {reply.results[:3]}")
+
+    def load(self, users: int, events: int, seed: int, now_ms: int) -> None:
+        started = time.perf_counter()
+        calls = list(data.generate(users, events, now_ms, seed))
+        with futures.ThreadPoolExecutor(4) as pool:
+            list(pool.map(self.send, [calls[i:i + BATCH] for i in range(0, len(calls), BATCH)]))
+        print(f"[live] loaded {len(calls):,} calls ({users:,} users, {events:,} events) in"
+              f" {time.perf_counter() - started:.1f} s", flush=True)
+
+    def audience(self, key: str, definition: str, timeout: float = 600) -> admin_pb2.Audience:
+        """Creates an audience and waits for the server's own ticks to make it LIVE."""
+        message = admin_pb2.Audience(key=key, collection=USERS, definition=definition)
+        self.admin.CreateAudience(admin_pb2.CreateAudienceRequest(audience=message), metadata=self.meta)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.admin.GetAudience(admin_pb2.GetAudienceRequest(collection=USERS, key=key),
+                                           metadata=self.meta).audience
+            if found.status == admin_pb2.COMPUTATION_STATUS_LIVE:
+                return found
+            if found.status == admin_pb2.COMPUTATION_STATUS_FAILED:
+                raise RuntimeError(f"{key} failed: {found.failure.message}")
+            time.sleep(0.05)
+        raise TimeoutError(f"{key} not LIVE after {timeout:g} s")
+
+    def destination(self, key: str, **config: Any) -> None:
+        message = sync_pb2.Destination(key=key, **config)
+        self.sync.CreateDestination(sync_pb2.CreateDestinationRequest(destination=message), metadata=self.meta)
+
+    def connect(self, destination: str, audience: str, **options: Any) -> None:
+        ref = common_pb2.ComputationRef(kind=common_pb2.COMPUTATION_KIND_AUDIENCE, collection=USERS, key=audience)
+        connection = sync_pb2.Connection(destination_key=destination, computation=ref, **options)
+        self.sync.ConnectDestination(sync_pb2.ConnectDestinationRequest(connection=connection), metadata=self.meta)
+
+    def disconnect(self, destination: str, audience: str) -> None:
+        ref = common_pb2.ComputationRef(kind=common_pb2.COMPUTATION_KIND_AUDIENCE, collection=USERS, key=audience)
+        self.sync.DisconnectDestination(sync_pb2.DisconnectDestinationRequest(destination_key=destination,
+                                                                             computation=ref), metadata=self.meta)
+
+
+def webhook(url: str, style: int, batch_size: int = 0, batch_interval_ms: int = 0) -> dict[str, Any]:
+    config = sync_pb2.WebhookConfig(url=url, payload_style=style, batch_size=batch_size)
+    if batch_interval_ms:
+        config.batch_interval.FromMilliseconds(batch_interval_ms)
+    return {"webhook": config}
+
+
+# ------------------------------------------------------------------ the figures
+
+
+def paced_stream(server: LiveServer, config: Config, now_ms: int) -> tuple[dict[str, float], int, float]:
+    """Sends `rate` events/s for `seconds`; returns each signal user's RPC return time, events sent, rate."""
+    rng = random.Random(config.seed)
+    per_slot = max(2, round(config.rate * SLOT_S))
+    slots = int(config.seconds / SLOT_S)
+    signals = rng.sample(range(config.users), min(slots, config.users))
+    background = [c for c in data.generate(config.users, slots * per_slot, now_ms, config.seed + 1000)
+                  if c["type"] in {"track", "page"}]
+    for call in background:
+        del call["timestamp"]  # stamped on arrival, as live traffic is
+    batches = []
+    for slot, index in enumerate(signals):
+        batch = background[slot * (per_slot - 1):(slot + 1) * (per_slot - 1)]
+        batch.append({"type": "track", "messageId": f"signal-{slot}", "userId": data.user_id(index),
+                      "event": "Bench Signal", "properties": {"slot": slot}})
+        batches.append(batch)
+    returned: dict[str, float] = {}
+    lag: list[float] = []
+
+    def send(batch: list[dict[str, Any]]) -> None:
+        server.send(batch)
+        returned[batch[-1]["userId"]] = time.monotonic()
+
+    started = time.monotonic()
+    with futures.ThreadPoolExecutor(4) as pool:
+        pending = []
+        for slot, batch in enumerate(batches):
+            due = started + slot * SLOT_S
+            wait = due - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            else:
+                lag.append(-wait)
+            pending.append(pool.submit(send, batch))
+        for done in pending:
+            done.result()
+    elapsed = time.monotonic() - started
+    sent = sum(len(b) for b in batches)
+    late = sum(1 for x in lag if x > SLOT_S)
+    if late:
+        print(f"  warning: {late} of {len(batches)} requests left more than one slot late", flush=True)
+    return returned, sent, sent / elapsed
+
+
+def freshness(server: LiveServer, receiver: Receiver, config: Config, now_ms: int) -> list[dict[str, Any]]:
+    server.audience(FRESH, "event('Bench Signal').count() >= 1")
+    server.destination("bench_feed", grpc_feed=sync_pb2.GrpcFeedConfig())
+    server.connect("bench_feed", FRESH)
+    server.destination("bench_hook", **webhook(receiver.url + "/fresh", sync_pb2.WEBHOOK_PAYLOAD_STYLE_EVENT))
+    server.connect("bench_hook", FRESH, send_track=True)
+    follower = FeedFollower(server.sync, server.meta, "bench_feed")
+    time.sleep(1)  # both connections finish their (empty) first sync
+    print(f"[live] paced stream: {config.rate:,} events/s for {config.seconds:g} s, one signal per"
+          f" {SLOT_S * 1000:.0f} ms request", flush=True)
+    returned, sent, achieved = paced_stream(server, config, now_ms)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (len(follower.entered) < len(returned)
+                                           or len(receiver.entered) < len(returned)):
+        time.sleep(0.05)
+    follower.stop()
+    results = []
+    scale = (f"{achieved:,.0f} events/s for {config.seconds:g} s, {len(returned)} entries, tick interval 200 ms;"
+             f" {config.users:,} users / {config.events:,} events")
+    for name, label, seen in (
+        ("freshness", f"ingest RPC return → entry on the WatchChanges feed; {scale}", follower.entered),
+        ("sync.latency", f"ingest RPC return → webhook receiver got Audience Entered (EVENT style); {scale}",
+         receiver.entered),
+    ):
+        stamped = [(returned[u], (seen[u] - returned[u]) * 1000) for u in returned if u in seen]
+        latencies = [v for _, v in stamped]
+        missing = len(returned) - len(latencies)
+        extra: dict[str, Any] = {"rate": round(achieved), "sent": sent}
+        if missing:
+            extra["note"] = f"{missing} of {len(returned)} entries not seen within 60 s of the end"
+        if latencies:
+            results += latency_figures(name, label, latencies, windows_of(stamped, 3), **extra)
+        print(f"  {name}: {len(latencies)} of {len(returned)} entries seen", flush=True)
+    return results
+
+
+def sync_throughput(server: LiveServer, receiver: Receiver, config: Config) -> list[dict[str, Any]]:
+    active = server.audience(ACTIVE, "event('Page Viewed').count() >= 1")
+    fresh = server.admin.GetAudience(admin_pb2.GetAudienceRequest(collection=USERS, key=FRESH),
+                                     metadata=server.meta).audience
+    results = []
+    for style, name, audience, members, batch_size in (
+        (sync_pb2.WEBHOOK_PAYLOAD_STYLE_LIST, "sync.webhook_list.changes_per_s", ACTIVE, active.size, 500),
+        (sync_pb2.WEBHOOK_PAYLOAD_STYLE_EVENT, "sync.webhook_event.changes_per_s", FRESH, fresh.size, 0),
+    ):
+        path = "/" + name
+        key = name.split(".")[1]
+        server.destination(key, **webhook(receiver.url + path, style, batch_size, 100 if batch_size else 0))
+        samples = []
+        for rep in range(config.sync_repeats):
+            before = receiver.counts.get(path, 0)
+            started = time.monotonic()
+            server.connect(key, audience, send_track=True)
+            if not receiver.wait_count(path, before + members, timeout=300):
+                print(f"  {name}: first sync not complete after 300 s", flush=True)
+                break
+            samples.append(members / (time.monotonic() - started))
+            print(f"  {name} round {rep}: {members:,} members in {members / samples[-1]:.2f} s,"
+                  f" {samples[-1]:,.0f} changes/s", flush=True)
+            server.disconnect(key, audience)
+        if samples:
+            style_name = "LIST, batches of 500 or 100 ms" if batch_size else "EVENT, one request per call"
+            results.append(figure(name, f"webhook first sync of {members:,} members to a local receiver,"
+                                  f" {style_name}", samples, "changes/s", 0, members=members))
+    return results
+
+
+def profile_reads(address: str, token: str, users: int, seconds: float, clients: int = 8,
+                  scale: str = "") -> list[dict[str, Any]]:
+    """`ListTraits` of random existing users from `clients` threads for `seconds`."""
+    channel = grpc.insecure_channel(address)
+    stub = profiles_pb2_grpc.ProfilesServiceStub(channel)
+    meta = (("authorization", f"Bearer {token}"),)
+    stamped: list[tuple[float, float]] = []
+    lock = threading.Lock()
+    failures: list[str] = []
+
+    def reader(n: int) -> None:
+        rng = random.Random(n)
+        mine = []
+        end = time.monotonic() + seconds
+        while (now := time.monotonic()) < end:
+            ref = common_pb2.ProfileRef(collection=USERS, id=f"user_id:{data.user_id(rng.randrange(users))}")
+            try:
+                stub.ListTraits(profiles_pb2.ListTraitsRequest(profile=ref, page_size=50), metadata=meta, timeout=10)
+            except grpc.RpcError as failed:
+                failures.append(failed.code().name)
+                continue
+            mine.append((now, (time.monotonic() - now) * 1000))
+        with lock:
+            stamped.extend(mine)
+
+    for n in range(clients):  # one read each to open the connection
+        reader_ref = common_pb2.ProfileRef(collection=USERS, id=f"user_id:{data.user_id(n % users)}")
+        stub.ListTraits(profiles_pb2.ListTraitsRequest(profile=reader_ref), metadata=meta, timeout=10)
+    pool = [threading.Thread(target=reader, args=(n,)) for n in range(clients)]
+    started = time.monotonic()
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    elapsed = time.monotonic() - started
+    channel.close()
+    label = f"ListTraits of random users, {clients} client threads, {seconds:g} s{scale}"
+    latencies = [v for _, v in stamped]
+    windows = windows_of(stamped, 3)
+    window_s = elapsed / 3
+    extra = {"note": f"{len(failures)} failed: {sorted(set(failures))}"} if failures else {}
+    results = latency_figures("profiles.traits", label, latencies, windows, **extra)
+    results.append(figure("profiles.traits.rate", label, [len(w) / window_s for w in windows], "reads/s", 0,
+                          reads=len(latencies)))
+    print(f"  profile reads: {len(latencies):,} in {elapsed:.1f} s", flush=True)
+    return results
+
+
+def collect(config: Config, root: Path | None = None) -> list[dict[str, Any]]:
+    """Runs the live figures; returns them."""
+    results: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        receiver = Receiver()
+        receiver.start()
+        server = LiveServer(root or Path(tmp))
+        try:
+            now_ms = int(time.time() * 1000)
+            server.load(config.users, config.events, config.seed, now_ms)
+            results += freshness(server, receiver, config, now_ms)
+            results += sync_throughput(server, receiver, config)
+            if config.reads:
+                results += profile_reads(server.process.address, server.process.tokens["read"], config.users,
+                                         config.read_seconds, config.clients,
+                                         f"; {config.users:,} users / {config.events:,} events")
+        finally:
+            server.stop()
+            receiver.stop()
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    defaults = Config()
+    parser.add_argument("--users", type=int, default=defaults.users)
+    parser.add_argument("--events", type=int, default=defaults.events)
+    parser.add_argument("--rate", type=int, default=defaults.rate, help="events/s of the paced stream")
+    parser.add_argument("--seconds", type=float, default=defaults.seconds, help="length of the paced stream")
+    parser.add_argument("--sync-repeats", type=int, default=defaults.sync_repeats)
+    parser.add_argument("--clients", type=int, default=defaults.clients, help="client threads reading profiles")
+    parser.add_argument("--read-seconds", type=float, default=defaults.read_seconds)
+    parser.add_argument("--no-reads", dest="reads", action="store_false", help="skip the profile reads")
+    parser.add_argument("--out", type=Path, default=RESULTS / "live.json")
+    args = parser.parse_args()
+    config = Config(users=args.users, events=args.events, rate=args.rate, seconds=args.seconds,
+                    sync_repeats=args.sync_repeats, clients=args.clients, read_seconds=args.read_seconds,
+                    reads=args.reads)
+    results = collect(config)
+    print_table(results)
+    write_results(results, args.out)
+    print(f"\nwritten {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,163 @@
+"""The benchmark suite: every figure of BENCHMARKS.md in one run, with its baseline and target.
+
+Runs three stages, one after the other, each with its own servers in child processes:
+
+- ingest (bench/ingest.py): `ingest.batch`, `ingest.stream`, `ingest.unary` (and, in the full
+  preset, `ingest.batch_typed`), each against its baseline in alternating runs;
+- evaluator (bench/evaluator.py): `backfill.a` … `backfill.e` against DuckDB,
+  `memory.backfill.peak`, `tick.k1000` and `tick.k1000.per_definition` against DuckDB,
+  `tick.growth.k100`, and `profiles.traits.*` (bench/live.py's reads, on the big data set);
+- live (bench/live.py): `freshness.p50/p99` and `sync.latency.p50/p99` under a paced stream at
+  1,000 events/s on the system clock, and the webhook first-sync throughputs.
+
+Every ratio is value / baseline, both measured in the same run in alternating runs (baseline,
+ours, baseline, ours, …); the value is the median of the runs and `spread` their
+(max − min) / median. The suite reports and never asserts: each figure with a target says
+whether it was met. The targets are set for the full scale; the quick preset's small data sets
+only show that the harness works and roughly where things stand.
+
+Writes bench/results/latest.json (a list, one object per figure: name, label, value, unit,
+baseline, ratio, repeats, spread, target, met, …) and bench/results/latest.md (the Markdown
+table), and prints the table.
+
+    python bench/suite.py --quick        # small scales, under 2 minutes (`make bench-quick`)
+    python bench/suite.py                # 100k users / 1M events (`make bench`): about 8 minutes today
+    python bench/suite.py --quick --only live,ingest
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import evaluator
+import ingest
+import live
+from common import RESULTS, markdown_table, print_table, write_results
+
+Check = Callable[[dict[str, Any]], bool]
+
+
+def _ratio_at_most(limit: float) -> Check:
+    return lambda f: f.get("ratio") is not None and f["ratio"] <= limit
+
+
+def _ratio_at_least(limit: float) -> Check:
+    return lambda f: f.get("ratio") is not None and f["ratio"] >= limit
+
+
+def _value_at_most(limit: float) -> Check:
+    return lambda f: f.get("value") is not None and f["value"] <= limit
+
+
+TARGETS: dict[str, tuple[str, Check]] = {
+    "ingest.batch": ("ratio ≥ 0.5 and ≥ 50,000/s",
+                     lambda f: _ratio_at_least(0.5)(f) and f["value"] is not None and f["value"] >= 50_000),
+    "ingest.stream": ("ratio ≥ 0.7", _ratio_at_least(0.7)),
+    "ingest.unary": ("ratio ≥ 0.6", _ratio_at_least(0.6)),
+    **{f"backfill.{tag}": ("ratio ≤ 3 (≤ 3× DuckDB)", _ratio_at_most(3)) for tag in "abcde"},
+    "tick.k1000": ("ratio ≤ 0.1 (≥ 10× faster)", _ratio_at_most(0.1)),
+    "tick.k1000.per_definition": ("p50 ≤ 15 ms", _value_at_most(15)),
+    "tick.growth.k100": ("ratio ≤ 2", _ratio_at_most(2)),
+    "freshness.p99": ("≤ 500 ms", _value_at_most(500)),
+    "profiles.traits.p99": ("≤ 10 ms", _value_at_most(10)),
+    "memory.backfill.peak": ("≤ 1,024 MiB", _value_at_most(1024)),
+}
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "quick": {
+        "ingest": ingest.Config(users=2_000, events=20_000, stream=5_000, unary=2_000, repeats=3, typed=False),
+        "evaluator": evaluator.Config(users=5_000, events=50_000, rounds=2, duck_repeats=3, tick_repeats=5),
+        "live": live.Config(users=2_000, events=20_000, seconds=5, sync_repeats=2, reads=False),
+        "read_seconds": 3.0,
+    },
+    "full": {
+        "ingest": ingest.Config(users=10_000, events=100_000, stream=30_000, unary=10_000, repeats=5, typed=True),
+        "evaluator": evaluator.Config(users=100_000, events=1_000_000, rounds=3, duck_repeats=3, tick_repeats=7),
+        "live": live.Config(users=20_000, events=200_000, seconds=30, sync_repeats=3, reads=False),
+        "read_seconds": 15.0,
+    },
+}
+STAGES = ("ingest", "evaluator", "live")
+
+
+def run_stage(stage: str, preset: dict[str, Any]) -> list[dict[str, Any]]:
+    if stage == "ingest":
+        return ingest.collect(preset["ingest"])
+    if stage == "evaluator":
+        config: evaluator.Config = preset["evaluator"]
+
+        def reads(big: evaluator.Server) -> list[dict[str, Any]]:
+            print("profile reads on the big data set:", flush=True)
+            return live.profile_reads(big.process.address, big.process.tokens["read"], big.users,
+                                      preset["read_seconds"], 8, f"; {big.users:,} users / {big.events:,} events")
+
+        return evaluator.collect(config, on_big=reads)
+    return live.collect(preset["live"])
+
+
+def judge(results: list[dict[str, Any]]) -> None:
+    """Adds each figure's target and whether it was met."""
+    for fig in results:
+        if fig["name"] in TARGETS:
+            text, check = TARGETS[fig["name"]]
+            fig["target"] = text
+            fig["met"] = bool(check(fig)) if fig.get("value") is not None else False
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="the quick preset (small scales, few repeats)")
+    parser.add_argument("--only", default=",".join(STAGES), help=f"stages to run, of {', '.join(STAGES)}")
+    parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")
+    args = parser.parse_args()
+    name = "quick" if args.quick else "full"
+    preset = PRESETS[name]
+    stages = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = set(stages) - set(STAGES)
+    if unknown:
+        parser.error(f"unknown stage(s): {', '.join(sorted(unknown))}")
+    date = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    started = time.perf_counter()
+    results: list[dict[str, Any]] = []
+    failed = []
+    for stage in stages:
+        print(f"\n=== {stage} ({name} preset) ===", flush=True)
+        stage_started = time.perf_counter()
+        try:
+            figures = run_stage(stage, preset)
+        except Exception as error:  # report the others; a broken stage is a line of the table
+            traceback.print_exc()
+            failed.append(stage)
+            figures = [{"name": f"{stage}.error", "label": f"the {stage} stage failed", "value": None, "unit": "",
+                        "repeats": 0, "spread": 0.0, "note": f"{type(error).__name__}: {error}"[:300]}]
+        for fig in figures:
+            fig["stage"] = stage
+        results += figures
+        print(f"=== {stage}: {time.perf_counter() - stage_started:.0f} s ===", flush=True)
+    judge(results)
+    for fig in results:
+        fig.update(preset=name, date=date)
+    elapsed = time.perf_counter() - started
+    print_table(results, f"{name} preset, {date}, {platform.node()} ({_cores()} cores), {elapsed:.0f} s")
+    write_results(results, args.out)
+    args.out.with_suffix(".md").write_text(markdown_table(results))
+    print(f"\nwritten {args.out} and {args.out.with_suffix('.md')}")
+    return 1 if failed else 0
+
+
+def _cores() -> int:
+    import os
+
+    return os.cpu_count() or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
