@@ -510,10 +510,10 @@ def tick_figures(small: Server, big: Server, baseline: Baseline, k: int, growth_
                              "definitions_evaluated": int(statistics.median(definitions))}
     if note:
         extra["note"] = note
-    results = [figure("tick.k1000", f"tick after {scale}, all definitions; baseline DuckDB full query of the same"
+    results = [figure(f"tick.k{kk}", f"tick after {scale}, all definitions; baseline DuckDB full query of the same"
                       f" {len(SHAPES)} definitions over JSON properties", ours, "ms", 1, duck, **extra)]
     per_def = [ms / max(n, 1) for ms, n in zip(ours, definitions, strict=True)]
-    results.append(figure("tick.k1000.per_definition", f"tick after {scale}, per definition evaluated; baseline"
+    results.append(figure(f"tick.k{kk}.per_definition", f"tick after {scale}, per definition evaluated; baseline"
                           " DuckDB per definition", per_def, "ms", 2, [ms / len(SHAPES) for ms in duck], **extra))
 
     gk = min(growth_k, small.users)
