@@ -77,6 +77,14 @@ def computation(conn: apsw.Connection, space_id: int, collection: str, key: str)
     return _computation(row) if row else None
 
 
+def computation_by_id(conn: apsw.Connection, computation_id: int) -> ComputationRow | None:
+    """One computation by its id."""
+    row = conn.execute(
+        f"SELECT {_COMPUTATION_COLUMNS} FROM computations WHERE computation_id = ?", (computation_id,)
+    ).fetchone()
+    return _computation(row) if row else None
+
+
 def state_version(conn: apsw.Connection) -> str:
     """Changes whenever a computation is added, removed, edited, enabled, disabled or changes status."""
     return str(scalar(conn, "SELECT group_concat(computation_id || ':' || version || ':' || enabled || ':' || status,"

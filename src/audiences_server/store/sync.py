@@ -270,35 +270,6 @@ def current_values(
     return [(int(p), v, int(t)) for p, v, t in conn.execute(sql, (computation_id, after, limit))]
 
 
-def identifiers(conn: apsw.Connection, profile_ids: Sequence[int]) -> dict[int, tuple[str, list[list[str]]]]:
-    """Per profile: its public id and identifiers, oldest first."""
-    found: dict[int, tuple[str, list[list[str]]]] = {}
-    ids = json.dumps(list(profile_ids))
-    for pid, public in conn.execute(
-        "SELECT profile_id, public_id FROM profiles WHERE profile_id IN (SELECT value FROM json_each(?))", (ids,)
-    ):
-        found[int(pid)] = (public, [])
-    for pid, id_type, value in conn.execute(
-        "SELECT profile_id, id_type, id_value FROM identifiers WHERE profile_id IN (SELECT value FROM json_each(?))"
-        " ORDER BY profile_id, seq, added_ms",
-        (ids,),
-    ):
-        found[int(pid)][1].append([id_type, value])
-    return found
-
-
-def linked_users(conn: apsw.Connection, account_ids: Sequence[int]) -> dict[int, list[int]]:
-    """Per account, its users."""
-    found: dict[int, list[int]] = {}
-    for account, user in conn.execute(
-        "SELECT account_id, user_id FROM links WHERE account_id IN (SELECT value FROM json_each(?))"
-        " ORDER BY account_id, user_id",
-        (json.dumps(list(account_ids)),),
-    ):
-        found.setdefault(int(account), []).append(int(user))
-    return found
-
-
 def space_name(conn: apsw.Connection, space_id: int) -> str:
     """A space's name."""
     return str(scalar(conn, "SELECT name FROM spaces WHERE space_id = ?", (space_id,)))

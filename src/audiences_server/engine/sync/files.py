@@ -64,10 +64,10 @@ def csv_chunks(conn: apsw.Connection, comp: ComputationRow, id_types: Sequence[s
         if not rows and not first:
             return
         pids = [pid for pid, _, _ in rows]
-        ids = store.identifiers(conn, pids)
+        refs = evaluation.profile_refs(conn, pids)
         values = _traits(conn, comp, traits, pids) if traits else {}
         for pid in pids:
-            public, own = ids.get(pid, ("", []))
+            public, _, own = refs.get(pid, ("", "", []))
             chosen = select_ids(own, selection, id_types, exiting=False)
             cells = [",".join(v for t, v in chosen if t == id_type) for id_type in id_types]
             writer.writerow([public, *cells, *(_cell(values.get(pid, {}).get(k)) for k in traits)])

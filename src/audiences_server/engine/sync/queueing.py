@@ -17,19 +17,12 @@ import apsw
 
 from audiences_server.engine.sync.payloads import message_id
 from audiences_server.store import sync as store
-from audiences_server.store.evaluation import ComputationRow, computations
+from audiences_server.store.evaluation import ComputationRow, computation_by_id, profile_refs, users_of
 from audiences_server.store.sync import ConnectionRow, DestinationRow
 
 # Records and snapshot rows per job: bounds how long one job holds the writer.
 CHUNK = 500
 QUEUE_TABLE = {"webhook": "deliveries", "segment": "deliveries", "grpc_feed": "feed_records"}
-
-
-def _computation(conn: apsw.Connection, computation_id: int) -> ComputationRow | None:
-    row = conn.execute("SELECT space_id FROM computations WHERE computation_id = ?", (computation_id,)).fetchone()
-    if row is None:
-        return None
-    return next((c for c in computations(conn, int(row[0])) if c.computation_id == computation_id), None)
 
 
 def _item(
@@ -57,7 +50,7 @@ class Queueing:
     def __call__(self, conn: apsw.Connection) -> tuple[bool, int]:
         """Runs the job; returns whether more work is waiting and how many records it queued."""
         current = store.connection_by_id(conn, self.connection.connection_id)
-        comp = _computation(conn, self.connection.computation_id)
+        comp = computation_by_id(conn, self.connection.computation_id)
         if current is None or comp is None:
             return False, 0
         self.connection = current
@@ -88,9 +81,10 @@ class Queueing:
         if table is None or not items:
             return
         profiles = {i[0] for i in items}
-        users = store.linked_users(conn, sorted(profiles)) if comp.collection == "accounts" else {}
+        users = users_of(conn, sorted(profiles)) if comp.collection == "accounts" else {}
         named = {i[6] for i in items if i[6] is not None}
-        ids = store.identifiers(conn, sorted(profiles | named | {u for linked in users.values() for u in linked}))
+        refs = profile_refs(conn, sorted(profiles | named | {u for linked in users.values() for u in linked}))
+        ids = {pid: (public, own) for pid, (public, _, own) in refs.items()}
         space = store.space_name(conn, comp.space_id)
         queued = []
         for pid, change, old, new, at, change_key, user in items:
