@@ -23,6 +23,7 @@ import structlog
 
 from audiences_server.core import ql
 from audiences_server.engine.clock import Clock
+from audiences_server.engine.fastpath import AccountPlan
 from audiences_server.engine.registry import Compiled, Registry
 from audiences_server.store import evaluation as store
 from audiences_server.store.db import Readers
@@ -115,10 +116,19 @@ class Evaluation:
     ) -> list[tuple[int, Any, int | None]]:
         """Each profile's value and next change time, with the anonymous-users rule applied.
 
-        Definitions the SQL fast path compiled run as one query over the profiles; the others
-        are loaded into the reference interpreter profile by profile.
+        Definitions the SQL fast path compiled run as one query over the profiles (an account
+        audience, one per `ANY`/`ALL` over their users); the others are loaded into the reference
+        interpreter profile by profile.
         """
-        if comp.plan is not None:
+        if isinstance(comp.plan, AccountPlan):
+            members = store.users_of(self.conn, profile_ids)
+            users = sorted({u for linked in members.values() for u in linked})
+            space = comp.row.space_id
+            out = comp.plan.run(
+                self.conn, profile_ids, self.now, self._traits(space, "accounts", profile_ids, comp.summary.traits),
+                members, self._traits(space, "users", users, comp.summary.user_traits),
+            )
+        elif comp.plan is not None:
             out = comp.plan.run(self.conn, profile_ids, self.now, self._user_traits(comp, profile_ids))
         else:
             out = self._interpret(comp, profile_ids, with_due)
@@ -142,19 +152,20 @@ class Evaluation:
 
     def evaluate(self, comp: Compiled, profile_ids: Sequence[int]) -> set[int]:
         """Evaluates one computation for the profiles; stores values, changes and due times."""
-        old = store.values_of(self.conn, [comp.id], profile_ids)
+        cid = comp.id
+        old = store.values_of(self.conn, [cid], profile_ids)
         due: dict[int, int | None] = {}
         changed: set[int] = set()
         size_delta = 0
         for pid, value, next_change in self._compute(comp, profile_ids):
             due[pid] = next_change
-            delta = self._apply(comp, pid, old.get((comp.id, pid)), value)
+            delta = self._apply(comp, pid, old.get((cid, pid)), value)
             if delta is not None:
                 changed.add(pid)
                 size_delta += delta
-            self.report.evaluated.add((comp.id, pid))
-        store.set_due(self.conn, comp.id, due)
-        store.add_size(self.conn, comp.id, size_delta, self.now)
+        self.report.evaluated.update((cid, pid) for pid in profile_ids)
+        store.set_due(self.conn, cid, due)
+        store.add_size(self.conn, cid, size_delta, self.now)
         self.report.values_changed += len(changed)
         return changed
 
@@ -286,6 +297,8 @@ def collect_work(
     """Which computation to evaluate for which profiles, from touches and due times."""
     work: dict[int, set[int]] = defaultdict(set)
     facts = store.profile_facts(conn, set(touches) | {p for _, p in due})
+    # Account computations a user's change can move, per user: their accounts are looked up at once.
+    via_users: dict[int, list[int]] = {}
     for pid, kinds in touches.items():
         if pid not in facts:
             continue
@@ -298,9 +311,13 @@ def collect_work(
             if comp.collection == collection and any(comp.touched_by(k, n) for k, n in kinds):
                 work[comp.id].add(pid)
         if collection == "users":
-            for comp in comps:
-                if any(comp.touched_by_user(k, n) for k, n in kinds):
-                    work[comp.id].update(store.accounts_of(conn, [pid]).get(pid, ()))
+            moved = [comp.id for comp in comps if any(comp.touched_by_user(k, n) for k, n in kinds)]
+            if moved:
+                via_users[pid] = moved
+    if via_users:
+        for user, accounts in store.accounts_of(conn, sorted(via_users)).items():
+            for cid in via_users[user]:
+                work[cid].update(accounts)
     for cid, pid in due:
         if cid in registry.by_id and pid in facts and facts[pid][2] is None:
             work[cid].add(pid)

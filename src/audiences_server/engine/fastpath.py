@@ -1,10 +1,12 @@
-"""The SQL fast path: common user definitions evaluated by one SQLite query per chunk of profiles.
+"""The SQL fast path: common definitions evaluated by one SQLite query per chunk of profiles.
 
 The reference interpreter (`core.ql`) loads each profile's events into Python and walks the tree
 per profile. Most definitions are simple: comparisons between literals, traits and reducers over
 a few event streams, each an event name with windows relative to now, `sources(exclude: …)` and
-`where` filters comparing event fields with literals. `compile_definition` turns such a user
-definition into a `Plan`; anything else gets `None` and stays with the interpreter.
+`where` filters comparing event fields with literals or other fields, or counting a nested
+stream (funnels). `compile_definition` turns such a user definition into a `Plan`, and an account
+audience whose `ANY`/`ALL` operands are such conditions into an `AccountPlan` (a user plan per
+operand, run over the accounts' users); anything else gets `None` and stays with the interpreter.
 
 How the work is split, and why the results are the interpreter's exactly:
 
@@ -19,9 +21,13 @@ How the work is split, and why the results are the interpreter's exactly:
 * Python then evaluates the few comparisons at the top of the definition with `compare`, reading
   traits as the interpreter does (the evaluator passes them in: custom traits overlaid with the
   values of other definitions).
+* A funnel's nested stream is a correlated `count(*)` over the profile's events (index
+  `events_by_profile` again), its parent windows relative to the event tested; a comparison
+  between two fields goes through `ql_compare_fields`, the interpreter's `compare` again.
 * The next change time is, over every stream, the earliest of an event in the stream leaving its
   window (timestamp + far edge + 1) and an event that passes the stream's other filters entering
-  it (timestamp + near edge; a future-stamped event enters at the earliest when its time comes).
+  it (timestamp + near edge; a future-stamped event enters at the earliest when its time comes);
+  for a nested stream, any event of its name entering or leaving its now-relative window.
   Nothing the result depends on moves between two such instants, and each is after now.
 """
 
@@ -29,6 +35,7 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 import re
 import weakref
 from collections.abc import Callable, Mapping, Sequence
@@ -53,12 +60,14 @@ from audiences_server.core.ql.nodes import (
     Operator,
     Or,
     PropertyRef,
+    Quantified,
     Scalar,
     Sources,
     Stream,
     TraitRef,
     Where,
     Within,
+    is_condition,
 )
 from audiences_server.core.ql.reducers import reduce_values
 from audiences_server.core.ql.values import as_number, resolve
@@ -83,25 +92,63 @@ class _Unsupported(Exception):
     """The definition has a shape the fast path does not compile."""
 
 
-def compile_definition(comp: Compiled) -> Plan | None:
+def compile_definition(comp: Compiled) -> Plan | AccountPlan | None:
     """The fast-path plan of a computation, or None when the interpreter must evaluate it.
 
     Compiled: user audiences and computed traits made of AND/OR/NOT, comparisons (not the
     relative date ones) between literals, traits and reducers (any reducer, over a property or
     context field) of streams whose filters are now-relative windows, source exclusions and
-    `where` conditions comparing event fields with literals. Not compiled: account definitions,
-    funnels (streams inside a `where`, parent windows and properties), `where` conditions reading
-    traits or comparing two fields, relative date comparators, paths needing escapes.
+    `where` conditions. A `where` may compare an event field with literals or with another field
+    (of the event or, in a nested stream, of its parent), and may compare the `count()` of a
+    nested stream (a funnel: parent windows, parent properties, to any depth) with numbers.
+    Account audiences are compiled when their top compares account traits with literals and
+    each `ANY`/`ALL` operand compiles as a user condition. Not compiled: account-level streams,
+    `where` conditions reading traits, nested reducers other than `count()`, relative date
+    comparators, paths needing escapes.
     """
-    if comp.collection != "users":
-        return None
     root = comp.checked.definition.root
-    builder = _Builder()
+    floor, lookback = comp.event_floor_ms, comp.summary.lookback_ms
     try:
-        builder.top(root)
+        if comp.collection == "users":
+            return _compile_user(root, floor, lookback)
+        return _compile_account(root, floor, lookback)
     except _Unsupported:
         return None
-    return builder.plan(root, comp.event_floor_ms)
+
+
+def _compile_user(root: Condition | Scalar, floor_ms: int | None, lookback_ms: int | None) -> Plan:
+    builder = _Builder()
+    builder.top(root)
+    return builder.plan(root, floor_ms, lookback_ms)
+
+
+def _compile_account(root: Condition | Scalar, floor_ms: int | None, lookback_ms: int | None) -> AccountPlan:
+    """An account audience: each quantified operand becomes a user plan (with the definition's
+    floor and lookback, so the users' events read are the interpreter's); the top reads only
+    account traits, literals and the quantifiers' results."""
+    slots: dict[Aggregate | Quantified, int] = {}
+    quantified: list[tuple[str, Plan]] = []
+
+    def walk(node: Condition) -> None:
+        if isinstance(node, And | Or):
+            for item in node.items:
+                walk(item)
+        elif isinstance(node, Not):
+            walk(node.operand)
+        elif isinstance(node, Quantified):
+            if node not in slots:
+                slots[node] = len(quantified)
+                quantified.append((node.quantifier, _compile_user(node.operand, floor_ms, lookback_ms)))
+        elif isinstance(node, Comparison) and node.duration is None:
+            if not all(isinstance(part, Literal | TraitRef) for part in (node.subject, *node.operands)):
+                raise _Unsupported
+        else:
+            raise _Unsupported
+
+    if not is_condition(root):
+        raise _Unsupported
+    walk(root)  # type: ignore[arg-type]
+    return AccountPlan(_tester(root, slots), tuple(quantified))  # type: ignore[arg-type]
 
 
 # ------------------------------------------------------------------ the plan
@@ -138,20 +185,25 @@ class _Output:
 
 @dataclass(frozen=True)
 class Plan:
-    """A compiled definition: the SQL that aggregates the streams, and the top of the tree.
+    """A compiled user definition: the SQL that aggregates the streams, and the top of the tree.
 
-    The SQL is fixed; what depends on the clock and the candidates (`:ids`, `:lo`, and per
-    stream `:a<k>`/`:b<k>`, the window as timestamps) is bound at each run.
+    The SQL is fixed; what depends on the clock and the candidates (`:ids`, `:lo`, `:now`,
+    `:floor`, and per stream `:a<k>`/`:b<k>`, per nested stream `:na<j>`/`:nb<j>`, the windows as
+    timestamps) is bound at each run.
     """
 
     result: _Result
     sql: str | None
     params: Mapping[str, Any]
     windows: tuple[_Window, ...]
+    # The now-relative windows of streams nested in a `where` (for their next change only).
+    nested: tuple[_Window, ...]
     outputs: tuple[_Output, ...]
     # Per next-change column: what to add to the smallest timestamp it finds.
     edges: tuple[int, ...]
     floor_ms: int | None
+    # The definition's lookback (`ql.Summary.lookback_ms`): no stream reads an event older.
+    lookback_ms: int | None
 
     def run(
         self,
@@ -169,11 +221,21 @@ class Plan:
             traits: Per profile, the traits the definition reads, as the interpreter sees them.
         """
         scanned = self._scan(conn, profile_ids, now_ms) if self.sql is not None else {}
-        nothing = (tuple(out.empty for out in self.outputs), None)
+        empty = tuple(out.empty for out in self.outputs)
+        # Most candidates of a big tick have no events of interest and no trait read: they all
+        # get the same result, computed once.
+        bare: list[Any] = []
         rows = []
         for pid in profile_ids:
-            values, due = scanned.get(pid, nothing)
-            rows.append((pid, self.result(values, traits.get(pid, {}), now_ms), due))
+            found = scanned.get(pid)
+            if found is not None:
+                rows.append((pid, self.result(found[0], traits.get(pid, {}), now_ms), found[1]))
+            elif pid in traits:
+                rows.append((pid, self.result(empty, traits[pid], now_ms), None))
+            else:
+                if not bare:
+                    bare.append(self.result(empty, {}, now_ms))
+                rows.append((pid, bare[0], None))
         return rows
 
     def _scan(
@@ -182,10 +244,13 @@ class Plan:
         """One query: per profile with events of interest, the reducers' values and the next change."""
         assert self.sql is not None
         _register(conn)
-        params = dict(self.params, ids=json.dumps(list(profile_ids)), lo=self._lowest(now_ms))
-        for k, window in enumerate(self.windows):
-            params[f"a{k}"] = _INT64_MIN if window.high is None else now_ms - window.high
-            params[f"b{k}"] = now_ms - window.low
+        floor = _INT64_MIN if self.floor_ms is None else self.floor_ms
+        lowest = floor if self.lookback_ms is None else max(floor, now_ms - self.lookback_ms)
+        params = dict(self.params, ids=json.dumps(list(profile_ids)), lo=lowest, now=now_ms, floor=floor)
+        for prefix, windows in (("", self.windows), ("n", self.nested)):
+            for k, window in enumerate(windows):
+                params[f"{prefix}a{k}"] = _INT64_MIN if window.high is None else now_ms - window.high
+                params[f"{prefix}b{k}"] = now_ms - window.low
         width = len(self.outputs)
         found = {}
         for row in conn.execute(self.sql, params):
@@ -194,13 +259,58 @@ class Plan:
             found[int(row[0])] = (values, min(edges) if edges else None)
         return found
 
-    def _lowest(self, now_ms: int) -> int:
-        """The oldest timestamp any stream can read now or later (window and event floor)."""
-        bounds = [_INT64_MIN if self.floor_ms is None else self.floor_ms]
-        highs = [w.high for w in self.windows]
-        if None not in highs:
-            bounds.append(now_ms - max(h for h in highs if h is not None))
-        return max(bounds)
+
+@dataclass(frozen=True)
+class AccountPlan:
+    """A compiled account audience: a user plan per `ANY`/`ALL` operand, run once over every
+    linked user of the candidates, and the top of the tree over the quantifiers' results."""
+
+    result: _Result
+    quantified: tuple[tuple[str, Plan], ...]
+
+    def run(
+        self,
+        conn: apsw.Connection,
+        account_ids: Sequence[int],
+        now_ms: int,
+        traits: Mapping[int, Mapping[str, Any]],
+        members: Mapping[int, Sequence[int]],
+        user_traits: Mapping[int, Mapping[str, Any]],
+    ) -> list[Row]:
+        """Each account's value and next change time at `now_ms`, in the order given.
+
+        The next change is the earliest of its users' (an account's value moves only when one
+        of its users' operands does; account traits and links are new data).
+
+        Args:
+            conn: A connection to the database.
+            account_ids: Distinct live account profiles.
+            now_ms: The evaluation time.
+            traits: Per account, the account traits the top reads.
+            members: Per account, its linked users.
+            user_traits: Per linked user, the traits the operands read.
+        """
+        users = sorted({user for account in account_ids for user in members.get(account, ())})
+        results = [
+            {pid: (value, due) for pid, value, due in plan.run(conn, users, now_ms, user_traits)}
+            for _, plan in self.quantified
+        ]
+        rows = []
+        for account in account_ids:
+            linked = members.get(account, ())
+            values = []
+            dues = []
+            for (quantifier, _), found in zip(self.quantified, results, strict=True):
+                held = [bool(found[user][0]) for user in linked]
+                dues += [due for due in (found[user][1] for user in linked) if due is not None]
+                if quantifier == "any":
+                    values.append(any(held))
+                elif quantifier == "all":
+                    values.append(bool(held) and all(held))
+                else:
+                    values.append(not any(held))
+            rows.append((account, self.result(values, traits.get(account, {}), now_ms), min(dues, default=None)))
+        return rows
 
 
 # The top of a definition, compiled to closures once (walking the tree per profile would cost
@@ -210,15 +320,15 @@ _Read = Callable[[_Values, Mapping[str, Any]], Any]
 _Result = Callable[[_Values, Mapping[str, Any], int], Any]
 
 
-def _result(root: Condition | Scalar, slots: Mapping[Aggregate, int]) -> _Result:
+def _result(root: Condition | Scalar, slots: Mapping[Aggregate | Quantified, int]) -> _Result:
     if isinstance(root, Literal | TraitRef | PropertyRef | ContextRef | Aggregate):
         read = _reader(root, slots)
         return lambda values, traits, now_ms: read(values, traits)
     return _tester(root, slots)
 
 
-def _tester(node: Condition, slots: Mapping[Aggregate, int]) -> _Result:
-    """As the interpreter's `holds`, with the same comparators."""
+def _tester(node: Condition, slots: Mapping[Aggregate | Quantified, int]) -> _Result:
+    """As the interpreter's `holds`, with the same comparators (a quantifier's result is a value)."""
     if isinstance(node, And | Or):
         items = [_tester(item, slots) for item in node.items]
         combine = all if isinstance(node, And) else any
@@ -226,7 +336,13 @@ def _tester(node: Condition, slots: Mapping[Aggregate, int]) -> _Result:
     if isinstance(node, Not):
         operand = _tester(node.operand, slots)
         return lambda values, traits, now_ms: not operand(values, traits, now_ms)
+    if isinstance(node, Quantified):
+        slot = slots[node]
+        return lambda values, traits, now_ms: values[slot]
     assert isinstance(node, Comparison)
+    counted = _count_test(node, slots)
+    if counted is not None:
+        return counted
     subject = _reader(node.subject, slots)
     operands = [_reader(operand, slots) for operand in node.operands]
     operator, duration = node.operator, node.duration
@@ -235,7 +351,32 @@ def _tester(node: Condition, slots: Mapping[Aggregate, int]) -> _Result:
     )
 
 
-def _reader(node: Scalar, slots: Mapping[Aggregate, int]) -> _Read:
+_NUMERIC_TESTS: dict[Operator, Callable[[Any, Any], bool]] = {
+    Operator.EQUALS: operator.eq, Operator.ONE_OF: operator.eq, Operator.DIFFERS: operator.ne,
+    Operator.NONE_OF: operator.ne, Operator.GREATER_THAN: operator.gt, Operator.AT_LEAST: operator.ge,
+    Operator.LESS_THAN: operator.lt, Operator.AT_MOST: operator.le,
+}
+
+
+def _count_test(node: Comparison, slots: Mapping[Aggregate | Quantified, int]) -> _Result | None:
+    """`….count() <op> numbers` as Python's own comparison, which is `compare`'s for an integer
+    against numbers (the most common top of a definition, tested for every candidate)."""
+    test = _NUMERIC_TESTS.get(node.operator)
+    subject = node.subject
+    if test is None or not isinstance(subject, Aggregate) or subject.function is not AggregateFunction.COUNT:
+        return None
+    numbers = [as_number(o.value) if isinstance(o, Literal) else None for o in node.operands]
+    if None in numbers:
+        return None
+    slot = slots[subject]
+    combine = all if node.operator in (Operator.OMITS, Operator.NONE_OF) else any
+    if len(numbers) == 1:
+        (number,) = numbers
+        return lambda values, traits, now_ms: test(values[slot], number)
+    return lambda values, traits, now_ms: combine(test(values[slot], number) for number in numbers)
+
+
+def _reader(node: Scalar, slots: Mapping[Aggregate | Quantified, int]) -> _Read:
     """As the interpreter's `value_of`: a literal, a trait by the same path rules, or a reducer's value."""
     if isinstance(node, Literal):
         constant = node.value
@@ -260,6 +401,18 @@ class _Field:
     raw: str
 
 
+@dataclass(frozen=True)
+class _On:
+    """The events a `where` reads: the SQL alias of the event tested, and that of its parent (the
+    event whose `where` holds the stream) in a nested stream."""
+
+    alias: str
+    parent: str | None = None
+
+
+_TOP = _On("e")
+
+
 class _Builder:
     """Walks a definition, raising `_Unsupported` at the first shape it cannot compile, and
     collects the SQL pieces and bound parameters of what it can."""
@@ -271,7 +424,9 @@ class _Builder:
         self.windows: list[_Window] = []
         self.outputs: list[_Output] = []
         self.raws: list[str] = []
-        self.slots: dict[Aggregate, int] = {}
+        self.slots: dict[Aggregate | Quantified, int] = {}
+        # Streams nested in a `where`: event name and now-relative window, for the next change.
+        self.nested: list[tuple[str, _Window]] = []
 
     def bind(self, value: Any) -> str:
         """A named parameter holding `value` (values never enter the SQL text)."""
@@ -312,7 +467,7 @@ class _Builder:
         empty: Any = 0
         if node.function is not AggregateFunction.COUNT:
             assert node.field is not None
-            self.raws.append(self.field(node.field).raw)
+            self.raws.append(self.field(node.field, _TOP).raw)
             empty = reduce_values(node.function, [], node.value_type, node.min_frequency)
         else:
             self.raws.append("NULL")
@@ -325,42 +480,90 @@ class _Builder:
         """The index of a stream's `m<k>` column: whether an event passes the filters other than windows."""
         if node in self.streams:
             return self.streams[node]
-        conditions = [f"e.event = {self.bind(node.event)}"]
-        for found in node.filters:
-            if isinstance(found, Where):
-                conditions.append(self.where(found.condition))
-            elif isinstance(found, Sources):
-                excluded = self.bind(json.dumps(list(found.exclude)))
-                conditions.append(f"e.source_id NOT IN (SELECT value FROM json_each({excluded}))")
-            elif found.parent:
-                raise _Unsupported
+        if any(isinstance(found, Within | Between) and found.parent for found in node.filters):
+            raise _Unsupported
+        conditions = self.filters(node, _TOP)
         self.streams[node] = len(self.matches)
-        self.matches.append(" AND ".join(conditions))
+        self.matches.append(f"CASE WHEN e.event = {self.bind(node.event)} THEN {conditions} ELSE 0 END")
         self.windows.append(_window(node.filters))
         return self.streams[node]
 
-    def where(self, node: Condition) -> str:
-        """SQL that is 1 for an event exactly when the interpreter's `holds` is true, else 0."""
+    def filters(self, node: Stream, on: _On) -> str:
+        """SQL for a stream's source exclusions and `where` filters on the event `on.alias`, the
+        cheap tests first (SQLite stops an AND at the first false operand)."""
+        conditions = ["1"]
+        for found in node.filters:
+            if isinstance(found, Sources):
+                excluded = self.bind(json.dumps(list(found.exclude)))
+                conditions.append(f"{on.alias}.source_id NOT IN (SELECT value FROM json_each({excluded}))")
+        conditions += [self.where(found.condition, on) for found in node.filters if isinstance(found, Where)]
+        return "(" + " AND ".join(conditions) + ")"
+
+    def where(self, node: Condition, on: _On) -> str:
+        """SQL that is 1 for the event `on.alias` exactly when the interpreter's `holds` is true, else 0."""
         if isinstance(node, And | Or):
             joiner = " AND " if isinstance(node, And) else " OR "
-            return "(" + joiner.join(self.where(item) for item in node.items) + ")"
+            return "(" + joiner.join(self.where(item, on) for item in node.items) + ")"
         if isinstance(node, Not):
-            return f"(NOT {self.where(node.operand)})"
+            return f"(NOT {self.where(node.operand, on)})"
         if not isinstance(node, Comparison) or node.duration is not None:
             raise _Unsupported
+        if isinstance(node.subject, Aggregate):
+            return self.nested_count(node, on)
         if not isinstance(node.subject, PropertyRef | ContextRef):
             raise _Unsupported
-        literals = [operand.value for operand in node.operands if isinstance(operand, Literal)]
-        if len(literals) != len(node.operands) or not all(map(_bindable, literals)):
-            raise _Unsupported
-        subject = self.field(node.subject)
+        subject = self.field(node.subject, on)
         if node.operator is Operator.ABSENT:
             return f"({subject.type} IS NULL OR {subject.type} = 'null')"
         if node.operator is Operator.EXISTS:
             return f"({subject.type} IS NOT NULL AND {subject.type} != 'null')"
+        tests = []
+        for operand in node.operands:
+            if isinstance(operand, Literal) and _bindable(operand.value):
+                tests.append(self.test(node.operator, subject, operand.value))
+            elif isinstance(operand, PropertyRef | ContextRef):
+                other = self.field(operand, on)
+                tests.append(f"ql_compare_fields({self.bind(node.operator.value)}, {subject.raw}, {other.raw})")
+            else:
+                raise _Unsupported
         # `compare` needs any operand to pass, or all of them for omits/none_of.
         joiner = " AND " if node.operator in (Operator.OMITS, Operator.NONE_OF) else " OR "
-        return "(" + joiner.join(self.test(node.operator, subject, literal) for literal in literals) + ")"
+        return "(" + joiner.join(tests) + ")"
+
+    def nested_count(self, node: Comparison, on: _On) -> str:
+        """`event(…)….count() <op> numbers` inside a `where`: a correlated count of the profile's
+        events, with parent windows relative to the event tested (`on.alias`), the others to now.
+
+        A count is an integer, so against a number (or numeric text) `compare` is SQL's numeric
+        comparison; other operands or reducers are left to the interpreter.
+        """
+        assert isinstance(node.subject, Aggregate)
+        sign = _EQUALITY.get(node.operator) or _ORDER.get(node.operator)
+        numbers = [as_number(o.value) if isinstance(o, Literal) and _bindable(o.value) else None for o in node.operands]
+        if node.subject.function is not AggregateFunction.COUNT or sign is None or None in numbers:
+            raise _Unsupported
+        stream = node.subject.stream
+        alias = f"n{len(self.nested)}"
+        self.nested.append((stream.event, _window(stream.filters)))
+        inner = _On(alias, on.alias)
+        conditions = [
+            f"{alias}.profile_id = e.profile_id",
+            f"{alias}.event = {self.bind(stream.event)}",
+            f"{alias}.ts <= :now",
+            f"{alias}.ts >= :floor",
+        ]
+        for found in stream.filters:
+            if isinstance(found, Within | Between):
+                low, high = _distances(found)
+                if found.parent:
+                    conditions.append(f"{alias}.ts BETWEEN {on.alias}.ts + {self.bind(low)}"
+                                      f" AND {on.alias}.ts + {self.bind(high)}")
+                else:
+                    conditions.append(f"{alias}.ts BETWEEN :now - {self.bind(high)} AND :now - {self.bind(low)}")
+        conditions.append(self.filters(stream, inner))
+        count = f"(SELECT count(*) FROM events AS {alias} WHERE {' AND '.join(conditions)})"
+        joiner = " AND " if node.operator is Operator.NONE_OF else " OR "
+        return "(" + joiner.join(f"{count} {sign} {self.bind(number)}" for number in numbers) + ")"
 
     def test(self, operator: Operator, subject: _Field, literal: LiteralValue) -> str:
         """One comparator against one literal, by the kind of the event's value.
@@ -398,14 +601,20 @@ class _Builder:
             f" ELSE {exact} END"
         )
 
-    def field(self, ref: Scalar) -> _Field:
-        """The SQL of `property('path')` or `context('path')` on the event `e`.
+    def field(self, ref: Scalar, on: _On) -> _Field:
+        """The SQL of `property('path')`, `property(parent: 'path')` or `context('path')`.
 
         Like `values.resolve`, a key spelt with the dots wins over the walk into nested objects.
         """
-        if not isinstance(ref, PropertyRef | ContextRef) or (isinstance(ref, PropertyRef) and ref.parent):
+        if isinstance(ref, PropertyRef):
+            alias = on.parent if ref.parent else on.alias
+            if alias is None:
+                raise _Unsupported
+            column = f"{alias}.body"
+        elif isinstance(ref, ContextRef):
+            column = f"{on.alias}.context"
+        else:
             raise _Unsupported
-        column = "e.body" if isinstance(ref, PropertyRef) else "e.context"
         parts = ref.path.split(".")
         if not _PLAIN_PATH.fullmatch(ref.path) or "" in parts:
             raise _Unsupported
@@ -418,21 +627,23 @@ class _Builder:
 
     # -- the query
 
-    def plan(self, root: Condition | Scalar, floor_ms: int | None) -> Plan:
+    def plan(self, root: Condition | Scalar, floor_ms: int | None, lookback_ms: int | None) -> Plan:
         return Plan(
             result=_result(root, self.slots),
             sql=self.sql() if self.streams else None,
             params=self.params,
             windows=tuple(self.windows),
+            nested=tuple(window for _, window in self.nested),
             outputs=tuple(self.outputs),
             edges=tuple(self.edges()),
             floor_ms=floor_ms,
+            lookback_ms=lookback_ms,
         )
 
     def edges(self) -> list[int]:
         """Per next-change column (see `sql`), the distance from the timestamp it finds."""
         found = []
-        for window in self.windows:
+        for window in [*self.windows, *(window for _, window in self.nested)]:
             if window.empty:
                 continue
             if window.high is not None:
@@ -446,13 +657,19 @@ class _Builder:
         The inner query reads each event once and computes its `m<k>` flags (one per stream)
         and the reducers' field texts; `LIMIT -1` keeps SQLite from flattening it into the
         outer query, which would evaluate the `where` SQL again for every aggregate using it.
+
+        A nested stream's result for an event moves when one of the nested stream's events
+        enters or leaves its now-relative window (parent windows do not move), so its `n<j>` flag
+        (the event name only, as the interpreter's `next_change_time` does) gives those instants
+        too; an outer event whose flag moves with them is re-evaluated then.
         """
-        names = sorted({stream.event for stream in self.streams})
+        names = sorted({stream.event for stream in self.streams} | {name for name, _ in self.nested})
         inner = [
             "e.profile_id AS pid",
             "e.ts AS ts",
             "e.seq AS seq",
             *(f"({match}) AS m{k}" for k, match in enumerate(self.matches)),
+            *(f"(e.event = {self.bind(name)}) AS n{j}" for j, (name, _) in enumerate(self.nested)),
             *(f"{raw} AS f{j}" for j, raw in enumerate(self.raws)),
         ]
         outer = ["pid"]
@@ -466,12 +683,14 @@ class _Builder:
                     self.bind(v) for v in (aggregate.function.value, aggregate.value_type, aggregate.min_frequency)
                 )
                 outer.append(f"ql_reduce({spec}, ts, seq, f{j}) FILTER (WHERE {inside})")
-        for k, window in enumerate(self.windows):
+        flags = [(f"m{k}", f"a{k}", f"b{k}", window) for k, window in enumerate(self.windows)]
+        flags += [(f"n{j}", f"na{j}", f"nb{j}", window) for j, (_, window) in enumerate(self.nested)]
+        for flag, a, b, window in flags:
             if window.empty:
                 continue
             if window.high is not None:  # the first event of the stream to leave it
-                outer.append(f"min(ts) FILTER (WHERE m{k} AND ts BETWEEN :a{k} AND :b{k})")
-            outer.append(f"min(ts) FILTER (WHERE m{k} AND ts > :b{k})")  # the first to enter it
+                outer.append(f"min(ts) FILTER (WHERE {flag} AND ts BETWEEN :{a} AND :{b})")
+            outer.append(f"min(ts) FILTER (WHERE {flag} AND ts > :{b})")  # the first to enter it
         return (
             f"SELECT {', '.join(outer)} FROM (SELECT {', '.join(inner)} FROM events AS e"
             " WHERE e.profile_id IN (SELECT value FROM json_each(:ids))"
@@ -484,12 +703,18 @@ def _window(filters: Sequence[Filter]) -> _Window:
     """The intersection of a stream's now-relative windows, and of `ts <= now`."""
     low, high = 0, None
     for found in filters:
-        if isinstance(found, Within):
-            high = found.duration.ms if high is None else min(high, found.duration.ms)
-        elif isinstance(found, Between):
-            low = max(low, found.start.ms)
-            high = found.end.ms if high is None else min(high, found.end.ms)
+        if isinstance(found, Within | Between) and not found.parent:
+            near, far = _distances(found)
+            low = max(low, near)
+            high = far if high is None else min(high, far)
     return _Window(low, high)
+
+
+def _distances(window: Within | Between) -> tuple[int, int]:
+    """A window's near and far edge as distances from its anchor (now, or the parent event)."""
+    if isinstance(window, Within):
+        return 0, window.duration.ms
+    return window.start.ms, window.end.ms
 
 
 def _text_test(operator: Operator, value: str, literal: str) -> str:
@@ -531,6 +756,15 @@ def _compare(*args: apsw.SQLiteValue) -> int:
     return int(compare(Operator(str(operator)), subject, json.loads(str(operands)), None, 0))
 
 
+def _compare_fields(*args: apsw.SQLiteValue) -> int:
+    """`ql_compare_fields(operator, value JSON, operand JSON)`: the interpreter's comparator
+    between two event fields (either may be missing: SQL NULL)."""
+    operator, raw, other = args
+    subject = None if raw is None else json.loads(str(raw))
+    operand = None if other is None else json.loads(str(other))
+    return int(compare(Operator(str(operator)), subject, [operand], None, 0))
+
+
 class _Reduce:
     """`ql_reduce(function, value_type, min_frequency, ts, seq, value JSON)`: the interpreter's
     reducer over the values, in timestamp then arrival order; its result as JSON text."""
@@ -560,5 +794,6 @@ def _register(conn: apsw.Connection) -> None:
     if conn in _REGISTERED:
         return
     conn.create_scalar_function("ql_compare", _compare, 3, deterministic=True)
+    conn.create_scalar_function("ql_compare_fields", _compare_fields, 3, deterministic=True)
     conn.create_aggregate_function("ql_reduce", _Reduce, 6)
     _REGISTERED.add(conn)

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from audiences_server.core import ql
-from audiences_server.engine.fastpath import Plan, compile_definition
+from audiences_server.engine.fastpath import AccountPlan, Plan, compile_definition
 from audiences_server.store.evaluation import ComputationRow
 
 # A touch of one of these kinds can change any definition of the profile's collection: a new
@@ -31,7 +31,7 @@ class Compiled:
     # Account audiences a user definition reads (a user reads true if any of its accounts is in).
     account_keys: frozenset[str] = frozenset()
     # The SQL fast path's plan; None when the interpreter evaluates it (see engine/fastpath.py).
-    plan: Plan | None = field(init=False, default=None)
+    plan: Plan | AccountPlan | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.plan = compile_definition(self)

@@ -137,10 +137,12 @@ def next_due(conn: apsw.Connection) -> int | None:
 
 def set_due(conn: apsw.Connection, computation_id: int, due: dict[int, int | None]) -> None:
     """Stores or clears each profile's next change time for one computation."""
-    conn.executemany(
-        "DELETE FROM due WHERE computation_id = ? AND profile_id = ?",
-        [(computation_id, p) for p, t in due.items() if t is None],
-    )
+    cleared = [p for p, t in due.items() if t is None]
+    if cleared:
+        conn.execute(
+            "DELETE FROM due WHERE computation_id = ? AND profile_id IN (SELECT value FROM json_each(?))",
+            (computation_id, json.dumps(cleared)),
+        )
     conn.executemany(
         "INSERT OR REPLACE INTO due (computation_id, profile_id, due_ms) VALUES (?, ?, ?)",
         [(computation_id, p, t) for p, t in due.items() if t is not None],
