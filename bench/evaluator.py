@@ -17,6 +17,8 @@ On the synthetic shop of bench/data.py, with a manual clock driven through `SetC
    the same five definitions over the same JSON text properties.
 4. Growth with size (`tick.growth.k100`): the same for k = 100 on a small data set (1k users /
    10k events) and on the big one, alternating; the ratio is big / small.
+5. Tick cost by k (`tick.small.k<K>`, `tick.big.k<K>`): the tick after k = 1, 100 and 10,000
+   touched users on each data set (k capped at the data set's users), a few runs each.
 
 The five audiences exist on both servers during the ticks; sizes are compared with DuckDB's as
 a check of both. Prints figures as it goes and a table at the end, and writes
@@ -40,7 +42,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -480,8 +482,9 @@ def backfill_figures(backfills: Backfills, scale: str) -> list[dict[str, Any]]:
 
 
 def tick_figures(small: Server, big: Server, baseline: Baseline, k: int, growth_k: int, repeats: int,
-                 seed: int, not_live: list[str]) -> list[dict[str, Any]]:
-    """The tick after k touched against DuckDB's full query, and growth small → big for growth_k."""
+                 seed: int, not_live: list[str], by_k: Sequence[int] = ()) -> list[dict[str, Any]]:
+    """The tick after k touched against DuckDB's full query, growth small → big for growth_k, and
+    the tick for each k of `by_k` on both data sets."""
     toucher = Toucher(seed)
     for server in (small, big):  # warm-up: the first tick after the backfills compiles and caches
         toucher.touch(server, 1)
@@ -535,6 +538,28 @@ def tick_figures(small: Server, big: Server, baseline: Baseline, k: int, growth_
                           small_ms, profiles_evaluated=int(statistics.median(evaluated[big.name])),
                           baseline_profiles_evaluated=int(statistics.median(evaluated[small.name])),
                           **({"note": note} if note else {})))
+    results += by_k_figures(toucher, small, big, by_k, max(3, repeats // 2))
+    return results
+
+
+def by_k_figures(toucher: Toucher, small: Server, big: Server, ks: Sequence[int],
+                 repeats: int) -> list[dict[str, Any]]:
+    """The tick after k touched users for each k, on both data sets (k capped at the users there)."""
+    results = []
+    for server in (small, big):
+        for k in ks:
+            kk = min(k, server.users)
+            samples: list[float] = []
+            evaluated: list[int] = []
+            for _ in range(repeats):
+                toucher.touch(server, kk)
+                tick = server.tick(timeout=3600)
+                samples.append(tick.ms)
+                evaluated.append(tick.profiles_evaluated)
+            print(f"  tick k={kk:,} on {server.name}: {', '.join(f'{ms:,.1f}' for ms in samples)} ms", flush=True)
+            results.append(figure(f"tick.{server.name}.k{kk}", f"tick after {kk:,} touched of {server.users:,} users /"
+                                  f" {server.events:,} events, all definitions", samples, "ms", 2,
+                                  profiles_evaluated=int(statistics.median(evaluated))))
     return results
 
 
@@ -551,6 +576,8 @@ class Config:
     tick_repeats: int = 7
     tick_k: int = 1_000
     growth_k: int = 100
+    # The tick after k touched, on both data sets (the small one caps k at its users).
+    by_k: tuple[int, ...] = (1, 100, 10_000)
     timeout: float = 600
     senders: int = 4
     seed: int = 1
@@ -586,7 +613,7 @@ def collect(config: Config, root: Path | None = None,
                   f" (since start: {max(peak, loaded_peak):,.0f} MiB)", flush=True)
             not_live = [s.tag for s in SHAPES if big.audience(s).status != admin_pb2.COMPUTATION_STATUS_LIVE]
             results += tick_figures(small, big, baseline, config.tick_k, config.growth_k, config.tick_repeats,
-                                    config.seed, not_live)
+                                    config.seed, not_live, config.by_k)
             if on_big is not None:
                 results += on_big(big)
         finally:
