@@ -258,7 +258,7 @@ class Computations:
                 reason="IN_USE",
                 metadata={"used_by": ",".join(sorted(readers))},
             )
-        for table in ("computed_values", "due", "changes", "computations"):
+        for table in ("computed_values", "due", "member_results", "changes", "computations"):
             conn.execute(f"DELETE FROM {table} WHERE computation_id = ?", (current.computation_id,))
 
     def members(

@@ -23,7 +23,7 @@ import structlog
 
 from audiences_server.core import ql
 from audiences_server.engine.clock import Clock
-from audiences_server.engine.fastpath import AccountPlan
+from audiences_server.engine.fastpath import AccountPlan, Row
 from audiences_server.engine.registry import Compiled, Registry
 from audiences_server.store import evaluation as store
 from audiences_server.store.db import Readers
@@ -34,6 +34,9 @@ log = structlog.get_logger(__name__)
 
 # Profiles per job: bounds how long one job holds the writer.
 JOB_PROFILES = 500
+# A user's touches that can change which accounts it belongs to (a merge moves the merged
+# profile's links): its accounts are evaluated whether or not its own results moved.
+_LINKS_MOVE = frozenset({"profile", "merge", "link"})
 
 
 @dataclass
@@ -83,6 +86,8 @@ class Evaluation:
                 moved = changed.get(dep, set())
                 if moved and self.registry.by_id[dep].collection == comp.collection:
                     candidates |= moved
+                elif moved and isinstance(comp.plan, AccountPlan):
+                    candidates |= moved  # the users' results first, then the accounts they move
                 elif moved and comp.collection == "accounts":
                     candidates |= {
                         a for accounts in store.accounts_of(self.conn, sorted(moved)).values() for a in accounts
@@ -151,23 +156,78 @@ class Evaluation:
         return out
 
     def evaluate(self, comp: Compiled, profile_ids: Sequence[int]) -> set[int]:
-        """Evaluates one computation for the profiles; stores values, changes and due times."""
+        """Evaluates one computation for the profiles; stores values, changes and due times.
+
+        A compiled account audience may also be given users (whose changes can move it): see
+        `_account_values`.
+        """
+        if isinstance(comp.plan, AccountPlan):
+            computed = self._account_values(comp, comp.plan, profile_ids)
+        else:
+            computed = self._compute(comp, profile_ids)
         cid = comp.id
-        old = store.values_of(self.conn, [cid], profile_ids)
+        old = store.values_of(self.conn, [cid], [pid for pid, _, _ in computed])
         due: dict[int, int | None] = {}
         changed: set[int] = set()
         size_delta = 0
-        for pid, value, next_change in self._compute(comp, profile_ids):
+        for pid, value, next_change in computed:
             due[pid] = next_change
             delta = self._apply(comp, pid, old.get((cid, pid)), value)
             if delta is not None:
                 changed.add(pid)
                 size_delta += delta
-        self.report.evaluated.update((cid, pid) for pid in profile_ids)
+        self.report.evaluated.update((cid, pid) for pid, _, _ in computed)
         store.set_due(self.conn, cid, due)
         store.add_size(self.conn, cid, size_delta, self.now)
         self.report.values_changed += len(changed)
         return changed
+
+    def _account_values(self, comp: Compiled, plan: AccountPlan, profile_ids: Sequence[int]) -> list[Row]:
+        """A compiled account audience, incrementally: the candidate users' results are computed
+        and stored (`member_results`, their next change times in `due`), and an account is
+        evaluated when one of its users' results moved, or when it is a candidate itself, from
+        its links and the stored results. Results missing or due by now are computed first, so
+        every account reads current results; an account's own next change is None (its users'
+        due times stand for it)."""
+        facts = store.profile_facts(self.conn, profile_ids)
+        users = [p for p in profile_ids if facts[p][1] == "users"]
+        accounts = {p for p in profile_ids if facts[p][1] == "accounts"}
+        if users:
+            moved = self._refresh_members(comp, plan, users)
+            accounts.update(a for found in store.accounts_of(self.conn, sorted(moved)).values() for a in found)
+        ordered = sorted(accounts)
+        stale = store.stale_members(self.conn, comp.id, ordered, self.now)
+        if stale:
+            self._refresh_members(comp, plan, stale)
+        counts = store.member_counts(self.conn, comp.id, ordered)
+        traits = self._traits(comp.row.space_id, "accounts", ordered, comp.summary.traits)
+        width = range(len(plan.quantified))
+        return [
+            (account, plan.combine([counts.get((account, q), (0, 0)) for q in width], traits.get(account, {}),
+                                   self.now), None)
+            for account in ordered
+        ]
+
+    def _refresh_members(self, comp: Compiled, plan: AccountPlan, users: Sequence[int]) -> set[int]:
+        """Computes the users' results and stores those that moved (or are new); returns their users."""
+        traits = self._traits(comp.row.space_id, "users", users, comp.summary.user_traits)
+        results = plan.operands(self.conn, users, self.now, traits)
+        old = store.member_results(self.conn, comp.id, users)
+        rows = []
+        moved: set[int] = set()
+        due: dict[int, int | None] = dict.fromkeys(users)
+        for operand, found in enumerate(results):
+            for user, (held, next_change) in found.items():
+                if old.get((operand, user)) != held:
+                    rows.append((operand, user, held))
+                    moved.add(user)
+                if next_change is not None:
+                    before = due[user]
+                    due[user] = next_change if before is None else min(before, next_change)
+        store.write_member_results(self.conn, comp.id, rows)
+        store.set_due(self.conn, comp.id, due)
+        self.report.evaluated.update((comp.id, user) for user in users)
+        return moved
 
     def _apply(self, comp: Compiled, pid: int, old: str | None, value: Any) -> int | None:
         """Writes a changed value with its change record; returns the size delta, None if unchanged."""
@@ -306,18 +366,17 @@ def collect_work(
         if merged_into is not None:
             evaluation.retire(pid)
             continue
-        comps = registry.of_space(space)
-        for comp in comps:
+        for comp in registry.of_space(space):
             if comp.collection == collection and any(comp.touched_by(k, n) for k, n in kinds):
                 work[comp.id].add(pid)
-        if collection == "users":
-            moved = [comp.id for comp in comps if any(comp.touched_by_user(k, n) for k, n in kinds)]
-            if moved:
-                via_users[pid] = moved
-    if via_users:
-        for user, accounts in store.accounts_of(conn, sorted(via_users)).items():
-            for cid in via_users[user]:
-                work[cid].update(accounts)
+            elif collection == "users" and any(comp.touched_by_user(k, n) for k, n in kinds):
+                if isinstance(comp.plan, AccountPlan):
+                    work[comp.id].add(pid)  # its stored results, then its accounts if they moved
+                if not isinstance(comp.plan, AccountPlan) or any(k in _LINKS_MOVE for k, _ in kinds):
+                    via_users.setdefault(pid, []).append(comp.id)
+    for user, accounts in (store.accounts_of(conn, sorted(via_users)) if via_users else {}).items():
+        for cid in via_users[user]:
+            work[cid].update(accounts)
     for cid, pid in due:
         if cid in registry.by_id and pid in facts and facts[pid][2] is None:
             work[cid].add(pid)

@@ -291,26 +291,35 @@ class AccountPlan:
             user_traits: Per linked user, the traits the operands read.
         """
         users = sorted({user for account in account_ids for user in members.get(account, ())})
-        results = [
-            {pid: (value, due) for pid, value, due in plan.run(conn, users, now_ms, user_traits)}
-            for _, plan in self.quantified
-        ]
+        results = self.operands(conn, users, now_ms, user_traits)
         rows = []
         for account in account_ids:
             linked = members.get(account, ())
-            values = []
-            dues = []
-            for (quantifier, _), found in zip(self.quantified, results, strict=True):
-                held = [bool(found[user][0]) for user in linked]
-                dues += [due for due in (found[user][1] for user in linked) if due is not None]
-                if quantifier == "any":
-                    values.append(any(held))
-                elif quantifier == "all":
-                    values.append(bool(held) and all(held))
-                else:
-                    values.append(not any(held))
-            rows.append((account, self.result(values, traits.get(account, {}), now_ms), min(dues, default=None)))
+            counts = [(len(linked), sum(found[user][0] for user in linked)) for found in results]
+            dues = [due for found in results for due in (found[user][1] for user in linked) if due is not None]
+            rows.append((account, self.combine(counts, traits.get(account, {}), now_ms), min(dues, default=None)))
         return rows
+
+    def operands(
+        self, conn: apsw.Connection, user_ids: Sequence[int], now_ms: int, traits: Mapping[int, Mapping[str, Any]]
+    ) -> list[dict[int, tuple[int, int | None]]]:
+        """Per operand, per user: 1 if the user satisfies it (else 0), and its next change time."""
+        return [
+            {pid: (int(bool(value)), due) for pid, value, due in plan.run(conn, user_ids, now_ms, traits)}
+            for _, plan in self.quantified
+        ]
+
+    def combine(self, counts: Sequence[tuple[int, int]], traits: Mapping[str, Any], now_ms: int) -> Any:
+        """An account's value from, per operand, (linked users, users satisfying it)."""
+        values = []
+        for (quantifier, _), (linked, held) in zip(self.quantified, counts, strict=True):
+            if quantifier == "any":
+                values.append(held > 0)
+            elif quantifier == "all":
+                values.append(linked > 0 and held == linked)
+            else:
+                values.append(held == 0)
+        return self.result(values, traits, now_ms)
 
 
 # The top of a definition, compiled to closures once (walking the tree per profile would cost

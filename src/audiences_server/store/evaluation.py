@@ -136,8 +136,16 @@ def next_due(conn: apsw.Connection) -> int | None:
 
 
 def set_due(conn: apsw.Connection, computation_id: int, due: dict[int, int | None]) -> None:
-    """Stores or clears each profile's next change time for one computation."""
-    cleared = [p for p, t in due.items() if t is None]
+    """Stores or clears each profile's next change time for one computation (writing only the
+    ones that differ from what is stored: most are unchanged from one evaluation to the next)."""
+    stored = dict(
+        conn.execute(
+            "SELECT profile_id, due_ms FROM due WHERE computation_id = ? AND profile_id IN"
+            " (SELECT value FROM json_each(?))",
+            (computation_id, json.dumps(list(due))),
+        )
+    )
+    cleared = [p for p, t in due.items() if t is None and p in stored]
     if cleared:
         conn.execute(
             "DELETE FROM due WHERE computation_id = ? AND profile_id IN (SELECT value FROM json_each(?))",
@@ -145,7 +153,7 @@ def set_due(conn: apsw.Connection, computation_id: int, due: dict[int, int | Non
         )
     conn.executemany(
         "INSERT OR REPLACE INTO due (computation_id, profile_id, due_ms) VALUES (?, ?, ?)",
-        [(computation_id, p, t) for p, t in due.items() if t is not None],
+        [(computation_id, p, t) for p, t in due.items() if t is not None and stored.get(p) != t],
     )
 
 
@@ -281,6 +289,56 @@ def users_of(conn: apsw.Connection, account_ids: Sequence[int]) -> dict[int, lis
     return found
 
 
+def member_results(conn: apsw.Connection, computation_id: int, user_ids: Sequence[int]) -> dict[tuple[int, int], int]:
+    """An account audience's stored results of its users, by (operand, user): 1 if held."""
+    return {
+        (int(operand), int(user)): int(held)
+        for operand, user, held in conn.execute(
+            "SELECT operand, user_id, held FROM member_results WHERE computation_id = ?"
+            " AND user_id IN (SELECT value FROM json_each(?))",
+            (computation_id, json.dumps(list(user_ids))),
+        )
+    }
+
+
+def write_member_results(conn: apsw.Connection, computation_id: int, rows: Iterable[tuple[int, int, int]]) -> None:
+    """Stores (operand, user, held) results of an account audience."""
+    conn.executemany(
+        "INSERT OR REPLACE INTO member_results (computation_id, operand, user_id, held) VALUES (?, ?, ?, ?)",
+        [(computation_id, operand, user, held) for operand, user, held in rows],
+    )
+
+
+def stale_members(conn: apsw.Connection, computation_id: int, account_ids: Sequence[int], now_ms: int) -> list[int]:
+    """Linked users of the accounts whose results are missing or due by now (to compute first)."""
+    return [
+        int(r[0])
+        for r in conn.execute(
+            "SELECT DISTINCT l.user_id FROM links AS l WHERE l.account_id IN (SELECT value FROM json_each(:accounts))"
+            " AND (NOT EXISTS (SELECT 1 FROM member_results AS r WHERE r.computation_id = :cid"
+            " AND r.user_id = l.user_id) OR EXISTS (SELECT 1 FROM due AS d WHERE d.computation_id = :cid"
+            " AND d.profile_id = l.user_id AND d.due_ms <= :now))",
+            {"accounts": json.dumps(list(account_ids)), "cid": computation_id, "now": now_ms},
+        )
+    ]
+
+
+def member_counts(
+    conn: apsw.Connection, computation_id: int, account_ids: Sequence[int]
+) -> dict[tuple[int, int], tuple[int, int]]:
+    """Per (account, operand): how many linked users have a result, and how many hold it."""
+    return {
+        (int(account), int(operand)): (int(linked), int(held))
+        for account, operand, linked, held in conn.execute(
+            # CROSS JOIN keeps this order: the accounts' links first, then each user's results.
+            "SELECT l.account_id, r.operand, count(*), sum(r.held) FROM links AS l CROSS JOIN member_results AS r"
+            " ON r.computation_id = ? AND r.user_id = l.user_id"
+            " WHERE l.account_id IN (SELECT value FROM json_each(?)) GROUP BY l.account_id, r.operand",
+            (computation_id, json.dumps(list(account_ids))),
+        )
+    }
+
+
 def write_value(conn: apsw.Connection, computation_id: int, profile_id: int, value: str | None, now_ms: int) -> None:
     """Stores (or, with None, removes) one computed value."""
     if value is None:
@@ -329,6 +387,7 @@ def record_link_change(conn: apsw.Connection, account_id: int, user_id: int, cha
 def drop_profile_state(conn: apsw.Connection, profile_id: int) -> None:
     """Forgets due times of a profile that no longer exists on its own (merged away)."""
     conn.execute("DELETE FROM due WHERE profile_id = ?", (profile_id,))
+    conn.execute("DELETE FROM member_results WHERE user_id = ?", (profile_id,))
 
 
 def add_size(conn: apsw.Connection, computation_id: int, delta: int, now_ms: int) -> None:
@@ -364,6 +423,7 @@ def start_backfill(conn: apsw.Connection, computation_id: int, total: int) -> No
         (total, computation_id),
     )
     conn.execute("DELETE FROM due WHERE computation_id = ?", (computation_id,))
+    conn.execute("DELETE FROM member_results WHERE computation_id = ?", (computation_id,))
 
 
 def profile_refs(

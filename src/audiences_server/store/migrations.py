@@ -410,3 +410,20 @@ def _unlinks(conn: apsw.Connection) -> None:
         ALTER TABLE changes_0010 RENAME TO changes;
         CREATE INDEX changes_by_computation ON changes(computation_id, change_id);
     """)
+
+
+@migration("0011_member_results")
+def _member_results(conn: apsw.Connection) -> None:
+    # An account audience keeps, per linked user and `ANY`/`ALL` operand, whether the user
+    # satisfies it, so that a user's change costs that user, not their whole account. A row is
+    # always current where it exists (its user's changes and due times recompute it; an edit
+    # clears the computation's rows); accounts read them through their links, by user first.
+    conn.execute("""
+        CREATE TABLE member_results (
+            computation_id INTEGER NOT NULL,
+            operand INTEGER NOT NULL,
+            user_id INTEGER NOT NULL,
+            held INTEGER NOT NULL,
+            PRIMARY KEY (user_id, computation_id, operand)
+        ) WITHOUT ROWID;
+    """)
