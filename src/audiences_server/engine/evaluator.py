@@ -183,30 +183,37 @@ class Evaluation:
         return changed
 
     def _account_values(self, comp: Compiled, plan: AccountPlan, profile_ids: Sequence[int]) -> list[Row]:
-        """A compiled account audience, incrementally: the candidate users' results are computed
-        and stored (`member_results`, their next change times in `due`), and an account is
-        evaluated when one of its users' results moved, or when it is a candidate itself, from
-        its links and the stored results. Results missing or due by now are computed first, so
-        every account reads current results; an account's own next change is None (its users'
-        due times stand for it)."""
+        """A compiled account audience, incrementally.
+
+        Users' results are computed and stored (`member_results`, their next change times in
+        `due`): the candidate users', and every user's whose next change time has come (so no
+        account ever reads a result that is out of date, whatever the order in which due times
+        are taken). The accounts evaluated are the candidate accounts and those of users whose
+        results moved, each from its links and the stored results. A candidate account may have
+        users with no results yet (a backfill, a new link, links moved by a merge), and during a
+        backfill any account may: those are computed first. An account's own next change is
+        None (its users' due times stand for it).
+        """
         facts = store.profile_facts(self.conn, profile_ids)
-        users = [p for p in profile_ids if facts[p][1] == "users"]
-        accounts = {p for p in profile_ids if facts[p][1] == "accounts"}
-        if users:
-            moved = self._refresh_members(comp, plan, users)
-            accounts.update(a for found in store.accounts_of(self.conn, sorted(moved)).values() for a in found)
-        ordered = sorted(accounts)
-        stale = store.stale_members(self.conn, comp.id, ordered, self.now)
-        if stale:
-            self._refresh_members(comp, plan, stale)
-        counts = store.member_counts(self.conn, comp.id, ordered)
-        traits = self._traits(comp.row.space_id, "accounts", ordered, comp.summary.traits)
+        given = sorted(p for p in profile_ids if facts[p][1] == "accounts")
+        users = {p for p in profile_ids if facts[p][1] == "users"}
+        users.update(store.due_profiles(self.conn, comp.id, self.now))
+        moved = self._refresh_members(comp, plan, sorted(users)) if users else set()
+        reached = {a for found in store.accounts_of(self.conn, sorted(moved)).values() for a in found}
+        accounts = sorted(reached.union(given))
+        missing = store.missing_members(self.conn, comp.id, given if comp.row.status == "LIVE" else accounts)
+        if missing:
+            self._refresh_members(comp, plan, missing)
+        flags = store.member_flags(self.conn, comp.id, accounts, len(plan.quantified))
+        traits = self._traits(comp.row.space_id, "accounts", accounts, comp.summary.traits)
         width = range(len(plan.quantified))
-        return [
-            (account, plan.combine([counts.get((account, q), (0, 0)) for q in width], traits.get(account, {}),
-                                   self.now), None)
-            for account in ordered
-        ]
+        rows = []
+        for account in accounts:
+            # As counts: (linked users, users satisfying it) as far as `combine` needs them.
+            found = [flags.get((account, q), (False, False)) for q in width]
+            counts = [(int(held) + int(unheld), int(held)) for held, unheld in found]
+            rows.append((account, plan.combine(counts, traits.get(account, {}), self.now), None))
+        return rows
 
     def _refresh_members(self, comp: Compiled, plan: AccountPlan, users: Sequence[int]) -> set[int]:
         """Computes the users' results and stores those that moved (or are new); returns their users."""

@@ -309,32 +309,49 @@ def write_member_results(conn: apsw.Connection, computation_id: int, rows: Itera
     )
 
 
-def stale_members(conn: apsw.Connection, computation_id: int, account_ids: Sequence[int], now_ms: int) -> list[int]:
-    """Linked users of the accounts whose results are missing or due by now (to compute first)."""
+def missing_members(conn: apsw.Connection, computation_id: int, account_ids: Sequence[int]) -> list[int]:
+    """Linked users of the accounts that have no stored results yet (to compute first)."""
     return [
         int(r[0])
         for r in conn.execute(
-            "SELECT DISTINCT l.user_id FROM links AS l WHERE l.account_id IN (SELECT value FROM json_each(:accounts))"
-            " AND (NOT EXISTS (SELECT 1 FROM member_results AS r WHERE r.computation_id = :cid"
-            " AND r.user_id = l.user_id) OR EXISTS (SELECT 1 FROM due AS d WHERE d.computation_id = :cid"
-            " AND d.profile_id = l.user_id AND d.due_ms <= :now))",
-            {"accounts": json.dumps(list(account_ids)), "cid": computation_id, "now": now_ms},
+            "SELECT DISTINCT l.user_id FROM links AS l WHERE l.account_id IN (SELECT value FROM json_each(?))"
+            " AND NOT EXISTS (SELECT 1 FROM member_results AS r WHERE r.user_id = l.user_id"
+            " AND r.computation_id = ?)",
+            (json.dumps(list(account_ids)), computation_id),
         )
     ]
 
 
-def member_counts(
-    conn: apsw.Connection, computation_id: int, account_ids: Sequence[int]
-) -> dict[tuple[int, int], tuple[int, int]]:
-    """Per (account, operand): how many linked users have a result, and how many hold it."""
+def due_profiles(conn: apsw.Connection, computation_id: int, now_ms: int) -> list[int]:
+    """The profiles whose next change time for the computation has come."""
+    return [
+        int(r[0])
+        for r in conn.execute(
+            "SELECT profile_id FROM due INDEXED BY due_by_time WHERE due_ms <= ? AND computation_id = ?",
+            (now_ms, computation_id),
+        )
+    ]
+
+
+def member_flags(
+    conn: apsw.Connection, computation_id: int, account_ids: Sequence[int], operands: int
+) -> dict[tuple[int, int], tuple[bool, bool]]:
+    """Per (account, operand): whether some linked user satisfies it, and whether some does not.
+
+    Each is an EXISTS over the account's links that stops at the first user found, which
+    decides `ANY`, `ALL` and `ALL NOT` alike (every linked user has stored results).
+    """
+    exists = (
+        "EXISTS (SELECT 1 FROM links AS l CROSS JOIN member_results AS r ON r.user_id = l.user_id"
+        " AND r.computation_id = :cid AND r.operand = q.value WHERE l.account_id = a.value AND r.held = {})"
+    )
     return {
-        (int(account), int(operand)): (int(linked), int(held))
-        for account, operand, linked, held in conn.execute(
-            # CROSS JOIN keeps this order: the accounts' links first, then each user's results.
-            "SELECT l.account_id, r.operand, count(*), sum(r.held) FROM links AS l CROSS JOIN member_results AS r"
-            " ON r.computation_id = ? AND r.user_id = l.user_id"
-            " WHERE l.account_id IN (SELECT value FROM json_each(?)) GROUP BY l.account_id, r.operand",
-            (computation_id, json.dumps(list(account_ids))),
+        (int(account), int(operand)): (bool(held), bool(unheld))
+        for account, operand, held, unheld in conn.execute(
+            f"SELECT a.value, q.value, {exists.format(1)}, {exists.format(0)}"
+            " FROM json_each(:accounts) AS a, json_each(:operands) AS q",
+            {"cid": computation_id, "accounts": json.dumps(list(account_ids)),
+             "operands": json.dumps(list(range(operands)))},
         )
     }
 
