@@ -77,6 +77,9 @@ class Evaluation:
         self.registry = registry
         self.now = now_ms
         self.report = TickReport(now_ms)
+        # Whether a profile holds an identifier other than an anonymous id (the anonymous-users
+        # rule), asked once per job whatever the number of audiences.
+        self._known: dict[int, bool] = {}
 
     def run(self, work: dict[int, set[int]]) -> None:
         """Evaluates the work, in dependency order, following changed values to dependents."""
@@ -139,9 +142,16 @@ class Evaluation:
         else:
             out = self._interpret(comp, profile_ids, with_due)
         if comp.row.kind == "audience" and comp.collection == "users" and not comp.include_anonymous:
-            known = store.known_profiles(self.conn, profile_ids)
+            known = self._known_profiles(profile_ids)
             out = [(pid, value if pid in known else False, due) for pid, value, due in out]
         return out
+
+    def _known_profiles(self, profile_ids: Sequence[int]) -> set[int]:
+        asked = [pid for pid in profile_ids if pid not in self._known]
+        if asked:
+            found = store.known_profiles(self.conn, asked)
+            self._known.update((pid, pid in found) for pid in asked)
+        return {pid for pid in profile_ids if self._known[pid]}
 
     def _interpret(
         self, comp: Compiled, profile_ids: Sequence[int], with_due: bool
