@@ -218,7 +218,7 @@ class Evaluation:
         flags = store.member_flags(self.conn, comp.id, accounts, len(plan.quantified))
         traits = self._traits(comp.row.space_id, "accounts", accounts, comp.summary.traits)
         width = range(len(plan.quantified))
-        rows = []
+        rows: list[Row] = []
         for account in accounts:
             # As counts: (linked users, users satisfying it) as far as `combine` needs them.
             found = [flags.get((account, q), (False, False)) for q in width]
