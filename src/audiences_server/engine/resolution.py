@@ -4,11 +4,16 @@ For each call, in arrival order: extract its ids, plan with the pure planner, ap
 (create, attach or merge), apply identify/group traits by last-write-wins, link users to
 accounts, and note what changed for the evaluator. Because it runs in the same transaction as
 the insert, a Profiles read after the ingest RPC returns sees the result.
+
+Which profile holds each id is asked once per batch (one query per id type), then kept in a
+map that the resolver updates as it adds identifiers and merges profiles, so that it always
+says what the database would. A call whose ids are all on one profile already (a known user's
+next event) needs no planning and no query.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import apsw
 
@@ -17,6 +22,7 @@ from audiences_server.core.identity import (
     USERS,
     Action,
     ExternalId,
+    ExtractedIds,
     apply_traits,
     extract_external_ids,
     merge_traits_into,
@@ -38,10 +44,37 @@ class Resolver:
         self._rules = store.rules(conn, space_id)
         self._touches: set[Touch] = set()
         self._received: dict[int, tuple[int, int]] = {}
+        # Per collection: id → the profile holding it, or None when no profile does.
+        self._holders: dict[str, dict[ExternalId, int | None]] = {USERS: {}, ACCOUNTS: {}}
+        self._merged_into: dict[int | None, int] = {}
+
+    def resolve_all(self, calls: Sequence[Call], first_seq: int,
+                    extracted: Sequence[ExtractedIds] | None = None) -> list[int | None]:
+        """Resolves calls in order, the n-th with arrival number `first_seq + n`; returns the
+        user profile each one's event belongs to, if any.
+
+        `extracted` are the calls' `extract_external_ids`, when the caller has them already.
+        """
+        if extracted is None:
+            extracted = [extract_external_ids(call.message) for call in calls]
+        pairs = list(zip(calls, extracted, strict=True))
+        self._look_up(USERS, {i for _, ids in pairs for i in ids.users})
+        self._look_up(ACCOUNTS, {i for call, ids in pairs if call.type == "group" for i in ids.accounts})
+        profiles = [self._resolve_call(call, ids, first_seq + n) for n, (call, ids) in enumerate(pairs)]
+        # The events are inserted after the whole batch is resolved, so a profile merged away by a
+        # later call no longer holds them for `move_profile` to move: they go to its survivor.
+        return [self._survivor(p) for p in profiles] if self._merged_into else profiles
 
     def resolve(self, call: Call, seq: int) -> int | None:
         """Resolves one call; returns the user profile its event belongs to, if any."""
-        ids = extract_external_ids(call.message)
+        return self.resolve_all([call], seq)[0]
+
+    def _survivor(self, profile_id: int | None) -> int | None:
+        while profile_id in self._merged_into:
+            profile_id = self._merged_into[profile_id]
+        return profile_id
+
+    def _resolve_call(self, call: Call, ids: ExtractedIds, seq: int) -> int | None:
         user = self._resolve(USERS, ids.users, call, seq)
         if user is not None:
             self._note(user, call)
@@ -63,7 +96,7 @@ class Resolver:
     def _unlink(self, user: int | None, ids: Sequence[ExternalId], call: Call) -> None:
         """A group call that removes the link: the account is looked up, never created, and
         its traits are left alone."""
-        holders = set(store.find_holders(self._conn, self._space, ACCOUNTS, ids).values())
+        holders = set(self._held(ACCOUNTS, ids).values())
         if user is None or len(holders) != 1:
             return
         account = holders.pop()
@@ -87,8 +120,24 @@ class Resolver:
         known_first, known_last = self._received.get(profile_id, (first, last))
         self._received[profile_id] = (min(known_first, first), max(known_last, last))
 
+    def _look_up(self, collection: str, ids: Iterable[ExternalId]) -> None:
+        known = self._holders[collection]
+        missing = [i for i in ids if i not in known]
+        if missing:
+            found = store.find_holders(self._conn, self._space, collection, missing)
+            known.update((i, found.get(i)) for i in missing)
+
+    def _held(self, collection: str, ids: Sequence[ExternalId]) -> dict[ExternalId, int]:
+        """Which profile holds each of the ids that is held, from the map."""
+        known = self._holders[collection]
+        if any(i not in known for i in ids):
+            self._look_up(collection, ids)
+        return {i: holder for i in ids if (holder := known[i]) is not None}
+
     def _resolve(self, collection: str, ids: Sequence[ExternalId], call: Call, seq: int) -> int | None:
-        holders = store.find_holders(self._conn, self._space, collection, ids)
+        if len(ids) == 1 and (holder := self._holders[collection].get(ids[0])) is not None:
+            return holder  # the commonest case of the one below, without building a map
+        holders = self._held(collection, ids)
         if ids and len(holders) == len(ids) and len(set(holders.values())) == 1:
             # Every id is already on one profile: nothing to add, so no rule can break. The
             # common case of a known user's next event skips the planner.
@@ -108,6 +157,7 @@ class Resolver:
             self._merge(target, int(merged), call.message_id)
         if plan.added:
             store.add_identifiers(self._conn, self._space, collection, target, plan.added, self._now, seq)
+            self._holders[collection].update(dict.fromkeys(plan.added, target))
             self._touches.add((target, "identifier", ""))
         return target
 
@@ -116,6 +166,10 @@ class Resolver:
         update = merge_traits_into(kept, store.load_traits(self._conn, merged))
         store.write_traits(self._conn, survivor, kept, update.written)
         store.move_profile(self._conn, self._space, survivor, merged, message_id, self._now)
+        self._merged_into[merged] = survivor
+        for known in self._holders.values():
+            # The merged profile's identifiers are the survivor's now.
+            known.update({i: survivor for i, holder in known.items() if holder == merged})
         self._touches.update((survivor, "trait", key) for key in update.changed)
         self._touches.update({(survivor, "merge", ""), (merged, "merge", "")})
         if merged in self._received:

@@ -6,6 +6,7 @@ Profile ids are the integer rowids; `public_id` (`prf_…`) is what the API show
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
 from collections.abc import Iterable, Sequence
@@ -23,6 +24,8 @@ from audiences_server.core.identity import (
 )
 
 _SAMPLES_KEPT = 20
+# SQLite allows 32k bound variables; stay well under it when asking which ids are held.
+_LOOKUP_CHUNK = 512
 Touch = tuple[int, str, str]
 
 
@@ -31,18 +34,31 @@ def _marks(n: int) -> str:
 
 
 def find_holders(
-    conn: apsw.Connection, space_id: int, collection: str, ids: Sequence[ExternalId]
+    conn: apsw.Connection, space_id: int, collection: str, ids: Iterable[ExternalId]
 ) -> dict[ExternalId, int]:
-    """Which profile holds each of the ids that is held (always a survivor: merges move identifiers)."""
-    found: dict[ExternalId, int] = {}
+    """Which profile holds each of the ids that is held (always a survivor: merges move
+    identifiers); one query per id type and chunk of values."""
+    values_by_type: dict[str, list[str]] = {}
     for external_id in ids:
-        row = conn.execute(
-            "SELECT profile_id FROM identifiers WHERE space_id = ? AND collection = ? AND id_type = ? AND id_value = ?",
-            (space_id, collection, external_id.type, external_id.value),
-        ).fetchone()
-        if row:
-            found[external_id] = int(row[0])
+        values_by_type.setdefault(external_id.type, []).append(external_id.value)
+    found: dict[ExternalId, int] = {}
+    for id_type, values in values_by_type.items():
+        for start in range(0, len(values), _LOOKUP_CHUNK):
+            chunk = _padded(values[start : start + _LOOKUP_CHUNK])
+            cursor = conn.execute(
+                "SELECT id_value, profile_id FROM identifiers WHERE space_id = ? AND collection = ? AND id_type = ?"
+                f" AND id_value IN ({_marks(len(chunk))})",
+                (space_id, collection, id_type, *chunk),
+            )
+            found.update((ExternalId(id_type, value), int(profile_id)) for value, profile_id in cursor)
     return found
+
+
+def _padded(values: list[str]) -> list[str]:
+    # Repeating the last value up to a power of two keeps the number of distinct statements
+    # (each prepared once and cached by the connection) small; IN ignores the repeats.
+    size = 1 << (len(values) - 1).bit_length()
+    return values + values[-1:] * (size - len(values))
 
 
 def load_states(conn: apsw.Connection, profile_ids: Iterable[int]) -> list[ProfileState]:
@@ -222,7 +238,14 @@ def touch(conn: apsw.Connection, touches: Iterable[Touch]) -> None:
 def rules(conn: apsw.Connection, space_id: int) -> IdentityRules:
     """The space's identity rules, or the defaults."""
     row = conn.execute("SELECT rules FROM identity_rules WHERE space_id = ?", (space_id,)).fetchone()
-    return IdentityRules.from_dict(json.loads(row[0])) if row else IdentityRules.defaults()
+    return _parsed_rules(row[0] if row else None)
+
+
+@functools.lru_cache(maxsize=64)
+def _parsed_rules(text: str | None) -> IdentityRules:
+    # Every ingest job reads the rules, and building them (validation, compiled patterns) costs
+    # more than a small job's resolution; rules are immutable, so one parse per stored text.
+    return IdentityRules.from_dict(json.loads(text)) if text is not None else IdentityRules.defaults()
 
 
 def save_rules(conn: apsw.Connection, space_id: int, value: IdentityRules, now_ms: int) -> None:

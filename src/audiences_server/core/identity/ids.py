@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 USERS = "users"
 ACCOUNTS = "accounts"
@@ -23,9 +24,11 @@ _DEVICE_TYPES = frozenset({"ios", "android"})
 _PLAIN_ENCODINGS = frozenset({"none", ""})
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class ExternalId:
+class ExternalId(NamedTuple):
     """One identifier, `type:value`, e.g. `user_id:u_123` or `ios.idfa:6D92…`.
+
+    A named tuple rather than a dataclass: ingest makes, hashes and compares a few per call, and
+    a tuple does that in C. Ids order by (type, value).
 
     Attributes:
         type: the id type, lower case (`user_id`, `email`, a custom type…).
@@ -94,17 +97,27 @@ def extract_external_ids(message: Mapping[str, Any]) -> ExtractedIds:
     Returns:
         The user and account ids, de-duplicated and sorted by (type, value).
     """
+    # Runs once per ingested call: the optional parts are looked at only when present.
     context = _mapping(message.get("context"))
-    users = [
-        *_ids("user_id", message.get("userId")),
-        *_ids("anonymous_id", message.get("anonymousId")),
-        *_ids("email", _email(message, context)),
-        *_device_ids(_mapping(context.get("device"))),
-        *_alias_ids(message),
-    ]
-    accounts = list(_group_ids(message))
-    for collection, external_id in _custom_ids(context.get("externalIds")):
-        (users if collection == USERS else accounts).append(external_id)
+    kind = message.get("type")
+    users: list[ExternalId] = []
+    _add(users, "user_id", message.get("userId"))
+    _add(users, "anonymous_id", message.get("anonymousId"))
+    if "traits" in message or "traits" in context:
+        _add(users, "email", _email(message, context))
+    if "device" in context:
+        users += _device_ids(_mapping(context["device"]))
+    if kind == "alias":
+        # Segment: previousId "might be an Anonymous ID … or a User ID". Reading it as an
+        # anonymous_id gives the useful link (anonymous → known) and, when it really was an old
+        # user_id, still never merges two user_ids: no profile holds anonymous_id:<old user id>.
+        _add(users, "anonymous_id", message.get("previousId"))
+    accounts: list[ExternalId] = []
+    if kind == "group":
+        _add(accounts, "group_id", message.get("groupId"))
+    if "externalIds" in context:
+        for collection, external_id in _custom_ids(context["externalIds"]):
+            (users if collection == USERS else accounts).append(external_id)
     return ExtractedIds(users=_canonical(users), accounts=_canonical(accounts))
 
 
@@ -137,6 +150,12 @@ def _ids(id_type: str, raw: object) -> list[ExternalId]:
     return [] if text is None else [ExternalId(id_type, text)]
 
 
+def _add(found: list[ExternalId], id_type: str, raw: object) -> None:
+    text = raw if type(raw) is str else id_text(raw)
+    if text is not None:
+        found.append(ExternalId(id_type, text))
+
+
 def _email(message: Mapping[str, Any], context: Mapping[str, Any]) -> object:
     if message.get("type") != "group":
         top = _mapping(message.get("traits")).get("email")
@@ -157,21 +176,6 @@ def _device_ids(device: Mapping[str, Any]) -> list[ExternalId]:
     if device.get("adTrackingEnabled") is True:
         found += _ids(f"{prefix}.idfa", device.get("advertisingId"))
     return found
-
-
-def _alias_ids(message: Mapping[str, Any]) -> list[ExternalId]:
-    # Segment: previousId "might be an Anonymous ID … or a User ID". Reading it as an
-    # anonymous_id gives the useful link (anonymous → known) and, when it really was an old
-    # user_id, still never merges two user_ids: no profile holds anonymous_id:<old user id>.
-    if message.get("type") != "alias":
-        return []
-    return _ids("anonymous_id", message.get("previousId"))
-
-
-def _group_ids(message: Mapping[str, Any]) -> list[ExternalId]:
-    if message.get("type") != "group":
-        return []
-    return _ids("group_id", message.get("groupId"))
 
 
 def _custom_ids(raw: object) -> Iterable[tuple[str, ExternalId]]:
@@ -196,9 +200,13 @@ def _custom_id(item: Mapping[str, Any]) -> tuple[str, ExternalId] | None:
     return collection, ExternalId(id_type.strip().lower(), value)
 
 
-def _canonical(ids: Iterable[ExternalId]) -> tuple[ExternalId, ...]:
-    return tuple(sorted(set(ids)))
+def _canonical(ids: list[ExternalId]) -> tuple[ExternalId, ...]:
+    return tuple(ids) if len(ids) < 2 else tuple(sorted(set(ids)))
 
 
 def _mapping(raw: object) -> Mapping[str, Any]:
-    return raw if isinstance(raw, Mapping) else {}
+    # The exact-type test first: an ABC isinstance check costs more than the rest of a lookup.
+    return raw if type(raw) is dict or isinstance(raw, Mapping) else _NOTHING
+
+
+_NOTHING: Mapping[str, Any] = MappingProxyType({})
