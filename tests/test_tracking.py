@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from audiences_server.core import tracking
 
@@ -81,3 +83,41 @@ def test_values_json_cannot_hold_are_rejected() -> None:
                                    RECEIVED)
     assert isinstance(rejection, tracking.Rejection)
     assert rejection.reason == "bad_request"
+
+
+# JSON values as the tracking API's decoder makes them, plus the cases where orjson's text or
+# refusals differ from the stdlib's: tiny and huge floats, NaN, integers past 64 bits, lone
+# surrogates, control characters, and strings that look like those numbers.
+_JSON_SCALARS = (
+    st.none() | st.booleans() | st.integers() | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats() | st.floats(min_value=-1e-3, max_value=1e-3) | st.sampled_from([1e16, 1e-5, -0.0, 1e300])
+    | st.text() | st.sampled_from(["\ud800", "\x00\x1f\x7f\u2028", ":null", "1e-7", "0.00001"])
+)
+_JSON_VALUES = st.recursive(
+    _JSON_SCALARS, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+def _outcome(encode: Any, value: Any) -> tuple[str, Any]:
+    try:
+        return "text", encode(value)
+    except (ValueError, TypeError) as refused:
+        return type(refused).__name__, str(refused)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(st.text(max_size=5), _JSON_VALUES, max_size=5))
+def test_stored_json_is_the_stdlib_text(value: dict[str, Any]) -> None:
+    """Stored JSON is exactly the stdlib's compact text (or its refusal) whichever encoder made it."""
+    assert _outcome(tracking._dump, value) == _outcome(tracking._stdlib_dump, value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [{"x": 2**64}, {"x": 1e-5}, {"x": [1.5e-7]}, {"x": float("inf")}, {"x": "\ud800"}, {1: "non-string key"},
+     {"x": tracking.BatchDefaults()}],
+)
+def test_stored_json_edge_cases(value: dict[Any, Any]) -> None:
+    """Values orjson writes differently or refuses get the stdlib's text or error."""
+    assert _outcome(tracking._dump, value) == _outcome(tracking._stdlib_dump, value)

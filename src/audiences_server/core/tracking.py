@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
+
 CALL_TYPES = frozenset({"track", "identify", "page", "screen", "group", "alias"})
 MAX_CALL_BYTES = 32 * 1024
 MAX_BATCH_BYTES = 500 * 1024
@@ -99,8 +101,10 @@ def parse_time(value: object, field: str) -> int:
         raise _Reject("timestamp_not_valid", f"`{field}` is not an ISO-8601 time: {value!r}") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    # Integer arithmetic: float seconds would lose the last millisecond of some times.
-    return (parsed - _EPOCH) // timedelta(milliseconds=1)
+    # Integer arithmetic: float seconds would lose the last millisecond of some times. The
+    # difference's days and seconds are whole milliseconds, so only its microseconds round.
+    delta = parsed - _EPOCH
+    return delta.days * 86_400_000 + delta.seconds * 1000 + delta.microseconds // 1000
 
 
 def format_time(ms: int) -> str:
@@ -221,7 +225,37 @@ def _with_defaults(raw: dict[str, Any], defaults: BatchDefaults) -> dict[str, An
 
 
 # One encoder for the process: json.dumps with options builds a new encoder on every call.
-_dump = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+_stdlib_dump = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+# Where orjson's text can differ from the stdlib's: `null` (orjson writes NaN and infinities so,
+# where the stdlib refuses them) and floats under 1e-4 (`0.00001`, `1.5e-7` where the stdlib
+# writes `1e-05`, `1.5e-07`). A value always follows `:`, `,` or `[` in compact JSON; a match
+# inside a string only costs the slower path.
+_MAYBE_DIFFERENT = re.compile(rb"[:,\[](?:null|-?0\.0000|-?[0-9][0-9.]*e-)")
+# Hands subclasses (int and str enums…), datetimes and dataclasses to `_refuse`, as the stdlib
+# would not write them the same or at all.
+_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
+def _refuse(value: object) -> None:
+    raise TypeError(f"{type(value).__name__} is left to the stdlib encoder")
+
+
+def _dump(value: dict[str, Any]) -> str:
+    """The stored JSON text of a value: exactly the stdlib's compact, non-ASCII-escaping,
+    NaN-refusing text (and its errors), made by orjson when orjson's text is the same.
+
+    orjson refuses what it cannot write the same (integers beyond 64 bits, lone surrogates,
+    non-string keys, deep nesting, and with `_ORJSON_OPTIONS` subclasses, datetimes and
+    dataclasses, which the stdlib refuses); those and the texts `_MAYBE_DIFFERENT` flags go
+    through the stdlib encoder.
+    """
+    try:
+        text = orjson.dumps(value, _refuse, _ORJSON_OPTIONS)
+    except TypeError:
+        return _stdlib_dump(value)
+    if (b"null" in text or b"0.0000" in text or b"e-" in text) and _MAYBE_DIFFERENT.search(text):
+        return _stdlib_dump(value)
+    return text.decode()
 
 
 def _build(raw: dict[str, Any], received_ms: int) -> Call:
@@ -242,7 +276,7 @@ def _build(raw: dict[str, Any], received_ms: int) -> Call:
         raise _Reject("unlink_not_boolean", "`context.unlink` must be true or false")
     _object_field(raw, "integrations", "integrations_not_object")
     timestamp_ms = event_time(raw, received_ms, raw.get("sentAt"))
-    extra = {k: v for k, v in raw.items() if k not in _COLUMN_FIELDS}
+    extra = {} if raw.keys() <= _COLUMN_FIELDS else {k: v for k, v in raw.items() if k not in _COLUMN_FIELDS}
     message = {**raw, "messageId": message_id}
     if body_field:
         message[body_field] = body
@@ -271,7 +305,7 @@ def normalize(raw: object, received_ms: int, defaults: BatchDefaults | None = No
         return raw  # refused while decoding, before it was a call
     if not isinstance(raw, dict):
         return Rejection("bad_request", "a call must be a JSON object")
-    if defaults is not None:
+    if defaults is not None and (defaults.context or defaults.integrations or defaults.sent_at is not None):
         raw = _with_defaults(raw, defaults)
     try:
         call = _build(raw, received_ms)
