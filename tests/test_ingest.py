@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -10,7 +12,8 @@ import pytest
 from audiences.v1 import ingest_pb2, tracking_pb2
 from google.protobuf import struct_pb2, timestamp_pb2
 
-from tests.conftest import Running, error_reason, field_violations
+from audiences_server.engine.ingest import Sender
+from tests.conftest import Running, error_reason, field_violations, start
 
 ACCEPTED = ingest_pb2.MESSAGE_STATUS_ACCEPTED
 DUPLICATE = ingest_pb2.MESSAGE_STATUS_DUPLICATE
@@ -273,3 +276,142 @@ def test_stream_counts_and_lists_rejections(running: Running) -> None:
     assert [r.index for r in reply.rejected] == list(range(99, 1200, 100))
     assert {r.reason for r in reply.rejected} == {"event_not_defined"}
     assert running.query("SELECT count(*) FROM events") == [(1188,)]
+
+
+# -- requests stored together -------------------------------------------------------------------
+
+def _held_writer(running: Running) -> threading.Event:
+    """Keeps the writer busy until the returned event is set, so that requests queue up."""
+    gate, started = threading.Event(), threading.Event()
+
+    def hold(_: Any) -> None:
+        started.set()
+        gate.wait(30)
+
+    running.server.engine.writer.submit(hold)
+    started.wait(30)
+    return gate
+
+
+def _sender(running: Running, source: str = "") -> Sender:
+    return Sender(running.server.engine.auth.list_spaces()[0].space_id, source)
+
+
+def test_requests_stored_together_get_their_own_results(running: Running) -> None:
+    """Requests waiting for the writer share one job, yet each gets the outcome of its own calls,
+    numbered within the request; a repeat of another request's call is its duplicate."""
+    ingest = running.server.engine.ingest
+    gate = _held_writer(running)
+    first = ingest.submit(_sender(running), [
+        {"type": "track", "userId": "u1", "event": "E", "messageId": "t1"},
+        {"type": "track", "userId": "u1"},
+        {"type": "track", "userId": "u2", "event": "E", "messageId": "t2"},
+    ])
+    second = ingest.submit(_sender(running, "other"), [
+        {"type": "track", "userId": "u2", "event": "E", "messageId": "t2"},
+        {"type": "track", "userId": "u3", "event": "E", "messageId": "t3"},
+    ], offset=10)
+    third = ingest.submit(_sender(running), [{"type": "track", "userId": "u1", "event": "E", "messageId": "t1"}])
+    gate.set()
+    assert [(r.index, r.status) for r in first.results()] == [(0, "accepted"), (1, "rejected"), (2, "accepted")]
+    assert [(r.index, r.status) for r in second.results()] == [(10, "duplicate"), (11, "accepted")]
+    assert [(r.index, r.status) for r in third.results()] == [(0, "duplicate")]
+    assert running.query("SELECT message_id, source_id FROM events ORDER BY seq") == [
+        ("t1", ""), ("t2", ""), ("t3", "other")]
+
+
+def test_a_failing_request_fails_alone(running: Running) -> None:
+    """When one of the requests stored together cannot be stored (a lone surrogate SQLite cannot
+    encode), the others are still committed and only that request fails, as if each were alone."""
+    ingest = running.server.engine.ingest
+    gate = _held_writer(running)
+    good = ingest.submit(_sender(running), [{"type": "track", "userId": "u1", "event": "E", "messageId": "g1"}])
+    bad = ingest.submit(_sender(running), [
+        {"type": "track", "userId": "u2", "event": "E", "messageId": "b1", "properties": {"x": "\ud800"}}])
+    after = ingest.submit(_sender(running), [{"type": "track", "userId": "u2", "event": "E", "messageId": "g2"}])
+    gate.set()
+    assert [r.status for r in good.results()] == ["accepted"]
+    with pytest.raises(UnicodeEncodeError):
+        bad.results()
+    assert [r.status for r in after.results()] == ["accepted"]
+    assert running.query("SELECT message_id FROM events ORDER BY seq") == [("g1",), ("g2",)]
+    assert running.query("SELECT count(*) FROM profiles") == [(2,)]
+
+
+# Calls that create, attach, merge, block, link and unlink, and reuse ids after a merge.
+_IDENTITY_CALLS: list[dict[str, Any]] = [
+    {"type": "track", "anonymousId": "a1", "event": "Viewed"},
+    {"type": "track", "anonymousId": "a2", "event": "Viewed"},
+    {"type": "identify", "userId": "u1", "anonymousId": "a1", "traits": {"email": "e1@x.io", "plan": "free"}},
+    {"type": "alias", "userId": "u1", "previousId": "a2"},
+    {"type": "track", "anonymousId": "a2", "event": "Bought"},
+    {"type": "track", "userId": "u2", "anonymousId": "a1", "event": "Viewed"},
+    {"type": "group", "userId": "u1", "groupId": "g1", "traits": {"name": "Acme"}},
+    {"type": "group", "userId": "u1", "groupId": "g1", "context": {"unlink": True}},
+    {"type": "group", "userId": "u2", "groupId": "g1"},
+    {"type": "track", "anonymousId": "a3", "event": "Viewed", "context": {"traits": {"email": "e1@x.io"}}},
+    {"type": "identify", "userId": "u3", "anonymousId": "a4", "traits": {"plan": "pro"}},
+    {"type": "track", "anonymousId": "a4", "userId": "u3", "event": "Viewed", "context": {"externalIds": [
+        {"type": "crm", "id": "c9", "collection": "users", "encoding": "none"}]}},
+    {"type": "page", "anonymousId": "anonymous", "name": "Home"},
+    {"type": "identify", "anonymousId": "a3", "userId": "u1", "traits": {"plan": "pro"}},
+]
+
+
+def _identity_state(running: Running) -> dict[str, Any]:
+    """What identity resolution produced, with profiles named by their identifiers."""
+    names = {pid: ",".join(sorted(f"{t}:{v}" for t, v in running.query(
+        "SELECT id_type, id_value FROM identifiers WHERE profile_id = ?", (pid,))))
+        for (pid,) in running.query("SELECT profile_id FROM profiles")}
+    events = running.query("SELECT message_id, profile_id FROM events ORDER BY seq")
+    survivors = running.query("SELECT profile_id FROM profiles WHERE merged_into IS NULL")
+    return {
+        "events": [(m, names.get(p)) for m, p in events],
+        "traits": sorted((names[p], k, v) for p, k, v in running.query("SELECT profile_id, key, value FROM traits")),
+        "links": sorted((names[u], names[a]) for u, a in running.query("SELECT user_id, account_id FROM links")),
+        "merges": sorted((names[s], m) for s, m in running.query("SELECT survivor_id, message_id FROM merges")),
+        "violations": running.query("SELECT kind, id_type, count FROM identity_violations ORDER BY kind, id_type"),
+        "survivors": sorted(names[p] for (p,) in survivors),
+    }
+
+
+def test_one_batch_resolves_as_calls_sent_one_by_one(tmp_path: Path) -> None:
+    """Identity resolution of a whole batch at once (ids looked up together, then kept up to date
+    through creations and merges) ends where sending each call alone does."""
+    calls = [{**call, "messageId": f"m{i}", "timestamp": f"2027-01-0{1 + i // 10}T00:00:{i % 60:02d}Z"}
+             for i, call in enumerate(_IDENTITY_CALLS)]
+    states = []
+    for name, bodies in (("together", [{"batch": calls}]), ("alone", calls)):
+        running = start(tmp_path / name / "audiences.db")
+        try:
+            for body in bodies:
+                assert batch_json(running, body).rejected_count == 0
+            states.append(_identity_state(running))
+        finally:
+            running.channel.close()
+            running.server.stop(grace=1)
+    assert states[0] == states[1]
+    assert states[0]["merges"]
+    assert states[0]["violations"]
+
+
+class _GroupBreaker(BaseException):
+    """Escapes a job's savepoint, so the writer fails its whole group."""
+
+
+def test_requests_of_a_failed_group_fail_and_later_ones_are_stored(running: Running) -> None:
+    """When the writer's group fails before the job holding waiting requests runs, those requests
+    fail with the group's error, and requests that come later are stored as usual."""
+    def breaks(_: Any) -> None:
+        raise _GroupBreaker
+
+    ingest = running.server.engine.ingest
+    gate = _held_writer(running)
+    running.server.engine.writer.submit(breaks)
+    lost = ingest.submit(_sender(running), [{"type": "track", "userId": "u1", "event": "E", "messageId": "l1"}])
+    gate.set()
+    with pytest.raises(_GroupBreaker):
+        lost.results()
+    later = ingest.submit(_sender(running), [{"type": "track", "userId": "u1", "event": "E", "messageId": "l2"}])
+    assert [r.status for r in later.results()] == ["accepted"]
+    assert running.query("SELECT message_id FROM events") == [("l2",)]

@@ -41,6 +41,9 @@ R = TypeVar("R", bound=Message)
 
 
 def _result(result: CallResult) -> ingest_pb2.MessageResult:
+    if not (result.reason or result.detail):
+        # Most results: empty fields are proto3 defaults, and leaving them out is cheaper.
+        return ingest_pb2.MessageResult(index=result.index, message_id=result.message_id, status=_STATUS[result.status])
     return ingest_pb2.MessageResult(
         index=result.index, message_id=result.message_id, status=_STATUS[result.status],
         reason=result.reason, detail=result.detail,

@@ -1,15 +1,24 @@
-"""Recording tracking calls: validate, normalise, store durably, report per call."""
+"""Recording tracking calls: validate, normalise, store durably, report per call.
+
+Calls wait for the writer in one shared list, and one writer job stores everything waiting when
+it runs: concurrent requests (16 unary calls, a few batches) share one duplicate check, one
+identity resolver and one insert, instead of paying a job each. Each request still gets its own
+outcome, and a request that fails alone fails alone (see `_Waiting`).
+"""
 
 from __future__ import annotations
 
+import bisect
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import apsw
 
 from audiences_server.core import tracking
+from audiences_server.core.identity import ExtractedIds, extract_external_ids
 from audiences_server.engine.clock import Clock
 from audiences_server.engine.resolution import Resolver
 from audiences_server.errors import FieldViolation, InvalidArgument, Unavailable
@@ -83,6 +92,121 @@ def rejection_error(rejection: tracking.Rejection) -> InvalidArgument:
     )
 
 
+@dataclass
+class _Request:
+    """The valid calls of one request, waiting to be stored."""
+
+    sender: Sender
+    calls: list[tracking.Call]
+    ids: list[ExtractedIds]  # each call's external ids, read before the writer's turn
+    stored: Future[events.StoredCalls] = field(default_factory=Future)
+
+
+class _Waiting:
+    """Requests waiting for the writer, and the one writer job that will take them all.
+
+    A job is queued when the first request arrives to an empty list; requests that arrive before
+    it runs join it. It stores consecutive requests of the same sender together; should that
+    fail, it stores each request in a savepoint of its own, so that only the faulty one fails
+    (as when each request was a job). Results reach the requests after the commit.
+    """
+
+    def __init__(self, writer: Writer, store: Callable[[apsw.Connection, _Request], events.StoredCalls]) -> None:
+        self._writer = writer
+        self._store = store
+        self._lock = threading.Lock()
+        self._requests: list[_Request] = []
+        self.on_commit: Callable[[], None] = lambda: None
+
+    def add(self, request: _Request) -> Future[events.StoredCalls]:
+        """Queues the calls of one request; the future resolves once they are committed.
+
+        Raises:
+            WriterClosed: the writer takes no more work.
+        """
+        with self._lock:
+            # Submitting under the lock: a request never joins a job that could not be queued.
+            if not self._requests:
+                taken: list[_Request] = []
+                job = self._writer.submit(lambda conn: self._run(conn, taken))
+                job.add_done_callback(lambda done: self._settle(done, taken))
+            self._requests.append(request)
+        return request.stored
+
+    def _run(self, conn: apsw.Connection, taken: list[_Request]) -> list[tuple[bool, Any]]:
+        with self._lock:
+            taken.extend(self._requests)
+            self._requests = []
+        if len(taken) == 1:
+            return [(True, self._store(conn, taken[0]))]
+        conn.execute("SAVEPOINT requests")
+        try:
+            outcomes = [(True, stored) for stored in self._store_together(conn, taken)]
+        except Exception:
+            conn.execute("ROLLBACK TO requests")
+            conn.execute("RELEASE requests")
+            return [self._store_alone(conn, request) for request in taken]
+        conn.execute("RELEASE requests")
+        return outcomes
+
+    def _store_together(self, conn: apsw.Connection, requests: list[_Request]) -> list[events.StoredCalls]:
+        results: list[events.StoredCalls] = []
+        start = 0
+        while start < len(requests):
+            end = start + 1
+            while end < len(requests) and requests[end].sender == requests[start].sender:
+                end += 1
+            run = requests[start:end]
+            together = _Request(run[0].sender, [call for request in run for call in request.calls],
+                                [ids for request in run for ids in request.ids])
+            stored = self._store(conn, together)
+            results += _split(stored, [len(request.calls) for request in run])
+            start = end
+        return results
+
+    def _store_alone(self, conn: apsw.Connection, request: _Request) -> tuple[bool, Any]:
+        conn.execute("SAVEPOINT request")
+        try:
+            stored = self._store(conn, request)
+        except Exception as failure:
+            conn.execute("ROLLBACK TO request")
+            conn.execute("RELEASE request")
+            return False, failure
+        conn.execute("RELEASE request")
+        return True, stored
+
+    def _settle(self, job: Future[list[tuple[bool, Any]]], taken: list[_Request]) -> None:
+        failure = job.exception()
+        if failure is not None and not taken:
+            # The writer's group failed before this job ran: its requests fail with it.
+            with self._lock:
+                taken.extend(self._requests)
+                self._requests = []
+        outcomes = job.result() if failure is None else [(False, failure)] * len(taken)
+        for request, (ok, value) in zip(taken, outcomes, strict=True):
+            if ok:
+                request.stored.set_result(value)
+            else:
+                request.stored.set_exception(value)
+        self.on_commit()
+
+
+def _split(stored: events.StoredCalls, sizes: list[int]) -> list[events.StoredCalls]:
+    """Per request, the outcome of their calls stored together (positions are per request)."""
+    parts = []
+    start = 0
+    for size in sizes:
+        end = start + size
+        parts.append(events.StoredCalls(_between(stored.accepted, start, end), _between(stored.duplicates, start, end)))
+        start = end
+    return parts
+
+
+def _between(positions: list[int], start: int, end: int) -> list[int]:
+    """The positions in [start, end) of an ascending list, counted from `start`."""
+    return [i - start for i in positions[bisect.bisect_left(positions, start):bisect.bisect_left(positions, end)]]
+
+
 class Ingest:
     """The ingest use cases."""
 
@@ -90,6 +214,8 @@ class Ingest:
         self._writer = writer
         self._clock = clock
         self.listeners: list[Callable[[], None]] = []
+        self._waiting = _Waiting(writer, self._store)
+        self._waiting.on_commit = self._notify
 
     def submit(self, sender: Sender, raws: Sequence[Any], defaults: tracking.BatchDefaults | None = None,
                offset: int = 0) -> PendingBatch:
@@ -102,8 +228,9 @@ class Ingest:
         future = None
         if valid:
             try:
-                future = self._writer.submit(lambda conn: self._store(conn, sender, valid))
-                future.add_done_callback(lambda _: self._notify())
+                # Reading ids here, in the request's thread, shortens the writer's serial work.
+                ids = [extract_external_ids(call.message) for call in valid]
+                future = self._waiting.add(_Request(sender, valid, ids))
             except WriterClosed:
                 raise Unavailable("the server is shutting down", reason="SHUTTING_DOWN") from None
         return PendingBatch(normalized, future, offset)
@@ -125,13 +252,14 @@ class Ingest:
         for listener in self.listeners:
             listener()
 
-    def _store(self, conn: apsw.Connection, sender: Sender, calls: list[tracking.Call]) -> events.StoredCalls:
+    def _store(self, conn: apsw.Connection, request: _Request) -> events.StoredCalls:
         # Identity resolution joins this transaction, so a read after the RPC sees its profile.
+        sender, calls = request.sender, request.calls
         split = events.split_duplicates(conn, sender.space_id, calls)
         accepted = [calls[i] for i in split.accepted]
         first_seq = events.next_seq(conn)
         resolver = Resolver(conn, sender.space_id, self._clock.now_ms())
-        profile_ids = [resolver.resolve(call, first_seq + i) for i, call in enumerate(accepted)]
+        profile_ids = resolver.resolve_all(accepted, first_seq, [request.ids[i] for i in split.accepted])
         events.insert_calls(conn, sender.space_id, accepted, profile_ids, first_seq, sender.source_id)
         resolver.finish()
         return split
