@@ -238,6 +238,13 @@ class Computations:
         if redo or (spec.enabled and spec.options != current.options):
             total = store.count_profiles(conn, current.space_id, current.collection)
             store.start_backfill(conn, current.computation_id, total)
+        if spec.enabled != current.enabled:
+            # What the definitions reading it see changes (its values, or the custom trait of the
+            # same name): they are computed again.
+            for reader in store.computations(conn, current.space_id):
+                if reader.enabled and reader.computation_id != current.computation_id and _reads(reader, current):
+                    total = store.count_profiles(conn, reader.space_id, reader.collection)
+                    store.start_backfill(conn, reader.computation_id, total)
         return self._row(conn, current.space_id, current.collection, current.key)
 
     def delete(self, space_id: int, kind: str, collection: str, key: str) -> None:

@@ -209,9 +209,21 @@ class Evaluation:
         given = sorted(p for p in profile_ids if facts[p][1] == "accounts")
         users = {p for p in profile_ids if facts[p][1] == "users"}
         users.update(store.due_profiles(self.conn, comp.id, self.now))
-        moved = self._refresh_members(comp, plan, sorted(users)) if users else set()
-        reached = {a for found in store.accounts_of(self.conn, sorted(moved)).values() for a in found}
-        accounts = sorted(reached.union(given))
+        # Users of these accounts whose touches wait for a later job of this tick are computed
+        # now too, so that no account records a change that their touch would undo (whose
+        # results move, their accounts join in turn).
+        pending = store.has_touches(self.conn)
+        if pending and given:
+            users.update(store.members_with_touches(self.conn, given))
+        reached: set[int] = set(given)
+        done: set[int] = set()
+        while users:
+            done |= users
+            moved = self._refresh_members(comp, plan, sorted(users))
+            new = {a for found in store.accounts_of(self.conn, sorted(moved)).values() for a in found} - reached
+            reached |= new
+            users = set(store.members_with_touches(self.conn, sorted(new))) - done if pending and new else set()
+        accounts = sorted(reached)
         missing = store.missing_members(self.conn, comp.id, given if comp.row.status == "LIVE" else accounts)
         if missing:
             self._refresh_members(comp, plan, missing)

@@ -322,6 +322,18 @@ def missing_members(conn: apsw.Connection, computation_id: int, account_ids: Seq
     ]
 
 
+def members_with_touches(conn: apsw.Connection, account_ids: Sequence[int]) -> list[int]:
+    """Linked users of the accounts with touches not taken yet (a later job of the tick)."""
+    return [
+        int(r[0])
+        for r in conn.execute(
+            "SELECT DISTINCT l.user_id FROM links AS l WHERE l.account_id IN (SELECT value FROM json_each(?))"
+            " AND EXISTS (SELECT 1 FROM touches AS t WHERE t.profile_id = l.user_id)",
+            (json.dumps(list(account_ids)),),
+        )
+    ]
+
+
 def due_profiles(conn: apsw.Connection, computation_id: int, now_ms: int) -> list[int]:
     """The profiles whose next change time for the computation has come."""
     return [

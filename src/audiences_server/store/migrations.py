@@ -426,4 +426,8 @@ def _member_results(conn: apsw.Connection) -> None:
             held INTEGER NOT NULL,
             PRIMARY KEY (user_id, computation_id, operand)
         ) WITHOUT ROWID;
+        -- Account audiences computed before have no stored results: backfill them again (a
+        -- backfill writes only values that differ, so members see no change records).
+        UPDATE computations SET status = 'BACKFILLING', backfill_cursor = 0, progress_done = 0
+            WHERE collection = 'accounts' AND enabled = 1 AND status = 'LIVE';
     """)
