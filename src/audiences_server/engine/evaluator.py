@@ -230,13 +230,11 @@ class Evaluation:
         flags = store.member_flags(self.conn, comp.id, accounts, len(plan.quantified))
         traits = self._traits(comp.row.space_id, "accounts", accounts, comp.summary.traits)
         width = range(len(plan.quantified))
-        rows: list[Row] = []
-        for account in accounts:
-            # As counts: (linked users, users satisfying it) as far as `combine` needs them.
-            found = [flags.get((account, q), (False, False)) for q in width]
-            counts = [(int(held) + int(unheld), int(held)) for held, unheld in found]
-            rows.append((account, plan.combine(counts, traits.get(account, {}), self.now), None))
-        return rows
+        return [
+            (account, plan.combine([flags.get((account, q), (False, False)) for q in width],
+                                   traits.get(account, {}), self.now), None)
+            for account in accounts
+        ]
 
     def _refresh_members(self, comp: Compiled, plan: AccountPlan, users: Sequence[int]) -> set[int]:
         """Computes the users' results and stores those that moved (or are new); returns their users."""

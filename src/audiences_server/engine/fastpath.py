@@ -295,9 +295,10 @@ class AccountPlan:
         rows = []
         for account in account_ids:
             linked = members.get(account, ())
-            counts = [(len(linked), sum(found[user][0] for user in linked)) for found in results]
+            flags = [(any(found[user][0] for user in linked), not all(found[user][0] for user in linked))
+                     for found in results]
             dues = [due for found in results for due in (found[user][1] for user in linked) if due is not None]
-            rows.append((account, self.combine(counts, traits.get(account, {}), now_ms), min(dues, default=None)))
+            rows.append((account, self.combine(flags, traits.get(account, {}), now_ms), min(dues, default=None)))
         return rows
 
     def operands(
@@ -309,16 +310,17 @@ class AccountPlan:
             for _, plan in self.quantified
         ]
 
-    def combine(self, counts: Sequence[tuple[int, int]], traits: Mapping[str, Any], now_ms: int) -> Any:
-        """An account's value from, per operand, (linked users, users satisfying it)."""
+    def combine(self, flags: Sequence[tuple[bool, bool]], traits: Mapping[str, Any], now_ms: int) -> Any:
+        """An account's value from, per operand, whether some linked user satisfies it and
+        whether some does not (`ALL` needs a user, and none failing)."""
         values = []
-        for (quantifier, _), (linked, held) in zip(self.quantified, counts, strict=True):
+        for (quantifier, _), (some_hold, some_fail) in zip(self.quantified, flags, strict=True):
             if quantifier == "any":
-                values.append(held > 0)
+                values.append(some_hold)
             elif quantifier == "all":
-                values.append(linked > 0 and held == linked)
+                values.append(some_hold and not some_fail)
             else:
-                values.append(held == 0)
+                values.append(not some_hold)
         return self.result(values, traits, now_ms)
 
 
