@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 import stat
+import sys
 from pathlib import Path
 
 import grpc
@@ -13,7 +15,7 @@ from audiences.v1 import ingest_pb2, tracking_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from audiences_server import cli
+from audiences_server import cli, logs
 from audiences_server.settings import SETTINGS, Settings, resolve
 from tests.conftest import Running, bearer, error_reason
 
@@ -93,6 +95,27 @@ def test_one_log_line_per_rpc(running: Running) -> None:
         ("/audiences.v1.IngestService/Track", "OK"), ("/audiences.v1.IngestService/Track", "PERMISSION_DENIED"),
     ]
     assert all(e["duration_ms"] >= 0 for e in lines)
+
+
+@pytest.mark.parametrize("binary", [True, False])
+def test_json_log_lines(monkeypatch: pytest.MonkeyPatch, binary: bool) -> None:
+    """JSON logs are one object per line, on a binary stderr (orjson) or a text-only one, and
+    values orjson refuses (integers beyond 64 bits) or cannot encode (objects) still make a line."""
+    raw = io.BytesIO()
+    text = io.TextIOWrapper(raw, encoding="utf-8", write_through=True) if binary else io.StringIO()
+    monkeypatch.setattr(sys, "stderr", text)
+    try:
+        logs.configure("json", "info")
+        structlog.get_logger("test").info("hello", big=2**70, thing=object(), space="s1")
+        structlog.get_logger("test").debug("hidden")
+    finally:
+        monkeypatch.undo()
+        logs.configure("json", "info")
+    written = raw.getvalue().decode() if binary else text.getvalue()
+    [line] = written.splitlines()
+    entry = json.loads(line)
+    assert (entry["event"], entry["big"], entry["space"], entry["level"]) == ("hello", 2**70, "s1", "info")
+    assert entry["thing"].startswith("<object object")
 
 
 def test_request_id_is_returned(running: Running) -> None:

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
+from typing import Any
 
+import orjson
 import structlog
+
+
+def _dumps(event: dict[str, Any], **options: Any) -> bytes:
+    """A log line as JSON bytes; what orjson refuses (integers beyond 64 bits) goes through the stdlib."""
+    try:
+        return orjson.dumps(event, option=orjson.OPT_NON_STR_KEYS, **options)
+    except orjson.JSONEncodeError:
+        return json.dumps(event, **options).encode()
 
 
 def configure(log_format: str = "auto", level: str = "info") -> None:
@@ -16,9 +27,17 @@ def configure(log_format: str = "auto", level: str = "info") -> None:
         level: the lowest level written.
     """
     use_console = log_format == "console" or (log_format == "auto" and sys.stderr.isatty())
-    renderer: structlog.typing.Processor = (
-        structlog.dev.ConsoleRenderer() if use_console else structlog.processors.JSONRenderer()
-    )
+    renderer: structlog.typing.Processor
+    factory: Any
+    stream = getattr(sys.stderr, "buffer", None)
+    if use_console:
+        renderer, factory = structlog.dev.ConsoleRenderer(), structlog.PrintLoggerFactory(sys.stderr)
+    elif stream is None:  # a text-only stderr (embedded, redirected to a StringIO)
+        renderer, factory = structlog.processors.JSONRenderer(), structlog.PrintLoggerFactory(sys.stderr)
+    else:
+        # orjson writes the line as bytes in about half the time of the stdlib encoder, which
+        # is paid on every RPC.
+        renderer, factory = structlog.processors.JSONRenderer(_dumps), structlog.BytesLoggerFactory(stream)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -28,6 +47,6 @@ def configure(log_format: str = "auto", level: str = "info") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=factory,
         cache_logger_on_first_use=False,
     )

@@ -57,14 +57,22 @@ class RequestInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         """Args: auth resolves tokens; scopes maps a full service name to the scope it needs."""
         self._auth = auth
         self._scopes = scopes
+        # Wrapped handlers by method: a service's handlers never change once the server runs,
+        # so each method is wrapped once instead of on every call.
+        self._wrapped: dict[str, Any] = {}
 
     def intercept_service(self, continuation: Callable[[Any], Any], details: Any) -> Any:
+        method = details.method
+        wrapped = self._wrapped.get(method)
+        if wrapped is not None:
+            return wrapped
         handler = continuation(details)
-        service = details.method.split("/")[1] if details.method.count("/") == 2 else ""
+        service = method.split("/")[1] if method.count("/") == 2 else ""
         scope = self._scopes.get(service)
         if handler is None or scope is None:
-            return handler  # health, reflection: open to all, not logged per call
-        return _wrap(handler, lambda context: self._handling(context, details.method, scope))
+            return handler  # health, reflection, unknown methods: open to all, not logged per call
+        wrapped = self._wrapped[method] = _wrap(handler, lambda context: self._handling(context, method, scope))
+        return wrapped
 
     @contextmanager
     def _handling(self, context: grpc.ServicerContext, method: str, scope: str) -> Iterator[None]:
