@@ -77,6 +77,35 @@ def test_trait_filters(shop: Shop, include: list[str], trait_class: int, keys: l
     assert [t.key for t in traits(shop, include=include, trait_class=trait_class)] == keys
 
 
+@pytest.mark.parametrize("size", [1, 2, 3])
+@pytest.mark.parametrize(
+    ("include", "trait_class"),
+    [
+        ([], profiles_pb2.TRAIT_CLASS_UNSPECIFIED),
+        ([], profiles_pb2.TRAIT_CLASS_CUSTOM),
+        ([], profiles_pb2.TRAIT_CLASS_AUDIENCE),
+        (["bought", "plan", "buyers"], profiles_pb2.TRAIT_CLASS_UNSPECIFIED),
+        (["bought", "plan"], profiles_pb2.TRAIT_CLASS_COMPUTED_TRAIT),
+    ],
+)
+def test_trait_pages_add_up_to_the_whole_list(shop: Shop, include: list[str], trait_class: int, size: int) -> None:
+    """Paging traits of any filter returns each trait once, in order, even across a key shared
+    by a custom and a computed trait."""
+    whole = [(t.key, t.trait_class) for t in traits(shop, include=include, trait_class=trait_class, verbose=True)]
+    paged: list[tuple[str, int]] = []
+    token = ""
+    while True:
+        request = profiles_pb2.ListTraitsRequest(profile=ref("user_id:ada"), page_size=size, page_token=token,
+                                                 include=include, trait_class=trait_class, verbose=True)
+        reply = call(shop.space, "ListTraits", request)
+        paged += [(t.key, t.trait_class) for t in reply.traits]
+        token = reply.next_page_token
+        if not token:
+            break
+    assert whole
+    assert paged == whole
+
+
 @pytest.mark.parametrize(
     ("fields", "expected"),
     [

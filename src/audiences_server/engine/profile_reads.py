@@ -135,7 +135,7 @@ class ProfileReads:
     def metadata(self, space_id: int, collection: str, address: str) -> tuple[dict[str, Any], list[str]]:
         """A profile's row and the public ids of the profiles merged into it."""
         with self._readers.snapshot() as conn:
-            pid = _find(conn, space_id, collection, address)
+            pid, _ = _find(conn, space_id, collection, address)
             return store.profile_row(conn, pid), store.merged_public_ids(conn, pid)
 
     def _list(self, space_id: int, collection: str, address: str, listing: Listing, size: int,
@@ -147,17 +147,16 @@ class ProfileReads:
         """
         limit = page_size(size, DEFAULT_PAGE, MAX_PAGE)
         with self._readers.snapshot() as conn:
-            pid = _find(conn, space_id, collection, address)
+            pid, public_id = _find(conn, space_id, collection, address)
             scope = {**listing.scope, "space": space_id, "profile": pid}
             found = listing.fetch(conn, pid, self._tokens.decode(token, scope), limit + 1)
-            public_id = str(store.profile_row(conn, pid)["public_id"])
         page = found[:limit]
         following = self._tokens.encode(listing.cursor(page[-1]), scope) if len(found) > limit else ""
         return Page(public_id, page, following)
 
 
-def _find(conn: apsw.Connection, space_id: int, collection: str, address: str) -> int:
-    """The surviving profile an address names.
+def _find(conn: apsw.Connection, space_id: int, collection: str, address: str) -> tuple[int, str]:
+    """The surviving profile an address names, as (profile id, public id).
 
     Raises:
         InvalidArgument: the address is neither `type:value` nor `prf_…`.

@@ -8,6 +8,7 @@ whether another page follows.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -32,21 +33,25 @@ class EventFilter:
     descending: bool = True
 
 
-def by_public_id(conn: apsw.Connection, space_id: int, collection: str, public_id: str) -> int | None:
-    """The surviving profile behind a `prf_…` id (merges keep `merged_into` pointing at the survivor)."""
+def by_public_id(conn: apsw.Connection, space_id: int, collection: str, public_id: str) -> tuple[int, str] | None:
+    """The surviving profile behind a `prf_…` id, with its own public id (merges keep
+    `merged_into` pointing at the survivor)."""
     row = conn.execute(
-        "SELECT coalesce(merged_into, profile_id) FROM profiles"
-        " WHERE space_id = ? AND collection = ? AND public_id = ?",
+        "SELECT s.profile_id, s.public_id FROM profiles p"
+        " JOIN profiles s ON s.profile_id = coalesce(p.merged_into, p.profile_id)"
+        " WHERE p.space_id = ? AND p.collection = ? AND p.public_id = ?",
         (space_id, collection, public_id)).fetchone()
-    return int(row[0]) if row else None
+    return (int(row[0]), str(row[1])) if row else None
 
 
-def by_identifier(conn: apsw.Connection, space_id: int, collection: str, id_type: str, value: str) -> int | None:
-    """The profile holding an identifier (always a survivor: merges move identifiers)."""
+def by_identifier(conn: apsw.Connection, space_id: int, collection: str, id_type: str,
+                  value: str) -> tuple[int, str] | None:
+    """The profile holding an identifier, with its public id (always a survivor: merges move identifiers)."""
     row = conn.execute(
-        "SELECT profile_id FROM identifiers WHERE space_id = ? AND collection = ? AND id_type = ? AND id_value = ?",
+        "SELECT i.profile_id, p.public_id FROM identifiers i JOIN profiles p ON p.profile_id = i.profile_id"
+        " WHERE i.space_id = ? AND i.collection = ? AND i.id_type = ? AND i.id_value = ?",
         (space_id, collection, id_type, value)).fetchone()
-    return int(row[0]) if row else None
+    return (int(row[0]), str(row[1])) if row else None
 
 
 def profile_row(conn: apsw.Connection, profile_id: int) -> dict[str, Any]:
@@ -65,37 +70,52 @@ def merged_public_ids(conn: apsw.Connection, profile_id: int) -> list[str]:
         (profile_id,))]
 
 
-_TRAITS = """
-    SELECT key, trait_class, value, updated_ms, source_id, rank FROM (
-        SELECT t.key AS key, 'custom' AS trait_class, 0 AS rank, t.value AS value, t.ts_ms AS updated_ms,
-               coalesce(e.message_id, '') AS source_id
-        FROM traits t LEFT JOIN events e ON e.seq = t.seq
-        WHERE t.profile_id = :profile AND t.value IS NOT NULL
-        UNION ALL
-        SELECT c.key, c.kind, CASE c.kind WHEN 'computed_trait' THEN 1 ELSE 2 END, v.value, v.updated_ms,
-               c.public_id
-        FROM computed_values v JOIN computations c USING (computation_id)
-        WHERE v.profile_id = :profile
-    )
-    WHERE (:class IS NULL OR trait_class = :class)
-      AND (:include IS NULL OR key IN (SELECT value FROM json_each(:include)))
-      AND (:after_key IS NULL OR (key, rank) > (:after_key, :after_rank))
-    ORDER BY key, rank
-    LIMIT :limit
-"""
+# Custom traits are the `traits` rows with a value (a NULL value is the tombstone of a trait
+# removed by null); computed traits and memberships are the profile's `computed_values`.
+_CUSTOM = """
+    SELECT t.key AS key, 'custom' AS trait_class, t.value AS value, t.ts_ms AS updated_ms,
+           coalesce(e.message_id, '') AS source_id, 0 AS rank
+    FROM traits t LEFT JOIN events e ON e.seq = t.seq
+    WHERE t.profile_id = :profile AND t.value IS NOT NULL"""
+_COMPUTED = """
+    SELECT c.key AS key, c.kind AS trait_class, v.value AS value, v.updated_ms AS updated_ms,
+           c.public_id AS source_id, CASE c.kind WHEN 'computed_trait' THEN 1 ELSE 2 END AS rank
+    FROM computed_values v JOIN computations c USING (computation_id)
+    WHERE v.profile_id = :profile"""
+
+
+@functools.lru_cache(maxsize=32)
+def _traits_sql(trait_class: str | None, include: bool, after: bool) -> str:
+    """The traits query with only the filters asked for: a query with every filter optional
+    costs twice as much, and a read of all traits is the common case."""
+    parts = []
+    for base, key, classes in ((_CUSTOM, "t.key", {"custom"}), (_COMPUTED, "c.key", {"computed_trait", "audience"})):
+        if trait_class is not None and trait_class not in classes:
+            continue
+        where = [base]
+        if trait_class is not None and key == "c.key":
+            where.append("c.kind = :class")
+        if include:
+            where.append(f"{key} IN (SELECT value FROM json_each(:include))")
+        if after:
+            where.append(f"{key} >= :after_key")
+        parts.append(" AND ".join(where))
+    keyset = " WHERE (key, rank) > (:after_key, :after_rank)" if after else ""
+    return (f"SELECT key, trait_class, value, updated_ms, source_id, rank FROM ({' UNION ALL '.join(parts)})"
+            f"{keyset} ORDER BY key, rank LIMIT :limit")
 
 
 def traits_page(conn: apsw.Connection, profile_id: int, *, include: Sequence[str], trait_class: str | None,
                 after: Sequence[Any] | None, limit: int) -> list[dict[str, Any]]:
-    """Traits of every class by (key, class), after a `[key, rank]` cursor.
-
-    Custom traits are the `traits` rows with a value (a NULL value is the tombstone of a trait
-    removed by null); computed traits and memberships are the profile's `computed_values`.
-    """
-    after_key, after_rank = after if after is not None else (None, None)
-    return rows(conn, _TRAITS, {
-        "profile": profile_id, "class": trait_class, "include": json.dumps(list(include)) if include else None,
-        "after_key": after_key, "after_rank": after_rank, "limit": limit})
+    """Traits of every class by (key, class), after a `[key, rank]` cursor."""
+    params: dict[str, Any] = {"profile": profile_id, "limit": limit}
+    if trait_class is not None:
+        params["class"] = trait_class
+    if include:
+        params["include"] = json.dumps(list(include))
+    if after is not None:
+        params["after_key"], params["after_rank"] = after
+    return rows(conn, _traits_sql(trait_class, bool(include), after is not None), params)
 
 
 def events_page(conn: apsw.Connection, profile_id: int, wanted: EventFilter,
