@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import threading
 import time
 from pathlib import Path
@@ -67,3 +68,31 @@ def test_acknowledged_calls_survive(tmp_path: Path, how: str) -> None:
         assert _count_present(restarted.port, restarted.tokens["write"], acked) == len(acked)
     finally:
         restarted.stop()
+
+
+def test_sigusr1_dumps_every_thread_and_changes_nothing(tmp_path: Path) -> None:
+    """`kill -USR1` writes each thread's stack to the log; the server goes on serving and stops cleanly."""
+    server = ServerProcess(tmp_path / "audiences.db")
+    try:
+        server.proc.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + 10
+        while "writer.py" not in server.log_path.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        log = server.log_path.read_text()
+        assert "store/writer.py" in log  # the writer thread, waiting for work
+        assert "audiences_server/server.py" in log  # the main thread, waiting for a signal
+        stub = ingest_pb2_grpc.IngestServiceStub(grpc.insecure_channel(server.address))
+        body = json.dumps({"batch": [{"type": "track", "userId": "u", "event": "E", "messageId": "m1"}]}).encode()
+        reply = stub.BatchJson(ingest_pb2.BatchJsonRequest(body=body), metadata=bearer(server.tokens["write"]))
+        assert reply.accepted_count == 1
+    finally:
+        assert server.stop() == 0
+
+
+def test_a_server_that_does_not_stop_is_reported_and_killed(tmp_path: Path) -> None:
+    """The test helper does not hang on a stuck server: after its timeout it kills it and says so."""
+    server = ServerProcess(tmp_path / "audiences.db")
+    server.proc.send_signal(signal.SIGSTOP)  # frozen: it cannot act on SIGTERM
+    with pytest.raises(RuntimeError, match="did not exit within 1 s"):
+        server.stop(timeout_s=1)
+    assert server.proc.poll() is not None

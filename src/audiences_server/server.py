@@ -7,6 +7,7 @@ calls get `shutdown_grace_s` to finish, and every queued write is committed befo
 
 from __future__ import annotations
 
+import faulthandler
 import signal
 import threading
 from concurrent import futures
@@ -117,6 +118,8 @@ def serve(settings: Settings) -> None:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    # `kill -USR1` writes every thread's stack to stderr: what a stuck server is waiting on.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     server.start()
     host = settings.listen.rsplit(":", 1)[0]
     log.info("server_started", address=f"{host}:{port}", db=str(settings.db.resolve()))

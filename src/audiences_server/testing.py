@@ -58,10 +58,23 @@ class ServerProcess:
         self._log.close()
         return status
 
-    def stop(self) -> int:
-        """Asks for a graceful shutdown (SIGTERM) and returns the exit status."""
+    def stop(self, timeout_s: float = 60) -> int:
+        """Asks for a graceful shutdown (SIGTERM) and returns the exit status.
+
+        Raises:
+            RuntimeError: the server did not exit within `timeout_s`; it is killed, after writing
+                every thread's stack to its log (SIGUSR1), and the error carries the log's end.
+        """
         if self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGTERM)
-        status = self.proc.wait(timeout=60)
+        try:
+            status = self.proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.proc.send_signal(signal.SIGUSR1)
+            time.sleep(1)
+            self.kill()
+            tail = self.log_path.read_text(errors="replace")[-6000:]
+            raise RuntimeError(
+                f"the server did not exit within {timeout_s:g} s of SIGTERM; its log ends:\n{tail}") from None
         self._log.close()
         return status
