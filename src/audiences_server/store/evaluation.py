@@ -136,24 +136,22 @@ def next_due(conn: apsw.Connection) -> int | None:
 
 
 def set_due(conn: apsw.Connection, computation_id: int, due: dict[int, int | None]) -> None:
-    """Stores or clears each profile's next change time for one computation (writing only the
-    ones that differ from what is stored: most are unchanged from one evaluation to the next)."""
-    stored = dict(
-        conn.execute(
-            "SELECT profile_id, due_ms FROM due WHERE computation_id = ? AND profile_id IN"
-            " (SELECT value FROM json_each(?))",
-            (computation_id, json.dumps(list(due))),
-        )
-    )
-    cleared = [p for p, t in due.items() if t is None and p in stored]
+    """Stores or clears each profile's next change time for one computation.
+
+    An upsert that skips equal times: most are unchanged from one evaluation to the next, and
+    one statement per row costs less than reading the stored times first to compare them.
+    """
+    cleared = [p for p, t in due.items() if t is None]
     if cleared:
         conn.execute(
             "DELETE FROM due WHERE computation_id = ? AND profile_id IN (SELECT value FROM json_each(?))",
             (computation_id, json.dumps(cleared)),
         )
     conn.executemany(
-        "INSERT OR REPLACE INTO due (computation_id, profile_id, due_ms) VALUES (?, ?, ?)",
-        [(computation_id, p, t) for p, t in due.items() if t is not None and stored.get(p) != t],
+        "INSERT INTO due (computation_id, profile_id, due_ms) VALUES (?, ?, ?)"
+        " ON CONFLICT (computation_id, profile_id) DO UPDATE SET due_ms = excluded.due_ms"
+        " WHERE due_ms != excluded.due_ms",
+        [(computation_id, p, t) for p, t in due.items() if t is not None],
     )
 
 
