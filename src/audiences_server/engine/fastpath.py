@@ -15,9 +15,10 @@ How the work is split, and why the results are the interpreter's exactly:
   language's typing rules (`values.equal` / `values.order`) for the usual kinds of value; the
   values SQL cannot type exactly (text compared with a number, integers beyond 64 bits, text
   holding NUL, lists and objects) go through `ql_compare`, which calls the interpreter's own
-  `compare`. `count()` is SQLite's; the other reducers go through `ql_reduce`, which hands the
-  field's JSON values, oldest first, to the interpreter's `reduce_values` (so `fsum`, integer
-  exactness and tie-breaking are the interpreter's own).
+  `compare`. `count()` is SQLite's; for the other reducers SQLite collects, per profile, each
+  event's (timestamp, arrival, field JSON) into one JSON array (`json_group_array`, no Python
+  call per row), and Python hands the field's values, oldest first, to the interpreter's
+  `reduce_values` (so `fsum`, integer exactness and tie-breaking are the interpreter's own).
 * Python then evaluates the few comparisons at the top of the definition with `compare`, reading
   traits as the interpreter does (the evaluator passes them in: custom traits overlaid with the
   values of other definitions).
@@ -168,6 +169,10 @@ class _Window:
         return self.high is not None and self.low > self.high
 
 
+# Values that come back from JSON text as they went in (floats too: their text round-trips).
+_JSON_SCALARS = frozenset({int, float, str, bool, type(None)})
+
+
 @dataclass(frozen=True)
 class _Output:
     """One reducer's column: which stream it reads and its value over no events."""
@@ -177,10 +182,21 @@ class _Output:
     empty: Any
 
     def decode(self, raw: Any) -> Any:
-        """The value from its column: a count, or the JSON text `ql_reduce` made (NULL: no event)."""
-        if self.aggregate.function is AggregateFunction.COUNT:
+        """The value from its column: a count, or the JSON array of `[ts, seq, field JSON]`
+        the reducer reads (empty: no event)."""
+        aggregate = self.aggregate
+        if aggregate.function is AggregateFunction.COUNT:
             return raw
-        return self.empty if raw is None else json.loads(raw)
+        rows = json.loads(raw)
+        if not rows:
+            return self.empty
+        rows.sort(key=lambda row: (row[0], row[1]))
+        found = [None if field is None else json.loads(field) for _, _, field in rows]
+        value = reduce_values(aggregate.function, found, aggregate.value_type, aggregate.min_frequency)
+        if type(value) in _JSON_SCALARS:
+            return value
+        # Through JSON, as a stored value is: the same types whichever path computed it.
+        return json.loads(json.dumps(value))
 
 
 @dataclass(frozen=True)
@@ -690,10 +706,8 @@ class _Builder:
             if aggregate.function is AggregateFunction.COUNT:
                 outer.append(f"count(*) FILTER (WHERE {inside})")
             else:
-                spec = ", ".join(
-                    self.bind(v) for v in (aggregate.function.value, aggregate.value_type, aggregate.min_frequency)
-                )
-                outer.append(f"ql_reduce({spec}, ts, seq, f{j}) FILTER (WHERE {inside})")
+                # `|| ''` keeps the field's JSON as text: the array holds it as a string, as read.
+                outer.append(f"json_group_array(json_array(ts, seq, f{j} || '')) FILTER (WHERE {inside})")
         flags = [(f"m{k}", f"a{k}", f"b{k}", window) for k, window in enumerate(self.windows)]
         flags += [(f"n{j}", f"na{j}", f"nb{j}", window) for j, (_, window) in enumerate(self.nested)]
         for flag, a, b, window in flags:
@@ -776,27 +790,6 @@ def _compare_fields(*args: apsw.SQLiteValue) -> int:
     return int(compare(Operator(str(operator)), subject, [operand], None, 0))
 
 
-class _Reduce:
-    """`ql_reduce(function, value_type, min_frequency, ts, seq, value JSON)`: the interpreter's
-    reducer over the values, in timestamp then arrival order; its result as JSON text."""
-
-    def __init__(self) -> None:
-        self.spec: tuple[Any, ...] = ()
-        self.rows: list[tuple[Any, ...]] = []
-
-    def step(self, *values: apsw.SQLiteValue) -> None:
-        self.spec = values[:3]
-        self.rows.append(values[3:])
-
-    def final(self) -> apsw.SQLiteValue:
-        if not self.rows:
-            return None
-        function, value_type, min_frequency = self.spec
-        self.rows.sort(key=lambda row: (row[0], row[1]))
-        found = [None if raw is None else json.loads(raw) for _, _, raw in self.rows]
-        return json.dumps(reduce_values(AggregateFunction(function), found, value_type, min_frequency))
-
-
 _REGISTERED: weakref.WeakSet[apsw.Connection] = weakref.WeakSet()
 
 
@@ -806,5 +799,4 @@ def _register(conn: apsw.Connection) -> None:
         return
     conn.create_scalar_function("ql_compare", _compare, 3, deterministic=True)
     conn.create_scalar_function("ql_compare_fields", _compare_fields, 3, deterministic=True)
-    conn.create_aggregate_function("ql_reduce", _Reduce, 6)
     _REGISTERED.add(conn)
