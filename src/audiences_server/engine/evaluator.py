@@ -80,6 +80,18 @@ class Evaluation:
         # Whether a profile holds an identifier other than an anonymous id (the anonymous-users
         # rule), asked once per job whatever the number of audiences.
         self._known: dict[int, bool] = {}
+        # Each profile's (space, collection, merged into), None for no such profile: a job
+        # changes none of them, so they are read once per job.
+        self._facts: dict[int, tuple[int, str, int | None] | None] = {}
+
+    def facts(self, profile_ids: Iterable[int]) -> dict[int, tuple[int, str, int | None]]:
+        """Space, collection and survivor of each existing profile among these."""
+        wanted = set(profile_ids)
+        asked = [pid for pid in wanted if pid not in self._facts]
+        if asked:
+            found = store.profile_facts(self.conn, asked)
+            self._facts.update((pid, found.get(pid)) for pid in asked)
+        return {pid: fact for pid in wanted if (fact := self._facts[pid]) is not None}
 
     def run(self, work: dict[int, set[int]]) -> None:
         """Evaluates the work, in dependency order, following changed values to dependents."""
@@ -205,7 +217,7 @@ class Evaluation:
         backfill any account may: those are computed first. An account's own next change is
         None (its users' due times stand for it).
         """
-        facts = store.profile_facts(self.conn, profile_ids)
+        facts = self.facts(profile_ids)
         given = sorted(p for p in profile_ids if facts[p][1] == "accounts")
         users = {p for p in profile_ids if facts[p][1] == "users"}
         users.update(store.due_profiles(self.conn, comp.id, self.now))
@@ -384,9 +396,11 @@ def collect_work(
 ) -> dict[int, set[int]]:
     """Which computation to evaluate for which profiles, from touches and due times."""
     work: dict[int, set[int]] = defaultdict(set)
-    facts = store.profile_facts(conn, set(touches) | {p for _, p in due})
+    facts = evaluation.facts(set(touches) | {p for _, p in due})
     # Account computations a user's change can move, per user: their accounts are looked up at once.
     via_users: dict[int, list[int]] = {}
+    # Most touches of a job have the same few kinds: what they move is worked out once per kinds.
+    moves: dict[tuple[int, str, frozenset[tuple[str, str]]], tuple[list[int], list[int]]] = {}
     for pid, kinds in touches.items():
         if pid not in facts:
             continue
@@ -394,14 +408,14 @@ def collect_work(
         if merged_into is not None:
             evaluation.retire(pid)
             continue
-        for comp in registry.of_space(space):
-            if comp.collection == collection and any(comp.touched_by(k, n) for k, n in kinds):
-                work[comp.id].add(pid)
-            elif collection == "users" and any(comp.touched_by_user(k, n) for k, n in kinds):
-                if isinstance(comp.plan, AccountPlan):
-                    work[comp.id].add(pid)  # its stored results, then its accounts if they moved
-                if not isinstance(comp.plan, AccountPlan) or any(k in _LINKS_MOVE for k, _ in kinds):
-                    via_users.setdefault(pid, []).append(comp.id)
+        key = (space, collection, frozenset(kinds))
+        if key not in moves:
+            moves[key] = _moved_by(registry, space, collection, kinds)
+        itself, through_accounts = moves[key]
+        for cid in itself:
+            work[cid].add(pid)
+        if through_accounts:
+            via_users[pid] = through_accounts
     for user, accounts in (store.accounts_of(conn, sorted(via_users)) if via_users else {}).items():
         for cid in via_users[user]:
             work[cid].update(accounts)
@@ -409,6 +423,23 @@ def collect_work(
         if cid in registry.by_id and pid in facts and facts[pid][2] is None:
             work[cid].add(pid)
     return work
+
+
+def _moved_by(registry: Registry, space: int, collection: str,
+              kinds: set[tuple[str, str]] | frozenset[tuple[str, str]]) -> tuple[list[int], list[int]]:
+    """What touches of these kinds on a profile of the collection move: the computations to
+    evaluate for the profile itself, and those to evaluate for its accounts (a user's)."""
+    itself: list[int] = []
+    through_accounts: list[int] = []
+    for comp in registry.of_space(space):
+        if comp.collection == collection and any(comp.touched_by(k, n) for k, n in kinds):
+            itself.append(comp.id)
+        elif collection == "users" and any(comp.touched_by_user(k, n) for k, n in kinds):
+            if isinstance(comp.plan, AccountPlan):
+                itself.append(comp.id)  # its stored results, then its accounts if they moved
+            if not isinstance(comp.plan, AccountPlan) or any(k in _LINKS_MOVE for k, _ in kinds):
+                through_accounts.append(comp.id)
+    return itself, through_accounts
 
 
 class Evaluator:
