@@ -587,3 +587,35 @@ def test_a_funnel_step_is_an_index_range_per_event() -> None:
     plan = [str(r[-1]) for r in conn.execute("EXPLAIN QUERY PLAN " + comp.plan.sql, params)]
     assert not [step for step in plan if step.startswith("SCAN n") or step.startswith("SCAN e")], plan
     assert "SEARCH n0 USING INDEX events_by_profile (profile_id=? AND event=? AND ts>? AND ts<?)" in plan, plan
+
+
+def test_definitions_reading_the_same_streams_share_one_scan_per_job() -> None:
+    """Two definitions over the same stream (different thresholds) run one query between them in
+    a job, and each still gets its own value; a different stream or other profiles scan again."""
+    person = {"known": True, "traits": {}, "member": None, "total": None}
+    people = [
+        {**person, "events": [{"event": "A", "offset": -i * HOUR, "properties": {"v": i}, "context": {},
+                               "source": "s"} for i in range(n)]}
+        for n in (0, 1, 2, 3)
+    ]
+    texts = ["event('A').within(1 days).count() >= 1", "event('A').within(1 days).count() >= 3",
+             "event('A').within(1 days).sum('v') >= 3", "event('B').within(1 days).count() >= 1"]
+    defined: list[Defined] = [("audience", ql.parse(text).root, {}) for text in texts]
+    conn = database(people, defined)
+    registry = Registry(store.computations(conn))
+    tested = [comp for comp in registry.order if comp.row.key.startswith("x")]
+    pids = [1, 2, 3, 4]
+    queries: list[str] = []
+    conn.setexectrace(lambda _cursor, sql, _bindings: queries.append(sql) or True)
+    shared = Evaluation(conn, registry, NOW)
+    together = {comp.row.key: [v for _, v, _ in shared._compute(comp, pids)] for comp in tested}
+    scans = [q for q in queries if "GROUP BY pid" in q]
+    assert len(scans) == 3  # x0 and x1 share; x2 reads a field; x3 another event
+    conn.setexectrace(None)
+    alone = {comp.row.key: [v for _, v, _ in Evaluation(conn, registry, NOW)._compute(comp, pids)] for comp in tested}
+    assert together == alone == {"x0": [False, True, True, True], "x1": [False, False, False, True],
+                                 "x2": [False, False, False, True], "x3": [False, False, False, False]}
+    queries.clear()
+    conn.setexectrace(lambda _cursor, sql, _bindings: queries.append(sql) or True)
+    shared._compute(tested[0], [1, 2])
+    assert len([q for q in queries if "GROUP BY pid" in q]) == 1

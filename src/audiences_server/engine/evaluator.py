@@ -23,7 +23,7 @@ import structlog
 
 from audiences_server.core import ql
 from audiences_server.engine.clock import Clock
-from audiences_server.engine.fastpath import AccountPlan, Row
+from audiences_server.engine.fastpath import AccountPlan, Row, Scans
 from audiences_server.engine.registry import Compiled, Registry
 from audiences_server.store import evaluation as store
 from audiences_server.store.db import Readers
@@ -83,6 +83,8 @@ class Evaluation:
         # Each profile's (space, collection, merged into), None for no such profile: a job
         # changes none of them, so they are read once per job.
         self._facts: dict[int, tuple[int, str, int | None] | None] = {}
+        # The fast path's scans of this job: events do not change within it.
+        self._scans: Scans = {}
 
     def facts(self, profile_ids: Iterable[int]) -> dict[int, tuple[int, str, int | None]]:
         """Space, collection and survivor of each existing profile among these."""
@@ -150,7 +152,7 @@ class Evaluation:
                 members, self._traits(space, "users", users, comp.summary.user_traits),
             )
         elif comp.plan is not None:
-            out = comp.plan.run(self.conn, profile_ids, self.now, self._user_traits(comp, profile_ids))
+            out = comp.plan.run(self.conn, profile_ids, self.now, self._user_traits(comp, profile_ids), self._scans)
         else:
             out = self._interpret(comp, profile_ids, with_due)
         if comp.row.kind == "audience" and comp.collection == "users" and not comp.include_anonymous:
@@ -251,7 +253,7 @@ class Evaluation:
     def _refresh_members(self, comp: Compiled, plan: AccountPlan, users: Sequence[int]) -> set[int]:
         """Computes the users' results and stores those that moved (or are new); returns their users."""
         traits = self._traits(comp.row.space_id, "users", users, comp.summary.user_traits)
-        results = plan.operands(self.conn, users, self.now, traits)
+        results = plan.operands(self.conn, users, self.now, traits, self._scans)
         old = store.member_results(self.conn, comp.id, users)
         rows = []
         moved: set[int] = set()

@@ -77,6 +77,11 @@ if TYPE_CHECKING:
     from audiences_server.engine.registry import Compiled
 
 Row = tuple[int, Any, int | None]
+# A scan's result: per profile with events of interest, its reducers' values and next change.
+Scanned = dict[int, tuple[tuple[Any, ...], int | None]]
+# Scans made in one writer job, by query, parameters and decoding.
+Scans = dict[tuple[Any, ...], Scanned]
+_SCANS_KEPT = 32
 """A profile id, its value and its next change time."""
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
@@ -227,6 +232,7 @@ class Plan:
         profile_ids: Sequence[int],
         now_ms: int,
         traits: Mapping[int, Mapping[str, Any]],
+        scans: Scans | None = None,
     ) -> list[Row]:
         """Each profile's value and next change time at `now_ms`, in the order given.
 
@@ -235,8 +241,11 @@ class Plan:
             profile_ids: Distinct live user profiles.
             now_ms: The evaluation time.
             traits: Per profile, the traits the definition reads, as the interpreter sees them.
+            scans: Scans already made while the events stay as they are (one writer job), by
+                query and parameters: definitions reading the same streams of the same profiles
+                (an audience and an account audience's operand, say) share one.
         """
-        scanned = self._scan(conn, profile_ids, now_ms) if self.sql is not None else {}
+        scanned = self._scan(conn, profile_ids, now_ms, scans) if self.sql is not None else {}
         empty = tuple(out.empty for out in self.outputs)
         # Most candidates of a big tick have no events of interest and no trait read: they all
         # get the same result, computed once.
@@ -255,8 +264,8 @@ class Plan:
         return rows
 
     def _scan(
-        self, conn: apsw.Connection, profile_ids: Sequence[int], now_ms: int
-    ) -> dict[int, tuple[tuple[Any, ...], int | None]]:
+        self, conn: apsw.Connection, profile_ids: Sequence[int], now_ms: int, scans: Scans | None
+    ) -> Scanned:
         """One query: per profile with events of interest, the reducers' values and the next change."""
         assert self.sql is not None
         _register(conn)
@@ -267,12 +276,19 @@ class Plan:
             for k, window in enumerate(windows):
                 params[f"{prefix}a{k}"] = _INT64_MIN if window.high is None else now_ms - window.high
                 params[f"{prefix}b{k}"] = now_ms - window.low
+        key = (self.sql, repr(sorted(params.items())), repr(self.outputs), self.edges)
+        if scans is not None and key in scans:
+            return scans[key]
         width = len(self.outputs)
         found = {}
         for row in conn.execute(self.sql, params):
             values = tuple(out.decode(raw) for out, raw in zip(self.outputs, row[1 : 1 + width], strict=True))
             edges = [ts + add for ts, add in zip(row[1 + width :], self.edges, strict=True) if ts is not None]
             found[int(row[0])] = (values, min(edges) if edges else None)
+        if scans is not None:
+            if len(scans) >= _SCANS_KEPT:  # a long-lived caller (a preview over every profile) keeps a few
+                scans.clear()
+            scans[key] = found
         return found
 
 
@@ -318,11 +334,12 @@ class AccountPlan:
         return rows
 
     def operands(
-        self, conn: apsw.Connection, user_ids: Sequence[int], now_ms: int, traits: Mapping[int, Mapping[str, Any]]
+        self, conn: apsw.Connection, user_ids: Sequence[int], now_ms: int, traits: Mapping[int, Mapping[str, Any]],
+        scans: Scans | None = None,
     ) -> list[dict[int, tuple[int, int | None]]]:
         """Per operand, per user: 1 if the user satisfies it (else 0), and its next change time."""
         return [
-            {pid: (int(bool(value)), due) for pid, value, due in plan.run(conn, user_ids, now_ms, traits)}
+            {pid: (int(bool(value)), due) for pid, value, due in plan.run(conn, user_ids, now_ms, traits, scans)}
             for _, plan in self.quantified
         ]
 
