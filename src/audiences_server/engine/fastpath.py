@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import apsw
+import orjson
 
 from audiences_server.core.ql.comparators import compare
 from audiences_server.core.ql.nodes import (
@@ -192,10 +193,17 @@ class _Output:
         aggregate = self.aggregate
         if aggregate.function is AggregateFunction.COUNT:
             return raw
-        rows = json.loads(raw)
+        # The array holds integers and strings only (each field's JSON as text), which orjson
+        # reads as the stdlib does (anything it refuses goes to the stdlib); the fields
+        # themselves go through the stdlib below.
+        try:
+            rows = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            rows = json.loads(raw)
         if not rows:
             return self.empty
-        rows.sort(key=lambda row: (row[0], row[1]))
+        if len(rows) > 1:
+            rows.sort(key=lambda row: (row[0], row[1]))
         found = [None if field is None else json.loads(field) for _, _, field in rows]
         value = reduce_values(aggregate.function, found, aggregate.value_type, aggregate.min_frequency)
         if type(value) in _JSON_SCALARS:
