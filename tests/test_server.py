@@ -122,6 +122,10 @@ def test_request_id_is_returned(running: Running) -> None:
     """The server echoes the caller's request id (or a fresh one) in the initial metadata."""
     _, call = running.ingest.Track.with_call(TRACK, metadata=(*running.auth("write"), ("x-request-id", "abc")))
     assert dict(call.initial_metadata())["x-request-id"] == "abc"
+    made = {dict(running.ingest.Track.with_call(TRACK, metadata=running.auth("write"))[1].initial_metadata())
+            ["x-request-id"] for _ in range(3)}
+    assert len(made) == 3
+    assert all(len(rid) == 32 and int(rid, 16) >= 0 for rid in made)
 
 
 def test_settings_defaults_match_declarations() -> None:

@@ -48,5 +48,7 @@ def configure(log_format: str = "auto", level: str = "info") -> None:
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
         logger_factory=factory,
-        cache_logger_on_first_use=False,
+        # Each module's logger is built once, not on every call (capture_logs still works: it
+        # edits the processor list in place).
+        cache_logger_on_first_use=True,
     )

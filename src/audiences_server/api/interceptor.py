@@ -7,8 +7,8 @@ leaked to the caller.
 
 from __future__ import annotations
 
+import random
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -46,6 +46,11 @@ def to_status(error: AudiencesError) -> grpc.Status:
     return rpc_status.to_status(status_pb2.Status(code=code.value[0], message=error.message, details=details))
 
 
+def _request_id() -> str:
+    """32 random hex digits: unique enough to find a call in the logs, with no system call."""
+    return f"{random.getrandbits(128):032x}"
+
+
 def _metadata(context: grpc.ServicerContext) -> dict[str, str]:
     return {key: value for key, value in context.invocation_metadata() if isinstance(value, str)}
 
@@ -78,7 +83,7 @@ class RequestInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
     def _handling(self, context: grpc.ServicerContext, method: str, scope: str) -> Iterator[None]:
         metadata = _metadata(context)
         structlog.contextvars.clear_contextvars()
-        request_id = metadata.get("x-request-id") or uuid.uuid4().hex
+        request_id = metadata.get("x-request-id") or _request_id()
         structlog.contextvars.bind_contextvars(request_id=request_id)
         context.send_initial_metadata((("x-request-id", request_id),))
         started = time.perf_counter()
