@@ -48,7 +48,7 @@ def configure(log_format: str = "auto", level: str = "info") -> None:
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
         logger_factory=factory,
-        # Each module's logger is built once, not on every call (capture_logs still works: it
-        # edits the processor list in place).
-        cache_logger_on_first_use=True,
+        # Not cached: a logger cached on first use keeps the configuration of that moment, and
+        # the process may configure again (the admin commands, tests).
+        cache_logger_on_first_use=False,
     )

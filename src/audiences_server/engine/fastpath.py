@@ -78,12 +78,12 @@ if TYPE_CHECKING:
     from audiences_server.engine.registry import Compiled
 
 Row = tuple[int, Any, int | None]
+"""A profile id, its value and its next change time."""
 # A scan's result: per profile with events of interest, its reducers' values and next change.
 Scanned = dict[int, tuple[tuple[Any, ...], int | None]]
 # Scans made in one writer job, by query, parameters and decoding.
 Scans = dict[tuple[Any, ...], Scanned]
 _SCANS_KEPT = 32
-"""A profile id, its value and its next change time."""
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 # Path labels are always quoted in the SQLite JSON paths built here; a quote, a backslash or a
