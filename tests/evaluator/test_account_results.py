@@ -25,13 +25,8 @@ def _set_enabled(space: Space, key: str, enabled: bool) -> None:
     )
 
 
-def test_a_database_upgraded_to_member_results_keeps_its_live_account_audiences_exact(tmp_path: Path) -> None:
-    """A LIVE account audience of a database made before `member_results` existed has no stored
-    user results: when one user's result moves, its account must still read every other user's."""
-    db = tmp_path / "audiences.db"
-    running = start(db, manual_clock=True)
-    running.server.engine.clock.set(T0)
-    space = new_space(running)
+def _acme_with_one_pro(space: Space) -> None:
+    """Account acme with users u1 (pro) and u2 (free), and `has_pro` (ANY user is pro) holding it."""
     space.send({"type": "identify", "userId": "u1", "traits": {"plan": "pro"}},
                {"type": "identify", "userId": "u2", "traits": {"plan": "free"}},
                {"type": "group", "userId": "u1", "groupId": "acme"},
@@ -39,6 +34,16 @@ def test_a_database_upgraded_to_member_results_keeps_its_live_account_audiences_
     space.define("has_pro", "ANY (trait('plan') = 'pro')", collection="accounts")
     space.tick()
     assert space.member_ids("has_pro", "accounts") == {"group_id:acme"}
+
+
+def test_a_database_upgraded_to_member_results_keeps_its_live_account_audiences_exact(tmp_path: Path) -> None:
+    """A LIVE account audience of a database made before `member_results` existed has no stored
+    user results: when one user's result moves, its account must still read every other user's."""
+    db = tmp_path / "audiences.db"
+    running = start(db, manual_clock=True)
+    running.server.engine.clock.set(T0)
+    space = new_space(running)
+    _acme_with_one_pro(space)
     running.channel.close()
     running.server.stop(grace=1)
     # The database as the previous release left it: no member_results, migration 0011 not applied.
@@ -81,13 +86,7 @@ def test_users_changed_in_one_batch_but_evaluated_in_two_jobs_record_no_phantom_
 ) -> None:
     """Two users of an account trade places in one batch (the account stays in): when their
     touches are taken by different jobs of the tick, the account records no exit and re-entry."""
-    space.send({"type": "identify", "userId": "u1", "traits": {"plan": "pro"}},
-               {"type": "identify", "userId": "u2", "traits": {"plan": "free"}},
-               {"type": "group", "userId": "u1", "groupId": "acme"},
-               {"type": "group", "userId": "u2", "groupId": "acme"})
-    space.define("has_pro", "ANY (trait('plan') = 'pro')", collection="accounts")
-    space.tick()
-    assert space.member_ids("has_pro", "accounts") == {"group_id:acme"}
+    _acme_with_one_pro(space)
     space.send({"type": "identify", "userId": "u1", "traits": {"plan": "free"}},
                {"type": "identify", "userId": "u2", "traits": {"plan": "pro"}})
     monkeypatch.setattr(evaluator, "JOB_PROFILES", 1)  # one touched profile per job
