@@ -182,6 +182,19 @@ def test_batch_mixes_good_bad_and_duplicate(running: Running) -> None:
     assert running.query("SELECT count(*) FROM events") == [(3,)]
 
 
+def test_lookups_past_one_chunk_of_values(running: Running) -> None:
+    """A batch of more ids than one lookup query takes (512) finds every stored message id and
+    every known user: a repeat of the whole batch is all duplicates, and new calls of the same
+    users make no new profiles."""
+    calls = [{"type": "track", "userId": f"u{i}", "event": "E", "messageId": f"m{i}"} for i in range(1100)]
+    assert batch_json(running, {"batch": calls}).accepted_count == 1100
+    assert batch_json(running, {"batch": calls}).duplicate_count == 1100
+    again = [{**call, "messageId": f"n{i}"} for i, call in enumerate(calls)]
+    assert batch_json(running, {"batch": again}).accepted_count == 1100
+    assert running.query("SELECT count(*) FROM profiles WHERE collection = 'users'") == [(1100,)]
+    assert running.query("SELECT count(DISTINCT profile_id) FROM events") == [(1100,)]
+
+
 def test_typed_batch_with_batch_level_fields(running: Running) -> None:
     """Batch context and integrations apply under each call's own; batch sentAt corrects skew."""
     request = ingest_pb2.BatchRequest(

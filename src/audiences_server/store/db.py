@@ -8,7 +8,7 @@ connection from `Readers`.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -108,6 +108,19 @@ def rows(conn: apsw.Connection, sql: str, params: Any = ()) -> list[dict[str, An
     except apsw.ExecutionCompleteError:
         return []
     return [dict(zip(names, row, strict=True)) for row in cursor]
+
+
+def in_chunks(values: Sequence[Any], size: int = 512) -> Iterator[tuple[str, list[Any]]]:
+    """The values in chunks for `IN (…)`: per chunk, its placeholders and its values.
+
+    SQLite allows 32k bound variables; a chunk stays well under it. Each chunk is padded to a
+    power of two by repeating its last value (which `IN` ignores), so that the statements stay
+    few and each is prepared once and cached by the connection, whatever the number of values.
+    """
+    for start in range(0, len(values), size):
+        chunk = list(values[start : start + size])
+        padded = chunk + chunk[-1:] * ((1 << (len(chunk) - 1).bit_length()) - len(chunk))
+        yield ",".join("?" * len(padded)), padded
 
 
 def scalar(conn: apsw.Connection, sql: str, params: Any = ()) -> Any:

@@ -8,15 +8,13 @@ from dataclasses import dataclass
 import apsw
 
 from audiences_server.core.tracking import Call
-from audiences_server.store.db import scalar
+from audiences_server.store.db import in_chunks, scalar
 
 _INSERT = """
     INSERT INTO events (seq, space_id, message_id, type, event, user_id, anonymous_id, group_id,
                         profile_id, ts, received_ms, body, context, extra, source_id)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
-# SQLite allows 32k bound variables; stay well under it when asking which ids exist.
-_LOOKUP_CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -29,9 +27,7 @@ class StoredCalls:
 
 def _existing_ids(conn: apsw.Connection, space_id: int, ids: Sequence[str]) -> set[str]:
     found: set[str] = set()
-    for start in range(0, len(ids), _LOOKUP_CHUNK):
-        chunk = ids[start : start + _LOOKUP_CHUNK]
-        marks = ",".join("?" * len(chunk))
+    for marks, chunk in in_chunks(ids):
         sql = f"SELECT message_id FROM events WHERE space_id = ? AND message_id IN ({marks})"
         found.update(row[0] for row in conn.execute(sql, (space_id, *chunk)))
     return found

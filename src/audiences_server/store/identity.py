@@ -22,10 +22,9 @@ from audiences_server.core.identity import (
     TraitValue,
     Violation,
 )
+from audiences_server.store.db import in_chunks
 
 _SAMPLES_KEPT = 20
-# SQLite allows 32k bound variables; stay well under it when asking which ids are held.
-_LOOKUP_CHUNK = 512
 Touch = tuple[int, str, str]
 
 
@@ -43,22 +42,14 @@ def find_holders(
         values_by_type.setdefault(external_id.type, []).append(external_id.value)
     found: dict[ExternalId, int] = {}
     for id_type, values in values_by_type.items():
-        for start in range(0, len(values), _LOOKUP_CHUNK):
-            chunk = _padded(values[start : start + _LOOKUP_CHUNK])
+        for marks, chunk in in_chunks(values):
             cursor = conn.execute(
                 "SELECT id_value, profile_id FROM identifiers WHERE space_id = ? AND collection = ? AND id_type = ?"
-                f" AND id_value IN ({_marks(len(chunk))})",
+                f" AND id_value IN ({marks})",
                 (space_id, collection, id_type, *chunk),
             )
             found.update((ExternalId(id_type, value), int(profile_id)) for value, profile_id in cursor)
     return found
-
-
-def _padded(values: list[str]) -> list[str]:
-    # Repeating the last value up to a power of two keeps the number of distinct statements
-    # (each prepared once and cached by the connection) small; IN ignores the repeats.
-    size = 1 << (len(values) - 1).bit_length()
-    return values + values[-1:] * (size - len(values))
 
 
 def load_states(conn: apsw.Connection, profile_ids: Iterable[int]) -> list[ProfileState]:

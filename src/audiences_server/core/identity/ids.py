@@ -106,7 +106,7 @@ def extract_external_ids(message: Mapping[str, Any]) -> ExtractedIds:
     if "traits" in message or "traits" in context:
         _add(users, "email", _email(message, context))
     if "device" in context:
-        users += _device_ids(_mapping(context["device"]))
+        _add_device_ids(users, _mapping(context["device"]))
     if kind == "alias":
         # Segment: previousId "might be an Anonymous ID … or a User ID". Reading it as an
         # anonymous_id gives the useful link (anonymous → known) and, when it really was an old
@@ -145,11 +145,6 @@ def id_text(raw: object) -> str | None:
     return None
 
 
-def _ids(id_type: str, raw: object) -> list[ExternalId]:
-    text = id_text(raw)
-    return [] if text is None else [ExternalId(id_type, text)]
-
-
 def _add(found: list[ExternalId], id_type: str, raw: object) -> None:
     text = raw if type(raw) is str else id_text(raw)
     if text is not None:
@@ -164,18 +159,16 @@ def _email(message: Mapping[str, Any], context: Mapping[str, Any]) -> object:
     return _mapping(context.get("traits")).get("email")
 
 
-def _device_ids(device: Mapping[str, Any]) -> list[ExternalId]:
+def _add_device_ids(found: list[ExternalId], device: Mapping[str, Any]) -> None:
     device_type = device.get("type")
     if not isinstance(device_type, str) or device_type.lower() not in _DEVICE_TYPES:
-        return []
+        return
     prefix = device_type.lower()
-    found = _ids(f"{prefix}.id", device.get("id")) + _ids(
-        f"{prefix}.push_token", device.get("token")
-    )
+    _add(found, f"{prefix}.id", device.get("id"))
+    _add(found, f"{prefix}.push_token", device.get("token"))
     # A user who opted out of ad tracking must not be identified by the advertising id.
     if device.get("adTrackingEnabled") is True:
-        found += _ids(f"{prefix}.idfa", device.get("advertisingId"))
-    return found
+        _add(found, f"{prefix}.idfa", device.get("advertisingId"))
 
 
 def _custom_ids(raw: object) -> Iterable[tuple[str, ExternalId]]:
