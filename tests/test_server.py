@@ -11,7 +11,7 @@ from pathlib import Path
 import grpc
 import pytest
 import structlog
-from audiences.v1 import ingest_pb2, tracking_pb2
+from audiences.v1 import common_pb2, ingest_pb2, sync_pb2, tracking_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
@@ -119,13 +119,31 @@ def test_json_log_lines(monkeypatch: pytest.MonkeyPatch, binary: bool) -> None:
 
 
 def test_request_id_is_returned(running: Running) -> None:
-    """The server echoes the caller's request id (or a fresh one) in the initial metadata."""
+    """The server echoes the caller's request id (or a fresh one) in the trailing metadata of a
+    call, whether it succeeds or fails; a response stream also has it in its initial metadata."""
     _, call = running.ingest.Track.with_call(TRACK, metadata=(*running.auth("write"), ("x-request-id", "abc")))
-    assert dict(call.initial_metadata())["x-request-id"] == "abc"
-    made = {dict(running.ingest.Track.with_call(TRACK, metadata=running.auth("write"))[1].initial_metadata())
+    assert dict(call.trailing_metadata())["x-request-id"] == "abc"
+    assert "x-request-id" not in dict(call.initial_metadata())
+    made = {dict(running.ingest.Track.with_call(TRACK, metadata=running.auth("write"))[1].trailing_metadata())
             ["x-request-id"] for _ in range(3)}
     assert len(made) == 3
     assert all(len(rid) == 32 and int(rid, 16) >= 0 for rid in made)
+
+    with pytest.raises(grpc.RpcError) as failed:
+        running.ingest.Track(ingest_pb2.TrackRequest(), metadata=(*running.auth("write"), ("x-request-id", "bad-1")))
+    assert failed.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    trailing = dict(failed.value.trailing_metadata())
+    assert trailing["x-request-id"] == "bad-1"
+    assert error_reason(failed.value)  # the status details still travel beside the id
+
+    stream = running.sync.ExportAudience(
+        sync_pb2.ExportAudienceRequest(collection=common_pb2.COLLECTION_USERS, key="nope"),
+        metadata=(*running.auth("admin"), ("x-request-id", "exp-1")))
+    assert dict(stream.initial_metadata())["x-request-id"] == "exp-1"
+    with pytest.raises(grpc.RpcError) as missing:
+        list(stream)
+    assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+    assert dict(missing.value.trailing_metadata())["x-request-id"] == "exp-1"
 
 
 def test_settings_defaults_match_declarations() -> None:

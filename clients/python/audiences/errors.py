@@ -118,7 +118,8 @@ def _status_of(error: grpc.RpcError) -> Any:
 def _request_id(error: grpc.RpcError) -> str:
     if not isinstance(error, grpc.Call):
         return ""
-    for key, value in error.initial_metadata() or ():
+    # Trailing metadata on every call; initial metadata too when the response is a stream.
+    for key, value in (*(error.trailing_metadata() or ()), *(error.initial_metadata() or ())):
         if key == "x-request-id" and isinstance(value, str):
             return value
     return ""
