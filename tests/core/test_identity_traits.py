@@ -143,3 +143,30 @@ def test_merge_equals_one_profile_receiving_everything(
     loser = replay([w for w, loses in zip(writes, to_loser, strict=False) if loses])
     merge_traits_into(survivor, loser)
     assert survivor == replay(writes)
+
+
+_SCALARS = st.one_of(
+    st.none(), st.booleans(), st.integers(-3, 3), st.sampled_from([0.0, -0.0, 1.0, 2.5, float("nan"), float("inf")]),
+    st.sampled_from(["", "a", "1", "true", "null"]),
+)
+_VALUES = st.recursive(
+    _SCALARS,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.lists(inner, max_size=3).map(tuple),
+        st.dictionaries(st.sampled_from(["a", "b", "1"]), inner, max_size=3),
+        st.dictionaries(st.just(1), inner, max_size=1),  # serialised with the key as "1"
+    ),
+    max_leaves=8,
+)
+
+
+@given(_VALUES, _VALUES)
+def test_value_comparison_is_json_equality(a: Any, b: Any) -> None:
+    """A trait value changes exactly when its JSON does: 1, 1.0 and True differ, as do 0.0 and
+    -0.0; NaN equals NaN; a list and a tuple of the same items are the same array."""
+    from audiences_server.core.identity.traits import _canonical, _same_json
+
+    assert _same_json(a, b) == (_canonical(a) == _canonical(b))
+    assert _same_json(a, a)
+    assert _same_json([a, b], (a, b))
+    assert _same_json({"k": a}, {"k": a})

@@ -131,8 +131,26 @@ def _offer_all(
 
 
 def _same_json(a: object, b: object) -> bool:
-    # `==` would call 1, 1.0 and True equal, but they are different trait values.
+    """Whether two trait values serialise to the same JSON, compared without serialising.
+
+    `==` alone would call 1, 1.0 and True equal, and 0.0 and -0.0, but they are different trait
+    values; NaN is the same JSON as NaN although it is not equal to itself. Values other than
+    JSON's (str, int, float, bool, None, lists, dicts with string keys) are compared serialised.
+    """
+    kind = type(a)
+    if kind is str or kind is int or kind is bool or a is None:
+        return type(b) is kind and a == b
+    if isinstance(a, float) and kind is float:
+        return type(b) is float and repr(a) == repr(b)
+    if (isinstance(a, dict) and kind is dict and isinstance(b, dict) and type(b) is dict
+            and all(type(key) is str for key in a) and all(type(key) is str for key in b)):
+        return len(a) == len(b) and all(key in b and _same_json(value, b[key]) for key, value in a.items())
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple) and type(a) in _ARRAYS and type(b) in _ARRAYS:
+        return len(a) == len(b) and all(map(_same_json, a, b))
     return _canonical(a) == _canonical(b)
+
+
+_ARRAYS = (list, tuple)
 
 
 def _canonical(value: object) -> str:
