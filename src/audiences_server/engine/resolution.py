@@ -129,9 +129,8 @@ class Resolver:
 
     def _held(self, collection: str, ids: Sequence[ExternalId]) -> dict[ExternalId, int]:
         """Which profile holds each of the ids that is held, from the map."""
+        self._look_up(collection, ids)  # asks only for ids the map has not seen
         known = self._holders[collection]
-        if any(i not in known for i in ids):
-            self._look_up(collection, ids)
         return {i: holder for i in ids if (holder := known[i]) is not None}
 
     def _resolve(self, collection: str, ids: Sequence[ExternalId], call: Call, seq: int) -> int | None:
