@@ -120,3 +120,22 @@ def test_client_errors_park_at_once(space: Space, receiver: Receiver) -> None:
         what="a dead letter")
     assert parked[0].attempt_count == 1
     assert parked[0].last_error.startswith("HTTP 400")
+
+
+def test_redrive_counts_every_letter_it_puts_back(space: Space, receiver: Receiver) -> None:
+    """Redriving four parked deliveries reports four, and all four are then delivered."""
+    space.define("pro", "trait('plan') = 'pro'")
+    webhook(space, "hook", receiver.url)
+    connect(space, "hook", "pro", send_identify=True)
+    receiver.failures = [400] * 4
+    users = [f"r{i}" for i in range(4)]
+    _flip(space, users, 1)
+    meta = admin(space)
+    request = sync_pb2.ListDeadLettersRequest(destination_key="hook")
+    wait_for(lambda: len(space.running.sync.ListDeadLetters(request, metadata=meta).dead_letters) == 4,
+             what="four dead letters")
+    redriven = space.running.sync.RedriveDeadLetters(
+        sync_pb2.RedriveDeadLettersRequest(destination_key="hook"), metadata=meta)
+    assert redriven.redriven_count == 4
+    wait_for(lambda: {c["userId"] for c in receiver.calls()} == set(users), what="the redriven deliveries")
+    assert not space.running.sync.ListDeadLetters(request, metadata=meta).dead_letters

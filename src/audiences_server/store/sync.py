@@ -416,13 +416,18 @@ def dead_letters(
 
 
 def redrive(conn: apsw.Connection, delivery_ids: Sequence[int]) -> int:
-    """Puts parked deliveries back in the queue with a fresh count of attempts."""
-    conn.executemany(
-        "UPDATE deliveries SET state = 'pending', attempts = 0, next_ms = 0, dead_ms = NULL,"
-        " first_attempt_ms = NULL WHERE delivery_id = ? AND state = 'dead'",
-        [(i,) for i in delivery_ids],
-    )
-    return int(conn.changes())
+    """Puts parked deliveries back in the queue with a fresh count of attempts; returns how many."""
+    moved = 0
+    # One statement per id, counted one by one: after `executemany` the connection's change
+    # count is only the last statement's.
+    for delivery_id in dict.fromkeys(delivery_ids):
+        conn.execute(
+            "UPDATE deliveries SET state = 'pending', attempts = 0, next_ms = 0, dead_ms = NULL,"
+            " first_attempt_ms = NULL WHERE delivery_id = ? AND state = 'dead'",
+            (delivery_id,),
+        )
+        moved += int(conn.changes())
+    return moved
 
 
 # -- the feed ---------------------------------------------------------------------------------
