@@ -113,3 +113,17 @@ def test_export_unknown_audience_is_not_found(space: Space) -> None:
         list(stream)
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
 
+
+
+def test_export_names_each_column_once(space: Space) -> None:
+    """A name chosen both as an identifier type and as a trait (`email`), or twice, is one column:
+    the identifier's."""
+    space.send({"type": "identify", "userId": "u1", "traits": {"email": "u1@x.io", "plan": "pro"}})
+    space.define("pro", "trait('plan') = 'pro'")
+    space.tick()
+    stream = space.running.sync.ExportAudience(sync_pb2.ExportAudienceRequest(
+        collection=1, key="pro", external_id_types=["user_id", "email", "email"],
+        include_traits=["email", "plan", "plan"]), metadata=admin(space))
+    rows = list(csv.reader(io.StringIO(b"".join(c.csv_data for c in stream).decode(), newline="")))
+    assert rows[0] == ["profile_id", "user_id", "email", "plan"]
+    assert rows[1][1:] == ["u1", "u1@x.io", "pro"]

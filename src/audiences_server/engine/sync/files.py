@@ -48,13 +48,20 @@ def _traits(conn: apsw.Connection, comp: ComputationRow, keys: Sequence[str], pi
     return found
 
 
+def columns(comp: ComputationRow, id_types: Sequence[str], traits: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The identifier and trait columns, each name once: a name chosen both as an identifier type
+    and as a trait (`email`) is the identifier's column, and a computed trait's own key is added."""
+    chosen_ids = list(dict.fromkeys(id_types)) or DEFAULT_ID_TYPES[comp.collection]
+    chosen_traits = list(dict.fromkeys(traits))
+    if comp.kind == "computed_trait":
+        chosen_traits.append(comp.key)
+    return chosen_ids, [k for k in dict.fromkeys(chosen_traits) if k not in chosen_ids]
+
+
 def csv_chunks(conn: apsw.Connection, comp: ComputationRow, id_types: Sequence[str], traits: Sequence[str],
                selection: str) -> Iterator[tuple[bytes, int]]:
     """CSV rows of a computation's members, the header row first: (bytes, member rows) per chunk."""
-    id_types = list(id_types) or DEFAULT_ID_TYPES[comp.collection]
-    traits = list(traits)
-    if comp.kind == "computed_trait" and comp.key not in traits:
-        traits.append(comp.key)
+    id_types, traits = columns(comp, id_types, traits)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(["profile_id", *id_types, *traits])
