@@ -35,6 +35,11 @@ class Running:
     channel: grpc.Channel
 
     @property
+    def http_url(self) -> str:
+        """The base URL of the server's HTTP listener."""
+        return f"http://127.0.0.1:{self.server.http_port}"
+
+    @property
     def ingest(self) -> ingest_pb2_grpc.IngestServiceStub:
         return ingest_pb2_grpc.IngestServiceStub(self.channel)
 
@@ -94,7 +99,8 @@ def field_violations(error: grpc.RpcError) -> list[tuple[str, str]]:
 
 def start(db: Path, **changes: Any) -> Running:
     """Starts a server on a free port over the given database file."""
-    settings = Settings(db=db, listen="127.0.0.1:0", log_format="json", shutdown_grace_s=5, **changes)
+    changes = {"listen": "127.0.0.1:0", "http_listen": "127.0.0.1:0", **changes}
+    settings = Settings(db=db, log_format="json", shutdown_grace_s=5, **changes)
     server, port = create_server(settings)
     server.start()
     tokens = json.loads(settings.credentials_path.read_text())["tokens"]

@@ -56,7 +56,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"audiences-server: {bad}", file=sys.stderr)
         return 2
     if args.command == "serve":
-        serve(settings)
+        try:
+            serve(settings)
+        except (ValueError, OSError) as refused:
+            print(f"audiences-server: {refused}", file=sys.stderr)
+            return 2 if isinstance(refused, ValueError) else 1
         return 0
     try:
         print(_admin(settings, args))

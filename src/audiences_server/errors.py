@@ -1,7 +1,7 @@
 """The one error tree of the server.
 
 Each error names a gRPC status code (by name, so that the engine does not import grpc) and an
-UPPER_SNAKE reason. `api.errors` is the single place that turns them into `google.rpc.Status`.
+UPPER_SNAKE reason. `api.interceptor` is the single place that turns them into `google.rpc.Status`.
 """
 
 from __future__ import annotations
@@ -17,6 +17,20 @@ class FieldViolation:
     description: str
 
 
+@dataclass(frozen=True)
+class DefinitionProblem:
+    """Where and why a definition is wrong, reported as a `DefinitionError` status detail."""
+
+    reason: str
+    message: str
+    line: int = 0
+    column: int = 0
+    offending_text: str = ""
+    expected: tuple[str, ...] = ()
+    caret_display: str = ""
+    cycle_keys: tuple[str, ...] = ()
+
+
 class AudiencesError(Exception):
     """Base of every error the server reports on purpose."""
 
@@ -30,12 +44,14 @@ class AudiencesError(Exception):
         reason: str | None = None,
         violations: list[FieldViolation] | None = None,
         metadata: dict[str, str] | None = None,
+        definition: DefinitionProblem | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.reason = reason or self.default_reason
         self.violations = violations or []
         self.metadata = metadata or {}
+        self.definition = definition
 
 
 class InvalidArgument(AudiencesError):

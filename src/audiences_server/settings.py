@@ -63,12 +63,21 @@ class Setting:
 SETTINGS: tuple[Setting, ...] = (
     Setting("db", Path, "var/audiences.db", "the SQLite database file"),
     Setting("listen", str, "127.0.0.1:50051", "address the gRPC server listens on (HOST:PORT; port 0 picks one)"),
+    Setting("http_listen", str, "127.0.0.1:8080",
+            "address of the HTTP listener: Segment's tracking and Profile APIs, /metrics, /healthz, /readyz "
+            "(HOST:PORT; port 0 picks one; empty turns it off)"),
+    Setting("tls_cert", str, "", "PEM certificate chain both listeners serve (TLS); needs --tls-key"),
+    Setting("tls_key", str, "", "PEM private key of --tls-cert"),
+    Setting("tls_client_ca", str, "",
+            "PEM CA bundle: clients must present a certificate it signed (mutual TLS); needs --tls-cert"),
+    Setting("insecure", _bool, "false",
+            "allow plaintext on an address other than loopback (otherwise refused without --tls-cert)"),
     Setting("synchronous", _choice("FULL", "NORMAL"), "FULL",
             "SQLite durability: FULL survives power loss, NORMAL survives a crash of the process"),
     Setting("log_format", _choice("auto", "json", "console"), "auto",
             "log format: auto is console on a terminal and JSON otherwise"),
     Setting("log_level", _choice("debug", "info", "warning", "error"), "info", "lowest level logged"),
-    Setting("workers", _positive_int, "16", "threads serving RPCs"),
+    Setting("workers", _positive_int, "16", "threads running the engine's blocking work for RPCs"),
     Setting("tick_interval_ms", _positive_int, "200", "shortest time between two evaluator ticks"),
     Setting("manual_clock", _bool, "false",
             "tests only: the evaluator's clock moves only when set through the admin API"),
@@ -84,6 +93,11 @@ class Settings:
 
     db: Path = Path("var/audiences.db")
     listen: str = "127.0.0.1:50051"
+    http_listen: str = "127.0.0.1:8080"
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_client_ca: str = ""
+    insecure: bool = False
     synchronous: str = "FULL"
     log_format: str = "auto"
     log_level: str = "info"
@@ -106,10 +120,13 @@ class Settings:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Adds one flag per setting to a command's parser."""
     for setting in SETTINGS:
-        parser.add_argument(
-            setting.flag, dest=setting.name, default=None,
-            help=f"{setting.help} (env {setting.env}, default {setting.default!r})",
-        )
+        # A true-or-false setting also works as a bare flag: `--insecure` means `--insecure true`.
+        described = f"{setting.help} (env {setting.env}, default {setting.default!r})"
+        if setting.parse is _bool:
+            parser.add_argument(setting.flag, dest=setting.name, default=None, nargs="?", const="true",
+                                help=described)
+        else:
+            parser.add_argument(setting.flag, dest=setting.name, default=None, help=described)
 
 
 def resolve(flags: Mapping[str, str | None], environ: Mapping[str, str]) -> Settings:

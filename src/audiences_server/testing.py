@@ -20,15 +20,21 @@ class ServerProcess:
         # Logs go to a file, not a pipe: a pipe the parent drains too slowly would make the
         # server wait on its own log lines and distort every figure taken against it.
         self.log_path = db.parent / f"{db.stem}.server.log"
+        self.http_port = 0
         self._log = open(self.log_path, "a")  # noqa: SIM115 - closed when the process is stopped
         start = self.log_path.stat().st_size
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "audiences_server.cli", "serve", "--db", str(db), "--listen", "127.0.0.1:0",
-             "--log-format", "json", *extra_args],
+             "--http-listen", "127.0.0.1:0", "--log-format", "json", *extra_args],
             stderr=self._log,
         )
         self.port = self._wait_for_port(timeout_s, start)
         self.tokens: dict[str, str] = json.loads((db.parent / "credentials.json").read_text())["tokens"]
+
+    @property
+    def http_url(self) -> str:
+        """The base URL of the server's HTTP listener."""
+        return f"http://127.0.0.1:{self.http_port}"
 
     @property
     def address(self) -> str:
@@ -46,6 +52,8 @@ class ServerProcess:
                     except ValueError:
                         continue
                     if entry.get("event") == "server_started":
+                        http = entry.get("http_address") or ":0"
+                        self.http_port = int(http.rsplit(":", 1)[1])
                         return int(entry["address"].rsplit(":", 1)[1])
             time.sleep(0.02)
         self.proc.kill()

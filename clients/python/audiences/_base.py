@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import grpc
@@ -69,6 +71,23 @@ def duration(value: dt.timedelta | float | None) -> duration_pb2.Duration | None
     out = duration_pb2.Duration()
     out.FromTimedelta(value if isinstance(value, dt.timedelta) else dt.timedelta(seconds=value))
     return out
+
+
+def tls_credentials(
+    ca_file: str | os.PathLike[str] | None = None,
+    cert_file: str | os.PathLike[str] | None = None,
+    key_file: str | os.PathLike[str] | None = None,
+) -> grpc.ChannelCredentials:
+    """TLS credentials for a server whose certificate the CA in `ca_file` signed (default: the
+    system's roots), presenting `cert_file`/`key_file` where the server asks for a client
+    certificate (mutual TLS)."""
+    if (cert_file is None) != (key_file is None):
+        raise ValueError("a client certificate needs both cert_file and key_file")
+    return grpc.ssl_channel_credentials(
+        root_certificates=Path(ca_file).read_bytes() if ca_file else None,
+        private_key=Path(key_file).read_bytes() if key_file else None,
+        certificate_chain=Path(cert_file).read_bytes() if cert_file else None,
+    )
 
 
 class Base:

@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--credentials-file",
         help="the server's credentials.json (env AUDIENCES_CREDENTIALS_FILE, default var/credentials.json)",
     )
+    parser.add_argument("--tls-ca-file", help="connect with TLS, trusting this PEM CA file (env AUDIENCES_TLS_CA_FILE)")
+    parser.add_argument("--tls-cert-file", help="client certificate for mutual TLS (env AUDIENCES_TLS_CERT_FILE)")
+    parser.add_argument("--tls-key-file", help="private key of --tls-cert-file (env AUDIENCES_TLS_KEY_FILE)")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds a call may take (default 60)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -60,6 +63,9 @@ def _client(args: argparse.Namespace) -> Client:
         admin_token=args.admin_token,
         credentials_file=args.credentials_file,
         timeout=args.timeout,
+        tls_ca_file=args.tls_ca_file,
+        tls_cert_file=args.tls_cert_file,
+        tls_key_file=args.tls_key_file,
     )
 
 

@@ -23,6 +23,7 @@ import grpc
 
 from audiences import messages
 from audiences._admin import AdminMethods
+from audiences._base import tls_credentials
 from audiences._profiles import ProfileMethods
 from audiences._sync import SyncMethods
 from audiences.batching import Batcher, BatchStats, OverflowPolicy, Undelivered, encode, json_default
@@ -64,6 +65,9 @@ class Client(AdminMethods, ProfileMethods, SyncMethods):
         credentials_file: str | os.PathLike[str] | None = None,
         timeout: float | None = 30.0,
         channel_credentials: grpc.ChannelCredentials | None = None,
+        tls_ca_file: str | os.PathLike[str] | None = None,
+        tls_cert_file: str | os.PathLike[str] | None = None,
+        tls_key_file: str | os.PathLike[str] | None = None,
         batch_size: int = 500,
         flush_interval: float = 0.5,
         max_queue_size: int = 10_000,
@@ -83,7 +87,13 @@ class Client(AdminMethods, ProfileMethods, SyncMethods):
             credentials_file: The `credentials.json` the server wrote on first start; tokens
                 not given otherwise are read from it (default `var/credentials.json`).
             timeout: Seconds each blocking call may take; None for no limit.
-            channel_credentials: TLS credentials; None for a plain-text channel.
+            channel_credentials: TLS credentials; None for a plain-text channel (unless a `tls_*`
+                file is given).
+            tls_ca_file: Connect with TLS, trusting the CA certificates in this PEM file (the
+                server's own CA); default `AUDIENCES_TLS_CA_FILE`.
+            tls_cert_file: With `tls_key_file`, the client certificate for a server that asks for
+                one (mutual TLS); default `AUDIENCES_TLS_CERT_FILE`.
+            tls_key_file: The private key of `tls_cert_file`; default `AUDIENCES_TLS_KEY_FILE`.
             batch_size: The most tracking calls per batch.
             flush_interval: The longest, in seconds, a tracking call waits for its batch to fill.
             max_queue_size: The most tracking calls held in memory.
@@ -101,6 +111,13 @@ class Client(AdminMethods, ProfileMethods, SyncMethods):
             admin_token=admin_token,
             credentials_file=credentials_file,
         )
+        tls_files = (
+            tls_ca_file or os.environ.get("AUDIENCES_TLS_CA_FILE") or None,
+            tls_cert_file or os.environ.get("AUDIENCES_TLS_CERT_FILE") or None,
+            tls_key_file or os.environ.get("AUDIENCES_TLS_KEY_FILE") or None,
+        )
+        if channel_credentials is None and any(tls_files):
+            channel_credentials = tls_credentials(*tls_files)
         super().__init__(resolved.address, resolved.tokens, timeout=timeout, channel_credentials=channel_credentials)
         self._batcher_options: dict[str, Any] = {
             "batch_size": batch_size,

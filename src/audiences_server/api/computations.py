@@ -10,7 +10,7 @@ from google.protobuf import duration_pb2, struct_pb2, timestamp_pb2
 
 from audiences_server.api.context import space_id
 from audiences_server.core import ql
-from audiences_server.engine.computations import Spec
+from audiences_server.engine.computations import Spec, definition_reason
 from audiences_server.engine.engine import Engine
 from audiences_server.engine.evaluator import TickReport
 from audiences_server.engine.page_tokens import page_size
@@ -75,18 +75,6 @@ def timestamp(ms: int | None) -> timestamp_pb2.Timestamp | None:
     out = timestamp_pb2.Timestamp()
     out.FromMilliseconds(ms)
     return out
-
-
-def definition_reason(error: ql.QueryError) -> str:
-    """The contract's reason for a definition error: where it failed, and the common type errors."""
-    if error.kind == "syntax":
-        return "SYNTAX_ERROR"
-    text = error.message.lower()
-    if "primary expressions" in text:
-        return "TOO_MANY_EXPRESSIONS"
-    if "account" in text and ("any" in text or "all" in text):
-        return "COLLECTION_MISMATCH"
-    return "TYPE_ERROR"
 
 
 def summary_of(definition: str, kind: str, collection: str) -> ql.Summary:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
+import asyncio
+import contextvars
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import Executor
 from typing import Any, TypeVar
 
-import grpc
 from audiences.v1 import ingest_pb2, ingest_pb2_grpc
 from google.protobuf.message import Message
 
@@ -24,7 +25,6 @@ from audiences_server.engine.ingest import (
     Sender,
     check_batch_limits,
 )
-from audiences_server.errors import FieldViolation, InvalidArgument
 
 _STATUS = {
     ACCEPTED: ingest_pb2.MESSAGE_STATUS_ACCEPTED,
@@ -59,75 +59,67 @@ def _counts(results: Sequence[CallResult]) -> dict[str, int]:
     }
 
 
-def _batch_json_body(body: bytes) -> tuple[list[Any], tracking.BatchDefaults]:
-    try:
-        decoded = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as bad:
-        raise InvalidArgument(f"the body is not valid JSON: {bad}", reason="BAD_REQUEST",
-                              violations=[FieldViolation("body", "not valid JSON")]) from None
-    if isinstance(decoded, dict) and isinstance(decoded.get("batch"), list):
-        defaults = tracking.batch_defaults(decoded)
-        if isinstance(defaults, tracking.Rejection):
-            raise InvalidArgument(defaults.detail, reason=defaults.reason.upper(),
-                                  violations=[FieldViolation(defaults.field, defaults.detail)])
-        return decoded["batch"], defaults
-    if isinstance(decoded, dict) and "type" in decoded:
-        return [decoded], tracking.BatchDefaults()
-    raise InvalidArgument('the body must be {"batch": [...]} or one call object with a `type`',
-                          reason="BAD_REQUEST", violations=[FieldViolation("body", "no `batch` list")])
-
-
 class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
-    """Decodes tracking calls and hands them to the engine."""
+    """Decodes tracking calls and hands them to the engine.
 
-    def __init__(self, engine: Engine) -> None:
+    Every method is a coroutine: a call waits for its commit on the event loop, not on a thread.
+    Decoding a whole batch runs on the engine's pool, so that the loop stays free for other calls.
+    """
+
+    def __init__(self, engine: Engine, pool: Executor) -> None:
         self._ingest = engine.ingest
+        self._pool = pool
 
-    def _one(self, kind: str, call: Message, response_type: type[R]) -> R:
-        result = self._ingest.record_one(sender(), convert.call_to_dict(kind, call))
+    async def _one(self, kind: str, call: Message, response_type: type[R]) -> R:
+        pending = self._ingest.submit_one(sender(), convert.call_to_dict(kind, call))
+        result = (await pending.committed())[0]
         return response_type(message_id=result.message_id, status=_STATUS[result.status])
 
-    def Track(self, request: ingest_pb2.TrackRequest, context: grpc.ServicerContext) -> ingest_pb2.TrackResponse:
-        return self._one("track", request.track, ingest_pb2.TrackResponse)
+    async def Track(self, request: ingest_pb2.TrackRequest, context: Any) -> ingest_pb2.TrackResponse:
+        return await self._one("track", request.track, ingest_pb2.TrackResponse)
 
-    def Identify(self, request: ingest_pb2.IdentifyRequest,
-                 context: grpc.ServicerContext) -> ingest_pb2.IdentifyResponse:
-        return self._one("identify", request.identify, ingest_pb2.IdentifyResponse)
+    async def Identify(self, request: ingest_pb2.IdentifyRequest, context: Any) -> ingest_pb2.IdentifyResponse:
+        return await self._one("identify", request.identify, ingest_pb2.IdentifyResponse)
 
-    def Page(self, request: ingest_pb2.PageRequest, context: grpc.ServicerContext) -> ingest_pb2.PageResponse:
-        return self._one("page", request.page, ingest_pb2.PageResponse)
+    async def Page(self, request: ingest_pb2.PageRequest, context: Any) -> ingest_pb2.PageResponse:
+        return await self._one("page", request.page, ingest_pb2.PageResponse)
 
-    def Screen(self, request: ingest_pb2.ScreenRequest, context: grpc.ServicerContext) -> ingest_pb2.ScreenResponse:
-        return self._one("screen", request.screen, ingest_pb2.ScreenResponse)
+    async def Screen(self, request: ingest_pb2.ScreenRequest, context: Any) -> ingest_pb2.ScreenResponse:
+        return await self._one("screen", request.screen, ingest_pb2.ScreenResponse)
 
-    def Group(self, request: ingest_pb2.GroupRequest, context: grpc.ServicerContext) -> ingest_pb2.GroupResponse:
-        return self._one("group", request.group, ingest_pb2.GroupResponse)
+    async def Group(self, request: ingest_pb2.GroupRequest, context: Any) -> ingest_pb2.GroupResponse:
+        return await self._one("group", request.group, ingest_pb2.GroupResponse)
 
-    def Alias(self, request: ingest_pb2.AliasRequest, context: grpc.ServicerContext) -> ingest_pb2.AliasResponse:
-        return self._one("alias", request.alias, ingest_pb2.AliasResponse)
+    async def Alias(self, request: ingest_pb2.AliasRequest, context: Any) -> ingest_pb2.AliasResponse:
+        return await self._one("alias", request.alias, ingest_pb2.AliasResponse)
 
-    def Batch(self, request: ingest_pb2.BatchRequest, context: grpc.ServicerContext) -> ingest_pb2.BatchResponse:
+    async def _in_pool(self, work: Callable[[], PendingBatch]) -> list[CallResult]:
+        copied = contextvars.copy_context()
+        pending = await asyncio.get_running_loop().run_in_executor(self._pool, copied.run, work)
+        return await pending.committed()
+
+    async def Batch(self, request: ingest_pb2.BatchRequest, context: Any) -> ingest_pb2.BatchResponse:
+        results = await self._in_pool(lambda: self._submit_batch(request))
+        return ingest_pb2.BatchResponse(results=[_result(r) for r in results], **_counts(results))
+
+    def _submit_batch(self, request: ingest_pb2.BatchRequest) -> PendingBatch:
         check_batch_limits(len(request.batch), request.ByteSize())
         defaults = tracking.BatchDefaults(
             convert.struct_or_none(request, "context"), convert.struct_or_none(request, "integrations"),
             request.sent_time.ToJsonString() if request.HasField("sent_time") else None,
         )
-        results = self._ingest.record(sender(), [convert.tracking_call(c) for c in request.batch], defaults)
-        return ingest_pb2.BatchResponse(results=[_result(r) for r in results], **_counts(results))
+        return self._ingest.submit(sender(), [convert.tracking_call(c) for c in request.batch], defaults)
 
-    def BatchJson(self, request: ingest_pb2.BatchJsonRequest,
-                  context: grpc.ServicerContext) -> ingest_pb2.BatchJsonResponse:
-        calls, defaults = _batch_json_body(request.body)
-        check_batch_limits(len(calls), len(request.body))
-        results = self._ingest.record(sender(), calls, defaults)
+    async def BatchJson(self, request: ingest_pb2.BatchJsonRequest, context: Any) -> ingest_pb2.BatchJsonResponse:
+        results = await self._in_pool(lambda: self._ingest.submit_json(sender(), request.body))
         return ingest_pb2.BatchJsonResponse(results=[_result(r) for r in results], **_counts(results))
 
-    def StreamCalls(self, request_iterator: Iterator[ingest_pb2.StreamCallsRequest],
-                    context: grpc.ServicerContext) -> ingest_pb2.StreamCallsResponse:
+    async def StreamCalls(self, request_iterator: AsyncIterator[ingest_pb2.StreamCallsRequest],
+                          context: Any) -> ingest_pb2.StreamCallsResponse:
         stream = _StreamState(self._ingest, sender())
-        for request in request_iterator:
-            stream.add(convert.tracking_call(request.call))
-        stream.finish()
+        async for request in request_iterator:
+            await stream.add(convert.tracking_call(request.call))
+        await stream.finish()
         return ingest_pb2.StreamCallsResponse(
             rejected=[_result(r) for r in stream.rejected], **_counts_of(stream)
         )
@@ -151,19 +143,19 @@ class _StreamState:
         self.accepted = self.duplicates = self.rejected_total = 0
         self.rejected: list[CallResult] = []
 
-    def add(self, call: Any) -> None:
+    async def add(self, call: Any) -> None:
         if not self._chunk:
             self._chunk_started = time.monotonic()
         self._chunk.append(call)
         if len(self._chunk) >= _STREAM_CHUNK or time.monotonic() - self._chunk_started > _STREAM_CHUNK_SECONDS:
             self._flush()
         while len(self._pending) > _STREAM_MAX_PENDING:
-            self._settle(self._pending.pop(0))
+            await self._settle(self._pending.pop(0))
 
-    def finish(self) -> None:
+    async def finish(self) -> None:
         self._flush()
         while self._pending:
-            self._settle(self._pending.pop(0))
+            await self._settle(self._pending.pop(0))
 
     def _flush(self) -> None:
         if self._chunk:
@@ -171,8 +163,8 @@ class _StreamState:
             self._offset += len(self._chunk)
             self._chunk = []
 
-    def _settle(self, batch: PendingBatch) -> None:
-        for result in batch.results():
+    async def _settle(self, batch: PendingBatch) -> None:
+        for result in await batch.committed():
             if result.status == ACCEPTED:
                 self.accepted += 1
             elif result.status == DUPLICATE:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import Executor
+from typing import Any, TypeVar
 
 import grpc
 from audiences.v1 import common_pb2, sync_pb2, sync_pb2_grpc
@@ -18,6 +20,8 @@ from audiences_server.engine.sync.feed import FeedRecord, Heartbeat, parse_curso
 from audiences_server.engine.sync.service import ConnectionView, DeadLetterView
 from audiences_server.store.evaluation import ComputationRow
 from audiences_server.store.sync import DestinationRow
+
+T = TypeVar("T")
 
 KIND_ENUM: dict[str, Any] = {v: k for k, v in KINDS.items()}
 SELECTION = {
@@ -177,8 +181,9 @@ def _dead_letter_id(text: str) -> int:
 class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
     """SyncService."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, pool: Executor) -> None:
         self.engine = engine
+        self._pool = pool
 
     # -- destinations --------------------------------------------------------------------
 
@@ -294,20 +299,23 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
         token = self.engine.page_tokens.encode(int(records[-1].cursor), scope) if more else ""
         return sync_pb2.ListChangesResponse(changes=[change_message(r) for r in records], next_page_token=token)
 
-    def WatchChanges(self, request: sync_pb2.WatchChangesRequest,
-                     context: grpc.ServicerContext) -> Iterator[sync_pb2.WatchChangesResponse]:
+    async def WatchChanges(self, request: sync_pb2.WatchChangesRequest,
+                           context: Any) -> AsyncIterator[sync_pb2.WatchChangesResponse]:
         interval = request.heartbeat_interval.ToMilliseconds() if request.HasField("heartbeat_interval") else 15_000
         if not 1000 <= interval <= 300_000:
             raise configs.invalid("heartbeat_interval", "`heartbeat_interval` must be 1 second to 5 minutes",
                                   "HEARTBEAT_INTERVAL_INVALID")
         items = self.engine.feed.watch(space_id(), request.destination_key, parse_cursor(request.start_cursor),
-                                       interval / 1000, context.is_active)
-        for item in items:
+                                       interval / 1000, self._blocking)
+        async for item in items:
             if isinstance(item, Heartbeat):
                 yield sync_pb2.WatchChangesResponse(heartbeat=sync_pb2.Heartbeat(
                     heartbeat_time=timestamp(item.at_ms), latest_cursor=item.latest_cursor))
             else:
                 yield sync_pb2.WatchChangesResponse(change=change_message(item))
+
+    async def _blocking(self, function: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, function, *args)
 
     def ExportAudience(self, request: sync_pb2.ExportAudienceRequest,
                        context: grpc.ServicerContext) -> Iterator[sync_pb2.ExportAudienceResponse]:

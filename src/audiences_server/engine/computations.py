@@ -15,7 +15,14 @@ from audiences_server.core import ql
 from audiences_server.engine.clock import Clock
 from audiences_server.engine.evaluator import Evaluation, Evaluator
 from audiences_server.engine.registry import Compiled, Registry, compile_row, find_cycle
-from audiences_server.errors import AlreadyExists, FailedPrecondition, FieldViolation, InvalidArgument, NotFound
+from audiences_server.errors import (
+    AlreadyExists,
+    DefinitionProblem,
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+)
 from audiences_server.store import evaluation as store
 from audiences_server.store.db import Readers
 from audiences_server.store.evaluation import ComputationRow
@@ -42,11 +49,33 @@ class Spec:
     options: dict[str, Any] = field(default_factory=dict)
 
 
+def definition_reason(error: ql.QueryError) -> str:
+    """The contract's reason for a definition error: where it failed, and the common type errors."""
+    if error.kind == "syntax":
+        return "SYNTAX_ERROR"
+    text = error.message.lower()
+    if "primary expressions" in text:
+        return "TOO_MANY_EXPRESSIONS"
+    if "account" in text and ("any" in text or "all" in text):
+        return "COLLECTION_MISMATCH"
+    return "TYPE_ERROR"
+
+
+def definition_problem(error: ql.QueryError) -> DefinitionProblem:
+    """Where and why a definition is wrong, as the `DefinitionError` detail reports it."""
+    return DefinitionProblem(
+        reason=definition_reason(error), message=error.message, line=error.line, column=error.column,
+        offending_text=error.text, expected=tuple(error.expected),
+        caret_display="\n".join(error.caret().splitlines()[1:]),
+    )
+
+
 def definition_error(error: ql.QueryError) -> InvalidArgument:
     """The API error for a definition that does not parse or type-check."""
     return InvalidArgument(
         error.caret(),
         reason="INVALID_DEFINITION",
+        definition=definition_problem(error),
         violations=[FieldViolation("definition", error.caret())],
         metadata={
             "line": str(error.line),
@@ -172,6 +201,8 @@ class Computations:
                 "definitions would read each other in a cycle: " + " -> ".join(cycle),
                 reason="DEPENDENCY_CYCLE",
                 metadata={"cycle_keys": ",".join(cycle)},
+                definition=DefinitionProblem("DEPENDENCY_CYCLE", "definitions would read each other in a cycle: "
+                                             + " -> ".join(cycle), cycle_keys=tuple(cycle)),
                 violations=[FieldViolation("definition", "closes a dependency cycle")],
             )
 

@@ -20,6 +20,7 @@ from audiences_server.engine.profile_reads import ProfileReads
 from audiences_server.engine.sync.feed import Feed
 from audiences_server.engine.sync.service import Sync
 from audiences_server.errors import FailedPrecondition, FieldViolation, InvalidArgument
+from audiences_server.metrics import Metrics, Sources
 from audiences_server.settings import Settings
 from audiences_server.store import evaluation
 from audiences_server.store.db import Readers
@@ -41,9 +42,10 @@ class Engine:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.metrics = Metrics()
         self.clock: Clock = ManualClock() if settings.manual_clock else Clock()
         prepare(settings.db, settings.synchronous, self.clock.now_ms())
-        self.writer = Writer(settings.db, synchronous=settings.synchronous)
+        self.writer = Writer(settings.db, synchronous=settings.synchronous, on_group=self.metrics.observe_group)
         self.readers = Readers(settings.db, settings.synchronous)
         self.auth = Auth(self.writer, self.readers)
         self.ingest = Ingest(self.writer, self.clock)
@@ -56,6 +58,14 @@ class Engine:
         self.sync = Sync(self.writer, self.readers)
         self.feed = Feed(self.writer, self.readers, self.sync)
         self.evaluator.on_change.append(self.sync.wake)
+        self._watch()
+
+    def _watch(self) -> None:
+        """Feeds the metrics: outcomes and ticks as they happen, backlogs when scraped."""
+        self.ingest.on_messages = self.metrics.count_messages
+        self.evaluator.on_tick.append(self.metrics.observe_tick)
+        self.metrics.watch(Sources(self.readers, self.settings.db, lambda: self.writer.depth,
+                                   lambda: self.ingest.waiting, self.clock.now_ms))
 
     def bootstrap(self) -> Path | None:
         """On an empty database, creates space `default` with one token per scope.

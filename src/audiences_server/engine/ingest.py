@@ -8,8 +8,11 @@ outcome, and a request that fails alone fails alone (see `_Waiting`).
 
 from __future__ import annotations
 
+import asyncio
 import bisect
+import json
 import threading
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -21,11 +24,15 @@ from audiences_server.core import tracking
 from audiences_server.core.identity import ExtractedIds, extract_external_ids
 from audiences_server.engine.clock import Clock
 from audiences_server.engine.resolution import Resolver
-from audiences_server.errors import FieldViolation, InvalidArgument, Unavailable
+from audiences_server.errors import FieldViolation, InvalidArgument, ResourceExhausted, Unavailable
 from audiences_server.store import events
 from audiences_server.store.writer import Writer, WriterClosed
 
 ACCEPTED, DUPLICATE, REJECTED = "accepted", "duplicate", "rejected"
+
+# Calls waiting for the writer beyond which new requests are refused (RESOURCE_EXHAUSTED over
+# gRPC, 429 over HTTP): about 40 batches of 2,500 calls, a few hundred MB at the most.
+MAX_WAITING_CALLS = 100_000
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,12 @@ class PendingBatch:
         self._normalized = normalized
         self._stored = stored
         self._offset = offset
+
+    async def committed(self) -> list[CallResult]:
+        """Per-call outcomes, awaited on an event loop without holding a thread."""
+        if self._stored is not None:
+            await asyncio.wrap_future(self._stored)
+        return self.results()
 
     def results(self) -> list[CallResult]:
         """Per-call outcomes, once the accepted calls are committed."""
@@ -92,6 +105,24 @@ def rejection_error(rejection: tracking.Rejection) -> InvalidArgument:
     )
 
 
+def _batch_json_body(body: bytes) -> tuple[list[Any], tracking.BatchDefaults]:
+    try:
+        decoded = json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError) as bad:
+        raise InvalidArgument(f"the body is not valid JSON: {bad}", reason="BAD_REQUEST",
+                              violations=[FieldViolation("body", "not valid JSON")]) from None
+    if isinstance(decoded, dict) and isinstance(decoded.get("batch"), list):
+        defaults = tracking.batch_defaults(decoded)
+        if isinstance(defaults, tracking.Rejection):
+            raise InvalidArgument(defaults.detail, reason=defaults.reason.upper(),
+                                  violations=[FieldViolation(defaults.field, defaults.detail)])
+        return decoded["batch"], defaults
+    if isinstance(decoded, dict) and "type" in decoded:
+        return [decoded], tracking.BatchDefaults()
+    raise InvalidArgument('the body must be {"batch": [...]} or one call object with a `type`',
+                          reason="BAD_REQUEST", violations=[FieldViolation("body", "no `batch` list")])
+
+
 @dataclass
 class _Request:
     """The valid calls of one request, waiting to be stored."""
@@ -111,20 +142,32 @@ class _Waiting:
     (as when each request was a job). Results reach the requests after the commit.
     """
 
-    def __init__(self, writer: Writer, store: Callable[[apsw.Connection, _Request], events.StoredCalls]) -> None:
+    def __init__(self, writer: Writer, store: Callable[[apsw.Connection, _Request], events.StoredCalls],
+                 max_waiting: int) -> None:
         self._writer = writer
         self._store = store
         self._lock = threading.Lock()
         self._requests: list[_Request] = []
+        self._max_waiting = max_waiting
+        # Calls accepted for the writer and not yet committed: the backlog that bounds memory.
+        self.waiting = 0
         self.on_commit: Callable[[], None] = lambda: None
+        # Told the calls each job stored, accepted and duplicate, before any request hears of them.
+        self.on_stored: Callable[[int, int], None] = lambda accepted, duplicates: None
 
     def add(self, request: _Request) -> Future[events.StoredCalls]:
         """Queues the calls of one request; the future resolves once they are committed.
 
         Raises:
             WriterClosed: the writer takes no more work.
+            ResourceExhausted: the writer is saturated; the request is refused whole, to retry later.
         """
         with self._lock:
+            if self.waiting and self.waiting + len(request.calls) > self._max_waiting:
+                raise ResourceExhausted(
+                    f"the writer is saturated ({self.waiting} calls waiting to be stored); retry shortly",
+                    reason="WRITER_SATURATED", metadata={"retry_after_s": "1"})
+            self.waiting += len(request.calls)
             # Submitting under the lock: a request never joins a job that could not be queued.
             if not self._requests:
                 taken: list[_Request] = []
@@ -183,6 +226,10 @@ class _Waiting:
                 taken.extend(self._requests)
                 self._requests = []
         outcomes = job.result() if failure is None else [(False, failure)] * len(taken)
+        with self._lock:
+            self.waiting -= sum(len(request.calls) for request in taken)
+        stored = [value for _, value in outcomes if isinstance(value, events.StoredCalls)]
+        self.on_stored(sum(len(s.accepted) for s in stored), sum(len(s.duplicates) for s in stored))
         for request, (ok, value) in zip(taken, outcomes, strict=True):
             if ok:
                 request.stored.set_result(value)
@@ -210,18 +257,31 @@ def _between(positions: list[int], start: int, end: int) -> list[int]:
 class Ingest:
     """The ingest use cases."""
 
-    def __init__(self, writer: Writer, clock: Clock) -> None:
+    def __init__(self, writer: Writer, clock: Clock, max_waiting: int = MAX_WAITING_CALLS) -> None:
         self._writer = writer
         self._clock = clock
         self.listeners: list[Callable[[], None]] = []
-        self._waiting = _Waiting(writer, self._store)
+        # Told how many calls had each outcome (and reason), each call once: the metrics.
+        self.on_messages: Callable[[str, str, int], None] = lambda outcome, reason, count: None
+        self._waiting = _Waiting(writer, self._store, max_waiting)
         self._waiting.on_commit = self._notify
+        self._waiting.on_stored = self._count_stored
 
     def submit(self, sender: Sender, raws: Sequence[Any], defaults: tracking.BatchDefaults | None = None,
                offset: int = 0) -> PendingBatch:
         """Validates calls and queues the valid ones for the writer without waiting."""
         received_ms = self._clock.now_ms()
         return self._queue(sender, [tracking.normalize(raw, received_ms, defaults) for raw in raws], offset)
+
+    def submit_json(self, sender: Sender, body: bytes) -> PendingBatch:
+        """Queues the calls of a JSON body: `{"batch": [...]}` with batch-level defaults, or one call.
+
+        Raises:
+            InvalidArgument: the body is not JSON of either shape, or the batch is over its limits.
+        """
+        calls, defaults = _batch_json_body(body)
+        check_batch_limits(len(calls), len(body))
+        return self.submit(sender, calls, defaults)
 
     def _queue(self, sender: Sender, normalized: list[tracking.Call | tracking.Rejection], offset: int) -> PendingBatch:
         valid = [n for n in normalized if isinstance(n, tracking.Call)]
@@ -233,6 +293,11 @@ class Ingest:
                 future = self._waiting.add(_Request(sender, valid, ids))
             except WriterClosed:
                 raise Unavailable("the server is shutting down", reason="SHUTTING_DOWN") from None
+        if len(valid) < len(normalized):
+            # Counted once the request is taken: a request refused whole has no per-call outcome.
+            reasons = Counter(n.reason for n in normalized if isinstance(n, tracking.Rejection))
+            for reason, count in reasons.items():
+                self.on_messages(REJECTED, reason, count)
         return PendingBatch(normalized, future, offset)
 
     def record(self, sender: Sender, raws: Sequence[Any],
@@ -242,15 +307,30 @@ class Ingest:
 
     def record_one(self, sender: Sender, raw: dict[str, Any]) -> CallResult:
         """Records one call; a refused call is an INVALID_ARGUMENT error."""
-        received_ms = self._clock.now_ms()
-        call = tracking.normalize(raw, received_ms)
+        return self.submit_one(sender, raw).results()[0]
+
+    def submit_one(self, sender: Sender, raw: dict[str, Any]) -> PendingBatch:
+        """Validates one call and queues it; a refused call is an INVALID_ARGUMENT error."""
+        call = tracking.normalize(raw, self._clock.now_ms())
         if isinstance(call, tracking.Rejection):
+            self.on_messages(REJECTED, call.reason, 1)
             raise rejection_error(call)
-        return self._queue(sender, [call], 0).results()[0]
+        return self._queue(sender, [call], 0)
+
+    @property
+    def waiting(self) -> int:
+        """Calls accepted and not yet committed."""
+        return self._waiting.waiting
 
     def _notify(self) -> None:
         for listener in self.listeners:
             listener()
+
+    def _count_stored(self, accepted: int, duplicates: int) -> None:
+        if accepted:
+            self.on_messages(ACCEPTED, "", accepted)
+        if duplicates:
+            self.on_messages(DUPLICATE, "", duplicates)
 
     def _store(self, conn: apsw.Connection, request: _Request) -> events.StoredCalls:
         # Identity resolution joins this transaction, so a read after the RPC sees its profile.

@@ -37,10 +37,13 @@ class WriterClosed(RuntimeError):
 class Writer:
     """Runs write jobs on one connection in group-committed transactions."""
 
-    def __init__(self, path: Path, *, synchronous: str = "FULL", max_group: int = 256) -> None:
+    def __init__(self, path: Path, *, synchronous: str = "FULL", max_group: int = 256,
+                 on_group: Callable[[int, float], None] | None = None) -> None:
+        """`on_group` is told, on the writer thread, each committed group's size and seconds (metrics)."""
         self._conn = connect(path, synchronous=synchronous)
         self._queue: queue.SimpleQueue[tuple[Job, Future[Any]] | object] = queue.SimpleQueue()
         self._max_group = max_group
+        self._on_group = on_group
         self._closed = False
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="sqlite-writer", daemon=True)
@@ -54,6 +57,11 @@ class Writer:
                 raise WriterClosed("the writer is closed")
             self._queue.put((job, future))
         return future
+
+    @property
+    def depth(self) -> int:
+        """Jobs queued and not yet taken into a group (approximate while the writer runs)."""
+        return self._queue.qsize()
 
     def run(self, job: Callable[[apsw.Connection], T], timeout: float | None = None) -> T:
         """Runs a job and waits for its committed result."""
@@ -107,6 +115,8 @@ class Writer:
                 if not future.done():
                     future.set_exception(failure)
             return
+        if self._on_group is not None:
+            self._on_group(len(group), time.perf_counter() - started)
         for future, ok, value in outcomes:
             if ok:
                 future.set_result(value)

@@ -7,10 +7,11 @@ is how a feed connection counts what was delivered.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,9 @@ from audiences_server.store import sync as store
 from audiences_server.store.db import Readers
 from audiences_server.store.evaluation import ComputationRow
 from audiences_server.store.writer import Writer
+
+# Runs a blocking function away from the event loop: `await blocking(fn, *args)`.
+Blocking = Callable[..., Awaitable[Any]]
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,7 @@ class Feed:
         self._writer = writer
         self._readers = readers
         self._sync = sync
+        self._signals: dict[asyncio.AbstractEventLoop, _FeedSignal] = {}
 
     def _feed(self, space_id: int, key: str) -> int:
         destination = self._sync.destination(space_id, key)
@@ -101,13 +106,19 @@ class Feed:
                                       record["change"], record["old"], record["new"], record["at_ms"], message_id))
         return out
 
-    def watch(self, space_id: int, key: str, after: int, heartbeat_s: float, active: Callable[[], bool]
-              ) -> Iterator[FeedRecord | Heartbeat]:
-        """The records after a cursor, then each new one, with heartbeats on a quiet stream."""
-        destination_id = self._feed(space_id, key)
+    async def watch(self, space_id: int, key: str, after: int, heartbeat_s: float,
+                    blocking: Blocking) -> AsyncIterator[FeedRecord | Heartbeat]:
+        """The records after a cursor, then each new one, with heartbeats on a quiet stream.
+
+        It waits on the event loop: an idle watcher holds no thread, and wakes only when a
+        record is queued for any feed (or its heartbeat is due). Reads run through `blocking`.
+        """
+        destination_id = await blocking(self._feed, space_id, key)
+        signal = self._signal()
         quiet_since = time.monotonic()
-        while active() and not self._sync.stopping:
-            records = self._records(destination_id, space_id, after, 500)
+        while not self._sync.stopping:
+            woken = signal.armed()  # armed before reading, so a record queued meanwhile is not missed
+            records = await blocking(self._records, destination_id, space_id, after, 500)
             for record in records:
                 yield record
                 after = int(record.cursor)
@@ -115,16 +126,46 @@ class Feed:
                 self._writer.submit(_ack(destination_id, after))
                 quiet_since = time.monotonic()
                 continue
-            if time.monotonic() - quiet_since >= heartbeat_s:
-                latest = store.feed_latest(self._readers.get(), destination_id)
+            due = heartbeat_s - (time.monotonic() - quiet_since)
+            if due <= 0:
+                latest = await blocking(self._latest, destination_id)
                 yield Heartbeat(int(time.time() * 1000), str(latest) if latest else "")
                 quiet_since = time.monotonic()
-            self._wait(min(0.5, heartbeat_s))
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(woken.wait(), due)
 
-    def _wait(self, seconds: float) -> None:
-        condition: threading.Condition = self._sync.feed_changed
-        with condition:
-            condition.wait(timeout=seconds)
+    def _latest(self, destination_id: int) -> int:
+        return store.feed_latest(self._readers.get(), destination_id)
+
+    def _signal(self) -> _FeedSignal:
+        loop = asyncio.get_running_loop()
+        signal = self._signals.get(loop)
+        if signal is None:
+            signal = self._signals[loop] = _FeedSignal(loop)
+            self._sync.feed_listeners.append(signal.fire)
+        return signal
+
+
+class _FeedSignal:
+    """Wakes the watchers of one event loop when a feed record is queued (from any thread)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._event = asyncio.Event()
+
+    def armed(self) -> asyncio.Event:
+        """The event the next `fire` sets."""
+        return self._event
+
+    def fire(self) -> None:
+        """Thread-safe: sets the current event and arms a new one."""
+        if not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._swap)
+
+    def _swap(self) -> None:
+        fired, self._event = self._event, asyncio.Event()
+        fired.set()
 
 
 def _ack(destination_id: int, record_id: int) -> Callable[[apsw.Connection], None]:

@@ -6,7 +6,7 @@ import dataclasses
 import json
 import secrets
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,7 +61,8 @@ class Sync:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._supervisor: threading.Thread | None = None
-        self.feed_changed = threading.Condition()
+        # Told (from any thread) when a feed record is queued or the server stops: wakes watchers.
+        self.feed_listeners: list[Callable[[], None]] = []
 
     # -- workers -------------------------------------------------------------------------
 
@@ -82,8 +83,7 @@ class Sync:
             workers = list(self._workers.values())
         for worker in workers:
             worker.stop()
-        with self.feed_changed:
-            self.feed_changed.notify_all()
+        self._feed_queued()
         for worker in workers:
             worker.thread.join(timeout=2)
         if self._supervisor is not None:
@@ -112,8 +112,8 @@ class Sync:
                 worker.start()
 
     def _feed_queued(self) -> None:
-        with self.feed_changed:
-            self.feed_changed.notify_all()
+        for listener in list(self.feed_listeners):
+            listener()
 
     def _csv(self, destination: DestinationRow) -> None:
         if destination.kind == "csv" and destination.enabled:

@@ -1,0 +1,149 @@
+"""The HTTP listener, on the same event loop as the gRPC server (aiohttp).
+
+Routes: `/healthz` (alive), `/readyz` (migrations done and not shutting down), `/metrics`
+(Prometheus), and the Segment-compatible APIs registered by `http.tracking` and `http.profiles`.
+Every response is JSON (or the metrics' text), every request gets an `x-request-id` and one log
+line, and a domain error becomes the status and body `http.errors` gives it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import socket
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
+from typing import Any, TypeVar
+
+import structlog
+from aiohttp import web
+
+from audiences_server.engine.engine import Engine
+from audiences_server.errors import AudiencesError
+from audiences_server.http.errors import error_response
+from audiences_server.logs import new_request_id
+from audiences_server.metrics import CONTENT_TYPE
+
+log = structlog.get_logger("audiences_server.http")
+
+T = TypeVar("T")
+
+# The largest request body read at all (Segment's batch limit is 500 KB; the tracking routes
+# apply their own limits, with Segment's codes). A larger body is answered 413 unread.
+MAX_BODY_BYTES = 4 * 1024 * 1024
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class Edge:
+    """What the HTTP routes share: the engine, and a way to run its blocking work off the loop."""
+
+    def __init__(self, engine: Engine, pool: Executor) -> None:
+        self.engine = engine
+        self._pool = pool
+
+    async def blocking(self, function: Callable[..., T], *args: Any) -> T:
+        """Runs a blocking engine call on the pool, with this request's context (log fields)."""
+        copied = contextvars.copy_context()
+        return await asyncio.get_running_loop().run_in_executor(self._pool, copied.run, function, *args)
+
+
+EDGE = web.AppKey("edge", Edge)
+
+
+class HttpListener:
+    """The aiohttp application and its socket."""
+
+    def __init__(self, engine: Engine, pool: Executor, ssl_context: ssl.SSLContext | None) -> None:
+        self.edge = Edge(engine, pool)
+        self.ready = False
+        self._ssl = ssl_context
+        self._socket: socket.socket | None = None
+        self._runner: web.AppRunner | None = None
+        self.app = self._build()
+
+    def _build(self) -> web.Application:
+        from audiences_server.http import profiles, tracking
+
+        app = web.Application(middlewares=[self._middleware], client_max_size=MAX_BODY_BYTES)
+        app[EDGE] = self.edge
+        app.router.add_get("/healthz", _healthz)
+        app.router.add_get("/readyz", self._readyz)
+        app.router.add_get("/metrics", self._metrics)
+        tracking.add_routes(app)
+        profiles.add_routes(app)
+        return app
+
+    async def bind(self, address: str) -> int:
+        """Binds HOST:PORT (port 0 picks one) without serving yet; returns the port."""
+        host, _, port = address.rpartition(":")
+        host = host.strip("[]") or "127.0.0.1"
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        # No SO_REUSEPORT: a second server on the same port must fail to bind, not share it.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, int(port)))
+        except (OSError, ValueError) as failed:
+            sock.close()
+            raise OSError(f"could not listen for HTTP on {address}: {failed}") from None
+        sock.listen(1024)
+        sock.setblocking(False)
+        self._socket = sock
+        return int(sock.getsockname()[1])
+
+    async def start(self) -> None:
+        """Serves on the bound socket."""
+        self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=2.0)
+        await self._runner.setup()
+        assert self._socket is not None, "bind() comes before start()"
+        await web.SockSite(self._runner, self._socket, ssl_context=self._ssl).start()
+        self.ready = True
+
+    async def stop(self) -> None:
+        """Stops serving and closes the socket."""
+        self.ready = False
+        if self._runner is not None:
+            await self._runner.cleanup()
+        elif self._socket is not None:
+            self._socket.close()
+
+    async def _readyz(self, _request: web.Request) -> web.Response:
+        if not self.ready:
+            return web.json_response({"status": "not ready"}, status=503)
+        return web.json_response({"status": "ready"})
+
+    async def _metrics(self, _request: web.Request) -> web.Response:
+        body = await self.edge.blocking(self.edge.engine.metrics.render)
+        response = web.Response(body=body)
+        response.headers["Content-Type"] = CONTENT_TYPE
+        return response
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        structlog.contextvars.clear_contextvars()
+        request_id = request.headers.get("x-request-id") or new_request_id()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        started = time.perf_counter()
+        route = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
+        try:
+            response = await handler(request)
+        except web.HTTPException as http_error:
+            response = http_error
+        except AudiencesError as error:
+            response = error_response(error, request)
+        except Exception:
+            log.exception("http_failed", path=request.path)
+            response = error_response(AudiencesError(f"internal error; request id {request_id}"), request)
+        response.headers["x-request-id"] = request_id
+        seconds = time.perf_counter() - started
+        log.info("http", method=request.method, route=route, status=response.status,
+                 duration_ms=round(seconds * 1000, 3))
+        self.edge.engine.metrics.observe_call("http", f"{request.method} {route}", str(response.status), seconds)
+        return response
+
+
+async def _healthz(_request: web.Request) -> web.Response:
+    return web.json_response({"status": "alive"})

@@ -1,0 +1,114 @@
+"""What keeps a server's listeners and database its own: TLS, the plaintext rule, the instance lock."""
+
+from __future__ import annotations
+
+import fcntl
+import ipaddress
+import os
+import ssl
+from pathlib import Path
+
+import grpc
+
+from audiences_server.settings import Settings
+
+
+def _host(address: str) -> str:
+    host = address.rsplit(":", 1)[0] if ":" in address else address
+    return host.strip("[]")
+
+
+def is_loopback(address: str) -> bool:
+    """Whether a HOST:PORT address only accepts connections from this machine."""
+    host = _host(address)
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name other than localhost may resolve anywhere
+
+
+def check_plaintext(settings: Settings) -> None:
+    """Refuses settings that would serve plaintext beyond this machine, or half a TLS setup.
+
+    Raises:
+        ValueError: says which flag is missing.
+    """
+    if bool(settings.tls_cert) != bool(settings.tls_key):
+        raise ValueError("--tls-cert and --tls-key go together")
+    if settings.tls_client_ca and not settings.tls_cert:
+        raise ValueError("--tls-client-ca (mutual TLS) needs --tls-cert and --tls-key")
+    if settings.tls_cert or settings.insecure:
+        return
+    for flag, address in (("--listen", settings.listen), ("--http-listen", settings.http_listen)):
+        if address and not is_loopback(address):
+            raise ValueError(
+                f"{flag} {address} is not a loopback address: serve it with --tls-cert and --tls-key, "
+                "or say --insecure to allow plaintext")
+
+
+def _read(path: str, what: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as failed:
+        raise ValueError(f"cannot read the {what} {path}: {failed.strerror}") from None
+
+
+def grpc_credentials(settings: Settings) -> grpc.ServerCredentials | None:
+    """The gRPC listener's TLS credentials, or None for plaintext."""
+    if not settings.tls_cert:
+        return None
+    pair = (_read(settings.tls_key, "TLS key"), _read(settings.tls_cert, "TLS certificate"))
+    client_ca = _read(settings.tls_client_ca, "client CA") if settings.tls_client_ca else None
+    return grpc.ssl_server_credentials([pair], root_certificates=client_ca, require_client_auth=client_ca is not None)
+
+
+def http_ssl_context(settings: Settings) -> ssl.SSLContext | None:
+    """The HTTP listener's TLS context, or None for plaintext."""
+    if not settings.tls_cert:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(settings.tls_cert, settings.tls_key)
+        if settings.tls_client_ca:
+            context.load_verify_locations(settings.tls_client_ca)
+            context.verify_mode = ssl.CERT_REQUIRED
+    except (OSError, ssl.SSLError) as failed:
+        raise ValueError(f"cannot load the TLS files: {failed}") from None
+    return context
+
+
+class InstanceLock:
+    """An exclusive lock beside the database file (`<db>-lock`), held while a server runs on it.
+
+    A file of its own rather than the database itself: closing any descriptor of a file drops
+    every POSIX lock the process holds on it, SQLite's included. The kernel drops the `flock`
+    when the process dies (kill -9 too), so a crash never leaves a stale lock.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self._fd: int | None = fd
+
+    @classmethod
+    def take(cls, db: Path) -> InstanceLock:
+        """Locks the database, creating its lock file (0600, in a 0700 folder) when missing.
+
+        Raises:
+            OSError: another server holds it; the message says so.
+        """
+        if not db.parent.exists():
+            db.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(db.with_name(db.name + "-lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise OSError(f"another server is already running on {db}; one server per database") from None
+        return cls(fd)
+
+    def release(self) -> None:
+        """Lets another server start on the database."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
