@@ -1,8 +1,8 @@
 """A bench-only gRPC server that does no work: the baseline of the streaming and unary ingest figures.
 
 It runs in a child process, built like the real server (src/audiences_server/server.py): a
-`ThreadPoolExecutor` of `--workers` threads (16, the server's default) and the same 8 MiB
-receive limit. It implements IngestService from the generated servicer base:
+`grpc.aio` server with coroutine handlers and the same 8 MiB receive limit. It implements
+IngestService from the generated servicer base:
 
 - `Track` answers an empty `TrackResponse` at once (the unary baseline);
 - `StreamCalls` parses each message (gRPC decodes the protobuf; the call's JSON text, or its
@@ -12,7 +12,7 @@ receive limit. It implements IngestService from the generated servicer base:
 It has no interceptor: the real server's per-call authentication, request id and log line are
 part of what the figures measure against it. The other RPCs answer UNIMPLEMENTED.
 
-    python bench/baseline_server.py [--workers 16] [--listen 127.0.0.1:0]
+    python bench/baseline_server.py [--listen 127.0.0.1:0]
 
 prints `listening HOST:PORT` on stdout once it serves, and stops on SIGTERM or SIGINT.
 `BaselineServer` starts one from another script.
@@ -21,20 +21,18 @@ prints `listening HOST:PORT` on stdout once it serves, and stops on SIGTERM or S
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import signal
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
-from concurrent import futures
+from collections.abc import AsyncIterator
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
-import grpc
 from audiences.v1 import ingest_pb2, ingest_pb2_grpc, tracking_pb2
 from google.protobuf import json_format
+from grpc import aio
 
 RECEIVE_LIMIT = 8 * 1024 * 1024  # as in audiences_server.server.create_server
 
@@ -53,13 +51,13 @@ def parse(item: tracking_pb2.TrackingCall) -> dict[str, Any] | None:
 class DropServicer(ingest_pb2_grpc.IngestServiceServicer):
     """Answers Track with nothing and parses then drops a stream."""
 
-    def Track(self, request: ingest_pb2.TrackRequest, context: grpc.ServicerContext) -> ingest_pb2.TrackResponse:
+    async def Track(self, request: ingest_pb2.TrackRequest, context: Any) -> ingest_pb2.TrackResponse:
         return ingest_pb2.TrackResponse()
 
-    def StreamCalls(self, request_iterator: Iterator[ingest_pb2.StreamCallsRequest],
-                    context: grpc.ServicerContext) -> ingest_pb2.StreamCallsResponse:
+    async def StreamCalls(self, request_iterator: AsyncIterator[ingest_pb2.StreamCallsRequest],
+                          context: Any) -> ingest_pb2.StreamCallsResponse:
         accepted = rejected = 0
-        for request in request_iterator:
+        async for request in request_iterator:
             if parse(request.call) is None:
                 rejected += 1
             else:
@@ -70,9 +68,8 @@ class DropServicer(ingest_pb2_grpc.IngestServiceServicer):
 class BaselineServer:
     """This script running in a child process."""
 
-    def __init__(self, workers: int = 16) -> None:
-        self.proc = subprocess.Popen([sys.executable, str(Path(__file__)), "--workers", str(workers)],
-                                     stdout=subprocess.PIPE, text=True)
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen([sys.executable, str(Path(__file__))], stdout=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline() if self.proc.stdout else ""
         if not line.startswith("listening "):
             self.proc.kill()
@@ -89,26 +86,25 @@ class BaselineServer:
         self.proc.wait(timeout=30)
 
 
+async def _serve(listen: str) -> None:
+    server = aio.server(options=[("grpc.max_receive_message_length", RECEIVE_LIMIT)])
+    ingest_pb2_grpc.add_IngestServiceServicer_to_server(DropServicer(), server)
+    port = server.add_insecure_port(listen)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    await server.start()
+    print(f"listening {listen.rsplit(':', 1)[0]}:{port}", flush=True)
+    await stopping.wait()
+    await server.stop(1)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workers", type=int, default=16, help="threads serving RPCs, as the server's --workers")
     parser.add_argument("--listen", default="127.0.0.1:0")
     args = parser.parse_args()
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=args.workers, thread_name_prefix="rpc"),
-                         options=[("grpc.max_receive_message_length", RECEIVE_LIMIT)])
-    ingest_pb2_grpc.add_IngestServiceServicer_to_server(DropServicer(), server)
-    port = server.add_insecure_port(args.listen)
-    stopping = threading.Event()
-
-    def on_signal(_signum: int, _frame: FrameType | None) -> None:
-        stopping.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    server.start()
-    print(f"listening {args.listen.rsplit(':', 1)[0]}:{port}", flush=True)
-    stopping.wait()
-    server.stop(1).wait()
+    asyncio.run(_serve(args.listen))
     return 0
 
 

@@ -26,23 +26,26 @@ from run to run on a 2-core machine; the ratios, measured in the same run, are w
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
+import statistics
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import data  # bench/data.py: a script's own folder is on sys.path
 import grpc
-from audiences.v1 import ingest_pb2, ingest_pb2_grpc, tracking_pb2
+from audiences.v1 import ingest_pb2, ingest_pb2_grpc, sync_pb2, sync_pb2_grpc, tracking_pb2
 from baseline_server import BaselineServer
 from common import RESULTS, alternate, figure, print_table, rate, write_results
 from google.protobuf import struct_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from audiences_server import logs
 from audiences_server.core import tracking
@@ -147,7 +150,7 @@ class Ingest:
         self.config = config
         self.now_ms = int(time.time() * 1000)
         self.server = ServerProcess(root / "srv" / "audiences.db")
-        self.baseline = BaselineServer(workers=16)
+        self.baseline = BaselineServer()
         options = [("grpc.max_send_message_length", 16 << 20)]
         self.channel = grpc.insecure_channel(self.server.address, options=options)
         self.base_channel = grpc.insecure_channel(self.baseline.address, options=options)
@@ -268,8 +271,53 @@ class Ingest:
 
         base, samples = alternate(cfg.repeats, baseline, ours, "unary", "calls/s")
         return figure("ingest.unary", f"Track (typed properties), {cfg.threads} client threads; baseline a no-op"
-                      " Track on a server with the same thread pool and options", samples, "calls/s", 0, base,
+                      " Track on a grpc.aio server with the same options", samples, "calls/s", 0, base,
                       calls_per_run=cfg.unary)
+
+
+def idle_streams(server: ServerProcess, streams: int = 1000, checks: int = 500) -> dict[str, Any]:
+    """Health-check latency while `streams` idle streams are open: half `WatchChanges` on a quiet
+    feed, half `StreamCalls` that never send. Sequential checks on a channel of their own."""
+    admin = (("authorization", f"Bearer {server.tokens['admin']}"),)
+    write = (("authorization", f"Bearer {server.tokens['write']}"),)
+    idle_channel = grpc.insecure_channel(server.address)
+    sync_stub = sync_pb2_grpc.SyncServiceStub(idle_channel)
+    with contextlib.suppress(grpc.RpcError):  # already there on a second run
+        sync_stub.CreateDestination(sync_pb2.CreateDestinationRequest(destination=sync_pb2.Destination(
+            key="bench_quiet", grpc_feed=sync_pb2.GrpcFeedConfig())), metadata=admin)
+    watch = sync_pb2.WatchChangesRequest(destination_key="bench_quiet")
+    watch.heartbeat_interval.FromSeconds(300)
+    never = threading.Event()
+
+    def silent() -> Iterator[ingest_pb2.StreamCallsRequest]:
+        never.wait()
+        yield from ()
+
+    ingest_stub = ingest_pb2_grpc.IngestServiceStub(idle_channel)
+    calls = [sync_stub.WatchChanges(watch, metadata=admin) if i % 2
+             else ingest_stub.StreamCalls.future(silent(), metadata=write) for i in range(streams)]
+    health_channel = grpc.insecure_channel(server.address)
+    health = health_pb2_grpc.HealthStub(health_channel)
+    try:
+        time.sleep(2.0)  # every stream open and idle
+        latencies = []
+        for _ in range(checks):
+            started = time.perf_counter()
+            health.Check(health_pb2.HealthCheckRequest(), timeout=10)
+            latencies.append((time.perf_counter() - started) * 1000)
+    finally:
+        never.set()
+        for call in calls:
+            call.cancel()
+        health_channel.close()
+        idle_channel.close()
+    latencies.sort()
+    p99 = latencies[int(len(latencies) * 0.99) - 1]
+    print(f"health with {streams} idle streams: p50 {statistics.median(latencies):.2f} ms, p99 {p99:.2f} ms",
+          flush=True)
+    return {"name": "health.idle_streams.p99", "label": f"gRPC health check p99 with {streams} idle streams open"
+            f" ({streams // 2} WatchChanges, {streams // 2} StreamCalls that never send)", "value": round(p99, 2),
+            "unit": "ms", "repeats": checks, "spread": 0.0, "p50": round(statistics.median(latencies), 2)}
 
 
 def collect(config: Config, root: Path | None = None) -> list[dict[str, Any]]:
@@ -281,7 +329,7 @@ def collect(config: Config, root: Path | None = None) -> list[dict[str, Any]]:
             results = [bench.batch()]
             if config.typed:
                 results.append(bench.batch_typed())
-            results += [bench.stream(), bench.unary()]
+            results += [bench.stream(), bench.unary(), idle_streams(bench.server)]
         finally:
             bench.close()
     return results

@@ -3,7 +3,8 @@
 Runs three stages, one after the other, each with its own servers in child processes:
 
 - ingest (bench/ingest.py): `ingest.batch`, `ingest.stream`, `ingest.unary` (and, in the full
-  preset, `ingest.batch_typed`), each against its baseline in alternating runs;
+  preset, `ingest.batch_typed`), each against its baseline in alternating runs, and
+  `health.idle_streams.p99` (health checks with 1,000 idle streams open);
 - evaluator (bench/evaluator.py): `backfill.a` … `backfill.e` against DuckDB,
   `memory.backfill.peak`, `tick.k1000` and `tick.k1000.per_definition` against DuckDB,
   `tick.growth.k100`, and `profiles.traits.*` (bench/live.py's reads, on the big data set);
@@ -62,6 +63,7 @@ TARGETS: dict[str, tuple[str, Check]] = {
                      lambda f: _ratio_at_least(0.5)(f) and f["value"] is not None and f["value"] >= 50_000),
     "ingest.stream": ("ratio ≥ 0.7", _ratio_at_least(0.7)),
     "ingest.unary": ("ratio ≥ 0.6", _ratio_at_least(0.6)),
+    "health.idle_streams.p99": ("≤ 10 ms", _value_at_most(10)),
     **{f"backfill.{tag}": ("ratio ≤ 3 (≤ 3× DuckDB)", _ratio_at_most(3)) for tag in "abcde"},
     "tick.k1000": ("ratio ≤ 0.1 (≥ 10× faster)", _ratio_at_most(0.1)),
     "tick.k1000.per_definition": ("p50 ≤ 15 ms", _value_at_most(15)),
