@@ -13,12 +13,13 @@ How the work is split, and why the results are the interpreter's exactly:
 * SQLite scans the candidates' events once (index `events_by_profile`), decides per event which
   streams it belongs to, and aggregates per profile. `where` comparisons are SQL that follows the
   language's typing rules (`values.equal` / `values.order`) for the usual kinds of value; the
-  values SQL cannot type exactly (text compared with a number, integers beyond 64 bits, text
-  holding NUL, lists and objects) go through `ql_compare`, which calls the interpreter's own
-  `compare`. `count()` is SQLite's; for the other reducers SQLite collects, per profile, each
-  event's (timestamp, arrival, field JSON) into one JSON array (`json_group_array`, no Python
-  call per row), and Python hands the field's values, oldest first, to the interpreter's
-  `reduce_values` (so `fsum`, integer exactness and tie-breaking are the interpreter's own).
+  values SQL cannot type exactly (text compared with a number, text that may be numeric
+  ordered against other text, integers beyond 64 bits, text holding NUL, lists and objects) go
+  through `ql_compare`, which calls the interpreter's own `compare`. `count()` is SQLite's; for
+  the other reducers SQLite collects, per profile, each event's (timestamp, arrival, field JSON)
+  into one JSON array (`json_group_array`, no Python call per row), and Python hands the field's
+  values, oldest first, to the interpreter's `reduce_values` (so `fsum`, integer exactness and
+  tie-breaking are the interpreter's own).
 * Python then evaluates the few comparisons at the top of the definition with `compare`, reading
   traits as the interpreter does (the evaluator passes them in: custom traits overlaid with the
   values of other definitions).
@@ -93,6 +94,8 @@ _PLAIN_PATH = re.compile(r'[^"\\\x00-\x1f]+')
 _EQUALITY = {Operator.EQUALS: "=", Operator.ONE_OF: "=", Operator.DIFFERS: "!=", Operator.NONE_OF: "!="}
 _ORDER = {Operator.GREATER_THAN: ">", Operator.AT_LEAST: ">=", Operator.LESS_THAN: "<", Operator.AT_MOST: "<="}
 _DATES = frozenset({Operator.BEFORE_DATE, Operator.AFTER_DATE})
+# The code points a numeric string can start with (`values.as_number`): + - . and the digits.
+_NUMBER_STARTS = "(" + ", ".join(str(ord(c)) for c in "+-.0123456789") + ")"
 
 
 class _Unsupported(Exception):
@@ -622,9 +625,10 @@ class _Builder:
 
         Numbers compare natively (SQLite compares integers with reals exactly); text compares
         by code point (BINARY collation on UTF-8); booleans only with booleans. The cases where
-        SQL cannot say what `values.equal`/`order` would (text against a number: is the text
-        numeric?; integers past 64 bits; text with NUL; dates) call `ql_compare`. An absent
-        value makes every comparator but `absent` false, a list or object every one.
+        SQL cannot say what `values.equal`/`order` would (text against a number, or text that
+        may be numeric against other text, except for equality: is the text numeric?; integers
+        past 64 bits; text with NUL; dates) call `ql_compare`. An absent value makes every
+        comparator but `absent` false, a list or object every one.
         """
         exact = f"ql_compare({self.bind(operator.value)}, {subject.raw}, {self.bind(json.dumps([literal]))})"
         number = as_number(literal)
@@ -637,6 +641,11 @@ class _Builder:
                 as_text_sql = exact
             elif isinstance(literal, str):
                 as_text_sql = f"{value} {sign} {self.bind(literal)}"
+                if operator not in (Operator.EQUALS, Operator.ONE_OF):
+                    # Numeric text against non-numeric text is mismatched, false for every
+                    # comparator (an equality is false anyway): text that may be numeric (it starts
+                    # like a number) goes to the interpreter's comparator.
+                    as_text_sql = f"CASE WHEN unicode({value}) IN {_NUMBER_STARTS} THEN {exact} ELSE {as_text_sql} END"
             elif operator in _EQUALITY:  # a boolean literal
                 as_bool_sql = f"({subject.type} = 'true') {sign} {self.bind(int(literal))}"
         elif operator in _DATES:

@@ -13,6 +13,7 @@ Number = int | float
 
 _NUMERIC_STRING = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")
 _INTEGER_STRING = re.compile(r"[+-]?[0-9]+")
+_MAX_INTEGER_TEXT = 4_300
 _DATE = re.compile(
     r"(?P<y>[0-9]{4})-(?P<mo>[0-9]{2})-(?P<d>[0-9]{2})"
     r"(?:[Tt ](?P<h>[0-9]{2}):(?P<mi>[0-9]{2})(?::(?P<s>[0-9]{2})(?:[.,](?P<f>[0-9]+))?)?"
@@ -48,7 +49,9 @@ def as_number(value: object) -> Number | None:
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, str) and _NUMERIC_STRING.fullmatch(value):
-        if _INTEGER_STRING.fullmatch(value):
+        # Python refuses to read an integer of more than 4,300 digits; so long a number is read
+        # as a float, which overflows to infinity: not a number the language compares.
+        if _INTEGER_STRING.fullmatch(value) and len(value) <= _MAX_INTEGER_TEXT:
             return int(value)
         number = float(value)
         return number if math.isfinite(number) else None
@@ -100,11 +103,15 @@ def equal(left: object, right: object) -> bool | None:
     """Whether two values are equal, or ``None`` if they cannot be compared.
 
     Numbers and numeric strings compare as numbers; other strings compare as text; booleans
-    compare with booleans. Absent values, lists, objects and mixed kinds cannot be compared.
+    compare with booleans. Absent values, lists, objects and mixed kinds cannot be compared; a
+    number or numeric string against non-numeric text is a mixed kind, so ``'47'`` and ``47``
+    behave alike against ``'abc'``.
     """
     left_number, right_number = as_number(left), as_number(right)
     if left_number is not None and right_number is not None:
         return left_number == right_number
+    if left_number is not None or right_number is not None:
+        return None
     if isinstance(left, str) and isinstance(right, str):
         return left == right
     if isinstance(left, bool) and isinstance(right, bool):
@@ -114,10 +121,13 @@ def equal(left: object, right: object) -> bool | None:
 
 def order(left: object, right: object) -> int | None:
     """-1, 0 or 1 as ``left`` sorts before, with or after ``right``; ``None`` if the two
-    cannot be ordered. Numbers (and numeric strings) by value, other strings by code point."""
+    cannot be ordered. Numbers (and numeric strings) by value, other strings by code point; a
+    number or numeric string is not ordered against non-numeric text."""
     left_number, right_number = as_number(left), as_number(right)
     if left_number is not None and right_number is not None:
         return _sign(left_number, right_number)
+    if left_number is not None or right_number is not None:
+        return None
     if isinstance(left, str) and isinstance(right, str):
         return _sign(left, right)
     return None
