@@ -22,9 +22,22 @@ MAX_CALL_BYTES = 32 * 1024
 MAX_BATCH_BYTES = 500 * 1024
 MAX_BATCH_CALLS = 2500
 MAX_MESSAGE_ID_CHARS = 100
-MAX_GROUP_ID_CHARS = 500
+# `userId`, `anonymousId`, `previousId` and `groupId`: every id becomes an identifier that the
+# Profiles API lists, so each is bounded on its own, not only by the call's 32 KB.
+MAX_ID_CHARS = 500
+MAX_GROUP_ID_CHARS = MAX_ID_CHARS
+MAX_EVENT_CHARS = 500
 MAX_KEYS = 300
+# Levels of objects and arrays in a call, the call itself being the first and `properties` the
+# second. A stored call must stay readable by a default gRPC client: protobuf decoders stop at
+# 100 nested messages, and each JSON object level in a Struct costs three (Struct, map entry,
+# Value), so ListEvents can return about 33 levels under `properties`; 32 in all keeps a margin.
+MAX_DEPTH = 32
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# The range a google.protobuf.Timestamp can hold (years 1 to 9999): every stored time is
+# returned as one.
+MIN_TIME_MS = -62_135_596_800_000
+MAX_TIME_MS = 253_402_300_799_999
 _FIELD_IN_DETAIL = re.compile(r"`([A-Za-z_]+)`")
 
 # Fields that have a column of their own; everything else of a call is kept in `extra`.
@@ -113,13 +126,20 @@ def format_time(ms: int) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
 
 
+_ID_TOO_LONG = {"userId": "user_id_too_long", "anonymousId": "anonymous_id_too_long",
+                "previousId": "previous_id_too_long", "groupId": "group_id_too_long"}
+
+
 def _id_field(raw: Mapping[str, Any], field: str) -> str | None:
     value = raw.get(field)
     if value is None or value == "":
         return None
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise _Reject("id_not_string", f"`{field}` must be a string")
-    return str(value)
+    text = value if isinstance(value, str) else str(value)
+    if len(text) > MAX_ID_CHARS:
+        raise _Reject(_ID_TOO_LONG[field], f"`{field}` has {len(text)} characters; at most {MAX_ID_CHARS}")
+    return text
 
 
 def _object_field(raw: Mapping[str, Any], field: str, reason: str) -> dict[str, Any]:
@@ -155,14 +175,24 @@ def _message_id(raw: Mapping[str, Any]) -> str:
 def event_time(raw: Mapping[str, Any], received_ms: int, sent_at: object) -> int:
     """The call's event time: an explicit `timestamp` wins; otherwise `originalTimestamp`
     corrected for the sender's clock skew with `sentAt` (receivedAt − (sentAt − original));
-    otherwise `originalTimestamp` as is; otherwise the receive time."""
-    if raw.get("timestamp") is not None:
-        return parse_time(raw["timestamp"], "timestamp")
+    otherwise `originalTimestamp` as is; otherwise the receive time.
+
+    Each of the three times that is present must be valid, used or not, and the result must
+    be a time of years 1 to 9999.
+    """
     sent_ms = parse_time(sent_at, "sentAt") if sent_at is not None else None
-    if raw.get("originalTimestamp") is not None:
-        original_ms = parse_time(raw["originalTimestamp"], "originalTimestamp")
-        return original_ms if sent_ms is None else received_ms - (sent_ms - original_ms)
-    return received_ms
+    original = raw.get("originalTimestamp")
+    original_ms = parse_time(original, "originalTimestamp") if original is not None else None
+    if raw.get("timestamp") is not None:
+        moment, field = parse_time(raw["timestamp"], "timestamp"), "timestamp"
+    elif original_ms is not None:
+        moment = original_ms if sent_ms is None else received_ms - (sent_ms - original_ms)
+        field = "originalTimestamp"
+    else:
+        return received_ms
+    if not MIN_TIME_MS <= moment <= MAX_TIME_MS:
+        raise _Reject("timestamp_not_valid", f"`{field}` gives an event time outside years 1 to 9999")
+    return moment
 
 
 def _event_name(raw: Mapping[str, Any], kind: str) -> str | None:
@@ -175,6 +205,8 @@ def _event_name(raw: Mapping[str, Any], kind: str) -> str | None:
         raise _Reject("event_not_defined", "a track call needs `event`")
     if not isinstance(name, str):
         raise _Reject("event_not_string", "`event` must be a string")
+    if len(name) > MAX_EVENT_CHARS:
+        raise _Reject("event_too_long", f"`event` has {len(name)} characters; at most {MAX_EVENT_CHARS}")
     return name
 
 
@@ -206,10 +238,6 @@ def _group_id(raw: Mapping[str, Any], kind: str) -> str | None:
     group_id = _id_field(raw, "groupId") if kind == "group" else None
     if kind == "group" and group_id is None:
         raise _Reject("group_id_not_defined", "a group call needs `groupId`")
-    if group_id is not None and len(group_id) > MAX_GROUP_ID_CHARS:
-        raise _Reject(
-            "group_id_too_long", f"`groupId` has {len(group_id)} characters; at most {MAX_GROUP_ID_CHARS}"
-        )
     return group_id
 
 
@@ -277,17 +305,113 @@ def _build(raw: dict[str, Any], received_ms: int) -> Call:
     _object_field(raw, "integrations", "integrations_not_object")
     timestamp_ms = event_time(raw, received_ms, raw.get("sentAt"))
     extra = {} if raw.keys() <= _COLUMN_FIELDS else {k: v for k, v in raw.items() if k not in _COLUMN_FIELDS}
+    parts = {body_field or "properties": body, "context": context, **extra}
+    body_json, context_json, extra_json = _texts(body, context, extra, parts)
     message = {**raw, "messageId": message_id}
     if body_field:
         message[body_field] = body
     if event is not None:
         message["event"] = event
-    return Call(
+    call = Call(
         message_id=message_id, type=kind, event=event, user_id=user_id, anonymous_id=anon,
         group_id=group_id, timestamp_ms=timestamp_ms, received_ms=received_ms,
-        body_json=_dump(body) if body else "{}", context_json=_dump(context) if context else "{}",
-        extra_json=_dump(extra) if extra else "{}", message=message,
+        body_json=body_json, context_json=context_json, extra_json=extra_json, message=message,
     )
+    _check_stored(call, body_field or "properties", parts)
+    return call
+
+
+def _texts(body: dict[str, Any], context: dict[str, Any], extra: dict[str, Any],
+           parts: dict[str, Any]) -> tuple[str, str, str]:
+    """The stored JSON texts of a call's body, context and other fields."""
+    try:
+        return (_dump(body) if body else "{}", _dump(context) if context else "{}",
+                _dump(extra) if extra else "{}")
+    except RecursionError:
+        # Only a value nested hundreds of levels deep makes the encoder recurse that far.
+        _check_depth(parts)
+        raise
+
+
+def _openings(text: str) -> int:
+    """How many objects and arrays a JSON text opens at most (brackets inside strings count too)."""
+    return text.count("{") + text.count("[")
+
+
+def _check_depth(parts: dict[str, Any]) -> None:
+    """Refuses a call whose fields nest deeper than MAX_DEPTH levels, naming the first such field.
+
+    Iterative, so that a value nested thousands of levels deep costs no recursion.
+    """
+    for field, value in parts.items():
+        stack = [(value, 2)]  # a field's value is the second level of the call
+        while stack:
+            item, level = stack.pop()
+            children = item.values() if isinstance(item, dict) else item
+            if level > MAX_DEPTH:
+                raise _Reject("nesting_too_deep", f"`{field}` nests objects and arrays more than {MAX_DEPTH} "
+                                                  "levels deep, counting the call as the first")
+            stack.extend((child, level + 1) for child in children if isinstance(child, dict | list))
+
+
+# The stored parts of a call that are not JSON texts, and the field each one comes from.
+_COLUMN_TEXTS = (("messageId", "message_id"), ("userId", "user_id"), ("anonymousId", "anonymous_id"),
+                 ("event", "event"), ("groupId", "group_id"))
+
+
+def _check_stored(call: Call, body_field: str, parts: dict[str, Any]) -> None:
+    """Refuses a call nested too deep, holding a string UTF-8 cannot encode (a lone surrogate,
+    which JSON's `\\ud800` escapes can make), or over MAX_CALL_BYTES in all."""
+    texts = (call.body_json, call.context_json, call.extra_json)
+    if 1 + _openings(texts[0]) > MAX_DEPTH or 1 + _openings(texts[1]) > MAX_DEPTH or _openings(texts[2]) > MAX_DEPTH:
+        _check_depth(parts)  # the cheap count says it may be too deep; the walk says for sure
+    size = 0
+    for field, text in ((body_field, texts[0]), ("context", texts[1])):
+        size += _utf8_size(text, field)
+    size += _utf8_size(texts[2], "") if texts[2].isascii() else _extra_size(parts, body_field, texts[2])
+    for field, attribute in _COLUMN_TEXTS:
+        value = getattr(call, attribute)
+        size += _utf8_size(value, field) if value else 0
+    if size > MAX_CALL_BYTES:
+        raise _Reject("message_too_large", f"the call is {size} bytes; at most {MAX_CALL_BYTES}")
+
+
+def _utf8_size(text: str, field: str) -> int:
+    """The UTF-8 size of a stored text; refuses a text that has no UTF-8 form."""
+    if text.isascii():
+        return len(text)
+    try:
+        return len(text.encode())
+    except UnicodeEncodeError:
+        raise _Reject("string_not_utf8", f"`{field}` holds a lone surrogate (\\ud800 to \\udfff), which is "
+                                         "not text and cannot be stored") from None
+
+
+def _extra_size(parts: dict[str, Any], body_field: str, extra_json: str) -> int:
+    """The UTF-8 size of the other fields' text, naming the field at fault when it has no UTF-8 form."""
+    try:
+        return len(extra_json.encode())
+    except UnicodeEncodeError:
+        for field, value in parts.items():
+            if field not in {body_field, "context"}:
+                # The key itself may hold the surrogate: the detail shows it escaped.
+                _utf8_size(_dump({field: value}), field.encode("utf-8", "backslashreplace").decode())
+        raise
+
+
+def _echoed_id(message_id: object) -> str:
+    """The `messageId` a rejection repeats: only a valid one, since the reply must carry it as text."""
+    if not isinstance(message_id, str) or len(message_id) > MAX_MESSAGE_ID_CHARS:
+        return ""
+    return message_id if message_id.isascii() or _encodable(message_id) else ""
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def normalize(raw: object, received_ms: int, defaults: BatchDefaults | None = None) -> Call | Rejection:
@@ -308,18 +432,12 @@ def normalize(raw: object, received_ms: int, defaults: BatchDefaults | None = No
     if defaults is not None and (defaults.context or defaults.integrations or defaults.sent_at is not None):
         raw = _with_defaults(raw, defaults)
     try:
-        call = _build(raw, received_ms)
+        return _build(raw, received_ms)
     except _Reject as refused:
-        message_id = raw.get("messageId")
-        return Rejection(refused.reason, refused.detail, message_id if isinstance(message_id, str) else "")
-    except (ValueError, TypeError, OverflowError) as bad:
+        return Rejection(refused.reason, refused.detail, _echoed_id(raw.get("messageId")))
+    except (ValueError, TypeError, OverflowError, RecursionError) as bad:
         # A value JSON cannot hold (NaN, a non-string key) or a time out of range.
         return Rejection("bad_request", f"the call cannot be stored: {bad}")
-    size = len(call.body_json) + len(call.context_json) + len(call.extra_json)
-    if size > MAX_CALL_BYTES:
-        return Rejection("message_too_large", f"the call is {size} bytes; at most {MAX_CALL_BYTES}",
-                         call.message_id)
-    return call
 
 
 def batch_defaults(body: Mapping[str, Any]) -> BatchDefaults | Rejection:
@@ -328,8 +446,11 @@ def batch_defaults(body: Mapping[str, Any]) -> BatchDefaults | Rejection:
         if body.get(field) is not None and not isinstance(body[field], dict):
             return Rejection(f"{field}_not_object", f"batch `{field}` must be an object")
     sent_at = body.get("sentAt")
-    if sent_at is not None and not isinstance(sent_at, str):
-        return Rejection("timestamp_not_valid", "batch `sentAt` must be an ISO-8601 string")
+    if sent_at is not None:
+        try:
+            parse_time(sent_at, "sentAt")
+        except _Reject as refused:
+            return Rejection(refused.reason, f"batch {refused.detail}")
     return BatchDefaults(body.get("context"), body.get("integrations"), sent_at)
 
 
