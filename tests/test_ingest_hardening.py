@@ -275,3 +275,15 @@ def test_the_32_kb_limit_counts_every_field_in_utf8_bytes(running: Running) -> N
     error = refused(lambda: running.ingest.Track(ingest_pb2.TrackRequest(track=typed), metadata=running.auth("write")))
     assert error_reason(error) == "MESSAGE_TOO_LARGE"
 
+
+# -- whole requests ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("body", [b"[" * 1000 + b"]" * 1000, b'{"batch":[{"type":"track","userId":"u","event":"E",'
+                                  b'"properties":{"p":' + b"[" * 1000 + b"]" * 1000 + b"}}]}"])
+def test_a_body_nested_past_what_can_be_read_is_bad_request(running: Running, body: bytes) -> None:
+    """A BatchJson body nested a thousand levels cannot be read at all: INVALID_ARGUMENT BAD_REQUEST
+    naming the body, nothing stored."""
+    error = refused(lambda: batch_json(running, body))
+    assert (error.code(), error_reason(error)) == (grpc.StatusCode.INVALID_ARGUMENT, "BAD_REQUEST")
+    assert field_violations(error)[0][0] == "body"
+    assert stored_ids(running) == []
