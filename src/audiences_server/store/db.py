@@ -7,6 +7,7 @@ connection from `Readers`.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -35,7 +36,7 @@ def connect(path: Path | str, *, synchronous: str = "FULL", readonly: bool = Fal
     """Opens a connection to the database file with the project's settings.
 
     Args:
-        path: the SQLite file; its folder is created when missing.
+        path: the SQLite file; it is created when missing, with its folders (see `create_private`).
         synchronous: SQLite's `synchronous` setting, FULL or NORMAL.
         readonly: open for reading only.
 
@@ -45,7 +46,7 @@ def connect(path: Path | str, *, synchronous: str = "FULL", readonly: bool = Fal
     path = Path(path)
     flags = apsw.SQLITE_OPEN_READONLY if readonly else apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
     if not readonly:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        create_private(path)
     conn = apsw.Connection(str(path), flags=flags)
     conn.setbusytimeout(10_000)
     if not readonly:
@@ -54,6 +55,20 @@ def connect(path: Path | str, *, synchronous: str = "FULL", readonly: bool = Fal
     for name, value in _PRAGMAS:
         conn.execute(f"PRAGMA {name}={value}")
     return conn
+
+
+def create_private(path: Path) -> None:
+    """Creates the database file, and each missing folder above it, readable by the owner only.
+
+    The file holds every profile and the token hashes. SQLite creates a missing file 0644 and
+    gives its `-wal` and `-shm` files the mode of the database file, so creating the file 0600
+    first makes all three private. Existing files and folders are left as they are.
+    """
+    missing = [folder for folder in (path.parent, *path.parent.parents) if not folder.exists()]
+    for folder in reversed(missing):
+        # mkdir's mode passes through the umask, which may only take rights away: 0700 at most.
+        folder.mkdir(mode=0o700, exist_ok=True)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
 
 
 def _checked_synchronous(value: str) -> str:
