@@ -112,11 +112,13 @@ class Shop:
 
 @pytest.fixture(scope="module")
 def shop(server: Running) -> Shop:
-    """Alex (email alex@segment.com): custom traits of every JSON type, two orders, a view, a
-    page, two accounts, the audience `high_value_user` (in), the computed traits
+    """Alex (email alex@segment.com), from the source `web`: custom traits of every JSON type,
+    two orders, a view, a page, two accounts, the audience `high_value_user` (in), the computed traits
     `lifetime_revenue` (135) and `bought` (2, beside a custom `bought`); `pager` with 25 traits
     and 25 events."""
     shop = named(server)
+    # Calls sent with a token labelled `web`: the label is their source.
+    shop.space.tokens["write"] = server.server.engine.auth.create_token(shop.name, "write", 0, "web").token
     base = shop.space.now()
     shop.space.send(*_alex(base), *_pager(base))
     shop.space.define("high_value_user", "event('Order Completed').where(property('revenue') >= 100).count() >= 1")
@@ -280,7 +282,7 @@ def test_an_event_in_segments_shape(shop: Shop) -> None:
         "external_ids": [{"collection": "users", "type": "user_id", "id": "alex", "encoding": "none"},
                          {"collection": "users", "type": "anonymous_id", "id": "anon-1", "encoding": "none"}],
         "context": {"page": {"url": "https://x.io/"}}, "type": "page", "message_id": "m-page",
-        "source_id": "",
+        "source_id": "web",
         "timestamp": _iso(shop.base - 30 * 60_000), "properties": {"page_name": "Home"}, "event": "Page Viewed",
         "related": {"users": profile_id},
     }]
@@ -353,6 +355,8 @@ def test_external_ids(shop: Shop) -> None:
     assert got == [("anonymous_id", "anon-1", "users", "none"), ("email", "alex@segment.com", "users", "none"),
                    ("user_id", "alex", "users", "none")]
     first = body["data"][0]
+    assert first == {"source_id": "web", "collection": "users", "id": "anon-1", "type": "anonymous_id",
+                     "created_at": first["created_at"], "encoding": "none", "first_message_id": "m-identify"}
     assert list(first) == ["source_id", "collection", "id", "type", "created_at", "encoding", "first_message_id"]
     assert first["created_at"].endswith("Z")
     assert body["cursor"] == {"url": "", "has_more": False, "next": "", "limit": 10}
@@ -375,6 +379,9 @@ def test_links_both_ways(shop: Shop) -> None:
     body = shop.get(f"{ALEX}/links").body
     assert [(d["to_collection"], [(i["type"], i["id"]) for i in d["external_ids"]]) for d in body["data"]] == [
         ("accounts", [("group_id", "initech")]), ("accounts", [("group_id", "acme")])]
+    assert body["data"][0]["external_ids"][0] == {
+        "id": "initech", "type": "group_id", "source_id": "web", "collection": "accounts",
+        "created_at": body["data"][0]["external_ids"][0]["created_at"], "encoding": "none"}
     assert list(body["data"][0]["external_ids"][0]) == ["id", "type", "source_id", "collection", "created_at",
                                                         "encoding"]
     users = shop.get("accounts/profiles/group_id:acme/links").body["data"]
@@ -388,12 +395,15 @@ def test_links_both_ways(shop: Shop) -> None:
 
 
 def test_metadata(shop: Shop) -> None:
-    """Metadata in Segment's shape: created and updated times, no expiry."""
+    """Metadata in Segment's shape: created and updated times, no expiry, and the first and last
+    call by event time with their source."""
     metadata = shop.get(f"{ALEX}/metadata").body["metadata"]
     assert list(metadata) == ["created_at", "updated_at", "expires_at", "first_message_id", "first_source_id",
                               "last_message_id", "last_source_id"]
     assert metadata["expires_at"] is None
     assert metadata["created_at"] <= metadata["updated_at"]
+    assert (metadata["first_message_id"], metadata["last_message_id"]) == ("m-identify", "m-page")
+    assert (metadata["first_source_id"], metadata["last_source_id"]) == ("web", "web")
 
 
 def test_a_profile_by_any_of_its_addresses(shop: Shop) -> None:

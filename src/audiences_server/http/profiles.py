@@ -246,7 +246,7 @@ def _event(row: Mapping[str, Any], related: dict[str, str]) -> dict[str, Any]:
     ids = [{"collection": "users", "type": kind, "id": row[kind], "encoding": "none"}
            for kind in ("user_id", "anonymous_id") if row[kind]]
     return {"external_ids": ids, "context": StoredJson(row["context"]), "type": row["type"],
-            "message_id": row["message_id"], "source_id": row.get("source_id", ""),
+            "message_id": row["message_id"], "source_id": row["source_id"],
             "timestamp": format_time(row["ts"]), "properties": StoredJson(row["body"]), "event": row["event"],
             "related": related}
 
@@ -256,9 +256,9 @@ def _external_ids(reads: ProfileReads, space_id: int, read: Read) -> dict[str, A
     limit = _limit(query)
     _flag(query, "verbose")  # accepted as Segment's; every field is always given
     page = reads.external_ids(space_id, read.collection, read.profile, limit, query.get("next", ""))
-    data = [{"source_id": row.get("source_id", ""), "collection": read.collection, "id": row["id_value"],
+    data = [{"source_id": row["source_id"], "collection": read.collection, "id": row["id_value"],
              "type": row["id_type"], "created_at": format_time(row["added_ms"]), "encoding": "none",
-             "first_message_id": row.get("message_id", "")} for row in page.items]
+             "first_message_id": row["message_id"]} for row in page.items]
     return {"data": data, "cursor": _cursor(read, limit, page.next_token)}
 
 
@@ -269,7 +269,7 @@ def _links(reads: ProfileReads, space_id: int, read: Read) -> dict[str, Any]:
     data = []
     for row in page.items:
         summary = row["summary"]
-        ids = [{"id": i["id_value"], "type": i["id_type"], "source_id": i.get("source_id", ""),
+        ids = [{"id": i["id_value"], "type": i["id_type"], "source_id": i["source_id"],
                 "collection": summary["collection"], "created_at": format_time(i["added_ms"]), "encoding": "none"}
                for i in summary["identifiers"]]
         data.append({"to_collection": summary["collection"], "external_ids": ids})
@@ -282,8 +282,8 @@ def _metadata(reads: ProfileReads, space_id: int, read: Read) -> dict[str, Any]:
     return {"metadata": {
         "created_at": format_time(row["created_ms"]), "updated_at": format_time(row["updated_ms"]),
         "expires_at": None,
-        "first_message_id": row.get("first_message_id", ""), "first_source_id": row.get("first_source_id", ""),
-        "last_message_id": row.get("last_message_id", ""), "last_source_id": row.get("last_source_id", ""),
+        "first_message_id": row["first_message_id"], "first_source_id": row["first_source_id"],
+        "last_message_id": row["last_message_id"], "last_source_id": row["last_source_id"],
     }}
 
 

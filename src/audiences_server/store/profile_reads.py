@@ -55,9 +55,16 @@ def by_identifier(conn: apsw.Connection, space_id: int, collection: str, id_type
 
 
 def profile_row(conn: apsw.Connection, profile_id: int) -> dict[str, Any]:
-    """A profile's own row."""
-    return rows(conn, "SELECT profile_id, public_id, collection, created_ms, updated_ms, first_message_ms,"
-                      " last_message_ms FROM profiles WHERE profile_id = ?", (profile_id,))[0]
+    """A profile's own row, with the message id and source of its first and last stored call
+    (the earliest and latest arrival at those event times; empty when the profile holds no call
+    of that time, as for an account, whose calls are its users' group calls)."""
+    row = rows(conn, "SELECT profile_id, public_id, collection, created_ms, updated_ms, first_message_ms,"
+                     " last_message_ms FROM profiles WHERE profile_id = ?", (profile_id,))[0]
+    for end, at, order in (("first", row["first_message_ms"], "ASC"), ("last", row["last_message_ms"], "DESC")):
+        found = conn.execute(f"SELECT message_id, source_id FROM events WHERE profile_id = ? AND ts = ?"
+                             f" ORDER BY seq {order} LIMIT 1", (profile_id, at)).fetchone()
+        row[f"{end}_message_id"], row[f"{end}_source_id"] = found or ("", "")
+    return row
 
 
 def merged_public_ids(conn: apsw.Connection, profile_id: int) -> list[str]:
@@ -121,7 +128,7 @@ def traits_page(conn: apsw.Connection, profile_id: int, *, include: Sequence[str
 def events_page(conn: apsw.Connection, profile_id: int, wanted: EventFilter,
                 after: Sequence[Any] | None, limit: int) -> list[dict[str, Any]]:
     """A profile's track, page and screen events by (event time, message id), after such a cursor."""
-    sql = ("SELECT seq, message_id, type, event, body, context, user_id, anonymous_id, ts, received_ms"
+    sql = ("SELECT seq, message_id, type, event, body, context, user_id, anonymous_id, ts, received_ms, source_id"
            " FROM events WHERE profile_id = ? AND event IS NOT NULL")
     params: list[Any] = [profile_id]
     for clause, value, present in (
@@ -145,13 +152,17 @@ def events_page(conn: apsw.Connection, profile_id: int, wanted: EventFilter,
 
 def identifiers_page(conn: apsw.Connection, profile_id: int, after: Sequence[Any] | None,
                      limit: int) -> list[dict[str, Any]]:
-    """A profile's identifiers oldest first, by (added time, arrival, type, value), after such a cursor."""
-    sql = "SELECT id_type, id_value, added_ms, seq FROM identifiers WHERE profile_id = ?"
+    """A profile's identifiers oldest first, by (added time, arrival, type, value), after such a
+    cursor, each with the message id and source of the call that brought it."""
+    sql = ("SELECT i.id_type AS id_type, i.id_value AS id_value, i.added_ms AS added_ms, i.seq AS seq,"
+           " coalesce(e.message_id, '') AS message_id,"
+           " coalesce(e.source_id, '') AS source_id FROM identifiers i LEFT JOIN events e ON e.seq = i.seq"
+           " WHERE i.profile_id = ?")
     params: list[Any] = [profile_id]
     if after is not None:
-        sql += " AND (added_ms, seq, id_type, id_value) > (?, ?, ?, ?)"
+        sql += " AND (i.added_ms, i.seq, i.id_type, i.id_value) > (?, ?, ?, ?)"
         params += list(after)
-    return rows(conn, sql + " ORDER BY added_ms, seq, id_type, id_value LIMIT ?", [*params, limit])
+    return rows(conn, sql + " ORDER BY i.added_ms, i.seq, i.id_type, i.id_value LIMIT ?", [*params, limit])
 
 
 # The column naming the profile and the column naming the linked one, per collection.
@@ -171,14 +182,16 @@ def links_page(conn: apsw.Connection, profile_id: int, collection: str, after: S
 
 
 def summaries(conn: apsw.Connection, profile_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
-    """Public id, collection and identifiers (oldest first) of some profiles."""
+    """Public id, collection and identifiers (oldest first, each with the source of its call) of some profiles."""
     wanted = json.dumps(list(profile_ids))
     found = {int(r["profile_id"]): {**r, "identifiers": []} for r in rows(
         conn, "SELECT profile_id, public_id, collection FROM profiles"
               " WHERE profile_id IN (SELECT value FROM json_each(?))", (wanted,))}
-    for row in rows(conn, "SELECT profile_id, id_type, id_value, added_ms FROM identifiers"
-                          " WHERE profile_id IN (SELECT value FROM json_each(?))"
-                          " ORDER BY profile_id, added_ms, seq, id_type, id_value", (wanted,)):
+    for row in rows(conn, "SELECT i.profile_id AS profile_id, i.id_type AS id_type, i.id_value AS id_value,"
+                          " i.added_ms AS added_ms,"
+                          " coalesce(e.source_id, '') AS source_id FROM identifiers i LEFT JOIN events e"
+                          " ON e.seq = i.seq WHERE i.profile_id IN (SELECT value FROM json_each(?))"
+                          " ORDER BY i.profile_id, i.added_ms, i.seq, i.id_type, i.id_value", (wanted,)):
         found[int(row["profile_id"])]["identifiers"].append(row)
     return found
 
