@@ -14,7 +14,7 @@ import apsw
 from audiences_server.core import ql
 from audiences_server.engine.clock import Clock
 from audiences_server.engine.evaluator import Evaluation, Evaluator
-from audiences_server.engine.registry import Compiled, Registry, compile_row, find_cycle
+from audiences_server.engine.registry import Compiled, Registry, compile_row, find_cycle, reads_itself
 from audiences_server.errors import (
     AlreadyExists,
     DefinitionProblem,
@@ -53,6 +53,8 @@ def definition_reason(error: ql.QueryError) -> str:
     """The contract's reason for a definition error: where it failed, and the common type errors."""
     if error.kind == "syntax":
         return "SYNTAX_ERROR"
+    if error.kind == "limit":
+        return "DEFINITION_TOO_LARGE"
     text = error.message.lower()
     if "primary expressions" in text:
         return "TOO_MANY_EXPRESSIONS"
@@ -109,7 +111,8 @@ def check(text: str, kind: str, collection: str) -> ql.CheckedDefinition:
 
 
 def cycle_through(rows: list[ComputationRow], candidate: Spec) -> list[str] | None:
-    """The keys on a dependency cycle that saving `candidate` would close, if any."""
+    """The keys on a dependency cycle that saving `candidate` would close, if any: starting and
+    ending with the same key, so a definition reading its own key is `[key, key]`."""
     comps = [compile_row(r) for r in rows if not (r.collection == candidate.collection and r.key == candidate.key)]
     checked = check(candidate.definition, candidate.kind, candidate.collection)
     template = rows[0] if rows else None
@@ -136,7 +139,10 @@ def cycle_through(rows: list[ComputationRow], candidate: Spec) -> list[str] | No
         backfill_cursor=0,
         version=1,
     )
-    return find_cycle([*comps, Compiled(row, checked)])
+    compiled = Compiled(row, checked)
+    if reads_itself(compiled):
+        return [candidate.key, candidate.key]
+    return find_cycle([*comps, compiled])
 
 
 class Computations:

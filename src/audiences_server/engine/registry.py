@@ -115,6 +115,13 @@ def dependencies(comps: Iterable[Compiled]) -> None:
             by_id[dep].dependents.append(comp.id)
 
 
+def reads_itself(comp: Compiled) -> bool:
+    """Whether a definition reads its own key: `trait('c')` in the definition saved as `c` names
+    that definition itself (a cycle of length one). Inside an account's ANY/ALL, `trait('c')`
+    reads the users' `c`, another definition."""
+    return comp.row.key in comp.summary.traits
+
+
 def compile_row(row: ComputationRow) -> Compiled:
     """Parses and checks a stored definition."""
     checked = ql.parse_and_check(row.definition, kind=row.kind, collection=row.collection)  # type: ignore[arg-type]

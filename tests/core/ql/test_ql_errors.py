@@ -128,3 +128,33 @@ def test_non_text_input() -> None:
     """Passing something that is not text is still a QueryError."""
     with pytest.raises(QueryError):
         parse(None)  # type: ignore[arg-type]
+
+
+def test_limits_are_errors_of_kind_limit_at_the_place_they_are_passed() -> None:
+    """A number too long, a list too long and a text too long are `limit` errors pointing at the
+    number, the first value too many and the first character past the limit."""
+    from audiences_server.core.ql.calls import MAX_LIST_VALUES
+    from audiences_server.core.ql.lexer import MAX_NUMBER_LENGTH
+    from audiences_server.core.ql.parser import MAX_DEFINITION_BYTES
+
+    number = parse_error("trait('x') = " + "1" * (MAX_NUMBER_LENGTH + 1))
+    assert (number.kind, number.column) == ("limit", 14)
+    parse("trait('x') = " + "1" * MAX_NUMBER_LENGTH)
+    values = ", ".join(str(i) for i in range(MAX_LIST_VALUES + 1))
+    listed = parse_error(f"trait('x').one_of({values})")
+    assert (listed.kind, listed.text) == ("limit", str(MAX_LIST_VALUES))
+    text = "trait('x') = 1 OR\n" + "x" * MAX_DEFINITION_BYTES
+    long = parse_error(text)
+    assert (long.kind, long.line, long.column) == ("limit", 2, MAX_DEFINITION_BYTES - len("trait('x') = 1 OR\n") + 1)
+
+
+def test_long_lines_are_quoted_around_the_fault() -> None:
+    """On a long line the caret shows the fault with 60 characters either side, the cut ends
+    marked; the offending text is cut after 80 characters."""
+    text = "trait('x') = '" + "a" * 300 + "' AND trait('y') = '" + "b" * 300 + "' @"
+    error = parse_error(text)
+    _, shown, caret = error.caret().splitlines()
+    assert shown == "\u2026" + text[-61:-1] + "@"
+    assert caret == " " * 61 + "^"
+    unterminated = parse_error("trait('x') = '" + "c" * 500)
+    assert unterminated.text == "'" + "c" * 79 + "\u2026"

@@ -32,6 +32,9 @@ from audiences_server.core.ql.nodes import (
     is_condition,
 )
 
+# The most values one list may hold (`one_of(…)`, `contains(…)`, `sources(exclude: …)`): each
+# profile is compared with every one of them.
+MAX_LIST_VALUES = 1_000
 EXTRACTORS = ("event", "trait", "property", "context", "literal")
 FILTERS = ("where", "sources", "within", "between")
 REDUCERS = ("count", "sum", "avg", "min", "max", "mode", "first", "last", "unique")
@@ -92,6 +95,9 @@ class CallReader(Cursor):
         bracketed = self.accept("[")
         items = [read_one()]
         while self.accept(","):
+            if len(items) == MAX_LIST_VALUES:
+                raise self.fail(f"a list may hold at most {MAX_LIST_VALUES:,} values; this is one more",
+                                self.token.span, kind="limit")
             items.append(read_one())
         if bracketed:
             self.expect("]")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-from audiences_server.core.ql.errors import QueryError, Span, describe
+from audiences_server.core.ql.errors import ErrorKind, QueryError, Span, describe
 from audiences_server.core.ql.lexer import Token, tokenize
 from audiences_server.core.ql.nodes import UNIT_MS, Duration, LiteralValue, TimeUnit
 
@@ -143,9 +143,10 @@ class Cursor:
             message = f"{message}; {hint}"
         return QueryError(message, source=self.source, span=span, expected=expected)
 
-    def fail(self, message: str, span: Span, expected: Sequence[str] = ()) -> QueryError:
+    def fail(self, message: str, span: Span, expected: Sequence[str] = (), kind: ErrorKind = "syntax"
+             ) -> QueryError:
         """An error with a message of its own."""
-        return QueryError(message, source=self.source, span=span, expected=expected)
+        return QueryError(message, source=self.source, span=span, expected=expected, kind=kind)
 
     @contextmanager
     def nested(self) -> Iterator[None]:

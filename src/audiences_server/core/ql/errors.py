@@ -6,7 +6,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-ErrorKind = Literal["syntax", "type"]
+ErrorKind = Literal["syntax", "type", "limit"]
+# How much of the source an error quotes: the offending text, and the line around the fault in the
+# caret display. A definition may be one long line; an error about it must stay a short message
+# (it travels in a gRPC status, whose trailers are a few kilobytes at most).
+MAX_QUOTED = 80
+_CONTEXT = 60
 
 
 @dataclass(frozen=True)
@@ -29,10 +34,12 @@ class QueryError(Exception):
     Attributes:
         message: What is wrong, in one sentence, naming what was found.
         kind: ``"syntax"`` for text the grammar cannot read, ``"type"`` for a well-formed
-            definition that breaks a typing or placement rule.
+            definition that breaks a typing or placement rule, ``"limit"`` for a definition
+            larger than the language allows (its length, a list's values, a number's digits).
         line: 1-based line of the offending text.
         column: 1-based column (in characters) of the offending text.
-        text: The offending text itself (``""`` at the end of input).
+        text: The offending text itself (``""`` at the end of input), cut after
+            ``MAX_QUOTED`` characters with ``…``.
         expected: What would have been accepted at that place, if that is a short list.
         source: The whole definition text, so :meth:`caret` can show the line.
     """
@@ -52,7 +59,7 @@ class QueryError(Exception):
         self.source = source
         self.span = span
         self.expected = tuple(expected)
-        self.text = source[span.start : span.end]
+        self.text = _quoted(source[span.start : min(span.end, span.start + MAX_QUOTED + 1)])
         self.line, self.column = line_and_column(source, span.start)
 
     def __str__(self) -> str:
@@ -70,10 +77,19 @@ class QueryError(Exception):
         """
         line_text = _line_text(self.source, self.line)
         start = self.column - 1
-        width = max(1, min(len(self.text.split("\n", 1)[0]), len(line_text) - start))
+        # A long line is shown around the fault only, its cut ends marked with an ellipsis.
+        first = max(0, start - _CONTEXT)
+        last = max(first, min(len(line_text), start + _CONTEXT))
+        shown = ("\u2026" if first else "") + line_text[first:last] + ("\u2026" if last < len(line_text) else "")
+        start += (1 if first else 0) - first
+        width = max(1, min(len(self.text.split("\n", 1)[0]), len(shown) - start))
         # Keep tabs so the caret lines up under the same terminal columns as the source.
-        pad = "".join("\t" if ch == "\t" else " " for ch in line_text[:start])
-        return f"{self}\n{line_text}\n{pad}{'^' * width}"
+        pad = "".join("\t" if ch == "\t" else " " for ch in shown[:start])
+        return f"{self}\n{shown}\n{pad}{'^' * width}"
+
+
+def _quoted(text: str) -> str:
+    return text if len(text) <= MAX_QUOTED else text[:MAX_QUOTED] + "\u2026"
 
 
 def line_and_column(source: str, offset: int) -> tuple[int, int]:
@@ -93,4 +109,4 @@ def _line_text(source: str, line: int) -> str:
 
 def describe(text: str) -> str:
     """Quote a piece of source text for a message, naming the end of input plainly."""
-    return "end of input" if text == "" else repr(text)
+    return "end of input" if text == "" else repr(_quoted(text))

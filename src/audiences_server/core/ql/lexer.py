@@ -32,6 +32,10 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _OPERATORS = ("==", "!=", ">=", "<=", "=", ">", "<")
 _PUNCTUATION = "()[]{}.,:"
 _HEX4 = re.compile(r"[0-9a-fA-F]{4}")
+# The longest number literal, in characters: far beyond any value worth writing (a 64-bit integer
+# has 19 digits, a double 17 significant ones), and well under the 4,300 digits past which Python
+# refuses to turn digits into an integer.
+MAX_NUMBER_LENGTH = 100
 
 
 def tokenize(source: str) -> list[Token]:
@@ -100,6 +104,9 @@ class _Lexer:
         start, text = self.pos, found.group()
         self.pos = found.end()
         span = Span(start, self.pos)
+        if len(text) > MAX_NUMBER_LENGTH:
+            raise QueryError(f"a number may be at most {MAX_NUMBER_LENGTH} characters long; this one has "
+                             f"{len(text):,}", source=self.source, span=span, kind="limit")
         if found.group(1) is None and found.group(2) is None:
             return Token("number", text, int(text), span)
         value = float(text)
