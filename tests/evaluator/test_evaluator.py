@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import grpc
 import pytest
-from audiences.v1 import admin_pb2, common_pb2
+from audiences.v1 import admin_pb2, common_pb2, profiles_pb2
 from google.protobuf import field_mask_pb2
 
 from tests.conftest import bearer, error_reason
@@ -241,3 +241,24 @@ def test_sources_are_the_write_tokens_labels(space: Space) -> None:
     space.tick()
     assert space.member_ids("live_buyers") == {"user_id:live"}
     assert space.stored() == space.expected()
+
+
+def test_an_empty_unique_trait_reads_as_an_empty_list(space: Space) -> None:
+    """A `unique()` trait over no events is `[]`, not unset: in the profile's traits, in a preview's
+    samples, and to a definition testing it with `exists()`."""
+    space.send({"type": "identify", "userId": "u1", "traits": {"empty": {}}})
+    space.define("skus", "event('Order').unique(property('sku'))", kind="computed_trait")
+    space.define("has_skus", "trait('skus').exists()")
+    space.tick()
+    reply = space.running.profiles.ListTraits(profiles_pb2.ListTraitsRequest(
+        profile=common_pb2.ProfileRef(collection=common_pb2.COLLECTION_USERS, id="user_id:u1"), page_size=200),
+        metadata=bearer(space.tokens["read"]))
+    values = {t.key: t.value for t in reply.traits}
+    assert values["skus"].WhichOneof("kind") == "list_value"
+    assert not values["skus"].list_value.values
+    assert values["empty"].WhichOneof("kind") == "struct_value"
+    assert space.member_ids("has_skus") == {"user_id:u1"}
+    preview = space.running.admin.PreviewDefinition(admin_pb2.PreviewDefinitionRequest(
+        definition="event('Order').unique(property('sku'))", kind=common_pb2.COMPUTATION_KIND_COMPUTED_TRAIT,
+        collection=common_pb2.COLLECTION_USERS), metadata=bearer(space.tokens["admin"]))
+    assert [s.value.WhichOneof("kind") for s in preview.samples] == ["list_value"]

@@ -216,8 +216,11 @@ def json_value(value: Any) -> struct_pb2.Value:
     elif isinstance(value, str):
         out.string_value = value
     elif isinstance(value, list):
+        # Marked set first: extending by nothing would leave the value unset, read as null.
+        out.list_value.SetInParent()
         out.list_value.extend(value)
     else:
+        out.struct_value.SetInParent()
         out.struct_value.update(value)
     return out
 
