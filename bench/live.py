@@ -21,8 +21,12 @@ the synthetic shop of bench/data.py (`--users`, `--events`), stamped up to now, 
    a page view) and EVENT style (one request per call; `bench_fresh`'s members), `--sync-repeats`
    times each (disconnect, connect again).
 3. Profile reads (`profiles.traits.p50`, `.p99`, `profiles.traits.rate`): `ListTraits` of random
-   existing users from `--clients` (8) client threads for `--read-seconds`. The suite takes this
-   one on the evaluator's big data set instead (`profile_reads`).
+   existing users (page size 50) from `--clients` (8) client threads for `--read-seconds`; and
+   the same reads over HTTP, `GET …/traits?limit=50` of the Profile API with one kept-alive
+   connection per thread and the body parsed (`profiles.rest.p50`, `.p99`, `profiles.rest.rate`,
+   the p50 and p99 against gRPC's as baselines). The two alternate in three rounds on the same
+   server, `--read-seconds` each in all. The suite takes these on the evaluator's big data set
+   instead (`profile_reads`).
 
 Prints figures as it goes and a table, and writes bench/results/live.json (see bench/common.py).
 The client side runs in this one Python process (senders, the feed follower, the receiver),
@@ -35,12 +39,16 @@ so its own latency is part of every figure.
 from __future__ import annotations
 
 import argparse
+import base64
+import http.client
 import json
 import random
 import sys
 import tempfile
 import threading
 import time
+import urllib.parse
+from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -63,6 +71,7 @@ from audiences.v1 import (
 from common import RESULTS, figure, latency_figures, print_table, windows_of, write_results
 from google.protobuf import duration_pb2
 
+from audiences_server.engine.engine import DEFAULT_SPACE
 from audiences_server.testing import ServerProcess
 
 BATCH = 500
@@ -365,51 +374,105 @@ def sync_throughput(server: LiveServer, receiver: Receiver, config: Config) -> l
     return results
 
 
-def profile_reads(address: str, token: str, users: int, seconds: float, clients: int = 8,
-                  scale: str = "") -> list[dict[str, Any]]:
-    """`ListTraits` of random existing users from `clients` threads for `seconds`."""
-    channel = grpc.insecure_channel(address)
-    stub = profiles_pb2_grpc.ProfilesServiceStub(channel)
-    meta = (("authorization", f"Bearer {token}"),)
-    stamped: list[tuple[float, float]] = []
-    lock = threading.Lock()
-    failures: list[str] = []
+class ReadFailed(Exception):
+    """One read that did not succeed, named by its status."""
 
-    def reader(n: int) -> None:
-        rng = random.Random(n)
-        mine = []
-        end = time.monotonic() + seconds
-        while (now := time.monotonic()) < end:
+
+Reader = Callable[[random.Random], None]
+
+
+def _grpc_reader(address: str, token: str, users: int) -> Callable[[], Reader]:
+    """`ListTraits` (page size 50) of a random user, over one channel shared by the threads."""
+    stub = profiles_pb2_grpc.ProfilesServiceStub(grpc.insecure_channel(address))
+    meta = (("authorization", f"Bearer {token}"),)
+
+    def make() -> Reader:
+        def read(rng: random.Random) -> None:
             ref = common_pb2.ProfileRef(collection=USERS, id=f"user_id:{data.user_id(rng.randrange(users))}")
             try:
                 stub.ListTraits(profiles_pb2.ListTraitsRequest(profile=ref, page_size=50), metadata=meta, timeout=10)
             except grpc.RpcError as failed:
-                failures.append(failed.code().name)
-                continue
-            mine.append((now, (time.monotonic() - now) * 1000))
-        with lock:
-            stamped.extend(mine)
+                raise ReadFailed(failed.code().name) from None
+        return read
+    return make
 
-    for n in range(clients):  # one read each to open the connection
-        reader_ref = common_pb2.ProfileRef(collection=USERS, id=f"user_id:{data.user_id(n % users)}")
-        stub.ListTraits(profiles_pb2.ListTraitsRequest(profile=reader_ref), metadata=meta, timeout=10)
-    pool = [threading.Thread(target=reader, args=(n,)) for n in range(clients)]
-    started = time.monotonic()
+
+def _rest_reader(http_url: str, space: str, token: str, users: int) -> Callable[[], Reader]:
+    """`GET …/traits?limit=50` of a random user, one kept-alive connection per thread, the body parsed."""
+    where = urllib.parse.urlsplit(http_url)
+    auth = {"Authorization": "Basic " + base64.b64encode(f"{token}:".encode()).decode()}
+
+    def make() -> Reader:
+        connection = http.client.HTTPConnection(where.hostname or "127.0.0.1", where.port, timeout=10)
+
+        def read(rng: random.Random) -> None:
+            user = urllib.parse.quote(data.user_id(rng.randrange(users)), safe="")
+            connection.request("GET", f"/v1/spaces/{space}/collections/users/profiles/user_id:{user}/traits?limit=50",
+                               headers=auth)
+            response = connection.getresponse()
+            body = response.read()
+            if response.status != 200:
+                raise ReadFailed(str(response.status))
+            json.loads(body)
+        return read
+    return make
+
+
+def _read_for(make: Callable[[], Reader], clients: int, seconds: float, seed: int) -> tuple[list[float], list[str]]:
+    """Latencies (ms) of reads from `clients` threads, each with its own reader, for `seconds`; and the failures."""
+    latencies: list[float] = []
+    failures: list[str] = []
+    lock = threading.Lock()
+
+    def run(n: int) -> None:
+        read, rng, mine = make(), random.Random(seed + n), []
+        read(rng)  # the first read opens the connection
+        end = time.monotonic() + seconds
+        while (now := time.monotonic()) < end:
+            try:
+                read(rng)
+            except ReadFailed as failed:
+                failures.append(str(failed))
+                continue
+            mine.append((time.monotonic() - now) * 1000)
+        with lock:
+            latencies.extend(mine)
+
+    pool = [threading.Thread(target=run, args=(n,)) for n in range(clients)]
     for thread in pool:
         thread.start()
     for thread in pool:
         thread.join()
-    elapsed = time.monotonic() - started
-    channel.close()
-    label = f"ListTraits of random users, {clients} client threads, {seconds:g} s{scale}"
-    latencies = [v for _, v in stamped]
-    windows = windows_of(stamped, 3)
-    window_s = elapsed / 3
-    extra = {"note": f"{len(failures)} failed: {sorted(set(failures))}"} if failures else {}
-    results = latency_figures("profiles.traits", label, latencies, windows, **extra)
-    results.append(figure("profiles.traits.rate", label, [len(w) / window_s for w in windows], "reads/s", 0,
-                          reads=len(latencies)))
-    print(f"  profile reads: {len(latencies):,} in {elapsed:.1f} s", flush=True)
+    return latencies, failures
+
+
+def profile_reads(address: str, http_url: str, token: str, users: int, seconds: float, clients: int = 8,
+                  scale: str = "", rounds: int = 3) -> list[dict[str, Any]]:
+    """The traits of random existing users from `clients` threads, over gRPC (`ListTraits`) and
+    over HTTP (the Profile API), `seconds` each, in `rounds` alternating rounds on the same
+    server; the HTTP p50 and p99 against gRPC's as their baselines."""
+    readers = {"grpc": _grpc_reader(address, token, users), "rest": _rest_reader(http_url, DEFAULT_SPACE, token, users)}
+    runs: dict[str, list[list[float]]] = {kind: [] for kind in readers}
+    failures: dict[str, list[str]] = {kind: [] for kind in readers}
+    for round_ in range(rounds):
+        for kind, make in readers.items():
+            latencies, failed = _read_for(make, clients, seconds / rounds, seed=round_ * 100)
+            runs[kind].append(latencies)
+            failures[kind] += failed
+    results = []
+    for kind, name, what in (("grpc", "profiles.traits", "ListTraits (page size 50)"),
+                             ("rest", "profiles.rest", "GET …/traits?limit=50 over HTTP")):
+        every = [v for run in runs[kind] for v in run]
+        label = f"{what} of random users, {clients} client threads, {seconds:g} s in {rounds} rounds{scale}"
+        extra = {"note": f"{len(failures[kind])} failed: {sorted(set(failures[kind]))}"} if failures[kind] else {}
+        results += latency_figures(name, label, every, runs[kind], **extra)
+        results.append(figure(f"{name}.rate", label, [len(run) / (seconds / rounds) for run in runs[kind]],
+                              "reads/s", 0, reads=len(every)))
+        print(f"  {kind} profile reads: {len(every):,} in {seconds:g} s", flush=True)
+    by_name = {f["name"]: f for f in results}
+    for q in ("p50", "p99"):
+        rest, base = by_name[f"profiles.rest.{q}"], by_name[f"profiles.traits.{q}"]["value"]
+        rest.update(baseline=base, ratio=round(rest["value"] / base, 3) if base else None)
     return results
 
 
@@ -426,9 +489,9 @@ def collect(config: Config, root: Path | None = None) -> list[dict[str, Any]]:
             results += freshness(server, receiver, config, now_ms)
             results += sync_throughput(server, receiver, config)
             if config.reads:
-                results += profile_reads(server.process.address, server.process.tokens["read"], config.users,
-                                         config.read_seconds, config.clients,
-                                         f"; {config.users:,} users / {config.events:,} events")
+                results += profile_reads(server.process.address, server.process.http_url,
+                                         server.process.tokens["read"], config.users, config.read_seconds,
+                                         config.clients, f"; {config.users:,} users / {config.events:,} events")
         finally:
             server.stop()
             receiver.stop()

@@ -7,7 +7,8 @@ Runs three stages, one after the other, each with its own servers in child proce
   `health.idle_streams.p99` (health checks with 1,000 idle streams open);
 - evaluator (bench/evaluator.py): `backfill.a` … `backfill.e` against DuckDB,
   `memory.backfill.peak`, `tick.k1000` and `tick.k1000.per_definition` against DuckDB,
-  `tick.growth.k100`, and `profiles.traits.*` (bench/live.py's reads, on the big data set);
+  `tick.growth.k100`, and `profiles.traits.*` with `profiles.rest.*` beside it (bench/live.py's
+  reads over gRPC and over HTTP, alternating, on the big data set);
 - live (bench/live.py): `freshness.p50/p99` and `sync.latency.p50/p99` under a paced stream at
   1,000 events/s on the system clock, and the webhook first-sync throughputs.
 
@@ -70,6 +71,7 @@ TARGETS: dict[str, tuple[str, Check]] = {
     "tick.growth.k100": ("ratio ≤ 2", _ratio_at_most(2)),
     "freshness.p99": ("≤ 500 ms", _value_at_most(500)),
     "profiles.traits.p99": ("≤ 10 ms", _value_at_most(10)),
+    "profiles.rest.p99": ("ratio ≤ 1.2 (≤ 1.2× gRPC's p99)", _ratio_at_most(1.2)),
     "memory.backfill.peak": ("≤ 1,024 MiB", _value_at_most(1024)),
 }
 
@@ -98,8 +100,9 @@ def run_stage(stage: str, preset: dict[str, Any]) -> list[dict[str, Any]]:
 
         def reads(big: evaluator.Server) -> list[dict[str, Any]]:
             print("profile reads on the big data set:", flush=True)
-            return live.profile_reads(big.process.address, big.process.tokens["read"], big.users,
-                                      preset["read_seconds"], 8, f"; {big.users:,} users / {big.events:,} events")
+            return live.profile_reads(big.process.address, big.process.http_url, big.process.tokens["read"],
+                                      big.users, preset["read_seconds"], 8,
+                                      f"; {big.users:,} users / {big.events:,} events")
 
         return evaluator.collect(config, on_big=reads)
     return live.collect(preset["live"])
