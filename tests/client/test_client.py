@@ -268,6 +268,7 @@ def test_admin_and_profile_methods_round_trip(client: audiences.Client, unique: 
     traits = client.get_traits(f"user_id:{user}")
     assert traits[key] is True
     assert traits[trait_key] == 50
+    assert isinstance(traits[trait_key], int)  # read from `value_json`: the Value alone says 50.0
     assert traits["email"] == f"{user}@example.com"
     assert [e.event for e in client.iter_events(f"user_id:{user}")] == ["Order Completed"]
     assert {i.type for i in client.list_external_ids(f"user_id:{user}").external_ids} == {"user_id", "email"}
@@ -288,6 +289,8 @@ def test_identity_rule_methods(client: audiences.Client) -> None:
     assert {r.id_type for r in rules.rules} >= {"user_id", "email"}
     rule = client.update_identity_rule("ios.id", limit=3, limit_period="weekly")
     assert (rule.limit, rule.limit_period) == (3, admin_pb2.IDENTITY_LIMIT_PERIOD_WEEKLY)
+    rule = client.update_identity_rule("phone", limit_period="daily", source_keys=["properties.phone"])
+    assert (rule.limit_period, list(rule.source_keys)) == (admin_pb2.IDENTITY_LIMIT_PERIOD_DAILY, ["properties.phone"])
     assert client.list_identity_rule_violations().violations is not None
 
 

@@ -93,6 +93,8 @@ def test_explicit_priority_ranks_before_unranked_types() -> None:
     ("limit", "added_days_ago", "counts"),
     [
         (Limit(5, Period.EVER), 5000, True),
+        (Limit(5, Period.DAILY), 1, True),
+        (Limit(5, Period.DAILY), 2, False),
         (Limit(5, Period.WEEKLY), 6, True),
         (Limit(5, Period.WEEKLY), 7, True),
         (Limit(5, Period.WEEKLY), 8, False),
@@ -147,8 +149,8 @@ def user_id_ok(**extra: Any) -> dict[str, Any]:
         pytest.param([], "", "must be an object", id="not an object"),
         pytest.param({"typo": 1}, "", "unknown field 'typo'", id="unknown top-level field"),
         pytest.param(
-            {"types": user_id_ok(email={"limit": {"count": 5, "period": "daily"}})},
-            "types.email.limit.period", "unknown period 'daily'", id="unknown period",
+            {"types": user_id_ok(email={"limit": {"count": 5, "period": "hourly"}})},
+            "types.email.limit.period", "unknown period 'hourly'", id="unknown period",
         ),
         pytest.param(
             {"types": user_id_ok(email={"limit": {"count": 0}})},

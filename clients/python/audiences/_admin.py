@@ -16,6 +16,7 @@ from audiences.v1 import admin_pb2, common_pb2
 
 _LIMIT_PERIODS = {
     "ever": admin_pb2.IDENTITY_LIMIT_PERIOD_EVER,
+    "daily": admin_pb2.IDENTITY_LIMIT_PERIOD_DAILY,
     "weekly": admin_pb2.IDENTITY_LIMIT_PERIOD_WEEKLY,
     "monthly": admin_pb2.IDENTITY_LIMIT_PERIOD_MONTHLY,
     "annually": admin_pb2.IDENTITY_LIMIT_PERIOD_ANNUALLY,
@@ -292,10 +293,15 @@ class AdminMethods(Base):
         limit: int | None = None,
         limit_period: str | int | None = None,
         priority: int | None = None,
+        source_keys: Iterable[str] | None = None,
     ) -> admin_pb2.IdentityRule:
-        """Changes the given fields of one identifier type's rule (`limit_period`: ever, weekly, …)."""
+        """Changes the given fields of one identifier type's rule (`limit_period`: ever, daily,
+        weekly, …; `source_keys`: `properties.<key>` or `context.traits.<key>` the type is read from)."""
         rule = admin_pb2.IdentityRule(id_type=id_type)
         paths = []
+        if source_keys is not None:
+            rule.source_keys.extend(source_keys)
+            paths.append("source_keys")
         if blocked_patterns is not None:
             rule.blocked_patterns.extend(blocked_patterns)
             paths.append("blocked_patterns")

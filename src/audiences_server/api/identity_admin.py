@@ -14,6 +14,7 @@ from audiences_server.engine.engine import Engine
 
 PERIODS: dict[str, Any] = {
     "ever": admin_pb2.IDENTITY_LIMIT_PERIOD_EVER,
+    "daily": admin_pb2.IDENTITY_LIMIT_PERIOD_DAILY,
     "weekly": admin_pb2.IDENTITY_LIMIT_PERIOD_WEEKLY,
     "monthly": admin_pb2.IDENTITY_LIMIT_PERIOD_MONTHLY,
     "annually": admin_pb2.IDENTITY_LIMIT_PERIOD_ANNUALLY,
@@ -43,6 +44,7 @@ def rule_message(
         limit_period=PERIODS[rule.limit.period.value],
         priority=ranked.index(id_type) + 1 if id_type in ranked else 0,
         update_time=timestamp(changed_ms),
+        source_keys=list(rule.sources),
     )
 
 
@@ -50,12 +52,12 @@ def _changes(rule: admin_pb2.IdentityRule, paths: list[str]) -> dict[str, Any]:
     if not paths:
         paths = [f.name for f, _ in rule.ListFields() if f.name not in {"id_type", "update_time"}]
     if "*" in paths:
-        paths = ["blocked_patterns", "blocked_values", "limit", "limit_period", "priority"]
+        paths = ["blocked_patterns", "blocked_values", "limit", "limit_period", "priority", "source_keys"]
     changes: dict[str, Any] = {}
     for path in paths:
         if path == "limit_period":
             changes[path] = PERIOD_NAMES.get(rule.limit_period, "unspecified")
-        elif path in {"blocked_patterns", "blocked_values"}:
+        elif path in {"blocked_patterns", "blocked_values", "source_keys"}:
             changes[path] = list(getattr(rule, path))
         else:
             changes[path] = getattr(rule, path, None)

@@ -8,6 +8,7 @@ from typing import Any
 import apsw
 
 from audiences_server.core.identity import IdentityRules, IdTypeRule, InvalidIdentityRules
+from audiences_server.core.identity.ids import MAX_ID_TYPE_CHARS
 from audiences_server.engine.clock import Clock
 from audiences_server.engine.page_tokens import PageTokens, page_size
 from audiences_server.errors import FieldViolation, InvalidArgument
@@ -15,13 +16,14 @@ from audiences_server.store import identity as store
 from audiences_server.store.db import Readers
 from audiences_server.store.writer import Writer
 
-RULE_FIELDS = frozenset({"blocked_patterns", "blocked_values", "limit", "limit_period", "priority"})
+RULE_FIELDS = frozenset({"blocked_patterns", "blocked_values", "limit", "limit_period", "priority", "source_keys"})
 MAX_LIMIT = 1000
 # Where a part of the stored rules (`types.<id type>.limit.count`, …) is in the request's rule;
 # id types may hold dots (`ios.id`), so the part is matched by its end.
 _REQUEST_FIELDS = (
     ("limit.count", "limit"), ("limit.period", "limit_period"), ("blocked.patterns", "blocked_patterns"),
     ("blocked.values", "blocked_values"), ("priority", "priority"), ("limit", "limit"),
+    ("sources", "source_keys"),
 )
 DEFAULT_VIOLATIONS_PAGE, MAX_VIOLATIONS_PAGE = 50, 1000
 
@@ -32,11 +34,14 @@ def _request_field(stored_field: str) -> str:
 
 def _check_names(id_type: str, changes: Mapping[str, Any]) -> None:
     problems = [FieldViolation("rule.id_type", "required")] if not id_type else []
+    if len(id_type) > MAX_ID_TYPE_CHARS:
+        problems.append(FieldViolation("rule.id_type", f"at most {MAX_ID_TYPE_CHARS} characters"))
     problems += [FieldViolation("update_mask.paths", f"`{name}` cannot be changed") for name in
                  sorted(set(changes) - RULE_FIELDS)]
     if problems:
         raise InvalidArgument(
-            "name the rule by `id_type` and change only " + ", ".join(sorted(RULE_FIELDS)),
+            f"name the rule by `id_type` (at most {MAX_ID_TYPE_CHARS} characters) and change only "
+            + ", ".join(sorted(RULE_FIELDS)),
             reason="RULE_INVALID",
             violations=problems,
         )
@@ -92,6 +97,8 @@ class IdentityAdmin:
             }
         if "priority" in changes:
             rule["priority"] = changes["priority"] or None
+        if "source_keys" in changes:
+            rule["sources"] = list(changes["source_keys"])
         data["types"][id_type] = rule
         try:
             updated = IdentityRules.from_dict(data)

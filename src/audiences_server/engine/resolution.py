@@ -27,6 +27,7 @@ from audiences_server.core.identity import (
     extract_external_ids,
     merge_traits_into,
     plan_resolution,
+    with_configured_ids,
 )
 from audiences_server.core.tracking import Call, unlinks
 from audiences_server.store import identity as store
@@ -57,6 +58,11 @@ class Resolver:
         """
         if extracted is None:
             extracted = [extract_external_ids(call.message) for call in calls]
+        sources = self._rules.sources
+        if sources:
+            # Keys the rules name are read here, where the rules are known; most spaces have none.
+            extracted = [with_configured_ids(ids, call.message, sources) for call, ids in zip(calls, extracted,
+                                                                                              strict=True)]
         pairs = list(zip(calls, extracted, strict=True))
         self._look_up(USERS, {i for _, ids in pairs for i in ids.users})
         self._look_up(ACCOUNTS, {i for call, ids in pairs if call.type == "group" for i in ids.accounts})

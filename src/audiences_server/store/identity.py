@@ -248,8 +248,13 @@ def save_rules(conn: apsw.Connection, space_id: int, value: IdentityRules, now_m
 
 
 def record_violation(conn: apsw.Connection, space_id: int, violation: Violation, message_id: str, now_ms: int) -> None:
-    """Counts a violation and keeps it among the latest samples of its kind."""
-    kind, id_type = violation.kind.value, violation.id_type or ""
+    """Counts a violation and keeps it among the latest samples of its kind.
+
+    It is filed under the type of the identifier held back (what `id_type` of the admin API
+    names), which need not be the type whose rule broke: a second `user_id` arriving with a
+    known `anonymous_id` breaks the `user_id` limit and holds back the `anonymous_id`.
+    """
+    kind, id_type = violation.kind.value, violation.dropped.type
     conn.execute(
         "INSERT INTO identity_violations (space_id, kind, id_type, count, last_ms) VALUES (?, ?, ?, 1, ?)"
         " ON CONFLICT (space_id, kind, id_type) DO UPDATE SET count = count + 1, last_ms = excluded.last_ms",

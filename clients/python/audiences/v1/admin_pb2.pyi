@@ -26,6 +26,7 @@ class IdentityLimitPeriod(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     IDENTITY_LIMIT_PERIOD_UNSPECIFIED: _ClassVar[IdentityLimitPeriod]
     IDENTITY_LIMIT_PERIOD_EVER: _ClassVar[IdentityLimitPeriod]
+    IDENTITY_LIMIT_PERIOD_DAILY: _ClassVar[IdentityLimitPeriod]
     IDENTITY_LIMIT_PERIOD_WEEKLY: _ClassVar[IdentityLimitPeriod]
     IDENTITY_LIMIT_PERIOD_MONTHLY: _ClassVar[IdentityLimitPeriod]
     IDENTITY_LIMIT_PERIOD_ANNUALLY: _ClassVar[IdentityLimitPeriod]
@@ -50,6 +51,7 @@ COMPUTATION_STATUS_DISABLED: ComputationStatus
 COMPUTATION_STATUS_FAILED: ComputationStatus
 IDENTITY_LIMIT_PERIOD_UNSPECIFIED: IdentityLimitPeriod
 IDENTITY_LIMIT_PERIOD_EVER: IdentityLimitPeriod
+IDENTITY_LIMIT_PERIOD_DAILY: IdentityLimitPeriod
 IDENTITY_LIMIT_PERIOD_WEEKLY: IdentityLimitPeriod
 IDENTITY_LIMIT_PERIOD_MONTHLY: IdentityLimitPeriod
 IDENTITY_LIMIT_PERIOD_ANNUALLY: IdentityLimitPeriod
@@ -441,7 +443,7 @@ class PreviewDefinitionResponse(_message.Message):
     def __init__(self, count: _Optional[int] = ..., samples: _Optional[_Iterable[_Union[ProfileValue, _Mapping]]] = ..., evaluate_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., summary: _Optional[_Union[DefinitionSummary, _Mapping]] = ...) -> None: ...
 
 class IdentityRule(_message.Message):
-    __slots__ = ("id_type", "blocked_patterns", "blocked_values", "limit", "limit_period", "priority", "update_time")
+    __slots__ = ("id_type", "blocked_patterns", "blocked_values", "limit", "limit_period", "priority", "update_time", "source_keys")
     ID_TYPE_FIELD_NUMBER: _ClassVar[int]
     BLOCKED_PATTERNS_FIELD_NUMBER: _ClassVar[int]
     BLOCKED_VALUES_FIELD_NUMBER: _ClassVar[int]
@@ -449,6 +451,7 @@ class IdentityRule(_message.Message):
     LIMIT_PERIOD_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_KEYS_FIELD_NUMBER: _ClassVar[int]
     id_type: str
     blocked_patterns: _containers.RepeatedScalarFieldContainer[str]
     blocked_values: _containers.RepeatedScalarFieldContainer[str]
@@ -456,7 +459,8 @@ class IdentityRule(_message.Message):
     limit_period: IdentityLimitPeriod
     priority: int
     update_time: _timestamp_pb2.Timestamp
-    def __init__(self, id_type: _Optional[str] = ..., blocked_patterns: _Optional[_Iterable[str]] = ..., blocked_values: _Optional[_Iterable[str]] = ..., limit: _Optional[int] = ..., limit_period: _Optional[_Union[IdentityLimitPeriod, str]] = ..., priority: _Optional[int] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    source_keys: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, id_type: _Optional[str] = ..., blocked_patterns: _Optional[_Iterable[str]] = ..., blocked_values: _Optional[_Iterable[str]] = ..., limit: _Optional[int] = ..., limit_period: _Optional[_Union[IdentityLimitPeriod, str]] = ..., priority: _Optional[int] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., source_keys: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class IdentityRules(_message.Message):
     __slots__ = ("rules", "default_rule", "max_merges_per_profile", "max_identifiers_per_profile")

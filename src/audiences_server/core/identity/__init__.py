@@ -2,7 +2,8 @@
 
 How the storage layer uses it, per accepted message:
 
-1. `extract_external_ids(message)` → `ExtractedIds` (user ids and account ids).
+1. `extract_external_ids(message)` → `ExtractedIds` (user ids and account ids), plus
+   `with_configured_ids` for the keys the space's rules name.
 2. For each collection, load every surviving profile that holds any of those ids as a
    `ProfileState` (follow merges to the survivor).
 3. `plan_resolution(ids, profiles, rules, now_ms)` → `ResolutionPlan`: CREATE a profile,
@@ -15,7 +16,7 @@ How the storage layer uses it, per accepted message:
 Rules (`IdentityRules`) are per space, stored as JSON via `to_dict` / `from_dict`.
 """
 
-from .ids import ACCOUNTS, USERS, ExternalId, ExtractedIds, extract_external_ids, id_text
+from .ids import ACCOUNTS, USERS, ExternalId, ExtractedIds, extract_external_ids, id_text, with_configured_ids
 from .planner import (
     NO_MATCHING_IDENTIFIERS,
     Action,
@@ -72,4 +73,5 @@ __all__ = [
     "plan_resolution",
     "profile_after",
     "visible_traits",
+    "with_configured_ids",
 ]

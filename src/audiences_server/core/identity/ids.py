@@ -22,6 +22,13 @@ _DEVICE_TYPES = frozenset({"ios", "android"})
 # Segment documents `none` as the only encoding; an id in any other encoding cannot be
 # compared with the same id sent plainly, so it is not used at all.
 _PLAIN_ENCODINGS = frozenset({"none", ""})
+# Segment's Google Analytics destination carries the GA client id here, in the call's
+# `integrations` or `context.integrations`.
+_GA_INTEGRATION, _GA_CLIENT_ID = "Google Analytics", "clientId"
+# Bounds that keep a profile's identifiers listable in one Profiles reply (1,000 of them):
+# a longer value is held back by the planner as blocked; a longer custom type is not read.
+MAX_ID_VALUE_CHARS = 500
+MAX_ID_TYPE_CHARS = 100
 
 
 class ExternalId(NamedTuple):
@@ -86,7 +93,10 @@ def extract_external_ids(message: Mapping[str, Any]) -> ExtractedIds:
     only `context.traits.email` counts); `context.device.{id, token, advertisingId}` →
     `<ios|android>.{id, push_token, idfa}` by `context.device.type`, the idfa only when
     `context.device.adTrackingEnabled` is `true`; each `context.externalIds[]` item; a group
-    call's `groupId` → account `group_id`; an alias call's `previousId` → `anonymous_id`.
+    call's `groupId` → account `group_id`; an alias call's `previousId` → `anonymous_id`;
+    `integrations['Google Analytics'].clientId` and `context.integrations['Google
+    Analytics'].clientId` → `ga_client_id`. Keys named by a rule (`properties.phone`) are read
+    by `with_configured_ids`, since they depend on the space's rules.
 
     Values may be strings or numbers (numbers become their decimal text); any other type is
     ignored. Nothing here raises: a malformed part of the message contributes no id.
@@ -107,6 +117,9 @@ def extract_external_ids(message: Mapping[str, Any]) -> ExtractedIds:
         _add(users, "email", _email(message, context))
     if "device" in context:
         _add_device_ids(users, _mapping(context["device"]))
+    for integrations in (message.get("integrations"), context.get("integrations")):
+        if integrations is not None:
+            _add(users, "ga_client_id", _mapping(_mapping(integrations).get(_GA_INTEGRATION)).get(_GA_CLIENT_ID))
     if kind == "alias":
         # Segment: previousId "might be an Anonymous ID … or a User ID". Reading it as an
         # anonymous_id gives the useful link (anonymous → known) and, when it really was an old
@@ -119,6 +132,31 @@ def extract_external_ids(message: Mapping[str, Any]) -> ExtractedIds:
         for collection, external_id in _custom_ids(context["externalIds"]):
             (users if collection == USERS else accounts).append(external_id)
     return ExtractedIds(users=_canonical(users), accounts=_canonical(accounts))
+
+
+def with_configured_ids(ids: ExtractedIds, message: Mapping[str, Any],
+                        sources: Mapping[str, Sequence[str]]) -> ExtractedIds:
+    """The ids of a message plus those read from the keys a space's rules name.
+
+    Args:
+        ids: what `extract_external_ids` read from the message.
+        message: the message.
+        sources: per id type, the keys it is read from (`properties.<key>`,
+            `context.traits.<key>`; see `IdTypeRule.sources`); always user ids.
+
+    Returns:
+        The ids with those found added, de-duplicated and sorted.
+    """
+    objects = {"properties.": _mapping(message.get("properties")),
+               "context.traits.": _mapping(_mapping(message.get("context")).get("traits"))}
+    found: list[ExternalId] = []
+    for id_type, keys in sources.items():
+        for key in keys:
+            prefix = "properties." if key.startswith("properties.") else "context.traits."
+            _add(found, id_type, objects[prefix].get(key[len(prefix):]))
+    if not found:
+        return ids
+    return ExtractedIds(users=_canonical([*ids.users, *found]), accounts=ids.accounts)
 
 
 def id_text(raw: object) -> str | None:
@@ -185,6 +223,8 @@ def _custom_id(item: Mapping[str, Any]) -> tuple[str, ExternalId] | None:
     collection = item.get("collection", USERS)
     encoding = item.get("encoding", "none")
     if not isinstance(id_type, str) or not id_type.strip() or value is None:
+        return None
+    if len(id_type.strip()) > MAX_ID_TYPE_CHARS:
         return None
     if collection not in COLLECTIONS or not isinstance(encoding, str):
         return None

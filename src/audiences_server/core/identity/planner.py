@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import NamedTuple, TypeAlias
 
-from .ids import ExternalId
+from .ids import MAX_ID_VALUE_CHARS, ExternalId
 from .rules import IdentityRules, Limit, Period
 
 ProfileId: TypeAlias = str | int
@@ -262,15 +262,23 @@ def _unblocked(
     kept: list[ExternalId] = []
     violations: list[Violation] = []
     for external_id in sorted(set(incoming), key=lambda i: (rules.rank(i.type), i.value)):
-        blocked = rules.rule_for(external_id.type).blocked
-        if not blocked.blocks(external_id.value):
+        why = _blocked_by(external_id, rules)
+        if why is None:
             kept.append(external_id)
             continue
-        detail = f"{external_id.type} value blocked by {blocked.reason(external_id.value)}"
+        detail = f"{external_id.type} value blocked by {why}"
         violations.append(
             Violation(ViolationKind.ID_VALUE_BLOCKED, external_id, external_id.type, (), detail)
         )
     return kept, violations
+
+
+def _blocked_by(external_id: ExternalId, rules: IdentityRules) -> str | None:
+    """What blocks an incoming id, or None: its length, else its type's blocked values."""
+    if len(external_id.value) > MAX_ID_VALUE_CHARS:
+        return f"its length ({len(external_id.value)} characters; at most {MAX_ID_VALUE_CHARS})"
+    blocked = rules.rule_for(external_id.type).blocked
+    return blocked.reason(external_id.value) if blocked.blocks(external_id.value) else None
 
 
 def _attempt(

@@ -28,6 +28,11 @@ DEFAULT_TYPES = (
     "user_id", "email", "android.id", "android.idfa", "android.push_token", "anonymous_id",
     "ga_client_id", "group_id", "ios.id", "ios.idfa", "ios.push_token",
 )
+# Where a rule may read its type from besides `context.externalIds`: a key of these objects.
+SOURCE_PREFIXES = ("properties.", "context.traits.")
+MAX_SOURCES, MAX_SOURCE_CHARS = 10, 200
+# Types whose value comes from a field of their own (or that name an account), never from a key.
+_FIXED_TYPES = frozenset({USER_ID, "anonymous_id", "group_id"})
 
 
 class InvalidIdentityRules(ValueError):
@@ -44,9 +49,10 @@ class InvalidIdentityRules(ValueError):
 
 
 class Period(StrEnum):
-    """How far back a limit looks. Weeks are 7 days, months 30 and years 365."""
+    """How far back a limit looks. Days are 24 hours, weeks 7 days, months 30 and years 365."""
 
     EVER = "ever"
+    DAILY = "daily"
     WEEKLY = "weekly"
     MONTHLY = "monthly"
     ANNUALLY = "annually"
@@ -59,6 +65,7 @@ class Period(StrEnum):
 
 _WINDOW_MS: dict[Period, int | None] = {
     Period.EVER: None,
+    Period.DAILY: _DAY_MS,
     Period.WEEKLY: 7 * _DAY_MS,
     Period.MONTHLY: 30 * _DAY_MS,
     Period.ANNUALLY: 365 * _DAY_MS,
@@ -131,11 +138,15 @@ class IdTypeRule:
         blocked: values of the type never used as identifiers.
         priority: explicit rank, 1 is highest; None ranks after every explicit rank,
             alphabetically by type (Segment's "then the other types alphabetically").
+        sources: keys of a call the type is also read from, each `properties.<key>` or
+            `context.traits.<key>` (the rest of the text is one key, dots included), as
+            Segment picks a custom identifier up from a configured property or trait.
     """
 
     limit: Limit = field(default_factory=lambda: Limit(5))
     blocked: BlockedValues = field(default_factory=BlockedValues)
     priority: int | None = None
+    sources: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.limit, Limit):
@@ -147,6 +158,7 @@ class IdTypeRule:
             raise InvalidIdentityRules(
                 "priority", f"must be a positive integer or null, got {self.priority!r}"
             )
+        object.__setattr__(self, "sources", _sources(self.sources))
 
     def to_dict(self) -> dict[str, Any]:
         """This rule as plain JSON-ready data."""
@@ -155,20 +167,23 @@ class IdTypeRule:
             "limit": {"count": self.limit.count, "period": self.limit.period.value},
             "blocked": {"patterns": list(blocked.patterns), "values": list(blocked.values)},
             "priority": self.priority,
+            "sources": list(self.sources),
         }
 
     @classmethod
     def from_dict(cls, data: object) -> IdTypeRule:
-        """Read a rule written by `to_dict`; missing parts take the defaults.
+        """Read a rule written by `to_dict`; missing parts take the defaults (rules stored
+        before `sources` existed have none).
 
         Raises:
             InvalidIdentityRules: naming the bad field.
         """
-        raw = _object(data, "", {"limit", "blocked", "priority"})
+        raw = _object(data, "", {"limit", "blocked", "priority", "sources"})
         return cls(
             limit=_limit(raw["limit"]) if "limit" in raw else Limit(5),
             blocked=_blocked(raw["blocked"]) if "blocked" in raw else BlockedValues(),
             priority=raw.get("priority"),
+            sources=raw.get("sources", ()),
         )
 
 
@@ -197,6 +212,8 @@ class IdentityRules:
             _check_type_rule(name, rule)
         if not isinstance(self.default, IdTypeRule) or self.default.priority is not None:
             raise InvalidIdentityRules("default.priority", "the default rule has no priority")
+        if self.default.sources:
+            raise InvalidIdentityRules("default.sources", "the default rule names no type to read")
         _check_user_id(self.types)
         _check_unique_priorities(self.types)
         for name in ("max_merges", "max_identifiers"):
@@ -213,6 +230,11 @@ class IdentityRules:
     def rule_for(self, id_type: str) -> IdTypeRule:
         """The rule of `id_type`: its own, else the default rule."""
         return self.types.get(id_type, self.default)
+
+    @property
+    def sources(self) -> dict[str, tuple[str, ...]]:
+        """Each type that is also read from keys of the call, with those keys."""
+        return {name: rule.sources for name, rule in self.types.items() if rule.sources}
 
     def rank(self, id_type: str) -> tuple[int, int, str]:
         """Sort key of `id_type` by priority: smaller is higher priority."""
@@ -256,6 +278,23 @@ def _check_type_rule(name: object, rule: object) -> None:
         raise InvalidIdentityRules("types", f"id types are non-empty lower case, got {name!r}")
     if not isinstance(rule, IdTypeRule):
         raise InvalidIdentityRules(f"types.{name}", "must be an IdTypeRule")
+    if rule.sources and name in _FIXED_TYPES:
+        raise InvalidIdentityRules(f"types.{name}.sources", f"{name} is read from its own field only")
+
+
+def _sources(raw: object) -> tuple[str, ...]:
+    items = _strings(raw, "sources")
+    if len(items) > MAX_SOURCES:
+        raise InvalidIdentityRules("sources", f"at most {MAX_SOURCES} keys, got {len(items)}")
+    for item in items:
+        prefix = next((p for p in SOURCE_PREFIXES if item.startswith(p)), None)
+        if prefix is None or len(item) == len(prefix) or len(item) > MAX_SOURCE_CHARS:
+            raise InvalidIdentityRules(
+                "sources", f"each is `properties.<key>` or `context.traits.<key>`, at most {MAX_SOURCE_CHARS} "
+                           f"characters, got {item!r}")
+    if len(set(items)) != len(items):
+        raise InvalidIdentityRules("sources", "a key is named twice")
+    return items
 
 
 def _check_user_id(types: Mapping[str, IdTypeRule]) -> None:
