@@ -11,14 +11,16 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import audiences
 import grpc
 import pytest
 import trustme
 from audiences.v1 import common_pb2, ingest_pb2, ingest_pb2_grpc, sync_pb2, tracking_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-import audiences
 from audiences_server.settings import Settings
 from audiences_server.testing import ServerProcess
 from tests.conftest import Running, bearer, error_reason, start
@@ -171,7 +173,8 @@ def test_long_invalid_definitions_get_a_bounded_definition_error(running: Runnin
         assert found, "a DefinitionError detail"
         detail = admin_pb2.DefinitionError()
         found[0].Unpack(detail)
-        assert detail.reason and detail.line >= 1
+        assert detail.reason
+        assert detail.line >= 1
         assert len(status.SerializeToString()) < 8 * 1024
 
 
@@ -284,3 +287,37 @@ def test_health_and_readiness_over_http(running: Running) -> None:
 def test_settings_have_an_http_listener_by_default() -> None:
     """The HTTP listener is on 127.0.0.1:8080 unless said otherwise."""
     assert Settings().http_listen == "127.0.0.1:8080"
+
+
+def test_a_service_without_a_token_scope_refuses_to_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A project service missing from the scope table would be served unauthenticated: the server
+    refuses to start instead, and leaves the database free for the next one."""
+    from audiences_server import server as server_module
+
+    scopes = dict(server_module.SERVICES)
+    scopes.pop("audiences.v1.SyncService")
+    monkeypatch.setattr(server_module, "SERVICES", scopes)
+    with pytest.raises(RuntimeError, match=r"audiences\.v1\.SyncService has no token scope"):
+        start(tmp_path / "audiences.db")
+    monkeypatch.undo()
+    running = start(tmp_path / "audiences.db")
+    running.channel.close()
+    running.server.stop(grace=1)
+
+
+# What gRPC lets a client put in a header value: printable ASCII.
+_HEADER_TEXT = st.characters(min_codepoint=0x20, max_codepoint=0x7E)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(header=st.one_of(
+    st.text(_HEADER_TEXT, max_size=80),
+    st.builds(lambda kind, token: f"{kind} {token}", st.sampled_from(["Bearer", "bearer", "Basic", ""]),
+              st.text(_HEADER_TEXT, max_size=60)),
+))
+def test_fuzzed_authorization_headers_never_fail_internally(running: Running, header: str) -> None:
+    """Any `authorization` value is either refused as UNAUTHENTICATED or, being a valid token,
+    served: never INTERNAL, never a hang."""
+    with pytest.raises(grpc.RpcError) as refused:
+        running.ingest.Track(ingest_pb2.TrackRequest(), metadata=(("authorization", header),), timeout=5)
+    assert refused.value.code() in {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.INVALID_ARGUMENT}
