@@ -460,6 +460,7 @@ class Evaluator:
         self._thread: threading.Thread | None = None
         self.last_tick: TickReport | None = None
         self.on_change: list[Callable[[], None]] = []
+        self.on_tick: list[Callable[[TickReport], None]] = []  # told of every finished tick (metrics)
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -527,6 +528,8 @@ class Evaluator:
                     break
             report.duration_ms = (time.perf_counter() - started) * 1000
             self.last_tick = report
+        for observer in self.on_tick:
+            observer(report)
         if report.values_changed:
             for listener in self.on_change:
                 listener()

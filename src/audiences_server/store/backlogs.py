@@ -1,0 +1,56 @@
+"""What waits in the database, read when the metrics are scraped: the evaluator's and the destinations'."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import apsw
+
+from audiences_server.store.db import scalar
+
+
+def due_waiting(conn: apsw.Connection, now_ms: int) -> int:
+    """(Computation, profile) pairs whose next change time is at or before now."""
+    return int(scalar(conn, "SELECT count(*) FROM due WHERE due_ms <= ?", (now_ms,)))
+
+
+@dataclass(frozen=True)
+class DestinationBacklog:
+    """What one destination has queued: not yet delivered (or read), parked, and the oldest's time."""
+
+    space: str
+    key: str
+    kind: str
+    waiting: int
+    dead: int
+    oldest_ms: int | None
+
+
+# Webhook and Segment destinations queue `deliveries` (parked ones are dead letters); a feed's
+# queue is its records after the last one a consumer read. CSV destinations have no queue.
+_BACKLOGS = """
+SELECT s.name, d.key, d.kind,
+    CASE WHEN d.kind = 'grpc_feed'
+        THEN (SELECT count(*) FROM feed_records f WHERE f.destination_id = d.destination_id
+              AND f.record_id > d.feed_acked)
+        ELSE (SELECT count(*) FROM deliveries l WHERE l.destination_id = d.destination_id AND l.state != 'dead')
+    END,
+    (SELECT count(*) FROM deliveries l WHERE l.destination_id = d.destination_id AND l.state = 'dead'),
+    CASE WHEN d.kind = 'grpc_feed'
+        THEN (SELECT min(f.created_ms) FROM feed_records f WHERE f.destination_id = d.destination_id
+              AND f.record_id > d.feed_acked)
+        ELSE (SELECT min(l.created_ms) FROM deliveries l WHERE l.destination_id = d.destination_id
+              AND l.state != 'dead')
+    END
+FROM destinations d JOIN spaces s USING (space_id)
+WHERE d.kind != 'csv'
+ORDER BY s.name, d.key
+"""
+
+
+def destination_backlogs(conn: apsw.Connection) -> list[DestinationBacklog]:
+    """Every queueing destination's backlog, by space and key."""
+    return [
+        DestinationBacklog(space, key, kind, int(waiting), int(dead), None if oldest is None else int(oldest))
+        for space, key, kind, waiting, dead, oldest in conn.execute(_BACKLOGS)
+    ]
