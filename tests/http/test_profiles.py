@@ -362,6 +362,13 @@ def test_external_ids(shop: Shop) -> None:
     assert body["cursor"] == {"url": "", "has_more": False, "next": "", "limit": 10}
 
 
+@pytest.mark.parametrize(("endpoint", "field"), [("external_ids", "data"), ("metadata", "metadata")])
+def test_verbose_is_accepted_where_every_field_is_given(shop: Shop, endpoint: str, field: str) -> None:
+    """`verbose` on external ids and metadata is Segment's parameter: accepted, the same body."""
+    assert shop.get(f"{ALEX}/{endpoint}?verbose=true").body[field] == shop.get(f"{ALEX}/{endpoint}").body[field]
+    assert _error(shop.get(f"{ALEX}/{endpoint}?verbose=maybe")) == (400, "VERBOSE_INVALID")
+
+
 def test_external_ids_page_through_next(shop: Shop) -> None:
     """A limit of 1 pages through the identifiers one at a time."""
     seen = []
