@@ -431,3 +431,16 @@ def _member_results(conn: apsw.Connection) -> None:
         UPDATE computations SET status = 'BACKFILLING', backfill_cursor = 0, progress_done = 0
             WHERE collection = 'accounts' AND enabled = 1 AND status = 'LIVE';
     """)
+
+
+@migration("0012_space_origins")
+def _space_origins(conn: apsw.Connection) -> None:
+    # The origins (`https://shop.example`) whose web pages may send a space's tracking calls over
+    # HTTP from a browser: the CORS answer of the tracking API. Empty for a space: no page may.
+    conn.execute("""
+        CREATE TABLE space_origins (
+            space_id INTEGER NOT NULL REFERENCES spaces(space_id),
+            origin TEXT NOT NULL,
+            PRIMARY KEY (space_id, origin)
+        ) WITHOUT ROWID;
+    """)
