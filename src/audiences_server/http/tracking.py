@@ -1,0 +1,342 @@
+"""Segment's HTTP tracking API, wire compatible: what Segment's libraries send, answered as Segment does.
+
+Routes (all `POST`, and `OPTIONS` for browsers' CORS preflight):
+
+- one call: `/v1/track`, `/v1/identify`, `/v1/page`, `/v1/screen`, `/v1/group`, `/v1/alias`, and
+  analytics.js's one-letter paths `/v1/t`, `/v1/i`, `/v1/p`, `/v1/s`, `/v1/g`, `/v1/a`; the path
+  sets the call's `type`;
+- a batch: `/v1/batch`, `/v1/import` and analytics.js's `/v1/b`, `{"batch": [...]}` with
+  batch-level `context`, `integrations` and `sentAt`, as `BatchJson` takes it.
+
+The write key is HTTP Basic's user name or the body's `writeKey`; the body is JSON whatever its
+Content-Type, gzip or deflate when Content-Encoding says so, read up to Segment's limits (32 KB
+for one call, 500 KB for a batch) and never further. The calls then go through the same engine
+path as gRPC's `BatchJson` (`Ingest.submit`: validation, dedup, identity, limits); the reply
+comes once the accepted calls are committed. docs/api.md describes statuses, bodies and CORS.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from aiohttp import web
+from aiohttp.http_exceptions import PayloadEncodingError
+from aiohttp.web_protocol import RequestPayloadError
+
+from audiences_server.core import tracking
+from audiences_server.engine.ingest import (
+    REJECTED,
+    CallResult,
+    PendingBatch,
+    Sender,
+    check_batch_limits,
+    rejection_error,
+)
+from audiences_server.engine.origins import AllowedOrigins, Origins
+from audiences_server.errors import (
+    AudiencesError,
+    FieldViolation,
+    InvalidArgument,
+    PermissionDenied,
+    ResourceExhausted,
+    Unauthenticated,
+)
+from audiences_server.http.app import EDGE, Edge
+from audiences_server.http.auth import basic_token, granted
+from audiences_server.http.errors import error_response
+from audiences_server.store.spaces import Grant
+
+# Each single-call path and the call type it sets (analytics.js posts to the type's first letter).
+SINGLE_PATHS = {
+    **{kind: kind for kind in ("track", "identify", "page", "screen", "group", "alias")},
+    "t": "track", "i": "identify", "p": "page", "s": "screen", "g": "group", "a": "alias",
+}
+BATCH_PATHS = ("batch", "import", "b")
+MAX_CALL_BODY = tracking.MAX_CALL_BYTES
+MAX_BATCH_BODY = tracking.MAX_BATCH_BYTES
+# Request bodies read and not yet handed to the engine, all requests together. Past this, new
+# requests are refused with 429 instead of read: memory stays bounded however many clients send
+# at once (the engine bounds what waits for the writer after that).
+MAX_HELD_BYTES = 64 * 1024 * 1024
+# Of a compressed body refused as too large, the most inflated bytes read (and dropped) to reach
+# its end before answering: an honest sender's whole body, not a compression bomb's.
+MAX_DISCARDED_BYTES = 8 * 1024 * 1024
+# How long a browser may reuse a preflight's answer (browsers cap it: Chrome at 2 hours).
+PREFLIGHT_MAX_AGE_S = 7200
+_ENCODINGS = frozenset({"", "identity", "gzip", "deflate"})
+_PREFLIGHT_HEADERS = "authorization, content-type, content-encoding, x-retry-count"
+# A list of header names, as a preflight's Access-Control-Request-Headers holds it.
+_HEADER_LIST = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+(?:\s*,\s*[A-Za-z0-9!#$%&'*+.^_`|~-]+)*$")
+_SUCCESS = b'{"success":true}'
+_CORS_ORIGIN = web.RequestKey("tracking_cors_origin", str)
+
+log = structlog.get_logger("audiences_server.http.tracking")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def add_routes(app: web.Application) -> None:
+    """Adds the tracking API's routes, and its CORS headers on every response they give."""
+    edge = app[EDGE]
+    api = TrackingApi(edge, Origins(edge.engine.writer, edge.engine.readers))
+    for path, kind in SINGLE_PATHS.items():
+        app.router.add_post(f"/v1/{path}", api.handler(kind))
+        app.router.add_route("OPTIONS", f"/v1/{path}", api.preflight)
+    for path in BATCH_PATHS:
+        app.router.add_post(f"/v1/{path}", api.handler(None))
+        app.router.add_route("OPTIONS", f"/v1/{path}", api.preflight)
+    app.on_response_prepare.append(_cors_headers)
+
+
+class TrackingApi:
+    """The tracking routes' handlers."""
+
+    def __init__(self, edge: Edge, origins: Origins) -> None:
+        self._edge = edge
+        self._ingest = edge.engine.ingest
+        self._auth = edge.engine.auth
+        self.origins = origins
+        # Bytes of bodies being read or decoded; only the event loop touches it.
+        self.held = 0
+
+    def handler(self, kind: str | None) -> Handler:
+        """The handler of a path: one call of `kind`, or a batch when `kind` is None."""
+
+        async def handle(request: web.Request) -> web.StreamResponse:
+            try:
+                return await self._handle(request, kind)
+            except AudiencesError as error:
+                return tracking_error(error, request)
+
+        return handle
+
+    async def preflight(self, request: web.Request) -> web.StreamResponse:
+        """Answers a browser's CORS preflight for the origins some space allows.
+
+        The preflight carries no credentials, so it cannot say which space the call is for: an
+        origin that any space allows passes, and the call itself is then refused (403) unless
+        its own key's space allows the origin.
+        """
+        origin = request.headers.get("Origin")
+        if origin is None or "Access-Control-Request-Method" not in request.headers:
+            return web.Response(status=204, headers={"Allow": "POST, OPTIONS"})
+        allowed = await self._allowed()
+        if not allowed.allows_any(origin):
+            return tracking_error(_origin_refused(origin), request)
+        request[_CORS_ORIGIN] = origin
+        requested = request.headers.get("Access-Control-Request-Headers", "")
+        headers = {
+            "Access-Control-Allow-Methods": "POST, OPTIONS",
+            "Access-Control-Allow-Headers": requested if _HEADER_LIST.match(requested) else _PREFLIGHT_HEADERS,
+            "Access-Control-Max-Age": str(PREFLIGHT_MAX_AGE_S),
+            "Vary": "Origin, Access-Control-Request-Headers",
+        }
+        if request.headers.get("Access-Control-Request-Private-Network", "").lower() == "true":
+            # A public page calling a server on a private network: Chrome asks first.
+            headers["Access-Control-Allow-Private-Network"] = "true"
+        return web.Response(status=204, headers=headers)
+
+    async def _handle(self, request: web.Request, kind: str | None) -> web.StreamResponse:
+        origin = request.headers.get("Origin")
+        allowed = await self._allowed() if origin is not None else None
+        if origin is not None and allowed is not None and allowed.allows_any(origin):
+            # Set first, so that every answer from here on (errors too) is readable by the page.
+            request[_CORS_ORIGIN] = origin
+        grant = self._basic_grant(request, origin, allowed)
+        body = await self._read(request, MAX_CALL_BODY if kind else MAX_BATCH_BODY, kind)
+        try:
+            caller, pending = await self._edge.blocking(self._submit, kind, body, grant, origin, allowed)
+        finally:
+            self.held -= len(body)
+        structlog.contextvars.bind_contextvars(space=caller.space_name)
+        # The engine counts each call's outcome in the metrics, as for every other ingest path.
+        return _reply(kind, await pending.committed())
+
+    def _basic_grant(self, request: web.Request, origin: str | None, allowed: AllowedOrigins | None) -> Grant | None:
+        """The grant of the Basic credentials (checked before the body is read), or None without them."""
+        token = basic_token(request)
+        if token is None:
+            return None
+        grant = granted(self._auth, token, "write")
+        _check_origin(grant, origin, allowed)
+        return grant
+
+    async def _allowed(self) -> AllowedOrigins:
+        cached = self.origins.cached()
+        return cached if cached is not None else await self._edge.blocking(self.origins.load)
+
+    async def _read(self, request: web.Request, limit: int, kind: str | None) -> bytes:
+        """The decoded body, refused past `limit` bytes without reading further."""
+        encoding = request.headers.get("Content-Encoding", "").strip().lower()
+        if encoding not in _ENCODINGS:
+            raise InvalidArgument(f"Content-Encoding {encoding!r} is not supported; send gzip, deflate or none",
+                                  reason="CONTENT_ENCODING_UNSUPPORTED",
+                                  violations=[FieldViolation("Content-Encoding", "not gzip or deflate")])
+        length = request.content_length
+        if encoding in {"", "identity"} and length is not None and length > limit:
+            raise _too_large(kind, length, limit)
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            while chunk := await request.content.readany():
+                size += len(chunk)
+                if size > limit:
+                    if encoding not in {"", "identity"}:
+                        await _discard_compressed(request)
+                    raise _too_large(kind, size, limit, at_least=True)
+                self._hold(len(chunk))
+                chunks.append(chunk)
+        except BaseException as failure:
+            self.held -= sum(len(chunk) for chunk in chunks)
+            if isinstance(failure, PayloadEncodingError | RequestPayloadError):
+                raise _unreadable(encoding, failure) from None
+            raise
+        return b"".join(chunks)
+
+    def _hold(self, size: int) -> None:
+        if self.held + size > MAX_HELD_BYTES:
+            raise ResourceExhausted(
+                f"the server is reading {self.held} bytes of request bodies already; retry shortly",
+                reason="REQUESTS_SATURATED", metadata={"retry_after_s": "1"})
+        self.held += size
+
+    def _submit(self, kind: str | None, body: bytes, grant: Grant | None, origin: str | None,
+                allowed: AllowedOrigins | None) -> tuple[Grant, PendingBatch]:
+        """Decodes a body and queues its calls for the writer (on the pool: JSON and validation are CPU work)."""
+        decoded = _decode(body)
+        if grant is None:
+            grant = granted(self._auth, _body_key(decoded), "write")
+            _check_origin(grant, origin, allowed)
+        sender = Sender(grant.space_id, grant.label)
+        if kind is not None:
+            return grant, self._ingest.submit(sender, [{**_without_key(decoded), "type": kind}])
+        calls, defaults = _batch(decoded)
+        check_batch_limits(len(calls), len(body))
+        return grant, self._ingest.submit(sender, calls, defaults)
+
+
+def tracking_error(error: AudiencesError, request: web.Request) -> web.Response:
+    """A domain error as the tracking API answers it.
+
+    The body has the HTTP edge's `error` object, and also `success: false` with `code` and
+    `message` at the top, where Segment's libraries read them for their logs.
+    """
+    response = error_response(error, request)
+    response.text = json.dumps({
+        "success": False, "code": error.reason, "message": error.message,
+        "error": {"code": error.code, "reason": error.reason, "message": error.message},
+    })
+    if response.status == 429:
+        # analytics.js reads the wait from X-RateLimit-Reset, the server libraries from Retry-After.
+        response.headers["X-RateLimit-Reset"] = response.headers["Retry-After"]
+    return response
+
+
+async def _cors_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """Makes every tracking response to an allowed origin readable by the page, errors included:
+    a response the page may not read counts as a failure, and analytics.js sends the call again."""
+    origin = request.get(_CORS_ORIGIN)
+    if origin is None:
+        return
+    response.headers["Access-Control-Allow-Origin"] = origin
+    response.headers["Access-Control-Allow-Credentials"] = "true"
+    response.headers["Access-Control-Expose-Headers"] = "Retry-After, X-RateLimit-Reset, x-request-id"
+    if "Vary" not in response.headers:
+        response.headers["Vary"] = "Origin"
+
+
+def _reply(kind: str | None, results: list[CallResult]) -> web.Response:
+    rejected = [result for result in results if result.status == REJECTED]
+    if kind is not None and rejected:
+        one = rejected[0]
+        raise rejection_error(tracking.Rejection(one.reason, one.detail, one.message_id))
+    if not rejected:
+        return web.Response(body=_SUCCESS, content_type="application/json")
+    return web.json_response({"success": True, "rejected": [
+        {"index": r.index, "messageId": r.message_id, "reason": r.reason, "detail": r.detail} for r in rejected
+    ]})
+
+
+def _decode(body: bytes) -> dict[str, Any]:
+    try:
+        decoded = json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError) as bad:
+        raise InvalidArgument(f"the body is not valid JSON: {bad}", reason="BAD_REQUEST",
+                              violations=[FieldViolation("body", "not valid JSON")]) from None
+    if not isinstance(decoded, dict):
+        raise InvalidArgument("the body must be a JSON object", reason="BAD_REQUEST",
+                              violations=[FieldViolation("body", "not an object")])
+    return decoded
+
+
+def _body_key(decoded: dict[str, Any]) -> str:
+    key = decoded.get("writeKey")
+    if not isinstance(key, str) or not key:
+        raise Unauthenticated("missing credentials: HTTP Basic with the write key as user name, or `writeKey` "
+                              "in the body", reason="TOKEN_MISSING")
+    return key
+
+
+def _check_origin(grant: Grant, origin: str | None, allowed: AllowedOrigins | None) -> None:
+    if origin is not None and allowed is not None and not allowed.allows(grant.space_id, origin):
+        raise _origin_refused(origin, grant.space_name)
+
+
+def _origin_refused(origin: str, space: str | None = None) -> PermissionDenied:
+    whose = f"space {space!r}" if space else "no space"
+    return PermissionDenied(f"{whose} allows calls from pages of origin {origin!r}; see "
+                            "`audiences-server spaces origins`", reason="ORIGIN_NOT_ALLOWED",
+                            metadata={"origin": origin})
+
+
+def _batch(decoded: dict[str, Any]) -> tuple[list[Any], tracking.BatchDefaults]:
+    """The calls of a batch body and its batch-level fields, read as `BatchJson` reads them."""
+    batch = decoded.get("batch")
+    if isinstance(batch, list):
+        defaults = tracking.batch_defaults(decoded)
+        if isinstance(defaults, tracking.Rejection):
+            raise InvalidArgument(defaults.detail, reason=defaults.reason.upper(),
+                                  violations=[FieldViolation(defaults.field, defaults.detail)])
+        return [_without_key(call) for call in batch], defaults
+    if "type" in decoded:
+        return [_without_key(decoded)], tracking.BatchDefaults()
+    raise InvalidArgument('the body must be {"batch": [...]} or one call object with a `type`',
+                          reason="BAD_REQUEST", violations=[FieldViolation("batch", "not a list")])
+
+
+def _without_key(call: Any) -> Any:
+    """The call without its `writeKey` (analytics.js puts it in every call): a key is never stored."""
+    if isinstance(call, dict) and "writeKey" in call:
+        return {key: value for key, value in call.items() if key != "writeKey"}
+    return call
+
+
+async def _discard_compressed(request: web.Request) -> None:
+    """Reads the rest of a refused compressed body, so that its sender gets the answer; but a
+    compressed body may inflate without end, so past MAX_DISCARDED_BYTES the connection is closed
+    instead (its sender may then see the connection reset rather than the 400)."""
+    discarded = 0
+    try:
+        while discarded < MAX_DISCARDED_BYTES and (chunk := await request.content.readany()):
+            discarded += len(chunk)
+    except (PayloadEncodingError, RequestPayloadError):
+        pass
+    if not request.content.at_eof():
+        request.protocol.force_close()
+
+
+def _unreadable(encoding: str, failure: Exception) -> InvalidArgument:
+    told = f"is not valid {encoding} data" if encoding not in {"", "identity"} else f"could not be read: {failure}"
+    return InvalidArgument(f"the body {told}", reason="BAD_REQUEST", violations=[FieldViolation("body", told)])
+
+
+def _too_large(kind: str | None, size: int, limit: int, *, at_least: bool = False) -> InvalidArgument:
+    what, reason = ("the call", "MESSAGE_TOO_LARGE") if kind else ("the batch", "BATCH_TOO_LARGE")
+    told = f"is over the limit of {limit} bytes" if at_least else f"is {size} bytes; at most {limit}"
+    return InvalidArgument(f"{what} {told}", reason=reason,
+                           violations=[FieldViolation("body", "too many bytes")],
+                           metadata={"limit_bytes": str(limit)})
