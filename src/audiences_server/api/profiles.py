@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, TypeVar
 
 import grpc
 from audiences.v1 import common_pb2, profiles_pb2, profiles_pb2_grpc
+from google.protobuf.message import Message
 
 from audiences_server.api.computations import COLLECTION_ENUM, collection_of, json_value, time_ms, timestamp
 from audiences_server.api.context import space_id
 from audiences_server.engine.engine import Engine
-from audiences_server.engine.profile_reads import EventFilter, TraitItem, encoding_of
+from audiences_server.engine.profile_reads import EventFilter, Page, TraitItem, encoding_of
 from audiences_server.errors import FieldViolation, InvalidArgument
 
 TRAIT_CLASSES: dict[int, str | None] = {
@@ -31,6 +33,18 @@ EVENT_TYPES: dict[str, Any] = {
     "track": profiles_pb2.EVENT_TYPE_TRACK, "page": profiles_pb2.EVENT_TYPE_PAGE,
     "screen": profiles_pb2.EVENT_TYPE_SCREEN,
 }
+
+
+M = TypeVar("M", bound=Message)
+# An item of a repeated field costs its tag and length prefix besides its own bytes.
+_ITEM_OVERHEAD = 6
+
+
+def _fitted(page: Page, items: Sequence[M]) -> tuple[list[M], str]:
+    """The encoded items of a page that fit one reply a default client accepts, and the token
+    of what follows them."""
+    cut = page.fit([item.ByteSize() + _ITEM_OVERHEAD for item in items])
+    return list(items[:len(cut.items)]), cut.next_token
 
 
 def _ref(ref: common_pb2.ProfileRef) -> tuple[str, str]:
@@ -102,32 +116,30 @@ class ProfilesServicer(profiles_pb2_grpc.ProfilesServiceServicer):
         trait_class = _enum(TRAIT_CLASSES, request.trait_class, "trait_class")
         page = self._reads.traits(space_id(), collection, address, include=list(request.include),
                                   trait_class=trait_class, size=request.page_size, token=request.page_token)
-        return profiles_pb2.ListTraitsResponse(profile_id=page.profile_id,
-                                               traits=[_trait(t, request.verbose) for t in page.items],
-                                               next_page_token=page.next_token)
+        traits, token = _fitted(page, [_trait(t, request.verbose) for t in page.items])
+        return profiles_pb2.ListTraitsResponse(profile_id=page.profile_id, traits=traits, next_page_token=token)
 
     def ListEvents(self, request: profiles_pb2.ListEventsRequest,
                    context: grpc.ServicerContext) -> profiles_pb2.ListEventsResponse:
         collection, address = _ref(request.profile)
         page = self._reads.events(space_id(), collection, address, _event_filter(request), request.page_size,
                                   request.page_token)
-        return profiles_pb2.ListEventsResponse(profile_id=page.profile_id, events=[_event(r) for r in page.items],
-                                               next_page_token=page.next_token)
+        events, token = _fitted(page, [_event(r) for r in page.items])
+        return profiles_pb2.ListEventsResponse(profile_id=page.profile_id, events=events, next_page_token=token)
 
     def ListExternalIds(self, request: profiles_pb2.ListExternalIdsRequest,
                         context: grpc.ServicerContext) -> profiles_pb2.ListExternalIdsResponse:
         collection, address = _ref(request.profile)
         page = self._reads.external_ids(space_id(), collection, address, request.page_size, request.page_token)
-        return profiles_pb2.ListExternalIdsResponse(
-            profile_id=page.profile_id, external_ids=[external_id(r, collection) for r in page.items],
-            next_page_token=page.next_token)
+        ids, token = _fitted(page, [external_id(r, collection) for r in page.items])
+        return profiles_pb2.ListExternalIdsResponse(profile_id=page.profile_id, external_ids=ids, next_page_token=token)
 
     def ListLinks(self, request: profiles_pb2.ListLinksRequest,
                   context: grpc.ServicerContext) -> profiles_pb2.ListLinksResponse:
         collection, address = _ref(request.profile)
         page = self._reads.links(space_id(), collection, address, request.page_size, request.page_token)
-        return profiles_pb2.ListLinksResponse(profile_id=page.profile_id, links=[_link(r) for r in page.items],
-                                              next_page_token=page.next_token)
+        links, token = _fitted(page, [_link(r) for r in page.items])
+        return profiles_pb2.ListLinksResponse(profile_id=page.profile_id, links=links, next_page_token=token)
 
     def GetMetadata(self, request: profiles_pb2.GetMetadataRequest,
                     context: grpc.ServicerContext) -> profiles_pb2.GetMetadataResponse:
@@ -143,8 +155,9 @@ class ProfilesServicer(profiles_pb2_grpc.ProfilesServiceServicer):
                                 context: grpc.ServicerContext) -> profiles_pb2.ListAudienceMembershipsResponse:
         collection, address = _ref(request.profile)
         page = self._reads.memberships(space_id(), collection, address, request.page_size, request.page_token)
-        memberships = [profiles_pb2.AudienceMembership(audience_key=r["key"], audience_id=r["public_id"],
-                                                       audience_name=r["name"], enter_time=timestamp(r["updated_ms"]))
-                       for r in page.items]
+        memberships, token = _fitted(page, [
+            profiles_pb2.AudienceMembership(audience_key=r["key"], audience_id=r["public_id"], audience_name=r["name"],
+                                            enter_time=timestamp(r["updated_ms"]))
+            for r in page.items])
         return profiles_pb2.ListAudienceMembershipsResponse(profile_id=page.profile_id, memberships=memberships,
-                                                            next_page_token=page.next_token)
+                                                            next_page_token=token)

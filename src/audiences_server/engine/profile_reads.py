@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import apsw
@@ -20,11 +20,16 @@ from audiences_server.store.db import Readers
 from audiences_server.store.profile_reads import EventFilter
 
 DEFAULT_PAGE, MAX_PAGE = 10, 200
+# What the items of one reply may weigh, encoded: a default gRPC client refuses a message over
+# 4 MiB, and the reply's other fields (profile id, page token) need far less than the margin.
+# A page stops before the item that would pass it (never before the first: one item is at
+# most a 32 KB call, or a linked profile's 1,000 bounded identifiers).
+MAX_PAGE_BYTES = 4 * 1024 * 1024 - 64 * 1024
 # Identifier types read from the call's own fields; every other type came from a
 # `context.externalIds` item, whose only usable encoding is `none` (see core.identity.ids).
 FIELD_ID_TYPES = frozenset({
     "user_id", "anonymous_id", "email", "group_id", "ios.id", "android.id", "ios.idfa", "android.idfa",
-    "ios.push_token", "android.push_token",
+    "ios.push_token", "android.push_token", "ga_client_id",
 })
 
 __all__ = ["EventFilter", "Page", "ProfileReads", "TraitItem", "encoding_of"]
@@ -43,11 +48,31 @@ class TraitItem:
 
 @dataclass(frozen=True)
 class Page:
-    """Items of one page, the profile they belong to, and the token of the next page."""
+    """Items of one page, the profile they belong to, and the token of the next page.
+
+    `token_after(n)` is the token of the page that follows the first n items, for a caller that
+    returns fewer items than it was given (see `fit`).
+    """
 
     profile_id: str
     items: list[Any]
     next_token: str
+    token_after: Callable[[int], str] = field(default=lambda count: "", repr=False, compare=False)
+
+    def fit(self, sizes: Sequence[int], limit: int = MAX_PAGE_BYTES) -> Page:
+        """The page cut before the item that would take the sizes past `limit`, with the token
+        of what follows; the page itself when all of it fits. The first item always stays.
+
+        Args:
+            sizes: the encoded size of each item, in order.
+            limit: the most all of them may weigh.
+        """
+        total = 0
+        for count, size in enumerate(sizes):
+            total += size
+            if total > limit and count > 0:
+                return Page(self.profile_id, self.items[:count], self.token_after(count), self.token_after)
+        return self
 
 
 @dataclass(frozen=True)
@@ -96,7 +121,7 @@ class ProfileReads:
         page = self._list(space_id, collection, address, listing, size, token)
         items = [TraitItem(r["key"], json.loads(r["value"]), r["trait_class"], r["source_id"], r["updated_ms"])
                  for r in page.items]
-        return Page(page.profile_id, items, page.next_token)
+        return Page(page.profile_id, items, page.next_token, page.token_after)
 
     def events(self, space_id: int, collection: str, address: str, wanted: EventFilter, size: int,
                token: str) -> Page:
@@ -151,8 +176,11 @@ class ProfileReads:
             scope = {**listing.scope, "space": space_id, "profile": pid}
             found = listing.fetch(conn, pid, self._tokens.decode(token, scope), limit + 1)
         page = found[:limit]
-        following = self._tokens.encode(listing.cursor(page[-1]), scope) if len(found) > limit else ""
-        return Page(public_id, page, following)
+
+        def token_after(count: int) -> str:
+            return self._tokens.encode(listing.cursor(page[count - 1]), scope)
+
+        return Page(public_id, page, token_after(len(page)) if len(found) > limit else "", token_after)
 
 
 def _find(conn: apsw.Connection, space_id: int, collection: str, address: str) -> tuple[int, str]:
