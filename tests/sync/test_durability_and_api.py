@@ -18,9 +18,9 @@ from tests.evaluator.conftest import Space
 from tests.sync.conftest import FAST, Receiver, admin, connect, ref, wait_for, webhook
 
 
-def test_kill_9_mid_delivery_loses_nothing(tmp_path: Path, receiver: Receiver) -> None:
-    """After a kill -9 in the middle of delivering, a restart delivers every change that was
-    committed: each user's calls arrive in order, and a repeat carries the same messageId."""
+def _deliver_until_killed(tmp_path: Path, receiver: Receiver, users: int) -> None:
+    """A server sending `users` entries one request each to a slow receiver, killed (kill -9) once
+    20 have arrived."""
     server = ServerProcess(tmp_path / "audiences.db")
     channel = grpc.insecure_channel(server.address)
     admin_meta, write = bearer(server.tokens["admin"]), bearer(server.tokens["write"])
@@ -34,23 +34,44 @@ def test_kill_9_mid_delivery_loses_nothing(tmp_path: Path, receiver: Receiver) -
     receiver.fail_when = lambda body: None
     receiver.failures = [("sleep", 0.05)] * 10_000  # slow receiver: the kill lands mid-delivery
     body = json.dumps({"batch": [{"type": "identify", "userId": f"u{i}", "traits": {"plan": "pro"}}
-                                 for i in range(200)]}).encode()
+                                 for i in range(users)]}).encode()
     ingest_pb2_grpc.IngestServiceStub(channel).BatchJson(ingest_pb2.BatchJsonRequest(body=body), metadata=write)
     wait_for(lambda: len(receiver.calls()) >= 20, what="delivery under way")
     server.kill()
     channel.close()
     receiver.failures = []
-    assert len(receiver.calls()) < 200
+    assert len(receiver.calls()) < users
+
+
+def _restart_until_delivered(tmp_path: Path, receiver: Receiver, users: int) -> dict[str, list[str]]:
+    """Restarts the server until every user's entry arrived; the users of each messageId received."""
     restarted = ServerProcess(tmp_path / "audiences.db")
     try:
-        wait_for(lambda: len({c["userId"] for c in receiver.calls()}) == 200, timeout=30, what="the rest")
+        wait_for(lambda: len({c["userId"] for c in receiver.calls()}) == users, timeout=30, what="the rest")
     finally:
         restarted.stop()
-    by_message = defaultdict(set)
+    by_message = defaultdict(list)
     for call in receiver.calls():
-        by_message[call["messageId"]].add(call["userId"])
+        by_message[call["messageId"]].append(call["userId"])
+    return by_message
+
+
+def test_kill_9_mid_delivery_loses_nothing(tmp_path: Path, receiver: Receiver) -> None:
+    """After a kill -9 in the middle of delivering, a restart delivers every change that was
+    committed: each user's calls arrive in order, and a repeat carries the same messageId."""
+    _deliver_until_killed(tmp_path, receiver, 200)
+    by_message = _restart_until_delivered(tmp_path, receiver, 200)
     assert len(by_message) == 200
-    assert all(len(u) == 1 for u in by_message.values())
+    assert all(len(set(u)) == 1 for u in by_message.values())
+
+
+def test_kill_9_resends_only_the_delivery_in_flight(tmp_path: Path, receiver: Receiver) -> None:
+    """Each delivery is acknowledged (committed) as soon as its request is answered, so after a
+    kill -9 the restart sends again at most the one request that was in flight."""
+    _deliver_until_killed(tmp_path, receiver, 200)
+    by_message = _restart_until_delivered(tmp_path, receiver, 200)
+    repeated = [m for m, received in by_message.items() if len(received) > 1]
+    assert len(repeated) <= 1, f"{len(repeated)} deliveries were sent again"
 
 
 def test_segment_destination_posts_batches_with_basic_auth(space: Space, receiver: Receiver) -> None:

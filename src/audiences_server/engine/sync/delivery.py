@@ -4,8 +4,9 @@ Each worker turns new change records into its connections' queues (a short write
 for webhook and Segment destinations, sends what is due over HTTP outside any transaction and
 records the outcome in another short writer job. A slow or failing destination only delays its
 own thread; ingestion and the evaluator never wait on HTTP. Progress (cursors, queues, attempts,
-dead letters) is in SQLite, so a restart resumes where the last commit left off; a request in
-flight when the process died is sent again with the same `messageId`.
+dead letters) is in SQLite, and each delivery's outcome is committed as soon as its request is
+answered, so a restart resumes where the last commit left off: only a request in flight when the
+process died is sent again, with the same `messageId`.
 
 Timing uses the wall clock even when the evaluator runs on a manual clock: retries are real
 waits on a real network.
@@ -144,24 +145,29 @@ class DestinationWorker:
             self._wait_s = min(self._wait_s, max(0.005, (due - now) / 1000))
 
     def _send_each(self, destination: DestinationRow, heads: list[Delivery], options: dict[int, Any]) -> bool:
-        """EVENT style: one request per call, in queue order."""
-        done: list[Delivery] = []
-        failures: list[tuple[Delivery, Outcome]] = []
+        """EVENT style: one request per call, in queue order.
+
+        Each outcome is committed as soon as it is known, before the next request: after a crash,
+        only the request in flight is sent again, not the whole round.
+        """
+        failed = False
         streak = 0
         for delivery in heads:
+            if self._stopping.is_set():
+                return False
             if delivery.connection_id not in options:
                 continue
             outcome = self._post_all(destination, calls_for(delivery.record, options[delivery.connection_id]))
             if outcome.ok:
-                done.append(delivery)
+                self._record(destination, [delivery], [])
                 streak = 0
                 continue
-            failures.append((delivery, outcome))
+            self._record(destination, [], [(delivery, outcome)])
+            failed = True
             streak += 1
             if streak >= FAILURES_PER_ROUND:
                 break
-        self._record(destination, done, failures)
-        return not failures and len(heads) == _batch_size(destination)
+        return not failed and len(heads) == _batch_size(destination)
 
     def _post_all(self, destination: DestinationRow, calls: list[dict[str, Any]]) -> Outcome:
         for call in calls:
