@@ -308,6 +308,30 @@ def test_database_size_is_the_file_and_its_wal(manual: Running) -> None:
     assert value(samples, "audiences_database_bytes", file="wal") == os.path.getsize(f"{manual.db}-wal") > 0
 
 
+def _on_every_pool_thread(running: Running, statement: str) -> None:
+    """Runs a statement on the read connection of each thread of the server's pool."""
+    engine, pool = running.server.engine, running.server.pool
+    everyone = threading.Barrier(engine.settings.workers)
+
+    def run() -> None:
+        everyone.wait(10)  # each task holds its thread until all have one: every thread runs one
+        engine.readers.get().execute(statement)
+
+    for task in [pool.submit(run) for _ in range(engine.settings.workers)]:
+        task.result(10)
+
+
+def test_a_scrape_works_while_its_thread_reads_inside_a_snapshot(manual: Running) -> None:
+    """A response stream (ExportAudience) keeps a read snapshot open on a pool thread's connection
+    between its chunks; a scrape landing on that thread still answers, with its values."""
+    batch_json(manual, {"type": "identify", "userId": "u1"})
+    _on_every_pool_thread(manual, "BEGIN")
+    try:
+        assert value(scrape(manual), "audiences_evaluator_touched_profiles") == 1
+    finally:
+        _on_every_pool_thread(manual, "COMMIT")
+
+
 # -- health -------------------------------------------------------------------------------------
 
 

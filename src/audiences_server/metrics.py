@@ -160,11 +160,13 @@ class _Backlogs(Collector):
         source = self._sources
         writer.add_metric([], source.writer_depth())
         waiting.add_metric([], source.ingest_waiting())
-        with source.readers.snapshot() as conn:
-            touched.add_metric([], evaluation.pending_profiles(conn))
-            due.add_metric([], backlogs.due_waiting(conn, source.now_ms()))
-            backfilling.add_metric([], len(evaluation.backfilling(conn)))
-            queues = backlogs.destination_backlogs(conn)
+        # Each read on its own, no transaction around them: a pool thread's connection may be
+        # inside a stream's read snapshot (ExportAudience), where BEGIN would fail.
+        conn = source.readers.get()
+        touched.add_metric([], evaluation.pending_profiles(conn))
+        due.add_metric([], backlogs.due_waiting(conn, source.now_ms()))
+        backfilling.add_metric([], len(evaluation.backfilling(conn)))
+        queues = backlogs.destination_backlogs(conn)
         now_ms = time.time_ns() // 1_000_000  # deliveries are stamped on the wall clock
         for queue in queues:
             labels = [queue.space, queue.key, queue.kind]
