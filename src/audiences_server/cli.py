@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from audiences_server import logs
 from audiences_server.engine.auth import SCOPES
 from audiences_server.engine.engine import Engine
-from audiences_server.errors import AudiencesError
+from audiences_server.engine.origins import Origins
+from audiences_server.errors import AudiencesError, InvalidArgument
 from audiences_server.server import serve
 from audiences_server.settings import Settings, add_arguments, resolve
 
@@ -24,6 +25,12 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("name")
     add_arguments(create)
     add_arguments(spaces.add_parser("list", help="list spaces"))
+    origins = spaces.add_parser("origins", help="show or set the web origins whose pages may send a space's calls"
+                                " over HTTP from a browser (CORS)")
+    origins.add_argument("name")
+    origins.add_argument("origin", nargs="*", help="scheme://host[:port], or * for any; replaces the space's list")
+    origins.add_argument("--clear", action="store_true", help="allow no origin")
+    add_arguments(origins)
     tokens = commands.add_parser("tokens", help="manage tokens").add_subparsers(dest="action", required=True)
     token = tokens.add_parser("create", help="issue a token; it is printed once and stored only hashed")
     token.add_argument("--space", required=True)
@@ -40,11 +47,20 @@ def _admin(settings: Settings, args: argparse.Namespace) -> str:
         now = engine.clock.now_ms()
         if args.command == "spaces" and args.action == "create":
             return f"created space {engine.auth.create_space(args.name, now).name}"
+        if args.command == "spaces" and args.action == "origins":
+            return _origins(Origins(engine.writer, engine.readers), args)
         if args.command == "spaces":
             return "\n".join(space.name for space in engine.auth.list_spaces())
         return engine.auth.create_token(args.space, args.scope, now, args.label).token
     finally:
         engine.close()
+
+
+def _origins(origins: Origins, args: argparse.Namespace) -> str:
+    if args.clear and args.origin:
+        raise InvalidArgument("give origins to allow, or --clear, not both", reason="ARGUMENTS_INVALID")
+    allowed = origins.set(args.name, args.origin) if args.clear or args.origin else origins.of_space(args.name)
+    return "\n".join(allowed) if allowed else f"space {args.name} allows no origin"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
