@@ -1,0 +1,83 @@
+"""Segment's own libraries, unchanged, pointed at the server: analytics-python and
+@segment/analytics-node send every call type over the HTTP tracking API; the calls are stored,
+their identities resolve into profiles, and a live audience follows."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from segment.analytics.client import Client
+
+from tests.http.conftest import Site
+
+NODE_DIR = Path(__file__).parent / "node"
+
+
+@pytest.fixture(scope="session")
+def node_library() -> Path:
+    """tests/http/node with its locked packages installed (`npm ci`, again only when the lock changed)."""
+    npm = shutil.which("npm")
+    assert npm is not None, "npm (and Node 18 or later) must be installed to run Segment's Node library"
+    stamp = NODE_DIR / "node_modules" / ".installed-stamp"
+    lock = NODE_DIR / "package-lock.json"
+    if not stamp.exists() or stamp.stat().st_mtime < lock.stat().st_mtime:
+        installed = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=NODE_DIR, capture_output=True,
+                                   text=True, timeout=600, check=False)
+        assert installed.returncode == 0, installed.stderr
+        stamp.touch()
+    return NODE_DIR
+
+
+def _stored_types(site: Site) -> list[str]:
+    return sorted(event["type"] for event in site.events())
+
+
+@pytest.mark.parametrize("gzip", [False, True])
+def test_analytics_python_sends_every_call_type(site: Site, gzip: bool) -> None:
+    """analytics-python with `host` set to the server and the write token as write key sends
+    identify, track, page, screen, group and alias (gzip or not) without an error; every call is
+    stored, the user's identities and traits resolve, and a live audience admits her."""
+    site.create_audience("buyers", "event('Order Completed').count() >= 1")
+    errors: list[Any] = []
+    client = Client(write_key=site.write_key, host=site.running.http_url, gzip=gzip, upload_interval=0.05,
+                    max_retries=1, on_error=lambda error, _batch: errors.append(error))
+    client.identify("ada", {"email": "ada@example.com", "plan": "pro"}, anonymous_id="py-anon")
+    client.track("ada", "Order Completed", {"revenue": 120})
+    client.page("ada", "Docs", "Home", {"url": "https://shop.example/"})
+    client.screen("ada", "Mobile", "Settings")
+    client.group("ada", "acme", {"name": "Acme"})
+    client.alias("py-visitor", "ada")
+    client.flush()
+    client.shutdown()
+    assert errors == []
+    assert _stored_types(site) == sorted(["identify", "track", "page", "screen", "group", "alias"])
+    assert all(event["context"]["library"]["name"] == "analytics-python" for event in site.events())
+    site.tick()
+    traits = site.traits("anonymous_id:py-anon")
+    assert (traits["email"], traits["plan"], traits["buyers"]) == ("ada@example.com", "pro", True)
+    assert {"user_id:ada", "anonymous_id:py-anon", "email:ada@example.com"} <= site.external_ids("user_id:ada")
+
+
+def test_analytics_node_sends_every_call_type(site: Site, node_library: Path) -> None:
+    """@segment/analytics-node, run by Node with the server's URL as `host` and the write token
+    as write key, sends every call type and gets 200 for each batch; the calls are stored, the
+    user's identities and traits resolve, and a live audience admits her."""
+    site.create_audience("buyers", "event('Order Completed').count() >= 1")
+    ran = subprocess.run(["node", "send.js", site.running.http_url, site.write_key], cwd=node_library,
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    report = json.loads(ran.stdout.strip().splitlines()[-1])
+    assert report["errors"] == []
+    assert set(report["statuses"]) == {200}
+    assert _stored_types(site) == sorted(["identify", "track", "page", "screen", "group", "alias"])
+    assert all(event["context"]["library"]["name"] == "@segment/analytics-node" for event in site.events())
+    site.tick()
+    traits = site.traits("user_id:grace")
+    assert (traits["email"], traits["plan"], traits["buyers"]) == ("grace@example.com", "team", True)
+    assert {"user_id:grace", "anonymous_id:node-anon", "email:grace@example.com"} <= site.external_ids(
+        "anonymous_id:node-anon")
