@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,19 @@ def _choice(*options: str) -> Callable[[str], str]:
         return text
 
     return parse
+
+
+def _time_ms(text: str) -> int | None:
+    """An ISO-8601 time with a zone, as milliseconds since the epoch; empty is None."""
+    if not text.strip():
+        return None
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"expected an ISO-8601 time such as 2024-01-01T00:00:00Z, not {text!r}") from None
+    if moment.tzinfo is None:
+        raise ValueError(f"expected a time with a zone (Z or +HH:MM), not {text!r}")
+    return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
 
 
 def _positive_int(text: str) -> int:
@@ -81,6 +95,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("tick_interval_ms", _positive_int, "200", "shortest time between two evaluator ticks"),
     Setting("manual_clock", _bool, "false",
             "tests only: the evaluator's clock moves only when set through the admin API"),
+    Setting("clock_start", _time_ms, "",
+            "with --manual-clock: the time (ISO-8601, e.g. 2024-01-01T00:00:00Z) the clock starts at on a "
+            "database where it never ran; later starts resume the time it had"),
     Setting("credentials_file", str, "",
             "where first start writes the bootstrap tokens (default: credentials.json beside the database)"),
     Setting("shutdown_grace_s", float, "10", "seconds in-flight RPCs get to finish on shutdown"),
@@ -104,6 +121,7 @@ class Settings:
     workers: int = 16
     tick_interval_ms: int = 200
     manual_clock: bool = False
+    clock_start: int | None = None  # milliseconds since the epoch
     credentials_file: str = ""
     shutdown_grace_s: float = 10.0
 

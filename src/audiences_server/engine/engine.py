@@ -22,6 +22,7 @@ from audiences_server.engine.sync.service import Sync
 from audiences_server.errors import FailedPrecondition, FieldViolation, InvalidArgument
 from audiences_server.metrics import Metrics, Sources
 from audiences_server.settings import Settings
+from audiences_server.store import clock as clock_store
 from audiences_server.store import evaluation
 from audiences_server.store.db import Readers
 from audiences_server.store.migrations import prepare
@@ -43,10 +44,12 @@ class Engine:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.metrics = Metrics()
-        self.clock: Clock = ManualClock() if settings.manual_clock else Clock()
-        prepare(settings.db, settings.synchronous, self.clock.now_ms())
+        if settings.clock_start is not None and not settings.manual_clock:
+            raise ValueError("--clock-start sets the manual clock: it needs --manual-clock")
+        prepare(settings.db, settings.synchronous, Clock().now_ms())
         self.writer = Writer(settings.db, synchronous=settings.synchronous, on_group=self.metrics.observe_group)
         self.readers = Readers(settings.db, settings.synchronous)
+        self.clock: Clock = self._manual_clock() if settings.manual_clock else Clock()
         self.auth = Auth(self.writer, self.readers)
         self.ingest = Ingest(self.writer, self.clock)
         self.evaluator = Evaluator(self.writer, self.readers, self.clock, settings.tick_interval_ms)
@@ -66,6 +69,19 @@ class Engine:
         self.evaluator.on_tick.append(self.metrics.observe_tick)
         self.metrics.watch(Sources(self.readers, self.settings.db, lambda: self.writer.depth,
                                    lambda: self.ingest.waiting, self.clock.now_ms))
+
+    def _manual_clock(self) -> ManualClock:
+        """The manual clock, at the time it had when the server last ran on this database, or, the
+        first time, at `--clock-start` (or the wall clock); every time it is set is saved."""
+        saved = clock_store.saved_time(self.readers.get())
+        start = saved if saved is not None else self.settings.clock_start
+        clock = ManualClock(start, save=self._save_clock)
+        if saved is None:
+            self._save_clock(clock.now_ms())
+        return clock
+
+    def _save_clock(self, now_ms: int) -> None:
+        self.writer.run(lambda conn: clock_store.save_time(conn, now_ms))
 
     def bootstrap(self) -> Path | None:
         """On an empty database, creates space `default` with one token per scope.

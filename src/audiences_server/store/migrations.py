@@ -444,3 +444,15 @@ def _space_origins(conn: apsw.Connection) -> None:
             PRIMARY KEY (space_id, origin)
         ) WITHOUT ROWID;
     """)
+
+
+@migration("0013_manual_clock")
+def _manual_clock(conn: apsw.Connection) -> None:
+    # The manual clock's time (one row), so that a server on a manual clock resumes at the time it
+    # had instead of jumping to the wall clock when it restarts.
+    conn.execute("""
+        CREATE TABLE manual_clock (
+            clock INTEGER PRIMARY KEY CHECK (clock = 1),
+            now_ms INTEGER NOT NULL
+        );
+    """)
