@@ -5,14 +5,17 @@ their identities resolve into profiles, and a live audience follows."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from segment.analytics.client import Client
 
+from tests.conftest import Running
 from tests.http.conftest import Site
 
 NODE_DIR = Path(__file__).parent / "node"
@@ -81,3 +84,24 @@ def test_analytics_node_sends_every_call_type(site: Site, node_library: Path) ->
     assert (traits["email"], traits["plan"], traits["buyers"]) == ("grace@example.com", "team", True)
     assert {"user_id:grace", "anonymous_id:node-anon", "email:grace@example.com"} <= site.external_ids(
         "anonymous_id:node-anon")
+
+
+def test_the_readme_snippet_sends_as_written(tracking_server: Running, tmp_path: Path) -> None:
+    """The README's analytics-python snippet, run verbatim (only the host pointed at the test's
+    server) from a folder holding the server's var/credentials.json, stores its track call."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("\n## Sending from Segment's libraries\n", 1)[1]
+    found = re.search(r"```python\n(.*?)```", section, re.S)
+    assert found is not None
+    snippet = found.group(1)
+    assert '"http://127.0.0.1:8080"' in snippet
+    (tmp_path / "var").mkdir()
+    shutil.copy(tracking_server.db.parent / "credentials.json", tmp_path / "var" / "credentials.json")
+    code = snippet.replace('"http://127.0.0.1:8080"', json.dumps(tracking_server.http_url))
+    ran = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                         check=False)
+    assert ran.returncode == 0, ran.stderr
+    rows = tracking_server.query(
+        "SELECT e.event, e.body FROM events e JOIN spaces s USING (space_id)"
+        " WHERE s.name = 'default' AND e.user_id = 'ada'")
+    assert [(event, json.loads(body)) for event, body in rows] == [("Order Completed", {"revenue": 120})]
