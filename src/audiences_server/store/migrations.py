@@ -22,7 +22,14 @@ MIGRATIONS: list[tuple[str, Migration]] = []
 
 
 def migration(name: str) -> Callable[[Migration], Migration]:
-    """Registers a migration; they run in the order they are declared."""
+    """Registers a migration; they run in the order they are declared.
+
+    Raises:
+        ValueError: a migration of that name is already declared. A database records migrations
+            by name, so the second of two would never run where the first had.
+    """
+    if any(declared == name for declared, _ in MIGRATIONS):
+        raise ValueError(f"two migrations are named {name!r}")
 
     def register(fn: Migration) -> Migration:
         MIGRATIONS.append((name, fn))

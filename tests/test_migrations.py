@@ -1,0 +1,89 @@
+"""Migrations: names are unique, and each migration that rebuilds a table keeps its rows when a
+database of the version before it is upgraded by the real server."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from pathlib import Path
+
+import apsw
+import pytest
+
+from audiences_server.store.db import connect
+from audiences_server.store.migrations import MIGRATIONS, applied, migration
+from tests.conftest import start
+
+
+def test_two_migrations_with_one_name_are_refused() -> None:
+    """Declaring a migration under a name already taken fails at once and registers nothing."""
+    before = list(MIGRATIONS)
+    with pytest.raises(ValueError, match="two migrations are named '0001_spaces_and_tokens'"):
+        migration("0001_spaces_and_tokens")
+    assert list(MIGRATIONS) == before
+    assert len({name for name, _ in MIGRATIONS}) == len(MIGRATIONS)
+
+
+def _before(path: Path, name: str) -> apsw.Connection:
+    """A database file at the version just before migration `name`."""
+    conn = connect(path)
+    applied(conn)
+    for declared, fn in MIGRATIONS:
+        if declared == name:
+            return conn
+        with conn:
+            fn(conn)
+            conn.execute("INSERT INTO _migrations (name, applied_ms) VALUES (?, 0)", (declared,))
+    raise AssertionError(f"no migration {name}")
+
+
+def _unlinks_fixture(conn: apsw.Connection) -> None:
+    conn.executemany(
+        "INSERT INTO changes (change_id, space_id, computation_id, profile_id, change, old_value, new_value, at_ms)"
+        " VALUES (?, 1, ?, ?, ?, ?, ?, ?)",
+        [(1, 7, 10, "entered", None, "true", 1_000), (2, 7, 10, "exited", "true", "false", 2_000),
+         (5, 8, 11, "changed", '"a"', '["x", 1]', 3_000)],
+    )
+    conn.execute("INSERT INTO links (user_id, account_id, linked_ms) VALUES (10, 20, 1500)")
+
+
+def _unlinks_check(query: Callable[..., list[tuple[object, ...]]]) -> None:
+    assert query("SELECT change_id, computation_id, profile_id, change, old_value, new_value, at_ms, user_id"
+                 " FROM changes ORDER BY change_id") == [
+        (1, 7, 10, "entered", None, "true", 1_000, None), (2, 7, 10, "exited", "true", "false", 2_000, None),
+        (5, 8, 11, "changed", '"a"', '["x", 1]', 3_000, None)]
+    assert query("SELECT user_id, account_id, linked_ms, last_linked_ms FROM links") == [(10, 20, 1500, 1500)]
+    indexes = {r[0] for r in query("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'changes'")}
+    assert "changes_by_computation" in indexes
+
+
+# Each migration that rebuilds a table: the rows written at the version before it, and what must hold after.
+REBUILDS: dict[str, tuple[Callable[[apsw.Connection], None], Callable[..., None]]] = {
+    "0010_unlinks": (_unlinks_fixture, _unlinks_check),
+}
+
+
+def test_every_rebuilding_migration_has_an_upgrade_test() -> None:
+    """A migration that drops or renames a table (a rebuild) is listed in REBUILDS."""
+    rebuilding = {name for name, fn in MIGRATIONS
+                  if any(word in inspect.getsource(fn).upper() for word in ("DROP TABLE", "RENAME TO"))}
+    assert rebuilding == set(REBUILDS)
+
+
+@pytest.mark.parametrize("name", sorted(REBUILDS))
+def test_rows_survive_the_rebuild(tmp_path: Path, name: str) -> None:
+    """A database at the version before the migration, holding rows, is upgraded by the real
+    server at start; the rows are all there afterwards, in the new shape."""
+    fixture, check = REBUILDS[name]
+    db = tmp_path / "audiences.db"
+    conn = _before(db, name)
+    with conn:
+        fixture(conn)
+    conn.close()
+    running = start(db)
+    try:
+        assert name in {r[0] for r in running.query("SELECT name FROM _migrations")}
+        check(running.query)
+    finally:
+        running.channel.close()
+        running.server.stop(grace=1)
