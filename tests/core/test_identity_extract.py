@@ -1,4 +1,4 @@
-"""Which external ids a tracking-spec message carries (SPEC §3, Segment's externalIDs table)."""
+"""Which external ids a tracking-spec message carries (docs/identity.md, Segment's externalIDs table)."""
 
 from __future__ import annotations
 

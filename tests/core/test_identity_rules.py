@@ -1,4 +1,4 @@
-"""Identity rules: SPEC §3 defaults, limits over periods, and the dict form with validation."""
+"""Identity rules: the defaults of docs/identity.md, limits over periods, and the dict form with validation."""
 
 from __future__ import annotations
 
@@ -128,7 +128,7 @@ def test_round_trip_through_json() -> None:
 
 
 def test_from_dict_fills_defaults() -> None:
-    """Missing parts take SPEC §3's defaults; a partial type rule keeps default blocking."""
+    """Missing parts take the defaults of docs/identity.md; a partial type rule keeps default blocking."""
     assert IdentityRules.from_dict({}) == IdentityRules.defaults()
     rules = IdentityRules.from_dict({"types": {
         "user_id": {"limit": {"count": 1}, "priority": 1},

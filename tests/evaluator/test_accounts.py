@@ -1,4 +1,5 @@
-"""Account audiences and computed traits, in real time, through the real server (SPEC §3, §4)."""
+"""Account audiences and computed traits, in real time, through the real server (docs/query-language.md and
+docs/identity.md, "Account audiences" and "Accounts")."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The evaluator's contract, checked on random data: after every tick, every stored value equals a
-from-scratch evaluation by the reference interpreter at that time (SPEC §6).
+from-scratch evaluation by the reference interpreter at that time (docs/evaluator.md, "Correctness").
 
 Random event streams (out-of-order timestamps, events in the future, identity merges, trait
 writes and removals, group links and their removal), random definitions from the whole language (windows,

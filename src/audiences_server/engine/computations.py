@@ -1,4 +1,4 @@
-"""Audiences and computed traits: define, validate, preview, edit, delete (SPEC §5)."""
+"""Audiences and computed traits: define, validate, preview, edit, delete (docs/evaluator.md)."""
 
 from __future__ import annotations
 

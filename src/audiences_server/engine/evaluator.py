@@ -1,4 +1,4 @@
-"""The incremental evaluator (SPEC §6).
+"""The incremental evaluator (docs/evaluator.md, "How a tick works").
 
 A tick at time T evaluates only the profiles whose values could have changed: those touched
 since the last tick (for the definitions the change can affect), the accounts of touched

@@ -544,7 +544,7 @@ ALL_CASES = (
 
 @pytest.mark.parametrize(("text", "profile", "now", "expected"), ALL_CASES)
 def test_evaluate(text: str, profile: Profile, now: int, expected: Any) -> None:
-    """The interpreter gives the value SPEC §4 prescribes for this definition and profile."""
+    """The interpreter gives the value docs/query-language.md prescribes for this definition and profile."""
     result = run(text, profile, now)
     assert result == expected
     assert type(result) is type(expected)

@@ -1,7 +1,7 @@
 """Every example of Segment's query-language reference parses and type-checks.
 
 Sources (segmentio/segment-docs):
-* PUBLIC_API: ``src/api/public-api/query-language.md`` (the reference named by SPEC §4);
+* PUBLIC_API: ``src/api/public-api/query-language.md`` (the reference docs/query-language.md names);
 * ENGAGE: ``src/engage/audiences/query-language.md`` (an older copy: typographic quotes,
   ``eq``/``gte``/``is_set``/``contains_one`` spellings, ``sources({exclude: [...]})``).
 

@@ -1,4 +1,4 @@
-"""Identity resolution, the pure part (SPEC §3): no storage, no gRPC, stdlib only.
+"""Identity resolution, the pure part (docs/identity.md): no storage, no gRPC, stdlib only.
 
 How the storage layer uses it, per accepted message:
 

@@ -1,6 +1,6 @@
 """External ids read from one tracking-spec message.
 
-Where each id comes from follows SPEC §3 and Segment's table of default externalIDs
+Where each id comes from follows docs/identity.md and Segment's table of default externalIDs
 (`src/unify/identity-resolution/externalids.md` and `identity-resolution-onboarding.md` in
 `segmentio/segment-docs`). Extraction knows nothing of the space's rules: blocked values are
 still here and are dropped by the planner, which records them as violations.

@@ -1,6 +1,6 @@
 """A space's identity resolution rules: blocked values, limits, priorities and hard caps.
 
-Defaults are SPEC §3, which are Segment's documented defaults
+Defaults are those of docs/identity.md, which are Segment's documented defaults
 (`src/unify/identity-resolution/identity-resolution-onboarding.md`): block `^[0-]*$`, `-1`,
 `null`, `anonymous` (and the empty value); `user_id` 1 ever and every other type 5 ever;
 priority `user_id`, `email`, then the other types alphabetically; 100 merges and 1,000
@@ -193,7 +193,7 @@ class IdentityRules:
 
     Attributes:
         types: the rule of each configured id type (lower case). `user_id` must be present with
-            the limit `1 ever`: SPEC §3's merge protection (two different user_ids never share a
+            the limit `1 ever`: the merge protection of docs/identity.md (two different user_ids never share a
             profile) is this limit, so it cannot be loosened.
         default: the rule of every type not in `types` (custom types seen for the first time);
             it has no explicit priority.
@@ -221,7 +221,7 @@ class IdentityRules:
 
     @classmethod
     def defaults(cls) -> IdentityRules:
-        """SPEC §3's defaults (Segment's out-of-the-box rules)."""
+        """The default rules of docs/identity.md (Segment's out-of-the-box rules)."""
         types = {name: IdTypeRule() for name in DEFAULT_TYPES}
         types[USER_ID] = IdTypeRule(limit=Limit(1), priority=1)
         types["email"] = IdTypeRule(priority=2)

@@ -1,4 +1,4 @@
-"""Custom traits: last write wins by event time, ties by arrival (SPEC §3).
+"""Custom traits: last write wins by event time, ties by arrival (docs/identity.md, "Traits").
 
 Each top-level trait key is one register. A write carries the stamp `(event timestamp,
 arrival sequence)` and replaces the stored entry only when its stamp is greater, so applying

@@ -1,1 +1,1 @@
-"""Sync (SPEC §8): destinations, connections, delivery, the change feed and CSV."""
+"""Sync (docs/sync.md): destinations, connections, delivery, the change feed and CSV."""

@@ -1,4 +1,4 @@
-"""The sync use cases: destinations, connections, delivery status and dead letters (SPEC §8)."""
+"""The sync use cases: destinations, connections, delivery status and dead letters (docs/sync.md)."""
 
 from __future__ import annotations
 
