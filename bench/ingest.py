@@ -14,6 +14,9 @@ sent before, to profiles the warm-up created):
   bench-only server answering `Track` with an empty response, with the real server's thread
   pool size and options.
 
+`http.batch` (bench/http_ingest.py: `POST /v1/batch` of 100 calls against `BatchJson` of the
+same bodies) is measured right after `ingest.batch`.
+
 `ingest.batch_typed` (`Batch` with `Struct` properties, against the same raw apsw baseline) is
 measured too unless `--no-typed`. Prints each run and a table, and writes
 bench/results/ingest.json (see bench/common.py for the figures' fields). Figures move ±10–25%
@@ -41,6 +44,7 @@ from typing import Any
 
 import data  # bench/data.py: a script's own folder is on sys.path
 import grpc
+import http_ingest
 from audiences.v1 import ingest_pb2, ingest_pb2_grpc, sync_pb2, sync_pb2_grpc, tracking_pb2
 from baseline_server import BaselineServer
 from common import RESULTS, alternate, figure, print_table, rate, write_results
@@ -326,7 +330,7 @@ def collect(config: Config, root: Path | None = None) -> list[dict[str, Any]]:
         bench = Ingest(root or Path(tmp), config)
         try:
             bench.warm_up()
-            results = [bench.batch()]
+            results = [bench.batch(), http_ingest.http_batch(bench)]
             if config.typed:
                 results.append(bench.batch_typed())
             results += [bench.stream(), bench.unary(), idle_streams(bench.server)]

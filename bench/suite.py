@@ -2,8 +2,9 @@
 
 Runs three stages, one after the other, each with its own servers in child processes:
 
-- ingest (bench/ingest.py): `ingest.batch`, `ingest.stream`, `ingest.unary` (and, in the full
-  preset, `ingest.batch_typed`), each against its baseline in alternating runs, and
+- ingest (bench/ingest.py): `ingest.batch`, `http.batch` (the HTTP tracking API against
+  `BatchJson`), `ingest.stream`, `ingest.unary` (and, in the full preset, `ingest.batch_typed`),
+  each against its baseline in alternating runs, and
   `health.idle_streams.p99` (health checks with 1,000 idle streams open);
 - evaluator (bench/evaluator.py): `backfill.a` … `backfill.e` against DuckDB,
   `memory.backfill.peak`, `tick.k1000` and `tick.k1000.per_definition` against DuckDB,
@@ -64,6 +65,7 @@ TARGETS: dict[str, tuple[str, Check]] = {
                      lambda f: _ratio_at_least(0.5)(f) and f["value"] is not None and f["value"] >= 50_000),
     "ingest.stream": ("ratio ≥ 0.7", _ratio_at_least(0.7)),
     "ingest.unary": ("ratio ≥ 0.6", _ratio_at_least(0.6)),
+    "http.batch": ("ratio ≥ 0.8 (of BatchJson)", _ratio_at_least(0.8)),
     "health.idle_streams.p99": ("≤ 10 ms", _value_at_most(10)),
     **{f"backfill.{tag}": ("ratio ≤ 3 (≤ 3× DuckDB)", _ratio_at_most(3)) for tag in "abcde"},
     "tick.k1000": ("ratio ≤ 0.1 (≥ 10× faster)", _ratio_at_most(0.1)),
