@@ -170,11 +170,18 @@ def test_account_audience_with_collection_flag(run_cli: Run, unique: Callable[[s
 def test_profile_commands(run_cli: Run, unique: Callable[[str], str]) -> None:
     """profile traits|events|ids|links|metadata|audiences, for users and (group_id:) accounts."""
     user, account = unique("prof"), unique("org")
-    run_cli("identify", user, "--traits", '{"plan": "pro"}', AT)
+    run_cli("identify", user, "--traits", '{"plan": "pro", "seats": 120, "share": 0.5}', AT)
     run_cli("group", user, account, "--traits", '{"industry": "Retail"}', AT)
     run_cli("track", user, "Signed In", "-p", '{"method": "sso"}', AT)
     ref = f"user_id:{user}"
-    assert "plan  pro" in run_cli("profile", "traits", ref).out
+    shown = run_cli("profile", "traits", ref).out
+    assert "plan   pro" in shown
+    # Integers stay integers in the table and in --json (the gRPC Value alone would say 120.0).
+    assert "seats  120\n" in shown
+    assert "share  0.5" in shown
+    traits = json.loads(run_cli("--json", "profile", "traits", ref).out)["traits"]
+    assert {t["key"]: t["value"] for t in traits} == {"plan": "pro", "seats": 120, "share": 0.5}
+    assert isinstance(next(t["value"] for t in traits if t["key"] == "seats"), int)
     assert "custom" in run_cli("profile", "traits", ref, "--verbose").out
     events = run_cli("profile", "events", ref, "--event", "Signed In")
     assert "Signed In" in events.out

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import json
 from typing import Any
 
 from audiences._output import emit_json, fields, table, time_text, to_data, value_text
+from audiences._profiles import trait_value
 from audiences.client import Client
 from audiences.v1 import profiles_pb2
 
@@ -30,6 +32,21 @@ def register(commands: Sub) -> None:
     parser.set_defaults(handler=_profile)
 
 
+def _trait_text(trait: profiles_pb2.Trait) -> str:
+    """A trait's value for the table: a string bare, anything else compact JSON, integers kept."""
+    data = trait_value(trait)
+    return data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
+
+
+def _traits_data(reply: profiles_pb2.ListTraitsResponse) -> dict[str, Any]:
+    """A ListTraits reply for `--json`: each trait's `value` read from `value_json`, integers kept."""
+    data = to_data(reply)
+    for trait, message in zip(data.get("traits", []), reply.traits, strict=True):
+        trait.pop("value_json", None)
+        trait["value"] = trait_value(message)
+    return data
+
+
 def _ids(profile: Any) -> str:
     return " ".join(f"{i.type}:{i.value}" for i in profile.external_ids)
 
@@ -44,7 +61,7 @@ def _profile(client: Client, args: argparse.Namespace) -> int:
         rows = [
             (
                 t.key,
-                value_text(t.value),
+                _trait_text(t),
                 *(
                     (
                         profiles_pb2.TraitClass.Name(t.trait_class).removeprefix("TRAIT_CLASS_").lower(),
@@ -91,7 +108,7 @@ def _profile(client: Client, args: argparse.Namespace) -> int:
             )
         return 0
     if args.json:
-        emit_json(to_data(reply))
+        emit_json(_traits_data(reply) if args.what == "traits" else to_data(reply))
     else:
         print(f"profile {reply.profile_id}")
         table(rows, headers)

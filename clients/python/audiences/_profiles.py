@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -17,6 +18,14 @@ _CLASSES = {
     "computed_trait": profiles_pb2.TRAIT_CLASS_COMPUTED_TRAIT,
     "custom": profiles_pb2.TRAIT_CLASS_CUSTOM,
 }
+
+
+def trait_value(trait: profiles_pb2.Trait) -> Any:
+    """A trait's value as plain data, integers as integers: read from `value_json` (the Value
+    holds every number as a double), or from the Value when a server does not send it."""
+    if trait.value_json:
+        return json.loads(trait.value_json)
+    return json_format.MessageToDict(trait.value)
 
 
 def _ref(profile: str, collection: CollectionArg) -> common_pb2.ProfileRef:
@@ -58,7 +67,7 @@ class ProfileMethods(Base):
             ),
             "traits",
         )
-        return {t.key: json_format.MessageToDict(t.value) for t in traits}
+        return {t.key: trait_value(t) for t in traits}
 
     def list_events(
         self,

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any, TypeVar
 
 import grpc
+import orjson
 from audiences.v1 import common_pb2, profiles_pb2, profiles_pb2_grpc
 from google.protobuf.message import Message
 
@@ -70,8 +71,20 @@ def _event_filter(request: profiles_pb2.ListEventsRequest) -> EventFilter:
                        _enum(DESCENDING, request.sort_order, "sort_order"))
 
 
+def json_text(value: Any) -> str:
+    """A value as compact JSON text, numbers as they were stored (an integer stays an integer).
+
+    orjson refuses integers beyond 64 bits, which a trait may hold; the stdlib writes any.
+    """
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
 def _trait(item: TraitItem, verbose: bool) -> profiles_pb2.Trait:
-    trait = profiles_pb2.Trait(key=item.key, value=json_value(item.value))
+    # `value_json` beside the Value: a Value holds every number as a double.
+    trait = profiles_pb2.Trait(key=item.key, value=json_value(item.value), value_json=json_text(item.value))
     if verbose:
         trait.trait_class = TRAIT_CLASS_ENUM[item.trait_class]
         trait.source_id = item.source_id

@@ -44,18 +44,20 @@ SORT_ORDER_ASCENDING: SortOrder
 SORT_ORDER_DESCENDING: SortOrder
 
 class Trait(_message.Message):
-    __slots__ = ("key", "value", "trait_class", "source_id", "update_time")
+    __slots__ = ("key", "value", "trait_class", "source_id", "update_time", "value_json")
     KEY_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
     TRAIT_CLASS_FIELD_NUMBER: _ClassVar[int]
     SOURCE_ID_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    VALUE_JSON_FIELD_NUMBER: _ClassVar[int]
     key: str
     value: _struct_pb2.Value
     trait_class: TraitClass
     source_id: str
     update_time: _timestamp_pb2.Timestamp
-    def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., trait_class: _Optional[_Union[TraitClass, str]] = ..., source_id: _Optional[str] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    value_json: str
+    def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., trait_class: _Optional[_Union[TraitClass, str]] = ..., source_id: _Optional[str] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., value_json: _Optional[str] = ...) -> None: ...
 
 class Event(_message.Message):
     __slots__ = ("message_id", "type", "event", "properties", "context", "user_id", "anonymous_id", "event_time", "receive_time")
