@@ -9,7 +9,7 @@ import json
 import grpc
 import pytest
 from audiences import Client
-from audiences.v1 import ingest_pb2, sync_pb2
+from audiences.v1 import common_pb2, ingest_pb2, profiles_pb2, sync_pb2
 
 from tests.conftest import bearer
 from tests.evaluator.conftest import Space
@@ -127,3 +127,24 @@ def test_export_names_each_column_once(space: Space) -> None:
     rows = list(csv.reader(io.StringIO(b"".join(c.csv_data for c in stream).decode(), newline="")))
     assert rows[0] == ["profile_id", "user_id", "email", "plan"]
     assert rows[1][1:] == ["u1", "u1@x.io", "pro"]
+
+
+def test_an_export_in_progress_leaves_other_reads_alone(space: Space) -> None:
+    """A paused export's snapshot is its own: while it waits between chunks, every worker thread
+    keeps serving profile reads (which take snapshots of their own) without an error."""
+    batch = [{"type": "identify", "userId": f"u{i}", "traits": {"tier": 1}} for i in range(2500)]
+    space.running.ingest.BatchJson(ingest_pb2.BatchJsonRequest(body=json.dumps({"batch": batch}).encode()),
+                                   metadata=bearer(space.tokens["write"]))
+    space.define("everyone", "trait('tier') = 1")
+    space.tick()
+    stream = space.running.sync.ExportAudience(
+        sync_pb2.ExportAudienceRequest(key="everyone", collection=common_pb2.COLLECTION_USERS), metadata=admin(space))
+    first = next(stream)  # the export now holds its snapshot, between two chunks
+    read = bearer(space.tokens["read"])
+    for _ in range(4):  # more concurrent calls than worker threads: every thread serves some
+        calls = [space.running.profiles.ListTraits.future(profiles_pb2.ListTraitsRequest(
+            profile=common_pb2.ProfileRef(collection=common_pb2.COLLECTION_USERS, id=f"user_id:u{i}")),
+            metadata=read) for i in range(48)]
+        assert all(call.result(timeout=30).traits for call in calls)
+    rest = sum(chunk.row_count for chunk in stream)
+    assert first.row_count + rest == 2500

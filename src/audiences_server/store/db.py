@@ -107,6 +107,24 @@ class Readers:
         finally:
             conn.execute("COMMIT")
 
+    @contextmanager
+    def private_snapshot(self) -> Iterator[apsw.Connection]:
+        """A read transaction on a connection of its own, closed at the end.
+
+        For a read that spans many steps which may run on different threads (a streamed
+        export): a snapshot on a thread's shared connection would stay open between the steps
+        and be seen by every other request that thread serves.
+        """
+        conn = connect(self._path, synchronous=self._synchronous, readonly=True)
+        try:
+            conn.execute("BEGIN")
+            try:
+                yield conn
+            finally:
+                conn.execute("COMMIT")
+        finally:
+            conn.close()
+
     def close(self) -> None:
         """Closes every reader connection."""
         with self._lock:

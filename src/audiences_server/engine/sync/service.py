@@ -316,7 +316,9 @@ class Sync:
         if not key:
             raise configs.invalid("key", "`key` is required", "KEY_REQUIRED")
         self._computation(self._readers.get(), space_id, "audience", collection, key)
-        with self._readers.snapshot() as conn:
+        # Its own connection: the chunks are read on whichever worker thread the stream's
+        # next step lands on, and the snapshot must stay out of the other requests' way.
+        with self._readers.private_snapshot() as conn:
             comp = self._computation(conn, space_id, "audience", collection, key)
             yield from csv_chunks(conn, comp, id_types, traits, selection)
 
