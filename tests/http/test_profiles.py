@@ -362,6 +362,30 @@ def test_external_ids(shop: Shop) -> None:
     assert body["cursor"] == {"url": "", "has_more": False, "next": "", "limit": 10}
 
 
+@pytest.mark.parametrize(
+    ("query", "types"),
+    [
+        ("include=email", ["email"]),
+        ("include=user_id,anonymous_id", ["anonymous_id", "user_id"]),
+        ("include=user_id&include=email", ["email", "user_id"]),
+        ("include=crm_id", []),
+    ],
+)
+def test_external_ids_of_some_types(shop: Shop, query: str, types: list[str]) -> None:
+    """`include` (comma-separated, repeatable) keeps the identifiers of those types, still oldest first."""
+    assert [i["type"] for i in shop.get(f"{ALEX}/external_ids?{query}").body["data"]] == types
+
+
+def test_external_ids_of_some_types_page_through_next(shop: Shop) -> None:
+    """Paging a filtered list goes on with the filter, and its cursor is refused without it."""
+    first = shop.get(f"{ALEX}/external_ids?include=user_id,email&limit=1").body
+    assert [i["type"] for i in first["data"]] == ["email"]
+    token = first["cursor"]["next"]
+    rest = shop.get(f"{ALEX}/external_ids?include=user_id,email&limit=1&next={token}").body
+    assert ([i["type"] for i in rest["data"]], rest["cursor"]["has_more"]) == (["user_id"], False)
+    assert _error(shop.get(f"{ALEX}/external_ids?limit=1&next={token}")) == (400, "PAGE_TOKEN_INVALID")
+
+
 @pytest.mark.parametrize(("endpoint", "field"), [("external_ids", "data"), ("metadata", "metadata")])
 def test_verbose_is_accepted_where_every_field_is_given(shop: Shop, endpoint: str, field: str) -> None:
     """`verbose` on external ids and metadata is Segment's parameter: accepted, the same body."""

@@ -135,10 +135,17 @@ class ProfileReads:
         return self._list(space_id, collection, address,
                           Listing(scope, lambda r: [r["ts"], r["message_id"]], fetch), size, token)
 
-    def external_ids(self, space_id: int, collection: str, address: str, size: int, token: str) -> Page:
-        """A profile's identifiers, oldest first."""
-        listing = Listing({"rpc": "ids"}, lambda r: [r["added_ms"], r["seq"], r["id_type"], r["id_value"]],
-                          store.identifiers_page)
+    def external_ids(self, space_id: int, collection: str, address: str, size: int, token: str,
+                     types: Sequence[str] = ()) -> Page:
+        """A profile's identifiers, oldest first; only those of `types` when some are given."""
+        wanted = sorted(set(types))
+
+        def fetch(conn: apsw.Connection, pid: int, after: Any, limit: int) -> list[dict[str, Any]]:
+            return store.identifiers_page(conn, pid, after, limit, types=wanted)
+
+        # The scope names the types only when there are some, so that tokens of the whole list stay as they were.
+        scope: dict[str, Any] = {"rpc": "ids", "types": wanted} if wanted else {"rpc": "ids"}
+        listing = Listing(scope, lambda r: [r["added_ms"], r["seq"], r["id_type"], r["id_value"]], fetch)
         return self._list(space_id, collection, address, listing, size, token)
 
     def links(self, space_id: int, collection: str, address: str, size: int, token: str) -> Page:

@@ -255,7 +255,8 @@ def _external_ids(reads: ProfileReads, space_id: int, read: Read) -> dict[str, A
     query = read.query
     limit = _limit(query)
     _flag(query, "verbose")  # accepted as Segment's; every field is always given
-    page = reads.external_ids(space_id, read.collection, read.profile, limit, query.get("next", ""))
+    page = reads.external_ids(space_id, read.collection, read.profile, limit, query.get("next", ""),
+                              types=_names(query, "include"))
     data = [{"source_id": row["source_id"], "collection": read.collection, "id": row["id_value"],
              "type": row["id_type"], "created_at": format_time(row["added_ms"]), "encoding": "none",
              "first_message_id": row["message_id"]} for row in page.items]
@@ -291,7 +292,7 @@ Endpoint = Callable[[ProfileReads, int, Read], dict[str, Any]]
 ENDPOINTS: dict[str, tuple[frozenset[str], Endpoint]] = {
     "traits": (frozenset({"include", "class", "verbose", "limit", "next"}), _traits),
     "events": (frozenset({"start", "end", "include", "exclude", "sort", "limit", "next"}), _events),
-    "external_ids": (frozenset({"verbose", "limit", "next"}), _external_ids),
+    "external_ids": (frozenset({"include", "verbose", "limit", "next"}), _external_ids),
     "links": (frozenset({"limit", "next"}), _links),
     "metadata": (frozenset({"verbose"}), _metadata),
 }

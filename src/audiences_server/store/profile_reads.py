@@ -151,14 +151,18 @@ def events_page(conn: apsw.Connection, profile_id: int, wanted: EventFilter,
 
 
 def identifiers_page(conn: apsw.Connection, profile_id: int, after: Sequence[Any] | None,
-                     limit: int) -> list[dict[str, Any]]:
+                     limit: int, types: Sequence[str] = ()) -> list[dict[str, Any]]:
     """A profile's identifiers oldest first, by (added time, arrival, type, value), after such a
-    cursor, each with the message id and source of the call that brought it."""
+    cursor, each with the message id and source of the call that brought it; only those of
+    `types` when some are given."""
     sql = ("SELECT i.id_type AS id_type, i.id_value AS id_value, i.added_ms AS added_ms, i.seq AS seq,"
            " coalesce(e.message_id, '') AS message_id,"
            " coalesce(e.source_id, '') AS source_id FROM identifiers i LEFT JOIN events e ON e.seq = i.seq"
            " WHERE i.profile_id = ?")
     params: list[Any] = [profile_id]
+    if types:
+        sql += " AND i.id_type IN (SELECT value FROM json_each(?))"
+        params.append(json.dumps(list(types)))
     if after is not None:
         sql += " AND (i.added_ms, i.seq, i.id_type, i.id_value) > (?, ?, ?, ?)"
         params += list(after)
