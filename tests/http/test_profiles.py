@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
+import re
+import shutil
+import subprocess
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -542,6 +545,36 @@ def test_a_token_of_another_space_learns_nothing(shop: Shop, server: Running) ->
     assert replies[0].body["error"] == {"code": "NOT_FOUND", "reason": "SPACE_NOT_FOUND", "message": "space not found"}
     # The same token reads its own space's profile of that address.
     assert other.get(f"{ALEX}/traits").body["traits"] == {"email": "alex@segment.com"}
+
+
+def test_the_readme_curl_example_answers_as_written(server: Running, tmp_path: Path) -> None:
+    """The README's curl example, run verbatim (only the host pointed at the test's server) from a
+    folder holding the server's var/credentials.json, after the walkthrough's calls and
+    definitions in the default space, prints exactly the body the README shows."""
+    default = next(s.space_id for s in server.server.engine.auth.list_spaces() if s.name == "default")
+    space = Space(server, default, server.tokens)
+    now = space.now()
+    space.send({"type": "identify", "userId": "ada", "traits": {"email": "ada@example.com", "plan": "pro"}},
+               {"type": "track", "userId": "ada", "event": "Order Completed", "properties": {"revenue": 120},
+                "at": now - HOUR},
+               {"type": "track", "userId": "grace", "event": "Order Completed", "properties": {"revenue": 15},
+                "at": now - HOUR})
+    space.define("big_buyers", "event('Order Completed').where(property('revenue') >= 100).within(30 days)"
+                               ".count() >= 1")
+    space.define("lifetime_revenue", "event('Order Completed').sum(property('revenue'))", kind="computed_trait")
+    space.tick()
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("\n## The Profile API over HTTP\n", 1)[1]
+    script, shown = (re.search(rf"```{language}\n(.*?)```", section, re.S) for language in ("sh", "json"))
+    assert script is not None
+    assert shown is not None
+    assert "http://127.0.0.1:8080" in script.group(1)
+    (tmp_path / "var").mkdir()
+    shutil.copy(server.db.parent / "credentials.json", tmp_path / "var" / "credentials.json")
+    ran = subprocess.run(["bash", "-c", script.group(1).replace("http://127.0.0.1:8080", server.http_url)],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False)
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.strip() == shown.group(1).strip()
 
 
 def _iso(ms: int) -> str:
