@@ -131,7 +131,7 @@ class HttpListener:
         try:
             response = await handler(request)
         except web.HTTPException as http_error:
-            response = http_error
+            response = _plain_error(http_error)
         except AudiencesError as error:
             response = error_response(error, request)
         except Exception:
@@ -143,6 +143,16 @@ class HttpListener:
                  duration_ms=round(seconds * 1000, 3))
         self.edge.engine.metrics.observe_call("http", f"{request.method} {route}", str(response.status), seconds)
         return response
+
+
+def _plain_error(http_error: web.HTTPException) -> web.Response:
+    """aiohttp's own answers (no such route, method not allowed, body too large) as JSON errors."""
+    body = {"error": {"code": http_error.reason.upper().replace(" ", "_"), "message": http_error.reason}}
+    response = web.json_response(body, status=http_error.status)
+    for name in ("Allow", "Retry-After"):
+        if name in http_error.headers:
+            response.headers[name] = http_error.headers[name]
+    return response
 
 
 async def _healthz(_request: web.Request) -> web.Response:
