@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -65,6 +65,7 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self._call_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
         self._calls = Counter("audiences_calls", "Calls answered, by transport, method and code",
                               ("transport", "method", "code"), registry=self.registry)
         self._latency = Histogram("audiences_call_duration_seconds", "Time to answer a call",
@@ -83,8 +84,13 @@ class Metrics:
 
     def observe_call(self, transport: str, method: str, code: str, seconds: float) -> None:
         """Counts one finished call (gRPC or HTTP) and its latency."""
-        self._calls.labels(transport, method, code).inc()
-        self._latency.labels(transport, method).observe(seconds)
+        key = (transport, method, code)
+        children = self._call_children.get(key)
+        if children is None:
+            # `labels()` takes a lock and builds its key on every call: paid once per series here.
+            children = self._call_children[key] = (self._calls.labels(*key), self._latency.labels(transport, method))
+        children[0].inc()
+        children[1].observe(seconds)
 
     def count_messages(self, outcome: str, reason: str, count: int) -> None:
         """Counts tracking calls of one outcome: accepted, duplicate, or rejected with its reason code."""
