@@ -74,8 +74,6 @@ _HEADER_LIST = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+(?:\s*,\s*[A-Za-z0-9!#$%
 _SUCCESS = b'{"success":true}'
 _CORS_ORIGIN = web.RequestKey("tracking_cors_origin", str)
 
-log = structlog.get_logger("audiences_server.http.tracking")
-
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
