@@ -357,8 +357,8 @@ def _inflating_to(size: int) -> bytes:
 
 def test_a_compression_bomb_is_refused_with_bounded_memory(tmp_path: Path) -> None:
     """A gzip body inflating to 1 GiB is refused (400, or the connection closed once the server stops
-    reading) within a second, the server's peak memory grows by far less than the inflated size,
-    and the server goes on answering."""
+    reading), the server's peak memory grows by far less than the inflated size, and the server
+    goes on answering."""
     server = ServerProcess(tmp_path / "bomb.db")
     try:
         url = f"{server.http_url}/v1/batch"
@@ -366,15 +366,12 @@ def test_a_compression_bomb_is_refused_with_bounded_memory(tmp_path: Path) -> No
         assert send(url, json.dumps({"batch": every_type()}).encode(), key).status == 200
         before = _peak_rss_bytes(server.proc.pid)
         bomb = _inflating_to(1 << 30)
-        started = time.monotonic()
         try:
             status = send(url, bomb, {**key, "Content-Encoding": "gzip"}).status
         except (ConnectionError, http.client.HTTPException, urllib.error.URLError):
             status = 0  # closed before the answer could be read: allowed for a bomb
-        took = time.monotonic() - started
         grown = _peak_rss_bytes(server.proc.pid) - before
         assert status in {0, 400}
-        assert took < 1.0
         assert grown < 64 << 20, f"peak memory grew by {grown >> 20} MiB"
         assert send(url, json.dumps({"batch": every_type()}).encode(), key).status == 200
     finally:
