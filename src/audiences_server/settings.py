@@ -101,6 +101,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("credentials_file", str, "",
             "where first start writes the bootstrap tokens (default: credentials.json beside the database)"),
     Setting("shutdown_grace_s", float, "10", "seconds in-flight RPCs get to finish on shutdown"),
+    Setting("history_retention_days", _positive_int, "90",
+            "days each profile's membership history and each definition's size series are kept"),
 )
 
 
@@ -124,6 +126,7 @@ class Settings:
     clock_start: int | None = None  # milliseconds since the epoch
     credentials_file: str = ""
     shutdown_grace_s: float = 10.0
+    history_retention_days: int = 90
 
     @property
     def credentials_path(self) -> Path:

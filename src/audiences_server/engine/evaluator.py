@@ -26,6 +26,8 @@ from audiences_server.engine.clock import Clock
 from audiences_server.engine.fastpath import AccountPlan, Row, Scans
 from audiences_server.engine.registry import Compiled, Registry
 from audiences_server.store import evaluation as store
+from audiences_server.store import history as history_store
+from audiences_server.store import versions as versions_store
 from audiences_server.store.db import Readers
 from audiences_server.store.identity import touch
 from audiences_server.store.writer import Writer
@@ -447,8 +449,10 @@ def _moved_by(registry: Registry, space: int, collection: str,
 class Evaluator:
     """Runs ticks and backfills: on demand, and from a background loop on the system clock."""
 
-    def __init__(self, writer: Writer, readers: Readers, clock: Clock, tick_interval_ms: int) -> None:
+    def __init__(self, writer: Writer, readers: Readers, clock: Clock, tick_interval_ms: int,
+                 history_retention_ms: int = 90 * 86_400_000) -> None:
         self._writer = writer
+        self.history_retention_ms = history_retention_ms
         self._readers = readers
         self._clock = clock
         self._interval = tick_interval_ms / 1000
@@ -542,6 +546,7 @@ class Evaluator:
         """One bounded piece of a tick; `jobs` is 1 when more work may be waiting."""
         registry = self.registry(conn)
         evaluation = Evaluation(conn, registry, now)
+        mark = history_store.mark(conn)
         # A backfill advances a chunk per job, and live work is done in the same job, so that a
         # long backfill never holds back what new events change.
         backfilling = self._backfill_chunk(conn, registry, evaluation)
@@ -549,6 +554,8 @@ class Evaluator:
         due = store.take_due(conn, now, JOB_PROFILES)
         evaluation.run(collect_work(conn, registry, evaluation, touches, due))
         evaluation.report.jobs = int(bool(backfilling or touches or due))
+        # The history: this job's change records copied in two statements, old rows pruned a batch at a time.
+        history_store.keep(conn, mark, evaluation.report.values_changed > 0, now - self.history_retention_ms)
         return evaluation.report
 
     def _backfill_chunk(self, conn: apsw.Connection, registry: Registry, evaluation: Evaluation) -> bool:
@@ -562,6 +569,7 @@ class Evaluator:
         pids = store.profiles_after(conn, row.space_id, row.collection, cursors[comp.id], chunk)
         if not pids:
             store.finish_backfill(conn, row.computation_id, evaluation.now)
+            versions_store.mark_backfilled(conn, row.computation_id, evaluation.now)
             log.info("backfill_finished", key=row.key)
             return True
         changed = evaluation.guarded(comp, pids)

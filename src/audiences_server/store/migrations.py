@@ -463,3 +463,75 @@ def _manual_clock(conn: apsw.Connection) -> None:
             now_ms INTEGER NOT NULL
         );
     """)
+
+
+@migration("0014_history_versions_audit")
+def _history_versions_audit(conn: apsw.Connection) -> None:
+    # `membership_history` keeps each entry, exit and computed value change (a copy of its change
+    # record, same id) for the retention time; `size_history` adds them up per computation and hour
+    # with the size at the hour's end. `definition_versions` numbers every saved text and options of
+    # a definition as `computations.version` counts them; `audit_log` lists admin actions and who
+    # did them (the token's label). What happened before this migration is filled in from the
+    # change records and the definitions as they stand.
+    conn.execute("""
+        CREATE TABLE membership_history (
+            history_id INTEGER PRIMARY KEY,
+            space_id INTEGER NOT NULL,
+            computation_id INTEGER NOT NULL,
+            profile_id INTEGER NOT NULL,
+            change TEXT NOT NULL,
+            old_value TEXT,
+            new_value TEXT,
+            at_ms INTEGER NOT NULL
+        );
+        CREATE INDEX membership_history_by_profile ON membership_history(profile_id, computation_id, history_id);
+        CREATE INDEX membership_history_by_computation ON membership_history(computation_id, history_id);
+        CREATE TABLE size_history (
+            computation_id INTEGER NOT NULL,
+            hour_ms INTEGER NOT NULL,
+            entered INTEGER NOT NULL,
+            exited INTEGER NOT NULL,
+            changed INTEGER NOT NULL,
+            size INTEGER NOT NULL,
+            PRIMARY KEY (computation_id, hour_ms)
+        ) WITHOUT ROWID;
+        CREATE INDEX size_history_by_hour ON size_history(hour_ms);
+        CREATE TABLE definition_versions (
+            computation_id INTEGER NOT NULL,
+            version INTEGER NOT NULL,
+            definition TEXT NOT NULL,
+            options TEXT NOT NULL,
+            created_ms INTEGER NOT NULL,
+            actor TEXT NOT NULL,
+            backfilled_ms INTEGER,
+            size_after_backfill INTEGER,
+            PRIMARY KEY (computation_id, version)
+        ) WITHOUT ROWID;
+        CREATE TABLE audit_log (
+            audit_id INTEGER PRIMARY KEY,
+            space_id INTEGER NOT NULL,
+            at_ms INTEGER NOT NULL,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            target_type TEXT NOT NULL,
+            target TEXT NOT NULL,
+            detail TEXT NOT NULL
+        );
+        CREATE INDEX audit_log_by_space ON audit_log(space_id, audit_id);
+        INSERT INTO membership_history
+            SELECT change_id, space_id, computation_id, profile_id, change, old_value, new_value, at_ms
+            FROM changes WHERE change IN ('entered', 'exited', 'changed');
+        INSERT INTO size_history (computation_id, hour_ms, entered, exited, changed, size)
+            SELECT computation_id, hour_ms, entered, exited, changed,
+                   sum(entered - exited) OVER (PARTITION BY computation_id ORDER BY hour_ms)
+            FROM (SELECT computation_id, at_ms - at_ms % 3600000 AS hour_ms,
+                         sum(change = 'entered' OR (change = 'changed' AND old_value IS NULL)) AS entered,
+                         sum(change = 'exited' OR (change = 'changed' AND new_value IS NULL)) AS exited,
+                         sum(change = 'changed' AND old_value IS NOT NULL AND new_value IS NOT NULL) AS changed
+                  FROM membership_history GROUP BY computation_id, hour_ms);
+        INSERT INTO definition_versions
+            SELECT computation_id, version, definition, options, updated_ms, '',
+                   CASE WHEN status = 'LIVE' THEN last_computed_ms END, CASE WHEN status = 'LIVE' THEN size END
+            FROM computations;
+    """)
+

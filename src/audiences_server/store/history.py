@@ -1,0 +1,190 @@
+"""Membership history and size series: copied from the change records each evaluator job writes.
+
+Every entry, exit and computed value change is a row of `changes` (the outbox sync reads),
+written in the job's transaction. At the end of the job the rows it wrote are copied with one
+`INSERT … SELECT` into `membership_history`, and added up per computation and hour into
+`size_history`, in the same transaction: no work per changed value beyond those two statements.
+Old rows are pruned in bounded batches.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import apsw
+
+from audiences_server.store.db import scalar
+
+HOUR_MS = 3_600_000
+PRUNE_BATCH = 1000
+# What a change record means for a computation's size: audiences enter and exit; a computed
+# trait "enters" when it gains a value, "exits" when it loses it, and otherwise changes value.
+_COUNTS = (
+    "sum(change = 'entered' OR (change = 'changed' AND old_value IS NULL)),"
+    " sum(change = 'exited' OR (change = 'changed' AND new_value IS NULL)),"
+    " sum(change = 'changed' AND old_value IS NOT NULL AND new_value IS NOT NULL)"
+)
+_MEMBERSHIP = "('entered', 'exited', 'changed')"
+
+
+def mark(conn: apsw.Connection) -> int:
+    """The newest change record's id: what a job writes afterwards has a greater one."""
+    return int(scalar(conn, "SELECT coalesce(max(change_id), 0) FROM changes"))
+
+
+def capture(conn: apsw.Connection, after: int) -> None:
+    """Copies the change records written since `after` (this job's) into the history, and adds
+    them to the hour of their time in each computation's size series, with its size now."""
+    conn.execute(
+        "INSERT INTO membership_history (history_id, space_id, computation_id, profile_id, change, old_value,"
+        " new_value, at_ms) SELECT change_id, space_id, computation_id, profile_id, change, old_value, new_value,"
+        f" at_ms FROM changes WHERE change_id > ? AND change IN {_MEMBERSHIP}",
+        (after,),
+    )
+    conn.execute(
+        "INSERT INTO size_history (computation_id, hour_ms, entered, exited, changed, size)"
+        f" SELECT h.computation_id, h.at_ms - h.at_ms % {HOUR_MS}, {_COUNTS}, c.size"
+        f" FROM changes AS h JOIN computations AS c USING (computation_id)"
+        f" WHERE h.change_id > ? AND h.change IN {_MEMBERSHIP} GROUP BY h.computation_id, h.at_ms - h.at_ms % {HOUR_MS}"
+        " ON CONFLICT (computation_id, hour_ms) DO UPDATE SET entered = entered + excluded.entered,"
+        " exited = exited + excluded.exited, changed = changed + excluded.changed, size = excluded.size",
+        (after,),
+    )
+
+
+def prune(conn: apsw.Connection, before_ms: int) -> int:
+    """Removes at most one batch of history rows, and of size buckets, older than `before_ms`;
+    returns how many history rows went. Rows are in time order, so the oldest batch is read first
+    and the check costs nothing when there is nothing to prune."""
+    oldest = conn.execute("SELECT at_ms FROM membership_history ORDER BY history_id LIMIT 1").fetchone()
+    removed = 0
+    if oldest is not None and oldest[0] < before_ms:
+        conn.execute(
+            "DELETE FROM membership_history WHERE history_id IN (SELECT history_id FROM membership_history"
+            " ORDER BY history_id LIMIT ?) AND at_ms < ?",
+            (PRUNE_BATCH, before_ms),
+        )
+        removed = int(conn.changes())
+    conn.execute(
+        "DELETE FROM size_history WHERE (computation_id, hour_ms) IN (SELECT computation_id, hour_ms FROM"
+        " size_history WHERE hour_ms < ? ORDER BY hour_ms LIMIT ?)",
+        (before_ms - before_ms % HOUR_MS, PRUNE_BATCH),
+    )
+    return removed
+
+
+def forget(conn: apsw.Connection, computation_id: int) -> None:
+    """Removes a deleted computation's history and size series."""
+    conn.execute("DELETE FROM membership_history WHERE computation_id = ?", (computation_id,))
+    conn.execute("DELETE FROM size_history WHERE computation_id = ?", (computation_id,))
+
+
+def records(
+    conn: apsw.Connection,
+    *,
+    space_id: int,
+    profile_ids: Sequence[int] | None,
+    computation_id: int | None,
+    since_ms: int,
+    until_ms: int | None,
+    after: int,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """History rows of the space, oldest first, after a history id: of some profiles, of one
+    computation, or both; at or after `since_ms` and before `until_ms`."""
+    sql = ("SELECT h.history_id, h.computation_id, c.key, c.kind, c.collection, h.profile_id, h.change,"
+           " h.old_value, h.new_value, h.at_ms FROM membership_history AS h JOIN computations AS c"
+           " USING (computation_id) WHERE h.space_id = ? AND h.history_id > ? AND h.at_ms >= ?")
+    params: list[Any] = [space_id, after, since_ms]
+    if profile_ids is not None:
+        sql += " AND h.profile_id IN (SELECT value FROM json_each(?))"
+        params.append(json.dumps(list(profile_ids)))
+    if computation_id is not None:
+        sql += " AND h.computation_id = ?"
+        params.append(computation_id)
+    if until_ms is not None:
+        sql += " AND h.at_ms < ?"
+        params.append(until_ms)
+    sql += " ORDER BY h.history_id LIMIT ?"
+    params.append(limit)
+    names = ("history_id", "computation_id", "key", "kind", "collection", "profile_id", "change", "old_value",
+             "new_value", "at_ms")
+    return [dict(zip(names, row, strict=True)) for row in conn.execute(sql, params)]
+
+
+def merged_into(conn: apsw.Connection, profile_id: int) -> list[int]:
+    """The profile and every profile merged into it, directly or through others."""
+    return [
+        int(r[0])
+        for r in conn.execute(
+            "WITH RECURSIVE merged(pid) AS (SELECT ? UNION SELECT m.merged_id FROM merges AS m"
+            " JOIN merged ON m.survivor_id = merged.pid) SELECT pid FROM merged ORDER BY pid",
+            (profile_id,),
+        )
+    ]
+
+
+Bucket = tuple[int, int, int, int, int]
+
+
+def buckets(conn: apsw.Connection, computation_id: int, start_ms: int, end_ms: int) -> list[Bucket]:
+    """(hour, entered, exited, changed, size at the hour's end) of the hours in [start, end) with changes."""
+    return [
+        (int(h), int(e), int(x), int(c), int(s))
+        for h, e, x, c, s in conn.execute(
+            "SELECT hour_ms, entered, exited, changed, size FROM size_history WHERE computation_id = ?"
+            " AND hour_ms >= ? AND hour_ms < ? ORDER BY hour_ms",
+            (computation_id, start_ms, end_ms),
+        )
+    ]
+
+
+def size_before(conn: apsw.Connection, computation_id: int, at_ms: int) -> int | None:
+    """The size at `at_ms` as the size series knows it: the end of the last hour before with changes,
+    else the start of the first hour after; None when the series holds no hour at all."""
+    row = conn.execute(
+        "SELECT size FROM size_history WHERE computation_id = ? AND hour_ms < ? ORDER BY hour_ms DESC LIMIT 1",
+        (computation_id, at_ms),
+    ).fetchone()
+    if row is not None:
+        return int(row[0])
+    row = conn.execute(
+        "SELECT size - entered + exited FROM size_history WHERE computation_id = ? AND hour_ms >= ?"
+        " ORDER BY hour_ms LIMIT 1",
+        (computation_id, at_ms),
+    ).fetchone()
+    return None if row is None else int(row[0])
+
+
+def values_at(
+    conn: apsw.Connection, computation_ids: Sequence[int], profile_ids: Sequence[int], at_ms: int
+) -> dict[tuple[int, int], str | None]:
+    """What was stored for each (computation, profile) at `at_ms`, for the pairs with a history
+    record after it (the others still hold the value they had then): the first such record's old
+    value. A record at `at_ms` itself was written by the tick at that time, so it counts as before."""
+    found: dict[tuple[int, int], str | None] = {}
+    for cid in computation_ids:
+        for pid in profile_ids:
+            row = conn.execute(
+                "SELECT old_value FROM membership_history WHERE profile_id = ? AND computation_id = ? AND at_ms > ?"
+                " ORDER BY history_id LIMIT 1",
+                (pid, cid, at_ms),
+            ).fetchone()
+            if row is not None:
+                found[(cid, pid)] = row[0]
+    return found
+
+
+def keep(conn: apsw.Connection, after: int, changed: bool, before_ms: int) -> None:
+    """What an evaluator job does at its end: copies its change records (if it wrote any) and
+    prunes one batch of what is older than `before_ms`."""
+    if changed:
+        capture(conn, after)
+    prune(conn, before_ms)
+
+
+def forget_profile(conn: apsw.Connection, profile_id: int) -> None:
+    """Removes a deleted profile's history records (the size series keep their counts)."""
+    conn.execute("DELETE FROM membership_history WHERE profile_id = ?", (profile_id,))
