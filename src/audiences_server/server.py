@@ -40,6 +40,8 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 from audiences_server import logs
 from audiences_server.api.computations import ComputationAdmin
+from audiences_server.api.explain import ExplainAdmin
+from audiences_server.api.history import HistoryAdmin
 from audiences_server.api.identity_admin import IdentityRuleAdmin
 from audiences_server.api.ingest import IngestServicer
 from audiences_server.api.interceptor import RequestInterceptor
@@ -66,7 +68,8 @@ REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
 MAX_RECEIVE_BYTES = 8 * 1024 * 1024
 
 
-class AdminServicer(ComputationAdmin, IdentityRuleAdmin, admin_pb2_grpc.AudienceAdminServiceServicer):
+class AdminServicer(ComputationAdmin, IdentityRuleAdmin, ExplainAdmin, HistoryAdmin,
+                    admin_pb2_grpc.AudienceAdminServiceServicer):
     """AudienceAdminService."""
 
     def __init__(self, engine: Engine) -> None:

@@ -8,7 +8,8 @@ import grpc
 from audiences.v1 import admin_pb2, common_pb2
 from google.protobuf import duration_pb2, struct_pb2, timestamp_pb2
 
-from audiences_server.api.context import space_id
+from audiences_server.api.audit import audited, definition_change, definition_update
+from audiences_server.api.context import caller_label, space_id
 from audiences_server.core import ql
 from audiences_server.engine.computations import Spec, definition_reason
 from audiences_server.engine.engine import Engine
@@ -96,8 +97,16 @@ def summary_message(summary: ql.Summary) -> admin_pb2.DefinitionSummary:
     )
 
 
+def options_message(options: dict[str, Any]) -> admin_pb2.ComputationOptions:
+    """Stored options as the API shows them."""
+    return admin_pb2.ComputationOptions(
+        include_anonymous_users=bool(options.get("include_anonymous_users", False)),
+        include_historical_data=bool(options.get("include_historical_data", True)),
+        backfill_days=int(options.get("backfill_days", 0)),
+    )
+
+
 def _fields(row: ComputationRow) -> dict[str, Any]:
-    options = row.options
     return {
         "id": row.public_id,
         "key": row.key,
@@ -106,11 +115,7 @@ def _fields(row: ComputationRow) -> dict[str, Any]:
         "description": row.description,
         "definition": row.definition,
         "enabled": row.enabled,
-        "options": admin_pb2.ComputationOptions(
-            include_anonymous_users=bool(options.get("include_anonymous_users", False)),
-            include_historical_data=bool(options.get("include_historical_data", True)),
-            backfill_days=int(options.get("backfill_days", 0)),
-        ),
+        "options": options_message(row.options),
         "status": STATUS[row.status],
         "size": row.size,
         "backfill": admin_pb2.BackfillProgress(profiles_done=row.progress_done, profiles_total=row.progress_total),
@@ -230,10 +235,11 @@ class ComputationAdmin:
 
     engine: Engine
 
+    @audited(definition_change("create", "audience", "audience"))
     def CreateAudience(
         self, request: admin_pb2.CreateAudienceRequest, context: grpc.ServicerContext
     ) -> admin_pb2.CreateAudienceResponse:
-        row = self.engine.computations.create(space_id(), spec_of("audience", request.audience))
+        row = self.engine.computations.create(space_id(), spec_of("audience", request.audience), caller_label())
         return admin_pb2.CreateAudienceResponse(audience=audience_message(row))
 
     def GetAudience(
@@ -248,6 +254,7 @@ class ComputationAdmin:
         rows, token = self._page("audience", request)
         return admin_pb2.ListAudiencesResponse(audiences=[audience_message(r) for r in rows], next_page_token=token)
 
+    @audited(definition_update("audience", "audience"))
     def UpdateAudience(
         self, request: admin_pb2.UpdateAudienceRequest, context: grpc.ServicerContext
     ) -> admin_pb2.UpdateAudienceResponse:
@@ -258,19 +265,23 @@ class ComputationAdmin:
             collection_of(message.collection),
             message.key,
             changes_of(message, list(request.update_mask.paths)),
+            caller_label(),
         )
         return admin_pb2.UpdateAudienceResponse(audience=audience_message(row))
 
+    @audited(definition_change("delete", "audience"))
     def DeleteAudience(
         self, request: admin_pb2.DeleteAudienceRequest, context: grpc.ServicerContext
     ) -> admin_pb2.DeleteAudienceResponse:
         self.engine.computations.delete(space_id(), "audience", collection_of(request.collection), request.key)
         return admin_pb2.DeleteAudienceResponse()
 
+    @audited(definition_change("create", "computed_trait", "computed_trait"))
     def CreateComputedTrait(
         self, request: admin_pb2.CreateComputedTraitRequest, context: grpc.ServicerContext
     ) -> admin_pb2.CreateComputedTraitResponse:
-        row = self.engine.computations.create(space_id(), spec_of("computed_trait", request.computed_trait))
+        row = self.engine.computations.create(space_id(), spec_of("computed_trait", request.computed_trait),
+                                              caller_label())
         return admin_pb2.CreateComputedTraitResponse(computed_trait=trait_message(row))
 
     def GetComputedTrait(
@@ -287,6 +298,7 @@ class ComputationAdmin:
             computed_traits=[trait_message(r) for r in rows], next_page_token=token
         )
 
+    @audited(definition_update("computed_trait", "computed_trait"))
     def UpdateComputedTrait(
         self, request: admin_pb2.UpdateComputedTraitRequest, context: grpc.ServicerContext
     ) -> admin_pb2.UpdateComputedTraitResponse:
@@ -297,9 +309,11 @@ class ComputationAdmin:
             collection_of(message.collection),
             message.key,
             changes_of(message, list(request.update_mask.paths)),
+            caller_label(),
         )
         return admin_pb2.UpdateComputedTraitResponse(computed_trait=trait_message(row))
 
+    @audited(definition_change("delete", "computed_trait"))
     def DeleteComputedTrait(
         self, request: admin_pb2.DeleteComputedTraitRequest, context: grpc.ServicerContext
     ) -> admin_pb2.DeleteComputedTraitResponse:
@@ -354,6 +368,24 @@ class ComputationAdmin:
             evaluate_time=timestamp(now),
             samples=[admin_pb2.ProfileValue(profile=summaries[pid], value=json_value(value)) for pid, value in samples],
             summary=summary_message(summary_of(request.definition, kind, collection)),
+            diff=self._diff(request, kind, collection, min(sample, 1000)) if request.compare_key else None,
+        )
+
+    def _diff(self, request: admin_pb2.PreviewDefinitionRequest, kind: str, collection: str,
+              sample: int) -> admin_pb2.DefinitionDiff:
+        """What saving the previewed text as `compare_key`'s definition would change."""
+        found = self.engine.computations.diff(space_id(), request.definition, kind, collection, request.compare_key,
+                                              sample)
+        summaries = profile_summaries(self.engine, [p for kept in found.samples.values() for p, _, _ in kept])
+
+        def changes(outcome: str) -> list[admin_pb2.ProfileChange]:
+            return [admin_pb2.ProfileChange(profile=summaries[p], old_value=json_value(old), new_value=json_value(new))
+                    for p, old, new in found.samples[outcome]]
+
+        return admin_pb2.DefinitionDiff(
+            compare_key=request.compare_key, entering_count=found.entering, exiting_count=found.exiting,
+            staying_count=found.staying, changed_count=found.changed, entering_samples=changes("entering"),
+            exiting_samples=changes("exiting"), staying_samples=changes("staying"),
         )
 
     def SetClock(self, request: admin_pb2.SetClockRequest, context: grpc.ServicerContext) -> admin_pb2.SetClockResponse:

@@ -24,3 +24,8 @@ def sender() -> Sender:
 def space_id() -> int:
     """The space of the RPC running on this thread, as authorised by its token."""
     return _GRANT.get().space_id
+
+
+def caller_label() -> str:
+    """The label of the token making the RPC running on this thread (empty when it has none)."""
+    return _GRANT.get().label

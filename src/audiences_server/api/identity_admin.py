@@ -7,6 +7,7 @@ from typing import Any
 import grpc
 from audiences.v1 import admin_pb2
 
+from audiences_server.api.audit import audited, identity_rule_update
 from audiences_server.api.computations import time_ms, timestamp
 from audiences_server.api.context import space_id
 from audiences_server.core.identity import IdentityRules, IdTypeRule, ViolationKind
@@ -84,6 +85,7 @@ class IdentityRuleAdmin:
             )
         )
 
+    @audited(identity_rule_update)
     def UpdateIdentityRule(
         self, request: admin_pb2.UpdateIdentityRuleRequest, context: grpc.ServicerContext
     ) -> admin_pb2.UpdateIdentityRuleResponse:

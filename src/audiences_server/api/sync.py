@@ -11,6 +11,8 @@ import grpc
 from audiences.v1 import common_pb2, sync_pb2, sync_pb2_grpc
 from google.protobuf import duration_pb2, struct_pb2
 
+from audiences_server.api import audit
+from audiences_server.api.audit import audited
 from audiences_server.api.computations import COLLECTION_ENUM, KINDS, collection_of, json_value, kind_of, timestamp
 from audiences_server.api.context import space_id
 from audiences_server.engine.engine import Engine
@@ -187,6 +189,7 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
 
     # -- destinations --------------------------------------------------------------------
 
+    @audited(audit.destination_create)
     def CreateDestination(self, request: sync_pb2.CreateDestinationRequest,
                           context: grpc.ServicerContext) -> sync_pb2.CreateDestinationResponse:
         message = request.destination
@@ -214,6 +217,7 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
         return sync_pb2.ListDestinationsResponse(destinations=[destination_message(r) for r in rows[:size]],
                                                  next_page_token=token)
 
+    @audited(audit.destination_update)
     def UpdateDestination(self, request: sync_pb2.UpdateDestinationRequest,
                           context: grpc.ServicerContext) -> sync_pb2.UpdateDestinationResponse:
         message = request.destination
@@ -222,6 +226,7 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
         row = self.engine.sync.update_destination(space_id(), message.key, changes)
         return sync_pb2.UpdateDestinationResponse(destination=destination_message(row))
 
+    @audited(audit.destination_delete)
     def DeleteDestination(self, request: sync_pb2.DeleteDestinationRequest,
                           context: grpc.ServicerContext) -> sync_pb2.DeleteDestinationResponse:
         self.engine.sync.delete_destination(space_id(), request.key, request.force)
@@ -229,6 +234,7 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
 
     # -- connections ---------------------------------------------------------------------
 
+    @audited(audit.connection_create)
     def ConnectDestination(self, request: sync_pb2.ConnectDestinationRequest,
                            context: grpc.ServicerContext) -> sync_pb2.ConnectDestinationResponse:
         message = request.connection
@@ -254,6 +260,7 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
         return sync_pb2.ListConnectionsResponse(connections=[connection_message(v) for v in views[:size]],
                                                 next_page_token=token)
 
+    @audited(audit.connection_update)
     def UpdateConnection(self, request: sync_pb2.UpdateConnectionRequest,
                          context: grpc.ServicerContext) -> sync_pb2.UpdateConnectionResponse:
         message = request.connection
@@ -261,6 +268,7 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
                                                   _options(message, list(request.update_mask.paths)))
         return sync_pb2.UpdateConnectionResponse(connection=connection_message(view))
 
+    @audited(audit.connection_delete)
     def DisconnectDestination(self, request: sync_pb2.DisconnectDestinationRequest,
                               context: grpc.ServicerContext) -> sync_pb2.DisconnectDestinationResponse:
         self.engine.sync.disconnect(space_id(), request.destination_key, ref_of(request.computation))
@@ -279,6 +287,7 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
         return sync_pb2.ListDeadLettersResponse(dead_letters=[dead_letter_message(v) for v in views[:size]],
                                                 next_page_token=token)
 
+    @audited(audit.redrive)
     def RedriveDeadLetters(self, request: sync_pb2.RedriveDeadLettersRequest,
                            context: grpc.ServicerContext) -> sync_pb2.RedriveDeadLettersResponse:
         ref = ref_of(request.computation) if request.HasField("computation") else None

@@ -13,6 +13,7 @@ import apsw
 
 from audiences_server.core import ql
 from audiences_server.engine.clock import Clock
+from audiences_server.engine.diff import Diff, diff
 from audiences_server.engine.evaluator import Evaluation, Evaluator
 from audiences_server.engine.registry import Compiled, Registry, compile_row, find_cycle, reads_itself
 from audiences_server.errors import (
@@ -24,6 +25,8 @@ from audiences_server.errors import (
     NotFound,
 )
 from audiences_server.store import evaluation as store
+from audiences_server.store import history as history_store
+from audiences_server.store import versions as versions_store
 from audiences_server.store.db import Readers
 from audiences_server.store.evaluation import ComputationRow
 from audiences_server.store.writer import Writer
@@ -154,8 +157,8 @@ class Computations:
         self._clock = clock
         self._evaluator = evaluator
 
-    def create(self, space_id: int, spec: Spec) -> ComputationRow:
-        """Saves a new definition and starts its backfill."""
+    def create(self, space_id: int, spec: Spec, actor: str = "") -> ComputationRow:
+        """Saves a new definition (its version 1, made by `actor`) and starts its backfill."""
         if not KEY_PATTERN.match(spec.key):
             raise InvalidArgument(
                 f"key {spec.key!r} must be snake_case: a-z, 0-9 and _, starting with a letter",
@@ -163,11 +166,11 @@ class Computations:
                 violations=[FieldViolation("key", "not snake_case")],
             )
         check(spec.definition, spec.kind, spec.collection)
-        row = self._writer.run(lambda conn: self._insert(conn, space_id, spec))
+        row = self._writer.run(lambda conn: self._insert(conn, space_id, spec, actor))
         self._evaluator.wake()
         return row
 
-    def _insert(self, conn: apsw.Connection, space_id: int, spec: Spec) -> ComputationRow:
+    def _insert(self, conn: apsw.Connection, space_id: int, spec: Spec, actor: str) -> ComputationRow:
         existing = store.computation(conn, space_id, spec.collection, spec.key)
         if existing is not None:
             raise AlreadyExists(
@@ -196,6 +199,7 @@ class Computations:
             ),
         )
         cid = int(conn.last_insert_rowid())
+        versions_store.add_version(conn, cid, spec.definition, spec.options, now, actor)
         if spec.enabled:
             store.start_backfill(conn, cid, store.count_profiles(conn, space_id, spec.collection))
         return self._row(conn, space_id, spec.collection, spec.key)
@@ -233,8 +237,10 @@ class Computations:
             if r.kind == kind and (collection is None or r.collection == collection)
         ]
 
-    def update(self, space_id: int, kind: str, collection: str, key: str, changes: Mapping[str, Any]) -> ComputationRow:
-        """Applies the given changes; a new definition or an enable restarts the backfill."""
+    def update(self, space_id: int, kind: str, collection: str, key: str, changes: Mapping[str, Any],
+               actor: str = "") -> ComputationRow:
+        """Applies the given changes; a new definition or an enable restarts the backfill. A new
+        definition text or new options make a new version, made by `actor`."""
         unknown = set(changes) - EDITABLE
         if unknown:
             raise InvalidArgument(
@@ -245,18 +251,20 @@ class Computations:
         current = self.get(space_id, kind, collection, key)
         if "definition" in changes:
             check(changes["definition"], kind, collection)
-        row = self._writer.run(lambda conn: self._apply_update(conn, current, changes))
+        row = self._writer.run(lambda conn: self._apply_update(conn, current, changes, actor))
         self._evaluator.wake()
         return row
 
     def _apply_update(
-        self, conn: apsw.Connection, current: ComputationRow, changes: Mapping[str, Any]
+        self, conn: apsw.Connection, current: ComputationRow, changes: Mapping[str, Any], actor: str = ""
     ) -> ComputationRow:
         merged = {name: changes.get(name, getattr(current, name)) for name in EDITABLE}
         spec = Spec(current.kind, current.collection, current.key, **merged)
         if "definition" in changes:
             self._refuse_cycle(conn, current.space_id, spec)
         redo = (spec.definition != current.definition and spec.enabled) or (spec.enabled and not current.enabled)
+        now = self._clock.now_ms()
+        edited = spec.definition != current.definition or spec.options != current.options
         conn.execute(
             "UPDATE computations SET name = ?, description = ?, definition = ?, enabled = ?, options = ?,"
             " updated_ms = ?, version = version + ?, status = ? WHERE computation_id = ?",
@@ -266,12 +274,14 @@ class Computations:
                 spec.definition,
                 int(spec.enabled),
                 json.dumps(spec.options),
-                self._clock.now_ms(),
-                int(spec.definition != current.definition or spec.options != current.options),
+                now,
+                int(edited),
                 current.status if spec.enabled else "DISABLED",
                 current.computation_id,
             ),
         )
+        if edited:
+            versions_store.add_version(conn, current.computation_id, spec.definition, spec.options, now, actor)
         if redo or (spec.enabled and spec.options != current.options):
             total = store.count_profiles(conn, current.space_id, current.collection)
             store.start_backfill(conn, current.computation_id, total)
@@ -304,6 +314,8 @@ class Computations:
             )
         for table in ("computed_values", "due", "member_results", "changes", "computations"):
             conn.execute(f"DELETE FROM {table} WHERE computation_id = ?", (current.computation_id,))
+        history_store.forget(conn, current.computation_id)
+        versions_store.forget_versions(conn, current.computation_id)
 
     def members(
         self, space_id: int, collection: str, key: str, after: int, limit: int
@@ -319,6 +331,16 @@ class Computations:
         return cycle_through(
             store.computations(self._readers.get(), space_id), Spec(kind, collection, key, definition=definition)
         )
+
+    def diff(self, space_id: int, text: str, kind: str, collection: str, key: str, sample_size: int) -> Diff:
+        """Evaluates `text` now as the new definition of the saved `key` over every profile, against
+        what is stored for it; changes nothing (see engine/diff.py)."""
+        checked = check(text, kind, collection)
+        saved = self.get(space_id, kind, collection, key)
+        now = self._clock.now_ms()
+        with self._readers.snapshot() as conn:
+            self._refuse_cycle(conn, space_id, Spec(kind, collection, key, definition=text))
+            return diff(conn, saved, checked, sample_size, now)
 
     def preview(
         self, space_id: int, text: str, kind: str, collection: str, include_anonymous: bool, sample_size: int

@@ -13,12 +13,15 @@ from audiences_server.engine.auth import SCOPES, Auth
 from audiences_server.engine.clock import Clock, ManualClock
 from audiences_server.engine.computations import Computations
 from audiences_server.engine.evaluator import Evaluator
+from audiences_server.engine.explain import Explainer
+from audiences_server.engine.history import History
 from audiences_server.engine.identity_admin import IdentityAdmin
 from audiences_server.engine.ingest import Ingest
 from audiences_server.engine.page_tokens import PageTokens
 from audiences_server.engine.profile_reads import ProfileReads
 from audiences_server.engine.sync.feed import Feed
 from audiences_server.engine.sync.service import Sync
+from audiences_server.engine.versions import Versions
 from audiences_server.errors import FailedPrecondition, FieldViolation, InvalidArgument
 from audiences_server.metrics import Metrics, Sources
 from audiences_server.settings import Settings
@@ -52,10 +55,15 @@ class Engine:
         self.clock: Clock = self._manual_clock() if settings.manual_clock else Clock()
         self.auth = Auth(self.writer, self.readers)
         self.ingest = Ingest(self.writer, self.clock)
-        self.evaluator = Evaluator(self.writer, self.readers, self.clock, settings.tick_interval_ms)
+        self.evaluator = Evaluator(self.writer, self.readers, self.clock, settings.tick_interval_ms,
+                                   settings.history_retention_days * 86_400_000)
         self.ingest.listeners.append(self.evaluator.wake)
         self.computations = Computations(self.writer, self.readers, self.clock, self.evaluator)
         self.page_tokens = PageTokens(server_key(self.readers.get(), "page_token"))
+        retention_ms = settings.history_retention_days * 86_400_000
+        self.explainer = Explainer(self.readers, self.clock, self.evaluator, retention_ms)
+        self.history = History(self.readers, self.clock, self.page_tokens, retention_ms)
+        self.versions = Versions(self.writer, self.readers, self.clock, self.page_tokens)
         self.profile_reads = ProfileReads(self.readers, self.page_tokens)
         self.identity_admin = IdentityAdmin(self.writer, self.readers, self.clock, self.page_tokens)
         self.sync = Sync(self.writer, self.readers)

@@ -137,6 +137,36 @@ class AudienceAdminServiceStub:
                 request_serializer=audiences_dot_v1_dot_admin__pb2.GetEvaluatorStatusRequest.SerializeToString,
                 response_deserializer=audiences_dot_v1_dot_admin__pb2.GetEvaluatorStatusResponse.FromString,
                 _registered_method=True)
+        self.ExplainMembership = channel.unary_unary(
+                '/audiences.v1.AudienceAdminService/ExplainMembership',
+                request_serializer=audiences_dot_v1_dot_admin__pb2.ExplainMembershipRequest.SerializeToString,
+                response_deserializer=audiences_dot_v1_dot_admin__pb2.ExplainMembershipResponse.FromString,
+                _registered_method=True)
+        self.ListMembershipHistory = channel.unary_unary(
+                '/audiences.v1.AudienceAdminService/ListMembershipHistory',
+                request_serializer=audiences_dot_v1_dot_admin__pb2.ListMembershipHistoryRequest.SerializeToString,
+                response_deserializer=audiences_dot_v1_dot_admin__pb2.ListMembershipHistoryResponse.FromString,
+                _registered_method=True)
+        self.GetSizeHistory = channel.unary_unary(
+                '/audiences.v1.AudienceAdminService/GetSizeHistory',
+                request_serializer=audiences_dot_v1_dot_admin__pb2.GetSizeHistoryRequest.SerializeToString,
+                response_deserializer=audiences_dot_v1_dot_admin__pb2.GetSizeHistoryResponse.FromString,
+                _registered_method=True)
+        self.ListDefinitionVersions = channel.unary_unary(
+                '/audiences.v1.AudienceAdminService/ListDefinitionVersions',
+                request_serializer=audiences_dot_v1_dot_admin__pb2.ListDefinitionVersionsRequest.SerializeToString,
+                response_deserializer=audiences_dot_v1_dot_admin__pb2.ListDefinitionVersionsResponse.FromString,
+                _registered_method=True)
+        self.GetDefinitionVersion = channel.unary_unary(
+                '/audiences.v1.AudienceAdminService/GetDefinitionVersion',
+                request_serializer=audiences_dot_v1_dot_admin__pb2.GetDefinitionVersionRequest.SerializeToString,
+                response_deserializer=audiences_dot_v1_dot_admin__pb2.GetDefinitionVersionResponse.FromString,
+                _registered_method=True)
+        self.ListAuditEntries = channel.unary_unary(
+                '/audiences.v1.AudienceAdminService/ListAuditEntries',
+                request_serializer=audiences_dot_v1_dot_admin__pb2.ListAuditEntriesRequest.SerializeToString,
+                response_deserializer=audiences_dot_v1_dot_admin__pb2.ListAuditEntriesResponse.FromString,
+                _registered_method=True)
 
 
 class AudienceAdminServiceServicer:
@@ -294,6 +324,56 @@ class AudienceAdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExplainMembership(self, request, context):
+        """Explains why a profile has its value for an audience or computed trait, now or at an earlier
+        time the evaluator can reproduce: the definition's tree with each part's value, the events
+        and traits behind each part, and when the value next changes with no new data, and why.
+        Changes nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListMembershipHistory(self, request, context):
+        """Lists the entries, exits and computed value changes of a profile, of a definition, or of a
+        profile in one definition, oldest first, as far back as the history is kept
+        (`--history-retention-days`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSizeHistory(self, request, context):
+        """Returns an audience's size (a computed trait's count of profiles with a value) per hour or
+        per day, with the entries and exits of each interval.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDefinitionVersions(self, request, context):
+        """Lists the versions of an audience or computed trait, newest first: every create and every
+        edit of its definition or options is one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetDefinitionVersion(self, request, context):
+        """Returns one version of an audience or computed trait. Rolling back is an update to an older
+        version's definition and options.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAuditEntries(self, request, context):
+        """Lists the space's admin actions, newest first: who (the label of the token), when, what.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AudienceAdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -391,6 +471,36 @@ def add_AudienceAdminServiceServicer_to_server(servicer, server):
                     servicer.GetEvaluatorStatus,
                     request_deserializer=audiences_dot_v1_dot_admin__pb2.GetEvaluatorStatusRequest.FromString,
                     response_serializer=audiences_dot_v1_dot_admin__pb2.GetEvaluatorStatusResponse.SerializeToString,
+            ),
+            'ExplainMembership': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExplainMembership,
+                    request_deserializer=audiences_dot_v1_dot_admin__pb2.ExplainMembershipRequest.FromString,
+                    response_serializer=audiences_dot_v1_dot_admin__pb2.ExplainMembershipResponse.SerializeToString,
+            ),
+            'ListMembershipHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMembershipHistory,
+                    request_deserializer=audiences_dot_v1_dot_admin__pb2.ListMembershipHistoryRequest.FromString,
+                    response_serializer=audiences_dot_v1_dot_admin__pb2.ListMembershipHistoryResponse.SerializeToString,
+            ),
+            'GetSizeHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSizeHistory,
+                    request_deserializer=audiences_dot_v1_dot_admin__pb2.GetSizeHistoryRequest.FromString,
+                    response_serializer=audiences_dot_v1_dot_admin__pb2.GetSizeHistoryResponse.SerializeToString,
+            ),
+            'ListDefinitionVersions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDefinitionVersions,
+                    request_deserializer=audiences_dot_v1_dot_admin__pb2.ListDefinitionVersionsRequest.FromString,
+                    response_serializer=audiences_dot_v1_dot_admin__pb2.ListDefinitionVersionsResponse.SerializeToString,
+            ),
+            'GetDefinitionVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDefinitionVersion,
+                    request_deserializer=audiences_dot_v1_dot_admin__pb2.GetDefinitionVersionRequest.FromString,
+                    response_serializer=audiences_dot_v1_dot_admin__pb2.GetDefinitionVersionResponse.SerializeToString,
+            ),
+            'ListAuditEntries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAuditEntries,
+                    request_deserializer=audiences_dot_v1_dot_admin__pb2.ListAuditEntriesRequest.FromString,
+                    response_serializer=audiences_dot_v1_dot_admin__pb2.ListAuditEntriesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -914,6 +1024,168 @@ class AudienceAdminService:
             '/audiences.v1.AudienceAdminService/GetEvaluatorStatus',
             audiences_dot_v1_dot_admin__pb2.GetEvaluatorStatusRequest.SerializeToString,
             audiences_dot_v1_dot_admin__pb2.GetEvaluatorStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExplainMembership(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/audiences.v1.AudienceAdminService/ExplainMembership',
+            audiences_dot_v1_dot_admin__pb2.ExplainMembershipRequest.SerializeToString,
+            audiences_dot_v1_dot_admin__pb2.ExplainMembershipResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMembershipHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/audiences.v1.AudienceAdminService/ListMembershipHistory',
+            audiences_dot_v1_dot_admin__pb2.ListMembershipHistoryRequest.SerializeToString,
+            audiences_dot_v1_dot_admin__pb2.ListMembershipHistoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSizeHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/audiences.v1.AudienceAdminService/GetSizeHistory',
+            audiences_dot_v1_dot_admin__pb2.GetSizeHistoryRequest.SerializeToString,
+            audiences_dot_v1_dot_admin__pb2.GetSizeHistoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDefinitionVersions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/audiences.v1.AudienceAdminService/ListDefinitionVersions',
+            audiences_dot_v1_dot_admin__pb2.ListDefinitionVersionsRequest.SerializeToString,
+            audiences_dot_v1_dot_admin__pb2.ListDefinitionVersionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDefinitionVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/audiences.v1.AudienceAdminService/GetDefinitionVersion',
+            audiences_dot_v1_dot_admin__pb2.GetDefinitionVersionRequest.SerializeToString,
+            audiences_dot_v1_dot_admin__pb2.GetDefinitionVersionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAuditEntries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/audiences.v1.AudienceAdminService/ListAuditEntries',
+            audiences_dot_v1_dot_admin__pb2.ListAuditEntriesRequest.SerializeToString,
+            audiences_dot_v1_dot_admin__pb2.ListAuditEntriesResponse.FromString,
             options,
             channel_credentials,
             insecure,
