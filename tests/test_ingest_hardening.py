@@ -287,3 +287,13 @@ def test_a_body_nested_past_what_can_be_read_is_bad_request(running: Running, bo
     assert (error.code(), error_reason(error)) == (grpc.StatusCode.INVALID_ARGUMENT, "BAD_REQUEST")
     assert field_violations(error)[0][0] == "body"
     assert stored_ids(running) == []
+
+
+def test_a_batch_json_sent_at_that_is_not_a_time_refuses_the_batch(running: Running) -> None:
+    """A BatchJson batch-level `sentAt` applies to every call, so one that is not a time refuses the
+    request whole: INVALID_ARGUMENT TIMESTAMP_NOT_VALID naming `sentAt`, nothing stored."""
+    body = json.dumps({"batch": [GOOD], "sentAt": "9999-99-99"}).encode()
+    error = refused(lambda: batch_json(running, body))
+    assert (error.code(), error_reason(error)) == (grpc.StatusCode.INVALID_ARGUMENT, "TIMESTAMP_NOT_VALID")
+    assert field_violations(error)[0][0] == "sentAt"
+    assert stored_ids(running) == []
