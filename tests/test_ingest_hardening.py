@@ -12,7 +12,9 @@ import pytest
 from audiences.v1 import common_pb2, ingest_pb2, profiles_pb2, tracking_pb2
 from google.protobuf import struct_pb2, timestamp_pb2
 
+from audiences_server.api import convert
 from audiences_server.core import tracking
+from audiences_server.errors import InvalidArgument
 from tests.conftest import Running, error_reason, field_violations
 
 ACCEPTED = ingest_pb2.MESSAGE_STATUS_ACCEPTED
@@ -297,3 +299,16 @@ def test_a_batch_json_sent_at_that_is_not_a_time_refuses_the_batch(running: Runn
     assert (error.code(), error_reason(error)) == (grpc.StatusCode.INVALID_ARGUMENT, "TIMESTAMP_NOT_VALID")
     assert field_violations(error)[0][0] == "sentAt"
     assert stored_ids(running) == []
+
+
+@pytest.mark.parametrize("stamp", [c[1] for c in BAD_TIMES], ids=[c[0] for c in BAD_TIMES])
+def test_a_request_time_out_of_range_is_invalid_argument_naming_it(stamp: dict[str, int]) -> None:
+    """The request-level time reader (a typed batch's `sent_time`) refuses a Timestamp out of range
+    with TIMESTAMP_NOT_VALID naming the field, and reads a valid one as ISO-8601 text."""
+    with pytest.raises(InvalidArgument) as caught:
+        convert.time_or_none(ingest_pb2.BatchRequest(sent_time=timestamp_pb2.Timestamp(**stamp)), "sent_time")
+    assert caught.value.reason == "TIMESTAMP_NOT_VALID"
+    assert [v.field for v in caught.value.violations] == ["sent_time"]
+    valid = ingest_pb2.BatchRequest(sent_time=timestamp_pb2.Timestamp(seconds=0))
+    assert convert.time_or_none(valid, "sent_time") == "1970-01-01T00:00:00Z"
+    assert convert.time_or_none(ingest_pb2.BatchRequest(), "sent_time") is None
