@@ -4,8 +4,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 BENCH_STAMP := $(VENV)/.bench-stamp
+TS := clients/typescript
+# The TypeScript client's toolchain (ts-proto, tsc) and dependencies, exactly as its lockfile says.
+NPM_STAMP := $(TS)/node_modules/.installed-stamp
 
-.PHONY: run test gen gen-check lint fmt bench bench-quick bench-ingest bench-evaluator demo clean
+.PHONY: run test test-ts gen gen-check lint fmt bench bench-quick bench-ingest bench-evaluator demo clean
 
 $(STAMP): pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,11 +21,20 @@ run: $(STAMP)
 
 test: $(STAMP) gen-check lint
 	$(PY) -m pytest -q
+	$(MAKE) test-ts
 
-gen: $(STAMP)
+# The TypeScript client's tests (compiled by tsc, run by Node's test runner) against a real server.
+test-ts: $(STAMP) $(NPM_STAMP)
+	cd $(TS) && npm test --silent
+
+$(NPM_STAMP): $(TS)/package.json $(TS)/package-lock.json
+	cd $(TS) && npm ci --no-audit --no-fund --loglevel=error
+	touch $(NPM_STAMP)
+
+gen: $(STAMP) $(NPM_STAMP)
 	$(PY) scripts/gen_protos.py
 
-gen-check: $(STAMP)
+gen-check: $(STAMP) $(NPM_STAMP)
 	$(PY) scripts/gen_protos.py --check
 
 lint: $(STAMP)

@@ -1,0 +1,165 @@
+/**
+ * Calling the server: one grpc-js channel shared by the four service clients, the token of each
+ * scope in the call's metadata, and the channel's service config.
+ *
+ * The service config retries idempotent reads (every unary `Get*`, `List*`, `Validate*` and
+ * `Preview*` RPC) that fail with UNAVAILABLE, with exponential backoff; writes are never
+ * retried there (a tracking batch is retried by the send queue, safely, since every call
+ * carries a `messageId`). With `waitForReady`, calls wait for the server to be reachable
+ * (until their deadline) instead of failing at once with UNAVAILABLE: grpc-js reads that from
+ * each call's metadata options, not from the service config.
+ */
+
+import {
+  type CallOptions,
+  type ClientReadableStream,
+  type ClientUnaryCall,
+  type ClientWritableStream,
+  Metadata,
+  type ServiceError,
+  status as Status,
+} from "@grpc/grpc-js";
+import type { Scope, Tokens } from "./config.js";
+import { AudiencesError, asAudiencesError } from "./errors.js";
+import { AudienceAdminServiceService } from "./gen/audiences/v1/admin.js";
+import { IngestServiceService } from "./gen/audiences/v1/ingest.js";
+import { ProfilesServiceService } from "./gen/audiences/v1/profiles.js";
+import { SyncServiceService } from "./gen/audiences/v1/sync.js";
+
+type Callback<Res> = (error: ServiceError | null, response: Res) => void;
+/** A generated unary method, in its fullest overload. */
+export type UnaryMethod<Req, Res> = (
+  request: Req,
+  metadata: Metadata,
+  options: Partial<CallOptions>,
+  callback: Callback<Res>,
+) => ClientUnaryCall;
+/** A generated server-streaming method. */
+export type StreamMethod<Req, Res> = (
+  request: Req,
+  metadata: Metadata,
+  options: Partial<CallOptions>,
+) => ClientReadableStream<Res>;
+/** A generated client-streaming method. */
+export type UploadMethod<Req, Res> = (
+  metadata: Metadata,
+  options: Partial<CallOptions>,
+  callback: Callback<Res>,
+) => ClientWritableStream<Req>;
+
+const SERVICES = {
+  "audiences.v1.IngestService": IngestServiceService,
+  "audiences.v1.ProfilesService": ProfilesServiceService,
+  "audiences.v1.AudienceAdminService": AudienceAdminServiceService,
+  "audiences.v1.SyncService": SyncServiceService,
+};
+const IDEMPOTENT = /^(Get|List|Validate|Preview)/;
+
+/** The fully qualified names of the RPCs the service config retries, as `[service, method]`. */
+export function idempotentMethods(): Array<[string, string]> {
+  const found: Array<[string, string]> = [];
+  for (const [service, definition] of Object.entries(SERVICES)) {
+    for (const method of Object.values(definition)) {
+      const name = method.path.split("/")[2]!;
+      if (!method.requestStream && !method.responseStream && IDEMPOTENT.test(name)) {
+        found.push([service, name]);
+      }
+    }
+  }
+  return found;
+}
+
+/** The channel's service config (gRPC's JSON form): retries of the idempotent reads. */
+export function serviceConfig(): Record<string, unknown> {
+  return {
+    methodConfig: [
+      {
+        name: idempotentMethods().map(([service, method]) => ({ service, method })),
+        retryPolicy: {
+          maxAttempts: 5,
+          initialBackoff: "0.1s",
+          maxBackoff: "2s",
+          backoffMultiplier: 2,
+          retryableStatusCodes: ["UNAVAILABLE"],
+        },
+      },
+    ],
+  };
+}
+
+/** What every part of the client shares: the tokens, the default deadline, how to call. */
+export class Caller {
+  constructor(
+    readonly tokens: Tokens,
+    readonly timeoutMs: number | undefined,
+    readonly waitForReady = false,
+  ) {}
+
+  /** Call metadata with the scope's token; throws UNAUTHENTICATED / TOKEN_MISSING without one. */
+  metadata(scope: Scope): Metadata {
+    const token = this.tokens[scope];
+    if (!token) {
+      throw new AudiencesError(
+        Status.UNAUTHENTICATED,
+        `no \`${scope}\` token: pass ${scope}Token (or token), set AUDIENCES_${scope.toUpperCase()}_TOKEN, ` +
+          "or point AUDIENCES_CREDENTIALS_FILE at the server's credentials.json",
+        { reason: "TOKEN_MISSING", metadata: { required_scope: scope } },
+      );
+    }
+    const metadata = new Metadata({ waitForReady: this.waitForReady });
+    metadata.set("authorization", `Bearer ${token}`);
+    return metadata;
+  }
+
+  options(timeoutMs: number | undefined = this.timeoutMs): Partial<CallOptions> {
+    return timeoutMs === undefined ? {} : { deadline: Date.now() + timeoutMs };
+  }
+
+  /** Calls a unary RPC with the scope's token; failures reject with AudiencesError. */
+  unary<Req, Res>(scope: Scope, method: UnaryMethod<Req, Res>, request: Req, timeoutMs?: number): Promise<Res> {
+    return new Promise((resolve, reject) => {
+      try {
+        method(request, this.metadata(scope), this.options(timeoutMs), (error, response) =>
+          error ? reject(AudiencesError.fromServiceError(error)) : resolve(response),
+        );
+      } catch (error) {
+        reject(asAudiencesError(error));
+      }
+    });
+  }
+
+  /** Calls a server-streaming RPC; failures (also midway) throw AudiencesError. */
+  async *stream<Req, Res>(scope: Scope, method: StreamMethod<Req, Res>, request: Req, timeoutMs?: number): AsyncGenerator<Res> {
+    const call = method(request, this.metadata(scope), this.options(timeoutMs));
+    try {
+      for await (const message of call) {
+        yield message as Res;
+      }
+    } catch (error) {
+      throw asAudiencesError(error);
+    } finally {
+      call.cancel(); // the caller stopped early: end the stream on the server too
+    }
+  }
+
+  /** Calls a client-streaming RPC, writing each request (waiting when the stream is full). */
+  async upload<Req, Res>(scope: Scope, method: UploadMethod<Req, Res>, requests: AsyncIterable<Req> | Iterable<Req>, timeoutMs?: number): Promise<Res> {
+    const metadata = this.metadata(scope);
+    let stream: ClientWritableStream<Req> | undefined;
+    const reply = new Promise<Res>((resolve, reject) => {
+      stream = method(metadata, this.options(timeoutMs), (error, response) =>
+        error ? reject(AudiencesError.fromServiceError(error)) : resolve(response),
+      );
+    });
+    try {
+      for await (const request of requests) {
+        if (!stream!.write(request)) {
+          await new Promise((resolve) => stream!.once("drain", resolve));
+        }
+      }
+    } finally {
+      stream!.end();
+    }
+    return reply;
+  }
+}
