@@ -7,13 +7,15 @@
     client.close()
 
 `Client` sends tracking calls in background batches and exposes every other RPC as a method
-returning the generated message; every failure is an `AudiencesError`. The generated gRPC stubs
+returning the generated message; `AsyncClient` has the same methods as coroutines, on
+`grpc.aio`; every failure is an `AudiencesError`. The generated gRPC stubs
 and messages live in `audiences.v1`.
 """
 
+from audiences.aio import AsyncClient
 from audiences.batching import BatchStats, Undelivered
 from audiences.client import Client
 from audiences.errors import AudiencesError, FieldViolation, QueueFull
 
-__all__ = ["AudiencesError", "BatchStats", "Client", "FieldViolation", "QueueFull", "Undelivered"]
+__all__ = ["AsyncClient", "AudiencesError", "BatchStats", "Client", "FieldViolation", "QueueFull", "Undelivered"]
 __version__ = "0.1.0"

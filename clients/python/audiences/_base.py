@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,7 +13,17 @@ import grpc
 from google.protobuf import duration_pb2, timestamp_pb2
 
 from audiences.errors import AudiencesError
-from audiences.v1 import admin_pb2_grpc, common_pb2, ingest_pb2_grpc, profiles_pb2_grpc, sync_pb2_grpc
+from audiences.v1 import (
+    admin_pb2,
+    admin_pb2_grpc,
+    common_pb2,
+    ingest_pb2,
+    ingest_pb2_grpc,
+    profiles_pb2,
+    profiles_pb2_grpc,
+    sync_pb2,
+    sync_pb2_grpc,
+)
 
 R = TypeVar("R")
 CollectionArg = str | int | None
@@ -73,6 +84,50 @@ def duration(value: dt.timedelta | float | None) -> duration_pb2.Duration | None
     return out
 
 
+_SERVICES = (
+    ingest_pb2.DESCRIPTOR.services_by_name["IngestService"],
+    profiles_pb2.DESCRIPTOR.services_by_name["ProfilesService"],
+    admin_pb2.DESCRIPTOR.services_by_name["AudienceAdminService"],
+    sync_pb2.DESCRIPTOR.services_by_name["SyncService"],
+)
+_IDEMPOTENT = ("Get", "List", "Validate", "Preview")
+
+
+def idempotent_methods() -> list[tuple[str, str]]:
+    """The RPCs safe to send twice, as (service, method): every unary Get*, List*, Validate* and
+    Preview* of the four services (reads; a write is never retried by the channel)."""
+    return [
+        (service.full_name, method.name)
+        for service in _SERVICES
+        for method in service.methods
+        if method.name.startswith(_IDEMPOTENT) and not (method.client_streaming or method.server_streaming)
+    ]
+
+
+def service_config() -> dict[str, Any]:
+    """The channel's service config (gRPC's JSON form): the idempotent reads are retried when
+    they fail with UNAVAILABLE, with exponential backoff."""
+    return {
+        "methodConfig": [
+            {
+                "name": [{"service": service, "method": method} for service, method in idempotent_methods()],
+                "retryPolicy": {
+                    "maxAttempts": 5,
+                    "initialBackoff": "0.1s",
+                    "maxBackoff": "2s",
+                    "backoffMultiplier": 2,
+                    "retryableStatusCodes": ["UNAVAILABLE"],
+                },
+            }
+        ]
+    }
+
+
+def channel_options() -> list[tuple[str, Any]]:
+    """Options of every channel the client opens: retries on, with the service config."""
+    return [("grpc.enable_retries", 1), ("grpc.service_config", json.dumps(service_config()))]
+
+
 def tls_credentials(
     ca_file: str | os.PathLike[str] | None = None,
     cert_file: str | os.PathLike[str] | None = None,
@@ -100,12 +155,18 @@ class Base:
         *,
         timeout: float | None,
         channel_credentials: grpc.ChannelCredentials | None,
+        wait_for_ready: bool = False,
     ) -> None:
         self.address = address
         self.tokens = tokens
         self.timeout = timeout
+        self.wait_for_ready = wait_for_ready
+        self.channel_credentials = channel_credentials
+        options = channel_options()
         self.channel = (
-            grpc.secure_channel(address, channel_credentials) if channel_credentials else grpc.insecure_channel(address)
+            grpc.secure_channel(address, channel_credentials, options)
+            if channel_credentials
+            else grpc.insecure_channel(address, options)
         )
         self.ingest_stub = ingest_pb2_grpc.IngestServiceStub(self.channel)
         self.admin_stub = admin_pb2_grpc.AudienceAdminServiceStub(self.channel)
@@ -129,7 +190,12 @@ class Base:
     ) -> R:
         """Calls a unary RPC with the scope's token; failures become AudiencesError."""
         try:
-            answer = method(request, metadata=self._metadata(scope), timeout=timeout or self.timeout)
+            answer = method(
+                request,
+                metadata=self._metadata(scope),
+                timeout=timeout or self.timeout,
+                wait_for_ready=self.wait_for_ready,
+            )
         except grpc.RpcError as error:
             raise AudiencesError.from_rpc_error(error) from None
         return cast(R, answer)
@@ -139,7 +205,9 @@ class Base:
     ) -> Iterator[Any]:
         """Calls a server-streaming RPC; failures (also midway) become AudiencesError."""
         try:
-            yield from method(request, metadata=self._metadata(scope), timeout=timeout)
+            yield from method(
+                request, metadata=self._metadata(scope), timeout=timeout, wait_for_ready=self.wait_for_ready
+            )
         except grpc.RpcError as error:
             raise AudiencesError.from_rpc_error(error) from None
 

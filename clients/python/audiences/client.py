@@ -75,6 +75,7 @@ class Client(AdminMethods, ProfileMethods, SyncMethods):
         max_retries: int = 6,
         send_threads: int = 1,
         on_error: Callable[[Undelivered], None] | None = None,
+        wait_for_ready: bool = False,
     ) -> None:
         """Connects (lazily: nothing is sent until the first call).
 
@@ -102,6 +103,10 @@ class Client(AdminMethods, ProfileMethods, SyncMethods):
             max_retries: Retries of a batch that failed with UNAVAILABLE (or another transient code).
             send_threads: Background threads sending batches concurrently.
             on_error: Called with each tracking call the server did not store; default logs it.
+            wait_for_ready: Calls wait for the server to be reachable (until their timeout)
+                instead of failing at once with UNAVAILABLE. Either way the idempotent reads
+                (Get*, List*, Validate*, Preview*) are retried on UNAVAILABLE by the channel's
+                service config, with backoff.
         """
         resolved = resolve(
             address,
@@ -118,7 +123,13 @@ class Client(AdminMethods, ProfileMethods, SyncMethods):
         )
         if channel_credentials is None and any(tls_files):
             channel_credentials = tls_credentials(*tls_files)
-        super().__init__(resolved.address, resolved.tokens, timeout=timeout, channel_credentials=channel_credentials)
+        super().__init__(
+            resolved.address,
+            resolved.tokens,
+            timeout=timeout,
+            channel_credentials=channel_credentials,
+            wait_for_ready=wait_for_ready,
+        )
         self._batcher_options: dict[str, Any] = {
             "batch_size": batch_size,
             "flush_interval": flush_interval,

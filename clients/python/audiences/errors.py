@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
+import grpc.aio
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
@@ -72,8 +73,8 @@ class AudiencesError(Exception):
     @classmethod
     def from_rpc_error(cls, error: grpc.RpcError) -> AudiencesError:
         """Builds the error from a failed call, reading its `google.rpc.Status` details."""
-        code = error.code() if isinstance(error, grpc.Call) else grpc.StatusCode.UNKNOWN
-        message = (error.details() if isinstance(error, grpc.Call) else str(error)) or ""
+        code = error.code() if _is_call(error) else grpc.StatusCode.UNKNOWN
+        message = (error.details() if _is_call(error) else str(error)) or ""
         built = cls(code=code or grpc.StatusCode.UNKNOWN, message=message, request_id=_request_id(error))
         status = _status_of(error)
         for detail in status.details if status is not None else []:
@@ -106,8 +107,13 @@ def _rebuild(
     return AudiencesError(grpc.StatusCode[code], message, reason, metadata, violations, request_id)
 
 
+def _is_call(error: grpc.RpcError) -> bool:
+    """Whether the error carries a status (a failed call, blocking or grpc.aio)."""
+    return isinstance(error, grpc.Call | grpc.aio.AioRpcError)
+
+
 def _status_of(error: grpc.RpcError) -> Any:
-    if not isinstance(error, grpc.Call):
+    if not _is_call(error):
         return None
     try:
         return rpc_status.from_call(error)
@@ -116,7 +122,7 @@ def _status_of(error: grpc.RpcError) -> Any:
 
 
 def _request_id(error: grpc.RpcError) -> str:
-    if not isinstance(error, grpc.Call):
+    if not _is_call(error):
         return ""
     # Trailing metadata on every call; initial metadata too when the response is a stream.
     for key, value in (*(error.trailing_metadata() or ()), *(error.initial_metadata() or ())):

@@ -1,0 +1,302 @@
+"""`audiences.AsyncClient`: the same methods as `audiences.Client`, on `grpc.aio`.
+
+    import audiences
+
+    async with audiences.AsyncClient() as client:
+        client.track(user_id="ada", event="Signed In")  # queued, as with Client
+        await client.flush()
+        audience = await client.get_audience("buyers")
+        async for member in client.iter_audience_members("buyers"):
+            ...
+
+Every RPC method of `Client` is a coroutine here (`await client.get_audience(...)`), every
+`iter_*`, `watch_changes` and `export_audience` an async iterator. Tracking calls (`track`,
+`identify`, …) are queued at once, as with `Client`, and sent by the queue's background thread
+over a blocking channel of its own, so sending never waits on the event loop; `flush()` and
+`close()` are coroutines. With `on_overflow="block"` a full queue blocks the caller, here the
+event loop: prefer `drop_newest` or `raise` in asyncio code.
+
+How the methods are shared: each method of `Client` builds its request and calls `self._call`.
+Here `_call` returns a `PendingCall`, an awaitable that makes the call on the `grpc.aio` channel
+when awaited, and that records attribute reads (`.audience`) to apply to the reply; `_pages`
+is an async generator. So a method like `get_audience` is written once for both clients. The
+few methods that make several calls or read a reply before returning are written out here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import json
+import time
+from collections.abc import AsyncIterator, Callable, Generator, Mapping, Sequence
+from typing import IO, Any
+
+import grpc
+import grpc.aio
+
+from audiences._base import channel_options, collection_value
+from audiences._profiles import trait_value
+from audiences._sync import _SELECTION as SELECTIONS
+from audiences.batching import json_default
+from audiences.client import Client
+from audiences.errors import AudiencesError
+from audiences.messages import Json
+from audiences.v1 import (
+    admin_pb2,
+    admin_pb2_grpc,
+    ingest_pb2,
+    ingest_pb2_grpc,
+    profiles_pb2_grpc,
+    sync_pb2,
+    sync_pb2_grpc,
+)
+
+__all__ = ["AsyncClient", "PendingCall"]
+
+
+class PendingCall:
+    """A unary call not made yet: awaiting it makes the call and returns the reply, or the field
+    of it that was read from this object before awaiting (`pending.audience`)."""
+
+    __slots__ = ("_client", "_method", "_path", "_request", "_scope", "_timeout")
+
+    def __init__(
+        self, client: AsyncClient, scope: str, method: Any, request: Any, timeout: float | None, path: tuple[str, ...]
+    ) -> None:
+        self._client, self._scope, self._method = client, scope, method
+        self._request, self._timeout, self._path = request, timeout, path
+
+    def __getattr__(self, name: str) -> PendingCall:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return PendingCall(self._client, self._scope, self._method, self._request, self._timeout, (*self._path, name))
+
+    def __bool__(self) -> bool:
+        # A method that inspects a reply before returning it must be written out in AsyncClient.
+        raise TypeError("a pending call has no value yet: await it")
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self._run().__await__()
+
+    async def _run(self) -> Any:
+        answer = await self._client._unary(self._scope, self._method, self._request, self._timeout)
+        return functools.reduce(getattr, self._path, answer)
+
+
+class AsyncClient(Client):
+    """A connection to an Audiences server for asyncio code; see the module's docstring.
+
+    Takes the same arguments as `Client`.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The blocking channel Client opened stays for the send queue's thread; RPC methods use this one.
+        self._queue_ingest = self.ingest_stub
+        options = channel_options()
+        self.aio_channel = (
+            grpc.aio.secure_channel(self.address, self.channel_credentials, options)
+            if self.channel_credentials
+            else grpc.aio.insecure_channel(self.address, options)
+        )
+        self.ingest_stub = ingest_pb2_grpc.IngestServiceStub(self.aio_channel)
+        self.admin_stub = admin_pb2_grpc.AudienceAdminServiceStub(self.aio_channel)
+        self.profiles_stub = profiles_pb2_grpc.ProfilesServiceStub(self.aio_channel)
+        self.sync_stub = sync_pb2_grpc.SyncServiceStub(self.aio_channel)
+        self._last: PendingCall | None = None
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- calling ------------------------------------------------------------------------------
+
+    def _call(
+        self, scope: str, reply: type[Any], method: Callable[..., Any], request: Any, *, timeout: float | None = None
+    ) -> Any:
+        self._last = PendingCall(self, scope, method, request, timeout, ())
+        return self._last
+
+    async def _unary(self, scope: str, method: Any, request: Any, timeout: float | None) -> Any:
+        metadata = self._metadata(scope)
+        try:
+            return await method(
+                request, metadata=metadata, timeout=timeout or self.timeout, wait_for_ready=self.wait_for_ready
+            )
+        except grpc.RpcError as error:
+            raise AudiencesError.from_rpc_error(error) from None
+
+    async def _stream(  # type: ignore[override]
+        self, scope: str, method: Callable[..., Any], request: Any, timeout: float | None = None
+    ) -> AsyncIterator[Any]:
+        call = method(request, metadata=self._metadata(scope), timeout=timeout, wait_for_ready=self.wait_for_ready)
+        try:
+            async for message in call:
+                yield message
+        except grpc.RpcError as error:
+            raise AudiencesError.from_rpc_error(error) from None
+        finally:
+            call.cancel()  # the caller stopped early: end the stream on the server too
+
+    @staticmethod
+    async def _pages(fetch: Callable[[str], Any], field: str) -> AsyncIterator[Any]:  # type: ignore[override]
+        token = ""
+        while True:
+            page = await fetch(token)
+            for item in getattr(page, field):
+                yield item
+            token = page.next_page_token
+            if not token:
+                return
+
+    # -- the tracking queue: its thread sends over the blocking channel ------------------------
+
+    def _send_body(self, body: bytes) -> ingest_pb2.BatchJsonResponse:
+        try:
+            answer: ingest_pb2.BatchJsonResponse = self._queue_ingest.BatchJson(
+                ingest_pb2.BatchJsonRequest(body=body),
+                metadata=self._metadata("write"),
+                timeout=self.timeout,
+                wait_for_ready=self.wait_for_ready,
+            )
+        except grpc.RpcError as error:
+            raise AudiencesError.from_rpc_error(error) from None
+        return answer
+
+    async def send_batch(  # type: ignore[override]
+        self, calls: Sequence[Mapping[str, Any]], *, context: Json | None = None, sent_at: str | None = None
+    ) -> ingest_pb2.BatchJsonResponse:
+        """Sends calls (tracking-API JSON shape) now, in one `BatchJson` call, bypassing the
+        queue; returns a result per call (accepted, duplicate or rejected with its reason)."""
+        body: dict[str, Any] = {"batch": [dict(c) for c in calls]}
+        if context:
+            body["context"] = dict(context)
+        if sent_at:
+            body["sentAt"] = sent_at
+        encoded = json.dumps(body, separators=(",", ":"), default=json_default).encode()
+        reply: ingest_pb2.BatchJsonResponse = await self._unary(
+            "write", self.ingest_stub.BatchJson, ingest_pb2.BatchJsonRequest(body=encoded), None
+        )
+        return reply
+
+    async def flush(self, timeout: float | None = None) -> bool:  # type: ignore[override]
+        """Waits until every queued call is settled; True when that happened within `timeout`."""
+        return await asyncio.to_thread(super().flush, timeout)
+
+    async def close(self, timeout: float | None = None) -> bool:  # type: ignore[override]
+        """Flushes the queue, stops its thread and closes both channels."""
+        settled = await asyncio.to_thread(super().close, timeout)
+        await self.aio_channel.close()
+        return settled
+
+    # -- methods that make several calls or read a reply before returning ----------------------
+
+    async def get_traits(  # type: ignore[override]
+        self, profile: str, *, collection: Any = "users", trait_class: str | None = None
+    ) -> dict[str, Any]:
+        """Every trait of a profile as a plain dict: custom, computed and audience traits."""
+        pages = self._pages(
+            lambda token: self.list_traits(
+                profile, collection=collection, trait_class=trait_class, page_size=200, page_token=token
+            ),
+            "traits",
+        )
+        return {t.key: trait_value(t) async for t in pages}
+
+    async def wait_until_live(  # type: ignore[override]
+        self, *, timeout: float = 300, tick: bool = True
+    ) -> list[admin_pb2.Audience | admin_pb2.ComputedTrait]:
+        """Waits until no audience or computed trait is BACKFILLING; returns them all."""
+        me: Any = self  # Client's methods, typed as Client's, are coroutines and async iterators here
+        deadline = time.monotonic() + timeout
+        while True:
+            if tick:
+                await me.run_tick(until_idle=True)
+            found = [c async for c in me.iter_audiences()] + [c async for c in me.iter_computed_traits()]
+            waiting = [c.key for c in found if c.status == admin_pb2.COMPUTATION_STATUS_BACKFILLING]
+            if not waiting:
+                return found
+            if time.monotonic() > deadline:
+                raise AudiencesError(
+                    grpc.StatusCode.DEADLINE_EXCEEDED,
+                    f"still backfilling after {timeout:g}s: {', '.join(waiting)}",
+                    reason="BACKFILL_TIMEOUT",
+                    metadata={"keys": ",".join(waiting)},
+                )
+            await asyncio.sleep(0.2)
+
+    async def export_audience(  # type: ignore[override]
+        self,
+        key: str,
+        *,
+        collection: Any = "users",
+        external_id_types: Sequence[str] = (),
+        include_traits: Sequence[str] = (),
+        identifier_selection: str = "all",
+    ) -> AsyncIterator[bytes]:
+        """An audience's members as CSV chunks (the header row first), from one snapshot."""
+        request = sync_pb2.ExportAudienceRequest(
+            key=key,
+            collection=collection_value(collection),
+            external_id_types=list(external_id_types),
+            include_traits=list(include_traits),
+            identifier_selection=SELECTIONS[identifier_selection],
+        )
+        async for chunk in self._stream("admin", self.sync_stub.ExportAudience, request):
+            yield chunk.csv_data
+
+    async def export_audience_to(self, key: str, out: IO[bytes], **options: Any) -> int:  # type: ignore[override]
+        """Writes an audience's CSV export to a binary file; returns the bytes written."""
+        written = 0
+        async for chunk in self.export_audience(key, **options):
+            written += out.write(chunk)
+        return written
+
+
+def _as_coroutine(method: Callable[..., Any]) -> Callable[..., Any]:
+    """`Client`'s method as AsyncClient's: the same arguments, its pending call awaited (or,
+    for a method that returns nothing, the call it made), iterators returned as they are."""
+
+    @functools.wraps(method)
+    def run(self: AsyncClient, *args: Any, **kwargs: Any) -> Any:
+        self._last = None
+        result = method(self, *args, **kwargs)
+        if hasattr(result, "__aiter__"):
+            return result
+        made = result if isinstance(result, PendingCall) else self._last
+        return _settle(made, result)
+
+    return run
+
+
+async def _settle(made: PendingCall | None, result: Any) -> Any:
+    if made is None:
+        return result
+    answer = await made
+    return answer if result is made else None
+
+
+# Client's own methods that call an RPC; the rest of Client's own (track, enqueue, …) queue.
+_CLIENT_RPC_METHODS = ("send", "send_typed_batch", "stream_calls")
+
+
+def _wrap_client_methods() -> None:
+    """Makes every public RPC method AsyncClient inherits from Client a coroutine."""
+    own = set(vars(AsyncClient))
+    for klass in Client.__mro__:
+        if klass is object or not klass.__module__.startswith("audiences."):
+            continue
+        for name, member in vars(klass).items():
+            if name.startswith("_") or name in own or not inspect.isfunction(member):
+                continue
+            if klass is Client and name not in _CLIENT_RPC_METHODS:
+                continue
+            setattr(AsyncClient, name, _as_coroutine(member))
+            own.add(name)
+
+
+_wrap_client_methods()
