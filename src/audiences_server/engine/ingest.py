@@ -105,19 +105,39 @@ def rejection_error(rejection: tracking.Rejection) -> InvalidArgument:
     )
 
 
-def _batch_json_body(body: bytes) -> tuple[list[Any], tracking.BatchDefaults]:
+def decode_body(body: bytes) -> dict[str, Any]:
+    """A JSON request body, which must be an object.
+
+    Raises:
+        InvalidArgument: BAD_REQUEST, the body is not JSON (nested past the parser's depth
+            included) or not an object.
+    """
     try:
         decoded = json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError) as bad:
         raise InvalidArgument(f"the body is not valid JSON: {bad}", reason="BAD_REQUEST",
                               violations=[FieldViolation("body", "not valid JSON")]) from None
-    if isinstance(decoded, dict) and isinstance(decoded.get("batch"), list):
+    if not isinstance(decoded, dict):
+        raise InvalidArgument('the body must be {"batch": [...]} or one call object with a `type`',
+                              reason="BAD_REQUEST", violations=[FieldViolation("body", "not an object")])
+    return decoded
+
+
+def calls_of(decoded: dict[str, Any]) -> tuple[list[Any], tracking.BatchDefaults]:
+    """The calls of a decoded body and its batch-level fields: `{"batch": [...], "context": …}`,
+    or one call object with a `type`.
+
+    Raises:
+        InvalidArgument: neither shape, or a batch-level field of the wrong type.
+    """
+    batch = decoded.get("batch")
+    if isinstance(batch, list):
         defaults = tracking.batch_defaults(decoded)
         if isinstance(defaults, tracking.Rejection):
             raise InvalidArgument(defaults.detail, reason=defaults.reason.upper(),
                                   violations=[FieldViolation(defaults.field, defaults.detail)])
-        return decoded["batch"], defaults
-    if isinstance(decoded, dict) and "type" in decoded:
+        return batch, defaults
+    if "type" in decoded:
         return [decoded], tracking.BatchDefaults()
     raise InvalidArgument('the body must be {"batch": [...]} or one call object with a `type`',
                           reason="BAD_REQUEST", violations=[FieldViolation("body", "no `batch` list")])
@@ -279,7 +299,7 @@ class Ingest:
         Raises:
             InvalidArgument: the body is not JSON of either shape, or the batch is over its limits.
         """
-        calls, defaults = _batch_json_body(body)
+        calls, defaults = calls_of(decode_body(body))
         check_batch_limits(len(calls), len(body))
         return self.submit(sender, calls, defaults)
 

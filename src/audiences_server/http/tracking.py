@@ -33,7 +33,9 @@ from audiences_server.engine.ingest import (
     CallResult,
     PendingBatch,
     Sender,
+    calls_of,
     check_batch_limits,
+    decode_body,
     rejection_error,
 )
 from audiences_server.engine.origins import AllowedOrigins, Origins
@@ -205,7 +207,7 @@ class TrackingApi:
     def _submit(self, kind: str | None, body: bytes, grant: Grant | None, origin: str | None,
                 allowed: AllowedOrigins | None) -> tuple[Grant, PendingBatch]:
         """Decodes a body and queues its calls for the writer (on the pool: JSON and validation are CPU work)."""
-        decoded = _decode(body)
+        decoded = decode_body(body)
         if grant is None:
             grant = granted(self._auth, _body_key(decoded), "write")
             _check_origin(grant, origin, allowed)
@@ -259,18 +261,6 @@ def _reply(kind: str | None, results: list[CallResult]) -> web.Response:
     ]})
 
 
-def _decode(body: bytes) -> dict[str, Any]:
-    try:
-        decoded = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError) as bad:
-        raise InvalidArgument(f"the body is not valid JSON: {bad}", reason="BAD_REQUEST",
-                              violations=[FieldViolation("body", "not valid JSON")]) from None
-    if not isinstance(decoded, dict):
-        raise InvalidArgument("the body must be a JSON object", reason="BAD_REQUEST",
-                              violations=[FieldViolation("body", "not an object")])
-    return decoded
-
-
 def _body_key(decoded: dict[str, Any]) -> str:
     key = decoded.get("writeKey")
     if not isinstance(key, str) or not key:
@@ -292,18 +282,10 @@ def _origin_refused(origin: str, space: str | None = None) -> PermissionDenied:
 
 
 def _batch(decoded: dict[str, Any]) -> tuple[list[Any], tracking.BatchDefaults]:
-    """The calls of a batch body and its batch-level fields, read as `BatchJson` reads them."""
-    batch = decoded.get("batch")
-    if isinstance(batch, list):
-        defaults = tracking.batch_defaults(decoded)
-        if isinstance(defaults, tracking.Rejection):
-            raise InvalidArgument(defaults.detail, reason=defaults.reason.upper(),
-                                  violations=[FieldViolation(defaults.field, defaults.detail)])
-        return [_without_key(call) for call in batch], defaults
-    if "type" in decoded:
-        return [_without_key(decoded)], tracking.BatchDefaults()
-    raise InvalidArgument('the body must be {"batch": [...]} or one call object with a `type`',
-                          reason="BAD_REQUEST", violations=[FieldViolation("batch", "not a list")])
+    """The calls of a batch body and its batch-level fields, read as `BatchJson` reads them, less
+    any `writeKey`."""
+    calls, defaults = calls_of(decoded)
+    return [_without_key(call) for call in calls], defaults
 
 
 def _without_key(call: Any) -> Any:
