@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from audiences import _cli_insight
 from audiences._admin import Computation, collection_name, status_name
 from audiences._output import emit_json, fields, table, time_text, to_data, value_text
 from audiences.client import Client
@@ -80,6 +81,7 @@ def register(commands: Sub) -> None:
             sub.set_defaults(handler=handler, kind=kind)
         if kind == "audience":
             _member_commands(verbs)
+        _cli_insight.definition_commands(verbs, kind)
 
     tick = commands.add_parser("tick", help="run an evaluator tick now")
     tick.add_argument("--until-idle", action="store_true", help="tick until no work waits")

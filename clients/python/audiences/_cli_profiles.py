@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import Any
 
+from audiences import _cli_insight
 from audiences._output import emit_json, fields, table, time_text, to_data, value_text
 from audiences._profiles import trait_value
 from audiences.client import Client
@@ -16,8 +17,9 @@ Sub = Any
 
 def register(commands: Sub) -> None:
     """Adds `profile …`."""
-    parser = commands.add_parser("profile", help="read a profile: traits, events, ids, links, metadata, audiences")
-    parser.add_argument("what", choices=("traits", "events", "ids", "links", "metadata", "audiences"))
+    parser = commands.add_parser("profile", help="read a profile: traits, events, ids, links, metadata, audiences, "
+                                 "history")
+    parser.add_argument("what", choices=("traits", "events", "ids", "links", "metadata", "audiences", "history"))
     parser.add_argument("profile", help="TYPE:VALUE (user_id:ada, email:ada@example.com, group_id:acme) or prf_…")
     parser.add_argument(
         "--collection",
@@ -52,6 +54,8 @@ def _ids(profile: Any) -> str:
 
 
 def _profile(client: Client, args: argparse.Namespace) -> int:
+    if args.what == "history":
+        return _cli_insight.profile_history(client, args)
     collection = args.collection or ("accounts" if args.profile.startswith("group_id:") else "users")
     common: dict[str, Any] = {"collection": collection}
     size = min(args.limit, 200)

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import grpc
 
-from audiences import _cli_computations, _cli_events, _cli_profiles, _cli_sync
+from audiences import _cli_computations, _cli_events, _cli_insight, _cli_profiles, _cli_sync
 from audiences.client import Client
 from audiences.errors import AudiencesError
 
@@ -51,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     _cli_computations.register(commands)
     _cli_profiles.register(commands)
     _cli_sync.register(commands)
+    _cli_insight.register(commands)
     return parser
 
 

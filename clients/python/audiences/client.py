@@ -24,6 +24,7 @@ import grpc
 from audiences import messages
 from audiences._admin import AdminMethods
 from audiences._base import tls_credentials
+from audiences._insight import InsightMethods
 from audiences._profiles import ProfileMethods
 from audiences._sync import SyncMethods
 from audiences.batching import Batcher, BatchStats, OverflowPolicy, Undelivered, encode, json_default
@@ -44,7 +45,7 @@ _UNARY = {
 }
 
 
-class Client(AdminMethods, ProfileMethods, SyncMethods):
+class Client(AdminMethods, InsightMethods, ProfileMethods, SyncMethods):
     """A connection to an Audiences server.
 
     Tracking calls (`track`, `identify`, `page`, `screen`, `group`, `alias`) are queued and sent

@@ -1,0 +1,98 @@
+"""The client and CLI for explain, diff, history, versions, rollback and the audit log."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable
+
+import audiences
+import pytest
+
+from tests.client.conftest import Result
+
+Run = Callable[..., Result]
+BIG = "event('{event}').where(property('revenue') >= 100).within(30 days).count() >= 1"
+
+
+def _buyers(client: audiences.Client, run_cli: Run, unique: Callable[[str], str]) -> tuple[str, str, str]:
+    """A big buyer (one order of 120) and a small one, and a live audience of big buyers, on an
+    event name of their own (the server is shared)."""
+    key, big, small = unique("buyers"), unique("ada"), unique("grace")
+    clock = client.get_evaluator_status().clock_time.ToDatetime(tzinfo=dt.UTC)
+    at = f"--timestamp={(clock - dt.timedelta(hours=1)).isoformat()}"  # other tests move the shared clock
+    run_cli("track", big, f"Order {key}", "-p", '{"revenue": 120}', "--message-id", f"m-{big}", at)
+    run_cli("track", small, f"Order {key}", "-p", '{"revenue": 15}', at)
+    client.create_audience(key, BIG.format(event=f"Order {key}"))
+    client.wait_until_live()
+    return key, big, small
+
+
+def test_explain_prints_the_tree_the_events_and_the_next_change(client: audiences.Client, run_cli: Run,
+                                                                 unique: Callable[[str], str]) -> None:
+    """`explain KEY TYPE:VALUE` shows the value, each part with its value, the order that decided it
+    (message id and revenue), and when the member leaves; `--json` gives the reply."""
+    key, big, _ = _buyers(client, run_cli, unique)
+    result = run_cli("explain", key, f"user_id:{big}")
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    assert lines[0].endswith(": true")
+    assert lines[1] == f"[true] {BIG.format(event=f'Order {key}')}"
+    assert any(f"m-{big}" in line and "property('revenue')=120" in line for line in lines)
+    assert lines[-1].startswith("next: leaves at ")
+    assert "falls out of `within(30 days)`" in lines[-1]
+    data = json.loads(run_cli("--json", "explain", key, f"user_id:{big}").out)
+    assert data["value_json"] == "true"
+    missing = run_cli("explain", key, "user_id:nobody-at-all")
+    assert (missing.code, "PROFILE_NOT_FOUND" in missing.err) == (1, True)
+
+
+def test_diff_counts_what_an_edit_would_change(client: audiences.Client, run_cli: Run,
+                                               unique: Callable[[str], str]) -> None:
+    """`audiences diff KEY --definition …` prints the counts and a sample of each outcome, and saves nothing."""
+    key, _big, small = _buyers(client, run_cli, unique)
+    result = run_cli("audiences", "diff", key, "--definition", f"event('Order {key}').count() >= 1")
+    assert result.code == 0, result.err
+    assert f"{key}: 1 would enter, 0 would exit, 1 would stay" == result.out.splitlines()[0]
+    assert f"user_id:{small}" in result.out
+    found = client.diff_definition(key, f"event('Order {key}').where(property('revenue') < 100).count() >= 1")
+    assert (found.entering_count, found.exiting_count, found.staying_count) == (1, 1, 0)
+    assert client.get_audience(key).definition == BIG.format(event=f"Order {key}")
+
+
+def test_history_draws_sizes_and_lists_changes(client: audiences.Client, run_cli: Run,
+                                               unique: Callable[[str], str]) -> None:
+    """`audiences history KEY` draws the size per hour; `--changes` and `profile history` list the entry."""
+    key, big, _ = _buyers(client, run_cli, unique)
+    drawn = run_cli("audiences", "history", key, "--points", "3")
+    assert drawn.code == 0, drawn.err
+    assert drawn.out.splitlines()[0] == f"{key}: size now 1"
+    assert "█" in drawn.out
+    changes = run_cli("audiences", "history", key, "--changes")
+    assert f"user_id:{big}" in changes.out
+    assert "entered" in changes.out
+    profile = run_cli("profile", "history", f"user_id:{big}")
+    assert key in profile.out
+    series = client.get_size_history(key, interval="daily")
+    assert series.points[-1].size == series.current_size == 1
+    with pytest.raises(ValueError, match="hourly or daily"):
+        client.get_size_history(key, interval="weekly")
+
+
+def test_versions_rollback_and_audit(client: audiences.Client, run_cli: Run, unique: Callable[[str], str]) -> None:
+    """Two versions listed newest first; `rollback KEY 1` makes version 3 with version 1's text;
+    `audit --target KEY` lists the create and both updates with the token's label."""
+    key, _, _ = _buyers(client, run_cli, unique)
+    client.update_audience(key, definition=f"event('Order {key}').count() >= 2")
+    client.wait_until_live()
+    listed = run_cli("audiences", "versions", key)
+    assert [line.split()[0] for line in listed.out.splitlines()[1:]] == ["*2", "1"]
+    rolled = run_cli("audiences", "rollback", key, "1")
+    assert rolled.code == 0, rolled.err
+    client.wait_until_live()
+    latest = next(client.iter_definition_versions(key))
+    assert (latest.version, latest.definition, latest.current) == (3, BIG.format(event=f"Order {key}"), True)
+    assert client.get_audience(key).size == 1
+    audit = run_cli("audit", "--target", key)
+    assert [line.split()[3] for line in audit.out.splitlines()[1:]] == ["update", "update", "create"]
+    assert all(entry.actor == "bootstrap" for entry in client.iter_audit_entries(target=key))
