@@ -1,0 +1,165 @@
+"""ExplainMembership through the server: the tree, the events behind it, the stored value, earlier
+times, and when the value next changes and why."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+from audiences.v1 import admin_pb2
+from google.protobuf import timestamp_pb2
+
+from audiences_server.core.ql.reasons import iso
+from tests.conftest import bearer, error_reason
+from tests.evaluator.conftest import COLLECTION, DAY, HOUR, Space
+
+BIG = "event('Order Completed').where(property('revenue') >= 100).within(30 days).count() >= 1"
+
+
+def explain(space: Space, key: str, profile: str, collection: str = "users", at: int | None = None,
+            limit: int = 0) -> admin_pb2.ExplainMembershipResponse:
+    """Calls ExplainMembership with the space's admin token."""
+    request = admin_pb2.ExplainMembershipRequest(collection=COLLECTION[collection], key=key, profile_id=profile,
+                                                 max_evidence=limit)
+    if at is not None:
+        stamp = timestamp_pb2.Timestamp()
+        stamp.FromMilliseconds(at)
+        request.explain_time.CopyFrom(stamp)
+    return space.running.admin.ExplainMembership(request, metadata=bearer(space.tokens["admin"]))
+
+
+def _orders(space: Space) -> int:
+    """Ada: a big order 20 days ago and a small one yesterday; grace: a small one. Returns the big one's time."""
+    now = space.now()
+    big = now - 20 * DAY
+    space.send(
+        {"type": "track", "userId": "ada", "event": "Order Completed", "properties": {"revenue": 120}, "at": big,
+         "messageId": "m-big"},
+        {"type": "track", "userId": "ada", "event": "Order Completed", "properties": {"revenue": 15}, "at": now - DAY,
+         "messageId": "m-small"},
+        {"type": "track", "userId": "grace", "event": "Order Completed", "properties": {"revenue": 15}, "at": now},
+    )
+    return big
+
+
+def test_a_member_sees_the_order_that_decided_it_and_when_it_leaves(space: Space) -> None:
+    """The count names the one order that passes the where (with the revenue read), each filter's
+    count, the stored value, and that ada leaves when that order falls out of the window."""
+    big = _orders(space)
+    space.define("big_buyers", BIG)
+    space.tick()
+    reply = explain(space, "big_buyers", "user_id:ada")
+    assert (reply.value_json, reply.stored_value.bool_value, reply.evaluation_pending) == ("true", True, False)
+    count = reply.root.children[0]
+    assert count.kind == admin_pb2.EXPLAIN_NODE_KIND_AGGREGATE
+    assert (count.stream.seen_count, count.stream.event_count) == (2, 1)
+    assert [(s.filter, s.remaining_count) for s in count.stream.filters] == [
+        (".where(property('revenue') >= 100)", 1), (".within(30 days)", 1)]
+    assert [(e.message_id, dict(e.read_json)) for e in count.stream.events] == [
+        ("m-big", {"property('revenue')": "120"})]
+    leaves = big + 30 * DAY + 1
+    assert reply.next_change.change_time.ToMilliseconds() == leaves == reply.next_change.check_time.ToMilliseconds()
+    assert reply.next_change.summary == (
+        f"leaves at {iso(leaves)}, when the `Order Completed` of {iso(big)} falls out of `within(30 days)`")
+    assert [r.message_id for r in reply.next_change.reasons] == ["m-big"]
+    grace = explain(space, "big_buyers", "user_id:grace")
+    assert (grace.value_json, grace.next_change.summary) == ("false", "does not change without new data")
+
+
+def test_a_profile_waiting_for_a_tick_says_so(space: Space) -> None:
+    """New data not yet evaluated: the value is what the next tick stores, the stored value is the
+    old one, and the reply says it is pending until that tick."""
+    _orders(space)
+    space.define("big_buyers", BIG)
+    space.tick()
+    space.send({"type": "track", "userId": "grace", "event": "Order Completed", "properties": {"revenue": 500},
+                "at": space.now()})
+    before = explain(space, "big_buyers", "user_id:grace")
+    assert (before.value_json, before.stored_value.bool_value, before.evaluation_pending) == ("true", False, True)
+    space.tick()
+    after = explain(space, "big_buyers", "user_id:grace")
+    assert (after.value_json, after.stored_value.bool_value, after.evaluation_pending) == ("true", True, False)
+
+
+def test_an_earlier_time_is_explained_from_the_history(space: Space) -> None:
+    """After ada left, the time she was in is explained as it was (stored value from the history);
+    a time before the definition was live, after a trait it reads was written, or in the future is refused."""
+    _orders(space)
+    space.send({"type": "identify", "userId": "ada", "traits": {"plan": "pro"}})
+    space.define("pro_buyers", BIG.replace("count() >= 1", "count() >= 1 AND trait('plan') = 'pro'"))
+    space.tick()
+    member_at = space.now()
+    space.tick(at=member_at + 11 * DAY)
+    now = explain(space, "pro_buyers", "user_id:ada")
+    then = explain(space, "pro_buyers", "user_id:ada", at=member_at + HOUR)
+    assert (now.value_json, now.stored_value.bool_value) == ("false", False)
+    assert (then.value_json, then.stored_value.bool_value, then.evaluation_pending) == ("true", True, False)
+    assert then.explain_time.ToMilliseconds() == member_at + HOUR
+    assert then.next_change.summary.startswith("leaves at ")
+    for at, cause in ((member_at - 1, "not live yet"), (member_at + 11 * DAY + 1, "")):
+        with pytest.raises(grpc.RpcError) as refused:
+            explain(space, "pro_buyers", "user_id:ada", at=at)
+        expected = "EXPLAIN_TIME_NOT_REPRODUCIBLE" if cause else "EXPLAIN_TIME_IN_FUTURE"
+        assert error_reason(refused.value) == expected
+    space.send({"type": "identify", "userId": "ada", "traits": {"plan": "free"}})
+    space.tick()
+    with pytest.raises(grpc.RpcError) as refused:
+        explain(space, "pro_buyers", "user_id:ada", at=member_at + HOUR)
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "a trait it reads was written since" in (refused.value.details() or "")
+
+
+def test_an_account_lists_which_users_satisfied_any(space: Space) -> None:
+    """ANY shows how many linked users satisfy it, the satisfying ones first, each explained."""
+    _orders(space)
+    space.send({"type": "group", "userId": "ada", "groupId": "acme"},
+               {"type": "group", "userId": "grace", "groupId": "acme"})
+    space.define("big_buyers", BIG)
+    space.define("buying_accounts", "ANY trait('big_buyers') = true", collection="accounts")
+    space.tick()
+    reply = explain(space, "buying_accounts", "group_id:acme", "accounts")
+    root = reply.root
+    assert (reply.value_json, root.kind, root.users_satisfying_count, root.users_count) == (
+        "true", admin_pb2.EXPLAIN_NODE_KIND_ANY, 1, 2)
+    assert [(u.profile.external_ids[0].value, u.satisfied) for u in root.users] == [("ada", True), ("grace", False)]
+    trait = root.users[0].node.children[0]
+    assert (trait.trait.key, trait.trait.trait_class, trait.value_json) == ("big_buyers", "audience", "true")
+
+
+def test_an_anonymous_profile_is_kept_out_whatever_the_tree_says(space: Space) -> None:
+    """The anonymous-users rule: the tree holds, the value (and the stored one) is false."""
+    space.send({"type": "track", "anonymousId": "anon-1", "event": "Order Completed", "properties": {"revenue": 300},
+                "at": space.now()})
+    space.define("big_buyers", BIG)
+    space.tick()
+    reply = explain(space, "big_buyers", "anonymous_id:anon-1")
+    assert (reply.value_json, reply.root.value_json, reply.anonymous_excluded) == ("false", "true", True)
+    assert reply.stored_value.bool_value is False
+    assert reply.next_change.summary.startswith("stays out")
+
+
+def test_a_computed_trait_names_its_next_value(space: Space) -> None:
+    """A windowed sum: the value, the events summed with the value read on each, and what it becomes next."""
+    now = space.now()
+    space.send({"type": "track", "userId": "ada", "event": "Order Completed", "properties": {"revenue": 7},
+                "at": now - 2 * HOUR, "messageId": "m-7"},
+               {"type": "track", "userId": "ada", "event": "Order Completed", "properties": {"revenue": 5},
+                "at": now - HOUR, "messageId": "m-5"})
+    space.define("revenue_3h", "event('Order Completed').within(3 hours).sum('revenue')", kind="computed_trait")
+    space.tick()
+    reply = explain(space, "revenue_3h", "user_id:ada", limit=1)
+    assert (reply.value_json, reply.stored_value.number_value) == ("12", 12)
+    assert (reply.root.stream.event_count, [(e.message_id, e.value_json) for e in reply.root.stream.events]) == (
+        2, [("m-5", "5")])
+    assert reply.next_change.summary.startswith(f"becomes 5 at {iso(now + HOUR + 1)}")
+
+
+def test_unknown_definitions_and_profiles_are_not_found(space: Space) -> None:
+    """A key or a profile that does not exist is NOT_FOUND; a malformed address INVALID_ARGUMENT."""
+    space.send({"type": "identify", "userId": "ada", "traits": {}})
+    space.define("big_buyers", BIG)
+    space.tick()
+    for key, profile, reason in (("nope", "user_id:ada", "NOT_FOUND"), ("big_buyers", "user_id:nobody",
+                                 "PROFILE_NOT_FOUND"), ("big_buyers", "ada", "PROFILE_ID_INVALID")):
+        with pytest.raises(grpc.RpcError) as refused:
+            explain(space, key, profile)
+        assert error_reason(refused.value) == reason
