@@ -57,9 +57,30 @@ def _unlinks_check(query: Callable[..., list[tuple[object, ...]]]) -> None:
     assert "changes_by_computation" in indexes
 
 
+def _tokens_fixture(conn: apsw.Connection) -> None:
+    # A database that has a space was bootstrapped before: its credentials file is beside it.
+    (Path(conn.filename).parent / "credentials.json").write_text('{"space": "shop", "tokens": {}}')
+    conn.execute("INSERT INTO spaces (space_id, name, created_ms) VALUES (1, 'shop', 100)")
+    conn.executemany(
+        "INSERT INTO tokens (token_id, space_id, scope, token_hash, label, created_ms) VALUES (?, 1, ?, ?, ?, ?)",
+        [(1, "write", "h1", "checkout", 100), (2, "admin", "h2", "", 200)],
+    )
+
+
+def _tokens_check(query: Callable[..., list[tuple[object, ...]]]) -> None:
+    assert query("SELECT token_id, space_id, scope, token_hash, label, created_ms, expires_ms, revoked_ms,"
+                 " last_used_ms FROM tokens WHERE space_id = 1 ORDER BY token_id") == [
+        (1, 1, "write", "h1", "checkout", 100, None, None, None), (2, 1, "admin", "h2", "", 200, None, None, None)]
+    public = [str(r[0]) for r in query("SELECT public_id FROM tokens WHERE space_id = 1")]
+    assert len(set(public)) == 2
+    assert all(p.startswith("tok_") for p in public)
+    assert query("SELECT event_retention_ms FROM spaces WHERE space_id = 1") == [(None,)]
+
+
 # Each migration that rebuilds a table: the rows written at the version before it, and what must hold after.
 REBUILDS: dict[str, tuple[Callable[[apsw.Connection], None], Callable[..., None]]] = {
     "0010_unlinks": (_unlinks_fixture, _unlinks_check),
+    "0015_operator_and_lifecycle": (_tokens_fixture, _tokens_check),
 }
 
 

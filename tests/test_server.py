@@ -66,14 +66,14 @@ def test_spaces_are_isolated(running: Running) -> None:
 def test_tokens_are_stored_hashed(running: Running) -> None:
     """No token appears in the database in clear; the bootstrap file is private to its owner."""
     stored = {row[0] for row in running.query("SELECT token_hash FROM tokens")}
-    assert len(stored) == 3
+    assert len(stored) == 4  # write, read, admin, operator
     assert not stored & set(running.tokens.values())
     credentials = running.db.parent / "credentials.json"
     assert stat.S_IMODE(credentials.stat().st_mode) == 0o600
 
 
 def test_health_and_reflection(running: Running) -> None:
-    """Health checking answers SERVING without a token; reflection lists the four services."""
+    """Health checking answers SERVING without a token; reflection lists the five services."""
     health = health_pb2_grpc.HealthStub(running.channel)
     assert health.Check(health_pb2.HealthCheckRequest()).status == health_pb2.HealthCheckResponse.SERVING
     assert health.Check(health_pb2.HealthCheckRequest(service="audiences.v1.IngestService")).status == 1
@@ -81,7 +81,7 @@ def test_health_and_reflection(running: Running) -> None:
     replies = reflect.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
     names = {s.name for reply in replies for s in reply.list_services_response.service}
     assert {"audiences.v1.IngestService", "audiences.v1.ProfilesService", "audiences.v1.AudienceAdminService",
-            "audiences.v1.SyncService"} <= names
+            "audiences.v1.SyncService", "audiences.v1.OperatorService"} <= names
 
 
 def test_one_log_line_per_rpc(running: Running) -> None:

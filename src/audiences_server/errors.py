@@ -89,6 +89,13 @@ class Unauthenticated(AudiencesError):
     default_reason = "UNAUTHENTICATED"
 
 
+class OutOfRange(AudiencesError):
+    """A position past what is kept (a feed cursor whose following records were pruned)."""
+
+    code = "OUT_OF_RANGE"
+    default_reason = "OUT_OF_RANGE"
+
+
 class PermissionDenied(AudiencesError):
     """A known token whose scope does not allow this call."""
 

@@ -29,6 +29,8 @@ from audiences.v1 import (
     admin_pb2_grpc,
     ingest_pb2,
     ingest_pb2_grpc,
+    operator_pb2,
+    operator_pb2_grpc,
     profiles_pb2,
     profiles_pb2_grpc,
     sync_pb2,
@@ -45,6 +47,7 @@ from audiences_server.api.history import HistoryAdmin
 from audiences_server.api.identity_admin import IdentityRuleAdmin
 from audiences_server.api.ingest import IngestServicer
 from audiences_server.api.interceptor import RequestInterceptor
+from audiences_server.api.operator import OperatorServicer
 from audiences_server.api.profiles import ProfilesServicer
 from audiences_server.api.sync import SyncServicer
 from audiences_server.engine.engine import Engine
@@ -63,6 +66,7 @@ SERVICES = {
     profiles_pb2.DESCRIPTOR.services_by_name["ProfilesService"].full_name: "read",
     admin_pb2.DESCRIPTOR.services_by_name["AudienceAdminService"].full_name: "admin",
     sync_pb2.DESCRIPTOR.services_by_name["SyncService"].full_name: "admin",
+    operator_pb2.DESCRIPTOR.services_by_name["OperatorService"].full_name: "operator",
 }
 REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
 MAX_RECEIVE_BYTES = 8 * 1024 * 1024
@@ -209,10 +213,11 @@ def _add_services(grpc_server: aio.Server, engine: Engine, pool: futures.ThreadP
         (profiles_pb2_grpc.add_ProfilesServiceServicer_to_server, ProfilesServicer(engine)),
         (admin_pb2_grpc.add_AudienceAdminServiceServicer_to_server, AdminServicer(engine)),
         (sync_pb2_grpc.add_SyncServiceServicer_to_server, SyncServicer(engine, pool)),
+        (operator_pb2_grpc.add_OperatorServiceServicer_to_server, OperatorServicer(engine)),
     )
     for add, servicer in servicers:
         add(servicer, grpc_server)
-    for descriptor in (ingest_pb2, profiles_pb2, admin_pb2, sync_pb2):
+    for descriptor in (ingest_pb2, profiles_pb2, admin_pb2, sync_pb2, operator_pb2):
         for service in descriptor.DESCRIPTOR.services_by_name.values():
             if service.full_name not in SERVICES:
                 # Served without authentication otherwise: refuse to start instead.

@@ -24,6 +24,7 @@ from audiences_server.engine.ingest import (
     PendingBatch,
     Sender,
     check_batch_limits,
+    rejection_error,
 )
 
 _STATUS = {
@@ -73,6 +74,8 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
     async def _one(self, kind: str, call: Message, response_type: type[R]) -> R:
         pending = self._ingest.submit_one(sender(), convert.call_to_dict(kind, call))
         result = (await pending.committed())[0]
+        if result.status == REJECTED:  # refused in the writer job: it carries a suppressed identifier
+            raise rejection_error(tracking.Rejection(result.reason, result.detail, result.message_id))
         return response_type(message_id=result.message_id, status=_STATUS[result.status])
 
     async def Track(self, request: ingest_pb2.TrackRequest, context: Any) -> ingest_pb2.TrackResponse:

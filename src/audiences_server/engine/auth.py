@@ -1,4 +1,4 @@
-"""Spaces and tokens: creating them, and checking a presented token."""
+"""Spaces and tokens: creating them, revoking tokens, and checking a presented token."""
 
 from __future__ import annotations
 
@@ -7,18 +7,23 @@ import re
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import apsw
 
-from audiences_server.errors import AlreadyExists, InvalidArgument, NotFound, Unauthenticated
+from audiences_server.errors import AlreadyExists, FieldViolation, InvalidArgument, NotFound, Unauthenticated
 from audiences_server.store import spaces
+from audiences_server.store import tokens as token_store
 from audiences_server.store.db import Readers
 from audiences_server.store.writer import Writer
 
-SCOPES = ("write", "read", "admin")
+SCOPES = ("write", "read", "admin", "operator")
 _SPACE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
-# A grant found once is trusted for this long, so that a burst of calls costs one lookup.
+MAX_LABEL = 200
+# A grant found once is trusted for this long, so that a burst of calls costs one lookup. A
+# revocation made through this process drops it at once; one made by another process (the
+# local `tokens revoke` command) applies within this time.
 _CACHE_SECONDS = 5.0
 
 
@@ -32,6 +37,10 @@ def new_token(scope: str) -> str:
     return f"aud_{scope}_{secrets.token_urlsafe(32)}"
 
 
+def _wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
 @dataclass(frozen=True)
 class IssuedToken:
     """A token as handed out once: the secret itself is never stored."""
@@ -39,15 +48,20 @@ class IssuedToken:
     space: str
     scope: str
     token: str
+    token_id: str = ""
 
 
 class Auth:
     """Creates spaces and tokens and resolves presented tokens to grants."""
 
-    def __init__(self, writer: Writer, readers: Readers) -> None:
+    def __init__(self, writer: Writer, readers: Readers, now_ms: Callable[[], int] = _wall_ms) -> None:
         self._writer = writer
         self._readers = readers
+        self._now_ms = now_ms
         self._cache: dict[str, tuple[float, spaces.Grant]] = {}
+        # When each token was last presented, kept here and written now and then (`flush_usage`):
+        # a write per call would cost every call a transaction.
+        self._used: dict[int, int] = {}
         self._lock = threading.Lock()
 
     def create_space(self, name: str, now_ms: int) -> spaces.Space:
@@ -55,7 +69,7 @@ class Auth:
         if not _SPACE_NAME.match(name):
             raise InvalidArgument(
                 f"space name {name!r} must be lower-case letters, digits, '-' or '_', starting with a letter",
-                reason="SPACE_NAME_INVALID",
+                reason="SPACE_NAME_INVALID", violations=[FieldViolation("space.name", "not a valid space name")],
             )
 
         def create(conn: apsw.Connection) -> spaces.Space:
@@ -65,40 +79,123 @@ class Auth:
 
         return self._writer.run(create)
 
-    def create_token(self, space_name: str, scope: str, now_ms: int, label: str = "") -> IssuedToken:
-        """Issues a token for one scope of one space."""
+    def create_token(self, space_name: str, scope: str, now_ms: int, label: str = "",
+                     expires_ms: int | None = None) -> IssuedToken:
+        """Issues a token for one scope of one space, accepted until `expires_ms` if given."""
         if scope not in SCOPES:
-            raise InvalidArgument(f"scope must be one of {', '.join(SCOPES)}, not {scope!r}", reason="SCOPE_INVALID")
+            raise InvalidArgument(f"scope must be one of {', '.join(SCOPES)}, not {scope!r}", reason="SCOPE_INVALID",
+                                  violations=[FieldViolation("scope", "unknown scope")])
+        if len(label) > MAX_LABEL:
+            raise InvalidArgument(f"a label has at most {MAX_LABEL} characters", reason="LABEL_TOO_LONG",
+                                  violations=[FieldViolation("label", "too long")])
         token = new_token(scope)
+        public_id = "tok_" + secrets.token_hex(10)
 
         def add(conn: apsw.Connection) -> None:
-            space = spaces.find_space(conn, space_name)
-            if space is None:
-                raise NotFound(f"space {space_name!r} not found", reason="SPACE_NOT_FOUND")
-            spaces.add_token(conn, space.space_id, scope, hash_token(token), label, now_ms)
+            space = self._space(conn, space_name)
+            spaces.add_token(conn, space.space_id, scope, hash_token(token), label, now_ms, public_id, expires_ms)
 
         self._writer.run(add)
-        return IssuedToken(space_name, scope, token)
+        return IssuedToken(space_name, scope, token, public_id)
 
-    def list_spaces(self) -> list[spaces.Space]:
-        """Every space on this server."""
-        return spaces.list_spaces(self._readers.get())
+    def list_spaces(self, after_id: int = 0, limit: int = -1) -> list[spaces.Space]:
+        """The spaces on this server after an id, oldest first."""
+        return spaces.list_spaces(self._readers.get(), after_id, limit)
+
+    def space(self, name: str) -> spaces.Space:
+        """One space by name.
+
+        Raises:
+            NotFound: no space has that name.
+        """
+        return self._space(self._readers.get(), name)
+
+    def space_by_id(self, space_id: int) -> spaces.Space:
+        """One space by id (a grant's)."""
+        found = spaces.space_by_id(self._readers.get(), space_id)
+        if found is None:
+            raise NotFound(f"space {space_id} not found", reason="SPACE_NOT_FOUND")
+        return found
+
+    @staticmethod
+    def _space(conn: apsw.Connection, name: str) -> spaces.Space:
+        space = spaces.find_space(conn, name)
+        if space is None:
+            raise NotFound(f"space {name!r} not found", reason="SPACE_NOT_FOUND")
+        return space
+
+    def tokens(self, space_name: str, after_id: int, limit: int) -> list[token_store.TokenRow]:
+        """A space's tokens after an id, oldest first, with their last use written out first."""
+        self.flush_usage()
+        conn = self._readers.get()
+        return token_store.tokens_of(conn, self._space(conn, space_name).space_id, after_id, limit)
+
+    def token(self, token_id: str) -> token_store.TokenRow:
+        """One token by its public id (`tok_…`).
+
+        Raises:
+            NotFound: no token has that id.
+        """
+        row = token_store.token(self._readers.get(), token_id)
+        if row is None:
+            raise NotFound(f"token {token_id!r} not found", reason="TOKEN_NOT_FOUND",
+                           violations=[FieldViolation("token_id", "no such token")])
+        return row
+
+    def revoke(self, token_id: str) -> token_store.TokenRow:
+        """Revokes a token by its public id; this process refuses it from its next call on.
+
+        Raises:
+            NotFound: no token has that id.
+        """
+        now = self._now_ms()
+
+        def job(conn: apsw.Connection) -> token_store.TokenRow:
+            row = token_store.token(conn, token_id)
+            if row is None:
+                raise NotFound(f"token {token_id!r} not found", reason="TOKEN_NOT_FOUND",
+                               violations=[FieldViolation("token_id", "no such token")])
+            token_store.revoke(conn, row.token_id, now)
+            return token_store.token(conn, token_id) or row
+
+        revoked = self._writer.run(job)
+        with self._lock:
+            self._cache = {k: v for k, v in self._cache.items() if v[1].token_id != revoked.token_id}
+        return revoked
 
     def grant(self, token: str) -> spaces.Grant:
         """What a presented token allows.
 
         Raises:
-            Unauthenticated: the token is unknown.
+            Unauthenticated: the token is unknown, revoked or expired.
         """
         digest = hash_token(token)
         now = time.monotonic()
         with self._lock:
             cached = self._cache.get(digest)
         if cached and now - cached[0] < _CACHE_SECONDS:
-            return cached[1]
+            return self._accepted(cached[1])
         found = spaces.find_grant(self._readers.get(), digest)
         if found is None:
             raise Unauthenticated("the token is not known to this server", reason="TOKEN_UNKNOWN")
+        if found.revoked_ms is not None:
+            raise Unauthenticated("the token was revoked", reason="TOKEN_REVOKED")
         with self._lock:
             self._cache[digest] = (now, found)
-        return found
+        return self._accepted(found)
+
+    def _accepted(self, grant: spaces.Grant) -> spaces.Grant:
+        """The grant, unless it has expired; its use is noted."""
+        now = self._now_ms()
+        if grant.expires_ms is not None and now >= grant.expires_ms:
+            raise Unauthenticated("the token has expired", reason="TOKEN_EXPIRED")
+        with self._lock:
+            self._used[grant.token_id] = now
+        return grant
+
+    def flush_usage(self) -> None:
+        """Writes when each token presented since the last flush was last used."""
+        with self._lock:
+            used, self._used = self._used, {}
+        if used:
+            self._writer.run(lambda conn: token_store.mark_used(conn, used))

@@ -16,6 +16,7 @@ from audiences_server.engine.clock import Clock
 from audiences_server.engine.diff import Diff, diff
 from audiences_server.engine.evaluator import Evaluation, Evaluator
 from audiences_server.engine.registry import Compiled, Registry, compile_row, find_cycle, reads_itself
+from audiences_server.engine.retention import refuse_past_retention
 from audiences_server.errors import (
     AlreadyExists,
     DefinitionProblem,
@@ -178,6 +179,8 @@ class Computations:
                 reason="KEY_EXISTS",
             )
         self._refuse_cycle(conn, space_id, spec)
+        if spec.enabled:
+            refuse_past_retention(conn, space_id, spec.kind, spec.collection, spec.definition)
         now = self._clock.now_ms()
         conn.execute(
             "INSERT INTO computations (space_id, kind, collection, key, public_id, name, description, definition,"
@@ -262,6 +265,8 @@ class Computations:
         spec = Spec(current.kind, current.collection, current.key, **merged)
         if "definition" in changes:
             self._refuse_cycle(conn, current.space_id, spec)
+        if spec.enabled:
+            refuse_past_retention(conn, current.space_id, spec.kind, spec.collection, spec.definition)
         redo = (spec.definition != current.definition and spec.enabled) or (spec.enabled and not current.enabled)
         now = self._clock.now_ms()
         edited = spec.definition != current.definition or spec.options != current.options

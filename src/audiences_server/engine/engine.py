@@ -12,13 +12,16 @@ import structlog
 from audiences_server.engine.auth import SCOPES, Auth
 from audiences_server.engine.clock import Clock, ManualClock
 from audiences_server.engine.computations import Computations
+from audiences_server.engine.deletion import Deletions
 from audiences_server.engine.evaluator import Evaluator
 from audiences_server.engine.explain import Explainer
 from audiences_server.engine.history import History
 from audiences_server.engine.identity_admin import IdentityAdmin
 from audiences_server.engine.ingest import Ingest
+from audiences_server.engine.lifecycle import Lifecycle
 from audiences_server.engine.page_tokens import PageTokens
 from audiences_server.engine.profile_reads import ProfileReads
+from audiences_server.engine.retention import Retention
 from audiences_server.engine.sync.feed import Feed
 from audiences_server.engine.sync.service import Sync
 from audiences_server.engine.versions import Versions
@@ -53,7 +56,7 @@ class Engine:
         self.writer = Writer(settings.db, synchronous=settings.synchronous, on_group=self.metrics.observe_group)
         self.readers = Readers(settings.db, settings.synchronous)
         self.clock: Clock = self._manual_clock() if settings.manual_clock else Clock()
-        self.auth = Auth(self.writer, self.readers)
+        self.auth = Auth(self.writer, self.readers, self.clock.now_ms)
         self.ingest = Ingest(self.writer, self.clock)
         self.evaluator = Evaluator(self.writer, self.readers, self.clock, settings.tick_interval_ms,
                                    settings.history_retention_days * 86_400_000)
@@ -69,6 +72,10 @@ class Engine:
         self.sync = Sync(self.writer, self.readers)
         self.feed = Feed(self.writer, self.readers, self.sync)
         self.evaluator.on_change.append(self.sync.wake)
+        self.lifecycle = Lifecycle(
+            Deletions(self.writer, self.readers, self.clock, self.evaluator, self.ingest.suppressions),
+            Retention(self.writer, self.readers, self.clock), self.auth)
+        self.lifecycle.deletions.on_exits += [self.sync.wake, self.lifecycle.wake]
         self._watch()
 
     def _watch(self) -> None:
@@ -122,6 +129,7 @@ class Engine:
             raise InvalidArgument("the clock cannot move past 9999-12-31T23:59:59.999Z", reason="TIMESTAMP_INVALID",
                                   violations=[FieldViolation("target", "out of range")])
         self.clock.set(target)
+        self.lifecycle.sweep()  # retention follows the clock
         return previous, target
 
     def evaluator_status(self) -> dict[str, Any]:
@@ -142,11 +150,14 @@ class Engine:
         """Starts background work (the evaluator loop, the delivery workers)."""
         self.evaluator.start()
         self.sync.start()
+        self.lifecycle.start()
 
     def close(self) -> None:
         """Stops background work, finishes queued writes and closes every connection."""
+        self.lifecycle.stop()
         self.evaluator.stop()
         self.sync.stop()
+        self.auth.flush_usage()
         self.writer.close()
         self.readers.close()
 

@@ -24,6 +24,7 @@ from audiences_server.core import tracking
 from audiences_server.core.identity import ExtractedIds, extract_external_ids
 from audiences_server.engine.clock import Clock
 from audiences_server.engine.resolution import Resolver
+from audiences_server.engine.suppression import DETAIL, REASON, Suppressions
 from audiences_server.errors import FieldViolation, InvalidArgument, ResourceExhausted, Unavailable
 from audiences_server.store import events
 from audiences_server.store.writer import Writer, WriterClosed
@@ -74,11 +75,14 @@ class PendingBatch:
         stored = self._stored.result() if self._stored is not None else events.StoredCalls([], [])
         valid = [i for i, n in enumerate(self._normalized) if isinstance(n, tracking.Call)]
         status = {valid[i]: ACCEPTED for i in stored.accepted} | {valid[i]: DUPLICATE for i in stored.duplicates}
+        status |= {valid[i]: REJECTED for i in stored.suppressed}
         return [self._result(i, item, status) for i, item in enumerate(self._normalized)]
 
     def _result(self, i: int, item: tracking.Call | tracking.Rejection, status: dict[int, str]) -> CallResult:
         if isinstance(item, tracking.Rejection):
             return CallResult(i + self._offset, item.message_id, REJECTED, item.reason, item.detail)
+        if status[i] == REJECTED:
+            return CallResult(i + self._offset, item.message_id, REJECTED, REASON, DETAIL)
         return CallResult(i + self._offset, item.message_id, status[i])
 
 
@@ -172,8 +176,9 @@ class _Waiting:
         # Calls accepted for the writer and not yet committed: the backlog that bounds memory.
         self.waiting = 0
         self.on_commit: Callable[[], None] = lambda: None
-        # Told the calls each job stored, accepted and duplicate, before any request hears of them.
-        self.on_stored: Callable[[int, int], None] = lambda accepted, duplicates: None
+        # Told the calls each job stored (accepted, duplicate) or dropped (suppressed), before any
+        # request hears of them.
+        self.on_stored: Callable[[int, int, int], None] = lambda accepted, duplicates, suppressed: None
 
     def add(self, request: _Request) -> Future[events.StoredCalls]:
         """Queues the calls of one request; the future resolves once they are committed.
@@ -249,7 +254,8 @@ class _Waiting:
         with self._lock:
             self.waiting -= sum(len(request.calls) for request in taken)
         stored = [value for _, value in outcomes if isinstance(value, events.StoredCalls)]
-        self.on_stored(sum(len(s.accepted) for s in stored), sum(len(s.duplicates) for s in stored))
+        self.on_stored(sum(len(s.accepted) for s in stored), sum(len(s.duplicates) for s in stored),
+                       sum(len(s.suppressed) for s in stored))
         for request, (ok, value) in zip(taken, outcomes, strict=True):
             if ok:
                 request.stored.set_result(value)
@@ -264,7 +270,8 @@ def _split(stored: events.StoredCalls, sizes: list[int]) -> list[events.StoredCa
     start = 0
     for size in sizes:
         end = start + size
-        parts.append(events.StoredCalls(_between(stored.accepted, start, end), _between(stored.duplicates, start, end)))
+        parts.append(events.StoredCalls(_between(stored.accepted, start, end), _between(stored.duplicates, start, end),
+                                        _between(stored.suppressed, start, end)))
         start = end
     return parts
 
@@ -283,6 +290,8 @@ class Ingest:
         self.listeners: list[Callable[[], None]] = []
         # Told how many calls had each outcome (and reason), each call once: the metrics.
         self.on_messages: Callable[[str, str, int], None] = lambda outcome, reason, count: None
+        # Checked in the writer job, against identifiers suppressed by profile deletions.
+        self.suppressions = Suppressions()
         self._waiting = _Waiting(writer, self._store, max_waiting)
         self._waiting.on_commit = self._notify
         self._waiting.on_stored = self._count_stored
@@ -346,16 +355,20 @@ class Ingest:
         for listener in self.listeners:
             listener()
 
-    def _count_stored(self, accepted: int, duplicates: int) -> None:
+    def _count_stored(self, accepted: int, duplicates: int, suppressed: int) -> None:
         if accepted:
             self.on_messages(ACCEPTED, "", accepted)
         if duplicates:
             self.on_messages(DUPLICATE, "", duplicates)
+        if suppressed:
+            self.on_messages(REJECTED, REASON, suppressed)
 
     def _store(self, conn: apsw.Connection, request: _Request) -> events.StoredCalls:
         # Identity resolution joins this transaction, so a read after the RPC sees its profile.
         sender, calls = request.sender, request.calls
-        split = events.split_duplicates(conn, sender.space_id, calls)
+        split = _without(self.suppressions.held(conn, sender.space_id, calls, request.ids),
+                         lambda kept: events.split_duplicates(conn, sender.space_id, [calls[i] for i in kept]),
+                         len(calls))
         accepted = [calls[i] for i in split.accepted]
         first_seq = events.next_seq(conn)
         resolver = Resolver(conn, sender.space_id, self._clock.now_ms())
@@ -363,3 +376,14 @@ class Ingest:
         events.insert_calls(conn, sender.space_id, accepted, profile_ids, first_seq, sender.source_id)
         resolver.finish()
         return split
+
+
+def _without(held: list[int], split: Callable[[list[int]], events.StoredCalls], count: int) -> events.StoredCalls:
+    """`split` of the calls not held back, its positions counted among all `count` calls, and
+    those held back as suppressed."""
+    if not held:
+        return split(list(range(count)))
+    dropped = set(held)
+    kept = [i for i in range(count) if i not in dropped]
+    found = split(kept)
+    return events.StoredCalls([kept[i] for i in found.accepted], [kept[i] for i in found.duplicates], held)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import apsw
 
@@ -19,10 +19,12 @@ _INSERT = """
 
 @dataclass(frozen=True)
 class StoredCalls:
-    """What one insert job did: which positions were stored and which were duplicates."""
+    """What one insert job did: which positions were stored, which were duplicates, and which
+    were dropped for carrying a suppressed identifier."""
 
     accepted: list[int]
     duplicates: list[int]
+    suppressed: list[int] = field(default_factory=list)
 
 
 def _existing_ids(conn: apsw.Connection, space_id: int, ids: Sequence[str]) -> set[str]:

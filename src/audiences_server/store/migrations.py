@@ -535,3 +535,76 @@ def _history_versions_audit(conn: apsw.Connection) -> None:
             FROM computations;
     """)
 
+
+@migration("0015_operator_and_lifecycle")
+def _operator_and_lifecycle(conn: apsw.Connection) -> None:
+    # `tokens` is rebuilt for the `operator` scope (its CHECK lists the scopes), a public id that
+    # names a token without its secret, an expiry, a revocation and the time it was last used.
+    # `spaces.event_retention_ms` is how long a space keeps events (NULL: for ever).
+    # `suppressions` are identifiers whose calls are dropped, by the deletion that suppressed them;
+    # `profile_deletions` records each deletion request and drives it (`stage`; `exits`: per
+    # computation, the last change record its exits wrote, which destinations must have queued).
+    # The indexes by profile let a deletion find its profile's change records and queued records.
+    # `feed_pruned` is, per feed destination, the newest record removed by retention: a cursor
+    # before it has missed records.
+    conn.execute("""
+        CREATE TABLE tokens_0015 (
+            token_id INTEGER PRIMARY KEY,
+            space_id INTEGER NOT NULL REFERENCES spaces(space_id),
+            scope TEXT NOT NULL CHECK (scope IN ('write', 'read', 'admin', 'operator')),
+            token_hash TEXT NOT NULL UNIQUE,
+            label TEXT NOT NULL DEFAULT '',
+            created_ms INTEGER NOT NULL,
+            public_id TEXT NOT NULL UNIQUE,
+            expires_ms INTEGER,
+            revoked_ms INTEGER,
+            last_used_ms INTEGER
+        );
+        INSERT INTO tokens_0015 (token_id, space_id, scope, token_hash, label, created_ms, public_id)
+            SELECT token_id, space_id, scope, token_hash, label, created_ms, 'tok_' || lower(hex(randomblob(10)))
+            FROM tokens;
+        DROP TABLE tokens;
+        ALTER TABLE tokens_0015 RENAME TO tokens;
+        CREATE INDEX tokens_by_space ON tokens(space_id, token_id);
+        ALTER TABLE spaces ADD COLUMN event_retention_ms INTEGER;
+        CREATE TABLE suppressions (
+            space_id INTEGER NOT NULL,
+            collection TEXT NOT NULL,
+            id_type TEXT NOT NULL,
+            id_value TEXT NOT NULL,
+            deletion_id INTEGER NOT NULL,
+            created_ms INTEGER NOT NULL,
+            PRIMARY KEY (space_id, collection, id_type, id_value)
+        ) WITHOUT ROWID;
+        CREATE TABLE profile_deletions (
+            deletion_id INTEGER PRIMARY KEY,
+            public_id TEXT NOT NULL UNIQUE,
+            space_id INTEGER NOT NULL,
+            collection TEXT NOT NULL,
+            address TEXT NOT NULL,
+            profile_id INTEGER NOT NULL,
+            profile_public_id TEXT NOT NULL,
+            suppress INTEGER NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('PENDING', 'COMPLETE')),
+            stage TEXT NOT NULL CHECK (stage IN ('exits', 'events', 'done')),
+            exits TEXT NOT NULL DEFAULT '{}',
+            timeout_ms INTEGER NOT NULL,
+            deadline_ms INTEGER NOT NULL,
+            exits_recorded INTEGER NOT NULL DEFAULT 0,
+            exits_undelivered INTEGER NOT NULL DEFAULT 0,
+            events_deleted INTEGER NOT NULL DEFAULT 0,
+            identifiers_suppressed INTEGER NOT NULL DEFAULT 0,
+            requested_by TEXT NOT NULL,
+            created_ms INTEGER NOT NULL,
+            completed_ms INTEGER
+        );
+        CREATE INDEX profile_deletions_by_space ON profile_deletions(space_id, deletion_id);
+        CREATE INDEX profile_deletions_pending ON profile_deletions(state, profile_id);
+        CREATE INDEX changes_by_profile ON changes(profile_id);
+        CREATE INDEX changes_by_user ON changes(user_id) WHERE user_id IS NOT NULL;
+        CREATE INDEX feed_records_by_profile ON feed_records(profile_id);
+        CREATE TABLE feed_pruned (
+            destination_id INTEGER PRIMARY KEY,
+            through_record INTEGER NOT NULL
+        );
+    """)

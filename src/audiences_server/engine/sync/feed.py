@@ -19,8 +19,9 @@ import apsw
 
 from audiences_server.engine.sync.payloads import select_ids
 from audiences_server.engine.sync.service import Sync
-from audiences_server.errors import FailedPrecondition
+from audiences_server.errors import FailedPrecondition, OutOfRange
 from audiences_server.store import evaluation
+from audiences_server.store import retention as retention_store
 from audiences_server.store import sync as store
 from audiences_server.store.db import Readers
 from audiences_server.store.evaluation import ComputationRow
@@ -90,6 +91,7 @@ class Feed:
 
     def _records(self, destination_id: int, space_id: int, after: int, limit: int) -> list[FeedRecord]:
         conn = self._readers.get()
+        _check_kept(conn, destination_id, after)
         rows = store.feed_after(conn, destination_id, after, limit)
         if not rows:
             return []
@@ -166,6 +168,16 @@ class _FeedSignal:
     def _swap(self) -> None:
         fired, self._event = self._event, asyncio.Event()
         fired.set()
+
+
+def _check_kept(conn: apsw.Connection, destination_id: int, after: int) -> None:
+    """Refuses a cursor some of whose following records the feed's retention removed (an empty
+    cursor reads from the oldest record kept)."""
+    pruned = retention_store.pruned_through(conn, destination_id)
+    if after and after < pruned:
+        raise OutOfRange(f"records after cursor {after} are past the feed's retention and were removed; resume from"
+                         " the empty cursor (the oldest record kept)", reason="CURSOR_PRUNED",
+                         metadata={"pruned_through": str(pruned)})
 
 
 def _ack(destination_id: int, record_id: int) -> Callable[[apsw.Connection], None]:

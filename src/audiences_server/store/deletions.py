@@ -1,0 +1,224 @@
+"""Profile deletions: the request records, and removing a profile's data (docs/operations.md).
+
+A profile is removed with every profile merged into it (its "family"): their rows, identifiers,
+traits, links, computed values and evaluator state, their change records and queued deliveries
+in one job; their events afterwards, a bounded batch per job.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import apsw
+
+from audiences_server.store.db import scalar
+
+
+@dataclass(frozen=True)
+class DeletionRow:
+    """A stored deletion request."""
+
+    deletion_id: int
+    public_id: str
+    space_id: int
+    collection: str
+    address: str
+    profile_id: int
+    profile_public_id: str
+    suppress: bool
+    state: str
+    stage: str
+    exits: dict[str, int]  # computation id (as text) → the last change record of its exits
+    timeout_ms: int
+    deadline_ms: int
+    exits_recorded: int
+    exits_undelivered: int
+    events_deleted: int
+    identifiers_suppressed: int
+    requested_by: str
+    created_ms: int
+    completed_ms: int | None
+
+
+_DELETION = (
+    "SELECT deletion_id, public_id, space_id, collection, address, profile_id, profile_public_id, suppress, state,"
+    " stage, exits, timeout_ms, deadline_ms, exits_recorded, exits_undelivered, events_deleted,"
+    " identifiers_suppressed, requested_by, created_ms, completed_ms FROM profile_deletions"
+)
+
+
+def _deletion(row: Any) -> DeletionRow:
+    values = list(row)
+    values[7], values[10] = bool(values[7]), json.loads(values[10])
+    return DeletionRow(*values)
+
+
+def insert(conn: apsw.Connection, public_id: str, space_id: int, collection: str, address: str, profile_id: int,
+           profile_public_id: str, suppress: bool, timeout_ms: int, requested_by: str, now_ms: int) -> int:
+    """Records a new deletion request, PENDING at its first stage; returns its id."""
+    conn.execute(
+        "INSERT INTO profile_deletions (public_id, space_id, collection, address, profile_id, profile_public_id,"
+        " suppress, state, stage, timeout_ms, deadline_ms, requested_by, created_ms)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, 'PENDING', 'exits', ?, ?, ?, ?)",
+        (public_id, space_id, collection, address, profile_id, profile_public_id, int(suppress), timeout_ms,
+         now_ms + timeout_ms, requested_by, now_ms),
+    )
+    return int(conn.last_insert_rowid())
+
+
+def by_public_id(conn: apsw.Connection, space_id: int, public_id: str) -> DeletionRow | None:
+    """One deletion of a space by its id (`del_…`)."""
+    row = conn.execute(f"{_DELETION} WHERE space_id = ? AND public_id = ?", (space_id, public_id)).fetchone()
+    return _deletion(row) if row else None
+
+
+def by_id(conn: apsw.Connection, deletion_id: int) -> DeletionRow | None:
+    """One deletion by its row id."""
+    row = conn.execute(f"{_DELETION} WHERE deletion_id = ?", (deletion_id,)).fetchone()
+    return _deletion(row) if row else None
+
+
+def pending_of_profile(conn: apsw.Connection, profile_id: int) -> DeletionRow | None:
+    """The deletion under way for a profile, if any."""
+    row = conn.execute(f"{_DELETION} WHERE state = 'PENDING' AND profile_id = ?", (profile_id,)).fetchone()
+    return _deletion(row) if row else None
+
+
+def pending(conn: apsw.Connection) -> list[DeletionRow]:
+    """Every deletion under way, oldest first."""
+    return [_deletion(r) for r in conn.execute(f"{_DELETION} WHERE state = 'PENDING' ORDER BY deletion_id")]
+
+
+def page(conn: apsw.Connection, space_id: int, before: int | None, limit: int) -> list[DeletionRow]:
+    """A space's deletions below an id, newest first."""
+    return [_deletion(r) for r in conn.execute(
+        f"{_DELETION} WHERE space_id = ? AND deletion_id < ? ORDER BY deletion_id DESC LIMIT ?",
+        (space_id, before if before is not None else 2**62, limit))]
+
+
+def record_exits(conn: apsw.Connection, deletion_id: int, exits: dict[str, int], recorded: int) -> None:
+    """Notes the exits a deletion wrote (more may follow if the profile entered again meanwhile)."""
+    conn.execute(
+        "UPDATE profile_deletions SET exits = ?, exits_recorded = exits_recorded + ? WHERE deletion_id = ?",
+        (json.dumps(exits, sort_keys=True), recorded, deletion_id),
+    )
+
+
+def note_suppressed(conn: apsw.Connection, deletion_id: int, count: int) -> None:
+    """Counts identifiers a deletion suppressed."""
+    conn.execute("UPDATE profile_deletions SET identifiers_suppressed = identifiers_suppressed + ?"
+                 " WHERE deletion_id = ?", (count, deletion_id))
+
+
+def advance(conn: apsw.Connection, deletion_id: int, stage: str, undelivered: int = 0, events: int = 0,
+            now_ms: int | None = None) -> None:
+    """Moves a deletion on; at stage `done` it is COMPLETE at `now_ms`."""
+    conn.execute(
+        "UPDATE profile_deletions SET stage = ?, exits_undelivered = exits_undelivered + ?,"
+        " events_deleted = events_deleted + ?, state = CASE WHEN ? = 'done' THEN 'COMPLETE' ELSE state END,"
+        " completed_ms = CASE WHEN ? = 'done' THEN ? ELSE completed_ms END WHERE deletion_id = ?",
+        (stage, undelivered, events, stage, stage, now_ms, deletion_id),
+    )
+
+
+# -- the profile's data -----------------------------------------------------------------------
+
+
+def family(conn: apsw.Connection, profile_id: int) -> list[int]:
+    """The profile and every profile merged into it, directly or through a chain of merges."""
+    return [int(r[0]) for r in conn.execute(
+        "WITH RECURSIVE f(id) AS (SELECT ? UNION SELECT m.merged_id FROM merges m JOIN f ON m.survivor_id = f.id)"
+        " SELECT id FROM f ORDER BY id", (profile_id,))]
+
+
+def identifiers(conn: apsw.Connection, profile_ids: list[int]) -> list[tuple[str, str, str]]:
+    """The identifiers the profiles hold, as (collection, type, value)."""
+    return [(c, t, v) for c, t, v in conn.execute(
+        "SELECT collection, id_type, id_value FROM identifiers WHERE profile_id IN (SELECT value FROM json_each(?))",
+        (json.dumps(profile_ids),))]
+
+
+def linked(conn: apsw.Connection, profile_id: int, collection: str) -> list[int]:
+    """The accounts of a user, or the users of an account."""
+    column, other = ("user_id", "account_id") if collection == "users" else ("account_id", "user_id")
+    return [int(r[0]) for r in conn.execute(f"SELECT {other} FROM links WHERE {column} = ?", (profile_id,))]
+
+
+def unlink_all(conn: apsw.Connection, profile_id: int) -> None:
+    """Removes every link and link removal of a profile, as user or as account."""
+    for table in ("links", "unlinks"):
+        conn.execute(f"DELETE FROM {table} WHERE user_id = ? OR account_id = ?", (profile_id, profile_id))
+
+
+def forget_evaluation(conn: apsw.Connection, profile_id: int) -> None:
+    """Drops what the evaluator would do next for a profile: its touches and due times."""
+    conn.execute("DELETE FROM touches WHERE profile_id = ?", (profile_id,))
+    conn.execute("DELETE FROM due WHERE profile_id = ?", (profile_id,))
+
+
+def latest_change(conn: apsw.Connection) -> int:
+    """The newest change record's id, 0 if none."""
+    return int(scalar(conn, "SELECT coalesce(max(change_id), 0) FROM changes"))
+
+
+def count_changes_since(conn: apsw.Connection, after: int) -> int:
+    """How many change records were written after `after` (by the current job)."""
+    return int(scalar(conn, "SELECT count(*) FROM changes WHERE change_id > ?", (after,)))
+
+
+def changes_since(conn: apsw.Connection, after: int) -> dict[str, int]:
+    """Per computation, the newest change record written after `after` (by the current job)."""
+    return {str(c): int(m) for c, m in conn.execute(
+        "SELECT computation_id, max(change_id) FROM changes WHERE change_id > ? GROUP BY computation_id", (after,))}
+
+
+_IN = "IN (SELECT value FROM json_each(?))"
+
+
+def unqueued(conn: apsw.Connection, exits: dict[str, int]) -> int:
+    """Connections that have not yet taken a deletion's exits from the outbox (a CSV connection
+    takes them when it rewrites its file)."""
+    return sum(int(scalar(
+        conn, "SELECT count(*) FROM connections c JOIN destinations d USING (destination_id)"
+        " WHERE c.computation_id = ? AND CASE d.kind WHEN 'csv' THEN c.written_cursor ELSE c.cursor END < ?",
+        (int(computation_id), change_id))) for computation_id, change_id in exits.items())
+
+
+def undelivered(conn: apsw.Connection, space_id: int, profile_ids: list[int]) -> int:
+    """The profiles' queued deliveries (dead letters included), and their feed records that no
+    consumer has read yet."""
+    ids = json.dumps(profile_ids)
+    queued = scalar(conn, "SELECT count(*) FROM connections c JOIN destinations d USING (destination_id)"
+                          f" JOIN deliveries l ON l.connection_id = c.connection_id AND l.profile_id {_IN}"
+                          " WHERE d.space_id = ?", (ids, space_id))
+    unread = scalar(conn, f"SELECT count(*) FROM feed_records f JOIN destinations d USING (destination_id)"
+                          f" WHERE f.profile_id {_IN} AND f.record_id > d.feed_acked", (ids,))
+    return int(queued) + int(unread)
+
+
+def purge(conn: apsw.Connection, space_id: int, profile_ids: list[int]) -> None:
+    """Removes everything of the profiles but their events: rows, identifiers, traits, links,
+    values, evaluator state, change records, queued deliveries and feed records."""
+    ids = json.dumps(profile_ids)
+    for table, column in (("identifiers", "profile_id"), ("traits", "profile_id"), ("computed_values", "profile_id"),
+                          ("member_results", "user_id"), ("touches", "profile_id"), ("due", "profile_id"),
+                          ("changes", "profile_id"), ("changes", "user_id"), ("feed_records", "profile_id"),
+                          ("merges", "survivor_id"), ("merges", "merged_id"), ("links", "user_id"),
+                          ("links", "account_id"), ("unlinks", "user_id"), ("unlinks", "account_id")):
+        conn.execute(f"DELETE FROM {table} WHERE {column} {_IN}", (ids,))
+    conn.execute(
+        "DELETE FROM deliveries WHERE delivery_id IN (SELECT l.delivery_id FROM connections c"
+        f" JOIN destinations d USING (destination_id) JOIN deliveries l ON l.connection_id = c.connection_id"
+        f" AND l.profile_id {_IN} WHERE d.space_id = ?)", (ids, space_id))
+    # Merged profiles point at their survivor: they go first.
+    conn.execute(f"DELETE FROM profiles WHERE profile_id {_IN} AND merged_into IS NOT NULL", (ids,))
+    conn.execute(f"DELETE FROM profiles WHERE profile_id {_IN}", (ids,))
+
+
+def delete_events(conn: apsw.Connection, profile_ids: list[int], limit: int) -> int:
+    """Deletes up to `limit` events of the profiles; returns how many."""
+    conn.execute(f"DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE profile_id {_IN} LIMIT ?)",
+                 (json.dumps(profile_ids), limit))
+    return int(conn.changes())

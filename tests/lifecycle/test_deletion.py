@@ -1,0 +1,192 @@
+"""Deleting a profile: its exits reach destinations and feeds first, then nothing of it is left
+to read, export or follow; with suppression, later calls carrying its identifiers are refused
+and counted."""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+
+import grpc
+import pytest
+from audiences.v1 import admin_pb2, common_pb2, ingest_pb2, operator_pb2, profiles_pb2, sync_pb2, tracking_pb2
+from google.protobuf import duration_pb2
+
+from tests.conftest import error_reason
+from tests.http.conftest import basic
+from tests.lifecycle.conftest import Site
+from tests.sync.conftest import Receiver, connect, wait_for, webhook
+from tests.test_metrics import scrape, value
+
+USERS = common_pb2.COLLECTION_USERS
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A local HTTP receiver standing for a webhook destination."""
+    r = Receiver()
+    r.start()
+    yield r
+    r.stop()
+
+
+def _delete(site: Site, address: str, **options: object) -> operator_pb2.ProfileDeletion:
+    request = operator_pb2.DeleteProfileRequest(profile=common_pb2.ProfileRef(collection=USERS, id=address),
+                                                **options)
+    return site.operator.DeleteProfile(request, metadata=site.as_("operator")).deletion
+
+
+def _finished(site: Site, deletion_id: str) -> operator_pb2.ProfileDeletion:
+    def complete() -> operator_pb2.ProfileDeletion | None:
+        found = site.operator.GetProfileDeletion(operator_pb2.GetProfileDeletionRequest(deletion_id=deletion_id),
+                                                 metadata=site.as_("operator")).deletion
+        return found if found.state == operator_pb2.DELETION_STATE_COMPLETE else None
+
+    return wait_for(complete, timeout=20, what="the deletion to complete")
+
+
+def _changes(site: Site, cursor: str) -> list[sync_pb2.ChangeRecord]:
+    return list(site.running.sync.ListChanges(sync_pb2.ListChangesRequest(
+        destination_key="feed", start_cursor=cursor, page_size=500), metadata=site.as_("admin")).changes)
+
+
+def _exits(receiver: Receiver) -> list[dict[str, object]]:
+    return [c for c in receiver.calls() if c.get("event") == "Audience Exited"]
+
+
+def _http_status(site: Site, address: str) -> int:
+    url = f"{site.running.http_url}/v1/spaces/{site.name}/collections/users/profiles/{address}/traits"
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=basic(site.tokens["read"])), timeout=10) as r:
+            return int(r.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+
+
+def _setup(site: Site, receiver: Receiver) -> str:
+    """ada and bob in audience `pro`, sent to a webhook and a feed; returns the feed's cursor
+    after both entries, as a consumer that read them holds it."""
+    site.send({"type": "identify", "userId": "ada", "traits": {"email": "ada@x.io", "plan": "pro"}},
+              {"type": "identify", "userId": "bob", "traits": {"plan": "pro"}},
+              {"type": "track", "userId": "ada", "event": "Order Completed"})
+    site.define("pro", "trait('plan') = 'pro'")
+    site.define("orders", "event('Order Completed').count()", kind="computed_trait")
+    site.tick()
+    webhook(site, "hook", receiver.url)
+    connect(site, "hook", "pro", send_track=True)
+    site.running.sync.CreateDestination(sync_pb2.CreateDestinationRequest(destination=sync_pb2.Destination(
+        key="feed", grpc_feed=sync_pb2.GrpcFeedConfig())), metadata=site.as_("admin"))
+    connect(site, "feed", "pro")
+    wait_for(lambda: len(receiver.calls()) == 2, what="both entries delivered")
+    entries = wait_for(lambda: len(_changes(site, "")) == 2 and _changes(site, ""), what="both entries in the feed")
+    return str(entries[-1].cursor)
+
+
+def test_delete_and_suppress(site: Site, receiver: Receiver) -> None:
+    """The profile's exit reaches the webhook and the feed's consumer before its data goes; once
+    COMPLETE no read (gRPC or HTTP), export or feed shows it; a later call with one of its
+    identifiers is refused as `suppressed` and counted; other profiles are untouched."""
+    cursor = _setup(site, receiver)
+    ada = site.running.profiles.ListTraits(profiles_pb2.ListTraitsRequest(
+        profile=common_pb2.ProfileRef(collection=USERS, id="user_id:ada")), metadata=site.as_("read")).profile_id
+    deletion = _delete(site, "email:ada@x.io", suppress=True)
+    assert (deletion.state, deletion.profile_id, deletion.requested_by) == (
+        operator_pb2.DELETION_STATE_PENDING, ada, "operator-label")
+    exit_call = wait_for(lambda: _exits(receiver), what="the exit delivered")[0]
+    assert exit_call["userId"] == "ada"
+    assert {(i["type"], i["id"]) for i in exit_call["context"]["externalIds"]} == {  # type: ignore[index]
+        ("user_id", "ada"), ("email", "ada@x.io")}
+    exit_record = wait_for(lambda: _changes(site, cursor), what="the exit in the feed")[0]
+    assert (exit_record.profile_id, exit_record.change_type) == (ada, sync_pb2.CHANGE_TYPE_EXITED)
+    _changes(site, exit_record.cursor)  # the consumer reads on, acknowledging the exit
+    done = _finished(site, deletion.deletion_id)
+    assert (done.exits_recorded, done.exits_undelivered, done.events_deleted, done.identifiers_suppressed) == (
+        2, 0, 2, 2)
+
+    for address in ("user_id:ada", "email:ada@x.io", ada):
+        with pytest.raises(grpc.RpcError) as gone:
+            site.running.profiles.ListTraits(profiles_pb2.ListTraitsRequest(
+                profile=common_pb2.ProfileRef(collection=USERS, id=address)), metadata=site.as_("read"))
+        assert gone.value.code() == grpc.StatusCode.NOT_FOUND
+        assert _http_status(site, address) == 404
+    assert _http_status(site, "user_id:bob") == 200
+    export = b"".join(c.csv_data for c in site.running.sync.ExportAudience(
+        sync_pb2.ExportAudienceRequest(collection=USERS, key="pro"), metadata=site.as_("admin")))
+    assert b"bob" in export
+    assert b"ada" not in export
+    assert ada.encode() not in export
+    assert ada not in {r.profile_id for r in _changes(site, "")}
+    assert site.running.query("SELECT count(*) FROM events WHERE space_id = ? AND user_id = 'ada'",
+                              (site.space_id,)) == [(0,)]
+
+    before = scrape(site.running)
+    reply = site.running.ingest.BatchJson(ingest_pb2.BatchJsonRequest(body=(
+        b'{"batch": [{"type": "identify", "anonymousId": "a1", "traits": {"email": "ada@x.io"}},'
+        b' {"type": "track", "userId": "bob", "event": "Signed In"}]}')), metadata=site.as_("write"))
+    assert [(r.status, r.reason) for r in reply.results] == [
+        (ingest_pb2.MESSAGE_STATUS_REJECTED, "suppressed"), (ingest_pb2.MESSAGE_STATUS_ACCEPTED, "")]
+    with pytest.raises(grpc.RpcError) as refused:
+        site.running.ingest.Track(ingest_pb2.TrackRequest(track=tracking_pb2.Track(user_id="ada", event="X")),
+                                  metadata=site.as_("write"))
+    assert error_reason(refused.value) == "SUPPRESSED"
+    after = scrape(site.running)
+    counted = ("audiences_messages_total", {"outcome": "rejected", "reason": "suppressed"})
+    assert value(after, counted[0], **counted[1]) - before.get((counted[0], tuple(sorted(counted[1].items()))), 0) == 2
+    assert site.running.query("SELECT count(*) FROM identifiers WHERE space_id = ? AND id_value IN ('ada', 'ada@x.io')",
+                              (site.space_id,)) == [(0,)]
+    audit = site.running.admin.ListAuditEntries(admin_pb2.ListAuditEntriesRequest(target_type="profile"),
+                                                metadata=site.as_("admin")).entries
+    assert [(e.actor, e.action, e.target, e.details["deletion_id"]) for e in audit] == [
+        ("operator-label", "delete", ada, deletion.deletion_id)]
+
+
+def test_delete_without_suppression_lets_the_person_come_back(site: Site) -> None:
+    """Without `suppress`, a later call with the same user id makes a new, empty profile."""
+    site.send({"type": "identify", "userId": "cy", "traits": {"plan": "pro"}})
+    first = _delete(site, "user_id:cy", delivery_timeout=duration_pb2.Duration(seconds=0))
+    _finished(site, first.deletion_id)
+    site.send({"type": "track", "userId": "cy", "event": "Signed In"})
+    reply = site.running.profiles.ListTraits(profiles_pb2.ListTraitsRequest(
+        profile=common_pb2.ProfileRef(collection=USERS, id="user_id:cy")), metadata=site.as_("read"))
+    assert reply.profile_id != first.profile_id
+    assert not reply.traits
+    listed = site.operator.ListProfileDeletions(operator_pb2.ListProfileDeletionsRequest(),
+                                                metadata=site.as_("operator")).deletions
+    assert [d.deletion_id for d in listed] == [first.deletion_id]
+
+
+def test_timeout_deletes_even_when_a_destination_is_down(site: Site, receiver: Receiver) -> None:
+    """With the webhook failing, the deletion waits for its timeout (asking again meanwhile
+    returns the same deletion), then completes, counting the exit it could not deliver; the
+    queued delivery goes with the profile."""
+    _setup(site, receiver)
+    receiver.fail_when = lambda body: 503
+    deletion = _delete(site, "user_id:ada", delivery_timeout=duration_pb2.Duration(seconds=3600))
+    wait_for(lambda: receiver.attempts > 2, what="a failed attempt")
+    assert _delete(site, "user_id:ada").deletion_id == deletion.deletion_id
+    site.tick(site.now() + 3_600_000)
+    done = _finished(site, deletion.deletion_id)
+    assert done.exits_undelivered >= 1
+    assert site.running.query("SELECT count(*) FROM deliveries d JOIN connections c USING (connection_id)"
+                              " JOIN computations k USING (computation_id) WHERE k.space_id = ?",
+                              (site.space_id,)) == [(0,)]
+
+
+def test_suppression_is_listed_and_can_be_lifted(site: Site) -> None:
+    """A suppressed identifier is listed with its deletion; once lifted, calls with it are stored."""
+    site.send({"type": "identify", "userId": "dee"})
+    deletion = _delete(site, "user_id:dee", suppress=True, delivery_timeout=duration_pb2.Duration(seconds=0))
+    listed = site.operator.ListSuppressions(operator_pb2.ListSuppressionsRequest(),
+                                            metadata=site.as_("operator")).suppressions
+    assert [(s.external_id.type, s.external_id.value, s.deletion_id) for s in listed] == [
+        ("user_id", "dee", deletion.deletion_id)]
+    site.operator.DeleteSuppression(operator_pb2.DeleteSuppressionRequest(
+        external_id=common_pb2.ExternalId(type="user_id", value="dee", collection=USERS)),
+        metadata=site.as_("operator"))
+    site.send({"type": "identify", "userId": "dee"})
+    with pytest.raises(grpc.RpcError) as missing:
+        site.operator.DeleteSuppression(operator_pb2.DeleteSuppressionRequest(
+            external_id=common_pb2.ExternalId(type="user_id", value="dee", collection=USERS)),
+            metadata=site.as_("operator"))
+    assert error_reason(missing.value) == "SUPPRESSION_NOT_FOUND"

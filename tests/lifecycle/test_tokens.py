@@ -1,0 +1,119 @@
+"""Tokens and spaces through OperatorService: issued, listed without secrets, revoked and
+expired at once; spaces created, listed and read; the operator scope kept apart."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+from audiences.v1 import admin_pb2, ingest_pb2, operator_pb2, tracking_pb2
+from google.protobuf import duration_pb2
+
+from tests.conftest import Running, bearer, error_reason
+from tests.evaluator.conftest import HOUR
+from tests.lifecycle.conftest import Site
+
+TRACK = ingest_pb2.TrackRequest(track=tracking_pb2.Track(user_id="u1", event="Signed In"))
+
+
+def _create(site: Site, scope: int, label: str = "", **expiry: object) -> operator_pb2.CreateTokenResponse:
+    return site.operator.CreateToken(operator_pb2.CreateTokenRequest(space=site.name, scope=scope, label=label,
+                                                                     **expiry), metadata=site.as_("operator"))
+
+
+def _listed(site: Site) -> dict[str, operator_pb2.Token]:
+    page = site.operator.ListTokens(operator_pb2.ListTokensRequest(space=site.name), metadata=site.as_("operator"))
+    return {t.token_id: t for t in page.tokens}
+
+
+def test_issued_token_is_listed_with_its_use_but_never_its_secret(site: Site) -> None:
+    """A token made through the API works at once; the list shows its label, scope and last use,
+    and nothing in the listing is its secret."""
+    made = _create(site, operator_pb2.TOKEN_SCOPE_WRITE, "checkout")
+    assert made.secret.startswith("aud_write_")
+    assert made.token.token_id.startswith("tok_")
+    assert site.running.ingest.Track(TRACK, metadata=bearer(made.secret)).status == ingest_pb2.MESSAGE_STATUS_ACCEPTED
+    listed = _listed(site)[made.token.token_id]
+    assert (listed.space, listed.scope, listed.label, listed.state) == (
+        site.name, operator_pb2.TOKEN_SCOPE_WRITE, "checkout", operator_pb2.TOKEN_STATE_ACTIVE)
+    assert listed.last_used_time.ToMilliseconds() == site.now()
+    page = site.operator.ListTokens(operator_pb2.ListTokensRequest(space=site.name), metadata=site.as_("operator"))
+    assert made.secret.encode() not in page.SerializeToString()
+    assert {t.label for t in page.tokens} >= {"write-label", "read-label", "admin-label", "operator-label"}
+
+
+def test_revoked_token_is_refused_on_its_next_call(site: Site) -> None:
+    """A token used a moment ago (so its grant is cached) is refused right after RevokeToken."""
+    made = _create(site, operator_pb2.TOKEN_SCOPE_WRITE)
+    site.running.ingest.Track(TRACK, metadata=bearer(made.secret))
+    revoked = site.operator.RevokeToken(operator_pb2.RevokeTokenRequest(token_id=made.token.token_id),
+                                        metadata=site.as_("operator")).token
+    assert revoked.state == operator_pb2.TOKEN_STATE_REVOKED
+    assert revoked.HasField("revoke_time")
+    with pytest.raises(grpc.RpcError) as refused:
+        site.running.ingest.Track(TRACK, metadata=bearer(made.secret))
+    assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert error_reason(refused.value) == "TOKEN_REVOKED"
+    assert _listed(site)[made.token.token_id].state == operator_pb2.TOKEN_STATE_REVOKED
+    audit = site.running.admin.ListAuditEntries(admin_pb2.ListAuditEntriesRequest(target=made.token.token_id),
+                                                metadata=site.as_("admin")).entries
+    assert [(e.actor, e.action, e.target_type) for e in audit] == [
+        ("operator-label", "revoke", "token"), ("operator-label", "create", "token")]
+
+
+def test_token_expires_when_the_clock_passes_its_time(site: Site) -> None:
+    """A token with a one-hour lifetime works until the clock passes it, then is refused."""
+    made = _create(site, operator_pb2.TOKEN_SCOPE_WRITE, ttl=duration_pb2.Duration(seconds=3600))
+    assert made.token.expire_time.ToMilliseconds() == site.now() + HOUR
+    site.running.ingest.Track(TRACK, metadata=bearer(made.secret))
+    site.tick(site.now() + HOUR)
+    with pytest.raises(grpc.RpcError) as refused:
+        site.running.ingest.Track(TRACK, metadata=bearer(made.secret))
+    assert error_reason(refused.value) == "TOKEN_EXPIRED"
+    assert _listed(site)[made.token.token_id].state == operator_pb2.TOKEN_STATE_EXPIRED
+    with pytest.raises(grpc.RpcError) as past:
+        _create(site, operator_pb2.TOKEN_SCOPE_READ, ttl=duration_pb2.Duration(seconds=0))
+    assert error_reason(past.value) == "EXPIRY_INVALID"
+
+
+def test_operator_scope_is_its_own(site: Site) -> None:
+    """OperatorService refuses an admin token; an operator token cannot send events."""
+    with pytest.raises(grpc.RpcError) as denied:
+        site.operator.ListSpaces(operator_pb2.ListSpacesRequest(), metadata=site.as_("admin"))
+    assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    with pytest.raises(grpc.RpcError) as ingest:
+        site.running.ingest.Track(TRACK, metadata=site.as_("operator"))
+    assert error_reason(ingest.value) == "SCOPE_MISSING"
+
+
+def test_spaces_are_created_listed_and_read(site: Site, lifecycle_server: Running) -> None:
+    """CreateSpace makes a space tokens can be issued for; ListSpaces pages through every space;
+    a taken or malformed name is refused."""
+    meta = site.as_("operator")
+    made = site.operator.CreateSpace(operator_pb2.CreateSpaceRequest(space=operator_pb2.Space(name="brand-new")),
+                                     metadata=meta).space
+    assert made.name == "brand-new"
+    assert not made.HasField("event_retention")
+    names, token = [], ""
+    while True:
+        page = site.operator.ListSpaces(operator_pb2.ListSpacesRequest(page_size=2, page_token=token), metadata=meta)
+        names += [s.name for s in page.spaces]
+        token = page.next_page_token
+        if not token:
+            break
+    assert names == [s.name for s in lifecycle_server.server.engine.auth.list_spaces()]
+    assert "brand-new" in names
+    assert site.operator.GetSpace(operator_pb2.GetSpaceRequest(), metadata=meta).space.name == site.name
+    issued = _create(site, operator_pb2.TOKEN_SCOPE_WRITE).token
+    assert issued.space == site.name
+    other = site.operator.CreateToken(operator_pb2.CreateTokenRequest(space="brand-new",
+                                                                      scope=operator_pb2.TOKEN_SCOPE_READ),
+                                      metadata=meta)
+    assert other.token.space == "brand-new"
+    for name, reason in (("brand-new", "SPACE_EXISTS"), ("Bad Name", "SPACE_NAME_INVALID")):
+        with pytest.raises(grpc.RpcError) as refused:
+            site.operator.CreateSpace(operator_pb2.CreateSpaceRequest(space=operator_pb2.Space(name=name)),
+                                      metadata=meta)
+        assert error_reason(refused.value) == reason
+    with pytest.raises(grpc.RpcError) as missing:
+        site.operator.GetSpace(operator_pb2.GetSpaceRequest(name="nowhere"), metadata=meta)
+    assert missing.value.code() == grpc.StatusCode.NOT_FOUND
