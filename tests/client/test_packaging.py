@@ -1,0 +1,53 @@
+"""The client installs alone: `pip install ./clients/python` into a fresh virtualenv, no server."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+# What the fresh interpreter prints: the client's version, whether the server is importable, and
+# the installed distribution's licence and requirements.
+PROBE = """
+import importlib.metadata, importlib.util, json, audiences, audiences.aio, audiences.v1.admin_pb2_grpc
+meta = importlib.metadata.metadata("audiences-client")
+print(json.dumps({
+    "version": audiences.__version__,
+    "server": importlib.util.find_spec("audiences_server") is not None,
+    "license": meta["License-Expression"],
+    "requires": sorted(r.split(">")[0].split("=")[0] for r in meta.get_all("Requires-Dist")),
+    "client": audiences.__file__,
+}))
+"""
+
+
+@pytest.mark.packaging
+@pytest.mark.timeout(300)
+def test_client_installs_alone_into_a_fresh_virtualenv(tmp_path: Path) -> None:
+    """A fresh venv with only `pip install ./clients/python` imports `audiences` (its async
+    client and typed stubs too) from its own site-packages, has no server package, runs the
+    `audiences` command, and declares Apache-2.0 and only grpcio, grpcio-status and protobuf."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PYTHONPATH": ""}
+    env.pop("VIRTUAL_ENV", None)
+    install = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", str(ROOT / "clients" / "python")],
+        env=env, capture_output=True, text=True, check=False,
+    )
+    assert install.returncode == 0, install.stderr
+    probe = subprocess.run([str(venv / "bin" / "python"), "-c", PROBE], env=env, cwd=tmp_path,
+                           capture_output=True, text=True, check=True)
+    found = json.loads(probe.stdout)
+    assert found["server"] is False
+    assert found["client"].startswith(str(venv))
+    assert found["license"] == "Apache-2.0"
+    assert found["requires"] == ["grpcio", "grpcio-status", "protobuf"]
+    helped = subprocess.run([str(venv / "bin" / "audiences"), "--help"], env=env, capture_output=True, text=True,
+                            check=True)
+    assert "COMMAND" in helped.stdout
