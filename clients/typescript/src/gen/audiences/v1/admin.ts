@@ -1391,7 +1391,10 @@ export interface EventEvidence {
   eventTime:
     | Date
     | undefined;
-  /** The value the reducer read on it (unset for `count()`; null when absent), as JSON text. */
+  /**
+   * The value the reducer read on it, as JSON text (`null` for `count()`, which reads none, and
+   * where the value is absent).
+   */
   valueJson: string;
   /**
    * The value of each property or context path the stream's `where` reads, as JSON text, by the
