@@ -16,9 +16,9 @@ def mode(path: Path) -> int:
 
 
 def test_a_fresh_database_and_its_folder_are_private(tmp_path: Path) -> None:
-    """A server started on a database that does not exist yet creates its folder 0700 and the
-    database, its WAL and shared-memory files 0600, whatever the umask lets through."""
-    db = tmp_path / "fresh" / "audiences.db"
+    """A server started on a database that does not exist yet creates its folders 0700 and the
+    database, its WAL, shared-memory and lock files 0600, whatever the umask lets through."""
+    db = tmp_path / "fresh" / "deeper" / "audiences.db"
     previous = os.umask(0o002)  # a permissive umask: the modes must not come from it
     try:
         running = start(db)
@@ -27,9 +27,9 @@ def test_a_fresh_database_and_its_folder_are_private(tmp_path: Path) -> None:
     try:
         track = tracking_pb2.Track(user_id="u", event="E")
         running.ingest.Track(ingest_pb2.TrackRequest(track=track), metadata=running.auth("write"))
-        files = [db, db.with_name("audiences.db-wal"), db.with_name("audiences.db-shm")]
+        files = [db, *(db.with_name(f"audiences.db-{end}") for end in ("wal", "shm", "lock"))]
         assert {path.name: mode(path) for path in files} == {path.name: 0o600 for path in files}
-        assert mode(db.parent) == 0o700
+        assert (mode(db.parent), mode(db.parent.parent)) == (0o700, 0o700)
     finally:
         running.channel.close()
         running.server.stop(grace=1)

@@ -180,6 +180,16 @@ def test_a_typed_timestamp_out_of_range_is_refused(running: Running, field: str,
     assert outcomes(reply) == [(REJECTED, "timestamp_not_valid"), (ACCEPTED, "")]
 
 
+@pytest.mark.parametrize("stamp", [c[1] for c in BAD_TIMES], ids=[c[0] for c in BAD_TIMES])
+def test_a_batch_sent_time_out_of_range_is_invalid_argument(running: Running, stamp: dict[str, int]) -> None:
+    """A typed batch whose own `sent_time` is out of range is refused whole, naming the field, and
+    stores nothing."""
+    error = refused(lambda: typed_batch(running, good_item(), sent_time=timestamp_pb2.Timestamp(**stamp)))
+    assert (error.code(), error_reason(error)) == (grpc.StatusCode.INVALID_ARGUMENT, "TIMESTAMP_NOT_VALID")
+    assert field_violations(error)[0][0] == "sent_time"
+    assert running.query("SELECT count(*) FROM events") == [(0,)]
+
+
 def test_the_extreme_valid_timestamps_are_accepted(running: Running) -> None:
     """The first and last instants a Timestamp holds are valid event times."""
     first = tracking_pb2.Track(user_id="u", event="E", event_time=timestamp_pb2.Timestamp(seconds=-62135596800))

@@ -11,6 +11,7 @@ from pathlib import Path
 import grpc
 
 from audiences_server.settings import Settings
+from audiences_server.store.db import create_private
 
 
 def _host(address: str) -> str:
@@ -92,13 +93,12 @@ class InstanceLock:
 
     @classmethod
     def take(cls, db: Path) -> InstanceLock:
-        """Locks the database, creating its lock file (0600, in a 0700 folder) when missing.
+        """Locks the database, creating it and its lock file (0600, in 0700 folders) when missing.
 
         Raises:
             OSError: another server holds it; the message says so.
         """
-        if not db.parent.exists():
-            db.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        create_private(db)
         fd = os.open(db.with_name(db.name + "-lock"), os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -109,7 +109,7 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         check_batch_limits(len(request.batch), request.ByteSize())
         defaults = tracking.BatchDefaults(
             convert.struct_or_none(request, "context"), convert.struct_or_none(request, "integrations"),
-            request.sent_time.ToJsonString() if request.HasField("sent_time") else None,
+            convert.time_or_none(request, "sent_time"),
         )
         return self._ingest.submit(sender(), [convert.tracking_call(c) for c in request.batch], defaults)
 
