@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 from collections.abc import Callable
@@ -10,6 +11,7 @@ import audiences
 import pytest
 
 from tests.client.conftest import Result
+from tests.conftest import Running
 
 Run = Callable[..., Result]
 BIG = "event('{event}').where(property('revenue') >= 100).within(30 days).count() >= 1"
@@ -96,3 +98,23 @@ def test_versions_rollback_and_audit(client: audiences.Client, run_cli: Run, uni
     audit = run_cli("audit", "--target", key)
     assert [line.split()[3] for line in audit.out.splitlines()[1:]] == ["update", "update", "create"]
     assert all(entry.actor == "bootstrap" for entry in client.iter_audit_entries(target=key))
+
+
+def test_the_async_client_explains_and_rolls_back(server: Running, unique: Callable[[str], str]) -> None:
+    """AsyncClient: explain, diff and history are coroutines; its rollback reads the old version,
+    then updates to it."""
+    key = unique("async_trait")
+
+    async def body() -> None:
+        async with audiences.AsyncClient(f"127.0.0.1:{server.port}", server.tokens) as client:
+            await client.create_computed_trait(key, f"event('E {key}').count()")
+            await client.update_computed_trait(key, definition=f"event('E {key}').within(7 days).count()")
+            await client.wait_until_live(timeout=30)
+            rolled = await client.rollback_definition(key, 1)
+            assert rolled.definition == f"event('E {key}').count()"
+            versions = [v.version async for v in client.iter_definition_versions(key)]
+            assert versions == [3, 2, 1]
+            found = await client.diff_definition(key, f"event('E {key}').count()", kind="computed_trait")
+            assert found.exiting_count == 0
+
+    asyncio.run(body())

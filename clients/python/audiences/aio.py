@@ -46,6 +46,7 @@ from audiences.messages import Json
 from audiences.v1 import (
     admin_pb2,
     admin_pb2_grpc,
+    common_pb2,
     ingest_pb2,
     ingest_pb2_grpc,
     profiles_pb2_grpc,
@@ -228,6 +229,18 @@ class AsyncClient(Client):
                     metadata={"keys": ",".join(waiting)},
                 )
             await asyncio.sleep(0.2)
+
+    async def rollback_definition(  # type: ignore[override]
+        self, key: str, version: int, *, collection: Any = "users"
+    ) -> admin_pb2.Audience | admin_pb2.ComputedTrait:
+        """Updates the definition to an older version's text and options (a new version)."""
+        me: Any = self
+        old = await me.get_definition_version(key, version, collection=collection)
+        audience = old.computation.kind == common_pb2.COMPUTATION_KIND_AUDIENCE
+        update = me.update_audience if audience else me.update_computed_trait
+        result: admin_pb2.Audience | admin_pb2.ComputedTrait = await update(
+            key, collection=collection, definition=old.definition, options=old.options)
+        return result
 
     async def export_audience(  # type: ignore[override]
         self,
