@@ -31,6 +31,7 @@ def _choice(*options: str) -> Callable[[str], str]:
             raise ValueError(f"expected one of {', '.join(options)}, not {text!r}")
         return text
 
+    parse.choices = options  # type: ignore[attr-defined]  # shown in --help by add_arguments
     return parse
 
 
@@ -147,7 +148,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(setting.flag, dest=setting.name, default=None, nargs="?", const="true",
                                 help=described)
         else:
-            parser.add_argument(setting.flag, dest=setting.name, default=None, help=described)
+            choices = getattr(setting.parse, "choices", None)
+            metavar = "{" + ",".join(choices) + "}" if choices else None
+            parser.add_argument(setting.flag, dest=setting.name, default=None, metavar=metavar, help=described)
 
 
 def resolve(flags: Mapping[str, str | None], environ: Mapping[str, str]) -> Settings:

@@ -102,10 +102,10 @@ def test_audience_commands(run_cli: Run, unique: Callable[[str], str], tmp_path:
     members = run_cli("audiences", "members", key, "--page-size", "1", "--traits", "email")
     assert f"user_id:{user}" in members.out
     assert f"{user}@example.com" in members.out
-    assert "1 members" in members.out
+    assert members.out.rstrip().endswith("\n1 member")
     assert json.loads(run_cli("--json", "audiences", "members", key).out)["total_size"] == 1
     preview = run_cli("audiences", "preview", "--definition", definition)
-    assert preview.out.startswith("1 profiles at 2027-01-15")
+    assert preview.out.startswith("1 profile at 2027-01-15")
     definition_file = tmp_path / "def.ql"
     definition_file.write_text("event('Thing Seen').count() >= 2")
     assert run_cli("audiences", "update", key, "--file", str(definition_file), "--name", "Seen").code == 0

@@ -11,7 +11,7 @@ from typing import Any
 
 from audiences import _cli_insight
 from audiences._admin import Computation, collection_name, status_name
-from audiences._output import emit_json, fields, table, time_text, to_data, value_text
+from audiences._output import article, emit_json, fields, plural, table, time_text, to_data, value_text
 from audiences.client import Client
 from audiences.v1 import admin_pb2
 
@@ -43,14 +43,14 @@ def register(commands: Sub) -> None:
         noun = "audience" if kind == "audience" else "computed trait"
         parser = commands.add_parser(group, help=f"manage {noun}s")
         verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
-        create = verbs.add_parser("create", help=f"create a {noun} (it backfills, then turns LIVE)")
+        create = verbs.add_parser("create", help=f"create {article(noun)} {noun} (it backfills, then turns LIVE)")
         create.add_argument("key", help="snake_case key, unique per collection")
         _definition_args(create)
         create.add_argument("--name", default="")
         create.add_argument("--description", default="")
         create.add_argument("--include-anonymous-users", action="store_true", default=None)
         create.set_defaults(handler=_create, kind=kind)
-        update = verbs.add_parser("update", help=f"change a {noun}'s definition, name or switch")
+        update = verbs.add_parser("update", help=f"change {article(noun)} {noun}'s definition, name or switch")
         update.add_argument("key")
         _definition_args(update, required=False)
         update.add_argument("--name")
@@ -71,7 +71,7 @@ def register(commands: Sub) -> None:
         listing.set_defaults(handler=_list, kind=kind)
         for verb, handler, text in (
             ("show", _show, f"one {noun}: status, size, progress"),
-            ("delete", _delete, f"delete a {noun}"),
+            ("delete", _delete, f"delete {article(noun)} {noun}"),
         ):
             sub = verbs.add_parser(verb, help=text)
             sub.add_argument("key")
@@ -214,7 +214,7 @@ def _preview(client: Client, args: argparse.Namespace) -> int:
     if args.json:
         emit_json(to_data(reply))
         return 0
-    print(f"{reply.count} profiles at {time_text(reply.evaluate_time)}")
+    print(f"{plural(reply.count, 'profile')} at {time_text(reply.evaluate_time)}")
     table(
         [(s.profile.profile_id, _ids(s.profile), value_text(s.value)) for s in reply.samples],
         ("profile", "identifiers", "value"),
@@ -294,7 +294,7 @@ def _members(client: Client, args: argparse.Namespace) -> int:
         emit_json({"members": data, "total_size": page.total_size, "next_page_token": token})
         return 0
     table(rows, ("profile", "identifiers", "entered", *traits))
-    print(f"{page.total_size} members" + (f"; next page: --page-token {token}" if token else ""))
+    print(plural(page.total_size, "member") + (f"; next page: --page-token {token}" if token else ""))
     return 0
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from audiences import messages
-from audiences._output import Progress, emit_json, table
+from audiences._output import Progress, emit_json, plural, table
 from audiences.batching import MAX_BATCH_BYTES, MAX_MESSAGE_BYTES
 from audiences.client import Client
 from audiences.v1 import ingest_pb2
@@ -184,7 +184,7 @@ def _import(client: Client, args: argparse.Namespace) -> int:
     else:
         total = sum(counts.values())
         print(
-            f"{total} calls: {counts['accepted']} accepted, {counts['duplicate']} duplicate, "
+            f"{plural(total, 'call')}: {counts['accepted']} accepted, {counts['duplicate']} duplicate, "
             f"{counts['rejected']} rejected"
         )
         if rejected:

@@ -17,6 +17,16 @@ def to_data(message: Message) -> dict[str, Any]:
     return json_format.MessageToDict(message, preserving_proto_field_name=True)
 
 
+def article(word: str) -> str:
+    """`a` or `an` before a word (by its first letter, which is right for this CLI's nouns)."""
+    return "an" if word[:1].lower() in "aeiou" else "a"
+
+
+def plural(count: int, noun: str) -> str:
+    """`1 member`, `2 members`."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def value_text(value: struct_pb2.Value | None) -> str:
     """A `google.protobuf.Value` as compact JSON (strings bare)."""
     if value is None:

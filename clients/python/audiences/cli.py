@@ -12,6 +12,7 @@ server cannot be reached.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -51,8 +52,23 @@ def build_parser() -> argparse.ArgumentParser:
     _cli_computations.register(commands)
     _cli_profiles.register(commands)
     _cli_sync.register(commands)
+    _accept_json_anywhere(commands)
     _cli_insight.register(commands)
     return parser
+
+
+def _accept_json_anywhere(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Adds `--json` to every command, so it may come after the command too
+    (`audiences audiences list --json`). Its default is left unset so that a `--json` given
+    before the command is kept."""
+    for sub in set(commands.choices.values()):
+        if not any("--json" in action.option_strings for action in sub._actions):
+            sub.add_argument(
+                "--json", action="store_true", default=argparse.SUPPRESS, help="print JSON instead of tables"
+            )
+        for action in sub._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                _accept_json_anywhere(action)
 
 
 def _client(args: argparse.Namespace) -> Client:
@@ -91,7 +107,12 @@ def explain(error: AudiencesError, address: str) -> tuple[str, int]:  # noqa: PL
             EXIT_REFUSED,
         )
     if error.reason == "TOKEN_MISSING" and "required_scope" in error.metadata:
-        return error.message, EXIT_REFUSED
+        scope = error.metadata["required_scope"]
+        return (
+            f"no `{scope}` token: pass --{scope}-token (or --token), set AUDIENCES_{scope.upper()}_TOKEN, "
+            "or point --credentials-file (AUDIENCES_CREDENTIALS_FILE) at the server's credentials.json",
+            EXIT_REFUSED,
+        )
     if error.code == grpc.StatusCode.UNAUTHENTICATED:
         return (
             f"the server refused the token ({error.reason or error.code.name}): {error.message}\n"
@@ -122,6 +143,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         message, status = explain(error, client.address)
         print(f"audiences: {message}", file=sys.stderr)
         return status
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly. Later writes to the closed pipe, such as
+        # the interpreter's final flush, go to /dev/null instead of printing a second error.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (ValueError, OSError) as bad:
         print(f"audiences: {bad}", file=sys.stderr)
         return EXIT_USAGE
