@@ -52,7 +52,8 @@ def _run(command: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 def test_walkthrough_runs_as_written(env: dict[str, str]) -> None:
     """Every command of the README's walkthrough runs and prints what the README says it does:
     accepted events, the caret under the bad definition, LIVE audiences with the sizes the text
-    names, and ada's computed traits."""
+    names, ada's computed traits, her explanation (the order's revenue, when she leaves) and the
+    diff's counts."""
     commands = [line for line in _block("Walkthrough", "sh").splitlines() if line.strip()]
     outputs = {}
     for command in commands:
@@ -79,6 +80,13 @@ def test_walkthrough_runs_as_written(env: dict[str, str]) -> None:
     assert re.search(r"lifetime_revenue\s+120", traits)
     links = next(r for c, r in outputs.items() if "profile links" in c).stdout
     assert "group_id:acme" in links
+    explained = next(r for c, r in outputs.items() if c.startswith("audiences explain")).stdout.splitlines()
+    assert explained[0].endswith(": true")
+    assert "property('revenue')=120" in explained[4]
+    assert explained[-1].startswith("next: leaves at ")
+    assert explained[-1].endswith("falls out of `within(30 days)`")
+    diff = next(r for c, r in outputs.items() if " diff " in c).stdout
+    assert diff.splitlines()[0] == "big_buyers: 1 would enter, 0 would exit, 1 would stay"
 
 
 def test_client_in_ten_lines_runs_as_written(env: dict[str, str], server: ServerProcess) -> None:

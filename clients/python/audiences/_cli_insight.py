@@ -107,7 +107,7 @@ def node_lines(node: admin_pb2.ExplainNode, depth: int) -> list[str]:
     pad = "  " * depth
     lines = [f"{pad}[{node.value_json}] {node.text}"]
     if node.HasField("trait"):
-        lines.append(f"{pad}    {node.trait.trait_class} trait {node.trait.key}")
+        lines.append(f"{pad}    trait {node.trait.key}: {node.trait.trait_class.replace('_', ' ')}")
     if node.HasField("stream"):
         lines += _stream_lines(node.stream, pad + "    ")
     if node.users_count:
