@@ -1,4 +1,5 @@
-"""The `audiences-server` command: run the server and manage spaces and tokens."""
+"""The `audiences-server` command: run the server, manage spaces and tokens, back up and restore
+the database, and look into it."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from audiences_server import logs
+from audiences_server import logs, ops_cli
 from audiences_server.engine.auth import SCOPES
 from audiences_server.engine.engine import Engine
 from audiences_server.engine.origins import Origins
@@ -37,6 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--scope", required=True, choices=SCOPES)
     token.add_argument("--label", default="")
     add_arguments(token)
+    ops_cli.register(commands, tokens)
     return parser
 
 
@@ -79,7 +81,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2 if isinstance(refused, ValueError) else 1
         return 0
     try:
-        print(_admin(settings, args))
+        if ops_cli.handles(args):
+            ops_cli.run(settings, args)
+        else:
+            print(_admin(settings, args))
+    except (ValueError, OSError) as refused:
+        print(f"audiences-server: {refused}", file=sys.stderr)
+        return 1
     except AudiencesError as error:
         print(f"audiences-server: {error.message}", file=sys.stderr)
         return 1

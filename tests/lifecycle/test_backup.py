@@ -1,0 +1,138 @@
+"""Online backup and restore through the real `audiences-server` command: a backup taken while
+a server is under load restores to a server that starts and holds every call acknowledged
+before the backup began; restore refuses while a server holds the database; `db` reads it."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import apsw
+import grpc
+import pytest
+from audiences.v1 import common_pb2, ingest_pb2, ingest_pb2_grpc, profiles_pb2, profiles_pb2_grpc
+
+from audiences_server import ops_cli
+from audiences_server.cli import _parser
+from audiences_server.engine.engine import Engine
+from audiences_server.settings import Settings, resolve
+from audiences_server.testing import ServerProcess
+from tests.conftest import bearer
+
+
+def _command(*args: str) -> subprocess.CompletedProcess[str]:
+    """The real command in a process of its own."""
+    return subprocess.run([sys.executable, "-m", "audiences_server.cli", *args], capture_output=True, text=True,
+                          timeout=120, check=False)
+
+
+def _run(*args: str) -> str:
+    """One of the operator's commands that need no server, run in this process; its output."""
+    parsed = _parser().parse_args(args)
+    out = io.StringIO()
+    ops_cli.run(resolve(vars(parsed), {}), parsed, out)
+    return out.getvalue()
+
+
+class _Sender(threading.Thread):
+    """Sends batches of 50 identify calls until stopped, noting each acknowledged message id."""
+
+    def __init__(self, address: str, token: str) -> None:
+        super().__init__(daemon=True)
+        self._channel = grpc.insecure_channel(address)
+        self._token = token
+        self.acknowledged: list[str] = []
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        stub = ingest_pb2_grpc.IngestServiceStub(self._channel)
+        batch = 0
+        while not self.stopping.is_set():
+            ids = [f"b{batch}-{i}" for i in range(50)]
+            body = json.dumps({"batch": [{"type": "identify", "userId": f"u{batch}-{i}", "messageId": m}
+                                         for i, m in enumerate(ids)]}).encode()
+            reply = stub.BatchJson(ingest_pb2.BatchJsonRequest(body=body), metadata=bearer(self._token))
+            assert reply.accepted_count == 50
+            self.acknowledged += ids
+            batch += 1
+        self._channel.close()
+
+
+def test_backup_under_load_restores_every_acknowledged_call(tmp_path: Path) -> None:
+    """Calls keep coming while the backup runs; the restored database starts a server that
+    answers for every call acknowledged before the backup began."""
+    db = tmp_path / "live" / "audiences.db"
+    server = ServerProcess(db)
+    sender = _Sender(server.address, server.tokens["write"])
+    try:
+        sender.start()
+        while len(sender.acknowledged) < 500:
+            sender.join(0.02)
+        before = list(sender.acknowledged)
+        copy = tmp_path / "audiences-backup.db"
+        made = _command("backup", str(copy), "--db", str(db))
+        assert made.returncode == 0, made.stderr
+        assert len(sender.acknowledged) > len(before)  # ingestion went on while it ran
+        with pytest.raises(OSError, match="a server is running"):
+            _run("restore", str(copy), "--db", str(db))
+    finally:
+        sender.stopping.set()
+        sender.join(30)
+        server.stop()
+    restored = tmp_path / "restored" / "audiences.db"
+    restored.parent.mkdir()
+    shutil.copy(db.parent / "credentials.json", restored.parent / "credentials.json")
+    assert _run("restore", str(copy), "--db", str(restored)).startswith("restored")
+    conn = apsw.Connection(str(restored), flags=apsw.SQLITE_OPEN_READONLY)
+    stored = {r[0] for r in conn.execute("SELECT message_id FROM events")}
+    conn.close()
+    assert set(before) <= stored
+    again = ServerProcess(restored)
+    try:
+        channel = grpc.insecure_channel(again.address)
+        reply = profiles_pb2_grpc.ProfilesServiceStub(channel).ListExternalIds(profiles_pb2.ListExternalIdsRequest(
+            profile=common_pb2.ProfileRef(collection=common_pb2.COLLECTION_USERS, id="user_id:u0-0")),
+            metadata=bearer(again.tokens["read"]))
+        assert [(i.type, i.value) for i in reply.external_ids] == [("user_id", "u0-0")]
+        channel.close()
+    finally:
+        assert again.stop() == 0
+
+
+def test_db_commands_read_tables_rows_and_exports(tmp_path: Path) -> None:
+    """`db tables` lists tables with counts; `db rows` filters by column with values bound and
+    blanks token hashes; `db export` writes CSV; a table that does not exist is named."""
+    db = tmp_path / "audiences.db"
+    engine = Engine(Settings(db=db))
+    engine.auth.create_space("shop", 0)
+    engine.auth.create_token("shop", "read", 0, "bi")
+    engine.close()
+    listed = dict(line.split("\t")[:2] for line in _run("db", "tables", "--db", str(db)).splitlines())
+    assert (listed["spaces"], listed["tokens"]) == ("1", "1")
+    rows = [json.loads(r) for r in _run("db", "rows", "tokens", "--where", "label=bi", "--db", str(db)).splitlines()]
+    assert [(r["scope"], r["token_hash"]) for r in rows] == [("read", "(redacted)")]
+    assert _run("db", "rows", "tokens", "--where", "label=x' OR '1'='1", "--db", str(db)) == ""
+    out = tmp_path / "spaces.csv"
+    _run("db", "export", "spaces", "-o", str(out), "--db", str(db))
+    assert out.read_text().splitlines()[0] == "space_id,name,created_ms,event_retention_ms"
+    with pytest.raises(ValueError, match="no table 'nope'"):
+        _run("db", "rows", "nope", "--db", str(db))
+
+
+def test_local_tokens_list_and_revoke(tmp_path: Path) -> None:
+    """`tokens list` shows a space's tokens without secrets; `tokens revoke` revokes one by id."""
+    db = tmp_path / "audiences.db"
+    engine = Engine(Settings(db=db))
+    engine.auth.create_space("shop", 0)
+    issued = engine.auth.create_token("shop", "write", 0, "checkout")
+    engine.close()
+    revoked = _command("tokens", "revoke", issued.token_id, "--db", str(db))
+    assert revoked.stdout == f"revoked {issued.token_id} (write token of shop)\n"
+    listed = _command("tokens", "list", "--space", "shop", "--db", str(db)).stdout.split("\t")
+    assert (listed[0], listed[1], listed[2], listed[-1]) == (issued.token_id, "write", "checkout", "revoked\n")
+    assert issued.token not in "\t".join(listed)
