@@ -13,7 +13,7 @@ NPM_STAMP := $(TS)/node_modules/.installed-stamp
 $(STAMP): pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e clients/python -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -46,7 +46,7 @@ fmt: $(STAMP)
 
 # The benchmarks also need the `bench` extras (DuckDB, for baselines); `make test` does not.
 $(BENCH_STAMP): $(STAMP)
-	$(PY) -m pip install --quiet -e clients/python -e '.[dev,bench]'
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	touch $(BENCH_STAMP)
 
 # The whole suite (bench/suite.py): every figure of BENCHMARKS.md against its baseline and target,

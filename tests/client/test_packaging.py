@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -51,3 +52,26 @@ def test_client_installs_alone_into_a_fresh_virtualenv(tmp_path: Path) -> None:
     helped = subprocess.run([str(venv / "bin" / "audiences"), "--help"], env=env, capture_output=True, text=True,
                             check=True)
     assert "COMMAND" in helped.stdout
+
+
+@pytest.mark.packaging
+@pytest.mark.timeout(300)
+def test_the_server_distribution_carries_the_client(tmp_path: Path) -> None:
+    """`pip install .` from a checkout needs nothing outside it: the server's wheel holds the
+    `audiences` package and both commands, and requires no separate client distribution."""
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+                            "-w", str(tmp_path), str(ROOT)], capture_output=True, text=True, check=False)
+    assert built.returncode == 0, built.stderr
+    (wheel,) = tmp_path.glob("audiences_server-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        info = next(n for n in names if n.endswith(".dist-info/METADATA"))
+        metadata = archive.read(info).decode()
+        scripts = archive.read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
+    assert {"audiences/__init__.py", "audiences/cli.py", "audiences/v1/ingest_pb2.py",
+            "audiences_server/server.py"} <= names
+    requires = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
+    assert requires
+    assert not [line for line in requires if "audiences-client" in line]
+    assert "audiences = audiences.cli:main" in scripts
+    assert "audiences-server = audiences_server.cli:main" in scripts
