@@ -64,7 +64,7 @@ class Engine:
         self.computations = Computations(self.writer, self.readers, self.clock, self.evaluator)
         self.page_tokens = PageTokens(server_key(self.readers.get(), "page_token"))
         retention_ms = settings.history_retention_days * 86_400_000
-        self.explainer = Explainer(self.readers, self.clock, self.evaluator, retention_ms)
+        self.explainer = Explainer(self.readers, self.clock, retention_ms)
         self.history = History(self.readers, self.clock, self.page_tokens, retention_ms)
         self.versions = Versions(self.writer, self.readers, self.clock, self.page_tokens)
         self.profile_reads = ProfileReads(self.readers, self.page_tokens)

@@ -11,6 +11,7 @@ profile was waiting for a tick (`pending`).
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +22,6 @@ from audiences_server.core import ql
 from audiences_server.core.ql.explain import Explanation, explain
 from audiences_server.core.ql.reasons import iso, summary
 from audiences_server.engine.clock import Clock
-from audiences_server.engine.evaluator import Evaluator
 from audiences_server.engine.profile_reads import _find
 from audiences_server.engine.registry import Compiled, Registry, compile_row
 from audiences_server.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
@@ -71,11 +71,20 @@ class Explained:
 class Explainer:
     """Explains stored values, reading on a snapshot; changes nothing."""
 
-    def __init__(self, readers: Readers, clock: Clock, evaluator: Evaluator, retention_ms: int) -> None:
+    def __init__(self, readers: Readers, clock: Clock, retention_ms: int) -> None:
         self._readers = readers
         self._clock = clock
-        self._evaluator = evaluator
         self._retention_ms = retention_ms
+        # The definitions compiled, kept while none changes (the evaluator's own are its thread's).
+        self._registry: tuple[str, Registry] | None = None
+        self._lock = threading.Lock()
+
+    def _compiled(self, conn: apsw.Connection) -> Registry:
+        version = store.state_version(conn)
+        with self._lock:
+            if self._registry is None or self._registry[0] != version:
+                self._registry = (version, Registry(store.computations(conn)))
+            return self._registry[1]
 
     def explain(self, space_id: int, collection: str, key: str, address: str, at_ms: int | None,
                 limit: int = 0) -> Explained:
@@ -93,7 +102,7 @@ class Explainer:
             if row is None:
                 raise NotFound(f"definition {key!r} not found in {collection}", reason="NOT_FOUND")
             pid, _ = _find(conn, space_id, collection, address)
-            registry = self._evaluator.registry(conn)
+            registry = self._compiled(conn)
             comp = registry.by_id.get(row.computation_id) or compile_row(row)
             return _Reading(conn, registry, comp, at, now).explain(pid, limit or DEFAULT_LIMIT, self._retention_ms)
 
