@@ -1,4 +1,4 @@
-"""A deleted profile leaves no membership history behind; the size series keeps its counts."""
+"""A deleted profile leaves no membership history behind; the size series counts its exit."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ USERS = common_pb2.COLLECTION_USERS
 
 
 def test_a_deleted_profile_s_history_goes_with_it(site: Site) -> None:
-    """ada's entry is listed before her deletion and gone after it; bob's stays."""
+    """ada's entry is listed before her deletion and gone after it; bob's stays; the size series
+    counts both entries and her exit, and ends at the size now."""
     site.send({"type": "identify", "userId": "ada", "traits": {"plan": "pro"}},
               {"type": "identify", "userId": "bob", "traits": {"plan": "pro"}})
     site.define("pro", "trait('plan') = 'pro'")
@@ -38,3 +39,7 @@ def test_a_deleted_profile_s_history_goes_with_it(site: Site) -> None:
     wait_for(complete, timeout=20, what="the deletion to complete")
     assert listed() == ["bob"]
     assert site.running.query("SELECT count(*) FROM membership_history WHERE profile_id = ?", (ada,)) == [(0,)]
+    series = site.running.admin.GetSizeHistory(admin_pb2.GetSizeHistoryRequest(
+        collection=USERS, key="pro", interval=admin_pb2.SIZE_INTERVAL_DAILY), metadata=site.as_("admin"))
+    assert (sum(p.entered_count for p in series.points), sum(p.exited_count for p in series.points)) == (2, 1)
+    assert series.points[-1].size == series.current_size == 1

@@ -29,6 +29,7 @@ from audiences_server.engine.suppression import Suppressions
 from audiences_server.errors import FieldViolation, InvalidArgument, NotFound
 from audiences_server.store import deletions as store
 from audiences_server.store import evaluation as evaluation_store
+from audiences_server.store import history as history_store
 from audiences_server.store import profile_reads, suppressions
 from audiences_server.store.db import Readers
 from audiences_server.store.deletions import DeletionRow
@@ -122,6 +123,7 @@ class Deletions:
         for member in store.family(conn, row.profile_id):
             store.forget_evaluation(conn, member)
         written = store.changes_since(conn, mark)
+        history_store.capture(conn, mark)  # the exits count in the size series as the evaluator's do
         store.record_exits(conn, row.deletion_id, {**row.exits, **written}, store.count_changes_since(conn, mark))
 
     def _notify(self) -> None:
