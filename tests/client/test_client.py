@@ -227,7 +227,7 @@ def test_tokens_resolve_from_arguments_environment_then_file(tmp_path: Path) -> 
     env = {"AUDIENCES_CREDENTIALS_FILE": str(creds), "AUDIENCES_READ_TOKEN": "er"}
     assert resolve(environ=env).tokens == {"write": "fw", "read": "er", "admin": "fa"}
     assert resolve(admin_token="aa", environ=env).tokens["admin"] == "aa"
-    assert resolve(token="one", environ=env).tokens == {"write": "one", "read": "one", "admin": "one"}
+    assert resolve(token="one", environ=env).tokens == dict.fromkeys(("write", "read", "admin", "operator"), "one")
     assert resolve(token={"write": "w"}, environ=env).tokens["write"] == "w"
     assert resolve(environ=env).address == "127.0.0.1:50051"
     assert resolve(environ={**env, "AUDIENCES_ADDRESS": "h:1"}).address == "h:1"

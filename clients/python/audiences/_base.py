@@ -19,6 +19,8 @@ from audiences.v1 import (
     common_pb2,
     ingest_pb2,
     ingest_pb2_grpc,
+    operator_pb2,
+    operator_pb2_grpc,
     profiles_pb2,
     profiles_pb2_grpc,
     sync_pb2,
@@ -89,13 +91,14 @@ _SERVICES = (
     profiles_pb2.DESCRIPTOR.services_by_name["ProfilesService"],
     admin_pb2.DESCRIPTOR.services_by_name["AudienceAdminService"],
     sync_pb2.DESCRIPTOR.services_by_name["SyncService"],
+    operator_pb2.DESCRIPTOR.services_by_name["OperatorService"],
 )
 _IDEMPOTENT = ("Get", "List", "Validate", "Preview")
 
 
 def idempotent_methods() -> list[tuple[str, str]]:
     """The RPCs safe to send twice, as (service, method): every unary Get*, List*, Validate* and
-    Preview* of the four services (reads; a write is never retried by the channel)."""
+    Preview* of the five services (reads; a write is never retried by the channel)."""
     return [
         (service.full_name, method.name)
         for service in _SERVICES
@@ -172,6 +175,7 @@ class Base:
         self.admin_stub = admin_pb2_grpc.AudienceAdminServiceStub(self.channel)
         self.profiles_stub = profiles_pb2_grpc.ProfilesServiceStub(self.channel)
         self.sync_stub = sync_pb2_grpc.SyncServiceStub(self.channel)
+        self.operator_stub = operator_pb2_grpc.OperatorServiceStub(self.channel)
 
     def _metadata(self, scope: str) -> tuple[tuple[str, str], ...]:
         token = self.tokens.get(scope)

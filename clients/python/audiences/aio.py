@@ -49,6 +49,7 @@ from audiences.v1 import (
     common_pb2,
     ingest_pb2,
     ingest_pb2_grpc,
+    operator_pb2_grpc,
     profiles_pb2_grpc,
     sync_pb2,
     sync_pb2_grpc,
@@ -106,6 +107,7 @@ class AsyncClient(Client):
         self.admin_stub = admin_pb2_grpc.AudienceAdminServiceStub(self.aio_channel)
         self.profiles_stub = profiles_pb2_grpc.ProfilesServiceStub(self.aio_channel)
         self.sync_stub = sync_pb2_grpc.SyncServiceStub(self.aio_channel)
+        self.operator_stub = operator_pb2_grpc.OperatorServiceStub(self.aio_channel)
         self._last: PendingCall | None = None
 
     async def __aenter__(self) -> AsyncClient:

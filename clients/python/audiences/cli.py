@@ -2,8 +2,8 @@
 
 The address and tokens come from flags, then the environment (`AUDIENCES_ADDRESS`,
 `AUDIENCES_TOKEN`, `AUDIENCES_WRITE_TOKEN`, `AUDIENCES_READ_TOKEN`, `AUDIENCES_ADMIN_TOKEN`,
-`AUDIENCES_CREDENTIALS_FILE`), then the `var/credentials.json` the server wrote on first start,
-so on a fresh `make run` no flag is needed. Tables for people; `--json` for scripts.
+`AUDIENCES_OPERATOR_TOKEN`, `AUDIENCES_CREDENTIALS_FILE`), then the `var/credentials.json` the
+server wrote on first start, so on a fresh `make run` no flag is needed. Tables for people; `--json` for scripts.
 
 Exit status: 0 done, 1 the server refused (or a definition is invalid), 2 bad usage, 3 the
 server cannot be reached.
@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import grpc
 
-from audiences import _cli_computations, _cli_events, _cli_insight, _cli_profiles, _cli_sync
+from audiences import _cli_computations, _cli_events, _cli_insight, _cli_operator, _cli_profiles, _cli_sync
 from audiences.client import Client
 from audiences.errors import AudiencesError
 
@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--address", help="server host:port (env AUDIENCES_ADDRESS, default 127.0.0.1:50051)")
     parser.add_argument("--token", help="one token for every scope (env AUDIENCES_TOKEN)")
-    for scope in ("write", "read", "admin"):
+    for scope in ("write", "read", "admin", "operator"):
         parser.add_argument(f"--{scope}-token", help=f"the `{scope}` token (env AUDIENCES_{scope.upper()}_TOKEN)")
     parser.add_argument(
         "--credentials-file",
@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     _cli_computations.register(commands)
     _cli_profiles.register(commands)
     _cli_sync.register(commands)
+    _cli_operator.register(commands)
     _accept_json_anywhere(commands)
     _cli_insight.register(commands)
     return parser
@@ -78,6 +79,7 @@ def _client(args: argparse.Namespace) -> Client:
         write_token=args.write_token,
         read_token=args.read_token,
         admin_token=args.admin_token,
+        operator_token=args.operator_token,
         credentials_file=args.credentials_file,
         timeout=args.timeout,
         tls_ca_file=args.tls_ca_file,

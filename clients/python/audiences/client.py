@@ -25,6 +25,7 @@ from audiences import messages
 from audiences._admin import AdminMethods
 from audiences._base import tls_credentials
 from audiences._insight import InsightMethods
+from audiences._operator import OperatorMethods
 from audiences._profiles import ProfileMethods
 from audiences._sync import SyncMethods
 from audiences.batching import Batcher, BatchStats, OverflowPolicy, Undelivered, encode, json_default
@@ -45,7 +46,7 @@ _UNARY = {
 }
 
 
-class Client(AdminMethods, InsightMethods, ProfileMethods, SyncMethods):
+class Client(AdminMethods, InsightMethods, ProfileMethods, SyncMethods, OperatorMethods):
     """A connection to an Audiences server.
 
     Tracking calls (`track`, `identify`, `page`, `screen`, `group`, `alias`) are queued and sent
@@ -63,6 +64,7 @@ class Client(AdminMethods, InsightMethods, ProfileMethods, SyncMethods):
         write_token: str | None = None,
         read_token: str | None = None,
         admin_token: str | None = None,
+        operator_token: str | None = None,
         credentials_file: str | os.PathLike[str] | None = None,
         timeout: float | None = 30.0,
         channel_credentials: grpc.ChannelCredentials | None = None,
@@ -82,10 +84,12 @@ class Client(AdminMethods, InsightMethods, ProfileMethods, SyncMethods):
 
         Args:
             address: `host:port`; default `AUDIENCES_ADDRESS`, else `127.0.0.1:50051`.
-            token: One token for every scope, or a mapping scope → token (`write`, `read`, `admin`).
+            token: One token for every scope, or a mapping scope → token (`write`, `read`, `admin`,
+                `operator`).
             write_token: The token for tracking calls; wins over `token`.
             read_token: The token for profile reads; wins over `token`.
             admin_token: The token for audiences, traits and destinations; wins over `token`.
+            operator_token: The token for spaces, tokens and profile deletions; wins over `token`.
             credentials_file: The `credentials.json` the server wrote on first start; tokens
                 not given otherwise are read from it (default `var/credentials.json`).
             timeout: Seconds each blocking call may take; None for no limit.
@@ -115,6 +119,7 @@ class Client(AdminMethods, InsightMethods, ProfileMethods, SyncMethods):
             write_token=write_token,
             read_token=read_token,
             admin_token=admin_token,
+            operator_token=operator_token,
             credentials_file=credentials_file,
         )
         tls_files = (

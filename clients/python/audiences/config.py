@@ -7,10 +7,10 @@ environment, then the credentials file the server writes on its first start.
 | --- | --- | --- |
 | address | `AUDIENCES_ADDRESS` | `127.0.0.1:50051` |
 | one token for every scope | `AUDIENCES_TOKEN` | |
-| a scope's token | `AUDIENCES_WRITE_TOKEN`, `AUDIENCES_READ_TOKEN`, `AUDIENCES_ADMIN_TOKEN` | |
+| a scope's token | `AUDIENCES_<SCOPE>_TOKEN`: `WRITE`, `READ`, `ADMIN`, `OPERATOR` | |
 | credentials file | `AUDIENCES_CREDENTIALS_FILE` | beside `AUDIENCES_DB`, else `var/credentials.json` |
 
-The credentials file holds `{"space": ..., "tokens": {"write": ..., "read": ..., "admin": ...}}`.
+The credentials file holds `{"space": ..., "tokens": {"write": ..., "read": ..., "admin": ..., "operator": ...}}`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 __all__ = ["DEFAULT_ADDRESS", "SCOPES", "Resolved", "credentials_path", "resolve"]
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
-SCOPES = ("write", "read", "admin")
+SCOPES = ("write", "read", "admin", "operator")
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,7 @@ def resolve(
     write_token: str | None = None,
     read_token: str | None = None,
     admin_token: str | None = None,
+    operator_token: str | None = None,
     credentials_file: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Resolved:
@@ -75,6 +76,7 @@ def resolve(
         write_token: The `write` token (IngestService); wins over `token`.
         read_token: The `read` token (ProfilesService); wins over `token`.
         admin_token: The `admin` token (AudienceAdminService, SyncService); wins over `token`.
+        operator_token: The `operator` token (OperatorService); wins over `token`.
         credentials_file: The file the server bootstrapped; read only for scopes still missing.
         environ: The environment to read (default `os.environ`).
     """
@@ -82,7 +84,7 @@ def resolve(
     tokens: dict[str, str] = {}
     path = credentials_path(credentials_file, env)
     from_file = _file_tokens(path)
-    explicit = {"write": write_token, "read": read_token, "admin": admin_token}
+    explicit = {"write": write_token, "read": read_token, "admin": admin_token, "operator": operator_token}
     for scope in SCOPES:
         candidates = [
             explicit[scope],
