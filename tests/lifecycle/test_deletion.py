@@ -14,7 +14,7 @@ from audiences.v1 import admin_pb2, common_pb2, ingest_pb2, operator_pb2, profil
 from google.protobuf import duration_pb2
 
 from tests.conftest import error_reason
-from tests.http.conftest import basic
+from tests.http.conftest import basic, send
 from tests.lifecycle.conftest import Site
 from tests.sync.conftest import Receiver, connect, wait_for, webhook
 from tests.test_metrics import scrape, value
@@ -130,9 +130,12 @@ def test_delete_and_suppress(site: Site, receiver: Receiver) -> None:
         site.running.ingest.Track(ingest_pb2.TrackRequest(track=tracking_pb2.Track(user_id="ada", event="X")),
                                   metadata=site.as_("write"))
     assert error_reason(refused.value) == "SUPPRESSED"
+    over_http = send(f"{site.running.http_url}/v1/track", b'{"userId": "ada", "event": "X"}',
+                     basic(site.tokens["write"]))
+    assert (over_http.status, over_http.body["code"]) == (400, "SUPPRESSED")
     after = scrape(site.running)
     counted = ("audiences_messages_total", {"outcome": "rejected", "reason": "suppressed"})
-    assert value(after, counted[0], **counted[1]) - before.get((counted[0], tuple(sorted(counted[1].items()))), 0) == 2
+    assert value(after, counted[0], **counted[1]) - before.get((counted[0], tuple(sorted(counted[1].items()))), 0) == 3
     assert site.running.query("SELECT count(*) FROM identifiers WHERE space_id = ? AND id_value IN ('ada', 'ada@x.io')",
                               (site.space_id,)) == [(0,)]
     audit = site.running.admin.ListAuditEntries(admin_pb2.ListAuditEntriesRequest(target_type="profile"),
