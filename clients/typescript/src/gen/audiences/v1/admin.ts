@@ -1670,21 +1670,23 @@ export interface AuditEntry {
   actionTime:
     | Date
     | undefined;
-  /** The label of the admin token that did it (empty for an unlabelled token). */
+  /** The label of the admin (or operator) token that did it (empty for an unlabelled token). */
   actor: string;
   /**
    * What was done: `create`, `update`, `delete`, `enable`, `disable`, `connect`, `disconnect`,
-   * `update_connection`, `redrive`, `update_identity_rule`.
+   * `update_connection`, `redrive`, `update_identity_rule`; `revoke` (a token).
    */
   action: string;
   /**
    * What it was done to: `audience`, `computed_trait`, `destination`, `connection`,
-   * `dead_letters`, `identity_rule`.
+   * `dead_letters`, `identity_rule`; for OperatorService actions `space`, `token`, `profile`
+   * (a deletion), `suppression`.
    */
   targetType: string;
   /**
    * Which one: a key, a destination key, `destination/key` for a connection and its dead
-   * letters, an identifier type.
+   * letters, an identifier type; a space's name, a token's id, a deleted profile's id (`prf_…`),
+   * `collection/type` of a lifted suppression.
    */
   target: string;
   /** The details: the fields changed, the version made, how many letters were redriven, … */
