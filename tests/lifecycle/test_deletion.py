@@ -193,3 +193,26 @@ def test_suppression_is_listed_and_can_be_lifted(site: Site) -> None:
             external_id=common_pb2.ExternalId(type="user_id", value="dee", collection=USERS)),
             metadata=site.as_("operator"))
     assert error_reason(missing.value) == "SUPPRESSION_NOT_FOUND"
+
+
+def test_deleting_users_and_accounts_moves_account_audiences(site: Site) -> None:
+    """A deleted user no longer counts for its account's audience (the account exits at the next
+    tick); a deleted account leaves its users, whose links to it are gone."""
+    site.send({"type": "identify", "userId": "u1", "traits": {"plan": "pro"}},
+              {"type": "group", "userId": "u1", "groupId": "acme"},
+              {"type": "group", "userId": "u2", "groupId": "acme"},
+              {"type": "group", "userId": "u2", "groupId": "globex"})
+    site.define("pro", "trait('plan') = 'pro'")
+    site.define("pro_accounts", "ANY trait('pro') = true", collection="accounts")
+    site.tick()
+    assert site.member_ids("pro_accounts", "accounts") == {"group_id:acme"}
+    _finished(site, _delete(site, "user_id:u1", delivery_timeout=duration_pb2.Duration()).deletion_id)
+    site.tick()
+    assert site.member_ids("pro_accounts", "accounts") == set()
+    request = operator_pb2.DeleteProfileRequest(profile=common_pb2.ProfileRef(
+        collection=common_pb2.COLLECTION_ACCOUNTS, id="group_id:acme"), delivery_timeout=duration_pb2.Duration())
+    deletion = site.operator.DeleteProfile(request, metadata=site.as_("operator")).deletion
+    _finished(site, deletion.deletion_id)
+    links = site.running.profiles.ListLinks(profiles_pb2.ListLinksRequest(
+        profile=common_pb2.ProfileRef(collection=USERS, id="user_id:u2")), metadata=site.as_("read")).links
+    assert [link.profile.external_ids[0].value for link in links] == ["globex"]
