@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import grpc
 import pytest
 from audiences.v1 import admin_pb2, common_pb2, ingest_pb2, operator_pb2, profiles_pb2, sync_pb2, tracking_pb2
-from google.protobuf import duration_pb2
+from google.protobuf import duration_pb2, field_mask_pb2
 
 from tests.conftest import error_reason
 from tests.http.conftest import basic, send
@@ -216,3 +216,19 @@ def test_deleting_users_and_accounts_moves_account_audiences(site: Site) -> None
     links = site.running.profiles.ListLinks(profiles_pb2.ListLinksRequest(
         profile=common_pb2.ProfileRef(collection=USERS, id="user_id:u2")), metadata=site.as_("read")).links
     assert [link.profile.external_ids[0].value for link in links] == ["globex"]
+
+
+def test_values_of_a_disabled_definition_do_not_hold_a_deletion(site: Site) -> None:
+    """A profile with a value in a disabled audience (which sends nothing) is deleted at once,
+    with no exit recorded for it."""
+    site.send({"type": "identify", "userId": "eve", "traits": {"plan": "pro"}})
+    site.define("pro", "trait('plan') = 'pro'")
+    site.tick()
+    site.running.admin.UpdateAudience(admin_pb2.UpdateAudienceRequest(
+        audience=admin_pb2.Audience(key="pro", collection=USERS, enabled=False),
+        update_mask=field_mask_pb2.FieldMask(paths=["enabled"])), metadata=site.as_("admin"))
+    values = "SELECT count(*) FROM computed_values v JOIN computations c USING (computation_id) WHERE c.space_id = ?"
+    assert site.running.query(values, (site.space_id,)) == [(1,)]
+    done = _finished(site, _delete(site, "user_id:eve").deletion_id)
+    assert done.exits_recorded == 0
+    assert site.running.query(values, (site.space_id,)) == [(0,)]

@@ -171,8 +171,12 @@ class Deletions:
         return removed
 
     def _remove(self, conn: apsw.Connection, row: DeletionRow, now: int) -> bool:
-        """Removes the profile; or, should it have a value again, records those exits instead."""
-        if evaluation_store.values_of_profile(conn, row.profile_id) and now < row.deadline_ms:
+        """Removes the profile; or, should the evaluator have given it a value again, records
+        those exits instead (values of disabled or failed definitions, which the evaluator does
+        not maintain and no exit was sent for, simply go with it)."""
+        live = self._evaluator.registry(conn).by_id
+        again = [cid for cid in evaluation_store.values_of_profile(conn, row.profile_id) if cid in live]
+        if again and now < row.deadline_ms:
             self._exit(conn, row, now)  # it entered again meanwhile: that exit is delivered first
             return False
         left = store.unqueued(conn, row.exits) + store.undelivered(conn, row.space_id, [row.profile_id])
