@@ -77,10 +77,35 @@ def _tokens_check(query: Callable[..., list[tuple[object, ...]]]) -> None:
     assert query("SELECT event_retention_ms FROM spaces WHERE space_id = 1") == [(None,)]
 
 
+def _kinds_fixture(conn: apsw.Connection) -> None:
+    conn.execute("INSERT INTO destinations (destination_id, space_id, key, public_id, name, kind, enabled, config,"
+                 " policy, feed_acked, created_ms, updated_ms) VALUES (3, 1, 'hook', 'dst_1', 'Hook', 'webhook', 1,"
+                 " '{\"url\": \"http://h/\"}', '{}', 0, 100, 200)")
+    conn.execute("INSERT INTO connections (connection_id, destination_id, computation_id, options, phase, cursor,"
+                 " snapshot_after, delivered_count, last_error, created_ms, updated_ms)"
+                 " VALUES (4, 3, 9, '{}', 'LIVE', 12, 40, 7, 'HTTP 500', 100, 300)")
+    conn.execute("INSERT INTO deliveries (connection_id, destination_id, profile_id, message_id, record, state,"
+                 " next_ms, created_ms) VALUES (4, 3, 40, 'syn_1', '{}', 'pending', 0, 400)")
+
+
+def _kinds_check(query: Callable[..., list[tuple[object, ...]]]) -> None:
+    assert query("SELECT destination_id, key, public_id, kind, config, updated_ms FROM destinations") == [
+        (3, "hook", "dst_1", "webhook", '{"url": "http://h/"}', 200)]
+    assert query("SELECT connection_id, destination_id, computation_id, phase, cursor, snapshot_after,"
+                 " delivered_count, last_error FROM connections") == [(4, 3, 9, "LIVE", 12, 40, 7, "HTTP 500")]
+    assert query("SELECT connection_id, message_id FROM deliveries") == [(4, "syn_1")]
+    schema = str(query("SELECT sql FROM sqlite_master WHERE name = 'destinations'")[0][0])
+    assert "CHECK" not in schema
+    references = query("SELECT \"table\" FROM pragma_foreign_key_list('connections')")
+    assert references == [("destinations",)]
+    assert query("SELECT name FROM sqlite_master WHERE name = 'connections_by_computation'")
+
+
 # Each migration that rebuilds a table: the rows written at the version before it, and what must hold after.
 REBUILDS: dict[str, tuple[Callable[[apsw.Connection], None], Callable[..., None]]] = {
     "0010_unlinks": (_unlinks_fixture, _unlinks_check),
     "0015_operator_and_lifecycle": (_tokens_fixture, _tokens_check),
+    "0016_destination_kinds": (_kinds_fixture, _kinds_check),
 }
 
 

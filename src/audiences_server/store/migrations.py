@@ -608,3 +608,57 @@ def _operator_and_lifecycle(conn: apsw.Connection) -> None:
             through_record INTEGER NOT NULL
         );
     """)
+
+
+@migration("0016_destination_kinds")
+def _destination_kinds(conn: apsw.Connection) -> None:
+    # A destination's kind is data the engine's registry interprets: `destinations` is rebuilt
+    # without the CHECK that listed the kinds, so a new kind needs no migration. `connections`
+    # references `destinations` and foreign keys are on (and cannot be turned off inside the
+    # migration's transaction), so it is copied aside, dropped and rebuilt as it was.
+    conn.execute("""
+        CREATE TABLE destinations_0016 (
+            destination_id INTEGER PRIMARY KEY,
+            space_id INTEGER NOT NULL,
+            key TEXT NOT NULL,
+            public_id TEXT NOT NULL UNIQUE,
+            name TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            enabled INTEGER NOT NULL,
+            config TEXT NOT NULL,
+            policy TEXT NOT NULL,
+            feed_acked INTEGER NOT NULL DEFAULT 0,
+            created_ms INTEGER NOT NULL,
+            updated_ms INTEGER NOT NULL,
+            UNIQUE (space_id, key)
+        );
+        INSERT INTO destinations_0016 SELECT destination_id, space_id, key, public_id, name, kind, enabled, config,
+            policy, feed_acked, created_ms, updated_ms FROM destinations;
+        CREATE TEMP TABLE connections_0016 AS SELECT * FROM connections;
+        DROP TABLE connections;
+        DROP TABLE destinations;
+        ALTER TABLE destinations_0016 RENAME TO destinations;
+        CREATE TABLE connections (
+            connection_id INTEGER PRIMARY KEY,
+            destination_id INTEGER NOT NULL REFERENCES destinations(destination_id),
+            computation_id INTEGER NOT NULL,
+            options TEXT NOT NULL,
+            phase TEXT NOT NULL CHECK (phase IN ('INITIAL_SYNC', 'LIVE')),
+            cursor INTEGER NOT NULL,
+            snapshot_after INTEGER NOT NULL DEFAULT 0,
+            delivered_count INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT NOT NULL DEFAULT '',
+            last_error_ms INTEGER,
+            last_delivery_ms INTEGER,
+            written_cursor INTEGER NOT NULL DEFAULT -1,
+            written_ms INTEGER NOT NULL DEFAULT 0,
+            created_ms INTEGER NOT NULL,
+            updated_ms INTEGER NOT NULL,
+            UNIQUE (destination_id, computation_id)
+        );
+        INSERT INTO connections SELECT connection_id, destination_id, computation_id, options, phase, cursor,
+            snapshot_after, delivered_count, last_error, last_error_ms, last_delivery_ms, written_cursor, written_ms,
+            created_ms, updated_ms FROM temp.connections_0016;
+        DROP TABLE temp.connections_0016;
+        CREATE INDEX connections_by_computation ON connections(computation_id);
+    """)
