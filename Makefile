@@ -20,7 +20,7 @@ run: $(STAMP)
 	$(VENV)/bin/audiences-server serve
 
 test: $(STAMP) gen-check lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 	$(MAKE) test-ts
 
 # The TypeScript client's tests (compiled by tsc, run by Node's test runner) against a real server.
