@@ -263,8 +263,9 @@ export interface ProfileDeletion {
    */
   exitsRecorded: number;
   /**
-   * Queued deliveries and feed records of the profile that were still not delivered (or not
-   * read by the feed's consumer) when the wait for them ended; dropped with the profile.
+   * Exits not delivered when the wait for them ended, dropped with the profile: the profile's
+   * queued deliveries and unread feed records, and the connections that had not yet taken its
+   * exits from the change outbox.
    */
   exitsUndelivered: number;
   /** Events deleted. */
@@ -422,8 +423,9 @@ export interface DeleteProfileRequest {
   suppress: boolean;
   /**
    * How long to wait for the profile's exits to be delivered (to webhook and Segment
-   * destinations, and read by each change feed's consumer) before deleting its data anyway:
-   * default 1 hour, at most 30 days; zero deletes as soon as the exits are queued.
+   * destinations, written to CSV files, and read by each change feed's consumer) before deleting
+   * its data anyway: default 1 hour, at most 30 days. Zero does not wait: the data goes at once,
+   * and exits not delivered by then are dropped with it (counted in `exits_undelivered`).
    */
   deliveryTimeout: Duration | undefined;
 }
