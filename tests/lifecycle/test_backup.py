@@ -72,6 +72,7 @@ def test_backup_under_load_restores_every_acknowledged_call(tmp_path: Path) -> N
     try:
         sender.start()
         while len(sender.acknowledged) < 500:
+            assert sender.is_alive(), "the sender stopped"
             sender.join(0.02)
         before = list(sender.acknowledged)
         copy = tmp_path / "audiences-backup.db"
