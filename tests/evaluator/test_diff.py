@@ -54,7 +54,7 @@ def new_texts(draw: st.DrawFn, kind: str, collection: str) -> str:
 
 
 @settings(
-    max_examples=int(os.environ.get("DIFF_EXAMPLES", "40")),
+    max_examples=int(os.environ.get("DIFF_EXAMPLES", "30")),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

@@ -109,7 +109,7 @@ steps = st.lists(
 
 
 @settings(
-    max_examples=int(os.environ.get("HISTORY_EXAMPLES", "40")),
+    max_examples=int(os.environ.get("HISTORY_EXAMPLES", "30")),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

@@ -75,16 +75,18 @@ class Explainer:
         self._readers = readers
         self._clock = clock
         self._retention_ms = retention_ms
-        # The definitions compiled, kept while none changes (the evaluator's own are its thread's).
-        self._registry: tuple[str, Registry] | None = None
+        # Each space's definitions compiled, kept while none changes (the evaluator's own are its thread's).
+        self._registries: dict[int, tuple[tuple[Any, ...], Registry]] = {}
         self._lock = threading.Lock()
 
-    def _compiled(self, conn: apsw.Connection) -> Registry:
-        version = store.state_version(conn)
+    def _compiled(self, conn: apsw.Connection, space_id: int) -> Registry:
+        rows = store.computations(conn, space_id)
+        version = tuple((r.computation_id, r.version, r.enabled, r.status) for r in rows)
         with self._lock:
-            if self._registry is None or self._registry[0] != version:
-                self._registry = (version, Registry(store.computations(conn)))
-            return self._registry[1]
+            kept = self._registries.get(space_id)
+            if kept is None or kept[0] != version:
+                kept = self._registries[space_id] = (version, Registry(rows))
+            return kept[1]
 
     def explain(self, space_id: int, collection: str, key: str, address: str, at_ms: int | None,
                 limit: int = 0) -> Explained:
@@ -102,7 +104,7 @@ class Explainer:
             if row is None:
                 raise NotFound(f"definition {key!r} not found in {collection}", reason="NOT_FOUND")
             pid, _ = _find(conn, space_id, collection, address)
-            registry = self._compiled(conn)
+            registry = self._compiled(conn, space_id)
             comp = registry.by_id.get(row.computation_id) or compile_row(row)
             return _Reading(conn, registry, comp, at, now).explain(pid, limit or DEFAULT_LIMIT, self._retention_ms)
 
