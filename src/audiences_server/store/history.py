@@ -56,22 +56,28 @@ def capture(conn: apsw.Connection, after: int) -> None:
 
 def prune(conn: apsw.Connection, before_ms: int) -> int:
     """Removes at most one batch of history rows, and of size buckets, older than `before_ms`;
-    returns how many history rows went. Rows are in time order, so the oldest batch is read first
-    and the check costs nothing when there is nothing to prune."""
-    oldest = conn.execute("SELECT at_ms FROM membership_history ORDER BY history_id LIMIT 1").fetchone()
+    returns how many history rows went. Rows are in time order, so the oldest batch is read first,
+    and one look at the oldest of each (through their indexes) is all it costs when there is
+    nothing to prune."""
+    oldest, first_hour = conn.execute(
+        "SELECT (SELECT at_ms FROM membership_history ORDER BY history_id LIMIT 1),"
+        " (SELECT min(hour_ms) FROM size_history)"
+    ).fetchone()
     removed = 0
-    if oldest is not None and oldest[0] < before_ms:
+    if oldest is not None and oldest < before_ms:
         conn.execute(
             "DELETE FROM membership_history WHERE history_id IN (SELECT history_id FROM membership_history"
             " ORDER BY history_id LIMIT ?) AND at_ms < ?",
             (PRUNE_BATCH, before_ms),
         )
         removed = int(conn.changes())
-    conn.execute(
-        "DELETE FROM size_history WHERE (computation_id, hour_ms) IN (SELECT computation_id, hour_ms FROM"
-        " size_history WHERE hour_ms < ? ORDER BY hour_ms LIMIT ?)",
-        (before_ms - before_ms % HOUR_MS, PRUNE_BATCH),
-    )
+    hour = before_ms - before_ms % HOUR_MS
+    if first_hour is not None and first_hour < hour:
+        conn.execute(
+            "DELETE FROM size_history WHERE (computation_id, hour_ms) IN (SELECT computation_id, hour_ms FROM"
+            " size_history WHERE hour_ms < ? ORDER BY hour_ms LIMIT ?)",
+            (hour, PRUNE_BATCH),
+        )
     return removed
 
 
