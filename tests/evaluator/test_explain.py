@@ -163,3 +163,21 @@ def test_unknown_definitions_and_profiles_are_not_found(space: Space) -> None:
         with pytest.raises(grpc.RpcError) as refused:
             explain(space, key, profile)
         assert error_reason(refused.value) == reason
+
+
+def test_an_account_at_an_earlier_time_until_its_links_change(space: Space) -> None:
+    """An account explained at a time before its user's order left the window: as it was then;
+    once a group call names the account again, that time can no longer be reproduced."""
+    now = space.now()
+    space.send({"type": "group", "userId": "ada", "groupId": "acme", "at": now},
+               {"type": "track", "userId": "ada", "event": "Order Completed", "at": now - 23 * HOUR})
+    space.define("ordering", "ANY event('Order Completed').within(1 day).count() >= 1", collection="accounts")
+    space.tick()
+    space.tick(at=now + 2 * HOUR)
+    then = explain(space, "ordering", "group_id:acme", "accounts", at=now + HOUR - 1)
+    assert (then.value_json, then.stored_value.bool_value, then.root.users_satisfying_count) == ("true", True, 1)
+    assert explain(space, "ordering", "group_id:acme", "accounts").value_json == "false"
+    space.send({"type": "group", "userId": "grace", "groupId": "acme", "at": space.now()})
+    with pytest.raises(grpc.RpcError) as refused:
+        explain(space, "ordering", "group_id:acme", "accounts", at=now + HOUR - 1)
+    assert "its account links changed since" in (refused.value.details() or "")

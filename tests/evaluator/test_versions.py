@@ -81,8 +81,8 @@ def test_versions_survive_a_restart_and_a_rollback_restores_the_members(tmp_path
 
 def test_every_admin_action_is_audited_with_who_did_it(shared_server: Running) -> None:
     """Create, update, disable, enable and delete a definition, change an identity rule, create a
-    destination, connect, redrive and disconnect: each is an entry with the token's label, newest
-    first, paged and filtered; a refused call leaves none."""
+    destination, connect, redrive, disconnect, disable and delete it: each is an entry with the
+    token's label, newest first, paged and filtered; a refused call leaves none."""
     space, admins = _labelled_space(shared_server, "ops", "robot")
     admin, sync = space.running.admin, space.running.sync
     ops, robot = admins["ops"], admins["robot"]
@@ -103,6 +103,10 @@ def test_every_admin_action_is_audited_with_who_did_it(shared_server: Running) -
     sync.RedriveDeadLetters(sync_pb2.RedriveDeadLettersRequest(destination_key="feed"), metadata=robot)
     sync.DisconnectDestination(sync_pb2.DisconnectDestinationRequest(destination_key="feed", computation=ref),
                                metadata=ops)
+    sync.UpdateDestination(sync_pb2.UpdateDestinationRequest(
+        destination=sync_pb2.Destination(key="feed", enabled=False),
+        update_mask=field_mask_pb2.FieldMask(paths=["enabled"])), metadata=robot)
+    sync.DeleteDestination(sync_pb2.DeleteDestinationRequest(key="feed"), metadata=robot)
     with pytest.raises(grpc.RpcError):
         admin.CreateAudience(admin_pb2.CreateAudienceRequest(audience=admin_pb2.Audience(
             key="pros", collection=COLLECTION["users"], definition=PRO)), metadata=ops)
@@ -124,10 +128,13 @@ def test_every_admin_action_is_audited_with_who_did_it(shared_server: Running) -
         ("ops", "connect", "connection", "feed/pros"),
         ("robot", "redrive", "dead_letters", "feed"),
         ("ops", "disconnect", "connection", "feed/pros"),
+        ("robot", "disable", "destination", "feed"),
+        ("robot", "delete", "destination", "feed"),
         ("robot", "delete", "audience", "pros"),
     ]
     assert dict(entries[-2].details) == {"fields": ["definition"]}
-    only = admin.ListAuditEntries(admin_pb2.ListAuditEntriesRequest(action="disable"), metadata=ops).entries
+    only = admin.ListAuditEntries(admin_pb2.ListAuditEntriesRequest(action="disable", target_type="audience"),
+                                  metadata=ops).entries
     assert [(e.actor, e.target) for e in only] == [("robot", "pros")]
     times = [e.action_time.ToMilliseconds() for e in entries]
     assert times == sorted(times, reverse=True)
