@@ -100,7 +100,7 @@ class Checker:
 
 
 @settings(
-    max_examples=int(os.environ.get("EXPLAIN_EXAMPLES", "40")),
+    max_examples=int(os.environ.get("EXPLAIN_EXAMPLES", "20")),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

@@ -109,7 +109,7 @@ steps = st.lists(
 
 
 @settings(
-    max_examples=int(os.environ.get("HISTORY_EXAMPLES", "30")),
+    max_examples=int(os.environ.get("HISTORY_EXAMPLES", "15")),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
