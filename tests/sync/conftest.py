@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+import base64
 import json
 import threading
 import time
@@ -14,13 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import standardwebhooks
 from audiences.v1 import common_pb2, sync_pb2
 from google.protobuf import duration_pb2
 
 from tests.conftest import Running, bearer, start
 from tests.evaluator.conftest import T0, Space, new_space
 
-SECRET = "s3cret"
+# A Standard Webhooks secret: `whsec_` and the base64 of 32 bytes.
+SECRET = "whsec_" + base64.b64encode(bytes(range(32))).decode()
 
 
 @dataclass
@@ -45,6 +46,12 @@ class Receiver:
     accepted: list[Request] = field(default_factory=list)
     failures: list[Any] = field(default_factory=list)
     attempts: int = 0
+    # What a receiver of signed webhooks does: verify each request (400 when it does not verify)
+    # and process each webhook-id once (a replay is answered 200 and not processed again; an id
+    # counts as processed only once answered 2xx, so a retry after a failure is processed).
+    verifying: bool = False
+    refused: list[Request] = field(default_factory=list)
+    seen_ids: set[str] = field(default_factory=set)
     fail_when: Callable[[Any], int | None] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
@@ -62,6 +69,12 @@ class Receiver:
 
             def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers["Content-Length"]))
+                refusal = receiver._refusal(Request(self.path, dict(self.headers), None, raw))
+                if refusal is not None:
+                    self.send_response(refusal)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 status, wait = receiver._answer(json.loads(raw))
                 if wait:
                     time.sleep(wait)
@@ -70,6 +83,8 @@ class Receiver:
                     # next request, which must not be recorded first.
                     with receiver.lock:
                         receiver.accepted.append(Request(self.path, dict(self.headers), json.loads(raw), raw))
+                        # Processed: a later request with this id is a replay (or a resend).
+                        receiver.seen_ids.add(self.headers.get("webhook-id", ""))
                 self.send_response(status)
                 if status == 429:
                     self.send_header("Retry-After", "0.3")
@@ -80,6 +95,23 @@ class Receiver:
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def _refusal(self, request: Request) -> int | None:
+        """When verifying: 400 for a request that does not verify, 200 (acknowledged, not
+        processed) for a webhook-id already processed; None to process the request."""
+        if not self.verifying:
+            return None
+        try:
+            standardwebhooks.Webhook(SECRET).verify(request.raw, request.headers)
+        except standardwebhooks.WebhookVerificationError:
+            with self.lock:
+                self.refused.append(request)
+            return 400
+        with self.lock:
+            replay = request.headers["webhook-id"] in self.seen_ids
+            if replay:
+                self.refused.append(request)
+        return 200 if replay else None
 
     def _answer(self, body: Any) -> tuple[int, float]:
         with self.lock:
@@ -155,8 +187,8 @@ def ref(key: str, kind: str = "audience", collection: str = "users") -> common_p
 def webhook(space: Space, key: str, url: str, *, style: int = sync_pb2.WEBHOOK_PAYLOAD_STYLE_EVENT,
             policy: sync_pb2.DeliveryPolicy = FAST, **extra: Any) -> sync_pb2.Destination:
     """Creates a webhook destination signed with SECRET."""
-    config = sync_pb2.WebhookConfig(url=url, hmac_secret=SECRET, payload_style=style, headers={"X-Team": "growth"},
-                                    **extra)
+    config = sync_pb2.WebhookConfig(url=url, signing_secret=SECRET, payload_style=style,
+                                    headers={"X-Team": "growth"}, **extra)
     message = sync_pb2.Destination(key=key, webhook=config, delivery_policy=policy)
     return space.running.sync.CreateDestination(sync_pb2.CreateDestinationRequest(destination=message),
                                                 metadata=admin(space)).destination
@@ -181,6 +213,9 @@ def wait_for(condition: Callable[[], Any], timeout: float = 10, what: str = "con
 
 
 def verify_signature(request: Request) -> bool:
-    """What a receiver does: recompute the HMAC over the raw body (the JSON as sent)."""
-    expected = "sha256=" + hmac.new(SECRET.encode(), request.raw, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(request.headers.get("X-Audiences-Signature", ""), expected)
+    """What a receiver does: verify the Standard Webhooks signature over the raw body, as sent."""
+    try:
+        standardwebhooks.Webhook(SECRET).verify(request.raw, request.headers)
+    except standardwebhooks.WebhookVerificationError:
+        return False
+    return True

@@ -10,7 +10,7 @@ from typing import Any
 from audiences.v1 import sync_pb2
 
 from tests.evaluator.conftest import Space
-from tests.sync.conftest import Receiver, admin, connect, ref, wait_for, webhook
+from tests.sync.conftest import Receiver, admin, connect, ms, ref, wait_for, webhook
 
 
 def _flip(space: Space, users: list[str], rounds: int) -> None:
@@ -37,7 +37,10 @@ def test_failures_then_recovery_lose_nothing(space: Space, receiver: Receiver) -
     has the messageId of a call already received."""
     space.define("pro", "trait('plan') = 'pro'")
     users = [f"u{i}" for i in range(5)]
-    webhook(space, "hook", receiver.url)
+    # Attempts enough to outlast the outage below (about a second), so nothing is parked.
+    patient = sync_pb2.DeliveryPolicy(max_attempts=30, initial_backoff=ms(20), max_backoff=ms(200),
+                                      request_timeout=ms(400))
+    webhook(space, "hook", receiver.url, policy=patient)
     connect(space, "hook", "pro", send_identify=True)
     receiver.failures = [500, 500, ("sleep", 0.6), 429, 503]
     _flip(space, users, 4)

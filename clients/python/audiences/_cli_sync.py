@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from audiences._output import emit_json, fields, table, time_text, to_data, value_text
-from audiences._sync import computation_ref
+from audiences._sync import KINDS, computation_ref
 from audiences.client import Client
 from audiences.v1 import sync_pb2
 
@@ -21,10 +21,13 @@ def register(commands: Sub) -> None:
     create = verbs.add_parser("create", help="create a destination of one kind")
     create.add_argument("key")
     kind = create.add_mutually_exclusive_group(required=True)
-    kind.add_argument("--webhook", metavar="URL", help="an HTTP webhook")
-    kind.add_argument("--segment", metavar="BASE_URL", help="a Segment-compatible endpoint (with --write-key)")
-    kind.add_argument("--grpc-feed", action="store_true", help="a change feed read with `audiences watch`")
-    kind.add_argument("--csv", metavar="DIRECTORY", help="CSV files on the server's disk")
+    kind.add_argument("--kind", choices=KINDS, help="the kind, with its settings in --config")
+    kind.add_argument("--webhook", metavar="URL", help="shortcut: an HTTP webhook")
+    kind.add_argument("--segment", metavar="BASE_URL", help="shortcut: a Segment-compatible endpoint (--write-key)")
+    kind.add_argument("--grpc-feed", action="store_true", help="shortcut: a change feed read with `audiences watch`")
+    kind.add_argument("--csv", metavar="DIRECTORY", help="shortcut: CSV files on the server's disk")
+    create.add_argument("--config", metavar="JSON", default="{}",
+                        help="the kind's settings in the API's JSON form, e.g. '{\"signingSecret\": \"whsec_…\"}'")
     create.add_argument("--write-key", help="the Segment source's write key")
     create.add_argument("--name", default="")
     create.set_defaults(handler=_create_destination)
@@ -65,15 +68,18 @@ def register(commands: Sub) -> None:
 
 
 def _create_destination(client: Client, args: argparse.Namespace) -> int:
-    config: dict[str, Any]
+    settings: dict[str, Any] = json.loads(args.config)
     if args.webhook:
-        config = {"webhook": {"url": args.webhook}}
+        kind, settings = "webhook", {"url": args.webhook, **settings}
     elif args.segment:
-        config = {"segment": {"base_url": args.segment, "write_key": args.write_key or ""}}
+        kind, settings = "segment", {"baseUrl": args.segment, "writeKey": args.write_key or "", **settings}
     elif args.grpc_feed:
-        config = {"grpc_feed": {}}
+        kind = "grpc_feed"
+    elif args.csv:
+        kind, settings = "csv", {"directory": args.csv, **settings}
     else:
-        config = {"csv": {"directory": args.csv}}
+        kind = args.kind
+    config: dict[str, Any] = {kind: settings}
     destination = client.create_destination(args.key, name=args.name, **config)
     if args.json:
         emit_json(to_data(destination))

@@ -30,6 +30,10 @@ def _config(message_type: type[Any], value: Config) -> Any:
     return json_format.ParseDict(dict(value), message_type()) if isinstance(value, Mapping) else value
 
 
+# Each kind of destination is a field of `Destination.config` named after it.
+KINDS = tuple(f.name for f in sync_pb2.Destination.DESCRIPTOR.oneofs_by_name["config"].fields)
+
+
 def _destination(
     key: str,
     name: str | None,
@@ -45,15 +49,13 @@ def _destination(
     if delivery_policy is not None:
         destination.delivery_policy.CopyFrom(_config(sync_pb2.DeliveryPolicy, delivery_policy))
         paths.append("delivery_policy")
-    types = {
-        "webhook": sync_pb2.WebhookConfig,
-        "segment": sync_pb2.SegmentConfig,
-        "grpc_feed": sync_pb2.GrpcFeedConfig,
-        "csv": sync_pb2.CsvConfig,
-    }
+    unknown = sorted(set(configs) - set(KINDS))
+    if unknown:
+        raise TypeError(f"no kind of destination named {', '.join(unknown)}; the kinds are {', '.join(KINDS)}")
     for field, value in configs.items():
         if value is not None:
-            getattr(destination, field).CopyFrom(_config(types[field], value))
+            config = getattr(destination, field)
+            config.CopyFrom(_config(type(config), value))
             paths.append(field)
     return destination, paths
 
@@ -66,19 +68,16 @@ class SyncMethods(Base):
         self,
         key: str,
         *,
-        webhook: Config | None = None,
-        segment: Config | None = None,
-        grpc_feed: Config | None = None,
-        csv: Config | None = None,
         name: str = "",
         enabled: bool = True,
         delivery_policy: Config | None = None,
+        **config: Config,
     ) -> sync_pb2.Destination:
-        """Creates a destination of one kind: give exactly one of webhook, segment, grpc_feed, csv."""
-        configs = {"webhook": webhook, "segment": segment, "grpc_feed": grpc_feed, "csv": csv}
-        if sum(v is not None for v in configs.values()) != 1:
-            raise ValueError("give exactly one of webhook, segment, grpc_feed, csv")
-        destination, _ = _destination(key, name, enabled, delivery_policy, configs)
+        """Creates a destination of one kind: give exactly one config, named after its kind
+        (`webhook={"url": …}`, `segment=…`, `grpc_feed={}`, `csv=…`, `postgres=…`: see KINDS)."""
+        if len(config) != 1:
+            raise ValueError(f"give exactly one of {', '.join(KINDS)}")
+        destination, _ = _destination(key, name, enabled, delivery_policy, config)
         request = sync_pb2.CreateDestinationRequest(destination=destination)
         return self._call(
             "admin", sync_pb2.CreateDestinationResponse, self.sync_stub.CreateDestination, request
@@ -108,15 +107,12 @@ class SyncMethods(Base):
         *,
         name: str | None = None,
         enabled: bool | None = None,
-        webhook: Config | None = None,
-        segment: Config | None = None,
-        grpc_feed: Config | None = None,
-        csv: Config | None = None,
         delivery_policy: Config | None = None,
+        **config: Config,
     ) -> sync_pb2.Destination:
-        """Changes the given fields (a config given replaces that whole config)."""
-        configs = {"webhook": webhook, "segment": segment, "grpc_feed": grpc_feed, "csv": csv}
-        destination, paths = _destination(key, name, enabled, delivery_policy, configs)
+        """Changes the given fields (a config given, named after the destination's kind, replaces
+        that whole config)."""
+        destination, paths = _destination(key, name, enabled, delivery_policy, config)
         request = sync_pb2.UpdateDestinationRequest(
             destination=destination, update_mask=field_mask_pb2.FieldMask(paths=paths)
         )

@@ -15,6 +15,7 @@ from audiences_server.api import audit
 from audiences_server.api.audit import audited
 from audiences_server.api.computations import COLLECTION_ENUM, KINDS, collection_of, json_value, kind_of, timestamp
 from audiences_server.api.context import space_id
+from audiences_server.engine.destinations import registry
 from audiences_server.engine.engine import Engine
 from audiences_server.engine.page_tokens import page_size
 from audiences_server.engine.sync import configs
@@ -37,13 +38,9 @@ SELECTION_ENUM = {"all": sync_pb2.IDENTIFIER_SELECTION_ALL, "first_added": sync_
 CHANGE_ENUM = {"entered": sync_pb2.CHANGE_TYPE_ENTERED, "exited": sync_pb2.CHANGE_TYPE_EXITED,
                "changed": sync_pb2.CHANGE_TYPE_VALUE_CHANGED}
 PHASE_ENUM = {"INITIAL_SYNC": sync_pb2.CONNECTION_PHASE_INITIAL_SYNC, "LIVE": sync_pb2.CONNECTION_PHASE_LIVE}
-CONFIG_FIELDS = {
-    "webhook": ("url", "headers", "hmac_secret", "payload_style", "batch_size", "batch_interval"),
-    "segment": ("base_url", "write_key", "batch_size", "batch_interval"),
-    "grpc_feed": ("retention",),
-    "csv": ("directory", "external_id_types", "include_traits", "interval"),
-}
-POLICY_FIELDS = ("max_attempts", "initial_backoff", "max_backoff", "request_timeout")
+# The kinds' configs: one field of `Destination.config` per kind, named after it (engine.destinations).
+CONFIGS = {f.name: f for f in sync_pb2.Destination.DESCRIPTOR.oneofs_by_name["config"].fields}
+DURATION = "google.protobuf.Duration"
 
 
 def duration(ms: int) -> duration_pb2.Duration:
@@ -53,40 +50,59 @@ def duration(ms: int) -> duration_pb2.Duration:
     return out
 
 
-def _plain(message: Any, fields: tuple[str, ...]) -> dict[str, Any]:
-    """A config or policy message as the engine stores it: durations in `<name>_ms`."""
+def _enum_prefix(field: Any) -> str:
+    """The prefix of an enum's value names (`WEBHOOK_PAYLOAD_STYLE_`), from its zero value."""
+    return str(field.enum_type.values_by_number[0].name).removesuffix("UNSPECIFIED")
+
+
+def _output_only(field: Any, names: Any) -> bool:
+    """`<secret>_set` fields say whether a secret is stored; they are never input."""
+    return bool(field.name.endswith("_set") and field.name.removesuffix("_set") in names)
+
+
+def _plain(message: Any) -> dict[str, Any]:
+    """A config or policy message as the engine stores it: durations as `<name>_ms` milliseconds,
+    enum values by their short lower-case name (empty when unset), maps as dicts."""
     out: dict[str, Any] = {}
-    for name in fields:
-        value = getattr(message, name)
-        if isinstance(value, duration_pb2.Duration):
-            out[name + "_ms"] = value.ToMilliseconds()
-        elif name == "payload_style":
-            out[name] = "list" if value == sync_pb2.WEBHOOK_PAYLOAD_STYLE_LIST else "event"
-        elif name == "headers":
-            out[name] = dict(value)
-        elif name in ("external_id_types", "include_traits"):
-            out[name] = list(value)
+    names = message.DESCRIPTOR.fields_by_name
+    for field in message.DESCRIPTOR.fields:
+        value = getattr(message, field.name)
+        if _output_only(field, names):
+            continue
+        if field.message_type is not None and field.message_type.full_name == DURATION:
+            out[field.name + "_ms"] = value.ToMilliseconds()
+        elif field.enum_type is not None:
+            name = str(field.enum_type.values_by_number[value].name) if value else ""
+            out[field.name] = name.removeprefix(_enum_prefix(field)).lower()
+        elif field.message_type is not None and field.message_type.GetOptions().map_entry:
+            out[field.name] = dict(value)
+        elif field.is_repeated:
+            out[field.name] = list(value)
         else:
-            out[name] = value
+            out[field.name] = value
     return out
 
 
 def _config_message(kind: str, stored: dict[str, Any]) -> Any:
+    """A kind's stored settings as its config message, secrets blanked."""
     shown = configs.public_config(kind, stored)
-    values: dict[str, Any] = {}
-    for name in CONFIG_FIELDS[kind]:
-        if name + "_ms" in shown:
-            values[name] = duration(shown[name + "_ms"])
-        elif name == "payload_style":
-            values[name] = (sync_pb2.WEBHOOK_PAYLOAD_STYLE_LIST if shown[name] == "list"
-                            else sync_pb2.WEBHOOK_PAYLOAD_STYLE_EVENT)
+    message = type(getattr(sync_pb2.Destination(), kind))()
+    for field in message.DESCRIPTOR.fields:
+        if field.message_type is not None and field.message_type.full_name == DURATION:
+            if field.name + "_ms" in shown:
+                getattr(message, field.name).CopyFrom(duration(shown[field.name + "_ms"]))
+        elif field.name not in shown:
+            continue
+        elif field.enum_type is not None:
+            value = field.enum_type.values_by_name.get(_enum_prefix(field) + str(shown[field.name]).upper())
+            setattr(message, field.name, value.number if value is not None else 0)
+        elif field.message_type is not None and field.message_type.GetOptions().map_entry:
+            getattr(message, field.name).update(shown[field.name])
+        elif field.is_repeated:
+            getattr(message, field.name).extend(shown[field.name])
         else:
-            values[name] = shown[name]
-    if kind == "webhook":
-        values["hmac_secret_set"] = shown["hmac_secret_set"]
-        return sync_pb2.WebhookConfig(**values)
-    types = {"segment": sync_pb2.SegmentConfig, "grpc_feed": sync_pb2.GrpcFeedConfig, "csv": sync_pb2.CsvConfig}
-    return types[kind](**values)
+            setattr(message, field.name, shown[field.name])
+    return message
 
 
 def destination_message(row: DestinationRow) -> sync_pb2.Destination:
@@ -195,11 +211,11 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
         message = request.destination
         kind = message.WhichOneof("config")
         if kind is None:
-            raise configs.invalid("destination.config", "set one of webhook, segment, grpc_feed, csv",
+            raise configs.invalid("destination.config", f"set one of {', '.join(registry.kinds())}",
                                   "DESTINATION_CONFIG_REQUIRED")
         row = self.engine.sync.create_destination(
             space_id(), message.key, message.name, message.enabled if message.HasField("enabled") else True, kind,
-            _plain(getattr(message, kind), CONFIG_FIELDS[kind]), _plain(message.delivery_policy, POLICY_FIELDS))
+            _plain(getattr(message, kind)), _plain(message.delivery_policy))
         return sync_pb2.CreateDestinationResponse(destination=destination_message(row))
 
     def GetDestination(self, request: sync_pb2.GetDestinationRequest,
@@ -354,11 +370,10 @@ def _destination_changes(message: sync_pb2.Destination, kind: str, paths: list[s
         elif top == "enabled":
             changes["enabled"] = message.enabled
         elif top == "delivery_policy":
-            changes["policy"] = _picked(_plain(message.delivery_policy, POLICY_FIELDS), sub)
+            changes["policy"] = _picked(_plain(message.delivery_policy), sub)
         elif top == kind:
-            changes["config"] = {**changes.get("config", {}), **_picked(_plain(message.__getattribute__(kind),
-                                                                               CONFIG_FIELDS[kind]), sub)}
-        elif top in CONFIG_FIELDS:
+            changes["config"] = {**changes.get("config", {}), **_picked(_plain(getattr(message, kind)), sub)}
+        elif top in CONFIGS:
             raise configs.invalid("update_mask", f"a {kind} destination has no {top} settings",
                                   "DESTINATION_KIND_IMMUTABLE")
         else:

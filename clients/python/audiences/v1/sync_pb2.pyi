@@ -55,7 +55,7 @@ CHANGE_TYPE_EXITED: ChangeType
 CHANGE_TYPE_VALUE_CHANGED: ChangeType
 
 class WebhookConfig(_message.Message):
-    __slots__ = ("url", "headers", "hmac_secret", "hmac_secret_set", "payload_style", "batch_size", "batch_interval")
+    __slots__ = ("url", "headers", "hmac_secret", "hmac_secret_set", "payload_style", "batch_size", "batch_interval", "signing_secret", "signing_secret_set", "max_in_flight")
     class HeadersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -70,6 +70,9 @@ class WebhookConfig(_message.Message):
     PAYLOAD_STYLE_FIELD_NUMBER: _ClassVar[int]
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     BATCH_INTERVAL_FIELD_NUMBER: _ClassVar[int]
+    SIGNING_SECRET_FIELD_NUMBER: _ClassVar[int]
+    SIGNING_SECRET_SET_FIELD_NUMBER: _ClassVar[int]
+    MAX_IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
     url: str
     headers: _containers.ScalarMap[str, str]
     hmac_secret: str
@@ -77,7 +80,10 @@ class WebhookConfig(_message.Message):
     payload_style: WebhookPayloadStyle
     batch_size: int
     batch_interval: _duration_pb2.Duration
-    def __init__(self, url: _Optional[str] = ..., headers: _Optional[_Mapping[str, str]] = ..., hmac_secret: _Optional[str] = ..., hmac_secret_set: _Optional[bool] = ..., payload_style: _Optional[_Union[WebhookPayloadStyle, str]] = ..., batch_size: _Optional[int] = ..., batch_interval: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+    signing_secret: str
+    signing_secret_set: bool
+    max_in_flight: int
+    def __init__(self, url: _Optional[str] = ..., headers: _Optional[_Mapping[str, str]] = ..., hmac_secret: _Optional[str] = ..., hmac_secret_set: _Optional[bool] = ..., payload_style: _Optional[_Union[WebhookPayloadStyle, str]] = ..., batch_size: _Optional[int] = ..., batch_interval: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., signing_secret: _Optional[str] = ..., signing_secret_set: _Optional[bool] = ..., max_in_flight: _Optional[int] = ...) -> None: ...
 
 class SegmentConfig(_message.Message):
     __slots__ = ("base_url", "write_key", "batch_size", "batch_interval")

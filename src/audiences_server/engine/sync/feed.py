@@ -1,4 +1,4 @@
-"""The change feed of `grpc_feed` destinations: pages after a cursor, and a live watch.
+"""The change feed of feed destinations (`grpc_feed`): pages after a cursor, and a live watch.
 
 A cursor is the id of a feed record: records are only ever appended, so "after the cursor"
 never misses or repeats one. Reading after a cursor acknowledges every record up to it, which
@@ -17,6 +17,8 @@ from typing import Any
 
 import apsw
 
+from audiences_server.engine.destinations import registry
+from audiences_server.engine.destinations.base import Queue
 from audiences_server.engine.sync.payloads import select_ids
 from audiences_server.engine.sync.service import Sync
 from audiences_server.errors import FailedPrecondition, OutOfRange
@@ -76,8 +78,8 @@ class Feed:
 
     def _feed(self, space_id: int, key: str) -> int:
         destination = self._sync.destination(space_id, key)
-        if destination.kind != "grpc_feed":
-            raise FailedPrecondition(f"destination {key!r} is a {destination.kind} destination, not a grpc_feed",
+        if registry.get(destination.kind).queue is not Queue.FEED:
+            raise FailedPrecondition(f"destination {key!r} is a {destination.kind} destination, not a change feed",
                                      reason="NOT_A_FEED")
         return destination.destination_id
 

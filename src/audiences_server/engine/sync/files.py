@@ -1,4 +1,5 @@
-"""CSV: the ExportAudience stream and the files of CSV destinations.
+"""CSV rows of a computation's members: the ExportAudience stream, and the files of CSV
+destinations (engine.destinations.csv).
 
 Both read one snapshot and walk the members (or, for a computed trait, the profiles with a
 value) in profile-id order, a chunk at a time, so memory stays flat whatever the audience size.
@@ -9,9 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import apsw
@@ -19,10 +18,7 @@ import apsw
 from audiences_server.engine.sync.payloads import select_ids
 from audiences_server.store import evaluation
 from audiences_server.store import sync as store
-from audiences_server.store.db import Readers
 from audiences_server.store.evaluation import ComputationRow
-from audiences_server.store.sync import DestinationRow
-from audiences_server.store.writer import Writer
 
 CHUNK_ROWS = 1000
 DEFAULT_ID_TYPES = {"users": ["user_id", "email"], "accounts": ["group_id"]}
@@ -86,37 +82,3 @@ def csv_chunks(conn: apsw.Connection, comp: ComputationRow, id_types: Sequence[s
             return
         after = rows[-1][0]
 
-
-def write_csv_files(writer: Writer, readers: Readers, destination: DestinationRow, now_ms: int) -> None:
-    """Rewrites each connection's file when its values changed and the interval has passed."""
-    config = destination.config
-    for connection in store.connections_of(readers.get(), destination.destination_id):
-        latest = store.latest_change_of(readers.get(), connection.computation_id)
-        fresh = connection.written_cursor >= latest and connection.written_cursor >= 0
-        if fresh or now_ms - connection.written_ms < int(config["interval_ms"]):
-            continue
-        with readers.snapshot() as conn:
-            comp = next((c for c in evaluation.computations(conn, destination.space_id)
-                         if c.computation_id == connection.computation_id), None)
-            if comp is None:
-                continue
-            latest = store.latest_change_of(conn, comp.computation_id)
-            _replace(Path(config["directory"]) / f"{comp.collection}_{comp.key}.csv",
-                     csv_chunks(conn, comp, config["external_id_types"], config["include_traits"], "all"))
-        writer.run(_mark_written(connection.connection_id, latest, now_ms))
-
-
-def _mark_written(connection_id: int, cursor: int, now_ms: int) -> Callable[[apsw.Connection], None]:
-    return lambda conn: store.mark_written(conn, connection_id, cursor, now_ms)
-
-
-def _replace(path: Path, chunks: Iterator[tuple[bytes, int]]) -> None:
-    """Writes a file beside its target and renames it over, so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".csv.tmp")
-    with open(temporary, "wb") as handle:
-        for data, _ in chunks:
-            handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)

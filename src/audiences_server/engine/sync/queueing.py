@@ -15,6 +15,7 @@ from typing import Any
 
 import apsw
 
+from audiences_server.engine.destinations.base import Destination, Queue
 from audiences_server.engine.sync.payloads import message_id
 from audiences_server.store import sync as store
 from audiences_server.store.evaluation import ComputationRow, computation_by_id, profile_refs, users_of
@@ -22,7 +23,6 @@ from audiences_server.store.sync import ConnectionRow, DestinationRow
 
 # Records and snapshot rows per job: bounds how long one job holds the writer.
 CHUNK = 500
-QUEUE_TABLE = {"webhook": "deliveries", "segment": "deliveries", "grpc_feed": "feed_records"}
 
 
 def _item(
@@ -42,8 +42,10 @@ def _item(
 class Queueing:
     """Queues one connection's next chunk of records: a function of a writer connection."""
 
-    def __init__(self, destination: DestinationRow, connection: ConnectionRow, now_ms: int) -> None:
+    def __init__(self, destination: DestinationRow, kind: Destination, connection: ConnectionRow, now_ms: int
+                 ) -> None:
         self.destination = destination
+        self.kind = kind
         self.connection = connection
         self.now = now_ms
 
@@ -61,8 +63,8 @@ class Queueing:
         snapshotting = current.phase == "INITIAL_SYNC"
         if snapshotting:
             records = [r for r in records if r[1] <= current.snapshot_after]
-        if self.destination.kind == "grpc_feed":
-            # The feed carries value changes; a user joining or leaving a member account is not one.
+        if not self.kind.sends_link_changes:
+            # A user joining or leaving a member account is not a change of the account's value.
             records = [r for r in records if r[6] is None]
         items = [_item(comp, *record) for record in records]
         snapshot_after, live = current.snapshot_after, not snapshotting
@@ -77,8 +79,7 @@ class Queueing:
         return full or (snapshotting and not live), len(items)
 
     def _queue(self, conn: apsw.Connection, comp: ComputationRow, items: list[tuple[Any, ...]]) -> None:
-        table = QUEUE_TABLE.get(self.destination.kind)
-        if table is None or not items:
+        if self.kind.queue is Queue.NONE or not items:
             return
         profiles = {i[0] for i in items}
         users = users_of(conn, sorted(profiles)) if comp.collection == "accounts" else {}
@@ -100,4 +101,4 @@ class Queueing:
                 record["users"] = [{"profile": ids[u][0], "ids": ids[u][1]} for u in linked if u in ids]
                 record["users_only"] = user is not None
             queued.append((pid, mid, record))
-        store.insert_items(conn, table, self.connection, queued, self.now)
+        store.insert_items(conn, self.kind.queue.value, self.connection, queued, self.now)

@@ -12,9 +12,11 @@ from typing import Any
 
 import apsw
 
+from audiences_server.engine.destinations import registry
+from audiences_server.engine.destinations.base import Queue
 from audiences_server.engine.sync import configs
 from audiences_server.engine.sync.delivery import DestinationWorker, wall_ms
-from audiences_server.engine.sync.files import csv_chunks, write_csv_files
+from audiences_server.engine.sync.files import csv_chunks
 from audiences_server.engine.sync.payloads import calls_for
 from audiences_server.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from audiences_server.store import evaluation
@@ -107,17 +109,13 @@ class Sync:
             for gone in set(self._workers) - wanted:
                 self._workers.pop(gone).stop()
             for new in wanted - set(self._workers):
-                worker = DestinationWorker(new, self._writer, self._readers, self._feed_queued, self._csv)
+                worker = DestinationWorker(new, self._writer, self._readers, self._feed_queued)
                 self._workers[new] = worker
                 worker.start()
 
     def _feed_queued(self) -> None:
         for listener in list(self.feed_listeners):
             listener()
-
-    def _csv(self, destination: DestinationRow) -> None:
-        if destination.kind == "csv" and destination.enabled:
-            write_csv_files(self._writer, self._readers, destination, wall_ms())
 
     # -- destinations --------------------------------------------------------------------
 
@@ -258,7 +256,7 @@ class Sync:
         self._writer.run(lambda conn: store.delete_connection(conn, current.row.connection_id))
 
     def _status(self, conn: apsw.Connection, destination: DestinationRow, row: ConnectionRow) -> dict[str, Any]:
-        if destination.kind == "grpc_feed":
+        if registry.get(destination.kind).queue is Queue.FEED:
             done, waiting = store.feed_counts(conn, row.connection_id, destination.feed_acked)
             return {"pending": waiting, "delivered": done, "retrying": 0, "dead": 0, "lag_ms": 0}
         counts = store.delivery_counts(conn, row.connection_id, wall_ms())

@@ -223,8 +223,9 @@ export interface WebhookConfig {
   /** Headers added to every request (for example an `Authorization` header). Read back as set. */
   headers: { [key: string]: string };
   /**
-   * When set, every request carries `X-Audiences-Signature: sha256=<hex>`, the HMAC-SHA256 of
-   * the body under this secret. Input only: read back empty.
+   * Deprecated: use `signing_secret`. When set, every request also carries
+   * `X-Audiences-Signature: sha256=<hex>`, the HMAC-SHA256 of the body under this secret, as
+   * before. Input only: read back empty.
    */
   hmacSecret: string;
   /** Whether an HMAC secret is set. Output only. */
@@ -234,7 +235,24 @@ export interface WebhookConfig {
   /** With LIST, the most calls per request: default 100, at most 1,000. */
   batchSize: number;
   /** With LIST, the longest a call waits for its batch to fill: default 1 second. */
-  batchInterval: Duration | undefined;
+  batchInterval:
+    | Duration
+    | undefined;
+  /**
+   * When set, every request is signed as the Standard Webhooks specification says: headers
+   * `webhook-id` (the call's `messageId`; for a LIST batch, an id derived from its calls' ids,
+   * the same on every retry), `webhook-timestamp` (when the attempt was sent, in seconds) and
+   * `webhook-signature` (`v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<body>">`). The secret is
+   * `whsec_` followed by the base64 of 24 to 64 random bytes. Input only: read back empty.
+   */
+  signingSecret: string;
+  /** Whether a signing secret is set. Output only. */
+  signingSecretSet: boolean;
+  /**
+   * With EVENT, the most requests in flight at once: default 16, 1 to 64. Each profile's
+   * changes still arrive in order; after a crash at most this many requests are sent again.
+   */
+  maxInFlight: number;
 }
 
 export interface WebhookConfig_HeadersEntry {
@@ -789,6 +807,9 @@ function createBaseWebhookConfig(): WebhookConfig {
     payloadStyle: 0,
     batchSize: 0,
     batchInterval: undefined,
+    signingSecret: "",
+    signingSecretSet: false,
+    maxInFlight: 0,
   };
 }
 
@@ -814,6 +835,15 @@ export const WebhookConfig: MessageFns<WebhookConfig> = {
     }
     if (message.batchInterval !== undefined) {
       Duration.encode(message.batchInterval, writer.uint32(58).fork()).join();
+    }
+    if (message.signingSecret !== "") {
+      writer.uint32(66).string(message.signingSecret);
+    }
+    if (message.signingSecretSet !== false) {
+      writer.uint32(72).bool(message.signingSecretSet);
+    }
+    if (message.maxInFlight !== 0) {
+      writer.uint32(80).int32(message.maxInFlight);
     }
     return writer;
   },
@@ -890,6 +920,30 @@ export const WebhookConfig: MessageFns<WebhookConfig> = {
             message.batchInterval = Duration.decode(reader, reader.uint32());
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.signingSecret = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.signingSecretSet = reader.bool();
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.maxInFlight = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -944,6 +998,21 @@ export const WebhookConfig: MessageFns<WebhookConfig> = {
         : isSet(object.batch_interval)
         ? Duration.fromJSON(object.batch_interval)
         : undefined,
+      signingSecret: isSet(object.signingSecret)
+        ? globalThis.String(object.signingSecret)
+        : isSet(object.signing_secret)
+        ? globalThis.String(object.signing_secret)
+        : "",
+      signingSecretSet: isSet(object.signingSecretSet)
+        ? globalThis.Boolean(object.signingSecretSet)
+        : isSet(object.signing_secret_set)
+        ? globalThis.Boolean(object.signing_secret_set)
+        : false,
+      maxInFlight: isSet(object.maxInFlight)
+        ? globalThis.Number(object.maxInFlight)
+        : isSet(object.max_in_flight)
+        ? globalThis.Number(object.max_in_flight)
+        : 0,
     };
   },
 
@@ -976,6 +1045,15 @@ export const WebhookConfig: MessageFns<WebhookConfig> = {
     if (message.batchInterval !== undefined) {
       obj.batchInterval = Duration.toJSON(message.batchInterval);
     }
+    if (message.signingSecret !== "") {
+      obj.signingSecret = message.signingSecret;
+    }
+    if (message.signingSecretSet !== false) {
+      obj.signingSecretSet = message.signingSecretSet;
+    }
+    if (message.maxInFlight !== 0) {
+      obj.maxInFlight = Math.round(message.maxInFlight);
+    }
     return obj;
   },
 
@@ -1001,6 +1079,9 @@ export const WebhookConfig: MessageFns<WebhookConfig> = {
     message.batchInterval = (object.batchInterval !== undefined && object.batchInterval !== null)
       ? Duration.fromPartial(object.batchInterval)
       : undefined;
+    message.signingSecret = object.signingSecret ?? "";
+    message.signingSecretSet = object.signingSecretSet ?? false;
+    message.maxInFlight = object.maxInFlight ?? 0;
     return message;
   },
 };

@@ -1,0 +1,131 @@
+"""The Destination protocol: what one kind of destination is, and how it sends (docs/sync.md#kinds).
+
+A kind is a module of this package with one `Destination` (its settings, their defaults and
+checks, where its changes queue, what its connections choose) and, for the kinds that push, the
+`Sink` it builds per destination: the object that turns a batch of queued deliveries into
+requests (or SQL statements) and says how each one went. The delivery worker
+(engine.sync.delivery) owns everything around it: which deliveries are due, per-profile order,
+how many are in flight, retries, acknowledgements. The registry maps the kind stored with each
+destination to its `Destination`; nothing outside this package knows a kind by name.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
+from urllib.parse import urlparse
+
+from audiences_server.errors import FieldViolation, InvalidArgument
+from audiences_server.store.db import Readers
+from audiences_server.store.sync import ConnectionRow, Delivery, DestinationRow
+from audiences_server.store.writer import Writer
+
+
+class Queue(enum.Enum):
+    """Where a kind's changes are queued."""
+
+    DELIVERIES = "deliveries"  # pushed by its sink, retried, parked as dead letters
+    FEED = "feed_records"  # kept for consumers to read after a cursor
+    NONE = "none"  # nothing queued: the kind reads current values itself (CSV files)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one write (a request, a transaction) went."""
+
+    ok: bool
+    retry: bool = False
+    error: str = ""
+    retry_after_ms: int | None = None
+    skipped: bool = False
+    """Not written at all (no room left in the batch): the deliveries stay queued as they were."""
+
+
+SKIPPED = Outcome(ok=False, skipped=True)
+
+
+# Told, from any thread, how a write of some deliveries went.
+Done = Callable[[Sequence[Delivery], Outcome], None]
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a kind may use besides its destination's row: the database, for the kinds that read
+    current values when they write (CSV files, PostgreSQL trait columns)."""
+
+    writer: Writer
+    readers: Readers
+
+
+class Sink(Protocol):
+    """Sends one destination's deliveries; built from the destination as stored, and built
+    again when its settings change."""
+
+    max_in_flight: int
+    """Writes that may be in flight at once; each profile's next change waits for the last one."""
+
+    def take(self, heads: Sequence[Delivery], now_ms: int, writes: int) -> tuple[list[list[Delivery]], int | None]:
+        """Up to `writes` batches to write now out of the due deliveries (oldest first, at most
+        one per profile); when none is ready yet, how many milliseconds until one will be."""
+        ...
+
+    def write_batch(self, batch: Sequence[Delivery], connections: Mapping[int, ConnectionRow], done: Done) -> None:
+        """Writes one batch and tells `done` how it went, once or per part: before returning, or
+        later from another thread (then this returns at once)."""
+        ...
+
+    def close(self) -> None:
+        """Releases connections and threads; writes in flight are abandoned (they are sent again
+        after a restart, with the same ids)."""
+        ...
+
+
+class Destination:
+    """One kind of destination. A kind overrides what differs from these defaults."""
+
+    kind: ClassVar[str]
+    """The name stored with each destination and used as its config's name in the API."""
+    defaults: ClassVar[Mapping[str, Any]]
+    """Every setting with its default; durations are `<name>_ms`."""
+    secrets: ClassVar[tuple[str, ...]] = ()
+    """Settings never read back (`<name>_set` says one is there); an empty one keeps the old."""
+    queue: ClassVar[Queue] = Queue.DELIVERIES
+    sends_calls: ClassVar[bool] = False
+    """Whether connections choose tracking-spec calls (`send_identify`, `send_track`, `send_group`)."""
+    sends_link_changes: ClassVar[bool] = False
+    """Whether a user joining or leaving a member account is sent (as that user's entry or exit)."""
+
+    def check(self, settings: Mapping[str, Any]) -> None:
+        """Refuses settings the kind cannot work with, naming the field (`<kind>.<name>`)."""
+
+    def build(self, row: DestinationRow, context: Context) -> Sink | None:
+        """The sink that pushes this destination's deliveries; None for a kind that pushes nothing."""
+        return None
+
+    def refresh(self, row: DestinationRow, context: Context, now_ms: int) -> None:
+        """Work done on every round of the destination's worker, for kinds that queue nothing."""
+
+
+def invalid(field: str, message: str, reason: str = "DESTINATION_INVALID") -> InvalidArgument:
+    """An INVALID_ARGUMENT naming one field."""
+    return InvalidArgument(message, reason=reason, violations=[FieldViolation(field, message)])
+
+
+def check_url(value: str, field: str) -> None:
+    """Refuses anything but an http or https URL with a host."""
+    parsed = urlparse(value)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise invalid(field, f"`{field}` must be an http or https URL")
+
+
+def check_range(settings: Mapping[str, Any], kind: str, name: str, low: int, high: int) -> None:
+    """Refuses a whole-number setting outside [low, high]."""
+    if not low <= int(settings[name]) <= high:
+        raise invalid(f"{kind}.{name}", f"`{kind}.{name}` must be {low:,} to {high:,}")
+
+
+def single(heads: Sequence[Delivery], writes: int) -> list[list[Delivery]]:
+    """One delivery per write, for the kinds that send each change on its own."""
+    return [[delivery] for delivery in heads[:writes]]

@@ -1,0 +1,85 @@
+"""POSTing JSON over a pooled, kept-alive HTTP client (httpx), for the kinds that speak HTTP.
+
+One client per destination, its pool sized to the requests the destination may have in flight,
+so connections are opened once and reused instead of once per request. Every request has a
+timeout (`request_timeout` of the delivery policy, for connecting, each read and each write), so
+a slow receiver costs its own destination that long and nothing else. An outcome says whether a
+failure is worth retrying and how long the receiver asked to wait (`Retry-After`, seconds or an
+HTTP date).
+"""
+
+from __future__ import annotations
+
+import functools
+import ssl
+from collections.abc import Mapping
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import certifi
+import httpx
+import orjson
+
+from audiences_server import __version__
+from audiences_server.engine.destinations.base import Outcome
+
+RETRIED_STATUSES = {408, 429}
+USER_AGENT = f"audiences/{__version__}"
+
+
+def json_body(value: Any) -> bytes:
+    """A body as sent: compact JSON with sorted keys (what a signature covers)."""
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+
+
+def retry_after_ms(value: str | None, now_ms: int) -> int | None:
+    """A Retry-After header (seconds or an HTTP date) in milliseconds from now."""
+    if not value:
+        return None
+    try:
+        return max(0, int(float(value) * 1000))
+    except ValueError:
+        pass
+    try:
+        return max(0, int(parsedate_to_datetime(value).timestamp() * 1000) - now_ms)
+    except (TypeError, ValueError):
+        return None
+
+
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """One TLS context (certifi's CA bundle, as httpx uses) for every client: loading the bundle
+    costs tens of milliseconds, which a destination would otherwise pay each time it starts."""
+    return ssl.create_default_context(cafile=certifi.where())
+
+
+class Poster:
+    """A destination's HTTP client: a pool of kept-alive connections, safe to share between threads."""
+
+    def __init__(self, timeout_s: float, connections: int, headers: Mapping[str, str] | None = None) -> None:
+        self._client = httpx.Client(
+            timeout=httpx.Timeout(timeout_s),
+            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+            headers={"Content-Type": "application/json", "User-Agent": USER_AGENT, **(headers or {})},
+            follow_redirects=False,
+            verify=_tls(),
+        )
+
+    def post(self, url: str, body: bytes, headers: Mapping[str, str], now_ms: int) -> Outcome:
+        """Sends one request and classifies the answer: 2xx is delivered; 408, 429 and 5xx are
+        retried, as are network errors and timeouts; any other status parks the delivery."""
+        try:
+            response = self._client.post(url, content=body, headers=headers)
+        except httpx.TransportError as failure:
+            return Outcome(False, True, f"network error: {type(failure).__name__}: {failure}".rstrip(": "))
+        if response.is_success:
+            return Outcome(ok=True)
+        status = response.status_code
+        excerpt = response.content[:200].decode("utf-8", "replace")
+        retry = status in RETRIED_STATUSES or status >= 500
+        wait = retry_after_ms(response.headers.get("Retry-After"), now_ms)
+        return Outcome(False, retry, f"HTTP {status}: {excerpt}".strip(), wait)
+
+    def close(self) -> None:
+        """Closes the pool's connections."""
+        self._client.close()

@@ -1,0 +1,168 @@
+"""One destination's writes in flight, and their outcomes on their way to the database.
+
+A write's deliveries stay in flight (never handed to the sink again) until their outcome is
+committed: delivered ones removed from the queue, failed ones rescheduled with backoff or parked.
+One writer job at a time per destination commits every outcome waiting when it is submitted,
+so outcomes that arrive together share a commit, and one that arrives alone is committed at
+once: after a crash, only writes in flight (sent, outcome not committed) are sent again.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+import apsw
+import structlog
+
+from audiences_server.engine.destinations.base import Done, Outcome
+from audiences_server.engine.sync.configs import backoff_ms
+from audiences_server.store import sync as store
+from audiences_server.store.sync import Delivery, DestinationRow
+from audiences_server.store.writer import Writer, WriterClosed
+
+log = structlog.get_logger(__name__)
+
+# Consecutive writes parked at once (a status not worth retrying) after which the destination
+# pauses for PAUSE_MS: a receiver refusing everything costs a few attempts per pause.
+FAILURES_BEFORE_PAUSE = 3
+PAUSE_MS = 1000
+
+
+@dataclass
+class _Write:
+    """One write handed to a sink: the deliveries whose outcome is not committed yet."""
+
+    remaining: set[int]
+
+
+@dataclass
+class _Settled:
+    """Outcomes of some deliveries of one write, to commit."""
+
+    write: _Write
+    done: list[Delivery] = field(default_factory=list)
+    failed: list[tuple[Delivery, str, int | None]] = field(default_factory=list)
+
+
+class Acks:
+    """Tracks what is in flight for one destination and commits outcomes as they come."""
+
+    def __init__(self, writer: Writer, on_committed: Callable[[], None]) -> None:
+        self._writer = writer
+        self._on_committed = on_committed
+        self._lock = threading.Lock()
+        self._flying: set[int] = set()
+        self._writes = 0
+        self._waiting: list[_Settled] = []
+        self._committing = False
+        self._streak = 0
+        self.paused_until = 0
+        # After a failure worth retrying, one write at a time until one succeeds: an outage then
+        # costs one attempt per backoff, not one per delivery in flight.
+        self.probing = False
+
+    def in_flight(self) -> set[int]:
+        """The deliveries handed to the sink whose outcome is not committed yet."""
+        with self._lock:
+            return set(self._flying)
+
+    def writes_in_flight(self) -> int:
+        """Writes handed to the sink and not settled."""
+        with self._lock:
+            return self._writes
+
+    def start(self, row: DestinationRow, batch: Sequence[Delivery]) -> Done:
+        """Marks a write in flight; the sink tells the returned function how it went."""
+        write = _Write({d.delivery_id for d in batch})
+        with self._lock:
+            self._flying |= write.remaining
+            self._writes += 1
+
+        def done(deliveries: Sequence[Delivery], outcome: Outcome) -> None:
+            self._settle(row, write, deliveries, outcome)
+
+        return done
+
+    def _settle(self, row: DestinationRow, write: _Write, deliveries: Sequence[Delivery], outcome: Outcome) -> None:
+        now = _wall_ms()
+        settled = _Settled(write)
+        if outcome.ok:
+            settled.done = list(deliveries)
+        elif not outcome.skipped:
+            settled.failed = [self._plan(row, d, outcome, now) for d in deliveries]
+        with self._lock:
+            # Retried failures pause the destination with their backoff; parked ones only here.
+            self._streak = 0 if outcome.ok or outcome.retry else self._streak + (not outcome.skipped)
+            self.probing = (self.probing or outcome.retry) and not outcome.ok
+            if self._streak >= FAILURES_BEFORE_PAUSE:
+                self.paused_until = max(self.paused_until, now + PAUSE_MS)
+            if outcome.skipped:
+                self._release(write, [d.delivery_id for d in deliveries])
+                return
+            self._waiting.append(settled)
+            if self._committing:
+                return  # the job under way submits the next one when it commits
+            self._committing = True
+        self._commit_waiting()
+
+    def _plan(self, row: DestinationRow, delivery: Delivery, outcome: Outcome, now: int) -> tuple[Delivery, str,
+                                                                                                   int | None]:
+        """A failed delivery's next attempt (None: parked), pausing the destination until then."""
+        attempts = delivery.attempts + 1
+        retry = outcome.retry and attempts < int(row.policy["max_attempts"])
+        next_ms = now + backoff_ms(attempts, row.policy, outcome.retry_after_ms) if retry else None
+        if next_ms is not None:
+            with self._lock:
+                self.paused_until = max(self.paused_until, next_ms)
+        log.warning("delivery_failed", destination=row.key, message_id=delivery.message_id, attempt=attempts,
+                    error=outcome.error, parked=next_ms is None)
+        return delivery, outcome.error, next_ms
+
+    def _commit_waiting(self) -> None:
+        with self._lock:
+            taken, self._waiting = self._waiting, []
+        now = _wall_ms()
+
+        def job(conn: apsw.Connection) -> None:
+            store.delivered(conn, [d for s in taken for d in s.done], now)
+            for settled in taken:
+                for delivery, error, next_ms in settled.failed:
+                    store.failed(conn, delivery, error, now, next_ms)
+
+        try:
+            future = self._writer.submit(job)
+        except WriterClosed:
+            return  # shutting down: what was in flight is sent again at start
+        future.add_done_callback(lambda f: self._committed(f, taken))
+
+    def _committed(self, future: Future[None], taken: list[_Settled]) -> None:
+        """On the writer's thread: frees what was committed (or, if the commit failed, what will
+        be sent again), then commits what arrived meanwhile."""
+        if future.exception() is not None:
+            log.error("delivery_outcomes_not_committed", error=str(future.exception()))
+        with self._lock:
+            for settled in taken:
+                self._release(settled.write, [d.delivery_id for d in settled.done]
+                              + [d.delivery_id for d, _, _ in settled.failed])
+            more = bool(self._waiting)
+            self._committing = more
+        if more:
+            self._commit_waiting()
+        self._on_committed()
+
+    def _release(self, write: _Write, ids: list[int]) -> None:
+        """Under the lock: these deliveries are no longer in flight; the write is settled once
+        none of its deliveries is."""
+        self._flying.difference_update(ids)
+        if write.remaining:
+            write.remaining.difference_update(ids)
+            if not write.remaining:
+                self._writes -= 1
+
+
+def _wall_ms() -> int:
+    return time.time_ns() // 1_000_000
