@@ -62,7 +62,7 @@ def prune(conn: apsw.Connection, before_ms: int) -> int:
     oldest, first_hour = conn.execute(
         "SELECT (SELECT at_ms FROM membership_history ORDER BY history_id LIMIT 1),"
         " (SELECT min(hour_ms) FROM size_history)"
-    ).fetchone()
+    ).fetchone() or (None, None)
     removed = 0
     if oldest is not None and oldest < before_ms:
         conn.execute(
