@@ -25,7 +25,7 @@ from audiences_server.settings import Settings
 from audiences_server.testing import ServerProcess
 from tests.conftest import Running, bearer, error_reason, start
 
-IDLE_STREAMS = 1000
+IDLE_STREAMS = 1000  # of each kind
 
 
 def _health(channel: grpc.Channel, timeout: float = 5) -> int:
@@ -34,7 +34,7 @@ def _health(channel: grpc.Channel, timeout: float = 5) -> int:
 
 
 def _idle_calls(channel: grpc.Channel, running: Running) -> list[grpc.Future]:
-    """Half the streams watch a quiet feed, half send nothing on an open StreamCalls."""
+    """IDLE_STREAMS watching a quiet feed, and as many StreamCalls that send nothing."""
     running.sync.CreateDestination(sync_pb2.CreateDestinationRequest(destination=sync_pb2.Destination(
         key="quiet", grpc_feed=sync_pb2.GrpcFeedConfig())), metadata=running.auth("admin"))
     watch = sync_pb2.WatchChangesRequest(destination_key="quiet")
@@ -46,17 +46,13 @@ def _idle_calls(channel: grpc.Channel, running: Running) -> list[grpc.Future]:
         never.wait()
         yield from ()
 
-    calls = []
-    for i in range(IDLE_STREAMS):
-        if i % 2:
-            calls.append(running.sync.WatchChanges(watch, metadata=running.auth("admin")))
-        else:
-            calls.append(stub.StreamCalls.future(silent(), metadata=running.auth("write")))
-    return calls
+    watching = [running.sync.WatchChanges(watch, metadata=running.auth("admin")) for _ in range(IDLE_STREAMS)]
+    sending = [stub.StreamCalls.future(silent(), metadata=running.auth("write")) for _ in range(IDLE_STREAMS)]
+    return [*watching, *sending]
 
 
 def test_idle_streams_do_not_delay_health_or_calls(running: Running) -> None:
-    """1,000 open streams (500 watching a quiet feed, 500 StreamCalls that never send) hold no
+    """2,000 open streams (1,000 watching a quiet feed, 1,000 StreamCalls that never send) hold no
     thread: a health check and a tracking call still answer at once."""
     calls = _idle_calls(running.channel, running)
     try:
