@@ -26,6 +26,7 @@ class _MemorySink:
     """Keeps what it is sent, two deliveries per write."""
 
     max_in_flight = 2
+    max_batch = 2
 
     def __init__(self, received: list[dict[str, Any]]) -> None:
         self.received = received

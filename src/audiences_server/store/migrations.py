@@ -662,3 +662,11 @@ def _destination_kinds(conn: apsw.Connection) -> None:
         DROP TABLE temp.connections_0016;
         CREATE INDEX connections_by_computation ON connections(computation_id);
     """)
+
+
+@migration("0017_deliveries_in_order")
+def _deliveries_in_order(conn: apsw.Connection) -> None:
+    # A destination's due deliveries are read oldest first, a few at a time, while thousands may
+    # be queued: this index walks them in order and stops at the limit, where the index by state
+    # and time made every read sort the whole queue.
+    conn.execute("CREATE INDEX deliveries_by_destination ON deliveries(destination_id, delivery_id)")

@@ -315,13 +315,15 @@ def due_heads(conn: apsw.Connection, destination_id: int, now_ms: int, limit: in
     """Due deliveries that are first in their profile's queue, oldest first.
 
     A delivery waits while an older one of the same connection and profile is queued, retrying
-    or parked: that is what keeps each profile's changes in order.
+    or parked: that is what keeps each profile's changes in order. The queue is walked in order
+    (deliveries_by_destination) and the walk stops at the limit, however long the queue.
     """
     return [
         Delivery(int(r[0]), int(r[1]), int(r[2]), r[3], json.loads(r[4]), int(r[5]), r[6], int(r[7]))
         for r in conn.execute(
             "SELECT d.delivery_id, d.connection_id, d.profile_id, d.message_id, d.record, d.attempts,"
-            " d.first_attempt_ms, d.created_ms FROM deliveries d WHERE d.destination_id = ? AND d.state != 'dead'"
+            " d.first_attempt_ms, d.created_ms FROM deliveries d INDEXED BY deliveries_by_destination"
+            " WHERE d.destination_id = ? AND d.state != 'dead'"
             " AND d.next_ms <= ? AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.connection_id = d.connection_id"
             " AND e.profile_id = d.profile_id AND e.delivery_id < d.delivery_id)"
             " ORDER BY d.delivery_id LIMIT ?",

@@ -65,6 +65,8 @@ class Sink(Protocol):
 
     max_in_flight: int
     """Writes that may be in flight at once; each profile's next change waits for the last one."""
+    max_batch: int
+    """The most deliveries one write takes."""
 
     def take(self, heads: Sequence[Delivery], now_ms: int, writes: int) -> tuple[list[list[Delivery]], int | None]:
         """Up to `writes` batches to write now out of the due deliveries (oldest first, at most

@@ -38,7 +38,7 @@ class BatchSink:
     max_in_flight = 1
 
     def __init__(self, row: DestinationRow, request: Request, poster: Poster) -> None:
-        self._size = int(row.config["batch_size"])
+        self._size = self.max_batch = int(row.config["batch_size"])
         self._interval = int(row.config["batch_interval_ms"])
         self._request = request
         self._poster = poster

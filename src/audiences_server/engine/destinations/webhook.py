@@ -77,6 +77,8 @@ def batch_id(calls: Sequence[Mapping[str, Any]]) -> str:
 class EventSink:
     """EVENT style: a request per call, deliveries sent side by side on a pool of threads."""
 
+    max_batch = 1
+
     def __init__(self, row: DestinationRow) -> None:
         self.max_in_flight = int(row.config["max_in_flight"])
         self._url = str(row.config["url"])

@@ -160,7 +160,7 @@ class DestinationWorker:
             return False  # a committed outcome frees a slot and wakes the worker
         flying = self._acks.in_flight()
         # Enough heads to fill every free write whatever the kind batches, besides those in flight.
-        limit = writes * int(row.config.get("batch_size") or 1) + len(flying)
+        limit = writes * sink.max_batch + len(flying)
         heads = [h for h in store.due_heads(self._readers.get(), self.destination_id, now, limit)
                  if h.delivery_id not in flying]
         if not heads:
