@@ -1,5 +1,5 @@
 /**
- * Calling the server: one grpc-js channel shared by the four service clients, the token of each
+ * Calling the server: one grpc-js channel shared by the five service clients, the token of each
  * scope in the call's metadata, and the channel's service config.
  *
  * The service config retries idempotent reads (every unary `Get*`, `List*`, `Validate*` and
@@ -23,6 +23,7 @@ import type { Scope, Tokens } from "./config.js";
 import { AudiencesError, asAudiencesError } from "./errors.js";
 import { AudienceAdminServiceService } from "./gen/audiences/v1/admin.js";
 import { IngestServiceService } from "./gen/audiences/v1/ingest.js";
+import { OperatorServiceService } from "./gen/audiences/v1/operator.js";
 import { ProfilesServiceService } from "./gen/audiences/v1/profiles.js";
 import { SyncServiceService } from "./gen/audiences/v1/sync.js";
 
@@ -52,6 +53,7 @@ const SERVICES = {
   "audiences.v1.ProfilesService": ProfilesServiceService,
   "audiences.v1.AudienceAdminService": AudienceAdminServiceService,
   "audiences.v1.SyncService": SyncServiceService,
+  "audiences.v1.OperatorService": OperatorServiceService,
 };
 const IDEMPOTENT = /^(Get|List|Validate|Preview)/;
 

@@ -131,11 +131,38 @@ import {
   WatchChangesRequest,
   type WebhookConfig,
 } from "./gen/audiences/v1/sync.js";
+import {
+  CreateSpaceRequest,
+  CreateTokenRequest,
+  type CreateTokenResponse,
+  DeleteProfileRequest,
+  DeleteSuppressionRequest,
+  GetProfileDeletionRequest,
+  GetSpaceRequest,
+  ListProfileDeletionsRequest,
+  type ListProfileDeletionsResponse,
+  ListSpacesRequest,
+  type ListSpacesResponse,
+  ListSuppressionsRequest,
+  type ListSuppressionsResponse,
+  ListTokensRequest,
+  type ListTokensResponse,
+  OperatorServiceClient,
+  type ProfileDeletion,
+  RevokeTokenRequest,
+  type Space,
+  type Suppression,
+  type Token,
+  TokenScope,
+  UpdateSpaceRequest,
+} from "./gen/audiences/v1/operator.js";
 import { Alias, Group, Identify, Page, Screen, Track, type TrackingCall } from "./gen/audiences/v1/tracking.js";
 import type { DeepPartial } from "./gen/audiences/v1/admin.js";
 import * as messages from "./messages.js";
 
 export type CollectionName = "users" | "accounts";
+export type ScopeName = "write" | "read" | "admin" | "operator";
+export type Scopeish = ScopeName | TokenScope;
 export type KindName = "audience" | "computed_trait";
 export type Collectionish = CollectionName | Collection;
 export type Kindish = KindName | ComputationKind;
@@ -228,6 +255,12 @@ const LIMIT_PERIODS: Record<string, IdentityLimitPeriod> = {
   monthly: IdentityLimitPeriod.IDENTITY_LIMIT_PERIOD_MONTHLY,
   annually: IdentityLimitPeriod.IDENTITY_LIMIT_PERIOD_ANNUALLY,
 };
+const TOKEN_SCOPES: Record<ScopeName, TokenScope> = {
+  write: TokenScope.TOKEN_SCOPE_WRITE,
+  read: TokenScope.TOKEN_SCOPE_READ,
+  admin: TokenScope.TOKEN_SCOPE_ADMIN,
+  operator: TokenScope.TOKEN_SCOPE_OPERATOR,
+};
 const TRAIT_CLASSES: Record<string, TraitClass> = {
   audience: TraitClass.TRAIT_CLASS_AUDIENCE,
   computed_trait: TraitClass.TRAIT_CLASS_COMPUTED_TRAIT,
@@ -249,6 +282,12 @@ export function kindValue(value: Kindish): ComputationKind {
   const found = KINDS[value.toLowerCase()];
   if (found === undefined) throw new RangeError(`kind must be audience or computed_trait, not ${value}`);
   return found;
+}
+
+/** `"write"`, `"read"`, `"admin"`, `"operator"` (or the enum) as the `TokenScope` enum. */
+export function scopeValue(value: Scopeish): TokenScope {
+  if (typeof value === "number") return value;
+  return pick(TOKEN_SCOPES, value.toLowerCase(), "scope");
 }
 
 function pick<T>(table: Record<string, T>, value: string, what: string): T {
@@ -300,6 +339,7 @@ export class Client {
   readonly profiles: ProfilesServiceClient;
   readonly admin: AudienceAdminServiceClient;
   readonly sync: SyncServiceClient;
+  readonly operator: OperatorServiceClient;
   private readonly caller: Caller;
   private readonly batcher: Batcher;
   private closed = false;
@@ -325,6 +365,7 @@ export class Client {
     this.profiles = new ProfilesServiceClient(this.address, channelCredentials, shared);
     this.admin = new AudienceAdminServiceClient(this.address, channelCredentials, shared);
     this.sync = new SyncServiceClient(this.address, channelCredentials, shared);
+    this.operator = new OperatorServiceClient(this.address, channelCredentials, shared);
     this.batcher = new Batcher((body) => this.sendBody(body), options);
   }
 
@@ -610,7 +651,7 @@ export class Client {
     const request =
       "clockTime" in to
         ? SetClockRequest.fromPartial({ clockTime: to.clockTime })
-        : SetClockRequest.fromPartial({ advance: { seconds: Math.trunc(to.advanceMs / 1000), nanos: (to.advanceMs % 1000) * 1e6 } });
+        : SetClockRequest.fromPartial({ advance: duration(to.advanceMs) });
     return this.caller.unary("admin", this.admin.setClock.bind(this.admin), request);
   }
 
@@ -881,7 +922,7 @@ export class Client {
     const request = WatchChangesRequest.fromPartial({
       destinationKey,
       startCursor: options.startCursor,
-      heartbeatInterval: interval === undefined ? undefined : { seconds: Math.trunc(interval / 1000), nanos: (interval % 1000) * 1e6 },
+      heartbeatInterval: duration(interval),
     });
     return this.caller.stream("admin", this.sync.watchChanges.bind(this.sync), request, 2 ** 31);
   }
@@ -901,6 +942,134 @@ export class Client {
       yield chunk.csvData;
     }
   }
+
+  // -- spaces (operator) -----------------------------------------------------------------------
+  // Every operator method takes `space`, a space's name; empty (the default) is the operator
+  // token's own space.
+
+  /** Creates a space, keeping events for `eventRetentionMs` (default: for ever). */
+  async createSpace(name: string, options: { eventRetentionMs?: number } = {}): Promise<Space> {
+    const request = CreateSpaceRequest.fromPartial({ space: { name, eventRetention: duration(options.eventRetentionMs) } });
+    return (await this.caller.unary("operator", this.operator.createSpace.bind(this.operator), request)).space!;
+  }
+
+  /** One space with its settings (default: the token's own). */
+  async getSpace(name = ""): Promise<Space> {
+    const request = GetSpaceRequest.fromPartial({ name });
+    return (await this.caller.unary("operator", this.operator.getSpace.bind(this.operator), request)).space!;
+  }
+
+  /** One page of the server's spaces, the oldest first. */
+  listSpaces(options: PageOptions = {}): Promise<ListSpacesResponse> {
+    return this.caller.unary("operator", this.operator.listSpaces.bind(this.operator), ListSpacesRequest.fromPartial(options));
+  }
+
+  /** Every space of the server, the oldest first. */
+  iterSpaces(): AsyncGenerator<Space> {
+    return pages((pageToken) => this.listSpaces({ pageSize: 1000, pageToken }), (page) => page.spaces);
+  }
+
+  /**
+   * Changes the given settings of a space: `eventRetentionMs` (null: events kept for ever).
+   * Refused (`RETENTION_CONFLICT`) while an enabled definition of the space reads further back.
+   */
+  async updateSpace(name: string, update: { eventRetentionMs?: number | null }): Promise<Space> {
+    const paths = update.eventRetentionMs === undefined ? [] : ["event_retention"];
+    const request = UpdateSpaceRequest.fromPartial({
+      space: { name, eventRetention: duration(update.eventRetentionMs ?? undefined) },
+      updateMask: paths,
+    });
+    return (await this.caller.unary("operator", this.operator.updateSpace.bind(this.operator), request)).space!;
+  }
+
+  /** Sets how long a space keeps events, in milliseconds (null: for ever). */
+  setEventRetention(name: string, eventRetentionMs: number | null): Promise<Space> {
+    return this.updateSpace(name, { eventRetentionMs });
+  }
+
+  // -- tokens (operator) -----------------------------------------------------------------------
+
+  /**
+   * Issues a token of one scope (write, read, admin, operator); the reply's `secret` is shown
+   * this once. It expires after `ttlMs` or at `expireTime`, or never.
+   */
+  createToken(scope: Scopeish, options: { space?: string; label?: string; ttlMs?: number; expireTime?: Date } = {}): Promise<CreateTokenResponse> {
+    const { ttlMs, ...rest } = options;
+    const request = CreateTokenRequest.fromPartial({ ...rest, scope: scopeValue(scope), ttl: duration(ttlMs) });
+    return this.caller.unary("operator", this.operator.createToken.bind(this.operator), request);
+  }
+
+  /** One page of a space's tokens, the oldest first, revoked and expired ones included; never a secret. */
+  listTokens(options: { space?: string } & PageOptions = {}): Promise<ListTokensResponse> {
+    return this.caller.unary("operator", this.operator.listTokens.bind(this.operator), ListTokensRequest.fromPartial(options));
+  }
+
+  /** Every token of a space, following the pages. */
+  iterTokens(options: { space?: string } = {}): AsyncGenerator<Token> {
+    return pages((pageToken) => this.listTokens({ ...options, pageSize: 1000, pageToken }), (page) => page.tokens);
+  }
+
+  /** Revokes a token by its id (`tok_…`): its next call is refused with TOKEN_REVOKED. */
+  async revokeToken(tokenId: string): Promise<Token> {
+    const request = RevokeTokenRequest.fromPartial({ tokenId });
+    return (await this.caller.unary("operator", this.operator.revokeToken.bind(this.operator), request)).token!;
+  }
+
+  // -- profile deletions and suppressions (operator) -------------------------------------------
+
+  /**
+   * Starts deleting a profile (`type:value` or `prf_…`); with `suppress`, later calls carrying its
+   * identifiers are refused. Waits up to `deliveryTimeoutMs` (server default: 1 hour) for its
+   * exits to be delivered. Resolves to the deletion, PENDING; `getProfileDeletion` says when it
+   * is COMPLETE.
+   */
+  async deleteProfile(
+    profile: string,
+    options: { collection?: Collectionish; space?: string; suppress?: boolean; deliveryTimeoutMs?: number } = {},
+  ): Promise<ProfileDeletion> {
+    const { collection, deliveryTimeoutMs, ...rest } = options;
+    const request = DeleteProfileRequest.fromPartial({ ...rest, profile: ref(profile, collection), deliveryTimeout: duration(deliveryTimeoutMs) });
+    return (await this.caller.unary("operator", this.operator.deleteProfile.bind(this.operator), request)).deletion!;
+  }
+
+  /** One profile deletion (`del_…`) and how far it got. */
+  async getProfileDeletion(deletionId: string, options: { space?: string } = {}): Promise<ProfileDeletion> {
+    const request = GetProfileDeletionRequest.fromPartial({ ...options, deletionId });
+    return (await this.caller.unary("operator", this.operator.getProfileDeletion.bind(this.operator), request)).deletion!;
+  }
+
+  /** One page of a space's profile deletions, the newest first. */
+  listProfileDeletions(options: { space?: string } & PageOptions = {}): Promise<ListProfileDeletionsResponse> {
+    const request = ListProfileDeletionsRequest.fromPartial(options);
+    return this.caller.unary("operator", this.operator.listProfileDeletions.bind(this.operator), request);
+  }
+
+  /** Every profile deletion of a space, following the pages. */
+  iterProfileDeletions(options: { space?: string } = {}): AsyncGenerator<ProfileDeletion> {
+    return pages((pageToken) => this.listProfileDeletions({ ...options, pageSize: 1000, pageToken }), (page) => page.deletions);
+  }
+
+  /** One page of a space's suppressed identifiers, by collection, type and value. */
+  listSuppressions(options: { space?: string } & PageOptions = {}): Promise<ListSuppressionsResponse> {
+    const request = ListSuppressionsRequest.fromPartial(options);
+    return this.caller.unary("operator", this.operator.listSuppressions.bind(this.operator), request);
+  }
+
+  /** Every suppressed identifier of a space, following the pages. */
+  iterSuppressions(options: { space?: string } = {}): AsyncGenerator<Suppression> {
+    return pages((pageToken) => this.listSuppressions({ ...options, pageSize: 1000, pageToken }), (page) => page.suppressions);
+  }
+
+  /** Stops suppressing an identifier (`type:value`): calls carrying it are stored again. */
+  async deleteSuppression(externalId: string, options: { collection?: Collectionish; space?: string } = {}): Promise<void> {
+    const colon = externalId.indexOf(":");
+    if (colon < 0) throw new RangeError(`an identifier is type:value, not ${externalId}`);
+    const request = DeleteSuppressionRequest.fromPartial({
+      space: options.space,
+      externalId: { type: externalId.slice(0, colon), value: externalId.slice(colon + 1), collection: collectionValue(options.collection ?? "users") },
+    });
+    await this.caller.unary("operator", this.operator.deleteSuppression.bind(this.operator), request);
+  }
 }
 
 function computation(input: ComputationInput): DeepPartial<Audience> {
@@ -915,6 +1084,13 @@ function computation(input: ComputationInput): DeepPartial<Audience> {
 
 function computationRef(key: string, kind: Kindish = "audience", collection: Collectionish = "users"): DeepPartial<ComputationRef> {
   return { key, kind: kindValue(kind), collection: collectionValue(collection) };
+}
+
+/** Milliseconds as a protobuf Duration; undefined stays unset. */
+function duration(ms: number | undefined): { seconds: number; nanos: number } | undefined {
+  if (ms === undefined) return undefined;
+  const seconds = Math.trunc(ms / 1000);
+  return { seconds, nanos: Math.round((ms - seconds * 1000) * 1e6) };
 }
 
 function ref(profile: string, collection: Collectionish | undefined): { id: string; collection: Collection } {

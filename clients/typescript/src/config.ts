@@ -9,7 +9,7 @@
  * | --- | --- | --- |
  * | address | `AUDIENCES_ADDRESS` | `127.0.0.1:50051` |
  * | one token for every scope | `AUDIENCES_TOKEN` | |
- * | a scope's token | `AUDIENCES_WRITE_TOKEN`, `AUDIENCES_READ_TOKEN`, `AUDIENCES_ADMIN_TOKEN` | |
+ * | a scope's token | `AUDIENCES_WRITE_TOKEN`, `AUDIENCES_READ_TOKEN`, `AUDIENCES_ADMIN_TOKEN`, `AUDIENCES_OPERATOR_TOKEN` | |
  * | credentials file | `AUDIENCES_CREDENTIALS_FILE` | beside `AUDIENCES_DB`, else `var/credentials.json` |
  */
 
@@ -17,7 +17,7 @@ import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 
 export const DEFAULT_ADDRESS = "127.0.0.1:50051";
-export const SCOPES = ["write", "read", "admin"] as const;
+export const SCOPES = ["write", "read", "admin", "operator"] as const;
 export type Scope = (typeof SCOPES)[number];
 export type Tokens = Partial<Record<Scope, string>>;
 type Environment = Record<string, string | undefined>;
@@ -34,6 +34,8 @@ export interface ConnectionOptions {
   readToken?: string;
   /** The `admin` token (audiences, traits, destinations); wins over `token`. */
   adminToken?: string;
+  /** The `operator` token (spaces, tokens, profile deletions, suppressions); wins over `token`. */
+  operatorToken?: string;
   /** The server's `credentials.json`; read only for scopes still missing. */
   credentialsFile?: string;
 }
@@ -75,7 +77,12 @@ function fileTokens(path: string): Tokens {
 /** Works out the address and a token per scope. */
 export function resolve(options: ConnectionOptions = {}, env: Environment = process.env): Resolved {
   const fromFile = fileTokens(credentialsPath(options.credentialsFile, env));
-  const explicit: Tokens = { write: options.writeToken, read: options.readToken, admin: options.adminToken };
+  const explicit: Tokens = {
+    write: options.writeToken,
+    read: options.readToken,
+    admin: options.adminToken,
+    operator: options.operatorToken,
+  };
   const tokens: Tokens = {};
   for (const scope of SCOPES) {
     const shared = typeof options.token === "string" ? options.token : options.token?.[scope];

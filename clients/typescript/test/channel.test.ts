@@ -46,7 +46,13 @@ test("the retried RPCs are the unary reads of every service, and no write", () =
   for (const read of ["AudienceAdminService/GetAudience", "ProfilesService/ListTraits", "SyncService/ListChanges", "AudienceAdminService/ValidateDefinition"]) {
     assert.ok(names.includes(read), read);
   }
-  for (const write of ["CreateAudience", "RunTick", "SetClock", "BatchJson", "Track", "RedriveDeadLetters", "WatchChanges", "ExportAudience"]) {
+  const operator = names.filter((n) => n.startsWith("OperatorService/")).sort();
+  assert.deepEqual(operator, [
+    "OperatorService/GetProfileDeletion", "OperatorService/GetSpace", "OperatorService/ListProfileDeletions",
+    "OperatorService/ListSpaces", "OperatorService/ListSuppressions", "OperatorService/ListTokens",
+  ]);
+  for (const write of ["CreateAudience", "RunTick", "SetClock", "BatchJson", "Track", "RedriveDeadLetters", "WatchChanges", "ExportAudience",
+    "CreateToken", "RevokeToken", "DeleteProfile", "DeleteSuppression"]) {
     assert.ok(!names.some((n) => n.endsWith(`/${write}`)), write);
   }
 });

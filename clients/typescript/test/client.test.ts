@@ -6,6 +6,7 @@ import { AudiencesError, Client, type Undelivered, status, v1 } from "../src/ind
 import { type RunningServer, startServer } from "./server.js";
 import { AudienceAdminServiceService } from "../src/gen/audiences/v1/admin.js";
 import { IngestServiceService } from "../src/gen/audiences/v1/ingest.js";
+import { OperatorServiceService } from "../src/gen/audiences/v1/operator.js";
 import { ProfilesServiceService } from "../src/gen/audiences/v1/profiles.js";
 import { SyncServiceService } from "../src/gen/audiences/v1/sync.js";
 
@@ -145,6 +146,16 @@ describe("typed errors", () => {
     await tokenless.close();
   });
 
+  test("the operator token comes from the credentials file like the others, and operatorToken wins", async () => {
+    assert.ok(server.tokens.operator);
+    assert.ok((await client.getSpace()).name);
+    const wrong = connect({ operatorToken: server.tokens.admin });
+    const error = await rejection(wrong.listSpaces());
+    assert.equal(error.code, status.PERMISSION_DENIED);
+    assert.deepEqual(error.metadata, { required_scope: "operator", token_scope: "admin" });
+    await wrong.close();
+  });
+
   test("a server that cannot be reached is UNAVAILABLE", async () => {
     const nowhere = new Client({ address: "127.0.0.1:1", token: "t", timeoutMs: 5_000 });
     const error = await rejection(nowhere.getEvaluatorStatus());
@@ -154,14 +165,14 @@ describe("typed errors", () => {
 });
 
 describe("every service", () => {
-  test("every RPC of the four services has a Client method (the ingest ones under their queue-free names)", () => {
+  test("every RPC of the five services has a Client method (the ingest ones under their queue-free names)", () => {
     const ingest: Record<string, string> = {
       track: "send", identify: "send", page: "send", screen: "send", group: "send", alias: "send",
       batch: "sendTypedBatch", batchJson: "sendBatch", streamCalls: "streamCalls",
     };
     const rpcs = [
       ...Object.keys(IngestServiceService).map((name) => ingest[name] ?? name),
-      ...[ProfilesServiceService, AudienceAdminServiceService, SyncServiceService].flatMap((s) => Object.keys(s)),
+      ...[ProfilesServiceService, AudienceAdminServiceService, SyncServiceService, OperatorServiceService].flatMap((s) => Object.keys(s)),
     ];
     const missing = rpcs.filter((name) => typeof (client as unknown as Record<string, unknown>)[name] !== "function");
     assert.deepEqual(missing, []);
@@ -275,5 +286,67 @@ describe("every service", () => {
     await client.disconnectDestination(destination, key);
     await client.deleteDestination(destination, { force: true });
     assert.equal((await rejection(client.getDestination(destination))).code, status.NOT_FOUND);
+  });
+
+  test("OperatorService: a space, a token of it listed and revoked, its settings changed", async () => {
+    const name = unique("space");
+    const day = 86_400_000;
+    const space = await client.createSpace(name, { eventRetentionMs: 30 * day });
+    assert.deepEqual([space.name, space.eventRetention?.seconds], [name, 30 * 86_400]);
+    assert.equal((await client.getSpace(name)).name, name);
+    const spaces = [];
+    for await (const s of client.iterSpaces()) spaces.push(s.name);
+    assert.ok(spaces.includes(name));
+    assert.ok((await client.listSpaces({ pageSize: 1 })).spaces.length === 1);
+    assert.equal((await client.setEventRetention(name, null)).eventRetention, undefined);
+    assert.equal((await client.updateSpace(name, { eventRetentionMs: 7 * day })).eventRetention?.seconds, 7 * 86_400);
+
+    const created = await client.createToken("read", { space: name, label: "reporting", ttlMs: 3_600_000 });
+    const token = created.token!;
+    assert.ok(created.secret);
+    assert.match(token.tokenId, /^tok_/);
+    assert.deepEqual([token.space, token.scope, token.label, token.state],
+      [name, v1.operator.TokenScope.TOKEN_SCOPE_READ, "reporting", v1.operator.TokenState.TOKEN_STATE_ACTIVE]);
+    assert.ok(token.expireTime);
+    const reader = connect({ readToken: created.secret });
+    assert.equal((await rejection(reader.getMetadata("user_id:nobody"))).code, status.NOT_FOUND); // accepted, nobody there
+    const listed = (await client.listTokens({ space: name })).tokens;
+    assert.deepEqual(listed.map((t) => t.tokenId), [token.tokenId]);
+    const iterated = [];
+    for await (const t of client.iterTokens({ space: name })) iterated.push(t.tokenId);
+    assert.deepEqual(iterated, [token.tokenId]);
+
+    const revoked = await client.revokeToken(token.tokenId);
+    assert.equal(revoked.state, v1.operator.TokenState.TOKEN_STATE_REVOKED);
+    assert.ok(revoked.revokeTime);
+    assert.equal((await client.listTokens({ space: name })).tokens[0]?.state, v1.operator.TokenState.TOKEN_STATE_REVOKED);
+    const error = await rejection(reader.getMetadata("user_id:nobody"));
+    assert.deepEqual([error.code, error.reason], [status.UNAUTHENTICATED, "TOKEN_REVOKED"]);
+    await reader.close();
+    assert.equal((await rejection(client.getSpace(unique("missing")))).reason, "SPACE_NOT_FOUND");
+  });
+
+  test("OperatorService: a profile deleted with its identifiers suppressed, then a suppression lifted", async () => {
+    const user = unique("gone");
+    client.identify({ userId: user, traits: { email: `${user}@example.com` }, timestamp: T0 });
+    await client.flush();
+    const deletion = await client.deleteProfile(`user_id:${user}`, { suppress: true, deliveryTimeoutMs: 0 });
+    assert.match(deletion.deletionId, /^del_/);
+    assert.deepEqual([deletion.suppress, deletion.profile?.id], [true, `user_id:${user}`]);
+    assert.equal((await client.getProfileDeletion(deletion.deletionId)).deletionId, deletion.deletionId);
+    assert.equal((await client.listProfileDeletions({ pageSize: 1 })).deletions[0]?.deletionId, deletion.deletionId);
+    const deletions = [];
+    for await (const d of client.iterProfileDeletions()) deletions.push(d.deletionId);
+    assert.ok(deletions.includes(deletion.deletionId));
+    const suppressed = async (): Promise<string[]> => {
+      const found = [];
+      for await (const s of client.iterSuppressions()) found.push(`${s.externalId?.type}:${s.externalId?.value}`);
+      return found.filter((id) => id.includes(user));
+    };
+    assert.deepEqual((await suppressed()).sort(), [`email:${user}@example.com`, `user_id:${user}`]);
+    assert.ok((await client.listSuppressions({ pageSize: 1 })).suppressions.length === 1);
+    await client.deleteSuppression(`user_id:${user}`);
+    assert.deepEqual(await suppressed(), [`email:${user}@example.com`]);
+    assert.equal((await rejection(client.deleteSuppression(`user_id:${user}`))).reason, "SUPPRESSION_NOT_FOUND");
   });
 });

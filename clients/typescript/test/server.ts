@@ -17,7 +17,7 @@ export interface RunningServer {
   address: string;
   httpAddress: string;
   credentialsFile: string;
-  tokens: { write: string; read: string; admin: string };
+  tokens: { write: string; read: string; admin: string; operator: string };
   stop(): Promise<void>;
 }
 
