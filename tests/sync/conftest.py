@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,6 +21,7 @@ from google.protobuf import duration_pb2
 
 from tests.conftest import Running, bearer, start
 from tests.evaluator.conftest import T0, Space, new_space
+from tests.sync.pg import PostgresServer
 
 # A Standard Webhooks secret: `whsec_` and the base64 of 32 bytes.
 SECRET = "whsec_" + base64.b64encode(bytes(range(32))).decode()
@@ -155,6 +158,17 @@ def sync_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     yield running
     running.channel.close()
     running.server.stop(grace=1)
+
+
+@pytest.fixture(scope="package")
+def postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of its own for the sync tests that need one (in a folder of /tmp that
+    the `postgres` user can reach when the tests run as root)."""
+    root = Path(tempfile.mkdtemp(prefix="audiences-pg-"))
+    server = PostgresServer(root)
+    yield server
+    server.stop()
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture

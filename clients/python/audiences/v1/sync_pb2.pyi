@@ -115,6 +115,24 @@ class CsvConfig(_message.Message):
     interval: _duration_pb2.Duration
     def __init__(self, directory: _Optional[str] = ..., external_id_types: _Optional[_Iterable[str]] = ..., include_traits: _Optional[_Iterable[str]] = ..., interval: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
+class PostgresConfig(_message.Message):
+    __slots__ = ("dsn", "dsn_set", "schema", "table_prefix", "external_id_types", "include_traits", "batch_size")
+    DSN_FIELD_NUMBER: _ClassVar[int]
+    DSN_SET_FIELD_NUMBER: _ClassVar[int]
+    SCHEMA_FIELD_NUMBER: _ClassVar[int]
+    TABLE_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    EXTERNAL_ID_TYPES_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_TRAITS_FIELD_NUMBER: _ClassVar[int]
+    BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    dsn: str
+    dsn_set: bool
+    schema: str
+    table_prefix: str
+    external_id_types: _containers.RepeatedScalarFieldContainer[str]
+    include_traits: _containers.RepeatedScalarFieldContainer[str]
+    batch_size: int
+    def __init__(self, dsn: _Optional[str] = ..., dsn_set: _Optional[bool] = ..., schema: _Optional[str] = ..., table_prefix: _Optional[str] = ..., external_id_types: _Optional[_Iterable[str]] = ..., include_traits: _Optional[_Iterable[str]] = ..., batch_size: _Optional[int] = ...) -> None: ...
+
 class DeliveryPolicy(_message.Message):
     __slots__ = ("max_attempts", "initial_backoff", "max_backoff", "request_timeout")
     MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
@@ -128,7 +146,7 @@ class DeliveryPolicy(_message.Message):
     def __init__(self, max_attempts: _Optional[int] = ..., initial_backoff: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., max_backoff: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., request_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class Destination(_message.Message):
-    __slots__ = ("id", "key", "name", "enabled", "webhook", "segment", "grpc_feed", "csv", "delivery_policy", "create_time", "update_time")
+    __slots__ = ("id", "key", "name", "enabled", "webhook", "segment", "grpc_feed", "csv", "postgres", "delivery_policy", "create_time", "update_time")
     ID_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -137,6 +155,7 @@ class Destination(_message.Message):
     SEGMENT_FIELD_NUMBER: _ClassVar[int]
     GRPC_FEED_FIELD_NUMBER: _ClassVar[int]
     CSV_FIELD_NUMBER: _ClassVar[int]
+    POSTGRES_FIELD_NUMBER: _ClassVar[int]
     DELIVERY_POLICY_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
@@ -148,10 +167,11 @@ class Destination(_message.Message):
     segment: SegmentConfig
     grpc_feed: GrpcFeedConfig
     csv: CsvConfig
+    postgres: PostgresConfig
     delivery_policy: DeliveryPolicy
     create_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., key: _Optional[str] = ..., name: _Optional[str] = ..., enabled: _Optional[bool] = ..., webhook: _Optional[_Union[WebhookConfig, _Mapping]] = ..., segment: _Optional[_Union[SegmentConfig, _Mapping]] = ..., grpc_feed: _Optional[_Union[GrpcFeedConfig, _Mapping]] = ..., csv: _Optional[_Union[CsvConfig, _Mapping]] = ..., delivery_policy: _Optional[_Union[DeliveryPolicy, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    def __init__(self, id: _Optional[str] = ..., key: _Optional[str] = ..., name: _Optional[str] = ..., enabled: _Optional[bool] = ..., webhook: _Optional[_Union[WebhookConfig, _Mapping]] = ..., segment: _Optional[_Union[SegmentConfig, _Mapping]] = ..., grpc_feed: _Optional[_Union[GrpcFeedConfig, _Mapping]] = ..., csv: _Optional[_Union[CsvConfig, _Mapping]] = ..., postgres: _Optional[_Union[PostgresConfig, _Mapping]] = ..., delivery_policy: _Optional[_Union[DeliveryPolicy, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class DeliveryStatus(_message.Message):
     __slots__ = ("pending_count", "delivered_count", "retrying_count", "dead_letter_count", "last_error", "last_error_time", "last_delivery_time", "lag")

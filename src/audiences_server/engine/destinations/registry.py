@@ -9,11 +9,12 @@ from __future__ import annotations
 from audiences_server.engine.destinations.base import Destination
 from audiences_server.engine.destinations.csv import Csv
 from audiences_server.engine.destinations.feed import Feed
+from audiences_server.engine.destinations.postgres import Postgres
 from audiences_server.engine.destinations.segment import Segment
 from audiences_server.engine.destinations.webhook import Webhook
 from audiences_server.errors import InvalidArgument
 
-KINDS: dict[str, Destination] = {kind.kind: kind for kind in (Webhook(), Segment(), Feed(), Csv())}
+KINDS: dict[str, Destination] = {kind.kind: kind for kind in (Webhook(), Segment(), Feed(), Csv(), Postgres())}
 
 
 def kinds() -> list[str]:

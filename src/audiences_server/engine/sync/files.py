@@ -31,7 +31,7 @@ def _cell(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
 
 
-def _traits(conn: apsw.Connection, comp: ComputationRow, keys: Sequence[str], pids: list[int]
+def trait_values(conn: apsw.Connection, comp: ComputationRow, keys: Sequence[str], pids: list[int]
             ) -> dict[int, dict[str, Any]]:
     """Custom traits overlaid with the values of the collection's computations of those keys."""
     found = evaluation.custom_traits(conn, pids, {k.split(".", 1)[0] for k in keys})
@@ -68,7 +68,7 @@ def csv_chunks(conn: apsw.Connection, comp: ComputationRow, id_types: Sequence[s
             return
         pids = [pid for pid, _, _ in rows]
         refs = evaluation.profile_refs(conn, pids)
-        values = _traits(conn, comp, traits, pids) if traits else {}
+        values = trait_values(conn, comp, traits, pids) if traits else {}
         for pid in pids:
             public, _, own = refs.get(pid, ("", "", []))
             chosen = select_ids(own, selection, id_types, exiting=False)

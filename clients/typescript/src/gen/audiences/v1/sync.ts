@@ -304,8 +304,38 @@ export interface CsvConfig {
 }
 
 /**
- * How failed deliveries to a webhook or Segment destination are retried. Network errors,
- * timeouts, HTTP 408, 429 and 5xx are retried; any other status parks the delivery at once.
+ * A table per connection in a PostgreSQL database of your own, holding the audience's members
+ * (or the profiles with a value, for a computed trait): a row is upserted when its profile
+ * enters or its value changes and deleted when it exits, change by change in the order they
+ * happened, so the table follows the audience. The first sync starts from an empty table.
+ */
+export interface PostgresConfig {
+  /**
+   * A libpq connection string or URI (`postgresql://user:password@host:5432/dbname`).
+   * Required on create. Input only: read back empty, since it may hold a password.
+   */
+  dsn: string;
+  /** Whether a connection string is set. Output only. */
+  dsnSet: boolean;
+  /** The schema the tables are in: default `public`. It must exist. */
+  schema: string;
+  /**
+   * Put before each table's name, `<table_prefix><collection>_<key>` (for example
+   * `audiences_users_high_value` with the prefix `audiences_`). Default empty.
+   */
+  tablePrefix: string;
+  /** Identifier columns, as in ExportAudienceRequest.external_id_types. */
+  externalIdTypes: string[];
+  /** Trait columns (custom, computed or audience), `jsonb`, read when the row is written. */
+  includeTraits: string[];
+  /** The most changes written in one transaction: default 500, at most 5,000. */
+  batchSize: number;
+}
+
+/**
+ * How failed deliveries to a destination that pushes (webhook, Segment, PostgreSQL) are
+ * retried. Network errors, timeouts, HTTP 408, 429 and 5xx are retried; any other status parks
+ * the delivery at once. A PostgreSQL destination retries every error but a rejected value.
  */
 export interface DeliveryPolicy {
   /** Attempts before a delivery is parked as a dead letter: default 8, at least 5. */
@@ -353,7 +383,14 @@ export interface Destination {
   csv?:
     | CsvConfig
     | undefined;
-  /** Retries, for webhook and Segment destinations; ignored for the others. */
+  /** A table per connection in a PostgreSQL database. */
+  postgres?:
+    | PostgresConfig
+    | undefined;
+  /**
+   * Retries, for the destinations that push (webhook, Segment, PostgreSQL); ignored for the
+   * others.
+   */
   deliveryPolicy:
     | DeliveryPolicy
     | undefined;
@@ -589,8 +626,8 @@ export interface DeleteDestinationResponse {
 export interface ConnectDestinationRequest {
   /**
    * The connection to make: `destination_key` and `computation` are required. For webhook and
-   * Segment destinations at least one `send_*` must be true; for `grpc_feed` and `csv`
-   * destinations none may be. An existing connection fails with ALREADY_EXISTS.
+   * Segment destinations at least one `send_*` must be true; for `grpc_feed`, `csv` and
+   * `postgres` destinations none may be. An existing connection fails with ALREADY_EXISTS.
    */
   connection: Connection | undefined;
 }
@@ -1502,6 +1539,191 @@ export const CsvConfig: MessageFns<CsvConfig> = {
   },
 };
 
+function createBasePostgresConfig(): PostgresConfig {
+  return { dsn: "", dsnSet: false, schema: "", tablePrefix: "", externalIdTypes: [], includeTraits: [], batchSize: 0 };
+}
+
+export const PostgresConfig: MessageFns<PostgresConfig> = {
+  encode(message: PostgresConfig, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.dsn !== "") {
+      writer.uint32(10).string(message.dsn);
+    }
+    if (message.dsnSet !== false) {
+      writer.uint32(16).bool(message.dsnSet);
+    }
+    if (message.schema !== "") {
+      writer.uint32(26).string(message.schema);
+    }
+    if (message.tablePrefix !== "") {
+      writer.uint32(34).string(message.tablePrefix);
+    }
+    for (const v of message.externalIdTypes) {
+      writer.uint32(42).string(v!);
+    }
+    for (const v of message.includeTraits) {
+      writer.uint32(50).string(v!);
+    }
+    if (message.batchSize !== 0) {
+      writer.uint32(56).int32(message.batchSize);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PostgresConfig {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePostgresConfig();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.dsn = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.dsnSet = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.schema = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.tablePrefix = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.externalIdTypes.push(reader.string());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.includeTraits.push(reader.string());
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.batchSize = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PostgresConfig {
+    return {
+      dsn: isSet(object.dsn) ? globalThis.String(object.dsn) : "",
+      dsnSet: isSet(object.dsnSet)
+        ? globalThis.Boolean(object.dsnSet)
+        : isSet(object.dsn_set)
+        ? globalThis.Boolean(object.dsn_set)
+        : false,
+      schema: isSet(object.schema) ? globalThis.String(object.schema) : "",
+      tablePrefix: isSet(object.tablePrefix)
+        ? globalThis.String(object.tablePrefix)
+        : isSet(object.table_prefix)
+        ? globalThis.String(object.table_prefix)
+        : "",
+      externalIdTypes: globalThis.Array.isArray(object?.externalIdTypes)
+        ? object.externalIdTypes.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.external_id_types)
+        ? object.external_id_types.map((e: any) => globalThis.String(e))
+        : [],
+      includeTraits: globalThis.Array.isArray(object?.includeTraits)
+        ? object.includeTraits.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.include_traits)
+        ? object.include_traits.map((e: any) => globalThis.String(e))
+        : [],
+      batchSize: isSet(object.batchSize)
+        ? globalThis.Number(object.batchSize)
+        : isSet(object.batch_size)
+        ? globalThis.Number(object.batch_size)
+        : 0,
+    };
+  },
+
+  toJSON(message: PostgresConfig): unknown {
+    const obj: any = {};
+    if (message.dsn !== "") {
+      obj.dsn = message.dsn;
+    }
+    if (message.dsnSet !== false) {
+      obj.dsnSet = message.dsnSet;
+    }
+    if (message.schema !== "") {
+      obj.schema = message.schema;
+    }
+    if (message.tablePrefix !== "") {
+      obj.tablePrefix = message.tablePrefix;
+    }
+    if (message.externalIdTypes?.length) {
+      obj.externalIdTypes = message.externalIdTypes;
+    }
+    if (message.includeTraits?.length) {
+      obj.includeTraits = message.includeTraits;
+    }
+    if (message.batchSize !== 0) {
+      obj.batchSize = Math.round(message.batchSize);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PostgresConfig>, I>>(base?: I): PostgresConfig {
+    return PostgresConfig.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PostgresConfig>, I>>(object: I): PostgresConfig {
+    const message = createBasePostgresConfig();
+    message.dsn = object.dsn ?? "";
+    message.dsnSet = object.dsnSet ?? false;
+    message.schema = object.schema ?? "";
+    message.tablePrefix = object.tablePrefix ?? "";
+    message.externalIdTypes = object.externalIdTypes?.map((e) => e) || [];
+    message.includeTraits = object.includeTraits?.map((e) => e) || [];
+    message.batchSize = object.batchSize ?? 0;
+    return message;
+  },
+};
+
 function createBaseDeliveryPolicy(): DeliveryPolicy {
   return { maxAttempts: 0, initialBackoff: undefined, maxBackoff: undefined, requestTimeout: undefined };
 }
@@ -1651,6 +1873,7 @@ function createBaseDestination(): Destination {
     segment: undefined,
     grpcFeed: undefined,
     csv: undefined,
+    postgres: undefined,
     deliveryPolicy: undefined,
     createTime: undefined,
     updateTime: undefined,
@@ -1682,6 +1905,9 @@ export const Destination: MessageFns<Destination> = {
     }
     if (message.csv !== undefined) {
       CsvConfig.encode(message.csv, writer.uint32(66).fork()).join();
+    }
+    if (message.postgres !== undefined) {
+      PostgresConfig.encode(message.postgres, writer.uint32(98).fork()).join();
     }
     if (message.deliveryPolicy !== undefined) {
       DeliveryPolicy.encode(message.deliveryPolicy, writer.uint32(74).fork()).join();
@@ -1772,6 +1998,14 @@ export const Destination: MessageFns<Destination> = {
             message.csv = CsvConfig.decode(reader, reader.uint32());
             continue;
           }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.postgres = PostgresConfig.decode(reader, reader.uint32());
+            continue;
+          }
           case 9: {
             if (tag !== 74) {
               break;
@@ -1822,6 +2056,7 @@ export const Destination: MessageFns<Destination> = {
         ? GrpcFeedConfig.fromJSON(object.grpc_feed)
         : undefined,
       csv: isSet(object.csv) ? CsvConfig.fromJSON(object.csv) : undefined,
+      postgres: isSet(object.postgres) ? PostgresConfig.fromJSON(object.postgres) : undefined,
       deliveryPolicy: isSet(object.deliveryPolicy)
         ? DeliveryPolicy.fromJSON(object.deliveryPolicy)
         : isSet(object.delivery_policy)
@@ -1866,6 +2101,9 @@ export const Destination: MessageFns<Destination> = {
     if (message.csv !== undefined) {
       obj.csv = CsvConfig.toJSON(message.csv);
     }
+    if (message.postgres !== undefined) {
+      obj.postgres = PostgresConfig.toJSON(message.postgres);
+    }
     if (message.deliveryPolicy !== undefined) {
       obj.deliveryPolicy = DeliveryPolicy.toJSON(message.deliveryPolicy);
     }
@@ -1897,6 +2135,9 @@ export const Destination: MessageFns<Destination> = {
       ? GrpcFeedConfig.fromPartial(object.grpcFeed)
       : undefined;
     message.csv = (object.csv !== undefined && object.csv !== null) ? CsvConfig.fromPartial(object.csv) : undefined;
+    message.postgres = (object.postgres !== undefined && object.postgres !== null)
+      ? PostgresConfig.fromPartial(object.postgres)
+      : undefined;
     message.deliveryPolicy = (object.deliveryPolicy !== undefined && object.deliveryPolicy !== null)
       ? DeliveryPolicy.fromPartial(object.deliveryPolicy)
       : undefined;
