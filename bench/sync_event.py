@@ -47,6 +47,7 @@ class Config:
 
     members: int = 20_000
     repeats: int = 3
+    max_in_flight: int = 0  # 0: the destination's default
 
 
 class Receiver:
@@ -130,7 +131,8 @@ def collect(config: Config) -> list[dict[str, Any]]:
             _audience(admin_pb2_grpc.AudienceAdminServiceStub(channel), meta, config.members)
             sync = sync_pb2_grpc.SyncServiceStub(channel)
             webhook = sync_pb2.WebhookConfig(url=f"http://127.0.0.1:{receiver.port}/in", signing_secret=SECRET,
-                                             payload_style=sync_pb2.WEBHOOK_PAYLOAD_STYLE_EVENT)
+                                             payload_style=sync_pb2.WEBHOOK_PAYLOAD_STYLE_EVENT,
+                                             max_in_flight=config.max_in_flight)
             sync.CreateDestination(sync_pb2.CreateDestinationRequest(
                 destination=sync_pb2.Destination(key="hook", webhook=webhook)), metadata=meta)
             ref = common_pb2.ComputationRef(kind=common_pb2.COMPUTATION_KIND_AUDIENCE, collection=USERS, key="pro")
@@ -158,7 +160,8 @@ def collect(config: Config) -> list[dict[str, Any]]:
     if not samples:
         return []
     return [figure("sync.event.throughput", f"webhook first sync of {config.members:,} members to a local receiver,"
-                   " EVENT style (a request per change), signed, default max_in_flight", samples, "changes/s", 0,
+                   " EVENT style (a request per change), signed, max_in_flight"
+                   f" {config.max_in_flight or 'default'}", samples, "changes/s", 0,
                    members=config.members, server_cpu_us_per_change=cpu, load_average=loads,
                    cores=os.cpu_count())]
 
@@ -168,9 +171,10 @@ def main() -> int:
     defaults = Config()
     parser.add_argument("--members", type=int, default=defaults.members)
     parser.add_argument("--repeats", type=int, default=defaults.repeats)
+    parser.add_argument("--max-in-flight", type=int, default=defaults.max_in_flight)
     parser.add_argument("--out", type=Path, default=RESULTS / "sync_event.json")
     args = parser.parse_args()
-    results = collect(Config(members=args.members, repeats=args.repeats))
+    results = collect(Config(members=args.members, repeats=args.repeats, max_in_flight=args.max_in_flight))
     print_table(results)
     write_results(results, args.out)
     print(f"\nwritten {args.out}")

@@ -34,13 +34,15 @@ from audiences_server.engine.sync.configs import with_defaults
 from audiences_server.engine.sync.queueing import Queueing
 from audiences_server.store import sync as store
 from audiences_server.store.db import Readers
-from audiences_server.store.sync import DestinationRow
+from audiences_server.store.sync import ConnectionRow, DestinationRow
 from audiences_server.store.writer import Writer, WriterClosed
 
 log = structlog.get_logger(__name__)
 
 # Queueing jobs per connection per round, so sending keeps pace during a long initial sync.
 QUEUE_JOBS_PER_ROUND = 8
+# The longest a worker goes on with what it read of its destination and connections.
+RELOAD_S = 0.25
 
 
 def wall_ms() -> int:
@@ -61,7 +63,12 @@ class DestinationWorker:
         self._stopping = threading.Event()
         self._wait_s = 1.0
         self._sink: tuple[int, Sink] | None = None  # built for the destination as of its updated_ms
-        self._acks = Acks(writer, self.wake)
+        self._acks = Acks(writer, self._wake.set)
+        # What a round reads of the database besides due deliveries, read again when told of
+        # changes (wake) or after RELOAD_S: a committed outcome alone only frees a slot, and
+        # reading everything again on each one would cost more than sending.
+        self._changed = threading.Event()
+        self._loaded: tuple[float, DestinationRow, Destination, dict[int, ConnectionRow]] | None = None
         self.thread = threading.Thread(target=self._loop, name=f"sync-{destination_id}", daemon=True)
 
     def start(self) -> None:
@@ -69,7 +76,8 @@ class DestinationWorker:
         self.thread.start()
 
     def wake(self) -> None:
-        """Says new change records may be waiting, or a write's outcome was committed."""
+        """Says new change records may be waiting, or the destination or its connections changed."""
+        self._changed.set()
         self._wake.set()
 
     def stop(self) -> None:
@@ -95,18 +103,27 @@ class DestinationWorker:
 
     def _round(self) -> bool:
         """Queues new records and sends what is due; True when more work is waiting now."""
-        stored = store.destination_by_id(self._readers.get(), self.destination_id)
-        if stored is None:
-            self._stopping.set()
-            return False
-        kind = registry.get(stored.kind)
-        row = dataclasses.replace(stored, config=with_defaults(stored.kind, stored.config))
         self._wait_s = 1.0
-        busy = self._queue(row, kind)
-        kind.refresh(row, self._context, wall_ms())
+        busy = False
+        loaded = self._loaded
+        if loaded is None or self._changed.is_set() or time.monotonic() - loaded[0] >= RELOAD_S:
+            self._changed.clear()
+            stored = store.destination_by_id(self._readers.get(), self.destination_id)
+            if stored is None:
+                self._stopping.set()
+                return False
+            kind = registry.get(stored.kind)
+            row = dataclasses.replace(stored, config=with_defaults(stored.kind, stored.config))
+            busy = self._queue(row, kind)
+            if busy:
+                self._changed.set()  # more to queue: the next round goes on
+            kind.refresh(row, self._context, wall_ms())
+            connections = {c.connection_id: c for c in store.connections_of(self._readers.get(), self.destination_id)}
+            loaded = self._loaded = (time.monotonic(), row, kind, connections)
+        _, row, kind, connections = loaded
         sink = self._current_sink(row, kind) if row.enabled else None
         if sink is not None:
-            busy = self._send(row, sink) or busy
+            busy = self._send(row, sink, connections) or busy
         return busy
 
     def _queue(self, row: DestinationRow, kind: Destination) -> bool:
@@ -149,7 +166,7 @@ class DestinationWorker:
 
     # -- sending -------------------------------------------------------------------------
 
-    def _send(self, row: DestinationRow, sink: Sink) -> bool:
+    def _send(self, row: DestinationRow, sink: Sink, connections: dict[int, ConnectionRow]) -> bool:
         now = wall_ms()
         paused = self._acks.paused_until
         if now < paused:
@@ -171,7 +188,6 @@ class DestinationWorker:
             if wait_ms is not None:
                 self._wait_s = min(self._wait_s, max(0.005, wait_ms / 1000))
             return False
-        connections = {c.connection_id: c for c in store.connections_of(self._readers.get(), self.destination_id)}
         for batch in batches:
             done = self._acks.start(row, batch)
             sink.write_batch(batch, connections, done)

@@ -248,12 +248,14 @@ class Sync:
             store.update_connection_options(conn, current.row.connection_id, merged, wall_ms())
 
         self._writer.run(job)
+        self.wake()
         return self.connection(space_id, destination_key, ref)
 
     def disconnect(self, space_id: int, destination_key: str, ref: tuple[str, str, str]) -> None:
         """Removes a connection with its queue and dead letters; nothing more is sent."""
         current = self.connection(space_id, destination_key, ref)
         self._writer.run(lambda conn: store.delete_connection(conn, current.row.connection_id))
+        self.wake()
 
     def _status(self, conn: apsw.Connection, destination: DestinationRow, row: ConnectionRow) -> dict[str, Any]:
         if registry.get(destination.kind).queue is Queue.FEED:
