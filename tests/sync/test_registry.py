@@ -15,6 +15,7 @@ from audiences.v1 import sync_pb2
 
 from audiences_server.engine.destinations import registry
 from audiences_server.engine.destinations.base import Context, Destination, Done, Outcome, Sink
+from audiences_server.store import inspect
 from audiences_server.store.sync import ConnectionRow, Delivery, DestinationRow
 from tests.evaluator.conftest import Space
 from tests.sync.conftest import SECRET, wait_for
@@ -120,3 +121,10 @@ def test_the_client_names_a_kind_by_its_config(space: Space) -> None:
         assert (updated.webhook.max_in_flight, updated.webhook.signing_secret_set) == (2, True)
         with pytest.raises(TypeError, match="no kind of destination named carrier_pigeon"):
             client.create_destination("bird", carrier_pigeon={})
+
+
+def test_every_secret_setting_is_blanked_by_the_database_commands() -> None:
+    """Each kind's secret settings are among those `audiences-server db` blanks, so a new kind's
+    secret cannot be read back from the file's looks either."""
+    secrets = {name for kind in registry.KINDS.values() for name in kind.secrets}
+    assert secrets <= set(inspect.SECRET_SETTINGS)

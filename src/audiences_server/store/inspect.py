@@ -1,8 +1,9 @@
 """Read-only looks into the database file for operators (`audiences-server db …`), through
 sqlite-utils on a connection opened read-only: off the server's path, never writing.
 
-Secrets are blanked wherever they are stored: the server's own keys, token hashes, and the
-webhook secret and write key inside a destination's settings.
+Secrets are blanked wherever they are stored: the server's own keys, token hashes, and a
+destination's secret settings (webhook secrets, a Segment write key, a PostgreSQL connection
+string).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import sqlite_utils
 
 REDACTED = "(redacted)"
 _SECRET_COLUMNS = {("server_keys", "value"), ("tokens", "token_hash")}
-_SECRET_SETTINGS = ("hmac_secret", "write_key")
+# Every kind's secret settings (engine.destinations: `secrets`); a test keeps the two in step.
+SECRET_SETTINGS = ("hmac_secret", "signing_secret", "write_key", "dsn")
 
 
 def open_read_only(db: Path) -> sqlite_utils.Database:
@@ -72,7 +74,7 @@ def _blanked(table: str, row: dict[str, Any]) -> dict[str, Any]:
     out = {k: (REDACTED if (table, k) in _SECRET_COLUMNS else _text(v)) for k, v in row.items()}
     if table == "destinations" and isinstance(out.get("config"), str):
         config = json.loads(out["config"])
-        out["config"] = json.dumps({k: (REDACTED if k in _SECRET_SETTINGS and v else v) for k, v in config.items()})
+        out["config"] = json.dumps({k: (REDACTED if k in SECRET_SETTINGS and v else v) for k, v in config.items()})
     return out
 
 
