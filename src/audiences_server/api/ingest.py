@@ -119,7 +119,7 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
 
     async def StreamCalls(self, request_iterator: AsyncIterator[ingest_pb2.StreamCallsRequest],
                           context: Any) -> ingest_pb2.StreamCallsResponse:
-        stream = _StreamState(self._ingest, sender(), self._pool)
+        stream = _StreamState(self._ingest, sender())
         async for request in request_iterator:
             await stream.add(convert.tracking_call(request.call))
         await stream.finish()
@@ -134,20 +134,15 @@ def _counts_of(stream: _StreamState) -> dict[str, int]:
 
 
 class _StreamState:
-    """Chunks a stream of calls into writer jobs, with a bounded number in flight.
+    """Chunks a stream of calls into writer jobs, with a bounded number in flight."""
 
-    Each chunk is validated on the pool, so that the loop goes on reading the stream meanwhile;
-    a chunk is handed to the writer only after the one before it, so calls keep their order.
-    """
-
-    def __init__(self, ingest: Any, space: Sender, pool: Executor) -> None:
+    def __init__(self, ingest: Any, space: Sender) -> None:
         self._ingest = ingest
         self._space = space
-        self._pool = pool
         self._chunk: list[Any] = []
         self._chunk_started = 0.0
         self._offset = 0
-        self._pending: list[asyncio.Task[PendingBatch]] = []
+        self._pending: list[PendingBatch] = []
         self.accepted = self.duplicates = self.rejected_total = 0
         self.rejected: list[CallResult] = []
 
@@ -167,21 +162,12 @@ class _StreamState:
 
     def _flush(self) -> None:
         if self._chunk:
-            before = self._pending[-1] if self._pending else None
-            chunk, offset = self._chunk, self._offset
-            self._pending.append(asyncio.ensure_future(self._submit(before, chunk, offset)))
+            self._pending.append(self._ingest.submit(self._space, self._chunk, offset=self._offset))
             self._offset += len(self._chunk)
             self._chunk = []
 
-    async def _submit(self, before: asyncio.Task[PendingBatch] | None, chunk: list[Any], offset: int) -> PendingBatch:
-        if before is not None:
-            await asyncio.wait([before])  # queued after it; its own failure is reported when it settles
-        copied = contextvars.copy_context()
-        return await asyncio.get_running_loop().run_in_executor(
-            self._pool, copied.run, lambda: self._ingest.submit(self._space, chunk, offset=offset))
-
-    async def _settle(self, task: asyncio.Task[PendingBatch]) -> None:
-        for result in await (await task).committed():
+    async def _settle(self, batch: PendingBatch) -> None:
+        for result in await batch.committed():
             if result.status == ACCEPTED:
                 self.accepted += 1
             elif result.status == DUPLICATE:
