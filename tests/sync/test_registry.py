@@ -4,13 +4,14 @@ first sync and changes through its sink, and the sync code names no kind."""
 from __future__ import annotations
 
 import ast
+import json
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-from audiences import Client
+from audiences import Client, cli
 from audiences.v1 import sync_pb2
 
 from audiences_server.engine.destinations import registry
@@ -128,3 +129,16 @@ def test_every_secret_setting_is_blanked_by_the_database_commands() -> None:
     secret cannot be read back from the file's looks either."""
     secrets = {name for kind in registry.KINDS.values() for name in kind.secrets}
     assert secrets <= set(inspect.SECRET_SETTINGS)
+
+
+def test_the_cli_creates_any_kind_by_name(space: Space, capsys: pytest.CaptureFixture[str]) -> None:
+    """`audiences destinations create KEY --kind KIND --config JSON` creates a destination of any
+    kind from its settings in the API's JSON form; a shortcut takes `--config` for the rest."""
+    common = ["--address", f"127.0.0.1:{space.running.port}", "--admin-token", space.tokens["admin"],
+              "--credentials-file", "/nonexistent", "--json"]
+    assert cli.main([*common, "destinations", "create", "hook", "--kind", "webhook", "--config",
+                     '{"url": "http://127.0.0.1:9/", "maxInFlight": 3}']) == 0
+    assert json.loads(capsys.readouterr().out)["webhook"]["max_in_flight"] == 3
+    assert cli.main([*common, "destinations", "create", "old", "--webhook", "http://127.0.0.1:9/", "--config",
+                     '{"payloadStyle": "WEBHOOK_PAYLOAD_STYLE_LIST"}']) == 0
+    assert json.loads(capsys.readouterr().out)["webhook"]["payload_style"] == "WEBHOOK_PAYLOAD_STYLE_LIST"
