@@ -11,7 +11,9 @@ Runs three stages, one after the other, each with its own servers in child proce
   `tick.growth.k100`, and `profiles.traits.*` with `profiles.rest.*` beside it (bench/live.py's
   reads over gRPC and over HTTP, alternating, on the big data set);
 - live (bench/live.py): `freshness.p50/p99` and `sync.latency.p50/p99` under a paced stream at
-  1,000 events/s on the system clock, and the webhook first-sync throughputs.
+  1,000 events/s on the system clock, and the webhook first-sync throughputs;
+- sync (bench/sync_event.py): `sync.event.throughput`, EVENT-style webhook deliveries (a signed
+  request per change) to a local receiver, with the server's CPU per change and the load.
 
 Every ratio is value / baseline, both measured in the same run in alternating runs (baseline,
 ours, baseline, ours, …); the value is the median of the runs and `spread` their
@@ -43,6 +45,7 @@ from typing import Any
 import evaluator
 import ingest
 import live
+import sync_event
 from common import RESULTS, markdown_table, print_table, write_results
 
 Check = Callable[[dict[str, Any]], bool]
@@ -60,6 +63,10 @@ def _value_at_most(limit: float) -> Check:
     return lambda f: f.get("value") is not None and f["value"] <= limit
 
 
+def _value_at_least(limit: float) -> Check:
+    return lambda f: f.get("value") is not None and f["value"] >= limit
+
+
 TARGETS: dict[str, tuple[str, Check]] = {
     "ingest.batch": ("ratio ≥ 0.5 and ≥ 50,000/s",
                      lambda f: _ratio_at_least(0.5)(f) and f["value"] is not None and f["value"] >= 50_000),
@@ -75,6 +82,7 @@ TARGETS: dict[str, tuple[str, Check]] = {
     "profiles.traits.p99": ("≤ 10 ms", _value_at_most(10)),
     "profiles.rest.p99": ("ratio ≤ 1.2 (≤ 1.2× gRPC's p99)", _ratio_at_most(1.2)),
     "memory.backfill.peak": ("≤ 1,024 MiB", _value_at_most(1024)),
+    "sync.event.throughput": ("≥ 3,000 changes/s", _value_at_least(3000)),
 }
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -82,16 +90,18 @@ PRESETS: dict[str, dict[str, Any]] = {
         "ingest": ingest.Config(users=2_000, events=20_000, stream=5_000, unary=2_000, repeats=3, typed=False),
         "evaluator": evaluator.Config(users=5_000, events=50_000, rounds=2, duck_repeats=3, tick_repeats=5),
         "live": live.Config(users=2_000, events=20_000, seconds=5, sync_repeats=2, reads=False),
+        "sync": sync_event.Config(members=3_000, repeats=2),
         "read_seconds": 3.0,
     },
     "full": {
         "ingest": ingest.Config(users=10_000, events=100_000, stream=30_000, unary=10_000, repeats=5, typed=True),
         "evaluator": evaluator.Config(users=100_000, events=1_000_000, rounds=3, duck_repeats=3, tick_repeats=7),
         "live": live.Config(users=20_000, events=200_000, seconds=30, sync_repeats=3, reads=False),
+        "sync": sync_event.Config(members=20_000, repeats=3),
         "read_seconds": 15.0,
     },
 }
-STAGES = ("ingest", "evaluator", "live")
+STAGES = ("ingest", "evaluator", "live", "sync")
 
 
 def run_stage(stage: str, preset: dict[str, Any]) -> list[dict[str, Any]]:
@@ -107,6 +117,8 @@ def run_stage(stage: str, preset: dict[str, Any]) -> list[dict[str, Any]]:
                                       f"; {big.users:,} users / {big.events:,} events")
 
         return evaluator.collect(config, on_big=reads)
+    if stage == "sync":
+        return sync_event.collect(preset["sync"])
     return live.collect(preset["live"])
 
 
