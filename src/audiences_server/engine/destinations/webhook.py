@@ -19,9 +19,9 @@ import base64
 import binascii
 import hashlib
 import hmac
+import queue
 import threading
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -75,7 +75,8 @@ def batch_id(calls: Sequence[Mapping[str, Any]]) -> str:
 
 
 class EventSink:
-    """EVENT style: a request per call, deliveries sent side by side on a pool of threads."""
+    """EVENT style: a request per call, `max_in_flight` deliveries sent side by side, each by one
+    of as many lane threads sharing the destination's pool of connections."""
 
     max_batch = 1
 
@@ -84,17 +85,23 @@ class EventSink:
         self._url = str(row.config["url"])
         self._signer = Signer(row.config)
         self._poster = Poster(timeout_s(row), self.max_in_flight)
-        self._pool = ThreadPoolExecutor(self.max_in_flight, thread_name_prefix=f"webhook-{row.destination_id}")
+        self._work: queue.SimpleQueue[tuple[Delivery, list[dict[str, Any]], Done] | None] = queue.SimpleQueue()
         self._closed = threading.Event()
+        for lane in range(self.max_in_flight):
+            threading.Thread(target=self._lane, name=f"webhook-{row.destination_id}-{lane}", daemon=True).start()
 
     def take(self, heads: Sequence[Delivery], now_ms: int, writes: int) -> tuple[list[list[Delivery]], int | None]:
         """Each due delivery on its own, as many as there are free slots."""
         return single(heads, writes), None
 
     def write_batch(self, batch: Sequence[Delivery], connections: Mapping[int, ConnectionRow], done: Done) -> None:
-        """Starts each delivery on the pool; `done` is told from there as each is answered."""
+        """Hands each delivery to a lane; `done` is told from there as each is answered."""
         for delivery in batch:
-            self._pool.submit(self._deliver, delivery, calls_of(delivery, connections), done)
+            self._work.put((delivery, calls_of(delivery, connections), done))
+
+    def _lane(self) -> None:
+        while (item := self._work.get()) is not None:
+            self._deliver(*item)
 
     def _deliver(self, delivery: Delivery, calls: list[dict[str, Any]], done: Done) -> None:
         outcome = Outcome(ok=True)
@@ -108,9 +115,11 @@ class EventSink:
         done([delivery], outcome)
 
     def close(self) -> None:
-        """Stops taking requests and closes the pool; requests in flight are abandoned."""
+        """Stops the lanes once their request is answered and closes the pool; requests in flight
+        are abandoned."""
         self._closed.set()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        for _ in range(self.max_in_flight):
+            self._work.put(None)
         self._poster.close()
 
 

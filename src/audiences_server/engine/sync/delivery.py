@@ -172,9 +172,13 @@ class DestinationWorker:
         if now < paused:
             self._wait_s = min(self._wait_s, (paused - now) / 1000)
             return False
-        writes = (1 if self._acks.probing else sink.max_in_flight) - self._acks.writes_in_flight()
-        if writes <= 0:
-            return False  # a committed outcome frees a slot and wakes the worker
+        most = 1 if self._acks.probing else sink.max_in_flight
+        flying_writes = self._acks.writes_in_flight()
+        writes = most - flying_writes
+        if writes <= 0 or (flying_writes and writes < most // 2):
+            # Committed outcomes free slots and wake the worker; it refills once half are free,
+            # so one read of the queue serves several writes.
+            return False
         flying = self._acks.in_flight()
         # Enough heads to fill every free write whatever the kind batches, besides those in flight.
         limit = writes * sink.max_batch + len(flying)
