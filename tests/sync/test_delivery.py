@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from audiences.v1 import sync_pb2
+from google.protobuf import field_mask_pb2
 
 from tests.evaluator.conftest import Space
-from tests.sync.conftest import Receiver, connect, verify_signature, wait_for, webhook
+from tests.sync.conftest import Receiver, admin, connect, verify_signature, wait_for, webhook
 
 
 def _members(space: Space, *users: str, plan: str = "pro") -> None:
@@ -139,3 +140,28 @@ def test_account_audience_as_group_and_per_user_calls(space: Space, receiver: Re
     space.tick()
     assert seen(6)[4:] == [("group", "acme", False), ("identify", "u2", False)]
     assert len({c["messageId"] for c in receiver.calls()}) == 6
+
+
+def test_a_new_url_applies_to_what_is_sent_next(space: Space, receiver: Receiver) -> None:
+    """Changing a webhook's URL builds its client again once what is in flight is settled: the
+    changes after the update go to the new URL, none is lost or sent twice."""
+    space.define("pro", "trait('plan') = 'pro'")
+    webhook(space, "hook", receiver.url)
+    connect(space, "hook", "pro", send_identify=True)
+    _members(space, "u1")
+    space.tick()
+    wait_for(receiver.calls, what="the first change")
+    other = Receiver()
+    other.start()
+    try:
+        space.running.sync.UpdateDestination(sync_pb2.UpdateDestinationRequest(
+            destination=sync_pb2.Destination(key="hook", webhook=sync_pb2.WebhookConfig(url=other.url)),
+            update_mask=field_mask_pb2.FieldMask(paths=["webhook.url"])), metadata=admin(space))
+        _members(space, "u2", "u3")
+        space.tick()
+        moved = wait_for(lambda: len(other.calls()) == 2 and other.calls(), what="the changes at the new URL")
+    finally:
+        other.stop()
+    assert sorted(c["userId"] for c in moved) == ["u2", "u3"]
+    assert [c["userId"] for c in receiver.calls()] == ["u1"]
+    assert all(verify_signature(r) for r in other.accepted)
