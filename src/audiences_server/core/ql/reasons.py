@@ -18,24 +18,19 @@ from typing import Any
 from audiences_server.core.ql.interpreter import DefinitionLike, Event, Profile, all_events, evaluate, root_of
 from audiences_server.core.ql.nodes import (
     Aggregate,
-    And,
     Between,
     Comparison,
     Condition,
     ContextRef,
     Literal,
-    Not,
     Operator,
-    Or,
     PropertyRef,
-    Quantified,
     Scalar,
     TraitRef,
-    Where,
     Within,
 )
 from audiences_server.core.ql.printer import duration_text, literal_text, scalar_text
-from audiences_server.core.ql.timing import next_change_time
+from audiences_server.core.ql.timing import next_change_time, relative_date_comparisons, walk
 from audiences_server.core.ql.values import as_date_ms, resolve
 
 # At most this many reasons are kept for one instant (a burst of events stamped alike).
@@ -113,7 +108,7 @@ def edges(definition: DefinitionLike, profile: Profile, now_ms: int) -> Iterator
         for event in events:
             if event.name == stream.event:
                 yield from (e for e in _event_edges(event, where) if e.at_ms > now_ms)
-    for comparison in _date_comparisons(root):
+    for comparison in relative_date_comparisons(root):
         for value in _possible_values(comparison.subject, profile, events):
             yield from (e for e in _date_edges(comparison, value) if e.at_ms > now_ms)
 
@@ -190,33 +185,10 @@ def _with_items(value: Any) -> Iterator[Any]:
 
 def _streams(node: Condition | Scalar) -> Iterator[tuple[Any, list[Within | Between]]]:
     """Every stream anywhere in the tree, with its now-relative windows."""
-    for child in _walk(node):
+    for child in walk(node):
         if isinstance(child, Aggregate):
             windows = [f for f in child.stream.filters if isinstance(f, Within | Between) and not f.parent]
             yield child.stream, windows
-
-
-def _date_comparisons(node: Condition | Scalar) -> Iterator[Comparison]:
-    for child in _walk(node):
-        if isinstance(child, Comparison) and child.duration is not None:
-            yield child
-
-
-def _walk(node: Condition | Scalar) -> Iterator[Condition | Scalar]:
-    """Every condition and scalar in the tree, including those inside streams' filters."""
-    yield node
-    children: tuple[Condition | Scalar, ...] = ()
-    if isinstance(node, And | Or):
-        children = node.items
-    elif isinstance(node, Not | Quantified):
-        children = (node.operand,)
-    elif isinstance(node, Comparison):
-        children = (node.subject, *node.operands)
-    elif isinstance(node, Aggregate):
-        wheres = tuple(f.condition for f in node.stream.filters if isinstance(f, Where))
-        children = (*wheres, *((node.field,) if node.field else ()))
-    for child in children:
-        yield from _walk(child)
 
 
 def summary(kind: str, found: NextChange, excluded: bool = False) -> str:

@@ -56,7 +56,7 @@ def next_change_time(definition: DefinitionLike, profile: Profile, now_ms: int) 
     instants: set[int] = set()
     for stream in _streams(root):
         instants.update(_stream_edges(stream, events))
-    for comparison in _relative_date_comparisons(root):
+    for comparison in relative_date_comparisons(root):
         for value in _possible_values(comparison.subject, profile, events):
             instants.update(_date_edges(comparison, value))
     later = [t for t in instants if t > now_ms]
@@ -119,18 +119,19 @@ def _with_items(value: Any) -> Iterator[Any]:
 
 
 def _streams(node: Condition | Scalar) -> Iterator[Stream]:
-    for child in _walk(node):
+    for child in walk(node):
         if isinstance(child, Aggregate):
             yield child.stream
 
 
-def _relative_date_comparisons(node: Condition | Scalar) -> Iterator[Comparison]:
-    for child in _walk(node):
+def relative_date_comparisons(node: Condition | Scalar) -> Iterator[Comparison]:
+    """Every comparison of a date against a rolling edge (`within_last`, `after_next`, …)."""
+    for child in walk(node):
         if isinstance(child, Comparison) and child.duration is not None:
             yield child
 
 
-def _walk(node: Condition | Scalar) -> Iterator[Condition | Scalar]:
+def walk(node: Condition | Scalar) -> Iterator[Condition | Scalar]:
     """Every condition and scalar node in the tree, including those inside streams."""
     yield node
     children: tuple[Condition | Scalar, ...] = ()
@@ -144,4 +145,4 @@ def _walk(node: Condition | Scalar) -> Iterator[Condition | Scalar]:
         wheres = tuple(f.condition for f in node.stream.filters if isinstance(f, Where))
         children = (*wheres, *((node.field,) if node.field else ()))
     for child in children:
-        yield from _walk(child)
+        yield from walk(child)
