@@ -268,6 +268,9 @@ def serve(settings: Settings) -> None:
     http = f"{settings.http_listen.rsplit(':', 1)[0]}:{server.http_port}" if server.http else ""
     log.info("server_started", address=f"{host}:{port}", http_address=http, db=str(settings.db.resolve()),
              tls=bool(settings.tls_cert))
-    stopping.wait()
+    # A timed wait: a signal may be delivered to any thread (gRPC's, the loop's), and Python runs
+    # its handler only when the main thread next executes bytecode; an untimed wait never would.
+    while not stopping.wait(0.25):
+        pass
     server.stop()
     log.info("server_stopped")
