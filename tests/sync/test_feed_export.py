@@ -148,3 +148,13 @@ def test_an_export_in_progress_leaves_other_reads_alone(space: Space) -> None:
         assert all(call.result(timeout=30).traits for call in calls)
     rest = sum(chunk.row_count for chunk in stream)
     assert first.row_count + rest == 2500
+
+
+def test_a_cursor_of_non_ascii_digits_is_invalid_argument(space: Space) -> None:
+    """A cursor such as `²` (a digit to Unicode, not a number to int) is refused as CURSOR_INVALID,
+    never INTERNAL."""
+    _feed(space)
+    with pytest.raises(grpc.RpcError) as refused:
+        space.running.sync.ListChanges(sync_pb2.ListChangesRequest(destination_key="feed", start_cursor="²"),
+                                       metadata=admin(space))
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT

@@ -191,7 +191,7 @@ def change_message(record: FeedRecord) -> sync_pb2.ChangeRecord:
 
 def _dead_letter_id(text: str) -> int:
     number = text.removeprefix("dlq_")
-    if not text.startswith("dlq_") or not number.isdigit():
+    if not text.startswith("dlq_") or not (number.isascii() and number.isdigit()):
         raise configs.invalid("dead_letter_ids", f"{text!r} is not a dead letter id", "DEAD_LETTER_ID_INVALID")
     return int(number)
 

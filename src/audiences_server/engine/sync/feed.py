@@ -60,7 +60,7 @@ def parse_cursor(text: str, field: str = "start_cursor") -> int:
     """A cursor as a record id; empty means before the first record."""
     if not text:
         return 0
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         from audiences_server.engine.sync.configs import invalid
 
         raise invalid(field, f"`{field}` is not a cursor this feed issued", "CURSOR_INVALID")
