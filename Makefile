@@ -8,7 +8,7 @@ TS := clients/typescript
 # The TypeScript client's toolchain (ts-proto, tsc) and dependencies, exactly as its lockfile says.
 NPM_STAMP := $(TS)/node_modules/.installed-stamp
 
-.PHONY: run test test-ts gen gen-check lint fmt bench bench-quick bench-ingest bench-evaluator demo clean
+.PHONY: run test fuzz test-ts gen gen-check lint fmt bench bench-quick bench-ingest bench-evaluator demo clean
 
 $(STAMP): pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,11 @@ run: $(STAMP)
 test: $(STAMP) gen-check lint
 	$(PY) -m pytest -q --durations=15
 	$(MAKE) test-ts
+
+# The property tests again, drawing new examples on each run (`make test` draws the same ones
+# every time, so that a commit that passed passes again). Whatever this finds becomes a plain test.
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=explore $(PY) -m pytest -q $(FUZZ_ARGS) $$(grep -rl --include='test_*.py' '^from hypothesis' tests)
 
 # The TypeScript client's tests (compiled by tsc, run by Node's test runner) against a real server.
 test-ts: $(STAMP) $(NPM_STAMP)

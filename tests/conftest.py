@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,10 +15,18 @@ import pytest
 from audiences.v1 import admin_pb2_grpc, ingest_pb2_grpc, profiles_pb2_grpc, sync_pb2_grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
+from hypothesis import settings
 
 from audiences_server import logs
 from audiences_server.server import AudiencesServer, create_server
 from audiences_server.settings import Settings
+
+# Property tests draw the same examples on every run (`repeatable`, the default and what `make
+# test` runs), so a commit that passed passes again; `make fuzz` (`explore`) draws new ones each
+# run, and whatever it finds becomes a plain test.
+settings.register_profile("repeatable", derandomize=True, database=None)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 # Servers started in-process log like production (JSON, info and up) to stderr, which pytest
 # captures and shows only for failing tests.

@@ -156,6 +156,16 @@ def test_a_lone_surrogate_rejects_only_its_call(running: Running, text: bytes, f
     assert stored_ids(running) == ["good-1", "good-2", "good-3"]
 
 
+def test_an_identifier_that_is_not_text_is_not_an_identifier(running: Running) -> None:
+    """A lone surrogate where an id is read but nothing is stored (a track call's `traits.email`)
+    names no identifier: the call is stored under its other ids, and the good call sent with it too."""
+    odd = b'{"type":"track","userId":"u1","event":"Viewed","messageId":"odd","traits":{"email":"\\ud800"}}'
+    reply = batch_json(running, b'{"batch":[' + odd + b"," + json.dumps(GOOD).encode() + b"]}")
+    assert outcomes(reply) == [(ACCEPTED, ""), (ACCEPTED, "")]
+    assert stored_ids(running) == ["odd", "good-1"]
+    assert running.query("SELECT DISTINCT id_type FROM identifiers ORDER BY 1") == [("user_id",)]
+
+
 # -- typed values the JSON form cannot hold ---------------------------------------------------------
 
 BAD_TIMES = [

@@ -162,9 +162,11 @@ def with_configured_ids(ids: ExtractedIds, message: Mapping[str, Any],
 def id_text(raw: object) -> str | None:
     """The text form of an id value, or None when the value cannot be an id.
 
-    Strings are kept as they are. Integers, and floats with an integral value, are written
-    without a fraction so that `123` and `123.0` (both JSON for the same number) give `"123"`,
-    as JavaScript's `String(n)` does. Booleans, NaN, infinities and containers are not ids.
+    Strings are kept as they are, unless UTF-8 cannot write them (a lone surrogate, which a
+    JSON `\\ud800` escape can make): those are not text, so not ids. Integers, and floats with
+    an integral value, are written without a fraction so that `123` and `123.0` (both JSON for
+    the same number) give `"123"`, as JavaScript's `String(n)` does.
+    Booleans, NaN, infinities and containers are not ids.
 
     Args:
         raw: a value from a parsed JSON message.
@@ -173,7 +175,7 @@ def id_text(raw: object) -> str | None:
         The id text, or None.
     """
     if isinstance(raw, str):
-        return raw
+        return raw if raw.isascii() or _encodable(raw) else None
     if isinstance(raw, bool):
         return None
     if isinstance(raw, int):
@@ -184,9 +186,17 @@ def id_text(raw: object) -> str | None:
 
 
 def _add(found: list[ExternalId], id_type: str, raw: object) -> None:
-    text = raw if type(raw) is str else id_text(raw)
+    text = raw if type(raw) is str and raw.isascii() else id_text(raw)
     if text is not None:
         found.append(ExternalId(id_type, text))
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _email(message: Mapping[str, Any], context: Mapping[str, Any]) -> object:
