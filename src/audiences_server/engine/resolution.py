@@ -92,12 +92,17 @@ class Resolver:
             self._unlink(user, ids.accounts, call)
         elif call.type == "group":
             account = self._resolve(ACCOUNTS, ids.accounts, call, seq)
-            if account is not None:
+            if account is not None and self._owns(account):
                 self._note(account, call)
                 self._set_traits(account, call, seq)
-                if user is not None and store.link(self._conn, user, account, call.timestamp_ms):
-                    self._linked(user, account, "user_linked")
+            if account is not None and user is not None and store.link(self._conn, user, account, call.timestamp_ms):
+                self._linked(user, account, "user_linked")
         return user
+
+    def _owns(self, profile_id: int) -> bool:
+        """Whether this store keeps the profile's traits and messages: always on one node; a
+        cluster's shard keeps only those of its own partition (docs/scaling.md)."""
+        return True
 
     def _unlink(self, user: int | None, ids: Sequence[ExternalId], call: Call) -> None:
         """A group call that removes the link: the account is looked up, never created, and
@@ -167,15 +172,12 @@ class Resolver:
         return target
 
     def _merge(self, survivor: int, merged: int, message_id: str) -> None:
-        kept = store.load_traits(self._conn, survivor)
-        update = merge_traits_into(kept, store.load_traits(self._conn, merged))
-        store.write_traits(self._conn, survivor, kept, update.written)
-        store.move_profile(self._conn, self._space, survivor, merged, message_id, self._now)
+        changed = merge_profiles(self._conn, self._space, survivor, merged, message_id, self._now)
         self._merged_into[merged] = survivor
         for known in self._holders.values():
             # The merged profile's identifiers are the survivor's now.
             known.update({i: survivor for i, holder in known.items() if holder == merged})
-        self._touches.update((survivor, "trait", key) for key in update.changed)
+        self._touches.update((survivor, "trait", key) for key in changed)
         self._touches.update({(survivor, "merge", ""), (merged, "merge", "")})
         if merged in self._received:
             # Widen, not replace: the survivor may have had messages earlier in this job.
@@ -189,3 +191,14 @@ class Resolver:
         update = apply_traits(current, incoming, call.timestamp_ms, seq)
         store.write_traits(self._conn, profile_id, current, update.written)
         self._touches.update((profile_id, "trait", key) for key in update.changed)
+
+
+def merge_profiles(conn: apsw.Connection, space_id: int, survivor: int, merged: int, message_id: str,
+                   now_ms: int) -> list[str]:
+    """Merges one stored profile into another (traits by last-write-wins, then everything else
+    moved); returns the survivor's trait keys whose value changed."""
+    kept = store.load_traits(conn, survivor)
+    update = merge_traits_into(kept, store.load_traits(conn, merged))
+    store.write_traits(conn, survivor, kept, update.written)
+    store.move_profile(conn, space_id, survivor, merged, message_id, now_ms)
+    return list(update.changed)
