@@ -1,0 +1,221 @@
+"""The console's reads: each one engine call (or a few), shaped by `views` (blocking; run on the pool).
+
+These are the engine methods the gRPC servicers call for ListAudiences, GetSizeHistory,
+ListDefinitionVersions, ValidateDefinition, PreviewDefinition, ExplainMembership, the
+ProfilesService reads, ListMembershipHistory, ListDestinations, ListConnections and
+ListDeadLetters.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from multidict import MultiMapping
+
+from audiences_server.core import ql
+from audiences_server.engine.computations import COLLECTIONS, definition_problem
+from audiences_server.engine.engine import Engine
+from audiences_server.engine.history import DAY_MS, HOUR_MS, HistoryQuery
+from audiences_server.engine.profile_reads import MAX_PAGE, EventFilter
+from audiences_server.errors import FieldViolation, InvalidArgument
+from audiences_server.http.console import views
+
+INTERVALS = {"hourly": HOUR_MS, "daily": DAY_MS}
+TRAIT_CLASSES = ("audience", "computed_trait", "custom")
+PARTS = ("traits", "events", "identifiers", "links", "memberships", "history", "metadata")
+# Dead letters listed per destination on the destinations page (a redrive of all takes every one).
+DEAD_LETTERS_SHOWN = 50
+
+
+def bad(name: str, message: str, reason: str) -> InvalidArgument:
+    """A refused parameter."""
+    return InvalidArgument(message, reason=reason, violations=[FieldViolation(name, message)])
+
+
+def collection_of(text: str) -> str:
+    """A collection named in a path: users or accounts."""
+    if text not in COLLECTIONS:
+        raise bad("collection", f"collection must be users or accounts, not {text!r}", "COLLECTION_INVALID")
+    return text
+
+
+def clock(engine: Engine) -> dict[str, Any]:
+    """The evaluator's clock: what "now" is for the definitions."""
+    return {"now": views.when(engine.clock.now_ms()), "manual": engine.clock.manual}
+
+
+def computations(engine: Engine, space_id: int, with_sizes: bool) -> dict[str, Any]:
+    """Every audience and computed trait of the space, with (when asked) the last 48 hours' sizes."""
+    rows = [*engine.computations.of_kind(space_id, "audience", None),
+            *engine.computations.of_kind(space_id, "computed_trait", None)]
+    items = []
+    for row in rows:
+        item = views.computation(row)
+        if with_sizes:
+            _, points = engine.history.sizes(space_id, row.collection, row.key, HOUR_MS, None, None)
+            item["sizes"] = [views.point(p) for p in points]
+        items.append(item)
+    return {"computations": items, "clock": clock(engine)}
+
+
+def computation(engine: Engine, space_id: int, collection: str, key: str) -> dict[str, Any]:
+    """One definition, whichever its kind."""
+    collection = collection_of(collection)
+    for kind in ("audience", "computed_trait"):
+        found = [r for r in engine.computations.of_kind(space_id, kind, collection) if r.key == key]
+        if found:
+            return {"computation": views.computation(found[0])}
+    return {"computation": views.computation(engine.computations.get(space_id, "audience", collection, key))}
+
+
+def sizes(engine: Engine, space_id: int, collection: str, key: str, interval: str) -> dict[str, Any]:
+    """A definition's size per hour (the last 48) or per day (the last 30)."""
+    if interval not in INTERVALS:
+        raise bad("interval", "`interval` must be hourly or daily", "INTERVAL_INVALID")
+    row, points = engine.history.sizes(space_id, collection_of(collection), key, INTERVALS[interval], None, None)
+    return {"key": row.key, "size": row.size, "interval": interval, "points": [views.point(p) for p in points]}
+
+
+def versions(engine: Engine, space_id: int, collection: str, key: str) -> dict[str, Any]:
+    """Every version of a definition, newest first."""
+    row, found, token = engine.versions.versions(space_id, collection_of(collection), key, 1000, "")
+    while token:
+        _, more, token = engine.versions.versions(space_id, collection, key, 1000, token)
+        found = [*found, *more]
+    return {"current": row.version, "versions": [views.version(row, v) for v in found]}
+
+
+def validate(engine: Engine, space_id: int, kind: str, collection: str, key: str, text: str) -> dict[str, Any]:
+    """Whether a text is a valid definition: its dependency summary, or where and why it is wrong."""
+    collection = collection_of(collection)
+    try:
+        checked = ql.parse_and_check(text, kind=cast(ql.Kind, kind), collection=cast(ql.Collection, collection))
+    except ql.QueryError as error:
+        return {"valid": False, "error": views.problem(definition_problem(error))}
+    cycle = engine.computations.cycle_for(space_id, kind, collection, key, text)
+    if cycle:
+        message = "definitions would read each other in a cycle: " + " -> ".join(cycle)
+        return {"valid": False, "summary": views.summary(checked.summary),
+                "error": {"reason": "DEPENDENCY_CYCLE", "message": message, "hint": "", "line": 0, "column": 0,
+                          "offending_text": "", "expected": [], "caret_display": "", "cycle_keys": cycle}}
+    return {"valid": True, "summary": views.summary(checked.summary)}
+
+
+def preview(engine: Engine, space_id: int, kind: str, collection: str, text: str, include_anonymous: bool,
+            sample_size: int, compare_key: str) -> dict[str, Any]:
+    """What a text matches now (count and sample); with `compare_key`, the diff against that definition."""
+    collection = collection_of(collection)
+    count, found, now = engine.computations.preview(space_id, text, kind, collection, include_anonymous,
+                                                    sample_size)
+    checked = ql.parse_and_check(text, kind=cast(ql.Kind, kind), collection=cast(ql.Collection, collection))
+    body: dict[str, Any] = {"count": count, "evaluated": views.when(now), "samples": views.samples(engine, found),
+                            "summary": views.summary(checked.summary)}
+    if compare_key:
+        body["diff"] = views.diff(engine, engine.computations.diff(space_id, text, kind, collection, compare_key,
+                                                                   sample_size))
+    return body
+
+
+def explain(engine: Engine, space_id: int, collection: str, key: str, address: str) -> dict[str, Any]:
+    """Why a profile has its value for a definition: explain's tree and evidence."""
+    found = engine.explainer.explain(space_id, collection_of(collection), key, address, None, 10)
+    return views.Explanation(engine, found).body()
+
+
+# -- profiles ---------------------------------------------------------------------------------
+
+
+def profile(engine: Engine, space_id: int, collection: str, part: str, query: MultiMapping[str]) -> dict[str, Any]:
+    """One part of a profile found by `address` (`type:value` or `prf_…`): a page of it, or its metadata."""
+    collection = collection_of(collection)
+    if part not in PARTS:
+        raise bad("part", f"part must be one of {', '.join(PARTS)}, not {part!r}", "PART_INVALID")
+    address = query.get("address", "")
+    if not address:
+        raise bad("address", "`address` (type:value or prf_…) is required", "PROFILE_ID_MISSING")
+    size, token = _limit(query), query.get("next", "")
+    reads = engine.profile_reads
+    if part == "metadata":
+        row, merged = reads.metadata(space_id, collection, address)
+        return {"profile_id": row["public_id"], "created": views.when(row["created_ms"]),
+                "updated": views.when(row["updated_ms"]), "first_message": views.when(row["first_message_ms"]),
+                "last_message": views.when(row["last_message_ms"]), "merged": merged}
+    if part == "history":
+        records, following = engine.history.records(space_id, HistoryQuery(collection, address, "", None, None,
+                                                                           size, token))
+        return {"items": [views.change(r) for r in records], "next": following}
+    if part == "traits":
+        trait_class = query.get("class") or None
+        if trait_class is not None and trait_class not in TRAIT_CLASSES:
+            raise bad("class", f"`class` must be one of {', '.join(TRAIT_CLASSES)}", "CLASS_INVALID")
+        page = reads.traits(space_id, collection, address, include=[], trait_class=trait_class, size=size,
+                            token=token)
+        return {"profile_id": page.profile_id, "items": [views.trait(t) for t in page.items],
+                "next": page.next_token}
+    if part == "events":
+        page = reads.events(space_id, collection, address, _event_filter(query), size, token)
+        return {"profile_id": page.profile_id, "items": [views.event(r) for r in page.items],
+                "next": page.next_token}
+    listed = {"identifiers": (reads.external_ids, views.identifier), "links": (reads.links, views.link),
+              "memberships": (reads.memberships, views.membership)}
+    read, view = listed[part]
+    page = read(space_id, collection, address, size, token)
+    return {"profile_id": page.profile_id, "items": [view(r) for r in page.items], "next": page.next_token}
+
+
+def _limit(query: MultiMapping[str]) -> int:
+    text = query.get("limit", "20")
+    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= MAX_PAGE:
+        raise bad("limit", f"`limit` must be a whole number from 1 to {MAX_PAGE}", "LIMIT_INVALID")
+    return int(text)
+
+
+def _names(query: MultiMapping[str], name: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in query.get(name, "").split(",") if part.strip())
+
+
+def _time(query: MultiMapping[str], name: str) -> int | None:
+    text = query.get(name, "")
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise bad(name, f"`{name}` is not an ISO-8601 date or time: {text!r}", "TIMESTAMP_INVALID") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
+
+
+def _event_filter(query: MultiMapping[str]) -> EventFilter:
+    start, end = _time(query, "start"), _time(query, "end")
+    if start is not None and end is not None and end < start:
+        raise bad("end", "`end` is before `start`", "TIME_RANGE_INVALID")
+    order = query.get("sort", "desc")
+    if order not in ("asc", "desc"):
+        raise bad("sort", "`sort` must be asc or desc", "SORT_INVALID")
+    return EventFilter(start, end, _names(query, "include"), _names(query, "exclude"), order == "desc")
+
+
+# -- destinations -----------------------------------------------------------------------------
+
+
+def destinations(engine: Engine, space_id: int) -> dict[str, Any]:
+    """Every destination with its connections (delivery status, lag, last failure) and dead letters."""
+    rows = engine.sync.destinations(space_id, "", 1000)
+    connections = engine.sync.connections(space_id, "", None)
+    items = []
+    for row in rows:
+        item = views.destination(row)
+        item["connections"] = [views.connection(c) for c in connections if c.destination.key == row.key]
+        item["dead_letters"] = [views.dead_letter(v) for v in
+                                engine.sync.dead_letters(space_id, row.key, None, 0, DEAD_LETTERS_SHOWN)]
+        items.append(item)
+    return {"destinations": items}
+
+
+def dead_letters(engine: Engine, space_id: int, key: str) -> dict[str, Any]:
+    """A destination's parked deliveries, the oldest first."""
+    found = engine.sync.dead_letters(space_id, key, None, 0, 1000)
+    return {"destination": key, "dead_letters": [views.dead_letter(v) for v in found]}

@@ -1,0 +1,315 @@
+var ee,g,Pe,ft,O,we,Ne,Ie,De,_e,ue,pe,mt,G={},Ae=[],ht=/acit|ex(?:s|g|n|p|$)|rph|grid|ows|mnc|ntw|ine[ch]|zoo|^ord|itera/i,te=Array.isArray;function L(e,t){for(var n in t)e[n]=t[n];return e}function fe(e){e&&e.parentNode&&e.parentNode.removeChild(e)}function ne(e,t,n){var r,i,o,a={};for(o in t)o=="key"?r=t[o]:o=="ref"?i=t[o]:a[o]=t[o];if(arguments.length>2&&(a.children=arguments.length>3?ee.call(arguments,2):n),typeof e=="function"&&e.defaultProps!=null)for(o in e.defaultProps)a[o]===void 0&&(a[o]=e.defaultProps[o]);return Z(e,a,r,i,null)}function Z(e,t,n,r,i){var o={type:e,props:t,key:n,ref:r,__k:null,__:null,__b:0,__e:null,__c:null,constructor:void 0,__v:i??++Pe,__i:-1,__u:0};return i==null&&g.vnode!=null&&g.vnode(o),o}function oe(e){return e.children}function J(e,t){this.props=e,this.context=t}function B(e,t){if(t==null)return e.__?B(e.__,e.__i+1):null;for(var n;t<e.__k.length;t++)if((n=e.__k[t])!=null&&n.__e!=null)return n.__e;return typeof e.type=="function"?B(e):null}function Ue(e){var t,n;if((e=e.__)!=null&&e.__c!=null){for(e.__e=e.__c.base=null,t=0;t<e.__k.length;t++)if((n=e.__k[t])!=null&&n.__e!=null){e.__e=e.__c.base=n.__e;break}return Ue(e)}}function Ce(e){(!e.__d&&(e.__d=!0)&&O.push(e)&&!Q.__r++||we!==g.debounceRendering)&&((we=g.debounceRendering)||Ne)(Q)}function Q(){for(var e,t,n,r,i,o,a,l=1;O.length;)O.length>l&&O.sort(Ie),e=O.shift(),l=O.length,e.__d&&(n=void 0,i=(r=(t=e).__v).__e,o=[],a=[],t.__P&&((n=L({},r)).__v=r.__v+1,g.vnode&&g.vnode(n),me(t.__P,n,r,t.__n,t.__P.namespaceURI,32&r.__u?[i]:null,o,i??B(r),!!(32&r.__u),a),n.__v=r.__v,n.__.__k[n.__i]=n,Te(o,n,a),n.__e!=i&&Ue(n)));Q.__r=0}function ze(e,t,n,r,i,o,a,l,d,u,_){var s,f,p,m,S,h,$=r&&r.__k||Ae,v=t.length;for(d=$t(n,t,$,d,v),s=0;s<v;s++)(p=n.__k[s])!=null&&(f=p.__i===-1?G:$[p.__i]||G,p.__i=s,h=me(e,p,f,i,o,a,l,d,u,_),m=p.__e,p.ref&&f.ref!=p.ref&&(f.ref&&he(f.ref,null,p),_.push(p.ref,p.__c||m,p)),S==null&&m!=null&&(S=m),4&p.__u||f.__k===p.__k?d=Re(p,d,e):typeof p.type=="function"&&h!==void 0?d=h:m&&(d=m.nextSibling),p.__u&=-7);return n.__e=S,d}function $t(e,t,n,r,i){var o,a,l,d,u,_=n.length,s=_,f=0;for(e.__k=new Array(i),o=0;o<i;o++)(a=t[o])!=null&&typeof a!="boolean"&&typeof a!="function"?(d=o+f,(a=e.__k[o]=typeof a=="string"||typeof a=="number"||typeof a=="bigint"||a.constructor==String?Z(null,a,null,null,null):te(a)?Z(oe,{children:a},null,null,null):a.constructor===void 0&&a.__b>0?Z(a.type,a.props,a.key,a.ref?a.ref:null,a.__v):a).__=e,a.__b=e.__b+1,l=null,(u=a.__i=bt(a,n,d,s))!==-1&&(s--,(l=n[u])&&(l.__u|=2)),l==null||l.__v===null?(u==-1&&(i>_?f--:i<_&&f++),typeof a.type!="function"&&(a.__u|=4)):u!=d&&(u==d-1?f--:u==d+1?f++:(u>d?f--:f++,a.__u|=4))):e.__k[o]=null;if(s)for(o=0;o<_;o++)(l=n[o])!=null&&(2&l.__u)==0&&(l.__e==r&&(r=B(l)),He(l,l));return r}function Re(e,t,n){var r,i;if(typeof e.type=="function"){for(r=e.__k,i=0;r&&i<r.length;i++)r[i]&&(r[i].__=e,t=Re(r[i],t,n));return t}e.__e!=t&&(t&&e.type&&!n.contains(t)&&(t=B(e)),n.insertBefore(e.__e,t||null),t=e.__e);do t=t&&t.nextSibling;while(t!=null&&t.nodeType==8);return t}function bt(e,t,n,r){var i,o,a=e.key,l=e.type,d=t[n];if(d===null&&e.key==null||d&&a==d.key&&l===d.type&&(2&d.__u)==0)return n;if(r>(d!=null&&(2&d.__u)==0?1:0))for(i=n-1,o=n+1;i>=0||o<t.length;){if(i>=0){if((d=t[i])&&(2&d.__u)==0&&a==d.key&&l===d.type)return i;i--}if(o<t.length){if((d=t[o])&&(2&d.__u)==0&&a==d.key&&l===d.type)return o;o++}}return-1}function Se(e,t,n){t[0]=="-"?e.setProperty(t,n??""):e[t]=n==null?"":typeof n!="number"||ht.test(t)?n:n+"px"}function Y(e,t,n,r,i){var o;e:if(t=="style")if(typeof n=="string")e.style.cssText=n;else{if(typeof r=="string"&&(e.style.cssText=r=""),r)for(t in r)n&&t in n||Se(e.style,t,"");if(n)for(t in n)r&&n[t]===r[t]||Se(e.style,t,n[t])}else if(t[0]=="o"&&t[1]=="n")o=t!=(t=t.replace(De,"$1")),t=t.toLowerCase()in e||t=="onFocusOut"||t=="onFocusIn"?t.toLowerCase().slice(2):t.slice(2),e.l||(e.l={}),e.l[t+o]=n,n?r?n.t=r.t:(n.t=_e,e.addEventListener(t,o?pe:ue,o)):e.removeEventListener(t,o?pe:ue,o);else{if(i=="http://www.w3.org/2000/svg")t=t.replace(/xlink(H|:h)/,"h").replace(/sName$/,"s");else if(t!="width"&&t!="height"&&t!="href"&&t!="list"&&t!="form"&&t!="tabIndex"&&t!="download"&&t!="rowSpan"&&t!="colSpan"&&t!="role"&&t!="popover"&&t in e)try{e[t]=n??"";break e}catch{}typeof n=="function"||(n==null||n===!1&&t[4]!="-"?e.removeAttribute(t):e.setAttribute(t,t=="popover"&&n==1?"":n))}}function Ee(e){return function(t){if(this.l){var n=this.l[t.type+e];if(t.u==null)t.u=_e++;else if(t.u<n.t)return;return n(g.event?g.event(t):t)}}}function me(e,t,n,r,i,o,a,l,d,u){var _,s,f,p,m,S,h,$,v,P,z,F,M,y,R,C,de,T=t.type;if(t.constructor!==void 0)return null;128&n.__u&&(d=!!(32&n.__u),o=[l=t.__e=n.__e]),(_=g.__b)&&_(t);e:if(typeof T=="function")try{if($=t.props,v="prototype"in T&&T.prototype.render,P=(_=T.contextType)&&r[_.__c],z=_?P?P.props.value:_.__:r,n.__c?h=(s=t.__c=n.__c).__=s.__E:(v?t.__c=s=new T($,z):(t.__c=s=new J($,z),s.constructor=T,s.render=gt),P&&P.sub(s),s.props=$,s.state||(s.state={}),s.context=z,s.__n=r,f=s.__d=!0,s.__h=[],s._sb=[]),v&&s.__s==null&&(s.__s=s.state),v&&T.getDerivedStateFromProps!=null&&(s.__s==s.state&&(s.__s=L({},s.__s)),L(s.__s,T.getDerivedStateFromProps($,s.__s))),p=s.props,m=s.state,s.__v=t,f)v&&T.getDerivedStateFromProps==null&&s.componentWillMount!=null&&s.componentWillMount(),v&&s.componentDidMount!=null&&s.__h.push(s.componentDidMount);else{if(v&&T.getDerivedStateFromProps==null&&$!==p&&s.componentWillReceiveProps!=null&&s.componentWillReceiveProps($,z),!s.__e&&(s.shouldComponentUpdate!=null&&s.shouldComponentUpdate($,s.__s,z)===!1||t.__v==n.__v)){for(t.__v!=n.__v&&(s.props=$,s.state=s.__s,s.__d=!1),t.__e=n.__e,t.__k=n.__k,t.__k.some(function(K){K&&(K.__=t)}),F=0;F<s._sb.length;F++)s.__h.push(s._sb[F]);s._sb=[],s.__h.length&&a.push(s);break e}s.componentWillUpdate!=null&&s.componentWillUpdate($,s.__s,z),v&&s.componentDidUpdate!=null&&s.__h.push(function(){s.componentDidUpdate(p,m,S)})}if(s.context=z,s.props=$,s.__P=e,s.__e=!1,M=g.__r,y=0,v){for(s.state=s.__s,s.__d=!1,M&&M(t),_=s.render(s.props,s.state,s.context),R=0;R<s._sb.length;R++)s.__h.push(s._sb[R]);s._sb=[]}else do s.__d=!1,M&&M(t),_=s.render(s.props,s.state,s.context),s.state=s.__s;while(s.__d&&++y<25);s.state=s.__s,s.getChildContext!=null&&(r=L(L({},r),s.getChildContext())),v&&!f&&s.getSnapshotBeforeUpdate!=null&&(S=s.getSnapshotBeforeUpdate(p,m)),C=_,_!=null&&_.type===oe&&_.key==null&&(C=Le(_.props.children)),l=ze(e,te(C)?C:[C],t,n,r,i,o,a,l,d,u),s.base=t.__e,t.__u&=-161,s.__h.length&&a.push(s),h&&(s.__E=s.__=null)}catch(K){if(t.__v=null,d||o!=null)if(K.then){for(t.__u|=d?160:128;l&&l.nodeType==8&&l.nextSibling;)l=l.nextSibling;o[o.indexOf(l)]=null,t.__e=l}else for(de=o.length;de--;)fe(o[de]);else t.__e=n.__e,t.__k=n.__k;g.__e(K,t,n)}else o==null&&t.__v==n.__v?(t.__k=n.__k,t.__e=n.__e):l=t.__e=vt(n.__e,t,n,r,i,o,a,d,u);return(_=g.diffed)&&_(t),128&t.__u?void 0:l}function Te(e,t,n){for(var r=0;r<n.length;r++)he(n[r],n[++r],n[++r]);g.__c&&g.__c(t,e),e.some(function(i){try{e=i.__h,i.__h=[],e.some(function(o){o.call(i)})}catch(o){g.__e(o,i.__v)}})}function Le(e){return typeof e!="object"||e==null?e:te(e)?e.map(Le):L({},e)}function vt(e,t,n,r,i,o,a,l,d){var u,_,s,f,p,m,S,h=n.props,$=t.props,v=t.type;if(v=="svg"?i="http://www.w3.org/2000/svg":v=="math"?i="http://www.w3.org/1998/Math/MathML":i||(i="http://www.w3.org/1999/xhtml"),o!=null){for(u=0;u<o.length;u++)if((p=o[u])&&"setAttribute"in p==!!v&&(v?p.localName==v:p.nodeType==3)){e=p,o[u]=null;break}}if(e==null){if(v==null)return document.createTextNode($);e=document.createElementNS(i,v,$.is&&$),l&&(g.__m&&g.__m(t,o),l=!1),o=null}if(v===null)h===$||l&&e.data===$||(e.data=$);else{if(o=o&&ee.call(e.childNodes),h=n.props||G,!l&&o!=null)for(h={},u=0;u<e.attributes.length;u++)h[(p=e.attributes[u]).name]=p.value;for(u in h)if(p=h[u],u!="children"){if(u=="dangerouslySetInnerHTML")s=p;else if(!(u in $)){if(u=="value"&&"defaultValue"in $||u=="checked"&&"defaultChecked"in $)continue;Y(e,u,null,p,i)}}for(u in $)p=$[u],u=="children"?f=p:u=="dangerouslySetInnerHTML"?_=p:u=="value"?m=p:u=="checked"?S=p:l&&typeof p!="function"||h[u]===p||Y(e,u,p,h[u],i);if(_)l||s&&(_.__html===s.__html||_.__html===e.innerHTML)||(e.innerHTML=_.__html),t.__k=[];else if(s&&(e.innerHTML=""),ze(t.type==="template"?e.content:e,te(f)?f:[f],t,n,r,v=="foreignObject"?"http://www.w3.org/1999/xhtml":i,o,a,o?o[0]:n.__k&&B(n,0),l,d),o!=null)for(u=o.length;u--;)fe(o[u]);l||(u="value",v=="progress"&&m==null?e.removeAttribute("value"):m!==void 0&&(m!==e[u]||v=="progress"&&!m||v=="option"&&m!==h[u])&&Y(e,u,m,h[u],i),u="checked",S!==void 0&&S!==e[u]&&Y(e,u,S,h[u],i))}return e}function he(e,t,n){try{if(typeof e=="function"){var r=typeof e.__u=="function";r&&e.__u(),r&&t==null||(e.__u=e(t))}else e.current=t}catch(i){g.__e(i,n)}}function He(e,t,n){var r,i;if(g.unmount&&g.unmount(e),(r=e.ref)&&(r.current&&r.current!==e.__e||he(r,null,t)),(r=e.__c)!=null){if(r.componentWillUnmount)try{r.componentWillUnmount()}catch(o){g.__e(o,t)}r.base=r.__P=null}if(r=e.__k)for(i=0;i<r.length;i++)r[i]&&He(r[i],t,n||typeof e.type!="function");n||fe(e.__e),e.__c=e.__=e.__e=void 0}function gt(e,t,n){return this.constructor(e,n)}function $e(e,t,n){var r,i,o,a;t==document&&(t=document.documentElement),g.__&&g.__(e,t),i=(r=typeof n=="function")?null:n&&n.__k||t.__k,o=[],a=[],me(t,e=(!r&&n||t).__k=ne(oe,null,[e]),i||G,G,t.namespaceURI,!r&&n?[n]:i?null:t.firstChild?ee.call(t.childNodes):null,o,!r&&n?n:i?i.__e:t.firstChild,r,a),Te(o,e,a)}ee=Ae.slice,g={__e:function(e,t,n,r){for(var i,o,a;t=t.__;)if((i=t.__c)&&!i.__)try{if((o=i.constructor)&&o.getDerivedStateFromError!=null&&(i.setState(o.getDerivedStateFromError(e)),a=i.__d),i.componentDidCatch!=null&&(i.componentDidCatch(e,r||{}),a=i.__d),a)return i.__E=i}catch(l){e=l}throw e}},Pe=0,ft=function(e){return e!=null&&e.constructor==null},J.prototype.setState=function(e,t){var n;n=this.__s!=null&&this.__s!==this.state?this.__s:this.__s=L({},this.state),typeof e=="function"&&(e=e(L({},n),this.props)),e&&L(n,e),e!=null&&this.__v&&(t&&this._sb.push(t),Ce(this))},J.prototype.forceUpdate=function(e){this.__v&&(this.__e=!0,e&&this.__h.push(e),Ce(this))},J.prototype.render=oe,O=[],Ne=typeof Promise=="function"?Promise.prototype.then.bind(Promise.resolve()):setTimeout,Ie=function(e,t){return e.__v.__b-t.__v.__b},Q.__r=0,De=/(PointerCapture)$|Capture$/i,_e=0,ue=Ee(!1),pe=Ee(!0),mt=0;var X,x,be,Fe,ie=0,Ke=[],w=g,Me=w.__b,Oe=w.__r,We=w.diffed,Be=w.__c,je=w.unmount,Ve=w.__;function ge(e,t){w.__h&&w.__h(x,e,ie||t),ie=0;var n=x.__H||(x.__H={__:[],__h:[]});return e>=n.__.length&&n.__.push({}),n.__[e]}function b(e){return ie=1,yt(Xe,e)}function yt(e,t,n){var r=ge(X++,2);if(r.t=e,!r.__c&&(r.__=[n?n(t):Xe(void 0,t),function(l){var d=r.__N?r.__N[0]:r.__[0],u=r.t(d,l);d!==u&&(r.__N=[u,r.__[1]],r.__c.setState({}))}],r.__c=x,!x.__f)){var i=function(l,d,u){if(!r.__c.__H)return!0;var _=r.__c.__H.__.filter(function(f){return!!f.__c});if(_.every(function(f){return!f.__N}))return!o||o.call(this,l,d,u);var s=r.__c.props!==l;return _.forEach(function(f){if(f.__N){var p=f.__[0];f.__=f.__N,f.__N=void 0,p!==f.__[0]&&(s=!0)}}),o&&o.call(this,l,d,u)||s};x.__f=!0;var o=x.shouldComponentUpdate,a=x.componentWillUpdate;x.componentWillUpdate=function(l,d,u){if(this.__e){var _=o;o=void 0,i(l,d,u),o=_}a&&a.call(this,l,d,u)},x.shouldComponentUpdate=i}return r.__N||r.__}function D(e,t){var n=ge(X++,3);!w.__s&&Ge(n.__H,t)&&(n.__=e,n.u=t,x.__H.__h.push(n))}function Je(e){return ie=5,kt(function(){return{current:e}},[])}function kt(e,t){var n=ge(X++,7);return Ge(n.__H,t)&&(n.__=e(),n.__H=t,n.__h=e),n.__}function xt(){for(var e;e=Ke.shift();)if(e.__P&&e.__H)try{e.__H.__h.forEach(re),e.__H.__h.forEach(ve),e.__H.__h=[]}catch(t){e.__H.__h=[],w.__e(t,e.__v)}}w.__b=function(e){x=null,Me&&Me(e)},w.__=function(e,t){e&&t.__k&&t.__k.__m&&(e.__m=t.__k.__m),Ve&&Ve(e,t)},w.__r=function(e){Oe&&Oe(e),X=0;var t=(x=e.__c).__H;t&&(be===x?(t.__h=[],x.__h=[],t.__.forEach(function(n){n.__N&&(n.__=n.__N),n.u=n.__N=void 0})):(t.__h.forEach(re),t.__h.forEach(ve),t.__h=[],X=0)),be=x},w.diffed=function(e){We&&We(e);var t=e.__c;t&&t.__H&&(t.__H.__h.length&&(Ke.push(t)!==1&&Fe===w.requestAnimationFrame||((Fe=w.requestAnimationFrame)||wt)(xt)),t.__H.__.forEach(function(n){n.u&&(n.__H=n.u),n.u=void 0})),be=x=null},w.__c=function(e,t){t.some(function(n){try{n.__h.forEach(re),n.__h=n.__h.filter(function(r){return!r.__||ve(r)})}catch(r){t.some(function(i){i.__h&&(i.__h=[])}),t=[],w.__e(r,n.__v)}}),Be&&Be(e,t)},w.unmount=function(e){je&&je(e);var t,n=e.__c;n&&n.__H&&(n.__H.__.forEach(function(r){try{re(r)}catch(i){t=i}}),n.__H=void 0,t&&w.__e(t,n.__v))};var qe=typeof requestAnimationFrame=="function";function wt(e){var t,n=function(){clearTimeout(r),qe&&cancelAnimationFrame(t),setTimeout(e)},r=setTimeout(n,100);qe&&(t=requestAnimationFrame(n))}function re(e){var t=x,n=e.__c;typeof n=="function"&&(e.__c=void 0,n()),x=t}function ve(e){var t=x;e.__c=e.__(),x=t}function Ge(e,t){return!e||e.length!==t.length||t.some(function(n,r){return n!==e[r]})}function Xe(e,t){return typeof t=="function"?t(e):t}var ye="audiences.console.token",H={get:()=>sessionStorage.getItem(ye)||"",set:e=>sessionStorage.setItem(ye,e),clear:()=>sessionStorage.removeItem(ye)},j=class extends Error{constructor(t,n){super(n.message||`HTTP ${t}`),this.status=t,this.error=n}describe(){let{reason:t="",message:n=this.message}=this.error;return this.status===403?`Refused by the server (403 ${t}): ${n}`:this.status===401?`Not signed in (401 ${t}): ${n}`:`${n} (${this.status} ${t})`}},Ye=()=>{};function Ze(e){Ye=e}async function ae(e,t,n){let r={Accept:"application/json"},i=H.get();i&&(r.Authorization=`Bearer ${i}`),n!==void 0&&(r["Content-Type"]="application/json");let o;try{o=await fetch(`/console/api${t}`,{method:e,headers:r,body:n===void 0?void 0:JSON.stringify(n),credentials:"omit",cache:"no-store"})}catch(d){throw new j(0,{reason:"UNREACHABLE",message:`the server could not be reached: ${d.message}`})}let a=await o.text(),l={};try{l=a?JSON.parse(a):{}}catch{l={error:{message:a}}}if(!o.ok){let d=new j(o.status,l.error||{});throw o.status===401&&Ye(d),d}return l}var E=e=>ae("GET",e),W=(e,t)=>ae("POST",e,t??{}),se=(e,t)=>ae("PATCH",e,t),Qe=e=>ae("DELETE",e),le=e=>{let t=new URLSearchParams;for(let[r,i]of Object.entries(e))i!==""&&i!=null&&t.set(r,i);let n=t.toString();return n?`?${n}`:""};var tt=function(e,t,n,r){var i;t[0]=0;for(var o=1;o<t.length;o++){var a=t[o++],l=t[o]?(t[0]|=a?1:2,n[t[o++]]):t[++o];a===3?r[0]=l:a===4?r[1]=Object.assign(r[1]||{},l):a===5?(r[1]=r[1]||{})[t[++o]]=l:a===6?r[1][t[++o]]+=l+"":a?(i=e.apply(l,tt(e,l,n,["",null])),r.push(i),l[0]?t[0]|=2:(t[o-2]=0,t[o]=i)):r.push(l)}return r},et=new Map;function nt(e){var t=et.get(this);return t||(t=new Map,et.set(this,t)),(t=tt(this,t.get(e)||(t.set(e,t=function(n){for(var r,i,o=1,a="",l="",d=[0],u=function(f){o===1&&(f||(a=a.replace(/^\s*\n\s*|\s*\n\s*$/g,"")))?d.push(0,f,a):o===3&&(f||a)?(d.push(3,f,a),o=2):o===2&&a==="..."&&f?d.push(4,f,0):o===2&&a&&!f?d.push(5,0,!0,a):o>=5&&((a||!f&&o===5)&&(d.push(o,0,a,i),o=6),f&&(d.push(o,f,0,i),o=6)),a=""},_=0;_<n.length;_++){_&&(o===1&&u(),u(_));for(var s=0;s<n[_].length;s++)r=n[_][s],o===1?r==="<"?(u(),d=[d],o=3):a+=r:o===4?a==="--"&&r===">"?(o=1,a=""):a=r+a[0]:l?r===l?l="":a+=r:r==='"'||r==="'"?l=r:r===">"?(u(),o=1):o&&(r==="="?(o=5,i=a,a=""):r==="/"&&(o<5||n[_][s+1]===">")?(u(),o===3&&(d=d[0]),o=d,(d=d[0]).push(2,0,o),o=0):r===" "||r==="	"||r===`
+`||r==="\r"?(u(),o=2):a+=r),o===3&&a==="!--"&&(o=4,d=d[0])}return u(),d}(e)),t),arguments,[])).length>1?t:t[0]}var c=nt.bind(ne);var N=e=>e===void 0?"":JSON.stringify(e);function k(e){return e?e.replace("T"," ").replace(/\.\d+Z$/," UTC"):"—"}function ce(e){return e==null?"—":e<1e3?`${e} ms`:e<12e4?`${(e/1e3).toFixed(1)} s`:e<72e5?`${Math.round(e/6e4)} min`:`${(e/36e5).toFixed(1)} h`}var A=e=>e instanceof j?e.describe():String(e);function V({notice:e}){if(!e)return null;let t=e.kind==="error";return c`<p class=${`notice ${t?"error":"ok"}`} role=${t?"alert":"status"}>${e.text}</p>`}function U(e,t,n=0){let[r,i]=b({data:null,error:null,loading:!0}),o=Je(0),a=async()=>{let l=++o.current;try{let d=await e();l===o.current&&i({data:d,error:null,loading:!1})}catch(d){l===o.current&&i(u=>({data:u.data,error:d,loading:!1}))}};return D(()=>{i(l=>({...l,loading:!0})),a()},t),D(()=>{if(!n)return;let l=setInterval(a,n);return()=>clearInterval(l)},[...t,n]),{...r,reload:a}}function ke(e,t,n){D(()=>{let r=setTimeout(e,n);return()=>clearTimeout(r)},t)}function I({error:e}){return e?c`<p class="notice error" role="alert">${A(e)}</p>`:null}function ot({points:e,label:t,width:n=320,height:r=90}){if(!e||!e.length)return c`<p class="muted">No size history yet.</p>`;let i={left:34,right:6,top:8,bottom:18},o=e.map(h=>h.size),a=Math.max(1,...o),l=Math.min(0,...o),d=n-i.left-i.right,u=r-i.top-i.bottom,_=h=>i.left+(e.length===1?d:h*d/(e.length-1)),s=h=>i.top+u-(h-l)/(a-l||1)*u,f=e.map((h,$)=>`${_($).toFixed(1)},${s(h.size).toFixed(1)}`).join(" "),p=e[0].start.slice(5,16).replace("T"," "),m=e[e.length-1].start.slice(5,16).replace("T"," "),S=e[e.length-1].size;return c`
+    <svg class="chart" viewBox=${`0 0 ${n} ${r}`} role="img" aria-label=${`${t}: size ${S} now, from ${p} to ${m}`}>
+      <title>${t}</title>
+      <line x1=${i.left} y1=${i.top+u} x2=${i.left+d} y2=${i.top+u} class="axis" />
+      <line x1=${i.left} y1=${i.top} x2=${i.left} y2=${i.top+u} class="axis" />
+      <text x=${i.left-4} y=${i.top+8} class="tick" text-anchor="end">${a}</text>
+      <text x=${i.left-4} y=${i.top+u} class="tick" text-anchor="end">${l}</text>
+      <text x=${i.left} y=${r-4} class="tick">${p}</text>
+      <text x=${i.left+d} y=${r-4} class="tick" text-anchor="end">${m}</text>
+      <polyline points=${f} class="series" />
+      ${e.map((h,$)=>c`<circle cx=${_($)} cy=${s(h.size)} r="2" class="dot"><title>${`${h.start}: ${h.size} (+${h.entered} −${h.exited})`}</title></circle>`)}
+    </svg>`}var rt=e=>`/computations/${encodeURIComponent(e.collection)}/${encodeURIComponent(e.key)}`;function Ct({c:e}){let{done:t,total:n}=e.backfill;return e.status!=="BACKFILLING"?c`<span class="muted">${n?`${t} / ${n}`:"—"}</span>`:c`<progress max=${n||1} value=${t} aria-label=${`${e.key} backfill`}>${t} / ${n}</progress>
+    <span> ${t} / ${n}</span>`}function St({c:e,onChanged:t,setNotice:n}){let[r,i]=b(!1),o=async(d,u)=>{try{await u(),n({kind:"ok",text:`${e.key}: ${d}.`})}catch(_){n({kind:"error",text:`${e.key}: ${d} failed. ${A(_)}`})}i(!1),t()},a=()=>o(e.enabled?"disabled":"enabled",()=>se(rt(e),{enabled:!e.enabled})),l=()=>o("deleted",()=>Qe(rt(e)));return c`
+    <tr data-key=${e.key}>
+      <th scope="row"><a href=${`#/builder/${e.collection}/${encodeURIComponent(e.key)}`}>${e.name}</a>
+        <div class="muted mono">${e.key}</div></th>
+      <td>${e.kind==="audience"?"audience":"computed trait"}<div class="muted">${e.collection}</div></td>
+      <td><span class=${`status s-${e.status.toLowerCase()}`}>${e.status}</span>
+        ${e.error&&c`<div class="error-text">${e.error}</div>`}</td>
+      <td class="num size">${e.size}</td>
+      <td><${Ct} c=${e} /></td>
+      <td>${k(e.last_computed)}</td>
+      <td class="chart-cell"><${ot} points=${e.sizes} label=${`${e.key} size, last 48 hours`} /></td>
+      <td class="actions">
+        <button type="button" onClick=${a}>${e.enabled?"Disable":"Enable"}<span class="sr"> ${e.key}</span></button>
+        ${r?c`<button type="button" class="danger" onClick=${l}>Confirm delete<span class="sr"> ${e.key}</span></button>
+                 <button type="button" onClick=${()=>i(!1)}>Keep</button>`:c`<button type="button" onClick=${()=>i(!0)}>Delete<span class="sr"> ${e.key}</span></button>`}
+      </td>
+    </tr>`}function it(){let[e,t]=b(null),{data:n,error:r,reload:i}=U(()=>E("/computations?sizes=hourly"),[],2e3),o=n?n.computations:[];return c`
+    <section aria-labelledby="list-title">
+      <div class="title-row">
+        <h1 id="list-title">Audiences and computed traits</h1>
+        <a class="button" href="#/builder/new">New definition</a>
+      </div>
+      ${n&&c`<p class="muted">Evaluator clock: ${k(n.clock.now)}${n.clock.manual?" (manual)":""}</p>`}
+      <${V} notice=${e} />
+      <${I} error=${r} />
+      ${n&&!o.length&&c`<p>No definitions yet. <a href="#/builder/new">Write the first one</a>.</p>`}
+      ${o.length>0&&c`
+        <div class="table-wrap">
+          <table class="computations">
+            <caption class="sr">Each definition's status, size, backfill and size over time</caption>
+            <thead><tr><th scope="col">Name</th><th scope="col">Kind</th><th scope="col">Status</th>
+              <th scope="col">Size</th><th scope="col">Backfill</th><th scope="col">Last computed</th>
+              <th scope="col">Size, 48 h</th><th scope="col">Actions</th></tr></thead>
+            <tbody>${o.map(a=>c`<${St} key=${a.id} c=${a} onChanged=${i} setNotice=${t} />`)}</tbody>
+          </table>
+        </div>`}
+    </section>`}var Et="event('Order Completed').within(30 days).count() >= 1";function Pt({summary:e}){if(!e)return null;let t=[["Events",e.events],["Properties",e.properties],["Context",e.context_paths],["Traits",e.traits]],n=e.lookback_unbounded?"all history":e.lookback_ms?ce(e.lookback_ms):"none";return c`
+    <dl class="summary" aria-label="What the definition reads">
+      ${t.map(([r,i])=>c`<dt>${r}</dt><dd>${i.length?i.join(", "):"—"}</dd>`)}
+      <dt>Looks back</dt><dd>${n}</dd>
+    </dl>`}function Nt({problem:e}){let[t]=e.message.split("; did you mean");return c`
+    <div class="problem" role="alert" aria-live="assertive">
+      <p><b>${e.reason}</b>${e.line?` at line ${e.line}, column ${e.column}`:""}: ${t}</p>
+      ${e.caret_display&&c`<pre class="caret" aria-label="Where the error is">${e.caret_display}</pre>`}
+      ${e.hint&&c`<p class="hint">Hint: ${e.hint}</p>`}
+    </div>`}var It=e=>e?e.identifiers[0]||e.id:"(gone)";function at({items:e,value:t=!0}){return e.length?c`<ul class="samples">${e.map(n=>c`
+    <li><a href=${`#/profiles/${n.profile?.collection||"users"}/${encodeURIComponent(n.profile?.id||"")}`}>${It(n.profile)}</a>
+      ${t&&n.value!==!0&&c` <span class="mono">${N(n.value)}</span>`}
+      ${"old"in n&&c` <span class="mono muted">${N(n.old)} → ${N(n.new)}</span>`}</li>`)}</ul>`:c`<p class="muted">No sample.</p>`}function Dt({diff:e}){return c`
+    <section class="diff" aria-labelledby="diff-title">
+      <h3 id="diff-title">If saved, against ${e.compare_key} as stored</h3>
+      <div class="columns">
+        ${["entering","exiting","staying"].map(t=>c`
+          <div class=${`outcome ${t}`} data-outcome=${t}>
+            <h4>${t[0].toUpperCase()+t.slice(1)}: <span class="count">${e[t]}</span></h4>
+            <${at} items=${e.samples[t]||[]} value=${!1} />
+          </div>`)}
+      </div>
+      ${e.changed>0&&c`<p>${e.changed} staying profiles would change value.</p>`}
+    </section>`}function At({target:e,onRolledBack:t,setNotice:n}){let{data:r,error:i,reload:o}=U(()=>E(`${e}/versions`),[e]),a=async l=>{try{await W(`${e}/rollback`,{version:l}),n({kind:"ok",text:`Rolled back to version ${l}: saved as a new version.`}),t(),o()}catch(d){n({kind:"error",text:`Rollback failed. ${A(d)}`})}};return c`
+    <section aria-labelledby="versions-title">
+      <h2 id="versions-title">Versions</h2>
+      <${I} error=${i} />
+      ${r&&c`<div class="table-wrap"><table>
+        <thead><tr><th scope="col">Version</th><th scope="col">Saved</th><th scope="col">By</th>
+          <th scope="col">Size after backfill</th><th scope="col">Definition</th><th scope="col"></th></tr></thead>
+        <tbody>${r.versions.map(l=>c`<tr>
+          <th scope="row">${l.version}${l.current?" (current)":""}</th><td>${k(l.created)}</td><td>${l.actor||"—"}</td>
+          <td class="num">${l.size_after_backfill??"—"}</td><td><code>${l.definition}</code></td>
+          <td>${!l.current&&c`<button type="button" onClick=${()=>a(l.version)}>Roll back to version ${l.version}</button>`}</td>
+        </tr>`)}</tbody></table></div>`}
+    </section>`}function st({args:e}){let t=e.length===2,[n,r]=t?e:["users",""],i=`/computations/${encodeURIComponent(n)}/${encodeURIComponent(r)}`,[o,a]=b({kind:"audience",collection:"users",key:"",name:"",description:"",definition:t?"":Et,include_anonymous_users:!1,enabled:!0}),[l,d]=b(null),[u,_]=b(null),[s,f]=b(null),[p,m]=b(!1),[S,h]=b(null),[$,v]=b(null),P=y=>R=>a({...o,[y]:R.target.type==="checkbox"?R.target.checked:R.target.value}),z=async()=>{try{let{computation:y}=await E(i);d(y),a({kind:y.kind,collection:y.collection,key:y.key,name:y.name,description:y.description,definition:y.definition,include_anonymous_users:!!y.options.include_anonymous_users,enabled:y.enabled})}catch(y){v(y)}};D(()=>{f(null),_(null),h(null),t&&z()},[i]),ke(async()=>{if(!o.definition.trim()){_(null);return}try{_(await W("/validate",{kind:o.kind,collection:o.collection,key:o.key,definition:o.definition}))}catch(y){_({valid:!1,failure:y})}},[o.definition,o.kind,o.collection,o.key],300);let F=async()=>{m(!0);try{f(await W("/preview",{kind:o.kind,collection:o.collection,definition:o.definition,include_anonymous_users:o.include_anonymous_users,sample_size:10,compare_key:t?r:""}))}catch(y){f({failure:y})}m(!1)};ke(()=>{u&&u.valid&&F()},[u,o.include_anonymous_users],400);let M=async y=>{y.preventDefault();let R={include_anonymous_users:o.include_anonymous_users};try{if(t){let{computation:C}=await se(i,{name:o.name,description:o.description,definition:o.definition,options:{...l.options,...R}});d(C),h({kind:"ok",text:`Saved ${C.key} as version ${C.version}; it is ${C.status}.`})}else{let{computation:C}=await W("/computations",{kind:o.kind,collection:o.collection,key:o.key,name:o.name,description:o.description,definition:o.definition,enabled:o.enabled,options:R});location.hash=`#/audiences/${encodeURIComponent(C.key)}`}}catch(C){h({kind:"error",text:`Not saved. ${A(C)}`}),C.error&&C.error.definition&&_({valid:!1,error:C.error.definition})}};return c`
+    <section aria-labelledby="builder-title">
+      <h1 id="builder-title">${t?`Edit ${r}`:"New audience or computed trait"}</h1>
+      <${I} error=${$} />
+      <form class="builder" onSubmit=${M}>
+        <div class="fields">
+          <label for="f-kind">Kind</label>
+          <select id="f-kind" value=${o.kind} onChange=${P("kind")} disabled=${t}>
+            <option value="audience">Audience</option><option value="computed_trait">Computed trait</option></select>
+          <label for="f-collection">Collection</label>
+          <select id="f-collection" value=${o.collection} onChange=${P("collection")} disabled=${t}>
+            <option value="users">Users</option><option value="accounts">Accounts</option></select>
+          <label for="f-key">Key</label>
+          <input id="f-key" value=${o.key} onInput=${P("key")} readOnly=${t} required pattern="[a-z][a-z0-9_]*"
+                 aria-describedby="f-key-help" />
+          <span id="f-key-help" class="help">snake_case: a–z, 0–9 and _, starting with a letter; fixed once saved.</span>
+          <label for="f-name">Name</label>
+          <input id="f-name" value=${o.name} onInput=${P("name")} />
+          <label for="f-description">Description</label>
+          <input id="f-description" value=${o.description} onInput=${P("description")} />
+          <label class="check"><input type="checkbox" checked=${o.include_anonymous_users}
+            onChange=${P("include_anonymous_users")} /> Include anonymous users</label>
+          ${!t&&c`<label class="check"><input type="checkbox" checked=${o.enabled} onChange=${P("enabled")} /> Enabled</label>`}
+        </div>
+        <label for="f-definition">Definition</label>
+        <textarea id="f-definition" class="mono" rows="6" spellcheck="false" value=${o.definition}
+                  onInput=${P("definition")} aria-describedby="validation"></textarea>
+        <div id="validation" class="validation" aria-live="polite">
+          ${u&&u.valid&&c`<p class="valid">Valid.</p>`}
+          ${u&&u.error&&c`<${Nt} problem=${u.error} />`}
+          ${u&&u.failure&&c`<${I} error=${u.failure} />`}
+          ${u&&u.summary&&c`<h2>Reads</h2><${Pt} summary=${u.summary} />`}
+        </div>
+        <div class="buttons">
+          <button type="button" onClick=${F} disabled=${p}>Preview</button>
+          <button type="submit" class="primary">${t?"Save changes":"Save"}</button>
+          ${t&&c`<a href="#/builder/new">New definition</a>`}
+        </div>
+        <${V} notice=${S} />
+      </form>
+      <section class="preview" aria-labelledby="preview-title" aria-live="polite" aria-busy=${p}>
+        <h2 id="preview-title">Preview</h2>
+        ${!s&&c`<p class="muted">A valid definition is previewed over every profile as it stands now.</p>`}
+        ${s&&s.failure&&c`<${I} error=${s.failure} />`}
+        ${s&&!s.failure&&c`
+          <p class="preview-count"><b class="count">${s.count}</b> ${o.kind==="audience"?"profiles match":"profiles have a value"} (evaluated ${k(s.evaluated)})</p>
+          <${at} items=${s.samples} />
+          ${s.diff&&c`<${Dt} diff=${s.diff} />`}`}
+      </section>
+      ${t&&l&&c`<${At} target=${i} onRolledBack=${z} setNotice=${h} />`}
+    </section>`}function Ut({items:e}){return e.length?c`<div class="table-wrap"><table class="connections">
+    <thead><tr><th scope="col">Definition</th><th scope="col">Phase</th><th scope="col">Pending</th>
+      <th scope="col">Delivered</th><th scope="col">Retrying</th><th scope="col">Dead</th><th scope="col">Lag</th>
+      <th scope="col">Last delivery</th><th scope="col">Last failure</th></tr></thead>
+    <tbody>${e.map(t=>c`<tr>
+      <th scope="row">${t.computation.key} <span class="muted">${t.computation.collection}</span></th>
+      <td>${t.phase}</td><td class="num">${t.pending}</td><td class="num">${t.delivered}</td>
+      <td class="num">${t.retrying}</td><td class="num">${t.dead}</td><td>${ce(t.lag_ms)}</td>
+      <td>${k(t.last_delivery)}</td>
+      <td>${t.last_error?c`<span class="error-text">${t.last_error}</span> <span class="muted">${k(t.last_error_at)}</span>`:"—"}</td>
+    </tr>`)}</tbody></table></div>`:c`<p class="muted">Nothing connected.</p>`}function zt({destination:e,onRedriven:t,setNotice:n}){let r=e.dead_letters,i=async o=>{try{let{redriven:a}=await W(`/destinations/${encodeURIComponent(e.key)}/redrive`,{ids:o});n({kind:"ok",text:`${e.key}: ${a} dead letter${a===1?"":"s"} put back in the queue.`})}catch(a){n({kind:"error",text:`${e.key}: redrive failed. ${A(a)}`})}t()};return c`
+    <h3>Dead letters (${r.length})</h3>
+    ${!r.length&&c`<p class="muted">None.</p>`}
+    ${r.length>0&&c`
+      <button type="button" onClick=${()=>i([])}>Redrive all<span class="sr"> of ${e.key}</span></button>
+      <div class="table-wrap"><table class="dead-letters">
+        <thead><tr><th scope="col">Id</th><th scope="col">Definition</th><th scope="col">Profile</th>
+          <th scope="col">Attempts</th><th scope="col">Last error</th><th scope="col">Parked</th><th scope="col"></th></tr></thead>
+        <tbody>${r.map(o=>c`<tr data-id=${o.id}>
+          <th scope="row" class="mono">${o.id}</th><td>${o.computation.key}</td>
+          <td><a href=${`#/profiles/${o.computation.collection}/${encodeURIComponent(o.profile_id)}`}>${o.profile_id}</a></td>
+          <td class="num">${o.attempts}</td><td class="error-text">${o.last_error}</td><td>${k(o.dead_at)}</td>
+          <td><button type="button" onClick=${()=>i([o.id])}>Redrive<span class="sr"> ${o.id}</span></button></td>
+        </tr>`)}</tbody></table></div>`}`}function lt(){let[e,t]=b(null),{data:n,error:r,reload:i}=U(()=>E("/destinations"),[],3e3),o=n?n.destinations:[];return c`
+    <section aria-labelledby="destinations-title">
+      <div class="title-row">
+        <h1 id="destinations-title">Destinations</h1>
+        <button type="button" onClick=${i}>Refresh</button>
+      </div>
+      <${V} notice=${e} />
+      <${I} error=${r} />
+      ${n&&!o.length&&c`<p>No destinations. Create one with <code>audiences destinations create</code>.</p>`}
+      ${o.map(a=>c`
+        <article class="destination" data-key=${a.key} aria-labelledby=${`d-${a.key}`}>
+          <h2 id=${`d-${a.key}`}>${a.name||a.key} <span class="muted">${a.kind}${a.enabled?"":" · disabled"}</span></h2>
+          <p class="muted mono">${a.config.url||a.config.table_prefix||a.key}</p>
+          <h3>Connections</h3>
+          <${Ut} items=${a.connections} />
+          <${zt} destination=${a} onRedriven=${i} setNotice=${t} />
+        </article>`)}
+    </section>`}function Rt({stream:e}){return c`
+    <div class="stream">
+      <p><b>${e.event}</b>: ${e.seen} seen, ${e.count} kept</p>
+      ${e.filters.length>0&&c`<ol class="filters">${e.filters.map(t=>c`
+        <li><code>${t.filter}</code> leaves ${t.remaining}</li>`)}</ol>`}
+      ${e.events.length>0&&c`<div class="table-wrap"><table class="evidence">
+        <thead><tr><th scope="col">Time</th><th scope="col">Message</th><th scope="col">Value</th><th scope="col">Read</th></tr></thead>
+        <tbody>${e.events.map(t=>c`<tr>
+          <td>${k(t.timestamp)}</td><td class="mono">${t.message_id}</td><td class="mono">${N(t.value)}</td>
+          <td class="mono">${Object.entries(t.read).map(([n,r])=>`${n} = ${N(r)}`).join("; ")}</td></tr>`)}
+        </tbody></table></div>`}
+    </div>`}function xe({node:e}){let t=e.value===!0?"holds":e.value===!1?"fails":"value";return c`
+    <li class=${`node ${t}`}>
+      <span class="verdict">${e.value===!0?"✓":e.value===!1?"✗":"="}</span>
+      <code>${e.text}</code> <span class="mono value">${N(e.value)}</span>
+      ${e.trait&&c` <span class="muted">(${e.trait.class.replace("_"," ")} ${e.trait.key})</span>`}
+      ${e.stream&&c`<${Rt} stream=${e.stream} />`}
+      ${e.users&&c`<p class="muted">${e.users_satisfying} of ${e.users_total} linked users satisfy it</p>
+        <ul>${e.users.map(n=>c`<li>${n.profile?.identifiers[0]||n.profile?.id}: ${n.satisfied?"yes":"no"}
+          <ul class="tree"><${xe} node=${n.node} /></ul></li>`)}</ul>`}
+      ${e.children.length>0&&c`<ul class="tree">${e.children.map(n=>c`<${xe} node=${n} />`)}</ul>`}
+    </li>`}function ct({collection:e,definitionKey:t,address:n,onClose:r}){let{data:i,error:o}=U(()=>E(`/explain/${encodeURIComponent(e)}/${encodeURIComponent(t)}${le({profile:n})}`),[e,t,n]);return c`
+    <section class="explain" aria-labelledby="explain-title">
+      <div class="title-row">
+        <h2 id="explain-title">Why: ${t}</h2>
+        <button type="button" onClick=${r}>Close</button>
+      </div>
+      <${I} error=${o} />
+      ${i&&c`
+        <p>Value <b class="mono">${N(i.value)}</b> at ${k(i.at)}; stored <span class="mono">${N(i.stored)}</span>
+          ${i.pending?" (waiting for a tick)":""}${i.anonymous_excluded?"; anonymous users are left out":""}</p>
+        <pre class="definition">${i.definition.text}</pre>
+        <ul class="tree root"><${xe} node=${i.root} /></ul>
+        <p class="next">${i.next_change.summary}</p>`}
+    </section>`}var dt=(e,t,n,r={})=>E(`/profiles/${e}/${n}${le({address:t,...r})}`);function q({collection:e,address:t,name:n,params:r={},render:i,title:o}){let[a,l]=b([""]),d=a[a.length-1],u=JSON.stringify(r);D(()=>l([""]),[e,t,u]);let{data:_,error:s}=U(()=>dt(e,t,n,{...r,next:d}),[e,t,u,d]);return c`
+    <section class="part" aria-label=${o}>
+      <${I} error=${s} />
+      ${_&&(_.items.length?i(_.items):c`<p class="muted">None.</p>`)}
+      <div class="pager">
+        ${a.length>1&&c`<button type="button" onClick=${()=>l(a.slice(0,-1))}>Previous page</button>`}
+        ${_&&_.next&&c`<button type="button" onClick=${()=>l([...a,_.next])}>Next page</button>`}
+      </div>
+    </section>`}function Tt({collection:e,address:t}){let[n,r]=b("");return c`
+    <h2>Traits</h2>
+    <label for="trait-class">Class</label>
+    <select id="trait-class" value=${n} onChange=${i=>r(i.target.value)}>
+      <option value="">All</option><option value="custom">Custom</option>
+      <option value="computed_trait">Computed</option><option value="audience">Audience</option></select>
+    <${q} collection=${e} address=${t} name="traits" params=${{class:n,limit:50}} title="Traits"
+      render=${i=>c`<div class="table-wrap"><table><thead><tr><th scope="col">Key</th><th scope="col">Value</th>
+        <th scope="col">Class</th><th scope="col">Updated</th></tr></thead><tbody>${i.map(o=>c`
+        <tr><th scope="row" class="mono">${o.key}</th><td class="mono">${N(o.value)}</td><td>${o.class.replace("_"," ")}</td>
+          <td>${k(o.updated)}</td></tr>`)}</tbody></table></div>`} />`}function Lt({collection:e,address:t}){let[n,r]=b({include:"",exclude:"",start:"",end:"",sort:"desc"}),[i,o]=b(n),a=l=>d=>r({...n,[l]:d.target.value});return c`
+    <h2>Events</h2>
+    <form class="filters-form" onSubmit=${l=>{l.preventDefault(),o(n)}}>
+      <label>Only events <input value=${n.include} onInput=${a("include")} placeholder="Signed Up, Order Completed" /></label>
+      <label>Except <input value=${n.exclude} onInput=${a("exclude")} /></label>
+      <label>From <input type="date" value=${n.start} onInput=${a("start")} /></label>
+      <label>Until <input type="date" value=${n.end} onInput=${a("end")} /></label>
+      <label>Order <select value=${n.sort} onChange=${a("sort")}><option value="desc">Newest first</option>
+        <option value="asc">Oldest first</option></select></label>
+      <button type="submit">Filter events</button>
+    </form>
+    <${q} collection=${e} address=${t} name="events" params=${{...i,limit:20}} title="Events"
+      render=${l=>c`<ol class="events">${l.map(d=>c`<li>
+        <b>${d.event||d.type}</b> <span class="muted">${d.type} · ${k(d.timestamp)} · ${d.message_id}</span>
+        <details><summary>Properties and context</summary><pre class="mono">${d.properties}</pre><pre class="mono">${d.context}</pre></details>
+      </li>`)}</ol>`} />`}function ut({args:e}){let[t="users",n=""]=e,[r,i]=b({collection:t,address:n}),[o,a]=b(null);D(()=>{i({collection:t,address:n}),a(null)},[t,n]);let l=p=>{p.preventDefault(),location.hash=`#/profiles/${r.collection}/${encodeURIComponent(r.address.trim())}`},d=n!=="",u=U(()=>d?dt(t,n,"metadata"):Promise.resolve(null),[t,n]),s=(U(()=>E("/computations"),[]).data?.computations||[]).filter(p=>p.collection===t),f={collection:t,address:n};return c`
+    <section aria-labelledby="profiles-title">
+      <h1 id="profiles-title">Profile explorer</h1>
+      <form class="lookup" onSubmit=${l} role="search">
+        <label for="p-collection">Collection</label>
+        <select id="p-collection" value=${r.collection} onChange=${p=>i({...r,collection:p.target.value})}>
+          <option value="users">Users</option><option value="accounts">Accounts</option></select>
+        <label for="p-address">Profile (type:value or prf_…)</label>
+        <input id="p-address" value=${r.address} required placeholder="email:ada@example.com"
+               onInput=${p=>i({...r,address:p.target.value})} />
+        <button type="submit">Find</button>
+      </form>
+      ${d&&c`
+        <${I} error=${u.error} />
+        ${u.data&&c`
+          <p class="profile-head">Profile <b class="mono">${u.data.profile_id}</b> · created ${k(u.data.created)} ·
+            last message ${k(u.data.last_message)}${u.data.merged.length?` · merged from ${u.data.merged.join(", ")}`:""}</p>
+          ${o&&c`<${ct} collection=${t} definitionKey=${o} address=${n} onClose=${()=>a(null)} />`}
+          <div class="grid">
+            <div>
+              <h2>Audiences</h2>
+              <${q} ...${f} name="memberships" params=${{limit:50}} title="Audience memberships"
+                render=${p=>c`<ul class="memberships">${p.map(m=>c`<li data-key=${m.key}>
+                  <b>${m.name}</b> <span class="muted mono">${m.key}</span> · since ${k(m.entered)}
+                  <button type="button" onClick=${()=>a(m.key)}>Why<span class="sr"> is this profile in ${m.key}</span></button></li>`)}</ul>`} />
+              <form class="why-other" onSubmit=${p=>{p.preventDefault(),a(p.target.elements.other.value)}}>
+                <label for="why-other">Explain any definition</label>
+                <select id="why-other" name="other">${s.map(p=>c`<option value=${p.key}>${p.key}</option>`)}</select>
+                <button type="submit" disabled=${!s.length}>Explain</button>
+              </form>
+              <h2>Membership history</h2>
+              <${q} ...${f} name="history" params=${{limit:20}} title="Membership history"
+                render=${p=>c`<ol class="history">${p.map(m=>c`<li>
+                  ${k(m.at)} · <b>${m.change}</b> ${m.key} <span class="mono muted">${N(m.old)} → ${N(m.new)}</span></li>`)}</ol>`} />
+              <h2>Identifiers</h2>
+              <${q} ...${f} name="identifiers" params=${{limit:50}} title="Identifiers"
+                render=${p=>c`<ul>${p.map(m=>c`<li class="mono">${m.type}:${m.value}
+                  <span class="muted"> · ${k(m.added)}</span></li>`)}</ul>`} />
+              <h2>Links</h2>
+              <${q} ...${f} name="links" params=${{limit:50}} title="Linked profiles"
+                render=${p=>c`<ul>${p.map(m=>c`<li>
+                  <a href=${`#/profiles/${m.collection}/${encodeURIComponent(m.id)}`}>${m.identifiers[0]||m.id}</a>
+                  <span class="muted"> · ${m.collection} · linked ${k(m.linked)}</span></li>`)}</ul>`} />
+            </div>
+            <div>
+              <${Tt} ...${f} />
+              <${Lt} ...${f} />
+            </div>
+          </div>`}`}
+    </section>`}function pt(){let e=location.hash.replace(/^#\/?/,"").split("/").map(decodeURIComponent);return{page:e[0]||"audiences",args:e.slice(1)}}function Ht({onSession:e,reason:t}){let[n,r]=b(""),[i,o]=b(t||"");return c`
+    <main class="signin">
+      <h1>Audiences console</h1>
+      <form onSubmit=${async l=>{l.preventDefault(),H.set(n.trim());try{e(await E("/session"))}catch(d){H.clear(),o(A(d))}}}>
+        <label for="token">Token (admin, or read for read-only pages)</label>
+        <input id="token" name="token" type="password" autocomplete="off" required value=${n}
+               onInput=${l=>r(l.target.value)} />
+        <button type="submit">Sign in</button>
+      </form>
+      <p class="muted">The token stays in this tab (sessionStorage) and is sent only to this server.</p>
+      ${i&&c`<p class="notice error" role="alert">${i}</p>`}
+    </main>`}var Ft=[["audiences","Audiences & traits"],["builder","Builder"],["profiles","Profiles"],["destinations","Destinations"]];function Mt({session:e,onSignOut:t}){let[n,r]=b(pt());D(()=>{let l=()=>r(pt());return addEventListener("hashchange",l),()=>removeEventListener("hashchange",l)},[]);let{page:i,args:o}=n,a={audiences:()=>c`<${it} session=${e} />`,builder:()=>c`<${st} session=${e} args=${o} key=${o.join("/")} />`,profiles:()=>c`<${ut} session=${e} args=${o} />`,destinations:()=>c`<${lt} session=${e} />`}[i];return c`
+    <header class="top">
+      <a class="skip" href="#main">Skip to content</a>
+      <strong class="brand">Audiences</strong>
+      <nav aria-label="Pages">
+        ${Ft.map(([l,d])=>c`
+          <a href=${`#/${l==="builder"?"builder/new":l}`} aria-current=${i===l?"page":void 0}>${d}</a>`)}
+      </nav>
+      <span class="who">Space <b>${e.space}</b> · <span class="scope">${e.scope}</span> token</span>
+      <button type="button" class="link" onClick=${t}>Sign out</button>
+    </header>
+    ${!e.can_write&&c`
+      <p class="banner" role="note">Signed in with a read token: these pages are read-only, and the server refuses any change.</p>`}
+    <main id="main" tabindex="-1">${a?a():c`<p role="alert">No page ${i}.</p>`}</main>`}function Ot(){let[e,t]=b(null),[n,r]=b(!!H.get()),[i,o]=b("");D(()=>{Ze(l=>{H.clear(),t(null),o(A(l))}),H.get()&&E("/session").then(t,l=>o(A(l))).finally(()=>r(!1))},[]);let a=()=>{H.clear(),t(null),o("")};return n?c`<p>Checking the session…</p>`:e?c`<${Mt} session=${e} onSignOut=${a} />`:c`<${Ht} onSession=${t} reason=${i} />`}var _t=document.getElementById("app");_t.textContent="";$e(c`<${Ot} />`,_t);

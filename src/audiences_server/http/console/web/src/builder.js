@@ -1,0 +1,196 @@
+import { useEffect, useState } from "preact/hooks";
+import { get, patch, post } from "./api.js";
+import { Failure, Notice, describe, duration, html, shown, time, useDebounced, useLoad } from "./util.js";
+
+const EXAMPLE = "event('Order Completed').within(30 days).count() >= 1";
+
+function Summary({ summary }) {
+  if (!summary) return null;
+  const rows = [["Events", summary.events], ["Properties", summary.properties], ["Context", summary.context_paths],
+    ["Traits", summary.traits]];
+  const back = summary.lookback_unbounded ? "all history" : summary.lookback_ms ? duration(summary.lookback_ms) : "none";
+  return html`
+    <dl class="summary" aria-label="What the definition reads">
+      ${rows.map(([label, items]) => html`<dt>${label}</dt><dd>${items.length ? items.join(", ") : "—"}</dd>`)}
+      <dt>Looks back</dt><dd>${back}</dd>
+    </dl>`;
+}
+
+function Problem({ problem }) {
+  const [message] = problem.message.split("; did you mean");
+  return html`
+    <div class="problem" role="alert" aria-live="assertive">
+      <p><b>${problem.reason}</b>${problem.line ? ` at line ${problem.line}, column ${problem.column}` : ""}: ${message}</p>
+      ${problem.caret_display && html`<pre class="caret" aria-label="Where the error is">${problem.caret_display}</pre>`}
+      ${problem.hint && html`<p class="hint">Hint: ${problem.hint}</p>`}
+    </div>`;
+}
+
+const profileName = (p) => (p ? (p.identifiers[0] || p.id) : "(gone)");
+
+function Samples({ items, value = true }) {
+  if (!items.length) return html`<p class="muted">No sample.</p>`;
+  return html`<ul class="samples">${items.map((s) => html`
+    <li><a href=${`#/profiles/${s.profile?.collection || "users"}/${encodeURIComponent(s.profile?.id || "")}`}>${profileName(s.profile)}</a>
+      ${value && s.value !== true && html` <span class="mono">${shown(s.value)}</span>`}
+      ${"old" in s && html` <span class="mono muted">${shown(s.old)} → ${shown(s.new)}</span>`}</li>`)}</ul>`;
+}
+
+function Diff({ diff }) {
+  return html`
+    <section class="diff" aria-labelledby="diff-title">
+      <h3 id="diff-title">If saved, against ${diff.compare_key} as stored</h3>
+      <div class="columns">
+        ${["entering", "exiting", "staying"].map((outcome) => html`
+          <div class=${`outcome ${outcome}`} data-outcome=${outcome}>
+            <h4>${outcome[0].toUpperCase() + outcome.slice(1)}: <span class="count">${diff[outcome]}</span></h4>
+            <${Samples} items=${diff.samples[outcome] || []} value=${false} />
+          </div>`)}
+      </div>
+      ${diff.changed > 0 && html`<p>${diff.changed} staying profiles would change value.</p>`}
+    </section>`;
+}
+
+function Versions({ target, onRolledBack, setNotice }) {
+  const { data, error, reload } = useLoad(() => get(`${target}/versions`), [target]);
+  const rollback = async (number) => {
+    try {
+      await post(`${target}/rollback`, { version: number });
+      setNotice({ kind: "ok", text: `Rolled back to version ${number}: saved as a new version.` });
+      onRolledBack();
+      reload();
+    } catch (failed) {
+      setNotice({ kind: "error", text: `Rollback failed. ${describe(failed)}` });
+    }
+  };
+  return html`
+    <section aria-labelledby="versions-title">
+      <h2 id="versions-title">Versions</h2>
+      <${Failure} error=${error} />
+      ${data && html`<div class="table-wrap"><table>
+        <thead><tr><th scope="col">Version</th><th scope="col">Saved</th><th scope="col">By</th>
+          <th scope="col">Size after backfill</th><th scope="col">Definition</th><th scope="col"></th></tr></thead>
+        <tbody>${data.versions.map((v) => html`<tr>
+          <th scope="row">${v.version}${v.current ? " (current)" : ""}</th><td>${time(v.created)}</td><td>${v.actor || "—"}</td>
+          <td class="num">${v.size_after_backfill ?? "—"}</td><td><code>${v.definition}</code></td>
+          <td>${!v.current && html`<button type="button" onClick=${() => rollback(v.version)}>Roll back to version ${v.version}</button>`}</td>
+        </tr>`)}</tbody></table></div>`}
+    </section>`;
+}
+
+export function Builder({ args }) {
+  const editing = args.length === 2;
+  const [collectionArg, keyArg] = editing ? args : ["users", ""];
+  const target = `/computations/${encodeURIComponent(collectionArg)}/${encodeURIComponent(keyArg)}`;
+  const [form, setForm] = useState({ kind: "audience", collection: "users", key: "", name: "", description: "",
+    definition: editing ? "" : EXAMPLE, include_anonymous_users: false, enabled: true });
+  const [saved, setSaved] = useState(null);
+  const [check, setCheck] = useState(null);
+  const [preview, setPreview] = useState(null);
+  const [previewing, setPreviewing] = useState(false);
+  const [notice, setNotice] = useState(null);
+  const [loadError, setLoadError] = useState(null);
+  const set = (name) => (e) => setForm({ ...form, [name]: e.target.type === "checkbox" ? e.target.checked : e.target.value });
+
+  const load = async () => {
+    try {
+      const { computation: c } = await get(target);
+      setSaved(c);
+      setForm({ kind: c.kind, collection: c.collection, key: c.key, name: c.name, description: c.description,
+        definition: c.definition, include_anonymous_users: Boolean(c.options.include_anonymous_users), enabled: c.enabled });
+    } catch (failed) { setLoadError(failed); }
+  };
+  useEffect(() => { setPreview(null); setCheck(null); setNotice(null); if (editing) load(); }, [target]);
+
+  // Validation as you type: the server checks the text 300 ms after the last key.
+  useDebounced(async () => {
+    if (!form.definition.trim()) { setCheck(null); return; }
+    try {
+      setCheck(await post("/validate", { kind: form.kind, collection: form.collection, key: form.key, definition: form.definition }));
+    } catch (failed) { setCheck({ valid: false, failure: failed }); }
+  }, [form.definition, form.kind, form.collection, form.key], 300);
+
+  const runPreview = async () => {
+    setPreviewing(true);
+    try {
+      setPreview(await post("/preview", { kind: form.kind, collection: form.collection, definition: form.definition,
+        include_anonymous_users: form.include_anonymous_users, sample_size: 10, compare_key: editing ? keyArg : "" }));
+    } catch (failed) { setPreview({ failure: failed }); }
+    setPreviewing(false);
+  };
+  // A live preview once the text is valid, a little after validation.
+  useDebounced(() => { if (check && check.valid) runPreview(); }, [check, form.include_anonymous_users], 400);
+
+  const save = async (event) => {
+    event.preventDefault();
+    const options = { include_anonymous_users: form.include_anonymous_users };
+    try {
+      if (editing) {
+        const { computation } = await patch(target, { name: form.name, description: form.description,
+          definition: form.definition, options: { ...saved.options, ...options } });
+        setSaved(computation);
+        setNotice({ kind: "ok", text: `Saved ${computation.key} as version ${computation.version}; it is ${computation.status}.` });
+      } else {
+        const { computation } = await post("/computations", { kind: form.kind, collection: form.collection, key: form.key,
+          name: form.name, description: form.description, definition: form.definition, enabled: form.enabled, options });
+        // The list shows it backfilling, then live with its size.
+        location.hash = `#/audiences/${encodeURIComponent(computation.key)}`;
+      }
+    } catch (failed) {
+      setNotice({ kind: "error", text: `Not saved. ${describe(failed)}` });
+      if (failed.error && failed.error.definition) setCheck({ valid: false, error: failed.error.definition });
+    }
+  };
+
+  return html`
+    <section aria-labelledby="builder-title">
+      <h1 id="builder-title">${editing ? `Edit ${keyArg}` : "New audience or computed trait"}</h1>
+      <${Failure} error=${loadError} />
+      <form class="builder" onSubmit=${save}>
+        <div class="fields">
+          <label for="f-kind">Kind</label>
+          <select id="f-kind" value=${form.kind} onChange=${set("kind")} disabled=${editing}>
+            <option value="audience">Audience</option><option value="computed_trait">Computed trait</option></select>
+          <label for="f-collection">Collection</label>
+          <select id="f-collection" value=${form.collection} onChange=${set("collection")} disabled=${editing}>
+            <option value="users">Users</option><option value="accounts">Accounts</option></select>
+          <label for="f-key">Key</label>
+          <input id="f-key" value=${form.key} onInput=${set("key")} readOnly=${editing} required pattern="[a-z][a-z0-9_]*"
+                 aria-describedby="f-key-help" />
+          <span id="f-key-help" class="help">snake_case: a–z, 0–9 and _, starting with a letter; fixed once saved.</span>
+          <label for="f-name">Name</label>
+          <input id="f-name" value=${form.name} onInput=${set("name")} />
+          <label for="f-description">Description</label>
+          <input id="f-description" value=${form.description} onInput=${set("description")} />
+          <label class="check"><input type="checkbox" checked=${form.include_anonymous_users}
+            onChange=${set("include_anonymous_users")} /> Include anonymous users</label>
+          ${!editing && html`<label class="check"><input type="checkbox" checked=${form.enabled} onChange=${set("enabled")} /> Enabled</label>`}
+        </div>
+        <label for="f-definition">Definition</label>
+        <textarea id="f-definition" class="mono" rows="6" spellcheck="false" value=${form.definition}
+                  onInput=${set("definition")} aria-describedby="validation"></textarea>
+        <div id="validation" class="validation" aria-live="polite">
+          ${check && check.valid && html`<p class="valid">Valid.</p>`}
+          ${check && check.error && html`<${Problem} problem=${check.error} />`}
+          ${check && check.failure && html`<${Failure} error=${check.failure} />`}
+          ${check && check.summary && html`<h2>Reads</h2><${Summary} summary=${check.summary} />`}
+        </div>
+        <div class="buttons">
+          <button type="button" onClick=${runPreview} disabled=${previewing}>Preview</button>
+          <button type="submit" class="primary">${editing ? "Save changes" : "Save"}</button>
+          ${editing && html`<a href="#/builder/new">New definition</a>`}
+        </div>
+        <${Notice} notice=${notice} />
+      </form>
+      <section class="preview" aria-labelledby="preview-title" aria-live="polite" aria-busy=${previewing}>
+        <h2 id="preview-title">Preview</h2>
+        ${!preview && html`<p class="muted">A valid definition is previewed over every profile as it stands now.</p>`}
+        ${preview && preview.failure && html`<${Failure} error=${preview.failure} />`}
+        ${preview && !preview.failure && html`
+          <p class="preview-count"><b class="count">${preview.count}</b> ${form.kind === "audience" ? "profiles match" : "profiles have a value"} (evaluated ${time(preview.evaluated)})</p>
+          <${Samples} items=${preview.samples} />
+          ${preview.diff && html`<${Diff} diff=${preview.diff} />`}`}
+      </section>
+      ${editing && saved && html`<${Versions} target=${target} onRolledBack=${load} setNotice=${setNotice} />`}
+    </section>`;
+}

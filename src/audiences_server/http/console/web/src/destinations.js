@@ -1,0 +1,70 @@
+import { useState } from "preact/hooks";
+import { get, post } from "./api.js";
+import { Failure, Notice, describe, duration, html, time, useLoad } from "./util.js";
+
+function Connections({ items }) {
+  if (!items.length) return html`<p class="muted">Nothing connected.</p>`;
+  return html`<div class="table-wrap"><table class="connections">
+    <thead><tr><th scope="col">Definition</th><th scope="col">Phase</th><th scope="col">Pending</th>
+      <th scope="col">Delivered</th><th scope="col">Retrying</th><th scope="col">Dead</th><th scope="col">Lag</th>
+      <th scope="col">Last delivery</th><th scope="col">Last failure</th></tr></thead>
+    <tbody>${items.map((c) => html`<tr>
+      <th scope="row">${c.computation.key} <span class="muted">${c.computation.collection}</span></th>
+      <td>${c.phase}</td><td class="num">${c.pending}</td><td class="num">${c.delivered}</td>
+      <td class="num">${c.retrying}</td><td class="num">${c.dead}</td><td>${duration(c.lag_ms)}</td>
+      <td>${time(c.last_delivery)}</td>
+      <td>${c.last_error ? html`<span class="error-text">${c.last_error}</span> <span class="muted">${time(c.last_error_at)}</span>` : "—"}</td>
+    </tr>`)}</tbody></table></div>`;
+}
+
+function DeadLetters({ destination, onRedriven, setNotice }) {
+  const letters = destination.dead_letters;
+  const redrive = async (ids) => {
+    try {
+      const { redriven } = await post(`/destinations/${encodeURIComponent(destination.key)}/redrive`, { ids });
+      setNotice({ kind: "ok", text: `${destination.key}: ${redriven} dead letter${redriven === 1 ? "" : "s"} put back in the queue.` });
+    } catch (error) {
+      setNotice({ kind: "error", text: `${destination.key}: redrive failed. ${describe(error)}` });
+    }
+    onRedriven();
+  };
+  return html`
+    <h3>Dead letters (${letters.length})</h3>
+    ${!letters.length && html`<p class="muted">None.</p>`}
+    ${letters.length > 0 && html`
+      <button type="button" onClick=${() => redrive([])}>Redrive all<span class="sr"> of ${destination.key}</span></button>
+      <div class="table-wrap"><table class="dead-letters">
+        <thead><tr><th scope="col">Id</th><th scope="col">Definition</th><th scope="col">Profile</th>
+          <th scope="col">Attempts</th><th scope="col">Last error</th><th scope="col">Parked</th><th scope="col"></th></tr></thead>
+        <tbody>${letters.map((d) => html`<tr data-id=${d.id}>
+          <th scope="row" class="mono">${d.id}</th><td>${d.computation.key}</td>
+          <td><a href=${`#/profiles/${d.computation.collection}/${encodeURIComponent(d.profile_id)}`}>${d.profile_id}</a></td>
+          <td class="num">${d.attempts}</td><td class="error-text">${d.last_error}</td><td>${time(d.dead_at)}</td>
+          <td><button type="button" onClick=${() => redrive([d.id])}>Redrive<span class="sr"> ${d.id}</span></button></td>
+        </tr>`)}</tbody></table></div>`}`;
+}
+
+export function Destinations() {
+  const [notice, setNotice] = useState(null);
+  // Read again every 3 s: deliveries, retries and dead letters move on their own.
+  const { data, error, reload } = useLoad(() => get("/destinations"), [], 3000);
+  const items = data ? data.destinations : [];
+  return html`
+    <section aria-labelledby="destinations-title">
+      <div class="title-row">
+        <h1 id="destinations-title">Destinations</h1>
+        <button type="button" onClick=${reload}>Refresh</button>
+      </div>
+      <${Notice} notice=${notice} />
+      <${Failure} error=${error} />
+      ${data && !items.length && html`<p>No destinations. Create one with <code>audiences destinations create</code>.</p>`}
+      ${items.map((d) => html`
+        <article class="destination" data-key=${d.key} aria-labelledby=${`d-${d.key}`}>
+          <h2 id=${`d-${d.key}`}>${d.name || d.key} <span class="muted">${d.kind}${d.enabled ? "" : " · disabled"}</span></h2>
+          <p class="muted mono">${d.config.url || d.config.table_prefix || d.key}</p>
+          <h3>Connections</h3>
+          <${Connections} items=${d.connections} />
+          <${DeadLetters} destination=${d} onRedriven=${reload} setNotice=${setNotice} />
+        </article>`)}
+    </section>`;
+}

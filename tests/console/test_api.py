@@ -1,0 +1,209 @@
+"""The console's JSON API: who may read and change what, its errors, and that it reads and
+writes through the same engine calls as the gRPC API (what one does, the other sees)."""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+
+import pytest
+from audiences.v1 import admin_pb2, common_pb2
+
+from tests.conftest import Running, bearer
+from tests.console.conftest import call
+from tests.evaluator.conftest import Space
+
+BUYERS = "event('Order Completed').count() >= 1"
+
+
+def _audience(space: Space, key: str) -> admin_pb2.Audience:
+    return space.running.admin.GetAudience(admin_pb2.GetAudienceRequest(
+        collection=common_pb2.COLLECTION_USERS, key=key), metadata=bearer(space.tokens["admin"])).audience
+
+
+READS = ["/session", "/computations", "/computations/users/buyers", "/computations/users/buyers/sizes",
+         "/computations/users/buyers/versions", "/profiles/users/traits?address=user_id:ada",
+         "/explain/users/buyers?profile=user_id:ada", "/destinations", "/destinations/hook/dead-letters"]
+
+
+@pytest.mark.parametrize("path", READS)
+def test_no_token_no_data(console_server: Running, path: str) -> None:
+    """Every read of the API without a token is answered 401 with a JSON error and no data."""
+    answer = call(console_server, "GET", path)
+    assert answer.status == 401
+    assert answer.body == {"error": {"code": "UNAUTHENTICATED", "reason": "TOKEN_MISSING",
+                                     "message": answer.body["error"]["message"]}}
+    assert answer.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+@pytest.mark.parametrize(("authorization", "reason"), [
+    ("Basic dXNlcjo=", "TOKEN_MALFORMED"), ("Bearer", "TOKEN_MALFORMED"), ("Bearer  x", "TOKEN_MALFORMED"),
+    ("Bearer aud_admin_not-a-token", "TOKEN_UNKNOWN"),
+])
+def test_bad_credentials_are_refused(console_server: Running, authorization: str, reason: str) -> None:
+    """A header that is not `Bearer <token>`, or a token the server does not know, is answered 401."""
+    answer = call(console_server, "GET", "/computations", authorization=authorization)
+    assert answer.status == 401
+    assert answer.body["error"]["code"] == "UNAUTHENTICATED"
+    if reason != "TOKEN_UNKNOWN":
+        assert answer.body["error"]["reason"] == reason
+
+
+def test_a_write_token_is_not_a_console_token(space: Space) -> None:
+    """The console takes admin and read tokens only: a write token is refused with 403."""
+    answer = call(space.running, "GET", "/computations", space.tokens["write"])
+    assert answer.status == 403
+    assert answer.body["error"]["reason"] == "SCOPE_MISSING"
+
+
+def test_session_names_the_space_and_what_the_token_may_do(space: Space) -> None:
+    """Signing in tells the page its space and whether it may change anything."""
+    admin = call(space.running, "GET", "/session", space.tokens["admin"]).body
+    read = call(space.running, "GET", "/session", space.tokens["read"]).body
+    assert (admin["scope"], admin["can_write"], read["scope"], read["can_write"]) == ("admin", True, "read", False)
+    assert admin["space"] == read["space"]
+
+
+def test_a_read_token_reads_but_changes_nothing(space: Space) -> None:
+    """With a read token every change is refused 403 READ_ONLY_TOKEN and the server's data stays as it was."""
+    space.define("buyers", BUYERS)
+    read = space.tokens["read"]
+    assert call(space.running, "GET", "/computations", read).body["computations"][0]["key"] == "buyers"
+    changes = [
+        ("POST", "/computations", {"key": "other", "definition": BUYERS}),
+        ("PATCH", "/computations/users/buyers", {"definition": "trait('plan') = 'pro'"}),
+        ("PATCH", "/computations/users/buyers", {"enabled": False}),
+        ("DELETE", "/computations/users/buyers", None),
+        ("POST", "/computations/users/buyers/rollback", {"version": 1}),
+        ("POST", "/destinations/hook/redrive", {"ids": []}),
+    ]
+    for method, path, body in changes:
+        answer = call(space.running, method, path, read, body)
+        assert answer.status == 403, (method, path)
+        assert answer.body["error"]["reason"] == "READ_ONLY_TOKEN"
+    kept = _audience(space, "buyers")
+    assert (kept.definition, kept.enabled) == (BUYERS, True)
+    assert [c["key"] for c in call(space.running, "GET", "/computations", read).body["computations"]] == ["buyers"]
+
+
+def test_spaces_do_not_see_each_other(console_server: Running, space: Space) -> None:
+    """A token reads its own space only: another space's definition is not found."""
+    from tests.evaluator.conftest import new_space
+
+    space.define("buyers", BUYERS)
+    other = new_space(console_server)
+    assert call(console_server, "GET", "/computations", other.tokens["admin"]).body["computations"] == []
+    answer = call(console_server, "GET", "/computations/users/buyers", other.tokens["admin"])
+    assert answer.status == 404
+
+
+def test_a_typo_is_answered_with_its_caret_and_hint(space: Space) -> None:
+    """Validation and a save of a misspelt definition both say where it is wrong and what was meant."""
+    text = "event('Order Completed').cuont() >= 1"
+    checked = call(space.running, "POST", "/validate", space.tokens["admin"], {"definition": text}).body
+    assert checked["valid"] is False
+    problem = checked["error"]
+    assert (problem["reason"], problem["line"], problem["column"]) == ("SYNTAX_ERROR", 1, 26)
+    assert problem["hint"] == "did you mean 'count'?"
+    assert problem["caret_display"] == f"{text}\n{' ' * 25}^^^^^"
+    saved = call(space.running, "POST", "/computations", space.tokens["admin"], {"key": "buyers", "definition": text})
+    assert saved.status == 400
+    assert saved.body["error"]["reason"] == "INVALID_DEFINITION"
+    assert saved.body["error"]["definition"] == problem
+
+
+def test_validate_gives_the_dependency_summary(space: Space) -> None:
+    """A valid definition comes back with what it reads and how far back."""
+    text = ("event('Order Completed').where(property('total') > 10).within(7 days).count() >= 1"
+            " and trait('plan') = 'pro'")
+    body = call(space.running, "POST", "/validate", space.tokens["read"], {"definition": text}).body
+    assert body["valid"] is True
+    summary = body["summary"]
+    assert (summary["events"], summary["properties"], summary["traits"]) == (
+        ["Order Completed"], ["Order Completed.total"], ["plan"])
+    assert summary["lookback_ms"] == 7 * 86_400_000
+
+
+def test_a_cycle_is_refused_by_validation(space: Space) -> None:
+    """Saving a text that would read itself through another definition is reported as a cycle."""
+    space.define("a", "trait('b') = true")
+    body = call(space.running, "POST", "/validate", space.tokens["admin"],
+                {"key": "b", "definition": "trait('a') = true"}).body
+    assert body["valid"] is False
+    assert body["error"]["reason"] == "DEPENDENCY_CYCLE"
+    assert body["error"]["cycle_keys"][0] == body["error"]["cycle_keys"][-1]
+
+
+def test_delete_of_a_definition_others_read_is_refused(space: Space) -> None:
+    """Deleting a definition another reads is answered 400 IN_USE naming the readers, and nothing is deleted."""
+    space.define("buyers", BUYERS)
+    space.define("vip", "trait('buyers') = true")
+    answer = call(space.running, "DELETE", "/computations/users/buyers", space.tokens["admin"])
+    assert answer.status == 400
+    assert answer.body["error"]["reason"] == "IN_USE"
+    assert answer.body["error"]["metadata"]["used_by"] == "vip"
+    assert _audience(space, "buyers").key == "buyers"
+
+
+@pytest.mark.parametrize(("body", "status", "reason"), [
+    (b"{not json", 400, "BODY_INVALID"),
+    (b"[1, 2]", 400, "BODY_INVALID"),
+    (b'{"key": 3, "definition": "trait(\'a\') = 1"}', 400, "FIELD_INVALID"),
+    (b'{"key": "x"}', 400, "FIELD_MISSING"),
+    (b'{"key": "x", "definition": "trait(\'a\') = 1", "kind": "segment"}', 400, "KIND_INVALID"),
+    (b'{"key": "x", "definition": "trait(\'a\') = 1", "collection": "groups"}', 400, "COLLECTION_INVALID"),
+    (b'{"key": "x", "definition": "trait(\'a\') = 1", "options": {"backfill_days": -1}}', 400, "OPTIONS_INVALID"),
+    (b'{"key": "X Y", "definition": "trait(\'a\') = 1"}', 400, "KEY_INVALID"),
+])
+def test_bad_requests_get_a_precise_error(space: Space, body: bytes, status: int, reason: str) -> None:
+    """A body that is not what a create takes is answered with its own status and reason, never 500."""
+    answer = call(space.running, "POST", "/computations", space.tokens["admin"], raw=body)
+    assert (answer.status, answer.body["error"]["reason"]) == (status, reason)
+
+
+def test_console_changes_are_the_grpc_apis_changes(space: Space) -> None:
+    """A create, an update, a disable and a rollback through the console are what the gRPC API
+    then reads, with an audit entry each, and a new version for each new text."""
+    admin = space.tokens["admin"]
+    created = call(space.running, "POST", "/computations", admin, {"key": "buyers", "definition": BUYERS}).body
+    assert created["computation"]["version"] == 1
+    call(space.running, "PATCH", "/computations/users/buyers", admin, {"definition": "trait('plan') = 'pro'"})
+    call(space.running, "PATCH", "/computations/users/buyers", admin, {"enabled": False})
+    assert (_audience(space, "buyers").definition, _audience(space, "buyers").enabled) == ("trait('plan') = 'pro'",
+                                                                                         False)
+    rolled = call(space.running, "POST", "/computations/users/buyers/rollback", admin, {"version": 1}).body
+    assert (rolled["computation"]["definition"], rolled["computation"]["version"]) == (BUYERS, 3)
+    versions = call(space.running, "GET", "/computations/users/buyers/versions", admin).body["versions"]
+    assert [(v["version"], v["current"]) for v in versions] == [(3, True), (2, False), (1, False)]
+    entries = space.running.admin.ListAuditEntries(admin_pb2.ListAuditEntriesRequest(), metadata=bearer(admin)).entries
+    assert [(e.action, e.target_type, e.target) for e in reversed(entries)] == [
+        ("create", "audience", "buyers"), ("update", "audience", "buyers"), ("disable", "audience", "buyers"),
+        ("update", "audience", "buyers")]
+
+
+def test_unknown_paths_and_versions_are_answered_as_json(space: Space) -> None:
+    """An unknown API path is 404 once signed in; a version that does not exist is 404; a bad part is 400."""
+    space.define("buyers", BUYERS)
+    admin = space.tokens["admin"]
+    assert call(space.running, "GET", "/nothing/here", admin).status == 404
+    assert call(space.running, "POST", "/computations/users/buyers/rollback", admin, {"version": 9}).status == 404
+    answer = call(space.running, "GET", "/profiles/users/secrets?address=user_id:ada", admin)
+    assert (answer.status, answer.body["error"]["reason"]) == (400, "PART_INVALID")
+    answer = call(space.running, "GET", "/profiles/users/traits?address=nobody", admin)
+    assert (answer.status, answer.body["error"]["reason"]) == (400, "PROFILE_ID_INVALID")
+
+
+def test_the_pages_are_served_with_a_strict_policy(console_server: Running) -> None:
+    """/console and its assets are served without a token (they hold no data) and load only the
+    server's own files; an unknown asset is 404."""
+    with urllib.request.urlopen(f"{console_server.http_url}/console", timeout=10) as page:
+        html = page.read().decode()
+        policy = page.headers["Content-Security-Policy"]
+    assert '<script type="module" src="/console/static/console.js">' in html
+    assert "default-src 'self'" in policy
+    assert "http" not in html.replace("http-equiv", "")  # no CDN
+    with urllib.request.urlopen(f"{console_server.http_url}/console/static/console.js", timeout=10) as script:
+        assert script.headers["Content-Type"].startswith("text/javascript")
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        urllib.request.urlopen(f"{console_server.http_url}/console/static/nothing.js", timeout=10)
+    assert missing.value.code == 404
