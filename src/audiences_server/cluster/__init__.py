@@ -1,0 +1,1 @@
+"""The cluster roles: front, identity stage and shards over a log (docs/scaling.md)."""

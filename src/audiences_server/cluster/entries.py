@@ -1,0 +1,50 @@
+"""The entries the roles write to the log, as JSON, and where a profile lives (docs/scaling.md).
+
+On `aud.calls` (from fronts): `calls` (a batch of normalised calls of one space), `clock` (the
+manual clock moved) and `define` (a definition created). On a partition (from the identity
+stage, each with its outbox `serial`): `call`, `expect`, `hand_over`, `merge`, `clock`,
+`define`; and from shards, `adopt` (a merged profile's rows).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import zlib
+from typing import Any
+
+import orjson
+
+from audiences_server.core.tracking import Call
+
+
+def partition_of(profile_id: int, partitions: int) -> int:
+    """The partition that owns a profile: a stable hash of its id, modulo the partition count."""
+    return zlib.crc32(str(profile_id).encode()) % partitions
+
+
+def encode(entry: dict[str, Any]) -> bytes:
+    """An entry as the log stores it."""
+    return orjson.dumps(entry)
+
+
+def decode(data: bytes) -> dict[str, Any]:
+    """An entry read from the log."""
+    entry = orjson.loads(data)
+    if not isinstance(entry, dict) or not isinstance(entry.get("t"), str):
+        raise ValueError("a log entry must be an object with a type `t`")
+    return entry
+
+
+def call_to_json(call: Call) -> dict[str, Any]:
+    """A normalised call, every field kept."""
+    return {f.name: getattr(call, f.name) for f in dataclasses.fields(call)}
+
+
+def call_from_json(fields: dict[str, Any]) -> Call:
+    """The normalised call `call_to_json` wrote."""
+    return Call(**fields)
+
+
+def merge_key(survivor: int, merged: int) -> str:
+    """Names one merge (a profile is merged away once)."""
+    return f"{merged}>{survivor}"

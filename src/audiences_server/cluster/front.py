@@ -1,0 +1,59 @@
+"""A front: validates and normalises calls as one node does, appends them, answers after the log's ack.
+
+Fronts keep no state: any number can append to `aud.calls`. Duplicates (a message id seen
+before) are found by the identity stage, so a front answers `accepted` for every valid call.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+from audiences_server.cluster.entries import call_to_json, encode
+from audiences_server.cluster.log import CALLS, Log
+from audiences_server.core import tracking
+from audiences_server.engine.clock import Clock
+from audiences_server.engine.computations import Spec, check
+from audiences_server.engine.ingest import ACCEPTED, REJECTED, CallResult
+from audiences_server.errors import FailedPrecondition
+
+
+class Front:
+    """Appends calls and control entries to the log."""
+
+    def __init__(self, log: Log, clock: Clock) -> None:
+        self._log = log
+        self._clock = clock
+
+    async def submit(self, space_id: int, raws: Sequence[Any], source_id: str = "",
+                     defaults: tracking.BatchDefaults | None = None) -> list[CallResult]:
+        """Validates a batch, appends its valid calls as one entry, and returns once the log stored it."""
+        at = self._clock.now_ms()
+        normalized = [tracking.normalize(raw, at, defaults) for raw in raws]
+        valid = [call_to_json(n) for n in normalized if isinstance(n, tracking.Call)]
+        if valid:
+            await self._log.append(CALLS, encode({"t": "calls", "space": space_id, "source": source_id, "at": at,
+                                                  "calls": valid}))
+        return [CallResult(i, n.message_id, REJECTED, n.reason, n.detail) if isinstance(n, tracking.Rejection)
+                else CallResult(i, n.message_id, ACCEPTED) for i, n in enumerate(normalized)]
+
+    async def set_clock(self, at_ms: int) -> None:
+        """Moves every shard's manual clock to `at_ms` and has it run a tick, in the calls' order.
+
+        Raises:
+            FailedPrecondition: CLOCK_NOT_MANUAL, this front runs on the system clock.
+        """
+        if not self._clock.manual:
+            raise FailedPrecondition("the cluster runs on the system clock", reason="CLOCK_NOT_MANUAL")
+        self._clock.set(at_ms)  # type: ignore[attr-defined]
+        await self._log.append(CALLS, encode({"t": "clock", "at": at_ms}))
+
+    async def define(self, space_id: int, spec: Spec) -> None:
+        """Sends a definition to every shard, once checked as one node checks it.
+
+        Raises:
+            InvalidArgument: the definition does not parse or check.
+        """
+        check(spec.definition, spec.kind, spec.collection)
+        await self._log.append(CALLS, encode({"t": "define", "space": space_id, "spec": dataclasses.asdict(spec)}))

@@ -1,0 +1,222 @@
+"""The log between the cluster's roles (docs/scaling.md): append, read from a position, ack.
+
+Two implementations of one small interface: `LocalLog`, in this process's memory (tests, and
+trying the roles in one process), and `JetStreamLog` over NATS JetStream. A reader's position
+is kept by the reader, in its own SQLite file with the writes each entry caused; a consumer is
+always opened *after* a position, so the log's own cursor is never trusted over the file.
+
+Positions are stream sequence numbers: every subject of one stream shares one sequence, so
+positions of one partition are increasing but not consecutive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+# The streams and their subjects: calls from the fronts, and one subject per partition.
+CALLS_STREAM, CALLS = "AUD_CALLS", "aud.calls"
+PARTS_STREAM, PARTS = "AUD_PARTS", "aud.part"
+
+
+def partition_subject(partition: int) -> str:
+    """The subject of one partition."""
+    return f"{PARTS}.{partition}"
+
+
+def stream_of(subject: str) -> str:
+    """The stream a subject belongs to."""
+    return CALLS_STREAM if subject == CALLS else PARTS_STREAM
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One stored entry: its subject, its position in its stream, its bytes."""
+
+    subject: str
+    seq: int
+    data: bytes
+    handle: Any = field(default=None, compare=False, repr=False)
+
+
+class Consumer(Protocol):
+    """Reads one subject in order, from after a position."""
+
+    async def fetch(self, max_entries: int, timeout_s: float) -> list[Entry]:
+        """The next entries (at most `max_entries`), or none if none came within the timeout."""
+
+    async def ack(self, entry: Entry) -> None:
+        """Says that the entry's effects are committed (the log may forget it for this reader)."""
+
+    async def close(self) -> None:
+        """Stops reading."""
+
+
+class Log(Protocol):
+    """Append and read."""
+
+    async def append(self, subject: str, data: bytes, msg_id: str | None = None) -> int:
+        """Appends an entry; returns its position once it is stored durably.
+
+        An entry with the `msg_id` of one already appended (within the log's duplicate window)
+        is not stored again: the first one's position is returned.
+        """
+
+    async def consumer(self, subject: str, durable: str, after: int) -> Consumer:
+        """A consumer of `subject` named `durable`, starting at the entry after position `after`."""
+
+    async def close(self) -> None:
+        """Closes the connection."""
+
+
+class LocalLog:
+    """The log in this process's memory: one sequence per stream, waiting readers woken on append.
+
+    Nothing survives the process; it exists so that the roles can run, and be tested, without a
+    log server.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[str, list[Entry]] = {CALLS_STREAM: [], PARTS_STREAM: []}
+        self._ids: dict[str, int] = {}
+        self._appended = asyncio.Condition()
+
+    async def append(self, subject: str, data: bytes, msg_id: str | None = None) -> int:
+        """Appends an entry (see `Log.append`)."""
+        async with self._appended:
+            if msg_id is not None and msg_id in self._ids:
+                return self._ids[msg_id]
+            stream = self._entries[stream_of(subject)]
+            seq = len(stream) + 1
+            stream.append(Entry(subject, seq, data))
+            if msg_id is not None:
+                self._ids[msg_id] = seq
+            self._appended.notify_all()
+            return seq
+
+    async def consumer(self, subject: str, durable: str, after: int) -> Consumer:
+        """A consumer of `subject` (see `Log.consumer`)."""
+        return _LocalConsumer(self, subject, after)
+
+    def entries(self, subject: str) -> list[Entry]:
+        """Every entry of a subject (for tests)."""
+        return [e for e in self._entries[stream_of(subject)] if e.subject == subject]
+
+    async def close(self) -> None:
+        """Nothing to close."""
+
+    async def _next(self, subject: str, after: int, limit: int, timeout_s: float) -> list[Entry]:
+        stream = self._entries[stream_of(subject)]
+
+        def found() -> list[Entry]:
+            return [e for e in stream[after:] if e.subject == subject][:limit]
+
+        async with self._appended:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._appended.wait_for(lambda: bool(found())), timeout_s)
+            return found()
+
+
+class _LocalConsumer:
+    def __init__(self, log: LocalLog, subject: str, after: int) -> None:
+        self._log = log
+        self._subject = subject
+        self._after = after
+
+    async def fetch(self, max_entries: int, timeout_s: float) -> list[Entry]:
+        entries = await self._log._next(self._subject, self._after, max_entries, timeout_s)
+        if entries:
+            self._after = entries[-1].seq
+        return entries
+
+    async def ack(self, entry: Entry) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
+class JetStreamLog:
+    """The log on NATS JetStream: two file-backed streams, pull consumers, publish acknowledgements."""
+
+    # Entries a reader may hold unacknowledged (a shard reads ahead while it waits for a
+    # hand-over), and how long before JetStream sends one again (a reader drops repeats by position).
+    MAX_ACK_PENDING = 1_000_000
+    ACK_WAIT_S = 600.0
+
+    def __init__(self, nc: Any, js: Any) -> None:
+        self._nc = nc
+        self._js = js
+
+    @classmethod
+    async def connect(cls, servers: Sequence[str] | str, replicas: int = 1) -> JetStreamLog:
+        """Connects and makes sure both streams exist (`replicas` copies of each, on a NATS cluster)."""
+        import nats  # the `cluster` extra; the single-process server never imports it
+        from nats.js import api
+
+        nc = await nats.connect(servers=list(servers) if not isinstance(servers, str) else [servers],
+                                max_reconnect_attempts=-1)
+        js = nc.jetstream()
+        for name, subjects in ((CALLS_STREAM, [CALLS]), (PARTS_STREAM, [f"{PARTS}.*"])):
+            config = api.StreamConfig(name=name, subjects=subjects, storage=api.StorageType.FILE,
+                                      num_replicas=replicas, duplicate_window=600.0)
+            try:
+                await js.stream_info(name)
+            except nats.js.errors.NotFoundError:
+                await js.add_stream(config)
+        return cls(nc, js)
+
+    async def append(self, subject: str, data: bytes, msg_id: str | None = None) -> int:
+        """Publishes and waits for JetStream's acknowledgement (see `Log.append`)."""
+        headers = {"Nats-Msg-Id": msg_id} if msg_id is not None else None
+        ack = await self._js.publish(subject, data, timeout=30, headers=headers)
+        return int(ack.seq)
+
+    async def consumer(self, subject: str, durable: str, after: int) -> Consumer:
+        """A durable pull consumer made anew at the position after `after` (see `Log.consumer`)."""
+        from nats.js import api, errors
+
+        stream = stream_of(subject)
+        with contextlib.suppress(errors.NotFoundError):
+            await self._js.delete_consumer(stream, durable)
+        config = api.ConsumerConfig(
+            durable_name=durable, deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=after + 1,
+            ack_policy=api.AckPolicy.EXPLICIT, filter_subject=subject, max_ack_pending=self.MAX_ACK_PENDING,
+            ack_wait=self.ACK_WAIT_S,
+        )
+        subscription = await self._js.pull_subscribe(subject, durable=durable, stream=stream, config=config)
+        return _JetStreamConsumer(subscription)
+
+    async def close(self) -> None:
+        """Drains and closes the connection."""
+        await self._nc.close()
+
+
+class _JetStreamConsumer:
+    def __init__(self, subscription: Any) -> None:
+        self._subscription = subscription
+        self._last = 0  # entries JetStream sends again after ACK_WAIT_S are dropped here
+
+    async def fetch(self, max_entries: int, timeout_s: float) -> list[Entry]:
+        from nats import errors
+
+        try:
+            messages = await self._subscription.fetch(max_entries, timeout=timeout_s)
+        except (TimeoutError, errors.TimeoutError):
+            return []
+        entries = []
+        for message in messages:
+            seq = int(message.metadata.sequence.stream)
+            if seq > self._last:
+                entries.append(Entry(message.subject, seq, message.data, message))
+                self._last = seq
+        return entries
+
+    async def ack(self, entry: Entry) -> None:
+        await entry.handle.ack()
+
+    async def close(self) -> None:
+        await self._subscription.unsubscribe()

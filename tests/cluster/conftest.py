@@ -1,0 +1,60 @@
+"""A NATS server with JetStream for the cluster tests, on a free port and a temporary directory.
+
+Tests that need it are skipped when `nats-server` is not on PATH (`make test-cluster` installs
+it); the in-process log's tests always run.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+
+@dataclass
+class NatsServer:
+    """A running nats-server."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def start_nats(store: Path) -> NatsServer:
+    """Starts nats-server with JetStream storing under `store`; returns once it accepts connections."""
+    binary = shutil.which("nats-server")
+    if binary is None:
+        pytest.skip("nats-server is not on PATH: `make test-cluster` installs it (Debian package nats-server)")
+    port = free_port()
+    process = subprocess.Popen([binary, "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(store)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return NatsServer(f"nats://127.0.0.1:{port}", process)
+        except OSError:
+            assert process.poll() is None, "nats-server exited at start"
+            time.sleep(0.05)
+    process.kill()
+    raise AssertionError("nats-server did not accept connections within 15 s")
+
+
+@pytest.fixture
+def nats(tmp_path: Path) -> Iterator[NatsServer]:
+    """A fresh nats-server with JetStream, its store in the test's temporary directory."""
+    server = start_nats(tmp_path / "nats")
+    yield server
+    server.process.terminate()
+    server.process.wait(10)

@@ -1,0 +1,173 @@
+"""A cluster in this process (identity stage and shards on their own files, over a given log), a
+single node beside it, and what both stored, read straight from their files."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, TypeVar
+
+import apsw
+
+from audiences_server.cluster.front import Front
+from audiences_server.cluster.identity import IdentityStage
+from audiences_server.cluster.log import Log
+from audiences_server.cluster.shard import Shard
+from audiences_server.engine.clock import ManualClock
+from audiences_server.engine.computations import Spec
+from audiences_server.engine.engine import Engine
+from audiences_server.engine.ingest import ACCEPTED, Sender
+from audiences_server.settings import Settings
+
+T = TypeVar("T")
+SPACE = 1  # the space every role's bootstrap makes first
+
+
+def engine_at(db: Path, start_ms: int) -> Engine:
+    """An engine on a manual clock, with its bootstrap space."""
+    engine = Engine(Settings(db=db, manual_clock=True, clock_start=start_ms,
+                             credentials_file=str(db.with_suffix(".json"))))
+    engine.bootstrap()
+    return engine
+
+
+class LoopThread:
+    """An event loop on a thread of its own, for the roles' coroutines."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="cluster-loop", daemon=True)
+        self._thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout_s: float = 60) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout_s)
+
+    def start(self, coro: Coroutine[Any, Any, Any]) -> Future[Any]:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+        self.loop.close()
+
+
+class Cluster:
+    """One identity stage and `shards` shards (a partition each), all in this process."""
+
+    def __init__(self, tmp: Path, connect: Callable[[], Awaitable[Log]], shards: int, start_ms: int) -> None:
+        self._loop = LoopThread()
+        self.log = self._loop.run(_awaited(connect()))
+        self.identity_engine = engine_at(tmp / "identity.db", start_ms)
+        self.identity = IdentityStage(self.identity_engine.writer, self.log, shards)
+        self.shards = [Shard(engine_at(tmp / f"shard-{i}.db", start_ms), self.log, i) for i in range(shards)]
+        self.front = Front(self.log, ManualClock(start_ms))
+        self._stop = self._loop.run(_event())
+        self._tasks = [self._loop.start(role.run(self._stop)) for role in (self.identity, *self.shards)]
+
+    def send(self, calls: Sequence[dict[str, Any]]) -> None:
+        results = self._loop.run(self.front.submit(SPACE, calls))
+        assert all(r.status == ACCEPTED for r in results), results
+
+    def define(self, spec: Spec) -> None:
+        self._loop.run(self.front.define(SPACE, spec))
+
+    def tick(self, at: int, timeout_s: float = 60) -> None:
+        """Moves the clock; returns once every shard has run its tick at `at` (all before it applied)."""
+        self._loop.run(self.front.set_clock(at))
+        deadline = time.monotonic() + timeout_s
+        while any(shard.engine.clock.now_ms() < at or shard.ticked_at < at for shard in self.shards):
+            for task in self._tasks:
+                if task.done():
+                    task.result()  # a role that failed says why
+            assert time.monotonic() < deadline, "the shards did not reach the tick"
+            time.sleep(0.01)
+
+    def close(self) -> None:
+        self._loop.loop.call_soon_threadsafe(self._stop.set)
+        for task in self._tasks:
+            task.result(30)
+        self._loop.run(self.log.close())
+        self._loop.close()
+        for engine in (self.identity_engine, *(shard.engine for shard in self.shards)):
+            engine.close()
+
+    def stored(self) -> Stored:
+        found = Stored()
+        for shard in self.shards:
+            found.add(shard.engine.readers.get())
+        return found
+
+
+class SingleNode:
+    """The reference: one engine, fed the same calls, definitions and clock moves."""
+
+    def __init__(self, tmp: Path, start_ms: int) -> None:
+        self.engine = engine_at(tmp / "single.db", start_ms)
+
+    def send(self, calls: Sequence[dict[str, Any]]) -> None:
+        results = self.engine.ingest.record(Sender(SPACE), calls)
+        assert all(r.status == ACCEPTED for r in results), results
+
+    def define(self, spec: Spec) -> None:
+        self.engine.computations.create(SPACE, spec)
+
+    def tick(self, at: int) -> None:
+        if at > self.engine.clock.now_ms():
+            self.engine.set_clock(at, None)
+        self.engine.evaluator.run_tick(until_idle=True)
+
+    def stored(self) -> Stored:
+        found = Stored()
+        found.add(self.engine.readers.get())
+        return found
+
+    def close(self) -> None:
+        self.engine.close()
+
+
+class Stored:
+    """What a set of files holds for the profiles they own (references to other shards' profiles aside)."""
+
+    def __init__(self) -> None:
+        self.values: dict[tuple[str, int], str] = {}
+        self.changes: dict[int, list[tuple[Any, ...]]] = defaultdict(list)
+        self.traits: dict[tuple[int, str], Any] = {}
+        self.events: set[tuple[int | None, str, int]] = set()
+        self.profiles: dict[int, str] = {}
+
+    def add(self, conn: apsw.Connection) -> None:
+        live = "SELECT profile_id FROM profiles WHERE merged_into IS NULL OR merged_into != profile_id"
+        for key, pid, value in conn.execute(
+                "SELECT c.key, v.profile_id, v.value FROM computed_values v JOIN computations c USING (computation_id)"
+                f" WHERE v.profile_id IN ({live})"):
+            _put(self.values, (key, pid), value)
+        for pid, *change in conn.execute(
+                "SELECT h.profile_id, c.key, h.change, h.old_value, h.new_value, h.at_ms FROM changes h"
+                " JOIN computations c USING (computation_id) WHERE h.change IN ('entered', 'exited', 'changed')"
+                " ORDER BY h.change_id"):
+            self.changes[pid].append(tuple(change))
+        for pid, key, value in conn.execute(f"SELECT profile_id, key, value FROM traits WHERE profile_id IN ({live})"):
+            _put(self.traits, (pid, key), value)
+        for row in conn.execute("SELECT profile_id, message_id, seq FROM events"):
+            assert row not in self.events, f"stored twice: {row}"
+            self.events.add(row)
+        for pid, collection in conn.execute("SELECT profile_id, collection FROM profiles WHERE merged_into IS NULL"):
+            _put(self.profiles, pid, collection)
+
+
+def _put(found: dict[Any, Any], key: Any, value: Any) -> None:
+    assert key not in found, f"{key} is kept by two shards"
+    found[key] = value
+
+
+async def _awaited(value: Awaitable[T]) -> T:
+    return await value
+
+
+async def _event() -> asyncio.Event:
+    return asyncio.Event()

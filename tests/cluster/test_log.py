@@ -1,0 +1,60 @@
+"""The log's contract, held by both implementations: positions, duplicates, reading from a position."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+
+from audiences_server.cluster.log import CALLS, JetStreamLog, LocalLog, Log, partition_subject
+from tests.cluster.conftest import NatsServer, start_nats
+
+
+@pytest.fixture(params=["local", "jetstream"])
+def make_log(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Where to connect: the in-process log, or a fresh nats-server (skipped without one)."""
+    if request.param == "local":
+        yield "local"
+        return
+    server: NatsServer = start_nats(tmp_path_factory.mktemp("nats"))
+    yield server.url
+    server.process.terminate()
+    server.process.wait(10)
+
+
+async def _connect(where: str) -> Log:
+    return LocalLog() if where == "local" else await JetStreamLog.connect(where)
+
+
+def test_positions_duplicates_and_reading_from_a_position(make_log: str) -> None:
+    """Appends return increasing positions shared by a stream's subjects; an append with a known
+    message id returns the first one's position and stores nothing; a consumer opened after a
+    position reads only its subject's later entries, in order, and a fetch with nothing new
+    returns nothing once its timeout passes."""
+
+    async def scenario() -> None:
+        log = await _connect(make_log)
+        try:
+            first = await log.append(partition_subject(0), b"a", msg_id="x")
+            other = await log.append(partition_subject(1), b"b")
+            again = await log.append(partition_subject(0), b"a again", msg_id="x")
+            third = await log.append(partition_subject(0), b"c")
+            calls = await log.append(CALLS, b"call")
+            assert first < other < third
+            assert again == first
+            assert calls == 1
+            consumer = await log.consumer(partition_subject(0), "reader", after=0)
+            read = await consumer.fetch(10, 2.0)
+            assert [(e.seq, e.data) for e in read] == [(first, b"a"), (third, b"c")]
+            for entry in read:
+                await consumer.ack(entry)
+            assert await consumer.fetch(10, 0.3) == []
+            await consumer.close()
+            later = await log.consumer(partition_subject(0), "reader", after=first)
+            assert [e.data for e in await later.fetch(10, 2.0)] == [b"c"]
+            await later.close()
+        finally:
+            await log.close()
+
+    asyncio.run(scenario())
