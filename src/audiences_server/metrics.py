@@ -162,7 +162,7 @@ class _Backlogs(Collector):
         return self._families()
 
     def collect(self) -> Iterator[Metric]:
-        writer, waiting, touched, due, backfilling, pending, dead, lag, size = self._families()
+        writer, waiting, touched, due, due_lag, backfilling, pending, dead, lag, size = self._families()
         source = self._sources
         writer.add_metric([], source.writer_depth())
         waiting.add_metric([], source.ingest_waiting())
@@ -171,6 +171,7 @@ class _Backlogs(Collector):
         conn = source.readers.get()
         touched.add_metric([], evaluation.pending_profiles(conn))
         due.add_metric([], backlogs.due_waiting(conn, source.now_ms()))
+        due_lag.add_metric([], backlogs.due_lag_ms(conn, source.now_ms()) / 1000)
         backfilling.add_metric([], len(evaluation.backfilling(conn)))
         queues = backlogs.destination_backlogs(conn)
         now_ms = time.time_ns() // 1_000_000  # deliveries are stamped on the wall clock
@@ -181,7 +182,7 @@ class _Backlogs(Collector):
             lag.add_metric(labels, 0 if queue.oldest_ms is None else max(0, now_ms - queue.oldest_ms) / 1000)
         size.add_metric(["main"], _file_bytes(source.db))
         size.add_metric(["wal"], _file_bytes(Path(f"{source.db}-wal")))
-        yield from (writer, waiting, touched, due, backfilling, pending, dead, lag, size)
+        yield from (writer, waiting, touched, due, due_lag, backfilling, pending, dead, lag, size)
 
     @staticmethod
     def _families() -> tuple[GaugeMetricFamily, ...]:
@@ -194,6 +195,8 @@ class _Backlogs(Collector):
                               "Profiles whose data changed since the evaluator last took them"),
             GaugeMetricFamily("audiences_evaluator_due_waiting",
                               "(Definition, profile) pairs whose next change time has come, not yet evaluated"),
+            GaugeMetricFamily("audiences_evaluator_due_lag_seconds",
+                              "How late the oldest waiting due (definition, profile) pair is (0 when none waits)"),
             GaugeMetricFamily("audiences_evaluator_backfilling_definitions", "Definitions being backfilled"),
             GaugeMetricFamily("audiences_delivery_pending", "Changes queued for a destination, not delivered or read",
                               labels=destination),

@@ -55,6 +55,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError(f"expected a whole number, 0 or more, not {text!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Setting:
     """One declared setting."""
@@ -94,6 +101,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("log_level", _choice("debug", "info", "warning", "error"), "info", "lowest level logged"),
     Setting("workers", _positive_int, "16", "threads running the engine's blocking work for RPCs"),
     Setting("tick_interval_ms", _positive_int, "200", "shortest time between two evaluator ticks"),
+    Setting("tick_budget_ms", _positive_int, "1000",
+            "a tick starts no new job after running this long; what waits goes to the next tick"),
+    Setting("tick_slice", _non_negative_int, "0",
+            "most waiting work (touched profiles plus due pairs) one tick takes; 0: bounded by time only"),
     Setting("manual_clock", _bool, "false",
             "tests only: the evaluator's clock moves only when set through the admin API"),
     Setting("clock_start", _time_ms, "",
@@ -123,6 +134,8 @@ class Settings:
     log_level: str = "info"
     workers: int = 16
     tick_interval_ms: int = 200
+    tick_budget_ms: int = 1000
+    tick_slice: int = 0
     manual_clock: bool = False
     clock_start: int | None = None  # milliseconds since the epoch
     credentials_file: str = ""

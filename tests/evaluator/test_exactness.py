@@ -11,13 +11,16 @@ server and the generated client.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import Running
-from tests.evaluator.conftest import HOUR, new_space
+from tests.conftest import Running, start
+from tests.evaluator.conftest import HOUR, T0, new_space
 
 MINUTE = 60_000
 EVENTS = ("A", "B")
@@ -145,7 +148,40 @@ def test_every_tick_matches_a_from_scratch_evaluation(
     script: list[tuple[str, Any]],
 ) -> None:
     """Whatever the data, definitions and clock moves, after each tick stored values equal the oracle's."""
-    space = new_space(shared_server)
+    _run(shared_server, defs, history, script)
+
+
+@pytest.fixture(scope="module")
+def sliced_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    """A manual-clock server whose ticks take one piece of waiting work each (a touched profile
+    or a due pair): every job of an unbounded tick becomes ticks of its own."""
+    running = start(Path(tmp_path_factory.mktemp("sliced")) / "audiences.db", manual_clock=True, tick_slice=1)
+    running.server.engine.clock.set(T0)
+    yield running
+    running.channel.close()
+    running.server.stop(grace=1)
+
+
+@settings(
+    max_examples=int(os.environ.get("EXACTNESS_EXAMPLES", "60")) // 2,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(defs=definitions(), history=st.lists(calls(), min_size=2, max_size=8), script=steps)
+def test_bounded_ticks_match_a_from_scratch_evaluation_once_drained(
+    sliced_server: Running,
+    defs: list[tuple[str, str, str, str]],
+    history: list[dict[str, Any]],
+    script: list[tuple[str, Any]],
+) -> None:
+    """The same with a tick slice of one: the waiting work is taken a piece per tick (profiles in
+    turn, due pairs oldest first), and once RunTick has drained it the values equal the oracle's."""
+    _run(sliced_server, defs, history, script)
+
+
+def _run(server: Running, defs: list[tuple[str, str, str, str]], history: list[dict[str, Any]],
+         script: list[tuple[str, Any]]) -> None:
+    space = new_space(server)
     for key, kind, collection, text in defs:
         space.define(key, text, kind=kind, collection=collection)
     # Every user starts in an account, so account definitions always have users to quantify over.

@@ -206,6 +206,7 @@ def tick_message(report: TickReport) -> admin_pb2.Tick:
         definitions_evaluated=report.definitions_evaluated,
         values_changed=report.values_changed,
         duration=duration,
+        backlog=report.backlog,
     )
 
 
@@ -402,8 +403,9 @@ class ComputationAdmin:
         return admin_pb2.SetClockResponse(previous_clock_time=timestamp(previous), clock_time=timestamp(now))
 
     def RunTick(self, request: admin_pb2.RunTickRequest, context: grpc.ServicerContext) -> admin_pb2.RunTickResponse:
-        report = self.engine.evaluator.run_tick(until_idle=request.until_idle)
-        return admin_pb2.RunTickResponse(ticks=[tick_message(report)])
+        evaluator = self.engine.evaluator
+        reports = evaluator.run_ticks() if request.until_idle else [evaluator.run_tick(until_idle=False)]
+        return admin_pb2.RunTickResponse(ticks=[tick_message(report) for report in reports])
 
     def GetEvaluatorStatus(
         self, request: admin_pb2.GetEvaluatorStatusRequest, context: grpc.ServicerContext
@@ -420,6 +422,9 @@ class ComputationAdmin:
             pending_profiles=status["pending_profiles"],
             next_due_time=timestamp(status["next_due_ms"]),
             backfilling_count=status["backfilling"],
+            due_waiting=status["due_waiting"],
+            due_lag=duration_pb2.Duration(seconds=status["due_lag_ms"] // 1000,
+                                          nanos=status["due_lag_ms"] % 1000 * 1_000_000),
         )
 
     def _page(self, kind: str, request: Any) -> tuple[list[ComputationRow], str]:

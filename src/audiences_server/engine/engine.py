@@ -28,8 +28,8 @@ from audiences_server.engine.versions import Versions
 from audiences_server.errors import FailedPrecondition, FieldViolation, InvalidArgument
 from audiences_server.metrics import Metrics, Sources
 from audiences_server.settings import Settings
+from audiences_server.store import backlogs, evaluation
 from audiences_server.store import clock as clock_store
-from audiences_server.store import evaluation
 from audiences_server.store.db import Readers
 from audiences_server.store.migrations import prepare
 from audiences_server.store.spaces import server_key
@@ -59,7 +59,8 @@ class Engine:
         self.auth = Auth(self.writer, self.readers, self.clock.now_ms)
         self.ingest = Ingest(self.writer, self.clock)
         self.evaluator = Evaluator(self.writer, self.readers, self.clock, settings.tick_interval_ms,
-                                   settings.history_retention_days * 86_400_000)
+                                   settings.history_retention_days * 86_400_000, settings.tick_budget_ms,
+                                   settings.tick_slice)
         self.ingest.listeners.append(self.evaluator.wake)
         self.computations = Computations(self.writer, self.readers, self.clock, self.evaluator)
         self.page_tokens = PageTokens(server_key(self.readers.get(), "page_token"))
@@ -133,10 +134,13 @@ class Engine:
         return previous, target
 
     def evaluator_status(self) -> dict[str, Any]:
-        """What the evaluator has waiting."""
+        """What the evaluator has waiting: its backlog (touched profiles, due pairs and how late
+        the oldest is) and the backfills."""
         conn = self.readers.get()
+        now = self.clock.now_ms()
         return {"pending_profiles": evaluation.pending_profiles(conn), "next_due_ms": evaluation.next_due(conn),
-                "backfilling": len(evaluation.backfilling(conn))}
+                "backfilling": len(evaluation.backfilling(conn)), "due_waiting": backlogs.due_waiting(conn, now),
+                "due_lag_ms": backlogs.due_lag_ms(conn, now)}
 
     def profile_refs(self, profile_ids: list[int]) -> dict[int, tuple[str, str, list[tuple[str, str]]]]:
         """Public ids, collections and identifiers of profiles."""

@@ -10,6 +10,7 @@ stalled for long; backfills walk a collection the same way, a chunk per job.
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -37,6 +38,9 @@ log = structlog.get_logger(__name__)
 # Profiles per job: bounds how long one job holds the writer (a compiled definition takes
 # ~10-20 µs per profile; one the interpreter evaluates, ~10× more, gets a quarter of it).
 JOB_PROFILES = 1000
+# How long a tick may go on taking jobs before it ends, so that under overload freshness degrades
+# in proportion (each tick commits and announces its changes) instead of one tick running on.
+TICK_BUDGET_MS = 1000
 # A user's touches that can change which accounts it belongs to (a merge moves the merged
 # profile's links): its accounts are evaluated whether or not its own results moved.
 _LINKS_MOVE = frozenset({"profile", "merge", "link"})
@@ -52,6 +56,10 @@ class TickReport:
     values_changed: int = 0
     duration_ms: float = 0.0
     jobs: int = 0
+    # Waiting work taken: touched profiles and due (definition, profile) pairs.
+    taken: int = 0
+    # Whether work was left waiting when the tick ended (its budget or slice was spent).
+    backlog: bool = False
     evaluated: set[tuple[int, int]] = field(default_factory=set, repr=False)
     _profiles: set[int] = field(default_factory=set, repr=False)
     _definitions: set[int] = field(default_factory=set, repr=False)
@@ -63,6 +71,7 @@ class TickReport:
         self.profiles_evaluated = len(self._profiles)
         self.definitions_evaluated = len(self._definitions)
         self.values_changed += other.values_changed
+        self.taken += other.taken
         self.jobs += 1
 
 
@@ -450,8 +459,15 @@ class Evaluator:
     """Runs ticks and backfills: on demand, and from a background loop on the system clock."""
 
     def __init__(self, writer: Writer, readers: Readers, clock: Clock, tick_interval_ms: int,
-                 history_retention_ms: int = 90 * 86_400_000) -> None:
+                 history_retention_ms: int = 90 * 86_400_000, tick_budget_ms: int = TICK_BUDGET_MS,
+                 tick_slice: int = 0) -> None:
         self._writer = writer
+        # A tick takes no new job once it has run this long, and no more waiting work than the
+        # slice (touched profiles plus due pairs; 0: no such bound), then ends and commits.
+        self.tick_budget_ms = tick_budget_ms
+        self.tick_slice = tick_slice
+        # Where the walk over waiting profiles stands (see store.take_touches).
+        self._touch_cursor = 0
         self.history_retention_ms = history_retention_ms
         self._readers = readers
         self._clock = clock
@@ -499,9 +515,12 @@ class Evaluator:
                 return
             last = time.monotonic()
             try:
-                self.run_tick(until_idle=True)
+                report = self.run_tick(until_idle=True, bounded=True)
             except Exception:
                 log.exception("tick_failed")
+                continue
+            if report.backlog:
+                self._wake.set()  # the next tick takes the rest, after the interval
 
     def _sleep_seconds(self) -> float:
         due = store.next_due(self._readers.get())
@@ -519,16 +538,29 @@ class Evaluator:
             self._registry_version = version
         return self._registry
 
-    def run_tick(self, until_idle: bool = True) -> TickReport:
-        """Runs a tick at the clock's time: backfill chunks, then touched and due profiles."""
+    def run_tick(self, until_idle: bool = True, bounded: bool = False) -> TickReport:
+        """Runs one tick at the clock's time: backfill chunks, then touched and due profiles.
+
+        With `until_idle`, the tick goes on job after job while work waits; `bounded`, within
+        its bounds: it starts no job once it has run `tick_budget_ms`, and takes at most
+        `tick_slice` of the waiting work, leaving the rest to the next tick (`backlog`). Without
+        `until_idle` it runs one job (bounded by the slice). Each job commits on its own; the
+        change listeners are told when the tick ends.
+        """
         with self._lock:
             now = self._clock.now_ms()
             started = time.perf_counter()
             report = TickReport(now)
             while True:
-                job = self._writer.run(lambda conn: self._job(conn, now))
+                room = self.tick_slice - report.taken if self.tick_slice and (bounded or not until_idle) else None
+                job = self._writer.run(functools.partial(self._job, now=now, room=room))
                 report.add(job)
-                if not (until_idle and (job.jobs or job.evaluated)):
+                if not (job.jobs or job.evaluated):
+                    break
+                spent = (time.perf_counter() - started) * 1000 >= self.tick_budget_ms
+                full = room is not None and report.taken >= self.tick_slice
+                if not until_idle or (bounded and (spent or full)):
+                    report.backlog = bool(job.jobs)
                     break
             report.duration_ms = (time.perf_counter() - started) * 1000
             self.last_tick = report
@@ -538,21 +570,35 @@ class Evaluator:
             for listener in self.on_change:
                 listener()
         log.debug(
-            "tick", profiles=report.profiles_evaluated, changed=report.values_changed, ms=round(report.duration_ms, 2)
+            "tick", profiles=report.profiles_evaluated, changed=report.values_changed, ms=round(report.duration_ms, 2),
+            backlog=report.backlog,
         )
         return report
 
-    def _job(self, conn: apsw.Connection, now: int) -> TickReport:
-        """One bounded piece of a tick; `jobs` is 1 when more work may be waiting."""
+    def run_ticks(self, limit: int = 1000) -> list[TickReport]:
+        """Runs bounded ticks until no work waits (at most `limit` of them)."""
+        reports = [self.run_tick(until_idle=True, bounded=True)]
+        while reports[-1].backlog and len(reports) < limit:
+            reports.append(self.run_tick(until_idle=True, bounded=True))
+        return reports
+
+    def _job(self, conn: apsw.Connection, now: int, room: int | None = None) -> TickReport:
+        """One bounded piece of a tick: up to JOB_PROFILES touched profiles and as many due pairs
+        (the oldest), and no more than `room` of the two together when given (what is left of a
+        tick's slice); `jobs` is 1 when more work may be waiting."""
         registry = self.registry(conn)
         evaluation = Evaluation(conn, registry, now)
         mark = history_store.mark(conn)
         # A backfill advances a chunk per job, and live work is done in the same job, so that a
         # long backfill never holds back what new events change.
         backfilling = self._backfill_chunk(conn, registry, evaluation)
-        touches = store.take_touches(conn, JOB_PROFILES)
-        due = store.take_due(conn, now, JOB_PROFILES)
+        touches = store.take_touches(conn, JOB_PROFILES if room is None else min(JOB_PROFILES, room),
+                                     self._touch_cursor)
+        if touches:
+            self._touch_cursor = next(reversed(touches))
+        due = store.take_due(conn, now, JOB_PROFILES if room is None else min(JOB_PROFILES, room - len(touches)))
         evaluation.run(collect_work(conn, registry, evaluation, touches, due))
+        evaluation.report.taken = len(touches) + len(due)
         evaluation.report.jobs = int(bool(backfilling or touches or due))
         # The history: this job's change records copied in two statements, old rows pruned a batch at a time.
         history_store.keep(conn, mark, evaluation.report.values_changed > 0, now - self.history_retention_ms)

@@ -14,6 +14,12 @@ def due_waiting(conn: apsw.Connection, now_ms: int) -> int:
     return int(scalar(conn, "SELECT count(*) FROM due WHERE due_ms <= ?", (now_ms,)))
 
 
+def due_lag_ms(conn: apsw.Connection, now_ms: int) -> int:
+    """How late the oldest waiting due pair is (0 when none waits)."""
+    oldest = scalar(conn, "SELECT min(due_ms) FROM due")
+    return 0 if oldest is None else max(0, now_ms - int(oldest))
+
+
 @dataclass(frozen=True)
 class DestinationBacklog:
     """What one destination has queued: not yet delivered (or read), parked, and the oldest's time."""

@@ -101,10 +101,20 @@ def backfilling(conn: apsw.Connection) -> dict[int, int]:
     }
 
 
-def take_touches(conn: apsw.Connection, limit: int) -> dict[int, set[tuple[str, str]]]:
-    """Removes and returns the touches of up to `limit` profiles."""
-    chosen = json.dumps([r[0] for r in conn.execute("SELECT DISTINCT profile_id FROM touches LIMIT ?", (limit,))])
-    found: dict[int, set[tuple[str, str]]] = defaultdict(set)
+def take_touches(conn: apsw.Connection, limit: int, after: int = 0) -> dict[int, set[tuple[str, str]]]:
+    """Removes and returns the touches of up to `limit` profiles: those with ids above `after`
+    first, in id order, then from the lowest id (a cursor that walks the waiting profiles round
+    and round, so under a backlog no profile waits more than one lap)."""
+    ids = [r[0] for r in conn.execute(
+        "SELECT DISTINCT profile_id FROM touches WHERE profile_id > ? ORDER BY profile_id LIMIT ?", (after, limit)
+    )]
+    if len(ids) < limit and after > 0:
+        ids += [r[0] for r in conn.execute(
+            "SELECT DISTINCT profile_id FROM touches WHERE profile_id <= ? ORDER BY profile_id LIMIT ?",
+            (after, limit - len(ids)),
+        )]
+    chosen = json.dumps(ids)
+    found: dict[int, set[tuple[str, str]]] = {int(pid): set() for pid in ids}  # in the order taken
     for profile_id, kind, name in conn.execute(
         "SELECT profile_id, kind, name FROM touches WHERE profile_id IN (SELECT value FROM json_each(?))", (chosen,)
     ):

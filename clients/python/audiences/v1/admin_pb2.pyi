@@ -618,18 +618,20 @@ class ListIdentityRuleViolationsResponse(_message.Message):
     def __init__(self, violations: _Optional[_Iterable[_Union[IdentityRuleViolation, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class Tick(_message.Message):
-    __slots__ = ("tick_time", "profiles_evaluated", "definitions_evaluated", "values_changed", "duration")
+    __slots__ = ("tick_time", "profiles_evaluated", "definitions_evaluated", "values_changed", "duration", "backlog")
     TICK_TIME_FIELD_NUMBER: _ClassVar[int]
     PROFILES_EVALUATED_FIELD_NUMBER: _ClassVar[int]
     DEFINITIONS_EVALUATED_FIELD_NUMBER: _ClassVar[int]
     VALUES_CHANGED_FIELD_NUMBER: _ClassVar[int]
     DURATION_FIELD_NUMBER: _ClassVar[int]
+    BACKLOG_FIELD_NUMBER: _ClassVar[int]
     tick_time: _timestamp_pb2.Timestamp
     profiles_evaluated: int
     definitions_evaluated: int
     values_changed: int
     duration: _duration_pb2.Duration
-    def __init__(self, tick_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., profiles_evaluated: _Optional[int] = ..., definitions_evaluated: _Optional[int] = ..., values_changed: _Optional[int] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+    backlog: bool
+    def __init__(self, tick_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., profiles_evaluated: _Optional[int] = ..., definitions_evaluated: _Optional[int] = ..., values_changed: _Optional[int] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., backlog: _Optional[bool] = ...) -> None: ...
 
 class SetClockRequest(_message.Message):
     __slots__ = ("clock_time", "advance")
@@ -664,7 +666,7 @@ class GetEvaluatorStatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetEvaluatorStatusResponse(_message.Message):
-    __slots__ = ("clock_mode", "clock_time", "tick_interval", "last_tick", "pending_profiles", "next_due_time", "backfilling_count")
+    __slots__ = ("clock_mode", "clock_time", "tick_interval", "last_tick", "pending_profiles", "next_due_time", "backfilling_count", "due_waiting", "due_lag")
     CLOCK_MODE_FIELD_NUMBER: _ClassVar[int]
     CLOCK_TIME_FIELD_NUMBER: _ClassVar[int]
     TICK_INTERVAL_FIELD_NUMBER: _ClassVar[int]
@@ -672,6 +674,8 @@ class GetEvaluatorStatusResponse(_message.Message):
     PENDING_PROFILES_FIELD_NUMBER: _ClassVar[int]
     NEXT_DUE_TIME_FIELD_NUMBER: _ClassVar[int]
     BACKFILLING_COUNT_FIELD_NUMBER: _ClassVar[int]
+    DUE_WAITING_FIELD_NUMBER: _ClassVar[int]
+    DUE_LAG_FIELD_NUMBER: _ClassVar[int]
     clock_mode: ClockMode
     clock_time: _timestamp_pb2.Timestamp
     tick_interval: _duration_pb2.Duration
@@ -679,7 +683,9 @@ class GetEvaluatorStatusResponse(_message.Message):
     pending_profiles: int
     next_due_time: _timestamp_pb2.Timestamp
     backfilling_count: int
-    def __init__(self, clock_mode: _Optional[_Union[ClockMode, str]] = ..., clock_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., tick_interval: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., last_tick: _Optional[_Union[Tick, _Mapping]] = ..., pending_profiles: _Optional[int] = ..., next_due_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., backfilling_count: _Optional[int] = ...) -> None: ...
+    due_waiting: int
+    due_lag: _duration_pb2.Duration
+    def __init__(self, clock_mode: _Optional[_Union[ClockMode, str]] = ..., clock_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., tick_interval: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., last_tick: _Optional[_Union[Tick, _Mapping]] = ..., pending_profiles: _Optional[int] = ..., next_due_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., backfilling_count: _Optional[int] = ..., due_waiting: _Optional[int] = ..., due_lag: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class ExplainMembershipRequest(_message.Message):
     __slots__ = ("collection", "key", "profile_id", "explain_time", "max_evidence")

@@ -1163,7 +1163,14 @@ export interface Tick {
    */
   valuesChanged: number;
   /** How long the tick took, by the system's clock. */
-  duration: Duration | undefined;
+  duration:
+    | Duration
+    | undefined;
+  /**
+   * Whether work was left waiting when the tick ended: it ran its time budget or took its slice
+   * (`--tick-budget-ms`, `--tick-slice`), and the next tick takes the rest.
+   */
+  backlog: boolean;
 }
 
 /** Request of AudienceAdminService.SetClock. */
@@ -1232,6 +1239,13 @@ export interface GetEvaluatorStatusResponse {
     | undefined;
   /** Audiences and computed traits that are BACKFILLING. */
   backfillingCount: number;
+  /** (Definition, profile) pairs whose next change time has come, waiting to be evaluated. */
+  dueWaiting: number;
+  /**
+   * How late the oldest waiting due pair is (zero when none waits): with `pending_profiles`,
+   * the evaluator's backlog.
+   */
+  dueLag: Duration | undefined;
 }
 
 /** Request of AudienceAdminService.ExplainMembership. */
@@ -7175,7 +7189,14 @@ export const ListIdentityRuleViolationsResponse: MessageFns<ListIdentityRuleViol
 };
 
 function createBaseTick(): Tick {
-  return { tickTime: undefined, profilesEvaluated: 0, definitionsEvaluated: 0, valuesChanged: 0, duration: undefined };
+  return {
+    tickTime: undefined,
+    profilesEvaluated: 0,
+    definitionsEvaluated: 0,
+    valuesChanged: 0,
+    duration: undefined,
+    backlog: false,
+  };
 }
 
 export const Tick: MessageFns<Tick> = {
@@ -7194,6 +7215,9 @@ export const Tick: MessageFns<Tick> = {
     }
     if (message.duration !== undefined) {
       Duration.encode(message.duration, writer.uint32(42).fork()).join();
+    }
+    if (message.backlog !== false) {
+      writer.uint32(48).bool(message.backlog);
     }
     return writer;
   },
@@ -7251,6 +7275,14 @@ export const Tick: MessageFns<Tick> = {
             message.duration = Duration.decode(reader, reader.uint32());
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.backlog = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -7286,6 +7318,7 @@ export const Tick: MessageFns<Tick> = {
         ? globalThis.Number(object.values_changed)
         : 0,
       duration: isSet(object.duration) ? Duration.fromJSON(object.duration) : undefined,
+      backlog: isSet(object.backlog) ? globalThis.Boolean(object.backlog) : false,
     };
   },
 
@@ -7306,6 +7339,9 @@ export const Tick: MessageFns<Tick> = {
     if (message.duration !== undefined) {
       obj.duration = Duration.toJSON(message.duration);
     }
+    if (message.backlog !== false) {
+      obj.backlog = message.backlog;
+    }
     return obj;
   },
 
@@ -7321,6 +7357,7 @@ export const Tick: MessageFns<Tick> = {
     message.duration = (object.duration !== undefined && object.duration !== null)
       ? Duration.fromPartial(object.duration)
       : undefined;
+    message.backlog = object.backlog ?? false;
     return message;
   },
 };
@@ -7710,6 +7747,8 @@ function createBaseGetEvaluatorStatusResponse(): GetEvaluatorStatusResponse {
     pendingProfiles: 0,
     nextDueTime: undefined,
     backfillingCount: 0,
+    dueWaiting: 0,
+    dueLag: undefined,
   };
 }
 
@@ -7735,6 +7774,12 @@ export const GetEvaluatorStatusResponse: MessageFns<GetEvaluatorStatusResponse> 
     }
     if (message.backfillingCount !== 0) {
       writer.uint32(56).int32(message.backfillingCount);
+    }
+    if (message.dueWaiting !== 0) {
+      writer.uint32(64).int64(message.dueWaiting);
+    }
+    if (message.dueLag !== undefined) {
+      Duration.encode(message.dueLag, writer.uint32(74).fork()).join();
     }
     return writer;
   },
@@ -7808,6 +7853,22 @@ export const GetEvaluatorStatusResponse: MessageFns<GetEvaluatorStatusResponse> 
             message.backfillingCount = reader.int32();
             continue;
           }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.dueWaiting = longToNumber(reader.int64());
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.dueLag = Duration.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -7857,6 +7918,16 @@ export const GetEvaluatorStatusResponse: MessageFns<GetEvaluatorStatusResponse> 
         : isSet(object.backfilling_count)
         ? globalThis.Number(object.backfilling_count)
         : 0,
+      dueWaiting: isSet(object.dueWaiting)
+        ? globalThis.Number(object.dueWaiting)
+        : isSet(object.due_waiting)
+        ? globalThis.Number(object.due_waiting)
+        : 0,
+      dueLag: isSet(object.dueLag)
+        ? Duration.fromJSON(object.dueLag)
+        : isSet(object.due_lag)
+        ? Duration.fromJSON(object.due_lag)
+        : undefined,
     };
   },
 
@@ -7883,6 +7954,12 @@ export const GetEvaluatorStatusResponse: MessageFns<GetEvaluatorStatusResponse> 
     if (message.backfillingCount !== 0) {
       obj.backfillingCount = Math.round(message.backfillingCount);
     }
+    if (message.dueWaiting !== 0) {
+      obj.dueWaiting = Math.round(message.dueWaiting);
+    }
+    if (message.dueLag !== undefined) {
+      obj.dueLag = Duration.toJSON(message.dueLag);
+    }
     return obj;
   },
 
@@ -7902,6 +7979,10 @@ export const GetEvaluatorStatusResponse: MessageFns<GetEvaluatorStatusResponse> 
     message.pendingProfiles = object.pendingProfiles ?? 0;
     message.nextDueTime = object.nextDueTime ?? undefined;
     message.backfillingCount = object.backfillingCount ?? 0;
+    message.dueWaiting = object.dueWaiting ?? 0;
+    message.dueLag = (object.dueLag !== undefined && object.dueLag !== null)
+      ? Duration.fromPartial(object.dueLag)
+      : undefined;
     return message;
   },
 };

@@ -1,0 +1,166 @@
+"""Bounded ticks (docs/evaluator.md, "Bounded ticks"): a tick takes at most a slice of the waiting
+work, commits, and leaves the rest to the next; the backlog shows in the status and drains, and
+the values reached equal those of one unbounded tick over the same data."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from audiences.v1 import admin_pb2
+from google.protobuf import duration_pb2
+
+from audiences_server.engine.evaluator import TickReport
+from tests.conftest import Running, bearer, start
+from tests.evaluator.conftest import DAY, HOUR, T0, Space, new_space
+from tests.test_metrics import scrape, value
+
+SLICE = 7
+DEFINITIONS = (
+    ("recent", "audience", "users", "event('Order Completed').within(2 hours).count() >= 1"),
+    ("spend", "computed_trait", "users", "event('Order Completed').within(1 days).sum('revenue')"),
+    ("big_spender", "audience", "users", "event('Order Completed').where(property('revenue') > 50).count() >= 2"),
+    ("both", "audience", "users", "trait('recent') = true AND trait('big_spender') = true"),
+    ("buying_accounts", "audience", "accounts", "ANY (event('Order Completed').within(3 hours).count() >= 1)"),
+    ("cart_then_order", "audience", "users",
+     "event('Product Added').where(event('Order Completed').within(parent: 1 hours).count() >= 1).count() >= 1"),
+)
+
+
+def _server(tmp_path: Path, name: str, tick_slice: int) -> Running:
+    running = start(tmp_path / name / "audiences.db", manual_clock=True, tick_slice=tick_slice)
+    running.server.engine.clock.set(T0)
+    return running
+
+
+@pytest.fixture
+def servers(tmp_path: Path) -> Iterator[tuple[Running, Running]]:
+    """A server whose ticks take at most SLICE of the waiting work, and one with no bound."""
+    pair = (_server(tmp_path, "sliced", SLICE), _server(tmp_path, "whole", 0))
+    yield pair
+    for running in pair:
+        running.channel.close()
+        running.server.stop(grace=1)
+
+
+def _traffic(rng: random.Random, now: int, users: int) -> list[dict[str, Any]]:
+    """Orders, carts, account links and merges (an anonymous visitor identified as a user)."""
+    calls: list[dict[str, Any]] = []
+    for i in rng.sample(range(users), users // 2):
+        user = f"u{i}"
+        at = now - rng.choice((0, HOUR, 2 * HOUR, 5 * HOUR, DAY))
+        calls.append({"type": "track", "userId": user, "event": "Product Added", "at": at - 1})
+        calls.append({"type": "track", "userId": user, "event": "Order Completed", "at": at,
+                      "properties": {"revenue": rng.choice((10, 60, 120))}})
+        if rng.random() < 0.3:
+            calls.append({"type": "group", "userId": user, "groupId": f"g{i % 5}", "at": now})
+        if rng.random() < 0.15:
+            anon = f"anon-{i}-{rng.randrange(1000)}"
+            calls.append({"type": "track", "anonymousId": anon, "event": "Order Completed", "at": now - HOUR,
+                          "properties": {"revenue": 200}})
+            calls.append({"type": "identify", "anonymousId": anon, "userId": user, "at": now})
+    return calls
+
+
+def _status(space: Space) -> admin_pb2.GetEvaluatorStatusResponse:
+    return space.running.admin.GetEvaluatorStatus(admin_pb2.GetEvaluatorStatusRequest(),
+                                                  metadata=bearer(space.tokens["admin"]))
+
+
+def _one_tick(space: Space) -> None:
+    space.running.admin.RunTick(admin_pb2.RunTickRequest(until_idle=False), metadata=bearer(space.tokens["admin"]))
+
+
+def _values(space: Space) -> dict[tuple[str, str], Any]:
+    """Stored values by (key, identifier of the profile), comparable across servers."""
+    rows = space.running.query(
+        "SELECT c.key, min(i.id_type || ':' || i.id_value), v.value FROM computed_values v"
+        " JOIN computations c USING (computation_id) JOIN identifiers i ON i.profile_id = v.profile_id"
+        " WHERE c.space_id = ? AND i.id_type != 'anonymous_id' GROUP BY c.key, v.profile_id",
+        (space.space_id,),
+    )
+    return {(key, who): value for key, who, value in rows}
+
+
+def test_bounded_ticks_drain_the_backlog_to_the_unbounded_result(servers: tuple[Running, Running]) -> None:
+    """With 40 users touched at once and a slice of 7, every tick takes at most 7 pieces of work,
+    the status shows the backlog shrinking to zero, nothing is lost (the values equal a
+    from-scratch evaluation), and they equal an unbounded server's after the same data and clock."""
+    sliced, whole = (new_space(running) for running in servers)
+    reports: list[TickReport] = []
+    sliced.running.server.engine.evaluator.on_tick.append(reports.append)
+    for space in (sliced, whole):
+        for key, kind, collection, text in DEFINITIONS:
+            space.define(key, text, kind=kind, collection=collection)
+        space.tick()
+    rng_seed = 18
+    for step, advance in enumerate((0, HOUR, 2 * HOUR + 1, DAY)):
+        for space in (sliced, whole):
+            now = space.now() + advance
+            if advance:
+                space.tick(at=now)
+            space.send(*_traffic(random.Random(rng_seed + step), now, 40))
+        backlog = [_status(sliced).pending_profiles]
+        reports.clear()
+        while backlog[-1] or not reports or reports[-1].backlog:
+            _one_tick(sliced)
+            backlog.append(_status(sliced).pending_profiles)
+            assert len(reports) < 200, "the backlog never drained"
+        whole.tick()
+        assert backlog[0] > SLICE
+        assert len(reports) > 2
+        assert all(r.taken <= SLICE for r in reports), [r.taken for r in reports]
+        assert backlog == sorted(backlog, reverse=True)
+        assert backlog[-1] == 0
+        assert sliced.stored() == sliced.expected()
+        assert _values(sliced) == _values(whole)
+
+
+def test_run_tick_until_idle_returns_each_bounded_tick(servers: tuple[Running, Running]) -> None:
+    """RunTick(until_idle) runs bounded ticks one after another until nothing waits, and returns
+    every one of them; the last leaves no backlog."""
+    space = new_space(servers[0])
+    space.define("recent", "event('Order Completed').within(2 hours).count() >= 1")
+    space.tick()
+    space.send(*[{"type": "track", "userId": f"u{i}", "event": "Order Completed", "at": space.now()}
+                 for i in range(30)])
+    reply = space.running.admin.RunTick(admin_pb2.RunTickRequest(until_idle=True),
+                                        metadata=bearer(space.tokens["admin"]))
+    assert len(reply.ticks) >= 30 // SLICE
+    assert sum(t.values_changed for t in reply.ticks) == 30
+    assert _status(space).pending_profiles == 0
+    assert space.stored() == space.expected()
+
+
+def test_the_backlog_shows_in_the_status_and_the_metrics(servers: tuple[Running, Running]) -> None:
+    """Due pairs whose time has come wait in the status (`due_waiting`, `due_lag`) and in the
+    `audiences_evaluator_due_*` gauges; a tick that stops at its slice says so (`backlog`), and
+    the last tick of a drain leaves nothing waiting."""
+    space = new_space(servers[0])
+    space.define("recent", "event('Order Completed').within(1 hours).count() >= 1")
+    space.tick()
+    sent = space.now()
+    space.send(*[{"type": "track", "userId": f"u{i}", "event": "Order Completed", "at": sent} for i in range(20)])
+    space.tick()
+    meta = bearer(space.tokens["admin"])
+    space.running.admin.SetClock(admin_pb2.SetClockRequest(advance=duration_pb2.Duration(seconds=2 * 3600)),
+                                 metadata=meta)
+    status = _status(space)
+    lag_ms = sent + 2 * HOUR - (sent + HOUR + 1)  # each left its window at sent + 1 hour + 1 ms
+    assert status.due_waiting == 20
+    assert status.due_lag.ToMilliseconds() == lag_ms
+    samples = scrape(space.running)
+    assert value(samples, "audiences_evaluator_due_waiting") == 20
+    assert value(samples, "audiences_evaluator_due_lag_seconds") == lag_ms / 1000
+    first = space.running.admin.RunTick(admin_pb2.RunTickRequest(until_idle=False), metadata=meta).ticks[0]
+    assert first.backlog
+    assert first.values_changed == SLICE
+    assert _status(space).due_waiting == 20 - SLICE
+    rest = space.running.admin.RunTick(admin_pb2.RunTickRequest(until_idle=True), metadata=meta).ticks
+    assert [t.backlog for t in rest] == [True] * (len(rest) - 1) + [False]
+    status = _status(space)
+    assert (status.due_waiting, status.due_lag.ToMilliseconds(), status.pending_profiles) == (0, 0, 0)
+    assert space.member_ids("recent") == set()
