@@ -7,8 +7,13 @@ BENCH_STAMP := $(VENV)/.bench-stamp
 TS := clients/typescript
 # The TypeScript client's toolchain (ts-proto, tsc) and dependencies, exactly as its lockfile says.
 NPM_STAMP := $(TS)/node_modules/.installed-stamp
+# The web console's front end (Preact, htm, esbuild from its lockfile); its build is committed.
+CONSOLE := src/audiences_server/http/console/web
+CONSOLE_NPM_STAMP := $(CONSOLE)/node_modules/.installed-stamp
+# Debian's Chromium, which the console's browser tests drive (installed with apt-get, as root on CI).
+CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test fuzz test-ts gen gen-check lint fmt bench bench-quick bench-ingest bench-evaluator demo clean
+.PHONY: run test fuzz test-ts gen gen-check console console-check lint fmt bench bench-quick bench-ingest bench-evaluator demo clean
 
 $(STAMP): pyproject.toml clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +24,7 @@ $(STAMP): pyproject.toml clients/python/pyproject.toml
 run: $(STAMP)
 	$(VENV)/bin/audiences-server serve
 
-test: $(STAMP) gen-check lint
+test: $(STAMP) $(CHROMIUM) gen-check console-check lint
 	$(PY) -m pytest -q --durations=15
 	$(MAKE) test-ts
 
@@ -41,6 +46,21 @@ gen: $(STAMP) $(NPM_STAMP)
 
 gen-check: $(STAMP) $(NPM_STAMP)
 	$(PY) scripts/gen_protos.py --check
+
+$(CHROMIUM):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
+
+$(CONSOLE_NPM_STAMP): $(CONSOLE)/package.json $(CONSOLE)/package-lock.json
+	cd $(CONSOLE) && npm ci --no-audit --no-fund --loglevel=error
+	touch $(CONSOLE_NPM_STAMP)
+
+# Builds the console's bundle into its static/ folder (commit the result); console-check fails
+# when the committed bundle is not what the sources build.
+console: $(CONSOLE_NPM_STAMP)
+	cd $(CONSOLE) && node build.mjs
+
+console-check: $(CONSOLE_NPM_STAMP)
+	cd $(CONSOLE) && node build.mjs --check
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench scripts
@@ -76,4 +96,4 @@ demo: $(STAMP)
 	$(PY) scripts/demo.py $(DEMO_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache tests/http/node/node_modules
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache tests/http/node/node_modules $(CONSOLE)/node_modules

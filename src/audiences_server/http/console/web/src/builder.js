@@ -10,7 +10,7 @@ function Summary({ summary }) {
     ["Traits", summary.traits]];
   const back = summary.lookback_unbounded ? "all history" : summary.lookback_ms ? duration(summary.lookback_ms) : "none";
   return html`
-    <dl class="summary" aria-label="What the definition reads">
+    <dl class="summary" aria-label="Dependency summary">
       ${rows.map(([label, items]) => html`<dt>${label}</dt><dd>${items.length ? items.join(", ") : "—"}</dd>`)}
       <dt>Looks back</dt><dd>${back}</dd>
     </dl>`;
@@ -51,14 +51,14 @@ function Diff({ diff }) {
     </section>`;
 }
 
-function Versions({ target, onRolledBack, setNotice }) {
-  const { data, error, reload } = useLoad(() => get(`${target}/versions`), [target]);
+function Versions({ target, version, onRolledBack, setNotice }) {
+  // Read again whenever the saved definition's version moves (a save or a rollback).
+  const { data, error } = useLoad(() => get(`${target}/versions`), [target, version]);
   const rollback = async (number) => {
     try {
       await post(`${target}/rollback`, { version: number });
       setNotice({ kind: "ok", text: `Rolled back to version ${number}: saved as a new version.` });
       onRolledBack();
-      reload();
     } catch (failed) {
       setNotice({ kind: "error", text: `Rollback failed. ${describe(failed)}` });
     }
@@ -167,7 +167,7 @@ export function Builder({ args }) {
           ${!editing && html`<label class="check"><input type="checkbox" checked=${form.enabled} onChange=${set("enabled")} /> Enabled</label>`}
         </div>
         <label for="f-definition">Definition</label>
-        <textarea id="f-definition" class="mono" rows="6" spellcheck="false" value=${form.definition}
+        <textarea id="f-definition" class="mono" rows="6" spellcheck=${false} value=${form.definition}
                   onInput=${set("definition")} aria-describedby="validation"></textarea>
         <div id="validation" class="validation" aria-live="polite">
           ${check && check.valid && html`<p class="valid">Valid.</p>`}
@@ -191,6 +191,6 @@ export function Builder({ args }) {
           <${Samples} items=${preview.samples} />
           ${preview.diff && html`<${Diff} diff=${preview.diff} />`}`}
       </section>
-      ${editing && saved && html`<${Versions} target=${target} onRolledBack=${load} setNotice=${setNotice} />`}
+      ${editing && saved && html`<${Versions} target=${target} version=${saved.version} onRolledBack=${load} setNotice=${setNotice} />`}
     </section>`;
 }

@@ -1,0 +1,285 @@
+"""The console in a real browser (Debian's Chromium, headless, driven by Playwright) against a
+real server: sign in, the builder, the audiences list, the profile explorer and "why", dead
+letters and redrive, a read token's refusals, the keyboard and narrow screens. Each test writes
+a screenshot of the pages it saw to its tmp_path."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from audiences.v1 import admin_pb2, common_pb2, sync_pb2
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.conftest import bearer
+from tests.console.conftest import CHROMIUM_ARGS, chromium
+from tests.evaluator.conftest import Space
+from tests.sync.conftest import Receiver, connect, ms, wait_for, webhook
+
+BUYERS = "event('Order Completed').count() >= 1"
+EDITED = "event('Order Completed').count() >= 2 or trait('plan') = 'pro'"
+WAIT_MS = 15_000
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """One headless Chromium for the module."""
+    with sync_playwright() as driver:
+        launched = driver.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    """A fresh browser context (its own sessionStorage) and page; a script error fails the test."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    opened = context.new_page()
+    opened.set_default_timeout(WAIT_MS)
+    errors: list[str] = []
+    opened.on("pageerror", lambda error: errors.append(str(error)))
+    yield opened
+    context.close()
+    assert not errors, errors
+
+
+def shot(page: Page, tmp_path: Path, name: str) -> None:
+    """Writes a full-page screenshot to the test's tmp_path."""
+    page.screenshot(path=str(tmp_path / f"{name}.png"), full_page=True)
+
+
+def sign_in(page: Page, space: Space, scope: str = "admin", where: str = "") -> None:
+    page.goto(f"{space.running.http_url}/console{where}")
+    page.get_by_label("Token").fill(space.tokens[scope])
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("navigation", name="Pages")).to_be_visible()
+
+
+def shop(space: Space) -> None:
+    """Four users: ada (two orders, pro), bob and cy (one order each), dan (pro, no order)."""
+    calls: list[dict[str, Any]] = [
+        {"type": "identify", "userId": "ada", "traits": {"email": "ada@example.com", "plan": "pro"}},
+        {"type": "identify", "userId": "dan", "traits": {"email": "dan@example.com", "plan": "pro"}},
+        {"type": "identify", "userId": "bob", "traits": {"plan": "free"}},
+    ]
+    for user, total in (("ada", 30), ("ada", 45), ("bob", 12), ("cy", 7)):
+        calls.append({"type": "track", "userId": user, "event": "Order Completed", "properties": {"total": total}})
+    calls.append({"type": "track", "userId": "ada", "event": "Signed Up"})
+    space.send(*calls)
+
+
+def audience(space: Space, key: str) -> admin_pb2.Audience:
+    return space.running.admin.GetAudience(admin_pb2.GetAudienceRequest(
+        collection=common_pb2.COLLECTION_USERS, key=key), metadata=bearer(space.tokens["admin"])).audience
+
+
+def live(space: Space, key: str) -> admin_pb2.Audience:
+    return wait_for(lambda: (found := audience(space, key)).status == admin_pb2.COMPUTATION_STATUS_LIVE and found,
+                    what=f"{key} live")
+
+
+def test_sign_in_needs_a_token_and_no_token_shows_no_data(page: Page, space: Space, tmp_path: Path) -> None:
+    """Without a token the console shows only the sign-in form; a wrong token is refused with the
+    server's reason; the right one opens the pages; signing out forgets the token."""
+    space.define("buyers", BUYERS)
+    page.goto(f"{space.running.http_url}/console#/audiences")
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+    assert "buyers" not in page.content()
+    page.get_by_label("Token").fill("aud_admin_wrong")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_contain_text("401")
+    shot(page, tmp_path, "sign-in-refused")
+    page.get_by_label("Token").fill(space.tokens["admin"])
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("tr[data-key=buyers]")).to_be_visible()
+    assert page.evaluate("sessionStorage.getItem('audiences.console.token')") == space.tokens["admin"]
+    assert page.context.cookies() == []
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+    assert page.evaluate("sessionStorage.getItem('audiences.console.token')") is None
+
+
+def test_builder_creates_an_audience_and_shows_an_edits_diff(page: Page, space: Space, tmp_path: Path) -> None:
+    """A typo shows the caret and the hint as you type; the valid text previews its count; the saved
+    audience goes live in the list with the right size; an edit shows entering, exiting and staying
+    before it is saved; the versions list rolls it back."""
+    shop(space)
+    sign_in(page, space, where="#/builder/new")
+    page.get_by_label("Key").fill("buyers")
+    page.get_by_label("Name").fill("Buyers")
+    page.get_by_label("Definition", exact=True).fill("event('Order Completed').cuont() >= 1")
+    problem = page.locator(".problem")
+    expect(problem).to_contain_text("line 1, column 26")
+    expect(problem.locator(".caret")).to_have_text(
+        "event('Order Completed').cuont() >= 1\n" + " " * 25 + "^^^^^")
+    expect(problem).to_contain_text("did you mean 'count'?")
+    shot(page, tmp_path, "builder-typo")
+    page.get_by_label("Definition", exact=True).fill(BUYERS)
+    expect(page.locator(".valid")).to_have_text("Valid.")
+    expect(page.locator(".summary")).to_contain_text("Order Completed")
+    expect(page.locator(".preview-count .count")).to_have_text("3")
+    shot(page, tmp_path, "builder-preview")
+    page.get_by_role("button", name="Save", exact=True).click()
+    row = page.locator("tr[data-key=buyers]")
+    expect(row.locator(".status")).to_have_text("LIVE", timeout=WAIT_MS)
+    expect(row.locator(".size")).to_have_text("3")
+    expect(row.locator("svg.chart")).to_be_visible()
+    shot(page, tmp_path, "audiences-list")
+    assert audience(space, "buyers").size == 3
+
+    row.get_by_role("link", name="Buyers").click()
+    expect(page.get_by_label("Definition", exact=True)).to_have_value(BUYERS)
+    page.get_by_label("Definition", exact=True).fill(EDITED)
+    diff = page.locator(".diff")
+    expect(diff.locator("[data-outcome=entering] .count")).to_have_text("1")
+    expect(diff.locator("[data-outcome=exiting] .count")).to_have_text("2")
+    expect(diff.locator("[data-outcome=staying] .count")).to_have_text("1")
+    expect(diff.locator("[data-outcome=entering]")).to_contain_text("dan@example.com")
+    shot(page, tmp_path, "builder-diff")
+    page.get_by_role("button", name="Save changes").click()
+    expect(page.get_by_role("status")).to_contain_text("version 2")
+    assert audience(space, "buyers").definition == EDITED
+    page.get_by_role("button", name="Roll back to version 1").click()
+    expect(page.get_by_role("status")).to_contain_text("Rolled back to version 1")
+    expect(page.get_by_label("Definition", exact=True)).to_have_value(BUYERS)
+    expect(page.locator("th", has_text="3 (current)")).to_be_visible()
+    shot(page, tmp_path, "builder-versions")
+    assert audience(space, "buyers").definition == BUYERS
+
+
+def test_list_disables_enables_and_shows_a_refused_delete(page: Page, space: Space, tmp_path: Path) -> None:
+    """Disable and enable change the definition's status; deleting one that another reads is
+    refused with the readers named; deleting a free one removes it."""
+    space.define("buyers", BUYERS)
+    space.define("vip", "trait('buyers') = true")
+    sign_in(page, space)
+    row = page.locator("tr[data-key=buyers]")
+    row.get_by_role("button", name="Disable buyers").click()
+    expect(row.locator(".status")).to_have_text("DISABLED")
+    assert not audience(space, "buyers").enabled
+    row.get_by_role("button", name="Enable buyers").click()
+    expect(row.locator(".status")).to_have_text("LIVE", timeout=WAIT_MS)
+    row.get_by_role("button", name="Delete buyers").click()
+    row.get_by_role("button", name="Confirm delete buyers").click()
+    expect(page.get_by_role("alert")).to_contain_text("read by vip")
+    shot(page, tmp_path, "delete-refused")
+    vip = page.locator("tr[data-key=vip]")
+    vip.get_by_role("button", name="Delete vip").click()
+    vip.get_by_role("button", name="Confirm delete vip").click()
+    expect(page.locator("tr[data-key=vip]")).to_have_count(0)
+    expect(page.locator("tr[data-key=buyers]")).to_have_count(1)
+
+
+def test_profile_explorer_finds_a_profile_and_explains_why(page: Page, space: Space, tmp_path: Path) -> None:
+    """A profile found by `email:…` shows its traits, events (filtered), identifiers and audiences;
+    "why" next to an audience shows explain's tree with the events that decided it."""
+    shop(space)
+    space.define("buyers", BUYERS)
+    live(space, "buyers")
+    sign_in(page, space, where="#/profiles")
+    page.get_by_label("Profile (type:value or prf_…)").fill("email:ada@example.com")
+    page.get_by_role("button", name="Find").click()
+    expect(page.locator(".profile-head")).to_contain_text("prf_")
+    traits = page.get_by_role("region", name="Traits")
+    expect(traits).to_contain_text('"pro"')
+    expect(traits).to_contain_text("buyers")
+    expect(page.get_by_role("region", name="Identifiers")).to_contain_text("user_id:ada")
+    events = page.get_by_role("region", name="Events")
+    expect(events.locator("li")).to_have_count(3)
+    page.get_by_label("Only events").fill("Signed Up")
+    page.get_by_role("button", name="Filter events").click()
+    expect(events.locator("li")).to_have_count(1)
+    membership = page.locator(".memberships li[data-key=buyers]")
+    membership.get_by_role("button", name="Why is this profile in buyers").click()
+    why = page.locator(".explain")
+    expect(why).to_contain_text("Value true")
+    expect(why.locator(".stream")).to_contain_text("Order Completed: 2 seen, 2 kept")
+    expect(why.locator(".evidence tbody tr")).to_have_count(2)
+    shot(page, tmp_path, "profile-why")
+    page.set_viewport_size({"width": 390, "height": 800})
+    shot(page, tmp_path, "profile-narrow")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+
+
+def test_dead_letter_is_shown_and_redriven(page: Page, space: Space, tmp_path: Path) -> None:
+    """A change the receiver keeps refusing is parked: the destinations page shows the connection's
+    failure and the dead letter; Redrive puts it back and the receiver, now healthy, gets it."""
+    receiver = Receiver()
+    receiver.start()
+    try:
+        receiver.fail_when = lambda body: 500
+        policy = sync_pb2.DeliveryPolicy(max_attempts=5, initial_backoff=ms(10), max_backoff=ms(20),
+                                         request_timeout=ms(2000))
+        webhook(space, "hook", receiver.url, policy=policy)
+        space.define("buyers", BUYERS)
+        connect(space, "hook", "buyers", send_identify=True)
+        shop(space)
+        meta = bearer(space.tokens["admin"])
+        parked = wait_for(lambda: space.running.sync.ListDeadLetters(
+            sync_pb2.ListDeadLettersRequest(destination_key="hook"), metadata=meta).dead_letters,
+            timeout=WAIT_MS / 1000, what="dead letters")
+        sign_in(page, space, where="#/destinations")
+        hook = page.locator("article[data-key=hook]")
+        expect(hook.locator(".connections")).to_contain_text("HTTP 500")
+        letter = hook.locator(f"tr[data-id={parked[0].id}]")
+        expect(letter).to_contain_text("HTTP 500")
+        shot(page, tmp_path, "destinations-dead-letter")
+        receiver.fail_when = None
+        letter.get_by_role("button", name=f"Redrive {parked[0].id}").click()
+        expect(page.get_by_role("status")).to_contain_text("1 dead letter put back")
+        expect(hook.locator(f"tr[data-id={parked[0].id}]")).to_have_count(0)
+        wait_for(lambda: [c for c in receiver.calls() if c.get("messageId", "").startswith(parked[0].message_id)],
+                 timeout=WAIT_MS / 1000, what="the redriven change delivered")
+        shot(page, tmp_path, "destinations-redriven")
+    finally:
+        receiver.stop()
+
+
+def test_a_read_token_sees_read_only_pages_and_the_server_refuses_changes(
+        page: Page, space: Space, tmp_path: Path) -> None:
+    """Signed in with a read token the pages say they are read-only; a disable, a delete and a save
+    are each refused by the server (403) and the page says so; nothing changes."""
+    space.define("buyers", BUYERS)
+    sign_in(page, space, scope="read")
+    expect(page.get_by_role("note")).to_contain_text("read token")
+    row = page.locator("tr[data-key=buyers]")
+    row.get_by_role("button", name="Disable buyers").click()
+    expect(page.get_by_role("alert")).to_contain_text("Refused by the server (403 READ_ONLY_TOKEN)")
+    row.get_by_role("button", name="Delete buyers").click()
+    row.get_by_role("button", name="Confirm delete buyers").click()
+    expect(page.get_by_role("alert")).to_contain_text("deleted failed")
+    shot(page, tmp_path, "read-only-refused")
+    page.goto(f"{space.running.http_url}/console#/builder/users/buyers")
+    expect(page.get_by_label("Definition", exact=True)).to_have_value(BUYERS)
+    page.get_by_label("Definition", exact=True).fill("trait('plan') = 'pro'")
+    expect(page.locator(".valid")).to_be_visible()
+    page.get_by_role("button", name="Save changes").click()
+    expect(page.get_by_role("alert")).to_contain_text("403 READ_ONLY_TOKEN")
+    kept = audience(space, "buyers")
+    assert (kept.definition, kept.enabled) == (BUYERS, True)
+
+
+def test_keyboard_alone_signs_in_and_moves_between_pages(page: Page, space: Space, tmp_path: Path) -> None:
+    """The sign-in form and the navigation work from the keyboard, and focus is visible."""
+    page.goto(f"{space.running.http_url}/console")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "token"
+    page.keyboard.type(space.tokens["admin"])
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("navigation", name="Pages")).to_be_visible()
+    for _ in range(5):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.textContent") == "Destinations":
+            break
+    outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+    assert outline == "solid"
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Destinations")).to_be_visible()
+    shot(page, tmp_path, "destinations-empty")
+    page.set_viewport_size({"width": 390, "height": 800})
+    page.goto(f"{space.running.http_url}/console#/builder/new")
+    expect(page.get_by_label("Definition", exact=True)).to_be_visible()
+    shot(page, tmp_path, "builder-narrow")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
