@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from audiences_server import logs, ops_cli
+from audiences_server.cluster import roles as cluster_roles
 from audiences_server.engine.auth import SCOPES
 from audiences_server.engine.engine import Engine
 from audiences_server.engine.origins import Origins
@@ -39,6 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--label", default="")
     add_arguments(token)
     ops_cli.register(commands, tokens)
+    cluster_roles.register(commands)
     return parser
 
 
@@ -68,6 +70,12 @@ def _origins(origins: Origins, args: argparse.Namespace) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command line; returns the exit status."""
     args = _parser().parse_args(argv)
+    if args.command == "cluster":
+        return cluster_roles.run(args)
+    return _command(args)
+
+
+def _command(args: argparse.Namespace) -> int:
     try:
         settings = resolve(vars(args), os.environ)
     except ValueError as bad:

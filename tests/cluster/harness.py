@@ -4,6 +4,10 @@ single node beside it, and what both stored, read straight from their files."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections import defaultdict
@@ -16,13 +20,14 @@ import apsw
 
 from audiences_server.cluster.front import Front
 from audiences_server.cluster.identity import IdentityStage
-from audiences_server.cluster.log import Log
-from audiences_server.cluster.shard import Shard
+from audiences_server.cluster.log import JetStreamLog, Log
+from audiences_server.cluster.shard import TICKED_AT, Shard
 from audiences_server.engine.clock import ManualClock
 from audiences_server.engine.computations import Spec
 from audiences_server.engine.engine import Engine
 from audiences_server.engine.ingest import ACCEPTED, Sender
 from audiences_server.settings import Settings
+from audiences_server.store import cluster as cluster_store
 
 T = TypeVar("T")
 SPACE = 1  # the space every role's bootstrap makes first
@@ -160,6 +165,12 @@ class Stored:
             _put(self.profiles, pid, collection)
 
 
+def _reader(path: Path) -> apsw.Connection:
+    conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
+    conn.setbusytimeout(5000)
+    return conn
+
+
 def _put(found: dict[Any, Any], key: Any, value: Any) -> None:
     assert key not in found, f"{key} is kept by two shards"
     found[key] = value
@@ -171,3 +182,80 @@ async def _awaited(value: Awaitable[T]) -> T:
 
 async def _event() -> asyncio.Event:
     return asyncio.Event()
+
+
+class ProcessCluster:
+    """The identity stage and the shards as `audiences-server cluster` processes over a nats-server;
+    this process is the front. Roles can be killed (SIGKILL) and started again on their files."""
+
+    def __init__(self, tmp: Path, nats_url: str, shards: int, start_ms: int) -> None:
+        self._tmp = tmp
+        self._url = nats_url
+        self._start_ms = start_ms
+        self._shards = shards
+        self._loop = LoopThread()
+        self.log = self._loop.run(JetStreamLog.connect(nats_url))
+        self.front = Front(self.log, ManualClock(start_ms))
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        for role in ["identity", *(f"shard-{p}" for p in range(shards))]:
+            self.start(role)
+
+    def _command(self, role: str) -> list[str]:
+        common = ["--db", str(self._tmp / f"{role}.db"), "--nats", self._url, "--manual-clock",
+                  "--clock-start", str(self._start_ms)]
+        if role == "identity":
+            return [sys.executable, "-m", "audiences_server.cli", "cluster", "identity", *common,
+                    "--partitions", str(self._shards)]
+        return [sys.executable, "-m", "audiences_server.cli", "cluster", "shard", *common,
+                "--partition", role.removeprefix("shard-")]
+
+    def start(self, role: str) -> None:
+        with (self._tmp / f"{role}.log").open("ab") as output:
+            self.processes[role] = subprocess.Popen(self._command(role), stdout=output, stderr=output)
+
+    def kill(self, role: str) -> None:
+        """kill -9, and wait for the process to be gone."""
+        self.processes[role].send_signal(signal.SIGKILL)
+        self.processes[role].wait(10)
+
+    def send(self, calls: Sequence[dict[str, Any]]) -> None:
+        results = self._loop.run(self.front.submit(SPACE, calls))
+        assert all(r.status == ACCEPTED for r in results), results
+
+    def define(self, spec: Spec) -> None:
+        self._loop.run(self.front.define(SPACE, spec))
+
+    def tick(self, at: int, timeout_s: float = 120) -> None:
+        self._loop.run(self.front.set_clock(at))
+        deadline = time.monotonic() + timeout_s
+        for p in range(self._shards):
+            while self._ticked_at(p) < at:
+                for role, process in self.processes.items():
+                    assert process.poll() is None, f"{role} exited: {(self._tmp / f'{role}.log').read_text()[-3000:]}"
+                assert time.monotonic() < deadline, f"shard {p} did not reach the tick at {at}"
+                time.sleep(0.05)
+
+    def _ticked_at(self, partition: int) -> int:
+        path = self._tmp / f"shard-{partition}.db"
+        if not path.exists():
+            return 0
+        with contextlib.closing(_reader(path)) as conn:
+            try:
+                return cluster_store.count(conn, TICKED_AT)
+            except (apsw.SQLError, apsw.BusyError):
+                return 0  # its tables are not made yet, or it is migrating
+
+    def stored(self) -> Stored:
+        found = Stored()
+        for p in range(self._shards):
+            with contextlib.closing(_reader(self._tmp / f"shard-{p}.db")) as conn:
+                found.add(conn)
+        return found
+
+    def close(self) -> None:
+        for process in self.processes.values():
+            process.terminate()
+        for process in self.processes.values():
+            process.wait(30)
+        self._loop.run(self.log.close())
+        self._loop.close()

@@ -31,6 +31,8 @@ from audiences_server.store import identity as identity_store
 
 log = structlog.get_logger(__name__)
 
+TICKED_AT = "ticked_at"
+
 
 class StampedResolver(Resolver):
     """The resolver with each profile given by the identity stage instead of planned: traits,
@@ -89,7 +91,8 @@ class Shard:
         self._consumer: Consumer | None = None
         engine.writer.run(store.prepare_cluster)
         self._serial = self.position()[1]  # the last identity serial applied
-        self.ticked_at = 0  # the clock time of the last tick entry applied (tests wait on it)
+        # The clock time of the last tick entry applied: every entry before it is applied too.
+        self.ticked_at = engine.writer.run(lambda conn: store.count(conn, TICKED_AT))
 
     def position(self) -> tuple[int, int]:
         """The partition's position and last identity serial applied, as the file says."""
@@ -146,9 +149,15 @@ class Shard:
         elif kind == "hand_over":
             await self._hand_over(body, seq, serial)
         elif kind == "clock":
-            await asyncio.to_thread(self._tick, int(body["at"]))
-            await self._save(seq, serial)
-            self.ticked_at = int(body["at"])
+            at = int(body["at"])
+            await asyncio.to_thread(self._tick, at)
+
+            def ticked(conn: apsw.Connection) -> None:
+                store.save_position(conn, self._reader, seq, serial)
+                store.set_count(conn, TICKED_AT, at)
+
+            await asyncio.to_thread(self.engine.writer.run, ticked)
+            self.ticked_at = at
         elif kind == "define":
             await asyncio.to_thread(self._define, body)
             await self._save(seq, serial)

@@ -69,6 +69,18 @@ def next_count(conn: apsw.Connection, name: str) -> int:
     return int(scalar(conn, "SELECT value FROM cluster_counters WHERE name = ?", (name,)))
 
 
+def set_count(conn: apsw.Connection, name: str, value: int) -> None:
+    """Sets a counter (a shard's last tick time)."""
+    conn.execute("INSERT INTO cluster_counters (name, value) VALUES (?, ?)"
+                 " ON CONFLICT (name) DO UPDATE SET value = excluded.value", (name, value))
+
+
+def count(conn: apsw.Connection, name: str) -> int:
+    """A counter's value, 0 if never set."""
+    row = conn.execute("SELECT value FROM cluster_counters WHERE name = ?", (name,)).fetchone()
+    return int(row[0]) if row else 0
+
+
 def add_outbox(conn: apsw.Connection, serial: int, subject: str, data: bytes) -> None:
     """Keeps a message to publish once the transaction commits."""
     conn.execute("INSERT INTO cluster_outbox (serial, subject, data) VALUES (?, ?, ?)", (serial, subject, data))

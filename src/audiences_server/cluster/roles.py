@@ -1,0 +1,114 @@
+"""`audiences-server cluster …`: run the identity stage or a shard as a process, or a whole
+cluster on one machine for trying it (docs/scaling.md)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import structlog
+
+from audiences_server import logs
+from audiences_server.cluster.identity import IdentityStage
+from audiences_server.cluster.log import JetStreamLog
+from audiences_server.cluster.shard import Shard
+from audiences_server.engine.engine import Engine
+from audiences_server.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+
+def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Adds `cluster identity`, `cluster shard` and `cluster local` to the command line."""
+    cluster = commands.add_parser("cluster", help="run a role of a cluster over NATS JetStream (docs/scaling.md)")
+    roles = cluster.add_subparsers(dest="role", required=True)
+    identity = roles.add_parser("identity", help="resolve calls to profiles and route them to partitions")
+    shard = roles.add_parser("shard", help="store and evaluate one partition's profiles")
+    shard.add_argument("--partition", type=int, required=True, help="the partition this shard owns")
+    for parser in (identity, shard):
+        parser.add_argument("--db", type=Path, required=True, help="this role's SQLite file")
+        parser.add_argument("--nats", default="nats://127.0.0.1:4222", help="the NATS server's URL")
+        parser.add_argument("--manual-clock", action="store_true",
+                            help="the clock moves only with the log's clock entries (tests)")
+        parser.add_argument("--clock-start", type=int, default=None, help="the manual clock's first time, in ms")
+    identity.add_argument("--partitions", type=int, required=True, help="how many partitions (P)")
+    local = roles.add_parser("local", help="a nats-server, an identity stage and N shards on this machine")
+    local.add_argument("--dir", type=Path, default=Path("var/cluster"), help="where the files go")
+    local.add_argument("--shards", type=int, default=2)
+    local.add_argument("--port", type=int, default=4222, help="the nats-server's port")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Runs the role the command names until SIGTERM or SIGINT; returns the exit status."""
+    logs.configure("auto", "info")
+    if args.role == "local":
+        return _local(args)
+    if args.partition < 0 if args.role == "shard" else args.partitions < 1:
+        print("audiences-server: the partition must be >= 0 and the partitions >= 1", file=sys.stderr)
+        return 2
+    asyncio.run(_serve(args))
+    return 0
+
+
+def engine_for(db: Path, manual_clock: bool, clock_start: int | None) -> Engine:
+    """A role's engine on its own file, with the space every role shares (the bootstrap's `default`)."""
+    db.parent.mkdir(parents=True, exist_ok=True)
+    engine = Engine(Settings(db=db, manual_clock=manual_clock, clock_start=clock_start))
+    engine.bootstrap()
+    return engine
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    engine = await asyncio.to_thread(engine_for, args.db, args.manual_clock, args.clock_start)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for number in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(number, stop.set)
+    the_log = await JetStreamLog.connect(args.nats)
+    try:
+        if args.role == "identity":
+            log.info("identity_stage_started", partitions=args.partitions, db=str(args.db))
+            await IdentityStage(engine.writer, the_log, args.partitions).run(stop)
+        else:
+            if not args.manual_clock:
+                engine.start()  # the evaluator ticks on the system clock
+            log.info("shard_started", partition=args.partition, db=str(args.db))
+            await Shard(engine, the_log, args.partition).run(stop)
+    finally:
+        await the_log.close()
+        await asyncio.to_thread(engine.close)
+
+
+def _local(args: argparse.Namespace) -> int:
+    """nats-server and the roles as child processes, until Ctrl-C; the calls go in through a front."""
+    nats_server = shutil.which("nats-server")
+    if nats_server is None:
+        print("audiences-server: nats-server is not on PATH (Debian: apt-get install nats-server)", file=sys.stderr)
+        return 1
+    args.dir.mkdir(parents=True, exist_ok=True)
+    me = [sys.executable, "-m", "audiences_server.cli", "cluster"]
+    url = f"nats://127.0.0.1:{args.port}"
+    children = [subprocess.Popen([nats_server, "-a", "127.0.0.1", "-p", str(args.port), "-js",
+                                  "-sd", str(args.dir / "nats")])]
+    time.sleep(1)
+    children.append(subprocess.Popen([*me, "identity", "--db", str(args.dir / "identity.db"), "--nats", url,
+                                      "--partitions", str(args.shards)]))
+    children += [subprocess.Popen([*me, "shard", "--db", str(args.dir / f"shard-{p}.db"), "--nats", url,
+                                   "--partition", str(p)]) for p in range(args.shards)]
+    print(f"nats at {url}; identity stage and {args.shards} shards under {args.dir}; Ctrl-C stops them")
+    try:
+        while all(child.poll() is None for child in children):
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    for child in reversed(children):
+        child.terminate()
+    for child in children:
+        child.wait(30)
+    return 0
