@@ -3,6 +3,7 @@ writes through the same engine calls as the gRPC API (what one does, the other s
 
 from __future__ import annotations
 
+import time
 import urllib.error
 import urllib.request
 
@@ -207,3 +208,26 @@ def test_the_pages_are_served_with_a_strict_policy(console_server: Running) -> N
     with pytest.raises(urllib.error.HTTPError) as missing:
         urllib.request.urlopen(f"{console_server.http_url}/console/static/nothing.js", timeout=10)
     assert missing.value.code == 404
+
+
+def test_a_profiles_events_page_by_page_and_filtered(space: Space) -> None:
+    """Events come a page at a time with a cursor to the next, newest first or oldest first, and
+    filtered by name; a cursor given to another listing is refused."""
+    start = int(time.time() * 1000) - 60_000
+    space.send(*[{"type": "track", "userId": "ada", "event": f"Step {n}", "at": start + n * 1000} for n in range(5)])
+    read = space.tokens["read"]
+    seen, cursor = [], ""
+    while True:
+        page = call(space.running, "GET", f"/profiles/users/events?address=user_id:ada&limit=2&sort=asc&next={cursor}",
+                    read).body
+        seen += [e["event"] for e in page["items"]]
+        cursor = page["next"]
+        if not cursor:
+            break
+    assert seen == [f"Step {n}" for n in range(5)]
+    newest = call(space.running, "GET", "/profiles/users/events?address=user_id:ada&limit=1", read).body
+    assert [e["event"] for e in newest["items"]] == ["Step 4"]
+    only = call(space.running, "GET", "/profiles/users/events?address=user_id:ada&include=Step%202,Step%203", read)
+    assert [e["event"] for e in only.body["items"]] == ["Step 3", "Step 2"]
+    refused = call(space.running, "GET", f"/profiles/users/traits?address=user_id:ada&next={newest['next']}", read)
+    assert (refused.status, refused.body["error"]["reason"]) == (400, "PAGE_TOKEN_INVALID")
