@@ -41,6 +41,20 @@ $(NPM_STAMP): $(TS)/package.json $(TS)/package-lock.json
 	cd $(TS) && npm ci --no-audit --no-fund --loglevel=error
 	touch $(NPM_STAMP)
 
+# The cluster's tests (docs/scaling.md) against a real NATS JetStream: Debian's nats-server is
+# installed when missing (as root, as CI runs); each test starts its own on a free port and a
+# temporary directory. `make test` runs the in-process ones and skips these without nats-server.
+test-cluster: $(STAMP)
+	@PATH="$$PATH:/usr/sbin" command -v nats-server >/dev/null || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nats-server)
+	PATH="$$PATH:/usr/sbin" $(PY) -m pytest -q tests/cluster
+
+# A cluster on this machine: nats-server, the identity stage and CLUSTER_SHARDS shards under var/cluster,
+# until Ctrl-C; `audiences-server cluster send` appends calls to it (docs/scaling.md).
+CLUSTER_SHARDS ?= 2
+cluster: $(STAMP)
+	PATH="$$PATH:/usr/sbin" $(VENV)/bin/audiences-server cluster local --shards $(CLUSTER_SHARDS)
+
 gen: $(STAMP) $(NPM_STAMP)
 	$(PY) scripts/gen_protos.py
 

@@ -1,10 +1,12 @@
-"""`audiences-server cluster …`: run the identity stage or a shard as a process, or a whole
-cluster on one machine for trying it (docs/scaling.md)."""
+"""`audiences-server cluster …`: run the identity stage or a shard as a process, a whole cluster on
+one machine for trying it, and append calls to it as a front does (docs/scaling.md)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+import json
 import shutil
 import signal
 import subprocess
@@ -15,10 +17,14 @@ from pathlib import Path
 import structlog
 
 from audiences_server import logs
+from audiences_server.cluster.front import Front
 from audiences_server.cluster.identity import IdentityStage
 from audiences_server.cluster.log import JetStreamLog
 from audiences_server.cluster.shard import Shard
+from audiences_server.engine.clock import Clock
 from audiences_server.engine.engine import Engine
+from audiences_server.engine.ingest import calls_of, check_batch_limits, decode_body
+from audiences_server.errors import InvalidArgument
 from audiences_server.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -38,6 +44,9 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
                             help="the clock moves only with the log's clock entries (tests)")
         parser.add_argument("--clock-start", type=int, default=None, help="the manual clock's first time, in ms")
     identity.add_argument("--partitions", type=int, required=True, help="how many partitions (P)")
+    send = roles.add_parser("send", help="append calls (a tracking API body on stdin) to the cluster, as a front")
+    send.add_argument("--nats", default="nats://127.0.0.1:4222", help="the NATS server's URL")
+    send.add_argument("--space-id", type=int, default=1, help="the space (1: the bootstrap's `default`)")
     local = roles.add_parser("local", help="a nats-server, an identity stage and N shards on this machine")
     local.add_argument("--dir", type=Path, default=Path("var/cluster"), help="where the files go")
     local.add_argument("--shards", type=int, default=2)
@@ -49,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
     logs.configure("auto", "info")
     if args.role == "local":
         return _local(args)
+    if args.role == "send":
+        return asyncio.run(_send(args.nats, args.space_id, sys.stdin.buffer.read()))
     if args.partition < 0 if args.role == "shard" else args.partitions < 1:
         print("audiences-server: the partition must be >= 0 and the partitions >= 1", file=sys.stderr)
         return 2
@@ -85,6 +96,24 @@ async def _serve(args: argparse.Namespace) -> None:
         await asyncio.to_thread(engine.close)
 
 
+async def _send(url: str, space_id: int, body: bytes) -> int:
+    """Validates a body as the tracking API does, appends its calls, prints each call's outcome."""
+    try:
+        calls, defaults = calls_of(decode_body(body))
+        check_batch_limits(len(calls), len(body))
+    except InvalidArgument as refused:
+        print(f"audiences-server: {refused.message}", file=sys.stderr)
+        return 1
+    the_log = await JetStreamLog.connect(url)
+    try:
+        results = await Front(the_log, Clock()).submit(space_id, calls, defaults=defaults)
+    finally:
+        await the_log.close()
+    for result in results:
+        print(json.dumps(dataclasses.asdict(result)))
+    return 0
+
+
 def _local(args: argparse.Namespace) -> int:
     """nats-server and the roles as child processes, until Ctrl-C; the calls go in through a front."""
     nats_server = shutil.which("nats-server")
@@ -102,6 +131,7 @@ def _local(args: argparse.Namespace) -> int:
     children += [subprocess.Popen([*me, "shard", "--db", str(args.dir / f"shard-{p}.db"), "--nats", url,
                                    "--partition", str(p)]) for p in range(args.shards)]
     print(f"nats at {url}; identity stage and {args.shards} shards under {args.dir}; Ctrl-C stops them")
+    signal.signal(signal.SIGTERM, _interrupt)  # stopped by a signal, the children are stopped too
     try:
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
@@ -112,3 +142,7 @@ def _local(args: argparse.Namespace) -> int:
     for child in children:
         child.wait(30)
     return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
