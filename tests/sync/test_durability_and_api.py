@@ -161,6 +161,10 @@ def test_destination_and_connection_lifecycle(space: Space) -> None:
     [
         (sync_pb2.Destination(key="x", webhook=sync_pb2.WebhookConfig(url="ftp://h/")), "DESTINATION_INVALID"),
         (sync_pb2.Destination(key="x", segment=sync_pb2.SegmentConfig(base_url="https://h")), "DESTINATION_INVALID"),
+        (sync_pb2.Destination(key="x", webhook=sync_pb2.WebhookConfig(
+            url="https://h/", headers={"X-A": "1\r\nX-B: 2"})), "DESTINATION_INVALID"),
+        (sync_pb2.Destination(key="x", webhook=sync_pb2.WebhookConfig(
+            url="https://h/", headers={"content-length": "1"})), "DESTINATION_INVALID"),
         (sync_pb2.Destination(key="Bad Key", grpc_feed=sync_pb2.GrpcFeedConfig()), "KEY_INVALID"),
         (sync_pb2.Destination(key="x"), "DESTINATION_CONFIG_REQUIRED"),
         (sync_pb2.Destination(key="x", grpc_feed=sync_pb2.GrpcFeedConfig(),
@@ -168,7 +172,8 @@ def test_destination_and_connection_lifecycle(space: Space) -> None:
     ],
 )
 def test_bad_destinations_are_refused(space: Space, destination: sync_pb2.Destination, reason: str) -> None:
-    """A destination with a bad URL, no write key, a bad key, no kind or too few attempts is INVALID_ARGUMENT."""
+    """A destination with a bad URL, no write key, a header that would break the request (a line
+    break, a framing header), a bad key, no kind or too few attempts is INVALID_ARGUMENT."""
     with pytest.raises(grpc.RpcError) as caught:
         space.running.sync.CreateDestination(sync_pb2.CreateDestinationRequest(destination=destination),
                                              metadata=admin(space))

@@ -15,6 +15,7 @@ import pytest
 import standardwebhooks
 from audiences.v1 import sync_pb2
 
+from audiences_server.engine.destinations.webhook import Signer
 from tests.conftest import error_reason
 from tests.evaluator.conftest import Space
 from tests.sync.conftest import SECRET, Receiver, Request, admin, connect, wait_for, webhook
@@ -140,3 +141,15 @@ def test_the_deprecated_hmac_secret_still_signs(space: Space, receiver: Receiver
     expected = "sha256=" + hmac.new(b"s3cret", request.raw, hashlib.sha256).hexdigest()
     assert request.headers["X-Audiences-Signature"] == expected
     assert "webhook-signature" not in request.headers
+
+
+@pytest.mark.parametrize("body", [b'{"a":1}', '{"name":"Zoë ✓"}'.encode(), b""])
+def test_signatures_are_the_specifications(body: bytes) -> None:
+    """The signature the server computes over the body's bytes is the one the library computes
+    for the same id, timestamp and body, and the library verifies it."""
+    now = int(time.time())
+    headers = dict(Signer({"signing_secret": SECRET}).signatures("msg_1", body, now))
+    library = standardwebhooks.Webhook(SECRET)
+    assert headers == {"webhook-id": "msg_1", "webhook-timestamp": str(now),
+                       "webhook-signature": library.sign("msg_1", datetime.fromtimestamp(now, UTC), body.decode())}
+    library.verify(body, headers, json_parse=False)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import apsw
+import orjson
 
 from audiences_server.store.db import scalar
 
@@ -287,14 +288,23 @@ def insert_items(
         conn.executemany(
             "INSERT INTO deliveries (connection_id, destination_id, profile_id, message_id, record, state, next_ms,"
             " created_ms) VALUES (?, ?, ?, ?, ?, 'pending', 0, ?)",
-            [(connection.connection_id, connection.destination_id, p, m, json.dumps(r), now_ms) for p, m, r in items],
+            [(connection.connection_id, connection.destination_id, p, m, _text(r), now_ms) for p, m, r in items],
         )
     else:
         conn.executemany(
             "INSERT INTO feed_records (connection_id, destination_id, profile_id, message_id, record, created_ms)"
             " VALUES (?, ?, ?, ?, ?, ?)",
-            [(connection.connection_id, connection.destination_id, p, m, json.dumps(r), now_ms) for p, m, r in items],
+            [(connection.connection_id, connection.destination_id, p, m, _text(r), now_ms) for p, m, r in items],
         )
+
+
+def _text(record: dict[str, Any]) -> str:
+    """A record as stored: JSON text, by orjson (several times cheaper than json.dumps), or by
+    json.dumps for what orjson refuses (integers past 64 bits, lone surrogates)."""
+    try:
+        return orjson.dumps(record).decode()
+    except orjson.JSONEncodeError:
+        return json.dumps(record)
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 from urllib.parse import urlparse
 
+from audiences_server.engine.destinations.loop import IoLoop
 from audiences_server.errors import FieldViolation, InvalidArgument
 from audiences_server.store.db import Readers
 from audiences_server.store.sync import ConnectionRow, Delivery, DestinationRow
@@ -53,10 +54,12 @@ Done = Callable[[Sequence[Delivery], Outcome], None]
 @dataclass(frozen=True)
 class Context:
     """What a kind may use besides its destination's row: the database, for the kinds that read
-    current values when they write (CSV files, PostgreSQL trait columns)."""
+    current values when they write (CSV files, PostgreSQL trait columns), and the event loop
+    requests are sent from (EVENT-style webhooks)."""
 
     writer: Writer
     readers: Readers
+    io: IoLoop = field(default_factory=IoLoop)
 
 
 class Sink(Protocol):

@@ -47,7 +47,7 @@ def retry_after_ms(value: str | None, now_ms: int) -> int | None:
 
 
 @functools.cache
-def _tls() -> ssl.SSLContext:
+def tls_context() -> ssl.SSLContext:
     """One TLS context (certifi's CA bundle, as httpx uses) for every client: loading the bundle
     costs tens of milliseconds, which a destination would otherwise pay each time it starts."""
     return ssl.create_default_context(cafile=certifi.where())
@@ -64,8 +64,8 @@ class Poster:
     """
 
     def __init__(self, timeout_s: float, connections: int, headers: Mapping[str, str] | None = None) -> None:
-        self._transport = httpx.HTTPTransport(
-            verify=_tls(), limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections))
+        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+        self._transport = httpx.HTTPTransport(verify=tls_context(), limits=limits)
         self._timeout = httpx.Timeout(timeout_s).as_dict()
         self._headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, **(headers or {})}
         self._urls: dict[str, httpx.URL] = {}

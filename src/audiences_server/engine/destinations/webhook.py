@@ -5,9 +5,9 @@ a pool of kept-alive connections (one delivery, all its calls in order, per requ
 style sends `{"batch": [...]}` (engine.destinations.batching).
 
 Signing (https://www.standardwebhooks.com): with `signing_secret` (`whsec_…`) each request carries
-`webhook-id`, `webhook-timestamp` and `webhook-signature`, made by the `standardwebhooks` library,
-so a receiver verifies with that library (or any implementation of the specification) in a few
-lines. The id is the call's `messageId`, or for a batch an id derived from its calls' ids, so
+`webhook-id`, `webhook-timestamp` and `webhook-signature`, as the specification defines them, so
+a receiver verifies with the `standardwebhooks` library (or any implementation of the
+specification) in a few lines. The id is the call's `messageId`, or for a batch an id derived from its calls' ids, so
 it is the same on every retry and a receiver can refuse a replay by remembering the ids it
 processed in the last five minutes (older timestamps are refused by verification itself). The
 deprecated `hmac_secret` still adds `X-Audiences-Signature: sha256=<hex>` over the body.
@@ -19,13 +19,11 @@ import base64
 import binascii
 import hashlib
 import hmac
-import queue
+import re
 import threading
+import time
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any, ClassVar
-
-from standardwebhooks.webhooks import Webhook as StandardWebhook
 
 from audiences_server.engine.destinations.base import (
     Context,
@@ -40,32 +38,48 @@ from audiences_server.engine.destinations.base import (
 )
 from audiences_server.engine.destinations.batching import BatchSink, calls_of, timeout_s
 from audiences_server.engine.destinations.http import Poster, json_body
+from audiences_server.engine.destinations.http1 import LoopPoster, header_lines
+from audiences_server.engine.destinations.loop import IoLoop
 from audiences_server.store.sync import ConnectionRow, Delivery, DestinationRow
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the format's prefix, not a secret
+HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+RESERVED_HEADERS = {"host", "content-length", "transfer-encoding", "connection"}
 
 
 class Signer:
-    """The headers that sign one body: Standard Webhooks, and the deprecated HMAC header."""
+    """The headers that sign one body: Standard Webhooks, and the deprecated HMAC header.
+
+    The signature is the specification's (`v1,` and the base64 of the HMAC-SHA256, keyed by the
+    secret's bytes, of `<id>.<timestamp>.<body>`), computed over the body's bytes as sent, from
+    an HMAC keyed once per destination; tests verify it with the `standardwebhooks` library.
+    """
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         secret = config.get("signing_secret", "")
-        self._standard = StandardWebhook(secret) if secret else None
+        key = base64.b64decode(secret.removeprefix(SECRET_PREFIX)) if secret else b""
+        self._standard = hmac.new(key, digestmod=hashlib.sha256) if key else None
         legacy = config.get("hmac_secret", "")
-        self._legacy = legacy.encode() if legacy else None
-        self._fixed = dict(config.get("headers", {}))
+        self._legacy = hmac.new(legacy.encode(), digestmod=hashlib.sha256) if legacy else None
+        self.fixed: dict[str, str] = dict(config.get("headers", {}))
+
+    def signatures(self, webhook_id: str, body: bytes, now_s: int) -> list[tuple[str, str]]:
+        """The signature headers of this body, timestamped `now_s` (seconds since the epoch)."""
+        signed: list[tuple[str, str]] = []
+        if self._standard is not None:
+            mac = self._standard.copy()
+            mac.update(b"%s.%d.%s" % (webhook_id.encode(), now_s, body))
+            signed += [("webhook-id", webhook_id), ("webhook-timestamp", str(now_s)),
+                       ("webhook-signature", "v1," + base64.b64encode(mac.digest()).decode())]
+        if self._legacy is not None:
+            mac = self._legacy.copy()
+            mac.update(body)
+            signed.append(("X-Audiences-Signature", "sha256=" + mac.hexdigest()))
+        return signed
 
     def headers(self, webhook_id: str, body: bytes) -> dict[str, str]:
         """The configured headers plus the signatures of this body, timestamped now."""
-        headers = dict(self._fixed)
-        if self._standard is not None:
-            now = datetime.now(UTC)
-            headers["webhook-id"] = webhook_id
-            headers["webhook-timestamp"] = str(int(now.timestamp()))
-            headers["webhook-signature"] = self._standard.sign(webhook_id, now, body.decode())
-        if self._legacy is not None:
-            headers["X-Audiences-Signature"] = "sha256=" + hmac.new(self._legacy, body, hashlib.sha256).hexdigest()
-        return headers
+        return {**self.fixed, **dict(self.signatures(webhook_id, body, int(time.time())))}
 
 
 def batch_id(calls: Sequence[Mapping[str, Any]]) -> str:
@@ -75,56 +89,66 @@ def batch_id(calls: Sequence[Mapping[str, Any]]) -> str:
 
 
 class EventSink:
-    """EVENT style: a request per call, `max_in_flight` deliveries sent side by side, each by one
-    of as many lane threads sharing the destination's pool of connections."""
+    """EVENT style: a request per call, up to `max_in_flight` deliveries side by side on the
+    sync service's event loop (engine.destinations.http1), sharing kept-alive connections.
+
+    The worker's thread builds and signs each request; the loop sends them, a delivery's calls
+    one after the other, and tells `done` from its thread. Deliveries handed over together cross
+    to the loop in one hand-off.
+    """
 
     max_batch = 1
 
-    def __init__(self, row: DestinationRow) -> None:
+    def __init__(self, row: DestinationRow, io: IoLoop) -> None:
         self.max_in_flight = int(row.config["max_in_flight"])
-        self._url = str(row.config["url"])
         self._signer = Signer(row.config)
-        self._poster = Poster(timeout_s(row), self.max_in_flight)
-        self._work: queue.SimpleQueue[tuple[Delivery, list[dict[str, Any]], Done] | None] = queue.SimpleQueue()
-        self._closed = threading.Event()
-        for lane in range(self.max_in_flight):
-            threading.Thread(target=self._lane, name=f"webhook-{row.destination_id}-{lane}", daemon=True).start()
+        self._io = io
+        self._poster = LoopPoster(io.loop, str(row.config["url"]), timeout_s(row), self.max_in_flight,
+                                  self._signer.fixed)
+        self._lock = threading.Lock()
+        self._handed: list[tuple[Delivery, list[bytes], Done]] = []
 
     def take(self, heads: Sequence[Delivery], now_ms: int, writes: int) -> tuple[list[list[Delivery]], int | None]:
         """Each due delivery on its own, as many as there are free slots."""
         return single(heads, writes), None
 
     def write_batch(self, batch: Sequence[Delivery], connections: Mapping[int, ConnectionRow], done: Done) -> None:
-        """Hands each delivery to a lane; `done` is told from there as each is answered."""
-        for delivery in batch:
-            self._work.put((delivery, calls_of(delivery, connections), done))
+        """Builds each delivery's requests and hands them to the loop; `done` is told from there."""
+        now_s = int(time.time())
+        built = [(d, [self._request(call, now_s) for call in calls_of(d, connections)], done) for d in batch]
+        with self._lock:
+            first = not self._handed
+            self._handed += built
+        if first:
+            self._io.call_soon(self._send_handed)
 
-    def _lane(self) -> None:
-        while (item := self._work.get()) is not None:
-            self._deliver(*item)
+    def _request(self, call: Mapping[str, Any], now_s: int) -> bytes:
+        body = json_body(call)
+        return self._poster.request(body, header_lines(self._signer.signatures(call["messageId"], body, now_s)))
 
-    def _deliver(self, delivery: Delivery, calls: list[dict[str, Any]], done: Done) -> None:
-        outcome = Outcome(ok=True)
-        for call in calls:
-            if self._closed.is_set():
-                return  # abandoned: sent again after a restart
-            body = json_body(call)
-            outcome = self._poster.post(self._url, body, self._signer.headers(call["messageId"], body), _now_ms())
-            if not outcome.ok:
-                break
-        done([delivery], outcome)
+    def _send_handed(self) -> None:
+        with self._lock:
+            handed, self._handed = self._handed, []
+        for delivery, requests, done in handed:
+            self._send(delivery, requests, 0, done)
+
+    def _send(self, delivery: Delivery, requests: list[bytes], index: int, done: Done) -> None:
+        """On the loop: the delivery's call at `index`, then the next once it is answered 2xx."""
+        if index == len(requests):
+            done([delivery], Outcome(ok=True))
+            return
+
+        def answered(outcome: Outcome) -> None:
+            if outcome.ok:
+                self._send(delivery, requests, index + 1, done)
+            else:
+                done([delivery], outcome)
+
+        self._poster.post(requests[index], answered)
 
     def close(self) -> None:
-        """Stops the lanes once their request is answered and closes the pool; requests in flight
-        are abandoned."""
-        self._closed.set()
-        for _ in range(self.max_in_flight):
-            self._work.put(None)
-        self._poster.close()
-
-
-def _now_ms() -> int:
-    return int(datetime.now(UTC).timestamp() * 1000)
+        """Closes the connections; requests in flight are abandoned (sent again after a restart)."""
+        self._io.call_soon(self._poster.close)
 
 
 class Webhook(Destination):
@@ -148,11 +172,12 @@ class Webhook(Destination):
             raise invalid("webhook.payload_style", "`webhook.payload_style` must be EVENT or LIST")
         if settings["signing_secret"]:
             check_secret(settings["signing_secret"])
+        check_headers(settings["headers"])
 
     def build(self, row: DestinationRow, context: Context) -> Sink:
         """EVENT style: a request per call; LIST style: a request per batch."""
         if row.config["payload_style"] == "event":
-            return EventSink(row)
+            return EventSink(row, context.io)
         signer = Signer(row.config)
         url = str(row.config["url"])
 
@@ -161,6 +186,16 @@ class Webhook(Destination):
             return url, body, signer.headers(batch_id(calls), body)
 
         return BatchSink(row, request, Poster(timeout_s(row), 1))
+
+
+def check_headers(headers: Mapping[str, Any]) -> None:
+    """Refuses a header that is not a token with a one-line value, or one the request itself
+    sets (its length, framing and host)."""
+    for name, value in headers.items():
+        if not HEADER_NAME.fullmatch(str(name)) or not isinstance(value, str) or any(c in value for c in "\r\n\0"):
+            raise invalid("webhook.headers", f"`webhook.headers` {name!r}: a header is a token and a one-line value")
+        if str(name).lower() in RESERVED_HEADERS:
+            raise invalid("webhook.headers", f"`webhook.headers` {name!r} is set by the request itself")
 
 
 def check_secret(secret: str) -> None:

@@ -2,9 +2,12 @@
 
 A write's deliveries stay in flight (never handed to the sink again) until their outcome is
 committed: delivered ones removed from the queue, failed ones rescheduled with backoff or parked.
-One writer job at a time per destination commits every outcome waiting when it is submitted,
-so outcomes that arrive together share a commit, and one that arrives alone is committed at
-once: after a crash, only writes in flight (sent, outcome not committed) are sent again.
+A destination keeps at most one job waiting in the writer's queue; when the writer runs it, it
+takes every outcome that arrived until then. So outcomes that arrive together share a commit,
+one that arrives alone is committed at once, and an outcome waits at most for the commit under
+way and its own (the writer's group commit), never for a job of its destination to finish
+before its own is submitted. After a crash, only writes in flight (sent, outcome not committed)
+are sent again.
 """
 
 from __future__ import annotations
@@ -58,7 +61,7 @@ class Acks:
         self._flying: set[int] = set()
         self._writes = 0
         self._waiting: list[_Settled] = []
-        self._committing = False
+        self._submitted = False  # a job is in the writer's queue and has not taken its outcomes yet
         self._streak = 0
         self.paused_until = 0
         # After a failure worth retrying, one write at a time until one succeeds: an outage then
@@ -104,10 +107,10 @@ class Acks:
                 self._release(write, [d.delivery_id for d in deliveries])
                 return
             self._waiting.append(settled)
-            if self._committing:
-                return  # the job under way submits the next one when it commits
-            self._committing = True
-        self._commit_waiting()
+            if self._submitted:
+                return  # the job waiting in the writer's queue will take it
+            self._submitted = True
+        self._submit()
 
     def _plan(self, row: DestinationRow, delivery: Delivery, outcome: Outcome, now: int) -> tuple[Delivery, str,
                                                                                                    int | None]:
@@ -122,12 +125,15 @@ class Acks:
                     error=outcome.error, parked=next_ms is None)
         return delivery, outcome.error, next_ms
 
-    def _commit_waiting(self) -> None:
-        with self._lock:
-            taken, self._waiting = self._waiting, []
-        now = _wall_ms()
+    def _submit(self) -> None:
+        taken: list[_Settled] = []
 
         def job(conn: apsw.Connection) -> None:
+            with self._lock:
+                taken.append(_Settled(_Write(set())))  # marks the job as run, even with nothing to take
+                taken.extend(self._waiting)
+                self._waiting, self._submitted = [], False
+            now = _wall_ms()
             store.delivered(conn, [d for s in taken for d in s.done], now)
             for settled in taken:
                 for delivery, error, next_ms in settled.failed:
@@ -141,17 +147,17 @@ class Acks:
 
     def _committed(self, future: Future[None], taken: list[_Settled]) -> None:
         """On the writer's thread: frees what was committed (or, if the commit failed, what will
-        be sent again), then commits what arrived meanwhile."""
+        be sent again)."""
         if future.exception() is not None:
             log.error("delivery_outcomes_not_committed", error=str(future.exception()))
         with self._lock:
             for settled in taken:
                 self._release(settled.write, [d.delivery_id for d in settled.done]
                               + [d.delivery_id for d, _, _ in settled.failed])
-            more = bool(self._waiting)
-            self._committing = more
-        if more:
-            self._commit_waiting()
+            # A group that failed before running the job: its outcomes are still waiting.
+            again = not taken and self._submitted
+        if again:
+            self._submit()
         self._on_committed()
 
     def _release(self, write: _Write, ids: list[int]) -> None:

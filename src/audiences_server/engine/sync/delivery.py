@@ -1,18 +1,19 @@
 """Delivery: one background thread per destination, and its kind's sink.
 
-Each worker turns new change records into its connections' queues (a short writer job), does
-its kind's periodic work (CSV files), then hands what is due to the kind's sink
-(engine.destinations), outside any transaction. A slow or failing destination only delays its
-own worker; ingestion and the evaluator never wait on it.
+Each worker turns new change records into its connections' queues (a short writer job, one at
+a time, which the worker does not wait for: it goes on sending meanwhile), does its kind's
+periodic work (CSV files), then hands what is due to the kind's sink (engine.destinations),
+outside any transaction. A slow or failing destination only delays its own worker; ingestion
+and the evaluator never wait on it.
 
 In flight: a delivery is in flight from the moment it is handed to the sink until its outcome is
 committed. At most `max_in_flight` writes are in flight (EVENT-style webhooks: 16 requests by
 default; the batching kinds: one batch), and a profile's next change is not due before the last
 one's outcome is committed, so each profile's changes arrive in order. Outcomes are committed
-as they come, by one writer job at a time per destination that takes every outcome waiting
-(so answers arriving together share a commit); a crash (kill -9) sends again only what was in
-flight, with the same ids. After a failure worth retrying the destination pauses until that
-retry is due, then sends one write at a time until one succeeds.
+as they come, in groups (engine.sync.acks: answers arriving together share a commit); a crash
+(kill -9) sends again only what was in flight, with the same ids. After a failure worth
+retrying the destination pauses until that retry is due, then sends one write at a time until
+one succeeds.
 
 Timing uses the wall clock even when the evaluator runs on a manual clock: retries are real
 waits on a real network.
@@ -24,11 +25,13 @@ import dataclasses
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 
 import structlog
 
 from audiences_server.engine.destinations import registry
 from audiences_server.engine.destinations.base import Context, Destination, Queue, Sink
+from audiences_server.engine.destinations.loop import IoLoop
 from audiences_server.engine.sync.acks import Acks
 from audiences_server.engine.sync.configs import with_defaults
 from audiences_server.engine.sync.queueing import Queueing
@@ -39,8 +42,6 @@ from audiences_server.store.writer import Writer, WriterClosed
 
 log = structlog.get_logger(__name__)
 
-# Queueing jobs per connection per round, so sending keeps pace during a long initial sync.
-QUEUE_JOBS_PER_ROUND = 8
 # The longest a worker goes on with what it read of its destination and connections.
 RELOAD_S = 0.25
 
@@ -53,11 +54,12 @@ def wall_ms() -> int:
 class DestinationWorker:
     """The thread that queues and delivers for one destination."""
 
-    def __init__(self, destination_id: int, writer: Writer, readers: Readers, on_queued: Callable[[], None]) -> None:
+    def __init__(self, destination_id: int, writer: Writer, readers: Readers, on_queued: Callable[[], None],
+                 io: IoLoop) -> None:
         self.destination_id = destination_id
         self._writer = writer
         self._readers = readers
-        self._context = Context(writer, readers)
+        self._context = Context(writer, readers, io)
         self._on_queued = on_queued
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -69,6 +71,10 @@ class DestinationWorker:
         # reading everything again on each one would cost more than sending.
         self._changed = threading.Event()
         self._loaded: tuple[float, DestinationRow, Destination, dict[int, ConnectionRow]] | None = None
+        # One queueing job at a time, submitted without waiting for it (see _queue).
+        self._queueing = self._asked = False
+        self._queued_last = 0
+        self._queue_after = 0.0
         self.thread = threading.Thread(target=self._loop, name=f"sync-{destination_id}", daemon=True)
 
     def start(self) -> None:
@@ -114,9 +120,7 @@ class DestinationWorker:
                 return False
             kind = registry.get(stored.kind)
             row = dataclasses.replace(stored, config=with_defaults(stored.kind, stored.config))
-            busy = self._queue(row, kind)
-            if busy:
-                self._changed.set()  # more to queue: the next round goes on
+            self._queue(row, kind)
             kind.refresh(row, self._context, wall_ms())
             connections = {c.connection_id: c for c in store.connections_of(self._readers.get(), self.destination_id)}
             loaded = self._loaded = (time.monotonic(), row, kind, connections)
@@ -126,24 +130,40 @@ class DestinationWorker:
             busy = self._send(row, sink, connections) or busy
         return busy
 
-    def _queue(self, row: DestinationRow, kind: Destination) -> bool:
-        if kind.queue is Queue.NONE:
-            return False
-        busy = queued = False
+    def _queue(self, row: DestinationRow, kind: Destination) -> None:
+        """Submits the next queueing job unless one is under way: the worker goes on sending
+        while the writer queues, and the job's commit wakes it to submit the next one.
+        Connections take turns, so a long first sync does not hold back the others' changes."""
+        if kind.queue is Queue.NONE or time.monotonic() < self._queue_after:
+            return
+        if self._queueing:
+            self._asked = True  # told of changes meanwhile: the job under way may have missed them
+            return
         latest = store.latest_change(self._readers.get())
-        for connection in store.connections_of(self._readers.get(), self.destination_id):
-            if connection.phase == "LIVE" and connection.cursor >= latest:
-                continue  # nothing new: spare the writer an empty transaction
-            for _ in range(QUEUE_JOBS_PER_ROUND):
-                more, count = self._writer.run(Queueing(row, kind, connection, wall_ms()))
-                queued = queued or count > 0
-                if not more:
-                    break
-            else:
-                busy = True
-        if queued:
-            self._on_queued()
-        return busy
+        behind = [c for c in store.connections_of(self._readers.get(), self.destination_id)
+                  if c.phase != "LIVE" or c.cursor < latest]  # the others: nothing new, no empty transaction
+        if not behind:
+            return
+        connection = next((c for c in behind if c.connection_id > self._queued_last), behind[0])
+        self._queued_last = connection.connection_id
+        self._queueing = True
+        self._writer.submit(Queueing(row, kind, connection, wall_ms())).add_done_callback(self._queued)
+
+    def _queued(self, future: Future[tuple[bool, int]]) -> None:
+        """On the writer's thread, once a queueing job is committed (or failed)."""
+        failure, again = future.exception(), self._asked
+        if failure is not None:
+            if not isinstance(failure, WriterClosed):
+                log.error("sync_queueing_failed", destination=self.destination_id, error=repr(failure))
+            self._queue_after = time.monotonic() + 1.0
+        else:
+            more, count = future.result()
+            if count > 0:
+                self._on_queued()
+            again = again or more or count > 0
+        self._queueing = self._asked = False
+        if again:
+            self.wake()  # the next job, and the deliveries just queued
 
     def _current_sink(self, row: DestinationRow, kind: Destination) -> Sink | None:
         """The sink for the destination's current settings, built again when they change (once

@@ -14,6 +14,7 @@ import apsw
 
 from audiences_server.engine.destinations import registry
 from audiences_server.engine.destinations.base import Queue
+from audiences_server.engine.destinations.loop import IoLoop
 from audiences_server.engine.sync import configs
 from audiences_server.engine.sync.delivery import DestinationWorker, wall_ms
 from audiences_server.engine.sync.files import csv_chunks
@@ -63,6 +64,8 @@ class Sync:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._supervisor: threading.Thread | None = None
+        # The event loop every destination's requests go out from (EVENT-style webhooks).
+        self._io = IoLoop()
         # Told (from any thread) when a feed record is queued or the server stops: wakes watchers.
         self.feed_listeners: list[Callable[[], None]] = []
 
@@ -90,6 +93,7 @@ class Sync:
             worker.thread.join(timeout=2)
         if self._supervisor is not None:
             self._supervisor.join(timeout=2)
+        self._io.close()
 
     def wake(self) -> None:
         """Says change records may be waiting (the evaluator calls this after a tick)."""
@@ -109,7 +113,7 @@ class Sync:
             for gone in set(self._workers) - wanted:
                 self._workers.pop(gone).stop()
             for new in wanted - set(self._workers):
-                worker = DestinationWorker(new, self._writer, self._readers, self._feed_queued)
+                worker = DestinationWorker(new, self._writer, self._readers, self._feed_queued, self._io)
                 self._workers[new] = worker
                 worker.start()
 
