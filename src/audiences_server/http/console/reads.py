@@ -8,6 +8,8 @@ ListDeadLetters.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -17,13 +19,12 @@ from audiences_server.core import ql
 from audiences_server.engine.computations import COLLECTIONS, definition_problem
 from audiences_server.engine.engine import Engine
 from audiences_server.engine.history import DAY_MS, HOUR_MS, HistoryQuery
-from audiences_server.engine.profile_reads import MAX_PAGE, EventFilter
+from audiences_server.engine.profile_reads import MAX_PAGE, EventFilter, Page
 from audiences_server.errors import FieldViolation, InvalidArgument
 from audiences_server.http.console import views
 
 INTERVALS = {"hourly": HOUR_MS, "daily": DAY_MS}
 TRAIT_CLASSES = ("audience", "computed_trait", "custom")
-PARTS = ("traits", "events", "identifiers", "links", "memberships", "history", "metadata")
 # Dead letters listed per destination on the destinations page (a redrive of all takes every one).
 DEAD_LETTERS_SHOWN = 50
 
@@ -129,46 +130,88 @@ def explain(engine: Engine, space_id: int, collection: str, key: str, address: s
 def profile(engine: Engine, space_id: int, collection: str, part: str, query: MultiMapping[str]) -> dict[str, Any]:
     """One part of a profile found by `address` (`type:value` or `prf_…`): a page of it, or its metadata."""
     collection = collection_of(collection)
-    if part not in PARTS:
-        raise bad("part", f"part must be one of {', '.join(PARTS)}, not {part!r}", "PART_INVALID")
+    read = _PARTS.get(part)
+    if read is None:
+        raise bad("part", f"part must be one of {', '.join(_PARTS)}, not {part!r}", "PART_INVALID")
     address = query.get("address", "")
     if not address:
         raise bad("address", "`address` (type:value or prf_…) is required", "PROFILE_ID_MISSING")
-    size, token = _limit(query), query.get("next", "")
-    reads = engine.profile_reads
-    if part == "metadata":
-        row, merged = reads.metadata(space_id, collection, address)
-        return {"profile_id": row["public_id"], "created": views.when(row["created_ms"]),
-                "updated": views.when(row["updated_ms"]), "first_message": views.when(row["first_message_ms"]),
-                "last_message": views.when(row["last_message_ms"]), "merged": merged}
-    if part == "history":
-        records, following = engine.history.records(space_id, HistoryQuery(collection, address, "", None, None,
-                                                                           size, token))
-        return {"items": [views.change(r) for r in records], "next": following}
-    if part == "traits":
-        trait_class = query.get("class") or None
-        if trait_class is not None and trait_class not in TRAIT_CLASSES:
-            raise bad("class", f"`class` must be one of {', '.join(TRAIT_CLASSES)}", "CLASS_INVALID")
-        page = reads.traits(space_id, collection, address, include=[], trait_class=trait_class, size=size,
-                            token=token)
-        return {"profile_id": page.profile_id, "items": [views.trait(t) for t in page.items],
-                "next": page.next_token}
-    if part == "events":
-        page = reads.events(space_id, collection, address, _event_filter(query), size, token)
-        return {"profile_id": page.profile_id, "items": [views.event(r) for r in page.items],
-                "next": page.next_token}
-    listed = {"identifiers": (reads.external_ids, views.identifier), "links": (reads.links, views.link),
-              "memberships": (reads.memberships, views.membership)}
-    read, view = listed[part]
-    page = read(space_id, collection, address, size, token)
-    return {"profile_id": page.profile_id, "items": [view(r) for r in page.items], "next": page.next_token}
+    return read(engine, Where(space_id, collection, address, query))
 
 
-def _limit(query: MultiMapping[str]) -> int:
-    text = query.get("limit", "20")
-    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= MAX_PAGE:
-        raise bad("limit", f"`limit` must be a whole number from 1 to {MAX_PAGE}", "LIMIT_INVALID")
-    return int(text)
+@dataclass(frozen=True)
+class Where:
+    """Which profile a read is of, and the read's parameters."""
+
+    space_id: int
+    collection: str
+    address: str
+    query: MultiMapping[str]
+
+    @property
+    def size(self) -> int:
+        """The page size asked (`limit`, 20 by default)."""
+        text = self.query.get("limit", "20")
+        if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= MAX_PAGE:
+            raise bad("limit", f"`limit` must be a whole number from 1 to {MAX_PAGE}", "LIMIT_INVALID")
+        return int(text)
+
+    @property
+    def token(self) -> str:
+        """The cursor of the page asked (`next`), empty for the first."""
+        return self.query.get("next", "")
+
+
+def _paged(page: Page, view: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
+    return {"profile_id": page.profile_id, "items": [view(item) for item in page.items], "next": page.next_token}
+
+
+def _metadata(engine: Engine, at: Where) -> dict[str, Any]:
+    row, merged = engine.profile_reads.metadata(at.space_id, at.collection, at.address)
+    return {"profile_id": row["public_id"], "created": views.when(row["created_ms"]),
+            "updated": views.when(row["updated_ms"]), "first_message": views.when(row["first_message_ms"]),
+            "last_message": views.when(row["last_message_ms"]), "merged": merged}
+
+
+def _history(engine: Engine, at: Where) -> dict[str, Any]:
+    query = HistoryQuery(at.collection, at.address, "", None, None, at.size, at.token)
+    records, following = engine.history.records(at.space_id, query)
+    return {"items": [views.change(r) for r in records], "next": following}
+
+
+def _traits(engine: Engine, at: Where) -> dict[str, Any]:
+    trait_class = at.query.get("class") or None
+    if trait_class is not None and trait_class not in TRAIT_CLASSES:
+        raise bad("class", f"`class` must be one of {', '.join(TRAIT_CLASSES)}", "CLASS_INVALID")
+    page = engine.profile_reads.traits(at.space_id, at.collection, at.address, include=[], trait_class=trait_class,
+                                       size=at.size, token=at.token)
+    return _paged(page, views.trait)
+
+
+def _events(engine: Engine, at: Where) -> dict[str, Any]:
+    wanted = _event_filter(at.query)
+    return _paged(engine.profile_reads.events(at.space_id, at.collection, at.address, wanted, at.size, at.token),
+                  views.event)
+
+
+def _identifiers(engine: Engine, at: Where) -> dict[str, Any]:
+    page = engine.profile_reads.external_ids(at.space_id, at.collection, at.address, at.size, at.token)
+    return _paged(page, views.identifier)
+
+
+def _links(engine: Engine, at: Where) -> dict[str, Any]:
+    return _paged(engine.profile_reads.links(at.space_id, at.collection, at.address, at.size, at.token), views.link)
+
+
+def _memberships(engine: Engine, at: Where) -> dict[str, Any]:
+    page = engine.profile_reads.memberships(at.space_id, at.collection, at.address, at.size, at.token)
+    return _paged(page, views.membership)
+
+
+_PARTS: dict[str, Callable[[Engine, Where], dict[str, Any]]] = {
+    "traits": _traits, "events": _events, "identifiers": _identifiers, "links": _links,
+    "memberships": _memberships, "history": _history, "metadata": _metadata,
+}
 
 
 def _names(query: MultiMapping[str], name: str) -> tuple[str, ...]:
