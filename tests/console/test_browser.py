@@ -34,12 +34,15 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
-    """A fresh browser context (its own sessionStorage) and page; a script error fails the test."""
+    """A fresh browser context (its own sessionStorage) and page; a script error, or a console
+    error other than a refused request's (a blocked resource, a policy violation), fails the test."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     opened = context.new_page()
     opened.set_default_timeout(WAIT_MS)
     errors: list[str] = []
     opened.on("pageerror", lambda error: errors.append(str(error)))
+    opened.on("console", lambda message: errors.append(message.text) if message.type == "error"
+              and not message.text.startswith("Failed to load resource: the server responded") else None)
     yield opened
     context.close()
     assert not errors, errors
