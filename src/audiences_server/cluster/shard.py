@@ -106,6 +106,13 @@ class Shard:
             while not stop.is_set():
                 if not self._buffer and not await self._read(0.2):
                     continue
+                calls = self._leading_calls()
+                if calls:
+                    await asyncio.to_thread(self.engine.writer.run, lambda conn, run=calls: self._calls(conn, run))
+                    for entry in calls:
+                        self._buffer.popleft()
+                        await self._consumer.ack(entry)
+                    continue
                 entry = self._buffer[0]
                 if not await self._apply(entry, stop):
                     continue
@@ -141,9 +148,7 @@ class Shard:
 
     async def _dispatch(self, kind: str, body: dict[str, Any], seq: int, serial: int) -> None:
         writer = self.engine.writer
-        if kind == "call":
-            await asyncio.to_thread(writer.run, lambda conn: self._call(conn, body, seq, serial))
-        elif kind in ("merge", "expect"):
+        if kind in ("merge", "expect"):
             adopted = self._adopts.pop(body["key"], None)
             await asyncio.to_thread(writer.run, lambda conn: self._merge(conn, body, adopted, seq, serial))
         elif kind == "hand_over":
@@ -169,14 +174,31 @@ class Shard:
         await asyncio.to_thread(self.engine.writer.run,
                                 lambda conn: store.save_position(conn, self._reader, seq, serial))
 
-    def _call(self, conn: apsw.Connection, body: dict[str, Any], seq: int, serial: int) -> None:
-        call, space, call_seq = call_from_json(body["call"]), int(body["space"]), int(body["seq"])
-        resolver = StampedResolver(conn, space, int(body["at"]), body)
-        user = resolver.resolve(call, call_seq)
-        if body["store_event"]:
-            events.insert_calls(conn, space, [call], [user], call_seq, body.get("source", ""))
-        resolver.finish()
-        store.save_position(conn, self._reader, seq, serial)
+    def _leading_calls(self) -> list[Entry]:
+        """The `call` entries at the head of the buffer (at most a batch): one transaction stores them."""
+        run: list[Entry] = []
+        for entry in self._buffer:
+            if len(run) == self._batch or decode(entry.data)["t"] != "call":
+                break
+            run.append(entry)
+        return run
+
+    def _calls(self, conn: apsw.Connection, entries: list[Entry]) -> None:
+        """Stores a run of calls, each once (a serial applied before is a message published twice)."""
+        applied = self._serial
+        for entry in entries:
+            body = decode(entry.data)
+            serial = int(body["serial"])
+            if serial > applied:
+                resolver = StampedResolver(conn, int(body["space"]), int(body["at"]), body)
+                call, call_seq = call_from_json(body["call"]), int(body["seq"])
+                user = resolver.resolve(call, call_seq)
+                if body["store_event"]:
+                    events.insert_calls(conn, int(body["space"]), [call], [user], call_seq, body.get("source", ""))
+                resolver.finish()
+                applied = serial
+        store.save_position(conn, self._reader, entries[-1].seq, applied)
+        self._serial = applied  # read by the loop only after this job committed
 
     def _merge(self, conn: apsw.Connection, body: dict[str, Any], adopted: dict[str, Any] | None,
                seq: int, serial: int) -> None:
