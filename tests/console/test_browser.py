@@ -265,7 +265,8 @@ def test_a_read_token_sees_read_only_pages_and_the_server_refuses_changes(
 
 
 def test_keyboard_alone_signs_in_and_moves_between_pages(page: Page, space: Space, tmp_path: Path) -> None:
-    """The sign-in form and the navigation work from the keyboard, and focus is visible."""
+    """The sign-in form and the navigation work from the keyboard, focus is visible, and a move to
+    another page names it in the title and puts focus at its content."""
     page.goto(f"{space.running.http_url}/console")
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.id") == "token"
@@ -280,6 +281,8 @@ def test_keyboard_alone_signs_in_and_moves_between_pages(page: Page, space: Spac
     assert outline == "solid"
     page.keyboard.press("Enter")
     expect(page.get_by_role("heading", name="Destinations")).to_be_visible()
+    expect(page).to_have_title("Destinations · Audiences console")
+    assert page.evaluate("document.activeElement.id") == "main"
     shot(page, tmp_path, "destinations-empty")
     page.set_viewport_size({"width": 390, "height": 800})
     page.goto(f"{space.running.http_url}/console#/builder/new")

@@ -1,6 +1,6 @@
 import "./console.css";
 import { render } from "preact";
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { get, token, whenSignedOut } from "./api.js";
 import { Audiences } from "./audiences.js";
 import { Builder } from "./builder.js";
@@ -55,6 +55,15 @@ function Shell({ session, onSignOut }) {
     return () => removeEventListener("hashchange", moved);
   }, []);
   const { page, args } = where;
+  // Each page names itself in the tab's title, and a move to another page puts the keyboard's
+  // focus at the start of its content (as a page load would), not on a link that is gone.
+  const first = useRef(true);
+  useEffect(() => {
+    const label = (PAGES.find(([name]) => name === page) || [page, page])[1];
+    document.title = `${label} · Audiences console`;
+    if (first.current) { first.current = false; return; }
+    document.getElementById("main")?.focus();
+  }, [page, args.join("/")]);
   const body = {
     audiences: () => html`<${Audiences} session=${session} />`,
     builder: () => html`<${Builder} session=${session} args=${args} key=${args.join("/")} />`,
