@@ -3,6 +3,7 @@ writes through the same engine calls as the gRPC API (what one does, the other s
 
 from __future__ import annotations
 
+import json
 import time
 import urllib.error
 import urllib.request
@@ -229,3 +230,22 @@ def test_a_profiles_events_page_by_page_and_filtered(space: Space) -> None:
     assert [e["event"] for e in only.body["items"]] == ["Step 3", "Step 2"]
     refused = call(space.running, "GET", f"/profiles/users/traits?address=user_id:ada&next={newest['next']}", read)
     assert (refused.status, refused.body["error"]["reason"]) == (400, "PAGE_TOKEN_INVALID")
+
+
+def test_destinations_show_status_but_never_a_secret(space: Space) -> None:
+    """The destinations read lists each destination's settings with its signing secret blanked,
+    its connections and their delivery status, to admin and read tokens alike."""
+    from tests.sync.conftest import SECRET, connect, webhook
+
+    space.define("buyers", BUYERS)
+    webhook(space, "hook", "http://127.0.0.1:9/never")
+    connect(space, "hook", "buyers", send_identify=True)
+    for scope in ("admin", "read"):
+        answer = call(space.running, "GET", "/destinations", space.tokens[scope])
+        assert answer.status == 200
+        assert SECRET not in json.dumps(answer.body)
+        (hook,) = answer.body["destinations"]
+        assert (hook["key"], hook["kind"], hook["config"]["url"]) == ("hook", "webhook", "http://127.0.0.1:9/never")
+        (connection,) = hook["connections"]
+        assert connection["computation"]["key"] == "buyers"
+        assert {"pending", "delivered", "retrying", "dead", "lag_ms", "last_error"} <= set(connection)
