@@ -252,7 +252,7 @@ def test_a_read_token_sees_read_only_pages_and_the_server_refuses_changes(
     expect(page.get_by_role("alert")).to_contain_text("Refused by the server (403 READ_ONLY_TOKEN)")
     row.get_by_role("button", name="Delete buyers").click()
     row.get_by_role("button", name="Confirm delete buyers").click()
-    expect(page.get_by_role("alert")).to_contain_text("deleted failed")
+    expect(page.get_by_role("alert")).to_contain_text("buyers: could not delete. Refused by the server (403")
     shot(page, tmp_path, "read-only-refused")
     page.goto(f"{space.running.http_url}/console#/builder/users/buyers")
     expect(page.get_by_label("Definition", exact=True)).to_have_value(BUYERS)

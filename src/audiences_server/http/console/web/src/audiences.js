@@ -14,18 +14,19 @@ function Progress({ c }) {
 
 function Row({ c, onChanged, setNotice }) {
   const [confirming, setConfirming] = useState(false);
-  const act = async (what, action) => {
+  const act = async (verb, done, action) => {
     try {
       await action();
-      setNotice({ kind: "ok", text: `${c.key}: ${what}.` });
+      setNotice({ kind: "ok", text: `${c.key}: ${done}.` });
     } catch (error) {
-      setNotice({ kind: "error", text: `${c.key}: ${what} failed. ${describe(error)}` });
+      setNotice({ kind: "error", text: `${c.key}: could not ${verb}. ${describe(error)}` });
     }
     setConfirming(false);
     onChanged();
   };
-  const toggle = () => act(c.enabled ? "disabled" : "enabled", () => patch(path(c), { enabled: !c.enabled }));
-  const remove = () => act("deleted", () => del(path(c)));
+  const toggle = () => (c.enabled ? act("disable", "disabled", () => patch(path(c), { enabled: false }))
+    : act("enable", "enabled", () => patch(path(c), { enabled: true })));
+  const remove = () => act("delete", "deleted", () => del(path(c)));
   return html`
     <tr data-key=${c.key}>
       <th scope="row"><a href=${`#/builder/${c.collection}/${encodeURIComponent(c.key)}`}>${c.name}</a>
