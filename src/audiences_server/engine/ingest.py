@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import json
 import threading
 from collections import Counter
@@ -55,19 +56,69 @@ class CallResult:
     detail: str = ""
 
 
+class Stored(Future[events.StoredCalls]):
+    """The outcome of one request's calls: a thread waits on it as on any future; an event loop
+    awaits `committed()`, and a commit wakes each loop waiting on it once, not once per request
+    (`settle`), which is what a loop wake-up per request cost under many concurrent calls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._awaited: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+
+    def committed(self) -> asyncio.Future[None]:
+        """Done, on the running loop, once the outcome is set (read it with `result()`)."""
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        with _settling:
+            if not self.done():
+                self._awaited.append((loop, waiter))
+                return waiter
+        waiter.set_result(None)
+        return waiter
+
+
+# Setting an outcome and reading who awaits it happen together under this lock, so that a loop
+# that starts awaiting at that moment is either listed or sees the outcome already set.
+_settling = threading.Lock()
+
+
+def settle(outcomes: Sequence[tuple[Stored, bool, Any]]) -> None:
+    """Sets each request's outcome (a value, or an exception when not ok), then wakes each event
+    loop awaiting any of them with one `call_soon_threadsafe`."""
+    woken: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+    for stored, ok, value in outcomes:
+        with _settling:
+            if ok:
+                stored.set_result(value)
+            else:
+                stored.set_exception(value)
+            awaited, stored._awaited = stored._awaited, []
+        for loop, waiter in awaited:
+            woken.setdefault(loop, []).append(waiter)
+    for loop, waiters in woken.items():
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is left to tell
+            loop.call_soon_threadsafe(_wake, waiters)
+
+
+def _wake(waiters: list[asyncio.Future[None]]) -> None:
+    for waiter in waiters:
+        if not waiter.done():  # a cancelled caller's waiter is done already
+            waiter.set_result(None)
+
+
 class PendingBatch:
     """A batch handed to the writer; `results()` waits for its commit."""
 
     def __init__(self, normalized: list[tracking.Call | tracking.Rejection],
-                 stored: Future[events.StoredCalls] | None, offset: int) -> None:
+                 stored: Stored | None, offset: int) -> None:
         self._normalized = normalized
         self._stored = stored
         self._offset = offset
 
     async def committed(self) -> list[CallResult]:
         """Per-call outcomes, awaited on an event loop without holding a thread."""
-        if self._stored is not None:
-            await asyncio.wrap_future(self._stored)
+        if self._stored is not None and not self._stored.done():
+            await self._stored.committed()
         return self.results()
 
     def results(self) -> list[CallResult]:
@@ -154,7 +205,7 @@ class _Request:
     sender: Sender
     calls: list[tracking.Call]
     ids: list[ExtractedIds]  # each call's external ids, read before the writer's turn
-    stored: Future[events.StoredCalls] = field(default_factory=Future)
+    stored: Stored = field(default_factory=Stored)
 
 
 class _Waiting:
@@ -180,7 +231,7 @@ class _Waiting:
         # request hears of them.
         self.on_stored: Callable[[int, int, int], None] = lambda accepted, duplicates, suppressed: None
 
-    def add(self, request: _Request) -> Future[events.StoredCalls]:
+    def add(self, request: _Request) -> Stored:
         """Queues the calls of one request; the future resolves once they are committed.
 
         Raises:
@@ -256,11 +307,7 @@ class _Waiting:
         stored = [value for _, value in outcomes if isinstance(value, events.StoredCalls)]
         self.on_stored(sum(len(s.accepted) for s in stored), sum(len(s.duplicates) for s in stored),
                        sum(len(s.suppressed) for s in stored))
-        for request, (ok, value) in zip(taken, outcomes, strict=True):
-            if ok:
-                request.stored.set_result(value)
-            else:
-                request.stored.set_exception(value)
+        settle([(request.stored, ok, value) for request, (ok, value) in zip(taken, outcomes, strict=True)])
         self.on_commit()
 
 
