@@ -21,9 +21,14 @@ same bodies) is measured right after `ingest.batch`.
 measured too unless `--no-typed`. Prints each run and a table, and writes
 bench/results/ingest.json (see bench/common.py for the figures' fields). Figures move ±10–25%
 from run to run on a 2-core machine; the ratios, measured in the same run, are what to compare.
+Each figure also records the server's CPU per call (`server_cpu_us_per_call`, and the bench-only
+server's as `baseline_cpu_us_per_call` for stream and unary): user plus system time of the whole
+process from /proc/<pid>/stat before and after each run, the median over runs. It moves far less
+than a rate when other work shares the cores. `--figures` measures only some figures.
 
     python bench/ingest.py                       # 100k events × 5 runs per figure
     python bench/ingest.py --events 20000 --stream 5000 --unary 2000 --repeats 3
+    python bench/ingest.py --figures unary,stream --unary 2000 --stream 5000 --repeats 3
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import argparse
 import contextlib
 import itertools
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -59,6 +65,37 @@ from audiences_server.store.migrations import migrate
 from audiences_server.testing import ServerProcess
 
 BATCH = 500
+# The figures `--figures` can pick (all by default); `http` is http.batch, `idle` the idle streams.
+FIGURES = ("batch", "http", "typed", "stream", "unary", "idle")
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """A process's CPU time so far (user and system, all threads), from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+class CpuPerCall:
+    """Server CPU per call over runs, from /proc/<pid>/stat before and after each run: less
+    sensitive than a rate to other work on the machine."""
+
+    def __init__(self) -> None:
+        self.samples: dict[str, list[float]] = {}
+
+    def rate(self, what: str, pid: int, count: int, run: Callable[[], Any]) -> float:
+        """`rate(count, run)`, noting the process's CPU microseconds per call under `what`."""
+        before = cpu_seconds(pid)
+        value = rate(count, run)
+        self.samples.setdefault(what, []).append((cpu_seconds(pid) - before) * 1e6 / count)
+        return value
+
+    def fields(self, ours: str, baseline: str = "") -> dict[str, Any]:
+        """The figure's extra fields: median server CPU per call, ours and the baseline server's."""
+        out = {"server_cpu_us_per_call": round(statistics.median(self.samples.pop(ours)), 1)}
+        if baseline:
+            out["baseline_cpu_us_per_call"] = round(statistics.median(self.samples.pop(baseline)), 1)
+        return out
 
 
 @dataclass
@@ -73,6 +110,7 @@ class Config:
     senders: int = 4
     threads: int = 16
     typed: bool = True
+    figures: tuple[str, ...] = FIGURES
 
 
 def fresh_calls(users: int, count: int, seed: int, now_ms: int, kinds: tuple[str, ...] = ()) -> list[dict[str, Any]]:
@@ -163,6 +201,7 @@ class Ingest:
         self.meta = (("authorization", f"Bearer {self.server.tokens['write']}"),)
         self.raw = RawStore(root / "raw" / "raw.db")
         self.seed = itertools.count(1)
+        self.cpu = CpuPerCall()
 
     def close(self) -> None:
         self.channel.close()
@@ -203,12 +242,12 @@ class Ingest:
 
         def ours(i: int) -> float:
             rows, bodies = prepared.pop(i)
-            return rate(len(rows), lambda: self.send_json(bodies))
+            return self.cpu.rate("batch", self.server.proc.pid, len(rows), lambda: self.send_json(bodies))
 
         base, samples = alternate(cfg.repeats, baseline, ours, "batch", "events/s")
         return figure("ingest.batch", f"BatchJson, {BATCH} per call, {cfg.senders} senders, identity resolution;"
                       f" baseline raw apsw executemany, {BATCH}-row transactions", samples, "events/s", 0, base,
-                      events_per_run=cfg.events)
+                      events_per_run=cfg.events, **self.cpu.fields("batch"))
 
     def batch_typed(self) -> dict[str, Any]:
         cfg = self.config
@@ -248,15 +287,18 @@ class Ingest:
             calls = self.calls(cfg.stream)
             prepared[i] = [ingest_pb2.StreamCallsRequest(call=tracking_pb2.TrackingCall(json=json.dumps(c).encode()))
                            for c in calls]
-            return rate(len(calls), lambda: run(self.base_stub, prepared[i], ()))
+            return self.cpu.rate("stream base", self.baseline.pid, len(calls),
+                                 lambda: run(self.base_stub, prepared[i], ()))
 
         def ours(i: int) -> float:
             requests = prepared.pop(i)
-            return rate(len(requests), lambda: run(self.stub, requests, self.meta))
+            return self.cpu.rate("stream", self.server.proc.pid, len(requests),
+                                 lambda: run(self.stub, requests, self.meta))
 
         base, samples = alternate(cfg.repeats, baseline, ours, "stream", "events/s")
         return figure("ingest.stream", "StreamCalls, one JSON call per message, one stream; baseline a server"
-                      " that parses and drops", samples, "events/s", 0, base, events_per_run=cfg.stream)
+                      " that parses and drops", samples, "events/s", 0, base, events_per_run=cfg.stream,
+                      **self.cpu.fields("stream", "stream base"))
 
     def unary(self) -> dict[str, Any]:
         cfg = self.config
@@ -267,16 +309,18 @@ class Ingest:
 
         def baseline(i: int) -> float:
             prepared[i] = [ingest_pb2.TrackRequest(track=to_track(c)) for c in self.calls(cfg.unary, ("track",))]
-            return rate(len(prepared[i]), lambda: run(self.base_stub, prepared[i], self.meta))
+            return self.cpu.rate("unary base", self.baseline.pid, len(prepared[i]),
+                                 lambda: run(self.base_stub, prepared[i], self.meta))
 
         def ours(i: int) -> float:
             requests = prepared.pop(i)
-            return rate(len(requests), lambda: run(self.stub, requests, self.meta))
+            return self.cpu.rate("unary", self.server.proc.pid, len(requests),
+                                 lambda: run(self.stub, requests, self.meta))
 
         base, samples = alternate(cfg.repeats, baseline, ours, "unary", "calls/s")
         return figure("ingest.unary", f"Track (typed properties), {cfg.threads} client threads; baseline a no-op"
                       " Track on a grpc.aio server with the same options", samples, "calls/s", 0, base,
-                      calls_per_run=cfg.unary)
+                      calls_per_run=cfg.unary, **self.cpu.fields("unary", "unary base"))
 
 
 def idle_streams(server: ServerProcess, streams: int = 1000, checks: int = 500) -> dict[str, Any]:
@@ -330,10 +374,12 @@ def collect(config: Config, root: Path | None = None) -> list[dict[str, Any]]:
         bench = Ingest(root or Path(tmp), config)
         try:
             bench.warm_up()
-            results = [bench.batch(), http_ingest.http_batch(bench)]
-            if config.typed:
-                results.append(bench.batch_typed())
-            results += [bench.stream(), bench.unary(), idle_streams(bench.server)]
+            figures: dict[str, Callable[[], dict[str, Any]]] = {
+                "batch": bench.batch, "http": lambda: http_ingest.http_batch(bench), "typed": bench.batch_typed,
+                "stream": bench.stream, "unary": bench.unary, "idle": lambda: idle_streams(bench.server),
+            }
+            wanted = [name for name in FIGURES if name in config.figures and (name != "typed" or config.typed)]
+            results = [figures[name]() for name in wanted]
         finally:
             bench.close()
     return results
@@ -349,10 +395,16 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=defaults.repeats, help="runs of each figure and its baseline")
     parser.add_argument("--senders", type=int, default=defaults.senders, help="client threads sending batches")
     parser.add_argument("--no-typed", dest="typed", action="store_false", help="skip the typed Batch figure")
+    parser.add_argument("--figures", default=",".join(FIGURES),
+                        help=f"comma-separated figures to measure, of {', '.join(FIGURES)}")
     parser.add_argument("--out", type=Path, default=RESULTS / "ingest.json")
     args = parser.parse_args()
+    figures = tuple(name.strip() for name in args.figures.split(",") if name.strip())
+    unknown = sorted(set(figures) - set(FIGURES))
+    if unknown:
+        parser.error(f"unknown figures {', '.join(unknown)}; known: {', '.join(FIGURES)}")
     config = Config(users=args.users, events=args.events, stream=args.stream, unary=args.unary,
-                    repeats=args.repeats, senders=args.senders, typed=args.typed)
+                    repeats=args.repeats, senders=args.senders, typed=args.typed, figures=figures)
     results = collect(config)
     print_table(results)
     write_results(results, args.out)
