@@ -5,6 +5,7 @@ a screenshot of the pages it saw to its tmp_path."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -134,6 +135,10 @@ def test_builder_creates_an_audience_and_shows_an_edits_diff(page: Page, space: 
 
     row.get_by_role("link", name="Buyers").click()
     expect(page.get_by_label("Definition", exact=True)).to_have_value(BUYERS)
+    sizes = page.get_by_role("region", name="Size over time")
+    expect(sizes).to_contain_text("Size now 3; 3 entries and exits")
+    page.get_by_label("Interval").select_option("daily")
+    expect(sizes.locator("svg.chart")).to_have_attribute("aria-label", re.compile(r"^buyers size, daily: size 3 now"))
     page.get_by_label("Definition", exact=True).fill(EDITED)
     diff = page.locator(".diff")
     expect(diff.locator("[data-outcome=entering] .count")).to_have_text("1")

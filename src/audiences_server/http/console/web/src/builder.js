@@ -1,5 +1,6 @@
 import { useEffect, useState } from "preact/hooks";
 import { get, patch, post } from "./api.js";
+import { SizeChart } from "./chart.js";
 import { Failure, Notice, describe, duration, html, shown, time, useDebounced, useLoad } from "./util.js";
 
 const EXAMPLE = "event('Order Completed').within(30 days).count() >= 1";
@@ -75,6 +76,23 @@ function Versions({ target, version, onRolledBack, setNotice }) {
           <td class="num">${v.size_after_backfill ?? "—"}</td><td><code>${v.definition}</code></td>
           <td>${!v.current && html`<button type="button" onClick=${() => rollback(v.version)}>Roll back to version ${v.version}</button>`}</td>
         </tr>`)}</tbody></table></div>`}
+    </section>`;
+}
+
+// The saved definition's size per hour (last 48) or per day (last 30), with entries and exits.
+function Sizes({ target, version }) {
+  const [interval, setSpan] = useState("hourly");
+  const { data, error } = useLoad(() => get(`${target}/sizes?interval=${interval}`), [target, interval, version]);
+  const moved = data ? data.points.reduce((sum, p) => sum + p.entered + p.exited, 0) : 0;
+  return html`
+    <section aria-labelledby="sizes-title">
+      <h2 id="sizes-title">Size over time</h2>
+      <label for="size-interval">Interval</label>
+      <select id="size-interval" value=${interval} onChange=${(e) => setSpan(e.target.value)}>
+        <option value="hourly">Hourly, last 48 hours</option><option value="daily">Daily, last 30 days</option></select>
+      <${Failure} error=${error} />
+      ${data && html`<p>Size now <b>${data.size}</b>; ${moved} entries and exits in the range shown.</p>
+        <${SizeChart} points=${data.points} label=${`${data.key} size, ${interval}`} width=${640} height=${160} />`}
     </section>`;
 }
 
@@ -191,6 +209,7 @@ export function Builder({ args }) {
           <${Samples} items=${preview.samples} />
           ${preview.diff && html`<${Diff} diff=${preview.diff} />`}`}
       </section>
+      ${editing && saved && html`<${Sizes} target=${target} version=${saved.version} />`}
       ${editing && saved && html`<${Versions} target=${target} version=${saved.version} onRolledBack=${load} setNotice=${setNotice} />`}
     </section>`;
 }
