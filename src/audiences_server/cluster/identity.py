@@ -113,7 +113,12 @@ class IdentityStage:
             await consumer.close()
 
     async def flush(self) -> None:
-        """Publishes the outbox in order (pipelined on one connection, so stored in order), then drops it."""
+        """Publishes the outbox in order, then drops it.
+
+        The appends are pipelined: each is written to the one connection before the next starts
+        (`JetStreamLog.append`), and both partitions' subjects are one stream, so the log stores
+        them in the outbox's order; an `expect` is stored before its `hand_over`.
+        """
         while True:
             waiting = await asyncio.to_thread(self._writer.run, lambda conn: store.outbox(conn, 512))
             if not waiting:

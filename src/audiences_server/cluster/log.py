@@ -170,7 +170,12 @@ class JetStreamLog:
         return cls(nc, js)
 
     async def append(self, subject: str, data: bytes, msg_id: str | None = None) -> int:
-        """Publishes and waits for JetStream's acknowledgement (see `Log.append`)."""
+        """Publishes and waits for JetStream's acknowledgement (see `Log.append`).
+
+        The message is in the connection's outgoing buffer before the first await (the client's
+        request subscription was made at `connect`), so appends started one after another on
+        one loop reach the server, and a stream, in that order even when awaited together.
+        """
         headers = {"Nats-Msg-Id": msg_id} if msg_id is not None else None
         ack = await self._js.publish(subject, data, timeout=30, headers=headers)
         return int(ack.seq)
