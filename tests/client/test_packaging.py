@@ -58,7 +58,8 @@ def test_client_installs_alone_into_a_fresh_virtualenv(tmp_path: Path) -> None:
 @pytest.mark.timeout(300)
 def test_the_server_distribution_carries_the_client(tmp_path: Path) -> None:
     """`pip install .` from a checkout needs nothing outside it: the server's wheel holds the
-    `audiences` package and both commands, and requires no separate client distribution."""
+    `audiences` package, both commands and the console's built pages, and requires no separate
+    client distribution."""
     built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
                             "-w", str(tmp_path), str(ROOT)], capture_output=True, text=True, check=False)
     assert built.returncode == 0, built.stderr
@@ -70,6 +71,10 @@ def test_the_server_distribution_carries_the_client(tmp_path: Path) -> None:
         scripts = archive.read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     assert {"audiences/__init__.py", "audiences/cli.py", "audiences/v1/ingest_pb2.py",
             "audiences_server/server.py"} <= names
+    # The web console's built pages ship; its front-end sources and their node_modules do not.
+    console = "audiences_server/http/console/"
+    assert {f"{console}static/index.html", f"{console}static/console.js", f"{console}static/console.css"} <= names
+    assert not [n for n in names if n.startswith(f"{console}web/")]
     requires = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
     assert requires
     assert not [line for line in requires if "audiences-client" in line]
