@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -321,8 +321,10 @@ class Delivery:
     created_ms: int
 
 
-def due_heads(conn: apsw.Connection, destination_id: int, now_ms: int, limit: int) -> list[Delivery]:
-    """Due deliveries that are first in their profile's queue, oldest first.
+def due_heads(conn: apsw.Connection, destination_id: int, now_ms: int, limit: int,
+              skipped: Collection[int] = ()) -> list[Delivery]:
+    """Due deliveries that are first in their profile's queue, oldest first, less `skipped`
+    (those in flight, whose records are not decoded again).
 
     A delivery waits while an older one of the same connection and profile is queued, retrying
     or parked: that is what keeps each profile's changes in order. The queue is walked in order
@@ -339,6 +341,7 @@ def due_heads(conn: apsw.Connection, destination_id: int, now_ms: int, limit: in
             " ORDER BY d.delivery_id LIMIT ?",
             (destination_id, now_ms, limit),
         )
+        if r[0] not in skipped
     ]
 
 

@@ -202,8 +202,7 @@ class DestinationWorker:
         flying = self._acks.in_flight()
         # Enough heads to fill every free write whatever the kind batches, besides those in flight.
         limit = writes * sink.max_batch + len(flying)
-        heads = [h for h in store.due_heads(self._readers.get(), self.destination_id, now, limit)
-                 if h.delivery_id not in flying]
+        heads = store.due_heads(self._readers.get(), self.destination_id, now, limit, flying)
         if not heads:
             self._wait_for_next_due(now)
             return False
