@@ -339,6 +339,9 @@ class Ingest:
         self.on_messages: Callable[[str, str, int], None] = lambda outcome, reason, count: None
         # Checked in the writer job, against identifiers suppressed by profile deletions.
         self.suppressions = Suppressions()
+        # Where accepted calls go instead of this database (a cluster's front appends them to the
+        # log, docs/scaling.md): called in the writer job, it returns once they are durable there.
+        self.elsewhere: Callable[[Sender, list[tracking.Call]], None] | None = None
         self._waiting = _Waiting(writer, self._store, max_waiting)
         self._waiting.on_commit = self._notify
         self._waiting.on_stored = self._count_stored
@@ -411,6 +414,9 @@ class Ingest:
             self.on_messages(REJECTED, REASON, suppressed)
 
     def _store(self, conn: apsw.Connection, request: _Request) -> events.StoredCalls:
+        if self.elsewhere is not None:
+            self.elsewhere(request.sender, request.calls)  # duplicates are found where they are stored
+            return events.StoredCalls(list(range(len(request.calls))), [])
         # Identity resolution joins this transaction, so a read after the RPC sees its profile.
         sender, calls = request.sender, request.calls
         split = _without(self.suppressions.held(conn, sender.space_id, calls, request.ids),
