@@ -249,3 +249,23 @@ def test_destinations_show_status_but_never_a_secret(space: Space) -> None:
         (connection,) = hook["connections"]
         assert connection["computation"]["key"] == "buyers"
         assert {"pending", "delivered", "retrying", "dead", "lag_ms", "last_error"} <= set(connection)
+
+
+def test_why_for_an_account_names_its_users_and_their_evidence(space: Space) -> None:
+    """Explaining an account audience gives each linked user's outcome with its own tree, and the
+    account's links name the users."""
+    space.send({"type": "identify", "userId": "u1", "traits": {"plan": "pro"}},
+               {"type": "identify", "userId": "u2", "traits": {"plan": "free"}},
+               {"type": "group", "userId": "u1", "groupId": "acme"},
+               {"type": "group", "userId": "u2", "groupId": "acme"})
+    space.define("has_pro", "ANY (trait('plan') = 'pro')", collection="accounts")
+    space.tick()
+    read = space.tokens["read"]
+    why = call(space.running, "GET", "/explain/accounts/has_pro?profile=group_id:acme", read).body
+    assert (why["value"], why["definition"]["collection"]) == (True, "accounts")
+    root = why["root"]
+    assert (root["kind"], root["users_satisfying"], root["users_total"]) == ("any", 1, 2)
+    outcomes = {tuple(u["profile"]["identifiers"]): u["satisfied"] for u in root["users"]}
+    assert outcomes == {("user_id:u1",): True, ("user_id:u2",): False}
+    links = call(space.running, "GET", "/profiles/accounts/links?address=group_id:acme", read).body["items"]
+    assert sorted(link["identifiers"][0] for link in links) == ["user_id:u1", "user_id:u2"]
