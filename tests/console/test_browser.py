@@ -202,6 +202,7 @@ def test_profile_explorer_finds_a_profile_and_explains_why(page: Page, space: Sp
     membership = page.locator(".memberships li[data-key=buyers]")
     membership.get_by_role("button", name="Why is this profile in buyers").click()
     why = page.locator(".explain")
+    expect(why).to_be_focused()
     expect(why).to_contain_text("Value true")
     expect(why.locator(".stream")).to_contain_text("Order Completed: 2 seen, 2 kept")
     expect(why.locator(".evidence tbody tr")).to_have_count(2)

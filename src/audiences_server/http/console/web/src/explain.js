@@ -1,3 +1,4 @@
+import { useEffect, useRef } from "preact/hooks";
 import { get, q } from "./api.js";
 import { Failure, html, shown, time, useLoad } from "./util.js";
 
@@ -33,11 +34,14 @@ function Node({ node }) {
 
 // Why a profile has its value for a definition: explain's tree, its evidence, and what changes it next.
 export function Explain({ collection, definitionKey, address, onClose }) {
+  // Opened from a button further down the page: the keyboard's focus moves to the explanation.
+  const panel = useRef(null);
+  useEffect(() => panel.current?.focus(), [definitionKey, address]);
   const { data, error } = useLoad(
     () => get(`/explain/${encodeURIComponent(collection)}/${encodeURIComponent(definitionKey)}${q({ profile: address })}`),
     [collection, definitionKey, address]);
   return html`
-    <section class="explain" aria-labelledby="explain-title">
+    <section class="explain" aria-labelledby="explain-title" tabindex="-1" ref=${panel}>
       <div class="title-row">
         <h2 id="explain-title">Why: ${definitionKey}</h2>
         <button type="button" onClick=${onClose}>Close</button>

@@ -45,7 +45,8 @@ export function useLoad(load, deps, every = 0) {
   useEffect(() => { setState((s) => ({ ...s, loading: true })); reload(); }, deps);
   useEffect(() => {
     if (!every) return undefined;
-    const timer = setInterval(reload, every);
+    // A tab in the background reads nothing; it catches up when shown again.
+    const timer = setInterval(() => { if (!document.hidden) reload(); }, every);
     return () => clearInterval(timer);
   }, [...deps, every]);
   return { ...state, reload };
