@@ -182,10 +182,14 @@ def test_console_changes_are_the_grpc_apis_changes(space: Space) -> None:
 
 
 def test_unknown_paths_and_versions_are_answered_as_json(space: Space) -> None:
-    """An unknown API path is 404 once signed in; a version that does not exist is 404; a bad part is 400."""
+    """An unknown API path is 404 once signed in, a known one asked with another method 405 with
+    `Allow`; a version that does not exist is 404; a bad part is 400."""
     space.define("buyers", BUYERS)
     admin = space.tokens["admin"]
     assert call(space.running, "GET", "/nothing/here", admin).status == 404
+    wrong = call(space.running, "PUT", "/computations/users/buyers", admin, {})
+    assert (wrong.status, wrong.headers["Allow"]) == (405, "DELETE, GET, HEAD, PATCH")
+    assert call(space.running, "PUT", "/computations/users/buyers", body={}).status == 401
     assert call(space.running, "POST", "/computations/users/buyers/rollback", admin, {"version": 9}).status == 404
     answer = call(space.running, "GET", "/profiles/users/secrets?address=user_id:ada", admin)
     assert (answer.status, answer.body["error"]["reason"]) == (400, "PART_INVALID")

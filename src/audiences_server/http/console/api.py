@@ -292,6 +292,23 @@ def _redrive(engine: Engine, grant: Grant, path: dict[str, str], _query: Any, bo
     return writes.redrive(engine, grant, path["key"], ids)
 
 
-@api()
-def _unknown(_engine: Engine, _grant: Grant, _path: dict[str, str], _query: Any, _body: Any) -> dict[str, Any]:
-    raise NotFound("no such console API path", reason="PATH_UNKNOWN")
+async def _unknown(request: web.Request) -> web.Response:
+    """Any other path or method under the API, once signed in: 405 with `Allow` for a known path
+    asked with another method, else 404."""
+    edge = request.app[EDGE]
+    try:
+        await edge.blocking(signed_in, edge.engine, request.headers.getall("Authorization", []), False)
+    except AudiencesError as error:
+        return error_body(error)
+    allowed: set[str] = set()
+    for resource in request.app.router.resources():
+        if resource is not request.match_info.route.resource and resource.canonical.startswith(PREFIX):
+            _, methods = await resource.resolve(request)
+            allowed |= methods
+    if not allowed:
+        return error_body(NotFound("no such console API path", reason="PATH_UNKNOWN"))
+    response = _json({"error": {"code": "METHOD_NOT_ALLOWED", "reason": "METHOD_NOT_ALLOWED",
+                                "message": f"{request.method} is not allowed here; use {', '.join(sorted(allowed))}"}},
+                     status=405)
+    response.headers["Allow"] = ", ".join(sorted(allowed))
+    return response
