@@ -74,6 +74,11 @@ class Cluster:
         self._stop = self._loop.run(_event())
         self._tasks = [self._loop.start(role.run(self._stop)) for role in (self.identity, *self.shards)]
 
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The loop the roles and the log run on."""
+        return self._loop.loop
+
     def send(self, calls: Sequence[dict[str, Any]]) -> None:
         results = self._loop.run(self.front.submit(SPACE, calls))
         assert all(r.status == ACCEPTED for r in results), results

@@ -1,11 +1,15 @@
 """A front: validates and normalises calls as one node does, appends them, answers after the log's ack.
 
+`Front` is the front as a library (tests, `cluster send`); `LogBridge` turns the server itself
+into a front (`audiences-server cluster front`): its ingest paths append instead of storing.
+
 Fronts keep no state: any number can append to `aud.calls`. Duplicates (a message id seen
 before) are found by the identity stage, so a front answers `accepted` for every valid call.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Sequence
 from typing import Any
@@ -15,8 +19,8 @@ from audiences_server.cluster.log import CALLS, Log
 from audiences_server.core import tracking
 from audiences_server.engine.clock import Clock
 from audiences_server.engine.computations import Spec, check
-from audiences_server.engine.ingest import ACCEPTED, REJECTED, CallResult
-from audiences_server.errors import FailedPrecondition
+from audiences_server.engine.ingest import ACCEPTED, REJECTED, CallResult, Sender
+from audiences_server.errors import FailedPrecondition, Unavailable
 
 
 class Front:
@@ -33,8 +37,7 @@ class Front:
         normalized = [tracking.normalize(raw, at, defaults) for raw in raws]
         valid = [call_to_json(n) for n in normalized if isinstance(n, tracking.Call)]
         if valid:
-            await self._log.append(CALLS, encode({"t": "calls", "space": space_id, "source": source_id, "at": at,
-                                                  "calls": valid}))
+            await append_calls(self._log, space_id, source_id, at, valid)
         return [CallResult(i, n.message_id, REJECTED, n.reason, n.detail) if isinstance(n, tracking.Rejection)
                 else CallResult(i, n.message_id, ACCEPTED) for i, n in enumerate(normalized)]
 
@@ -57,3 +60,39 @@ class Front:
         """
         check(spec.definition, spec.kind, spec.collection)
         await self._log.append(CALLS, encode({"t": "define", "space": space_id, "spec": dataclasses.asdict(spec)}))
+
+
+async def append_calls(log: Log, space_id: int, source_id: str, at_ms: int, calls: list[dict[str, Any]]) -> int:
+    """Appends one `calls` entry (normalised calls of one space, received at `at_ms`); returns its position."""
+    return await log.append(CALLS, encode({"t": "calls", "space": space_id, "source": source_id, "at": at_ms,
+                                           "calls": calls}))
+
+
+class LogBridge:
+    """Hands the server's accepted calls to the log (`Ingest.elsewhere`): the HTTP and gRPC ingest
+    paths validate and normalise as on one node, and answer once the log has stored the calls.
+
+    It is called on the writer's thread, with every request the writer grouped: one append per group.
+    """
+
+    def __init__(self, log: Log, loop: asyncio.AbstractEventLoop, clock: Clock, timeout_s: float = 10) -> None:
+        self._log = log
+        self._loop = loop
+        self._clock = clock
+        self._timeout_s = timeout_s
+
+    def __call__(self, sender: Sender, calls: list[tracking.Call]) -> None:
+        """Appends the calls and waits for the log's acknowledgement.
+
+        Raises:
+            Unavailable: LOG_UNAVAILABLE, the log did not acknowledge in time (the caller retries).
+        """
+        appended = asyncio.run_coroutine_threadsafe(
+            append_calls(self._log, sender.space_id, sender.source_id, self._clock.now_ms(),
+                         [call_to_json(call) for call in calls]), self._loop)
+        try:
+            appended.result(self._timeout_s)
+        except Exception as failure:
+            appended.cancel()
+            raise Unavailable(f"the log did not store the calls: {type(failure).__name__}",
+                              reason="LOG_UNAVAILABLE") from None

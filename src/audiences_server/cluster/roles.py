@@ -7,17 +7,19 @@ import argparse
 import asyncio
 import dataclasses
 import json
+import os
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import structlog
 
 from audiences_server import logs
-from audiences_server.cluster.front import Front
+from audiences_server.cluster.front import Front, LogBridge
 from audiences_server.cluster.identity import IdentityStage
 from audiences_server.cluster.log import JetStreamLog
 from audiences_server.cluster.shard import Shard
@@ -25,7 +27,8 @@ from audiences_server.engine.clock import Clock
 from audiences_server.engine.engine import Engine
 from audiences_server.engine.ingest import calls_of, check_batch_limits, decode_body
 from audiences_server.errors import InvalidArgument
-from audiences_server.settings import Settings
+from audiences_server.server import create_server
+from audiences_server.settings import Settings, add_arguments, resolve
 
 log = structlog.get_logger(__name__)
 
@@ -44,13 +47,19 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
                             help="the clock moves only with the log's clock entries (tests)")
         parser.add_argument("--clock-start", type=int, default=None, help="the manual clock's first time, in ms")
     identity.add_argument("--partitions", type=int, required=True, help="how many partitions (P)")
+    front = roles.add_parser("front", help="serve the HTTP and gRPC APIs, appending calls to the log instead of "
+                             "storing them (the serve flags apply)")
+    front.add_argument("--nats", default="nats://127.0.0.1:4222", help="the NATS server's URL")
+    add_arguments(front)
     send = roles.add_parser("send", help="append calls (a tracking API body on stdin) to the cluster, as a front")
     send.add_argument("--nats", default="nats://127.0.0.1:4222", help="the NATS server's URL")
     send.add_argument("--space-id", type=int, default=1, help="the space (1: the bootstrap's `default`)")
-    local = roles.add_parser("local", help="a nats-server, an identity stage and N shards on this machine")
+    local = roles.add_parser("local", help="a nats-server, a front, the identity stage and N shards on this machine")
     local.add_argument("--dir", type=Path, default=Path("var/cluster"), help="where the files go")
     local.add_argument("--shards", type=int, default=2)
     local.add_argument("--port", type=int, default=4222, help="the nats-server's port")
+    local.add_argument("--listen", default="127.0.0.1:50051", help="the front's gRPC address")
+    local.add_argument("--http-listen", default="127.0.0.1:8080", help="the front's HTTP address")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
     logs.configure("auto", "info")
     if args.role == "local":
         return _local(args)
+    if args.role == "front":
+        return _front(args)
     if args.role == "send":
         return asyncio.run(_send(args.nats, args.space_id, sys.stdin.buffer.read()))
     if args.partition < 0 if args.role == "shard" else args.partitions < 1:
@@ -70,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
 def engine_for(db: Path, manual_clock: bool, clock_start: int | None) -> Engine:
     """A role's engine on its own file, with the space every role shares (the bootstrap's `default`)."""
     db.parent.mkdir(parents=True, exist_ok=True)
-    engine = Engine(Settings(db=db, manual_clock=manual_clock, clock_start=clock_start))
+    engine = Engine(Settings(db=db, manual_clock=manual_clock, clock_start=clock_start,
+                             credentials_file=str(db.with_suffix(".credentials.json"))))
     engine.bootstrap()
     return engine
 
@@ -96,6 +108,35 @@ async def _serve(args: argparse.Namespace) -> None:
         await asyncio.to_thread(engine.close)
 
 
+def _front(args: argparse.Namespace) -> int:
+    """The server, its ingest diverted to the log, until SIGTERM or SIGINT."""
+    try:
+        settings = resolve({k: v for k, v in vars(args).items() if k not in ("command", "role", "nats")},
+                           os.environ)
+        logs.configure(settings.log_format, settings.log_level)
+        server, port = create_server(settings)
+    except (ValueError, OSError) as refused:
+        print(f"audiences-server: {refused}", file=sys.stderr)
+        return 2
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="log", daemon=True)
+    thread.start()
+    the_log = asyncio.run_coroutine_threadsafe(JetStreamLog.connect(args.nats), loop).result(30)
+    server.engine.ingest.elsewhere = LogBridge(the_log, loop, server.engine.clock)
+    stopping = threading.Event()
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, lambda signum, frame: stopping.set())
+    server.start()
+    log.info("front_started", address=f"{settings.listen.rsplit(':', 1)[0]}:{port}", http_port=server.http_port,
+             nats=args.nats)
+    while not stopping.wait(0.25):  # timed: a signal's handler runs when the main thread runs bytecode
+        pass
+    server.stop()
+    asyncio.run_coroutine_threadsafe(the_log.close(), loop).result(30)
+    loop.call_soon_threadsafe(loop.stop)
+    return 0
+
+
 async def _send(url: str, space_id: int, body: bytes) -> int:
     """Validates a body as the tracking API does, appends its calls, prints each call's outcome."""
     try:
@@ -115,7 +156,7 @@ async def _send(url: str, space_id: int, body: bytes) -> int:
 
 
 def _local(args: argparse.Namespace) -> int:
-    """nats-server and the roles as child processes, until Ctrl-C; the calls go in through a front."""
+    """nats-server, a front, the identity stage and the shards as child processes, until Ctrl-C."""
     nats_server = shutil.which("nats-server")
     if nats_server is None:
         print("audiences-server: nats-server is not on PATH (Debian: apt-get install nats-server)", file=sys.stderr)
@@ -130,7 +171,11 @@ def _local(args: argparse.Namespace) -> int:
                                       "--partitions", str(args.shards)]))
     children += [subprocess.Popen([*me, "shard", "--db", str(args.dir / f"shard-{p}.db"), "--nats", url,
                                    "--partition", str(p)]) for p in range(args.shards)]
-    print(f"nats at {url}; identity stage and {args.shards} shards under {args.dir}; Ctrl-C stops them")
+    children.append(subprocess.Popen([*me, "front", "--db", str(args.dir / "front.db"), "--nats", url,
+                                      "--listen", args.listen, "--http-listen", args.http_listen]))
+    print(f"nats at {url}; a front on {args.listen} (HTTP {args.http_listen}, tokens in "
+          f"{args.dir / 'credentials.json'}), the identity stage and {args.shards} shards under {args.dir};"
+          " Ctrl-C stops them")
     signal.signal(signal.SIGTERM, _interrupt)  # stopped by a signal, the children are stopped too
     try:
         while all(child.poll() is None for child in children):
