@@ -74,6 +74,10 @@ class Cluster:
         self._stop = self._loop.run(_event())
         self._tasks = [self._loop.start(role.run(self._stop)) for role in (self.identity, *self.shards)]
 
+    def loop_run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Runs a coroutine on the roles' loop and returns its result."""
+        return self._loop.run(coro)
+
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
         """The loop the roles and the log run on."""

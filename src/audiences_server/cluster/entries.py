@@ -35,6 +35,15 @@ def decode(data: bytes) -> dict[str, Any]:
     return entry
 
 
+def read(data: bytes) -> dict[str, Any]:
+    """An entry read from the log; one that is not an entry reads as type `unreadable`, which
+    every reader logs and skips, so that one bad entry never stops a partition."""
+    try:
+        return decode(data)
+    except ValueError:
+        return {"t": "unreadable"}
+
+
 def call_to_json(call: Call) -> dict[str, Any]:
     """A normalised call, every field kept."""
     return {f.name: getattr(call, f.name) for f in dataclasses.fields(call)}

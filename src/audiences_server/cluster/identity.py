@@ -17,7 +17,7 @@ from typing import Any
 import apsw
 import structlog
 
-from audiences_server.cluster.entries import call_from_json, decode, encode, merge_key, partition_of
+from audiences_server.cluster.entries import call_from_json, encode, merge_key, partition_of, read
 from audiences_server.cluster.log import CALLS, Log, partition_subject
 from audiences_server.core.identity import ACCOUNTS, USERS, extract_external_ids, with_configured_ids
 from audiences_server.core.tracking import Call, unlinks
@@ -131,7 +131,7 @@ class IdentityStage:
     def _route_all(self, conn: apsw.Connection, entries: Sequence[Any]) -> None:
         for entry in entries:
             routed = _Routed(self._partitions)
-            self._route(conn, decode(entry.data), routed)
+            self._route(conn, read(entry.data), routed)
             for partition, out in routed.out:
                 serial = store.next_count(conn, _SERIAL)
                 store.add_outbox(conn, serial, partition_subject(partition), encode({**out, "serial": serial}))

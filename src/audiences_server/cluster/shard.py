@@ -16,7 +16,7 @@ from typing import Any
 import apsw
 import structlog
 
-from audiences_server.cluster.entries import call_from_json, decode, encode
+from audiences_server.cluster.entries import call_from_json, encode, read
 from audiences_server.cluster.log import Consumer, Entry, Log, partition_subject
 from audiences_server.core.identity import ACCOUNTS, USERS, ExternalId
 from audiences_server.core.tracking import Call
@@ -125,7 +125,7 @@ class Shard:
         assert self._consumer is not None
         fetched = await self._consumer.fetch(self._batch, timeout_s)
         for entry in fetched:
-            body = decode(entry.data)
+            body = read(entry.data)
             if body["t"] == "adopt":
                 self._adopts.setdefault(body["key"], body)
         self._buffer.extend(fetched)
@@ -133,7 +133,7 @@ class Shard:
 
     async def _apply(self, entry: Entry, stop: asyncio.Event) -> bool:
         """Applies the entry at the head; False if it must wait (an expect without its adopt yet)."""
-        body = decode(entry.data)
+        body = read(entry.data)
         kind = body["t"]
         serial = int(body.get("serial", 0))
         if (serial and serial <= self._serial) or kind == "adopt":
@@ -178,7 +178,7 @@ class Shard:
         """The `call` entries at the head of the buffer (at most a batch): one transaction stores them."""
         run: list[Entry] = []
         for entry in self._buffer:
-            if len(run) == self._batch or decode(entry.data)["t"] != "call":
+            if len(run) == self._batch or read(entry.data)["t"] != "call":
                 break
             run.append(entry)
         return run
@@ -187,7 +187,7 @@ class Shard:
         """Stores a run of calls, each once (a serial applied before is a message published twice)."""
         applied = self._serial
         for entry in entries:
-            body = decode(entry.data)
+            body = read(entry.data)
             serial = int(body["serial"])
             if serial > applied:
                 resolver = StampedResolver(conn, int(body["space"]), int(body["at"]), body)
