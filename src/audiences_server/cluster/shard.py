@@ -142,6 +142,7 @@ class Shard:
         if kind == "expect" and body["key"] not in self._adopts:
             await self._read(0.2)
             return False
+        serial = max(serial, self._serial)  # an entry without a serial keeps the last one
         await self._dispatch(kind, body, entry.seq, serial)
         self._serial = serial
         return True
