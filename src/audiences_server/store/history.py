@@ -29,6 +29,17 @@ _COUNTS = (
 _MEMBERSHIP = "('entered', 'exited', 'changed')"
 
 
+# A job's change records added up per computation and hour into the size series (see `capture`).
+SIZES = (
+    "INSERT INTO size_history (computation_id, hour_ms, entered, exited, changed, size)"
+    f" SELECT h.computation_id, h.at_ms - h.at_ms % {HOUR_MS}, {_COUNTS}, c.size"
+    f" FROM changes AS h NOT INDEXED JOIN computations AS c USING (computation_id)"
+    f" WHERE h.change_id > ? AND h.change IN {_MEMBERSHIP} GROUP BY h.computation_id, h.at_ms - h.at_ms % {HOUR_MS}"
+    " ON CONFLICT (computation_id, hour_ms) DO UPDATE SET entered = entered + excluded.entered,"
+    " exited = exited + excluded.exited, changed = changed + excluded.changed, size = excluded.size"
+)
+
+
 def mark(conn: apsw.Connection) -> int:
     """The newest change record's id: what a job writes afterwards has a greater one."""
     return int(scalar(conn, "SELECT coalesce(max(change_id), 0) FROM changes"))
@@ -36,22 +47,19 @@ def mark(conn: apsw.Connection) -> int:
 
 def capture(conn: apsw.Connection, after: int) -> None:
     """Copies the change records written since `after` (this job's) into the history, and adds
-    them to the hour of their time in each computation's size series, with its size now."""
+    them to the hour of their time in each computation's size series, with its size now.
+
+    Both read the job's records by a range of their ids: `NOT INDEXED` keeps the planner from
+    walking all of `changes_by_computation` instead (it saves sorting for the GROUP BY, but costs
+    every change record ever written: 13 ms a job at 200,000 records, against 0.7 ms).
+    """
     conn.execute(
         "INSERT INTO membership_history (history_id, space_id, computation_id, profile_id, change, old_value,"
         " new_value, at_ms) SELECT change_id, space_id, computation_id, profile_id, change, old_value, new_value,"
         f" at_ms FROM changes WHERE change_id > ? AND change IN {_MEMBERSHIP}",
         (after,),
     )
-    conn.execute(
-        "INSERT INTO size_history (computation_id, hour_ms, entered, exited, changed, size)"
-        f" SELECT h.computation_id, h.at_ms - h.at_ms % {HOUR_MS}, {_COUNTS}, c.size"
-        f" FROM changes AS h JOIN computations AS c USING (computation_id)"
-        f" WHERE h.change_id > ? AND h.change IN {_MEMBERSHIP} GROUP BY h.computation_id, h.at_ms - h.at_ms % {HOUR_MS}"
-        " ON CONFLICT (computation_id, hour_ms) DO UPDATE SET entered = entered + excluded.entered,"
-        " exited = exited + excluded.exited, changed = changed + excluded.changed, size = excluded.size",
-        (after,),
-    )
+    conn.execute(SIZES, (after,))
 
 
 def prune(conn: apsw.Connection, before_ms: int) -> int:
