@@ -98,6 +98,8 @@ class EventSink:
     """
 
     max_batch = 1
+    # Its writes only hand requests to the loop, so the worker may refill it from the loop.
+    sends_from_loop = True
 
     def __init__(self, row: DestinationRow, io: IoLoop) -> None:
         self.max_in_flight = int(row.config["max_in_flight"])

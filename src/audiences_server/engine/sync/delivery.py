@@ -65,7 +65,10 @@ class DestinationWorker:
         self._stopping = threading.Event()
         self._wait_s = 1.0
         self._sink: tuple[int, Sink] | None = None  # built for the destination as of its updated_ms
-        self._acks = Acks(writer, self._wake.set)
+        self._acks = Acks(writer, self._committed)
+        # Held while reading what is due and handing it to the sink, on this thread or the loop's.
+        self._sending = threading.Lock()
+        self._timing = False  # a send found nothing to do now and computed when to look again
         # What a round reads of the database besides due deliveries, read again when told of
         # changes (wake) or after RELOAD_S: a committed outcome alone only frees a slot, and
         # reading everything again on each one would cost more than sending.
@@ -105,7 +108,8 @@ class DestinationWorker:
                     self._wake.wait(timeout=self._wait_s)
                     self._wake.clear()
         finally:
-            self._close_sink()
+            with self._sending:
+                self._close_sink()
 
     def _round(self) -> bool:
         """Queues new records and sends what is due; True when more work is waiting now."""
@@ -125,10 +129,35 @@ class DestinationWorker:
             connections = {c.connection_id: c for c in store.connections_of(self._readers.get(), self.destination_id)}
             loaded = self._loaded = (time.monotonic(), row, kind, connections)
         _, row, kind, connections = loaded
-        sink = self._current_sink(row, kind) if row.enabled else None
-        if sink is not None:
-            busy = self._send(row, sink, connections) or busy
+        with self._sending:
+            sink = self._current_sink(row, kind) if row.enabled else None
+            if sink is not None:
+                busy = self._send(row, sink, connections) or busy
         return busy
+
+    def _committed(self) -> None:
+        """Told on the writer's thread once outcomes are committed, freeing slots. A sink that
+        sends from the event loop is refilled there, sparing this thread a wake-up (and the
+        interpreter lock a hand-off) per commit; the others wake the worker."""
+        sink = self._sink
+        if sink is not None and getattr(sink[1], "sends_from_loop", False):
+            self._context.io.call_soon(self._refill)
+        else:
+            self._wake.set()
+
+    def _refill(self) -> None:
+        """On the event loop: sends what is due with the sink and settings the worker last read;
+        anything else (settings changed, a pause, nothing due yet) is left to the worker."""
+        with self._sending:
+            loaded, sink = self._loaded, self._sink
+            current = (loaded is not None and sink is not None and loaded[1].enabled
+                       and sink[0] == loaded[1].updated_ms and not self._changed.is_set()
+                       and not self._stopping.is_set())
+            self._timing = False
+            if current and loaded is not None and sink is not None:
+                self._send(loaded[1], sink[1], loaded[3])
+        if not current or self._timing:
+            self._wake.set()
 
     def _queue(self, row: DestinationRow, kind: Destination) -> None:
         """Submits the next queueing job unless one is under way: the worker goes on sending
@@ -191,13 +220,14 @@ class DestinationWorker:
         paused = self._acks.paused_until
         if now < paused:
             self._wait_s = min(self._wait_s, (paused - now) / 1000)
+            self._timing = True
             return False
         most = 1 if self._acks.probing else sink.max_in_flight
         flying_writes = self._acks.writes_in_flight()
         writes = most - flying_writes
         if writes <= 0 or (flying_writes and writes < most // 2):
-            # Committed outcomes free slots and wake the worker; it refills once half are free,
-            # so one read of the queue serves several writes.
+            # Committed outcomes free slots and refill (see _committed) once half are free, so
+            # one read of the queue serves several writes.
             return False
         flying = self._acks.in_flight()
         # Enough heads to fill every free write whatever the kind batches, besides those in flight.
@@ -205,11 +235,13 @@ class DestinationWorker:
         heads = store.due_heads(self._readers.get(), self.destination_id, now, limit, flying)
         if not heads:
             self._wait_for_next_due(now)
+            self._timing = True
             return False
         batches, wait_ms = sink.take(heads, now, writes)
         if not batches:
             if wait_ms is not None:
                 self._wait_s = min(self._wait_s, max(0.005, wait_ms / 1000))
+            self._timing = True
             return False
         for batch in batches:
             done = self._acks.start(row, batch)
