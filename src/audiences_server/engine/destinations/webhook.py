@@ -92,9 +92,10 @@ class EventSink:
     """EVENT style: a request per call, up to `max_in_flight` deliveries side by side on the
     sync service's event loop (engine.destinations.http1), sharing kept-alive connections.
 
-    The worker's thread builds and signs each request; the loop sends them, a delivery's calls
-    one after the other, and tells `done` from its thread. Deliveries handed over together cross
-    to the loop in one hand-off.
+    `write_batch` builds and signs each request where it is called (the worker's thread, or the
+    loop itself when it refills after a commit); the loop sends them, a delivery's calls one
+    after the other, and tells `done` from its thread. Deliveries handed over together cross to
+    the loop in one hand-off.
     """
 
     max_batch = 1

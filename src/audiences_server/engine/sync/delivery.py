@@ -3,8 +3,10 @@
 Each worker turns new change records into its connections' queues (a short writer job, one at
 a time, which the worker does not wait for: it goes on sending meanwhile), does its kind's
 periodic work (CSV files), then hands what is due to the kind's sink (engine.destinations),
-outside any transaction. A slow or failing destination only delays its own worker; ingestion
-and the evaluator never wait on it.
+outside any transaction. A sink that sends from the sync service's event loop (EVENT-style
+webhooks) is also refilled there each time outcomes are committed, without waking the worker.
+A slow or failing destination only delays its own worker; ingestion and the evaluator never wait
+on it.
 
 In flight: a delivery is in flight from the moment it is handed to the sink until its outcome is
 committed. At most `max_in_flight` writes are in flight (EVENT-style webhooks: 16 requests by
