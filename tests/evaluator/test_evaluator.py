@@ -262,3 +262,26 @@ def test_an_empty_unique_trait_reads_as_an_empty_list(space: Space) -> None:
         definition="event('Order').unique(property('sku'))", kind=common_pb2.COMPUTATION_KIND_COMPUTED_TRAIT,
         collection=common_pb2.COLLECTION_USERS), metadata=bearer(space.tokens["admin"]))
     assert [s.value.WhichOneof("kind") for s in preview.samples] == ["list_value"]
+
+
+def test_definitions_created_together_backfill_in_shared_jobs(space: Space) -> None:
+    """Twenty-four definitions created together, some reading others, backfill a chunk of
+    profiles each in a few shared jobs (not a job each), in dependency order, and every value
+    equals a from-scratch evaluation."""
+    from audiences_server.engine.evaluator import TickReport
+
+    now = space.now()
+    space.send(*[{"type": "track", "userId": f"u{i}", "event": "Order", "at": now - (i % 5) * HOUR,
+                  "properties": {"total": i}} for i in range(30)])
+    space.tick()
+    for n in range(1, 21):
+        space.define(f"orders_{n}", f"event('Order').where(property('total') >= {n}).within({n} hours).count() >= 1")
+    space.define("both", "trait('orders_1') = true AND trait('orders_20') = true")
+    space.define("either", "trait('orders_3') = true OR NOT (trait('both') = true)")
+    space.define("total", "event('Order').sum('total')", kind="computed_trait")
+    space.define("last_total", "event('Order').within(3 hours).last('total')", kind="computed_trait")
+    reports: list[TickReport] = []
+    space.running.server.engine.evaluator.on_tick.append(reports.append)
+    space.tick()
+    assert sum(r.jobs for r in reports) <= 6  # a job for 20 definitions' chunk, another for 4, then LIVE
+    assert space.stored() == space.expected()

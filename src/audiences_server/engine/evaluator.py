@@ -38,6 +38,8 @@ log = structlog.get_logger(__name__)
 # Profiles per job: bounds how long one job holds the writer (a compiled definition takes
 # ~10-20 µs per profile; one the interpreter evaluates, ~10× more, gets a quarter of it).
 JOB_PROFILES = 1000
+# (Definition, profile) pairs one job backfills at most: definitions created together share a job.
+BACKFILL_PAIRS = 20_000
 # How long a tick may go on taking jobs before it ends, so that under overload freshness degrades
 # in proportion (each tick commits and announces its changes) instead of one tick running on.
 TICK_BUDGET_MS = 1000
@@ -204,19 +206,26 @@ class Evaluation:
         cid = comp.id
         old = store.values_of(self.conn, [cid], [pid for pid, _, _ in computed])
         due: dict[int, int | None] = {}
-        changed: set[int] = set()
+        # What moved, written per kind in one statement each: values and change records.
+        writes: list[tuple[int, str | None]] = []
+        records: list[store.ChangeRecord] = []
         size_delta = 0
         for pid, value, next_change in computed:
             due[pid] = next_change
-            delta = self._apply(comp, pid, old.get((cid, pid)), value)
-            if delta is not None:
-                changed.add(pid)
+            before = old.get((cid, pid))
+            moved = self._diff(comp, before, value)
+            if moved is not None:
+                change, new, delta = moved
+                writes.append((pid, new))
+                records.append(store.ChangeRecord(pid, change, before, new))
                 size_delta += delta
         self.report.evaluated.update((cid, pid) for pid, _, _ in computed)
+        store.write_values(self.conn, cid, writes, self.now)
+        store.record_changes(self.conn, comp.row.space_id, cid, records, self.now)
         store.set_due(self.conn, cid, due)
         store.add_size(self.conn, cid, size_delta, self.now)
-        self.report.values_changed += len(changed)
-        return changed
+        self.report.values_changed += len(writes)
+        return {pid for pid, _ in writes}
 
     def _account_values(self, comp: Compiled, plan: AccountPlan, profile_ids: Sequence[int]) -> list[Row]:
         """A compiled account audience, incrementally.
@@ -282,23 +291,18 @@ class Evaluation:
         self.report.evaluated.update((comp.id, user) for user in users)
         return moved
 
-    def _apply(self, comp: Compiled, pid: int, old: str | None, value: Any) -> int | None:
-        """Writes a changed value with its change record; returns the size delta, None if unchanged."""
-        space = comp.row.space_id
+    @staticmethod
+    def _diff(comp: Compiled, old: str | None, value: Any) -> tuple[str, str | None, int] | None:
+        """A changed value's change kind, new stored text and size delta; None if unchanged."""
         if comp.row.kind == "audience":
             member, was = bool(value), old == "true"
             if member == was:
                 return None
-            new = "true" if member else "false"
-            store.write_value(self.conn, comp.id, pid, new, self.now)
-            store.record_change(self.conn, space, comp.id, pid, "entered" if member else "exited", old, new, self.now)
-            return 1 if member else -1
+            return ("entered", "true", 1) if member else ("exited", "false", -1)
         new_text = None if value is None else canonical(value)
         if new_text == old:
             return None
-        store.write_value(self.conn, comp.id, pid, new_text, self.now)
-        store.record_change(self.conn, space, comp.id, pid, "changed", old, new_text, self.now)
-        return (new_text is not None) - (old is not None)
+        return "changed", new_text, (new_text is not None) - (old is not None)
 
     def _profiles(self, comp: Compiled, profile_ids: Sequence[int]) -> dict[int, ql.Profile]:
         """The interpreter's view of the profiles: only the events and traits the definition reads."""
@@ -605,21 +609,40 @@ class Evaluator:
         return evaluation.report
 
     def _backfill_chunk(self, conn: apsw.Connection, registry: Registry, evaluation: Evaluation) -> bool:
-        """Evaluates the next chunk of the first backfilling computation; False if none is."""
+        """Evaluates the next chunk of the first backfilling computation, and of the others at the
+        same place (same space, collection and cursor: created or edited together), up to
+        BACKFILL_PAIRS (definition, profile) pairs, in dependency order; False if none backfills.
+
+        Definitions created together so share each job (its commit, the profiles' facts and
+        traits, and the scans their queries have in common) instead of a job each per chunk.
+        """
         cursors = store.backfilling(conn)
-        comp = next((c for c in registry.order if c.id in cursors), None)
-        if comp is None:
+        waiting = [c for c in registry.order if c.id in cursors]
+        if not waiting:
             return False
+        first = waiting[0]
+        row = first.row
+        chunk = JOB_PROFILES if first.plan is not None else JOB_PROFILES // 4
+        group = [first] if first.plan is None else [
+            c for c in waiting
+            if c.plan is not None and cursors[c.id] == cursors[first.id]
+            and (c.row.space_id, c.row.collection) == (row.space_id, row.collection)
+        ][:max(1, BACKFILL_PAIRS // chunk)]
+        pids = store.profiles_after(conn, row.space_id, row.collection, cursors[first.id], chunk)
+        for comp in group:
+            self._backfill(conn, comp, pids, evaluation)
+        return True
+
+    @staticmethod
+    def _backfill(conn: apsw.Connection, comp: Compiled, pids: list[int], evaluation: Evaluation) -> None:
+        """One chunk of one computation's backfill (none left: it goes LIVE)."""
         row = comp.row
-        chunk = JOB_PROFILES if comp.plan is not None else JOB_PROFILES // 4
-        pids = store.profiles_after(conn, row.space_id, row.collection, cursors[comp.id], chunk)
         if not pids:
             store.finish_backfill(conn, row.computation_id, evaluation.now)
             versions_store.mark_backfilled(conn, row.computation_id, evaluation.now)
             log.info("backfill_finished", key=row.key)
-            return True
+            return
         changed = evaluation.guarded(comp, pids)
         # Dependents see these changes at the next job, through ordinary touches.
         touch(conn, [(p, "computed", row.key) for p in changed])
         store.advance_backfill(conn, row.computation_id, pids[-1], len(pids))
-        return True

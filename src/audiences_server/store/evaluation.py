@@ -6,7 +6,7 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import apsw
 
@@ -387,6 +387,47 @@ def write_value(conn: apsw.Connection, computation_id: int, profile_id: int, val
             "INSERT OR REPLACE INTO computed_values (computation_id, profile_id, value, updated_ms)"
             " VALUES (?, ?, ?, ?)",
             (computation_id, profile_id, value, now_ms),
+        )
+
+
+def write_values(
+    conn: apsw.Connection, computation_id: int, values: Sequence[tuple[int, str | None]], now_ms: int
+) -> None:
+    """Stores the (profile, value) pairs of one computation, a None value removed: one statement
+    for the values stored and one for those removed."""
+    stored = [(computation_id, pid, value, now_ms) for pid, value in values if value is not None]
+    if stored:
+        conn.executemany(
+            "INSERT OR REPLACE INTO computed_values (computation_id, profile_id, value, updated_ms)"
+            " VALUES (?, ?, ?, ?)",
+            stored,
+        )
+    removed = [pid for pid, value in values if value is None]
+    if removed:
+        conn.execute(
+            "DELETE FROM computed_values WHERE computation_id = ? AND profile_id IN (SELECT value FROM json_each(?))",
+            (computation_id, json.dumps(removed)),
+        )
+
+
+class ChangeRecord(NamedTuple):
+    """One change of a profile's value, as `record_changes` appends it."""
+
+    profile_id: int
+    change: str
+    old: str | None
+    new: str | None
+
+
+def record_changes(
+    conn: apsw.Connection, space_id: int, computation_id: int, records: Sequence[ChangeRecord], at_ms: int
+) -> None:
+    """Appends the change records of one computation, in order, in one statement."""
+    if records:
+        conn.executemany(
+            "INSERT INTO changes (space_id, computation_id, profile_id, change, old_value, new_value, at_ms)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(space_id, computation_id, r.profile_id, r.change, r.old, r.new, at_ms) for r in records],
         )
 
 
