@@ -20,7 +20,7 @@ from audiences_server.core import tracking
 from audiences_server.engine.clock import Clock
 from audiences_server.engine.computations import Spec, check
 from audiences_server.engine.ingest import ACCEPTED, REJECTED, CallResult, Sender
-from audiences_server.errors import FailedPrecondition, Unavailable
+from audiences_server.errors import FailedPrecondition, Unavailable, Unimplemented
 
 
 class Front:
@@ -57,7 +57,12 @@ class Front:
 
         Raises:
             InvalidArgument: the definition does not parse or check.
+            Unimplemented: CLUSTER_ACCOUNTS_UNIMPLEMENTED, an account definition: shards do not
+                combine their users' results yet (docs/scaling.md, "Status").
         """
+        if spec.collection == "accounts":
+            raise Unimplemented("a cluster does not evaluate account definitions yet",
+                                reason="CLUSTER_ACCOUNTS_UNIMPLEMENTED")
         check(spec.definition, spec.kind, spec.collection)
         await self._log.append(CALLS, encode({"t": "define", "space": space_id, "spec": dataclasses.asdict(spec)}))
 

@@ -1,11 +1,18 @@
-"""An entry that is not one (bytes no role wrote) is skipped, never a partition stopped."""
+"""What the roles refuse or pass over: entries that are not entries, definitions not built yet."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
+import pytest
+
 from audiences_server.cluster.entries import decode
+from audiences_server.cluster.front import Front
 from audiences_server.cluster.log import CALLS, LocalLog, partition_subject
+from audiences_server.engine.clock import ManualClock
+from audiences_server.engine.computations import Spec
+from audiences_server.errors import InvalidArgument, Unimplemented
 from tests.cluster.harness import Cluster
 from tests.cluster.streams import T0
 
@@ -31,3 +38,22 @@ def test_unreadable_entries_are_logged_and_skipped(tmp_path: Path) -> None:
         assert [message for _, message, _ in cluster.stored().events] == ["after"]
     finally:
         cluster.close()
+
+
+def test_account_definitions_are_refused_as_unimplemented(tmp_path: Path) -> None:
+    """A front refuses an account definition with UNIMPLEMENTED (shards do not combine their
+    users' results yet) and a definition that does not check with INVALID_ARGUMENT, appending
+    neither, while a user definition goes to the log."""
+
+    async def scenario() -> None:
+        log = LocalLog()
+        front = Front(log, ManualClock(T0))
+        with pytest.raises(Unimplemented) as refused:
+            await front.define(1, Spec("audience", "accounts", "big", definition="trait('size') > 10"))
+        assert refused.value.reason == "CLUSTER_ACCOUNTS_UNIMPLEMENTED"
+        with pytest.raises(InvalidArgument):
+            await front.define(1, Spec("audience", "users", "bad", definition="event('x').count( >= 1"))
+        await front.define(1, Spec("audience", "users", "good", definition="trait('plan') = 'pro'"))
+        assert [decode(e.data)["spec"]["key"] for e in log.entries(CALLS)] == ["good"]
+
+    asyncio.run(scenario())
