@@ -19,6 +19,12 @@ On the synthetic shop of bench/data.py, with a manual clock driven through `SetC
    10k events) and on the big one, alternating; the ratio is big / small.
 5. Tick cost by k (`tick.small.k<K>`, `tick.big.k<K>`): the tick after k = 1, 100 and 10,000
    touched users on each data set (k capped at the data set's users), a few runs each.
+6. SQLite's floor (`tick.k1000.floor`, `tick.k1000.vs_floor`): in each round of 3, between the
+   touch and our tick, the same touched users' set-based tick of the count-in-window shape in SQL
+   alone (bench/floor.py), once per definition of the five, rolled back.
+7. The realistic space (`backfill.d200`, `tick.k1000.d200`): 195 more definitions
+   (bench/space.py) created together on the big server, timed until all are LIVE, then the tick
+   after k touched with all 200, against the five-definition tick of step 3.
 
 The five audiences exist on both servers during the ticks; sizes are compared with DuckDB's as
 a check of both. Prints figures as it goes and a table at the end, and writes
@@ -52,7 +58,9 @@ import data  # bench/data.py: a script's own folder is on sys.path
 import grpc
 from audiences.v1 import admin_pb2, admin_pb2_grpc, common_pb2, ingest_pb2, ingest_pb2_grpc
 from common import RESULTS, alternate, figure, peak_rss_mib, print_table, reset_peak, write_results
+from floor import Floor
 from google.protobuf import field_mask_pb2, timestamp_pb2
+from space import Definition, realistic
 
 from audiences_server.testing import ServerProcess
 
@@ -135,6 +143,19 @@ class TickSum:
     definitions_evaluated: int
     values_changed: int
     ticks: int
+    # The server's CPU time over the call (every thread), steadier than `ms` on a shared machine.
+    cpu_ms: float = 0.0
+
+
+def cpu_ns(pid: int) -> int:
+    """A process's CPU time so far, in nanoseconds: the sum of its threads' `schedstat`."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+        except (FileNotFoundError, ProcessLookupError):  # a thread that just ended
+            continue
+    return total
 
 
 class Server:
@@ -152,6 +173,10 @@ class Server:
         self.events = 0
 
     @property
+    def db(self) -> Path:
+        return self.process.db
+
+    @property
     def pid(self) -> int:
         return self.process.proc.pid
 
@@ -166,12 +191,14 @@ class Server:
 
     def tick(self, timeout: float | None = None) -> TickSum:
         """Runs ticks until idle; returns what they did together."""
+        before = cpu_ns(self.pid)
         reply = self.admin.RunTick(admin_pb2.RunTickRequest(until_idle=True), metadata=self.meta, timeout=timeout)
         return TickSum(
             ms=sum(t.duration.ToNanoseconds() for t in reply.ticks) / 1e6,
             profiles_evaluated=sum(t.profiles_evaluated for t in reply.ticks),
             definitions_evaluated=max((t.definitions_evaluated for t in reply.ticks), default=0),
-            values_changed=sum(t.values_changed for t in reply.ticks), ticks=len(reply.ticks))
+            values_changed=sum(t.values_changed for t in reply.ticks), ticks=len(reply.ticks),
+            cpu_ms=(cpu_ns(self.pid) - before) / 1e6)
 
     def send(self, body: bytes) -> None:
         reply = self.ingest.BatchJson(ingest_pb2.BatchJsonRequest(body=body), metadata=self.write, timeout=600)
@@ -232,6 +259,29 @@ class Server:
         mask = field_mask_pb2.FieldMask(paths=["definition"])
         return self.admin.UpdateAudience(admin_pb2.UpdateAudienceRequest(audience=message, update_mask=mask),
                                          metadata=self.meta).audience
+
+    def create(self, definition: Definition) -> None:
+        """Creates one audience or computed trait of the realistic space (bench/space.py)."""
+        collection = COLLECTION[definition.collection]
+        if definition.kind == "audience":
+            audience = admin_pb2.Audience(key=definition.key, collection=collection, definition=definition.text)
+            self.admin.CreateAudience(admin_pb2.CreateAudienceRequest(audience=audience), metadata=self.meta)
+        else:
+            trait = admin_pb2.ComputedTrait(key=definition.key, collection=collection, definition=definition.text)
+            self.admin.CreateComputedTrait(admin_pb2.CreateComputedTraitRequest(computed_trait=trait),
+                                           metadata=self.meta)
+
+    def statuses(self) -> dict[str, str]:
+        """Every audience's and computed trait's status, by key."""
+        found: dict[str, str] = {}
+        for collection in COLLECTION.values():
+            audiences = self.admin.ListAudiences(admin_pb2.ListAudiencesRequest(collection=collection, page_size=1000),
+                                                 metadata=self.meta).audiences
+            traits = self.admin.ListComputedTraits(
+                admin_pb2.ListComputedTraitsRequest(collection=collection, page_size=1000), metadata=self.meta
+            ).computed_traits
+            found.update((item.key, STATUS[item.status]) for item in [*audiences, *traits])
+        return found
 
     def disable(self, shape: Shape) -> None:
         message = admin_pb2.Audience(key=shape.key, collection=COLLECTION[shape.collection], enabled=False)
@@ -378,22 +428,25 @@ def define_all(server: Server, timeout: float) -> None:
 class Toucher:
     """Sends one new `Order Completed` to k distinct existing users of a server."""
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, tag: str = "tick") -> None:
         self.rng = random.Random(seed)
+        self.tag = tag
         self.sent = 0
 
-    def touch(self, server: Server, k: int) -> None:
+    def touch(self, server: Server, k: int) -> list[str]:
+        """Sends the events; returns the users' ids."""
         calls = []
         for index in self.rng.sample(range(server.users), k):
             self.sent += 1
             calls.append({
-                "type": "track", "messageId": f"tick-{server.name}-{self.sent}", "userId": data.user_id(index),
+                "type": "track", "messageId": f"{self.tag}-{server.name}-{self.sent}", "userId": data.user_id(index),
                 "event": "Order Completed", "timestamp": data.iso(NOW_MS - self.sent % 3_600_000),
-                "properties": {"order_id": f"tick-{self.sent}", "revenue": round(self.rng.uniform(20, 400), 2),
+                "properties": {"order_id": f"{self.tag}-{self.sent}", "revenue": round(self.rng.uniform(20, 400), 2),
                                "currency": "USD", "products": [{"product_id": "p00001", "price": 20, "quantity": 1}]},
             })
         for start in range(0, len(calls), BATCH):
             server.send(json.dumps({"batch": calls[start:start + BATCH]}).encode())
+        return [call["userId"] for call in calls]
 
 
 @dataclass
@@ -498,15 +551,31 @@ def tick_figures(small: Server, big: Server, baseline: Baseline, k: int, growth_
     def duck_all(_: int) -> float:
         return sum(baseline.run(shape, typed=False)[0] for shape in SHAPES) * 1000
 
+    floor = Floor(big.db, SHAPES[0].key, len(SHAPES))
+    floors: list[float] = []
+    floors_cpu: list[float] = []
+    cpu: list[float] = []
+
     def ours_big(_: int) -> float:
-        toucher.touch(big, kk)
+        touched = toucher.touch(big, kk)
+        wall, spent = floor.run(touched, NOW_MS)
+        floors.append(wall)
+        floors_cpu.append(spent)
         tick = big.tick(timeout=3600)
+        cpu.append(tick.cpu_ms)
         definitions.append(tick.definitions_evaluated)
         profiles.append(tick.profiles_evaluated)
         return tick.ms
 
     print(f"tick after {kk:,} touched of {big.users:,} users, against DuckDB's five queries over JSON:", flush=True)
-    duck, ours = alternate(repeats, duck_all, ours_big, f"tick k={kk}", "ms")
+    try:
+        duck, ours = alternate(repeats, duck_all, ours_big, f"tick k={kk}", "ms")
+    finally:
+        floor.close()
+    print(f"  floor (the count-in-window shape in SQL alone, x{len(SHAPES)}):"
+          f" {', '.join(f'{ms:,.1f}' for ms in floors)} ms; CPU {', '.join(f'{ms:,.1f}' for ms in floors_cpu)} ms",
+          flush=True)
+    print(f"  ours, the server's CPU per tick: {', '.join(f'{ms:,.1f}' for ms in cpu)} ms", flush=True)
     scale = f"{kk:,} touched of {big.users:,} users / {big.events:,} events"
     note = f"not LIVE on the big server: {', '.join(not_live)}" if not_live else ""
     extra: dict[str, Any] = {"profiles_evaluated": int(statistics.median(profiles)),
@@ -515,6 +584,14 @@ def tick_figures(small: Server, big: Server, baseline: Baseline, k: int, growth_
         extra["note"] = note
     results = [figure(f"tick.k{kk}", f"tick after {scale}, all definitions; baseline DuckDB full query of the same"
                       f" {len(SHAPES)} definitions over JSON properties", ours, "ms", 1, duck, **extra)]
+    results.append(figure(f"tick.k{kk}.cpu", f"tick after {scale}: the server's CPU time (all threads)", cpu,
+                          "ms", 1))
+    results.append(figure(f"tick.k{kk}.floor", f"SQLite's floor for that tick: the count-in-window shape for the"
+                          f" {kk:,} touched, evaluated, diffed and written in SQL alone, x{len(SHAPES)} definitions"
+                          " (bench/floor.py), measured in the same rounds", floors, "ms", 1, cpu_ms=floors_cpu))
+    results.append(figure(f"tick.k{kk}.vs_floor", f"tick after {scale} (value) against SQLite's floor for it"
+                          " (baseline), same rounds, CPU time of each (wall times in tick.k1000 and its floor)",
+                          cpu, "ms", 1, floors_cpu))
     per_def = [ms / max(n, 1) for ms, n in zip(ours, definitions, strict=True)]
     results.append(figure(f"tick.k{kk}.per_definition", f"tick after {scale}, per definition evaluated; baseline"
                           " DuckDB per definition", per_def, "ms", 2, [ms / len(SHAPES) for ms in duck], **extra))
@@ -563,6 +640,59 @@ def by_k_figures(toucher: Toucher, small: Server, big: Server, ks: Sequence[int]
     return results
 
 
+def d200_figures(big: Server, toucher: Toucher, extra: int, k: int, repeats: int, timeout: float,
+                 five: Sequence[float], five_cpu: Sequence[float]) -> list[dict[str, Any]]:
+    """The realistic space on the big server: `extra` definitions of bench/space.py created
+    together beside the five (`backfill.d200`: from the first create until every one is LIVE),
+    then the tick after k touched with them all live (`tick.k<k>.d<n>`), against the five-definition
+    tick's samples of the same run (`five`, and their CPU times `five_cpu`)."""
+    space = realistic(extra)
+    total = len(space) + len(SHAPES)
+    started = time.perf_counter()
+    for definition in space:
+        big.create(definition)
+    ticks = 0
+    while True:
+        big.tick(timeout=max(1.0, timeout - (time.perf_counter() - started)))
+        ticks += 1
+        statuses = big.statuses()
+        waiting = [key for key, status in statuses.items() if status == "BACKFILLING"]
+        if not waiting or time.perf_counter() - started > timeout:
+            break
+    seconds = time.perf_counter() - started
+    broken = {key: status for key, status in statuses.items() if status != "LIVE"}
+    scale = f"{big.users:,} users / {big.events:,} events"
+    print(f"backfill of {len(space)} definitions created together ({total} in all): {seconds:.1f} s,"
+          f" {len(broken)} not LIVE", flush=True)
+    results = [{"name": f"backfill.d{total}", "label": f"{len(space)} definitions of a realistic space (bench/space.py)"
+                f" created together, until all are LIVE, {scale}", "value": round(seconds, 1), "unit": "s",
+                "repeats": 1, "spread": 0.0, **({"note": f"not LIVE: {broken}"[:300]} if broken else {})}]
+    toucher.touch(big, 1)
+    big.tick(timeout=3600)  # warm-up
+    kk = min(k, big.users)
+    samples: list[float] = []
+    cpu: list[float] = []
+    evaluated: list[tuple[int, int, int]] = []
+    for _ in range(repeats):
+        toucher.touch(big, kk)
+        tick = big.tick(timeout=3600)
+        samples.append(tick.ms)
+        cpu.append(tick.cpu_ms)
+        evaluated.append((tick.profiles_evaluated, tick.definitions_evaluated, tick.values_changed))
+        print(f"  tick k={kk:,} with {total} definitions: {tick.ms:,.1f} ms, CPU {tick.cpu_ms:,.1f} ms"
+              f" ({tick.profiles_evaluated:,} profiles,"
+              f" {tick.definitions_evaluated} definitions, {tick.values_changed:,} values changed)", flush=True)
+    middle = sorted(evaluated)[len(evaluated) // 2]
+    results.append(figure(f"tick.k{kk}.d{total}", f"tick after {kk:,} touched of {scale} with {total} definitions"
+                          f" (value) against tick.k{kk} with the five (baseline), same run", samples, "ms", 1,
+                          list(five), profiles_evaluated=middle[0], definitions_evaluated=middle[1],
+                          values_changed=middle[2]))
+    results.append(figure(f"tick.k{kk}.d{total}.cpu", f"the same tick with {total} definitions: the server's CPU"
+                          f" time (value) against tick.k{kk}.cpu with the five (baseline)", cpu, "ms", 1,
+                          list(five_cpu)))
+    return results
+
+
 @dataclass
 class Config:
     """The scale of the evaluator figures."""
@@ -579,6 +709,11 @@ class Config:
     # The tick after k touched, on both data sets (the small one caps k at its users).
     by_k: tuple[int, ...] = (1, 100, 10_000)
     timeout: float = 600
+    # Definitions of the realistic space created beside the five (0: none), and the ticks after
+    # they are live.
+    d200: int = 195
+    d200_repeats: int = 5
+    d200_timeout: float = 1800
     senders: int = 4
     seed: int = 1
 
@@ -612,8 +747,15 @@ def collect(config: Config, root: Path | None = None,
             print(f"  peak RSS of the big server during the backfills: {peak:,.0f} MiB"
                   f" (since start: {max(peak, loaded_peak):,.0f} MiB)", flush=True)
             not_live = [s.tag for s in SHAPES if big.audience(s).status != admin_pb2.COMPUTATION_STATUS_LIVE]
-            results += tick_figures(small, big, baseline, config.tick_k, config.growth_k, config.tick_repeats,
-                                    config.seed, not_live, config.by_k)
+            ticks = tick_figures(small, big, baseline, config.tick_k, config.growth_k, config.tick_repeats,
+                                 config.seed, not_live, config.by_k)
+            results += ticks
+            if config.d200:
+                kk = min(config.tick_k, big.users)
+                five = next(f["samples"] for f in ticks if f["name"] == f"tick.k{kk}")
+                five_cpu = next(f["samples"] for f in ticks if f["name"] == f"tick.k{kk}.cpu")
+                results += d200_figures(big, Toucher(config.seed + 1, "d200"), config.d200, config.tick_k,
+                                        config.d200_repeats, config.d200_timeout, five, five_cpu)
             if on_big is not None:
                 results += on_big(big)
         finally:
@@ -638,6 +780,9 @@ def main() -> int:
     parser.add_argument("--tick-k", type=int, default=defaults.tick_k, help="profiles touched before a tick")
     parser.add_argument("--timeout", type=float, default=defaults.timeout,
                         help="seconds a backfill may take before it is given up")
+    parser.add_argument("--d200", type=int, default=defaults.d200,
+                        help="definitions of the realistic space (bench/space.py) added beside the five; 0: none")
+    parser.add_argument("--d200-repeats", type=int, default=defaults.d200_repeats)
     parser.add_argument("--senders", type=int, default=defaults.senders, help="client threads loading the data")
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--workdir", type=Path, default=None, help="where the databases go (default: a temp dir)")
@@ -646,7 +791,8 @@ def main() -> int:
     config = Config(users=args.users, events=args.events, small_users=args.small_users,
                     small_events=args.small_events, rounds=args.rounds or defaults.rounds,
                     duck_repeats=args.duck_repeats, tick_repeats=args.tick_repeats, tick_k=args.tick_k,
-                    timeout=args.timeout, senders=args.senders, seed=args.seed)
+                    timeout=args.timeout, senders=args.senders, seed=args.seed, d200=args.d200,
+                    d200_repeats=args.d200_repeats)
     if args.quick:
         config.users, config.events = 5_000, 50_000
         config.rounds = args.rounds or 2

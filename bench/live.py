@@ -28,12 +28,20 @@ the synthetic shop of bench/data.py (`--users`, `--events`), stamped up to now, 
    server, `--read-seconds` each in all. The suite takes these on the evaluator's big data set
    instead (`profile_reads`).
 
+With `--definitions N`, N definitions of the realistic space (bench/space.py) are created first
+and backfilled by the server's own ticks (`backfill.live.d<N+1>`), and stay live during the
+stream: the freshness figures are then `freshness.d<N+1>.p50/p99` (`--definitions 199` with
+`bench_fresh` makes the 200 of `freshness.d200`), and `ticks.d<N+1>.live` gives the tick durations
+seen in the evaluator's status meanwhile (median, p99, max) and the most profiles seen waiting.
+
 Prints figures as it goes and a table, and writes bench/results/live.json (see bench/common.py).
 The client side runs in this one Python process (senders, the feed follower, the receiver),
 so its own latency is part of every figure.
 
     python bench/live.py --seconds 5 --users 2000 --events 20000     # quick
     python bench/live.py                                             # 30 s at 1,000 events/s
+    python bench/live.py --users 2000 --events 20000 --rate 500 --seconds 20 --no-reads --no-sync \
+        --definitions 199                                            # 200 definitions live
 """
 
 from __future__ import annotations
@@ -68,8 +76,9 @@ from audiences.v1 import (
     sync_pb2,
     sync_pb2_grpc,
 )
-from common import RESULTS, figure, latency_figures, print_table, windows_of, write_results
+from common import RESULTS, figure, latency_figures, percentile, print_table, windows_of, write_results
 from google.protobuf import duration_pb2
+from space import realistic
 
 from audiences_server.engine.engine import DEFAULT_SPACE
 from audiences_server.testing import ServerProcess
@@ -94,6 +103,10 @@ class Config:
     read_seconds: float = 15
     reads: bool = True
     seed: int = 3
+    # Definitions of the realistic space (bench/space.py) live beside `bench_fresh` during the
+    # stream (0: none); the figures are then named for the total, e.g. `freshness.d200`.
+    definitions: int = 0
+    sync: bool = True
 
 
 # ------------------------------------------------------------------ the local receivers
@@ -307,6 +320,57 @@ def paced_stream(server: LiveServer, config: Config, now_ms: int) -> tuple[dict[
     return returned, sent, sent / elapsed
 
 
+def realistic_space(server: LiveServer, count: int, timeout: float = 1800) -> float:
+    """Creates `count` definitions of bench/space.py and waits for the server's own ticks to make
+    them all LIVE; returns the seconds that took."""
+    started = time.monotonic()
+    for definition in realistic(count):
+        collection = common_pb2.COLLECTION_ACCOUNTS if definition.collection == "accounts" else USERS
+        if definition.kind == "audience":
+            audience = admin_pb2.Audience(key=definition.key, collection=collection, definition=definition.text)
+            server.admin.CreateAudience(admin_pb2.CreateAudienceRequest(audience=audience), metadata=server.meta)
+        else:
+            trait = admin_pb2.ComputedTrait(key=definition.key, collection=collection, definition=definition.text)
+            server.admin.CreateComputedTrait(admin_pb2.CreateComputedTraitRequest(computed_trait=trait),
+                                             metadata=server.meta)
+    while time.monotonic() - started < timeout:
+        status = server.admin.GetEvaluatorStatus(admin_pb2.GetEvaluatorStatusRequest(), metadata=server.meta)
+        if status.backfilling_count == 0:
+            break
+        time.sleep(0.5)
+    seconds = time.monotonic() - started
+    print(f"[live] {count} definitions of the realistic space LIVE after {seconds:.1f} s", flush=True)
+    return seconds
+
+
+class TickWatcher:
+    """Polls the evaluator's status while the stream runs: each tick's duration, and the most
+    profiles seen waiting."""
+
+    def __init__(self, server: LiveServer) -> None:
+        self.server = server
+        self.ticks: dict[tuple[int, int], float] = {}
+        self.most_waiting = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        request = admin_pb2.GetEvaluatorStatusRequest()
+        while not self._stop.wait(0.05):
+            status = self.server.admin.GetEvaluatorStatus(request, metadata=self.server.meta)
+            self.most_waiting = max(self.most_waiting, status.pending_profiles)
+            if status.HasField("last_tick"):
+                tick = status.last_tick
+                key = (tick.tick_time.ToMilliseconds(), tick.duration.ToNanoseconds())
+                self.ticks[key] = tick.duration.ToNanoseconds() / 1e6
+
+    def stop(self) -> list[float]:
+        self._stop.set()
+        self._thread.join()
+        return list(self.ticks.values())
+
+
 def freshness(server: LiveServer, receiver: Receiver, config: Config, now_ms: int) -> list[dict[str, Any]]:
     server.audience(FRESH, "event('Bench Signal').count() >= 1")
     server.destination("bench_feed", grpc_feed=sync_pb2.GrpcFeedConfig())
@@ -317,18 +381,29 @@ def freshness(server: LiveServer, receiver: Receiver, config: Config, now_ms: in
     time.sleep(1)  # both connections finish their (empty) first sync
     print(f"[live] paced stream: {config.rate:,} events/s for {config.seconds:g} s, one signal per"
           f" {SLOT_S * 1000:.0f} ms request", flush=True)
+    watcher = TickWatcher(server)
     returned, sent, achieved = paced_stream(server, config, now_ms)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and (len(follower.entered) < len(returned)
                                            or len(receiver.entered) < len(returned)):
         time.sleep(0.05)
     follower.stop()
+    ticks = watcher.stop()
     results = []
+    total = f".d{config.definitions + 1}" if config.definitions else ""
     scale = (f"{achieved:,.0f} events/s for {config.seconds:g} s, {len(returned)} entries, tick interval 200 ms;"
-             f" {config.users:,} users / {config.events:,} events")
+             f" {config.users:,} users / {config.events:,} events"
+             + (f"; {config.definitions + 1} definitions live" if config.definitions else ""))
+    if ticks:
+        results.append(figure(f"ticks{total}.live", f"tick durations seen in the evaluator's status while the"
+                              f" stream ran and until every entry was seen (median; p99 and max beside); {scale}",
+                              ticks, "ms", 1, p99=round(percentile(ticks, 99), 1), max=round(max(ticks), 1),
+                              most_waiting=watcher.most_waiting))
+        print(f"  ticks: {len(ticks)} seen, median {percentile(ticks, 50):,.0f} ms, p99 {percentile(ticks, 99):,.0f}"
+              f" ms, max {max(ticks):,.0f} ms; at most {watcher.most_waiting:,} profiles waiting", flush=True)
     for name, label, seen in (
-        ("freshness", f"ingest RPC return → entry on the WatchChanges feed; {scale}", follower.entered),
-        ("sync.latency", f"ingest RPC return → webhook receiver got Audience Entered (EVENT style); {scale}",
+        (f"freshness{total}", f"ingest RPC return → entry on the WatchChanges feed; {scale}", follower.entered),
+        (f"sync.latency{total}", f"ingest RPC return → webhook receiver got Audience Entered (EVENT style); {scale}",
          receiver.entered),
     ):
         stamped = [(returned[u], (seen[u] - returned[u]) * 1000) for u in returned if u in seen]
@@ -486,8 +561,15 @@ def collect(config: Config, root: Path | None = None) -> list[dict[str, Any]]:
         try:
             now_ms = int(time.time() * 1000)
             server.load(config.users, config.events, config.seed, now_ms)
+            if config.definitions:
+                seconds = realistic_space(server, config.definitions)
+                label = (f"{config.definitions} definitions of bench/space.py created together until LIVE, by"
+                         f" the server's own ticks; {config.users:,} users / {config.events:,} events")
+                results.append({"name": f"backfill.live.d{config.definitions + 1}", "label": label,
+                                "value": round(seconds, 1), "unit": "s", "repeats": 1, "spread": 0.0})
             results += freshness(server, receiver, config, now_ms)
-            results += sync_throughput(server, receiver, config)
+            if config.sync:
+                results += sync_throughput(server, receiver, config)
             if config.reads:
                 results += profile_reads(server.process.address, server.process.http_url,
                                          server.process.tokens["read"], config.users, config.read_seconds,
@@ -509,11 +591,14 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=defaults.clients, help="client threads reading profiles")
     parser.add_argument("--read-seconds", type=float, default=defaults.read_seconds)
     parser.add_argument("--no-reads", dest="reads", action="store_false", help="skip the profile reads")
+    parser.add_argument("--definitions", type=int, default=defaults.definitions,
+                        help="definitions of the realistic space (bench/space.py) live during the stream")
+    parser.add_argument("--no-sync", dest="sync", action="store_false", help="skip the sync throughputs")
     parser.add_argument("--out", type=Path, default=RESULTS / "live.json")
     args = parser.parse_args()
     config = Config(users=args.users, events=args.events, rate=args.rate, seconds=args.seconds,
                     sync_repeats=args.sync_repeats, clients=args.clients, read_seconds=args.read_seconds,
-                    reads=args.reads)
+                    reads=args.reads, definitions=args.definitions, sync=args.sync)
     results = collect(config)
     print_table(results)
     write_results(results, args.out)

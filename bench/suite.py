@@ -8,6 +8,8 @@ Runs three stages, one after the other, each with its own servers in child proce
   `health.idle_streams.p99` (health checks with 1,000 idle streams open);
 - evaluator (bench/evaluator.py): `backfill.a` … `backfill.e` against DuckDB,
   `memory.backfill.peak`, `tick.k1000` and `tick.k1000.per_definition` against DuckDB,
+  `tick.k1000.floor` and `tick.k1000.vs_floor` (SQLite's set-based floor for that tick, same rounds),
+  `backfill.d200` and `tick.k1000.d200` (a realistic space of 200 definitions, bench/space.py),
   `tick.growth.k100`, and `profiles.traits.*` with `profiles.rest.*` beside it (bench/live.py's
   reads over gRPC and over HTTP, alternating, on the big data set);
 - live (bench/live.py): `freshness.p50/p99` and `sync.latency.p50/p99` under a paced stream at
@@ -25,7 +27,7 @@ Writes bench/results/latest.json (a list, one object per figure: name, label, va
 baseline, ratio, repeats, spread, target, met, …) and bench/results/latest.md (the Markdown
 table), and prints the table.
 
-    python bench/suite.py --quick        # small scales, under 2 minutes (`make bench-quick`)
+    python bench/suite.py --quick        # small scales, about 3 minutes (`make bench-quick`)
     python bench/suite.py                # 100k users / 1M events (`make bench`): about 8 minutes today
     python bench/suite.py --quick --only live,ingest
 """
@@ -77,6 +79,9 @@ TARGETS: dict[str, tuple[str, Check]] = {
     **{f"backfill.{tag}": ("ratio ≤ 3 (≤ 3× DuckDB)", _ratio_at_most(3)) for tag in "abcde"},
     "tick.k1000": ("ratio ≤ 0.1 (≥ 10× faster)", _ratio_at_most(0.1)),
     "tick.k1000.per_definition": ("p50 ≤ 15 ms", _value_at_most(15)),
+    "tick.k1000.vs_floor": ("ratio ≤ 1.5 (≤ 1.5× SQLite's floor)", _ratio_at_most(1.5)),
+    "tick.k1000.d200": ("≤ 300 ms and ratio ≤ 10", lambda f: _value_at_most(300)(f) and _ratio_at_most(10)(f)),
+    "backfill.d200": ("≤ 60 s", _value_at_most(60)),
     "tick.growth.k100": ("ratio ≤ 2", _ratio_at_most(2)),
     "freshness.p99": ("≤ 500 ms", _value_at_most(500)),
     "profiles.traits.p99": ("≤ 10 ms", _value_at_most(10)),
@@ -88,7 +93,8 @@ TARGETS: dict[str, tuple[str, Check]] = {
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": {
         "ingest": ingest.Config(users=2_000, events=20_000, stream=5_000, unary=2_000, repeats=3, typed=False),
-        "evaluator": evaluator.Config(users=5_000, events=50_000, rounds=2, duck_repeats=3, tick_repeats=5),
+        "evaluator": evaluator.Config(users=5_000, events=50_000, rounds=2, duck_repeats=3, tick_repeats=5,
+                                      d200_repeats=3),
         "live": live.Config(users=2_000, events=20_000, seconds=5, sync_repeats=2, reads=False),
         "sync": sync_event.Config(members=3_000, repeats=2),
         "read_seconds": 3.0,
