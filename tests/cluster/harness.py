@@ -251,8 +251,8 @@ class ProcessCluster:
         with contextlib.closing(_reader(path)) as conn:
             try:
                 return cluster_store.count(conn, TICKED_AT)
-            except (apsw.SQLError, apsw.BusyError):
-                return 0  # its tables are not made yet, or it is migrating
+            except apsw.Error:
+                return 0  # the role is starting: its tables are not made yet, or are being made
 
     def stored(self) -> Stored:
         found = Stored()
