@@ -6,12 +6,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.cluster.conftest import NatsServer
 from tests.cluster.harness import ProcessCluster, SingleNode
 from tests.cluster.streams import T0, Stream
 from tests.cluster.test_equality import _same
 
 
+@pytest.mark.timeout(360)  # four processes start and restart: about 40 s on a busy 2-core machine
 def test_kill_9_of_a_shard_and_of_the_identity_stage(tmp_path: Path, nats: NatsServer) -> None:
     """Calls keep coming while a shard, then the identity stage, is killed with SIGKILL and
     started again on its file; after each tick the shards' union equals one node fed the same
