@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import inspect
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -40,7 +41,7 @@ from audiences_server.errors import (
     Unauthenticated,
     Unimplemented,
 )
-from audiences_server.logs import new_request_id
+from audiences_server.logs import new_request_id, rpc_line
 
 log = structlog.get_logger("audiences_server.rpc")
 
@@ -177,16 +178,26 @@ class RequestInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
             raise Unauthenticated("missing `authorization: Bearer <token>` metadata", reason="TOKEN_MISSING")
         if len(headers) > 1:
             raise Unauthenticated("send exactly one `authorization` header", reason="TOKEN_MALFORMED")
-        kind, _, token = headers[0].partition(" ")
-        if kind != "Bearer" or not token or token != token.strip() or " " in token:
-            raise Unauthenticated("authorization must be `Bearer <token>`", reason="TOKEN_MALFORMED")
-        grant = self._auth.grant(token)
+        grant = self._auth.grant(_bearer(headers[0]))
         if grant.scope != scope:
             raise PermissionDenied(
                 f"this call needs a `{scope}` token; the token given has scope `{grant.scope}`",
                 reason="SCOPE_MISSING", metadata={"required_scope": scope, "token_scope": grant.scope},
             )
         return grant
+
+
+@functools.lru_cache(maxsize=1024)
+def _bearer(header: str) -> str:
+    """The token of an `authorization` header value; the same few values come on every call.
+
+    Raises:
+        Unauthenticated: the value is not exactly `Bearer <token>`.
+    """
+    kind, _, token = header.partition(" ")
+    if kind != "Bearer" or not token or token != token.strip() or " " in token:
+        raise Unauthenticated("authorization must be `Bearer <token>`", reason="TOKEN_MALFORMED")
+    return token
 
 
 class _Call:
@@ -213,28 +224,36 @@ class _Call:
 
     def _unary(self, behavior: Callable[..., Any], streams_in: bool) -> Callable[..., Any]:
         pool = self._owner._pool
+        if inspect.iscoroutinefunction(behavior):  # decided once per method, not per call
 
-        async def call(request: Any, context: aio.ServicerContext) -> Any:
+            async def call(request: Any, context: aio.ServicerContext) -> Any:
+                async with _Handling(self, context, streams_out=False) as handling:
+                    handling.authorize()
+                    return await behavior(handling.checked(request, streams_in), context)
+                return None  # the error path aborted; grpc never reads this
+
+            return call
+
+        async def call_in_pool(request: Any, context: aio.ServicerContext) -> Any:
             async with _Handling(self, context, streams_out=False) as handling:
                 handling.authorize()
                 request = handling.checked(request, streams_in)
-                if inspect.iscoroutinefunction(behavior):
-                    return await behavior(request, context)
                 copied = contextvars.copy_context()
                 return await asyncio.get_running_loop().run_in_executor(pool, copied.run, behavior, request, context)
             return None  # the error path aborted; grpc never reads this
 
-        return call
+        return call_in_pool
 
     def _streaming(self, behavior: Callable[..., Any], streams_in: bool) -> Callable[..., Any]:
         pool = self._owner._pool
+        asynchronous = inspect.isasyncgenfunction(behavior)
 
         async def call(request: Any, context: aio.ServicerContext) -> AsyncIterator[Any]:
             async with _Handling(self, context, streams_out=True) as handling:
                 await handling.started()
                 handling.authorize()
                 request = handling.checked(request, streams_in)
-                if inspect.isasyncgenfunction(behavior):
+                if asynchronous:
                     async for item in behavior(request, context):
                         yield item
                 else:
@@ -281,7 +300,12 @@ class _Handling:
         self._streams_out = streams_out
         metadata = [(key, value) for key, value in context.invocation_metadata() or () if isinstance(value, str)]
         self._metadata = metadata
-        self.request_id = next((v for k, v in metadata if k == "x-request-id"), "") or new_request_id()
+        request_id = ""
+        for key, value in metadata:
+            if key == "x-request-id":
+                request_id = value
+                break
+        self.request_id = request_id or new_request_id()
         # The id goes back in the trailing metadata of every call, sent with the status at no
         # extra cost. A response stream also gets it in the initial metadata, before its first
         # message; a single response does not, because sending initial metadata on its own is a
@@ -340,7 +364,8 @@ class _Handling:
 
     def _finish(self, code: str) -> None:
         seconds = time.perf_counter() - self._started
-        log.info("rpc", method=self._call._method, code=code, space=self._space, duration_ms=round(seconds * 1000, 3))
+        rpc_line({"method": self._call._method, "code": code, "space": self._space,
+                  "duration_ms": round(seconds * 1000, 3), "event": "rpc"}, log)
         observe = self._call._owner._observe
         if observe is not None:
             observe("grpc", self._call._method, code, seconds)
