@@ -120,8 +120,10 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
     async def StreamCalls(self, request_iterator: AsyncIterator[ingest_pb2.StreamCallsRequest],
                           context: Any) -> ingest_pb2.StreamCallsResponse:
         stream = _StreamState(self._ingest, sender())
+        add = stream.add
         async for request in request_iterator:
-            await stream.add(convert.tracking_call(request.call))
+            if add(request.call):  # a plain call per message; a coroutine only when the stream must wait
+                await stream.settle_some()
         await stream.finish()
         return ingest_pb2.StreamCallsResponse(
             rejected=[_result(r) for r in stream.rejected], **_counts_of(stream)
@@ -134,7 +136,12 @@ def _counts_of(stream: _StreamState) -> dict[str, int]:
 
 
 class _StreamState:
-    """Chunks a stream of calls into writer jobs, with a bounded number in flight."""
+    """Chunks a stream of calls into writer jobs, with a bounded number in flight.
+
+    A chunk holds the messages' calls as they arrived; they are decoded (JSON or typed) and
+    normalised together when the chunk is handed to the writer, in one pass per chunk instead
+    of a step per message.
+    """
 
     def __init__(self, ingest: Any, space: Sender) -> None:
         self._ingest = ingest
@@ -146,12 +153,19 @@ class _StreamState:
         self.accepted = self.duplicates = self.rejected_total = 0
         self.rejected: list[CallResult] = []
 
-    async def add(self, call: Any) -> None:
-        if not self._chunk:
+    def add(self, item: Any) -> bool:
+        """Queues one message's call; True when too many chunks are in flight (`settle_some`)."""
+        chunk = self._chunk
+        if not chunk:
             self._chunk_started = time.monotonic()
-        self._chunk.append(call)
-        if len(self._chunk) >= _STREAM_CHUNK or time.monotonic() - self._chunk_started > _STREAM_CHUNK_SECONDS:
+        chunk.append(item)
+        if len(chunk) >= _STREAM_CHUNK or time.monotonic() - self._chunk_started > _STREAM_CHUNK_SECONDS:
             self._flush()
+            return len(self._pending) > _STREAM_MAX_PENDING
+        return False
+
+    async def settle_some(self) -> None:
+        """Waits for the oldest chunks until at most _STREAM_MAX_PENDING are in flight."""
         while len(self._pending) > _STREAM_MAX_PENDING:
             await self._settle(self._pending.pop(0))
 
@@ -162,7 +176,8 @@ class _StreamState:
 
     def _flush(self) -> None:
         if self._chunk:
-            self._pending.append(self._ingest.submit(self._space, self._chunk, offset=self._offset))
+            calls = [convert.tracking_call(item) for item in self._chunk]
+            self._pending.append(self._ingest.submit(self._space, calls, offset=self._offset))
             self._offset += len(self._chunk)
             self._chunk = []
 
