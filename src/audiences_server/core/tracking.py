@@ -403,10 +403,11 @@ def _echoed_id(message_id: object) -> str:
     """The `messageId` a rejection repeats: only a valid one, since the reply must carry it as text."""
     if not isinstance(message_id, str) or len(message_id) > MAX_MESSAGE_ID_CHARS:
         return ""
-    return message_id if message_id.isascii() or _encodable(message_id) else ""
+    return message_id if message_id.isascii() or encodable(message_id) else ""
 
 
-def _encodable(text: str) -> bool:
+def encodable(text: str) -> bool:
+    """Whether UTF-8 can write the text (it cannot when it holds a lone surrogate)."""
     try:
         text.encode()
     except UnicodeEncodeError:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from itertools import groupby
 from typing import Any
 
@@ -30,6 +29,7 @@ from audiences_server.engine.profile_reads import DEFAULT_PAGE, MAX_PAGE, EventF
 from audiences_server.errors import FieldViolation, InvalidArgument, NotFound
 from audiences_server.http.app import EDGE
 from audiences_server.http.auth import basic_token, granted
+from audiences_server.http.query import bad_parameter, query_time
 
 PREFIX = "/v1/spaces/{space}/collections/{collection}/profiles/{profile}/{endpoint}"
 COLLECTIONS = ("users", "accounts")
@@ -127,19 +127,15 @@ def serve(engine: Engine, token: str | None, read: Read) -> bytes:
 # -- parameters -------------------------------------------------------------------------------
 
 
-def _bad(parameter: str, message: str, reason: str) -> InvalidArgument:
-    return InvalidArgument(message, reason=reason, violations=[FieldViolation(parameter, message)])
-
-
 def _only(query: MultiMapping[str], allowed: frozenset[str]) -> None:
     """Refuses a parameter the endpoint does not take, and a repeated one (but `include` and
     `exclude`, which may come once per name)."""
     for name in query:
         if name not in allowed:
-            raise _bad(name, f"unknown parameter `{name}`; this endpoint takes {', '.join(sorted(allowed))}",
+            raise bad_parameter(name, f"unknown parameter `{name}`; this endpoint takes {', '.join(sorted(allowed))}",
                        "PARAMETER_UNKNOWN")
         if name not in ("include", "exclude") and len(query.getall(name)) > 1:
-            raise _bad(name, f"parameter `{name}` is given more than once", "PARAMETER_REPEATED")
+            raise bad_parameter(name, f"parameter `{name}` is given more than once", "PARAMETER_REPEATED")
 
 
 def _limit(query: MultiMapping[str]) -> int:
@@ -147,7 +143,8 @@ def _limit(query: MultiMapping[str]) -> int:
     if text is None:
         return DEFAULT_PAGE
     if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= MAX_PAGE:
-        raise _bad("limit", f"`limit` must be a whole number from 1 to {MAX_PAGE}, not {text!r}", "LIMIT_INVALID")
+        raise bad_parameter("limit", f"`limit` must be a whole number from 1 to {MAX_PAGE}, not {text!r}",
+                            "LIMIT_INVALID")
     return int(text)
 
 
@@ -156,7 +153,7 @@ def _flag(query: MultiMapping[str], name: str) -> bool:
     if text is None:
         return False
     if text.lower() not in _FLAGS:
-        raise _bad(name, f"`{name}` must be true or false, not {text!r}", f"{name.upper()}_INVALID")
+        raise bad_parameter(name, f"`{name}` must be true or false, not {text!r}", f"{name.upper()}_INVALID")
     return _FLAGS[text.lower()]
 
 
@@ -168,23 +165,8 @@ def _names(query: MultiMapping[str], name: str) -> list[str]:
 def _choice(query: MultiMapping[str], name: str, choices: Sequence[str], reason: str) -> str | None:
     text = query.get(name)
     if text is not None and text not in choices:
-        raise _bad(name, f"`{name}` must be one of {', '.join(choices)}, not {text!r}", reason)
+        raise bad_parameter(name, f"`{name}` must be one of {', '.join(choices)}, not {text!r}", reason)
     return text
-
-
-def _time(query: MultiMapping[str], name: str) -> int | None:
-    """An ISO-8601 date (`2018-01-02`, midnight UTC) or time (`2018-01-02T10:00:00Z`; no offset is UTC)."""
-    text = query.get(name)
-    if text is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise _bad(name, f"`{name}` is not an ISO-8601 date or time: {text!r}", "TIMESTAMP_INVALID") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
-    return delta.days * 86_400_000 + delta.seconds * 1000 + delta.microseconds // 1000
 
 
 def _cursor(read: Read, limit: int, following: str) -> dict[str, Any]:
@@ -231,9 +213,9 @@ def _trait(item: TraitItem, verbose: bool) -> Any:
 def _events(reads: ProfileReads, space_id: int, read: Read) -> dict[str, Any]:
     query = read.query
     limit = _limit(query)
-    start, end = _time(query, "start"), _time(query, "end")
+    start, end = query_time(query, "start"), query_time(query, "end")
     if start is not None and end is not None and end < start:
-        raise _bad("end", "`end` is before `start`", "TIME_RANGE_INVALID")
+        raise bad_parameter("end", "`end` is before `start`", "TIME_RANGE_INVALID")
     descending = _SORTS[_choice(query, "sort", tuple(_SORTS), "SORT_INVALID") or "desc"]
     wanted = EventFilter(start, end, tuple(_names(query, "include")), tuple(_names(query, "exclude")), descending)
     page = reads.events(space_id, read.collection, read.profile, wanted, limit, query.get("next", ""))

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
+from audiences_server.core.tracking import encodable
+
 USERS = "users"
 ACCOUNTS = "accounts"
 COLLECTIONS = (USERS, ACCOUNTS)
@@ -175,7 +177,7 @@ def id_text(raw: object) -> str | None:
         The id text, or None.
     """
     if isinstance(raw, str):
-        return raw if raw.isascii() or _encodable(raw) else None
+        return raw if raw.isascii() or encodable(raw) else None
     if isinstance(raw, bool):
         return None
     if isinstance(raw, int):
@@ -189,14 +191,6 @@ def _add(found: list[ExternalId], id_type: str, raw: object) -> None:
     text = raw if type(raw) is str and raw.isascii() else id_text(raw)
     if text is not None:
         found.append(ExternalId(id_type, text))
-
-
-def _encodable(text: str) -> bool:
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _email(message: Mapping[str, Any], context: Mapping[str, Any]) -> object:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, cast
 
 from multidict import MultiMapping
@@ -20,8 +19,8 @@ from audiences_server.engine.computations import COLLECTIONS, definition_problem
 from audiences_server.engine.engine import Engine
 from audiences_server.engine.history import DAY_MS, HOUR_MS, HistoryQuery
 from audiences_server.engine.profile_reads import MAX_PAGE, EventFilter, Page
-from audiences_server.errors import FieldViolation, InvalidArgument
 from audiences_server.http.console import views
+from audiences_server.http.query import bad_parameter, query_time
 
 INTERVALS = {"hourly": HOUR_MS, "daily": DAY_MS}
 TRAIT_CLASSES = ("audience", "computed_trait", "custom")
@@ -29,15 +28,10 @@ TRAIT_CLASSES = ("audience", "computed_trait", "custom")
 DEAD_LETTERS_SHOWN = 50
 
 
-def bad(name: str, message: str, reason: str) -> InvalidArgument:
-    """A refused parameter."""
-    return InvalidArgument(message, reason=reason, violations=[FieldViolation(name, message)])
-
-
 def collection_of(text: str) -> str:
     """A collection named in a path: users or accounts."""
     if text not in COLLECTIONS:
-        raise bad("collection", f"collection must be users or accounts, not {text!r}", "COLLECTION_INVALID")
+        raise bad_parameter("collection", f"collection must be users or accounts, not {text!r}", "COLLECTION_INVALID")
     return text
 
 
@@ -73,7 +67,7 @@ def computation(engine: Engine, space_id: int, collection: str, key: str) -> dic
 def sizes(engine: Engine, space_id: int, collection: str, key: str, interval: str) -> dict[str, Any]:
     """A definition's size per hour (the last 48) or per day (the last 30)."""
     if interval not in INTERVALS:
-        raise bad("interval", "`interval` must be hourly or daily", "INTERVAL_INVALID")
+        raise bad_parameter("interval", "`interval` must be hourly or daily", "INTERVAL_INVALID")
     row, points = engine.history.sizes(space_id, collection_of(collection), key, INTERVALS[interval], None, None)
     return {"key": row.key, "size": row.size, "interval": interval, "points": [views.point(p) for p in points]}
 
@@ -132,10 +126,10 @@ def profile(engine: Engine, space_id: int, collection: str, part: str, query: Mu
     collection = collection_of(collection)
     read = _PARTS.get(part)
     if read is None:
-        raise bad("part", f"part must be one of {', '.join(_PARTS)}, not {part!r}", "PART_INVALID")
+        raise bad_parameter("part", f"part must be one of {', '.join(_PARTS)}, not {part!r}", "PART_INVALID")
     address = query.get("address", "")
     if not address:
-        raise bad("address", "`address` (type:value or prf_…) is required", "PROFILE_ID_MISSING")
+        raise bad_parameter("address", "`address` (type:value or prf_…) is required", "PROFILE_ID_MISSING")
     return read(engine, Where(space_id, collection, address, query))
 
 
@@ -153,7 +147,7 @@ class Where:
         """The page size asked (`limit`, 20 by default)."""
         text = self.query.get("limit", "20")
         if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= MAX_PAGE:
-            raise bad("limit", f"`limit` must be a whole number from 1 to {MAX_PAGE}", "LIMIT_INVALID")
+            raise bad_parameter("limit", f"`limit` must be a whole number from 1 to {MAX_PAGE}", "LIMIT_INVALID")
         return int(text)
 
     @property
@@ -182,7 +176,7 @@ def _history(engine: Engine, at: Where) -> dict[str, Any]:
 def _traits(engine: Engine, at: Where) -> dict[str, Any]:
     trait_class = at.query.get("class") or None
     if trait_class is not None and trait_class not in TRAIT_CLASSES:
-        raise bad("class", f"`class` must be one of {', '.join(TRAIT_CLASSES)}", "CLASS_INVALID")
+        raise bad_parameter("class", f"`class` must be one of {', '.join(TRAIT_CLASSES)}", "CLASS_INVALID")
     page = engine.profile_reads.traits(at.space_id, at.collection, at.address, include=[], trait_class=trait_class,
                                        size=at.size, token=at.token)
     return _paged(page, views.trait)
@@ -218,26 +212,13 @@ def _names(query: MultiMapping[str], name: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in query.get(name, "").split(",") if part.strip())
 
 
-def _time(query: MultiMapping[str], name: str) -> int | None:
-    text = query.get(name, "")
-    if not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise bad(name, f"`{name}` is not an ISO-8601 date or time: {text!r}", "TIMESTAMP_INVALID") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
-
-
 def _event_filter(query: MultiMapping[str]) -> EventFilter:
-    start, end = _time(query, "start"), _time(query, "end")
+    start, end = query_time(query, "start"), query_time(query, "end")
     if start is not None and end is not None and end < start:
-        raise bad("end", "`end` is before `start`", "TIME_RANGE_INVALID")
+        raise bad_parameter("end", "`end` is before `start`", "TIME_RANGE_INVALID")
     order = query.get("sort", "desc")
     if order not in ("asc", "desc"):
-        raise bad("sort", "`sort` must be asc or desc", "SORT_INVALID")
+        raise bad_parameter("sort", "`sort` must be asc or desc", "SORT_INVALID")
     return EventFilter(start, end, _names(query, "include"), _names(query, "exclude"), order == "desc")
 
 
