@@ -33,6 +33,14 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 logs.configure("json", "info")
 
 
+@pytest.fixture(autouse=True)
+def _logs_as_configured() -> Iterator[None]:
+    """Configures logging again after each test: a command run inside a test (`cli.main`)
+    configures it onto that test's captured stderr, which pytest closes afterwards."""
+    yield
+    logs.configure("json", "info")
+
+
 @dataclass
 class Running:
     """A started server and what tests need to talk to it."""

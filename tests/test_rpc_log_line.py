@@ -73,3 +73,16 @@ def test_captured_logs_and_levels(raw: io.BytesIO, monkeypatch: pytest.MonkeyPat
     _json(raw, "warning")
     logs.rpc_line(_fields(), log)
     assert raw.getvalue() == b""
+
+
+def test_a_line_that_cannot_be_written_is_dropped_not_raised(raw: io.BytesIO) -> None:
+    """Logging to a closed stderr (closed by whatever started the process) loses the line and
+    raises nothing into the thread that logged: the rpc line, structlog's lines, an exception's."""
+    _json(raw)
+    raw.close()
+    logs.rpc_line({"method": "/m", "code": "OK", "event": "rpc"}, structlog.get_logger())
+    structlog.get_logger().info("still_running")
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        structlog.get_logger().exception("failed")

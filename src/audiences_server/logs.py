@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import json
 import logging
@@ -9,7 +10,7 @@ import random
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TextIO, cast
 
 import orjson
 import structlog
@@ -23,6 +24,26 @@ def _dumps(event: dict[str, Any], **options: Any) -> bytes:
         return json.dumps(event, **options).encode()
 
 
+class _Kept:
+    """A log stream whose failures are dropped: a line that cannot be written (stderr closed by
+    whatever started the process, a full pipe) is lost, as the standard library's handlers lose
+    it, instead of raising into the thread that logged (the writer's, the evaluator's), which
+    would stop it."""
+
+    __slots__ = ("__weakref__", "_stream")
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, data: Any) -> None:
+        with contextlib.suppress(ValueError, OSError):
+            self._stream.write(data)
+
+    def flush(self) -> None:
+        with contextlib.suppress(ValueError, OSError):
+            self._stream.flush()
+
+
 def configure(log_format: str = "auto", level: str = "info") -> None:
     """Configures structlog for the process.
 
@@ -33,15 +54,18 @@ def configure(log_format: str = "auto", level: str = "info") -> None:
     use_console = log_format == "console" or (log_format == "auto" and sys.stderr.isatty())
     renderer: structlog.typing.Processor
     factory: Any
-    stream = getattr(sys.stderr, "buffer", None)
+    text = _Kept(sys.stderr)
+    buffer = getattr(sys.stderr, "buffer", None)
+    stream = None if buffer is None else _Kept(buffer)
     if use_console:
-        renderer, factory = structlog.dev.ConsoleRenderer(), structlog.PrintLoggerFactory(sys.stderr)
+        renderer, factory = structlog.dev.ConsoleRenderer(), structlog.PrintLoggerFactory(cast(TextIO, text))
     elif stream is None:  # a text-only stderr (embedded, redirected to a StringIO)
-        renderer, factory = structlog.processors.JSONRenderer(), structlog.PrintLoggerFactory(sys.stderr)
+        renderer, factory = structlog.processors.JSONRenderer(), structlog.PrintLoggerFactory(cast(TextIO, text))
     else:
         # orjson writes the line as bytes in about half the time of the stdlib encoder, which
         # is paid on every RPC.
-        renderer, factory = structlog.processors.JSONRenderer(_dumps), structlog.BytesLoggerFactory(stream)
+        renderer = structlog.processors.JSONRenderer(_dumps)
+        factory = structlog.BytesLoggerFactory(cast(BinaryIO, stream))
     processors: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -68,7 +92,7 @@ class _Direct:
     """What the JSON configuration writes to, for `rpc_line` to write its line itself."""
 
     processors: tuple[structlog.typing.Processor, ...]  # as configured: a test capturing logs changes the list
-    stream: BinaryIO
+    stream: _Kept
     info: bool  # whether info lines are written at all
 
 

@@ -110,10 +110,11 @@ class Writer:
         except BaseException as failure:
             # The commit itself failed: nothing of the group is durable, so every job fails.
             self._rollback()
-            log.exception("write_group_failed", jobs=len(group))
+            # The waiting callers first: nothing after this may leave them waiting.
             for _, future in group:
                 if not future.done():
                     future.set_exception(failure)
+            log.exception("write_group_failed", jobs=len(group))
             return
         if self._on_group is not None:
             self._on_group(len(group), time.perf_counter() - started)
