@@ -180,3 +180,10 @@ def markdown_table(results: Sequence[dict[str, Any]]) -> str:
 def write_results(results: Sequence[dict[str, Any]], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(list(results), indent=2, ensure_ascii=False) + "\n")
+
+
+def report(results: Sequence[dict[str, Any]], path: Path) -> None:
+    """Prints the figures as a table and writes them to `path` as JSON."""
+    print_table(results)
+    write_results(results, path)
+    print(f"\nwritten {path}")

@@ -56,8 +56,9 @@ from typing import Any
 
 import data  # bench/data.py: a script's own folder is on sys.path
 import grpc
+import space
 from audiences.v1 import admin_pb2, admin_pb2_grpc, common_pb2, ingest_pb2, ingest_pb2_grpc
-from common import RESULTS, alternate, figure, peak_rss_mib, print_table, reset_peak, write_results
+from common import RESULTS, alternate, figure, peak_rss_mib, report, reset_peak
 from floor import Floor
 from google.protobuf import field_mask_pb2, timestamp_pb2
 from space import Definition, realistic
@@ -262,14 +263,7 @@ class Server:
 
     def create(self, definition: Definition) -> None:
         """Creates one audience or computed trait of the realistic space (bench/space.py)."""
-        collection = COLLECTION[definition.collection]
-        if definition.kind == "audience":
-            audience = admin_pb2.Audience(key=definition.key, collection=collection, definition=definition.text)
-            self.admin.CreateAudience(admin_pb2.CreateAudienceRequest(audience=audience), metadata=self.meta)
-        else:
-            trait = admin_pb2.ComputedTrait(key=definition.key, collection=collection, definition=definition.text)
-            self.admin.CreateComputedTrait(admin_pb2.CreateComputedTraitRequest(computed_trait=trait),
-                                           metadata=self.meta)
+        space.create(self.admin, self.meta, definition)
 
     def statuses(self) -> dict[str, str]:
         """Every audience's and computed trait's status, by key."""
@@ -798,9 +792,7 @@ def main() -> int:
         config.rounds = args.rounds or 2
         config.tick_repeats = min(config.tick_repeats, 5)
     results = collect(config, args.workdir)
-    print_table(results)
-    write_results(results, args.out)
-    print(f"\nwritten {args.out}")
+    report(results, args.out)
     return 0
 
 

@@ -53,7 +53,7 @@ import grpc
 import http_ingest
 from audiences.v1 import ingest_pb2, ingest_pb2_grpc, sync_pb2, sync_pb2_grpc, tracking_pb2
 from baseline_server import BaselineServer
-from common import RESULTS, alternate, figure, print_table, rate, write_results
+from common import RESULTS, alternate, figure, rate, report
 from google.protobuf import struct_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -406,9 +406,7 @@ def main() -> int:
     config = Config(users=args.users, events=args.events, stream=args.stream, unary=args.unary,
                     repeats=args.repeats, senders=args.senders, typed=args.typed, figures=figures)
     results = collect(config)
-    print_table(results)
-    write_results(results, args.out)
-    print(f"\nwritten {args.out}")
+    report(results, args.out)
     return 0
 
 

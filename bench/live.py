@@ -76,9 +76,9 @@ from audiences.v1 import (
     sync_pb2,
     sync_pb2_grpc,
 )
-from common import RESULTS, figure, latency_figures, percentile, print_table, windows_of, write_results
+from common import RESULTS, figure, latency_figures, percentile, report, windows_of
 from google.protobuf import duration_pb2
-from space import realistic
+from space import create, realistic
 
 from audiences_server.engine.engine import DEFAULT_SPACE
 from audiences_server.testing import ServerProcess
@@ -325,14 +325,7 @@ def realistic_space(server: LiveServer, count: int, timeout: float = 1800) -> fl
     them all LIVE; returns the seconds that took."""
     started = time.monotonic()
     for definition in realistic(count):
-        collection = common_pb2.COLLECTION_ACCOUNTS if definition.collection == "accounts" else USERS
-        if definition.kind == "audience":
-            audience = admin_pb2.Audience(key=definition.key, collection=collection, definition=definition.text)
-            server.admin.CreateAudience(admin_pb2.CreateAudienceRequest(audience=audience), metadata=server.meta)
-        else:
-            trait = admin_pb2.ComputedTrait(key=definition.key, collection=collection, definition=definition.text)
-            server.admin.CreateComputedTrait(admin_pb2.CreateComputedTraitRequest(computed_trait=trait),
-                                             metadata=server.meta)
+        create(server.admin, server.meta, definition)
     while time.monotonic() - started < timeout:
         status = server.admin.GetEvaluatorStatus(admin_pb2.GetEvaluatorStatusRequest(), metadata=server.meta)
         if status.backfilling_count == 0:
@@ -600,9 +593,7 @@ def main() -> int:
                     sync_repeats=args.sync_repeats, clients=args.clients, read_seconds=args.read_seconds,
                     reads=args.reads, definitions=args.definitions, sync=args.sync)
     results = collect(config)
-    print_table(results)
-    write_results(results, args.out)
-    print(f"\nwritten {args.out}")
+    report(results, args.out)
     return 0
 
 

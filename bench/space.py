@@ -15,6 +15,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from audiences.v1 import admin_pb2, admin_pb2_grpc, common_pb2
 from data import EVENT_NAMES
 
 OTHER_NAMES = (
@@ -168,3 +169,18 @@ def realistic(n: int = 195, seed: int = 7) -> list[Definition]:
         if category == "count":
             counts.append(key)
     return out
+
+
+_COLLECTIONS = {"users": common_pb2.COLLECTION_USERS, "accounts": common_pb2.COLLECTION_ACCOUNTS}
+
+
+def create(admin: admin_pb2_grpc.AudienceAdminServiceStub, metadata: list[tuple[str, str]],
+           definition: Definition) -> None:
+    """Creates one definition of the space on a server, as an audience or a computed trait."""
+    collection = _COLLECTIONS[definition.collection]
+    if definition.kind == "audience":
+        audience = admin_pb2.Audience(key=definition.key, collection=collection, definition=definition.text)
+        admin.CreateAudience(admin_pb2.CreateAudienceRequest(audience=audience), metadata=metadata)
+    else:
+        trait = admin_pb2.ComputedTrait(key=definition.key, collection=collection, definition=definition.text)
+        admin.CreateComputedTrait(admin_pb2.CreateComputedTraitRequest(computed_trait=trait), metadata=metadata)

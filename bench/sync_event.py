@@ -33,7 +33,7 @@ from typing import Any
 import grpc
 from aiohttp import web
 from audiences.v1 import admin_pb2, admin_pb2_grpc, common_pb2, ingest_pb2, ingest_pb2_grpc, sync_pb2, sync_pb2_grpc
-from common import RESULTS, figure, print_table, write_results
+from common import RESULTS, figure, report
 
 from audiences_server.testing import ServerProcess
 
@@ -182,9 +182,7 @@ def main() -> int:
     args = parser.parse_args()
     results = collect(Config(members=args.members, repeats=args.repeats, max_in_flight=args.max_in_flight,
                              synchronous=args.synchronous))
-    print_table(results)
-    write_results(results, args.out)
-    print(f"\nwritten {args.out}")
+    report(results, args.out)
     return 0
 
 
