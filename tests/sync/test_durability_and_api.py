@@ -68,11 +68,12 @@ def test_kill_9_mid_delivery_loses_nothing(tmp_path: Path, receiver: Receiver) -
 
 def test_kill_9_resends_only_the_deliveries_in_flight(tmp_path: Path, receiver: Receiver) -> None:
     """Each delivery is acknowledged (committed) as soon as its request is answered, so after a
-    kill -9 the restart sends again at most the requests that were in flight (`max_in_flight`)."""
+    kill -9 the restart sends again at most the requests in flight (`max_in_flight`) and those
+    answered whose commit was under way (at most as many again)."""
     _deliver_until_killed(tmp_path, receiver, 200, max_in_flight=4)
     by_message = _restart_until_delivered(tmp_path, receiver, 200)
     repeated = [m for m, received in by_message.items() if len(received) > 1]
-    assert len(repeated) <= 4, f"{len(repeated)} deliveries were sent again"
+    assert len(repeated) <= 8, f"{len(repeated)} deliveries were sent again"
 
 
 def test_segment_destination_posts_batches_with_basic_auth(space: Space, receiver: Receiver) -> None:

@@ -37,9 +37,12 @@ PAUSE_MS = 1000
 
 @dataclass
 class _Write:
-    """One write handed to a sink: the deliveries whose outcome is not committed yet."""
+    """One write handed to a sink: the deliveries whose outcome is not committed yet, and those
+    the sink has not answered (a write holds its slot until they are answered 2xx, or until a
+    failure is committed)."""
 
     remaining: set[int]
+    unanswered: set[int]
 
 
 @dataclass
@@ -54,12 +57,14 @@ class _Settled:
 class Acks:
     """Tracks what is in flight for one destination and commits outcomes as they come."""
 
-    def __init__(self, writer: Writer, on_committed: Callable[[], None]) -> None:
+    def __init__(self, writer: Writer, on_committed: Callable[[], None], on_freed: Callable[[], None]) -> None:
         self._writer = writer
         self._on_committed = on_committed
+        self._on_freed = on_freed
         self._lock = threading.Lock()
         self._flying: set[int] = set()
         self._writes = 0
+        self._answered = 0  # writes answered 2xx whose outcome is not committed yet
         self._waiting: list[_Settled] = []
         self._submitted = False  # a job is in the writer's queue and has not taken its outcomes yet
         self._streak = 0
@@ -74,13 +79,20 @@ class Acks:
             return set(self._flying)
 
     def writes_in_flight(self) -> int:
-        """Writes handed to the sink and not settled."""
+        """Writes handed to the sink and not answered (a failed one: until its outcome is
+        committed)."""
         with self._lock:
             return self._writes
 
+    def answered(self) -> int:
+        """Writes answered 2xx whose outcome is not committed yet (sent again after a crash)."""
+        with self._lock:
+            return self._answered
+
     def start(self, row: DestinationRow, batch: Sequence[Delivery]) -> Done:
         """Marks a write in flight; the sink tells the returned function how it went."""
-        write = _Write({d.delivery_id for d in batch})
+        ids = {d.delivery_id for d in batch}
+        write = _Write(ids, set(ids))
         with self._lock:
             self._flying |= write.remaining
             self._writes += 1
@@ -106,11 +118,22 @@ class Acks:
             if outcome.skipped:
                 self._release(write, [d.delivery_id for d in deliveries])
                 return
+            freed = False
+            if outcome.ok and write.unanswered:
+                # Answered 2xx: the slot goes to the next write now, while the outcome waits for
+                # its commit (the deliveries stay in flight, so none is sent twice meanwhile).
+                write.unanswered.difference_update(d.delivery_id for d in deliveries)
+                if not write.unanswered:
+                    self._writes -= 1
+                    self._answered += 1
+                    freed = True
             self._waiting.append(settled)
-            if self._submitted:
-                return  # the job waiting in the writer's queue will take it
+            submit = not self._submitted
             self._submitted = True
-        self._submit()
+        if submit:
+            self._submit()  # otherwise the job waiting in the writer's queue will take it
+        if freed:
+            self._on_freed()
 
     def _plan(self, row: DestinationRow, delivery: Delivery, outcome: Outcome, now: int) -> tuple[Delivery, str,
                                                                                                    int | None]:
@@ -130,7 +153,7 @@ class Acks:
 
         def job(conn: apsw.Connection) -> None:
             with self._lock:
-                taken.append(_Settled(_Write(set())))  # marks the job as run, even with nothing to take
+                taken.append(_Settled(_Write(set(), set())))  # marks the job as run, even with nothing to take
                 taken.extend(self._waiting)
                 self._waiting, self._submitted = [], False
             now = _wall_ms()
@@ -166,8 +189,13 @@ class Acks:
         self._flying.difference_update(ids)
         if write.remaining:
             write.remaining.difference_update(ids)
-            if not write.remaining:
-                self._writes -= 1
+            if write.remaining:
+                return
+            if write.unanswered:
+                write.unanswered.clear()
+                self._writes -= 1  # its slot, held until now by a failure or a skip
+            else:
+                self._answered -= 1
 
 
 def _wall_ms() -> int:

@@ -9,11 +9,13 @@ A slow or failing destination only delays its own worker; ingestion and the eval
 on it.
 
 In flight: a delivery is in flight from the moment it is handed to the sink until its outcome is
-committed. At most `max_in_flight` writes are in flight (EVENT-style webhooks: 16 requests by
-default; the batching kinds: one batch), and a profile's next change is not due before the last
-one's outcome is committed, so each profile's changes arrive in order. Outcomes are committed
+committed. At most `max_in_flight` writes wait for an answer (EVENT-style webhooks: 16 requests
+by default; the batching kinds: one batch), and as many again may be answered 2xx and wait for
+their commit without holding a slot; a profile's next change is not due before the last one's
+outcome is committed, so each profile's changes arrive in order. Outcomes are committed
 as they come, in groups (engine.sync.acks: answers arriving together share a commit); a crash
-(kill -9) sends again only what was in flight, with the same ids. After a failure worth
+(kill -9) sends again only what was in flight (at most twice `max_in_flight` writes), with
+the same ids. After a failure worth
 retrying the destination pauses until that retry is due, then sends one write at a time until
 one succeeds.
 
@@ -44,6 +46,12 @@ from audiences_server.store.writer import Writer, WriterClosed
 
 log = structlog.get_logger(__name__)
 
+# Writes answered 2xx and waiting for their outcome's commit, per slot: they no longer hold a
+# slot, so the sink's requests do not wait for the disk, and a crash sends again at most
+# (1 + ANSWERED_PER_SLOT) x max_in_flight writes. One per slot measured 3,600-3,900 changes/s
+# against 1,700-2,200 for none (the slot held until the commit), two 4,000-4,200.
+ANSWERED_PER_SLOT = 1
+
 # The longest a worker goes on with what it read of its destination and connections.
 RELOAD_S = 0.25
 
@@ -67,7 +75,7 @@ class DestinationWorker:
         self._stopping = threading.Event()
         self._wait_s = 1.0
         self._sink: tuple[int, Sink] | None = None  # built for the destination as of its updated_ms
-        self._acks = Acks(writer, self._committed)
+        self._acks = Acks(writer, self._committed, self._freed)
         # Held while reading what is due and handing it to the sink, on this thread or the loop's.
         self._sending = threading.Lock()
         self._timing = False  # a send found nothing to do now and computed when to look again
@@ -146,6 +154,11 @@ class DestinationWorker:
             self._context.io.call_soon(self._refill)
         else:
             self._wake.set()
+
+    def _freed(self) -> None:
+        """Told when a write is answered 2xx, freeing its slot before its outcome is committed:
+        like a commit, it may let the sink send more."""
+        self._committed()
 
     def _refill(self) -> None:
         """On the event loop: sends what is due with the sink and settings the worker last read;
@@ -226,7 +239,8 @@ class DestinationWorker:
             return False
         most = 1 if self._acks.probing else sink.max_in_flight
         flying_writes = self._acks.writes_in_flight()
-        writes = most - flying_writes
+        # Answered writes wait for their commit without a slot, up to ANSWERED_PER_SLOT per slot.
+        writes = min(most - flying_writes, most * ANSWERED_PER_SLOT - self._acks.answered())
         if writes <= 0 or (flying_writes and writes < most // 2):
             # Committed outcomes free slots and refill (see _committed) once half are free, so
             # one read of the queue serves several writes.
