@@ -57,10 +57,9 @@ class _Settled:
 class Acks:
     """Tracks what is in flight for one destination and commits outcomes as they come."""
 
-    def __init__(self, writer: Writer, on_committed: Callable[[], None], on_freed: Callable[[], None]) -> None:
+    def __init__(self, writer: Writer, on_freed: Callable[[], None]) -> None:
         self._writer = writer
-        self._on_committed = on_committed
-        self._on_freed = on_freed
+        self._on_freed = on_freed  # told when slots may have come free: a 2xx answer, or a commit
         self._lock = threading.Lock()
         self._flying: set[int] = set()
         self._writes = 0
@@ -181,7 +180,7 @@ class Acks:
             again = not taken and self._submitted
         if again:
             self._submit()
-        self._on_committed()
+        self._on_freed()
 
     def _release(self, write: _Write, ids: list[int]) -> None:
         """Under the lock: these deliveries are no longer in flight; the write is settled once

@@ -75,7 +75,7 @@ class DestinationWorker:
         self._stopping = threading.Event()
         self._wait_s = 1.0
         self._sink: tuple[int, Sink] | None = None  # built for the destination as of its updated_ms
-        self._acks = Acks(writer, self._committed, self._freed)
+        self._acks = Acks(writer, self._freed)
         # Held while reading what is due and handing it to the sink, on this thread or the loop's.
         self._sending = threading.Lock()
         self._timing = False  # a send found nothing to do now and computed when to look again
@@ -145,20 +145,16 @@ class DestinationWorker:
                 busy = self._send(row, sink, connections) or busy
         return busy
 
-    def _committed(self) -> None:
-        """Told on the writer's thread once outcomes are committed, freeing slots. A sink that
-        sends from the event loop is refilled there, sparing this thread a wake-up (and the
-        interpreter lock a hand-off) per commit; the others wake the worker."""
+    def _freed(self) -> None:
+        """Told when slots may have come free: a write answered 2xx (on the thread that told its
+        outcome) or outcomes committed (on the writer's thread). A sink that sends from the event
+        loop is refilled there, sparing this thread a wake-up (and the interpreter lock a
+        hand-off) each time; the others wake the worker."""
         sink = self._sink
         if sink is not None and getattr(sink[1], "sends_from_loop", False):
             self._context.io.call_soon(self._refill)
         else:
             self._wake.set()
-
-    def _freed(self) -> None:
-        """Told when a write is answered 2xx, freeing its slot before its outcome is committed:
-        like a commit, it may let the sink send more."""
-        self._committed()
 
     def _refill(self) -> None:
         """On the event loop: sends what is due with the sink and settings the worker last read;
@@ -242,7 +238,7 @@ class DestinationWorker:
         # Answered writes wait for their commit without a slot, up to ANSWERED_PER_SLOT per slot.
         writes = min(most - flying_writes, most * ANSWERED_PER_SLOT - self._acks.answered())
         if writes <= 0 or (flying_writes and writes < most // 2):
-            # Committed outcomes free slots and refill (see _committed) once half are free, so
+            # Answers and commits free slots and refill (see _freed) once half are free, so
             # one read of the queue serves several writes.
             return False
         flying = self._acks.in_flight()
