@@ -34,10 +34,16 @@ class IoLoop:
 
     def call_soon(self, callback: Callable[..., Any], *args: Any) -> None:
         """Runs `callback(*args)` on the loop's thread, soon; nothing once the loop is closed
-        (what the callback was for, a request or a connection, went with it)."""
+        (what the callback was for, a request or a connection, went with it). Called on the
+        loop's own thread (an answer freeing a slot, say), it only queues the callback: waking
+        the loop through its self-pipe would cost two system calls for nothing."""
         with self._lock:
-            loop = self._loop
-        if loop is not None:
+            loop, thread = self._loop, self._thread
+        if loop is None:
+            return
+        if thread is not None and thread.ident == threading.get_ident():
+            loop.call_soon(callback, *args)
+        else:
             loop.call_soon_threadsafe(callback, *args)
 
     def close(self) -> None:

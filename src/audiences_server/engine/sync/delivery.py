@@ -79,6 +79,7 @@ class DestinationWorker:
         # Held while reading what is due and handing it to the sink, on this thread or the loop's.
         self._sending = threading.Lock()
         self._timing = False  # a send found nothing to do now and computed when to look again
+        self._refilling = False  # a refill is queued on the event loop and has not started
         # What a round reads of the database besides due deliveries, read again when told of
         # changes (wake) or after RELOAD_S: a committed outcome alone only frees a slot, and
         # reading everything again on each one would cost more than sending.
@@ -152,13 +153,16 @@ class DestinationWorker:
         hand-off) each time; the others wake the worker."""
         sink = self._sink
         if sink is not None and getattr(sink[1], "sends_from_loop", False):
-            self._context.io.call_soon(self._refill)
+            if not self._refilling:  # one refill queued at a time: it reads the queue once for all
+                self._refilling = True
+                self._context.io.call_soon(self._refill)
         else:
             self._wake.set()
 
     def _refill(self) -> None:
         """On the event loop: sends what is due with the sink and settings the worker last read;
         anything else (settings changed, a pause, nothing due yet) is left to the worker."""
+        self._refilling = False  # first: a slot freed from now on queues another refill
         with self._sending:
             loaded, sink = self._loaded, self._sink
             current = (loaded is not None and sink is not None and loaded[1].enabled
