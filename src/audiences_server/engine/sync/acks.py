@@ -33,6 +33,10 @@ log = structlog.get_logger(__name__)
 # pauses for PAUSE_MS: a receiver refusing everything costs a few attempts per pause.
 FAILURES_BEFORE_PAUSE = 3
 PAUSE_MS = 1000
+# Outcomes whose commit failed before it ran are submitted again after RETRY_MIN_S, doubling up
+# to RETRY_MAX_S while the writer keeps failing.
+RETRY_MIN_S = 0.1
+RETRY_MAX_S = 5.0
 
 
 @dataclass
@@ -67,6 +71,7 @@ class Acks:
         self._waiting: list[_Settled] = []
         self._submitted = False  # a job is in the writer's queue and has not taken its outcomes yet
         self._streak = 0
+        self._retry_s = 0.0  # the pause before outcomes are submitted again after a failed commit
         self.paused_until = 0
         # After a failure worth retrying, one write at a time until one succeeds: an outage then
         # costs one attempt per backoff, not one per delivery in flight.
@@ -176,10 +181,19 @@ class Acks:
             for settled in taken:
                 self._release(settled.write, [d.delivery_id for d in settled.done]
                               + [d.delivery_id for d, _, _ in settled.failed])
-            # A group that failed before running the job: its outcomes are still waiting.
+            # A group that failed before running the job: its outcomes are still waiting, and
+            # are submitted again after a pause (a failing database would otherwise be asked
+            # again at once, in a loop), longer each time until a commit goes through.
             again = not taken and self._submitted
+            if future.exception() is None:
+                self._retry_s = 0.0
+            elif again:
+                self._retry_s = min(RETRY_MAX_S, max(RETRY_MIN_S, self._retry_s * 2))
+            delay = self._retry_s
         if again:
-            self._submit()
+            timer = threading.Timer(delay, self._submit)
+            timer.daemon = True
+            timer.start()
         self._on_freed()
 
     def _release(self, write: _Write, ids: list[int]) -> None:
