@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
-from audiences.v1 import admin_pb2, admin_pb2_grpc, ingest_pb2, ingest_pb2_grpc, sync_pb2, sync_pb2_grpc
+from audiences.v1 import admin_pb2, admin_pb2_grpc, common_pb2, ingest_pb2, ingest_pb2_grpc, sync_pb2, sync_pb2_grpc
 from google.protobuf import field_mask_pb2
 
 from audiences_server.testing import ServerProcess
@@ -188,3 +190,42 @@ def test_sync_needs_an_admin_token(space: Space) -> None:
         space.running.sync.ListDestinations(sync_pb2.ListDestinationsRequest(), metadata=bearer(space.tokens["write"]))
     assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
+
+
+@pytest.mark.parametrize("kind", ["audience", "computed_trait"])
+def test_deleting_a_connected_definition_needs_force(space: Space, receiver: Receiver, kind: str) -> None:
+    """A connected definition is refused (FAILED_PRECONDITION, reason CONNECTED, the destinations
+    named); with force its connections go with it, the destinations stay, and what was queued
+    for them is not sent again."""
+    meta, sync, admin_stub = admin(space), space.running.sync, space.running.admin
+    space.send({"type": "identify", "userId": "u1", "traits": {"plan": "pro"}})
+    if kind == "audience":
+        space.define("pro", "trait('plan') = 'pro'")
+        request: Any = admin_pb2.DeleteAudienceRequest(collection=common_pb2.COLLECTION_USERS, key="pro")
+        call = admin_stub.DeleteAudience
+    else:
+        space.define("pro", "trait('plan')", kind="computed_trait")
+        request = admin_pb2.DeleteComputedTraitRequest(collection=common_pb2.COLLECTION_USERS, key="pro")
+        call = admin_stub.DeleteComputedTrait
+    space.tick()
+    receiver.failures = [500] * 1000  # the first sync's deliveries stay queued, retried
+    for key in ("hook", "other"):
+        webhook(space, key, receiver.url)
+        connect(space, key, "pro", kind=kind, send_identify=True)
+    wait_for(lambda: receiver.attempts >= 2)
+    with pytest.raises(grpc.RpcError) as connected:
+        call(request, metadata=meta)
+    assert connected.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert error_reason(connected.value) == "CONNECTED"
+    assert "'pro' is connected to hook, other" in (connected.value.details() or "")
+    request.force = True
+    call(request, metadata=meta)
+    for key in ("hook", "other"):
+        listed = sync.ListConnections(sync_pb2.ListConnectionsRequest(destination_key=key), metadata=meta)
+        assert list(listed.connections) == []
+        assert sync.GetDestination(sync_pb2.GetDestinationRequest(key=key), metadata=meta).destination.key == key
+    time.sleep(0.5)  # what was in flight at the deletion settles
+    settled = receiver.attempts
+    time.sleep(1.0)  # retries come every 20-200 ms while a delivery is queued
+    assert receiver.attempts == settled
+    assert receiver.accepted == []

@@ -274,7 +274,9 @@ class ComputationAdmin:
     def DeleteAudience(
         self, request: admin_pb2.DeleteAudienceRequest, context: grpc.ServicerContext
     ) -> admin_pb2.DeleteAudienceResponse:
-        self.engine.computations.delete(space_id(), "audience", collection_of(request.collection), request.key)
+        if self.engine.computations.delete(space_id(), "audience", collection_of(request.collection), request.key,
+                                           request.force):
+            self.engine.sync.wake()  # its connections are gone
         return admin_pb2.DeleteAudienceResponse()
 
     @audited(definition_change("create", "computed_trait", "computed_trait"))
@@ -318,7 +320,9 @@ class ComputationAdmin:
     def DeleteComputedTrait(
         self, request: admin_pb2.DeleteComputedTraitRequest, context: grpc.ServicerContext
     ) -> admin_pb2.DeleteComputedTraitResponse:
-        self.engine.computations.delete(space_id(), "computed_trait", collection_of(request.collection), request.key)
+        if self.engine.computations.delete(space_id(), "computed_trait", collection_of(request.collection), request.key,
+                                           request.force):
+            self.engine.sync.wake()  # its connections are gone
         return admin_pb2.DeleteComputedTraitResponse()
 
     def ValidateDefinition(

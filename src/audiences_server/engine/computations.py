@@ -27,6 +27,7 @@ from audiences_server.errors import (
 )
 from audiences_server.store import evaluation as store
 from audiences_server.store import history as history_store
+from audiences_server.store import sync as sync_store
 from audiences_server.store import versions as versions_store
 from audiences_server.store.db import Readers
 from audiences_server.store.evaluation import ComputationRow
@@ -299,13 +300,19 @@ class Computations:
                     store.start_backfill(conn, reader.computation_id, total)
         return self._row(conn, current.space_id, current.collection, current.key)
 
-    def delete(self, space_id: int, kind: str, collection: str, key: str) -> None:
-        """Deletes a definition that no other reads, with its values (no exits are sent)."""
-        current = self.get(space_id, kind, collection, key)
-        self._writer.run(lambda conn: self._delete(conn, current))
-        self._evaluator.wake()
+    def delete(self, space_id: int, kind: str, collection: str, key: str, force: bool = False) -> bool:
+        """Deletes a definition that no other reads, with its values (no exits are sent).
 
-    def _delete(self, conn: apsw.Connection, current: ComputationRow) -> None:
+        One still connected to destinations is refused unless `force`, which removes its
+        connections with their queues. Returns whether connections were removed (the sync
+        service then reloads them).
+        """
+        current = self.get(space_id, kind, collection, key)
+        removed = bool(self._writer.run(lambda conn: self._delete(conn, current, force)))
+        self._evaluator.wake()
+        return removed
+
+    def _delete(self, conn: apsw.Connection, current: ComputationRow, force: bool) -> int:
         readers = [
             r.key
             for r in store.computations(conn, current.space_id)
@@ -317,10 +324,22 @@ class Computations:
                 reason="IN_USE",
                 metadata={"used_by": ",".join(sorted(readers))},
             )
+        connected = sync_store.connections_of_computation(conn, current.computation_id)
+        if connected and not force:
+            keys = ", ".join(key for _, key in connected)
+            raise FailedPrecondition(
+                f"{current.key!r} is connected to {keys}; disconnect it first, or delete it with force"
+                " (which removes those connections and their queues, sending no exits)",
+                reason="CONNECTED",
+                metadata={"destinations": ",".join(key for _, key in connected)},
+            )
+        for connection_id, _ in connected:
+            sync_store.delete_connection(conn, connection_id)
         for table in ("computed_values", "due", "member_results", "changes", "computations"):
             conn.execute(f"DELETE FROM {table} WHERE computation_id = ?", (current.computation_id,))
         history_store.forget(conn, current.computation_id)
         versions_store.forget_versions(conn, current.computation_id)
+        return len(connected)
 
     def members(
         self, space_id: int, collection: str, key: str, after: int, limit: int

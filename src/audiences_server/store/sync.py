@@ -206,6 +206,18 @@ def update_connection_options(conn: apsw.Connection, connection_id: int, options
     )
 
 
+def connections_of_computation(conn: apsw.Connection, computation_id: int) -> list[tuple[int, str]]:
+    """A computation's connections: (connection id, destination key), by destination key."""
+    return [
+        (int(connection_id), key)
+        for connection_id, key in conn.execute(
+            "SELECT c.connection_id, d.key FROM connections AS c JOIN destinations AS d"
+            " ON d.destination_id = c.destination_id WHERE c.computation_id = ? ORDER BY d.key",
+            (computation_id,),
+        )
+    ]
+
+
 def delete_connection(conn: apsw.Connection, connection_id: int) -> None:
     """Removes a connection with its queue, dead letters and feed records."""
     conn.execute("DELETE FROM deliveries WHERE connection_id = ?", (connection_id,))
