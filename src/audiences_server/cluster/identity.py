@@ -139,6 +139,8 @@ class IdentityStage:
 
     def _route(self, conn: apsw.Connection, entry: dict[str, Any], routed: _Routed) -> None:
         if entry["t"] in ("clock", "define"):
+            if entry["t"] == "clock":  # a shard publishes its counts for the tick to every partition
+                entry = entry | {"partitions": self._partitions}
             routed.out += [(p, entry) for p in range(self._partitions)]
             return
         if entry["t"] != "calls":
