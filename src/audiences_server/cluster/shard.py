@@ -29,7 +29,7 @@ from audiences_server.core.tracking import Call
 from audiences_server.engine.clock import ManualClock
 from audiences_server.engine.computations import Spec, check, spec_row
 from audiences_server.engine.engine import Engine
-from audiences_server.engine.evaluator import Evaluation
+from audiences_server.engine.evaluator import Evaluation, TickReport
 from audiences_server.engine.fastpath import AccountPlan
 from audiences_server.engine.registry import Compiled, compile_row, dependencies
 from audiences_server.engine.resolution import Resolver, merge_profiles
@@ -231,8 +231,11 @@ class Shard:
                 return False
             await self._read(0.2)
         bodies = [read(found[source]) for source in sorted(found)]
-        await asyncio.to_thread(writer.run, lambda conn: self._combine(conn, at, bodies, seq, serial))
+        combined = await asyncio.to_thread(writer.run, lambda conn: self._combine(conn, at, bodies, seq, serial))
         self.ticked_at = at
+        if combined.values_changed:
+            for listener in self.engine.evaluator.on_change:  # as after one node's tick
+                listener()
         self._tallies = {key: data for key, data in self._tallies.items() if key[1] > at}
         return True
 
@@ -269,7 +272,8 @@ class Shard:
             store.add_outbox(conn, store.next_count(conn, _SERIAL), partition_subject(q), encode(entry))
         store.set_count(conn, TALLIED_AT, at)
 
-    def _combine(self, conn: apsw.Connection, at: int, bodies: list[dict[str, Any]], seq: int, serial: int) -> None:
+    def _combine(self, conn: apsw.Connection, at: int, bodies: list[dict[str, Any]], seq: int,
+                 serial: int) -> TickReport:
         """Stores every partition's counts for the tick, then evaluates the owned accounts that
         some shard's tick reached or whose counts moved, and records the tick with the
         partition's position: one transaction.
@@ -306,10 +310,11 @@ class Shard:
         steps: dict[int, dict[int, set[int]]] = defaultdict(lambda: defaultdict(set))
         for (cid, account), step in reached.items():
             steps[step][cid].add(account)
-        evaluator.combine_accounts(conn, at, [steps[step] for step in sorted(steps)])
+        report = evaluator.combine_accounts(conn, at, [steps[step] for step in sorted(steps)])
         store.drop_inbox(conn, at)
         store.save_position(conn, self._reader, seq, serial)
         store.set_count(conn, TICKED_AT, at)
+        return report
 
     async def _keep_tallies(self, entry: Entry, body: dict[str, Any]) -> None:
         """A `tallies` entry met in the partition's order: kept in the file if its tick is still
