@@ -23,6 +23,8 @@ ACCOUNTS = [
     Spec("audience", "accounts", "gold_buying", definition="trait('tier') = 'gold' AND ANY trait('buyers') = true"),
     Spec("audience", "accounts", "all_pro", definition="ALL trait('pro') = true"),
     Spec("audience", "accounts", "quiet", definition="ALL NOT event('Order Completed').within(1 days).count() >= 1"),
+    # An account audience reading another one's value (an account trait, on the account's shard).
+    Spec("audience", "accounts", "quiet_pro", definition="trait('pro_accounts') = true AND trait('quiet') = true"),
 ]
 # Created mid-stream, so that every shard backfills its own profiles.
 LATE = Spec("audience", "users", "readers", definition="event('Page Viewed').within(6 hours).count() >= 1")
