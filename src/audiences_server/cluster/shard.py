@@ -121,6 +121,7 @@ class Shard:
         self._consumer: Consumer | None = None
         engine.evaluator.apart = Tallies()
         engine.writer.run(store.prepare_cluster)
+        engine.writer.run(store.prepare_shard)
         self._serial = self.position()[1]  # the last identity serial applied
         # The clock time of the last tick entry applied: every entry before it is applied too.
         self.ticked_at = engine.writer.run(lambda conn: store.count(conn, TICKED_AT))
@@ -243,8 +244,10 @@ class Shard:
         """Counts, per compiled account audience, account and operand, the users of this file
         that are linked and those that satisfy the operand (every linked user's results computed
         first), and puts the counts that moved since last published into the outbox, by the
-        account's partition: one `tallies` entry per partition. Done once per tick (a restart
-        finds it done and publishes what the outbox still holds)."""
+        account's partition: one `tallies` entry per partition. Only the accounts whose links or
+        linked users' results were written since the last count are counted (the file's triggers
+        note them). Done once per tick (a restart finds it done and publishes what the outbox
+        still holds)."""
         if store.count(conn, TALLIED_AT) >= at:
             return
         evaluator = self.engine.evaluator
@@ -255,12 +258,13 @@ class Shard:
         for cid, account, step in store.take_account_work(conn):
             if cid in registry.by_id:
                 reached[partition_of(account, partitions)].append([registry.by_id[cid].row.key, account, step])
-        for comp in registry.order:
-            if not isinstance(comp.plan, AccountPlan):
-                continue
+        compiled = [c for c in registry.order if isinstance(c.plan, AccountPlan)]
+        for comp in compiled:
             evaluation.refresh_unresolved_members(comp)
-            counted = store.member_tallies(conn, comp.id)
-            sent = store.sent_tallies(conn, comp.row.key)
+        dirty = store.take_dirty_accounts(conn)  # links or linked users' results written since the last count
+        for comp in compiled if dirty else ():
+            counted = store.member_tallies(conn, comp.id, dirty)
+            sent = store.sent_tallies(conn, comp.row.key, dirty)
             moved = [(account, operand, *counted.get((account, operand), (0, 0)))
                      for account, operand in sorted(counted.keys() | sent.keys())
                      if counted.get((account, operand), (0, 0)) != sent.get((account, operand), (0, 0))]

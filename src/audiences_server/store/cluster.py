@@ -80,9 +80,52 @@ _PROFILE_COLUMNS = ("space_id", "collection", "public_id", "merge_count", "creat
                     "first_message_ms", "last_message_ms")
 
 
+# A shard notes the accounts whose counts may have moved (`cluster_dirty_accounts`): a link made,
+# moved or removed, and a linked user's stored results written or dropped. Only those accounts
+# are counted again at the tick.
+_SHARD_TABLES = """
+    CREATE TABLE IF NOT EXISTS cluster_dirty_accounts (
+        account_id INTEGER PRIMARY KEY
+    );
+    CREATE TRIGGER IF NOT EXISTS cluster_link_added AFTER INSERT ON links BEGIN
+        INSERT OR IGNORE INTO cluster_dirty_accounts (account_id) VALUES (NEW.account_id);
+    END;
+    CREATE TRIGGER IF NOT EXISTS cluster_link_removed AFTER DELETE ON links BEGIN
+        INSERT OR IGNORE INTO cluster_dirty_accounts (account_id) VALUES (OLD.account_id);
+    END;
+    CREATE TRIGGER IF NOT EXISTS cluster_link_changed AFTER UPDATE OF user_id, account_id ON links BEGIN
+        INSERT OR IGNORE INTO cluster_dirty_accounts (account_id) VALUES (OLD.account_id), (NEW.account_id);
+    END;
+    CREATE TRIGGER IF NOT EXISTS cluster_result_added AFTER INSERT ON member_results BEGIN
+        INSERT OR IGNORE INTO cluster_dirty_accounts (account_id)
+            SELECT account_id FROM links WHERE user_id = NEW.user_id;
+    END;
+    CREATE TRIGGER IF NOT EXISTS cluster_result_changed AFTER UPDATE ON member_results BEGIN
+        INSERT OR IGNORE INTO cluster_dirty_accounts (account_id)
+            SELECT account_id FROM links WHERE user_id IN (OLD.user_id, NEW.user_id);
+    END;
+    CREATE TRIGGER IF NOT EXISTS cluster_result_removed AFTER DELETE ON member_results BEGIN
+        INSERT OR IGNORE INTO cluster_dirty_accounts (account_id)
+            SELECT account_id FROM links WHERE user_id = OLD.user_id;
+    END;
+"""
+
+
 def prepare_cluster(conn: apsw.Connection) -> None:
     """Makes the cluster's tables if they are missing."""
     conn.execute(_TABLES)
+
+
+def prepare_shard(conn: apsw.Connection) -> None:
+    """Makes a shard's tables and triggers if they are missing (after `prepare_cluster`)."""
+    conn.execute(_SHARD_TABLES)
+
+
+def take_dirty_accounts(conn: apsw.Connection) -> list[int]:
+    """The accounts whose counts may have moved since last taken, and forgets them."""
+    found = [int(r[0]) for r in conn.execute("SELECT account_id FROM cluster_dirty_accounts ORDER BY account_id")]
+    conn.execute("DELETE FROM cluster_dirty_accounts")
+    return found
 
 
 def position(conn: apsw.Connection, reader: str) -> tuple[int, int]:
@@ -210,25 +253,28 @@ def accounts_defined(conn: apsw.Connection) -> bool:
     return bool(scalar(conn, "SELECT EXISTS (SELECT 1 FROM computations WHERE collection = 'accounts')"))
 
 
-def member_tallies(conn: apsw.Connection, computation_id: int) -> dict[tuple[int, int], tuple[int, int]]:
-    """Per (account, operand): how many of this file's linked users satisfy the operand, and how
-    many are linked (each linked user has stored results: see `unresolved_members`)."""
+def member_tallies(conn: apsw.Connection, computation_id: int,
+                   account_ids: list[int]) -> dict[tuple[int, int], tuple[int, int]]:
+    """Per (account, operand) of these accounts: how many of this file's linked users satisfy the
+    operand, and how many are linked (each linked user has stored results: see `unresolved_members`)."""
     return {
         (int(account), int(operand)): (int(held), int(linked))
         for account, operand, held, linked in conn.execute(
             "SELECT l.account_id, r.operand, SUM(r.held), COUNT(*) FROM links AS l"
             " JOIN profiles AS p ON p.profile_id = l.user_id AND p.merged_into IS NULL"
             " JOIN member_results AS r ON r.user_id = l.user_id AND r.computation_id = ?"
-            " GROUP BY l.account_id, r.operand", (computation_id,))
+            " WHERE l.account_id IN (SELECT value FROM json_each(?))"
+            " GROUP BY l.account_id, r.operand", (computation_id, json.dumps(account_ids)))
     }
 
 
-def sent_tallies(conn: apsw.Connection, key: str) -> dict[tuple[int, int], tuple[int, int]]:
-    """The counts last published for a definition, per (account, operand)."""
+def sent_tallies(conn: apsw.Connection, key: str, account_ids: list[int]) -> dict[tuple[int, int], tuple[int, int]]:
+    """The counts last published for a definition, per (account, operand) of these accounts."""
     return {
         (int(account), int(operand)): (int(held), int(linked))
         for account, operand, held, linked in conn.execute(
-            "SELECT account_id, operand, held, linked FROM cluster_tallies_sent WHERE computation_key = ?", (key,))
+            "SELECT account_id, operand, held, linked FROM cluster_tallies_sent WHERE computation_key = ?"
+            " AND account_id IN (SELECT value FROM json_each(?))", (key, json.dumps(account_ids)))
     }
 
 
