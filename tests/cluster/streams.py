@@ -61,6 +61,10 @@ class Stream:
                 steps.append(("calls", calls[start:start + 5]))
             now += self._rng.randrange(10 * MINUTE, 5 * HOUR)
             steps.append(("tick", now))
+            if tick == ticks // 2:
+                # A tick repeated at the same time, with calls in between: a tick is not its time.
+                steps.append(("calls", [self._call(now) for _ in range(5)]))
+                steps.append(("tick", now))
         return steps
 
     def _call(self, now: int) -> dict[str, Any]:

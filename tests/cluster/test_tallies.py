@@ -60,20 +60,22 @@ def test_counts_read_before_their_tick_survive_a_restart(tmp_path: Path) -> None
                 break
         assert account is not None
         at = T0 + 60_000
+        tick = log.entries(CALLS)[-1].seq + 1  # the position the clock entry will have
         for held in (1, 0):  # the first copy is the one taken
-            body = {"t": "tallies", "from": 1, "at": at, "rows": [["vip", account, 0, held, 1]], "reached": []}
+            body = {"t": "tallies", "from": 1, "tick": tick, "at": at, "rows": [["vip", account, 0, held, 1]],
+                    "reached": []}
             loop.run(log.append(partition_subject(0), encode(body)))
         last = log.entries(partition_subject(0))[-1].seq
         _until(lambda: shard.position()[0] >= last, "the shard passed the counts")
-        assert set(engine.writer.run(lambda conn: cluster_store.inbox(conn, at))) == {1}
+        assert set(engine.writer.run(lambda conn: cluster_store.inbox(conn, tick))) == {1}
         loop.loop.call_soon_threadsafe(shard_stop.set)
         running.result(30)
 
         again = Shard(engine, log, 0)  # nothing read ahead: only the file has the counts
         running = loop.start(again.run(stop))
         tasks.append(running)
-        loop.run(front.set_clock(at))
-        _until(lambda: again.ticked_at >= at, "the shard combined the tick")
+        assert loop.run(front.set_clock(at)) == tick
+        _until(lambda: again.tick >= tick, "the shard combined the tick")
         conn = engine.readers.get()
         value = conn.execute("SELECT v.value FROM computed_values v JOIN computations c USING (computation_id)"
                              " WHERE c.key = 'vip' AND v.profile_id = ?", (account,)).fetchone()
@@ -81,7 +83,7 @@ def test_counts_read_before_their_tick_survive_a_restart(tmp_path: Path) -> None
         changes = conn.execute("SELECT h.change, h.at_ms FROM changes h JOIN computations c USING (computation_id)"
                                " WHERE c.key = 'vip' AND h.profile_id = ?", (account,)).fetchall()
         assert changes == [("entered", at)]
-        assert engine.writer.run(lambda conn: cluster_store.inbox(conn, at)) == {}
+        assert engine.writer.run(lambda conn: cluster_store.inbox(conn, tick)) == {}
     finally:
         loop.loop.call_soon_threadsafe(stop.set)
         for task in tasks:

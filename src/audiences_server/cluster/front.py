@@ -43,8 +43,10 @@ class Front:
         return [CallResult(i, n.message_id, REJECTED, n.reason, n.detail) if isinstance(n, tracking.Rejection)
                 else CallResult(i, n.message_id, ACCEPTED) for i, n in enumerate(normalized)]
 
-    async def set_clock(self, at_ms: int) -> None:
-        """Moves every shard's manual clock to `at_ms` and has it run a tick, in the calls' order.
+    async def set_clock(self, at_ms: int) -> int:
+        """Moves every shard's manual clock to `at_ms` and has it run a tick, in the calls' order;
+        returns the tick's number (its position in `aud.calls`), which a shard records once the
+        tick is done (`Shard.tick`).
 
         Raises:
             FailedPrecondition: CLOCK_NOT_MANUAL, this front runs on the system clock.
@@ -52,7 +54,7 @@ class Front:
         if not self._clock.manual:
             raise FailedPrecondition("the cluster runs on the system clock", reason="CLOCK_NOT_MANUAL")
         self._clock.set(at_ms)  # type: ignore[attr-defined]
-        await self._log.append(CALLS, encode({"t": "clock", "at": at_ms}))
+        return await self._log.append(CALLS, encode({"t": "clock", "at": at_ms}))
 
     async def define(self, space_id: int, spec: Spec) -> None:
         """Sends a definition to every shard, once checked as one node checks it.

@@ -42,8 +42,10 @@ from audiences_server.store import identity as identity_store
 log = structlog.get_logger(__name__)
 
 TICKED_AT = "ticked_at"
-# The clock time of the last tick whose counts were written to the outbox.
-TALLIED_AT = "tallied_at"
+# The number of the last tick entry applied (its position in `aud.calls`, the same in every partition).
+TICK = "clock_tick"
+# The number of the last tick whose counts were written to the outbox.
+TALLIED = "tallied_tick"
 _SERIAL = "outbox_serial"
 _FIRST_LIVE = 3  # the step of a tick's first job's live work (see Evaluation.step)
 
@@ -123,8 +125,9 @@ class Shard:
         engine.writer.run(store.prepare_cluster)
         engine.writer.run(store.prepare_shard)
         self._serial = self.position()[1]  # the last identity serial applied
-        # The clock time of the last tick entry applied: every entry before it is applied too.
+        # The clock time and the number of the last tick entry applied: every entry before it is applied too.
         self.ticked_at = engine.writer.run(lambda conn: store.count(conn, TICKED_AT))
+        self.tick = engine.writer.run(lambda conn: store.count(conn, TICK))
 
     def position(self) -> tuple[int, int]:
         """The partition's position and last identity serial applied, as the file says."""
@@ -161,8 +164,8 @@ class Shard:
             body = read(entry.data)
             if body["t"] == "adopt":
                 self._adopts.setdefault(body["key"], body)
-            elif body["t"] == "tallies" and int(body["at"]) > self.ticked_at:
-                self._tallies.setdefault((int(body["from"]), int(body["at"])), entry.data)
+            elif body["t"] == "tallies" and int(body["tick"]) > self.tick:
+                self._tallies.setdefault((int(body["from"]), int(body["tick"])), entry.data)
         self._buffer.extend(fetched)
         return bool(fetched)
 
@@ -195,17 +198,18 @@ class Shard:
         elif kind == "hand_over":
             await self._hand_over(body, seq, serial)
         elif kind == "clock":
-            at = int(body["at"])
+            at, tick = int(body["at"]), int(body.get("tick", 0))
             await asyncio.to_thread(self._tick, at)
             if await asyncio.to_thread(writer.run, store.accounts_defined):
-                return await self._exchange(at, int(body.get("partitions", 1)), seq, serial, stop)
+                return await self._exchange(at, tick, int(body.get("partitions", 1)), seq, serial, stop)
 
             def ticked(conn: apsw.Connection) -> None:
                 store.save_position(conn, self._reader, seq, serial)
                 store.set_count(conn, TICKED_AT, at)
+                store.set_count(conn, TICK, tick)
 
             await asyncio.to_thread(self.engine.writer.run, ticked)
-            self.ticked_at = at
+            self.ticked_at, self.tick = at, tick
         elif kind == "define":
             await asyncio.to_thread(self._define, body)
             await self._save(seq, serial)
@@ -214,33 +218,34 @@ class Shard:
             await self._save(seq, serial)
         return True
 
-    async def _exchange(self, at: int, partitions: int, seq: int, serial: int, stop: asyncio.Event) -> bool:
+    async def _exchange(self, at: int, tick: int, partitions: int, seq: int, serial: int, stop: asyncio.Event) -> bool:
         """The end of a tick when account definitions exist: counts this shard's users' results
         per account and publishes what changed to every partition (a `tallies` entry each, empty
         or not: it says this shard's tick is done), waits for every partition's `tallies` of the
         tick, then combines the accounts this shard owns and records the tick with its position.
+        Ticks are told apart by their number, not their time (a clock entry may repeat a time).
         False if stopped while waiting."""
         writer = self.engine.writer
-        await asyncio.to_thread(writer.run, lambda conn: self._tally(conn, at, partitions))
+        await asyncio.to_thread(writer.run, lambda conn: self._tally(conn, at, tick, partitions))
         await self._flush()
-        kept = await asyncio.to_thread(writer.run, lambda conn: store.inbox(conn, at))
+        kept = await asyncio.to_thread(writer.run, lambda conn: store.inbox(conn, tick))
         while True:
-            found = {source: data for (source, when), data in self._tallies.items() if when == at} | kept
+            found = {source: data for (source, number), data in self._tallies.items() if number == tick} | kept
             if len(found) >= partitions:
                 break
             if stop.is_set():
                 return False
             await self._read(0.2)
         bodies = [read(found[source]) for source in sorted(found)]
-        combined = await asyncio.to_thread(writer.run, lambda conn: self._combine(conn, at, bodies, seq, serial))
-        self.ticked_at = at
+        combined = await asyncio.to_thread(writer.run, lambda conn: self._combine(conn, at, tick, bodies, seq, serial))
+        self.ticked_at, self.tick = at, tick
         if combined.values_changed:
             for listener in self.engine.evaluator.on_change:  # as after one node's tick
                 listener()
-        self._tallies = {key: data for key, data in self._tallies.items() if key[1] > at}
+        self._tallies = {key: data for key, data in self._tallies.items() if key[1] > tick}
         return True
 
-    def _tally(self, conn: apsw.Connection, at: int, partitions: int) -> None:
+    def _tally(self, conn: apsw.Connection, at: int, tick: int, partitions: int) -> None:
         """Counts, per compiled account audience, account and operand, the users of this file
         that are linked and those that satisfy the operand (every linked user's results computed
         first), and puts the counts that moved since last published into the outbox, by the
@@ -248,7 +253,7 @@ class Shard:
         linked users' results were written since the last count are counted (the file's triggers
         note them). Done once per tick (a restart finds it done and publishes what the outbox
         still holds)."""
-        if store.count(conn, TALLIED_AT) >= at:
+        if store.count(conn, TALLIED) >= tick:
             return
         evaluator = self.engine.evaluator
         registry = evaluator.registry(conn)
@@ -272,11 +277,12 @@ class Shard:
                 out[partition_of(account, partitions)].append([comp.row.key, account, operand, held, linked])
             store.note_sent(conn, comp.row.key, moved)
         for q, rows in out.items():
-            entry = {"t": "tallies", "from": self.partition, "at": at, "rows": rows, "reached": sorted(reached[q])}
+            entry = {"t": "tallies", "from": self.partition, "tick": tick, "at": at, "rows": rows,
+                     "reached": sorted(reached[q])}
             store.add_outbox(conn, store.next_count(conn, _SERIAL), partition_subject(q), encode(entry))
-        store.set_count(conn, TALLIED_AT, at)
+        store.set_count(conn, TALLIED, tick)
 
-    def _combine(self, conn: apsw.Connection, at: int, bodies: list[dict[str, Any]], seq: int,
+    def _combine(self, conn: apsw.Connection, at: int, tick: int, bodies: list[dict[str, Any]], seq: int,
                  serial: int) -> TickReport:
         """Stores every partition's counts for the tick, then evaluates the owned accounts that
         some shard's tick reached or whose counts moved, and records the tick with the
@@ -315,19 +321,20 @@ class Shard:
         for (cid, account), step in reached.items():
             steps[step][cid].add(account)
         report = evaluator.combine_accounts(conn, at, [steps[step] for step in sorted(steps)])
-        store.drop_inbox(conn, at)
+        store.drop_inbox(conn, tick)
         store.save_position(conn, self._reader, seq, serial)
         store.set_count(conn, TICKED_AT, at)
+        store.set_count(conn, TICK, tick)
         return report
 
     async def _keep_tallies(self, entry: Entry, body: dict[str, Any]) -> None:
         """A `tallies` entry met in the partition's order: kept in the file if its tick is still
         to come (another shard ticked first), skipped if its tick was combined."""
-        at = int(body["at"])
+        tick = int(body["tick"])
 
         def keep(conn: apsw.Connection) -> None:
-            if at > self.ticked_at:
-                store.keep_inbox(conn, at, int(body["from"]), entry.data)
+            if tick > self.tick:
+                store.keep_inbox(conn, tick, int(body["from"]), entry.data)
             store.save_position(conn, self._reader, entry.seq, self._serial)
 
         await asyncio.to_thread(self.engine.writer.run, keep)

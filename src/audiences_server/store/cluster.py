@@ -58,10 +58,10 @@ _TABLES = """
     ) WITHOUT ROWID;
     -- Counts read before their tick was reached (another shard ticked first).
     CREATE TABLE IF NOT EXISTS cluster_tallies_inbox (
-        at_ms INTEGER NOT NULL,
+        tick INTEGER NOT NULL,
         source INTEGER NOT NULL,
         data BLOB NOT NULL,
-        PRIMARY KEY (at_ms, source)
+        PRIMARY KEY (tick, source)
     ) WITHOUT ROWID;
     -- Accounts a tick reached (this shard's or another's), to combine once every shard's counts
     -- are in, with the step of the tick that reached them first (2 x job, + 1 for live work).
@@ -315,21 +315,21 @@ def tally_flags(conn: apsw.Connection, computation_id: int, account_ids: list[in
     }
 
 
-def keep_inbox(conn: apsw.Connection, at_ms: int, source: int, data: bytes) -> None:
+def keep_inbox(conn: apsw.Connection, tick: int, source: int, data: bytes) -> None:
     """Keeps a shard's counts for a tick not reached yet (the first copy, if published twice)."""
-    conn.execute("INSERT OR IGNORE INTO cluster_tallies_inbox (at_ms, source, data) VALUES (?, ?, ?)",
-                 (at_ms, source, data))
+    conn.execute("INSERT OR IGNORE INTO cluster_tallies_inbox (tick, source, data) VALUES (?, ?, ?)",
+                 (tick, source, data))
 
 
-def inbox(conn: apsw.Connection, at_ms: int) -> dict[int, bytes]:
+def inbox(conn: apsw.Connection, tick: int) -> dict[int, bytes]:
     """The counts kept for a tick, by source partition."""
     return {int(source): bytes(data) for source, data in
-            conn.execute("SELECT source, data FROM cluster_tallies_inbox WHERE at_ms = ?", (at_ms,))}
+            conn.execute("SELECT source, data FROM cluster_tallies_inbox WHERE tick = ?", (tick,))}
 
 
-def drop_inbox(conn: apsw.Connection, through_ms: int) -> None:
+def drop_inbox(conn: apsw.Connection, through: int) -> None:
     """Forgets counts of ticks combined."""
-    conn.execute("DELETE FROM cluster_tallies_inbox WHERE at_ms <= ?", (through_ms,))
+    conn.execute("DELETE FROM cluster_tallies_inbox WHERE tick <= ?", (through,))
 
 
 def defer_accounts(conn: apsw.Connection, computation_id: int, account_ids: list[int], step: int) -> None:
