@@ -51,8 +51,8 @@ _FIRST_LIVE = 3  # the step of a tick's first job's live work (see Evaluation.st
 
 
 class Tallies:
-    """Account audiences on a shard (`AccountsApart`): a tick defers the accounts it owns, and
-    they are combined from every shard's counts."""
+    """Account audiences on a shard (`AccountsApart`): a tick notes the accounts it reached (for
+    their shards, this one included), which are combined from every shard's counts."""
 
     def defer(self, conn: apsw.Connection, comp: Compiled, account_ids: Sequence[int], step: int) -> None:
         """Notes the accounts for the end of the tick, with the step of the tick that reached them."""
@@ -118,7 +118,7 @@ class Shard:
         self._batch = batch
         self._buffer: deque[Entry] = deque()
         self._adopts: dict[str, dict[str, Any]] = {}
-        # `tallies` entries read ahead, by (source partition, tick time).
+        # `tallies` entries read ahead, by (source partition, tick number).
         self._tallies: dict[tuple[int, int], bytes] = {}
         self._consumer: Consumer | None = None
         engine.evaluator.apart = Tallies()
@@ -170,7 +170,8 @@ class Shard:
         return bool(fetched)
 
     async def _apply(self, entry: Entry, stop: asyncio.Event) -> bool:
-        """Applies the entry at the head; False if it must wait (an expect without its adopt yet)."""
+        """Applies the entry at the head; False if it must wait (an expect without its adopt yet,
+        a tick stopped while it waited for every partition's counts)."""
         body = read(entry.data)
         kind = body["t"]
         if kind == "tallies":
