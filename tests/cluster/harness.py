@@ -21,7 +21,7 @@ import apsw
 from audiences_server.cluster.front import Front
 from audiences_server.cluster.identity import IdentityStage
 from audiences_server.cluster.log import JetStreamLog, Log
-from audiences_server.cluster.shard import TICKED_AT, Shard
+from audiences_server.cluster.shard import TICK, Shard
 from audiences_server.engine.clock import ManualClock
 from audiences_server.engine.computations import Spec
 from audiences_server.engine.engine import Engine
@@ -91,10 +91,10 @@ class Cluster:
         self._loop.run(self.front.define(SPACE, spec))
 
     def tick(self, at: int, timeout_s: float = 60) -> None:
-        """Moves the clock; returns once every shard has run its tick at `at` (all before it applied)."""
-        self._loop.run(self.front.set_clock(at))
+        """Moves the clock; returns once every shard has run this tick at `at` (all before it applied)."""
+        number = self._loop.run(self.front.set_clock(at))
         deadline = time.monotonic() + timeout_s
-        while any(shard.engine.clock.now_ms() < at or shard.ticked_at < at for shard in self.shards):
+        while any(shard.tick < number for shard in self.shards):
             for task in self._tasks:
                 if task.done():
                     task.result()  # a role that failed says why
@@ -235,22 +235,22 @@ class ProcessCluster:
         self._loop.run(self.front.define(SPACE, spec))
 
     def tick(self, at: int, timeout_s: float = 120) -> None:
-        self._loop.run(self.front.set_clock(at))
+        number = self._loop.run(self.front.set_clock(at))
         deadline = time.monotonic() + timeout_s
         for p in range(self._shards):
-            while self._ticked_at(p) < at:
+            while self._tick(p) < number:
                 for role, process in self.processes.items():
                     assert process.poll() is None, f"{role} exited: {(self._tmp / f'{role}.log').read_text()[-3000:]}"
                 assert time.monotonic() < deadline, f"shard {p} did not reach the tick at {at}"
                 time.sleep(0.05)
 
-    def _ticked_at(self, partition: int) -> int:
+    def _tick(self, partition: int) -> int:
         path = self._tmp / f"shard-{partition}.db"
         if not path.exists():
             return 0
         with contextlib.closing(_reader(path)) as conn:
             try:
-                return cluster_store.count(conn, TICKED_AT)
+                return cluster_store.count(conn, TICK)
             except apsw.Error:
                 return 0  # the role is starting: its tables are not made yet, or are being made
 

@@ -17,8 +17,19 @@ DEFINITIONS = [
     Spec("computed_trait", "users", "spent_week", definition="event('Order Completed').within(7 days).sum('total')"),
     Spec("audience", "users", "pro_buyers", definition="trait('pro') = true AND trait('buyers') = true"),
 ]
+# Account audiences: each shard counts its users' results per account, the account's shard combines them.
+ACCOUNTS = [
+    Spec("audience", "accounts", "pro_accounts", definition="ANY trait('plan') = 'pro'"),
+    Spec("audience", "accounts", "gold_buying", definition="trait('tier') = 'gold' AND ANY trait('buyers') = true"),
+    Spec("audience", "accounts", "all_pro", definition="ALL trait('pro') = true"),
+    Spec("audience", "accounts", "quiet", definition="ALL NOT event('Order Completed').within(1 days).count() >= 1"),
+    # An account audience reading another one's value (an account trait, on the account's shard).
+    Spec("audience", "accounts", "quiet_pro", definition="trait('pro_accounts') = true AND trait('quiet') = true"),
+]
 # Created mid-stream, so that every shard backfills its own profiles.
 LATE = Spec("audience", "users", "readers", definition="event('Page Viewed').within(6 hours).count() >= 1")
+LATE_ACCOUNTS = Spec("audience", "accounts", "reading",
+                     definition="ANY event('Page Viewed').within(6 hours).count() >= 1 OR trait('tier') = 'iron'")
 
 Step = tuple[str, Any]
 
@@ -31,22 +42,29 @@ class Stream:
     """Calls from a few people who browse anonymously, sign in (merging profiles), buy, join and
     leave accounts; the clock moves between batches."""
 
-    def __init__(self, seed: int, people: int = 14) -> None:
+    def __init__(self, seed: int, people: int = 14, accounts: bool = True) -> None:
         self._rng = random.Random(seed)
         self._people = people
         self._messages = 0
+        self._accounts = accounts
 
     def steps(self, ticks: int, calls_per_tick: int) -> list[Step]:
         now = T0
-        steps: list[Step] = [("define", spec) for spec in DEFINITIONS]
+        steps: list[Step] = [("define", spec) for spec in DEFINITIONS + (ACCOUNTS if self._accounts else [])]
         for tick in range(ticks):
             if tick == ticks // 2:
                 steps.append(("define", LATE))
+                if self._accounts:
+                    steps.append(("define", LATE_ACCOUNTS))
             calls = [self._call(now) for _ in range(calls_per_tick)]
             for start in range(0, len(calls), 5):
                 steps.append(("calls", calls[start:start + 5]))
             now += self._rng.randrange(10 * MINUTE, 5 * HOUR)
             steps.append(("tick", now))
+            if tick == ticks // 2:
+                # A tick repeated at the same time, with calls in between: a tick is not its time.
+                steps.append(("calls", [self._call(now) for _ in range(5)]))
+                steps.append(("tick", now))
         return steps
 
     def _call(self, now: int) -> dict[str, Any]:

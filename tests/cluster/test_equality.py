@@ -7,11 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from audiences_server.cluster.entries import partition_of
-from audiences_server.cluster.log import JetStreamLog, LocalLog, Log
+from audiences_server.cluster.entries import decode, partition_of
+from audiences_server.cluster.log import JetStreamLog, LocalLog, Log, partition_subject
 from tests.cluster.conftest import NatsServer
 from tests.cluster.harness import Cluster, SingleNode, Stored
-from tests.cluster.streams import T0, Stream
+from tests.cluster.streams import ACCOUNTS, LATE_ACCOUNTS, T0, Stream
+
+ACCOUNT_KEYS = {spec.key for spec in [*ACCOUNTS, LATE_ACCOUNTS]}
 
 
 def _same(cluster: Stored, single: Stored, at: int) -> None:
@@ -22,12 +24,15 @@ def _same(cluster: Stored, single: Stored, at: int) -> None:
     assert dict(cluster.changes) == dict(single.changes), f"change records differ at {at}"
 
 
-def _run(tmp_path: Path, connect: Callable[[], Awaitable[Log]], seed: int, ticks: int = 8) -> int:
+def _run(tmp_path: Path, connect: Callable[[], Awaitable[Log]], seed: int, ticks: int = 8,
+         between: Callable[[Cluster, int], None] | None = None) -> int:
     single = SingleNode(tmp_path, T0)
     cluster = Cluster(tmp_path, connect, shards=3, start_ms=T0)
-    crossing = 0
+    crossing = accounts = 0
     try:
         for kind, value in Stream(seed).steps(ticks, calls_per_tick=30):
+            if between is not None and kind == "tick":
+                between(cluster, value)
             if kind == "define":
                 single.define(value)
                 cluster.define(value)
@@ -38,6 +43,8 @@ def _run(tmp_path: Path, connect: Callable[[], Awaitable[Log]], seed: int, ticks
                 single.tick(value)
                 cluster.tick(value)
                 _same(cluster.stored(), single.stored(), value)
+                accounts += sum(key[0] in ACCOUNT_KEYS for key in single.stored().values)
+        assert accounts > 0  # account audiences were evaluated
         pairs = cluster.identity_engine.readers.get().execute("SELECT survivor_id, merged_id FROM merges")
         crossing = sum(partition_of(s, 3) != partition_of(m, 3) for s, m in pairs)
     finally:
@@ -50,9 +57,28 @@ def _run(tmp_path: Path, connect: Callable[[], Awaitable[Log]], seed: int, ticks
 def test_local_log_cluster_equals_one_node(tmp_path: Path, seed: int) -> None:
     """Over the in-process log, one identity stage and three shards store the same profiles,
     events and traits as one node, and hold the same values and per-profile change records
-    after every tick, through merges that cross shards, links and unlinks, a definition created
-    mid-stream and clock moves."""
+    after every tick, through merges that cross shards, links and unlinks, definitions created
+    mid-stream, clock moves, and account audiences whose users live on other shards than
+    their accounts."""
     assert _run(tmp_path, _local, seed) > 0  # the stream merged profiles across shards
+
+
+def test_counts_published_twice_are_combined_once(tmp_path: Path) -> None:
+    """Every `tallies` entry a shard published so far is appended again (with its tick's
+    counts, as after a crash between publishing and recording), before each later tick and
+    again after it: the shards take each tick's counts once, and still equal one node."""
+    log = LocalLog()
+
+    async def connect() -> Log:
+        return log
+
+    def replay(cluster: Cluster, at: int) -> None:
+        for p in range(3):
+            for entry in log.entries(partition_subject(p)):
+                if decode(entry.data)["t"] == "tallies":
+                    cluster.loop_run(log.append(entry.subject, entry.data))
+
+    _run(tmp_path, connect, seed=2, between=replay)
 
 
 def test_jetstream_cluster_equals_one_node(tmp_path: Path, nats: NatsServer) -> None:

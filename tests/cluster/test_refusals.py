@@ -10,7 +10,7 @@ import pytest
 from audiences_server.cluster.entries import decode
 from audiences_server.cluster.front import Front
 from audiences_server.cluster.log import CALLS, LocalLog, partition_subject
-from audiences_server.engine.clock import ManualClock
+from audiences_server.engine.clock import Clock, ManualClock
 from audiences_server.engine.computations import Spec
 from audiences_server.errors import InvalidArgument, Unimplemented
 from tests.cluster.harness import Cluster
@@ -40,20 +40,52 @@ def test_unreadable_entries_are_logged_and_skipped(tmp_path: Path) -> None:
         cluster.close()
 
 
-def test_account_definitions_are_refused_as_unimplemented(tmp_path: Path) -> None:
-    """A front refuses an account definition with UNIMPLEMENTED (shards do not combine their
-    users' results yet) and a definition that does not check with INVALID_ARGUMENT, appending
-    neither, while a user definition goes to the log."""
+def test_account_definitions_the_cluster_cannot_combine_are_refused_as_unimplemented() -> None:
+    """A front accepts an account audience the fast path compiles, and refuses with
+    UNIMPLEMENTED an account definition the interpreter would evaluate (an account-level stream,
+    an account computed trait) and any account definition on the system clock; a definition that
+    does not check is refused with INVALID_ARGUMENT. Only what was accepted is appended."""
 
     async def scenario() -> None:
         log = LocalLog()
         front = Front(log, ManualClock(T0))
+        interpreted = [Spec("audience", "accounts", "busy", definition="event('Signed Up').count() >= 1"),
+                       Spec("computed_trait", "accounts", "orders", definition="event('Order Completed').count()")]
+        for spec in interpreted:
+            with pytest.raises(Unimplemented) as refused:
+                await front.define(1, spec)
+            assert refused.value.reason == "CLUSTER_ACCOUNTS_INTERPRETED_UNIMPLEMENTED", spec.key
+        compiled = Spec("audience", "accounts", "big", definition="trait('size') > 10 AND ANY trait('plan') = 'pro'")
         with pytest.raises(Unimplemented) as refused:
-            await front.define(1, Spec("audience", "accounts", "big", definition="trait('size') > 10"))
-        assert refused.value.reason == "CLUSTER_ACCOUNTS_UNIMPLEMENTED"
+            await Front(log, Clock()).define(1, compiled)
+        assert refused.value.reason == "CLUSTER_ACCOUNTS_SYSTEM_CLOCK_UNIMPLEMENTED"
         with pytest.raises(InvalidArgument):
             await front.define(1, Spec("audience", "users", "bad", definition="event('x').count( >= 1"))
+        await front.define(1, compiled)
         await front.define(1, Spec("audience", "users", "good", definition="trait('plan') = 'pro'"))
-        assert [decode(e.data)["spec"]["key"] for e in log.entries(CALLS)] == ["good"]
+        assert [decode(e.data)["spec"]["key"] for e in log.entries(CALLS)] == ["big", "good"]
 
     asyncio.run(scenario())
+
+
+def test_user_definitions_reading_an_account_audience_are_refused_by_every_shard(tmp_path: Path) -> None:
+    """A user definition whose `trait('k')` would name an account audience (created after it, or
+    before it) is not created by any shard, whichever of the two comes first, while the
+    definitions that do not make a user read an account audience are."""
+    cluster = Cluster(tmp_path, _local_log, shards=2, start_ms=T0)
+    try:
+        cluster.define(Spec("audience", "accounts", "vip", definition="ANY trait('plan') = 'pro'"))
+        cluster.define(Spec("audience", "users", "in_vip", definition="trait('vip') = true"))  # reads `vip`
+        cluster.define(Spec("audience", "users", "golden", definition="trait('gold') = true"))  # a custom trait
+        # `golden` would read it:
+        cluster.define(Spec("audience", "accounts", "gold", definition="ALL trait('plan') = 'pro'"))
+        cluster.tick(T0 + 1)
+        for shard in cluster.shards:
+            keys = [r[0] for r in shard.engine.readers.get().execute("SELECT key FROM computations ORDER BY key")]
+            assert keys == ["golden", "vip"]
+    finally:
+        cluster.close()
+
+
+async def _local_log() -> LocalLog:
+    return LocalLog()

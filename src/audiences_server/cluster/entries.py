@@ -2,8 +2,9 @@
 
 On `aud.calls` (from fronts): `calls` (a batch of normalised calls of one space), `clock` (the
 manual clock moved) and `define` (a definition created). On a partition (from the identity
-stage, each with its outbox `serial`): `call`, `expect`, `hand_over`, `merge`, `clock`,
-`define`; and from shards, `adopt` (a merged profile's rows).
+stage, each with its outbox `serial`): `call`, `expect`, `hand_over`, `merge`, `clock` (with
+the partition count), `define`; and from shards, `adopt` (a merged profile's rows) and
+`tallies` (a shard's counts of its users' results per account for one tick: docs/scaling.md).
 """
 
 from __future__ import annotations

@@ -18,8 +18,10 @@ from audiences_server.cluster.entries import call_to_json, encode
 from audiences_server.cluster.log import CALLS, Log
 from audiences_server.core import tracking
 from audiences_server.engine.clock import Clock
-from audiences_server.engine.computations import Spec, check
+from audiences_server.engine.computations import Spec, check, spec_row
+from audiences_server.engine.fastpath import AccountPlan, compile_definition
 from audiences_server.engine.ingest import ACCEPTED, REJECTED, CallResult, Sender
+from audiences_server.engine.registry import Compiled
 from audiences_server.errors import FailedPrecondition, Unavailable, Unimplemented
 
 
@@ -41,8 +43,10 @@ class Front:
         return [CallResult(i, n.message_id, REJECTED, n.reason, n.detail) if isinstance(n, tracking.Rejection)
                 else CallResult(i, n.message_id, ACCEPTED) for i, n in enumerate(normalized)]
 
-    async def set_clock(self, at_ms: int) -> None:
-        """Moves every shard's manual clock to `at_ms` and has it run a tick, in the calls' order.
+    async def set_clock(self, at_ms: int) -> int:
+        """Moves every shard's manual clock to `at_ms` and has it run a tick, in the calls' order;
+        returns the tick's number (its position in `aud.calls`), which a shard records once the
+        tick is done (`Shard.tick`).
 
         Raises:
             FailedPrecondition: CLOCK_NOT_MANUAL, this front runs on the system clock.
@@ -50,20 +54,32 @@ class Front:
         if not self._clock.manual:
             raise FailedPrecondition("the cluster runs on the system clock", reason="CLOCK_NOT_MANUAL")
         self._clock.set(at_ms)  # type: ignore[attr-defined]
-        await self._log.append(CALLS, encode({"t": "clock", "at": at_ms}))
+        return await self._log.append(CALLS, encode({"t": "clock", "at": at_ms}))
 
     async def define(self, space_id: int, spec: Spec) -> None:
         """Sends a definition to every shard, once checked as one node checks it.
 
+        An account definition is accepted when the fast path compiles it (`ANY`/`ALL` operands
+        that compile as user conditions, a top comparing account traits with literals), on the
+        manual clock: shards combine such definitions from each other's counts at every tick
+        (docs/scaling.md, "Account audiences across shards").
+
         Raises:
             InvalidArgument: the definition does not parse or check.
-            Unimplemented: CLUSTER_ACCOUNTS_UNIMPLEMENTED, an account definition: shards do not
-                combine their users' results yet (docs/scaling.md, "Status").
+            Unimplemented: CLUSTER_ACCOUNTS_INTERPRETED_UNIMPLEMENTED, an account definition the
+                fast path does not compile (account-level streams, most account computed
+                traits): the interpreter would need every linked user's events on one shard.
+                CLUSTER_ACCOUNTS_SYSTEM_CLOCK_UNIMPLEMENTED, an account definition on the system
+                clock: shards combine counts at the log's clock entries only.
         """
+        checked = check(spec.definition, spec.kind, spec.collection)
         if spec.collection == "accounts":
-            raise Unimplemented("a cluster does not evaluate account definitions yet",
-                                reason="CLUSTER_ACCOUNTS_UNIMPLEMENTED")
-        check(spec.definition, spec.kind, spec.collection)
+            if not isinstance(compile_definition(Compiled(spec_row(spec, space_id), checked)), AccountPlan):
+                raise Unimplemented("a cluster evaluates only the account definitions the fast path compiles",
+                                    reason="CLUSTER_ACCOUNTS_INTERPRETED_UNIMPLEMENTED")
+            if not self._clock.manual:
+                raise Unimplemented("a cluster combines account definitions on the manual clock only",
+                                    reason="CLUSTER_ACCOUNTS_SYSTEM_CLOCK_UNIMPLEMENTED")
         await self._log.append(CALLS, encode({"t": "define", "space": space_id, "spec": dataclasses.asdict(spec)}))
 
 

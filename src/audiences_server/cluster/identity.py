@@ -131,14 +131,18 @@ class IdentityStage:
     def _route_all(self, conn: apsw.Connection, entries: Sequence[Any]) -> None:
         for entry in entries:
             routed = _Routed(self._partitions)
-            self._route(conn, read(entry.data), routed)
+            self._route(conn, read(entry.data), routed, entry.seq)
             for partition, out in routed.out:
                 serial = store.next_count(conn, _SERIAL)
                 store.add_outbox(conn, serial, partition_subject(partition), encode({**out, "serial": serial}))
             store.save_position(conn, READER, entry.seq, 0)
 
-    def _route(self, conn: apsw.Connection, entry: dict[str, Any], routed: _Routed) -> None:
+    def _route(self, conn: apsw.Connection, entry: dict[str, Any], routed: _Routed, position: int) -> None:
         if entry["t"] in ("clock", "define"):
+            if entry["t"] == "clock":
+                # The tick's number (its position in `aud.calls`, the same in every partition) and
+                # the partition count: shards exchange their account counts per tick.
+                entry = entry | {"tick": position, "partitions": self._partitions}
             routed.out += [(p, entry) for p in range(self._partitions)]
             return
         if entry["t"] != "calls":

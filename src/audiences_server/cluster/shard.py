@@ -4,34 +4,64 @@ Each partition entry is applied in one writer job that also records the partitio
 and the last identity serial, so a restart resumes from the file with nothing applied twice.
 An `expect` holds the partition until the merged profile's `adopt` has been read (the shard
 reads ahead for it); a `hand_over` publishes the profile's rows before they are deleted.
+
+Account audiences (docs/scaling.md, "Account audiences across shards"): at every tick, once
+account definitions exist, each shard counts its users' results per account and publishes the
+counts that changed, with a `tallies` entry to every partition; a shard combines its accounts
+once it holds every partition's `tallies` for that tick.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import deque
+from collections import defaultdict, deque
+from collections.abc import Sequence
 from typing import Any
 
 import apsw
 import structlog
 
-from audiences_server.cluster.entries import call_from_json, encode, read
+from audiences_server.cluster.entries import call_from_json, encode, partition_of, read
 from audiences_server.cluster.log import Consumer, Entry, Log, partition_subject
 from audiences_server.core.identity import ACCOUNTS, USERS, ExternalId
 from audiences_server.core.tracking import Call
 from audiences_server.engine.clock import ManualClock
-from audiences_server.engine.computations import Spec
+from audiences_server.engine.computations import Spec, check, spec_row
 from audiences_server.engine.engine import Engine
+from audiences_server.engine.evaluator import Evaluation, TickReport
+from audiences_server.engine.fastpath import AccountPlan
+from audiences_server.engine.registry import Compiled, compile_row, dependencies
 from audiences_server.engine.resolution import Resolver, merge_profiles
 from audiences_server.errors import AlreadyExists
 from audiences_server.store import cluster as store
+from audiences_server.store import evaluation as evaluation_store
 from audiences_server.store import events
 from audiences_server.store import identity as identity_store
 
 log = structlog.get_logger(__name__)
 
 TICKED_AT = "ticked_at"
+# The number of the last tick entry applied (its position in `aud.calls`, the same in every partition).
+TICK = "clock_tick"
+# The number of the last tick whose counts were written to the outbox.
+TALLIED = "tallied_tick"
+_SERIAL = "outbox_serial"
+_FIRST_LIVE = 3  # the step of a tick's first job's live work (see Evaluation.step)
+
+
+class Tallies:
+    """Account audiences on a shard (`AccountsApart`): a tick notes the accounts it reached (for
+    their shards, this one included), which are combined from every shard's counts."""
+
+    def defer(self, conn: apsw.Connection, comp: Compiled, account_ids: Sequence[int], step: int) -> None:
+        """Notes the accounts for the end of the tick, with the step of the tick that reached them."""
+        store.defer_accounts(conn, comp.id, list(account_ids), step)
+
+    def flags(self, conn: apsw.Connection, comp: Compiled, account_ids: Sequence[int],
+              operands: int) -> dict[tuple[int, int], tuple[bool, bool]]:
+        """Per (account, operand), from every shard's counts."""
+        return store.tally_flags(conn, comp.id, list(account_ids))
 
 
 class StampedResolver(Resolver):
@@ -88,11 +118,16 @@ class Shard:
         self._batch = batch
         self._buffer: deque[Entry] = deque()
         self._adopts: dict[str, dict[str, Any]] = {}
+        # `tallies` entries read ahead, by (source partition, tick number).
+        self._tallies: dict[tuple[int, int], bytes] = {}
         self._consumer: Consumer | None = None
+        engine.evaluator.apart = Tallies()
         engine.writer.run(store.prepare_cluster)
+        engine.writer.run(store.prepare_shard)
         self._serial = self.position()[1]  # the last identity serial applied
-        # The clock time of the last tick entry applied: every entry before it is applied too.
+        # The clock time and the number of the last tick entry applied: every entry before it is applied too.
         self.ticked_at = engine.writer.run(lambda conn: store.count(conn, TICKED_AT))
+        self.tick = engine.writer.run(lambda conn: store.count(conn, TICK))
 
     def position(self) -> tuple[int, int]:
         """The partition's position and last identity serial applied, as the file says."""
@@ -100,6 +135,7 @@ class Shard:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Applies the partition's entries until `stop` is set."""
+        await self._flush()  # counts a previous run wrote but did not publish
         after, _ = self.position()
         self._consumer = await self._log.consumer(self._subject, self._reader, after)
         try:
@@ -128,13 +164,19 @@ class Shard:
             body = read(entry.data)
             if body["t"] == "adopt":
                 self._adopts.setdefault(body["key"], body)
+            elif body["t"] == "tallies" and int(body["tick"]) > self.tick:
+                self._tallies.setdefault((int(body["from"]), int(body["tick"])), entry.data)
         self._buffer.extend(fetched)
         return bool(fetched)
 
     async def _apply(self, entry: Entry, stop: asyncio.Event) -> bool:
-        """Applies the entry at the head; False if it must wait (an expect without its adopt yet)."""
+        """Applies the entry at the head; False if it must wait (an expect without its adopt yet,
+        a tick stopped while it waited for every partition's counts)."""
         body = read(entry.data)
         kind = body["t"]
+        if kind == "tallies":
+            await self._keep_tallies(entry, body)
+            return True
         serial = int(body.get("serial", 0))
         if (serial and serial <= self._serial) or kind == "adopt":
             await self._save(entry.seq, self._serial)  # published twice, or taken with its expect
@@ -143,11 +185,13 @@ class Shard:
             await self._read(0.2)
             return False
         serial = max(serial, self._serial)  # an entry without a serial keeps the last one
-        await self._dispatch(kind, body, entry.seq, serial)
+        if not await self._dispatch(kind, body, entry.seq, serial, stop):
+            return False
         self._serial = serial
         return True
 
-    async def _dispatch(self, kind: str, body: dict[str, Any], seq: int, serial: int) -> None:
+    async def _dispatch(self, kind: str, body: dict[str, Any], seq: int, serial: int, stop: asyncio.Event) -> bool:
+        """Applies an entry; False if it must be applied again (stopped while a tick waited for counts)."""
         writer = self.engine.writer
         if kind in ("merge", "expect"):
             adopted = self._adopts.pop(body["key"], None)
@@ -155,21 +199,158 @@ class Shard:
         elif kind == "hand_over":
             await self._hand_over(body, seq, serial)
         elif kind == "clock":
-            at = int(body["at"])
+            at, tick = int(body["at"]), int(body.get("tick", 0))
             await asyncio.to_thread(self._tick, at)
+            if await asyncio.to_thread(writer.run, store.accounts_defined):
+                return await self._exchange(at, tick, int(body.get("partitions", 1)), seq, serial, stop)
 
             def ticked(conn: apsw.Connection) -> None:
                 store.save_position(conn, self._reader, seq, serial)
                 store.set_count(conn, TICKED_AT, at)
+                store.set_count(conn, TICK, tick)
 
             await asyncio.to_thread(self.engine.writer.run, ticked)
-            self.ticked_at = at
+            self.ticked_at, self.tick = at, tick
         elif kind == "define":
             await asyncio.to_thread(self._define, body)
             await self._save(seq, serial)
         else:
             log.warning("log_entry_unknown", type=kind, partition=self.partition)
             await self._save(seq, serial)
+        return True
+
+    async def _exchange(self, at: int, tick: int, partitions: int, seq: int, serial: int, stop: asyncio.Event) -> bool:
+        """The end of a tick when account definitions exist: counts this shard's users' results
+        per account and publishes what changed to every partition (a `tallies` entry each, empty
+        or not: it says this shard's tick is done), waits for every partition's `tallies` of the
+        tick, then combines the accounts this shard owns and records the tick with its position.
+        Ticks are told apart by their number, not their time (a clock entry may repeat a time).
+        False if stopped while waiting."""
+        writer = self.engine.writer
+        await asyncio.to_thread(writer.run, lambda conn: self._tally(conn, at, tick, partitions))
+        await self._flush()
+        kept = await asyncio.to_thread(writer.run, lambda conn: store.inbox(conn, tick))
+        while True:
+            found = {source: data for (source, number), data in self._tallies.items() if number == tick} | kept
+            if len(found) >= partitions:
+                break
+            if stop.is_set():
+                return False
+            await self._read(0.2)
+        bodies = [read(found[source]) for source in sorted(found)]
+        combined = await asyncio.to_thread(writer.run, lambda conn: self._combine(conn, at, tick, bodies, seq, serial))
+        self.ticked_at, self.tick = at, tick
+        if combined.values_changed:
+            for listener in self.engine.evaluator.on_change:  # as after one node's tick
+                listener()
+        self._tallies = {key: data for key, data in self._tallies.items() if key[1] > tick}
+        return True
+
+    def _tally(self, conn: apsw.Connection, at: int, tick: int, partitions: int) -> None:
+        """Counts, per compiled account audience, account and operand, the users of this file
+        that are linked and those that satisfy the operand (every linked user's results computed
+        first), and puts the counts that moved since last published into the outbox, by the
+        account's partition: one `tallies` entry per partition. Only the accounts whose links or
+        linked users' results were written since the last count are counted (the file's triggers
+        note them). Done once per tick (a restart finds it done and publishes what the outbox
+        still holds)."""
+        if store.count(conn, TALLIED) >= tick:
+            return
+        evaluator = self.engine.evaluator
+        registry = evaluator.registry(conn)
+        evaluation = Evaluation(conn, registry, at, apart=evaluator.apart)
+        out: dict[int, list[list[Any]]] = {q: [] for q in range(partitions)}
+        reached: dict[int, list[list[Any]]] = {q: [] for q in range(partitions)}
+        for cid, account, step in store.take_account_work(conn):
+            if cid in registry.by_id:
+                reached[partition_of(account, partitions)].append([registry.by_id[cid].row.key, account, step])
+        compiled = [c for c in registry.order if isinstance(c.plan, AccountPlan)]
+        for comp in compiled:
+            evaluation.refresh_unresolved_members(comp)
+        dirty = store.take_dirty_accounts(conn)  # links or linked users' results written since the last count
+        for comp in compiled if dirty else ():
+            counted = store.member_tallies(conn, comp.id, dirty)
+            sent = store.sent_tallies(conn, comp.row.key, dirty)
+            moved = [(account, operand, *counted.get((account, operand), (0, 0)))
+                     for account, operand in sorted(counted.keys() | sent.keys())
+                     if counted.get((account, operand), (0, 0)) != sent.get((account, operand), (0, 0))]
+            for account, operand, held, linked in moved:
+                out[partition_of(account, partitions)].append([comp.row.key, account, operand, held, linked])
+            store.note_sent(conn, comp.row.key, moved)
+        for q, rows in out.items():
+            entry = {"t": "tallies", "from": self.partition, "tick": tick, "at": at, "rows": rows,
+                     "reached": sorted(reached[q])}
+            store.add_outbox(conn, store.next_count(conn, _SERIAL), partition_subject(q), encode(entry))
+        store.set_count(conn, TALLIED, tick)
+
+    def _combine(self, conn: apsw.Connection, at: int, tick: int, bodies: list[dict[str, Any]], seq: int,
+                 serial: int) -> TickReport:
+        """Stores every partition's counts for the tick, then evaluates the owned accounts that
+        some shard's tick reached or whose counts moved, and records the tick with the
+        partition's position: one transaction.
+
+        The accounts are evaluated step by step as one node's tick would have reached them (its
+        jobs in order, each a backfill chunk before live work: the earliest step any shard
+        reached the account at), so that an account's change records keep one node's order. An
+        account whose counts moved but that no step reached (users' results computed only for
+        the counts: a backfill's links) comes at its definition's backfill step, which walks
+        every account, else with the first job's live work.
+        """
+        evaluator = self.engine.evaluator
+        registry = evaluator.registry(conn)
+        by_key = {c.row.key: c for c in registry.order if isinstance(c.plan, AccountPlan)}
+        reached: dict[tuple[int, int], int] = {}
+        backfilled: dict[int, int] = {}
+        for body in bodies:
+            for key, account, step in body.get("reached", ()):
+                comp = by_key.get(key)
+                if comp is not None:
+                    found = (comp.id, int(account))
+                    reached[found] = min(int(step), reached.get(found, int(step)))
+                    if int(step) % 2 == 0:
+                        backfilled[comp.id] = min(int(step), backfilled.get(comp.id, int(step)))
+        moved: set[tuple[int, int]] = set()
+        for body in bodies:
+            for key, account, operand, held, linked in body["rows"]:
+                comp = by_key.get(key)
+                if comp is not None and store.put_tally(conn, comp.id, int(account), int(body["from"]),
+                                                        int(operand), int(held), int(linked)):
+                    moved.add((comp.id, int(account)))
+        for found in moved - reached.keys():
+            reached[found] = backfilled.get(found[0], _FIRST_LIVE)
+        steps: dict[int, dict[int, set[int]]] = defaultdict(lambda: defaultdict(set))
+        for (cid, account), step in reached.items():
+            steps[step][cid].add(account)
+        report = evaluator.combine_accounts(conn, at, [steps[step] for step in sorted(steps)])
+        store.drop_inbox(conn, tick)
+        store.save_position(conn, self._reader, seq, serial)
+        store.set_count(conn, TICKED_AT, at)
+        store.set_count(conn, TICK, tick)
+        return report
+
+    async def _keep_tallies(self, entry: Entry, body: dict[str, Any]) -> None:
+        """A `tallies` entry met in the partition's order: kept in the file if its tick is still
+        to come (another shard ticked first), skipped if its tick was combined."""
+        tick = int(body["tick"])
+
+        def keep(conn: apsw.Connection) -> None:
+            if tick > self.tick:
+                store.keep_inbox(conn, tick, int(body["from"]), entry.data)
+            store.save_position(conn, self._reader, entry.seq, self._serial)
+
+        await asyncio.to_thread(self.engine.writer.run, keep)
+
+    async def _flush(self) -> None:
+        """Publishes the outbox (counts) in order, then drops it; each message keeps its serial
+        as its message id, so one published again after a restart is stored once."""
+        while True:
+            waiting = await asyncio.to_thread(self.engine.writer.run, lambda conn: store.outbox(conn, 512))
+            if not waiting:
+                return
+            for number, subject, data in waiting:
+                await self._log.append(subject, data, msg_id=f"shard-{self.partition}-{number}")
+            last = waiting[-1][0]
+            await asyncio.to_thread(self.engine.writer.run, lambda conn, through=last: store.drop_outbox(conn, through))
 
     async def _save(self, seq: int, serial: int) -> None:
         await asyncio.to_thread(self.engine.writer.run,
@@ -234,6 +415,24 @@ class Shard:
             self.engine.evaluator.run_tick(until_idle=True)
 
     def _define(self, body: dict[str, Any]) -> None:
+        space, spec = int(body["space"]), Spec(**body["spec"])
+        readers = self.engine.writer.run(lambda conn: user_definitions_reading_accounts(conn, space, spec))
+        if readers:
+            # Every shard refuses it alike: they see the same definitions in the same order.
+            log.warning("definition_refused", key=spec.key, collection=spec.collection, readers=readers,
+                        reason="CLUSTER_USER_READS_ACCOUNT_UNIMPLEMENTED")
+            return
         # Created already if a restart came before its position was saved.
         with contextlib.suppress(AlreadyExists):
-            self.engine.computations.create(int(body["space"]), Spec(**body["spec"]))
+            self.engine.computations.create(space, spec)
+
+
+def user_definitions_reading_accounts(conn: apsw.Connection, space_id: int, spec: Spec) -> list[str]:
+    """The user definitions that would read an account audience once `spec` is saved (a user's
+    `trait('k')` names the account audience `k` when no user definition has that key): a shard
+    would need the account's shard's value, which is not built (docs/scaling.md)."""
+    comps = [compile_row(row) for row in evaluation_store.computations(conn, space_id)
+             if not (row.collection == spec.collection and row.key == spec.key)]
+    comps.append(Compiled(spec_row(spec, space_id), check(spec.definition, spec.kind, spec.collection)))
+    dependencies(comps)
+    return sorted(c.row.key for c in comps if c.collection == "users" and c.account_keys)

@@ -6,7 +6,7 @@ import json
 import re
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import apsw
@@ -115,24 +115,20 @@ def check(text: str, kind: str, collection: str) -> ql.CheckedDefinition:
         raise definition_error(error) from None
 
 
-def cycle_through(rows: list[ComputationRow], candidate: Spec) -> list[str] | None:
-    """The keys on a dependency cycle that saving `candidate` would close, if any: starting and
-    ending with the same key, so a definition reading its own key is `[key, key]`."""
-    comps = [compile_row(r) for r in rows if not (r.collection == candidate.collection and r.key == candidate.key)]
-    checked = check(candidate.definition, candidate.kind, candidate.collection)
-    template = rows[0] if rows else None
-    row = ComputationRow(
+def spec_row(spec: Spec, space_id: int = 0) -> ComputationRow:
+    """A definition not saved yet, as a row (to compile it, or to find what it would read)."""
+    return ComputationRow(
         computation_id=-1,
-        space_id=template.space_id if template else 0,
-        kind=candidate.kind,
-        collection=candidate.collection,
-        key=candidate.key,
+        space_id=space_id,
+        kind=spec.kind,
+        collection=spec.collection,
+        key=spec.key,
         public_id="",
         name="",
         description="",
-        definition=candidate.definition,
+        definition=spec.definition,
         enabled=True,
-        options={},
+        options=dict(spec.options),
         status="LIVE",
         error="",
         size=0,
@@ -144,6 +140,14 @@ def cycle_through(rows: list[ComputationRow], candidate: Spec) -> list[str] | No
         backfill_cursor=0,
         version=1,
     )
+
+
+def cycle_through(rows: list[ComputationRow], candidate: Spec) -> list[str] | None:
+    """The keys on a dependency cycle that saving `candidate` would close, if any: starting and
+    ending with the same key, so a definition reading its own key is `[key, key]`."""
+    comps = [compile_row(r) for r in rows if not (r.collection == candidate.collection and r.key == candidate.key)]
+    checked = check(candidate.definition, candidate.kind, candidate.collection)
+    row = replace(spec_row(candidate, rows[0].space_id if rows else 0), options={})
     compiled = Compiled(row, checked)
     if reads_itself(compiled):
         return [candidate.key, candidate.key]

@@ -17,7 +17,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import apsw
 import structlog
@@ -89,6 +89,24 @@ class TickReport:
         self.jobs += 1
 
 
+class AccountsApart(Protocol):
+    """Where a compiled account audience's users and accounts are kept apart: a cluster's shards
+    (docs/scaling.md, "Account audiences across shards"). A shard's tick then computes its own
+    users' results and leaves its accounts to `defer`; once every shard's counts for the tick are
+    in, the accounts are combined from `flags` (see `Evaluator.combine_accounts`)."""
+
+    def defer(self, conn: apsw.Connection, comp: Compiled, account_ids: Sequence[int], step: int) -> None:
+        """Notes accounts the tick reached (this file's or another's), to combine once every
+        shard's counts for the tick are in, with the step of the tick that reached them
+        (`Evaluation.step`): accounts are combined in that order, so that an account's change
+        records are in one node's order."""
+
+    def flags(self, conn: apsw.Connection, comp: Compiled, account_ids: Sequence[int],
+              operands: int) -> dict[tuple[int, int], tuple[bool, bool]]:
+        """Per (account, operand): whether some linked user satisfies it, and whether some does not."""
+        ...
+
+
 def canonical(value: Any) -> str:
     """A value as stored: JSON with sorted keys, so equal values have equal text."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
@@ -97,10 +115,18 @@ def canonical(value: Any) -> str:
 class Evaluation:
     """Evaluating computations for sets of profiles on one connection (inside a writer job)."""
 
-    def __init__(self, conn: apsw.Connection, registry: Registry, now_ms: int) -> None:
+    def __init__(self, conn: apsw.Connection, registry: Registry, now_ms: int,
+                 apart: AccountsApart | None = None, combining: bool = False) -> None:
         self.conn = conn
         self.registry = registry
         self.now = now_ms
+        # Accounts kept apart from their users (a cluster's shard): compiled account audiences
+        # compute users' results only, or, `combining`, accounts only (see `AccountsApart`).
+        self.apart = apart
+        self.combining = combining
+        # Which job of its tick this is (from 1), and whether a backfill chunk is being evaluated.
+        self.job = 1
+        self.backfilling = False
         self.report = TickReport(now_ms)
         # Whether a profile holds an identifier other than an anonymous id (the anonymous-users
         # rule), asked once per job whatever the number of audiences.
@@ -124,6 +150,8 @@ class Evaluation:
         """Evaluates the work, in dependency order, following changed values to dependents."""
         changed: dict[int, set[int]] = {}
         for comp in self.registry.order:
+            if self.combining and not isinstance(comp.plan, AccountPlan):
+                continue
             candidates = set(work.get(comp.id, ()))
             for dep in comp.deps:
                 moved = changed.get(dep, set())
@@ -251,6 +279,8 @@ class Evaluation:
         backfill any account may: those are computed first. An account's own next change is
         None (its users' due times stand for it).
         """
+        if self.apart is not None:
+            return self._apart_account_values(comp, plan, profile_ids, self.apart)
         facts = self.facts(profile_ids)
         given = sorted(p for p in profile_ids if facts[p][1] == "accounts")
         users = {p for p in profile_ids if facts[p][1] == "users"}
@@ -281,6 +311,52 @@ class Evaluation:
                                    traits.get(account, {}), self.now), None)
             for account in accounts
         ]
+
+    def _apart_account_values(self, comp: Compiled, plan: AccountPlan, profile_ids: Sequence[int],
+                              apart: AccountsApart) -> list[Row]:
+        """A compiled account audience whose accounts are kept apart from their users.
+
+        In a tick, the users' results are computed and stored as on one node (the candidate
+        users', and those whose next change time has come) and the accounts one node would
+        evaluate here (the candidates, and the accounts of users whose results moved) are
+        deferred: their value needs every shard's users. Combining, the accounts this file owns
+        are evaluated from `apart.flags` and their own traits; their next change is None, as on
+        one node.
+        """
+        facts = self.facts(profile_ids)
+        if not self.combining:
+            users = {p for p in profile_ids if p in facts and facts[p][1] == "users"}
+            users.update(store.due_profiles(self.conn, comp.id, self.now))
+            moved = self._refresh_members(comp, plan, sorted(users)) if users else set()
+            # Another shard's account (a reference row here) too: its shard combines it.
+            reached = {p for p in profile_ids if p in facts and facts[p][1] == "accounts"}
+            reached.update(a for found in store.accounts_of(self.conn, sorted(moved)).values() for a in found)
+            apart.defer(self.conn, comp, sorted(reached), self.step)
+            return []
+        accounts = sorted(p for p in profile_ids if p in facts and facts[p][1] == "accounts" and facts[p][2] is None)
+        flags = apart.flags(self.conn, comp, accounts, len(plan.quantified))
+        traits = self._traits(comp.row.space_id, "accounts", accounts, comp.summary.traits)
+        width = range(len(plan.quantified))
+        return [
+            (account, plan.combine([flags.get((account, q), (False, False)) for q in width],
+                                   traits.get(account, {}), self.now), None)
+            for account in accounts
+        ]
+
+    @property
+    def step(self) -> int:
+        """Where in its tick this evaluation comes: each job evaluates its backfill chunk, then
+        its live work (2 × job, plus 1 for live work)."""
+        return 2 * self.job + (0 if self.backfilling else 1)
+
+    def refresh_unresolved_members(self, comp: Compiled) -> None:
+        """Computes the results of every linked user that has none yet for a compiled account
+        audience (a new link, links moved by a merge, a definition being backfilled): what a
+        shard counts for the accounts must cover every user it links."""
+        assert isinstance(comp.plan, AccountPlan)
+        missing = store.unresolved_members(self.conn, comp.id)
+        if missing:
+            self._refresh_members(comp, comp.plan, missing)
 
     def _refresh_members(self, comp: Compiled, plan: AccountPlan, users: Sequence[int]) -> set[int]:
         """Computes the users' results and stores those that moved (or are new); returns their users."""
@@ -474,6 +550,9 @@ def _moved_by(registry: Registry, space: int, collection: str,
 class Evaluator:
     """Runs ticks and backfills: on demand, and from a background loop on the system clock."""
 
+    # Set by a cluster's shard: account audiences' users and accounts are kept apart (see AccountsApart).
+    apart: AccountsApart | None = None
+
     def __init__(self, writer: Writer, readers: Readers, clock: Clock, tick_interval_ms: int,
                  history_retention_ms: int = 90 * 86_400_000, tick_budget_ms: int = TICK_BUDGET_MS,
                  tick_slice: int = 0) -> None:
@@ -569,7 +648,7 @@ class Evaluator:
             report = TickReport(now)
             while True:
                 room = self.tick_slice - report.taken if self.tick_slice and (bounded or not until_idle) else None
-                job = self._writer.run(functools.partial(self._job, now=now, room=room))
+                job = self._writer.run(functools.partial(self._job, now=now, room=room, number=report.jobs + 1))
                 report.add(job)
                 if not (job.jobs or job.evaluated):
                     break
@@ -598,12 +677,13 @@ class Evaluator:
             reports.append(self.run_tick(until_idle=True, bounded=True))
         return reports
 
-    def _job(self, conn: apsw.Connection, now: int, room: int | None = None) -> TickReport:
+    def _job(self, conn: apsw.Connection, now: int, room: int | None = None, number: int = 1) -> TickReport:
         """One bounded piece of a tick: up to JOB_PROFILES touched profiles and as many due pairs
         (the oldest), and no more than `room` of the two together when given (what is left of a
         tick's slice); `jobs` is 1 when more work may be waiting."""
         registry = self.registry(conn)
-        evaluation = Evaluation(conn, registry, now)
+        evaluation = Evaluation(conn, registry, now, apart=self.apart)
+        evaluation.job = number
         mark = history_store.mark(conn)
         # A backfill advances a chunk per job, and live work is done in the same job, so that a
         # long backfill never holds back what new events change.
@@ -617,6 +697,18 @@ class Evaluator:
         evaluation.report.taken = len(touches) + len(due)
         evaluation.report.jobs = int(bool(backfilling or touches or due))
         # The history: this job's change records copied in two statements, old rows pruned a batch at a time.
+        history_store.keep(conn, mark, evaluation.report.values_changed > 0, now - self.history_retention_ms)
+        return evaluation.report
+
+    def combine_accounts(self, conn: apsw.Connection, now: int, batches: Sequence[dict[int, set[int]]]) -> TickReport:
+        """Evaluates compiled account audiences for accounts kept apart from their users (a
+        cluster's shard, once every shard's counts for the tick at `now` are in), one batch of
+        work after the other, with their change records and history, in the caller's job."""
+        assert self.apart is not None
+        evaluation = Evaluation(conn, self.registry(conn), now, apart=self.apart, combining=True)
+        mark = history_store.mark(conn)
+        for work in batches:
+            evaluation.run(work)
         history_store.keep(conn, mark, evaluation.report.values_changed > 0, now - self.history_retention_ms)
         return evaluation.report
 
@@ -654,7 +746,11 @@ class Evaluator:
             versions_store.mark_backfilled(conn, row.computation_id, evaluation.now)
             log.info("backfill_finished", key=row.key)
             return
-        changed = evaluation.guarded(comp, pids)
+        evaluation.backfilling = True
+        try:
+            changed = evaluation.guarded(comp, pids)
+        finally:
+            evaluation.backfilling = False
         # Dependents see these changes at the next job, through ordinary touches.
         touch(conn, [(p, "computed", row.key) for p in changed])
         store.advance_backfill(conn, row.computation_id, pids[-1], len(pids))

@@ -7,6 +7,7 @@ made by `prepare_cluster` when a role starts: a single node never has them.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import apsw
@@ -36,6 +37,40 @@ _TABLES = """
     CREATE TABLE IF NOT EXISTS cluster_adopted (
         merge_key TEXT PRIMARY KEY
     );
+    -- A shard's counts of its users' results per account (what it last published, by key).
+    CREATE TABLE IF NOT EXISTS cluster_tallies_sent (
+        computation_key TEXT NOT NULL,
+        account_id INTEGER NOT NULL,
+        operand INTEGER NOT NULL,
+        held INTEGER NOT NULL,
+        linked INTEGER NOT NULL,
+        PRIMARY KEY (computation_key, account_id, operand)
+    ) WITHOUT ROWID;
+    -- Every shard's counts for the accounts this shard owns, as last received.
+    CREATE TABLE IF NOT EXISTS cluster_tallies (
+        computation_id INTEGER NOT NULL,
+        account_id INTEGER NOT NULL,
+        source INTEGER NOT NULL,
+        operand INTEGER NOT NULL,
+        held INTEGER NOT NULL,
+        linked INTEGER NOT NULL,
+        PRIMARY KEY (computation_id, account_id, source, operand)
+    ) WITHOUT ROWID;
+    -- Counts read before their tick was reached (another shard ticked first).
+    CREATE TABLE IF NOT EXISTS cluster_tallies_inbox (
+        tick INTEGER NOT NULL,
+        source INTEGER NOT NULL,
+        data BLOB NOT NULL,
+        PRIMARY KEY (tick, source)
+    ) WITHOUT ROWID;
+    -- Accounts a tick reached (this shard's or another's), to combine once every shard's counts
+    -- are in, with the step of the tick that reached them first (2 x job, + 1 for live work).
+    CREATE TABLE IF NOT EXISTS cluster_account_work (
+        computation_id INTEGER NOT NULL,
+        account_id INTEGER NOT NULL,
+        step INTEGER NOT NULL,
+        PRIMARY KEY (computation_id, account_id)
+    ) WITHOUT ROWID;
 """
 
 # A profile's rows, table by table, with the column that names the profile (two for links).
@@ -45,9 +80,52 @@ _PROFILE_COLUMNS = ("space_id", "collection", "public_id", "merge_count", "creat
                     "first_message_ms", "last_message_ms")
 
 
+# A shard notes the accounts whose counts may have moved (`cluster_dirty_accounts`): a link made,
+# moved or removed, and a linked user's stored results written or dropped. Only those accounts
+# are counted again at the tick.
+_SHARD_TABLES = """
+    CREATE TABLE IF NOT EXISTS cluster_dirty_accounts (
+        account_id INTEGER PRIMARY KEY
+    );
+    CREATE TRIGGER IF NOT EXISTS cluster_link_added AFTER INSERT ON links BEGIN
+        INSERT OR IGNORE INTO cluster_dirty_accounts (account_id) VALUES (NEW.account_id);
+    END;
+    CREATE TRIGGER IF NOT EXISTS cluster_link_removed AFTER DELETE ON links BEGIN
+        INSERT OR IGNORE INTO cluster_dirty_accounts (account_id) VALUES (OLD.account_id);
+    END;
+    CREATE TRIGGER IF NOT EXISTS cluster_link_changed AFTER UPDATE OF user_id, account_id ON links BEGIN
+        INSERT OR IGNORE INTO cluster_dirty_accounts (account_id) VALUES (OLD.account_id), (NEW.account_id);
+    END;
+    CREATE TRIGGER IF NOT EXISTS cluster_result_added AFTER INSERT ON member_results BEGIN
+        INSERT OR IGNORE INTO cluster_dirty_accounts (account_id)
+            SELECT account_id FROM links WHERE user_id = NEW.user_id;
+    END;
+    CREATE TRIGGER IF NOT EXISTS cluster_result_changed AFTER UPDATE ON member_results BEGIN
+        INSERT OR IGNORE INTO cluster_dirty_accounts (account_id)
+            SELECT account_id FROM links WHERE user_id IN (OLD.user_id, NEW.user_id);
+    END;
+    CREATE TRIGGER IF NOT EXISTS cluster_result_removed AFTER DELETE ON member_results BEGIN
+        INSERT OR IGNORE INTO cluster_dirty_accounts (account_id)
+            SELECT account_id FROM links WHERE user_id = OLD.user_id;
+    END;
+"""
+
+
 def prepare_cluster(conn: apsw.Connection) -> None:
     """Makes the cluster's tables if they are missing."""
     conn.execute(_TABLES)
+
+
+def prepare_shard(conn: apsw.Connection) -> None:
+    """Makes a shard's tables and triggers if they are missing (after `prepare_cluster`)."""
+    conn.execute(_SHARD_TABLES)
+
+
+def take_dirty_accounts(conn: apsw.Connection) -> list[int]:
+    """The accounts whose counts may have moved since last taken, and forgets them."""
+    found = [int(r[0]) for r in conn.execute("SELECT account_id FROM cluster_dirty_accounts ORDER BY account_id")]
+    conn.execute("DELETE FROM cluster_dirty_accounts")
+    return found
 
 
 def position(conn: apsw.Connection, reader: str) -> tuple[int, int]:
@@ -168,3 +246,102 @@ def note_adopted(conn: apsw.Connection, merge_key: str) -> bool:
     """Notes that a merge's hand-over was taken; False if it was taken before."""
     conn.execute("INSERT OR IGNORE INTO cluster_adopted (merge_key) VALUES (?)", (merge_key,))
     return bool(conn.changes())
+
+
+def accounts_defined(conn: apsw.Connection) -> bool:
+    """Whether any account definition exists (shards then exchange counts at every tick)."""
+    return bool(scalar(conn, "SELECT EXISTS (SELECT 1 FROM computations WHERE collection = 'accounts')"))
+
+
+def member_tallies(conn: apsw.Connection, computation_id: int,
+                   account_ids: list[int]) -> dict[tuple[int, int], tuple[int, int]]:
+    """Per (account, operand) of these accounts: how many of this file's linked users satisfy the
+    operand, and how many are linked (each linked user has stored results: see `unresolved_members`)."""
+    return {
+        (int(account), int(operand)): (int(held), int(linked))
+        for account, operand, held, linked in conn.execute(
+            "SELECT l.account_id, r.operand, SUM(r.held), COUNT(*) FROM links AS l"
+            " JOIN profiles AS p ON p.profile_id = l.user_id AND p.merged_into IS NULL"
+            " JOIN member_results AS r ON r.user_id = l.user_id AND r.computation_id = ?"
+            " WHERE l.account_id IN (SELECT value FROM json_each(?))"
+            " GROUP BY l.account_id, r.operand", (computation_id, json.dumps(account_ids)))
+    }
+
+
+def sent_tallies(conn: apsw.Connection, key: str, account_ids: list[int]) -> dict[tuple[int, int], tuple[int, int]]:
+    """The counts last published for a definition, per (account, operand) of these accounts."""
+    return {
+        (int(account), int(operand)): (int(held), int(linked))
+        for account, operand, held, linked in conn.execute(
+            "SELECT account_id, operand, held, linked FROM cluster_tallies_sent WHERE computation_key = ?"
+            " AND account_id IN (SELECT value FROM json_each(?))", (key, json.dumps(account_ids)))
+    }
+
+
+def note_sent(conn: apsw.Connection, key: str, rows: list[tuple[int, int, int, int]]) -> None:
+    """Records published counts (account, operand, held, linked); a count of no linked user is forgotten."""
+    conn.executemany("DELETE FROM cluster_tallies_sent WHERE computation_key = ? AND account_id = ? AND operand = ?",
+                     [(key, account, operand) for account, operand, _, linked in rows if not linked])
+    conn.executemany("INSERT OR REPLACE INTO cluster_tallies_sent (computation_key, account_id, operand, held, linked)"
+                     " VALUES (?, ?, ?, ?, ?)", [(key, *row) for row in rows if row[3]])
+
+
+def put_tally(conn: apsw.Connection, computation_id: int, account_id: int, source: int, operand: int,
+              held: int, linked: int) -> bool:
+    """Stores one shard's counts for an account; False if they are those already stored."""
+    row = conn.execute("SELECT held, linked FROM cluster_tallies WHERE computation_id = ? AND account_id = ?"
+                       " AND source = ? AND operand = ?", (computation_id, account_id, source, operand)).fetchone()
+    if (tuple(row) if row else (0, 0)) == (held, linked):
+        return False
+    if linked:
+        conn.execute("INSERT OR REPLACE INTO cluster_tallies (computation_id, account_id, source, operand, held,"
+                     " linked) VALUES (?, ?, ?, ?, ?, ?)", (computation_id, account_id, source, operand, held, linked))
+    else:
+        conn.execute("DELETE FROM cluster_tallies WHERE computation_id = ? AND account_id = ? AND source = ?"
+                     " AND operand = ?", (computation_id, account_id, source, operand))
+    return True
+
+
+def tally_flags(conn: apsw.Connection, computation_id: int, account_ids: list[int]) -> dict[tuple[int, int],
+                                                                                            tuple[bool, bool]]:
+    """Per (account, operand), over every shard's counts: whether some linked user satisfies the
+    operand, and whether some does not (as one node's `member_flags`)."""
+    return {
+        (int(account), int(operand)): (held > 0, linked > held)
+        for account, operand, held, linked in conn.execute(
+            "SELECT account_id, operand, SUM(held), SUM(linked) FROM cluster_tallies WHERE computation_id = ?"
+            " AND account_id IN (SELECT value FROM json_each(?)) GROUP BY account_id, operand",
+            (computation_id, json.dumps(account_ids)))
+    }
+
+
+def keep_inbox(conn: apsw.Connection, tick: int, source: int, data: bytes) -> None:
+    """Keeps a shard's counts for a tick not reached yet (the first copy, if published twice)."""
+    conn.execute("INSERT OR IGNORE INTO cluster_tallies_inbox (tick, source, data) VALUES (?, ?, ?)",
+                 (tick, source, data))
+
+
+def inbox(conn: apsw.Connection, tick: int) -> dict[int, bytes]:
+    """The counts kept for a tick, by source partition."""
+    return {int(source): bytes(data) for source, data in
+            conn.execute("SELECT source, data FROM cluster_tallies_inbox WHERE tick = ?", (tick,))}
+
+
+def drop_inbox(conn: apsw.Connection, through: int) -> None:
+    """Forgets counts of ticks combined."""
+    conn.execute("DELETE FROM cluster_tallies_inbox WHERE tick <= ?", (through,))
+
+
+def defer_accounts(conn: apsw.Connection, computation_id: int, account_ids: list[int], step: int) -> None:
+    """Notes accounts to combine at the end of the tick, each with the first step that reached it."""
+    conn.executemany("INSERT INTO cluster_account_work (computation_id, account_id, step) VALUES (?, ?, ?)"
+                     " ON CONFLICT DO UPDATE SET step = min(step, excluded.step)",
+                     [(computation_id, account, step) for account in account_ids])
+
+
+def take_account_work(conn: apsw.Connection) -> list[tuple[int, int, int]]:
+    """The accounts the tick reached, (computation, account, step), and forgets them."""
+    rows = [(int(c), int(a), int(step)) for c, a, step in
+            conn.execute("SELECT computation_id, account_id, step FROM cluster_account_work")]
+    conn.execute("DELETE FROM cluster_account_work")
+    return rows

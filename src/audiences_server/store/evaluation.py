@@ -330,6 +330,19 @@ def missing_members(conn: apsw.Connection, computation_id: int, account_ids: Seq
     ]
 
 
+def unresolved_members(conn: apsw.Connection, computation_id: int) -> list[int]:
+    """Every live linked user that has no stored results yet (a cluster's shard counts them all)."""
+    return [
+        int(r[0])
+        for r in conn.execute(
+            "SELECT DISTINCT l.user_id FROM links AS l JOIN profiles AS p ON p.profile_id = l.user_id"
+            " WHERE p.merged_into IS NULL AND NOT EXISTS (SELECT 1 FROM member_results AS r"
+            " WHERE r.user_id = l.user_id AND r.computation_id = ?) ORDER BY l.user_id",
+            (computation_id,),
+        )
+    ]
+
+
 def members_with_touches(conn: apsw.Connection, account_ids: Sequence[int]) -> list[int]:
     """Linked users of the accounts with touches not taken yet (a later job of the tick)."""
     return [

@@ -1,0 +1,94 @@
+"""A shard's counts for a tick that another shard published before the tick reached it: kept in
+the file with the position, so a restart still combines them; of two copies, the first is taken."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from audiences_server.cluster.entries import encode, partition_of
+from audiences_server.cluster.front import Front
+from audiences_server.cluster.identity import IdentityStage
+from audiences_server.cluster.log import CALLS, LocalLog, partition_subject
+from audiences_server.cluster.shard import Shard
+from audiences_server.engine.clock import ManualClock
+from audiences_server.engine.computations import Spec
+from audiences_server.store import cluster as cluster_store
+from tests.cluster.harness import SPACE, LoopThread, _event, engine_at
+from tests.cluster.streams import T0
+
+
+def _until(done: Callable[[], bool], what: str, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not done():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.01)
+
+
+def test_counts_read_before_their_tick_survive_a_restart(tmp_path: Path) -> None:
+    """Two partitions, only partition 0's shard running; the test plays partition 1's shard by
+    appending its `tallies` for the tick to partition 0 before the tick's `clock` entry (one
+    of its linked users satisfies `ANY`), then a second copy saying none does. The shard keeps
+    the first in its file as it passes it, is stopped and started again on its file, and
+    combines the account from it when the tick comes: the account enters, at the tick's time."""
+    loop = LoopThread()
+    log = LocalLog()
+    identity_engine = engine_at(tmp_path / "identity.db", T0)
+    engine = engine_at(tmp_path / "shard-0.db", T0)
+    stop = loop.run(_event())
+    identity = IdentityStage(identity_engine.writer, log, partitions=2)
+    tasks = [loop.start(identity.run(stop))]
+    front = Front(log, ManualClock(T0))
+    try:
+        shard = Shard(engine, log, 0)
+        shard_stop = loop.run(_event())
+        running = loop.start(shard.run(shard_stop))
+        loop.run(front.define(SPACE, Spec("audience", "accounts", "vip", definition="ANY trait('plan') = 'pro'")))
+        # Group calls until one names an account that partition 0 owns.
+        account = None
+        for n in range(20):
+            call = {"type": "group", "userId": f"u{n}", "groupId": f"g{n}", "messageId": f"m{n}"}
+            loop.run(front.submit(SPACE, [call]))
+            sent = log.entries(CALLS)[-1].seq
+            _until(lambda sent=sent: identity_engine.writer.run(
+                lambda conn: cluster_store.position(conn, "identity"))[0] >= sent, "the identity stage routed the call")
+            found = identity_engine.readers.get().execute(
+                "SELECT profile_id FROM profiles WHERE collection = 'accounts' ORDER BY profile_id DESC").fetchone()
+            if partition_of(int(found[0]), 2) == 0:
+                account = int(found[0])
+                break
+        assert account is not None
+        at = T0 + 60_000
+        tick = log.entries(CALLS)[-1].seq + 1  # the position the clock entry will have
+        for held in (1, 0):  # the first copy is the one taken
+            body = {"t": "tallies", "from": 1, "tick": tick, "at": at, "rows": [["vip", account, 0, held, 1]],
+                    "reached": []}
+            loop.run(log.append(partition_subject(0), encode(body)))
+        last = log.entries(partition_subject(0))[-1].seq
+        _until(lambda: shard.position()[0] >= last, "the shard passed the counts")
+        assert set(engine.writer.run(lambda conn: cluster_store.inbox(conn, tick))) == {1}
+        loop.loop.call_soon_threadsafe(shard_stop.set)
+        running.result(30)
+
+        again = Shard(engine, log, 0)  # nothing read ahead: only the file has the counts
+        running = loop.start(again.run(stop))
+        tasks.append(running)
+        assert loop.run(front.set_clock(at)) == tick
+        _until(lambda: again.tick >= tick, "the shard combined the tick")
+        conn = engine.readers.get()
+        value = conn.execute("SELECT v.value FROM computed_values v JOIN computations c USING (computation_id)"
+                             " WHERE c.key = 'vip' AND v.profile_id = ?", (account,)).fetchone()
+        assert value == ("true",)
+        changes = conn.execute("SELECT h.change, h.at_ms FROM changes h JOIN computations c USING (computation_id)"
+                               " WHERE c.key = 'vip' AND h.profile_id = ?", (account,)).fetchall()
+        assert changes == [("entered", at)]
+        assert engine.writer.run(lambda conn: cluster_store.inbox(conn, tick)) == {}
+    finally:
+        loop.loop.call_soon_threadsafe(stop.set)
+        for task in tasks:
+            task.result(30)
+        loop.run(log.close())
+        loop.close()
+        identity_engine.close()
+        engine.close()
