@@ -172,7 +172,7 @@ def test_profile_commands(run_cli: Run, unique: Callable[[str], str]) -> None:
     user, account = unique("prof"), unique("org")
     run_cli("identify", user, "--traits", '{"plan": "pro", "seats": 120, "share": 0.5}', AT)
     run_cli("group", user, account, "--traits", '{"industry": "Retail"}', AT)
-    run_cli("track", user, "Signed In", "-p", '{"method": "sso"}', AT)
+    run_cli("track", user, "Signed In", "-p", '{"method": "sso", "attempt": 3, "score": 4.0}', AT)
     ref = f"user_id:{user}"
     shown = run_cli("profile", "traits", ref).out
     assert "plan   pro" in shown
@@ -185,7 +185,13 @@ def test_profile_commands(run_cli: Run, unique: Callable[[str], str]) -> None:
     assert "custom" in run_cli("profile", "traits", ref, "--verbose").out
     events = run_cli("profile", "events", ref, "--event", "Signed In")
     assert "Signed In" in events.out
-    assert '{"method":"sso"}' in events.out
+    # Numbers as sent, in the table and in --json (the Struct alone would say 3.0).
+    assert '{"method":"sso","attempt":3,"score":4.0}' in events.out
+    listed = json.loads(run_cli("--json", "profile", "events", ref, "--event", "Signed In").out)["events"][0]
+    assert listed["properties"] == {"method": "sso", "attempt": 3, "score": 4.0}
+    assert isinstance(listed["properties"]["attempt"], int)
+    assert isinstance(listed["properties"]["score"], float)
+    assert "properties_json" not in listed
     assert f"user_id  {user}" in run_cli("profile", "ids", ref).out
     assert f"group_id:{account}" in run_cli("profile", "links", ref).out
     assert "first message:" in run_cli("profile", "metadata", ref).out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -154,6 +155,12 @@ def test_events_carry_the_call(shop: Shop) -> None:
         shop.space, "ListEvents", profiles_pb2.ListEventsRequest(profile=ref("user_id:ada"), include=["Viewed"])
     ).events[0]
     assert (track.type, json_format.MessageToDict(track.properties)) == (profiles_pb2.EVENT_TYPE_TRACK, {"i": 9})
+    # The Struct says 9.0; the JSON text beside it keeps the integer, and so does the context's.
+    assert track.properties.fields["i"].number_value == 9.0
+    assert json.loads(track.properties_json) == {"i": 9}
+    assert isinstance(json.loads(track.properties_json)["i"], int)
+    assert json.loads(event.properties_json) == {"page_name": "Home", "page_category": "Docs"}
+    assert json.loads(event.context_json) == {"page": {"url": "https://x.io/"}}
 
 
 def test_events_stamped_alike_order_by_message_id(shop: Shop) -> None:

@@ -49,6 +49,19 @@ def _traits_data(reply: profiles_pb2.ListTraitsResponse) -> dict[str, Any]:
     return data
 
 
+def _events_data(reply: profiles_pb2.ListEventsResponse) -> dict[str, Any]:
+    """A ListEvents reply for `--json`: each event's `properties` and `context` read from their
+    JSON text, integers kept (a Struct holds every number as a double)."""
+    data = to_data(reply)
+    for event, message in zip(data.get("events", []), reply.events, strict=True):
+        for name in ("properties", "context"):
+            text = getattr(message, f"{name}_json")
+            event.pop(f"{name}_json", None)
+            if text:
+                event[name] = json.loads(text)
+    return data
+
+
 def _ids(profile: Any) -> str:
     return " ".join(f"{i.type}:{i.value}" for i in profile.external_ids)
 
@@ -81,7 +94,8 @@ def _profile(client: Client, args: argparse.Namespace) -> int:
         headers: tuple[str, ...] = ("key", "value", *(("class", "source", "updated") if args.verbose else ()))
     elif args.what == "events":
         reply = client.list_events(args.profile, include=args.event, page_size=size, **common)
-        rows = [(time_text(e.event_time), e.event, value_text_of(e.properties)) for e in reply.events]
+        rows = [(time_text(e.event_time), e.event, e.properties_json or value_text_of(e.properties))
+                for e in reply.events]
         headers = ("time", "event", "properties")
     elif args.what == "ids":
         reply = client.list_external_ids(args.profile, page_size=size, **common)
@@ -112,7 +126,8 @@ def _profile(client: Client, args: argparse.Namespace) -> int:
             )
         return 0
     if args.json:
-        emit_json(_traits_data(reply) if args.what == "traits" else to_data(reply))
+        data = {"traits": _traits_data, "events": _events_data}.get(args.what, to_data)(reply)
+        emit_json(data)
     else:
         print(f"profile {reply.profile_id}")
         table(rows, headers)

@@ -96,7 +96,9 @@ def _event(row: dict[str, Any]) -> profiles_pb2.Event:
     event = profiles_pb2.Event(message_id=row["message_id"], type=EVENT_TYPES.get(row["type"], 0),
                                event=row["event"], user_id=row["user_id"] or "",
                                anonymous_id=row["anonymous_id"] or "",
-                               event_time=timestamp(row["ts"]), receive_time=timestamp(row["received_ms"]))
+                               event_time=timestamp(row["ts"]), receive_time=timestamp(row["received_ms"]),
+                               properties_json=row["body"], context_json=row["context"])
+    # The JSON text beside the Structs, as stored: a Struct holds every number as a double.
     event.properties.update(json.loads(row["body"]))
     event.context.update(json.loads(row["context"]))
     return event

@@ -60,7 +60,7 @@ class Trait(_message.Message):
     def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., trait_class: _Optional[_Union[TraitClass, str]] = ..., source_id: _Optional[str] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., value_json: _Optional[str] = ...) -> None: ...
 
 class Event(_message.Message):
-    __slots__ = ("message_id", "type", "event", "properties", "context", "user_id", "anonymous_id", "event_time", "receive_time")
+    __slots__ = ("message_id", "type", "event", "properties", "context", "user_id", "anonymous_id", "event_time", "receive_time", "properties_json", "context_json")
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     EVENT_FIELD_NUMBER: _ClassVar[int]
@@ -70,6 +70,8 @@ class Event(_message.Message):
     ANONYMOUS_ID_FIELD_NUMBER: _ClassVar[int]
     EVENT_TIME_FIELD_NUMBER: _ClassVar[int]
     RECEIVE_TIME_FIELD_NUMBER: _ClassVar[int]
+    PROPERTIES_JSON_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_JSON_FIELD_NUMBER: _ClassVar[int]
     message_id: str
     type: EventType
     event: str
@@ -79,7 +81,9 @@ class Event(_message.Message):
     anonymous_id: str
     event_time: _timestamp_pb2.Timestamp
     receive_time: _timestamp_pb2.Timestamp
-    def __init__(self, message_id: _Optional[str] = ..., type: _Optional[_Union[EventType, str]] = ..., event: _Optional[str] = ..., properties: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., context: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., user_id: _Optional[str] = ..., anonymous_id: _Optional[str] = ..., event_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., receive_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    properties_json: str
+    context_json: str
+    def __init__(self, message_id: _Optional[str] = ..., type: _Optional[_Union[EventType, str]] = ..., event: _Optional[str] = ..., properties: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., context: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., user_id: _Optional[str] = ..., anonymous_id: _Optional[str] = ..., event_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., receive_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., properties_json: _Optional[str] = ..., context_json: _Optional[str] = ...) -> None: ...
 
 class ProfileLink(_message.Message):
     __slots__ = ("profile", "create_time")

@@ -230,7 +230,16 @@ export interface Event {
     | Date
     | undefined;
   /** When the server received the call. */
-  receiveTime: Date | undefined;
+  receiveTime:
+    | Date
+    | undefined;
+  /**
+   * `properties` as JSON text, with its numbers as they were sent (`3`, `2.5`, `4.0`, an
+   * integer beyond 64 bits): a Struct holds every number as a double.
+   */
+  propertiesJson: string;
+  /** `context` as JSON text, numbers as they were sent. */
+  contextJson: string;
 }
 
 /** A profile linked to another: an account of a user, or a user of an account. */
@@ -602,6 +611,8 @@ function createBaseEvent(): Event {
     anonymousId: "",
     eventTime: undefined,
     receiveTime: undefined,
+    propertiesJson: "",
+    contextJson: "",
   };
 }
 
@@ -633,6 +644,12 @@ export const Event: MessageFns<Event> = {
     }
     if (message.receiveTime !== undefined) {
       Timestamp.encode(toTimestamp(message.receiveTime), writer.uint32(74).fork()).join();
+    }
+    if (message.propertiesJson !== "") {
+      writer.uint32(82).string(message.propertiesJson);
+    }
+    if (message.contextJson !== "") {
+      writer.uint32(90).string(message.contextJson);
     }
     return writer;
   },
@@ -722,6 +739,22 @@ export const Event: MessageFns<Event> = {
             message.receiveTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.propertiesJson = reader.string();
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.contextJson = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -765,6 +798,16 @@ export const Event: MessageFns<Event> = {
         : isSet(object.receive_time)
         ? fromJsonTimestamp(object.receive_time)
         : undefined,
+      propertiesJson: isSet(object.propertiesJson)
+        ? globalThis.String(object.propertiesJson)
+        : isSet(object.properties_json)
+        ? globalThis.String(object.properties_json)
+        : "",
+      contextJson: isSet(object.contextJson)
+        ? globalThis.String(object.contextJson)
+        : isSet(object.context_json)
+        ? globalThis.String(object.context_json)
+        : "",
     };
   },
 
@@ -797,6 +840,12 @@ export const Event: MessageFns<Event> = {
     if (message.receiveTime !== undefined) {
       obj.receiveTime = message.receiveTime.toISOString();
     }
+    if (message.propertiesJson !== "") {
+      obj.propertiesJson = message.propertiesJson;
+    }
+    if (message.contextJson !== "") {
+      obj.contextJson = message.contextJson;
+    }
     return obj;
   },
 
@@ -814,6 +863,8 @@ export const Event: MessageFns<Event> = {
     message.anonymousId = object.anonymousId ?? "";
     message.eventTime = object.eventTime ?? undefined;
     message.receiveTime = object.receiveTime ?? undefined;
+    message.propertiesJson = object.propertiesJson ?? "";
+    message.contextJson = object.contextJson ?? "";
     return message;
   },
 };
