@@ -19,7 +19,8 @@ from pathlib import Path
 import structlog
 
 from audiences_server import logs
-from audiences_server.cluster.front import Front, LogBridge
+from audiences_server.cluster.control import make_front
+from audiences_server.cluster.front import Front
 from audiences_server.cluster.identity import IdentityStage
 from audiences_server.cluster.log import JetStreamLog
 from audiences_server.cluster.shard import Shard
@@ -122,7 +123,7 @@ def _front(args: argparse.Namespace) -> int:
     thread = threading.Thread(target=loop.run_forever, name="log", daemon=True)
     thread.start()
     the_log = asyncio.run_coroutine_threadsafe(JetStreamLog.connect(args.nats), loop).result(30)
-    server.engine.ingest.elsewhere = LogBridge(the_log, loop, server.engine.clock)
+    make_front(server.engine, the_log, loop)
     stopping = threading.Event()
     for number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(number, lambda signum, frame: stopping.set())
