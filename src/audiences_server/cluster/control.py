@@ -21,6 +21,7 @@ import apsw
 from audiences_server.cluster.entries import encode
 from audiences_server.cluster.front import LogBridge, define_entry, refuse_unbuilt
 from audiences_server.cluster.log import CALLS, Log
+from audiences_server.cluster.reads import ShardReads
 from audiences_server.cluster.shard import user_definitions_reading_accounts
 from audiences_server.engine.computations import EDITABLE, Computations, Spec
 from audiences_server.engine.engine import Engine
@@ -29,8 +30,9 @@ from audiences_server.store.evaluation import ComputationRow
 
 _ADMIN = "/audiences.v1.AudienceAdminService/"
 _OPERATOR = "/audiences.v1.OperatorService/"
-# What a front serves: ingest (to the log), the definitions (its file, and the log), the clock
-# (the log), version history and audit of its own admin calls, spaces and tokens (its file).
+# What a front serves: ingest (to the log), the definitions (its file, and the log; their status
+# from the shards), the clock (the log), version history and audit of its own admin calls, spaces
+# and tokens (its file), profile reads (the shards).
 SERVED = frozenset({
     *(_ADMIN + name for name in (
         "CreateAudience", "GetAudience", "ListAudiences", "UpdateAudience", "DeleteAudience",
@@ -38,6 +40,9 @@ SERVED = frozenset({
         "DeleteComputedTrait", "ValidateDefinition", "SetClock", "ListDefinitionVersions",
         "GetDefinitionVersion", "ListAuditEntries")),
     *(_OPERATOR + name for name in ("GetSpace", "ListSpaces", "CreateToken", "ListTokens", "RevokeToken")),
+    # Routed to the shard that owns the profile (cluster/reads.py; ListLinks is refused there).
+    *("/audiences.v1.ProfilesService/" + name for name in (
+        "ListTraits", "ListEvents", "ListExternalIds", "ListLinks", "GetMetadata", "ListAudienceMemberships")),
 })
 INGEST = "/audiences.v1.IngestService/"
 
@@ -98,7 +103,7 @@ class FrontComputations(Computations):
     def _insert(self, conn: apsw.Connection, space_id: int, spec: Spec, actor: str) -> ComputationRow:
         row = super()._insert(conn, space_id, spec, actor)
         self._refuse(conn, space_id, spec)
-        self._append(define_entry(space_id, spec))
+        self._append(define_entry(space_id, spec, row.public_id))
         return row
 
     def _apply_update(self, conn: apsw.Connection, current: ComputationRow, changes: Mapping[str, Any],
@@ -117,11 +122,14 @@ class FrontComputations(Computations):
         return removed
 
 
-def make_front(engine: Engine, log: Log, loop: asyncio.AbstractEventLoop) -> Appender:
+def make_front(engine: Engine, log: Log, loop: asyncio.AbstractEventLoop, shards: ShardReads) -> Appender:
     """Turns a server's engine into a cluster's front: tracking calls, definitions and clock moves
-    go to the log, and what a front cannot serve is refused (`gate`). Returns the appender of
-    control entries (its `last` position is the last tick's number after a `SetClock`)."""
+    go to the log, definitions' status and profile reads come from the shards' read endpoints
+    (cluster/reads.py), and what a front cannot serve is refused (`gate`). Returns the appender
+    of control entries (its `last` position is the last tick's number after a `SetClock`)."""
     append = Appender(log, loop)
+    engine.profile_router = shards.profile
+    engine.cluster_rows = shards.combine
     engine.ingest.elsewhere = LogBridge(log, loop, engine.clock)
     engine.computations = FrontComputations(engine, append)
     engine.on_clock_set = lambda at: append(encode({"t": "clock", "at": at}))

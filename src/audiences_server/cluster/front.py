@@ -94,9 +94,10 @@ def refuse_unbuilt(spec: Spec, space_id: int, manual_clock: bool) -> None:
                                 reason="CLUSTER_ACCOUNTS_SYSTEM_CLOCK_UNIMPLEMENTED")
 
 
-def define_entry(space_id: int, spec: Spec) -> bytes:
-    """The control entry that creates a definition on every shard."""
-    return encode({"t": "define", "space": space_id, "spec": dataclasses.asdict(spec)})
+def define_entry(space_id: int, spec: Spec, public_id: str = "") -> bytes:
+    """The control entry that creates a definition on every shard (with the front's id for it, if any)."""
+    entry = {"t": "define", "space": space_id, "spec": dataclasses.asdict(spec)}
+    return encode(entry | {"public_id": public_id} if public_id else entry)
 
 
 async def append_calls(log: Log, space_id: int, source_id: str, at_ms: int, calls: list[dict[str, Any]]) -> int:

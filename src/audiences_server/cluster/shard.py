@@ -427,7 +427,10 @@ class Shard:
             return
         # Created already if a restart came before its position was saved.
         with contextlib.suppress(AlreadyExists):
-            self.engine.computations.create(space, spec)
+            row = self.engine.computations.create(space, spec)
+            if body.get("public_id"):  # the front's id for it, so that every shard names it alike
+                self.engine.writer.run(lambda conn: store.set_public_id(conn, row.computation_id,
+                                                                        str(body["public_id"])))
 
 
     def _change(self, kind: str, body: dict[str, Any]) -> None:
