@@ -26,7 +26,7 @@ from audiences_server.engine.computations import Spec
 from audiences_server.errors import NotFound
 from audiences_server.store.spaces import Grant
 from tests.cluster.conftest import NatsServer
-from tests.cluster.harness import SPACE, Cluster, SingleNode
+from tests.cluster.harness import SPACE, Cluster, ProcessCluster, SingleNode
 from tests.cluster.streams import T0, Stream
 from tests.cluster.test_equality import _same
 from tests.conftest import Running, error_reason, start
@@ -394,3 +394,48 @@ def test_a_definition_the_log_did_not_store_is_not_kept(tmp_path: Path) -> None:
         assert driven.front.query("SELECT key FROM computations") == []
     finally:
         driven.close()
+
+
+def test_a_front_over_shard_processes(tmp_path: Path, nats: NatsServer) -> None:
+    """`cluster identity` and two `cluster shard --listen` processes over JetStream, and a front
+    given their read endpoints: a definition created and a clock moved through the front's gRPC
+    API reach the shards, the front shows the definition LIVE with its size summed over both
+    shards, and a profile reads through the front as on one node."""
+    cluster = ProcessCluster(tmp_path, nats.url, shards=2, start_ms=T0, reads=True)
+    reads = ShardReads(cluster.read_addresses)
+    front = start(tmp_path / "front.db", manual_clock=True, clock_start=T0)
+    single = SingleNode(tmp_path, T0)
+    try:
+        control = make_front(front.server.engine, cluster.log, cluster.loop, reads)
+        spec = Spec("audience", "users", "pro", definition="trait('plan') = 'pro'")
+        front.admin.CreateAudience(admin_pb2.CreateAudienceRequest(audience=_message(spec)),
+                                   metadata=front.auth("admin"))
+        single.define(spec_of("audience", _message(spec)))
+        calls = [{"type": "identify", "userId": f"u{i}", "messageId": f"m{i}",
+                  "traits": {"plan": "pro" if i % 3 else "free"}} for i in range(12)]
+        front.ingest.BatchJson(ingest_pb2.BatchJsonRequest(body=json.dumps({"batch": calls}).encode()),
+                               metadata=front.auth("write"))
+        single.send(calls)
+        front.admin.SetClock(admin_pb2.SetClockRequest(clock_time=timestamp(T0 + 60_000)),
+                             metadata=front.auth("admin"))
+        single.tick(T0 + 60_000)
+        cluster.wait_tick(control.last)
+        shown = front.admin.GetAudience(admin_pb2.GetAudienceRequest(key="pro", collection=COLLECTION_ENUM["users"]),
+                                        metadata=front.auth("admin")).audience
+        one = single.engine.computations.get(SPACE, "audience", "users", "pro")
+        assert (shown.status, shown.size) == (admin_pb2.COMPUTATION_STATUS_LIVE, one.size) == (STATUS["LIVE"], 8)
+        sizes = [s.get(("users", "pro")) for s in reads.statuses("audience")]
+        assert all(s is not None and 0 < s.size < 8 for s in sizes)  # both shards hold some
+        set_grant(Grant(SPACE, "default", "read"))
+        for i in range(12):
+            request = _request("ListTraits", "users", f"user_id:u{i}")
+            answer = front.profiles.ListTraits(request, metadata=front.auth("read"))
+            expected = ProfilesServicer(single.engine).ListTraits(request, None)
+            assert _plain(answer, _ids(front.server.engine.readers.get())) == _plain(
+                expected, _ids(single.engine.readers.get()))
+    finally:
+        front.channel.close()
+        front.server.stop(grace=1)
+        reads.close()
+        cluster.close()
+        single.close()

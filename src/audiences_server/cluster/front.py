@@ -3,7 +3,8 @@
 `Front` is the front as a library (tests, `cluster send`); `LogBridge` turns the server itself
 into a front (`audiences-server cluster front`): its ingest paths append instead of storing.
 
-Fronts keep no state: any number can append to `aud.calls`. Duplicates (a message id seen
+Fronts keep no state of the calls: any number can append to `aud.calls` (a front server also
+keeps the definitions given to its admin API in its file: cluster/control.py). Duplicates (a message id seen
 before) are found by the identity stage, so a front answers `accepted` for every valid call.
 """
 

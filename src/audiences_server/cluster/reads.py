@@ -50,6 +50,8 @@ _CODES = {cls.code: cls for cls in (errors.InvalidArgument, errors.NotFound, err
                                     errors.FailedPrecondition, errors.Unauthenticated, errors.OutOfRange,
                                     errors.PermissionDenied, errors.ResourceExhausted, errors.Unavailable,
                                     errors.Unimplemented)}
+# A shard that does not answer within this is unavailable; a call waits for a shard's endpoint
+# to accept connections (it may be starting, or reconnecting) until then.
 TIMEOUT_S = 10
 
 
@@ -129,7 +131,8 @@ class ShardReads:
         if method not in ROUTED:
             raise errors.Unimplemented(f"{method} is not served by a cluster's front yet: a shard holds a link on "
                                        "the user's side only", reason="CLUSTER_LINKS_UNIMPLEMENTED")
-        calls = [getattr(stub, method).future(request, timeout=TIMEOUT_S) for stub in self._profiles]
+        calls = [getattr(stub, method).future(request, timeout=TIMEOUT_S, wait_for_ready=True)
+                 for stub in self._profiles]
         answers: list[Message] = []
         refusals: list[errors.AudiencesError] = []
         for call in calls:
@@ -160,12 +163,12 @@ class ShardReads:
                     if kind == "audience":
                         page: Any = stub.ListAudiences(admin_pb2.ListAudiencesRequest(page_size=1000,
                                                                                       page_token=token),
-                                                       timeout=TIMEOUT_S)
+                                                       timeout=TIMEOUT_S, wait_for_ready=True)
                         items = page.audiences
                     else:
                         page = stub.ListComputedTraits(admin_pb2.ListComputedTraitsRequest(page_size=1000,
                                                                                            page_token=token),
-                                                       timeout=TIMEOUT_S)
+                                                       timeout=TIMEOUT_S, wait_for_ready=True)
                         items = page.computed_traits
                 except grpc.RpcError as failure:
                     raise errors.Unavailable(f"a shard did not report its definitions: {_as_error(failure).message}",
