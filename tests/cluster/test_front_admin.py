@@ -310,8 +310,9 @@ def test_definitions_through_a_front_over_jetstream(tmp_path: Path, nats: NatsSe
 def test_a_front_refuses_what_a_cluster_cannot_do_with_its_reason(tmp_path: Path) -> None:
     """A definition that does not check is refused with one node's reason; an account definition
     the cluster cannot evaluate, and a user definition that would read an account audience, with
-    UNIMPLEMENTED and their reasons; RunTick, membership lists, previews and profile reads with
-    CLUSTER_FRONT_UNIMPLEMENTED (HTTP 501). None of them reaches the log or the front's file."""
+    UNIMPLEMENTED and their reasons; RunTick, membership lists, previews, identity rules, the
+    HTTP Profile API and the console's API with CLUSTER_FRONT_UNIMPLEMENTED (HTTP 501). None of
+    them reaches the log or the front's file."""
     log = LocalLog()
 
     async def connect() -> Log:
@@ -364,6 +365,10 @@ def test_a_front_refuses_what_a_cluster_cannot_do_with_its_reason(tmp_path: Path
         http = httpx.get(f"{driven.front.http_url}/v1/spaces/default/collections/users/profiles/user_id:u1/traits",
                          auth=(driven.front.tokens["read"], ""))
         assert http.status_code == 501, http.text
+        console = httpx.get(f"{driven.front.http_url}/console/api/computations",
+                            headers={"Authorization": f"Bearer {driven.front.tokens['admin']}"})
+        assert console.status_code == 501, console.text
+        assert console.json()["error"]["reason"] == "CLUSTER_FRONT_UNIMPLEMENTED"
         entries = [decode(e.data) for e in log.entries(CALLS)]
         assert [(e["t"], e["spec"]["key"]) for e in entries] == [("define", "vip")]
         assert [key for (key,) in driven.front.query("SELECT key FROM computations")] == ["vip"]
