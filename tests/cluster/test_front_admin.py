@@ -229,6 +229,27 @@ def _plain(answer: Any, ids: dict[str, str]) -> dict[str, Any]:
     return found
 
 
+def _same_pages(driven: FrontDriven, one_node: ProfilesServicer) -> None:
+    """Paging through the front: the owner's page token, sent to every shard again, is taken by
+    the owner alone, and the pages hold one node's events in one node's order."""
+    auth = driven.front.auth("read")
+    for address in ("user_id:u1", "user_id:u2"):
+        pages: dict[str, list[str]] = {"front": [], "one": []}
+        for side in pages:
+            token = ""
+            while True:
+                request = profiles_pb2.ListEventsRequest(profile=common_pb2.ProfileRef(
+                    collection=COLLECTION_ENUM["users"], id=address), page_size=2, page_token=token)
+                page = (driven.front.profiles.ListEvents(request, metadata=auth) if side == "front"
+                        else one_node.ListEvents(request, None))
+                pages[side] += [event.message_id for event in page.events]
+                token = page.next_page_token
+                if not token:
+                    break
+        assert pages["front"] == pages["one"], address
+        assert len(pages["one"]) > 2, address
+
+
 def _same_reads(driven: FrontDriven, single: SingleNode) -> None:
     """Every profile read through the front (users by user and anonymous id, accounts by group id)
     answers as one node does, including profiles merged across shards; a merged profile's own
@@ -275,6 +296,7 @@ def _same_reads(driven: FrontDriven, single: SingleNode) -> None:
                                                              metadata=auth)
                     assert by_id == by_address, (address, public_id)
     assert found > 100
+    _same_pages(driven, one_node)
     pairs = driven.cluster.identity_engine.readers.get().execute("SELECT survivor_id, merged_id FROM merges")
     assert any(partition_of(s, 3) != partition_of(m, 3) for s, m in pairs)  # merges crossed shards
     with pytest.raises(grpc.RpcError) as unknown:
