@@ -185,7 +185,8 @@ def create_server(settings: Settings) -> tuple[AudiencesServer, int]:
 async def _build(settings: Settings, engine: Engine, pool: futures.ThreadPoolExecutor, front: LoopThread,
                  lock: InstanceLock) -> AudiencesServer:
     grpc_server = aio.server(
-        interceptors=[RequestInterceptor(engine.auth, SERVICES, pool, engine.metrics.observe_call)],
+        interceptors=[RequestInterceptor(engine.auth, SERVICES, pool, engine.metrics.observe_call,
+                                        lambda method: _gate(engine, method))],
         options=[("grpc.max_receive_message_length", MAX_RECEIVE_BYTES), ("grpc.so_reuseport", 0)],
     )
     _add_services(grpc_server, engine, pool)
@@ -205,6 +206,12 @@ async def _build(settings: Settings, engine: Engine, pool: futures.ThreadPoolExe
             await grpc_server.stop(None)
             raise
     return AudiencesServer(front, grpc_server, engine, health_servicer, http, pool, lock, port, http_port)
+
+
+def _gate(engine: Engine, method: str) -> None:
+    """Asks the engine's gate, if any (a cluster's front sets one after the server is built)."""
+    if engine.method_gate is not None:
+        engine.method_gate(method)
 
 
 def _add_services(grpc_server: aio.Server, engine: Engine, pool: futures.ThreadPoolExecutor) -> None:

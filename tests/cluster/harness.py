@@ -28,6 +28,7 @@ from audiences_server.engine.engine import Engine
 from audiences_server.engine.ingest import ACCEPTED, Sender
 from audiences_server.settings import Settings
 from audiences_server.store import cluster as cluster_store
+from tests.cluster.conftest import free_port
 
 T = TypeVar("T")
 SPACE = 1  # the space every role's bootstrap makes first
@@ -197,8 +198,10 @@ class ProcessCluster:
     """The identity stage and the shards as `audiences-server cluster` processes over a nats-server;
     this process is the front. Roles can be killed (SIGKILL) and started again on their files."""
 
-    def __init__(self, tmp: Path, nats_url: str, shards: int, start_ms: int) -> None:
+    def __init__(self, tmp: Path, nats_url: str, shards: int, start_ms: int, reads: bool = False) -> None:
+        """`reads`: every shard serves its read endpoint (`--listen`), at `read_addresses`."""
         self._tmp = tmp
+        self.read_addresses = [f"127.0.0.1:{free_port()}" for _ in range(shards)] if reads else []
         self._url = nats_url
         self._start_ms = start_ms
         self._shards = shards
@@ -215,12 +218,29 @@ class ProcessCluster:
         if role == "identity":
             return [sys.executable, "-m", "audiences_server.cli", "cluster", "identity", *common,
                     "--partitions", str(self._shards)]
+        partition = int(role.removeprefix("shard-"))
+        listen = ["--listen", self.read_addresses[partition]] if self.read_addresses else []
         return [sys.executable, "-m", "audiences_server.cli", "cluster", "shard", *common,
-                "--partition", role.removeprefix("shard-")]
+                "--partition", str(partition), *listen]
 
     def start(self, role: str) -> None:
         with (self._tmp / f"{role}.log").open("ab") as output:
             self.processes[role] = subprocess.Popen(self._command(role), stdout=output, stderr=output)
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The loop the log runs on."""
+        return self._loop.loop
+
+    def wait_tick(self, number: int, timeout_s: float = 120) -> None:
+        """Returns once every shard has run the tick of that number."""
+        deadline = time.monotonic() + timeout_s
+        for p in range(self._shards):
+            while self._tick(p) < number:
+                for role, process in self.processes.items():
+                    assert process.poll() is None, f"{role} exited: {(self._tmp / f'{role}.log').read_text()[-3000:]}"
+                assert time.monotonic() < deadline, f"shard {p} did not reach tick {number}"
+                time.sleep(0.05)
 
     def kill(self, role: str) -> None:
         """kill -9, and wait for the process to be gone."""
@@ -235,14 +255,7 @@ class ProcessCluster:
         self._loop.run(self.front.define(SPACE, spec))
 
     def tick(self, at: int, timeout_s: float = 120) -> None:
-        number = self._loop.run(self.front.set_clock(at))
-        deadline = time.monotonic() + timeout_s
-        for p in range(self._shards):
-            while self._tick(p) < number:
-                for role, process in self.processes.items():
-                    assert process.poll() is None, f"{role} exited: {(self._tmp / f'{role}.log').read_text()[-3000:]}"
-                assert time.monotonic() < deadline, f"shard {p} did not reach the tick at {at}"
-                time.sleep(0.05)
+        self.wait_tick(self._loop.run(self.front.set_clock(at)), timeout_s)
 
     def _tick(self, partition: int) -> int:
         path = self._tmp / f"shard-{partition}.db"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, cast
 
 import grpc
@@ -15,7 +16,7 @@ from audiences_server.engine.computations import Spec, definition_reason
 from audiences_server.engine.engine import Engine
 from audiences_server.engine.evaluator import TickReport
 from audiences_server.engine.page_tokens import page_size
-from audiences_server.errors import FieldViolation, InvalidArgument
+from audiences_server.errors import FieldViolation, InvalidArgument, Unavailable
 from audiences_server.store.evaluation import ComputationRow
 
 COLLECTIONS: dict[int, str] = {common_pb2.COLLECTION_USERS: "users", common_pb2.COLLECTION_ACCOUNTS: "accounts"}
@@ -241,13 +242,13 @@ class ComputationAdmin:
         self, request: admin_pb2.CreateAudienceRequest, context: grpc.ServicerContext
     ) -> admin_pb2.CreateAudienceResponse:
         row = self.engine.computations.create(space_id(), spec_of("audience", request.audience), caller_label())
-        return admin_pb2.CreateAudienceResponse(audience=audience_message(row))
+        return admin_pb2.CreateAudienceResponse(audience=audience_message(self._written(row)))
 
     def GetAudience(
         self, request: admin_pb2.GetAudienceRequest, context: grpc.ServicerContext
     ) -> admin_pb2.GetAudienceResponse:
         row = self.engine.computations.get(space_id(), "audience", collection_of(request.collection), request.key)
-        return admin_pb2.GetAudienceResponse(audience=audience_message(row))
+        return admin_pb2.GetAudienceResponse(audience=audience_message(self._shown([row])[0]))
 
     def ListAudiences(
         self, request: admin_pb2.ListAudiencesRequest, context: grpc.ServicerContext
@@ -268,7 +269,7 @@ class ComputationAdmin:
             changes_of(message, list(request.update_mask.paths)),
             caller_label(),
         )
-        return admin_pb2.UpdateAudienceResponse(audience=audience_message(row))
+        return admin_pb2.UpdateAudienceResponse(audience=audience_message(self._written(row)))
 
     @audited(definition_change("delete", "audience"))
     def DeleteAudience(
@@ -285,13 +286,13 @@ class ComputationAdmin:
     ) -> admin_pb2.CreateComputedTraitResponse:
         row = self.engine.computations.create(space_id(), spec_of("computed_trait", request.computed_trait),
                                               caller_label())
-        return admin_pb2.CreateComputedTraitResponse(computed_trait=trait_message(row))
+        return admin_pb2.CreateComputedTraitResponse(computed_trait=trait_message(self._written(row)))
 
     def GetComputedTrait(
         self, request: admin_pb2.GetComputedTraitRequest, context: grpc.ServicerContext
     ) -> admin_pb2.GetComputedTraitResponse:
         row = self.engine.computations.get(space_id(), "computed_trait", collection_of(request.collection), request.key)
-        return admin_pb2.GetComputedTraitResponse(computed_trait=trait_message(row))
+        return admin_pb2.GetComputedTraitResponse(computed_trait=trait_message(self._shown([row])[0]))
 
     def ListComputedTraits(
         self, request: admin_pb2.ListComputedTraitsRequest, context: grpc.ServicerContext
@@ -314,7 +315,7 @@ class ComputationAdmin:
             changes_of(message, list(request.update_mask.paths)),
             caller_label(),
         )
-        return admin_pb2.UpdateComputedTraitResponse(computed_trait=trait_message(row))
+        return admin_pb2.UpdateComputedTraitResponse(computed_trait=trait_message(self._written(row)))
 
     @audited(definition_change("delete", "computed_trait"))
     def DeleteComputedTrait(
@@ -439,7 +440,21 @@ class ComputationAdmin:
         rows = [r for r in self.engine.computations.of_kind(space_id(), kind, collection) if r.computation_id > after]
         page = rows[:size]
         token = self.engine.page_tokens.encode(page[-1].computation_id, scope) if len(rows) > size else ""
-        return page, token
+        return self._shown(page), token
+
+    def _shown(self, rows: list[ComputationRow]) -> list[ComputationRow]:
+        """The rows as shown: on a cluster's front, with their status and size over every shard."""
+        combine = self.engine.cluster_rows
+        return combine(rows) if combine is not None and rows else rows
+
+    def _written(self, row: ComputationRow) -> ComputationRow:
+        """A row just created or updated, as shown. On a front whose shards do not all answer,
+        BACKFILLING (if enabled) with no size: the change is saved and on its way to them."""
+        try:
+            return self._shown([row])[0]
+        except Unavailable:
+            return replace(row, status="BACKFILLING" if row.enabled else "DISABLED", size=0, progress_done=0,
+                           progress_total=0)
 
     def ListAudienceMembers(self, request: admin_pb2.ListAudienceMembersRequest,
                             context: grpc.ServicerContext) -> admin_pb2.ListAudienceMembersResponse:

@@ -137,18 +137,21 @@ class RequestInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
     """Authenticates, authorises, maps errors and logs every RPC of the project's services."""
 
     def __init__(self, auth: Auth, scopes: dict[str, str], pool: Executor,
-                 observe: CallObserver | None = None) -> None:
+                 observe: CallObserver | None = None, gate: Callable[[str], None] | None = None) -> None:
         """Args:
             auth: resolves tokens.
             scopes: maps a full service name to the scope it needs; every other service is open
                 (health, reflection).
             pool: where plain (blocking) servicer methods run.
             observe: told of every finished call of the project's services (metrics).
+            gate: given each authorised call's full method name; raises to refuse it (a
+                cluster's front refuses what it does not serve).
         """
         self._auth = auth
         self._scopes = scopes
         self._pool = pool
         self._observe = observe
+        self.gate = gate
         # Wrapped handlers by method: a service's handlers never change once the server runs,
         # so each method is wrapped once instead of on every call.
         self._wrapped: dict[str, Any] = {}
@@ -337,6 +340,9 @@ class _Handling:
         grant = self._call._owner.authorize(self._metadata, self._call._scope)
         self._space = grant.space_name
         set_grant(grant)
+        gate = self._call._owner.gate
+        if gate is not None:
+            gate(self._call._method)
 
     async def __aexit__(self, kind: Any, error: BaseException | None, _traceback: Any) -> bool:
         if error is None:

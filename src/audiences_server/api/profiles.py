@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar, cast
 
 import grpc
 import orjson
@@ -119,12 +120,31 @@ def _link(row: dict[str, Any]) -> profiles_pb2.ProfileLink:
     return profiles_pb2.ProfileLink(profile=profile, create_time=timestamp(row["linked_ms"]))
 
 
+S = TypeVar("S", bound="ProfilesServicer")
+
+
+def _routed(method: Callable[[S, Any, grpc.ServicerContext], M]) -> Callable[[S, Any, grpc.ServicerContext], M]:
+    """On a cluster's front, the read goes to the shard that owns the profile (cluster/reads.py)."""
+    name = method.__name__
+
+    @functools.wraps(method)
+    def read(self: S, request: Any, context: grpc.ServicerContext) -> M:
+        router = self.engine.profile_router
+        if router is not None:
+            return cast(M, router(name, request))
+        return method(self, request, context)
+
+    return read
+
+
 class ProfilesServicer(profiles_pb2_grpc.ProfilesServiceServicer):
     """Decodes profile reads and encodes what the engine finds."""
 
     def __init__(self, engine: Engine) -> None:
         self._reads = engine.profile_reads
+        self.engine = engine
 
+    @_routed
     def ListTraits(self, request: profiles_pb2.ListTraitsRequest,
                    context: grpc.ServicerContext) -> profiles_pb2.ListTraitsResponse:
         collection, address = _ref(request.profile)
@@ -134,6 +154,7 @@ class ProfilesServicer(profiles_pb2_grpc.ProfilesServiceServicer):
         traits, token = _fitted(page, [_trait(t, request.verbose) for t in page.items])
         return profiles_pb2.ListTraitsResponse(profile_id=page.profile_id, traits=traits, next_page_token=token)
 
+    @_routed
     def ListEvents(self, request: profiles_pb2.ListEventsRequest,
                    context: grpc.ServicerContext) -> profiles_pb2.ListEventsResponse:
         collection, address = _ref(request.profile)
@@ -142,6 +163,7 @@ class ProfilesServicer(profiles_pb2_grpc.ProfilesServiceServicer):
         events, token = _fitted(page, [_event(r) for r in page.items])
         return profiles_pb2.ListEventsResponse(profile_id=page.profile_id, events=events, next_page_token=token)
 
+    @_routed
     def ListExternalIds(self, request: profiles_pb2.ListExternalIdsRequest,
                         context: grpc.ServicerContext) -> profiles_pb2.ListExternalIdsResponse:
         collection, address = _ref(request.profile)
@@ -149,6 +171,7 @@ class ProfilesServicer(profiles_pb2_grpc.ProfilesServiceServicer):
         ids, token = _fitted(page, [external_id(r, collection) for r in page.items])
         return profiles_pb2.ListExternalIdsResponse(profile_id=page.profile_id, external_ids=ids, next_page_token=token)
 
+    @_routed
     def ListLinks(self, request: profiles_pb2.ListLinksRequest,
                   context: grpc.ServicerContext) -> profiles_pb2.ListLinksResponse:
         collection, address = _ref(request.profile)
@@ -156,6 +179,7 @@ class ProfilesServicer(profiles_pb2_grpc.ProfilesServiceServicer):
         links, token = _fitted(page, [_link(r) for r in page.items])
         return profiles_pb2.ListLinksResponse(profile_id=page.profile_id, links=links, next_page_token=token)
 
+    @_routed
     def GetMetadata(self, request: profiles_pb2.GetMetadataRequest,
                     context: grpc.ServicerContext) -> profiles_pb2.GetMetadataResponse:
         collection, address = _ref(request.profile)
@@ -166,6 +190,7 @@ class ProfilesServicer(profiles_pb2_grpc.ProfilesServiceServicer):
             first_message_time=timestamp(row["first_message_ms"]), last_message_time=timestamp(row["last_message_ms"]),
             merged_profile_ids=merged))
 
+    @_routed
     def ListAudienceMemberships(self, request: profiles_pb2.ListAudienceMembershipsRequest,
                                 context: grpc.ServicerContext) -> profiles_pb2.ListAudienceMembershipsResponse:
         collection, address = _ref(request.profile)

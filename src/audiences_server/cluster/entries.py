@@ -1,9 +1,11 @@
 """The entries the roles write to the log, as JSON, and where a profile lives (docs/scaling.md).
 
 On `aud.calls` (from fronts): `calls` (a batch of normalised calls of one space), `clock` (the
-manual clock moved) and `define` (a definition created). On a partition (from the identity
-stage, each with its outbox `serial`): `call`, `expect`, `hand_over`, `merge`, `clock` (with
-the partition count), `define`; and from shards, `adopt` (a merged profile's rows) and
+manual clock moved), `define` (a definition created), `update` (a definition's fields changed:
+the update's `changes`, as one node's `Computations.update` takes them) and `delete`. On a
+partition (from the identity stage, each with its outbox `serial`): `call`, `expect`,
+`hand_over`, `merge`, `clock` (with the partition count), `define`, `update`, `delete`; and
+from shards, `adopt` (a merged profile's rows) and
 `tallies` (a shard's counts of its users' results per account for one tick: docs/scaling.md).
 """
 

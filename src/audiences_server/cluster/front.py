@@ -3,7 +3,8 @@
 `Front` is the front as a library (tests, `cluster send`); `LogBridge` turns the server itself
 into a front (`audiences-server cluster front`): its ingest paths append instead of storing.
 
-Fronts keep no state: any number can append to `aud.calls`. Duplicates (a message id seen
+Fronts keep no state of the calls: any number can append to `aud.calls` (a front server also
+keeps the definitions given to its admin API in its file: cluster/control.py). Duplicates (a message id seen
 before) are found by the identity stage, so a front answers `accepted` for every valid call.
 """
 
@@ -72,15 +73,32 @@ class Front:
                 CLUSTER_ACCOUNTS_SYSTEM_CLOCK_UNIMPLEMENTED, an account definition on the system
                 clock: shards combine counts at the log's clock entries only.
         """
-        checked = check(spec.definition, spec.kind, spec.collection)
-        if spec.collection == "accounts":
-            if not isinstance(compile_definition(Compiled(spec_row(spec, space_id), checked)), AccountPlan):
-                raise Unimplemented("a cluster evaluates only the account definitions the fast path compiles",
-                                    reason="CLUSTER_ACCOUNTS_INTERPRETED_UNIMPLEMENTED")
-            if not self._clock.manual:
-                raise Unimplemented("a cluster combines account definitions on the manual clock only",
-                                    reason="CLUSTER_ACCOUNTS_SYSTEM_CLOCK_UNIMPLEMENTED")
-        await self._log.append(CALLS, encode({"t": "define", "space": space_id, "spec": dataclasses.asdict(spec)}))
+        refuse_unbuilt(spec, space_id, self._clock.manual)
+        await self._log.append(CALLS, define_entry(space_id, spec))
+
+
+def refuse_unbuilt(spec: Spec, space_id: int, manual_clock: bool) -> None:
+    """Refuses what a cluster cannot evaluate yet, once the definition checks as on one node.
+
+    Raises:
+        InvalidArgument: the definition does not parse or check.
+        Unimplemented: CLUSTER_ACCOUNTS_INTERPRETED_UNIMPLEMENTED or
+            CLUSTER_ACCOUNTS_SYSTEM_CLOCK_UNIMPLEMENTED (see `Front.define`).
+    """
+    checked = check(spec.definition, spec.kind, spec.collection)
+    if spec.collection == "accounts":
+        if not isinstance(compile_definition(Compiled(spec_row(spec, space_id), checked)), AccountPlan):
+            raise Unimplemented("a cluster evaluates only the account definitions the fast path compiles",
+                                reason="CLUSTER_ACCOUNTS_INTERPRETED_UNIMPLEMENTED")
+        if not manual_clock:
+            raise Unimplemented("a cluster combines account definitions on the manual clock only",
+                                reason="CLUSTER_ACCOUNTS_SYSTEM_CLOCK_UNIMPLEMENTED")
+
+
+def define_entry(space_id: int, spec: Spec, public_id: str = "") -> bytes:
+    """The control entry that creates a definition on every shard (with the front's id for it, if any)."""
+    entry = {"t": "define", "space": space_id, "spec": dataclasses.asdict(spec)}
+    return encode(entry | {"public_id": public_id} if public_id else entry)
 
 
 async def append_calls(log: Log, space_id: int, source_id: str, at_ms: int, calls: list[dict[str, Any]]) -> int:

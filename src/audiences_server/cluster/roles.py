@@ -19,9 +19,11 @@ from pathlib import Path
 import structlog
 
 from audiences_server import logs
-from audiences_server.cluster.front import Front, LogBridge
+from audiences_server.cluster.control import make_front
+from audiences_server.cluster.front import Front
 from audiences_server.cluster.identity import IdentityStage
 from audiences_server.cluster.log import JetStreamLog
+from audiences_server.cluster.reads import ShardReads, serve_shard_reads
 from audiences_server.cluster.shard import Shard
 from audiences_server.engine.clock import Clock
 from audiences_server.engine.engine import Engine
@@ -40,6 +42,9 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     identity = roles.add_parser("identity", help="resolve calls to profiles and route them to partitions")
     shard = roles.add_parser("shard", help="store and evaluate one partition's profiles")
     shard.add_argument("--partition", type=int, required=True, help="the partition this shard owns")
+    shard.add_argument("--listen", default=None,
+                       help="serve profile reads and definitions' status to fronts on host:port (no tokens: a "
+                       "private address)")
     for parser in (identity, shard):
         parser.add_argument("--db", type=Path, required=True, help="this role's SQLite file")
         parser.add_argument("--nats", default="nats://127.0.0.1:4222", help="the NATS server's URL")
@@ -50,6 +55,8 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     front = roles.add_parser("front", help="serve the HTTP and gRPC APIs, appending calls to the log instead of "
                              "storing them (the serve flags apply)")
     front.add_argument("--nats", default="nats://127.0.0.1:4222", help="the NATS server's URL")
+    front.add_argument("--shard", action="append", required=True, dest="shards", metavar="HOST:PORT",
+                       help="a shard's read endpoint (its --listen); once per shard")
     add_arguments(front)
     send = roles.add_parser("send", help="append calls (a tracking API body on stdin) to the cluster, as a front")
     send.add_argument("--nats", default="nats://127.0.0.1:4222", help="the NATS server's URL")
@@ -60,6 +67,8 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     local.add_argument("--port", type=int, default=4222, help="the nats-server's port")
     local.add_argument("--listen", default="127.0.0.1:50051", help="the front's gRPC address")
     local.add_argument("--http-listen", default="127.0.0.1:8080", help="the front's HTTP address")
+    local.add_argument("--shard-port", type=int, default=50061,
+                       help="shard p serves its read endpoint on 127.0.0.1:(this + p)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -102,7 +111,16 @@ async def _serve(args: argparse.Namespace) -> None:
             if not args.manual_clock:
                 engine.start()  # the evaluator ticks on the system clock
             log.info("shard_started", partition=args.partition, db=str(args.db))
-            await Shard(engine, the_log, args.partition).run(stop)
+            shard = Shard(engine, the_log, args.partition)
+            reads = await serve_shard_reads(engine, args.listen) if args.listen else None
+            if reads is not None:
+                log.info("shard_reads_started", address=args.listen, port=reads[2])
+            try:
+                await shard.run(stop)
+            finally:
+                if reads is not None:
+                    await reads[0].stop(5)
+                    reads[1].shutdown()
     finally:
         await the_log.close()
         await asyncio.to_thread(engine.close)
@@ -111,7 +129,7 @@ async def _serve(args: argparse.Namespace) -> None:
 def _front(args: argparse.Namespace) -> int:
     """The server, its ingest diverted to the log, until SIGTERM or SIGINT."""
     try:
-        settings = resolve({k: v for k, v in vars(args).items() if k not in ("command", "role", "nats")},
+        settings = resolve({k: v for k, v in vars(args).items() if k not in ("command", "role", "nats", "shards")},
                            os.environ)
         logs.configure(settings.log_format, settings.log_level)
         server, port = create_server(settings)
@@ -122,7 +140,8 @@ def _front(args: argparse.Namespace) -> int:
     thread = threading.Thread(target=loop.run_forever, name="log", daemon=True)
     thread.start()
     the_log = asyncio.run_coroutine_threadsafe(JetStreamLog.connect(args.nats), loop).result(30)
-    server.engine.ingest.elsewhere = LogBridge(the_log, loop, server.engine.clock)
+    shards = ShardReads(args.shards)
+    make_front(server.engine, the_log, loop, shards)
     stopping = threading.Event()
     for number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(number, lambda signum, frame: stopping.set())
@@ -132,6 +151,7 @@ def _front(args: argparse.Namespace) -> int:
     while not stopping.wait(0.25):  # timed: a signal's handler runs when the main thread runs bytecode
         pass
     server.stop()
+    shards.close()
     asyncio.run_coroutine_threadsafe(the_log.close(), loop).result(30)
     loop.call_soon_threadsafe(loop.stop)
     return 0
@@ -169,10 +189,12 @@ def _local(args: argparse.Namespace) -> int:
     time.sleep(1)
     children.append(subprocess.Popen([*me, "identity", "--db", str(args.dir / "identity.db"), "--nats", url,
                                       "--partitions", str(args.shards)]))
+    reads = [f"127.0.0.1:{args.shard_port + p}" for p in range(args.shards)]
     children += [subprocess.Popen([*me, "shard", "--db", str(args.dir / f"shard-{p}.db"), "--nats", url,
-                                   "--partition", str(p)]) for p in range(args.shards)]
+                                   "--partition", str(p), "--listen", reads[p]]) for p in range(args.shards)]
     children.append(subprocess.Popen([*me, "front", "--db", str(args.dir / "front.db"), "--nats", url,
-                                      "--listen", args.listen, "--http-listen", args.http_listen]))
+                                      "--listen", args.listen, "--http-listen", args.http_listen,
+                                      *(f"--shard={address}" for address in reads)]))
     print(f"nats at {url}; a front on {args.listen} (HTTP {args.http_listen}, tokens in "
           f"{args.dir / 'credentials.json'}), the identity stage and {args.shards} shards under {args.dir};"
           " Ctrl-C stops them")

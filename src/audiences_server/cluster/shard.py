@@ -33,7 +33,7 @@ from audiences_server.engine.evaluator import Evaluation, TickReport
 from audiences_server.engine.fastpath import AccountPlan
 from audiences_server.engine.registry import Compiled, compile_row, dependencies
 from audiences_server.engine.resolution import Resolver, merge_profiles
-from audiences_server.errors import AlreadyExists
+from audiences_server.errors import AlreadyExists, AudiencesError, NotFound
 from audiences_server.store import cluster as store
 from audiences_server.store import evaluation as evaluation_store
 from audiences_server.store import events
@@ -213,6 +213,9 @@ class Shard:
             self.ticked_at, self.tick = at, tick
         elif kind == "define":
             await asyncio.to_thread(self._define, body)
+            await self._save(seq, serial)
+        elif kind in ("update", "delete"):
+            await asyncio.to_thread(self._change, kind, body)
             await self._save(seq, serial)
         else:
             log.warning("log_entry_unknown", type=kind, partition=self.partition)
@@ -424,7 +427,30 @@ class Shard:
             return
         # Created already if a restart came before its position was saved.
         with contextlib.suppress(AlreadyExists):
-            self.engine.computations.create(space, spec)
+            row = self.engine.computations.create(space, spec)
+            if body.get("public_id"):  # the front's id for it, so that every shard names it alike
+                self.engine.writer.run(lambda conn: store.set_public_id(conn, row.computation_id,
+                                                                        str(body["public_id"])))
+
+
+    def _change(self, kind: str, body: dict[str, Any]) -> None:
+        """An update (fields, the definition, enabling) or a delete, as the front applied it to
+        its own file, by the single node's code. A definition this shard does not hold (skipped
+        when created, or deleted already by this entry before a restart) is logged and passed
+        over, as is a change this shard refuses."""
+        space, what, collection, key = int(body["space"]), body["kind"], body["collection"], body["key"]
+        try:
+            if kind == "update":
+                self.engine.computations.update(space, what, collection, key, body["changes"])
+            else:
+                self.engine.computations.delete(space, what, collection, key, bool(body.get("force")))
+        except NotFound:
+            log.warning("definition_missing", change=kind, key=key, collection=collection)
+        except AudiencesError as refused:
+            # The front applied it to its own file with the same code, so this shard's definitions
+            # differ from the front's; one bad entry must not stop the partition.
+            log.error("definition_change_refused", change=kind, key=key, collection=collection,
+                      reason=refused.reason, message=refused.message)
 
 
 def user_definitions_reading_accounts(conn: apsw.Connection, space_id: int, spec: Spec) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from audiences_server.settings import Settings
 from audiences_server.store import backlogs, evaluation
 from audiences_server.store import clock as clock_store
 from audiences_server.store.db import Readers
+from audiences_server.store.evaluation import ComputationRow
 from audiences_server.store.migrations import prepare
 from audiences_server.store.spaces import server_key
 from audiences_server.store.writer import Writer
@@ -58,6 +60,14 @@ class Engine:
         self.clock: Clock = self._manual_clock() if settings.manual_clock else Clock()
         self.auth = Auth(self.writer, self.readers, self.clock.now_ms)
         self.ingest = Ingest(self.writer, self.clock)
+        # A cluster's front (cluster/control.py): told of every manual clock move, and asked
+        # before every RPC whether the front serves it (raises when it does not).
+        self.on_clock_set: Callable[[int], object] | None = None
+        self.method_gate: Callable[[str], None] | None = None
+        # A front given the shards' read endpoints (cluster/reads.py): profile reads by RPC name,
+        # and definitions' rows with their status and size over every shard.
+        self.profile_router: Callable[[str, Any], Any] | None = None
+        self.cluster_rows: Callable[[list[ComputationRow]], list[ComputationRow]] | None = None
         self.evaluator = Evaluator(self.writer, self.readers, self.clock, settings.tick_interval_ms,
                                    settings.history_retention_days * 86_400_000, settings.tick_budget_ms,
                                    settings.tick_slice)
@@ -131,6 +141,8 @@ class Engine:
                                   violations=[FieldViolation("target", "out of range")])
         self.clock.set(target)
         self.lifecycle.sweep()  # retention follows the clock
+        if self.on_clock_set is not None:
+            self.on_clock_set(target)
         return previous, target
 
     def evaluator_status(self) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from audiences_server.http.auth import basic_token, granted
 from audiences_server.http.query import bad_parameter, query_time
 
 PREFIX = "/v1/spaces/{space}/collections/{collection}/profiles/{profile}/{endpoint}"
+HTTP_READ = "GET " + PREFIX  # the name a front's gate is asked for a Profile API read
 COLLECTIONS = ("users", "accounts")
 TRAIT_CLASSES = ("audience", "computed_trait", "custom")
 # Under one key, which class wins when two were updated at the same moment (the higher).
@@ -110,6 +111,8 @@ def serve(engine: Engine, token: str | None, read: Read) -> bytes:
     """The body of one read, checked in this order: the token (401, 403), the space (404), the
     path and parameters (400), the profile (400 for a bad address, 404 when there is none)."""
     grant = granted(engine.auth, token, "read")
+    if engine.method_gate is not None:  # a cluster's front
+        engine.method_gate(HTTP_READ)
     if grant.space_name != read.space:
         raise NotFound("space not found", reason="SPACE_NOT_FOUND")
     if read.collection not in COLLECTIONS:

@@ -345,3 +345,8 @@ def take_account_work(conn: apsw.Connection) -> list[tuple[int, int, int]]:
             conn.execute("SELECT computation_id, account_id, step FROM cluster_account_work")]
     conn.execute("DELETE FROM cluster_account_work")
     return rows
+
+
+def set_public_id(conn: apsw.Connection, computation_id: int, public_id: str) -> None:
+    """Gives a definition the id a front gave it (its `define` entry carries it)."""
+    conn.execute("UPDATE computations SET public_id = ? WHERE computation_id = ?", (public_id, computation_id))

@@ -35,11 +35,13 @@ class EventFilter:
 
 def by_public_id(conn: apsw.Connection, space_id: int, collection: str, public_id: str) -> tuple[int, str] | None:
     """The surviving profile behind a `prf_…` id, with its own public id (merges keep
-    `merged_into` pointing at the survivor)."""
+    `merged_into` pointing at the survivor). A row merged into itself is a cluster shard's
+    reference to a profile another shard keeps (store/cluster.py): it names no profile here."""
     row = conn.execute(
         "SELECT s.profile_id, s.public_id FROM profiles p"
         " JOIN profiles s ON s.profile_id = coalesce(p.merged_into, p.profile_id)"
-        " WHERE p.space_id = ? AND p.collection = ? AND p.public_id = ?",
+        " WHERE p.space_id = ? AND p.collection = ? AND p.public_id = ?"
+        " AND (s.merged_into IS NULL OR s.merged_into != s.profile_id)",
         (space_id, collection, public_id)).fetchone()
     return (int(row[0]), str(row[1])) if row else None
 

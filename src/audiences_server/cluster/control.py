@@ -1,0 +1,137 @@
+"""A front server's admin API on a cluster (docs/scaling.md, "Control through a front").
+
+On a front (`audiences-server cluster front`), the definition RPCs validate and store exactly as
+one node does, in the front's own file (so `Get`, `List`, `ValidateDefinition` and version
+history read it), and append a control entry (`define`, `update`, `delete`) to `aud.calls` in
+the same writer job: a refused definition is never appended, and one the log did not store is
+rolled back from the front's file (`UNAVAILABLE`, `LOG_UNAVAILABLE`). `SetClock` moves the
+front's manual clock and appends a `clock` entry. Every RPC a front cannot serve for the whole
+cluster is refused with `UNIMPLEMENTED` (`CLUSTER_FRONT_UNIMPLEMENTED`) instead of answering
+from the front's file, which holds no profiles.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+import apsw
+
+from audiences_server.cluster.entries import encode
+from audiences_server.cluster.front import LogBridge, define_entry, refuse_unbuilt
+from audiences_server.cluster.log import CALLS, Log
+from audiences_server.cluster.reads import ShardReads
+from audiences_server.cluster.shard import user_definitions_reading_accounts
+from audiences_server.engine.computations import EDITABLE, Computations, Spec
+from audiences_server.engine.engine import Engine
+from audiences_server.errors import Unavailable, Unimplemented
+from audiences_server.store.evaluation import ComputationRow
+
+_ADMIN = "/audiences.v1.AudienceAdminService/"
+_OPERATOR = "/audiences.v1.OperatorService/"
+# What a front serves: ingest (to the log), the definitions (its file, and the log; their status
+# from the shards), the clock (the log), version history and audit of its own admin calls, spaces
+# and tokens (its file), profile reads (the shards).
+SERVED = frozenset({
+    *(_ADMIN + name for name in (
+        "CreateAudience", "GetAudience", "ListAudiences", "UpdateAudience", "DeleteAudience",
+        "CreateComputedTrait", "GetComputedTrait", "ListComputedTraits", "UpdateComputedTrait",
+        "DeleteComputedTrait", "ValidateDefinition", "SetClock", "ListDefinitionVersions",
+        "GetDefinitionVersion", "ListAuditEntries")),
+    *(_OPERATOR + name for name in ("GetSpace", "ListSpaces", "CreateToken", "ListTokens", "RevokeToken")),
+    # Routed to the shard that owns the profile (cluster/reads.py; ListLinks is refused there).
+    *("/audiences.v1.ProfilesService/" + name for name in (
+        "ListTraits", "ListEvents", "ListExternalIds", "ListLinks", "GetMetadata", "ListAudienceMemberships")),
+})
+INGEST = "/audiences.v1.IngestService/"
+
+
+def gate(method: str) -> None:
+    """Refuses an RPC (a full method name) that a front does not serve for the whole cluster.
+
+    Raises:
+        Unimplemented: CLUSTER_FRONT_UNIMPLEMENTED.
+    """
+    if method.startswith(INGEST) or method in SERVED:
+        return
+    raise Unimplemented(f"{method.rsplit('/', 1)[-1]} is not served by a cluster's front yet (docs/scaling.md)",
+                        reason="CLUSTER_FRONT_UNIMPLEMENTED")
+
+
+class Appender:
+    """Appends control entries from the server's threads to the log's loop, waiting for the ack."""
+
+    def __init__(self, log: Log, loop: asyncio.AbstractEventLoop, timeout_s: float = 10) -> None:
+        self._log = log
+        self._loop = loop
+        self._timeout_s = timeout_s
+        self.last = 0  # the position of the last entry appended (a clock entry's is its tick's number)
+
+    def __call__(self, data: bytes) -> int:
+        """Appends one entry to `aud.calls`; returns its position.
+
+        Raises:
+            Unavailable: LOG_UNAVAILABLE, the log did not acknowledge in time.
+        """
+        appended = asyncio.run_coroutine_threadsafe(self._log.append(CALLS, data), self._loop)
+        try:
+            self.last = appended.result(self._timeout_s)
+            return self.last
+        except Exception as failure:
+            appended.cancel()
+            raise Unavailable(f"the log did not store the entry: {type(failure).__name__}",
+                              reason="LOG_UNAVAILABLE") from None
+
+
+class FrontComputations(Computations):
+    """The admin use cases on a front: one node's, in the front's file, then the control entry
+    appended inside the same writer job (its savepoint is rolled back if the append fails)."""
+
+    def __init__(self, engine: Engine, append: Appender) -> None:
+        super().__init__(engine.writer, engine.readers, engine.clock, engine.evaluator)
+        self._append = append
+
+    def _refuse(self, conn: apsw.Connection, space_id: int, spec: Spec) -> None:
+        refuse_unbuilt(spec, space_id, self._clock.manual)
+        readers = user_definitions_reading_accounts(conn, space_id, spec)
+        if readers:
+            raise Unimplemented(f"{', '.join(readers)} would read an account audience: a cluster does not bring an "
+                                "account's value to its users' shards yet",
+                                reason="CLUSTER_USER_READS_ACCOUNT_UNIMPLEMENTED")
+
+    def _insert(self, conn: apsw.Connection, space_id: int, spec: Spec, actor: str) -> ComputationRow:
+        row = super()._insert(conn, space_id, spec, actor)
+        self._refuse(conn, space_id, spec)
+        self._append(define_entry(space_id, spec, row.public_id))
+        return row
+
+    def _apply_update(self, conn: apsw.Connection, current: ComputationRow, changes: Mapping[str, Any],
+                      actor: str = "") -> ComputationRow:
+        row = super()._apply_update(conn, current, changes, actor)
+        merged = {name: changes.get(name, getattr(current, name)) for name in EDITABLE}
+        self._refuse(conn, current.space_id, Spec(current.kind, current.collection, current.key, **merged))
+        self._append(encode({"t": "update", "space": current.space_id, "kind": current.kind,
+                             "collection": current.collection, "key": current.key, "changes": dict(changes)}))
+        return row
+
+    def _delete(self, conn: apsw.Connection, current: ComputationRow, force: bool) -> int:
+        removed = super()._delete(conn, current, force)
+        self._append(encode({"t": "delete", "space": current.space_id, "kind": current.kind,
+                             "collection": current.collection, "key": current.key, "force": force}))
+        return removed
+
+
+def make_front(engine: Engine, log: Log, loop: asyncio.AbstractEventLoop, shards: ShardReads) -> Appender:
+    """Turns a server's engine into a cluster's front: tracking calls, definitions and clock moves
+    go to the log, definitions' status and profile reads come from the shards' read endpoints
+    (cluster/reads.py), and what a front cannot serve is refused (`gate`). Returns the appender
+    of control entries (its `last` position is the last tick's number after a `SetClock`)."""
+    append = Appender(log, loop)
+    engine.profile_router = shards.profile
+    engine.cluster_rows = shards.combine
+    engine.ingest.elsewhere = LogBridge(log, loop, engine.clock)
+    engine.computations = FrontComputations(engine, append)
+    engine.on_clock_set = lambda at: append(encode({"t": "clock", "at": at}))
+    engine.method_gate = gate
+    return append

@@ -1,0 +1,224 @@
+"""Reads across shards (docs/scaling.md, "Reads across shards").
+
+Each shard may serve a read-only gRPC endpoint (`cluster shard --listen`): the ordinary
+ProfilesService on its own file, and the definitions' Get/List RPCs of AudienceAdminService,
+which report the shard's own status and size of each definition. A front given the shards'
+addresses (`cluster front --shard`) answers from them:
+
+- a profile read goes to every shard at once, and the one that owns the profile answers (the
+  others find no such profile: a shard's reference rows of other shards' profiles never answer);
+- a definition's status and size are those of every shard combined: the size summed, the status
+  LIVE only when every shard has it LIVE.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Sequence
+from concurrent import futures
+from typing import Any
+
+import grpc
+from audiences.v1 import admin_pb2, admin_pb2_grpc, profiles_pb2_grpc
+from google.protobuf.message import Message
+from google.rpc import error_details_pb2
+from grpc import aio
+from grpc_status import rpc_status
+
+from audiences_server import errors
+from audiences_server.api.computations import STATUS
+from audiences_server.api.interceptor import RequestInterceptor
+from audiences_server.api.profiles import ProfilesServicer
+from audiences_server.engine.engine import DEFAULT_SPACE, Engine
+from audiences_server.store.evaluation import ComputationRow
+from audiences_server.store.spaces import Grant
+
+_PROFILES = "/audiences.v1.ProfilesService/"
+_ADMIN = "/audiences.v1.AudienceAdminService/"
+# A shard's endpoint: profile reads (links aside: a shard holds a link on the user's side only,
+# with the account as a reference row without identifiers) and its definitions' own status.
+SHARD_SERVED = frozenset({
+    *(_PROFILES + name for name in ("ListTraits", "ListEvents", "ListExternalIds", "GetMetadata",
+                                    "ListAudienceMemberships")),
+    *(_ADMIN + name for name in ("GetAudience", "ListAudiences", "GetComputedTrait", "ListComputedTraits")),
+})
+# The profile reads a front routes to the shards.
+ROUTED = frozenset(name.rsplit("/", 1)[1] for name in SHARD_SERVED if name.startswith(_PROFILES))
+_STATUS_NAME = {number: name for name, number in STATUS.items()}
+_CODES = {cls.code: cls for cls in (errors.InvalidArgument, errors.NotFound, errors.AlreadyExists,
+                                    errors.FailedPrecondition, errors.Unauthenticated, errors.OutOfRange,
+                                    errors.PermissionDenied, errors.ResourceExhausted, errors.Unavailable,
+                                    errors.Unimplemented)}
+# A shard that does not answer within this is unavailable; a call waits for a shard's endpoint
+# to accept connections (it may be starting, or reconnecting) until then.
+TIMEOUT_S = 10
+
+
+def _shard_gate(method: str) -> None:
+    if method not in SHARD_SERVED:
+        raise errors.Unimplemented(f"{method.rsplit('/', 1)[-1]} is not served by a shard's read endpoint",
+                                   reason="SHARD_READ_UNIMPLEMENTED")
+
+
+class _Internal(RequestInterceptor):
+    """One node's error mapping and call logging, without tokens: a shard's read endpoint listens
+    on the cluster's private network, as the log does, and only fronts call it."""
+
+    def authorize(self, metadata: list[tuple[str, str]], scope: str) -> Any:
+        return Grant(1, DEFAULT_SPACE, scope, label="front")
+
+
+async def serve_shard_reads(engine: Engine, listen: str) -> tuple[aio.Server, futures.ThreadPoolExecutor, int]:
+    """Starts a shard's read endpoint on `listen` (host:port, port 0 for any); returns the server,
+    its thread pool (shut down after the server stops) and the bound port."""
+    from audiences_server.server import SERVICES, AdminServicer
+
+    pool = futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="shard-read")
+    server = aio.server(interceptors=[_Internal(engine.auth, SERVICES, pool, gate=_shard_gate)])
+    profiles_pb2_grpc.add_ProfilesServiceServicer_to_server(ProfilesServicer(engine), server)
+    admin_pb2_grpc.add_AudienceAdminServiceServicer_to_server(AdminServicer(engine), server)
+    port = server.add_insecure_port(listen)
+    await server.start()
+    return server, pool, port
+
+
+def _as_error(failure: grpc.RpcError) -> errors.AudiencesError:
+    """A shard's refusal as this server's error: its code, message and reason (field violations
+    are not carried over)."""
+    code = failure.code().name if isinstance(failure, grpc.Call) else "UNAVAILABLE"
+    reason = None
+    status = rpc_status.from_call(failure) if isinstance(failure, grpc.Call) else None
+    for detail in status.details if status else []:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            reason = info.reason
+    kind = _CODES.get(code)
+    if kind is None:
+        return errors.Unavailable(f"a shard failed the read: {code}", reason="SHARD_UNAVAILABLE")
+    return kind(failure.details() if isinstance(failure, grpc.Call) else str(failure), reason=reason)
+
+
+@dataclasses.dataclass(frozen=True)
+class ShardStatus:
+    """One shard's view of a definition."""
+
+    status: str
+    size: int
+    done: int
+    total: int
+    last_computed_ms: int | None
+    failure: str
+
+
+class ShardReads:
+    """A front's clients of the shards' read endpoints (one address per shard)."""
+
+    def __init__(self, addresses: Sequence[str]) -> None:
+        self._channels = [grpc.insecure_channel(address) for address in addresses]
+        self._profiles = [profiles_pb2_grpc.ProfilesServiceStub(c) for c in self._channels]
+        self._admin = [admin_pb2_grpc.AudienceAdminServiceStub(c) for c in self._channels]
+
+    def profile(self, method: str, request: Message) -> Message:
+        """A profile read answered by the shard that owns the profile: asked of every shard at
+        once (one call per shard); the first answer wins, else a refusal other than
+        PROFILE_NOT_FOUND, else NOT_FOUND.
+
+        Raises:
+            Unimplemented: CLUSTER_LINKS_UNIMPLEMENTED for ListLinks (links live on the users' shards).
+        """
+        if method not in ROUTED:
+            raise errors.Unimplemented(f"{method} is not served by a cluster's front yet: a shard holds a link on "
+                                       "the user's side only", reason="CLUSTER_LINKS_UNIMPLEMENTED")
+        calls = [getattr(stub, method).future(request, timeout=TIMEOUT_S, wait_for_ready=True)
+                 for stub in self._profiles]
+        answers: list[Message] = []
+        refusals: list[errors.AudiencesError] = []
+        for call in calls:
+            try:
+                answers.append(call.result())
+            except grpc.RpcError as failure:
+                refusals.append(_as_error(failure))
+        if answers:
+            return answers[0]
+        for refusal in refusals:
+            if refusal.code != "NOT_FOUND":
+                raise refusal
+        raise refusals[0]
+
+    def statuses(self, kind: str) -> list[dict[tuple[str, str], ShardStatus]]:
+        """Every shard's definitions of a kind, by (collection, key): one List call (a page of up
+        to 1,000) per shard.
+
+        Raises:
+            Unavailable: SHARD_UNAVAILABLE, a shard did not answer.
+        """
+        found: list[dict[tuple[str, str], ShardStatus]] = []
+        for stub in self._admin:
+            rows: dict[tuple[str, str], ShardStatus] = {}
+            token = ""
+            while True:
+                try:
+                    if kind == "audience":
+                        page: Any = stub.ListAudiences(admin_pb2.ListAudiencesRequest(page_size=1000,
+                                                                                      page_token=token),
+                                                       timeout=TIMEOUT_S, wait_for_ready=True)
+                        items = page.audiences
+                    else:
+                        page = stub.ListComputedTraits(admin_pb2.ListComputedTraitsRequest(page_size=1000,
+                                                                                           page_token=token),
+                                                       timeout=TIMEOUT_S, wait_for_ready=True)
+                        items = page.computed_traits
+                except grpc.RpcError as failure:
+                    raise errors.Unavailable(f"a shard did not report its definitions: {_as_error(failure).message}",
+                                             reason="SHARD_UNAVAILABLE") from None
+                for item in items:
+                    collection = "users" if item.collection == 1 else "accounts"
+                    last = item.last_compute_time.ToMilliseconds() if item.HasField("last_compute_time") else None
+                    rows[(collection, item.key)] = ShardStatus(
+                        _STATUS_NAME[item.status], item.size, item.backfill.profiles_done,
+                        item.backfill.profiles_total, last, item.failure.message)
+                token = page.next_page_token
+                if not token:
+                    break
+            found.append(rows)
+        return found
+
+    def combine(self, rows: list[ComputationRow]) -> list[ComputationRow]:
+        """The front's rows with each definition's status and size over every shard: the size
+        and backfill progress summed, the status DISABLED as the front says, else FAILED if a
+        shard failed it, LIVE if every shard holds it LIVE, else BACKFILLING (a shard is still
+        backfilling it, or has not read it from the log yet).
+
+        Raises:
+            Unavailable: SHARD_UNAVAILABLE, a shard did not answer.
+        """
+        shards: dict[str, list[dict[tuple[str, str], ShardStatus]]] = {}
+        out = []
+        for row in rows:
+            if row.kind not in shards:
+                shards[row.kind] = self.statuses(row.kind)
+            held = [found[(row.collection, row.key)] for found in shards[row.kind] if (row.collection, row.key)
+                    in found]
+            failed = [s.failure for s in held if s.status == "FAILED"]
+            if not row.enabled:
+                status = "DISABLED"
+            elif failed:
+                status = "FAILED"
+            elif len(held) == len(shards[row.kind]) and all(s.status == "LIVE" for s in held):
+                status = "LIVE"
+            else:
+                status = "BACKFILLING"
+            computed = [s.last_computed_ms for s in held if s.last_computed_ms is not None]
+            out.append(dataclasses.replace(
+                row, status=status, error=failed[0] if failed else row.error, size=sum(s.size for s in held),
+                progress_done=sum(s.done for s in held), progress_total=sum(s.total for s in held),
+                last_computed_ms=max(computed) if computed else None))
+        return out
+
+    def close(self) -> None:
+        for channel in self._channels:
+            with contextlib.suppress(Exception):
+                channel.close()
+
