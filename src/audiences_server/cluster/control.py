@@ -24,12 +24,15 @@ from audiences_server.cluster.log import CALLS, Log
 from audiences_server.cluster.reads import ShardReads
 from audiences_server.cluster.shard import user_definitions_reading_accounts
 from audiences_server.engine.computations import EDITABLE, Computations, Spec
+from audiences_server.engine.destinations import registry
+from audiences_server.engine.destinations.base import Queue
 from audiences_server.engine.engine import Engine
 from audiences_server.errors import Unavailable, Unimplemented
 from audiences_server.store.evaluation import ComputationRow
 
 _ADMIN = "/audiences.v1.AudienceAdminService/"
 _OPERATOR = "/audiences.v1.OperatorService/"
+_SYNC = "/audiences.v1.SyncService/"
 # What a front serves: ingest (to the log), the definitions (its file, and the log; their status
 # from the shards), the clock (the log), version history and audit of its own admin calls, spaces
 # and tokens (its file), profile reads (the shards).
@@ -40,6 +43,11 @@ SERVED = frozenset({
         "DeleteComputedTrait", "ValidateDefinition", "SetClock", "ListDefinitionVersions",
         "GetDefinitionVersion", "ListAuditEntries")),
     *(_OPERATOR + name for name in ("GetSpace", "ListSpaces", "CreateToken", "ListTokens", "RevokeToken")),
+    # Destinations and connections: the front's file and the log; connections' delivery status
+    # summed over the shards (docs/scaling.md, "Destinations on a cluster").
+    *(_SYNC + name for name in (
+        "CreateDestination", "GetDestination", "ListDestinations", "UpdateDestination", "DeleteDestination",
+        "ConnectDestination", "GetConnection", "ListConnections", "UpdateConnection", "DisconnectDestination")),
     # Routed to the shard that owns the profile (cluster/reads.py; ListLinks is refused there).
     *("/audiences.v1.ProfilesService/" + name for name in (
         "ListTraits", "ListEvents", "ListExternalIds", "ListLinks", "GetMetadata", "ListAudienceMemberships")),
@@ -122,6 +130,28 @@ class FrontComputations(Computations):
         return removed
 
 
+class SyncControl:
+    """A destination or connection change on a front, inside the writer job that saved it in the
+    front's file: refuses the kinds whose output is not the union of the shards' outputs, and
+    appends a `sync` entry (every shard applies it with one node's code, docs/scaling.md)."""
+
+    def __init__(self, append: Appender) -> None:
+        self._append = append
+
+    def __call__(self, entry: dict[str, Any]) -> None:
+        """Appends the entry.
+
+        Raises:
+            Unimplemented: CLUSTER_SYNC_KIND_UNIMPLEMENTED, a change feed or CSV destination.
+            Unavailable: LOG_UNAVAILABLE (the writer job is rolled back).
+        """
+        if entry["op"] == "create_destination" and registry.get(entry["kind"]).queue is not Queue.DELIVERIES:
+            raise Unimplemented(f"a {entry['kind']} destination is not served by a cluster yet: each shard holds "
+                                "its own profiles' changes, and this kind's output (one ordered feed, one file) is "
+                                "not the union of the shards' outputs", reason="CLUSTER_SYNC_KIND_UNIMPLEMENTED")
+        self._append(encode({"t": "sync"} | entry))
+
+
 def make_front(engine: Engine, log: Log, loop: asyncio.AbstractEventLoop, shards: ShardReads) -> Appender:
     """Turns a server's engine into a cluster's front: tracking calls, definitions and clock moves
     go to the log, definitions' status and profile reads come from the shards' read endpoints
@@ -133,5 +163,7 @@ def make_front(engine: Engine, log: Log, loop: asyncio.AbstractEventLoop, shards
     engine.ingest.elsewhere = LogBridge(log, loop, engine.clock)
     engine.computations = FrontComputations(engine, append)
     engine.on_clock_set = lambda at: append(encode({"t": "clock", "at": at}))
+    engine.sync.control = SyncControl(append)
+    engine.sync.deliver = False  # the shards deliver their own profiles' changes
     engine.method_gate = gate
     return append

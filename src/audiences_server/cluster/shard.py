@@ -135,6 +135,8 @@ class Shard:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Applies the partition's entries until `stop` is set."""
+        if not self.engine.sync.started:
+            self.engine.sync.start()  # delivers this shard's change records to its destinations
         await self._flush()  # counts a previous run wrote but did not publish
         after, _ = self.position()
         self._consumer = await self._log.consumer(self._subject, self._reader, after)
@@ -216,6 +218,9 @@ class Shard:
             await self._save(seq, serial)
         elif kind in ("update", "delete"):
             await asyncio.to_thread(self._change, kind, body)
+            await self._save(seq, serial)
+        elif kind == "sync":
+            await asyncio.to_thread(self._sync, body)
             await self._save(seq, serial)
         else:
             log.warning("log_entry_unknown", type=kind, partition=self.partition)
@@ -451,6 +456,43 @@ class Shard:
             # differ from the front's; one bad entry must not stop the partition.
             log.error("definition_change_refused", change=kind, key=key, collection=collection,
                       reason=refused.reason, message=refused.message)
+
+
+    def _sync(self, body: dict[str, Any]) -> None:
+        """A destination or connection created, changed or removed through the front, applied by
+        the single node's code (docs/scaling.md, "Destinations on a cluster"): this shard's
+        workers then deliver the change records of its own profiles. An entry applied already
+        (a restart before its position was saved) or naming what this shard does not hold is
+        logged and passed over, as is one this shard refuses."""
+        sync, op, space = self.engine.sync, body["op"], int(body["space"])
+        try:
+            if op == "create_destination":
+                sync.create_destination(space, body["key"], body["name"], bool(body["enabled"]), body["kind"],
+                                        body["config"], body["policy"], public_id=str(body["public_id"]))
+            elif op == "update_destination":
+                sync.update_destination(space, body["key"], body["changes"])
+            elif op == "delete_destination":
+                sync.delete_destination(space, body["key"], bool(body["force"]))
+            elif op == "connect":
+                sync.connect(space, body["destination"], _ref(body["ref"]), body["options"])
+            elif op == "update_connection":
+                sync.update_connection(space, body["destination"], _ref(body["ref"]), body["changes"])
+            elif op == "disconnect":
+                sync.disconnect(space, body["destination"], _ref(body["ref"]))
+            else:
+                log.warning("sync_entry_unknown", op=op, partition=self.partition)
+        except AlreadyExists:
+            log.info("sync_entry_applied_already", op=op, partition=self.partition)
+        except NotFound as missing:
+            log.warning("sync_target_missing", op=op, reason=missing.reason, partition=self.partition)
+        except AudiencesError as refused:
+            log.error("sync_entry_refused", op=op, reason=refused.reason, message=refused.message,
+                      partition=self.partition)
+
+
+def _ref(parts: Sequence[str]) -> tuple[str, str, str]:
+    kind, collection, key = parts
+    return str(kind), str(collection), str(key)
 
 
 def user_definitions_reading_accounts(conn: apsw.Connection, space_id: int, spec: Spec) -> list[str]:

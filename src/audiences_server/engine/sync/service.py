@@ -68,6 +68,11 @@ class Sync:
         self._io = IoLoop()
         # Told (from any thread) when a feed record is queued or the server stops: wakes watchers.
         self.feed_listeners: list[Callable[[], None]] = []
+        # A cluster's front (docs/scaling.md, "Destinations on a cluster"): every change of a
+        # destination or connection is handed to `control`, inside the writer job that saves it
+        # (an exception rolls the job back), and this file's workers deliver nothing (`deliver`).
+        self.control: Callable[[dict[str, Any]], None] | None = None
+        self.deliver = True
 
     # -- workers -------------------------------------------------------------------------
 
@@ -75,6 +80,11 @@ class Sync:
     def stopping(self) -> bool:
         """Whether the server is shutting down (streams end)."""
         return self._stopping.is_set()
+
+    @property
+    def started(self) -> bool:
+        """Whether `start` was called."""
+        return self._supervisor is not None
 
     def start(self) -> None:
         """Starts one delivery worker per destination, and a supervisor that follows changes."""
@@ -108,7 +118,7 @@ class Sync:
             self._stopping.wait(0.2)
 
     def _follow_destinations(self) -> None:
-        wanted = {d.destination_id for d in store.all_destinations(self._readers.get())}
+        wanted = {d.destination_id for d in store.all_destinations(self._readers.get())} if self.deliver else set()
         with self._lock:
             for gone in set(self._workers) - wanted:
                 self._workers.pop(gone).stop()
@@ -123,18 +133,28 @@ class Sync:
 
     # -- destinations --------------------------------------------------------------------
 
+    def _controlled(self, entry: dict[str, Any]) -> None:
+        if self.control is not None:
+            self.control(entry)
+
     def create_destination(self, space_id: int, key: str, name: str, enabled: bool, kind: str,
-                           config: Mapping[str, Any], policy: Mapping[str, Any]) -> DestinationRow:
-        """Creates a destination of a kind."""
+                           config: Mapping[str, Any], policy: Mapping[str, Any], public_id: str = ""
+                           ) -> DestinationRow:
+        """Creates a destination of a kind (with `public_id` as its id, if given: a cluster's
+        shards name their copies as the front does)."""
         configs.check_key(key)
         settings, rules = configs.config(kind, config), configs.policy(policy)
 
         def job(conn: apsw.Connection) -> DestinationRow:
             if store.destination(conn, space_id, key) is not None:
                 raise AlreadyExists(f"destination {key!r} already exists", reason="DESTINATION_EXISTS")
-            store.insert_destination(conn, space_id, key, "dst_" + secrets.token_hex(10), name or key, kind,
-                                     enabled, settings, rules, wall_ms())
-            return self._destination(conn, space_id, key)
+            store.insert_destination(conn, space_id, key, public_id or "dst_" + secrets.token_hex(10), name or key,
+                                     kind, enabled, settings, rules, wall_ms())
+            created = self._destination(conn, space_id, key)
+            self._controlled({"op": "create_destination", "space": space_id, "key": key, "name": name,
+                              "enabled": enabled, "kind": kind, "config": dict(config), "policy": dict(policy),
+                              "public_id": created.public_id})
+            return created
 
         created = self._writer.run(job)
         self._follow_destinations()
@@ -170,6 +190,7 @@ class Sync:
                 config=configs.config(kind, changes["config"], row.config) if "config" in changes else row.config,
                 policy=configs.policy(changes["policy"], row.policy) if "policy" in changes else row.policy)
             store.update_destination(conn, updated, wall_ms())
+            self._controlled({"op": "update_destination", "space": space_id, "key": key, "changes": dict(changes)})
             return self._destination(conn, space_id, key)
 
         updated = self._writer.run(job)
@@ -185,6 +206,7 @@ class Sync:
                 raise FailedPrecondition(f"destination {key!r} still has connections; disconnect them or force",
                                          reason="DESTINATION_IN_USE")
             store.delete_destination(conn, row.destination_id)
+            self._controlled({"op": "delete_destination", "space": space_id, "key": key, "force": force})
 
         self._writer.run(job)
         self._follow_destinations()
@@ -210,6 +232,8 @@ class Sync:
                 raise AlreadyExists(f"{ref[2]!r} is already connected to {destination_key!r}",
                                     reason="CONNECTION_EXISTS")
             store.insert_connection(conn, destination.destination_id, comp.computation_id, chosen, wall_ms())
+            self._controlled({"op": "connect", "space": space_id, "destination": destination_key, "ref": list(ref),
+                              "options": dict(options)})
 
         self._writer.run(job)
         self.wake()
@@ -250,6 +274,8 @@ class Sync:
 
         def job(conn: apsw.Connection) -> None:
             store.update_connection_options(conn, current.row.connection_id, merged, wall_ms())
+            self._controlled({"op": "update_connection", "space": space_id, "destination": destination_key,
+                              "ref": list(ref), "changes": dict(changes)})
 
         self._writer.run(job)
         self.wake()
@@ -258,7 +284,13 @@ class Sync:
     def disconnect(self, space_id: int, destination_key: str, ref: tuple[str, str, str]) -> None:
         """Removes a connection with its queue and dead letters; nothing more is sent."""
         current = self.connection(space_id, destination_key, ref)
-        self._writer.run(lambda conn: store.delete_connection(conn, current.row.connection_id))
+
+        def job(conn: apsw.Connection) -> None:
+            store.delete_connection(conn, current.row.connection_id)
+            self._controlled({"op": "disconnect", "space": space_id, "destination": destination_key,
+                              "ref": list(ref)})
+
+        self._writer.run(job)
         self.wake()
 
     def _status(self, conn: apsw.Connection, destination: DestinationRow, row: ConnectionRow) -> dict[str, Any]:

@@ -1,0 +1,212 @@
+"""Destinations on a cluster: created and connected through a front server, each shard delivers
+its own profiles' changes, and a receiver gets, per profile, the changes one node sends."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from audiences.v1 import sync_pb2
+
+from audiences_server.cluster.entries import decode, partition_of
+from audiences_server.cluster.log import CALLS, JetStreamLog, LocalLog, Log
+from tests.cluster.conftest import NatsServer
+from tests.cluster.harness import SPACE, SingleNode
+from tests.cluster.streams import LATE, T0, Stream
+from tests.cluster.test_front_admin import FrontDriven
+from tests.conftest import error_reason
+from tests.sync.conftest import SECRET, Receiver, ms, ref, wait_for
+
+CONNECTED = [("audience", "pro"), ("audience", "buyers"), ("computed_trait", "spent_week"),
+             ("audience", LATE.key)]
+OPTIONS = {"send_identify": True, "send_track": True}
+
+
+def _webhook(url: str) -> sync_pb2.Destination:
+    config = sync_pb2.WebhookConfig(url=url, signing_secret=SECRET, payload_style=sync_pb2.WEBHOOK_PAYLOAD_STYLE_EVENT)
+    return sync_pb2.Destination(key="hook", webhook=config, delivery_policy=sync_pb2.DeliveryPolicy(
+        max_attempts=8, initial_backoff=ms(20), max_backoff=ms(200), request_timeout=ms(5000)))
+
+
+def _connection(kind: str, key: str, collection: str = "users", **options: Any) -> sync_pb2.Connection:
+    return sync_pb2.Connection(destination_key="hook", computation=ref(key, kind, collection), **options)
+
+
+def _phases(engines: list[Any], kind: str, key: str) -> list[str]:
+    phases = []
+    for engine in engines:
+        views = engine.sync.connections(SPACE, "hook", (kind, "users", key))
+        phases += [v.row.phase for v in views] or ["missing"]
+    return phases
+
+
+def _live(engines: list[Any], kind: str, key: str) -> None:
+    wait_for(lambda: all(p == "LIVE" for p in _phases(engines, kind, key)), timeout=30,
+             what=f"{key} connected and LIVE on every file")
+
+
+def _queued(engines: list[Any]) -> None:
+    """Waits until every connection of every file has queued every change record written so far
+    (identifiers are captured when a change is queued: a later merge would take them away)."""
+
+    def done() -> bool:
+        for engine in engines:
+            conn = engine.readers.get()
+            newest = conn.execute("SELECT coalesce(max(change_id), 0) FROM changes").fetchone()[0]
+            behind = conn.execute("SELECT count(*) FROM connections WHERE cursor < ?", (newest,)).fetchone()[0]
+            if behind:
+                return False
+        return True
+
+    wait_for(done, timeout=30, what="every change record queued")
+
+
+def _profile_ids(engine: Any) -> dict[str, int]:
+    return dict(engine.readers.get().execute("SELECT public_id, profile_id FROM profiles"))
+
+
+def _per_profile(receiver: Receiver, ids: dict[str, int]) -> dict[tuple[Any, str], list[tuple[Any, ...]]]:
+    """Every call received, grouped by the profile it names and the connection (order is kept per
+    profile and connection, on one node too), in arrival order; message ids left out (they are
+    made from each file's own row ids), and a profile named by its `prf_` id (a profile without
+    identifiers) named by its number, the same on one node and on the cluster."""
+    found: dict[tuple[Any, str], list[tuple[Any, ...]]] = defaultdict(list)
+    for call in receiver.calls():
+        who = call.get("userId") or call.get("anonymousId")
+        who = ids.get(who, who)
+        key = call["context"]["personas"]["computation_key"]
+        found[(who, key)].append((call["type"], call.get("event"), call["timestamp"],
+                           json.dumps(call.get("traits"), sort_keys=True),
+                           json.dumps(call.get("properties"), sort_keys=True),
+                           json.dumps(call["context"].get("externalIds"), sort_keys=True)))
+    return dict(found)
+
+
+def _settled(receivers: list[Receiver], single: SingleNode, shards: list[Any]) -> None:
+    """Waits until nothing is queued on any file and the receivers stop growing."""
+
+    def quiet() -> bool:
+        for engine in [single.engine, *shards]:
+            if engine.readers.get().execute("SELECT count(*) FROM deliveries").fetchone()[0]:
+                return False
+        return True
+
+    wait_for(quiet, timeout=60, what="every delivery sent")
+    seen = -1
+    while seen != sum(len(r.calls()) for r in receivers):
+        seen = sum(len(r.calls()) for r in receivers)
+        time.sleep(0.3)
+
+
+def _run(tmp_path: Path, connect: Callable[[], Awaitable[Log]], seed: int, ticks: int) -> FrontDriven:
+    one, many = Receiver(), Receiver()
+    one.start()
+    many.start()
+    single = SingleNode(tmp_path, T0)
+    single.engine.sync.start()
+    driven = FrontDriven(tmp_path, connect)
+    shards = [shard.engine for shard in driven.cluster.shards]
+    admin = driven.front.auth("admin")
+    try:
+        driven.front.sync.CreateDestination(sync_pb2.CreateDestinationRequest(destination=_webhook(many.url)),
+                                            metadata=admin)
+        single.engine.sync.create_destination(SPACE, "hook", "", True, "webhook",
+                                              {"url": one.url, "signing_secret": SECRET, "payload_style": "event"},
+                                              {"max_attempts": 8, "initial_backoff_ms": 20, "max_backoff_ms": 200,
+                                               "request_timeout_ms": 5000})
+        for kind, value in Stream(seed).steps(ticks, calls_per_tick=30):
+            if kind == "define":
+                spec = driven.define(value)
+                single.define(spec)
+                if (spec.kind, spec.key) in CONNECTED:
+                    # Connected while it has no members yet, and LIVE before anything more happens,
+                    # so that every change is sent as a change (a first sync's snapshot would
+                    # depend on when it ran).
+                    driven.front.sync.ConnectDestination(sync_pb2.ConnectDestinationRequest(
+                        connection=_connection(spec.kind, spec.key, **OPTIONS)), metadata=admin)
+                    single.engine.sync.connect(SPACE, "hook", (spec.kind, "users", spec.key), OPTIONS)
+                    _live(shards, spec.kind, spec.key)
+                    _live([single.engine], spec.kind, spec.key)
+            elif kind == "calls":
+                single.send(value)
+                driven.send(value)
+            else:
+                single.tick(value)
+                driven.tick(value)
+                _queued([single.engine, *shards])
+        _settled([one, many], single, shards)
+        expected = _per_profile(one, _profile_ids(single.engine))
+        got = _per_profile(many, _profile_ids(driven.cluster.identity_engine))
+        assert sum(map(len, expected.values())) > 20  # entries and exits of several kinds were sent
+        assert {call[0] for calls in expected.values() for call in calls} == {"identify", "track"}
+        assert got == expected
+        # Merges crossed shards, so the retiring shard's exits and the survivor's changes were both sent.
+        pairs = driven.cluster.identity_engine.readers.get().execute("SELECT survivor_id, merged_id FROM merges")
+        assert any(partition_of(s, 3) != partition_of(m, 3) for s, m in pairs)
+        # Every shard delivered some of them: the deliveries are the union of the shards'.
+        for engine in shards:
+            views = engine.sync.connections(SPACE, "hook", None)
+            assert sum(v.row.delivered_count for v in views) > 0
+    finally:
+        driven.close()
+        single.close()
+        one.stop()
+        many.stop()
+    return driven
+
+
+def test_a_webhook_on_a_cluster_receives_what_one_node_sends(tmp_path: Path) -> None:
+    """Over the in-process log: a webhook destination and its connections made through the
+    front reach every shard, and the receiver gets, profile by profile, the same changes in the
+    same order as from one node given the same stream."""
+    log = LocalLog()
+
+    async def connect() -> Log:
+        return log
+
+    _run(tmp_path, connect, seed=5, ticks=8)
+    kinds = [decode(e.data) for e in log.entries(CALLS)]
+    assert {k["op"] for k in kinds if k["t"] == "sync"} == {"create_destination", "connect"}
+
+
+def test_a_webhook_on_a_cluster_over_jetstream(tmp_path: Path, nats: NatsServer) -> None:
+    """The same over NATS JetStream."""
+    _run(tmp_path, lambda: JetStreamLog.connect(nats.url), seed=6, ticks=6)
+
+
+def test_a_front_refuses_destinations_a_cluster_cannot_serve(tmp_path: Path) -> None:
+    """A change feed and a CSV destination are refused with their reason and reach no shard; so
+    are an account computation's per-user calls, dead letters and the change feed's reads."""
+    log = LocalLog()
+
+    async def connect() -> Log:
+        return log
+
+    driven = FrontDriven(tmp_path, connect)
+    admin = driven.front.auth("admin")
+    try:
+        for destination in (sync_pb2.Destination(key="feed", grpc_feed=sync_pb2.GrpcFeedConfig()),
+                            sync_pb2.Destination(key="csv", csv=sync_pb2.CsvConfig(directory=str(tmp_path)))):
+            with pytest.raises(grpc.RpcError) as refused:
+                driven.front.sync.CreateDestination(sync_pb2.CreateDestinationRequest(destination=destination),
+                                                    metadata=admin)
+            assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED
+            assert error_reason(refused.value) == "CLUSTER_SYNC_KIND_UNIMPLEMENTED"
+        listed = driven.front.sync.ListDestinations(sync_pb2.ListDestinationsRequest(), metadata=admin)
+        assert list(listed.destinations) == []  # not kept in the front's file
+        assert not [e for e in log.entries(CALLS) if decode(e.data)["t"] == "sync"]
+        for method, request in (("ListDeadLetters", sync_pb2.ListDeadLettersRequest(destination_key="hook")),
+                                ("RedriveDeadLetters", sync_pb2.RedriveDeadLettersRequest(destination_key="hook")),
+                                ("ListChanges", sync_pb2.ListChangesRequest(destination_key="hook"))):
+            with pytest.raises(grpc.RpcError) as refused:
+                getattr(driven.front.sync, method)(request, metadata=admin)
+            assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED, method
+            assert error_reason(refused.value) == "CLUSTER_FRONT_UNIMPLEMENTED", method
+    finally:
+        driven.close()
