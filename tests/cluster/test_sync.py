@@ -13,9 +13,11 @@ from typing import Any
 import grpc
 import pytest
 from audiences.v1 import sync_pb2
+from google.protobuf import field_mask_pb2
 
 from audiences_server.cluster.entries import decode, partition_of
 from audiences_server.cluster.log import CALLS, JetStreamLog, LocalLog, Log
+from audiences_server.engine.computations import Spec
 from tests.cluster.conftest import NatsServer
 from tests.cluster.harness import SPACE, SingleNode
 from tests.cluster.streams import LATE, T0, Stream
@@ -104,6 +106,34 @@ def _settled(receivers: list[Receiver], single: SingleNode, shards: list[Any]) -
         time.sleep(0.3)
 
 
+def _edits(driven: FrontDriven, shards: list[Any]) -> None:
+    """An UpdateConnection, an UpdateDestination, a DisconnectDestination and a forced
+    DeleteDestination through the front reach every shard."""
+    admin = driven.front.auth("admin")
+    driven.front.sync.UpdateConnection(sync_pb2.UpdateConnectionRequest(
+        connection=_connection("audience", "pro", send_track=False), update_mask=field_mask_pb2.FieldMask(
+            paths=["send_track"])), metadata=admin)
+    driven.front.sync.UpdateDestination(sync_pb2.UpdateDestinationRequest(
+        destination=sync_pb2.Destination(key="hook", name="renamed"),
+        update_mask=field_mask_pb2.FieldMask(paths=["name"])), metadata=admin)
+    driven.front.sync.DisconnectDestination(sync_pb2.DisconnectDestinationRequest(
+        destination_key="hook", computation=ref("buyers")), metadata=admin)
+    wait_for(lambda: all(e.sync.destination(SPACE, "hook").name == "renamed" for e in shards), timeout=30,
+             what="the update on every shard")
+    wait_for(lambda: not any(e.sync.connections(SPACE, "hook", ("audience", "users", "buyers")) for e in shards),
+             timeout=30, what="the disconnection on every shard")
+    for engine in shards:
+        views = {v.computation.key: v for v in engine.sync.connections(SPACE, "hook", None)}
+        assert "buyers" not in views
+        assert views["pro"].row.options["send_track"] is False
+        assert views["pro"].row.options["send_identify"]
+    assert driven.front.sync.GetDestination(sync_pb2.GetDestinationRequest(key="hook"),
+                                            metadata=admin).destination.name == "renamed"
+    driven.front.sync.DeleteDestination(sync_pb2.DeleteDestinationRequest(key="hook", force=True), metadata=admin)
+    wait_for(lambda: not any(e.sync.destinations(SPACE, "", 10) for e in shards), timeout=30,
+             what="the destination deleted on every shard")
+
+
 def _run(tmp_path: Path, connect: Callable[[], Awaitable[Log]], seed: int, ticks: int) -> FrontDriven:
     one, many = Receiver(), Receiver()
     one.start()
@@ -153,6 +183,18 @@ def _run(tmp_path: Path, connect: Callable[[], Awaitable[Log]], seed: int, ticks
         for engine in shards:
             views = engine.sync.connections(SPACE, "hook", None)
             assert sum(v.row.delivered_count for v in views) > 0
+        # The front reports each connection's status summed over the shards: what one node reports.
+        listed = driven.front.sync.ListConnections(sync_pb2.ListConnectionsRequest(destination_key="hook"),
+                                                   metadata=admin).connections
+        assert [(c.computation.key, c.phase) for c in listed] == sorted(
+            (key, sync_pb2.CONNECTION_PHASE_LIVE) for _, key in CONNECTED)
+        for connection in listed:
+            one_node = single.engine.sync.connection(SPACE, "hook", ("audience" if connection.computation.kind == 1
+                                                                     else "computed_trait", "users",
+                                                                     connection.computation.key))
+            assert connection.delivery.delivered_count == one_node.status["delivered"] > 0
+            assert (connection.delivery.pending_count, connection.delivery.dead_letter_count) == (0, 0)
+        _edits(driven, shards)
     finally:
         driven.close()
         single.close()
@@ -172,7 +214,8 @@ def test_a_webhook_on_a_cluster_receives_what_one_node_sends(tmp_path: Path) -> 
 
     _run(tmp_path, connect, seed=5, ticks=8)
     kinds = [decode(e.data) for e in log.entries(CALLS)]
-    assert {k["op"] for k in kinds if k["t"] == "sync"} == {"create_destination", "connect"}
+    assert {k["op"] for k in kinds if k["t"] == "sync"} == {"create_destination", "connect", "update_connection",
+                                                            "update_destination", "disconnect", "delete_destination"}
 
 
 def test_a_webhook_on_a_cluster_over_jetstream(tmp_path: Path, nats: NatsServer) -> None:
@@ -200,7 +243,27 @@ def test_a_front_refuses_destinations_a_cluster_cannot_serve(tmp_path: Path) -> 
             assert error_reason(refused.value) == "CLUSTER_SYNC_KIND_UNIMPLEMENTED"
         listed = driven.front.sync.ListDestinations(sync_pb2.ListDestinationsRequest(), metadata=admin)
         assert list(listed.destinations) == []  # not kept in the front's file
-        assert not [e for e in log.entries(CALLS) if decode(e.data)["t"] == "sync"]
+        driven.define(Spec("audience", "accounts", "pro_accounts", definition="ANY trait('plan') = 'pro'"))
+        driven.front.sync.CreateDestination(sync_pb2.CreateDestinationRequest(
+            destination=_webhook("http://127.0.0.1:9")), metadata=admin)
+        with pytest.raises(grpc.RpcError) as refused:
+            driven.front.sync.ConnectDestination(sync_pb2.ConnectDestinationRequest(connection=_connection(
+                "audience", "pro_accounts", "accounts", send_identify=True, send_group=True)), metadata=admin)
+        assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        assert error_reason(refused.value) == "CLUSTER_SYNC_ACCOUNT_USERS_UNIMPLEMENTED"
+        # Group calls only are the account's own: accepted, and the connection reaches every shard.
+        driven.front.sync.ConnectDestination(sync_pb2.ConnectDestinationRequest(connection=_connection(
+            "audience", "pro_accounts", "accounts", send_group=True)), metadata=admin)
+        with pytest.raises(grpc.RpcError) as refused:
+            driven.front.sync.UpdateConnection(sync_pb2.UpdateConnectionRequest(
+                connection=_connection("audience", "pro_accounts", "accounts", send_track=True),
+                update_mask=field_mask_pb2.FieldMask(paths=["send_track"])), metadata=admin)
+        assert error_reason(refused.value) == "CLUSTER_SYNC_ACCOUNT_USERS_UNIMPLEMENTED"
+        ops = [decode(e.data)["op"] for e in log.entries(CALLS) if decode(e.data)["t"] == "sync"]
+        assert ops == ["create_destination", "connect"]  # the refused ones never reached the log
+        shards = [shard.engine for shard in driven.cluster.shards]
+        wait_for(lambda: all(e.sync.connections(SPACE, "hook", None) for e in shards), timeout=30,
+                 what="the account connection on every shard")
         for method, request in (("ListDeadLetters", sync_pb2.ListDeadLettersRequest(destination_key="hook")),
                                 ("RedriveDeadLetters", sync_pb2.RedriveDeadLettersRequest(destination_key="hook")),
                                 ("ListChanges", sync_pb2.ListChangesRequest(destination_key="hook"))):

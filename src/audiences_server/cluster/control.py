@@ -142,13 +142,21 @@ class SyncControl:
         """Appends the entry.
 
         Raises:
-            Unimplemented: CLUSTER_SYNC_KIND_UNIMPLEMENTED, a change feed or CSV destination.
+            Unimplemented: CLUSTER_SYNC_KIND_UNIMPLEMENTED, a change feed or CSV destination;
+                CLUSTER_SYNC_ACCOUNT_USERS_UNIMPLEMENTED, an account computation's connection
+                sending identify or track calls (to the account's users).
             Unavailable: LOG_UNAVAILABLE (the writer job is rolled back).
         """
         if entry["op"] == "create_destination" and registry.get(entry["kind"]).queue is not Queue.DELIVERIES:
             raise Unimplemented(f"a {entry['kind']} destination is not served by a cluster yet: each shard holds "
                                 "its own profiles' changes, and this kind's output (one ordered feed, one file) is "
                                 "not the union of the shards' outputs", reason="CLUSTER_SYNC_KIND_UNIMPLEMENTED")
+        if entry["op"] in ("connect", "update_connection") and entry["ref"][1] == "accounts" and (
+                entry.get("options", entry.get("changes", {})).get("send_identify")
+                or entry.get("options", entry.get("changes", {})).get("send_track")):
+            raise Unimplemented("an account's identify and track calls go to its linked users, whose links live on "
+                                "the users' shards: a cluster sends an account computation's group calls only",
+                                reason="CLUSTER_SYNC_ACCOUNT_USERS_UNIMPLEMENTED")
         self._append(encode({"t": "sync"} | entry))
 
 
@@ -165,5 +173,6 @@ def make_front(engine: Engine, log: Log, loop: asyncio.AbstractEventLoop, shards
     engine.on_clock_set = lambda at: append(encode({"t": "clock", "at": at}))
     engine.sync.control = SyncControl(append)
     engine.sync.deliver = False  # the shards deliver their own profiles' changes
+    engine.sync.delivery_status = shards.connections
     engine.method_gate = gate
     return append

@@ -20,7 +20,7 @@ from concurrent import futures
 from typing import Any
 
 import grpc
-from audiences.v1 import admin_pb2, admin_pb2_grpc, profiles_pb2_grpc
+from audiences.v1 import admin_pb2, admin_pb2_grpc, profiles_pb2_grpc, sync_pb2, sync_pb2_grpc
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2
 from grpc import aio
@@ -30,7 +30,9 @@ from audiences_server import errors
 from audiences_server.api.computations import STATUS
 from audiences_server.api.interceptor import RequestInterceptor
 from audiences_server.api.profiles import ProfilesServicer
+from audiences_server.api.sync import PHASE_ENUM, SyncServicer, computation_ref
 from audiences_server.engine.engine import DEFAULT_SPACE, Engine
+from audiences_server.engine.sync.service import ConnectionView
 from audiences_server.store.evaluation import ComputationRow
 from audiences_server.store.spaces import Grant
 
@@ -42,10 +44,13 @@ SHARD_SERVED = frozenset({
     *(_PROFILES + name for name in ("ListTraits", "ListEvents", "ListExternalIds", "GetMetadata",
                                     "ListAudienceMemberships")),
     *(_ADMIN + name for name in ("GetAudience", "ListAudiences", "GetComputedTrait", "ListComputedTraits")),
+    # Each shard delivers its own profiles' changes: its connections' phase and delivery status.
+    "/audiences.v1.SyncService/ListConnections",
 })
 # The profile reads a front routes to the shards.
 ROUTED = frozenset(name.rsplit("/", 1)[1] for name in SHARD_SERVED if name.startswith(_PROFILES))
 _STATUS_NAME = {number: name for name, number in STATUS.items()}
+_PHASE_NAME = {number: name for name, number in PHASE_ENUM.items()}
 _CODES = {cls.code: cls for cls in (errors.InvalidArgument, errors.NotFound, errors.AlreadyExists,
                                     errors.FailedPrecondition, errors.Unauthenticated, errors.OutOfRange,
                                     errors.PermissionDenied, errors.ResourceExhausted, errors.Unavailable,
@@ -78,6 +83,7 @@ async def serve_shard_reads(engine: Engine, listen: str) -> tuple[aio.Server, fu
     server = aio.server(interceptors=[_Internal(engine.auth, SERVICES, pool, gate=_shard_gate)])
     profiles_pb2_grpc.add_ProfilesServiceServicer_to_server(ProfilesServicer(engine), server)
     admin_pb2_grpc.add_AudienceAdminServiceServicer_to_server(AdminServicer(engine), server)
+    sync_pb2_grpc.add_SyncServiceServicer_to_server(SyncServicer(engine, pool), server)
     port = server.add_insecure_port(listen)
     await server.start()
     return server, pool, port
@@ -119,6 +125,7 @@ class ShardReads:
         self._channels = [grpc.insecure_channel(address) for address in addresses]
         self._profiles = [profiles_pb2_grpc.ProfilesServiceStub(c) for c in self._channels]
         self._admin = [admin_pb2_grpc.AudienceAdminServiceStub(c) for c in self._channels]
+        self._sync = [sync_pb2_grpc.SyncServiceStub(c) for c in self._channels]
 
     def profile(self, method: str, request: Message) -> Message:
         """A profile read answered by the shard that owns the profile: asked of every shard at
@@ -216,6 +223,58 @@ class ShardReads:
                 progress_done=sum(s.done for s in held), progress_total=sum(s.total for s in held),
                 last_computed_ms=max(computed) if computed else None))
         return out
+
+    def connections(self, views: list[ConnectionView]) -> list[ConnectionView]:
+        """The front's connections with each one's phase and delivery status over every shard
+        (each delivers its own profiles' changes): counts summed, the lag the largest, LIVE only
+        when every shard holds the connection LIVE (else INITIAL_SYNC: a shard is still in its
+        first sync, or has not read the connection from the log yet), the last error and the
+        last delivery the latest of any shard. One ListConnections call (pages of 1,000) per shard.
+
+        Raises:
+            Unavailable: SHARD_UNAVAILABLE, a shard did not answer.
+        """
+        shards: list[dict[tuple[str, int, int, str], sync_pb2.Connection]] = []
+        for stub in self._sync:
+            found: dict[tuple[str, int, int, str], sync_pb2.Connection] = {}
+            token = ""
+            while True:
+                try:
+                    page = stub.ListConnections(sync_pb2.ListConnectionsRequest(page_size=1000, page_token=token),
+                                                timeout=TIMEOUT_S, wait_for_ready=True)
+                except grpc.RpcError as failure:
+                    raise errors.Unavailable(f"a shard did not report its connections: {_as_error(failure).message}",
+                                             reason="SHARD_UNAVAILABLE") from None
+                for item in page.connections:
+                    ref = item.computation
+                    found[(item.destination_key, ref.kind, ref.collection, ref.key)] = item
+                token = page.next_page_token
+                if not token:
+                    break
+            shards.append(found)
+        return [self._combined(view, shards) for view in views]
+
+    @staticmethod
+    def _combined(view: ConnectionView, shards: list[dict[tuple[str, int, int, str], sync_pb2.Connection]]
+                  ) -> ConnectionView:
+        ref = computation_ref(view.computation)
+        key = (view.destination.key, ref.kind, ref.collection, ref.key)
+        held = [found[key] for found in shards if key in found]
+        delivery = [item.delivery for item in held]
+        live = len(held) == len(shards) and all(_PHASE_NAME[item.phase] == "LIVE" for item in held)
+        errors_at = sorted((d.last_error_time.ToMilliseconds(), d.last_error) for d in delivery
+                           if d.HasField("last_error_time"))
+        delivered_at = [d.last_delivery_time.ToMilliseconds() for d in delivery if d.HasField("last_delivery_time")]
+        row = dataclasses.replace(
+            view.row, phase="LIVE" if live else "INITIAL_SYNC",
+            delivered_count=sum(d.delivered_count for d in delivery),
+            last_error=errors_at[-1][1] if errors_at else "", last_error_ms=errors_at[-1][0] if errors_at else None,
+            last_delivery_ms=max(delivered_at) if delivered_at else None)
+        status = {"pending": sum(d.pending_count for d in delivery), "delivered": row.delivered_count,
+                  "retrying": sum(d.retrying_count for d in delivery),
+                  "dead": sum(d.dead_letter_count for d in delivery),
+                  "lag_ms": max((d.lag.ToMilliseconds() for d in delivery), default=0)}
+        return dataclasses.replace(view, row=row, status=status)
 
     def close(self) -> None:
         for channel in self._channels:

@@ -19,7 +19,7 @@ from audiences_server.engine.sync import configs
 from audiences_server.engine.sync.delivery import DestinationWorker, wall_ms
 from audiences_server.engine.sync.files import csv_chunks
 from audiences_server.engine.sync.payloads import calls_for
-from audiences_server.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from audiences_server.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from audiences_server.store import evaluation
 from audiences_server.store import sync as store
 from audiences_server.store.db import Readers
@@ -73,6 +73,8 @@ class Sync:
         # (an exception rolls the job back), and this file's workers deliver nothing (`deliver`).
         self.control: Callable[[dict[str, Any]], None] | None = None
         self.deliver = True
+        # A cluster's front: connections' phase and delivery status from the shards, which deliver.
+        self.delivery_status: Callable[[list[ConnectionView]], list[ConnectionView]] | None = None
 
     # -- workers -------------------------------------------------------------------------
 
@@ -237,17 +239,19 @@ class Sync:
 
         self._writer.run(job)
         self.wake()
-        return self.connection(space_id, destination_key, ref)
+        return self.connection(space_id, destination_key, ref, saved=True)
 
-    def connection(self, space_id: int, destination_key: str, ref: tuple[str, str, str]) -> ConnectionView:
-        """One connection with its status."""
+    def connection(self, space_id: int, destination_key: str, ref: tuple[str, str, str], saved: bool = False
+                   ) -> ConnectionView:
+        """One connection with its status (`saved`: just saved by this call, see `_delivered`)."""
         conn = self._readers.get()
         destination = self._destination(conn, space_id, destination_key)
         comp = self._computation(conn, space_id, *ref)
         row = store.connection(conn, destination.destination_id, comp.computation_id)
         if row is None:
             raise NotFound(f"{ref[2]!r} is not connected to {destination_key!r}", reason="CONNECTION_NOT_FOUND")
-        return ConnectionView(destination, comp, row, self._status(conn, destination, row))
+        return self._delivered([ConnectionView(destination, comp, row, self._status(conn, destination, row))],
+                               saved)[0]
 
     def connections(self, space_id: int, destination_key: str, ref: tuple[str, str, str] | None
                     ) -> list[ConnectionView]:
@@ -263,7 +267,21 @@ class Sync:
         ]
         if ref is not None:
             views = [v for v in views if (v.computation.kind, v.computation.collection, v.computation.key) == ref]
-        return sorted(views, key=connection_order)
+        return self._delivered(sorted(views, key=connection_order))
+
+    def _delivered(self, views: list[ConnectionView], saved: bool = False) -> list[ConnectionView]:
+        """The views with the cluster's delivery status, on a front; a connection this call has
+        just saved shows INITIAL_SYNC with nothing delivered if the shards cannot say."""
+        if self.delivery_status is None or not views:
+            return views
+        try:
+            return self.delivery_status(views)
+        except Unavailable:
+            if not saved:
+                raise
+            empty = {"pending": 0, "delivered": 0, "retrying": 0, "dead": 0, "lag_ms": 0}
+            return [dataclasses.replace(v, row=dataclasses.replace(v.row, phase="INITIAL_SYNC", delivered_count=0),
+                                        status=empty) for v in views]
 
     def update_connection(self, space_id: int, destination_key: str, ref: tuple[str, str, str],
                           changes: Mapping[str, Any]) -> ConnectionView:
@@ -279,7 +297,7 @@ class Sync:
 
         self._writer.run(job)
         self.wake()
-        return self.connection(space_id, destination_key, ref)
+        return self.connection(space_id, destination_key, ref, saved=True)
 
     def disconnect(self, space_id: int, destination_key: str, ref: tuple[str, str, str]) -> None:
         """Removes a connection with its queue and dead letters; nothing more is sent."""
