@@ -176,6 +176,8 @@ def _run(tmp_path: Path, connect: Callable[[], Awaitable[Log]], seed: int, ticks
         assert sum(map(len, expected.values())) > 20  # entries and exits of several kinds were sent
         assert {call[0] for calls in expected.values() for call in calls} == {"identify", "track"}
         assert got == expected
+        sent = [call["messageId"] for call in many.calls()]
+        assert len(set(sent)) == len(sent)  # shards number their changes alike, their message ids differ
         # Merges crossed shards, so the retiring shard's exits and the survivor's changes were both sent.
         pairs = driven.cluster.identity_engine.readers.get().execute("SELECT survivor_id, merged_id FROM merges")
         assert any(partition_of(s, 3) != partition_of(m, 3) for s, m in pairs)

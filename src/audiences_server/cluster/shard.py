@@ -122,6 +122,8 @@ class Shard:
         self._tallies: dict[tuple[int, int], bytes] = {}
         self._consumer: Consumer | None = None
         engine.evaluator.apart = Tallies()
+        # Every shard numbers its own changes and connections: message ids name the partition.
+        engine.sync.message_scope = f"p{partition}"
         engine.writer.run(store.prepare_cluster)
         engine.writer.run(store.prepare_shard)
         self._serial = self.position()[1]  # the last identity serial applied

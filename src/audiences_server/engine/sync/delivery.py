@@ -65,8 +65,9 @@ class DestinationWorker:
     """The thread that queues and delivers for one destination."""
 
     def __init__(self, destination_id: int, writer: Writer, readers: Readers, on_queued: Callable[[], None],
-                 io: IoLoop) -> None:
+                 io: IoLoop, scope: str = "") -> None:
         self.destination_id = destination_id
+        self._scope = scope  # of the message ids it makes (`payloads.message_id`)
         self._writer = writer
         self._readers = readers
         self._context = Context(writer, readers, io)
@@ -191,7 +192,7 @@ class DestinationWorker:
         connection = next((c for c in behind if c.connection_id > self._queued_last), behind[0])
         self._queued_last = connection.connection_id
         self._queueing = True
-        self._writer.submit(Queueing(row, kind, connection, wall_ms())).add_done_callback(self._queued)
+        self._writer.submit(Queueing(row, kind, connection, wall_ms(), self._scope)).add_done_callback(self._queued)
 
     def _queued(self, future: Future[tuple[bool, int]]) -> None:
         """On the writer's thread, once a queueing job is committed (or failed)."""

@@ -18,9 +18,13 @@ from audiences_server.core.tracking import format_time
 Ids = Sequence[Sequence[str]]
 
 
-def message_id(destination_public_id: str, connection_id: int, change: str) -> str:
-    """The deterministic id of one change on one connection: the same on every attempt and redrive."""
-    digest = hashlib.sha256(f"{destination_public_id}:{connection_id}:{change}".encode()).hexdigest()
+def message_id(destination_public_id: str, connection_id: int, change: str, scope: str = "") -> str:
+    """The deterministic id of one change on one connection: the same on every attempt and redrive.
+
+    `scope` names the file the change and connection ids are from when several files deliver to
+    one destination (a cluster's shards, each numbering its own changes); empty on one node."""
+    named = f"{destination_public_id}:{scope}:" if scope else f"{destination_public_id}:"
+    digest = hashlib.sha256(f"{named}{connection_id}:{change}".encode()).hexdigest()
     return "syn_" + digest[:32]
 
 

@@ -42,9 +42,10 @@ def _item(
 class Queueing:
     """Queues one connection's next chunk of records: a function of a writer connection."""
 
-    def __init__(self, destination: DestinationRow, kind: Destination, connection: ConnectionRow, now_ms: int
-                 ) -> None:
+    def __init__(self, destination: DestinationRow, kind: Destination, connection: ConnectionRow, now_ms: int,
+                 scope: str = "") -> None:
         self.destination = destination
+        self.scope = scope  # see `payloads.message_id`
         self.kind = kind
         self.connection = connection
         self.now = now_ms
@@ -89,7 +90,7 @@ class Queueing:
         space = store.space_name(conn, comp.space_id)
         queued = []
         for pid, change, old, new, at, change_key, user in items:
-            mid = message_id(self.destination.public_id, self.connection.connection_id, change_key)
+            mid = message_id(self.destination.public_id, self.connection.connection_id, change_key, self.scope)
             public, own = ids.get(pid, ("", []))
             record = {
                 "kind": comp.kind, "key": comp.key, "computation_id": comp.public_id, "collection": comp.collection,

@@ -75,6 +75,9 @@ class Sync:
         self.deliver = True
         # A cluster's front: connections' phase and delivery status from the shards, which deliver.
         self.delivery_status: Callable[[list[ConnectionView]], list[ConnectionView]] | None = None
+        # A cluster's shard: names this file in the message ids it makes (`payloads.message_id`),
+        # since every shard numbers its own changes and connections.
+        self.message_scope = ""
 
     # -- workers -------------------------------------------------------------------------
 
@@ -125,7 +128,8 @@ class Sync:
             for gone in set(self._workers) - wanted:
                 self._workers.pop(gone).stop()
             for new in wanted - set(self._workers):
-                worker = DestinationWorker(new, self._writer, self._readers, self._feed_queued, self._io)
+                worker = DestinationWorker(new, self._writer, self._readers, self._feed_queued, self._io,
+                                           self.message_scope)
                 self._workers[new] = worker
                 worker.start()
 
