@@ -30,21 +30,45 @@ CONNECTED = [("audience", "pro"), ("audience", "buyers"), ("computed_trait", "sp
 OPTIONS = {"send_identify": True, "send_track": True}
 
 
+POLICY = {"max_attempts": 8, "initial_backoff_ms": 20, "max_backoff_ms": 200, "request_timeout_ms": 5000}
+# Each destination as the front's API takes it and as one node's `Sync.create_destination` does.
+DESTINATIONS: dict[str, tuple[str, Callable[[str], dict[str, Any]]]] = {
+    "hook": ("webhook", lambda url: {"url": url, "signing_secret": SECRET, "payload_style": "event"}),
+    "batches": ("webhook", lambda url: {"url": url, "payload_style": "list", "batch_size": 7,
+                                        "batch_interval_ms": 50}),
+    "segment": ("segment", lambda url: {"base_url": url, "write_key": "wk", "batch_size": 5,
+                                        "batch_interval_ms": 50}),
+}
+
+
+def _destination(key: str, url: str) -> sync_pb2.Destination:
+    kind, config = DESTINATIONS[key]
+    fields = config(url)
+    if "payload_style" in fields:
+        fields["payload_style"] = sync_pb2.WebhookPayloadStyle.Value(f"WEBHOOK_PAYLOAD_STYLE_{fields['payload_style']}"
+                                                                     .upper())
+    if "batch_interval_ms" in fields:
+        fields["batch_interval"] = ms(fields.pop("batch_interval_ms"))
+    message = sync_pb2.WebhookConfig(**fields) if kind == "webhook" else sync_pb2.SegmentConfig(**fields)
+    policy = sync_pb2.DeliveryPolicy(max_attempts=8, initial_backoff=ms(20), max_backoff=ms(200),
+                                     request_timeout=ms(5000))
+    return sync_pb2.Destination(key=key, delivery_policy=policy, **{kind: message})
+
+
 def _webhook(url: str) -> sync_pb2.Destination:
-    config = sync_pb2.WebhookConfig(url=url, signing_secret=SECRET, payload_style=sync_pb2.WEBHOOK_PAYLOAD_STYLE_EVENT)
-    return sync_pb2.Destination(key="hook", webhook=config, delivery_policy=sync_pb2.DeliveryPolicy(
-        max_attempts=8, initial_backoff=ms(20), max_backoff=ms(200), request_timeout=ms(5000)))
+    return _destination("hook", url)
 
 
-def _connection(kind: str, key: str, collection: str = "users", **options: Any) -> sync_pb2.Connection:
-    return sync_pb2.Connection(destination_key="hook", computation=ref(key, kind, collection), **options)
+def _connection(kind: str, key: str, collection: str = "users", destination: str = "hook", **options: Any
+                ) -> sync_pb2.Connection:
+    return sync_pb2.Connection(destination_key=destination, computation=ref(key, kind, collection), **options)
 
 
 def _phases(engines: list[Any], kind: str, key: str) -> list[str]:
     phases = []
     for engine in engines:
-        views = engine.sync.connections(SPACE, "hook", (kind, "users", key))
-        phases += [v.row.phase for v in views] or ["missing"]
+        views = engine.sync.connections(SPACE, "", (kind, "users", key))
+        phases += [v.row.phase for v in views] if len(views) == len(DESTINATIONS) else ["missing"]
     return phases
 
 
@@ -130,26 +154,42 @@ def _edits(driven: FrontDriven, shards: list[Any]) -> None:
     assert driven.front.sync.GetDestination(sync_pb2.GetDestinationRequest(key="hook"),
                                             metadata=admin).destination.name == "renamed"
     driven.front.sync.DeleteDestination(sync_pb2.DeleteDestinationRequest(key="hook", force=True), metadata=admin)
-    wait_for(lambda: not any(e.sync.destinations(SPACE, "", 10) for e in shards), timeout=30,
+    wait_for(lambda: not any(d.key == "hook" for e in shards for d in e.sync.destinations(SPACE, "", 10)), timeout=30,
              what="the destination deleted on every shard")
 
 
+def _same_deliveries(ones: dict[str, Receiver], manys: dict[str, Receiver], single: SingleNode,
+                     driven: FrontDriven) -> None:
+    """Each destination's receiver got from the cluster what one node sent, per profile and connection."""
+    for key in DESTINATIONS:
+        expected = _per_profile(ones[key], _profile_ids(single.engine))
+        got = _per_profile(manys[key], _profile_ids(driven.cluster.identity_engine))
+        assert sum(map(len, expected.values())) > 20, key  # entries and exits of several kinds were sent
+        assert {call[0] for calls in expected.values() for call in calls} == {"identify", "track"}
+        assert got == expected, key
+        sent = [call["messageId"] for call in manys[key].calls()]
+        assert len(set(sent)) == len(sent), key  # shards number their changes alike, their ids differ
+    assert all("batch" in r.body for r in manys["batches"].accepted)
+    assert any(len(r.body["batch"]) > 1 for r in manys["segment"].accepted)
+    assert all(r.path == "/batch" for r in manys["segment"].accepted)
+
+
 def _run(tmp_path: Path, connect: Callable[[], Awaitable[Log]], seed: int, ticks: int) -> FrontDriven:
-    one, many = Receiver(), Receiver()
-    one.start()
-    many.start()
+    """Per destination, a receiver for one node's (`one`) and one for the cluster's (`many`)."""
+    ones = {key: Receiver() for key in DESTINATIONS}
+    manys = {key: Receiver() for key in DESTINATIONS}
+    for receiver in (*ones.values(), *manys.values()):
+        receiver.start()
     single = SingleNode(tmp_path, T0)
     single.engine.sync.start()
     driven = FrontDriven(tmp_path, connect)
     shards = [shard.engine for shard in driven.cluster.shards]
     admin = driven.front.auth("admin")
     try:
-        driven.front.sync.CreateDestination(sync_pb2.CreateDestinationRequest(destination=_webhook(many.url)),
-                                            metadata=admin)
-        single.engine.sync.create_destination(SPACE, "hook", "", True, "webhook",
-                                              {"url": one.url, "signing_secret": SECRET, "payload_style": "event"},
-                                              {"max_attempts": 8, "initial_backoff_ms": 20, "max_backoff_ms": 200,
-                                               "request_timeout_ms": 5000})
+        for key, (what, config) in DESTINATIONS.items():
+            driven.front.sync.CreateDestination(sync_pb2.CreateDestinationRequest(
+                destination=_destination(key, manys[key].url)), metadata=admin)
+            single.engine.sync.create_destination(SPACE, key, "", True, what, config(ones[key].url), POLICY)
         for kind, value in Stream(seed).steps(ticks, calls_per_tick=30):
             if kind == "define":
                 spec = driven.define(value)
@@ -158,9 +198,10 @@ def _run(tmp_path: Path, connect: Callable[[], Awaitable[Log]], seed: int, ticks
                     # Connected while it has no members yet, and LIVE before anything more happens,
                     # so that every change is sent as a change (a first sync's snapshot would
                     # depend on when it ran).
-                    driven.front.sync.ConnectDestination(sync_pb2.ConnectDestinationRequest(
-                        connection=_connection(spec.kind, spec.key, **OPTIONS)), metadata=admin)
-                    single.engine.sync.connect(SPACE, "hook", (spec.kind, "users", spec.key), OPTIONS)
+                    for key in DESTINATIONS:
+                        driven.front.sync.ConnectDestination(sync_pb2.ConnectDestinationRequest(
+                            connection=_connection(spec.kind, spec.key, destination=key, **OPTIONS)), metadata=admin)
+                        single.engine.sync.connect(SPACE, key, (spec.kind, "users", spec.key), OPTIONS)
                     _live(shards, spec.kind, spec.key)
                     _live([single.engine], spec.kind, spec.key)
             elif kind == "calls":
@@ -170,14 +211,8 @@ def _run(tmp_path: Path, connect: Callable[[], Awaitable[Log]], seed: int, ticks
                 single.tick(value)
                 driven.tick(value)
                 _queued([single.engine, *shards])
-        _settled([one, many], single, shards)
-        expected = _per_profile(one, _profile_ids(single.engine))
-        got = _per_profile(many, _profile_ids(driven.cluster.identity_engine))
-        assert sum(map(len, expected.values())) > 20  # entries and exits of several kinds were sent
-        assert {call[0] for calls in expected.values() for call in calls} == {"identify", "track"}
-        assert got == expected
-        sent = [call["messageId"] for call in many.calls()]
-        assert len(set(sent)) == len(sent)  # shards number their changes alike, their message ids differ
+        _settled([*ones.values(), *manys.values()], single, shards)
+        _same_deliveries(ones, manys, single, driven)
         # Merges crossed shards, so the retiring shard's exits and the survivor's changes were both sent.
         pairs = driven.cluster.identity_engine.readers.get().execute("SELECT survivor_id, merged_id FROM merges")
         assert any(partition_of(s, 3) != partition_of(m, 3) for s, m in pairs)
@@ -200,8 +235,8 @@ def _run(tmp_path: Path, connect: Callable[[], Awaitable[Log]], seed: int, ticks
     finally:
         driven.close()
         single.close()
-        one.stop()
-        many.stop()
+        for receiver in (*ones.values(), *manys.values()):
+            receiver.stop()
     return driven
 
 
