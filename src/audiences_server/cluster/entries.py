@@ -2,9 +2,10 @@
 
 On `aud.calls` (from fronts): `calls` (a batch of normalised calls of one space), `clock` (the
 manual clock moved), `define` (a definition created), `update` (a definition's fields changed:
-the update's `changes`, as one node's `Computations.update` takes them) and `delete`. On a
+the update's `changes`, as one node's `Computations.update` takes them), `delete` and `sync` (a
+destination or connection created, changed or removed: its `op` and the request's fields). On a
 partition (from the identity stage, each with its outbox `serial`): `call`, `expect`,
-`hand_over`, `merge`, `clock` (with the partition count), `define`, `update`, `delete`; and
+`hand_over`, `merge`, `clock` (with the partition count), `define`, `update`, `delete`, `sync`; and
 from shards, `adopt` (a merged profile's rows) and
 `tallies` (a shard's counts of its users' results per account for one tick: docs/scaling.md).
 """
