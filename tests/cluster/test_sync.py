@@ -4,9 +4,11 @@ its own profiles' changes, and a receiver gets, per profile, the changes one nod
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ from tests.cluster.streams import LATE, T0, Stream
 from tests.cluster.test_front_admin import FrontDriven
 from tests.conftest import error_reason
 from tests.sync.conftest import SECRET, Receiver, ms, ref, wait_for
+from tests.sync.pg import PostgresServer
 
 CONNECTED = [("audience", "pro"), ("audience", "buyers"), ("computed_trait", "spent_week"),
              ("audience", LATE.key)]
@@ -310,3 +313,70 @@ def test_a_front_refuses_destinations_a_cluster_cannot_serve(tmp_path: Path) -> 
             assert error_reason(refused.value) == "CLUSTER_FRONT_UNIMPLEMENTED", method
     finally:
         driven.close()
+
+
+@pytest.fixture
+def postgres() -> Iterator[PostgresServer]:
+    root = Path(tempfile.mkdtemp(prefix="audiences-pg-"))
+    server = PostgresServer(root)
+    yield server
+    server.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def _table(postgres: PostgresServer, table: str, ids: dict[str, int]) -> set[tuple[Any, ...]]:
+    rows = postgres.query(f"SELECT profile_id, user_id, changed_at FROM {table}")
+    return {(ids[profile], user, changed) for profile, user, changed in rows}
+
+
+def test_a_postgres_destination_on_a_cluster_keeps_one_nodes_table(tmp_path: Path, postgres: PostgresServer) -> None:
+    """Every shard writes its own profiles' rows into the one table of a connection (the shards'
+    copies of the connection are the same connection, so none starts the table afresh): after
+    the stream, each connected audience's and computed trait's table equals one node's."""
+    log = LocalLog()
+
+    async def connect() -> Log:
+        return log
+
+    single = SingleNode(tmp_path, T0)
+    single.engine.sync.start()
+    driven = FrontDriven(tmp_path, connect)
+    shards = [shard.engine for shard in driven.cluster.shards]
+    admin = driven.front.auth("admin")
+    policy = sync_pb2.DeliveryPolicy(max_attempts=8, initial_backoff=ms(20), max_backoff=ms(200),
+                                     request_timeout=ms(5000))
+    try:
+        driven.front.sync.CreateDestination(sync_pb2.CreateDestinationRequest(destination=sync_pb2.Destination(
+            key="warehouse", postgres=sync_pb2.PostgresConfig(dsn=postgres.dsn, table_prefix="many_"),
+            delivery_policy=policy)), metadata=admin)
+        single.engine.sync.create_destination(SPACE, "warehouse", "", True, "postgres",
+                                              {"dsn": postgres.dsn, "table_prefix": "one_"}, POLICY)
+        for kind, value in Stream(7).steps(6, calls_per_tick=30):
+            if kind == "define":
+                spec = driven.define(value)
+                single.define(spec)
+                if (spec.kind, spec.key) in CONNECTED:
+                    driven.front.sync.ConnectDestination(sync_pb2.ConnectDestinationRequest(
+                        connection=_connection(spec.kind, spec.key, destination="warehouse")), metadata=admin)
+                    single.engine.sync.connect(SPACE, "warehouse", (spec.kind, "users", spec.key), {})
+                    for engine in (*shards, single.engine):
+                        wait_for(lambda e=engine, k=spec.key, c=spec.kind: [v.row.phase for v in e.sync.connections(
+                            SPACE, "warehouse", (c, "users", k))] == ["LIVE"], timeout=30, what="LIVE")
+            elif kind == "calls":
+                single.send(value)
+                driven.send(value)
+            else:
+                single.tick(value)
+                driven.tick(value)
+                _queued([single.engine, *shards])
+        _settled([], single, shards)
+        one, many = _profile_ids(single.engine), _profile_ids(driven.cluster.identity_engine)
+        for _, key in CONNECTED:
+            expected = _table(postgres, f"one_users_{key}", one)
+            assert expected, key
+            assert _table(postgres, f"many_users_{key}", many) == expected, key
+        rows = _table(postgres, "many_users_spent_week", many)
+        assert len({partition_of(profile, 3) for profile, _, _ in rows}) > 1  # written by several shards
+    finally:
+        driven.close()
+        single.close()

@@ -476,7 +476,9 @@ class Shard:
             elif op == "delete_destination":
                 sync.delete_destination(space, body["key"], bool(body["force"]))
             elif op == "connect":
-                sync.connect(space, body["destination"], _ref(body["ref"]), body["options"])
+                identity = body.get("identity")
+                sync.connect(space, body["destination"], _ref(body["ref"]), body["options"],
+                             (int(identity[0]), int(identity[1])) if identity else None)
             elif op == "update_connection":
                 sync.update_connection(space, body["destination"], _ref(body["ref"]), body["changes"])
             elif op == "disconnect":

@@ -187,14 +187,19 @@ def connections_of_space(conn: apsw.Connection, space_id: int) -> list[tuple[str
 
 
 def insert_connection(
-    conn: apsw.Connection, destination_id: int, computation_id: int, options: dict[str, Any], now_ms: int
+    conn: apsw.Connection, destination_id: int, computation_id: int, options: dict[str, Any], now_ms: int,
+    connection_id: int | None = None,
 ) -> None:
-    """Stores a new connection, reading the outbox from now on and snapshotting current values."""
+    """Stores a new connection, reading the outbox from now on and snapshotting current values
+    (with `connection_id` as its id, if given and free)."""
     cursor = int(scalar(conn, "SELECT coalesce(max(change_id), 0) FROM changes"))
+    if connection_id is not None and scalar(conn, "SELECT count(*) FROM connections WHERE connection_id = ?",
+                                            (connection_id,)):
+        connection_id = None
     conn.execute(
-        "INSERT INTO connections (destination_id, computation_id, options, phase, cursor, created_ms, updated_ms)"
-        " VALUES (?, ?, ?, 'INITIAL_SYNC', ?, ?, ?)",
-        (destination_id, computation_id, json.dumps(options), cursor, now_ms, now_ms),
+        "INSERT INTO connections (connection_id, destination_id, computation_id, options, phase, cursor, created_ms,"
+        " updated_ms) VALUES (?, ?, ?, ?, 'INITIAL_SYNC', ?, ?, ?)",
+        (connection_id, destination_id, computation_id, json.dumps(options), cursor, now_ms, now_ms),
     )
 
 

@@ -226,9 +226,13 @@ class Sync:
             raise NotFound(f"{kind.replace('_', ' ')} {key!r} not found in {collection}", reason="NOT_FOUND")
         return row
 
-    def connect(self, space_id: int, destination_key: str, ref: tuple[str, str, str], options: Mapping[str, Any]
-                ) -> ConnectionView:
-        """Connects an audience or computed trait (kind, collection, key); its first sync starts."""
+    def connect(self, space_id: int, destination_key: str, ref: tuple[str, str, str], options: Mapping[str, Any],
+                identity: tuple[int, int] | None = None) -> ConnectionView:
+        """Connects an audience or computed trait (kind, collection, key); its first sync starts.
+
+        `identity`: the connection's id and creation time, given by a cluster's front so that
+        every shard's copy is the same connection to the destination (a PostgreSQL table knows its
+        connection by them)."""
 
         def job(conn: apsw.Connection) -> None:
             destination = self._destination(conn, space_id, destination_key)
@@ -237,9 +241,14 @@ class Sync:
             if store.connection(conn, destination.destination_id, comp.computation_id) is not None:
                 raise AlreadyExists(f"{ref[2]!r} is already connected to {destination_key!r}",
                                     reason="CONNECTION_EXISTS")
-            store.insert_connection(conn, destination.destination_id, comp.computation_id, chosen, wall_ms())
-            self._controlled({"op": "connect", "space": space_id, "destination": destination_key, "ref": list(ref),
-                              "options": dict(options)})
+            store.insert_connection(conn, destination.destination_id, comp.computation_id, chosen,
+                                    identity[1] if identity else wall_ms(), identity[0] if identity else None)
+            if self.control is not None:
+                row = store.connection(conn, destination.destination_id, comp.computation_id)
+                assert row is not None
+                self._controlled({"op": "connect", "space": space_id, "destination": destination_key,
+                                  "ref": list(ref), "options": dict(options),
+                                  "identity": [row.connection_id, row.created_ms]})
 
         self._writer.run(job)
         self.wake()
