@@ -108,10 +108,10 @@ async def _serve(args: argparse.Namespace) -> None:
             log.info("identity_stage_started", partitions=args.partitions, db=str(args.db))
             await IdentityStage(engine.writer, the_log, args.partitions).run(stop)
         else:
+            shard = Shard(engine, the_log, args.partition)  # before the delivery workers: it names their ids
             if not args.manual_clock:
                 engine.start()  # the evaluator ticks on the system clock
             log.info("shard_started", partition=args.partition, db=str(args.db))
-            shard = Shard(engine, the_log, args.partition)
             reads = await serve_shard_reads(engine, args.listen) if args.listen else None
             if reads is not None:
                 log.info("shard_reads_started", address=args.listen, port=reads[2])
