@@ -21,6 +21,7 @@ import apsw
 from audiences_server.cluster.front import Front
 from audiences_server.cluster.identity import IdentityStage
 from audiences_server.cluster.log import JetStreamLog, Log
+from audiences_server.cluster.roles import copy_partition
 from audiences_server.cluster.shard import TICK, Shard
 from audiences_server.engine.clock import ManualClock
 from audiences_server.engine.computations import Spec
@@ -63,17 +64,63 @@ class LoopThread:
 
 
 class Cluster:
-    """One identity stage and `shards` shards (a partition each), all in this process."""
+    """One identity stage and `shards` partitions, all in this process. With `processes`, the
+    partitions are spread over that many shard processes' data directories (partition p in
+    `process-<p mod processes>/partition-<p>.db`), as `cluster shard --data-dir` keeps them, and
+    can be moved between them (`move`); without it, partition p is on `shard-<p>.db`."""
 
-    def __init__(self, tmp: Path, connect: Callable[[], Awaitable[Log]], shards: int, start_ms: int) -> None:
+    def __init__(self, tmp: Path, connect: Callable[[], Awaitable[Log]], shards: int, start_ms: int,
+                 processes: int | None = None) -> None:
+        self._tmp = tmp
+        self._start_ms = start_ms
+        self._processes = processes
         self._loop = LoopThread()
         self.log = self._loop.run(_awaited(connect()))
         self.identity_engine = engine_at(tmp / "identity.db", start_ms)
         self.identity = IdentityStage(self.identity_engine.writer, self.log, shards)
-        self.shards = [Shard(engine_at(tmp / f"shard-{i}.db", start_ms), self.log, i) for i in range(shards)]
+        # Where each partition runs: its process's number (or its own, without `processes`).
+        self.placement = {p: p % processes if processes else p for p in range(shards)}
+        self.shards = [Shard(engine_at(self.path(i), start_ms), self.log, i) for i in range(shards)]
         self.front = Front(self.log, ManualClock(start_ms))
         self._stop = self._loop.run(_event())
-        self._tasks = [self._loop.start(role.run(self._stop)) for role in (self.identity, *self.shards)]
+        self._identity_task = self._loop.start(self.identity.run(self._stop))
+        self._stops = [self._loop.run(_event()) for _ in self.shards]
+        self._shard_tasks = [self._loop.start(shard.run(stop))
+                             for shard, stop in zip(self.shards, self._stops, strict=True)]
+
+    @property
+    def _tasks(self) -> list[Future[Any]]:
+        return [self._identity_task, *self._shard_tasks]
+
+    def path(self, partition: int) -> Path:
+        """The partition's file where it runs now."""
+        if self._processes is None:
+            return self._tmp / f"shard-{partition}.db"
+        return self._tmp / f"process-{self.placement[partition]}" / f"partition-{partition}.db"
+
+    def move(self, partition: int, to: int) -> None:
+        """Moves a partition to process `to` as `cluster shard` processes do: the partition is stopped
+        where it runs (its consumer, then its engine), its file copied into the other process's
+        directory with SQLite's backup, the old file removed, and the partition started there, from
+        the position its file holds."""
+        assert self._processes is not None
+        assert self.placement[partition] != to
+        source = self.path(partition)
+        self._loop.loop.call_soon_threadsafe(self._stops[partition].set)
+        self._shard_tasks[partition].result(30)
+        stopped = self.shards[partition]
+        held = (stopped.position(), stopped.tick)
+        stopped.engine.close()
+        self.placement[partition] = to
+        copy_partition(source, self.path(partition))
+        for leftover in source.parent.glob(source.name + "*"):
+            leftover.unlink()
+        shard = Shard(engine_at(self.path(partition), self._start_ms), self.log, partition)
+        # It resumes where it stopped, not from the log's start.
+        assert (shard.position(), shard.tick) == held, f"partition {partition} moved from {held}"
+        self.shards[partition] = shard
+        self._stops[partition] = self._loop.run(_event())
+        self._shard_tasks[partition] = self._loop.start(shard.run(self._stops[partition]))
 
     def loop_run(self, coro: Coroutine[Any, Any, T]) -> T:
         """Runs a coroutine on the roles' loop and returns its result."""
@@ -103,7 +150,8 @@ class Cluster:
             time.sleep(0.01)
 
     def close(self) -> None:
-        self._loop.loop.call_soon_threadsafe(self._stop.set)
+        for stop in (self._stop, *self._stops):
+            self._loop.loop.call_soon_threadsafe(stop.set)
         for task in self._tasks:
             task.result(30)
         self._loop.run(self.log.close())
