@@ -49,11 +49,14 @@ test-cluster: $(STAMP)
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nats-server)
 	PATH="$$PATH:/usr/sbin" $(PY) -m pytest -q tests/cluster
 
-# A cluster on this machine: nats-server, the identity stage and CLUSTER_SHARDS shards under var/cluster,
-# until Ctrl-C; `audiences-server cluster send` appends calls to it (docs/scaling.md).
+# A cluster on this machine: nats-server, the identity stage and CLUSTER_SHARDS shard processes running
+# CLUSTER_PARTITIONS partitions under var/cluster, until Ctrl-C; `audiences-server cluster send` appends
+# calls to it (docs/scaling.md).
 CLUSTER_SHARDS ?= 2
+CLUSTER_PARTITIONS ?= 4
 cluster: $(STAMP)
-	PATH="$$PATH:/usr/sbin" $(VENV)/bin/audiences-server cluster local --shards $(CLUSTER_SHARDS)
+	PATH="$$PATH:/usr/sbin" $(VENV)/bin/audiences-server cluster local --shards $(CLUSTER_SHARDS) \
+		--partitions $(CLUSTER_PARTITIONS)
 
 gen: $(STAMP) $(NPM_STAMP)
 	$(PY) scripts/gen_protos.py

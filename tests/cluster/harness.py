@@ -21,6 +21,7 @@ import apsw
 from audiences_server.cluster.front import Front
 from audiences_server.cluster.identity import IdentityStage
 from audiences_server.cluster.log import JetStreamLog, Log
+from audiences_server.cluster.roles import copy_partition
 from audiences_server.cluster.shard import TICK, Shard
 from audiences_server.engine.clock import ManualClock
 from audiences_server.engine.computations import Spec
@@ -63,17 +64,63 @@ class LoopThread:
 
 
 class Cluster:
-    """One identity stage and `shards` shards (a partition each), all in this process."""
+    """One identity stage and `shards` partitions, all in this process. With `processes`, the
+    partitions are spread over that many shard processes' data directories (partition p in
+    `process-<p mod processes>/partition-<p>.db`), as `cluster shard --data-dir` keeps them, and
+    can be moved between them (`move`); without it, partition p is on `shard-<p>.db`."""
 
-    def __init__(self, tmp: Path, connect: Callable[[], Awaitable[Log]], shards: int, start_ms: int) -> None:
+    def __init__(self, tmp: Path, connect: Callable[[], Awaitable[Log]], shards: int, start_ms: int,
+                 processes: int | None = None) -> None:
+        self._tmp = tmp
+        self._start_ms = start_ms
+        self._processes = processes
         self._loop = LoopThread()
         self.log = self._loop.run(_awaited(connect()))
         self.identity_engine = engine_at(tmp / "identity.db", start_ms)
         self.identity = IdentityStage(self.identity_engine.writer, self.log, shards)
-        self.shards = [Shard(engine_at(tmp / f"shard-{i}.db", start_ms), self.log, i) for i in range(shards)]
+        # Where each partition runs: its process's number (or its own, without `processes`).
+        self.placement = {p: p % processes if processes else p for p in range(shards)}
+        self.shards = [Shard(engine_at(self.path(i), start_ms), self.log, i) for i in range(shards)]
         self.front = Front(self.log, ManualClock(start_ms))
         self._stop = self._loop.run(_event())
-        self._tasks = [self._loop.start(role.run(self._stop)) for role in (self.identity, *self.shards)]
+        self._identity_task = self._loop.start(self.identity.run(self._stop))
+        self._stops = [self._loop.run(_event()) for _ in self.shards]
+        self._shard_tasks = [self._loop.start(shard.run(stop))
+                             for shard, stop in zip(self.shards, self._stops, strict=True)]
+
+    @property
+    def _tasks(self) -> list[Future[Any]]:
+        return [self._identity_task, *self._shard_tasks]
+
+    def path(self, partition: int) -> Path:
+        """The partition's file where it runs now."""
+        if self._processes is None:
+            return self._tmp / f"shard-{partition}.db"
+        return self._tmp / f"process-{self.placement[partition]}" / f"partition-{partition}.db"
+
+    def move(self, partition: int, to: int) -> None:
+        """Moves a partition to process `to` as `cluster shard` processes do: the partition is stopped
+        where it runs (its consumer, then its engine), its file copied into the other process's
+        directory with SQLite's backup, the old file removed, and the partition started there, from
+        the position its file holds."""
+        assert self._processes is not None
+        assert self.placement[partition] != to
+        source = self.path(partition)
+        self._loop.loop.call_soon_threadsafe(self._stops[partition].set)
+        self._shard_tasks[partition].result(30)
+        stopped = self.shards[partition]
+        held = (stopped.position(), stopped.tick)
+        stopped.engine.close()
+        self.placement[partition] = to
+        copy_partition(source, self.path(partition))
+        for leftover in source.parent.glob(source.name + "*"):
+            leftover.unlink()
+        shard = Shard(engine_at(self.path(partition), self._start_ms), self.log, partition)
+        # It resumes where it stopped, not from the log's start.
+        assert (shard.position(), shard.tick) == held, f"partition {partition} moved from {held}"
+        self.shards[partition] = shard
+        self._stops[partition] = self._loop.run(_event())
+        self._shard_tasks[partition] = self._loop.start(shard.run(self._stops[partition]))
 
     def loop_run(self, coro: Coroutine[Any, Any, T]) -> T:
         """Runs a coroutine on the roles' loop and returns its result."""
@@ -103,7 +150,8 @@ class Cluster:
             time.sleep(0.01)
 
     def close(self) -> None:
-        self._loop.loop.call_soon_threadsafe(self._stop.set)
+        for stop in (self._stop, *self._stops):
+            self._loop.loop.call_soon_threadsafe(stop.set)
         for task in self._tasks:
             task.result(30)
         self._loop.run(self.log.close())
@@ -198,30 +246,73 @@ class ProcessCluster:
     """The identity stage and the shards as `audiences-server cluster` processes over a nats-server;
     this process is the front. Roles can be killed (SIGKILL) and started again on their files."""
 
-    def __init__(self, tmp: Path, nats_url: str, shards: int, start_ms: int, reads: bool = False) -> None:
-        """`reads`: every shard serves its read endpoint (`--listen`), at `read_addresses`."""
+    def __init__(self, tmp: Path, nats_url: str, shards: int, start_ms: int, reads: bool = False,
+                 processes: int | None = None) -> None:
+        """`reads`: every partition serves its read endpoint (`--listen`), at `read_addresses`.
+        `processes`: the `shards` partitions run in that many `cluster shard --data-dir` processes
+        (roles `shards-<k>`, partition p in the k = p mod `processes`), and can be moved (`move`)."""
         self._tmp = tmp
         self.read_addresses = [f"127.0.0.1:{free_port()}" for _ in range(shards)] if reads else []
         self._url = nats_url
         self._start_ms = start_ms
         self._shards = shards
+        self._processes = processes
+        self.placement = {p: p % processes if processes else p for p in range(shards)}
         self._loop = LoopThread()
         self.log = self._loop.run(JetStreamLog.connect(nats_url))
         self.front = Front(self.log, ManualClock(start_ms))
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
-        for role in ["identity", *(f"shard-{p}" for p in range(shards))]:
+        runners = [f"shards-{k}" for k in range(processes)] if processes else [f"shard-{p}" for p in range(shards)]
+        for role in ["identity", *runners]:
             self.start(role)
 
+    def path(self, partition: int) -> Path:
+        """The partition's file where it runs now."""
+        if self._processes is None:
+            return self._tmp / f"shard-{partition}.db"
+        return self._tmp / f"shards-{self.placement[partition]}" / f"partition-{partition}.db"
+
     def _command(self, role: str) -> list[str]:
-        common = ["--db", str(self._tmp / f"{role}.db"), "--nats", self._url, "--manual-clock",
-                  "--clock-start", str(self._start_ms)]
+        me = [sys.executable, "-m", "audiences_server.cli", "cluster"]
+        common = ["--nats", self._url, "--manual-clock", "--clock-start", str(self._start_ms)]
         if role == "identity":
-            return [sys.executable, "-m", "audiences_server.cli", "cluster", "identity", *common,
+            return [*me, "identity", "--db", str(self._tmp / "identity.db"), *common,
                     "--partitions", str(self._shards)]
+        if role.startswith("shards-"):
+            k = int(role.removeprefix("shards-"))
+            mine = [p for p in range(self._shards) if self.placement[p] == k]
+            return [*me, "shard", "--data-dir", str(self._tmp / role), *common,
+                    *(f"--partition={p}" for p in mine),
+                    *(f"--listen={self.read_addresses[p]}" for p in mine if self.read_addresses)]
         partition = int(role.removeprefix("shard-"))
         listen = ["--listen", self.read_addresses[partition]] if self.read_addresses else []
-        return [sys.executable, "-m", "audiences_server.cli", "cluster", "shard", *common,
-                "--partition", str(partition), *listen]
+        return [*me, "shard", "--db", str(self._tmp / f"{role}.db"), *common, "--partition", str(partition),
+                *listen]
+
+    def stop(self, role: str) -> None:
+        """SIGTERM (a clean stop), and wait for the process to be gone."""
+        self.processes[role].terminate()
+        assert self.processes[role].wait(30) == 0, (self._tmp / f"{role}.log").read_text()[-3000:]
+
+    def move(self, partition: int, to: int) -> None:
+        """The documented procedure (docs/scaling.md, "Moving a partition"): the process running the
+        partition stopped and started again without it, the file copied with `cluster
+        copy-partition` into the other process's directory (the old one removed), and the other
+        process stopped and started again with it."""
+        assert self._processes is not None
+        assert self.placement[partition] != to
+        source, before = self.path(partition), f"shards-{self.placement[partition]}"
+        self.stop(before)
+        held = self._position(source)
+        self.placement[partition] = to
+        self.start(before)
+        subprocess.run([sys.executable, "-m", "audiences_server.cli", "cluster", "copy-partition",
+                        str(source), str(self.path(partition))], check=True)
+        assert self._position(self.path(partition)) == held != (0, 0)  # it resumes where it stopped
+        for leftover in source.parent.glob(source.name + "*"):
+            leftover.unlink()
+        self.stop(f"shards-{to}")
+        self.start(f"shards-{to}")
 
     def start(self, role: str) -> None:
         with (self._tmp / f"{role}.log").open("ab") as output:
@@ -233,7 +324,7 @@ class ProcessCluster:
         return self._loop.loop
 
     def wait_tick(self, number: int, timeout_s: float = 120) -> None:
-        """Returns once every shard has run the tick of that number."""
+        """Returns once every partition has run the tick of that number."""
         deadline = time.monotonic() + timeout_s
         for p in range(self._shards):
             while self._tick(p) < number:
@@ -257,8 +348,13 @@ class ProcessCluster:
     def tick(self, at: int, timeout_s: float = 120) -> None:
         self.wait_tick(self._loop.run(self.front.set_clock(at)), timeout_s)
 
+    @staticmethod
+    def _position(path: Path) -> tuple[int, int]:
+        with contextlib.closing(_reader(path)) as conn:
+            return cluster_store.position(conn, f"shard-{path.stem.removeprefix('partition-')}")
+
     def _tick(self, partition: int) -> int:
-        path = self._tmp / f"shard-{partition}.db"
+        path = self.path(partition)
         if not path.exists():
             return 0
         with contextlib.closing(_reader(path)) as conn:
@@ -270,7 +366,7 @@ class ProcessCluster:
     def stored(self) -> Stored:
         found = Stored()
         for p in range(self._shards):
-            with contextlib.closing(_reader(self._tmp / f"shard-{p}.db")) as conn:
+            with contextlib.closing(_reader(self.path(p))) as conn:
                 found.add(conn)
         return found
 

@@ -25,9 +25,10 @@ def _same(cluster: Stored, single: Stored, at: int) -> None:
 
 
 def _run(tmp_path: Path, connect: Callable[[], Awaitable[Log]], seed: int, ticks: int = 8,
-         between: Callable[[Cluster, int], None] | None = None) -> int:
+         between: Callable[[Cluster, int], None] | None = None, partitions: int = 3,
+         processes: int | None = None) -> int:
     single = SingleNode(tmp_path, T0)
-    cluster = Cluster(tmp_path, connect, shards=3, start_ms=T0)
+    cluster = Cluster(tmp_path, connect, shards=partitions, start_ms=T0, processes=processes)
     crossing = accounts = 0
     try:
         for kind, value in Stream(seed).steps(ticks, calls_per_tick=30):
@@ -46,7 +47,7 @@ def _run(tmp_path: Path, connect: Callable[[], Awaitable[Log]], seed: int, ticks
                 accounts += sum(key[0] in ACCOUNT_KEYS for key in single.stored().values)
         assert accounts > 0  # account audiences were evaluated
         pairs = cluster.identity_engine.readers.get().execute("SELECT survivor_id, merged_id FROM merges")
-        crossing = sum(partition_of(s, 3) != partition_of(m, 3) for s, m in pairs)
+        crossing = sum(partition_of(s, partitions) != partition_of(m, partitions) for s, m in pairs)
     finally:
         cluster.close()
         single.close()
@@ -84,6 +85,44 @@ def test_counts_published_twice_are_combined_once(tmp_path: Path) -> None:
 def test_jetstream_cluster_equals_one_node(tmp_path: Path, nats: NatsServer) -> None:
     """The same over NATS JetStream on 127.0.0.1."""
     assert _run(tmp_path, lambda: JetStreamLog.connect(nats.url), seed=4) > 0
+
+
+def _mover(moves: dict[int, tuple[int, int]]) -> Callable[[Cluster, int], None]:
+    """Before the tick of each numbered step, moves a partition (`partition`, `to` process)."""
+    seen = [0]
+
+    def between(cluster: Cluster, at: int) -> None:
+        seen[0] += 1
+        if seen[0] in moves:
+            partition, to = moves[seen[0]]
+            cluster.move(partition, to)
+            assert cluster.path(partition).parent.name == f"process-{to}"
+
+    return between
+
+
+@pytest.mark.parametrize("seed", [1, 5])
+def test_six_partitions_on_three_processes_equal_one_node(tmp_path: Path, seed: int) -> None:
+    """Six partitions run two by two by three shard processes (each partition on its own file in
+    its process's directory), and still equal one node after every tick, accounts and merges
+    across partitions included."""
+    assert _run(tmp_path, _local, seed, partitions=6, processes=3) > 0
+
+
+def test_partitions_moved_mid_stream_equal_one_node(tmp_path: Path) -> None:
+    """Six partitions on two processes; partitions are stopped in one process, their files
+    copied to the other's directory and started there from the position they hold, between
+    calls and ticks (while other partitions keep running): the cluster equals one node after
+    every tick, nothing lost or applied twice (`Stored` refuses an event stored twice)."""
+    moves = {2: (0, 1), 3: (3, 0), 5: (0, 0), 6: (1, 0)}
+    assert _run(tmp_path, _local, seed=3, partitions=6, processes=2, between=_mover(moves)) > 0
+
+
+def test_jetstream_partition_moved_equals_one_node(tmp_path: Path, nats: NatsServer) -> None:
+    """Over NATS JetStream: six partitions on three processes, two moved mid-stream."""
+    moves = {3: (2, 0), 5: (4, 2)}
+    assert _run(tmp_path, lambda: JetStreamLog.connect(nats.url), seed=6, partitions=6, processes=3,
+                between=_mover(moves)) > 0
 
 
 async def _local() -> Log:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import json
 import os
@@ -14,9 +15,12 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent import futures
 from pathlib import Path
 
+import apsw
 import structlog
+from grpc import aio
 
 from audiences_server import logs
 from audiences_server.cluster.control import make_front
@@ -40,13 +44,20 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     cluster = commands.add_parser("cluster", help="run a role of a cluster over NATS JetStream (docs/scaling.md)")
     roles = cluster.add_subparsers(dest="role", required=True)
     identity = roles.add_parser("identity", help="resolve calls to profiles and route them to partitions")
-    shard = roles.add_parser("shard", help="store and evaluate one partition's profiles")
-    shard.add_argument("--partition", type=int, required=True, help="the partition this shard owns")
-    shard.add_argument("--listen", default=None,
+    shard = roles.add_parser("shard", help="store and evaluate partitions' profiles, each on its own file")
+    shard.add_argument("--partition", type=int, action="append", required=True, dest="partitions_run",
+                       metavar="P", help="a partition this process runs; once per partition")
+    shard.add_argument("--listen", action="append", default=[], metavar="HOST:PORT",
                        help="serve profile reads and definitions' status to fronts on host:port (no tokens: a "
-                       "private address)")
+                       "private address); once per partition, in the order of --partition")
+    shard.add_argument("--data-dir", type=Path, default=None,
+                       help="where partition P's SQLite file is, as partition-P.db (instead of --db)")
+    shard.add_argument("--db", type=Path, default=None, help="the SQLite file of the only partition (or --data-dir)")
+    identity.add_argument("--db", type=Path, required=True, help="this role's SQLite file")
+    copy = roles.add_parser("copy-partition", help="copy a partition's file (SQLite's online backup) to move it")
+    copy.add_argument("source", type=Path, help="the partition's file where it ran")
+    copy.add_argument("target", type=Path, help="its file in the other process's data directory (must not exist)")
     for parser in (identity, shard):
-        parser.add_argument("--db", type=Path, required=True, help="this role's SQLite file")
         parser.add_argument("--nats", default="nats://127.0.0.1:4222", help="the NATS server's URL")
         parser.add_argument("--manual-clock", action="store_true",
                             help="the clock moves only with the log's clock entries (tests)")
@@ -63,12 +74,15 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     send.add_argument("--space-id", type=int, default=1, help="the space (1: the bootstrap's `default`)")
     local = roles.add_parser("local", help="a nats-server, a front, the identity stage and N shards on this machine")
     local.add_argument("--dir", type=Path, default=Path("var/cluster"), help="where the files go")
-    local.add_argument("--shards", type=int, default=2)
+    local.add_argument("--shards", type=int, default=2, help="how many shard processes")
+    local.add_argument("--partitions", type=int, default=None,
+                       help="how many partitions (P, default: one per shard process); partition p runs in "
+                       "process p mod --shards")
     local.add_argument("--port", type=int, default=4222, help="the nats-server's port")
     local.add_argument("--listen", default="127.0.0.1:50051", help="the front's gRPC address")
     local.add_argument("--http-listen", default="127.0.0.1:8080", help="the front's HTTP address")
     local.add_argument("--shard-port", type=int, default=50061,
-                       help="shard p serves its read endpoint on 127.0.0.1:(this + p)")
+                       help="partition p serves its read endpoint on 127.0.0.1:(this + p)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -80,9 +94,13 @@ def run(args: argparse.Namespace) -> int:
         return _front(args)
     if args.role == "send":
         return asyncio.run(_send(args.nats, args.space_id, sys.stdin.buffer.read()))
-    if args.partition < 0 if args.role == "shard" else args.partitions < 1:
-        print("audiences-server: the partition must be >= 0 and the partitions >= 1", file=sys.stderr)
+    refused = _refusal(args)
+    if refused:
+        print(f"audiences-server: {refused}", file=sys.stderr)
         return 2
+    if args.role == "copy-partition":
+        copy_partition(args.source, args.target)
+        return 0
     asyncio.run(_serve(args))
     return 0
 
@@ -96,7 +114,90 @@ def engine_for(db: Path, manual_clock: bool, clock_start: int | None) -> Engine:
     return engine
 
 
+def copy_partition(source: Path, target: Path) -> None:
+    """Copies a partition's file with SQLite's online backup (a consistent copy even while the
+    partition runs; moving it, it is stopped first, so that the copy holds its last position)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.closing(apsw.Connection(str(source), flags=apsw.SQLITE_OPEN_READONLY)) as src, \
+            contextlib.closing(apsw.Connection(str(target))) as dst:
+        src.setbusytimeout(5000)
+        with dst.backup("main", src, "main") as backup:
+            while not backup.done:
+                backup.step(1024)
+
+
+def partition_files(args: argparse.Namespace) -> list[Path]:
+    """Each partition's file, in the order of `--partition`."""
+    if args.db is not None:
+        return [args.db]
+    return [args.data_dir / f"partition-{p}.db" for p in args.partitions_run]
+
+
+def _refusal(args: argparse.Namespace) -> str | None:
+    if args.role == "copy-partition":
+        return "the source must exist and the target must not" \
+            if args.target.exists() or not args.source.exists() else None
+    if args.role == "identity":
+        return "the partitions must be >= 1" if args.partitions < 1 else None
+    return _shard_refusal(args)
+
+
+def _shard_refusal(args: argparse.Namespace) -> str | None:
+    partitions = args.partitions_run
+    if any(p < 0 for p in partitions) or len(set(partitions)) != len(partitions):
+        return "every --partition must be >= 0 and given once"
+    if (args.db is None) == (args.data_dir is None):
+        return "give either --db (one partition) or --data-dir"
+    if args.db is not None and len(partitions) != 1:
+        return "--db holds one partition: give --data-dir for several"
+    if args.listen and len(args.listen) != len(partitions):
+        return "give --listen once per --partition, or not at all"
+    return None
+
+
+async def _run_partitions(args: argparse.Namespace, the_log: JetStreamLog, stop: asyncio.Event) -> None:
+    """Every partition of the process side by side on this loop, each its own engine, file,
+    consumer and read endpoint, until `stop`."""
+    engines: list[Engine] = []
+    endpoints: list[tuple[aio.Server, futures.ThreadPoolExecutor, int]] = []
+    try:
+        shards = []
+        for partition, db in zip(args.partitions_run, partition_files(args), strict=True):
+            engine = await asyncio.to_thread(engine_for, db, args.manual_clock, args.clock_start)
+            engines.append(engine)
+            shards.append(Shard(engine, the_log, partition))  # before the delivery workers: it names their ids
+            if not args.manual_clock:
+                engine.start()  # the evaluator ticks on the system clock
+            log.info("shard_started", partition=partition, db=str(db))
+        # No --listen: no endpoint (else one per partition, checked).
+        for partition, engine, address in zip(args.partitions_run, engines, args.listen, strict=False):
+            endpoints.append(await serve_shard_reads(engine, address))
+            log.info("shard_reads_started", partition=partition, address=address, port=endpoints[-1][2])
+        await asyncio.gather(*(shard.run(stop) for shard in shards))
+    finally:
+        for server, pool, _ in endpoints:
+            await server.stop(5)
+            pool.shutdown()
+        for engine in engines:
+            await asyncio.to_thread(engine.close)
+
+
 async def _serve(args: argparse.Namespace) -> None:
+    if args.role == "identity":
+        await _serve_identity(args)
+        return
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for number in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(number, stop.set)
+    the_log = await JetStreamLog.connect(args.nats)
+    try:
+        await _run_partitions(args, the_log, stop)
+    finally:
+        await the_log.close()
+
+
+async def _serve_identity(args: argparse.Namespace) -> None:
     engine = await asyncio.to_thread(engine_for, args.db, args.manual_clock, args.clock_start)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -104,23 +205,8 @@ async def _serve(args: argparse.Namespace) -> None:
         loop.add_signal_handler(number, stop.set)
     the_log = await JetStreamLog.connect(args.nats)
     try:
-        if args.role == "identity":
-            log.info("identity_stage_started", partitions=args.partitions, db=str(args.db))
-            await IdentityStage(engine.writer, the_log, args.partitions).run(stop)
-        else:
-            shard = Shard(engine, the_log, args.partition)  # before the delivery workers: it names their ids
-            if not args.manual_clock:
-                engine.start()  # the evaluator ticks on the system clock
-            log.info("shard_started", partition=args.partition, db=str(args.db))
-            reads = await serve_shard_reads(engine, args.listen) if args.listen else None
-            if reads is not None:
-                log.info("shard_reads_started", address=args.listen, port=reads[2])
-            try:
-                await shard.run(stop)
-            finally:
-                if reads is not None:
-                    await reads[0].stop(5)
-                    reads[1].shutdown()
+        log.info("identity_stage_started", partitions=args.partitions, db=str(args.db))
+        await IdentityStage(engine.writer, the_log, args.partitions).run(stop)
     finally:
         await the_log.close()
         await asyncio.to_thread(engine.close)
@@ -187,16 +273,24 @@ def _local(args: argparse.Namespace) -> int:
     children = [subprocess.Popen([nats_server, "-a", "127.0.0.1", "-p", str(args.port), "-js",
                                   "-sd", str(args.dir / "nats")])]
     time.sleep(1)
+    partitions = args.partitions or args.shards
+    if partitions < args.shards or args.shards < 1:
+        print("audiences-server: --partitions must be at least --shards, and --shards at least 1", file=sys.stderr)
+        return 2
     children.append(subprocess.Popen([*me, "identity", "--db", str(args.dir / "identity.db"), "--nats", url,
-                                      "--partitions", str(args.shards)]))
-    reads = [f"127.0.0.1:{args.shard_port + p}" for p in range(args.shards)]
-    children += [subprocess.Popen([*me, "shard", "--db", str(args.dir / f"shard-{p}.db"), "--nats", url,
-                                   "--partition", str(p), "--listen", reads[p]]) for p in range(args.shards)]
+                                      "--partitions", str(partitions)]))
+    reads = [f"127.0.0.1:{args.shard_port + p}" for p in range(partitions)]
+    for k in range(args.shards):
+        mine = range(k, partitions, args.shards)
+        children.append(subprocess.Popen([*me, "shard", "--data-dir", str(args.dir / f"shard-{k}"), "--nats", url,
+                                          *(f"--partition={p}" for p in mine),
+                                          *(f"--listen={reads[p]}" for p in mine)]))
     children.append(subprocess.Popen([*me, "front", "--db", str(args.dir / "front.db"), "--nats", url,
                                       "--listen", args.listen, "--http-listen", args.http_listen,
                                       *(f"--shard={address}" for address in reads)]))
     print(f"nats at {url}; a front on {args.listen} (HTTP {args.http_listen}, tokens in "
-          f"{args.dir / 'credentials.json'}), the identity stage and {args.shards} shards under {args.dir};"
+          f"{args.dir / 'credentials.json'}), the identity stage and {args.shards} shard processes "
+          f"({partitions} partitions) under {args.dir};"
           " Ctrl-C stops them")
     signal.signal(signal.SIGTERM, _interrupt)  # stopped by a signal, the children are stopped too
     try:
