@@ -182,14 +182,20 @@ async def _run_partitions(args: argparse.Namespace, the_log: JetStreamLog, stop:
             await asyncio.to_thread(engine.close)
 
 
-async def _serve(args: argparse.Namespace) -> None:
-    if args.role == "identity":
-        await _serve_identity(args)
-        return
+def _stopped_by_signals() -> asyncio.Event:
+    """An event the running loop sets on SIGTERM or SIGINT."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for number in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(number, stop.set)
+    return stop
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    if args.role == "identity":
+        await _serve_identity(args)
+        return
+    stop = _stopped_by_signals()
     the_log = await JetStreamLog.connect(args.nats)
     try:
         await _run_partitions(args, the_log, stop)
@@ -199,10 +205,7 @@ async def _serve(args: argparse.Namespace) -> None:
 
 async def _serve_identity(args: argparse.Namespace) -> None:
     engine = await asyncio.to_thread(engine_for, args.db, args.manual_clock, args.clock_start)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for number in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(number, stop.set)
+    stop = _stopped_by_signals()
     the_log = await JetStreamLog.connect(args.nats)
     try:
         log.info("identity_stage_started", partitions=args.partitions, db=str(args.db))

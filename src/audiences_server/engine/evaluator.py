@@ -303,7 +303,13 @@ class Evaluation:
         missing = store.missing_members(self.conn, comp.id, given if comp.row.status == "LIVE" else accounts)
         if missing:
             self._refresh_members(comp, plan, missing)
-        flags = store.member_flags(self.conn, comp.id, accounts, len(plan.quantified))
+        return self._combined(comp, plan, accounts, store.member_flags(self.conn, comp.id, accounts,
+                                                                        len(plan.quantified)))
+
+    def _combined(self, comp: Compiled, plan: AccountPlan, accounts: list[int],
+                  flags: dict[tuple[int, int], tuple[bool, bool]]) -> list[Row]:
+        """The accounts' values from their users' flags per operand and their own traits (an
+        account's next change is None: its users' due times stand for it)."""
         traits = self._traits(comp.row.space_id, "accounts", accounts, comp.summary.traits)
         width = range(len(plan.quantified))
         return [
@@ -334,14 +340,7 @@ class Evaluation:
             apart.defer(self.conn, comp, sorted(reached), self.step)
             return []
         accounts = sorted(p for p in profile_ids if p in facts and facts[p][1] == "accounts" and facts[p][2] is None)
-        flags = apart.flags(self.conn, comp, accounts, len(plan.quantified))
-        traits = self._traits(comp.row.space_id, "accounts", accounts, comp.summary.traits)
-        width = range(len(plan.quantified))
-        return [
-            (account, plan.combine([flags.get((account, q), (False, False)) for q in width],
-                                   traits.get(account, {}), self.now), None)
-            for account in accounts
-        ]
+        return self._combined(comp, plan, accounts, apart.flags(self.conn, comp, accounts, len(plan.quantified)))
 
     @property
     def step(self) -> int:
