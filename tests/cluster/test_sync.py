@@ -67,17 +67,44 @@ def _connection(kind: str, key: str, collection: str = "users", destination: str
     return sync_pb2.Connection(destination_key=destination, computation=ref(key, kind, collection), **options)
 
 
-def _phases(engines: list[Any], kind: str, key: str) -> list[str]:
+def _phases(engines: list[Any], kind: str, key: str, count: int) -> list[str]:
     phases = []
     for engine in engines:
         views = engine.sync.connections(SPACE, "", (kind, "users", key))
-        phases += [v.row.phase for v in views] if len(views) == len(DESTINATIONS) else ["missing"]
+        phases += [v.row.phase for v in views] if len(views) == count else ["missing"]
     return phases
 
 
-def _live(engines: list[Any], kind: str, key: str) -> None:
-    wait_for(lambda: all(p == "LIVE" for p in _phases(engines, kind, key)), timeout=30,
+def _live(engines: list[Any], kind: str, key: str, count: int) -> None:
+    wait_for(lambda: all(p == "LIVE" for p in _phases(engines, kind, key, count)), timeout=30,
              what=f"{key} connected and LIVE on every file")
+
+
+def _drive(driven: FrontDriven, single: SingleNode, steps: Iterator[tuple[str, Any]],
+           destinations: dict[str, dict[str, Any]]) -> None:
+    """Sends a stream to one node and through the front; each definition of CONNECTED is
+    connected to every destination (key: the connection's options) on both, while it has no
+    members yet, and LIVE everywhere before anything more happens, so that every change is sent
+    as a change (a first sync's snapshot would depend on when it ran)."""
+    shards = [shard.engine for shard in driven.cluster.shards]
+    admin = driven.front.auth("admin")
+    for kind, value in steps:
+        if kind == "define":
+            spec = driven.define(value)
+            single.define(spec)
+            if (spec.kind, spec.key) in CONNECTED:
+                for key, options in destinations.items():
+                    driven.front.sync.ConnectDestination(sync_pb2.ConnectDestinationRequest(
+                        connection=_connection(spec.kind, spec.key, destination=key, **options)), metadata=admin)
+                    single.engine.sync.connect(SPACE, key, (spec.kind, "users", spec.key), options)
+                _live([*shards, single.engine], spec.kind, spec.key, len(destinations))
+        elif kind == "calls":
+            single.send(value)
+            driven.send(value)
+        else:
+            single.tick(value)
+            driven.tick(value)
+            _queued([single.engine, *shards])
 
 
 def _queued(engines: list[Any]) -> None:
@@ -193,27 +220,7 @@ def _run(tmp_path: Path, connect: Callable[[], Awaitable[Log]], seed: int, ticks
             driven.front.sync.CreateDestination(sync_pb2.CreateDestinationRequest(
                 destination=_destination(key, manys[key].url)), metadata=admin)
             single.engine.sync.create_destination(SPACE, key, "", True, what, config(ones[key].url), POLICY)
-        for kind, value in Stream(seed).steps(ticks, calls_per_tick=30):
-            if kind == "define":
-                spec = driven.define(value)
-                single.define(spec)
-                if (spec.kind, spec.key) in CONNECTED:
-                    # Connected while it has no members yet, and LIVE before anything more happens,
-                    # so that every change is sent as a change (a first sync's snapshot would
-                    # depend on when it ran).
-                    for key in DESTINATIONS:
-                        driven.front.sync.ConnectDestination(sync_pb2.ConnectDestinationRequest(
-                            connection=_connection(spec.kind, spec.key, destination=key, **OPTIONS)), metadata=admin)
-                        single.engine.sync.connect(SPACE, key, (spec.kind, "users", spec.key), OPTIONS)
-                    _live(shards, spec.kind, spec.key)
-                    _live([single.engine], spec.kind, spec.key)
-            elif kind == "calls":
-                single.send(value)
-                driven.send(value)
-            else:
-                single.tick(value)
-                driven.tick(value)
-                _queued([single.engine, *shards])
+        _drive(driven, single, Stream(seed).steps(ticks, calls_per_tick=30), dict.fromkeys(DESTINATIONS, OPTIONS))
         _settled([*ones.values(), *manys.values()], single, shards)
         _same_deliveries(ones, manys, single, driven)
         # Merges crossed shards, so the retiring shard's exits and the survivor's changes were both sent.
@@ -351,24 +358,7 @@ def test_a_postgres_destination_on_a_cluster_keeps_one_nodes_table(tmp_path: Pat
             delivery_policy=policy)), metadata=admin)
         single.engine.sync.create_destination(SPACE, "warehouse", "", True, "postgres",
                                               {"dsn": postgres.dsn, "table_prefix": "one_"}, POLICY)
-        for kind, value in Stream(7).steps(6, calls_per_tick=30):
-            if kind == "define":
-                spec = driven.define(value)
-                single.define(spec)
-                if (spec.kind, spec.key) in CONNECTED:
-                    driven.front.sync.ConnectDestination(sync_pb2.ConnectDestinationRequest(
-                        connection=_connection(spec.kind, spec.key, destination="warehouse")), metadata=admin)
-                    single.engine.sync.connect(SPACE, "warehouse", (spec.kind, "users", spec.key), {})
-                    for engine in (*shards, single.engine):
-                        wait_for(lambda e=engine, k=spec.key, c=spec.kind: [v.row.phase for v in e.sync.connections(
-                            SPACE, "warehouse", (c, "users", k))] == ["LIVE"], timeout=30, what="LIVE")
-            elif kind == "calls":
-                single.send(value)
-                driven.send(value)
-            else:
-                single.tick(value)
-                driven.tick(value)
-                _queued([single.engine, *shards])
+        _drive(driven, single, Stream(7).steps(6, calls_per_tick=30), {"warehouse": {}})
         _settled([], single, shards)
         one, many = _profile_ids(single.engine), _profile_ids(driven.cluster.identity_engine)
         for _, key in CONNECTED:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent import futures
 from typing import Any
 
@@ -106,6 +106,25 @@ def _as_error(failure: grpc.RpcError) -> errors.AudiencesError:
     return kind(failure.details() if isinstance(failure, grpc.Call) else str(failure), reason=reason)
 
 
+def _pages(call: Callable[..., Any], request: Callable[..., Message], what: str) -> Iterator[Any]:
+    """Every page of one shard's List call, 1,000 items a page.
+
+    Raises:
+        Unavailable: SHARD_UNAVAILABLE, the shard did not answer.
+    """
+    token = ""
+    while True:
+        try:
+            page = call(request(page_size=1000, page_token=token), timeout=TIMEOUT_S, wait_for_ready=True)
+        except grpc.RpcError as failure:
+            raise errors.Unavailable(f"a shard did not report its {what}: {_as_error(failure).message}",
+                                     reason="SHARD_UNAVAILABLE") from None
+        yield page
+        token = page.next_page_token
+        if not token:
+            return
+
+
 @dataclasses.dataclass(frozen=True)
 class ShardStatus:
     """One shard's view of a definition."""
@@ -161,34 +180,18 @@ class ShardReads:
         Raises:
             Unavailable: SHARD_UNAVAILABLE, a shard did not answer.
         """
+        method, request, field = (("ListAudiences", admin_pb2.ListAudiencesRequest, "audiences") if kind == "audience"
+                                  else ("ListComputedTraits", admin_pb2.ListComputedTraitsRequest, "computed_traits"))
         found: list[dict[tuple[str, str], ShardStatus]] = []
         for stub in self._admin:
             rows: dict[tuple[str, str], ShardStatus] = {}
-            token = ""
-            while True:
-                try:
-                    if kind == "audience":
-                        page: Any = stub.ListAudiences(admin_pb2.ListAudiencesRequest(page_size=1000,
-                                                                                      page_token=token),
-                                                       timeout=TIMEOUT_S, wait_for_ready=True)
-                        items = page.audiences
-                    else:
-                        page = stub.ListComputedTraits(admin_pb2.ListComputedTraitsRequest(page_size=1000,
-                                                                                           page_token=token),
-                                                       timeout=TIMEOUT_S, wait_for_ready=True)
-                        items = page.computed_traits
-                except grpc.RpcError as failure:
-                    raise errors.Unavailable(f"a shard did not report its definitions: {_as_error(failure).message}",
-                                             reason="SHARD_UNAVAILABLE") from None
-                for item in items:
+            for page in _pages(getattr(stub, method), request, "definitions"):
+                for item in getattr(page, field):
                     collection = "users" if item.collection == 1 else "accounts"
                     last = item.last_compute_time.ToMilliseconds() if item.HasField("last_compute_time") else None
                     rows[(collection, item.key)] = ShardStatus(
                         _STATUS_NAME[item.status], item.size, item.backfill.profiles_done,
                         item.backfill.profiles_total, last, item.failure.message)
-                token = page.next_page_token
-                if not token:
-                    break
             found.append(rows)
         return found
 
@@ -237,20 +240,10 @@ class ShardReads:
         shards: list[dict[tuple[str, int, int, str], sync_pb2.Connection]] = []
         for stub in self._sync:
             found: dict[tuple[str, int, int, str], sync_pb2.Connection] = {}
-            token = ""
-            while True:
-                try:
-                    page = stub.ListConnections(sync_pb2.ListConnectionsRequest(page_size=1000, page_token=token),
-                                                timeout=TIMEOUT_S, wait_for_ready=True)
-                except grpc.RpcError as failure:
-                    raise errors.Unavailable(f"a shard did not report its connections: {_as_error(failure).message}",
-                                             reason="SHARD_UNAVAILABLE") from None
+            for page in _pages(stub.ListConnections, sync_pb2.ListConnectionsRequest, "connections"):
                 for item in page.connections:
                     ref = item.computation
                     found[(item.destination_key, ref.kind, ref.collection, ref.key)] = item
-                token = page.next_page_token
-                if not token:
-                    break
             shards.append(found)
         return [self._combined(view, shards) for view in views]
 
