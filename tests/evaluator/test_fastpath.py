@@ -56,7 +56,7 @@ from audiences_server.core.ql.nodes import (
     Within,
 )
 from audiences_server.engine.evaluator import Evaluation, canonical
-from audiences_server.engine.fastpath import AccountPlan, Plan
+from audiences_server.engine.fastpath import AccountPlan, Plan, _parsed, scan_together
 from audiences_server.engine.registry import Compiled, Registry
 from audiences_server.store import evaluation as store
 from audiences_server.store.migrations import migrate
@@ -384,6 +384,78 @@ def test_where_filters_read_values_as_the_interpreter_does(
     ]
     counts = [Aggregate(Stream("A", (Where(condition),)), AggregateFunction.COUNT) for condition in filters]
     assert_like_the_interpreter(people, [("computed_trait", count, {}) for count in counts])
+
+
+@settings(
+    max_examples=int(os.environ.get("FASTPATH_EXAMPLES", "150")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(people=users, defined=st.lists(st.one_of(st.tuples(st.just("audience"), audiences, option_sets),
+                                               st.tuples(st.just("computed_trait"), computed_traits, option_sets)),
+                                     min_size=2, max_size=8),
+       subsets=st.lists(st.sets(st.integers(1, 12)), min_size=8, max_size=8))
+def test_plans_scanned_together_give_what_each_gives_alone(
+    people: list[dict[str, Any]], defined: list[Defined], subsets: list[set[int]]
+) -> None:
+    """`scan_together` (one query per set of event names, each plan filtered by its own floor and
+    lookback) gives every plan the values and next change times of its own query, for profiles
+    the shared scan covers and for profiles it does not (scanned when the plan runs)."""
+    conn = database(people, defined)
+    registry = Registry(store.computations(conn))
+    evaluation = Evaluation(conn, registry, NOW)
+    comps = [comp for comp in registry.order if comp.row.key.startswith("x") and isinstance(comp.plan, Plan)
+             and comp.plan.query is not None]
+    plans = [comp.plan for comp in comps]
+    everyone = list(range(1, len(people) + 1))
+    covered = sorted(set(everyone) - subsets[0])
+    scanned = scan_together(conn, plans, covered, NOW)  # type: ignore[arg-type]
+    for comp, plan, found, asked in zip(comps, plans, scanned, subsets, strict=False):
+        assert isinstance(plan, Plan)
+        pids = sorted(asked & set(everyone)) or everyone
+        traits = evaluation._user_traits(comp, pids)
+        alone = plan.run(conn, pids, NOW, traits)
+        together = plan.run(conn, pids, NOW, traits, shared=found)
+        assert [(p, canonical(v), due) for p, v, due in together] == [(p, canonical(v), due) for p, v, due in alone]
+
+
+def test_plans_scanned_together_keep_their_own_floor_and_lookback() -> None:
+    """Definitions over the same event with different floors (historical data or not) and
+    lookbacks share a query, and each still counts only the events it would read alone."""
+    person = {"known": True, "traits": {}, "member": None, "total": None}
+    people = [{**person, "events": [{"event": "A", "offset": -days * DAY - HOUR, "properties": {"v": days},
+                                     "context": {}, "source": "s"} for days in (0, 3, 20)]}]
+    texts = [("event('A').count()", {}), ("event('A').count()", {"include_historical_data": False}),
+             ("event('A').within(7 days).sum('v')", {}), ("event('A').count()", {"backfill_days": 5})]
+    defined: list[Defined] = [("computed_trait", ql.parse(text).root, options) for text, options in texts]
+    conn = database(people, defined)
+    registry = Registry(store.computations(conn))
+    plans = [comp.plan for comp in registry.order if comp.row.key.startswith("x")]
+    queries: list[str] = []
+    conn.setexectrace(lambda _cursor, sql, _bindings: queries.append(sql) or True)
+    scanned = scan_together(conn, plans, [1], NOW)  # type: ignore[arg-type]
+    conn.setexectrace(None)
+    assert len([q for q in queries if "GROUP BY pid" in q]) == 1
+    together = [plan.run(conn, [1], NOW, {}, shared=found)[0][1] for plan, found in zip(plans, scanned, strict=True)]
+    alone = [plan.run(conn, [1], NOW, {})[0][1] for plan in plans]  # type: ignore[union-attr]
+    assert together == alone == [3, 1, 3, 2]
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.integers(-(2**80), 2**80) | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@given(value=json_values, spaced=st.booleans())
+def test_a_fields_text_is_read_as_the_stdlib_reads_it(value: Any, spaced: bool) -> None:
+    """`_parsed` (the reducers' field values) equals `json.loads`, types included (an integer
+    past 64 bits stays exact, `1.0` stays a float), for JSON as SQLite's `->` writes it."""
+    text = json.dumps(value, ensure_ascii=spaced, separators=None if spaced else (",", ":"))
+    ours, stdlib = _parsed(text), json.loads(text)
+    assert repr(ours) == repr(stdlib)
+    assert type(ours) is type(stdlib)
 
 
 # ------------------------------------------------------------------ accounts

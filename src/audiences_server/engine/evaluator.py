@@ -15,7 +15,7 @@ import json
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -24,7 +24,7 @@ import structlog
 
 from audiences_server.core import ql
 from audiences_server.engine.clock import Clock
-from audiences_server.engine.fastpath import AccountPlan, Row, Scans
+from audiences_server.engine.fastpath import AccountPlan, Plan, Row, Scanned, Scans, scan_together
 from audiences_server.engine.registry import Compiled, Registry
 from audiences_server.store import evaluation as store
 from audiences_server.store import history as history_store
@@ -136,6 +136,8 @@ class Evaluation:
         self._facts: dict[int, tuple[int, str, int | None] | None] = {}
         # The fast path's scans of this job: events do not change within it.
         self._scans: Scans = {}
+        # Per computation, its part of the scans made together for the job's work (`prefetch`).
+        self._shared: dict[int, Scanned] = {}
 
     def facts(self, profile_ids: Iterable[int]) -> dict[int, tuple[int, str, int | None]]:
         """Space, collection and survivor of each existing profile among these."""
@@ -146,8 +148,26 @@ class Evaluation:
             self._facts.update((pid, found.get(pid)) for pid in asked)
         return {pid: fact for pid in wanted if (fact := self._facts[pid]) is not None}
 
+    def prefetch(self, work: Mapping[int, Collection[int]]) -> None:
+        """Scans the events of the work's compiled user definitions together, over all their
+        profiles at once, one query per set of event names (`fastpath.scan_together`): a tick
+        after 1,000 new orders evaluates dozens of definitions reading `Order Completed` for the
+        same profiles. Each definition then takes its part; profiles it gets beyond these (from
+        a changed dependency) are scanned when it runs."""
+        self._shared = {}
+        if self.combining:
+            return
+        comps = [comp for comp in self.registry.order
+                 if work.get(comp.id) and isinstance(comp.plan, Plan) and comp.plan.query is not None]
+        if len(comps) < 2:
+            return
+        profiles = sorted({pid for comp in comps for pid in work[comp.id]})
+        scanned = scan_together(self.conn, [comp.plan for comp in comps], profiles, self.now)  # type: ignore[misc]
+        self._shared = {comp.id: found for comp, found in zip(comps, scanned, strict=True)}
+
     def run(self, work: dict[int, set[int]]) -> None:
         """Evaluates the work, in dependency order, following changed values to dependents."""
+        self.prefetch(work)
         changed: dict[int, set[int]] = {}
         for comp in self.registry.order:
             if self.combining and not isinstance(comp.plan, AccountPlan):
@@ -205,7 +225,8 @@ class Evaluation:
                 members, self._traits(space, "users", users, comp.summary.user_traits),
             )
         elif comp.plan is not None:
-            out = comp.plan.run(self.conn, profile_ids, self.now, self._user_traits(comp, profile_ids), self._scans)
+            out = comp.plan.run(self.conn, profile_ids, self.now, self._user_traits(comp, profile_ids), self._scans,
+                                self._shared.get(comp.id))
         else:
             out = self._interpret(comp, profile_ids, with_due)
         if comp.row.kind == "audience" and comp.collection == "users" and not comp.include_anonymous:
@@ -732,6 +753,7 @@ class Evaluator:
             and (c.row.space_id, c.row.collection) == (row.space_id, row.collection)
         ][:max(1, BACKFILL_PAIRS // chunk)]
         pids = store.profiles_after(conn, row.space_id, row.collection, cursors[first.id], chunk)
+        evaluation.prefetch({comp.id: pids for comp in group})
         for comp in group:
             self._backfill(conn, comp, pids, evaluation)
         return True

@@ -35,6 +35,7 @@ How the work is split, and why the results are the interpreter's exactly:
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import operator
@@ -182,6 +183,29 @@ class _Window:
 _JSON_SCALARS = frozenset({int, float, str, bool, type(None)})
 
 
+_NUMBER_FIRST = frozenset("-0123456789")
+_LITERALS: dict[str, Any] = {"true": True, "false": False, "null": None}
+
+
+def _parsed(text: str) -> Any:
+    """A field's JSON text (as SQLite's `->` gives it) as `json.loads` reads it, without its
+    per-call cost for the usual scalars: a number is `int` of its text unless it has a fraction
+    or an exponent, then `float` of it (what the stdlib decoder does, so integers of any size
+    stay exact); text through orjson, which refuses what it would read differently (lone
+    surrogates); anything else, or anything refused, through the stdlib."""
+    first = text[:1]
+    try:
+        if first in _NUMBER_FIRST:
+            return float(text) if "." in text or "e" in text or "E" in text else int(text)
+        if first == '"':
+            return orjson.loads(text)
+        if text in _LITERALS:
+            return _LITERALS[text]
+    except (ValueError, orjson.JSONDecodeError):
+        pass
+    return json.loads(text)
+
+
 @dataclass(frozen=True)
 class _Output:
     """One reducer's column: which stream it reads and its value over no events."""
@@ -207,7 +231,7 @@ class _Output:
             return self.empty
         if len(rows) > 1:
             rows.sort(key=lambda row: (row[0], row[1]))
-        found = [None if field is None else json.loads(field) for _, _, field in rows]
+        found = [None if field is None else _parsed(field) for _, _, field in rows]
         value = reduce_values(aggregate.function, found, aggregate.value_type, aggregate.min_frequency)
         if type(value) in _JSON_SCALARS:
             return value
@@ -226,6 +250,8 @@ class Plan:
 
     result: _Result
     sql: str | None
+    # The same query in pieces, so that plans reading the same event names share one (`scan_together`).
+    query: _Query | None
     params: Mapping[str, Any]
     windows: tuple[_Window, ...]
     # The now-relative windows of streams nested in a `where` (for their next change only).
@@ -244,6 +270,7 @@ class Plan:
         now_ms: int,
         traits: Mapping[int, Mapping[str, Any]],
         scans: Scans | None = None,
+        shared: Scanned | None = None,
     ) -> list[Row]:
         """Each profile's value and next change time at `now_ms`, in the order given.
 
@@ -255,8 +282,15 @@ class Plan:
             scans: Scans already made while the events stay as they are (one writer job), by
                 query and parameters: definitions reading the same streams of the same profiles
                 (an audience and an account audience's operand, say) share one.
+            shared: This plan's part of a scan made together with other plans (`scan_together`)
+                while the events stay as they are; profiles it does not hold are scanned here.
         """
-        scanned = self._scan(conn, profile_ids, now_ms, scans) if self.sql is not None else {}
+        scanned: Scanned = {}
+        if self.sql is not None and shared is not None:
+            missing = [pid for pid in profile_ids if pid not in shared]
+            scanned = shared if not missing else {**shared, **self._scan(conn, missing, now_ms, scans)}
+        elif self.sql is not None:
+            scanned = self._scan(conn, profile_ids, now_ms, scans)
         empty = tuple(out.empty for out in self.outputs)
         # Most candidates of a big tick have no events of interest and no trait read: they all
         # get the same result, computed once.
@@ -280,27 +314,138 @@ class Plan:
         """One query: per profile with events of interest, the reducers' values and the next change."""
         assert self.sql is not None
         _register(conn)
-        floor = _INT64_MIN if self.floor_ms is None else self.floor_ms
-        lowest = floor if self.lookback_ms is None else max(floor, now_ms - self.lookback_ms)
-        params = dict(self.params, ids=json.dumps(list(profile_ids)), lo=lowest, now=now_ms, floor=floor)
-        for prefix, windows in (("", self.windows), ("n", self.nested)):
-            for k, window in enumerate(windows):
-                params[f"{prefix}a{k}"] = _INT64_MIN if window.high is None else now_ms - window.high
-                params[f"{prefix}b{k}"] = now_ms - window.low
+        params = dict(self.bound(now_ms), ids=json.dumps(list(profile_ids)))
         key = (self.sql, repr(sorted(params.items())), repr(self.outputs), self.edges)
         if scans is not None and key in scans:
             return scans[key]
-        width = len(self.outputs)
-        found = {}
-        for row in conn.execute(self.sql, params):
-            values = tuple(out.decode(raw) for out, raw in zip(self.outputs, row[1 : 1 + width], strict=True))
-            edges = [ts + add for ts, add in zip(row[1 + width :], self.edges, strict=True) if ts is not None]
-            found[int(row[0])] = (values, min(edges) if edges else None)
+        found = {int(row[0]): self.decoded(row, 1) for row in conn.execute(self.sql, params)}
         if scans is not None:
             if len(scans) >= _SCANS_KEPT:  # a long-lived caller (a preview over every profile) keeps a few
                 scans.clear()
             scans[key] = found
         return found
+
+    def bound(self, now_ms: int) -> dict[str, Any]:
+        """The query's parameters at `now_ms`, but for the profiles (`:ids`)."""
+        floor = _INT64_MIN if self.floor_ms is None else self.floor_ms
+        lowest = floor if self.lookback_ms is None else max(floor, now_ms - self.lookback_ms)
+        params = dict(self.params, lo=lowest, now=now_ms, floor=floor)
+        for prefix, windows in (("", self.windows), ("n", self.nested)):
+            for k, window in enumerate(windows):
+                params[f"{prefix}a{k}"] = _INT64_MIN if window.high is None else now_ms - window.high
+                params[f"{prefix}b{k}"] = now_ms - window.low
+        return params
+
+    @functools.cached_property
+    def width(self) -> int:
+        """How many columns of a result row are this plan's (reducers, then next-change columns)."""
+        return len(self.outputs) + len(self.edges)
+
+    def decoded(self, row: Sequence[Any], at: int) -> tuple[tuple[Any, ...], int | None]:
+        """The reducers' values and the next change from this plan's columns of `row`, from `at`."""
+        width = len(self.outputs)
+        values = tuple(out.decode(raw) for out, raw in zip(self.outputs, row[at : at + width], strict=True))
+        edges = [ts + add for ts, add in zip(row[at + width : at + self.width], self.edges, strict=True)
+                 if ts is not None]
+        return values, min(edges) if edges else None
+
+
+@dataclass(frozen=True)
+class _Query:
+    """A plan's query in pieces: the event names it reads, the inner query's columns after
+    `pid, ts, seq` (`m<k>` stream flags, `n<j>` nested-stream flags, `f<j>` fields), and the
+    outer query's columns after `pid` (reducers, then next-change times, each `FILTER (WHERE …)`)."""
+
+    names: tuple[str, ...]
+    inner: tuple[str, ...]
+    outer: tuple[str, ...]
+
+
+# Plans' query pieces renamed to live in one query with others: parameters and column aliases get
+# the plan's tag (`q3_`). Every literal is a bound parameter, so the SQL text holds no value these
+# could match inside.
+_PARAMETER = re.compile(r":(p\d+|n?[ab]\d+|now|floor|lo)\b")
+_ALIAS = re.compile(r"\b([mnf]\d+)\b")
+# At most this many outer columns in one query: a query of a few hundred aggregates is still
+# quick to prepare, and SQLite allows 2,000 columns.
+_TOGETHER_COLUMNS = 400
+
+
+@functools.lru_cache(maxsize=8192)
+def _tagged(piece: str, tag: str) -> str:
+    return _ALIAS.sub(lambda m: tag + m.group(1), _PARAMETER.sub(lambda m: f":{tag}{m.group(1)}", piece))
+
+
+def scan_together(
+    conn: apsw.Connection, plans: Sequence[Plan], profile_ids: Sequence[int], now_ms: int
+) -> list[Scanned]:
+    """What `Plan._scan` gives each plan over the profiles, by one query per set of event names.
+
+    Dozens of definitions read the same event (a shop's `Order Completed`): scanned one by one,
+    each reads the profiles' events again, parses their bodies again and sorts them again. Plans
+    reading the same event names instead share one query: the inner query holds every plan's
+    flags and fields (SQLite parses a body once for all of them), the outer one every plan's
+    aggregates, each also filtered by that plan's own lower bound (`ts >= :lo`, its floor and
+    lookback), so each plan's columns are what its own query gives. A profile with events of
+    the names but none of a plan's gets that plan's values over no events, as when it is absent.
+    Plans reading different names do not share: every aggregate is tested on every row read.
+    """
+    _register(conn)
+    found: list[Scanned] = [{} for _ in plans]
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for i, plan in enumerate(plans):
+        if plan.query is not None:
+            groups.setdefault(plan.query.names, []).append(i)
+    ids = json.dumps(list(profile_ids))
+    for names, members in groups.items():
+        chunks: list[list[int]] = [[]]
+        columns = 0
+        for i in members:
+            width = len(plans[i].query.outer)  # type: ignore[union-attr]
+            if chunks[-1] and columns + width > _TOGETHER_COLUMNS:
+                chunks.append([])
+                columns = 0
+            chunks[-1].append(i)
+            columns += width
+        for chunk in chunks:
+            if len(chunk) == 1:
+                found[chunk[0]] = plans[chunk[0]]._scan(conn, profile_ids, now_ms, None)
+            else:
+                _scan_chunk(conn, [(k, plans[k]) for k in chunk], names, ids, now_ms, found)
+    return found
+
+
+def _scan_chunk(conn: apsw.Connection, chunk: Sequence[tuple[int, Plan]], names: Sequence[str], ids: str,
+                now_ms: int, found: list[Scanned]) -> None:
+    """One query for plans reading the same event names (see `scan_together`)."""
+    inner = ["e.profile_id AS pid", "e.ts AS ts", "e.seq AS seq"]
+    outer = ["pid"]
+    params: dict[str, Any] = {"ids": ids}
+    for k, name in enumerate(names):
+        params[f"e{k}"] = name
+    lowest = _INT64_MAX
+    for i, plan in chunk:
+        assert plan.query is not None
+        tag = f"q{i}_"
+        inner += [_tagged(piece, tag) for piece in plan.query.inner]
+        outer += [_tagged(piece.replace("FILTER (WHERE ", "FILTER (WHERE ts >= :lo AND ", 1), tag)
+                  for piece in plan.query.outer]
+        bound = plan.bound(now_ms)
+        lowest = min(lowest, bound["lo"])
+        params.update((tag + key, value) for key, value in bound.items())
+    params["lo"] = lowest
+    sql = (
+        f"SELECT {', '.join(outer)} FROM (SELECT {', '.join(inner)} FROM events AS e"
+        " WHERE e.profile_id IN (SELECT value FROM json_each(:ids))"
+        f" AND e.event IN ({', '.join(f':e{k}' for k in range(len(names)))}) AND e.ts >= :lo LIMIT -1)"
+        " GROUP BY pid"
+    )
+    for row in conn.execute(sql, params):
+        pid = int(row[0])
+        at = 1
+        for i, plan in chunk:
+            found[i][pid] = plan.decoded(row, at)
+            at += plan.width
 
 
 @dataclass(frozen=True)
@@ -689,9 +834,11 @@ class _Builder:
     # -- the query
 
     def plan(self, root: Condition | Scalar, floor_ms: int | None, lookback_ms: int | None) -> Plan:
+        query = self.query() if self.streams else None
         return Plan(
             result=_result(root, self.slots),
-            sql=self.sql() if self.streams else None,
+            sql=None if query is None else self.sql(query),
+            query=query,
             params=self.params,
             windows=tuple(self.windows),
             nested=tuple(window for _, window in self.nested),
@@ -712,7 +859,7 @@ class _Builder:
             found.append(window.low)
         return found
 
-    def sql(self) -> str:
+    def query(self) -> _Query:
         """Per profile with events read: each reducer's value, then the next-change columns.
 
         The inner query reads each event once and computes its `m<k>` flags (one per stream)
@@ -726,14 +873,11 @@ class _Builder:
         """
         names = sorted({stream.event for stream in self.streams} | {name for name, _ in self.nested})
         inner = [
-            "e.profile_id AS pid",
-            "e.ts AS ts",
-            "e.seq AS seq",
             *(f"({match}) AS m{k}" for k, match in enumerate(self.matches)),
             *(f"(e.event = {self.bind(name)}) AS n{j}" for j, (name, _) in enumerate(self.nested)),
             *(f"{raw} AS f{j}" for j, raw in enumerate(self.raws)),
         ]
-        outer = ["pid"]
+        outer = []
         for j, out in enumerate(self.outputs):
             inside = f"m{out.stream} AND ts BETWEEN :a{out.stream} AND :b{out.stream}"
             aggregate = out.aggregate
@@ -750,10 +894,15 @@ class _Builder:
             if window.high is not None:  # the first event of the stream to leave it
                 outer.append(f"min(ts) FILTER (WHERE {flag} AND ts BETWEEN :{a} AND :{b})")
             outer.append(f"min(ts) FILTER (WHERE {flag} AND ts > :{b})")  # the first to enter it
+        return _Query(tuple(names), tuple(inner), tuple(outer))
+
+    def sql(self, query: _Query) -> str:
+        """The plan's own query: its pieces over the candidates' events of its names."""
+        inner = ["e.profile_id AS pid", "e.ts AS ts", "e.seq AS seq", *query.inner]
         return (
-            f"SELECT {', '.join(outer)} FROM (SELECT {', '.join(inner)} FROM events AS e"
+            f"SELECT {', '.join(['pid', *query.outer])} FROM (SELECT {', '.join(inner)} FROM events AS e"
             " WHERE e.profile_id IN (SELECT value FROM json_each(:ids))"
-            f" AND e.event IN ({', '.join(self.bind(name) for name in names)}) AND e.ts >= :lo LIMIT -1)"
+            f" AND e.event IN ({', '.join(self.bind(name) for name in query.names)}) AND e.ts >= :lo LIMIT -1)"
             " GROUP BY pid"
         )
 
