@@ -318,7 +318,8 @@ class Plan:
         key = (self.sql, repr(sorted(params.items())), repr(self.outputs), self.edges)
         if scans is not None and key in scans:
             return scans[key]
-        found = {int(row[0]): self.decoded(row, 1) for row in conn.execute(self.sql, params)}
+        decoded = self.decoder
+        found = {int(row[0]): decoded(row[1:]) for row in conn.execute(self.sql, params)}
         if scans is not None:
             if len(scans) >= _SCANS_KEPT:  # a long-lived caller (a preview over every profile) keeps a few
                 scans.clear()
@@ -337,17 +338,27 @@ class Plan:
         return params
 
     @functools.cached_property
-    def width(self) -> int:
-        """How many columns of a result row are this plan's (reducers, then next-change columns)."""
-        return len(self.outputs) + len(self.edges)
-
-    def decoded(self, row: Sequence[Any], at: int) -> tuple[tuple[Any, ...], int | None]:
-        """The reducers' values and the next change from this plan's columns of `row`, from `at`."""
+    def decoder(self) -> Callable[[Sequence[Any]], tuple[tuple[Any, ...], int | None]]:
+        """The reducers' values and the next change from this plan's columns (reducers, then
+        next-change times), made once per plan: it runs for every (plan, profile) pair of a scan,
+        and most plans hold only counts, whose columns are their values as they come."""
         width = len(self.outputs)
-        values = tuple(out.decode(raw) for out, raw in zip(self.outputs, row[at : at + width], strict=True))
-        edges = [ts + add for ts, add in zip(row[at + width : at + self.width], self.edges, strict=True)
-                 if ts is not None]
-        return values, min(edges) if edges else None
+        adds = self.edges
+        decoders = [out.decode for out in self.outputs]
+        counts = all(out.aggregate.function is AggregateFunction.COUNT for out in self.outputs)
+
+        def decoded(columns: Sequence[Any]) -> tuple[tuple[Any, ...], int | None]:
+            if counts:
+                values = tuple(columns[:width])
+            else:
+                values = tuple([decode(raw) for decode, raw in zip(decoders, columns[:width], strict=True)])
+            due = None
+            for ts, add in zip(columns[width:], adds, strict=True):
+                if ts is not None and (due is None or ts + add < due):
+                    due = ts + add
+            return values, due
+
+        return decoded
 
 
 @dataclass(frozen=True)
@@ -361,19 +372,28 @@ class _Query:
     outer: tuple[str, ...]
 
 
-# Plans' query pieces renamed to live in one query with others: parameters and column aliases get
-# the plan's tag (`q3_`). Every literal is a bound parameter, so the SQL text holds no value these
-# could match inside.
+# Plans' query pieces put in one query with others: each parameter is replaced by one named after
+# its value (`:v3`), so that pieces meaning the same are the same text, and column aliases are the
+# query's own (`c7`). Every literal is a bound parameter, so the SQL text holds no value these could
+# match inside.
 _PARAMETER = re.compile(r":(p\d+|n?[ab]\d+|now|floor|lo)\b")
 _ALIAS = re.compile(r"\b([mnf]\d+)\b")
-# At most this many outer columns in one query: a query of a few hundred aggregates is still
-# quick to prepare, and SQLite allows 2,000 columns.
+# At most this many plans' outer columns in one query: a query of a few hundred aggregates is
+# still quick to prepare, and SQLite allows 2,000 columns.
 _TOGETHER_COLUMNS = 400
 
 
-@functools.lru_cache(maxsize=8192)
-def _tagged(piece: str, tag: str) -> str:
-    return _ALIAS.sub(lambda m: tag + m.group(1), _PARAMETER.sub(lambda m: f":{tag}{m.group(1)}", piece))
+def _picker(places: Sequence[int]) -> Callable[[Sequence[Any]], Sequence[Any]]:
+    """The columns of a row at these places, as a tuple."""
+    if len(places) > 1:
+        return operator.itemgetter(*places)
+    at = places[0]
+    return lambda row: (row[at],)
+
+
+def _renamed(pattern: re.Pattern[str], text: str, names: Mapping[str, str]) -> str:
+    """`text` with each match of `pattern` replaced by what `names` gives its first group."""
+    return pattern.sub(lambda found: names[found.group(1)], text)
 
 
 def scan_together(
@@ -382,13 +402,16 @@ def scan_together(
     """What `Plan._scan` gives each plan over the profiles, by one query per set of event names.
 
     Dozens of definitions read the same event (a shop's `Order Completed`): scanned one by one,
-    each reads the profiles' events again, parses their bodies again and sorts them again. Plans
-    reading the same event names instead share one query: the inner query holds every plan's
-    flags and fields (SQLite parses a body once for all of them), the outer one every plan's
-    aggregates, each also filtered by that plan's own lower bound (`ts >= :lo`, its floor and
-    lookback), so each plan's columns are what its own query gives. A profile with events of
-    the names but none of a plan's gets that plan's values over no events, as when it is absent.
-    Plans reading different names do not share: every aggregate is tested on every row read.
+    each reads the profiles' events again, parses their bodies again, tests them again and
+    sorts them again. Plans reading the same event names instead share one query: the inner
+    query holds the flags and fields of them all (SQLite parses a body once for all of them),
+    the outer one their aggregates, each also filtered by its plan's own lower bound (`ts >=
+    :lo`, the plan's floor and lookback), so each plan's columns are what its own query gives.
+    A flag, field or aggregate that several plans compute alike (the same stream counted in the
+    same window with different thresholds, say) is one column they all read. A profile with
+    events of the names but none of a plan's gets that plan's values over no events, as when it
+    is absent. Plans reading different names do not share: every aggregate is tested on every
+    row read.
     """
     _register(conn)
     found: list[Scanned] = [{} for _ in plans]
@@ -411,41 +434,54 @@ def scan_together(
             if len(chunk) == 1:
                 found[chunk[0]] = plans[chunk[0]]._scan(conn, profile_ids, now_ms, None)
             else:
-                _scan_chunk(conn, [(k, plans[k]) for k in chunk], names, ids, now_ms, found)
+                _scan_chunk(conn, [(found[k], plans[k]) for k in chunk], names, ids, now_ms)
     return found
 
 
-def _scan_chunk(conn: apsw.Connection, chunk: Sequence[tuple[int, Plan]], names: Sequence[str], ids: str,
-                now_ms: int, found: list[Scanned]) -> None:
-    """One query for plans reading the same event names (see `scan_together`)."""
-    inner = ["e.profile_id AS pid", "e.ts AS ts", "e.seq AS seq"]
-    outer = ["pid"]
+def _scan_chunk(conn: apsw.Connection, chunk: Sequence[tuple[Scanned, Plan]], names: Sequence[str], ids: str,
+                now_ms: int) -> None:
+    """One query for plans reading the same event names, into each plan's `Scanned` (see
+    `scan_together`)."""
     params: dict[str, Any] = {"ids": ids}
-    for k, name in enumerate(names):
-        params[f"e{k}"] = name
+    by_value: dict[tuple[type, Any], str] = {}
+
+    def bind(value: Any) -> str:
+        key = (type(value), value)
+        if key not in by_value:
+            by_value[key] = f"v{len(by_value)}"
+            params[by_value[key]] = value
+        return ":" + by_value[key]
+
+    inner: dict[str, str] = {}  # expression: alias
+    outer: dict[str, int] = {}  # expression: its place in a row
+    readers = []
     lowest = _INT64_MAX
-    for i, plan in chunk:
+    for into, plan in chunk:
         assert plan.query is not None
-        tag = f"q{i}_"
-        inner += [_tagged(piece, tag) for piece in plan.query.inner]
-        outer += [_tagged(piece.replace("FILTER (WHERE ", "FILTER (WHERE ts >= :lo AND ", 1), tag)
-                  for piece in plan.query.outer]
         bound = plan.bound(now_ms)
         lowest = min(lowest, bound["lo"])
-        params.update((tag + key, value) for key, value in bound.items())
-    params["lo"] = lowest
+        local = {name: bind(value) for name, value in bound.items()}
+        aliases = {}
+        for piece in plan.query.inner:
+            expression, _, alias = piece.rpartition(" AS ")
+            aliases[alias] = inner.setdefault(_renamed(_PARAMETER, expression, local), f"c{len(inner)}")
+        places = []
+        for piece in plan.query.outer:
+            bounded = piece.replace("FILTER (WHERE ", "FILTER (WHERE ts >= :lo AND ", 1)
+            expression = _renamed(_ALIAS, _renamed(_PARAMETER, bounded, local), aliases)
+            places.append(outer.setdefault(expression, len(outer) + 1))
+        readers.append((into, plan.decoder, _picker(places)))
     sql = (
-        f"SELECT {', '.join(outer)} FROM (SELECT {', '.join(inner)} FROM events AS e"
+        f"SELECT pid, {', '.join(outer)} FROM (SELECT e.profile_id AS pid, e.ts AS ts, e.seq AS seq,"
+        f" {', '.join(f'{expression} AS {alias}' for expression, alias in inner.items())} FROM events AS e"
         " WHERE e.profile_id IN (SELECT value FROM json_each(:ids))"
-        f" AND e.event IN ({', '.join(f':e{k}' for k in range(len(names)))}) AND e.ts >= :lo LIMIT -1)"
+        f" AND e.event IN ({', '.join(bind(name) for name in names)}) AND e.ts >= {bind(lowest)} LIMIT -1)"
         " GROUP BY pid"
     )
     for row in conn.execute(sql, params):
         pid = int(row[0])
-        at = 1
-        for i, plan in chunk:
-            found[i][pid] = plan.decoded(row, at)
-            at += plan.width
+        for into, decoded, pick in readers:
+            into[pid] = decoded(pick(row))
 
 
 @dataclass(frozen=True)
