@@ -14,7 +14,7 @@ from typing import Any
 
 import grpc
 import pytest
-from audiences.v1 import sync_pb2
+from audiences.v1 import common_pb2, sync_pb2
 from google.protobuf import field_mask_pb2
 
 from audiences_server.cluster.entries import decode, partition_of
@@ -271,8 +271,8 @@ def test_a_webhook_on_a_cluster_over_jetstream(tmp_path: Path, nats: NatsServer)
 
 
 def test_a_front_refuses_destinations_a_cluster_cannot_serve(tmp_path: Path) -> None:
-    """A change feed and a CSV destination are refused with their reason and reach no shard; so
-    are an account computation's per-user calls, dead letters and the change feed's reads."""
+    """A CSV destination is refused with its reason and reaches no shard; so are an account
+    computation's per-user calls and a CSV export."""
     log = LocalLog()
 
     async def connect() -> Log:
@@ -281,13 +281,11 @@ def test_a_front_refuses_destinations_a_cluster_cannot_serve(tmp_path: Path) -> 
     driven = FrontDriven(tmp_path, connect)
     admin = driven.front.auth("admin")
     try:
-        for destination in (sync_pb2.Destination(key="feed", grpc_feed=sync_pb2.GrpcFeedConfig()),
-                            sync_pb2.Destination(key="csv", csv=sync_pb2.CsvConfig(directory=str(tmp_path)))):
-            with pytest.raises(grpc.RpcError) as refused:
-                driven.front.sync.CreateDestination(sync_pb2.CreateDestinationRequest(destination=destination),
-                                                    metadata=admin)
-            assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED
-            assert error_reason(refused.value) == "CLUSTER_SYNC_KIND_UNIMPLEMENTED"
+        with pytest.raises(grpc.RpcError) as refused:
+            driven.front.sync.CreateDestination(sync_pb2.CreateDestinationRequest(destination=sync_pb2.Destination(
+                key="csv", csv=sync_pb2.CsvConfig(directory=str(tmp_path)))), metadata=admin)
+        assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        assert error_reason(refused.value) == "CLUSTER_SYNC_KIND_UNIMPLEMENTED"
         listed = driven.front.sync.ListDestinations(sync_pb2.ListDestinationsRequest(), metadata=admin)
         assert list(listed.destinations) == []  # not kept in the front's file
         driven.define(Spec("audience", "accounts", "pro_accounts", definition="ANY trait('plan') = 'pro'"))
@@ -311,13 +309,12 @@ def test_a_front_refuses_destinations_a_cluster_cannot_serve(tmp_path: Path) -> 
         shards = [shard.engine for shard in driven.cluster.shards]
         wait_for(lambda: all(e.sync.connections(SPACE, "hook", None) for e in shards), timeout=30,
                  what="the account connection on every shard")
-        for method, request in (("ListDeadLetters", sync_pb2.ListDeadLettersRequest(destination_key="hook")),
-                                ("RedriveDeadLetters", sync_pb2.RedriveDeadLettersRequest(destination_key="hook")),
-                                ("ListChanges", sync_pb2.ListChangesRequest(destination_key="hook"))):
-            with pytest.raises(grpc.RpcError) as refused:
-                getattr(driven.front.sync, method)(request, metadata=admin)
-            assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED, method
-            assert error_reason(refused.value) == "CLUSTER_FRONT_UNIMPLEMENTED", method
+        export = driven.front.sync.ExportAudience(sync_pb2.ExportAudienceRequest(
+            collection=common_pb2.COLLECTION_USERS, key="pro"), metadata=admin)
+        with pytest.raises(grpc.RpcError) as refused:
+            next(iter(export))
+        assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        assert error_reason(refused.value) == "CLUSTER_FRONT_UNIMPLEMENTED"
     finally:
         driven.close()
 

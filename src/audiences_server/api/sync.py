@@ -295,6 +295,8 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
     def ListDeadLetters(self, request: sync_pb2.ListDeadLettersRequest,
                         context: grpc.ServicerContext) -> sync_pb2.ListDeadLettersResponse:
         ref = ref_of(request.computation) if request.HasField("computation") else None
+        if self.engine.cluster_sync is not None:  # a cluster's front: the shards' dead letters
+            return self.engine.cluster_sync.list_dead_letters(space_id(), request, ref)
         scope = {"space": space_id(), "list": "dead_letters", "destination": request.destination_key, "ref": ref}
         after = self.engine.page_tokens.decode(request.page_token, scope) or 0
         size = page_size(request.page_size, 50, 1000)
@@ -307,6 +309,9 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
     def RedriveDeadLetters(self, request: sync_pb2.RedriveDeadLettersRequest,
                            context: grpc.ServicerContext) -> sync_pb2.RedriveDeadLettersResponse:
         ref = ref_of(request.computation) if request.HasField("computation") else None
+        if self.engine.cluster_sync is not None:  # a cluster's front: sent to the shards holding them
+            return sync_pb2.RedriveDeadLettersResponse(redriven_count=self.engine.cluster_sync.redrive(
+                space_id(), request, ref))
         ids = [_dead_letter_id(i) for i in request.dead_letter_ids]
         count = self.engine.sync.redrive(space_id(), request.destination_key, ref, ids)
         return sync_pb2.RedriveDeadLettersResponse(redriven_count=count)
@@ -315,6 +320,8 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
 
     def ListChanges(self, request: sync_pb2.ListChangesRequest,
                     context: grpc.ServicerContext) -> sync_pb2.ListChangesResponse:
+        if self.engine.cluster_sync is not None:  # a cluster's front: the shards' feeds merged
+            return self.engine.cluster_sync.list_changes(space_id(), request)
         scope = {"space": space_id(), "list": "changes", "destination": request.destination_key,
                  "start": request.start_cursor}
         after = self.engine.page_tokens.decode(request.page_token, scope)
@@ -330,6 +337,11 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
         if not 1000 <= interval <= 300_000:
             raise configs.invalid("heartbeat_interval", "`heartbeat_interval` must be 1 second to 5 minutes",
                                   "HEARTBEAT_INTERVAL_INVALID")
+        if self.engine.cluster_sync is not None:  # a cluster's front: the shards' feeds merged
+            async for response in self.engine.cluster_sync.watch_changes(space_id(), request, interval / 1000,
+                                                                         self._blocking):
+                yield response
+            return
         items = self.engine.feed.watch(space_id(), request.destination_key, parse_cursor(request.start_cursor),
                                        interval / 1000, self._blocking)
         async for item in items:

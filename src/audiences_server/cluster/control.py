@@ -19,6 +19,7 @@ from typing import Any
 import apsw
 
 from audiences_server.cluster.entries import encode
+from audiences_server.cluster.feeds import ClusterSync
 from audiences_server.cluster.front import LogBridge, define_entry, refuse_unbuilt
 from audiences_server.cluster.log import CALLS, Log
 from audiences_server.cluster.reads import ShardReads
@@ -47,7 +48,9 @@ SERVED = frozenset({
     # summed over the shards (docs/scaling.md, "Destinations on a cluster").
     *(_SYNC + name for name in (
         "CreateDestination", "GetDestination", "ListDestinations", "UpdateDestination", "DeleteDestination",
-        "ConnectDestination", "GetConnection", "ListConnections", "UpdateConnection", "DisconnectDestination")),
+        "ConnectDestination", "GetConnection", "ListConnections", "UpdateConnection", "DisconnectDestination",
+        # Change feeds and dead letters: the shards' own, merged (cluster/feeds.py).
+        "ListChanges", "WatchChanges", "ListDeadLetters", "RedriveDeadLetters")),
     # Routed to the shard that owns the profile (cluster/reads.py; ListLinks is refused there).
     *("/audiences.v1.ProfilesService/" + name for name in (
         "ListTraits", "ListEvents", "ListExternalIds", "ListLinks", "GetMetadata", "ListAudienceMemberships")),
@@ -142,15 +145,15 @@ class SyncControl:
         """Appends the entry.
 
         Raises:
-            Unimplemented: CLUSTER_SYNC_KIND_UNIMPLEMENTED, a change feed or CSV destination;
+            Unimplemented: CLUSTER_SYNC_KIND_UNIMPLEMENTED, a CSV destination;
                 CLUSTER_SYNC_ACCOUNT_USERS_UNIMPLEMENTED, an account computation's connection
                 sending identify or track calls (to the account's users).
             Unavailable: LOG_UNAVAILABLE (the writer job is rolled back).
         """
-        if entry["op"] == "create_destination" and registry.get(entry["kind"]).queue is not Queue.DELIVERIES:
+        if entry["op"] == "create_destination" and registry.get(entry["kind"]).queue is Queue.NONE:
             raise Unimplemented(f"a {entry['kind']} destination is not served by a cluster yet: each shard holds "
-                                "its own profiles' changes, and this kind's output (one ordered feed, one file) is "
-                                "not the union of the shards' outputs", reason="CLUSTER_SYNC_KIND_UNIMPLEMENTED")
+                                "its own profiles, and this kind's output (one file) is not the union of the "
+                                "shards' outputs", reason="CLUSTER_SYNC_KIND_UNIMPLEMENTED")
         if entry["op"] in ("connect", "update_connection") and entry["ref"][1] == "accounts" and (
                 entry.get("options", entry.get("changes", {})).get("send_identify")
                 or entry.get("options", entry.get("changes", {})).get("send_track")):
@@ -163,7 +166,8 @@ class SyncControl:
 def make_front(engine: Engine, log: Log, loop: asyncio.AbstractEventLoop, shards: ShardReads) -> Appender:
     """Turns a server's engine into a cluster's front: tracking calls, definitions and clock moves
     go to the log, definitions' status and profile reads come from the shards' read endpoints
-    (cluster/reads.py), and what a front cannot serve is refused (`gate`). Returns the appender
+    (cluster/reads.py), change feeds and dead letters from the shards too (cluster/feeds.py), and
+    what a front cannot serve is refused (`gate`). Returns the appender
     of control entries (its `last` position is the last tick's number after a `SetClock`)."""
     append = Appender(log, loop)
     engine.profile_router = shards.profile
@@ -174,5 +178,6 @@ def make_front(engine: Engine, log: Log, loop: asyncio.AbstractEventLoop, shards
     engine.sync.control = SyncControl(append)
     engine.sync.deliver = False  # the shards deliver their own profiles' changes
     engine.sync.delivery_status = shards.connections
+    engine.cluster_sync = ClusterSync(engine, shards)
     engine.method_gate = gate
     return append

@@ -1,14 +1,17 @@
 """Reads across shards (docs/scaling.md, "Reads across shards").
 
-Each shard may serve a read-only gRPC endpoint (`cluster shard --listen`): the ordinary
-ProfilesService on its own file, and the definitions' Get/List RPCs of AudienceAdminService,
-which report the shard's own status and size of each definition. A front given the shards'
-addresses (`cluster front --shard`) answers from them:
+Each shard may serve a gRPC endpoint (`cluster shard --listen`): the ordinary ProfilesService on
+its own file, the definitions' Get/List RPCs of AudienceAdminService, which report the shard's own
+status and size of each definition, and SyncService's connections, change feeds and dead letters
+(a redrive is the one RPC there that writes, to the shard's own delivery queue). A front given
+the shards' addresses (`cluster front --shard`) answers from them:
 
 - a profile read goes to every shard at once, and the one that owns the profile answers (the
   others find no such profile: a shard's reference rows of other shards' profiles never answer);
 - a definition's status and size are those of every shard combined: the size summed, the status
-  LIVE only when every shard has it LIVE.
+  LIVE only when every shard has it LIVE;
+- a connection's delivery status is summed over the shards, and their change feeds and dead letters
+  are merged (cluster/feeds.py).
 """
 
 from __future__ import annotations
@@ -44,8 +47,10 @@ SHARD_SERVED = frozenset({
     *(_PROFILES + name for name in ("ListTraits", "ListEvents", "ListExternalIds", "GetMetadata",
                                     "ListAudienceMemberships")),
     *(_ADMIN + name for name in ("GetAudience", "ListAudiences", "GetComputedTrait", "ListComputedTraits")),
-    # Each shard delivers its own profiles' changes: its connections' phase and delivery status.
-    "/audiences.v1.SyncService/ListConnections",
+    # Each shard delivers its own profiles' changes: its connections' phase and delivery status,
+    # its feeds' records and its dead letters (cluster/feeds.py); a redrive writes the shard's queue.
+    *("/audiences.v1.SyncService/" + name for name in (
+        "ListConnections", "ListChanges", "WatchChanges", "ListDeadLetters", "RedriveDeadLetters")),
 })
 # The profile reads a front routes to the shards.
 ROUTED = frozenset(name.rsplit("/", 1)[1] for name in SHARD_SERVED if name.startswith(_PROFILES))
@@ -90,11 +95,12 @@ async def serve_shard_reads(engine: Engine, listen: str) -> tuple[aio.Server, fu
 
 
 def _as_error(failure: grpc.RpcError) -> errors.AudiencesError:
-    """A shard's refusal as this server's error: its code, message and reason (field violations
-    are not carried over)."""
-    code = failure.code().name if isinstance(failure, grpc.Call) else "UNAVAILABLE"
+    """A shard's refusal (of a unary call, or of a stream on an event loop) as this server's error:
+    its code, message and reason (field violations are not carried over)."""
+    called = isinstance(failure, grpc.Call | aio.AioRpcError)
+    code = failure.code().name if called else "UNAVAILABLE"
     reason = None
-    status = rpc_status.from_call(failure) if isinstance(failure, grpc.Call) else None
+    status = rpc_status.from_call(failure) if called else None
     for detail in status.details if status else []:
         if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
             info = error_details_pb2.ErrorInfo()
@@ -103,7 +109,7 @@ def _as_error(failure: grpc.RpcError) -> errors.AudiencesError:
     kind = _CODES.get(code)
     if kind is None:
         return errors.Unavailable(f"a shard failed the read: {code}", reason="SHARD_UNAVAILABLE")
-    return kind(failure.details() if isinstance(failure, grpc.Call) else str(failure), reason=reason)
+    return kind(failure.details() if called else str(failure), reason=reason)
 
 
 def _pages(call: Callable[..., Any], request: Callable[..., Message], what: str) -> Iterator[Any]:
@@ -141,10 +147,11 @@ class ShardReads:
     """A front's clients of the shards' read endpoints (one address per shard)."""
 
     def __init__(self, addresses: Sequence[str]) -> None:
+        self.addresses = list(addresses)  # partition p's endpoint is the p-th
         self._channels = [grpc.insecure_channel(address) for address in addresses]
         self._profiles = [profiles_pb2_grpc.ProfilesServiceStub(c) for c in self._channels]
         self._admin = [admin_pb2_grpc.AudienceAdminServiceStub(c) for c in self._channels]
-        self._sync = [sync_pb2_grpc.SyncServiceStub(c) for c in self._channels]
+        self.sync = [sync_pb2_grpc.SyncServiceStub(c) for c in self._channels]
 
     def profile(self, method: str, request: Message) -> Message:
         """A profile read answered by the shard that owns the profile: asked of every shard at
@@ -238,7 +245,7 @@ class ShardReads:
             Unavailable: SHARD_UNAVAILABLE, a shard did not answer.
         """
         shards: list[dict[tuple[str, int, int, str], sync_pb2.Connection]] = []
-        for stub in self._sync:
+        for stub in self.sync:
             found: dict[tuple[str, int, int, str], sync_pb2.Connection] = {}
             for page in _pages(stub.ListConnections, sync_pb2.ListConnectionsRequest, "connections"):
                 for item in page.connections:

@@ -67,7 +67,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
                              "storing them (the serve flags apply)")
     front.add_argument("--nats", default="nats://127.0.0.1:4222", help="the NATS server's URL")
     front.add_argument("--shard", action="append", required=True, dest="shards", metavar="HOST:PORT",
-                       help="a shard's read endpoint (its --listen); once per shard")
+                       help="a partition's read endpoint (its --listen); once per partition, in partition order")
     add_arguments(front)
     send = roles.add_parser("send", help="append calls (a tracking API body on stdin) to the cluster, as a front")
     send.add_argument("--nats", default="nats://127.0.0.1:4222", help="the NATS server's URL")

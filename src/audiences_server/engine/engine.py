@@ -6,7 +6,7 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -36,6 +36,9 @@ from audiences_server.store.evaluation import ComputationRow
 from audiences_server.store.migrations import prepare
 from audiences_server.store.spaces import server_key
 from audiences_server.store.writer import Writer
+
+if TYPE_CHECKING:
+    from audiences_server.cluster.feeds import ClusterSync
 
 log = structlog.get_logger(__name__)
 
@@ -68,6 +71,8 @@ class Engine:
         # and definitions' rows with their status and size over every shard.
         self.profile_router: Callable[[str, Any], Any] | None = None
         self.cluster_rows: Callable[[list[ComputationRow]], list[ComputationRow]] | None = None
+        # Change feeds and dead letters on a front: the shards' own, merged (cluster/feeds.py's ClusterSync).
+        self.cluster_sync: ClusterSync | None = None
         self.evaluator = Evaluator(self.writer, self.readers, self.clock, settings.tick_interval_ms,
                                    settings.history_retention_days * 86_400_000, settings.tick_budget_ms,
                                    settings.tick_slice)

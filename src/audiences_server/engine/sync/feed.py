@@ -76,7 +76,12 @@ class Feed:
         self._sync = sync
         self._signals: dict[asyncio.AbstractEventLoop, _FeedSignal] = {}
 
-    def _feed(self, space_id: int, key: str) -> int:
+    def destination_id(self, space_id: int, key: str) -> int:
+        """The feed destination's row id.
+
+        Raises:
+            NotFound: no such destination. FailedPrecondition: NOT_A_FEED, it is another kind.
+        """
         destination = self._sync.destination(space_id, key)
         if registry.get(destination.kind).queue is not Queue.FEED:
             raise FailedPrecondition(f"destination {key!r} is a {destination.kind} destination, not a change feed",
@@ -85,7 +90,7 @@ class Feed:
 
     def page(self, space_id: int, key: str, after: int, limit: int) -> tuple[list[FeedRecord], bool]:
         """Records after a cursor; and whether more are waiting."""
-        destination_id = self._feed(space_id, key)
+        destination_id = self.destination_id(space_id, key)
         if after:
             self._writer.submit(_ack(destination_id, after))
         records = self._records(destination_id, space_id, after, limit + 1)
@@ -117,7 +122,7 @@ class Feed:
         It waits on the event loop: an idle watcher holds no thread, and wakes only when a
         record is queued for any feed (or its heartbeat is due). Reads run through `blocking`.
         """
-        destination_id = await blocking(self._feed, space_id, key)
+        destination_id = await blocking(self.destination_id, space_id, key)
         signal = self._signal()
         quiet_since = time.monotonic()
         while not self._sync.stopping:
