@@ -458,6 +458,13 @@ def test_a_fields_text_is_read_as_the_stdlib_reads_it(value: Any, spaced: bool) 
     assert type(ours) is type(stdlib)
 
 
+@given(value=json_values | st.floats() | st.integers(-(2**200), 2**200))
+def test_a_value_is_stored_as_json_dumps_writes_it(value: Any) -> None:
+    """`canonical` (the stored text every evaluated value is compared with) is `json.dumps` with
+    sorted keys and no spaces, scalars written without it included."""
+    assert canonical(value) == json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
 # ------------------------------------------------------------------ accounts
 
 account_leaves = st.one_of(
