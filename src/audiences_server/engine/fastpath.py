@@ -206,6 +206,23 @@ def _parsed(text: str) -> Any:
     return json.loads(text)
 
 
+@functools.lru_cache(maxsize=1024)
+def _fields(raw: str) -> tuple[Any, ...]:
+    """A reducer column's field values, oldest first, from its JSON array of `[ts, seq, field
+    JSON]`. Definitions reducing the same field of the same stream read one column, so the same
+    text comes several times in a row: it is parsed once. (The values are shared: reducers do not
+    change them, and a value that is not a scalar is copied through JSON before it is kept.)"""
+    # The array holds integers and strings only (each field's JSON as text), which orjson reads
+    # as the stdlib does (anything it refuses goes to the stdlib); the fields go through `_parsed`.
+    try:
+        rows = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        rows = json.loads(raw)
+    if len(rows) > 1:
+        rows.sort(key=lambda row: (row[0], row[1]))
+    return tuple(None if field is None else _parsed(field) for _, _, field in rows)
+
+
 @dataclass(frozen=True)
 class _Output:
     """One reducer's column: which stream it reads and its value over no events."""
@@ -220,18 +237,9 @@ class _Output:
         aggregate = self.aggregate
         if aggregate.function is AggregateFunction.COUNT:
             return raw
-        # The array holds integers and strings only (each field's JSON as text), which orjson
-        # reads as the stdlib does (anything it refuses goes to the stdlib); the fields
-        # themselves go through the stdlib below.
-        try:
-            rows = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            rows = json.loads(raw)
-        if not rows:
+        if raw == "[]":
             return self.empty
-        if len(rows) > 1:
-            rows.sort(key=lambda row: (row[0], row[1]))
-        found = [None if field is None else _parsed(field) for _, _, field in rows]
+        found = list(_fields(raw))
         value = reduce_values(aggregate.function, found, aggregate.value_type, aggregate.min_frequency)
         if type(value) in _JSON_SCALARS:
             return value
