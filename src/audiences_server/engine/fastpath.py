@@ -366,6 +366,18 @@ class Plan:
                     due = ts + add
             return values, due
 
+        if counts and len(adds) == 2:  # a count in one bounded window, the commonest plan
+            leave, enter = adds
+
+            def counted(columns: Sequence[Any]) -> tuple[tuple[Any, ...], int | None]:
+                values, first, second = columns[:width], columns[width], columns[width + 1]
+                if first is None:
+                    return tuple(values), None if second is None else second + enter
+                if second is None or first + leave <= second + enter:
+                    return tuple(values), first + leave
+                return tuple(values), second + enter
+
+            return counted
         return decoded
 
 
