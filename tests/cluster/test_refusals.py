@@ -89,3 +89,20 @@ def test_user_definitions_reading_an_account_audience_are_refused_by_every_shard
 
 async def _local_log() -> LocalLog:
     return LocalLog()
+
+
+def test_a_front_refuses_to_move_the_clock_backwards() -> None:
+    """`Front.set_clock` checks as one node's `SetClock` does: the same time again is a tick at
+    that time, an earlier one is refused (`CLOCK_BACKWARDS`) and appends nothing."""
+
+    async def scenario() -> None:
+        log = LocalLog()
+        front = Front(log, ManualClock(T0))
+        await front.set_clock(T0 + 1_000)
+        await front.set_clock(T0 + 1_000)
+        with pytest.raises(InvalidArgument) as refused:
+            await front.set_clock(T0 + 999)
+        assert refused.value.reason == "CLOCK_BACKWARDS"
+        assert [decode(e.data)["at"] for e in log.entries(CALLS)] == [T0 + 1_000, T0 + 1_000]
+
+    asyncio.run(scenario())

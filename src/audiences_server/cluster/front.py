@@ -23,7 +23,7 @@ from audiences_server.engine.computations import Spec, check, spec_row
 from audiences_server.engine.fastpath import AccountPlan, compile_definition
 from audiences_server.engine.ingest import ACCEPTED, REJECTED, CallResult, Sender
 from audiences_server.engine.registry import Compiled
-from audiences_server.errors import FailedPrecondition, Unavailable, Unimplemented
+from audiences_server.errors import FailedPrecondition, FieldViolation, InvalidArgument, Unavailable, Unimplemented
 
 
 class Front:
@@ -51,9 +51,14 @@ class Front:
 
         Raises:
             FailedPrecondition: CLOCK_NOT_MANUAL, this front runs on the system clock.
+            InvalidArgument: CLOCK_BACKWARDS, `at_ms` is before the front's clock (the same time
+                again is a tick at that time, as on one node).
         """
         if not self._clock.manual:
             raise FailedPrecondition("the cluster runs on the system clock", reason="CLOCK_NOT_MANUAL")
+        if at_ms < self._clock.now_ms():
+            raise InvalidArgument("the clock only moves forwards", reason="CLOCK_BACKWARDS",
+                                  violations=[FieldViolation("target", "before the current clock time")])
         self._clock.set(at_ms)  # type: ignore[attr-defined]
         return await self._log.append(CALLS, encode({"t": "clock", "at": at_ms}))
 
