@@ -673,17 +673,27 @@ class Evaluator:
         With `until_idle`, the tick goes on job after job while work waits; `bounded`, within
         its bounds: it starts no job once it has run `tick_budget_ms`, and takes at most
         `tick_slice` of the waiting work, leaving the rest to the next tick (`backlog`). Without
-        `until_idle` it runs one job (bounded by the slice). Each job commits on its own; the
-        change listeners are told when the tick ends.
+        `until_idle` it runs one job (bounded by the slice). Each job commits on its own, and the
+        change listeners are told after each job that changed a value: under a steady stream a
+        tick runs job after job until its budget is spent, and its first changes should not wait
+        for its last. On the system clock each job also evaluates at the time it starts (never
+        earlier than the job before): a job is then what a tick of one job would be, and events
+        that arrived during the tick are not in its future. On the manual clock the whole tick
+        is at the time set.
         """
         with self._lock:
             now = self._clock.now_ms()
             started = time.perf_counter()
             report = TickReport(now)
             while True:
+                if report.jobs and not self._clock.manual:
+                    now = max(now, self._clock.now_ms())
                 room = self.tick_slice - report.taken if self.tick_slice and (bounded or not until_idle) else None
                 job = self._writer.run(functools.partial(self._job, now=now, room=room, number=report.jobs + 1))
                 report.add(job)
+                if job.values_changed:
+                    for listener in self.on_change:
+                        listener()
                 if not (job.jobs or job.evaluated):
                     break
                 spent = (time.perf_counter() - started) * 1000 >= self.tick_budget_ms
@@ -695,9 +705,6 @@ class Evaluator:
             self.last_tick = report
         for observer in self.on_tick:
             observer(report)
-        if report.values_changed:
-            for listener in self.on_change:
-                listener()
         log.debug(
             "tick", profiles=report.profiles_evaluated, changed=report.values_changed, ms=round(report.duration_ms, 2),
             backlog=report.backlog,

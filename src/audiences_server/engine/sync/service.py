@@ -111,7 +111,7 @@ class Sync:
         self._io.close()
 
     def wake(self) -> None:
-        """Says change records may be waiting (the evaluator calls this after a tick)."""
+        """Says change records may be waiting (the evaluator calls this after each job that changed a value)."""
         with self._lock:
             workers = list(self._workers.values())
         for worker in workers:
