@@ -169,11 +169,12 @@ class Cluster:
 class SingleNode:
     """The reference: one engine, fed the same calls, definitions and clock moves."""
 
-    def __init__(self, tmp: Path, start_ms: int) -> None:
+    def __init__(self, tmp: Path, start_ms: int, source: str = "") -> None:
         self.engine = engine_at(tmp / "single.db", start_ms)
+        self.source = source  # the events' source, as a front's write token's label gives it
 
     def send(self, calls: Sequence[dict[str, Any]]) -> None:
-        results = self.engine.ingest.record(Sender(SPACE), calls)
+        results = self.engine.ingest.record(Sender(SPACE, self.source), calls)
         assert all(r.status == ACCEPTED for r in results), results
 
     def define(self, spec: Spec) -> None:

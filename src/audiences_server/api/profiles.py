@@ -15,7 +15,7 @@ from google.protobuf.message import Message
 from audiences_server.api.computations import COLLECTION_ENUM, collection_of, json_value, time_ms, timestamp
 from audiences_server.api.context import space_id
 from audiences_server.engine.engine import Engine
-from audiences_server.engine.profile_reads import EventFilter, Page, TraitItem, encoding_of
+from audiences_server.engine.profile_reads import EventFilter, Page, ProfileSource, TraitItem, encoding_of
 from audiences_server.errors import FieldViolation, InvalidArgument
 
 TRAIT_CLASSES: dict[int, str | None] = {
@@ -98,7 +98,7 @@ def _event(row: dict[str, Any]) -> profiles_pb2.Event:
                                event=row["event"], user_id=row["user_id"] or "",
                                anonymous_id=row["anonymous_id"] or "",
                                event_time=timestamp(row["ts"]), receive_time=timestamp(row["received_ms"]),
-                               properties_json=row["body"], context_json=row["context"])
+                               properties_json=row["body"], context_json=row["context"], source_id=row["source_id"])
     # The JSON text beside the Structs, as stored: a Struct holds every number as a double.
     event.properties.update(json.loads(row["body"]))
     event.context.update(json.loads(row["context"]))
@@ -108,10 +108,12 @@ def _event(row: dict[str, Any]) -> profiles_pb2.Event:
 def external_id(row: dict[str, Any], collection: str) -> common_pb2.ExternalId:
     """An identifier row as the API shows it."""
     return common_pb2.ExternalId(type=row["id_type"], value=row["id_value"], collection=COLLECTION_ENUM[collection],
-                                 encoding=encoding_of(row["id_type"]), create_time=timestamp(row["added_ms"]))
+                                 encoding=encoding_of(row["id_type"]), create_time=timestamp(row["added_ms"]),
+                                 source_id=row["source_id"], first_message_id=row["message_id"])
 
 
-def _link(row: dict[str, Any]) -> profiles_pb2.ProfileLink:
+def link_message(row: dict[str, Any]) -> profiles_pb2.ProfileLink:
+    """A link row (the linked profile's summary and the link's time) as the API shows it."""
     summary = row["summary"]
     collection = summary["collection"]
     profile = common_pb2.ProfileSummary(
@@ -141,8 +143,12 @@ class ProfilesServicer(profiles_pb2_grpc.ProfilesServiceServicer):
     """Decodes profile reads and encodes what the engine finds."""
 
     def __init__(self, engine: Engine) -> None:
-        self._reads = engine.profile_reads
         self.engine = engine
+
+    @property
+    def _reads(self) -> ProfileSource:
+        # On a cluster's front, reads from the shards (cluster/reads.py, ShardProfileReads).
+        return self.engine.profile_reads
 
     @_routed
     def ListTraits(self, request: profiles_pb2.ListTraitsRequest,
@@ -167,16 +173,16 @@ class ProfilesServicer(profiles_pb2_grpc.ProfilesServiceServicer):
     def ListExternalIds(self, request: profiles_pb2.ListExternalIdsRequest,
                         context: grpc.ServicerContext) -> profiles_pb2.ListExternalIdsResponse:
         collection, address = _ref(request.profile)
-        page = self._reads.external_ids(space_id(), collection, address, request.page_size, request.page_token)
+        page = self._reads.external_ids(space_id(), collection, address, request.page_size, request.page_token,
+                                        types=list(request.include))
         ids, token = _fitted(page, [external_id(r, collection) for r in page.items])
         return profiles_pb2.ListExternalIdsResponse(profile_id=page.profile_id, external_ids=ids, next_page_token=token)
 
-    @_routed
     def ListLinks(self, request: profiles_pb2.ListLinksRequest,
                   context: grpc.ServicerContext) -> profiles_pb2.ListLinksResponse:
         collection, address = _ref(request.profile)
         page = self._reads.links(space_id(), collection, address, request.page_size, request.page_token)
-        links, token = _fitted(page, [_link(r) for r in page.items])
+        links, token = _fitted(page, [link_message(r) for r in page.items])
         return profiles_pb2.ListLinksResponse(profile_id=page.profile_id, links=links, next_page_token=token)
 
     @_routed
@@ -188,7 +194,9 @@ class ProfilesServicer(profiles_pb2_grpc.ProfilesServiceServicer):
             profile_id=row["public_id"], collection=COLLECTION_ENUM[row["collection"]],
             create_time=timestamp(row["created_ms"]), update_time=timestamp(row["updated_ms"]),
             first_message_time=timestamp(row["first_message_ms"]), last_message_time=timestamp(row["last_message_ms"]),
-            merged_profile_ids=merged))
+            merged_profile_ids=merged, first_message_id=row["first_message_id"],
+            first_source_id=row["first_source_id"], last_message_id=row["last_message_id"],
+            last_source_id=row["last_source_id"]))
 
     @_routed
     def ListAudienceMemberships(self, request: profiles_pb2.ListAudienceMembershipsRequest,

@@ -22,13 +22,14 @@ from audiences_server.cluster.entries import encode
 from audiences_server.cluster.feeds import ClusterSync
 from audiences_server.cluster.front import LogBridge, define_entry, refuse_unbuilt
 from audiences_server.cluster.log import CALLS, Log
-from audiences_server.cluster.reads import ShardReads
+from audiences_server.cluster.reads import ShardProfileReads, ShardReads
 from audiences_server.cluster.shard import user_definitions_reading_accounts
 from audiences_server.engine.computations import EDITABLE, Computations, Spec
 from audiences_server.engine.destinations import registry
 from audiences_server.engine.destinations.base import Queue
 from audiences_server.engine.engine import Engine
 from audiences_server.errors import Unavailable, Unimplemented
+from audiences_server.http.profiles import HTTP_READ
 from audiences_server.store.evaluation import ComputationRow
 
 _ADMIN = "/audiences.v1.AudienceAdminService/"
@@ -51,9 +52,11 @@ SERVED = frozenset({
         "ConnectDestination", "GetConnection", "ListConnections", "UpdateConnection", "DisconnectDestination",
         # Change feeds and dead letters: the shards' own, merged (cluster/feeds.py).
         "ListChanges", "WatchChanges", "ListDeadLetters", "RedriveDeadLetters")),
-    # Routed to the shard that owns the profile (cluster/reads.py; ListLinks is refused there).
+    # Answered by the shard that owns the profile, an account's links by every shard
+    # (cluster/reads.py), over gRPC and over the HTTP Profile API.
     *("/audiences.v1.ProfilesService/" + name for name in (
         "ListTraits", "ListEvents", "ListExternalIds", "ListLinks", "GetMetadata", "ListAudienceMemberships")),
+    HTTP_READ,
 })
 INGEST = "/audiences.v1.IngestService/"
 
@@ -171,6 +174,7 @@ def make_front(engine: Engine, log: Log, loop: asyncio.AbstractEventLoop, shards
     of control entries (its `last` position is the last tick's number after a `SetClock`)."""
     append = Appender(log, loop)
     engine.profile_router = shards.profile
+    engine.profile_reads = ShardProfileReads(shards, engine.page_tokens)
     engine.cluster_rows = shards.combine
     engine.ingest.elsewhere = LogBridge(log, loop, engine.clock)
     engine.computations = FrontComputations(engine, append)

@@ -21,7 +21,7 @@ from audiences_server.engine.identity_admin import IdentityAdmin
 from audiences_server.engine.ingest import Ingest
 from audiences_server.engine.lifecycle import Lifecycle
 from audiences_server.engine.page_tokens import PageTokens
-from audiences_server.engine.profile_reads import ProfileReads
+from audiences_server.engine.profile_reads import ProfileReads, ProfileSource
 from audiences_server.engine.retention import Retention
 from audiences_server.engine.sync.feed import Feed
 from audiences_server.engine.sync.service import Sync
@@ -83,7 +83,8 @@ class Engine:
         self.explainer = Explainer(self.readers, self.clock, retention_ms)
         self.history = History(self.readers, self.clock, self.page_tokens, retention_ms)
         self.versions = Versions(self.writer, self.readers, self.clock, self.page_tokens)
-        self.profile_reads = ProfileReads(self.readers, self.page_tokens)
+        # Replaced on a cluster's front by the shards' reads (cluster/reads.py, ShardProfileReads).
+        self.profile_reads: ProfileSource = ProfileReads(self.readers, self.page_tokens)
         self.identity_admin = IdentityAdmin(self.writer, self.readers, self.clock, self.page_tokens)
         self.sync = Sync(self.writer, self.readers)
         self.feed = Feed(self.writer, self.readers, self.sync)

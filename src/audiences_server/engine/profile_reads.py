@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import apsw
 
@@ -32,7 +32,7 @@ FIELD_ID_TYPES = frozenset({
     "ios.push_token", "android.push_token", "ga_client_id",
 })
 
-__all__ = ["EventFilter", "Page", "ProfileReads", "TraitItem", "encoding_of"]
+__all__ = ["EventFilter", "Page", "ProfileReads", "ProfileSource", "TraitItem", "encoding_of"]
 
 
 @dataclass(frozen=True)
@@ -99,6 +99,27 @@ def _address(address: str) -> tuple[str, str]:
                               reason="PROFILE_ID_INVALID",
                               violations=[FieldViolation("profile.id", "not `type:value` nor `prf_…`")])
     return id_type.strip().lower(), value
+
+
+class ProfileSource(Protocol):
+    """Where the profile APIs (gRPC and HTTP) read single profiles: this file (ProfileReads), or on
+    a cluster's front the shards' read endpoints (cluster/reads.py, ShardProfileReads). Each list
+    gives a Page of the same rows, so that both APIs format them with one code."""
+
+    def traits(self, space_id: int, collection: str, address: str, *, include: Sequence[str],
+               trait_class: str | None, size: int, token: str) -> Page: ...
+
+    def events(self, space_id: int, collection: str, address: str, wanted: EventFilter, size: int,
+               token: str) -> Page: ...
+
+    def external_ids(self, space_id: int, collection: str, address: str, size: int, token: str,
+                     types: Sequence[str] = ()) -> Page: ...
+
+    def links(self, space_id: int, collection: str, address: str, size: int, token: str) -> Page: ...
+
+    def memberships(self, space_id: int, collection: str, address: str, size: int, token: str) -> Page: ...
+
+    def metadata(self, space_id: int, collection: str, address: str) -> tuple[dict[str, Any], list[str]]: ...
 
 
 class ProfileReads:

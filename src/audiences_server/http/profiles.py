@@ -6,7 +6,8 @@ HTTP Basic with a `read` token as user name. `{space}` is the space's name (what
 payloads give as `context.personas.space_id`); a token only sees its own space, and any other
 name, whether a space of that name exists or not, is answered 404 "space not found", so a token
 learns nothing about other spaces. Every read goes to the same engine methods as the gRPC
-ProfilesService, on the pool; the bodies are Segment's (see docs/api.md), and JSON numbers come
+ProfilesService (the engine's `profile_reads`: this file's, or on a cluster's front the shards',
+cluster/reads.py), on the pool; the bodies are Segment's (see docs/api.md), and JSON numbers come
 back as they were sent (an integer stays an integer).
 """
 
@@ -25,7 +26,7 @@ from yarl import URL
 
 from audiences_server.core.tracking import format_time
 from audiences_server.engine.engine import Engine
-from audiences_server.engine.profile_reads import DEFAULT_PAGE, MAX_PAGE, EventFilter, ProfileReads, TraitItem
+from audiences_server.engine.profile_reads import DEFAULT_PAGE, MAX_PAGE, EventFilter, ProfileSource, TraitItem
 from audiences_server.errors import FieldViolation, InvalidArgument, NotFound
 from audiences_server.http.app import EDGE
 from audiences_server.http.auth import basic_token, granted
@@ -181,7 +182,7 @@ def _cursor(read: Read, limit: int, following: str) -> dict[str, Any]:
 # -- endpoints --------------------------------------------------------------------------------
 
 
-def _traits(reads: ProfileReads, space_id: int, read: Read) -> dict[str, Any]:
+def _traits(reads: ProfileSource, space_id: int, read: Read) -> dict[str, Any]:
     query = read.query
     limit, verbose = _limit(query), _flag(query, "verbose")
     trait_class = _choice(query, "class", TRAIT_CLASSES, "CLASS_INVALID")
@@ -213,7 +214,7 @@ def _trait(item: TraitItem, verbose: bool) -> Any:
     return {"value": item.value, "source_id": item.source_id, "updated_at": format_time(item.updated_ms)}
 
 
-def _events(reads: ProfileReads, space_id: int, read: Read) -> dict[str, Any]:
+def _events(reads: ProfileSource, space_id: int, read: Read) -> dict[str, Any]:
     query = read.query
     limit = _limit(query)
     start, end = query_time(query, "start"), query_time(query, "end")
@@ -236,7 +237,7 @@ def _event(row: Mapping[str, Any], related: dict[str, str]) -> dict[str, Any]:
             "related": related}
 
 
-def _external_ids(reads: ProfileReads, space_id: int, read: Read) -> dict[str, Any]:
+def _external_ids(reads: ProfileSource, space_id: int, read: Read) -> dict[str, Any]:
     query = read.query
     limit = _limit(query)
     _flag(query, "verbose")  # accepted as Segment's; every field is always given
@@ -248,7 +249,7 @@ def _external_ids(reads: ProfileReads, space_id: int, read: Read) -> dict[str, A
     return {"data": data, "cursor": _cursor(read, limit, page.next_token)}
 
 
-def _links(reads: ProfileReads, space_id: int, read: Read) -> dict[str, Any]:
+def _links(reads: ProfileSource, space_id: int, read: Read) -> dict[str, Any]:
     query = read.query
     limit = _limit(query)
     page = reads.links(space_id, read.collection, read.profile, limit, query.get("next", ""))
@@ -262,7 +263,7 @@ def _links(reads: ProfileReads, space_id: int, read: Read) -> dict[str, Any]:
     return {"data": data, "cursor": _cursor(read, limit, page.next_token)}
 
 
-def _metadata(reads: ProfileReads, space_id: int, read: Read) -> dict[str, Any]:
+def _metadata(reads: ProfileSource, space_id: int, read: Read) -> dict[str, Any]:
     _flag(read.query, "verbose")  # accepted as Segment's; every field is always given
     row, _merged = reads.metadata(space_id, read.collection, read.profile)
     return {"metadata": {
@@ -273,7 +274,7 @@ def _metadata(reads: ProfileReads, space_id: int, read: Read) -> dict[str, Any]:
     }}
 
 
-Endpoint = Callable[[ProfileReads, int, Read], dict[str, Any]]
+Endpoint = Callable[[ProfileSource, int, Read], dict[str, Any]]
 ENDPOINTS: dict[str, tuple[frozenset[str], Endpoint]] = {
     "traits": (frozenset({"include", "class", "verbose", "limit", "next"}), _traits),
     "events": (frozenset({"start", "end", "include", "exclude", "sort", "limit", "next"}), _events),

@@ -12,6 +12,7 @@ from typing import Any
 
 import apsw
 
+from audiences_server.store.db import rows as rows_of
 from audiences_server.store.db import scalar
 
 _TABLES = """
@@ -215,6 +216,13 @@ def export_profile(conn: apsw.Connection, profile_id: int) -> dict[str, Any]:
         names = [str(r[1]) for r in conn.execute(f"PRAGMA table_info({table})")]
         cursor = conn.execute(f"SELECT {', '.join(names)} FROM {table} WHERE {where}", (profile_id,) * len(columns))
         rows[table] = {"columns": names, "rows": [list(r) for r in cursor]}
+    # The other ends of its links and unlinks, so that the adopting shard can name them (a
+    # reference row, for a profile it does not keep).
+    rows["linked"] = rows_of(conn, "SELECT profile_id, space_id, collection, public_id, created_ms FROM profiles"
+                                   " WHERE profile_id IN (SELECT account_id FROM links WHERE user_id = :p"
+                                   " UNION SELECT user_id FROM links WHERE account_id = :p"
+                                   " UNION SELECT account_id FROM unlinks WHERE user_id = :p"
+                                   " UNION SELECT user_id FROM unlinks WHERE account_id = :p)", {"p": profile_id})
     return rows
 
 
@@ -230,6 +238,9 @@ def remove_profile(conn: apsw.Connection, profile_id: int, survivor: int) -> Non
 def import_profile(conn: apsw.Connection, profile_id: int, rows: dict[str, Any]) -> None:
     """Stores a handed-over profile's rows (the other end of a link gets a reference row if missing)."""
     profile = rows["profile"]
+    for other in rows.get("linked", []):  # hand-overs published before the ends were carried have none
+        ensure_profile(conn, int(other["profile_id"]), int(other["space_id"]), other["collection"],
+                       other["public_id"], int(other["created_ms"]), elsewhere=True)
     ensure_profile(conn, profile_id, profile["space_id"], profile["collection"], profile["public_id"],
                    profile["created_ms"], elsewhere=False)
     assignments = ", ".join(f"{c} = :{c}" for c in _PROFILE_COLUMNS)

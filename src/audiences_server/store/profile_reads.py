@@ -188,13 +188,14 @@ def links_page(conn: apsw.Connection, profile_id: int, collection: str, after: S
 
 
 def summaries(conn: apsw.Connection, profile_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
-    """Public id, collection and identifiers (oldest first, each with the source of its call) of some profiles."""
+    """Public id, collection and identifiers (oldest first, each with the message id and source of
+    its call) of some profiles."""
     wanted = json.dumps(list(profile_ids))
     found = {int(r["profile_id"]): {**r, "identifiers": []} for r in rows(
         conn, "SELECT profile_id, public_id, collection FROM profiles"
               " WHERE profile_id IN (SELECT value FROM json_each(?))", (wanted,))}
     for row in rows(conn, "SELECT i.profile_id AS profile_id, i.id_type AS id_type, i.id_value AS id_value,"
-                          " i.added_ms AS added_ms,"
+                          " i.added_ms AS added_ms, coalesce(e.message_id, '') AS message_id,"
                           " coalesce(e.source_id, '') AS source_id FROM identifiers i LEFT JOIN events e"
                           " ON e.seq = i.seq WHERE i.profile_id IN (SELECT value FROM json_each(?))"
                           " ORDER BY i.profile_id, i.added_ms, i.seq, i.id_type, i.id_value", (wanted,)):

@@ -25,23 +25,23 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x61udiences/v1/common.proto\x12\x0c\x61udiences.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9a\x01\n\nExternalId\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\x12,\n\ncollection\x18\x03 \x01(\x0e\x32\x18.audiences.v1.Collection\x12\x10\n\x08\x65ncoding\x18\x04 \x01(\t\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"F\n\nProfileRef\x12,\n\ncollection\x18\x01 \x01(\x0e\x32\x18.audiences.v1.Collection\x12\n\n\x02id\x18\x02 \x01(\t\"\x82\x01\n\x0eProfileSummary\x12\x12\n\nprofile_id\x18\x01 \x01(\t\x12,\n\ncollection\x18\x02 \x01(\x0e\x32\x18.audiences.v1.Collection\x12.\n\x0c\x65xternal_ids\x18\x03 \x03(\x0b\x32\x18.audiences.v1.ExternalId\"x\n\x0e\x43omputationRef\x12+\n\x04kind\x18\x01 \x01(\x0e\x32\x1d.audiences.v1.ComputationKind\x12,\n\ncollection\x18\x02 \x01(\x0e\x32\x18.audiences.v1.Collection\x12\x0b\n\x03key\x18\x03 \x01(\t*W\n\nCollection\x12\x1a\n\x16\x43OLLECTION_UNSPECIFIED\x10\x00\x12\x14\n\x10\x43OLLECTION_USERS\x10\x01\x12\x17\n\x13\x43OLLECTION_ACCOUNTS\x10\x02*w\n\x0f\x43omputationKind\x12 \n\x1c\x43OMPUTATION_KIND_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x43OMPUTATION_KIND_AUDIENCE\x10\x01\x12#\n\x1f\x43OMPUTATION_KIND_COMPUTED_TRAIT\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x61udiences/v1/common.proto\x12\x0c\x61udiences.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc7\x01\n\nExternalId\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\x12,\n\ncollection\x18\x03 \x01(\x0e\x32\x18.audiences.v1.Collection\x12\x10\n\x08\x65ncoding\x18\x04 \x01(\t\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tsource_id\x18\x06 \x01(\t\x12\x18\n\x10\x66irst_message_id\x18\x07 \x01(\t\"F\n\nProfileRef\x12,\n\ncollection\x18\x01 \x01(\x0e\x32\x18.audiences.v1.Collection\x12\n\n\x02id\x18\x02 \x01(\t\"\x82\x01\n\x0eProfileSummary\x12\x12\n\nprofile_id\x18\x01 \x01(\t\x12,\n\ncollection\x18\x02 \x01(\x0e\x32\x18.audiences.v1.Collection\x12.\n\x0c\x65xternal_ids\x18\x03 \x03(\x0b\x32\x18.audiences.v1.ExternalId\"x\n\x0e\x43omputationRef\x12+\n\x04kind\x18\x01 \x01(\x0e\x32\x1d.audiences.v1.ComputationKind\x12,\n\ncollection\x18\x02 \x01(\x0e\x32\x18.audiences.v1.Collection\x12\x0b\n\x03key\x18\x03 \x01(\t*W\n\nCollection\x12\x1a\n\x16\x43OLLECTION_UNSPECIFIED\x10\x00\x12\x14\n\x10\x43OLLECTION_USERS\x10\x01\x12\x17\n\x13\x43OLLECTION_ACCOUNTS\x10\x02*w\n\x0f\x43omputationKind\x12 \n\x1c\x43OMPUTATION_KIND_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x43OMPUTATION_KIND_AUDIENCE\x10\x01\x12#\n\x1f\x43OMPUTATION_KIND_COMPUTED_TRAIT\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'audiences.v1.common_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_COLLECTION']._serialized_start=560
-  _globals['_COLLECTION']._serialized_end=647
-  _globals['_COMPUTATIONKIND']._serialized_start=649
-  _globals['_COMPUTATIONKIND']._serialized_end=768
+  _globals['_COLLECTION']._serialized_start=605
+  _globals['_COLLECTION']._serialized_end=692
+  _globals['_COMPUTATIONKIND']._serialized_start=694
+  _globals['_COMPUTATIONKIND']._serialized_end=813
   _globals['_EXTERNALID']._serialized_start=77
-  _globals['_EXTERNALID']._serialized_end=231
-  _globals['_PROFILEREF']._serialized_start=233
-  _globals['_PROFILEREF']._serialized_end=303
-  _globals['_PROFILESUMMARY']._serialized_start=306
-  _globals['_PROFILESUMMARY']._serialized_end=436
-  _globals['_COMPUTATIONREF']._serialized_start=438
-  _globals['_COMPUTATIONREF']._serialized_end=558
+  _globals['_EXTERNALID']._serialized_end=276
+  _globals['_PROFILEREF']._serialized_start=278
+  _globals['_PROFILEREF']._serialized_end=348
+  _globals['_PROFILESUMMARY']._serialized_start=351
+  _globals['_PROFILESUMMARY']._serialized_end=481
+  _globals['_COMPUTATIONREF']._serialized_start=483
+  _globals['_COMPUTATIONREF']._serialized_end=603
 # @@protoc_insertion_point(module_scope)

@@ -29,18 +29,22 @@ COMPUTATION_KIND_AUDIENCE: ComputationKind
 COMPUTATION_KIND_COMPUTED_TRAIT: ComputationKind
 
 class ExternalId(_message.Message):
-    __slots__ = ("type", "value", "collection", "encoding", "create_time")
+    __slots__ = ("type", "value", "collection", "encoding", "create_time", "source_id", "first_message_id")
     TYPE_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     ENCODING_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_ID_FIELD_NUMBER: _ClassVar[int]
+    FIRST_MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     type: str
     value: str
     collection: Collection
     encoding: str
     create_time: _timestamp_pb2.Timestamp
-    def __init__(self, type: _Optional[str] = ..., value: _Optional[str] = ..., collection: _Optional[_Union[Collection, str]] = ..., encoding: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    source_id: str
+    first_message_id: str
+    def __init__(self, type: _Optional[str] = ..., value: _Optional[str] = ..., collection: _Optional[_Union[Collection, str]] = ..., encoding: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., source_id: _Optional[str] = ..., first_message_id: _Optional[str] = ...) -> None: ...
 
 class ProfileRef(_message.Message):
     __slots__ = ("collection", "id")

@@ -60,7 +60,7 @@ class Trait(_message.Message):
     def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., trait_class: _Optional[_Union[TraitClass, str]] = ..., source_id: _Optional[str] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., value_json: _Optional[str] = ...) -> None: ...
 
 class Event(_message.Message):
-    __slots__ = ("message_id", "type", "event", "properties", "context", "user_id", "anonymous_id", "event_time", "receive_time", "properties_json", "context_json")
+    __slots__ = ("message_id", "type", "event", "properties", "context", "user_id", "anonymous_id", "event_time", "receive_time", "properties_json", "context_json", "source_id")
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     EVENT_FIELD_NUMBER: _ClassVar[int]
@@ -72,6 +72,7 @@ class Event(_message.Message):
     RECEIVE_TIME_FIELD_NUMBER: _ClassVar[int]
     PROPERTIES_JSON_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_JSON_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_ID_FIELD_NUMBER: _ClassVar[int]
     message_id: str
     type: EventType
     event: str
@@ -83,7 +84,8 @@ class Event(_message.Message):
     receive_time: _timestamp_pb2.Timestamp
     properties_json: str
     context_json: str
-    def __init__(self, message_id: _Optional[str] = ..., type: _Optional[_Union[EventType, str]] = ..., event: _Optional[str] = ..., properties: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., context: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., user_id: _Optional[str] = ..., anonymous_id: _Optional[str] = ..., event_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., receive_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., properties_json: _Optional[str] = ..., context_json: _Optional[str] = ...) -> None: ...
+    source_id: str
+    def __init__(self, message_id: _Optional[str] = ..., type: _Optional[_Union[EventType, str]] = ..., event: _Optional[str] = ..., properties: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., context: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., user_id: _Optional[str] = ..., anonymous_id: _Optional[str] = ..., event_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., receive_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., properties_json: _Optional[str] = ..., context_json: _Optional[str] = ..., source_id: _Optional[str] = ...) -> None: ...
 
 class ProfileLink(_message.Message):
     __slots__ = ("profile", "create_time")
@@ -94,7 +96,7 @@ class ProfileLink(_message.Message):
     def __init__(self, profile: _Optional[_Union[_common_pb2.ProfileSummary, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ProfileMetadata(_message.Message):
-    __slots__ = ("profile_id", "collection", "create_time", "update_time", "first_message_time", "last_message_time", "merged_profile_ids")
+    __slots__ = ("profile_id", "collection", "create_time", "update_time", "first_message_time", "last_message_time", "merged_profile_ids", "first_message_id", "first_source_id", "last_message_id", "last_source_id")
     PROFILE_ID_FIELD_NUMBER: _ClassVar[int]
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
@@ -102,6 +104,10 @@ class ProfileMetadata(_message.Message):
     FIRST_MESSAGE_TIME_FIELD_NUMBER: _ClassVar[int]
     LAST_MESSAGE_TIME_FIELD_NUMBER: _ClassVar[int]
     MERGED_PROFILE_IDS_FIELD_NUMBER: _ClassVar[int]
+    FIRST_MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    FIRST_SOURCE_ID_FIELD_NUMBER: _ClassVar[int]
+    LAST_MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    LAST_SOURCE_ID_FIELD_NUMBER: _ClassVar[int]
     profile_id: str
     collection: _common_pb2.Collection
     create_time: _timestamp_pb2.Timestamp
@@ -109,7 +115,11 @@ class ProfileMetadata(_message.Message):
     first_message_time: _timestamp_pb2.Timestamp
     last_message_time: _timestamp_pb2.Timestamp
     merged_profile_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, profile_id: _Optional[str] = ..., collection: _Optional[_Union[_common_pb2.Collection, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., first_message_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_message_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., merged_profile_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    first_message_id: str
+    first_source_id: str
+    last_message_id: str
+    last_source_id: str
+    def __init__(self, profile_id: _Optional[str] = ..., collection: _Optional[_Union[_common_pb2.Collection, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., first_message_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_message_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., merged_profile_ids: _Optional[_Iterable[str]] = ..., first_message_id: _Optional[str] = ..., first_source_id: _Optional[str] = ..., last_message_id: _Optional[str] = ..., last_source_id: _Optional[str] = ...) -> None: ...
 
 class AudienceMembership(_message.Message):
     __slots__ = ("audience_key", "audience_id", "audience_name", "enter_time")
@@ -180,14 +190,16 @@ class ListEventsResponse(_message.Message):
     def __init__(self, profile_id: _Optional[str] = ..., events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class ListExternalIdsRequest(_message.Message):
-    __slots__ = ("profile", "page_size", "page_token")
+    __slots__ = ("profile", "page_size", "page_token", "include")
     PROFILE_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_FIELD_NUMBER: _ClassVar[int]
     profile: _common_pb2.ProfileRef
     page_size: int
     page_token: str
-    def __init__(self, profile: _Optional[_Union[_common_pb2.ProfileRef, _Mapping]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    include: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, profile: _Optional[_Union[_common_pb2.ProfileRef, _Mapping]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., include: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ListExternalIdsResponse(_message.Message):
     __slots__ = ("profile_id", "external_ids", "next_page_token")

@@ -119,7 +119,16 @@ export interface ExternalId {
    */
   encoding: string;
   /** When the identifier was first attached to the profile. Set by the server. */
-  createTime: Date | undefined;
+  createTime:
+    | Date
+    | undefined;
+  /**
+   * The source of the call that brought it: the label of the write token that sent the call
+   * (empty when not known). Set by the server.
+   */
+  sourceId: string;
+  /** The `message_id` of the call that brought it (empty when not known). Set by the server. */
+  firstMessageId: string;
 }
 
 /** Names one profile in a request. */
@@ -158,7 +167,7 @@ export interface ComputationRef {
 }
 
 function createBaseExternalId(): ExternalId {
-  return { type: "", value: "", collection: 0, encoding: "", createTime: undefined };
+  return { type: "", value: "", collection: 0, encoding: "", createTime: undefined, sourceId: "", firstMessageId: "" };
 }
 
 export const ExternalId: MessageFns<ExternalId> = {
@@ -177,6 +186,12 @@ export const ExternalId: MessageFns<ExternalId> = {
     }
     if (message.createTime !== undefined) {
       Timestamp.encode(toTimestamp(message.createTime), writer.uint32(42).fork()).join();
+    }
+    if (message.sourceId !== "") {
+      writer.uint32(50).string(message.sourceId);
+    }
+    if (message.firstMessageId !== "") {
+      writer.uint32(58).string(message.firstMessageId);
     }
     return writer;
   },
@@ -234,6 +249,22 @@ export const ExternalId: MessageFns<ExternalId> = {
             message.createTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.sourceId = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.firstMessageId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -257,6 +288,16 @@ export const ExternalId: MessageFns<ExternalId> = {
         : isSet(object.create_time)
         ? fromJsonTimestamp(object.create_time)
         : undefined,
+      sourceId: isSet(object.sourceId)
+        ? globalThis.String(object.sourceId)
+        : isSet(object.source_id)
+        ? globalThis.String(object.source_id)
+        : "",
+      firstMessageId: isSet(object.firstMessageId)
+        ? globalThis.String(object.firstMessageId)
+        : isSet(object.first_message_id)
+        ? globalThis.String(object.first_message_id)
+        : "",
     };
   },
 
@@ -277,6 +318,12 @@ export const ExternalId: MessageFns<ExternalId> = {
     if (message.createTime !== undefined) {
       obj.createTime = message.createTime.toISOString();
     }
+    if (message.sourceId !== "") {
+      obj.sourceId = message.sourceId;
+    }
+    if (message.firstMessageId !== "") {
+      obj.firstMessageId = message.firstMessageId;
+    }
     return obj;
   },
 
@@ -290,6 +337,8 @@ export const ExternalId: MessageFns<ExternalId> = {
     message.collection = object.collection ?? 0;
     message.encoding = object.encoding ?? "";
     message.createTime = object.createTime ?? undefined;
+    message.sourceId = object.sourceId ?? "";
+    message.firstMessageId = object.firstMessageId ?? "";
     return message;
   },
 };

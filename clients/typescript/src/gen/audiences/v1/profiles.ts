@@ -240,6 +240,8 @@ export interface Event {
   propertiesJson: string;
   /** `context` as JSON text, numbers as they were sent. */
   contextJson: string;
+  /** The source of the call: the label of the write token that sent it. */
+  sourceId: string;
 }
 
 /** A profile linked to another: an account of a user, or a user of an account. */
@@ -279,6 +281,21 @@ export interface ProfileMetadata {
     | undefined;
   /** The ids of the profiles merged into this one, oldest merge first. */
   mergedProfileIds: string[];
+  /**
+   * The `message_id` of the profile's earliest stored call (the first to arrive of those at
+   * `first_message_time`); empty when it holds none, as for an account, whose calls are its
+   * users' group calls.
+   */
+  firstMessageId: string;
+  /** The source of that call (the label of the write token that sent it). */
+  firstSourceId: string;
+  /**
+   * The `message_id` of the profile's latest stored call (the last to arrive of those at
+   * `last_message_time`); empty when it holds none.
+   */
+  lastMessageId: string;
+  /** The source of that call. */
+  lastSourceId: string;
 }
 
 /** One audience a profile is a member of. */
@@ -367,6 +384,8 @@ export interface ListExternalIdsRequest {
   pageSize: number;
   /** The `next_page_token` of the previous page; empty for the first page. */
   pageToken: string;
+  /** Only identifiers of these types (`email`, `user_id`, …); empty for all. */
+  include: string[];
 }
 
 /** Response of ProfilesService.ListExternalIds. */
@@ -613,6 +632,7 @@ function createBaseEvent(): Event {
     receiveTime: undefined,
     propertiesJson: "",
     contextJson: "",
+    sourceId: "",
   };
 }
 
@@ -650,6 +670,9 @@ export const Event: MessageFns<Event> = {
     }
     if (message.contextJson !== "") {
       writer.uint32(90).string(message.contextJson);
+    }
+    if (message.sourceId !== "") {
+      writer.uint32(98).string(message.sourceId);
     }
     return writer;
   },
@@ -755,6 +778,14 @@ export const Event: MessageFns<Event> = {
             message.contextJson = reader.string();
             continue;
           }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.sourceId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -808,6 +839,11 @@ export const Event: MessageFns<Event> = {
         : isSet(object.context_json)
         ? globalThis.String(object.context_json)
         : "",
+      sourceId: isSet(object.sourceId)
+        ? globalThis.String(object.sourceId)
+        : isSet(object.source_id)
+        ? globalThis.String(object.source_id)
+        : "",
     };
   },
 
@@ -846,6 +882,9 @@ export const Event: MessageFns<Event> = {
     if (message.contextJson !== "") {
       obj.contextJson = message.contextJson;
     }
+    if (message.sourceId !== "") {
+      obj.sourceId = message.sourceId;
+    }
     return obj;
   },
 
@@ -865,6 +904,7 @@ export const Event: MessageFns<Event> = {
     message.receiveTime = object.receiveTime ?? undefined;
     message.propertiesJson = object.propertiesJson ?? "";
     message.contextJson = object.contextJson ?? "";
+    message.sourceId = object.sourceId ?? "";
     return message;
   },
 };
@@ -969,6 +1009,10 @@ function createBaseProfileMetadata(): ProfileMetadata {
     firstMessageTime: undefined,
     lastMessageTime: undefined,
     mergedProfileIds: [],
+    firstMessageId: "",
+    firstSourceId: "",
+    lastMessageId: "",
+    lastSourceId: "",
   };
 }
 
@@ -994,6 +1038,18 @@ export const ProfileMetadata: MessageFns<ProfileMetadata> = {
     }
     for (const v of message.mergedProfileIds) {
       writer.uint32(58).string(v!);
+    }
+    if (message.firstMessageId !== "") {
+      writer.uint32(66).string(message.firstMessageId);
+    }
+    if (message.firstSourceId !== "") {
+      writer.uint32(74).string(message.firstSourceId);
+    }
+    if (message.lastMessageId !== "") {
+      writer.uint32(82).string(message.lastMessageId);
+    }
+    if (message.lastSourceId !== "") {
+      writer.uint32(90).string(message.lastSourceId);
     }
     return writer;
   },
@@ -1067,6 +1123,38 @@ export const ProfileMetadata: MessageFns<ProfileMetadata> = {
             message.mergedProfileIds.push(reader.string());
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.firstMessageId = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.firstSourceId = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.lastMessageId = reader.string();
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.lastSourceId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1112,6 +1200,26 @@ export const ProfileMetadata: MessageFns<ProfileMetadata> = {
         : globalThis.Array.isArray(object?.merged_profile_ids)
         ? object.merged_profile_ids.map((e: any) => globalThis.String(e))
         : [],
+      firstMessageId: isSet(object.firstMessageId)
+        ? globalThis.String(object.firstMessageId)
+        : isSet(object.first_message_id)
+        ? globalThis.String(object.first_message_id)
+        : "",
+      firstSourceId: isSet(object.firstSourceId)
+        ? globalThis.String(object.firstSourceId)
+        : isSet(object.first_source_id)
+        ? globalThis.String(object.first_source_id)
+        : "",
+      lastMessageId: isSet(object.lastMessageId)
+        ? globalThis.String(object.lastMessageId)
+        : isSet(object.last_message_id)
+        ? globalThis.String(object.last_message_id)
+        : "",
+      lastSourceId: isSet(object.lastSourceId)
+        ? globalThis.String(object.lastSourceId)
+        : isSet(object.last_source_id)
+        ? globalThis.String(object.last_source_id)
+        : "",
     };
   },
 
@@ -1138,6 +1246,18 @@ export const ProfileMetadata: MessageFns<ProfileMetadata> = {
     if (message.mergedProfileIds?.length) {
       obj.mergedProfileIds = message.mergedProfileIds;
     }
+    if (message.firstMessageId !== "") {
+      obj.firstMessageId = message.firstMessageId;
+    }
+    if (message.firstSourceId !== "") {
+      obj.firstSourceId = message.firstSourceId;
+    }
+    if (message.lastMessageId !== "") {
+      obj.lastMessageId = message.lastMessageId;
+    }
+    if (message.lastSourceId !== "") {
+      obj.lastSourceId = message.lastSourceId;
+    }
     return obj;
   },
 
@@ -1153,6 +1273,10 @@ export const ProfileMetadata: MessageFns<ProfileMetadata> = {
     message.firstMessageTime = object.firstMessageTime ?? undefined;
     message.lastMessageTime = object.lastMessageTime ?? undefined;
     message.mergedProfileIds = object.mergedProfileIds?.map((e) => e) || [];
+    message.firstMessageId = object.firstMessageId ?? "";
+    message.firstSourceId = object.firstSourceId ?? "";
+    message.lastMessageId = object.lastMessageId ?? "";
+    message.lastSourceId = object.lastSourceId ?? "";
     return message;
   },
 };
@@ -1884,7 +2008,7 @@ export const ListEventsResponse: MessageFns<ListEventsResponse> = {
 };
 
 function createBaseListExternalIdsRequest(): ListExternalIdsRequest {
-  return { profile: undefined, pageSize: 0, pageToken: "" };
+  return { profile: undefined, pageSize: 0, pageToken: "", include: [] };
 }
 
 export const ListExternalIdsRequest: MessageFns<ListExternalIdsRequest> = {
@@ -1897,6 +2021,9 @@ export const ListExternalIdsRequest: MessageFns<ListExternalIdsRequest> = {
     }
     if (message.pageToken !== "") {
       writer.uint32(26).string(message.pageToken);
+    }
+    for (const v of message.include) {
+      writer.uint32(34).string(v!);
     }
     return writer;
   },
@@ -1938,6 +2065,14 @@ export const ListExternalIdsRequest: MessageFns<ListExternalIdsRequest> = {
             message.pageToken = reader.string();
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.include.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1963,6 +2098,7 @@ export const ListExternalIdsRequest: MessageFns<ListExternalIdsRequest> = {
         : isSet(object.page_token)
         ? globalThis.String(object.page_token)
         : "",
+      include: globalThis.Array.isArray(object?.include) ? object.include.map((e: any) => globalThis.String(e)) : [],
     };
   },
 
@@ -1977,6 +2113,9 @@ export const ListExternalIdsRequest: MessageFns<ListExternalIdsRequest> = {
     if (message.pageToken !== "") {
       obj.pageToken = message.pageToken;
     }
+    if (message.include?.length) {
+      obj.include = message.include;
+    }
     return obj;
   },
 
@@ -1990,6 +2129,7 @@ export const ListExternalIdsRequest: MessageFns<ListExternalIdsRequest> = {
       : undefined;
     message.pageSize = object.pageSize ?? 0;
     message.pageToken = object.pageToken ?? "";
+    message.include = object.include?.map((e) => e) || [];
     return message;
   },
 };
