@@ -107,6 +107,8 @@ class Config:
     # stream (0: none); the figures are then named for the total, e.g. `freshness.d200`.
     definitions: int = 0
     sync: bool = True
+    # Paced rates tried in order for `capacity` (empty: not measured), then twice the highest met.
+    capacity_rates: tuple[int, ...] = ()
 
 
 # ------------------------------------------------------------------ the local receivers
@@ -170,9 +172,10 @@ class Receiver:
 
 
 class FeedFollower:
-    """Follows a `grpc_feed` destination with `WatchChanges`; notes when each user entered FRESH."""
+    """Follows a `grpc_feed` destination with `WatchChanges`; notes when each user entered `key`."""
 
-    def __init__(self, sync: Any, meta: Any, destination: str) -> None:
+    def __init__(self, sync: Any, meta: Any, destination: str, key: str = FRESH) -> None:
+        self.key = key
         self.entered: dict[str, float] = {}
         self.records = 0
         beat = duration_pb2.Duration(seconds=1)
@@ -189,7 +192,7 @@ class FeedFollower:
                 arrived = time.monotonic()
                 change = item.change
                 self.records += 1
-                if change.change_type == sync_pb2.CHANGE_TYPE_ENTERED and change.computation.key == FRESH:
+                if change.change_type == sync_pb2.CHANGE_TYPE_ENTERED and change.computation.key == self.key:
                     for ext in change.external_ids:
                         if ext.type == "user_id":
                             self.entered.setdefault(ext.value, arrived)
@@ -276,21 +279,23 @@ def webhook(url: str, style: int, batch_size: int = 0, batch_interval_ms: int = 
 # ------------------------------------------------------------------ the figures
 
 
-def paced_stream(server: LiveServer, config: Config, now_ms: int) -> tuple[dict[str, float], int, float]:
-    """Sends `rate` events/s for `seconds`; returns each signal user's RPC return time, events sent, rate."""
+def paced_stream(server: LiveServer, config: Config, now_ms: int, rate: int | None = None,
+                 signal: str = "Bench Signal", round_number: int = 0) -> tuple[dict[str, float], int, float]:
+    """Sends `rate` (else the config's) events/s for `seconds`, a `signal` event in each request
+    (each round its own events); returns each signal user's RPC return time, events sent, rate."""
     rng = random.Random(config.seed)
-    per_slot = max(2, round(config.rate * SLOT_S))
+    per_slot = max(2, round((rate or config.rate) * SLOT_S))
     slots = int(config.seconds / SLOT_S)
     signals = rng.sample(range(config.users), min(slots, config.users))
-    background = [c for c in data.generate(config.users, slots * per_slot, now_ms, config.seed + 1000)
+    background = [c for c in data.generate(config.users, slots * per_slot, now_ms, config.seed + 1000 + round_number)
                   if c["type"] in {"track", "page"}]
     for call in background:
         del call["timestamp"]  # stamped on arrival, as live traffic is
     batches = []
     for slot, index in enumerate(signals):
         batch = background[slot * (per_slot - 1):(slot + 1) * (per_slot - 1)]
-        batch.append({"type": "track", "messageId": f"signal-{slot}", "userId": data.user_id(index),
-                      "event": "Bench Signal", "properties": {"slot": slot}})
+        batch.append({"type": "track", "messageId": f"{signal}-{slot}", "userId": data.user_id(index),
+                      "event": signal, "properties": {"slot": slot}})
         batches.append(batch)
     returned: dict[str, float] = {}
     lag: list[float] = []
@@ -408,6 +413,73 @@ def freshness(server: LiveServer, receiver: Receiver, config: Config, now_ms: in
         if latencies:
             results += latency_figures(name, label, latencies, windows_of(stamped, 3), **extra)
         print(f"  {name}: {len(latencies)} of {len(returned)} entries seen", flush=True)
+    return results
+
+
+def capacity(server: LiveServer, config: Config, now_ms: int) -> list[dict[str, Any]]:
+    """`capacity`: the highest of `config.capacity_rates` (paced, `seconds` each, in order,
+    stopping at the first that misses) at which freshness p99 stays within 1 s; then `overload`:
+    twice that rate, the ticks' p99 duration, the ingest rate achieved against the rate asked, and
+    how long after the stream the last entry is seen (the backlog drained). Each round has its own
+    signal event, audience and feed, so earlier rounds' members do not count."""
+    rounds: list[tuple[int, list[float], float, list[float], float]] = []
+
+    def round_at(rate: int, number: int) -> tuple[list[float], float, list[float], float]:
+        key, signal = f"{FRESH}_{number}", f"Bench Signal {number}"
+        server.audience(key, f"event('{signal}').count() >= 1")
+        server.destination(f"bench_feed_{number}", grpc_feed=sync_pb2.GrpcFeedConfig())
+        server.connect(f"bench_feed_{number}", key)
+        follower = FeedFollower(server.sync, server.meta, f"bench_feed_{number}", key)
+        time.sleep(1)
+        watcher = TickWatcher(server)
+        returned, _, achieved = paced_stream(server, config, now_ms, rate, signal, number)
+        ended = time.monotonic()
+        deadline = ended + 120
+        while time.monotonic() < deadline and len(follower.entered) < len(returned):
+            time.sleep(0.05)
+        drained = time.monotonic() - ended
+        follower.stop()
+        ticks = watcher.stop()
+        latencies = [(follower.entered[u] - returned[u]) * 1000 for u in returned if u in follower.entered]
+        latencies += [120_000.0] * (len(returned) - len(latencies))  # not seen: counted as missing the target
+        p99 = percentile(latencies, 99)
+        print(f"  {rate:,} events/s asked, {achieved:,.0f} achieved: freshness p50 {percentile(latencies, 50):,.0f}"
+              f" ms, p99 {p99:,.0f} ms; ticks p99 {percentile(ticks, 99) if ticks else 0:,.0f} ms;"
+              f" last entry {drained:.1f} s after the stream", flush=True)
+        return latencies, achieved, ticks, drained
+
+    number = 0
+    best: int | None = None
+    for rate in config.capacity_rates:
+        number += 1
+        latencies, achieved, ticks, drained = round_at(rate, number)
+        rounds.append((rate, latencies, achieved, ticks, drained))
+        if percentile(latencies, 99) > 1000:
+            break
+        best = rate
+    total = f".d{config.definitions + 1}" if config.definitions else ""
+    scale = (f"{config.seconds:g} s per rate, tick interval 200 ms; {config.users:,} users / {config.events:,} events"
+             + (f"; {config.definitions + 1} definitions live" if config.definitions else ""))
+    tried = ", ".join(f"{rate:,}: p99 {percentile(lat, 99):,.0f} ms" for rate, lat, *_ in rounds)
+    results = [{"name": f"capacity{total}", "unit": "events/s", "repeats": 1, "spread": 0.0,
+                "label": f"highest paced rate tried with freshness p99 ≤ 1 s ({tried}); {scale}",
+                "value": best or 0}]
+    if best:
+        number += 1
+        asked = 2 * best
+        print(f"[live] overload: {asked:,} events/s (twice the capacity)", flush=True)
+        latencies, achieved, ticks, drained = round_at(asked, number)
+        results.append(figure(f"overload{total}.ticks", f"tick durations at twice the capacity, {asked:,} events/s"
+                              f" asked, {achieved:,.0f} achieved (median; p99 beside); {scale}", ticks or [0.0], "ms",
+                              1, p99=round(percentile(ticks, 99), 1) if ticks else None, asked=asked,
+                              achieved=round(achieved), freshness_p99_ms=round(percentile(latencies, 99)),
+                              drained_s=round(drained, 1)))
+        results.append({"name": f"overload{total}.ingest", "unit": "ratio", "repeats": 1, "spread": 0.0,
+                        "label": f"ingest rate achieved / asked at twice the capacity ({asked:,} events/s); {scale}",
+                        "value": round(achieved / asked, 3)})
+        results.append({"name": f"overload{total}.drain", "unit": "s", "repeats": 1, "spread": 0.0,
+                        "label": f"last entry seen after the stream at twice the capacity ended; {scale}",
+                        "value": round(drained, 1)})
     return results
 
 
@@ -561,6 +633,9 @@ def collect(config: Config, root: Path | None = None) -> list[dict[str, Any]]:
                 results.append({"name": f"backfill.live.d{config.definitions + 1}", "label": label,
                                 "value": round(seconds, 1), "unit": "s", "repeats": 1, "spread": 0.0})
             results += freshness(server, receiver, config, now_ms)
+            if config.capacity_rates:
+                print(f"[live] capacity: paced rates {', '.join(map(str, config.capacity_rates))} events/s", flush=True)
+                results += capacity(server, config, now_ms)
             if config.sync:
                 results += sync_throughput(server, receiver, config)
             if config.reads:
@@ -587,11 +662,14 @@ def main() -> int:
     parser.add_argument("--definitions", type=int, default=defaults.definitions,
                         help="definitions of the realistic space (bench/space.py) live during the stream")
     parser.add_argument("--no-sync", dest="sync", action="store_false", help="skip the sync throughputs")
+    parser.add_argument("--capacity", default="", help="comma-separated paced rates for the capacity search"
+                        " (e.g. 250,500,1000,2000), then twice the highest met")
     parser.add_argument("--out", type=Path, default=RESULTS / "live.json")
     args = parser.parse_args()
     config = Config(users=args.users, events=args.events, rate=args.rate, seconds=args.seconds,
                     sync_repeats=args.sync_repeats, clients=args.clients, read_seconds=args.read_seconds,
-                    reads=args.reads, definitions=args.definitions, sync=args.sync)
+                    reads=args.reads, definitions=args.definitions, sync=args.sync,
+                    capacity_rates=tuple(int(rate) for rate in args.capacity.split(",") if rate.strip()))
     results = collect(config)
     report(results, args.out)
     return 0
