@@ -24,7 +24,8 @@ On the synthetic shop of bench/data.py, with a manual clock driven through `SetC
    alone (bench/floor.py), once per definition of the five, rolled back.
 7. The realistic space (`backfill.d200`, `tick.k1000.d200`): 195 more definitions
    (bench/space.py) created together on the big server, timed until all are LIVE, then the tick
-   after k touched with all 200, against the five-definition tick of step 3.
+   after k touched with all 200, against the five-definition tick of step 3; the server's peak
+   RSS over both (`memory.d200.peak`, VmHWM reset before them).
 
 The five audiences exist on both servers during the ticks; sizes are compared with DuckDB's as
 a check of both. Prints figures as it goes and a table at the end, and writes
@@ -748,8 +749,16 @@ def collect(config: Config, root: Path | None = None,
                 kk = min(config.tick_k, big.users)
                 five = next(f["samples"] for f in ticks if f["name"] == f"tick.k{kk}")
                 five_cpu = next(f["samples"] for f in ticks if f["name"] == f"tick.k{kk}.cpu")
+                reset = reset_peak(big.pid)
                 results += d200_figures(big, Toucher(config.seed + 1, "d200"), config.d200, config.tick_k,
                                         config.d200_repeats, config.d200_timeout, five, five_cpu)
+                peak = peak_rss_mib(big.pid)
+                total = config.d200 + len(SHAPES)
+                results.append({"name": f"memory.d{total}.peak", "value": round(peak, 1), "unit": "MiB", "repeats": 1,
+                                "spread": 0.0, "label": f"server's peak RSS (VmHWM) during the backfill of the"
+                                f" {config.d200} more definitions and the ticks with {total} LIVE, {scale}",
+                                **({} if reset else {"note": "VmHWM not reset: peak since the server started"})})
+                print(f"  peak RSS of the big server with {total} definitions: {peak:,.0f} MiB", flush=True)
             if on_big is not None:
                 results += on_big(big)
         finally:

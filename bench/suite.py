@@ -87,6 +87,7 @@ TARGETS: dict[str, tuple[str, Check]] = {
     "profiles.traits.p99": ("≤ 10 ms", _value_at_most(10)),
     "profiles.rest.p99": ("ratio ≤ 1.2 (≤ 1.2× gRPC's p99)", _ratio_at_most(1.2)),
     "memory.backfill.peak": ("≤ 1,024 MiB", _value_at_most(1024)),
+    "memory.d200.peak": ("≤ 1,024 MiB", _value_at_most(1024)),
     "sync.event.throughput": ("≥ 3,000 changes/s", _value_at_least(3000)),
 }
 
