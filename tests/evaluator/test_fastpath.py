@@ -415,7 +415,7 @@ def test_plans_scanned_together_give_what_each_gives_alone(
         pids = sorted(asked & set(everyone)) or everyone
         traits = evaluation._user_traits(comp, pids)
         alone = plan.run(conn, pids, NOW, traits)
-        together = plan.run(conn, pids, NOW, traits, shared=found)
+        together = plan.run(conn, pids, NOW, traits, shared=(covered, found))
         assert [(p, canonical(v), due) for p, v, due in together] == [(p, canonical(v), due) for p, v, due in alone]
 
 
@@ -436,7 +436,8 @@ def test_plans_scanned_together_keep_their_own_floor_and_lookback() -> None:
     scanned = scan_together(conn, plans, [1], NOW)  # type: ignore[arg-type]
     conn.setexectrace(None)
     assert len([q for q in queries if "GROUP BY pid" in q]) == 1
-    together = [plan.run(conn, [1], NOW, {}, shared=found)[0][1] for plan, found in zip(plans, scanned, strict=True)]
+    together = [plan.run(conn, [1], NOW, {}, shared=([1], found))[0][1]  # type: ignore[union-attr]
+                for plan, found in zip(plans, scanned, strict=True)]
     alone = [plan.run(conn, [1], NOW, {})[0][1] for plan in plans]  # type: ignore[union-attr]
     assert together == alone == [3, 1, 3, 2]
 

@@ -26,7 +26,7 @@ import structlog
 
 from audiences_server.core import ql
 from audiences_server.engine.clock import Clock
-from audiences_server.engine.fastpath import AccountPlan, Plan, Row, Scanned, Scans, scan_together
+from audiences_server.engine.fastpath import AccountPlan, Plan, Row, Scans, Shared, scan_together
 from audiences_server.engine.registry import Compiled, Registry
 from audiences_server.store import evaluation as store
 from audiences_server.store import history as history_store
@@ -151,7 +151,7 @@ class Evaluation:
         # The fast path's scans of this job: events do not change within it.
         self._scans: Scans = {}
         # Per computation, its part of the scans made together for the job's work (`prefetch`).
-        self._shared: dict[int, Scanned] = {}
+        self._shared: dict[int, Shared] = {}
 
     def facts(self, profile_ids: Iterable[int]) -> dict[int, tuple[int, str, int | None]]:
         """Space, collection and survivor of each existing profile among these."""
@@ -177,7 +177,8 @@ class Evaluation:
             return
         profiles = sorted({pid for comp in comps for pid in work[comp.id]})
         scanned = scan_together(self.conn, [comp.plan for comp in comps], profiles, self.now)  # type: ignore[misc]
-        self._shared = {comp.id: found for comp, found in zip(comps, scanned, strict=True)}
+        covered = frozenset(profiles)
+        self._shared = {comp.id: (covered, found) for comp, found in zip(comps, scanned, strict=True)}
 
     def run(self, work: dict[int, set[int]]) -> None:
         """Evaluates the work, in dependency order, following changed values to dependents."""

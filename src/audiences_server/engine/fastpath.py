@@ -41,7 +41,7 @@ import math
 import operator
 import re
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -83,6 +83,9 @@ Row = tuple[int, Any, int | None]
 """A profile id, its value and its next change time."""
 # A scan's result: per profile with events of interest, its reducers' values and next change.
 Scanned = dict[int, tuple[tuple[Any, ...], int | None]]
+# A scan made together with other plans' (`scan_together`): the profiles it covered, and what it
+# found for those with events of interest.
+Shared = tuple[Collection[int], Scanned]
 # Scans made in one writer job, by query, parameters and decoding.
 Scans = dict[tuple[Any, ...], Scanned]
 _SCANS_KEPT = 32
@@ -278,7 +281,7 @@ class Plan:
         now_ms: int,
         traits: Mapping[int, Mapping[str, Any]],
         scans: Scans | None = None,
-        shared: Scanned | None = None,
+        shared: Shared | None = None,
     ) -> list[Row]:
         """Each profile's value and next change time at `now_ms`, in the order given.
 
@@ -291,12 +294,16 @@ class Plan:
                 query and parameters: definitions reading the same streams of the same profiles
                 (an audience and an account audience's operand, say) share one.
             shared: This plan's part of a scan made together with other plans (`scan_together`)
-                while the events stay as they are; profiles it does not hold are scanned here.
+                while the events stay as they are: the profiles it covered, and what it found for
+                them (a covered profile it holds nothing for has no events of interest);
+                profiles it did not cover are scanned here.
         """
         scanned: Scanned = {}
         if self.sql is not None and shared is not None:
-            missing = [pid for pid in profile_ids if pid not in shared]
-            scanned = shared if not missing else {**shared, **self._scan(conn, missing, now_ms, scans)}
+            covered, scanned = shared
+            missing = [pid for pid in profile_ids if pid not in covered]
+            if missing:
+                scanned = {**scanned, **self._scan(conn, missing, now_ms, scans)}
         elif self.sql is not None:
             scanned = self._scan(conn, profile_ids, now_ms, scans)
         empty = tuple(out.empty for out in self.outputs)
@@ -344,6 +351,13 @@ class Plan:
                 params[f"{prefix}a{k}"] = _INT64_MIN if window.high is None else now_ms - window.high
                 params[f"{prefix}b{k}"] = now_ms - window.low
         return params
+
+    @functools.cached_property
+    def nothing(self) -> tuple[Any, ...]:
+        """This plan's columns for a profile none of whose events it reads: counts of 0, empty
+        arrays, no next change."""
+        return (*(0 if out.aggregate.function is AggregateFunction.COUNT else "[]" for out in self.outputs),
+                *(None for _ in self.edges))
 
     @functools.cached_property
     def decoder(self) -> Callable[[Sequence[Any]], tuple[tuple[Any, ...], int | None]]:
@@ -428,10 +442,11 @@ def scan_together(
     the outer one their aggregates, each also filtered by its plan's own lower bound (`ts >=
     :lo`, the plan's floor and lookback), so each plan's columns are what its own query gives.
     A flag, field or aggregate that several plans compute alike (the same stream counted in the
-    same window with different thresholds, say) is one column they all read. A profile with
-    events of the names but none of a plan's gets that plan's values over no events, as when it
-    is absent. Plans reading different names do not share: every aggregate is tested on every
-    row read.
+    same window with different thresholds, say) is one column they all read. A profile whose
+    columns for a plan are those of no events (`Plan.nothing`) is left out of that plan's part,
+    as a profile without events of interest is: the plan gives it the result over no events
+    without decoding anything. Plans reading different names do not share: every aggregate is
+    tested on every row read.
     """
     _register(conn)
     found: list[Scanned] = [{} for _ in plans]
@@ -490,7 +505,7 @@ def _scan_chunk(conn: apsw.Connection, chunk: Sequence[tuple[Scanned, Plan]], na
             bounded = piece.replace("FILTER (WHERE ", "FILTER (WHERE ts >= :lo AND ", 1)
             expression = _renamed(_ALIAS, _renamed(_PARAMETER, bounded, local), aliases)
             places.append(outer.setdefault(expression, len(outer) + 1))
-        readers.append((into, plan.decoder, _picker(places)))
+        readers.append((into, plan.decoder, _picker(places), plan.nothing))
     sql = (
         f"SELECT pid, {', '.join(outer)} FROM (SELECT e.profile_id AS pid, e.ts AS ts, e.seq AS seq,"
         f" {', '.join(f'{expression} AS {alias}' for expression, alias in inner.items())} FROM events AS e"
@@ -500,8 +515,10 @@ def _scan_chunk(conn: apsw.Connection, chunk: Sequence[tuple[Scanned, Plan]], na
     )
     for row in conn.execute(sql, params):
         pid = int(row[0])
-        for into, decoded, pick in readers:
-            into[pid] = decoded(pick(row))
+        for into, decoded, pick, nothing in readers:
+            columns = pick(row)
+            if columns != nothing:  # else as a profile without events of interest
+                into[pid] = decoded(columns)
 
 
 @dataclass(frozen=True)
