@@ -209,6 +209,10 @@ def _parsed(text: str) -> Any:
     return json.loads(text)
 
 
+# An event's place in its profile's order: timestamp, then arrival.
+_BY_TIME = operator.itemgetter(0, 1)
+
+
 @functools.lru_cache(maxsize=1024)
 def _fields(raw: str) -> tuple[Any, ...]:
     """A reducer column's field values, oldest first, from its JSON array of `[ts, seq, field
@@ -222,7 +226,7 @@ def _fields(raw: str) -> tuple[Any, ...]:
     except orjson.JSONDecodeError:
         rows = json.loads(raw)
     if len(rows) > 1:
-        rows.sort(key=lambda row: (row[0], row[1]))
+        rows.sort(key=_BY_TIME)
     return tuple(None if field is None else _parsed(field) for _, _, field in rows)
 
 
