@@ -70,9 +70,13 @@ def _converged(cluster: Cluster, single: SingleNode, timeout_s: float = 90) -> N
 
 
 def _run(tmp_path: Path, connect: Callable[[], Awaitable[Log]], seed: int,
-         after: Callable[[Cluster], None] | None = None) -> None:
+         after: Callable[[Cluster], None] | None = None, move: tuple[int, int] | None = None) -> None:
+    """The stream to both; with `move` (partition, to process), the partitions run in two
+    processes' directories and that partition is moved mid-stream (stopped, its file copied,
+    started again from it)."""
     single = SingleNode(tmp_path, T0, manual=False)
-    cluster = Cluster(tmp_path, connect, shards=PARTITIONS, start_ms=T0, manual=False)
+    cluster = Cluster(tmp_path, connect, shards=PARTITIONS, start_ms=T0, manual=False,
+                      processes=2 if move else None)
     stream = Stream(seed, people=16)
     try:
         for spec in USERS + ACCOUNTS:
@@ -82,6 +86,8 @@ def _run(tmp_path: Path, connect: Callable[[], Awaitable[Log]], seed: int,
             if batch == 8:
                 single.define(LATE)
                 cluster.define(LATE)
+            if move is not None and batch == 11:
+                cluster.move(*move)
             calls = stream.calls(_now_ms(), 6)
             single.send(calls)
             cluster.send(calls)
@@ -103,7 +109,8 @@ def _run(tmp_path: Path, connect: Callable[[], Awaitable[Log]], seed: int,
 def test_account_audiences_on_the_system_clock_converge_to_one_node(tmp_path: Path) -> None:
     """Over the in-process log, three shards and one node on the system clock (short tick
     intervals) given the same random stream (group calls linking and unlinking users across
-    shards, merges, an account audience created mid-stream): after the calls stop, every
+    shards, merges, an account audience created mid-stream, a partition moved to another
+    process's directory mid-stream and started again from its file): after the calls stop, every
     membership and each account's last change record per account audience on the cluster are
     one node's.
     Then every `tallies` entry published is appended again to its partition (duplicates, and
@@ -134,7 +141,7 @@ def test_account_audiences_on_the_system_clock_converge_to_one_node(tmp_path: Pa
         assert after.values == before.values
         assert dict(after.changes) == dict(before.changes)
 
-    _run(tmp_path, connect, seed=3, after=replay)
+    _run(tmp_path, connect, seed=3, after=replay, move=(1, 0))
 
 
 def test_jetstream_account_audiences_on_the_system_clock_converge(tmp_path: Path, nats: NatsServer) -> None:
