@@ -23,7 +23,7 @@ from audiences_server.cluster.identity import IdentityStage
 from audiences_server.cluster.log import JetStreamLog, Log
 from audiences_server.cluster.roles import copy_partition
 from audiences_server.cluster.shard import TICK, Shard
-from audiences_server.engine.clock import ManualClock
+from audiences_server.engine.clock import Clock, ManualClock
 from audiences_server.engine.computations import Spec
 from audiences_server.engine.engine import Engine
 from audiences_server.engine.ingest import ACCEPTED, Sender
@@ -35,10 +35,15 @@ T = TypeVar("T")
 SPACE = 1  # the space every role's bootstrap makes first
 
 
-def engine_at(db: Path, start_ms: int) -> Engine:
-    """An engine on a manual clock, with its bootstrap space."""
-    engine = Engine(Settings(db=db, manual_clock=True, clock_start=start_ms,
-                             credentials_file=str(db.with_suffix(".json"))))
+# The evaluator's tick interval of engines on the system clock (`manual=False`).
+TICK_INTERVAL_MS = 50
+
+
+def engine_at(db: Path, start_ms: int, manual: bool = True) -> Engine:
+    """An engine on a manual clock (or, not `manual`, on the system clock with a short tick
+    interval, its evaluator loop not started), with its bootstrap space."""
+    engine = Engine(Settings(db=db, manual_clock=manual, clock_start=start_ms if manual else None,
+                             tick_interval_ms=TICK_INTERVAL_MS, credentials_file=str(db.with_suffix(".json"))))
     engine.bootstrap()
     return engine
 
@@ -67,21 +72,26 @@ class Cluster:
     """One identity stage and `shards` partitions, all in this process. With `processes`, the
     partitions are spread over that many shard processes' data directories (partition p in
     `process-<p mod processes>/partition-<p>.db`), as `cluster shard --data-dir` keeps them, and
-    can be moved between them (`move`); without it, partition p is on `shard-<p>.db`."""
+    can be moved between them (`move`); without it, partition p is on `shard-<p>.db`. Not `manual`,
+    the shards' evaluators and the front run on the system clock (the shards tick on their own)."""
 
     def __init__(self, tmp: Path, connect: Callable[[], Awaitable[Log]], shards: int, start_ms: int,
-                 processes: int | None = None) -> None:
+                 processes: int | None = None, manual: bool = True) -> None:
         self._tmp = tmp
         self._start_ms = start_ms
         self._processes = processes
+        self._manual = manual
         self._loop = LoopThread()
         self.log = self._loop.run(_awaited(connect()))
         self.identity_engine = engine_at(tmp / "identity.db", start_ms)
         self.identity = IdentityStage(self.identity_engine.writer, self.log, shards)
         # Where each partition runs: its process's number (or its own, without `processes`).
         self.placement = {p: p % processes if processes else p for p in range(shards)}
-        self.shards = [Shard(engine_at(self.path(i), start_ms), self.log, i) for i in range(shards)]
-        self.front = Front(self.log, ManualClock(start_ms))
+        self.shards = [Shard(engine_at(self.path(i), start_ms, manual), self.log, i) for i in range(shards)]
+        if not manual:
+            for shard in self.shards:
+                shard.engine.start()  # the evaluator ticks on the system clock, as `cluster shard` does
+        self.front = Front(self.log, ManualClock(start_ms) if manual else Clock())
         self._stop = self._loop.run(_event())
         self._identity_task = self._loop.start(self.identity.run(self._stop))
         self._stops = [self._loop.run(_event()) for _ in self.shards]
@@ -115,7 +125,9 @@ class Cluster:
         copy_partition(source, self.path(partition))
         for leftover in source.parent.glob(source.name + "*"):
             leftover.unlink()
-        shard = Shard(engine_at(self.path(partition), self._start_ms), self.log, partition)
+        shard = Shard(engine_at(self.path(partition), self._start_ms, self._manual), self.log, partition)
+        if not self._manual:
+            shard.engine.start()
         # It resumes where it stopped, not from the log's start.
         assert (shard.position(), shard.tick) == held, f"partition {partition} moved from {held}"
         self.shards[partition] = shard
@@ -169,8 +181,10 @@ class Cluster:
 class SingleNode:
     """The reference: one engine, fed the same calls, definitions and clock moves."""
 
-    def __init__(self, tmp: Path, start_ms: int, source: str = "") -> None:
-        self.engine = engine_at(tmp / "single.db", start_ms)
+    def __init__(self, tmp: Path, start_ms: int, source: str = "", manual: bool = True) -> None:
+        self.engine = engine_at(tmp / "single.db", start_ms, manual)
+        if not manual:
+            self.engine.start()
         self.source = source  # the events' source, as a front's write token's label gives it
 
     def send(self, calls: Sequence[dict[str, Any]]) -> None:

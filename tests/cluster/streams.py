@@ -67,6 +67,10 @@ class Stream:
                 steps.append(("tick", now))
         return steps
 
+    def calls(self, now: int, count: int) -> list[dict[str, Any]]:
+        """`count` calls received at `now` (their timestamps up to three hours before it)."""
+        return [self._call(now) for _ in range(count)]
+
     def _call(self, now: int) -> dict[str, Any]:
         rng = self._rng
         self._messages += 1

@@ -40,30 +40,29 @@ def test_unreadable_entries_are_logged_and_skipped(tmp_path: Path) -> None:
         cluster.close()
 
 
-def test_account_definitions_the_cluster_cannot_combine_are_refused_as_unimplemented() -> None:
-    """A front accepts an account audience the fast path compiles, and refuses with
-    UNIMPLEMENTED an account definition the interpreter would evaluate (an account-level stream,
-    an account computed trait) and any account definition on the system clock; a definition that
-    does not check is refused with INVALID_ARGUMENT. Only what was accepted is appended."""
+def test_interpreted_account_definitions_are_refused_as_unimplemented_on_either_clock() -> None:
+    """A front, on the manual clock or the system clock, accepts an account audience the fast
+    path compiles, and refuses with UNIMPLEMENTED an account definition the interpreter would
+    evaluate (an account-level stream, an account computed trait); a definition that does not
+    check is refused with INVALID_ARGUMENT. Only what was accepted is appended."""
 
     async def scenario() -> None:
         log = LocalLog()
-        front = Front(log, ManualClock(T0))
+        fronts = [Front(log, ManualClock(T0)), Front(log, Clock())]
         interpreted = [Spec("audience", "accounts", "busy", definition="event('Signed Up').count() >= 1"),
                        Spec("computed_trait", "accounts", "orders", definition="event('Order Completed').count()")]
-        for spec in interpreted:
-            with pytest.raises(Unimplemented) as refused:
-                await front.define(1, spec)
-            assert refused.value.reason == "CLUSTER_ACCOUNTS_INTERPRETED_UNIMPLEMENTED", spec.key
+        for front in fronts:
+            for spec in interpreted:
+                with pytest.raises(Unimplemented) as refused:
+                    await front.define(1, spec)
+                assert refused.value.reason == "CLUSTER_ACCOUNTS_INTERPRETED_UNIMPLEMENTED", spec.key
+            with pytest.raises(InvalidArgument):
+                await front.define(1, Spec("audience", "users", "bad", definition="event('x').count( >= 1"))
         compiled = Spec("audience", "accounts", "big", definition="trait('size') > 10 AND ANY trait('plan') = 'pro'")
-        with pytest.raises(Unimplemented) as refused:
-            await Front(log, Clock()).define(1, compiled)
-        assert refused.value.reason == "CLUSTER_ACCOUNTS_SYSTEM_CLOCK_UNIMPLEMENTED"
-        with pytest.raises(InvalidArgument):
-            await front.define(1, Spec("audience", "users", "bad", definition="event('x').count( >= 1"))
-        await front.define(1, compiled)
-        await front.define(1, Spec("audience", "users", "good", definition="trait('plan') = 'pro'"))
-        assert [decode(e.data)["spec"]["key"] for e in log.entries(CALLS)] == ["big", "good"]
+        await fronts[0].define(1, compiled)
+        await fronts[1].define(1, Spec("audience", "accounts", "all_big", definition="ALL trait('size') > 10"))
+        await fronts[0].define(1, Spec("audience", "users", "good", definition="trait('plan') = 'pro'"))
+        assert [decode(e.data)["spec"]["key"] for e in log.entries(CALLS)] == ["big", "all_big", "good"]
 
     asyncio.run(scenario())
 

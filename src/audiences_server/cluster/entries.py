@@ -5,9 +5,10 @@ manual clock moved), `define` (a definition created), `update` (a definition's f
 the update's `changes`, as one node's `Computations.update` takes them), `delete` and `sync` (a
 destination or connection created, changed or removed: its `op` and the request's fields). On a
 partition (from the identity stage, each with its outbox `serial`): `call`, `expect`,
-`hand_over`, `merge`, `clock` (with the partition count), `define`, `update`, `delete`, `sync`; and
-from shards, `adopt` (a merged profile's rows) and
-`tallies` (a shard's counts of its users' results per account for one tick: docs/scaling.md).
+`hand_over`, `merge`, `clock` and `define` (with the partition count), `update`, `delete`, `sync`;
+and from shards, `adopt` (a merged profile's rows) and `tallies` (a shard's counts of its users'
+results per account: for one tick on the manual clock, numbered by a `sequence` of its source on
+the system clock; docs/scaling.md).
 """
 
 from __future__ import annotations

@@ -66,38 +66,37 @@ class Front:
         """Sends a definition to every shard, once checked as one node checks it.
 
         An account definition is accepted when the fast path compiles it (`ANY`/`ALL` operands
-        that compile as user conditions, a top comparing account traits with literals), on the
-        manual clock: shards combine such definitions from each other's counts at every tick
-        (docs/scaling.md, "Account audiences across shards").
+        that compile as user conditions, a top comparing account traits with literals): shards
+        combine such definitions from each other's counts (docs/scaling.md, "Account audiences
+        across shards"). On the manual clock every clock entry is a barrier and each tick's
+        values are one node's; on the system clock shards publish their counts after their own
+        ticks and the values are one node's once every shard has ticked and published after the
+        calls stop (eventually exact; change times differ from one node's by up to the shards'
+        tick intervals plus the log's latency).
 
         Raises:
             InvalidArgument: the definition does not parse or check.
             Unimplemented: CLUSTER_ACCOUNTS_INTERPRETED_UNIMPLEMENTED, an account definition the
                 fast path does not compile (account-level streams, most account computed
                 traits): the interpreter would need every linked user's events on one shard.
-                CLUSTER_ACCOUNTS_SYSTEM_CLOCK_UNIMPLEMENTED, an account definition on the system
-                clock: shards combine counts at the log's clock entries only.
         """
-        refuse_unbuilt(spec, space_id, self._clock.manual)
+        refuse_unbuilt(spec, space_id)
         await self._log.append(CALLS, define_entry(space_id, spec))
 
 
-def refuse_unbuilt(spec: Spec, space_id: int, manual_clock: bool) -> None:
-    """Refuses what a cluster cannot evaluate yet, once the definition checks as on one node.
+def refuse_unbuilt(spec: Spec, space_id: int) -> None:
+    """Refuses what a cluster cannot evaluate yet, once the definition checks as on one node
+    (on either clock).
 
     Raises:
         InvalidArgument: the definition does not parse or check.
-        Unimplemented: CLUSTER_ACCOUNTS_INTERPRETED_UNIMPLEMENTED or
-            CLUSTER_ACCOUNTS_SYSTEM_CLOCK_UNIMPLEMENTED (see `Front.define`).
+        Unimplemented: CLUSTER_ACCOUNTS_INTERPRETED_UNIMPLEMENTED (see `Front.define`).
     """
     checked = check(spec.definition, spec.kind, spec.collection)
-    if spec.collection == "accounts":
-        if not isinstance(compile_definition(Compiled(spec_row(spec, space_id), checked)), AccountPlan):
-            raise Unimplemented("a cluster evaluates only the account definitions the fast path compiles",
-                                reason="CLUSTER_ACCOUNTS_INTERPRETED_UNIMPLEMENTED")
-        if not manual_clock:
-            raise Unimplemented("a cluster combines account definitions on the manual clock only",
-                                reason="CLUSTER_ACCOUNTS_SYSTEM_CLOCK_UNIMPLEMENTED")
+    if spec.collection == "accounts" and not isinstance(
+            compile_definition(Compiled(spec_row(spec, space_id), checked)), AccountPlan):
+        raise Unimplemented("a cluster evaluates only the account definitions the fast path compiles",
+                            reason="CLUSTER_ACCOUNTS_INTERPRETED_UNIMPLEMENTED")
 
 
 def define_entry(space_id: int, spec: Spec, public_id: str = "") -> bytes:

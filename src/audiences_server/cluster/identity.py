@@ -143,6 +143,10 @@ class IdentityStage:
                 # The tick's number (its position in `aud.calls`, the same in every partition) and
                 # the partition count: shards exchange their account counts per tick.
                 entry = entry | {"tick": position, "partitions": self._partitions}
+            elif entry["t"] == "define":
+                # On the system clock, shards publish account counts without clock entries: the
+                # definition tells them the partition count.
+                entry = entry | {"partitions": self._partitions}
             routed.out += [(p, entry) for p in range(self._partitions)]
             return
         if entry["t"] != "calls":

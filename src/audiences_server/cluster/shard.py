@@ -5,10 +5,13 @@ and the last identity serial, so a restart resumes from the file with nothing ap
 An `expect` holds the partition until the merged profile's `adopt` has been read (the shard
 reads ahead for it); a `hand_over` publishes the profile's rows before they are deleted.
 
-Account audiences (docs/scaling.md, "Account audiences across shards"): at every tick, once
-account definitions exist, each shard counts its users' results per account and publishes the
-counts that changed, with a `tallies` entry to every partition; a shard combines its accounts
-once it holds every partition's `tallies` for that tick.
+Account audiences (docs/scaling.md, "Account audiences across shards"): on the manual clock, at
+every tick, once account definitions exist, each shard counts its users' results per account and
+publishes the counts that changed, with a `tallies` entry to every partition; a shard combines its
+accounts once it holds every partition's `tallies` for that tick. On the system clock there is no
+barrier: a shard counts after each of its own evaluator ticks that did work, publishes the counts
+that moved (each entry numbered in its source's order), and a shard combines the accounts whose
+counts moved as it reads each entry, at its current time.
 """
 
 from __future__ import annotations
@@ -47,6 +50,10 @@ TICK = "clock_tick"
 # The number of the last tick whose counts were written to the outbox.
 TALLIED = "tallied_tick"
 _SERIAL = "outbox_serial"
+# The partition count, from `define` entries (the system clock's counts have no clock entry to say it).
+PARTITIONS = "partitions"
+# The sequence of the last system-clock `tallies` entry taken from a source partition.
+_TAKEN_FROM = "tallies_from_{}"
 _FIRST_LIVE = 3  # the step of a tick's first job's live work (see Evaluation.step)
 
 
@@ -122,6 +129,12 @@ class Shard:
         self._tallies: dict[tuple[int, int], bytes] = {}
         self._consumer: Consumer | None = None
         engine.evaluator.apart = Tallies()
+        # On the system clock the counts are published after the evaluator's own ticks: set from
+        # its thread, read by the loop (and once at start, for what a previous run left).
+        self._manual = engine.clock.manual
+        self._counts_due = not self._manual
+        if not self._manual:
+            engine.evaluator.on_tick.append(self._ticked)
         # Every shard numbers its own changes and connections: message ids name the partition.
         engine.sync.message_scope = f"p{partition}"
         engine.writer.run(store.prepare_cluster)
@@ -144,6 +157,9 @@ class Shard:
         self._consumer = await self._log.consumer(self._subject, self._reader, after)
         try:
             while not stop.is_set():
+                if self._counts_due:
+                    self._counts_due = False
+                    await self._publish_counts()
                 if not self._buffer and not await self._read(0.2):
                     continue
                 calls = self._leading_calls()
@@ -168,7 +184,7 @@ class Shard:
             body = read(entry.data)
             if body["t"] == "adopt":
                 self._adopts.setdefault(body["key"], body)
-            elif body["t"] == "tallies" and int(body["tick"]) > self.tick:
+            elif body["t"] == "tallies" and "tick" in body and int(body["tick"]) > self.tick:
                 self._tallies.setdefault((int(body["from"]), int(body["tick"])), entry.data)
         self._buffer.extend(fetched)
         return bool(fetched)
@@ -179,7 +195,10 @@ class Shard:
         body = read(entry.data)
         kind = body["t"]
         if kind == "tallies":
-            await self._keep_tallies(entry, body)
+            if "tick" in body:
+                await self._keep_tallies(entry, body)
+            else:
+                await self._take_counts(entry, body)
             return True
         serial = int(body.get("serial", 0))
         if (serial and serial <= self._serial) or kind == "adopt":
@@ -205,7 +224,7 @@ class Shard:
         elif kind == "clock":
             at, tick = int(body["at"]), int(body.get("tick", 0))
             await asyncio.to_thread(self._tick, at)
-            if await asyncio.to_thread(writer.run, store.accounts_defined):
+            if self._manual and await asyncio.to_thread(writer.run, store.accounts_defined):
                 return await self._exchange(at, tick, int(body.get("partitions", 1)), seq, serial, stop)
 
             def ticked(conn: apsw.Connection) -> None:
@@ -257,15 +276,23 @@ class Shard:
         return True
 
     def _tally(self, conn: apsw.Connection, at: int, tick: int, partitions: int) -> None:
+        """Counts for the tick (`_count`): one `tallies` entry per partition, empty or not. Done
+        once per tick (a restart finds it done and publishes what the outbox still holds)."""
+        if store.count(conn, TALLIED) >= tick:
+            return
+        self._count(conn, at, tick, partitions)
+        store.set_count(conn, TALLIED, tick)
+
+    def _count(self, conn: apsw.Connection, at: int, tick: int | None, partitions: int) -> None:
         """Counts, per compiled account audience, account and operand, the users of this file
         that are linked and those that satisfy the operand (every linked user's results computed
         first), and puts the counts that moved since last published into the outbox, by the
-        account's partition: one `tallies` entry per partition. Only the accounts whose links or
-        linked users' results were written since the last count are counted (the file's triggers
-        note them). Done once per tick (a restart finds it done and publishes what the outbox
-        still holds)."""
-        if store.count(conn, TALLIED) >= tick:
-            return
+        account's partition, with the accounts this file's ticks reached. Only the accounts whose
+        links or linked users' results were written since the last count are counted (the file's
+        triggers note them). For a manual-clock tick, one `tallies` entry per partition, empty or
+        not; on the system clock (`tick` None), an entry only to the partitions it has something
+        for, numbered by its outbox serial (`sequence`: a source's entries reach a partition in
+        that order)."""
         evaluator = self.engine.evaluator
         registry = evaluator.registry(conn)
         evaluation = Evaluation(conn, registry, at, apart=evaluator.apart)
@@ -288,10 +315,15 @@ class Shard:
                 out[partition_of(account, partitions)].append([comp.row.key, account, operand, held, linked])
             store.note_sent(conn, comp.row.key, moved)
         for q, rows in out.items():
-            entry = {"t": "tallies", "from": self.partition, "tick": tick, "at": at, "rows": rows,
-                     "reached": sorted(reached[q])}
-            store.add_outbox(conn, store.next_count(conn, _SERIAL), partition_subject(q), encode(entry))
-        store.set_count(conn, TALLIED, tick)
+            if tick is not None:
+                entry = {"t": "tallies", "from": self.partition, "tick": tick, "at": at, "rows": rows,
+                         "reached": sorted(reached[q])}
+                store.add_outbox(conn, store.next_count(conn, _SERIAL), partition_subject(q), encode(entry))
+            elif rows or reached[q]:
+                serial = store.next_count(conn, _SERIAL)
+                entry = {"t": "tallies", "from": self.partition, "sequence": serial, "at": at, "rows": rows,
+                         "reached": sorted(reached[q])}
+                store.add_outbox(conn, serial, partition_subject(q), encode(entry))
 
     def _combine(self, conn: apsw.Connection, at: int, tick: int, bodies: list[dict[str, Any]], seq: int,
                  serial: int) -> TickReport:
@@ -306,6 +338,19 @@ class Shard:
         the counts: a backfill's links) comes at its definition's backfill step, which walks
         every account, else with the first job's live work.
         """
+        report = self._evaluate_counts(conn, at, bodies, keep_unknown=False)
+        store.drop_inbox(conn, tick)
+        store.save_position(conn, self._reader, seq, serial)
+        store.set_count(conn, TICKED_AT, at)
+        store.set_count(conn, TICK, tick)
+        return report
+
+    def _evaluate_counts(self, conn: apsw.Connection, at: int, bodies: list[dict[str, Any]],
+                         keep_unknown: bool) -> TickReport:
+        """Stores the entries' counts and evaluates, at `at`, the owned accounts they reached or
+        whose counts moved, step by step (see `_combine`). With `keep_unknown`, counts of a
+        definition this file does not hold yet (its `define` entry is still to come in this
+        partition) are kept for it (`store.keep_early_tallies`)."""
         evaluator = self.engine.evaluator
         registry = evaluator.registry(conn)
         by_key = {c.row.key: c for c in registry.order if isinstance(c.plan, AccountPlan)}
@@ -326,17 +371,15 @@ class Shard:
                 if comp is not None and store.put_tally(conn, comp.id, int(account), int(body["from"]),
                                                         int(operand), int(held), int(linked)):
                     moved.add((comp.id, int(account)))
+                elif comp is None and keep_unknown:
+                    store.keep_early_tallies(conn, str(key), int(account), int(body["from"]), int(operand),
+                                             int(held), int(linked))
         for found in moved - reached.keys():
             reached[found] = backfilled.get(found[0], _FIRST_LIVE)
         steps: dict[int, dict[int, set[int]]] = defaultdict(lambda: defaultdict(set))
         for (cid, account), step in reached.items():
             steps[step][cid].add(account)
-        report = evaluator.combine_accounts(conn, at, [steps[step] for step in sorted(steps)])
-        store.drop_inbox(conn, tick)
-        store.save_position(conn, self._reader, seq, serial)
-        store.set_count(conn, TICKED_AT, at)
-        store.set_count(conn, TICK, tick)
-        return report
+        return evaluator.combine_accounts(conn, at, [steps[step] for step in sorted(steps)])
 
     async def _keep_tallies(self, entry: Entry, body: dict[str, Any]) -> None:
         """A `tallies` entry met in the partition's order: kept in the file if its tick is still
@@ -349,6 +392,51 @@ class Shard:
             store.save_position(conn, self._reader, entry.seq, self._serial)
 
         await asyncio.to_thread(self.engine.writer.run, keep)
+
+    def _ticked(self, report: TickReport) -> None:
+        """The evaluator finished a tick (system clock, on its thread): counts may have moved if
+        it did any work."""
+        if report.jobs > 1 or report.backlog or report.evaluated:
+            self._counts_due = True
+
+    async def _publish_counts(self) -> None:
+        """System clock: counts what moved since last published (`_count`, in one writer job with
+        the outbox), then publishes the outbox."""
+
+        def count(conn: apsw.Connection) -> None:
+            partitions = store.count(conn, PARTITIONS)
+            if partitions and store.accounts_defined(conn):
+                self._count(conn, self.engine.clock.now_ms(), None, partitions)
+
+        await asyncio.to_thread(self.engine.writer.run, count)
+        await self._flush()
+
+    async def _take_counts(self, entry: Entry, body: dict[str, Any]) -> None:
+        """A system-clock `tallies` entry met in the partition's order: its counts replace what
+        its source published before, and the owned accounts whose counts moved or that the entry
+        says a tick reached are evaluated at this shard's current time, with the partition's
+        position, in one writer job; the change listeners are told as after a tick. An entry
+        whose sequence is not past the last taken from its source (published twice, replayed) is
+        passed over, as is one that does not say its source and sequence (logged)."""
+        try:
+            source, sequence = int(body["from"]), int(body["sequence"])
+        except (KeyError, TypeError, ValueError):
+            log.warning("log_entry_invalid", type="tallies", partition=self.partition)
+            await self._save(entry.seq, self._serial)
+            return
+
+        def take(conn: apsw.Connection) -> TickReport | None:
+            report = None
+            if sequence > store.count(conn, _TAKEN_FROM.format(source)):
+                store.set_count(conn, _TAKEN_FROM.format(source), sequence)
+                report = self._evaluate_counts(conn, self.engine.clock.now_ms(), [body], keep_unknown=True)
+            store.save_position(conn, self._reader, entry.seq, self._serial)
+            return report
+
+        report = await asyncio.to_thread(self.engine.writer.run, take)
+        if report is not None and report.values_changed:
+            for listener in self.engine.evaluator.on_change:
+                listener()
 
     async def _flush(self) -> None:
         """Publishes the outbox (counts) in order, then drops it; each message keeps its serial
@@ -426,6 +514,8 @@ class Shard:
 
     def _define(self, body: dict[str, Any]) -> None:
         space, spec = int(body["space"]), Spec(**body["spec"])
+        if body.get("partitions"):
+            self.engine.writer.run(lambda conn: store.set_count(conn, PARTITIONS, int(body["partitions"])))
         readers = self.engine.writer.run(lambda conn: user_definitions_reading_accounts(conn, space, spec))
         if readers:
             # Every shard refuses it alike: they see the same definitions in the same order.
@@ -438,6 +528,9 @@ class Shard:
             if body.get("public_id"):  # the front's id for it, so that every shard names it alike
                 self.engine.writer.run(lambda conn: store.set_public_id(conn, row.computation_id,
                                                                         str(body["public_id"])))
+        if spec.collection == "accounts":
+            # Counts another shard published for it before this entry came (system clock).
+            self.engine.writer.run(lambda conn: store.take_early_tallies(conn, space, spec.key))
 
 
     def _change(self, kind: str, body: dict[str, Any]) -> None:

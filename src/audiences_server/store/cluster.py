@@ -64,6 +64,17 @@ _TABLES = """
         data BLOB NOT NULL,
         PRIMARY KEY (tick, source)
     ) WITHOUT ROWID;
+    -- System clock: counts received for a definition this shard does not hold yet (its `define`
+    -- entry comes later in this partition than another shard's counts for it), by key.
+    CREATE TABLE IF NOT EXISTS cluster_tallies_early (
+        computation_key TEXT NOT NULL,
+        account_id INTEGER NOT NULL,
+        source INTEGER NOT NULL,
+        operand INTEGER NOT NULL,
+        held INTEGER NOT NULL,
+        linked INTEGER NOT NULL,
+        PRIMARY KEY (computation_key, account_id, source, operand)
+    ) WITHOUT ROWID;
     -- Accounts a tick reached (this shard's or another's), to combine once every shard's counts
     -- are in, with the step of the tick that reached them first (2 x job, + 1 for live work).
     CREATE TABLE IF NOT EXISTS cluster_account_work (
@@ -311,6 +322,24 @@ def put_tally(conn: apsw.Connection, computation_id: int, account_id: int, sourc
         conn.execute("DELETE FROM cluster_tallies WHERE computation_id = ? AND account_id = ? AND source = ?"
                      " AND operand = ?", (computation_id, account_id, source, operand))
     return True
+
+
+def keep_early_tallies(conn: apsw.Connection, key: str, account_id: int, source: int, operand: int,
+                       held: int, linked: int) -> None:
+    """Keeps one shard's counts for an account of a definition not held yet (the latest replaces)."""
+    conn.execute("INSERT OR REPLACE INTO cluster_tallies_early (computation_key, account_id, source, operand, held,"
+                 " linked) VALUES (?, ?, ?, ?, ?, ?)", (key, account_id, source, operand, held, linked))
+
+
+def take_early_tallies(conn: apsw.Connection, space_id: int, key: str) -> None:
+    """Stores the counts kept for an account definition now held (`keep_early_tallies`) as
+    received counts, and forgets them; counts received since (in `cluster_tallies`) stay."""
+    conn.execute("INSERT OR IGNORE INTO cluster_tallies (computation_id, account_id, source, operand, held, linked)"
+                 " SELECT c.computation_id, e.account_id, e.source, e.operand, e.held, e.linked"
+                 " FROM cluster_tallies_early AS e JOIN computations AS c ON c.key = e.computation_key"
+                 " AND c.collection = 'accounts' AND c.space_id = ? WHERE e.computation_key = ? AND e.linked > 0",
+                 (space_id, key))
+    conn.execute("DELETE FROM cluster_tallies_early WHERE computation_key = ?", (key,))
 
 
 def tally_flags(conn: apsw.Connection, computation_id: int, account_ids: list[int]) -> dict[tuple[int, int],
