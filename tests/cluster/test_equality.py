@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from audiences_server.cluster.entries import decode, partition_of
-from audiences_server.cluster.log import JetStreamLog, LocalLog, Log, partition_subject
+from audiences_server.cluster.entries import decode, encode, partition_of
+from audiences_server.cluster.log import CALLS, JetStreamLog, LocalLog, Log, partition_subject
 from tests.cluster.conftest import NatsServer
-from tests.cluster.harness import Cluster, SingleNode, Stored
+from tests.cluster.harness import SPACE, Cluster, SingleNode, Stored
 from tests.cluster.streams import ACCOUNTS, LATE_ACCOUNTS, T0, Stream
 
 ACCOUNT_KEYS = {spec.key for spec in [*ACCOUNTS, LATE_ACCOUNTS]}
@@ -127,3 +127,44 @@ def test_jetstream_partition_moved_equals_one_node(tmp_path: Path, nats: NatsSer
 
 async def _local() -> Log:
     return LocalLog()
+
+
+def test_an_account_audience_deleted_and_created_again_counts_afresh(tmp_path: Path) -> None:
+    """An account audience deleted mid-stream and created again with the same key starts from
+    nothing published: every shard publishes all its counts for the new definition (not only
+    those that moved since the old one's), so the cluster still equals one node after every
+    tick."""
+    single = SingleNode(tmp_path, T0)
+    cluster = Cluster(tmp_path, _local, shards=3, start_ms=T0)
+    spec = next(spec for spec in ACCOUNTS if spec.key == "all_pro")
+    deleted = created = False
+    members = 0
+    try:
+        for kind, value in Stream(5).steps(8, calls_per_tick=30):
+            if kind == "define":
+                single.define(value)
+                cluster.define(value)
+            elif kind == "calls":
+                single.send(value)
+                cluster.send(value)
+            else:
+                if deleted and not created:
+                    single.define(spec)
+                    cluster.define(spec)
+                    created = True
+                single.tick(value)
+                cluster.tick(value)
+                stored = single.stored()
+                _same(cluster.stored(), stored, value)
+                members += sum(k[0] == "all_pro" and v == "true" for k, v in stored.values.items())
+                if not deleted and members:
+                    single.engine.computations.delete(SPACE, "audience", "accounts", "all_pro", False)
+                    cluster.loop_run(cluster.log.append(CALLS, encode(
+                        {"t": "delete", "space": SPACE, "kind": "audience", "collection": "accounts",
+                         "key": "all_pro", "force": False})))
+                    deleted = True
+        assert deleted
+        assert created
+    finally:
+        cluster.close()
+        single.close()

@@ -551,6 +551,9 @@ class Shard:
             # differ from the front's; one bad entry must not stop the partition.
             log.error("definition_change_refused", change=kind, key=key, collection=collection,
                       reason=refused.reason, message=refused.message)
+            return
+        if kind == "delete" and collection == ACCOUNTS:  # also after a restart found it deleted already
+            self.engine.writer.run(lambda conn: store.forget_definition(conn, key))
 
 
     def _sync(self, body: dict[str, Any]) -> None:

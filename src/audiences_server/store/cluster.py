@@ -300,6 +300,14 @@ def sent_tallies(conn: apsw.Connection, key: str, account_ids: list[int]) -> dic
     }
 
 
+def forget_definition(conn: apsw.Connection, key: str) -> None:
+    """Forgets what was published for a deleted account definition (a definition created again
+    with its key starts with nothing published, so every count it has is published), and the
+    counts received for definitions that no longer exist."""
+    conn.execute("DELETE FROM cluster_tallies_sent WHERE computation_key = ?", (key,))
+    conn.execute("DELETE FROM cluster_tallies WHERE computation_id NOT IN (SELECT computation_id FROM computations)")
+
+
 def note_sent(conn: apsw.Connection, key: str, rows: list[tuple[int, int, int, int]]) -> None:
     """Records published counts (account, operand, held, linked); a count of no linked user is forgotten."""
     conn.executemany("DELETE FROM cluster_tallies_sent WHERE computation_key = ? AND account_id = ? AND operand = ?",
