@@ -25,7 +25,7 @@ def _same(cluster: Stored, single: Stored, at: int) -> None:
 
 
 def _run(tmp_path: Path, connect: Callable[[], Awaitable[Log]], seed: int, ticks: int = 8,
-         between: Callable[[Cluster, int], None] | None = None, partitions: int = 3,
+         between: Callable[[Cluster, SingleNode, int], None] | None = None, partitions: int = 3,
          processes: int | None = None) -> int:
     single = SingleNode(tmp_path, T0)
     cluster = Cluster(tmp_path, connect, shards=partitions, start_ms=T0, processes=processes)
@@ -33,7 +33,7 @@ def _run(tmp_path: Path, connect: Callable[[], Awaitable[Log]], seed: int, ticks
     try:
         for kind, value in Stream(seed).steps(ticks, calls_per_tick=30):
             if between is not None and kind == "tick":
-                between(cluster, value)
+                between(cluster, single, value)
             if kind == "define":
                 single.define(value)
                 cluster.define(value)
@@ -73,7 +73,7 @@ def test_counts_published_twice_are_combined_once(tmp_path: Path) -> None:
     async def connect() -> Log:
         return log
 
-    def replay(cluster: Cluster, at: int) -> None:
+    def replay(cluster: Cluster, _single: SingleNode, at: int) -> None:
         for p in range(3):
             for entry in log.entries(partition_subject(p)):
                 if decode(entry.data)["t"] == "tallies":
@@ -87,11 +87,11 @@ def test_jetstream_cluster_equals_one_node(tmp_path: Path, nats: NatsServer) -> 
     assert _run(tmp_path, lambda: JetStreamLog.connect(nats.url), seed=4) > 0
 
 
-def _mover(moves: dict[int, tuple[int, int]]) -> Callable[[Cluster, int], None]:
+def _mover(moves: dict[int, tuple[int, int]]) -> Callable[[Cluster, SingleNode, int], None]:
     """Before the tick of each numbered step, moves a partition (`partition`, `to` process)."""
     seen = [0]
 
-    def between(cluster: Cluster, at: int) -> None:
+    def between(cluster: Cluster, _single: SingleNode, at: int) -> None:
         seen[0] += 1
         if seen[0] in moves:
             partition, to = moves[seen[0]]
@@ -134,37 +134,19 @@ def test_an_account_audience_deleted_and_created_again_counts_afresh(tmp_path: P
     nothing published: every shard publishes all its counts for the new definition (not only
     those that moved since the old one's), so the cluster still equals one node after every
     tick."""
-    single = SingleNode(tmp_path, T0)
-    cluster = Cluster(tmp_path, _local, shards=3, start_ms=T0)
     spec = next(spec for spec in ACCOUNTS if spec.key == "all_pro")
-    deleted = created = False
-    members = 0
-    try:
-        for kind, value in Stream(5).steps(8, calls_per_tick=30):
-            if kind == "define":
-                single.define(value)
-                cluster.define(value)
-            elif kind == "calls":
-                single.send(value)
-                cluster.send(value)
-            else:
-                if deleted and not created:
-                    single.define(spec)
-                    cluster.define(spec)
-                    created = True
-                single.tick(value)
-                cluster.tick(value)
-                stored = single.stored()
-                _same(cluster.stored(), stored, value)
-                members += sum(k[0] == "all_pro" and v == "true" for k, v in stored.values.items())
-                if not deleted and members:
-                    single.engine.computations.delete(SPACE, "audience", "accounts", "all_pro", False)
-                    cluster.loop_run(cluster.log.append(CALLS, encode(
-                        {"t": "delete", "space": SPACE, "kind": "audience", "collection": "accounts",
-                         "key": "all_pro", "force": False})))
-                    deleted = True
-        assert deleted
-        assert created
-    finally:
-        cluster.close()
-        single.close()
+    steps: list[str] = []
+
+    def again(cluster: Cluster, single: SingleNode, at: int) -> None:
+        """Before a tick, once `all_pro` has members: deletes it and creates it again."""
+        if not steps and any(k[0] == "all_pro" and v == "true" for k, v in single.stored().values.items()):
+            single.engine.computations.delete(SPACE, "audience", "accounts", "all_pro", False)
+            cluster.loop_run(cluster.log.append(CALLS, encode(
+                {"t": "delete", "space": SPACE, "kind": "audience", "collection": "accounts", "key": "all_pro",
+                 "force": False})))
+            single.define(spec)
+            cluster.define(spec)
+            steps.extend(["deleted", "created"])
+
+    _run(tmp_path, _local, seed=5, between=again)
+    assert steps == ["deleted", "created"]
