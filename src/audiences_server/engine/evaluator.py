@@ -280,22 +280,23 @@ class Evaluation:
         else:
             computed = self._compute(comp, profile_ids)
         cid = comp.id
-        old = store.values_of(self.conn, [cid], [pid for pid, _, _ in computed])
-        due: dict[int, int | None] = {}
+        stored = store.stored_of(self.conn, cid, [pid for pid, _, _ in computed])
+        due: dict[int, int | None] = {}  # the next change times that moved
         # What moved, written per kind in one statement each: values and change records.
         writes: list[tuple[int, str | None]] = []
         records: list[store.ChangeRecord] = []
         size_delta = 0
         for pid, value, next_change in computed:
-            due[pid] = next_change
-            before = old.get((cid, pid))
+            before, was_due = stored.get(pid, (None, None))
+            if next_change != was_due:
+                due[pid] = next_change
             moved = self._diff(comp, before, value)
             if moved is not None:
                 change, new, delta = moved
                 writes.append((pid, new))
                 records.append(store.ChangeRecord(pid, change, before, new))
                 size_delta += delta
-        self.report.evaluating(cid, due)
+        self.report.evaluating(cid, stored)
         store.write_values(self.conn, cid, writes, self.now)
         store.record_changes(self.conn, comp.row.space_id, cid, records, self.now)
         store.set_due(self.conn, cid, due)

@@ -252,6 +252,21 @@ def values_of(
     }
 
 
+def stored_of(conn: apsw.Connection, computation_id: int, profile_ids: Sequence[int]
+              ) -> dict[int, tuple[str | None, int | None]]:
+    """Per profile, one computation's stored value (JSON text) and next change time, either None
+    when there is none: what an evaluation compares its results with, read in one statement."""
+    return {
+        int(p): (v, d)
+        for p, v, d in conn.execute(
+            "SELECT j.value, v.value, d.due_ms FROM json_each(?1) AS j"
+            " LEFT JOIN computed_values AS v ON v.computation_id = ?2 AND v.profile_id = j.value"
+            " LEFT JOIN due AS d ON d.computation_id = ?2 AND d.profile_id = j.value",
+            (json.dumps(list(profile_ids)), computation_id),
+        )
+    }
+
+
 def values_of_profile(conn: apsw.Connection, profile_id: int) -> dict[int, str]:
     """Every stored value of one profile, by computation."""
     return {
