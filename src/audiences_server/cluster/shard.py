@@ -269,9 +269,7 @@ class Shard:
         bodies = [read(found[source]) for source in sorted(found)]
         combined = await asyncio.to_thread(writer.run, lambda conn: self._combine(conn, at, tick, bodies, seq, serial))
         self.ticked_at, self.tick = at, tick
-        if combined.values_changed:
-            for listener in self.engine.evaluator.on_change:  # as after one node's tick
-                listener()
+        self.engine.evaluator.announce(combined)  # as after one node's tick
         self._tallies = {key: data for key, data in self._tallies.items() if key[1] > tick}
         return True
 
@@ -434,9 +432,8 @@ class Shard:
             return report
 
         report = await asyncio.to_thread(self.engine.writer.run, take)
-        if report is not None and report.values_changed:
-            for listener in self.engine.evaluator.on_change:
-                listener()
+        if report is not None:
+            self.engine.evaluator.announce(report)
 
     async def _flush(self) -> None:
         """Publishes the outbox (counts) in order, then drops it; each message keeps its serial

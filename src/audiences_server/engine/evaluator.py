@@ -693,9 +693,7 @@ class Evaluator:
                 room = self.tick_slice - report.taken if self.tick_slice and (bounded or not until_idle) else None
                 job = self._writer.run(functools.partial(self._job, now=now, room=room, number=report.jobs + 1))
                 report.add(job)
-                if job.values_changed:
-                    for listener in self.on_change:
-                        listener()
+                self.announce(job)
                 if not (job.jobs or job.evaluated):
                     break
                 spent = (time.perf_counter() - started) * 1000 >= self.tick_budget_ms
@@ -712,6 +710,12 @@ class Evaluator:
             backlog=report.backlog,
         )
         return report
+
+    def announce(self, report: TickReport) -> None:
+        """Tells the change listeners (sync) when a committed job changed values."""
+        if report.values_changed:
+            for listener in self.on_change:
+                listener()
 
     def run_ticks(self, limit: int = 1000) -> list[TickReport]:
         """Runs bounded ticks until no work waits (at most `limit` of them)."""

@@ -384,18 +384,6 @@ class Plan:
                     due = ts + add
             return values, due
 
-        if counts and len(adds) == 2:  # a count in one bounded window, the commonest plan
-            leave, enter = adds
-
-            def counted(columns: Sequence[Any]) -> tuple[tuple[Any, ...], int | None]:
-                values, first, second = columns[:width], columns[width], columns[width + 1]
-                if first is None:
-                    return tuple(values), None if second is None else second + enter
-                if second is None or first + leave <= second + enter:
-                    return tuple(values), first + leave
-                return tuple(values), second + enter
-
-            return counted
         return decoded
 
 
@@ -419,6 +407,20 @@ _ALIAS = re.compile(r"\b([mnf]\d+)\b")
 # At most this many plans' outer columns in one query: a query of a few hundred aggregates is
 # still quick to prepare, and SQLite allows 2,000 columns.
 _TOGETHER_COLUMNS = 400
+
+
+def _scan_sql(outer: Sequence[str], inner: Sequence[str], names: Sequence[str], lowest: str) -> str:
+    """Per profile among `:ids` with events of the names (bound parameters) from `lowest` on, the
+    `outer` aggregates over the `inner` columns of each event (after `pid, ts, seq`). `LIMIT -1`
+    keeps SQLite from flattening the inner query into the outer one, which would evaluate the
+    `where` SQL again for every aggregate using it."""
+    return (
+        f"SELECT {', '.join(['pid', *outer])} FROM (SELECT"
+        f" {', '.join(['e.profile_id AS pid', 'e.ts AS ts', 'e.seq AS seq', *inner])} FROM events AS e"
+        " WHERE e.profile_id IN (SELECT value FROM json_each(:ids))"
+        f" AND e.event IN ({', '.join(names)}) AND e.ts >= {lowest} LIMIT -1)"
+        " GROUP BY pid"
+    )
 
 
 def _picker(places: Sequence[int]) -> Callable[[Sequence[Any]], Sequence[Any]]:
@@ -510,13 +512,8 @@ def _scan_chunk(conn: apsw.Connection, chunk: Sequence[tuple[Scanned, Plan]], na
             expression = _renamed(_ALIAS, _renamed(_PARAMETER, bounded, local), aliases)
             places.append(outer.setdefault(expression, len(outer) + 1))
         readers.append((into, plan.decoder, _picker(places), plan.nothing))
-    sql = (
-        f"SELECT pid, {', '.join(outer)} FROM (SELECT e.profile_id AS pid, e.ts AS ts, e.seq AS seq,"
-        f" {', '.join(f'{expression} AS {alias}' for expression, alias in inner.items())} FROM events AS e"
-        " WHERE e.profile_id IN (SELECT value FROM json_each(:ids))"
-        f" AND e.event IN ({', '.join(bind(name) for name in names)}) AND e.ts >= {bind(lowest)} LIMIT -1)"
-        " GROUP BY pid"
-    )
+    sql = _scan_sql(list(outer), [f"{expression} AS {alias}" for expression, alias in inner.items()],
+                    [bind(name) for name in names], bind(lowest))
     for row in conn.execute(sql, params):
         pid = int(row[0])
         for into, decoded, pick, nothing in readers:
@@ -937,11 +934,9 @@ class _Builder:
         return found
 
     def query(self) -> _Query:
-        """Per profile with events read: each reducer's value, then the next-change columns.
-
-        The inner query reads each event once and computes its `m<k>` flags (one per stream)
-        and the reducers' field texts; `LIMIT -1` keeps SQLite from flattening it into the
-        outer query, which would evaluate the `where` SQL again for every aggregate using it.
+        """The query's pieces (`_scan_sql` frames them): per profile with events read, each
+        reducer's value, then the next-change columns. The inner query reads each event once and
+        computes its `m<k>` flags (one per stream) and the reducers' field texts.
 
         A nested stream's result for an event moves when one of the nested stream's events
         enters or leaves its now-relative window (parent windows do not move), so its `n<j>` flag
@@ -975,13 +970,7 @@ class _Builder:
 
     def sql(self, query: _Query) -> str:
         """The plan's own query: its pieces over the candidates' events of its names."""
-        inner = ["e.profile_id AS pid", "e.ts AS ts", "e.seq AS seq", *query.inner]
-        return (
-            f"SELECT {', '.join(['pid', *query.outer])} FROM (SELECT {', '.join(inner)} FROM events AS e"
-            " WHERE e.profile_id IN (SELECT value FROM json_each(:ids))"
-            f" AND e.event IN ({', '.join(self.bind(name) for name in query.names)}) AND e.ts >= :lo LIMIT -1)"
-            " GROUP BY pid"
-        )
+        return _scan_sql(query.outer, query.inner, [self.bind(name) for name in query.names], ":lo")
 
 
 def _window(filters: Sequence[Filter]) -> _Window:
