@@ -118,6 +118,39 @@ def test_edit_that_shrinks_leaves_no_stale_members(space: Space) -> None:
     assert (got.status, got.size) == (admin_pb2.COMPUTATION_STATUS_LIVE, 2)
 
 
+def test_edit_to_other_events_clears_what_the_old_text_stored(space: Space) -> None:
+    """An edit to a definition reading other events: the profiles that held a value under the
+    old text and have none of the new events lose it (members exit, values and next change
+    times go), though the backfill evaluates only the profiles with something to find."""
+    now = space.now()
+    space.send(*[{"type": "track", "userId": f"u{i}", "event": "Order", "at": now - i * HOUR,
+                  "properties": {"total": i}} for i in range(1, 5)],
+               {"type": "track", "userId": "u4", "event": "Refund", "at": now - HOUR, "properties": {"total": 7}},
+               {"type": "track", "userId": "u9", "event": "Refund", "at": now - HOUR, "properties": {"total": 9}})
+    space.define("buyers", "event('Order').within(3 hours).count() >= 1")
+    space.define("last_total", "event('Order').within(3 hours).last('total')", kind="computed_trait")
+    space.tick()
+    assert space.member_ids("buyers") == {"user_id:u1", "user_id:u2", "user_id:u3"}
+    meta = bearer(space.tokens["admin"])
+    mask = field_mask_pb2.FieldMask(paths=["definition"])
+    space.running.admin.UpdateAudience(admin_pb2.UpdateAudienceRequest(
+        audience=admin_pb2.Audience(collection=common_pb2.COLLECTION_USERS, key="buyers",
+                                    definition="event('Refund').within(2 hours).count() >= 1"),
+        update_mask=mask), metadata=meta)
+    space.running.admin.UpdateComputedTrait(admin_pb2.UpdateComputedTraitRequest(
+        computed_trait=admin_pb2.ComputedTrait(collection=common_pb2.COLLECTION_USERS, key="last_total",
+                                               definition="event('Refund').within(2 hours).last('total')"),
+        update_mask=mask), metadata=meta)
+    space.tick()
+    assert space.member_ids("buyers") == {"user_id:u4", "user_id:u9"}
+    assert [c for c in changes(space, "buyers") if c[1] == "exited"] == [("u1", "exited"), ("u2", "exited"),
+                                                                         ("u3", "exited")]
+    assert space.stored() == space.expected()
+    space.tick(at=now + HOUR + 1)  # the refunds leave the window: the next change times were kept
+    assert space.member_ids("buyers") == set()
+    assert space.stored() == space.expected()
+
+
 def test_delete_refused_while_referenced(space: Space) -> None:
     """A definition another one reads cannot be deleted; the refusal names the reader."""
     space.define("base", "trait('plan') = 'pro'")
@@ -284,4 +317,41 @@ def test_definitions_created_together_backfill_in_shared_jobs(space: Space) -> N
     space.running.server.engine.evaluator.on_tick.append(reports.append)
     space.tick()
     assert sum(r.jobs for r in reports) <= 6  # a job for 20 definitions' chunk, another for 4, then LIVE
+    assert space.stored() == space.expected()
+
+
+def test_a_backfill_touches_only_for_readers_that_would_not_see_it(
+    space: Space, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Definitions created together fill their values in dependency order within each job, so
+    their changes queue no touches (each pair is evaluated once); a reader already live, which
+    only a touch tells, still gets them and follows."""
+    from audiences_server.engine import evaluator
+
+    touched: list[tuple[int, str, str]] = []
+    original = evaluator.touch
+
+    def counting(conn: object, touches: list[tuple[int, str, str]]) -> None:
+        touched.extend(t for t in touches if t[1] == "computed")
+        original(conn, touches)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(evaluator, "touch", counting)
+    now = space.now()
+    space.send(*[{"type": "track", "userId": f"u{i}", "event": "Order", "at": now - i * HOUR} for i in range(12)])
+    space.tick()
+    space.define("recent", "event('Order').within(6 hours).count() >= 1")
+    space.define("recent_too", "trait('recent') = true")
+    space.define("orders", "event('Order').count()", kind="computed_trait")
+    tick = space.tick()
+    assert touched == []
+    assert tick.values_changed == 7 + 7 + 12  # orders 0 to 6 hours old (the edge is inside), and a count each
+    assert space.member_ids("recent_too") == space.member_ids("recent")
+
+    space.define("early_reader", "trait('early') = true")
+    space.tick()
+    assert space.member_ids("early_reader") == set()
+    space.define("early", "event('Order').within(3 hours).count() >= 1")
+    space.tick()
+    assert {key for _, _, key in touched} == {"early"}
+    assert space.member_ids("early_reader") == space.member_ids("early") != set()
     assert space.stored() == space.expected()

@@ -26,7 +26,7 @@ import structlog
 
 from audiences_server.core import ql
 from audiences_server.engine.clock import Clock
-from audiences_server.engine.fastpath import AccountPlan, Plan, Row, Scans, Shared, scan_together
+from audiences_server.engine.fastpath import AccountPlan, Plan, Row, Scanned, Scans, Shared, scan_together
 from audiences_server.engine.registry import Compiled, Registry
 from audiences_server.store import evaluation as store
 from audiences_server.store import history as history_store
@@ -152,6 +152,8 @@ class Evaluation:
         self._scans: Scans = {}
         # Per computation, its part of the scans made together for the job's work (`prefetch`).
         self._shared: dict[int, Shared] = {}
+        # Per user definition, the traits it reads as a profile with none of them reads them.
+        self._usual: dict[int, dict[str, Any]] = {}
 
     def facts(self, profile_ids: Iterable[int]) -> dict[int, tuple[int, str, int | None]]:
         """Space, collection and survivor of each existing profile among these."""
@@ -223,13 +225,15 @@ class Evaluation:
         return [(pid, value) for pid, value, _ in self._compute(comp, profile_ids, with_due=False)]
 
     def _compute(
-        self, comp: Compiled, profile_ids: Sequence[int], with_due: bool = True
+        self, comp: Compiled, profile_ids: Sequence[int], with_due: bool = True,
+        traits: Mapping[int, Mapping[str, Any]] | None = None,
     ) -> list[tuple[int, Any, int | None]]:
         """Each profile's value and next change time, with the anonymous-users rule applied.
 
         Definitions the SQL fast path compiled run as one query over the profiles (an account
         audience, one per `ANY`/`ALL` over their users); the others are loaded into the reference
-        interpreter profile by profile.
+        interpreter profile by profile. `traits`: the user traits a compiled user definition
+        reads, when already read.
         """
         if isinstance(comp.plan, AccountPlan):
             members = store.users_of(self.conn, profile_ids)
@@ -240,8 +244,9 @@ class Evaluation:
                 members, self._traits(space, "users", users, comp.summary.user_traits),
             )
         elif comp.plan is not None:
-            out = comp.plan.run(self.conn, profile_ids, self.now, self._user_traits(comp, profile_ids), self._scans,
-                                self._shared.get(comp.id))
+            if traits is None:
+                traits = self._user_traits(comp, profile_ids)
+            out = comp.plan.run(self.conn, profile_ids, self.now, traits, self._scans, self._shared.get(comp.id))
         else:
             out = self._interpret(comp, profile_ids, with_due)
         if comp.row.kind == "audience" and comp.collection == "users" and not comp.include_anonymous:
@@ -275,12 +280,16 @@ class Evaluation:
         A compiled account audience may also be given users (whose changes can move it): see
         `_account_values`.
         """
-        if isinstance(comp.plan, AccountPlan):
-            computed = self._account_values(comp, comp.plan, profile_ids)
-        else:
-            computed = self._compute(comp, profile_ids)
         cid = comp.id
-        stored = store.stored_of(self.conn, cid, [pid for pid, _, _ in computed])
+        narrowed = self._narrowed(comp, comp.plan, profile_ids) if isinstance(comp.plan, Plan) else None
+        if narrowed is not None:
+            computed, stored = narrowed
+        else:
+            if isinstance(comp.plan, AccountPlan):
+                computed = self._account_values(comp, comp.plan, profile_ids)
+            else:
+                computed = self._compute(comp, profile_ids)
+            stored = store.stored_of(self.conn, cid, [pid for pid, _, _ in computed])
         due: dict[int, int | None] = {}  # the next change times that moved
         # What moved, written per kind in one statement each: values and change records.
         writes: list[tuple[int, str | None]] = []
@@ -296,13 +305,55 @@ class Evaluation:
                 writes.append((pid, new))
                 records.append(store.ChangeRecord(pid, change, before, new))
                 size_delta += delta
-        self.report.evaluating(cid, stored)
+        self.report.evaluating(cid, profile_ids if narrowed is not None else stored)
         store.write_values(self.conn, cid, writes, self.now)
         store.record_changes(self.conn, comp.row.space_id, cid, records, self.now)
         store.set_due(self.conn, cid, due)
         store.add_size(self.conn, cid, size_delta, self.now)
         self.report.values_changed += len(writes)
         return {pid for pid, _ in writes}
+
+    def _narrowed(self, comp: Compiled, plan: Plan, profile_ids: Sequence[int]
+                  ) -> tuple[list[Row], dict[int, tuple[str | None, int | None]]] | None:
+        """A backfill chunk's results and stored state for only the profiles that can hold a
+        value: those with events the plan reads, with traits it reads other than a bare
+        profile's, or with something stored. The others would all get the result of a profile
+        with nothing, so when that result stores nothing (an audience's `false`, a trait's
+        null) they are left out: most profiles of a space have none of a definition's events,
+        and a backfill would otherwise diff each of them for nothing. None: no narrowing."""
+        if not self.backfilling or not profile_ids:
+            return None
+        traits = self._user_traits(comp, profile_ids)
+        usual = self._usual_traits(comp)
+        empty = tuple(out.empty for out in plan.outputs)
+        for bare in ({}, usual):
+            if self._diff(comp, None, plan.result(empty, bare, self.now)) is not None:
+                return None
+        shared = self._shared.get(comp.id)
+        scanned: Scanned = {}
+        if plan.sql is None:
+            pass
+        elif shared is not None and all(pid in shared[0] for pid in profile_ids):
+            scanned = shared[1]
+        else:
+            scanned = plan.scan(self.conn, profile_ids, self.now, self._scans)
+            self._shared[comp.id] = (frozenset(profile_ids), scanned)
+        stored = store.stored_between(self.conn, comp.id, min(profile_ids), max(profile_ids))
+        wanted = [pid for pid in profile_ids
+                  if pid in scanned or pid in stored or ((held := traits.get(pid)) and held != usual)]
+        return self._compute(comp, wanted, traits=traits), stored
+
+    def _usual_traits(self, comp: Compiled) -> dict[str, Any]:
+        """The traits a user definition reads, as a profile with none of them reads them: the
+        audiences it reads `false` (see `_traits`, `_overlay_accounts`)."""
+        if comp.id in self._usual:
+            return self._usual[comp.id]
+        keys = {key.split(".", 1)[0] for key in comp.summary.traits}
+        usual: dict[str, Any] = {c.row.key: False for c in self.registry.of_space(comp.row.space_id)
+                                 if c.collection == comp.collection and c.row.key in keys and c.row.kind == "audience"}
+        usual.update((key, False) for key in comp.account_keys)
+        self._usual[comp.id] = usual
+        return usual
 
     def _account_values(self, comp: Compiled, plan: AccountPlan, profile_ids: Sequence[int]) -> list[Row]:
         """A compiled account audience, incrementally.
@@ -781,13 +832,17 @@ class Evaluator:
         ][:max(1, BACKFILL_PAIRS // chunk)]
         pids = store.profiles_after(conn, row.space_id, row.collection, cursors[first.id], chunk)
         evaluation.prefetch({comp.id: pids for comp in group})
+        ids = {comp.id for comp in group}
         for comp in group:
-            self._backfill(conn, comp, pids, evaluation)
+            self._backfill(conn, comp, pids, evaluation, _readers_will_see(comp, ids, cursors, registry, pids))
         return True
 
     @staticmethod
-    def _backfill(conn: apsw.Connection, comp: Compiled, pids: list[int], evaluation: Evaluation) -> None:
-        """One chunk of one computation's backfill (none left: it goes LIVE)."""
+    def _backfill(conn: apsw.Connection, comp: Compiled, pids: list[int], evaluation: Evaluation,
+                  seen: bool = False) -> None:
+        """One chunk of one computation's backfill (none left: it goes LIVE); `seen` when every
+        reader of its values will evaluate these profiles after it anyway, so that its changes
+        need no touches (`_readers_will_see`)."""
         row = comp.row
         if not pids:
             store.finish_backfill(conn, row.computation_id, evaluation.now)
@@ -800,5 +855,29 @@ class Evaluator:
         finally:
             evaluation.backfilling = False
         # Dependents see these changes at the next job, through ordinary touches.
-        touch(conn, [(p, "computed", row.key) for p in changed])
+        if not seen:
+            touch(conn, [(p, "computed", row.key) for p in changed])
         store.advance_backfill(conn, row.computation_id, pids[-1], len(pids))
+
+
+def _readers_will_see(comp: Compiled, group: Collection[int], cursors: Mapping[int, int], registry: Registry,
+                      pids: Sequence[int]) -> bool:
+    """Whether every definition reading `comp` will evaluate the chunk's profiles after it
+    without being touched: those backfilling in the same group run next in this job (a group is
+    in dependency order), and those of the same collection whose backfill has not reached the
+    chunk yet, or of the other collection not yet started, read its new values when they do.
+    Then a backfill's changes need no touches: without this rule, 200 definitions created
+    together would evaluate their readers a second time for every value they fill in, and a
+    definition nothing reads would queue a touch per value for nothing."""
+    if not pids:
+        return True
+    for reader in comp.dependents:
+        if reader in group:
+            continue
+        cursor = cursors.get(reader)
+        if cursor is None:
+            return False  # live: only a touch tells it
+        same = registry.by_id[reader].collection == comp.collection
+        if (same and cursor >= pids[0]) or (not same and cursor > 0):
+            return False
+    return True

@@ -307,9 +307,9 @@ class Plan:
             covered, scanned = shared
             missing = [pid for pid in profile_ids if pid not in covered]
             if missing:
-                scanned = {**scanned, **self._scan(conn, missing, now_ms, scans)}
+                scanned = {**scanned, **self.scan(conn, missing, now_ms, scans)}
         elif self.sql is not None:
-            scanned = self._scan(conn, profile_ids, now_ms, scans)
+            scanned = self.scan(conn, profile_ids, now_ms, scans)
         empty = tuple(out.empty for out in self.outputs)
         # Most candidates of a big tick have no events of interest and no trait read: they all
         # get the same result, computed once.
@@ -327,7 +327,7 @@ class Plan:
                 rows.append((pid, bare[0], None))
         return rows
 
-    def _scan(
+    def scan(
         self, conn: apsw.Connection, profile_ids: Sequence[int], now_ms: int, scans: Scans | None
     ) -> Scanned:
         """One query: per profile with events of interest, the reducers' values and the next change."""
@@ -473,7 +473,7 @@ def scan_together(
             columns += width
         for chunk in chunks:
             if len(chunk) == 1:
-                found[chunk[0]] = plans[chunk[0]]._scan(conn, profile_ids, now_ms, None)
+                found[chunk[0]] = plans[chunk[0]].scan(conn, profile_ids, now_ms, None)
             else:
                 _scan_chunk(conn, [(found[k], plans[k]) for k in chunk], names, ids, now_ms)
     return found

@@ -267,6 +267,23 @@ def stored_of(conn: apsw.Connection, computation_id: int, profile_ids: Sequence[
     }
 
 
+def stored_between(conn: apsw.Connection, computation_id: int, low: int, high: int
+                   ) -> dict[int, tuple[str | None, int | None]]:
+    """As `stored_of`, for the profiles with ids from `low` to `high` holding a stored value or a
+    next change time (a backfill's chunk: a range of ids, most often with nothing stored)."""
+    found: dict[int, tuple[str | None, int | None]] = {}
+    for pid, value, due in conn.execute(
+        "SELECT profile_id, value, NULL FROM computed_values"
+        " WHERE computation_id = ?1 AND profile_id BETWEEN ?2 AND ?3"
+        " UNION ALL SELECT profile_id, NULL, due_ms FROM due"
+        " WHERE computation_id = ?1 AND profile_id BETWEEN ?2 AND ?3",
+        (computation_id, low, high),
+    ):
+        held, next_change = found.get(pid, (None, None))
+        found[pid] = (held if value is None else value, next_change if due is None else due)
+    return found
+
+
 def values_of_profile(conn: apsw.Connection, profile_id: int) -> dict[int, str]:
     """Every stored value of one profile, by computation."""
     return {
