@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import graphlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -30,11 +31,11 @@ class Compiled:
     dependents: list[int] = field(default_factory=list)
     # Account audiences a user definition reads (a user reads true if any of its accounts is in).
     account_keys: frozenset[str] = frozenset()
-    # The SQL fast path's plan; None when the interpreter evaluates it (see engine/fastpath.py).
-    plan: Plan | AccountPlan | None = field(init=False, default=None)
-
-    def __post_init__(self) -> None:
-        self.plan = compile_definition(self)
+    @functools.cached_property
+    def plan(self) -> Plan | AccountPlan | None:
+        """The SQL fast path's plan; None when the interpreter evaluates it (see
+        engine/fastpath.py). Compiled when first asked for: a cycle check needs none."""
+        return compile_definition(self)
 
     @property
     def id(self) -> int:
