@@ -152,6 +152,9 @@ class Evaluation:
         self._scans: Scans = {}
         # Per computation, its part of the scans made together for the job's work (`prefetch`).
         self._shared: dict[int, Shared] = {}
+        # Per computation, the stored values and next change times read with those scans: the
+        # profiles covered, and those holding either (nothing changes them until it runs).
+        self._held: dict[int, tuple[Collection[int], dict[int, tuple[str | None, int | None]]]] = {}
         # Per user definition, the traits it reads as a profile with none of them reads them.
         self._usual: dict[int, dict[str, Any]] = {}
 
@@ -171,6 +174,7 @@ class Evaluation:
         same profiles. Each definition then takes its part; profiles it gets beyond these (from
         a changed dependency) are scanned when it runs."""
         self._shared = {}
+        self._held = {}
         if self.combining:
             return
         comps = [comp for comp in self.registry.order
@@ -181,6 +185,8 @@ class Evaluation:
         scanned = scan_together(self.conn, [comp.plan for comp in comps], profiles, self.now)  # type: ignore[misc]
         covered = frozenset(profiles)
         self._shared = {comp.id: (covered, found) for comp, found in zip(comps, scanned, strict=True)}
+        held = store.stored_together(self.conn, [comp.id for comp in comps], profiles)
+        self._held = {cid: (covered, found) for cid, found in held.items()}
 
     def run(self, work: dict[int, set[int]]) -> None:
         """Evaluates the work, in dependency order, following changed values to dependents."""
@@ -289,7 +295,7 @@ class Evaluation:
                 computed = self._account_values(comp, comp.plan, profile_ids)
             else:
                 computed = self._compute(comp, profile_ids)
-            stored = store.stored_of(self.conn, cid, [pid for pid, _, _ in computed])
+            stored = self._stored_of(cid, [pid for pid, _, _ in computed])
         due: dict[int, int | None] = {}  # the next change times that moved
         # What moved, written per kind in one statement each: values and change records.
         writes: list[tuple[int, str | None]] = []
@@ -305,13 +311,23 @@ class Evaluation:
                 writes.append((pid, new))
                 records.append(store.ChangeRecord(pid, change, before, new))
                 size_delta += delta
-        self.report.evaluating(cid, profile_ids if narrowed is not None else stored)
+        self.report.evaluating(cid, profile_ids if narrowed is not None else [pid for pid, _, _ in computed])
         store.write_values(self.conn, cid, writes, self.now)
         store.record_changes(self.conn, comp.row.space_id, cid, records, self.now)
         store.set_due(self.conn, cid, due)
         store.add_size(self.conn, cid, size_delta, self.now)
         self.report.values_changed += len(writes)
         return {pid for pid, _ in writes}
+
+    def _stored_of(self, computation_id: int, profile_ids: Sequence[int]) -> dict[int, tuple[str | None, int | None]]:
+        """Per profile holding either, its stored value and next change time for the computation:
+        as read with the job's scans (`prefetch`), the profiles they did not cover read now."""
+        held = self._held.pop(computation_id, None)
+        if held is None:
+            return store.stored_of(self.conn, computation_id, profile_ids)
+        covered, found = held
+        missing = [pid for pid in profile_ids if pid not in covered]
+        return {**found, **store.stored_of(self.conn, computation_id, missing)} if missing else found
 
     def _narrowed(self, comp: Compiled, plan: Plan, profile_ids: Sequence[int]
                   ) -> tuple[list[Row], dict[int, tuple[str | None, int | None]]] | None:

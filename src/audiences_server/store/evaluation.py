@@ -267,6 +267,28 @@ def stored_of(conn: apsw.Connection, computation_id: int, profile_ids: Sequence[
     }
 
 
+def stored_together(conn: apsw.Connection, computation_ids: Sequence[int], profile_ids: Sequence[int]
+                    ) -> dict[int, dict[int, tuple[str | None, int | None]]]:
+    """As `stored_of` for several computations over the same profiles in two statements, per
+    computation only the profiles holding a stored value or a next change time."""
+    found: dict[int, dict[int, tuple[str | None, int | None]]] = {cid: {} for cid in computation_ids}
+    params = (json.dumps(list(computation_ids)), json.dumps(list(profile_ids)))
+    pairs = "computation_id IN (SELECT value FROM json_each(?1)) AND profile_id IN (SELECT value FROM json_each(?2))"
+    for cid, pid, value, due in conn.execute(
+        f"SELECT computation_id, profile_id, value, NULL FROM computed_values WHERE {pairs}"
+        f" UNION ALL SELECT computation_id, profile_id, NULL, due_ms FROM due WHERE {pairs}",
+        params,
+    ):
+        _hold(found[cid], pid, value, due)
+    return found
+
+
+def _hold(found: dict[int, tuple[str | None, int | None]], pid: int, value: str | None, due: int | None) -> None:
+    """Adds a row of a stored value (`due` None) or of a next change time (`value` None)."""
+    before, next_change = found.get(pid, (None, None))
+    found[pid] = (before if value is None else value, next_change if due is None else due)
+
+
 def stored_between(conn: apsw.Connection, computation_id: int, low: int, high: int
                    ) -> dict[int, tuple[str | None, int | None]]:
     """As `stored_of`, for the profiles with ids from `low` to `high` holding a stored value or a
@@ -279,8 +301,7 @@ def stored_between(conn: apsw.Connection, computation_id: int, low: int, high: i
         " WHERE computation_id = ?1 AND profile_id BETWEEN ?2 AND ?3",
         (computation_id, low, high),
     ):
-        held, next_change = found.get(pid, (None, None))
-        found[pid] = (held if value is None else value, next_change if due is None else due)
+        _hold(found, pid, value, due)
     return found
 
 
