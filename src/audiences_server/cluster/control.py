@@ -107,7 +107,7 @@ class FrontComputations(Computations):
         self._append = append
 
     def _refuse(self, conn: apsw.Connection, space_id: int, spec: Spec) -> None:
-        refuse_unbuilt(spec, space_id)
+        refuse_unbuilt(spec)
         readers = user_definitions_reading_accounts(conn, space_id, spec)
         if readers:
             raise Unimplemented(f"{', '.join(readers)} would read an account audience: a cluster does not bring an "

@@ -19,10 +19,9 @@ from audiences_server.cluster.entries import call_to_json, encode
 from audiences_server.cluster.log import CALLS, Log
 from audiences_server.core import tracking
 from audiences_server.engine.clock import Clock
-from audiences_server.engine.computations import Spec, check, spec_row
+from audiences_server.engine.computations import Spec, check
 from audiences_server.engine.fastpath import AccountPlan, compile_definition
 from audiences_server.engine.ingest import ACCEPTED, REJECTED, CallResult, Sender
-from audiences_server.engine.registry import Compiled
 from audiences_server.errors import FailedPrecondition, FieldViolation, InvalidArgument, Unavailable, Unimplemented
 
 
@@ -80,11 +79,11 @@ class Front:
                 fast path does not compile (account-level streams, most account computed
                 traits): the interpreter would need every linked user's events on one shard.
         """
-        refuse_unbuilt(spec, space_id)
+        refuse_unbuilt(spec)
         await self._log.append(CALLS, define_entry(space_id, spec))
 
 
-def refuse_unbuilt(spec: Spec, space_id: int) -> None:
+def refuse_unbuilt(spec: Spec) -> None:
     """Refuses what a cluster cannot evaluate yet, once the definition checks as on one node
     (on either clock).
 
@@ -93,8 +92,7 @@ def refuse_unbuilt(spec: Spec, space_id: int) -> None:
         Unimplemented: CLUSTER_ACCOUNTS_INTERPRETED_UNIMPLEMENTED (see `Front.define`).
     """
     checked = check(spec.definition, spec.kind, spec.collection)
-    if spec.collection == "accounts" and not isinstance(
-            compile_definition(Compiled(spec_row(spec, space_id), checked)), AccountPlan):
+    if spec.collection == "accounts" and not isinstance(compile_definition(checked, None), AccountPlan):
         raise Unimplemented("a cluster evaluates only the account definitions the fast path compiles",
                             reason="CLUSTER_ACCOUNTS_INTERPRETED_UNIMPLEMENTED")
 

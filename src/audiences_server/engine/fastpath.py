@@ -43,11 +43,12 @@ import re
 import weakref
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import apsw
 import orjson
 
+from audiences_server.core.ql.checker import CheckedDefinition
 from audiences_server.core.ql.comparators import compare
 from audiences_server.core.ql.nodes import (
     Aggregate,
@@ -76,9 +77,6 @@ from audiences_server.core.ql.nodes import (
 from audiences_server.core.ql.reducers import reduce_values
 from audiences_server.core.ql.values import as_number, resolve
 
-if TYPE_CHECKING:
-    from audiences_server.engine.registry import Compiled
-
 Row = tuple[int, Any, int | None]
 """A profile id, its value and its next change time."""
 # A scan's result: per profile with events of interest, its reducers' values and next change.
@@ -106,8 +104,9 @@ class _Unsupported(Exception):
     """The definition has a shape the fast path does not compile."""
 
 
-def compile_definition(comp: Compiled) -> Plan | AccountPlan | None:
-    """The fast-path plan of a computation, or None when the interpreter must evaluate it.
+def compile_definition(checked: CheckedDefinition, floor_ms: int | None) -> Plan | AccountPlan | None:
+    """The fast-path plan of a checked definition whose events count from `floor_ms` on (None:
+    all of them; see `Compiled.event_floor_ms`), or None when the interpreter must evaluate it.
 
     Compiled: user audiences and computed traits made of AND/OR/NOT, comparisons (not the
     relative date ones) between literals, traits and reducers (any reducer, over a property or
@@ -120,12 +119,12 @@ def compile_definition(comp: Compiled) -> Plan | AccountPlan | None:
     `where` conditions reading traits, nested reducers other than `count()`, relative date
     comparators, paths needing escapes.
     """
-    root = comp.checked.definition.root
-    floor, lookback = comp.event_floor_ms, comp.summary.lookback_ms
+    root = checked.definition.root
+    lookback = checked.summary.lookback_ms
     try:
-        if comp.collection == "users":
-            return _compile_user(root, floor, lookback)
-        return _compile_account(root, floor, lookback)
+        if checked.collection == "users":
+            return _compile_user(root, floor_ms, lookback)
+        return _compile_account(root, floor_ms, lookback)
     except _Unsupported:
         return None
 

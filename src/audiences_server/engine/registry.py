@@ -35,7 +35,7 @@ class Compiled:
     def plan(self) -> Plan | AccountPlan | None:
         """The SQL fast path's plan; None when the interpreter evaluates it (see
         engine/fastpath.py). Compiled when first asked for: a cycle check needs none."""
-        return compile_definition(self)
+        return compile_definition(self.checked, self.event_floor_ms)
 
     @property
     def id(self) -> int:
