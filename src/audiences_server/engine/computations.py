@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
 from collections.abc import Mapping
@@ -187,26 +186,10 @@ class Computations:
         if spec.enabled:
             refuse_past_retention(conn, space_id, spec.kind, spec.collection, spec.definition)
         now = self._clock.now_ms()
-        conn.execute(
-            "INSERT INTO computations (space_id, kind, collection, key, public_id, name, description, definition,"
-            " enabled, options, status, created_ms, updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                space_id,
-                spec.kind,
-                spec.collection,
-                spec.key,
-                _PREFIX[spec.kind] + secrets.token_hex(10),
-                spec.name or spec.key,
-                spec.description,
-                spec.definition,
-                int(spec.enabled),
-                json.dumps(spec.options),
-                "BACKFILLING" if spec.enabled else "DISABLED",
-                now,
-                now,
-            ),
+        cid = store.insert_computation(
+            conn, space_id, spec.kind, spec.collection, spec.key, _PREFIX[spec.kind] + secrets.token_hex(10),
+            spec.name or spec.key, spec.description, spec.definition, spec.enabled, spec.options, now,
         )
-        cid = int(conn.last_insert_rowid())
         versions_store.add_version(conn, cid, spec.definition, spec.options, now, actor)
         if spec.enabled:
             store.start_backfill(conn, cid, store.count_profiles(conn, space_id, spec.collection))
@@ -275,20 +258,9 @@ class Computations:
         redo = (spec.definition != current.definition and spec.enabled) or (spec.enabled and not current.enabled)
         now = self._clock.now_ms()
         edited = spec.definition != current.definition or spec.options != current.options
-        conn.execute(
-            "UPDATE computations SET name = ?, description = ?, definition = ?, enabled = ?, options = ?,"
-            " updated_ms = ?, version = version + ?, status = ? WHERE computation_id = ?",
-            (
-                spec.name,
-                spec.description,
-                spec.definition,
-                int(spec.enabled),
-                json.dumps(spec.options),
-                now,
-                int(edited),
-                current.status if spec.enabled else "DISABLED",
-                current.computation_id,
-            ),
+        store.update_computation(
+            conn, current.computation_id, spec.name, spec.description, spec.definition, spec.enabled, spec.options,
+            now, edited, current.status if spec.enabled else "DISABLED",
         )
         if edited:
             versions_store.add_version(conn, current.computation_id, spec.definition, spec.options, now, actor)
@@ -339,8 +311,7 @@ class Computations:
             )
         for connection_id, _ in connected:
             sync_store.delete_connection(conn, connection_id)
-        for table in ("computed_values", "due", "member_results", "changes", "computations"):
-            conn.execute(f"DELETE FROM {table} WHERE computation_id = ?", (current.computation_id,))
+        store.delete_computation(conn, current.computation_id)
         history_store.forget(conn, current.computation_id)
         versions_store.forget_versions(conn, current.computation_id)
         return len(connected)

@@ -85,6 +85,40 @@ def computation_by_id(conn: apsw.Connection, computation_id: int) -> Computation
     return _computation(row) if row else None
 
 
+def insert_computation(
+    conn: apsw.Connection, space_id: int, kind: str, collection: str, key: str, public_id: str, name: str,
+    description: str, definition: str, enabled: bool, options: dict[str, Any], now_ms: int,
+) -> int:
+    """Adds a definition (BACKFILLING when enabled, else DISABLED); returns its computation id."""
+    conn.execute(
+        "INSERT INTO computations (space_id, kind, collection, key, public_id, name, description, definition,"
+        " enabled, options, status, created_ms, updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (space_id, kind, collection, key, public_id, name, description, definition, int(enabled),
+         json.dumps(options), "BACKFILLING" if enabled else "DISABLED", now_ms, now_ms),
+    )
+    return int(conn.last_insert_rowid())
+
+
+def update_computation(
+    conn: apsw.Connection, computation_id: int, name: str, description: str, definition: str, enabled: bool,
+    options: dict[str, Any], now_ms: int, edited: bool, status: str,
+) -> None:
+    """Saves a definition's editable fields and status; `edited` (its text or options changed)
+    makes it a new version."""
+    conn.execute(
+        "UPDATE computations SET name = ?, description = ?, definition = ?, enabled = ?, options = ?,"
+        " updated_ms = ?, version = version + ?, status = ? WHERE computation_id = ?",
+        (name, description, definition, int(enabled), json.dumps(options), now_ms, int(edited), status,
+         computation_id),
+    )
+
+
+def delete_computation(conn: apsw.Connection, computation_id: int) -> None:
+    """Removes a definition with its values, next change times, users' results and change records."""
+    for table in ("computed_values", "due", "member_results", "changes", "computations"):
+        conn.execute(f"DELETE FROM {table} WHERE computation_id = ?", (computation_id,))
+
+
 def state_version(conn: apsw.Connection) -> str:
     """Changes whenever a computation is added, removed, edited, enabled, disabled or changes status."""
     return str(scalar(conn, "SELECT group_concat(computation_id || ':' || version || ':' || enabled || ':' || status,"
