@@ -308,12 +308,14 @@ def stored_together(conn: apsw.Connection, computation_ids: Sequence[int], profi
     found: dict[int, dict[int, tuple[str | None, int | None]]] = {cid: {} for cid in computation_ids}
     params = (json.dumps(list(computation_ids)), json.dumps(list(profile_ids)))
     pairs = "computation_id IN (SELECT value FROM json_each(?1)) AND profile_id IN (SELECT value FROM json_each(?2))"
-    for cid, pid, value, due in conn.execute(
-        f"SELECT computation_id, profile_id, value, NULL FROM computed_values WHERE {pairs}"
-        f" UNION ALL SELECT computation_id, profile_id, NULL, due_ms FROM due WHERE {pairs}",
-        params,
-    ):
-        _hold(found[cid], pid, value, due)
+    # Tens of thousands of rows for a job of 1,000 profiles: values first, then due times merged in.
+    for cid, pid, value in conn.execute(f"SELECT computation_id, profile_id, value FROM computed_values WHERE {pairs}",
+                                        params):
+        found[cid][pid] = (value, None)
+    for cid, pid, due in conn.execute(f"SELECT computation_id, profile_id, due_ms FROM due WHERE {pairs}", params):
+        held = found[cid]
+        before = held.get(pid)
+        held[pid] = (None if before is None else before[0], due)
     return found
 
 

@@ -46,7 +46,13 @@ def reduce_values(
 
 
 def _numbers(values: Sequence[Any]) -> list[Number]:
-    return [n for n in map(as_number, values) if n is not None]
+    found: list[Number] = []
+    for value in values:
+        if type(value) is int:  # the usual case, as `as_number` reads it, without its tests
+            found.append(value)
+        elif (number := as_number(value)) is not None:
+            found.append(number)
+    return found
 
 
 def _sum_or_avg(function: AggregateFunction, numbers: list[Number]) -> Number | None:
