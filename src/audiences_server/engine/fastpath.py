@@ -371,6 +371,18 @@ class Plan:
         adds = self.edges
         decoders = [out.decode for out in self.outputs]
         counts = all(out.aggregate.function is AggregateFunction.COUNT for out in self.outputs)
+        if counts and len(adds) <= 1:
+            # The most common plans: counts (their columns are their values) and at most one
+            # next-change column. The columns always come as a tuple.
+            if not adds:
+                return lambda columns: (columns, None)  # type: ignore[return-value]
+            (add,) = adds
+
+            def counted(columns: Sequence[Any]) -> tuple[tuple[Any, ...], int | None]:
+                ts = columns[width]
+                return tuple(columns[:width]), None if ts is None else ts + add
+
+            return counted
 
         def decoded(columns: Sequence[Any]) -> tuple[tuple[Any, ...], int | None]:
             if counts:
