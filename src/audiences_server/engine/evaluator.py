@@ -637,17 +637,17 @@ def _moved_by(registry: Registry, space: int, collection: str,
               kinds: set[tuple[str, str]] | frozenset[tuple[str, str]]) -> tuple[list[int], list[int]]:
     """What touches of these kinds on a profile of the collection move: the computations to
     evaluate for the profile itself, and those to evaluate for its accounts (a user's)."""
-    itself: list[int] = []
-    through_accounts: list[int] = []
-    for comp in registry.of_space(space):
-        if comp.collection == collection and any(comp.touched_by(k, n) for k, n in kinds):
-            itself.append(comp.id)
-        elif collection == "users" and any(comp.touched_by_user(k, n) for k, n in kinds):
-            if isinstance(comp.plan, AccountPlan):
-                itself.append(comp.id)  # its stored results, then its accounts if they moved
-            if not isinstance(comp.plan, AccountPlan) or any(k in _LINKS_MOVE for k, _ in kinds):
-                through_accounts.append(comp.id)
-    return itself, through_accounts
+    itself: set[int] = set()
+    through_accounts: set[int] = set()
+    account_plans: set[int] = set()
+    for kind, name in kinds:
+        one = registry.moved_by(space, collection, kind, name)
+        itself |= one.itself
+        through_accounts |= one.through_accounts
+        account_plans |= one.account_plans
+    if account_plans and any(k in _LINKS_MOVE for k, _ in kinds):
+        through_accounts |= account_plans  # its accounts may have changed: they are evaluated too
+    return sorted(itself), sorted(through_accounts)
 
 
 class Evaluator:

@@ -141,6 +141,20 @@ def find_cycle(comps: Iterable[Compiled]) -> list[str] | None:
     return None
 
 
+@dataclass(frozen=True)
+class Moved:
+    """What a touch of one kind on a profile moves (see `Registry.moved_by`)."""
+
+    # The computations to evaluate for the profile itself (a user's compiled account audiences
+    # among them: their stored results for the user come first).
+    itself: frozenset[int]
+    # For a user: the account computations to evaluate for its accounts.
+    through_accounts: frozenset[int]
+    # For a user: the compiled account audiences it moves, whose accounts are evaluated too
+    # when the touches also move the user's links.
+    account_plans: frozenset[int]
+
+
 class Registry:
     """Every enabled computation, in an order where each comes after those it reads."""
 
@@ -150,6 +164,29 @@ class Registry:
         }
         dependencies(self.by_id.values())
         self.order = self._sorted()
+        self._moved: dict[tuple[int, str, str, str], Moved] = {}
+
+    def moved_by(self, space_id: int, collection: str, kind: str, name: str) -> Moved:
+        """What a touch of one kind (an event name, a trait key, a merge, …) on a profile of the
+        collection moves, worked out once per registry: a job's touched profiles have many
+        different sets of touches, each the union of a few kinds."""
+        key = (space_id, collection, kind, name)
+        found = self._moved.get(key)
+        if found is None:
+            itself: set[int] = set()
+            through: set[int] = set()
+            plans: set[int] = set()
+            for comp in self.of_space(space_id):
+                if comp.collection == collection and comp.touched_by(kind, name):
+                    itself.add(comp.id)
+                elif collection == "users" and comp.touched_by_user(kind, name):
+                    if isinstance(comp.plan, AccountPlan):
+                        itself.add(comp.id)
+                        plans.add(comp.id)
+                    else:
+                        through.add(comp.id)
+            found = self._moved[key] = Moved(frozenset(itself), frozenset(through), frozenset(plans))
+        return found
 
     def _sorted(self) -> list[Compiled]:
         graph = {cid: comp.deps for cid, comp in sorted(self.by_id.items())}
