@@ -48,6 +48,8 @@ TICK_BUDGET_MS = 1000
 # A user's touches that can change which accounts it belongs to (a merge moves the merged
 # profile's links): its accounts are evaluated whether or not its own results moved.
 _LINKS_MOVE = frozenset({"profile", "merge", "link"})
+# An audience's stored value as the definitions reading it see it.
+_FLAGS = {"true": True, "false": False}
 
 
 @dataclass
@@ -554,7 +556,8 @@ class Evaluation:
             for comp in comps:
                 stored = values.get((comp.id, pid))
                 if stored is not None:
-                    own[comp.row.key] = json.loads(stored)
+                    flag = _FLAGS.get(stored)  # most values read are audiences'
+                    own[comp.row.key] = json.loads(stored) if flag is None else flag
                 elif comp.row.kind == "audience":
                     own[comp.row.key] = False
                 else:
