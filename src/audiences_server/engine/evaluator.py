@@ -169,12 +169,13 @@ class Evaluation:
             self._facts.update((pid, found.get(pid)) for pid in asked)
         return {pid: fact for pid in wanted if (fact := self._facts[pid]) is not None}
 
-    def prefetch(self, work: Mapping[int, Collection[int]]) -> None:
+    def prefetch(self, work: Mapping[int, Collection[int]], stored: bool = True) -> None:
         """Scans the events of the work's compiled user definitions together, over all their
         profiles at once, one query per set of event names (`fastpath.scan_together`): a tick
         after 1,000 new orders evaluates dozens of definitions reading `Order Completed` for the
         same profiles. Each definition then takes its part; profiles it gets beyond these (from
-        a changed dependency) are scanned when it runs."""
+        a changed dependency) are scanned when it runs. With `stored`, their stored values and
+        next change times are read together too (a backfill reads a chunk's instead)."""
         self._shared = {}
         self._held = {}
         if self.combining:
@@ -187,8 +188,9 @@ class Evaluation:
         scanned = scan_together(self.conn, [comp.plan for comp in comps], profiles, self.now)  # type: ignore[misc]
         covered = frozenset(profiles)
         self._shared = {comp.id: (covered, found) for comp, found in zip(comps, scanned, strict=True)}
-        held = store.stored_together(self.conn, [comp.id for comp in comps], profiles)
-        self._held = {cid: (covered, found) for cid, found in held.items()}
+        if stored:
+            held = store.stored_together(self.conn, [comp.id for comp in comps], profiles)
+            self._held = {cid: (covered, found) for cid, found in held.items()}
 
     def run(self, work: dict[int, set[int]]) -> None:
         """Evaluates the work, in dependency order, following changed values to dependents."""
@@ -849,7 +851,7 @@ class Evaluator:
             and (c.row.space_id, c.row.collection) == (row.space_id, row.collection)
         ][:BACKFILL_PAIRS // JOB_PROFILES]
         pids = store.profiles_after(conn, row.space_id, row.collection, cursors[first.id], _backfill_chunk(group))
-        evaluation.prefetch({comp.id: pids for comp in group})
+        evaluation.prefetch({comp.id: pids for comp in group}, stored=False)
         ids = {comp.id for comp in group}
         for comp in group:
             self._backfill(conn, comp, pids, evaluation, _readers_will_see(comp, ids, cursors, registry, pids))
