@@ -26,7 +26,7 @@ import structlog
 
 from audiences_server.core import ql
 from audiences_server.engine.clock import Clock
-from audiences_server.engine.fastpath import AccountPlan, Plan, Row, Scanned, Scans, Shared, scan_together
+from audiences_server.engine.fastpath import AccountPlan, Plan, Row, Scans, Shared, scan_together
 from audiences_server.engine.registry import Compiled, Registry
 from audiences_server.store import evaluation as store
 from audiences_server.store import history as history_store
@@ -156,7 +156,7 @@ class Evaluation:
         self._shared: dict[int, Shared] = {}
         # Per computation, the stored values and next change times read with those scans: the
         # profiles covered, and those holding either (nothing changes them until it runs).
-        self._held: dict[int, tuple[Collection[int], dict[int, tuple[str | None, int | None]]]] = {}
+        self._held: dict[int, tuple[Collection[int], store.Stored]] = {}
         # Per user definition, the traits it reads as a profile with none of them reads them.
         self._usual: dict[int, dict[str, Any]] = {}
 
@@ -323,7 +323,7 @@ class Evaluation:
         self.report.values_changed += len(writes)
         return {pid for pid, _ in writes}
 
-    def _stored_of(self, computation_id: int, profile_ids: Sequence[int]) -> dict[int, tuple[str | None, int | None]]:
+    def _stored_of(self, computation_id: int, profile_ids: Sequence[int]) -> store.Stored:
         """Per profile holding either, its stored value and next change time for the computation:
         as read with the job's scans (`prefetch`), the profiles they did not cover read now."""
         held = self._held.pop(computation_id, None)
@@ -334,7 +334,7 @@ class Evaluation:
         return {**found, **store.stored_of(self.conn, computation_id, missing)} if missing else found
 
     def _narrowed(self, comp: Compiled, plan: Plan, profile_ids: Sequence[int]
-                  ) -> tuple[list[Row], dict[int, tuple[str | None, int | None]]] | None:
+                  ) -> tuple[list[Row], store.Stored] | None:
         """A backfill chunk's results and stored state for only the profiles that can hold a
         value: those with events the plan reads, with traits it reads other than a bare
         profile's, or with something stored. The others would all get the result of a profile
@@ -349,15 +349,8 @@ class Evaluation:
         for bare in ({}, usual):
             if self._diff(comp, None, plan.result(empty, bare, self.now)) is not None:
                 return None
-        shared = self._shared.get(comp.id)
-        scanned: Scanned = {}
-        if plan.sql is None:
-            pass
-        elif shared is not None and all(pid in shared[0] for pid in profile_ids):
-            scanned = shared[1]
-        else:
-            scanned = plan.scan(self.conn, profile_ids, self.now, self._scans)
-            self._shared[comp.id] = (frozenset(profile_ids), scanned)
+        scanned = plan.found(self.conn, profile_ids, self.now, self._scans, self._shared.get(comp.id))
+        self._shared[comp.id] = (frozenset(profile_ids), scanned)
         stored = store.stored_between(self.conn, comp.id, min(profile_ids), max(profile_ids))
         wanted = [pid for pid in profile_ids
                   if pid in scanned or pid in stored or ((held := traits.get(pid)) and held != usual)]

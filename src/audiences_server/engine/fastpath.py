@@ -301,14 +301,7 @@ class Plan:
                 them (a covered profile it holds nothing for has no events of interest);
                 profiles it did not cover are scanned here.
         """
-        scanned: Scanned = {}
-        if self.sql is not None and shared is not None:
-            covered, scanned = shared
-            missing = [pid for pid in profile_ids if pid not in covered]
-            if missing:
-                scanned = {**scanned, **self.scan(conn, missing, now_ms, scans)}
-        elif self.sql is not None:
-            scanned = self.scan(conn, profile_ids, now_ms, scans)
+        scanned = self.found(conn, profile_ids, now_ms, scans, shared)
         empty = tuple(out.empty for out in self.outputs)
         # Most candidates of a big tick have no events of interest and no trait read: they all
         # get the same result, computed once.
@@ -325,6 +318,18 @@ class Plan:
                     bare.append(self.result(empty, {}, now_ms))
                 rows.append((pid, bare[0], None))
         return rows
+
+    def found(self, conn: apsw.Connection, profile_ids: Sequence[int], now_ms: int, scans: Scans | None = None,
+              shared: Shared | None = None) -> Scanned:
+        """What the scan finds for the profiles (see `run`): from `shared` where it covers them,
+        the others scanned now."""
+        if self.sql is None:
+            return {}
+        if shared is None:
+            return self.scan(conn, profile_ids, now_ms, scans)
+        covered, scanned = shared
+        missing = [pid for pid in profile_ids if pid not in covered]
+        return {**scanned, **self.scan(conn, missing, now_ms, scans)} if missing else scanned
 
     def scan(
         self, conn: apsw.Connection, profile_ids: Sequence[int], now_ms: int, scans: Scans | None

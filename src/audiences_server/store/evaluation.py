@@ -286,58 +286,42 @@ def values_of(
     }
 
 
-def stored_of(conn: apsw.Connection, computation_id: int, profile_ids: Sequence[int]
-              ) -> dict[int, tuple[str | None, int | None]]:
-    """Per profile, one computation's stored value (JSON text) and next change time, either None
-    when there is none: what an evaluation compares its results with, read in one statement."""
-    return {
-        int(p): (v, d)
-        for p, v, d in conn.execute(
-            "SELECT j.value, v.value, d.due_ms FROM json_each(?1) AS j"
-            " LEFT JOIN computed_values AS v ON v.computation_id = ?2 AND v.profile_id = j.value"
-            " LEFT JOIN due AS d ON d.computation_id = ?2 AND d.profile_id = j.value",
-            (json.dumps(list(profile_ids)), computation_id),
-        )
-    }
+Stored = dict[int, tuple[str | None, int | None]]
+"""Per profile holding either, a computation's stored value (JSON text) and next change time
+(None where there is none): what an evaluation compares its results with."""
+
+
+def stored_of(conn: apsw.Connection, computation_id: int, profile_ids: Sequence[int]) -> Stored:
+    """One computation's stored state for the profiles (those holding nothing are left out)."""
+    return stored_together(conn, [computation_id], profile_ids)[computation_id]
 
 
 def stored_together(conn: apsw.Connection, computation_ids: Sequence[int], profile_ids: Sequence[int]
-                    ) -> dict[int, dict[int, tuple[str | None, int | None]]]:
-    """As `stored_of` for several computations over the same profiles in two statements, per
-    computation only the profiles holding a stored value or a next change time."""
-    found: dict[int, dict[int, tuple[str | None, int | None]]] = {cid: {} for cid in computation_ids}
-    params = (json.dumps(list(computation_ids)), json.dumps(list(profile_ids)))
+                    ) -> dict[int, Stored]:
+    """Several computations' stored state over the same profiles, in two statements."""
     pairs = "computation_id IN (SELECT value FROM json_each(?1)) AND profile_id IN (SELECT value FROM json_each(?2))"
-    # Tens of thousands of rows for a job of 1,000 profiles: values first, then due times merged in.
-    for cid, pid, value in conn.execute(f"SELECT computation_id, profile_id, value FROM computed_values WHERE {pairs}",
+    return _stored(conn, computation_ids, pairs, (json.dumps(list(computation_ids)), json.dumps(list(profile_ids))))
+
+
+def stored_between(conn: apsw.Connection, computation_id: int, low: int, high: int) -> Stored:
+    """One computation's stored state for the profiles with ids from `low` to `high` (a
+    backfill's chunk: a range of ids, most often with nothing stored)."""
+    return _stored(conn, [computation_id], "computation_id = ?1 AND profile_id BETWEEN ?2 AND ?3",
+                   (computation_id, low, high))[computation_id]
+
+
+def _stored(conn: apsw.Connection, computation_ids: Sequence[int], where: str, params: tuple[Any, ...]
+            ) -> dict[int, Stored]:
+    """The stored values, then the next change times merged in, of the rows `where` selects in
+    both tables (tens of thousands for a tick job of 1,000 profiles)."""
+    found: dict[int, Stored] = {cid: {} for cid in computation_ids}
+    for cid, pid, value in conn.execute(f"SELECT computation_id, profile_id, value FROM computed_values WHERE {where}",
                                         params):
         found[cid][pid] = (value, None)
-    for cid, pid, due in conn.execute(f"SELECT computation_id, profile_id, due_ms FROM due WHERE {pairs}", params):
+    for cid, pid, due in conn.execute(f"SELECT computation_id, profile_id, due_ms FROM due WHERE {where}", params):
         held = found[cid]
         before = held.get(pid)
         held[pid] = (None if before is None else before[0], due)
-    return found
-
-
-def _hold(found: dict[int, tuple[str | None, int | None]], pid: int, value: str | None, due: int | None) -> None:
-    """Adds a row of a stored value (`due` None) or of a next change time (`value` None)."""
-    before, next_change = found.get(pid, (None, None))
-    found[pid] = (before if value is None else value, next_change if due is None else due)
-
-
-def stored_between(conn: apsw.Connection, computation_id: int, low: int, high: int
-                   ) -> dict[int, tuple[str | None, int | None]]:
-    """As `stored_of`, for the profiles with ids from `low` to `high` holding a stored value or a
-    next change time (a backfill's chunk: a range of ids, most often with nothing stored)."""
-    found: dict[int, tuple[str | None, int | None]] = {}
-    for pid, value, due in conn.execute(
-        "SELECT profile_id, value, NULL FROM computed_values"
-        " WHERE computation_id = ?1 AND profile_id BETWEEN ?2 AND ?3"
-        " UNION ALL SELECT profile_id, NULL, due_ms FROM due"
-        " WHERE computation_id = ?1 AND profile_id BETWEEN ?2 AND ?3",
-        (computation_id, low, high),
-    ):
-        _hold(found, pid, value, due)
     return found
 
 
