@@ -48,9 +48,11 @@ def reduce_values(
 def _numbers(values: Sequence[Any]) -> list[Number]:
     found: list[Number] = []
     for value in values:
-        if type(value) is int:  # the usual case, as `as_number` reads it, without its tests
+        kind = type(value)
+        # The usual cases, as `as_number` reads them, without its tests.
+        if kind is int or (kind is float and math.isfinite(value)):
             found.append(value)
-        elif (number := as_number(value)) is not None:
+        elif kind is not float and (number := as_number(value)) is not None:
             found.append(number)
     return found
 
@@ -58,9 +60,8 @@ def _numbers(values: Sequence[Any]) -> list[Number]:
 def _sum_or_avg(function: AggregateFunction, numbers: list[Number]) -> Number | None:
     if not numbers:
         return None
-    exact = all(isinstance(n, int) for n in numbers)
     # Integers sum exactly; floats through fsum, so the result does not depend on their order.
-    total: Number = sum(numbers) if exact else math.fsum(numbers)
+    total: Number = math.fsum(numbers) if float in set(map(type, numbers)) else sum(numbers)
     return total if function is F.SUM else total / len(numbers)
 
 
