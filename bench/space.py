@@ -6,7 +6,7 @@ counts in windows, aggregations with property filters, funnels with parent refer
 of audiences, account audiences (`ANY`/`ALL`) and traits combined with counts, over 30 event names.
 The six names of the data set carry most definitions; the 24 others (events a shop also tracks
 but the data set does not hold) a third of the counts, so most definitions read events that
-exist. Every definition compiles to the SQL path (`engine/fastpath.py`). The same `n` and seed always give the
+exist. Every definition compiles to the SQL path (`store/sql/plans.py`). The same `n` and seed always give the
 same definitions.
 """
 

@@ -1,5 +1,5 @@
 """Comparisons across kinds of value through the real server: a score sent as `"47"` and one sent
-as `47` give the same answers, in the interpreter and in the SQL fast path alike."""
+as `47` give the same answers, in the interpreter and in the SQL plans alike."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ DEFINITIONS = {
     "above_text": "event('X').where(property('p') >= trait('s')).count() >= 1",
     "below_text": "event('X').where(property('p') < trait('s')).count() >= 1",
     "above_number": "event('Y').where(property('p') >= trait('s')).count() >= 1",
-    # Field against literal text, and a trait against literal text: the fast path's SQL.
+    # Field against literal text, and a trait against literal text: the SQL plans.
     "differs_text": "event('X').where(property('q') != 'abc').count() >= 1",
     "after_text": "event('X').where(property('q') > 'a').count() >= 1",
     "trait_differs": "trait('s') != 'abc'",

@@ -1,4 +1,4 @@
-"""The SQL fast path gives the interpreter's results exactly: a differential test on random data.
+"""The SQL plans give the interpreter's results exactly: a differential test on random data.
 
 Random users (some holding only an anonymous id) with random events (several names, timestamps in
 the past, on window edges, before the event floor and in the future, several sources) whose
@@ -56,10 +56,10 @@ from audiences_server.core.ql.nodes import (
     Within,
 )
 from audiences_server.engine.evaluator import Evaluation, canonical
-from audiences_server.engine.fastpath import AccountPlan, Plan, _parsed, scan_together
 from audiences_server.engine.registry import Compiled, Registry
 from audiences_server.store import evaluation as store
 from audiences_server.store.migrations import migrate
+from audiences_server.store.sql.plans import AccountPlan, Plan, _parsed, scan_together
 
 NOW = 1_800_000_000_000
 MINUTE, HOUR, DAY = 60_000, 3_600_000, 86_400_000

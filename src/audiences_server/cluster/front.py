@@ -20,9 +20,9 @@ from audiences_server.cluster.log import CALLS, Log
 from audiences_server.core import tracking
 from audiences_server.engine.clock import Clock
 from audiences_server.engine.computations import Spec, check
-from audiences_server.engine.fastpath import AccountPlan, compile_definition
 from audiences_server.engine.ingest import ACCEPTED, REJECTED, CallResult, Sender
 from audiences_server.errors import FailedPrecondition, FieldViolation, InvalidArgument, Unavailable, Unimplemented
+from audiences_server.store.sql.plans import AccountPlan, compile_definition
 
 
 class Front:
@@ -64,7 +64,7 @@ class Front:
     async def define(self, space_id: int, spec: Spec) -> None:
         """Sends a definition to every shard, once checked as one node checks it.
 
-        An account definition is accepted when the fast path compiles it (`ANY`/`ALL` operands
+        An account definition is accepted when it compiles to a SQL plan (`ANY`/`ALL` operands
         that compile as user conditions, a top comparing account traits with literals): shards
         combine such definitions from each other's counts (docs/scaling.md, "Account audiences
         across shards"). On the manual clock every clock entry is a barrier and each tick's
@@ -76,7 +76,7 @@ class Front:
         Raises:
             InvalidArgument: the definition does not parse or check.
             Unimplemented: CLUSTER_ACCOUNTS_INTERPRETED_UNIMPLEMENTED, an account definition the
-                fast path does not compile (account-level streams, most account computed
+                SQL plans do not cover (account-level streams, most account computed
                 traits): the interpreter would need every linked user's events on one shard.
         """
         refuse_unbuilt(spec)
@@ -93,7 +93,7 @@ def refuse_unbuilt(spec: Spec) -> None:
     """
     checked = check(spec.definition, spec.kind, spec.collection)
     if spec.collection == "accounts" and not isinstance(compile_definition(checked, None), AccountPlan):
-        raise Unimplemented("a cluster evaluates only the account definitions the fast path compiles",
+        raise Unimplemented("a cluster evaluates only the account definitions that compile to SQL plans",
                             reason="CLUSTER_ACCOUNTS_INTERPRETED_UNIMPLEMENTED")
 
 

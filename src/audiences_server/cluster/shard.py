@@ -33,7 +33,6 @@ from audiences_server.engine.clock import ManualClock
 from audiences_server.engine.computations import Spec, check, spec_row
 from audiences_server.engine.engine import Engine
 from audiences_server.engine.evaluator import Evaluation, TickReport
-from audiences_server.engine.fastpath import AccountPlan
 from audiences_server.engine.registry import Compiled, compile_row, dependencies
 from audiences_server.engine.resolution import Resolver, merge_profiles
 from audiences_server.errors import AlreadyExists, AudiencesError, NotFound
@@ -41,6 +40,7 @@ from audiences_server.store import cluster as store
 from audiences_server.store import evaluation as evaluation_store
 from audiences_server.store import events
 from audiences_server.store import identity as identity_store
+from audiences_server.store.sql.plans import AccountPlan
 
 log = structlog.get_logger(__name__)
 

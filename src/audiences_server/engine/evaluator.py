@@ -26,13 +26,13 @@ import structlog
 
 from audiences_server.core import ql
 from audiences_server.engine.clock import Clock
-from audiences_server.engine.fastpath import AccountPlan, Plan, Row, Scans, Shared, scan_together
 from audiences_server.engine.registry import Compiled, Registry
 from audiences_server.store import evaluation as store
 from audiences_server.store import history as history_store
 from audiences_server.store import versions as versions_store
 from audiences_server.store.db import Readers
 from audiences_server.store.identity import touch
+from audiences_server.store.sql.plans import AccountPlan, Plan, Row, Scans, Shared, scan_together
 from audiences_server.store.writer import Writer
 
 log = structlog.get_logger(__name__)
@@ -150,7 +150,7 @@ class Evaluation:
         # Each profile's (space, collection, merged into), None for no such profile: a job
         # changes none of them, so they are read once per job.
         self._facts: dict[int, tuple[int, str, int | None] | None] = {}
-        # The fast path's scans of this job: events do not change within it.
+        # The SQL plans' scans of this job: events do not change within it.
         self._scans: Scans = {}
         # Per computation, its part of the scans made together for the job's work (`prefetch`).
         self._shared: dict[int, Shared] = {}
@@ -171,7 +171,7 @@ class Evaluation:
 
     def prefetch(self, work: Mapping[int, Collection[int]], stored: bool = True) -> None:
         """Scans the events of the work's compiled user definitions together, over all their
-        profiles at once, one query per set of event names (`fastpath.scan_together`): a tick
+        profiles at once, one query per set of event names (`plans.scan_together`): a tick
         after 1,000 new orders evaluates dozens of definitions reading `Order Completed` for the
         same profiles. Each definition then takes its part; profiles it gets beyond these (from
         a changed dependency) are scanned when it runs. With `stored`, their stored values and
@@ -240,7 +240,7 @@ class Evaluation:
     ) -> list[tuple[int, Any, int | None]]:
         """Each profile's value and next change time, with the anonymous-users rule applied.
 
-        Definitions the SQL fast path compiled run as one query over the profiles (an account
+        Definitions compiled to SQL plans run as one query over the profiles (an account
         audience, one per `ANY`/`ALL` over their users); the others are loaded into the reference
         interpreter profile by profile. `traits`: the user traits a compiled user definition
         reads, when already read.

@@ -8,8 +8,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from audiences_server.core import ql
-from audiences_server.engine.fastpath import AccountPlan, Plan, compile_definition
 from audiences_server.store.evaluation import ComputationRow
+from audiences_server.store.sql.plans import AccountPlan, Plan, compile_definition
 
 # A touch of one of these kinds can change any definition of the profile's collection: a new
 # profile (NOT-audiences), a merge (everything moved), a new identifier (the anonymous rule).
@@ -33,8 +33,8 @@ class Compiled:
     account_keys: frozenset[str] = frozenset()
     @functools.cached_property
     def plan(self) -> Plan | AccountPlan | None:
-        """The SQL fast path's plan; None when the interpreter evaluates it (see
-        engine/fastpath.py). Compiled when first asked for: a cycle check needs none."""
+        """The definition compiled to a SQL plan; None when the interpreter evaluates it (see
+        store/sql/plans.py). Compiled when first asked for: a cycle check needs none."""
         return compile_definition(self.checked, self.event_floor_ms)
 
     @property

@@ -33,7 +33,7 @@ _PRAGMAS = (
 
 
 # Prepared statements kept per connection (apsw's default is 100). Each compiled definition has a
-# query of its own (engine/fastpath.py), and a job runs every definition a change reaches: with a
+# query of its own (store/sql/plans.py), and a job runs every definition a change reaches: with a
 # few hundred definitions a smaller cache prepares each again at every job (~90 µs each).
 STATEMENT_CACHE = 1024
 

@@ -1,4 +1,4 @@
-"""The SQL fast path: common definitions evaluated by one SQLite query per chunk of profiles.
+"""Definitions compiled to SQLite plans: one query per chunk of profiles evaluates the common ones.
 
 The reference interpreter (`core.ql`) loads each profile's events into Python and walks the tree
 per profile. Most definitions are simple: comparisons between literals, traits and reducers over
@@ -101,7 +101,7 @@ _NUMBER_STARTS = "(" + ", ".join(str(ord(c)) for c in "+-.0123456789") + ")"
 
 
 class _Unsupported(Exception):
-    """The definition has a shape the fast path does not compile."""
+    """The definition has a shape no SQL plan covers."""
 
 
 def compile_definition(checked: CheckedDefinition, floor_ms: int | None) -> Plan | AccountPlan | None:
@@ -245,8 +245,7 @@ class _Output:
             return raw
         if raw == "[]":
             return self.empty
-        found = list(_fields(raw))
-        value = reduce_values(aggregate.function, found, aggregate.value_type, aggregate.min_frequency)
+        value = reduce_values(aggregate.function, _fields(raw), aggregate.value_type, aggregate.min_frequency)
         if type(value) in _JSON_SCALARS:
             return value
         # Through JSON, as a stored value is: the same types whichever path computed it.
@@ -289,7 +288,7 @@ class Plan:
         """Each profile's value and next change time at `now_ms`, in the order given.
 
         Args:
-            conn: A connection to the database (the fast path's SQL functions are added to it).
+            conn: A connection to the database (the plans' SQL functions are added to it).
             profile_ids: Distinct live user profiles.
             now_ms: The evaluation time.
             traits: Per profile, the traits the definition reads, as the interpreter sees them.
@@ -1059,7 +1058,7 @@ _REGISTERED: weakref.WeakSet[apsw.Connection] = weakref.WeakSet()
 
 
 def _register(conn: apsw.Connection) -> None:
-    """Adds the fast path's SQL functions to a connection, once."""
+    """Adds the plans' SQL functions to a connection, once."""
     if conn in _REGISTERED:
         return
     conn.create_scalar_function("ql_compare", _compare, 3, deterministic=True)
