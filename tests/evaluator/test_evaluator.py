@@ -355,3 +355,81 @@ def test_a_backfill_touches_only_for_readers_that_would_not_see_it(
     assert {key for _, _, key in touched} == {"early"}
     assert space.member_ids("early_reader") == space.member_ids("early") != set()
     assert space.stored() == space.expected()
+
+
+@pytest.mark.parametrize("collection", ["users", "accounts"])
+def test_a_definition_failing_mid_job_is_undone_and_marked_failed(space: Space, monkeypatch: pytest.MonkeyPatch,
+                                                                   collection: str) -> None:
+    """A definition that raises after writing part of its results (values and change records, or
+    an account audience's users' results) leaves nothing of that job behind and is marked FAILED
+    with its error; the job is done again without it, so the other definitions and the touches
+    taken are as if it had never been there."""
+    from audiences_server.engine.evaluator import Evaluation
+
+    now = space.now()
+    space.send(*[{"type": "group", "userId": user, "groupId": "acme"} for user in ("u1", "u2")])
+    broken_text = ("ANY (event('Login').count() >= 1)" if collection == "accounts"
+                   else "event('Login').count() >= 1")
+    space.define("fine", "event('Login').count() >= 1")
+    space.define("broken", broken_text, collection=collection)
+    space.tick()
+    before = space.running.query(
+        "SELECT (SELECT count(*) FROM computed_values WHERE computation_id = c.computation_id),"
+        " (SELECT count(*) FROM changes WHERE computation_id = c.computation_id),"
+        " (SELECT count(*) FROM member_results WHERE computation_id = c.computation_id),"
+        " (SELECT count(*) FROM due WHERE computation_id = c.computation_id)"
+        " FROM computations c WHERE c.space_id = ? AND c.key = 'broken'", (space.space_id,))
+    evaluate = Evaluation.evaluate
+
+    def failing(self: Evaluation, comp, profile_ids):  # type: ignore[no-untyped-def]
+        changed = evaluate(self, comp, profile_ids)  # its writes are done; then it fails
+        if comp.row.key == "broken":
+            raise ValueError("a broken definition")
+        return changed
+
+    monkeypatch.setattr(Evaluation, "evaluate", failing)
+    space.send({"type": "track", "userId": "u1", "event": "Login", "at": now})
+    tick = space.tick()
+    assert space.member_ids("fine") == {"user_id:u1"}
+    rows = space.running.query("SELECT status, error FROM computations WHERE space_id = ? AND key = 'broken'",
+                               (space.space_id,))
+    assert rows == [("FAILED", "ValueError: a broken definition")]
+    after = space.running.query(
+        "SELECT (SELECT count(*) FROM computed_values WHERE computation_id = c.computation_id),"
+        " (SELECT count(*) FROM changes WHERE computation_id = c.computation_id),"
+        " (SELECT count(*) FROM member_results WHERE computation_id = c.computation_id),"
+        " (SELECT count(*) FROM due WHERE computation_id = c.computation_id)"
+        " FROM computations c WHERE c.space_id = ? AND c.key = 'broken'", (space.space_id,))
+    assert after == before
+    assert tick.values_changed >= 1
+    assert space.running.query("SELECT count(*) FROM touches") == [(0,)]
+    assert space.tick().profiles_evaluated == 0  # nothing left behind, nothing evaluated again
+
+
+def test_a_definition_failing_in_its_backfill_leaves_the_others_backfilling(space: Space,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Definitions created together backfill in the same jobs: one raising is marked FAILED with
+    nothing of it stored, and the others backfill as if it had never been created."""
+    from audiences_server.engine.evaluator import Evaluation
+
+    now = space.now()
+    space.send(*[{"type": "track", "userId": f"u{i}", "event": "Login", "at": now - i} for i in range(5)])
+    space.tick()
+    evaluate = Evaluation.evaluate
+
+    def failing(self: Evaluation, comp, profile_ids):  # type: ignore[no-untyped-def]
+        changed = evaluate(self, comp, profile_ids)
+        if comp.row.key == "broken":
+            raise ValueError("a broken definition")
+        return changed
+
+    monkeypatch.setattr(Evaluation, "evaluate", failing)
+    space.define("first", "event('Login').count() >= 1")
+    space.define("broken", "event('Login').count() >= 1")
+    space.define("last", "trait('first') = true")
+    space.tick()
+    assert space.member_ids("first") == space.member_ids("last") == {f"user_id:u{i}" for i in range(5)}
+    rows = space.running.query(
+        "SELECT key, status, (SELECT count(*) FROM computed_values v WHERE v.computation_id = c.computation_id)"
+        " FROM computations c WHERE space_id = ? ORDER BY key", (space.space_id,))
+    assert rows == [("broken", "FAILED", 0), ("first", "LIVE", 5), ("last", "LIVE", 5)]
