@@ -664,13 +664,15 @@ def main() -> int:
     parser.add_argument("--no-sync", dest="sync", action="store_false", help="skip the sync throughputs")
     parser.add_argument("--capacity", default="", help="comma-separated paced rates for the capacity search"
                         " (e.g. 250,500,1000,2000), then twice the highest met")
+    parser.add_argument("--workdir", type=Path, default=None,
+                        help="where the server's database and log go, kept afterwards (default: a temp dir)")
     parser.add_argument("--out", type=Path, default=RESULTS / "live.json")
     args = parser.parse_args()
     config = Config(users=args.users, events=args.events, rate=args.rate, seconds=args.seconds,
                     sync_repeats=args.sync_repeats, clients=args.clients, read_seconds=args.read_seconds,
                     reads=args.reads, definitions=args.definitions, sync=args.sync,
                     capacity_rates=tuple(int(rate) for rate in args.capacity.split(",") if rate.strip()))
-    results = collect(config)
+    results = collect(config, args.workdir)
     report(results, args.out)
     return 0
 
