@@ -22,8 +22,7 @@ import apsw
 #   group commit the fsync is paid once per transaction, not per call. NORMAL survives a crash
 #   of the process and is offered as a setting.
 # - a 64 MiB page cache and a 20k-page autocheckpoint keep B-tree maintenance of the event
-#   indexes in memory between checkpoints. The writer's own connection does not checkpoint: a
-#   thread beside it does, at the same size (store/writer.py, `Checkpointer`).
+#   indexes in memory between checkpoints.
 _PRAGMAS = (
     ("foreign_keys", "ON"),
     ("cache_size", "-65536"),

@@ -4,12 +4,6 @@ A job is a function of a connection. The writer takes every job waiting in its q
 in one `BEGIN IMMEDIATE` transaction (each in a savepoint, so a failing job is rolled back alone)
 and commits once: group commit. A job's future resolves only after that commit, so an RPC that
 waits on it acknowledges durable data.
-
-The writer never checkpoints the WAL itself: a checkpoint of a large WAL copies tens of
-megabytes into the database file and syncs it, and done inside a commit (SQLite's automatic
-checkpoint) it stopped every write for that long. A checkpointer thread with a connection of its
-own does it instead, once the WAL holds CHECKPOINT_PAGES (told by the writer connection's WAL
-hook); a passive checkpoint runs beside the writer's transactions without blocking them.
 """
 
 from __future__ import annotations
@@ -36,57 +30,6 @@ Job = Callable[[apsw.Connection], Any]
 _STOP = object()
 
 
-# The WAL's size, in pages, at which the checkpointer copies it into the database file: what the
-# writer's connection would otherwise do itself (`wal_autocheckpoint`, store/db.py).
-CHECKPOINT_PAGES = 20_000
-# The least time between two checkpoints, so that a WAL that cannot be reset yet (a reader still
-# uses its start) does not have it checkpoint again after every commit.
-CHECKPOINT_PAUSE_S = 0.05
-
-
-class Checkpointer:
-    """Checkpoints a database's WAL on a thread of its own, when the writer's WAL hook asks."""
-
-    def __init__(self, path: Path, *, synchronous: str = "FULL", pages: int = CHECKPOINT_PAGES) -> None:
-        self._conn = connect(path, synchronous=synchronous)
-        self._pages = pages
-        self._wanted = threading.Event()
-        self._stopping = False
-        self.checkpoints = 0
-        self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True)
-        self._thread.start()
-
-    def wal_hook(self, conn: apsw.Connection, name: str, pages: int) -> int:
-        """Called on the writer's thread after each commit with the pages in the WAL."""
-        if pages >= self._pages:
-            self._wanted.set()
-        return apsw.SQLITE_OK
-
-    def _run(self) -> None:
-        while True:
-            self._wanted.wait()
-            self._wanted.clear()
-            if self._stopping:
-                return
-            started = time.perf_counter()
-            try:
-                busy, frames, copied = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()[0]
-            except apsw.Error:
-                log.exception("checkpoint_failed")
-            else:
-                self.checkpoints += 1
-                log.debug("checkpoint", frames=frames, copied=copied, busy=busy,
-                          ms=round((time.perf_counter() - started) * 1000, 2))
-            time.sleep(CHECKPOINT_PAUSE_S)
-
-    def close(self) -> None:
-        """Stops the thread (after the checkpoint in progress, if any) and closes its connection."""
-        self._stopping = True
-        self._wanted.set()
-        self._thread.join()
-        self._conn.close()
-
-
 class WriterClosed(RuntimeError):
     """The writer is shut down and takes no more work."""
 
@@ -95,14 +38,9 @@ class Writer:
     """Runs write jobs on one connection in group-committed transactions."""
 
     def __init__(self, path: Path, *, synchronous: str = "FULL", max_group: int = 256,
-                 on_group: Callable[[int, float], None] | None = None,
-                 checkpoint_pages: int = CHECKPOINT_PAGES) -> None:
-        """`on_group` is told, on the writer thread, each committed group's size and seconds
-        (metrics); `checkpoint_pages` is the WAL's size at which the checkpointer runs."""
+                 on_group: Callable[[int, float], None] | None = None) -> None:
+        """`on_group` is told, on the writer thread, each committed group's size and seconds (metrics)."""
         self._conn = connect(path, synchronous=synchronous)
-        self.checkpointer = Checkpointer(path, synchronous=synchronous, pages=checkpoint_pages)
-        # A WAL hook of its own replaces SQLite's automatic checkpoint on this connection.
-        self._conn.setwalhook(self.checkpointer.wal_hook)
         self._queue: queue.SimpleQueue[tuple[Job, Future[Any]] | object] = queue.SimpleQueue()
         self._max_group = max_group
         self._on_group = on_group
@@ -138,8 +76,6 @@ class Writer:
             self._queue.put(_STOP)
         self._thread.join()
         self._conn.close()
-        self.checkpointer.close()
-        self.checkpointer.close()
 
     def _run(self) -> None:
         stopping = False
