@@ -13,7 +13,7 @@ import pytest
 from audiences.v1 import admin_pb2
 from google.protobuf import duration_pb2
 
-from audiences_server.engine.evaluator import TickReport
+from audiences_server.engine.evaluator import JOB_MIN_PROFILES, JOB_PROFILES, JOB_TARGET_MS, TickReport, job_size
 from tests.conftest import Running, bearer, start
 from tests.evaluator.conftest import DAY, HOUR, T0, Space, new_space
 from tests.test_metrics import scrape, value
@@ -164,3 +164,23 @@ def test_the_backlog_shows_in_the_status_and_the_metrics(servers: tuple[Running,
     status = _status(space)
     assert (status.due_waiting, status.due_lag.ToMilliseconds(), status.pending_profiles) == (0, 0, 0)
     assert space.member_ids("recent") == set()
+
+
+@pytest.mark.parametrize(("fixed_ms", "per_profile_ms"), [(40.0, 1.3), (5.0, 0.05), (200.0, 10.0), (1.0, 0.2)])
+def test_a_live_job_takes_what_it_can_do_in_its_target_time(fixed_ms: float, per_profile_ms: float) -> None:
+    """Fed back what each job cost per item (a fixed cost, then a cost per profile), the job
+    size settles where a job takes about JOB_TARGET_MS, within JOB_MIN_PROFILES and
+    JOB_PROFILES, whatever the first, small job made the cost per item look like."""
+    assert job_size(None) == JOB_PROFILES
+    estimate = None
+    taken = 23  # a first job of a few touched profiles
+    for _ in range(30):
+        cost = (fixed_ms + per_profile_ms * taken) / taken
+        estimate = cost if estimate is None else 0.7 * estimate + 0.3 * cost
+        taken = job_size(estimate)
+    settled = (JOB_TARGET_MS - fixed_ms) / per_profile_ms
+    assert JOB_MIN_PROFILES <= taken <= JOB_PROFILES
+    if JOB_MIN_PROFILES < settled < JOB_PROFILES:
+        assert abs(fixed_ms + per_profile_ms * taken - JOB_TARGET_MS) <= 0.05 * JOB_TARGET_MS
+    else:
+        assert taken == (JOB_PROFILES if settled >= JOB_PROFILES else JOB_MIN_PROFILES)

@@ -42,6 +42,11 @@ _T = TypeVar("_T")
 # Profiles per job: bounds how long one job holds the writer (a compiled definition takes
 # ~10-20 µs per profile; one the interpreter evaluates, ~10× more, gets a quarter of it).
 JOB_PROFILES = 1000
+# On the system clock, a live job takes as much waiting work as it can do in about this long
+# (`job_size`), so that ingest, which waits for the writer between two jobs, is never held up
+# for much longer; never fewer than JOB_MIN_PROFILES, never more than JOB_PROFILES.
+JOB_TARGET_MS = 250
+JOB_MIN_PROFILES = 50
 # (Definition, profile) pairs one job backfills at most: definitions created together share a job.
 BACKFILL_PAIRS = 20_000
 # How long a tick may go on taking jobs before it ends, so that under overload freshness degrades
@@ -102,6 +107,17 @@ class DefinitionFailed(Exception):
         super().__init__(error)
         self.computation_id = computation_id
         self.error = error
+
+
+def job_size(per_item_ms: float | None, target_ms: float = JOB_TARGET_MS) -> int:
+    """How much waiting work (touched profiles and due pairs) a live job takes, from what a
+    job's work has cost per item lately: as much as fits in `target_ms`, between
+    JOB_MIN_PROFILES and JOB_PROFILES. A job's fixed cost makes a small job's cost per item
+    look high; the next, larger job corrects it, and the size settles where a job takes about
+    `target_ms`."""
+    if per_item_ms is None or per_item_ms <= 0:
+        return JOB_PROFILES
+    return max(JOB_MIN_PROFILES, min(JOB_PROFILES, int(target_ms / per_item_ms)))
 
 
 def undone_on_failure(conn: apsw.Connection, now_ms: int, attempt: Callable[[], _T]) -> _T:
@@ -694,6 +710,8 @@ class Evaluator:
         self.tick_slice = tick_slice
         # Where the walk over waiting profiles stands (see store.take_touches).
         self._touch_cursor = 0
+        # What a live job's work has cost per item lately (milliseconds; see `job_size`).
+        self._per_item_ms: float | None = None
         self.history_retention_ms = history_retention_ms
         self._readers = readers
         self._clock = clock
@@ -825,19 +843,27 @@ class Evaluator:
 
     def _job(self, conn: apsw.Connection, now: int, room: int | None = None, number: int = 1) -> TickReport:
         """One bounded piece of a tick: up to JOB_PROFILES touched profiles and as many due pairs
-        (the oldest), and no more than `room` of the two together when given (what is left of a
-        tick's slice); `jobs` is 1 when more work may be waiting. A definition failing in it is
-        marked FAILED and the job done again without it (`undone_on_failure`)."""
+        (the oldest; on the system clock, `job_size` of each instead), and no more than `room` of
+        the two together when given (what is left of a tick's slice); `jobs` is 1 when more work
+        may be waiting. A definition failing in it is marked FAILED and the job done again
+        without it (`undone_on_failure`)."""
         started = time.perf_counter()
-        report, cursor = undone_on_failure(conn, now, functools.partial(self._attempt, conn, now, room, number))
+        size = JOB_PROFILES if self._clock.manual else job_size(self._per_item_ms)
+        report, cursor, backfilled = undone_on_failure(
+            conn, now, functools.partial(self._attempt, conn, now, size, room, number))
         if cursor is not None:
             self._touch_cursor = cursor
         # The job's own time, without its wait for the writer or its commit (the tick's is set apart).
         report.duration_ms = (time.perf_counter() - started) * 1000
+        if report.taken and not backfilled:
+            cost = report.duration_ms / report.taken
+            self._per_item_ms = cost if self._per_item_ms is None else 0.7 * self._per_item_ms + 0.3 * cost
         return report
 
-    def _attempt(self, conn: apsw.Connection, now: int, room: int | None, number: int) -> tuple[TickReport, int | None]:
-        """A job's work (see `_job`), and where the touch cursor goes once it is done."""
+    def _attempt(self, conn: apsw.Connection, now: int, size: int, room: int | None, number: int
+                 ) -> tuple[TickReport, int | None, bool]:
+        """A job's work (see `_job`), `size` standing for JOB_PROFILES; where the touch cursor
+        goes once it is done, and whether it backfilled."""
         registry = self.registry(conn)
         evaluation = Evaluation(conn, registry, now, apart=self.apart)
         evaluation.job = number
@@ -845,15 +871,14 @@ class Evaluator:
         # A backfill advances a chunk per job, and live work is done in the same job, so that a
         # long backfill never holds back what new events change.
         backfilling = self._backfill_chunk(conn, registry, evaluation)
-        touches = store.take_touches(conn, JOB_PROFILES if room is None else min(JOB_PROFILES, room),
-                                     self._touch_cursor)
-        due = store.take_due(conn, now, JOB_PROFILES if room is None else min(JOB_PROFILES, room - len(touches)))
+        touches = store.take_touches(conn, size if room is None else min(size, room), self._touch_cursor)
+        due = store.take_due(conn, now, size if room is None else min(size, room - len(touches)))
         evaluation.run(collect_work(conn, registry, evaluation, touches, due))
         evaluation.report.taken = len(touches) + len(due)
         evaluation.report.jobs = int(bool(backfilling or touches or due))
         # The history: this job's change records copied in two statements, old rows pruned a batch at a time.
         history_store.keep(conn, mark, evaluation.report.values_changed > 0, now - self.history_retention_ms)
-        return evaluation.report, next(reversed(touches)) if touches else None
+        return evaluation.report, next(reversed(touches)) if touches else None, backfilling
 
     def combine_accounts(self, conn: apsw.Connection, now: int, batches: Sequence[dict[int, set[int]]]) -> TickReport:
         """Evaluates compiled account audiences for accounts kept apart from their users (a
