@@ -71,7 +71,7 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         self._ingest = engine.ingest
         self._pool = pool
 
-    async def _one(self, kind: str, call: Message, response_type: type[R]) -> R:
+    async def _one(self, kind: str, call: Message, response_type: Callable[..., R]) -> R:
         pending = self._ingest.submit_one(sender(), convert.call_to_dict(kind, call))
         result = (await pending.committed())[0]
         if result.status == REJECTED:  # refused in the writer job: it carries a suppressed identifier
