@@ -105,7 +105,7 @@ class _Unsupported(Exception):
 
 
 def compile_definition(checked: CheckedDefinition, floor_ms: int | None) -> Plan | AccountPlan | None:
-    """The fast-path plan of a checked definition whose events count from `floor_ms` on (None:
+    """The SQL plan of a checked definition whose events count from `floor_ms` on (None:
     all of them; see `Compiled.event_floor_ms`), or None when the interpreter must evaluate it.
 
     Compiled: user audiences and computed traits made of AND/OR/NOT, comparisons (not the
