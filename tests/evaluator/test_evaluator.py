@@ -383,7 +383,7 @@ def test_a_definition_failing_mid_job_is_undone_and_marked_failed(space: Space, 
 
     def failing(self: Evaluation, comp, profile_ids):  # type: ignore[no-untyped-def]
         changed = evaluate(self, comp, profile_ids)  # its writes are done; then it fails
-        if comp.row.key == "broken":
+        if comp.key == "broken":
             raise ValueError("a broken definition")
         return changed
 
@@ -419,7 +419,7 @@ def test_a_definition_failing_in_its_backfill_leaves_the_others_backfilling(spac
 
     def failing(self: Evaluation, comp, profile_ids):  # type: ignore[no-untyped-def]
         changed = evaluate(self, comp, profile_ids)
-        if comp.row.key == "broken":
+        if comp.key == "broken":
             raise ValueError("a broken definition")
         return changed
 

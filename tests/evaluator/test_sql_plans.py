@@ -56,7 +56,8 @@ from audiences_server.core.ql.nodes import (
     Within,
 )
 from audiences_server.engine.evaluator import Evaluation, canonical
-from audiences_server.engine.registry import Compiled, Registry
+from audiences_server.engine.registry import Compiled, Registry, definition
+from audiences_server.engine.registry import Definition as Evaluated
 from audiences_server.store import evaluation as store
 from audiences_server.store.migrations import migrate
 from audiences_server.store.sql.plans import AccountPlan, Plan, _parsed, scan_together
@@ -343,9 +344,9 @@ def assert_like_the_interpreter(people: list[dict[str, Any]], defined: list[Defi
     evaluation = Evaluation(conn, registry, NOW)
     pids = list(range(1, len(people) + 1))
     for comp in registry.order:
-        if not comp.row.key.startswith("x"):
+        if not comp.key.startswith("x"):
             continue
-        assert comp.plan is not None, comp.row.definition
+        assert comp.plan is not None, comp.checked.definition.source
         fast = evaluation._compute(comp, pids)
         with interpreted(comp):
             reference = evaluation._compute(comp, pids)
@@ -404,7 +405,7 @@ def test_plans_scanned_together_give_what_each_gives_alone(
     conn = database(people, defined)
     registry = Registry(store.computations(conn))
     evaluation = Evaluation(conn, registry, NOW)
-    comps = [comp for comp in registry.order if comp.row.key.startswith("x") and isinstance(comp.plan, Plan)
+    comps = [comp for comp in registry.order if comp.key.startswith("x") and isinstance(comp.plan, Plan)
              and comp.plan.query is not None]
     plans = [comp.plan for comp in comps]
     everyone = list(range(1, len(people) + 1))
@@ -430,7 +431,7 @@ def test_plans_scanned_together_keep_their_own_floor_and_lookback() -> None:
     defined: list[Defined] = [("computed_trait", ql.parse(text).root, options) for text, options in texts]
     conn = database(people, defined)
     registry = Registry(store.computations(conn))
-    plans = [comp.plan for comp in registry.order if comp.row.key.startswith("x")]
+    plans = [comp.plan for comp in registry.order if comp.key.startswith("x")]
     queries: list[str] = []
     conn.setexectrace(lambda _cursor, sql, _bindings: queries.append(sql) or True)
     scanned = scan_together(conn, plans, [1], NOW)  # type: ignore[arg-type]
@@ -524,9 +525,9 @@ def test_account_plans_give_the_interpreters_values_and_sound_change_times(
     evaluation = Evaluation(conn, registry, NOW)
     aids = list(range(first, first + len(found)))
     for comp in registry.order:
-        if not comp.row.key.startswith("y"):
+        if not comp.key.startswith("y"):
             continue
-        assert isinstance(comp.plan, AccountPlan), comp.row.definition
+        assert isinstance(comp.plan, AccountPlan), comp.checked.definition.source
         fast = evaluation._compute(comp, aids)
         with interpreted(comp):
             reference = evaluation._compute(comp, aids)
@@ -554,11 +555,12 @@ def assert_sound(comp: Compiled, profile: ql.Profile, due: int | None) -> None:
 @contextmanager
 def interpreted(comp: Compiled) -> Iterator[None]:
     """Switches a computation to the interpreter for the duration of a block."""
-    plan, comp.plan = comp.plan, None
+    compiled = comp.definition
+    comp.definition = Evaluated(compiled.checked, compiled.event_floor_ms, compiled.include_anonymous, compile=False)
     try:
         yield
     finally:
-        comp.plan = plan
+        comp.definition = compiled
 
 
 KINDS_OF_VALUE = (
@@ -627,23 +629,13 @@ FALLBACKS = (
 
 @pytest.mark.parametrize(("kind", "collection", "text"), FALLBACKS)
 def test_shapes_it_does_not_compile_fall_back(kind: str, collection: str, text: str) -> None:
-    comp = Compiled(row(kind, collection, text), ql.parse_and_check(text, kind=kind, collection=collection))  # type: ignore[arg-type]
-    assert comp.plan is None
-
-
-def row(kind: str, collection: str, text: str) -> store.ComputationRow:
-    return store.ComputationRow(
-        computation_id=1, space_id=1, kind=kind, collection=collection, key="x", public_id="x", name="",
-        description="", definition=text, enabled=True, options={}, status="LIVE", error="", size=0,
-        progress_done=0, progress_total=0, created_ms=NOW, updated_ms=NOW, last_computed_ms=None,
-        backfill_cursor=0, version=1,
-    )
+    assert definition(text, kind, collection).plan is None
 
 
 def test_the_query_reads_events_through_the_profile_index() -> None:
     """One query per chunk, each candidate's events found by `events_by_profile`, not by a scan."""
     text = "event('Order Completed').where(property('revenue') > 100).within(30 days).sum('revenue') >= 500"
-    comp = Compiled(row("audience", "users", text), ql.parse_and_check(text, kind="audience", collection="users"))
+    comp = definition(text, "audience", "users")
     assert comp.plan is not None
     assert comp.plan.sql is not None
     conn = apsw.Connection(":memory:")
@@ -659,7 +651,7 @@ def test_a_funnel_step_is_an_index_range_per_event() -> None:
     through `events_by_profile`, once per outer event: no scan."""
     text = ("event('Product Added').where(event('Order Completed').where(property('currency') ="
             " property(parent: 'currency')).within(parent: 1 days).count() >= 1).within(7 days).count() >= 1")
-    comp = Compiled(row("audience", "users", text), ql.parse_and_check(text, kind="audience", collection="users"))
+    comp = definition(text, "audience", "users")
     assert isinstance(comp.plan, Plan)
     assert comp.plan.sql is not None
     conn = apsw.Connection(":memory:")
@@ -685,16 +677,16 @@ def test_definitions_reading_the_same_streams_share_one_scan_per_job() -> None:
     defined: list[Defined] = [("audience", ql.parse(text).root, {}) for text in texts]
     conn = database(people, defined)
     registry = Registry(store.computations(conn))
-    tested = [comp for comp in registry.order if comp.row.key.startswith("x")]
+    tested = [comp for comp in registry.order if comp.key.startswith("x")]
     pids = [1, 2, 3, 4]
     queries: list[str] = []
     conn.setexectrace(lambda _cursor, sql, _bindings: queries.append(sql) or True)
     shared = Evaluation(conn, registry, NOW)
-    together = {comp.row.key: [v for _, v, _ in shared._compute(comp, pids)] for comp in tested}
+    together = {comp.key: [v for _, v, _ in shared._compute(comp, pids)] for comp in tested}
     scans = [q for q in queries if "GROUP BY pid" in q]
     assert len(scans) == 3  # x0 and x1 share; x2 reads a field; x3 another event
     conn.setexectrace(None)
-    alone = {comp.row.key: [v for _, v, _ in Evaluation(conn, registry, NOW)._compute(comp, pids)] for comp in tested}
+    alone = {comp.key: [v for _, v, _ in Evaluation(conn, registry, NOW)._compute(comp, pids)] for comp in tested}
     assert together == alone == {"x0": [False, True, True, True], "x1": [False, False, False, True],
                                  "x2": [False, False, False, True], "x3": [False, False, False, False]}
     queries.clear()

@@ -30,10 +30,10 @@ from audiences_server.cluster.log import Consumer, Entry, Log, partition_subject
 from audiences_server.core.identity import ACCOUNTS, USERS, ExternalId
 from audiences_server.core.tracking import Call
 from audiences_server.engine.clock import ManualClock
-from audiences_server.engine.computations import Spec, check, spec_row
+from audiences_server.engine.computations import Spec, unsaved
 from audiences_server.engine.engine import Engine
 from audiences_server.engine.evaluator import Evaluation, TickReport
-from audiences_server.engine.registry import Compiled, compile_row, dependencies
+from audiences_server.engine.registry import Compiled, dependencies
 from audiences_server.engine.resolution import Resolver, merge_profiles
 from audiences_server.errors import AlreadyExists, AudiencesError, NotFound
 from audiences_server.store import cluster as store
@@ -298,20 +298,20 @@ class Shard:
         reached: dict[int, list[list[Any]]] = {q: [] for q in range(partitions)}
         for cid, account, step in store.take_account_work(conn):
             if cid in registry.by_id:
-                reached[partition_of(account, partitions)].append([registry.by_id[cid].row.key, account, step])
+                reached[partition_of(account, partitions)].append([registry.by_id[cid].key, account, step])
         compiled = [c for c in registry.order if isinstance(c.plan, AccountPlan)]
         for comp in compiled:
             evaluation.refresh_unresolved_members(comp)
         dirty = store.take_dirty_accounts(conn)  # links or linked users' results written since the last count
         for comp in compiled if dirty else ():
             counted = store.member_tallies(conn, comp.id, dirty)
-            sent = store.sent_tallies(conn, comp.row.key, dirty)
+            sent = store.sent_tallies(conn, comp.key, dirty)
             moved = [(account, operand, *counted.get((account, operand), (0, 0)))
                      for account, operand in sorted(counted.keys() | sent.keys())
                      if counted.get((account, operand), (0, 0)) != sent.get((account, operand), (0, 0))]
             for account, operand, held, linked in moved:
-                out[partition_of(account, partitions)].append([comp.row.key, account, operand, held, linked])
-            store.note_sent(conn, comp.row.key, moved)
+                out[partition_of(account, partitions)].append([comp.key, account, operand, held, linked])
+            store.note_sent(conn, comp.key, moved)
         for q, rows in out.items():
             if tick is not None:
                 entry = {"t": "tallies", "from": self.partition, "tick": tick, "at": at, "rows": rows,
@@ -351,7 +351,7 @@ class Shard:
         partition) are kept for it (`store.keep_early_tallies`)."""
         evaluator = self.engine.evaluator
         registry = evaluator.registry(conn)
-        by_key = {c.row.key: c for c in registry.order if isinstance(c.plan, AccountPlan)}
+        by_key = {c.key: c for c in registry.order if isinstance(c.plan, AccountPlan)}
         reached: dict[tuple[int, int], int] = {}
         backfilled: dict[int, int] = {}
         for body in bodies:
@@ -596,8 +596,8 @@ def user_definitions_reading_accounts(conn: apsw.Connection, space_id: int, spec
     """The user definitions that would read an account audience once `spec` is saved (a user's
     `trait('k')` names the account audience `k` when no user definition has that key): a shard
     would need the account's shard's value, which is not built (docs/scaling.md)."""
-    comps = [compile_row(row) for row in evaluation_store.computations(conn, space_id)
+    comps = [Compiled.of_row(row) for row in evaluation_store.computations(conn, space_id)
              if not (row.collection == spec.collection and row.key == spec.key)]
-    comps.append(Compiled(spec_row(spec, space_id), check(spec.definition, spec.kind, spec.collection)))
+    comps.append(unsaved(spec, space_id))
     dependencies(comps)
-    return sorted(c.row.key for c in comps if c.collection == "users" and c.account_keys)
+    return sorted(c.key for c in comps if c.collection == "users" and c.account_keys)

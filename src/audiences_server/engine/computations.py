@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import apsw
@@ -14,7 +14,7 @@ from audiences_server.core import ql
 from audiences_server.engine.clock import Clock
 from audiences_server.engine.diff import Diff, diff
 from audiences_server.engine.evaluator import Evaluation, Evaluator
-from audiences_server.engine.registry import Compiled, Registry, compile_row, find_cycle, reads_itself
+from audiences_server.engine.registry import Compiled, Definition, Registry, definition, find_cycle, reads_itself
 from audiences_server.engine.retention import refuse_past_retention
 from audiences_server.errors import (
     AlreadyExists,
@@ -114,40 +114,19 @@ def check(text: str, kind: str, collection: str) -> ql.CheckedDefinition:
         raise definition_error(error) from None
 
 
-def spec_row(spec: Spec, space_id: int = 0) -> ComputationRow:
-    """A definition not saved yet, as a row (to compile it, or to find what it would read)."""
-    return ComputationRow(
-        computation_id=-1,
-        space_id=space_id,
-        kind=spec.kind,
-        collection=spec.collection,
-        key=spec.key,
-        public_id="",
-        name="",
-        description="",
-        definition=spec.definition,
-        enabled=True,
-        options=dict(spec.options),
-        status="LIVE",
-        error="",
-        size=0,
-        progress_done=0,
-        progress_total=0,
-        created_ms=0,
-        updated_ms=0,
-        last_computed_ms=None,
-        backfill_cursor=0,
-        version=1,
-    )
+def unsaved(spec: Spec, space_id: int = 0) -> Compiled:
+    """A definition not saved yet as the evaluator would see it (to find what it would read),
+    checked as an API error when it is wrong. Its options are left out: what a definition
+    reads does not depend on them."""
+    check(spec.definition, spec.kind, spec.collection)
+    return Compiled(-1, space_id, spec.key, definition(spec.definition, spec.kind, spec.collection))
 
 
 def cycle_through(rows: list[ComputationRow], candidate: Spec) -> list[str] | None:
     """The keys on a dependency cycle that saving `candidate` would close, if any: starting and
     ending with the same key, so a definition reading its own key is `[key, key]`."""
-    comps = [compile_row(r) for r in rows if not (r.collection == candidate.collection and r.key == candidate.key)]
-    checked = check(candidate.definition, candidate.kind, candidate.collection)
-    row = replace(spec_row(candidate, rows[0].space_id if rows else 0), options={})
-    compiled = Compiled(row, checked)
+    comps = [Compiled.of_row(r) for r in rows if not (r.collection == candidate.collection and r.key == candidate.key)]
+    compiled = unsaved(candidate, rows[0].space_id if rows else 0)
     if reads_itself(compiled):
         return [candidate.key, candidate.key]
     return find_cycle([*comps, compiled])
@@ -357,7 +336,7 @@ class Computations:
 
 
 def _reads(reader: ComputationRow, target: ComputationRow) -> bool:
-    comps = [compile_row(reader), compile_row(target)]
+    comps = [Compiled.of_row(reader), Compiled.of_row(target)]
     find_cycle(comps)  # fills in the dependencies
     return target.computation_id in comps[0].deps
 
@@ -371,30 +350,7 @@ def _preview(
     now: int,
 ) -> tuple[int, list[tuple[int, Any]]]:
     registry = Registry(store.computations(conn, space_id))
-    row = ComputationRow(
-        computation_id=0,
-        space_id=space_id,
-        kind=checked.kind,
-        collection=checked.collection,
-        key="",
-        public_id="",
-        name="",
-        description="",
-        definition="",
-        enabled=True,
-        options={"include_anonymous_users": include_anonymous},
-        status="LIVE",
-        error="",
-        size=0,
-        progress_done=0,
-        progress_total=0,
-        created_ms=now,
-        updated_ms=now,
-        last_computed_ms=None,
-        backfill_cursor=0,
-        version=1,
-    )
-    comp = Compiled(row, checked)
+    comp = Compiled(0, space_id, "", Definition(checked, include_anonymous=include_anonymous))
     evaluation = Evaluation(conn, registry, now)
     count, after = 0, 0
     samples: list[tuple[int, Any]] = []

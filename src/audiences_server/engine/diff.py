@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import apsw
 
 from audiences_server.core import ql
 from audiences_server.engine.evaluator import Evaluation
-from audiences_server.engine.registry import Compiled, Registry, dependencies
+from audiences_server.engine.registry import Compiled, Registry, definition, dependencies
 from audiences_server.store import evaluation as store
 from audiences_server.store.evaluation import ComputationRow
 
@@ -67,9 +67,8 @@ def diff(conn: apsw.Connection, saved: ComputationRow, checked: ql.CheckedDefini
 def _candidate(registry: Registry, saved: ComputationRow, checked: ql.CheckedDefinition, now_ms: int) -> Compiled:
     """The saved definition with the new text, its dependencies on the space's others worked out."""
     others = [c for c in registry.by_id.values() if c.id != saved.computation_id]
-    row = replace(saved, computation_id=0, definition=checked.definition.source, status="LIVE", enabled=True,
-                  updated_ms=now_ms)
-    comp = Compiled(row, checked)
+    text = definition(checked.definition.source, checked.kind, checked.collection, saved.options, saved.created_ms)
+    comp = Compiled(0, saved.space_id, saved.key, text)
     dependencies([*others, comp])  # account audiences a user definition reads, through the user's accounts
     return comp
 

@@ -273,7 +273,7 @@ class Evaluation:
         try:
             return self.evaluate(comp, profile_ids)
         except Exception as failure:
-            log.exception("computation_failed", key=comp.row.key, space=comp.row.space_id)
+            log.exception("computation_failed", key=comp.key, space=comp.space_id)
             raise DefinitionFailed(comp.id, f"{type(failure).__name__}: {failure}") from failure
 
     def values(self, comp: Compiled, profile_ids: Sequence[int]) -> list[tuple[int, Any]]:
@@ -294,7 +294,7 @@ class Evaluation:
         if isinstance(comp.plan, AccountPlan):
             members = store.users_of(self.conn, profile_ids)
             users = sorted({u for linked in members.values() for u in linked})
-            space = comp.row.space_id
+            space = comp.space_id
             out = comp.plan.run(
                 self.conn, profile_ids, self.now, self._traits(space, "accounts", profile_ids, comp.summary.traits),
                 members, self._traits(space, "users", users, comp.summary.user_traits),
@@ -305,7 +305,7 @@ class Evaluation:
             out = comp.plan.run(self.conn, profile_ids, self.now, traits, self._scans, self._shared.get(comp.id))
         else:
             out = self._interpret(comp, profile_ids, with_due)
-        if comp.row.kind == "audience" and comp.collection == "users" and not comp.include_anonymous:
+        if comp.kind == "audience" and comp.collection == "users" and not comp.include_anonymous:
             known = self._known_profiles(profile_ids)
             out = [(pid, value if pid in known else False, due) for pid, value, due in out]
         return out
@@ -363,7 +363,7 @@ class Evaluation:
                 size_delta += delta
         self.report.evaluating(cid, profile_ids if narrowed is not None else [pid for pid, _, _ in computed])
         store.write_values(self.conn, cid, writes, self.now)
-        store.record_changes(self.conn, comp.row.space_id, cid, records, self.now)
+        store.record_changes(self.conn, comp.space_id, cid, records, self.now)
         store.set_due(self.conn, cid, due)
         store.add_size(self.conn, cid, size_delta, self.now)
         self.report.values_changed += len(writes)
@@ -408,8 +408,8 @@ class Evaluation:
         if comp.id in self._usual:
             return self._usual[comp.id]
         keys = {key.split(".", 1)[0] for key in comp.summary.traits}
-        usual: dict[str, Any] = {c.row.key: False for c in self.registry.of_space(comp.row.space_id)
-                                 if c.collection == comp.collection and c.row.key in keys and c.row.kind == "audience"}
+        usual: dict[str, Any] = {c.key: False for c in self.registry.of_space(comp.space_id)
+                                 if c.collection == comp.collection and c.key in keys and c.kind == "audience"}
         usual.update((key, False) for key in comp.account_keys)
         self._usual[comp.id] = usual
         return usual
@@ -447,7 +447,7 @@ class Evaluation:
             reached |= new
             users = set(store.members_with_touches(self.conn, sorted(new))) - done if pending and new else set()
         accounts = sorted(reached)
-        missing = store.missing_members(self.conn, comp.id, given if comp.row.status == "LIVE" else accounts)
+        missing = store.missing_members(self.conn, comp.id, given if comp.status == "LIVE" else accounts)
         if missing:
             self._refresh_members(comp, plan, missing)
         return self._combined(comp, plan, accounts, store.member_flags(self.conn, comp.id, accounts,
@@ -457,7 +457,7 @@ class Evaluation:
                   flags: dict[tuple[int, int], tuple[bool, bool]]) -> list[Row]:
         """The accounts' values from their users' flags per operand and their own traits (an
         account's next change is None: its users' due times stand for it)."""
-        traits = self._traits(comp.row.space_id, "accounts", accounts, comp.summary.traits)
+        traits = self._traits(comp.space_id, "accounts", accounts, comp.summary.traits)
         width = range(len(plan.quantified))
         return [
             (account, plan.combine([flags.get((account, q), (False, False)) for q in width],
@@ -506,7 +506,7 @@ class Evaluation:
 
     def _refresh_members(self, comp: Compiled, plan: AccountPlan, users: Sequence[int]) -> set[int]:
         """Computes the users' results and stores those that moved (or are new); returns their users."""
-        traits = self._traits(comp.row.space_id, "users", users, comp.summary.user_traits)
+        traits = self._traits(comp.space_id, "users", users, comp.summary.user_traits)
         results = plan.operands(self.conn, users, self.now, traits, self._scans)
         old = store.member_results(self.conn, comp.id, users)
         rows = []
@@ -528,7 +528,7 @@ class Evaluation:
     @staticmethod
     def _diff(comp: Compiled, old: str | None, value: Any) -> tuple[str, str | None, int] | None:
         """A changed value's change kind, new stored text and size delta; None if unchanged."""
-        if comp.row.kind == "audience":
+        if comp.kind == "audience":
             member, was = bool(value), old == "true"
             if member == was:
                 return None
@@ -547,8 +547,8 @@ class Evaluation:
         members = store.users_of(self.conn, profile_ids)
         users = sorted({u for linked in members.values() for u in linked})
         events = self._events(comp, users)
-        user_traits = self._traits(comp.row.space_id, "users", users, comp.summary.user_traits)
-        traits = self._traits(comp.row.space_id, "accounts", profile_ids, comp.summary.traits)
+        user_traits = self._traits(comp.space_id, "users", users, comp.summary.user_traits)
+        traits = self._traits(comp.space_id, "accounts", profile_ids, comp.summary.traits)
         return {
             p: ql.Profile(
                 (),
@@ -560,7 +560,7 @@ class Evaluation:
 
     def _user_traits(self, comp: Compiled, profile_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
         """The traits a user definition reads, including the account audiences it reads."""
-        traits = self._traits(comp.row.space_id, "users", profile_ids, comp.summary.traits)
+        traits = self._traits(comp.space_id, "users", profile_ids, comp.summary.traits)
         if comp.account_keys:
             self._overlay_accounts(comp, profile_ids, traits)
         return traits
@@ -588,7 +588,7 @@ class Evaluation:
         if not profile_ids or not keys:
             return {}
         traits = store.custom_traits(self.conn, profile_ids, keys)
-        comps = [c for c in self.registry.of_space(space_id) if c.collection == collection and c.row.key in keys]
+        comps = [c for c in self.registry.of_space(space_id) if c.collection == collection and c.key in keys]
         if not comps:
             return traits
         values = store.values_of(self.conn, [c.id for c in comps], profile_ids)
@@ -598,19 +598,19 @@ class Evaluation:
                 stored = values.get((comp.id, pid))
                 if stored is not None:
                     flag = _FLAGS.get(stored)  # most values read are audiences'
-                    own[comp.row.key] = json.loads(stored) if flag is None else flag
-                elif comp.row.kind == "audience":
-                    own[comp.row.key] = False
+                    own[comp.key] = json.loads(stored) if flag is None else flag
+                elif comp.kind == "audience":
+                    own[comp.key] = False
                 else:
-                    own.pop(comp.row.key, None)
+                    own.pop(comp.key, None)
         return traits
 
     def _overlay_accounts(self, comp: Compiled, profile_ids: Sequence[int], traits: dict[int, dict[str, Any]]) -> None:
         """A user reads an account audience as true when any of its accounts is a member."""
         audiences = [
             c
-            for c in self.registry.of_space(comp.row.space_id)
-            if c.collection == "accounts" and c.row.key in comp.account_keys
+            for c in self.registry.of_space(comp.space_id)
+            if c.collection == "accounts" and c.key in comp.account_keys
         ]
         accounts = store.accounts_of(self.conn, profile_ids)
         linked = sorted({a for found in accounts.values() for a in found})
@@ -618,7 +618,7 @@ class Evaluation:
         for pid in profile_ids:
             own = traits.setdefault(pid, {})
             for audience in audiences:
-                own[audience.row.key] = any(values.get((audience.id, a)) == "true" for a in accounts.get(pid, ()))
+                own[audience.key] = any(values.get((audience.id, a)) == "true" for a in accounts.get(pid, ()))
 
     def retire(self, profile_id: int) -> None:
         """A profile merged into another: its values leave (members exit), its due times go."""
@@ -626,13 +626,13 @@ class Evaluation:
             comp = self.registry.by_id.get(cid)
             if comp is None:
                 continue
-            if comp.row.kind == "audience":
+            if comp.kind == "audience":
                 if old == "true":
-                    store.record_change(self.conn, comp.row.space_id, cid, profile_id, "exited", old, "false", self.now)
+                    store.record_change(self.conn, comp.space_id, cid, profile_id, "exited", old, "false", self.now)
                     store.add_size(self.conn, cid, -1, self.now)
                     self.report.values_changed += 1
             else:
-                store.record_change(self.conn, comp.row.space_id, cid, profile_id, "changed", old, None, self.now)
+                store.record_change(self.conn, comp.space_id, cid, profile_id, "changed", old, None, self.now)
                 store.add_size(self.conn, cid, -1, self.now)
                 self.report.values_changed += 1
             store.write_value(self.conn, cid, profile_id, None, self.now)
@@ -909,13 +909,12 @@ class Evaluator:
         if not waiting:
             return False
         first = waiting[0]
-        row = first.row
         group = [first] if first.plan is None else [
             c for c in waiting
             if c.plan is not None and cursors[c.id] == cursors[first.id]
-            and (c.row.space_id, c.row.collection) == (row.space_id, row.collection)
+            and (c.space_id, c.collection) == (first.space_id, first.collection)
         ][:BACKFILL_PAIRS // JOB_PROFILES]
-        pids = store.profiles_after(conn, row.space_id, row.collection, cursors[first.id], _backfill_chunk(group))
+        pids = store.profiles_after(conn, first.space_id, first.collection, cursors[first.id], _backfill_chunk(group))
         evaluation.prefetch({comp.id: pids for comp in group}, stored=False)
         ids = {comp.id for comp in group}
         for comp in group:
@@ -928,11 +927,10 @@ class Evaluator:
         """One chunk of one computation's backfill (none left: it goes LIVE); `seen` when every
         reader of its values will evaluate these profiles after it anyway, so that its changes
         need no touches (`_readers_will_see`)."""
-        row = comp.row
         if not pids:
-            store.finish_backfill(conn, row.computation_id, evaluation.now)
-            versions_store.mark_backfilled(conn, row.computation_id, evaluation.now)
-            log.info("backfill_finished", key=row.key)
+            store.finish_backfill(conn, comp.id, evaluation.now)
+            versions_store.mark_backfilled(conn, comp.id, evaluation.now)
+            log.info("backfill_finished", key=comp.key)
             return
         evaluation.backfilling = True
         try:
@@ -941,8 +939,8 @@ class Evaluator:
             evaluation.backfilling = False
         # Dependents see these changes at the next job, through ordinary touches.
         if not seen:
-            touch(conn, [(p, "computed", row.key) for p in changed])
-        store.advance_backfill(conn, row.computation_id, pids[-1], len(pids))
+            touch(conn, [(p, "computed", comp.key) for p in changed])
+        store.advance_backfill(conn, comp.id, pids[-1], len(pids))
 
 
 def _backfill_chunk(group: Sequence[Compiled]) -> int:

@@ -23,7 +23,7 @@ from audiences_server.core.ql.explain import Explanation, explain
 from audiences_server.core.ql.reasons import iso, summary
 from audiences_server.engine.clock import Clock
 from audiences_server.engine.profile_reads import _find
-from audiences_server.engine.registry import Compiled, Registry, compile_row
+from audiences_server.engine.registry import Compiled, Registry
 from audiences_server.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
 from audiences_server.store import evaluation as store
 from audiences_server.store import explain as explain_store
@@ -105,8 +105,8 @@ class Explainer:
                 raise NotFound(f"definition {key!r} not found in {collection}", reason="NOT_FOUND")
             pid, _ = _find(conn, space_id, collection, address)
             registry = self._compiled(conn, space_id)
-            comp = registry.by_id.get(row.computation_id) or compile_row(row)
-            return _Reading(conn, registry, comp, at, now).explain(pid, limit or DEFAULT_LIMIT, self._retention_ms)
+            comp = registry.by_id.get(row.computation_id) or Compiled.of_row(row)
+            return _Reading(conn, registry, comp, at, now).explain(row, pid, limit or DEFAULT_LIMIT, self._retention_ms)
 
 
 class _Reading:
@@ -115,23 +115,23 @@ class _Reading:
     def __init__(self, conn: apsw.Connection, registry: Registry, comp: Compiled, at_ms: int, now_ms: int) -> None:
         self.conn, self.registry, self.comp = conn, registry, comp
         self.at, self.now = at_ms, now_ms
-        self.space = comp.row.space_id
+        self.space = comp.space_id
         self.messages: dict[int, tuple[str, int]] = {}
 
-    def explain(self, pid: int, limit: int, retention_ms: int) -> Explained:
+    def explain(self, row: ComputationRow, pid: int, limit: int, retention_ms: int) -> Explained:
         comp = self.comp
         users = store.users_of(self.conn, [pid]).get(pid, []) if comp.collection == "accounts" else []
         if self.at < self.now:
             self._check_reproducible(pid, users, retention_ms)
         profile = self._account(pid, users) if comp.collection == "accounts" else self._user(pid)
         explained = explain(comp.checked, profile, self.at, limit=limit, user_ids=users)
-        excluded = (comp.row.kind == "audience" and comp.collection == "users" and not comp.include_anonymous
+        excluded = (comp.kind == "audience" and comp.collection == "users" and not comp.include_anonymous
                     and pid not in explain_store.known_at(self.conn, [pid], self.at))
         value = False if excluded else explained.value
         stored = self._stored(pid)
         return Explained(
-            comp.row, pid, self.at, explained, value, stored, _canonical(value) != _canonical(stored), excluded,
-            summary(comp.row.kind, explained.next, excluded), self.messages, users, self._trait_classes(),
+            row, pid, self.at, explained, value, stored, _canonical(value) != _canonical(stored), excluded,
+            summary(comp.kind, explained.next, excluded), self.messages, users, self._trait_classes(),
         )
 
     def _check_reproducible(self, pid: int, users: list[int], retention_ms: int) -> None:
@@ -188,38 +188,38 @@ class _Reading:
         if not pids or not keys:
             return {}
         traits = store.custom_traits(self.conn, pids, keys)
-        comps = [c for c in self.registry.of_space(self.space) if c.collection == collection and c.row.key in keys]
+        comps = [c for c in self.registry.of_space(self.space) if c.collection == collection and c.key in keys]
         values = self._values(comps, pids)
         for pid in pids:
             own = traits.setdefault(pid, {})
             for comp in comps:
                 stored = values.get((comp.id, pid))
                 if stored is not None:
-                    own[comp.row.key] = json.loads(stored)
-                elif comp.row.kind == "audience":
-                    own[comp.row.key] = False
+                    own[comp.key] = json.loads(stored)
+                elif comp.kind == "audience":
+                    own[comp.key] = False
                 else:
-                    own.pop(comp.row.key, None)
+                    own.pop(comp.key, None)
         return traits
 
     def _overlay_accounts(self, pid: int, own: dict[str, Any]) -> None:
         """A user reads an account audience as true when any of its accounts is a member."""
         audiences = [c for c in self.registry.of_space(self.space)
-                     if c.collection == "accounts" and c.row.key in self.comp.account_keys]
+                     if c.collection == "accounts" and c.key in self.comp.account_keys]
         accounts = store.accounts_of(self.conn, [pid]).get(pid, [])
         values = self._values(audiences, accounts)
         for audience in audiences:
-            own[audience.row.key] = any(values.get((audience.id, a)) == "true" for a in accounts)
+            own[audience.key] = any(values.get((audience.id, a)) == "true" for a in accounts)
 
     def _stored(self, pid: int) -> Any:
         raw = self._values([self.comp], [pid]).get((self.comp.id, pid))
-        if self.comp.row.kind == "audience":
+        if self.comp.kind == "audience":
             return raw == "true"
         return None if raw is None else json.loads(raw)
 
     def _trait_classes(self) -> dict[str, str]:
         comp = self.comp
-        named = {(c.collection, c.row.key): c.row.kind for c in self.registry.of_space(self.space)}
+        named = {(c.collection, c.key): c.kind for c in self.registry.of_space(self.space)}
         found = {}
         for key in _tops(comp.summary.traits):
             kind = named.get((comp.collection, key))

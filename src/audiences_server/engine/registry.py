@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import functools
 import graphlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from audiences_server.core import ql
 from audiences_server.store.evaluation import ComputationRow
@@ -21,51 +22,125 @@ def _tops(keys: Iterable[str]) -> frozenset[str]:
     return frozenset(key.split(".", 1)[0] for key in keys)
 
 
-@dataclass(eq=False)
-class Compiled:
-    """One enabled computation, ready to evaluate."""
+@dataclass(frozen=True, eq=False)
+class Definition:
+    """A definition as the engine evaluates it: its text parsed and checked (`checked`, with the
+    summary of what it reads), the options that change what it counts, and its SQL plan.
 
-    row: ComputationRow
+    Made from a stored row (`of_row`) or from a text not saved yet (`definition`), never from a
+    fabricated row, and once per process for each text and options (`definition` remembers the
+    last ones made): a registry rebuilt because one definition of 200 changed status compiles
+    no plan again.
+    """
+
     checked: ql.CheckedDefinition
-    deps: list[int] = field(default_factory=list)
-    dependents: list[int] = field(default_factory=list)
-    # Account audiences a user definition reads (a user reads true if any of its accounts is in).
-    account_keys: frozenset[str] = frozenset()
-    @functools.cached_property
-    def plan(self) -> Plan | AccountPlan | None:
-        """The definition compiled to a SQL plan; None when the interpreter evaluates it (see
-        store/sql/plans.py). Compiled when first asked for: a cycle check needs none."""
-        return compile_definition(self.checked, self.event_floor_ms)
+    # The oldest event time that counts (None: all of them): without historical data, only events
+    # from the definition's creation on; with `backfill_days`, that many days before it.
+    event_floor_ms: int | None = None
+    # Whether profiles with only anonymous ids may be members.
+    include_anonymous: bool = False
+    # False: always evaluated by the interpreter (the reference the SQL plans are tested against).
+    compile: bool = True
 
     @property
-    def id(self) -> int:
-        """The computation id."""
-        return self.row.computation_id
+    def kind(self) -> str:
+        """`audience` or `computed_trait`."""
+        return self.checked.kind
 
     @property
     def collection(self) -> str:
         """`users` or `accounts`."""
-        return self.row.collection
+        return self.checked.collection
 
     @property
     def summary(self) -> ql.Summary:
         """What the definition reads."""
         return self.checked.summary
 
+    @functools.cached_property
+    def plan(self) -> Plan | AccountPlan | None:
+        """The definition compiled to a SQL plan; None when the interpreter evaluates it (see
+        store/sql/plans.py). Compiled when first asked for: a cycle check needs none."""
+        return compile_definition(self.checked, self.event_floor_ms) if self.compile else None
+
+    @staticmethod
+    def of_row(row: ComputationRow) -> Definition:
+        """A stored definition (raises `ql.QueryError` if its text no longer checks)."""
+        return definition(row.definition, row.kind, row.collection, row.options, row.created_ms)
+
+
+def definition(text: str, kind: str, collection: str, options: Mapping[str, Any] | None = None,
+               created_ms: int = 0) -> Definition:
+    """The definition of a text with its options (`include_historical_data`, `backfill_days`,
+    `include_anonymous_users`), created at `created_ms`; raises `ql.QueryError` when the text
+    does not parse or check."""
+    options = options or {}
+    floor: int | None = None
+    if not options.get("include_historical_data", True):
+        floor = created_ms
+    elif (days := int(options.get("backfill_days", 0))) > 0:
+        floor = created_ms - days * 86_400_000
+    return _definition(text, kind, collection, floor, bool(options.get("include_anonymous_users", False)))
+
+
+@functools.lru_cache(maxsize=4096)
+def _definition(text: str, kind: str, collection: str, floor_ms: int | None, include_anonymous: bool) -> Definition:
+    checked = ql.parse_and_check(text, kind=kind, collection=collection)  # type: ignore[arg-type]
+    return Definition(checked, floor_ms, include_anonymous)
+
+
+@dataclass(eq=False)
+class Compiled:
+    """One computation of a space as the evaluator sees it: its identity, its definition, and
+    where it sits among the space's others (what it reads and what reads it)."""
+
+    id: int
+    space_id: int
+    key: str
+    definition: Definition
+    # LIVE, BACKFILLING, … (a registry is rebuilt when a status changes).
+    status: str = "LIVE"
+    deps: list[int] = field(default_factory=list)
+    dependents: list[int] = field(default_factory=list)
+    # Account audiences a user definition reads (a user reads true if any of its accounts is in).
+    account_keys: frozenset[str] = frozenset()
+    # The definition's kind (`audience` or `computed_trait`) and collection (`users` or
+    # `accounts`), kept as attributes: the evaluator reads them for every pair it evaluates.
+    kind: str = field(init=False)
+    collection: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.kind, self.collection = self.definition.kind, self.definition.collection
+
+    @staticmethod
+    def of_row(row: ComputationRow) -> Compiled:
+        """A stored computation (raises `ql.QueryError` if its text no longer checks)."""
+        return Compiled(row.computation_id, row.space_id, row.key, Definition.of_row(row), row.status)
+
+    @property
+    def checked(self) -> ql.CheckedDefinition:
+        """The definition parsed and checked."""
+        return self.definition.checked
+
+    @property
+    def summary(self) -> ql.Summary:
+        """What the definition reads."""
+        return self.definition.summary
+
+    @property
+    def plan(self) -> Plan | AccountPlan | None:
+        """The definition's SQL plan (see `Definition.plan`)."""
+        return self.definition.plan
+
     @property
     def event_floor_ms(self) -> int | None:
-        """The oldest event time that counts: without historical data, only events from the
-        definition's creation on; with `backfill_days`, that many days before it."""
-        options = self.row.options
-        if not options.get("include_historical_data", True):
-            return self.row.created_ms
-        days = int(options.get("backfill_days", 0))
-        return self.row.created_ms - days * 86_400_000 if days > 0 else None
+        """The oldest event time that counts (see `Definition.event_floor_ms`)."""
+        return self.definition.event_floor_ms
 
     @property
     def include_anonymous(self) -> bool:
         """Whether profiles with only anonymous ids may be members."""
-        return bool(self.row.options.get("include_anonymous_users", False))
+        return self.definition.include_anonymous
 
     def touched_by(self, kind: str, name: str) -> bool:
         """Whether a change of this kind to a profile of the collection can change the value."""
@@ -98,15 +173,15 @@ def dependencies(comps: Iterable[Compiled]) -> None:
     an account's ANY/ALL it names a user definition.
     """
     comps = list(comps)
-    keys = {(c.row.space_id, c.collection, c.row.key): c for c in comps}
+    keys = {(c.space_id, c.collection, c.key): c for c in comps}
     for comp in comps:
-        space = comp.row.space_id
+        space = comp.space_id
         deps = {keys.get((space, comp.collection, k)) for k in comp.summary.traits}
         deps |= {keys.get((space, "users", k)) for k in comp.summary.user_traits}
         if comp.collection == "users":
             named = [keys.get((space, "accounts", k)) for k in comp.summary.traits if (space, "users", k) not in keys]
-            across = {a for a in named if a is not None and a.row.kind == "audience"}
-            comp.account_keys = frozenset(a.row.key for a in across)
+            across = {a for a in named if a is not None and a.kind == "audience"}
+            comp.account_keys = frozenset(a.key for a in across)
             deps |= across
         comp.deps = sorted(d.id for d in deps if d is not None and d is not comp)
         comp.dependents = []
@@ -120,20 +195,14 @@ def reads_itself(comp: Compiled) -> bool:
     """Whether a definition reads its own key: `trait('c')` in the definition saved as `c` names
     that definition itself (a cycle of length one). Inside an account's ANY/ALL, `trait('c')`
     reads the users' `c`, another definition."""
-    return comp.row.key in comp.summary.traits
-
-
-def compile_row(row: ComputationRow) -> Compiled:
-    """Parses and checks a stored definition."""
-    checked = ql.parse_and_check(row.definition, kind=row.kind, collection=row.collection)  # type: ignore[arg-type]
-    return Compiled(row, checked)
+    return comp.key in comp.summary.traits
 
 
 def find_cycle(comps: Iterable[Compiled]) -> list[str] | None:
     """The keys along a dependency cycle among the computations, if there is one."""
     comps = list(comps)
     dependencies(comps)
-    names = {c.id: c.row.key for c in comps}
+    names = {c.id: c.key for c in comps}
     try:
         graphlib.TopologicalSorter({c.id: c.deps for c in comps}).prepare()
     except graphlib.CycleError as cycle:
@@ -160,7 +229,7 @@ class Registry:
 
     def __init__(self, rows: Iterable[ComputationRow]) -> None:
         self.by_id: dict[int, Compiled] = {
-            row.computation_id: compile_row(row) for row in rows if row.enabled and row.status != "FAILED"
+            row.computation_id: Compiled.of_row(row) for row in rows if row.enabled and row.status != "FAILED"
         }
         dependencies(self.by_id.values())
         self.order = self._sorted()
@@ -194,4 +263,4 @@ class Registry:
 
     def of_space(self, space_id: int) -> list[Compiled]:
         """The space's computations in dependency order."""
-        return [c for c in self.order if c.row.space_id == space_id]
+        return [c for c in self.order if c.space_id == space_id]
