@@ -1,0 +1,97 @@
+"""The evaluator's writes (change records set-based: one `INSERT … SELECT` from a JSON array;
+values, due times and users' results with `executemany`) store exactly what one statement per row
+stores: the same rows, types and text, change records in order."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import apsw
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from audiences_server.engine.evaluator import canonical
+from audiences_server.store import evaluation as store
+from audiences_server.store.migrations import migrate
+
+NOW = 1_700_000_000_000
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**80), max_value=2**80)
+    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    max_leaves=6,
+)
+profiles = st.integers(min_value=1, max_value=2**62)
+values = st.dictionaries(profiles, st.none() | json_values.map(canonical), max_size=30)
+dues = st.dictionaries(profiles, st.none() | st.integers(min_value=-(2**62), max_value=2**62), max_size=30)
+records = st.lists(st.tuples(profiles, st.sampled_from(["entered", "exited", "changed"]),
+                             st.none() | json_values.map(canonical), st.none() | json_values.map(canonical)),
+                   max_size=30)
+members = st.dictionaries(st.tuples(st.integers(0, 3), profiles), st.integers(0, 1), max_size=30)
+
+
+def database() -> apsw.Connection:
+    conn = apsw.Connection(":memory:")
+    migrate(conn, 0)
+    return conn
+
+
+def rows(conn: apsw.Connection, sql: str) -> list[tuple[Any, ...]]:
+    """Rows with each value's SQL type, so that `5` and `'5'` differ."""
+    return [tuple((type(v).__name__, v) for v in row) for row in conn.execute(sql)]
+
+
+def one_by_one(conn: apsw.Connection, cid: int, written: dict[int, str | None], due: dict[int, int | None],
+               changes: list[tuple[int, str, str | None, str | None]], results: dict[tuple[int, int], int]) -> None:
+    """The reference: one statement per row."""
+    for pid, value in written.items():
+        if value is None:
+            conn.execute("DELETE FROM computed_values WHERE computation_id = ? AND profile_id = ?", (cid, pid))
+        else:
+            conn.execute("INSERT OR REPLACE INTO computed_values VALUES (?, ?, ?, ?)", (cid, pid, value, NOW))
+    for pid, ms in due.items():
+        if ms is None:
+            conn.execute("DELETE FROM due WHERE computation_id = ? AND profile_id = ?", (cid, pid))
+        else:
+            conn.execute("INSERT OR REPLACE INTO due VALUES (?, ?, ?)", (cid, pid, ms))
+    for pid, change, old, new in changes:
+        conn.execute("INSERT INTO changes (space_id, computation_id, profile_id, change, old_value, new_value, at_ms)"
+                     " VALUES (1, ?, ?, ?, ?, ?, ?)", (cid, pid, change, old, new, NOW))
+    for (operand, user), held in results.items():
+        conn.execute("INSERT OR REPLACE INTO member_results VALUES (?, ?, ?, ?)", (cid, operand, user, held))
+
+
+def the_store(conn: apsw.Connection, cid: int, written: dict[int, str | None], due: dict[int, int | None],
+              changes: list[tuple[int, str, str | None, str | None]], results: dict[tuple[int, int], int]) -> None:
+    store.write_values(conn, cid, list(written.items()), NOW)
+    store.set_due(conn, cid, due)
+    store.record_changes(conn, 1, cid, [store.ChangeRecord(*r) for r in changes], NOW)
+    store.write_member_results(conn, cid, [(operand, user, held) for (operand, user), held in results.items()])
+
+
+@settings(max_examples=150, deadline=None)
+@given(before=values, after=values, due_before=dues, due_after=dues, changes=records, results=members)
+def test_the_writes_store_what_one_statement_per_row_stores(
+    before: dict[int, str | None], after: dict[int, str | None], due_before: dict[int, int | None],
+    due_after: dict[int, int | None], changes: list[tuple[int, str, str | None, str | None]],
+    results: dict[tuple[int, int], int],
+) -> None:
+    expected, actual = database(), database()
+    for conn, write in ((expected, one_by_one), (actual, the_store)):
+        # A first round, then a second over it: replacing, clearing and keeping rows.
+        write(conn, 7, before, due_before, changes[: len(changes) // 2], results)
+        write(conn, 7, after, due_after, changes[len(changes) // 2:], {k: 1 - v for k, v in results.items()})
+    for table, order in (("computed_values", "computation_id, profile_id"), ("due", "computation_id, profile_id"),
+                         ("changes", "change_id"), ("member_results", "computation_id, operand, user_id")):
+        sql = f"SELECT * FROM {table} ORDER BY {order}"
+        assert rows(actual, sql) == rows(expected, sql), table
+
+
+def test_stored_texts_come_back_as_written() -> None:
+    conn = database()
+    texts = [canonical(v) for v in ("é ☃ \U0001f600", "a\"b\\c", "\x00", 2**70, -0.0, 1e300, [1, {"k": None}], "null")]
+    store.write_values(conn, 3, list(enumerate(texts, 1)), NOW)
+    stored = dict(conn.execute("SELECT profile_id, value FROM computed_values WHERE computation_id = 3"))
+    assert [stored[i] for i in range(1, len(texts) + 1)] == texts
+    assert [json.loads(t) for t in texts][3] == 2**70
