@@ -91,6 +91,31 @@ def test_audience_of_audiences_cascades_in_one_tick(space: Space) -> None:
     assert space.member_ids("active_pro") == set()
 
 
+def test_a_candidate_gained_mid_job_is_diffed_against_what_it_stores(space: Space) -> None:
+    """A definition that gets a profile from a dependency's change in the same job compares its
+    result with the profile's stored value: a member that stays in records nothing new.
+
+    `either` reads `View` events and the audience `buyer`. In the second job `u1` is touched by
+    a `Buy` only (so `either`'s own candidates are `u2`, touched by a `View`) and becomes a
+    buyer, which makes `u1` a candidate of `either` during the job; `u1` was already a member.
+    """
+    now = space.now()
+    space.define("buyer", "event('Buy').count() >= 1")
+    space.define("either", "trait('buyer') = true OR event('View').within(7 days).count() >= 1")
+    space.send({"type": "track", "userId": "u1", "event": "View", "at": now - HOUR})
+    space.tick()
+    assert space.member_ids("either") == {"user_id:u1"}
+    space.send({"type": "track", "userId": "u1", "event": "Buy", "at": now},
+               {"type": "track", "userId": "u2", "event": "View", "at": now})
+    space.tick()
+    assert space.member_ids("buyer") == {"user_id:u1"}
+    assert space.member_ids("either") == {"user_id:u1", "user_id:u2"}
+    assert changes(space, "either") == [("u1", "entered"), ("u2", "entered")]
+    space.tick(at=now + 8 * DAY)  # the views have left the window: u1 stays as a buyer
+    assert space.member_ids("either") == {"user_id:u1"}
+    assert changes(space, "either") == [("u1", "entered"), ("u2", "entered"), ("u2", "exited")]
+
+
 def test_edit_that_shrinks_leaves_no_stale_members(space: Space) -> None:
     """After an edit and its backfill, membership equals the new definition; the leavers exit."""
     space.send(

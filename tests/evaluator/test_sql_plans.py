@@ -409,10 +409,15 @@ def test_plans_scanned_together_give_what_each_gives_alone(
              and comp.plan.query is not None]
     plans = [comp.plan for comp in comps]
     everyone = list(range(1, len(people) + 1))
-    covered = sorted(set(everyone) - subsets[0])
-    scanned = scan_together(conn, plans, covered, NOW)  # type: ignore[arg-type]
-    for comp, plan, found, asked in zip(comps, plans, scanned, subsets, strict=False):
+    # Each plan's candidates: all but one subset of the profiles, a different subset for each.
+    candidates = [sorted(set(everyone) - subsets[i % len(subsets)]) for i in range(len(plans))]
+    scanned = scan_together(conn, plans, candidates, NOW)  # type: ignore[arg-type]
+    for comp, plan, (covered, found), asked in zip(comps, plans, scanned, subsets, strict=False):
         assert isinstance(plan, Plan)
+        assert plan.query is not None
+        # A plan covers the candidates of every plan reading its names, its own among them.
+        assert covered == frozenset().union(*(c for c, p in zip(candidates, plans, strict=True)
+                                              if p.query is not None and p.query.names == plan.query.names))
         pids = sorted(asked & set(everyone)) or everyone
         traits = evaluation._user_traits(comp, pids)
         alone = plan.run(conn, pids, NOW, traits)
@@ -434,11 +439,11 @@ def test_plans_scanned_together_keep_their_own_floor_and_lookback() -> None:
     plans = [comp.plan for comp in registry.order if comp.key.startswith("x")]
     queries: list[str] = []
     conn.setexectrace(lambda _cursor, sql, _bindings: queries.append(sql) or True)
-    scanned = scan_together(conn, plans, [1], NOW)  # type: ignore[arg-type]
+    scanned = scan_together(conn, plans, [[1]] * len(plans), NOW)  # type: ignore[arg-type]
     conn.setexectrace(None)
     assert len([q for q in queries if "GROUP BY pid" in q]) == 1
-    together = [plan.run(conn, [1], NOW, {}, shared=([1], found))[0][1]  # type: ignore[union-attr]
-                for plan, found in zip(plans, scanned, strict=True)]
+    together = [plan.run(conn, [1], NOW, {}, shared=part)[0][1]  # type: ignore[union-attr]
+                for plan, part in zip(plans, scanned, strict=True)]
     alone = [plan.run(conn, [1], NOW, {})[0][1] for plan in plans]  # type: ignore[union-attr]
     assert together == alone == [3, 1, 3, 2]
 

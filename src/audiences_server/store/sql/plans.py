@@ -452,9 +452,10 @@ def _renamed(pattern: re.Pattern[str], text: str, names: Mapping[str, str]) -> s
 
 
 def scan_together(
-    conn: apsw.Connection, plans: Sequence[Plan], profile_ids: Sequence[int], now_ms: int
-) -> list[Scanned]:
-    """What `Plan._scan` gives each plan over the profiles, by one query per set of event names.
+    conn: apsw.Connection, plans: Sequence[Plan], candidates: Sequence[Collection[int]], now_ms: int
+) -> list[tuple[frozenset[int], Scanned]]:
+    """What `Plan.scan` gives each plan over its candidates, by one query per set of event
+    names: per plan, the profiles its query covered and what it found for them (a `Shared`).
 
     Dozens of definitions read the same event (a shop's `Order Completed`): scanned one by one,
     each reads the profiles' events again, parses their bodies again, tests them again and
@@ -467,16 +468,25 @@ def scan_together(
     columns for a plan are those of no events (`Plan.nothing`) is left out of that plan's part,
     as a profile without events of interest is: the plan gives it the result over no events
     without decoding anything. Plans reading different names do not share: every aggregate is
-    tested on every row read.
+    tested on every row read. Plans reading the same names scan the union of their candidates
+    (and each covers that union); each set of names scans only its own plans' candidates, not
+    every profile of the job: a job's profiles were touched by different events, and a profile
+    touched by none a plan reads is not its candidate (in a 200-definition tick, the scans over
+    every profile read 2.2 times the profiles the plans' own candidates make).
     """
     _register(conn)
     found: list[Scanned] = [{} for _ in plans]
+    covered: list[frozenset[int]] = [frozenset() for _ in plans]
     groups: dict[tuple[str, ...], list[int]] = {}
     for i, plan in enumerate(plans):
         if plan.query is not None:
             groups.setdefault(plan.query.names, []).append(i)
-    ids = json.dumps(list(profile_ids))
     for names, members in groups.items():
+        union = frozenset().union(*(candidates[i] for i in members))
+        for i in members:
+            covered[i] = union
+        profile_ids = sorted(union)
+        ids = json.dumps(profile_ids)
         chunks: list[list[int]] = [[]]
         columns = 0
         for i in members:
@@ -491,7 +501,7 @@ def scan_together(
                 found[chunk[0]] = plans[chunk[0]].scan(conn, profile_ids, now_ms, None)
             else:
                 _scan_chunk(conn, [(found[k], plans[k]) for k in chunk], names, ids, now_ms)
-    return found
+    return list(zip(covered, found, strict=True))
 
 
 def _scan_chunk(conn: apsw.Connection, chunk: Sequence[tuple[Scanned, Plan]], names: Sequence[str], ids: str,
