@@ -614,6 +614,26 @@ def test_every_comparator_reads_every_kind_of_value_as_the_interpreter_does() ->
     assert_like_the_interpreter(people, [("computed_trait", count, {}) for count in counts])
 
 
+FIELD_VALUES = (None, "USD", "EUR", "usd", "", "é", "a\x00b", "a\x00c", "5", "05", "5.0", " 5", "x5", ".", 5, 5.0,
+                True, [1], {"b": 1})
+
+
+def test_every_comparator_between_two_fields_reads_them_as_the_interpreter_does() -> None:
+    """Two fields of an event (`property('v') <op> property('w')`) under every comparator but the
+    date and relative ones, over every pair of kinds of value: plain texts equal, differing and
+    differing in case, texts that may be numeric, text holding NUL, numbers, booleans, lists."""
+    people = [
+        {"known": True, "traits": {}, "member": None, "total": None,
+         "events": [{"event": "A", "offset": -1, "source": "", "context": {},
+                     "properties": {k: x for k, x in (("v", v), ("w", w)) if x is not None}}]}
+        for v in FIELD_VALUES for w in FIELD_VALUES
+    ]
+    operators = [op for op in OPERATORS if OPERAND_SHAPE[op] != "none" and op not in DATE_OPERATORS]
+    counts = [Aggregate(Stream("A", (Where(Comparison(PropertyRef("v"), op, (PropertyRef("w"),))),)),
+                        AggregateFunction.COUNT) for op in operators]
+    assert_like_the_interpreter(people, [("computed_trait", count, {}) for count in counts])
+
+
 # ------------------------------------------------------------------ what falls back
 
 FALLBACKS = (

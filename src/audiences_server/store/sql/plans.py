@@ -25,7 +25,8 @@ How the work is split, and why the results are the interpreter's exactly:
   values of other definitions).
 * A funnel's nested stream is a correlated `count(*)` over the profile's events (index
   `events_by_profile` again), its parent windows relative to the event tested; a comparison
-  between two fields goes through `ql_compare_fields`, the interpreter's `compare` again.
+  between two fields goes through `ql_compare_fields`, the interpreter's `compare` again, but
+  for the equality or difference of two texts that cannot be numeric and hold no NUL (SQL's `=`).
 * The next change time is, over every stream, the earliest of an event in the stream leaving its
   window (timestamp + far edge + 1) and an event that passes the stream's other filters entering
   it (timestamp + near edge; a future-stamped event enters at the earliest when its time comes);
@@ -98,6 +99,8 @@ _ORDER = {Operator.GREATER_THAN: ">", Operator.AT_LEAST: ">=", Operator.LESS_THA
 _DATES = frozenset({Operator.BEFORE_DATE, Operator.AFTER_DATE})
 # The code points a numeric string can start with (`values.as_number`): + - . and the digits.
 _NUMBER_STARTS = "(" + ", ".join(str(ord(c)) for c in "+-.0123456789") + ")"
+# The comparators between two fields that SQL decides for two plain texts (`_Builder.fields_test`).
+_FIELD_SIGNS = {Operator.EQUALS: "=", Operator.ONE_OF: "=", Operator.DIFFERS: "!=", Operator.NONE_OF: "!="}
 
 
 class _Unsupported(Exception):
@@ -821,13 +824,29 @@ class _Builder:
             if isinstance(operand, Literal) and _bindable(operand.value):
                 tests.append(self.test(node.operator, subject, operand.value))
             elif isinstance(operand, PropertyRef | ContextRef):
-                other = self.field(operand, on)
-                tests.append(f"ql_compare_fields({self.bind(node.operator.value)}, {subject.raw}, {other.raw})")
+                tests.append(self.fields_test(node.operator, subject, self.field(operand, on)))
             else:
                 raise _Unsupported
         # `compare` needs any operand to pass, or all of them for omits/none_of.
         joiner = " AND " if node.operator in (Operator.OMITS, Operator.NONE_OF) else " OR "
         return "(" + joiner.join(tests) + ")"
+
+    def fields_test(self, operator: Operator, subject: _Field, other: _Field) -> str:
+        """SQL for a comparison between two event fields: the interpreter's `compare` through
+        `ql_compare_fields`, but for an equality or difference between two texts neither of which
+        may be numeric (starting like a number) nor holds NUL, which `values.equal` compares by
+        code point as SQL's `=` does (a funnel's `property('currency') = property(parent:
+        'currency')`, tested for each pair of events, with no Python call)."""
+        interpreted = f"ql_compare_fields({self.bind(operator.value)}, {subject.raw}, {other.raw})"
+        sign = _FIELD_SIGNS.get(operator)
+        if sign is None:
+            return interpreted
+        plain = " AND ".join(
+            f"{field.type} = 'text' AND unicode({field.value}) NOT IN {_NUMBER_STARTS}"
+            f" AND instr({field.value}, char(0)) = 0"
+            for field in (subject, other)
+        )
+        return f"(CASE WHEN {plain} THEN {subject.value} {sign} {other.value} ELSE {interpreted} END)"
 
     def nested_count(self, node: Comparison, on: _On) -> str:
         """`event(…)….count() <op> numbers` inside a `where`: a correlated count of the profile's
