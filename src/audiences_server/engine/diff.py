@@ -50,7 +50,7 @@ def diff(conn: apsw.Connection, saved: ComputationRow, checked: ql.CheckedDefini
          now_ms: int) -> Diff:
     """Evaluates `checked` as the new text of `saved` over every profile and compares with what is stored."""
     registry = Registry(store.computations(conn, saved.space_id))
-    comp = _candidate(registry, saved, checked, now_ms)
+    comp = _candidate(registry, saved, checked)
     evaluation = Evaluation(conn, registry, now_ms)
     found = Diff(saved, now_ms)
     held = _held(saved.kind)
@@ -64,7 +64,7 @@ def diff(conn: apsw.Connection, saved: ComputationRow, checked: ql.CheckedDefini
     return found
 
 
-def _candidate(registry: Registry, saved: ComputationRow, checked: ql.CheckedDefinition, now_ms: int) -> Compiled:
+def _candidate(registry: Registry, saved: ComputationRow, checked: ql.CheckedDefinition) -> Compiled:
     """The saved definition with the new text, its dependencies on the space's others worked out."""
     others = [c for c in registry.by_id.values() if c.id != saved.computation_id]
     text = definition(checked.definition.source, checked.kind, checked.collection, saved.options, saved.created_ms)

@@ -27,10 +27,10 @@ class Definition:
     """A definition as the engine evaluates it: its text parsed and checked (`checked`, with the
     summary of what it reads), the options that change what it counts, and its SQL plan.
 
-    Made from a stored row (`of_row`) or from a text not saved yet (`definition`), never from a
-    fabricated row, and once per process for each text and options (`definition` remembers the
-    last ones made): a registry rebuilt because one definition of 200 changed status compiles
-    no plan again.
+    Made by `definition`, from a stored row's text and options (`Compiled.of_row`) or from a
+    text not saved yet, never from a fabricated row, and once per process for each text and
+    options (`definition` remembers the last ones made): a registry rebuilt because one
+    definition of 200 changed status compiles no plan again.
     """
 
     checked: ql.CheckedDefinition
@@ -62,11 +62,6 @@ class Definition:
         """The definition compiled to a SQL plan; None when the interpreter evaluates it (see
         store/sql/plans.py). Compiled when first asked for: a cycle check needs none."""
         return compile_definition(self.checked, self.event_floor_ms) if self.compile else None
-
-    @staticmethod
-    def of_row(row: ComputationRow) -> Definition:
-        """A stored definition (raises `ql.QueryError` if its text no longer checks)."""
-        return definition(row.definition, row.kind, row.collection, row.options, row.created_ms)
 
 
 def definition(text: str, kind: str, collection: str, options: Mapping[str, Any] | None = None,
@@ -115,7 +110,8 @@ class Compiled:
     @staticmethod
     def of_row(row: ComputationRow) -> Compiled:
         """A stored computation (raises `ql.QueryError` if its text no longer checks)."""
-        return Compiled(row.computation_id, row.space_id, row.key, Definition.of_row(row), row.status)
+        stored = definition(row.definition, row.kind, row.collection, row.options, row.created_ms)
+        return Compiled(row.computation_id, row.space_id, row.key, stored, row.status)
 
     @property
     def checked(self) -> ql.CheckedDefinition:

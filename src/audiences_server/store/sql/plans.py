@@ -99,8 +99,6 @@ _ORDER = {Operator.GREATER_THAN: ">", Operator.AT_LEAST: ">=", Operator.LESS_THA
 _DATES = frozenset({Operator.BEFORE_DATE, Operator.AFTER_DATE})
 # The code points a numeric string can start with (`values.as_number`): + - . and the digits.
 _NUMBER_STARTS = "(" + ", ".join(str(ord(c)) for c in "+-.0123456789") + ")"
-# The comparators between two fields that SQL decides for two plain texts (`_Builder.fields_test`).
-_FIELD_SIGNS = {Operator.EQUALS: "=", Operator.ONE_OF: "=", Operator.DIFFERS: "!=", Operator.NONE_OF: "!="}
 
 
 class _Unsupported(Exception):
@@ -838,7 +836,7 @@ class _Builder:
         code point as SQL's `=` does (a funnel's `property('currency') = property(parent:
         'currency')`, tested for each pair of events, with no Python call)."""
         interpreted = f"ql_compare_fields({self.bind(operator.value)}, {subject.raw}, {other.raw})"
-        sign = _FIELD_SIGNS.get(operator)
+        sign = _EQUALITY.get(operator)
         if sign is None:
             return interpreted
         plain = " AND ".join(
