@@ -101,11 +101,38 @@ def _kinds_check(query: Callable[..., list[tuple[object, ...]]]) -> None:
     assert query("SELECT name FROM sqlite_master WHERE name = 'connections_by_computation'")
 
 
+# Next change times far ahead, so that the server's first tick leaves them be.
+_LATER = 4_000_000_000_000
+
+
+def _by_profile_fixture(conn: apsw.Connection) -> None:
+    conn.executemany("INSERT INTO computed_values (computation_id, profile_id, value, updated_ms) VALUES (?, ?, ?, ?)",
+                     [(7, 11, "true", 100), (7, 10, "false", 200), (8, 10, '["x", 1]', 300)])
+    conn.executemany("INSERT INTO due (computation_id, profile_id, due_ms) VALUES (?, ?, ?)",
+                     [(7, 11, _LATER + 5), (8, 10, _LATER + 4), (8, 12, _LATER + 6)])
+
+
+def _by_profile_check(query: Callable[..., list[tuple[object, ...]]]) -> None:
+    assert query("SELECT computation_id, profile_id, value, updated_ms FROM computed_values"
+                 " ORDER BY computation_id, profile_id") == [
+        (7, 10, "false", 200), (7, 11, "true", 100), (8, 10, '["x", 1]', 300)]
+    assert query("SELECT computation_id, profile_id, due_ms FROM due ORDER BY due_ms") == [
+        (8, 10, _LATER + 4), (7, 11, _LATER + 5), (8, 12, _LATER + 6)]
+    # Keyed by profile first, with the indexes that reads by computation and by time go through.
+    for table in ("computed_values", "due"):
+        keyed = query(f"SELECT name FROM pragma_index_xinfo('sqlite_autoindex_{table}_1') WHERE key = 1 ORDER BY seqno")
+        assert keyed[:2] == [("profile_id",), ("computation_id",)]
+    indexes = {r[0] for r in query("SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")}
+    assert {"computed_values_by_computation", "due_by_time"} <= indexes
+    assert "computed_values_by_profile" not in indexes
+
+
 # Each migration that rebuilds a table: the rows written at the version before it, and what must hold after.
 REBUILDS: dict[str, tuple[Callable[[apsw.Connection], None], Callable[..., None]]] = {
     "0010_unlinks": (_unlinks_fixture, _unlinks_check),
     "0015_operator_and_lifecycle": (_tokens_fixture, _tokens_check),
     "0016_destination_kinds": (_kinds_fixture, _kinds_check),
+    "0018_state_by_profile": (_by_profile_fixture, _by_profile_check),
 }
 
 

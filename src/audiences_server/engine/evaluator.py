@@ -208,6 +208,9 @@ class Evaluation:
         # Per computation, the stored values and next change times read with those scans: the
         # profiles covered, and those holding either (nothing changes them until it runs).
         self._held: dict[int, tuple[Collection[int], store.Stored]] = {}
+        # A backfill chunk's stored state for the definitions backfilling it (`hold_range`): the
+        # chunk's lowest and highest profile, and per computation what it stores between them.
+        self._range: tuple[int, int, dict[int, store.Stored]] | None = None
         # Per user definition, the traits it reads as a profile with none of them reads them.
         self._usual: dict[int, dict[str, Any]] = {}
 
@@ -239,16 +242,28 @@ class Evaluation:
                                 [work[comp.id] for comp in comps], self.now)
         self._shared = {comp.id: part for comp, part in zip(comps, scanned, strict=True)}
         if stored:
-            # Each definition's stored state for its own profiles only (a job's definitions read
-            # different events, so their profiles differ: reading every definition's state for
-            # every profile of the job looked up 2.4 times the pairs evaluated), one read per set
-            # of profiles that several definitions share.
-            together: dict[frozenset[int], list[int]] = defaultdict(list)
-            for comp in comps:
-                together[frozenset(work[comp.id])].append(comp.id)
-            for pids, cids in together.items():
-                held = store.stored_together(self.conn, cids, sorted(pids))
-                self._held.update((cid, (pids, found)) for cid, found in held.items())
+            # Every definition's stored state for every profile of the job, one range per
+            # profile (both tables are keyed by profile first): what a job reads is the rows of
+            # the profiles it evaluates, side by side, however its definitions' profiles differ.
+            union = frozenset().union(*(work[comp.id] for comp in comps))
+            held = store.stored_of_profiles(self.conn, [comp.id for comp in comps], sorted(union))
+            self._held = {cid: (union, found) for cid, found in held.items()}
+
+    def hold_range(self, computation_ids: Sequence[int], profile_ids: Sequence[int]) -> None:
+        """Reads a backfill chunk's stored state for the definitions backfilling it, in one pass
+        over the chunk's range of profiles (each definition's own read would pass over it again)."""
+        self._range = None
+        if profile_ids:
+            low, high = min(profile_ids), max(profile_ids)
+            self._range = (low, high, store.stored_in_range(self.conn, computation_ids, low, high))
+
+    def _in_range(self, computation_id: int, low: int, high: int) -> store.Stored:
+        """One computation's stored state for the profiles from `low` to `high`: as `hold_range`
+        read it when it covers that range (a definition runs once per chunk), else read now."""
+        held = self._range
+        if held is not None and held[0] == low and held[1] == high and computation_id in held[2]:
+            return held[2].pop(computation_id)
+        return store.stored_between(self.conn, computation_id, low, high)
 
     def run(self, work: dict[int, set[int]]) -> None:
         """Evaluates the work, in dependency order, following changed values to dependents."""
@@ -404,7 +419,7 @@ class Evaluation:
                 return None
         scanned = plan.found(self.conn, profile_ids, self.now, self._scans, self._shared.get(comp.id))
         self._shared[comp.id] = (frozenset(profile_ids), scanned)
-        stored = store.stored_between(self.conn, comp.id, min(profile_ids), max(profile_ids))
+        stored = self._in_range(comp.id, min(profile_ids), max(profile_ids))
         wanted = [pid for pid in profile_ids
                   if pid in scanned or pid in stored or ((held := traits.get(pid)) and held != usual)]
         return self._compute(comp, wanted, traits=traits), stored
@@ -923,6 +938,7 @@ class Evaluator:
         ][:BACKFILL_PAIRS // JOB_PROFILES]
         pids = store.profiles_after(conn, first.space_id, first.collection, cursors[first.id], _backfill_chunk(group))
         evaluation.prefetch({comp.id: pids for comp in group}, stored=False)
+        evaluation.hold_range([comp.id for comp in group], pids)
         ids = {comp.id for comp in group}
         for comp in group:
             self._backfill(conn, comp, pids, evaluation, _readers_will_see(comp, ids, cursors, registry, pids))

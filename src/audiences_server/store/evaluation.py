@@ -305,6 +305,22 @@ def stored_together(conn: apsw.Connection, computation_ids: Sequence[int], profi
     return _stored(conn, computation_ids, pairs, (json.dumps(list(computation_ids)), json.dumps(list(profile_ids))))
 
 
+def stored_of_profiles(conn: apsw.Connection, computation_ids: Sequence[int], profile_ids: Sequence[int]
+                       ) -> dict[int, Stored]:
+    """Several computations' stored state over the same profiles, read profile by profile: both
+    tables are keyed by profile first, so each profile's rows are one range (a tick job's read:
+    a lookup per pair instead cost a page per definition and profile)."""
+    pairs = "profile_id IN (SELECT value FROM json_each(?2)) AND +computation_id IN (SELECT value FROM json_each(?1))"
+    return _stored(conn, computation_ids, pairs, (json.dumps(list(computation_ids)), json.dumps(list(profile_ids))))
+
+
+def stored_in_range(conn: apsw.Connection, computation_ids: Sequence[int], low: int, high: int) -> dict[int, Stored]:
+    """Several computations' stored state for the profiles with ids from `low` to `high`, in one
+    pass over that range (a backfill chunk's, for the definitions backfilling it together)."""
+    pairs = "profile_id BETWEEN ?2 AND ?3 AND +computation_id IN (SELECT value FROM json_each(?1))"
+    return _stored(conn, computation_ids, pairs, (json.dumps(list(computation_ids)), low, high))
+
+
 def stored_between(conn: apsw.Connection, computation_id: int, low: int, high: int) -> Stored:
     """One computation's stored state for the profiles with ids from `low` to `high` (a
     backfill's chunk: a range of ids, most often with nothing stored)."""
@@ -585,14 +601,18 @@ def finish_backfill(conn: apsw.Connection, computation_id: int, now_ms: int) -> 
     )
 
 
-def start_backfill(conn: apsw.Connection, computation_id: int, total: int) -> None:
-    """Puts a computation back to the start of a backfill (after a create, an edit or an enable)."""
+def start_backfill(conn: apsw.Connection, computation_id: int, total: int, created: bool = False) -> None:
+    """Puts a computation back to the start of a backfill (after a create, an edit or an enable).
+
+    Its next change times are cleared, but for one just `created`, which has none: `due` has no
+    index by computation (migration 0018), so clearing them reads the whole table."""
     conn.execute(
         "UPDATE computations SET status = 'BACKFILLING', backfill_cursor = 0, progress_done = 0,"
         " progress_total = ? WHERE computation_id = ?",
         (total, computation_id),
     )
-    conn.execute("DELETE FROM due WHERE computation_id = ?", (computation_id,))
+    if not created:
+        conn.execute("DELETE FROM due WHERE computation_id = ?", (computation_id,))
     conn.execute("DELETE FROM member_results WHERE computation_id = ?", (computation_id,))
 
 

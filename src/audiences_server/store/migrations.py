@@ -670,3 +670,43 @@ def _deliveries_in_order(conn: apsw.Connection) -> None:
     # be queued: this index walks them in order and stops at the limit, where the index by state
     # and time made every read sort the whole queue.
     conn.execute("CREATE INDEX deliveries_by_destination ON deliveries(destination_id, delivery_id)")
+
+
+@migration("0018_state_by_profile")
+def _state_by_profile(conn: apsw.Connection) -> None:
+    # A tick job reads and writes, for each profile it evaluates, its values and next change
+    # times under every definition the change reaches. Keyed by computation first, each of those
+    # (definition, profile) pairs sat on a page of its own: a job of 25 touched users with 200
+    # definitions looked up thousands of pages for its stored state, and a job of 1,000 dirtied
+    # ~2,900 pages of `due` alone. Keyed by profile first, a profile's rows sit together (a page
+    # or two): a job reads a range per profile, and writes ~20-30% fewer pages. Reads by
+    # computation (members of an audience, a definition's deletion) go through
+    # `computed_values_by_computation`; `due` has no index by computation (it would be written
+    # as often as the table): clearing a definition's next change times when it is edited scans
+    # the table, which a create does not need.
+    conn.execute("""
+        CREATE TABLE computed_values_0018 (
+            computation_id INTEGER NOT NULL,
+            profile_id INTEGER NOT NULL,
+            value TEXT NOT NULL,
+            updated_ms INTEGER NOT NULL,
+            PRIMARY KEY (profile_id, computation_id)
+        ) WITHOUT ROWID;
+        INSERT INTO computed_values_0018 (computation_id, profile_id, value, updated_ms)
+            SELECT computation_id, profile_id, value, updated_ms FROM computed_values
+            ORDER BY profile_id, computation_id;
+        DROP TABLE computed_values;
+        ALTER TABLE computed_values_0018 RENAME TO computed_values;
+        CREATE INDEX computed_values_by_computation ON computed_values(computation_id, profile_id);
+        CREATE TABLE due_0018 (
+            computation_id INTEGER NOT NULL,
+            profile_id INTEGER NOT NULL,
+            due_ms INTEGER NOT NULL,
+            PRIMARY KEY (profile_id, computation_id)
+        ) WITHOUT ROWID;
+        INSERT INTO due_0018 (computation_id, profile_id, due_ms)
+            SELECT computation_id, profile_id, due_ms FROM due ORDER BY profile_id, computation_id;
+        DROP TABLE due;
+        ALTER TABLE due_0018 RENAME TO due;
+        CREATE INDEX due_by_time ON due(due_ms);
+    """)
