@@ -448,6 +448,28 @@ def test_plans_scanned_together_keep_their_own_floor_and_lookback() -> None:
     assert together == alone == [3, 1, 3, 2]
 
 
+def test_a_query_composed_again_binds_its_own_clocks_lowest_bound() -> None:
+    """Plans scanned together at two times, the lowest bound of their shared query a different
+    plan's at each (a lookback's, then a floor's): at each time every plan gets what its own
+    query gives. The query's text is composed once and reused only where it reads the same."""
+    person = {"known": True, "traits": {}, "member": None, "total": None}
+    people = [{**person, "events": [{"event": "A", "offset": offset, "properties": {}, "context": {}, "source": "s"}
+                                    for offset in (-2 * HOUR, DAY, 9 * DAY)]}]
+    texts = [("event('A').count()", {"include_historical_data": False}), ("event('A').within(7 days).count()", {})]
+    defined: list[Defined] = [("computed_trait", ql.parse(text).root, options) for text, options in texts]
+    conn = database(people, defined)
+    plans = [comp.plan for comp in Registry(store.computations(conn)).order if comp.key.startswith("x")]
+    seen = []
+    for now in (NOW, NOW + 10 * DAY):
+        scanned = scan_together(conn, plans, [[1], [1]], now)  # type: ignore[arg-type]
+        together = [plan.run(conn, [1], now, {}, shared=part)[0][1]  # type: ignore[union-attr]
+                    for plan, part in zip(plans, scanned, strict=True)]
+        assert together == [plan.run(conn, [1], now, {})[0][1] for plan in plans]  # type: ignore[union-attr]
+        seen.append(together)
+    # The floor (created a day before NOW) keeps all three events at the later time.
+    assert seen == [[1, 1], [3, 1]]
+
+
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.integers(-(2**80), 2**80) | st.floats(allow_nan=False) | st.text(),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),

@@ -519,15 +519,51 @@ def _scan_chunk(conn: apsw.Connection, chunk: Sequence[tuple[Scanned, Plan]], na
             params[by_value[key]] = value
         return ":" + by_value[key]
 
-    inner: dict[str, str] = {}  # expression: alias
-    outer: dict[str, int] = {}  # expression: its place in a row
-    readers = []
+    bindings = []
     lowest = _INT64_MAX
-    for into, plan in chunk:
-        assert plan.query is not None
+    for _, plan in chunk:
         bound = plan.bound(now_ms)
         lowest = min(lowest, bound["lo"])
-        local = {name: bind(value) for name, value in bound.items()}
+        bindings.append(tuple((name, bind(value)) for name, value in bound.items()))
+    marks = tuple(bind(name) for name in names)
+    low = bind(lowest)
+    # The query's text is a function of exactly these: the plans' pieces and where each of their
+    # values, the names and the lowest bound are bound.
+    key = (marks, low, tuple((plan.query, local) for (_, plan), local in zip(chunk, bindings, strict=True)))
+    composed = _COMPOSED.get(key)
+    if composed is None:
+        composed = _compose(chunk, bindings, marks, low)
+        if len(_COMPOSED) >= _COMPOSED_KEPT:
+            _COMPOSED.clear()
+        _COMPOSED[key] = composed
+    sql, pickers = composed
+    readers = [(into, plan.decoder, pick, plan.nothing) for (into, plan), pick in zip(chunk, pickers, strict=True)]
+    for row in conn.execute(sql, params):
+        pid = int(row[0])
+        for into, decoded, pick, nothing in readers:
+            columns = pick(row)
+            if columns != nothing:  # else as a profile without events of interest
+                into[pid] = decoded(columns)
+
+
+# The text of a chunk's query and each plan's columns in its rows, by the plans' query pieces and
+# which parameter each of their values is bound to: a job runs the same plans on the same clock
+# windows as the last, so the same query is composed again (renaming every piece of ~200 plans
+# took about a quarter of a small job). A few hundred distinct chunks at most are kept.
+_COMPOSED: dict[Any, tuple[str, list[Callable[[Sequence[Any]], Sequence[Any]]]]] = {}
+_COMPOSED_KEPT = 512
+
+
+def _compose(chunk: Sequence[tuple[Scanned, Plan]], bindings: Sequence[tuple[tuple[str, str], ...]],
+             names: Sequence[str], lowest: str) -> tuple[str, list[Callable[[Sequence[Any]], Sequence[Any]]]]:
+    """The query of a chunk's plans whose parameters are bound as `bindings` give (per plan, its
+    parameters' names in the query), and each plan's picker of its columns."""
+    inner: dict[str, str] = {}  # expression: alias
+    outer: dict[str, int] = {}  # expression: its place in a row
+    pickers = []
+    for (_, plan), binding in zip(chunk, bindings, strict=True):
+        assert plan.query is not None
+        local = dict(binding)
         aliases = {}
         for piece in plan.query.inner:
             expression, _, alias = piece.rpartition(" AS ")
@@ -537,15 +573,9 @@ def _scan_chunk(conn: apsw.Connection, chunk: Sequence[tuple[Scanned, Plan]], na
             bounded = piece.replace("FILTER (WHERE ", "FILTER (WHERE ts >= :lo AND ", 1)
             expression = _renamed(_ALIAS, _renamed(_PARAMETER, bounded, local), aliases)
             places.append(outer.setdefault(expression, len(outer) + 1))
-        readers.append((into, plan.decoder, _picker(places), plan.nothing))
-    sql = _scan_sql(list(outer), [f"{expression} AS {alias}" for expression, alias in inner.items()],
-                    [bind(name) for name in names], bind(lowest))
-    for row in conn.execute(sql, params):
-        pid = int(row[0])
-        for into, decoded, pick, nothing in readers:
-            columns = pick(row)
-            if columns != nothing:  # else as a profile without events of interest
-                into[pid] = decoded(columns)
+        pickers.append(_picker(places))
+    sql = _scan_sql(list(outer), [f"{expression} AS {alias}" for expression, alias in inner.items()], names, lowest)
+    return sql, pickers
 
 
 @dataclass(frozen=True)
