@@ -95,3 +95,42 @@ def test_stored_texts_come_back_as_written() -> None:
     stored = dict(conn.execute("SELECT profile_id, value FROM computed_values WHERE computation_id = 3"))
     assert [stored[i] for i in range(1, len(texts) + 1)] == texts
     assert [json.loads(t) for t in texts][3] == 2**70
+
+
+# Stored state: (computation, profile) -> (value or None, due time or None), over few ids so that
+# reads meet rows of other computations and profiles.
+small_ids = st.integers(min_value=1, max_value=12)
+states = st.dictionaries(st.tuples(small_ids, small_ids),
+                         st.tuples(st.none() | st.sampled_from(["true", "3", '"a"']),
+                                   st.none() | st.integers(0, 10**13)).filter(lambda s: s != (None, None)),
+                         max_size=60)
+
+
+@given(state=states, cids=st.sets(small_ids, min_size=1), pids=st.sets(small_ids, min_size=1))
+@settings(max_examples=150, deadline=None)
+def test_each_read_of_stored_state_gives_each_computations_rows_for_the_profiles_asked(
+    state: dict[tuple[int, int], tuple[str | None, int | None]], cids: set[int], pids: set[int]
+) -> None:
+    """The three reads of stored state a job or a backfill chunk makes (pairs, profile by
+    profile, a chunk) give, per computation asked, exactly its value and next change time for
+    each profile asked that holds either: the tables keyed by profile first, read in one
+    statement per table whatever other rows sit beside them. A chunk's read may add profiles
+    between its lowest and highest (values only); none of the profiles asked is missing."""
+    conn = database()
+    conn.executemany("INSERT INTO computed_values VALUES (?, ?, ?, ?)",
+                     [(c, p, v, NOW) for (c, p), (v, _) in state.items() if v is not None])
+    conn.executemany("INSERT INTO due VALUES (?, ?, ?)",
+                     [(c, p, d) for (c, p), (_, d) in state.items() if d is not None])
+    wanted = {c: {p: s for (cc, p), s in state.items() if cc == c and p in pids} for c in cids}
+    ordered_c, ordered_p = sorted(cids), sorted(pids)
+    assert store.stored_together(conn, ordered_c, ordered_p) == wanted
+    assert store.stored_of_profiles(conn, ordered_c, ordered_p) == wanted
+    chunk = store.stored_of_chunk(conn, ordered_c, ordered_p)
+    assert {c: {p: s for p, s in held.items() if p in pids} for c, held in chunk.items()} == wanted
+    # What else it gives: the values (only) of profiles in the range, as stored.
+    low, high = ordered_p[0], ordered_p[-1]
+    for c, held in chunk.items():
+        for p, (value, due) in held.items():
+            if p not in pids:
+                assert low <= p <= high
+                assert (value, due) == (state[(c, p)][0], None)

@@ -171,7 +171,7 @@ class Computations:
         )
         versions_store.add_version(conn, cid, spec.definition, spec.options, now, actor)
         if spec.enabled:
-            store.start_backfill(conn, cid, store.count_profiles(conn, space_id, spec.collection), created=True)
+            store.start_backfill(conn, cid, store.count_profiles(conn, space_id, spec.collection))
         return self._row(conn, space_id, spec.collection, spec.key)
 
     def _refuse_cycle(self, conn: apsw.Connection, space_id: int, spec: Spec) -> None:
@@ -243,9 +243,11 @@ class Computations:
         )
         if edited:
             versions_store.add_version(conn, current.computation_id, spec.definition, spec.options, now, actor)
+        restarted = []
         if redo or (spec.enabled and spec.options != current.options):
             total = store.count_profiles(conn, current.space_id, current.collection)
             store.start_backfill(conn, current.computation_id, total)
+            restarted.append(current.computation_id)
         if spec.enabled != current.enabled:
             # What the definitions reading it see changes (its values, or the custom trait of the
             # same name): they are computed again.
@@ -253,6 +255,8 @@ class Computations:
                 if reader.enabled and reader.computation_id != current.computation_id and _reads(reader, current):
                     total = store.count_profiles(conn, reader.space_id, reader.collection)
                     store.start_backfill(conn, reader.computation_id, total)
+                    restarted.append(reader.computation_id)
+        store.clear_due(conn, restarted)
         return self._row(conn, current.space_id, current.collection, current.key)
 
     def delete(self, space_id: int, kind: str, collection: str, key: str, force: bool = False) -> bool:

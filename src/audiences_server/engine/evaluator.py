@@ -208,9 +208,9 @@ class Evaluation:
         # Per computation, the stored values and next change times read with those scans: the
         # profiles covered, and those holding either (nothing changes them until it runs).
         self._held: dict[int, tuple[Collection[int], store.Stored]] = {}
-        # A backfill chunk's stored state for the definitions backfilling it (`hold_range`): the
-        # chunk's lowest and highest profile, and per computation what it stores between them.
-        self._range: tuple[int, int, dict[int, store.Stored]] | None = None
+        # A backfill chunk's stored state for the definitions backfilling it (`hold_chunk`): the
+        # chunk's profiles, and per computation what it stores for them.
+        self._chunk: tuple[frozenset[int], dict[int, store.Stored]] | None = None
         # Per user definition, the traits it reads as a profile with none of them reads them.
         self._usual: dict[int, dict[str, Any]] = {}
 
@@ -249,21 +249,20 @@ class Evaluation:
             held = store.stored_of_profiles(self.conn, [comp.id for comp in comps], sorted(union))
             self._held = {cid: (union, found) for cid, found in held.items()}
 
-    def hold_range(self, computation_ids: Sequence[int], profile_ids: Sequence[int]) -> None:
-        """Reads a backfill chunk's stored state for the definitions backfilling it, in one pass
-        over the chunk's range of profiles (each definition's own read would pass over it again)."""
-        self._range = None
+    def hold_chunk(self, computation_ids: Sequence[int], profile_ids: Sequence[int]) -> None:
+        """Reads a backfill chunk's stored state for the definitions backfilling it together, in
+        two statements for them all (`store.stored_of_chunk`)."""
+        self._chunk = None
         if profile_ids:
-            low, high = min(profile_ids), max(profile_ids)
-            self._range = (low, high, store.stored_in_range(self.conn, computation_ids, low, high))
+            self._chunk = (frozenset(profile_ids), store.stored_of_chunk(self.conn, computation_ids, profile_ids))
 
-    def _in_range(self, computation_id: int, low: int, high: int) -> store.Stored:
-        """One computation's stored state for the profiles from `low` to `high`: as `hold_range`
-        read it when it covers that range (a definition runs once per chunk), else read now."""
-        held = self._range
-        if held is not None and held[0] == low and held[1] == high and computation_id in held[2]:
-            return held[2].pop(computation_id)
-        return store.stored_between(self.conn, computation_id, low, high)
+    def _chunk_stored(self, computation_id: int, profile_ids: Sequence[int]) -> store.Stored:
+        """One computation's stored state for profiles of a backfill chunk: as `hold_chunk` read
+        it when it covers them (a definition runs once per chunk), else read now."""
+        held = self._chunk
+        if held is not None and computation_id in held[1] and held[0].issuperset(profile_ids):
+            return held[1].pop(computation_id)
+        return store.stored_of_chunk(self.conn, [computation_id], profile_ids)[computation_id]
 
     def run(self, work: dict[int, set[int]]) -> None:
         """Evaluates the work, in dependency order, following changed values to dependents."""
@@ -419,7 +418,7 @@ class Evaluation:
                 return None
         scanned = plan.found(self.conn, profile_ids, self.now, self._scans, self._shared.get(comp.id))
         self._shared[comp.id] = (frozenset(profile_ids), scanned)
-        stored = self._in_range(comp.id, min(profile_ids), max(profile_ids))
+        stored = self._chunk_stored(comp.id, profile_ids)
         wanted = [pid for pid in profile_ids
                   if pid in scanned or pid in stored or ((held := traits.get(pid)) and held != usual)]
         return self._compute(comp, wanted, traits=traits), stored
@@ -938,7 +937,7 @@ class Evaluator:
         ][:BACKFILL_PAIRS // JOB_PROFILES]
         pids = store.profiles_after(conn, first.space_id, first.collection, cursors[first.id], _backfill_chunk(group))
         evaluation.prefetch({comp.id: pids for comp in group}, stored=False)
-        evaluation.hold_range([comp.id for comp in group], pids)
+        evaluation.hold_chunk([comp.id for comp in group], pids)
         ids = {comp.id for comp in group}
         for comp in group:
             self._backfill(conn, comp, pids, evaluation, _readers_will_see(comp, ids, cursors, registry, pids))
