@@ -115,7 +115,7 @@ def test_each_read_of_stored_state_gives_each_computations_rows_for_the_profiles
     profile, a chunk) give, per computation asked, exactly its value and next change time for
     each profile asked that holds either: the tables keyed by profile first, read in one
     statement per table whatever other rows sit beside them. A chunk's read may add profiles
-    between its lowest and highest (values only); none of the profiles asked is missing."""
+    between its lowest and highest; none of the profiles asked is missing or wrong."""
     conn = database()
     conn.executemany("INSERT INTO computed_values VALUES (?, ?, ?, ?)",
                      [(c, p, v, NOW) for (c, p), (v, _) in state.items() if v is not None])
@@ -125,12 +125,16 @@ def test_each_read_of_stored_state_gives_each_computations_rows_for_the_profiles
     ordered_c, ordered_p = sorted(cids), sorted(pids)
     assert store.stored_together(conn, ordered_c, ordered_p) == wanted
     assert store.stored_of_profiles(conn, ordered_c, ordered_p) == wanted
-    chunk = store.stored_of_chunk(conn, ordered_c, ordered_p)
-    assert {c: {p: s for p, s in held.items() if p in pids} for c, held in chunk.items()} == wanted
-    # What else it gives: the values (only) of profiles in the range, as stored.
-    low, high = ordered_p[0], ordered_p[-1]
-    for c, held in chunk.items():
-        for p, (value, due) in held.items():
-            if p not in pids:
-                assert low <= p <= high
-                assert (value, due) == (state[(c, p)][0], None)
+    # A chunk's read, its next change times in one pass over the range or pair by pair.
+    for by_range in (None, True, False):
+        chunk = store.stored_of_chunk(conn, ordered_c, ordered_p, by_range)
+        assert {c: {p: s for p, s in held.items() if p in pids} for c, held in chunk.items()} == wanted
+        # What else it gives: profiles in the range, as stored (their times only from the pass).
+        low, high = ordered_p[0], ordered_p[-1]
+        for c, held in chunk.items():
+            for p, (value, due) in held.items():
+                if p not in pids:
+                    assert low <= p <= high
+                    assert value == state[(c, p)][0] or value is None
+                    assert due in (None, state[(c, p)][1])
+                    assert due is None or by_range is not False

@@ -314,21 +314,39 @@ def stored_of_profiles(conn: apsw.Connection, computation_ids: Sequence[int], pr
     return _stored(conn, computation_ids, pairs, (json.dumps(list(computation_ids)), json.dumps(list(profile_ids))))
 
 
-def stored_of_chunk(conn: apsw.Connection, computation_ids: Sequence[int], profile_ids: Sequence[int]
-                    ) -> dict[int, Stored]:
-    """Several computations' stored state for a backfill chunk's profiles (consecutive ids, up
-    to 20,000; the definitions backfilling it together): their values through the index by
-    computation over the chunk's range of ids, each reading its own rows only; their next
-    change times looked up per (profile, computation) pair, as many as the chunk's pairs.
-    (`due` has no index by computation, and one pass over the chunk's range would read the
-    times of every definition of the space.)"""
+def stored_of_chunk(conn: apsw.Connection, computation_ids: Sequence[int], profile_ids: Sequence[int],
+                    by_range: bool | None = None) -> dict[int, Stored]:
+    """Several computations' stored state for a backfill chunk's profiles (ascending ids, up to
+    20,000; the definitions backfilling it together). Their values are read through the index
+    by computation over the chunk's range of ids, each computation reading its own rows only.
+    `due` has no index by computation, so their next change times are read either in one pass
+    over the chunk's range (every computation's times there) or pair by pair (as many lookups as
+    the chunk's pairs), whichever `_due_by_range` expects to read less; `by_range` forces one."""
     cids = json.dumps(list(computation_ids))
+    low, high = min(profile_ids), max(profile_ids)
+    if by_range is None:
+        by_range = _due_by_range(conn, profile_ids, len(computation_ids))
+    due = (("profile_id BETWEEN ?2 AND ?3 AND +computation_id IN (SELECT value FROM json_each(?1))", (cids, low, high))
+           if by_range else
+           ("profile_id IN (SELECT value FROM json_each(?2)) AND computation_id IN (SELECT value FROM json_each(?1))",
+            (cids, json.dumps(list(profile_ids)))))
     return _stored(conn, computation_ids,
                    "computation_id IN (SELECT value FROM json_each(?1)) AND profile_id BETWEEN ?2 AND ?3",
-                   (cids, min(profile_ids), max(profile_ids)),
-                   due=("profile_id IN (SELECT value FROM json_each(?2))"
-                        " AND computation_id IN (SELECT value FROM json_each(?1))",
-                        (cids, json.dumps(list(profile_ids)))))
+                   (cids, low, high), due=due)
+
+
+# Profiles whose next change times are counted to guess how many a chunk's range holds.
+_DUE_SAMPLE = 64
+
+
+def _due_by_range(conn: apsw.Connection, profile_ids: Sequence[int], computations: int) -> bool:
+    """Whether one pass over a chunk's range of `due` should cost less than a lookup per pair:
+    a row passed over costs about a fifth of a lookup, and the first profiles of the chunk tell
+    how many rows a profile holds (a few in a young space, one per definition with a window in
+    a space of hundreds)."""
+    sample = profile_ids[:_DUE_SAMPLE]
+    rows = scalar(conn, "SELECT count(*) FROM due WHERE profile_id BETWEEN ? AND ?", (sample[0], sample[-1]))
+    return int(rows or 0) < 5 * computations * len(sample)
 
 
 def _stored(conn: apsw.Connection, computation_ids: Sequence[int], where: str, params: tuple[Any, ...],
