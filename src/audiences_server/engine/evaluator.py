@@ -205,12 +205,10 @@ class Evaluation:
         self._scans: Scans = {}
         # Per computation, its part of the scans made together for the job's work (`prefetch`).
         self._shared: dict[int, Shared] = {}
-        # Per computation, the stored values and next change times read with those scans: the
-        # profiles covered, and those holding either (nothing changes them until it runs).
+        # Per computation, the stored values and next change times read with those scans, or
+        # with a backfill chunk (`hold_chunk`): the profiles covered, and those holding either
+        # (nothing changes them until it runs).
         self._held: dict[int, tuple[Collection[int], store.Stored]] = {}
-        # A backfill chunk's stored state for the definitions backfilling it (`hold_chunk`): the
-        # chunk's profiles, and per computation what it stores for them.
-        self._chunk: tuple[frozenset[int], dict[int, store.Stored]] | None = None
         # Per user definition, the traits it reads as a profile with none of them reads them.
         self._usual: dict[int, dict[str, Any]] = {}
 
@@ -251,18 +249,11 @@ class Evaluation:
 
     def hold_chunk(self, computation_ids: Sequence[int], profile_ids: Sequence[int]) -> None:
         """Reads a backfill chunk's stored state for the definitions backfilling it together, in
-        two statements for them all (`store.stored_of_chunk`)."""
-        self._chunk = None
+        two statements for them all (`store.stored_of_chunk`), for `_stored_of` to hand out."""
         if profile_ids:
-            self._chunk = (frozenset(profile_ids), store.stored_of_chunk(self.conn, computation_ids, profile_ids))
-
-    def _chunk_stored(self, computation_id: int, profile_ids: Sequence[int]) -> store.Stored:
-        """One computation's stored state for profiles of a backfill chunk: as `hold_chunk` read
-        it when it covers them (a definition runs once per chunk), else read now."""
-        held = self._chunk
-        if held is not None and computation_id in held[1] and held[0].issuperset(profile_ids):
-            return held[1].pop(computation_id)
-        return store.stored_of_chunk(self.conn, [computation_id], profile_ids)[computation_id]
+            covered = frozenset(profile_ids)
+            held = store.stored_of_chunk(self.conn, computation_ids, profile_ids)
+            self._held.update((cid, (covered, found)) for cid, found in held.items())
 
     def run(self, work: dict[int, set[int]]) -> None:
         """Evaluates the work, in dependency order, following changed values to dependents."""
@@ -392,7 +383,8 @@ class Evaluation:
 
     def _stored_of(self, computation_id: int, profile_ids: Sequence[int]) -> store.Stored:
         """Per profile holding either, its stored value and next change time for the computation:
-        as read with the job's scans (`prefetch`), the profiles they did not cover read now."""
+        as read with the job's scans (`prefetch`) or its backfill chunk (`hold_chunk`), the
+        profiles they did not cover read now."""
         held = self._held.pop(computation_id, None)
         if held is None:
             return store.stored_of(self.conn, computation_id, profile_ids)
@@ -418,7 +410,7 @@ class Evaluation:
                 return None
         scanned = plan.found(self.conn, profile_ids, self.now, self._scans, self._shared.get(comp.id))
         self._shared[comp.id] = (frozenset(profile_ids), scanned)
-        stored = self._chunk_stored(comp.id, profile_ids)
+        stored = self._stored_of(comp.id, profile_ids)
         wanted = [pid for pid in profile_ids
                   if pid in scanned or pid in stored or ((held := traits.get(pid)) and held != usual)]
         return self._compute(comp, wanted, traits=traits), stored
