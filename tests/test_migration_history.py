@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from audiences_server.store import history as history_store
 from tests.conftest import start
 from tests.test_migrations import _before
 
@@ -31,9 +32,14 @@ def test_an_upgraded_database_has_its_past_as_history_sizes_and_versions(tmp_pat
                                                                        HOUR + 6, 12),
              (5, 8, 10, "changed", None, "3", HOUR + 7, None)])
     conn.close()
-    running = start(db, manual_clock=True)
+    # A long history retention: these records are from 1970, and the first tick would prune them.
+    running = start(db, manual_clock=True, history_retention_days=100_000)
     try:
-        assert running.query("SELECT history_id, computation_id, change FROM membership_history ORDER BY 1") == [
+        # The history is the change records since 0019_history_in_changes: link records are not in it.
+        with running.server.engine.readers.snapshot() as conn:
+            found = history_store.records(conn, space_id=1, profile_ids=None, computation_id=None, since_ms=0,
+                                          until_ms=None, after=0, limit=10)
+        assert [(r["history_id"], r["computation_id"], r["change"]) for r in found] == [
             (1, 7, "entered"), (2, 7, "entered"), (3, 7, "exited"), (5, 8, "changed")]
         assert running.query("SELECT computation_id, hour_ms, entered, exited, changed, size FROM size_history"
                              " ORDER BY 1, 2") == [(7, 0, 2, 0, 0, 2), (7, HOUR, 0, 1, 0, 1), (8, HOUR, 1, 0, 0, 1)]

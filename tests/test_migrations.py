@@ -127,12 +127,33 @@ def _by_profile_check(query: Callable[..., list[tuple[object, ...]]]) -> None:
     assert "computed_values_by_profile" not in indexes
 
 
+def _history_fixture(conn: apsw.Connection) -> None:
+    rows = [(1, 7, 10, "entered", None, "true", _LATER, None), (2, 7, 11, "user_linked", "true", "true", _LATER, 12),
+            (3, 8, 10, "changed", '"a"', '"b"', _LATER + 1, None)]
+    conn.executemany("INSERT INTO changes (change_id, space_id, computation_id, profile_id, change, old_value,"
+                     " new_value, at_ms, user_id) VALUES (?, 1, ?, ?, ?, ?, ?, ?, ?)", rows)
+    conn.executemany("INSERT INTO membership_history (history_id, space_id, computation_id, profile_id, change,"
+                     " old_value, new_value, at_ms) VALUES (?, 1, ?, ?, ?, ?, ?, ?)",
+                     [row[:7] for row in rows if row[3] != "user_linked"])
+
+
+def _history_check(query: Callable[..., list[tuple[object, ...]]]) -> None:
+    assert query("SELECT change_id, computation_id, profile_id, change, old_value, new_value, at_ms, user_id"
+                 " FROM changes ORDER BY change_id") == [
+        (1, 7, 10, "entered", None, "true", _LATER, None), (2, 7, 11, "user_linked", "true", "true", _LATER, 12),
+        (3, 8, 10, "changed", '"a"', '"b"', _LATER + 1, None)]
+    assert not query("SELECT name FROM sqlite_master WHERE name LIKE 'membership_history%'")
+    keyed = query("SELECT name FROM pragma_index_info('changes_by_profile') ORDER BY seqno")
+    assert keyed == [("profile_id",), ("computation_id",), ("change_id",)]
+
+
 # Each migration that rebuilds a table: the rows written at the version before it, and what must hold after.
 REBUILDS: dict[str, tuple[Callable[[apsw.Connection], None], Callable[..., None]]] = {
     "0010_unlinks": (_unlinks_fixture, _unlinks_check),
     "0015_operator_and_lifecycle": (_tokens_fixture, _tokens_check),
     "0016_destination_kinds": (_kinds_fixture, _kinds_check),
     "0018_state_by_profile": (_by_profile_fixture, _by_profile_check),
+    "0019_history_in_changes": (_history_fixture, _history_check),
 }
 
 

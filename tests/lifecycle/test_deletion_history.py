@@ -38,7 +38,7 @@ def test_a_deleted_profile_s_history_goes_with_it(site: Site) -> None:
 
     wait_for(complete, timeout=20, what="the deletion to complete")
     assert listed() == ["bob"]
-    assert site.running.query("SELECT count(*) FROM membership_history WHERE profile_id = ?", (ada,)) == [(0,)]
+    assert site.running.query("SELECT count(*) FROM changes WHERE profile_id = ?", (ada,)) == [(0,)]
     series = site.running.admin.GetSizeHistory(admin_pb2.GetSizeHistoryRequest(
         collection=USERS, key="pro", interval=admin_pb2.SIZE_INTERVAL_DAILY), metadata=site.as_("admin"))
     assert (sum(p.entered_count for p in series.points), sum(p.exited_count for p in series.points)) == (2, 1)

@@ -200,13 +200,12 @@ def undelivered(conn: apsw.Connection, space_id: int, profile_ids: list[int]) ->
 
 def purge(conn: apsw.Connection, space_id: int, profile_ids: list[int]) -> None:
     """Removes everything of the profiles but their events: rows, identifiers, traits, links,
-    values, evaluator state, change records and membership history, queued deliveries and feed
+    values, evaluator state, change records (which are its membership history), queued deliveries and feed
     records (a size series keeps its counts, which name no one)."""
     ids = json.dumps(profile_ids)
     for table, column in (("identifiers", "profile_id"), ("traits", "profile_id"), ("computed_values", "profile_id"),
                           ("member_results", "user_id"), ("touches", "profile_id"), ("due", "profile_id"),
                           ("changes", "profile_id"), ("changes", "user_id"), ("feed_records", "profile_id"),
-                          ("membership_history", "profile_id"),
                           ("merges", "survivor_id"), ("merges", "merged_id"), ("links", "user_id"),
                           ("links", "account_id"), ("unlinks", "user_id"), ("unlinks", "account_id")):
         conn.execute(f"DELETE FROM {table} WHERE {column} {_IN}", (ids,))

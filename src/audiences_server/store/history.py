@@ -1,10 +1,14 @@
-"""Membership history and size series: copied from the change records each evaluator job writes.
+"""Membership history and size series: the change records the evaluator writes, read back.
 
 Every entry, exit and computed value change is a row of `changes` (the outbox sync reads),
-written in the job's transaction. At the end of the job the rows it wrote are copied with one
-`INSERT … SELECT` into `membership_history`, and added up per computation and hour into
-`size_history`, in the same transaction: no work per changed value beyond those two statements.
-Old rows are pruned in bounded batches.
+written in the job's transaction. Those rows are also the membership history: read by profile
+through `changes_by_profile` (profile, computation, id) and by definition through
+`changes_by_computation`, link records (`user_linked`, `user_unlinked`) left out. At the end of
+each job its records are added up per computation and hour into `size_history` with one
+`INSERT … SELECT`: no work per changed value beyond that statement. The history retention prunes
+the records in bounded batches, oldest first, once every connection of their definition has
+taken them from the outbox; the newest record always stays, so that ids only ever grow (each
+connection's cursor is one).
 """
 
 from __future__ import annotations
@@ -46,36 +50,39 @@ def mark(conn: apsw.Connection) -> int:
 
 
 def capture(conn: apsw.Connection, after: int) -> None:
-    """Copies the change records written since `after` (this job's) into the history, and adds
-    them to the hour of their time in each computation's size series, with its size now.
+    """Adds the change records written since `after` (this job's) to the hour of their time in
+    each computation's size series, with its size now.
 
-    Both read the job's records by a range of their ids: `NOT INDEXED` keeps the planner from
+    It reads the job's records by a range of their ids: `NOT INDEXED` keeps the planner from
     walking all of `changes_by_computation` instead (it saves sorting for the GROUP BY, but costs
     every change record ever written: 13 ms a job at 200,000 records, against 0.7 ms).
     """
-    conn.execute(
-        "INSERT INTO membership_history (history_id, space_id, computation_id, profile_id, change, old_value,"
-        " new_value, at_ms) SELECT change_id, space_id, computation_id, profile_id, change, old_value, new_value,"
-        f" at_ms FROM changes WHERE change_id > ? AND change IN {_MEMBERSHIP}",
-        (after,),
-    )
     conn.execute(SIZES, (after,))
 
 
+# A record some connection of its definition has not taken from the outbox yet (a CSV connection
+# takes a record when it rewrites its file).
+_UNTAKEN = (
+    "EXISTS (SELECT 1 FROM connections AS c JOIN destinations AS d USING (destination_id)"
+    " WHERE c.computation_id = changes.computation_id"
+    " AND CASE d.kind WHEN 'csv' THEN c.written_cursor ELSE c.cursor END < changes.change_id)"
+)
+
+
 def prune(conn: apsw.Connection, before_ms: int) -> int:
-    """Removes at most one batch of history rows, and of size buckets, older than `before_ms`;
-    returns how many history rows went. Rows are in time order, so the oldest batch is read first,
-    and one look at the oldest of each (through their indexes) is all it costs when there is
-    nothing to prune."""
+    """Removes at most one batch of change records older than `before_ms`, and of size buckets;
+    returns how many records went. Records are in time order, so the oldest batch is read first,
+    and one look at the oldest of each (through their keys) is all it costs when there is nothing
+    to prune. A record a connection has not taken yet stays (it is the outbox's), and so does the
+    newest record: a new one gets the next id after it, past every cursor."""
     oldest, first_hour = conn.execute(
-        "SELECT (SELECT at_ms FROM membership_history ORDER BY history_id LIMIT 1),"
-        " (SELECT min(hour_ms) FROM size_history)"
+        "SELECT (SELECT at_ms FROM changes ORDER BY change_id LIMIT 1), (SELECT min(hour_ms) FROM size_history)"
     ).fetchone() or (None, None)
     removed = 0
     if oldest is not None and oldest < before_ms:
         conn.execute(
-            "DELETE FROM membership_history WHERE history_id IN (SELECT history_id FROM membership_history"
-            " ORDER BY history_id LIMIT ?) AND at_ms < ?",
+            "DELETE FROM changes WHERE change_id IN (SELECT change_id FROM changes WHERE change_id <"
+            f" (SELECT max(change_id) FROM changes) ORDER BY change_id LIMIT ?) AND at_ms < ? AND NOT {_UNTAKEN}",
             (PRUNE_BATCH, before_ms),
         )
         removed = int(conn.changes())
@@ -90,8 +97,8 @@ def prune(conn: apsw.Connection, before_ms: int) -> int:
 
 
 def forget(conn: apsw.Connection, computation_id: int) -> None:
-    """Removes a deleted computation's history and size series."""
-    conn.execute("DELETE FROM membership_history WHERE computation_id = ?", (computation_id,))
+    """Removes a deleted computation's size series (its change records, which are its history,
+    go with its other rows: `evaluation.delete_computation`)."""
     conn.execute("DELETE FROM size_history WHERE computation_id = ?", (computation_id,))
 
 
@@ -108,9 +115,10 @@ def records(
 ) -> list[dict[str, Any]]:
     """History rows of the space, oldest first, after a history id: of some profiles, of one
     computation, or both; at or after `since_ms` and before `until_ms`."""
-    sql = ("SELECT h.history_id, h.computation_id, c.key, c.kind, c.collection, h.profile_id, h.change,"
-           " h.old_value, h.new_value, h.at_ms FROM membership_history AS h JOIN computations AS c"
-           " USING (computation_id) WHERE h.space_id = ? AND h.history_id > ? AND h.at_ms >= ?")
+    sql = ("SELECT h.change_id, h.computation_id, c.key, c.kind, c.collection, h.profile_id, h.change,"
+           " h.old_value, h.new_value, h.at_ms FROM changes AS h JOIN computations AS c"
+           f" USING (computation_id) WHERE h.space_id = ? AND h.change_id > ? AND h.at_ms >= ?"
+           f" AND h.change IN {_MEMBERSHIP}")
     params: list[Any] = [space_id, after, since_ms]
     if profile_ids is not None:
         sql += " AND h.profile_id IN (SELECT value FROM json_each(?))"
@@ -121,7 +129,7 @@ def records(
     if until_ms is not None:
         sql += " AND h.at_ms < ?"
         params.append(until_ms)
-    sql += " ORDER BY h.history_id LIMIT ?"
+    sql += " ORDER BY h.change_id LIMIT ?"
     params.append(limit)
     names = ("history_id", "computation_id", "key", "kind", "collection", "profile_id", "change", "old_value",
              "new_value", "at_ms")
@@ -182,8 +190,8 @@ def values_at(
     for cid in computation_ids:
         for pid in profile_ids:
             row = conn.execute(
-                "SELECT old_value FROM membership_history WHERE profile_id = ? AND computation_id = ? AND at_ms > ?"
-                " ORDER BY history_id LIMIT 1",
+                "SELECT old_value FROM changes WHERE profile_id = ? AND computation_id = ? AND at_ms > ?"
+                f" AND change IN {_MEMBERSHIP} ORDER BY change_id LIMIT 1",
                 (pid, cid, at_ms),
             ).fetchone()
             if row is not None:
@@ -192,13 +200,8 @@ def values_at(
 
 
 def keep(conn: apsw.Connection, after: int, changed: bool, before_ms: int) -> None:
-    """What an evaluator job does at its end: copies its change records (if it wrote any) and
-    prunes one batch of what is older than `before_ms`."""
+    """What an evaluator job does at its end: adds its change records (if it wrote any) to the
+    size series and prunes one batch of what is older than `before_ms`."""
     if changed:
         capture(conn, after)
     prune(conn, before_ms)
-
-
-def forget_profile(conn: apsw.Connection, profile_id: int) -> None:
-    """Removes a deleted profile's history records (the size series keep their counts)."""
-    conn.execute("DELETE FROM membership_history WHERE profile_id = ?", (profile_id,))
