@@ -504,6 +504,16 @@ def member_flags(
     }
 
 
+# A value stored: an upsert, not `INSERT OR REPLACE`, which deletes the row it replaces and
+# inserts it again, rewriting its entry in `computed_values_by_computation` although the key did not
+# change. Most values a job writes replace one (a count, a sum, a membership moving), and their
+# index entries were the most pages a tick job wrote (bench: 551 of 1,321 for 250 touched users).
+_STORE_VALUE = (
+    "INSERT INTO computed_values (computation_id, profile_id, value, updated_ms) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (profile_id, computation_id) DO UPDATE SET value = excluded.value, updated_ms = excluded.updated_ms"
+)
+
+
 def write_value(conn: apsw.Connection, computation_id: int, profile_id: int, value: str | None, now_ms: int) -> None:
     """Stores (or, with None, removes) one computed value."""
     if value is None:
@@ -511,11 +521,7 @@ def write_value(conn: apsw.Connection, computation_id: int, profile_id: int, val
             "DELETE FROM computed_values WHERE computation_id = ? AND profile_id = ?", (computation_id, profile_id)
         )
     else:
-        conn.execute(
-            "INSERT OR REPLACE INTO computed_values (computation_id, profile_id, value, updated_ms)"
-            " VALUES (?, ?, ?, ?)",
-            (computation_id, profile_id, value, now_ms),
-        )
+        conn.execute(_STORE_VALUE, (computation_id, profile_id, value, now_ms))
 
 
 def write_values(
@@ -525,11 +531,7 @@ def write_values(
     for the values stored and one for those removed."""
     stored = [(computation_id, pid, value, now_ms) for pid, value in values if value is not None]
     if stored:
-        conn.executemany(
-            "INSERT OR REPLACE INTO computed_values (computation_id, profile_id, value, updated_ms)"
-            " VALUES (?, ?, ?, ?)",
-            stored,
-        )
+        conn.executemany(_STORE_VALUE, stored)
     removed = [pid for pid, value in values if value is None]
     if removed:
         conn.execute(
