@@ -128,6 +128,12 @@ def _by_profile_check(query: Callable[..., list[tuple[object, ...]]]) -> None:
 
 
 def _history_fixture(conn: apsw.Connection) -> None:
+    # A connection whose cursor is past the greatest id left (the newest records were deleted).
+    conn.execute("INSERT INTO destinations (destination_id, space_id, key, public_id, name, kind, enabled, config,"
+                 " policy, feed_acked, created_ms, updated_ms) VALUES (3, 1, 'hook', 'dst_1', 'Hook', 'webhook', 1,"
+                 " '{\"url\": \"http://h/\"}', '{}', 0, 100, 200)")
+    conn.execute("INSERT INTO connections (connection_id, destination_id, computation_id, options, phase, cursor,"
+                 " created_ms, updated_ms) VALUES (4, 3, 7, '{}', 'LIVE', 9, 100, 300)")
     rows = [(1, 7, 10, "entered", None, "true", _LATER, None), (2, 7, 11, "user_linked", "true", "true", _LATER, 12),
             (3, 8, 10, "changed", '"a"', '"b"', _LATER + 1, None)]
     conn.executemany("INSERT INTO changes (change_id, space_id, computation_id, profile_id, change, old_value,"
@@ -145,6 +151,11 @@ def _history_check(query: Callable[..., list[tuple[object, ...]]]) -> None:
     assert not query("SELECT name FROM sqlite_master WHERE name LIKE 'membership_history%'")
     keyed = query("SELECT name FROM pragma_index_info('changes_by_profile') ORDER BY seqno")
     assert keyed == [("profile_id",), ("computation_id",), ("change_id",)]
+    # Ids from AUTOINCREMENT, starting past every id and cursor: a new record is past the cursor.
+    assert "AUTOINCREMENT" in str(query("SELECT sql FROM sqlite_master WHERE name = 'changes'")[0][0])
+    assert query("SELECT seq FROM sqlite_sequence WHERE name = 'changes'") == [(9,)]
+    assert {r[0] for r in query("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'changes'")} == {
+        "changes_by_computation", "changes_by_profile", "changes_by_user"}
 
 
 # Each migration that rebuilds a table: the rows written at the version before it, and what must hold after.

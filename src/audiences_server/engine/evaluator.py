@@ -723,6 +723,9 @@ class Evaluator:
         self.tick_slice = tick_slice
         # Where the walk over waiting profiles stands (see store.take_touches).
         self._touch_cursor = 0
+        # Where the history retention's next batch starts (store/history.py `prune`): a job undone
+        # after pruning leaves it moved on, and those records wait for the next pass.
+        self._pruned_to = 0
         # What a live job's work has cost per item lately (milliseconds; see `job_size`).
         self._per_item_ms: float | None = None
         self.history_retention_ms = history_retention_ms
@@ -889,8 +892,9 @@ class Evaluator:
         evaluation.run(collect_work(conn, registry, evaluation, touches, due))
         evaluation.report.taken = len(touches) + len(due)
         evaluation.report.jobs = int(bool(backfilling or touches or due))
-        # The history: this job's change records copied in two statements, old rows pruned a batch at a time.
-        history_store.keep(conn, mark, evaluation.report.values_changed > 0, now - self.history_retention_ms)
+        # The history: this job's change records added to the size series, old ones pruned a batch at a time.
+        self._pruned_to = history_store.keep(conn, mark, evaluation.report.values_changed > 0,
+                                             now - self.history_retention_ms, self._pruned_to)
         return evaluation.report, next(reversed(touches)) if touches else None, backfilling
 
     def combine_accounts(self, conn: apsw.Connection, now: int, batches: Sequence[dict[int, set[int]]]) -> TickReport:
@@ -904,7 +908,8 @@ class Evaluator:
             mark = history_store.mark(conn)
             for work in batches:
                 evaluation.run(work)
-            history_store.keep(conn, mark, evaluation.report.values_changed > 0, now - self.history_retention_ms)
+            self._pruned_to = history_store.keep(conn, mark, evaluation.report.values_changed > 0,
+                                                 now - self.history_retention_ms, self._pruned_to)
             return evaluation.report
 
         return undone_on_failure(conn, now, attempt)

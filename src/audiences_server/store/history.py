@@ -7,8 +7,8 @@ through `changes_by_profile` (profile, computation, id) and by definition throug
 each job its records are added up per computation and hour into `size_history` with one
 `INSERT … SELECT`: no work per changed value beyond that statement. The history retention prunes
 the records in bounded batches, oldest first, once every connection of their definition has
-taken them from the outbox; the newest record always stays, so that ids only ever grow (each
-connection's cursor is one).
+taken them from the outbox. Their ids come from AUTOINCREMENT, so pruning or deleting the newest
+records never gives a later record an id at or below a connection's cursor.
 """
 
 from __future__ import annotations
@@ -69,23 +69,34 @@ _UNTAKEN = (
 )
 
 
-def prune(conn: apsw.Connection, before_ms: int) -> int:
-    """Removes at most one batch of change records older than `before_ms`, and of size buckets;
-    returns how many records went. Records are in time order, so the oldest batch is read first,
-    and one look at the oldest of each (through their keys) is all it costs when there is nothing
-    to prune. A record a connection has not taken yet stays (it is the outbox's), and so does the
-    newest record: a new one gets the next id after it, past every cursor."""
-    oldest, first_hour = conn.execute(
-        "SELECT (SELECT at_ms FROM changes ORDER BY change_id LIMIT 1), (SELECT min(hour_ms) FROM size_history)"
-    ).fetchone() or (None, None)
-    removed = 0
-    if oldest is not None and oldest < before_ms:
+def prune(conn: apsw.Connection, before_ms: int, after: int = 0) -> tuple[int, int]:
+    """Removes change records older than `before_ms` among the PRUNE_BATCH oldest after id
+    `after`, and one batch of size buckets; returns how many records went and where the next
+    call starts.
+
+    A record some connection of its definition has not taken stays (it is the outbox's). Held
+    records do not stop the pruning behind them: a window holding no young record moves the
+    start past it, and the start goes back to the first record once the windows reach young ones
+    (held records are looked at again then). Records are in time order, so one look at the first
+    record after the start (through the key) is all it costs when there is nothing to prune.
+    """
+    first = conn.execute("SELECT at_ms FROM changes WHERE change_id > ? ORDER BY change_id LIMIT 1",
+                         (after,)).fetchone()
+    removed, start = 0, 0
+    if first is not None and first[0] < before_ms:
+        # The window this call looks at: how many records, the last one, the youngest time.
+        count, last, youngest = conn.execute(
+            "SELECT count(*), max(change_id), max(at_ms) FROM (SELECT change_id, at_ms FROM changes"
+            " WHERE change_id > ? ORDER BY change_id LIMIT ?)", (after, PRUNE_BATCH)).fetchone() or (0, 0, 0)
         conn.execute(
-            "DELETE FROM changes WHERE change_id IN (SELECT change_id FROM changes WHERE change_id <"
-            f" (SELECT max(change_id) FROM changes) ORDER BY change_id LIMIT ?) AND at_ms < ? AND NOT {_UNTAKEN}",
-            (PRUNE_BATCH, before_ms),
+            "DELETE FROM changes WHERE change_id IN (SELECT change_id FROM changes WHERE change_id > ?"
+            f" ORDER BY change_id LIMIT ?) AND at_ms < ? AND NOT {_UNTAKEN}",
+            (after, PRUNE_BATCH, before_ms),
         )
         removed = int(conn.changes())
+        if count == PRUNE_BATCH and youngest < before_ms:
+            start = int(last)
+    first_hour = scalar(conn, "SELECT min(hour_ms) FROM size_history")
     hour = before_ms - before_ms % HOUR_MS
     if first_hour is not None and first_hour < hour:
         conn.execute(
@@ -93,7 +104,7 @@ def prune(conn: apsw.Connection, before_ms: int) -> int:
             " size_history WHERE hour_ms < ? ORDER BY hour_ms LIMIT ?)",
             (hour, PRUNE_BATCH),
         )
-    return removed
+    return removed, start
 
 
 def forget(conn: apsw.Connection, computation_id: int) -> None:
@@ -199,9 +210,10 @@ def values_at(
     return found
 
 
-def keep(conn: apsw.Connection, after: int, changed: bool, before_ms: int) -> None:
+def keep(conn: apsw.Connection, after: int, changed: bool, before_ms: int, pruned_to: int = 0) -> int:
     """What an evaluator job does at its end: adds its change records (if it wrote any) to the
-    size series and prunes one batch of what is older than `before_ms`."""
+    size series and prunes one batch of what is older than `before_ms`, from where the last job's
+    pruning left off (`pruned_to`); returns where the next one starts."""
     if changed:
         capture(conn, after)
-    prune(conn, before_ms)
+    return prune(conn, before_ms, pruned_to)[1]

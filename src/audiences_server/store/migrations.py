@@ -721,8 +721,36 @@ def _history_in_changes(conn: apsw.Connection) -> None:
     # The history is now read from the change records themselves, through one index by profile
     # (profile, computation, id) that also serves a profile's deletion; the history retention
     # prunes the records every connection has taken (store/history.py).
+    #
+    # Ids come from AUTOINCREMENT now: a connection's cursor is a change id, and without it SQLite
+    # gives a new record the id after the greatest one left, so deleting the newest records (a
+    # profile's deletion, a definition's, the retention) would hand out ids at or below cursors
+    # and those records would never be sent. The sequence starts past every id and cursor seen.
     conn.execute("""
-        DROP INDEX changes_by_profile;
+        CREATE TABLE changes_0019 (
+            change_id INTEGER PRIMARY KEY AUTOINCREMENT,
+            space_id INTEGER NOT NULL,
+            computation_id INTEGER NOT NULL,
+            profile_id INTEGER NOT NULL,
+            change TEXT NOT NULL
+                CHECK (change IN ('entered', 'exited', 'changed', 'user_linked', 'user_unlinked')),
+            old_value TEXT,
+            new_value TEXT,
+            at_ms INTEGER NOT NULL,
+            user_id INTEGER
+        );
+        INSERT INTO changes_0019 (change_id, space_id, computation_id, profile_id, change, old_value, new_value,
+                                  at_ms, user_id)
+            SELECT change_id, space_id, computation_id, profile_id, change, old_value, new_value, at_ms, user_id
+            FROM changes ORDER BY change_id;
+        DROP TABLE changes;
+        ALTER TABLE changes_0019 RENAME TO changes;
+        CREATE INDEX changes_by_computation ON changes(computation_id, change_id);
         CREATE INDEX changes_by_profile ON changes(profile_id, computation_id, change_id);
+        CREATE INDEX changes_by_user ON changes(user_id) WHERE user_id IS NOT NULL;
+        DELETE FROM sqlite_sequence WHERE name = 'changes';
+        INSERT INTO sqlite_sequence (name, seq) SELECT 'changes', max(
+            (SELECT coalesce(max(change_id), 0) FROM changes),
+            (SELECT coalesce(max(max(cursor, written_cursor)), 0) FROM connections));
         DROP TABLE membership_history;
     """)
