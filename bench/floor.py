@@ -45,10 +45,11 @@ FROM temp.floor_results AS r LEFT JOIN computed_values AS v ON v.computation_id 
 WHERE (r.value = 'true') != (coalesce(v.value, 'false') = 'true')
 """
 _VALUES = """
-INSERT OR REPLACE INTO computed_values (computation_id, profile_id, value, updated_ms)
+INSERT INTO computed_values (computation_id, profile_id, value, updated_ms)
 SELECT :cid, r.profile_id, r.value, :now FROM temp.floor_results AS r
 LEFT JOIN computed_values AS v ON v.computation_id = :cid AND v.profile_id = r.profile_id
 WHERE (r.value = 'true') != (coalesce(v.value, 'false') = 'true')
+ON CONFLICT (profile_id, computation_id) DO UPDATE SET value = excluded.value, updated_ms = excluded.updated_ms
 """
 _SIZE = (
     "UPDATE computations SET size = size + (SELECT coalesce(sum(CASE WHEN new_value = 'true' THEN 1 ELSE -1 END), 0)"

@@ -58,8 +58,10 @@ T = TypeVar("T")
 # The two forms of each write: apsw `executemany`, a row bound per step (the baseline), and one
 # `INSERT … SELECT` from a JSON array of the rows.
 _SET_BASED = {
-    "values": "INSERT OR REPLACE INTO computed_values (computation_id, profile_id, value, updated_ms)"
-              " SELECT :cid, value ->> 0, value ->> 1, :now FROM json_each(:rows)",
+    "values": "INSERT INTO computed_values (computation_id, profile_id, value, updated_ms)"
+              " SELECT :cid, value ->> 0, value ->> 1, :now FROM json_each(:rows) WHERE true"
+              " ON CONFLICT (profile_id, computation_id) DO UPDATE SET value = excluded.value,"
+              " updated_ms = excluded.updated_ms",
     "due": "INSERT INTO due (computation_id, profile_id, due_ms) SELECT :cid, value ->> 0, value ->> 1"
            " FROM json_each(:rows) WHERE true ON CONFLICT (computation_id, profile_id)"
            " DO UPDATE SET due_ms = excluded.due_ms WHERE due_ms != excluded.due_ms",
@@ -68,8 +70,9 @@ _SET_BASED = {
                " FROM json_each(:rows) ORDER BY key",
 }
 _PER_ROW = {
-    "values": "INSERT OR REPLACE INTO computed_values (computation_id, profile_id, value, updated_ms)"
-              " VALUES (?, ?, ?, ?)",
+    "values": "INSERT INTO computed_values (computation_id, profile_id, value, updated_ms) VALUES (?, ?, ?, ?)"
+              " ON CONFLICT (profile_id, computation_id) DO UPDATE SET value = excluded.value,"
+              " updated_ms = excluded.updated_ms",
     "due": "INSERT INTO due (computation_id, profile_id, due_ms) VALUES (?, ?, ?) ON CONFLICT (computation_id,"
            " profile_id) DO UPDATE SET due_ms = excluded.due_ms WHERE due_ms != excluded.due_ms",
     "changes": "INSERT INTO changes (space_id, computation_id, profile_id, change, old_value, new_value, at_ms)"
