@@ -70,9 +70,7 @@ _SET_BASED = {
                " FROM json_each(:rows) ORDER BY key",
 }
 _PER_ROW = {
-    "values": "INSERT INTO computed_values (computation_id, profile_id, value, updated_ms) VALUES (?, ?, ?, ?)"
-              " ON CONFLICT (profile_id, computation_id) DO UPDATE SET value = excluded.value,"
-              " updated_ms = excluded.updated_ms",
+    "values": store._STORE_VALUE,  # the server's own statement
     "due": "INSERT INTO due (computation_id, profile_id, due_ms) VALUES (?, ?, ?) ON CONFLICT (computation_id,"
            " profile_id) DO UPDATE SET due_ms = excluded.due_ms WHERE due_ms != excluded.due_ms",
     "changes": "INSERT INTO changes (space_id, computation_id, profile_id, change, old_value, new_value, at_ms)"

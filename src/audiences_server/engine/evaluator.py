@@ -892,10 +892,14 @@ class Evaluator:
         evaluation.run(collect_work(conn, registry, evaluation, touches, due))
         evaluation.report.taken = len(touches) + len(due)
         evaluation.report.jobs = int(bool(backfilling or touches or due))
-        # The history: this job's change records added to the size series, old ones pruned a batch at a time.
-        self._pruned_to = history_store.keep(conn, mark, evaluation.report.values_changed > 0,
-                                             now - self.history_retention_ms, self._pruned_to)
+        self._keep_history(conn, mark, evaluation.report, now)
         return evaluation.report, next(reversed(touches)) if touches else None, backfilling
+
+    def _keep_history(self, conn: apsw.Connection, mark: int, report: TickReport, now: int) -> None:
+        """A job's end: its change records (those after `mark`) added to the size series, and a
+        batch of records older than the history retention pruned, from where the last left off."""
+        self._pruned_to = history_store.keep(conn, mark, report.values_changed > 0,
+                                             now - self.history_retention_ms, self._pruned_to)
 
     def combine_accounts(self, conn: apsw.Connection, now: int, batches: Sequence[dict[int, set[int]]]) -> TickReport:
         """Evaluates compiled account audiences for accounts kept apart from their users (a
@@ -908,8 +912,7 @@ class Evaluator:
             mark = history_store.mark(conn)
             for work in batches:
                 evaluation.run(work)
-            self._pruned_to = history_store.keep(conn, mark, evaluation.report.values_changed > 0,
-                                                 now - self.history_retention_ms, self._pruned_to)
+            self._keep_history(conn, mark, evaluation.report, now)
             return evaluation.report
 
         return undone_on_failure(conn, now, attempt)

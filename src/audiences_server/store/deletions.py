@@ -14,6 +14,7 @@ from typing import Any
 import apsw
 
 from audiences_server.store.db import scalar
+from audiences_server.store.sync import TAKEN
 
 
 @dataclass(frozen=True)
@@ -182,7 +183,7 @@ def unqueued(conn: apsw.Connection, exits: dict[str, int]) -> int:
     takes them when it rewrites its file)."""
     return sum(int(scalar(
         conn, "SELECT count(*) FROM connections c JOIN destinations d USING (destination_id)"
-        " WHERE c.computation_id = ? AND CASE d.kind WHEN 'csv' THEN c.written_cursor ELSE c.cursor END < ?",
+        f" WHERE c.computation_id = ? AND {TAKEN} < ?",
         (int(computation_id), change_id))) for computation_id, change_id in exits.items())
 
 

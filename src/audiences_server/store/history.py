@@ -20,6 +20,7 @@ from typing import Any
 import apsw
 
 from audiences_server.store.db import scalar
+from audiences_server.store.sync import TAKEN
 
 HOUR_MS = 3_600_000
 PRUNE_BATCH = 1000
@@ -60,12 +61,10 @@ def capture(conn: apsw.Connection, after: int) -> None:
     conn.execute(SIZES, (after,))
 
 
-# A record some connection of its definition has not taken from the outbox yet (a CSV connection
-# takes a record when it rewrites its file).
+# A record some connection of its definition has not taken from the outbox yet (`sync.TAKEN`).
 _UNTAKEN = (
     "EXISTS (SELECT 1 FROM connections AS c JOIN destinations AS d USING (destination_id)"
-    " WHERE c.computation_id = changes.computation_id"
-    " AND CASE d.kind WHEN 'csv' THEN c.written_cursor ELSE c.cursor END < changes.change_id)"
+    f" WHERE c.computation_id = changes.computation_id AND {TAKEN} < changes.change_id)"
 )
 
 
@@ -88,11 +87,8 @@ def prune(conn: apsw.Connection, before_ms: int, after: int = 0) -> tuple[int, i
         count, last, youngest = conn.execute(
             "SELECT count(*), max(change_id), max(at_ms) FROM (SELECT change_id, at_ms FROM changes"
             " WHERE change_id > ? ORDER BY change_id LIMIT ?)", (after, PRUNE_BATCH)).fetchone() or (0, 0, 0)
-        conn.execute(
-            "DELETE FROM changes WHERE change_id IN (SELECT change_id FROM changes WHERE change_id > ?"
-            f" ORDER BY change_id LIMIT ?) AND at_ms < ? AND NOT {_UNTAKEN}",
-            (after, PRUNE_BATCH, before_ms),
-        )
+        conn.execute(f"DELETE FROM changes WHERE change_id > ? AND change_id <= ? AND at_ms < ? AND NOT {_UNTAKEN}",
+                     (after, last, before_ms))
         removed = int(conn.changes())
         if count == PRUNE_BATCH and youngest < before_ms:
             start = int(last)
@@ -128,7 +124,7 @@ def records(
     computation, or both; at or after `since_ms` and before `until_ms`."""
     sql = ("SELECT h.change_id, h.computation_id, c.key, c.kind, c.collection, h.profile_id, h.change,"
            " h.old_value, h.new_value, h.at_ms FROM changes AS h JOIN computations AS c"
-           f" USING (computation_id) WHERE h.space_id = ? AND h.change_id > ? AND h.at_ms >= ?"
+           " USING (computation_id) WHERE h.space_id = ? AND h.change_id > ? AND h.at_ms >= ?"
            f" AND h.change IN {_MEMBERSHIP}")
     params: list[Any] = [space_id, after, since_ms]
     if profile_ids is not None:

@@ -12,6 +12,10 @@ import orjson
 
 from audiences_server.store.db import scalar
 
+# How far a connection `c` (of destination `d`) has taken the outbox: a CSV connection takes a
+# record when its file is written past it, the others when they queue it.
+TAKEN = "CASE d.kind WHEN 'csv' THEN c.written_cursor ELSE c.cursor END"
+
 
 @dataclass(frozen=True)
 class DestinationRow:
