@@ -5,7 +5,7 @@
 touched users, once per definition of the five-definition tick, with no Python per profile:
 the touched set in a temporary table; per definition, each profile's count and next change time
 into a temporary table (one statement), the values that changed written with their change records
-(`INSERT … SELECT`), the due times upserted and cleared, the size adjusted. Everything is rolled
+(`INSERT … SELECT`), the due times set and cleared in the profiles' rows, the size adjusted. Everything is rolled
 back at the end, so the server's state is untouched and each definition sees the same state:
 the figure is the cost of a set-based tick of that shape, not a different result.
 
@@ -56,14 +56,23 @@ _SIZE = (
     " FROM changes WHERE change_id > :mark AND computation_id = :cid), last_computed_ms = :now"
     " WHERE computation_id = :cid"
 )
-_DUE_CLEARED = (
-    "DELETE FROM due WHERE computation_id = :cid"
+# Next change times are a row per profile (its earliest, and a JSON object of its times by
+# computation id): this definition's time set or removed in each touched profile's row.
+_DUE_CLEARED = """
+UPDATE due SET times = json_remove(times, :path),
+       due_ms = coalesce((SELECT min(t.value) FROM json_each(json_remove(due.times, :path)) AS t), due_ms)
+WHERE profile_id IN (SELECT profile_id FROM temp.floor_results WHERE due_ms IS NULL) AND times ->> :path IS NOT NULL
+"""
+_DUE_EMPTIED = (
+    "DELETE FROM due WHERE times = '{}'"
     " AND profile_id IN (SELECT profile_id FROM temp.floor_results WHERE due_ms IS NULL)"
 )
 _DUE_SET = """
-INSERT INTO due (computation_id, profile_id, due_ms)
-SELECT :cid, profile_id, due_ms FROM temp.floor_results WHERE due_ms IS NOT NULL
-ON CONFLICT (computation_id, profile_id) DO UPDATE SET due_ms = excluded.due_ms WHERE due_ms != excluded.due_ms
+INSERT INTO due (profile_id, due_ms, times)
+SELECT profile_id, due_ms, json_object(:key, due_ms) FROM temp.floor_results WHERE due_ms IS NOT NULL
+ON CONFLICT (profile_id) DO UPDATE SET times = json_set(due.times, :path, excluded.due_ms),
+       due_ms = (SELECT min(t.value) FROM json_each(json_set(due.times, :path, excluded.due_ms)) AS t)
+WHERE due.times ->> :path IS NOT excluded.due_ms
 """
 
 
@@ -96,7 +105,7 @@ class Floor:
         and in CPU time (this thread's: SQLite runs in it)."""
         conn = self.conn
         params = {"cid": self.cid, "space": self.space, "now": now_ms, "window": window_ms, "name": name,
-                  "least": least}
+                  "least": least, "key": str(self.cid), "path": f'$."{self.cid}"'}
         started, started_cpu = time.perf_counter(), time.thread_time()
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -109,6 +118,7 @@ class Floor:
                 conn.execute(_VALUES, params)
                 conn.execute(_SIZE, {**params, "mark": mark})
                 conn.execute(_DUE_CLEARED, params)
+                conn.execute(_DUE_EMPTIED, params)
                 conn.execute(_DUE_SET, params)
                 conn.execute("DELETE FROM temp.floor_results")
                 conn.execute("ROLLBACK TO floor_definition")

@@ -7,12 +7,13 @@ other definitions (bench/space.py, `--space`) are created and backfilled, and th
 Everything else runs in this process on a copy of its database file, each measurement in a
 transaction that is rolled back, so every round sees the same state:
 
-1. `levers.writes.<table>` (values, due, changes): the evaluator's writes of one computation's
+1. `levers.writes.<table>` (values, changes): the evaluator's writes of one computation's
    results for every user, set-based (one `INSERT … SELECT` from a JSON array of the rows, the
    array made in the timing) against apsw `executemany` of the same rows (a row bound per step,
    the tuples made in the timing), alternating. µs per row; a ratio below 1 means the set-based
-   write is the cheaper. The evaluator writes change records set-based, values and due times
-   with `executemany` (store/evaluation.py).
+   write is the cheaper. The evaluator writes change records set-based, values with
+   `executemany` (store/evaluation.py); next change times are a row per profile, written once
+   per job (`store.DueTimes`).
 2. `levers.scan_share.<x>` (shapes a, b, c): an in-process backfill of the shape alone (the
    evaluator's own backfill jobs), and the same chunks' scan query alone, fetched but not
    decoded: the share of the backfill's CPU time its scan SQL takes, the most a faster scan (a
@@ -62,17 +63,12 @@ _SET_BASED = {
               " SELECT :cid, value ->> 0, value ->> 1, :now FROM json_each(:rows) WHERE true"
               " ON CONFLICT (profile_id, computation_id) DO UPDATE SET value = excluded.value,"
               " updated_ms = excluded.updated_ms",
-    "due": "INSERT INTO due (computation_id, profile_id, due_ms) SELECT :cid, value ->> 0, value ->> 1"
-           " FROM json_each(:rows) WHERE true ON CONFLICT (computation_id, profile_id)"
-           " DO UPDATE SET due_ms = excluded.due_ms WHERE due_ms != excluded.due_ms",
     "changes": "INSERT INTO changes (space_id, computation_id, profile_id, change, old_value, new_value, at_ms)"
                " SELECT :space, :cid, value ->> 0, value ->> 1, value ->> 2, value ->> 3, :now"
                " FROM json_each(:rows) ORDER BY key",
 }
 _PER_ROW = {
     "values": store._STORE_VALUE,  # the server's own statement
-    "due": "INSERT INTO due (computation_id, profile_id, due_ms) VALUES (?, ?, ?) ON CONFLICT (computation_id,"
-           " profile_id) DO UPDATE SET due_ms = excluded.due_ms WHERE due_ms != excluded.due_ms",
     "changes": "INSERT INTO changes (space_id, computation_id, profile_id, change, old_value, new_value, at_ms)"
                " VALUES (?, ?, ?, ?, ?, ?, ?)",
 }
@@ -103,19 +99,16 @@ def write_figures(db: Rolled, repeats: int) -> list[dict[str, Any]]:
     cid, space = _computation(conn, SHAPES[0].key)
     users = [int(p) for (p,) in conn.execute(
         "SELECT profile_id FROM profiles WHERE collection = 'users' AND merged_into IS NULL ORDER BY profile_id")]
-    # New values, due times and change records for every user, so that every row is written.
+    # New values and change records for every user, so that every row is written.
     values = [(pid, "true" if pid % 3 else "false") for pid in users]
-    due = {pid: NOW_MS + 1 + pid for pid in users}
     changes = [store.ChangeRecord(pid, "entered", None, "true") for pid in users]
     # Each form's rows are made inside its timing (the tuples, or the JSON array).
     as_json: dict[str, Callable[[], bytes]] = {
         "values": lambda: orjson.dumps(values),
-        "due": lambda: orjson.dumps(list(due.items())),
         "changes": lambda: orjson.dumps([(r.profile_id, r.change, r.old, r.new) for r in changes]),
     }
     per_row: dict[str, Callable[[], list[tuple[Any, ...]]]] = {
         "values": lambda: [(cid, pid, value, NOW_MS) for pid, value in values],
-        "due": lambda: [(cid, pid, ms) for pid, ms in due.items()],
         "changes": lambda: [(space, cid, r.profile_id, r.change, r.old, r.new, NOW_MS) for r in changes],
     }
 
@@ -127,7 +120,7 @@ def write_figures(db: Rolled, repeats: int) -> list[dict[str, Any]]:
         return db.run(work)
 
     results = []
-    for table in ("values", "due", "changes"):
+    for table in ("values", "changes"):
         base, samples = alternate(
             repeats, lambda _i, t=table: timed(lambda c: c.executemany(_PER_ROW[t], per_row[t]())),
             lambda _i, t=table: timed(lambda c: c.execute(
@@ -159,8 +152,12 @@ def _backfill(conn: apsw.Connection, key: str) -> tuple[float, list[list[int]], 
     evaluator = types.SimpleNamespace(_backfill=Evaluator._backfill)
     started = time.process_time()
     try:
-        while Evaluator._backfill_chunk(evaluator, conn, registry, Evaluation(conn, registry, NOW_MS)):
-            pass
+        while True:
+            evaluation = Evaluation(conn, registry, NOW_MS)
+            more = Evaluator._backfill_chunk(evaluator, conn, registry, evaluation)
+            evaluation.flush()  # as the job's end does
+            if not more:
+                break
     finally:
         store.profiles_after = taking
     return time.process_time() - started, [c for c in chunks if c], comp

@@ -116,15 +116,34 @@ def _by_profile_check(query: Callable[..., list[tuple[object, ...]]]) -> None:
     assert query("SELECT computation_id, profile_id, value, updated_ms FROM computed_values"
                  " ORDER BY computation_id, profile_id") == [
         (7, 10, "false", 200), (7, 11, "true", 100), (8, 10, '["x", 1]', 300)]
-    assert query("SELECT computation_id, profile_id, due_ms FROM due ORDER BY due_ms") == [
-        (8, 10, _LATER + 4), (7, 11, _LATER + 5), (8, 12, _LATER + 6)]
-    # Keyed by profile first, with the indexes that reads by computation and by time go through.
-    for table in ("computed_values", "due"):
-        keyed = query(f"SELECT name FROM pragma_index_xinfo('sqlite_autoindex_{table}_1') WHERE key = 1 ORDER BY seqno")
-        assert keyed[:2] == [("profile_id",), ("computation_id",)]
+    assert _due_pairs(query) == [(8, 10, _LATER + 4), (7, 11, _LATER + 5), (8, 12, _LATER + 6)]
+    # Keyed by profile first, with the index that reads by computation go through.
+    keyed = query("SELECT name FROM pragma_index_xinfo('sqlite_autoindex_computed_values_1') WHERE key = 1"
+                  " ORDER BY seqno")
+    assert keyed[:2] == [("profile_id",), ("computation_id",)]
     indexes = {r[0] for r in query("SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")}
     assert {"computed_values_by_computation", "due_by_time"} <= indexes
     assert "computed_values_by_profile" not in indexes
+
+
+def _due_pairs(query: Callable[..., list[tuple[object, ...]]]) -> list[tuple[object, ...]]:
+    """The next change times as (computation, profile, time), earliest first."""
+    return query("SELECT CAST(t.key AS INTEGER), due.profile_id, t.value FROM due, json_each(due.times) AS t"
+                 " ORDER BY t.value")
+
+
+def _due_fixture(conn: apsw.Connection) -> None:
+    conn.executemany("INSERT INTO due (computation_id, profile_id, due_ms) VALUES (?, ?, ?)",
+                     [(7, 11, _LATER + 5), (8, 10, _LATER + 4), (8, 11, _LATER + 3), (9, 11, _LATER + 9)])
+
+
+def _due_check(query: Callable[..., list[tuple[object, ...]]]) -> None:
+    # One row per profile: its earliest time, and its time under each computation.
+    assert query("SELECT profile_id, due_ms, times FROM due ORDER BY profile_id") == [
+        (10, _LATER + 4, f'{{"8":{_LATER + 4}}}'),
+        (11, _LATER + 3, f'{{"7":{_LATER + 5},"8":{_LATER + 3},"9":{_LATER + 9}}}')]
+    assert _due_pairs(query) == [(8, 11, _LATER + 3), (8, 10, _LATER + 4), (7, 11, _LATER + 5), (9, 11, _LATER + 9)]
+    assert query("SELECT name FROM pragma_index_info('due_by_time')") == [("due_ms",)]
 
 
 def _history_fixture(conn: apsw.Connection) -> None:
@@ -165,6 +184,7 @@ REBUILDS: dict[str, tuple[Callable[[apsw.Connection], None], Callable[..., None]
     "0016_destination_kinds": (_kinds_fixture, _kinds_check),
     "0018_state_by_profile": (_by_profile_fixture, _by_profile_check),
     "0019_history_in_changes": (_history_fixture, _history_check),
+    "0020_due_by_profile": (_due_fixture, _due_check),
 }
 
 

@@ -104,7 +104,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("tick_budget_ms", _positive_int, "1000",
             "a tick starts no new job after running this long; what waits goes to the next tick"),
     Setting("tick_slice", _non_negative_int, "0",
-            "most waiting work (touched profiles plus due pairs) one tick takes; 0: bounded by time only"),
+            "most waiting work (touched profiles plus profiles with a next change time due) one tick takes;"
+            " 0: bounded by time only"),
     Setting("manual_clock", _bool, "false",
             "tests only: the evaluator's clock moves only when set through the admin API"),
     Setting("clock_start", _time_ms, "",

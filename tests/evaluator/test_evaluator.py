@@ -402,7 +402,7 @@ def test_a_definition_failing_mid_job_is_undone_and_marked_failed(space: Space, 
         "SELECT (SELECT count(*) FROM computed_values WHERE computation_id = c.computation_id),"
         " (SELECT count(*) FROM changes WHERE computation_id = c.computation_id),"
         " (SELECT count(*) FROM member_results WHERE computation_id = c.computation_id),"
-        " (SELECT count(*) FROM due WHERE computation_id = c.computation_id)"
+        " (SELECT count(*) FROM due, json_each(due.times) AS t WHERE t.key = CAST(c.computation_id AS TEXT))"
         " FROM computations c WHERE c.space_id = ? AND c.key = 'broken'", (space.space_id,))
     evaluate = Evaluation.evaluate
 
@@ -423,7 +423,7 @@ def test_a_definition_failing_mid_job_is_undone_and_marked_failed(space: Space, 
         "SELECT (SELECT count(*) FROM computed_values WHERE computation_id = c.computation_id),"
         " (SELECT count(*) FROM changes WHERE computation_id = c.computation_id),"
         " (SELECT count(*) FROM member_results WHERE computation_id = c.computation_id),"
-        " (SELECT count(*) FROM due WHERE computation_id = c.computation_id)"
+        " (SELECT count(*) FROM due, json_each(due.times) AS t WHERE t.key = CAST(c.computation_id AS TEXT))"
         " FROM computations c WHERE c.space_id = ? AND c.key = 'broken'", (space.space_id,))
     assert after == before
     assert tick.values_changed >= 1

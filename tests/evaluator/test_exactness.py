@@ -175,7 +175,7 @@ def test_bounded_ticks_match_a_from_scratch_evaluation_once_drained(
     script: list[tuple[str, Any]],
 ) -> None:
     """The same with a tick slice of one: the waiting work is taken a piece per tick (profiles in
-    turn, due pairs oldest first), and once RunTick has drained it the values equal the oracle's."""
+    turn, due profiles oldest first), and once RunTick has drained it the values equal the oracle's."""
     _run(sliced_server, defs, history, script)
 
 

@@ -1,6 +1,7 @@
 """The evaluator's writes (change records set-based: one `INSERT … SELECT` from a JSON array;
-values, due times and users' results with `executemany`) store exactly what one statement per row
-stores: the same rows, types and text, change records in order."""
+values and users' results with `executemany`; next change times a row per profile, through
+`DueTimes`) store exactly what one statement per row stores: the same rows, types and text,
+change records in order, the same (computation, profile, time) triples."""
 
 from __future__ import annotations
 
@@ -52,9 +53,9 @@ def one_by_one(conn: apsw.Connection, cid: int, written: dict[int, str | None], 
             conn.execute("INSERT OR REPLACE INTO computed_values VALUES (?, ?, ?, ?)", (cid, pid, value, NOW))
     for pid, ms in due.items():
         if ms is None:
-            conn.execute("DELETE FROM due WHERE computation_id = ? AND profile_id = ?", (cid, pid))
+            conn.execute("DELETE FROM due_pairs WHERE computation_id = ? AND profile_id = ?", (cid, pid))
         else:
-            conn.execute("INSERT OR REPLACE INTO due VALUES (?, ?, ?)", (cid, pid, ms))
+            conn.execute("INSERT OR REPLACE INTO due_pairs VALUES (?, ?, ?)", (cid, pid, ms))
     for pid, change, old, new in changes:
         conn.execute("INSERT INTO changes (space_id, computation_id, profile_id, change, old_value, new_value, at_ms)"
                      " VALUES (1, ?, ?, ?, ?, ?, ?)", (cid, pid, change, old, new, NOW))
@@ -65,7 +66,9 @@ def one_by_one(conn: apsw.Connection, cid: int, written: dict[int, str | None], 
 def the_store(conn: apsw.Connection, cid: int, written: dict[int, str | None], due: dict[int, int | None],
               changes: list[tuple[int, str, str | None, str | None]], results: dict[tuple[int, int], int]) -> None:
     store.write_values(conn, cid, list(written.items()), NOW)
-    store.set_due(conn, cid, due)
+    times = store.DueTimes(conn)
+    times.set(cid, due)
+    times.flush()
     store.record_changes(conn, 1, cid, [store.ChangeRecord(*r) for r in changes], NOW)
     store.write_member_results(conn, cid, [(operand, user, held) for (operand, user), held in results.items()])
 
@@ -78,14 +81,21 @@ def test_the_writes_store_what_one_statement_per_row_stores(
     results: dict[tuple[int, int], int],
 ) -> None:
     expected, actual = database(), database()
+    expected.execute("CREATE TABLE due_pairs (computation_id, profile_id, due_ms, PRIMARY KEY (computation_id, profile_id))")
+    expected.execute("CREATE VIEW due_rows AS SELECT * FROM due_pairs")
+    actual.execute("CREATE VIEW due_rows AS SELECT CAST(t.key AS INTEGER) AS computation_id, due.profile_id,"
+                   " t.value AS due_ms FROM due, json_each(due.times) AS t")
     for conn, write in ((expected, one_by_one), (actual, the_store)):
         # A first round, then a second over it: replacing, clearing and keeping rows.
         write(conn, 7, before, due_before, changes[: len(changes) // 2], results)
         write(conn, 7, after, due_after, changes[len(changes) // 2:], {k: 1 - v for k, v in results.items()})
-    for table, order in (("computed_values", "computation_id, profile_id"), ("due", "computation_id, profile_id"),
+    for table, order in (("computed_values", "computation_id, profile_id"), ("due_rows", "computation_id, profile_id"),
                          ("changes", "change_id"), ("member_results", "computation_id, operand, user_id")):
         sql = f"SELECT * FROM {table} ORDER BY {order}"
         assert rows(actual, sql) == rows(expected, sql), table
+    # A profile's row holds its earliest time, and no row holds none.
+    for pid, due_ms, times in actual.execute("SELECT profile_id, due_ms, times FROM due"):
+        assert json.loads(times) and due_ms == min(json.loads(times).values()), pid
 
 
 def test_stored_texts_come_back_as_written() -> None:
@@ -119,22 +129,23 @@ def test_each_read_of_stored_state_gives_each_computations_rows_for_the_profiles
     conn = database()
     conn.executemany("INSERT INTO computed_values VALUES (?, ?, ?, ?)",
                      [(c, p, v, NOW) for (c, p), (v, _) in state.items() if v is not None])
+    by_profile: dict[int, dict[str, int]] = {}
+    for (c, p), (_, d) in state.items():
+        if d is not None:
+            by_profile.setdefault(p, {})[str(c)] = d
     conn.executemany("INSERT INTO due VALUES (?, ?, ?)",
-                     [(c, p, d) for (c, p), (_, d) in state.items() if d is not None])
+                     [(p, min(times.values()), json.dumps(times)) for p, times in by_profile.items()])
     wanted = {c: {p: s for (cc, p), s in state.items() if cc == c and p in pids} for c in cids}
     ordered_c, ordered_p = sorted(cids), sorted(pids)
-    assert store.stored_together(conn, ordered_c, ordered_p) == wanted
-    assert store.stored_of_profiles(conn, ordered_c, ordered_p) == wanted
-    # A chunk's read, its next change times in one pass over the range or pair by pair.
-    for by_range in (None, True, False):
-        chunk = store.stored_of_chunk(conn, ordered_c, ordered_p, by_range)
-        assert {c: {p: s for p, s in held.items() if p in pids} for c, held in chunk.items()} == wanted
-        # What else it gives: profiles in the range, as stored (their times only from the pass).
-        low, high = ordered_p[0], ordered_p[-1]
-        for c, held in chunk.items():
-            for p, (value, due) in held.items():
-                if p not in pids:
-                    assert low <= p <= high
-                    assert value == state[(c, p)][0] or value is None
-                    assert due in (None, state[(c, p)][1])
-                    assert due is None or by_range is not False
+    assert store.stored_together(conn, ordered_c, ordered_p, store.DueTimes(conn)) == wanted
+    assert store.stored_of_profiles(conn, ordered_c, ordered_p, store.DueTimes(conn)) == wanted
+    chunk = store.stored_of_chunk(conn, ordered_c, ordered_p, store.DueTimes(conn))
+    assert {c: {p: s for p, s in held.items() if p in pids} for c, held in chunk.items()} == wanted
+    # What else it gives: profiles in the range with a value, as stored (their times are not read).
+    low, high = ordered_p[0], ordered_p[-1]
+    for c, held in chunk.items():
+        for p, (value, due) in held.items():
+            if p not in pids:
+                assert low <= p <= high
+                assert value == state[(c, p)][0] and value is not None
+                assert due is None

@@ -302,6 +302,7 @@ class Shard:
         compiled = [c for c in registry.order if isinstance(c.plan, AccountPlan)]
         for comp in compiled:
             evaluation.refresh_unresolved_members(comp)
+        evaluation.flush()
         dirty = store.take_dirty_accounts(conn)  # links or linked users' results written since the last count
         for comp in compiled if dirty else ():
             counted = store.member_tallies(conn, comp.id, dirty)

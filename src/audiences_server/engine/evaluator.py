@@ -69,7 +69,7 @@ class TickReport:
     values_changed: int = 0
     duration_ms: float = 0.0
     jobs: int = 0
-    # Waiting work taken: touched profiles and due (definition, profile) pairs.
+    # Waiting work taken: touched profiles and profiles with next change times due.
     taken: int = 0
     # Whether work was left waiting when the tick ended (its budget or slice was spent).
     backlog: bool = False
@@ -110,7 +110,7 @@ class DefinitionFailed(Exception):
 
 
 def job_size(per_item_ms: float | None, target_ms: float = JOB_TARGET_MS) -> int:
-    """How much waiting work (touched profiles and due pairs) a live job takes, from what a
+    """How much waiting work (touched and due profiles) a live job takes, from what a
     job's work has cost per item lately: as much as fits in `target_ms`, between
     JOB_MIN_PROFILES and JOB_PROFILES. A job's fixed cost makes a small job's cost per item
     look high; the next, larger job corrects it, and the size settles where a job takes about
@@ -211,6 +211,8 @@ class Evaluation:
         self._held: dict[int, tuple[Collection[int], store.Stored]] = {}
         # Per user definition, the traits it reads as a profile with none of them reads them.
         self._usual: dict[int, dict[str, Any]] = {}
+        # The next change times read and written, per profile, until `flush` writes them.
+        self.due = store.DueTimes(conn)
 
     def facts(self, profile_ids: Iterable[int]) -> dict[int, tuple[int, str, int | None]]:
         """Space, collection and survivor of each existing profile among these."""
@@ -244,7 +246,7 @@ class Evaluation:
             # profile (both tables are keyed by profile first): what a job reads is the rows of
             # the profiles it evaluates, side by side, however its definitions' profiles differ.
             union = frozenset().union(*(work[comp.id] for comp in comps))
-            held = store.stored_of_profiles(self.conn, [comp.id for comp in comps], sorted(union))
+            held = store.stored_of_profiles(self.conn, [comp.id for comp in comps], sorted(union), self.due)
             self._held = {cid: (union, found) for cid, found in held.items()}
 
     def hold_chunk(self, computation_ids: Sequence[int], profile_ids: Sequence[int]) -> None:
@@ -252,7 +254,7 @@ class Evaluation:
         two statements for them all (`store.stored_of_chunk`), for `_stored_of` to hand out."""
         if profile_ids:
             covered = frozenset(profile_ids)
-            held = store.stored_of_chunk(self.conn, computation_ids, profile_ids)
+            held = store.stored_of_chunk(self.conn, computation_ids, profile_ids, self.due)
             self._held.update((cid, (covered, found)) for cid, found in held.items())
 
     def run(self, work: dict[int, set[int]]) -> None:
@@ -277,6 +279,11 @@ class Evaluation:
                     candidates |= {u for users in store.users_of(self.conn, sorted(moved)).values() for u in users}
             if candidates:
                 changed[comp.id] = self.guarded(comp, sorted(candidates))
+        self.flush()
+
+    def flush(self) -> None:
+        """Writes the next change times changed so far (the end of an evaluation's work)."""
+        self.due.flush()
 
     def guarded(self, comp: Compiled, profile_ids: Sequence[int]) -> set[int]:
         """Evaluates one computation; if it fails, raises `DefinitionFailed`, on which the job
@@ -376,7 +383,7 @@ class Evaluation:
         self.report.evaluating(cid, profile_ids if narrowed is not None else [pid for pid, _, _ in computed])
         store.write_values(self.conn, cid, writes, self.now)
         store.record_changes(self.conn, comp.space_id, cid, records, self.now)
-        store.set_due(self.conn, cid, due)
+        self.due.set(cid, due)
         store.add_size(self.conn, cid, size_delta, self.now)
         self.report.values_changed += len(writes)
         return {pid for pid, _ in writes}
@@ -387,10 +394,10 @@ class Evaluation:
         profiles they did not cover read now."""
         held = self._held.pop(computation_id, None)
         if held is None:
-            return store.stored_of(self.conn, computation_id, profile_ids)
+            return store.stored_of(self.conn, computation_id, profile_ids, self.due)
         covered, found = held
         missing = [pid for pid in profile_ids if pid not in covered]
-        return {**found, **store.stored_of(self.conn, computation_id, missing)} if missing else found
+        return {**found, **store.stored_of(self.conn, computation_id, missing, self.due)} if missing else found
 
     def _narrowed(self, comp: Compiled, plan: Plan, profile_ids: Sequence[int]
                   ) -> tuple[list[Row], store.Stored] | None:
@@ -444,7 +451,7 @@ class Evaluation:
         facts = self.facts(profile_ids)
         given = sorted(p for p in profile_ids if facts[p][1] == "accounts")
         users = {p for p in profile_ids if facts[p][1] == "users"}
-        users.update(store.due_profiles(self.conn, comp.id, self.now))
+        users.update(self.due.come(comp.id, self.now))
         # Users of these accounts whose touches wait for a later job of this tick are computed
         # now too, so that no account records a change that their touch would undo (whose
         # results move, their accounts join in turn).
@@ -492,7 +499,7 @@ class Evaluation:
         facts = self.facts(profile_ids)
         if not self.combining:
             users = {p for p in profile_ids if p in facts and facts[p][1] == "users"}
-            users.update(store.due_profiles(self.conn, comp.id, self.now))
+            users.update(self.due.come(comp.id, self.now))
             moved = self._refresh_members(comp, plan, sorted(users)) if users else set()
             # Another shard's account (a reference row here) too: its shard combines it.
             reached = {p for p in profile_ids if p in facts and facts[p][1] == "accounts"}
@@ -534,7 +541,7 @@ class Evaluation:
                     before = due[user]
                     due[user] = next_change if before is None else min(before, next_change)
         store.write_member_results(self.conn, comp.id, rows)
-        store.set_due(self.conn, comp.id, due)
+        self.due.set(comp.id, due)
         self.report.evaluating(comp.id, users)
         return moved
 
@@ -650,6 +657,7 @@ class Evaluation:
                 self.report.values_changed += 1
             store.write_value(self.conn, cid, profile_id, None, self.now)
         store.drop_profile_state(self.conn, profile_id)
+        self.due.forget(profile_id)
 
 
 def collect_work(
@@ -718,7 +726,7 @@ class Evaluator:
                  tick_slice: int = 0) -> None:
         self._writer = writer
         # A tick takes no new job once it has run this long, and no more waiting work than the
-        # slice (touched profiles plus due pairs; 0: no such bound), then ends and commits.
+        # slice (touched profiles plus due profiles; 0: no such bound), then ends and commits.
         self.tick_budget_ms = tick_budget_ms
         self.tick_slice = tick_slice
         # Where the walk over waiting profiles stands (see store.take_touches).
@@ -858,7 +866,7 @@ class Evaluator:
         return reports
 
     def _job(self, conn: apsw.Connection, now: int, room: int | None = None, number: int = 1) -> TickReport:
-        """One bounded piece of a tick: up to JOB_PROFILES touched profiles and as many due pairs
+        """One bounded piece of a tick: up to JOB_PROFILES touched profiles and as many due profiles
         (the oldest; on the system clock, `job_size` of each instead), and no more than `room` of
         the two together when given (what is left of a tick's slice); `jobs` is 1 when more work
         may be waiting. A definition failing in it is marked FAILED and the job done again
@@ -888,9 +896,9 @@ class Evaluator:
         # long backfill never holds back what new events change.
         backfilling = self._backfill_chunk(conn, registry, evaluation)
         touches = store.take_touches(conn, size if room is None else min(size, room), self._touch_cursor)
-        due = store.take_due(conn, now, size if room is None else min(size, room - len(touches)))
+        due = evaluation.due.take(now, size if room is None else min(size, room - len(touches)))
         evaluation.run(collect_work(conn, registry, evaluation, touches, due))
-        evaluation.report.taken = len(touches) + len(due)
+        evaluation.report.taken = len(touches) + len({pid for _, pid in due})
         evaluation.report.jobs = int(bool(backfilling or touches or due))
         self._keep_history(conn, mark, evaluation.report, now)
         return evaluation.report, next(reversed(touches)) if touches else None, backfilling

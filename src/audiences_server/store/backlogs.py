@@ -11,7 +11,8 @@ from audiences_server.store.db import scalar
 
 def due_waiting(conn: apsw.Connection, now_ms: int) -> int:
     """(Computation, profile) pairs whose next change time is at or before now."""
-    return int(scalar(conn, "SELECT count(*) FROM due WHERE due_ms <= ?", (now_ms,)))
+    return int(scalar(conn, "SELECT count(*) FROM due INDEXED BY due_by_time, json_each(due.times) AS t"
+                            " WHERE due.due_ms <= ?1 AND t.value <= ?1", (now_ms,)))
 
 
 def due_lag_ms(conn: apsw.Connection, now_ms: int) -> int:

@@ -116,8 +116,9 @@ def update_computation(
 
 def delete_computation(conn: apsw.Connection, computation_id: int) -> None:
     """Removes a definition with its values, next change times, users' results and change records."""
-    for table in ("computed_values", "due", "member_results", "changes", "computations"):
+    for table in ("computed_values", "member_results", "changes", "computations"):
         conn.execute(f"DELETE FROM {table} WHERE computation_id = ?", (computation_id,))
+    clear_due(conn, [computation_id])
 
 
 def state_version(conn: apsw.Connection) -> str:
@@ -163,42 +164,135 @@ def has_touches(conn: apsw.Connection) -> bool:
     return conn.execute("SELECT 1 FROM touches LIMIT 1").fetchone() is not None
 
 
-def take_due(conn: apsw.Connection, now_ms: int, limit: int) -> list[tuple[int, int]]:
-    """Removes and returns up to `limit` (computation, profile) pairs due at or before now."""
-    rows = list(
-        conn.execute(
-            "SELECT computation_id, profile_id FROM due WHERE due_ms <= ? ORDER BY due_ms LIMIT ?", (now_ms, limit)
-        )
-    )
-    conn.executemany("DELETE FROM due WHERE computation_id = ? AND profile_id = ?", rows)
-    return [(int(c), int(p)) for c, p in rows]
-
-
 def next_due(conn: apsw.Connection) -> int | None:
     """The earliest stored due time."""
     row = conn.execute("SELECT min(due_ms) FROM due").fetchone()
     return None if row is None or row[0] is None else int(row[0])
 
 
-def set_due(conn: apsw.Connection, computation_id: int, due: dict[int, int | None]) -> None:
-    """Stores or clears each profile's next change time for one computation.
+class DueTimes:
+    """The next change times an evaluation reads and writes, held per profile and written once.
 
-    An upsert that skips equal times: most are unchanged from one evaluation to the next, and
-    one statement per row costs less than reading the stored times first to compare them (and
-    no more than one `INSERT … SELECT` from a JSON array of the rows: bench/levers.py).
+    `due` holds one row per profile: the earliest of its times (`due_ms`, indexed) and its time
+    under each computation that has one (`times`, a JSON object by computation id). A tick job
+    evaluates each profile it takes under dozens of definitions; with a row per (definition,
+    profile) that was dozens of upserts per profile, each moving an entry of the time index.
+    Here a profile's times are read once, changed in memory as each definition is evaluated,
+    and written back as one row at the end (`flush`, at the end of the evaluation's work).
+    Everything an evaluation reads of `due` goes through its `DueTimes`, so it sees its own
+    changes before they are written. A row is parsed only when one of its times is asked for
+    or changed (a new definition's backfill finds none in the rows it reads).
     """
-    cleared = [p for p, t in due.items() if t is None]
-    if cleared:
-        conn.execute(
-            "DELETE FROM due WHERE computation_id = ? AND profile_id IN (SELECT value FROM json_each(?))",
-            (computation_id, json.dumps(cleared)),
-        )
-    conn.executemany(
-        "INSERT INTO due (computation_id, profile_id, due_ms) VALUES (?, ?, ?)"
-        " ON CONFLICT (computation_id, profile_id) DO UPDATE SET due_ms = excluded.due_ms"
-        " WHERE due_ms != excluded.due_ms",
-        [(computation_id, p, t) for p, t in due.items() if t is not None],
-    )
+
+    def __init__(self, conn: apsw.Connection) -> None:
+        self.conn = conn
+        self._texts: dict[int, str | None] = {}  # per profile read: its row's times as stored (None: no row)
+        self._times: dict[int, dict[str, int]] = {}  # per profile parsed: its times by computation id (text)
+        self._dirty: set[int] = set()
+
+    def load(self, profile_ids: Iterable[int]) -> None:
+        """Reads the rows of the profiles not read yet."""
+        asked = [pid for pid in profile_ids if pid not in self._texts]
+        if not asked:
+            return
+        self._texts.update(dict.fromkeys(asked))
+        self._texts.update(self.conn.execute(
+            "SELECT profile_id, times FROM due WHERE profile_id IN (SELECT value FROM json_each(?))",
+            (json.dumps(asked),)))
+
+    def _held(self, pid: int) -> dict[str, int]:
+        times = self._times.get(pid)
+        if times is None:
+            text = self._texts.get(pid)
+            times = self._times[pid] = orjson.loads(text) if text else {}
+        return times
+
+    def of(self, computation_id: int, profile_ids: Iterable[int]) -> dict[int, int]:
+        """The computation's next change time of each of the profiles that has one."""
+        wanted = list(profile_ids)
+        self.load(wanted)
+        cid = str(computation_id)
+        key = f'"{cid}":'  # in a row's text only as this computation's key: the values are numbers
+        found = {}
+        for pid in wanted:
+            times = self._times.get(pid)
+            if times is None:
+                text = self._texts[pid]
+                if text is None or key not in text:
+                    continue
+                times = self._held(pid)
+            due_ms = times.get(cid)
+            if due_ms is not None:
+                found[pid] = due_ms
+        return found
+
+    def set(self, computation_id: int, due: dict[int, int | None]) -> None:
+        """Stores or clears (None) each profile's next change time under one computation."""
+        self.load(due)
+        cid = str(computation_id)
+        for pid, due_ms in due.items():
+            times = self._held(pid)
+            if due_ms is None:
+                if times.pop(cid, None) is not None:
+                    self._dirty.add(pid)
+            elif times.get(cid) != due_ms:
+                times[cid] = due_ms
+                self._dirty.add(pid)
+
+    def take(self, now_ms: int, limit: int) -> list[tuple[int, int]]:
+        """Removes and returns the (computation, profile) pairs due at or before now of up to
+        `limit` profiles, the longest overdue first."""
+        # The table's earliest, and the profiles this evaluation changed, as it holds them.
+        found = {int(r[0]) for r in self.conn.execute(
+            "SELECT profile_id FROM due INDEXED BY due_by_time WHERE due_ms <= ? ORDER BY due_ms LIMIT ?",
+            (now_ms, limit + len(self._dirty)))}
+        found.update(self._dirty)
+        self.load(found)
+        waiting = sorted((min(times.values()), pid) for pid in found if (times := self._held(pid)))
+        taken = []
+        for earliest, pid in waiting[:limit]:
+            if earliest > now_ms:
+                break
+            times = self._held(pid)
+            for cid in [cid for cid, due_ms in times.items() if due_ms <= now_ms]:
+                del times[cid]
+                taken.append((int(cid), pid))
+            self._dirty.add(pid)
+        return taken
+
+    def come(self, computation_id: int, now_ms: int) -> list[int]:
+        """The profiles whose next change time under the computation has come."""
+        found = {int(r[0]) for r in self.conn.execute(
+            "SELECT profile_id FROM due INDEXED BY due_by_time WHERE due_ms <= ?1 AND times ->> ?2 <= ?1",
+            (now_ms, f'$."{computation_id}"'))}
+        found.update(self._dirty)  # as this evaluation holds them, changed or taken since they were written
+        return sorted(pid for pid, due_ms in self.of(computation_id, found).items() if due_ms <= now_ms)
+
+    def forget(self, profile_id: int) -> None:
+        """Drops a profile's times (merged away)."""
+        self._texts[profile_id] = None
+        self._times[profile_id] = {}
+        self._dirty.add(profile_id)
+
+    def flush(self) -> None:
+        """Writes the times of the profiles changed since the last flush: a row each, or none."""
+        if not self._dirty:
+            return
+        dirty = sorted(self._dirty)
+        gone = [pid for pid in dirty if not self._times[pid]]
+        if gone:
+            self.conn.execute("DELETE FROM due WHERE profile_id IN (SELECT value FROM json_each(?))",
+                              (json.dumps(gone),))
+        written = [(pid, min(times.values()), orjson.dumps(times).decode())
+                   for pid in dirty if (times := self._times[pid])]
+        self.conn.executemany(
+            "INSERT INTO due (profile_id, due_ms, times) VALUES (?, ?, ?)"
+            " ON CONFLICT (profile_id) DO UPDATE SET due_ms = excluded.due_ms, times = excluded.times", written)
+        for pid, _, text in written:
+            self._texts[pid] = text
+        for pid in gone:
+            self._texts[pid] = None
+        self._dirty.clear()
 
 
 def profile_facts(conn: apsw.Connection, profile_ids: Iterable[int]) -> dict[int, tuple[int, str, int | None]]:
@@ -293,77 +387,53 @@ Stored = dict[int, tuple[str | None, int | None]]
 (None where there is none): what an evaluation compares its results with."""
 
 
-def stored_of(conn: apsw.Connection, computation_id: int, profile_ids: Sequence[int]) -> Stored:
+def stored_of(conn: apsw.Connection, computation_id: int, profile_ids: Sequence[int], due: DueTimes) -> Stored:
     """One computation's stored state for the profiles (those holding nothing are left out)."""
-    return stored_together(conn, [computation_id], profile_ids)[computation_id]
+    return stored_together(conn, [computation_id], profile_ids, due)[computation_id]
 
 
-def stored_together(conn: apsw.Connection, computation_ids: Sequence[int], profile_ids: Sequence[int]
-                    ) -> dict[int, Stored]:
-    """Several computations' stored state over the same profiles, in two statements."""
+def stored_together(conn: apsw.Connection, computation_ids: Sequence[int], profile_ids: Sequence[int],
+                    due: DueTimes) -> dict[int, Stored]:
+    """Several computations' stored state over the same profiles, values looked up pair by pair."""
     pairs = "computation_id IN (SELECT value FROM json_each(?1)) AND profile_id IN (SELECT value FROM json_each(?2))"
-    return _stored(conn, computation_ids, pairs, (json.dumps(list(computation_ids)), json.dumps(list(profile_ids))))
+    return _stored(conn, computation_ids, profile_ids, pairs,
+                   (json.dumps(list(computation_ids)), json.dumps(list(profile_ids))), due)
 
 
-def stored_of_profiles(conn: apsw.Connection, computation_ids: Sequence[int], profile_ids: Sequence[int]
-                       ) -> dict[int, Stored]:
-    """Several computations' stored state over the same profiles, read profile by profile: both
-    tables are keyed by profile first, so each profile's rows are one range (a tick job's read:
-    a lookup per pair instead cost a page per definition and profile)."""
+def stored_of_profiles(conn: apsw.Connection, computation_ids: Sequence[int], profile_ids: Sequence[int],
+                       due: DueTimes) -> dict[int, Stored]:
+    """Several computations' stored state over the same profiles, read profile by profile: the
+    values are keyed by profile first, so each profile's are one range (a tick job's read: a
+    lookup per pair instead cost a page per definition and profile)."""
     pairs = "profile_id IN (SELECT value FROM json_each(?2)) AND +computation_id IN (SELECT value FROM json_each(?1))"
-    return _stored(conn, computation_ids, pairs, (json.dumps(list(computation_ids)), json.dumps(list(profile_ids))))
+    return _stored(conn, computation_ids, profile_ids, pairs,
+                   (json.dumps(list(computation_ids)), json.dumps(list(profile_ids))), due)
 
 
 def stored_of_chunk(conn: apsw.Connection, computation_ids: Sequence[int], profile_ids: Sequence[int],
-                    by_range: bool | None = None) -> dict[int, Stored]:
+                    due: DueTimes) -> dict[int, Stored]:
     """Several computations' stored state for a backfill chunk's profiles (ascending ids, up to
     20,000; the definitions backfilling it together). Their values are read through the index
-    by computation over the chunk's range of ids, each computation reading its own rows only.
-    `due` has no index by computation, so their next change times are read either in one pass
-    over the chunk's range (every computation's times there) or pair by pair (as many lookups as
-    the chunk's pairs), whichever `_due_by_range` expects to read less; `by_range` forces one."""
-    cids = json.dumps(list(computation_ids))
-    low, high = min(profile_ids), max(profile_ids)
-    if by_range is None:
-        by_range = _due_by_range(conn, profile_ids, len(computation_ids))
-    due = (("profile_id BETWEEN ?2 AND ?3 AND +computation_id IN (SELECT value FROM json_each(?1))", (cids, low, high))
-           if by_range else
-           ("profile_id IN (SELECT value FROM json_each(?2)) AND computation_id IN (SELECT value FROM json_each(?1))",
-            (cids, json.dumps(list(profile_ids)))))
-    return _stored(conn, computation_ids,
+    by computation over the chunk's range of ids, each computation reading its own rows only."""
+    return _stored(conn, computation_ids, profile_ids,
                    "computation_id IN (SELECT value FROM json_each(?1)) AND profile_id BETWEEN ?2 AND ?3",
-                   (cids, low, high), due=due)
+                   (json.dumps(list(computation_ids)), min(profile_ids), max(profile_ids)), due)
 
 
-# Profiles whose next change times are counted to guess how many a chunk's range holds.
-_DUE_SAMPLE = 64
-
-
-def _due_by_range(conn: apsw.Connection, profile_ids: Sequence[int], computations: int) -> bool:
-    """Whether one pass over a chunk's range of `due` should cost less than a lookup per pair:
-    a row passed over costs about a fifth of a lookup, and the first profiles of the chunk tell
-    how many rows a profile holds (a few in a young space, one per definition with a window in
-    a space of hundreds)."""
-    sample = profile_ids[:_DUE_SAMPLE]
-    rows = scalar(conn, "SELECT count(*) FROM due WHERE profile_id BETWEEN ? AND ?", (sample[0], sample[-1]))
-    return int(rows or 0) < 5 * computations * len(sample)
-
-
-def _stored(conn: apsw.Connection, computation_ids: Sequence[int], where: str, params: tuple[Any, ...],
-            due: tuple[str, tuple[Any, ...]] | None = None) -> dict[int, Stored]:
-    """The stored values, then the next change times merged in, of the rows `where` selects in
-    both tables, or in `due` the rows its own condition and parameters select (tens of
-    thousands for a tick job of 1,000 profiles)."""
+def _stored(conn: apsw.Connection, computation_ids: Sequence[int], profile_ids: Sequence[int], where: str,
+            params: tuple[Any, ...], due: DueTimes) -> dict[int, Stored]:
+    """The stored values of the rows `where` selects, with the profiles' next change times (as
+    `due` holds them) merged in."""
     found: dict[int, Stored] = {cid: {} for cid in computation_ids}
     for cid, pid, value in conn.execute(f"SELECT computation_id, profile_id, value FROM computed_values WHERE {where}",
                                         params):
         found[cid][pid] = (value, None)
-    due_where, due_params = due or (where, params)
-    for cid, pid, due_ms in conn.execute(f"SELECT computation_id, profile_id, due_ms FROM due WHERE {due_where}",
-                                         due_params):
+    due.load(profile_ids)
+    for cid in computation_ids:
         held = found[cid]
-        before = held.get(pid)
-        held[pid] = (None if before is None else before[0], due_ms)
+        for pid, due_ms in due.of(cid, profile_ids).items():
+            before = held.get(pid)
+            held[pid] = (None if before is None else before[0], due_ms)
     return found
 
 
@@ -466,17 +536,6 @@ def members_with_touches(conn: apsw.Connection, account_ids: Sequence[int]) -> l
             "SELECT DISTINCT l.user_id FROM links AS l WHERE l.account_id IN (SELECT value FROM json_each(?))"
             " AND EXISTS (SELECT 1 FROM touches AS t WHERE t.profile_id = l.user_id)",
             (json.dumps(list(account_ids)),),
-        )
-    ]
-
-
-def due_profiles(conn: apsw.Connection, computation_id: int, now_ms: int) -> list[int]:
-    """The profiles whose next change time for the computation has come."""
-    return [
-        int(r[0])
-        for r in conn.execute(
-            "SELECT profile_id FROM due INDEXED BY due_by_time WHERE due_ms <= ? AND computation_id = ?",
-            (now_ms, computation_id),
         )
     ]
 
@@ -640,11 +699,16 @@ def start_backfill(conn: apsw.Connection, computation_id: int, total: int) -> No
 
 
 def clear_due(conn: apsw.Connection, computation_ids: Sequence[int]) -> None:
-    """Drops the next change times of computations going back to a backfill, in one pass over
-    `due`, which has no index by computation (migration 0018): 0.2–0.25 s for two million rows."""
+    """Drops the next change times of computations (going back to a backfill, or deleted): per
+    computation, one pass over `due` that rewrites the rows holding one of its times (found by
+    their text, parsed only then), and the rows left with none are deleted."""
+    for cid in computation_ids:
+        conn.execute(
+            "UPDATE due SET times = json_remove(times, ?2), due_ms = coalesce("
+            "(SELECT min(t.value) FROM json_each(json_remove(due.times, ?2)) AS t), due_ms)"
+            " WHERE instr(times, ?1) > 0", (f'"{cid}":', f'$."{cid}"'))
     if computation_ids:
-        conn.execute("DELETE FROM due WHERE computation_id IN (SELECT value FROM json_each(?))",
-                     (json.dumps(list(computation_ids)),))
+        conn.execute("DELETE FROM due WHERE times = '{}'")
 
 
 def profile_refs(
