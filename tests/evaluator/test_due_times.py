@@ -38,13 +38,50 @@ def stored_pairs(conn: apsw.Connection) -> dict[tuple[int, int], int]:
     pairs = {}
     for pid, due_ms, text in conn.execute("SELECT profile_id, due_ms, times FROM due"):
         held = json.loads(text)
-        assert held and due_ms == min(held.values()), (pid, due_ms, text)
+        assert held, pid
+        assert due_ms == min(held.values()), (pid, due_ms, text)
         pairs.update(((int(cid), pid), ms) for cid, ms in held.items())
     return pairs
 
 
 def earliest(model: dict[tuple[int, int], int], pid: int) -> int | None:
     return min((ms for (_, p), ms in model.items() if p == pid), default=None)
+
+
+def step(due: store.DueTimes, model: dict[tuple[int, int], int], operation: tuple[Any, ...]
+         ) -> dict[tuple[int, int], int]:
+    """One operation of a job on `due`, checked against the model; the model after it."""
+    kind = operation[0]
+    if kind == "set":
+        _, cid, changes = operation
+        due.set(cid, changes)
+        model = {pair: ms for pair, ms in model.items() if pair[0] != cid or pair[1] not in changes}
+        model.update(((cid, pid), ms) for pid, ms in changes.items() if ms is not None)
+    elif kind == "take":
+        _, now, limit = operation
+        taken = due.take(now, limit)
+        waiting = {p for (_, p), ms in model.items() if ms <= now}
+        chosen = {p for _, p in taken}
+        # Up to `limit` profiles with a pair due, the most overdue: none left out was due earlier.
+        assert len(chosen) == min(limit, len(waiting))
+        left = waiting - chosen
+        if left and chosen:
+            assert min(earliest(model, p) for p in left) >= max(earliest(model, p) for p in chosen)
+        # All their due pairs, and only those.
+        assert sorted(taken) == sorted((c, p) for (c, p), ms in model.items() if p in chosen and ms <= now)
+        model = {pair: ms for pair, ms in model.items() if pair not in set(taken)}
+    elif kind == "come":
+        _, cid, now = operation
+        assert due.come(cid, now) == sorted(p for (c, p), ms in model.items() if c == cid and ms <= now)
+    elif kind == "of":
+        _, cid, pids = operation
+        assert due.of(cid, pids) == {p: model[(cid, p)] for p in pids if (cid, p) in model}
+    elif kind == "forget":
+        _, pid = operation
+        due.forget(pid)
+        due.conn.execute("DELETE FROM due WHERE profile_id = ?", (pid,))  # as drop_profile_state does
+        model = {pair: ms for pair, ms in model.items() if pair[1] != pid}
+    return model
 
 
 @settings(max_examples=300, deadline=None)
@@ -56,42 +93,8 @@ def test_due_times_do_what_a_pair_per_row_would(runs: list[list[tuple[Any, ...]]
     for job in runs:
         due = store.DueTimes(conn)
         for operation in job:
-            kind = operation[0]
-            if kind == "clear":
-                continue
-            if kind == "set":
-                _, cid, changes = operation
-                due.set(cid, changes)
-                for pid, ms in changes.items():
-                    if ms is None:
-                        model.pop((cid, pid), None)
-                    else:
-                        model[(cid, pid)] = ms
-            elif kind == "take":
-                _, now, limit = operation
-                taken = due.take(now, limit)
-                waiting = {p for (_, p), ms in model.items() if ms <= now}
-                chosen = {p for _, p in taken}
-                # Up to `limit` profiles with a pair due, the most overdue: none left out was due earlier.
-                assert len(chosen) == min(limit, len(waiting))
-                left = waiting - chosen
-                if left and chosen:
-                    assert min(earliest(model, p) for p in left) >= max(earliest(model, p) for p in chosen)
-                # All their due pairs, and only those.
-                assert sorted(taken) == sorted((c, p) for (c, p), ms in model.items() if p in chosen and ms <= now)
-                for pair in taken:
-                    del model[pair]
-            elif kind == "come":
-                _, cid, now = operation
-                assert due.come(cid, now) == sorted(p for (c, p), ms in model.items() if c == cid and ms <= now)
-            elif kind == "of":
-                _, cid, pids = operation
-                assert due.of(cid, pids) == {p: model[(cid, p)] for p in pids if (cid, p) in model}
-            elif kind == "forget":
-                _, pid = operation
-                due.forget(pid)
-                conn.execute("DELETE FROM due WHERE profile_id = ?", (pid,))  # as drop_profile_state does
-                model = {pair: ms for pair, ms in model.items() if pair[1] != pid}
+            if operation[0] != "clear":
+                model = step(due, model, operation)
         due.flush()
         assert stored_pairs(conn) == model
         for operation in job:

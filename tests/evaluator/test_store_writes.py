@@ -81,7 +81,8 @@ def test_the_writes_store_what_one_statement_per_row_stores(
     results: dict[tuple[int, int], int],
 ) -> None:
     expected, actual = database(), database()
-    expected.execute("CREATE TABLE due_pairs (computation_id, profile_id, due_ms, PRIMARY KEY (computation_id, profile_id))")
+    expected.execute("CREATE TABLE due_pairs (computation_id, profile_id, due_ms,"
+                     " PRIMARY KEY (computation_id, profile_id))")
     expected.execute("CREATE VIEW due_rows AS SELECT * FROM due_pairs")
     actual.execute("CREATE VIEW due_rows AS SELECT CAST(t.key AS INTEGER) AS computation_id, due.profile_id,"
                    " t.value AS due_ms FROM due, json_each(due.times) AS t")
@@ -95,7 +96,8 @@ def test_the_writes_store_what_one_statement_per_row_stores(
         assert rows(actual, sql) == rows(expected, sql), table
     # A profile's row holds its earliest time, and no row holds none.
     for pid, due_ms, times in actual.execute("SELECT profile_id, due_ms, times FROM due"):
-        assert json.loads(times) and due_ms == min(json.loads(times).values()), pid
+        assert json.loads(times), pid
+        assert due_ms == min(json.loads(times).values()), pid
 
 
 def test_stored_texts_come_back_as_written() -> None:
@@ -147,5 +149,6 @@ def test_each_read_of_stored_state_gives_each_computations_rows_for_the_profiles
         for p, (value, due) in held.items():
             if p not in pids:
                 assert low <= p <= high
-                assert value == state[(c, p)][0] and value is not None
+                assert value is not None
+                assert value == state[(c, p)][0]
                 assert due is None
