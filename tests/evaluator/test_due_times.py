@@ -79,7 +79,6 @@ def step(due: store.DueTimes, model: dict[tuple[int, int], int], operation: tupl
     elif kind == "forget":
         _, pid = operation
         due.forget(pid)
-        due.conn.execute("DELETE FROM due WHERE profile_id = ?", (pid,))  # as drop_profile_state does
         model = {pair: ms for pair, ms in model.items() if pair[1] != pid}
     return model
 

@@ -269,10 +269,11 @@ class DueTimes:
         return sorted(pid for pid, due_ms in self.of(computation_id, found).items() if due_ms <= now_ms)
 
     def forget(self, profile_id: int) -> None:
-        """Drops a profile's times (merged away)."""
+        """Drops a profile's times at once (merged away)."""
+        self.conn.execute("DELETE FROM due WHERE profile_id = ?", (profile_id,))
         self._texts[profile_id] = None
         self._times[profile_id] = {}
-        self._dirty.add(profile_id)
+        self._dirty.discard(profile_id)
 
     def flush(self) -> None:
         """Writes the times of the profiles changed since the last flush: a row each, or none."""
@@ -288,10 +289,6 @@ class DueTimes:
         self.conn.executemany(
             "INSERT INTO due (profile_id, due_ms, times) VALUES (?, ?, ?)"
             " ON CONFLICT (profile_id) DO UPDATE SET due_ms = excluded.due_ms, times = excluded.times", written)
-        for pid, _, text in written:
-            self._texts[pid] = text
-        for pid in gone:
-            self._texts[pid] = None
         self._dirty.clear()
 
 
@@ -428,7 +425,6 @@ def _stored(conn: apsw.Connection, computation_ids: Sequence[int], profile_ids: 
     for cid, pid, value in conn.execute(f"SELECT computation_id, profile_id, value FROM computed_values WHERE {where}",
                                         params):
         found[cid][pid] = (value, None)
-    due.load(profile_ids)
     for cid in computation_ids:
         held = found[cid]
         for pid, due_ms in due.of(cid, profile_ids).items():
@@ -656,8 +652,8 @@ def record_link_change(conn: apsw.Connection, account_id: int, user_id: int, cha
 
 
 def drop_profile_state(conn: apsw.Connection, profile_id: int) -> None:
-    """Forgets due times of a profile that no longer exists on its own (merged away)."""
-    conn.execute("DELETE FROM due WHERE profile_id = ?", (profile_id,))
+    """Forgets the users' results of a profile that no longer exists on its own (merged away);
+    its next change times go through the evaluation's `DueTimes.forget`."""
     conn.execute("DELETE FROM member_results WHERE user_id = ?", (profile_id,))
 
 
