@@ -26,7 +26,7 @@ import structlog
 
 from audiences_server.core import ql
 from audiences_server.engine.clock import Clock
-from audiences_server.engine.registry import Compiled, Registry
+from audiences_server.engine.registry import Compiled, Registry, trait_names
 from audiences_server.store import evaluation as store
 from audiences_server.store import history as history_store
 from audiences_server.store import versions as versions_store
@@ -49,6 +49,9 @@ JOB_TARGET_MS = 250
 JOB_MIN_PROFILES = 50
 # (Definition, profile) pairs one job backfills at most: definitions created together share a job.
 BACKFILL_PAIRS = 20_000
+# The fewest profiles a job backfills for compiled user definitions together, which bounds how
+# many share the job (BACKFILL_PAIRS / BACKFILL_PROFILES).
+BACKFILL_PROFILES = 100
 # How long a tick may go on taking jobs before it ends, so that under overload freshness degrades
 # in proportion (each tick commits and announces its changes) instead of one tick running on.
 TICK_BUDGET_MS = 1000
@@ -209,10 +212,11 @@ class Evaluation:
         # with a backfill chunk (`hold_chunk`): the profiles covered, and those holding either
         # (nothing changes them until it runs).
         self._held: dict[int, tuple[Collection[int], store.Stored]] = {}
-        # Per user definition, the traits it reads as a profile with none of them reads them.
-        self._usual: dict[int, dict[str, Any]] = {}
         # The next change times read and written, per profile, until `flush` writes them.
         self.due = store.DueTimes(conn)
+        # Custom traits read, per top-level key: the profiles read, and the value of those that
+        # have it (a job changes no custom trait, and a dozen definitions read `plan`).
+        self._custom: dict[str, tuple[set[int], dict[int, Any]]] = {}
 
     def facts(self, profile_ids: Iterable[int]) -> dict[int, tuple[int, str, int | None]]:
         """Space, collection and survivor of each existing profile among these."""
@@ -410,7 +414,7 @@ class Evaluation:
         if not self.backfilling or not profile_ids:
             return None
         traits = self._user_traits(comp, profile_ids)
-        usual = self._usual_traits(comp)
+        usual = self.registry.bare_traits(comp)
         empty = tuple(out.empty for out in plan.outputs)
         for bare in ({}, usual):
             if self._diff(comp, None, plan.result(empty, bare, self.now)) is not None:
@@ -421,18 +425,6 @@ class Evaluation:
         wanted = [pid for pid in profile_ids
                   if pid in scanned or pid in stored or ((held := traits.get(pid)) and held != usual)]
         return self._compute(comp, wanted, traits=traits), stored
-
-    def _usual_traits(self, comp: Compiled) -> dict[str, Any]:
-        """The traits a user definition reads, as a profile with none of them reads them: the
-        audiences it reads `false` (see `_traits`, `_overlay_accounts`)."""
-        if comp.id in self._usual:
-            return self._usual[comp.id]
-        keys = {key.split(".", 1)[0] for key in comp.summary.traits}
-        usual: dict[str, Any] = {c.key: False for c in self.registry.of_space(comp.space_id)
-                                 if c.collection == comp.collection and c.key in keys and c.kind == "audience"}
-        usual.update((key, False) for key in comp.account_keys)
-        self._usual[comp.id] = usual
-        return usual
 
     def _account_values(self, comp: Compiled, plan: AccountPlan, profile_ids: Sequence[int]) -> list[Row]:
         """A compiled account audience, incrementally.
@@ -604,11 +596,13 @@ class Evaluation:
 
         An audience reads `false` for a profile that was never a member, as for one that left.
         """
-        keys = {key.split(".", 1)[0] for key in read}
+        keys = trait_names(read)
         if not profile_ids or not keys:
             return {}
-        traits = store.custom_traits(self.conn, profile_ids, keys)
-        comps = [c for c in self.registry.of_space(space_id) if c.collection == collection and c.key in keys]
+        comps = self.registry.named(space_id, collection, keys)
+        # A computation's value stands in for a custom trait of its name: those are not read.
+        custom = keys.difference(c.key for c in comps)
+        traits = self._custom_traits(profile_ids, custom) if custom else {}
         if not comps:
             return traits
         values = store.values_of(self.conn, [c.id for c in comps], profile_ids)
@@ -625,13 +619,26 @@ class Evaluation:
                     own.pop(comp.key, None)
         return traits
 
+    def _custom_traits(self, profile_ids: Sequence[int], keys: frozenset[str]) -> dict[int, dict[str, Any]]:
+        """`store.custom_traits` of the profiles for these keys, each (profile, key) read once a job."""
+        unread = sorted({pid for key in keys for pid in profile_ids if pid not in self._custom.get(key, ((), {}))[0]})
+        if unread:
+            found = store.custom_traits(self.conn, unread, keys)
+            for key in keys:
+                read, values = self._custom.setdefault(key, (set(), {}))
+                read.update(unread)
+                values.update((pid, own[key]) for pid, own in found.items() if key in own)
+        traits: dict[int, dict[str, Any]] = {}
+        ordered = sorted(keys)
+        for pid in profile_ids:
+            own = {key: values[pid] for key in ordered if pid in (values := self._custom[key][1])}
+            if own:
+                traits[pid] = own
+        return traits
+
     def _overlay_accounts(self, comp: Compiled, profile_ids: Sequence[int], traits: dict[int, dict[str, Any]]) -> None:
         """A user reads an account audience as true when any of its accounts is a member."""
-        audiences = [
-            c
-            for c in self.registry.of_space(comp.space_id)
-            if c.collection == "accounts" and c.key in comp.account_keys
-        ]
+        audiences = self.registry.named(comp.space_id, "accounts", comp.account_keys)
         accounts = store.accounts_of(self.conn, profile_ids)
         linked = sorted({a for found in accounts.values() for a in found})
         values = store.values_of(self.conn, [c.id for c in audiences], linked)
@@ -942,7 +949,7 @@ class Evaluator:
             c for c in waiting
             if c.plan is not None and cursors[c.id] == cursors[first.id]
             and (c.space_id, c.collection) == (first.space_id, first.collection)
-        ][:BACKFILL_PAIRS // JOB_PROFILES]
+        ][:BACKFILL_PAIRS // BACKFILL_PROFILES]
         pids = store.profiles_after(conn, first.space_id, first.collection, cursors[first.id], _backfill_chunk(group))
         evaluation.prefetch({comp.id: pids for comp in group}, stored=False)
         evaluation.hold_chunk([comp.id for comp in group], pids)
@@ -983,7 +990,7 @@ def _backfill_chunk(group: Sequence[Compiled]) -> int:
         return JOB_PROFILES // 4
     if any(isinstance(comp.plan, AccountPlan) for comp in group):
         return JOB_PROFILES
-    return max(JOB_PROFILES, BACKFILL_PAIRS // len(group))
+    return max(BACKFILL_PROFILES, BACKFILL_PAIRS // len(group))
 
 
 def _readers_will_see(comp: Compiled, group: Collection[int], cursors: Mapping[int, int], registry: Registry,

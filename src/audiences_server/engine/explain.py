@@ -23,7 +23,7 @@ from audiences_server.core.ql.explain import Explanation, explain
 from audiences_server.core.ql.reasons import iso, summary
 from audiences_server.engine.clock import Clock
 from audiences_server.engine.profile_reads import _find
-from audiences_server.engine.registry import Compiled, Registry
+from audiences_server.engine.registry import Compiled, Registry, trait_names
 from audiences_server.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
 from audiences_server.store import evaluation as store
 from audiences_server.store import explain as explain_store
@@ -143,8 +143,8 @@ class _Reading:
             (at < self.now - retention_ms, "it is older than the history kept"),
             (backfilled is None or at < backfilled, "the definition's current version was not live yet"),
             (explain_store.merged_since(conn, [pid, *users], at), "a profile was merged into it since"),
-            (explain_store.traits_written_since(conn, [pid], _tops(comp.summary.traits), at)
-             or explain_store.traits_written_since(conn, users, _tops(comp.summary.user_traits), at),
+            (explain_store.traits_written_since(conn, [pid], trait_names(comp.summary.traits), at)
+             or explain_store.traits_written_since(conn, users, trait_names(comp.summary.user_traits), at),
              "a trait it reads was written since"),
             (reads_links and _links_moved(conn, comp, pid, at), "its account links changed since"),
         ]
@@ -184,11 +184,13 @@ class _Reading:
 
     def _traits(self, collection: str, pids: Sequence[int], read: Iterable[str]) -> dict[int, dict[str, Any]]:
         """Custom traits overlaid with the space's definitions' values, as the evaluator reads them."""
-        keys = _tops(read)
+        keys = trait_names(read)
         if not pids or not keys:
             return {}
-        traits = store.custom_traits(self.conn, pids, keys)
-        comps = [c for c in self.registry.of_space(self.space) if c.collection == collection and c.key in keys]
+        comps = self.registry.named(self.space, collection, keys)
+        # A computation's value stands in for a custom trait of its name: those are not read.
+        custom = keys.difference(c.key for c in comps)
+        traits = store.custom_traits(self.conn, pids, custom) if custom else {}
         values = self._values(comps, pids)
         for pid in pids:
             own = traits.setdefault(pid, {})
@@ -204,8 +206,7 @@ class _Reading:
 
     def _overlay_accounts(self, pid: int, own: dict[str, Any]) -> None:
         """A user reads an account audience as true when any of its accounts is a member."""
-        audiences = [c for c in self.registry.of_space(self.space)
-                     if c.collection == "accounts" and c.key in self.comp.account_keys]
+        audiences = self.registry.named(self.space, "accounts", self.comp.account_keys)
         accounts = store.accounts_of(self.conn, [pid]).get(pid, [])
         values = self._values(audiences, accounts)
         for audience in audiences:
@@ -221,10 +222,10 @@ class _Reading:
         comp = self.comp
         named = {(c.collection, c.key): c.kind for c in self.registry.of_space(self.space)}
         found = {}
-        for key in _tops(comp.summary.traits):
+        for key in trait_names(comp.summary.traits):
             kind = named.get((comp.collection, key))
             found[key] = kind or ("account_audience" if key in comp.account_keys else "custom")
-        for key in _tops(comp.summary.user_traits):
+        for key in trait_names(comp.summary.user_traits):
             found.setdefault(key, named.get(("users", key), "custom"))
         return found
 
@@ -235,9 +236,6 @@ def _links_moved(conn: apsw.Connection, comp: Compiled, pid: int, at_ms: int) ->
     return explain_store.group_calls_since(conn, [pid], at_ms)
 
 
-def _tops(keys: Iterable[str]) -> set[str]:
-    # `trait('address.city')` reads the custom trait `address`.
-    return {key.split(".", 1)[0] for key in keys}
 
 
 def _canonical(value: Any) -> str:

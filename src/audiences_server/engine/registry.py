@@ -17,8 +17,9 @@ from audiences_server.store.sql.plans import AccountPlan, Plan, compile_definiti
 _TOUCHES_ALL = frozenset({"profile", "merge", "identifier"})
 
 
-def _tops(keys: Iterable[str]) -> frozenset[str]:
-    # A change of trait `address` changes what `trait('address.city')` reads.
+def trait_names(keys: Iterable[str]) -> frozenset[str]:
+    """The top-level trait names that trait keys read: `trait('address.city')` reads the
+    trait `address` (and a change of `address` changes what it reads)."""
     return frozenset(key.split(".", 1)[0] for key in keys)
 
 
@@ -145,7 +146,7 @@ class Compiled:
         if kind == "event":
             return name in self.summary.events
         if kind in {"trait", "computed"}:
-            return name in _tops(self.summary.traits)
+            return name in trait_names(self.summary.traits)
         return kind == "link" and (self.collection == "accounts" or bool(self.account_keys))
 
     def touched_by_user(self, kind: str, name: str) -> bool:
@@ -157,7 +158,7 @@ class Compiled:
         if kind == "event":
             return name in self.summary.events
         if kind in {"trait", "computed"}:
-            return name in _tops(self.summary.user_traits)
+            return name in trait_names(self.summary.user_traits)
         return False
 
 
@@ -230,6 +231,10 @@ class Registry:
         dependencies(self.by_id.values())
         self.order = self._sorted()
         self._moved: dict[tuple[int, str, str, str], Moved] = {}
+        # Asked once per definition and job (hundreds of times a job): worked out once per registry.
+        self._spaces: dict[int, tuple[Compiled, ...]] = {}
+        self._named: dict[tuple[int, str, frozenset[str]], tuple[Compiled, ...]] = {}
+        self._bare: dict[int, dict[str, Any]] = {}
 
     def moved_by(self, space_id: int, collection: str, kind: str, name: str) -> Moved:
         """What a touch of one kind (an event name, a trait key, a merge, …) on a profile of the
@@ -257,6 +262,32 @@ class Registry:
         graph = {cid: comp.deps for cid, comp in sorted(self.by_id.items())}
         return [self.by_id[cid] for cid in graphlib.TopologicalSorter(graph).static_order()]
 
-    def of_space(self, space_id: int) -> list[Compiled]:
+    def of_space(self, space_id: int) -> tuple[Compiled, ...]:
         """The space's computations in dependency order."""
-        return [c for c in self.order if c.space_id == space_id]
+        found = self._spaces.get(space_id)
+        if found is None:
+            found = self._spaces[space_id] = tuple(c for c in self.order if c.space_id == space_id)
+        return found
+
+    def named(self, space_id: int, collection: str, keys: frozenset[str]) -> tuple[Compiled, ...]:
+        """The space's computations of the collection whose keys are among `keys` (top-level
+        trait names): what a definition reading those names reads instead of custom traits."""
+        key = (space_id, collection, keys)
+        found = self._named.get(key)
+        if found is None:
+            found = self._named[key] = tuple(
+                c for c in self.of_space(space_id) if c.collection == collection and c.key in keys)
+        return found
+
+    def bare_traits(self, comp: Compiled) -> dict[str, Any]:
+        """The traits a user definition reads as a profile with none of them reads them: `false`
+        for each audience it reads (an audience reads `false` for a profile never a member, and a
+        user reads an account audience `false` without a member account); nothing else. Not to
+        be changed by the caller."""
+        found = self._bare.get(comp.id)
+        if found is None:
+            keys = trait_names(comp.summary.traits)
+            found = {c.key: False for c in self.named(comp.space_id, comp.collection, keys) if c.kind == "audience"}
+            found.update((key, False) for key in comp.account_keys)
+            self._bare[comp.id] = found
+        return found
