@@ -351,9 +351,10 @@ def test_a_definition_reads_a_computation_over_a_custom_trait_of_its_name(space:
     with the computation disabled, its readers read the custom trait again."""
     space.send({"type": "identify", "userId": "pro", "traits": {"plan": "pro", "vip": False, "score": 5}},
                {"type": "identify", "userId": "free", "traits": {"plan": "free", "vip": True, "score": 1}},
-               {"type": "track", "userId": "pro", "event": "Order"})
+               {"type": "track", "userId": "pro", "event": "Order", "properties": {"total": 1}})
     space.define("vip", "trait('plan') = 'pro'")
-    space.define("score", "event('Order').count()", kind="computed_trait")
+    # No value for `free` (no orders): it reads as missing, not as the custom 1.
+    space.define("score", "event('Order').sum('total')", kind="computed_trait")
     space.define("reads_vip", "trait('vip') = true")
     space.define("reads_score", "trait('score') = 1")
     space.tick()
@@ -481,3 +482,31 @@ def test_a_definition_failing_in_its_backfill_leaves_the_others_backfilling(spac
         "SELECT key, status, (SELECT count(*) FROM computed_values v WHERE v.computation_id = c.computation_id)"
         " FROM computations c WHERE space_id = ? ORDER BY key", (space.space_id,))
     assert rows == [("broken", "FAILED", 0), ("first", "LIVE", 5), ("last", "LIVE", 5)]
+
+
+def test_custom_traits_read_once_a_job_are_what_a_fresh_read_gives(space: Space) -> None:
+    """An evaluation reads each profile's custom trait once and hands it to every definition
+    after: asked again for overlapping profiles and other keys, it gives what the store gives
+    (absent traits, nulls and removed traits included)."""
+    from audiences_server.engine.evaluator import Evaluation
+    from audiences_server.engine.registry import Registry
+    from audiences_server.store import evaluation as store
+
+    space.send({"type": "identify", "userId": "a", "traits": {"plan": "pro", "address": {"city": "Oslo"}}},
+               {"type": "identify", "userId": "b", "traits": {"plan": None, "seats": 3}},
+               {"type": "identify", "userId": "c", "traits": {"seats": 0}},
+               {"type": "identify", "userId": "d", "traits": {"nickname": "d"}})
+    space.send({"type": "identify", "userId": "c", "traits": {"seats": None}})
+    space.tick()
+    conn = space._conn()
+    pids = [int(pid) for (pid,) in conn.execute(
+        "SELECT profile_id FROM profiles WHERE space_id = ? AND collection = 'users' ORDER BY profile_id",
+        (space.space_id,))]
+    assert len(pids) == 4
+    evaluation = Evaluation(conn, Registry(store.computations(conn, space.space_id)), space.now())
+    asks = [(pids[:2], {"plan"}), (pids, {"plan", "address.city"}), (pids[1:], {"seats"}),
+            (pids[::2], {"seats", "plan", "nickname"}), (pids, {"plan"}), ([pids[3]], {"address"})]
+    for ids, keys in asks:
+        fresh = store.custom_traits(conn, ids, {key.split(".", 1)[0] for key in keys})
+        assert evaluation._traits(space.space_id, "users", ids, keys) == {
+            pid: own for pid, own in fresh.items() if own}

@@ -355,7 +355,6 @@ def _preview(
 ) -> tuple[int, list[tuple[int, Any]]]:
     registry = Registry(store.computations(conn, space_id))
     comp = Compiled(0, space_id, "", Definition(checked, include_anonymous=include_anonymous))
-    evaluation = Evaluation(conn, registry, now)
     count, after = 0, 0
     samples: list[tuple[int, Any]] = []
     while True:
@@ -363,7 +362,8 @@ def _preview(
         if not pids:
             return count, samples
         after = pids[-1]
-        for pid, value in evaluation.values(comp, pids):
+        # An evaluation per chunk: what one holds (the custom traits it read, say) stays a chunk's.
+        for pid, value in Evaluation(conn, registry, now).values(comp, pids):
             if value is None or value is False:
                 continue
             count += 1

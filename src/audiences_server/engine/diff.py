@@ -51,14 +51,14 @@ def diff(conn: apsw.Connection, saved: ComputationRow, checked: ql.CheckedDefini
     """Evaluates `checked` as the new text of `saved` over every profile and compares with what is stored."""
     registry = Registry(store.computations(conn, saved.space_id))
     comp = _candidate(registry, saved, checked)
-    evaluation = Evaluation(conn, registry, now_ms)
     found = Diff(saved, now_ms)
     held = _held(saved.kind)
     after = 0
     while pids := store.profiles_after(conn, saved.space_id, saved.collection, after, CHUNK):
         after = pids[-1]
         old = store.values_of(conn, [saved.computation_id], pids)
-        for pid, value in evaluation.values(comp, pids):
+        # An evaluation per chunk: what one holds (the custom traits it read, say) stays a chunk's.
+        for pid, value in Evaluation(conn, registry, now_ms).values(comp, pids):
             before = _value(saved.kind, old.get((saved.computation_id, pid)))
             _classify(found, pid, before, value, held, sample_size)
     return found

@@ -949,7 +949,7 @@ class Evaluator:
             c for c in waiting
             if c.plan is not None and cursors[c.id] == cursors[first.id]
             and (c.space_id, c.collection) == (first.space_id, first.collection)
-        ][:BACKFILL_PAIRS // BACKFILL_PROFILES]
+        ][:BACKFILL_PAIRS // (JOB_PROFILES if isinstance(first.plan, AccountPlan) else BACKFILL_PROFILES)]
         pids = store.profiles_after(conn, first.space_id, first.collection, cursors[first.id], _backfill_chunk(group))
         evaluation.prefetch({comp.id: pids for comp in group}, stored=False)
         evaluation.hold_chunk([comp.id for comp in group], pids)
@@ -982,10 +982,12 @@ class Evaluator:
 
 def _backfill_chunk(group: Sequence[Compiled]) -> int:
     """How many profiles a backfill job takes for definitions backfilling together: compiled
-    user definitions share BACKFILL_PAIRS pairs (one alone takes 20,000 profiles a job, twenty
-    take 1,000: each job costs about the same, and a lone definition's backfill costs a few
-    jobs rather than a hundred at 100,000 users); compiled account audiences, which read every
-    user of each account, take JOB_PROFILES; a definition the interpreter evaluates, a quarter."""
+    user definitions (up to 200 of them) share BACKFILL_PAIRS pairs, never fewer than
+    BACKFILL_PROFILES profiles (one alone takes 20,000 profiles a job, twenty 1,000, two hundred
+    100: each job costs about the same, a lone definition's backfill costs a few jobs rather than
+    a hundred at 100,000 users, and two hundred read each profile's events together); compiled
+    account audiences, which read every user of each account, take JOB_PROFILES (and up to
+    twenty of them share it); a definition the interpreter evaluates, a quarter."""
     if any(comp.plan is None for comp in group):
         return JOB_PROFILES // 4
     if any(isinstance(comp.plan, AccountPlan) for comp in group):
