@@ -484,6 +484,42 @@ def test_a_definition_failing_in_its_backfill_leaves_the_others_backfilling(spac
     assert rows == [("broken", "FAILED", 0), ("first", "LIVE", 5), ("last", "LIVE", 5)]
 
 
+def test_definitions_failing_in_a_shared_backfill_cost_one_retry_each(space: Space,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A job done again after a definition failed in its backfill takes only the definitions
+    before it (those after take the next job), so every failure costs at most one more
+    evaluation of the others' chunk, not one more of all those before it."""
+    from collections import Counter
+
+    from audiences_server.engine.evaluator import Evaluation
+
+    now = space.now()
+    space.send(*[{"type": "track", "userId": f"u{i}", "event": "Login", "at": now - i} for i in range(5)])
+    space.tick()
+    evaluate = Evaluation.evaluate
+    evaluated: Counter[str] = Counter()
+
+    def failing(self: Evaluation, comp, profile_ids):  # type: ignore[no-untyped-def]
+        evaluated[comp.key] += 1
+        changed = evaluate(self, comp, profile_ids)
+        if comp.key.startswith("broken"):
+            raise ValueError("a broken definition")
+        return changed
+
+    monkeypatch.setattr(Evaluation, "evaluate", failing)
+    for n in range(6):
+        space.define(f"ok_{n}", f"event('Login').count() >= {n % 3}")
+        space.define(f"broken_{n}", "event('Login').count() >= 1")
+    space.tick()
+    # Each once, and once again in the job redone after the failure that follows it.
+    assert {key: n for key, n in evaluated.items() if key.startswith("ok")} == {f"ok_{n}": 2 for n in range(6)}
+    everyone = {f"user_id:u{i}" for i in range(5)}  # one login each
+    assert [space.member_ids(f"ok_{n}") for n in range(6)] == [everyone, everyone, set()] * 2
+    rows = space.running.query("SELECT status, count(*) FROM computations WHERE space_id = ? GROUP BY status",
+                               (space.space_id,))
+    assert sorted(rows) == [("FAILED", 6), ("LIVE", 6)]
+
+
 def test_custom_traits_read_once_a_job_are_what_a_fresh_read_gives(space: Space) -> None:
     """An evaluation reads each profile's custom trait once and hands it to every definition
     after: asked again for overlapping profiles and other keys, it gives what the store gives

@@ -743,6 +743,9 @@ class Evaluator:
         self._pruned_to = 0
         # What a live job's work has cost per item lately (milliseconds; see `job_size`).
         self._per_item_ms: float | None = None
+        # While a job is done again after a definition failed in its backfill: how many of the
+        # group's definitions (those before the failed one) it takes (see `_backfill_chunk`).
+        self._backfill_cap: int | None = None
         self.history_retention_ms = history_retention_ms
         self._readers = readers
         self._clock = clock
@@ -880,8 +883,11 @@ class Evaluator:
         without it (`undone_on_failure`)."""
         started = time.perf_counter()
         size = JOB_PROFILES if self._clock.manual else job_size(self._per_item_ms)
-        report, cursor, backfilled = undone_on_failure(
-            conn, now, functools.partial(self._attempt, conn, now, size, room, number))
+        try:
+            report, cursor, backfilled = undone_on_failure(
+                conn, now, functools.partial(self._attempt, conn, now, size, room, number))
+        finally:
+            self._backfill_cap = None
         if cursor is not None:
             self._touch_cursor = cursor
         # The job's own time, without its wait for the writer or its commit (the tick's is set apart).
@@ -949,13 +955,21 @@ class Evaluator:
             c for c in waiting
             if c.plan is not None and cursors[c.id] == cursors[first.id]
             and (c.space_id, c.collection) == (first.space_id, first.collection)
-        ][:BACKFILL_PAIRS // (JOB_PROFILES if isinstance(first.plan, AccountPlan) else BACKFILL_PROFILES)]
+        ][:self._backfill_cap or _backfill_group(first)]
         pids = store.profiles_after(conn, first.space_id, first.collection, cursors[first.id], _backfill_chunk(group))
         evaluation.prefetch({comp.id: pids for comp in group}, stored=False)
         evaluation.hold_chunk([comp.id for comp in group], pids)
         ids = {comp.id for comp in group}
-        for comp in group:
-            self._backfill(conn, comp, pids, evaluation, _readers_will_see(comp, ids, cursors, registry, pids))
+        for position, comp in enumerate(group):
+            try:
+                self._backfill(conn, comp, pids, evaluation, _readers_will_see(comp, ids, cursors, registry, pids))
+            except DefinitionFailed:
+                # The job is done again without it (`undone_on_failure`), taking only the
+                # definitions before it, which did not fail; those after it take the next job.
+                # Otherwise each failure would evaluate all those before it again: a group of
+                # 200 failing one after another, ~20,000 evaluations in one job.
+                self._backfill_cap = position or None
+                raise
         return True
 
     @staticmethod
@@ -978,6 +992,13 @@ class Evaluator:
         if not seen:
             touch(conn, [(p, "computed", comp.key) for p in changed])
         store.advance_backfill(conn, comp.id, pids[-1], len(pids))
+
+
+def _backfill_group(first: Compiled) -> int:
+    """How many compiled definitions at the same place of their backfill share a job: up to
+    BACKFILL_PAIRS / BACKFILL_PROFILES user definitions, and twenty account audiences (each of
+    whose jobs takes JOB_PROFILES accounts)."""
+    return BACKFILL_PAIRS // (JOB_PROFILES if isinstance(first.plan, AccountPlan) else BACKFILL_PROFILES)
 
 
 def _backfill_chunk(group: Sequence[Compiled]) -> int:
