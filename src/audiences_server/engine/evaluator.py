@@ -26,7 +26,7 @@ import structlog
 
 from audiences_server.core import ql
 from audiences_server.engine.clock import Clock
-from audiences_server.engine.registry import Compiled, Registry, trait_names
+from audiences_server.engine.registry import Compiled, Registry, overlay, trait_names
 from audiences_server.store import evaluation as store
 from audiences_server.store import history as history_store
 from audiences_server.store import versions as versions_store
@@ -58,8 +58,6 @@ TICK_BUDGET_MS = 1000
 # A user's touches that can change which accounts it belongs to (a merge moves the merged
 # profile's links): its accounts are evaluated whether or not its own results moved.
 _LINKS_MOVE = frozenset({"profile", "merge", "link"})
-# An audience's stored value as the definitions reading it see it.
-_FLAGS = {"true": True, "false": False}
 
 
 @dataclass
@@ -599,25 +597,12 @@ class Evaluation:
         keys = trait_names(read)
         if not profile_ids or not keys:
             return {}
-        comps = self.registry.named(space_id, collection, keys)
-        # A computation's value stands in for a custom trait of its name: those are not read.
-        custom = keys.difference(c.key for c in comps)
+        custom = self.registry.custom_names(space_id, collection, keys)
         traits = self._custom_traits(profile_ids, custom) if custom else {}
+        comps = self.registry.named(space_id, collection, keys)
         if not comps:
             return traits
-        values = store.values_of(self.conn, [c.id for c in comps], profile_ids)
-        for pid in profile_ids:
-            own = traits.setdefault(pid, {})
-            for comp in comps:
-                stored = values.get((comp.id, pid))
-                if stored is not None:
-                    flag = _FLAGS.get(stored)  # most values read are audiences'
-                    own[comp.key] = json.loads(stored) if flag is None else flag
-                elif comp.kind == "audience":
-                    own[comp.key] = False
-                else:
-                    own.pop(comp.key, None)
-        return traits
+        return overlay(traits, comps, profile_ids, store.values_of(self.conn, [c.id for c in comps], profile_ids))
 
     def _custom_traits(self, profile_ids: Sequence[int], keys: frozenset[str]) -> dict[int, dict[str, Any]]:
         """`store.custom_traits` of the profiles for these keys, each (profile, key) read once a job."""

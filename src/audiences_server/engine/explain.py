@@ -23,7 +23,7 @@ from audiences_server.core.ql.explain import Explanation, explain
 from audiences_server.core.ql.reasons import iso, summary
 from audiences_server.engine.clock import Clock
 from audiences_server.engine.profile_reads import _find
-from audiences_server.engine.registry import Compiled, Registry, trait_names
+from audiences_server.engine.registry import Compiled, Registry, overlay, trait_names
 from audiences_server.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
 from audiences_server.store import evaluation as store
 from audiences_server.store import explain as explain_store
@@ -187,22 +187,10 @@ class _Reading:
         keys = trait_names(read)
         if not pids or not keys:
             return {}
-        comps = self.registry.named(self.space, collection, keys)
-        # A computation's value stands in for a custom trait of its name: those are not read.
-        custom = keys.difference(c.key for c in comps)
+        custom = self.registry.custom_names(self.space, collection, keys)
         traits = store.custom_traits(self.conn, pids, custom) if custom else {}
-        values = self._values(comps, pids)
-        for pid in pids:
-            own = traits.setdefault(pid, {})
-            for comp in comps:
-                stored = values.get((comp.id, pid))
-                if stored is not None:
-                    own[comp.key] = json.loads(stored)
-                elif comp.kind == "audience":
-                    own[comp.key] = False
-                else:
-                    own.pop(comp.key, None)
-        return traits
+        comps = self.registry.named(self.space, collection, keys)
+        return overlay(traits, comps, pids, self._values(comps, pids))
 
     def _overlay_accounts(self, pid: int, own: dict[str, Any]) -> None:
         """A user reads an account audience as true when any of its accounts is a member."""
@@ -234,8 +222,6 @@ def _links_moved(conn: apsw.Connection, comp: Compiled, pid: int, at_ms: int) ->
     if comp.collection == "accounts":
         return explain_store.links_changed_since(conn, pid, at_ms)
     return explain_store.group_calls_since(conn, [pid], at_ms)
-
-
 
 
 def _canonical(value: Any) -> str:

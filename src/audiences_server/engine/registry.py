@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import functools
 import graphlib
-from collections.abc import Iterable, Mapping
+import json
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +16,8 @@ from audiences_server.store.sql.plans import AccountPlan, Plan, compile_definiti
 # A touch of one of these kinds can change any definition of the profile's collection: a new
 # profile (NOT-audiences), a merge (everything moved), a new identifier (the anonymous rule).
 _TOUCHES_ALL = frozenset({"profile", "merge", "identifier"})
+# An audience's stored value as the definitions reading it see it.
+_FLAGS = {"true": True, "false": False}
 
 
 def trait_names(keys: Iterable[str]) -> frozenset[str]:
@@ -279,6 +282,11 @@ class Registry:
                 c for c in self.of_space(space_id) if c.collection == collection and c.key in keys)
         return found
 
+    def custom_names(self, space_id: int, collection: str, keys: frozenset[str]) -> frozenset[str]:
+        """Of these top-level trait names, those read as custom traits: a computation of the
+        name (`named`) stands in for the custom trait (see `overlay`)."""
+        return keys.difference(c.key for c in self.named(space_id, collection, keys))
+
     def bare_traits(self, comp: Compiled) -> dict[str, Any]:
         """The traits a user definition reads as a profile with none of them reads them: `false`
         for each audience it reads (an audience reads `false` for a profile never a member, and a
@@ -291,3 +299,23 @@ class Registry:
             found.update((key, False) for key in comp.account_keys)
             self._bare[comp.id] = found
         return found
+
+
+def overlay(traits: dict[int, dict[str, Any]], comps: Sequence[Compiled], profile_ids: Sequence[int],
+            values: Mapping[tuple[int, int], str | None]) -> dict[int, dict[str, Any]]:
+    """Custom traits (by profile, changed in place and returned) as a definition reads them: the
+    stored value of each computation (JSON text in `values`, by computation and profile) stands
+    in for the custom trait of its key; an audience reads `false` for a profile that was never a
+    member, as for one that left, and a computed trait without a value is missing."""
+    for pid in profile_ids:
+        own = traits.setdefault(pid, {})
+        for comp in comps:
+            stored = values.get((comp.id, pid))
+            if stored is not None:
+                flag = _FLAGS.get(stored)  # most values read are audiences'
+                own[comp.key] = json.loads(stored) if flag is None else flag
+            elif comp.kind == "audience":
+                own[comp.key] = False
+            else:
+                own.pop(comp.key, None)
+    return traits
