@@ -69,7 +69,7 @@ def the_store(conn: apsw.Connection, cid: int, written: dict[int, str | None], d
     times = store.DueTimes(conn)
     times.set(cid, due)
     times.flush()
-    store.record_changes(conn, 1, cid, [store.ChangeRecord(*r) for r in changes], NOW)
+    store.record_changes(conn, [store.ChangeRecord(1, cid, *r) for r in changes], NOW)
     store.write_member_results(conn, cid, [(operand, user, held) for (operand, user), held in results.items()])
 
 
@@ -152,3 +152,38 @@ def test_each_read_of_stored_state_gives_each_computations_rows_for_the_profiles
                 assert value is not None
                 assert value == state[(c, p)][0]
                 assert due is None
+
+
+@settings(max_examples=100, deadline=None)
+@given(records=st.lists(st.tuples(st.integers(1, 3), st.integers(1, 5), profiles,
+                                  st.sampled_from(["entered", "exited", "changed"]),
+                                  st.none() | json_values.map(canonical), st.none() | json_values.map(canonical)),
+                        max_size=40),
+       split=st.integers(0, 40))
+def test_a_jobs_change_records_of_several_computations_keep_their_order(
+    records: list[tuple[int, int, int, str, str | None, str | None]], split: int
+) -> None:
+    """A job appends every computation's change records in one statement, in the order they were
+    made (interleaved across computations and spaces), as one statement per record would."""
+    expected, actual = database(), database()
+    for record in records:
+        expected.execute("INSERT INTO changes (space_id, computation_id, profile_id, change, old_value, new_value,"
+                         " at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)", (*record, NOW))
+    for part in (records[:split], records[split:]):  # two jobs
+        store.record_changes(actual, [store.ChangeRecord(*record) for record in part], NOW)
+    sql = "SELECT * FROM changes ORDER BY change_id"
+    assert rows(actual, sql) == rows(expected, sql)
+
+
+def test_sizes_move_by_their_deltas_and_every_computation_evaluated_is_stamped() -> None:
+    conn = database()
+    conn.execute("INSERT INTO spaces (space_id, name, created_ms) VALUES (1, 's', 0)")
+    for cid in (1, 2, 3):
+        conn.execute("INSERT INTO computations (computation_id, space_id, kind, collection, key, public_id, name,"
+                     " description, definition, enabled, options, status, size, created_ms, updated_ms)"
+                     " VALUES (?, 1, 'audience', 'users', ?, ?, '', '', 'x', 1, '{}', 'LIVE', 10, 0, 0)",
+                     (cid, f"k{cid}", f"aud_{cid}"))
+    store.add_sizes(conn, {1: 3, 2: 0}, NOW)
+    store.add_sizes(conn, {1: -5}, NOW + 1)
+    assert list(conn.execute("SELECT computation_id, size, last_computed_ms FROM computations ORDER BY 1")) == [
+        (1, 8, NOW + 1), (2, 10, NOW), (3, 10, None)]

@@ -212,6 +212,10 @@ class Evaluation:
         self._held: dict[int, tuple[Collection[int], store.Stored]] = {}
         # The next change times read and written, per profile, until `flush` writes them.
         self.due = store.DueTimes(conn)
+        # The change records and size changes of the computations evaluated, until `flush` writes
+        # them: a statement per job, not per definition (nothing in a job reads either back).
+        self._records: list[store.ChangeRecord] = []
+        self._sizes: dict[int, int] = {}
         # Custom traits read, per top-level key: the profiles read, and the value of those that
         # have it (a job changes no custom trait, and a dozen definitions read `plan`).
         self._custom: dict[str, tuple[set[int], dict[int, Any]]] = {}
@@ -284,7 +288,11 @@ class Evaluation:
         self.flush()
 
     def flush(self) -> None:
-        """Writes the next change times changed so far (the end of an evaluation's work)."""
+        """Writes the change records, sizes and next change times of the work so far (the end
+        of an evaluation's work)."""
+        store.record_changes(self.conn, self._records, self.now)
+        store.add_sizes(self.conn, self._sizes, self.now)
+        self._records, self._sizes = [], {}
         self.due.flush()
 
     def guarded(self, comp: Compiled, profile_ids: Sequence[int]) -> set[int]:
@@ -368,9 +376,11 @@ class Evaluation:
                 computed = self._compute(comp, profile_ids)
             stored = self._stored_of(cid, [pid for pid, _, _ in computed])
         due: dict[int, int | None] = {}  # the next change times that moved
-        # What moved, written per kind in one statement each: values and change records.
+        # What moved: the values written in one statement (the definitions after this one read
+        # them), the change records and the size kept for `flush`.
         writes: list[tuple[int, str | None]] = []
-        records: list[store.ChangeRecord] = []
+        records = self._records
+        space = comp.space_id
         size_delta = 0
         for pid, value, next_change in computed:
             before, was_due = stored.get(pid, (None, None))
@@ -380,13 +390,12 @@ class Evaluation:
             if moved is not None:
                 change, new, delta = moved
                 writes.append((pid, new))
-                records.append(store.ChangeRecord(pid, change, before, new))
+                records.append(store.ChangeRecord(space, cid, pid, change, before, new))
                 size_delta += delta
         self.report.evaluating(cid, profile_ids if narrowed is not None else [pid for pid, _, _ in computed])
         store.write_values(self.conn, cid, writes, self.now)
-        store.record_changes(self.conn, comp.space_id, cid, records, self.now)
         self.due.set(cid, due)
-        store.add_size(self.conn, cid, size_delta, self.now)
+        self._sizes[cid] = self._sizes.get(cid, 0) + size_delta
         self.report.values_changed += len(writes)
         return {pid for pid, _ in writes}
 
@@ -641,11 +650,11 @@ class Evaluation:
             if comp.kind == "audience":
                 if old == "true":
                     store.record_change(self.conn, comp.space_id, cid, profile_id, "exited", old, "false", self.now)
-                    store.add_size(self.conn, cid, -1, self.now)
+                    store.add_sizes(self.conn, {cid: -1}, self.now)
                     self.report.values_changed += 1
             else:
                 store.record_change(self.conn, comp.space_id, cid, profile_id, "changed", old, None, self.now)
-                store.add_size(self.conn, cid, -1, self.now)
+                store.add_sizes(self.conn, {cid: -1}, self.now)
                 self.report.values_changed += 1
             store.write_value(self.conn, cid, profile_id, None, self.now)
         store.drop_profile_state(self.conn, profile_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -598,25 +598,27 @@ def write_values(
 class ChangeRecord(NamedTuple):
     """One change of a profile's value, as `record_changes` appends it."""
 
+    space_id: int
+    computation_id: int
     profile_id: int
     change: str
     old: str | None
     new: str | None
 
 
-def record_changes(
-    conn: apsw.Connection, space_id: int, computation_id: int, records: Sequence[ChangeRecord], at_ms: int
-) -> None:
-    """Appends the change records of one computation, in order, in one statement: an `INSERT …
+def record_changes(conn: apsw.Connection, records: Sequence[ChangeRecord], at_ms: int) -> None:
+    """Appends change records, of any computations, in order, in one statement: an `INSERT …
     SELECT` from a JSON array of the records (integers, the kinds and the values' ASCII JSON
     texts), which costs 10–30% less per record than `executemany` binding seven parameters a
-    row. The values' and due times' upserts, whose B-tree work outweighs the binding, cost the
-    same either way and stay `executemany` (bench/levers.py, `levers.writes.*`)."""
+    row, and one statement a job rather than one per computation. The values' and due times'
+    upserts, whose B-tree work outweighs the binding, cost the same either way and stay
+    `executemany` (bench/levers.py, `levers.writes.*`)."""
     if records:
         conn.execute(
             "INSERT INTO changes (space_id, computation_id, profile_id, change, old_value, new_value, at_ms)"
-            " SELECT ?, ?, value ->> 0, value ->> 1, value ->> 2, value ->> 3, ? FROM json_each(?) ORDER BY key",
-            (space_id, computation_id, at_ms, orjson.dumps([(r.profile_id, r.change, r.old, r.new) for r in records])),
+            " SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, ?"
+            " FROM json_each(?) ORDER BY key",
+            (at_ms, orjson.dumps(records, default=tuple)),
         )
 
 
@@ -657,12 +659,14 @@ def drop_profile_state(conn: apsw.Connection, profile_id: int) -> None:
     conn.execute("DELETE FROM member_results WHERE user_id = ?", (profile_id,))
 
 
-def add_size(conn: apsw.Connection, computation_id: int, delta: int, now_ms: int) -> None:
-    """Adjusts a computation's size (members, or profiles with a value) and stamps it computed."""
-    conn.execute(
-        "UPDATE computations SET size = size + ?, last_computed_ms = ? WHERE computation_id = ?",
-        (delta, now_ms, computation_id),
-    )
+def add_sizes(conn: apsw.Connection, deltas: Mapping[int, int], now_ms: int) -> None:
+    """Adjusts computations' sizes (members, or profiles with a value) by these deltas and stamps
+    them computed."""
+    if deltas:
+        conn.executemany(
+            "UPDATE computations SET size = size + ?, last_computed_ms = ? WHERE computation_id = ?",
+            [(delta, now_ms, cid) for cid, delta in deltas.items()],
+        )
 
 
 def advance_backfill(conn: apsw.Connection, computation_id: int, cursor: int, done: int) -> None:
