@@ -395,13 +395,15 @@ def test_where_filters_read_values_as_the_interpreter_does(
 @given(people=users, defined=st.lists(st.one_of(st.tuples(st.just("audience"), audiences, option_sets),
                                                st.tuples(st.just("computed_trait"), computed_traits, option_sets)),
                                      min_size=2, max_size=8),
-       subsets=st.lists(st.sets(st.integers(1, 12)), min_size=8, max_size=8))
+       subsets=st.lists(st.sets(st.integers(1, 12)), min_size=8, max_size=8),
+       later=st.integers(-40 * DAY, 40 * DAY))
 def test_plans_scanned_together_give_what_each_gives_alone(
-    people: list[dict[str, Any]], defined: list[Defined], subsets: list[set[int]]
+    people: list[dict[str, Any]], defined: list[Defined], subsets: list[set[int]], later: int
 ) -> None:
     """`scan_together` (one query per set of event names, each plan filtered by its own floor and
     lookback) gives every plan the values and next change times of its own query, for profiles
-    the shared scan covers and for profiles it does not (scanned when the plan runs)."""
+    the shared scan covers and for profiles it does not (scanned when the plan runs); and so
+    again at another time, where the same plans reuse the queries composed at the first."""
     conn = database(people, defined)
     registry = Registry(store.computations(conn))
     evaluation = Evaluation(conn, registry, NOW)
@@ -411,18 +413,20 @@ def test_plans_scanned_together_give_what_each_gives_alone(
     everyone = list(range(1, len(people) + 1))
     # Each plan's candidates: all but one subset of the profiles, a different subset for each.
     candidates = [sorted(set(everyone) - subsets[i % len(subsets)]) for i in range(len(plans))]
-    scanned = scan_together(conn, plans, candidates, NOW)  # type: ignore[arg-type]
-    for comp, plan, (covered, found), asked in zip(comps, plans, scanned, subsets, strict=False):
-        assert isinstance(plan, Plan)
-        assert plan.query is not None
-        # A plan covers the candidates of every plan reading its names, its own among them.
-        assert covered == frozenset().union(*(c for c, p in zip(candidates, plans, strict=True)
-                                              if p.query is not None and p.query.names == plan.query.names))
-        pids = sorted(asked & set(everyone)) or everyone
-        traits = evaluation._user_traits(comp, pids)
-        alone = plan.run(conn, pids, NOW, traits)
-        together = plan.run(conn, pids, NOW, traits, shared=(covered, found))
-        assert [(p, canonical(v), due) for p, v, due in together] == [(p, canonical(v), due) for p, v, due in alone]
+    for now in (NOW, NOW + later):
+        scanned = scan_together(conn, plans, candidates, now)  # type: ignore[arg-type]
+        for comp, plan, (covered, found), asked in zip(comps, plans, scanned, subsets, strict=False):
+            assert isinstance(plan, Plan)
+            assert plan.query is not None
+            # A plan covers the candidates of every plan reading its names, its own among them.
+            assert covered == frozenset().union(*(c for c, p in zip(candidates, plans, strict=True)
+                                                  if p.query is not None and p.query.names == plan.query.names))
+            pids = sorted(asked & set(everyone)) or everyone
+            traits = evaluation._user_traits(comp, pids)
+            alone = plan.run(conn, pids, now, traits)
+            together = plan.run(conn, pids, now, traits, shared=(covered, found))
+            assert [(p, canonical(v), due) for p, v, due in together] == [
+                (p, canonical(v), due) for p, v, due in alone]
 
 
 def test_plans_scanned_together_keep_their_own_floor_and_lookback() -> None:

@@ -351,14 +351,20 @@ class Plan:
 
     def bound(self, now_ms: int) -> dict[str, Any]:
         """The query's parameters at `now_ms`, but for the profiles (`:ids`)."""
+        return {name: _worth(symbol, now_ms) for name, symbol in self.symbols}
+
+    @functools.cached_property
+    def symbols(self) -> tuple[tuple[str, Symbol], ...]:
+        """The query's parameters (but `:ids`) as what they are worth at any time (`_worth`):
+        its constants, its lower bound, now, the floor, and each window's edges."""
         floor = _INT64_MIN if self.floor_ms is None else self.floor_ms
-        lowest = floor if self.lookback_ms is None else max(floor, now_ms - self.lookback_ms)
-        params = dict(self.params, lo=lowest, now=now_ms, floor=floor)
+        found: dict[str, Symbol] = {name: ("v", type(value), value) for name, value in self.params.items()}
+        found.update(lo=("lo", floor, self.lookback_ms), now=("at", 0), floor=("v", int, floor))
         for prefix, windows in (("", self.windows), ("n", self.nested)):
             for k, window in enumerate(windows):
-                params[f"{prefix}a{k}"] = _INT64_MIN if window.high is None else now_ms - window.high
-                params[f"{prefix}b{k}"] = now_ms - window.low
-        return params
+                found[f"{prefix}a{k}"] = ("v", int, _INT64_MIN) if window.high is None else ("at", window.high)
+                found[f"{prefix}b{k}"] = ("at", window.low)
+        return tuple(found.items())
 
     @functools.cached_property
     def nothing(self) -> tuple[Any, ...]:
@@ -505,40 +511,24 @@ def scan_together(
     return list(zip(covered, found, strict=True))
 
 
-def _scan_chunk(conn: apsw.Connection, chunk: Sequence[tuple[Scanned, Plan]], names: Sequence[str], ids: str,
+def _scan_chunk(conn: apsw.Connection, chunk: Sequence[tuple[Scanned, Plan]], names: tuple[str, ...], ids: str,
                 now_ms: int) -> None:
     """One query for plans reading the same event names, into each plan's `Scanned` (see
     `scan_together`)."""
-    params: dict[str, Any] = {"ids": ids}
-    by_value: dict[tuple[type, Any], str] = {}
-
-    def bind(value: Any) -> str:
-        key = (type(value), value)
-        if key not in by_value:
-            by_value[key] = f"v{len(by_value)}"
-            params[by_value[key]] = value
-        return ":" + by_value[key]
-
-    bindings = []
-    lowest = _INT64_MAX
-    for _, plan in chunk:
-        bound = plan.bound(now_ms)
-        lowest = min(lowest, bound["lo"])
-        bindings.append(tuple((name, bind(value)) for name, value in bound.items()))
-    marks = tuple(bind(name) for name in names)
-    low = bind(lowest)
-    # The query's text is a function of exactly these: the plans' pieces and where each of their
-    # values, the names and the lowest bound are bound.
-    key = (marks, low, tuple((plan.query, local) for (_, plan), local in zip(chunk, bindings, strict=True)))
+    plans = tuple(plan for _, plan in chunk)
+    key = (names, tuple(map(id, plans)))
     composed = _COMPOSED.get(key)
-    if composed is None:
-        composed = _compose(chunk, bindings, marks, low)
+    if composed is None or any(kept is not plan for kept, plan in zip(composed.plans, plans, strict=True)):
+        composed = _compose(plans, names)
         if len(_COMPOSED) >= _COMPOSED_KEPT:
             _COMPOSED.clear()
         _COMPOSED[key] = composed
-    sql, pickers = composed
-    readers = [(into, plan.decoder, pick, plan.nothing) for (into, plan), pick in zip(chunk, pickers, strict=True)]
-    for row in conn.execute(sql, params):
+    params: dict[str, Any] = {"ids": ids}
+    for name, symbol in composed.symbols:
+        params[name] = _worth(symbol, now_ms)
+    readers = [(into, plan.decoder, pick, plan.nothing)
+               for (into, plan), pick in zip(chunk, composed.pickers, strict=True)]
+    for row in conn.execute(composed.sql, params):
         pid = int(row[0])
         for into, decoded, pick, nothing in readers:
             columns = pick(row)
@@ -546,24 +536,60 @@ def _scan_chunk(conn: apsw.Connection, chunk: Sequence[tuple[Scanned, Plan]], na
                 into[pid] = decoded(columns)
 
 
-# The text of a chunk's query and each plan's columns in its rows, by the plans' query pieces and
-# which parameter each of their values is bound to: a job runs the same plans on the same clock
-# windows as the last, so the same query is composed again (renaming every piece of ~200 plans
-# took about a quarter of a small job). A few hundred distinct chunks at most are kept.
-_COMPOSED: dict[Any, tuple[str, list[Callable[[Sequence[Any]], Sequence[Any]]]]] = {}
+# What a parameter is worth at any time: ("v", type, value) a constant, ("at", k) now − k, ("lo",
+# floor, lookback) a plan's lower bound (the floor, or now − lookback if later), ("lowest", (lower
+# bounds…)) the earliest of several.
+Symbol = tuple[Any, ...]
+
+
+def _worth(symbol: Symbol, now_ms: int) -> Any:
+    """A parameter's value at `now_ms` (see `Symbol`)."""
+    kind = symbol[0]
+    if kind == "v":
+        return symbol[2]
+    if kind == "at":
+        return now_ms - symbol[1]
+    if kind == "lo":
+        floor, lookback = symbol[1], symbol[2]
+        return floor if lookback is None else max(floor, now_ms - lookback)
+    return min(_worth(bound, now_ms) for bound in symbol[1])
+
+
+@dataclass(frozen=True)
+class _Composed:
+    """A chunk's query: the plans it was composed for, its text, each plan's picker of its columns
+    in a row, and its parameters (but `:ids`) as `Symbol`s, to be given their values at each run."""
+
+    plans: tuple[Plan, ...]
+    sql: str
+    pickers: tuple[Callable[[Sequence[Any]], Sequence[Any]], ...]
+    symbols: tuple[tuple[str, Symbol], ...]
+
+
+# The queries of the chunks run lately, by their event names and plans (which the entries keep,
+# so that an id is never another plan's): a job runs the same plans as the last, mostly, and
+# composing a query (renaming every piece of ~200 plans) took about a quarter of a small job.
+# A query's text depends on the plans only, not on the time: its parameters are bound to what
+# they stand for (`Symbol`), each distinct one once. A few hundred chunks at most are kept.
+_COMPOSED: dict[tuple[tuple[str, ...], tuple[int, ...]], _Composed] = {}
 _COMPOSED_KEPT = 512
 
 
-def _compose(chunk: Sequence[tuple[Scanned, Plan]], bindings: Sequence[tuple[tuple[str, str], ...]],
-             names: Sequence[str], lowest: str) -> tuple[str, list[Callable[[Sequence[Any]], Sequence[Any]]]]:
-    """The query of a chunk's plans whose parameters are bound as `bindings` give (per plan, its
-    parameters' names in the query), and each plan's picker of its columns."""
+def _compose(plans: Sequence[Plan], names: Sequence[str]) -> _Composed:
+    """The query of a chunk's plans reading these event names."""
+    symbols: dict[Symbol, str] = {}
+
+    def bind(symbol: Symbol) -> str:
+        if symbol not in symbols:
+            symbols[symbol] = f"v{len(symbols)}"
+        return ":" + symbols[symbol]
+
     inner: dict[str, str] = {}  # expression: alias
     outer: dict[str, int] = {}  # expression: its place in a row
     pickers = []
-    for (_, plan), binding in zip(chunk, bindings, strict=True):
+    for plan in plans:
         assert plan.query is not None
-        local = dict(binding)
+        local = {name: bind(symbol) for name, symbol in plan.symbols}
         aliases = {}
         for piece in plan.query.inner:
             expression, _, alias = piece.rpartition(" AS ")
@@ -574,8 +600,10 @@ def _compose(chunk: Sequence[tuple[Scanned, Plan]], bindings: Sequence[tuple[tup
             expression = _renamed(_ALIAS, _renamed(_PARAMETER, bounded, local), aliases)
             places.append(outer.setdefault(expression, len(outer) + 1))
         pickers.append(_picker(places))
-    sql = _scan_sql(list(outer), [f"{expression} AS {alias}" for expression, alias in inner.items()], names, lowest)
-    return sql, pickers
+    marks = [bind(("v", str, name)) for name in names]
+    lowest = bind(("lowest", tuple(dict.fromkeys(dict(plan.symbols)["lo"] for plan in plans))))
+    sql = _scan_sql(list(outer), [f"{expression} AS {alias}" for expression, alias in inner.items()], marks, lowest)
+    return _Composed(tuple(plans), sql, tuple(pickers), tuple((name, symbol) for symbol, name in symbols.items()))
 
 
 @dataclass(frozen=True)
