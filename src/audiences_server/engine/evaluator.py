@@ -205,7 +205,8 @@ class Evaluation:
         # The SQL plans' scans of this job: events do not change within it.
         self._scans: Scans = {}
         # Per computation, its part of the scans made together for the job's work (`prefetch`).
-        self._shared: dict[int, Shared] = {}
+        # (An account audience's operands under (computation, operand).)
+        self._shared: dict[int | tuple[int, int], Shared] = {}
         # Per computation, the stored values and next change times read with those scans, or
         # with a backfill chunk (`hold_chunk`): the profiles covered, and those holding either
         # (nothing changes them until it runs).
@@ -240,13 +241,32 @@ class Evaluation:
         self._held = {}
         if self.combining:
             return
-        comps = [comp for comp in self.registry.order
-                 if work.get(comp.id) and isinstance(comp.plan, Plan) and comp.plan.query is not None]
-        if len(comps) < 2:
+        # The compiled user definitions, and the compiled account audiences' operands over
+        # their candidate users (`_refresh_members`), each under (computation, operand).
+        comps: list[Compiled] = []
+        keys: list[int | tuple[int, int]] = []
+        plans: list[Plan] = []
+        candidates: list[Collection[int]] = []
+        for comp in self.registry.order:
+            if not work.get(comp.id):
+                continue
+            if isinstance(comp.plan, Plan) and comp.plan.query is not None:
+                comps.append(comp)
+                keys.append(comp.id)
+                plans.append(comp.plan)
+                candidates.append(work[comp.id])
+            elif isinstance(comp.plan, AccountPlan) and self.apart is None:
+                users = [pid for pid, (_, collection, _) in self.facts(work[comp.id]).items() if collection == "users"]
+                for k, (_, plan) in enumerate(comp.plan.quantified):
+                    if plan.query is not None and users:
+                        keys.append((comp.id, k))
+                        plans.append(plan)
+                        candidates.append(users)
+        if len(plans) < 2:
             return
-        scanned = scan_together(self.conn, [comp.plan for comp in comps],  # type: ignore[misc]
-                                [work[comp.id] for comp in comps], self.now)
-        self._shared = {comp.id: part for comp, part in zip(comps, scanned, strict=True)}
+        self._shared = dict(zip(keys, scan_together(self.conn, plans, candidates, self.now), strict=True))
+        if not comps:
+            return
         if stored:
             # Every definition's stored state for every profile of the job, one range per
             # profile (both tables are keyed by profile first): what a job reads is the rows of
@@ -526,7 +546,8 @@ class Evaluation:
     def _refresh_members(self, comp: Compiled, plan: AccountPlan, users: Sequence[int]) -> set[int]:
         """Computes the users' results and stores those that moved (or are new); returns their users."""
         traits = self._traits(comp.space_id, "users", users, comp.summary.user_traits)
-        results = plan.operands(self.conn, users, self.now, traits, self._scans)
+        results = plan.operands(self.conn, users, self.now, traits, self._scans,
+                                [self._shared.get((comp.id, k)) for k in range(len(plan.quantified))])
         old = store.member_results(self.conn, comp.id, users)
         rows = []
         moved: set[int] = set()

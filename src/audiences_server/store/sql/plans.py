@@ -649,12 +649,15 @@ class AccountPlan:
 
     def operands(
         self, conn: apsw.Connection, user_ids: Sequence[int], now_ms: int, traits: Mapping[int, Mapping[str, Any]],
-        scans: Scans | None = None,
+        scans: Scans | None = None, shared: Sequence[Shared | None] = (),
     ) -> list[dict[int, tuple[int, int | None]]]:
-        """Per operand, per user: 1 if the user satisfies it (else 0), and its next change time."""
+        """Per operand, per user: 1 if the user satisfies it (else 0), and its next change time.
+        `shared`: per operand, its part of a scan made together with other plans, if any (see
+        `Plan.run`)."""
+        parts = list(shared) or [None] * len(self.quantified)
         return [
-            {pid: (int(bool(value)), due) for pid, value, due in plan.run(conn, user_ids, now_ms, traits, scans)}
-            for _, plan in self.quantified
+            {pid: (int(bool(value)), due) for pid, value, due in plan.run(conn, user_ids, now_ms, traits, scans, part)}
+            for (_, plan), part in zip(self.quantified, parts, strict=True)
         ]
 
     def combine(self, flags: Sequence[tuple[bool, bool]], traits: Mapping[str, Any], now_ms: int) -> Any:
