@@ -69,6 +69,9 @@ class TickReport:
     definitions_evaluated: int = 0
     values_changed: int = 0
     duration_ms: float = 0.0
+    # Of a job: the writer thread's CPU time in it (the rest of `duration_ms` waited, for the
+    # GIL or the disk).
+    cpu_ms: float = 0.0
     jobs: int = 0
     # Waiting work taken: touched profiles and profiles with next change times due.
     taken: int = 0
@@ -857,7 +860,7 @@ class Evaluator:
                 job = self._writer.run(functools.partial(self._job, now=now, room=room, number=report.jobs + 1))
                 log.debug("tick_job", number=report.jobs + 1, taken=job.taken, profiles=len(job._profiles),
                           changed=job.values_changed, ms=round((time.perf_counter() - asked) * 1000, 2),
-                          ran_ms=round(job.duration_ms, 2))
+                          ran_ms=round(job.duration_ms, 2), cpu_ms=round(job.cpu_ms, 2))
                 report.add(job)
                 self.announce(job)
                 if not (job.jobs or job.evaluated):
@@ -896,7 +899,7 @@ class Evaluator:
         the two together when given (what is left of a tick's slice); `jobs` is 1 when more work
         may be waiting. A definition failing in it is marked FAILED and the job done again
         without it (`undone_on_failure`)."""
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.thread_time()
         size = JOB_PROFILES if self._clock.manual else job_size(self._per_item_ms)
         try:
             report, cursor, backfilled = undone_on_failure(
@@ -907,6 +910,7 @@ class Evaluator:
             self._touch_cursor = cursor
         # The job's own time, without its wait for the writer or its commit (the tick's is set apart).
         report.duration_ms = (time.perf_counter() - started) * 1000
+        report.cpu_ms = (time.thread_time() - cpu) * 1000
         if report.taken and not backfilled:
             cost = report.duration_ms / report.taken
             self._per_item_ms = cost if self._per_item_ms is None else 0.7 * self._per_item_ms + 0.3 * cost
