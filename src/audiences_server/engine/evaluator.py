@@ -69,8 +69,8 @@ class TickReport:
     definitions_evaluated: int = 0
     values_changed: int = 0
     duration_ms: float = 0.0
-    # Of a job: the writer thread's CPU time in it (the rest of `duration_ms` waited, for the
-    # GIL or the disk).
+    # The writer thread's CPU time in the jobs (of a job, the rest of its `duration_ms` waited,
+    # for the GIL or the disk).
     cpu_ms: float = 0.0
     jobs: int = 0
     # Waiting work taken: touched profiles and profiles with next change times due.
@@ -101,6 +101,7 @@ class TickReport:
         self.definitions_evaluated = len(self._definitions)
         self.values_changed += other.values_changed
         self.taken += other.taken
+        self.cpu_ms += other.cpu_ms
         self.jobs += 1
 
 
@@ -876,7 +877,7 @@ class Evaluator:
             observer(report)
         log.debug(
             "tick", profiles=report.profiles_evaluated, changed=report.values_changed, ms=round(report.duration_ms, 2),
-            backlog=report.backlog,
+            cpu_ms=round(report.cpu_ms, 2), backlog=report.backlog,
         )
         return report
 
