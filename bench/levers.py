@@ -1,5 +1,5 @@
-"""Two levers of the evaluator's cost, measured on a real server's database: set-based writes,
-and how much of a backfill a faster scan could save.
+"""Levers of the evaluator's cost, measured on a real server's database: set-based writes, how
+much of a backfill a faster scan could save, and what one tick job costs.
 
 A manual-clock server (bench/evaluator.py's) loads the synthetic shop of bench/data.py
 (`--users`, `--events`), the five audiences of bench/evaluator.py and the realistic space's
@@ -20,6 +20,12 @@ transaction that is rolled back, so every round sees the same state:
    columnar copy of the events, typed property columns) could take off it. The figure's
    `decoded_share` adds the decoding of the scan's rows (reducers, fields), which would stay in
    Python unless the reducers moved into the other engine too.
+3. `levers.job.small` and `levers.job.big`: one evaluator job in process, as the writer runs it
+   (taking the touches and due times, collecting the work, evaluating it), after 25 users each
+   got a copy of one of their events (whatever its name: what a job under a live stream holds),
+   or after 1,000 users each got an `Order Completed` (`tick.k1000.d200`'s job). CPU ms per job,
+   with the statements it ran and the definitions it evaluated beside; the same users and events
+   for every build, so that two builds compare on one database.
 
 Prints each run and a table, and writes bench/results/levers.json. Benchmarks never assert timings.
 
@@ -32,6 +38,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import random
 import shutil
 import statistics
 import sys
@@ -49,10 +56,11 @@ from evaluator import NOW_MS, SHAPES, Server, define_all, load_server
 from space import realistic
 
 from audiences_server import logs
-from audiences_server.engine.evaluator import Evaluation, Evaluator
+from audiences_server.engine.evaluator import Evaluation, Evaluator, TickReport, collect_work
 from audiences_server.engine.registry import Compiled, Registry
 from audiences_server.store import evaluation as store
 from audiences_server.store.db import connect
+from audiences_server.store.identity import touch
 from audiences_server.store.sql.plans import Plan, _register
 
 T = TypeVar("T")
@@ -101,7 +109,7 @@ def write_figures(db: Rolled, repeats: int) -> list[dict[str, Any]]:
         "SELECT profile_id FROM profiles WHERE collection = 'users' AND merged_into IS NULL ORDER BY profile_id")]
     # New values and change records for every user, so that every row is written.
     values = [(pid, "true" if pid % 3 else "false") for pid in users]
-    changes = [store.ChangeRecord(pid, "entered", None, "true") for pid in users]
+    changes = [store.ChangeRecord(space, cid, pid, "entered", None, "true") for pid in users]
     # Each form's rows are made inside its timing (the tuples, or the JSON array).
     as_json: dict[str, Callable[[], bytes]] = {
         "values": lambda: orjson.dumps(values),
@@ -149,7 +157,7 @@ def _backfill(conn: apsw.Connection, key: str) -> tuple[float, list[list[int]], 
         return found
 
     store.profiles_after = noted
-    evaluator = types.SimpleNamespace(_backfill=Evaluator._backfill)
+    evaluator = types.SimpleNamespace(_backfill=Evaluator._backfill, _backfill_cap=None)
     started = time.process_time()
     try:
         while True:
@@ -205,6 +213,71 @@ def scan_share_figures(db: Rolled, repeats: int) -> list[dict[str, Any]]:
     return results
 
 
+def _copied_events(conn: apsw.Connection, users: list[int], event: str | None, salt: int) -> list[tuple[int, str]]:
+    """A new event for each user at NOW_MS − i s: a copy of one of its events (of `event`, else
+    any), picked by `salt`; returns the (profile, event name) touches they make."""
+    columns = [str(r[1]) for r in conn.execute("PRAGMA table_info(events)")]
+    copied = ", ".join({"seq": "?1", "message_id": "'levers-' || ?1", "ts": "?2"}.get(c, c) for c in columns)
+    seq = int(conn.execute("SELECT max(seq) FROM events").fetchone()[0])
+    for i, pid in enumerate(users, 1):
+        conn.execute(f"INSERT INTO events ({', '.join(columns)}) SELECT {copied} FROM events WHERE profile_id = ?3"
+                     " AND (?4 IS NULL OR event = ?4) ORDER BY (seq * ?5) % 1009 LIMIT 1",
+                     (seq + i, NOW_MS - i * 1000, pid, event, salt))
+    return [(int(p), str(e)) for p, e in conn.execute("SELECT profile_id, event FROM events WHERE seq > ?", (seq,))]
+
+
+def _job(conn: apsw.Connection, registry: Registry, users: list[int], event: str | None, salt: int
+         ) -> tuple[float, int, int]:
+    """One job after the users' new events: its CPU ms, statements and definitions evaluated."""
+    touch(conn, [(pid, "event", name) for pid, name in _copied_events(conn, users, event, salt)])
+    statements = 0
+
+    def counted(*_args: Any) -> bool:
+        nonlocal statements
+        statements += 1
+        return True
+
+    conn.exec_trace = counted
+    started = time.process_time()
+    evaluation = Evaluation(conn, registry, NOW_MS)
+    touches = store.take_touches(conn, 5000, 0)
+    due = evaluation.due.take(NOW_MS, 5000)
+    evaluation.run(collect_work(conn, registry, evaluation, touches, due))
+    spent = (time.process_time() - started) * 1000
+    conn.exec_trace = None
+    done = TickReport(NOW_MS)
+    done.add(evaluation.report)
+    return spent, statements, done.definitions_evaluated
+
+
+def job_figures(db: Rolled, repeats: int) -> list[dict[str, Any]]:
+    """Small and big tick jobs, in process, each round on other users (the same for every build)."""
+    conn = db.conn
+    registry = Registry(store.computations(conn))  # kept across jobs, as the server keeps it
+    ordered = [int(p) for (p,) in conn.execute(
+        "SELECT DISTINCT profile_id FROM events WHERE event = 'Order Completed' ORDER BY profile_id")]
+    results = []
+    for name, count, event, what in (("small", 25, None, "25 users each got a copy of one of their events"),
+                                     ("big", 1000, "Order Completed", "1,000 users each got an Order Completed")):
+        rng = random.Random(7)
+        rounds = repeats * (20 if name == "small" else 2)
+        warm = rng.sample(ordered, min(count, len(ordered)))
+        db.run(lambda c, p=warm, e=event: _job(c, registry, p, e, 1))  # warms the caches
+        samples, statements, definitions = [], [], []
+        for _ in range(rounds):
+            picked, salt = rng.sample(ordered, min(count, len(ordered))), rng.randrange(1, 1000)
+            ms, ran, evaluated = db.run(lambda c, p=picked, e=event, s=salt: _job(c, registry, p, e, s))
+            samples.append(ms)
+            statements.append(ran)
+            definitions.append(evaluated)
+        print(f"  job.{name}: {statistics.median(samples):,.1f} ms CPU, {statistics.median(statements):,.0f}"
+              f" statements, {statistics.median(definitions):,.0f} definitions a job", flush=True)
+        results.append(figure(f"levers.job.{name}", f"one evaluator job in process after {what}: CPU per job",
+                              samples, "ms", 2, statements=statistics.median(statements),
+                              definitions=statistics.median(definitions)))
+    return results
+
+
 def live_space(server: Server, count: int, timeout: float) -> None:
     """The first `count` definitions of the realistic space (bench/space.py) created beside the
     five and backfilled: the tables the writes go to hold theirs too, as in a real space."""
@@ -242,7 +315,7 @@ def main() -> int:
             if Path(f"{server.db}{suffix}").exists():
                 shutil.copy(f"{server.db}{suffix}", f"{copy}{suffix}")
         db = Rolled(copy)
-        results = write_figures(db, args.repeats) + scan_share_figures(db, args.repeats)
+        results = write_figures(db, args.repeats) + scan_share_figures(db, args.repeats) + job_figures(db, args.repeats)
         db.conn.close()
     report(results, args.out)
     return 0
