@@ -518,7 +518,7 @@ def _scan_chunk(conn: apsw.Connection, chunk: Sequence[tuple[Scanned, Plan]], na
     plans = tuple(plan for _, plan in chunk)
     key = (names, tuple(map(id, plans)))
     composed = _COMPOSED.get(key)
-    if composed is None or any(kept is not plan for kept, plan in zip(composed.plans, plans, strict=True)):
+    if composed is None:
         composed = _compose(plans, names)
         if len(_COMPOSED) >= _COMPOSED_KEPT:
             _COMPOSED.clear()
@@ -557,7 +557,8 @@ def _worth(symbol: Symbol, now_ms: int) -> Any:
 
 @dataclass(frozen=True)
 class _Composed:
-    """A chunk's query: the plans it was composed for, its text, each plan's picker of its columns
+    """A chunk's query: the plans it was composed for (held, so that their ids in its key in
+    `_COMPOSED` are theirs for as long as it is kept), its text, each plan's picker of its columns
     in a row, and its parameters (but `:ids`) as `Symbol`s, to be given their values at each run."""
 
     plans: tuple[Plan, ...]
