@@ -135,3 +135,38 @@ def test_links_are_last_write_wins_by_event_time(space: Space) -> None:
     unknown = space.running.query("SELECT 1 FROM identifiers WHERE space_id = ? AND id_value = 'nowhere'",
                                   (space.space_id,))
     assert not list(unknown)
+
+
+def test_account_audiences_backfilled_a_few_accounts_a_job_read_every_users_result(
+    space: Space, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Account audiences created together backfill two accounts a job here, and most users are
+    linked to two accounts: a job's accounts read the results of users an earlier job computed
+    beside those it computes, as the interpreter reads them, and later changes (a new order, orders
+    ageing out) follow from what the backfill stored. One account links no user."""
+    from audiences_server.engine import evaluator
+
+    now = space.now()
+    calls: list[dict[str, Any]] = [{"type": "group", "anonymousId": "0", "groupId": "empty"}]
+    for i in range(10):
+        if i % 3:
+            calls.append({"type": "track", "userId": f"u{i}", "event": "Order Completed", "at": now - i * 12 * HOUR})
+        calls += [{"type": "group", "userId": f"u{i}", "groupId": f"a{account}"} for account in {i % 4, i * 5 % 7}]
+    space.send(*calls)
+    space.tick()  # the users' touches taken: a job's own users with touches are computed with its accounts
+    monkeypatch.setattr(evaluator, "JOB_PROFILES", 2)
+    space.define("any_order", "ANY (event('Order Completed').within(3 days).count() >= 1)", collection="accounts")
+    space.define("all_order", "ALL (event('Order Completed').within(4 days).count() >= 1)", collection="accounts")
+    space.define("no_recent", "ALL NOT (event('Order Completed').within(2 days).count() >= 1)"
+                 " AND ANY (event('Order Completed').count() >= 1)", collection="accounts")
+    space.tick()
+    accounts = space.running.query("SELECT count(*) FROM profiles WHERE space_id = ? AND collection = 'accounts'",
+                                   (space.space_id,))
+    assert accounts[0][0] == 8  # four jobs of two
+    assert space.member_ids("any_order", "accounts")
+    assert space.stored() == space.expected()
+    space.send({"type": "track", "userId": "u0", "event": "Order Completed", "at": now + DAY})
+    space.tick(at=now + DAY + 1)
+    assert space.stored() == space.expected()
+    space.tick(at=now + 3 * DAY)
+    assert space.stored() == space.expected()

@@ -224,6 +224,8 @@ class Evaluation:
         # Custom traits read, per top-level key: the profiles read, and the value of those that
         # have it (a job changes no custom trait, and a dozen definitions read `plan`).
         self._custom: dict[str, tuple[set[int], dict[int, Any]]] = {}
+        # Per account read, its linked users (a job changes no link).
+        self._links: dict[int, list[int]] = {}
 
     def facts(self, profile_ids: Iterable[int]) -> dict[int, tuple[int, str, int | None]]:
         """Space, collection and survivor of each existing profile among these."""
@@ -234,13 +236,23 @@ class Evaluation:
             self._facts.update((pid, found.get(pid)) for pid in asked)
         return {pid: fact for pid in wanted if (fact := self._facts[pid]) is not None}
 
+    def linked(self, account_ids: Sequence[int]) -> dict[int, list[int]]:
+        """Per account, its linked users (read once per job)."""
+        asked = [account for account in account_ids if account not in self._links]
+        if asked:
+            found = store.users_of(self.conn, asked)
+            self._links.update((account, found.get(account, [])) for account in asked)
+        return {account: self._links[account] for account in account_ids}
+
     def prefetch(self, work: Mapping[int, Collection[int]], stored: bool = True) -> None:
         """Scans the events of the work's compiled user definitions together, one query per set
         of event names over the candidates of the definitions reading them (`plans.scan_together`):
         a tick after 1,000 new orders evaluates dozens of definitions reading `Order Completed`
         for the same profiles. Each definition then takes its part; profiles it gets beyond these
         (from a changed dependency) are scanned when it runs. With `stored`, their stored values
-        and next change times are read too (a backfill reads a chunk's instead)."""
+        and next change times are read too (a backfill reads a chunk's instead); without, the
+        chunk is a backfill's, and an account audience's operands take every user linked to its
+        accounts (`_backfill_flags` evaluates those that have no results yet)."""
         self._shared = {}
         self._held = {}
         if self.combining:
@@ -260,7 +272,11 @@ class Evaluation:
                 plans.append(comp.plan)
                 candidates.append(work[comp.id])
             elif isinstance(comp.plan, AccountPlan) and self.apart is None:
-                users = [pid for pid, (_, collection, _) in self.facts(work[comp.id]).items() if collection == "users"]
+                facts = self.facts(work[comp.id])
+                users = [pid for pid, (_, collection, _) in facts.items() if collection == "users"]
+                if not stored:
+                    accounts = sorted(pid for pid, (_, collection, _) in facts.items() if collection == "accounts")
+                    users = sorted({*users, *(u for linked in self.linked(accounts).values() for u in linked)})
                 for k, (_, plan) in enumerate(comp.plan.quantified):
                     if plan.query is not None and users:
                         keys.append((comp.id, k))
@@ -490,11 +506,33 @@ class Evaluation:
             reached |= new
             users = set(store.members_with_touches(self.conn, sorted(new))) - done if pending and new else set()
         accounts = sorted(reached)
+        if self.backfilling:
+            return self._combined(comp, plan, accounts, self._backfill_flags(comp, plan, accounts))
         missing = store.missing_members(self.conn, comp.id, given if comp.status == "LIVE" else accounts)
         if missing:
             self._refresh_members(comp, plan, missing)
         return self._combined(comp, plan, accounts, store.member_flags(self.conn, comp.id, accounts,
                                                                         len(plan.quantified)))
+
+    def _backfill_flags(self, comp: Compiled, plan: AccountPlan,
+                        accounts: Sequence[int]) -> dict[tuple[int, int], tuple[bool, bool]]:
+        """`store.member_flags` for a backfill chunk's accounts, most of whose users have no
+        results yet: their users' stored results are read in one statement, those with none are
+        computed (`_refresh_members`, against what was read), and the flags are made from both,
+        rather than asking the database which users have none and then for the flags."""
+        links = self.linked(accounts)
+        users = sorted({user for linked in links.values() for user in linked})
+        results = store.member_results(self.conn, comp.id, users)
+        have = {user for _, user in results}
+        missing = [user for user in users if user not in have]
+        if missing:
+            self._refresh_members(comp, plan, missing, results)
+        flags = {}
+        for account, linked in links.items():
+            for operand in range(len(plan.quantified)):
+                held = {results.get((operand, user)) for user in linked}
+                flags[(account, operand)] = (1 in held, 0 in held)
+        return flags
 
     def _combined(self, comp: Compiled, plan: AccountPlan, accounts: list[int],
                   flags: dict[tuple[int, int], tuple[bool, bool]]) -> list[Row]:
@@ -547,12 +585,15 @@ class Evaluation:
         if missing:
             self._refresh_members(comp, comp.plan, missing)
 
-    def _refresh_members(self, comp: Compiled, plan: AccountPlan, users: Sequence[int]) -> set[int]:
-        """Computes the users' results and stores those that moved (or are new); returns their users."""
+    def _refresh_members(self, comp: Compiled, plan: AccountPlan, users: Sequence[int],
+                         known: dict[tuple[int, int], int] | None = None) -> set[int]:
+        """Computes the users' results and stores those that moved (or are new); returns their
+        users. `known`: the stored results already read (by (operand, user), covering these
+        users), updated here with the new ones."""
         traits = self._traits(comp.space_id, "users", users, comp.summary.user_traits)
         results = plan.operands(self.conn, users, self.now, traits, self._scans,
                                 [self._shared.get((comp.id, k)) for k in range(len(plan.quantified))])
-        old = store.member_results(self.conn, comp.id, users)
+        old = store.member_results(self.conn, comp.id, users) if known is None else known
         rows = []
         moved: set[int] = set()
         due: dict[int, int | None] = dict.fromkeys(users)
@@ -565,6 +606,8 @@ class Evaluation:
                     before = due[user]
                     due[user] = next_change if before is None else min(before, next_change)
         store.write_member_results(self.conn, comp.id, rows)
+        if known is not None:
+            known.update(((operand, user), held) for operand, user, held in rows)
         self.due.set(comp.id, due)
         self.report.evaluating(comp.id, users)
         return moved

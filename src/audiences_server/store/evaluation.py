@@ -230,8 +230,13 @@ class DueTimes:
         """Stores or clears (None) each profile's next change time under one computation."""
         self.load(due)
         cid = str(computation_id)
+        key = f'"{cid}":'
         for pid, due_ms in due.items():
-            times = self._held(pid)
+            times = self._times.get(pid)
+            if times is None:
+                if due_ms is None and key not in (self._texts[pid] or ""):
+                    continue  # none to clear: the row is not parsed (as in `of`)
+                times = self._held(pid)
             if due_ms is None:
                 if times.pop(cid, None) is not None:
                     self._dirty.add(pid)
