@@ -901,7 +901,9 @@ class Evaluator:
                     now = max(now, self._clock.now_ms())
                 room = self.tick_slice - report.taken if self.tick_slice and (bounded or not until_idle) else None
                 asked = time.perf_counter()
-                job = self._writer.run(functools.partial(self._job, now=now, room=room, number=report.jobs + 1))
+                # Alone: the ingest requests queued meanwhile commit first, not after the job.
+                job = self._writer.run(functools.partial(self._job, now=now, room=room, number=report.jobs + 1),
+                                       alone=True)
                 log.debug("tick_job", number=report.jobs + 1, taken=job.taken, profiles=len(job._profiles),
                           changed=job.values_changed, ms=round((time.perf_counter() - asked) * 1000, 2),
                           ran_ms=round(job.duration_ms, 2), cpu_ms=round(job.cpu_ms, 2))

@@ -4,11 +4,19 @@ A job is a function of a connection. The writer takes every job waiting in its q
 in one `BEGIN IMMEDIATE` transaction (each in a savepoint, so a failing job is rolled back alone)
 and commits once: group commit. A job's future resolves only after that commit, so an RPC that
 waits on it acknowledges durable data.
+
+A long job (an evaluator job: a quarter of a second under load) is submitted `alone`: it runs
+in a transaction of its own, so that the short jobs queued beside it (ingest requests, waiting
+on their answers) neither wait for it inside its group nor for its commit. The short jobs
+waiting when the writer takes its next group all go in it, before or behind a job alone in the
+queue; a job alone is passed so once at most, then runs. Short jobs keep their order among
+themselves, and jobs alone among themselves.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import queue
 import threading
 import time
@@ -26,6 +34,7 @@ log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 Job = Callable[[apsw.Connection], Any]
+_Item = tuple[Job, "Future[Any]", bool]  # a job, its future, and whether it runs alone
 
 _STOP = object()
 
@@ -41,7 +50,11 @@ class Writer:
                  on_group: Callable[[int, float], None] | None = None) -> None:
         """`on_group` is told, on the writer thread, each committed group's size and seconds (metrics)."""
         self._conn = connect(path, synchronous=synchronous)
-        self._queue: queue.SimpleQueue[tuple[Job, Future[Any]] | object] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Item | object] = queue.SimpleQueue()
+        # What the writer thread has taken from the queue and not run yet, in the order queued.
+        self._pending: list[_Item | object] = []
+        # Whether the job alone at the head of `_pending` has let the short jobs behind it go first.
+        self._yielded = False
         self._max_group = max_group
         self._on_group = on_group
         self._closed = False
@@ -49,23 +62,24 @@ class Writer:
         self._thread = threading.Thread(target=self._run, name="sqlite-writer", daemon=True)
         self._thread.start()
 
-    def submit(self, job: Callable[[apsw.Connection], T]) -> Future[T]:
-        """Queues a job; its future resolves with its result once the transaction commits."""
+    def submit(self, job: Callable[[apsw.Connection], T], *, alone: bool = False) -> Future[T]:
+        """Queues a job; its future resolves with its result once the transaction commits.
+        `alone`: in a transaction of its own, after the short jobs queued with it (see above)."""
         future: Future[T] = Future()
         with self._lock:
             if self._closed:
                 raise WriterClosed("the writer is closed")
-            self._queue.put((job, future))
+            self._queue.put((job, future, alone))
         return future
 
     @property
     def depth(self) -> int:
         """Jobs queued and not yet taken into a group (approximate while the writer runs)."""
-        return self._queue.qsize()
+        return self._queue.qsize() + len(self._pending)
 
-    def run(self, job: Callable[[apsw.Connection], T], timeout: float | None = None) -> T:
+    def run(self, job: Callable[[apsw.Connection], T], timeout: float | None = None, *, alone: bool = False) -> T:
         """Runs a job and waits for its committed result."""
-        return self.submit(job).result(timeout)
+        return self.submit(job, alone=alone).result(timeout)
 
     def close(self) -> None:
         """Finishes every job already queued, then stops the thread and closes the connection."""
@@ -78,40 +92,49 @@ class Writer:
         self._conn.close()
 
     def _run(self) -> None:
-        stopping = False
-        while not stopping:
-            group, stopping = self._take_group()
-            if group:
-                self._commit_group(group)
+        while (group := self._take_group()) is not None:
+            self._commit_group(group)
 
-    def _take_group(self) -> tuple[list[tuple[Job, Future[Any]]], bool]:
-        first = self._queue.get()
-        if first is _STOP:
-            return [], True
-        group: list[tuple[Job, Future[Any]]] = [first]  # type: ignore[list-item]
-        while len(group) < self._max_group:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if item is _STOP:
-                return group, True
-            group.append(item)  # type: ignore[arg-type]
-        return group, False
+    def _take_group(self) -> list[_Item] | None:
+        """The next group to run (None: the writer stops): every short job waiting, in order
+        and up to `max_group`, unless the first job alone has already let short jobs pass it
+        once; then that job, alone."""
+        pending = self._pending
+        if not pending:
+            pending.append(self._queue.get())
+        with contextlib.suppress(queue.Empty):
+            while True:
+                pending.append(self._queue.get_nowait())
+        # Nothing is queued after the stop (`close` refuses more), so jobs before it are all here.
+        items: list[_Item] = list(itertools.takewhile(lambda item: item is not _STOP, pending))  # type: ignore[arg-type]
+        if not items:
+            return None
+        first_alone = next((i for i, item in enumerate(items) if item[2]), len(items))
+        short = [i for i, item in enumerate(items) if not item[2]][:self._max_group]
+        if short and not (self._yielded and first_alone < short[0]):
+            if first_alone < short[-1]:
+                self._yielded = True  # the first job alone is passed, once
+            chosen = set(short)
+        else:
+            chosen = {first_alone}
+            self._yielded = False
+        group = [items[i] for i in sorted(chosen)]
+        self._pending = [item for i, item in enumerate(items) if i not in chosen] + pending[len(items):]
+        return group
 
-    def _commit_group(self, group: list[tuple[Job, Future[Any]]]) -> None:
+    def _commit_group(self, group: list[_Item]) -> None:
         started = time.perf_counter()
         outcomes: list[tuple[Future[Any], bool, Any]] = []
         try:
             self._conn.execute("BEGIN IMMEDIATE")
-            for job, future in group:
+            for job, future, _ in group:
                 outcomes.append((future, *self._run_job(job)))
             self._conn.execute("COMMIT")
         except BaseException as failure:
             # The commit itself failed: nothing of the group is durable, so every job fails.
             self._rollback()
             # The waiting callers first: nothing after this may leave them waiting.
-            for _, future in group:
+            for _, future, _ in group:
                 if not future.done():
                     future.set_exception(failure)
             log.exception("write_group_failed", jobs=len(group))
