@@ -53,7 +53,7 @@ class Writer:
         self._queue: queue.SimpleQueue[_Item | object] = queue.SimpleQueue()
         # What the writer thread has taken from the queue and not run yet, in the order queued.
         self._pending: list[_Item | object] = []
-        # Whether the job alone at the head of `_pending` has let the short jobs behind it go first.
+        # Whether the first job alone in `_pending` has let short jobs queued behind it go first.
         self._yielded = False
         self._max_group = max_group
         self._on_group = on_group
