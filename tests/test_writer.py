@@ -10,6 +10,7 @@ is all waiting when the writer next takes a group.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from pathlib import Path
@@ -117,6 +118,20 @@ def test_a_job_alone_is_passed_once_at_most(recorder: Recorder) -> None:
     held.result(10)
 
 
+def test_every_job_alone_lets_the_short_jobs_waiting_beside_it_go_first(recorder: Recorder) -> None:
+    """Once a job alone has been passed and has run, the next job alone is passed in turn: the
+    short jobs do not go back to waiting behind the evaluator's jobs after the first."""
+    for n in (1, 2):
+        release, held = recorder.hold()
+        futures = [recorder.writer.submit(recorder.job(f"long{n}"), alone=True),
+                   recorder.writer.submit(recorder.job(f"s{n}"))]
+        release.set()
+        for future in futures:
+            future.result(10)
+        held.result(10)
+    assert recorder.order() == ["s1", "long1", "s2", "long2"]
+
+
 def test_jobs_alone_run_one_per_transaction_in_their_order(recorder: Recorder) -> None:
     release, held = recorder.hold()
     futures = [recorder.writer.submit(recorder.job(name), alone=True) for name in ("x", "y")]
@@ -150,6 +165,11 @@ def test_close_runs_every_job_queued_before_it(tmp_path: Path) -> None:
     futures = [recorder.writer.submit(recorder.job(name), alone=name == "long") for name in ("a", "long", "b")]
     closing = threading.Thread(target=recorder.writer.close)
     closing.start()
+    # The stop is queued behind the three before the writer takes its next group.
+    deadline = time.monotonic() + 10
+    while recorder.writer.depth < 4 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert recorder.writer.depth == 4
     release.set()
     closing.join(10)
     assert not closing.is_alive()
@@ -165,8 +185,8 @@ def test_close_runs_every_job_queued_before_it(tmp_path: Path) -> None:
 def test_groups_against_the_rule(tmp_path_factory: pytest.TempPathFactory, alone: list[bool], max_group: int) -> None:
     """Random queues of short jobs and jobs alone, all waiting at once: every job runs once and
     is durable; short jobs keep their order, and so do jobs alone; a job alone is in a group of
-    its own; groups of short jobs hold at most `max_group`; and a job alone runs before any
-    short job queued after the first group that passed it."""
+    its own; groups of short jobs hold at most `max_group`; and once a job alone is the first
+    of those left, it runs before any short job queued after the first group that passes it."""
     recorder = Recorder(tmp_path_factory.mktemp("w") / "w.db", max_group=max_group)
     try:
         release, held = recorder.hold()

@@ -9,8 +9,9 @@ A long job (an evaluator job: a quarter of a second under load) is submitted `al
 in a transaction of its own, so that the short jobs queued beside it (ingest requests, waiting
 on their answers) neither wait for it inside its group nor for its commit. The short jobs
 waiting when the writer takes its next group all go in it, before or behind a job alone in the
-queue; a job alone is passed so once at most, then runs. Short jobs keep their order among
-themselves, and jobs alone among themselves.
+queue; once a job alone is the first of those waiting, it is passed so once at most, then runs.
+Short jobs keep their order among themselves, and jobs alone among themselves. (The evaluator
+waits for each of its jobs, so one job alone waits at a time.)
 """
 
 from __future__ import annotations
@@ -97,8 +98,8 @@ class Writer:
 
     def _take_group(self) -> list[_Item] | None:
         """The next group to run (None: the writer stops): every short job waiting, in order
-        and up to `max_group`, unless the first job alone has already let short jobs pass it
-        once; then that job, alone."""
+        and up to `max_group`, unless the first job alone waiting has already let short jobs
+        pass it once; then that job, alone."""
         pending = self._pending
         if not pending:
             pending.append(self._queue.get())
