@@ -218,3 +218,31 @@ def test_groups_against_the_rule(tmp_path_factory: pytest.TempPathFactory, alone
         assert stored == sorted(names)
     finally:
         recorder.writer.close()
+
+
+def test_a_job_cancelled_before_it_runs_is_skipped_and_the_writer_goes_on(recorder: Recorder) -> None:
+    release, held = recorder.hold()
+    dropped = recorder.writer.submit(recorder.job("dropped"))
+    kept = recorder.writer.submit(recorder.job("kept"))
+    assert dropped.cancel()
+    release.set()
+    assert kept.result(10) == "kept"
+    held.result(10)
+    assert recorder.writer.submit(recorder.job("after")).result(10) == "after"
+    assert recorder.order() == ["kept", "after"]
+
+
+def test_an_observer_that_fails_does_not_stop_the_writer(tmp_path: Path) -> None:
+    failures = []
+
+    def observer(size: int, seconds: float) -> None:
+        failures.append(size)
+        raise RuntimeError("metrics broke")
+
+    writer = Writer(tmp_path / "w.db", synchronous="NORMAL", on_group=observer)
+    try:
+        assert writer.submit(lambda conn: conn.execute("SELECT 1").fetchone()[0]).result(10) == 1
+        assert writer.submit(lambda conn: conn.execute("SELECT 2").fetchone()[0], alone=True).result(10) == 2
+        assert failures == [1, 1]
+    finally:
+        writer.close()

@@ -129,7 +129,10 @@ class Writer:
         try:
             self._conn.execute("BEGIN IMMEDIATE")
             for job, future, _ in group:
-                outcomes.append((future, *self._run_job(job)))
+                # A job whose caller cancelled its future before it ran is not run: its outcome
+                # has no one to reach (and a cancelled future takes no result).
+                if future.set_running_or_notify_cancel():
+                    outcomes.append((future, *self._run_job(job)))
             self._conn.execute("COMMIT")
         except BaseException as failure:
             # The commit itself failed: nothing of the group is durable, so every job fails.
@@ -141,7 +144,11 @@ class Writer:
             log.exception("write_group_failed", jobs=len(group))
             return
         if self._on_group is not None:
-            self._on_group(len(group), time.perf_counter() - started)
+            try:
+                self._on_group(len(group), time.perf_counter() - started)
+            except Exception:
+                # An observer (metrics) failing must not stop the writer: every caller would wait.
+                log.exception("write_group_observer_failed", jobs=len(group))
         for future, ok, value in outcomes:
             if ok:
                 future.set_result(value)
