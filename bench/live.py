@@ -423,7 +423,7 @@ ACHIEVED = 0.95
 def capacity(server: LiveServer, config: Config, now_ms: int) -> list[dict[str, Any]]:
     """`capacity`: the highest of `config.capacity_rates` (paced, `seconds` each, in order,
     stopping at the first that misses) at which freshness p99 stays within 1 s and the sender
-    achieves at least 95% of the rate (a rate the server does not take in is not sustained,
+    achieves at least `ACHIEVED` of the rate (a rate the server does not take in is not sustained,
     however fresh what it took); then `overload`:
     twice that rate, the ticks' p99 duration, the ingest rate achieved against the rate asked, and
     how long after the stream the last entry is seen (the backlog drained). Each round has its own

@@ -22,9 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from audiences_server.store.db import connect
-from audiences_server.store.writer import Writer
-
-Job = Callable[[apsw.Connection], Any]
+from audiences_server.store.writer import Job, Writer
 
 
 class Recorder:
@@ -38,10 +36,8 @@ class Recorder:
         self.writer.run(lambda conn: conn.execute("CREATE TABLE IF NOT EXISTS t (name TEXT)"))
         self.groups.clear()
 
-    def job(self, name: str, wait: threading.Event | None = None, then: Callable[[], None] | None = None) -> Job:
+    def job(self, name: str, then: Callable[[], None] | None = None) -> Job:
         def run(conn: apsw.Connection) -> str:
-            if wait is not None:
-                assert wait.wait(10)
             self.ran.append((name, len(self.groups)))
             conn.execute("INSERT INTO t (name) VALUES (?)", (name,))
             if then is not None:

@@ -429,11 +429,11 @@ def _stored(conn: apsw.Connection, computation_ids: Sequence[int], profile_ids: 
     found: dict[int, Stored] = {cid: {} for cid in computation_ids}
     # One row holding them all: a row at a time, the writer would give the GIL up and wait to
     # take it back once per row (a tick job reads thousands).
-    row = conn.execute(
+    rows = scalar(
+        conn,
         f"SELECT json_group_array(json_array(computation_id, profile_id, value)) FROM computed_values WHERE {where}",
-        params).fetchone()
-    assert row is not None  # an aggregate without GROUP BY always gives one row
-    for cid, pid, value in orjson.loads(row[0]):
+        params)
+    for cid, pid, value in orjson.loads(rows):
         found[cid][pid] = (value, None)
     for cid in computation_ids:
         held = found[cid]
