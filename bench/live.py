@@ -6,8 +6,11 @@ the synthetic shop of bench/data.py (`--users`, `--events`), stamped up to now, 
 1. Freshness (`freshness.p50`, `freshness.p99`): an audience `bench_fresh`
    (`event('Bench Signal').count() >= 1`) is connected to a `grpc_feed` destination followed
    with `WatchChanges`, and to a webhook (EVENT style, `send_track`) on a local HTTP receiver.
-   A paced stream of `--rate` events/s (`BatchJson`, one request of rate/50 events every 20 ms,
-   from a pool of 4 sender threads) runs for `--seconds`; in each request one event is a
+   A paced stream of `--rate` events/s (rate/50 events queued every 20 ms, a slot; 4 sender
+   threads send what is queued with `BatchJson`, as Segment's libraries flush their queue: a
+   free sender takes every waiting slot up to `--request-calls` calls, 100 by default, so one
+   request per slot while the server keeps up, bigger ones when it answers slowly) runs for
+   `--seconds`; in each slot one event is a
    `Bench Signal` of an existing user that has had none, which makes that profile enter. For
    each such profile: from the return of the ingest RPC that carried its signal to the record
    arriving on the feed (freshness: the change committed and observable), and to the receiver
@@ -50,6 +53,7 @@ import argparse
 import base64
 import http.client
 import json
+import queue
 import random
 import sys
 import tempfile
@@ -84,7 +88,8 @@ from audiences_server.engine.engine import DEFAULT_SPACE
 from audiences_server.testing import ServerProcess
 
 BATCH = 500
-SLOT_S = 0.02  # one request per 20 ms
+SLOT_S = 0.02  # one slot of calls per 20 ms
+SENDERS = 4
 FRESH = "bench_fresh"
 ACTIVE = "bench_active"
 USERS = common_pb2.COLLECTION_USERS
@@ -109,6 +114,8 @@ class Config:
     sync: bool = True
     # Paced rates tried in order for `capacity` (empty: not measured), then twice the highest met.
     capacity_rates: tuple[int, ...] = ()
+    # The most calls a sender puts in one request (whole slots; 0: one slot per request).
+    request_calls: int = 100
 
 
 # ------------------------------------------------------------------ the local receivers
@@ -281,8 +288,16 @@ def webhook(url: str, style: int, batch_size: int = 0, batch_interval_ms: int = 
 
 def paced_stream(server: LiveServer, config: Config, now_ms: int, rate: int | None = None,
                  signal: str = "Bench Signal", round_number: int = 0) -> tuple[dict[str, float], int, float]:
-    """Sends `rate` (else the config's) events/s for `seconds`, a `signal` event in each request
-    (each round its own events); returns each signal user's RPC return time, events sent, rate."""
+    """Sends `rate` (else the config's) events/s for `seconds`, a `signal` event in each slot's
+    calls (each round its own events); returns each signal user's RPC return time, events sent,
+    rate.
+
+    The calls of each 20 ms slot join a queue at the slot's time, and `SENDERS` threads send
+    what is queued as Segment's libraries do: a free sender takes every slot waiting, up to
+    `config.request_calls` calls in one request (never splitting a slot), so that a sender behind
+    its schedule sends bigger requests instead of falling further behind. With `request_calls`
+    0, each slot is a request of its own (the fixed-size sender of earlier runs, whose rate is
+    bounded by SENDERS × slot size / request latency)."""
     rng = random.Random(config.seed)
     per_slot = max(2, round((rate or config.rate) * SLOT_S))
     slots = int(config.seconds / SLOT_S)
@@ -298,30 +313,64 @@ def paced_stream(server: LiveServer, config: Config, now_ms: int, rate: int | No
                       "event": signal, "properties": {"slot": slot}})
         batches.append(batch)
     returned: dict[str, float] = {}
-    lag: list[float] = []
+    waited: list[float] = []  # from a slot's time to its request leaving
+    took: list[float] = []  # each request's round trip
+    sizes: list[int] = []
+    waiting: queue.Queue[tuple[float, list[dict[str, Any]]] | None] = queue.Queue()
 
-    def send(batch: list[dict[str, Any]]) -> None:
-        server.send(batch)
-        returned[batch[-1]["userId"]] = time.monotonic()
+    def sender() -> None:
+        carried: tuple[float, list[dict[str, Any]]] | None = None  # taken, and too big for the last request
+        done = False
+        while carried is not None or not done:
+            first = carried or waiting.get()
+            carried = None
+            if first is None:
+                return
+            taken = [first]
+            calls = len(first[1])
+            while config.request_calls and not done:
+                try:
+                    more = waiting.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    done = True
+                elif calls + len(more[1]) > config.request_calls:
+                    carried = more
+                    break
+                else:
+                    taken.append(more)
+                    calls += len(more[1])
+            left = time.monotonic()
+            waited.extend(left - due for due, _ in taken)
+            server.send([call for _, batch in taken for call in batch])
+            back = time.monotonic()
+            took.append(back - left)
+            sizes.append(calls)
+            for _, batch in taken:
+                returned[batch[-1]["userId"]] = back
 
+    threads = [threading.Thread(target=sender, daemon=True) for _ in range(SENDERS)]
+    for thread in threads:
+        thread.start()
     started = time.monotonic()
-    with futures.ThreadPoolExecutor(4) as pool:
-        pending = []
-        for slot, batch in enumerate(batches):
-            due = started + slot * SLOT_S
-            wait = due - time.monotonic()
-            if wait > 0:
-                time.sleep(wait)
-            else:
-                lag.append(-wait)
-            pending.append(pool.submit(send, batch))
-        for done in pending:
-            done.result()
+    for slot, batch in enumerate(batches):
+        due = started + slot * SLOT_S
+        pause = due - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
+        waiting.put((due, batch))
+    for _ in threads:
+        waiting.put(None)
+    for thread in threads:
+        thread.join()
     elapsed = time.monotonic() - started
     sent = sum(len(b) for b in batches)
-    late = sum(1 for x in lag if x > SLOT_S)
-    if late:
-        print(f"  warning: {late} of {len(batches)} requests left more than one slot late", flush=True)
+    late = sum(1 for x in waited if x > SLOT_S)
+    print(f"  sender: {len(sizes):,} requests of {sent / max(1, len(sizes)):,.0f} calls on average"
+          f" (at most {max(sizes, default=0):,}), round trip p50 {percentile(took, 50) * 1000:,.0f} ms,"
+          f" p99 {percentile(took, 99) * 1000:,.0f} ms; {late:,} of {len(batches):,} slots left more than"
+          f" one slot late", flush=True)
     return returned, sent, sent / elapsed
 
 
@@ -378,7 +427,7 @@ def freshness(server: LiveServer, receiver: Receiver, config: Config, now_ms: in
     follower = FeedFollower(server.sync, server.meta, "bench_feed")
     time.sleep(1)  # both connections finish their (empty) first sync
     print(f"[live] paced stream: {config.rate:,} events/s for {config.seconds:g} s, one signal per"
-          f" {SLOT_S * 1000:.0f} ms request", flush=True)
+          f" {SLOT_S * 1000:.0f} ms slot", flush=True)
     watcher = TickWatcher(server)
     returned, sent, achieved = paced_stream(server, config, now_ms)
     deadline = time.monotonic() + 60
@@ -672,6 +721,8 @@ def main() -> int:
     parser.add_argument("--no-sync", dest="sync", action="store_false", help="skip the sync throughputs")
     parser.add_argument("--capacity", default="", help="comma-separated paced rates for the capacity search"
                         " (e.g. 250,500,1000,2000), then twice the highest met")
+    parser.add_argument("--request-calls", type=int, default=defaults.request_calls,
+                        help="most calls per request, whole slots (0: one slot per request)")
     parser.add_argument("--workdir", type=Path, default=None,
                         help="where the server's database and log go, kept afterwards (default: a temp dir)")
     parser.add_argument("--out", type=Path, default=RESULTS / "live.json")
@@ -679,7 +730,8 @@ def main() -> int:
     config = Config(users=args.users, events=args.events, rate=args.rate, seconds=args.seconds,
                     sync_repeats=args.sync_repeats, clients=args.clients, read_seconds=args.read_seconds,
                     reads=args.reads, definitions=args.definitions, sync=args.sync,
-                    capacity_rates=tuple(int(rate) for rate in args.capacity.split(",") if rate.strip()))
+                    capacity_rates=tuple(int(rate) for rate in args.capacity.split(",") if rate.strip()),
+                    request_calls=args.request_calls)
     results = collect(config, args.workdir)
     report(results, args.out)
     return 0
