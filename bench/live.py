@@ -286,11 +286,30 @@ def webhook(url: str, style: int, batch_size: int = 0, batch_interval_ms: int = 
 # ------------------------------------------------------------------ the figures
 
 
+@dataclass
+class Stream:
+    """What a paced stream sent: each signal user's RPC return time, the events and the rate
+    achieved, and its requests (how many, their mean size, their round trip's p50 and p99)."""
+
+    returned: dict[str, float]
+    sent: int
+    achieved: float
+    requests: int
+    request_calls_mean: float
+    round_trip_p50_ms: float
+    round_trip_p99_ms: float
+
+    def fields(self) -> dict[str, Any]:
+        """The requests' figures, as extra fields of a result."""
+        return {"requests": self.requests, "request_calls_mean": round(self.request_calls_mean, 1),
+                "round_trip_p50_ms": round(self.round_trip_p50_ms, 1),
+                "round_trip_p99_ms": round(self.round_trip_p99_ms, 1)}
+
+
 def paced_stream(server: LiveServer, config: Config, now_ms: int, rate: int | None = None,
-                 signal: str = "Bench Signal", round_number: int = 0) -> tuple[dict[str, float], int, float]:
+                 signal: str = "Bench Signal", round_number: int = 0) -> Stream:
     """Sends `rate` (else the config's) events/s for `seconds`, a `signal` event in each slot's
-    calls (each round its own events); returns each signal user's RPC return time, events sent,
-    rate.
+    calls (each round its own events).
 
     The calls of each 20 ms slot join a queue at the slot's time, and `SENDERS` threads send
     what is queued as Segment's libraries do: a free sender takes every slot waiting, up to
@@ -367,11 +386,13 @@ def paced_stream(server: LiveServer, config: Config, now_ms: int, rate: int | No
     elapsed = time.monotonic() - started
     sent = sum(len(b) for b in batches)
     late = sum(1 for x in waited if x > SLOT_S)
-    print(f"  sender: {len(sizes):,} requests of {sent / max(1, len(sizes)):,.0f} calls on average"
-          f" (at most {max(sizes, default=0):,}), round trip p50 {percentile(took, 50) * 1000:,.0f} ms,"
-          f" p99 {percentile(took, 99) * 1000:,.0f} ms; {late:,} of {len(batches):,} slots left more than"
+    stream = Stream(returned, sent, sent / elapsed, len(sizes), sent / max(1, len(sizes)),
+                    percentile(took, 50) * 1000, percentile(took, 99) * 1000)
+    print(f"  sender: {stream.requests:,} requests of {stream.request_calls_mean:,.0f} calls on average"
+          f" (at most {max(sizes, default=0):,}), round trip p50 {stream.round_trip_p50_ms:,.0f} ms,"
+          f" p99 {stream.round_trip_p99_ms:,.0f} ms; {late:,} of {len(batches):,} slots left more than"
           f" one slot late", flush=True)
-    return returned, sent, sent / elapsed
+    return stream
 
 
 def realistic_space(server: LiveServer, count: int, timeout: float = 1800) -> float:
@@ -429,7 +450,8 @@ def freshness(server: LiveServer, receiver: Receiver, config: Config, now_ms: in
     print(f"[live] paced stream: {config.rate:,} events/s for {config.seconds:g} s, one signal per"
           f" {SLOT_S * 1000:.0f} ms slot", flush=True)
     watcher = TickWatcher(server)
-    returned, sent, achieved = paced_stream(server, config, now_ms)
+    stream = paced_stream(server, config, now_ms)
+    returned, sent, achieved = stream.returned, stream.sent, stream.achieved
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and (len(follower.entered) < len(returned)
                                            or len(receiver.entered) < len(returned)):
@@ -456,7 +478,7 @@ def freshness(server: LiveServer, receiver: Receiver, config: Config, now_ms: in
         stamped = [(returned[u], (seen[u] - returned[u]) * 1000) for u in returned if u in seen]
         latencies = [v for _, v in stamped]
         missing = len(returned) - len(latencies)
-        extra: dict[str, Any] = {"rate": round(achieved), "sent": sent}
+        extra: dict[str, Any] = {"rate": round(achieved), "sent": sent, **stream.fields()}
         if missing:
             extra["note"] = f"{missing} of {len(returned)} entries not seen within 60 s of the end"
         if latencies:
@@ -479,7 +501,7 @@ def capacity(server: LiveServer, config: Config, now_ms: int) -> list[dict[str, 
     signal event, audience and feed, so earlier rounds' members do not count."""
     rounds: list[tuple[int, list[float], float, list[float], float]] = []
 
-    def round_at(rate: int, number: int) -> tuple[list[float], float, list[float], float]:
+    def round_at(rate: int, number: int) -> tuple[list[float], Stream, list[float], float]:
         key, signal = f"{FRESH}_{number}", f"Bench Signal {number}"
         server.audience(key, f"event('{signal}').count() >= 1")
         server.destination(f"bench_feed_{number}", grpc_feed=sync_pb2.GrpcFeedConfig())
@@ -487,7 +509,8 @@ def capacity(server: LiveServer, config: Config, now_ms: int) -> list[dict[str, 
         follower = FeedFollower(server.sync, server.meta, f"bench_feed_{number}", key)
         time.sleep(1)
         watcher = TickWatcher(server)
-        returned, _, achieved = paced_stream(server, config, now_ms, rate, signal, number)
+        stream = paced_stream(server, config, now_ms, rate, signal, number)
+        returned, achieved = stream.returned, stream.achieved
         ended = time.monotonic()
         deadline = ended + 120
         while time.monotonic() < deadline and len(follower.entered) < len(returned):
@@ -501,13 +524,14 @@ def capacity(server: LiveServer, config: Config, now_ms: int) -> list[dict[str, 
         print(f"  {rate:,} events/s asked, {achieved:,.0f} achieved: freshness p50 {percentile(latencies, 50):,.0f}"
               f" ms, p99 {p99:,.0f} ms; ticks p99 {percentile(ticks, 99) if ticks else 0:,.0f} ms;"
               f" last entry {drained:.1f} s after the stream", flush=True)
-        return latencies, achieved, ticks, drained
+        return latencies, stream, ticks, drained
 
     number = 0
     best: int | None = None
     for rate in config.capacity_rates:
         number += 1
-        latencies, achieved, ticks, drained = round_at(rate, number)
+        latencies, stream, ticks, drained = round_at(rate, number)
+        achieved = stream.achieved
         rounds.append((rate, latencies, achieved, ticks, drained))
         if percentile(latencies, 99) > 1000 or achieved < ACHIEVED * rate:
             break
@@ -525,15 +549,19 @@ def capacity(server: LiveServer, config: Config, now_ms: int) -> list[dict[str, 
         number += 1
         asked = 2 * best
         print(f"[live] overload: {asked:,} events/s (twice the capacity)", flush=True)
-        latencies, achieved, ticks, drained = round_at(asked, number)
+        sending = (f"requests of up to {config.request_calls} calls" if config.request_calls
+                   else "one request per 20 ms slot")
+        latencies, stream, ticks, drained = round_at(asked, number)
+        achieved = stream.achieved
         results.append(figure(f"overload{total}.ticks", f"tick durations at twice the capacity, {asked:,} events/s"
                               f" asked, {achieved:,.0f} achieved (median; p99 beside); {scale}", ticks or [0.0], "ms",
                               1, p99=round(percentile(ticks, 99), 1) if ticks else None, asked=asked,
                               achieved=round(achieved), freshness_p99_ms=round(percentile(latencies, 99)),
                               drained_s=round(drained, 1)))
         results.append({"name": f"overload{total}.ingest", "unit": "ratio", "repeats": 1, "spread": 0.0,
-                        "label": f"ingest rate achieved / asked at twice the capacity ({asked:,} events/s); {scale}",
-                        "value": round(achieved / asked, 3)})
+                        "label": f"ingest rate achieved / asked at twice the capacity ({asked:,} events/s; {sending});"
+                                 f" {scale}",
+                        "value": round(achieved / asked, 3), **stream.fields()})
         results.append({"name": f"overload{total}.drain", "unit": "s", "repeats": 1, "spread": 0.0,
                         "label": f"last entry seen after the stream at twice the capacity ended; {scale}",
                         "value": round(drained, 1)})
