@@ -93,8 +93,9 @@ $(BENCH_STAMP): $(STAMP)
 
 # The whole suite (bench/suite.py): every figure of BENCHMARKS.md against its baseline and target,
 # written to bench/results/latest.json. `bench` is the full scale (100k users / 1M events; about 8
-# minutes today, plus the 200 definitions of bench/space.py), `bench-quick` small scales in about 3
-# minutes; `BENCH_ARGS="--only ingest"` picks stages.
+# minutes today, plus the 200 definitions of bench/space.py in the evaluator stage and about 10 in
+# the live_d200 stage), `bench-quick` small scales in about 3 minutes; `BENCH_ARGS="--only ingest"`
+# picks stages.
 bench: $(BENCH_STAMP)
 	$(PY) bench/suite.py $(BENCH_ARGS)
 

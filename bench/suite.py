@@ -1,6 +1,6 @@
 """The benchmark suite: every figure of BENCHMARKS.md in one run, with its baseline and target.
 
-Runs three stages, one after the other, each with its own servers in child processes:
+Runs five stages, one after the other, each with its own servers in child processes:
 
 - ingest (bench/ingest.py): `ingest.batch`, `http.batch` (the HTTP tracking API against
   `BatchJson`), `ingest.stream`, `ingest.unary` (and, in the full preset, `ingest.batch_typed`),
@@ -14,6 +14,12 @@ Runs three stages, one after the other, each with its own servers in child proce
   reads over gRPC and over HTTP, alternating, on the big data set);
 - live (bench/live.py): `freshness.p50/p99` and `sync.latency.p50/p99` under a paced stream at
   1,000 events/s on the system clock, and the webhook first-sync throughputs;
+- live_d200 (bench/live.py with the realistic space's 199 definitions beside `bench_fresh`):
+  `backfill.live.d200` (the 199 created together, made LIVE by the server's own ticks),
+  `freshness.d200.p50/p99` at 1,000 events/s, `capacity.d200` (the highest paced rate tried
+  whose freshness p99 stays within 1 s, at least 95% of it achieved) and, at twice that rate,
+  `overload.d200.ticks`, `overload.d200.ingest` (rate achieved / asked) and
+  `overload.d200.drain`;
 - sync (bench/sync_event.py): `sync.event.throughput`, EVENT-style webhook deliveries (a signed
   request per change) to a local receiver, with the server's CPU per change and the load.
 
@@ -28,7 +34,7 @@ baseline, ratio, repeats, spread, target, met, …) and bench/results/latest.md 
 table), and prints the table.
 
     python bench/suite.py --quick        # small scales, about 3 minutes (`make bench-quick`)
-    python bench/suite.py                # 100k users / 1M events (`make bench`): about 8 minutes today
+    python bench/suite.py                # 100k users / 1M events (`make bench`): about 20 minutes today
     python bench/suite.py --quick --only live,ingest
 """
 
@@ -88,6 +94,10 @@ TARGETS: dict[str, tuple[str, Check]] = {
     "profiles.rest.p99": ("ratio ≤ 1.2 (≤ 1.2× gRPC's p99)", _ratio_at_most(1.2)),
     "memory.backfill.peak": ("≤ 1,024 MiB", _value_at_most(1024)),
     "memory.d200.peak": ("≤ 1,024 MiB", _value_at_most(1024)),
+    "freshness.d200.p99": ("≤ 500 ms", _value_at_most(500)),
+    "overload.d200.ticks": ("p99 ≤ 2,000 ms", lambda f: f.get("p99") is not None and f["p99"] <= 2000),
+    "overload.d200.ingest": (f"≥ {live.ACHIEVED} (keeps its rate)", _value_at_least(live.ACHIEVED)),
+    "overload.d200.drain": ("≤ 60 s (every entry seen once the load drops)", _value_at_most(60)),
     "sync.event.throughput": ("≥ 3,000 changes/s", _value_at_least(3000)),
 }
 
@@ -97,6 +107,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "evaluator": evaluator.Config(users=5_000, events=50_000, rounds=2, duck_repeats=3, tick_repeats=5,
                                       d200_repeats=3),
         "live": live.Config(users=2_000, events=20_000, seconds=5, sync_repeats=2, reads=False),
+        "live_d200": live.Config(users=2_000, events=20_000, seconds=10, reads=False, sync=False, definitions=199,
+                                 capacity_rates=(500, 1_000)),
         "sync": sync_event.Config(members=3_000, repeats=2),
         "read_seconds": 3.0,
     },
@@ -104,11 +116,13 @@ PRESETS: dict[str, dict[str, Any]] = {
         "ingest": ingest.Config(users=10_000, events=100_000, stream=30_000, unary=10_000, repeats=5, typed=True),
         "evaluator": evaluator.Config(users=100_000, events=1_000_000, rounds=3, duck_repeats=3, tick_repeats=7),
         "live": live.Config(users=20_000, events=200_000, seconds=30, sync_repeats=3, reads=False),
+        "live_d200": live.Config(users=100_000, events=1_000_000, seconds=20, reads=False, sync=False,
+                                 definitions=199, capacity_rates=(250, 500, 1_000, 2_000)),
         "sync": sync_event.Config(members=20_000, repeats=3),
         "read_seconds": 15.0,
     },
 }
-STAGES = ("ingest", "evaluator", "live", "sync")
+STAGES = ("ingest", "evaluator", "live", "live_d200", "sync")
 
 
 def run_stage(stage: str, preset: dict[str, Any]) -> list[dict[str, Any]]:
@@ -126,7 +140,7 @@ def run_stage(stage: str, preset: dict[str, Any]) -> list[dict[str, Any]]:
         return evaluator.collect(config, on_big=reads)
     if stage == "sync":
         return sync_event.collect(preset["sync"])
-    return live.collect(preset["live"])
+    return live.collect(preset[stage])
 
 
 def judge(results: list[dict[str, Any]]) -> None:
