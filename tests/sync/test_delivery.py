@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
 from audiences.v1 import sync_pb2
 from google.protobuf import field_mask_pb2
 
+from audiences_server.engine.sync.queueing import Queueing
 from tests.evaluator.conftest import Space
 from tests.sync.conftest import Receiver, admin, connect, verify_signature, wait_for, webhook
 
@@ -165,3 +169,47 @@ def test_a_new_url_applies_to_what_is_sent_next(space: Space, receiver: Receiver
     assert sorted(c["userId"] for c in moved) == ["u2", "u3"]
     assert [c["userId"] for c in receiver.calls()] == ["u1"]
     assert all(verify_signature(r) for r in other.accepted)
+
+
+def test_a_connection_whose_audience_did_not_change_queues_nothing(space: Space, receiver: Receiver,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a tick that changed one audience, only that audience's connections queue records:
+    a connection of an audience that did not change submits no writer job (an empty transaction
+    per connection after every evaluator job, before), and still gets its own next change."""
+    space.define("pro", "trait('plan') = 'pro'")
+    space.define("free", "trait('plan') = 'free'")
+    other = Receiver()
+    other.start()
+    try:
+        webhook(space, "pro_hook", receiver.url)
+        webhook(space, "free_hook", other.url)
+        connect(space, "pro_hook", "pro", send_track=True)
+        connect(space, "free_hook", "free", send_track=True)
+        space.tick()
+        writer = space.running.server.engine.writer
+        queued: list[str] = []
+        submit = writer.submit
+
+        def counting(job: Any, **options: Any) -> Any:
+            if isinstance(job, Queueing):
+                queued.append(job.destination.key)
+            return submit(job, **options)
+
+        wait_for(lambda: not _first_syncs_pending(space), what="first syncs")
+        monkeypatch.setattr(writer, "submit", counting)
+        _members(space, "u1")
+        space.tick()
+        wait_for(receiver.calls, what="pro entered")
+        space.send({"type": "identify", "userId": "u2", "traits": {"plan": "free"}})
+        space.tick()
+        entered = wait_for(other.calls, what="free entered")
+    finally:
+        other.stop()
+    assert [c["userId"] for c in entered] == ["u2"]
+    assert queued.count("free_hook") == 1, queued
+    assert queued.count("pro_hook") == 1, queued
+
+
+def _first_syncs_pending(space: Space) -> bool:
+    listed = space.running.sync.ListConnections(sync_pb2.ListConnectionsRequest(), metadata=admin(space))
+    return any(c.phase != sync_pb2.CONNECTION_PHASE_LIVE for c in listed.connections)

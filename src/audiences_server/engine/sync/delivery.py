@@ -184,9 +184,12 @@ class DestinationWorker:
         if self._queueing:
             self._asked = True  # told of changes meanwhile: the job under way may have missed them
             return
-        latest = store.latest_change(self._readers.get())
-        behind = [c for c in store.connections_of(self._readers.get(), self.destination_id)
-                  if c.phase != "LIVE" or c.cursor < latest]  # the others: nothing new, no empty transaction
+        # Behind: in its first sync, or its own definition has records after its cursor. Any other
+        # definition's records are not its business: a connection whose definition did not change
+        # queues no job (with many connections, a job per connection after every evaluator job).
+        conn = self._readers.get()
+        behind = [c for c in store.connections_of(conn, self.destination_id)
+                  if c.phase != "LIVE" or c.cursor < store.latest_change_of(conn, c.computation_id)]
         if not behind:
             return
         connection = next((c for c in behind if c.connection_id > self._queued_last), behind[0])
