@@ -108,14 +108,16 @@ def _drive(driven: FrontDriven, single: SingleNode, steps: Iterator[tuple[str, A
 
 
 def _queued(engines: list[Any]) -> None:
-    """Waits until every connection of every file has queued every change record written so far
-    (identifiers are captured when a change is queued: a later merge would take them away)."""
+    """Waits until every connection of every file has queued every change record of its
+    definition written so far (identifiers are captured when a change is queued: a later merge
+    would take them away). A connection whose definition has no newer record keeps its cursor."""
 
     def done() -> bool:
         for engine in engines:
             conn = engine.readers.get()
-            newest = conn.execute("SELECT coalesce(max(change_id), 0) FROM changes").fetchone()[0]
-            behind = conn.execute("SELECT count(*) FROM connections WHERE cursor < ?", (newest,)).fetchone()[0]
+            behind = conn.execute(
+                "SELECT count(*) FROM connections AS c WHERE EXISTS (SELECT 1 FROM changes"
+                " WHERE changes.computation_id = c.computation_id AND changes.change_id > c.cursor)").fetchone()[0]
             if behind:
                 return False
         return True
