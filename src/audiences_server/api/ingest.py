@@ -41,14 +41,13 @@ _STREAM_MAX_LISTED = 1000
 R = TypeVar("R", bound=Message)
 
 
-def _result(result: CallResult) -> ingest_pb2.MessageResult:
+def _result(result: CallResult, make: Callable[..., Any] = ingest_pb2.MessageResult) -> Any:
+    """One call's outcome, made by `make`: a `MessageResult`, or a batch response's `results.add`."""
     if not (result.reason or result.detail):
         # Most results: empty fields are proto3 defaults, and leaving them out is cheaper.
-        return ingest_pb2.MessageResult(index=result.index, message_id=result.message_id, status=_STATUS[result.status])
-    return ingest_pb2.MessageResult(
-        index=result.index, message_id=result.message_id, status=_STATUS[result.status],
-        reason=result.reason, detail=result.detail,
-    )
+        return make(index=result.index, message_id=result.message_id, status=_STATUS[result.status])
+    return make(index=result.index, message_id=result.message_id, status=_STATUS[result.status],
+                reason=result.reason, detail=result.detail)
 
 
 Response = TypeVar("Response", ingest_pb2.BatchResponse, ingest_pb2.BatchJsonResponse)
@@ -62,11 +61,7 @@ def _batch_response(response_type: type[Response], results: Sequence[CallResult]
                              rejected_count=statuses.count(REJECTED))
     add = response.results.add
     for result in results:
-        if result.reason or result.detail:
-            add(index=result.index, message_id=result.message_id, status=_STATUS[result.status],
-                reason=result.reason, detail=result.detail)
-        else:
-            add(index=result.index, message_id=result.message_id, status=_STATUS[result.status])
+        _result(result, add)
     return response
 
 

@@ -45,8 +45,8 @@ JOB_PROFILES = 1000
 # On the system clock, a live job takes as much waiting work as it can do in about this long
 # (`job_size`), so that ingest, which waits for the writer between two jobs, is never held up
 # for much longer; never fewer than JOB_MIN_PROFILES, never more than JOB_PROFILES. An ingest
-# request that arrives as a job starts waits about one job: shorter jobs cost the evaluator their
-# fixed part more often, which only shows when it is behind (docs/evaluator.md).
+# request that arrives as a job starts waits about one job. Shorter jobs pay their fixed part
+# more often; measured behind, that cost no throughput (docs/evaluator.md).
 JOB_TARGET_MS = 100
 JOB_MIN_PROFILES = 10
 # (Definition, profile) pairs one job backfills at most: definitions created together share a job.
