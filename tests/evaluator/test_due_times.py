@@ -26,6 +26,9 @@ operations = st.one_of(
     st.tuples(st.just("take"), times, st.integers(1, 4)),
     st.tuples(st.just("come"), computations, times),
     st.tuples(st.just("of"), computations, st.lists(profiles, max_size=6)),
+    # Few computations are asked one by one, more a profile at a time: both ways are drawn.
+    st.tuples(st.just("of_each"), st.lists(computations, max_size=5, unique=True),
+              st.lists(profiles, max_size=6, unique=True)),
     st.tuples(st.just("forget"), profiles),
     st.tuples(st.just("clear"), st.lists(computations, max_size=2)),
 )
@@ -76,6 +79,10 @@ def step(due: store.DueTimes, model: dict[tuple[int, int], int], operation: tupl
     elif kind == "of":
         _, cid, pids = operation
         assert due.of(cid, pids) == {p: model[(cid, p)] for p in pids if (cid, p) in model}
+    elif kind == "of_each":
+        _, cids, pids = operation
+        assert due.of_each(cids, pids) == {
+            cid: {p: model[(cid, p)] for p in pids if (cid, p) in model} for cid in cids}
     elif kind == "forget":
         _, pid = operation
         due.forget(pid)
