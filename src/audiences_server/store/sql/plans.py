@@ -249,6 +249,8 @@ class _Output:
         value = reduce_values(aggregate.function, _fields(raw), aggregate.value_type, aggregate.min_frequency)
         if type(value) in _JSON_SCALARS:
             return value
+        if type(value) is list and all(type(item) in _JSON_SCALARS for item in value):
+            return list(value)  # what JSON gives back for a list of scalars (`unique`'s, say), copied
         # Through JSON, as a stored value is: the same types whichever path computed it.
         return json.loads(json.dumps(value))
 
@@ -394,6 +396,21 @@ class Plan:
                 return tuple(columns[:width]), None if ts is None else ts + add
 
             return counted
+
+        if width == 1 and len(adds) == 2:
+            # Most of the rest: one aggregate, with its window's expiry and an event's arrival
+            # as next changes (every count and reducer over a window), made without loops.
+            decode = self.outputs[0].decode
+            first, second = adds
+
+            def single(columns: Sequence[Any]) -> tuple[tuple[Any, ...], int | None]:
+                raw, a, b = columns
+                due = None if a is None else a + first
+                if b is not None and (due is None or b + second < due):
+                    due = b + second
+                return (raw if counts else decode(raw),), due
+
+            return single
 
         def decoded(columns: Sequence[Any]) -> tuple[tuple[Any, ...], int | None]:
             if counts:
