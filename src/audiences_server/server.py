@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import faulthandler
+import gc
 import signal
 import threading
 from collections.abc import Callable, Coroutine
@@ -256,6 +257,20 @@ def _bind_grpc(grpc_server: aio.Server, settings: Settings) -> int:
     return int(port)
 
 
+# The collector's first generation runs after this many more container objects than freed (700
+# by default): a tick job of 200 definitions allocates a million short-lived objects, and each
+# collection also walks the survivors of the last ones.
+GC_THRESHOLDS = (20_000, 10, 10)
+
+
+def _settle_heap() -> None:
+    """Moves what startup made (modules, the registry, gRPC's objects) out of the collector's
+    sight, for good, and collects less often: a 200-definition tick job spent ~8% of its CPU in
+    collections that walked the server's whole heap to find a job's few cycles."""
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 def serve(settings: Settings) -> None:
     """Runs a server until SIGTERM or SIGINT, then shuts it down gracefully."""
     logs.configure(settings.log_format, settings.log_level)
@@ -271,6 +286,7 @@ def serve(settings: Settings) -> None:
     # `kill -USR1` writes every thread's stack to stderr: what a stuck server is waiting on.
     faulthandler.register(signal.SIGUSR1, all_threads=True)
     server.start()
+    _settle_heap()
     host = settings.listen.rsplit(":", 1)[0]
     http = f"{settings.http_listen.rsplit(':', 1)[0]}:{server.http_port}" if server.http else ""
     log.info("server_started", address=f"{host}:{port}", http_address=http, db=str(settings.db.resolve()),
