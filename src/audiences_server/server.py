@@ -257,16 +257,16 @@ def _bind_grpc(grpc_server: aio.Server, settings: Settings) -> int:
     return int(port)
 
 
-# The collector's first generation runs after this many more container objects than freed (700
-# by default): a tick job of 200 definitions allocates a million short-lived objects, and each
-# collection also walks the survivors of the last ones.
+# The collector's thresholds once started (Python's default is 700, 10, 10): its first generation
+# runs after this many more container objects allocated than freed.
 GC_THRESHOLDS = (20_000, 10, 10)
 
 
 def _settle_heap() -> None:
     """Moves what startup made (modules, the registry, gRPC's objects) out of the collector's
-    sight, for good, and collects less often: a 200-definition tick job spent ~8% of its CPU in
-    collections that walked the server's whole heap to find a job's few cycles."""
+    sight, for good, and collects less often. A 200-definition tick job allocates about a million
+    short-lived objects, and each collection walked the server's whole heap to find a job's few
+    cycles: the server's CPU per 1,000-user tick fell ~10% (BENCHMARKS.md)."""
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
 
