@@ -39,10 +39,11 @@ from audiences.v1 import (
 )
 from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection, reflection_pb2
+from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
 
 from audiences_server import logs
 from audiences_server.api.computations import ComputationAdmin
+from audiences_server.api.dispatch import generic_only
 from audiences_server.api.explain import ExplainAdmin
 from audiences_server.api.history import HistoryAdmin
 from audiences_server.api.identity_admin import IdentityRuleAdmin
@@ -194,7 +195,8 @@ async def _build(settings: Settings, engine: Engine, pool: futures.ThreadPoolExe
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)
     names = (*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME, REFLECTION_V1)
-    reflection.enable_server_reflection(names, grpc_server)
+    generic_only(reflection_pb2_grpc.add_ServerReflectionServicer_to_server, reflection.aio.ReflectionServicer(names),
+                 grpc_server)
     grpc_server.add_generic_rpc_handlers((_reflection_v1(names),))
     port = _bind_grpc(grpc_server, settings)
     http = None
@@ -224,7 +226,7 @@ def _add_services(grpc_server: aio.Server, engine: Engine, pool: futures.ThreadP
         (operator_pb2_grpc.add_OperatorServiceServicer_to_server, OperatorServicer(engine)),
     )
     for add, servicer in servicers:
-        add(servicer, grpc_server)
+        generic_only(add, servicer, grpc_server)
     for descriptor in (ingest_pb2, profiles_pb2, admin_pb2, sync_pb2, operator_pb2):
         for service in descriptor.DESCRIPTOR.services_by_name.values():
             if service.full_name not in SERVICES:

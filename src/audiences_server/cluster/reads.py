@@ -47,6 +47,7 @@ from grpc_status import rpc_status
 from audiences_server import errors
 from audiences_server.api.computations import COLLECTION_ENUM, STATUS, timestamp
 from audiences_server.api.context import space_id
+from audiences_server.api.dispatch import generic_only
 from audiences_server.api.interceptor import RequestInterceptor
 from audiences_server.api.profiles import (
     DESCENDING,
@@ -145,10 +146,10 @@ async def serve_shard_reads(engine: Engine, listen: str) -> tuple[aio.Server, fu
     pool = futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="shard-read")
     scopes = {**SERVICES, _SHARD_SERVICE: "read"}
     server = aio.server(interceptors=[_Internal(engine.auth, scopes, pool, gate=_shard_gate)])
-    profiles_pb2_grpc.add_ProfilesServiceServicer_to_server(ProfilesServicer(engine), server)
-    cluster_pb2_grpc.add_ShardServiceServicer_to_server(ShardServicer(engine), server)
-    admin_pb2_grpc.add_AudienceAdminServiceServicer_to_server(AdminServicer(engine), server)
-    sync_pb2_grpc.add_SyncServiceServicer_to_server(SyncServicer(engine, pool), server)
+    generic_only(profiles_pb2_grpc.add_ProfilesServiceServicer_to_server, ProfilesServicer(engine), server)
+    generic_only(cluster_pb2_grpc.add_ShardServiceServicer_to_server, ShardServicer(engine), server)
+    generic_only(admin_pb2_grpc.add_AudienceAdminServiceServicer_to_server, AdminServicer(engine), server)
+    generic_only(sync_pb2_grpc.add_SyncServiceServicer_to_server, SyncServicer(engine, pool), server)
     port = server.add_insecure_port(listen)
     await server.start()
     return server, pool, port
