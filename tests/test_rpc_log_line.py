@@ -86,3 +86,18 @@ def test_a_line_that_cannot_be_written_is_dropped_not_raised(raw: io.BytesIO) ->
         raise RuntimeError("boom")
     except RuntimeError:
         structlog.get_logger().exception("failed")
+
+
+@pytest.mark.parametrize("now_ns", [1_764_876_000_000_000_000, 1_764_876_000_000_001_999,
+                                    1_764_876_059_123_456_789, 1_764_876_060_999_999_999])
+def test_the_timestamp_is_structlogs_iso_utc_form(monkeypatch: pytest.MonkeyPatch, now_ns: int) -> None:
+    """Formatted once per second and completed with the microseconds, the stamp is the text of
+    `datetime.isoformat` in UTC, as structlog's `TimeStamper(fmt="iso", utc=True)` writes it: no
+    fraction at a whole second, the microseconds truncated."""
+    from datetime import UTC, datetime
+
+    monkeypatch.setattr(logs.time, "time_ns", lambda: now_ns)
+    seconds, nanos = divmod(now_ns, 1_000_000_000)
+    expected = datetime.fromtimestamp(seconds, tz=UTC).replace(microsecond=nanos // 1000)
+    assert logs._utc_now_iso() == expected.isoformat().replace("+00:00", "Z")
+    assert logs._utc_now_iso() == expected.isoformat().replace("+00:00", "Z")  # from the second's text kept

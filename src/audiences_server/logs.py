@@ -8,6 +8,7 @@ import json
 import logging
 import random
 import sys
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, BinaryIO, TextIO, cast
@@ -124,9 +125,26 @@ def rpc_line(fields: dict[str, Any], fallback: Any) -> None:
             if value is not Ellipsis:
                 fields.setdefault(name[len(_PREFIX):], value)
     fields["level"] = "info"
-    fields["timestamp"] = datetime.now(tz=UTC).isoformat().replace("+00:00", "Z")
+    fields["timestamp"] = _utc_now_iso()
     direct.stream.write(_dumps(fields) + b"\n")
     direct.stream.flush()
+
+
+# The last whole second a line was stamped with, and its text up to the seconds.
+_second: list[tuple[int, str]] = [(-1, "")]
+
+
+def _utc_now_iso() -> str:
+    """The time now as structlog's `TimeStamper(fmt="iso", utc=True)` writes it
+    (`2026-12-04T18:59:01.123456Z`, no fraction at a whole second), formatting the date and time
+    once per second instead of on every line."""
+    seconds, nanos = divmod(time.time_ns(), 1_000_000_000)
+    second, text = _second[0]
+    if seconds != second:
+        text = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        _second[0] = (seconds, text)
+    micros = nanos // 1000
+    return f"{text}.{micros:06d}Z" if micros else f"{text}Z"
 
 
 # A generator of its own, seeded from the system: code that seeds the module's shared generator

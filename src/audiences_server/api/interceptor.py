@@ -17,7 +17,7 @@ import contextvars
 import functools
 import inspect
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import Executor
 from typing import Any
 
@@ -169,7 +169,7 @@ class RequestInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
         wrapped = self._wrapped[method] = _Call(self, method, scope).wrap(handler)
         return wrapped
 
-    def authorize(self, metadata: list[tuple[str, str]], scope: str) -> Any:
+    def authorize(self, metadata: Sequence[tuple[str, Any]], scope: str) -> Any:
         """The grant of the call's single `authorization: Bearer <token>` header, for a scope.
 
         Raises:
@@ -301,11 +301,12 @@ class _Handling:
         self._call = call
         self._context = context
         self._streams_out = streams_out
-        metadata = [(key, value) for key, value in context.invocation_metadata() or () if isinstance(value, str)]
+        # As received: a text key's value is text; only `-bin` keys carry bytes.
+        metadata = context.invocation_metadata() or ()
         self._metadata = metadata
         request_id = ""
         for key, value in metadata:
-            if key == "x-request-id":
+            if key == "x-request-id" and isinstance(value, str):
                 request_id = value
                 break
         self.request_id = request_id or new_request_id()

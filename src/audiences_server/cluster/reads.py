@@ -107,7 +107,7 @@ class _Internal(RequestInterceptor):
     """One node's error mapping and call logging, without tokens: a shard's read endpoint listens
     on the cluster's private network, as the log does, and only fronts call it."""
 
-    def authorize(self, metadata: list[tuple[str, str]], scope: str) -> Any:
+    def authorize(self, metadata: Sequence[tuple[str, Any]], scope: str) -> Any:
         return Grant(1, DEFAULT_SPACE, scope, label="front")
 
 
