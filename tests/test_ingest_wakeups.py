@@ -83,3 +83,31 @@ def test_a_cancelled_waiter_does_not_stop_the_others() -> None:
         return kept.result().accepted
 
     assert asyncio.run(main()) == [2]
+
+
+def test_threads_waiting_before_the_commit_get_its_outcome() -> None:
+    """Threads blocked in `result()` (the HTTP and pool paths) wake when the writer settles: each
+    with the value, or with the request's failure; one that gives up first times out."""
+    ok, failed = Stored(), Stored()
+    results: dict[str, Any] = {}
+
+    def wait(name: str, stored: Stored) -> None:
+        try:
+            results[name] = stored.result(timeout=10).accepted
+        except RuntimeError as error:
+            results[name] = error
+
+    threads = [threading.Thread(target=wait, args=(f"{name}{i}", s))
+               for i in range(3) for name, s in (("ok", ok), ("failed", failed))]
+    for thread in threads:
+        thread.start()
+    with pytest.raises(TimeoutError):
+        ok.result(timeout=0.05)
+    failure = RuntimeError("the request failed")
+    settle([(ok, True, _outcome(5)), (failed, False, failure)])
+    for thread in threads:
+        thread.join(timeout=10)
+    assert {k: v for k, v in results.items() if k.startswith("ok")} == {f"ok{i}": [5] for i in range(3)}
+    assert all(results[f"failed{i}"] is failure for i in range(3))
+    assert ok.done()
+    assert failed.done()

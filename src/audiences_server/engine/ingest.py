@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import apsw
 
@@ -57,29 +57,65 @@ class CallResult:
     detail: str = ""
 
 
-class Stored(Future[events.StoredCalls]):
-    """The outcome of one request's calls: a thread waits on it as on any future; an event loop
-    awaits `committed()`, and a commit wakes each loop waiting on it once, not once per request
-    (`settle`), which is what a loop wake-up per request cost under many concurrent calls."""
+class Stored:
+    """The outcome of one request's calls, set once by the writer's thread: a thread waits for it
+    with `result()`; an event loop awaits `committed()`, and a commit wakes each loop waiting on it
+    once, not once per request (`settle`), which is what a loop wake-up per request cost under
+    many concurrent calls. Lighter than a `concurrent.futures.Future` (no condition variable made
+    per request and notified at the commit): one is made for every call of the unary RPCs."""
+
+    __slots__ = ("_awaited", "_event", "_ok", "_value")
 
     def __init__(self) -> None:
-        super().__init__()
+        self._ok: bool | None = None  # None until settled
+        self._value: Any = None
         self._awaited: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        self._event: threading.Event | None = None  # made only for a thread that waits
+
+    def done(self) -> bool:
+        return self._ok is not None
+
+    def result(self, timeout: float | None = None) -> events.StoredCalls:
+        """The calls' outcome, waiting for the commit (at most `timeout` seconds, if given).
+
+        Raises:
+            TimeoutError: not settled within `timeout`.
+            Exception: what storing them raised (the whole request failed).
+        """
+        if self._ok is None:
+            with _settling:
+                if self._ok is None and self._event is None:
+                    self._event = threading.Event()
+                event = self._event
+            if event is not None and not event.wait(timeout):
+                raise TimeoutError("the calls are not committed yet")
+        if not self._ok:
+            raise self._value
+        return cast(events.StoredCalls, self._value)
 
     def committed(self) -> asyncio.Future[None]:
         """Done, on the running loop, once the outcome is set (read it with `result()`)."""
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[None] = loop.create_future()
         with _settling:
-            if not self.done():
+            if self._ok is None:
                 self._awaited.append((loop, waiter))
                 return waiter
         waiter.set_result(None)
         return waiter
 
+    def _settle(self, ok: bool, value: Any) -> list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]]:
+        """Sets the outcome (under `_settling`); returns the loops' waiters to wake."""
+        self._value = value
+        self._ok = ok
+        if self._event is not None:
+            self._event.set()
+        awaited, self._awaited = self._awaited, []
+        return awaited
+
 
 # Setting an outcome and reading who awaits it happen together under this lock, so that a loop
-# that starts awaiting at that moment is either listed or sees the outcome already set.
+# or thread that starts waiting at that moment is either listed or sees the outcome already set.
 _settling = threading.Lock()
 
 
@@ -89,11 +125,7 @@ def settle(outcomes: Sequence[tuple[Stored, bool, Any]]) -> None:
     woken: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
     for stored, ok, value in outcomes:
         with _settling:
-            if ok:
-                stored.set_result(value)
-            else:
-                stored.set_exception(value)
-            awaited, stored._awaited = stored._awaited, []
+            awaited = stored._settle(ok, value)
         for loop, waiter in awaited:
             woken.setdefault(loop, []).append(waiter)
     for loop, waiters in woken.items():
