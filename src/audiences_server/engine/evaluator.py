@@ -205,6 +205,7 @@ class Evaluation:
         # Whether a profile holds an identifier other than an anonymous id (the anonymous-users
         # rule), asked once per job whatever the number of audiences.
         self._known: dict[int, bool] = {}
+        self._anonymous: set[int] = set()  # those of `_known` that are not
         # Each profile's (space, collection, merged into), None for no such profile: a job
         # changes none of them, so they are read once per job.
         self._facts: dict[int, tuple[int, str, int | None] | None] = {}
@@ -377,16 +378,22 @@ class Evaluation:
         else:
             out = self._interpret(comp, profile_ids, with_due)
         if comp.kind == "audience" and comp.collection == "users" and not comp.include_anonymous:
-            known = self._known_profiles(profile_ids)
-            out = [(pid, value if pid in known else False, due) for pid, value, due in out]
+            anonymous = self._anonymous_among(profile_ids)
+            if anonymous:  # most jobs have none: the results stand as they are
+                out = [(pid, False if pid in anonymous else value, due) for pid, value, due in out]
         return out
 
-    def _known_profiles(self, profile_ids: Sequence[int]) -> set[int]:
-        asked = [pid for pid in profile_ids if pid not in self._known]
+    def _anonymous_among(self, profile_ids: Sequence[int]) -> set[int]:
+        """The profiles among these holding no identifier but `anonymous_id` (each read once a job)."""
+        known = self._known
+        asked = [pid for pid in profile_ids if pid not in known]
         if asked:
             found = store.known_profiles(self.conn, asked)
-            self._known.update((pid, pid in found) for pid in asked)
-        return {pid for pid in profile_ids if self._known[pid]}
+            for pid in asked:
+                known[pid] = pid in found
+                if pid not in found:
+                    self._anonymous.add(pid)
+        return self._anonymous.intersection(profile_ids) if self._anonymous else set()
 
     def _interpret(
         self, comp: Compiled, profile_ids: Sequence[int], with_due: bool
