@@ -605,14 +605,18 @@ class Evaluation:
         old = store.member_results(self.conn, comp.id, users) if known is None else known
         rows = []
         moved: set[int] = set()
-        due: dict[int, int | None] = dict.fromkeys(users)
+        # A user's next change time under the audience is written with its results, so only a
+        # user with stored results can hold one to clear; the others (every user of a backfill's
+        # chunk, most without a time) are not looked up in `due` at all.
+        stored = {user for _, user in old}
+        due: dict[int, int | None] = {user: None for user in users if user in stored}
         for operand, found in enumerate(results):
             for user, (held, next_change) in found.items():
                 if old.get((operand, user)) != held:
                     rows.append((operand, user, held))
                     moved.add(user)
                 if next_change is not None:
-                    before = due[user]
+                    before = due.get(user)
                     due[user] = next_change if before is None else min(before, next_change)
         store.write_member_results(self.conn, comp.id, rows)
         if known is not None:
