@@ -187,6 +187,11 @@ class DueTimes:
     Everything an evaluation reads of `due` goes through its `DueTimes`, so it sees its own
     changes before they are written. A row is parsed only when one of its times is asked for
     or changed (a new definition's backfill finds none in the rows it reads).
+
+    A time set for a profile whose row was not read is kept as a patch instead, written at the
+    end by SQLite (`json_patch` into the stored row) without reading or parsing the row here: a
+    backfill sets times for thousands of profiles whose rows hold dozens of other definitions'
+    times. A read of the profile merges its patch first.
     """
 
     def __init__(self, conn: apsw.Connection) -> None:
@@ -194,6 +199,8 @@ class DueTimes:
         self._texts: dict[int, str | None] = {}  # per profile read: its row's times as stored (None: no row)
         self._times: dict[int, dict[str, int]] = {}  # per profile parsed: its times by computation id (text)
         self._dirty: set[int] = set()
+        # Per profile neither read nor parsed: the times set for it (by computation id, text).
+        self._patches: dict[int, dict[str, int]] = {}
 
     def load(self, profile_ids: Iterable[int]) -> None:
         """Reads the rows of the profiles not read yet."""
@@ -206,10 +213,15 @@ class DueTimes:
             (json.dumps(asked),)))
 
     def _held(self, pid: int) -> dict[str, int]:
+        """A profile's times, parsed from its row (read already) with its patch merged."""
         times = self._times.get(pid)
         if times is None:
             text = self._texts.get(pid)
             times = self._times[pid] = orjson.loads(text) if text else {}
+            patch = self._patches.pop(pid, None)
+            if patch:
+                times.update(patch)
+                self._dirty.add(pid)
         return times
 
     def of(self, computation_id: int, profile_ids: Iterable[int]) -> dict[int, int]:
@@ -223,7 +235,7 @@ class DueTimes:
             times = self._times.get(pid)
             if times is None:
                 text = self._texts[pid]
-                if text is None or key not in text:
+                if (text is None or key not in text) and pid not in self._patches:
                     continue
                 times = self._held(pid)
             due_ms = times.get(cid)
@@ -244,7 +256,7 @@ class DueTimes:
         for pid in profile_ids:
             times = self._times.get(pid)
             if times is None:
-                if not self._texts[pid]:
+                if not self._texts[pid] and pid not in self._patches:
                     continue
                 times = self._held(pid)
             for key, due_ms in times.items():
@@ -255,13 +267,26 @@ class DueTimes:
 
     def set(self, computation_id: int, due: dict[int, int | None]) -> None:
         """Stores or clears (None) each profile's next change time under one computation."""
-        self.load(due)
         cid = str(computation_id)
-        key = f'"{cid}":'
+        texts, times_of, patches = self._texts, self._times, self._patches
+        rest: dict[int, int | None] = {}
         for pid, due_ms in due.items():
+            if due_ms is not None and pid not in times_of and pid not in texts:
+                patch = patches.get(pid)
+                if patch is None:
+                    patches[pid] = {cid: due_ms}
+                else:
+                    patch[cid] = due_ms
+            else:
+                rest[pid] = due_ms
+        if not rest:
+            return
+        self.load(rest)
+        key = f'"{cid}":'
+        for pid, due_ms in rest.items():
             times = self._times.get(pid)
             if times is None:
-                if due_ms is None and key not in (self._texts[pid] or ""):
+                if due_ms is None and key not in (self._texts[pid] or "") and pid not in self._patches:
                     continue  # none to clear: the row is not parsed (as in `of`)
                 times = self._held(pid)
             if due_ms is None:
@@ -274,6 +299,7 @@ class DueTimes:
     def take(self, now_ms: int, limit: int) -> list[tuple[int, int]]:
         """Removes and returns the (computation, profile) pairs due at or before now of up to
         `limit` profiles, the longest overdue first."""
+        self._write_patches()  # the time index then holds them
         # The table's earliest, and the profiles this evaluation changed, as it holds them.
         found = {int(r[0]) for r in self.conn.execute(
             "SELECT profile_id FROM due INDEXED BY due_by_time WHERE due_ms <= ? ORDER BY due_ms LIMIT ?",
@@ -298,6 +324,8 @@ class DueTimes:
             "SELECT profile_id FROM due INDEXED BY due_by_time WHERE due_ms <= ?1 AND times ->> ?2 <= ?1",
             (now_ms, f'$."{computation_id}"'))}
         found.update(self._dirty)  # as this evaluation holds them, changed or taken since they were written
+        cid = str(computation_id)
+        found.update(pid for pid, patch in self._patches.items() if patch.get(cid, now_ms + 1) <= now_ms)
         return sorted(pid for pid, due_ms in self.of(computation_id, found).items() if due_ms <= now_ms)
 
     def forget(self, profile_id: int) -> None:
@@ -306,9 +334,22 @@ class DueTimes:
         self._texts[profile_id] = None
         self._times[profile_id] = {}
         self._dirty.discard(profile_id)
+        self._patches.pop(profile_id, None)
+
+    def _write_patches(self) -> None:
+        """Merges the patches into the stored rows (SQLite parses each row, not Python), each row's
+        earliest time taken again over the result (a patch may move the earliest later)."""
+        if self._patches:
+            self.conn.executemany(
+                "INSERT INTO due (profile_id, due_ms, times) VALUES (?, ?, ?) ON CONFLICT (profile_id) DO UPDATE"
+                " SET times = json_patch(due.times, excluded.times),"
+                " due_ms = (SELECT min(t.value) FROM json_each(json_patch(due.times, excluded.times)) AS t)",
+                [(pid, min(patch.values()), orjson.dumps(patch).decode()) for pid, patch in self._patches.items()])
+            self._patches.clear()
 
     def flush(self) -> None:
         """Writes the times of the profiles changed since the last flush: a row each, or none."""
+        self._write_patches()
         if not self._dirty:
             return
         dirty = sorted(self._dirty)
