@@ -337,14 +337,22 @@ class DueTimes:
         self._patches.pop(profile_id, None)
 
     def _write_patches(self) -> None:
-        """Merges the patches into the stored rows (SQLite parses each row, not Python), each row's
-        earliest time taken again over the result (a patch may move the earliest later)."""
+        """Merges the patches into the stored rows (SQLite parses each row, not Python). The row's
+        earliest time is the patch's when that is no later; it stays the row's when a one-time
+        patch adds a key (a backfill's usual case); else it is taken again over the merged times
+        (a patch may move the earliest later)."""
         if self._patches:
+            rows = []
+            for pid, patch in self._patches.items():
+                only = f'$."{next(iter(patch))}"' if len(patch) == 1 else None
+                rows.append((pid, min(patch.values()), orjson.dumps(patch).decode(), only))
             self.conn.executemany(
-                "INSERT INTO due (profile_id, due_ms, times) VALUES (?, ?, ?) ON CONFLICT (profile_id) DO UPDATE"
+                "INSERT INTO due (profile_id, due_ms, times) VALUES (?1, ?2, ?3) ON CONFLICT (profile_id) DO UPDATE"
                 " SET times = json_patch(due.times, excluded.times),"
-                " due_ms = (SELECT min(t.value) FROM json_each(json_patch(due.times, excluded.times)) AS t)",
-                [(pid, min(patch.values()), orjson.dumps(patch).decode()) for pid, patch in self._patches.items()])
+                " due_ms = CASE WHEN excluded.due_ms <= due.due_ms THEN excluded.due_ms"
+                " WHEN ?4 IS NOT NULL AND json_type(due.times, ?4) IS NULL THEN due.due_ms"
+                " ELSE (SELECT min(t.value) FROM json_each(json_patch(due.times, excluded.times)) AS t) END",
+                rows)
             self._patches.clear()
 
     def flush(self) -> None:
