@@ -35,6 +35,7 @@ from audiences_server.store.db import Readers
 from audiences_server.store.deletions import DeletionRow
 from audiences_server.store.identity import touch
 from audiences_server.store.suppressions import SuppressedId, SuppressionRow
+from audiences_server.store.sync import latest_change
 from audiences_server.store.writer import Writer
 
 DEFAULT_TIMEOUT_MS = 3_600_000
@@ -110,7 +111,7 @@ class Deletions:
 
     def _exit(self, conn: apsw.Connection, row: DeletionRow, now: int) -> None:
         """Ends the profile's memberships and links through the change outbox."""
-        mark = store.latest_change(conn)
+        mark = latest_change(conn)
         Evaluation(conn, self._evaluator.registry(conn), now).retire(row.profile_id)
         linked = store.linked(conn, row.profile_id, row.collection)
         touch(conn, [(other, "link", "") for other in linked])

@@ -159,11 +159,6 @@ def forget_evaluation(conn: apsw.Connection, profile_id: int) -> None:
     conn.execute("DELETE FROM due WHERE profile_id = ?", (profile_id,))
 
 
-def latest_change(conn: apsw.Connection) -> int:
-    """The newest change record's id, 0 if none."""
-    return int(scalar(conn, "SELECT coalesce(max(change_id), 0) FROM changes"))
-
-
 def count_changes_since(conn: apsw.Connection, after: int) -> int:
     """How many change records were written after `after` (by the current job)."""
     return int(scalar(conn, "SELECT count(*) FROM changes WHERE change_id > ?", (after,)))

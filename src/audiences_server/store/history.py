@@ -20,7 +20,7 @@ from typing import Any
 import apsw
 
 from audiences_server.store.db import scalar
-from audiences_server.store.sync import TAKEN
+from audiences_server.store.sync import TAKEN, latest_change
 
 HOUR_MS = 3_600_000
 PRUNE_BATCH = 1000
@@ -47,7 +47,7 @@ SIZES = (
 
 def mark(conn: apsw.Connection) -> int:
     """The newest change record's id: what a job writes afterwards has a greater one."""
-    return int(scalar(conn, "SELECT coalesce(max(change_id), 0) FROM changes"))
+    return latest_change(conn)
 
 
 def capture(conn: apsw.Connection, after: int) -> None:

@@ -196,7 +196,7 @@ def insert_connection(
 ) -> None:
     """Stores a new connection, reading the outbox from now on and snapshotting current values
     (with `connection_id` as its id, if given and free)."""
-    cursor = int(scalar(conn, "SELECT coalesce(max(change_id), 0) FROM changes"))
+    cursor = latest_change(conn)
     if connection_id is not None and scalar(conn, "SELECT count(*) FROM connections WHERE connection_id = ?",
                                             (connection_id,)):
         connection_id = None
