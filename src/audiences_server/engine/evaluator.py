@@ -202,10 +202,10 @@ class Evaluation:
         self.job = 1
         self.backfilling = False
         self.report = TickReport(now_ms)
-        # Whether a profile holds an identifier other than an anonymous id (the anonymous-users
-        # rule), asked once per job whatever the number of audiences.
-        self._known: dict[int, bool] = {}
-        self._anonymous: set[int] = set()  # those of `_known` that are not
+        # The anonymous-users rule: the profiles asked whether they hold an identifier other than
+        # an anonymous id (once per job whatever the number of audiences), and those that do not.
+        self._asked: set[int] = set()
+        self._anonymous: set[int] = set()
         # Each profile's (space, collection, merged into), None for no such profile: a job
         # changes none of them, so they are read once per job.
         self._facts: dict[int, tuple[int, str, int | None] | None] = {}
@@ -385,14 +385,10 @@ class Evaluation:
 
     def _anonymous_among(self, profile_ids: Sequence[int]) -> set[int]:
         """The profiles among these holding no identifier but `anonymous_id` (each read once a job)."""
-        known = self._known
-        asked = [pid for pid in profile_ids if pid not in known]
+        asked = [pid for pid in profile_ids if pid not in self._asked]
         if asked:
-            found = store.known_profiles(self.conn, asked)
-            for pid in asked:
-                known[pid] = pid in found
-                if pid not in found:
-                    self._anonymous.add(pid)
+            self._asked.update(asked)
+            self._anonymous.update(set(asked) - store.known_profiles(self.conn, asked))
         return self._anonymous.intersection(profile_ids) if self._anonymous else set()
 
     def _interpret(
