@@ -142,3 +142,37 @@ def test_redrive_counts_every_letter_it_puts_back(space: Space, receiver: Receiv
     assert redriven.redriven_count == 4
     wait_for(lambda: {c["userId"] for c in receiver.calls()} == set(users), what="the redriven deliveries")
     assert not space.running.sync.ListDeadLetters(request, metadata=meta).dead_letters
+
+
+def test_a_merge_keeps_the_persons_changes_in_order(space: Space, receiver: Receiver) -> None:
+    """A user's parked change still holds the person's later changes after their profile is
+    merged into an older one (an anonymous visitor's): the merged profile's queued deliveries
+    become the survivor's, and so do its later ones (its exit, when the merge retires it), so
+    they wait behind the parked entry."""
+    space.define("pro", "trait('plan') = 'pro'")
+    webhook(space, "hook", receiver.url)
+    connect(space, "hook", "pro", send_identify=True)
+    space.send({"type": "track", "anonymousId": "anon-1", "event": "Page Viewed"})  # the older profile
+    space.tick()
+    broken = threading.Event()
+    broken.set()
+    receiver.fail_when = lambda body: 500 if broken.is_set() and body["traits"]["pro"] is True else None
+    space.send({"type": "identify", "userId": "ada", "traits": {"plan": "pro"}})
+    space.tick()
+    meta = admin(space)
+    parked = wait_for(lambda: space.running.sync.ListDeadLetters(
+        sync_pb2.ListDeadLettersRequest(destination_key="hook"), metadata=meta).dead_letters, what="a dead letter")[0]
+    # Ada signs in where she browsed anonymously: her profile merges into the visitor's (retired,
+    # it leaves `pro`), and the merged profile is not `pro` either.
+    space.send({"type": "identify", "userId": "ada", "anonymousId": "anon-1", "traits": {"plan": "free"}})
+    space.tick()
+    request = sync_pb2.GetConnectionRequest(destination_key="hook", computation=ref("pro"))
+    wait_for(lambda: space.running.sync.GetConnection(request, metadata=meta).connection.delivery.pending_count == 1,
+             what="the exit held behind the parked entry")
+    assert not receiver.calls()
+    broken.clear()
+    space.running.sync.RedriveDeadLetters(
+        sync_pb2.RedriveDeadLettersRequest(destination_key="hook", dead_letter_ids=[parked.id]), metadata=meta)
+    calls = wait_for(lambda: len(receiver.calls()) == 2 and receiver.calls(), what="both changes")
+    assert [c["traits"]["pro"] for c in calls] == [True, False]
+    assert calls[0]["userId"] == "ada"

@@ -22,6 +22,7 @@ from audiences_server.core.identity import (
     TraitValue,
     Violation,
 )
+from audiences_server.store import sync
 from audiences_server.store.db import in_chunks
 
 _SAMPLES_KEPT = 20
@@ -134,6 +135,7 @@ def move_profile(
     """Moves everything of `merged` to `survivor` (traits are merged by the caller) and logs it."""
     conn.execute("UPDATE identifiers SET profile_id = ? WHERE profile_id = ?", (survivor, merged))
     conn.execute("UPDATE events SET profile_id = ? WHERE profile_id = ?", (survivor, merged))
+    sync.move_deliveries(conn, survivor, merged)
     conn.execute("DELETE FROM traits WHERE profile_id = ?", (merged,))
     for column, other in (("user_id", "account_id"), ("account_id", "user_id")):
         # A link both profiles had keeps the earlier of its first times and the later of its

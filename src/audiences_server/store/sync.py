@@ -304,11 +304,16 @@ def insert_items(
     conn: apsw.Connection, table: str, connection: ConnectionRow, items: list[tuple[int, str, dict[str, Any]]],
     now_ms: int,
 ) -> None:
-    """Queues records (profile, message id, record) for a connection's destination."""
+    """Queues records (profile, message id, record) for a connection's destination.
+
+    A delivery of a profile merged into another is queued as the survivor's, behind the
+    survivor's own and those moved to it at the merge (`move_deliveries`): one queue per person.
+    """
     if table == "deliveries":
         conn.executemany(
             "INSERT INTO deliveries (connection_id, destination_id, profile_id, message_id, record, state, next_ms,"
-            " created_ms) VALUES (?, ?, ?, ?, ?, 'pending', 0, ?)",
+            " created_ms) VALUES (?1, ?2, coalesce((SELECT merged_into FROM profiles WHERE profile_id = ?3), ?3),"
+            " ?4, ?5, 'pending', 0, ?6)",
             [(connection.connection_id, connection.destination_id, p, m, _text(r), now_ms) for p, m, r in items],
         )
     else:
@@ -340,6 +345,17 @@ class Delivery:
     attempts: int
     first_attempt_ms: int | None
     created_ms: int
+
+
+def move_deliveries(conn: apsw.Connection, survivor: int, merged: int) -> None:
+    """A merged profile's queued deliveries become the survivor's, keeping their places (their
+    ids): the survivor's later changes then wait behind them (`due_heads`), so a receiver gets
+    the person's changes in order across the merge."""
+    conn.execute(
+        "UPDATE deliveries SET profile_id = ?1 WHERE connection_id IN (SELECT connection_id FROM connections)"
+        " AND profile_id = ?2",
+        (survivor, merged),
+    )
 
 
 def due_heads(conn: apsw.Connection, destination_id: int, now_ms: int, limit: int,
