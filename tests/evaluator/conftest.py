@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from audiences.v1 import admin_pb2, common_pb2, ingest_pb2
-from google.protobuf import timestamp_pb2
+from google.protobuf import field_mask_pb2, timestamp_pb2
 
 from tests.conftest import Running, bearer, start
 from tests.evaluator.oracle import Values, expected_values, stored_values
@@ -64,6 +64,16 @@ class Space:
         )
         return self.running.admin.CreateComputedTrait(
             admin_pb2.CreateComputedTraitRequest(computed_trait=message), metadata=meta
+        )
+
+    def update(self, key: str, collection: str = "users", **fields: Any) -> Any:
+        """Updates an audience's fields (`enabled`, `definition`, …), only those given."""
+        return self.running.admin.UpdateAudience(
+            admin_pb2.UpdateAudienceRequest(
+                audience=admin_pb2.Audience(collection=COLLECTION[collection], key=key, **fields),
+                update_mask=field_mask_pb2.FieldMask(paths=sorted(fields)),
+            ),
+            metadata=bearer(self.tokens["admin"]),
         )
 
     def tick(self, at: int | None = None) -> admin_pb2.Tick:

@@ -6,23 +6,10 @@ from pathlib import Path
 
 import apsw
 import pytest
-from audiences.v1 import admin_pb2, common_pb2
-from google.protobuf import field_mask_pb2
 
 from audiences_server.engine import evaluator
-from tests.conftest import bearer, start
+from tests.conftest import start
 from tests.evaluator.conftest import T0, Space, new_space
-
-
-def _set_enabled(space: Space, key: str, enabled: bool) -> None:
-    """Switches a user audience off or on."""
-    space.running.admin.UpdateAudience(
-        admin_pb2.UpdateAudienceRequest(
-            audience=admin_pb2.Audience(collection=common_pb2.COLLECTION_USERS, key=key, enabled=enabled),
-            update_mask=field_mask_pb2.FieldMask(paths=["enabled"]),
-        ),
-        metadata=bearer(space.tokens["admin"]),
-    )
 
 
 def _acme_with_one_pro(space: Space) -> None:
@@ -72,7 +59,7 @@ def test_an_account_touched_after_a_user_audience_it_reads_is_disabled(space: Sp
     space.define("has_active", "ANY (trait('active') = true)", collection="accounts")
     space.tick()
     assert space.member_ids("has_active", "accounts") == {"group_id:acme"}
-    _set_enabled(space, "active", False)
+    space.update("active", enabled=False)
     space.tick()
     # The account is stale here whatever the release (a disabled audience touches no reader);
     # a change to the account itself must bring it back in line.

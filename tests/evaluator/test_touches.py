@@ -5,10 +5,6 @@ misses nothing, because its backfill reads every profile."""
 
 from __future__ import annotations
 
-from audiences.v1 import admin_pb2, common_pb2
-from google.protobuf import field_mask_pb2
-
-from tests.conftest import bearer
 from tests.evaluator.conftest import HOUR, Space
 
 
@@ -20,16 +16,6 @@ def _touches(space: Space) -> set[tuple[str, str, str]]:
         (space.space_id,),
     )
     return {(r[0], r[1], r[2]) for r in rows}
-
-
-def _edit(space: Space, key: str, definition: str) -> None:
-    space.running.admin.UpdateAudience(
-        admin_pb2.UpdateAudienceRequest(
-            audience=admin_pb2.Audience(collection=common_pb2.COLLECTION_USERS, key=key, definition=definition),
-            update_mask=field_mask_pb2.FieldMask(paths=["definition"]),
-        ),
-        metadata=bearer(space.tokens["admin"]),
-    )
 
 
 def test_a_space_without_definitions_notes_no_touches(space: Space) -> None:
@@ -72,7 +58,7 @@ def test_a_definition_the_evaluator_has_not_seen_yet_misses_no_event(space: Spac
     space.tick()
     assert space.member_ids("buyers") == {"user_id:ada", "user_id:bob"}
     # Edited to read another event, which arrives before the evaluator has seen the edit.
-    _edit(space, "viewers", "event('Signed Up').count() >= 1")
+    space.update("viewers", definition="event('Signed Up').count() >= 1")
     space.send({"type": "track", "userId": "cy", "event": "Signed Up"})
     space.tick()
     assert space.member_ids("viewers") == {"user_id:cy"}
