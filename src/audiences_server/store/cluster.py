@@ -12,6 +12,7 @@ from typing import Any
 
 import apsw
 
+from audiences_server.store import sync
 from audiences_server.store.db import rows as rows_of
 from audiences_server.store.db import scalar
 
@@ -238,12 +239,16 @@ def export_profile(conn: apsw.Connection, profile_id: int) -> dict[str, Any]:
 
 
 def remove_profile(conn: apsw.Connection, profile_id: int, survivor: int) -> None:
-    """Deletes a handed-over profile's rows and marks it (and those merged into it) merged into `survivor`."""
+    """Deletes a handed-over profile's rows and marks it (and those merged into it) merged into `survivor`.
+
+    Its queued deliveries become the survivor's, as a merge on one node makes them
+    (`sync.move_deliveries`): its later ones (its exits) are queued as the survivor's, behind them."""
     for table, columns in _PROFILE_ROWS:
         where = " OR ".join(f"{c} = ?" for c in columns)
         conn.execute(f"DELETE FROM {table} WHERE {where}", (profile_id,) * len(columns))
     conn.execute("UPDATE profiles SET merged_into = ? WHERE profile_id = ? OR merged_into = ?",
                  (survivor, profile_id, profile_id))
+    sync.move_deliveries(conn, survivor, profile_id)
 
 
 def import_profile(conn: apsw.Connection, profile_id: int, rows: dict[str, Any]) -> None:
