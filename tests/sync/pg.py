@@ -136,3 +136,8 @@ class PostgresServer:
         """Reads the database as its owner would."""
         with psycopg.connect(self.dsn, autocommit=True) as conn:
             return list(conn.execute(text, params).fetchall())
+
+    def run(self, text: str, params: Any = ()) -> None:
+        """Changes the database as its owner would."""
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            conn.execute(text, params)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -93,43 +94,89 @@ def test_a_new_connection_starts_from_an_empty_table(space: Space, postgres: Pos
     wait_for(lambda: _rows(postgres, table) == {("u2",), ("u3",)}, what="the table started afresh")
 
 
-def test_a_batch_written_twice_leaves_the_same_rows(space: Space, postgres: PostgresServer) -> None:
-    """Upserts and deletes are idempotent: the batch in flight at a crash, written again after
-    the restart, changes nothing."""
-    space.define("pro", "trait('plan') = 'pro'")
-    space.send({"type": "identify", "userId": "u0", "traits": {"plan": "pro"}})
-    space.tick()
-    _destination(space, "warehouse", postgres, table_prefix=f"s{space.space_id}_")
-    sync = space.running.sync
-    sync.UpdateDestination(sync_pb2.UpdateDestinationRequest(destination=sync_pb2.Destination(
-        key="warehouse", enabled=False), update_mask=field_mask_pb2.FieldMask(paths=["enabled"])),
-        metadata=admin(space))
-    connect(space, "warehouse", "pro")
-    engine = space.running.server.engine
-    row = engine.sync.destination(space.space_id, "warehouse")
-    connection = engine.sync.connection(space.space_id, "warehouse", ("audience", "users", "pro")).row
-    sink = registry.get("postgres").build(row, Context(engine.writer, engine.readers))
-    assert sink is not None
+class _Sinks:
+    """Sinks of one postgres destination and connection (`pro`) built by hand, as the sync loop
+    builds them, with the destination disabled so that the loop itself writes nothing."""
 
-    def change(n: int, kind: str, user: str) -> Delivery:
+    def __init__(self, space: Space, postgres: PostgresServer) -> None:
+        space.define("pro", "trait('plan') = 'pro'")
+        space.send({"type": "identify", "userId": "u0", "traits": {"plan": "pro"}})
+        space.tick()
+        _destination(space, "warehouse", postgres, table_prefix=f"s{space.space_id}_")
+        space.running.sync.UpdateDestination(sync_pb2.UpdateDestinationRequest(destination=sync_pb2.Destination(
+            key="warehouse", enabled=False), update_mask=field_mask_pb2.FieldMask(paths=["enabled"])),
+            metadata=admin(space))
+        connect(space, "warehouse", "pro")
+        self.engine = space.running.server.engine
+        self.row = self.engine.sync.destination(space.space_id, "warehouse")
+        self.connection = self.engine.sync.connection(space.space_id, "warehouse", ("audience", "users", "pro")).row
+        self.table = f"s{space.space_id}_users_pro"
+
+    def build(self) -> Any:
+        sink = registry.get("postgres").build(self.row, Context(self.engine.writer, self.engine.readers))
+        assert sink is not None
+        return sink
+
+    def change(self, n: int, kind: str, user: str) -> Delivery:
         record = {"kind": "audience", "key": "pro", "computation_id": "aud_x", "collection": "users", "space": "s",
                   "change": kind, "at_ms": 1_000 * n, "profile": f"prf_{user}", "ids": [["user_id", user]],
                   "message_id": f"syn_{n}", "old": None, "new": kind != "exited"}
-        return Delivery(n, connection.connection_id, n, f"syn_{n}", record, 0, None, 0)
+        return Delivery(n, self.connection.connection_id, n, f"syn_{n}", record, 0, None, 0)
 
+    def write(self, sink: Any, batch: list[Delivery], outcomes: list[Outcome]) -> None:
+        sink.write_batch(batch, {self.connection.connection_id: self.connection}, lambda _, o: outcomes.append(o))
+
+
+def test_a_batch_written_twice_leaves_the_same_rows(space: Space, postgres: PostgresServer) -> None:
+    """Upserts and deletes are idempotent: the batch in flight at a crash, written again after
+    the restart, changes nothing."""
+    sinks = _Sinks(space, postgres)
+    sink = sinks.build()
     outcomes: list[Outcome] = []
-    batches = [[change(1, "entered", "a"), change(2, "entered", "b")], [change(3, "exited", "a")]]
-    table = f"s{space.space_id}_users_pro"
+    batches = [[sinks.change(1, "entered", "a"), sinks.change(2, "entered", "b")], [sinks.change(3, "exited", "a")]]
     try:
         for batch in batches:
             for _ in range(2):
-                sink.write_batch(batch, {connection.connection_id: connection}, lambda _, o: outcomes.append(o))
-                assert _rows(postgres, table, "profile_id, user_id, message_id") == (
+                sinks.write(sink, batch, outcomes)
+                assert _rows(postgres, sinks.table, "profile_id, user_id, message_id") == (
                     {("prf_a", "a", "syn_1"), ("prf_b", "b", "syn_2")} if batch is batches[0]
                     else {("prf_b", "b", "syn_2")})
     finally:
         sink.close()
     assert all(o.ok for o in outcomes)
+
+
+def test_writers_preparing_one_table_at_once_keep_each_others_rows(space: Space, postgres: PostgresServer) -> None:
+    """The shards of a cluster each write their own profiles into a connection's one table, and
+    their first batches can arrive together: none may drop the table another has just filled, or
+    fail racing it to create the table. Several sinks write their first batch at the same moment,
+    into a table that is not there yet, round after round."""
+    sinks = _Sinks(space, postgres)
+    writers = 6
+    for round_ in range(8):
+        postgres.run(f"DROP TABLE IF EXISTS {sinks.table}")
+        if postgres.query("SELECT to_regclass('audiences_connections')")[0][0]:
+            postgres.run("DELETE FROM audiences_connections WHERE table_name = %s", (sinks.table,))
+        built = [sinks.build() for _ in range(writers)]
+        outcomes: list[Outcome] = []
+        start = threading.Barrier(writers)
+
+        def first_batch(i: int, sink: Any, start: threading.Barrier, outcomes: list[Outcome]) -> None:
+            start.wait()
+            sinks.write(sink, [sinks.change(i + 1, "entered", f"w{i}")], outcomes)
+
+        threads = [threading.Thread(target=first_batch, args=(i, sink, start, outcomes))
+                   for i, sink in enumerate(built)]
+        try:
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(timeout=30)
+        finally:
+            for sink in built:
+                sink.close()
+        assert [o.error for o in outcomes if not o.ok] == [], round_
+        assert _rows(postgres, sinks.table) == {(f"w{i}",) for i in range(writers)}, round_
 
 
 def test_postgres_killed_mid_sync_then_restarted(space: Space, postgres: PostgresServer) -> None:

@@ -22,6 +22,7 @@ psycopg.sql, values are always bound.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -160,13 +161,20 @@ class Table:
         chosen_ids, chosen_traits = columns(comp, config["external_id_types"], config["include_traits"])
         self.ids = [c for c in chosen_ids if c not in RESERVED]
         self.traits = [c for c in chosen_traits if c not in RESERVED]
+        self._schema = config["schema"]
         self._markers = sql.Identifier(config["schema"], MARKERS)
         self._table = sql.Identifier(config["schema"], self.name)
 
     def prepare(self, conn: psycopg.Connection[Any], marker: str) -> None:
         """Creates the table, or starts it afresh when it belongs to another connection, and adds
-        the columns chosen since it was made."""
+        the columns chosen since it was made.
+
+        Several writers can prepare the same table at once (the shards of a cluster each write
+        their own profiles' rows into it): the preparation holds a lock of the schema until the
+        transaction ends, so a writer reads the markers another has committed, instead of
+        dropping the table that writer has just filled or racing it to create the table."""
         markers = self._markers
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(self._schema),))
         conn.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} (table_name text PRIMARY KEY, connection text NOT NULL,"
                              " prepared_at timestamptz NOT NULL DEFAULT now())").format(markers))
         found = conn.execute(sql.SQL("SELECT connection FROM {} WHERE table_name = %s FOR UPDATE").format(markers),
@@ -204,6 +212,13 @@ class Table:
         values = {**traits, **own}
         cells = [None if values.get(t) is None else Jsonb(values[t]) for t in self.traits]
         return (record["profile"], _timestamp(record["at_ms"]), record["message_id"], *ids, *cells)
+
+
+def _lock_key(schema: str) -> int:
+    """The advisory lock that orders the preparations of tables in one schema, the same on
+    every server: a signed 64-bit number made from the schema's name."""
+    digest = hashlib.blake2b(f"audiences_connections:{schema}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 def _gone(record: Mapping[str, Any]) -> bool:
