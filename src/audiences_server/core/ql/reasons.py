@@ -21,17 +21,13 @@ from audiences_server.core.ql.nodes import (
     Between,
     Comparison,
     Condition,
-    ContextRef,
-    Literal,
     Operator,
-    PropertyRef,
     Scalar,
-    TraitRef,
     Within,
 )
 from audiences_server.core.ql.printer import duration_text, literal_text, scalar_text
-from audiences_server.core.ql.timing import next_change_time, relative_date_comparisons, walk
-from audiences_server.core.ql.values import as_date_ms, resolve
+from audiences_server.core.ql.timing import next_change_time, possible_values, relative_date_comparisons, walk
+from audiences_server.core.ql.values import as_date_ms
 
 # At most this many reasons are kept for one instant (a burst of events stamped alike).
 MAX_REASONS = 5
@@ -109,7 +105,7 @@ def edges(definition: DefinitionLike, profile: Profile, now_ms: int) -> Iterator
             if event.name == stream.event:
                 yield from (e for e in _event_edges(event, where) if e.at_ms > now_ms)
     for comparison in relative_date_comparisons(root):
-        for value in _possible_values(comparison.subject, profile, events):
+        for value in possible_values(comparison.subject, profile, events):
             yield from (e for e in _date_edges(comparison, value) if e.at_ms > now_ms)
 
 
@@ -158,29 +154,6 @@ def iso(ms: int) -> str:
     moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)
     text = moment.strftime("%Y-%m-%dT%H:%M:%S")
     return text + (f".{ms % 1000:03d}Z" if ms % 1000 else "Z")
-
-
-def _possible_values(node: Scalar, profile: Profile, events: list[Event]) -> Iterator[Any]:
-    """Every value ``node`` could take for this profile at any time (as the timing module reads
-    them): a literal, the profile's and its users' trait, the field on every event."""
-    if isinstance(node, Literal):
-        yield node.value
-    elif isinstance(node, TraitRef):
-        for owner in (profile, *profile.users):
-            yield from _with_items(resolve(owner.traits, node.key))
-    elif isinstance(node, PropertyRef | ContextRef | Aggregate):
-        field = node.field if isinstance(node, Aggregate) else node
-        for event in events:
-            if isinstance(field, PropertyRef):
-                yield from _with_items(resolve(event.properties, field.path))
-            elif isinstance(field, ContextRef):
-                yield from _with_items(resolve(event.context, field.path))
-
-
-def _with_items(value: Any) -> Iterator[Any]:
-    yield value
-    if isinstance(value, list):
-        yield from value
 
 
 def _streams(node: Condition | Scalar) -> Iterator[tuple[Any, list[Within | Between]]]:

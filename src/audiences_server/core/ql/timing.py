@@ -57,7 +57,7 @@ def next_change_time(definition: DefinitionLike, profile: Profile, now_ms: int) 
     for stream in _streams(root):
         instants.update(_stream_edges(stream, events))
     for comparison in relative_date_comparisons(root):
-        for value in _possible_values(comparison.subject, profile, events):
+        for value in possible_values(comparison.subject, profile, events):
             instants.update(_date_edges(comparison, value))
     later = [t for t in instants if t > now_ms]
     return min(later) if later else None
@@ -94,8 +94,9 @@ def _date_edges(comparison: Comparison, value: object) -> Iterator[int]:
         yield date - length + 1
 
 
-def _possible_values(node: Scalar, profile: Profile, events: list[Any]) -> Iterator[Any]:
-    """Every value ``node`` could take for this profile, at any time (a superset)."""
+def possible_values(node: Scalar, profile: Profile, events: list[Any]) -> Iterator[Any]:
+    """Every value ``node`` could take for this profile, at any time (a superset): a literal, the
+    profile's and its users' trait, the field on every event (and each item of an array)."""
     if isinstance(node, Literal):
         yield node.value
     elif isinstance(node, TraitRef):
