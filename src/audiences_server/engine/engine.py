@@ -77,7 +77,6 @@ class Engine:
                                    settings.history_retention_days * 86_400_000, settings.tick_budget_ms,
                                    settings.tick_slice)
         self.ingest.listeners.append(self.evaluator.wake)
-        self.ingest.touches_wanted = self.evaluator.touches_wanted
         self.computations = Computations(self.writer, self.readers, self.clock, self.evaluator)
         self.page_tokens = PageTokens(server_key(self.readers.get(), "page_token"))
         retention_ms = settings.history_retention_days * 86_400_000

@@ -887,19 +887,6 @@ class Evaluator:
             self._registry_version = version
         return self._registry
 
-    def touches_wanted(self, space_id: int) -> Callable[[str, str], bool] | None:
-        """Which touches of the space an ingest job notes (`Registry.wanted`), by the registry of
-        the last job; None (every touch) before any job has built one. Called in the writer job.
-
-        The registry may be older than the computations' rows: a definition created or edited
-        since is in none of them. It has not been evaluated for any profile yet, and its
-        backfill, which starts after a job has rebuilt the registry, reads every profile's
-        events; so no touch it would have needed is missed. One deleted or disabled since only
-        makes the registry keep touches that move nothing.
-        """
-        registry = self._registry
-        return None if registry is None else functools.partial(registry.wanted, space_id)
-
     def run_tick(self, until_idle: bool = True, bounded: bool = False) -> TickReport:
         """Runs one tick at the clock's time: backfill chunks, then touched and due profiles.
 
@@ -924,15 +911,8 @@ class Evaluator:
                 room = self.tick_slice - report.taken if self.tick_slice and (bounded or not until_idle) else None
                 asked = time.perf_counter()
                 # Alone: the ingest requests queued meanwhile commit first, not after the job.
-                try:
-                    job = self._writer.run(functools.partial(self._job, now=now, room=room, number=report.jobs + 1),
-                                           alone=True)
-                except BaseException:
-                    # The job's transaction did not commit: the registry it read (a definition
-                    # it marked FAILED, say) may not be what is stored, and ingest asks it which
-                    # touches to note (`touches_wanted`). The next job reads it again.
-                    self._registry = None
-                    raise
+                job = self._writer.run(functools.partial(self._job, now=now, room=room, number=report.jobs + 1),
+                                       alone=True)
                 log.debug("tick_job", number=report.jobs + 1, taken=job.taken, profiles=len(job._profiles),
                           changed=job.values_changed, ms=round((time.perf_counter() - asked) * 1000, 2),
                           ran_ms=round(job.duration_ms, 2), cpu_ms=round(job.cpu_ms, 2))

@@ -375,9 +375,6 @@ class Ingest:
         # Where accepted calls go instead of this database (a cluster's front appends them to the
         # log, docs/scaling.md): called in the writer job, it returns once they are durable there.
         self.elsewhere: Callable[[Sender, list[tracking.Call]], None] | None = None
-        # Which touches of a space the writer job notes for the evaluator (the evaluator's
-        # `touches_wanted`); returning None, every one.
-        self.touches_wanted: Callable[[int], Callable[[str, str], bool] | None] = lambda space_id: None
         self._waiting = _Waiting(writer, self._store, max_waiting)
         self._waiting.on_commit = self._notify
         self._waiting.on_stored = self._count_stored
@@ -460,7 +457,7 @@ class Ingest:
                          len(calls))
         accepted = [calls[i] for i in split.accepted]
         first_seq = events.next_seq(conn)
-        resolver = Resolver(conn, sender.space_id, self._clock.now_ms(), self.touches_wanted(sender.space_id))
+        resolver = Resolver(conn, sender.space_id, self._clock.now_ms())
         profile_ids = resolver.resolve_all(accepted, first_seq, [request.ids[i] for i in split.accepted])
         events.insert_calls(conn, sender.space_id, accepted, profile_ids, first_seq, sender.source_id)
         resolver.finish()

@@ -16,9 +16,6 @@ from audiences_server.store.sql.plans import AccountPlan, Plan, compile_definiti
 # A touch of one of these kinds can change any definition of the profile's collection: a new
 # profile (NOT-audiences), a merge (everything moved), a new identifier (the anonymous rule).
 _TOUCHES_ALL = frozenset({"profile", "merge", "identifier"})
-# The kinds of touch whose name says which definitions it can move (an event's name, a trait's
-# key): ingest notes one only when some definition of the space reads that name (`Registry.wanted`).
-_NAMED_TOUCHES = frozenset({"event", "trait"})
 # An audience's stored value as the definitions reading it see it.
 _FLAGS = {"true": True, "false": False}
 
@@ -237,7 +234,6 @@ class Registry:
         dependencies(self.by_id.values())
         self.order = self._sorted()
         self._moved: dict[tuple[int, str, str, str], Moved] = {}
-        self._wanted: dict[tuple[int, str, str], bool] = {}
         # Asked once per definition and job (hundreds of times a job): worked out once per registry.
         self._spaces: dict[int, tuple[Compiled, ...]] = {}
         self._named: dict[tuple[int, str, frozenset[str]], tuple[Compiled, ...]] = {}
@@ -263,30 +259,6 @@ class Registry:
                     else:
                         through.add(comp.id)
             found = self._moved[key] = Moved(frozenset(itself), frozenset(through), frozenset(plans))
-        return found
-
-    def wanted(self, space_id: int, kind: str, name: str) -> bool:
-        """Whether ingest notes a touch of this kind for the evaluator: whether, on a profile of
-        either collection, it can move a computation of the space (`moved_by`).
-
-        A touch that moves nothing only costs: writing it, and a job taking it and finding no
-        work. A space without enabled computations needs none, and an event or trait no
-        definition reads needs none either. Touches of other kinds (a merge, a link, a new
-        identifier) are noted whenever the space has a computation. A definition that appears
-        later (created, edited, enabled again) is backfilled over every profile, so the touches
-        left out before it are not missed (docs/evaluator.md, "Touches").
-        """
-        key = (space_id, kind, name)
-        found = self._wanted.get(key)
-        if found is None:
-            if not self.of_space(space_id):
-                found = False
-            elif kind not in _NAMED_TOUCHES:
-                found = True
-            else:
-                moves = (self.moved_by(space_id, collection, kind, name) for collection in ("users", "accounts"))
-                found = any(moved.itself or moved.through_accounts or moved.account_plans for moved in moves)
-            self._wanted[key] = found
         return found
 
     def _sorted(self) -> list[Compiled]:

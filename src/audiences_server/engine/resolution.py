@@ -13,7 +13,7 @@ next event) needs no planning and no query.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import apsw
 
@@ -38,11 +38,8 @@ from audiences_server.store.identity import Touch
 class Resolver:
     """Resolves the calls of one ingest job; `finish()` writes what it gathered."""
 
-    def __init__(self, conn: apsw.Connection, space_id: int, now_ms: int,
-                 wanted: Callable[[str, str], bool] | None = None) -> None:
-        """`wanted`: which touches (by kind and name) to note for the evaluator; None: every one."""
+    def __init__(self, conn: apsw.Connection, space_id: int, now_ms: int) -> None:
         self._conn = conn
-        self._wanted = wanted
         self._space = space_id
         self._now = now_ms
         self._rules = store.rules(conn, space_id)
@@ -124,8 +121,7 @@ class Resolver:
     def finish(self) -> None:
         """Writes message times and the evaluator's touches."""
         store.note_messages(self._conn, self._received, self._now)
-        wanted = self._wanted
-        store.touch(self._conn, self._touches if wanted is None else [t for t in self._touches if wanted(t[1], t[2])])
+        store.touch(self._conn, self._touches)
 
     def _note(self, profile_id: int, call: Call) -> None:
         # First and last message are event times (ProfileMetadata's contract), not arrival times.
