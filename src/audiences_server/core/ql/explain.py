@@ -202,7 +202,7 @@ def _condition(node: Condition, scope: Scope, limit: int, ids: list[Any]) -> Nod
 
 def _quantified(node: Quantified, scope: Scope, limit: int, ids: list[Any]) -> Node:
     """ANY/ALL/ALL NOT: each user's result, and up to `limit` users of each outcome explained."""
-    results = [(ids[i], holds(node.operand, Scope(user, scope.now_ms)), user)
+    results = [(ids[i], holds(node.operand, Scope(user, scope.now_ms, read=scope.read)), user)
                for i, user in enumerate(scope.profile.users)]
     holding = sum(1 for _, held, _ in results if held)
     if node.quantifier == "any":
@@ -212,7 +212,7 @@ def _quantified(node: Quantified, scope: Scope, limit: int, ids: list[Any]) -> N
     else:
         value = holding == 0
     listed = [r for r in results if r[1]][:limit] + [r for r in results if not r[1]][:limit]
-    users = tuple(UserResult(uid, held, _condition(node.operand, Scope(user, scope.now_ms), limit, []))
+    users = tuple(UserResult(uid, held, _condition(node.operand, Scope(user, scope.now_ms, read=scope.read), limit, []))
                   for uid, held, user in listed)
     return Node(node.quantifier, condition_text(node), value, users=users, users_holding=holding,
                 users_total=len(results))
