@@ -242,3 +242,20 @@ def test_an_observer_that_fails_does_not_stop_the_writer(tmp_path: Path) -> None
         assert failures == [1, 1]
     finally:
         writer.close()
+
+
+def test_the_generation_counts_groups_that_may_change_events(tmp_path: Path) -> None:
+    """Jobs that keep events leave the generation as it is; a group holding any other job moves
+    it once, before its jobs run (a job sees the generation its own group makes)."""
+    writer = Writer(tmp_path / "w.db", synchronous="NORMAL")
+    try:
+        seen = writer.run(lambda conn: writer.generation, keeps_events=True)
+        assert writer.run(lambda conn: writer.generation, keeps_events=True, alone=True) == seen
+        assert writer.run(lambda conn: writer.generation) == seen + 1
+        assert writer.run(lambda conn: writer.generation, keeps_events=True) == seen + 1
+        failing = writer.submit(lambda conn: 1 / 0)
+        with pytest.raises(ZeroDivisionError):
+            failing.result(10)
+        assert writer.run(lambda conn: writer.generation, keeps_events=True) == seen + 2  # counted all the same
+    finally:
+        writer.close()

@@ -106,6 +106,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("tick_slice", _non_negative_int, "0",
             "most waiting work (touched profiles plus profiles with a next change time due) one tick takes;"
             " 0: bounded by time only"),
+    Setting("backfill_scan_ahead", _bool, "true",
+            "a backfill of 5,000 profiles or more has a second process scan the events of its next chunk while"
+            " the writer evaluates the current one"),
     Setting("manual_clock", _bool, "false",
             "tests only: the evaluator's clock moves only when set through the admin API"),
     Setting("clock_start", _time_ms, "",
@@ -137,6 +140,7 @@ class Settings:
     tick_interval_ms: int = 200
     tick_budget_ms: int = 1000
     tick_slice: int = 0
+    backfill_scan_ahead: bool = True
     manual_clock: bool = False
     clock_start: int | None = None  # milliseconds since the epoch
     credentials_file: str = ""

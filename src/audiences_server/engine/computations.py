@@ -171,7 +171,7 @@ class Computations:
         )
         versions_store.add_version(conn, cid, spec.definition, spec.options, now, actor)
         if spec.enabled:
-            store.start_backfill(conn, cid, store.count_profiles(conn, space_id, spec.collection))
+            store.start_backfill(conn, cid, store.count_profiles(conn, space_id, spec.collection), new=True)
         return self._row(conn, space_id, spec.collection, spec.key)
 
     def _refuse_cycle(self, conn: apsw.Connection, space_id: int, spec: Spec) -> None:

@@ -23,6 +23,7 @@ from audiences_server.engine.lifecycle import Lifecycle
 from audiences_server.engine.page_tokens import PageTokens
 from audiences_server.engine.profile_reads import ProfileReads, ProfileSource
 from audiences_server.engine.retention import Retention
+from audiences_server.engine.scan_ahead import ScanAhead
 from audiences_server.engine.sync.feed import Feed
 from audiences_server.engine.sync.service import Sync
 from audiences_server.engine.versions import Versions
@@ -76,6 +77,8 @@ class Engine:
         self.evaluator = Evaluator(self.writer, self.readers, self.clock, settings.tick_interval_ms,
                                    settings.history_retention_days * 86_400_000, settings.tick_budget_ms,
                                    settings.tick_slice)
+        if settings.backfill_scan_ahead:
+            self.evaluator.scan_ahead = ScanAhead(settings.db)
         self.ingest.listeners.append(self.evaluator.wake)
         self.computations = Computations(self.writer, self.readers, self.clock, self.evaluator)
         self.page_tokens = PageTokens(server_key(self.readers.get(), "page_token"))
@@ -113,7 +116,7 @@ class Engine:
         return clock
 
     def _save_clock(self, now_ms: int) -> None:
-        self.writer.run(lambda conn: clock_store.save_time(conn, now_ms))
+        self.writer.run(lambda conn: clock_store.save_time(conn, now_ms), keeps_events=True)
 
     def bootstrap(self) -> Path | None:
         """On an empty database, creates space `default` with one token per scope.

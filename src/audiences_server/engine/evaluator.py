@@ -27,6 +27,7 @@ import structlog
 from audiences_server.core import ql
 from audiences_server.engine.clock import Clock
 from audiences_server.engine.registry import Compiled, Registry, overlay, trait_names
+from audiences_server.engine.scan_ahead import ScanAhead, spec_of
 from audiences_server.store import evaluation as store
 from audiences_server.store import history as history_store
 from audiences_server.store import versions as versions_store
@@ -247,7 +248,8 @@ class Evaluation:
             self._links.update((account, found.get(account, [])) for account in asked)
         return {account: self._links[account] for account in account_ids}
 
-    def prefetch(self, work: Mapping[int, Collection[int]], stored: bool = True) -> None:
+    def prefetch(self, work: Mapping[int, Collection[int]], stored: bool = True,
+                 scanned: Mapping[int, Shared] | None = None) -> None:
         """Scans the events of the work's compiled user definitions together, one query per set
         of event names over the candidates of the definitions reading them (`plans.scan_together`):
         a tick after 1,000 new orders evaluates dozens of definitions reading `Order Completed`
@@ -255,13 +257,37 @@ class Evaluation:
         (from a changed dependency) are scanned when it runs. With `stored`, their stored values
         and next change times are read too (a backfill reads a chunk's instead); without, the
         chunk is a backfill's, and an account audience's operands take every user linked to its
-        accounts (`_backfill_flags` evaluates those that have no results yet)."""
+        accounts (`_backfill_flags` evaluates those that have no results yet). `scanned`: parts
+        of that scan already made (by computation; a backfill's scan made ahead), not made again."""
         self._shared = {}
         self._held = {}
         if self.combining:
             return
-        # The compiled user definitions, and the compiled account audiences' operands over
-        # their candidate users (`_refresh_members`), each under (computation, operand).
+        comps, keys, plans, candidates = self._scan_inputs(work, stored)
+        given: dict[int | tuple[int, int], Shared] = {
+            key: scanned[key] for key in keys if isinstance(key, int) and key in scanned} if scanned else {}
+        left = [i for i, key in enumerate(keys) if key not in given]
+        if len(left) >= 2:
+            made = scan_together(self.conn, [plans[i] for i in left], [candidates[i] for i in left], self.now)
+            self._shared = dict(zip([keys[i] for i in left], made, strict=True))
+        elif not given:
+            return
+        self._shared.update(given)
+        if not comps:
+            return
+        if stored:
+            # Every definition's stored state for every profile of the job, one range per
+            # profile (both tables are keyed by profile first): what a job reads is the rows of
+            # the profiles it evaluates, side by side, however its definitions' profiles differ.
+            union = frozenset().union(*(work[comp.id] for comp in comps))
+            held = store.stored_of_profiles(self.conn, [comp.id for comp in comps], sorted(union), self.due)
+            self._held = {cid: (union, found) for cid, found in held.items()}
+
+    def _scan_inputs(self, work: Mapping[int, Collection[int]], stored: bool
+                     ) -> tuple[list[Compiled], list[int | tuple[int, int]], list[Plan], list[Collection[int]]]:
+        """What `prefetch` scans: the compiled user definitions, and the compiled account
+        audiences' operands over their candidate users (`_refresh_members`), each under
+        (computation, operand); their plans and candidates."""
         comps: list[Compiled] = []
         keys: list[int | tuple[int, int]] = []
         plans: list[Plan] = []
@@ -285,18 +311,7 @@ class Evaluation:
                         keys.append((comp.id, k))
                         plans.append(plan)
                         candidates.append(users)
-        if len(plans) < 2:
-            return
-        self._shared = dict(zip(keys, scan_together(self.conn, plans, candidates, self.now), strict=True))
-        if not comps:
-            return
-        if stored:
-            # Every definition's stored state for every profile of the job, one range per
-            # profile (both tables are keyed by profile first): what a job reads is the rows of
-            # the profiles it evaluates, side by side, however its definitions' profiles differ.
-            union = frozenset().union(*(work[comp.id] for comp in comps))
-            held = store.stored_of_profiles(self.conn, [comp.id for comp in comps], sorted(union), self.due)
-            self._held = {cid: (union, found) for cid, found in held.items()}
+        return comps, keys, plans, candidates
 
     def hold_chunk(self, computation_ids: Sequence[int], profile_ids: Sequence[int]) -> None:
         """Reads a backfill chunk's stored state for the definitions backfilling it together, in
@@ -798,6 +813,8 @@ class Evaluator:
 
     # Set by a cluster's shard: account audiences' users and accounts are kept apart (see AccountsApart).
     apart: AccountsApart | None = None
+    # Set by the engine (`backfill_scan_ahead`): big backfills scan their next chunk in a second process.
+    scan_ahead: ScanAhead | None = None
 
     def __init__(self, writer: Writer, readers: Readers, clock: Clock, tick_interval_ms: int,
                  history_retention_ms: int = 90 * 86_400_000, tick_budget_ms: int = TICK_BUDGET_MS,
@@ -846,6 +863,8 @@ class Evaluator:
         self._wake.set()
         if self._thread is not None:
             self._thread.join()
+        if self.scan_ahead is not None:
+            self.scan_ahead.close()
 
     def wake(self) -> None:
         """Says that work may be waiting (new touches, a new definition)."""
@@ -912,7 +931,7 @@ class Evaluator:
                 asked = time.perf_counter()
                 # Alone: the ingest requests queued meanwhile commit first, not after the job.
                 job = self._writer.run(functools.partial(self._job, now=now, room=room, number=report.jobs + 1),
-                                       alone=True)
+                                       alone=True, keeps_events=True)
                 log.debug("tick_job", number=report.jobs + 1, taken=job.taken, profiles=len(job._profiles),
                           changed=job.values_changed, ms=round((time.perf_counter() - asked) * 1000, 2),
                           ran_ms=round(job.duration_ms, 2), cpu_ms=round(job.cpu_ms, 2))
@@ -1023,6 +1042,8 @@ class Evaluator:
         cursors = store.backfilling(conn)
         waiting = [c for c in registry.order if c.id in cursors]
         if not waiting:
+            if self.scan_ahead is not None and self.scan_ahead.running:
+                self.scan_ahead.close()  # started again by the next big backfill
             return False
         first = waiting[0]
         group = [first] if first.plan is None else [
@@ -1030,8 +1051,10 @@ class Evaluator:
             if c.plan is not None and cursors[c.id] == cursors[first.id]
             and (c.space_id, c.collection) == (first.space_id, first.collection)
         ][:self._backfill_cap or _backfill_group(first)]
-        pids = store.profiles_after(conn, first.space_id, first.collection, cursors[first.id], _backfill_chunk(group))
-        evaluation.prefetch({comp.id: pids for comp in group}, stored=False)
+        size = _backfill_chunk(group)
+        pids = store.profiles_after(conn, first.space_id, first.collection, cursors[first.id], size)
+        scanned = self._scanned_ahead(conn, group, pids, size, evaluation.now)
+        evaluation.prefetch({comp.id: pids for comp in group}, stored=False, scanned=scanned)
         evaluation.hold_chunk([comp.id for comp in group], pids)
         ids = {comp.id for comp in group}
         for position, comp in enumerate(group):
@@ -1045,6 +1068,29 @@ class Evaluator:
                 self._backfill_cap = position or None
                 raise
         return True
+
+    def _scanned_ahead(self, conn: apsw.Connection, group: Sequence[Compiled], pids: list[int], size: int,
+                       now: int) -> dict[int, Shared] | None:
+        """The chunk's scan of the group's compiled user definitions if it was made ahead (and
+        still holds: engine/scan_ahead.py), and the next chunk's asked for, to be scanned while
+        this one is evaluated."""
+        ahead = self.scan_ahead
+        if ahead is None or not pids:
+            return None
+        scanning = [comp for comp in group if isinstance(comp.plan, Plan) and comp.plan.query is not None]
+        if len(scanning) < 2:
+            return None  # a lone plan scans on its own (`Plan.run`), as it does without the process
+        specs = [spec_of(comp.definition.checked.definition.source, comp.kind, comp.collection,
+                         comp.definition.event_floor_ms) for comp in scanning]
+        generation = self._writer.generation
+        found = ahead.take(specs, pids, now, generation)
+        if len(pids) == size:
+            first = scanning[0]
+            following = store.profiles_after(conn, first.space_id, first.collection, pids[-1], size)
+            if len(following) == size and (ahead.running or store.count_profiles_after(
+                    conn, first.space_id, first.collection, pids[-1], ahead.min_profiles) >= ahead.min_profiles):
+                ahead.ask(specs, following, now, generation)
+        return None if found is None else {comp.id: shared for comp, shared in zip(scanning, found, strict=True)}
 
     @staticmethod
     def _backfill(conn: apsw.Connection, comp: Compiled, pids: list[int], evaluation: Evaluation,

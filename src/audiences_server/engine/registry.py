@@ -82,6 +82,12 @@ def definition(text: str, kind: str, collection: str, options: Mapping[str, Any]
     return _definition(text, kind, collection, floor, bool(options.get("include_anonymous_users", False)))
 
 
+def compiled_plan(text: str, kind: str, collection: str, floor_ms: int | None) -> Plan | AccountPlan | None:
+    """The SQL plan of a definition's text (what its `Definition.plan` is), for a process that is
+    told only the text (engine/scan_ahead.py)."""
+    return _definition(text, kind, collection, floor_ms, False).plan
+
+
 @functools.lru_cache(maxsize=4096)
 def _definition(text: str, kind: str, collection: str, floor_ms: int | None, include_anonymous: bool) -> Definition:
     checked = ql.parse_and_check(text, kind=kind, collection=collection)  # type: ignore[arg-type]

@@ -409,6 +409,16 @@ def count_profiles(conn: apsw.Connection, space_id: int, collection: str) -> int
     )
 
 
+def count_profiles_after(conn: apsw.Connection, space_id: int, collection: str, after: int, limit: int) -> int:
+    """How many live profiles of a collection have ids above `after`, counted up to `limit`."""
+    return int(scalar(
+        conn,
+        "SELECT count(*) FROM (SELECT 1 FROM profiles WHERE space_id = ? AND collection = ? AND merged_into IS NULL"
+        " AND profile_id > ? LIMIT ?)",
+        (space_id, collection, after, limit),
+    ))
+
+
 def events_of(
     conn: apsw.Connection, profile_ids: Sequence[int], names: Iterable[str] | None, since_ms: int | None
 ) -> dict[int, list[Event]]:
@@ -780,16 +790,18 @@ def finish_backfill(conn: apsw.Connection, computation_id: int, now_ms: int) -> 
     )
 
 
-def start_backfill(conn: apsw.Connection, computation_id: int, total: int) -> None:
+def start_backfill(conn: apsw.Connection, computation_id: int, total: int, new: bool = False) -> None:
     """Puts a computation back to the start of a backfill (after a create, an edit or an enable).
     Its next change times are not cleared here: see `clear_due`, which a new computation does
-    not need."""
+    not need; nor its users' results (`new`): the delete walks every user's results, keyed by
+    user, ~20 ms per definition created in a space with 1.5 million of them."""
     conn.execute(
         "UPDATE computations SET status = 'BACKFILLING', backfill_cursor = 0, progress_done = 0,"
         " progress_total = ? WHERE computation_id = ?",
         (total, computation_id),
     )
-    conn.execute("DELETE FROM member_results WHERE computation_id = ?", (computation_id,))
+    if not new:
+        conn.execute("DELETE FROM member_results WHERE computation_id = ?", (computation_id,))
 
 
 def clear_due(conn: apsw.Connection, computation_ids: Sequence[int]) -> None:

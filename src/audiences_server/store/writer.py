@@ -12,6 +12,12 @@ waiting when the writer takes its next group all go in it, before or behind a jo
 queue; once a job alone is the first of those waiting, it is passed so once at most, then runs.
 Short jobs keep their order among themselves, and jobs alone among themselves. (The evaluator
 waits for each of its jobs, so one job alone waits at a time.)
+
+The writer counts the groups it commits that may have changed events (`generation`): every
+group but those whose jobs all said they change none (`keeps_events`: the evaluator's, which
+write what it derives from events, and the manual clock's). A reading of events made on a
+snapshot taken at one generation still holds at a later job if the generation has not moved
+(engine/scan_ahead.py).
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 Job = Callable[[apsw.Connection], Any]
-_Item = tuple[Job, "Future[Any]", bool]  # a job, its future, and whether it runs alone
+_Item = tuple[Job, "Future[Any]", bool, bool]  # a job, its future, whether it runs alone, keeps events
 
 _STOP = object()
 
@@ -59,18 +65,22 @@ class Writer:
         self._max_group = max_group
         self._on_group = on_group
         self._closed = False
+        # Groups committed that held a job not `keeps_events` (read and changed on the writer thread only).
+        self.generation = 0
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="sqlite-writer", daemon=True)
         self._thread.start()
 
-    def submit(self, job: Callable[[apsw.Connection], T], *, alone: bool = False) -> Future[T]:
+    def submit(self, job: Callable[[apsw.Connection], T], *, alone: bool = False, keeps_events: bool = False
+               ) -> Future[T]:
         """Queues a job; its future resolves with its result once the transaction commits.
-        `alone`: in a transaction of its own, after the short jobs queued with it (see above)."""
+        `alone`: in a transaction of its own, after the short jobs queued with it (see above).
+        `keeps_events`: the job changes no event, so it leaves `generation` as it is."""
         future: Future[T] = Future()
         with self._lock:
             if self._closed:
                 raise WriterClosed("the writer is closed")
-            self._queue.put((job, future, alone))
+            self._queue.put((job, future, alone, keeps_events))
         return future
 
     @property
@@ -78,9 +88,10 @@ class Writer:
         """Jobs queued and not yet taken into a group (approximate while the writer runs)."""
         return self._queue.qsize() + len(self._pending)
 
-    def run(self, job: Callable[[apsw.Connection], T], timeout: float | None = None, *, alone: bool = False) -> T:
+    def run(self, job: Callable[[apsw.Connection], T], timeout: float | None = None, *, alone: bool = False,
+            keeps_events: bool = False) -> T:
         """Runs a job and waits for its committed result."""
-        return self.submit(job, alone=alone).result(timeout)
+        return self.submit(job, alone=alone, keeps_events=keeps_events).result(timeout)
 
     def close(self) -> None:
         """Finishes every job already queued, then stops the thread and closes the connection."""
@@ -126,9 +137,12 @@ class Writer:
     def _commit_group(self, group: list[_Item]) -> None:
         started = time.perf_counter()
         outcomes: list[tuple[Future[Any], bool, Any]] = []
+        if not all(keeps for *_, keeps in group):
+            # Counted before the group runs: a job reading it sees the generation its own writes make.
+            self.generation += 1
         try:
             self._conn.execute("BEGIN IMMEDIATE")
-            for job, future, _ in group:
+            for job, future, _, _ in group:
                 # A job whose caller cancelled its future before it ran is not run: its outcome
                 # has no one to reach (and a cancelled future takes no result).
                 if future.set_running_or_notify_cancel():
@@ -138,7 +152,7 @@ class Writer:
             # The commit itself failed: nothing of the group is durable, so every job fails.
             self._rollback()
             # The waiting callers first: nothing after this may leave them waiting.
-            for _, future, _ in group:
+            for _, future, _, _ in group:
                 if not future.done():
                     future.set_exception(failure)
             log.exception("write_group_failed", jobs=len(group))

@@ -1,0 +1,275 @@
+"""A backfill's next chunk scanned in a second process while the writer evaluates this one.
+
+A backfill job of compiled user definitions spends about half its time in the scan of the chunk's
+events (`plans.scan_together`: the SQL and the decoding of its rows), and the rest evaluating
+the tops of the definitions, diffing and writing. Both ran on the writer thread, one after the
+other, on one core of two. Here the job asks a process of its own to scan the *next* chunk, on a
+read-only connection, and evaluates its own chunk meanwhile; the next job takes that scan
+instead of making it.
+
+A scan made ahead is only taken when it is what the job would have scanned itself:
+
+- the same plans (the same definitions' texts, kinds, collections and floors) over the same
+  profiles;
+- the same events: the scan reads nothing but `events`, and only jobs the writer counts in its
+  `generation` can change them (ingest, merges, deletions, retention: every job but the
+  evaluator's own and the manual clock's). The scan's snapshot starts after the job that asked
+  for it began, and no other job can commit while that job runs, so the snapshot holds every
+  change counted up to the generation the job saw; if the generation has moved when the next
+  job runs, the scan is thrown away;
+- the same time, or a later one that changes nothing: each profile's part of a scan comes with
+  its next change time (a window's edge passing an event). A profile whose next change time has
+  come by the job's time is left out, and the job scans it again itself; the others' aggregates
+  are the same at both times. A clock set back discards the scan.
+
+Anything else (a definition edited, a chunk that came out different, the process gone or slow
+past WAIT_S) and the job scans in-process as before: the process only ever saves time. It starts
+when a backfill has MIN_PROFILES profiles or more to go and stops when no backfill is left.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import itertools
+import os
+import pickle
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from audiences_server.store.db import connect
+from audiences_server.store.sql.plans import Plan, Shared, scan_together
+
+log = structlog.get_logger(__name__)
+
+# A backfill with fewer profiles than this to go is scanned in-process: the process costs about
+# half a second to start, and a chunk or two gain nothing from it.
+MIN_PROFILES = 5_000
+# The longest a job waits for a scan it asked for before scanning itself (and giving up on the
+# process for good): a scan made ahead takes about as long as the job that waits for it.
+WAIT_S = 60.0
+# After this many scans thrown away in a row, one chunk in PAUSE is scanned ahead.
+MISSES = 2
+PAUSE = 8
+
+# What the process is told of each plan: enough to compile it again, the same plan.
+Spec = tuple[str, str, str, int | None]  # text, kind, collection, event floor
+
+
+def spec_of(text: str, kind: str, collection: str, floor_ms: int | None) -> Spec:
+    """A plan's description for the process."""
+    return (text, kind, collection, floor_ms)
+
+
+@dataclass(frozen=True)
+class _Asked:
+    token: int
+    specs: tuple[Spec, ...]
+    profile_ids: tuple[int, ...]
+    now_ms: int
+    generation: int
+
+
+class ScanAhead:
+    """The process that scans a backfill's next chunk, and the one scan it has been asked for."""
+
+    def __init__(self, path: Path, min_profiles: int = MIN_PROFILES, wait_s: float = WAIT_S) -> None:
+        self._path = path
+        self.min_profiles = min_profiles
+        self._wait_s = wait_s
+        self._process: subprocess.Popen[bytes] | None = None
+        self._pipe: Connection | None = None
+        self._asked: _Asked | None = None
+        self._tokens = itertools.count(1)
+        self._broken = False
+        # Scans thrown away in a row, and chunks not asked for since (see `ask`).
+        self._misses = 0
+        self._skipped = 0
+        # Scans taken, and scans made but thrown away (a test's and the logs' view of it).
+        self.taken = 0
+        self.discarded = 0
+
+    @property
+    def running(self) -> bool:
+        """Whether the process is up."""
+        return self._process is not None
+
+    def ask(self, specs: Sequence[Spec], profile_ids: Sequence[int], now_ms: int, generation: int) -> None:
+        """Has the process start scanning these plans over these profiles at `now_ms`, as the
+        writer's state stands at `generation` (called on the writer thread, inside a job)."""
+        if self._broken:
+            return
+        if self._misses >= MISSES and self._skipped < PAUSE:
+            # Its last scans were thrown away (events coming in as the backfill runs): one chunk in
+            # PAUSE is scanned ahead until one is taken again, not every chunk on a core that
+            # ingest needs.
+            self._skipped += 1
+            return
+        self._skipped = 0
+        if self._asked is not None:
+            self._receive(self._asked.token)  # one scan at a time: the last one, never taken, goes
+            self._asked = None
+        if self._pipe is None and not self._start():
+            return
+        assert self._pipe is not None
+        token = next(self._tokens)
+        try:
+            self._pipe.send((token, list(specs), list(profile_ids), now_ms))
+        except OSError as failure:
+            self._give_up("send", failure)
+            return
+        self._asked = _Asked(token, tuple(specs), tuple(profile_ids), now_ms, generation)
+
+    def take(self, specs: Sequence[Spec], profile_ids: Sequence[int], now_ms: int, generation: int
+             ) -> list[Shared] | None:
+        """The scan asked for, per plan, if it is what these plans would scan over these profiles
+        at `now_ms` with the writer at `generation` (see the module's docstring); None if not,
+        or if none was asked for."""
+        asked, self._asked = self._asked, None
+        if asked is None:
+            return None
+        found = self._receive(asked.token)
+        if found is None:
+            return None
+        if (asked.specs != tuple(specs) or asked.profile_ids != tuple(profile_ids)
+                or asked.generation != generation or now_ms < asked.now_ms):
+            self.discarded += 1
+            self._misses += 1
+            return None
+        self.taken += 1
+        self._misses = 0
+        return [_valid_at(shared, now_ms) for shared in found]
+
+    def close(self) -> None:
+        """Stops the process (a scan asked for and not taken is dropped)."""
+        self._asked = None
+        pipe, process = self._pipe, self._process
+        self._pipe, self._process = None, None
+        if pipe is not None:
+            with contextlib.suppress(OSError):
+                pipe.send(None)
+            pipe.close()
+        if process is not None:
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    def _start(self) -> bool:
+        mine, theirs = socket.socketpair()
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "audiences_server.engine.scan_ahead", "--fd", str(theirs.fileno()),
+                 "--db", str(self._path)],
+                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            )
+        except OSError as failure:
+            mine.close()
+            self._give_up("start", failure)
+            return False
+        finally:
+            theirs.close()
+        self._pipe = Connection(mine.detach())
+        log.info("scan_ahead_started", pid=self._process.pid)
+        return True
+
+    def _receive(self, token: int) -> list[Shared] | None:
+        """The answer to `token` (answers to earlier ones are dropped), or None."""
+        pipe = self._pipe
+        if pipe is None:
+            return None
+        try:
+            while True:
+                if not pipe.poll(self._wait_s):
+                    self._give_up("wait", TimeoutError(f"no answer in {self._wait_s:g} s"))
+                    return None
+                answered, found = pipe.recv()
+                if answered == token:
+                    break
+        except (OSError, EOFError, pickle.UnpicklingError) as failure:
+            self._give_up("receive", failure)
+            return None
+        if isinstance(found, str):
+            log.warning("scan_ahead_failed", error=found)
+            self.discarded += 1
+            return None
+        result: list[Shared] = found
+        return result
+
+    def _give_up(self, step: str, failure: BaseException) -> None:
+        """The process is stopped and not started again: every scan is made in-process."""
+        log.error("scan_ahead_stopped", step=step, error=f"{type(failure).__name__}: {failure}")
+        self._broken = True
+        if self._process is not None:
+            self._process.kill()
+        self.close()
+
+
+def _valid_at(shared: Shared, now_ms: int) -> Shared:
+    """A plan's part of a scan made at an earlier time, as it stands at `now_ms`: the profiles
+    whose next change time has come by then are left out (their caller scans them again); the
+    others' aggregates have not changed since."""
+    covered, found = shared
+    stale = {pid for pid, (_, due) in found.items() if due is not None and due <= now_ms}
+    if not stale:
+        return shared
+    return frozenset(covered) - stale, {pid: part for pid, part in found.items() if pid not in stale}
+
+
+def _serve(pipe: Connection, path: str) -> None:
+    """The process: answers each (token, specs, profiles, time) with the plans' scan, each on a
+    snapshot of its own, until told None or the writer's end of the pipe closes."""
+    from audiences_server.engine.registry import compiled_plan
+
+    conn = connect(path, readonly=True)
+    while True:
+        try:
+            message = pipe.recv()
+        except EOFError:
+            return
+        if message is None:
+            return
+        token, specs, profile_ids, now_ms = message
+        try:
+            plans: list[Plan] = []
+            for spec in specs:
+                plan = compiled_plan(*spec)
+                if not isinstance(plan, Plan) or plan.query is None:
+                    raise ValueError(f"not a user plan with a query: {spec[0]!r}")
+                plans.append(plan)
+            conn.execute("BEGIN")
+            try:
+                answer: Any = scan_together(conn, plans, [profile_ids] * len(plans), now_ms)
+            finally:
+                conn.execute("COMMIT")
+        except Exception as failure:  # told to the writer, which scans in-process instead
+            answer = f"{type(failure).__name__}: {failure}"
+        try:
+            pipe.send((token, answer))
+        except OSError:
+            return
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="scans a backfill's next chunk for the server")
+    parser.add_argument("--fd", type=int, required=True)
+    parser.add_argument("--db", required=True)
+    args = parser.parse_args(argv)
+    # The server stops this process itself (an interrupt at the terminal reaches both).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _serve(Connection(args.fd), args.db)
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()
