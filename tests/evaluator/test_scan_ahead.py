@@ -169,15 +169,22 @@ def test_a_scan_process_that_dies_leaves_the_backfill_to_the_writer(tmp_path: Pa
         running.server.stop(grace=1)
 
 
-def test_the_process_stops_once_no_backfill_is_left(ahead_server: Running) -> None:
+def test_the_process_stops_once_no_backfill_has_been_left_for_a_while(ahead_server: Running) -> None:
     space = new_space(ahead_server)
     _shop(space)
     _define_all(space)
     _job(ahead_server)
-    assert _ahead(ahead_server).running
+    ahead = _ahead(ahead_server)
+    assert ahead.running
     space.tick()
-    space.tick()  # the job after the last chunk finds nothing to backfill
-    assert not _ahead(ahead_server).running
+    space.tick()  # its job finds nothing to backfill
+    assert ahead.running  # kept for the next definitions
+    ahead.idle_s = 0
+    try:
+        space.tick()
+    finally:
+        ahead.idle_s = 30
+    assert not ahead.running
 
 
 def test_a_part_made_at_an_earlier_time_leaves_out_the_profiles_whose_change_has_come() -> None:

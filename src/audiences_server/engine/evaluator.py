@@ -1042,8 +1042,8 @@ class Evaluator:
         cursors = store.backfilling(conn)
         waiting = [c for c in registry.order if c.id in cursors]
         if not waiting:
-            if self.scan_ahead is not None and self.scan_ahead.running:
-                self.scan_ahead.close()  # started again by the next big backfill
+            if self.scan_ahead is not None:
+                self.scan_ahead.rest()
             return False
         first = waiting[0]
         group = [first] if first.plan is None else [

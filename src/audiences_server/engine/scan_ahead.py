@@ -24,7 +24,8 @@ A scan made ahead is only taken when it is what the job would have scanned itsel
 
 Anything else (a definition edited, a chunk that came out different, the process gone or slow
 past WAIT_S) and the job scans in-process as before: the process only ever saves time. It starts
-when a backfill has MIN_PROFILES profiles or more to go and stops when no backfill is left.
+when a backfill has MIN_PROFILES profiles or more to go and stops once no backfill has been left
+for IDLE_S.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -57,6 +59,9 @@ MIN_PROFILES = 5_000
 # The longest a job waits for a scan it asked for before scanning itself (and giving up on the
 # process for good): a scan made ahead takes about as long as the job that waits for it.
 WAIT_S = 60.0
+# How long the process is kept with no backfill to scan for (definitions created one after the
+# other come with gaps between their backfills), before it stops.
+IDLE_S = 30.0
 # After this many scans thrown away in a row, one chunk in PAUSE is scanned ahead.
 MISSES = 2
 PAUSE = 8
@@ -82,10 +87,13 @@ class _Asked:
 class ScanAhead:
     """The process that scans a backfill's next chunk, and the one scan it has been asked for."""
 
-    def __init__(self, path: Path, min_profiles: int = MIN_PROFILES, wait_s: float = WAIT_S) -> None:
+    def __init__(self, path: Path, min_profiles: int = MIN_PROFILES, wait_s: float = WAIT_S,
+                 idle_s: float = IDLE_S) -> None:
         self._path = path
         self.min_profiles = min_profiles
         self._wait_s = wait_s
+        self.idle_s = idle_s
+        self._idle_since: float | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._pipe: Connection | None = None
         self._asked: _Asked | None = None
@@ -108,6 +116,7 @@ class ScanAhead:
         writer's state stands at `generation` (called on the writer thread, inside a job)."""
         if self._broken:
             return
+        self._idle_since = None
         if self._misses >= MISSES and self._skipped < PAUSE:
             # Its last scans were thrown away (events coming in as the backfill runs): one chunk in
             # PAUSE is scanned ahead until one is taken again, not every chunk on a core that
@@ -149,8 +158,19 @@ class ScanAhead:
         self._misses = 0
         return [_valid_at(shared, now_ms) for shared in found]
 
+    def rest(self) -> None:
+        """Says that no backfill is waiting: the process stops once that has lasted `idle_s`."""
+        if self._process is None:
+            return
+        now = time.monotonic()
+        if self._idle_since is None:
+            self._idle_since = now
+        if now - self._idle_since >= self.idle_s:
+            self.close()
+
     def close(self) -> None:
         """Stops the process (a scan asked for and not taken is dropped)."""
+        self._idle_since = None
         self._asked = None
         pipe, process = self._pipe, self._process
         self._pipe, self._process = None, None
