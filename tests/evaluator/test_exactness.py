@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import Running, start
-from tests.evaluator.conftest import HOUR, T0, new_space
+from tests.evaluator.conftest import HOUR, T0, Space, new_space
 
 MINUTE = 60_000
 EVENTS = ("A", "B")
@@ -184,18 +184,23 @@ def _run(server: Running, defs: list[tuple[str, str, str, str]], history: list[d
     space = new_space(server)
     for key, kind, collection, text in defs:
         space.define(key, text, kind=kind, collection=collection)
-    # Every user starts in an account, so account definitions always have users to quantify over.
-    prelude = [
-        {"type": "group", "userId": u, "groupId": g, "traits": {}, "offset": 0}
-        for u, g in zip(USERS, ("g1", "g2", "g1"), strict=True)
-    ]
-    for action, arg in [("send", prelude + history), ("tick", None), *script, ("tick", None)]:
+    for action, arg in [("send", PRELUDE + history), ("tick", None), *script, ("tick", None)]:
         if action == "send":
-            now = space.now()
-            space.send(*[{**{k: v for k, v in c.items() if k != "offset"}, "at": now + c["offset"]} for c in arg])
+            send_relative(space, arg)
         elif action == "advance":
             space.tick(at=space.now() + arg)
             assert space.stored() == space.expected()
         else:
             space.tick()
             assert space.stored() == space.expected()
+
+
+# Every user starts in an account, so account definitions always have users to quantify over.
+PRELUDE = [{"type": "group", "userId": u, "groupId": g, "traits": {}, "offset": 0}
+           for u, g in zip(USERS, ("g1", "g2", "g1"), strict=True)]
+
+
+def send_relative(space: Space, calls: list[dict[str, Any]]) -> None:
+    """Sends calls drawn by `calls()`, each stamped at its `offset` from the space's now."""
+    now = space.now()
+    space.send(*[{**{k: v for k, v in c.items() if k != "offset"}, "at": now + c["offset"]} for c in calls])

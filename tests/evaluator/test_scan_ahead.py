@@ -23,7 +23,7 @@ from audiences_server.engine import evaluator
 from audiences_server.engine.scan_ahead import ScanAhead, _valid_at
 from tests.conftest import Running, start
 from tests.evaluator.conftest import DAY, HOUR, T0, Space, new_space
-from tests.evaluator.test_exactness import USERS, calls, definitions
+from tests.evaluator.test_exactness import PRELUDE, calls, definitions, send_relative
 
 MINUTE = 60_000
 
@@ -240,9 +240,7 @@ def _scenario(running: Running, defs: list[tuple[str, str, str, str]], history: 
     with times from the script's start."""
     space = new_space(running)
     start = space.now()
-    prelude = [{"type": "group", "userId": u, "groupId": g, "traits": {}, "offset": 0}
-               for u, g in zip(USERS, ("g1", "g2", "g1"), strict=True)]
-    _send(space, prelude + history)
+    send_relative(space, PRELUDE + history)
     space.tick()
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(evaluator, "BACKFILL_PROFILES", 1)
@@ -254,7 +252,7 @@ def _scenario(running: Running, defs: list[tuple[str, str, str, str]], history: 
             if action == "job":
                 _job(running)
             elif action == "send":
-                _send(space, arg)
+                send_relative(space, arg)
             else:
                 running.server.engine.clock.set(space.now() + arg)
         space.tick()
@@ -278,8 +276,3 @@ def _names(running: Running, space: Space) -> dict[int, tuple[str, ...]]:
     ):
         names.setdefault(pid, []).append(f"{kind}:{value}")
     return {pid: tuple(sorted(found)) for pid, found in names.items()}
-
-
-def _send(space: Space, calls: list[dict[str, Any]]) -> None:
-    now = space.now()
-    space.send(*[{**{k: v for k, v in c.items() if k != "offset"}, "at": now + c["offset"]} for c in calls])
