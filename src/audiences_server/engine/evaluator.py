@@ -763,10 +763,9 @@ def collect_work(
     """Which computation to evaluate for which profiles, from touches and due times."""
     work: dict[int, set[int]] = defaultdict(set)
     facts = evaluation.facts(set(touches) | {p for _, p in due})
-    # Account computations a user's change can move, per user: their accounts are looked up at once.
-    via_users: dict[int, list[int]] = {}
-    # Most touches of a job have the same few kinds: what they move is worked out once per kinds.
-    moves: dict[tuple[int, str, frozenset[tuple[str, str]]], tuple[list[int], list[int]]] = {}
+    # Most touches of a job have the same few kinds: the profiles are gathered by kinds, and what
+    # those move is worked out once per kinds and added for all of them at once.
+    by_kinds: dict[tuple[int, str, frozenset[tuple[str, str]]], list[int]] = defaultdict(list)
     for pid, kinds in touches.items():
         if pid not in facts:
             continue
@@ -774,14 +773,15 @@ def collect_work(
         if merged_into is not None:
             evaluation.retire(pid)
             continue
-        key = (space, collection, frozenset(kinds))
-        if key not in moves:
-            moves[key] = _moved_by(registry, space, collection, kinds)
-        itself, through_accounts = moves[key]
+        by_kinds[(space, collection, frozenset(kinds))].append(pid)
+    # Account computations a user's change can move, per user: their accounts are looked up at once.
+    via_users: dict[int, list[int]] = {}
+    for (space, collection, touched), pids in by_kinds.items():
+        itself, through_accounts = _moved_by(registry, space, collection, touched)
         for cid in itself:
-            work[cid].add(pid)
+            work[cid].update(pids)
         if through_accounts:
-            via_users[pid] = through_accounts
+            via_users.update(dict.fromkeys(pids, through_accounts))
     for user, accounts in (store.accounts_of(conn, sorted(via_users)) if via_users else {}).items():
         for cid in via_users[user]:
             work[cid].update(accounts)
