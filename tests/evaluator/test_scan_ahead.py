@@ -97,6 +97,27 @@ def test_a_backfill_takes_the_scans_made_ahead_and_stores_exact_values(ahead_ser
     assert space.stored() == space.expected()
 
 
+def test_definitions_reading_traits_get_their_values_from_the_job(ahead_server: Running) -> None:
+    """The process works out values only for definitions that read no trait: one reading `plan`
+    beside one that does not, over users of both plans, every chunk but the first scanned ahead."""
+    space = new_space(ahead_server)
+    space.send(*[{"type": "identify", "userId": f"u{i}", "traits": {"plan": "pro" if i % 2 else "free"}}
+                 for i in range(12)])
+    _shop(space)
+    ahead = _ahead(ahead_server)
+    taken = ahead.taken
+    space.define("pro_buyers", "trait('plan') = 'pro' AND event('Order').count() >= 1")
+    space.define("free_orders", "trait('plan') != 'pro' AND event('Order').within(2 days).count() >= 1")
+    space.define("buyers", "event('Order').count() >= 1")
+    space.define("orders", "event('Order').count()", kind="computed_trait")
+    space.tick()
+    assert ahead.taken - taken >= 2
+    stored = space.stored()
+    assert stored == space.expected()
+    assert any(stored[key] for key in stored if key[1] == "pro_buyers")
+    assert any(stored[key] for key in stored if key[1] == "free_orders")
+
+
 def test_events_arriving_between_two_jobs_throw_the_scan_made_ahead_away(ahead_server: Running) -> None:
     space = new_space(ahead_server)
     _shop(space)
@@ -190,9 +211,11 @@ def test_the_process_stops_once_no_backfill_has_been_left_for_a_while(ahead_serv
 def test_a_part_made_at_an_earlier_time_leaves_out_the_profiles_whose_change_has_come() -> None:
     covered = frozenset({1, 2, 3, 4})
     found = {1: ((1,), 100), 2: ((2,), 200), 3: ((0,), None)}
-    assert _valid_at((covered, found), 99) == (covered, found)
-    assert _valid_at((covered, found), 100) == ({2, 3, 4}, {2: ((2,), 200), 3: ((0,), None)})
-    assert _valid_at((covered, found), 500) == ({3, 4}, {3: ((0,), None)})
+    values = {1: True, 2: True, 3: False}
+    assert _valid_at(((covered, found), values), 99) == ((covered, found), values)
+    assert _valid_at(((covered, found), values), 100) == (
+        ({2, 3, 4}, {2: ((2,), 200), 3: ((0,), None)}), {2: True, 3: False})
+    assert _valid_at(((covered, found), None), 500) == (({3, 4}, {3: ((0,), None)}), None)
 
 
 @settings(

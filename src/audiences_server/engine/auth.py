@@ -84,7 +84,7 @@ class Auth:
                 raise AlreadyExists(f"space {name!r} already exists", reason="SPACE_EXISTS")
             return spaces.create_space(conn, name, now_ms)
 
-        return self._writer.run(create)
+        return self._writer.run(create, keeps_events=True)
 
     def create_token(self, space_name: str, scope: str, now_ms: int, label: str = "",
                      expires_ms: int | None = None) -> IssuedToken:
@@ -102,7 +102,7 @@ class Auth:
             space = self._space(conn, space_name)
             spaces.add_token(conn, space.space_id, scope, hash_token(token), label, now_ms, public_id, expires_ms)
 
-        self._writer.run(add)
+        self._writer.run(add, keeps_events=True)
         return IssuedToken(space_name, scope, token, public_id)
 
     def list_spaces(self, after_id: int = 0, limit: int = -1) -> list[spaces.Space]:
@@ -165,7 +165,7 @@ class Auth:
             token_store.revoke(conn, row.token_id, now)
             return token_store.token(conn, token_id) or row
 
-        revoked = self._writer.run(job)
+        revoked = self._writer.run(job, keeps_events=True)
         with self._lock:
             self._cache = {k: v for k, v in self._cache.items() if v[1].token_id != revoked.token_id}
         return revoked
@@ -205,4 +205,4 @@ class Auth:
         with self._lock:
             used, self._used = self._used, {}
         if used:
-            self._writer.run(lambda conn: token_store.mark_used(conn, used))
+            self._writer.run(lambda conn: token_store.mark_used(conn, used), keeps_events=True)

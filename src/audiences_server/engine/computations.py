@@ -150,7 +150,7 @@ class Computations:
                 violations=[FieldViolation("key", "not snake_case")],
             )
         check(spec.definition, spec.kind, spec.collection)
-        row = self._writer.run(lambda conn: self._insert(conn, space_id, spec, actor))
+        row = self._writer.run(lambda conn: self._insert(conn, space_id, spec, actor), keeps_events=True)
         self._evaluator.wake()
         return row
 
@@ -221,7 +221,7 @@ class Computations:
         current = self.get(space_id, kind, collection, key)
         if "definition" in changes:
             check(changes["definition"], kind, collection)
-        row = self._writer.run(lambda conn: self._apply_update(conn, current, changes, actor))
+        row = self._writer.run(lambda conn: self._apply_update(conn, current, changes, actor), keeps_events=True)
         self._evaluator.wake()
         return row
 
@@ -267,7 +267,7 @@ class Computations:
         service then reloads them).
         """
         current = self.get(space_id, kind, collection, key)
-        removed = bool(self._writer.run(lambda conn: self._delete(conn, current, force)))
+        removed = bool(self._writer.run(lambda conn: self._delete(conn, current, force), keeps_events=True))
         self._evaluator.wake()
         return removed
 

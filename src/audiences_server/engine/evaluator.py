@@ -27,7 +27,7 @@ import structlog
 from audiences_server.core import ql
 from audiences_server.engine.clock import Clock
 from audiences_server.engine.registry import Compiled, Registry, overlay, trait_names
-from audiences_server.engine.scan_ahead import ScanAhead, spec_of
+from audiences_server.engine.scan_ahead import Part, ScanAhead, spec_of
 from audiences_server.store import evaluation as store
 from audiences_server.store import history as history_store
 from audiences_server.store import versions as versions_store
@@ -215,6 +215,8 @@ class Evaluation:
         # Per computation, its part of the scans made together for the job's work (`prefetch`).
         # (An account audience's operands under (computation, operand).)
         self._shared: dict[int | tuple[int, int], Shared] = {}
+        # Per computation, values already worked out from its part (a backfill's scan made ahead).
+        self._results: dict[int, Mapping[int, Any]] = {}
         # Per computation, the stored values and next change times read with those scans, or
         # with a backfill chunk (`hold_chunk`): the profiles covered, and those holding either
         # (nothing changes them until it runs).
@@ -249,7 +251,7 @@ class Evaluation:
         return {account: self._links[account] for account in account_ids}
 
     def prefetch(self, work: Mapping[int, Collection[int]], stored: bool = True,
-                 scanned: Mapping[int, Shared] | None = None) -> None:
+                 scanned: Mapping[int, Part] | None = None) -> None:
         """Scans the events of the work's compiled user definitions together, one query per set
         of event names over the candidates of the definitions reading them (`plans.scan_together`):
         a tick after 1,000 new orders evaluates dozens of definitions reading `Order Completed`
@@ -258,14 +260,20 @@ class Evaluation:
         and next change times are read too (a backfill reads a chunk's instead); without, the
         chunk is a backfill's, and an account audience's operands take every user linked to its
         accounts (`_backfill_flags` evaluates those that have no results yet). `scanned`: parts
-        of that scan already made (by computation; a backfill's scan made ahead), not made again."""
+        of that scan already made (by computation; a backfill's scan made ahead), not made again,
+        with the values worked out from them where the process did."""
         self._shared = {}
         self._held = {}
+        self._results = {}
         if self.combining:
             return
         comps, keys, plans, candidates = self._scan_inputs(work, stored)
-        given: dict[int | tuple[int, int], Shared] = {
-            key: scanned[key] for key in keys if isinstance(key, int) and key in scanned} if scanned else {}
+        given: dict[int | tuple[int, int], Shared] = {}
+        for key in keys:
+            if scanned and isinstance(key, int) and key in scanned:
+                given[key], values = scanned[key]
+                if values is not None:
+                    self._results[key] = values
         left = [i for i, key in enumerate(keys) if key not in given]
         if len(left) >= 2:
             made = scan_together(self.conn, [plans[i] for i in left], [candidates[i] for i in left], self.now)
@@ -389,7 +397,8 @@ class Evaluation:
         elif comp.plan is not None:
             if traits is None:
                 traits = self._user_traits(comp, profile_ids)
-            out = comp.plan.run(self.conn, profile_ids, self.now, traits, self._scans, self._shared.get(comp.id))
+            out = comp.plan.run(self.conn, profile_ids, self.now, traits, self._scans, self._shared.get(comp.id),
+                                self._results.get(comp.id))
         else:
             out = self._interpret(comp, profile_ids, with_due)
         if comp.kind == "audience" and comp.collection == "users" and not comp.include_anonymous:
@@ -1070,7 +1079,7 @@ class Evaluator:
         return True
 
     def _scanned_ahead(self, conn: apsw.Connection, group: Sequence[Compiled], pids: list[int], size: int,
-                       now: int) -> dict[int, Shared] | None:
+                       now: int) -> dict[int, Part] | None:
         """The chunk's scan of the group's compiled user definitions if it was made ahead (and
         still holds: engine/scan_ahead.py), and the next chunk's asked for, to be scanned while
         this one is evaluated."""
@@ -1090,7 +1099,7 @@ class Evaluator:
             if len(following) == size and (ahead.running or store.count_profiles_after(
                     conn, first.space_id, first.collection, pids[-1], ahead.min_profiles) >= ahead.min_profiles):
                 ahead.ask(specs, following, now, generation)
-        return None if found is None else {comp.id: shared for comp, shared in zip(scanning, found, strict=True)}
+        return None if found is None else {comp.id: part for comp, part in zip(scanning, found, strict=True)}
 
     @staticmethod
     def _backfill(conn: apsw.Connection, comp: Compiled, pids: list[int], evaluation: Evaluation,

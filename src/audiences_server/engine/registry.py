@@ -82,10 +82,10 @@ def definition(text: str, kind: str, collection: str, options: Mapping[str, Any]
     return _definition(text, kind, collection, floor, bool(options.get("include_anonymous_users", False)))
 
 
-def compiled_plan(text: str, kind: str, collection: str, floor_ms: int | None) -> Plan | AccountPlan | None:
-    """The SQL plan of a definition's text (what its `Definition.plan` is), for a process that is
-    told only the text (engine/scan_ahead.py)."""
-    return _definition(text, kind, collection, floor_ms, False).plan
+def compiled(text: str, kind: str, collection: str, floor_ms: int | None) -> Definition:
+    """The definition of a text whose events count from `floor_ms` on, for a process that is told
+    only that (engine/scan_ahead.py): the same plan, and what it reads."""
+    return _definition(text, kind, collection, floor_ms, False)
 
 
 @functools.lru_cache(maxsize=4096)

@@ -22,6 +22,10 @@ A scan made ahead is only taken when it is what the job would have scanned itsel
   come by the job's time is left out, and the job scans it again itself; the others' aggregates
   are the same at both times. A clock set back discards the scan.
 
+For a plan that reads no trait, the process also works out each scanned profile's value from
+its aggregates (`Plan.result`: a compiled top reads the aggregates and traits only, never the
+clock), so the job only diffs and writes it.
+
 Anything else (a definition edited, a chunk that came out different, the process gone or slow
 past WAIT_S) and the job scans in-process as before: the process only ever saves time. It starts
 when a backfill has MIN_PROFILES profiles or more to go and stops once no backfill has been left
@@ -68,6 +72,9 @@ PAUSE = 8
 
 # What the process is told of each plan: enough to compile it again, the same plan.
 Spec = tuple[str, str, str, int | None]  # text, kind, collection, event floor
+# What it answers per plan: its part of the scan, and the values worked out from it (None: the
+# plan reads traits, which the job reads).
+Part = tuple[Shared, dict[int, Any] | None]
 
 
 def spec_of(text: str, kind: str, collection: str, floor_ms: int | None) -> Spec:
@@ -97,6 +104,9 @@ class ScanAhead:
         self._process: subprocess.Popen[bytes] | None = None
         self._pipe: Connection | None = None
         self._asked: _Asked | None = None
+        # A scan asked for and thrown away before its answer came: read and dropped before the
+        # next is asked for (the process scans one at a time), never waited for.
+        self._dropped: int | None = None
         self._tokens = itertools.count(1)
         self._broken = False
         # Scans thrown away in a row, and chunks not asked for since (see `ask`).
@@ -124,9 +134,13 @@ class ScanAhead:
             self._skipped += 1
             return
         self._skipped = 0
-        if self._asked is not None:
-            self._receive(self._asked.token)  # one scan at a time: the last one, never taken, goes
-            self._asked = None
+        if self._asked is not None:  # asked for and never taken: dropped like one thrown away
+            self._dropped, self._asked = self._asked.token, None
+        if self._dropped is not None:
+            if self._pipe is not None and not self._pipe.poll(0):
+                return  # still scanning what was thrown away: this chunk is scanned by its job
+            self._receive(self._dropped)
+            self._dropped = None
         if self._pipe is None and not self._start():
             return
         assert self._pipe is not None
@@ -139,24 +153,32 @@ class ScanAhead:
         self._asked = _Asked(token, tuple(specs), tuple(profile_ids), now_ms, generation)
 
     def take(self, specs: Sequence[Spec], profile_ids: Sequence[int], now_ms: int, generation: int
-             ) -> list[Shared] | None:
+             ) -> list[Part] | None:
         """The scan asked for, per plan, if it is what these plans would scan over these profiles
         at `now_ms` with the writer at `generation` (see the module's docstring); None if not,
         or if none was asked for."""
         asked, self._asked = self._asked, None
         if asked is None:
             return None
-        found = self._receive(asked.token)
-        if found is None:
-            return None
         if (asked.specs != tuple(specs) or asked.profile_ids != tuple(profile_ids)
                 or asked.generation != generation or now_ms < asked.now_ms):
+            # Thrown away without waiting for it: the job scans now, while the process finishes.
+            log.debug("scan_ahead_discarded", plans=asked.specs != tuple(specs),
+                      profiles=asked.profile_ids != tuple(profile_ids), generation=generation - asked.generation,
+                      earlier=now_ms < asked.now_ms)
+            self._dropped = asked.token
             self.discarded += 1
             self._misses += 1
             return None
+        started = time.perf_counter()
+        found = self._receive(asked.token)
+        if found is None:
+            return None
         self.taken += 1
         self._misses = 0
-        return [_valid_at(shared, now_ms) for shared in found]
+        log.debug("scan_ahead_taken", plans=len(specs), profiles=len(profile_ids),
+                  waited_ms=round((time.perf_counter() - started) * 1000, 2))
+        return [_valid_at(part, now_ms) for part in found]
 
     def rest(self) -> None:
         """Says that no backfill is waiting: the process stops once that has lasted `idle_s`."""
@@ -166,12 +188,13 @@ class ScanAhead:
         if self._idle_since is None:
             self._idle_since = now
         if now - self._idle_since >= self.idle_s:
+            log.info("scan_ahead_idle", taken=self.taken, discarded=self.discarded)
             self.close()
 
     def close(self) -> None:
         """Stops the process (a scan asked for and not taken is dropped)."""
         self._idle_since = None
-        self._asked = None
+        self._asked = self._dropped = None
         pipe, process = self._pipe, self._process
         self._pipe, self._process = None, None
         if pipe is not None:
@@ -203,7 +226,7 @@ class ScanAhead:
         log.info("scan_ahead_started", pid=self._process.pid)
         return True
 
-    def _receive(self, token: int) -> list[Shared] | None:
+    def _receive(self, token: int) -> list[Part] | None:
         """The answer to `token` (answers to earlier ones are dropped), or None."""
         pipe = self._pipe
         if pipe is None:
@@ -223,7 +246,7 @@ class ScanAhead:
             log.warning("scan_ahead_failed", error=found)
             self.discarded += 1
             return None
-        result: list[Shared] = found
+        result: list[Part] = found
         return result
 
     def _give_up(self, step: str, failure: BaseException) -> None:
@@ -235,21 +258,23 @@ class ScanAhead:
         self.close()
 
 
-def _valid_at(shared: Shared, now_ms: int) -> Shared:
+def _valid_at(part: Part, now_ms: int) -> Part:
     """A plan's part of a scan made at an earlier time, as it stands at `now_ms`: the profiles
     whose next change time has come by then are left out (their caller scans them again); the
-    others' aggregates have not changed since."""
-    covered, found = shared
+    others' aggregates, and so their values, have not changed since."""
+    (covered, found), values = part
     stale = {pid for pid, (_, due) in found.items() if due is not None and due <= now_ms}
     if not stale:
-        return shared
-    return frozenset(covered) - stale, {pid: part for pid, part in found.items() if pid not in stale}
+        return part
+    kept = {pid: held for pid, held in found.items() if pid not in stale}
+    return (frozenset(covered) - stale, kept), None if values is None else {
+        pid: value for pid, value in values.items() if pid not in stale}
 
 
 def _serve(pipe: Connection, path: str) -> None:
     """The process: answers each (token, specs, profiles, time) with the plans' scan, each on a
     snapshot of its own, until told None or the writer's end of the pipe closes."""
-    from audiences_server.engine.registry import compiled_plan
+    from audiences_server.engine.registry import compiled
 
     conn = connect(path, readonly=True)
     while True:
@@ -262,16 +287,23 @@ def _serve(pipe: Connection, path: str) -> None:
         token, specs, profile_ids, now_ms = message
         try:
             plans: list[Plan] = []
+            alone: list[bool] = []  # whether the plan reads no trait
             for spec in specs:
-                plan = compiled_plan(*spec)
+                definition = compiled(*spec)
+                plan = definition.plan
                 if not isinstance(plan, Plan) or plan.query is None:
                     raise ValueError(f"not a user plan with a query: {spec[0]!r}")
                 plans.append(plan)
+                alone.append(not definition.summary.traits)
             conn.execute("BEGIN")
             try:
-                answer: Any = scan_together(conn, plans, [profile_ids] * len(plans), now_ms)
+                parts = scan_together(conn, plans, [profile_ids] * len(plans), now_ms)
             finally:
                 conn.execute("COMMIT")
+            answer: Any = [
+                (part, {pid: plan.result(held[0], {}, now_ms) for pid, held in part[1].items()} if bare else None)
+                for plan, part, bare in zip(plans, parts, alone, strict=True)
+            ]
         except Exception as failure:  # told to the writer, which scans in-process instead
             answer = f"{type(failure).__name__}: {failure}"
         try:

@@ -57,7 +57,7 @@ class Versions:
         """Appends an admin action to the audit log, now."""
         now = self._clock.now_ms()
         self._writer.run(lambda conn: versions_store.audit(conn, space_id, now, actor, action, target_type, target,
-                                                           detail))
+                                                           detail), keeps_events=True)
 
     def audit(self, space_id: int, size: int, token: str, action: str = "", target_type: str = "",
               target: str = "") -> tuple[list[AuditRow], str]:

@@ -167,7 +167,7 @@ class Acks:
                     store.failed(conn, delivery, error, now, next_ms)
 
         try:
-            future = self._writer.submit(job)
+            future = self._writer.submit(job, keeps_events=True)
         except WriterClosed:
             return  # shutting down: what was in flight is sent again at start
         future.add_done_callback(lambda f: self._committed(f, taken))

@@ -195,7 +195,8 @@ class DestinationWorker:
         connection = next((c for c in behind if c.connection_id > self._queued_last), behind[0])
         self._queued_last = connection.connection_id
         self._queueing = True
-        self._writer.submit(Queueing(row, kind, connection, wall_ms(), self._scope)).add_done_callback(self._queued)
+        self._writer.submit(Queueing(row, kind, connection, wall_ms(), self._scope),
+                            keeps_events=True).add_done_callback(self._queued)
 
     def _queued(self, future: Future[tuple[bool, int]]) -> None:
         """On the writer's thread, once a queueing job is committed (or failed)."""

@@ -92,7 +92,7 @@ class Feed:
         """Records after a cursor; and whether more are waiting."""
         destination_id = self.destination_id(space_id, key)
         if after:
-            self._writer.submit(_ack(destination_id, after))
+            self._writer.submit(_ack(destination_id, after), keeps_events=True)
         records = self._records(destination_id, space_id, after, limit + 1)
         return records[:limit], len(records) > limit
 
@@ -132,7 +132,7 @@ class Feed:
                 yield record
                 after = int(record.cursor)
             if records:
-                self._writer.submit(_ack(destination_id, after))
+                self._writer.submit(_ack(destination_id, after), keeps_events=True)
                 quiet_since = time.monotonic()
                 continue
             due = heartbeat_s - (time.monotonic() - quiet_since)

@@ -287,6 +287,7 @@ class Plan:
         traits: Mapping[int, Mapping[str, Any]],
         scans: Scans | None = None,
         shared: Shared | None = None,
+        results: Mapping[int, Any] | None = None,
     ) -> list[Row]:
         """Each profile's value and next change time at `now_ms`, in the order given.
 
@@ -302,6 +303,9 @@ class Plan:
                 while the events stay as they are: the profiles it covered, and what it found for
                 them (a covered profile it holds nothing for has no events of interest);
                 profiles it did not cover are scanned here.
+            results: Values already worked out from `shared`'s parts, by profile, for a plan that
+                reads no trait (a scan made ahead, engine/scan_ahead.py: a compiled top reads
+                the reducers' values and traits only, never the clock).
         """
         scanned = self.found(conn, profile_ids, now_ms, scans, shared)
         empty = tuple(out.empty for out in self.outputs)
@@ -312,7 +316,10 @@ class Plan:
         for pid in profile_ids:
             found = scanned.get(pid)
             if found is not None:
-                rows.append((pid, self.result(found[0], traits.get(pid, {}), now_ms), found[1]))
+                if results is not None and pid in results:
+                    rows.append((pid, results[pid], found[1]))
+                else:
+                    rows.append((pid, self.result(found[0], traits.get(pid, {}), now_ms), found[1]))
             elif pid in traits:
                 rows.append((pid, self.result(empty, traits[pid], now_ms), None))
             else:
