@@ -26,7 +26,7 @@ class _FailingWriter:
         self.conn = apsw.Connection(":memory:")
         migrate(self.conn, 0)
 
-    def submit(self, job: Any) -> Future[Any]:
+    def submit(self, job: Any, *, keeps_events: bool = False) -> Future[Any]:
         self.submitted.append(time.monotonic())
         future: Future[Any] = Future()
         if len(self.submitted) <= self.failures:
