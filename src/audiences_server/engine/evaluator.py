@@ -27,7 +27,7 @@ import structlog
 from audiences_server.core import ql
 from audiences_server.engine.clock import Clock
 from audiences_server.engine.registry import Compiled, Registry, overlay, trait_names
-from audiences_server.engine.scan_ahead import Part, ScanAhead, spec_of
+from audiences_server.engine.scan_ahead import Part, ScanAhead, Spec
 from audiences_server.store import evaluation as store
 from audiences_server.store import history as history_store
 from audiences_server.store import versions as versions_store
@@ -1089,16 +1089,17 @@ class Evaluator:
         scanning = [comp for comp in group if isinstance(comp.plan, Plan) and comp.plan.query is not None]
         if len(scanning) < 2:
             return None  # a lone plan scans on its own (`Plan.run`), as it does without the process
-        specs = [spec_of(comp.definition.checked.definition.source, comp.kind, comp.collection,
-                         comp.definition.event_floor_ms) for comp in scanning]
+        specs: list[Spec] = [(comp.definition.checked.definition.source, comp.kind, comp.collection,
+                              comp.definition.event_floor_ms) for comp in scanning]
         generation = self._writer.generation
         found = ahead.take(specs, pids, now, generation)
         if len(pids) == size:
-            first = scanning[0]
-            following = store.profiles_after(conn, first.space_id, first.collection, pids[-1], size)
-            if len(following) == size and (ahead.running or store.count_profiles_after(
-                    conn, first.space_id, first.collection, pids[-1], ahead.min_profiles) >= ahead.min_profiles):
-                ahead.ask(specs, following, now, generation)
+            # The next chunk; before the process runs, as far as it takes to see whether the
+            # backfill has enough profiles to go to start it.
+            wanted = size if ahead.running else max(size, ahead.min_profiles)
+            following = store.profiles_after(conn, group[0].space_id, group[0].collection, pids[-1], wanted)
+            if len(following) >= size and len(following) >= min(wanted, ahead.min_profiles):
+                ahead.ask(specs, following[:size], now, generation)
         return None if found is None else {comp.id: part for comp, part in zip(scanning, found, strict=True)}
 
     @staticmethod

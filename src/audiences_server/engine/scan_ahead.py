@@ -77,11 +77,6 @@ Spec = tuple[str, str, str, int | None]  # text, kind, collection, event floor
 Part = tuple[Shared, dict[int, Any] | None]
 
 
-def spec_of(text: str, kind: str, collection: str, floor_ms: int | None) -> Spec:
-    """A plan's description for the process."""
-    return (text, kind, collection, floor_ms)
-
-
 @dataclass(frozen=True)
 class _Asked:
     token: int
@@ -94,11 +89,9 @@ class _Asked:
 class ScanAhead:
     """The process that scans a backfill's next chunk, and the one scan it has been asked for."""
 
-    def __init__(self, path: Path, min_profiles: int = MIN_PROFILES, wait_s: float = WAIT_S,
-                 idle_s: float = IDLE_S) -> None:
+    def __init__(self, path: Path, min_profiles: int = MIN_PROFILES, idle_s: float = IDLE_S) -> None:
         self._path = path
         self.min_profiles = min_profiles
-        self._wait_s = wait_s
         self.idle_s = idle_s
         self._idle_since: float | None = None
         self._process: subprocess.Popen[bytes] | None = None
@@ -233,8 +226,8 @@ class ScanAhead:
             return None
         try:
             while True:
-                if not pipe.poll(self._wait_s):
-                    self._give_up("wait", TimeoutError(f"no answer in {self._wait_s:g} s"))
+                if not pipe.poll(WAIT_S):
+                    self._give_up("wait", TimeoutError(f"no answer in {WAIT_S:g} s"))
                     return None
                 answered, found = pipe.recv()
                 if answered == token:

@@ -409,16 +409,6 @@ def count_profiles(conn: apsw.Connection, space_id: int, collection: str) -> int
     )
 
 
-def count_profiles_after(conn: apsw.Connection, space_id: int, collection: str, after: int, limit: int) -> int:
-    """How many live profiles of a collection have ids above `after`, counted up to `limit`."""
-    return int(scalar(
-        conn,
-        "SELECT count(*) FROM (SELECT 1 FROM profiles WHERE space_id = ? AND collection = ? AND merged_into IS NULL"
-        " AND profile_id > ? LIMIT ?)",
-        (space_id, collection, after, limit),
-    ))
-
-
 def events_of(
     conn: apsw.Connection, profile_ids: Sequence[int], names: Iterable[str] | None, since_ms: int | None
 ) -> dict[int, list[Event]]:
