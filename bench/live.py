@@ -8,8 +8,9 @@ the synthetic shop of bench/data.py (`--users`, `--events`), stamped up to now, 
    with `WatchChanges`, and to a webhook (EVENT style, `send_track`) on a local HTTP receiver.
    A paced stream of `--rate` events/s (rate/50 events queued every 20 ms, a slot; 4 sender
    threads send what is queued with `BatchJson`, as Segment's libraries flush their queue: a
-   free sender takes every waiting slot up to `--request-calls` calls, 100 by default, so one
-   request per slot while the server keeps up, bigger ones when it answers slowly) runs for
+   free sender takes the calls waiting up to `--request-calls`, 100 by default, a slot's calls
+   in two requests if need be, so one request per slot while the server keeps up, bigger ones
+   when it answers slowly) runs for
    `--seconds`; in each slot one event is a
    `Bench Signal` of an existing user that has had none, which makes that profile enter. For
    each such profile: from the return of the ingest RPC that carried its signal to the record
@@ -51,9 +52,9 @@ from __future__ import annotations
 
 import argparse
 import base64
+import collections
 import http.client
 import json
-import queue
 import random
 import sys
 import tempfile
@@ -114,7 +115,7 @@ class Config:
     sync: bool = True
     # Paced rates tried in order for `capacity` (empty: not measured), then twice the highest met.
     capacity_rates: tuple[int, ...] = ()
-    # The most calls a sender puts in one request (whole slots; 0: one slot per request).
+    # The most calls a sender puts in one request (0: one slot per request).
     request_calls: int = 100
 
 
@@ -312,11 +313,12 @@ def paced_stream(server: LiveServer, config: Config, now_ms: int, rate: int | No
     calls (each round its own events).
 
     The calls of each 20 ms slot join a queue at the slot's time, and `SENDERS` threads send
-    what is queued as Segment's libraries do: a free sender takes every slot waiting, up to
-    `config.request_calls` calls in one request (never splitting a slot), so that a sender behind
-    its schedule sends bigger requests instead of falling further behind. With `request_calls`
-    0, each slot is a request of its own (the fixed-size sender of earlier runs, whose rate is
-    bounded by SENDERS × slot size / request latency)."""
+    what is queued as Segment's libraries do: a free sender takes the calls waiting, oldest
+    first, up to `config.request_calls` in one request (a slot's calls may go in two requests),
+    so that a sender behind its schedule sends bigger requests instead of falling further
+    behind. A slot's signal, its last call, counts as returned when the request carrying it
+    returns. With `request_calls` 0, each slot is a request of its own (the fixed-size sender
+    of earlier runs, whose rate is bounded by SENDERS × slot size / request latency)."""
     rng = random.Random(config.seed)
     per_slot = max(2, round((rate or config.rate) * SLOT_S))
     slots = int(config.seconds / SLOT_S)
@@ -332,42 +334,33 @@ def paced_stream(server: LiveServer, config: Config, now_ms: int, rate: int | No
                       "event": signal, "properties": {"slot": slot}})
         batches.append(batch)
     returned: dict[str, float] = {}
-    waited: list[float] = []  # from a slot's time to its request leaving
+    waited: list[float] = []  # from a slot's time to its first call leaving
     took: list[float] = []  # each request's round trip
     sizes: list[int] = []
-    waiting: queue.Queue[tuple[float, list[dict[str, Any]]] | None] = queue.Queue()
+    # The calls queued and not taken yet: (slot's time, call, whether it is the slot's first,
+    # whether it is its last: the signal).
+    pending: collections.deque[tuple[float, dict[str, Any], bool, bool]] = collections.deque()
+    arrived = threading.Condition()
+    ended = False
 
     def sender() -> None:
-        carried: tuple[float, list[dict[str, Any]]] | None = None  # taken, and too big for the last request
-        done = False
-        while carried is not None or not done:
-            first = carried or waiting.get()
-            carried = None
-            if first is None:
-                return
-            taken = [first]
-            calls = len(first[1])
-            while config.request_calls and not done:
-                try:
-                    more = waiting.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    done = True
-                elif calls + len(more[1]) > config.request_calls:
-                    carried = more
-                    break
-                else:
-                    taken.append(more)
-                    calls += len(more[1])
+        while True:
+            with arrived:
+                while not pending and not ended:
+                    arrived.wait()
+                if not pending:
+                    return
+                limit = config.request_calls or len(batches[0])
+                taken = [pending.popleft() for _ in range(min(limit, len(pending)))]
             left = time.monotonic()
-            waited.extend(left - due for due, _ in taken)
-            server.send([call for _, batch in taken for call in batch])
+            waited.extend(left - due for due, _, first, _ in taken if first)
+            server.send([call for _, call, _, _ in taken])
             back = time.monotonic()
             took.append(back - left)
-            sizes.append(calls)
-            for _, batch in taken:
-                returned[batch[-1]["userId"]] = back
+            sizes.append(len(taken))
+            for _, call, _, last in taken:
+                if last:
+                    returned[call["userId"]] = back
 
     threads = [threading.Thread(target=sender, daemon=True) for _ in range(SENDERS)]
     for thread in threads:
@@ -378,9 +371,12 @@ def paced_stream(server: LiveServer, config: Config, now_ms: int, rate: int | No
         pause = due - time.monotonic()
         if pause > 0:
             time.sleep(pause)
-        waiting.put((due, batch))
-    for _ in threads:
-        waiting.put(None)
+        with arrived:
+            pending.extend((due, call, i == 0, i == len(batch) - 1) for i, call in enumerate(batch))
+            arrived.notify_all()
+    with arrived:
+        ended = True
+        arrived.notify_all()
     for thread in threads:
         thread.join()
     elapsed = time.monotonic() - started
@@ -750,7 +746,7 @@ def main() -> int:
     parser.add_argument("--capacity", default="", help="comma-separated paced rates for the capacity search"
                         " (e.g. 250,500,1000,2000), then twice the highest met")
     parser.add_argument("--request-calls", type=int, default=defaults.request_calls,
-                        help="most calls per request, whole slots (0: one slot per request)")
+                        help="most calls per request (0: one slot per request)")
     parser.add_argument("--workdir", type=Path, default=None,
                         help="where the server's database and log go, kept afterwards (default: a temp dir)")
     parser.add_argument("--out", type=Path, default=RESULTS / "live.json")
