@@ -11,13 +11,14 @@ import grpc
 import pytest
 from audiences.v1 import admin_pb2, admin_pb2_grpc, ingest_pb2, ingest_pb2_grpc, sync_pb2, sync_pb2_grpc
 from google.protobuf import field_mask_pb2
+from psycopg import conninfo
 
 from audiences_server.engine.destinations import registry
 from audiences_server.engine.destinations.base import Context, Outcome
 from audiences_server.store.sync import Delivery
 from audiences_server.testing import ServerProcess
 from tests.conftest import bearer, error_reason
-from tests.evaluator.conftest import Space
+from tests.evaluator.conftest import Space, new_space
 from tests.sync.conftest import FAST, admin, connect, ms, ref, wait_for
 from tests.sync.pg import PostgresServer
 
@@ -255,3 +256,51 @@ def test_a_postgres_connection_takes_no_calls(space: Space, postgres: PostgresSe
     with pytest.raises(grpc.RpcError) as caught:
         connect(space, "warehouse", "pro", send_identify=True)
     assert error_reason(caught.value) == "CONNECTION_INVALID"
+
+
+def test_two_destinations_never_keep_one_table(space: Space, postgres: PostgresServer) -> None:
+    """A connection's table is named by its destination's database, schema and prefix and the
+    audience's collection and key: a second destination's connection at the same place, from this
+    space or another, or settings that would move one there, is FAILED_PRECONDITION (each
+    connection would otherwise drop the other's rows). With a prefix of its own it keeps a table
+    of its own, and both tables hold the members."""
+    prefix = f"s{space.space_id}_"
+    space.send({"type": "identify", "userId": "u1", "traits": {"plan": "pro"}})
+    space.define("pro", "trait('plan') = 'pro'")
+    space.tick()
+    _destination(space, "warehouse", postgres, table_prefix=prefix)
+    connect(space, "warehouse", "pro")
+    _destination(space, "copy", postgres, table_prefix=prefix)
+    with pytest.raises(grpc.RpcError) as caught:
+        connect(space, "copy", "pro")
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert error_reason(caught.value) == "DESTINATION_PLACE_TAKEN"
+    assert f"public.{prefix}users_pro" in (caught.value.details() or "")
+    # The same database written another way, with another password, is the same place.
+    other = space.running.sync.CreateDestination(sync_pb2.CreateDestinationRequest(destination=sync_pb2.Destination(
+        key="same_db", postgres=sync_pb2.PostgresConfig(dsn=conninfo.make_conninfo(postgres.dsn, password="other"),
+                                                        table_prefix=prefix))),
+        metadata=admin(space)).destination
+    with pytest.raises(grpc.RpcError) as again:
+        connect(space, other.key, "pro")
+    assert error_reason(again.value) == "DESTINATION_PLACE_TAKEN"
+
+    mask = field_mask_pb2.FieldMask(paths=["postgres.table_prefix"])
+    space.running.sync.UpdateDestination(sync_pb2.UpdateDestinationRequest(
+        destination=sync_pb2.Destination(key="copy", postgres=sync_pb2.PostgresConfig(table_prefix=f"{prefix}c_")),
+        update_mask=mask), metadata=admin(space))
+    connect(space, "copy", "pro")
+    wait_for(lambda: _rows(postgres, f"{prefix}users_pro") == {("u1",)} == _rows(postgres, f"{prefix}c_users_pro"),
+             what="both tables")
+    with pytest.raises(grpc.RpcError) as moved:
+        space.running.sync.UpdateDestination(sync_pb2.UpdateDestinationRequest(
+            destination=sync_pb2.Destination(key="copy", postgres=sync_pb2.PostgresConfig(table_prefix=prefix)),
+            update_mask=mask), metadata=admin(space))
+    assert error_reason(moved.value) == "DESTINATION_PLACE_TAKEN"
+
+    elsewhere = new_space(space.running)
+    elsewhere.define("pro", "trait('plan') = 'pro'")
+    _destination(elsewhere, "warehouse", postgres, table_prefix=prefix)
+    with pytest.raises(grpc.RpcError) as across:
+        connect(elsewhere, "warehouse", "pro")
+    assert error_reason(across.value) == "DESTINATION_PLACE_TAKEN"

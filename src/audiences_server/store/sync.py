@@ -215,6 +215,18 @@ def update_connection_options(conn: apsw.Connection, connection_id: int, options
     )
 
 
+def every_connection(conn: apsw.Connection) -> list[tuple[int, str, dict[str, Any], str, str]]:
+    """Every connection of every space: its destination, the destination's kind and settings, and
+    the connected computation's collection and key."""
+    return [
+        (destination_id, kind, json.loads(config), collection, key)
+        for destination_id, kind, config, collection, key in conn.execute(
+            "SELECT d.destination_id, d.kind, d.config, m.collection, m.key FROM connections AS c"
+            " JOIN destinations AS d USING (destination_id) JOIN computations AS m USING (computation_id)"
+        )
+    ]
+
+
 def connections_of_computation(conn: apsw.Connection, computation_id: int) -> list[tuple[int, str]]:
     """A computation's connections: (connection id, destination key), by destination key."""
     return [

@@ -105,6 +105,12 @@ class Destination:
     def check(self, settings: Mapping[str, Any]) -> None:
         """Refuses settings the kind cannot work with, naming the field (`<kind>.<name>`)."""
 
+    def place(self, settings: Mapping[str, Any], collection: str, key: str) -> tuple[Any, ...] | None:
+        """Where a connection of a destination with these settings keeps what it writes, for a
+        kind whose connections, of different destinations, must never share it (each would undo
+        the other's writes); shown to users as its last part. None: nothing shared."""
+        return None
+
     def build(self, row: DestinationRow, context: Context) -> Sink | None:
         """The sink that pushes this destination's deliveries; None for a kind that pushes nothing."""
         return None

@@ -66,6 +66,10 @@ class Postgres(Destination):
             raise invalid("postgres.table_prefix", "`postgres.table_prefix` must be at most 30 characters")
         check_range(settings, "postgres", "batch_size", 1, 5000)
 
+    def place(self, settings: Mapping[str, Any], collection: str, key: str) -> tuple[Any, ...] | None:
+        """A connection's table: its database and its name in its schema (`table_of`)."""
+        return table_of(settings, collection, key)
+
     def build(self, row: DestinationRow, context: Context) -> Sink:
         """A sink holding one connection to the database."""
         return PostgresSink(row, context.readers)
@@ -150,6 +154,19 @@ class PostgresSink:
         """Closes the connection to the database."""
         with self._lock:
             self._reset()
+
+
+def table_of(config: Mapping[str, Any], collection: str, key: str) -> tuple[tuple[tuple[str, str], ...], str]:
+    """Where a connection of a destination with these settings keeps its table: the database (its
+    DSN's parameters but the password) and the table's name in its schema. Connections of two
+    destinations at the same place would each drop the other's rows, taking the table for an
+    earlier connection's."""
+    try:
+        parameters = conninfo.conninfo_to_dict(config["dsn"])
+    except psycopg.ProgrammingError:
+        parameters = {"dsn": config["dsn"]}
+    database = tuple(sorted((k, str(v)) for k, v in parameters.items() if k != "password"))
+    return database, f"{config['schema']}.{config['table_prefix']}{collection}_{key}"
 
 
 class Table:
