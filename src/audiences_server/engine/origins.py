@@ -97,7 +97,7 @@ class Origins:
         def replace(conn: apsw.Connection) -> None:
             stored.set_origins(conn, _space_id(conn, space_name), normalized)
 
-        self._writer.run(replace)
+        self._writer.run(replace, keeps_events=True)
         with self._lock:
             self._cached = None
         return normalized

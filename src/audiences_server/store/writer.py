@@ -15,8 +15,9 @@ waits for each of its jobs, so one job alone waits at a time.)
 
 The writer counts the groups it commits that may have changed events (`generation`): every
 group but those whose jobs all said they change none (`keeps_events`: the evaluator's, which
-write what it derives from events, sync's, tokens', definitions', the audit log's and the manual
-clock's). A job that says nothing counts, so a job that forgets costs speed, never correctness.
+write what it derives from events, sync's (its queues, acknowledgements, destinations and
+connections), tokens', definitions', the audit log's, CORS origins', CSV exports' marks and the
+manual clock's). A job that says nothing counts, so a job that forgets costs speed, never correctness.
 A reading of events made on a snapshot taken at one generation still holds at a later job if
 the generation has not moved (engine/scan_ahead.py).
 """

@@ -57,7 +57,7 @@ def write_files(context: Context, row: DestinationRow, now_ms: int) -> None:
             latest = store.latest_change_of(conn, comp.computation_id)
             _replace(Path(config["directory"]) / f"{comp.collection}_{comp.key}.csv",
                      csv_chunks(conn, comp, config["external_id_types"], config["include_traits"], "all"))
-        context.writer.run(_mark_written(connection.connection_id, latest, now_ms))
+        context.writer.run(_mark_written(connection.connection_id, latest, now_ms), keeps_events=True)
 
 
 def _mark_written(connection_id: int, cursor: int, now_ms: int) -> Callable[[apsw.Connection], None]:

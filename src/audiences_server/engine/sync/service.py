@@ -162,7 +162,7 @@ class Sync:
                               "public_id": created.public_id})
             return created
 
-        created = self._writer.run(job)
+        created = self._writer.run(job, keeps_events=True)
         self._follow_destinations()
         return created
 
@@ -203,7 +203,7 @@ class Sync:
             self._controlled({"op": "update_destination", "space": space_id, "key": key, "changes": dict(changes)})
             return self._destination(conn, space_id, key)
 
-        updated = self._writer.run(job)
+        updated = self._writer.run(job, keeps_events=True)
         self.wake()
         return updated
 
@@ -218,7 +218,7 @@ class Sync:
             store.delete_destination(conn, row.destination_id)
             self._controlled({"op": "delete_destination", "space": space_id, "key": key, "force": force})
 
-        self._writer.run(job)
+        self._writer.run(job, keeps_events=True)
         self._follow_destinations()
 
     # -- connections ---------------------------------------------------------------------
@@ -255,7 +255,7 @@ class Sync:
                                   "ref": list(ref), "options": dict(options),
                                   "identity": [row.connection_id, row.created_ms]})
 
-        self._writer.run(job)
+        self._writer.run(job, keeps_events=True)
         self.wake()
         return self.connection(space_id, destination_key, ref, saved=True)
 
@@ -313,7 +313,7 @@ class Sync:
             self._controlled({"op": "update_connection", "space": space_id, "destination": destination_key,
                               "ref": list(ref), "changes": dict(changes)})
 
-        self._writer.run(job)
+        self._writer.run(job, keeps_events=True)
         self.wake()
         return self.connection(space_id, destination_key, ref, saved=True)
 
@@ -326,7 +326,7 @@ class Sync:
             self._controlled({"op": "disconnect", "space": space_id, "destination": destination_key,
                               "ref": list(ref)})
 
-        self._writer.run(job)
+        self._writer.run(job, keeps_events=True)
         self.wake()
 
     def _status(self, conn: apsw.Connection, destination: DestinationRow, row: ConnectionRow) -> dict[str, Any]:
@@ -375,7 +375,7 @@ class Sync:
         if missing:
             raise NotFound(f"dead letter ids not found for {destination_key!r}: {missing}",
                            reason="DEAD_LETTER_NOT_FOUND")
-        count = self._writer.run(lambda conn: store.redrive(conn, ids or sorted(parked)))
+        count = self._writer.run(lambda conn: store.redrive(conn, ids or sorted(parked)), keeps_events=True)
         self.wake()
         return count
 
