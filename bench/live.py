@@ -10,9 +10,8 @@ the synthetic shop of bench/data.py (`--users`, `--events`), stamped up to now, 
    threads send what is queued with `BatchJson`, as Segment's libraries flush their queue: a
    free sender takes the calls waiting up to `--request-calls`, 100 by default, a slot's calls
    in two requests if need be, so one request per slot while the server keeps up, bigger ones
-   when it answers slowly) runs for
-   `--seconds`; in each slot one event is a
-   `Bench Signal` of an existing user that has had none, which makes that profile enter. For
+   when it answers slowly) runs for `--seconds`; in each slot one event is a `Bench Signal` of
+   an existing user that has had none, which makes that profile enter. For
    each such profile: from the return of the ingest RPC that carried its signal to the record
    arriving on the feed (freshness: the change committed and observable), and to the receiver
    getting its `Audience Entered` call (`sync.latency.p50`, `sync.latency.p99`). Times are
@@ -342,6 +341,7 @@ def paced_stream(server: LiveServer, config: Config, now_ms: int, rate: int | No
     pending: collections.deque[tuple[float, dict[str, Any], bool, bool]] = collections.deque()
     arrived = threading.Condition()
     ended = False
+    limit = config.request_calls or per_slot  # 0: a slot (per_slot calls) a request
 
     def sender() -> None:
         while True:
@@ -350,7 +350,6 @@ def paced_stream(server: LiveServer, config: Config, now_ms: int, rate: int | No
                     arrived.wait()
                 if not pending:
                     return
-                limit = config.request_calls or len(batches[0])
                 taken = [pending.popleft() for _ in range(min(limit, len(pending)))]
             left = time.monotonic()
             waited.extend(left - due for due, _, first, _ in taken if first)

@@ -17,9 +17,9 @@ The writer counts the groups it commits that may have changed events (`generatio
 group but those whose jobs all said they change none (`keeps_events`: the evaluator's, which
 write what it derives from events, sync's (its queues, acknowledgements, destinations and
 connections), tokens', definitions', the audit log's, CORS origins', CSV exports' marks and the
-manual clock's). A job that says nothing counts, so a job that forgets costs speed, never correctness.
-A reading of events made on a snapshot taken at one generation still holds at a later job if
-the generation has not moved (engine/scan_ahead.py).
+manual clock's). A job that says nothing counts, so a job that forgets costs speed, never
+correctness. A reading of events made on a snapshot taken at one generation still holds at a
+later job if the generation has not moved (engine/scan_ahead.py).
 """
 
 from __future__ import annotations

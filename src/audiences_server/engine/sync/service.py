@@ -196,9 +196,7 @@ class Sync:
                 config=configs.config(kind, changes["config"], row.config) if "config" in changes else row.config,
                 policy=configs.policy(changes["policy"], row.policy) if "policy" in changes else row.policy)
             if "config" in changes:
-                connected = [evaluation.computation_by_id(conn, c.computation_id)
-                             for c in store.connections_of(conn, row.destination_id)]
-                _refuse_shared_places(conn, updated, [(c.collection, c.key) for c in connected if c is not None])
+                _refuse_shared_places(conn, updated)
             store.update_destination(conn, updated, wall_ms())
             self._controlled({"op": "update_destination", "space": space_id, "key": key, "changes": dict(changes)})
             return self._destination(conn, space_id, key)
@@ -245,7 +243,7 @@ class Sync:
             if store.connection(conn, destination.destination_id, comp.computation_id) is not None:
                 raise AlreadyExists(f"{ref[2]!r} is already connected to {destination_key!r}",
                                     reason="CONNECTION_EXISTS")
-            _refuse_shared_places(conn, destination, [(comp.collection, comp.key)])
+            _refuse_shared_places(conn, destination, (comp.collection, comp.key))
             store.insert_connection(conn, destination.destination_id, comp.computation_id, chosen,
                                     identity[1] if identity else wall_ms(), identity[0] if identity else None)
             if self.control is not None:
@@ -406,15 +404,19 @@ def _json(text: str) -> dict[str, Any]:
     return loaded
 
 
-def _refuse_shared_places(conn: apsw.Connection, destination: DestinationRow, refs: list[tuple[str, str]]) -> None:
-    """Refuses connections, or settings, that would put connections of two destinations, of this
-    space or another, where the kind keeps what it writes (`Destination.place`: a PostgreSQL
-    table), where each would undo the other's writes."""
+def _refuse_shared_places(conn: apsw.Connection, destination: DestinationRow,
+                          connecting: tuple[str, str] | None = None) -> None:
+    """Refuses settings, or a connection (`connecting`: its collection and key), that would put
+    connections of two destinations, of this space or another, where the kind keeps what it
+    writes (`Destination.place`: a PostgreSQL table), where each would undo the other's writes."""
     kind = registry.get(destination.kind)
-    wanted = {kind.place(destination.config, collection, key) for collection, key in refs} - {None}
+    connections = store.every_connection(conn)
+    refs = [(collection, key) for owner, _, _, collection, key in connections if owner == destination.destination_id]
+    wanted = {kind.place(destination.config, collection, key) for collection, key in
+              [*refs, *([connecting] if connecting else [])]} - {None}
     if not wanted:
         return
-    for other, other_kind, config, collection, key in store.every_connection(conn):
+    for other, other_kind, config, collection, key in connections:
         if other_kind != destination.kind or other == destination.destination_id:
             continue
         place = kind.place(config, collection, key)
