@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any, cast
 
@@ -212,8 +213,16 @@ def tick_message(report: TickReport) -> admin_pb2.Tick:
 
 
 def json_value(value: Any) -> struct_pb2.Value:
-    """A JSON-like value as a protobuf Value."""
+    """A JSON-like value as a protobuf Value (see `doubles_only` for integers no double holds)."""
     out = struct_pb2.Value()
+    try:
+        _fill_value(out, value)
+    except OverflowError:
+        _fill_value(out, doubles_only(value))
+    return out
+
+
+def _fill_value(out: struct_pb2.Value, value: Any) -> None:
     if value is None:
         out.null_value = struct_pb2.NULL_VALUE
     elif isinstance(value, bool):
@@ -224,12 +233,41 @@ def json_value(value: Any) -> struct_pb2.Value:
         out.string_value = value
     elif isinstance(value, list):
         # Marked set first: extending by nothing would leave the value unset, read as null.
+        out.list_value.Clear()
         out.list_value.SetInParent()
         out.list_value.extend(value)
     else:
+        out.struct_value.Clear()
         out.struct_value.SetInParent()
         out.struct_value.update(value)
-    return out
+
+
+def fill_struct(out: struct_pb2.Struct, value: Mapping[str, Any]) -> None:
+    """Sets a Struct from a JSON object (see `doubles_only` for integers no double holds)."""
+    try:
+        out.update(value)
+    except OverflowError:
+        out.Clear()
+        out.update(doubles_only(value))
+
+
+def doubles_only(value: Any) -> Any:
+    """The value with every integer no double holds (beyond ±1.8e308) given as its decimal
+    text: a Struct or Value holds numbers as doubles, and such an integer has no double. The
+    JSON text beside it (`value_json`, `properties_json`, …) keeps it as the number it is."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        try:
+            float(value)
+        except OverflowError:
+            return str(value)
+        return value
+    if isinstance(value, list):
+        return [doubles_only(item) for item in value]
+    if isinstance(value, dict):
+        return {key: doubles_only(item) for key, item in value.items()}
+    return value
 
 
 class ComputationAdmin:
@@ -470,7 +508,7 @@ class ComputationAdmin:
         for pid, entered in page:
             chosen = {k: v for k, v in traits.get(pid, {}).items() if k in request.include_traits}
             member = admin_pb2.AudienceMember(profile=summaries[pid], enter_time=timestamp(entered))
-            member.traits.update(chosen)
+            fill_struct(member.traits, chosen)
             members.append(member)
         token = self.engine.page_tokens.encode(page[-1][0], scope) if len(found) > size else ""
         return admin_pb2.ListAudienceMembersResponse(members=members, next_page_token=token, total_size=total)

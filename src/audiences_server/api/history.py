@@ -8,7 +8,14 @@ import grpc
 from audiences.v1 import admin_pb2
 from google.protobuf import struct_pb2
 
-from audiences_server.api.computations import collection_of, options_message, profile_summaries, time_ms, timestamp
+from audiences_server.api.computations import (
+    collection_of,
+    fill_struct,
+    options_message,
+    profile_summaries,
+    time_ms,
+    timestamp,
+)
 from audiences_server.api.context import space_id
 from audiences_server.api.explain import computation_ref, value_json
 from audiences_server.engine.engine import Engine
@@ -47,7 +54,7 @@ def _version(row: ComputationRow, version: VersionRow) -> admin_pb2.DefinitionVe
 
 def _entry(row: AuditRow) -> admin_pb2.AuditEntry:
     details = struct_pb2.Struct()
-    details.update(row.detail)
+    fill_struct(details, row.detail)
     return admin_pb2.AuditEntry(entry_id=row.audit_id, action_time=timestamp(row.at_ms), actor=row.actor,
                                 action=row.action, target_type=row.target_type, target=row.target, details=details)
 

@@ -12,7 +12,14 @@ import orjson
 from audiences.v1 import common_pb2, profiles_pb2, profiles_pb2_grpc
 from google.protobuf.message import Message
 
-from audiences_server.api.computations import COLLECTION_ENUM, collection_of, json_value, time_ms, timestamp
+from audiences_server.api.computations import (
+    COLLECTION_ENUM,
+    collection_of,
+    fill_struct,
+    json_value,
+    time_ms,
+    timestamp,
+)
 from audiences_server.api.context import space_id
 from audiences_server.engine.engine import Engine
 from audiences_server.engine.profile_reads import EventFilter, Page, ProfileSource, TraitItem, encoding_of
@@ -100,8 +107,8 @@ def _event(row: dict[str, Any]) -> profiles_pb2.Event:
                                event_time=timestamp(row["ts"]), receive_time=timestamp(row["received_ms"]),
                                properties_json=row["body"], context_json=row["context"], source_id=row["source_id"])
     # The JSON text beside the Structs, as stored: a Struct holds every number as a double.
-    event.properties.update(json.loads(row["body"]))
-    event.context.update(json.loads(row["context"]))
+    fill_struct(event.properties, json.loads(row["body"]))
+    fill_struct(event.context, json.loads(row["context"]))
     return event
 
 

@@ -13,7 +13,15 @@ from google.protobuf import duration_pb2, struct_pb2
 
 from audiences_server.api import audit
 from audiences_server.api.audit import audited
-from audiences_server.api.computations import COLLECTION_ENUM, KINDS, collection_of, json_value, kind_of, timestamp
+from audiences_server.api.computations import (
+    COLLECTION_ENUM,
+    KINDS,
+    collection_of,
+    fill_struct,
+    json_value,
+    kind_of,
+    timestamp,
+)
 from audiences_server.api.context import space_id
 from audiences_server.engine.destinations import registry
 from audiences_server.engine.engine import Engine
@@ -165,7 +173,7 @@ def _options(message: sync_pb2.Connection, paths: list[str]) -> dict[str, Any]:
 def dead_letter_message(view: DeadLetterView) -> sync_pb2.DeadLetter:
     """A parked delivery."""
     payload = struct_pb2.Struct()
-    payload.update(view.payload)
+    fill_struct(payload, view.payload)
     return sync_pb2.DeadLetter(
         id=f"dlq_{view.delivery_id}", destination_key=view.destination_key,
         computation=computation_ref(view.computation), profile_id=view.profile_public_id,

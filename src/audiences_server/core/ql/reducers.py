@@ -6,6 +6,7 @@ import json
 import math
 from collections import Counter
 from collections.abc import Sequence
+from fractions import Fraction
 from typing import Any
 
 from audiences_server.core.ql.nodes import AggregateFunction, ValueType
@@ -60,9 +61,24 @@ def _numbers(values: Sequence[Any]) -> list[Number]:
 def _sum_or_avg(function: AggregateFunction, numbers: list[Number]) -> Number | None:
     if not numbers:
         return None
-    # Integers sum exactly; floats through fsum, so the result does not depend on their order.
-    total: Number = math.fsum(numbers) if float in set(map(type, numbers)) else sum(numbers)
-    return total if function is F.SUM else total / len(numbers)
+    try:
+        # Integers sum exactly; floats through fsum, so the result does not depend on their order.
+        total: Number = math.fsum(numbers) if float in set(map(type, numbers)) else sum(numbers)
+        return total if function is F.SUM else total / len(numbers)
+    except OverflowError:
+        return _beyond_doubles(function, numbers)
+
+
+def _beyond_doubles(function: AggregateFunction, numbers: list[Number]) -> Number | None:
+    """A sum or average that left the range of a double on the way (fsum's partial sums, an
+    integer too large to read as a float among floats, an integer average): worked out exactly,
+    as a fraction, then rounded once (integers alone always sum exactly, with no rounding); a
+    result no double holds (beyond ±1.8e308) has no value, as JSON has no number for it."""
+    exact = sum(map(Fraction, numbers), Fraction(0))
+    try:
+        return float(exact if function is F.SUM else exact / len(numbers))
+    except OverflowError:
+        return None
 
 
 def _extreme(function: AggregateFunction, values: Sequence[Any], value_type: ValueType | None

@@ -85,6 +85,9 @@ Scanned = dict[int, tuple[tuple[Any, ...], int | None]]
 # A scan made together with other plans' (`scan_together`): the profiles it covered, and what it
 # found for those with events of interest.
 Shared = tuple[Collection[int], Scanned]
+# What a value failing to decode raises (a reducer's arithmetic, a value of an unexpected shape),
+# as opposed to the database's errors, which are the job's.
+DECODE_FAILURES = (ArithmeticError, LookupError, TypeError, ValueError, RecursionError)
 # Scans made in one writer job, by query, parameters and decoding.
 Scans = dict[tuple[Any, ...], Scanned]
 _SCANS_KEPT = 32
@@ -529,16 +532,23 @@ def scan_together(
             columns += width
         for chunk in chunks:
             if len(chunk) == 1:
-                found[chunk[0]] = plans[chunk[0]].scan(conn, profile_ids, now_ms, None)
+                try:
+                    found[chunk[0]] = plans[chunk[0]].scan(conn, profile_ids, now_ms, None)
+                except DECODE_FAILURES:  # the plan's own run meets it again, as its own failure
+                    covered[chunk[0]] = frozenset()
             else:
-                _scan_chunk(conn, [(found[k], plans[k]) for k in chunk], names, ids, now_ms)
+                failed = _scan_chunk(conn, [(found[k], plans[k]) for k in chunk], names, ids, now_ms)
+                for k in (chunk[i] for i in failed):
+                    covered[k], found[k] = frozenset(), {}
     return list(zip(covered, found, strict=True))
 
 
 def _scan_chunk(conn: apsw.Connection, chunk: Sequence[tuple[Scanned, Plan]], names: tuple[str, ...], ids: str,
-                now_ms: int) -> None:
+                now_ms: int) -> set[int]:
     """One query for plans reading the same event names, into each plan's `Scanned` (see
-    `scan_together`)."""
+    `scan_together`). Returns the positions of the plans whose values failed to decode: those
+    cover nothing, so each scans again on its own when it runs, where its failure is its own
+    (the evaluator marks that definition FAILED) and not the job's."""
     plans = tuple(plan for _, plan in chunk)
     key = (names, tuple(map(id, plans)))
     composed = _COMPOSED.get(key)
@@ -552,12 +562,23 @@ def _scan_chunk(conn: apsw.Connection, chunk: Sequence[tuple[Scanned, Plan]], na
         params[name] = _worth(symbol, now_ms)
     readers = [(into, plan.decoder, pick, plan.nothing)
                for (into, plan), pick in zip(chunk, composed.pickers, strict=True)]
+    failed: set[int] = set()
     for row in conn.execute(composed.sql, params):
         pid = int(row[0])
-        for into, decoded, pick, nothing in readers:
-            columns = pick(row)
-            if columns != nothing:  # else as a profile without events of interest
-                into[pid] = decoded(columns)
+        try:
+            for into, decoded, pick, nothing in readers:
+                columns = pick(row)
+                if columns != nothing:  # else as a profile without events of interest
+                    into[pid] = decoded(columns)
+        except DECODE_FAILURES:  # the row again, plan by plan, leaving out those that fail
+            for position, (into, decoded, pick, nothing) in enumerate(readers):
+                if position in failed or (columns := pick(row)) == nothing:
+                    continue
+                try:
+                    into[pid] = decoded(columns)
+                except DECODE_FAILURES:
+                    failed.add(position)
+    return failed
 
 
 # What a parameter is worth at any time: ("v", type, value) a constant, ("at", k) now − k, ("lo",
