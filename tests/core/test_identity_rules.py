@@ -229,3 +229,19 @@ def test_rules_are_immutable() -> None:
     rules = IdentityRules.defaults()
     with pytest.raises(TypeError):
         rules.types["user_id"] = IdTypeRule()  # type: ignore[index]
+
+
+def test_patterns_saved_before_they_were_re2_are_still_read() -> None:
+    """A rule saved when patterns were Python's `re` (lookaround, say) is read as it was, so
+    ingestion goes on; given anew, the same pattern is refused."""
+    import json
+
+    from audiences_server.store.identity import _parsed_rules
+
+    data = IdentityRules.defaults().to_dict()
+    data["types"]["email"] = {**data["default"], "blocked": {"patterns": ["^(?!.*@)"], "values": []}}
+    stored = _parsed_rules(json.dumps(data))
+    assert stored.rule_for("email").blocked.blocks("no-at-sign")
+    assert not stored.rule_for("email").blocked.blocks("ada@example.com")
+    with pytest.raises(InvalidIdentityRules, match="RE2"):
+        IdentityRules.from_dict(data)

@@ -40,6 +40,69 @@ def test_create_refuses_bad_input(space: Space, key: str, definition: str, reaso
     assert field_violations(caught.value)[0][0] == field
 
 
+@pytest.mark.parametrize(
+    ("fields", "reason", "field"),
+    [
+        ({"name": "n" * 257}, "FIELD_TOO_LONG", "name"),
+        ({"description": "d" * 4_097}, "FIELD_TOO_LONG", "description"),
+        ({"options": admin_pb2.ComputationOptions(backfill_days=-1)}, "OPTIONS_INVALID", "options.backfill_days"),
+    ],
+)
+def test_create_and_update_refuse_fields_past_their_limits(space: Space, fields: dict[str, object], reason: str,
+                                                          field: str) -> None:
+    """A name, description or option past its limit is refused on create and on update, and nothing
+    is saved: a list of definitions stays one readable message."""
+    stub, meta = admin(space)
+    stub.CreateAudience(admin_pb2.CreateAudienceRequest(audience=admin_pb2.Audience(
+        key="kept", collection=USERS, definition="trait('a') = 1", name="n" * 256, description="d" * 4_096)),
+        metadata=meta)
+    for call in (
+        lambda: stub.CreateAudience(admin_pb2.CreateAudienceRequest(audience=admin_pb2.Audience(
+            key="long", collection=USERS, definition="trait('a') = 1", **fields)), metadata=meta),
+        lambda: stub.UpdateAudience(admin_pb2.UpdateAudienceRequest(
+            audience=admin_pb2.Audience(collection=USERS, key="kept", **fields),
+            update_mask=field_mask_pb2.FieldMask(paths=sorted(fields))), metadata=meta),
+    ):
+        with pytest.raises(grpc.RpcError) as caught:
+            call()
+        assert (caught.value.code(), error_reason(caught.value)) == (grpc.StatusCode.INVALID_ARGUMENT, reason)
+        assert field_violations(caught.value)[0][0] == field
+    listed = stub.ListAudiences(admin_pb2.ListAudiencesRequest(collection=USERS), metadata=meta).audiences
+    assert [(a.key, len(a.name), len(a.description)) for a in listed] == [("kept", 256, 4_096)]
+
+
+def test_the_widest_backfill_runs(space: Space) -> None:
+    """`backfill_days` at its largest (the int32's) reads every event and the definition goes live."""
+    space.send({"type": "track", "userId": "old", "event": "A", "timestamp": "0001-01-01T00:00:00Z"})
+    space.define("ever", "event('A').count() >= 1", backfill_days=2**31 - 1)
+    space.tick()
+    assert space.member_ids("ever") == {"user_id:old"}
+
+
+def test_an_update_mask_names_fields_and_single_options(space: Space) -> None:
+    """One option may be named alone, the others keeping their values; a path into a field that
+    has none (`name.x`) or into options that do not exist is FIELD_UNKNOWN, and nothing changes."""
+    stub, meta = admin(space)
+    space.define("anon", "trait('a') = 1", include_anonymous_users=True)
+
+    def update(paths: list[str], **fields: object) -> admin_pb2.Audience:
+        return stub.UpdateAudience(admin_pb2.UpdateAudienceRequest(
+            audience=admin_pb2.Audience(collection=USERS, key="anon", **fields),
+            update_mask=field_mask_pb2.FieldMask(paths=paths)), metadata=meta).audience
+
+    changed = update(["options.backfill_days"], options=admin_pb2.ComputationOptions(backfill_days=3))
+    assert (changed.options.backfill_days, changed.options.include_anonymous_users) == (3, True)
+    for path in ("options.no_such_field", "name.sub", "definition.x", "enabled.x", "nonexistent"):
+        with pytest.raises(grpc.RpcError) as caught:
+            update([path], name="changed", options=admin_pb2.ComputationOptions(backfill_days=9))
+        assert (error_reason(caught.value), field_violations(caught.value)[0][0]) == ("FIELD_UNKNOWN", "update_mask")
+    with pytest.raises(grpc.RpcError) as caught:
+        update(["status"])
+    assert error_reason(caught.value) == "FIELD_IMMUTABLE"
+    got = stub.GetAudience(admin_pb2.GetAudienceRequest(collection=USERS, key="anon"), metadata=meta).audience
+    assert (got.name, got.options.backfill_days, got.options.include_anonymous_users) == ("anon", 3, True)
+
+
 def test_definition_error_shows_line_column_and_caret(space: Space) -> None:
     """A parse error names the line and column and draws a caret under the fault."""
     stub, meta = admin(space)

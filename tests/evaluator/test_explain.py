@@ -181,3 +181,16 @@ def test_an_account_at_an_earlier_time_until_its_links_change(space: Space) -> N
     with pytest.raises(grpc.RpcError) as refused:
         explain(space, "ordering", "group_id:acme", "accounts", at=now + HOUR - 1)
     assert "its account links changed since" in (refused.value.details() or "")
+
+
+def test_no_change_is_explained_past_the_year_9999(space: Space) -> None:
+    """Time ends with the year 9999 (no clock moves past it): an edge after it, here an event of its
+    last day entering a `between(1 days, 2 days)` window, is no next change, and the explanation
+    reads."""
+    space.send({"type": "track", "userId": "late", "event": "L", "timestamp": "9999-12-31T00:00:00Z"})
+    space.define("late_aud", "event('L').between(1 days, 2 days).count() >= 1")
+    space.tick()
+    reply = explain(space, "late_aud", "user_id:late")
+    assert (reply.value_json, reply.next_change.HasField("change_time")) == ("false", False)
+    assert reply.next_change.summary == "does not change without new data"
+    assert iso(-30_610_224_000_001) == "0999-12-31T23:59:59.999Z"

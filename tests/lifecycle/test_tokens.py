@@ -75,6 +75,17 @@ def test_token_expires_when_the_clock_passes_its_time(site: Site) -> None:
     assert error_reason(past.value) == "EXPIRY_INVALID"
 
 
+@pytest.mark.parametrize("seconds", [315_576_000_000, 2**62])
+def test_an_expiry_past_the_year_9999_is_refused_and_stores_nothing(site: Site, seconds: int) -> None:
+    """A ttl reaching past what a Timestamp shows (the largest Duration, or beyond) is
+    INVALID_ARGUMENT, and no token is stored: the list still reads."""
+    before = set(_listed(site))
+    with pytest.raises(grpc.RpcError) as far:
+        _create(site, operator_pb2.TOKEN_SCOPE_READ, ttl=duration_pb2.Duration(seconds=seconds))
+    assert (far.value.code(), error_reason(far.value)) == (grpc.StatusCode.INVALID_ARGUMENT, "EXPIRY_INVALID")
+    assert set(_listed(site)) == before
+
+
 def test_operator_scope_is_its_own(site: Site) -> None:
     """OperatorService refuses an admin token; an operator token cannot send events."""
     with pytest.raises(grpc.RpcError) as denied:

@@ -86,6 +86,8 @@ def test_a_new_type_gets_a_rule_and_later_messages_follow_it(space: Space) -> No
         (["priority"], {"id_type": "email", "priority": 1}, "rule.priority"),
         (["priority"], {"id_type": "email", "priority": -1}, "rule.priority"),
         (["blocked_patterns"], {"id_type": "ios.id", "blocked_patterns": ["(unclosed"]}, "rule.blocked_patterns"),
+        (["blocked_patterns"], {"id_type": "email", "blocked_patterns": ["^(?!.*@)"]}, "rule.blocked_patterns"),
+        (["blocked_patterns"], {"id_type": "email", "blocked_patterns": [r"(a)\1"]}, "rule.blocked_patterns"),
         (["update_time"], {"id_type": "email"}, "update_mask.paths"),
         (["limit"], {"limit": 3}, "rule.id_type"),
     ],
@@ -151,3 +153,13 @@ def test_violations_refuse_an_impossible_start_time(space: Space) -> None:
         violations(space, start_time=timestamp_pb2.Timestamp(seconds=10**12))
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert [f for f, _ in field_violations(caught.value)] == ["start_time"]
+
+
+def test_a_pattern_matches_in_time_linear_in_the_value(space: Space) -> None:
+    """Blocked patterns are RE2's: one that backtracks for ever in most engines (`(a+)+$` over
+    thousands of `a` then `!`) answers at once, and blocks what it matches."""
+    update(space, ["blocked_patterns"], id_type="email", blocked_patterns=["(a+)+$", "^[0-]*$"])
+    space.send({"type": "identify", "userId": "slow", "traits": {"email": "a" * 40 + "!"}},
+               {"type": "identify", "userId": "blocked", "traits": {"email": "x" + "a" * 40}})
+    assert ids_of(space, "user_id:slow") == {"user_id:slow", "email:" + "a" * 40 + "!"}
+    assert ids_of(space, "user_id:blocked") == {"user_id:blocked"}

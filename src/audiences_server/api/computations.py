@@ -143,6 +143,9 @@ def trait_message(row: ComputationRow) -> admin_pb2.ComputedTrait:
     return admin_pb2.ComputedTrait(**_fields(row))
 
 
+_OPTION_FIELDS = frozenset({"include_anonymous_users", "include_historical_data", "backfill_days"})
+
+
 def options_dict(message: admin_pb2.ComputationOptions) -> dict[str, Any]:
     """Options as stored."""
     if message.backfill_days < 0:
@@ -175,26 +178,28 @@ def spec_of(kind: str, message: admin_pb2.Audience | admin_pb2.ComputedTrait) ->
 
 
 def changes_of(message: admin_pb2.Audience | admin_pb2.ComputedTrait, paths: list[str]) -> dict[str, Any]:
-    """The fields an update names (or, with an empty mask, every editable one that is set)."""
+    """The fields an update names (or, with an empty mask, every editable one that is set). An
+    option may be named alone (`options.backfill_days`): the others keep their stored values."""
     if not paths:
         paths = [f.name for f, _ in message.ListFields() if f.name not in {"key", "collection", "id"}]
     if "*" in paths:
         paths = ["name", "description", "definition", "enabled", "options"]
     changes: dict[str, Any] = {}
     for path in paths:
-        top = path.split(".", 1)[0]
-        if top == "options":
-            changes["options"] = options_dict(message.options)
-        elif top == "enabled":
-            changes["enabled"] = message.enabled
+        top, _, rest = path.partition(".")
+        if top == "options" and (not rest or rest in _OPTION_FIELDS):
+            given = options_dict(message.options)
+            changes["options"] = {**changes.get("options", {}), **(given if not rest else {rest: given[rest]})}
+        elif (found := message.DESCRIPTOR.fields_by_name.get(top)) is not None and top != "options" and (
+                not rest or found.message_type is not None):
+            # An output-only field (`status`, `backfill.profiles_done`) the engine refuses as immutable.
+            changes[top] = getattr(message, top)
         else:
-            changes[top] = getattr(message, top, None) if hasattr(message, top) else None
-            if changes[top] is None:
-                raise InvalidArgument(
-                    f"unknown field {path!r} in update_mask",
-                    reason="FIELD_UNKNOWN",
-                    violations=[FieldViolation("update_mask", f"unknown field {path}")],
-                )
+            raise InvalidArgument(
+                f"unknown field {path!r} in update_mask",
+                reason="FIELD_UNKNOWN",
+                violations=[FieldViolation("update_mask", f"unknown field {path}")],
+            )
     return changes
 
 

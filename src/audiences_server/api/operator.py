@@ -14,7 +14,7 @@ from audiences_server.api.computations import COLLECTION_ENUM, collection_of, ti
 from audiences_server.api.context import caller_label, space_id
 from audiences_server.api.sync import duration
 from audiences_server.engine.deletion import DEFAULT_TIMEOUT_MS
-from audiences_server.engine.engine import Engine
+from audiences_server.engine.engine import MAX_TIMESTAMP_MS, Engine
 from audiences_server.engine.page_tokens import page_size
 from audiences_server.errors import FieldViolation, InvalidArgument
 from audiences_server.store.deletions import DeletionRow
@@ -242,4 +242,8 @@ def _expiry(request: operator_pb2.CreateTokenRequest, now_ms: int) -> int | None
     if expires is None or expires <= now_ms:
         raise InvalidArgument("a token must expire in the future", reason="EXPIRY_INVALID",
                               violations=[FieldViolation(which, "not in the future")])
+    if expires > MAX_TIMESTAMP_MS:
+        # Its expire_time could not be shown: a Timestamp ends with the year 9999.
+        raise InvalidArgument("a token must expire by 9999-12-31T23:59:59.999Z", reason="EXPIRY_INVALID",
+                              violations=[FieldViolation(which, "past the year 9999")])
     return expires

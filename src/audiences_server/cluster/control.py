@@ -124,6 +124,7 @@ class FrontComputations(Computations):
                       actor: str = "") -> ComputationRow:
         row = super()._apply_update(conn, current, changes, actor)
         merged = {name: changes.get(name, getattr(current, name)) for name in EDITABLE}
+        merged["options"] = {**current.options, **merged["options"]}
         self._refuse(conn, current.space_id, Spec(current.kind, current.collection, current.key, **merged))
         self._append(encode({"t": "update", "space": current.space_id, "kind": current.kind,
                              "collection": current.collection, "key": current.key, "changes": dict(changes)}))

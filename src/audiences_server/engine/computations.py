@@ -37,6 +37,13 @@ KINDS = ("audience", "computed_trait")
 COLLECTIONS = ("users", "accounts")
 _PREFIX = {"audience": "aud_", "computed_trait": "trt_"}
 EDITABLE = frozenset({"name", "description", "definition", "enabled", "options"})
+# Limits of the texts beside a definition: a list of definitions answers in one message (gRPC's
+# 4 MiB by default), so a description of megabytes would make the list unreadable.
+MAX_NAME_CHARS = 256
+MAX_DESCRIPTION_CHARS = 4_096
+# The API's field is an int32; the console's JSON takes any integer, and a number of days past
+# this would move a definition's event floor beyond what SQLite's integers hold.
+MAX_BACKFILL_DAYS = 2**31 - 1
 
 
 @dataclass
@@ -114,6 +121,26 @@ def check(text: str, kind: str, collection: str) -> ql.CheckedDefinition:
         raise definition_error(error) from None
 
 
+def check_fields(fields: Mapping[str, Any]) -> None:
+    """Refuses a name, description or option beyond its limit (`fields`: those of a `Spec`, all
+    or some)."""
+    for field_name, limit in (("name", MAX_NAME_CHARS), ("description", MAX_DESCRIPTION_CHARS)):
+        text = fields.get(field_name)
+        if text is not None and len(text) > limit:
+            raise InvalidArgument(
+                f"`{field_name}` is {len(text):,} characters long; at most {limit:,} are kept",
+                reason="FIELD_TOO_LONG",
+                violations=[FieldViolation(field_name, f"longer than {limit:,} characters")],
+            )
+    days = (fields.get("options") or {}).get("backfill_days", 0)
+    if not isinstance(days, int) or isinstance(days, bool) or not 0 <= days <= MAX_BACKFILL_DAYS:
+        raise InvalidArgument(
+            f"`options.backfill_days` must be a whole number of days from 0 to {MAX_BACKFILL_DAYS:,}",
+            reason="OPTIONS_INVALID",
+            violations=[FieldViolation("options.backfill_days", "out of range")],
+        )
+
+
 def unsaved(spec: Spec, space_id: int = 0) -> Compiled:
     """A definition not saved yet as the evaluator would see it (to find what it would read),
     checked as an API error when it is wrong. Its options are left out: what a definition
@@ -149,6 +176,7 @@ class Computations:
                 reason="KEY_INVALID",
                 violations=[FieldViolation("key", "not snake_case")],
             )
+        check_fields(vars(spec))
         check(spec.definition, spec.kind, spec.collection)
         row = self._writer.run(lambda conn: self._insert(conn, space_id, spec, actor), keeps_events=True)
         self._evaluator.wake()
@@ -218,6 +246,7 @@ class Computations:
                 reason="FIELD_IMMUTABLE",
                 violations=[FieldViolation(f, "immutable or unknown") for f in sorted(unknown)],
             )
+        check_fields(changes)
         current = self.get(space_id, kind, collection, key)
         if "definition" in changes:
             check(changes["definition"], kind, collection)
@@ -229,6 +258,8 @@ class Computations:
         self, conn: apsw.Connection, current: ComputationRow, changes: Mapping[str, Any], actor: str = ""
     ) -> ComputationRow:
         merged = {name: changes.get(name, getattr(current, name)) for name in EDITABLE}
+        # Options named alone (`options.backfill_days`) keep the others' stored values.
+        merged["options"] = {**current.options, **merged["options"]}
         spec = Spec(current.kind, current.collection, current.key, **merged)
         if "definition" in changes:
             self._refuse_cycle(conn, current.space_id, spec)

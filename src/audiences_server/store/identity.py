@@ -22,6 +22,7 @@ from audiences_server.core.identity import (
     TraitValue,
     Violation,
 )
+from audiences_server.core.identity.rules import STORED_PATTERNS
 from audiences_server.store import sync
 from audiences_server.store.db import in_chunks
 
@@ -238,7 +239,13 @@ def rules(conn: apsw.Connection, space_id: int) -> IdentityRules:
 def _parsed_rules(text: str | None) -> IdentityRules:
     # Every ingest job reads the rules, and building them (validation, compiled patterns) costs
     # more than a small job's resolution; rules are immutable, so one parse per stored text.
-    return IdentityRules.from_dict(json.loads(text)) if text is not None else IdentityRules.defaults()
+    if text is None:
+        return IdentityRules.defaults()
+    reading = STORED_PATTERNS.set(True)
+    try:
+        return IdentityRules.from_dict(json.loads(text))
+    finally:
+        STORED_PATTERNS.reset(reading)
 
 
 def save_rules(conn: apsw.Connection, space_id: int, value: IdentityRules, now_ms: int) -> None:

@@ -12,6 +12,7 @@ API; every constructor validates and raises `InvalidIdentityRules` naming the ba
 
 from __future__ import annotations
 
+import contextvars
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -19,7 +20,14 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
+import re2
+
 _DAY_MS = 24 * 60 * 60 * 1000
+# RE2 reports a pattern it refuses on stderr unless told not to; the refusal is an exception here.
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False
+# Set while rules saved in the database are read (see `_compile`).
+STORED_PATTERNS: contextvars.ContextVar[bool] = contextvars.ContextVar("stored_patterns", default=False)
 USER_ID = "user_id"
 DEFAULT_BLOCKED_PATTERNS = (r"^[0-]*$",)
 DEFAULT_BLOCKED_VALUES = ("-1", "null", "anonymous", "")
@@ -105,13 +113,18 @@ class BlockedValues:
     """Values never used as identifiers (they stay on the event).
 
     A value is blocked when it equals one of `values` exactly (case-sensitive, as Segment's
-    "Exact Match") or when one of `patterns` is found in it by `re.search`, so a pattern
-    matches the whole value only when it is anchored, as the default `^[0-]*$` is.
+    "Exact Match") or when one of `patterns` is found in it (a search), so a pattern matches the
+    whole value only when it is anchored, as the default `^[0-]*$` is.
+
+    Patterns are RE2's syntax, matched in time linear in the value: the writer tests every
+    identifier of every call against them, and a backtracking engine lets a pattern such as
+    `(a+)+$` take seconds over a value of thirty characters, holding up all ingestion. RE2 has
+    no backreferences or lookaround; such a pattern is refused (`_compile`).
     """
 
     patterns: tuple[str, ...] = DEFAULT_BLOCKED_PATTERNS
     values: tuple[str, ...] = DEFAULT_BLOCKED_VALUES
-    _compiled: tuple[re.Pattern[str], ...] = field(init=False, repr=False, compare=False)
+    _compiled: tuple[Any, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "patterns", _strings(self.patterns, "patterns"))
@@ -330,12 +343,20 @@ def _period_reason(raw: object) -> str:
     return f"unknown period {raw!r} (expected one of {names})"
 
 
-def _compile(pattern: str) -> re.Pattern[str]:
+def _compile(pattern: str) -> Any:
     try:
-        return re.compile(pattern)
-    except re.error as err:
-        reason = f"bad regular expression {pattern!r}: {err}"
-        raise InvalidIdentityRules("patterns", reason) from None
+        return re2.compile(pattern, _RE2_OPTIONS)
+    except re2.error as err:
+        problem = err.args[0].decode(errors="replace") if err.args and isinstance(err.args[0], bytes) else str(err)
+    if STORED_PATTERNS.get():
+        # Saved before patterns were RE2's (Python's `re` then): read as it was saved, so that
+        # ingestion goes on; an update of the space's rules refuses it until it is rewritten.
+        try:
+            return re.compile(pattern)
+        except re.error:
+            pass
+    reason = f"bad regular expression {pattern!r} (RE2 syntax: no backreferences or lookaround): {problem}"
+    raise InvalidIdentityRules("patterns", reason) from None
 
 
 def _strings(raw: object, name: str) -> tuple[str, ...]:

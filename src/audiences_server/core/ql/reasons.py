@@ -28,6 +28,7 @@ from audiences_server.core.ql.nodes import (
 from audiences_server.core.ql.printer import duration_text, literal_text, scalar_text
 from audiences_server.core.ql.timing import next_change_time, possible_values, relative_date_comparisons, walk
 from audiences_server.core.ql.values import as_date_ms
+from audiences_server.core.tracking import MAX_TIME_MS
 
 # At most this many reasons are kept for one instant (a burst of events stamped alike).
 MAX_REASONS = 5
@@ -75,8 +76,12 @@ def next_change(definition: DefinitionLike, profile: Profile, now_ms: int, steps
     """
     by_time: dict[int, list[Edge]] = defaultdict(list)
     for edge in edges(definition, profile, now_ms):
-        by_time[edge.at_ms].append(edge)
+        # Time ends with the year 9999 (no clock moves past it, no Timestamp shows a later time).
+        if edge.at_ms <= MAX_TIME_MS:
+            by_time[edge.at_ms].append(edge)
     check = next_change_time(definition, profile, now_ms)
+    if check is not None and check > MAX_TIME_MS:
+        check = None
     instants = sorted(by_time)
     current = _canonical(evaluate(definition, profile, now_ms))
     for at in instants[:steps]:
@@ -152,7 +157,8 @@ def window_text(window: Within | Between) -> str:
 def iso(ms: int) -> str:
     """An instant as ISO-8601 UTC: ``2026-07-01T10:00:00Z``, with milliseconds when it has some."""
     moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)
-    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    # Not strftime's %Y, which writes the year 999 as `999`.
+    text = f"{moment.year:04d}-{moment:%m-%dT%H:%M:%S}"
     return text + (f".{ms % 1000:03d}Z" if ms % 1000 else "Z")
 
 
