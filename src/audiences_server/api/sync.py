@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from concurrent.futures import Executor
 from typing import Any, TypeVar
 
@@ -29,13 +29,14 @@ from audiences_server.engine.page_tokens import page_size
 from audiences_server.engine.sync import configs
 from audiences_server.engine.sync.feed import FeedRecord, Heartbeat, parse_cursor
 from audiences_server.engine.sync.service import ConnectionView, DeadLetterView
+from audiences_server.errors import FieldViolation, InvalidArgument
 from audiences_server.store.evaluation import ComputationRow
 from audiences_server.store.sync import DestinationRow
 
 T = TypeVar("T")
 
 KIND_ENUM: dict[str, Any] = {v: k for k, v in KINDS.items()}
-SELECTION = {
+SELECTION: dict[int, str] = {
     sync_pb2.IDENTIFIER_SELECTION_UNSPECIFIED: "all",
     sync_pb2.IDENTIFIER_SELECTION_ALL: "all",
     sync_pb2.IDENTIFIER_SELECTION_FIRST_ADDED: "first_added",
@@ -68,19 +69,34 @@ def _output_only(field: Any, names: Any) -> bool:
     return bool(field.name.endswith("_set") and field.name.removesuffix("_set") in names)
 
 
-def _plain(message: Any) -> dict[str, Any]:
-    """A config or policy message as the engine stores it: durations as `<name>_ms` milliseconds,
-    enum values by their short lower-case name (empty when unset), maps as dicts."""
+def enum_value(table: Mapping[int, T], value: int, field: str) -> T:
+    """What an enum field's value stands for. Enums are open, so a request may carry any
+    number (a newer client's value, a negative one): one not in the table is INVALID_ARGUMENT
+    `ENUM_INVALID` naming the field, as ProfilesService refuses one."""
+    if value not in table:
+        raise InvalidArgument(f"`{field}` has no value {value}", reason="ENUM_INVALID",
+                              violations=[FieldViolation(field, "unknown value")])
+    return table[value]
+
+
+def _plain(message: Any, path: str, only: str = "") -> dict[str, Any]:
+    """A config or policy message as the engine stores it: durations as `<name>_ms`
+    milliseconds, enum values by their short lower-case name (empty when unset), maps as dicts.
+    Errors name its fields under `path` (`webhook.payload_style`). With `only`, that field alone
+    (by its name or its stored name), so a field an update mask leaves out is not read."""
     out: dict[str, Any] = {}
     names = message.DESCRIPTOR.fields_by_name
     for field in message.DESCRIPTOR.fields:
-        value = getattr(message, field.name)
-        if _output_only(field, names):
+        duration_field = field.message_type is not None and field.message_type.full_name == DURATION
+        stored = field.name + "_ms" if duration_field else field.name
+        if _output_only(field, names) or only not in ("", field.name, stored):
             continue
-        if field.message_type is not None and field.message_type.full_name == DURATION:
-            out[field.name + "_ms"] = value.ToMilliseconds()
+        value = getattr(message, field.name)
+        if duration_field:
+            out[stored] = value.ToMilliseconds()
         elif field.enum_type is not None:
-            name = str(field.enum_type.values_by_number[value].name) if value else ""
+            known = field.enum_type.values_by_number
+            name = str(enum_value(known, value, f"{path}.{field.name}").name) if value else ""
             out[field.name] = name.removeprefix(_enum_prefix(field)).lower()
         elif field.message_type is not None and field.message_type.GetOptions().map_entry:
             out[field.name] = dict(value)
@@ -165,8 +181,10 @@ def _options(message: sync_pb2.Connection, paths: list[str]) -> dict[str, Any]:
     if unknown:
         raise configs.invalid("update_mask", f"cannot update {', '.join(unknown)}", "FIELD_UNKNOWN")
     full = {name: getattr(message, name) for name in configs.CONNECTION_FIELDS}
-    full["identifier_selection"] = SELECTION[message.identifier_selection]
     full["external_id_types"] = list(message.external_id_types)
+    if "identifier_selection" in paths:  # read only when given, as the other fields are
+        full["identifier_selection"] = enum_value(SELECTION, message.identifier_selection,
+                                                  "connection.identifier_selection")
     return {p: full[p] for p in paths}
 
 
@@ -223,7 +241,8 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
                                   "DESTINATION_CONFIG_REQUIRED")
         row = self.engine.sync.create_destination(
             space_id(), message.key, message.name, message.enabled if message.HasField("enabled") else True, kind,
-            _plain(getattr(message, kind)), _plain(message.delivery_policy))
+            _plain(getattr(message, kind), kind),
+            _plain(message.delivery_policy, "delivery_policy"))
         return sync_pb2.CreateDestinationResponse(destination=destination_message(row))
 
     def GetDestination(self, request: sync_pb2.GetDestinationRequest,
@@ -366,7 +385,8 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
                        context: grpc.ServicerContext) -> Iterator[sync_pb2.ExportAudienceResponse]:
         chunks = self.engine.sync.export(space_id(), collection_of(request.collection), request.key,
                                          list(request.external_id_types), list(request.include_traits),
-                                         SELECTION[request.identifier_selection])
+                                         enum_value(SELECTION, request.identifier_selection,
+                                                    "identifier_selection"))
         for data, count in chunks:
             yield sync_pb2.ExportAudienceResponse(csv_data=data, row_count=count)
 
@@ -390,9 +410,10 @@ def _destination_changes(message: sync_pb2.Destination, kind: str, paths: list[s
         elif top == "enabled":
             changes["enabled"] = message.enabled
         elif top == "delivery_policy":
-            changes["policy"] = _picked(_plain(message.delivery_policy), sub)
+            changes["policy"] = _picked(message.delivery_policy, "delivery_policy", sub)
         elif top == kind:
-            changes["config"] = {**changes.get("config", {}), **_picked(_plain(getattr(message, kind)), sub)}
+            changes["config"] = {**changes.get("config", {}),
+                                 **_picked(getattr(message, kind), kind, sub)}
         elif top in CONFIGS:
             raise configs.invalid("update_mask", f"a {kind} destination has no {top} settings",
                                   "DESTINATION_KIND_IMMUTABLE")
@@ -401,11 +422,9 @@ def _destination_changes(message: sync_pb2.Destination, kind: str, paths: list[s
     return changes
 
 
-def _picked(full: dict[str, Any], sub: str) -> dict[str, Any]:
-    """One field of a converted message (durations are stored as `<name>_ms`), or all of them."""
-    if not sub:
-        return full
-    for name in (sub, sub + "_ms"):
-        if name in full:
-            return {name: full[name]}
-    raise configs.invalid("update_mask", f"unknown field {sub!r}", "FIELD_UNKNOWN")
+def _picked(message: Any, path: str, sub: str) -> dict[str, Any]:
+    """One field of a message, converted (durations are stored as `<name>_ms`), or all of them."""
+    picked = _plain(message, path, sub)
+    if sub and not picked:
+        raise configs.invalid("update_mask", f"unknown field {sub!r}", "FIELD_UNKNOWN")
+    return picked

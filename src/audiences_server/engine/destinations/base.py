@@ -15,7 +15,9 @@ import enum
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
-from urllib.parse import urlparse
+from urllib.parse import urlsplit
+
+import httpx
 
 from audiences_server.engine.destinations.loop import IoLoop
 from audiences_server.errors import FieldViolation, InvalidArgument
@@ -112,7 +114,9 @@ class Destination:
         return None
 
     def build(self, row: DestinationRow, context: Context) -> Sink | None:
-        """The sink that pushes this destination's deliveries; None for a kind that pushes nothing."""
+        """The sink that pushes this destination's deliveries; None for a kind that pushes nothing.
+        It does no I/O, so settings it raises for fail again until they change (such as a URL
+        stored before `check_url` refused it): the worker says so once and sends nothing."""
         return None
 
     def refresh(self, row: DestinationRow, context: Context, now_ms: int) -> None:
@@ -125,10 +129,50 @@ def invalid(field: str, message: str, reason: str = "DESTINATION_INVALID") -> In
 
 
 def check_url(value: str, field: str) -> None:
-    """Refuses anything but an http or https URL with a host."""
-    parsed = urlparse(value)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise invalid(field, f"`{field}` must be an http or https URL")
+    """Refuses anything but an http or https URL with a host, saying what is wrong: a malformed
+    host (`http://[::1/`), a port that is not 1 to 65535, or a space or control character (most
+    often a mistake, such as a pasted line break; encoded, as `%20`, it is taken as given).
+    What it accepts, both HTTP clients send alike (`request_url`)."""
+    blank = next((i for i, c in enumerate(value) if c <= " " or c == "\x7f"), None)
+    try:
+        if blank is not None:
+            raise ValueError(f"{value[blank]!r} at position {blank} (a space or control character is "
+                             "percent-encoded in a URL: a space is %20)")
+        request_url(value)
+    except ValueError as failure:
+        raise invalid(field, f"`{field}` must be an http or https URL: {failure}") from failure
+
+
+def request_url(value: str) -> httpx.URL:
+    """A URL as requests to it are sent, as httpx reads it (an internationalised host in its
+    `xn--` form, the path and query percent-encoded where they must be), so the EVENT-style
+    webhook's client (engine.destinations.http1) and httpx send the same request line and `Host`.
+
+    Raises:
+        ValueError: no request can go to it; the message says why.
+    """
+    if not value:
+        raise ValueError("it is empty")
+    try:
+        parts = urlsplit(value)
+    except ValueError as failure:  # brackets unbalanced, or around something not an IP address
+        raise ValueError(f"invalid host ({failure})") from failure
+    if parts.scheme not in ("http", "https"):
+        raise ValueError("it starts with neither http:// nor https://")
+    if not parts.hostname:
+        raise ValueError("no host")
+    try:
+        # Read here, not by httpx, which takes `:-1`, `:+80` or `:99999` for ports.
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        given = parts.netloc.rpartition("@")[2].rpartition("]")[2].partition(":")[2]
+        raise ValueError(f"invalid port {given!r} (a port is 1 to 65535)")
+    try:
+        return httpx.URL(value)
+    except httpx.InvalidURL as failure:
+        raise ValueError(str(failure)) from failure
 
 
 def check_range(settings: Mapping[str, Any], kind: str, name: str, low: int, high: int) -> None:

@@ -26,11 +26,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping
-from urllib.parse import urlsplit
 
 import httptools
 
-from audiences_server.engine.destinations.base import Outcome
+from audiences_server.engine.destinations.base import Outcome, request_url
 from audiences_server.engine.destinations.http import RETRIED_STATUSES, USER_AGENT, retry_after_ms, tls_context
 
 # Told, on the loop's thread, how one request went.
@@ -200,15 +199,18 @@ class LoopPoster:
 
     def __init__(self, loop: asyncio.AbstractEventLoop, url: str, timeout_s: float, connections: int,
                  headers: Mapping[str, str]) -> None:
-        parts = urlsplit(url)
+        # Read as httpx reads it, so this request line and Host are the LIST style's: the host
+        # in its `xn--` form, path and query percent-encoded (raises ValueError for a URL no
+        # request can go to).
+        parts = request_url(url)
         self._loop = loop
         self._tls = parts.scheme == "https"
-        self._host = parts.hostname or ""
+        self._host = parts.raw_host.decode("ascii")
         self._port = parts.port or (443 if self._tls else 80)
         self._timeout_s = timeout_s
         self._limit = max(1, connections)
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        host = parts.netloc.rpartition("@")[2]
+        target = parts.raw_path.decode("ascii")
+        host = parts.netloc.decode("ascii")
         defaults = {"Host": host, "User-Agent": USER_AGENT, "Content-Type": "application/json"}
         chosen = {name.lower() for name in headers}
         self._head = f"POST {target} HTTP/1.1\r\n".encode() + header_lines(

@@ -11,7 +11,15 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from audiences_server.core.tracking import format_time
-from audiences_server.engine.destinations.base import Context, Destination, Sink, check_range, check_url, invalid
+from audiences_server.engine.destinations.base import (
+    Context,
+    Destination,
+    Sink,
+    check_range,
+    check_url,
+    invalid,
+    request_url,
+)
 from audiences_server.engine.destinations.batching import BatchSink, timeout_s
 from audiences_server.engine.destinations.http import Poster, json_body
 from audiences_server.store.sync import DestinationRow
@@ -36,7 +44,8 @@ class Segment(Destination):
 
     def build(self, row: DestinationRow, context: Context) -> Sink:
         """Batches to `<base_url>/batch`."""
-        url = str(row.config["base_url"]).rstrip("/") + "/batch"
+        # Raises for a URL stored before `check_url` refused it.
+        url = str(request_url(str(row.config["base_url"]).rstrip("/") + "/batch"))
         auth = {"Authorization": "Basic " + base64.b64encode(f"{row.config['write_key']}:".encode()).decode()}
 
         def request(calls: list[dict[str, Any]], now_ms: int) -> tuple[str, bytes, Mapping[str, str]]:

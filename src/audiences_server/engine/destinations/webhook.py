@@ -34,6 +34,7 @@ from audiences_server.engine.destinations.base import (
     check_range,
     check_url,
     invalid,
+    request_url,
     single,
 )
 from audiences_server.engine.destinations.batching import BatchSink, calls_of, timeout_s
@@ -182,7 +183,8 @@ class Webhook(Destination):
         if row.config["payload_style"] == "event":
             return EventSink(row, context.io)
         signer = Signer(row.config)
-        url = str(row.config["url"])
+        # Raises, as the EVENT style's client does, for a URL stored before `check_url` refused it.
+        url = str(request_url(row.config["url"]))
 
         def request(calls: list[dict[str, Any]], now_ms: int) -> tuple[str, bytes, Mapping[str, str]]:
             body = json_body({"batch": calls})

@@ -76,6 +76,7 @@ class DestinationWorker:
         self._stopping = threading.Event()
         self._wait_s = 1.0
         self._sink: tuple[int, Sink] | None = None  # built for the destination as of its updated_ms
+        self._unbuilt: int | None = None  # the updated_ms of settings no sink could be built for
         self._acks = Acks(writer, self._freed)
         # Held while reading what is due and handing it to the sink, on this thread or the loop's.
         self._sending = threading.Lock()
@@ -216,13 +217,23 @@ class DestinationWorker:
 
     def _current_sink(self, row: DestinationRow, kind: Destination) -> Sink | None:
         """The sink for the destination's current settings, built again when they change (once
-        what the old one has in flight is settled)."""
+        what the old one has in flight is settled). Settings no sink can be built for (a URL
+        stored before it was refused, such as one with port 99999) are logged once and tried
+        again when they change: building does no I/O, so it would only fail again each round.
+        Their deliveries stay queued."""
         if self._sink is not None and self._sink[0] != row.updated_ms:
             if self._acks.in_flight():
                 return None  # the old sink's writes settle first; their commits wake the worker
             self._close_sink()
         if self._sink is None:
-            built = kind.build(row, self._context)
+            if self._unbuilt == row.updated_ms:
+                return None
+            try:
+                built = kind.build(row, self._context)
+            except Exception:
+                log.exception("sync_sink_failed", destination=self.destination_id)
+                self._unbuilt = row.updated_ms
+                return None
             if built is None:
                 return None
             self._sink = (row.updated_ms, built)

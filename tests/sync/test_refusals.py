@@ -1,0 +1,188 @@
+"""What SyncService refuses, naming the field: URLs no request can go to, and enum values the
+contract does not have; a destination stored before its URL was refused sends nothing and says
+so once, not on every round of its worker."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+import pytest
+from audiences.v1 import common_pb2, sync_pb2
+from google.protobuf import field_mask_pb2
+from structlog.testing import capture_logs
+
+from audiences_server.engine.destinations import webhook as webhook_kind
+from tests.conftest import error_reason, field_violations
+from tests.evaluator.conftest import Space
+from tests.sync.conftest import FAST, Receiver, admin, connect, ref, wait_for, webhook
+
+BAD_URLS = [
+    "http://[::1/",  # brackets unbalanced
+    "http://[zz]/",  # brackets around something not an IP address
+    "http://127.0.0.1:99999/",
+    "http://127.0.0.1:0/",
+    "http://127.0.0.1:-1/",
+    "http://127.0.0.1:abc/",
+    "http://a:b:c/",
+    "http://:80/",  # no host
+    "http://127.0.0.1:9/a b c",
+    "http://127.0.0.1:9/p\x00q",
+    "http://127.0.0.1:9/p\tq",
+    "http://127.0.0.1:9/p\x7fq",
+    "http://☃.net/",  # a host with no IDNA form
+]
+
+
+def _refused(call: Callable[..., Any], *args: Any) -> grpc.RpcError:
+    """The error of a call that must fail with INVALID_ARGUMENT."""
+    with pytest.raises(grpc.RpcError) as caught:
+        call(*args)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, caught.value.details()
+    return caught.value
+
+
+def _create(space: Space, destination: sync_pb2.Destination) -> sync_pb2.Destination:
+    return space.running.sync.CreateDestination(sync_pb2.CreateDestinationRequest(destination=destination),
+                                                metadata=admin(space)).destination
+
+
+def _update(space: Space, destination: sync_pb2.Destination, *paths: str) -> sync_pb2.Destination:
+    request = sync_pb2.UpdateDestinationRequest(destination=destination,
+                                                update_mask=field_mask_pb2.FieldMask(paths=paths))
+    return space.running.sync.UpdateDestination(request, metadata=admin(space)).destination
+
+
+@pytest.mark.parametrize("url", BAD_URLS)
+def test_a_url_no_request_can_go_to_is_refused(space: Space, url: str) -> None:
+    """A malformed host, a port that is not 1 to 65535, no host, a space or control character
+    (which would go into the request line as it is): INVALID_ARGUMENT DESTINATION_INVALID naming
+    the field, when creating a webhook or Segment destination and when updating its URL."""
+    failure = _refused(_create, space, sync_pb2.Destination(key="hook", webhook=sync_pb2.WebhookConfig(url=url)))
+    assert error_reason(failure) == "DESTINATION_INVALID"
+    assert [f for f, _ in field_violations(failure)] == ["webhook.url"]
+    assert failure.details().startswith("`webhook.url` must be an http or https URL: ")
+    failure = _refused(_create, space, sync_pb2.Destination(
+        key="seg", segment=sync_pb2.SegmentConfig(base_url=url, write_key="k")))
+    assert (error_reason(failure), field_violations(failure)[0][0]) == ("DESTINATION_INVALID", "segment.base_url")
+    _create(space, sync_pb2.Destination(key="hook", webhook=sync_pb2.WebhookConfig(url="http://127.0.0.1:9/in")))
+    for paths in (["webhook.url"], ["webhook"], []):
+        failure = _refused(_update, space, sync_pb2.Destination(key="hook", webhook=sync_pb2.WebhookConfig(url=url)),
+                           *paths)
+        assert (error_reason(failure), field_violations(failure)[0][0]) == ("DESTINATION_INVALID", "webhook.url")
+    shown = space.running.sync.GetDestination(sync_pb2.GetDestinationRequest(key="hook"), metadata=admin(space))
+    assert shown.destination.webhook.url == "http://127.0.0.1:9/in"
+
+
+@pytest.mark.parametrize(("url", "why"), [
+    ("http://[::1/", "invalid host (Invalid IPv6 URL)"),
+    ("http://127.0.0.1:99999/", "invalid port '99999' (a port is 1 to 65535)"),
+    ("http://127.0.0.1:9/a b", "' ' at position 20 (a space or control character is percent-encoded in a URL"),
+    ("ftp://h/", "it starts with neither http:// nor https://"),
+])
+def test_a_refused_url_says_why(space: Space, url: str, why: str) -> None:
+    """The message says what is wrong with the URL."""
+    failure = _refused(_create, space, sync_pb2.Destination(key="hook", webhook=sync_pb2.WebhookConfig(url=url)))
+    assert failure.details().startswith(f"`webhook.url` must be an http or https URL: {why}")
+
+
+@pytest.mark.parametrize("url", ["http://[::1]:8080/in", "https://h.example:443/in?a=1", "http://h.example:/in",
+                                 "https://bücher.example/in/é", "http://h.example/a%20b"])
+def test_urls_that_are_sent_are_accepted(space: Space, url: str) -> None:
+    """An IPv6 host in brackets, an empty port (the default), an internationalised host, a path
+    percent-encoded or not (non-ASCII is percent-encoded when sent): kept as given."""
+    made = _create(space, sync_pb2.Destination(key="hook", webhook=sync_pb2.WebhookConfig(url=url)))
+    assert made.webhook.url == url
+
+
+@pytest.mark.parametrize("style", [sync_pb2.WEBHOOK_PAYLOAD_STYLE_EVENT, sync_pb2.WEBHOOK_PAYLOAD_STYLE_LIST])
+def test_both_styles_send_the_same_request_line(space: Space, receiver: Receiver, style: int) -> None:
+    """EVENT style's own HTTP/1.1 client reads a URL as httpx (LIST style) does: a path and a
+    query with characters outside ASCII are percent-encoded, not written raw."""
+    space.define("pro", "trait('plan') = 'pro'")
+    space.send({"type": "identify", "userId": "u1", "traits": {"plan": "pro"}})
+    space.tick()
+    webhook(space, "hook", receiver.url + "/hoök?q=é", style=style)
+    connect(space, "hook", "pro", send_identify=True)
+    wait_for(receiver.calls, what="the call")
+    assert {r.path for r in receiver.accepted} == {"/ho%C3%B6k?q=%C3%A9"}
+
+
+def _worker_lines(logged: list[dict[str, Any]], space: Space, key: str) -> list[str]:
+    (destination_id,), = space.running.query(
+        "SELECT destination_id FROM destinations WHERE space_id = ? AND key = ?", (space.space_id, key))
+    return [e["event"] for e in logged if e.get("destination") == destination_id]
+
+
+@pytest.mark.parametrize("style", [sync_pb2.WEBHOOK_PAYLOAD_STYLE_EVENT, sync_pb2.WEBHOOK_PAYLOAD_STYLE_LIST])
+def test_a_stored_url_no_request_can_go_to_is_told_once(space: Space, receiver: Receiver, style: int,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A destination stored before its URL was refused (port 99999, as the check let through
+    before): its worker cannot build its sink, says so once (`sync_sink_failed`) rather than a
+    traceback every second, and keeps its deliveries queued; once its URL is updated they go."""
+    space.define("pro", "trait('plan') = 'pro'")
+    space.send({"type": "identify", "userId": "u1", "traits": {"plan": "pro"}})
+    space.tick()
+    with capture_logs() as logged:
+        with monkeypatch.context() as patched:
+            patched.setattr(webhook_kind, "check_url", lambda value, field: None)  # as before the check
+            webhook(space, "hook", "http://127.0.0.1:99999/in", style=style)
+        connect(space, "hook", "pro", send_identify=True)
+        time.sleep(2.5)  # a worker's round each second at least
+        assert _worker_lines(logged, space, "hook") == ["sync_sink_failed"]
+        assert receiver.calls() == []
+        _update(space, sync_pb2.Destination(key="hook", webhook=sync_pb2.WebhookConfig(url=receiver.url)),
+                "webhook.url")
+        assert [c["userId"] for c in wait_for(receiver.calls, what="the queued call")] == ["u1"]
+    assert _worker_lines(logged, space, "hook") == ["sync_sink_failed"]
+
+
+@pytest.mark.parametrize("value", [99, 3, -1])
+def test_an_unknown_payload_style_is_refused(space: Space, value: int) -> None:
+    """Enums are open: a payload style the contract does not have is INVALID_ARGUMENT
+    ENUM_INVALID naming `webhook.payload_style` (as ProfilesService refuses one), when creating
+    and when updating it; an update whose mask leaves it out does not read it."""
+    config = sync_pb2.WebhookConfig(url="http://127.0.0.1:9/in", payload_style=value)
+    failure = _refused(_create, space, sync_pb2.Destination(key="hook", webhook=config))
+    assert error_reason(failure) == "ENUM_INVALID"
+    assert field_violations(failure) == [("webhook.payload_style", "unknown value")]
+    assert failure.details() == f"`webhook.payload_style` has no value {value}"
+    _create(space, sync_pb2.Destination(key="hook", webhook=sync_pb2.WebhookConfig(url="http://127.0.0.1:9/in")))
+    for paths in (["webhook.payload_style"], ["webhook"], []):
+        failure = _refused(_update, space, sync_pb2.Destination(key="hook", webhook=config), *paths)
+        assert (error_reason(failure), field_violations(failure)) == (
+            "ENUM_INVALID", [("webhook.payload_style", "unknown value")])
+    moved = _update(space, sync_pb2.Destination(key="hook", webhook=sync_pb2.WebhookConfig(
+        url="http://127.0.0.1:9/moved", payload_style=value)), "webhook.url")
+    assert (moved.webhook.url, moved.webhook.payload_style) == (
+        "http://127.0.0.1:9/moved", sync_pb2.WEBHOOK_PAYLOAD_STYLE_EVENT)
+
+
+@pytest.mark.parametrize("value", [99, 4, -2])
+def test_an_unknown_identifier_selection_is_refused(space: Space, value: int) -> None:
+    """ConnectDestination, UpdateConnection (when its mask names the field) and ExportAudience
+    refuse an identifier selection the contract does not have: ENUM_INVALID naming the field."""
+    sync, meta = space.running.sync, admin(space)
+    space.define("pro", "trait('plan') = 'pro'")
+    _create(space, sync_pb2.Destination(key="feed", grpc_feed=sync_pb2.GrpcFeedConfig(), delivery_policy=FAST))
+    failure = _refused(lambda: connect(space, "feed", "pro", identifier_selection=value))
+    assert (error_reason(failure), field_violations(failure)) == (
+        "ENUM_INVALID", [("connection.identifier_selection", "unknown value")])
+    connect(space, "feed", "pro")
+    connection = sync_pb2.Connection(destination_key="feed", computation=ref("pro"), identifier_selection=value)
+    for paths in (["identifier_selection"], ["*"], []):
+        request = sync_pb2.UpdateConnectionRequest(connection=connection,
+                                                   update_mask=field_mask_pb2.FieldMask(paths=paths))
+        failure = _refused(lambda r: sync.UpdateConnection(r, metadata=meta), request)
+        assert (error_reason(failure), field_violations(failure)) == (
+            "ENUM_INVALID", [("connection.identifier_selection", "unknown value")])
+    kept = sync.UpdateConnection(sync_pb2.UpdateConnectionRequest(
+        connection=connection, update_mask=field_mask_pb2.FieldMask(paths=["external_id_types"])),
+        metadata=meta).connection
+    assert kept.identifier_selection == sync_pb2.IDENTIFIER_SELECTION_ALL
+    failure = _refused(lambda: list(sync.ExportAudience(sync_pb2.ExportAudienceRequest(
+        collection=common_pb2.COLLECTION_USERS, key="pro", identifier_selection=value), metadata=meta)))
+    assert (error_reason(failure), field_violations(failure)) == (
+        "ENUM_INVALID", [("identifier_selection", "unknown value")])
