@@ -218,7 +218,10 @@ export function changeTypeToJSON(object: ChangeType): string {
 
 /** An HTTP endpoint that receives JSON tracking-spec calls by POST. */
 export interface WebhookConfig {
-  /** The URL to POST to, `http` or `https`. Required. */
+  /**
+   * The URL to POST to, `http` or `https` with a host; a port, if given, 1 to 65535; no space or
+   * control character (percent-encode them: a space is `%20`). Required.
+   */
   url: string;
   /** Headers added to every request (for example an `Authorization` header). Read back as set. */
   headers: { [key: string]: string };
@@ -262,7 +265,10 @@ export interface WebhookConfig_HeadersEntry {
 
 /** A Segment-compatible tracking endpoint (Segment, RudderStack, …) that receives batches. */
 export interface SegmentConfig {
-  /** The API's base URL; batches are POSTed to `<base_url>/batch`. Required. */
+  /**
+   * The API's base URL; batches are POSTed to `<base_url>/batch`. The same rules as a webhook's
+   * `url`. Required.
+   */
   baseUrl: string;
   /**
    * The source's write key, sent as the HTTP basic auth user name. Required on create. Input
