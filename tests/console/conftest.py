@@ -35,9 +35,11 @@ class Answer:
 
 
 def call(running: Running, method: str, path: str, token: str | None = None, body: Any = None,
-         raw: bytes | None = None, authorization: str | None = None) -> Answer:
-    """Calls `/console/api{path}` with a Bearer token (or the Authorization header given)."""
-    headers = {"Content-Type": "application/json"}
+         raw: bytes | None = None, authorization: str | None = None,
+         headers: dict[str, str] | None = None) -> Answer:
+    """Calls `/console/api{path}` with a Bearer token (or the Authorization header given), and any
+    other headers given."""
+    headers = {"Content-Type": "application/json", **(headers or {})}
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
     if authorization is not None:

@@ -29,8 +29,13 @@ _CACHE_SECONDS = 5.0
 
 
 def hash_token(token: str) -> str:
-    """The stored form of a token. Tokens are 256 random bits, so a plain SHA-256 suffices."""
-    return hashlib.sha256(token.encode()).hexdigest()
+    """The stored form of a token. Tokens are 256 random bits, so a plain SHA-256 suffices.
+
+    A presented token may hold what UTF-8 cannot write: a lone surrogate from a JSON `\\ud800`
+    (a tracking body's `writeKey`), or the bytes of a header that were not UTF-8. `surrogatepass`
+    gives those a digest too, which no issued token (ASCII) has: they are unknown tokens, not failures.
+    """
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 @functools.lru_cache(maxsize=1024)

@@ -4,7 +4,10 @@ Routes: `/healthz` (alive), `/readyz` (migrations done and not shutting down), `
 (Prometheus), the Segment-compatible APIs registered by `http.tracking` and `http.profiles`, and
 the web console (`http.console`, docs/console.md). Every response is JSON (or the metrics' text, or
 the console's pages), every request gets an `x-request-id` and one log
-line, and a domain error becomes the status and body `http.errors` gives it.
+line, and a domain error becomes the status and body `http.errors` gives it. A client that leaves
+before its request is read is no failure of the server's: it is logged at info and counted with
+code 499 (nginx's "client closed request"). Bodies reach the routes as sent: the routes that read
+one inflate it themselves (`http.bodies` says why).
 """
 
 from __future__ import annotations
@@ -34,6 +37,9 @@ T = TypeVar("T")
 # The largest request body read at all (Segment's batch limit is 500 KB; the tracking routes
 # apply their own limits, with Segment's codes). A larger body is answered 413 unread.
 MAX_BODY_BYTES = 4 * 1024 * 1024
+# The status counted (and logged) for a request whose client closed the connection before it was
+# read: nobody reads the answer, and it is not a server error (nginx's code for the same).
+CLIENT_CLOSED_REQUEST = 499
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -98,7 +104,9 @@ class HttpListener:
 
     async def start(self) -> None:
         """Serves on the bound socket."""
-        self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=2.0)
+        # auto_decompress off: aiohttp would answer br and zstd bodies itself, in plain text, and
+        # leave a body that fails to inflate unreadable; the routes inflate (`http.bodies`).
+        self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=2.0, auto_decompress=False)
         await self._runner.setup()
         assert self._socket is not None, "bind() comes before start()"
         await web.SockSite(self._runner, self._socket, ssl_context=self._ssl).start()
@@ -136,15 +144,30 @@ class HttpListener:
             response = _plain_error(http_error)
         except AudiencesError as error:
             response = error_response(error, request)
-        except Exception:
-            log.exception("http_failed", path=request.path)
-            response = error_response(AudiencesError(f"internal error; request id {request_id}"), request)
+        except Exception as failure:
+            response = _failed(request, failure, request_id)
         response.headers["x-request-id"] = request_id
         seconds = time.perf_counter() - started
         log.info("http", method=request.method, route=route, status=response.status,
                  duration_ms=round(seconds * 1000, 3))
         self.edge.engine.metrics.observe_call("http", f"{request.method} {route}", str(response.status), seconds)
         return response
+
+
+def _failed(request: web.Request, failure: Exception, request_id: str) -> web.Response:
+    """The answer to a request whose handler failed: a 500 logged with its traceback, unless the
+    client closed the connection before its request was read, which no one will read (499, at info)."""
+    if isinstance(failure, ConnectionResetError) and _client_gone(request):
+        log.info("http_client_gone", method=request.method, path=request.path)
+        return web.Response(status=CLIENT_CLOSED_REQUEST, reason="Client Closed Request")
+    log.exception("http_failed", path=request.path, exc_info=failure)
+    return error_response(AudiencesError(f"internal error; request id {request_id}"), request)
+
+
+def _client_gone(request: web.Request) -> bool:
+    """Whether the request's connection is closed (aiohttp drops the transport when it is lost)."""
+    transport = request.transport
+    return transport is None or transport.is_closing()
 
 
 def _plain_error(http_error: web.HTTPException) -> web.Response:

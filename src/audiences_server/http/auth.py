@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 
 from aiohttp import web
 
@@ -28,7 +27,7 @@ def basic_token(request: web.Request) -> str | None:
         raise Unauthenticated("Authorization must be HTTP Basic, the token as user name", reason="TOKEN_MALFORMED")
     try:
         user, _, _password = base64.b64decode(encoded, validate=True).decode("utf-8").partition(":")
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # binascii.Error, UnicodeDecodeError, and text that is not ASCII (bytes of a raw header)
         raise Unauthenticated("the Basic credentials are not valid base64 of user:password",
                               reason="TOKEN_MALFORMED") from None
     if not user:

@@ -30,7 +30,7 @@ from audiences_server.engine.profile_reads import DEFAULT_PAGE, MAX_PAGE, EventF
 from audiences_server.errors import FieldViolation, InvalidArgument, NotFound
 from audiences_server.http.app import EDGE
 from audiences_server.http.auth import basic_token, granted
-from audiences_server.http.query import bad_parameter, query_time
+from audiences_server.http.query import bad_parameter, query_time, whole_number
 
 PREFIX = "/v1/spaces/{space}/collections/{collection}/profiles/{profile}/{endpoint}"
 HTTP_READ = "GET " + PREFIX  # the name a front's gate is asked for a Profile API read
@@ -146,10 +146,11 @@ def _limit(query: MultiMapping[str]) -> int:
     text = query.get("limit")
     if text is None:
         return DEFAULT_PAGE
-    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= MAX_PAGE:
+    limit = whole_number(text, MAX_PAGE)
+    if limit is None or limit < 1:
         raise bad_parameter("limit", f"`limit` must be a whole number from 1 to {MAX_PAGE}, not {text!r}",
                             "LIMIT_INVALID")
-    return int(text)
+    return limit
 
 
 def _flag(query: MultiMapping[str], name: str) -> bool:

@@ -14,6 +14,21 @@ def bad_parameter(name: str, message: str, reason: str) -> InvalidArgument:
     return InvalidArgument(message, reason=reason, violations=[FieldViolation(name, message)])
 
 
+def whole_number(text: str, high: int) -> int | None:
+    """`text` as a whole number from 0 to `high` (ASCII digits only), or None when it is not one.
+
+    The digits are counted before they are converted: Python refuses to convert a text of more
+    than 4,300 digits (ValueError), and a client may send one. Leading zeros do not count.
+    """
+    if not (text.isascii() and text.isdigit()):
+        return None
+    digits = text.lstrip("0") or "0"
+    if len(digits) > len(str(high)):
+        return None
+    number = int(digits)
+    return number if number <= high else None
+
+
 def query_time(query: MultiMapping[str], name: str) -> int | None:
     """An ISO-8601 date (`2018-01-02`, midnight UTC) or time (`2018-01-02T10:00:00Z`; no offset is
     UTC), in epoch milliseconds, exact to the millisecond over every year a datetime holds; None

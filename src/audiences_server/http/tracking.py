@@ -49,6 +49,7 @@ from audiences_server.errors import (
 )
 from audiences_server.http.app import EDGE, Edge
 from audiences_server.http.auth import basic_token, granted
+from audiences_server.http.bodies import COMPRESSED, BadEncoding, Inflater, content_encoding
 from audiences_server.http.errors import error_response
 from audiences_server.store.spaces import Grant
 
@@ -64,12 +65,12 @@ MAX_BATCH_BODY = tracking.MAX_BATCH_BYTES
 # requests are refused with 429 instead of read: memory stays bounded however many clients send
 # at once (the engine bounds what waits for the writer after that).
 MAX_HELD_BYTES = 64 * 1024 * 1024
-# Of a compressed body refused as too large, the most inflated bytes read (and dropped) to reach
-# its end before answering: an honest sender's whole body, not a compression bomb's.
+# Of a compressed body refused (too large, or not valid gzip or deflate), the most bytes read as
+# sent (and dropped, not inflated) to reach its end before answering, so that the connection can
+# take its next request: an honest sender's whole body, not an endless one's.
 MAX_DISCARDED_BYTES = 8 * 1024 * 1024
 # How long a browser may reuse a preflight's answer (browsers cap it: Chrome at 2 hours).
 PREFLIGHT_MAX_AGE_S = 7200
-_ENCODINGS = frozenset({"", "identity", "gzip", "deflate"})
 _PREFLIGHT_HEADERS = "authorization, content-type, content-encoding, x-retry-count"
 # A list of header names, as a preflight's Access-Control-Request-Headers holds it.
 _HEADER_LIST = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+(?:\s*,\s*[A-Za-z0-9!#$%&'*+.^_`|~-]+)*$")
@@ -171,28 +172,30 @@ class TrackingApi:
 
     async def _read(self, request: web.Request, limit: int, kind: str | None) -> bytes:
         """The decoded body, refused past `limit` bytes without reading further."""
-        encoding = request.headers.get("Content-Encoding", "").strip().lower()
-        if encoding not in _ENCODINGS:
-            raise InvalidArgument(f"Content-Encoding {encoding!r} is not supported; send gzip, deflate or none",
-                                  reason="CONTENT_ENCODING_UNSUPPORTED",
-                                  violations=[FieldViolation("Content-Encoding", "not gzip or deflate")])
+        encoding = content_encoding(request)
         length = request.content_length
-        if encoding in {"", "identity"} and length is not None and length > limit:
+        if encoding not in COMPRESSED and length is not None and length > limit:
             raise _too_large(kind, length, limit)
+        inflater = Inflater(encoding) if encoding in COMPRESSED else None
         chunks: list[bytes] = []
         size = 0
         try:
-            while chunk := await request.content.readany():
+            while raw := await request.content.readany():
+                chunk = raw if inflater is None else inflater.inflate(raw, limit - size)
                 size += len(chunk)
                 if size > limit:
-                    if encoding not in {"", "identity"}:
-                        await _discard_compressed(request)
+                    if inflater is not None:
+                        await _discard(request)
                     raise _too_large(kind, size, limit, at_least=True)
                 self._hold(len(chunk))
                 chunks.append(chunk)
+            if inflater is not None:
+                inflater.finish()
         except BaseException as failure:
             self.held -= sum(len(chunk) for chunk in chunks)
-            if isinstance(failure, PayloadEncodingError | RequestPayloadError):
+            if isinstance(failure, BadEncoding):
+                await _discard(request)
+            if isinstance(failure, BadEncoding | PayloadEncodingError | RequestPayloadError):
                 raise _unreadable(encoding, failure) from None
             raise
         return b"".join(chunks)
@@ -275,8 +278,8 @@ def _check_origin(grant: Grant, origin: str | None, allowed: AllowedOrigins | No
 
 
 def _origin_refused(origin: str, space: str | None = None) -> PermissionDenied:
-    whose = f"space {space!r}" if space else "no space"
-    return PermissionDenied(f"{whose} allows calls from pages of origin {origin!r}; see "
+    whose = f"space {space!r} does not allow" if space else "no space allows"
+    return PermissionDenied(f"{whose} calls from pages of origin {origin!r}; see "
                             "`audiences-server spaces origins`", reason="ORIGIN_NOT_ALLOWED",
                             metadata={"origin": origin})
 
@@ -295,10 +298,11 @@ def _without_key(call: Any) -> Any:
     return call
 
 
-async def _discard_compressed(request: web.Request) -> None:
-    """Reads the rest of a refused compressed body, so that its sender gets the answer; but a
-    compressed body may inflate without end, so past MAX_DISCARDED_BYTES the connection is closed
-    instead (its sender may then see the connection reset rather than the 400)."""
+async def _discard(request: web.Request) -> None:
+    """Reads the rest of a refused compressed body as sent (not inflated), so that its sender gets
+    the answer and the connection its next request; but a body may be sent without end, so past
+    MAX_DISCARDED_BYTES the connection is closed instead (its sender may then see the connection
+    reset rather than the 400)."""
     discarded = 0
     try:
         while discarded < MAX_DISCARDED_BYTES and (chunk := await request.content.readany()):

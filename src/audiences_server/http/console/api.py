@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 
 from audiences_server.engine.computations import KINDS, Spec
 from audiences_server.engine.engine import Engine
@@ -27,6 +28,7 @@ from audiences_server.errors import (
     Unauthenticated,
 )
 from audiences_server.http.app import EDGE
+from audiences_server.http.bodies import BadEncoding, content_encoding, inflated
 from audiences_server.http.console import reads, writes
 from audiences_server.http.console.views import problem
 from audiences_server.http.errors import HTTP_STATUS
@@ -137,7 +139,13 @@ def signed_in(engine: Engine, headers: list[str], write: bool) -> Grant:
 async def _body(request: web.Request) -> dict[str, Any]:
     if request.method not in ("POST", "PATCH"):
         return {}
-    raw = await request.read()  # the listener refuses a body past its own limit (413) unread
+    encoding = content_encoding(request)
+    try:
+        raw = inflated(await request.read(), encoding, MAX_BODY)  # past the listener's limit: 413 unread
+    except (BadEncoding, RequestPayloadError) as bad:
+        told = f"is not valid {encoding} data" if isinstance(bad, BadEncoding) else "could not be read"
+        raise InvalidArgument(f"the body {told}: {bad}", reason="BODY_INVALID",
+                              violations=[FieldViolation("body", told)]) from None
     if len(raw) > MAX_BODY:
         raise InvalidArgument(f"the body is larger than {MAX_BODY} bytes", reason="BODY_TOO_LARGE")
     try:
@@ -281,9 +289,9 @@ def _delete(engine: Engine, grant: Grant, path: dict[str, str], _query: Any, _bo
 def _rollback(engine: Engine, grant: Grant, path: dict[str, str], _query: Any, body: dict[str, Any]
               ) -> dict[str, Any]:
     number = field(body, "version", int)
-    if number < 1:
-        raise InvalidArgument("`version` must be 1 or more", reason="VERSION_INVALID",
-                              violations=[FieldViolation("version", "below 1")])
+    if not 1 <= number <= writes.INT32_MAX:  # the gRPC API's version numbers are int32
+        raise InvalidArgument(f"`version` must be from 1 to {writes.INT32_MAX:,}", reason="VERSION_INVALID",
+                              violations=[FieldViolation("version", "out of range")])
     return writes.rollback(engine, grant, path["collection"], path["key"], number)
 
 

@@ -20,7 +20,7 @@ from audiences_server.engine.engine import Engine
 from audiences_server.engine.history import DAY_MS, HOUR_MS, HistoryQuery
 from audiences_server.engine.profile_reads import MAX_PAGE, EventFilter, Page
 from audiences_server.http.console import views
-from audiences_server.http.query import bad_parameter, query_time
+from audiences_server.http.query import bad_parameter, query_time, whole_number
 
 INTERVALS = {"hourly": HOUR_MS, "daily": DAY_MS}
 TRAIT_CLASSES = ("audience", "computed_trait", "custom")
@@ -145,10 +145,10 @@ class Where:
     @property
     def size(self) -> int:
         """The page size asked (`limit`, 20 by default)."""
-        text = self.query.get("limit", "20")
-        if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= MAX_PAGE:
+        limit = whole_number(self.query.get("limit", "20"), MAX_PAGE)
+        if limit is None or limit < 1:
             raise bad_parameter("limit", f"`limit` must be a whole number from 1 to {MAX_PAGE}", "LIMIT_INVALID")
-        return int(text)
+        return limit
 
     @property
     def token(self) -> str:

@@ -12,10 +12,17 @@ from audiences_server.engine.engine import Engine
 from audiences_server.errors import FieldViolation, InvalidArgument
 from audiences_server.http.console import views
 from audiences_server.http.console.reads import collection_of
+from audiences_server.http.query import whole_number
 from audiences_server.store.spaces import Grant
 
 OPTION_TYPES: dict[str, type] = {"include_anonymous_users": bool, "include_historical_data": bool,
                                  "backfill_days": int}
+INT32_MAX = 2**31 - 1
+# The range of each integer option: what its field of the gRPC API's ComputationOptions (an
+# int32) carries, so that whatever the console saves, the gRPC API and the evaluator can read.
+OPTION_RANGES: dict[str, tuple[int, int]] = {"backfill_days": (0, INT32_MAX)}
+# Dead letter ids are `dlq_` and a delivery's row id, a 64-bit integer.
+MAX_DELIVERY_ID = 2**63 - 1
 
 
 def options(given: dict[str, Any]) -> dict[str, Any]:
@@ -25,9 +32,10 @@ def options(given: dict[str, Any]) -> dict[str, Any]:
         if kind is None or not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             raise InvalidArgument(f"option `{name}` is unknown or of the wrong type", reason="OPTIONS_INVALID",
                                   violations=[FieldViolation(f"options.{name}", "unknown or wrong type")])
-    if given.get("backfill_days", 0) < 0:
-        raise InvalidArgument("`options.backfill_days` must be 0 or more", reason="OPTIONS_INVALID",
-                              violations=[FieldViolation("options.backfill_days", "negative")])
+    for name, (low, high) in OPTION_RANGES.items():
+        if not low <= given.get(name, low) <= high:
+            raise InvalidArgument(f"`options.{name}` must be from {low:,} to {high:,}", reason="OPTIONS_INVALID",
+                                  violations=[FieldViolation(f"options.{name}", "out of range")])
     return {"include_anonymous_users": given.get("include_anonymous_users", False),
             "include_historical_data": given.get("include_historical_data", True),
             "backfill_days": given.get("backfill_days", 0)}
@@ -80,12 +88,19 @@ def redrive(engine: Engine, grant: Grant, destination_key: str, ids: list[Any]) 
     """Puts dead letters (all of the destination's when `ids` is empty) back in their queue."""
     numbers = []
     for text in ids:
-        number = text.removeprefix("dlq_") if isinstance(text, str) else ""
-        if not isinstance(text, str) or not text.startswith("dlq_") or not (number.isascii() and number.isdigit()):
+        number = _delivery_id(text)
+        if number is None:
             raise InvalidArgument(f"{text!r} is not a dead letter id", reason="DEAD_LETTER_ID_INVALID",
                                   violations=[FieldViolation("ids", "not a dead letter id")])
-        numbers.append(int(number))
+        numbers.append(number)
     count = engine.sync.redrive(grant.space_id, destination_key, None, numbers)
     engine.versions.record(grant.space_id, grant.label, "redrive", "dead_letters", destination_key,
                            {"count": count})
     return {"redriven": count}
+
+
+def _delivery_id(text: Any) -> int | None:
+    """The delivery id of a dead letter id (`dlq_` and a 64-bit number), or None when it is not one."""
+    if not isinstance(text, str) or not text.startswith("dlq_"):
+        return None
+    return whole_number(text.removeprefix("dlq_"), MAX_DELIVERY_ID)
