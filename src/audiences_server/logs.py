@@ -86,6 +86,31 @@ def configure(log_format: str = "auto", level: str = "info") -> None:
         # the process may configure again (the admin commands, tests).
         cache_logger_on_first_use=False,
     )
+    _adopt_stdlib(threshold)
+
+
+class _FromStdlib(logging.Handler):
+    """Lines of libraries logging through the standard library (aiohttp's server answering a
+    malformed request, say) written as this log's lines, so the log stays one line of JSON per
+    record: the message as `event`, the library's logger as `logger`, a traceback as `exception`."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            log = structlog.get_logger()
+            method = {logging.DEBUG: log.debug, logging.INFO: log.info, logging.WARNING: log.warning}.get(
+                record.levelno, log.error)
+            method(record.getMessage(), logger=record.name, exc_info=record.exc_info or None)
+        except Exception:  # a log line never fails its caller
+            self.handleError(record)
+
+
+def _adopt_stdlib(threshold: int) -> None:
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h, _FromStdlib)]:
+        root.removeHandler(handler)
+    root.addHandler(_FromStdlib())
+    # Libraries' info lines are theirs (aiohttp's access log is off; ours is `http`): warnings up.
+    root.setLevel(max(threshold, logging.WARNING))
 
 
 @dataclass(frozen=True)

@@ -223,3 +223,20 @@ def test_a_client_leaving_mid_body_is_499_not_a_server_error(site: Site) -> None
     assert [entry for entry in logged if entry["log_level"] in ("error", "critical")] == []
     gone = [entry for entry in logged if entry["event"] == "http_client_gone"]
     assert [(entry["log_level"], entry["path"]) for entry in gone] == [("info", "/v1/track")]
+
+
+def test_what_aiohttp_logs_of_a_malformed_request_is_a_line_of_the_log(site: Site) -> None:
+    """A request aiohttp cannot parse (a chunk size that is no number) is answered by aiohttp
+    itself; what it logs goes through the server's log, one structured record naming its logger,
+    not plain text around the JSON lines."""
+    with capture_logs() as logged:
+        with socket.create_connection(("127.0.0.1", site.running.server.http_port), timeout=10) as sock:
+            sock.sendall(b"POST /v1/track HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")
+            status, _, _ = _response(sock.makefile("rb"))
+        deadline = time.monotonic() + 10
+        while not [e for e in logged if e.get("logger", "").startswith("aiohttp")] and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert status == 400
+    theirs = [entry for entry in logged if entry.get("logger", "").startswith("aiohttp")]
+    assert theirs
+    assert all(isinstance(entry["event"], str) for entry in theirs)

@@ -186,3 +186,13 @@ def test_an_unknown_identifier_selection_is_refused(space: Space, value: int) ->
         collection=common_pb2.COLLECTION_USERS, key="pro", identifier_selection=value), metadata=meta)))
     assert (error_reason(failure), field_violations(failure)) == (
         "ENUM_INVALID", [("identifier_selection", "unknown value")])
+
+
+@pytest.mark.parametrize("text", ["dlq_" + "9" * 5_000, f"dlq_{2**63}", "dlq_", "dlq_-1", "dlq_１"])
+def test_a_dead_letter_id_that_is_no_number_is_refused(space: Space, text: str) -> None:
+    """An id whose number has thousands of digits, is past 64 bits or is no number is
+    INVALID_ARGUMENT naming `dead_letter_ids`."""
+    _create(space, sync_pb2.Destination(key="hook", webhook=sync_pb2.WebhookConfig(url="http://127.0.0.1:9/in")))
+    failure = _refused(lambda: space.running.sync.RedriveDeadLetters(sync_pb2.RedriveDeadLettersRequest(
+        destination_key="hook", dead_letter_ids=[text]), metadata=admin(space)))
+    assert (error_reason(failure), field_violations(failure)[0][0]) == ("DEAD_LETTER_ID_INVALID", "dead_letter_ids")

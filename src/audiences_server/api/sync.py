@@ -23,6 +23,7 @@ from audiences_server.api.computations import (
     timestamp,
 )
 from audiences_server.api.context import space_id
+from audiences_server.core.numbers import dead_letter_number
 from audiences_server.engine.destinations import registry
 from audiences_server.engine.engine import Engine
 from audiences_server.engine.page_tokens import page_size
@@ -216,10 +217,10 @@ def change_message(record: FeedRecord) -> sync_pb2.ChangeRecord:
 
 
 def _dead_letter_id(text: str) -> int:
-    number = text.removeprefix("dlq_")
-    if not text.startswith("dlq_") or not (number.isascii() and number.isdigit()):
+    number = dead_letter_number(text)
+    if number is None:
         raise configs.invalid("dead_letter_ids", f"{text!r} is not a dead letter id", "DEAD_LETTER_ID_INVALID")
-    return int(number)
+    return number
 
 
 class SyncServicer(sync_pb2_grpc.SyncServiceServicer):

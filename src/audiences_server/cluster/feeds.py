@@ -283,7 +283,8 @@ class ClusterSync:
         named: dict[int, list[str]] = {}
         for text in request.dead_letter_ids:
             found = _DEAD_LETTER.fullmatch(text)
-            if found is None or int(found[1]) >= len(self._stubs):
+            # Digits counted first: a text of thousands is no id (and more than `int` converts).
+            if found is None or len(found[1]) > 6 or len(found[2]) > 19 or int(found[1]) >= len(self._stubs):
                 raise invalid("dead_letter_ids", f"{text!r} is not a cluster's dead letter id (dlq_p<partition>-<n>)",
                               "DEAD_LETTER_ID_INVALID")
             named.setdefault(int(found[1]), []).append(f"dlq_{int(found[2])}")

@@ -6,27 +6,15 @@ from datetime import UTC, datetime
 
 from multidict import MultiMapping
 
+from audiences_server.core.numbers import whole_number
 from audiences_server.errors import FieldViolation, InvalidArgument
+
+__all__ = ["bad_parameter", "query_time", "whole_number"]
 
 
 def bad_parameter(name: str, message: str, reason: str) -> InvalidArgument:
     """A refused parameter: `INVALID_ARGUMENT` naming it (HTTP 400)."""
     return InvalidArgument(message, reason=reason, violations=[FieldViolation(name, message)])
-
-
-def whole_number(text: str, high: int) -> int | None:
-    """`text` as a whole number from 0 to `high` (ASCII digits only), or None when it is not one.
-
-    The digits are counted before they are converted: Python refuses to convert a text of more
-    than 4,300 digits (ValueError), and a client may send one. Leading zeros do not count.
-    """
-    if not (text.isascii() and text.isdigit()):
-        return None
-    digits = text.lstrip("0") or "0"
-    if len(digits) > len(str(high)):
-        return None
-    number = int(digits)
-    return number if number <= high else None
 
 
 def query_time(query: MultiMapping[str], name: str) -> int | None:

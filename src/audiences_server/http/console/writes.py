@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from audiences_server.core.numbers import dead_letter_number
 from audiences_server.engine.computations import Spec
 from audiences_server.engine.engine import Engine
 from audiences_server.errors import FieldViolation, InvalidArgument
 from audiences_server.http.console import views
 from audiences_server.http.console.reads import collection_of
-from audiences_server.http.query import whole_number
 from audiences_server.store.spaces import Grant
 
 OPTION_TYPES: dict[str, type] = {"include_anonymous_users": bool, "include_historical_data": bool,
@@ -21,8 +21,6 @@ INT32_MAX = 2**31 - 1
 # The range of each integer option: what its field of the gRPC API's ComputationOptions (an
 # int32) carries, so that whatever the console saves, the gRPC API and the evaluator can read.
 OPTION_RANGES: dict[str, tuple[int, int]] = {"backfill_days": (0, INT32_MAX)}
-# Dead letter ids are `dlq_` and a delivery's row id, a 64-bit integer.
-MAX_DELIVERY_ID = 2**63 - 1
 
 
 def options(given: dict[str, Any]) -> dict[str, Any]:
@@ -101,6 +99,4 @@ def redrive(engine: Engine, grant: Grant, destination_key: str, ids: list[Any]) 
 
 def _delivery_id(text: Any) -> int | None:
     """The delivery id of a dead letter id (`dlq_` and a 64-bit number), or None when it is not one."""
-    if not isinstance(text, str) or not text.startswith("dlq_"):
-        return None
-    return whole_number(text.removeprefix("dlq_"), MAX_DELIVERY_ID)
+    return dead_letter_number(text) if isinstance(text, str) else None
