@@ -39,6 +39,7 @@ USER_TEMPLATES = (
     "trait('plan') != 'pro' AND event('{e}').count() >= 1",
     "event('A').where(event('B').within(parent: {n} hours).count() >= 1).count() >= 1",
     "event('{e}').within({n} hours).sum('v') >= 4",
+    "event('{e}').within({n}799 seconds).count() >= 1",
 )
 USER_TRAIT_TEMPLATES = (
     "event('{e}').within({n} hours).sum('v')",
@@ -47,6 +48,7 @@ USER_TRAIT_TEMPLATES = (
     "event('{e}').unique('k').count()",
     "event('{e}').mode('k', 1)",
     "event('{e}').between(1 hours, {n} hours).count()",
+    "event('{e}').between(61 seconds, {n}801 seconds).count()",
 )
 ACCOUNT_TEMPLATES = (
     "ANY (event('{e}').within({n} hours).count() >= 1)",

@@ -18,10 +18,10 @@ def test_multiline_error_has_line_column_expected_and_caret() -> None:
     """A bad unit on line 2 is reported at line 2, column 13, with the line and a caret."""
     error = parse_error("event('A')\n  .within(7 dayz)\n  .count() >= 1")
     assert (error.line, error.column, error.text) == (2, 13, "dayz")
-    assert error.expected == ("a time unit: minutes, hours, days or weeks",)
+    assert error.expected == ("a time unit: seconds, minutes, hours, days or weeks",)
     assert error.kind == "syntax"
     assert error.caret() == (
-        "line 2, column 13: expected a time unit: minutes, hours, days or weeks but found "
+        "line 2, column 13: expected a time unit: seconds, minutes, hours, days or weeks but found "
         "'dayz'\n"
         "  .within(7 dayz)\n"
         "            ^^^^"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from audiences_server.core.ql import Definition, parse, to_text
+from audiences_server.core.ql import Definition, QueryError, parse, to_text
 from audiences_server.core.ql.nodes import (
     Aggregate,
     AggregateFunction,
@@ -49,6 +49,11 @@ def root(text: str) -> object:
         ("trait('x') = 1", "((trait('x') = 1))"),
         ("trait('x') = true", "trait('x').eq(literal(true))"),
         ("trait('x').absent()", "trait('x').is_null()"),
+        ("event('A').within(90 seconds).count()", "event('A').within(90 SECOND).count()"),
+        ("trait('x').before_date('2023-12-07T18:50:00Z')", "trait('x').before_date(2023-12-07T18:50:00Z)"),
+        ("trait('x').after_date('2023-12-07')", "trait('x').after_date(2023-12-07)"),
+        ("trait('d') = '2023-12-07T18:50:00.250+01:00'", "trait('d') = 2023-12-07T18:50:00.250+01:00"),
+        ("trait('x').one_of('2023-12-07', 3)", "trait('x').one_of(2023-12-07, 3)"),
     ],
 )
 def test_equivalent_spellings(first: str, second: str) -> None:
@@ -165,3 +170,11 @@ def test_escapes() -> None:
     """String escapes: backslash, both quotes, newline, tab, return and \\uXXXX."""
     tree = root(r"trait('x') = 'a\\b\'c\"d\ne\tf\rg\u0041'")
     assert tree.operands[0].value == "a\\b'c\"d\ne\tf\rgA"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("text", ["trait('x') = 2023-12", "trait('x') = 2023-12-07T", "trait('x') = 2023-12-07x",
+                                  "trait('x') = 2023-12-077"])
+def test_an_unquoted_date_is_whole_or_no_date(text: str) -> None:
+    """Only a whole date or timestamp reads as one without quotes; anything else is the error it was."""
+    with pytest.raises(QueryError):
+        parse(text)

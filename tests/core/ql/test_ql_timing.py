@@ -91,7 +91,7 @@ def test_never_changes(text: str, profile: Profile) -> None:
 # ---------------------------------------------------------------- soundness on random input
 
 DURATION = st.builds(lambda n, u: f"{n} {u}", st.integers(0, 4),
-                     st.sampled_from(["minutes", "hours", "days"]))
+                     st.sampled_from(["seconds", "minutes", "hours", "days"]))
 DATE_OPS = st.sampled_from(["within_last", "within_next", "before_last", "after_next"])
 COMPARE = st.sampled_from([">=", "<=", "=", ">", "<"])
 

@@ -124,7 +124,7 @@ class Cursor:
         unit_token = self.token
         unit = _UNITS.get(unit_token.text.lower()) if unit_token.kind == "name" else None
         if unit is None:
-            raise self.unexpected("a time unit: minutes, hours, days or weeks")
+            raise self.unexpected("a time unit: seconds, minutes, hours, days or weeks")
         self.advance()
         return Duration(amount, unit, span=self.span_from(start))
 

@@ -28,6 +28,11 @@ _CLOSING_QUOTE = {"'": "'", '"': '"', "\u2018": "\u2019", "\u201c": "\u201d"}
 _ESCAPES = {"\\": "\\", "'": "'", '"': '"', "n": "\n", "t": "\t", "r": "\r",
             "\u2019": "\u2019", "\u201d": "\u201d"}
 _NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?")
+# A date or timestamp written without quotes, as Segment's reference allows (`2023-12-07`,
+# `2023-12-07T18:50:00Z`): the same string as quoted. Whole only: `2023-12` stays a number and
+# what follows it, an error as before.
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}(?:T[0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:[.,][0-9]+)?)?"
+                   r"(?:Z|[+-][0-9]{2}(?::?[0-9]{2})?)?)?(?![0-9A-Za-z_.:+-])")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _OPERATORS = ("==", "!=", ">=", "<=", "=", ">", "<")
 _PUNCTUATION = "()[]{}.,:"
@@ -75,6 +80,8 @@ class _Lexer:
         ch = self.source[self.pos]
         if ch in _CLOSING_QUOTE:
             return self._string(ch)
+        if ch.isascii() and ch.isdigit() and (date := _DATE.match(self.source, self.pos)):
+            return self._take("string", date.end() - self.pos)
         if ch.isascii() and (ch.isdigit() or ch == "-"):
             return self._number()
         if ch.isascii() and (ch.isalpha() or ch == "_"):

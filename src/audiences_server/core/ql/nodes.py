@@ -25,8 +25,9 @@ from typing import Literal as TypingLiteral
 
 from audiences_server.core.ql.errors import NO_SPAN, Span
 
-TimeUnit = TypingLiteral["minute", "hour", "day", "week"]
+TimeUnit = TypingLiteral["second", "minute", "hour", "day", "week"]
 UNIT_MS: dict[TimeUnit, int] = {
+    "second": 1_000,
     "minute": 60_000,
     "hour": 3_600_000,
     "day": 86_400_000,
