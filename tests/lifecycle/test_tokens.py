@@ -128,3 +128,21 @@ def test_spaces_are_created_listed_and_read(site: Site, lifecycle_server: Runnin
     with pytest.raises(grpc.RpcError) as missing:
         site.operator.GetSpace(operator_pb2.GetSpaceRequest(name="nowhere"), metadata=meta)
     assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+@pytest.mark.parametrize("days", [0, 100_001])
+def test_a_space_refused_for_its_retention_is_not_created(site: Site, days: int) -> None:
+    """CreateSpace with a retention out of range is RETENTION_INVALID and creates nothing: the name
+    stays free, and the same request with a good retention then succeeds."""
+    meta = site.as_("operator")
+    name = f"kept-{days}"
+    space = operator_pb2.Space(name=name, event_retention=duration_pb2.Duration(seconds=days * 86_400))
+    with pytest.raises(grpc.RpcError) as refused:
+        site.operator.CreateSpace(operator_pb2.CreateSpaceRequest(space=space), metadata=meta)
+    assert error_reason(refused.value) == "RETENTION_INVALID"
+    with pytest.raises(grpc.RpcError) as missing:
+        site.operator.GetSpace(operator_pb2.GetSpaceRequest(name=name), metadata=meta)
+    assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+    space.event_retention.seconds = 30 * 86_400
+    made = site.operator.CreateSpace(operator_pb2.CreateSpaceRequest(space=space), metadata=meta).space
+    assert made.event_retention.seconds == 30 * 86_400

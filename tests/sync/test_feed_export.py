@@ -10,6 +10,7 @@ import grpc
 import pytest
 from audiences import Client
 from audiences.v1 import common_pb2, ingest_pb2, profiles_pb2, sync_pb2
+from structlog.testing import capture_logs
 
 from tests.conftest import bearer
 from tests.evaluator.conftest import Space
@@ -158,3 +159,21 @@ def test_a_cursor_of_non_ascii_digits_is_invalid_argument(space: Space) -> None:
         space.running.sync.ListChanges(sync_pb2.ListChangesRequest(destination_key="feed", start_cursor="²"),
                                        metadata=admin(space))
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_an_export_its_reader_leaves_ends_quietly(space: Space) -> None:
+    """A client that stops reading an export (`… | head`) cancels it while the server makes its
+    next chunk: the export ends once that chunk is made, and nothing is logged as an error."""
+    batch = [{"type": "identify", "userId": f"u{i}", "traits": {"tier": 1}} for i in range(2500)]
+    space.running.ingest.BatchJson(ingest_pb2.BatchJsonRequest(body=json.dumps({"batch": batch}).encode()),
+                                   metadata=bearer(space.tokens["write"]))
+    space.define("everyone", "trait('tier') = 1")
+    space.tick()
+    with capture_logs() as logged:
+        for _ in range(5):
+            stream = space.running.sync.ExportAudience(sync_pb2.ExportAudienceRequest(
+                key="everyone", collection=common_pb2.COLLECTION_USERS), metadata=admin(space))
+            next(stream)
+            stream.cancel()
+        wait_for(lambda: sum(e["event"] == "rpc" for e in logged) >= 5, what="the five exports' lines")
+    assert [e for e in logged if e["log_level"] in ("error", "critical")] == []

@@ -13,6 +13,8 @@ and the threads only ever do the engine's own work.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import contextvars
 import functools
 import inspect
@@ -267,17 +269,25 @@ class _Call:
 
 
 async def _in_pool(pool: Executor, items: Iterator[Any]) -> AsyncIterator[Any]:
-    """A blocking generator's items, each produced on the pool."""
+    """A blocking generator's items, each produced on the pool. A caller that goes away (a client
+    that stops reading an export) cancels the wait for the next item, not its making: the
+    generator is closed once that is done, since a generator cannot be closed while it runs."""
     loop = asyncio.get_running_loop()
     done = object()
     copied = contextvars.copy_context()
+    making: concurrent.futures.Future[Any] | None = None
     try:
         while True:
-            item = await loop.run_in_executor(pool, copied.run, _next, items, done)
+            making = pool.submit(copied.run, _next, items, done)
+            item = await asyncio.wrap_future(making, loop=loop)
+            making = None
             if item is done:
                 return
             yield item
     finally:
+        if making is not None and not making.done():
+            with contextlib.suppress(BaseException):
+                await asyncio.wrap_future(making, loop=loop)
         close = getattr(items, "close", None)
         if close is not None:
             await loop.run_in_executor(pool, close)

@@ -16,6 +16,7 @@ from audiences_server.api.sync import duration
 from audiences_server.engine.deletion import DEFAULT_TIMEOUT_MS
 from audiences_server.engine.engine import MAX_TIMESTAMP_MS, Engine
 from audiences_server.engine.page_tokens import page_size
+from audiences_server.engine.retention import check_event_retention
 from audiences_server.errors import FieldViolation, InvalidArgument
 from audiences_server.store.deletions import DeletionRow
 from audiences_server.store.spaces import Space
@@ -107,6 +108,8 @@ class OperatorServicer(operator_pb2_grpc.OperatorServiceServicer):
 
     def CreateSpace(self, request: operator_pb2.CreateSpaceRequest, context: Any) -> operator_pb2.CreateSpaceResponse:
         retention = _duration_ms(request.space, "event_retention")
+        # Checked before the space exists: a refused request creates nothing.
+        check_event_retention(retention)
         space = self.engine.auth.create_space(request.space.name, self.engine.clock.now_ms())
         if retention is not None:
             space = self.engine.lifecycle.retention.set_event_retention(space.name, retention)
