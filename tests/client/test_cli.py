@@ -278,7 +278,8 @@ def test_unknown_and_missing_tokens(run_cli: Run, monkeypatch: pytest.MonkeyPatc
     unknown = run_cli("--token", "nope", "audiences", "list")
     assert unknown.code == 1
     assert "TOKEN_UNKNOWN" in unknown.err
-    monkeypatch.setenv("AUDIENCES_CREDENTIALS_FILE", str(tmp_path / "none.json"))
+    (tmp_path / "empty.json").write_text('{"space": "default", "tokens": {}}')
+    monkeypatch.setenv("AUDIENCES_CREDENTIALS_FILE", str(tmp_path / "empty.json"))
     missing = run_cli("profile", "ids", "user_id:x")
     assert missing.code == 1
     assert "no `read` token" in missing.err

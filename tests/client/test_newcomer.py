@@ -98,7 +98,8 @@ def test_a_closed_pipe_ends_the_command_quietly(server: Running) -> None:
 
 def test_a_missing_token_names_the_flag(run_cli: Run, monkeypatch, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """Without any token, the CLI says which of its own flags passes one."""
-    monkeypatch.setenv("AUDIENCES_CREDENTIALS_FILE", str(tmp_path / "none.json"))
+    (tmp_path / "empty.json").write_text('{"space": "default", "tokens": {}}')
+    monkeypatch.setenv("AUDIENCES_CREDENTIALS_FILE", str(tmp_path / "empty.json"))
     refused = run_cli("audiences", "list")
     assert refused.code == 1
     assert "pass --admin-token (or --token)" in refused.err

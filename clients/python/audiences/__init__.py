@@ -15,7 +15,16 @@ and messages live in `audiences.v1`.
 from audiences.aio import AsyncClient
 from audiences.batching import BatchStats, Undelivered
 from audiences.client import Client
-from audiences.errors import AudiencesError, FieldViolation, QueueFull
+from audiences.errors import AudiencesError, FieldViolation, InvalidArgument, QueueFull
 
-__all__ = ["AsyncClient", "AudiencesError", "BatchStats", "Client", "FieldViolation", "QueueFull", "Undelivered"]
+__all__ = [
+    "AsyncClient",
+    "AudiencesError",
+    "BatchStats",
+    "Client",
+    "FieldViolation",
+    "InvalidArgument",
+    "QueueFull",
+    "Undelivered",
+]
 __version__ = "0.1.0"

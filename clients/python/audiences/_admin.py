@@ -343,10 +343,15 @@ class AdminMethods(Base):
         return self._call("admin", admin_pb2.SetClockResponse, self.admin_stub.SetClock, request)
 
     def run_tick(self, *, until_idle: bool = False) -> admin_pb2.RunTickResponse:
-        """Runs a tick now (or ticks until no work waits) and returns what each did."""
+        """Runs a tick now (or ticks until no work waits) and returns what each did.
+
+        Ticking until idle after a large backfill can take minutes, so with the client's default
+        timeout the call may take 600 s; a `timeout` given to the client applies as it is (None:
+        no limit), since the caller chose it.
+        """
         request = admin_pb2.RunTickRequest(until_idle=until_idle)
         return self._call(
-            "admin", admin_pb2.RunTickResponse, self.admin_stub.RunTick, request, timeout=max(self.timeout or 0, 600)
+            "admin", admin_pb2.RunTickResponse, self.admin_stub.RunTick, request, timeout=self._long_timeout(600)
         )
 
     def get_evaluator_status(self) -> admin_pb2.GetEvaluatorStatusResponse:

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import functools
+import inspect
 import json
+import math
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import grpc
 from google.protobuf import duration_pb2, timestamp_pb2
 
-from audiences.errors import AudiencesError
+from audiences.errors import AudiencesError, InvalidArgument
 from audiences.v1 import (
     admin_pb2,
     admin_pb2_grpc,
@@ -77,13 +81,153 @@ def timestamp(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
     return stamp
 
 
+# The most a protobuf Duration holds: 10,000 years either way.
+MAX_DURATION_SECONDS = 315_576_000_000
+# The longest timeout a call may have. gRPC's deadline (now plus the timeout, in nanoseconds)
+# overflows some 200 years from now and then fails at once with DEADLINE_EXCEEDED.
+MAX_TIMEOUT = 1e9
+
+
 def duration(value: dt.timedelta | float | None) -> duration_pb2.Duration | None:
-    """A timedelta (or seconds) as a protobuf Duration."""
+    """A timedelta (or seconds) as a protobuf Duration.
+
+    Raises:
+        InvalidArgument: `DURATION_INVALID` for NaN, an infinity, or beyond 10,000 years (what a
+            Duration holds), instead of an OverflowError from `timedelta`.
+    """
     if value is None:
         return None
+    try:
+        seconds = value.total_seconds() if isinstance(value, dt.timedelta) else float(value)
+    except OverflowError:
+        seconds = math.inf
+    if not abs(seconds) <= MAX_DURATION_SECONDS:  # NaN too
+        raise InvalidArgument(
+            f"a duration must be a finite number of seconds within 10,000 years ({MAX_DURATION_SECONDS:,}), "
+            f"not {value!r}",
+            "DURATION_INVALID",
+            {"value": str(value)},
+        )
     out = duration_pb2.Duration()
-    out.FromTimedelta(value if isinstance(value, dt.timedelta) else dt.timedelta(seconds=value))
+    out.FromTimedelta(value if isinstance(value, dt.timedelta) else dt.timedelta(seconds=seconds))
     return out
+
+
+class DefaultTimeout(float):
+    """A timeout the caller did not choose: a float that says so.
+
+    `Client`'s default `timeout` is one, so that a call which may rightly run long (`run_tick`,
+    ticking until idle) can be given longer than the default, but never longer than a timeout
+    the caller chose.
+    """
+
+
+DEFAULT_TIMEOUT = DefaultTimeout(30.0)
+
+
+def check_timeout(timeout: float | None) -> float | None:
+    """A call's timeout in seconds, checked: None (no limit), or above 0 and at most `MAX_TIMEOUT`.
+
+    Raises:
+        InvalidArgument: `TIMEOUT_INVALID` for zero, a negative, NaN or a timeout too long for
+            gRPC, each of which would otherwise fail every call at once with DEADLINE_EXCEEDED.
+    """
+    if timeout is None:
+        return None
+    try:
+        seconds = float(timeout)
+    except (TypeError, ValueError, OverflowError):
+        seconds = math.nan
+    if not 0 < seconds <= MAX_TIMEOUT:  # NaN too
+        raise InvalidArgument(
+            f"a timeout must be a number of seconds above 0 and at most {MAX_TIMEOUT:,.0f} (None for no limit), "
+            f"not {timeout!r}",
+            "TIMEOUT_INVALID",
+            {"timeout": str(timeout)},
+        )
+    return seconds
+
+
+def check_token(scope: str, token: str) -> None:
+    """Refuses a token gRPC could not send, or the server could never accept, before any call.
+
+    A token goes in the `authorization` header, which holds printable ASCII only; a character
+    outside it (`ü`, a newline from a file, a space) otherwise fails deep in gRPC with INTERNAL
+    "Invalid metadata" after C-core log lines. The token itself is never put in the message.
+
+    Raises:
+        InvalidArgument: `TOKEN_MALFORMED`, with metadata `scope`, `position` and `character`.
+    """
+    bad = next((i for i, char in enumerate(token) if not "!" <= char <= "~"), None)
+    if bad is None:
+        return
+    raise InvalidArgument(
+        f"the `{scope}` token is malformed: a token is printable ASCII without spaces, but this one has "
+        f"{token[bad]!r} at position {bad}; check {scope}_token= (or token=), AUDIENCES_{scope.upper()}_TOKEN, "
+        "AUDIENCES_TOKEN or the credentials file",
+        "TOKEN_MALFORMED",
+        {"scope": scope, "position": str(bad), "character": repr(token[bad])},
+    )
+
+
+def unencodable(error: UnicodeEncodeError) -> InvalidArgument:
+    """The client-side error for a string protobuf refused to encode (a lone surrogate such as
+    `"\\ud800"`, which UTF-8 cannot hold), naming the string and the position."""
+    text = error.object if isinstance(error.object, str) else ""
+    start = max(0, error.start - 30)
+    shown = ("…" if start else "") + text[start : error.start + 30] + ("…" if error.start + 30 < len(text) else "")
+    return InvalidArgument(
+        f"cannot send {shown!r} to the server: {text[error.start : error.end]!r} at position {error.start} "
+        f"cannot be encoded as UTF-8 ({error.reason})",
+        "STRING_NOT_ENCODABLE",
+        {"position": str(error.start)},
+    )
+
+
+def _refusing_unencodable(method: Callable[..., Any]) -> Callable[..., Any]:
+    """`method`, raising `InvalidArgument` where protobuf raised UnicodeEncodeError building its
+    request. A generator (sync or async) is delegated to, so closing it closes the method's."""
+    if inspect.isasyncgenfunction(method):
+
+        @functools.wraps(method)
+        async def iterate(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+            try:
+                async with contextlib.aclosing(method(*args, **kwargs)) as items:
+                    async for item in items:
+                        yield item
+            except UnicodeEncodeError as error:
+                raise unencodable(error) from None
+
+        return iterate
+    if inspect.iscoroutinefunction(method):
+
+        @functools.wraps(method)
+        async def wait(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return await method(*args, **kwargs)
+            except UnicodeEncodeError as error:
+                raise unencodable(error) from None
+
+        return wait
+    if inspect.isgeneratorfunction(method):
+
+        @functools.wraps(method)
+        def generate(*args: Any, **kwargs: Any) -> Iterator[Any]:
+            try:
+                yield from method(*args, **kwargs)
+            except UnicodeEncodeError as error:
+                raise unencodable(error) from None
+
+        return generate
+
+    @functools.wraps(method)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except UnicodeEncodeError as error:
+            raise unencodable(error) from None
+
+    return call
 
 
 _SERVICES = (
@@ -142,14 +286,50 @@ def tls_credentials(
     if (cert_file is None) != (key_file is None):
         raise ValueError("a client certificate needs both cert_file and key_file")
     return grpc.ssl_channel_credentials(
-        root_certificates=Path(ca_file).read_bytes() if ca_file else None,
-        private_key=Path(key_file).read_bytes() if key_file else None,
-        certificate_chain=Path(cert_file).read_bytes() if cert_file else None,
+        root_certificates=_pem(ca_file, "TLS CA file", "tls_ca_file"),
+        private_key=_pem(key_file, "TLS key file", "tls_key_file"),
+        certificate_chain=_pem(cert_file, "TLS certificate file", "tls_cert_file"),
     )
 
 
+def _pem(path: str | os.PathLike[str] | None, what: str, option: str) -> bytes | None:
+    """A PEM file's bytes, read now so that a wrong path is said at once, naming the file.
+
+    Raises:
+        InvalidArgument: `TLS_FILE_UNREADABLE`, with metadata `file` and `option`, when the file
+            cannot be read (missing, a directory, no permission) or holds no PEM block.
+    """
+    if not path:
+        return None
+    metadata = {"file": os.fspath(path), "option": option}
+    try:
+        data = Path(path).read_bytes()
+    except OSError as error:
+        raise InvalidArgument(
+            f"cannot read the {what} {os.fspath(path)}: {error.strerror or error}", "TLS_FILE_UNREADABLE", metadata
+        ) from None
+    if b"-----BEGIN " not in data:
+        raise InvalidArgument(
+            f"the {what} {os.fspath(path)} is not PEM (it has no -----BEGIN line)", "TLS_FILE_UNREADABLE", metadata
+        )
+    return data
+
+
 class Base:
-    """The channel, one stub per service, and the token of each scope."""
+    """The channel, one stub per service, and the token of each scope.
+
+    Every public method of the client's classes is wrapped as they are defined, so that a string
+    protobuf cannot encode (a lone surrogate) raises `InvalidArgument`, not UnicodeEncodeError:
+    requests are built in each method, so this is the one place that sees them all.
+    """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not cls.__module__.startswith("audiences."):
+            return  # a caller's own subclass: its methods are its own
+        for name, member in list(vars(cls).items()):
+            if not name.startswith("_") and inspect.isfunction(member):
+                setattr(cls, name, _refusing_unencodable(member))
 
     def __init__(
         self,
@@ -159,10 +339,13 @@ class Base:
         timeout: float | None,
         channel_credentials: grpc.ChannelCredentials | None,
         wait_for_ready: bool = False,
+        credentials_problem: str = "",
     ) -> None:
         self.address = address
         self.tokens = tokens
-        self.timeout = timeout
+        self.credentials_problem = credentials_problem
+        self.timeout = check_timeout(timeout)
+        self.timeout_chosen = not isinstance(timeout, DefaultTimeout)
         self.wait_for_ready = wait_for_ready
         self.channel_credentials = channel_credentials
         options = channel_options()
@@ -180,29 +363,47 @@ class Base:
     def _metadata(self, scope: str) -> tuple[tuple[str, str], ...]:
         token = self.tokens.get(scope)
         if not token:
+            # A credentials file that was named but gave nothing is likely why: say so.
+            why = f" ({self.credentials_problem})" if self.credentials_problem else ""
             raise AudiencesError(
                 grpc.StatusCode.UNAUTHENTICATED,
                 f"no `{scope}` token: pass {scope}_token= (or token=), set AUDIENCES_{scope.upper()}_TOKEN, "
-                "or point AUDIENCES_CREDENTIALS_FILE at the server's credentials.json",
+                f"or point AUDIENCES_CREDENTIALS_FILE at the server's credentials.json{why}",
                 reason="TOKEN_MISSING",
                 metadata={"required_scope": scope},
             )
+        check_token(scope, token)
         return (("authorization", f"Bearer {token}"),)
+
+    def _long_timeout(self, seconds: float) -> float | None:
+        """The timeout of a call that may rightly run long (a tick until idle): the client's
+        timeout when the caller chose one (None: no limit), else `seconds` or the default,
+        whichever is longer."""
+        if self.timeout_chosen:
+            return self.timeout
+        return max(self.timeout or 0, seconds)
 
     def _call(
         self, scope: str, reply: type[R], method: Callable[..., Any], request: Any, *, timeout: float | None = None
     ) -> R:
         """Calls a unary RPC with the scope's token; failures become AudiencesError."""
+        timeout = timeout or self.timeout
         try:
             answer = method(
-                request,
-                metadata=self._metadata(scope),
-                timeout=timeout or self.timeout,
-                wait_for_ready=self.wait_for_ready,
+                request, metadata=self._metadata(scope), timeout=timeout, wait_for_ready=self.wait_for_ready
             )
         except grpc.RpcError as error:
-            raise AudiencesError.from_rpc_error(error) from None
+            raise self._failure(error, timeout) from None
         return cast(R, answer)
+
+    @staticmethod
+    def _failure(error: grpc.RpcError, timeout: float | None) -> AudiencesError:
+        """The AudiencesError of a failed call. When the client's own deadline ran out, its
+        metadata `timeout` says how long that was (gRPC's message, "Deadline Exceeded", does not)."""
+        failed = AudiencesError.from_rpc_error(error)
+        if failed.code == grpc.StatusCode.DEADLINE_EXCEEDED and not failed.reason and timeout is not None:
+            failed.metadata["timeout"] = f"{timeout:g}"
+        return failed
 
     def _stream(
         self, scope: str, method: Callable[..., Any], request: Any, timeout: float | None = None
@@ -220,7 +421,10 @@ class Base:
         """Every item of a paged list: calls `fetch(page_token)` until the last page."""
         token = ""
         while True:
-            page = fetch(token)
+            try:
+                page = fetch(token)
+            except UnicodeEncodeError as error:  # a request built in the caller's lambda
+                raise unencodable(error) from None
             yield from getattr(page, field)
             token = page.next_page_token
             if not token:

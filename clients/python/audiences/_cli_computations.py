@@ -11,6 +11,7 @@ from typing import Any
 
 from audiences import _cli_insight
 from audiences._admin import Computation, collection_name, status_name
+from audiences._base import MAX_DURATION_SECONDS
 from audiences._output import article, emit_json, fields, plural, table, time_text, to_data, value_text
 from audiences.client import Client
 from audiences.v1 import admin_pb2
@@ -338,7 +339,10 @@ def parse_duration(text: str) -> dt.timedelta:
     parts = re.findall(r"(\d+(?:\.\d+)?)\s*([smhdw])", text.strip().lower())
     if not parts or "".join(n + u for n, u in parts) != re.sub(r"\s", "", text.strip().lower()):
         raise ValueError(f"not a duration: {text!r} (use s, m, h, d, w, like 90s or 1d12h)")
-    return dt.timedelta(seconds=sum(float(n) * _UNITS[u] for n, u in parts))
+    seconds = sum(float(n) * _UNITS[u] for n, u in parts)
+    if not seconds <= MAX_DURATION_SECONDS:  # an infinity from thousands of digits too
+        raise ValueError(f"too long a duration: {text!r} (at most 10,000 years)")
+    return dt.timedelta(seconds=seconds)
 
 
 def _clock(client: Client, args: argparse.Namespace) -> int:

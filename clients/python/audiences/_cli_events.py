@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from audiences import messages
+from audiences._cli_args import count
 from audiences._output import Progress, emit_json, plural, table
-from audiences.batching import MAX_BATCH_BYTES, MAX_MESSAGE_BYTES
+from audiences.batching import MAX_BATCH_BYTES, MAX_BATCH_CALLS, MAX_MESSAGE_BYTES, json_default
 from audiences.client import Client
 from audiences.v1 import ingest_pb2
 
@@ -106,7 +107,13 @@ def register(commands: Sub) -> None:
 
     load = commands.add_parser("import", help="send every call of a file of JSON lines (tracking-API shape)")
     load.add_argument("file", help="an .ndjson file, one call per line ('-' for standard input)")
-    load.add_argument("--batch-size", type=int, default=500, help="calls per request (default 500)")
+    load.add_argument(
+        "--batch-size",
+        type=count("calls", MAX_BATCH_CALLS, "the server's limit per batch"),
+        default=500,
+        help=f"calls per request, 1 to {MAX_BATCH_CALLS:,}, the server's limit (default 500); a batch is also "
+        "cut before the server's 500 KB, and a line that alone is over it is rejected without sending it",
+    )
     load.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
@@ -150,12 +157,18 @@ def _chunks(lines: list[str], size: int, rejected: list[dict[str, Any]]) -> Iter
         if not isinstance(call, dict):
             rejected.append({"line": number, "reason": "bad_request", "detail": "the line is not a JSON object"})
             continue
-        length = min(len(line), MAX_MESSAGE_BYTES)
+        # Its bytes in the request as `send_batch` encodes it (non-ASCII escaped), not the line's length.
+        length = len(json.dumps(call, separators=(",", ":"), default=json_default))
+        if length > MAX_BATCH_BYTES:  # alone it would make the server refuse the whole batch
+            rejected.append({"line": number, "reason": "message_too_large",
+                             "detail": f"the call is {length:,} bytes of JSON; a call may have {MAX_MESSAGE_BYTES:,}"
+                             " (not sent)"})
+            continue
         if batch and (len(batch) >= size or weight + length > MAX_BATCH_BYTES):
             yield batch
             batch, weight = [], 0
         batch.append((number, call))
-        weight += length
+        weight += length + 1  # and its comma
     if batch:
         yield batch
 

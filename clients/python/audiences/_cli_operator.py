@@ -7,12 +7,17 @@ import datetime as dt
 import time
 from typing import Any
 
+from audiences._base import MAX_DURATION_SECONDS
+from audiences._cli_args import positive
 from audiences._output import emit_json, fields, table, time_text, to_data
 from audiences.client import Client
 from audiences.v1 import operator_pb2
 
 Sub = Any
 _DAY = 86_400
+# Spans go to the server as protobuf Durations, which hold at most 10,000 years.
+_days_type = positive("days", MAX_DURATION_SECONDS / _DAY, "3,652,500 (10,000 years)")
+_seconds_type = positive("seconds", MAX_DURATION_SECONDS, "315,576,000,000 (10,000 years)", zero=True)
 
 
 def register(commands: Sub) -> None:
@@ -28,14 +33,15 @@ def _spaces(commands: Sub) -> None:
     verbs.add_parser("list", help="every space").set_defaults(handler=_list_spaces)
     create = verbs.add_parser("create", help="create a space")
     create.add_argument("name")
-    create.add_argument("--event-retention-days", type=float, help="delete events older than this (default: keep)")
+    create.add_argument("--event-retention-days", type=_days_type,
+                        help="delete events older than this many days (default: keep)")
     create.set_defaults(handler=_create_space)
     show = verbs.add_parser("show", help="one space (default: the token's own)")
     show.add_argument("name", nargs="?", default="")
     show.set_defaults(handler=_show_space)
     retention = verbs.add_parser("retention", help="set how long a space keeps events")
     retention.add_argument("name")
-    retention.add_argument("days", type=float, nargs="?", help="days to keep events; leave out with --forever")
+    retention.add_argument("days", type=_days_type, nargs="?", help="days to keep events; leave out with --forever")
     retention.add_argument("--forever", action="store_true", help="keep events for ever")
     retention.set_defaults(handler=_set_retention)
 
@@ -50,7 +56,7 @@ def _tokens(commands: Sub) -> None:
     create.add_argument("scope", choices=("write", "read", "admin", "operator"))
     create.add_argument("--space", default="")
     create.add_argument("--label", default="")
-    create.add_argument("--ttl-days", type=float, help="expire after this many days (default: never)")
+    create.add_argument("--ttl-days", type=_days_type, help="expire after this many days (default: never)")
     create.set_defaults(handler=_create_token)
     revoke = verbs.add_parser("revoke", help="revoke a token by its id (tok_…)")
     revoke.add_argument("token_id")
@@ -65,7 +71,8 @@ def _deletions(commands: Sub) -> None:
     create.add_argument("--collection", "-c", default="users", choices=("users", "accounts"))
     create.add_argument("--space", default="")
     create.add_argument("--suppress", action="store_true", help="refuse later calls carrying its identifiers")
-    create.add_argument("--delivery-timeout", type=float, help="seconds to wait for the exits (default 3600)")
+    create.add_argument("--delivery-timeout", type=_seconds_type,
+                        help="seconds to wait for the exits (default 3600; 0: do not wait)")
     create.add_argument("--wait", action="store_true", help="wait until the deletion is COMPLETE")
     create.set_defaults(handler=_delete_profile)
     show = verbs.add_parser("show", help="one deletion and how far it got")

@@ -36,7 +36,7 @@ from typing import IO, Any
 import grpc
 import grpc.aio
 
-from audiences._base import channel_options, collection_value
+from audiences._base import channel_options, collection_value, unencodable
 from audiences._profiles import trait_value
 from audiences._sync import _SELECTION as SELECTIONS
 from audiences.batching import json_default
@@ -126,12 +126,11 @@ class AsyncClient(Client):
 
     async def _unary(self, scope: str, method: Any, request: Any, timeout: float | None) -> Any:
         metadata = self._metadata(scope)
+        timeout = timeout or self.timeout
         try:
-            return await method(
-                request, metadata=metadata, timeout=timeout or self.timeout, wait_for_ready=self.wait_for_ready
-            )
+            return await method(request, metadata=metadata, timeout=timeout, wait_for_ready=self.wait_for_ready)
         except grpc.RpcError as error:
-            raise AudiencesError.from_rpc_error(error) from None
+            raise self._failure(error, timeout) from None
 
     async def _stream(  # type: ignore[override]
         self, scope: str, method: Callable[..., Any], request: Any, timeout: float | None = None
@@ -149,7 +148,10 @@ class AsyncClient(Client):
     async def _pages(fetch: Callable[[str], Any], field: str) -> AsyncIterator[Any]:  # type: ignore[override]
         token = ""
         while True:
-            page = await fetch(token)
+            try:
+                page = await fetch(token)
+            except UnicodeEncodeError as error:  # a request built in the caller's lambda
+                raise unencodable(error) from None
             for item in getattr(page, field):
                 yield item
             token = page.next_page_token
@@ -167,7 +169,7 @@ class AsyncClient(Client):
                 wait_for_ready=self.wait_for_ready,
             )
         except grpc.RpcError as error:
-            raise AudiencesError.from_rpc_error(error) from None
+            raise self._failure(error, self.timeout) from None
         return answer
 
     async def send_batch(  # type: ignore[override]

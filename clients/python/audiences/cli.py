@@ -5,8 +5,9 @@ The address and tokens come from flags, then the environment (`AUDIENCES_ADDRESS
 `AUDIENCES_OPERATOR_TOKEN`, `AUDIENCES_CREDENTIALS_FILE`), then the `var/credentials.json` the
 server wrote on first start, so on a fresh `make run` no flag is needed. Tables for people; `--json` for scripts.
 
-Exit status: 0 done, 1 the server refused (or a definition is invalid), 2 bad usage, 3 the
-server cannot be reached.
+Exit status: 0 done, 1 the server refused (or a definition is invalid), 2 bad usage (also what
+the client refuses before calling: an unreadable TLS or credentials file, a malformed token, a
+string that cannot be sent), 3 the server cannot be reached or did not answer within --timeout.
 """
 
 from __future__ import annotations
@@ -19,10 +20,14 @@ from collections.abc import Sequence
 import grpc
 
 from audiences import _cli_computations, _cli_events, _cli_insight, _cli_operator, _cli_profiles, _cli_sync
+from audiences._base import MAX_TIMEOUT, DefaultTimeout
+from audiences._cli_args import positive
 from audiences.client import Client
-from audiences.errors import AudiencesError
+from audiences.errors import AudiencesError, InvalidArgument
 
 EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 1, 2, 3
+# Seconds a call may take when --timeout is not given; `tick` may take 600 then (see Client.run_tick).
+DEFAULT_TIMEOUT = 60.0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,7 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tls-ca-file", help="connect with TLS, trusting this PEM CA file (env AUDIENCES_TLS_CA_FILE)")
     parser.add_argument("--tls-cert-file", help="client certificate for mutual TLS (env AUDIENCES_TLS_CERT_FILE)")
     parser.add_argument("--tls-key-file", help="private key of --tls-cert-file (env AUDIENCES_TLS_KEY_FILE)")
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds a call may take (default 60)")
+    parser.add_argument(
+        "--timeout",
+        type=positive("seconds", MAX_TIMEOUT, f"{MAX_TIMEOUT:,.0f}"),
+        help=f"seconds a call may take (default {DEFAULT_TIMEOUT:g}, and 600 for `tick`; "
+        "given, it applies to `tick` too)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _cli_events.register(commands)
@@ -81,7 +91,7 @@ def _client(args: argparse.Namespace) -> Client:
         admin_token=args.admin_token,
         operator_token=args.operator_token,
         credentials_file=args.credentials_file,
-        timeout=args.timeout,
+        timeout=DefaultTimeout(DEFAULT_TIMEOUT) if args.timeout is None else args.timeout,
         tls_ca_file=args.tls_ca_file,
         tls_cert_file=args.tls_cert_file,
         tls_key_file=args.tls_key_file,
@@ -92,12 +102,79 @@ def _article(word: str) -> str:
     return "an" if word[:1] in "aeiou" else "a"
 
 
-def explain(error: AudiencesError, address: str) -> tuple[str, int]:  # noqa: PLR0911 - one answer per kind of failure
-    """What to tell a person about a failed call, and the exit status."""
-    if error.code == grpc.StatusCode.UNAVAILABLE:
+# Words of gRPC's UNAVAILABLE message when the connection was made but closed at once, or a TLS
+# handshake failed: what a TLS server does with a plain-text client, and the other way round.
+_CLOSED = ("socket closed", "connection reset", "end of file", "handshake", "ssl", "tls")
+
+
+def _refused_locally(error: InvalidArgument) -> str:
+    """What the client refused before calling, in the CLI's words (its flags, not keyword arguments)."""
+    if error.reason == "TOKEN_MALFORMED":
+        scope = error.metadata.get("scope", "?")
         return (
-            f"cannot reach the Audiences server at {address}: {error.message}\n"
-            "Is it running (`make run`)? Otherwise pass --address or set AUDIENCES_ADDRESS.",
+            f"the `{scope}` token is malformed: a token is printable ASCII without spaces, but this one has "
+            f"{error.metadata.get('character', '?')} at position {error.metadata.get('position', '?')}.\n"
+            f"Check --{scope}-token / --token, AUDIENCES_{scope.upper()}_TOKEN / AUDIENCES_TOKEN, "
+            "or the credentials file."
+        )
+    if error.reason == "TLS_FILE_UNREADABLE":
+        option = error.metadata.get("option", "")
+        return f"{error.message} (--{option.replace('_', '-')} or AUDIENCES_{option.upper()})"
+    return error.message
+
+
+def _unreachable(error: AudiencesError, address: str, tls: bool) -> str:
+    """Why the server at `address` could not be reached, with a hint when it looks like TLS."""
+    said = f"cannot reach the Audiences server at {address}: {error.message}\n"
+    closed = any(word in error.message.lower() for word in _CLOSED)
+    if closed and not tls:
+        return said + (
+            "It closed the connection at once: is it serving TLS? Then pass --tls-ca-file "
+            "(or set AUDIENCES_TLS_CA_FILE)."
+        )
+    if "wrong_version_number" in error.message.lower():
+        return said + "It does not answer in TLS: is it serving plain text? Then leave out --tls-ca-file."
+    if "certificate_verify_failed" in error.message.lower():
+        return said + "Its certificate is not one the CA in --tls-ca-file (AUDIENCES_TLS_CA_FILE) signed."
+    if closed:
+        return said + (
+            "The TLS handshake failed: is the server serving TLS with a certificate the CA in --tls-ca-file "
+            "signed, and does it ask for a client certificate (--tls-cert-file, --tls-key-file)?"
+        )
+    return said + "Is it running (`make run`)? Otherwise pass --address or set AUDIENCES_ADDRESS."
+
+
+def explain(  # noqa: PLR0911 - one answer per kind of failure
+    error: AudiencesError,
+    address: str,
+    *,
+    timeout: float | None = None,
+    tls: bool = False,
+    credentials_problem: str = "",
+) -> tuple[str, int]:
+    """What to tell a person about a failed call, and the exit status.
+
+    `timeout` is the client's (the error's metadata `timeout` wins: the one the call had);
+    `tls` whether the client spoke TLS, for the hint when the connection closed at once;
+    `credentials_problem` why a credentials file named by --credentials-file or
+    AUDIENCES_CREDENTIALS_FILE gave no tokens, which is then the reason a token is missing.
+    """
+    if isinstance(error, InvalidArgument):
+        return _refused_locally(error), EXIT_USAGE
+    if error.reason == "TOKEN_MISSING" and credentials_problem:
+        return (
+            f"{credentials_problem} (--credentials-file or AUDIENCES_CREDENTIALS_FILE); it was to give the "
+            f"`{error.metadata.get('required_scope', '?')}` token this command needs",
+            EXIT_USAGE,
+        )
+    if error.code == grpc.StatusCode.UNAVAILABLE:
+        return _unreachable(error, address, tls), EXIT_UNREACHABLE
+    if error.code == grpc.StatusCode.DEADLINE_EXCEEDED and not error.reason:
+        seconds = error.metadata.get("timeout") or (f"{timeout:g}" if timeout is not None else "")
+        within = f"within {seconds} s" if seconds else "in time"
+        return (
+            f"no answer from the Audiences server at {address} {within} (DEADLINE_EXCEEDED).\n"
+            "Is it running and not stopped or overloaded? A call that needs longer takes --timeout SECONDS.",
             EXIT_UNREACHABLE,
         )
     if error.reason == "SCOPE_MISSING":
@@ -136,13 +213,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         client = _client(args)
+    except AudiencesError as error:  # a TLS file the client cannot use, a timeout it refuses
+        message, refused = explain(error, args.address or "")
+        print(f"audiences: {message}", file=sys.stderr)
+        return refused
     except ValueError as bad:
         parser.error(str(bad))
     try:
         status: int = args.handler(client, args)
         return status
     except AudiencesError as error:
-        message, status = explain(error, client.address)
+        message, status = explain(
+            error,
+            client.address,
+            timeout=client.timeout,
+            tls=client.channel_credentials is not None,
+            credentials_problem=client.credentials_problem,
+        )
         print(f"audiences: {message}", file=sys.stderr)
         return status
     except BrokenPipeError:

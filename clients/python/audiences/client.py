@@ -23,7 +23,7 @@ import grpc
 
 from audiences import messages
 from audiences._admin import AdminMethods
-from audiences._base import tls_credentials
+from audiences._base import DEFAULT_TIMEOUT, tls_credentials
 from audiences._insight import InsightMethods
 from audiences._operator import OperatorMethods
 from audiences._profiles import ProfileMethods
@@ -66,7 +66,7 @@ class Client(AdminMethods, InsightMethods, ProfileMethods, SyncMethods, Operator
         admin_token: str | None = None,
         operator_token: str | None = None,
         credentials_file: str | os.PathLike[str] | None = None,
-        timeout: float | None = 30.0,
+        timeout: float | None = DEFAULT_TIMEOUT,
         channel_credentials: grpc.ChannelCredentials | None = None,
         tls_ca_file: str | os.PathLike[str] | None = None,
         tls_cert_file: str | os.PathLike[str] | None = None,
@@ -91,8 +91,13 @@ class Client(AdminMethods, InsightMethods, ProfileMethods, SyncMethods, Operator
             admin_token: The token for audiences, traits and destinations; wins over `token`.
             operator_token: The token for spaces, tokens and profile deletions; wins over `token`.
             credentials_file: The `credentials.json` the server wrote on first start; tokens
-                not given otherwise are read from it (default `var/credentials.json`).
-            timeout: Seconds each blocking call may take; None for no limit.
+                not given otherwise are read from it (default `AUDIENCES_CREDENTIALS_FILE`, else
+                `var/credentials.json`). One that cannot be read or parsed gives no tokens; when it
+                was named (here or in the environment), the TOKEN_MISSING of a method that then has
+                no token says why (`credentials_problem`).
+            timeout: Seconds each blocking call may take, above 0; None for no limit. Left out, it
+                is 30, and `run_tick` may take 600 (a tick until idle can be long); given, it
+                applies to `run_tick` too.
             channel_credentials: TLS credentials; None for a plain-text channel (unless a `tls_*`
                 file is given).
             tls_ca_file: Connect with TLS, trusting the CA certificates in this PEM file (the
@@ -100,6 +105,7 @@ class Client(AdminMethods, InsightMethods, ProfileMethods, SyncMethods, Operator
             tls_cert_file: With `tls_key_file`, the client certificate for a server that asks for
                 one (mutual TLS); default `AUDIENCES_TLS_CERT_FILE`.
             tls_key_file: The private key of `tls_cert_file`; default `AUDIENCES_TLS_KEY_FILE`.
+                The TLS files are read here.
             batch_size: The most tracking calls per batch.
             flush_interval: The longest, in seconds, a tracking call waits for its batch to fill.
             max_queue_size: The most tracking calls held in memory.
@@ -112,6 +118,12 @@ class Client(AdminMethods, InsightMethods, ProfileMethods, SyncMethods, Operator
                 instead of failing at once with UNAVAILABLE. Either way the idempotent reads
                 (Get*, List*, Validate*, Preview*) are retried on UNAVAILABLE by the channel's
                 service config, with backoff.
+
+        Raises:
+            InvalidArgument: Nothing is sent yet, but what can be checked now is: a TLS file that
+                cannot be read or is not PEM (`TLS_FILE_UNREADABLE`), a timeout that is not a
+                positive number of seconds (`TIMEOUT_INVALID`). A malformed token
+                (`TOKEN_MALFORMED`) is refused by the first method that needs it, before calling.
         """
         resolved = resolve(
             address,
@@ -135,6 +147,7 @@ class Client(AdminMethods, InsightMethods, ProfileMethods, SyncMethods, Operator
             timeout=timeout,
             channel_credentials=channel_credentials,
             wait_for_ready=wait_for_ready,
+            credentials_problem=resolved.credentials_problem,
         )
         self._batcher_options: dict[str, Any] = {
             "batch_size": batch_size,

@@ -11,6 +11,11 @@ environment, then the credentials file the server writes on its first start.
 | credentials file | `AUDIENCES_CREDENTIALS_FILE` | beside `AUDIENCES_DB`, else `var/credentials.json` |
 
 The credentials file holds `{"space": ..., "tokens": {"write": ..., "read": ..., "admin": ..., "operator": ...}}`.
+It is read only when a scope has no token otherwise. The default file may be absent. A file named
+by the caller or `AUDIENCES_CREDENTIALS_FILE` that cannot be read or parsed counts as holding no
+tokens (so `credentials_file="/nonexistent"` reads none), and `Resolved.credentials_problem` says
+why: a method that then finds no token says it in its TOKEN_MISSING message, and the CLI makes it
+a usage error naming the file.
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ class Resolved:
     address: str
     tokens: dict[str, str]
     credentials_file: Path | None
+    # Why a credentials file named by the caller or the environment gave no tokens ("" if it did).
+    credentials_problem: str = ""
 
 
 def credentials_path(explicit: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> Path:
@@ -48,13 +55,23 @@ def credentials_path(explicit: str | os.PathLike[str] | None = None, environ: Ma
     return Path("var/credentials.json")
 
 
-def _file_tokens(path: Path) -> dict[str, str]:
+def _named(explicit: str | os.PathLike[str] | None, env: Mapping[str, str]) -> bool:
+    """Whether the credentials file was named (argument or environment), not a default."""
+    return bool(explicit) or bool(env.get("AUDIENCES_CREDENTIALS_FILE"))
+
+
+def _file_tokens(path: Path) -> tuple[dict[str, str], str]:
+    """The file's tokens, and why there are none when it cannot be read or is not one."""
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        return {}, f"cannot read the credentials file {path}: {error.strerror or error}"
+    except ValueError as error:  # not UTF-8, or not JSON
+        return {}, f"the credentials file {path} is not JSON: {error}"
     tokens = data.get("tokens") if isinstance(data, dict) else None
-    return {k: v for k, v in tokens.items() if isinstance(v, str)} if isinstance(tokens, dict) else {}
+    if not isinstance(tokens, dict):
+        return {}, f'the credentials file {path} holds no "tokens" object, so it is not one the server wrote'
+    return {k: v for k, v in tokens.items() if isinstance(v, str)}, ""
 
 
 def resolve(
@@ -82,8 +99,6 @@ def resolve(
     """
     env = os.environ if environ is None else environ
     tokens: dict[str, str] = {}
-    path = credentials_path(credentials_file, env)
-    from_file = _file_tokens(path)
     explicit = {"write": write_token, "read": read_token, "admin": admin_token, "operator": operator_token}
     for scope in SCOPES:
         candidates = [
@@ -91,9 +106,16 @@ def resolve(
             token.get(scope) if isinstance(token, Mapping) else token,
             env.get(f"AUDIENCES_{scope.upper()}_TOKEN"),
             env.get("AUDIENCES_TOKEN"),
-            from_file.get(scope),
         ]
         found = next((c for c in candidates if c), None)
         if found:
             tokens[scope] = found
-    return Resolved(address or env.get("AUDIENCES_ADDRESS") or DEFAULT_ADDRESS, tokens, path if from_file else None)
+    path = credentials_path(credentials_file, env)
+    from_file, problem = _file_tokens(path) if len(tokens) < len(SCOPES) else ({}, "")
+    if not _named(credentials_file, env):
+        problem = ""  # the default file: absent on a machine that only calls the server
+    for scope in SCOPES:
+        if scope not in tokens and from_file.get(scope):
+            tokens[scope] = from_file[scope]
+    address = address or env.get("AUDIENCES_ADDRESS") or DEFAULT_ADDRESS
+    return Resolved(address, tokens, path if from_file else None, problem)

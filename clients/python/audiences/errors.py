@@ -3,7 +3,9 @@
 The server encodes every error as a `google.rpc.Status` whose details hold an `ErrorInfo`
 (an UPPER_SNAKE `reason` and string `metadata`) and, for bad fields, a `BadRequest` with field
 violations. `AudiencesError.from_rpc_error` reads them back so callers never handle a bare
-`grpc.RpcError`.
+`grpc.RpcError`. What the client refuses before calling (a malformed token, an unreadable TLS
+file, a string protobuf cannot encode, a timeout that is not a number of seconds) is an
+`InvalidArgument`, an `AudiencesError` that is also a `ValueError`.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import grpc.aio
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-__all__ = ["AudiencesError", "FieldViolation", "QueueFull"]
+__all__ = ["AudiencesError", "FieldViolation", "InvalidArgument", "QueueFull"]
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,24 @@ class QueueFull(AudiencesError):
             reason="QUEUE_FULL",
             metadata={"max_queue_size": str(max_queue_size)},
         )
+
+
+class InvalidArgument(AudiencesError, ValueError):
+    """An argument the client refused before calling the server, code INVALID_ARGUMENT.
+
+    Raised where the mistake is made (the constructor for files and timeouts, the method for
+    strings and tokens) instead of a bare OSError, UnicodeEncodeError or OverflowError from deep
+    inside gRPC or protobuf, so "every failure is an AudiencesError" holds; it is a `ValueError`
+    too, as such mistakes conventionally are. Reasons: `TLS_FILE_UNREADABLE`, `TOKEN_MALFORMED`,
+    `STRING_NOT_ENCODABLE`, `TIMEOUT_INVALID`, `DURATION_INVALID`. The server's own
+    INVALID_ARGUMENT refusals are plain `AudiencesError`s.
+    """
+
+    def __init__(self, message: str, reason: str, metadata: dict[str, str] | None = None) -> None:
+        super().__init__(grpc.StatusCode.INVALID_ARGUMENT, message, reason=reason, metadata=dict(metadata or {}))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (InvalidArgument, (self.message, self.reason, self.metadata))
 
 
 def _rebuild(
