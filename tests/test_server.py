@@ -16,6 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from audiences_server import cli, logs
+from audiences_server.engine.engine import Engine
 from audiences_server.settings import SETTINGS, Settings, resolve
 from tests.conftest import Running, bearer, error_reason
 
@@ -162,8 +163,10 @@ def test_settings_precedence_and_errors() -> None:
 
 
 def test_cli_creates_spaces_and_tokens(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """`spaces create`, `spaces list` and `tokens create` manage tenants in the database file."""
+    """`spaces create`, `spaces list` and `tokens create` manage tenants in the database file
+    (one that exists: they never create it)."""
     db = str(tmp_path / "a.db")
+    Engine(Settings(db=Path(db))).close()
     assert cli.main(["spaces", "create", "shop", "--db", db]) == 0
     assert cli.main(["spaces", "create", "shop", "--db", db]) == 1
     assert cli.main(["tokens", "create", "--space", "shop", "--scope", "read", "--db", db]) == 0

@@ -45,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _admin(settings: Settings, args: argparse.Namespace) -> str:
-    logs.configure("console", "warning")
+    logs.configure("console", ops_cli.LOG_LEVEL)
     engine = Engine(settings)
     try:
         now = engine.clock.now_ms()
@@ -79,27 +79,62 @@ def _command(args: argparse.Namespace) -> int:
     try:
         settings = resolve(vars(args), os.environ)
     except ValueError as bad:
-        print(f"audiences-server: {bad}", file=sys.stderr)
-        return 2
-    if args.command == "serve":
-        try:
-            serve(settings)
-        except (ValueError, OSError) as refused:
-            print(f"audiences-server: {refused}", file=sys.stderr)
-            return 2 if isinstance(refused, ValueError) else 1
-        return 0
+        return _refused(str(bad), 2)
+    return _serve(settings) if args.command == "serve" else _operate(settings, args)
+
+
+def _serve(settings: Settings) -> int:
     try:
+        # Before the instance lock, which makes a `-lock` file beside any file named.
+        ops_cli.check_database(settings.db, new=True)
+    except (ValueError, OSError) as refused:
+        return _refused(str(refused), 1)
+    try:
+        serve(settings)
+    except (ValueError, OSError) as refused:
+        return _refused(str(refused), 2 if isinstance(refused, ValueError) else 1)
+    except ops_cli.SQLITE_ERRORS as failed:
+        return _refused(_sqlite_message(failed, settings), 1)
+    return 0
+
+
+def _operate(settings: Settings, args: argparse.Namespace) -> int:
+    """Runs a command other than `serve`; returns the exit status."""
+    try:
+        if args.command != "restore":  # restore writes its target, whether it exists or not
+            # `spaces` and `tokens` open the engine, which migrates: only a database of this server.
+            ops_cli.check_database(settings.db, ours=args.command in ("spaces", "tokens"))
         if ops_cli.handles(args):
             ops_cli.run(settings, args)
         else:
             print(_admin(settings, args))
+        sys.stdout.flush()  # a reader gone away is then seen here, not at the interpreter's exit
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, as the `audiences` CLI does. Later writes
+        # to the closed pipe, such as the interpreter's final flush, go to /dev/null.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (ValueError, OSError) as refused:
-        print(f"audiences-server: {refused}", file=sys.stderr)
-        return 1
+        return _refused(str(refused), 1)
     except AudiencesError as error:
-        print(f"audiences-server: {error.message}", file=sys.stderr)
-        return 1
+        return _refused(error.message, 1)
+    except ops_cli.SQLITE_ERRORS as failed:
+        return _refused(_sqlite_message(failed, settings), 1)
     return 0
+
+
+def _sqlite_message(failed: Exception, settings: Settings) -> str:
+    """The one line for an error of SQLite's about the database file; any other error is raised
+    again, with its traceback (a mistake of the program)."""
+    message = ops_cli.explain_sqlite(failed, settings.db)
+    if message is None:
+        raise failed
+    return message
+
+
+def _refused(message: str, status: int) -> int:
+    print(f"audiences-server: {message}", file=sys.stderr)
+    return status
 
 
 if __name__ == "__main__":

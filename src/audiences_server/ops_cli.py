@@ -3,6 +3,10 @@ restore, looking into the database (`db`), and listing and revoking tokens.
 
 `backup` and `db` run beside a serving server (they only read); `restore` refuses while one holds
 the database.
+
+Every command but `serve` and `restore` needs an existing database (`check_database`), and a
+failure of SQLite's that is about the file (not a database, damaged, locked by another process)
+is told in one line (`explain_sqlite`), never as a traceback.
 """
 
 from __future__ import annotations
@@ -10,11 +14,14 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import sqlite3
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
+
+import apsw
 
 from audiences_server.security import InstanceLock
 from audiences_server.settings import Settings, add_arguments
@@ -23,6 +30,34 @@ from audiences_server.store import inspect
 
 COMMANDS = ("backup", "restore", "db")
 TOKEN_ACTIONS = ("list", "revoke")
+# `db rows --limit`: SQLite's LIMIT is a signed 64-bit integer (a larger one is "datatype mismatch").
+MAX_LIMIT = 2**63 - 1
+# The first 16 bytes of every SQLite database file.
+SQLITE_HEADER = b"SQLite format 3\x00"
+BUSY = "the database is busy: another process holds its write lock; try again"
+# SQLite's errors an operator can act on, by primary result code: the message says what to do.
+# Any other error (a mistake of the program) keeps its traceback.
+_SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_IOERR, _SQLITE_CORRUPT, _SQLITE_FULL, _SQLITE_CANTOPEN, _SQLITE_NOTADB = (
+    5, 6, 10, 11, 13, 14, 26)
+_APSW_CODES: tuple[tuple[type[apsw.Error], int], ...] = (
+    (apsw.BusyError, _SQLITE_BUSY), (apsw.LockedError, _SQLITE_LOCKED), (apsw.IOError, _SQLITE_IOERR),
+    (apsw.CorruptError, _SQLITE_CORRUPT), (apsw.FullError, _SQLITE_FULL), (apsw.CantOpenError, _SQLITE_CANTOPEN),
+    (apsw.NotADBError, _SQLITE_NOTADB),
+)
+_SQLITE_MESSAGES = {
+    _SQLITE_BUSY: BUSY,
+    _SQLITE_LOCKED: BUSY,
+    _SQLITE_NOTADB: "{db} is not an SQLite database: file is not a database",
+    _SQLITE_CORRUPT: "{db} is damaged: database disk image is malformed",
+    _SQLITE_FULL: "database or disk is full",
+    _SQLITE_CANTOPEN: "unable to open the database {db} (or its -wal, -shm files)",
+    _SQLITE_IOERR: "disk I/O error on {db}",
+}
+SQLITE_ERRORS = (apsw.Error, sqlite3.Error)
+# The log of the engine a command opens (`spaces`, `tokens`). Its only error lines are the
+# writer's, each a failure the command is given too and reports in one line (or with its
+# traceback): at `error`, a locked database printed a second traceback above that line.
+LOG_LEVEL = "critical"
 
 
 def register(commands: Any, tokens: Any) -> None:
@@ -41,7 +76,7 @@ def register(commands: Any, tokens: Any) -> None:
     rows.add_argument("table")
     rows.add_argument("--where", action="append", default=[], metavar="COLUMN=VALUE", help="keep rows where the"
                       " column equals the value (as text); repeatable")
-    rows.add_argument("--limit", type=int, default=100, help="at most this many rows (default 100; 0: all)")
+    rows.add_argument("--limit", type=_limit, default=100, help="at most this many rows (default 100; 0: all)")
     add_arguments(rows)
     export = db.add_parser("export", help="a whole table as CSV, JSON or JSON lines (secrets blanked)")
     export.add_argument("table")
@@ -57,17 +92,75 @@ def register(commands: Any, tokens: Any) -> None:
     add_arguments(revoke)
 
 
+def _limit(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= MAX_LIMIT:
+        raise argparse.ArgumentTypeError(f"expected a number of rows from 0 (all) to {MAX_LIMIT}, not {text!r}")
+    return value
+
+
+def check_database(db: Path, *, ours: bool = False, new: bool = False) -> None:
+    """Refuses a `--db` that is not an existing SQLite database file (of this server, with `ours`).
+
+    Run before a command opens the database: SQLite creates a missing file and the engine then
+    migrates it, so a mistyped path would leave a new database behind, one that the first `serve`
+    does not bootstrap if a space was created in it. With `ours` (commands that open the engine,
+    which migrates), a database of another program is refused too, not migrated. With `new`
+    (`serve`), a missing or empty file passes: the server makes it a new database.
+
+    Raises:
+        FileNotFoundError, ValueError: says why.
+    """
+    if not db.exists():
+        if new:
+            return
+        raise FileNotFoundError(f"no database at {db}")
+    if not db.is_file():
+        raise ValueError(f"{db} is {backups.kind(db)}, not a database")
+    with open(db, "rb") as file:
+        header = file.read(len(SQLITE_HEADER))
+    if new and not header:
+        return
+    if header != SQLITE_HEADER:
+        raise ValueError(f"{db} is not an SQLite database: " + ("the file is empty" if not header
+                                                                 else "file is not a database"))
+    if ours:
+        conn = apsw.Connection(str(db), flags=apsw.SQLITE_OPEN_READONLY)
+        try:
+            conn.setbusytimeout(10_000)
+            migrated = conn.execute("SELECT 1 FROM sqlite_master WHERE name = '_migrations'").fetchall()
+        finally:
+            conn.close()
+        if not migrated:
+            raise ValueError(f"{db} is not an Audiences database")
+
+
+def explain_sqlite(error: Exception, db: Path) -> str | None:
+    """A one-line message for an error of SQLite's (apsw's or sqlite3's) that is about the
+    database file or another process holding it; None for any other error."""
+    code = next((c for kind, c in _APSW_CODES if isinstance(error, kind)), None)
+    if code is None and isinstance(error, sqlite3.Error):
+        code = (getattr(error, "sqlite_errorcode", None) or 0) & 0xFF
+    message = _SQLITE_MESSAGES.get(code) if code is not None else None
+    return None if message is None else message.format(db=db)
+
+
 def handles(args: argparse.Namespace) -> bool:
     """Whether the command is one of these."""
     return args.command in COMMANDS or (args.command == "tokens" and args.action in TOKEN_ACTIONS)
 
 
-def run(settings: Settings, args: argparse.Namespace, out: TextIO = sys.stdout) -> None:
-    """Runs one of these commands.
+def run(settings: Settings, args: argparse.Namespace, out: TextIO | None = None) -> None:
+    """Runs one of these commands, writing to `out` (standard output as it is when called).
 
     Raises:
         ValueError, OSError: the command was refused; the message says why.
+        apsw.Error, sqlite3.Error: SQLite failed; `explain_sqlite` tells those about the file.
     """
+    out = sys.stdout if out is None else out
     if args.command == "backup":
         out.write(_backup(settings.db, Path(args.path), args.force) + "\n")
     elif args.command == "restore":
@@ -81,6 +174,7 @@ def run(settings: Settings, args: argparse.Namespace, out: TextIO = sys.stdout) 
 def _backup(db: Path, target: Path, force: bool) -> str:
     if target.resolve() in {db.resolve(), *(db.resolve().with_name(db.name + s) for s in ("-wal", "-shm"))}:
         raise ValueError("the backup cannot be written over the database itself")
+    backups.check_target(target)  # whatever --force says
     if target.exists() and not force:
         raise ValueError(f"{target} exists; choose another name or say --force")
     size = backups.backup(db, target)
@@ -88,12 +182,20 @@ def _backup(db: Path, target: Path, force: bool) -> str:
 
 
 def _restore(settings: Settings, source: Path) -> str:
+    if settings.db.exists() and not settings.db.is_file():
+        raise ValueError(f"{settings.db} is {backups.kind(settings.db)}, not a database: --db names the database"
+                         " file to restore into")
+    # Before the lock, which creates the database (and its folders) when missing: a refused
+    # backup leaves nothing behind.
+    backups.check_backup(source)
     try:
         lock = InstanceLock.take(settings.db)
-    except OSError:
+    except OSError as failed:
+        if failed.errno is not None:  # the file or its folder could not be made; the lock says so without errno
+            raise
         raise OSError(f"a server is running on {settings.db}; stop it before restoring") from None
     try:
-        size = backups.restore(source, settings.db, settings.synchronous)
+        size = backups.restore(source, settings.db, settings.synchronous, checked=True)
     finally:
         lock.release()
     return f"restored {source} into {settings.db} ({size:,} bytes); start the server to apply any newer migrations"
@@ -140,7 +242,7 @@ def _tokens(settings: Settings, args: argparse.Namespace) -> str:
     from audiences_server import logs
     from audiences_server.engine.engine import Engine
 
-    logs.configure("console", "warning")
+    logs.configure("console", LOG_LEVEL)
     engine = Engine(settings)
     try:
         if args.action == "revoke":

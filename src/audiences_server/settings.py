@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -62,6 +63,29 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+_PORT = re.compile(r"-?[0-9]+")
+MAX_PORT = 65535
+
+
+def _address(text: str) -> str:
+    """HOST:PORT with a port from 0 (any free one) to 65535.
+
+    Checked here, before anything binds: gRPC binds port 99999 as 34463 (it keeps the low 16
+    bits) and an address without a port as port 443.
+    """
+    _, colon, port = text.rpartition(":")
+    if not colon or not _PORT.fullmatch(port):
+        raise ValueError(f"expected HOST:PORT (port 0 picks a free one), not {text!r}")
+    if port.startswith("-") or int(port) > MAX_PORT:
+        raise ValueError(f"{text!r} has port {port}; ports are 0 (any free one) to {MAX_PORT}")
+    return text
+
+
+def _address_or_off(text: str) -> str:
+    """HOST:PORT as `_address`, or empty: the listener is off."""
+    return _address(text) if text else text
+
+
 @dataclass(frozen=True)
 class Setting:
     """One declared setting."""
@@ -84,8 +108,8 @@ class Setting:
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("db", Path, "var/audiences.db", "the SQLite database file"),
-    Setting("listen", str, "127.0.0.1:50051", "address the gRPC server listens on (HOST:PORT; port 0 picks one)"),
-    Setting("http_listen", str, "127.0.0.1:8080",
+    Setting("listen", _address, "127.0.0.1:50051", "address the gRPC server listens on (HOST:PORT; port 0 picks one)"),
+    Setting("http_listen", _address_or_off, "127.0.0.1:8080",
             "address of the HTTP listener: Segment's tracking and Profile APIs, /metrics, /healthz, /readyz "
             "(HOST:PORT; port 0 picks one; empty turns it off)"),
     Setting("tls_cert", str, "", "PEM certificate chain both listeners serve (TLS); needs --tls-key"),

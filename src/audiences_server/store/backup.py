@@ -5,13 +5,15 @@ server if need be: in WAL mode a reader never blocks the writer, and copying eve
 step keeps one read snapshot from start to end (a copy made in several steps starts over each
 time another connection writes). What the copy holds is exactly what was committed when it
 started. It is written beside its target, made self-contained (no `-wal` file), synced, then
-renamed over the target. A restore copies a backup into the database the same way, as one
+renamed over the target; on any failure the partial copy is removed, so a backup is whole or
+absent. A restore copies a backup into the database the same way, as one
 transaction of the destination, so that SQLite handles the database's own `-wal` file.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 import apsw
@@ -38,26 +40,60 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
+def kind(path: Path) -> str:
+    """What a path that is not a regular file is, for a message: `a directory`, `a device`, …"""
+    mode = path.stat().st_mode
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe"
+    return "a socket" if stat.S_ISSOCK(mode) else "not a regular file"
+
+
+def check_target(target: Path) -> None:
+    """Refuses a backup target that exists and is not a regular file (a directory, a device, …).
+
+    The copy is renamed over the target at the end: that would replace a device node such as
+    /dev/full with a regular file, and fail on a directory only after copying every page.
+
+    Raises:
+        ValueError: says what the target is.
+    """
+    if target.exists() and not target.is_file():
+        raise ValueError(f"{target} is {kind(target)}: a backup is written to a file of its own")
+
+
 def backup(db: Path, target: Path) -> int:
     """Copies the database (as committed when the copy starts) to `target`; returns its size in bytes.
 
     Raises:
         FileNotFoundError: there is no database at `db`.
+        ValueError: `target` exists and is not a regular file (a directory, a device, …).
     """
     if not db.is_file():
         raise FileNotFoundError(f"no database at {db}")
+    check_target(target)
     partial = target.with_name(target.name + ".partial")
     partial.unlink(missing_ok=True)
     create_private(partial)
-    source, copy = _open_read_only(db), apsw.Connection(str(partial))
     try:
-        _copy(source, copy)
-        copy.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
-    finally:
-        copy.close()
-        source.close()
-    _fsync(partial)
-    os.replace(partial, target)
+        source = _open_read_only(db)
+        try:
+            copy = apsw.Connection(str(partial))
+            try:
+                _copy(source, copy)
+                copy.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
+            finally:
+                copy.close()
+        finally:
+            source.close()
+        _fsync(partial)
+        os.replace(partial, target)
+    except BaseException:
+        partial.unlink(missing_ok=True)  # a backup is whole or absent, interrupted (Ctrl-C) too
+        raise
     _fsync(target.parent)
     return target.stat().st_size
 
@@ -77,6 +113,8 @@ def check_backup(path: Path) -> None:
             migrated = conn.execute("SELECT 1 FROM sqlite_master WHERE name = '_migrations'").fetchall()
         finally:
             conn.close()
+    except apsw.CorruptError as failed:
+        raise ValueError(f"{path} is damaged: {failed}") from None
     except apsw.Error as failed:
         raise ValueError(f"{path} is not an SQLite database: {failed}") from None
     if verdict != [("ok",)]:
@@ -85,10 +123,16 @@ def check_backup(path: Path) -> None:
         raise ValueError(f"{path} is not an Audiences database")
 
 
-def restore(source: Path, db: Path, synchronous: str = "FULL") -> int:
+def restore(source: Path, db: Path, synchronous: str = "FULL", *, checked: bool = False) -> int:
     """Replaces the database's content with a backup's (the caller holds the instance lock);
-    returns the database's size in bytes."""
-    check_backup(source)
+    returns the database's size in bytes.
+
+    Args:
+        checked: the caller already ran `check_backup` on `source` (its `quick_check` reads the
+            whole file: not twice).
+    """
+    if not checked:
+        check_backup(source)
     backup_conn, live = _open_read_only(source), connect(db, synchronous=synchronous)
     try:
         _copy(backup_conn, live)

@@ -1,0 +1,304 @@
+"""The `audiences-server` commands refuse what they cannot do in one line and a non-zero status,
+leaving nothing behind: a `--db` that does not exist (the commands other than `serve` and
+`restore` never create one), a file that is not a database or is damaged, a database another
+process holds locked, a backup target that is not a regular file, a port out of range, a row
+limit SQLite cannot take; and a reader of their output going away is no error."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import apsw
+import pytest
+
+from audiences_server import cli
+from audiences_server.engine.engine import Engine
+from audiences_server.settings import Settings, resolve
+from audiences_server.store import backup as backups
+from audiences_server.store import db as store_db
+from audiences_server.store import writer
+
+BUSY = "audiences-server: the database is busy: another process holds its write lock; try again\n"
+
+
+def _database(path: Path) -> Path:
+    """A database of this server with space `shop` and one token, written out whole (no -wal)."""
+    engine = Engine(Settings(db=path))
+    engine.auth.create_space("shop", 0)
+    engine.auth.create_token("shop", "read", 0, "bi")
+    engine.close()
+    return path
+
+
+def _main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """The command run in this process: its status, standard output and standard error."""
+    status = cli.main(list(args))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def _command(*args: str) -> subprocess.CompletedProcess[str]:
+    """The real command in a process of its own."""
+    return subprocess.run([sys.executable, "-m", "audiences_server.cli", *args], capture_output=True, text=True,
+                          timeout=120, check=False)
+
+
+# Every command but `serve` and `restore`, each needing only a database.
+COMMANDS = (
+    ("spaces", "list"),
+    ("spaces", "create", "x"),
+    ("spaces", "origins", "shop"),
+    ("tokens", "list", "--space", "shop"),
+    ("tokens", "create", "--space", "shop", "--scope", "read"),
+    ("tokens", "revoke", "tok_0"),
+    ("db", "tables"),
+    ("db", "rows", "spaces"),
+    ("db", "export", "spaces"),
+)
+
+
+@pytest.mark.parametrize("command", [*COMMANDS, ("backup", "BACKUP")], ids=" ".join)
+def test_a_database_that_does_not_exist_is_refused_not_created(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], command: tuple[str, ...]) -> None:
+    """A mistyped `--db` is `no database at …`, status 1, and no file nor folder is made (a
+    database made by `spaces create` before the first start was never bootstrapped)."""
+    db = tmp_path / "typo" / "audiences.db"
+    target = tmp_path / "backup.db"
+    args = [str(target) if part == "BACKUP" else part for part in command]
+    status, out, err = _main(capsys, *args, "--db", str(db))
+    assert (status, out, err) == (1, "", f"audiences-server: no database at {db}\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def _not_sqlite(path: Path) -> None:
+    path.write_bytes(b"this is not sqlite")
+
+
+def _random(path: Path) -> None:
+    path.write_bytes(os.urandom(2000))
+
+
+def _empty(path: Path) -> None:
+    path.write_bytes(b"")
+
+
+def _truncated(path: Path) -> None:
+    whole = _database(path.with_name("whole.db")).read_bytes()
+    path.write_bytes(whole[: len(whole) // 3])
+
+
+BAD_FILES = {
+    "not sqlite": (_not_sqlite, "is not an SQLite database: file is not a database"),
+    "random bytes": (_random, "is not an SQLite database: file is not a database"),
+    "empty": (_empty, "is not an SQLite database: the file is empty"),
+    "truncated": (_truncated, "is damaged: database disk image is malformed"),
+}
+
+
+@pytest.mark.parametrize("kind", BAD_FILES)
+@pytest.mark.parametrize("command", [*COMMANDS, ("backup", "BACKUP")], ids=" ".join)
+def test_a_file_that_is_not_a_sound_database_is_one_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], command: tuple[str, ...], kind: str) -> None:
+    """Not SQLite, random bytes, an empty file or a truncated copy: one line naming the file,
+    status 1, the file unchanged and no backup begun."""
+    make, said = BAD_FILES[kind]
+    db = tmp_path / "bad.db"
+    make(db)
+    before = db.read_bytes()
+    target = tmp_path / "backup.db"
+    args = [str(target) if part == "BACKUP" else part for part in command]
+    status, out, err = _main(capsys, *args, "--db", str(db))
+    assert (status, out, err) == (1, "", f"audiences-server: {db} {said}\n")
+    assert db.read_bytes() == before
+    assert not target.exists()
+    assert not target.with_name("backup.db.partial").exists()
+
+
+def test_a_database_of_another_program_is_not_migrated(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`spaces` and `tokens` open the engine, which migrates: on an SQLite file that is not this
+    server's they refuse instead of adding the server's tables to it. `db` reads it."""
+    db = tmp_path / "other.db"
+    conn = apsw.Connection(str(db))
+    conn.execute("CREATE TABLE notes (body TEXT)")
+    conn.close()
+    before = db.read_bytes()
+    status, _, err = _main(capsys, "spaces", "list", "--db", str(db))
+    assert (status, err) == (1, f"audiences-server: {db} is not an Audiences database\n")
+    assert db.read_bytes() == before
+    assert _main(capsys, "db", "tables", "--db", str(db)) == (0, "notes\t0\tbody\n", "")
+
+
+@pytest.mark.parametrize("kind", [kind for kind in BAD_FILES if kind != "empty"])
+def test_serve_refuses_a_file_that_is_not_a_sound_database(tmp_path: Path, kind: str) -> None:
+    """`serve` makes a new database of a missing or empty file, but refuses the other bad files
+    in one line."""
+    make, said = BAD_FILES[kind]
+    db = tmp_path / "bad.db"
+    make(db)
+    served = _command("serve", "--db", str(db), "--listen", "127.0.0.1:0", "--http-listen", "")
+    assert (served.returncode, served.stderr) == (1, f"audiences-server: {db} {said}\n")
+
+
+def test_a_directory_as_the_database_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`--db` naming a folder says so, for every command; `restore` no longer blames a server."""
+    folder = tmp_path / "var"
+    folder.mkdir()
+    status, _, err = _main(capsys, "spaces", "list", "--db", str(folder))
+    assert (status, err) == (1, f"audiences-server: {folder} is a directory, not a database\n")
+    backup = _database(tmp_path / "backup.db")
+    status, _, err = _main(capsys, "restore", str(backup), "--db", str(folder))
+    assert status == 1
+    assert err == (f"audiences-server: {folder} is a directory, not a database: --db names the database file to"
+                   " restore into\n")
+    assert list(folder.iterdir()) == []
+
+
+def test_a_refused_backup_leaves_no_database_where_it_would_restore(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The backup is checked before the database (and its lock file) is made."""
+    bad = tmp_path / "bad.db"
+    _not_sqlite(bad)
+    db = tmp_path / "var" / "audiences.db"
+    status, _, err = _main(capsys, "restore", str(bad), "--db", str(db))
+    assert (status, err) == (1, f"audiences-server: {bad} is not an SQLite database: file is not a database\n")
+    assert not db.parent.exists()
+
+
+@pytest.mark.parametrize("force", [(), ("--force",)], ids=["", "force"])
+def test_a_backup_target_that_is_not_a_regular_file_is_refused(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], force: tuple[str, ...]) -> None:
+    """A directory or a named pipe (a device alike: /dev/full was replaced by a regular file) is
+    refused whatever --force says, before any page is copied."""
+    db = _database(tmp_path / "audiences.db")
+    folder = tmp_path / "backups"
+    folder.mkdir()
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    for target, kind in ((folder, "a directory"), (fifo, "a named pipe")):
+        status, _, err = _main(capsys, "backup", str(target), *force, "--db", str(db))
+        assert (status, err) == (1, f"audiences-server: {target} is {kind}: a backup is written to a file of its own\n")
+        assert not target.with_name(target.name + ".partial").exists()
+    assert folder.is_dir()
+    assert list(folder.iterdir()) == []
+    assert fifo.is_fifo()
+
+
+def test_a_backup_that_fails_leaves_no_partial_file(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A backup is whole or absent: the copy failing (here a full disk) removes `PATH.partial`;
+    so does a source that SQLite cannot read, given to the backup function itself."""
+    db = _database(tmp_path / "audiences.db")
+    target = tmp_path / "backup.db"
+
+    def full(source: apsw.Connection, destination: apsw.Connection) -> None:
+        destination.execute("CREATE TABLE started (x)")
+        raise apsw.FullError("database or disk is full")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(backups, "_copy", full)
+        status, _, err = _main(capsys, "backup", str(target), "--db", str(db))
+    assert (status, err) == (1, "audiences-server: database or disk is full\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["audiences.db"]
+    bad = tmp_path / "bad.db"
+    _not_sqlite(bad)
+    with pytest.raises(apsw.NotADBError):
+        backups.backup(bad, target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["audiences.db", "bad.db"]
+    assert _main(capsys, "backup", str(target), "--db", str(db))[0] == 0
+    assert target.is_file()
+    assert not target.with_name("backup.db.partial").exists()
+
+
+@pytest.mark.parametrize("flag", ["listen", "http_listen"])
+@pytest.mark.parametrize("address", ["127.0.0.1:99999", "127.0.0.1:65536", "127.0.0.1:-5", "127.0.0.1",
+                                     "127.0.0.1:http", "[::1]:-1"])
+def test_a_listen_address_needs_a_port_from_0_to_65535(flag: str, address: str) -> None:
+    """gRPC bound port 99999 as 34463 and -5 as 65531 (the low 16 bits), and an address without a
+    port as 443: each is refused, by flag and by environment alike."""
+    option = "--" + flag.replace("_", "-")
+    with pytest.raises(ValueError, match=f"^{option} / AUDIENCES_{flag.upper()}: ") as refused:
+        resolve({flag: address}, {})
+    port = address.rpartition(":")[2]
+    if port.lstrip("-").isdigit():
+        assert str(refused.value).endswith(f"{address!r} has port {port}; ports are 0 (any free one) to 65535")
+    else:
+        assert str(refused.value).endswith(f"expected HOST:PORT (port 0 picks a free one), not {address!r}")
+    with pytest.raises(ValueError, match=f"^{option} / AUDIENCES_{flag.upper()}: "):
+        resolve({}, {f"AUDIENCES_{flag.upper()}": address})
+
+
+def test_ports_0_to_65535_and_no_http_listener_are_taken() -> None:
+    """Port 0 (any free one, which the tests use) and 65535 are ports; an empty HTTP address
+    turns the listener off."""
+    settings = resolve({"listen": "127.0.0.1:0", "http_listen": "[::1]:65535"}, {})
+    assert (settings.listen, settings.http_listen) == ("127.0.0.1:0", "[::1]:65535")
+    assert resolve({"http_listen": ""}, {}).http_listen == ""
+
+
+def test_serve_on_a_port_out_of_range_does_not_start(tmp_path: Path) -> None:
+    """The real command: status 2 (a usage error), one line, and no database made."""
+    db = tmp_path / "audiences.db"
+    served = _command("serve", "--db", str(db), "--listen", "127.0.0.1:99999", "--http-listen", "")
+    assert (served.returncode, served.stderr) == (
+        2, "audiences-server: --listen / AUDIENCES_LISTEN: '127.0.0.1:99999' has port 99999; ports are 0 (any free"
+        " one) to 65535\n")
+    assert not db.exists()
+
+
+@pytest.mark.parametrize("command", [("spaces", "create", "locked"),
+                                     ("tokens", "create", "--space", "shop", "--scope", "write")], ids=" ".join)
+def test_a_write_on_a_locked_database_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                  monkeypatch: pytest.MonkeyPatch, command: tuple[str, ...]) -> None:
+    """Another process holds the write lock (`BEGIN EXCLUSIVE`): once SQLite's busy timeout
+    passes (shortened here from 10 s), the command says the database is busy, without a traceback
+    (the writer's own log line included)."""
+    db = _database(tmp_path / "audiences.db")
+
+    def impatient(path: Any, **options: Any) -> apsw.Connection:
+        conn = store_db.connect(path, **options)
+        conn.setbusytimeout(200)
+        return conn
+
+    monkeypatch.setattr(writer, "connect", impatient)
+    holder = apsw.Connection(str(db))
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        assert _main(capsys, *command, "--db", str(db)) == (1, "", BUSY)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+@pytest.mark.parametrize("limit", ["99999999999999999999", "9223372036854775808", "-1", "ten"])
+def test_a_row_limit_sqlite_cannot_take_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                         limit: str) -> None:
+    """`db rows --limit` takes 0 (all) to 2**63-1, SQLite's LIMIT; past it SQLite failed with
+    "datatype mismatch", and a negative limit returned every row."""
+    db = _database(tmp_path / "audiences.db")
+    with pytest.raises(SystemExit) as usage:
+        cli.main(["db", "rows", "tokens", "--limit", limit, "--db", str(db)])
+    assert usage.value.code == 2
+    assert capsys.readouterr().err.endswith(
+        f"argument --limit: expected a number of rows from 0 (all) to 9223372036854775807, not {limit!r}\n")
+    assert _main(capsys, "db", "rows", "tokens", "--limit", "9223372036854775807", "--db", str(db))[1].count("\n") == 1
+
+
+@pytest.mark.parametrize("command", [("db", "rows", "tokens"), ("db", "export", "spaces", "--format", "ndjson"),
+                                     ("spaces", "list")], ids=" ".join)
+def test_a_reader_gone_away_is_no_error(tmp_path: Path, command: tuple[str, ...]) -> None:
+    """`… | head -1`: the command stops quietly with status 0, as the `audiences` CLI does,
+    instead of `[Errno 32] Broken pipe` and status 1."""
+    db = _database(tmp_path / "audiences.db")
+    process = subprocess.Popen([sys.executable, "-m", "audiences_server.cli", *command, "--db", str(db)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout is not None
+    assert process.stderr is not None
+    process.stdout.close()  # long before the command writes: its first write finds no reader
+    status = process.wait(timeout=120)
+    err = process.stderr.read().decode()
+    process.stderr.close()
+    assert (status, err) == (0, "")
