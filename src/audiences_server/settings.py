@@ -67,7 +67,7 @@ _PORT = re.compile(r"-?[0-9]+")
 MAX_PORT = 65535
 
 
-def _address(text: str) -> str:
+def listen_address(text: str) -> str:
     """HOST:PORT with a port from 0 (any free one) to 65535.
 
     Checked here, before anything binds: gRPC binds port 99999 as 34463 (it keeps the low 16
@@ -82,8 +82,8 @@ def _address(text: str) -> str:
 
 
 def _address_or_off(text: str) -> str:
-    """HOST:PORT as `_address`, or empty: the listener is off."""
-    return _address(text) if text else text
+    """HOST:PORT as `listen_address`, or empty: the listener is off."""
+    return listen_address(text) if text else text
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,8 @@ class Setting:
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("db", Path, "var/audiences.db", "the SQLite database file"),
-    Setting("listen", _address, "127.0.0.1:50051", "address the gRPC server listens on (HOST:PORT; port 0 picks one)"),
+    Setting("listen", listen_address, "127.0.0.1:50051",
+            "address the gRPC server listens on (HOST:PORT; port 0 picks one)"),
     Setting("http_listen", _address_or_off, "127.0.0.1:8080",
             "address of the HTTP listener: Segment's tracking and Profile APIs, /metrics, /healthz, /readyz "
             "(HOST:PORT; port 0 picks one; empty turns it off)"),

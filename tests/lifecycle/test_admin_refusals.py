@@ -249,6 +249,16 @@ def test_serve_on_a_port_out_of_range_does_not_start(tmp_path: Path) -> None:
     assert not db.exists()
 
 
+@pytest.mark.parametrize("role", [("shard", "--partition", "0", "--db", "p.db", "--listen"),
+                                  ("front", "--shard"), ("local", "--listen"), ("local", "--http-listen")],
+                         ids=" ".join)
+def test_a_cluster_role_refuses_a_port_out_of_range(role: tuple[str, ...]) -> None:
+    """The cluster's roles read their HOST:PORT options as `serve` does: a usage error, one line."""
+    ran = _command("cluster", *role, "127.0.0.1:99999")
+    assert ran.returncode == 2
+    assert ran.stderr.splitlines()[-1].endswith("'127.0.0.1:99999' has port 99999; ports are 0 (any free one) to 65535")
+
+
 @pytest.mark.parametrize("command", [("spaces", "create", "locked"),
                                      ("tokens", "create", "--space", "shop", "--scope", "write")], ids=" ".join)
 def test_a_write_on_a_locked_database_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],

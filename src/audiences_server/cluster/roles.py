@@ -34,7 +34,7 @@ from audiences_server.engine.engine import Engine
 from audiences_server.engine.ingest import calls_of, check_batch_limits, decode_body
 from audiences_server.errors import InvalidArgument
 from audiences_server.server import create_server
-from audiences_server.settings import Settings, add_arguments, resolve
+from audiences_server.settings import Settings, add_arguments, listen_address, resolve
 
 log = structlog.get_logger(__name__)
 
@@ -47,7 +47,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     shard = roles.add_parser("shard", help="store and evaluate partitions' profiles, each on its own file")
     shard.add_argument("--partition", type=int, action="append", required=True, dest="partitions_run",
                        metavar="P", help="a partition this process runs; once per partition")
-    shard.add_argument("--listen", action="append", default=[], metavar="HOST:PORT",
+    shard.add_argument("--listen", action="append", default=[], metavar="HOST:PORT", type=_host_port,
                        help="serve profile reads and definitions' status to fronts on host:port (no tokens: a "
                        "private address); once per partition, in the order of --partition")
     shard.add_argument("--data-dir", type=Path, default=None,
@@ -66,7 +66,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     front = roles.add_parser("front", help="serve the HTTP and gRPC APIs, appending calls to the log instead of "
                              "storing them (the serve flags apply)")
     front.add_argument("--nats", default="nats://127.0.0.1:4222", help="the NATS server's URL")
-    front.add_argument("--shard", action="append", required=True, dest="shards", metavar="HOST:PORT",
+    front.add_argument("--shard", action="append", required=True, dest="shards", metavar="HOST:PORT", type=_host_port,
                        help="a partition's read endpoint (its --listen); once per partition, in partition order")
     add_arguments(front)
     send = roles.add_parser("send", help="append calls (a tracking API body on stdin) to the cluster, as a front")
@@ -79,10 +79,18 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
                        help="how many partitions (P, default: one per shard process); partition p runs in "
                        "process p mod --shards")
     local.add_argument("--port", type=int, default=4222, help="the nats-server's port")
-    local.add_argument("--listen", default="127.0.0.1:50051", help="the front's gRPC address")
-    local.add_argument("--http-listen", default="127.0.0.1:8080", help="the front's HTTP address")
+    local.add_argument("--listen", default="127.0.0.1:50051", type=_host_port, help="the front's gRPC address")
+    local.add_argument("--http-listen", default="127.0.0.1:8080", type=_host_port, help="the front's HTTP address")
     local.add_argument("--shard-port", type=int, default=50061,
                        help="partition p serves its read endpoint on 127.0.0.1:(this + p)")
+
+
+def _host_port(text: str) -> str:
+    """HOST:PORT with a port from 0 to 65535, as `serve --listen` takes it (a usage error otherwise)."""
+    try:
+        return listen_address(text)
+    except ValueError as bad:
+        raise argparse.ArgumentTypeError(str(bad)) from None
 
 
 def run(args: argparse.Namespace) -> int:
