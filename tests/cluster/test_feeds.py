@@ -362,6 +362,10 @@ def test_dead_letters_through_a_front(tmp_path: Path) -> None:
         for bad, code, reason in (
                 ("dlq_3", grpc.StatusCode.INVALID_ARGUMENT, "DEAD_LETTER_ID_INVALID"),
                 (f"dlq_p{len(shards)}-1", grpc.StatusCode.INVALID_ARGUMENT, "DEAD_LETTER_ID_INVALID"),
+                ("dlq_p\u0663-1", grpc.StatusCode.INVALID_ARGUMENT, "DEAD_LETTER_ID_INVALID"),  # an Arabic-Indic 3
+                ("dlq_p0-\u0663", grpc.StatusCode.INVALID_ARGUMENT, "DEAD_LETTER_ID_INVALID"),
+                (f"dlq_p0-{2**63}", grpc.StatusCode.INVALID_ARGUMENT, "DEAD_LETTER_ID_INVALID"),
+                ("dlq_p0-" + "9" * 5_000, grpc.StatusCode.INVALID_ARGUMENT, "DEAD_LETTER_ID_INVALID"),
                 ("dlq_p0-999999", grpc.StatusCode.NOT_FOUND, "DEAD_LETTER_NOT_FOUND")):
             _refused(lambda b=bad: driven.front.sync.RedriveDeadLetters(sync_pb2.RedriveDeadLettersRequest(
                 destination_key="hook", dead_letter_ids=[ids[0], b]), metadata=admin), code, reason)

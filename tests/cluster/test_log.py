@@ -58,3 +58,48 @@ def test_positions_duplicates_and_reading_from_a_position(make_log: str) -> None
             await log.close()
 
     asyncio.run(scenario())
+
+
+def test_an_unbuffered_append_while_nats_is_down_fails_and_never_arrives(tmp_path_factory: pytest.TempPathFactory
+                                                                         ) -> None:
+    """A front's log (`buffered=False`): while nats-server is down an append fails at once rather
+    than waiting in the client's buffer, and once the server is back (same port, same store) that
+    entry is not in the stream: what a front refused is not stored later."""
+    import subprocess
+
+    store = tmp_path_factory.mktemp("nats")
+    server = start_nats(store)
+
+    async def scenario() -> None:
+        log = await JetStreamLog.connect(server.url, buffered=False)
+        try:
+            assert await log.append(CALLS, b"before") == 1
+            server.process.terminate()
+            server.process.wait(10)
+            await asyncio.sleep(0.5)  # the client notices the connection gone
+            with pytest.raises(Exception):  # noqa: B017, PT011 (nats-py's OutboundBufferLimitError, or a timeout)
+                await asyncio.wait_for(log.append(CALLS, b"refused"), 5)
+            port = server.url.rsplit(":", 1)[1]
+            back = subprocess.Popen([server.process.args[0], "-a", "127.0.0.1", "-p", port, "-js", "-sd", str(store)],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                for _ in range(200):  # reconnected, and the stream answers
+                    try:
+                        after = await asyncio.wait_for(log.append(CALLS, b"after"), 2)
+                        break
+                    except Exception:  # still reconnecting
+                        await asyncio.sleep(0.1)
+                else:
+                    raise AssertionError("never reconnected")
+                consumer = await log.consumer(CALLS, "check", after=0)
+                read = [e.data for e in await consumer.fetch(10, 2.0)]
+                await consumer.close()
+                assert read == [b"before", b"after"]
+                assert after == 2
+            finally:
+                back.terminate()
+                back.wait(10)
+        finally:
+            await log.close()
+
+    asyncio.run(scenario())

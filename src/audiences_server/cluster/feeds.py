@@ -33,11 +33,12 @@ from grpc import aio
 from audiences_server import errors
 from audiences_server.api.computations import timestamp
 from audiences_server.cluster.reads import TIMEOUT_S, ShardReads, _as_error
+from audiences_server.core.numbers import MAX_ID
 from audiences_server.engine.engine import Engine
 from audiences_server.engine.page_tokens import PageTokens, page_size
 from audiences_server.engine.sync.configs import invalid
 
-_DEAD_LETTER = re.compile(r"dlq_p(\d+)-(\d+)")
+_DEAD_LETTER = re.compile(r"dlq_p([0-9]{1,6})-([0-9]{1,19})")  # ASCII digits, as one node reads ids
 # How many records a watcher holds from one partition before that partition's stream waits for
 # the consumer (so a slow consumer slows the shards' streams instead of filling the front's memory).
 _BUFFER = 500
@@ -283,8 +284,7 @@ class ClusterSync:
         named: dict[int, list[str]] = {}
         for text in request.dead_letter_ids:
             found = _DEAD_LETTER.fullmatch(text)
-            # Digits counted first: a text of thousands is no id (and more than `int` converts).
-            if found is None or len(found[1]) > 6 or len(found[2]) > 19 or int(found[1]) >= len(self._stubs):
+            if found is None or int(found[1]) >= len(self._stubs) or int(found[2]) > MAX_ID:
                 raise invalid("dead_letter_ids", f"{text!r} is not a cluster's dead letter id (dlq_p<partition>-<n>)",
                               "DEAD_LETTER_ID_INVALID")
             named.setdefault(int(found[1]), []).append(f"dlq_{int(found[2])}")

@@ -152,13 +152,21 @@ class JetStreamLog:
         self._js = js
 
     @classmethod
-    async def connect(cls, servers: Sequence[str] | str, replicas: int = 1) -> JetStreamLog:
-        """Connects and makes sure both streams exist (`replicas` copies of each, on a NATS cluster)."""
+    async def connect(cls, servers: Sequence[str] | str, replicas: int = 1, *,
+                      buffered: bool = True) -> JetStreamLog:
+        """Connects and makes sure both streams exist (`replicas` copies of each, on a NATS cluster).
+
+        `buffered=False` (a front's): while the connection is down, an append fails at once
+        instead of waiting in the client's buffer. A front answers a call the log did not
+        acknowledge `LOG_UNAVAILABLE`, so its caller retries; a buffered copy would reach the
+        log once NATS is back and be stored too (a definition the front rolled back created on
+        the shards, a call refused and then stored twice). Only what was already written to a
+        connection as it broke can still arrive late."""
         import nats  # the `cluster` extra; the single-process server never imports it
         from nats.js import api
 
         nc = await nats.connect(servers=list(servers) if not isinstance(servers, str) else [servers],
-                                max_reconnect_attempts=-1)
+                                max_reconnect_attempts=-1, **({} if buffered else {"pending_size": 0}))
         js = nc.jetstream()
         for name, subjects in ((CALLS_STREAM, [CALLS]), (PARTS_STREAM, [f"{PARTS}.*"])):
             config = api.StreamConfig(name=name, subjects=subjects, storage=api.StorageType.FILE,

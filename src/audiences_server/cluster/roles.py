@@ -236,7 +236,7 @@ def _front(args: argparse.Namespace) -> int:
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="log", daemon=True)
     thread.start()
-    the_log = asyncio.run_coroutine_threadsafe(JetStreamLog.connect(args.nats), loop).result(30)
+    the_log = asyncio.run_coroutine_threadsafe(JetStreamLog.connect(args.nats, buffered=False), loop).result(30)
     shards = ShardReads(args.shards)
     make_front(server.engine, the_log, loop, shards)
     stopping = threading.Event()
@@ -262,7 +262,7 @@ async def _send(url: str, space_id: int, body: bytes) -> int:
     except InvalidArgument as refused:
         print(f"audiences-server: {refused.message}", file=sys.stderr)
         return 1
-    the_log = await JetStreamLog.connect(url)
+    the_log = await JetStreamLog.connect(url, buffered=False)
     try:
         results = await Front(the_log, Clock()).submit(space_id, calls, defaults=defaults)
     finally:
