@@ -481,3 +481,42 @@ def test_a_front_over_shard_processes(tmp_path: Path, nats: NatsServer) -> None:
         reads.close()
         cluster.close()
         single.close()
+
+
+def test_a_chain_of_merges_across_shards_lists_every_merged_profile(tmp_path: Path) -> None:
+    """C merged into B, then B into A on another shard: A's metadata lists both, as one node's
+    does, and each merged profile's `prf_` id reads A. Eight chains, so that some cross shards."""
+    log = LocalLog()
+
+    async def connect() -> Log:
+        return log
+
+    single = SingleNode(tmp_path, T0, source=SOURCE)
+    driven = FrontDriven(tmp_path, connect)
+    set_grant(Grant(SPACE, "default", "read"))
+    one_node = ProfilesServicer(single.engine)
+    auth = driven.front.auth("read")
+    try:
+        for p in range(8):
+            for calls in ([{"type": "track", "anonymousId": f"c{p}-{k}", "event": "E", "messageId": f"t{p}-{k}",
+                            "timestamp": "2027-01-15T07:00:00Z"} for k in (1, 2, 3)],
+                          [{"type": "identify", "anonymousId": f"c{p}-3", "userId": f"cu{p}", "messageId": f"i{p}"}],
+                          [{"type": "alias", "previousId": f"c{p}-2", "userId": f"cu{p}", "messageId": f"a{p}-2"}],
+                          [{"type": "alias", "previousId": f"c{p}-1", "userId": f"cu{p}", "messageId": f"a{p}-1"}]):
+                single.send(calls)
+                driven.send(calls)
+        single.tick(T0 + 1)
+        driven.tick(T0 + 1)
+        for p in range(8):
+            request = _request("GetMetadata", "users", f"user_id:cu{p}")
+            expected = one_node.GetMetadata(request, None).metadata
+            got = driven.front.profiles.GetMetadata(request, metadata=auth).metadata
+            assert len(got.merged_profile_ids) == len(expected.merged_profile_ids) == 2, p
+            for public_id in got.merged_profile_ids:
+                by_id = driven.front.profiles.GetMetadata(_request("GetMetadata", "users", public_id), metadata=auth)
+                assert by_id.metadata.profile_id == got.profile_id, (p, public_id)
+        pairs = driven.cluster.identity_engine.readers.get().execute("SELECT survivor_id, merged_id FROM merges")
+        assert any(partition_of(s, 3) != partition_of(m, 3) for s, m in pairs)
+    finally:
+        driven.close()
+        single.close()

@@ -235,6 +235,14 @@ def export_profile(conn: apsw.Connection, profile_id: int) -> dict[str, Any]:
                                    " UNION SELECT user_id FROM links WHERE account_id = :p"
                                    " UNION SELECT account_id FROM unlinks WHERE user_id = :p"
                                    " UNION SELECT user_id FROM unlinks WHERE account_id = :p)", {"p": profile_id})
+    # The profiles merged into it before (a chain C into B, then B into A on another shard), with
+    # their merges: the adopting shard lists them among the survivor's merged profiles, as one
+    # node does.
+    rows["absorbed"] = rows_of(conn, "SELECT profile_id, space_id, collection, public_id, created_ms FROM profiles"
+                                     " WHERE merged_into = :p AND profile_id != :p", {"p": profile_id})
+    rows["merges"] = rows_of(conn, "SELECT space_id, survivor_id, merged_id, message_id, merged_ms FROM merges"
+                                   " WHERE merged_id IN (SELECT profile_id FROM profiles WHERE merged_into = :p"
+                                   " AND profile_id != :p) ORDER BY merge_id", {"p": profile_id})
     return rows
 
 
@@ -267,6 +275,16 @@ def import_profile(conn: apsw.Connection, profile_id: int, rows: dict[str, Any])
         if values:
             conn.executemany(f"INSERT OR REPLACE INTO {table} ({', '.join(names)})"
                              f" VALUES ({', '.join('?' * len(names))})", values)
+    # Hand-overs published before these were carried have neither.
+    for other in rows.get("absorbed", []):
+        ensure_profile(conn, int(other["profile_id"]), int(other["space_id"]), other["collection"],
+                       other["public_id"], int(other["created_ms"]), elsewhere=True)
+        conn.execute("UPDATE profiles SET merged_into = ? WHERE profile_id = ?", (profile_id, int(other["profile_id"])))
+    # Their merges get this file's ids, in their order: older than the merge that adopts them.
+    conn.executemany("INSERT INTO merges (space_id, survivor_id, merged_id, message_id, merged_ms)"
+                     " VALUES (:space_id, :survivor_id, :merged_id, :message_id, :merged_ms)"
+                     " EXCEPT SELECT space_id, survivor_id, merged_id, message_id, merged_ms FROM merges",
+                     rows.get("merges", []))
 
 
 def note_adopted(conn: apsw.Connection, merge_key: str) -> bool:
