@@ -7,13 +7,15 @@ the console's pages), every request gets an `x-request-id` and one log
 line, and a domain error becomes the status and body `http.errors` gives it. A client that leaves
 before its request is read is no failure of the server's: it is logged at info and counted with
 code 499 (nginx's "client closed request"). Bodies reach the routes as sent: the routes that read
-one inflate it themselves (`http.bodies` says why).
+one inflate it themselves (`http.bodies` says why). Connections are counted, capped and timed by
+`http.connections`, which also decides what of aiohttp's own logging reaches the log.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import logging
 import socket
 import ssl
 import time
@@ -26,6 +28,7 @@ from aiohttp import web
 
 from audiences_server.engine.engine import Engine
 from audiences_server.errors import AudiencesError
+from audiences_server.http.connections import BACKLOG, Connections, ServerLog, limits
 from audiences_server.http.errors import error_response
 from audiences_server.logs import new_request_id
 from audiences_server.metrics import CONTENT_TYPE
@@ -69,6 +72,8 @@ class HttpListener:
         self._ssl = ssl_context
         self._socket: socket.socket | None = None
         self._runner: web.AppRunner | None = None
+        self._server: asyncio.Server | None = None
+        self.connections: Connections | None = None
         self.app = self._build()
 
     def _build(self) -> web.Application:
@@ -97,28 +102,44 @@ class HttpListener:
         except (OSError, ValueError) as failed:
             sock.close()
             raise OSError(f"could not listen for HTTP on {address}: {failed}") from None
-        sock.listen(1024)
+        sock.listen(BACKLOG)
         sock.setblocking(False)
         self._socket = sock
         return int(sock.getsockname()[1])
 
     async def start(self) -> None:
         """Serves on the bound socket."""
+        figures = limits()
         # auto_decompress off: aiohttp would answer br and zstd bodies itself, in plain text, and
         # leave a body that fails to inflate unreadable; the routes inflate (`http.bodies`).
-        self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=2.0, auto_decompress=False)
+        # keepalive_timeout: aiohttp's default is 3,630 s; `http.connections` closes idle
+        # connections after IDLE_TIMEOUT_S, and aiohttp is told the same so that the two agree.
+        self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=2.0, auto_decompress=False,
+                                     keepalive_timeout=figures.idle_timeout_s,
+                                     logger=ServerLog(logging.getLogger("aiohttp.server"), {}))
         await self._runner.setup()
         assert self._socket is not None, "bind() comes before start()"
-        await web.SockSite(self._runner, self._socket, ssl_context=self._ssl).start()
+        assert self._runner.server is not None
+        loop = asyncio.get_running_loop()
+        self.connections = Connections(loop, self._runner.server, self._ssl, figures)
+        self.connections.install()
+        # Served without an aiohttp site: `http.connections` wraps each connection's protocol (and
+        # starts its TLS itself), so that it is counted and timed from the moment it is accepted.
+        self._server = await loop.create_server(self.connections.protocol, sock=self._socket, backlog=BACKLOG)
         self.ready = True
 
     async def stop(self) -> None:
         """Stops serving and closes the socket."""
         self.ready = False
+        if self._server is not None:
+            self._server.close()  # no new connections; those open are aiohttp's to finish
         if self._runner is not None:
             await self._runner.cleanup()
         elif self._socket is not None:
             self._socket.close()
+        if self.connections is not None:
+            self.connections.close()
+            await asyncio.sleep(0)  # the connections closed last are told so, and their tasks end
 
     async def _readyz(self, _request: web.Request) -> web.Response:
         if not self.ready:
@@ -133,6 +154,19 @@ class HttpListener:
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        connections = self.connections
+        if connections is None:
+            return await self._handle(request, handler)
+        # The request's head is complete and its answer will be ready when this returns: its
+        # connection has no deadline meanwhile, and is idle from then on (`http.connections`).
+        protocol = request.protocol
+        connections.started(protocol)
+        try:
+            return await self._handle(request, handler)
+        finally:
+            connections.finished(protocol, request.content)
+
+    async def _handle(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         structlog.contextvars.clear_contextvars()
         request_id = request.headers.get("x-request-id") or new_request_id()
         structlog.contextvars.bind_contextvars(request_id=request_id)

@@ -10,13 +10,16 @@ Routes (all `POST`, and `OPTIONS` for browsers' CORS preflight):
 
 The write key is HTTP Basic's user name or the body's `writeKey`; the body is JSON whatever its
 Content-Type, gzip or deflate when Content-Encoding says so, read up to Segment's limits (32 KB
-for one call, 500 KB for a batch) and never further. The calls then go through the same engine
-path as gRPC's `BatchJson` (`Ingest.submit`: validation, dedup, identity, limits); the reply
-comes once the accepted calls are committed. docs/api.md describes statuses, bodies and CORS.
+for one call, 500 KB for a batch) and never further, within `BODY_TIMEOUT_S`, and within the
+budgets of bytes held (`_Budget`: in all, per client address, and a smaller one for bodies whose
+key was not checked first). The calls then go through the same engine path as gRPC's `BatchJson`
+(`Ingest.submit`: validation, dedup, identity, limits); the reply comes once the accepted calls
+are committed. docs/api.md describes statuses, bodies and CORS.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import Awaitable, Callable
@@ -50,6 +53,7 @@ from audiences_server.errors import (
 from audiences_server.http.app import EDGE, Edge
 from audiences_server.http.auth import basic_token, granted
 from audiences_server.http.bodies import COMPRESSED, BadEncoding, Inflater, content_encoding
+from audiences_server.http.connections import client_of
 from audiences_server.http.errors import error_response
 from audiences_server.store.spaces import Grant
 
@@ -65,6 +69,21 @@ MAX_BATCH_BODY = tracking.MAX_BATCH_BYTES
 # requests are refused with 429 instead of read: memory stays bounded however many clients send
 # at once (the engine bounds what waits for the writer after that).
 MAX_HELD_BYTES = 64 * 1024 * 1024
+# Of those, what the bodies of one client address may hold (an IPv6 address counts by its /64,
+# `http.connections.client_of`): 136 stalled bodies sent from one address, no key needed, held all
+# 64 MiB and every call got 429; now an address holds a quarter at most, and it takes four to
+# fill the budget. (Behind a proxy every client is the proxy's address: docs/operations.md.)
+MAX_HELD_BYTES_PER_CLIENT = 16 * 1024 * 1024
+# Bodies whose key was not checked before they were read (the key is in the body, or missing),
+# which anyone can send, are held within a budget of their own besides, a quarter of the whole
+# and a quarter of that per address: however many of them stall, 48 MiB stay for requests whose
+# Basic key was checked first (server libraries, analytics.js).
+MAX_UNCHECKED_HELD_BYTES = 16 * 1024 * 1024
+MAX_UNCHECKED_HELD_BYTES_PER_CLIENT = 4 * 1024 * 1024
+# The time a body has to arrive whole, from when its route starts reading it; past it the request
+# is refused (408 BODY_TIMEOUT), its bytes given back and its connection closed. The largest body
+# (500 KB) needs 17 KB/s to make it; what stalls holds its bytes for this long at most.
+BODY_TIMEOUT_S = 30.0
 # Of a compressed body refused (too large, or not valid gzip or deflate), the most bytes read as
 # sent (and dropped, not inflated) to reach its end before answering, so that the connection can
 # take its next request: an honest sender's whole body, not an endless one's.
@@ -83,7 +102,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 def add_routes(app: web.Application) -> None:
     """Adds the tracking API's routes, and its CORS headers on every response they give."""
     edge = app[EDGE]
-    api = TrackingApi(edge, Origins(edge.engine.writer, edge.engine.readers))
+    api = app[TRACKING] = TrackingApi(edge, Origins(edge.engine.writer, edge.engine.readers))
     for path, kind in SINGLE_PATHS.items():
         app.router.add_post(f"/v1/{path}", api.handler(kind))
         app.router.add_route("OPTIONS", f"/v1/{path}", api.preflight)
@@ -101,8 +120,10 @@ class TrackingApi:
         self._ingest = edge.engine.ingest
         self._auth = edge.engine.auth
         self.origins = origins
-        # Bytes of bodies being read or decoded; only the event loop touches it.
-        self.held = 0
+        # Bytes of bodies being read or decoded (only the event loop touches them): all of them,
+        # and those of requests whose key was not checked first.
+        self.bodies = _Budget()
+        self.unchecked = _Budget()
 
     def handler(self, kind: str | None) -> Handler:
         """The handler of a path: one call of `kind`, or a batch when `kind` is None."""
@@ -148,11 +169,12 @@ class TrackingApi:
             # Set first, so that every answer from here on (errors too) is readable by the page.
             request[_CORS_ORIGIN] = origin
         grant = self._basic_grant(request, origin, allowed)
-        body = await self._read(request, MAX_CALL_BODY if kind else MAX_BATCH_BODY, kind)
+        hold = _Hold(self, client_of(request.remote), checked=grant is not None)
+        body = await self._read(request, MAX_CALL_BODY if kind else MAX_BATCH_BODY, kind, hold)
         try:
             caller, pending = await self._edge.blocking(self._submit, kind, body, grant, origin, allowed)
         finally:
-            self.held -= len(body)
+            hold.release()
         structlog.contextvars.bind_contextvars(space=caller.space_name)
         # The engine counts each call's outcome in the metrics, as for every other ingest path.
         return _reply(kind, await pending.committed())
@@ -170,8 +192,16 @@ class TrackingApi:
         cached = self.origins.cached()
         return cached if cached is not None else await self._edge.blocking(self.origins.load)
 
-    async def _read(self, request: web.Request, limit: int, kind: str | None) -> bytes:
-        """The decoded body, refused past `limit` bytes without reading further."""
+    async def _read(self, request: web.Request, limit: int, kind: str | None, hold: _Hold) -> bytes:
+        """The decoded body, refused past `limit` bytes without reading further, or when it has not
+        arrived whole within BODY_TIMEOUT_S; its bytes are held in `hold` (and given back on failure)."""
+        try:
+            async with asyncio.timeout(BODY_TIMEOUT_S):
+                return await self._read_body(request, limit, kind, hold)
+        except TimeoutError:
+            raise BodyTimedOut(f"the body did not arrive within {BODY_TIMEOUT_S:g} s; send it again") from None
+
+    async def _read_body(self, request: web.Request, limit: int, kind: str | None, hold: _Hold) -> bytes:
         encoding = content_encoding(request)
         length = request.content_length
         if encoding not in COMPRESSED and length is not None and length > limit:
@@ -187,25 +217,18 @@ class TrackingApi:
                     if inflater is not None:
                         await _discard(request)
                     raise _too_large(kind, size, limit, at_least=True)
-                self._hold(len(chunk))
+                hold.take(len(chunk))
                 chunks.append(chunk)
             if inflater is not None:
                 inflater.finish()
         except BaseException as failure:
-            self.held -= sum(len(chunk) for chunk in chunks)
+            hold.release()
             if isinstance(failure, BadEncoding):
                 await _discard(request)
             if isinstance(failure, BadEncoding | PayloadEncodingError | RequestPayloadError):
                 raise _unreadable(encoding, failure) from None
             raise
         return b"".join(chunks)
-
-    def _hold(self, size: int) -> None:
-        if self.held + size > MAX_HELD_BYTES:
-            raise ResourceExhausted(
-                f"the server is reading {self.held} bytes of request bodies already; retry shortly",
-                reason="REQUESTS_SATURATED", metadata={"retry_after_s": "1"})
-        self.held += size
 
     def _submit(self, kind: str | None, body: bytes, grant: Grant | None, origin: str | None,
                 allowed: AllowedOrigins | None) -> tuple[Grant, PendingBatch]:
@@ -222,6 +245,86 @@ class TrackingApi:
         return grant, self._ingest.submit(sender, calls, defaults)
 
 
+class BodyTimedOut(AudiencesError):
+    """A body that did not arrive whole within BODY_TIMEOUT_S: 408, and the connection is closed
+    (the rest of the body is not waited for)."""
+
+    code = "DEADLINE_EXCEEDED"
+    default_reason = "BODY_TIMEOUT"
+    status = 408
+
+
+class _Budget:
+    """Bytes of bodies held, in all and by client address."""
+
+    __slots__ = ("by_client", "held")
+
+    def __init__(self) -> None:
+        self.held = 0
+        self.by_client: dict[str, int] = {}
+
+    def refusal(self, client: str, size: int, limit: int, per_client: int) -> str | None:
+        """Why `size` more bytes of `client` do not fit, or None when they do."""
+        if self.held + size > limit:
+            return f"the server is reading {self.held} bytes of request bodies already"
+        if self.by_client.get(client, 0) + size > per_client:
+            return f"requests from {client} are sending {self.by_client[client]} bytes of bodies already"
+        return None
+
+    def add(self, client: str, size: int) -> None:
+        self.held += size
+        self.by_client[client] = self.by_client.get(client, 0) + size
+
+    def remove(self, client: str, size: int) -> None:
+        self.held -= size
+        left = self.by_client.get(client, 0) - size
+        if left > 0:
+            self.by_client[client] = left
+        else:
+            self.by_client.pop(client, None)
+
+
+class _Hold:
+    """What one request's body holds of the budgets, given back at once (`release`)."""
+
+    __slots__ = ("_api", "_checked", "_client", "size")
+
+    def __init__(self, api: TrackingApi, client: str, *, checked: bool) -> None:
+        self._api = api
+        self._client = client
+        self._checked = checked
+        self.size = 0
+
+    def take(self, size: int) -> None:
+        """Holds `size` more bytes, or refuses the request (429 REQUESTS_SATURATED)."""
+        api, client = self._api, self._client
+        # The limits are read as they are now (module figures, which tests change).
+        why = api.bodies.refusal(client, size, MAX_HELD_BYTES, MAX_HELD_BYTES_PER_CLIENT)
+        if why is None and not self._checked:
+            why = api.unchecked.refusal(client, size, MAX_UNCHECKED_HELD_BYTES, MAX_UNCHECKED_HELD_BYTES_PER_CLIENT)
+            if why is not None:
+                why += " without a checked key (send the key with HTTP Basic to use the rest)"
+        if why is not None:
+            raise ResourceExhausted(f"{why}; retry shortly", reason="REQUESTS_SATURATED",
+                                    metadata={"retry_after_s": "1"})
+        api.bodies.add(client, size)
+        if not self._checked:
+            api.unchecked.add(client, size)
+        self.size += size
+
+    def release(self) -> None:
+        """Gives back every byte held (again: nothing)."""
+        if self.size:
+            self._api.bodies.remove(self._client, self.size)
+            if not self._checked:
+                self._api.unchecked.remove(self._client, self.size)
+            self.size = 0
+
+
+# The application's tracking API (what its bodies hold can be looked at: tests do).
+TRACKING = web.AppKey("tracking", TrackingApi)
+
+
 def tracking_error(error: AudiencesError, request: web.Request) -> web.Response:
     """A domain error as the tracking API answers it.
 
@@ -229,6 +332,9 @@ def tracking_error(error: AudiencesError, request: web.Request) -> web.Response:
     `message` at the top, where Segment's libraries read them for their logs.
     """
     response = error_response(error, request)
+    if isinstance(error, BodyTimedOut):
+        response.set_status(BodyTimedOut.status)
+        response.force_close()
     response.text = json.dumps({
         "success": False, "code": error.reason, "message": error.message,
         "error": {"code": error.code, "reason": error.reason, "message": error.message},
