@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import socket
-import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -18,6 +16,7 @@ import pytest
 from audiences_server.http import tracking
 from audiences_server.http.tracking import TRACKING, TrackingApi
 from tests.http.conftest import Site, basic
+from tests.sync.conftest import wait_for
 
 PATIENCE_S = 10.0
 TRACK = b'{"userId": "ada", "event": "Order Completed"}'
@@ -71,15 +70,6 @@ def _post(site: Site, source: str, body: bytes, headers: dict[str, str]) -> tupl
     return status, answer
 
 
-def _until(condition: Callable[[], bool]) -> bool:
-    deadline = time.monotonic() + PATIENCE_S
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
-
-
 def test_a_stalled_body_is_refused_and_its_bytes_given_back(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
     """A body that stops short holds its bytes only until the body deadline: then it is answered
     408 BODY_TIMEOUT in the tracking API's shape, its connection closed, and its bytes are given
@@ -88,7 +78,7 @@ def test_a_stalled_body_is_refused_and_its_bytes_given_back(site: Site, monkeypa
     monkeypatch.setattr(tracking, "BODY_TIMEOUT_S", 3.0)
     api = _api(site)
     with _stall(site, "127.0.0.1") as stalled:
-        assert _until(lambda: api.bodies.held >= STALLED)
+        wait_for(lambda: api.bodies.held >= STALLED)
         refused = site.post("/v1/track", TRACK)
         assert (refused.status, refused.body["code"]) == (429, "REQUESTS_SATURATED")
         status, headers, answer = _answer(stalled)
@@ -96,7 +86,7 @@ def test_a_stalled_body_is_refused_and_its_bytes_given_back(site: Site, monkeypa
     assert answer == {"success": False, "code": "BODY_TIMEOUT", "message": answer["message"],
                       "error": {"code": "DEADLINE_EXCEEDED", "reason": "BODY_TIMEOUT", "message": answer["message"]}}
     assert "3 s" in answer["message"]
-    assert _until(lambda: api.bodies.held == 0)
+    wait_for(lambda: api.bodies.held == 0)
     assert site.post("/v1/track", TRACK).status == 200
     assert len(site.events()) == 1
 
@@ -109,7 +99,7 @@ def test_one_address_holds_at_most_its_share(site: Site, monkeypatch: pytest.Mon
     key = basic(site.write_key)
     stalled = _stall(site, "127.0.0.2", key)
     try:
-        assert _until(lambda: api.bodies.by_client.get("127.0.0.2", 0) >= STALLED)
+        wait_for(lambda: api.bodies.by_client.get("127.0.0.2", 0) >= STALLED)
         status, answer = _post(site, "127.0.0.2", TRACK, key)
         assert (status, answer["code"]) == (429, "REQUESTS_SATURATED")
         assert "127.0.0.2" in answer["message"]
@@ -117,7 +107,7 @@ def test_one_address_holds_at_most_its_share(site: Site, monkeypatch: pytest.Mon
         assert site.post("/v1/track", TRACK).status == 200
     finally:
         stalled.close()
-    assert _until(lambda: api.bodies.held == 0)
+    wait_for(lambda: api.bodies.held == 0)
     assert _post(site, "127.0.0.2", TRACK, key)[0] == 200
 
 
@@ -131,12 +121,12 @@ def test_bodies_without_a_checked_key_have_a_budget_of_their_own(site: Site,
     in_body = json.dumps({"userId": "ada", "event": "Order Completed", "writeKey": site.write_key}).encode()
     stalled = _stall(site, "127.0.0.4")
     try:
-        assert _until(lambda: api.unchecked.held >= STALLED)
+        wait_for(lambda: api.unchecked.held >= STALLED)
         status, answer = _post(site, "127.0.0.5", in_body, {})
         assert (status, answer["code"]) == (429, "REQUESTS_SATURATED")
         assert "HTTP Basic" in answer["message"]
         assert _post(site, "127.0.0.5", TRACK, basic(site.write_key))[0] == 200
     finally:
         stalled.close()
-    assert _until(lambda: api.unchecked.held == 0 and api.bodies.held == 0)
+    wait_for(lambda: api.unchecked.held == 0 and api.bodies.held == 0)
     assert _post(site, "127.0.0.5", in_body, {})[0] == 200
