@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import grpc
+import httpx
 import pytest
 import structlog
 from audiences.v1 import common_pb2, ingest_pb2, sync_pb2, tracking_pb2
@@ -129,6 +130,24 @@ def test_request_id_is_returned(running: Running) -> None:
             ["x-request-id"] for _ in range(3)}
     assert len(made) == 3
     assert all(len(rid) == 32 and int(rid, 16) >= 0 for rid in made)
+
+
+@pytest.mark.parametrize("given", ["a" * 129, "two words", "semi;colon", "<b>", ""])
+def test_a_request_id_that_is_not_one_is_replaced(running: Running, given: str) -> None:
+    """A caller's request id is kept only as up to 128 letters, digits and `._:-`: anything else
+    (a kilobyte of text, spaces, markup, control characters) gets one of the server's, on
+    gRPC and on HTTP alike, so the log's ids are what the server can vouch for."""
+    _, call = running.ingest.Track.with_call(TRACK, metadata=(*running.auth("write"), ("x-request-id", given)))
+    got = dict(call.trailing_metadata())["x-request-id"]
+    assert got != given
+    assert len(got) == 32
+    if given:
+        answer = httpx.get(f"{running.http_url}/healthz", headers={"x-request-id": given})
+        assert answer.headers["x-request-id"] != given
+        assert len(answer.headers["x-request-id"]) == 32
+    kept = "0b1e8c5a-7f3d-4f2a-9c1e-3d5b7a9f1c2e:span.7_x"
+    _, call = running.ingest.Track.with_call(TRACK, metadata=(*running.auth("write"), ("x-request-id", kept)))
+    assert dict(call.trailing_metadata())["x-request-id"] == kept
 
     with pytest.raises(grpc.RpcError) as failed:
         running.ingest.Track(ingest_pb2.TrackRequest(), metadata=(*running.auth("write"), ("x-request-id", "bad-1")))

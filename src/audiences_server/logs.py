@@ -7,6 +7,7 @@ import contextvars
 import json
 import logging
 import random
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -175,6 +176,17 @@ def _utc_now_iso() -> str:
 # A generator of its own, seeded from the system: code that seeds the module's shared generator
 # (tests do, for repeatable data) must not make every request id the same.
 _ids = random.Random()  # noqa: S311 (ids for finding log lines, not secrets)
+
+
+# A caller's own request id is kept when it looks like one: up to 128 characters of letters,
+# digits and `._:-` (a UUID, a trace id, `req-42`). Anything else (a kilobyte of text, spaces,
+# control characters that would forge lines in a terminal) is replaced by one of ours.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def request_id_of(given: str | None) -> str:
+    """The caller's request id if it is one (see `_REQUEST_ID`), else a new one."""
+    return given if given is not None and _REQUEST_ID.fullmatch(given) else new_request_id()
 
 
 def new_request_id() -> str:

@@ -43,7 +43,7 @@ from audiences_server.errors import (
     Unauthenticated,
     Unimplemented,
 )
-from audiences_server.logs import new_request_id, rpc_line
+from audiences_server.logs import request_id_of, rpc_line
 
 log = structlog.get_logger("audiences_server.rpc")
 
@@ -314,12 +314,12 @@ class _Handling:
         # As received: a text key's value is text; only `-bin` keys carry bytes.
         metadata = context.invocation_metadata() or ()
         self._metadata = metadata
-        request_id = ""
+        given = None
         for key, value in metadata:
             if key == "x-request-id" and isinstance(value, str):
-                request_id = value
+                given = value
                 break
-        self.request_id = request_id or new_request_id()
+        self.request_id = request_id_of(given)
         # The id goes back in the trailing metadata of every call, sent with the status at no
         # extra cost. A response stream also gets it in the initial metadata, before its first
         # message; a single response does not, because sending initial metadata on its own is a

@@ -30,7 +30,7 @@ from audiences_server.engine.engine import Engine
 from audiences_server.errors import AudiencesError
 from audiences_server.http.connections import BACKLOG, Connections, ServerLog, limits
 from audiences_server.http.errors import error_response
-from audiences_server.logs import new_request_id
+from audiences_server.logs import request_id_of
 from audiences_server.metrics import CONTENT_TYPE
 
 log = structlog.get_logger("audiences_server.http")
@@ -168,7 +168,7 @@ class HttpListener:
 
     async def _handle(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         structlog.contextvars.clear_contextvars()
-        request_id = request.headers.get("x-request-id") or new_request_id()
+        request_id = request_id_of(request.headers.get("x-request-id"))
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
         route = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
