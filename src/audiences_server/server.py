@@ -54,6 +54,7 @@ from audiences_server.api.profiles import ProfilesServicer
 from audiences_server.api.sync import SyncServicer
 from audiences_server.engine.engine import Engine
 from audiences_server.http.app import HttpListener
+from audiences_server.http.connections import open_file_limit
 from audiences_server.security import InstanceLock, check_plaintext, grpc_credentials, http_ssl_context
 from audiences_server.settings import Settings
 
@@ -72,6 +73,19 @@ SERVICES = {
 }
 REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
 MAX_RECEIVE_BYTES = 8 * 1024 * 1024
+# gRPC's connections are bounded as the HTTP listener's are (http/connections.py): at most this
+# many, and at most a quarter of the process's open files (the HTTP listener may hold half), so
+# that a flood of connections leaves the database, the logs and the HTTP listener theirs; and a
+# connection that does not finish its HTTP/2 (and TLS) handshake within 20 s is closed, as an
+# HTTP request head must come within 20 s. gRPC core's default handshake timeout is 120 s.
+GRPC_MAX_CONNECTIONS = 4_096
+GRPC_HANDSHAKE_TIMEOUT_MS = 20_000
+
+
+def grpc_connection_cap() -> int:
+    """How many connections the gRPC listener accepts at once (`GRPC_MAX_CONNECTIONS`)."""
+    soft = open_file_limit()
+    return max(1, GRPC_MAX_CONNECTIONS if soft is None else min(GRPC_MAX_CONNECTIONS, soft // 4))
 
 
 class AdminServicer(ComputationAdmin, IdentityRuleAdmin, ExplainAdmin, HistoryAdmin,
@@ -189,7 +203,9 @@ async def _build(settings: Settings, engine: Engine, pool: futures.ThreadPoolExe
     grpc_server = aio.server(
         interceptors=[RequestInterceptor(engine.auth, SERVICES, pool, engine.metrics.observe_call,
                                         lambda method: _gate(engine, method))],
-        options=[("grpc.max_receive_message_length", MAX_RECEIVE_BYTES), ("grpc.so_reuseport", 0)],
+        options=[("grpc.max_receive_message_length", MAX_RECEIVE_BYTES), ("grpc.so_reuseport", 0),
+                 ("grpc.max_allowed_incoming_connections", grpc_connection_cap()),
+                 ("grpc.server_handshake_timeout_ms", GRPC_HANDSHAKE_TIMEOUT_MS)],
     )
     _add_services(grpc_server, engine, pool)
     health_servicer = health.aio.HealthServicer()

@@ -102,7 +102,7 @@ def limits() -> Limits:
     """The module's figures as they are now, the caps held under the process's open-file limit:
     at most half of it for HTTP connections, the rest left to gRPC, the database and the logs."""
     total = MAX_CONNECTIONS
-    soft = _open_file_limit()
+    soft = open_file_limit()
     if soft is not None:
         total = min(total, soft // 2)
     total = max(1, total)
@@ -110,7 +110,7 @@ def limits() -> Limits:
     return Limits(total, per_client, HEAD_TIMEOUT_S, IDLE_TIMEOUT_S)
 
 
-def _open_file_limit() -> int | None:
+def open_file_limit() -> int | None:
     try:
         import resource
     except ImportError:  # not on a POSIX system
