@@ -120,3 +120,29 @@ def test_a_sweep_deletes_in_bounded_jobs(tmp_path: Path) -> None:
     assert counts == [4167, 4167, 3666]  # windows of 5,000 arrivals, one in six of them kept
     assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == 2400
     conn.close()
+
+
+def test_an_earlier_time_whose_events_retention_deleted_is_not_explained(site: Site) -> None:
+    """With 30 days of retention, a count over `within(30 days)` explained at a time whose window
+    reached events since deleted is refused (EXPLAIN_TIME_NOT_REPRODUCIBLE), rather than counted
+    over the events left; a time whose window is still kept, and now, are explained."""
+    now = site.now()
+    _retain(site, 30)
+    site.send(*({"type": "track", "userId": "rt", "event": "Purchase", "at": now - days * DAY + 4 * 3_600_000}
+                for days in (1, 10, 20, 29, 30)))
+    site.define("counted", "event('Purchase').within(30 days).count()", kind="computed_trait")
+    site.tick()
+    site.tick(now + 2 * DAY + 12 * 3_600_000)
+
+    def explain(at: int | None) -> admin_pb2.ExplainMembershipResponse:
+        request = admin_pb2.ExplainMembershipRequest(collection=USERS, key="counted", profile_id="user_id:rt")
+        if at is not None:
+            request.explain_time.FromMilliseconds(at)
+        return site.running.admin.ExplainMembership(request, metadata=site.as_("admin"))
+
+    with pytest.raises(grpc.RpcError) as refused:
+        explain(now)
+    assert error_reason(refused.value) == "EXPLAIN_TIME_NOT_REPRODUCIBLE"
+    assert "event retention" in (refused.value.details() or "")
+    current = explain(None)
+    assert (current.value_json, current.stored_value.number_value, current.evaluation_pending) == ("3", 3, False)

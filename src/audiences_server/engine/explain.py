@@ -28,6 +28,7 @@ from audiences_server.errors import FailedPrecondition, FieldViolation, InvalidA
 from audiences_server.store import evaluation as store
 from audiences_server.store import explain as explain_store
 from audiences_server.store import history as history_store
+from audiences_server.store import spaces
 from audiences_server.store.db import Readers
 from audiences_server.store.evaluation import ComputationRow
 
@@ -147,11 +148,25 @@ class _Reading:
              or explain_store.traits_written_since(conn, users, trait_names(comp.summary.user_traits), at),
              "a trait it reads was written since"),
             (reads_links and _links_moved(conn, comp, pid, at), "its account links changed since"),
+            (self._events_swept(), "events it read then may have been deleted by the space's event retention"),
         ]
         for failed, cause in causes:
             if failed:
                 raise FailedPrecondition(f"cannot explain {iso(at)}: {cause}", reason="EXPLAIN_TIME_NOT_REPRODUCIBLE",
                                          metadata={"cause": cause})
+
+    def _events_swept(self) -> bool:
+        """Whether events the definition read at the explained time may be gone: the space keeps
+        events `event_retention_ms`, and the oldest the definition reads then (its lookback before
+        that time, or every event for a stream without a window) is older than that now."""
+        summary = self.comp.summary
+        if not summary.reads_events:
+            return False
+        space = spaces.space_by_id(self.conn, self.space)
+        kept = None if space is None else space.event_retention_ms
+        if kept is None:
+            return False
+        return summary.lookback_ms is None or self.at - summary.lookback_ms < self.now - kept
 
     def _user(self, pid: int) -> ql.Profile:
         events = self._events([pid])
