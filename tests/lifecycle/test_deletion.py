@@ -236,3 +236,34 @@ def test_values_of_a_disabled_definition_do_not_hold_a_deletion(site: Site) -> N
     done = _finished(site, _delete(site, "user_id:eve").deletion_id)
     assert done.exits_recorded == 0
     assert site.running.query(values, (site.space_id,)) == [(0,)]
+
+
+def test_a_profile_deleted_during_a_backfill_leaves_the_sizes_exact(site: Site, monkeypatch: pytest.MonkeyPatch
+                                                                    ) -> None:
+    """A profile deleted at once (no wait for deliveries) while an audience's backfill runs: when
+    the backfill reaches it before the deletion removes it, its exit is recorded too, so the
+    audience's size, its members and its size series agree (the size stayed one too high)."""
+    from audiences_server.engine.deletion import Deletions
+
+    admin = site.as_("admin")
+    site.send(*({"type": "identify", "userId": f"b{i}", "traits": {"k": "b"}} for i in range(30)))
+    site.tick()
+    stepping = Deletions.step
+    monkeypatch.setattr(Deletions, "step", lambda self: False)  # the deletion waits at its exits
+    site.define("bees", "trait('k') = 'b'")
+    deletions = [_delete(site, f"user_id:b{i}", delivery_timeout=duration_pb2.Duration()).deletion_id
+                 for i in range(3)]
+    site.tick()  # the backfill: it reaches the three, still there
+    monkeypatch.setattr(Deletions, "step", stepping)
+    for deletion_id in deletions:
+        _finished(site, deletion_id)
+    site.tick()
+    got = site.running.admin.GetAudience(admin_pb2.GetAudienceRequest(collection=USERS, key="bees"),
+                                         metadata=admin).audience
+    members = site.running.admin.ListAudienceMembers(admin_pb2.ListAudienceMembersRequest(
+        collection=USERS, key="bees", page_size=100), metadata=admin).members
+    assert (got.size, len(members)) == (27, 27)
+    assert site.member_ids("bees") == {f"user_id:b{i}" for i in range(3, 30)}
+    sizes = site.running.admin.GetSizeHistory(admin_pb2.GetSizeHistoryRequest(
+        collection=USERS, key="bees", interval=admin_pb2.SIZE_INTERVAL_HOURLY), metadata=admin)
+    assert sizes.current_size == 27

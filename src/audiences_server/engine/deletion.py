@@ -177,9 +177,14 @@ class Deletions:
         not maintain and no exit was sent for, simply go with it)."""
         live = self._evaluator.registry(conn).by_id
         again = [cid for cid in evaluation_store.values_of_profile(conn, row.profile_id) if cid in live]
-        if again and now < row.deadline_ms:
-            self._exit(conn, row, now)  # it entered again meanwhile: that exit is delivered first
-            return False
+        if again:
+            # It entered again meanwhile (a backfill reached it before it was forgotten): that exit
+            # is recorded, so the sizes and the history count it, and delivered first while there
+            # is time; past the deadline the profile goes now, the exit counted as undelivered.
+            self._exit(conn, row, now)
+            if now < row.deadline_ms:
+                return False
+            row = store.by_id(conn, row.deletion_id) or row
         left = store.unqueued(conn, row.exits) + store.undelivered(conn, row.space_id, [row.profile_id])
         store.purge(conn, row.space_id, store.family(conn, row.profile_id))
         store.advance(conn, row.deletion_id, "events", undelivered=left)
