@@ -147,13 +147,7 @@ _OPTION_FIELDS = frozenset({"include_anonymous_users", "include_historical_data"
 
 
 def options_dict(message: admin_pb2.ComputationOptions) -> dict[str, Any]:
-    """Options as stored."""
-    if message.backfill_days < 0:
-        raise InvalidArgument(
-            "`options.backfill_days` must be 0 or more",
-            reason="OPTIONS_INVALID",
-            violations=[FieldViolation("options.backfill_days", "negative")],
-        )
+    """Options as stored (their ranges are the engine's to check: `computations.check_fields`)."""
     return {
         "include_anonymous_users": message.include_anonymous_users,
         "include_historical_data": message.include_historical_data

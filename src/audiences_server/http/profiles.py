@@ -24,13 +24,14 @@ from aiohttp import web
 from multidict import MultiMapping
 from yarl import URL
 
+from audiences_server.core.numbers import whole_number
 from audiences_server.core.tracking import format_time
 from audiences_server.engine.engine import Engine
 from audiences_server.engine.profile_reads import DEFAULT_PAGE, MAX_PAGE, EventFilter, ProfileSource, TraitItem
 from audiences_server.errors import FieldViolation, InvalidArgument, NotFound
 from audiences_server.http.app import EDGE
 from audiences_server.http.auth import basic_token, granted
-from audiences_server.http.query import bad_parameter, query_time, whole_number
+from audiences_server.http.query import bad_parameter, query_time
 
 PREFIX = "/v1/spaces/{space}/collections/{collection}/profiles/{profile}/{endpoint}"
 HTTP_READ = "GET " + PREFIX  # the name a front's gate is asked for a Profile API read

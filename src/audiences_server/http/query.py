@@ -6,10 +6,7 @@ from datetime import UTC, datetime
 
 from multidict import MultiMapping
 
-from audiences_server.core.numbers import whole_number
 from audiences_server.errors import FieldViolation, InvalidArgument
-
-__all__ = ["bad_parameter", "query_time", "whole_number"]
 
 
 def bad_parameter(name: str, message: str, reason: str) -> InvalidArgument:

@@ -15,12 +15,13 @@ from typing import Any, cast
 from multidict import MultiMapping
 
 from audiences_server.core import ql
+from audiences_server.core.numbers import whole_number
 from audiences_server.engine.computations import COLLECTIONS, definition_problem
 from audiences_server.engine.engine import Engine
 from audiences_server.engine.history import DAY_MS, HOUR_MS, HistoryQuery
 from audiences_server.engine.profile_reads import MAX_PAGE, EventFilter, Page
 from audiences_server.http.console import views
-from audiences_server.http.query import bad_parameter, query_time, whole_number
+from audiences_server.http.query import bad_parameter, query_time
 
 INTERVALS = {"hourly": HOUR_MS, "daily": DAY_MS}
 TRAIT_CLASSES = ("audience", "computed_trait", "custom")

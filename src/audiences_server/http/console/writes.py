@@ -17,10 +17,8 @@ from audiences_server.store.spaces import Grant
 
 OPTION_TYPES: dict[str, type] = {"include_anonymous_users": bool, "include_historical_data": bool,
                                  "backfill_days": int}
+# The gRPC API's version numbers are int32s: a rollback asks for one of those.
 INT32_MAX = 2**31 - 1
-# The range of each integer option: what its field of the gRPC API's ComputationOptions (an
-# int32) carries, so that whatever the console saves, the gRPC API and the evaluator can read.
-OPTION_RANGES: dict[str, tuple[int, int]] = {"backfill_days": (0, INT32_MAX)}
 
 
 def options(given: dict[str, Any]) -> dict[str, Any]:
@@ -30,10 +28,7 @@ def options(given: dict[str, Any]) -> dict[str, Any]:
         if kind is None or not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             raise InvalidArgument(f"option `{name}` is unknown or of the wrong type", reason="OPTIONS_INVALID",
                                   violations=[FieldViolation(f"options.{name}", "unknown or wrong type")])
-    for name, (low, high) in OPTION_RANGES.items():
-        if not low <= given.get(name, low) <= high:
-            raise InvalidArgument(f"`options.{name}` must be from {low:,} to {high:,}", reason="OPTIONS_INVALID",
-                                  violations=[FieldViolation(f"options.{name}", "out of range")])
+    # Their ranges are the engine's to check, as for the gRPC API (`computations.check_fields`).
     return {"include_anonymous_users": given.get("include_anonymous_users", False),
             "include_historical_data": given.get("include_historical_data", True),
             "backfill_days": given.get("backfill_days", 0)}
@@ -86,7 +81,7 @@ def redrive(engine: Engine, grant: Grant, destination_key: str, ids: list[Any]) 
     """Puts dead letters (all of the destination's when `ids` is empty) back in their queue."""
     numbers = []
     for text in ids:
-        number = _delivery_id(text)
+        number = dead_letter_number(text) if isinstance(text, str) else None
         if number is None:
             raise InvalidArgument(f"{text!r} is not a dead letter id", reason="DEAD_LETTER_ID_INVALID",
                                   violations=[FieldViolation("ids", "not a dead letter id")])
@@ -96,7 +91,3 @@ def redrive(engine: Engine, grant: Grant, destination_key: str, ids: list[Any]) 
                            {"count": count})
     return {"redriven": count}
 
-
-def _delivery_id(text: Any) -> int | None:
-    """The delivery id of a dead letter id (`dlq_` and a 64-bit number), or None when it is not one."""
-    return dead_letter_number(text) if isinstance(text, str) else None
