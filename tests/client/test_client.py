@@ -6,8 +6,9 @@ import json
 import pickle
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import audiences
 import grpc
@@ -311,6 +312,23 @@ def test_ingest_rpcs_typed_batch_and_stream(client: audiences.Client, unique: Ca
     streamed = client.stream_calls({"type": "track", "userId": user, "event": f"E{i}"} for i in range(3))
     assert streamed.accepted_count == 3
     assert client.send_batch([{"type": "page", "userId": user}]).accepted_count == 1
+
+
+def test_stream_calls_takes_the_chosen_timeout(server: Running, unique: Callable[[str], str]) -> None:
+    """A stream is one call: with a timeout chosen for the client, a stream still open past it
+    ends DEADLINE_EXCEEDED (it used to get a fixed hour whatever the client's timeout)."""
+    user = unique("slow_stream")
+
+    def slowly() -> Iterator[dict[str, Any]]:
+        yield {"type": "track", "userId": user, "event": "First"}
+        time.sleep(2)
+        yield {"type": "track", "userId": user, "event": "Late"}
+
+    with (audiences.Client(f"127.0.0.1:{server.port}", server.tokens, timeout=0.5) as client,
+          pytest.raises(audiences.AudiencesError) as raised):
+        client.stream_calls(slowly())
+    assert raised.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert raised.value.metadata["timeout"] == "0.5"
 
 
 def test_sync_methods_work_or_say_unimplemented(client: audiences.Client, unique: Callable[[str], str]) -> None:

@@ -339,6 +339,10 @@ class Client(AdminMethods, InsightMethods, ProfileMethods, SyncMethods, Operator
         )
 
     def stream_calls(self, calls: Iterable[Mapping[str, Any]]) -> ingest_pb2.StreamCallsResponse:
-        """Sends any number of calls (tracking-API JSON shape) over one `StreamCalls` stream."""
+        """Sends any number of calls (tracking-API JSON shape) over one `StreamCalls` stream.
+
+        The whole stream is one call: it may take the client's `timeout` when one was chosen
+        (None: no limit), else an hour, as long as `calls` keeps coming."""
         requests = (ingest_pb2.StreamCallsRequest(call=tracking_pb2.TrackingCall(json=encode(c))) for c in calls)
-        return self._call("write", ingest_pb2.StreamCallsResponse, self.ingest_stub.StreamCalls, requests, timeout=3600)
+        return self._call("write", ingest_pb2.StreamCallsResponse, self.ingest_stub.StreamCalls, requests,
+                          timeout=self._long_timeout(3600))
