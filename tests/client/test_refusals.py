@@ -380,3 +380,19 @@ def test_the_library_says_why_a_named_file_gave_no_token(tmp_path: Path) -> None
     assert resolve(credentials_file=missing, environ={}).credentials_problem
     assert not resolve(credentials_file=missing, token="t", environ={}).credentials_problem  # not read
     assert not resolve(environ={"AUDIENCES_DB": str(tmp_path / "x.db")}).credentials_problem  # a default
+
+
+def test_a_corrupt_default_credentials_file_is_named(run_cli: Run, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default file may be absent, but one that is there and cannot be used is the reason a
+    token is missing, and is said to be (it used to be passed over in silence)."""
+    (tmp_path / "credentials.json").write_text('{"tokens": ')
+    environ = {"AUDIENCES_DB": str(tmp_path / "audiences.db")}
+    assert resolve(environ=environ).credentials_problem.startswith(
+        f"the credentials file {tmp_path / 'credentials.json'} is not JSON")
+    assert not resolve(token="t", environ=environ).credentials_problem  # not read
+    monkeypatch.delenv("AUDIENCES_CREDENTIALS_FILE", raising=False)
+    monkeypatch.setenv("AUDIENCES_DB", environ["AUDIENCES_DB"])
+    result = run_cli("tick")
+    assert result.code == 2
+    assert result.err.startswith(f"audiences: the credentials file {tmp_path / 'credentials.json'} is not JSON")

@@ -93,8 +93,8 @@ class Client(AdminMethods, InsightMethods, ProfileMethods, SyncMethods, Operator
             credentials_file: The `credentials.json` the server wrote on first start; tokens
                 not given otherwise are read from it (default `AUDIENCES_CREDENTIALS_FILE`, else
                 `var/credentials.json`). One that cannot be read or parsed gives no tokens; when it
-                was named (here or in the environment), the TOKEN_MISSING of a method that then has
-                no token says why (`credentials_problem`).
+                was named (here or in the environment), or is the default file and is there, the
+                TOKEN_MISSING of a method that then has no token says why (`credentials_problem`).
             timeout: Seconds each blocking call may take, above 0; None for no limit. Left out, it
                 is 30, and `run_tick` may take 600 (a tick until idle can be long); given, it
                 applies to `run_tick` too.

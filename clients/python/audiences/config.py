@@ -12,10 +12,11 @@ environment, then the credentials file the server writes on its first start.
 
 The credentials file holds `{"space": ..., "tokens": {"write": ..., "read": ..., "admin": ..., "operator": ...}}`.
 It is read only when a scope has no token otherwise. The default file may be absent. A file named
-by the caller or `AUDIENCES_CREDENTIALS_FILE` that cannot be read or parsed counts as holding no
-tokens (so `credentials_file="/nonexistent"` reads none), and `Resolved.credentials_problem` says
-why: a method that then finds no token says it in its TOKEN_MISSING message, and the CLI makes it
-a usage error naming the file.
+by the caller or `AUDIENCES_CREDENTIALS_FILE` that cannot be read or parsed, or a default file that
+is there but cannot be read or parsed, counts as holding no tokens (so
+`credentials_file="/nonexistent"` reads none), and `Resolved.credentials_problem` says why: a
+method that then finds no token says it in its TOKEN_MISSING message, and the CLI makes it a usage
+error naming the file.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ class Resolved:
     address: str
     tokens: dict[str, str]
     credentials_file: Path | None
-    # Why a credentials file named by the caller or the environment gave no tokens ("" if it did).
+    # Why a credentials file named by the caller or the environment, or a default one that is
+    # there, gave no tokens ("" if it did, or if the default file is absent).
     credentials_problem: str = ""
 
 
@@ -112,7 +114,7 @@ def resolve(
             tokens[scope] = found
     path = credentials_path(credentials_file, env)
     from_file, problem = _file_tokens(path) if len(tokens) < len(SCOPES) else ({}, "")
-    if not _named(credentials_file, env):
+    if not _named(credentials_file, env) and not path.is_file():
         problem = ""  # the default file: absent on a machine that only calls the server
     for scope in SCOPES:
         if scope not in tokens and from_file.get(scope):
