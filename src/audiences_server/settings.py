@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import ipaddress
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -86,6 +87,46 @@ def _address_or_off(text: str) -> str:
     return listen_address(text) if text else text
 
 
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+# IPv4 addresses as a dual-stack socket reports them (`::ffff:10.0.0.1`).
+_IPV4_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
+
+
+def ip_networks(text: str) -> tuple[IPNetwork, ...]:
+    """IP addresses and CIDR networks, IPv4 or IPv6, separated by commas (an address is a network
+    of one); empty is none. An IPv4-mapped IPv6 entry is taken as the IPv4 it maps, as the HTTP
+    listener compares its peers (`http.proxies`).
+
+    A network with host bits set (`10.0.0.1/8`) is refused rather than read as `10.0.0.0/8`: in a
+    list of whom to trust, a typo must not widen what is trusted. So is an address with a zone
+    (`fe80::1%eth0`): peers are compared without theirs.
+    """
+    networks: list[IPNetwork] = []
+    for entry in (piece.strip() for piece in text.split(",")):
+        if entry:
+            networks.append(_ip_network(entry))
+    return tuple(networks)
+
+
+def _ip_network(entry: str) -> IPNetwork:
+    if "%" in entry:
+        raise ValueError(f"{entry!r} has a zone (%...); give the address or network without it")
+    try:
+        network = ipaddress.ip_network(entry)
+    except ValueError:
+        try:
+            meant = ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ValueError(f"{entry!r} is not an IP address or CIDR network (give a comma-separated list such "
+                             "as 10.0.0.0/8,192.0.2.7,2001:db8::/32)") from None
+        raise ValueError(f"{entry!r} has host bits set; the network is {meant}") from None
+    if isinstance(network, ipaddress.IPv6Network) and network.subnet_of(_IPV4_MAPPED):
+        mapped = network.network_address.ipv4_mapped
+        assert mapped is not None  # within ::ffff:0:0/96
+        return ipaddress.IPv4Network((mapped, network.prefixlen - 96))
+    return network
+
+
 @dataclass(frozen=True)
 class Setting:
     """One declared setting."""
@@ -117,6 +158,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("tls_key", str, "", "PEM private key of --tls-cert"),
     Setting("tls_client_ca", str, "",
             "PEM CA bundle: clients must present a certificate it signed (mutual TLS); needs --tls-cert"),
+    Setting("trusted_proxies", ip_networks, "",
+            "IP addresses and CIDR networks (comma-separated) of the proxies in front of the HTTP listener: their "
+            "connections have no per-address cap, and a request's client is read from their X-Forwarded-For; "
+            "empty trusts none"),
     Setting("insecure", _bool, "false",
             "allow plaintext on an address other than loopback (otherwise refused without --tls-cert)"),
     Setting("synchronous", _choice("FULL", "NORMAL"), "FULL",
@@ -157,6 +202,7 @@ class Settings:
     tls_cert: str = ""
     tls_key: str = ""
     tls_client_ca: str = ""
+    trusted_proxies: tuple[IPNetwork, ...] = ()
     insecure: bool = False
     synchronous: str = "FULL"
     log_format: str = "auto"

@@ -8,7 +8,9 @@ line, and a domain error becomes the status and body `http.errors` gives it. A c
 before its request is read is no failure of the server's: it is logged at info and counted with
 code 499 (nginx's "client closed request"). Bodies reach the routes as sent: the routes that read
 one inflate it themselves (`http.bodies` says why). Connections are counted, capped and timed by
-`http.connections`, which also decides what of aiohttp's own logging reaches the log.
+`http.connections`, which also decides what of aiohttp's own logging reaches the log. Each
+request's client is its peer or, behind a trusted proxy, whom the proxy forwards for
+(`http.proxies`): what the routes count by address and the log line names.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from audiences_server.engine.engine import Engine
 from audiences_server.errors import AudiencesError
 from audiences_server.http.connections import BACKLOG, Connections, ServerLog, limits
 from audiences_server.http.errors import error_response
+from audiences_server.http.proxies import CLIENT, Proxies
 from audiences_server.logs import request_id_of
 from audiences_server.metrics import CONTENT_TYPE
 
@@ -121,7 +124,8 @@ class HttpListener:
         assert self._socket is not None, "bind() comes before start()"
         assert self._runner.server is not None
         loop = asyncio.get_running_loop()
-        self.connections = Connections(loop, self._runner.server, self._ssl, figures)
+        proxies = Proxies(self.edge.engine.settings.trusted_proxies)
+        self.connections = Connections(loop, self._runner.server, self._ssl, figures, proxies)
         self.connections.install()
         # Served without an aiohttp site: `http.connections` wraps each connection's protocol (and
         # starts its TLS itself), so that it is counted and timed from the moment it is accepted.
@@ -166,10 +170,18 @@ class HttpListener:
         finally:
             connections.finished(protocol, request.content)
 
+    def _client(self, request: web.Request) -> str:
+        """The address of the client the request is from: its peer's, or, from a trusted proxy, whom
+        it forwards for (`http.proxies`)."""
+        connections = self.connections
+        client = None if connections is None else connections.client(request.protocol, request.headers)
+        return client or request.remote or ""
+
     async def _handle(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         structlog.contextvars.clear_contextvars()
         request_id = request_id_of(request.headers.get("x-request-id"))
         structlog.contextvars.bind_contextvars(request_id=request_id)
+        request[CLIENT] = self._client(request)
         started = time.perf_counter()
         route = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
         try:
@@ -183,7 +195,7 @@ class HttpListener:
         response.headers["x-request-id"] = request_id
         seconds = time.perf_counter() - started
         log.info("http", method=request.method, route=route, status=response.status,
-                 duration_ms=round(seconds * 1000, 3))
+                 duration_ms=round(seconds * 1000, 3), client=request[CLIENT])
         self.edge.engine.metrics.observe_call("http", f"{request.method} {route}", str(response.status), seconds)
         return response
 

@@ -11,7 +11,8 @@ timed from the moment it is accepted (docs/operations.md, "HTTP connections"):
   whether it waits quietly or does not read that answer;
 - connections are capped in all (`MAX_CONNECTIONS`, at most half the process's open-file limit,
   so that gRPC and the database keep theirs) and per client address
-  (`MAX_CONNECTIONS_PER_CLIENT`). A connection past a cap takes the place of the oldest one with
+  (`MAX_CONNECTIONS_PER_CLIENT`; not for a trusted proxy's address, `http.proxies`, which speaks
+  for many clients). A connection past a cap takes the place of the oldest one with
   no request in progress (of its address, for the address's cap): an idle one first, else the
   one that has waited longest for its head; only when every connection has a request in
   progress is the new one closed at once. An idle keep-alive connection costs its client one
@@ -51,6 +52,9 @@ from typing import Any, cast
 import structlog
 from aiohttp import StreamReader, web
 from aiohttp.http_exceptions import HttpProcessingError
+from multidict import MultiMapping
+
+from audiences_server.http.proxies import Proxies
 
 log = structlog.get_logger("audiences_server.http")
 
@@ -70,7 +74,8 @@ IDLE_TIMEOUT_S = 75.0
 # room (`Connections._evict`), or, when every one has a request in progress, the new one is.
 MAX_CONNECTIONS = 4096
 # Connections of one client address (an IPv6 address counts by its /64, `client_of`), at most;
-# never more than a quarter of the total, so one address cannot hold them all.
+# never more than a quarter of the total, so one address cannot hold them all. A trusted proxy's
+# address has no such cap (only the total's): it speaks for many clients.
 MAX_CONNECTIONS_PER_CLIENT = 256
 # What a flood repeats is logged at most once per this period, with a count.
 LOG_PERIOD_S = 10.0
@@ -201,10 +206,11 @@ class Connections:
     and what the middleware tells of requests (`started`, `finished`)."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, server: web.Server, ssl_context: ssl.SSLContext | None,
-                 figures: Limits) -> None:
+                 figures: Limits, proxies: Proxies | None = None) -> None:
         self.loop = loop
         self.ssl = ssl_context
         self.limits = figures
+        self.proxies = proxies if proxies is not None else Proxies()
         self._server = server
         self._open: set[_Connection] = set()
         self._clients: dict[str, _Client] = {}
@@ -239,6 +245,17 @@ class Connections:
         connection = self._by_handler.get(cast(web.RequestHandler, handler))
         if connection is not None:
             connection.done(payload)
+
+    def client(self, handler: object, headers: MultiMapping[str]) -> str | None:
+        """The address of the client a request of the connection of aiohttp's `handler` is from: the
+        peer's, or, from a trusted proxy, whom its X-Forwarded-For `headers` name (`Proxies.client`);
+        None for a connection not counted here."""
+        connection = self._by_handler.get(cast(web.RequestHandler, handler))
+        if connection is None:
+            return None
+        if not connection.trusted:
+            return connection.host
+        return self.proxies.client(connection.host, headers.getall("X-Forwarded-For", ()))
 
     def install(self) -> None:
         """Takes the loop's exception handler, to log accept() failures once per period (asyncio
@@ -285,7 +302,7 @@ class Connections:
         client = self._clients.get(connection.client)
         if client is None:
             client = self._clients[connection.client] = _Client()
-        if client.count >= self.limits.per_client and not self._evict(client):
+        if client.count >= self.limits.per_client and not connection.trusted and not self._evict(client):
             self._refuse(connection, "too_many_from_client", self.limits.per_client)
             return False
         if self._all.count >= self.limits.total and not self._evict(self._all):
@@ -353,11 +370,13 @@ class _Connection(asyncio.Protocol):
     """One accepted connection, around aiohttp's handler for it (see the module's docstring)."""
 
     __slots__ = ("_app", "_early", "_eof", "_guard", "_raw", "_requests", "_state", "_timer", "_tls",
-                 "_unread", "client", "closed", "handler")
+                 "_unread", "client", "closed", "handler", "host", "trusted")
 
     def __init__(self, guard: Connections) -> None:
         self._guard = guard
-        self.client = ""
+        self.host = ""  # the peer's address
+        self.client = ""  # what the peer is counted under (`client_of`)
+        self.trusted = False  # whether the peer is a trusted proxy
         self.handler: web.RequestHandler | None = None
         self.closed = False
         self._raw: asyncio.Transport | None = None  # the TCP connection
@@ -375,7 +394,9 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         raw = cast(asyncio.Transport, transport)
         self._raw = raw
-        self.client = client_of(_host(raw.get_extra_info("peername")))
+        self.host = _host(raw.get_extra_info("peername")) or ""
+        self.client = client_of(self.host)
+        self.trusted = self._guard.proxies.trusts(self.host)
         if not self._guard.admit(self):
             self.closed = True
             raw.abort()

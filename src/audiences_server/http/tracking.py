@@ -55,6 +55,7 @@ from audiences_server.http.auth import basic_token, granted
 from audiences_server.http.bodies import COMPRESSED, BadEncoding, Inflater, content_encoding
 from audiences_server.http.connections import client_of
 from audiences_server.http.errors import error_response
+from audiences_server.http.proxies import client_address
 from audiences_server.store.spaces import Grant
 
 # Each single-call path and the call type it sets (analytics.js posts to the type's first letter).
@@ -72,7 +73,7 @@ MAX_HELD_BYTES = 64 * 1024 * 1024
 # Of those, what the bodies of one client address may hold (an IPv6 address counts by its /64,
 # `http.connections.client_of`): 136 stalled bodies sent from one address, no key needed, held all
 # 64 MiB and every call got 429; now an address holds a quarter at most, and it takes four to
-# fill the budget. (Behind a proxy every client is the proxy's address: docs/operations.md.)
+# fill the budget. (Behind a trusted proxy, the client is whom it forwards for: `http.proxies`.)
 MAX_HELD_BYTES_PER_CLIENT = 16 * 1024 * 1024
 # Bodies whose key was not checked before they were read (the key is in the body, or missing),
 # which anyone can send, are held within a budget of their own besides, a quarter of the whole
@@ -169,7 +170,7 @@ class TrackingApi:
             # Set first, so that every answer from here on (errors too) is readable by the page.
             request[_CORS_ORIGIN] = origin
         grant = self._basic_grant(request, origin, allowed)
-        hold = _Hold(self, client_of(request.remote), checked=grant is not None)
+        hold = _Hold(self, client_of(client_address(request)), checked=grant is not None)
         body = await self._read(request, MAX_CALL_BODY if kind else MAX_BATCH_BODY, kind, hold)
         try:
             caller, pending = await self._edge.blocking(self._submit, kind, body, grant, origin, allowed)
