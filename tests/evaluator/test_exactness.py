@@ -40,6 +40,10 @@ USER_TEMPLATES = (
     "event('A').where(event('B').within(parent: {n} hours).count() >= 1).count() >= 1",
     "event('{e}').within({n} hours).sum('v') >= 4",
     "event('{e}').within({n}799 seconds).count() >= 1",
+    # A trait literally named with a dot is read first, then the walk into nested objects; an
+    # escaped dot reads the literal name alone.
+    "trait('addr.city') = 'oslo'",
+    "trait('addr\\\\.city') = 'oslo' OR event('{e}').count() >= 2",
 )
 USER_TRAIT_TEMPLATES = (
     "event('{e}').within({n} hours).sum('v')",
@@ -112,8 +116,12 @@ def calls(draw: st.DrawFn) -> dict[str, Any]:
         offset = draw(st.sampled_from((0, -1, -HOUR, -2 * HOUR - 1, -5 * HOUR, 30 * MINUTE, -7 * HOUR)))
         return {"type": "track", **ids, "event": draw(st.sampled_from(EVENTS)), "properties": props, "offset": offset}
     if kind == "identify":
-        plan = draw(st.sampled_from(("pro", "free", None)))
-        return {"type": "identify", **ids, "traits": {"plan": plan}, "offset": draw(st.sampled_from((0, -HOUR)))}
+        traits: dict[str, Any] = {"plan": draw(st.sampled_from(("pro", "free", None)))}
+        if draw(st.booleans()):
+            traits["addr.city"] = draw(st.sampled_from(("oslo", "rome", None)))
+        if draw(st.booleans()):
+            traits["addr"] = draw(st.sampled_from(({"city": "oslo"}, {"city": "rome"}, None)))
+        return {"type": "identify", **ids, "traits": traits, "offset": draw(st.sampled_from((0, -HOUR)))}
     if draw(st.integers(0, 3)) == 0:  # a user leaving an account, possibly out of order
         return {"type": "group", **ids, "groupId": draw(st.sampled_from(GROUPS)), "context": {"unlink": True},
                 "offset": draw(st.sampled_from((0, -HOUR)))}

@@ -68,9 +68,9 @@ EVENTS = ("A", "B", "C")
 DURATIONS = (Duration(0, "minute"), Duration(1, "hour"), Duration(1, "day"), Duration(2, "day"), Duration(30, "day"))
 # Every instant at which a stream of these windows can change is an event's timestamp plus one of these.
 OFFSETS = sorted({0, *(d.ms for d in DURATIONS), *(d.ms + 1 for d in DURATIONS)})
-PROPERTY_PATHS = ("v", "w", "a.b", "n.x", "k y")
+PROPERTY_PATHS = ("v", "w", "a.b", "n.x", "k y", "a\\.b", "n\\.x.b")
 CONTEXT_PATHS = ("ip", "page.url")
-TRAIT_KEYS = ("plan", "score", "addr.city", "member", "total")
+TRAIT_KEYS = ("plan", "score", "addr.city", "addr\\.city", "member", "total")
 RELATIVE = frozenset({Operator.WITHIN_LAST, Operator.WITHIN_NEXT, Operator.BEFORE_LAST, Operator.AFTER_NEXT})
 TEXT_OPERATORS = frozenset({Operator.CONTAINS, Operator.OMITS, Operator.STARTS_WITH, Operator.ENDS_WITH})
 ORDERING = frozenset({Operator.GREATER_THAN, Operator.AT_LEAST, Operator.LESS_THAN, Operator.AT_MOST})
@@ -101,7 +101,7 @@ values = st.one_of(
     scalars, scalars, scalars, st.lists(scalars, max_size=3),
     st.dictionaries(st.sampled_from(("b", "x", "url")), scalars, max_size=2),
 )
-properties = st.fixed_dictionaries({}, optional=dict.fromkeys(("v", "v", "w", "a.b", "a", "n", "k y"), values))
+properties = st.fixed_dictionaries({}, optional=dict.fromkeys(("v", "v", "w", "a.b", "a", "n", "n.x", "k y"), values))
 contexts = st.fixed_dictionaries({}, optional=dict.fromkeys(("ip", "page", "page.url"), values))
 # Mostly on or next to window edges (every duration used, either side), some anywhere.
 EDGES = sorted({sign * d.ms + step for d in DURATIONS for sign in (-1, 1) for step in (-1, 0, 1)})

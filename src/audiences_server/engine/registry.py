@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from audiences_server.core import ql
+from audiences_server.core.ql.values import path_parts
 from audiences_server.store.evaluation import ComputationRow
 from audiences_server.store.sql.plans import AccountPlan, Plan, compile_definition
 
@@ -21,9 +22,16 @@ _FLAGS = {"true": True, "false": False}
 
 
 def trait_names(keys: Iterable[str]) -> frozenset[str]:
-    """The top-level trait names that trait keys read: `trait('address.city')` reads the
-    trait `address` (and a change of `address` changes what it reads)."""
-    return frozenset(key.split(".", 1)[0] for key in keys)
+    """The trait names that trait keys read: `trait('address.city')` reads the trait `address`
+    and a trait literally named `address.city`, which it reads first (a change of either
+    changes what it reads); `trait('utm\\.source')` reads the trait `utm.source` alone."""
+    names = set()
+    for key in keys:
+        parts, whole_first = path_parts(key)
+        names.add(parts[0])
+        if whole_first:
+            names.add(key)
+    return frozenset(names)
 
 
 @dataclass(frozen=True, eq=False)

@@ -211,6 +211,11 @@ REDUCERS = [
     ("trait_as_computed_trait", "trait('plan')", user(plan="pro"), NOW, "pro"),
     ("nested_trait_path", "trait('address.city')", user(address={"city": "Oslo"}), NOW, "Oslo"),
     ("dotted_key_wins", "trait('a.b')", Profile([], {"a.b": 1, "a": {"b": 2}}), NOW, 1),
+    ("escaped_dot_reads_the_literal_key", "trait('a\\\\.b')", Profile([], {"a.b": 1, "a": {"b": 2}}), NOW, 1),
+    ("escaped_dot_never_walks", "trait('a\\\\.b')", Profile([], {"a": {"b": 2}}), NOW, None),
+    ("escaped_dot_then_a_walk", "trait('a\\\\.b.c')", Profile([], {"a.b.c": 0, "a.b": {"c": 3}}), NOW, 3),
+    ("escaped_property_key", f"{A}.last('utm\\\\.source')",
+     user(ev("A", 1, **{"utm.source": "ads", "utm": {"source": "mail"}})), NOW, "ads"),
     ("nested_property_path", f"{A}.last('item.sku')", user(ev("A", 1, item={"sku": "k1"})), NOW,
      "k1"),
 ]

@@ -3,6 +3,7 @@ paths into nested objects. Pure functions; ``None`` always means *absent*."""
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Mapping
@@ -21,18 +22,54 @@ _DATE = re.compile(
 )
 
 
+@functools.lru_cache(maxsize=4096)
+def path_parts(path: str) -> tuple[tuple[str, ...], bool]:
+    """The keys a path walks, and whether a key spelt with all its dots is read first.
+
+    ``'address.city'`` walks ``address`` then ``city``, after a key literally named
+    ``address.city``. A dot after a backslash is part of its key, as in the reference
+    (``'utm\\.source'`` is written ``'utm\\\\.source'`` in a definition's quotes): a path with
+    one reads exactly the keys it spells, ``'a\\.b.c'`` the key ``a.b`` then ``c``, and no
+    literal whole key first (whoever escapes a dot has said which dots walk). Any other
+    backslash is itself.
+    """
+    if "\\." not in path:
+        return tuple(path.split(".")), "." in path
+    parts = [""]
+    i = 0
+    while i < len(path):
+        char = path[i]
+        if char == "\\" and path[i + 1:i + 2] == ".":
+            parts[-1] += "."
+            i += 2
+            continue
+        if char == ".":
+            parts.append("")
+        else:
+            parts[-1] += char
+        i += 1
+    return tuple(parts), False
+
+
+def top_name(path: str) -> str:
+    """The top-level key a path starts from (``'address.city'``: ``address``)."""
+    return path_parts(path)[0][0]
+
+
 def resolve(container: object, path: str) -> Any:
     """Read ``path`` from a JSON-like object; ``None`` if it is not there.
 
     A key that literally contains the dots wins; otherwise the dots walk into nested objects,
-    so ``'address.city'`` reads ``{"address": {"city": …}}``.
+    so ``'address.city'`` reads ``{"address": {"city": …}}``; an escaped dot (``\\.``) is part
+    of its key (`path_parts`).
     """
     if not isinstance(container, Mapping):
         return None
-    if path in container:
+    if path in container and "\\." not in path:
         return container[path]
+    parts, _ = path_parts(path)
     value: object = container
-    for part in path.split("."):
+    for part in parts:
         if not isinstance(value, Mapping) or part not in value:
             return None
         value = value[part]

@@ -34,7 +34,7 @@ def _cell(value: Any) -> str:
 def trait_values(conn: apsw.Connection, comp: ComputationRow, keys: Sequence[str], pids: list[int]
             ) -> dict[int, dict[str, Any]]:
     """Custom traits overlaid with the values of the collection's computations of those keys."""
-    found = evaluation.custom_traits(conn, pids, {k.split(".", 1)[0] for k in keys})
+    found = evaluation.custom_traits(conn, pids, set(keys))
     comps = [c for c in evaluation.computations(conn, comp.space_id)
              if c.collection == comp.collection and c.key in keys]
     values = evaluation.values_of(conn, [c.computation_id for c in comps], pids)

@@ -76,7 +76,7 @@ from audiences_server.core.ql.nodes import (
     is_condition,
 )
 from audiences_server.core.ql.reducers import reduce_values
-from audiences_server.core.ql.values import as_number, resolve
+from audiences_server.core.ql.values import as_number, path_parts, resolve
 
 Row = tuple[int, Any, int | None]
 """A profile id, its value and its next change time."""
@@ -1044,13 +1044,12 @@ class _Builder:
             column = f"{on.alias}.context"
         else:
             raise _Unsupported
-        parts = ref.path.split(".")
-        if not _PLAIN_PATH.fullmatch(ref.path) or "" in parts:
+        parts, whole_first = path_parts(ref.path)
+        if not all(_PLAIN_PATH.fullmatch(part) for part in parts):
             raise _Unsupported
-        whole = self.bind(f'$."{ref.path}"')
-        path = whole
-        if len(parts) > 1:
-            walk = self.bind("$." + ".".join(f'"{part}"' for part in parts))
+        path = walk = self.bind("$." + ".".join(f'"{part}"' for part in parts))
+        if whole_first:
+            whole = self.bind(f'$."{ref.path}"')
             path = f"(CASE WHEN json_type({column}, {whole}) IS NULL THEN {walk} ELSE {whole} END)"
         return _Field(f"json_type({column}, {path})", f"json_extract({column}, {path})", f"({column} -> {path})")
 
