@@ -122,6 +122,36 @@ def test_junctions_flatten_but_parentheses_nest() -> None:
     assert flat != nested
 
 
+@pytest.mark.parametrize(
+    ("text", "same_as"),
+    [
+        ("(trait('x')).exists()", "trait('x').exists()"),
+        ("NOT (trait('x')).absent()", "NOT trait('x').absent()"),
+        ("NOT (trait('x')) = (5)", "NOT trait('x') = 5"),
+        ("(trait('x')) != (trait('y')) OR (trait('x')).absent()", "trait('x') != trait('y') OR trait('x').absent()"),
+        ("(event('A').count()) >= 2", "event('A').count() >= 2"),
+        ("(event('A').unique('k')).count() > 1", "event('A').unique('k').count() > 1"),
+        ("trait('x').equals((5))", "trait('x') = 5"),
+        ("trait('x') = ((('a')))", "trait('x') = 'a'"),
+    ],
+)
+def test_a_value_in_parentheses_goes_on_as_its_chain(text: str, same_as: str) -> None:
+    """The reference writes `(expression).absent()` and `NOT (expression) = (value)` in its notes:
+    a value in parentheses takes the calls and comparator it would take bare."""
+    assert parse(text).root == parse(same_as).root
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["(5) = trait('x')", "(trait('x') = 1).exists()", "(trait('a') = 1 AND trait('b') = 1) = 2", "(event('A'))"],
+)
+def test_parentheses_do_not_make_a_value_of_a_condition_or_a_stream(text: str) -> None:
+    """A literal still cannot start a comparison, a condition in parentheses ends there, and a
+    stream still needs reducing."""
+    with pytest.raises(QueryError):
+        parse(text)
+
+
 def test_quantifiers() -> None:
     """``ANY``, ``ALL`` and ``ALL NOT`` parse to the quantifiers any, all and none."""
     trees = [root(f"{q} trait('x') = 1") for q in ("ANY", "ALL", "ALL NOT")]

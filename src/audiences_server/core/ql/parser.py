@@ -6,8 +6,9 @@ Grammar (``{}`` around an argument list and ``[]`` around a list are also read):
     expression  := conjunction ( "OR" conjunction )*
     conjunction := unary ( "AND" unary )*
     unary       := "NOT" unary | "ANY" unary | "ALL" "NOT" unary | "ALL" unary | primary
-    primary     := "(" expression ")" | chain
+    primary     := "(" expression ")" [ ( "." call )* [ sugar operand ] ] | chain
     chain       := literal | extractor ( "." call )* [ sugar operand ]
+    operand     := "(" operand ")" | literal | chain
     sugar       := "=" | "==" | "!=" | ">" | ">=" | "<" | "<="
 
 The return-type rules of the language decide which call may follow which, and are enforced
@@ -146,18 +147,40 @@ class _Parser(CallReader):
         return self.primary()
 
     def primary(self) -> Condition | Scalar:
+        start = self.token.span.start
         if self.accept("("):
             node = self.expression()
             self.expect(")")
-            return node
+            return self.continued(node, start)
         if self.token.kind == "end" or self.at(")"):
             raise self.unexpected(*_START)
         return self.chain(operand=False)
+
+    def continued(self, node: Condition | Scalar, start: int) -> Condition | Scalar:
+        """A value in parentheses goes on as its chain would have, as the reference writes
+        `(expression).absent()` and `(expression) != (value)`; a condition in parentheses ends
+        there, and a literal stands alone as it does anywhere."""
+        if isinstance(node, Literal):
+            return self.lone_literal(node, operand=False)
+        if isinstance(node, Comparison | And | Or | Not | Quantified):
+            return node
+        chained: _Chained = node
+        while self.at("."):
+            chained = self.call(chained, start)
+        if self.token.kind == "op":
+            chained = self.sugar(chained, start)
+        assert not isinstance(chained, Stream)  # a value's calls are comparators, or count() of a list
+        return chained
 
     # -------------------------------------------------------------- chains
 
     def operand(self) -> Scalar:
         start = self.token.span.start
+        if self.accept("("):  # the reference's `(value)`
+            with self.nested():
+                node = self.operand()
+            self.expect(")")
+            return node
         value = self.literal_value()
         if value is not None:
             return Literal(value, span=self.span_from(start))
