@@ -178,9 +178,9 @@ class _Parser(CallReader):
         start = self.token.span.start
         if self.accept("("):  # the reference's `(value)`
             with self.nested():
-                node = self.operand()
+                inner = self.operand()
             self.expect(")")
-            return node
+            return inner
         value = self.literal_value()
         if value is not None:
             return Literal(value, span=self.span_from(start))
