@@ -95,6 +95,8 @@ export class Caller {
     readonly tokens: Tokens,
     readonly timeoutMs: number | undefined,
     readonly waitForReady = false,
+    /** Why the credentials file gave no tokens (`Resolved.credentialsProblem`), said when a token is missing. */
+    readonly credentialsProblem = "",
   ) {}
 
   /** Call metadata with the scope's token; throws UNAUTHENTICATED / TOKEN_MISSING without one. */
@@ -104,7 +106,8 @@ export class Caller {
       throw new AudiencesError(
         Status.UNAUTHENTICATED,
         `no \`${scope}\` token: pass ${scope}Token (or token), set AUDIENCES_${scope.toUpperCase()}_TOKEN, ` +
-          "or point AUDIENCES_CREDENTIALS_FILE at the server's credentials.json",
+          "or point AUDIENCES_CREDENTIALS_FILE at the server's credentials.json" +
+          (this.credentialsProblem ? ` (${this.credentialsProblem})` : ""),
         { reason: "TOKEN_MISSING", metadata: { required_scope: scope } },
       );
     }

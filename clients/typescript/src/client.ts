@@ -348,7 +348,12 @@ export class Client {
   constructor(options: ClientOptions = {}) {
     const resolved = resolve(options);
     this.address = resolved.address;
-    this.caller = new Caller(resolved.tokens, options.timeoutMs ?? 30_000, options.waitForReady ?? false);
+    this.caller = new Caller(
+      resolved.tokens,
+      options.timeoutMs ?? 30_000,
+      options.waitForReady ?? false,
+      resolved.credentialsProblem,
+    );
     const tls = [
       options.tlsCaFile ?? process.env.AUDIENCES_TLS_CA_FILE,
       options.tlsCertFile ?? process.env.AUDIENCES_TLS_CERT_FILE,

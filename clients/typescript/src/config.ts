@@ -44,6 +44,11 @@ export interface ConnectionOptions {
 export interface Resolved {
   address: string;
   tokens: Tokens;
+  /**
+   * Why the credentials file gave no tokens, when it was named (option or environment) or is
+   * the default file and is there; "" otherwise (an absent default file is no problem).
+   */
+  credentialsProblem: string;
 }
 
 /** The credentials file to read: the one given, else the environment's, else the default. */
@@ -60,23 +65,36 @@ export function credentialsPath(explicit?: string, env: Environment = process.en
   return join("var", "credentials.json");
 }
 
-function fileTokens(path: string): Tokens {
+/** The file's tokens, and why there are none when it cannot be read or is not one. */
+function fileTokens(path: string): { tokens: Tokens; problem: string; absent: boolean } {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const why = (error as Error).message;
+    return { tokens: {}, problem: `cannot read the credentials file ${path}: ${why}`, absent: code === "ENOENT" || code === "EISDIR" };
+  }
   let data: unknown;
   try {
-    data = JSON.parse(readFileSync(path, "utf8"));
-  } catch {
-    return {};
+    data = JSON.parse(text);
+  } catch (error) {
+    return { tokens: {}, problem: `the credentials file ${path} is not JSON: ${(error as Error).message}`, absent: false };
   }
   const tokens = (data as { tokens?: unknown } | null)?.tokens;
-  if (typeof tokens !== "object" || tokens === null) {
-    return {};
+  if (typeof tokens !== "object" || tokens === null || Array.isArray(tokens)) {
+    return {
+      tokens: {},
+      problem: `the credentials file ${path} holds no "tokens" object, so it is not one the server wrote`,
+      absent: false,
+    };
   }
-  return Object.fromEntries(Object.entries(tokens).filter(([, v]) => typeof v === "string")) as Tokens;
+  const found = Object.fromEntries(Object.entries(tokens).filter(([, v]) => typeof v === "string")) as Tokens;
+  return { tokens: found, problem: "", absent: false };
 }
 
 /** Works out the address and a token per scope. */
 export function resolve(options: ConnectionOptions = {}, env: Environment = process.env): Resolved {
-  const fromFile = fileTokens(credentialsPath(options.credentialsFile, env));
   const explicit: Tokens = {
     write: options.writeToken,
     read: options.readToken,
@@ -86,16 +104,25 @@ export function resolve(options: ConnectionOptions = {}, env: Environment = proc
   const tokens: Tokens = {};
   for (const scope of SCOPES) {
     const shared = typeof options.token === "string" ? options.token : options.token?.[scope];
-    const found = [
-      explicit[scope],
-      shared,
-      env[`AUDIENCES_${scope.toUpperCase()}_TOKEN`],
-      env.AUDIENCES_TOKEN,
-      fromFile[scope],
-    ].find((candidate) => candidate);
+    const found = [explicit[scope], shared, env[`AUDIENCES_${scope.toUpperCase()}_TOKEN`], env.AUDIENCES_TOKEN].find(
+      (candidate) => candidate,
+    );
     if (found) {
       tokens[scope] = found;
     }
   }
-  return { address: options.address || env.AUDIENCES_ADDRESS || DEFAULT_ADDRESS, tokens };
+  // The file is read only for the scopes still missing, as the Python client does.
+  let credentialsProblem = "";
+  if (SCOPES.some((scope) => !tokens[scope])) {
+    const named = Boolean(options.credentialsFile || env.AUDIENCES_CREDENTIALS_FILE);
+    const fromFile = fileTokens(credentialsPath(options.credentialsFile, env));
+    for (const scope of SCOPES) {
+      if (!tokens[scope] && fromFile.tokens[scope]) {
+        tokens[scope] = fromFile.tokens[scope];
+      }
+    }
+    // The default file may be absent, on a machine that only calls the server.
+    credentialsProblem = named || !fromFile.absent ? fromFile.problem : "";
+  }
+  return { address: options.address || env.AUDIENCES_ADDRESS || DEFAULT_ADDRESS, tokens, credentialsProblem };
 }

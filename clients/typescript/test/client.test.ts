@@ -2,7 +2,10 @@
 
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { AudiencesError, Client, type Undelivered, status, v1 } from "../src/index.js";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { AudiencesError, Client, resolve, type Undelivered, status, v1 } from "../src/index.js";
 import { type RunningServer, startServer } from "./server.js";
 import { AudienceAdminServiceService } from "../src/gen/audiences/v1/admin.js";
 import { IngestServiceService } from "../src/gen/audiences/v1/ingest.js";
@@ -144,6 +147,22 @@ describe("typed errors", () => {
     assert.deepEqual([error.code, error.reason, error.metadata], [status.UNAUTHENTICATED, "TOKEN_MISSING", { required_scope: "read" }]);
     assert.match(error.message, /readToken/);
     await tokenless.close();
+  });
+
+  test("a credentials file that gives no tokens says why, when named or when the default is there but unusable", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "audiences-creds-"));
+    const missing = join(dir, "missing.json");
+    const named = new Client({ address: server.address, token: { write: "w" }, credentialsFile: missing });
+    const error = await rejection(named.getMetadata("user_id:x"));
+    assert.equal(error.reason, "TOKEN_MISSING");
+    assert.match(error.message, new RegExp(`\\(cannot read the credentials file ${missing}: `));
+    await named.close();
+    writeFileSync(join(dir, "credentials.json"), '{"tokens": ');
+    const env = { AUDIENCES_DB: join(dir, "audiences.db") };
+    assert.match(resolve({}, env).credentialsProblem, /^the credentials file .*credentials\.json is not JSON/);
+    assert.equal(resolve({ token: "t" }, env).credentialsProblem, ""); // not read
+    assert.equal(resolve({}, { AUDIENCES_DB: join(dir, "elsewhere", "audiences.db") }).credentialsProblem, ""); // absent default
+    rmSync(dir, { recursive: true });
   });
 
   test("the operator token comes from the credentials file like the others, and operatorToken wins", async () => {
