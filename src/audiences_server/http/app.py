@@ -1,8 +1,9 @@
 """The HTTP listener, on the same event loop as the gRPC server (aiohttp).
 
 Routes: `/healthz` (alive), `/readyz` (migrations done and not shutting down), `/metrics`
-(Prometheus), the Segment-compatible APIs registered by `http.tracking` and `http.profiles`, and
-the web console (`http.console`, docs/console.md). Every response is JSON (or the metrics' text, or
+(Prometheus), the Segment-compatible APIs registered by `http.tracking`, `http.browser_settings`
+(the settings analytics.js loads) and `http.profiles`, and the web console (`http.console`,
+docs/console.md). Every response is JSON (or the metrics' text, or
 the console's pages), every request gets an `x-request-id` and one log
 line, and a domain error becomes the status and body `http.errors` gives it. A client that leaves
 before its request is read is no failure of the server's: it is logged at info and counted with
@@ -80,7 +81,7 @@ class HttpListener:
         self.app = self._build()
 
     def _build(self) -> web.Application:
-        from audiences_server.http import console, profiles, tracking
+        from audiences_server.http import browser_settings, console, profiles, tracking
 
         app = web.Application(middlewares=[self._middleware], client_max_size=MAX_BODY_BYTES)
         app[EDGE] = self.edge
@@ -88,6 +89,7 @@ class HttpListener:
         app.router.add_get("/readyz", self._readyz)
         app.router.add_get("/metrics", self._metrics)
         tracking.add_routes(app)
+        browser_settings.add_routes(app)
         profiles.add_routes(app)
         console.add_routes(app)
         return app

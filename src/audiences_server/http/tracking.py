@@ -93,7 +93,7 @@ MAX_DISCARDED_BYTES = 8 * 1024 * 1024
 PREFLIGHT_MAX_AGE_S = 7200
 _PREFLIGHT_HEADERS = "authorization, content-type, content-encoding, x-retry-count"
 # A list of header names, as a preflight's Access-Control-Request-Headers holds it.
-_HEADER_LIST = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+(?:\s*,\s*[A-Za-z0-9!#$%&'*+.^_`|~-]+)*$")
+HEADER_LIST = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+(?:\s*,\s*[A-Za-z0-9!#$%&'*+.^_`|~-]+)*$")
 _SUCCESS = b'{"success":true}'
 _CORS_ORIGIN = web.RequestKey("tracking_cors_origin", str)
 
@@ -154,7 +154,7 @@ class TrackingApi:
         requested = request.headers.get("Access-Control-Request-Headers", "")
         headers = {
             "Access-Control-Allow-Methods": "POST, OPTIONS",
-            "Access-Control-Allow-Headers": requested if _HEADER_LIST.match(requested) else _PREFLIGHT_HEADERS,
+            "Access-Control-Allow-Headers": requested if HEADER_LIST.match(requested) else _PREFLIGHT_HEADERS,
             "Access-Control-Max-Age": str(PREFLIGHT_MAX_AGE_S),
             "Vary": "Origin, Access-Control-Request-Headers",
         }
@@ -186,7 +186,7 @@ class TrackingApi:
         if token is None:
             return None
         grant = granted(self._auth, token, "write")
-        _check_origin(grant, origin, allowed)
+        check_origin(grant, origin, allowed)
         return grant
 
     async def _allowed(self) -> AllowedOrigins:
@@ -237,7 +237,7 @@ class TrackingApi:
         decoded = decode_body(body)
         if grant is None:
             grant = granted(self._auth, _body_key(decoded), "write")
-            _check_origin(grant, origin, allowed)
+            check_origin(grant, origin, allowed)
         sender = Sender(grant.space_id, grant.label)
         if kind is not None:
             return grant, self._ingest.submit(sender, [{**_without_key(decoded), "type": kind}])
@@ -379,7 +379,8 @@ def _body_key(decoded: dict[str, Any]) -> str:
     return key
 
 
-def _check_origin(grant: Grant, origin: str | None, allowed: AllowedOrigins | None) -> None:
+def check_origin(grant: Grant, origin: str | None, allowed: AllowedOrigins | None) -> None:
+    """Refuses (403 ORIGIN_NOT_ALLOWED) a request from a page whose origin the grant's space does not allow."""
     if origin is not None and allowed is not None and not allowed.allows(grant.space_id, origin):
         raise _origin_refused(origin, grant.space_name)
 
