@@ -222,7 +222,7 @@ def test_a_client_leaving_mid_body_is_499_not_a_server_error(site: Site) -> None
     assert (_calls(site, route, "499"), _calls(site, route, "500")) == (before[0] + 1, before[1])
     assert [entry for entry in logged if entry["log_level"] in ("error", "critical")] == []
     gone = [entry for entry in logged if entry["event"] == "http_client_gone"]
-    assert [(entry["log_level"], entry["path"]) for entry in gone] == [("info", "/v1/track")]
+    assert [(entry["log_level"], entry["route"]) for entry in gone] == [("info", "/v1/track")]
 
 
 def test_what_aiohttp_logs_of_a_malformed_request_is_a_line_of_the_log(site: Site) -> None:

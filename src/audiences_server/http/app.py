@@ -193,7 +193,7 @@ class HttpListener:
         except AudiencesError as error:
             response = error_response(error, request)
         except Exception as failure:
-            response = _failed(request, failure, request_id)
+            response = _failed(request, route, failure, request_id)
         response.headers["x-request-id"] = request_id
         seconds = time.perf_counter() - started
         log.info("http", method=request.method, route=route, status=response.status,
@@ -202,13 +202,15 @@ class HttpListener:
         return response
 
 
-def _failed(request: web.Request, failure: Exception, request_id: str) -> web.Response:
+def _failed(request: web.Request, route: str, failure: Exception, request_id: str) -> web.Response:
     """The answer to a request whose handler failed: a 500 logged with its traceback, unless the
-    client closed the connection before its request was read, which no one will read (499, at info)."""
+    client closed the connection before its request was read, which no one will read (499, at info).
+    Logged by route, as the access line is, not by path: paths carry write keys (analytics.js's
+    settings) and profile identifiers (the Profile API's `email:…`)."""
     if isinstance(failure, ConnectionResetError) and _client_gone(request):
-        log.info("http_client_gone", method=request.method, path=request.path)
+        log.info("http_client_gone", method=request.method, route=route)
         return web.Response(status=CLIENT_CLOSED_REQUEST, reason="Client Closed Request")
-    log.exception("http_failed", path=request.path, exc_info=failure)
+    log.exception("http_failed", route=route, exc_info=failure)
     return error_response(AudiencesError(f"internal error; request id {request_id}"), request)
 
 
