@@ -546,3 +546,33 @@ def test_custom_traits_read_once_a_job_are_what_a_fresh_read_gives(space: Space)
         fresh = store.custom_traits(conn, ids, {key.split(".", 1)[0] for key in keys})
         assert evaluation._traits(space.space_id, "users", ids, keys) == {
             pid: own for pid, own in fresh.items() if own}
+
+
+def test_a_session_window_ends_on_its_own_to_the_millisecond(space: Space) -> None:
+    """`expires_after` keeps the current session: a computed trait over it counts the session's
+    events, and falls to 0 the millisecond after the timeout passes the last one, with nothing
+    new sent; an audience on it leaves then, and a new event starts a new session."""
+    minute = 60_000
+    now = space.now()
+    for ago in (90, 50, 20, 5):  # 90 is a session of its own; 50, 20 and 5 are one
+        space.send({"type": "track", "userId": "s1", "event": "Page Viewed", "at": now - ago * minute})
+    space.define("session_views", "event('Page Viewed').expires_after(30 minutes).count()", kind="computed_trait")
+    space.define("browsing", "event('Page Viewed').expires_after(30 minutes).count() >= 2")
+
+    def state() -> tuple[int | None, bool]:
+        stored = space.stored()
+        assert stored == space.expected()
+        (views,) = [v for (_, key, _), v in stored.items() if key == "session_views"]
+        (member,) = [v for (_, key, _), v in stored.items() if key == "browsing"]
+        return views, member
+
+    space.tick()
+    assert state() == (3, True)
+    space.tick(at=now + 25 * minute)  # the last view is exactly 30 minutes old: still the session
+    assert state() == (3, True)
+    space.tick(at=now + 25 * minute + 1)
+    assert state() == (0, False)
+    assert changes(space, "browsing") == [("s1", "entered"), ("s1", "exited")]
+    space.send({"type": "track", "userId": "s1", "event": "Page Viewed", "at": now + 26 * minute})
+    space.tick(at=now + 26 * minute)
+    assert state() == (1, False)

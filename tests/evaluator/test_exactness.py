@@ -44,6 +44,7 @@ USER_TEMPLATES = (
     # escaped dot reads the literal name alone.
     "trait('addr.city') = 'oslo'",
     "trait('addr\\\\.city') = 'oslo' OR event('{e}').count() >= 2",
+    "event('{e}').expires_after({n} hours).count() >= 2",
 )
 USER_TRAIT_TEMPLATES = (
     "event('{e}').within({n} hours).sum('v')",
@@ -53,11 +54,14 @@ USER_TRAIT_TEMPLATES = (
     "event('{e}').mode('k', 1)",
     "event('{e}').between(1 hours, {n} hours).count()",
     "event('{e}').between(61 seconds, {n}801 seconds).count()",
+    "event('{e}').expires_after({n} hours).count()",
+    "event('{e}').where(property('v') > 2).expires_after({n}799 seconds).sum('v')",
 )
 ACCOUNT_TEMPLATES = (
     "ANY (event('{e}').within({n} hours).count() >= 1)",
     "ALL (trait('plan') = 'pro')",
     "ALL NOT (event('{e}').count() >= 2)",
+    "ANY (event('{e}').expires_after({n} hours).count() >= 2)",
     "trait('industry') = 'retail' AND ANY (trait('plan') = 'pro')",
 )
 

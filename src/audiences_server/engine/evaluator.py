@@ -1138,9 +1138,10 @@ def _backfill_chunk(group: Sequence[Compiled]) -> int:
     100: each job costs about the same, a lone definition's backfill costs a few jobs rather than
     a hundred at 100,000 users, and two hundred read each profile's events together); compiled
     account audiences, which read every user of each account, take JOB_PROFILES (and up to
-    twenty of them share it); a definition the interpreter evaluates, a quarter."""
+    twenty of them share it); a definition the interpreter evaluates, a quarter (at least one:
+    none would read as the end of the backfill)."""
     if any(comp.plan is None for comp in group):
-        return JOB_PROFILES // 4
+        return max(1, JOB_PROFILES // 4)
     if any(isinstance(comp.plan, AccountPlan) for comp in group):
         return JOB_PROFILES
     return max(BACKFILL_PROFILES, BACKFILL_PAIRS // len(group))

@@ -64,6 +64,24 @@ def test_a_count_lists_its_events_and_says_when_the_member_leaves() -> None:
         " falls out of `within(30 days)`")
 
 
+def test_a_session_shows_what_it_kept_and_says_when_it_expires() -> None:
+    """A session count: the events each filter kept (the session keeps the last run), and the
+    member leaves when the session expires, a timeout after its last event."""
+    definition = checked("event('Page Viewed').expires_after(30 minutes).count() >= 2")
+    profile = Profile([Event("Page Viewed", NOW - 3 * HOUR, seq=1), Event("Page Viewed", NOW - 40 * MIN, seq=2),
+                       Event("Page Viewed", NOW - 15 * MIN, seq=3)])
+    explained = explain(definition, profile, NOW)
+    assert explained.value is True
+    count = explained.root.children[0]
+    assert count.stream is not None
+    assert (count.stream.seen, [(s.text, s.remaining) for s in count.stream.steps]) == (
+        3, [(".expires_after(30 minutes)", 2)])
+    assert explained.next.check_ms == NOW + 15 * MIN + 1 == next_change_time(definition, profile, NOW)
+    assert summary("audience", explained.next) == (
+        f"leaves at {iso(NOW + 15 * MIN + 1)}, when the session of the `Page Viewed` of 2026-07-01T09:45:00Z"
+        " expires (`expires_after(30 minutes)`)")
+
+
 def test_an_early_check_is_told_apart_from_the_real_change() -> None:
     """An order that fails the where still makes an edge: the check comes first, the change later."""
     definition = checked("event('A').where(property('v') > 1).within(1 day).count() >= 1")
@@ -120,7 +138,8 @@ def test_no_change_without_new_data() -> None:
 
 NAME = st.sampled_from(["A", "B"])
 WINDOW = st.one_of(st.just(""), st.integers(1, 48).map(lambda h: f".within({h} hours)"),
-                   st.integers(0, 24).map(lambda h: f".between({h} hours, {h + 12} hours)"))
+                   st.integers(0, 24).map(lambda h: f".between({h} hours, {h + 12} hours)"),
+                   st.integers(1, 12).map(lambda h: f".expires_after({h} hours)"))
 WHERE = st.one_of(st.just(""), st.integers(0, 3).map(lambda k: f".where(property('n') >= {k})"),
                   st.just(".where(event('B').within(parent: 2 hours).count() >= 1)"))
 REDUCER = st.sampled_from(["count()", "sum('n')", "max('n')", "first('n')", "last('d')", "unique('n').count()",

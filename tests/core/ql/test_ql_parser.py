@@ -80,6 +80,8 @@ def test_equivalent_spellings(first: str, second: str) -> None:
          "event('A').between(1 hour, 2 hours).count()"),
         ("event('A').sources({exclude: ['a','b']}).count()",
          "event('A').sources(exclude: 'a', 'b').count()"),
+        ("event('A').expires_after(30 minute).within(1 days).count()",
+         "event('A').expires_after(30 minutes).within(1 day).count()"),
         ("ALL NOT trait('x') = 1", "ALL NOT (trait('x') = 1)"),
         ("any trait('x') = 1", "ANY (trait('x') = 1)"),
         ("NOT trait('x') = 1", "NOT (trait('x') = 1)"),

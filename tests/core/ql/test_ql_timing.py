@@ -36,6 +36,8 @@ def audience(text: str, collection: Collection = "users") -> CheckedDefinition:
 
 
 EXACT = [
+    ("session_expires", "event('A').expires_after(30 minutes).count() >= 1",
+     Profile([Event("A", NOW - 40 * MIN), Event("A", NOW - 10 * MIN)]), NOW + 20 * MIN + 1),
     ("leaves_within", "event('A').within(7 days).count() >= 1",
      Profile([Event("A", NOW - DAY)]), NOW + 6 * DAY + 1),
     ("future_event_arrives", "event('A').count() >= 1", Profile([Event("A", NOW + 5 * HOUR)]),
@@ -105,8 +107,9 @@ def between(draw: st.DrawFn, parent: bool = False) -> str:
     return f".between({label}{low} minutes, {high} minutes)"
 
 
+SESSION = st.builds(lambda n, u: f".expires_after({n} {u})", st.integers(1, 4), st.sampled_from(["minutes", "hours"]))
 FILTER = st.one_of(DURATION.map(lambda d: f".within({d})"), between(),
-                   st.integers(0, 3).map(lambda k: f".where(property('n') >= {k})"))
+                   st.integers(0, 3).map(lambda k: f".where(property('n') >= {k})"), SESSION)
 CHILD_FILTER = st.one_of(FILTER, DURATION.map(lambda d: f".within(parent: {d})"),
                          between(parent=True))
 FILTERS = st.lists(FILTER, max_size=2).map("".join)

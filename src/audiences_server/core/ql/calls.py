@@ -23,6 +23,7 @@ from audiences_server.core.ql.nodes import (
     Operator,
     PropertyRef,
     Scalar,
+    Session,
     Sources,
     Stream,
     TraitRef,
@@ -36,7 +37,7 @@ from audiences_server.core.ql.nodes import (
 # profile is compared with every one of them.
 MAX_LIST_VALUES = 1_000
 EXTRACTORS = ("event", "trait", "property", "context", "literal")
-FILTERS = ("where", "sources", "within", "between")
+FILTERS = ("where", "sources", "within", "between", "expires_after")
 REDUCERS = ("count", "sum", "avg", "min", "max", "mode", "first", "last", "unique")
 # The older Engage reference spells some comparators differently; both spellings are read and
 # the canonical printer writes the names of the public API reference.
@@ -131,7 +132,7 @@ class CallReader(Cursor):
     # -------------------------------------------------------------- filters
 
     def filter(self, name: str, start: int) -> Filter:
-        """Read the arguments of ``where``, ``sources``, ``within`` or ``between``."""
+        """Read the arguments of ``where``, ``sources``, ``within``, ``between`` or ``expires_after``."""
         braced = self.open_args()
         result: Filter
         if name == "where":
@@ -143,6 +144,11 @@ class CallReader(Cursor):
         elif name == "within":
             parent = self.label("parent")
             result = Within(self.duration(), parent)
+        elif name == "expires_after":
+            if self.at_label("parent"):
+                raise self.unexpected("a duration, as in expires_after(30 minutes)",
+                                      hint="a session is measured from now: expires_after takes no parent:")
+            result = Session(self.duration())
         else:
             parent = self.label("parent")
             first = self.duration()

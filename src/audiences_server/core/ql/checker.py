@@ -26,6 +26,7 @@ from audiences_server.core.ql.nodes import (
     PropertyRef,
     Quantified,
     Scalar,
+    Session,
     Sources,
     Stream,
     TraitRef,
@@ -235,6 +236,10 @@ class _Checker:
         elif isinstance(node, Sources):
             if not node.exclude:
                 raise self.fail("sources(exclude: …) needs at least one source id", node.span)
+        elif isinstance(node, Session):
+            self.duration(node.duration)
+            if node.duration.ms == 0:
+                raise self.fail("expires_after(…) needs a session timeout longer than 0", node.span)
         else:
             if node.parent and place.event_depth < 1:
                 raise self.fail("a parent: window is only valid in a stream nested inside "

@@ -24,6 +24,7 @@ from audiences_server.core.ql.interpreter import (
     Profile,
     Scope,
     all_events,
+    current_session,
     evaluate,
     holds,
     passes,
@@ -45,6 +46,7 @@ from audiences_server.core.ql.nodes import (
     PropertyRef,
     Quantified,
     Scalar,
+    Session,
     Sources,
     TraitRef,
     Where,
@@ -234,12 +236,15 @@ def _stream(node: Aggregate, scope: Scope, limit: int) -> StreamEvidence:
     """The events a reducer reads, filter by filter, and up to `limit` of those it kept."""
     stream = node.stream
     kept = [e for e in all_events(scope.profile) if e.name == stream.event and e.timestamp_ms <= scope.now_ms]
+    kept.sort(key=lambda e: (e.timestamp_ms, e.seq))
     seen = len(kept)
     steps = []
     for found in stream.filters:
-        kept = [e for e in kept if passes(found, e, scope)]
+        if isinstance(found, Session):
+            kept = current_session(kept, found, scope.now_ms)
+        else:
+            kept = [e for e in kept if passes(found, e, scope)]
         steps.append(FilterStep(filter_text(found), len(kept)))
-    kept.sort(key=lambda e: (e.timestamp_ms, e.seq))
     chosen = kept[:limit] if node.function is AggregateFunction.FIRST else kept[::-1][:limit]
     fields = _fields_read(node)
     return StreamEvidence(stream.event, seen, tuple(steps), len(kept),
@@ -276,6 +281,8 @@ def filter_text(node: Filter) -> str:
         return f".where({condition_text(node.condition)})"
     if isinstance(node, Sources):
         return f".sources(exclude: {', '.join(string_text(s) for s in node.exclude)})"
+    if isinstance(node, Session):
+        return f".expires_after({duration_text(node.duration)})"
     label = "parent: " if node.parent else ""
     if isinstance(node, Between):
         return f".between({label}{duration_text(node.start)}, {duration_text(node.end)})"

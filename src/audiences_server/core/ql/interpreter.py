@@ -31,6 +31,7 @@ from audiences_server.core.ql.nodes import (
     PropertyRef,
     Quantified,
     Scalar,
+    Session,
     Sources,
     Stream,
     TraitRef,
@@ -209,16 +210,48 @@ def stream_events(node: Stream, scope: Scope) -> list[Event]:
     kept = scope.read.get(key)
     if kept is not None:
         return cast(list[Event], kept[0])
-    selected = [
-        event
-        for event in all_events(scope.profile)
-        if event.name == node.event
-        and event.timestamp_ms <= scope.now_ms
-        and all(passes(found, event, scope) for found in node.filters)
-    ]
-    events = sorted(selected, key=lambda event: (event.timestamp_ms, event.seq))
+    if any(isinstance(found, Session) for found in node.filters):
+        events = _in_order(node, scope)
+    else:
+        selected = [
+            event
+            for event in all_events(scope.profile)
+            if event.name == node.event
+            and event.timestamp_ms <= scope.now_ms
+            and all(passes(found, event, scope) for found in node.filters)
+        ]
+        events = sorted(selected, key=lambda event: (event.timestamp_ms, event.seq))
     scope.read[key] = (events, node, scope.profile, anchor)
     return events
+
+
+def _in_order(node: Stream, scope: Scope) -> list[Event]:
+    """A stream with a session (`Session`): its filters applied one after the other, in
+    written order, since a session reads the events the filters before it kept together."""
+    events = sorted((event for event in all_events(scope.profile)
+                     if event.name == node.event and event.timestamp_ms <= scope.now_ms),
+                    key=lambda event: (event.timestamp_ms, event.seq))
+    for found in node.filters:
+        if isinstance(found, Session):
+            events = current_session(events, found, scope.now_ms)
+        else:
+            events = [event for event in events if passes(found, event, scope)]
+    return events
+
+
+def current_session(events: list[Event], session: Session, now_ms: int) -> list[Event]:
+    """The current session of `events` (oldest first, all at or before `now_ms`): the last event
+    and the run before it with no gap longer than the timeout between neighbours, or none once
+    the last is more than the timeout before now. Edges are inclusive, as windows' are: a gap of
+    exactly the timeout keeps the session going, and it expires the millisecond after
+    `last + timeout`."""
+    timeout = session.duration.ms
+    if not events or now_ms - events[-1].timestamp_ms > timeout:
+        return []
+    start = len(events) - 1
+    while start > 0 and events[start].timestamp_ms - events[start - 1].timestamp_ms <= timeout:
+        start -= 1
+    return events[start:]
 
 
 def _reads_parent(node: Stream) -> bool:
@@ -248,7 +281,9 @@ def _mentions_parent(node: Condition | Scalar) -> bool:
 
 
 def passes(node: Filter, event: Event, scope: Scope) -> bool:
-    """Whether ``event`` passes one filter of a stream read in ``scope``."""
+    """Whether ``event`` passes one filter of a stream read in ``scope`` (not a session, which
+    keeps events by their neighbours: `current_session`)."""
+    assert not isinstance(node, Session)
     if isinstance(node, Where):
         return holds(node.condition, scope.testing(event))
     if isinstance(node, Sources):

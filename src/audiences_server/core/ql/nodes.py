@@ -189,12 +189,25 @@ class Between:
     span: Span = dataclasses.field(default=NO_SPAN, compare=False, repr=False)
 
 
-Filter = Where | Sources | Within | Between
+@dataclass(frozen=True)
+class Session:
+    """``.expires_after(d)``: the stream's current session. Of the events the filters before it
+    kept (oldest first), the last one and those before it with no gap longer than ``d`` between
+    neighbours; none once ``now`` is more than ``d`` after the last one (the session expired).
+    Unlike the other filters it reads the events together, so where it is written matters:
+    filters after it keep what they keep of the session."""
+
+    duration: Duration
+    span: Span = dataclasses.field(default=NO_SPAN, compare=False, repr=False)
+
+
+Filter = Where | Sources | Within | Between | Session
 
 
 @dataclass(frozen=True)
 class Stream:
-    """``event('Name')`` and its filters, in written order (they commute: all must hold).
+    """``event('Name')`` and its filters, in written order (they commute, all must hold, but for
+    a session, `Session`, which keeps what the filters before it kept of the current session).
 
     Only events whose timestamp is at or before ``now`` are ever in a stream."""
 

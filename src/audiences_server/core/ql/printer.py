@@ -31,6 +31,7 @@ from audiences_server.core.ql.nodes import (
     PropertyRef,
     Quantified,
     Scalar,
+    Session,
     Sources,
     Stream,
     TraitRef,
@@ -128,6 +129,8 @@ def _filter(node: Filter) -> str:
         return f".where({condition_text(node.condition)})"
     if isinstance(node, Sources):
         return f".sources(exclude: {', '.join(string_text(s) for s in node.exclude)})"
+    if isinstance(node, Session):
+        return f".expires_after({duration_text(node.duration)})"
     label = "parent: " if node.parent else ""
     if isinstance(node, Within):
         return f".within({label}{duration_text(node.duration)})"

@@ -23,6 +23,7 @@ from audiences_server.core.ql.nodes import (
     Condition,
     Operator,
     Scalar,
+    Session,
     Within,
 )
 from audiences_server.core.ql.printer import duration_text, literal_text, scalar_text
@@ -106,9 +107,11 @@ def edges(definition: DefinitionLike, profile: Profile, now_ms: int) -> Iterator
     root = root_of(definition)
     events = all_events(profile)
     for stream, where in _streams(root):
+        sessions = [f for f in stream.filters if isinstance(f, Session)]
         for event in events:
             if event.name == stream.event:
                 yield from (e for e in _event_edges(event, where) if e.at_ms > now_ms)
+                yield from (e for e in _session_edges(event, sessions) if e.at_ms > now_ms)
     for comparison in relative_date_comparisons(root):
         for value in possible_values(comparison.subject, profile, events):
             yield from (e for e in _date_edges(comparison, value) if e.at_ms > now_ms)
@@ -122,6 +125,14 @@ def _event_edges(event: Event, windows: list[Within | Between]) -> Iterator[Edge
         text = window_text(window)
         yield Edge(ts + low, f"{name} enters `{text}`", event.seq)
         yield Edge(ts + high + 1, f"{name} falls out of `{text}`", event.seq)
+
+
+def _session_edges(event: Event, sessions: list[Session]) -> Iterator[Edge]:
+    """When a session ends if this event is its last: the millisecond after its timeout."""
+    for session in sessions:
+        yield Edge(event.timestamp_ms + session.duration.ms + 1,
+                   f"the session of the `{event.name}` of {iso(event.timestamp_ms)} expires"
+                   f" (`expires_after({duration_text(session.duration)})`)", event.seq)
 
 
 def _date_edges(comparison: Comparison, value: object) -> Iterator[Edge]:

@@ -20,6 +20,7 @@ from audiences_server.core.ql.nodes import (
     PropertyRef,
     Quantified,
     Scalar,
+    Session,
     Stream,
     TraitRef,
     Where,
@@ -65,6 +66,7 @@ def next_change_time(definition: DefinitionLike, profile: Profile, now_ms: int) 
 
 def _stream_edges(stream: Stream, events: list[Any]) -> Iterator[int]:
     windows = [f for f in stream.filters if isinstance(f, Within | Between) and not f.parent]
+    timeouts = [f.duration.ms for f in stream.filters if isinstance(f, Session)]
     for event in events:
         if event.name != stream.event:
             continue
@@ -76,6 +78,10 @@ def _stream_edges(stream: Stream, events: list[Any]) -> Iterator[int]:
             # In the window while ts + low <= now <= ts + high.
             yield ts + low
             yield ts + high + 1
+        for timeout in timeouts:
+            # A session whose last event this is expires once now > ts + timeout. Which event
+            # is last moves only at the instants above (arrivals, window edges).
+            yield ts + timeout + 1
 
 
 def _date_edges(comparison: Comparison, value: object) -> Iterator[int]:

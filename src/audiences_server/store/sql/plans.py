@@ -68,6 +68,7 @@ from audiences_server.core.ql.nodes import (
     PropertyRef,
     Quantified,
     Scalar,
+    Session,
     Sources,
     Stream,
     TraitRef,
@@ -887,8 +888,9 @@ class _Builder:
         """The index of a stream's `m<k>` column: whether an event passes the filters other than windows."""
         if node in self.streams:
             return self.streams[node]
-        if any(isinstance(found, Within | Between) and found.parent for found in node.filters):
-            raise _Unsupported
+        if any(isinstance(found, Session) or (isinstance(found, Within | Between) and found.parent)
+               for found in node.filters):
+            raise _Unsupported  # a session (events read together) and a funnel's window: the interpreter's
         conditions = self.filters(node, _TOP)
         self.streams[node] = len(self.matches)
         self.matches.append(f"CASE WHEN e.event = {self.bind(node.event)} THEN {conditions} ELSE 0 END")
@@ -966,6 +968,8 @@ class _Builder:
         if node.subject.function is not AggregateFunction.COUNT or sign is None or None in numbers:
             raise _Unsupported
         stream = node.subject.stream
+        if any(isinstance(found, Session) for found in stream.filters):
+            raise _Unsupported
         alias = f"n{len(self.nested)}"
         self.nested.append((stream.event, _window(stream.filters)))
         inner = _On(alias, on.alias)
