@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import re
+import socket
 import subprocess
 import sys
 import urllib.error
@@ -147,3 +149,60 @@ def tracking_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runnin
 def site(tracking_server: Running) -> Site:
     """A fresh space on the shared server."""
     return new_site(tracking_server)
+
+
+# -- raw connections to the HTTP listener (the connection tests, the proxy tests) ---------------
+
+PATIENCE_S = 10.0
+
+
+def serve_with_figures(path: Path, figures: dict[str, Any], **settings: Any) -> Running:
+    """A server started with these figures of `http.connections` (read as its listener starts)."""
+    from audiences_server.http import connections
+
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in figures.items():
+            patch.setattr(connections, name, value)
+        return start(path / "audiences.db", **settings)
+
+
+def stop(running: Running) -> None:
+    running.channel.close()
+    running.server.stop(grace=1)
+
+
+def connect_from(running: Running, source: str = "127.0.0.1") -> socket.socket:
+    """A TCP connection to the server's HTTP listener from a loopback address of our choosing."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.settimeout(PATIENCE_S)
+    sock.bind((source, 0))
+    sock.connect(("127.0.0.1", running.server.http_port))
+    return sock
+
+
+def closed(sock: socket.socket) -> bool:
+    """Whether the server closes the connection (within PATIENCE_S), whatever it answered before."""
+    try:
+        while sock.recv(65536):
+            pass
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+    return True
+
+
+def read_answer(sock: socket.socket) -> tuple[int, bytes]:
+    """The status and body of the next answer on a kept-alive connection (by its Content-Length)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("closed before an answer")
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    found = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
+    length = int(found.group(1)) if found else 0
+    while len(rest) < length:
+        rest += sock.recv(65536)
+    return int(head.split()[1]), rest[:length]

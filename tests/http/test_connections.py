@@ -11,7 +11,6 @@ import asyncio
 import errno
 import json
 import logging
-import re
 import socket
 import ssl
 import time
@@ -27,24 +26,14 @@ from audiences_server.http import connections, tracking
 from audiences_server.http.connections import Connections, Limits, ServerLog, client_of
 from audiences_server.http.tracking import TRACKING
 from tests.conftest import Running, start
-from tests.http.conftest import Site, basic
+from tests.http.conftest import PATIENCE_S, Site, basic, closed, connect_from, read_answer, serve_with_figures, stop
 
 # How long a test waits for the server to do something it must do.
-PATIENCE_S = 10.0
 TRACK = b'{"userId": "ada", "event": "Order Completed"}'
 
 
 def _serve(path: Path, **figures: Any) -> Running:
-    """A server started with these figures of `http.connections` (read as its listener starts)."""
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in figures.items():
-            patch.setattr(connections, name, value)
-        return start(path / "audiences.db")
-
-
-def _stop(running: Running) -> None:
-    running.channel.close()
-    running.server.stop(grace=1)
+    return serve_with_figures(path, figures)
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +41,7 @@ def quick(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     """A server whose heads and idle connections have half a second and a second."""
     running = _serve(tmp_path_factory.mktemp("quick"), HEAD_TIMEOUT_S=0.5, IDLE_TIMEOUT_S=1.0)
     yield running
-    _stop(running)
+    stop(running)
 
 
 @pytest.fixture(scope="module")
@@ -61,28 +50,9 @@ def capped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     running = _serve(tmp_path_factory.mktemp("capped"), MAX_CONNECTIONS=8, MAX_CONNECTIONS_PER_CLIENT=2,
                      HEAD_TIMEOUT_S=120.0, IDLE_TIMEOUT_S=120.0)
     yield running
-    _stop(running)
+    stop(running)
 
 
-def _connect(running: Running, source: str = "127.0.0.1") -> socket.socket:
-    """A TCP connection to the server's HTTP listener from a loopback address of our choosing."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.settimeout(PATIENCE_S)
-    sock.bind((source, 0))
-    sock.connect(("127.0.0.1", running.server.http_port))
-    return sock
-
-
-def _closed(sock: socket.socket) -> bool:
-    """Whether the server closes the connection (within PATIENCE_S), whatever it answered before."""
-    try:
-        while sock.recv(65536):
-            pass
-    except ConnectionResetError:
-        return True
-    except TimeoutError:
-        return False
-    return True
 
 
 def _get(sock: socket.socket, path: str = "/healthz") -> int:
@@ -92,17 +62,7 @@ def _get(sock: socket.socket, path: str = "/healthz") -> int:
 
 
 def _status(sock: socket.socket) -> int:
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise ConnectionError("closed before an answer")
-        data += chunk
-    head, _, rest = data.partition(b"\r\n\r\n")
-    length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
-    while length and len(rest) < int(length.group(1)):
-        rest += sock.recv(65536)
-    return int(head.split()[1])
+    return read_answer(sock)[0]
 
 
 def _until(condition: Callable[[], bool]) -> bool:
@@ -126,8 +86,8 @@ def _open(running: Running) -> int:
 
 def test_a_connection_that_sends_nothing_is_closed(quick: Running) -> None:
     """A connection that never sends a byte is closed once the head deadline passes."""
-    with _connect(quick) as sock:
-        assert _closed(sock)
+    with connect_from(quick) as sock:
+        assert closed(sock)
     assert _until(lambda: _open(quick) == 0)
 
 
@@ -138,12 +98,12 @@ def test_a_head_never_finished_is_closed_and_counted_in_the_log(tmp_path: Path) 
     running = _serve(tmp_path, HEAD_TIMEOUT_S=0.5)
     try:
         with capture_logs() as logged:
-            with _connect(running) as sock:
+            with connect_from(running) as sock:
                 sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: test\r\n")
-                assert _closed(sock)
+                assert closed(sock)
             assert _until(lambda: any(entry["event"] == "http_head_timeouts" for entry in logged))
     finally:
-        _stop(running)
+        stop(running)
     line = next(entry for entry in logged if entry["event"] == "http_head_timeouts")
     assert (line["log_level"], line["client"], line["count"]) == ("info", "127.0.0.1", 1)
 
@@ -151,17 +111,17 @@ def test_a_head_never_finished_is_closed_and_counted_in_the_log(tmp_path: Path) 
 def test_a_kept_alive_connection_serves_requests_then_closes_when_idle(quick: Running) -> None:
     """Requests one after the other on one connection are answered; once it stays idle past the
     idle timeout, it is closed."""
-    with _connect(quick) as sock:
+    with connect_from(quick) as sock:
         assert [_get(sock) for _ in range(3)] == [200, 200, 200]
-        assert _closed(sock)
+        assert closed(sock)
 
 
 def test_a_next_head_left_unfinished_is_closed(quick: Running) -> None:
     """After an answered request, a next request whose head never ends is closed too."""
-    with _connect(quick) as sock:
+    with connect_from(quick) as sock:
         assert _get(sock) == 200
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: te")
-        assert _closed(sock)
+        assert closed(sock)
 
 
 def test_a_request_being_handled_has_no_connection_deadline(quick: Running) -> None:
@@ -170,7 +130,7 @@ def test_a_request_being_handled_has_no_connection_deadline(quick: Running) -> N
     authorization = basic(quick.tokens["write"])["Authorization"]
     head = (f"POST /v1/track HTTP/1.1\r\nHost: test\r\nAuthorization: {authorization}\r\n"
             f"Content-Length: {len(TRACK)}\r\n\r\n")
-    with _connect(quick) as sock:
+    with connect_from(quick) as sock:
         sock.sendall(head.encode() + TRACK[:10])
         time.sleep(1.5)  # past both deadlines of this server
         sock.sendall(TRACK[10:])
@@ -191,17 +151,17 @@ def test_over_tls_the_deadlines_count_from_the_connection(tmp_path: Path) -> Non
         running = start(tmp_path / "audiences.db", tls_cert=str(tmp_path / "server.pem"),
                         tls_key=str(tmp_path / "server.key"))
     try:
-        with _connect(running) as silent:
+        with connect_from(running) as silent:
             assert _until(lambda: _open(running) == 1)
-            assert _closed(silent)
+            assert closed(silent)
         assert _until(lambda: _open(running) == 0)
         context = ssl.create_default_context()
         authority.configure_trust(context)
-        with context.wrap_socket(_connect(running), server_hostname="127.0.0.1") as secure:
+        with context.wrap_socket(connect_from(running), server_hostname="127.0.0.1") as secure:
             assert [_get(secure) for _ in range(2)] == [200, 200]
-            assert _closed(secure)
+            assert closed(secure)
     finally:
-        _stop(running)
+        stop(running)
 
 
 # -- caps --------------------------------------------------------------------------------------------
@@ -210,7 +170,7 @@ def test_over_tls_the_deadlines_count_from_the_connection(tmp_path: Path) -> Non
 def _busy(running: Running, source: str) -> socket.socket:
     """A connection with a request in progress: a call whose body is on its way (a tenth of it sent)."""
     authorization = basic(running.tokens["write"])["Authorization"]
-    sock = _connect(running, source)
+    sock = connect_from(running, source)
     sock.sendall(f"POST /v1/track HTTP/1.1\r\nHost: test\r\nAuthorization: {authorization}\r\n"
                  f"Content-Length: {len(TRACK)}\r\n\r\n".encode() + TRACK[:10])
     return sock
@@ -234,11 +194,11 @@ def test_past_its_address_cap_a_connection_takes_the_place_of_one_with_no_reques
     """An address holding its share of connections (2 here) that never sent a request: its next
     connection takes the place of the oldest of them, and is answered."""
     with capture_logs() as logged:
-        first, second = _connect(capped), _connect(capped)
+        first, second = connect_from(capped), connect_from(capped)
         assert _until(lambda: _open(capped) == 2)
-        with _connect(capped) as third:
+        with connect_from(capped) as third:
             assert _get(third) == 200
-            assert _closed(first)
+            assert closed(first)
             assert _get(third) == 200
         first.close()
         second.close()
@@ -258,14 +218,14 @@ def test_past_its_address_cap_with_requests_in_progress_a_connection_is_closed_a
         held = [_busy(capped, "127.0.0.1") for _ in range(2)]
         try:
             assert _reading(capped, 2)
-            with _connect(capped) as refused:
-                assert _closed(refused)
-            with _connect(capped, "127.0.0.2") as other:
+            with connect_from(capped) as refused:
+                assert closed(refused)
+            with connect_from(capped, "127.0.0.2") as other:
                 assert _get(other) == 200
             assert _finish(held[0]) == 200
-            with _connect(capped) as newcomer:
+            with connect_from(capped) as newcomer:
                 assert _get(newcomer) == 200
-                assert _closed(held[0])
+                assert closed(held[0])
             assert _finish(held[1]) == 200
         finally:
             for sock in held:
@@ -286,12 +246,12 @@ def test_past_the_total_cap_new_connections_are_closed_and_open_ones_answer(
     try:
         assert _reading(capped, 8)
         assert _open(capped) == 8
-        with _connect(capped, "127.0.0.9") as refused:
-            assert _closed(refused)
+        with connect_from(capped, "127.0.0.9") as refused:
+            assert closed(refused)
         assert _finish(held[0]) == 200  # an open connection is answered; it is idle from here
-        with _connect(capped, "127.0.0.9") as newcomer:
+        with connect_from(capped, "127.0.0.9") as newcomer:
             assert _get(newcomer) == 200
-            assert _closed(held[0])
+            assert closed(held[0])
         assert _finish(held[1]) == 200
     finally:
         for sock in held:

@@ -10,7 +10,6 @@ generous timeout."""
 from __future__ import annotations
 
 import json
-import re
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,15 +19,14 @@ import pytest
 from structlog.testing import capture_logs
 
 from audiences_server import cli, logs
-from audiences_server.http import connections, tracking
+from audiences_server.http import tracking
 from audiences_server.http.proxies import Proxies
 from audiences_server.http.tracking import TRACKING, TrackingApi
 from audiences_server.settings import Settings, ip_networks, resolve
 from tests.conftest import Running, start
-from tests.http.conftest import basic
+from tests.http.conftest import PATIENCE_S, basic, closed, connect_from, read_answer, serve_with_figures, stop
 from tests.sync.conftest import wait_for
 
-PATIENCE_S = 10.0
 TRACK = b'{"userId": "ada", "event": "Order Completed"}'
 # A body that stalls: all of it but its last byte is sent.
 STALLED = 990
@@ -38,16 +36,8 @@ Headers = list[tuple[str, str]]
 
 
 def _serve(path: Path, **settings: Any) -> Running:
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in {"MAX_CONNECTIONS": 8, "MAX_CONNECTIONS_PER_CLIENT": 2, "HEAD_TIMEOUT_S": 120.0,
-                            "IDLE_TIMEOUT_S": 120.0}.items():
-            patch.setattr(connections, name, value)
-        return start(path / "audiences.db", **settings)
-
-
-def _stop(running: Running) -> None:
-    running.channel.close()
-    running.server.stop(grace=1)
+    figures = {"MAX_CONNECTIONS": 8, "MAX_CONNECTIONS_PER_CLIENT": 2, "HEAD_TIMEOUT_S": 120.0, "IDLE_TIMEOUT_S": 120.0}
+    return serve_with_figures(path, figures, **settings)
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +45,7 @@ def trusting(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     """A server trusting the proxies at 127.0.0.1 and 127.0.0.5."""
     running = _serve(tmp_path_factory.mktemp("trusting"), trusted_proxies=ip_networks(TRUSTED))
     yield running
-    _stop(running)
+    stop(running)
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +53,7 @@ def trusting_none(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]
     """A server trusting no proxy (the default)."""
     running = _serve(tmp_path_factory.mktemp("trusting-none"))
     yield running
-    _stop(running)
+    stop(running)
 
 
 @pytest.fixture(autouse=True)
@@ -72,13 +62,6 @@ def _bodies_wait(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(tracking, "BODY_TIMEOUT_S", 120.0)
 
 
-def _connect(running: Running, source: str = "127.0.0.1") -> socket.socket:
-    """A TCP connection to the server's HTTP listener from a loopback address of our choosing."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.settimeout(PATIENCE_S)
-    sock.bind((source, 0))
-    sock.connect(("127.0.0.1", running.server.http_port))
-    return sock
 
 
 def _head(method: str, path: str, headers: Headers) -> bytes:
@@ -88,30 +71,10 @@ def _head(method: str, path: str, headers: Headers) -> bytes:
 
 def _answer(sock: socket.socket) -> tuple[int, Any]:
     """The status and JSON body of the next answer on a connection."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise ConnectionError("closed before an answer")
-        data += chunk
-    head, _, rest = data.partition(b"\r\n\r\n")
-    found = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
-    length = int(found.group(1)) if found else 0
-    while len(rest) < length:
-        rest += sock.recv(65536)
-    return int(head.split()[1]), json.loads(rest[:length]) if length else None
+    status, body = read_answer(sock)
+    return status, json.loads(body) if body else None
 
 
-def _closed(sock: socket.socket) -> bool:
-    """Whether the server closes the connection (within PATIENCE_S)."""
-    try:
-        while sock.recv(65536):
-            pass
-    except ConnectionResetError:
-        return True
-    except TimeoutError:
-        return False
-    return True
 
 
 def _forwarded(*values: str) -> Headers:
@@ -120,7 +83,7 @@ def _forwarded(*values: str) -> Headers:
 
 def _logged(running: Running, headers: Headers, source: str = "127.0.0.1") -> list[dict[str, Any]]:
     """What is logged of a GET /healthz sent with these headers (it is answered)."""
-    with capture_logs() as logged, _connect(running, source) as sock:
+    with capture_logs() as logged, connect_from(running, source) as sock:
         sock.sendall(_head("GET", "/healthz", headers))
         assert _answer(sock)[0] == 200
     return logged
@@ -134,7 +97,7 @@ def _logged_client(running: Running, headers: Headers, source: str = "127.0.0.1"
 
 def _busy(running: Running, source: str, headers: Headers) -> socket.socket:
     """A connection with a call in progress: its body on its way (a tenth of it sent)."""
-    sock = _connect(running, source)
+    sock = connect_from(running, source)
     sent = [("Authorization", basic(running.tokens["write"])["Authorization"]),
             ("Content-Length", str(len(TRACK))), *headers]
     sock.sendall(_head("POST", "/v1/track", sent) + TRACK[:10])
@@ -175,8 +138,8 @@ def test_a_trusted_proxy_holds_more_connections_than_an_address_may_up_to_the_to
     try:
         _reading(trusting, 8)
         assert _open(trusting) == 8
-        with _connect(trusting) as ninth:
-            assert _closed(ninth)
+        with connect_from(trusting) as ninth:
+            assert closed(ninth)
         assert [_finish(sock) for sock in held] == [200] * 8
     finally:
         for sock in held:
@@ -196,9 +159,9 @@ def test_a_peer_not_trusted_is_its_own_client_whatever_it_forwards(server: str,
         held = [_busy(running, source, _forwarded(f"203.0.113.{index}")) for index in range(2)]
         try:
             _reading(running, 2)
-            with _connect(running, source) as third:
+            with connect_from(running, source) as third:
                 third.sendall(_head("GET", "/healthz", _forwarded("203.0.113.9")))
-                assert _closed(third)
+                assert closed(third)
             assert [_finish(sock) for sock in held] == [200, 200]
         finally:
             for sock in held:
@@ -253,7 +216,7 @@ def test_an_unreadable_x_forwarded_for_gives_the_peer(trusting: Running, headers
 
 def _stall(running: Running, source: str, headers: Headers) -> socket.socket:
     """A connection posting a batch of STALLED + 1 bytes, with the write key, and sending all but the last."""
-    sock = _connect(running, source)
+    sock = connect_from(running, source)
     sent = [("Content-Length", str(STALLED + 1)),
             ("Authorization", basic(running.tokens["write"])["Authorization"]), *headers]
     sock.sendall(_head("POST", "/v1/batch", sent) + b" " * STALLED)
@@ -262,7 +225,7 @@ def _stall(running: Running, source: str, headers: Headers) -> socket.socket:
 
 def _post(running: Running, source: str, headers: Headers) -> tuple[int, Any]:
     """One call posted with the write key from a loopback address of our choosing."""
-    with _connect(running, source) as sock:
+    with connect_from(running, source) as sock:
         sent = [("Content-Length", str(len(TRACK))),
                 ("Authorization", basic(running.tokens["write"])["Authorization"]), *headers]
         sock.sendall(_head("POST", "/v1/track", sent) + TRACK)
@@ -337,7 +300,7 @@ def test_an_ipv6_proxy_forwards_for_ipv6_clients_counted_by_their_64(tmp_path: P
         assert (status, answer["code"]) == (429, "REQUESTS_SATURATED")
         assert [entry["client"] for entry in logged if entry["event"] == "http"] == ["2001:db8:1:2::8"]
     finally:
-        _stop(running)
+        stop(running)
 
 
 # -- the setting ---------------------------------------------------------------------------------------
