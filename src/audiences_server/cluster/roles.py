@@ -9,12 +9,9 @@ import contextlib
 import dataclasses
 import json
 import os
-import shutil
 import signal
-import subprocess
 import sys
 import threading
-import time
 from concurrent import futures
 from pathlib import Path
 
@@ -26,6 +23,7 @@ from audiences_server import logs
 from audiences_server.cluster.control import make_front
 from audiences_server.cluster.front import Front
 from audiences_server.cluster.identity import IdentityStage
+from audiences_server.cluster.local import run_local
 from audiences_server.cluster.log import JetStreamLog
 from audiences_server.cluster.reads import ShardReads, serve_shard_reads
 from audiences_server.cluster.shard import Shard
@@ -72,7 +70,8 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     send = roles.add_parser("send", help="append calls (a tracking API body on stdin) to the cluster, as a front")
     send.add_argument("--nats", default="nats://127.0.0.1:4222", help="the NATS server's URL")
     send.add_argument("--space-id", type=int, default=1, help="the space (1: the bootstrap's `default`)")
-    local = roles.add_parser("local", help="a nats-server, a front, the identity stage and N shards on this machine")
+    local = roles.add_parser("local", help="a nats-server, a front, the identity stage and N shards on this machine, "
+                             "each started again if it dies")
     local.add_argument("--dir", type=Path, default=Path("var/cluster"), help="where the files go")
     local.add_argument("--shards", type=int, default=2, help="how many shard processes")
     local.add_argument("--partitions", type=int, default=None,
@@ -97,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     """Runs the role the command names until SIGTERM or SIGINT; returns the exit status."""
     logs.configure("auto", "info")
     if args.role == "local":
-        return _local(args)
+        return run_local(args)
     if args.role == "front":
         return _front(args)
     if args.role == "send":
@@ -270,51 +269,3 @@ async def _send(url: str, space_id: int, body: bytes) -> int:
     for result in results:
         print(json.dumps(dataclasses.asdict(result)))
     return 0
-
-
-def _local(args: argparse.Namespace) -> int:
-    """nats-server, a front, the identity stage and the shards as child processes, until Ctrl-C."""
-    nats_server = shutil.which("nats-server")
-    if nats_server is None:
-        print("audiences-server: nats-server is not on PATH (Debian: apt-get install nats-server)", file=sys.stderr)
-        return 1
-    args.dir.mkdir(parents=True, exist_ok=True)
-    me = [sys.executable, "-m", "audiences_server.cli", "cluster"]
-    url = f"nats://127.0.0.1:{args.port}"
-    children = [subprocess.Popen([nats_server, "-a", "127.0.0.1", "-p", str(args.port), "-js",
-                                  "-sd", str(args.dir / "nats")])]
-    time.sleep(1)
-    partitions = args.partitions or args.shards
-    if partitions < args.shards or args.shards < 1:
-        print("audiences-server: --partitions must be at least --shards, and --shards at least 1", file=sys.stderr)
-        return 2
-    children.append(subprocess.Popen([*me, "identity", "--db", str(args.dir / "identity.db"), "--nats", url,
-                                      "--partitions", str(partitions)]))
-    reads = [f"127.0.0.1:{args.shard_port + p}" for p in range(partitions)]
-    for k in range(args.shards):
-        mine = range(k, partitions, args.shards)
-        children.append(subprocess.Popen([*me, "shard", "--data-dir", str(args.dir / f"shard-{k}"), "--nats", url,
-                                          *(f"--partition={p}" for p in mine),
-                                          *(f"--listen={reads[p]}" for p in mine)]))
-    children.append(subprocess.Popen([*me, "front", "--db", str(args.dir / "front.db"), "--nats", url,
-                                      "--listen", args.listen, "--http-listen", args.http_listen,
-                                      *(f"--shard={address}" for address in reads)]))
-    print(f"nats at {url}; a front on {args.listen} (HTTP {args.http_listen}, tokens in "
-          f"{args.dir / 'credentials.json'}), the identity stage and {args.shards} shard processes "
-          f"({partitions} partitions) under {args.dir};"
-          " Ctrl-C stops them")
-    signal.signal(signal.SIGTERM, _interrupt)  # stopped by a signal, the children are stopped too
-    try:
-        while all(child.poll() is None for child in children):
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        pass
-    for child in reversed(children):
-        child.terminate()
-    for child in children:
-        child.wait(30)
-    return 0
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
