@@ -17,9 +17,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import structlog
+
 # The streams and their subjects: calls from the fronts, and one subject per partition.
 CALLS_STREAM, CALLS = "AUD_CALLS", "aud.calls"
 PARTS_STREAM, PARTS = "AUD_PARTS", "aud.part"
+
+log = structlog.get_logger("audiences_server.cluster.log")
 
 
 def partition_subject(partition: int) -> str:
@@ -190,6 +194,9 @@ class JetStreamLog:
 
     async def consumer(self, subject: str, durable: str, after: int) -> Consumer:
         """A durable pull consumer made anew at the position after `after` (see `Log.consumer`)."""
+        return _JetStreamConsumer(self, subject, durable, after, await self._subscribe(subject, durable, after))
+
+    async def _subscribe(self, subject: str, durable: str, after: int) -> Any:
         from nats.js import api, errors
 
         stream = stream_of(subject)
@@ -200,8 +207,12 @@ class JetStreamLog:
             ack_policy=api.AckPolicy.EXPLICIT, filter_subject=subject, max_ack_pending=self.MAX_ACK_PENDING,
             ack_wait=self.ACK_WAIT_S,
         )
-        subscription = await self._js.pull_subscribe(subject, durable=durable, stream=stream, config=config)
-        return _JetStreamConsumer(subscription)
+        return await self._js.pull_subscribe(subject, durable=durable, stream=stream, config=config)
+
+    @property
+    def reconnects(self) -> int:
+        """How many times the connection was made again since `connect`."""
+        return int(self._nc.stats["reconnects"])
 
     async def close(self) -> None:
         """Drains and closes the connection."""
@@ -209,13 +220,36 @@ class JetStreamLog:
 
 
 class _JetStreamConsumer:
-    def __init__(self, subscription: Any) -> None:
+    """A pull consumer that hands out each entry once, in order, and made anew after its
+    connection was: entries JetStream delivered as the connection broke never arrived, and it
+    would send them again only after ACK_WAIT_S, behind entries handed out since (so dropped as
+    repeats by position, and never read). Made anew at the position after the last entry handed
+    out, it delivers them again at once, in order."""
+
+    def __init__(self, log: JetStreamLog, subject: str, durable: str, after: int, subscription: Any) -> None:
+        self._log = log
+        self._subject = subject
+        self._durable = durable
         self._subscription = subscription
-        self._last = 0  # entries JetStream sends again after ACK_WAIT_S are dropped here
+        self._reconnects = log.reconnects
+        self._last = after  # entries JetStream sends again after ACK_WAIT_S are dropped here
 
     async def fetch(self, max_entries: int, timeout_s: float) -> list[Entry]:
         from nats import errors
 
+        reconnects = self._log.reconnects
+        if reconnects != self._reconnects:
+            with contextlib.suppress(Exception):  # the old subscription went with its connection
+                await self._subscription.unsubscribe()
+            try:
+                self._subscription = await self._log._subscribe(self._subject, self._durable, self._last)
+            except Exception as problem:  # the log away again: nothing read, the next fetch tries again
+                log.warning("log_consumer_not_remade", durable=self._durable,
+                            error=str(problem) or type(problem).__name__)
+                await asyncio.sleep(min(timeout_s, 1.0))
+                return []
+            self._reconnects = reconnects
+            log.info("log_consumer_remade", durable=self._durable, after=self._last)
         try:
             messages = await self._subscription.fetch(max_entries, timeout=timeout_s)
         except (TimeoutError, errors.TimeoutError):
