@@ -31,24 +31,34 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def start_nats(store: Path) -> NatsServer:
-    """Starts nats-server with JetStream storing under `store`; returns once it accepts connections."""
+def start_nats(store: Path, attempts: int = 3) -> NatsServer:
+    """Starts nats-server with JetStream storing under `store`; returns once it accepts connections.
+
+    The port is free when chosen, but something else (a server of another test binding port 0)
+    may take it before nats-server binds it: nats-server then exits at start, and is started
+    again on another port (`attempts` times in all)."""
     binary = shutil.which("nats-server")
     if binary is None:
         pytest.skip("nats-server is not on PATH: `make test-cluster` installs it (Debian package nats-server)")
-    port = free_port()
-    process = subprocess.Popen([binary, "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(store)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return NatsServer(f"nats://127.0.0.1:{port}", process)
-        except OSError:
-            assert process.poll() is None, "nats-server exited at start"
+    for _ in range(attempts):
+        port = free_port()
+        process = subprocess.Popen([binary, "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(store)],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5) as probe:
+                    greeting = probe.recv(4)  # a NATS server speaks first: `INFO {…}`
+            except OSError:
+                time.sleep(0.05)
+                continue
+            if greeting == b"INFO" and process.poll() is None:
+                return NatsServer(f"nats://127.0.0.1:{port}", process)
             time.sleep(0.05)
-    process.kill()
-    raise AssertionError("nats-server did not accept connections within 15 s")
+        if process.poll() is None:
+            process.kill()
+            raise AssertionError("nats-server did not accept connections within 15 s")
+    raise AssertionError(f"nats-server exited at start {attempts} times")
 
 
 @pytest.fixture
