@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from audiences_server.cluster.log import CALLS, JetStreamLog, LocalLog, Log, partition_subject
 from tests.cluster.conftest import NatsServer, start_nats
@@ -114,12 +117,16 @@ class _Cuttable:
         self._target = (host, int(port))
         self._writers: list[asyncio.StreamWriter] = []
         self.url = ""
+        self.refusing = False  # connections made meanwhile are closed at once
 
     async def start(self) -> None:
         server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
         self.url = f"nats://127.0.0.1:{server.sockets[0].getsockname()[1]}"
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.refusing:
+            writer.transport.abort()
+            return
         upstream_reader, upstream_writer = await asyncio.open_connection(*self._target)
         self._writers += [writer, upstream_writer]
 
@@ -180,3 +187,43 @@ def test_entries_delivered_as_the_connection_broke_are_read_once_it_is_back(
     finally:
         server.process.terminate()
         server.process.wait(10)
+
+
+def test_a_connection_s_ups_and_downs_are_lines_of_the_log_without_tracebacks(
+        tmp_path_factory: pytest.TempPathFactory, caplog: pytest.LogCaptureFixture) -> None:
+    """While NATS is out of reach a role's log says so in a line, and a failing reconnect once
+    rather than every attempt; the client library's own `nats: encountered error` with its
+    traceback (a record a second in every role) is not written."""
+    server = start_nats(tmp_path_factory.mktemp("nats"))
+
+    async def scenario() -> list[dict[str, Any]]:
+        proxy = _Cuttable(server.url)
+        await proxy.start()
+        reader = await JetStreamLog.connect(proxy.url)
+        try:
+            with capture_logs() as logged:
+                proxy.refusing = True
+                proxy.cut()
+                await asyncio.sleep(5.0)  # two or three reconnect attempts, each refused
+                proxy.refusing = False
+                for _ in range(100):
+                    if any(entry["event"] == "nats_reconnected" for entry in logged):
+                        break
+                    await asyncio.sleep(0.1)
+            return logged
+        finally:
+            await reader.close()
+
+    try:
+        with caplog.at_level(logging.DEBUG, logger="nats"):
+            logged = asyncio.run(scenario())
+    finally:
+        server.process.terminate()
+        server.process.wait(10)
+    events = [entry["event"] for entry in logged]
+    assert "nats_disconnected" in events
+    assert events[-1] == "nats_reconnected"
+    errors = [entry["error"] for entry in logged if entry["event"] == "nats_error"]
+    assert errors
+    assert len(set(errors)) == len(errors)  # each said once
+    assert [r for r in caplog.records if r.name.startswith("nats") and r.levelno >= logging.ERROR] == []

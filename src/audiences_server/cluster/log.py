@@ -169,8 +169,11 @@ class JetStreamLog:
         import nats  # the `cluster` extra; the single-process server never imports it
         from nats.js import api
 
+        events = _ConnectionEvents()
         nc = await nats.connect(servers=list(servers) if not isinstance(servers, str) else [servers],
-                                max_reconnect_attempts=-1, **({} if buffered else {"pending_size": 0}))
+                                max_reconnect_attempts=-1, error_cb=events.error,
+                                disconnected_cb=events.disconnected, reconnected_cb=events.reconnected,
+                                **({} if buffered else {"pending_size": 0}))
         js = nc.jetstream()
         for name, subjects in ((CALLS_STREAM, [CALLS]), (PARTS_STREAM, [f"{PARTS}.*"])):
             config = api.StreamConfig(name=name, subjects=subjects, storage=api.StorageType.FILE,
@@ -217,6 +220,32 @@ class JetStreamLog:
     async def close(self) -> None:
         """Drains and closes the connection."""
         await self._nc.close()
+
+
+class _ConnectionEvents:
+    """The NATS connection's ups and downs as lines of the role's log: one line each, without the
+    client library's traceback, and a failing reconnect said once per `QUIET_S` rather than every
+    attempt (every two seconds while NATS is away)."""
+
+    QUIET_S = 30.0
+
+    def __init__(self) -> None:
+        self._said: dict[str, float] = {}
+
+    async def error(self, problem: Exception) -> None:
+        text = str(problem) or type(problem).__name__
+        now = asyncio.get_running_loop().time()
+        if now - self._said.get(text, -self.QUIET_S) < self.QUIET_S:
+            return
+        self._said[text] = now
+        log.warning("nats_error", error=text, kind=type(problem).__name__)
+
+    async def disconnected(self) -> None:
+        log.warning("nats_disconnected")
+
+    async def reconnected(self) -> None:
+        self._said.clear()
+        log.info("nats_reconnected")
 
 
 class _JetStreamConsumer:
