@@ -343,7 +343,7 @@ def test_sync_methods_work_or_say_unimplemented(client: audiences.Client, unique
         lambda: client.get_destination(key),
         lambda: client.list_changes(key),
         lambda: list(client.export_audience("x")),
-        lambda: next(iter(client.watch_changes(key))),
+        lambda: next(iter(client.watch_changes(key, heartbeat_interval=1))),
     ]
     outcomes = []
     for call in calls:
