@@ -373,8 +373,10 @@ def test_a_backfill_touches_only_for_readers_that_would_not_see_it(
     space: Space, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Definitions created together fill their values in dependency order within each job, so
-    their changes queue no touches (each pair is evaluated once); a reader already live, which
-    only a touch tells, still gets them and follows."""
+    their changes queue no touches (each pair is evaluated once); a definition created after a
+    reader of its key starts the reader's backfill again beside its own (what the reader sees
+    changes for every profile); and a reader left live while a definition it reads is backfilled
+    again (an edit), which only a touch tells, gets its changes and follows."""
     from audiences_server.engine import evaluator
 
     touched: list[tuple[int, str, str]] = []
@@ -400,6 +402,10 @@ def test_a_backfill_touches_only_for_readers_that_would_not_see_it(
     space.tick()
     assert space.member_ids("early_reader") == set()
     space.define("early", "event('Order').within(3 hours).count() >= 1")
+    space.tick()
+    assert touched == []  # the reader was backfilled again beside it
+    assert space.member_ids("early_reader") == space.member_ids("early") != set()
+    space.update("early", definition="event('Order').within(5 hours).count() >= 1")
     space.tick()
     assert {key for _, _, key in touched} == {"early"}
     assert space.member_ids("early_reader") == space.member_ids("early") != set()

@@ -200,7 +200,14 @@ class Computations:
         versions_store.add_version(conn, cid, spec.definition, spec.options, now, actor)
         if spec.enabled:
             store.start_backfill(conn, cid, store.count_profiles(conn, space_id, spec.collection), new=True)
-        return self._row(conn, space_id, spec.collection, spec.key)
+        row = self._row(conn, space_id, spec.collection, spec.key)
+        if spec.enabled:
+            # The definitions already reading its key read the custom trait of that name until
+            # now: what they see changes for every profile, members or not (a non-member's
+            # `false`, no value where the custom trait had one), which the new values' touches
+            # alone would not tell them.
+            store.clear_due(conn, _restart_readers(conn, row))
+        return row
 
     def _refuse_cycle(self, conn: apsw.Connection, space_id: int, spec: Spec) -> None:
         cycle = cycle_through(store.computations(conn, space_id), spec)
@@ -282,11 +289,7 @@ class Computations:
         if spec.enabled != current.enabled:
             # What the definitions reading it see changes (its values, or the custom trait of the
             # same name): they are computed again.
-            for reader in store.computations(conn, current.space_id):
-                if reader.enabled and reader.computation_id != current.computation_id and _reads(reader, current):
-                    total = store.count_profiles(conn, reader.space_id, reader.collection)
-                    store.start_backfill(conn, reader.computation_id, total)
-                    restarted.append(reader.computation_id)
+            restarted += _restart_readers(conn, current)
         store.clear_due(conn, restarted)
         return self._row(conn, current.space_id, current.collection, current.key)
 
@@ -368,6 +371,18 @@ class Computations:
         now = self._clock.now_ms()
         with self._readers.snapshot() as conn:
             return (*_preview(conn, space_id, checked, include_anonymous, sample_size, now), now)
+
+
+def _restart_readers(conn: apsw.Connection, target: ComputationRow) -> list[int]:
+    """Starts again the backfill of the enabled definitions reading `target`, whose appearance or
+    switch changes what they see; returns their ids."""
+    restarted = []
+    for reader in store.computations(conn, target.space_id):
+        if reader.enabled and reader.computation_id != target.computation_id and _reads(reader, target):
+            store.start_backfill(conn, reader.computation_id, store.count_profiles(conn, reader.space_id,
+                                                                                    reader.collection))
+            restarted.append(reader.computation_id)
+    return restarted
 
 
 def _reads(reader: ComputationRow, target: ComputationRow) -> bool:
