@@ -58,6 +58,8 @@ def test_caret_keeps_tabs_aligned() -> None:
          "cannot follow a comparison"),
         ("", 1, 1, "", "event(", "found end of input"),
         ("trait('x') = 'a\\qb'", 1, 16, "\\q", "\\n", "unknown escape"),
+        # Segment's screens show a dotted key as utm\.source: inside quotes the backslash is escaped.
+        ("trait('utm\\.source') = 1", 1, 11, "\\.", "\\\\", "written \\\\. in quotes"),
         ("trait('x') = 1e999", 1, 14, "1e999", None, "too large"),
         ("trait('x') = '\\ud800'", 1, 15, "\\ud800", None, "surrogate"),
         ("event('A').within(1.5 days).count()", 1, 19, "1.5", "a whole number, as in '7 days'",

@@ -159,8 +159,12 @@ class _Lexer:
                 raise QueryError("\\u escape names a surrogate, not a character",
                                  source=self.source, span=Span(start, self.pos))
             return char
+        message = "unknown escape in string"
+        if code == ".":
+            # Segment's screens show a dotted key as `utm\.source`; in quotes its backslash is escaped.
+            message += "; a dot belonging to its key is written \\\\. in quotes, as in trait('utm\\\\.source')"
         raise QueryError(
-            "unknown escape in string",
+            message,
             source=self.source,
             span=Span(start, min(start + 2, len(self.source))),
             expected=("\\\\", "\\'", '\\"', "\\n", "\\t", "\\r", "\\uXXXX"),
