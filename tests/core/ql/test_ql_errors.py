@@ -96,7 +96,9 @@ def test_syntax_errors(text: str, line: int, column: int, found: str,
 
 
 @pytest.mark.parametrize("text", ["(" * 500, "NOT " * 500 + "trait('x') = 1",
-                                  "event('A').where(" * 200])
+                                  "event('A').where(" * 200, "(" * 500 + "trait('x')" + ")" * 500 + ".exists()",
+                                  "trait('x') = " + "(" * 500 + "5" + ")" * 500,
+                                  "trait('x').one_of(" + "(" * 500 + "'a'" + ")" * 500 + ")"])
 def test_deep_nesting_is_a_query_error(text: str) -> None:
     """Input nested past 40 levels is refused with a QueryError, never a RecursionError."""
     error = parse_error(text)

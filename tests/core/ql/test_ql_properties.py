@@ -21,8 +21,10 @@ from audiences_server.core.ql import (
     to_text,
 )
 from audiences_server.core.ql.calls import VALUE_TYPES
+from audiences_server.core.ql.explain import filter_text
 from audiences_server.core.ql.nodes import (
     OPERAND_SHAPE,
+    SUGAR,
     UNIT_MS,
     Aggregate,
     AggregateFunction,
@@ -40,12 +42,14 @@ from audiences_server.core.ql.nodes import (
     Quantified,
     Quantifier,
     Scalar,
+    Session,
     Sources,
     Stream,
     TraitRef,
     Where,
     Within,
 )
+from audiences_server.core.ql.printer import duration_text, scalar_text, stream_text, string_text
 
 NAMES = st.text(max_size=6)
 DURATIONS = st.builds(Duration, st.integers(-5, 10**6), st.sampled_from(list(UNIT_MS)))
@@ -83,11 +87,12 @@ def aggregates(depth: int, functions: tuple[AggregateFunction, ...]
 
 @cache
 def streams(depth: int) -> st.SearchStrategy[Stream]:
-    """event() with up to three filters; where() only while depth remains."""
+    """event() with up to three filters (sessions among them); where() only while depth remains."""
     filters: list[st.SearchStrategy[Any]] = [
         st.builds(Sources, st.lists(NAMES, min_size=1, max_size=3).map(tuple)),
         st.builds(Within, DURATIONS, st.booleans()),
         st.builds(Between, DURATIONS, DURATIONS, st.booleans()),
+        st.builds(Session, DURATIONS),
     ]
     if depth > 0:
         filters.append(st.builds(Where, conditions(depth - 1)))
@@ -151,6 +156,50 @@ def test_printer_round_trip(root: Condition | Scalar) -> None:
     assert to_text(parse(text)) == text
 
 
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ROOTS)
+def test_values_in_parentheses_read_as_bare_values(root: Condition | Scalar) -> None:
+    """Every value written in parentheses, the reference's `(expression).absent()` and
+    `NOT (expression) = (value)`, parses to the tree the bare value gives (decision 2)."""
+    text = _parenthesised(root)
+    try:
+        parsed = parse(text)
+    except QueryError as error:  # the parentheses count towards the nesting limit
+        if "nested more than" not in str(error):
+            raise
+        return
+    assert parsed == Definition(root)
+
+
+def _parenthesised(node: Condition | Scalar) -> str:
+    """Canonical text with every value, the root included, in parentheses."""
+    if isinstance(node, And | Or):
+        junction = " AND " if isinstance(node, And) else " OR "
+        return junction.join(f"({_parenthesised(item)})" for item in node.items)
+    if isinstance(node, Not | Quantified):
+        keyword = "NOT" if isinstance(node, Not) else {"any": "ANY", "all": "ALL", "none": "ALL NOT"}[node.quantifier]
+        return f"{keyword} ({_parenthesised(node.operand)})"
+    if not isinstance(node, Comparison):
+        return f"({_value(node)})"
+    subject = f"({_value(node.subject)})"
+    if node.operator in SUGAR:
+        return f"{subject} {SUGAR[node.operator]} ({_value(node.operands[0])})"
+    if node.duration is not None:
+        return f"{subject}.{node.operator.value}({duration_text(node.duration)})"
+    return f"{subject}.{node.operator.value}({', '.join(f'({_value(o)})' for o in node.operands)})"
+
+
+def _value(node: Scalar) -> str:
+    if not isinstance(node, Aggregate):
+        return scalar_text(node)
+    text = scalar_text(node)
+    stream = stream_text(node.stream)
+    assert text.startswith(stream)
+    filters = "".join(f".where({_parenthesised(f.condition)})" if isinstance(f, Where) else filter_text(f)
+                      for f in node.stream.filters)
+    return f"event({string_text(node.stream.event)}){filters}{text[len(stream):]}"
+
+
 VOCABULARY = [
     "event('A')", "trait('t')", "property('p')", "property(parent: 'p')", "context('c')",
     "literal(1)", ".where(", ".within(", ".between(", ".sources(exclude: 's')", ".count()",
@@ -159,6 +208,7 @@ VOCABULARY = [
     "1 hour", "0 minutes", ", ", "(", ")", "[", "]", "{", "}", " AND ", " OR ", "NOT ", "ANY ",
     "ALL ", "ALL NOT ", " = ", " >= ", " != ", " < ", "'x'", "\u2018y\u2019", "'2023-01-01'",
     "5", "-2.5", "true", " as ", "number", ".", ",", ":", "'", "\\", "\n", "@", "\u201c",
+    ".expires_after(", "30 minutes", "trait('a\\\\.b')", "'p\\\\.q'", "(trait('t'))", "(5)",
 ]
 FUZZ = st.one_of(
     st.text(max_size=40),
