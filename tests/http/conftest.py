@@ -7,6 +7,7 @@ import base64
 import itertools
 import json
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -206,3 +207,25 @@ def read_answer(sock: socket.socket) -> tuple[int, bytes]:
     while len(rest) < length:
         rest += sock.recv(65536)
     return int(head.split()[1]), rest[:length]
+
+
+# -- Segment's JavaScript libraries (tests/http/node) ---------------------------------------------
+
+NODE_DIR = Path(__file__).parent / "node"
+
+
+@pytest.fixture(scope="session")
+def node_library() -> Path:
+    """tests/http/node with its locked packages installed (`npm ci`, again only when the lock
+    changed): Segment's Node and browser libraries and jsdom. npm is required, not skipped for:
+    these tests are what shows Segment's own libraries work unchanged."""
+    npm = shutil.which("npm")
+    assert npm is not None, "npm (and Node 20 or later) must be installed to run Segment's JavaScript libraries"
+    stamp = NODE_DIR / "node_modules" / ".installed-stamp"
+    lock = NODE_DIR / "package-lock.json"
+    if not stamp.exists() or stamp.stat().st_mtime < lock.stat().st_mtime:
+        installed = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=NODE_DIR, capture_output=True,
+                                   text=True, timeout=600, check=False)
+        assert installed.returncode == 0, installed.stderr
+        stamp.touch()
+    return NODE_DIR

@@ -13,38 +13,18 @@ but to the server and every resource jsdom would load, and reports each attempt.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import Running
 from tests.http.conftest import Site, new_site, send
 
-NODE_DIR = Path(__file__).parent / "node"
 PAGE = "https://shop.example"
 TYPES = ("identify", "track", "page", "screen", "group", "alias")
-
-
-@pytest.fixture(scope="session")
-def browser_library() -> Path:
-    """tests/http/node with its locked packages installed (`npm ci`, again only when the lock
-    changed), as test_segment_libraries.py installs them; skipped without Node."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        pytest.skip("Node 18 or later and npm are needed to run Segment's browser library under jsdom")
-    stamp = NODE_DIR / "node_modules" / ".installed-stamp"
-    lock = NODE_DIR / "package-lock.json"
-    if not stamp.exists() or stamp.stat().st_mtime < lock.stat().st_mtime:
-        installed = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=NODE_DIR, capture_output=True,
-                                   text=True, timeout=600, check=False)
-        assert installed.returncode == 0, installed.stderr
-        stamp.touch()
-    return NODE_DIR
 
 
 def http_calls(running: Running) -> Counter[tuple[str, str]]:
@@ -68,7 +48,7 @@ def run_page(site: Site, library: Path, page: str = PAGE) -> dict[str, Any]:
 
 
 def test_analytics_next_in_a_page_loads_from_the_server_and_sends_every_call_type(
-        site: Site, browser_library: Path) -> None:
+        site: Site, node_library: Path) -> None:
     """A page of an origin the space allows loads analytics.js with `{writeKey, cdnURL}` only:
     the settings come from the server (nothing else is reached, no telemetry `/m` is attempted),
     the calls go to the one-letter paths as text/plain with the page's `Origin`, after a preflight
@@ -76,7 +56,7 @@ def test_analytics_next_in_a_page_loads_from_the_server_and_sends_every_call_typ
     page's context."""
     assert site.set_origins(PAGE).returncode == 0
     before = http_calls(site.running)
-    report = run_page(site, browser_library)
+    report = run_page(site, node_library)
     after = http_calls(site.running)
 
     assert "loadError" not in report
@@ -131,7 +111,7 @@ def test_analytics_next_in_a_page_loads_from_the_server_and_sends_every_call_typ
         site.external_ids("user_id:linus"))
 
 
-def test_analytics_next_in_a_page_of_an_origin_not_allowed_does_not_load(site: Site, browser_library: Path) -> None:
+def test_analytics_next_in_a_page_of_an_origin_not_allowed_does_not_load(site: Site, node_library: Path) -> None:
     """A page of an origin that no space allows gets `403` for the settings, without
     `Access-Control-Allow-Origin`: the page may not read it, analytics.js fails to load, and
     sends nothing (nor reaches anything else). A page of an origin another space allows reads the
@@ -139,9 +119,9 @@ def test_analytics_next_in_a_page_of_an_origin_not_allowed_does_not_load(site: S
     other = new_site(site.running)
     assert other.set_origins(PAGE).returncode == 0
     settings = f"{site.running.http_url}/v1/projects/{site.write_key}/settings"
-    unreadable = run_page(site, browser_library, page="https://elsewhere.example")
+    unreadable = run_page(site, node_library, page="https://elsewhere.example")
     assert unreadable["loadError"] == "Failed to fetch"  # what a browser's fetch rejects with
-    readable = run_page(site, browser_library, page=PAGE)
+    readable = run_page(site, node_library, page=PAGE)
     assert json.loads(readable["loadError"])["code"] == "ORIGIN_NOT_ALLOWED"  # the library throws the body
     for page, report in (("https://elsewhere.example", unreadable), (PAGE, readable)):
         assert (report["refusedConnections"], report["refusedResources"]) == ([], [])

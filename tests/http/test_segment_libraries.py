@@ -18,23 +18,6 @@ from segment.analytics.client import Client
 from tests.conftest import Running
 from tests.http.conftest import Site
 
-NODE_DIR = Path(__file__).parent / "node"
-
-
-@pytest.fixture(scope="session")
-def node_library() -> Path:
-    """tests/http/node with its locked packages installed (`npm ci`, again only when the lock changed)."""
-    npm = shutil.which("npm")
-    assert npm is not None, "npm (and Node 18 or later) must be installed to run Segment's Node library"
-    stamp = NODE_DIR / "node_modules" / ".installed-stamp"
-    lock = NODE_DIR / "package-lock.json"
-    if not stamp.exists() or stamp.stat().st_mtime < lock.stat().st_mtime:
-        installed = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=NODE_DIR, capture_output=True,
-                                   text=True, timeout=600, check=False)
-        assert installed.returncode == 0, installed.stderr
-        stamp.touch()
-    return NODE_DIR
-
 
 def _stored_types(site: Site) -> list[str]:
     return sorted(event["type"] for event in site.events())
