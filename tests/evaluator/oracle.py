@@ -52,17 +52,22 @@ def _traits(conn: apsw.Connection, space_id: int) -> dict[int, dict[str, Any]]:
     return found
 
 
-def expected_values(conn: apsw.Connection, space_id: int, now_ms: int) -> Values:
-    """Every enabled definition's value for every live profile of its collection, from scratch."""
+def expected_values(conn: apsw.Connection, space_id: int, now_ms: int, *, event_floors: bool = False) -> Values:
+    """Every enabled definition's value for every live profile of its collection, from scratch.
+
+    With `event_floors`, each definition reads only the events from its event floor on
+    (`include_historical_data` off: from its creation; `backfill_days`: that many days before)."""
     rows = list(
         conn.execute(
-            "SELECT key, kind, collection, definition, options FROM computations WHERE space_id = ? AND enabled = 1",
+            "SELECT key, kind, collection, definition, options, created_ms FROM computations"
+            " WHERE space_id = ? AND enabled = 1",
             (space_id,),
         )
     )
     checked = {(r[2], r[0]): (ql.parse_and_check(r[3], kind=r[1], collection=r[2]), json.loads(r[4])) for r in rows}
+    floors = {(r[2], r[0]): _event_floor(json.loads(r[4]), r[5]) if event_floors else None for r in rows}
     users, accounts = _profiles(conn, space_id, "users"), _profiles(conn, space_id, "accounts")
-    events, traits = _events(conn, space_id), _traits(conn, space_id)
+    all_events, traits = _events(conn, space_id), _traits(conn, space_id)
     known = {
         r[0]
         for r in conn.execute(
@@ -80,6 +85,9 @@ def expected_values(conn: apsw.Connection, space_id: int, now_ms: int) -> Values
             accounts_of[user].append(account)
     for collection, key in _order(checked):
         definition, options = checked[(collection, key)]
+        floor = floors[(collection, key)]
+        events = all_events if floor is None else defaultdict(list, {
+            pid: [e for e in found if e.timestamp_ms >= floor] for pid, found in all_events.items()})
         for pid in users if collection == "users" else accounts:
             if collection == "users":
                 _read_accounts(traits[pid], definition, checked, accounts_of[pid], values)
@@ -95,6 +103,15 @@ def expected_values(conn: apsw.Connection, space_id: int, now_ms: int) -> Values
             values[(collection, key, pid)] = value
             _overlay(traits[pid], key, value, definition.kind)
     return values
+
+
+def _event_floor(options: dict[str, Any], created_ms: int) -> int | None:
+    """The earliest event time a definition reads, from its options; None: every event."""
+    if not options.get("include_historical_data", True):
+        return created_ms
+    if int(options.get("backfill_days", 0)) > 0:
+        return created_ms - int(options["backfill_days"]) * 86_400_000
+    return None
 
 
 def _read_accounts(

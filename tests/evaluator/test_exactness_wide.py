@@ -26,7 +26,6 @@ import json
 import os
 from typing import Any
 
-import apsw
 from audiences.v1 import admin_pb2, ingest_pb2
 from google.protobuf import field_mask_pb2
 from hypothesis import HealthCheck, event, given, settings
@@ -36,14 +35,7 @@ from audiences_server.core import ql
 from tests.conftest import Running, bearer
 from tests.evaluator.conftest import COLLECTION, DAY, HOUR, Space, _iso, _spaces
 from tests.evaluator.oracle import (
-    Values,
-    _events,
-    _order,
-    _overlay,
-    _profile,
-    _profiles,
-    _read_accounts,
-    _traits,
+    expected_values,
     stored_values,
 )
 from tests.evaluator.test_exactness import (  # noqa: F401 (sliced_server: a fixture)
@@ -378,51 +370,6 @@ def send_from_sources(space: Space, sources: dict[str, str], calls: list[dict[st
         assert reply.rejected_count == 0, reply.results
 
 
-def expected_with_floors(conn: apsw.Connection, space_id: int, now_ms: int) -> Values:
-    """oracle.expected_values, each definition reading only the events from its event floor on
-    (`include_historical_data` off: from its creation; `backfill_days`: that many days before)."""
-    rows = list(conn.execute(
-        "SELECT key, kind, collection, definition, options, created_ms FROM computations"
-        " WHERE space_id = ? AND enabled = 1", (space_id,)))
-    checked = {(r[2], r[0]): (ql.parse_and_check(r[3], kind=r[1], collection=r[2]), json.loads(r[4])) for r in rows}
-    floors: dict[tuple[str, str], int | None] = {}
-    for key, _, collection, _, options_text, created in rows:
-        options = json.loads(options_text)
-        floor = None
-        if not options.get("include_historical_data", True):
-            floor = created
-        elif int(options.get("backfill_days", 0)) > 0:
-            floor = created - int(options["backfill_days"]) * DAY
-        floors[(collection, key)] = floor
-    users, accounts = _profiles(conn, space_id, "users"), _profiles(conn, space_id, "accounts")
-    all_events, traits = _events(conn, space_id), _traits(conn, space_id)
-    known = {r[0] for r in conn.execute(
-        "SELECT DISTINCT profile_id FROM identifiers WHERE space_id = ? AND id_type != 'anonymous_id'", (space_id,))}
-    links: dict[int, list[int]] = {}
-    for user, account in conn.execute("SELECT user_id, account_id FROM links ORDER BY account_id, user_id"):
-        links.setdefault(account, []).append(user)
-    accounts_of: dict[int, list[int]] = {}
-    for account, linked in links.items():
-        for user in linked:
-            accounts_of.setdefault(user, []).append(account)
-    values: Values = {}
-    for collection, key in _order(checked):
-        definition, options = checked[(collection, key)]
-        floor = floors[(collection, key)]
-        events = all_events if floor is None else {
-            pid: [e for e in found if e.timestamp_ms >= floor] for pid, found in all_events.items()}
-        for pid in users if collection == "users" else accounts:
-            if collection == "users":
-                _read_accounts(traits[pid], definition, checked, accounts_of.get(pid, []), values)
-            value = ql.evaluate(definition, _profile(pid, collection, events, traits, links), now_ms)
-            if (definition.kind == "audience" and collection == "users"
-                    and not options.get("include_anonymous_users") and pid not in known):
-                value = False
-            values[(collection, key, pid)] = value
-            _overlay(traits[pid], key, value, definition.kind)
-    return values
-
-
 def check(space: Space, seen: dict[str, int]) -> None:
     """Stored values equal the oracle's, and no definition failed."""
     conn = space._conn()
@@ -430,7 +377,7 @@ def check(space: Space, seen: dict[str, int]) -> None:
                                (space.space_id,)))
     assert not failed, failed
     stored = stored_values(conn, space.space_id)
-    expected = expected_with_floors(conn, space.space_id, space.now())
+    expected = expected_values(conn, space.space_id, space.now(), event_floors=True)
     differences = {k: (stored.get(k, "<missing>"), expected.get(k, "<missing>"))
                    for k in stored.keys() | expected.keys() if stored.get(k, "<m>") != expected.get(k, "<m>")}
     assert not differences, f"(collection, key, profile): (stored, expected) at {space.now()}: {differences}"
