@@ -71,6 +71,25 @@ def test_create_and_update_refuse_fields_past_their_limits(space: Space, fields:
     assert [(a.key, len(a.name), len(a.description)) for a in listed] == [("kept", 256, 4_096)]
 
 
+def test_a_description_stored_before_the_limit_may_come_back_unchanged(space: Space) -> None:
+    """A description longer than the limit, stored before the limit existed, does not stop an
+    update that sends it back as it is (a form sends every field); a new one that long is refused."""
+    stub, meta = admin(space)
+    space.define("legacy", "trait('a') = 1")
+    legacy = "d" * 5_000
+    space.running.server.engine.writer.run(lambda conn: conn.execute(
+        "UPDATE computations SET description = ? WHERE space_id = ? AND key = 'legacy'", (legacy, space.space_id)))
+    updated = stub.UpdateAudience(admin_pb2.UpdateAudienceRequest(
+        audience=admin_pb2.Audience(collection=USERS, key="legacy", definition="trait('a') = 2", description=legacy),
+        update_mask=field_mask_pb2.FieldMask(paths=["definition", "description"])), metadata=meta)
+    assert (updated.audience.definition, len(updated.audience.description)) == ("trait('a') = 2", 5_000)
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.UpdateAudience(admin_pb2.UpdateAudienceRequest(
+            audience=admin_pb2.Audience(collection=USERS, key="legacy", description=legacy + "!"),
+            update_mask=field_mask_pb2.FieldMask(paths=["description"])), metadata=meta)
+    assert error_reason(caught.value) == "FIELD_TOO_LONG"
+
+
 def test_the_widest_backfill_runs(space: Space) -> None:
     """`backfill_days` at its largest (the int32's) reads every event and the definition goes live."""
     space.send({"type": "track", "userId": "old", "event": "A", "timestamp": "0001-01-01T00:00:00Z"})

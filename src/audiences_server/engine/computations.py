@@ -253,8 +253,11 @@ class Computations:
                 reason="FIELD_IMMUTABLE",
                 violations=[FieldViolation(f, "immutable or unknown") for f in sorted(unknown)],
             )
-        check_fields(changes)
         current = self.get(space_id, kind, collection, key)
+        # A name or description stored before its limit existed may come back unchanged (a form
+        # or a client sending every field): only what changes is held to the limits.
+        check_fields({name: value for name, value in changes.items()
+                      if name not in ("name", "description") or value != getattr(current, name)})
         if "definition" in changes:
             check(changes["definition"], kind, collection)
         row = self._writer.run(lambda conn: self._apply_update(conn, current, changes, actor), keeps_events=True)
