@@ -33,7 +33,7 @@ from audiences_server.engine.engine import Engine
 from audiences_server.errors import AudiencesError
 from audiences_server.http.connections import BACKLOG, Connections, ServerLog, limits
 from audiences_server.http.errors import error_response
-from audiences_server.http.proxies import CLIENT, Proxies
+from audiences_server.http.proxies import CLIENT, FROM_PROXY, Proxies
 from audiences_server.logs import request_id_of
 from audiences_server.metrics import CONTENT_TYPE
 
@@ -184,6 +184,7 @@ class HttpListener:
         request_id = request_id_of(request.headers.get("x-request-id"))
         structlog.contextvars.bind_contextvars(request_id=request_id)
         request[CLIENT] = self._client(request)
+        request[FROM_PROXY] = self.connections is not None and self.connections.trusted(request.protocol)
         started = time.perf_counter()
         route = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
         try:

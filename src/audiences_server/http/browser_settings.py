@@ -47,7 +47,7 @@ from typing import Any
 from aiohttp import web
 
 from audiences_server.engine.auth import Auth
-from audiences_server.engine.origins import AllowedOrigins, Origins
+from audiences_server.engine.origins import AllowedOrigins
 from audiences_server.errors import (
     AudiencesError,
     FieldViolation,
@@ -58,11 +58,12 @@ from audiences_server.errors import (
 )
 from audiences_server.http.app import EDGE, Edge
 from audiences_server.http.auth import granted
-from audiences_server.http.proxies import Proxies
+from audiences_server.http.proxies import FROM_PROXY
 from audiences_server.http.tracking import (
     HEADER_LIST,
     PREFLIGHT_MAX_AGE_S,
     TRACKING,
+    TrackingApi,
     check_origin,
     tracking_error,
 )
@@ -86,7 +87,7 @@ _MAX_NAME = 253
 def add_routes(app: web.Application) -> None:
     """Adds the settings route (after `http.tracking`'s, whose allowed origins it shares)."""
     edge = app[EDGE]
-    served = BrowserSettings(edge, app[TRACKING].origins, Proxies(edge.engine.settings.trusted_proxies))
+    served = BrowserSettings(edge, app[TRACKING])
     app.router.add_get(PATH, served.get)  # HEAD too: aiohttp answers it with the GET's head
     app.router.add_route("OPTIONS", PATH, served.preflight)
 
@@ -94,16 +95,15 @@ def add_routes(app: web.Application) -> None:
 class BrowserSettings:
     """The settings route's handlers."""
 
-    def __init__(self, edge: Edge, origins: Origins, proxies: Proxies) -> None:
+    def __init__(self, edge: Edge, tracking: TrackingApi) -> None:
         self._edge = edge
         self._auth: Auth = edge.engine.auth
-        self._origins = origins
-        self._proxies = proxies
+        self._tracking = tracking
 
     async def get(self, request: web.Request) -> web.Response:
         """The settings of the path's key, naming this server as where to send."""
         origin = request.headers.get("Origin")
-        allowed = await self._allowed() if origin is not None else None
+        allowed = await self._tracking.allowed() if origin is not None else None
         try:
             protocol, host = self._base(request)
             key = request.match_info["writeKey"]
@@ -122,7 +122,7 @@ class BrowserSettings:
         knows the key (it is in the path), so it is judged by the key's own space."""
         origin = request.headers.get("Origin")
         preflight = origin is not None and "Access-Control-Request-Method" in request.headers
-        allowed = await self._allowed() if preflight else None
+        allowed = await self._tracking.allowed() if preflight else None
         try:
             grant = await self._edge.blocking(self._grant, request.match_info["writeKey"])
             if preflight:
@@ -142,10 +142,6 @@ class BrowserSettings:
             response.headers["Access-Control-Allow-Private-Network"] = "true"
         _cors(response, origin, vary="Origin, Access-Control-Request-Headers")
         return response
-
-    async def _allowed(self) -> AllowedOrigins:
-        cached = self._origins.cached()
-        return cached if cached is not None else await self._edge.blocking(self._origins.load)
 
     def _grant(self, key: str) -> Grant:
         """The grant of a write key (blocking: the token may be read from the database).
@@ -174,7 +170,7 @@ class BrowserSettings:
         if len(hosts) != 1:
             raise _bad("Host", "send one Host header")
         host, header = hosts[0], "Host"
-        if self._proxies.trusts(request.remote):
+        if request.get(FROM_PROXY, False):
             proto = _first(request.headers.getall("X-Forwarded-Proto", []))
             if proto is not None:
                 if proto.lower() not in _SCHEMES:

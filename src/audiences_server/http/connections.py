@@ -246,6 +246,11 @@ class Connections:
         if connection is not None:
             connection.done(payload)
 
+    def trusted(self, handler: object) -> bool:
+        """Whether the peer of the connection of aiohttp's `handler` is a trusted proxy."""
+        connection = self._by_handler.get(cast(web.RequestHandler, handler))
+        return connection is not None and connection.trusted
+
     def client(self, handler: object, headers: MultiMapping[str]) -> str | None:
         """The address of the client a request of the connection of aiohttp's `handler` is from: the
         peer's, or, from a trusted proxy, whom its X-Forwarded-For `headers` name (`Proxies.client`);

@@ -33,6 +33,8 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 # The address of the client a request is from (the peer, or whom a trusted proxy forwards for),
 # set by the application's middleware for the routes and the log.
 CLIENT = web.RequestKey("client", str)
+# Whether the request came from a trusted proxy (its connection's peer is one), set beside CLIENT.
+FROM_PROXY = web.RequestKey("from_proxy", bool)
 
 # An X-Forwarded-For entry with a port, as some proxies write it: `[2001:db8::1]:443`, `[2001:db8::1]`,
 # `192.0.2.7:443`.

@@ -147,7 +147,7 @@ class TrackingApi:
         origin = request.headers.get("Origin")
         if origin is None or "Access-Control-Request-Method" not in request.headers:
             return web.Response(status=204, headers={"Allow": "POST, OPTIONS"})
-        allowed = await self._allowed()
+        allowed = await self.allowed()
         if not allowed.allows_any(origin):
             return tracking_error(_origin_refused(origin), request)
         request[_CORS_ORIGIN] = origin
@@ -165,7 +165,7 @@ class TrackingApi:
 
     async def _handle(self, request: web.Request, kind: str | None) -> web.StreamResponse:
         origin = request.headers.get("Origin")
-        allowed = await self._allowed() if origin is not None else None
+        allowed = await self.allowed() if origin is not None else None
         if origin is not None and allowed is not None and allowed.allows_any(origin):
             # Set first, so that every answer from here on (errors too) is readable by the page.
             request[_CORS_ORIGIN] = origin
@@ -189,7 +189,9 @@ class TrackingApi:
         check_origin(grant, origin, allowed)
         return grant
 
-    async def _allowed(self) -> AllowedOrigins:
+    async def allowed(self) -> AllowedOrigins:
+        """The origins the spaces allow (cached; read on a worker when not). The settings route of
+        analytics.js (`http.browser_settings`) asks here too."""
         cached = self.origins.cached()
         return cached if cached is not None else await self._edge.blocking(self.origins.load)
 

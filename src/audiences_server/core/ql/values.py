@@ -51,11 +51,6 @@ def path_parts(path: str) -> tuple[tuple[str, ...], bool]:
     return tuple(parts), False
 
 
-def top_name(path: str) -> str:
-    """The top-level key a path starts from (``'address.city'``: ``address``)."""
-    return path_parts(path)[0][0]
-
-
 def resolve(container: object, path: str) -> Any:
     """Read ``path`` from a JSON-like object; ``None`` if it is not there.
 
