@@ -3,6 +3,7 @@ deleted, and clock moves, reach every shard, and the cluster still equals one no
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -18,7 +19,7 @@ from google.protobuf import field_mask_pb2, json_format
 from audiences_server.api.computations import COLLECTION_ENUM, STATUS, spec_of, timestamp
 from audiences_server.api.context import set_grant
 from audiences_server.api.profiles import ProfilesServicer
-from audiences_server.cluster.control import make_front
+from audiences_server.cluster.control import Appender, make_front
 from audiences_server.cluster.entries import decode, partition_of
 from audiences_server.cluster.log import CALLS, JetStreamLog, LocalLog, Log
 from audiences_server.cluster.reads import ShardReads, serve_shard_reads
@@ -420,9 +421,10 @@ class _Unreachable(LocalLog):
         raise ConnectionError("no log")
 
 
-def test_a_definition_the_log_did_not_store_is_not_kept(tmp_path: Path) -> None:
+def test_a_definition_the_log_did_not_store_is_not_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """When the log does not acknowledge, CreateAudience answers UNAVAILABLE (LOG_UNAVAILABLE) and
     the front's file does not keep the definition, so a retry creates it."""
+    monkeypatch.setattr(Appender, "TIMEOUT_S", 1.0)
 
     async def connect() -> Log:
         return _Unreachable()
@@ -434,6 +436,53 @@ def test_a_definition_the_log_did_not_store_is_not_kept(tmp_path: Path) -> None:
         assert failed.value.code() == grpc.StatusCode.UNAVAILABLE
         assert error_reason(failed.value) == "LOG_UNAVAILABLE"
         assert driven.front.query("SELECT key FROM computations") == []
+    finally:
+        driven.close()
+
+
+class _AckLost(LocalLog):
+    """Stores a front's control entry, then fails the first time (the connection broke before
+    the acknowledgement), or holds that acknowledgement back for good (`hang`)."""
+
+    def __init__(self, hang: bool) -> None:
+        super().__init__()
+        self.hang = hang
+        self.attempts: list[str | None] = []
+
+    async def append(self, subject: str, data: bytes, msg_id: str | None = None) -> int:
+        position = await super().append(subject, data, msg_id)
+        if msg_id is None or not msg_id.startswith("control-"):
+            return position
+        self.attempts.append(msg_id)
+        if self.attempts.count(msg_id) == 1:
+            if self.hang:
+                await asyncio.Event().wait()
+            raise ConnectionError("connection closed")
+        return position
+
+
+@pytest.mark.parametrize("hang", [False, True], ids=["broken", "no-ack"])
+def test_an_entry_stored_without_its_acknowledgement_is_kept_once(tmp_path: Path, hang: bool,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The log stored the `define` but its acknowledgement never came (the connection broke, or
+    the ack was lost): the front sends the entry again under the same id, gets the stored copy's
+    position, and keeps the definition; the log holds one `define`, and the shard has it."""
+    monkeypatch.setattr(Appender, "ATTEMPT_S", 0.3)
+    lossy = _AckLost(hang)
+
+    async def connect() -> Log:
+        return lossy
+
+    driven = FrontDriven(tmp_path, connect, shards=1)
+    try:
+        driven.define(Spec("audience", "users", "pro", definition="trait('plan') = 'pro'"))
+        assert [key for (key,) in driven.front.query("SELECT key FROM computations")] == ["pro"]
+        defines = [decode(e.data) for e in lossy.entries(CALLS)]
+        assert [(e["t"], e["spec"]["key"]) for e in defines] == [("define", "pro")]
+        assert len(lossy.attempts) == 2  # sent again under the same id
+        assert len(set(lossy.attempts)) == 1
+        driven.tick(T0 + 1_000)
+        assert driven.shard_keys() == [[("pro", 1)]]
     finally:
         driven.close()
 

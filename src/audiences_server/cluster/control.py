@@ -13,6 +13,9 @@ from the front's file, which holds no profiles.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import time
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -74,12 +77,24 @@ def gate(method: str) -> None:
 
 
 class Appender:
-    """Appends control entries from the server's threads to the log's loop, waiting for the ack."""
+    """Appends control entries from the server's threads to the log's loop, waiting for the ack.
 
-    def __init__(self, log: Log, loop: asyncio.AbstractEventLoop, timeout_s: float = 10) -> None:
+    Each entry has an id of its own (JetStream's `Nats-Msg-Id`), and is sent again under that
+    id until the log acknowledges it or `TIMEOUT_S` passes: an entry written to a connection as
+    it broke is stored without an acknowledgement, and sending it again once the connection is
+    back gets the acknowledgement of the stored copy (the log keeps one of each id within its
+    duplicate window), so the front does not roll back a change the shards apply."""
+
+    TIMEOUT_S = 10.0
+    # How long one attempt waits for its acknowledgement before the entry is sent again.
+    ATTEMPT_S = 2.0
+    # The pause after an attempt that failed at once (NATS away: a front's connection refuses
+    # to buffer), before the next.
+    PAUSE_S = 0.25
+
+    def __init__(self, log: Log, loop: asyncio.AbstractEventLoop) -> None:
         self._log = log
         self._loop = loop
-        self._timeout_s = timeout_s
         self.last = 0  # the position of the last entry appended (a clock entry's is its tick's number)
 
     def __call__(self, data: bytes) -> int:
@@ -88,14 +103,22 @@ class Appender:
         Raises:
             Unavailable: LOG_UNAVAILABLE, the log did not acknowledge in time.
         """
-        appended = asyncio.run_coroutine_threadsafe(self._log.append(CALLS, data), self._loop)
-        try:
-            self.last = appended.result(self._timeout_s)
-            return self.last
-        except Exception as failure:
-            appended.cancel()
-            raise Unavailable(f"the log did not store the entry: {type(failure).__name__}",
-                              reason="LOG_UNAVAILABLE") from None
+        msg_id = f"control-{uuid.uuid4().hex}"
+        deadline = time.monotonic() + self.TIMEOUT_S
+        while True:
+            appended = asyncio.run_coroutine_threadsafe(self._log.append(CALLS, data, msg_id=msg_id), self._loop)
+            remaining = deadline - time.monotonic()
+            try:
+                self.last = appended.result(max(0.0, min(self.ATTEMPT_S, remaining)))
+                return self.last
+            except Exception as failure:
+                appended.cancel()
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise Unavailable(f"the log did not store the entry: {type(failure).__name__}",
+                                      reason="LOG_UNAVAILABLE") from None
+                if not isinstance(failure, concurrent.futures.TimeoutError):
+                    time.sleep(min(self.PAUSE_S, remaining))
 
 
 class FrontComputations(Computations):
