@@ -19,7 +19,7 @@ from google.protobuf import field_mask_pb2, json_format
 from audiences_server.api.computations import COLLECTION_ENUM, STATUS, spec_of, timestamp
 from audiences_server.api.context import set_grant
 from audiences_server.api.profiles import ProfilesServicer
-from audiences_server.cluster.control import Appender, make_front
+from audiences_server.cluster.control import Appender, FrontComputations, make_front
 from audiences_server.cluster.entries import decode, partition_of
 from audiences_server.cluster.log import CALLS, JetStreamLog, LocalLog, Log
 from audiences_server.cluster.reads import ShardReads, serve_shard_reads
@@ -483,6 +483,78 @@ def test_an_entry_stored_without_its_acknowledgement_is_kept_once(tmp_path: Path
         assert len(set(lossy.attempts)) == 1
         driven.tick(T0 + 1_000)
         assert driven.shard_keys() == [[("pro", 1)]]
+    finally:
+        driven.close()
+
+
+class _AwayAfterStoring(LocalLog):
+    """While `away`, a front's control entry is refused as by a broken connection, the first of
+    them stored all the same (written to the connection as it broke)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.away = False
+        self.stored_one = False
+
+    async def append(self, subject: str, data: bytes, msg_id: str | None = None) -> int:
+        if not self.away or msg_id is None or not msg_id.startswith("control-"):
+            return await super().append(subject, data, msg_id)
+        if not self.stored_one:
+            self.stored_one = True
+            await super().append(subject, data, msg_id)
+        raise ConnectionError("connection closed")
+
+
+def _until(done: Callable[[], bool], what: str, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not done():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("retried", [False, True], ids=["given-up", "created-again"])
+def test_a_definition_stored_though_the_front_gave_up_converges(tmp_path: Path, retried: bool,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The log stored a `define` whose acknowledgement never came within the 10 s (NATS away):
+    the front answered LOG_UNAVAILABLE and kept nothing, while the shards created it. Once the log
+    answers again the front appends a `converge` entry with its own view, and the shards follow:
+    the definition is gone from them, or, created again meanwhile with another text, they hold
+    the front's text under the front's id."""
+    monkeypatch.setattr(Appender, "TIMEOUT_S", 0.6)
+    monkeypatch.setattr(Appender, "ATTEMPT_S", 0.2)
+    monkeypatch.setattr(FrontComputations, "SETTLE_S", 0.1)
+    flaky = _AwayAfterStoring()
+
+    async def connect() -> Log:
+        return flaky
+
+    driven = FrontDriven(tmp_path, connect, shards=2)
+    try:
+        flaky.away = True
+        with pytest.raises(grpc.RpcError) as failed:
+            driven.define(Spec("audience", "users", "pro", definition="trait('plan') = 'pro'"))
+        assert error_reason(failed.value) == "LOG_UNAVAILABLE"
+        assert driven.front.query("SELECT key FROM computations") == []
+        _until(lambda: driven.shard_keys() == [[("pro", 1)]] * 2, "the shards did not apply the stored define")
+        computations = driven.front.server.engine.computations
+        assert isinstance(computations, FrontComputations)
+        assert computations.unsettled == {(1, "users", "pro")}
+        flaky.away = False
+        if retried:
+            driven.define(Spec("audience", "users", "pro", definition="trait('plan') = 'enterprise'"))
+        _until(lambda: not computations.unsettled, "the front did not settle the definition")
+        driven.tick(T0 + 1_000)
+        kinds = [decode(e.data)["t"] for e in flaky.entries(CALLS)]
+        assert "converge" in kinds
+        if not retried:
+            assert driven.shard_keys() == [[]] * 2
+            return
+        public_id, text = driven.front.query("SELECT public_id, definition FROM computations WHERE key = 'pro'")[0]
+        for shard in driven.cluster.shards:
+            held = list(shard.engine.readers.get().execute(
+                "SELECT public_id, definition, enabled FROM computations WHERE key = 'pro'"))
+            assert held == [(public_id, "trait('plan') = 'enterprise'", 1)]
+        assert text == "trait('plan') = 'enterprise'"
     finally:
         driven.close()
 

@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
+import threading
 import time
 import uuid
 from collections.abc import Mapping
 from typing import Any
 
 import apsw
+import structlog
 
 from audiences_server.cluster.entries import encode
 from audiences_server.cluster.feeds import ClusterSync
@@ -33,7 +36,11 @@ from audiences_server.engine.destinations.base import Queue
 from audiences_server.engine.engine import Engine
 from audiences_server.errors import Unavailable, Unimplemented
 from audiences_server.http.profiles import HTTP_READ
+from audiences_server.store import evaluation as evaluation_store
 from audiences_server.store.evaluation import ComputationRow
+from audiences_server.store.writer import WriterClosed
+
+log = structlog.get_logger(__name__)
 
 _ADMIN = "/audiences.v1.AudienceAdminService/"
 _OPERATOR = "/audiences.v1.OperatorService/"
@@ -123,11 +130,23 @@ class Appender:
 
 class FrontComputations(Computations):
     """The admin use cases on a front: one node's, in the front's file, then the control entry
-    appended inside the same writer job (its savepoint is rolled back if the append fails)."""
+    appended inside the same writer job (its savepoint is rolled back if the append fails).
+
+    An entry the log did not acknowledge in time may still have been stored (written to the
+    connection as it broke): its definition is then *unsettled*, and once the log answers again
+    the front appends a `converge` entry with the definition as its file holds it (or none), which
+    every shard applies by creating, updating or deleting its copy. Until then, every
+    `SETTLE_S` the front tries again."""
+
+    SETTLE_S = 1.0
 
     def __init__(self, engine: Engine, append: Appender) -> None:
         super().__init__(engine.writer, engine.readers, engine.clock, engine.evaluator)
         self._append = append
+        self._unsettled: set[tuple[int, str, str]] = set()  # (space, collection, key)
+        self._lock = threading.Lock()
+        self._wakeup = threading.Event()
+        threading.Thread(target=self._settle_while_open, name="front-settle", daemon=True).start()
 
     def _refuse(self, conn: apsw.Connection, space_id: int, spec: Spec) -> None:
         refuse_unbuilt(spec)
@@ -140,7 +159,7 @@ class FrontComputations(Computations):
     def _insert(self, conn: apsw.Connection, space_id: int, spec: Spec, actor: str) -> ComputationRow:
         row = super()._insert(conn, space_id, spec, actor)
         self._refuse(conn, space_id, spec)
-        self._append(define_entry(space_id, spec, row.public_id))
+        self._append_for(space_id, spec.collection, spec.key, define_entry(space_id, spec, row.public_id))
         return row
 
     def _apply_update(self, conn: apsw.Connection, current: ComputationRow, changes: Mapping[str, Any],
@@ -149,15 +168,67 @@ class FrontComputations(Computations):
         merged = {name: changes.get(name, getattr(current, name)) for name in EDITABLE}
         merged["options"] = {**current.options, **merged["options"]}
         self._refuse(conn, current.space_id, Spec(current.kind, current.collection, current.key, **merged))
-        self._append(encode({"t": "update", "space": current.space_id, "kind": current.kind,
-                             "collection": current.collection, "key": current.key, "changes": dict(changes)}))
+        self._append_for(current.space_id, current.collection, current.key,
+                         encode({"t": "update", "space": current.space_id, "kind": current.kind,
+                                 "collection": current.collection, "key": current.key, "changes": dict(changes)}))
         return row
 
     def _delete(self, conn: apsw.Connection, current: ComputationRow, force: bool) -> int:
         removed = super()._delete(conn, current, force)
-        self._append(encode({"t": "delete", "space": current.space_id, "kind": current.kind,
-                             "collection": current.collection, "key": current.key, "force": force}))
+        self._append_for(current.space_id, current.collection, current.key,
+                         encode({"t": "delete", "space": current.space_id, "kind": current.kind,
+                                 "collection": current.collection, "key": current.key, "force": force}))
         return removed
+
+    def _append_for(self, space_id: int, collection: str, key: str, data: bytes) -> None:
+        """Appends a definition's control entry; if the log does not acknowledge it, the
+        definition is unsettled (the job fails and is rolled back all the same)."""
+        try:
+            self._append(data)
+        except Unavailable:
+            with self._lock:
+                self._unsettled.add((space_id, collection, key))
+            log.warning("definition_unsettled", key=key, collection=collection)
+            self._wakeup.set()
+            raise
+
+    @property
+    def unsettled(self) -> set[tuple[int, str, str]]:
+        """The definitions whose last control entry the log may or may not hold, not converged yet."""
+        with self._lock:
+            return set(self._unsettled)
+
+    def _settle_while_open(self) -> None:
+        while True:
+            self._wakeup.wait(self.SETTLE_S)
+            self._wakeup.clear()
+            pending = self.unsettled
+            if not pending:
+                continue
+            try:
+                self._writer.run(functools.partial(self._settle, pending=pending), keeps_events=True)
+            except WriterClosed:
+                return
+            except Unavailable:
+                continue  # the log is still away: again in SETTLE_S
+            except Exception:
+                log.exception("definition_settle_failed")
+                continue
+            with self._lock:
+                self._unsettled -= pending
+
+    def _settle(self, conn: apsw.Connection, pending: set[tuple[int, str, str]]) -> None:
+        """Appends a `converge` entry per unsettled definition, as the front's file holds it now
+        (in a writer job: in order with the other control entries)."""
+        for space_id, collection, key in sorted(pending):
+            row = evaluation_store.computation(conn, space_id, collection, key)
+            self._append(encode({
+                "t": "converge", "space": space_id, "collection": collection, "key": key,
+                "kind": row.kind if row is not None else "",
+                "fields": None if row is None else {name: getattr(row, name) for name in sorted(EDITABLE)},
+                "public_id": row.public_id if row is not None else "",
+            }))
+            log.info("definition_settled", key=key, collection=collection, held=row is not None)
 
 
 class SyncControl:

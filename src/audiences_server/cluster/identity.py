@@ -138,7 +138,7 @@ class IdentityStage:
             store.save_position(conn, READER, entry.seq, 0)
 
     def _route(self, conn: apsw.Connection, entry: dict[str, Any], routed: _Routed, position: int) -> None:
-        if entry["t"] in ("clock", "define", "update", "delete", "sync"):
+        if entry["t"] in ("clock", "define", "update", "delete", "converge", "sync"):
             if entry["t"] == "clock":
                 # The tick's number (its position in `aud.calls`, the same in every partition) and
                 # the partition count: shards exchange their account counts per tick.

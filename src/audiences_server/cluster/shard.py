@@ -240,6 +240,9 @@ class Shard:
         elif kind in ("update", "delete"):
             await asyncio.to_thread(self._change, kind, body)
             await self._save(seq, serial)
+        elif kind == "converge":
+            await asyncio.to_thread(self._converge, body)
+            await self._save(seq, serial)
         elif kind == "sync":
             await asyncio.to_thread(self._sync, body)
             await self._save(seq, serial)
@@ -553,6 +556,39 @@ class Shard:
         if kind == "delete" and collection == ACCOUNTS:  # also after a restart found it deleted already
             self.engine.writer.run(lambda conn: store.forget_definition(conn, key))
 
+
+    def _converge(self, body: dict[str, Any]) -> None:
+        """A definition made as the front holds it (`converge` entry: its fields and id, or
+        none), after the front could not tell whether the log stored one of its entries
+        (docs/scaling.md, "Control through a front server"): created, updated or deleted (with
+        force) here as needed; nothing when this shard holds it as the front does."""
+        space, what, collection, key = int(body["space"]), body["kind"], body["collection"], body["key"]
+        computations = self.engine.computations
+        held = self.engine.writer.run(lambda conn: evaluation_store.computation(conn, space, collection, key))
+        fields: dict[str, Any] | None = body.get("fields")
+        try:
+            if held is not None and (fields is None or held.kind != what):
+                computations.delete(space, held.kind, collection, key, force=True)
+                if collection == ACCOUNTS:
+                    self.engine.writer.run(lambda conn: store.forget_definition(conn, key))
+                held = None
+            if fields is None:
+                return
+            if held is None:
+                self._define({"space": space, "spec": {"kind": what, "collection": collection, "key": key, **fields},
+                              "public_id": body["public_id"]})
+                return
+            changes = {name: value for name, value in fields.items() if getattr(held, name) != value}
+            if changes:
+                computations.update(space, what, collection, key, changes)
+            if held.public_id != body["public_id"]:
+                self.engine.writer.run(lambda conn: store.set_public_id(conn, held.computation_id,
+                                                                        str(body["public_id"])))
+        except AudiencesError as refused:
+            log.error("definition_converge_refused", key=key, collection=collection, reason=refused.reason,
+                      message=refused.message)
+            return
+        log.info("definition_converged", key=key, collection=collection, held=fields is not None)
 
     def _sync(self, body: dict[str, Any]) -> None:
         """A destination or connection created, changed or removed through the front, applied by
