@@ -201,6 +201,7 @@ def test_validate_reports_errors_cycles_and_summaries(space: Space) -> None:
     assert good.valid
     assert list(good.summary.event_names) == ["Order"]
     assert good.summary.longest_lookback.ToSeconds() == 7 * 86400
+    assert good.summary.primary_expression_count == 2  # event('Order') and property('total')
 
 
 def test_preview_counts_without_saving(space: Space) -> None:
@@ -213,6 +214,13 @@ def test_preview_counts_without_saving(space: Space) -> None:
     assert reply.count == 3
     assert len(reply.samples) == 2
     assert {e.type for s in reply.samples for e in s.profile.external_ids} == {"user_id"}
+    assert [s.value_json for s in reply.samples] == ["true", "true"]
+    summed = stub.PreviewDefinition(admin_pb2.PreviewDefinitionRequest(
+        definition="event('Order').sum(property('total'))", kind=TRAIT, collection=USERS, sample_size=10),
+        metadata=meta)
+    # The JSON text keeps an integer an integer; the Value beside it is a double.
+    assert sorted(s.value_json for s in summed.samples) == sorted(str(i) for i in range(10))
+    assert {s.value.number_value for s in summed.samples} == set(map(float, range(10)))
     assert not stub.ListAudiences(admin_pb2.ListAudiencesRequest(), metadata=meta).audiences
 
 

@@ -92,6 +92,11 @@ def test_diff_counts_are_the_difference_of_the_member_sets(
                             (found.staying_samples, staying)):
         assert len(samples) == min(SAMPLES, len(wanted))
         assert {ids[s.profile.profile_id] for s in samples} <= wanted
+        for s in samples:  # the values as JSON text are the oracle's, integers kept as integers
+            pid = ids[s.profile.profile_id]
+            assert json.loads(s.old_value_json) == old[pid]
+            assert json.loads(s.new_value_json) == new[pid]
+            assert type(json.loads(s.new_value_json)) is type(new[pid])
 
 
 def test_a_diff_with_a_cycle_or_another_kind_is_refused(space: Space) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import re
 import sys
 from pathlib import Path
@@ -217,10 +218,19 @@ def _preview(client: Client, args: argparse.Namespace) -> int:
         return 0
     print(f"{plural(reply.count, 'profile')} at {time_text(reply.evaluate_time)}")
     table(
-        [(s.profile.profile_id, _ids(s.profile), value_text(s.value)) for s in reply.samples],
+        [(s.profile.profile_id, _ids(s.profile), _sample_text(s)) for s in reply.samples],
         ("profile", "identifiers", "value"),
     )
     return 0
+
+
+def _sample_text(sample: Any) -> str:
+    """A preview sample's value as the server computed it (`3`, not the `3.0` of its
+    `google.protobuf.Value`), strings bare; servers before `value_json` give the Value only."""
+    if not sample.value_json:
+        return value_text(sample.value)
+    value = json.loads(sample.value_json)
+    return value if isinstance(value, str) else sample.value_json
 
 
 def _ids(profile: Any) -> str:

@@ -146,7 +146,8 @@ def _diff(client: Client, args: argparse.Namespace) -> int:
     changed = f" ({found.changed_count} with a new value)" if found.changed_count else ""
     print(f"{args.key}: {found.entering_count} would enter, {found.exiting_count} would exit, "
           f"{found.staying_count} would stay{changed}")
-    rows = [(outcome, s.profile.profile_id, _ids(s.profile), _value(s.old_value), _value(s.new_value))
+    rows = [(outcome, s.profile.profile_id, _ids(s.profile), s.old_value_json or _value(s.old_value),
+             s.new_value_json or _value(s.new_value))
             for outcome, samples in (("enter", found.entering_samples), ("exit", found.exiting_samples),
                                      ("stay", found.staying_samples)) for s in samples]
     table(rows, ("outcome", "profile", "identifiers", "now", "after"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any, cast
@@ -96,6 +97,7 @@ def summary_message(summary: ql.Summary) -> admin_pb2.DefinitionSummary:
         traits=sorted(summary.traits | summary.user_traits),
         longest_lookback=lookback,
         lookback_unbounded=summary.reads_events and summary.lookback_ms is None,
+        primary_expression_count=summary.primary_expressions,
     )
 
 
@@ -209,6 +211,11 @@ def tick_message(report: TickReport) -> admin_pb2.Tick:
         duration=duration,
         backlog=report.backlog,
     )
+
+
+def value_json(value: Any) -> str:
+    """A value as JSON text, numbers as computed (`3`, not `3.0`)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def json_value(value: Any) -> struct_pb2.Value:
@@ -401,17 +408,22 @@ class ComputationAdmin:
         self, request: admin_pb2.PreviewDefinitionRequest, context: grpc.ServicerContext
     ) -> admin_pb2.PreviewDefinitionResponse:
         kind, collection = kind_of(request.kind), collection_of(request.collection)
+        if not 0 <= request.sample_size <= MAX_SAMPLE:  # 0 (unset) is the default, 10
+            raise InvalidArgument(f"`sample_size` must be 1 to {MAX_SAMPLE} (0 or unset: 10)",
+                                  reason="SAMPLE_SIZE_INVALID",
+                                  violations=[FieldViolation("sample_size", "out of range")])
         sample = request.sample_size or 10
         count, samples, now = self.engine.computations.preview(
-            space_id(), request.definition, kind, collection, request.include_anonymous_users, min(sample, 1000)
+            space_id(), request.definition, kind, collection, request.include_anonymous_users, sample
         )
         summaries = profile_summaries(self.engine, [pid for pid, _ in samples])
         return admin_pb2.PreviewDefinitionResponse(
             count=count,
             evaluate_time=timestamp(now),
-            samples=[admin_pb2.ProfileValue(profile=summaries[pid], value=json_value(value)) for pid, value in samples],
+            samples=[admin_pb2.ProfileValue(profile=summaries[pid], value=json_value(value),
+                                            value_json=value_json(value)) for pid, value in samples],
             summary=summary_message(summary_of(request.definition, kind, collection)),
-            diff=self._diff(request, kind, collection, min(sample, 1000)) if request.compare_key else None,
+            diff=self._diff(request, kind, collection, sample) if request.compare_key else None,
         )
 
     def _diff(self, request: admin_pb2.PreviewDefinitionRequest, kind: str, collection: str,
@@ -422,7 +434,8 @@ class ComputationAdmin:
         summaries = profile_summaries(self.engine, [p for kept in found.samples.values() for p, _, _ in kept])
 
         def changes(outcome: str) -> list[admin_pb2.ProfileChange]:
-            return [admin_pb2.ProfileChange(profile=summaries[p], old_value=json_value(old), new_value=json_value(new))
+            return [admin_pb2.ProfileChange(profile=summaries[p], old_value=json_value(old), new_value=json_value(new),
+                                            old_value_json=value_json(old), new_value_json=value_json(new))
                     for p, old, new in found.samples[outcome]]
 
         return admin_pb2.DefinitionDiff(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import grpc
@@ -16,6 +15,7 @@ from audiences_server.api.computations import (
     profile_summaries,
     time_ms,
     timestamp,
+    value_json,
 )
 from audiences_server.api.context import space_id
 from audiences_server.core.ql.explain import EventRef, Node, StreamEvidence
@@ -32,11 +32,6 @@ NODE_KINDS = {
     "field": admin_pb2.EXPLAIN_NODE_KIND_FIELD,
 }
 KIND_ENUM: dict[str, Any] = {v: k for k, v in KINDS.items()}
-
-
-def value_json(value: Any) -> str:
-    """A value as JSON text, numbers as computed (`3`, not `3.0`)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def computation_ref(kind: str, collection: str, key: str) -> common_pb2.ComputationRef:

@@ -15,9 +15,10 @@ from audiences_server.api.computations import (
     profile_summaries,
     time_ms,
     timestamp,
+    value_json,
 )
 from audiences_server.api.context import space_id
-from audiences_server.api.explain import computation_ref, value_json
+from audiences_server.api.explain import computation_ref
 from audiences_server.engine.engine import Engine
 from audiences_server.engine.history import DAY_MS, HOUR_MS, HistoryQuery, Record
 from audiences_server.errors import FieldViolation, InvalidArgument

@@ -256,12 +256,14 @@ class ComputedTrait(_message.Message):
     def __init__(self, id: _Optional[str] = ..., key: _Optional[str] = ..., collection: _Optional[_Union[_common_pb2.Collection, str]] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., definition: _Optional[str] = ..., enabled: _Optional[bool] = ..., options: _Optional[_Union[ComputationOptions, _Mapping]] = ..., status: _Optional[_Union[ComputationStatus, str]] = ..., size: _Optional[int] = ..., backfill: _Optional[_Union[BackfillProgress, _Mapping]] = ..., last_compute_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., failure: _Optional[_Union[ComputationFailure, _Mapping]] = ..., summary: _Optional[_Union[DefinitionSummary, _Mapping]] = ...) -> None: ...
 
 class ProfileValue(_message.Message):
-    __slots__ = ("profile", "value")
+    __slots__ = ("profile", "value", "value_json")
     PROFILE_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
+    VALUE_JSON_FIELD_NUMBER: _ClassVar[int]
     profile: _common_pb2.ProfileSummary
     value: _struct_pb2.Value
-    def __init__(self, profile: _Optional[_Union[_common_pb2.ProfileSummary, _Mapping]] = ..., value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ...) -> None: ...
+    value_json: str
+    def __init__(self, profile: _Optional[_Union[_common_pb2.ProfileSummary, _Mapping]] = ..., value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., value_json: _Optional[str] = ...) -> None: ...
 
 class AudienceMember(_message.Message):
     __slots__ = ("profile", "enter_time", "traits")
@@ -514,14 +516,18 @@ class DefinitionDiff(_message.Message):
     def __init__(self, compare_key: _Optional[str] = ..., entering_count: _Optional[int] = ..., exiting_count: _Optional[int] = ..., staying_count: _Optional[int] = ..., changed_count: _Optional[int] = ..., entering_samples: _Optional[_Iterable[_Union[ProfileChange, _Mapping]]] = ..., exiting_samples: _Optional[_Iterable[_Union[ProfileChange, _Mapping]]] = ..., staying_samples: _Optional[_Iterable[_Union[ProfileChange, _Mapping]]] = ...) -> None: ...
 
 class ProfileChange(_message.Message):
-    __slots__ = ("profile", "old_value", "new_value")
+    __slots__ = ("profile", "old_value", "new_value", "old_value_json", "new_value_json")
     PROFILE_FIELD_NUMBER: _ClassVar[int]
     OLD_VALUE_FIELD_NUMBER: _ClassVar[int]
     NEW_VALUE_FIELD_NUMBER: _ClassVar[int]
+    OLD_VALUE_JSON_FIELD_NUMBER: _ClassVar[int]
+    NEW_VALUE_JSON_FIELD_NUMBER: _ClassVar[int]
     profile: _common_pb2.ProfileSummary
     old_value: _struct_pb2.Value
     new_value: _struct_pb2.Value
-    def __init__(self, profile: _Optional[_Union[_common_pb2.ProfileSummary, _Mapping]] = ..., old_value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., new_value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ...) -> None: ...
+    old_value_json: str
+    new_value_json: str
+    def __init__(self, profile: _Optional[_Union[_common_pb2.ProfileSummary, _Mapping]] = ..., old_value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., new_value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., old_value_json: _Optional[str] = ..., new_value_json: _Optional[str] = ...) -> None: ...
 
 class IdentityRule(_message.Message):
     __slots__ = ("id_type", "blocked_patterns", "blocked_values", "limit", "limit_period", "priority", "update_time", "source_keys")

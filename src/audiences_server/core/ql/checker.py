@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 from typing import Literal as TypingLiteral
@@ -78,8 +79,10 @@ def check(definition: Definition, *, kind: Kind, collection: Collection) -> Chec
     Raises:
         QueryError: (``kind == "type"``) naming the first rule broken and where.
     """
-    _Checker(definition, kind, collection).check()
-    return CheckedDefinition(definition, kind, collection, summarize(definition))
+    checker = _Checker(definition, kind, collection)
+    checker.check()
+    summary = dataclasses.replace(summarize(definition), primary_expressions=checker.primaries)
+    return CheckedDefinition(definition, kind, collection, summary)
 
 
 def parse_and_check(text: str, *, kind: Kind, collection: Collection) -> CheckedDefinition:

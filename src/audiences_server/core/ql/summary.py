@@ -46,6 +46,9 @@ class Summary:
             ``None`` if unbounded (some stream has no window). ``0`` if no events are read.
         relative_dates: Whether a ``within_last``/``within_next``/``before_last``/
             ``after_next`` comparator makes the result depend on the clock.
+        primary_expressions: How many primary expressions (``event``, ``trait``, ``property``,
+            ``context``) it has, as the checker counts them against the limit of 50; 0 for a
+            definition not checked.
     """
 
     events: frozenset[str] = frozenset()
@@ -56,6 +59,7 @@ class Summary:
     reads_events: bool = False
     lookback_ms: int | None = 0
     relative_dates: bool = False
+    primary_expressions: int = 0
 
     @property
     def time_dependent(self) -> bool:

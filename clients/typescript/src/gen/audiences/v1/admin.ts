@@ -681,7 +681,14 @@ export interface ProfileValue {
     | ProfileSummary
     | undefined;
   /** Its value: true for an audience member, the computed value for a computed trait. */
-  value: any | undefined;
+  value:
+    | any
+    | undefined;
+  /**
+   * The same value as JSON text, numbers as computed: an integer is `3`, not the `3.0` a
+   * `google.protobuf.Value` (a double) holds, and integers beyond 2^53 stay exact.
+   */
+  valueJson: string;
 }
 
 /** One member of an audience. */
@@ -1008,7 +1015,13 @@ export interface ProfileChange {
     | any
     | undefined;
   /** Its value after. */
-  newValue: any | undefined;
+  newValue:
+    | any
+    | undefined;
+  /** `old_value` as JSON text, numbers as computed (see `ProfileValue.value_json`). */
+  oldValueJson: string;
+  /** `new_value` as JSON text, numbers as computed. */
+  newValueJson: string;
 }
 
 /** How identity resolution treats one identifier type. */
@@ -3191,7 +3204,7 @@ export const ComputedTrait: MessageFns<ComputedTrait> = {
 };
 
 function createBaseProfileValue(): ProfileValue {
-  return { profile: undefined, value: undefined };
+  return { profile: undefined, value: undefined, valueJson: "" };
 }
 
 export const ProfileValue: MessageFns<ProfileValue> = {
@@ -3201,6 +3214,9 @@ export const ProfileValue: MessageFns<ProfileValue> = {
     }
     if (message.value !== undefined) {
       Value.encode(Value.wrap(message.value), writer.uint32(18).fork()).join();
+    }
+    if (message.valueJson !== "") {
+      writer.uint32(26).string(message.valueJson);
     }
     return writer;
   },
@@ -3234,6 +3250,14 @@ export const ProfileValue: MessageFns<ProfileValue> = {
             message.value = Value.unwrap(Value.decode(reader, reader.uint32()));
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.valueJson = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3250,6 +3274,11 @@ export const ProfileValue: MessageFns<ProfileValue> = {
     return {
       profile: isSet(object.profile) ? ProfileSummary.fromJSON(object.profile) : undefined,
       value: isSet(object?.value) ? object.value : undefined,
+      valueJson: isSet(object.valueJson)
+        ? globalThis.String(object.valueJson)
+        : isSet(object.value_json)
+        ? globalThis.String(object.value_json)
+        : "",
     };
   },
 
@@ -3260,6 +3289,9 @@ export const ProfileValue: MessageFns<ProfileValue> = {
     }
     if (message.value !== undefined) {
       obj.value = message.value;
+    }
+    if (message.valueJson !== "") {
+      obj.valueJson = message.valueJson;
     }
     return obj;
   },
@@ -3273,6 +3305,7 @@ export const ProfileValue: MessageFns<ProfileValue> = {
       ? ProfileSummary.fromPartial(object.profile)
       : undefined;
     message.value = object.value === undefined ? undefined : object.value;
+    message.valueJson = object.valueJson ?? "";
     return message;
   },
 };
@@ -6029,7 +6062,7 @@ export const DefinitionDiff: MessageFns<DefinitionDiff> = {
 };
 
 function createBaseProfileChange(): ProfileChange {
-  return { profile: undefined, oldValue: undefined, newValue: undefined };
+  return { profile: undefined, oldValue: undefined, newValue: undefined, oldValueJson: "", newValueJson: "" };
 }
 
 export const ProfileChange: MessageFns<ProfileChange> = {
@@ -6042,6 +6075,12 @@ export const ProfileChange: MessageFns<ProfileChange> = {
     }
     if (message.newValue !== undefined) {
       Value.encode(Value.wrap(message.newValue), writer.uint32(26).fork()).join();
+    }
+    if (message.oldValueJson !== "") {
+      writer.uint32(34).string(message.oldValueJson);
+    }
+    if (message.newValueJson !== "") {
+      writer.uint32(42).string(message.newValueJson);
     }
     return writer;
   },
@@ -6083,6 +6122,22 @@ export const ProfileChange: MessageFns<ProfileChange> = {
             message.newValue = Value.unwrap(Value.decode(reader, reader.uint32()));
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.oldValueJson = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.newValueJson = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -6100,6 +6155,16 @@ export const ProfileChange: MessageFns<ProfileChange> = {
       profile: isSet(object.profile) ? ProfileSummary.fromJSON(object.profile) : undefined,
       oldValue: isSet(object?.oldValue) ? object.oldValue : isSet(object?.old_value) ? object.old_value : undefined,
       newValue: isSet(object?.newValue) ? object.newValue : isSet(object?.new_value) ? object.new_value : undefined,
+      oldValueJson: isSet(object.oldValueJson)
+        ? globalThis.String(object.oldValueJson)
+        : isSet(object.old_value_json)
+        ? globalThis.String(object.old_value_json)
+        : "",
+      newValueJson: isSet(object.newValueJson)
+        ? globalThis.String(object.newValueJson)
+        : isSet(object.new_value_json)
+        ? globalThis.String(object.new_value_json)
+        : "",
     };
   },
 
@@ -6114,6 +6179,12 @@ export const ProfileChange: MessageFns<ProfileChange> = {
     if (message.newValue !== undefined) {
       obj.newValue = message.newValue;
     }
+    if (message.oldValueJson !== "") {
+      obj.oldValueJson = message.oldValueJson;
+    }
+    if (message.newValueJson !== "") {
+      obj.newValueJson = message.newValueJson;
+    }
     return obj;
   },
 
@@ -6127,6 +6198,8 @@ export const ProfileChange: MessageFns<ProfileChange> = {
       : undefined;
     message.oldValue = object.oldValue === undefined ? undefined : object.oldValue;
     message.newValue = object.newValue === undefined ? undefined : object.newValue;
+    message.oldValueJson = object.oldValueJson ?? "";
+    message.newValueJson = object.newValueJson ?? "";
     return message;
   },
 };
