@@ -1,7 +1,8 @@
 """`make demo`: a realistic shop's data, loaded through the client, and audiences that use the
 whole query language, evaluated live.
 
-Steps: start a server on `var/demo/` (or use the one at `--address` / `AUDIENCES_ADDRESS`),
+Steps: start a server of its own on `var/demo/` (or use the one at an explicit `--address`; the
+AUDIENCES_* variables never choose the server, so a shell set up for another server is safe),
 generate a B2B e-commerce data set with `bench/data.py` (10,000 users, 1,000 accounts, 300,000
 events over 120 days by default), send it through `audiences.Client`'s background batching
 queue, create the definitions below, tick until every one is LIVE, and print each with its size.
@@ -14,7 +15,6 @@ queue, create the definitions below, tick until every one is LIVE, and print eac
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
 import time
@@ -165,8 +165,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--users", type=int, default=10_000)
     parser.add_argument("--events", type=int, default=300_000)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--address", default=os.environ.get("AUDIENCES_ADDRESS"),
-                        help="use the server at this address (tokens as for the CLI) instead of starting one")
+    # Only an explicit --address: AUDIENCES_ADDRESS names the user's own server (the README's
+    # walkthrough suggests exporting it), which must not receive the demo's 300,000 events.
+    parser.add_argument("--address", default=None,
+                        help="use the server at this address (tokens as for the CLI) instead of starting one; "
+                        "AUDIENCES_ADDRESS is ignored")
     parser.add_argument("--keep", action="store_true", help="leave the demo's own server running")
     args = parser.parse_args(argv)
     started = time.monotonic()
