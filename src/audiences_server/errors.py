@@ -82,6 +82,13 @@ class FailedPrecondition(AudiencesError):
     default_reason = "FAILED_PRECONDITION"
 
 
+class Aborted(AudiencesError):
+    """A change lost a race: what it was based on changed meanwhile (read it again, then retry)."""
+
+    code = "ABORTED"
+    default_reason = "ABORTED"
+
+
 class Unauthenticated(AudiencesError):
     """No token, or a token the server does not know."""
 

@@ -100,6 +100,43 @@ def test_versions_rollback_and_audit(client: audiences.Client, run_cli: Run, uni
     assert all(entry.actor == "bootstrap" for entry in client.iter_audit_entries(target=key))
 
 
+def test_a_rollback_that_changes_nothing_says_so(client: audiences.Client, run_cli: Run,
+                                                unique: Callable[[str], str]) -> None:
+    """`rollback KEY 1` to the current text and options makes no version and no audit entry, and
+    says nothing changed with the real status; a version below 1 is refused with the server's
+    VERSION_INVALID wording (exit 2, nothing sent); `rollback` to an older text prints the new
+    version and the status."""
+    key, _, _ = _buyers(client, run_cli, unique)
+    same = run_cli("audiences", "rollback", key, "1")
+    assert same.code == 0, same.err
+    assert same.out.strip() == (f"{key} already has version 1's text and options: nothing changed"
+                                " (still version 1; LIVE)")
+    assert [v.version for v in client.iter_definition_versions(key)] == [1]
+    assert [e.action for e in client.iter_audit_entries(target=key)] == ["create"]
+    for version in ("0", "-1"):
+        refused = run_cli("audiences", "rollback", key, version)
+        assert refused.code == 2
+        assert "`version` must be from 1 to 2,147,483,647" in refused.err
+    with pytest.raises(audiences.AudiencesError, match="must be from 1") as caught:
+        client.rollback_definition(key, 0)
+    assert caught.value.reason == "VERSION_INVALID"
+    client.update_audience(key, definition=f"event('Order {key}').count() >= 2")
+    client.wait_until_live()
+    rolled = run_cli("audiences", "rollback", key, "1")
+    assert rolled.out.strip().startswith(f"{key} rolled back to version 1's definition: saved as version 3; ")
+    assert rolled.out.strip().rsplit("; ", 1)[1] in ("BACKFILLING", "LIVE")
+
+
+@pytest.mark.parametrize("points", ["0", "-3", "2001"])
+def test_history_refuses_a_number_of_points_it_cannot_draw(run_cli: Run, capsys: pytest.CaptureFixture[str],
+                                                          points: str) -> None:
+    """`--points` below 1 or past the server's 2,000 per series is a usage error (exit 2)."""
+    with pytest.raises(SystemExit) as refused:
+        run_cli("audiences", "history", "anything", f"--points={points}")
+    assert refused.value.code == 2
+    assert "--points: must be 1 to 2,000 intervals" in capsys.readouterr().err
+
+
 def test_the_async_client_explains_and_rolls_back(server: Running, unique: Callable[[str], str]) -> None:
     """AsyncClient: explain, diff and history are coroutines; its rollback reads the old version,
     then updates to it."""

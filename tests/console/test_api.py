@@ -4,6 +4,7 @@ writes through the same engine calls as the gRPC API (what one does, the other s
 from __future__ import annotations
 
 import json
+import re
 import time
 import urllib.error
 import urllib.request
@@ -273,3 +274,129 @@ def test_why_for_an_account_names_its_users_and_their_evidence(space: Space) -> 
     assert outcomes == {("user_id:u1",): True, ("user_id:u2",): False}
     links = call(space.running, "GET", "/profiles/accounts/links?address=group_id:acme", read).body["items"]
     assert sorted(link["identifiers"][0] for link in links) == ["user_id:u1", "user_id:u2"]
+
+
+def test_the_diff_of_an_edit_uses_the_edited_options(space: Space) -> None:
+    """The builder's diff is evaluated with the options being edited, as its preview is: an
+    anonymous buyer enters when `include_anonymous_users` is turned on, and the buyers whose
+    orders came before the definition exit when `include_historical_data` is turned off; sent
+    without options, the diff keeps the stored ones."""
+    space.send({"type": "track", "userId": "ada", "event": "Order Completed"},
+               {"type": "track", "anonymousId": "anon-1", "event": "Order Completed"})
+    space.define("buyers", BUYERS)
+    space.tick()
+    admin = space.tokens["admin"]
+
+    def preview(**options: object) -> dict[str, object]:
+        return call(space.running, "POST", "/preview", admin, {"definition": BUYERS, "compare_key": "buyers",
+                                                               "options": options}).body
+
+    anonymous = preview(include_anonymous_users=True)
+    assert anonymous["count"] == 2
+    diff = anonymous["diff"]
+    assert (diff["entering"], diff["exiting"], diff["staying"]) == (1, 0, 1)
+    assert diff["samples"]["entering"][0]["profile"]["identifiers"] == ["anonymous_id:anon-1"]
+    stored = preview()["diff"]
+    assert (stored["entering"], stored["exiting"], stored["staying"]) == (0, 0, 1)
+    fresh = preview(include_historical_data=False)["diff"]
+    assert (fresh["entering"], fresh["exiting"], fresh["staying"]) == (0, 1, 0)
+    refused = call(space.running, "POST", "/preview", admin, {"definition": BUYERS, "compare_key": "buyers",
+                                                              "options": {"backfill_days": -1}})
+    assert (refused.status, refused.body["error"]["reason"]) == (400, "OPTIONS_INVALID")
+
+
+def test_an_edit_of_a_stale_copy_is_refused_with_409(space: Space) -> None:
+    """An edit sends back the etag its GET answered: once another save changed the definition, the
+    edit is refused (409 ABORTED EDIT_CONFLICT) and changes nothing; options named alone keep the
+    others' stored values."""
+    space.define("buyers", BUYERS, include_anonymous_users=True)
+    admin, path = space.tokens["admin"], "/computations/users/buyers"
+    loaded = call(space.running, "GET", path, admin).body["etag"]
+    assert re.fullmatch("[0-9a-f]{16}", loaded)
+    first = call(space.running, "PATCH", path, admin, {"name": "Buyers", "etag": loaded})
+    assert first.status == 200
+    assert first.body["etag"] == call(space.running, "GET", path, admin).body["etag"] != loaded
+    stale = call(space.running, "PATCH", path, admin, {"definition": "trait('plan') = 'pro'", "etag": loaded})
+    assert stale.status == 409
+    assert (stale.body["error"]["code"], stale.body["error"]["reason"]) == ("ABORTED", "EDIT_CONFLICT")
+    assert "changed since it was loaded" in stale.body["error"]["message"]
+    kept = _audience(space, "buyers")
+    assert (kept.name, kept.definition) == ("Buyers", BUYERS)
+    fresh = call(space.running, "PATCH", path, admin, {"options": {"backfill_days": 3}, "etag": first.body["etag"]})
+    assert fresh.status == 200
+    assert fresh.body["computation"]["options"] == {"include_anonymous_users": True, "include_historical_data": True,
+                                                    "backfill_days": 3}
+
+
+def test_the_audit_entry_of_an_edit_names_only_what_changed(space: Space) -> None:
+    """An edit sending every field records the fields whose values changed; one that changes
+    nothing records nothing (and makes no version)."""
+    space.define("buyers", BUYERS)
+    admin, path = space.tokens["admin"], "/computations/users/buyers"
+    options = {"include_anonymous_users": False, "include_historical_data": True, "backfill_days": 0}
+    edited = call(space.running, "PATCH", path, admin, {"name": "buyers", "description": "Who bought",
+                                                        "definition": BUYERS, "options": options})
+    assert edited.body["changed"] == ["description"]
+    same = call(space.running, "PATCH", path, admin, {"description": "Who bought", "enabled": True})
+    assert (same.status, same.body["changed"], same.body["computation"]["version"]) == (200, [], 1)
+    entries = space.running.admin.ListAuditEntries(admin_pb2.ListAuditEntriesRequest(target="buyers"),
+                                                   metadata=bearer(admin)).entries
+    assert [(e.action, list(e.details["fields"]) if "fields" in e.details else None) for e in entries] == [
+        ("update", ["description"]), ("create", None)]
+
+
+def test_a_rollback_to_the_current_text_and_options_changes_nothing(space: Space) -> None:
+    """Rolling back to a version identical to the current one makes no version and no audit entry,
+    and says so (`changed` empty); one to an older text saves a new version."""
+    space.define("buyers", BUYERS)
+    admin = space.tokens["admin"]
+    same = call(space.running, "POST", "/computations/users/buyers/rollback", admin, {"version": 1}).body
+    assert (same["changed"], same["computation"]["version"]) == ([], 1)
+    call(space.running, "PATCH", "/computations/users/buyers", admin, {"definition": "trait('plan') = 'pro'"})
+    call(space.running, "PATCH", "/computations/users/buyers", admin, {"definition": BUYERS})
+    again = call(space.running, "POST", "/computations/users/buyers/rollback", admin, {"version": 1}).body
+    assert (again["changed"], again["computation"]["version"]) == ([], 3)
+    older = call(space.running, "POST", "/computations/users/buyers/rollback", admin, {"version": 2}).body
+    assert (older["changed"], older["computation"]["version"]) == (["definition"], 4)
+    entries = space.running.admin.ListAuditEntries(admin_pb2.ListAuditEntriesRequest(target="buyers"),
+                                                   metadata=bearer(admin)).entries
+    assert [e.action for e in entries] == ["update", "update", "update", "create"]
+
+
+def test_every_dead_letter_is_counted_and_reachable_page_by_page(space: Space,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """With more dead letters than the destinations read lists (3 here, 50 unpatched), it counts
+    them all and lists the first with the cursor to the rest; `/dead-letters` pages through them;
+    each names its change. A redrive of an id not parked names it as the API does (`dlq_…`)."""
+    from audiences_server.http.console import reads
+    from tests.sync.conftest import Receiver, connect, wait_for, webhook
+
+    monkeypatch.setattr(reads, "DEAD_LETTERS_SHOWN", 3)
+    receiver = Receiver()
+    receiver.start()
+    try:
+        receiver.fail_when = lambda body: 400  # parked after one attempt
+        space.define("pro", "trait('plan') = 'pro'")
+        webhook(space, "hook", receiver.url)
+        connect(space, "hook", "pro", send_identify=True)
+        space.tick()
+        space.send(*[{"type": "identify", "userId": f"u{n}", "traits": {"plan": "pro"}} for n in range(5)])
+        space.tick()
+        admin = space.tokens["admin"]
+        hook = wait_for(lambda: (found := call(space.running, "GET", "/destinations", admin).body["destinations"][0])
+                        ["dead_letters_total"] == 5 and found, what="5 dead letters")
+    finally:
+        receiver.stop()
+    first = hook["dead_letters"]
+    assert (len(first), hook["dead_letters_next"]) == (3, first[-1]["id"])
+    assert [d["change"] for d in first] == [{"type": "entered", "old": None, "new": True}] * 3
+    rest = call(space.running, "GET", f"/destinations/hook/dead-letters?after={first[-1]['id']}&limit=1", admin).body
+    assert (len(rest["dead_letters"]), rest["next"]) == (1, rest["dead_letters"][0]["id"])
+    last = call(space.running, "GET", f"/destinations/hook/dead-letters?after={rest['next']}", admin).body
+    assert (len(last["dead_letters"]), last["next"]) == (1, "")
+    assert len({d["id"] for d in first + rest["dead_letters"] + last["dead_letters"]}) == 5
+    bad = call(space.running, "GET", "/destinations/hook/dead-letters?after=50", admin)
+    assert (bad.status, bad.body["error"]["reason"]) == (400, "DEAD_LETTER_ID_INVALID")
+    gone = call(space.running, "POST", "/destinations/hook/redrive", admin, {"ids": ["dlq_9223372036854775807"]})
+    assert (gone.status, gone.body["error"]["reason"]) == (404, "DEAD_LETTER_NOT_FOUND")
+    assert "'hook': dlq_9223372036854775807 " in gone.body["error"]["message"]

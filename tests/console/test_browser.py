@@ -5,6 +5,7 @@ a screenshot of the pages it saw to its tmp_path."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -157,6 +158,45 @@ def test_builder_creates_an_audience_and_shows_an_edits_diff(page: Page, space: 
     assert audience(space, "buyers").definition == BUYERS
 
 
+def test_builder_diffs_with_edited_options_and_refuses_a_stale_save(page: Page, space: Space, tmp_path: Path
+                                                                     ) -> None:
+    """The builder's diff uses the options being edited (an anonymous buyer enters once they are
+    included); a save after someone else's is refused, the saved definition is loaded again with
+    the edited text kept, and the next save sends only what this editor changed; a version with
+    the current text and options is not offered for rollback."""
+    shop(space)
+    space.send({"type": "track", "anonymousId": "anon-1", "event": "Order Completed"})
+    space.define("buyers", BUYERS)
+    live(space, "buyers")
+    sign_in(page, space, where="#/builder/users/buyers")
+    expect(page.get_by_label("Definition", exact=True)).to_have_value(BUYERS)
+    page.get_by_label("Definition", exact=True).fill(BUYERS + " ")
+    diff = page.locator(".diff")
+    expect(diff.locator("[data-outcome=entering] .count")).to_have_text("0")
+    page.get_by_label("Include anonymous users").check()
+    expect(page.locator(".preview-count .count")).to_have_text("4")
+    expect(diff.locator("[data-outcome=entering] .count")).to_have_text("1")
+    page.get_by_label("Include anonymous users").uncheck()
+    expect(diff.locator("[data-outcome=entering] .count")).to_have_text("0")
+    space.update("buyers", name="Buyers (renamed elsewhere)")  # another editor saves meanwhile
+    page.get_by_label("Definition", exact=True).fill(EDITED)
+    page.get_by_role("button", name="Save changes").click()
+    expect(page.get_by_role("alert")).to_contain_text("was saved by someone else since you loaded it")
+    expect(page.get_by_label("Definition", exact=True)).to_have_value(EDITED)
+    expect(page.get_by_label("Name")).to_have_value("Buyers (renamed elsewhere)")
+    assert audience(space, "buyers").definition == BUYERS
+    shot(page, tmp_path, "builder-conflict")
+    page.get_by_role("button", name="Save changes").click()
+    expect(page.get_by_role("status")).to_contain_text("version 2")
+    saved = audience(space, "buyers")
+    assert (saved.definition, saved.name) == (EDITED, "Buyers (renamed elsewhere)")
+    page.get_by_role("button", name="Roll back to version 1").click()
+    expect(page.get_by_role("status")).to_contain_text("saved as version 3")
+    expect(page.locator("th", has_text="3 (current)")).to_be_visible()
+    expect(page.get_by_role("button", name="Roll back to version 1")).to_have_count(0)
+    expect(page.get_by_role("button", name="Roll back to version 2")).to_be_visible()
+
+
 def test_list_disables_enables_and_shows_a_refused_delete(page: Page, space: Space, tmp_path: Path) -> None:
     """Disable and enable change the definition's status; deleting one that another reads is
     refused with the readers named; deleting a free one removes it."""
@@ -210,6 +250,53 @@ def test_profile_explorer_finds_a_profile_and_explains_why(page: Page, space: Sp
     page.set_viewport_size({"width": 390, "height": 800})
     shot(page, tmp_path, "profile-narrow")
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
+
+
+def test_events_until_a_day_include_that_day(page: Page, space: Space) -> None:
+    """From and Until the same day list that day's events: Until includes the day chosen."""
+    day = dt.datetime(2026, 7, 2, 15, tzinfo=dt.UTC)
+    space.send({"type": "track", "userId": "ada", "event": "On The Day", "at": int(day.timestamp() * 1000)},
+               {"type": "track", "userId": "ada", "event": "Next Day",
+                "at": int((day + dt.timedelta(days=1)).timestamp() * 1000)})
+    sign_in(page, space, where="#/profiles/users/user_id%3Aada")
+    events = page.get_by_role("region", name="Events")
+    expect(events.locator("li")).to_have_count(2)
+    page.get_by_label("From (UTC)").fill("2026-07-02")
+    page.get_by_label("Until (UTC, that day included)").fill("2026-07-02")
+    page.get_by_role("button", name="Filter events").click()
+    expect(events.locator("li")).to_have_count(1)
+    expect(events.locator("li")).to_contain_text("On The Day")
+
+
+def test_dead_letters_are_counted_paged_and_show_their_change(page: Page, space: Space,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The heading counts every dead letter, not those listed (3 here, 50 unpatched); "Show more"
+    lists the rest; each names its change."""
+    from audiences_server.http.console import reads
+
+    monkeypatch.setattr(reads, "DEAD_LETTERS_SHOWN", 3)
+    receiver = Receiver()
+    receiver.start()
+    try:
+        receiver.fail_when = lambda body: 400  # parked after one attempt
+        webhook(space, "hook", receiver.url)
+        space.define("buyers", BUYERS)
+        connect(space, "hook", "buyers", send_identify=True)
+        space.send(*[{"type": "track", "userId": f"u{n}", "event": "Order Completed"} for n in range(5)])
+        meta = bearer(space.tokens["admin"])
+        wait_for(lambda: len(space.running.sync.ListDeadLetters(
+            sync_pb2.ListDeadLettersRequest(destination_key="hook"), metadata=meta).dead_letters) == 5,
+            timeout=WAIT_MS / 1000, what="5 dead letters")
+    finally:
+        receiver.stop()
+    sign_in(page, space, where="#/destinations")
+    hook = page.locator("article[data-key=hook]")
+    expect(hook.get_by_role("heading", name="Dead letters (5)")).to_be_visible()
+    expect(hook.locator(".dead-letters tbody tr")).to_have_count(3)
+    expect(hook.locator(".dead-letters td.change").first).to_have_text("entered")
+    hook.get_by_role("button", name="Show more dead letters of hook").click()
+    expect(hook.locator(".dead-letters tbody tr")).to_have_count(5)
+    expect(hook.get_by_role("button", name="Show more dead letters of hook")).to_have_count(0)
 
 
 def test_dead_letter_is_shown_and_redriven(page: Page, space: Space, tmp_path: Path) -> None:

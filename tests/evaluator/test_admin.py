@@ -118,6 +118,9 @@ def test_an_update_mask_names_fields_and_single_options(space: Space) -> None:
     with pytest.raises(grpc.RpcError) as caught:
         update(["status"])
     assert error_reason(caught.value) == "FIELD_IMMUTABLE"
+    assert caught.value.details() == ("cannot update status: status is output only (set by the server); only"
+                                      " definition, description, enabled, name, options can be updated")
+    assert field_violations(caught.value) == [("status", "output only")]
     got = stub.GetAudience(admin_pb2.GetAudienceRequest(collection=USERS, key="anon"), metadata=meta).audience
     assert (got.name, got.options.backfill_days, got.options.include_anonymous_users) == ("anon", 3, True)
 
@@ -202,6 +205,35 @@ def test_validate_reports_errors_cycles_and_summaries(space: Space) -> None:
     assert list(good.summary.event_names) == ["Order"]
     assert good.summary.longest_lookback.ToSeconds() == 7 * 86400
     assert good.summary.primary_expression_count == 2  # event('Order') and property('total')
+
+
+def test_a_key_too_long_and_a_taken_key_say_so(space: Space) -> None:
+    """A snake_case key of 65 characters is refused for its length, not its form; a taken key
+    names the kind holding it with its article."""
+    stub, meta = admin(space)
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.CreateAudience(admin_pb2.CreateAudienceRequest(
+            audience=admin_pb2.Audience(key="k" * 65, collection=USERS, definition="trait('a') = 1")), metadata=meta)
+    assert (error_reason(caught.value), caught.value.details()) == (
+        "KEY_INVALID", "key is 65 characters long; at most 64 are allowed")
+    assert stub.CreateAudience(admin_pb2.CreateAudienceRequest(
+        audience=admin_pb2.Audience(key="k" * 64, collection=USERS, definition="trait('a') = 1")), metadata=meta)
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.CreateComputedTrait(admin_pb2.CreateComputedTraitRequest(
+            computed_trait=admin_pb2.ComputedTrait(key="k" * 64, collection=USERS, definition="trait('a')")),
+            metadata=meta)
+    assert caught.value.details() == f"users already have an audience with key {'k' * 64!r}"
+
+
+@pytest.mark.parametrize("size", [-1, 101, 1000])
+def test_preview_refuses_a_sample_size_out_of_range(space: Space, size: int) -> None:
+    """`sample_size` is 1 to 100 (0: the default, 10), as the console's preview takes it."""
+    stub, meta = admin(space)
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.PreviewDefinition(admin_pb2.PreviewDefinitionRequest(
+            definition="trait('a') = 1", kind=AUDIENCE, collection=USERS, sample_size=size), metadata=meta)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert (error_reason(caught.value), field_violations(caught.value)[0][0]) == ("SAMPLE_SIZE_INVALID", "sample_size")
 
 
 def test_preview_counts_without_saving(space: Space) -> None:

@@ -108,6 +108,44 @@ def test_an_earlier_time_is_explained_from_the_history(space: Space) -> None:
     assert "a trait it reads was written since" in (refused.value.details() or "")
 
 
+def test_a_disabled_definition_is_frozen_not_pending(space: Space) -> None:
+    """Disabled, a definition keeps the values it had: new data that would change a value is not
+    pending (no tick will bring it), and no next change is predicted for it."""
+    _orders(space)
+    space.define("big_buyers", BIG)
+    space.tick()
+    space.update("big_buyers", enabled=False)
+    space.send({"type": "track", "userId": "grace", "event": "Order Completed", "properties": {"revenue": 500},
+                "at": space.now()})
+    space.tick()
+    grace = explain(space, "big_buyers", "user_id:grace")
+    assert (grace.value_json, grace.stored_value.bool_value, grace.evaluation_pending) == ("true", False, False)
+    ada = explain(space, "big_buyers", "user_id:ada")
+    assert (ada.stored_value.bool_value, ada.evaluation_pending) == (True, False)
+    assert ada.next_change.summary == ("stays as stored: the definition is disabled, so its values are frozen until"
+                                       " it is enabled again")
+    assert not ada.next_change.HasField("change_time")
+    assert not ada.next_change.HasField("check_time")
+    assert ada.next_change.search_exhausted  # enabled, her big order's 30 days would end her membership
+
+
+def test_a_time_before_the_profile_was_seen_is_refused_as_such(space: Space) -> None:
+    """A profile first seen after the time asked is not blamed on the anonymous-users rule: the
+    time is refused, naming the cause."""
+    space.define("big_buyers", BIG)
+    space.tick()
+    live = space.now()
+    space.tick(at=live + DAY)
+    space.send({"type": "track", "userId": "late", "event": "Order Completed", "properties": {"revenue": 200},
+                "at": space.now()})
+    space.tick()
+    with pytest.raises(grpc.RpcError) as refused:
+        explain(space, "big_buyers", "user_id:late", at=live + HOUR)
+    assert error_reason(refused.value) == "EXPLAIN_TIME_NOT_REPRODUCIBLE"
+    assert "the profile had not been seen yet then" in (refused.value.details() or "")
+    assert explain(space, "big_buyers", "user_id:late").value_json == "true"
+
+
 def test_an_account_lists_which_users_satisfied_any(space: Space) -> None:
     """ANY shows how many linked users satisfy it, the satisfying ones first, each explained."""
     _orders(space)

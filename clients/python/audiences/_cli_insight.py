@@ -7,12 +7,16 @@ import datetime as dt
 import json
 from typing import Any
 
+from audiences._admin import status_name
+from audiences._cli_args import count
 from audiences._output import emit_json, table, time_text, to_data
 from audiences.client import Client
 from audiences.v1 import admin_pb2
 
 Sub = Any
 BAR_WIDTH = 40
+# The most intervals the server returns in one size series.
+MAX_POINTS = 2000
 _CHANGE = {admin_pb2.MEMBERSHIP_CHANGE_TYPE_ENTERED: "entered", admin_pb2.MEMBERSHIP_CHANGE_TYPE_EXITED: "exited",
            admin_pb2.MEMBERSHIP_CHANGE_TYPE_CHANGED: "changed"}
 
@@ -48,7 +52,8 @@ def definition_commands(verbs: Sub, kind: str) -> None:
     history.add_argument("key")
     history.add_argument("--collection", "-c", default="users", choices=("users", "accounts"))
     history.add_argument("--interval", choices=("hourly", "daily"), default="hourly")
-    history.add_argument("--points", type=int, default=24, help="how many intervals, ending now (default 24)")
+    history.add_argument("--points", type=count("intervals", MAX_POINTS, "the server's limit per series"), default=24,
+                         help=f"how many intervals, ending now (default 24, at most {MAX_POINTS:,})")
     history.add_argument("--changes", action="store_true", help="list the entries and exits instead")
     history.add_argument("--limit", type=int, default=50, help="with --changes: the most to show (default 50)")
     history.set_defaults(handler=_history, kind=kind)
@@ -165,7 +170,7 @@ def _history(client: Client, args: argparse.Namespace) -> int:
         return _changes(client, args, key=args.key)
     step = dt.timedelta(hours=1) if args.interval == "hourly" else dt.timedelta(days=1)
     status = client.get_evaluator_status()
-    start = status.clock_time.ToDatetime(tzinfo=dt.UTC) - step * (max(args.points, 1) - 1)
+    start = status.clock_time.ToDatetime(tzinfo=dt.UTC) - step * (args.points - 1)
     reply = client.get_size_history(args.key, interval=args.interval, collection=args.collection, start_time=start)
     if args.json:
         emit_json(to_data(reply))
@@ -221,11 +226,20 @@ def _versions(client: Client, args: argparse.Namespace) -> int:
 
 
 def _rollback(client: Client, args: argparse.Namespace) -> int:
+    # The current version before and after says whether the rollback saved a new one: a version
+    # with the current text and options changes nothing.
+    before = client.get_definition_version(args.key, 0, collection=args.collection).version
     item = client.rollback_definition(args.key, args.version, collection=args.collection)
     if args.json:
         emit_json(to_data(item))
+        return 0
+    after = client.get_definition_version(args.key, 0, collection=args.collection).version
+    status = status_name(item.status)
+    if after == before:
+        print(f"{args.key} already has version {args.version}'s text and options: nothing changed"
+              f" (still version {after}; {status})")
     else:
-        print(f"{args.key} rolled back to version {args.version}'s definition; backfilling")
+        print(f"{args.key} rolled back to version {args.version}'s definition: saved as version {after}; {status}")
     return 0
 
 

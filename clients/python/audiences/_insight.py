@@ -6,9 +6,12 @@ import datetime as dt
 from collections.abc import Iterator
 
 from audiences._base import Base, CollectionArg, KindArg, collection_value, kind_value, timestamp
+from audiences.errors import InvalidArgument
 from audiences.v1 import admin_pb2, common_pb2
 
 _INTERVALS = {"hourly": admin_pb2.SIZE_INTERVAL_HOURLY, "daily": admin_pb2.SIZE_INTERVAL_DAILY}
+# Version numbers are int32s; a rollback names a saved one, from 1 (0 is "the current one" to a read).
+MAX_VERSION = 2**31 - 1
 
 
 class InsightMethods(Base):
@@ -130,9 +133,22 @@ class InsightMethods(Base):
     def rollback_definition(self, key: str, version: int, *, collection: CollectionArg = "users"
                             ) -> admin_pb2.Audience | admin_pb2.ComputedTrait:
         """Updates the definition to an older version's text and options (a new version); its
-        backfill then restores that version's members."""
+        backfill then restores that version's members. A version with the current text and
+        options changes nothing: no update is sent (no new version, no backfill, no audit entry)
+        and the definition is returned as it stands.
+
+        Raises:
+            InvalidArgument: VERSION_INVALID, a version below 1 or beyond an int32 (0, "the
+                current one" to `get_definition_version`, is nothing to roll back to).
+        """
+        if not 1 <= version <= MAX_VERSION:
+            raise InvalidArgument(f"`version` must be from 1 to {MAX_VERSION:,}", "VERSION_INVALID")
         old = self.get_definition_version(key, version, collection=collection)
         audience = old.computation.kind == common_pb2.COMPUTATION_KIND_AUDIENCE
+        if same_definition(old, self.get_definition_version(key, 0, collection=collection)):
+            get = self.get_audience if audience else self.get_computed_trait  # type: ignore[attr-defined]
+            current: admin_pb2.Audience | admin_pb2.ComputedTrait = get(key, collection=collection)
+            return current
         update = self.update_audience if audience else self.update_computed_trait  # type: ignore[attr-defined]
         result: admin_pb2.Audience | admin_pb2.ComputedTrait = update(
             key, collection=collection, definition=old.definition, options=old.options)
@@ -155,3 +171,9 @@ class InsightMethods(Base):
                                                   page_size=1000, page_token=token),
             "entries",
         )
+
+
+def same_definition(one: admin_pb2.DefinitionVersion, other: admin_pb2.DefinitionVersion) -> bool:
+    """Whether two versions have the same text and options (rolling back from one to the other
+    would change nothing)."""
+    return one.definition == other.definition and one.options == other.options

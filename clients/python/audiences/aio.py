@@ -37,11 +37,12 @@ import grpc
 import grpc.aio
 
 from audiences._base import channel_options, collection_value, unencodable
+from audiences._insight import MAX_VERSION, same_definition
 from audiences._profiles import trait_value
 from audiences._sync import _SELECTION as SELECTIONS
 from audiences.batching import json_default
 from audiences.client import Client
-from audiences.errors import AudiencesError
+from audiences.errors import AudiencesError, InvalidArgument
 from audiences.messages import Json
 from audiences.v1 import (
     admin_pb2,
@@ -237,10 +238,18 @@ class AsyncClient(Client):
     async def rollback_definition(  # type: ignore[override]
         self, key: str, version: int, *, collection: Any = "users"
     ) -> admin_pb2.Audience | admin_pb2.ComputedTrait:
-        """Updates the definition to an older version's text and options (a new version)."""
+        """Updates the definition to an older version's text and options (a new version); a
+        version with the current text and options changes nothing and returns the definition as it
+        stands (as `Client.rollback_definition`)."""
+        if not 1 <= version <= MAX_VERSION:
+            raise InvalidArgument(f"`version` must be from 1 to {MAX_VERSION:,}", "VERSION_INVALID")
         me: Any = self
         old = await me.get_definition_version(key, version, collection=collection)
         audience = old.computation.kind == common_pb2.COMPUTATION_KIND_AUDIENCE
+        if same_definition(old, await me.get_definition_version(key, 0, collection=collection)):
+            current: admin_pb2.Audience | admin_pb2.ComputedTrait = await (
+                me.get_audience if audience else me.get_computed_trait)(key, collection=collection)
+            return current
         update = me.update_audience if audience else me.update_computed_trait
         result: admin_pb2.Audience | admin_pb2.ComputedTrait = await update(
             key, collection=collection, definition=old.definition, options=old.options)

@@ -110,7 +110,7 @@ class InvalidArgument(AudiencesError, ValueError):
     strings and tokens) instead of a bare OSError, UnicodeEncodeError or OverflowError from deep
     inside gRPC or protobuf, so "every failure is an AudiencesError" holds; it is a `ValueError`
     too, as such mistakes conventionally are. Reasons: `TLS_FILE_UNREADABLE`, `TOKEN_MALFORMED`,
-    `STRING_NOT_ENCODABLE`, `TIMEOUT_INVALID`, `DURATION_INVALID`. The server's own
+    `STRING_NOT_ENCODABLE`, `TIMEOUT_INVALID`, `DURATION_INVALID`, `VERSION_INVALID`. The server's own
     INVALID_ARGUMENT refusals are plain `AudiencesError`s.
     """
 

@@ -14,7 +14,7 @@ from google.protobuf import duration_pb2, struct_pb2, timestamp_pb2
 from audiences_server.api.audit import audited, definition_change, definition_update
 from audiences_server.api.context import caller_label, space_id
 from audiences_server.core import ql
-from audiences_server.engine.computations import Spec, definition_reason
+from audiences_server.engine.computations import MAX_SAMPLE_SIZE, Spec, definition_reason
 from audiences_server.engine.engine import Engine
 from audiences_server.engine.evaluator import TickReport
 from audiences_server.engine.page_tokens import page_size
@@ -408,8 +408,8 @@ class ComputationAdmin:
         self, request: admin_pb2.PreviewDefinitionRequest, context: grpc.ServicerContext
     ) -> admin_pb2.PreviewDefinitionResponse:
         kind, collection = kind_of(request.kind), collection_of(request.collection)
-        if not 0 <= request.sample_size <= MAX_SAMPLE:  # 0 (unset) is the default, 10
-            raise InvalidArgument(f"`sample_size` must be 1 to {MAX_SAMPLE} (0 or unset: 10)",
+        if not 0 <= request.sample_size <= MAX_SAMPLE_SIZE:  # 0 (unset) is the default, 10
+            raise InvalidArgument(f"`sample_size` must be 1 to {MAX_SAMPLE_SIZE} (0 or unset: 10)",
                                   reason="SAMPLE_SIZE_INVALID",
                                   violations=[FieldViolation("sample_size", "out of range")])
         sample = request.sample_size or 10

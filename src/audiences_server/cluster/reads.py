@@ -88,7 +88,7 @@ _STATUS_NAME = {number: name for name, number in STATUS.items()}
 _PHASE_NAME = {number: name for name, number in PHASE_ENUM.items()}
 _EVENT_TYPE_NAME = {number: name for name, number in EVENT_TYPES.items()}
 _ORDER: dict[bool, Any] = {descending: number for number, descending in DESCENDING.items() if number}
-_CODES = {cls.code: cls for cls in (errors.InvalidArgument, errors.NotFound, errors.AlreadyExists,
+_CODES = {cls.code: cls for cls in (errors.InvalidArgument, errors.NotFound, errors.AlreadyExists, errors.Aborted,
                                     errors.FailedPrecondition, errors.Unauthenticated, errors.OutOfRange,
                                     errors.PermissionDenied, errors.ResourceExhausted, errors.Unavailable,
                                     errors.Unimplemented)}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import secrets
 from collections.abc import Mapping
@@ -17,6 +19,7 @@ from audiences_server.engine.evaluator import Evaluation, Evaluator
 from audiences_server.engine.registry import Compiled, Definition, Registry, definition, find_cycle, reads_itself
 from audiences_server.engine.retention import refuse_past_retention
 from audiences_server.errors import (
+    Aborted,
     AlreadyExists,
     DefinitionProblem,
     FailedPrecondition,
@@ -33,10 +36,13 @@ from audiences_server.store.evaluation import ComputationRow
 from audiences_server.store.writer import Writer
 
 KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+MAX_KEY_CHARS = 64
 KINDS = ("audience", "computed_trait")
 COLLECTIONS = ("users", "accounts")
 _PREFIX = {"audience": "aud_", "computed_trait": "trt_"}
 EDITABLE = frozenset({"name", "description", "definition", "enabled", "options"})
+# Fixed once created; every other field a caller may name (status, size, …) is the server's output.
+IMMUTABLE = frozenset({"key", "kind", "collection"})
 # Limits of the texts beside a definition: a list of definitions answers in one message (gRPC's
 # 4 MiB by default), so a description of megabytes would make the list unreadable.
 MAX_NAME_CHARS = 256
@@ -44,6 +50,8 @@ MAX_DESCRIPTION_CHARS = 4_096
 # The API's field is an int32; the console's JSON takes any integer, and a number of days past
 # this would move a definition's event floor beyond what SQLite's integers hold.
 MAX_BACKFILL_DAYS = 2**31 - 1
+# Profiles a preview or diff returns per outcome, as the API's contract says (the count is whole).
+MAX_SAMPLE_SIZE = 100
 
 
 @dataclass
@@ -58,6 +66,16 @@ class Spec:
     definition: str = ""
     enabled: bool = True
     options: dict[str, Any] = field(default_factory=dict)
+
+
+def etag_of(row: ComputationRow) -> str:
+    """A content hash of a definition's editable fields, for an edit to say which state it was made
+    on: two editors who loaded the same state send the same etag, and the second save finds it
+    stale. A hash of the content rather than the version number, because a rename or a switch
+    changes no version yet is what a stale form would silently undo."""
+    fields = {name: getattr(row, name) for name in sorted(EDITABLE)}
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
 def definition_reason(error: ql.QueryError) -> str:
@@ -170,6 +188,12 @@ class Computations:
 
     def create(self, space_id: int, spec: Spec, actor: str = "") -> ComputationRow:
         """Saves a new definition (its version 1, made by `actor`) and starts its backfill."""
+        if len(spec.key) > MAX_KEY_CHARS:
+            raise InvalidArgument(
+                f"key is {len(spec.key)} characters long; at most {MAX_KEY_CHARS} are allowed",
+                reason="KEY_INVALID",
+                violations=[FieldViolation("key", f"longer than {MAX_KEY_CHARS} characters")],
+            )
         if not KEY_PATTERN.match(spec.key):
             raise InvalidArgument(
                 f"key {spec.key!r} must be snake_case: a-z, 0-9 and _, starting with a letter",
@@ -186,7 +210,7 @@ class Computations:
         existing = store.computation(conn, space_id, spec.collection, spec.key)
         if existing is not None:
             raise AlreadyExists(
-                f"{spec.collection} already have a {existing.kind.replace('_', ' ')} with key {spec.key!r}",
+                f"{spec.collection} already have {_article(existing.kind)} with key {spec.key!r}",
                 reason="KEY_EXISTS",
             )
         self._refuse_cycle(conn, space_id, spec)
@@ -243,15 +267,26 @@ class Computations:
         ]
 
     def update(self, space_id: int, kind: str, collection: str, key: str, changes: Mapping[str, Any],
-               actor: str = "") -> ComputationRow:
+               actor: str = "", expected: str | None = None) -> ComputationRow:
         """Applies the given changes; a new definition or an enable restarts the backfill. A new
-        definition text or new options make a new version, made by `actor`."""
+        definition text or new options make a new version, made by `actor`.
+
+        With `expected` (the `etag_of` the definition as the caller loaded it), the update is
+        refused (`Aborted`, EDIT_CONFLICT) when the stored definition has changed since, so an
+        editor working from a stale copy does not silently undo another's save.
+        """
         unknown = set(changes) - EDITABLE
         if unknown:
+            fixed, output = sorted(unknown & IMMUTABLE), sorted(unknown - IMMUTABLE)
+            told = ([f"{', '.join(fixed)} {'is' if len(fixed) == 1 else 'are'} immutable (set on create)"]
+                    if fixed else []) + ([f"{', '.join(output)} {'is' if len(output) == 1 else 'are'} output only"
+                                          " (set by the server)"] if output else [])
             raise InvalidArgument(
-                f"cannot update {', '.join(sorted(unknown))}: key, kind and collection are immutable",
+                f"cannot update {', '.join(sorted(unknown))}: {'; '.join(told)}; only"
+                f" {', '.join(sorted(EDITABLE))} can be updated",
                 reason="FIELD_IMMUTABLE",
-                violations=[FieldViolation(f, "immutable or unknown") for f in sorted(unknown)],
+                violations=[FieldViolation(f, "immutable" if f in IMMUTABLE else "output only")
+                            for f in sorted(unknown)],
             )
         current = self.get(space_id, kind, collection, key)
         # A name or description stored before its limit existed may come back unchanged (a form
@@ -260,9 +295,25 @@ class Computations:
                       if name not in ("name", "description") or value != getattr(current, name)})
         if "definition" in changes:
             check(changes["definition"], kind, collection)
-        row = self._writer.run(lambda conn: self._apply_update(conn, current, changes, actor), keeps_events=True)
+        row = self._writer.run(lambda conn: self._apply_update(conn, self._unchanged(conn, current, expected),
+                                                               changes, actor), keeps_events=True)
         self._evaluator.wake()
         return row
+
+    def _unchanged(self, conn: apsw.Connection, current: ComputationRow, expected: str | None) -> ComputationRow:
+        """The definition as the update's transaction reads it, refused when `expected` is not its
+        etag: read in the transaction, so a save landing after the caller's read is caught too."""
+        if expected is None:
+            return current
+        stored = self._row(conn, current.space_id, current.collection, current.key)
+        if etag_of(stored) != expected:
+            raise Aborted(
+                f"{current.key!r} was changed since it was loaded (another save came first); load it again and"
+                " make the edit on what is stored now",
+                reason="EDIT_CONFLICT",
+                metadata={"etag": etag_of(stored)},
+            )
+        return stored
 
     def _apply_update(
         self, conn: apsw.Connection, current: ComputationRow, changes: Mapping[str, Any], actor: str = ""
@@ -351,15 +402,18 @@ class Computations:
             store.computations(self._readers.get(), space_id), Spec(kind, collection, key, definition=definition)
         )
 
-    def diff(self, space_id: int, text: str, kind: str, collection: str, key: str, sample_size: int) -> Diff:
+    def diff(self, space_id: int, text: str, kind: str, collection: str, key: str, sample_size: int,
+             options: Mapping[str, Any] | None = None) -> Diff:
         """Evaluates `text` now as the new definition of the saved `key` over every profile, against
-        what is stored for it; changes nothing (see engine/diff.py)."""
+        what is stored for it; changes nothing (see engine/diff.py). `options` are the edited
+        options, those named replacing the stored ones, as an update would save them."""
         checked = check(text, kind, collection)
+        check_fields({"options": options or {}})
         saved = self.get(space_id, kind, collection, key)
         now = self._clock.now_ms()
         with self._readers.snapshot() as conn:
             self._refuse_cycle(conn, space_id, Spec(kind, collection, key, definition=text))
-            return diff(conn, saved, checked, sample_size, now)
+            return diff(conn, saved, checked, sample_size, now, options)
 
     def preview(
         self, space_id: int, text: str, kind: str, collection: str, include_anonymous: bool, sample_size: int
@@ -386,6 +440,12 @@ def _restart_readers(conn: apsw.Connection, target: ComputationRow) -> list[int]
                                                                                     reader.collection))
             restarted.append(reader.computation_id)
     return restarted
+
+
+def _article(kind: str) -> str:
+    """A kind as a noun with its article: `an audience`, `a computed trait`."""
+    noun = kind.replace("_", " ")
+    return ("an " if noun[0] in "aeiou" else "a ") + noun
 
 
 def _reads(reader: ComputationRow, target: ComputationRow) -> bool:

@@ -2,15 +2,16 @@
 in a saved audience (gain, lose or keep a value, for a computed trait), changing nothing.
 
 The new text is evaluated now, on a read snapshot, as the saved definition would be after an
-update of its text alone (same key, options and creation time, so the same event floor and
-anonymous-users rule), over every profile of the collection; the other side is what is stored
-for the saved definition (exact while it is LIVE).
+update of its text and of the options given (same key and creation time; the options not given
+keep their stored values, so the event floor and anonymous-users rule are those the update would
+save), over every profile of the collection; the other side is what is stored for the saved
+definition (exact while it is LIVE).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,10 +48,11 @@ class Diff:
 
 
 def diff(conn: apsw.Connection, saved: ComputationRow, checked: ql.CheckedDefinition, sample_size: int,
-         now_ms: int) -> Diff:
-    """Evaluates `checked` as the new text of `saved` over every profile and compares with what is stored."""
+         now_ms: int, options: Mapping[str, Any] | None = None) -> Diff:
+    """Evaluates `checked` as the new text of `saved` (with `options` over its stored ones) over
+    every profile and compares with what is stored."""
     registry = Registry(store.computations(conn, saved.space_id))
-    comp = _candidate(registry, saved, checked)
+    comp = _candidate(registry, saved, checked, {**saved.options, **(options or {})})
     found = Diff(saved, now_ms)
     held = _held(saved.kind)
     after = 0
@@ -64,10 +66,12 @@ def diff(conn: apsw.Connection, saved: ComputationRow, checked: ql.CheckedDefini
     return found
 
 
-def _candidate(registry: Registry, saved: ComputationRow, checked: ql.CheckedDefinition) -> Compiled:
-    """The saved definition with the new text, its dependencies on the space's others worked out."""
+def _candidate(registry: Registry, saved: ComputationRow, checked: ql.CheckedDefinition,
+               options: Mapping[str, Any]) -> Compiled:
+    """The saved definition with the new text and options, its dependencies on the space's others
+    worked out."""
     others = [c for c in registry.by_id.values() if c.id != saved.computation_id]
-    text = definition(checked.definition.source, checked.kind, checked.collection, saved.options, saved.created_ms)
+    text = definition(checked.definition.source, checked.kind, checked.collection, options, saved.created_ms)
     comp = Compiled(0, saved.space_id, saved.key, text)
     dependencies([*others, comp])  # account audiences a user definition reads, through the user's accounts
     return comp

@@ -5,7 +5,8 @@ event floor on; custom traits overlaid with the values of the space's other defi
 stood at the time asked: now, or an earlier time the evaluator can reproduce. The explanation
 itself is `core.ql.explain`, the reference interpreter's, so its root is what a tick at that time
 computes; `stored` is what the evaluator had stored then, and the two are equal unless the
-profile was waiting for a tick (`pending`).
+profile was waiting for a tick (`pending`). A disabled definition is not evaluated: its stored
+values stay as they were, so nothing is pending and no change is predicted for it.
 """
 
 from __future__ import annotations
@@ -13,14 +14,14 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import apsw
 
 from audiences_server.core import ql
 from audiences_server.core.ql.explain import Explanation, explain
-from audiences_server.core.ql.reasons import iso, summary
+from audiences_server.core.ql.reasons import NextChange, iso, summary
 from audiences_server.engine.clock import Clock
 from audiences_server.engine.profile_reads import _find
 from audiences_server.engine.registry import Compiled, Registry, overlay, trait_names
@@ -33,6 +34,8 @@ from audiences_server.store.db import Readers
 from audiences_server.store.evaluation import ComputationRow
 
 DEFAULT_LIMIT, MAX_LIMIT = 10, 100
+# What a disabled definition's next change is: none, whatever its events' edges (no tick runs it).
+FROZEN = NextChange(None, (), None, None, (), True)
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,8 @@ class Explained:
         explanation: The interpreter's explanation of the definition's value.
         value: The result, with the anonymous-users rule applied (what a tick at `at_ms` stores).
         stored: What the evaluator had stored for the profile at `at_ms`.
-        pending: Whether the profile was waiting for a tick then, so `stored` differs from `value`.
+        pending: Whether the profile was waiting for a tick then, so `stored` differs from `value`
+            (never for a disabled definition: no tick will change what it stores).
         excluded: Whether the anonymous-users rule keeps the profile out whatever the definition says.
         summary: When the value next changes with no new data, and why, in one sentence.
         messages: Message id and profile of each event read, by arrival number (`seq`).
@@ -130,6 +134,14 @@ class _Reading:
                     and pid not in explain_store.known_at(self.conn, [pid], self.at))
         value = False if excluded else explained.value
         stored = self._stored(pid)
+        if not row.enabled:
+            # DISABLED: its values stay as they were (docs/evaluator.md), so no tick brings `value`.
+            explained = replace(explained, next=FROZEN)
+            return Explained(
+                row, pid, self.at, explained, value, stored, False, excluded,
+                "stays as stored: the definition is disabled, so its values are frozen until it is enabled again",
+                self.messages, users, self._trait_classes(),
+            )
         return Explained(
             row, pid, self.at, explained, value, stored, _canonical(value) != _canonical(stored), excluded,
             summary(comp.kind, explained.next, excluded), self.messages, users, self._trait_classes(),
@@ -144,6 +156,7 @@ class _Reading:
             (at < self.now - retention_ms, "it is older than the history kept"),
             (backfilled is None or at < backfilled, "the definition's current version was not live yet"),
             (explain_store.merged_since(conn, [pid, *users], at), "a profile was merged into it since"),
+            (at < explain_store.created_at(conn, pid), "the profile had not been seen yet then"),
             (explain_store.traits_written_since(conn, [pid], trait_names(comp.summary.traits), at)
              or explain_store.traits_written_since(conn, users, trait_names(comp.summary.user_traits), at),
              "a trait it reads was written since"),

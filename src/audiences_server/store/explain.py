@@ -11,6 +11,7 @@ from typing import Any
 import apsw
 
 from audiences_server.core.ql import Event
+from audiences_server.store.db import scalar
 
 
 def events_at(
@@ -84,6 +85,11 @@ def known_at(conn: apsw.Connection, profile_ids: Sequence[int], at_ms: int) -> s
             (json.dumps(list(profile_ids)), at_ms),
         )
     }
+
+
+def created_at(conn: apsw.Connection, profile_id: int) -> int:
+    """When the profile was first seen (its row created, at the time of the call that made it)."""
+    return int(scalar(conn, "SELECT created_ms FROM profiles WHERE profile_id = ?", (profile_id,)))
 
 
 def version_backfilled(conn: apsw.Connection, computation_id: int) -> int | None:

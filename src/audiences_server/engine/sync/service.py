@@ -52,6 +52,9 @@ class DeadLetterView:
     last_error: str
     first_attempt_ms: int | None
     dead_ms: int | None
+    change: str  # entered, exited or changed
+    old: Any
+    new: Any
 
 
 class Sync:
@@ -347,10 +350,11 @@ class Sync:
         for row in store.dead_letters(conn, space_id, destination_id, connection_id, after, limit):
             delivery_id, key, cid, _pid, mid, record, attempts, error, first, dead, conn_id = row
             options = store.connection_by_id(conn, conn_id)
-            calls = calls_for(_json(record), options.options if options else {})
+            stored = _json(record)
+            calls = calls_for(stored, options.options if options else {})
             payload = calls[0] if len(calls) == 1 else {"batch": calls}
-            views.append(DeadLetterView(delivery_id, key, comps[cid], _json(record)["profile"], mid, payload,
-                                        attempts, error, first, dead))
+            views.append(DeadLetterView(delivery_id, key, comps[cid], stored["profile"], mid, payload,
+                                        attempts, error, first, dead, stored["change"], stored["old"], stored["new"]))
         return views
 
     def _filters(self, conn: apsw.Connection, space_id: int, destination_key: str, ref: tuple[str, str, str] | None
@@ -371,7 +375,8 @@ class Sync:
         parked = {v.delivery_id for v in self.dead_letters(space_id, destination_key, ref, 0, 1_000_000)}
         missing = [i for i in ids if i not in parked]
         if missing:
-            raise NotFound(f"dead letter ids not found for {destination_key!r}: {missing}",
+            raise NotFound(f"dead letter ids not found for {destination_key!r}: "
+                           + ", ".join(f"dlq_{i}" for i in missing) + " (redriven already, or never parked here)",
                            reason="DEAD_LETTER_NOT_FOUND")
         count = self._writer.run(lambda conn: store.redrive(conn, ids or sorted(parked)), keeps_events=True)
         self.wake()

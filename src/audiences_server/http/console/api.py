@@ -17,7 +17,7 @@ import orjson
 from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 
-from audiences_server.engine.computations import KINDS, Spec
+from audiences_server.engine.computations import KINDS, MAX_SAMPLE_SIZE, Spec
 from audiences_server.engine.engine import Engine
 from audiences_server.errors import (
     AudiencesError,
@@ -220,12 +220,14 @@ def _validate(engine: Engine, grant: Grant, _path: dict[str, str], _query: Any, 
 def _preview(engine: Engine, grant: Grant, _path: dict[str, str], _query: Any, body: dict[str, Any]
              ) -> dict[str, Any]:
     sample = field(body, "sample_size", int, 10)
-    if not 1 <= sample <= 100:
-        raise InvalidArgument("`sample_size` must be 1 to 100", reason="SAMPLE_SIZE_INVALID",
+    if not 1 <= sample <= MAX_SAMPLE_SIZE:
+        raise InvalidArgument(f"`sample_size` must be 1 to {MAX_SAMPLE_SIZE}", reason="SAMPLE_SIZE_INVALID",
                               violations=[FieldViolation("sample_size", "out of range")])
+    # `include_anonymous_users` alone is the older form of `options.include_anonymous_users`.
+    options = writes.checked_options({"include_anonymous_users": field(body, "include_anonymous_users", bool, False),
+                                      **field(body, "options", dict, {})})
     return reads.preview(engine, grant.space_id, kind_of(body), field(body, "collection", str, "users"),
-                         field(body, "definition", str), field(body, "include_anonymous_users", bool, False),
-                         sample, field(body, "compare_key", str, ""))
+                         field(body, "definition", str), options, sample, field(body, "compare_key", str, ""))
 
 
 @api()
@@ -248,8 +250,8 @@ def _destinations(engine: Engine, grant: Grant, _path: dict[str, str], _query: A
 
 
 @api()
-def _dead_letters(engine: Engine, grant: Grant, path: dict[str, str], _query: Any, _body: Any) -> dict[str, Any]:
-    return reads.dead_letters(engine, grant.space_id, path["key"])
+def _dead_letters(engine: Engine, grant: Grant, path: dict[str, str], query: Any, _body: Any) -> dict[str, Any]:
+    return reads.dead_letters_page(engine, grant.space_id, path["key"], query)
 
 
 @api(write=True)
@@ -270,14 +272,16 @@ def _update(engine: Engine, grant: Grant, path: dict[str, str], _query: Any, bod
         if name in body:
             changes[name] = field(body, name, kind)
     if "options" in changes:
-        changes["options"] = writes.options(changes["options"])
-    unknown = sorted(set(body) - {"name", "description", "definition", "enabled", "options"})
+        # Options named alone keep the others' stored values (as `options.backfill_days` in a mask).
+        changes["options"] = writes.checked_options(changes["options"])
+    etag = field(body, "etag", str) if "etag" in body else None
+    unknown = sorted(set(body) - {"name", "description", "definition", "enabled", "options", "etag"})
     if unknown or not changes:
         raise InvalidArgument("send one or more of name, description, definition, enabled, options"
                               + (f"; cannot change {', '.join(unknown)}" if unknown else ""),
                               reason="FIELD_UNKNOWN" if unknown else "FIELD_MISSING",
                               violations=[FieldViolation(name, "not editable") for name in unknown])
-    return writes.update(engine, grant, path["collection"], path["key"], changes)
+    return writes.update(engine, grant, path["collection"], path["key"], changes, etag)
 
 
 @api(write=True)

@@ -15,8 +15,8 @@ from typing import Any, cast
 from multidict import MultiMapping
 
 from audiences_server.core import ql
-from audiences_server.core.numbers import whole_number
-from audiences_server.engine.computations import COLLECTIONS, definition_problem
+from audiences_server.core.numbers import dead_letter_number, whole_number
+from audiences_server.engine.computations import COLLECTIONS, definition_problem, etag_of
 from audiences_server.engine.engine import Engine
 from audiences_server.engine.history import DAY_MS, HOUR_MS, HistoryQuery
 from audiences_server.engine.profile_reads import MAX_PAGE, EventFilter, Page
@@ -25,8 +25,10 @@ from audiences_server.http.query import bad_parameter, query_time
 
 INTERVALS = {"hourly": HOUR_MS, "daily": DAY_MS}
 TRAIT_CLASSES = ("audience", "computed_trait", "custom")
-# Dead letters listed per destination on the destinations page (a redrive of all takes every one).
+# Dead letters listed per destination on the destinations page (a redrive of all takes every one);
+# the page shows how many there are and reads the rest a page at a time from `/dead-letters`.
 DEAD_LETTERS_SHOWN = 50
+MAX_DEAD_LETTERS_PAGE = 1000
 
 
 def collection_of(text: str) -> str:
@@ -56,13 +58,13 @@ def computations(engine: Engine, space_id: int, with_sizes: bool) -> dict[str, A
 
 
 def computation(engine: Engine, space_id: int, collection: str, key: str) -> dict[str, Any]:
-    """One definition, whichever its kind."""
+    """One definition, whichever its kind, with the `etag` an edit of it sends back (see
+    `computations.etag_of`)."""
     collection = collection_of(collection)
-    for kind in ("audience", "computed_trait"):
-        found = [r for r in engine.computations.of_kind(space_id, kind, collection) if r.key == key]
-        if found:
-            return {"computation": views.computation(found[0])}
-    return {"computation": views.computation(engine.computations.get(space_id, "audience", collection, key))}
+    found = [r for kind in ("audience", "computed_trait")
+             for r in engine.computations.of_kind(space_id, kind, collection) if r.key == key]
+    row = found[0] if found else engine.computations.get(space_id, "audience", collection, key)  # NotFound
+    return {"computation": views.computation(row), "etag": etag_of(row)}
 
 
 def sizes(engine: Engine, space_id: int, collection: str, key: str, interval: str) -> dict[str, Any]:
@@ -98,18 +100,20 @@ def validate(engine: Engine, space_id: int, kind: str, collection: str, key: str
     return {"valid": True, "summary": views.summary(checked.summary)}
 
 
-def preview(engine: Engine, space_id: int, kind: str, collection: str, text: str, include_anonymous: bool,
+def preview(engine: Engine, space_id: int, kind: str, collection: str, text: str, options: dict[str, Any],
             sample_size: int, compare_key: str) -> dict[str, Any]:
-    """What a text matches now (count and sample); with `compare_key`, the diff against that definition."""
+    """What a text matches now (count and sample); with `compare_key`, the diff against that
+    definition, evaluated with `options` over its stored ones (the edited options, as a save
+    would store them)."""
     collection = collection_of(collection)
-    count, found, now = engine.computations.preview(space_id, text, kind, collection, include_anonymous,
-                                                    sample_size)
+    count, found, now = engine.computations.preview(space_id, text, kind, collection,
+                                                    bool(options.get("include_anonymous_users", False)), sample_size)
     checked = ql.parse_and_check(text, kind=cast(ql.Kind, kind), collection=cast(ql.Collection, collection))
     body: dict[str, Any] = {"count": count, "evaluated": views.when(now), "samples": views.samples(engine, found),
                             "summary": views.summary(checked.summary)}
     if compare_key:
         body["diff"] = views.diff(engine, engine.computations.diff(space_id, text, kind, collection, compare_key,
-                                                                   sample_size))
+                                                                   sample_size, options))
     return body
 
 
@@ -234,13 +238,29 @@ def destinations(engine: Engine, space_id: int) -> dict[str, Any]:
     for row in rows:
         item = views.destination(row)
         item["connections"] = [views.connection(c) for c in connections if c.destination.key == row.key]
-        item["dead_letters"] = [views.dead_letter(v) for v in
-                                engine.sync.dead_letters(space_id, row.key, None, 0, DEAD_LETTERS_SHOWN)]
+        # Every dead letter counted (its connections' dead), not just those listed.
+        item["dead_letters_total"] = sum(c["dead"] for c in item["connections"])
+        first = dead_letters(engine, space_id, row.key, DEAD_LETTERS_SHOWN, 0)
+        item["dead_letters"], item["dead_letters_next"] = first["dead_letters"], first["next"]
         items.append(item)
     return {"destinations": items}
 
 
-def dead_letters(engine: Engine, space_id: int, key: str) -> dict[str, Any]:
-    """A destination's parked deliveries, the oldest first."""
-    found = engine.sync.dead_letters(space_id, key, None, 0, 1000)
-    return {"destination": key, "dead_letters": [views.dead_letter(v) for v in found]}
+def dead_letters(engine: Engine, space_id: int, key: str, limit: int, after: int) -> dict[str, Any]:
+    """A page of a destination's parked deliveries, the oldest first, after the delivery `after`;
+    `next` is the `after` of the following page (the last id listed), "" at the end."""
+    found = engine.sync.dead_letters(space_id, key, None, after, limit + 1)
+    page = [views.dead_letter(v) for v in found[:limit]]
+    return {"dead_letters": page, "next": page[-1]["id"] if len(found) > limit else ""}
+
+
+def dead_letters_page(engine: Engine, space_id: int, key: str, query: MultiMapping[str]) -> dict[str, Any]:
+    """`/dead-letters`: `limit` (1 to 1,000, default 1,000) after the dead letter `after` (`dlq_…`)."""
+    limit = whole_number(query.get("limit", str(MAX_DEAD_LETTERS_PAGE)), MAX_DEAD_LETTERS_PAGE)
+    if limit is None or limit < 1:
+        raise bad_parameter("limit", f"`limit` must be a whole number from 1 to {MAX_DEAD_LETTERS_PAGE:,}",
+                            "LIMIT_INVALID")
+    after = dead_letter_number(query["after"]) if query.get("after") else 0
+    if after is None:
+        raise bad_parameter("after", f"{query['after']!r} is not a dead letter id", "DEAD_LETTER_ID_INVALID")
+    return {"destination": key, **dead_letters(engine, space_id, key, limit, after)}

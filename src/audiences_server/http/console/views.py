@@ -240,6 +240,7 @@ def dead_letter(view: DeadLetterView) -> dict[str, Any]:
         "id": f"dlq_{view.delivery_id}", "destination": view.destination_key,
         "computation": {"kind": comp.kind, "collection": comp.collection, "key": comp.key},
         "profile_id": view.profile_public_id, "message_id": view.message_id, "payload": view.payload,
+        "change": {"type": view.change, "old": view.old, "new": view.new},
         "attempts": view.attempts, "last_error": view.last_error, "first_attempt": when(view.first_attempt_ms),
         "dead_at": when(view.dead_ms),
     }

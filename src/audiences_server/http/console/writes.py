@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from audiences_server.core.numbers import dead_letter_number
-from audiences_server.engine.computations import Spec
+from audiences_server.engine.computations import Spec, etag_of
 from audiences_server.engine.engine import Engine
 from audiences_server.errors import FieldViolation, InvalidArgument
 from audiences_server.http.console import views
@@ -21,17 +21,21 @@ OPTION_TYPES: dict[str, type] = {"include_anonymous_users": bool, "include_histo
 INT32_MAX = 2**31 - 1
 
 
-def options(given: dict[str, Any]) -> dict[str, Any]:
-    """A definition's options as stored, each checked (the defaults of the gRPC API for the rest)."""
+def checked_options(given: dict[str, Any]) -> dict[str, Any]:
+    """The options given, each checked to be one the API has, of its type (no defaults added)."""
     for name, value in given.items():
         kind = OPTION_TYPES.get(name)
         if kind is None or not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             raise InvalidArgument(f"option `{name}` is unknown or of the wrong type", reason="OPTIONS_INVALID",
                                   violations=[FieldViolation(f"options.{name}", "unknown or wrong type")])
     # Their ranges are the engine's to check, as for the gRPC API (`computations.check_fields`).
-    return {"include_anonymous_users": given.get("include_anonymous_users", False),
-            "include_historical_data": given.get("include_historical_data", True),
-            "backfill_days": given.get("backfill_days", 0)}
+    return dict(given)
+
+
+def options(given: dict[str, Any]) -> dict[str, Any]:
+    """A definition's options as stored, each checked (the defaults of the gRPC API for the rest)."""
+    return {"include_anonymous_users": False, "include_historical_data": True, "backfill_days": 0,
+            **checked_options(given)}
 
 
 def _kind(engine: Engine, space_id: int, collection: str, key: str) -> str:
@@ -51,14 +55,20 @@ def create(engine: Engine, grant: Grant, spec: Spec) -> dict[str, Any]:
     return {"computation": views.computation(row)}
 
 
-def update(engine: Engine, grant: Grant, collection: str, key: str, changes: dict[str, Any]) -> dict[str, Any]:
-    """Changes a definition: its text, name, description, options, or the switch alone (enable, disable)."""
+def update(engine: Engine, grant: Grant, collection: str, key: str, changes: dict[str, Any],
+           etag: str | None = None) -> dict[str, Any]:
+    """Changes a definition: its text, name, description, options, or the switch alone (enable,
+    disable). With `etag` (the one its GET answered), refused with EDIT_CONFLICT when it was saved
+    meanwhile. The audit entry names the fields whose values changed; a change of nothing leaves none."""
     collection = collection_of(collection)
     kind = _kind(engine, grant.space_id, collection, key)
-    row = engine.computations.update(grant.space_id, kind, collection, key, changes, grant.label)
-    action = ("enable" if changes["enabled"] else "disable") if list(changes) == ["enabled"] else "update"
-    engine.versions.record(grant.space_id, grant.label, action, kind, key, {"fields": sorted(changes)})
-    return {"computation": views.computation(row)}
+    before = engine.computations.get(grant.space_id, kind, collection, key)
+    row = engine.computations.update(grant.space_id, kind, collection, key, changes, grant.label, etag)
+    changed = sorted(name for name in changes if getattr(row, name) != getattr(before, name))
+    if changed:
+        action = ("enable" if row.enabled else "disable") if changed == ["enabled"] else "update"
+        engine.versions.record(grant.space_id, grant.label, action, kind, key, {"fields": changed})
+    return {"computation": views.computation(row), "etag": etag_of(row), "changed": changed}
 
 
 def delete(engine: Engine, grant: Grant, collection: str, key: str) -> dict[str, Any]:
@@ -71,10 +81,14 @@ def delete(engine: Engine, grant: Grant, collection: str, key: str) -> dict[str,
 
 
 def rollback(engine: Engine, grant: Grant, collection: str, key: str, number: int) -> dict[str, Any]:
-    """Saves version `number`'s text and options as the definition's newest version."""
+    """Saves version `number`'s text and options as the definition's newest version; a version
+    with the current text and options changes nothing (no version, no backfill, no audit entry),
+    and the answer's `changed` is then empty."""
     collection = collection_of(collection)
-    _, found = engine.versions.version(grant.space_id, collection, key, number)
-    return update(engine, grant, collection, key, {"definition": found.definition, "options": found.options})
+    row, found = engine.versions.version(grant.space_id, collection, key, number)
+    if found.definition == row.definition and options(found.options) == options(row.options):
+        return {"computation": views.computation(row), "etag": etag_of(row), "changed": []}
+    return update(engine, grant, collection, key, {"definition": found.definition, "options": options(found.options)})
 
 
 def redrive(engine: Engine, grant: Grant, destination_key: str, ids: list[Any]) -> dict[str, Any]:

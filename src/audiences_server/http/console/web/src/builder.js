@@ -4,6 +4,27 @@ import { SizeChart } from "./chart.js";
 import { Failure, Notice, describe, duration, html, shown, time, useDebounced, useLoad } from "./util.js";
 
 const EXAMPLE = "event('Order Completed').within(30 days).count() >= 1";
+// The options as the API stores them; a saved definition's missing ones have these values.
+const DEFAULT_OPTIONS = { include_anonymous_users: false, include_historical_data: true, backfill_days: 0 };
+const FIELDS = ["name", "description", "definition"];
+
+// The form's fields of a saved definition.
+const formOf = (c) => ({ kind: c.kind, collection: c.collection, key: c.key, name: c.name, description: c.description,
+  definition: c.definition, options: { ...DEFAULT_OPTIONS, ...c.options }, enabled: c.enabled });
+
+// What the form changes in `saved`: the fields that differ, and of the options only those that differ.
+function edits(form, saved) {
+  const changed = {};
+  for (const name of FIELDS) if (form[name] !== saved[name]) changed[name] = form[name];
+  const stored = { ...DEFAULT_OPTIONS, ...saved.options };
+  const options = Object.fromEntries(Object.entries(form.options).filter(([name, value]) => value !== stored[name]));
+  if (Object.keys(options).length) changed.options = options;
+  return changed;
+}
+
+// Whether a version has the current text and options (rolling back to it would change nothing).
+const sameAs = (version, current) => version.definition === current.definition
+  && JSON.stringify({ ...DEFAULT_OPTIONS, ...version.options }) === JSON.stringify({ ...DEFAULT_OPTIONS, ...current.options });
 
 function Summary({ summary }) {
   if (!summary) return null;
@@ -55,10 +76,13 @@ function Diff({ diff }) {
 function Versions({ target, version, onRolledBack, setNotice }) {
   // Read again whenever the saved definition's version moves (a save or a rollback).
   const { data, error } = useLoad(() => get(`${target}/versions`), [target, version]);
+  const current = data && data.versions.find((v) => v.current);
   const rollback = async (number) => {
     try {
-      await post(`${target}/rollback`, { version: number });
-      setNotice({ kind: "ok", text: `Rolled back to version ${number}: saved as a new version.` });
+      const { computation: c, changed } = await post(`${target}/rollback`, { version: number });
+      setNotice({ kind: "ok", text: changed.length
+        ? `Rolled back to version ${number}: saved as version ${c.version}; it is ${c.status}.`
+        : `Version ${number} has the current text and options: nothing changed (still version ${c.version}, ${c.status}).` });
       onRolledBack();
     } catch (failed) {
       setNotice({ kind: "error", text: `Rollback failed. ${describe(failed)}` });
@@ -74,7 +98,8 @@ function Versions({ target, version, onRolledBack, setNotice }) {
         <tbody>${data.versions.map((v) => html`<tr>
           <th scope="row">${v.version}${v.current ? " (current)" : ""}</th><td>${time(v.created)}</td><td>${v.actor || "—"}</td>
           <td class="num">${v.size_after_backfill ?? "—"}</td><td><code>${v.definition}</code></td>
-          <td>${!v.current && html`<button type="button" onClick=${() => rollback(v.version)}>Roll back to version ${v.version}</button>`}</td>
+          <td>${v.current ? "" : current && sameAs(v, current) ? html`<span class="muted">Same as current</span>`
+            : html`<button type="button" onClick=${() => rollback(v.version)}>Roll back to version ${v.version}</button>`}</td>
         </tr>`)}</tbody></table></div>`}
     </section>`;
 }
@@ -101,21 +126,28 @@ export function Builder({ args }) {
   const [collectionArg, keyArg] = editing ? args : ["users", ""];
   const target = `/computations/${encodeURIComponent(collectionArg)}/${encodeURIComponent(keyArg)}`;
   const [form, setForm] = useState({ kind: "audience", collection: "users", key: "", name: "", description: "",
-    definition: editing ? "" : EXAMPLE, include_anonymous_users: false, enabled: true });
+    definition: editing ? "" : EXAMPLE, options: DEFAULT_OPTIONS, enabled: true });
+  // The definition as last loaded or saved, and its etag: a save sends back the etag, and the
+  // server refuses it (409 EDIT_CONFLICT) when someone else saved meanwhile.
   const [saved, setSaved] = useState(null);
+  const [etag, setEtag] = useState("");
   const [check, setCheck] = useState(null);
   const [preview, setPreview] = useState(null);
   const [previewing, setPreviewing] = useState(false);
   const [notice, setNotice] = useState(null);
   const [loadError, setLoadError] = useState(null);
   const set = (name) => (e) => setForm({ ...form, [name]: e.target.type === "checkbox" ? e.target.checked : e.target.value });
+  const setOption = (name) => (e) => setForm({ ...form, options: { ...form.options,
+    [name]: e.target.type === "checkbox" ? e.target.checked : parseInt(e.target.value, 10) || 0 } });
 
-  const load = async () => {
+  // `keep`: the form's edits to carry over onto what is loaded (after a conflict), else none.
+  const load = async (keep = null) => {
     try {
-      const { computation: c } = await get(target);
+      const { computation: c, etag: tag } = await get(target);
       setSaved(c);
-      setForm({ kind: c.kind, collection: c.collection, key: c.key, name: c.name, description: c.description,
-        definition: c.definition, include_anonymous_users: Boolean(c.options.include_anonymous_users), enabled: c.enabled });
+      setEtag(tag);
+      const loaded = formOf(c);
+      setForm(keep ? { ...loaded, ...keep, options: { ...loaded.options, ...(keep.options || {}) } } : loaded);
     } catch (failed) { setLoadError(failed); }
   };
   useEffect(() => { setPreview(null); setCheck(null); setNotice(null); if (editing) load(); }, [target]);
@@ -131,30 +163,46 @@ export function Builder({ args }) {
   const runPreview = async () => {
     setPreviewing(true);
     try {
+      // The diff uses the edited options too, as the save would store them.
       setPreview(await post("/preview", { kind: form.kind, collection: form.collection, definition: form.definition,
-        include_anonymous_users: form.include_anonymous_users, sample_size: 10, compare_key: editing ? keyArg : "" }));
+        options: form.options, sample_size: 10, compare_key: editing ? keyArg : "" }));
     } catch (failed) { setPreview({ failure: failed }); }
     setPreviewing(false);
   };
   // A live preview once the text is valid, a little after validation.
-  useDebounced(() => { if (check && check.valid) runPreview(); }, [check, form.include_anonymous_users], 400);
+  useDebounced(() => { if (check && check.valid) runPreview(); }, [check, JSON.stringify(form.options)], 400);
 
   const save = async (event) => {
     event.preventDefault();
-    const options = { include_anonymous_users: form.include_anonymous_users };
+    // What this editor changed since loading: only those fields are sent, so a field another
+    // editor saved meanwhile is not put back as it was loaded.
+    const changed = editing && saved ? edits(form, saved) : {};
     try {
       if (editing) {
-        const { computation } = await patch(target, { name: form.name, description: form.description,
-          definition: form.definition, options: { ...saved.options, ...options } });
+        if (!Object.keys(changed).length) {
+          setNotice({ kind: "ok", text: "Nothing changed: not saved." });
+          return;
+        }
+        const { computation, etag: tag } = await patch(target, { ...changed, etag });
         setSaved(computation);
+        setEtag(tag);
         setNotice({ kind: "ok", text: `Saved ${computation.key} as version ${computation.version}; it is ${computation.status}.` });
       } else {
         const { computation } = await post("/computations", { kind: form.kind, collection: form.collection, key: form.key,
-          name: form.name, description: form.description, definition: form.definition, enabled: form.enabled, options });
+          name: form.name, description: form.description, definition: form.definition, enabled: form.enabled,
+          options: form.options });
         // The list shows it backfilling, then live with its size.
         location.hash = `#/audiences/${encodeURIComponent(computation.key)}`;
       }
     } catch (failed) {
+      if (failed.status === 409 && failed.error.reason === "EDIT_CONFLICT") {
+        // Someone saved it since it was loaded: load what is stored now, keep this editor's
+        // edits over it, and let them look at the diff again before saving.
+        await load(changed);
+        setNotice({ kind: "error", text: `Not saved: ${keyArg} was saved by someone else since you loaded it. `
+          + "The saved definition has been loaded again with your edits kept in the form; check the diff, then save again." });
+        return;
+      }
       setNotice({ kind: "error", text: `Not saved. ${describe(failed)}` });
       if (failed.error && failed.error.definition) setCheck({ valid: false, error: failed.error.definition });
     }
@@ -180,8 +228,14 @@ export function Builder({ args }) {
           <input id="f-name" value=${form.name} onInput=${set("name")} />
           <label for="f-description">Description</label>
           <input id="f-description" value=${form.description} onInput=${set("description")} />
-          <label class="check"><input type="checkbox" checked=${form.include_anonymous_users}
-            onChange=${set("include_anonymous_users")} /> Include anonymous users</label>
+          <label class="check"><input type="checkbox" checked=${form.options.include_anonymous_users}
+            onChange=${setOption("include_anonymous_users")} /> Include anonymous users</label>
+          <label class="check"><input type="checkbox" checked=${form.options.include_historical_data}
+            onChange=${setOption("include_historical_data")} /> Include historical data</label>
+          <label for="f-backfill-days">Backfill days</label>
+          <input id="f-backfill-days" type="number" min="0" step="1" value=${form.options.backfill_days}
+                 onInput=${setOption("backfill_days")} aria-describedby="f-backfill-help" />
+          <span id="f-backfill-help" class="help">With historical data: only events from this many days before creation on (0: all).</span>
           ${!editing && html`<label class="check"><input type="checkbox" checked=${form.enabled} onChange=${set("enabled")} /> Enabled</label>`}
         </div>
         <label for="f-definition">Definition</label>

@@ -1,6 +1,14 @@
-import { useState } from "preact/hooks";
-import { get, post } from "./api.js";
-import { Failure, Notice, describe, duration, html, time, useLoad } from "./util.js";
+import { useEffect, useState } from "preact/hooks";
+import { get, post, q } from "./api.js";
+import { Failure, Notice, describe, duration, html, shown, time, useLoad } from "./util.js";
+
+const PAGE = 50;
+
+// A dead letter's change: entered, exited, or a computed trait's old → new value.
+function change(d) {
+  if (d.change.type === "changed") return html`changed <span class="mono">${shown(d.change.old)} → ${shown(d.change.new)}</span>`;
+  return d.change.type;
+}
 
 function Connections({ items }) {
   if (!items.length) return html`<p class="muted">Nothing connected.</p>`;
@@ -18,7 +26,22 @@ function Connections({ items }) {
 }
 
 function DeadLetters({ destination, onRedriven, setNotice }) {
-  const letters = destination.dead_letters;
+  // The first page comes with the destination (read again every 3 s); the pages after it are
+  // read on request from `/dead-letters` and kept until the first page changes.
+  const [more, setMore] = useState({ letters: [], next: "" });
+  const [failure, setFailure] = useState(null);
+  const firstIds = destination.dead_letters.map((d) => d.id).join(",");
+  useEffect(() => { setMore({ letters: [], next: "" }); }, [destination.key, firstIds]);
+  const letters = [...destination.dead_letters, ...more.letters];
+  const next = more.letters.length ? more.next : destination.dead_letters_next;
+  const total = destination.dead_letters_total;
+  const showMore = async () => {
+    try {
+      const page = await get(`/destinations/${encodeURIComponent(destination.key)}/dead-letters${q({ after: next, limit: PAGE })}`);
+      setMore({ letters: [...more.letters, ...page.dead_letters], next: page.next });
+      setFailure(null);
+    } catch (failed) { setFailure(failed); }
+  };
   const redrive = async (ids) => {
     try {
       const { redriven } = await post(`/destinations/${encodeURIComponent(destination.key)}/redrive`, { ids });
@@ -29,19 +52,22 @@ function DeadLetters({ destination, onRedriven, setNotice }) {
     onRedriven();
   };
   return html`
-    <h3>Dead letters (${letters.length})</h3>
+    <h3>Dead letters (${total})</h3>
     ${!letters.length && html`<p class="muted">None.</p>`}
+    ${letters.length > 0 && letters.length < total && html`<p class="muted">Showing the oldest ${letters.length} of ${total}.</p>`}
     ${letters.length > 0 && html`
       <button type="button" onClick=${() => redrive([])}>Redrive all<span class="sr"> of ${destination.key}</span></button>
       <div class="table-wrap"><table class="dead-letters">
-        <thead><tr><th scope="col">Id</th><th scope="col">Definition</th><th scope="col">Profile</th>
+        <thead><tr><th scope="col">Id</th><th scope="col">Definition</th><th scope="col">Change</th><th scope="col">Profile</th>
           <th scope="col">Attempts</th><th scope="col">Last error</th><th scope="col">Parked</th><th scope="col"></th></tr></thead>
         <tbody>${letters.map((d) => html`<tr data-id=${d.id}>
-          <th scope="row" class="mono">${d.id}</th><td>${d.computation.key}</td>
+          <th scope="row" class="mono">${d.id}</th><td>${d.computation.key}</td><td class="change">${change(d)}</td>
           <td><a href=${`#/profiles/${d.computation.collection}/${encodeURIComponent(d.profile_id)}`}>${d.profile_id}</a></td>
           <td class="num">${d.attempts}</td><td class="error-text">${d.last_error}</td><td>${time(d.dead_at)}</td>
           <td><button type="button" onClick=${() => redrive([d.id])}>Redrive<span class="sr"> ${d.id}</span></button></td>
-        </tr>`)}</tbody></table></div>`}`;
+        </tr>`)}</tbody></table></div>
+      ${next && html`<button type="button" class="more" onClick=${showMore}>Show more<span class="sr"> dead letters of ${destination.key}</span></button>`}
+      <${Failure} error=${failure} />`}`;
 }
 
 export function Destinations() {

@@ -40,6 +40,10 @@ function Traits({ collection, address }) {
           <td>${time(t.updated)}</td></tr>`)}</tbody></table></div>`} />`;
 }
 
+// The day after a `YYYY-MM-DD` (UTC, as the server reads dates): the API's `end` is exclusive,
+// and "Until" includes the day chosen.
+const dayAfter = (day) => (day ? new Date(Date.parse(`${day}T00:00:00Z`) + 86_400_000).toISOString().slice(0, 10) : "");
+
 function Events({ collection, address }) {
   const [draft, setDraft] = useState({ include: "", exclude: "", start: "", end: "", sort: "desc" });
   const [filters, setFilters] = useState(draft);
@@ -49,13 +53,13 @@ function Events({ collection, address }) {
     <form class="filters-form" onSubmit=${(e) => { e.preventDefault(); setFilters(draft); }}>
       <label>Only events <input value=${draft.include} onInput=${set("include")} placeholder="Signed Up, Order Completed" /></label>
       <label>Except <input value=${draft.exclude} onInput=${set("exclude")} /></label>
-      <label>From <input type="date" value=${draft.start} onInput=${set("start")} /></label>
-      <label>Until <input type="date" value=${draft.end} onInput=${set("end")} /></label>
+      <label>From (UTC) <input type="date" value=${draft.start} onInput=${set("start")} /></label>
+      <label>Until (UTC, that day included) <input type="date" value=${draft.end} onInput=${set("end")} /></label>
       <label>Order <select value=${draft.sort} onChange=${set("sort")}><option value="desc">Newest first</option>
         <option value="asc">Oldest first</option></select></label>
       <button type="submit">Filter events</button>
     </form>
-    <${Paged} collection=${collection} address=${address} name="events" params=${{ ...filters, limit: 20 }} title="Events"
+    <${Paged} collection=${collection} address=${address} name="events" params=${{ ...filters, end: dayAfter(filters.end), limit: 20 }} title="Events"
       render=${(items) => html`<ol class="events">${items.map((e) => html`<li>
         <b>${e.event || e.type}</b> <span class="muted">${e.type} · ${time(e.timestamp)} · ${e.message_id}</span>
         <details><summary>Properties and context</summary><pre class="mono">${e.properties}</pre><pre class="mono">${e.context}</pre></details>
