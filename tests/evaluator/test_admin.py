@@ -145,6 +145,37 @@ def test_keys_are_unique_across_kinds(space: Space) -> None:
     space.define("vip", "trait('tier') = 'gold'", collection="accounts")
 
 
+def test_an_update_sent_with_a_stale_etag_is_refused(space: Space) -> None:
+    """Two callers read the same audience; the first saves a rename, the second, sending the etag it
+    read, is refused with ABORTED EDIT_CONFLICT instead of undoing the rename; without an etag an
+    update is not checked. A read message sent back whole with an empty mask keeps its etag out
+    of the changes."""
+    stub, meta = admin(space)
+    space.define("vip", "trait('plan') = 'pro'")
+    read = stub.GetAudience(admin_pb2.GetAudienceRequest(collection=USERS, key="vip"), metadata=meta).audience
+    assert len(read.etag) == 16
+
+    def rename(name: str, etag: str) -> admin_pb2.Audience:
+        return stub.UpdateAudience(admin_pb2.UpdateAudienceRequest(
+            audience=admin_pb2.Audience(collection=USERS, key="vip", name=name, etag=etag),
+            update_mask=field_mask_pb2.FieldMask(paths=["name"])), metadata=meta).audience
+
+    first = rename("First", read.etag)
+    assert first.name == "First"
+    assert first.etag != read.etag
+    with pytest.raises(grpc.RpcError) as caught:
+        rename("Second", read.etag)
+    assert (caught.value.code(), error_reason(caught.value)) == (grpc.StatusCode.ABORTED, "EDIT_CONFLICT")
+    assert stub.GetAudience(admin_pb2.GetAudienceRequest(collection=USERS, key="vip"), metadata=meta).audience.name \
+        == "First"
+    assert rename("Third", "").name == "Third"
+    current = stub.GetAudience(admin_pb2.GetAudienceRequest(collection=USERS, key="vip"), metadata=meta).audience
+    whole = admin_pb2.Audience(collection=USERS, key="vip", name="Fourth", definition=current.definition,
+                               etag=current.etag)
+    assert stub.UpdateAudience(admin_pb2.UpdateAudienceRequest(audience=whole), metadata=meta).audience.name \
+        == "Fourth"
+
+
 def test_get_update_and_unknown(space: Space) -> None:
     """Get returns what was saved; updates change only the masked fields; keys are immutable."""
     stub, meta = admin(space)

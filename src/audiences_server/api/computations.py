@@ -14,7 +14,7 @@ from google.protobuf import duration_pb2, struct_pb2, timestamp_pb2
 from audiences_server.api.audit import audited, definition_change, definition_update
 from audiences_server.api.context import caller_label, space_id
 from audiences_server.core import ql
-from audiences_server.engine.computations import MAX_SAMPLE_SIZE, Spec, definition_reason
+from audiences_server.engine.computations import MAX_SAMPLE_SIZE, Spec, definition_reason, etag_of
 from audiences_server.engine.engine import Engine
 from audiences_server.engine.evaluator import TickReport
 from audiences_server.engine.page_tokens import page_size
@@ -132,6 +132,7 @@ def _fields(row: ComputationRow) -> dict[str, Any]:
         if row.status == "FAILED"
         else None,
         "summary": summary_message(summary_of(row.definition, row.kind, row.collection)),
+        "etag": etag_of(row),
     }
 
 
@@ -177,7 +178,7 @@ def changes_of(message: admin_pb2.Audience | admin_pb2.ComputedTrait, paths: lis
     """The fields an update names (or, with an empty mask, every editable one that is set). An
     option may be named alone (`options.backfill_days`): the others keep their stored values."""
     if not paths:
-        paths = [f.name for f, _ in message.ListFields() if f.name not in {"key", "collection", "id"}]
+        paths = [f.name for f, _ in message.ListFields() if f.name not in {"key", "collection", "id", "etag"}]
     if "*" in paths:
         paths = ["name", "description", "definition", "enabled", "options"]
     changes: dict[str, Any] = {}
@@ -312,6 +313,7 @@ class ComputationAdmin:
             message.key,
             changes_of(message, list(request.update_mask.paths)),
             caller_label(),
+            expected=message.etag or None,
         )
         return admin_pb2.UpdateAudienceResponse(audience=audience_message(self._written(row)))
 
@@ -358,6 +360,7 @@ class ComputationAdmin:
             message.key,
             changes_of(message, list(request.update_mask.paths)),
             caller_label(),
+            expected=message.etag or None,
         )
         return admin_pb2.UpdateComputedTraitResponse(computed_trait=trait_message(self._written(row)))
 

@@ -184,7 +184,7 @@ class DefinitionError(_message.Message):
     def __init__(self, reason: _Optional[str] = ..., message: _Optional[str] = ..., line: _Optional[int] = ..., column: _Optional[int] = ..., offending_text: _Optional[str] = ..., expected: _Optional[_Iterable[str]] = ..., caret_display: _Optional[str] = ..., cycle_keys: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Audience(_message.Message):
-    __slots__ = ("id", "key", "collection", "name", "description", "definition", "enabled", "options", "status", "size", "backfill", "last_compute_time", "create_time", "update_time", "failure", "summary")
+    __slots__ = ("id", "key", "collection", "name", "description", "definition", "enabled", "options", "status", "size", "backfill", "last_compute_time", "create_time", "update_time", "failure", "summary", "etag")
     ID_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
@@ -201,6 +201,7 @@ class Audience(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     FAILURE_FIELD_NUMBER: _ClassVar[int]
     SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    ETAG_FIELD_NUMBER: _ClassVar[int]
     id: str
     key: str
     collection: _common_pb2.Collection
@@ -217,10 +218,11 @@ class Audience(_message.Message):
     update_time: _timestamp_pb2.Timestamp
     failure: ComputationFailure
     summary: DefinitionSummary
-    def __init__(self, id: _Optional[str] = ..., key: _Optional[str] = ..., collection: _Optional[_Union[_common_pb2.Collection, str]] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., definition: _Optional[str] = ..., enabled: _Optional[bool] = ..., options: _Optional[_Union[ComputationOptions, _Mapping]] = ..., status: _Optional[_Union[ComputationStatus, str]] = ..., size: _Optional[int] = ..., backfill: _Optional[_Union[BackfillProgress, _Mapping]] = ..., last_compute_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., failure: _Optional[_Union[ComputationFailure, _Mapping]] = ..., summary: _Optional[_Union[DefinitionSummary, _Mapping]] = ...) -> None: ...
+    etag: str
+    def __init__(self, id: _Optional[str] = ..., key: _Optional[str] = ..., collection: _Optional[_Union[_common_pb2.Collection, str]] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., definition: _Optional[str] = ..., enabled: _Optional[bool] = ..., options: _Optional[_Union[ComputationOptions, _Mapping]] = ..., status: _Optional[_Union[ComputationStatus, str]] = ..., size: _Optional[int] = ..., backfill: _Optional[_Union[BackfillProgress, _Mapping]] = ..., last_compute_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., failure: _Optional[_Union[ComputationFailure, _Mapping]] = ..., summary: _Optional[_Union[DefinitionSummary, _Mapping]] = ..., etag: _Optional[str] = ...) -> None: ...
 
 class ComputedTrait(_message.Message):
-    __slots__ = ("id", "key", "collection", "name", "description", "definition", "enabled", "options", "status", "size", "backfill", "last_compute_time", "create_time", "update_time", "failure", "summary")
+    __slots__ = ("id", "key", "collection", "name", "description", "definition", "enabled", "options", "status", "size", "backfill", "last_compute_time", "create_time", "update_time", "failure", "summary", "etag")
     ID_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
@@ -237,6 +239,7 @@ class ComputedTrait(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     FAILURE_FIELD_NUMBER: _ClassVar[int]
     SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    ETAG_FIELD_NUMBER: _ClassVar[int]
     id: str
     key: str
     collection: _common_pb2.Collection
@@ -253,7 +256,8 @@ class ComputedTrait(_message.Message):
     update_time: _timestamp_pb2.Timestamp
     failure: ComputationFailure
     summary: DefinitionSummary
-    def __init__(self, id: _Optional[str] = ..., key: _Optional[str] = ..., collection: _Optional[_Union[_common_pb2.Collection, str]] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., definition: _Optional[str] = ..., enabled: _Optional[bool] = ..., options: _Optional[_Union[ComputationOptions, _Mapping]] = ..., status: _Optional[_Union[ComputationStatus, str]] = ..., size: _Optional[int] = ..., backfill: _Optional[_Union[BackfillProgress, _Mapping]] = ..., last_compute_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., failure: _Optional[_Union[ComputationFailure, _Mapping]] = ..., summary: _Optional[_Union[DefinitionSummary, _Mapping]] = ...) -> None: ...
+    etag: str
+    def __init__(self, id: _Optional[str] = ..., key: _Optional[str] = ..., collection: _Optional[_Union[_common_pb2.Collection, str]] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., definition: _Optional[str] = ..., enabled: _Optional[bool] = ..., options: _Optional[_Union[ComputationOptions, _Mapping]] = ..., status: _Optional[_Union[ComputationStatus, str]] = ..., size: _Optional[int] = ..., backfill: _Optional[_Union[BackfillProgress, _Mapping]] = ..., last_compute_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., failure: _Optional[_Union[ComputationFailure, _Mapping]] = ..., summary: _Optional[_Union[DefinitionSummary, _Mapping]] = ..., etag: _Optional[str] = ...) -> None: ...
 
 class ProfileValue(_message.Message):
     __slots__ = ("profile", "value", "value_json")

@@ -615,7 +615,15 @@ export interface Audience {
     | ComputationFailure
     | undefined;
   /** What its definition reads. Output only. */
-  summary: DefinitionSummary | undefined;
+  summary:
+    | DefinitionSummary
+    | undefined;
+  /**
+   * A hash of its editable fields as stored (name, description, definition, enabled, options).
+   * Output; in an update, send back the etag you read to have the update refused with ABORTED
+   * (`EDIT_CONFLICT`) if it changed since, instead of undoing another caller's save. Empty: no check.
+   */
+  etag: string;
 }
 
 /** A computed trait: a definition that gives each profile of a collection a value. */
@@ -671,7 +679,15 @@ export interface ComputedTrait {
     | ComputationFailure
     | undefined;
   /** What its definition reads. Output only. */
-  summary: DefinitionSummary | undefined;
+  summary:
+    | DefinitionSummary
+    | undefined;
+  /**
+   * A hash of its editable fields as stored (name, description, definition, enabled, options).
+   * Output; in an update, send back the etag you read to have the update refused with ABORTED
+   * (`EDIT_CONFLICT`) if it changed since, instead of undoing another caller's save. Empty: no check.
+   */
+  etag: string;
 }
 
 /** A profile with a value, as sampled by a preview. */
@@ -2529,6 +2545,7 @@ function createBaseAudience(): Audience {
     updateTime: undefined,
     failure: undefined,
     summary: undefined,
+    etag: "",
   };
 }
 
@@ -2581,6 +2598,9 @@ export const Audience: MessageFns<Audience> = {
     }
     if (message.summary !== undefined) {
       DefinitionSummary.encode(message.summary, writer.uint32(130).fork()).join();
+    }
+    if (message.etag !== "") {
+      writer.uint32(138).string(message.etag);
     }
     return writer;
   },
@@ -2726,6 +2746,14 @@ export const Audience: MessageFns<Audience> = {
             message.summary = DefinitionSummary.decode(reader, reader.uint32());
             continue;
           }
+          case 17: {
+            if (tag !== 138) {
+              break;
+            }
+
+            message.etag = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2768,6 +2796,7 @@ export const Audience: MessageFns<Audience> = {
         : undefined,
       failure: isSet(object.failure) ? ComputationFailure.fromJSON(object.failure) : undefined,
       summary: isSet(object.summary) ? DefinitionSummary.fromJSON(object.summary) : undefined,
+      etag: isSet(object.etag) ? globalThis.String(object.etag) : "",
     };
   },
 
@@ -2821,6 +2850,9 @@ export const Audience: MessageFns<Audience> = {
     if (message.summary !== undefined) {
       obj.summary = DefinitionSummary.toJSON(message.summary);
     }
+    if (message.etag !== "") {
+      obj.etag = message.etag;
+    }
     return obj;
   },
 
@@ -2853,6 +2885,7 @@ export const Audience: MessageFns<Audience> = {
     message.summary = (object.summary !== undefined && object.summary !== null)
       ? DefinitionSummary.fromPartial(object.summary)
       : undefined;
+    message.etag = object.etag ?? "";
     return message;
   },
 };
@@ -2875,6 +2908,7 @@ function createBaseComputedTrait(): ComputedTrait {
     updateTime: undefined,
     failure: undefined,
     summary: undefined,
+    etag: "",
   };
 }
 
@@ -2927,6 +2961,9 @@ export const ComputedTrait: MessageFns<ComputedTrait> = {
     }
     if (message.summary !== undefined) {
       DefinitionSummary.encode(message.summary, writer.uint32(130).fork()).join();
+    }
+    if (message.etag !== "") {
+      writer.uint32(138).string(message.etag);
     }
     return writer;
   },
@@ -3072,6 +3109,14 @@ export const ComputedTrait: MessageFns<ComputedTrait> = {
             message.summary = DefinitionSummary.decode(reader, reader.uint32());
             continue;
           }
+          case 17: {
+            if (tag !== 138) {
+              break;
+            }
+
+            message.etag = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3114,6 +3159,7 @@ export const ComputedTrait: MessageFns<ComputedTrait> = {
         : undefined,
       failure: isSet(object.failure) ? ComputationFailure.fromJSON(object.failure) : undefined,
       summary: isSet(object.summary) ? DefinitionSummary.fromJSON(object.summary) : undefined,
+      etag: isSet(object.etag) ? globalThis.String(object.etag) : "",
     };
   },
 
@@ -3167,6 +3213,9 @@ export const ComputedTrait: MessageFns<ComputedTrait> = {
     if (message.summary !== undefined) {
       obj.summary = DefinitionSummary.toJSON(message.summary);
     }
+    if (message.etag !== "") {
+      obj.etag = message.etag;
+    }
     return obj;
   },
 
@@ -3199,6 +3248,7 @@ export const ComputedTrait: MessageFns<ComputedTrait> = {
     message.summary = (object.summary !== undefined && object.summary !== null)
       ? DefinitionSummary.fromPartial(object.summary)
       : undefined;
+    message.etag = object.etag ?? "";
     return message;
   },
 };
