@@ -86,5 +86,5 @@ def test_the_readme_snippet_sends_as_written(tracking_server: Running, tmp_path:
     assert ran.returncode == 0, ran.stderr
     rows = tracking_server.query(
         "SELECT e.event, e.body FROM events e JOIN spaces s USING (space_id)"
-        " WHERE s.name = 'default' AND e.user_id = 'ada'")
+        " WHERE s.name = 'default' AND e.user_id = 'sam'")
     assert [(event, json.loads(body)) for event, body in rows] == [("Order Completed", {"revenue": 120})]
