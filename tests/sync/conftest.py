@@ -56,6 +56,7 @@ class Receiver:
     refused: list[Request] = field(default_factory=list)
     seen_ids: set[str] = field(default_factory=set)
     fail_when: Callable[[Any], int | None] | None = None
+    retry_after: str = "0.3"  # sent with a 429
     lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
 
@@ -90,7 +91,7 @@ class Receiver:
                         receiver.seen_ids.add(self.headers.get("webhook-id", ""))
                 self.send_response(status)
                 if status == 429:
-                    self.send_header("Retry-After", "0.3")
+                    self.send_header("Retry-After", receiver.retry_after)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
@@ -202,7 +203,7 @@ def webhook(space: Space, key: str, url: str, *, style: int = sync_pb2.WEBHOOK_P
             policy: sync_pb2.DeliveryPolicy = FAST, **extra: Any) -> sync_pb2.Destination:
     """Creates a webhook destination signed with SECRET."""
     config = sync_pb2.WebhookConfig(url=url, signing_secret=SECRET, payload_style=style,
-                                    headers={"X-Team": "growth"}, **extra)
+                                    **{"headers": {"X-Team": "growth"}, **extra})
     message = sync_pb2.Destination(key=key, webhook=config, delivery_policy=policy)
     return space.running.sync.CreateDestination(sync_pb2.CreateDestinationRequest(destination=message),
                                                 metadata=admin(space)).destination

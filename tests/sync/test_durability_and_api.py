@@ -13,11 +13,13 @@ import grpc
 import pytest
 from audiences.v1 import admin_pb2, admin_pb2_grpc, common_pb2, ingest_pb2, ingest_pb2_grpc, sync_pb2, sync_pb2_grpc
 from google.protobuf import field_mask_pb2
+from structlog.testing import capture_logs
 
+from audiences_server.engine.destinations import csv as csv_kind
 from audiences_server.testing import ServerProcess
 from tests.conftest import bearer, error_reason
 from tests.evaluator.conftest import Space
-from tests.sync.conftest import FAST, Receiver, admin, connect, ref, wait_for, webhook
+from tests.sync.conftest import FAST, Receiver, admin, connect, ms, ref, wait_for, webhook
 
 
 def _deliver_until_killed(tmp_path: Path, receiver: Receiver, users: int, max_in_flight: int = 0) -> None:
@@ -97,6 +99,28 @@ def test_segment_destination_posts_batches_with_basic_auth(space: Space, receive
     assert "sentAt" in request.body
 
 
+@pytest.mark.parametrize("kind", ["segment", "list"])
+def test_a_batch_holds_at_most_500_kb_of_json(space: Space, receiver: Receiver, kind: str) -> None:
+    """Batches are weighed by the bytes of their JSON as sent: 150 users whose 500-character ids
+    are CJK (three bytes each in UTF-8) take more than one request of at most 500 KB (a
+    Segment source refuses a larger one), though their calls are under 500,000 characters."""
+    users = [f"{n:03d}" + "漢" * 497 for n in range(150)]
+    space.send(*({"type": "identify", "userId": u, "traits": {"plan": "pro"}} for u in users))
+    space.define("pro", "trait('plan') = 'pro'")
+    space.tick()
+    if kind == "segment":
+        space.running.sync.CreateDestination(sync_pb2.CreateDestinationRequest(destination=sync_pb2.Destination(
+            key="out", segment=sync_pb2.SegmentConfig(base_url=receiver.url, write_key="wk", batch_size=500))),
+            metadata=admin(space))
+    else:
+        webhook(space, "out", receiver.url, style=sync_pb2.WEBHOOK_PAYLOAD_STYLE_LIST, batch_size=1000)
+    connect(space, "out", "pro", send_identify=True)
+    wait_for(lambda: len(receiver.calls()) >= len(users), what="every call")
+    assert sorted(c["userId"] for c in receiver.calls()) == users
+    assert len(receiver.accepted) > 1
+    assert max(len(r.raw) for r in receiver.accepted) <= 500_000
+
+
 def test_csv_destination_writes_a_file(space: Space, tmp_path: Path) -> None:
     """A CSV destination writes `<collection>_<key>.csv` with the members, replaced on change."""
     space.send({"type": "identify", "userId": "u1", "traits": {"plan": "pro"}})
@@ -111,6 +135,51 @@ def test_csv_destination_writes_a_file(space: Space, tmp_path: Path) -> None:
     lines = path.read_text().splitlines()
     assert lines[0] == "profile_id,user_id,plan"
     assert lines[1].endswith(",u1,pro")
+
+
+@pytest.mark.parametrize(("directory", "why"), [
+    ("/etc/passwd", "`csv.directory`: '/etc/passwd' exists and is not a directory"),
+    ("/etc/passwd/exports", "`csv.directory`: '/etc/passwd' exists and is not a directory"),
+    ("exports", "`csv.directory` must be an absolute path, not 'exports'"),
+    ("/tmp/a\0b", "`csv.directory` must not contain a NUL character"),
+])
+def test_a_csv_directory_that_can_never_be_written_is_refused(space: Space, directory: str, why: str) -> None:
+    """A file, a path under a file, a relative path or one with a NUL: INVALID_ARGUMENT naming
+    `csv.directory`, instead of a destination failing on every round."""
+    with pytest.raises(grpc.RpcError) as caught:
+        space.running.sync.CreateDestination(sync_pb2.CreateDestinationRequest(destination=sync_pb2.Destination(
+            key="files", csv=sync_pb2.CsvConfig(directory=directory))), metadata=admin(space))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert (error_reason(caught.value), caught.value.details()) == ("DESTINATION_INVALID", why)
+
+
+def test_a_csv_file_that_cannot_be_written_is_the_connections_error(space: Space, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A directory that stopped being one (or was stored before it was refused) leaves the file
+    unwritten: the connection's last error says why, the worker logs it once (not a traceback
+    each round), and the file is written once the directory is fixed."""
+    space.send({"type": "identify", "userId": "u1", "traits": {"plan": "pro"}})
+    space.define("pro", "trait('plan') = 'pro'")
+    space.tick()
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the directory should be")
+    with capture_logs() as logged:
+        with monkeypatch.context() as patched:
+            patched.setattr(csv_kind.Csv, "check", lambda self, settings: None)  # as before the check
+            space.running.sync.CreateDestination(sync_pb2.CreateDestinationRequest(destination=sync_pb2.Destination(
+                key="files", csv=sync_pb2.CsvConfig(directory=str(blocked), interval=ms(200)))),
+                metadata=admin(space))
+        connect(space, "files", "pro")
+        request = sync_pb2.GetConnectionRequest(destination_key="files", computation=ref("pro"))
+        status = wait_for(lambda: (found := space.running.sync.GetConnection(request, metadata=admin(space))
+                                   .connection.delivery).last_error and found, what="the error")
+        assert status.last_error == f"cannot write {blocked}/users_pro.csv: [Errno 17] File exists: {str(blocked)!r}"
+        assert status.HasField("last_error_time")
+        time.sleep(1.5)  # several intervals, each trying again
+    events = [e["event"] for e in logged if e["event"].startswith("sync_")]
+    assert events == ["sync_sink_failed"]
+    blocked.unlink()
+    wait_for((blocked / "users_pro.csv").exists, what="the file")
 
 
 def test_destination_and_connection_lifecycle(space: Space) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 
 import grpc
@@ -12,9 +13,9 @@ from audiences import Client
 from audiences.v1 import common_pb2, ingest_pb2, profiles_pb2, sync_pb2
 from structlog.testing import capture_logs
 
-from tests.conftest import bearer
+from tests.conftest import bearer, error_reason
 from tests.evaluator.conftest import Space
-from tests.sync.conftest import admin, connect, ms, wait_for
+from tests.sync.conftest import admin, connect, ms, ref, wait_for
 
 
 def _feed(space: Space, key: str = "feed") -> None:
@@ -130,6 +131,27 @@ def test_export_names_each_column_once(space: Space) -> None:
     assert rows[1][1:] == ["u1", "u1@x.io", "pro"]
 
 
+def test_export_rows_come_in_the_order_profiles_were_first_seen(space: Space) -> None:
+    """Rows follow the server's internal profile numbers, as docs/sync.md says: the order the
+    profiles were first seen, the same on every export, which is not the order of the
+    `prf_…` text in the profile_id column."""
+    users = [f"u{n:02d}" for n in range(40)]
+    for user in users:  # one call at a time: each profile is numbered in turn
+        space.send({"type": "identify", "userId": user, "traits": {"plan": "pro"}})
+    space.define("pro", "trait('plan') = 'pro'")
+    space.tick()
+
+    def export() -> list[list[str]]:
+        stream = space.running.sync.ExportAudience(sync_pb2.ExportAudienceRequest(
+            collection=1, key="pro", external_id_types=["user_id"]), metadata=admin(space))
+        return list(csv.reader(io.StringIO(b"".join(c.csv_data for c in stream).decode(), newline="")))[1:]
+
+    rows = export()
+    assert [row[1] for row in rows] == users
+    assert export() == rows
+    assert [row[0] for row in rows] != sorted(row[0] for row in rows)  # random ids: 40 in order is 1 in 40!
+
+
 def test_an_export_in_progress_leaves_other_reads_alone(space: Space) -> None:
     """A paused export's snapshot is its own: while it waits between chunks, every worker thread
     keeps serving profile reads (which take snapshots of their own) without an error."""
@@ -177,3 +199,41 @@ def test_an_export_its_reader_leaves_ends_quietly(space: Space) -> None:
             stream.cancel()
         wait_for(lambda: sum(e["event"] == "rpc" for e in logged) >= 5, what="the five exports' lines")
     assert [e for e in logged if e["log_level"] in ("error", "critical")] == []
+
+
+@pytest.mark.parametrize("cursor", [str(2**63), "9" * 19, "9" * 40, "999999"])
+def test_a_cursor_the_feed_never_issued_is_refused_before_any_acknowledgement(space: Space, cursor: str) -> None:
+    """A cursor past int64, or past every record of the feed, is CURSOR_INVALID (never INTERNAL),
+    paged and streamed, and acknowledges nothing: the feed's records stay pending."""
+    space.send(*({"type": "identify", "userId": f"u{i}", "traits": {"plan": "pro"}} for i in range(3)))
+    space.define("pro", "trait('plan') = 'pro'")
+    space.tick()
+    _feed(space)
+    connect(space, "feed", "pro")
+    records = wait_for(lambda: len(_read_all(space, "")) == 3 and _read_all(space, ""), what="the first sync")
+    sync, meta = space.running.sync, admin(space)
+    for call in (lambda: sync.ListChanges(sync_pb2.ListChangesRequest(destination_key="feed", start_cursor=cursor),
+                                          metadata=meta),
+                 lambda: next(iter(sync.WatchChanges(sync_pb2.WatchChangesRequest(
+                     destination_key="feed", start_cursor=cursor), metadata=meta)))):
+        with pytest.raises(grpc.RpcError) as refused:
+            call()
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT, refused.value.details()
+        assert error_reason(refused.value) == "CURSOR_INVALID"
+    request = sync_pb2.GetConnectionRequest(destination_key="feed", computation=ref("pro"))
+    assert sync.GetConnection(request, metadata=meta).connection.delivery.delivered_count == 0
+    assert len(sync.ListChanges(sync_pb2.ListChangesRequest(
+        destination_key="feed", start_cursor=records[-1].cursor), metadata=meta).changes) == 0
+
+
+def test_watching_a_feed_that_is_deleted_ends_not_found(space: Space) -> None:
+    """A watcher of a feed whose destination is deleted is told NOT_FOUND at its next heartbeat
+    instead of beating for ever."""
+    _feed(space)
+    stream = space.running.sync.WatchChanges(sync_pb2.WatchChangesRequest(
+        destination_key="feed", heartbeat_interval=ms(1000)), metadata=admin(space))
+    assert next(stream).HasField("heartbeat")
+    space.running.sync.DeleteDestination(sync_pb2.DeleteDestinationRequest(key="feed"), metadata=admin(space))
+    with pytest.raises(grpc.RpcError) as ended:
+        list(itertools.islice(stream, 5))  # a heartbeat or two at most, then the end
+    assert ended.value.code() == grpc.StatusCode.NOT_FOUND

@@ -11,7 +11,7 @@ from typing import Any
 import grpc
 import pytest
 from audiences.v1 import common_pb2, sync_pb2
-from google.protobuf import field_mask_pb2
+from google.protobuf import duration_pb2, field_mask_pb2
 from structlog.testing import capture_logs
 
 from audiences_server.engine.destinations import webhook as webhook_kind
@@ -33,6 +33,10 @@ BAD_URLS = [
     "http://127.0.0.1:9/p\tq",
     "http://127.0.0.1:9/p\x7fq",
     "http://☃.net/",  # a host with no IDNA form
+    "http://a..b/x",  # an empty label, which the resolver refuses
+    "http://" + "a" * 70 + ".example/",  # a label over 63 characters
+    "http://xn--zz.example/",  # an A-label that is no punycode
+    "http://%zz/",  # a host name with a character no host name has
 ]
 
 
@@ -196,3 +200,188 @@ def test_a_dead_letter_id_that_is_no_number_is_refused(space: Space, text: str) 
     failure = _refused(lambda: space.running.sync.RedriveDeadLetters(sync_pb2.RedriveDeadLettersRequest(
         destination_key="hook", dead_letter_ids=[text]), metadata=admin(space)))
     assert (error_reason(failure), field_violations(failure)[0][0]) == ("DEAD_LETTER_ID_INVALID", "dead_letter_ids")
+
+
+@pytest.mark.parametrize(("headers", "why"), [
+    ({"X-Team": "café"}, "'é' at position 3 of its value"),
+    ({"X-Team": "a\x01b"}, "'\\x01' at position 1 of its value"),
+    ({"X-Team": "a\nb"}, "'\\n' at position 1 of its value"),
+    ({"X Team": "a"}, "a header name is a token"),
+])
+def test_a_header_no_request_can_carry_is_refused(space: Space, headers: dict[str, str], why: str) -> None:
+    """Header values are printable ASCII (httpx, which sends LIST batches, encodes nothing else):
+    anything else is refused when the destination is created or updated, saying where."""
+    failure = _refused(_create, space, sync_pb2.Destination(
+        key="hook", webhook=sync_pb2.WebhookConfig(url="http://127.0.0.1:9/in", headers=headers)))
+    assert (error_reason(failure), field_violations(failure)[0][0]) == ("DESTINATION_INVALID", "webhook.headers")
+    assert why in failure.details()
+    _create(space, sync_pb2.Destination(key="hook", webhook=sync_pb2.WebhookConfig(url="http://127.0.0.1:9/in")))
+    failure = _refused(_update, space, sync_pb2.Destination(
+        key="hook", webhook=sync_pb2.WebhookConfig(headers=headers)), "webhook.headers")
+    assert field_violations(failure)[0][0] == "webhook.headers"
+
+
+@pytest.mark.parametrize("style", [sync_pb2.WEBHOOK_PAYLOAD_STYLE_EVENT, sync_pb2.WEBHOOK_PAYLOAD_STYLE_LIST])
+def test_a_stored_header_no_request_can_carry_is_told_once(space: Space, receiver: Receiver, style: int,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A header value outside ASCII stored before it was refused: neither style sends (httpx
+    cannot, and the EVENT style does not send what the other could not), the worker says so
+    once and keeps the deliveries queued until the header is fixed."""
+    space.define("pro", "trait('plan') = 'pro'")
+    space.send({"type": "identify", "userId": "u1", "traits": {"plan": "pro"}})
+    space.tick()
+    with capture_logs() as logged:
+        with monkeypatch.context() as patched:
+            patched.setattr(webhook_kind.Webhook, "check", lambda self, settings: None)  # as before the check
+            webhook(space, "hook", receiver.url, style=style, headers={"X-Team": "café"})
+        connect(space, "hook", "pro", send_identify=True)
+        time.sleep(2.5)
+        assert _worker_lines(logged, space, "hook") == ["sync_sink_failed"]
+        assert receiver.calls() == []
+        _update(space, sync_pb2.Destination(key="hook", webhook=sync_pb2.WebhookConfig(headers={"X-Team": "cafe"})),
+                "webhook.headers")
+        assert [r.headers["X-Team"] for r in wait_for(lambda: receiver.accepted, what="the call")] == ["cafe"]
+
+
+@pytest.mark.parametrize(("policy", "field", "why"), [
+    (sync_pb2.DeliveryPolicy(request_timeout=duration_pb2.Duration(seconds=315_576_000_000)),
+     "delivery_policy.request_timeout", "must be at most 3,600 seconds"),
+    (sync_pb2.DeliveryPolicy(max_backoff=duration_pb2.Duration(seconds=86_401)),
+     "delivery_policy.max_backoff", "must be at most 86,400 seconds"),
+    (sync_pb2.DeliveryPolicy(initial_backoff=duration_pb2.Duration(seconds=700)),
+     "delivery_policy.initial_backoff", "must not be longer than `delivery_policy.max_backoff` (600,000 ms)"),
+    (sync_pb2.DeliveryPolicy(initial_backoff=duration_pb2.Duration(seconds=-1)),
+     "delivery_policy.initial_backoff", "must be positive"),
+])
+def test_a_delivery_policy_that_cannot_be_used_is_refused(space: Space, policy: sync_pb2.DeliveryPolicy,
+                                                          field: str, why: str) -> None:
+    """A request timeout a socket refuses (thousands of years), a backoff past a day, an initial
+    backoff longer than the maximum: refused naming the contract's field, when creating and
+    when updating."""
+    config = sync_pb2.WebhookConfig(url="http://127.0.0.1:9/in")
+    failure = _refused(_create, space, sync_pb2.Destination(key="hook", webhook=config, delivery_policy=policy))
+    assert field_violations(failure)[0][0] == field
+    assert failure.details() == f"`{field}` {why}"
+    _create(space, sync_pb2.Destination(key="hook", webhook=config))
+    failure = _refused(_update, space, sync_pb2.Destination(key="hook", delivery_policy=policy), "delivery_policy")
+    assert field_violations(failure)[0][0] == field
+
+
+@pytest.mark.parametrize("paths", [[], ["*"], ["grpc_feed"], ["segment.write_key"]])
+@pytest.mark.parametrize("other", [
+    sync_pb2.Destination(key="hook", grpc_feed=sync_pb2.GrpcFeedConfig()),
+    sync_pb2.Destination(key="hook", segment=sync_pb2.SegmentConfig(base_url="http://127.0.0.1:1/v1", write_key="k")),
+])
+def test_another_kinds_config_is_refused_whatever_the_mask(space: Space, paths: list[str],
+                                                           other: sync_pb2.Destination) -> None:
+    """Another kind's config is DESTINATION_KIND_IMMUTABLE whether the mask names it, is empty
+    (every field set) or `*`: never answered OK and ignored, nor refused for an empty URL."""
+    _create(space, sync_pb2.Destination(key="hook", webhook=sync_pb2.WebhookConfig(url="http://127.0.0.1:9/in")))
+    failure = _refused(_update, space, other, *paths)
+    assert error_reason(failure) == "DESTINATION_KIND_IMMUTABLE", failure.details()
+    shown = space.running.sync.GetDestination(sync_pb2.GetDestinationRequest(key="hook"), metadata=admin(space))
+    assert (shown.destination.WhichOneof("config"), shown.destination.webhook.url) == ("webhook",
+                                                                                       "http://127.0.0.1:9/in")
+
+
+def test_an_update_of_every_field_keeps_enabled_unless_set(space: Space) -> None:
+    """`*` with `enabled` unset keeps the destination enabled (unset means true); set, it
+    applies. An empty mask reads every field set, output-only ones a client sends back aside."""
+    made = _create(space, sync_pb2.Destination(key="hook", webhook=sync_pb2.WebhookConfig(url="http://127.0.0.1:9/in")))
+    config = sync_pb2.WebhookConfig(url="http://127.0.0.1:9/moved")
+    assert _update(space, sync_pb2.Destination(key="hook", name="n", webhook=config), "*").enabled
+    assert not _update(space, sync_pb2.Destination(key="hook", webhook=config, enabled=False), "*").enabled
+    sent_back = sync_pb2.Destination()
+    sent_back.CopyFrom(made)
+    sent_back.name = "renamed"
+    updated = _update(space, sent_back)
+    assert (updated.name, updated.enabled, updated.webhook.url) == ("renamed", True, "http://127.0.0.1:9/in")
+
+
+@pytest.mark.parametrize(("destination", "field"), [
+    (sync_pb2.Destination(key="hook", name="n" * 257, webhook=sync_pb2.WebhookConfig(url="http://127.0.0.1:9/in")),
+     "name"),
+    (sync_pb2.Destination(key="hook", webhook=sync_pb2.WebhookConfig(url="http://127.0.0.1:9/in",
+                                                                     headers={"X-Big": "v" * 8_193})),
+     "webhook.headers"),
+    (sync_pb2.Destination(key="hook", webhook=sync_pb2.WebhookConfig(url="http://127.0.0.1:9/in",
+                                                                     headers={"X" * 257: "v"})),
+     "webhook.headers"),
+    (sync_pb2.Destination(key="hook", webhook=sync_pb2.WebhookConfig(url="http://127.0.0.1:9/in",
+                                                                     headers={f"X-{n}": "v" for n in range(65)})),
+     "webhook.headers"),
+    (sync_pb2.Destination(key="hook", webhook=sync_pb2.WebhookConfig(url="http://127.0.0.1:9/" + "p" * 8_200)),
+     "webhook.url"),
+])
+def test_fields_past_their_limits_are_refused(space: Space, destination: sync_pb2.Destination, field: str) -> None:
+    """A name over 256 characters, a header name over 256 or value over 8,192, more than 64
+    headers, a URL over 8,192 characters: INVALID_ARGUMENT FIELD_TOO_LONG naming the field,
+    when creating and when updating."""
+    failure = _refused(_create, space, destination)
+    assert (error_reason(failure), field_violations(failure)[0][0]) == ("FIELD_TOO_LONG", field)
+    _create(space, sync_pb2.Destination(key="hook", webhook=sync_pb2.WebhookConfig(url="http://127.0.0.1:9/in")))
+    failure = _refused(_update, space, destination)
+    assert (error_reason(failure), field_violations(failure)[0][0]) == ("FIELD_TOO_LONG", field)
+
+
+def test_destinations_at_their_limits_are_listed_in_replies_a_client_accepts(space: Space) -> None:
+    """Destinations with every header at its limit (about half a megabyte each) are listed a few
+    per reply, each reply within the 4 MiB a default client accepts, and none is left out."""
+    headers = {f"X-{n:02d}" + "h" * 252: "v" * 8_192 for n in range(64)}
+    keys = [f"hook_{n}" for n in range(9)]
+    for key in keys:
+        _create(space, sync_pb2.Destination(key=key, name="n" * 256, webhook=sync_pb2.WebhookConfig(
+            url="http://127.0.0.1:9/in", headers=headers)))
+    listed, token, pages = [], "", 0
+    while True:
+        page = space.running.sync.ListDestinations(sync_pb2.ListDestinationsRequest(page_size=50, page_token=token),
+                                                   metadata=admin(space))
+        assert page.ByteSize() <= 4 * 1024 * 1024
+        listed += [d.key for d in page.destinations]
+        pages += 1
+        token = page.next_page_token
+        if not token:
+            break
+    assert (listed, pages > 1) == (keys, True)
+
+
+@pytest.mark.parametrize(("destination", "field", "why"), [
+    (sync_pb2.Destination(key="d", csv=sync_pb2.CsvConfig(directory="/tmp",
+                                                          interval=duration_pb2.Duration(seconds=-1))),
+     "csv.interval", "must not be negative"),
+    (sync_pb2.Destination(key="d", grpc_feed=sync_pb2.GrpcFeedConfig(retention=duration_pb2.Duration(seconds=-1))),
+     "grpc_feed.retention", "must not be negative"),
+    (sync_pb2.Destination(key="d", grpc_feed=sync_pb2.GrpcFeedConfig(retention=duration_pb2.Duration(nanos=1))),
+     "grpc_feed.retention", "must be at least 1 ms (unset or 0 for the default)"),
+    (sync_pb2.Destination(key="d", grpc_feed=sync_pb2.GrpcFeedConfig(), delivery_policy=sync_pb2.DeliveryPolicy(
+        request_timeout=duration_pb2.Duration(nanos=1))),
+     "delivery_policy.request_timeout", "must be at least 1 ms (unset or 0 for the default)"),
+])
+def test_durations_are_refused_by_their_contract_name(space: Space, destination: sync_pb2.Destination, field: str,
+                                                      why: str) -> None:
+    """A negative duration, or a positive one under a millisecond (which, read as 0 ms, would
+    silently mean the default), is refused naming the field as the contract does (not the
+    `_ms` setting it is kept as)."""
+    failure = _refused(_create, space, destination)
+    assert (error_reason(failure), field_violations(failure)[0][0]) == ("DESTINATION_INVALID", field)
+    assert failure.details() == f"`{field}` {why}"
+
+
+@pytest.mark.parametrize(("types", "reason", "why"), [
+    ([""], "CONNECTION_INVALID", "`connection.external_id_types[0]` is empty"),
+    (["email", "a\x00b"], "CONNECTION_INVALID", "`connection.external_id_types[1]` contains the control character"),
+    (["t" * 100_000], "FIELD_TOO_LONG", "`connection.external_id_types[0]` is 100,000 characters long"),
+    ([f"t{n}" for n in range(51)], "FIELD_TOO_LONG", "`connection.external_id_types` has 51 types; at most 50"),
+])
+def test_identifier_types_no_identifier_has_are_refused(space: Space, tmp_path: Any, types: list[str], reason: str,
+                                                        why: str) -> None:
+    """An empty identifier type, one with a control character, one past 100 characters or more
+    than 50: refused naming the field and saying which, on a connection and in a CSV destination."""
+    space.define("pro", "trait('plan') = 'pro'")
+    _create(space, sync_pb2.Destination(key="feed", grpc_feed=sync_pb2.GrpcFeedConfig()))
+    failure = _refused(lambda: connect(space, "feed", "pro", external_id_types=types))
+    assert (error_reason(failure), field_violations(failure)[0][0]) == (reason, "connection.external_id_types")
+    assert failure.details().startswith(why)
+    failure = _refused(_create, space, sync_pb2.Destination(key="files", csv=sync_pb2.CsvConfig(
+        directory=str(tmp_path), external_id_types=types)))
+    assert field_violations(failure)[0][0] == "csv.external_id_types"

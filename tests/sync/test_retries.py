@@ -7,8 +7,12 @@ import time
 from collections import defaultdict
 from typing import Any
 
+import pytest
 from audiences.v1 import sync_pb2
+from google.protobuf import field_mask_pb2
 
+from audiences_server.engine.destinations.http import Poster
+from audiences_server.engine.destinations.http1 import LoopPoster
 from tests.evaluator.conftest import Space
 from tests.sync.conftest import Receiver, admin, connect, ms, ref, wait_for, webhook
 
@@ -176,3 +180,57 @@ def test_a_merge_keeps_the_persons_changes_in_order(space: Space, receiver: Rece
     calls = wait_for(lambda: len(receiver.calls()) == 2 and receiver.calls(), what="both changes")
     assert [c["traits"]["pro"] for c in calls] == [True, False]
     assert calls[0]["userId"] == "ada"
+
+
+@pytest.mark.parametrize("style", [sync_pb2.WEBHOOK_PAYLOAD_STYLE_EVENT, sync_pb2.WEBHOOK_PAYLOAD_STYLE_LIST])
+def test_a_write_that_raises_is_a_failure_worth_retrying(space: Space, receiver: Receiver, style: int,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write failing in a way no sink expected (here its client raising) is an outcome like
+    any other: retried, its error the connection's last error; its deliveries are never left in
+    flight, so they go once the cause is gone, and a change of settings is not held up."""
+    space.define("pro", "trait('plan') = 'pro'")
+    raising = threading.Event()
+    raising.set()
+
+    def broken(original: Any) -> Any:
+        def write(*args: Any, **kwargs: Any) -> Any:
+            if raising.is_set():
+                raise RuntimeError("boom")
+            return original(*args, **kwargs)
+        return write
+
+    monkeypatch.setattr(LoopPoster, "request", broken(LoopPoster.request))
+    monkeypatch.setattr(Poster, "post", broken(Poster.post))
+    webhook(space, "hook", receiver.url, style=style, batch_interval=ms(50))
+    connect(space, "hook", "pro", send_identify=True)
+    _flip(space, ["u1"], 1)
+    request = sync_pb2.GetConnectionRequest(destination_key="hook", computation=ref("pro"))
+    failed = wait_for(lambda: (found := space.running.sync.GetConnection(request, metadata=admin(space))
+                               .connection.delivery).last_error and found, what="the error")
+    assert failed.last_error == "unexpected error: RuntimeError: boom"
+    raising.clear()
+    space.running.sync.UpdateDestination(sync_pb2.UpdateDestinationRequest(
+        destination=sync_pb2.Destination(key="hook", name="renamed"),
+        update_mask=field_mask_pb2.FieldMask(paths=["name"])), metadata=admin(space))
+    assert [c["userId"] for c in wait_for(receiver.calls, what="the call")] == ["u1"]
+
+
+@pytest.mark.parametrize("style", [sync_pb2.WEBHOOK_PAYLOAD_STYLE_EVENT, sync_pb2.WEBHOOK_PAYLOAD_STYLE_LIST])
+@pytest.mark.parametrize("value", ["Infinity", "inf", "1e300", "Fri, 31 Dec 9999 23:59:59 GMT"])
+def test_a_retry_after_past_the_maximum_backoff_waits_the_maximum(space: Space, receiver: Receiver, style: int,
+                                                                   value: str) -> None:
+    """A receiver asking to wait for ever, or longer than any number the database stores, is
+    retried after the policy's `max_backoff` (200 ms here): its deliveries are neither stuck
+    nor refused a commit."""
+    space.define("pro", "trait('plan') = 'pro'")
+    receiver.retry_after = value
+    receiver.failures = [429, 429]
+    webhook(space, "hook", receiver.url, style=style, batch_interval=ms(50))
+    connect(space, "hook", "pro", send_identify=True)
+    _flip(space, ["u1"], 1)
+    assert [c["userId"] for c in wait_for(receiver.calls, what="the call")] == ["u1"]
+    assert receiver.attempts == 3
+    request = sync_pb2.GetConnectionRequest(destination_key="hook", computation=ref("pro"))
+    status = wait_for(lambda: (found := space.running.sync.GetConnection(request, metadata=admin(space))
+                               .connection.delivery).delivered_count == 1 and found, what="the delivery recorded")
+    assert status.last_error == "HTTP 429:"  # the answer (empty), not a failure to read it

@@ -27,6 +27,7 @@ from audiences_server.core.numbers import dead_letter_number
 from audiences_server.engine.destinations import registry
 from audiences_server.engine.engine import Engine
 from audiences_server.engine.page_tokens import page_size
+from audiences_server.engine.profile_reads import MAX_PAGE_BYTES
 from audiences_server.engine.sync import configs
 from audiences_server.engine.sync.feed import FeedRecord, Heartbeat, parse_cursor
 from audiences_server.engine.sync.service import ConnectionView, DeadLetterView
@@ -51,6 +52,11 @@ PHASE_ENUM = {"INITIAL_SYNC": sync_pb2.CONNECTION_PHASE_INITIAL_SYNC, "LIVE": sy
 # The kinds' configs: one field of `Destination.config` per kind, named after it (engine.destinations).
 CONFIGS = {f.name: f for f in sync_pb2.Destination.DESCRIPTOR.oneofs_by_name["config"].fields}
 DURATION = "google.protobuf.Duration"
+# An item of a repeated field costs its tag and length prefix besides its own bytes.
+ITEM_OVERHEAD = 6
+# Fields of a Destination an update never changes: `key` names it, the others are output only.
+IMPLICIT_DESTINATION_FIELDS = {"key", "id", "create_time", "update_time"}
+MAX_DURATION_S = 315_576_000_000  # a Duration's range: 10,000 years
 
 
 def duration(ms: int) -> duration_pb2.Duration:
@@ -94,7 +100,7 @@ def _plain(message: Any, path: str, only: str = "") -> dict[str, Any]:
             continue
         value = getattr(message, field.name)
         if duration_field:
-            out[stored] = value.ToMilliseconds()
+            out[stored] = _milliseconds(value, f"{path}.{field.name}")
         elif field.enum_type is not None:
             known = field.enum_type.values_by_number
             name = str(enum_value(known, value, f"{path}.{field.name}").name) if value else ""
@@ -106,6 +112,16 @@ def _plain(message: Any, path: str, only: str = "") -> dict[str, Any]:
         else:
             out[field.name] = value
     return out
+
+
+def _milliseconds(value: duration_pb2.Duration, field: str) -> int:
+    """A duration setting in milliseconds, which is how settings are kept. One that is positive
+    but under a millisecond is refused: read as 0 it would silently mean the default."""
+    if 0 < value.ToNanoseconds() < 1_000_000:
+        raise configs.invalid(field, f"`{field}` must be at least 1 ms (unset or 0 for the default)")
+    if abs(value.seconds) > MAX_DURATION_S:
+        raise configs.invalid(field, f"`{field}` is past the range of a google.protobuf.Duration")
+    return int(value.ToMilliseconds())
 
 
 def _config_message(kind: str, stored: dict[str, Any]) -> Any:
@@ -257,9 +273,18 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
         after = self.engine.page_tokens.decode(request.page_token, scope) or ""
         size = page_size(request.page_size, 50, 1000)
         rows = self.engine.sync.destinations(space_id(), after, size + 1)
-        token = self.engine.page_tokens.encode(rows[size - 1].key, scope) if len(rows) > size else ""
-        return sync_pb2.ListDestinationsResponse(destinations=[destination_message(r) for r in rows[:size]],
-                                                 next_page_token=token)
+        # Cut before the destination that would take the reply past what a default client
+        # accepts (never before the first): a page may then hold fewer than asked while more follow.
+        shown: list[sync_pb2.Destination] = []
+        total = 0
+        for row in rows[:size]:
+            message = destination_message(row)
+            total += message.ByteSize() + ITEM_OVERHEAD
+            if shown and total > MAX_PAGE_BYTES:
+                break
+            shown.append(message)
+        token = self.engine.page_tokens.encode(shown[-1].key, scope) if len(rows) > len(shown) else ""
+        return sync_pb2.ListDestinationsResponse(destinations=shown, next_page_token=token)
 
     @audited(audit.destination_update)
     def UpdateDestination(self, request: sync_pb2.UpdateDestinationRequest,
@@ -398,11 +423,23 @@ def _order(view: ConnectionView) -> tuple[str, str, str, str]:
 
 
 def _destination_changes(message: sync_pb2.Destination, kind: str, paths: list[str]) -> dict[str, Any]:
-    """The fields an update names; a config named whole is replaced, a config field is merged."""
+    """The fields an update names; a config named whole is replaced, a config field is merged.
+
+    An empty mask names every field set (but `key`, which names the destination, and the
+    output-only ones a client writing back what it read sends along); `*` names them all,
+    but `enabled` only when set (unset means true, and a destination is not disabled by a
+    field left out). Either way, another kind's config set in the message is refused, not
+    ignored: the kind cannot change."""
+    given = [f.name for f, _ in message.ListFields() if f.name not in IMPLICIT_DESTINATION_FIELDS]
     if not paths:
-        paths = [f.name for f, _ in message.ListFields() if f.name in {"name", "enabled", "delivery_policy", kind}]
+        paths = given
     if "*" in paths:
-        paths = ["name", "enabled", "delivery_policy", kind]
+        paths = ["name", *(["enabled"] if message.HasField("enabled") else []), "delivery_policy", kind,
+                 *(name for name in given if name in CONFIGS and name != kind)]
+    foreign = next((p for p in paths if p.partition(".")[0] in CONFIGS and p.partition(".")[0] != kind), None)
+    if foreign is not None:
+        raise configs.invalid("update_mask", f"a {kind} destination has no {foreign.partition('.')[0]} settings;"
+                              " its kind cannot change", "DESTINATION_KIND_IMMUTABLE")
     changes: dict[str, Any] = {}
     for path in paths:
         top, _, sub = path.partition(".")
@@ -415,9 +452,6 @@ def _destination_changes(message: sync_pb2.Destination, kind: str, paths: list[s
         elif top == kind:
             changes["config"] = {**changes.get("config", {}),
                                  **_picked(getattr(message, kind), kind, sub)}
-        elif top in CONFIGS:
-            raise configs.invalid("update_mask", f"a {kind} destination has no {top} settings",
-                                  "DESTINATION_KIND_IMMUTABLE")
         else:
             raise configs.invalid("update_mask", f"cannot update {path!r}", "FIELD_UNKNOWN")
     return changes

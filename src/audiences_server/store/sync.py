@@ -264,6 +264,15 @@ def mark_written(conn: apsw.Connection, connection_id: int, cursor: int, now_ms:
     )
 
 
+def write_failed(conn: apsw.Connection, connection_id: int, error: str, now_ms: int) -> None:
+    """Records that writing a CSV connection's file failed: the error, and when it was tried, so
+    the next attempt waits for the destination's interval."""
+    conn.execute(
+        "UPDATE connections SET last_error = ?, last_error_ms = ?, written_ms = ? WHERE connection_id = ?",
+        (error, now_ms, now_ms, connection_id),
+    )
+
+
 # -- the outbox and current values ------------------------------------------------------------
 
 

@@ -12,6 +12,7 @@ destination to its `Destination`; nothing outside this package knows a kind by n
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
@@ -19,11 +20,19 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from audiences_server.core.identity.ids import MAX_ID_TYPE_CHARS
 from audiences_server.engine.destinations.loop import IoLoop
 from audiences_server.errors import FieldViolation, InvalidArgument
 from audiences_server.store.db import Readers
 from audiences_server.store.sync import ConnectionRow, Delivery, DestinationRow
 from audiences_server.store.writer import Writer
+
+# A host name as sent (an internationalised one in its `xn--` form); `_` is not in the standard
+# but found in real names, and resolvers take it.
+HOST_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+MAX_URL_CHARS = 8_192
+# Identifier types a connection or a kind's settings may choose.
+MAX_ID_TYPES = 50
 
 
 class Queue(enum.Enum):
@@ -132,7 +141,11 @@ def check_url(value: str, field: str) -> None:
     """Refuses anything but an http or https URL with a host, saying what is wrong: a malformed
     host (`http://[::1/`), a port that is not 1 to 65535, or a space or control character (most
     often a mistake, such as a pasted line break; encoded, as `%20`, it is taken as given).
-    What it accepts, both HTTP clients send alike (`request_url`)."""
+    What it accepts, both HTTP clients send alike (`request_url`). At most MAX_URL_CHARS: a
+    request line longer than that is refused by most servers anyway."""
+    if len(value) > MAX_URL_CHARS:
+        raise invalid(field, f"`{field}` is {len(value):,} characters long; at most {MAX_URL_CHARS:,}",
+                      "FIELD_TOO_LONG")
     blank = next((i for i, c in enumerate(value) if c <= " " or c == "\x7f"), None)
     try:
         if blank is not None:
@@ -170,9 +183,36 @@ def request_url(value: str) -> httpx.URL:
         given = parts.netloc.rpartition("@")[2].rpartition("]")[2].partition(":")[2]
         raise ValueError(f"invalid port {given!r} (a port is 1 to 65535)")
     try:
-        return httpx.URL(value)
-    except httpx.InvalidURL as failure:
-        raise ValueError(str(failure)) from failure
+        url = httpx.URL(value)
+        url.host  # noqa: B018 - decodes an `xn--` label, as httpx does when it sends (`xn--zz` fails)
+    except (httpx.InvalidURL, UnicodeError) as failure:
+        raise ValueError(f"invalid host ({failure})") from failure
+    host = url.raw_host.decode("ascii")
+    if ":" not in host:  # a name or an IPv4 address (an IPv6 one has colons and was checked above)
+        if not HOST_NAME.fullmatch(host):
+            raise ValueError(f"invalid host {host!r} (a host name is letters, digits, hyphens and dots)")
+        try:
+            host.encode("idna")  # what the resolver does with it: no label empty or over 63 characters
+        except UnicodeError:
+            raise ValueError(f"invalid host {host!r} (a label of a host name is 1 to 63 characters)") from None
+    return url
+
+
+def check_id_types(types: Sequence[Any], field: str, reason: str = "DESTINATION_INVALID") -> None:
+    """Refuses identifier types no identifier has: an empty one, one with a control character
+    (NUL included), one past the 100 characters a type is read up to (core.identity.ids), or
+    more than MAX_ID_TYPES of them (FIELD_TOO_LONG). Each would only ever give empty columns."""
+    if len(types) > MAX_ID_TYPES:
+        raise invalid(field, f"`{field}` has {len(types):,} types; at most {MAX_ID_TYPES}", "FIELD_TOO_LONG")
+    for index, id_type in enumerate(types):
+        if not isinstance(id_type, str) or not id_type:
+            raise invalid(field, f"`{field}[{index}]` is empty: an identifier type is a name such as `email`", reason)
+        if len(id_type) > MAX_ID_TYPE_CHARS:
+            raise invalid(field, f"`{field}[{index}]` is {len(id_type):,} characters long; an identifier type is at "
+                          f"most {MAX_ID_TYPE_CHARS}", "FIELD_TOO_LONG")
+        bad = next((c for c in id_type if c < " " or c == "\x7f"), None)
+        if bad is not None:
+            raise invalid(field, f"`{field}[{index}]` contains the control character {bad!r}", reason)
 
 
 def check_range(settings: Mapping[str, Any], kind: str, name: str, low: int, high: int) -> None:

@@ -1,7 +1,8 @@
 """Sending tracking-spec calls in batches: one request per batch (webhook LIST style, Segment).
 
-A batch holds at most `batch_size` calls and `MAX_BATCH_BYTES` of them, and is sent when full or
-when its oldest call has waited `batch_interval`. One batch is in flight at a time, and its
+A batch holds at most `batch_size` calls and `MAX_BATCH_BYTES` of them, weighed as the UTF-8
+bytes of their JSON as sent (a character outside ASCII is two to four bytes), and is sent when
+full or when its oldest call has waited `batch_interval`. One batch is in flight at a time, and its
 outcome is the outcome of every delivery in it.
 """
 
@@ -11,11 +12,14 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from audiences_server.engine.destinations.base import SKIPPED, Done, Outcome
-from audiences_server.engine.destinations.http import Poster
+from audiences_server.engine.destinations.http import Poster, json_body
 from audiences_server.engine.sync.payloads import calls_for
 from audiences_server.store.sync import ConnectionRow, Delivery, DestinationRow
 
 MAX_BATCH_BYTES = 500_000
+# What a body holds besides its calls' JSON and the commas between them: `{"batch":[` and `]}`,
+# and Segment's `"sentAt"` with its time; kept free in every batch.
+ENVELOPE_BYTES = 100
 # Builds one request from a batch of calls: URL, body, headers.
 Request = Callable[[list[dict[str, Any]], int], tuple[str, bytes, Mapping[str, str]]]
 
@@ -61,8 +65,9 @@ class BatchSink:
         weight = 0
         for delivery in batch:
             own = calls_of(delivery, connections)
-            own_weight = sum(len(str(c)) for c in own)
-            if taken and (len(calls) + len(own) > self._size or weight + own_weight > MAX_BATCH_BYTES):
+            own_weight = sum(len(json_body(c)) + 1 for c in own)  # the call as sent, and its comma
+            if taken and (len(calls) + len(own) > self._size
+                          or weight + own_weight > MAX_BATCH_BYTES - ENVELOPE_BYTES):
                 break
             taken.append(delivery)
             calls += own

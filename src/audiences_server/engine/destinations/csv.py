@@ -3,7 +3,9 @@
 Nothing is queued: on each round of the destination's worker, a connection whose computation
 changed since its file was written, and whose file is older than `interval`, gets its file
 rewritten from one read snapshot (the columns of ExportAudience), written beside its target,
-synced and renamed over it, so readers never see half a file.
+synced and renamed over it, so readers never see half a file. A file that cannot be written (the
+disk full, the directory's permissions changed) is the connection's last error, logged once per
+distinct error, and tried again after `interval`.
 """
 
 from __future__ import annotations
@@ -14,12 +16,18 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import apsw
+import structlog
 
-from audiences_server.engine.destinations.base import Context, Destination, Queue, invalid
+from audiences_server.engine.destinations.base import Context, Destination, Queue, check_id_types, invalid
 from audiences_server.engine.sync.files import csv_chunks
 from audiences_server.store import evaluation
 from audiences_server.store import sync as store
-from audiences_server.store.sync import DestinationRow
+from audiences_server.store.sync import ConnectionRow, DestinationRow
+
+log = structlog.get_logger(__name__)
+
+# The longest `directory` taken: Linux's PATH_MAX.
+MAX_DIRECTORY_CHARS = 4_096
 
 
 class Csv(Destination):
@@ -31,9 +39,24 @@ class Csv(Destination):
     queue = Queue.NONE
 
     def check(self, settings: Mapping[str, Any]) -> None:
-        """A directory."""
-        if not settings["directory"]:
+        """An absolute path that is a directory, or can be made one (its nearest existing
+        ancestor is a directory): anything else could never be written, and would only fail on
+        every round. Relative to what the server was started in, a path would move with it."""
+        directory = settings["directory"]
+        if not directory:
             raise invalid("csv.directory", "`csv.directory` is required")
+        if len(directory) > MAX_DIRECTORY_CHARS:
+            raise invalid("csv.directory", f"`csv.directory` is {len(directory):,} characters long; at most "
+                          f"{MAX_DIRECTORY_CHARS:,}", "FIELD_TOO_LONG")
+        if "\0" in directory:
+            raise invalid("csv.directory", "`csv.directory` must not contain a NUL character")
+        path = Path(directory)
+        if not path.is_absolute():
+            raise invalid("csv.directory", f"`csv.directory` must be an absolute path, not {directory!r}")
+        existing = next(p for p in (path, *path.parents) if p.exists())
+        if not existing.is_dir():
+            raise invalid("csv.directory", f"`csv.directory`: {str(existing)!r} exists and is not a directory")
+        check_id_types(settings["external_id_types"], "csv.external_id_types")
 
     def refresh(self, row: DestinationRow, context: Context, now_ms: int) -> None:
         """Rewrites each connection's file when its values changed and the interval has passed."""
@@ -55,9 +78,22 @@ def write_files(context: Context, row: DestinationRow, now_ms: int) -> None:
             if comp is None:
                 continue
             latest = store.latest_change_of(conn, comp.computation_id)
-            _replace(Path(config["directory"]) / f"{comp.collection}_{comp.key}.csv",
-                     csv_chunks(conn, comp, config["external_id_types"], config["include_traits"], "all"))
+            path = Path(config["directory"]) / f"{comp.collection}_{comp.key}.csv"
+            try:
+                _replace(path, csv_chunks(conn, comp, config["external_id_types"], config["include_traits"], "all"))
+            except (OSError, ValueError) as failure:  # ValueError: a NUL in a path stored before it was refused
+                _failed(context, row, connection, f"cannot write {path}: {failure}", now_ms)
+                continue
         context.writer.run(_mark_written(connection.connection_id, latest, now_ms), keeps_events=True)
+
+
+def _failed(context: Context, row: DestinationRow, connection: ConnectionRow, error: str, now_ms: int) -> None:
+    """A file not written: the connection's last error, logged when it differs from the last one
+    (not on every attempt, each `interval`)."""
+    if error != connection.last_error:
+        log.warning("sync_sink_failed", destination=row.destination_id, error=error)
+    context.writer.run(lambda conn: store.write_failed(conn, connection.connection_id, error, now_ms),
+                       keeps_events=True)
 
 
 def _mark_written(connection_id: int, cursor: int, now_ms: int) -> Callable[[apsw.Connection], None]:
@@ -68,9 +104,13 @@ def _replace(path: Path, chunks: Iterator[tuple[bytes, int]]) -> None:
     """Writes a file beside its target and renames it over, so readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(".csv.tmp")
-    with open(temporary, "wb") as handle:
-        for data, _ in chunks:
-            handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    try:
+        with open(temporary, "wb") as handle:
+            for data, _ in chunks:
+                handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)  # a file cut short by a full disk is not left behind
+        raise

@@ -11,6 +11,7 @@ HTTP date).
 from __future__ import annotations
 
 import functools
+import math
 import ssl
 from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
@@ -24,6 +25,9 @@ from audiences_server import __version__
 from audiences_server.engine.destinations.base import Outcome
 
 RETRIED_STATUSES = {408, 429}
+# The longest wait a Retry-After header is read as (a day; the delivery policy's `max_backoff`,
+# at most a day, caps it again), so that any value is a number the database stores.
+RETRY_AFTER_MAX_MS = 86_400_000
 USER_AGENT = f"audiences/{__version__}"
 
 
@@ -33,17 +37,22 @@ def json_body(value: Any) -> bytes:
 
 
 def retry_after_ms(value: str | None, now_ms: int) -> int | None:
-    """A Retry-After header (seconds or an HTTP date) in milliseconds from now."""
+    """A Retry-After header (seconds or an HTTP date) in milliseconds from now, at most
+    RETRY_AFTER_MAX_MS: a receiver asking for longer (`Infinity`, `1e300`, a date centuries
+    ahead) would otherwise hold its deliveries for ever, or fail the outcome's commit with a
+    number SQLite cannot store. None when it is neither seconds nor a date (`NaN` included)."""
     if not value:
         return None
     try:
-        return max(0, int(float(value) * 1000))
+        seconds = float(value)
     except ValueError:
-        pass
-    try:
-        return max(0, int(parsedate_to_datetime(value).timestamp() * 1000) - now_ms)
-    except (TypeError, ValueError):
+        try:
+            seconds = parsedate_to_datetime(value).timestamp() - now_ms / 1000
+        except (TypeError, ValueError, OverflowError):
+            return None
+    if math.isnan(seconds):
         return None
+    return int(min(max(0.0, seconds * 1000), RETRY_AFTER_MAX_MS))
 
 
 @functools.cache

@@ -152,11 +152,13 @@ class _Connection(asyncio.Protocol):
         self._fail(network_error("ReadTimeout", "no answer within the request timeout"), resend=False)
 
     def _finish(self, status: int, keep: bool) -> None:
+        # Classified before the request is taken: had this raised once it was, nobody would
+        # ever answer it, and its delivery would stay in flight for ever.
+        outcome = outcome_of(status, self._retry_after, self._excerpt)
         exchange = self._take()
         if exchange is None:
             return
         self.served += 1
-        outcome = outcome_of(status, self._retry_after, self._excerpt)
         if keep and not self.closed:
             self._client.release(self)
         else:

@@ -32,7 +32,16 @@ import psycopg
 from psycopg import conninfo, sql
 from psycopg.types.json import Jsonb
 
-from audiences_server.engine.destinations.base import Context, Destination, Done, Outcome, Sink, check_range, invalid
+from audiences_server.engine.destinations.base import (
+    Context,
+    Destination,
+    Done,
+    Outcome,
+    Sink,
+    check_id_types,
+    check_range,
+    invalid,
+)
 from audiences_server.engine.destinations.batching import timeout_s
 from audiences_server.engine.sync.files import columns, trait_values
 from audiences_server.store import evaluation
@@ -65,6 +74,7 @@ class Postgres(Destination):
         if len(settings["table_prefix"]) > 30:
             raise invalid("postgres.table_prefix", "`postgres.table_prefix` must be at most 30 characters")
         check_range(settings, "postgres", "batch_size", 1, 5000)
+        check_id_types(settings["external_id_types"], "postgres.external_id_types")
 
     def place(self, settings: Mapping[str, Any], collection: str, key: str) -> tuple[Any, ...] | None:
         """A connection's table: its database and its name in its schema (`table_of`)."""

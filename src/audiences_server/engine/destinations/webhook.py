@@ -46,6 +46,10 @@ from audiences_server.store.sync import ConnectionRow, Delivery, DestinationRow
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the format's prefix, not a secret
 HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 RESERVED_HEADERS = {"host", "content-length", "transfer-encoding", "connection"}
+# Limits of `headers` (docs/operations.md#limits): together at most 64 x 8.3 KB per destination.
+MAX_HEADERS = 64
+MAX_HEADER_NAME_CHARS = 256
+MAX_HEADER_VALUE_CHARS = 8_192
 
 
 class Signer:
@@ -180,6 +184,9 @@ class Webhook(Destination):
 
     def build(self, row: DestinationRow, context: Context) -> Sink:
         """EVENT style: a request per call; LIST style: a request per batch."""
+        # Raises, as for a URL, for headers stored before `check_headers` refused them (a value
+        # outside ASCII): httpx cannot send them, and the EVENT style should not send them otherwise.
+        check_headers(row.config["headers"])
         if row.config["payload_style"] == "event":
             return EventSink(row, context.io)
         signer = Signer(row.config)
@@ -194,13 +201,29 @@ class Webhook(Destination):
 
 
 def check_headers(headers: Mapping[str, Any]) -> None:
-    """Refuses a header that is not a token with a one-line value, or one the request itself
-    sets (its length, framing and host)."""
+    """Refuses a header that is not a token with a value of printable ASCII (spaces and tabs
+    included), one the request itself sets (its length, framing and host), and headers past
+    their limits (every destination is in ListDestinations' replies, and in every request).
+
+    ASCII only: httpx (LIST style, Segment) cannot encode anything else and the EVENT style
+    would write it as UTF-8, which HTTP leaves undefined; a value that needs more is
+    percent-encoded or base64-encoded by whoever sets it, as for any HTTP header."""
+    if len(headers) > MAX_HEADERS:
+        raise invalid("webhook.headers", f"`webhook.headers` has {len(headers):,} headers; at most {MAX_HEADERS}",
+                      "FIELD_TOO_LONG")
     for name, value in headers.items():
-        if not HEADER_NAME.fullmatch(str(name)) or not isinstance(value, str) or any(c in value for c in "\r\n\0"):
-            raise invalid("webhook.headers", f"`webhook.headers` {name!r}: a header is a token and a one-line value")
+        if not HEADER_NAME.fullmatch(str(name)) or not isinstance(value, str):
+            raise invalid("webhook.headers", f"`webhook.headers` {name!r}: a header name is a token")
+        bad = next((i for i, c in enumerate(value) if not (" " <= c <= "~" or c == "\t")), None)
+        if bad is not None:
+            raise invalid("webhook.headers", f"`webhook.headers` {name!r}: {value[bad]!r} at position {bad} of its "
+                          "value (a value is printable ASCII, spaces and tabs included, on one line)")
         if str(name).lower() in RESERVED_HEADERS:
             raise invalid("webhook.headers", f"`webhook.headers` {name!r} is set by the request itself")
+        if len(name) > MAX_HEADER_NAME_CHARS or len(value) > MAX_HEADER_VALUE_CHARS:
+            raise invalid("webhook.headers", f"`webhook.headers` {name[:40]!r}: a header name is at most "
+                          f"{MAX_HEADER_NAME_CHARS} characters and its value at most {MAX_HEADER_VALUE_CHARS:,}",
+                          "FIELD_TOO_LONG")
 
 
 def check_secret(secret: str) -> None:

@@ -47,6 +47,8 @@ class _Write:
 
     remaining: set[int]
     unanswered: set[int]
+    untold: set[int] = field(default_factory=set)
+    """Deliveries the sink has said nothing of yet (see `Acks.write`)."""
 
 
 @dataclass
@@ -93,18 +95,37 @@ class Acks:
         with self._lock:
             return self._answered
 
-    def start(self, row: DestinationRow, batch: Sequence[Delivery]) -> Done:
+    def write(self, row: DestinationRow, batch: Sequence[Delivery], write: Callable[[Done], None]) -> None:
+        """Marks a write in flight and runs it (`write(done)`, the sink's `write_batch`). Should it
+        raise (a header value httpx cannot encode, a host the resolver refuses, a bug), the
+        deliveries it has not told of fail as worth retrying, with the error as their last
+        error: left in flight, they would never be sent again, and the destination's next
+        settings would wait for them for ever."""
+        state, done = self._start(row, batch)
+        try:
+            write(done)
+        except Exception as failure:
+            log.exception("sync_write_failed", destination=row.key)
+            with self._lock:
+                untold = [d for d in batch if d.delivery_id in state.untold]
+            if untold:
+                done(untold, Outcome(False, True, f"unexpected error: {type(failure).__name__}: {failure}"
+                                     .rstrip(": ")))
+
+    def _start(self, row: DestinationRow, batch: Sequence[Delivery]) -> tuple[_Write, Done]:
         """Marks a write in flight; the sink tells the returned function how it went."""
         ids = {d.delivery_id for d in batch}
-        write = _Write(ids, set(ids))
+        write = _Write(ids, set(ids), set(ids))
         with self._lock:
             self._flying |= write.remaining
             self._writes += 1
 
         def done(deliveries: Sequence[Delivery], outcome: Outcome) -> None:
+            with self._lock:
+                write.untold.difference_update(d.delivery_id for d in deliveries)
             self._settle(row, write, deliveries, outcome)
 
-        return done
+        return write, done
 
     def _settle(self, row: DestinationRow, write: _Write, deliveries: Sequence[Delivery], outcome: Outcome) -> None:
         now = _wall_ms()

@@ -26,6 +26,7 @@ waits on a real network.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import threading
 import time
 from collections.abc import Callable
@@ -276,8 +277,7 @@ class DestinationWorker:
             self._timing = True
             return False
         for batch in batches:
-            done = self._acks.start(row, batch)
-            sink.write_batch(batch, connections, done)
+            self._acks.write(row, batch, functools.partial(sink.write_batch, batch, connections))
         return len(heads) >= limit - len(flying)
 
     def _wait_for_next_due(self, now: int) -> None:

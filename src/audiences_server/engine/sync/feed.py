@@ -18,10 +18,10 @@ from typing import Any
 import apsw
 
 from audiences_server.engine.destinations import registry
-from audiences_server.engine.destinations.base import Queue
+from audiences_server.engine.destinations.base import Queue, invalid
 from audiences_server.engine.sync.payloads import select_ids
 from audiences_server.engine.sync.service import Sync
-from audiences_server.errors import FailedPrecondition, OutOfRange
+from audiences_server.errors import FailedPrecondition, InvalidArgument, NotFound, OutOfRange
 from audiences_server.store import evaluation
 from audiences_server.store import retention as retention_store
 from audiences_server.store import sync as store
@@ -31,6 +31,8 @@ from audiences_server.store.writer import Writer
 
 # Runs a blocking function away from the event loop: `await blocking(fn, *args)`.
 Blocking = Callable[..., Awaitable[Any]]
+# The largest record id SQLite can hold: a cursor past it was never issued.
+MAX_RECORD_ID = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -57,14 +59,17 @@ class Heartbeat:
 
 
 def parse_cursor(text: str, field: str = "start_cursor") -> int:
-    """A cursor as a record id; empty means before the first record."""
+    """A cursor as a record id; empty means before the first record. Record ids are SQLite
+    integers, so one past 2^63 - 1 was never issued (and SQLite could not compare it)."""
     if not text:
         return 0
-    if not (text.isascii() and text.isdigit()):
-        from audiences_server.engine.sync.configs import invalid
-
-        raise invalid(field, f"`{field}` is not a cursor this feed issued", "CURSOR_INVALID")
+    if not (text.isascii() and text.isdigit()) or len(text) > 19 or int(text) > MAX_RECORD_ID:
+        raise _not_issued(field)
     return int(text)
+
+
+def _not_issued(field: str) -> InvalidArgument:
+    return invalid(field, f"`{field}` is not a cursor this feed issued", "CURSOR_INVALID")
 
 
 class Feed:
@@ -91,6 +96,7 @@ class Feed:
     def page(self, space_id: int, key: str, after: int, limit: int) -> tuple[list[FeedRecord], bool]:
         """Records after a cursor; and whether more are waiting."""
         destination_id = self.destination_id(space_id, key)
+        self.check_issued(destination_id, after)  # before acknowledging anything up to it
         if after:
             self._writer.submit(_ack(destination_id, after), keeps_events=True)
         records = self._records(destination_id, space_id, after, limit + 1)
@@ -121,8 +127,10 @@ class Feed:
 
         It waits on the event loop: an idle watcher holds no thread, and wakes only when a
         record is queued for any feed (or its heartbeat is due). Reads run through `blocking`.
+        A heartbeat due on a destination deleted meanwhile ends the stream with NOT_FOUND.
         """
         destination_id = await blocking(self.destination_id, space_id, key)
+        await blocking(self.check_issued, destination_id, after)
         signal = self._signal()
         quiet_since = time.monotonic()
         while not self._sync.stopping:
@@ -137,15 +145,34 @@ class Feed:
                 continue
             due = heartbeat_s - (time.monotonic() - quiet_since)
             if due <= 0:
-                latest = await blocking(self._latest, destination_id)
+                latest = await blocking(self._latest, destination_id, key)
                 yield Heartbeat(int(time.time() * 1000), str(latest) if latest else "")
                 quiet_since = time.monotonic()
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(woken.wait(), due)
 
-    def _latest(self, destination_id: int) -> int:
-        return store.feed_latest(self._readers.get(), destination_id)
+    def check_issued(self, destination_id: int, after: int) -> None:
+        """Refuses a cursor past every record the feed has issued (`CURSOR_INVALID`): reading
+        after it would acknowledge records nobody read, and wait for ids far ahead. Issued is up
+        to the newest record kept, removed by retention, or read (a profile deletion removes
+        records already read, the newest among them perhaps)."""
+        if not after:
+            return
+        conn = self._readers.get()
+        destination = store.destination_by_id(conn, destination_id)
+        issued = max(store.feed_latest(conn, destination_id), retention_store.pruned_through(conn, destination_id),
+                     destination.feed_acked if destination is not None else 0)
+        if after > issued:
+            raise _not_issued("start_cursor")
+
+    def _latest(self, destination_id: int, key: str) -> int:
+        """The feed's newest record id, for a heartbeat; NotFound once the destination was
+        deleted, which ends the stream (it would otherwise beat for ever over a feed that is gone)."""
+        conn = self._readers.get()
+        if store.destination_by_id(conn, destination_id) is None:
+            raise NotFound(f"destination {key!r} was deleted", reason="DESTINATION_NOT_FOUND")
+        return store.feed_latest(conn, destination_id)
 
     def _signal(self) -> _FeedSignal:
         loop = asyncio.get_running_loop()

@@ -2,7 +2,8 @@
 destinations (engine.destinations.csv).
 
 Both read one snapshot and walk the members (or, for a computed trait, the profiles with a
-value) in profile-id order, a chunk at a time, so memory stays flat whatever the audience size.
+value) in the order of their internal profile numbers (not of the public `prf_…` ids), a chunk
+at a time, so memory stays flat whatever the audience size.
 """
 
 from __future__ import annotations

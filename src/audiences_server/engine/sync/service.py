@@ -152,6 +152,7 @@ class Sync:
         """Creates a destination of a kind (with `public_id` as its id, if given: a cluster's
         shards name their copies as the front does)."""
         configs.check_key(key)
+        configs.check_name(name)
         settings, rules = configs.config(kind, config), configs.policy(policy)
 
         def job(conn: apsw.Connection) -> DestinationRow:
@@ -190,6 +191,8 @@ class Sync:
 
         def job(conn: apsw.Connection) -> DestinationRow:
             row = self._destination(conn, space_id, key)
+            if changes.get("name", row.name) != row.name:  # one stored before the limit may be sent back
+                configs.check_name(changes["name"])
             kind = changes.get("kind", row.kind)
             if kind != row.kind:
                 raise InvalidArgument(f"destination {key!r} is a {row.kind} destination; its kind cannot change",

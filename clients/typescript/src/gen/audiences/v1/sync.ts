@@ -601,8 +601,9 @@ export interface UpdateDestinationRequest {
   /**
    * The fields to change: `name`, `enabled`, `delivery_policy` and the fields of the
    * destination's own config (`webhook.url`, `segment.write_key`, …, or the whole `webhook`).
-   * Empty means every one of them that is set in `destination`; `*` replaces them all. Naming
-   * another kind's config is INVALID_ARGUMENT.
+   * Empty means every one of them that is set in `destination`; `*` replaces them all, but
+   * `enabled` only when it is set (unset means true). Another kind's config, named or set, is
+   * INVALID_ARGUMENT (`DESTINATION_KIND_IMMUTABLE`).
    */
   updateMask: string[] | undefined;
 }
@@ -834,7 +835,8 @@ export interface ExportAudienceRequest {
 export interface ExportAudienceResponse {
   /**
    * Whole CSV rows (RFC 4180, UTF-8, `\r\n` line ends), the first chunk starting with the
-   * header row. Rows are ordered by profile id.
+   * header row. Rows come in the server's own profile order (about the order profiles were
+   * first seen; the same at every export), not sorted by the `profile_id` text.
    */
   csvData: Buffer;
   /** How many member rows this chunk holds (the header row not counted). */
