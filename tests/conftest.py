@@ -120,7 +120,7 @@ def start(db: Path, **changes: Any) -> Running:
     settings = Settings(db=db, log_format="json", shutdown_grace_s=5, **changes)
     server, port = create_server(settings)
     server.start()
-    tokens = json.loads(settings.credentials_path.read_text())["tokens"]
+    tokens = json.loads((server.engine.credentials_written or settings.credentials_path).read_text())["tokens"]
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
     return Running(server, port, db, tokens, channel)
 

@@ -4,6 +4,7 @@ database of the version before it is upgraded by the real server."""
 from __future__ import annotations
 
 import inspect
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import apsw
 import pytest
 
 from audiences_server.store.db import connect
-from audiences_server.store.migrations import MIGRATIONS, applied, migration
+from audiences_server.store.migrations import MIGRATIONS, applied, migrate, migration
 from tests.conftest import start
 
 
@@ -177,6 +178,53 @@ def _history_check(query: Callable[..., list[tuple[object, ...]]]) -> None:
         "changes_by_computation", "changes_by_profile", "changes_by_user"}
 
 
+_FEED_RECORD = ("INSERT INTO feed_records (record_id, connection_id, destination_id, profile_id, message_id, record,"
+                " created_ms) VALUES (?, ?, ?, 10, ?, '{}', ?)")
+_DELIVERY = ("INSERT INTO deliveries (delivery_id, connection_id, destination_id, profile_id, message_id, record,"
+             " state, attempts, next_ms, last_error, dead_ms, created_ms)"
+             " VALUES (?, 6, 5, 10, ?, '{}', 'dead', 8, 0, 'HTTP 400', 500, 400)")
+
+
+def _ids_fixture(conn: apsw.Connection) -> None:
+    # A feed whose oldest record retention removed (1) and whose newest two a profile's deletion
+    # removed once read (5, 6); a webhook (disabled) whose newest delivery was sent (3).
+    conn.execute("INSERT INTO destinations (destination_id, space_id, key, public_id, name, kind, enabled, config,"
+                 " policy, feed_acked, created_ms, updated_ms) VALUES (3, 1, 'feed', 'dst_1', 'Feed', 'grpc_feed', 1,"
+                 " '{\"retention_ms\": 604800000}', '{}', 6, 100, 200)")
+    conn.execute("INSERT INTO destinations (destination_id, space_id, key, public_id, name, kind, enabled, config,"
+                 " policy, feed_acked, created_ms, updated_ms) VALUES (5, 1, 'hook', 'dst_2', 'Hook', 'webhook', 0,"
+                 " '{\"url\": \"http://h/\"}', '{}', 0, 100, 200)")
+    conn.executemany("INSERT INTO connections (connection_id, destination_id, computation_id, options, phase, cursor,"
+                     " created_ms, updated_ms) VALUES (?, ?, 7, '{}', 'LIVE', 0, 100, 300)", [(4, 3), (6, 5)])
+    conn.executemany(_FEED_RECORD, [(i, 4, 3, f"m{i}", _LATER + i) for i in range(1, 7)])
+    conn.execute("DELETE FROM feed_records WHERE record_id IN (1, 5, 6)")
+    conn.execute("INSERT INTO feed_pruned (destination_id, through_record) VALUES (3, 1)")
+    conn.executemany(_DELIVERY, [(i, f"d{i}") for i in range(1, 4)])
+    conn.execute("DELETE FROM deliveries WHERE delivery_id = 3")
+
+
+def _ids_check(query: Callable[..., list[tuple[object, ...]]]) -> None:
+    assert query("SELECT record_id, connection_id, destination_id, profile_id, message_id, record, created_ms"
+                 " FROM feed_records ORDER BY record_id") == [
+        (i, 4, 3, 10, f"m{i}", "{}", _LATER + i) for i in (2, 3, 4)]
+    assert query("SELECT delivery_id, connection_id, destination_id, profile_id, message_id, record, state,"
+                 " attempts, next_ms, first_attempt_ms, last_error, dead_ms, created_ms FROM deliveries"
+                 " ORDER BY delivery_id") == [
+        (i, 6, 5, 10, f"d{i}", "{}", "dead", 8, 0, None, "HTTP 400", 500, 400) for i in (1, 2)]
+    for table in ("feed_records", "deliveries"):
+        assert "AUTOINCREMENT" in str(query("SELECT sql FROM sqlite_master WHERE name = ?", (table,))[0][0])
+    # The feed's next id is past the newest it issued (read, then deleted); the deliveries' past the greatest left.
+    assert query("SELECT name, seq FROM sqlite_sequence WHERE name IN ('feed_records', 'deliveries')"
+                 " ORDER BY name") == [("deliveries", 2), ("feed_records", 6)]
+    indexes = query("SELECT tbl_name, name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
+                    " AND tbl_name IN ('feed_records', 'deliveries') ORDER BY name")
+    assert indexes == [("deliveries", "deliveries_by_destination"), ("deliveries", "deliveries_by_profile"),
+                       ("deliveries", "deliveries_due"), ("feed_records", "feed_records_by_destination"),
+                       ("feed_records", "feed_records_by_profile")]
+    assert query("SELECT name FROM pragma_index_info('deliveries_by_profile') ORDER BY seqno") == [
+        ("connection_id",), ("profile_id",), ("delivery_id",)]
+
+
 # Each migration that rebuilds a table: the rows written at the version before it, and what must hold after.
 REBUILDS: dict[str, tuple[Callable[[apsw.Connection], None], Callable[..., None]]] = {
     "0010_unlinks": (_unlinks_fixture, _unlinks_check),
@@ -185,6 +233,7 @@ REBUILDS: dict[str, tuple[Callable[[apsw.Connection], None], Callable[..., None]
     "0018_state_by_profile": (_by_profile_fixture, _by_profile_check),
     "0019_history_in_changes": (_history_fixture, _history_check),
     "0020_due_by_profile": (_due_fixture, _due_check),
+    "0021_ids_never_reused": (_ids_fixture, _ids_check),
 }
 
 
@@ -212,3 +261,59 @@ def test_rows_survive_the_rebuild(tmp_path: Path, name: str) -> None:
     finally:
         running.channel.close()
         running.server.stop(grace=1)
+
+
+@pytest.mark.parametrize(("kept", "pruned", "acked", "issued"), [
+    ((2, 3, 9), 1, 4, 9),  # the newest kept
+    ((2, 3), 7, 0, 7),  # every record removed by retention past the ones kept (another feed's, emptied)
+    ((2, 3), 1, 8, 8),  # the newest read, since removed by a profile's deletion
+    ((), 0, 0, 0),
+])
+def test_no_feed_record_id_issued_before_the_rebuild_comes_back(tmp_path: Path, kept: tuple[int, ...], pruned: int,
+                                                                 acked: int, issued: int) -> None:
+    """A database of the version before 0021 whose newest feed records and delivery were deleted:
+    after the upgrade, a new record's id is past every id the feed issued (kept, pruned or read),
+    and a new delivery's past the greatest left."""
+    conn = _before(tmp_path / "audiences.db", "0021_ids_never_reused")
+    with conn:
+        conn.execute("INSERT INTO destinations (destination_id, space_id, key, public_id, name, kind, enabled, config,"
+                     " policy, feed_acked, created_ms, updated_ms) VALUES (3, 1, 'feed', 'dst_1', 'Feed', 'grpc_feed',"
+                     " 1, '{}', '{}', ?, 100, 200)", (acked,))
+        conn.executemany(_FEED_RECORD, [(i, 4, 3, f"m{i}", 0) for i in range(1, 11)])
+        conn.execute("DELETE FROM feed_records WHERE record_id NOT IN (SELECT value FROM json_each(?))",
+                     (json.dumps(kept),))
+        conn.execute("INSERT INTO feed_pruned (destination_id, through_record) VALUES (9, ?)", (pruned,))
+        conn.executemany(_DELIVERY, [(i, f"d{i}") for i in range(1, 4)])
+        conn.execute("DELETE FROM deliveries WHERE delivery_id >= 2")
+    migrate(conn, 0)
+    with conn:
+        conn.execute("INSERT INTO feed_records (connection_id, destination_id, profile_id, message_id, record,"
+                     " created_ms) VALUES (4, 3, 10, 'new', '{}', 0)")
+        conn.execute("INSERT INTO deliveries (connection_id, destination_id, profile_id, message_id, record, state,"
+                     " next_ms, created_ms) VALUES (6, 5, 10, 'new', '{}', 'pending', 0, 0)")
+    assert conn.execute("SELECT record_id FROM feed_records WHERE message_id = 'new'").fetchall() == [(issued + 1,)]
+    assert conn.execute("SELECT delivery_id FROM deliveries WHERE message_id = 'new'").fetchall() == [(2,)]
+    # Removing the newest again does not bring its id back either.
+    with conn:
+        conn.execute("DELETE FROM feed_records")
+        conn.execute("DELETE FROM deliveries")
+        conn.execute("INSERT INTO feed_records (connection_id, destination_id, profile_id, message_id, record,"
+                     " created_ms) VALUES (4, 3, 10, 'next', '{}', 0)")
+        conn.execute("INSERT INTO deliveries (connection_id, destination_id, profile_id, message_id, record, state,"
+                     " next_ms, created_ms) VALUES (6, 5, 10, 'next', '{}', 'pending', 0, 0)")
+    assert conn.execute("SELECT record_id FROM feed_records").fetchall() == [(issued + 2,)]
+    assert conn.execute("SELECT delivery_id FROM deliveries").fetchall() == [(3,)]
+    conn.close()
+
+
+def test_a_database_of_a_newer_version_is_refused(tmp_path: Path) -> None:
+    """A database recording a migration this version does not declare is refused, naming it, and
+    nothing is applied to it: not even the migrations it lacks."""
+    conn = _before(tmp_path / "audiences.db", "0021_ids_never_reused")
+    with conn:
+        conn.execute("INSERT INTO _migrations (name, applied_ms) VALUES ('0099_from_the_future', 0)")
+    with pytest.raises(ValueError, match=r"audiences.db was written by a newer version of Audiences \(migration"
+                       r" 0099_from_the_future is unknown to this one\); run that version or newer$"):
+        migrate(conn, 0)
+    assert "0021_ids_never_reused" not in applied(conn)
+    conn.close()

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
+import socket
 import stat
 import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import httpx
@@ -181,6 +187,21 @@ def test_settings_precedence_and_errors() -> None:
         resolve({"workers": "-3"}, {})
 
 
+@pytest.mark.parametrize("text", ["inf", "-inf", "nan", "-1", "3600.5", "1e9", "abc", ""])
+def test_shutdown_grace_is_finite_seconds_within_an_hour(text: str) -> None:
+    """`--shutdown-grace-s` takes seconds from 0 to 3600, by flag or environment; anything else (`inf`
+    never stops, `nan`, negative, not a number) is refused with the setting and the range named."""
+    assert resolve({"shutdown_grace_s": "0"}, {}).shutdown_grace_s == 0
+    assert resolve({}, {"AUDIENCES_SHUTDOWN_GRACE_S": "3600"}).shutdown_grace_s == 3600
+    assert resolve({"shutdown_grace_s": "2.5"}, {}).shutdown_grace_s == 2.5
+    wrong = f"--shutdown-grace-s / AUDIENCES_SHUTDOWN_GRACE_S: expected seconds from 0 to 3600, not {text!r}"
+    with pytest.raises(ValueError, match="expected seconds") as flag:
+        resolve({"shutdown_grace_s": text}, {})
+    with pytest.raises(ValueError, match="expected seconds") as env:
+        resolve({}, {"AUDIENCES_SHUTDOWN_GRACE_S": text})
+    assert str(flag.value) == str(env.value) == wrong
+
+
 def test_cli_creates_spaces_and_tokens(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`spaces create`, `spaces list` and `tokens create` manage tenants in the database file
     (one that exists: they never create it)."""
@@ -200,6 +221,43 @@ def test_cli_creates_spaces_and_tokens(tmp_path: Path, capsys: pytest.CaptureFix
     assert "not found" in err
 
 
+def _bootstrap(db: Path, **changes: Any) -> tuple[Path | None, dict[str, str]]:
+    """A first start's bootstrap on `db`: where it wrote its tokens, and the grants they name."""
+    engine = Engine(Settings(db=db, **changes))
+    try:
+        path = engine.bootstrap()
+        assert path is not None
+        assert path == engine.credentials_written
+        tokens = json.loads(path.read_text())["tokens"]
+        assert all(engine.auth.grant(token).scope == scope for scope, token in tokens.items())
+        return path, tokens
+    finally:
+        engine.close()
+
+
+def test_bootstrap_never_overwrites_a_credentials_file(tmp_path: Path) -> None:
+    """A database's first start never replaces a credentials file already there (another database's
+    bootstrap tokens, their only copy in clear): its own go beside it, named after the database
+    file, mode 0600, with a warning naming both; by default beside the database, and as well with a
+    credentials file two databases share."""
+    first, tokens = _bootstrap(tmp_path / "a.db")
+    assert first == tmp_path / "credentials.json"
+    with structlog.testing.capture_logs() as logged:
+        second, _ = _bootstrap(tmp_path / "b.db")
+    assert second == tmp_path / "credentials-b.json"
+    assert stat.S_IMODE(second.stat().st_mode) == 0o600
+    assert json.loads(first.read_text())["tokens"] == tokens
+    [warning] = [entry for entry in logged if entry["event"] == "credentials_file_exists"]
+    assert (warning["log_level"], warning["path"], warning["written"]) == ("warning", str(first), str(second))
+    (tmp_path / "b.db").unlink()  # a database made again: its old file stays too
+    again, _ = _bootstrap(tmp_path / "b.db")
+    assert again == tmp_path / "credentials-b-2.json"
+    shared = tmp_path / "shared" / "tokens.json"
+    assert _bootstrap(tmp_path / "one" / "main.db", credentials_file=str(shared))[0] == shared
+    beside, _ = _bootstrap(tmp_path / "two" / "other.db", credentials_file=str(shared))
+    assert beside == tmp_path / "shared" / "tokens-other.json"
+
+
 def test_bootstrap_only_on_empty_database(tmp_path: Path) -> None:
     """The first start writes credentials for space `default`; later starts leave them alone."""
     from tests.conftest import start
@@ -215,3 +273,58 @@ def test_bootstrap_only_on_empty_database(tmp_path: Path) -> None:
         assert reply.status == ingest_pb2.MESSAGE_STATUS_ACCEPTED
     finally:
         second.server.stop(grace=0)
+
+
+def _wait_for(condition: Callable[[], bool], what: str, patience_s: float = 10.0) -> None:
+    deadline = time.monotonic() + patience_s
+    while not condition():
+        assert time.monotonic() < deadline, f"waited {patience_s} s for {what}"
+        time.sleep(0.02)
+
+
+def test_shutdown_refuses_new_http_calls_and_finishes_those_in_flight(tmp_path: Path) -> None:
+    """Once shutdown starts, while an open gRPC stream holds it for its grace, a new tracking call
+    over HTTP is refused (503 SHUTTING_DOWN, Retry-After) and not stored, the probes still answer
+    (`/readyz` 503), and a request already in flight is answered and stored."""
+    from tests.conftest import start
+
+    running = start(tmp_path / "a.db")
+    release = threading.Event()
+
+    def quiet() -> Iterator[ingest_pb2.StreamCallsRequest]:
+        release.wait(30)
+        yield from ()
+
+    health_pb2_grpc.HealthStub(running.channel).Check(health_pb2.HealthCheckRequest())  # connected
+    stream = running.ingest.StreamCalls.future(quiet(), metadata=running.auth("write"))
+    key = base64.b64encode(f"{running.tokens['write']}:".encode()).decode()
+    body = json.dumps({"userId": "u1", "event": "Early", "messageId": "in-flight"}).encode()
+    in_flight = socket.create_connection(("127.0.0.1", running.server.http_port), timeout=30)
+    in_flight.sendall(b"POST /v1/track HTTP/1.1\r\nHost: x\r\nAuthorization: Basic " + key.encode()
+                      + b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body[:5])
+    http = running.server.http
+    assert http is not None
+    _wait_for(lambda: http._in_flight == 1, "the request in flight")
+    stopping = threading.Thread(target=running.server.stop, kwargs={"grace": 20})
+    stopping.start()
+    try:
+        _wait_for(lambda: httpx.get(f"{running.http_url}/readyz").status_code == 503, "/readyz to turn 503")
+        late = httpx.post(f"{running.http_url}/v1/track", headers={"Authorization": f"Basic {key}"},
+                          json={"userId": "u1", "event": "Late", "messageId": "late"})
+        assert late.status_code == 503
+        assert late.headers["Retry-After"] == "1"
+        assert late.json() == {"success": False, "code": "SHUTTING_DOWN",
+                               "message": "the server is shutting down; retry shortly",
+                               "error": {"code": "UNAVAILABLE", "reason": "SHUTTING_DOWN",
+                                         "message": "the server is shutting down; retry shortly"}}
+        assert httpx.get(f"{running.http_url}/healthz").json() == {"status": "alive"}
+        in_flight.sendall(body[5:])
+        assert in_flight.recv(65536).startswith(b"HTTP/1.1 200 ")
+        assert stopping.is_alive(), "the open stream holds the shutdown for its grace"
+    finally:
+        in_flight.close()
+        release.set()
+        stopping.join(30)
+        running.channel.close()
+    assert stream.result(timeout=10).accepted_count == 0
+    assert [row[0] for row in running.query("SELECT message_id FROM events")] == ["in-flight"]

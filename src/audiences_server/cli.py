@@ -46,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _admin(settings: Settings, args: argparse.Namespace) -> str:
     logs.configure("console", ops_cli.LOG_LEVEL)
-    engine = Engine(settings)
+    engine = Engine(settings, saved_clock=True)  # the server's time, a manual clock's too
     try:
         now = engine.clock.now_ms()
         if args.command == "spaces" and args.action == "create":

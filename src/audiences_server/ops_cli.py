@@ -243,7 +243,7 @@ def _tokens(settings: Settings, args: argparse.Namespace) -> str:
     from audiences_server.engine.engine import Engine
 
     logs.configure("console", LOG_LEVEL)
-    engine = Engine(settings)
+    engine = Engine(settings, saved_clock=True)  # the server's time, a manual clock's too
     try:
         if args.action == "revoke":
             row = engine.auth.revoke(args.token_id)

@@ -158,10 +158,15 @@ class AudiencesServer:
             self.lock.release()
 
     async def _stop(self, grace: float) -> None:
+        # From here on both listeners refuse new calls (HTTP answers its probes still), and their
+        # calls in flight get the same grace, side by side; the HTTP listener closes after both.
         if self.http is not None:
-            self.http.ready = False
+            self.http.refuse_new()
         await self.health.enter_graceful_shutdown()
-        await self.grpc_server.stop(grace)
+        draining = [self.grpc_server.stop(grace)]
+        if self.http is not None:
+            draining.append(self.http.drain(grace))
+        await asyncio.gather(*draining)
         if self.http is not None:
             await self.http.stop()
 

@@ -64,6 +64,23 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+# The longest --shutdown-grace-s: an hour. A grace is waited out whole while a stream stays open
+# (an idle `WatchChanges`), so a larger one is a shutdown that does not end in practice.
+MAX_SHUTDOWN_GRACE_S = 3600.0
+
+
+def _grace_seconds(text: str) -> float:
+    """Seconds, finite, from 0 to MAX_SHUTDOWN_GRACE_S (`inf` would never stop, `nan` compares with nothing)."""
+    wrong = f"expected seconds from 0 to {MAX_SHUTDOWN_GRACE_S:g}, not {text!r}"
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(wrong) from None
+    if not 0 <= value <= MAX_SHUTDOWN_GRACE_S:  # nan fails every comparison
+        raise ValueError(wrong)
+    return value
+
+
 _PORT = re.compile(r"-?[0-9]+")
 MAX_PORT = 65535
 
@@ -186,7 +203,8 @@ SETTINGS: tuple[Setting, ...] = (
             "database where it never ran; later starts resume the time it had"),
     Setting("credentials_file", str, "",
             "where first start writes the bootstrap tokens (default: credentials.json beside the database)"),
-    Setting("shutdown_grace_s", float, "10", "seconds in-flight RPCs get to finish on shutdown"),
+    Setting("shutdown_grace_s", _grace_seconds, "10",
+            "seconds in-flight calls get to finish on shutdown (0 to 3600)"),
     Setting("history_retention_days", _positive_int, "90",
             "days each profile's membership history and each definition's size series are kept"),
 )

@@ -29,7 +29,7 @@ class ServerProcess:
             stderr=self._log,
         )
         self.port = self._wait_for_port(timeout_s, start)
-        self.tokens: dict[str, str] = json.loads((db.parent / "credentials.json").read_text())["tokens"]
+        self.tokens: dict[str, str] = json.loads(self._credentials().read_text())["tokens"]
 
     @property
     def http_url(self) -> str:
@@ -40,6 +40,21 @@ class ServerProcess:
     def address(self) -> str:
         """Where the server listens."""
         return f"127.0.0.1:{self.port}"
+
+    def _credentials(self) -> Path:
+        """Where the database's first start wrote its bootstrap tokens, as its log says (the log
+        holds every start on this database): `credentials.json` beside it, unless another
+        database's tokens were there already."""
+        path = self.db.parent / "credentials.json"
+        with open(self.log_path) as log:
+            for line in log:
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue
+                if entry.get("event") == "credentials_written":
+                    path = Path(entry["path"])
+        return path
 
     def _wait_for_port(self, timeout_s: float, start: int) -> int:
         deadline = time.monotonic() + timeout_s

@@ -143,6 +143,29 @@ def test_serve_refuses_a_file_that_is_not_a_sound_database(tmp_path: Path, kind:
     assert (served.returncode, served.stderr) == (1, f"audiences-server: {db} {said}\n")
 
 
+def test_a_database_of_a_newer_version_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A database recording a migration this version does not know was written by a newer one:
+    `restore` refuses it as a backup before touching the database, and `serve` and the commands
+    that open the engine (which migrates) refuse it, each in one line naming the migration."""
+    future = _database(tmp_path / "future.db")
+    conn = apsw.Connection(str(future))
+    conn.execute("INSERT INTO _migrations (name, applied_ms) VALUES ('0099_from_the_future', 0)")
+    conn.close()
+    said = ("was written by a newer version of Audiences (migration 0099_from_the_future is unknown to this one);"
+            " run that version or newer")
+    db = _database(tmp_path / "audiences.db")
+    before, untouched = db.read_bytes(), future.read_bytes()
+    assert _main(capsys, "restore", str(future), "--db", str(db)) == (1, "", f"audiences-server: {future} {said}\n")
+    assert db.read_bytes() == before
+    status, _, err = _main(capsys, "tokens", "list", "--space", "shop", "--db", str(future))
+    assert (status, err) == (1, f"audiences-server: {future} {said}\n")
+    served = _command("serve", "--db", str(future), "--listen", "127.0.0.1:0", "--http-listen", "")
+    # Status 2, as for settings it refuses: starting it again would only repeat the refusal.
+    assert (served.returncode, served.stderr) == (2, f"audiences-server: {future} {said}\n")
+    assert future.read_bytes() == untouched
+    assert _main(capsys, "db", "tables", "--db", str(future))[0] == 0  # it only reads
+
+
 def test_a_directory_as_the_database_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`--db` naming a folder says so, for every command; `restore` no longer blames a server."""
     folder = tmp_path / "var"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -180,6 +181,83 @@ def test_timeout_deletes_even_when_a_destination_is_down(site: Site, receiver: R
                               (site.space_id,)) == [(0,)]
 
 
+@pytest.mark.parametrize("other_first", [True, False], ids=["other-older", "other-newer"])
+def test_a_profile_being_deleted_merges_with_no_other(site: Site, receiver: Receiver, other_first: bool) -> None:
+    """p1, deleted without suppression, waits for an exit a failing webhook holds when a call
+    carrying p1's user id and another profile's anonymous id arrives (that profile older than p1,
+    which made p1 the merged side, or newer, which made p1 the survivor). They do not merge: the
+    call is p1's and goes with it, the exit is waited for and counted undelivered, nothing of p1
+    is left, and the other profile keeps only its own data."""
+    early = {"type": "track", "anonymousId": "a2", "event": "Early"}
+    p1 = {"type": "identify", "userId": "p1", "traits": {"plan": "pro", "email": "p1@example.com"}}
+    for call in (early, p1) if other_first else (p1, early):
+        site.send(call)
+    site.define("pros", "trait('plan') = 'pro'")
+    site.tick()
+    receiver.fail_when = lambda body: 503
+    webhook(site, "hook", receiver.url)
+    connect(site, "hook", "pros", send_identify=True)
+    wait_for(lambda: receiver.attempts > 0, what="a failed attempt")
+    deletion = _delete(site, "user_id:p1", delivery_timeout=duration_pb2.Duration(seconds=600))
+    [(p1_row,)] = site.running.query("SELECT profile_id FROM profiles WHERE public_id = ?", (deletion.profile_id,))
+    site.send({"type": "track", "userId": "p1", "anonymousId": "a2", "event": "Later"})
+    site.tick()
+    site.running.server.engine.lifecycle.wake()
+    time.sleep(0.5)
+    asked = operator_pb2.GetProfileDeletionRequest(deletion_id=deletion.deletion_id)
+    assert site.operator.GetProfileDeletion(asked, metadata=site.as_("operator")).deletion.state == (
+        operator_pb2.DELETION_STATE_PENDING)
+
+    site.tick(site.now() + 600_000)
+    done = _finished(site, deletion.deletion_id)
+    assert done.exits_recorded >= 1
+    assert done.exits_undelivered >= 1  # the exit the failing webhook held
+    assert done.events_deleted == 2  # the identify and the call that came meanwhile
+    with pytest.raises(grpc.RpcError) as gone:
+        site.running.profiles.ListTraits(profiles_pb2.ListTraitsRequest(
+            profile=common_pb2.ProfileRef(collection=USERS, id="user_id:p1")), metadata=site.as_("read"))
+    assert gone.value.code() == grpc.StatusCode.NOT_FOUND
+    space = (site.space_id,)
+    assert site.running.query("SELECT id_type, id_value FROM identifiers WHERE space_id = ?", space) == [
+        ("anonymous_id", "a2")]
+    assert site.running.query("SELECT event, user_id FROM events WHERE space_id = ?", space) == [("Early", None)]
+    assert site.running.query("SELECT count(*) FROM traits JOIN profiles USING (profile_id) WHERE space_id = ?",
+                              space) == [(0,)]
+    assert site.running.query("SELECT count(*) FROM computed_values v JOIN computations c USING (computation_id)"
+                              " WHERE c.space_id = ?", space) == [(0,)]
+    assert site.running.query("SELECT count(*) FROM profiles WHERE profile_id = ? OR merged_into = ?",
+                              (p1_row, p1_row)) == [(0,)]
+    other = site.running.profiles.ListTraits(profiles_pb2.ListTraitsRequest(
+        profile=common_pb2.ProfileRef(collection=USERS, id="anonymous_id:a2")), metadata=site.as_("read"))
+    assert not other.traits
+
+
+def test_an_account_being_deleted_merges_with_no_other(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same for an account (accounts merge through `context.externalIds` of collection
+    `accounts`): a group call naming the account being deleted and an identifier of another
+    account is the deleted account's; the other account keeps its own identifiers and traits."""
+    from audiences_server.engine.deletion import Deletions
+
+    crm = {"externalIds": [{"id": "c1", "type": "crm_id", "collection": "accounts", "encoding": "none"}]}
+    site.send({"type": "group", "userId": "u1", "groupId": "acme", "traits": {"plan": "pro"}},
+              {"type": "group", "userId": "u2", "groupId": "globex", "traits": {"plan": "free"}, "context": crm})
+    stepping = Deletions.step
+    monkeypatch.setattr(Deletions, "step", lambda self: False)  # the deletion waits at its exits
+    request = operator_pb2.DeleteProfileRequest(profile=common_pb2.ProfileRef(
+        collection=common_pb2.COLLECTION_ACCOUNTS, id="group_id:acme"), delivery_timeout=duration_pb2.Duration())
+    deletion = site.operator.DeleteProfile(request, metadata=site.as_("operator")).deletion
+    site.send({"type": "group", "userId": "u1", "groupId": "acme", "traits": {"seats": 5}, "context": crm})
+    monkeypatch.setattr(Deletions, "step", stepping)
+    site.running.server.engine.lifecycle.wake()
+    _finished(site, deletion.deletion_id)
+    assert site.running.query("SELECT id_type, id_value FROM identifiers WHERE space_id = ? AND collection = ?"
+                              " ORDER BY id_type", (site.space_id, "accounts")) == [
+        ("crm_id", "c1"), ("group_id", "globex")]
+    assert site.running.query("SELECT key, value FROM traits JOIN profiles USING (profile_id)"
+                              " WHERE space_id = ? AND collection = ?", (site.space_id, "accounts")) == [
+        ("plan", '"free"')]
+
+
 def test_suppression_is_listed_and_can_be_lifted(site: Site) -> None:
     """A suppressed identifier is listed with its deletion; once lifted, calls with it are stored."""
     site.send({"type": "identify", "userId": "dee"})
@@ -267,3 +345,28 @@ def test_a_profile_deleted_during_a_backfill_leaves_the_sizes_exact(site: Site, 
     sizes = site.running.admin.GetSizeHistory(admin_pb2.GetSizeHistoryRequest(
         collection=USERS, key="bees", interval=admin_pb2.SIZE_INTERVAL_HOURLY), metadata=admin)
     assert sizes.current_size == 27
+
+
+def test_a_feed_emptied_by_a_deletion_never_issues_a_cursor_again(site: Site) -> None:
+    """A feed's only profile is deleted once its consumer read the exit: the deletion removes
+    every record of the feed. The next record's cursor is past every cursor issued before, and
+    the consumer resuming after its last one gets it (an id handed out again would sit at or
+    before that cursor, skipped without an error)."""
+    site.send({"type": "identify", "userId": "solo", "traits": {"plan": "pro"}})
+    site.define("pro", "trait('plan') = 'pro'")
+    site.tick()
+    site.running.sync.CreateDestination(sync_pb2.CreateDestinationRequest(destination=sync_pb2.Destination(
+        key="feed", grpc_feed=sync_pb2.GrpcFeedConfig())), metadata=site.as_("admin"))
+    connect(site, "feed", "pro")
+    entry = wait_for(lambda: _changes(site, ""), what="the entry in the feed")
+    deletion = _delete(site, "user_id:solo")
+    exit_record = wait_for(lambda: _changes(site, entry[-1].cursor), what="the exit in the feed")
+    last = exit_record[-1].cursor
+    assert _changes(site, last) == []  # the consumer read on, acknowledging the exit
+    _finished(site, deletion.deletion_id)
+    assert _changes(site, "") == []
+    site.send({"type": "identify", "userId": "next", "traits": {"plan": "pro"}})
+    site.tick()
+    resumed = wait_for(lambda: _changes(site, last), what="the new record after the consumer's cursor")
+    assert [r.external_ids[0].value for r in resumed] == ["next"]
+    assert int(resumed[0].cursor) > max(int(r.cursor) for r in [*entry, *exit_record])

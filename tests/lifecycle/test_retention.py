@@ -103,6 +103,34 @@ def test_pruned_feed_cursor_is_out_of_range(site: Site) -> None:
     assert page(records[-1].cursor) == []
 
 
+def test_a_feed_emptied_by_retention_never_issues_a_cursor_again(site: Site) -> None:
+    """A consumer reads every record; retention then removes them all; the next record's cursor
+    is past every cursor issued before, and the consumer resuming after its last one gets it
+    (an id handed out again would sit at or before that cursor, skipped without an error)."""
+    site.send(*({"type": "identify", "userId": f"u{i}", "traits": {"plan": "pro"}} for i in range(2)))
+    site.define("pro", "trait('plan') = 'pro'")
+    site.tick()
+    site.running.sync.CreateDestination(sync_pb2.CreateDestinationRequest(destination=sync_pb2.Destination(
+        key="feed", grpc_feed=sync_pb2.GrpcFeedConfig(retention=ms(1000)))), metadata=site.as_("admin"))
+    connect_destination(site, "feed", "pro")
+
+    def page(cursor: str) -> list[sync_pb2.ChangeRecord]:
+        return list(site.running.sync.ListChanges(sync_pb2.ListChangesRequest(
+            destination_key="feed", start_cursor=cursor), metadata=site.as_("admin")).changes)
+
+    read = wait_for(lambda: len(page("")) == 2 and page(""), what="the first sync")
+    last = read[-1].cursor
+    assert page(last) == []  # the consumer has read (and acknowledged) everything
+    time.sleep(1.1)
+    site.tick(site.now() + 1)  # the clock moving starts a sweep
+    wait_for(lambda: not page(""), what="the records pruned")
+    site.send({"type": "identify", "userId": "u2", "traits": {"plan": "pro"}})
+    site.tick()
+    resumed = wait_for(lambda: page(last), what="the new record after the consumer's cursor")
+    assert [r.external_ids[0].value for r in resumed] == ["u2"]
+    assert int(resumed[0].cursor) > max(int(r.cursor) for r in read)
+
+
 def test_a_sweep_deletes_in_bounded_jobs(tmp_path: Path) -> None:
     """12,000 expired events among 14,400 take three jobs of at most 5,000 each, and the sweep then ends."""
     conn = connect(tmp_path / "a.db")

@@ -3,12 +3,15 @@ expired at once; spaces created, listed and read; the operator scope kept apart.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import grpc
 import pytest
 from audiences.v1 import admin_pb2, ingest_pb2, operator_pb2, tracking_pb2
 from google.protobuf import duration_pb2
 
-from tests.conftest import Running, bearer, error_reason
+from audiences_server import cli
+from tests.conftest import Running, bearer, error_reason, field_violations
 from tests.evaluator.conftest import HOUR
 from tests.lifecycle.conftest import Site
 
@@ -73,6 +76,63 @@ def test_token_expires_when_the_clock_passes_its_time(site: Site) -> None:
     with pytest.raises(grpc.RpcError) as past:
         _create(site, operator_pb2.TOKEN_SCOPE_READ, ttl=duration_pb2.Duration(seconds=0))
     assert error_reason(past.value) == "EXPIRY_INVALID"
+
+
+def test_local_token_commands_keep_the_servers_manual_clock(site: Site, capsys: pytest.CaptureFixture[str]) -> None:
+    """`audiences-server tokens …` run on the database file of a server on a manual clock take
+    the clock's saved time, as the server does, not the wall clock's: `list` shows a token
+    expired when the server refuses it as expired, and `create` and `revoke` stamp that time."""
+    db = str(site.running.db)
+    made = _create(site, operator_pb2.TOKEN_SCOPE_WRITE, "soon", ttl=duration_pb2.Duration(seconds=3600))
+    site.tick(site.now() + HOUR + 1)
+    assert _listed(site)[made.token.token_id].state == operator_pb2.TOKEN_STATE_EXPIRED
+    now = site.now()
+    assert cli.main(["tokens", "create", "--space", site.name, "--scope", "read", "--label", "local", "--db", db]) == 0
+    [local] = [t for t in _listed(site).values() if t.label == "local"]
+    assert local.create_time.ToMilliseconds() == now
+    assert cli.main(["tokens", "revoke", local.token_id, "--db", db]) == 0
+    assert _listed(site)[local.token_id].revoke_time.ToMilliseconds() == now
+    capsys.readouterr()
+    assert cli.main(["tokens", "list", "--space", site.name, "--db", db]) == 0
+    rows = {line.split("\t")[0]: line.split("\t") for line in capsys.readouterr().out.splitlines()}
+    assert rows[made.token.token_id][-1] == "expired"
+    assert rows[local.token_id][3] == f"created {datetime.fromtimestamp(now / 1000, UTC):%Y-%m-%dT%H:%M:%SZ}"
+    assert site.now() == now, "a local command never moves the clock"
+
+
+@pytest.mark.parametrize("label", ["a\nb\x00c", "tab\there", "bell\x07", "del\x7f", "c1\x85", "line\u2028sep"])
+def test_a_label_with_a_control_character_is_refused(site: Site, label: str,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """A token label holding a control character (or a line separator), which listings would
+    print as it is, is INVALID_ARGUMENT naming `label`, through the API and the local command
+    alike, and no token is made; other characters are kept."""
+    with pytest.raises(grpc.RpcError) as refused:
+        _create(site, operator_pb2.TOKEN_SCOPE_WRITE, label)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error_reason(refused.value) == "LABEL_INVALID"
+    assert field_violations(refused.value) == [("label", "contains a control character")]
+    capsys.readouterr()
+    db = str(site.running.db)
+    assert cli.main(["tokens", "create", "--space", site.name, "--scope", "read", "--label", label, "--db", db]) == 1
+    assert "`label` contains the control character" in capsys.readouterr().err
+    assert {t.label for t in _listed(site).values()} == {"write-label", "read-label", "admin-label", "operator-label"}
+    assert _create(site, operator_pb2.TOKEN_SCOPE_WRITE, "café · checkout").token.label == "café · checkout"
+
+
+def test_an_empty_id_is_missing_not_unknown(site: Site) -> None:
+    """GetProfileDeletion without a `deletion_id` is INVALID_ARGUMENT DELETION_ID_MISSING, as
+    RevokeToken without a `token_id` is TOKEN_ID_MISSING; an unknown one stays NOT_FOUND."""
+    calls = ((site.operator.GetProfileDeletion, operator_pb2.GetProfileDeletionRequest, "deletion_id", "DELETION"),
+             (site.operator.RevokeToken, operator_pb2.RevokeTokenRequest, "token_id", "TOKEN"))
+    for call, request, field, name in calls:
+        with pytest.raises(grpc.RpcError) as missing:
+            call(request(), metadata=site.as_("operator"))
+        assert missing.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert error_reason(missing.value) == f"{name}_ID_MISSING"
+        assert field_violations(missing.value) == [(field, "required")]
+        with pytest.raises(grpc.RpcError) as unknown:
+            call(request(**{field: "nope"}), metadata=site.as_("operator"))
+        assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
 
 
 @pytest.mark.parametrize("seconds", [315_576_000_000, 2**62])

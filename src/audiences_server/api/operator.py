@@ -195,6 +195,9 @@ class OperatorServicer(operator_pb2_grpc.OperatorServiceServicer):
 
     def GetProfileDeletion(self, request: operator_pb2.GetProfileDeletionRequest,
                            context: Any) -> operator_pb2.GetProfileDeletionResponse:
+        if not request.deletion_id:
+            raise InvalidArgument("`deletion_id` is required", reason="DELETION_ID_MISSING",
+                                  violations=[FieldViolation("deletion_id", "required")])
         space = self._space(request.space)
         row = self.engine.lifecycle.deletions.get(space.space_id, request.deletion_id)
         return operator_pb2.GetProfileDeletionResponse(deletion=deletion_message(row, space.name))

@@ -22,6 +22,10 @@ from audiences_server.store.writer import Writer
 SCOPES = ("write", "read", "admin", "operator")
 _SPACE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 MAX_LABEL = 200
+# What a label may not hold: control characters (C0, DEL, C1) and the line and paragraph
+# separators. A label is printed as it is in listings (`tokens list`, the audit log, the console)
+# and is the source of a write token's events: a newline or NUL would break or forge their lines.
+_LABEL_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 # A grant found once is trusted for this long, so that a burst of calls costs one lookup. A
 # revocation made through this process drops it at once; one made by another process (the
 # local `tokens revoke` command) applies within this time.
@@ -100,6 +104,11 @@ class Auth:
         if len(label) > MAX_LABEL:
             raise InvalidArgument(f"a label has at most {MAX_LABEL} characters", reason="LABEL_TOO_LONG",
                                   violations=[FieldViolation("label", "too long")])
+        bad = _LABEL_FORBIDDEN.search(label)
+        if bad is not None:
+            raise InvalidArgument(f"`label` contains the control character {bad.group()!r} at position {bad.start()}",
+                                  reason="LABEL_INVALID",
+                                  violations=[FieldViolation("label", "contains a control character")])
         token = new_token(scope)
         public_id = "tok_" + secrets.token_hex(10)
 

@@ -9,7 +9,8 @@
 2. The lifecycle worker waits until every connection has taken those exits from the outbox and
    every queued delivery and unread feed record of the profile is gone (delivered, read), or
    until the delivery timeout. Should the profile have entered an audience again meanwhile
-   (calls that were not suppressed), its exits are recorded again and waited for.
+   (calls that were not suppressed), its exits are recorded again and waited for. Meanwhile it
+   merges with no other profile (`Resolver`): what it holds when asked is what goes.
 3. One job removes the profile and the profiles merged into it: rows, identifiers, traits,
    links, values, change records, queued deliveries and feed records. Reads no longer find it.
 4. Its events go, `EVENT_BATCH` per job; then the deletion is COMPLETE.
@@ -162,7 +163,8 @@ class Deletions:
     def _after_exits(self, row: DeletionRow) -> bool:
         """Removes the profile once its exits are delivered or its time is up."""
         conn = self._readers.get()
-        waiting = store.unqueued(conn, row.exits) + store.undelivered(conn, row.space_id, [row.profile_id])
+        waiting = store.unqueued(conn, row.exits) + store.undelivered(conn, row.space_id,
+                                                                      store.family(conn, row.profile_id))
         now = self._clock.now_ms()
         if waiting and now < row.deadline_ms:
             return False
@@ -185,8 +187,9 @@ class Deletions:
             if now < row.deadline_ms:
                 return False
             row = store.by_id(conn, row.deletion_id) or row
-        left = store.unqueued(conn, row.exits) + store.undelivered(conn, row.space_id, [row.profile_id])
-        store.purge(conn, row.space_id, store.family(conn, row.profile_id))
+        family = store.family(conn, row.profile_id)
+        left = store.unqueued(conn, row.exits) + store.undelivered(conn, row.space_id, family)
+        store.purge(conn, row.space_id, family)
         store.advance(conn, row.deletion_id, "events", undelivered=left)
         return True
 

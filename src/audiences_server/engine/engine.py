@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -53,15 +54,22 @@ MAX_TIMESTAMP_MS = 253_402_300_799_999
 class Engine:
     """Everything behind the gRPC services, for one database file."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, saved_clock: bool = False) -> None:
+        """`saved_clock`: for a command run beside the server on its file (`audiences-server
+        tokens …`), whose time must be the server's: on a database a server ran on with
+        --manual-clock, the manual clock's saved time (read, never moved or saved), else the
+        system clock. Without it, the clock is as the settings say."""
         self.settings = settings
+        # Where this start wrote the bootstrap tokens (`bootstrap`), if it did.
+        self.credentials_written: Path | None = None
         self.metrics = Metrics()
         if settings.clock_start is not None and not settings.manual_clock:
             raise ValueError("--clock-start sets the manual clock: it needs --manual-clock")
         prepare(settings.db, settings.synchronous, Clock().now_ms())
         self.writer = Writer(settings.db, synchronous=settings.synchronous, on_group=self.metrics.observe_group)
         self.readers = Readers(settings.db, settings.synchronous)
-        self.clock: Clock = self._manual_clock() if settings.manual_clock else Clock()
+        self.clock: Clock = (self._manual_clock() if settings.manual_clock
+                             else self._saved_clock() if saved_clock else Clock())
         self.auth = Auth(self.writer, self.readers, self.clock.now_ms)
         self.ingest = Ingest(self.writer, self.clock)
         # A cluster's front (cluster/control.py): told of every manual clock move, and asked
@@ -115,6 +123,12 @@ class Engine:
             self._save_clock(clock.now_ms())
         return clock
 
+    def _saved_clock(self) -> Clock:
+        """The manual clock at its saved time, standing still, if a server ran on one here; else
+        the system clock."""
+        saved = clock_store.saved_time(self.readers.get())
+        return Clock() if saved is None else ManualClock(saved)
+
     def _save_clock(self, now_ms: int) -> None:
         self.writer.run(lambda conn: clock_store.save_time(conn, now_ms), keeps_events=True)
 
@@ -122,17 +136,25 @@ class Engine:
         """On an empty database, creates space `default` with one token per scope.
 
         The tokens go to a file only its owner can read, next to the database, so that a
-        newcomer can use the CLI at once. Returns that file's path, or None when the
-        database already had a space.
+        newcomer can use the CLI at once. A file already there (another database's bootstrap
+        tokens, their only copy in clear) is never overwritten: this database's go beside it,
+        under a name with the database's (`credentials_beside`). Returns the file's path, or
+        None when the database already had a space.
         """
         if self.auth.list_spaces():
             return None
         now = self.clock.now_ms()
         self.auth.create_space(DEFAULT_SPACE, now)
         tokens = {scope: self.auth.create_token(DEFAULT_SPACE, scope, now, "bootstrap").token for scope in SCOPES}
-        path = self.settings.credentials_path
-        write_private(path, json.dumps({"space": DEFAULT_SPACE, "tokens": tokens}, indent=2) + "\n")
+        wanted = self.settings.credentials_path
+        text = json.dumps({"space": DEFAULT_SPACE, "tokens": tokens}, indent=2) + "\n"
+        path = next(candidate for candidate in credentials_beside(wanted, self.settings.db)
+                    if create_private(candidate, text))
+        if path != wanted:
+            log.warning("credentials_file_exists", path=str(wanted.resolve()), written=str(path.resolve()),
+                        detail="left as it was (another database's tokens); this database's are in `written`")
         log.info("credentials_written", path=str(path.resolve()), space=DEFAULT_SPACE)
+        self.credentials_written = path
         return path
 
     def set_clock(self, to_ms: int | None, advance_ms: int | None) -> tuple[int, int]:
@@ -187,10 +209,23 @@ class Engine:
         self.readers.close()
 
 
-def write_private(path: Path, text: str) -> None:
-    """Writes a file readable by its owner only (mode 0600), created that way from the start."""
+def credentials_beside(path: Path, db: Path) -> Iterator[Path]:
+    """Where bootstrap tokens may go, in order: `path`, then beside it with the database file's
+    name (`credentials.json`, `credentials-audiences.json`, `credentials-audiences-2.json`, …)."""
+    yield path
+    for n in itertools.count(1):
+        yield path.with_name(f"{path.stem}-{db.stem}{'' if n == 1 else f'-{n}'}{path.suffix}")
+
+
+def create_private(path: Path, text: str) -> bool:
+    """Writes a new file readable by its owner only (mode 0600, from the start), or returns False,
+    writing nothing, when something is at `path` already."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return False
     with os.fdopen(fd, "w") as handle:
         handle.write(text)
     os.chmod(path, 0o600)
+    return True

@@ -30,6 +30,7 @@ from audiences_server.core.identity import (
     with_configured_ids,
 )
 from audiences_server.core.tracking import Call, unlinks
+from audiences_server.store import deletions as deletion_store
 from audiences_server.store import identity as store
 from audiences_server.store.evaluation import record_link_change
 from audiences_server.store.identity import Touch
@@ -152,6 +153,14 @@ class Resolver:
             # Every id is already on one profile: nothing to add, so no rule can break. The
             # common case of a known user's next event skips the planner.
             return next(iter(holders.values()))
+        if len(set(holders.values())) > 1 and (deleting := deletion_store.being_deleted(self._conn, holders.values())):
+            # A profile being deleted merges with no other (docs/operations.md): the call is its
+            # own (and goes with it), and the identifiers other profiles hold stay theirs.
+            kept = min(deleting)
+            ids = [i for i in ids if holders.get(i, kept) == kept]
+            holders = {i: holder for i, holder in holders.items() if holder == kept}
+            if len(holders) == len(ids):
+                return kept
         states = store.load_states(self._conn, set(holders.values()))
         plan = plan_resolution(list(ids), states, self._rules, self._now)
         for violation in plan.violations:

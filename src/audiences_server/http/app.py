@@ -3,8 +3,9 @@
 Routes: `/healthz` (alive), `/readyz` (migrations done and not shutting down), `/metrics`
 (Prometheus), the Segment-compatible APIs registered by `http.tracking`, `http.browser_settings`
 (the settings analytics.js loads) and `http.profiles`, and the web console (`http.console`,
-docs/console.md). Every response is JSON (or the metrics' text, or
-the console's pages), every request gets an `x-request-id` and one log
+docs/console.md). Once shutdown starts only the first three answer; every other new request is
+refused (503 SHUTTING_DOWN) while those in flight finish. Every response is JSON (or the metrics'
+text, or the console's pages), every request gets an `x-request-id` and one log
 line, and a domain error becomes the status and body `http.errors` gives it. A client that leaves
 before its request is read is no failure of the server's: it is logged at info and counted with
 code 499 (nginx's "client closed request"). Bodies reach the routes as sent: the routes that read
@@ -30,7 +31,7 @@ import structlog
 from aiohttp import web
 
 from audiences_server.engine.engine import Engine
-from audiences_server.errors import AudiencesError
+from audiences_server.errors import AudiencesError, Unavailable
 from audiences_server.http.connections import BACKLOG, Connections, ServerLog, limits
 from audiences_server.http.errors import error_response
 from audiences_server.http.proxies import CLIENT, FROM_PROXY, Proxies
@@ -47,8 +48,12 @@ MAX_BODY_BYTES = 4 * 1024 * 1024
 # The status counted (and logged) for a request whose client closed the connection before it was
 # read: nobody reads the answer, and it is not a server error (nginx's code for the same).
 CLIENT_CLOSED_REQUEST = 499
+# What is still answered once shutdown starts (`HttpListener.refuse_new`): the probes, and the
+# metrics, which store nothing; every other new request is refused (503 SHUTTING_DOWN).
+ANSWERED_WHILE_STOPPING = frozenset({"/healthz", "/readyz", "/metrics"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+ErrorAnswer = Callable[[AudiencesError, web.Request], web.Response]
 
 
 class Edge:
@@ -65,6 +70,10 @@ class Edge:
 
 
 EDGE = web.AppKey("edge", Edge)
+# How a route answers a domain error raised before its handler runs (a request refused during
+# shutdown), by route, for routes whose errors have a shape of their own (the tracking API's); the
+# others answer with `http.errors.error_response`.
+ERROR_ANSWERS = web.AppKey("error_answers", dict[str, ErrorAnswer])
 
 
 class HttpListener:
@@ -73,6 +82,10 @@ class HttpListener:
     def __init__(self, engine: Engine, pool: Executor, ssl_context: ssl.SSLContext | None) -> None:
         self.edge = Edge(engine, pool)
         self.ready = False
+        # Set once shutdown starts: new requests are refused, those in flight run to their end.
+        self.stopping = False
+        self._in_flight = 0
+        self._drained = asyncio.Event()
         self._ssl = ssl_context
         self._socket: socket.socket | None = None
         self._runner: web.AppRunner | None = None
@@ -85,6 +98,7 @@ class HttpListener:
 
         app = web.Application(middlewares=[self._middleware], client_max_size=MAX_BODY_BYTES)
         app[EDGE] = self.edge
+        app[ERROR_ANSWERS] = {}
         app.router.add_get("/healthz", _healthz)
         app.router.add_get("/readyz", self._readyz)
         app.router.add_get("/metrics", self._metrics)
@@ -133,6 +147,22 @@ class HttpListener:
         # starts its TLS itself), so that it is counted and timed from the moment it is accepted.
         self._server = await loop.create_server(self.connections.protocol, sock=self._socket, backlog=BACKLOG)
         self.ready = True
+
+    def refuse_new(self) -> None:
+        """Shutdown starts: `/readyz` answers 503, and every new request but those of
+        `ANSWERED_WHILE_STOPPING` is refused (503 SHUTTING_DOWN); requests in flight go on."""
+        self.ready = False
+        self.stopping = True
+        if self._in_flight == 0:
+            self._drained.set()
+
+    async def drain(self, grace: float) -> None:
+        """Waits until no request is in flight (after `refuse_new`), for `grace` seconds at most."""
+        try:
+            async with asyncio.timeout(max(grace, 0.0)):
+                await self._drained.wait()
+        except TimeoutError:
+            log.info("http_drain_timed_out", in_flight=self._in_flight, grace_s=grace)
 
     async def stop(self) -> None:
         """Stops serving and closes the socket."""
@@ -187,14 +217,22 @@ class HttpListener:
         request[FROM_PROXY] = self.connections is not None and self.connections.trusted(request.protocol)
         started = time.perf_counter()
         route = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
+        self._in_flight += 1
         try:
+            if self.stopping and route not in ANSWERED_WHILE_STOPPING:
+                raise Unavailable("the server is shutting down; retry shortly", reason="SHUTTING_DOWN",
+                                  metadata={"retry_after_s": "1"})
             response = await handler(request)
         except web.HTTPException as http_error:
             response = _plain_error(http_error)
         except AudiencesError as error:
-            response = error_response(error, request)
+            response = request.app[ERROR_ANSWERS].get(route, error_response)(error, request)
         except Exception as failure:
             response = _failed(request, route, failure, request_id)
+        finally:
+            self._in_flight -= 1
+            if self.stopping and self._in_flight == 0:
+                self._drained.set()
         response.headers["x-request-id"] = request_id
         seconds = time.perf_counter() - started
         log.info("http", method=request.method, route=route, status=response.status,

@@ -28,7 +28,7 @@ def error_response(error: AudiencesError, request: web.Request) -> web.Response:
     status = HTTP_STATUS.get(error.code, 500)
     body = {"error": {"code": error.code, "reason": error.reason, "message": error.message}}
     response = web.json_response(body, status=status)
-    if status == 429:
+    if status in (429, 503):
         response.headers["Retry-After"] = error.metadata.get("retry_after_s", "1")
     if status == 401:
         response.headers["WWW-Authenticate"] = 'Basic realm="audiences"'

@@ -50,7 +50,7 @@ from audiences_server.errors import (
     ResourceExhausted,
     Unauthenticated,
 )
-from audiences_server.http.app import EDGE, Edge
+from audiences_server.http.app import EDGE, ERROR_ANSWERS, Edge
 from audiences_server.http.auth import basic_token, granted
 from audiences_server.http.bodies import COMPRESSED, BadEncoding, Inflater, content_encoding
 from audiences_server.http.connections import client_of
@@ -110,6 +110,8 @@ def add_routes(app: web.Application) -> None:
     for path in BATCH_PATHS:
         app.router.add_post(f"/v1/{path}", api.handler(None))
         app.router.add_route("OPTIONS", f"/v1/{path}", api.preflight)
+    for path in (*SINGLE_PATHS, *BATCH_PATHS):
+        app[ERROR_ANSWERS][f"/v1/{path}"] = tracking_error  # a refusal before the route runs too
     app.on_response_prepare.append(_cors_headers)
 
 

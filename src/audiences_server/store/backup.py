@@ -18,6 +18,7 @@ from pathlib import Path
 
 import apsw
 
+from audiences_server.store import migrations
 from audiences_server.store.db import connect, create_private
 
 
@@ -99,7 +100,7 @@ def backup(db: Path, target: Path) -> int:
 
 
 def check_backup(path: Path) -> None:
-    """Refuses a file that is not a sound database of this project.
+    """Refuses a file that is not a sound database of this project, or one a newer version wrote.
 
     Raises:
         ValueError: says why.
@@ -111,6 +112,7 @@ def check_backup(path: Path) -> None:
         try:
             verdict = conn.execute("PRAGMA quick_check").fetchall()
             migrated = conn.execute("SELECT 1 FROM sqlite_master WHERE name = '_migrations'").fetchall()
+            done = {str(row[0]) for row in conn.execute("SELECT name FROM _migrations")} if migrated else set()
         finally:
             conn.close()
     except apsw.CorruptError as failed:
@@ -121,6 +123,8 @@ def check_backup(path: Path) -> None:
         raise ValueError(f"{path} is damaged: {verdict[0][0]}")
     if not migrated:
         raise ValueError(f"{path} is not an Audiences database")
+    # Refused here, before the database is overwritten: the server would refuse to start on it.
+    migrations.check_known(done, str(path))
 
 
 def restore(source: Path, db: Path, synchronous: str = "FULL", *, checked: bool = False) -> int:

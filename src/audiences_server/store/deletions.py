@@ -8,6 +8,7 @@ in one job; their events afterwards, a bounded batch per job.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,6 +86,13 @@ def pending_of_profile(conn: apsw.Connection, profile_id: int) -> DeletionRow | 
     """The deletion under way for a profile, if any."""
     row = conn.execute(f"{_DELETION} WHERE state = 'PENDING' AND profile_id = ?", (profile_id,)).fetchone()
     return _deletion(row) if row else None
+
+
+def being_deleted(conn: apsw.Connection, profile_ids: Iterable[int]) -> set[int]:
+    """Which of the profiles a deletion under way is for (they merge with no other profile)."""
+    return {int(r[0]) for r in conn.execute(
+        "SELECT profile_id FROM profile_deletions WHERE state = 'PENDING'"
+        " AND profile_id IN (SELECT value FROM json_each(?))", (json.dumps(sorted(set(profile_ids))),))}
 
 
 def pending(conn: apsw.Connection) -> list[DeletionRow]:

@@ -285,9 +285,33 @@ def applied(conn: apsw.Connection) -> set[str]:
     return {row[0] for row in conn.execute("SELECT name FROM _migrations")}
 
 
-def migrate(conn: apsw.Connection, now_ms: int) -> list[str]:
-    """Applies every migration not applied yet; returns their names."""
+def check_known(done: set[str], path: str) -> None:
+    """Refuses a database that records a migration this version does not declare.
+
+    A newer version wrote it: its schema may have moved on in ways this code would misread or
+    write over (a table rebuilt, a column's meaning changed), and migrations only move forward,
+    so nothing here could bring it back.
+
+    Raises:
+        ValueError: names the first unknown migration and says what to run.
+    """
+    unknown = sorted(done - {name for name, _ in MIGRATIONS})
+    if unknown:
+        raise ValueError(f"{path} was written by a newer version of Audiences (migration {unknown[0]} is unknown to"
+                         " this one); run that version or newer")
+
+
+def migrate(conn: apsw.Connection, now_ms: int, *, path: str | None = None) -> list[str]:
+    """Applies every migration not applied yet; returns their names.
+
+    Args:
+        path: the database as the operator named it, for a refusal (default: SQLite's full path).
+
+    Raises:
+        ValueError: the database was written by a newer version (`check_known`); nothing is applied.
+    """
     done = applied(conn)
+    check_known(done, conn.filename if path is None else path)
     ran = []
     for name, fn in MIGRATIONS:
         if name in done:
@@ -304,7 +328,7 @@ def prepare(path: Path, synchronous: str, now_ms: int) -> list[str]:
     """Creates the database file if needed and brings its schema up to date."""
     conn = connect(path, synchronous=synchronous)
     try:
-        return migrate(conn, now_ms)
+        return migrate(conn, now_ms, path=str(path))
     finally:
         conn.close()
 
@@ -776,4 +800,69 @@ def _due_by_profile(conn: apsw.Connection) -> None:
         DROP TABLE due;
         ALTER TABLE due_0020 RENAME TO due;
         CREATE INDEX due_by_time ON due(due_ms);
+    """)
+
+
+@migration("0021_ids_never_reused")
+def _ids_never_reused(conn: apsw.Connection) -> None:
+    # A feed record's id is a consumer's cursor, and a delivery's is its dead letter's id (`dlq_…`,
+    # also where a page of dead letters resumes). Without AUTOINCREMENT, SQLite gives a new row the
+    # id after the greatest one left, so removing the newest rows (a feed's retention, a profile's
+    # deletion, a delivery sent or dropped) handed their ids out again: a consumer resuming after
+    # its cursor skipped the new record that took it, and a dead letter id already redriven could
+    # name another. Both tables are rebuilt with AUTOINCREMENT, as `changes` was in 0019, with their
+    # indexes. The feed's sequence starts past every record id issued, as the feed counts them
+    # (engine/sync/feed.py, `check_issued`): kept, removed by retention (`feed_pruned`) or read
+    # (`feed_acked`). The deliveries' starts past the greatest id left: those removed before left
+    # no trace.
+    conn.execute("""
+        CREATE TABLE feed_records_0021 (
+            record_id INTEGER PRIMARY KEY AUTOINCREMENT,
+            connection_id INTEGER NOT NULL,
+            destination_id INTEGER NOT NULL,
+            profile_id INTEGER NOT NULL,
+            message_id TEXT NOT NULL,
+            record TEXT NOT NULL,
+            created_ms INTEGER NOT NULL
+        );
+        INSERT INTO feed_records_0021 (record_id, connection_id, destination_id, profile_id, message_id, record,
+                                       created_ms)
+            SELECT record_id, connection_id, destination_id, profile_id, message_id, record, created_ms
+            FROM feed_records ORDER BY record_id;
+        DROP TABLE feed_records;
+        ALTER TABLE feed_records_0021 RENAME TO feed_records;
+        CREATE INDEX feed_records_by_destination ON feed_records(destination_id, record_id);
+        CREATE INDEX feed_records_by_profile ON feed_records(profile_id);
+        DELETE FROM sqlite_sequence WHERE name = 'feed_records';
+        INSERT INTO sqlite_sequence (name, seq) SELECT 'feed_records', max(
+            (SELECT coalesce(max(record_id), 0) FROM feed_records),
+            (SELECT coalesce(max(through_record), 0) FROM feed_pruned),
+            (SELECT coalesce(max(feed_acked), 0) FROM destinations));
+        CREATE TABLE deliveries_0021 (
+            delivery_id INTEGER PRIMARY KEY AUTOINCREMENT,
+            connection_id INTEGER NOT NULL,
+            destination_id INTEGER NOT NULL,
+            profile_id INTEGER NOT NULL,
+            message_id TEXT NOT NULL,
+            record TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('pending', 'retrying', 'dead')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_ms INTEGER NOT NULL,
+            first_attempt_ms INTEGER,
+            last_error TEXT NOT NULL DEFAULT '',
+            dead_ms INTEGER,
+            created_ms INTEGER NOT NULL
+        );
+        INSERT INTO deliveries_0021 (delivery_id, connection_id, destination_id, profile_id, message_id, record,
+                                     state, attempts, next_ms, first_attempt_ms, last_error, dead_ms, created_ms)
+            SELECT delivery_id, connection_id, destination_id, profile_id, message_id, record, state, attempts,
+                   next_ms, first_attempt_ms, last_error, dead_ms, created_ms
+            FROM deliveries ORDER BY delivery_id;
+        DROP TABLE deliveries;
+        ALTER TABLE deliveries_0021 RENAME TO deliveries;
+        CREATE INDEX deliveries_by_profile ON deliveries(connection_id, profile_id, delivery_id);
+        CREATE INDEX deliveries_due ON deliveries(destination_id, state, next_ms);
+        CREATE INDEX deliveries_by_destination ON deliveries(destination_id, delivery_id);
+        DELETE FROM sqlite_sequence WHERE name = 'deliveries';
+        INSERT INTO sqlite_sequence (name, seq) SELECT 'deliveries', coalesce(max(delivery_id), 0) FROM deliveries;
     """)

@@ -1,7 +1,8 @@
 """The change feed of feed destinations (`grpc_feed`): pages after a cursor, and a live watch.
 
-A cursor is the id of a feed record: records are only ever appended, so "after the cursor"
-never misses or repeats one. Reading after a cursor acknowledges every record up to it, which
+A cursor is the id of a feed record: records are only ever appended, and an id is never issued
+again once its record is removed (AUTOINCREMENT, migration 0021), so "after the cursor" never
+misses or repeats one. Reading after a cursor acknowledges every record up to it, which
 is how a feed connection counts what was delivered.
 """
 
