@@ -8,7 +8,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 
 class ServerProcess:
@@ -46,30 +48,31 @@ class ServerProcess:
         holds every start on this database): `credentials.json` beside it, unless another
         database's tokens were there already."""
         path = self.db.parent / "credentials.json"
+        for entry in self._entries(0):
+            if entry.get("event") == "credentials_written":
+                path = Path(entry["path"])
+        return path
+
+    def _entries(self, start: int) -> Iterator[dict[str, Any]]:
+        """The JSON lines of the log from byte `start` on (other lines, gRPC core's, skipped)."""
         with open(self.log_path) as log:
+            log.seek(start)
             for line in log:
                 try:
                     entry = json.loads(line)
                 except ValueError:
                     continue
-                if entry.get("event") == "credentials_written":
-                    path = Path(entry["path"])
-        return path
+                if isinstance(entry, dict):
+                    yield entry
 
     def _wait_for_port(self, timeout_s: float, start: int) -> int:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline and self.proc.poll() is None:
-            with open(self.log_path) as log:
-                log.seek(start)
-                for line in log:
-                    try:
-                        entry = json.loads(line)
-                    except ValueError:
-                        continue
-                    if entry.get("event") == "server_started":
-                        http = entry.get("http_address") or ":0"
-                        self.http_port = int(http.rsplit(":", 1)[1])
-                        return int(entry["address"].rsplit(":", 1)[1])
+            for entry in self._entries(start):
+                if entry.get("event") == "server_started":
+                    http = entry.get("http_address") or ":0"
+                    self.http_port = int(http.rsplit(":", 1)[1])
+                    return int(entry["address"].rsplit(":", 1)[1])
             time.sleep(0.02)
         self.proc.kill()
         raise RuntimeError(f"the server did not start; see {self.log_path}")

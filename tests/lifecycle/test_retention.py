@@ -5,6 +5,7 @@ its retention, and a cursor before them is OUT_OF_RANGE."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
@@ -74,10 +75,10 @@ def test_definitions_reading_past_the_retention_are_refused(site: Site) -> None:
     assert error_reason(short.value) == "RETENTION_INVALID"
 
 
-def test_pruned_feed_cursor_is_out_of_range(site: Site) -> None:
-    """A feed keeping records one second drops them once older; reading after a cursor before
-    the last dropped record is OUT_OF_RANGE (paged and streamed), after it or from the start is not."""
-    site.send(*({"type": "identify", "userId": f"u{i}", "traits": {"plan": "pro"}} for i in range(3)))
+def _feed_keeping_a_second(site: Site, users: int) -> Callable[[str], list[sync_pb2.ChangeRecord]]:
+    """`users` pro users in the audience `pro`, connected to a feed keeping records one second;
+    returns a reader of the feed's records after a cursor."""
+    site.send(*({"type": "identify", "userId": f"u{i}", "traits": {"plan": "pro"}} for i in range(users)))
     site.define("pro", "trait('plan') = 'pro'")
     site.tick()
     site.running.sync.CreateDestination(sync_pb2.CreateDestinationRequest(destination=sync_pb2.Destination(
@@ -88,6 +89,13 @@ def test_pruned_feed_cursor_is_out_of_range(site: Site) -> None:
         return list(site.running.sync.ListChanges(sync_pb2.ListChangesRequest(
             destination_key="feed", start_cursor=cursor), metadata=site.as_("admin")).changes)
 
+    return page
+
+
+def test_pruned_feed_cursor_is_out_of_range(site: Site) -> None:
+    """A feed keeping records one second drops them once older; reading after a cursor before
+    the last dropped record is OUT_OF_RANGE (paged and streamed), after it or from the start is not."""
+    page = _feed_keeping_a_second(site, users=3)
     records = wait_for(lambda: len(page("")) == 3 and page(""), what="the first sync")
     time.sleep(1.1)
     site.tick(site.now() + 1)  # the clock moving starts a sweep
@@ -107,17 +115,7 @@ def test_a_feed_emptied_by_retention_never_issues_a_cursor_again(site: Site) -> 
     """A consumer reads every record; retention then removes them all; the next record's cursor
     is past every cursor issued before, and the consumer resuming after its last one gets it
     (an id handed out again would sit at or before that cursor, skipped without an error)."""
-    site.send(*({"type": "identify", "userId": f"u{i}", "traits": {"plan": "pro"}} for i in range(2)))
-    site.define("pro", "trait('plan') = 'pro'")
-    site.tick()
-    site.running.sync.CreateDestination(sync_pb2.CreateDestinationRequest(destination=sync_pb2.Destination(
-        key="feed", grpc_feed=sync_pb2.GrpcFeedConfig(retention=ms(1000)))), metadata=site.as_("admin"))
-    connect_destination(site, "feed", "pro")
-
-    def page(cursor: str) -> list[sync_pb2.ChangeRecord]:
-        return list(site.running.sync.ListChanges(sync_pb2.ListChangesRequest(
-            destination_key="feed", start_cursor=cursor), metadata=site.as_("admin")).changes)
-
+    page = _feed_keeping_a_second(site, users=2)
     read = wait_for(lambda: len(page("")) == 2 and page(""), what="the first sync")
     last = read[-1].cursor
     assert page(last) == []  # the consumer has read (and acknowledged) everything

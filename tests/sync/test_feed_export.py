@@ -24,6 +24,15 @@ def _feed(space: Space, key: str = "feed") -> None:
                                          metadata=admin(space))
 
 
+def _pros_fed(space: Space, users: int) -> None:
+    """`users` pro users in the audience `pro`, connected to the feed `feed`."""
+    space.send(*({"type": "identify", "userId": f"u{i}", "traits": {"plan": "pro"}} for i in range(users)))
+    space.define("pro", "trait('plan') = 'pro'")
+    space.tick()
+    _feed(space)
+    connect(space, "feed", "pro")
+
+
 def _read_all(space: Space, cursor: str) -> list[sync_pb2.ChangeRecord]:
     records: list[sync_pb2.ChangeRecord] = []
     token = ""
@@ -38,11 +47,7 @@ def _read_all(space: Space, cursor: str) -> list[sync_pb2.ChangeRecord]:
 
 def test_list_changes_pages_snapshot_then_changes(space: Space) -> None:
     """ListChanges returns the connection's first sync then each change, paged, and resumes after a cursor."""
-    space.send(*({"type": "identify", "userId": f"u{i}", "traits": {"plan": "pro"}} for i in range(10)))
-    space.define("pro", "trait('plan') = 'pro'")
-    space.tick()
-    _feed(space)
-    connect(space, "feed", "pro")
+    _pros_fed(space, 10)
     first = wait_for(lambda: len(_read_all(space, "")) == 10 and _read_all(space, ""), what="snapshot")
     assert {r.change_type for r in first} == {sync_pb2.CHANGE_TYPE_ENTERED}
     space.send({"type": "identify", "userId": "u3", "traits": {"plan": "free"}})
@@ -205,11 +210,7 @@ def test_an_export_its_reader_leaves_ends_quietly(space: Space) -> None:
 def test_a_cursor_the_feed_never_issued_is_refused_before_any_acknowledgement(space: Space, cursor: str) -> None:
     """A cursor past int64, or past every record of the feed, is CURSOR_INVALID (never INTERNAL),
     paged and streamed, and acknowledges nothing: the feed's records stay pending."""
-    space.send(*({"type": "identify", "userId": f"u{i}", "traits": {"plan": "pro"}} for i in range(3)))
-    space.define("pro", "trait('plan') = 'pro'")
-    space.tick()
-    _feed(space)
-    connect(space, "feed", "pro")
+    _pros_fed(space, 3)
     records = wait_for(lambda: len(_read_all(space, "")) == 3 and _read_all(space, ""), what="the first sync")
     sync, meta = space.running.sync, admin(space)
     for call in (lambda: sync.ListChanges(sync_pb2.ListChangesRequest(destination_key="feed", start_cursor=cursor),
