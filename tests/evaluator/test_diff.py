@@ -110,3 +110,31 @@ def test_a_diff_with_a_cycle_or_another_kind_is_refused(space: Space) -> None:
     with pytest.raises(grpc.RpcError) as other_kind:
         preview_diff(space, "pros", "trait('plan')", "computed_trait", "users")
     assert other_kind.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_a_diff_with_compare_options_uses_them(space: Space) -> None:
+    """Editing an audience's options alone (anonymous users in): without `compare_options` the
+    diff uses the saved ones and nothing moves; with them the anonymous buyer would enter, as the
+    preview of the same options counts; bad options are refused as an update's are."""
+    space.send({"type": "track", "userId": "ada", "event": "Order"},
+               {"type": "track", "anonymousId": "anon-1", "event": "Order"})
+    space.define("buyers", "event('Order').count() >= 1")
+    space.tick()
+    text = "event('Order').count() >= 1"
+    meta = bearer(space.tokens["admin"])
+
+    def diff(**extra: Any) -> admin_pb2.PreviewDefinitionResponse:
+        return space.running.admin.PreviewDefinition(admin_pb2.PreviewDefinitionRequest(
+            definition=text, kind=KINDS["audience"], collection=COLLECTION["users"], compare_key="buyers",
+            **extra), metadata=meta)
+
+    saved = diff().diff
+    assert (saved.entering_count, saved.exiting_count, saved.staying_count) == (0, 0, 1)
+    edited = diff(include_anonymous_users=True,
+                  compare_options=admin_pb2.ComputationOptions(include_anonymous_users=True))
+    assert (edited.diff.entering_count, edited.diff.exiting_count, edited.diff.staying_count) == (1, 0, 1)
+    assert edited.count == 2
+    assert [e.type for e in edited.diff.entering_samples[0].profile.external_ids] == ["anonymous_id"]
+    with pytest.raises(grpc.RpcError) as bad:
+        diff(compare_options=admin_pb2.ComputationOptions(backfill_days=-1))
+    assert (bad.value.code(), error_reason(bad.value)) == (grpc.StatusCode.INVALID_ARGUMENT, "OPTIONS_INVALID")

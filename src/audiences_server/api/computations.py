@@ -432,8 +432,9 @@ class ComputationAdmin:
     def _diff(self, request: admin_pb2.PreviewDefinitionRequest, kind: str, collection: str,
               sample: int) -> admin_pb2.DefinitionDiff:
         """What saving the previewed text as `compare_key`'s definition would change."""
+        options = options_dict(request.compare_options) if request.HasField("compare_options") else None
         found = self.engine.computations.diff(space_id(), request.definition, kind, collection, request.compare_key,
-                                              sample)
+                                              sample, options)
         summaries = profile_summaries(self.engine, [p for kept in found.samples.values() for p, _, _ in kept])
 
         def changes(outcome: str) -> list[admin_pb2.ProfileChange]:

@@ -470,20 +470,22 @@ class ValidateDefinitionResponse(_message.Message):
     def __init__(self, valid: _Optional[bool] = ..., error: _Optional[_Union[DefinitionError, _Mapping]] = ..., summary: _Optional[_Union[DefinitionSummary, _Mapping]] = ...) -> None: ...
 
 class PreviewDefinitionRequest(_message.Message):
-    __slots__ = ("definition", "kind", "collection", "include_anonymous_users", "sample_size", "compare_key")
+    __slots__ = ("definition", "kind", "collection", "include_anonymous_users", "sample_size", "compare_key", "compare_options")
     DEFINITION_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     INCLUDE_ANONYMOUS_USERS_FIELD_NUMBER: _ClassVar[int]
     SAMPLE_SIZE_FIELD_NUMBER: _ClassVar[int]
     COMPARE_KEY_FIELD_NUMBER: _ClassVar[int]
+    COMPARE_OPTIONS_FIELD_NUMBER: _ClassVar[int]
     definition: str
     kind: _common_pb2.ComputationKind
     collection: _common_pb2.Collection
     include_anonymous_users: bool
     sample_size: int
     compare_key: str
-    def __init__(self, definition: _Optional[str] = ..., kind: _Optional[_Union[_common_pb2.ComputationKind, str]] = ..., collection: _Optional[_Union[_common_pb2.Collection, str]] = ..., include_anonymous_users: _Optional[bool] = ..., sample_size: _Optional[int] = ..., compare_key: _Optional[str] = ...) -> None: ...
+    compare_options: ComputationOptions
+    def __init__(self, definition: _Optional[str] = ..., kind: _Optional[_Union[_common_pb2.ComputationKind, str]] = ..., collection: _Optional[_Union[_common_pb2.Collection, str]] = ..., include_anonymous_users: _Optional[bool] = ..., sample_size: _Optional[int] = ..., compare_key: _Optional[str] = ..., compare_options: _Optional[_Union[ComputationOptions, _Mapping]] = ...) -> None: ...
 
 class PreviewDefinitionResponse(_message.Message):
     __slots__ = ("count", "samples", "evaluate_time", "summary", "diff")

@@ -969,10 +969,16 @@ export interface PreviewDefinitionRequest {
   /**
    * The key of a saved definition of the same kind and collection to compare with: the reply
    * then also holds `diff`, what saving this text as that definition's new definition would
-   * change (it is evaluated with that definition's options, and `include_anonymous_users` is
-   * ignored). NOT_FOUND when there is no such definition.
+   * change (evaluated with that definition's options, or with `compare_options` when set;
+   * `include_anonymous_users` is ignored for it). NOT_FOUND when there is no such definition.
    */
   compareKey: string;
+  /**
+   * With `compare_key`: the options the edit would save, as an update naming `options` would
+   * (all three replace the saved ones); unset, the saved options. Out of range as for an update
+   * (`OPTIONS_INVALID`).
+   */
+  compareOptions: ComputationOptions | undefined;
 }
 
 /** Response of AudienceAdminService.PreviewDefinition. */
@@ -5586,7 +5592,15 @@ export const ValidateDefinitionResponse: MessageFns<ValidateDefinitionResponse> 
 };
 
 function createBasePreviewDefinitionRequest(): PreviewDefinitionRequest {
-  return { definition: "", kind: 0, collection: 0, includeAnonymousUsers: false, sampleSize: 0, compareKey: "" };
+  return {
+    definition: "",
+    kind: 0,
+    collection: 0,
+    includeAnonymousUsers: false,
+    sampleSize: 0,
+    compareKey: "",
+    compareOptions: undefined,
+  };
 }
 
 export const PreviewDefinitionRequest: MessageFns<PreviewDefinitionRequest> = {
@@ -5608,6 +5622,9 @@ export const PreviewDefinitionRequest: MessageFns<PreviewDefinitionRequest> = {
     }
     if (message.compareKey !== "") {
       writer.uint32(50).string(message.compareKey);
+    }
+    if (message.compareOptions !== undefined) {
+      ComputationOptions.encode(message.compareOptions, writer.uint32(58).fork()).join();
     }
     return writer;
   },
@@ -5673,6 +5690,14 @@ export const PreviewDefinitionRequest: MessageFns<PreviewDefinitionRequest> = {
             message.compareKey = reader.string();
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.compareOptions = ComputationOptions.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -5705,6 +5730,11 @@ export const PreviewDefinitionRequest: MessageFns<PreviewDefinitionRequest> = {
         : isSet(object.compare_key)
         ? globalThis.String(object.compare_key)
         : "",
+      compareOptions: isSet(object.compareOptions)
+        ? ComputationOptions.fromJSON(object.compareOptions)
+        : isSet(object.compare_options)
+        ? ComputationOptions.fromJSON(object.compare_options)
+        : undefined,
     };
   },
 
@@ -5728,6 +5758,9 @@ export const PreviewDefinitionRequest: MessageFns<PreviewDefinitionRequest> = {
     if (message.compareKey !== "") {
       obj.compareKey = message.compareKey;
     }
+    if (message.compareOptions !== undefined) {
+      obj.compareOptions = ComputationOptions.toJSON(message.compareOptions);
+    }
     return obj;
   },
 
@@ -5742,6 +5775,9 @@ export const PreviewDefinitionRequest: MessageFns<PreviewDefinitionRequest> = {
     message.includeAnonymousUsers = object.includeAnonymousUsers ?? false;
     message.sampleSize = object.sampleSize ?? 0;
     message.compareKey = object.compareKey ?? "";
+    message.compareOptions = (object.compareOptions !== undefined && object.compareOptions !== null)
+      ? ComputationOptions.fromPartial(object.compareOptions)
+      : undefined;
     return message;
   },
 };
