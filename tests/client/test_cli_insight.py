@@ -60,6 +60,18 @@ def test_diff_counts_what_an_edit_would_change(client: audiences.Client, run_cli
     found = client.diff_definition(key, f"event('Order {key}').where(property('revenue') < 100).count() >= 1")
     assert (found.entering_count, found.exiting_count, found.staying_count) == (1, 1, 0)
     assert client.get_audience(key).definition == BIG.format(event=f"Order {key}")
+    # An edit of an option alone, diffed with it: an anonymous big buyer would enter once
+    # anonymous users count; the saved options are untouched.
+    clock = client.get_evaluator_status().clock_time.ToDatetime(tzinfo=dt.UTC)
+    sent = run_cli("track", "", f"Order {key}", "-p", '{"revenue": 500}', "--anonymous-id", unique("anon"),
+                   f"--timestamp={(clock - dt.timedelta(hours=1)).isoformat()}")
+    assert sent.code == 0, sent.err
+    client.wait_until_live()
+    text = BIG.format(event=f"Order {key}")
+    assert client.diff_definition(key, text).entering_count == 0
+    anonymous = client.diff_definition(key, text, include_anonymous_users=True)
+    assert (anonymous.entering_count, anonymous.exiting_count, anonymous.staying_count) == (1, 0, 1)
+    assert not client.get_audience(key).options.include_anonymous_users
 
 
 def test_history_draws_sizes_and_lists_changes(client: audiences.Client, run_cli: Run,

@@ -43,13 +43,29 @@ class InsightMethods(Base):
         kind: KindArg = "audience",
         collection: CollectionArg = "users",
         sample_size: int = 0,
+        include_anonymous_users: bool | None = None,
+        include_historical_data: bool | None = None,
+        backfill_days: int | None = None,
     ) -> admin_pb2.DefinitionDiff:
         """What saving `definition` as the new definition of `key` would change now: how many
-        profiles would enter, exit and stay, with samples of each. Changes nothing."""
+        profiles would enter, exit and stay, with samples of each. Changes nothing.
+
+        The options given are those the edit would change (the others keep their saved values,
+        read first): the diff is evaluated with them, as the update would save them."""
         request = admin_pb2.PreviewDefinitionRequest(
             definition=definition, kind=kind_value(kind), collection=collection_value(collection),
             sample_size=sample_size, compare_key=key,
         )
+        edited = {"include_anonymous_users": include_anonymous_users,
+                  "include_historical_data": include_historical_data, "backfill_days": backfill_days}
+        if any(value is not None for value in edited.values()):
+            audience = kind_value(kind) == common_pb2.COMPUTATION_KIND_AUDIENCE
+            get = self.get_audience if audience else self.get_computed_trait  # type: ignore[attr-defined]
+            saved: admin_pb2.Audience | admin_pb2.ComputedTrait = get(key, collection=collection)
+            request.compare_options.CopyFrom(saved.options)
+            for name, value in edited.items():
+                if value is not None:
+                    setattr(request.compare_options, name, value)
         return self._call("admin", admin_pb2.PreviewDefinitionResponse, self.admin_stub.PreviewDefinition,
                           request).diff
 
