@@ -286,21 +286,22 @@ def test_no_feed_record_id_issued_before_the_rebuild_comes_back(tmp_path: Path, 
         conn.executemany(_DELIVERY, [(i, f"d{i}") for i in range(1, 4)])
         conn.execute("DELETE FROM deliveries WHERE delivery_id >= 2")
     migrate(conn, 0)
-    with conn:
+
+    def append(message_id: str) -> None:
         conn.execute("INSERT INTO feed_records (connection_id, destination_id, profile_id, message_id, record,"
-                     " created_ms) VALUES (4, 3, 10, 'new', '{}', 0)")
+                     " created_ms) VALUES (4, 3, 10, ?, '{}', 0)", (message_id,))
         conn.execute("INSERT INTO deliveries (connection_id, destination_id, profile_id, message_id, record, state,"
-                     " next_ms, created_ms) VALUES (6, 5, 10, 'new', '{}', 'pending', 0, 0)")
+                     " next_ms, created_ms) VALUES (6, 5, 10, ?, '{}', 'pending', 0, 0)", (message_id,))
+
+    with conn:
+        append("new")
     assert conn.execute("SELECT record_id FROM feed_records WHERE message_id = 'new'").fetchall() == [(issued + 1,)]
     assert conn.execute("SELECT delivery_id FROM deliveries WHERE message_id = 'new'").fetchall() == [(2,)]
     # Removing the newest again does not bring its id back either.
     with conn:
         conn.execute("DELETE FROM feed_records")
         conn.execute("DELETE FROM deliveries")
-        conn.execute("INSERT INTO feed_records (connection_id, destination_id, profile_id, message_id, record,"
-                     " created_ms) VALUES (4, 3, 10, 'next', '{}', 0)")
-        conn.execute("INSERT INTO deliveries (connection_id, destination_id, profile_id, message_id, record, state,"
-                     " next_ms, created_ms) VALUES (6, 5, 10, 'next', '{}', 'pending', 0, 0)")
+        append("next")
     assert conn.execute("SELECT record_id FROM feed_records").fetchall() == [(issued + 2,)]
     assert conn.execute("SELECT delivery_id FROM deliveries").fetchall() == [(3,)]
     conn.close()

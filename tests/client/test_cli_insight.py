@@ -165,5 +165,8 @@ def test_the_async_client_explains_and_rolls_back(server: Running, unique: Calla
             assert versions == [3, 2, 1]
             found = await client.diff_definition(key, f"event('E {key}').count()", kind="computed_trait")
             assert found.exiting_count == 0
+            edited = await client.diff_definition(key, f"event('E {key}').count()", kind="computed_trait",
+                                                  backfill_days=7)
+            assert edited.exiting_count == 0
 
     asyncio.run(body())

@@ -52,22 +52,20 @@ class InsightMethods(Base):
 
         The options given are those the edit would change (the others keep their saved values,
         read first): the diff is evaluated with them, as the update would save them."""
-        request = admin_pb2.PreviewDefinitionRequest(
-            definition=definition, kind=kind_value(kind), collection=collection_value(collection),
-            sample_size=sample_size, compare_key=key,
-        )
-        edited = {"include_anonymous_users": include_anonymous_users,
-                  "include_historical_data": include_historical_data, "backfill_days": backfill_days}
-        if any(value is not None for value in edited.values()):
-            audience = kind_value(kind) == common_pb2.COMPUTATION_KIND_AUDIENCE
-            get = self.get_audience if audience else self.get_computed_trait  # type: ignore[attr-defined]
-            saved: admin_pb2.Audience | admin_pb2.ComputedTrait = get(key, collection=collection)
-            request.compare_options.CopyFrom(saved.options)
-            for name, value in edited.items():
-                if value is not None:
-                    setattr(request.compare_options, name, value)
+        edited = edited_options(include_anonymous_users, include_historical_data, backfill_days)
+        saved = self._saved(key, kind_value(kind), collection).options if edited else None
+        request = diff_request(key, definition, kind, collection, sample_size, edited, saved)
         return self._call("admin", admin_pb2.PreviewDefinitionResponse, self.admin_stub.PreviewDefinition,
                           request).diff
+
+    def _saved(self, key: str, kind: common_pb2.ComputationKind, collection: CollectionArg
+               ) -> admin_pb2.Audience | admin_pb2.ComputedTrait:
+        """The saved definition of a kind; on AsyncClient, an awaitable of it (its `get_…` are
+        coroutines), which the methods it writes out await."""
+        audience = kind == common_pb2.COMPUTATION_KIND_AUDIENCE
+        get = self.get_audience if audience else self.get_computed_trait  # type: ignore[attr-defined]
+        found: admin_pb2.Audience | admin_pb2.ComputedTrait = get(key, collection=collection)
+        return found
 
     def list_membership_history(
         self,
@@ -162,9 +160,7 @@ class InsightMethods(Base):
         old = self.get_definition_version(key, version, collection=collection)
         audience = old.computation.kind == common_pb2.COMPUTATION_KIND_AUDIENCE
         if same_definition(old, self.get_definition_version(key, 0, collection=collection)):
-            get = self.get_audience if audience else self.get_computed_trait  # type: ignore[attr-defined]
-            current: admin_pb2.Audience | admin_pb2.ComputedTrait = get(key, collection=collection)
-            return current
+            return self._saved(key, old.computation.kind, collection)
         update = self.update_audience if audience else self.update_computed_trait  # type: ignore[attr-defined]
         result: admin_pb2.Audience | admin_pb2.ComputedTrait = update(
             key, collection=collection, definition=old.definition, options=old.options)
@@ -193,3 +189,27 @@ def same_definition(one: admin_pb2.DefinitionVersion, other: admin_pb2.Definitio
     """Whether two versions have the same text and options (rolling back from one to the other
     would change nothing)."""
     return one.definition == other.definition and one.options == other.options
+
+
+def edited_options(include_anonymous_users: bool | None, include_historical_data: bool | None,
+                   backfill_days: int | None) -> dict[str, bool | int]:
+    """The options an edit changes (those given)."""
+    given = {"include_anonymous_users": include_anonymous_users,
+             "include_historical_data": include_historical_data, "backfill_days": backfill_days}
+    return {name: value for name, value in given.items() if value is not None}
+
+
+def diff_request(key: str, definition: str, kind: KindArg, collection: CollectionArg, sample_size: int,
+                 edited: dict[str, bool | int], saved: admin_pb2.ComputationOptions | None
+                 ) -> admin_pb2.PreviewDefinitionRequest:
+    """A preview of `definition` compared with the saved `key`; with `edited` options, sent over
+    the `saved` ones as `compare_options` (the options the update would save)."""
+    request = admin_pb2.PreviewDefinitionRequest(
+        definition=definition, kind=kind_value(kind), collection=collection_value(collection),
+        sample_size=sample_size, compare_key=key,
+    )
+    if saved is not None:
+        request.compare_options.CopyFrom(saved)
+        for name, value in edited.items():
+            setattr(request.compare_options, name, value)
+    return request

@@ -36,8 +36,8 @@ from typing import IO, Any
 import grpc
 import grpc.aio
 
-from audiences._base import channel_options, collection_value, unencodable
-from audiences._insight import MAX_VERSION, same_definition
+from audiences._base import channel_options, collection_value, kind_value, unencodable
+from audiences._insight import MAX_VERSION, diff_request, edited_options, same_definition
 from audiences._profiles import trait_value
 from audiences._sync import _SELECTION as SELECTIONS
 from audiences.batching import json_default
@@ -247,13 +247,27 @@ class AsyncClient(Client):
         old = await me.get_definition_version(key, version, collection=collection)
         audience = old.computation.kind == common_pb2.COMPUTATION_KIND_AUDIENCE
         if same_definition(old, await me.get_definition_version(key, 0, collection=collection)):
-            current: admin_pb2.Audience | admin_pb2.ComputedTrait = await (
-                me.get_audience if audience else me.get_computed_trait)(key, collection=collection)
+            current: admin_pb2.Audience | admin_pb2.ComputedTrait = await me._saved(key, old.computation.kind,
+                                                                                      collection)
             return current
         update = me.update_audience if audience else me.update_computed_trait
         result: admin_pb2.Audience | admin_pb2.ComputedTrait = await update(
             key, collection=collection, definition=old.definition, options=old.options)
         return result
+
+    async def diff_definition(  # type: ignore[override]
+        self, key: str, definition: str, *, kind: Any = "audience", collection: Any = "users", sample_size: int = 0,
+        include_anonymous_users: bool | None = None, include_historical_data: bool | None = None,
+        backfill_days: int | None = None,
+    ) -> admin_pb2.DefinitionDiff:
+        """As `Client.diff_definition`: with edited options, the saved definition is read first."""
+        me: Any = self
+        edited = edited_options(include_anonymous_users, include_historical_data, backfill_days)
+        saved = (await me._saved(key, kind_value(kind), collection)).options if edited else None
+        request = diff_request(key, definition, kind, collection, sample_size, edited, saved)
+        found: admin_pb2.DefinitionDiff = await me._call(
+            "admin", admin_pb2.PreviewDefinitionResponse, me.admin_stub.PreviewDefinition, request).diff
+        return found
 
     async def export_audience(  # type: ignore[override]
         self,

@@ -134,18 +134,14 @@ class _Reading:
                     and pid not in explain_store.known_at(self.conn, [pid], self.at))
         value = False if excluded else explained.value
         stored = self._stored(pid)
-        if not row.enabled:
+        if row.enabled:
+            pending, said = _canonical(value) != _canonical(stored), summary(comp.kind, explained.next, excluded)
+        else:
             # DISABLED: its values stay as they were (docs/evaluator.md), so no tick brings `value`.
-            explained = replace(explained, next=FROZEN)
-            return Explained(
-                row, pid, self.at, explained, value, stored, False, excluded,
-                "stays as stored: the definition is disabled, so its values are frozen until it is enabled again",
-                self.messages, users, self._trait_classes(),
-            )
-        return Explained(
-            row, pid, self.at, explained, value, stored, _canonical(value) != _canonical(stored), excluded,
-            summary(comp.kind, explained.next, excluded), self.messages, users, self._trait_classes(),
-        )
+            explained, pending = replace(explained, next=FROZEN), False
+            said = "stays as stored: the definition is disabled, so its values are frozen until it is enabled again"
+        return Explained(row, pid, self.at, explained, value, stored, pending, excluded, said, self.messages, users,
+                         self._trait_classes())
 
     def _check_reproducible(self, pid: int, users: list[int], retention_ms: int) -> None:
         """Refuses an earlier time whose inputs cannot be read back as they were."""

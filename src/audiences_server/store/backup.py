@@ -112,7 +112,7 @@ def check_backup(path: Path) -> None:
         try:
             verdict = conn.execute("PRAGMA quick_check").fetchall()
             migrated = conn.execute("SELECT 1 FROM sqlite_master WHERE name = '_migrations'").fetchall()
-            done = {str(row[0]) for row in conn.execute("SELECT name FROM _migrations")} if migrated else set()
+            done = migrations.applied(conn) if migrated else set()
         finally:
             conn.close()
     except apsw.CorruptError as failed:
