@@ -324,6 +324,42 @@ def test_fields_past_their_limits_are_refused(space: Space, destination: sync_pb
     assert (error_reason(failure), field_violations(failure)[0][0]) == ("FIELD_TOO_LONG", field)
 
 
+@pytest.mark.parametrize(("config", "field", "why"), [
+    ({"segment": sync_pb2.SegmentConfig(base_url="http://127.0.0.1:9", write_key="k" * 8_193)}, "segment.write_key",
+     "`segment.write_key` is 8,193 characters long; at most 8,192"),
+    ({"postgres": sync_pb2.PostgresConfig(dsn="host=127.0.0.1 password=" + "p" * 8_192)}, "postgres.dsn",
+     "`postgres.dsn` is 8,216 characters long; at most 8,192"),
+    ({"postgres": sync_pb2.PostgresConfig(dsn="host=127.0.0.1", include_traits=[f"t{n}" for n in range(301)])},
+     "postgres.include_traits", "`postgres.include_traits` has 301 traits; at most 300"),
+    ({"csv": sync_pb2.CsvConfig(include_traits=["plan", "t" * 1_025])}, "csv.include_traits",
+     "`csv.include_traits[1]` is 1,025 characters long; at most 1,024"),
+])
+def test_secrets_and_trait_lists_past_their_limits_are_refused(space: Space, tmp_path: Any, config: dict[str, Any],
+                                                               field: str, why: str) -> None:
+    """A write key or a connection string over 8,192 characters, more than 300 traits to include
+    or a trait name over 1,024: each goes into every request or file, so it is refused at create."""
+    if "csv" in config:
+        config["csv"].directory = str(tmp_path)
+    failure = _refused(_create, space, sync_pb2.Destination(key="out", **config))
+    assert (error_reason(failure), field_violations(failure)[0][0]) == ("FIELD_TOO_LONG", field)
+    assert failure.details().startswith(why)
+
+
+@pytest.mark.parametrize(("request_fields", "field", "reason"), [
+    ({"include_traits": ["plan", ""]}, "include_traits", "EXPORT_INVALID"),
+    ({"include_traits": [f"t{n}" for n in range(301)]}, "include_traits", "FIELD_TOO_LONG"),
+    ({"external_id_types": ["a\x00b"]}, "external_id_types", "EXPORT_INVALID"),
+])
+def test_an_export_of_columns_no_profile_has_is_refused(space: Space, request_fields: dict[str, Any], field: str,
+                                                       reason: str) -> None:
+    """An export's identifier types and traits are checked as a CSV destination's are."""
+    space.define("pro", "trait('plan') = 'pro'")
+    stream = space.running.sync.ExportAudience(sync_pb2.ExportAudienceRequest(
+        collection=1, key="pro", **request_fields), metadata=admin(space))
+    failure = _refused(lambda: list(stream))
+    assert (error_reason(failure), field_violations(failure)[0][0]) == (reason, field)
+
+
 def test_destinations_at_their_limits_are_listed_in_replies_a_client_accepts(space: Space) -> None:
     """Destinations with every header at its limit (about half a megabyte each) are listed a few
     per reply, each reply within the 4 MiB a default client accepts, and none is left out."""

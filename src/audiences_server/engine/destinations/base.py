@@ -33,6 +33,11 @@ HOST_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 MAX_URL_CHARS = 8_192
 # Identifier types a connection or a kind's settings may choose.
 MAX_ID_TYPES = 50
+# Traits a CSV or PostgreSQL destination (or an export) may add as columns, and their names.
+MAX_INCLUDE_TRAITS = 300
+MAX_TRAIT_NAME_CHARS = 1_024
+# A secret that goes into every request (Segment's write key) or connection (a libpq string).
+MAX_SECRET_CHARS = 8_192
 
 
 class Queue(enum.Enum):
@@ -213,6 +218,26 @@ def check_id_types(types: Sequence[Any], field: str, reason: str = "DESTINATION_
         bad = next((c for c in id_type if c < " " or c == "\x7f"), None)
         if bad is not None:
             raise invalid(field, f"`{field}[{index}]` contains the control character {bad!r}", reason)
+
+
+def check_trait_names(traits: Sequence[Any], field: str, reason: str = "DESTINATION_INVALID") -> None:
+    """Refuses trait names no trait has (an empty one), more than MAX_INCLUDE_TRAITS of them, or one
+    longer than MAX_TRAIT_NAME_CHARS (FIELD_TOO_LONG): each is a column of every file or row written."""
+    if len(traits) > MAX_INCLUDE_TRAITS:
+        raise invalid(field, f"`{field}` has {len(traits):,} traits; at most {MAX_INCLUDE_TRAITS}", "FIELD_TOO_LONG")
+    for index, name in enumerate(traits):
+        if not isinstance(name, str) or not name:
+            raise invalid(field, f"`{field}[{index}]` is empty: a trait is named by its key", reason)
+        if len(name) > MAX_TRAIT_NAME_CHARS:
+            raise invalid(field, f"`{field}[{index}]` is {len(name):,} characters long; at most "
+                          f"{MAX_TRAIT_NAME_CHARS:,}", "FIELD_TOO_LONG")
+
+
+def check_secret_length(value: str, field: str) -> None:
+    """Refuses a secret setting longer than MAX_SECRET_CHARS (FIELD_TOO_LONG)."""
+    if len(value) > MAX_SECRET_CHARS:
+        raise invalid(field, f"`{field}` is {len(value):,} characters long; at most {MAX_SECRET_CHARS:,}",
+                      "FIELD_TOO_LONG")
 
 
 def check_range(settings: Mapping[str, Any], kind: str, name: str, low: int, high: int) -> None:

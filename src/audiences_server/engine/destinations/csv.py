@@ -18,7 +18,14 @@ from typing import Any, ClassVar
 import apsw
 import structlog
 
-from audiences_server.engine.destinations.base import Context, Destination, Queue, check_id_types, invalid
+from audiences_server.engine.destinations.base import (
+    Context,
+    Destination,
+    Queue,
+    check_id_types,
+    check_trait_names,
+    invalid,
+)
 from audiences_server.engine.sync.files import csv_chunks
 from audiences_server.store import evaluation
 from audiences_server.store import sync as store
@@ -57,6 +64,7 @@ class Csv(Destination):
         if not existing.is_dir():
             raise invalid("csv.directory", f"`csv.directory`: {str(existing)!r} exists and is not a directory")
         check_id_types(settings["external_id_types"], "csv.external_id_types")
+        check_trait_names(settings["include_traits"], "csv.include_traits")
 
     def refresh(self, row: DestinationRow, context: Context, now_ms: int) -> None:
         """Rewrites each connection's file when its values changed and the interval has passed."""

@@ -40,6 +40,8 @@ from audiences_server.engine.destinations.base import (
     Sink,
     check_id_types,
     check_range,
+    check_secret_length,
+    check_trait_names,
     invalid,
 )
 from audiences_server.engine.destinations.batching import timeout_s
@@ -65,6 +67,7 @@ class Postgres(Destination):
         """A connection string, a schema and a batch size in range."""
         if not settings["dsn"]:
             raise invalid("postgres.dsn", "`postgres.dsn` is required")
+        check_secret_length(settings["dsn"], "postgres.dsn")
         try:
             conninfo.conninfo_to_dict(settings["dsn"])
         except psycopg.ProgrammingError as failure:
@@ -75,6 +78,7 @@ class Postgres(Destination):
             raise invalid("postgres.table_prefix", "`postgres.table_prefix` must be at most 30 characters")
         check_range(settings, "postgres", "batch_size", 1, 5000)
         check_id_types(settings["external_id_types"], "postgres.external_id_types")
+        check_trait_names(settings["include_traits"], "postgres.include_traits")
 
     def place(self, settings: Mapping[str, Any], collection: str, key: str) -> tuple[Any, ...] | None:
         """A connection's table: its database and its name in its schema (`table_of`)."""

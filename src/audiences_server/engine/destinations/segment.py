@@ -16,6 +16,7 @@ from audiences_server.engine.destinations.base import (
     Destination,
     Sink,
     check_range,
+    check_secret_length,
     check_url,
     invalid,
     request_url,
@@ -40,6 +41,7 @@ class Segment(Destination):
         check_url(settings["base_url"], "segment.base_url")
         if not settings["write_key"]:
             raise invalid("segment.write_key", "`segment.write_key` is required")
+        check_secret_length(settings["write_key"], "segment.write_key")
         check_range(settings, "segment", "batch_size", 1, 500)
 
     def build(self, row: DestinationRow, context: Context) -> Sink:

@@ -13,7 +13,7 @@ from typing import Any
 import apsw
 
 from audiences_server.engine.destinations import registry
-from audiences_server.engine.destinations.base import Queue
+from audiences_server.engine.destinations.base import Queue, check_id_types, check_trait_names
 from audiences_server.engine.destinations.loop import IoLoop
 from audiences_server.engine.sync import configs
 from audiences_server.engine.sync.delivery import DestinationWorker, wall_ms
@@ -393,6 +393,8 @@ class Sync:
         """An audience's members as CSV chunks, all read from one snapshot."""
         if not key:
             raise configs.invalid("key", "`key` is required", "KEY_REQUIRED")
+        check_id_types(id_types, "external_id_types", "EXPORT_INVALID")
+        check_trait_names(traits, "include_traits", "EXPORT_INVALID")
         self._computation(self._readers.get(), space_id, "audience", collection, key)
         # Its own connection: the chunks are read on whichever worker thread the stream's
         # next step lands on, and the snapshot must stay out of the other requests' way.
