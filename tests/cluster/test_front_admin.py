@@ -19,7 +19,7 @@ from google.protobuf import field_mask_pb2, json_format
 from audiences_server.api.computations import COLLECTION_ENUM, STATUS, spec_of, timestamp
 from audiences_server.api.context import set_grant
 from audiences_server.api.profiles import ProfilesServicer
-from audiences_server.cluster.control import Appender, FrontComputations, make_front
+from audiences_server.cluster.control import Appender, FrontComputations, Unsettled, make_front
 from audiences_server.cluster.entries import decode, partition_of
 from audiences_server.cluster.log import CALLS, JetStreamLog, LocalLog, Log
 from audiences_server.cluster.reads import ShardReads, serve_shard_reads
@@ -487,7 +487,7 @@ def test_an_entry_stored_without_its_acknowledgement_is_kept_once(tmp_path: Path
         driven.close()
 
 
-class _AwayAfterStoring(LocalLog):
+class AwayAfterStoring(LocalLog):
     """While `away`, a front's control entry is refused as by a broken connection, the first of
     them stored all the same (written to the connection as it broke)."""
 
@@ -505,7 +505,7 @@ class _AwayAfterStoring(LocalLog):
         raise ConnectionError("connection closed")
 
 
-def _until(done: Callable[[], bool], what: str, timeout_s: float = 30) -> None:
+def until(done: Callable[[], bool], what: str, timeout_s: float = 30) -> None:
     deadline = time.monotonic() + timeout_s
     while not done():
         assert time.monotonic() < deadline, what
@@ -522,8 +522,8 @@ def test_a_definition_stored_though_the_front_gave_up_converges(tmp_path: Path, 
     the front's text under the front's id."""
     monkeypatch.setattr(Appender, "TIMEOUT_S", 0.6)
     monkeypatch.setattr(Appender, "ATTEMPT_S", 0.2)
-    monkeypatch.setattr(FrontComputations, "SETTLE_S", 0.1)
-    flaky = _AwayAfterStoring()
+    monkeypatch.setattr(Unsettled, "SETTLE_S", 0.1)
+    flaky = AwayAfterStoring()
 
     async def connect() -> Log:
         return flaky
@@ -535,14 +535,14 @@ def test_a_definition_stored_though_the_front_gave_up_converges(tmp_path: Path, 
             driven.define(Spec("audience", "users", "pro", definition="trait('plan') = 'pro'"))
         assert error_reason(failed.value) == "LOG_UNAVAILABLE"
         assert driven.front.query("SELECT key FROM computations") == []
-        _until(lambda: driven.shard_keys() == [[("pro", 1)]] * 2, "the shards did not apply the stored define")
+        until(lambda: driven.shard_keys() == [[("pro", 1)]] * 2, "the shards did not apply the stored define")
         computations = driven.front.server.engine.computations
         assert isinstance(computations, FrontComputations)
         assert computations.unsettled == {(1, "users", "pro")}
         flaky.away = False
         if retried:
             driven.define(Spec("audience", "users", "pro", definition="trait('plan') = 'enterprise'"))
-        _until(lambda: not computations.unsettled, "the front did not settle the definition")
+        until(lambda: not computations.unsettled, "the front did not settle the definition")
         driven.tick(T0 + 1_000)
         kinds = [decode(e.data)["t"] for e in flaky.entries(CALLS)]
         assert "converge" in kinds

@@ -17,13 +17,14 @@ import pytest
 from audiences.v1 import common_pb2, sync_pb2
 from google.protobuf import field_mask_pb2
 
+from audiences_server.cluster.control import Appender, SyncControl, Unsettled
 from audiences_server.cluster.entries import decode, partition_of
 from audiences_server.cluster.log import CALLS, JetStreamLog, LocalLog, Log
 from audiences_server.engine.computations import Spec
 from tests.cluster.conftest import NatsServer
 from tests.cluster.harness import SPACE, SingleNode
 from tests.cluster.streams import LATE, T0, Stream
-from tests.cluster.test_front_admin import FrontDriven
+from tests.cluster.test_front_admin import AwayAfterStoring, FrontDriven, until
 from tests.conftest import error_reason
 from tests.sync.conftest import SECRET, Receiver, ms, ref, wait_for
 from tests.sync.pg import PostgresServer
@@ -333,6 +334,57 @@ def postgres() -> Iterator[PostgresServer]:
 def _table(postgres: PostgresServer, table: str, ids: dict[str, int]) -> set[tuple[Any, ...]]:
     rows = postgres.query(f"SELECT profile_id, user_id, changed_at FROM {table}")
     return {(ids[profile], user, changed) for profile, user, changed in rows}
+
+
+@pytest.mark.parametrize("retried", [False, True], ids=["given-up", "connected-again"])
+def test_a_connection_stored_though_the_front_gave_up_converges(tmp_path: Path, retried: bool,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The log stored a `connect` whose acknowledgement never came in time (NATS away): the front
+    answered LOG_UNAVAILABLE and kept nothing, while the shards connected. Once the log answers
+    again the front appends its view of the destination and the shards follow: the connection is
+    gone from them, or, connected again meanwhile with other options, they hold the front's
+    connection (its id, creation time and options)."""
+    monkeypatch.setattr(Appender, "TIMEOUT_S", 0.6)
+    monkeypatch.setattr(Appender, "ATTEMPT_S", 0.2)
+    monkeypatch.setattr(Unsettled, "SETTLE_S", 0.1)
+    flaky = AwayAfterStoring()
+
+    async def connect() -> Log:
+        return flaky
+
+    driven = FrontDriven(tmp_path, connect, shards=2)
+    admin = driven.front.auth("admin")
+    held = "SELECT connection_id, created_ms, options FROM connections"
+    try:
+        driven.define(Spec("audience", "users", "pro", definition="trait('plan') = 'pro'"))
+        driven.front.sync.CreateDestination(sync_pb2.CreateDestinationRequest(
+            destination=_destination("segment", "http://127.0.0.1:9")), metadata=admin)
+        flaky.away = True
+        with pytest.raises(grpc.RpcError) as failed:
+            driven.front.sync.ConnectDestination(sync_pb2.ConnectDestinationRequest(
+                connection=_connection("audience", "pro", destination="segment", send_track=True)), metadata=admin)
+        assert error_reason(failed.value) == "LOG_UNAVAILABLE"
+        assert driven.front.query(held) == []
+        shards = [shard.engine for shard in driven.cluster.shards]
+        until(lambda: all(len(list(e.readers.get().execute(held))) == 1 for e in shards),
+              "the shards did not apply the stored connect")
+        control = driven.front.server.engine.sync.control
+        assert isinstance(control, SyncControl)
+        assert control.unsettled == {(SPACE, "segment")}
+        flaky.away = False
+        if retried:
+            driven.front.sync.ConnectDestination(sync_pb2.ConnectDestinationRequest(connection=_connection(
+                "audience", "pro", destination="segment", send_identify=True)), metadata=admin)
+        until(lambda: not control.unsettled, "the front did not settle the destination")
+        assert "converge_destination" in [decode(e.data).get("op") for e in flaky.entries(CALLS)]
+        front = driven.front.query(held)
+        assert len(front) == (1 if retried else 0)
+        until(lambda: all(list(e.readers.get().execute(held)) == front for e in shards),
+              "the shards' connections did not become the front's")
+        if retried:
+            assert json.loads(front[0][2])["send_identify"] is True
+    finally:
+        driven.close()
 
 
 def test_a_postgres_destination_on_a_cluster_keeps_one_nodes_table(tmp_path: Path, postgres: PostgresServer) -> None:

@@ -18,7 +18,7 @@ import functools
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import apsw
@@ -37,8 +37,9 @@ from audiences_server.engine.engine import Engine
 from audiences_server.errors import Unavailable, Unimplemented
 from audiences_server.http.profiles import HTTP_READ
 from audiences_server.store import evaluation as evaluation_store
+from audiences_server.store import sync as sync_store
 from audiences_server.store.evaluation import ComputationRow
-from audiences_server.store.writer import WriterClosed
+from audiences_server.store.writer import Writer, WriterClosed
 
 log = structlog.get_logger(__name__)
 
@@ -128,25 +129,72 @@ class Appender:
                     time.sleep(min(self.PAUSE_S, remaining))
 
 
+class Unsettled:
+    """What a front's control entries changed while the log did not acknowledge them: each such
+    entry may or may not have been stored (written to the connection as it broke). Every
+    `SETTLE_S`, once the log answers again, `settle` appends an entry per unsettled thing with
+    the front's view of it as its file holds it then (in a writer job: in order with the other
+    control entries), and the shards make their copies match it."""
+
+    SETTLE_S = 1.0
+
+    def __init__(self, writer: Writer, settle: Callable[[apsw.Connection, Any], None], name: str) -> None:
+        self._writer = writer
+        self._settle = settle
+        self._pending: set[Any] = set()
+        self._lock = threading.Lock()
+        self._wakeup = threading.Event()
+        threading.Thread(target=self._settle_while_open, name=name, daemon=True).start()
+
+    def add(self, thing: Any) -> None:
+        """Notes a thing whose last control entry the log may or may not hold."""
+        with self._lock:
+            self._pending.add(thing)
+        self._wakeup.set()
+
+    @property
+    def pending(self) -> set[Any]:
+        """The things not settled yet."""
+        with self._lock:
+            return set(self._pending)
+
+    def _settle_while_open(self) -> None:
+        while True:
+            self._wakeup.wait(self.SETTLE_S)
+            self._wakeup.clear()
+            pending = self.pending
+            if not pending:
+                continue
+            try:
+                self._writer.run(functools.partial(self._settle_all, pending=pending), keeps_events=True)
+            except WriterClosed:
+                return
+            except Unavailable:
+                continue  # the log is still away: again in SETTLE_S
+            except Exception:
+                log.exception("control_settle_failed")
+                continue
+            with self._lock:
+                self._pending -= pending
+
+    def _settle_all(self, conn: apsw.Connection, pending: set[Any]) -> None:
+        for thing in sorted(pending):
+            self._settle(conn, thing)
+
+
 class FrontComputations(Computations):
     """The admin use cases on a front: one node's, in the front's file, then the control entry
     appended inside the same writer job (its savepoint is rolled back if the append fails).
 
     An entry the log did not acknowledge in time may still have been stored (written to the
-    connection as it broke): its definition is then *unsettled*, and once the log answers again
-    the front appends a `converge` entry with the definition as its file holds it (or none), which
-    every shard applies by creating, updating or deleting its copy. Until then, every
-    `SETTLE_S` the front tries again."""
-
-    SETTLE_S = 1.0
+    connection as it broke): its definition is then *unsettled* (`Unsettled`), and once the log
+    answers again the front appends a `converge` entry with the definition as its file holds it
+    (or none), which every shard applies by creating, updating or deleting its copy."""
 
     def __init__(self, engine: Engine, append: Appender) -> None:
         super().__init__(engine.writer, engine.readers, engine.clock, engine.evaluator)
         self._append = append
-        self._unsettled: set[tuple[int, str, str]] = set()  # (space, collection, key)
-        self._lock = threading.Lock()
-        self._wakeup = threading.Event()
-        threading.Thread(target=self._settle_while_open, name="front-settle", daemon=True).start()
+        self._unsettled = Unsettled(engine.writer, self._settle, "front-settle")  # (space, collection, key)
 
     def _refuse(self, conn: apsw.Connection, space_id: int, spec: Spec) -> None:
         refuse_unbuilt(spec)
@@ -186,58 +234,41 @@ class FrontComputations(Computations):
         try:
             self._append(data)
         except Unavailable:
-            with self._lock:
-                self._unsettled.add((space_id, collection, key))
+            self._unsettled.add((space_id, collection, key))
             log.warning("definition_unsettled", key=key, collection=collection)
-            self._wakeup.set()
             raise
 
     @property
     def unsettled(self) -> set[tuple[int, str, str]]:
         """The definitions whose last control entry the log may or may not hold, not converged yet."""
-        with self._lock:
-            return set(self._unsettled)
+        return self._unsettled.pending
 
-    def _settle_while_open(self) -> None:
-        while True:
-            self._wakeup.wait(self.SETTLE_S)
-            self._wakeup.clear()
-            pending = self.unsettled
-            if not pending:
-                continue
-            try:
-                self._writer.run(functools.partial(self._settle, pending=pending), keeps_events=True)
-            except WriterClosed:
-                return
-            except Unavailable:
-                continue  # the log is still away: again in SETTLE_S
-            except Exception:
-                log.exception("definition_settle_failed")
-                continue
-            with self._lock:
-                self._unsettled -= pending
-
-    def _settle(self, conn: apsw.Connection, pending: set[tuple[int, str, str]]) -> None:
-        """Appends a `converge` entry per unsettled definition, as the front's file holds it now
-        (in a writer job: in order with the other control entries)."""
-        for space_id, collection, key in sorted(pending):
-            row = evaluation_store.computation(conn, space_id, collection, key)
-            self._append(encode({
-                "t": "converge", "space": space_id, "collection": collection, "key": key,
-                "kind": row.kind if row is not None else "",
-                "fields": None if row is None else {name: getattr(row, name) for name in sorted(EDITABLE)},
-                "public_id": row.public_id if row is not None else "",
-            }))
-            log.info("definition_settled", key=key, collection=collection, held=row is not None)
+    def _settle(self, conn: apsw.Connection, definition: tuple[int, str, str]) -> None:
+        """Appends a `converge` entry with the definition as the front's file holds it now."""
+        space_id, collection, key = definition
+        row = evaluation_store.computation(conn, space_id, collection, key)
+        self._append(encode({
+            "t": "converge", "space": space_id, "collection": collection, "key": key,
+            "kind": row.kind if row is not None else "",
+            "fields": None if row is None else {name: getattr(row, name) for name in sorted(EDITABLE)},
+            "public_id": row.public_id if row is not None else "",
+        }))
+        log.info("definition_settled", key=key, collection=collection, held=row is not None)
 
 
 class SyncControl:
     """A destination or connection change on a front, inside the writer job that saved it in the
     front's file: refuses the kinds whose output is not the union of the shards' outputs, and
-    appends a `sync` entry (every shard applies it with one node's code, docs/scaling.md)."""
+    appends a `sync` entry (every shard applies it with one node's code, docs/scaling.md).
 
-    def __init__(self, append: Appender) -> None:
+    One the log did not acknowledge in time leaves its destination *unsettled* (`Unsettled`):
+    once the log answers again the front appends a `converge_destination` entry with the
+    destination and its connections as its file holds them (or none), and every shard makes its
+    copy match."""
+
+    def __init__(self, append: Appender, writer: Writer) -> None:
         self._append = append
+        self._unsettled = Unsettled(writer, self._settle, "front-settle-sync")  # (space, destination key)
 
     def __call__(self, entry: dict[str, Any]) -> None:
         """Appends the entry.
@@ -258,7 +289,37 @@ class SyncControl:
             raise Unimplemented("an account's identify and track calls go to its linked users, whose links live on "
                                 "the users' shards: a cluster sends an account computation's group calls only",
                                 reason="CLUSTER_SYNC_ACCOUNT_USERS_UNIMPLEMENTED")
-        self._append(encode({"t": "sync"} | entry))
+        try:
+            self._append(encode({"t": "sync"} | entry))
+        except Unavailable:
+            key = entry["key"] if entry["op"].endswith("_destination") else entry["destination"]
+            self._unsettled.add((int(entry["space"]), str(key)))
+            log.warning("destination_unsettled", key=key, op=entry["op"])
+            raise
+
+    @property
+    def unsettled(self) -> set[tuple[int, str]]:
+        """The destinations whose last control entry the log may or may not hold, not converged yet."""
+        return self._unsettled.pending
+
+    def _settle(self, conn: apsw.Connection, destination: tuple[int, str]) -> None:
+        """Appends a `converge_destination` entry with the destination and its connections as the
+        front's file holds them now."""
+        space_id, key = destination
+        row = sync_store.destination(conn, space_id, key)
+        state = None
+        if row is not None:
+            connections = []
+            for connection in sync_store.connections_of(conn, row.destination_id):
+                comp = evaluation_store.computation_by_id(conn, connection.computation_id)
+                assert comp is not None, "a connection's computation is removed with it"
+                connections.append({"ref": [comp.kind, comp.collection, comp.key], "options": connection.options,
+                                    "identity": [connection.connection_id, connection.created_ms]})
+            state = {"name": row.name, "enabled": row.enabled, "kind": row.kind, "config": row.config,
+                     "policy": row.policy, "public_id": row.public_id, "connections": connections}
+        self._append(encode({"t": "sync", "op": "converge_destination", "space": space_id, "key": key,
+                             "state": state}))
+        log.info("destination_settled", key=key, held=row is not None)
 
 
 def make_front(engine: Engine, log: Log, loop: asyncio.AbstractEventLoop, shards: ShardReads) -> Appender:
@@ -274,7 +335,7 @@ def make_front(engine: Engine, log: Log, loop: asyncio.AbstractEventLoop, shards
     engine.ingest.elsewhere = LogBridge(log, loop, engine.clock)
     engine.computations = FrontComputations(engine, append)
     engine.on_clock_set = lambda at: append(encode({"t": "clock", "at": at}))
-    engine.sync.control = SyncControl(append)
+    engine.sync.control = SyncControl(append, engine.writer)
     engine.sync.deliver = False  # the shards deliver their own profiles' changes
     engine.sync.delivery_status = shards.connections
     engine.cluster_sync = ClusterSync(engine, shards)

@@ -40,6 +40,7 @@ from audiences_server.store import cluster as store
 from audiences_server.store import evaluation as evaluation_store
 from audiences_server.store import events
 from audiences_server.store import identity as identity_store
+from audiences_server.store import sync as sync_store
 from audiences_server.store.sql.plans import AccountPlan
 
 log = structlog.get_logger(__name__)
@@ -613,6 +614,8 @@ class Shard:
                 sync.update_connection(space, body["destination"], _ref(body["ref"]), body["changes"])
             elif op == "disconnect":
                 sync.disconnect(space, body["destination"], _ref(body["ref"]))
+            elif op == "converge_destination":
+                self._converge_destination(space, str(body["key"]), body["state"])
             else:
                 log.warning("sync_entry_unknown", op=op, partition=self.partition)
         except AlreadyExists:
@@ -622,6 +625,48 @@ class Shard:
         except AudiencesError as refused:
             log.error("sync_entry_refused", op=op, reason=refused.reason, message=refused.message,
                       partition=self.partition)
+
+
+    def _converge_destination(self, space: int, key: str, state: dict[str, Any] | None) -> None:
+        """Makes this shard's copy of a destination, and of its connections, match the front's
+        (`state`, None when the front holds none): after control entries the log may or may not
+        have stored (cluster/control.py, `SyncControl`)."""
+        sync = self.engine.sync
+        conn = self.engine.readers.get()
+        held = sync_store.destination(conn, space, key)
+        if state is None or (held is not None and (held.kind, held.public_id) != (state["kind"], state["public_id"])):
+            if held is not None:
+                sync.delete_destination(space, key, force=True)
+                held = None
+            if state is None:
+                log.info("destination_converged", key=key, held=False, partition=self.partition)
+                return
+        if held is None:
+            sync.create_destination(space, key, state["name"], bool(state["enabled"]), state["kind"], state["config"],
+                                    state["policy"], public_id=str(state["public_id"]))
+        elif (held.name, held.enabled, held.config, held.policy) != (
+                state["name"], state["enabled"], state["config"], state["policy"]):
+            sync.update_destination(space, key, {"name": state["name"], "enabled": bool(state["enabled"]),
+                                                 "config": state["config"], "policy": state["policy"]})
+        destination = sync.destination(space, key)
+        conn = self.engine.readers.get()
+        wanted = {tuple(c["ref"]): c for c in state["connections"]}
+        for row in sync_store.connections_of(conn, destination.destination_id):
+            comp = evaluation_store.computation_by_id(conn, row.computation_id)
+            assert comp is not None, "a connection's computation is removed with it"
+            ref = (comp.kind, comp.collection, comp.key)
+            front = wanted.get(ref)
+            if front is None or list(front["identity"]) != [row.connection_id, row.created_ms]:
+                sync.disconnect(space, key, ref)
+            elif front["options"] != row.options:
+                sync.update_connection(space, key, ref, front["options"])
+                del wanted[ref]
+            else:
+                del wanted[ref]
+        for ref, front in wanted.items():
+            identity = front["identity"]
+            sync.connect(space, key, _ref(ref), front["options"], (int(identity[0]), int(identity[1])))
+        log.info("destination_converged", key=key, held=True, partition=self.partition)
 
 
 def _ref(parts: Sequence[str]) -> tuple[str, str, str]:
