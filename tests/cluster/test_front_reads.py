@@ -22,7 +22,7 @@ from audiences_server.api.context import set_grant
 from audiences_server.api.profiles import ProfilesServicer
 from audiences_server.cluster.log import JetStreamLog, LocalLog, Log
 from audiences_server.errors import AudiencesError
-from audiences_server.http.profiles import Read, serve
+from audiences_server.http.profiles import Read, error_body, serve
 from audiences_server.store.spaces import Grant
 from tests.cluster.conftest import NatsServer
 from tests.cluster.harness import SPACE, SingleNode
@@ -53,16 +53,13 @@ class OneNodeHttp:
         self.tokens = tokens
 
     def get(self, path: str, token: str | None = None) -> tuple[int, dict[str, Any]]:
-        from audiences_server.http.errors import HTTP_STATUS
-
         url = URL(path)
         parts = url.path.split("/")  # /v1/spaces/S/collections/C/profiles/P/E
         read = Read(parts[3], parts[5], parts[7], parts[8], url.query, url)
         try:
             return 200, json.loads(serve(self._engine, self.tokens["read"] if token is None else token, read))
         except AudiencesError as error:
-            return HTTP_STATUS[error.code], {"error": {"code": error.code, "reason": error.reason,
-                                                       "message": error.message}}
+            return error_body(error)
 
 
 def _front_get(driven: FrontDriven, path: str, token: str | None = None) -> tuple[int, dict[str, Any]]:

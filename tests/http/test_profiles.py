@@ -469,6 +469,26 @@ def test_unknown_profile_is_404(shop: Shop) -> None:
     assert _error(shop.get("accounts/profiles/user_id:alex/traits")) == (404, "PROFILE_NOT_FOUND")
 
 
+def test_error_codes_are_segments(shop: Shop) -> None:
+    """Each error's `code` is Segment's Profile API code for it, its `reason` this server's: a
+    client written against Segment's reference tells `not_found` from the other failures. The
+    request id is in `Request-Id`, where Segment's reference says it is."""
+    answers = {
+        "not_found": shop.get("users/profiles/user_id:nobody/traits"),
+        "validation_error": shop.get("people/profiles/user_id:alex/traits"),
+        "invalid_request_error": shop.get(f"{ALEX}/traits?limit=0"),
+        "authentication_error": shop.get(f"{ALEX}/traits", "aud_read_unknown"),
+    }
+    assert {code: (reply.body["error"]["code"], reply.status) for code, reply in answers.items()} == {
+        "not_found": ("not_found", 404), "validation_error": ("validation_error", 400),
+        "invalid_request_error": ("invalid_request_error", 400), "authentication_error": ("authentication_error", 401)}
+    assert answers["not_found"].body == {"error": {"code": "not_found", "reason": "PROFILE_NOT_FOUND",
+                                                   "message": "profile not found"}}
+    other_path = shop.get("users/elsewhere")
+    assert (other_path.status, other_path.body["error"]["code"]) == (400, "validation_error")
+    assert answers["not_found"].headers["Request-Id"] == answers["not_found"].headers["x-request-id"]
+
+
 @pytest.mark.parametrize(
     ("path", "reason"),
     [
@@ -542,7 +562,7 @@ def test_a_token_of_another_space_learns_nothing(shop: Shop, server: Running) ->
                for space in (shop.named.name, "no-such-space")
                for path in (f"{ALEX}/traits", "users/profiles/user_id:nobody/metadata", f"{ALEX}/traits?limit=0")]
     assert {(r.status, r.raw) for r in replies} == {(404, replies[0].raw)}
-    assert replies[0].body["error"] == {"code": "NOT_FOUND", "reason": "SPACE_NOT_FOUND", "message": "space not found"}
+    assert replies[0].body["error"] == {"code": "not_found", "reason": "SPACE_NOT_FOUND", "message": "space not found"}
     # The same token reads its own space's profile of that address.
     assert other.get(f"{ALEX}/traits").body["traits"] == {"email": "alex@segment.com"}
 

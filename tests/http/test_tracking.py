@@ -127,7 +127,8 @@ def test_basic_wins_over_a_disagreeing_body_key(site: Site) -> None:
 @pytest.mark.parametrize(("headers", "reason"), [
     ({}, "TOKEN_MISSING"),
     (basic("aud_write_unknown"), "TOKEN_UNKNOWN"),
-    ({"Authorization": "Bearer aud_write_unknown"}, "TOKEN_MALFORMED"),
+    ({"Authorization": "Bearer an-access-token"}, "TOKEN_MISSING"),
+    ({"Authorization": "Digest aud_write_unknown"}, "TOKEN_MALFORMED"),
     ({"Authorization": "Basic %%%"}, "TOKEN_MALFORMED"),
 ])
 def test_bad_credentials_are_401(site: Site, headers: dict[str, str], reason: str) -> None:
@@ -141,6 +142,18 @@ def test_bad_credentials_are_401(site: Site, headers: dict[str, str], reason: st
     assert reply.body["code"] == reply.body["error"]["reason"] == reason
     assert reply.body["message"]
     assert site.events() == []
+
+
+def test_segments_oauth_form_is_authenticated_by_the_body_key(site: Site) -> None:
+    """Segment's OAuth form, `Authorization: Bearer <access token>` with the write key in the body
+    (what analytics-python sends with OAuth on): the access token is not the server's to check,
+    and the body's key authenticates as without it; an unknown body key is still 401."""
+    bearer = {"Authorization": "Bearer an-access-token"}
+    reply = site.post("/v1/batch", {"batch": every_type(), "writeKey": site.write_key}, bearer, auth=False)
+    assert (reply.status, reply.body) == (200, {"success": True})
+    assert len(site.events()) == len(CALLS)
+    reply = site.post("/v1/batch", {"batch": every_type(), "writeKey": "aud_write_unknown"}, bearer, auth=False)
+    assert (reply.status, reply.body["code"]) == (401, "TOKEN_UNKNOWN")
 
 
 def test_an_unknown_body_key_is_401(site: Site) -> None:
@@ -195,6 +208,71 @@ def test_a_body_that_is_not_a_json_object_is_400(site: Site, path: str, body: by
     BAD_REQUEST with a JSON error body."""
     reply = site.post(path, body)
     assert (reply.status, reply.body["success"], reply.body["code"]) == (400, False, "BAD_REQUEST")
+
+
+@pytest.mark.parametrize("body", [b'[{"userId": "a", "event": "E"}]', b"null"])
+def test_a_single_call_path_says_it_wants_one_call_object(site: Site, body: bytes) -> None:
+    """On a single-call path the path sets the type: a body that is not an object is told so,
+    not about the batch shape."""
+    reply = site.post("/v1/track", body)
+    assert (reply.status, reply.body["code"]) == (400, "BAD_REQUEST")
+    assert reply.body["message"] == "the body must be one track call, a JSON object"
+
+
+def _times(site: Site) -> list[tuple[str, int, int]]:
+    return [tuple(row) for row in site.running.query(
+        "SELECT message_id, ts, received_ms FROM events WHERE space_id = ? ORDER BY seq", (site.space_id,))]
+
+
+def test_a_client_side_call_is_corrected_for_the_devices_clock(site: Site) -> None:
+    """analytics.js sends `timestamp` and `sentAt` from the browser's clock: on its paths the
+    event time is receivedAt − (sentAt − timestamp), the sent time kept as `originalTimestamp`,
+    as Segment's servers do. On the server libraries' paths an explicit `timestamp` is the event
+    time as sent (a back-fill keeps its times), and so is one with no `sentAt`."""
+    plain = {"Content-Type": "text/plain"}
+    skewed = {"userId": "ada", "event": "Clicked", "timestamp": "2020-01-01T00:00:00.000Z",
+              "sentAt": "2020-01-01T00:00:00.050Z", "writeKey": site.write_key}
+    assert site.post("/v1/t", {**skewed, "messageId": "browser"}, plain, auth=False).status == 200
+    batch = {"batch": [{"type": "track", **{k: v for k, v in skewed.items() if k != "sentAt"}, "messageId": "mobile"}],
+             "sentAt": "2020-01-01T00:00:00.050Z", "writeKey": site.write_key}
+    assert site.post("/v1/b", batch, plain, auth=False).status == 200
+    assert site.post("/v1/track", {**skewed, "messageId": "server"}).status == 200
+    no_sent = {k: v for k, v in skewed.items() if k != "sentAt"}
+    assert site.post("/v1/t", {**no_sent, "messageId": "unsent"}, plain, auth=False).status == 200
+    times = {message_id: (ts, received) for message_id, ts, received in _times(site)}
+    epoch_2020 = 1_577_836_800_000
+    assert times["browser"][0] == times["browser"][1] - 50
+    assert times["mobile"][0] == times["mobile"][1] - 50
+    assert times["server"][0] == times["unsent"][0] == epoch_2020
+    browser = next(e for e in site.events() if e["messageId"] == "browser")
+    assert browser["extra"]["originalTimestamp"] == "2020-01-01T00:00:00.000Z"
+
+
+def test_a_client_side_or_direct_call_gets_the_senders_address(site: Site) -> None:
+    """A call on a client-side path, or with `context.direct: true`, gets the address it came from
+    as `context.ip` unless it (or its batch) has one; other calls are stored as sent."""
+    plain = {"Content-Type": "text/plain"}
+    call = {"userId": "ada", "event": "Clicked", "writeKey": site.write_key}
+    site.post("/v1/t", {**call, "messageId": "browser"}, plain, auth=False)
+    site.post("/v1/t", {**call, "messageId": "own", "context": {"ip": "203.0.113.9"}}, plain, auth=False)
+    site.post("/v1/track", {**call, "messageId": "direct", "context": {"direct": True}})
+    site.post("/v1/track", {**call, "messageId": "server"})
+    site.post("/v1/b", {"batch": [{"type": "track", **call, "messageId": "batched"}], "context": {"ip": "198.51.100.7"},
+                        "writeKey": site.write_key}, plain, auth=False)
+    contexts = {e["messageId"]: e["context"] for e in site.events()}
+    assert contexts == {"browser": {"ip": "127.0.0.1"}, "own": {"ip": "203.0.113.9"},
+                        "direct": {"direct": True, "ip": "127.0.0.1"}, "server": {}, "batched": {"ip": "198.51.100.7"}}
+
+
+def test_segments_batch_example_times_are_read(site: Site) -> None:
+    """The times of Segment's own batch example (`2015-2-02T00:30:08.276Z`: a month of one digit)
+    and a lower-case `t` or `z`, which Segment's API takes, are read; a month 13 is refused."""
+    for message_id, text in (("one-digit", "2015-2-02T00:30:08.276Z"), ("lower", "2015-02-02t00:30:08.276z")):
+        reply = site.post("/v1/track", {"userId": "ada", "event": "E", "messageId": message_id, "timestamp": text})
+        assert reply.status == 200
+    assert [ts for _, ts, _ in _times(site)] == [1_422_837_008_276] * 2
+    reply = site.post("/v1/track", {"userId": "ada", "event": "E", "timestamp": "2015-13-02T00:30:08Z"})
+    assert (reply.status, reply.body["code"]) == (400, "TIMESTAMP_NOT_VALID")
 
 
 def test_a_call_over_32_kb_is_400_and_one_under_is_stored(site: Site) -> None:

@@ -113,13 +113,33 @@ def parse_time(value: object, field: str) -> int:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise _Reject("timestamp_not_valid", f"`{field}` is not an ISO-8601 time: {value!r}") from None
+        parsed = _lenient_time(value, field)
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     # Integer arithmetic: float seconds would lose the last millisecond of some times. The
     # difference's days and seconds are whole milliseconds, so only its microseconds round.
     delta = parsed - _EPOCH
     return delta.days * 86_400_000 + delta.seconds * 1000 + delta.microseconds // 1000
+
+
+# What Segment's API also takes and `fromisoformat` does not: a month, day or hour of one digit
+# (`2015-2-02T00:30:08.276Z`, in Segment's own batch example) and a lower-case `t` or `z`.
+_LENIENT_TIME = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})(?:([Tt ])(\d{1,2})(:.*)?)?")
+
+
+def _lenient_time(value: str, field: str) -> datetime:
+    """Parses a time `fromisoformat` refused with its one-digit parts padded and `t`/`z` upper-cased."""
+    match = _LENIENT_TIME.fullmatch(value)
+    try:
+        if match is None:
+            raise ValueError(value)
+        year, month, day, separator, hour, rest = match.groups()
+        text = f"{year}-{int(month):02d}-{int(day):02d}"
+        if separator is not None:
+            text += f"T{int(hour):02d}{rest or ''}".replace("z", "Z")
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise _Reject("timestamp_not_valid", f"`{field}` is not an ISO-8601 time: {value!r}") from None
 
 
 def format_time(ms: int) -> str:

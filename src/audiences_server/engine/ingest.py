@@ -193,8 +193,9 @@ def rejection_error(rejection: tracking.Rejection) -> InvalidArgument:
     )
 
 
-def decode_body(body: bytes) -> dict[str, Any]:
-    """A JSON request body, which must be an object.
+def decode_body(body: bytes, shape: str = 'the body must be {"batch": [...]} or one call object with a `type`'
+                ) -> dict[str, Any]:
+    """A JSON request body, which must be an object (`shape` says which, when it is not).
 
     Raises:
         InvalidArgument: BAD_REQUEST, the body is not JSON (nested past the parser's depth
@@ -206,8 +207,7 @@ def decode_body(body: bytes) -> dict[str, Any]:
         raise InvalidArgument(f"the body is not valid JSON: {bad}", reason="BAD_REQUEST",
                               violations=[FieldViolation("body", "not valid JSON")]) from None
     if not isinstance(decoded, dict):
-        raise InvalidArgument('the body must be {"batch": [...]} or one call object with a `type`',
-                              reason="BAD_REQUEST", violations=[FieldViolation("body", "not an object")])
+        raise InvalidArgument(shape, reason="BAD_REQUEST", violations=[FieldViolation("body", "not an object")])
     return decoded
 
 

@@ -234,6 +234,7 @@ class HttpListener:
             if self.stopping and self._in_flight == 0:
                 self._drained.set()
         response.headers["x-request-id"] = request_id
+        response.headers["Request-Id"] = request_id  # where Segment's Profile API reference says it is
         seconds = time.perf_counter() - started
         log.info("http", method=request.method, route=route, status=response.status,
                  duration_ms=round(seconds * 1000, 3), client=request[CLIENT])

@@ -28,9 +28,10 @@ from audiences_server.core.numbers import whole_number
 from audiences_server.core.tracking import format_time
 from audiences_server.engine.engine import Engine
 from audiences_server.engine.profile_reads import DEFAULT_PAGE, MAX_PAGE, EventFilter, ProfileSource, TraitItem
-from audiences_server.errors import FieldViolation, InvalidArgument, NotFound
-from audiences_server.http.app import EDGE
+from audiences_server.errors import AudiencesError, FieldViolation, InvalidArgument, NotFound
+from audiences_server.http.app import EDGE, ERROR_ANSWERS
 from audiences_server.http.auth import basic_token, granted
+from audiences_server.http.errors import HTTP_STATUS, error_response
 from audiences_server.http.query import bad_parameter, query_time
 
 PREFIX = "/v1/spaces/{space}/collections/{collection}/profiles/{profile}/{endpoint}"
@@ -85,10 +86,36 @@ class Read:
     url: URL
 
 
+# Segment's Profile API error codes (its reference, "Errors"), by HTTP status. A refused token
+# scope is Segment's 401 case; a refused collection its example of a validation error.
+SEGMENT_ERROR_CODES = {400: "invalid_request_error", 401: "authentication_error", 403: "authentication_error",
+                       404: "not_found", 429: "rate_limit_error"}
+VALIDATION_REASONS = frozenset({"COLLECTION_INVALID", "ENDPOINT_INVALID", "PATH_INVALID"})
+
+
 def add_routes(app: web.Application) -> None:
-    """Adds the Profile API's route, and a route that answers any other path under `/v1/spaces/`."""
+    """Adds the Profile API's route, and a route that answers any other path under `/v1/spaces/`,
+    both answering errors as Segment's Profile API does (`error_answer`)."""
     app.router.add_get(PREFIX, _profile_read)
     app.router.add_get("/v1/spaces/{tail:.*}", _other_path)
+    app[ERROR_ANSWERS][PREFIX] = app[ERROR_ANSWERS]["/v1/spaces/{tail}"] = error_answer
+
+
+def error_body(error: AudiencesError) -> tuple[int, dict[str, Any]]:
+    """A refused read's status and body: `{"error": {"code", "message", "reason"}}`, `code` in
+    Segment's vocabulary (`not_found`, `authentication_error`, `invalid_request_error`,
+    `validation_error`, `rate_limit_error`, and `server_error` for a 5xx), `reason` this
+    server's precise one."""
+    status = HTTP_STATUS.get(error.code, 500)
+    code = "validation_error" if error.reason in VALIDATION_REASONS else SEGMENT_ERROR_CODES.get(status, "server_error")
+    return status, {"error": {"code": code, "message": error.message, "reason": error.reason}}
+
+
+def error_answer(error: AudiencesError, request: web.Request) -> web.Response:
+    """The HTTP answer of a refused read: `error_body`, with the headers of `error_response`."""
+    response = error_response(error, request)
+    response.text = json.dumps(error_body(error)[1])
+    return response
 
 
 async def _profile_read(request: web.Request) -> web.Response:

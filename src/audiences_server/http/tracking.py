@@ -23,6 +23,7 @@ import asyncio
 import json
 import re
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -105,10 +106,10 @@ def add_routes(app: web.Application) -> None:
     edge = app[EDGE]
     api = app[TRACKING] = TrackingApi(edge, Origins(edge.engine.writer, edge.engine.readers))
     for path, kind in SINGLE_PATHS.items():
-        app.router.add_post(f"/v1/{path}", api.handler(kind))
+        app.router.add_post(f"/v1/{path}", api.handler(kind, client_side=len(path) == 1))
         app.router.add_route("OPTIONS", f"/v1/{path}", api.preflight)
     for path in BATCH_PATHS:
-        app.router.add_post(f"/v1/{path}", api.handler(None))
+        app.router.add_post(f"/v1/{path}", api.handler(None, client_side=len(path) == 1))
         app.router.add_route("OPTIONS", f"/v1/{path}", api.preflight)
     for path in (*SINGLE_PATHS, *BATCH_PATHS):
         app[ERROR_ANSWERS][f"/v1/{path}"] = tracking_error  # a refusal before the route runs too
@@ -128,12 +129,13 @@ class TrackingApi:
         self.bodies = _Budget()
         self.unchecked = _Budget()
 
-    def handler(self, kind: str | None) -> Handler:
-        """The handler of a path: one call of `kind`, or a batch when `kind` is None."""
+    def handler(self, kind: str | None, client_side: bool) -> Handler:
+        """The handler of a path: one call of `kind`, or a batch when `kind` is None; `client_side`
+        for the paths of Segment's client-side libraries (`Received`)."""
 
         async def handle(request: web.Request) -> web.StreamResponse:
             try:
-                return await self._handle(request, kind)
+                return await self._handle(request, kind, client_side)
             except AudiencesError as error:
                 return tracking_error(error, request)
 
@@ -165,7 +167,7 @@ class TrackingApi:
             headers["Access-Control-Allow-Private-Network"] = "true"
         return web.Response(status=204, headers=headers)
 
-    async def _handle(self, request: web.Request, kind: str | None) -> web.StreamResponse:
+    async def _handle(self, request: web.Request, kind: str | None, client_side: bool) -> web.StreamResponse:
         origin = request.headers.get("Origin")
         allowed = await self.allowed() if origin is not None else None
         if origin is not None and allowed is not None and allowed.allows_any(origin):
@@ -174,8 +176,9 @@ class TrackingApi:
         grant = self._basic_grant(request, origin, allowed)
         hold = _Hold(self, client_of(client_address(request)), checked=grant is not None)
         body = await self._read(request, MAX_CALL_BODY if kind else MAX_BATCH_BODY, kind, hold)
+        received = Received(client_side, client_address(request))
         try:
-            caller, pending = await self._edge.blocking(self._submit, kind, body, grant, origin, allowed)
+            caller, pending = await self._edge.blocking(self._submit, kind, body, grant, origin, allowed, received)
         finally:
             hold.release()
         structlog.contextvars.bind_contextvars(space=caller.space_name)
@@ -183,7 +186,11 @@ class TrackingApi:
         return _reply(kind, await pending.committed())
 
     def _basic_grant(self, request: web.Request, origin: str | None, allowed: AllowedOrigins | None) -> Grant | None:
-        """The grant of the Basic credentials (checked before the body is read), or None without them."""
+        """The grant of the Basic credentials (checked before the body is read), or None without
+        them. With Segment's OAuth (`Authorization: Bearer <access token>` and the write key in the
+        body), the access token is not this server's to check: the body's `writeKey` authenticates."""
+        if _oauth(request):
+            return None
         token = basic_token(request)
         if token is None:
             return None
@@ -236,18 +243,48 @@ class TrackingApi:
         return b"".join(chunks)
 
     def _submit(self, kind: str | None, body: bytes, grant: Grant | None, origin: str | None,
-                allowed: AllowedOrigins | None) -> tuple[Grant, PendingBatch]:
+                allowed: AllowedOrigins | None, received: Received) -> tuple[Grant, PendingBatch]:
         """Decodes a body and queues its calls for the writer (on the pool: JSON and validation are CPU work)."""
-        decoded = decode_body(body)
+        decoded = decode_body(body, f"the body must be one {kind} call, a JSON object") if kind else decode_body(body)
         if grant is None:
             grant = granted(self._auth, _body_key(decoded), "write")
             check_origin(grant, origin, allowed)
         sender = Sender(grant.space_id, grant.label)
         if kind is not None:
-            return grant, self._ingest.submit(sender, [{**_without_key(decoded), "type": kind}])
+            return grant, self._ingest.submit(sender, [received.complete({**_without_key(decoded), "type": kind},
+                                                                         tracking.BatchDefaults())])
         calls, defaults = _batch(decoded)
         check_batch_limits(len(calls), len(body))
-        return grant, self._ingest.submit(sender, calls, defaults)
+        return grant, self._ingest.submit(sender, [received.complete(call, defaults) for call in calls], defaults)
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """What Segment's servers add to a call they receive (docs/ingestion.md, "Client-side calls").
+
+    A call on a client-side library's path (analytics.js and the mobile libraries post to `/v1/t`
+    … `/v1/b`) has its `timestamp` from the device's clock: with a `sentAt` (from the same clock)
+    it is the call's `originalTimestamp`, corrected for the device's clock as such
+    (receivedAt − (sentAt − originalTimestamp)). Such a call, or one with `context.direct: true`,
+    gets the sender's address as `context.ip` unless it has one."""
+
+    client_side: bool
+    address: str
+
+    def complete(self, call: Any, defaults: tracking.BatchDefaults) -> Any:
+        """The call with what the server adds (as sent if it is not an object: refused later)."""
+        if not isinstance(call, dict):
+            return call
+        if (self.client_side and call.get("timestamp") is not None and call.get("originalTimestamp") is None
+                and (call.get("sentAt") if call.get("sentAt") is not None else defaults.sent_at) is not None):
+            call = {**{k: v for k, v in call.items() if k != "timestamp"}, "originalTimestamp": call["timestamp"]}
+        context = call.get("context")
+        if context is None:
+            context = {}
+        if (self.address and isinstance(context, dict) and (self.client_side or context.get("direct") is True)
+                and "ip" not in context and "ip" not in (defaults.context or {})):
+            call = {**call, "context": {**context, "ip": self.address}}
+        return call
 
 
 class BodyTimedOut(AudiencesError):
@@ -375,11 +412,17 @@ def _reply(kind: str | None, results: list[CallResult]) -> web.Response:
     ]})
 
 
+def _oauth(request: web.Request) -> bool:
+    """Whether the request has one Authorization header, a Bearer one (Segment's OAuth)."""
+    headers = request.headers.getall("Authorization", [])
+    return len(headers) == 1 and headers[0].partition(" ")[0].lower() == "bearer"
+
+
 def _body_key(decoded: dict[str, Any]) -> str:
     key = decoded.get("writeKey")
     if not isinstance(key, str) or not key:
         raise Unauthenticated("missing credentials: HTTP Basic with the write key as user name, or `writeKey` "
-                              "in the body", reason="TOKEN_MISSING")
+                              "in the body (with or without a Bearer token)", reason="TOKEN_MISSING")
     return key
 
 
