@@ -9,7 +9,7 @@ import io
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import grpc
 import pytest
@@ -370,3 +370,63 @@ def test_a_feed_emptied_by_a_deletion_never_issues_a_cursor_again(site: Site) ->
     resumed = wait_for(lambda: _changes(site, last), what="the new record after the consumer's cursor")
     assert [r.external_ids[0].value for r in resumed] == ["next"]
     assert int(resumed[0].cursor) > max(int(r.cursor) for r in [*entry, *exit_record])
+
+
+def _at_events_stage(site: Site, monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
+    """Holds every deletion at its last stage (its row gone, its events not yet deleted) until the
+    returned function lets it go on."""
+    from audiences_server.engine.deletion import Deletions
+
+    deleting = Deletions._delete_events
+    monkeypatch.setattr(Deletions, "_delete_events", lambda self, conn, row: time.sleep(0.005))
+
+    def go_on() -> None:
+        monkeypatch.setattr(Deletions, "_delete_events", deleting)
+        site.running.server.engine.lifecycle.wake()
+
+    return go_on
+
+
+def test_a_profile_made_while_another_is_deleted_keeps_its_own_id(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The newest profile is deleted: its row goes, then its events, in later jobs. Profiles made
+    meanwhile get ids past the deleted one's (SQLite would hand it out again): they merge as usual,
+    and the deletion removes the deleted profile's events only."""
+    site.send({"type": "identify", "userId": "leaver", "traits": {"plan": "pro"}},
+              {"type": "track", "userId": "leaver", "event": "Clicked"})
+    [(leaver_id,)] = site.running.query("SELECT profile_id FROM identifiers WHERE space_id = ? AND id_value = 'leaver'",
+                                        (site.space_id,))
+    go_on = _at_events_stage(site, monkeypatch)
+    deletion = _delete(site, "user_id:leaver", delivery_timeout=duration_pb2.Duration())
+    wait_for(lambda: site.running.query("SELECT stage FROM profile_deletions WHERE space_id = ?",
+                                        (site.space_id,)) == [("events",)],
+             what="the deletion at its last stage")
+    viewed = [{"type": "track", "anonymousId": "newcomer", "event": "Viewed", "messageId": f"v{n}"} for n in range(3)]
+    site.send(*viewed, {"type": "identify", "userId": "joiner"},
+              {"type": "identify", "userId": "joiner", "anonymousId": "newcomer"},
+              {"type": "track", "anonymousId": "newcomer", "event": "Viewed", "messageId": "v3"})
+    holders = dict(site.running.query("SELECT id_value, profile_id FROM identifiers WHERE space_id = ?"
+                                      " AND id_value IN ('newcomer', 'joiner')", (site.space_id,)))
+    assert holders["newcomer"] == holders["joiner"] > leaver_id
+    go_on()
+    done = _finished(site, deletion.deletion_id)
+    assert done.events_deleted == 2
+    assert site.running.query("SELECT count(*) FROM events WHERE profile_id = ?", (holders["joiner"],)) == [(6,)]
+
+
+def test_a_cursor_whose_record_a_deletion_removed_still_reads(site: Site) -> None:
+    """A consumer read the entry of a profile that is then deleted at once (no wait): the deletion
+    removes the entry and the exit, the feed's newest records. Resuming after the entry's cursor
+    reads on (nothing yet, then the next record), rather than refusing a cursor the feed issued."""
+    site.send({"type": "identify", "userId": "solo", "traits": {"plan": "pro"}})
+    site.define("pro", "trait('plan') = 'pro'")
+    site.tick()
+    site.running.sync.CreateDestination(sync_pb2.CreateDestinationRequest(destination=sync_pb2.Destination(
+        key="feed", grpc_feed=sync_pb2.GrpcFeedConfig())), metadata=site.as_("admin"))
+    connect(site, "feed", "pro")
+    entry = wait_for(lambda: _changes(site, ""), what="the entry in the feed")
+    _finished(site, _delete(site, "user_id:solo", delivery_timeout=duration_pb2.Duration()).deletion_id)
+    assert _changes(site, entry[-1].cursor) == []
+    site.send({"type": "identify", "userId": "next", "traits": {"plan": "pro"}})
+    site.tick()
+    resumed = wait_for(lambda: _changes(site, entry[-1].cursor), what="the next record after the cursor")
+    assert [r.external_ids[0].value for r in resumed] == ["next"]

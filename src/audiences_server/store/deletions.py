@@ -14,6 +14,7 @@ from typing import Any
 
 import apsw
 
+from audiences_server.store import sync
 from audiences_server.store.db import scalar
 from audiences_server.store.sync import TAKEN
 
@@ -207,6 +208,9 @@ def purge(conn: apsw.Connection, space_id: int, profile_ids: list[int]) -> None:
     values, evaluator state, change records (which are its membership history), queued deliveries and feed
     records (a size series keeps its counts, which name no one)."""
     ids = json.dumps(profile_ids)
+    sync.note_feed_removal(conn, f"profile_id {_IN}", (ids,))
+    conn.execute("UPDATE id_floors SET value = max(value, (SELECT coalesce(max(profile_id), 0) FROM profiles))"
+                 " WHERE name = 'profiles'")
     for table, column in (("identifiers", "profile_id"), ("traits", "profile_id"), ("computed_values", "profile_id"),
                           ("member_results", "user_id"), ("touches", "profile_id"), ("due", "profile_id"),
                           ("changes", "profile_id"), ("changes", "user_id"), ("feed_records", "profile_id"),

@@ -75,9 +75,12 @@ def load_states(conn: apsw.Connection, profile_ids: Iterable[int]) -> list[Profi
 
 
 def create_profile(conn: apsw.Connection, space_id: int, collection: str, now_ms: int) -> int:
-    """A new, empty profile; returns its id."""
+    """A new, empty profile; returns its id, past every id a profile ever had (`id_floors`: a
+    deleted profile's id keys its events until they are gone)."""
     conn.execute(
-        "INSERT INTO profiles (space_id, collection, public_id, created_ms, updated_ms) VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO profiles (profile_id, space_id, collection, public_id, created_ms, updated_ms)"
+        " SELECT max(coalesce(max(profile_id), 0), coalesce((SELECT value FROM id_floors WHERE name = 'profiles'), 0))"
+        " + 1, ?, ?, ?, ?, ? FROM profiles",
         (space_id, collection, "prf_" + secrets.token_hex(12), now_ms, now_ms),
     )
     return int(conn.last_insert_rowid())

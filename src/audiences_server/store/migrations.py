@@ -866,3 +866,22 @@ def _ids_never_reused(conn: apsw.Connection) -> None:
         DELETE FROM sqlite_sequence WHERE name = 'deliveries';
         INSERT INTO sqlite_sequence (name, seq) SELECT 'deliveries', coalesce(max(delivery_id), 0) FROM deliveries;
     """)
+
+
+@migration("0022_ids_past_removals")
+def _ids_past_removals(conn: apsw.Connection) -> None:
+    # A profile's id keys its events until a deletion's last step removes them, after its row is
+    # gone; without AUTOINCREMENT SQLite gave a profile made meanwhile the deleted one's id, and
+    # with it the deletion: it merged with no other profile and its events were deleted. Rather
+    # than rebuild the largest table, `id_floors` keeps the greatest profile id ever removed, and
+    # a new profile's id is past it (store/identity.py, `create_profile`). A feed's record removed
+    # by a deletion or a disconnection (not retention, which `feed_pruned` counts) leaves its id in
+    # `feed_removed_through`, so that a consumer's cursor naming it stays one the feed issued.
+    conn.execute("""
+        CREATE TABLE id_floors (
+            name TEXT PRIMARY KEY,
+            value INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        INSERT INTO id_floors (name, value) SELECT 'profiles', coalesce(max(profile_id), 0) FROM profiles;
+        ALTER TABLE destinations ADD COLUMN feed_removed_through INTEGER NOT NULL DEFAULT 0;
+    """)

@@ -242,6 +242,7 @@ def connections_of_computation(conn: apsw.Connection, computation_id: int) -> li
 def delete_connection(conn: apsw.Connection, connection_id: int) -> None:
     """Removes a connection with its queue, dead letters and feed records."""
     conn.execute("DELETE FROM deliveries WHERE connection_id = ?", (connection_id,))
+    note_feed_removal(conn, "connection_id = ?", (connection_id,))
     conn.execute("DELETE FROM feed_records WHERE connection_id = ?", (connection_id,))
     conn.execute("DELETE FROM connections WHERE connection_id = ?", (connection_id,))
 
@@ -530,6 +531,17 @@ def feed_oldest(conn: apsw.Connection, destination_id: int) -> int:
                       (destination_id,)))
 
 
-def prune_feed(conn: apsw.Connection, destination_id: int, before_ms: int) -> None:
-    """Forgets feed records older than the retention."""
-    conn.execute("DELETE FROM feed_records WHERE destination_id = ? AND created_ms < ?", (destination_id, before_ms))
+def note_feed_removal(conn: apsw.Connection, condition: str, params: tuple[Any, ...]) -> None:
+    """Before feed records that match `condition` are removed (by a deletion or a disconnection,
+    not retention, which `feed_pruned` counts): each feed keeps the newest id it loses, so that a
+    consumer's cursor naming it is still one the feed issued (`feed_issued`)."""
+    conn.execute(
+        "UPDATE destinations SET feed_removed_through = max(feed_removed_through, removed.newest)"
+        f" FROM (SELECT destination_id, max(record_id) AS newest FROM feed_records WHERE {condition}"
+        " GROUP BY destination_id) AS removed WHERE destinations.destination_id = removed.destination_id", params)
+
+
+def feed_removed_through(conn: apsw.Connection, destination_id: int) -> int:
+    """The newest record id a feed lost to a deletion or a disconnection (`note_feed_removal`)."""
+    return int(scalar(conn, "SELECT coalesce(max(feed_removed_through), 0) FROM destinations WHERE destination_id = ?",
+                      (destination_id,)))

@@ -156,13 +156,14 @@ class Feed:
     def check_issued(self, destination_id: int, after: int) -> None:
         """Refuses a cursor past every record the feed has issued (`CURSOR_INVALID`): reading
         after it would acknowledge records nobody read, and wait for ids far ahead. Issued is up
-        to the newest record kept, removed by retention, or read (a profile deletion removes
-        records already read, the newest among them perhaps)."""
+        to the newest record kept, removed (by retention, a profile's deletion or a
+        disconnection), or read."""
         if not after:
             return
         conn = self._readers.get()
         destination = store.destination_by_id(conn, destination_id)
         issued = max(store.feed_latest(conn, destination_id), retention_store.pruned_through(conn, destination_id),
+                     store.feed_removed_through(conn, destination_id),
                      destination.feed_acked if destination is not None else 0)
         if after > issued:
             raise _not_issued("start_cursor")
