@@ -17,7 +17,8 @@ def mode(path: Path) -> int:
 
 def test_a_fresh_database_and_its_folder_are_private(tmp_path: Path) -> None:
     """A server started on a database that does not exist yet creates its folders 0700 and the
-    database, its WAL, shared-memory and lock files 0600, whatever the umask lets through."""
+    database, its WAL and shared-memory files 0600, whatever the umask lets through (the instance
+    lock is on the database itself: no file of its own)."""
     db = tmp_path / "fresh" / "deeper" / "audiences.db"
     previous = os.umask(0o002)  # a permissive umask: the modes must not come from it
     try:
@@ -27,7 +28,7 @@ def test_a_fresh_database_and_its_folder_are_private(tmp_path: Path) -> None:
     try:
         track = tracking_pb2.Track(user_id="u", event="E")
         running.ingest.Track(ingest_pb2.TrackRequest(track=track), metadata=running.auth("write"))
-        files = [db, *(db.with_name(f"audiences.db-{end}") for end in ("wal", "shm", "lock"))]
+        files = [db, *(db.with_name(f"audiences.db-{end}") for end in ("wal", "shm"))]
         assert {path.name: mode(path) for path in files} == {path.name: 0o600 for path in files}
         assert (mode(db.parent), mode(db.parent.parent)) == (0o700, 0o700)
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import ssl
 import subprocess
 import sys
@@ -175,14 +176,27 @@ def test_long_invalid_definitions_get_a_bounded_definition_error(running: Runnin
 
 
 def test_a_second_server_on_the_same_database_refuses(tmp_path: Path) -> None:
-    """Only one server runs on a database: the second exits with a clear message."""
+    """Only one server runs on a database: the second exits with a clear message, whether it names
+    the file by its path or through a symlink or a hard link to it; so does a restore into it."""
     first = ServerProcess(tmp_path / "var" / "audiences.db")
+    (tmp_path / "symlink.db").symlink_to(first.db)
+    os.link(first.db, tmp_path / "hardlink.db")
     try:
-        second = subprocess.run(
-            [sys.executable, "-m", "audiences_server.cli", "serve", "--db", str(first.db), "--listen", "127.0.0.1:0",
-             "--http-listen", "127.0.0.1:0"], capture_output=True, text=True, timeout=60, check=False)
-        assert second.returncode == 1
-        assert "another server is already running on" in second.stderr
+        for db in (first.db, tmp_path / "symlink.db", tmp_path / "hardlink.db"):
+            second = subprocess.run(
+                [sys.executable, "-m", "audiences_server.cli", "serve", "--db", str(db), "--listen", "127.0.0.1:0",
+                 "--http-listen", "127.0.0.1:0"], capture_output=True, text=True, timeout=60, check=False)
+            assert second.returncode == 1, db
+            assert "another server is already running on" in second.stderr
+        backup = tmp_path / "backup.db"
+        made = subprocess.run([sys.executable, "-m", "audiences_server.cli", "backup", str(backup), "--db",
+                               str(first.db)], capture_output=True, text=True, timeout=60, check=False)
+        assert made.returncode == 0, made.stderr
+        restored = subprocess.run([sys.executable, "-m", "audiences_server.cli", "restore", str(backup), "--db",
+                                   str(tmp_path / "symlink.db")], capture_output=True, text=True, timeout=60,
+                                  check=False)
+        assert restored.returncode != 0
+        assert "stop it before restoring" in restored.stderr
     finally:
         first.stop()
 

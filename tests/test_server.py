@@ -187,6 +187,21 @@ def test_settings_precedence_and_errors() -> None:
         resolve({"workers": "-3"}, {})
 
 
+@pytest.mark.parametrize(("name", "text", "expected"), [
+    ("tick_interval_ms", "99999999999999999999999", "whole number of milliseconds from 1 to 3,600,000"),
+    ("tick_interval_ms", "0", "whole number of milliseconds from 1 to 3,600,000"),
+    ("tick_budget_ms", "3600001", "whole number of milliseconds from 1 to 3,600,000"),
+    ("workers", "abc", "whole number from 1 to 1,024"),
+    ("tick_slice", "-1", "whole number from 0 to 1,000,000,000"),
+    ("history_retention_days", "100001", "whole number of days from 1 to 100,000"),
+])
+def test_whole_number_settings_are_bounded(name: str, text: str, expected: str) -> None:
+    """A whole-number setting past what the server can use (a tick interval past what a timer
+    takes killed the evaluator's thread) is refused at start, naming the setting and its range."""
+    with pytest.raises(ValueError, match=f"--{name.replace('_', '-')} / .*: expected a {expected}, not '{text}'"):
+        resolve({name: text}, {})
+
+
 @pytest.mark.parametrize("text", ["inf", "-inf", "nan", "-1", "3600.5", "1e9", "abc", ""])
 def test_shutdown_grace_is_finite_seconds_within_an_hour(text: str) -> None:
     """`--shutdown-grace-s` takes seconds from 0 to 3600, by flag or environment; anything else (`inf`

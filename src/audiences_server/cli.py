@@ -85,7 +85,7 @@ def _command(args: argparse.Namespace) -> int:
 
 def _serve(settings: Settings) -> int:
     try:
-        # Before the instance lock, which makes a `-lock` file beside any file named.
+        # Before the instance lock, which creates the database file when missing.
         ops_cli.check_database(settings.db, new=True)
     except (ValueError, OSError) as refused:
         return _refused(str(refused), 1)

@@ -109,7 +109,8 @@ def check_database(db: Path, *, ours: bool = False, new: bool = False) -> None:
     migrates it, so a mistyped path would leave a new database behind, one that the first `serve`
     does not bootstrap if a space was created in it. With `ours` (commands that open the engine,
     which migrates), a database of another program is refused too, not migrated. With `new`
-    (`serve`), a missing or empty file passes: the server makes it a new database.
+    (`serve`), a missing or empty file, or an SQLite database with no table, passes: the server
+    makes it a new database; one holding another program's tables is refused.
 
     Raises:
         FileNotFoundError, ValueError: says why.
@@ -127,15 +128,22 @@ def check_database(db: Path, *, ours: bool = False, new: bool = False) -> None:
     if header != SQLITE_HEADER:
         raise ValueError(f"{db} is not an SQLite database: " + ("the file is empty" if not header
                                                                  else "file is not a database"))
-    if ours:
+    if ours or new:
         conn = apsw.Connection(str(db), flags=apsw.SQLITE_OPEN_READONLY)
         try:
             conn.setbusytimeout(10_000)
             migrated = conn.execute("SELECT 1 FROM sqlite_master WHERE name = '_migrations'").fetchall()
+            empty = not conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+        except SQLITE_ERRORS as failed:
+            said = explain_sqlite(failed, db)
+            if said is None:
+                raise
+            raise ValueError(said) from None
         finally:
             conn.close()
-        if not migrated:
-            raise ValueError(f"{db} is not an Audiences database")
+        if not migrated and not (new and empty):
+            raise ValueError(f"{db} is not an Audiences database" + (
+                ": it holds another program's tables, which a server would add its own to" if new else ""))
 
 
 def explain_sqlite(error: Exception, db: Path) -> str | None:

@@ -81,11 +81,14 @@ def http_ssl_context(settings: Settings) -> ssl.SSLContext | None:
 
 
 class InstanceLock:
-    """An exclusive lock beside the database file (`<db>-lock`), held while a server runs on it.
+    """An exclusive `flock` on the database file itself, held while a server runs on it (or a
+    restore writes it): a symlink or a hard link to the file is the same file, so a second server
+    or a restore through one is refused too.
 
-    A file of its own rather than the database itself: closing any descriptor of a file drops
-    every POSIX lock the process holds on it, SQLite's included. The kernel drops the `flock`
-    when the process dies (kill -9 too), so a crash never leaves a stale lock.
+    `flock` and SQLite's POSIX locks do not meet, but closing any descriptor of a file drops every
+    POSIX lock the process holds on it, SQLite's included: the descriptor stays open until
+    `release`, once the engine has closed its connections. The kernel drops the `flock` when the
+    process dies (kill -9 too), so a crash never leaves a stale lock.
     """
 
     def __init__(self, fd: int) -> None:
@@ -93,13 +96,13 @@ class InstanceLock:
 
     @classmethod
     def take(cls, db: Path) -> InstanceLock:
-        """Locks the database, creating it and its lock file (0600, in 0700 folders) when missing.
+        """Locks the database, creating it (0600, in 0700 folders) when missing.
 
         Raises:
             OSError: another server holds it; the message says so.
         """
         create_private(db)
-        fd = os.open(db.with_name(db.name + "-lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        fd = os.open(db, os.O_RDONLY)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -50,18 +50,20 @@ def _time_ms(text: str) -> int | None:
     return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise ValueError(f"expected a positive whole number, not {text!r}")
-    return value
+def _whole_between(low: int, high: int, unit: str = "") -> Callable[[str], int]:
+    """A whole number from `low` to `high`: past them a setting only ever fails later (a tick
+    interval past what a timer takes killed the evaluator's thread)."""
+    def parse(text: str) -> int:
+        wrong = f"expected a whole number{' of ' + unit if unit else ''} from {low:,} to {high:,}, not {text!r}"
+        try:
+            value = int(text)
+        except ValueError:
+            raise ValueError(wrong) from None
+        if not low <= value <= high:
+            raise ValueError(wrong)
+        return value
 
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise ValueError(f"expected a whole number, 0 or more, not {text!r}")
-    return value
+    return parse
 
 
 # The longest --shutdown-grace-s: an hour. A grace is waited out whole while a stream stays open
@@ -186,11 +188,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("log_format", _choice("auto", "json", "console"), "auto",
             "log format: auto is console on a terminal and JSON otherwise"),
     Setting("log_level", _choice("debug", "info", "warning", "error"), "info", "lowest level logged"),
-    Setting("workers", _positive_int, "16", "threads running the engine's blocking work for RPCs"),
-    Setting("tick_interval_ms", _positive_int, "200", "shortest time between two evaluator ticks"),
-    Setting("tick_budget_ms", _positive_int, "1000",
+    Setting("workers", _whole_between(1, 1024), "16", "threads running the engine's blocking work for RPCs"),
+    Setting("tick_interval_ms", _whole_between(1, 3_600_000, "milliseconds"), "200",
+            "shortest time between two evaluator ticks (1 ms to 1 hour)"),
+    Setting("tick_budget_ms", _whole_between(1, 3_600_000, "milliseconds"), "1000",
             "a tick starts no new job after running this long; what waits goes to the next tick"),
-    Setting("tick_slice", _non_negative_int, "0",
+    Setting("tick_slice", _whole_between(0, 1_000_000_000), "0",
             "most waiting work (touched profiles plus profiles with a next change time due) one tick takes;"
             " 0: bounded by time only"),
     Setting("backfill_scan_ahead", _bool, "true",
@@ -205,7 +208,7 @@ SETTINGS: tuple[Setting, ...] = (
             "where first start writes the bootstrap tokens (default: credentials.json beside the database)"),
     Setting("shutdown_grace_s", _grace_seconds, "10",
             "seconds in-flight calls get to finish on shutdown (0 to 3600)"),
-    Setting("history_retention_days", _positive_int, "90",
+    Setting("history_retention_days", _whole_between(1, 100_000, "days"), "90",
             "days each profile's membership history and each definition's size series are kept"),
 )
 

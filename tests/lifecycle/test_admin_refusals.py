@@ -119,8 +119,9 @@ def test_a_file_that_is_not_a_sound_database_is_one_line(
 
 
 def test_a_database_of_another_program_is_not_migrated(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """`spaces` and `tokens` open the engine, which migrates: on an SQLite file that is not this
-    server's they refuse instead of adding the server's tables to it. `db` reads it."""
+    """`spaces`, `tokens` and `serve` open the engine, which migrates: on an SQLite file that is not
+    this server's they refuse instead of adding the server's tables to it (`serve` takes one with no
+    table as a new database). `db` reads it."""
     db = tmp_path / "other.db"
     conn = apsw.Connection(str(db))
     conn.execute("CREATE TABLE notes (body TEXT)")
@@ -128,6 +129,10 @@ def test_a_database_of_another_program_is_not_migrated(tmp_path: Path, capsys: p
     before = db.read_bytes()
     status, _, err = _main(capsys, "spaces", "list", "--db", str(db))
     assert (status, err) == (1, f"audiences-server: {db} is not an Audiences database\n")
+    served = _command("serve", "--db", str(db), "--listen", "127.0.0.1:0", "--http-listen", "")
+    assert (served.returncode, served.stderr) == (1, f"audiences-server: {db} is not an Audiences database: it"
+                                                     " holds another program's tables, which a server would add its"
+                                                     " own to\n")
     assert db.read_bytes() == before
     assert _main(capsys, "db", "tables", "--db", str(db)) == (0, "notes\t0\tbody\n", "")
 
