@@ -102,6 +102,15 @@ def test_bad_updates_name_the_field(space: Space, paths: list[str], rule: dict[s
     assert admin(space, "GetIdentityRules", admin_pb2.GetIdentityRulesRequest()) == before
 
 
+@pytest.mark.parametrize(("id_type", "priority", "holder"), [
+    ("anonymous_id", 2, "email"), ("ga_client_id", 1, "user_id")])
+def test_a_taken_priority_names_the_type_that_holds_it(space: Space, id_type: str, priority: int, holder: str) -> None:
+    """A priority another type has is refused naming that type, whichever of the two sorts first."""
+    with pytest.raises(grpc.RpcError) as caught:
+        update(space, ["priority"], id_type=id_type, priority=priority)
+    assert field_violations(caught.value) == [("rule.priority", f"{priority} is already the priority of {holder}")]
+
+
 def _make_violations(space: Space) -> None:
     """Three blocked user ids, two blocked anonymous ids, one anonymous id over its limit."""
     space.send(*[{"type": "track", "userId": v, "anonymousId": f"a{v}", "event": "E", "messageId": f"b{i}"}

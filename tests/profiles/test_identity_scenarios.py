@@ -401,6 +401,34 @@ def test_a_merge_moves_events_traits_links_and_message_times(space: Space) -> No
     assert [link.profile.profile_id for link in users] == [meta.profile_id]
 
 
+@pytest.mark.parametrize("split", [False, True], ids=["one-profile", "two-merged"])
+def test_a_removal_ends_the_other_profiles_older_link_in_a_merge(space: Space, split: bool) -> None:
+    """A link at day 3, its removal at day 15, then a late group call dated day 10: on one profile
+    they leave no link (the removal is the latest); split over two profiles that then merge, the
+    same, seen from the user and from the account."""
+    first, late = ("c", "d") if split else ("c", "c")
+    space.send({"type": "identify", "anonymousId": late, "traits": {"plan": "pro"}, "at": space.now() - 30 * DAY},
+               {"type": "group", "anonymousId": first, "groupId": "acme", "at": space.now() - 27 * DAY},
+               {"type": "group", "anonymousId": first, "groupId": "acme", "context": {"unlink": True},
+                "at": space.now() - 15 * DAY},
+               {"type": "group", "anonymousId": late, "groupId": "acme", "at": space.now() - 20 * DAY})
+    if split:
+        space.send({"type": "identify", "anonymousId": "c", "context": {"externalIds": [
+            {"id": "d", "type": "anonymous_id", "collection": "users", "encoding": "none"}]}})
+    space.tick()
+    links = space.running.profiles.ListLinks(
+        profiles_pb2.ListLinksRequest(profile=common_pb2.ProfileRef(collection=USERS, id="anonymous_id:c")),
+        metadata=bearer(space.tokens["read"]),
+    ).links
+    assert list(links) == []
+    users = space.running.profiles.ListLinks(
+        profiles_pb2.ListLinksRequest(profile=common_pb2.ProfileRef(collection=common_pb2.COLLECTION_ACCOUNTS,
+                                                                    id="group_id:acme")),
+        metadata=bearer(space.tokens["read"]),
+    ).links
+    assert list(users) == []
+
+
 def test_one_batch_with_a_merge_keeps_the_earliest_message(space: Space) -> None:
     """Within one batch, a survivor's own earlier message is not forgotten when another profile merges in."""
     now = space.now()

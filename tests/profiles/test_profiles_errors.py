@@ -119,6 +119,31 @@ def test_a_token_of_another_listing_is_refused(shop: Shop) -> None:
     assert error_reason(failure(shop.space, "ListTraits", request)) == "PAGE_TOKEN_INVALID"
 
 
+def test_a_merge_into_the_profile_ends_its_tokens(shop: Shop) -> None:
+    """A profile absorbs another while a client pages its events: the merged events may sort
+    before the token's cursor, so the token is refused (PAGE_TOKEN_INVALID) and the client starts
+    again and gets every event; paging a profile never merged into goes on as before."""
+    space = new_space(shop.space.running)
+    space.send(*[{"type": "track", "userId": "keeper", "event": "E", "messageId": f"k{n}",
+                  "timestamp": f"2026-01-0{n + 1}T00:00:00Z"} for n in range(4)],
+               *[{"type": "track", "anonymousId": "stray", "event": "E", "messageId": f"s{n}",
+                  "timestamp": f"2026-01-0{n + 1}T12:00:00Z"} for n in range(4)])
+    first = call(space, "ListEvents", profiles_pb2.ListEventsRequest(
+        profile=ref("user_id:keeper"), page_size=2, sort_order=profiles_pb2.SORT_ORDER_ASCENDING))
+    space.send({"type": "identify", "userId": "keeper", "anonymousId": "stray"})
+    request = profiles_pb2.ListEventsRequest(profile=ref("user_id:keeper"), page_size=2,
+                                             sort_order=profiles_pb2.SORT_ORDER_ASCENDING,
+                                             page_token=first.next_page_token)
+    assert error_reason(failure(space, "ListEvents", request)) == "PAGE_TOKEN_INVALID"
+    again = call(space, "ListEvents", profiles_pb2.ListEventsRequest(
+        profile=ref("user_id:keeper"), page_size=2, sort_order=profiles_pb2.SORT_ORDER_ASCENDING))
+    following = call(space, "ListEvents", profiles_pb2.ListEventsRequest(
+        profile=ref("user_id:keeper"), page_size=20, sort_order=profiles_pb2.SORT_ORDER_ASCENDING,
+        page_token=again.next_page_token))
+    listed = {e.message_id for e in [*again.events, *following.events]}
+    assert listed >= {*(f"k{n}" for n in range(4)), *(f"s{n}" for n in range(4))}
+
+
 def test_a_token_of_another_space_is_refused(shop: Shop) -> None:
     """The same request in another space, for a user of the same id, refuses the first space's token."""
     other = new_space(shop.space.running)

@@ -97,6 +97,13 @@ class IdentityAdmin:
             }
         if "priority" in changes:
             rule["priority"] = changes["priority"] or None
+            holder = next((name for name, other in data["types"].items()
+                           if name != id_type and rule["priority"] is not None
+                           and other.get("priority") == rule["priority"]), None)
+            if holder is not None:  # named here: the rules' own check names whichever type sorts first
+                said = f"{rule['priority']} is already the priority of {holder}"
+                raise InvalidArgument(f"invalid rule: {said}", reason="RULE_INVALID",
+                                      violations=[FieldViolation("rule.priority", said)])
         if "source_keys" in changes:
             rule["sources"] = list(changes["source_keys"])
         data["types"][id_type] = rule

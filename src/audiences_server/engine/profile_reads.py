@@ -196,12 +196,16 @@ class ProfileReads:
         """One page of a listing: resolve the address, read past the token's cursor, sign the next cursor.
 
         The token is bound to the space, the profile and the listing's filters (not to the page
-        size, which may change from page to page).
+        size, which may change from page to page), and to the profiles merged into it: a merge
+        brings items a page already passed, so it ends the profile's tokens.
         """
         limit = page_size(size, DEFAULT_PAGE, MAX_PAGE)
         with self._readers.snapshot() as conn:
             pid, public_id = _find(conn, space_id, collection, address)
             scope = {**listing.scope, "space": space_id, "profile": pid}
+            merges = store.merge_count(conn, pid)
+            if merges:  # absent until a merge, so that the tokens of a profile never merged stay as they were
+                scope["merges"] = merges
             found = listing.fetch(conn, pid, self._tokens.decode(token, scope), limit + 1)
         page = found[:limit]
 

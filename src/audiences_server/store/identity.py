@@ -135,8 +135,10 @@ def write_traits(conn: apsw.Connection, profile_id: int, entries: dict[str, Trai
 
 def move_profile(
     conn: apsw.Connection, space_id: int, survivor: int, merged: int, message_id: str, now_ms: int
-) -> None:
-    """Moves everything of `merged` to `survivor` (traits are merged by the caller) and logs it."""
+) -> list[tuple[int, int]]:
+    """Moves everything of `merged` to `survivor` (traits are merged by the caller) and logs it;
+    returns the (user, account) links the merge removed: one profile's link that the other
+    profile's removal, at or after it, ends (as on one profile, last write wins by event time)."""
     conn.execute("UPDATE identifiers SET profile_id = ? WHERE profile_id = ?", (survivor, merged))
     conn.execute("UPDATE events SET profile_id = ? WHERE profile_id = ?", (survivor, merged))
     sync.move_deliveries(conn, survivor, merged)
@@ -160,6 +162,10 @@ def move_profile(
         )
         conn.execute(f"UPDATE OR IGNORE unlinks SET {column} = ? WHERE {column} = ?", (survivor, merged))
         conn.execute(f"DELETE FROM unlinks WHERE {column} = ?", (merged,))
+    ended = [(int(user), int(account)) for user, account in conn.execute(
+        "SELECT l.user_id, l.account_id FROM links l JOIN unlinks u USING (user_id, account_id)"
+        " WHERE (l.user_id = ? OR l.account_id = ?) AND u.unlinked_ms >= l.last_linked_ms", (survivor, survivor))]
+    conn.executemany("DELETE FROM links WHERE user_id = ? AND account_id = ?", ended)
     row = conn.execute(
         "SELECT merge_count, first_message_ms, last_message_ms FROM profiles WHERE profile_id = ?", (merged,)
     ).fetchone()
@@ -179,6 +185,7 @@ def move_profile(
         "INSERT INTO merges (space_id, survivor_id, merged_id, message_id, merged_ms) VALUES (?, ?, ?, ?, ?)",
         (space_id, survivor, merged, message_id, now_ms),
     )
+    return ended
 
 
 def link(conn: apsw.Connection, user_id: int, account_id: int, at_ms: int) -> bool:

@@ -16,7 +16,7 @@ from typing import Any
 
 import apsw
 
-from audiences_server.store.db import rows
+from audiences_server.store.db import rows, scalar
 
 # The order of trait classes under one key (a custom trait and a computed trait may share it).
 CLASS_RANK = {"custom": 0, "computed_trait": 1, "audience": 2}
@@ -54,6 +54,11 @@ def by_identifier(conn: apsw.Connection, space_id: int, collection: str, id_type
         " WHERE i.space_id = ? AND i.collection = ? AND i.id_type = ? AND i.id_value = ?",
         (space_id, collection, id_type, value)).fetchone()
     return (int(row[0]), str(row[1])) if row else None
+
+
+def merge_count(conn: apsw.Connection, profile_id: int) -> int:
+    """How many profiles were merged into a profile."""
+    return int(scalar(conn, "SELECT merge_count FROM profiles WHERE profile_id = ?", (profile_id,)) or 0)
 
 
 def profile_row(conn: apsw.Connection, profile_id: int) -> dict[str, Any]:
