@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from audiences_server.core.ql import QueryError, check, parse, parse_and_check
@@ -103,6 +105,34 @@ def test_deep_nesting_is_a_query_error(text: str) -> None:
     """Input nested past 40 levels is refused with a QueryError, never a RecursionError."""
     error = parse_error(text)
     assert "nested more than 40 levels" in error.message
+
+
+def _nested_where(levels: int) -> str:
+    text = "trait('x') = 1"
+    for level in range(levels):
+        text = f"event('E{level}').where({text}).count() >= 1"
+    return text
+
+
+@pytest.mark.parametrize("make", [lambda n: "(" * n + "trait('x') = 1" + ")" * n,
+                                  lambda n: "NOT " * n + "trait('x') = 1", _nested_where],
+                         ids=["parentheses", "not", "where"])
+def test_forty_levels_of_nesting_are_taken_and_forty_one_refused(make: Callable[[int], str]) -> None:
+    """The documented limit, 40 levels of parentheses, `NOT` or `where`, is exactly where it refuses."""
+    parse_and_check(make(40), kind="audience", collection="users")
+    refused = parse_error(make(41))
+    assert ("nested more than 40 levels" in refused.message, refused.kind) == (True, "limit")
+
+
+@pytest.mark.parametrize(("text", "said"), [
+    ("trait('x') = 1e999", "number 1e999 is too large"),
+    ("trait('x') = 1e-400", "number 1e-400 is too small: it would be read as 0")])
+def test_a_number_a_double_cannot_hold_is_refused_where_it_is(text: str, said: str) -> None:
+    """A literal past a double's range either way is refused at its position, never read as
+    another number (1e-400 would have equalled 0); 0e5 and 1e-320 are numbers as written."""
+    error = parse_error(text)
+    assert (error.message, error.column) == (said, 14)
+    parse_and_check("trait('x') = 0e5 OR trait('x') = 1e-320", kind="audience", collection="users")
 
 
 def test_type_errors_carry_positions() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from audiences_server.core.ql import Definition, QueryError, parse, to_text
+from audiences_server.core.ql import Definition, QueryError, parse, parse_and_check, to_text
 from audiences_server.core.ql.nodes import (
     Aggregate,
     AggregateFunction,
@@ -210,3 +210,13 @@ def test_an_unquoted_date_is_whole_or_no_date(text: str) -> None:
     """Only a whole date or timestamp reads as one without quotes; anything else is the error it was."""
     with pytest.raises(QueryError):
         parse(text)
+
+
+@pytest.mark.parametrize("junction", ["NOT", "ANY", "ALL", "ALL NOT"])
+def test_a_junction_reads_the_references_braces(junction: str) -> None:
+    """The reference writes `NOT ({Comparator})`, `ANY ({Comparator})` and `ALL ({Comparator})`, in
+    the notation of `where({…})`: braces inside the parentheses read as the parentheses alone."""
+    collection = "users" if junction == "NOT" else "accounts"
+    braced = parse_and_check(f"{junction} ({{trait('x') = 1}})", kind="audience", collection=collection)
+    plain = parse_and_check(f"{junction} (trait('x') = 1)", kind="audience", collection=collection)
+    assert braced.definition == plain.definition

@@ -151,9 +151,9 @@ class Cursor:
     @contextmanager
     def nested(self) -> Iterator[None]:
         """Count one level of nesting, refusing input nested too deeply to handle."""
-        if self.depth >= MAX_NESTING:
+        if self.depth > MAX_NESTING:  # the definition itself is the first level entered
             raise self.fail(f"definition is nested more than {MAX_NESTING} levels deep",
-                            self.token.span)
+                            self.token.span, kind="limit")
         self.depth += 1
         try:
             yield

@@ -119,6 +119,8 @@ class _Lexer:
         value = float(text)
         if not math.isfinite(value):
             raise QueryError(f"number {text} is too large", source=self.source, span=span)
+        if value == 0 and any(digit in "123456789" for digit in text.lower().partition("e")[0]):
+            raise QueryError(f"number {text} is too small: it would be read as 0", source=self.source, span=span)
         return Token("number", text, value, span)
 
     def _string(self, opening: str) -> Token:

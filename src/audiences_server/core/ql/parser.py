@@ -6,7 +6,7 @@ Grammar (``{}`` around an argument list and ``[]`` around a list are also read):
     expression  := conjunction ( "OR" conjunction )*
     conjunction := unary ( "AND" unary )*
     unary       := "NOT" unary | "ANY" unary | "ALL" "NOT" unary | "ALL" unary | primary
-    primary     := "(" expression ")" [ ( "." call )* [ sugar operand ] ] | chain
+    primary     := "(" [ "{" ] expression [ "}" ] ")" [ ( "." call )* [ sugar operand ] ] | chain
     chain       := literal | extractor ( "." call )* [ sugar operand ]
     operand     := "(" operand ")" | literal | chain
     sugar       := "=" | "==" | "!=" | ">" | ">=" | "<" | "<="
@@ -149,7 +149,10 @@ class _Parser(CallReader):
     def primary(self) -> Condition | Scalar:
         start = self.token.span.start
         if self.accept("("):
+            braced = self.accept("{")  # the reference's `NOT ({Comparator})`, `ANY ({Comparator})`
             node = self.expression()
+            if braced:
+                self.expect("}")
             self.expect(")")
             return self.continued(node, start)
         if self.token.kind == "end" or self.at(")"):

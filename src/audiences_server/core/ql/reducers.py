@@ -126,7 +126,8 @@ def _json(value: Any) -> str:
 
 
 def _normal_number(number: Number) -> Number:
-    if isinstance(number, float) and number.is_integer() and abs(number) < 2**53:
+    """A whole float as the integer it is exactly (`5.0` is `5`, `1e16` is `10000000000000000`)."""
+    if isinstance(number, float) and number.is_integer():
         return int(number)
     return number
 

@@ -170,8 +170,9 @@ def _sign(left: Any, right: Any) -> int:
 
 
 def number_text(value: Number) -> str:
-    """The text of a number as ``mode`` groups it: ``5`` and ``5.0`` are both ``'5'``."""
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+    """The text of a number as ``mode`` groups it: ``5`` and ``5.0`` are both ``'5'``, and so
+    ``1e16`` and ``10000000000000000`` (a whole float is exactly its integer, however large)."""
+    if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return repr(value)
 
