@@ -265,6 +265,24 @@ def test_tls_on_both_listeners(tmp_path: Path, authority: trustme.CA) -> None:
         running.server.stop(grace=1)
 
 
+@pytest.mark.parametrize("wrong", ["tls_key", "tls_client_ca"])
+def test_tls_files_that_do_not_fit_are_named_not_a_bind_failure(tmp_path: Path, authority: trustme.CA,
+                                                                 wrong: str) -> None:
+    """A key that is not the certificate's, or a client CA that is no certificate, is refused at
+    start as unusable TLS files (status 2), not as a port that could not be bound."""
+    settings = _tls_settings(tmp_path, authority, mutual=True)
+    other = authority.issue_cert("other.example")
+    other.private_key_pem.write_to_path(str(tmp_path / "other.key"))
+    settings[wrong] = str(tmp_path / "other.key")
+    flags = [f"--{name.replace('_', '-')}={value}" for name, value in settings.items()]
+    served = subprocess.run(
+        [sys.executable, "-m", "audiences_server.cli", "serve", "--db", str(tmp_path / "a.db"), "--listen",
+         "127.0.0.1:0", "--http-listen", "", *flags], capture_output=True, text=True, timeout=60, check=False)
+    assert served.returncode == 2
+    assert "cannot load the TLS files" in served.stderr
+    assert "could not listen" not in served.stderr
+
+
 def test_mutual_tls_needs_a_client_certificate(tmp_path: Path, authority: trustme.CA) -> None:
     """With a client CA, a client without a certificate it signed is refused; one with is served."""
     running = start(tmp_path / "audiences.db", **_tls_settings(tmp_path, authority, mutual=True))

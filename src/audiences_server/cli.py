@@ -84,6 +84,9 @@ def _command(args: argparse.Namespace) -> int:
 
 
 def _serve(settings: Settings) -> int:
+    if settings.credentials_path.is_dir():
+        return _refused(f"--credentials-file {settings.credentials_path} is a directory; name the file the bootstrap"
+                        " tokens go to", 2)
     try:
         # Before the instance lock, which creates the database file when missing.
         ops_cli.check_database(settings.db, new=True)

@@ -60,6 +60,9 @@ def grpc_credentials(settings: Settings) -> grpc.ServerCredentials | None:
     """The gRPC listener's TLS credentials, or None for plaintext."""
     if not settings.tls_cert:
         return None
+    # Loaded through OpenSSL first: gRPC reports a key that is not the certificate's, or a file
+    # that is no certificate, only as a failure to bind the port.
+    http_ssl_context(settings)
     pair = (_read(settings.tls_key, "TLS key"), _read(settings.tls_cert, "TLS certificate"))
     client_ca = _read(settings.tls_client_ca, "client CA") if settings.tls_client_ca else None
     return grpc.ssl_server_credentials([pair], root_certificates=client_ca, require_client_auth=client_ca is not None)

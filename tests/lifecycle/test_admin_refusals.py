@@ -340,3 +340,14 @@ def test_a_reader_gone_away_is_no_error(tmp_path: Path, command: tuple[str, ...]
     err = process.stderr.read().decode()
     process.stderr.close()
     assert (status, err) == (0, "")
+
+
+def test_a_credentials_file_that_is_a_directory_is_refused(tmp_path: Path) -> None:
+    """`--credentials-file` naming a directory is refused before anything is made, not written
+    beside it under an odd name."""
+    (tmp_path / "tokens").mkdir()
+    served = _command("serve", "--db", str(tmp_path / "a.db"), "--listen", "127.0.0.1:0", "--http-listen", "",
+                      "--credentials-file", str(tmp_path / "tokens"))
+    assert (served.returncode, served.stderr) == (2, f"audiences-server: --credentials-file {tmp_path / 'tokens'} is"
+                                                     " a directory; name the file the bootstrap tokens go to\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tokens"]
