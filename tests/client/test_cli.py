@@ -132,6 +132,9 @@ def test_bad_definition_shows_line_column_and_caret(run_cli: Run) -> None:
     assert refused.code == 1
     assert "invalid definition" in refused.err
     assert "^^^^" in refused.err
+    cycle = run_cli("audiences", "validate", "--key", "z_self", "--definition", "trait('z_self') = true")
+    assert (cycle.code, cycle.out.splitlines()[0]) == (
+        1, "invalid (DEPENDENCY_CYCLE): definitions would read each other in a cycle: z_self -> z_self")
 
 
 def test_trait_commands(run_cli: Run, unique: Callable[[str], str]) -> None:
@@ -281,7 +284,7 @@ def test_unknown_and_missing_tokens(run_cli: Run, monkeypatch: pytest.MonkeyPatc
     (tmp_path / "empty.json").write_text('{"space": "default", "tokens": {}}')
     monkeypatch.setenv("AUDIENCES_CREDENTIALS_FILE", str(tmp_path / "empty.json"))
     missing = run_cli("profile", "ids", "user_id:x")
-    assert missing.code == 1
+    assert missing.code == 2
     assert "no `read` token" in missing.err
 
 

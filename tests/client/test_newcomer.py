@@ -101,7 +101,7 @@ def test_a_missing_token_names_the_flag(run_cli: Run, monkeypatch, tmp_path: Pat
     (tmp_path / "empty.json").write_text('{"space": "default", "tokens": {}}')
     monkeypatch.setenv("AUDIENCES_CREDENTIALS_FILE", str(tmp_path / "empty.json"))
     refused = run_cli("audiences", "list")
-    assert refused.code == 1
+    assert refused.code == 2  # refused before calling
     assert "pass --admin-token (or --token)" in refused.err
     assert "admin_token=" not in refused.err
 

@@ -355,14 +355,14 @@ def test_a_named_credentials_file_that_cannot_be_read_is_a_usage_error(run_cli: 
 def test_a_credentials_file_not_needed_or_by_default_is_not_refused(run_cli: Run, server: Running, tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """With the command's token given otherwise the file does not matter; the default file may
-    be absent (then a missing token is the plain "no token" of exit 1)."""
+    be absent (then a missing token is the plain "no token", exit 2: refused before calling)."""
     assert run_cli("--credentials-file", str(tmp_path / "missing.json"), "--admin-token", server.tokens["admin"],
                    "tick").code == 0
     monkeypatch.delenv("AUDIENCES_CREDENTIALS_FILE")
     monkeypatch.chdir(tmp_path)  # no var/credentials.json here
     assert run_cli("--token", server.tokens["admin"], "tick").code == 0
     result = run_cli("tick")
-    assert result.code == 1
+    assert result.code == 2
     assert result.err.startswith("audiences: no `admin` token: pass --admin-token")
 
 

@@ -9,6 +9,8 @@ import inspect
 import json
 import math
 import os
+import re
+import ssl
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -285,11 +287,58 @@ def tls_credentials(
     certificate (mutual TLS)."""
     if (cert_file is None) != (key_file is None):
         raise ValueError("a client certificate needs both cert_file and key_file")
-    return grpc.ssl_channel_credentials(
+    credentials = grpc.ssl_channel_credentials(
         root_certificates=_pem(ca_file, "TLS CA file", "tls_ca_file"),
         private_key=_pem(key_file, "TLS key file", "tls_key_file"),
         certificate_chain=_pem(cert_file, "TLS certificate file", "tls_cert_file"),
     )
+    _check_usable(ca_file, cert_file, key_file)
+    return credentials
+
+
+def _ssl_reason(error: ssl.SSLError) -> str:
+    """OpenSSL's words for a failure, without the `[LIB: CODE]` prefix and `(_ssl.c:123)` suffix."""
+    text = str(error.args[1] if len(error.args) > 1 else error)
+    return re.sub(r"^\[[^\]]*\]\s*|\s*\(_ssl\.c:\d+\)$", "", text) or str(error)
+
+
+def _check_usable(
+    ca_file: str | os.PathLike[str] | None,
+    cert_file: str | os.PathLike[str] | None,
+    key_file: str | os.PathLike[str] | None,
+) -> None:
+    """Loads the TLS files as a TLS library would, so that a PEM file holding no certificate
+    (a key given as the CA), or a client certificate and key that are not a pair, is refused
+    now, naming the file, instead of failing every call's handshake as if the server were
+    unreachable.
+
+    Raises:
+        InvalidArgument: `TLS_FILE_UNREADABLE`, with metadata `file` and `option`.
+    """
+
+    def unusable(path: str | os.PathLike[str], option: str, message: str) -> InvalidArgument:
+        return InvalidArgument(message, "TLS_FILE_UNREADABLE", {"file": os.fspath(path), "option": option})
+
+    for path, what, option in ((ca_file, "TLS CA file", "tls_ca_file"),
+                               (cert_file, "TLS certificate file", "tls_cert_file")):
+        if path:
+            try:
+                ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=os.fspath(path))
+            except ssl.SSLError as error:
+                raise unusable(path, option, f"the {what} {os.fspath(path)} holds no usable certificate: "
+                               f"{_ssl_reason(error)}") from None
+    if cert_file and key_file:
+        try:
+            # An encrypted key (which gRPC cannot use either) fails here instead of prompting.
+            ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_cert_chain(
+                os.fspath(cert_file), os.fspath(key_file), password=lambda: b"")
+        except ssl.SSLError as error:
+            mismatch = "KEY_VALUES_MISMATCH" in str(error) or getattr(error, "reason", "") == "KEY_VALUES_MISMATCH"
+            reason = _ssl_reason(error)
+            said = (f"is not the private key of the certificate in {os.fspath(cert_file)}" if mismatch
+                    else "holds no private key that can be used (none, or an encrypted one)" if reason == "PEM lib"
+                    else f"holds no usable private key: {reason}")
+            raise unusable(key_file, "tls_key_file", f"the TLS key file {os.fspath(key_file)} {said}") from None
 
 
 def _pem(path: str | os.PathLike[str] | None, what: str, option: str) -> bytes | None:
@@ -313,6 +362,27 @@ def _pem(path: str | os.PathLike[str] | None, what: str, option: str) -> bytes |
             f"the {what} {os.fspath(path)} is not PEM (it has no -----BEGIN line)", "TLS_FILE_UNREADABLE", metadata
         )
     return data
+
+
+# `host:port`, `[v6]:port`, or either after `dns:///`, `ipv4:` or `ipv6:` (gRPC's name forms).
+_PORT = re.compile(r"^(?:dns:(?://[^/]*)?/|ipv4:|ipv6:)?(?:\[[^\]]*\]|[^:\[\]/]*):(\d+)$")
+
+
+def check_address(address: str) -> str:
+    """The address, refused when its port is not 1 to 65535 (gRPC would otherwise dial the port
+    modulo 65536: `host:99999` reached port 34463).
+
+    Raises:
+        InvalidArgument: `ADDRESS_INVALID`, with metadata `address` and `port`.
+    """
+    found = _PORT.match(address.strip())
+    if found and not 1 <= int(found[1]) <= 65535:
+        raise InvalidArgument(
+            f"{address!r} has port {int(found[1])}; ports are 1 to 65535",
+            "ADDRESS_INVALID",
+            {"address": address, "port": found[1]},
+        )
+    return address
 
 
 class Base:
@@ -341,7 +411,7 @@ class Base:
         wait_for_ready: bool = False,
         credentials_problem: str = "",
     ) -> None:
-        self.address = address
+        self.address = check_address(address)
         self.tokens = tokens
         self.credentials_problem = credentials_problem
         self.timeout = check_timeout(timeout)

@@ -5,25 +5,59 @@ can hold) are usage errors (exit 2), said before anything is sent."""
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import math
 from collections.abc import Callable
 
+# The largest value of a protobuf int32 field (page sizes, sample sizes, versions, …).
+INT32_MAX = 2**31 - 1
 
-def positive(unit: str, most: float, most_text: str, *, zero: bool = False) -> Callable[[str], float]:
-    """A type for a positive (or, with `zero`, not negative), finite number of `unit` up to `most`
-    (described as `most_text`)."""
-    least = "at least 0" if zero else "above 0"
+
+def positive(
+    unit: str, most: float, most_text: str, *, zero: bool = False, least: float | None = None, least_text: str = ""
+) -> Callable[[str], float]:
+    """A type for a positive (or, with `zero`, not negative; with `least`, at least that),
+    finite number of `unit` up to `most` (described as `most_text`)."""
+    floor = f"at least {least_text or f'{least:g}'}" if least is not None else "at least 0" if zero else "above 0"
 
     def parse(text: str) -> float:
         try:
             value = float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"not a number of {unit}: {text!r}") from None
-        if not (math.isfinite(value) and (value >= 0 if zero else value > 0) and value <= most):
-            raise argparse.ArgumentTypeError(f"must be a number of {unit} {least} and at most {most_text}, not {text}")
+        low_enough = value >= least if least is not None else value >= 0 if zero else value > 0
+        if not (math.isfinite(value) and low_enough and value <= most):
+            raise argparse.ArgumentTypeError(f"must be a number of {unit} {floor} and at most {most_text}, not {text}")
         return value
 
     return parse
+
+
+def whole(noun: str, least: int = 0, most: int | None = INT32_MAX) -> Callable[[str], int]:
+    """A type for a whole number of `noun` from `least` to `most` (None: no upper limit; the
+    default is what a protobuf int32 field holds), so that a negative count or one a protobuf
+    cannot hold is refused naming its option, not by the protobuf library naming nothing."""
+    bounds = f"from {least:,} to {most:,}" if most is not None else f"of {least:,} or more"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number of {noun}: {text!r}") from None
+        if value < least or (most is not None and value > most):
+            raise argparse.ArgumentTypeError(f"must be a whole number of {noun} {bounds}, not {text}")
+        return value
+
+    return parse
+
+
+def moment(text: str) -> dt.datetime:
+    """A type for an ISO-8601 time (`2027-01-15T08:00:00Z`; without a zone it is UTC)."""
+    try:
+        return dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not an ISO-8601 time: {text!r} (like 2027-01-15T08:00:00Z or 2027-01-15)") from None
 
 
 def count(noun: str, most: int, why: str) -> Callable[[str], int]:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import datetime as dt
+import io
 import json
 import re
 import sys
@@ -13,6 +15,7 @@ from typing import Any
 from audiences import _cli_insight
 from audiences._admin import Computation, collection_name, status_name
 from audiences._base import MAX_DURATION_SECONDS
+from audiences._cli_args import moment, whole
 from audiences._output import article, emit_json, fields, plural, table, time_text, to_data, value_text
 from audiences.client import Client
 from audiences.v1 import admin_pb2
@@ -65,7 +68,7 @@ def register(commands: Sub) -> None:
         validate.set_defaults(handler=_validate, kind=kind)
         preview = verbs.add_parser("preview", help="evaluate an unsaved definition now: count and sample")
         _definition_args(preview)
-        preview.add_argument("--sample", type=int, default=10, help="profiles to show (default 10)")
+        preview.add_argument("--sample", type=whole("profiles"), default=10, help="profiles to show (default 10)")
         preview.add_argument("--include-anonymous-users", action="store_true")
         preview.set_defaults(handler=_preview, kind=kind)
         listing = verbs.add_parser("list", help=f"list {noun}s with status and size")
@@ -90,7 +93,7 @@ def register(commands: Sub) -> None:
     tick.set_defaults(handler=_tick)
     clock = commands.add_parser("clock", help="show the evaluator's clock; move a manual clock")
     move = clock.add_mutually_exclusive_group()
-    move.add_argument("--set", dest="set_to", help="move the clock to this ISO-8601 time")
+    move.add_argument("--set", dest="set_to", type=moment, help="move the clock to this ISO-8601 time")
     move.add_argument("--advance", help="move the clock forward, like 90s, 15m, 2h, 3d, 1w")
     clock.set_defaults(handler=_clock)
 
@@ -99,15 +102,16 @@ def _member_commands(verbs: Sub) -> None:
     members = verbs.add_parser("members", help="list an audience's members, a page at a time")
     members.add_argument("key")
     members.add_argument("--collection", "-c", default="users", choices=("users", "accounts"))
-    members.add_argument("--page-size", type=int, default=20)
+    members.add_argument("--page-size", type=whole("members"), default=20)
     members.add_argument("--page-token", default="")
     members.add_argument("--traits", default="", help="comma-separated trait keys to show per member")
     members.add_argument("--all", action="store_true", help="every page")
     members.set_defaults(handler=_members)
-    export = verbs.add_parser("export", help="write an audience's members as CSV")
+    export = verbs.add_parser("export", help="write an audience's members as CSV (with --json: JSON rows)")
     export.add_argument("key")
     export.add_argument("--collection", "-c", default="users", choices=("users", "accounts"))
-    export.add_argument("--output", "-o", default="-", help="the CSV file (default: standard output)")
+    export.add_argument("--output", "-o", default="-", help="the CSV file (default: standard output; with --json, "
+                        "a list of objects keyed by the CSV's header)")
     export.add_argument("--id-types", default="", help="comma-separated identifier columns")
     export.add_argument("--traits", default="", help="comma-separated trait columns")
     export.set_defaults(handler=_export)
@@ -199,7 +203,9 @@ def _validate(client: Client, args: argparse.Namespace) -> int:
         )
     else:
         error = reply.error
-        print(f"invalid ({error.reason}) at line {error.line}, column {error.column}: {error.message}")
+        # A dependency cycle is of the definitions together, at no place in this one's text (line 0).
+        where = f" at line {error.line}, column {error.column}" if error.line else ""
+        print(f"invalid ({error.reason}){where}: {error.message}")
         if error.caret_display:
             print(error.caret_display)
     return 0 if reply.valid else 1
@@ -315,13 +321,21 @@ def _export(client: Client, args: argparse.Namespace) -> int:
         "external_id_types": _split(args.id_types),
         "include_traits": _split(args.traits),
     }
+    if args.output == "-" and args.json:
+        buffer = io.BytesIO()
+        client.export_audience_to(args.key, buffer, **options)
+        emit_json(list(csv.DictReader(io.StringIO(buffer.getvalue().decode("utf-8-sig"), newline=""))))
+        return 0
     if args.output == "-":
         client.export_audience_to(args.key, sys.stdout.buffer, **options)
         sys.stdout.buffer.flush()
         return 0
     with open(args.output, "wb") as out:
         written = client.export_audience_to(args.key, out, **options)
-    print(f"wrote {written} bytes to {args.output}", file=sys.stderr)
+    if args.json:
+        emit_json({"output": args.output, "bytes": written})
+    else:
+        print(f"wrote {written} bytes to {args.output}", file=sys.stderr)
     return 0
 
 
@@ -357,7 +371,7 @@ def parse_duration(text: str) -> dt.timedelta:
 
 def _clock(client: Client, args: argparse.Namespace) -> int:
     if args.set_to:
-        client.set_clock(dt.datetime.fromisoformat(args.set_to.replace("Z", "+00:00")))
+        client.set_clock(args.set_to)
     elif args.advance:
         client.set_clock(advance=parse_duration(args.advance))
     status = client.get_evaluator_status()

@@ -124,7 +124,11 @@ def register(commands: Sub) -> None:
 
 
 def _send(client: Client, args: argparse.Namespace) -> int:
-    reply = client.send_batch([args.build(args)])
+    # A call without --timestamp has this machine's now as its originalTimestamp; the batch's
+    # `sentAt` (now, from the same clock) lets the server correct it for this machine's clock
+    # skew, as the queued client's batches do. A --timestamp given is taken as it is.
+    call = args.build(args)
+    reply = client.send_batch([call], sent_at=None if "timestamp" in call else messages.now_iso())
     result = reply.results[0]
     status = ingest_pb2.MessageStatus.Name(result.status).removeprefix("MESSAGE_STATUS_").lower()
     if args.json:

@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from audiences._admin import status_name
-from audiences._cli_args import count
+from audiences._cli_args import count, moment, whole
 from audiences._output import emit_json, table, time_text, to_data
 from audiences.client import Client
 from audiences.v1 import admin_pb2
@@ -28,14 +28,16 @@ def register(commands: Sub) -> None:
     explain.add_argument("profile", help="TYPE:VALUE (user_id:ada, group_id:acme) or prf_…")
     explain.add_argument("--collection", "-c", default=None, choices=("users", "accounts"),
                          help="default: accounts for group_id:…, else users")
-    explain.add_argument("--at", help="an earlier ISO-8601 time to explain (default: now)")
-    explain.add_argument("--max-evidence", type=int, default=0, help="events listed per stream (default 10)")
+    explain.add_argument("--at", type=moment, help="an earlier ISO-8601 time to explain (default: now)")
+    explain.add_argument("--max-evidence", type=whole("events"), default=0,
+                         help="events listed per stream (default 10)")
     explain.set_defaults(handler=_explain)
     audit = commands.add_parser("audit", help="the admin actions of the space, newest first")
     audit.add_argument("--action", default="", help="only this action (create, update, delete, enable, …)")
     audit.add_argument("--target-type", default="", help="only this kind of target (audience, destination, …)")
     audit.add_argument("--target", default="", help="only this target (a key, destination/key, an id type)")
-    audit.add_argument("--limit", type=int, default=50, help="the most entries to show (default 50)")
+    audit.add_argument("--limit", type=whole("entries", 1, None), default=50,
+                       help="the most entries to show (default 50)")
     audit.set_defaults(handler=_audit)
 
 
@@ -46,7 +48,7 @@ def definition_commands(verbs: Sub, kind: str) -> None:
     diff = verbs.add_parser("diff", help="what saving a new definition under KEY would change: enter, exit, stay")
     diff.add_argument("key")
     _definition_args(diff)
-    diff.add_argument("--sample", type=int, default=5, help="profiles to show per outcome (default 5)")
+    diff.add_argument("--sample", type=whole("profiles"), default=5, help="profiles to show per outcome (default 5)")
     diff.set_defaults(handler=_diff, kind=kind)
     history = verbs.add_parser("history", help="size over time, drawn in the terminal (or --changes)")
     history.add_argument("key")
@@ -55,7 +57,8 @@ def definition_commands(verbs: Sub, kind: str) -> None:
     history.add_argument("--points", type=count("intervals", MAX_POINTS, "the server's limit per series"), default=24,
                          help=f"how many intervals, ending now (default 24, at most {MAX_POINTS:,})")
     history.add_argument("--changes", action="store_true", help="list the entries and exits instead")
-    history.add_argument("--limit", type=int, default=50, help="with --changes: the most to show (default 50)")
+    history.add_argument("--limit", type=whole("changes", 1, None), default=50,
+                         help="with --changes: the most to show (default 50)")
     history.set_defaults(handler=_history, kind=kind)
     versions = verbs.add_parser("versions", help="the numbered versions of a definition, newest first")
     versions.add_argument("key")
@@ -63,17 +66,13 @@ def definition_commands(verbs: Sub, kind: str) -> None:
     versions.set_defaults(handler=_versions, kind=kind)
     rollback = verbs.add_parser("rollback", help="update a definition to an older version's text and options")
     rollback.add_argument("key")
-    rollback.add_argument("version", type=int)
+    rollback.add_argument("version", type=int)  # 0, -1, past an int32: the client's VERSION_INVALID
     rollback.add_argument("--collection", "-c", default="users", choices=("users", "accounts"))
     rollback.set_defaults(handler=_rollback, kind=kind)
 
 
 def _collection(args: argparse.Namespace) -> str:
     return args.collection or ("accounts" if args.profile.startswith("group_id:") else "users")
-
-
-def _moment(text: str | None) -> dt.datetime | None:
-    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
 
 
 def _ids(profile: Any) -> str:
@@ -85,7 +84,7 @@ def _ids(profile: Any) -> str:
 
 
 def _explain(client: Client, args: argparse.Namespace) -> int:
-    reply = client.explain_membership(args.key, args.profile, collection=_collection(args), at=_moment(args.at),
+    reply = client.explain_membership(args.key, args.profile, collection=_collection(args), at=args.at,
                                       max_evidence=args.max_evidence)
     if args.json:
         emit_json(to_data(reply))

@@ -17,6 +17,8 @@ Sub = Any
 _DAY = 86_400
 # Spans go to the server as protobuf Durations, which hold at most 10,000 years.
 _days_type = positive("days", MAX_DURATION_SECONDS / _DAY, "3,652,500 (10,000 years)")
+# The server keeps a space's events at least 1 day and at most 100,000 days (RETENTION_INVALID).
+_retention_days_type = positive("days", 100_000, "100,000", least=1, least_text="1")
 _seconds_type = positive("seconds", MAX_DURATION_SECONDS, "315,576,000,000 (10,000 years)", zero=True)
 
 
@@ -33,7 +35,7 @@ def _spaces(commands: Sub) -> None:
     verbs.add_parser("list", help="every space").set_defaults(handler=_list_spaces)
     create = verbs.add_parser("create", help="create a space")
     create.add_argument("name")
-    create.add_argument("--event-retention-days", type=_days_type,
+    create.add_argument("--event-retention-days", type=_retention_days_type,
                         help="delete events older than this many days (default: keep)")
     create.set_defaults(handler=_create_space)
     show = verbs.add_parser("show", help="one space (default: the token's own)")
@@ -41,7 +43,8 @@ def _spaces(commands: Sub) -> None:
     show.set_defaults(handler=_show_space)
     retention = verbs.add_parser("retention", help="set how long a space keeps events")
     retention.add_argument("name")
-    retention.add_argument("days", type=_days_type, nargs="?", help="days to keep events; leave out with --forever")
+    retention.add_argument("days", type=_retention_days_type, nargs="?",
+                           help="days to keep events, 1 to 100,000; leave out with --forever")
     retention.add_argument("--forever", action="store_true", help="keep events for ever")
     retention.set_defaults(handler=_set_retention)
 

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from audiences import _cli_insight
+from audiences._cli_args import whole
 from audiences._output import emit_json, fields, table, time_text, to_data, value_text
 from audiences._profiles import trait_value
 from audiences.client import Client
@@ -28,7 +29,8 @@ def register(commands: Sub) -> None:
         choices=("users", "accounts"),
         help="default: accounts for group_id:…, else users",
     )
-    parser.add_argument("--limit", type=int, default=50, help="the most items to show (default 50)")
+    parser.add_argument("--limit", type=whole("items", 1, None), default=50,
+                        help="the most items to show (default 50)")
     parser.add_argument("--event", action="append", default=[], help="events: only this name (repeatable)")
     parser.add_argument("--verbose", "-v", action="store_true", help="traits: class, source and time")
     parser.set_defaults(handler=_profile)

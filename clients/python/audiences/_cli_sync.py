@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from typing import Any
 
+from google.protobuf import json_format
+
+from audiences._cli_args import whole
 from audiences._output import emit_json, fields, table, time_text, to_data, value_text
 from audiences._sync import KINDS, computation_ref
 from audiences.client import Client
@@ -26,7 +30,7 @@ def register(commands: Sub) -> None:
     kind.add_argument("--segment", metavar="BASE_URL", help="shortcut: a Segment-compatible endpoint (--write-key)")
     kind.add_argument("--grpc-feed", action="store_true", help="shortcut: a change feed read with `audiences watch`")
     kind.add_argument("--csv", metavar="DIRECTORY", help="shortcut: CSV files on the server's disk")
-    create.add_argument("--config", metavar="JSON", default="{}",
+    create.add_argument("--config", metavar="JSON", type=_settings, default={},
                         help="the kind's settings in the API's JSON form, e.g. '{\"signingSecret\": \"whsec_…\"}'")
     create.add_argument("--write-key", help="the Segment source's write key")
     create.add_argument("--name", default="")
@@ -63,12 +67,39 @@ def register(commands: Sub) -> None:
     watch = commands.add_parser("watch", help="follow a grpc_feed destination's changes (Ctrl-C stops)")
     watch.add_argument("destination")
     watch.add_argument("--cursor", default="", help="start after this cursor (default: the oldest kept)")
-    watch.add_argument("--limit", type=int, default=0, help="stop after this many changes")
+    watch.add_argument("--limit", type=whole("changes", 0, None), default=0,
+                       help="stop after this many changes (default 0: follow until Ctrl-C)")
     watch.set_defaults(handler=_watch)
 
 
+def _settings(text: str) -> dict[str, Any]:
+    """`--config`: a JSON object (its fields are checked against the kind's settings later)."""
+    try:
+        value = json.loads(text)
+    except ValueError as bad:
+        raise argparse.ArgumentTypeError(f"not JSON: {bad}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(
+            "expected a JSON object of the kind's settings, like '{\"signingSecret\": \"whsec_…\"}'")
+    return value
+
+
+def _config_message(kind: str, settings: dict[str, Any]) -> Any:
+    """The kind's settings message read from `settings`; a field it does not have, or a value of
+    the wrong type or range, is a usage error naming --config (ValueError: exit 2)."""
+    message = getattr(sync_pb2.Destination(), kind).__class__()
+    try:
+        return json_format.ParseDict(settings, message)
+    except (json_format.ParseError, TypeError, ValueError) as bad:
+        unknown = re.search(r'has no field named "([^"]*)"', str(bad))
+        if unknown:
+            known = ", ".join(field.json_name for field in message.DESCRIPTOR.fields)
+            raise ValueError(f"--config: {kind} settings have no field {unknown[1]!r}; they are {known}") from None
+        raise ValueError(f"--config: not {kind} settings: {' '.join(str(bad).split())}") from None
+
+
 def _create_destination(client: Client, args: argparse.Namespace) -> int:
-    settings: dict[str, Any] = json.loads(args.config)
+    settings: dict[str, Any] = dict(args.config)
     if args.webhook:
         kind, settings = "webhook", {"url": args.webhook, **settings}
     elif args.segment:
@@ -79,7 +110,7 @@ def _create_destination(client: Client, args: argparse.Namespace) -> int:
         kind, settings = "csv", {"directory": args.csv, **settings}
     else:
         kind = args.kind
-    config: dict[str, Any] = {kind: settings}
+    config: dict[str, Any] = {kind: _config_message(kind, settings)}
     destination = client.create_destination(args.key, name=args.name, **config)
     if args.json:
         emit_json(to_data(destination))

@@ -6,8 +6,9 @@ The address and tokens come from flags, then the environment (`AUDIENCES_ADDRESS
 server wrote on first start, so on a fresh `make run` no flag is needed. Tables for people; `--json` for scripts.
 
 Exit status: 0 done, 1 the server refused (or a definition is invalid), 2 bad usage (also what
-the client refuses before calling: an unreadable TLS or credentials file, a malformed token, a
-string that cannot be sent), 3 the server cannot be reached or did not answer within --timeout.
+the client refuses before calling: a TLS or credentials file it cannot read or use, no token or a
+malformed one, an address whose port is not 1 to 65535, a string that cannot be sent), 3 the
+server cannot be reached or did not answer within --timeout.
 """
 
 from __future__ import annotations
@@ -63,8 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     _cli_profiles.register(commands)
     _cli_sync.register(commands)
     _cli_operator.register(commands)
-    _accept_json_anywhere(commands)
     _cli_insight.register(commands)
+    _accept_json_anywhere(commands)
     return parser
 
 
@@ -120,6 +121,8 @@ def _refused_locally(error: InvalidArgument) -> str:
     if error.reason == "TLS_FILE_UNREADABLE":
         option = error.metadata.get("option", "")
         return f"{error.message} (--{option.replace('_', '-')} or AUDIENCES_{option.upper()})"
+    if error.reason == "ADDRESS_INVALID":
+        return f"{error.message} (--address or AUDIENCES_ADDRESS)"
     return error.message
 
 
@@ -190,7 +193,7 @@ def explain(  # noqa: PLR0911 - one answer per kind of failure
         return (
             f"no `{scope}` token: pass --{scope}-token (or --token), set AUDIENCES_{scope.upper()}_TOKEN, "
             "or point --credentials-file (AUDIENCES_CREDENTIALS_FILE) at the server's credentials.json",
-            EXIT_REFUSED,
+            EXIT_USAGE,  # refused before calling: nothing was sent
         )
     if error.code == grpc.StatusCode.UNAUTHENTICATED:
         return (

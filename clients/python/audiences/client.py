@@ -121,8 +121,10 @@ class Client(AdminMethods, InsightMethods, ProfileMethods, SyncMethods, Operator
 
         Raises:
             InvalidArgument: Nothing is sent yet, but what can be checked now is: a TLS file that
-                cannot be read or is not PEM (`TLS_FILE_UNREADABLE`), a timeout that is not a
-                positive number of seconds (`TIMEOUT_INVALID`). A malformed token
+                cannot be read, is not PEM, holds no certificate (or key) a TLS library can load, or
+                a client key that is not the certificate's (`TLS_FILE_UNREADABLE`), an address whose
+                port is not 1 to 65535 (`ADDRESS_INVALID`), a timeout that is not a positive number
+                of seconds (`TIMEOUT_INVALID`). A malformed token
                 (`TOKEN_MALFORMED`) is refused by the first method that needs it, before calling.
         """
         resolved = resolve(
