@@ -42,6 +42,22 @@ def test_numeric_ids_become_strings() -> None:
     assert call.user_id == "42"
 
 
+@pytest.mark.parametrize(("field", "value", "text"), [("groupId", 7.0, "7"), ("previousId", 55.0, "55"),
+                                                      ("userId", 1e20, "100000000000000000000")])
+def test_a_whole_float_id_is_its_integer(field: str, value: float, text: str) -> None:
+    """analytics-python sends a number id as it is, and a whole one from a float column is `7.0`:
+    it is the whole number's text, as the identifiers read from the call are; a fraction is not
+    an id (`id_not_string`)."""
+    kind = {"groupId": "group", "previousId": "alias", "userId": "track"}[field]
+    raw: dict[str, Any] = {"type": kind, "userId": "u", "event": "E", field: value}
+    call = tracking.normalize(raw, RECEIVED)
+    assert isinstance(call, tracking.Call)
+    assert {"groupId": call.group_id, "userId": call.user_id}.get(field, text) == text
+    refused = tracking.normalize({**raw, field: 55.5}, RECEIVED)
+    assert isinstance(refused, tracking.Rejection)
+    assert refused.reason == "id_not_string"
+
+
 def test_call_keeps_everything_it_was_given() -> None:
     """Fields without a column of their own (integrations, sentAt, custom keys) are kept in `extra`."""
     raw: dict[str, Any] = {"type": "track", "userId": "u", "event": "E", "integrations": {"All": False},

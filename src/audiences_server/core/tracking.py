@@ -163,8 +163,11 @@ def _id_field(raw: Mapping[str, Any], field: str) -> str | None:
     value = raw.get(field)
     if value is None or value == "":
         return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # `7.0` is `7`, as JSON's numbers and Segment's libraries' ids are (analytics-python
+        # sends a number id as it is: a whole one from a float column is `7.0`)
     if isinstance(value, bool) or not isinstance(value, str | int):
-        raise _Reject("id_not_string", f"`{field}` must be a string")
+        raise _Reject("id_not_string", f"`{field}` must be a string or a whole number")
     text = value if isinstance(value, str) else str(value)
     if len(text) > MAX_ID_CHARS:
         raise _Reject(_ID_TOO_LONG[field], f"`{field}` has {len(text)} characters; at most {MAX_ID_CHARS}")
