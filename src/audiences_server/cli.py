@@ -15,7 +15,7 @@ from audiences_server.engine.engine import Engine
 from audiences_server.engine.origins import Origins
 from audiences_server.errors import AudiencesError, InvalidArgument
 from audiences_server.server import serve
-from audiences_server.settings import Settings, add_arguments, resolve
+from audiences_server.settings import ADMIN_SETTINGS, Settings, add_arguments, resolve
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -25,20 +25,20 @@ def _parser() -> argparse.ArgumentParser:
     spaces = commands.add_parser("spaces", help="manage spaces").add_subparsers(dest="action", required=True)
     create = spaces.add_parser("create", help="create a space")
     create.add_argument("name")
-    add_arguments(create)
-    add_arguments(spaces.add_parser("list", help="list spaces"))
+    add_arguments(create, ADMIN_SETTINGS)
+    add_arguments(spaces.add_parser("list", help="list spaces"), ADMIN_SETTINGS)
     origins = spaces.add_parser("origins", help="show or set the web origins whose pages may send a space's calls"
                                 " over HTTP from a browser (CORS)")
     origins.add_argument("name")
     origins.add_argument("origin", nargs="*", help="scheme://host[:port], or * for any; replaces the space's list")
     origins.add_argument("--clear", action="store_true", help="allow no origin")
-    add_arguments(origins)
+    add_arguments(origins, ADMIN_SETTINGS)
     tokens = commands.add_parser("tokens", help="manage tokens").add_subparsers(dest="action", required=True)
     token = tokens.add_parser("create", help="issue a token; it is printed once and stored only hashed")
     token.add_argument("--space", required=True)
     token.add_argument("--scope", required=True, choices=SCOPES)
     token.add_argument("--label", default="")
-    add_arguments(token)
+    add_arguments(token, ADMIN_SETTINGS)
     ops_cli.register(commands, tokens)
     cluster_roles.register(commands)
     return parser
@@ -77,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _command(args: argparse.Namespace) -> int:
     try:
-        settings = resolve(vars(args), os.environ)
+        settings = resolve(vars(args), os.environ, None if args.command == "serve" else ADMIN_SETTINGS)
     except ValueError as bad:
         return _refused(str(bad), 2)
     return _serve(settings) if args.command == "serve" else _operate(settings, args)

@@ -24,7 +24,7 @@ from typing import Any, TextIO
 import apsw
 
 from audiences_server.security import InstanceLock
-from audiences_server.settings import Settings, add_arguments
+from audiences_server.settings import ADMIN_SETTINGS, Settings, add_arguments
 from audiences_server.store import backup as backups
 from audiences_server.store import inspect
 
@@ -65,31 +65,31 @@ def register(commands: Any, tokens: Any) -> None:
     backup = commands.add_parser("backup", help="copy the database while the server runs (SQLite's online backup)")
     backup.add_argument("path", help="the backup file to write")
     backup.add_argument("--force", action="store_true", help="replace an existing file")
-    add_arguments(backup)
+    add_arguments(backup, ADMIN_SETTINGS)
     restore = commands.add_parser("restore", help="replace the database with a backup (the server must be stopped)")
     restore.add_argument("path", help="the backup file to read")
-    add_arguments(restore)
+    add_arguments(restore, ADMIN_SETTINGS)
     db = commands.add_parser("db", help="look into the database, read-only").add_subparsers(dest="action",
                                                                                             required=True)
-    add_arguments(db.add_parser("tables", help="each table with its row count and columns"))
+    add_arguments(db.add_parser("tables", help="each table with its row count and columns"), ADMIN_SETTINGS)
     rows = db.add_parser("rows", help="a table's rows as JSON lines (secrets blanked)")
     rows.add_argument("table")
     rows.add_argument("--where", action="append", default=[], metavar="COLUMN=VALUE", help="keep rows where the"
                       " column equals the value (as text); repeatable")
     rows.add_argument("--limit", type=_limit, default=100, help="at most this many rows (default 100; 0: all)")
-    add_arguments(rows)
+    add_arguments(rows, ADMIN_SETTINGS)
     export = db.add_parser("export", help="a whole table as CSV, JSON or JSON lines (secrets blanked)")
     export.add_argument("table")
     export.add_argument("--format", choices=("csv", "json", "ndjson"), default="csv")
     export.add_argument("--output", "-o", help="write to this file (default: standard output)")
-    add_arguments(export)
+    add_arguments(export, ADMIN_SETTINGS)
     listing = tokens.add_parser("list", help="a space's tokens: id, scope, label, times, state; never the secret")
     listing.add_argument("--space", required=True)
-    add_arguments(listing)
+    add_arguments(listing, ADMIN_SETTINGS)
     revoke = tokens.add_parser("revoke", help="revoke a token by its id (tok_…); a running server refuses it"
                                " within 5 seconds (at once through the API)")
     revoke.add_argument("token_id")
-    add_arguments(revoke)
+    add_arguments(revoke, ADMIN_SETTINGS)
 
 
 def _limit(text: str) -> int:

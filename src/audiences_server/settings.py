@@ -11,7 +11,7 @@ import argparse
 import dataclasses
 import ipaddress
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -249,9 +249,17 @@ class Settings:
         return dataclasses.replace(self, **changes)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Adds one flag per setting to a command's parser."""
+# What the admin commands (`spaces`, `tokens`, `backup`, `restore`, `db`, …) read: they take
+# only these flags and environment variables, so that a serve-only setting (a bad
+# `AUDIENCES_WORKERS` in the environment) never stops a backup.
+ADMIN_SETTINGS = frozenset({"db", "synchronous"})
+
+
+def add_arguments(parser: argparse.ArgumentParser, names: Collection[str] | None = None) -> None:
+    """Adds one flag per setting (of `names`, if given) to a command's parser."""
     for setting in SETTINGS:
+        if names is not None and setting.name not in names:
+            continue
         # A true-or-false setting also works as a bare flag: `--insecure` means `--insecure true`.
         described = f"{setting.help} (env {setting.env}, default {setting.default!r})"
         if setting.parse is _bool:
@@ -263,8 +271,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(setting.flag, dest=setting.name, default=None, metavar=metavar, help=described)
 
 
-def resolve(flags: Mapping[str, str | None], environ: Mapping[str, str]) -> Settings:
-    """Builds the settings from flags, then the environment, then the defaults.
+def resolve(flags: Mapping[str, str | None], environ: Mapping[str, str],
+            names: Collection[str] | None = None) -> Settings:
+    """Builds the settings from flags, then the environment, then the defaults; with `names`,
+    the other settings take their defaults.
 
     Raises:
         ValueError: a value does not parse; the message names the setting.
@@ -272,7 +282,9 @@ def resolve(flags: Mapping[str, str | None], environ: Mapping[str, str]) -> Sett
     values: dict[str, Any] = {}
     for setting in SETTINGS:
         text = flags.get(setting.name)
-        if text is None:
+        if names is not None and setting.name not in names:
+            text = setting.default
+        elif text is None:
             text = environ.get(setting.env, setting.default)
         try:
             values[setting.name] = setting.parse(text)

@@ -351,3 +351,20 @@ def test_a_credentials_file_that_is_a_directory_is_refused(tmp_path: Path) -> No
     assert (served.returncode, served.stderr) == (2, f"audiences-server: --credentials-file {tmp_path / 'tokens'} is"
                                                      " a directory; name the file the bootstrap tokens go to\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tokens"]
+
+
+def test_admin_commands_take_only_their_own_settings(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A backup, a listing or a token never fails on a serve-only setting: a bad
+    `AUDIENCES_WORKERS` in the environment is not read, and their help lists only what they use."""
+    db = _database(tmp_path / "a.db")
+    monkeypatch.setenv("AUDIENCES_WORKERS", "abc")
+    monkeypatch.setenv("AUDIENCES_TICK_INTERVAL_MS", "-1")
+    assert _main(capsys, "spaces", "list", "--db", str(db))[:2] == (0, "shop\n")
+    assert _main(capsys, "backup", str(tmp_path / "b.db"), "--db", str(db))[0] == 0
+    helped = _command("backup", "--help").stdout
+    assert ("--db" in helped, "--synchronous" in helped, "--listen" in helped, "--workers" in helped) == (
+        True, True, False, False)
+    served = _command("serve", "--db", str(db), "--listen", "127.0.0.1:0", "--http-listen", "")
+    assert served.returncode == 2
+    assert "--workers / AUDIENCES_WORKERS" in served.stderr
