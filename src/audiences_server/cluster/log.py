@@ -283,6 +283,12 @@ class _JetStreamConsumer:
             messages = await self._subscription.fetch(max_entries, timeout=timeout_s)
         except (TimeoutError, errors.TimeoutError):
             return []
+        if self._log.reconnects != self._reconnects:
+            # The connection was made anew during the fetch (the client counts a reconnect before
+            # anything arrives on the new connection): what came may follow entries lost with the
+            # old one. None is handed out; the next fetch makes the consumer anew after the last
+            # entry handed out, which delivers them all again, in order.
+            return []
         entries = []
         for message in messages:
             seq = int(message.metadata.sequence.stream)
