@@ -641,3 +641,34 @@ def test_a_chain_of_merges_across_shards_lists_every_merged_profile(tmp_path: Pa
     finally:
         driven.close()
         single.close()
+
+
+def test_the_cli_moves_a_fronts_clock_and_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """`audiences clock --advance` through a front moves the clock and reports the move (a front
+    serves no evaluator status), exit 0, so that nobody retries and moves it twice; the front's
+    UNAVAILABLE answer with a reason is said as such, not as a server that cannot be reached."""
+    from audiences import cli
+    from audiences.errors import AudiencesError
+
+    log = LocalLog()
+
+    async def connect() -> Log:
+        return log
+
+    driven = FrontDriven(tmp_path, connect, shards=1)
+    try:
+        monkeypatch.setenv("AUDIENCES_ADDRESS", f"127.0.0.1:{driven.front.port}")
+        monkeypatch.setenv("AUDIENCES_ADMIN_TOKEN", driven.front.tokens["admin"])
+        capsys.readouterr()
+        assert cli.main(["clock", "--advance", "1m"]) == 0
+        out = capsys.readouterr().out
+        assert "previous time" in out
+        clocks = [decode(e.data)["at"] for e in log.entries(CALLS) if decode(e.data)["t"] == "clock"]
+        assert clocks == [T0 + 60_000]
+    finally:
+        driven.close()
+    said, status = cli.explain(AudiencesError(grpc.StatusCode.UNAVAILABLE, "a shard's endpoint did not answer",
+                                              "SHARD_UNAVAILABLE"), "127.0.0.1:1")
+    assert (said, status) == ("the server is unavailable for now (SHARD_UNAVAILABLE): a shard's endpoint did not"
+                              " answer; try again", 3)

@@ -10,7 +10,7 @@ from typing import Any
 import grpc
 from google.protobuf import field_mask_pb2
 
-from audiences._base import Base, CollectionArg, KindArg, collection_value, duration, kind_value, timestamp
+from audiences._base import Base, CollectionArg, KindArg, choose, collection_value, duration, kind_value, timestamp
 from audiences.errors import AudiencesError
 from audiences.v1 import admin_pb2, common_pb2
 
@@ -313,7 +313,10 @@ class AdminMethods(Base):
                 setattr(rule, path, value)
                 paths.append(path)
         if limit_period is not None:
-            rule.limit_period = _LIMIT_PERIODS[limit_period] if isinstance(limit_period, str) else limit_period  # type: ignore[assignment]
+            rule.limit_period = (
+                choose(_LIMIT_PERIODS, limit_period, "limit_period", "LIMIT_PERIOD_INVALID")
+                if isinstance(limit_period, str) else limit_period  # type: ignore[assignment]
+            )
             paths.append("limit_period")
         request = admin_pb2.UpdateIdentityRuleRequest(rule=rule, update_mask=field_mask_pb2.FieldMask(paths=paths))
         return self._call(

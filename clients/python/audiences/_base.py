@@ -11,7 +11,7 @@ import math
 import os
 import re
 import ssl
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -34,6 +34,7 @@ from audiences.v1 import (
 )
 
 R = TypeVar("R")
+T = TypeVar("T")
 CollectionArg = str | int | None
 KindArg = str | int
 
@@ -52,6 +53,17 @@ _KINDS = {
 }
 
 
+def choose(table: Mapping[str, T], value: str, what: str, reason: str) -> T:
+    """`table[value]`, or `InvalidArgument` (`reason`, metadata `option` and `value`) naming the
+    values it takes, for an option given as a word (`sort="asc"`, …)."""
+    try:
+        return table[value]
+    except (KeyError, TypeError):
+        raise InvalidArgument(
+            f"{what} must be one of {', '.join(table)}, not {value!r}", reason, {"option": what, "value": str(value)}
+        ) from None
+
+
 def collection_value(value: CollectionArg) -> common_pb2.Collection:
     """`"users"`/`"accounts"` (or the enum value) as the `Collection` enum; None is UNSPECIFIED."""
     if value is None:
@@ -61,7 +73,9 @@ def collection_value(value: CollectionArg) -> common_pb2.Collection:
     try:
         return _COLLECTIONS[value.lower()]
     except KeyError:
-        raise ValueError(f"collection must be users or accounts, not {value!r}") from None
+        raise InvalidArgument(
+            f"collection must be users or accounts, not {value!r}", "COLLECTION_INVALID", {"value": str(value)}
+        ) from None
 
 
 def kind_value(value: KindArg) -> common_pb2.ComputationKind:
@@ -71,7 +85,9 @@ def kind_value(value: KindArg) -> common_pb2.ComputationKind:
     try:
         return _KINDS[value.lower()]
     except KeyError:
-        raise ValueError(f"kind must be audience or computed_trait, not {value!r}") from None
+        raise InvalidArgument(
+            f"kind must be audience or computed_trait, not {value!r}", "KIND_INVALID", {"value": str(value)}
+        ) from None
 
 
 def timestamp(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
@@ -286,7 +302,11 @@ def tls_credentials(
     system's roots), presenting `cert_file`/`key_file` where the server asks for a client
     certificate (mutual TLS)."""
     if (cert_file is None) != (key_file is None):
-        raise ValueError("a client certificate needs both cert_file and key_file")
+        raise InvalidArgument(
+            "a client certificate needs both tls_cert_file and tls_key_file",
+            "TLS_FILE_UNREADABLE",
+            {"option": "tls_key_file" if key_file is None else "tls_cert_file"},
+        )
     credentials = grpc.ssl_channel_credentials(
         root_certificates=_pem(ca_file, "TLS CA file", "tls_ca_file"),
         private_key=_pem(key_file, "TLS key file", "tls_key_file"),

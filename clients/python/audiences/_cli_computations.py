@@ -12,12 +12,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import grpc
+
 from audiences import _cli_insight
 from audiences._admin import Computation, collection_name, status_name
 from audiences._base import MAX_DURATION_SECONDS
 from audiences._cli_args import moment, whole
 from audiences._output import article, emit_json, fields, plural, table, time_text, to_data, value_text
 from audiences.client import Client
+from audiences.errors import AudiencesError
 from audiences.v1 import admin_pb2
 
 Sub = Any
@@ -370,11 +373,22 @@ def parse_duration(text: str) -> dt.timedelta:
 
 
 def _clock(client: Client, args: argparse.Namespace) -> int:
+    moved = None
     if args.set_to:
-        client.set_clock(args.set_to)
+        moved = client.set_clock(args.set_to)
     elif args.advance:
-        client.set_clock(advance=parse_duration(args.advance))
-    status = client.get_evaluator_status()
+        moved = client.set_clock(advance=parse_duration(args.advance))
+    try:
+        status = client.get_evaluator_status()
+    except AudiencesError as error:
+        if moved is None or error.code != grpc.StatusCode.UNIMPLEMENTED:
+            raise
+        # A cluster's front moves the clock but serves no evaluator status: the move is what to say.
+        if args.json:
+            emit_json(to_data(moved))
+        else:
+            fields([("previous time", time_text(moved.previous_clock_time)), ("time", time_text(moved.clock_time))])
+        return 0
     if args.json:
         emit_json(to_data(status))
         return 0

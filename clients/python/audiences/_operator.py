@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from google.protobuf import field_mask_pb2
 
 from audiences._base import Base, CollectionArg, collection_value, duration, timestamp
+from audiences.errors import InvalidArgument
 from audiences.v1 import common_pb2, operator_pb2
 
 _SCOPES = {
@@ -29,7 +30,9 @@ def scope_value(scope: str | int) -> operator_pb2.TokenScope:
     try:
         return _SCOPES[scope.lower()]
     except KeyError:
-        raise ValueError(f"scope must be one of {', '.join(_SCOPES)}, not {scope!r}") from None
+        raise InvalidArgument(
+            f"scope must be one of {', '.join(_SCOPES)}, not {scope!r}", "SCOPE_INVALID", {"value": str(scope)}
+        ) from None
 
 
 class OperatorMethods(Base):

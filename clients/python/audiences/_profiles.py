@@ -9,7 +9,7 @@ from typing import Any
 
 from google.protobuf import json_format
 
-from audiences._base import Base, CollectionArg, collection_value, timestamp
+from audiences._base import Base, CollectionArg, choose, collection_value, timestamp
 from audiences.v1 import common_pb2, profiles_pb2
 
 _SORT = {"asc": profiles_pb2.SORT_ORDER_ASCENDING, "desc": profiles_pb2.SORT_ORDER_DESCENDING}
@@ -53,7 +53,7 @@ class ProfileMethods(Base):
             verbose=verbose,
             page_size=page_size,
             page_token=page_token,
-            trait_class=_CLASSES[trait_class] if trait_class else None,
+            trait_class=choose(_CLASSES, trait_class, "trait_class", "TRAIT_CLASS_INVALID") if trait_class else None,
         )
         return self._call("read", profiles_pb2.ListTraitsResponse, self.profiles_stub.ListTraits, request)
 
@@ -89,7 +89,7 @@ class ProfileMethods(Base):
             end_time=timestamp(end_time),
             include=list(include),
             exclude=list(exclude),
-            sort_order=_SORT[sort],
+            sort_order=choose(_SORT, sort, "sort", "SORT_INVALID"),
             page_size=page_size,
             page_token=page_token,
         )

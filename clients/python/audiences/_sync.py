@@ -8,7 +8,7 @@ from typing import IO, Any
 
 from google.protobuf import field_mask_pb2, json_format
 
-from audiences._base import Base, CollectionArg, KindArg, collection_value, duration, kind_value
+from audiences._base import Base, CollectionArg, KindArg, choose, collection_value, duration, kind_value
 from audiences.v1 import common_pb2, sync_pb2
 
 _SELECTION = {
@@ -17,6 +17,11 @@ _SELECTION = {
     "last_added": sync_pb2.IDENTIFIER_SELECTION_LAST_ADDED,
 }
 Config = Mapping[str, Any] | Any
+
+
+def selection_value(value: str) -> sync_pb2.IdentifierSelection:
+    """`"all"`, `"first_added"`, `"last_added"` as the `IdentifierSelection` enum."""
+    return choose(_SELECTION, value, "identifier_selection", "IDENTIFIER_SELECTION_INVALID")
 
 
 def computation_ref(
@@ -149,7 +154,7 @@ class SyncMethods(Base):
             send_identify=send_identify,
             send_track=send_track,
             send_group=send_group,
-            identifier_selection=_SELECTION[identifier_selection],
+            identifier_selection=selection_value(identifier_selection),
             external_id_types=list(external_id_types),
         )
         request = sync_pb2.ConnectDestinationRequest(connection=connection)
@@ -203,7 +208,7 @@ class SyncMethods(Base):
                 setattr(connection, path, value)
                 paths.append(path)
         if identifier_selection is not None:
-            connection.identifier_selection = _SELECTION[identifier_selection]
+            connection.identifier_selection = selection_value(identifier_selection)
             paths.append("identifier_selection")
         if external_id_types is not None:
             connection.external_id_types.extend(external_id_types)
@@ -287,7 +292,7 @@ class SyncMethods(Base):
             collection=collection_value(collection),
             external_id_types=list(external_id_types),
             include_traits=list(include_traits),
-            identifier_selection=_SELECTION[identifier_selection],
+            identifier_selection=selection_value(identifier_selection),
         )
         return (chunk.csv_data for chunk in self._stream("admin", self.sync_stub.ExportAudience, request))
 

@@ -13,8 +13,10 @@ Every RPC method of `Client` is a coroutine here (`await client.get_audience(...
 `iter_*`, `watch_changes` and `export_audience` an async iterator. Tracking calls (`track`,
 `identify`, …) are queued at once, as with `Client`, and sent by the queue's background thread
 over a blocking channel of its own, so sending never waits on the event loop; `flush()` and
-`close()` are coroutines. With `on_overflow="block"` a full queue blocks the caller, here the
-event loop: prefer `drop_newest` or `raise` in asyncio code.
+`close()` are coroutines (`await client.close()`; a client not closed is closed at interpreter
+exit, as `Client` is, so calls still queued then are sent or reported). With
+`on_overflow="block"` a full queue blocks the caller, here the event loop: prefer `drop_newest` or
+`raise` in asyncio code.
 
 How the methods are shared: each method of `Client` builds its request and calls `self._call`.
 Here `_call` returns a `PendingCall`, an awaitable that makes the call on the `grpc.aio` channel
@@ -28,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-import json
 import time
 from collections.abc import AsyncIterator, Callable, Generator, Mapping, Sequence
 from typing import IO, Any
@@ -39,8 +40,8 @@ import grpc.aio
 from audiences._base import channel_options, collection_value, kind_value, unencodable
 from audiences._insight import MAX_VERSION, diff_request, edited_options, same_definition
 from audiences._profiles import trait_value
-from audiences._sync import _SELECTION as SELECTIONS
-from audiences.batching import json_default
+from audiences._sync import selection_value
+from audiences.batching import encode_batch
 from audiences.client import Client
 from audiences.errors import AudiencesError, InvalidArgument
 from audiences.messages import Json
@@ -183,7 +184,7 @@ class AsyncClient(Client):
             body["context"] = dict(context)
         if sent_at:
             body["sentAt"] = sent_at
-        encoded = json.dumps(body, separators=(",", ":"), default=json_default).encode()
+        encoded = encode_batch(body)
         reply: ingest_pb2.BatchJsonResponse = await self._unary(
             "write", self.ingest_stub.BatchJson, ingest_pb2.BatchJsonRequest(body=encoded), None
         )
@@ -284,7 +285,7 @@ class AsyncClient(Client):
             collection=collection_value(collection),
             external_id_types=list(external_id_types),
             include_traits=list(include_traits),
-            identifier_selection=SELECTIONS[identifier_selection],
+            identifier_selection=selection_value(identifier_selection),
         )
         async for chunk in self._stream("admin", self.sync_stub.ExportAudience, request):
             yield chunk.csv_data

@@ -162,7 +162,9 @@ def explain(  # noqa: PLR0911 - one answer per kind of failure
     `credentials_problem` why a credentials file named by --credentials-file or
     AUDIENCES_CREDENTIALS_FILE gave no tokens, which is then the reason a token is missing.
     """
-    if isinstance(error, InvalidArgument):
+    # A tracking call the client refuses as the server would (metadata `code`, the server's
+    # rejection code: no ids, no event, too large) is a refused call, not a usage mistake.
+    if isinstance(error, InvalidArgument) and "code" not in error.metadata:
         return _refused_locally(error), EXIT_USAGE
     if error.reason == "TOKEN_MISSING" and credentials_problem:
         return (
@@ -170,6 +172,10 @@ def explain(  # noqa: PLR0911 - one answer per kind of failure
             f"`{error.metadata.get('required_scope', '?')}` token this command needs",
             EXIT_USAGE,
         )
+    if error.code == grpc.StatusCode.UNAVAILABLE and error.reason:
+        # The server answered: it is reachable, and says what it is waiting for (a cluster's
+        # front: SHARD_UNAVAILABLE, LOG_UNAVAILABLE; any server: SHUTTING_DOWN, WRITER_SATURATED).
+        return f"the server is unavailable for now ({error.reason}): {error.message}; try again", EXIT_UNREACHABLE
     if error.code == grpc.StatusCode.UNAVAILABLE:
         return _unreachable(error, address, tls), EXIT_UNREACHABLE
     if error.code == grpc.StatusCode.DEADLINE_EXCEEDED and not error.reason:

@@ -13,8 +13,8 @@ as a plain method returning the generated message.
 from __future__ import annotations
 
 import atexit
-import json
 import os
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -28,13 +28,17 @@ from audiences._insight import InsightMethods
 from audiences._operator import OperatorMethods
 from audiences._profiles import ProfileMethods
 from audiences._sync import SyncMethods
-from audiences.batching import Batcher, BatchStats, OverflowPolicy, Undelivered, encode, json_default
+from audiences.batching import Batcher, BatchStats, OverflowPolicy, Undelivered, check_options, encode, encode_batch
 from audiences.config import resolve
 from audiences.errors import AudiencesError
 from audiences.messages import Json, Time
 from audiences.v1 import ingest_pb2, tracking_pb2
 
 __all__ = ["Client"]
+
+# How long close() waits, after giving up, for the senders to report the batches they held.
+_REPORT_GRACE = 2.0
+_STARTING = threading.Lock()
 
 _UNARY = {
     tracking_pb2.Track: ("Track", ingest_pb2.TrackRequest, "track"),
@@ -76,6 +80,8 @@ class Client(AdminMethods, InsightMethods, ProfileMethods, SyncMethods, Operator
         max_queue_size: int = 10_000,
         on_overflow: OverflowPolicy = "block",
         max_retries: int = 6,
+        retry_backoff: float = 0.2,
+        max_retry_backoff: float = 5.0,
         send_threads: int = 1,
         on_error: Callable[[Undelivered], None] | None = None,
         wait_for_ready: bool = False,
@@ -111,9 +117,18 @@ class Client(AdminMethods, InsightMethods, ProfileMethods, SyncMethods, Operator
             max_queue_size: The most tracking calls held in memory.
             on_overflow: When the queue is full: `block` (wait for room), `drop_newest` (drop the
                 call, count it, report it to `on_error`) or `raise` (`QueueFull`).
-            max_retries: Retries of a batch that failed with UNAVAILABLE (or another transient code).
+            max_retries: Retries of a batch that failed with UNAVAILABLE (or another transient code),
+                after waits of `retry_backoff` doubled at each retry, at most `max_retry_backoff`,
+                each shortened by a random 0 to 50 %. With the defaults a batch rides out about 6
+                to 11 s of downtime (a server restart may take longer): raise `max_retries` (each
+                one more adds up to `max_retry_backoff`) to wait longer before the calls go to
+                `on_error`.
+            retry_backoff: The first wait before a retry, in seconds.
+            max_retry_backoff: The longest wait between two tries, in seconds.
             send_threads: Background threads sending batches concurrently.
-            on_error: Called with each tracking call the server did not store; default logs it.
+            on_error: Called with each tracking call the server did not store, or that `close()`
+                gave up on (reason `CLIENT_CLOSED`); default logs it. It runs in a sender thread;
+                an exception it raises is logged and the queue goes on.
             wait_for_ready: Calls wait for the server to be reachable (until their timeout)
                 instead of failing at once with UNAVAILABLE. Either way the idempotent reads
                 (Get*, List*, Validate*, Preview*) are retried on UNAVAILABLE by the channel's
@@ -124,7 +139,8 @@ class Client(AdminMethods, InsightMethods, ProfileMethods, SyncMethods, Operator
                 cannot be read, is not PEM, holds no certificate (or key) a TLS library can load, or
                 a client key that is not the certificate's (`TLS_FILE_UNREADABLE`), an address whose
                 port is not 1 to 65535 (`ADDRESS_INVALID`), a timeout that is not a positive number
-                of seconds (`TIMEOUT_INVALID`). A malformed token
+                of seconds (`TIMEOUT_INVALID`), a queue option out of range (`QUEUE_OPTION_INVALID`),
+                a client certificate without its key or the reverse (`TLS_FILE_UNREADABLE`). A malformed token
                 (`TOKEN_MALFORMED`) is refused by the first method that needs it, before calling.
         """
         resolved = resolve(
@@ -151,12 +167,16 @@ class Client(AdminMethods, InsightMethods, ProfileMethods, SyncMethods, Operator
             wait_for_ready=wait_for_ready,
             credentials_problem=resolved.credentials_problem,
         )
+        check_options(on_overflow, batch_size, max_queue_size, max_retries, retry_backoff, max_retry_backoff,
+                      send_threads)
         self._batcher_options: dict[str, Any] = {
             "batch_size": batch_size,
             "flush_interval": flush_interval,
             "max_queue_size": max_queue_size,
             "on_overflow": on_overflow,
             "max_retries": max_retries,
+            "backoff": retry_backoff,
+            "max_backoff": max_retry_backoff,
             "threads": send_threads,
             "on_error": on_error,
         }
@@ -276,17 +296,33 @@ class Client(AdminMethods, InsightMethods, ProfileMethods, SyncMethods, Operator
         return str(call["messageId"]) if self._queue().put(call) else ""
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Waits until every queued call is settled; True when that happened within `timeout`."""
+        """Waits until every call queued before this one is settled (stored, rejected or given
+        up); True when that happened within `timeout`. Calls other threads queue meanwhile are
+        sent too, but not waited for."""
         return self._batcher.flush(timeout) if self._batcher else True
 
     def close(self, timeout: float | None = None) -> bool:
-        """Flushes the queue, stops its thread and closes the channel."""
+        """Stops accepting tracking calls (later ones raise CLIENT_CLOSED), sends what is queued,
+        stops the queue's threads and closes the channel. Run at interpreter exit too.
+
+        Returns:
+            True when every queued call was settled within `timeout`. Calls still unsettled
+            then are given up and passed to `on_error` with the reason `CLIENT_CLOSED` (a batch
+            in flight at that moment is cancelled with the channel and reported so too).
+        """
         settled = self._batcher.close(timeout) if self._batcher else True
         if not self._closed:
             self._closed = True
-            atexit.unregister(self.close)
+            atexit.unregister(self._close_at_exit)
             self.channel.close()
+        if self._batcher is not None and not settled:
+            self._batcher.join(_REPORT_GRACE)  # let the batches cancelled with the channel be reported
         return settled
+
+    def _close_at_exit(self) -> None:
+        """The close() run at interpreter exit (a plain function, also for AsyncClient, whose
+        close() is a coroutine no one would await there)."""
+        Client.close(self)
 
     @property
     def stats(self) -> BatchStats:
@@ -296,10 +332,14 @@ class Client(AdminMethods, InsightMethods, ProfileMethods, SyncMethods, Operator
     def _queue(self) -> Batcher:
         if self._closed:
             raise AudiencesError(grpc.StatusCode.FAILED_PRECONDITION, "the client is closed", reason="CLIENT_CLOSED")
-        if self._batcher is None:
-            self._batcher = Batcher(self._send_body, **self._batcher_options)
-            atexit.register(self.close)
-        return self._batcher
+        batcher = self._batcher
+        if batcher is None:
+            with _STARTING:  # threads tracking at once start one queue, not one each
+                if self._batcher is None:
+                    self._batcher = Batcher(self._send_body, **self._batcher_options)
+                    atexit.register(self._close_at_exit)
+                batcher = self._batcher
+        return batcher
 
     def _send_body(self, body: bytes) -> ingest_pb2.BatchJsonResponse:
         return self._call(
@@ -318,7 +358,7 @@ class Client(AdminMethods, InsightMethods, ProfileMethods, SyncMethods, Operator
             body["context"] = dict(context)
         if sent_at:
             body["sentAt"] = sent_at
-        return self._send_body(json.dumps(body, separators=(",", ":"), default=json_default).encode())
+        return self._send_body(encode_batch(body))
 
     def send(
         self,

@@ -13,9 +13,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-import grpc
-
-from audiences.errors import AudiencesError, FieldViolation
+from audiences.errors import FieldViolation, InvalidArgument
 
 __all__ = ["alias", "group", "identify", "iso_time", "now_iso", "page", "screen", "track"]
 
@@ -36,14 +34,12 @@ def now_iso() -> str:
     return iso_time(dt.datetime.now(dt.UTC))
 
 
-def _refuse(reason: str, field: str, message: str) -> AudiencesError:
-    return AudiencesError(
-        grpc.StatusCode.INVALID_ARGUMENT,
-        message,
-        reason=reason.upper(),
-        metadata={"code": reason},
-        violations=[FieldViolation(field, message)],
-    )
+def _refuse(reason: str, field: str, message: str) -> InvalidArgument:
+    """What the server would refuse, refused before queueing: an `InvalidArgument` (so also a
+    `ValueError`) with the server's reason in upper case and its code in `metadata["code"]`."""
+    error = InvalidArgument(message, reason.upper(), {"code": reason})
+    error.violations.append(FieldViolation(field, message))
+    return error
 
 
 def _common(

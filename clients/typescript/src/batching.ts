@@ -16,7 +16,7 @@
  */
 
 import { status as Status } from "@grpc/grpc-js";
-import { AudiencesError, QueueFull } from "./errors.js";
+import { AudiencesError, QueueFull, invalidArgument } from "./errors.js";
 import { MessageStatus, type BatchJsonResponse } from "./gen/audiences/v1/ingest.js";
 
 export const MAX_MESSAGE_BYTES = 32 * 1024;
@@ -61,13 +61,18 @@ export interface BatchOptions {
   maxQueueSize?: number;
   /** When the queue is full; default `drop_newest`. */
   onOverflow?: OverflowPolicy;
-  /** Retries of a batch that failed with a transient code; default 6. */
+  /**
+   * Retries of a batch that failed with a transient code; default 6. With the default backoff a
+   * batch rides out about 6 to 11 s of downtime (`retryBudgetMs`) before its calls go to
+   * `onError`; a server restart may take longer, so raise it (each more retry adds up to
+   * `maxBackoffMs`) where calls should wait out a restart.
+   */
   maxRetries?: number;
   /** The first wait before a retry, doubled at each next one; default 200 ms. */
   backoffMs?: number;
   /** The longest wait between two tries; default 5 s. */
   maxBackoffMs?: number;
-  /** Called for each call the server did not store; default: a warning on the console. */
+  /** Called for each call the server did not store; default: a warning on the console. One that throws is logged; the queue goes on. */
   onError?: (undelivered: Undelivered) => void;
 }
 
@@ -99,10 +104,13 @@ export class Batcher {
       maxBackoffMs: options.maxBackoffMs ?? 5_000,
     };
     if (!["drop_newest", "throw"].includes(this.options.onOverflow)) {
-      throw new RangeError(`onOverflow must be drop_newest or throw, not ${this.options.onOverflow}`);
+      throw invalidArgument(`onOverflow must be drop_newest or throw, not ${this.options.onOverflow}`, "QUEUE_OPTION_INVALID", { option: "onOverflow" });
     }
     if (!(this.options.batchSize >= 1 && this.options.batchSize <= MAX_BATCH_CALLS)) {
-      throw new RangeError(`batchSize must be 1 to ${MAX_BATCH_CALLS}`);
+      throw invalidArgument(`batchSize must be 1 to ${MAX_BATCH_CALLS}`, "QUEUE_OPTION_INVALID", { option: "batchSize" });
+    }
+    if (!(this.options.maxRetries >= 0 && this.options.backoffMs >= 0 && this.options.maxBackoffMs >= this.options.backoffMs)) {
+      throw invalidArgument("maxRetries must be 0 or more, backoffMs from 0 to maxBackoffMs", "QUEUE_OPTION_INVALID", { option: "maxRetries" });
     }
     this.onError = options.onError ?? logUndelivered;
   }
@@ -190,13 +198,8 @@ export class Batcher {
   }
 
   private async deliver(batch: Buffer[]): Promise<void> {
-    const body = Buffer.concat([
-      Buffer.from('{"batch":['),
-      ...batch.flatMap((item, i) => (i ? [Buffer.from(","), item] : [item])),
-      Buffer.from(`],"sentAt":"${new Date().toISOString()}"}`),
-    ]);
     try {
-      this.count(await this.sendWithRetries(body), batch);
+      this.count(await this.sendWithRetries(batch), batch);
     } catch (caught) {
       const error = caught instanceof AudiencesError ? caught : new AudiencesError(Status.UNKNOWN, String(caught));
       this.stats.failed += batch.length;
@@ -210,10 +213,12 @@ export class Batcher {
     }
   }
 
-  private async sendWithRetries(body: Buffer): Promise<BatchJsonResponse> {
+  private async sendWithRetries(batch: Buffer[]): Promise<BatchJsonResponse> {
     for (let attempt = 0; ; attempt += 1) {
       try {
-        return await this.send(body);
+        // `sentAt` is the time of this attempt: the server corrects each call's `originalTimestamp`
+        // with it, so the first attempt's would move the events later by the whole wait.
+        return await this.send(batchBody(batch));
       } catch (error) {
         if (!(error instanceof AudiencesError) || !RETRYABLE.has(error.code) || attempt >= this.options.maxRetries) {
           throw error;
@@ -255,9 +260,62 @@ export class Batcher {
   }
 }
 
-/** One call as compact JSON; throws AudiencesError INVALID_ARGUMENT `MESSAGE_TOO_LARGE` over 32 KB. */
+/** The `BatchJson` body of encoded calls, with `sentAt` now. */
+export function batchBody(batch: Buffer[]): Buffer {
+  return Buffer.concat([
+    Buffer.from('{"batch":['),
+    ...batch.flatMap((item, i) => (i ? [Buffer.from(","), item] : [item])),
+    Buffer.from(`],"sentAt":"${new Date().toISOString()}"}`),
+  ]);
+}
+
+/**
+ * The least and most milliseconds a batch waits between its tries before it is given up: the
+ * downtime the queue rides out (with the defaults about 5.6 to 11.2 s, besides the tries).
+ */
+export function retryBudgetMs(maxRetries = 6, backoffMs = 200, maxBackoffMs = 5_000): [number, number] {
+  let total = 0;
+  for (let attempt = 0; attempt < maxRetries; attempt += 1) total += Math.min(maxBackoffMs, backoffMs * 2 ** attempt);
+  return [total / 2, total];
+}
+
+/**
+ * JSON text of a value, as `JSON.stringify` writes it, except that a BigInt is written as the
+ * integer it is (JSON numbers have no size limit; the server keeps integers beyond 64 bits), and,
+ * with `strict`, NaN and infinities (which JSON cannot hold, and `JSON.stringify` silently
+ * writes as `null`) throw AudiencesError INVALID_ARGUMENT `VALUE_NOT_JSON`, as does anything else
+ * `JSON.stringify` cannot write (a cycle).
+ */
+export function toJson(value: unknown, strict = true): string {
+  let mark: string | undefined;
+  let text: string;
+  try {
+    text = JSON.stringify(value, (key, item: unknown) => {
+      if (typeof item === "bigint") {
+        mark ??= `\u0000bigint${Math.random().toString(36).slice(2)}:`;
+        return `${mark}${item.toString()}`;
+      }
+      if (strict && typeof item === "number" && !Number.isFinite(item)) {
+        throw invalidArgument(`${key ? `\`${key}\` is` : "the value is"} ${item}, which JSON cannot hold`, "VALUE_NOT_JSON", { field: key });
+      }
+      return item;
+    });
+  } catch (error) {
+    if (error instanceof AudiencesError) throw error;
+    throw invalidArgument(`the call cannot be sent as JSON: ${error instanceof Error ? error.message : String(error)}`, "VALUE_NOT_JSON");
+  }
+  if (mark === undefined) return text;
+  // JSON.stringify writes the mark's NUL as `\u0000`, which no text of the caller's can make unescaped.
+  const written = JSON.stringify(mark).slice(1, -1);
+  return text.split(`"${written}`).map((part, i) => (i ? part.replace(/^(-?\d+)"/, "$1") : part)).join("");
+}
+
+/**
+ * One call as compact JSON (UTF-8); throws AudiencesError INVALID_ARGUMENT `MESSAGE_TOO_LARGE`
+ * over 32 KB, `VALUE_NOT_JSON` for NaN, an infinity or a cycle (a BigInt is sent as its integer).
+ */
 export function encode(message: Record<string, unknown>): Buffer {
-  const encoded = Buffer.from(JSON.stringify(message));
+  const encoded = Buffer.from(toJson(message));
   if (encoded.length > MAX_MESSAGE_BYTES) {
     throw new AudiencesError(
       Status.INVALID_ARGUMENT,

@@ -111,6 +111,17 @@ export class Caller {
         { reason: "TOKEN_MISSING", metadata: { required_scope: scope } },
       );
     }
+    const bad = [...token].findIndex((char) => !(char >= "!" && char <= "~"));
+    if (bad >= 0) {
+      // grpc-js would fail deep inside (UNKNOWN, "not a valid header value"); the token is never shown.
+      const character = JSON.stringify([...token][bad]);
+      throw new AudiencesError(
+        Status.INVALID_ARGUMENT,
+        `the \`${scope}\` token is malformed: a token is printable ASCII without spaces, but this one has ${character} ` +
+          `at position ${bad}; check ${scope}Token (or token), AUDIENCES_${scope.toUpperCase()}_TOKEN, AUDIENCES_TOKEN or the credentials file`,
+        { reason: "TOKEN_MALFORMED", metadata: { scope, position: String(bad), character } },
+      );
+    }
     const metadata = new Metadata({ waitForReady: this.waitForReady });
     metadata.set("authorization", `Bearer ${token}`);
     return metadata;
@@ -147,24 +158,40 @@ export class Caller {
     }
   }
 
-  /** Calls a client-streaming RPC, writing each request (waiting when the stream is full). */
+  /**
+   * Calls a client-streaming RPC, writing each request (waiting when the stream is full). The
+   * server may end the call early (a refused token, a deadline): then writing stops and the
+   * returned promise rejects with that AudiencesError. A request that cannot be built (an
+   * iterator that throws) cancels the call and rejects with its error.
+   */
   async upload<Req, Res>(scope: Scope, method: UploadMethod<Req, Res>, requests: AsyncIterable<Req> | Iterable<Req>, timeoutMs?: number): Promise<Res> {
     const metadata = this.metadata(scope);
     let stream: ClientWritableStream<Req> | undefined;
+    let ended = false;
     const reply = new Promise<Res>((resolve, reject) => {
-      stream = method(metadata, this.options(timeoutMs), (error, response) =>
-        error ? reject(AudiencesError.fromServiceError(error)) : resolve(response),
-      );
+      stream = method(metadata, this.options(timeoutMs), (error, response) => {
+        ended = true;
+        if (error) reject(AudiencesError.fromServiceError(error));
+        else resolve(response);
+      });
     });
+    // The reply may fail while requests are still being written; it is awaited below, so mark it
+    // handled now (else Node would end the process on an "unhandled rejection").
+    reply.catch(() => undefined);
+    const settled = reply.then(() => undefined, () => undefined);
+    stream!.on("error", () => undefined); // the same failure reaches the callback above
     try {
       for await (const request of requests) {
+        if (ended) break;
         if (!stream!.write(request)) {
-          await new Promise((resolve) => stream!.once("drain", resolve));
+          await Promise.race([new Promise((resolve) => stream!.once("drain", resolve)), settled]);
         }
       }
-    } finally {
-      stream!.end();
+    } catch (error) {
+      stream!.cancel();
+      throw asAudiencesError(error);
     }
+    if (!ended) stream!.end();
     return reply;
   }
 }

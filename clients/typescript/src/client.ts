@@ -14,10 +14,10 @@
 
 import { type ChannelCredentials, type ChannelOptions, credentials as grpcCredentials, status as Status } from "@grpc/grpc-js";
 import { readFileSync } from "node:fs";
-import { Batcher, type BatchOptions, type BatchStats, encode } from "./batching.js";
+import { Batcher, type BatchOptions, type BatchStats, encode, toJson } from "./batching.js";
 import { Caller, serviceConfig } from "./channel.js";
 import { type ConnectionOptions, resolve } from "./config.js";
-import { AudiencesError } from "./errors.js";
+import { AudiencesError, invalidArgument } from "./errors.js";
 import {
   type Audience,
   AudienceAdminServiceClient,
@@ -272,7 +272,7 @@ export function collectionValue(value: Collectionish | undefined): Collection {
   if (value === undefined) return Collection.COLLECTION_UNSPECIFIED;
   if (typeof value === "number") return value;
   const found = COLLECTIONS[value.toLowerCase()];
-  if (found === undefined) throw new RangeError(`collection must be users or accounts, not ${value}`);
+  if (found === undefined) throw invalidArgument(`collection must be users or accounts, not ${value}`, "COLLECTION_INVALID", { value: String(value) });
   return found;
 }
 
@@ -280,7 +280,7 @@ export function collectionValue(value: Collectionish | undefined): Collection {
 export function kindValue(value: Kindish): ComputationKind {
   if (typeof value === "number") return value;
   const found = KINDS[value.toLowerCase()];
-  if (found === undefined) throw new RangeError(`kind must be audience or computed_trait, not ${value}`);
+  if (found === undefined) throw invalidArgument(`kind must be audience or computed_trait, not ${value}`, "KIND_INVALID", { value: String(value) });
   return found;
 }
 
@@ -292,13 +292,89 @@ export function scopeValue(value: Scopeish): TokenScope {
 
 function pick<T>(table: Record<string, T>, value: string, what: string): T {
   const found = table[value];
-  if (found === undefined) throw new RangeError(`${what} must be one of ${Object.keys(table).join(", ")}, not ${value}`);
+  if (found === undefined) {
+    const reason = `${what.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}_INVALID`;
+    throw invalidArgument(`${what} must be one of ${Object.keys(table).join(", ")}, not ${value}`, reason, { option: what, value: String(value) });
+  }
   return found;
 }
 
-/** A trait's value as plain data, integers as integers (read from `valueJson`, else the Value). */
+/**
+ * A trait's value as plain data, read from `valueJson` (else the Value). Numbers are exact where
+ * JavaScript allows: an integer beyond `Number.MAX_SAFE_INTEGER` (2^53 − 1) is a `BigInt` (so
+ * 2^64 + 1 and 10^400 come back exactly, not rounded or `Infinity`); other numbers are `number`s,
+ * so a float such as `4.0` is `4` (read `valueJson` to tell it from the integer 4), and a
+ * fraction too large for a double is kept as its JSON text.
+ */
 export function traitValue(trait: Trait): unknown {
-  return trait.valueJson ? JSON.parse(trait.valueJson) : trait.value;
+  return trait.valueJson ? parseJson(trait.valueJson) : trait.value;
+}
+
+const TOKEN = /"(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|true|false|null/y;
+
+/** `JSON.parse` keeping integers beyond 2^53 − 1 exact, as BigInt (see `traitValue`). */
+export function parseJson(text: string): unknown {
+  let at = 0;
+  const fail = (): never => {
+    throw new SyntaxError(`not JSON at position ${at}: ${text.slice(at, at + 20)}`);
+  };
+  const space = (): void => {
+    while (at < text.length && " \t\n\r".includes(text[at]!)) at += 1;
+  };
+  const value = (): unknown => {
+    space();
+    const char = text[at];
+    if (char === "{") {
+      const out: Record<string, unknown> = {};
+      at += 1;
+      space();
+      if (text[at] === "}") { at += 1; return out; }
+      for (;;) {
+        space();
+        const key = value();
+        if (typeof key !== "string") fail();
+        space();
+        if (text[at] !== ":") fail();
+        at += 1;
+        Object.defineProperty(out, key as string, { value: value(), enumerable: true, writable: true, configurable: true });
+        space();
+        if (text[at] === ",") { at += 1; continue; }
+        if (text[at] === "}") { at += 1; return out; }
+        fail();
+      }
+    }
+    if (char === "[") {
+      const out: unknown[] = [];
+      at += 1;
+      space();
+      if (text[at] === "]") { at += 1; return out; }
+      for (;;) {
+        out.push(value());
+        space();
+        if (text[at] === ",") { at += 1; continue; }
+        if (text[at] === "]") { at += 1; return out; }
+        fail();
+      }
+    }
+    TOKEN.lastIndex = at;
+    const token = TOKEN.exec(text);
+    if (!token) return fail();
+    at += token[0].length;
+    const word = token[0];
+    if (/^-?\d+$/.test(word)) {
+      const number = Number(word);
+      return Number.isSafeInteger(number) ? number : BigInt(word);
+    }
+    if (/^-?\d/.test(word)) {
+      const number = Number(word);
+      return Number.isFinite(number) ? number : word;
+    }
+    return JSON.parse(word);
+  };
+  const parsed = value();
+  space();
+  if (at !== text.length) fail();
+  return parsed;
 }
 
 /** The fields given (not undefined), and the update mask naming them as the proto does. */
@@ -316,13 +392,26 @@ function changes<T extends object>(fields: T): { set: Partial<T>; paths: string[
 
 function tlsCredentials(ca?: string, cert?: string, key?: string): ChannelCredentials {
   if ((cert === undefined) !== (key === undefined)) {
-    throw new RangeError("a client certificate needs both tlsCertFile and tlsKeyFile");
+    throw invalidArgument("a client certificate needs both tlsCertFile and tlsKeyFile", "TLS_FILE_UNREADABLE", {
+      option: cert === undefined ? "tlsCertFile" : "tlsKeyFile",
+    });
   }
-  return grpcCredentials.createSsl(
-    ca ? readFileSync(ca) : null,
-    key ? readFileSync(key) : null,
-    cert ? readFileSync(cert) : null,
-  );
+  try {
+    return grpcCredentials.createSsl(readTls(ca, "tlsCaFile"), readTls(key, "tlsKeyFile"), readTls(cert, "tlsCertFile"));
+  } catch (error) {
+    if (error instanceof AudiencesError) throw error;
+    throw invalidArgument(`the TLS files cannot be used: ${error instanceof Error ? error.message : String(error)}`, "TLS_FILE_UNREADABLE");
+  }
+}
+
+/** A TLS file's bytes; AudiencesError INVALID_ARGUMENT `TLS_FILE_UNREADABLE` (metadata `file`, `option`) when it cannot be read. */
+function readTls(file: string | undefined, option: string): Buffer | null {
+  if (!file) return null;
+  try {
+    return readFileSync(file);
+  } catch (error) {
+    throw invalidArgument(`cannot read the TLS file ${file} (${option}): ${(error as Error).message}`, "TLS_FILE_UNREADABLE", { file, option });
+  }
 }
 
 /**
@@ -344,6 +433,7 @@ export class Client {
   private readonly batcher: Batcher;
   private closed = false;
   private readonly beforeExit = (): void => void this.flush();
+  private exitHook = false; // whether beforeExit is registered: once, however often the queue fills
 
   constructor(options: ClientOptions = {}) {
     const resolved = resolve(options);
@@ -418,8 +508,9 @@ export class Client {
     if (!this.batcher.put(call)) {
       return "";
     }
-    if (this.batcher.size === 1) {
-      process.once("beforeExit", this.beforeExit); // a forgotten flush still sends the queue
+    if (!this.exitHook) {
+      this.exitHook = true;
+      process.on("beforeExit", this.beforeExit); // a forgotten flush still sends the queue
     }
     return String(call.messageId);
   }
@@ -427,7 +518,10 @@ export class Client {
   /** Resolves once every queued call is settled (stored, rejected or given up). */
   async flush(): Promise<void> {
     await this.batcher.flush();
-    process.removeListener("beforeExit", this.beforeExit);
+    if (this.exitHook && this.batcher.size === 0) {
+      this.exitHook = false;
+      process.removeListener("beforeExit", this.beforeExit);
+    }
   }
 
   /** Flushes the queue and closes the channel; later tracking calls throw CLIENT_CLOSED. */
@@ -457,7 +551,11 @@ export class Client {
     const body: Record<string, unknown> = { batch: calls };
     if (options.context) body.context = options.context;
     if (options.sentAt) body.sentAt = options.sentAt;
-    return this.sendBody(Buffer.from(JSON.stringify(body)));
+    try {
+      return this.sendBody(Buffer.from(toJson(body, false)));
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   /** Sends one typed call with its unary RPC (`Track`, `Identify`, …); resolves to `messageId` and `status`. */
@@ -470,7 +568,7 @@ export class Client {
     if (screen) return this.caller.unary("write", ingest.screen.bind(ingest), { screen: Screen.fromPartial(screen) });
     if (group) return this.caller.unary("write", ingest.group.bind(ingest), { group: Group.fromPartial(group) });
     if (alias) return this.caller.unary("write", ingest.alias.bind(ingest), { alias: Alias.fromPartial(alias) });
-    return Promise.reject(new RangeError("send takes one of track, identify, page, screen, group, alias"));
+    return Promise.reject(invalidArgument("send takes one of track, identify, page, screen, group, alias", "CALL_INVALID"));
   }
 
   /** Sends typed calls with the `Batch` RPC; resolves to a result per call. */
@@ -823,7 +921,7 @@ export class Client {
   /** Creates a destination of one kind: give exactly one of webhook, segment, grpcFeed, csv. */
   async createDestination(key: string, input: DestinationInput): Promise<Destination> {
     const kinds = [input.webhook, input.segment, input.grpcFeed, input.csv].filter((c) => c !== undefined);
-    if (kinds.length !== 1) throw new RangeError("give exactly one of webhook, segment, grpcFeed, csv");
+    if (kinds.length !== 1) throw invalidArgument("give exactly one of webhook, segment, grpcFeed, csv", "DESTINATION_CONFIG_INVALID");
     const request = CreateDestinationRequest.fromPartial({ destination: { enabled: true, ...input, key } });
     return (await this.caller.unary("admin", this.sync.createDestination.bind(this.sync), request)).destination!;
   }
@@ -1068,7 +1166,7 @@ export class Client {
   /** Stops suppressing an identifier (`type:value`): calls carrying it are stored again. */
   async deleteSuppression(externalId: string, options: { collection?: Collectionish; space?: string } = {}): Promise<void> {
     const colon = externalId.indexOf(":");
-    if (colon < 0) throw new RangeError(`an identifier is type:value, not ${externalId}`);
+    if (colon < 0) throw invalidArgument(`an identifier is type:value, not ${externalId}`, "EXTERNAL_ID_INVALID");
     const request = DeleteSuppressionRequest.fromPartial({
       space: options.space,
       externalId: { type: externalId.slice(0, colon), value: externalId.slice(colon + 1), collection: collectionValue(options.collection ?? "users") },

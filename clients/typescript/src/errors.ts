@@ -102,6 +102,14 @@ export class QueueFull extends AudiencesError {
   }
 }
 
+/**
+ * A mistake the client refuses before calling (an option or argument it cannot use): an
+ * AudiencesError INVALID_ARGUMENT with an UPPER_SNAKE reason, never a bare RangeError or TypeError.
+ */
+export function invalidArgument(message: string, reason: string, metadata: Record<string, string> = {}): AudiencesError {
+  return new AudiencesError(Status.INVALID_ARGUMENT, message, { reason, metadata });
+}
+
 /** Turns anything a grpc-js call rejects with into an AudiencesError. */
 export function asAudiencesError(error: unknown): AudiencesError {
   if (error instanceof AudiencesError) {

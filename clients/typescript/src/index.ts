@@ -6,7 +6,7 @@
  * (messages and `@grpc/grpc-js` service clients) is exported under `v1`.
  */
 
-export { Batcher, type BatchOptions, type BatchStats, type OverflowPolicy, type Undelivered } from "./batching.js";
+export { Batcher, type BatchOptions, type BatchStats, type OverflowPolicy, retryBudgetMs, toJson, type Undelivered } from "./batching.js";
 export { idempotentMethods, serviceConfig } from "./channel.js";
 export * from "./client.js";
 export { type ConnectionOptions, credentialsPath, DEFAULT_ADDRESS, resolve, type Resolved, type Scope, type Tokens } from "./config.js";
