@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from audiences_server.cluster.entries import decode
 from audiences_server.cluster.front import Front
+from audiences_server.cluster.identity import IdentityStage
 from audiences_server.cluster.log import CALLS, LocalLog, partition_subject
+from audiences_server.cluster.roles import engine_for
 from audiences_server.engine.clock import Clock, ManualClock
 from audiences_server.engine.computations import Spec
 from audiences_server.errors import InvalidArgument, Unimplemented
+from tests.cluster.conftest import free_port
 from tests.cluster.harness import Cluster
 from tests.cluster.streams import T0
 
@@ -105,3 +112,42 @@ def test_a_front_refuses_to_move_the_clock_backwards() -> None:
         assert [decode(e.data)["at"] for e in log.entries(CALLS)] == [T0 + 1_000, T0 + 1_000]
 
     asyncio.run(scenario())
+
+
+def _role(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "audiences_server.cli", "cluster", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_an_identity_stage_keeps_the_partitions_its_file_was_made_with(tmp_path: Path) -> None:
+    """P is fixed when the cluster is made: an identity stage's file records it on its first run,
+    and a start with another P is refused (status 2), NATS reachable or not, before it routes a
+    call to a partition that does not hold its profile."""
+    db = tmp_path / "identity.db"
+    engine = engine_for(db, manual_clock=False, clock_start=None)
+    try:
+        IdentityStage(engine.writer, LocalLog(), 2)
+        with pytest.raises(ValueError, match="routes to 2 partitions, not 3"):
+            IdentityStage(engine.writer, LocalLog(), 3)
+    finally:
+        engine.close()
+    refused = _role("identity", "--db", str(db), "--partitions", "3", "--nats", f"nats://127.0.0.1:{free_port()}")
+    _out, err = refused.communicate(timeout=60)
+    assert refused.returncode == 2
+    assert err.strip().endswith("routes to 2 partitions, not 3: P is fixed when the cluster is made (docs/scaling.md)")
+
+
+@pytest.mark.parametrize("role", ["identity", "shard"])
+def test_a_role_waiting_for_nats_stops_when_told(tmp_path: Path, role: str) -> None:
+    """Started while NATS does not answer, an identity stage or a shard process waits for it, and
+    SIGTERM stops it at once (status 0), without a traceback."""
+    nats = f"nats://127.0.0.1:{free_port()}"
+    args = (["--db", str(tmp_path / "identity.db"), "--partitions", "2"] if role == "identity" else
+            ["--partition", "0", "--data-dir", str(tmp_path / "shard")])
+    process = _role(role, *args, "--nats", nats)
+    time.sleep(3)
+    assert process.poll() is None  # still waiting for NATS
+    process.send_signal(signal.SIGTERM)
+    _out, err = process.communicate(timeout=20)
+    assert process.returncode == 0, err
+    assert "Traceback" not in err

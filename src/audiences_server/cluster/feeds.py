@@ -28,6 +28,7 @@ from typing import Any
 
 import grpc
 from audiences.v1 import sync_pb2, sync_pb2_grpc
+from google.protobuf import duration_pb2
 from grpc import aio
 
 from audiences_server import errors
@@ -187,7 +188,7 @@ class ClusterSync:
             for p, (channel, position) in enumerate(zip(channels, positions, strict=True)):
                 stream = sync_pb2_grpc.SyncServiceStub(channel).WatchChanges(sync_pb2.WatchChangesRequest(
                     destination_key=request.destination_key, start_cursor=str(position) if position else "",
-                    heartbeat_interval=request.heartbeat_interval))
+                    heartbeat_interval=_duration(heartbeat_s)))  # the request's, or the default when unset
                 pumps.append(asyncio.create_task(_pump(p, stream, queue)))
             quiet_since = time.monotonic()
             while not self._engine.sync.stopping:
@@ -336,3 +337,9 @@ async def _pump(partition: int, stream: Any, queue: asyncio.Queue[tuple[int, Any
         await queue.put((partition, failure))
         return
     await queue.put((partition, None))
+
+
+def _duration(seconds: float) -> duration_pb2.Duration:
+    duration = duration_pb2.Duration()
+    duration.FromMilliseconds(round(seconds * 1000))
+    return duration

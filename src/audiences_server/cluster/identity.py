@@ -29,6 +29,7 @@ from audiences_server.store.writer import Writer
 log = structlog.get_logger(__name__)
 
 READER = "identity"
+PARTITIONS = "partitions"  # the P this stage's file routes to, set on its first run
 _CALL_SEQ = "call_seq"
 _SERIAL = "outbox_serial"
 
@@ -94,6 +95,7 @@ class IdentityStage:
         self._partitions = partitions
         self._batch = batch
         self._writer.run(store.prepare_cluster)
+        self._writer.run(lambda conn: keep_partitions(conn, partitions))
 
     async def run(self, stop: asyncio.Event) -> None:
         """Publishes what a previous run left in the outbox, then reads `aud.calls` until `stop` is set."""
@@ -193,3 +195,20 @@ class IdentityStage:
             routed.add(account, call | {"account": _ref(conn, account, seq, True), "store_event": user is None})
         if user is None and account is None:
             routed.add(None, call | {"store_event": True})
+
+
+def keep_partitions(conn: apsw.Connection, partitions: int) -> None:
+    """Records P on a new file; refuses another P on one that routed with it (every profile's
+    partition is a function of P: the calls of profiles already placed would go to partitions that
+    do not hold them, or that no shard runs).
+
+    Raises:
+        ValueError: the file was made with another P.
+    """
+    store.prepare_cluster(conn)
+    made_with = store.count(conn, PARTITIONS)
+    if made_with and made_with != partitions:
+        raise ValueError(f"this identity stage's file routes to {made_with} partitions, not {partitions}: P is fixed "
+                         "when the cluster is made (docs/scaling.md)")
+    if not made_with:
+        store.set_count(conn, PARTITIONS, partitions)

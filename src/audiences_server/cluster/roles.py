@@ -22,7 +22,7 @@ from grpc import aio
 from audiences_server import logs
 from audiences_server.cluster.control import make_front
 from audiences_server.cluster.front import Front
-from audiences_server.cluster.identity import IdentityStage
+from audiences_server.cluster.identity import IdentityStage, keep_partitions
 from audiences_server.cluster.local import run_local
 from audiences_server.cluster.log import JetStreamLog
 from audiences_server.cluster.reads import ShardReads, serve_shard_reads
@@ -35,6 +35,8 @@ from audiences_server.server import create_server
 from audiences_server.settings import Settings, add_arguments, listen_address, resolve
 
 log = structlog.get_logger(__name__)
+# How long a front waits for NATS at start before it says so and exits.
+CONNECT_TIMEOUT_S = 30
 
 
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -108,7 +110,17 @@ def run(args: argparse.Namespace) -> int:
     if args.role == "copy-partition":
         copy_partition(args.source, args.target)
         return 0
-    asyncio.run(_serve(args))
+    return _serve_role(args)
+
+
+def _serve_role(args: argparse.Namespace) -> int:
+    """An identity stage or a shard process until SIGTERM or SIGINT; 2 for a file made for
+    another cluster (the identity stage's P)."""
+    try:
+        asyncio.run(_serve(args))
+    except ValueError as refused:
+        print(f"audiences-server: {refused}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -203,23 +215,56 @@ async def _serve(args: argparse.Namespace) -> None:
         await _serve_identity(args)
         return
     stop = _stopped_by_signals()
-    the_log = await JetStreamLog.connect(args.nats)
+    the_log = await _connect_unless_stopped(args.nats, stop)
+    if the_log is None:
+        return
     try:
         await _run_partitions(args, the_log, stop)
     finally:
-        await the_log.close()
+        await _close(the_log)
 
 
 async def _serve_identity(args: argparse.Namespace) -> None:
     engine = await asyncio.to_thread(engine_for, args.db, args.manual_clock, args.clock_start)
     stop = _stopped_by_signals()
-    the_log = await JetStreamLog.connect(args.nats)
     try:
-        log.info("identity_stage_started", partitions=args.partitions, db=str(args.db))
-        await IdentityStage(engine.writer, the_log, args.partitions).run(stop)
+        # Before the log: a file made for another P is refused whether NATS answers or not.
+        await asyncio.to_thread(engine.writer.run, lambda conn: keep_partitions(conn, args.partitions))
+        the_log = await _connect_unless_stopped(args.nats, stop)
+        if the_log is None:
+            return
+        try:
+            stage = IdentityStage(engine.writer, the_log, args.partitions)
+            log.info("identity_stage_started", partitions=args.partitions, db=str(args.db))
+            await stage.run(stop)
+        finally:
+            await _close(the_log)
     finally:
-        await the_log.close()
         await asyncio.to_thread(engine.close)
+
+
+async def _connect_unless_stopped(url: str, stop: asyncio.Event) -> JetStreamLog | None:
+    """The log, once NATS answers; None if SIGTERM or SIGINT comes first (a role started while
+    NATS is away waits for it, and stops when told to)."""
+    connecting = asyncio.ensure_future(JetStreamLog.connect(url))
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    if connecting.done():
+        stopping.cancel()
+        return connecting.result()
+    connecting.cancel()
+    with contextlib.suppress(BaseException):
+        await connecting
+    log.info("stopped_before_the_log_answered", nats=url)
+    return None
+
+
+async def _close(the_log: JetStreamLog) -> None:
+    """Closes the log's connection; with NATS away, what could not be flushed is said in one line."""
+    try:
+        await the_log.close()
+    except (OSError, TimeoutError) as failed:
+        log.warning("log_close_failed", error=str(failed) or type(failed).__name__)
 
 
 def _front(args: argparse.Namespace) -> int:
@@ -235,7 +280,15 @@ def _front(args: argparse.Namespace) -> int:
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="log", daemon=True)
     thread.start()
-    the_log = asyncio.run_coroutine_threadsafe(JetStreamLog.connect(args.nats, buffered=False), loop).result(30)
+    try:
+        the_log = asyncio.run_coroutine_threadsafe(JetStreamLog.connect(args.nats, buffered=False), loop).result(
+            CONNECT_TIMEOUT_S)
+    except (TimeoutError, OSError) as failed:
+        print(f"audiences-server: NATS at {args.nats} did not answer within {CONNECT_TIMEOUT_S} s"
+              f" ({str(failed) or type(failed).__name__}); start it, then the front", file=sys.stderr)
+        server.stop(0)
+        loop.call_soon_threadsafe(loop.stop)
+        return 1
     shards = ShardReads(args.shards)
     make_front(server.engine, the_log, loop, shards)
     stopping = threading.Event()
