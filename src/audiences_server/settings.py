@@ -50,37 +50,33 @@ def _time_ms(text: str) -> int | None:
     return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
 
 
-def _whole_between(low: int, high: int, unit: str = "") -> Callable[[str], int]:
-    """A whole number from `low` to `high`: past them a setting only ever fails later (a tick
-    interval past what a timer takes killed the evaluator's thread)."""
-    def parse(text: str) -> int:
-        wrong = f"expected a whole number{' of ' + unit if unit else ''} from {low:,} to {high:,}, not {text!r}"
+def _between(read: Callable[[str], float], low: float, high: float, expected: str) -> Callable[[str], Any]:
+    """A number `read` from the text, from `low` to `high` (`nan` fails every comparison); else
+    "expected {expected}, not …". Past them a setting only ever fails later (a tick interval past
+    what a timer takes killed the evaluator's thread; a grace of `inf` never stops)."""
+
+    def parse(text: str) -> Any:
         try:
-            value = int(text)
+            value = read(text)
         except ValueError:
-            raise ValueError(wrong) from None
-        if not low <= value <= high:
-            raise ValueError(wrong)
+            value = None
+        if value is None or not low <= value <= high:
+            raise ValueError(f"expected {expected}, not {text!r}")
         return value
 
     return parse
 
 
+def _whole_between(low: int, high: int, unit: str = "") -> Callable[[str], int]:
+    """A whole number (of `unit`) from `low` to `high`."""
+    return _between(int, low, high, f"a whole number{' of ' + unit if unit else ''} from {low:,} to {high:,}")
+
+
 # The longest --shutdown-grace-s: an hour. A grace is waited out whole while a stream stays open
 # (an idle `WatchChanges`), so a larger one is a shutdown that does not end in practice.
 MAX_SHUTDOWN_GRACE_S = 3600.0
-
-
-def _grace_seconds(text: str) -> float:
-    """Seconds, finite, from 0 to MAX_SHUTDOWN_GRACE_S (`inf` would never stop, `nan` compares with nothing)."""
-    wrong = f"expected seconds from 0 to {MAX_SHUTDOWN_GRACE_S:g}, not {text!r}"
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(wrong) from None
-    if not 0 <= value <= MAX_SHUTDOWN_GRACE_S:  # nan fails every comparison
-        raise ValueError(wrong)
-    return value
+# Seconds, finite, from 0 to MAX_SHUTDOWN_GRACE_S.
+_grace_seconds = _between(float, 0, MAX_SHUTDOWN_GRACE_S, f"seconds from 0 to {MAX_SHUTDOWN_GRACE_S:g}")
 
 
 _PORT = re.compile(r"-?[0-9]+")

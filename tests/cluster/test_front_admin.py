@@ -505,6 +505,20 @@ class AwayAfterStoring(LocalLog):
         raise ConnectionError("connection closed")
 
 
+def flaky_front(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[FrontDriven, AwayAfterStoring]:
+    """A front over two shards whose log, once `away` is set, stores the first control entry it
+    refuses; the front gives up on an entry within a second and settles every 0.1 s."""
+    monkeypatch.setattr(Appender, "TIMEOUT_S", 0.6)
+    monkeypatch.setattr(Appender, "ATTEMPT_S", 0.2)
+    monkeypatch.setattr(Unsettled, "SETTLE_S", 0.1)
+    flaky = AwayAfterStoring()
+
+    async def connect() -> Log:
+        return flaky
+
+    return FrontDriven(tmp_path, connect, shards=2), flaky
+
+
 def until(done: Callable[[], bool], what: str, timeout_s: float = 30) -> None:
     deadline = time.monotonic() + timeout_s
     while not done():
@@ -520,15 +534,7 @@ def test_a_definition_stored_though_the_front_gave_up_converges(tmp_path: Path, 
     answers again the front appends a `converge` entry with its own view, and the shards follow:
     the definition is gone from them, or, created again meanwhile with another text, they hold
     the front's text under the front's id."""
-    monkeypatch.setattr(Appender, "TIMEOUT_S", 0.6)
-    monkeypatch.setattr(Appender, "ATTEMPT_S", 0.2)
-    monkeypatch.setattr(Unsettled, "SETTLE_S", 0.1)
-    flaky = AwayAfterStoring()
-
-    async def connect() -> Log:
-        return flaky
-
-    driven = FrontDriven(tmp_path, connect, shards=2)
+    driven, flaky = flaky_front(tmp_path, monkeypatch)
     try:
         flaky.away = True
         with pytest.raises(grpc.RpcError) as failed:

@@ -17,14 +17,14 @@ import pytest
 from audiences.v1 import common_pb2, sync_pb2
 from google.protobuf import field_mask_pb2
 
-from audiences_server.cluster.control import Appender, SyncControl, Unsettled
+from audiences_server.cluster.control import SyncControl
 from audiences_server.cluster.entries import decode, partition_of
 from audiences_server.cluster.log import CALLS, JetStreamLog, LocalLog, Log
 from audiences_server.engine.computations import Spec
 from tests.cluster.conftest import NatsServer
 from tests.cluster.harness import SPACE, SingleNode
 from tests.cluster.streams import LATE, T0, Stream
-from tests.cluster.test_front_admin import AwayAfterStoring, FrontDriven, until
+from tests.cluster.test_front_admin import FrontDriven, flaky_front, until
 from tests.conftest import error_reason
 from tests.sync.conftest import SECRET, Receiver, ms, ref, wait_for
 from tests.sync.pg import PostgresServer
@@ -344,15 +344,7 @@ def test_a_connection_stored_though_the_front_gave_up_converges(tmp_path: Path, 
     again the front appends its view of the destination and the shards follow: the connection is
     gone from them, or, connected again meanwhile with other options, they hold the front's
     connection (its id, creation time and options)."""
-    monkeypatch.setattr(Appender, "TIMEOUT_S", 0.6)
-    monkeypatch.setattr(Appender, "ATTEMPT_S", 0.2)
-    monkeypatch.setattr(Unsettled, "SETTLE_S", 0.1)
-    flaky = AwayAfterStoring()
-
-    async def connect() -> Log:
-        return flaky
-
-    driven = FrontDriven(tmp_path, connect, shards=2)
+    driven, flaky = flaky_front(tmp_path, monkeypatch)
     admin = driven.front.auth("admin")
     held = "SELECT connection_id, created_ms, options FROM connections"
     try:

@@ -347,18 +347,23 @@ def test_a_profile_deleted_during_a_backfill_leaves_the_sizes_exact(site: Site, 
     assert sizes.current_size == 27
 
 
-def test_a_feed_emptied_by_a_deletion_never_issues_a_cursor_again(site: Site) -> None:
-    """A feed's only profile is deleted once its consumer read the exit: the deletion removes
-    every record of the feed. The next record's cursor is past every cursor issued before, and
-    the consumer resuming after its last one gets it (an id handed out again would sit at or
-    before that cursor, skipped without an error)."""
+def _solo_in_a_feed(site: Site) -> list[sync_pb2.ChangeRecord]:
+    """The feed's only profile, `solo`, in audience `pro`; its entry as the consumer read it."""
     site.send({"type": "identify", "userId": "solo", "traits": {"plan": "pro"}})
     site.define("pro", "trait('plan') = 'pro'")
     site.tick()
     site.running.sync.CreateDestination(sync_pb2.CreateDestinationRequest(destination=sync_pb2.Destination(
         key="feed", grpc_feed=sync_pb2.GrpcFeedConfig())), metadata=site.as_("admin"))
     connect(site, "feed", "pro")
-    entry = wait_for(lambda: _changes(site, ""), what="the entry in the feed")
+    return wait_for(lambda: _changes(site, ""), what="the entry in the feed")
+
+
+def test_a_feed_emptied_by_a_deletion_never_issues_a_cursor_again(site: Site) -> None:
+    """A feed's only profile is deleted once its consumer read the exit: the deletion removes
+    every record of the feed. The next record's cursor is past every cursor issued before, and
+    the consumer resuming after its last one gets it (an id handed out again would sit at or
+    before that cursor, skipped without an error)."""
+    entry = _solo_in_a_feed(site)
     deletion = _delete(site, "user_id:solo")
     exit_record = wait_for(lambda: _changes(site, entry[-1].cursor), what="the exit in the feed")
     last = exit_record[-1].cursor
@@ -417,13 +422,7 @@ def test_a_cursor_whose_record_a_deletion_removed_still_reads(site: Site) -> Non
     """A consumer read the entry of a profile that is then deleted at once (no wait): the deletion
     removes the entry and the exit, the feed's newest records. Resuming after the entry's cursor
     reads on (nothing yet, then the next record), rather than refusing a cursor the feed issued."""
-    site.send({"type": "identify", "userId": "solo", "traits": {"plan": "pro"}})
-    site.define("pro", "trait('plan') = 'pro'")
-    site.tick()
-    site.running.sync.CreateDestination(sync_pb2.CreateDestinationRequest(destination=sync_pb2.Destination(
-        key="feed", grpc_feed=sync_pb2.GrpcFeedConfig())), metadata=site.as_("admin"))
-    connect(site, "feed", "pro")
-    entry = wait_for(lambda: _changes(site, ""), what="the entry in the feed")
+    entry = _solo_in_a_feed(site)
     _finished(site, _delete(site, "user_id:solo", delivery_timeout=duration_pb2.Duration()).deletion_id)
     assert _changes(site, entry[-1].cursor) == []
     site.send({"type": "identify", "userId": "next", "traits": {"plan": "pro"}})

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import math
 from collections.abc import Callable
+from typing import Any
 
 # The largest value of a protobuf int32 field (page sizes, sample sizes, versions, …).
 INT32_MAX = 2**31 - 1
@@ -70,6 +72,21 @@ def count(noun: str, most: int, why: str) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"not a whole number of {noun}: {text!r}") from None
         if not 1 <= value <= most:
             raise argparse.ArgumentTypeError(f"must be 1 to {most:,} {noun} ({why}), not {text}")
+        return value
+
+    return parse
+
+
+def json_object(expected: str) -> Callable[[str], dict[str, Any]]:
+    """A type for a JSON object (`expected` says what one, with an example, when it is not)."""
+
+    def parse(text: str) -> dict[str, Any]:
+        try:
+            value = json.loads(text)
+        except ValueError as bad:
+            raise argparse.ArgumentTypeError(f"not JSON: {bad}") from None
+        if not isinstance(value, dict):
+            raise argparse.ArgumentTypeError(f"expected {expected}")
         return value
 
     return parse

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from audiences import messages
-from audiences._cli_args import count
+from audiences._cli_args import count, json_object
 from audiences._output import Progress, emit_json, plural, table
 from audiences.batching import MAX_BATCH_BYTES, MAX_BATCH_CALLS, MAX_MESSAGE_BYTES, json_default
 from audiences.client import Client
@@ -19,14 +19,7 @@ from audiences.v1 import ingest_pb2
 Sub = Any  # argparse's private _SubParsersAction
 
 
-def _object(text: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except ValueError as bad:
-        raise argparse.ArgumentTypeError(f"not JSON: {bad}") from None
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError('expected a JSON object, like \'{"plan": "pro"}\'')
-    return value
+_object = json_object("a JSON object, like '{\"plan\": \"pro\"}'")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 from google.protobuf import json_format
 
-from audiences._cli_args import whole
+from audiences._cli_args import json_object, whole
 from audiences._output import emit_json, fields, table, time_text, to_data, value_text
 from audiences._sync import KINDS, computation_ref
 from audiences.client import Client
@@ -72,16 +72,8 @@ def register(commands: Sub) -> None:
     watch.set_defaults(handler=_watch)
 
 
-def _settings(text: str) -> dict[str, Any]:
-    """`--config`: a JSON object (its fields are checked against the kind's settings later)."""
-    try:
-        value = json.loads(text)
-    except ValueError as bad:
-        raise argparse.ArgumentTypeError(f"not JSON: {bad}") from None
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError(
-            "expected a JSON object of the kind's settings, like '{\"signingSecret\": \"whsec_…\"}'")
-    return value
+# `--config`: a JSON object (its fields are checked against the kind's settings later).
+_settings = json_object("a JSON object of the kind's settings, like '{\"signingSecret\": \"whsec_…\"}'")
 
 
 def _config_message(kind: str, settings: dict[str, Any]) -> Any:

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AudiencesError, Client, resolve, type Undelivered, status, v1 } from "../src/index.js";
-import { type RunningServer, startServer } from "./server.js";
+import { type RunningServer, rejection, startServer } from "./server.js";
 import { AudienceAdminServiceService } from "../src/gen/audiences/v1/admin.js";
 import { IngestServiceService } from "../src/gen/audiences/v1/ingest.js";
 import { OperatorServiceService } from "../src/gen/audiences/v1/operator.js";
@@ -21,16 +21,6 @@ const unique = (prefix: string): string => `${prefix}_${process.pid}_${++counter
 
 function connect(options: ConstructorParameters<typeof Client>[0] = {}): Client {
   return new Client({ address: server.address, credentialsFile: server.credentialsFile, flushIntervalMs: 50, ...options });
-}
-
-async function rejection(promise: Promise<unknown>): Promise<AudiencesError> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(error instanceof AudiencesError, `not an AudiencesError: ${String(error)}`);
-    return error;
-  }
-  assert.fail("the call did not fail");
 }
 
 before(async () => {

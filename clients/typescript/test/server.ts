@@ -3,12 +3,15 @@
  * virtualenv (or `AUDIENCES_SERVER`), in a child process, on free ports, over a fresh database.
  */
 
+import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+
+import { AudiencesError } from "../src/index.js";
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "..");
 const SERVER = process.env.AUDIENCES_SERVER ?? join(REPO, ".venv", "bin", "audiences-server");
@@ -69,4 +72,15 @@ async function stop(child: ChildProcess, folder: string): Promise<void> {
     await exited;
   }
   rmSync(folder, { recursive: true, force: true });
+}
+
+/** The AudiencesError a call fails with; fails the test if it succeeds or fails otherwise. */
+export async function rejection(promise: Promise<unknown>): Promise<AudiencesError> {
+  try {
+    await promise;
+  } catch (error) {
+    assert.ok(error instanceof AudiencesError, `not an AudiencesError: ${String(error)}`);
+    return error;
+  }
+  assert.fail("the call did not fail");
 }

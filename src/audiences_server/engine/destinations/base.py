@@ -207,14 +207,9 @@ def check_id_types(types: Sequence[Any], field: str, reason: str = "DESTINATION_
     """Refuses identifier types no identifier has: an empty one, one with a control character
     (NUL included), one past the 100 characters a type is read up to (core.identity.ids), or
     more than MAX_ID_TYPES of them (FIELD_TOO_LONG). Each would only ever give empty columns."""
-    if len(types) > MAX_ID_TYPES:
-        raise invalid(field, f"`{field}` has {len(types):,} types; at most {MAX_ID_TYPES}", "FIELD_TOO_LONG")
+    _check_names(types, field, reason, most=MAX_ID_TYPES, plural="types", most_chars=MAX_ID_TYPE_CHARS,
+                 one="an identifier type is ", empty="an identifier type is a name such as `email`")
     for index, id_type in enumerate(types):
-        if not isinstance(id_type, str) or not id_type:
-            raise invalid(field, f"`{field}[{index}]` is empty: an identifier type is a name such as `email`", reason)
-        if len(id_type) > MAX_ID_TYPE_CHARS:
-            raise invalid(field, f"`{field}[{index}]` is {len(id_type):,} characters long; an identifier type is at "
-                          f"most {MAX_ID_TYPE_CHARS}", "FIELD_TOO_LONG")
         bad = next((c for c in id_type if c < " " or c == "\x7f"), None)
         if bad is not None:
             raise invalid(field, f"`{field}[{index}]` contains the control character {bad!r}", reason)
@@ -223,14 +218,21 @@ def check_id_types(types: Sequence[Any], field: str, reason: str = "DESTINATION_
 def check_trait_names(traits: Sequence[Any], field: str, reason: str = "DESTINATION_INVALID") -> None:
     """Refuses trait names no trait has (an empty one), more than MAX_INCLUDE_TRAITS of them, or one
     longer than MAX_TRAIT_NAME_CHARS (FIELD_TOO_LONG): each is a column of every file or row written."""
-    if len(traits) > MAX_INCLUDE_TRAITS:
-        raise invalid(field, f"`{field}` has {len(traits):,} traits; at most {MAX_INCLUDE_TRAITS}", "FIELD_TOO_LONG")
-    for index, name in enumerate(traits):
+    _check_names(traits, field, reason, most=MAX_INCLUDE_TRAITS, plural="traits", most_chars=MAX_TRAIT_NAME_CHARS,
+                 one="", empty="a trait is named by its key")
+
+
+def _check_names(names: Sequence[Any], field: str, reason: str, *, most: int, plural: str, most_chars: int, one: str,
+                 empty: str) -> None:
+    """A list of names each a column: at most `most` of them, none empty, none past `most_chars`."""
+    if len(names) > most:
+        raise invalid(field, f"`{field}` has {len(names):,} {plural}; at most {most}", "FIELD_TOO_LONG")
+    for index, name in enumerate(names):
         if not isinstance(name, str) or not name:
-            raise invalid(field, f"`{field}[{index}]` is empty: a trait is named by its key", reason)
-        if len(name) > MAX_TRAIT_NAME_CHARS:
-            raise invalid(field, f"`{field}[{index}]` is {len(name):,} characters long; at most "
-                          f"{MAX_TRAIT_NAME_CHARS:,}", "FIELD_TOO_LONG")
+            raise invalid(field, f"`{field}[{index}]` is empty: {empty}", reason)
+        if len(name) > most_chars:
+            raise invalid(field, f"`{field}[{index}]` is {len(name):,} characters long; {one}at most {most_chars:,}",
+                          "FIELD_TOO_LONG")
 
 
 def check_secret_length(value: str, field: str) -> None:
