@@ -3,11 +3,12 @@ expired at once; spaces created, listed and read; the operator scope kept apart.
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime
 
 import grpc
 import pytest
-from audiences.v1 import admin_pb2, ingest_pb2, operator_pb2, tracking_pb2
+from audiences.v1 import admin_pb2, ingest_pb2, operator_pb2, sync_pb2, tracking_pb2
 from google.protobuf import duration_pb2
 
 from audiences_server import cli
@@ -61,6 +62,24 @@ def test_revoked_token_is_refused_on_its_next_call(site: Site) -> None:
                                                 metadata=site.as_("admin")).entries
     assert [(e.actor, e.action, e.target_type) for e in audit] == [
         ("operator-label", "revoke", "token"), ("operator-label", "create", "token")]
+
+
+def test_an_open_watch_ends_when_its_token_is_revoked(site: Site) -> None:
+    """A WatchChanges stream opened with a token ends with TOKEN_REVOKED once the token is revoked,
+    at its next heartbeat, instead of going on for as long as the client keeps it open."""
+    site.running.sync.CreateDestination(sync_pb2.CreateDestinationRequest(destination=sync_pb2.Destination(
+        key="feed", grpc_feed=sync_pb2.GrpcFeedConfig())), metadata=site.as_("admin"))
+    made = _create(site, operator_pb2.TOKEN_SCOPE_ADMIN)
+    stream = site.running.sync.WatchChanges(sync_pb2.WatchChangesRequest(
+        destination_key="feed", heartbeat_interval=duration_pb2.Duration(seconds=1)), metadata=bearer(made.secret),
+        timeout=30)
+    beats = iter(stream)
+    assert next(beats).HasField("heartbeat")
+    site.operator.RevokeToken(operator_pb2.RevokeTokenRequest(token_id=made.token.token_id),
+                              metadata=site.as_("operator"))
+    with pytest.raises(grpc.RpcError) as ended:
+        list(itertools.islice(beats, 5))  # at most a heartbeat already on its way, then the end
+    assert (ended.value.code(), error_reason(ended.value)) == (grpc.StatusCode.UNAUTHENTICATED, "TOKEN_REVOKED")
 
 
 def test_token_expires_when_the_clock_passes_its_time(site: Site) -> None:

@@ -421,3 +421,13 @@ def test_identifier_types_no_identifier_has_are_refused(space: Space, tmp_path: 
     failure = _refused(_create, space, sync_pb2.Destination(key="files", csv=sync_pb2.CsvConfig(
         directory=str(tmp_path), external_id_types=types)))
     assert field_violations(failure)[0][0] == "csv.external_id_types"
+
+
+def test_a_connection_string_libpq_cannot_read_is_refused_without_repeating_it(space: Space) -> None:
+    """A DSN that is not a connection string is refused naming the field, and its text (which may
+    hold a password) is in neither the message nor the field violation."""
+    dsn = "postgresql://u:PWLEAK3@[bad/db"
+    failure = _refused(_create, space, sync_pb2.Destination(key="pg", postgres=sync_pb2.PostgresConfig(dsn=dsn)))
+    assert (error_reason(failure), field_violations(failure)[0][0]) == ("DESTINATION_INVALID", "postgres.dsn")
+    assert "PWLEAK3" not in failure.details()
+    assert all("PWLEAK3" not in said for _, said in field_violations(failure))

@@ -29,3 +29,8 @@ def space_id() -> int:
 def caller_label() -> str:
     """The label of the token making the RPC running on this thread (empty when it has none)."""
     return _GRANT.get().label
+
+
+def grant() -> Grant:
+    """The caller's grant for the RPC running on this thread."""
+    return _GRANT.get()

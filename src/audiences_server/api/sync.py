@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from concurrent.futures import Executor
 from typing import Any, TypeVar
@@ -22,7 +23,7 @@ from audiences_server.api.computations import (
     kind_of,
     timestamp,
 )
-from audiences_server.api.context import space_id
+from audiences_server.api.context import grant, space_id
 from audiences_server.core.numbers import dead_letter_number
 from audiences_server.engine.destinations import registry
 from audiences_server.engine.engine import Engine
@@ -36,6 +37,8 @@ from audiences_server.store.evaluation import ComputationRow
 from audiences_server.store.sync import DestinationRow
 
 T = TypeVar("T")
+# An open WatchChanges checks its token again before what it sends, at most this often.
+TOKEN_RECHECK_S = 1.0
 
 KIND_ENUM: dict[str, Any] = {v: k for k, v in KINDS.items()}
 SELECTION: dict[int, str] = {
@@ -391,10 +394,19 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
             raise configs.invalid("heartbeat_interval", "`heartbeat_interval` must be 1 second to 5 minutes",
                                   "HEARTBEAT_INTERVAL_INVALID")
         if self.engine.cluster_sync is not None:  # a cluster's front: the shards' feeds merged
-            async for response in self.engine.cluster_sync.watch_changes(space_id(), request, interval / 1000,
-                                                                         self._blocking):
-                yield response
-            return
+            responses = self.engine.cluster_sync.watch_changes(space_id(), request, interval / 1000, self._blocking)
+        else:
+            responses = self._watched(request, interval)
+        caller, checked = grant(), time.monotonic()
+        async for response in responses:
+            if time.monotonic() - checked >= TOKEN_RECHECK_S:
+                # A token revoked or expired since the stream opened ends it (docs/operations.md).
+                await self._blocking(self.engine.auth.still_granted, caller)
+                checked = time.monotonic()
+            yield response
+
+    async def _watched(self, request: sync_pb2.WatchChangesRequest,
+                       interval: int) -> AsyncIterator[sync_pb2.WatchChangesResponse]:
         items = self.engine.feed.watch(space_id(), request.destination_key, parse_cursor(request.start_cursor),
                                        interval / 1000, self._blocking)
         async for item in items:

@@ -205,6 +205,20 @@ class Auth:
             self._cache[digest] = (now, found)
         return self._accepted(found)
 
+    def still_granted(self, grant: spaces.Grant) -> None:
+        """Checks again, from the database, a grant a long call (an open stream) was given: a
+        token revoked or expired since ends it.
+
+        Raises:
+            Unauthenticated: TOKEN_REVOKED or TOKEN_EXPIRED.
+        """
+        standing = token_store.standing(self._readers.get(), grant.token_id)
+        if standing is None or standing[0] is not None:
+            raise Unauthenticated("the token was revoked", reason="TOKEN_REVOKED")
+        expires = standing[1]
+        if expires is not None and self._now_ms() >= expires:
+            raise Unauthenticated("the token has expired", reason="TOKEN_EXPIRED")
+
     def _accepted(self, grant: spaces.Grant) -> spaces.Grant:
         """The grant, unless it has expired; its use is noted."""
         now = self._now_ms()

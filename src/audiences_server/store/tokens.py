@@ -42,6 +42,12 @@ def token(conn: apsw.Connection, public_id: str) -> TokenRow | None:
     return TokenRow(*row) if row else None
 
 
+def standing(conn: apsw.Connection, token_id: int) -> tuple[int | None, int | None] | None:
+    """A token's revocation and expiry times by its internal id; None once it is gone."""
+    row = conn.execute("SELECT revoked_ms, expires_ms FROM tokens WHERE token_id = ?", (token_id,)).fetchone()
+    return None if row is None else (row[0], row[1])
+
+
 def revoke(conn: apsw.Connection, token_id: int, now_ms: int) -> None:
     """Marks a token revoked, keeping the first revocation time."""
     conn.execute("UPDATE tokens SET revoked_ms = coalesce(revoked_ms, ?) WHERE token_id = ?", (now_ms, token_id))

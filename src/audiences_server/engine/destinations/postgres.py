@@ -70,8 +70,11 @@ class Postgres(Destination):
         check_secret_length(settings["dsn"], "postgres.dsn")
         try:
             conninfo.conninfo_to_dict(settings["dsn"])
-        except psycopg.ProgrammingError as failure:
-            raise invalid("postgres.dsn", f"`postgres.dsn` is not a connection string: {failure}") from failure
+        except psycopg.ProgrammingError:
+            # libpq's message quotes the text, which may hold a password: it is not repeated.
+            raise invalid("postgres.dsn", "`postgres.dsn` is not a connection string libpq can read (a URI "
+                          "postgresql://user:password@host:port/db or key=value pairs); its text is not repeated, "
+                          "since it may hold a password") from None
         if not 0 < len(settings["schema"]) <= 63:
             raise invalid("postgres.schema", "`postgres.schema` must be 1 to 63 characters")
         if len(settings["table_prefix"]) > 30:
