@@ -340,3 +340,23 @@ def test_set_clock_refuses_times_a_timestamp_cannot_hold(space: Space) -> None:
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert error_reason(caught.value) == "TIMESTAMP_INVALID"
     assert space.now() == before
+
+
+def test_backfill_progress_never_passes_its_total(space: Space) -> None:
+    """Profiles made after a backfill started, which it reaches too, grow its total: the progress
+    shown while it runs never reads more done than in all. The tick that switches it live leaves
+    nothing waiting, and says so (`backlog` false)."""
+    space.send(*({"type": "identify", "userId": f"early{i}", "traits": {"plan": "pro"}} for i in range(30)))
+    space.define("pro", "trait('plan') = 'pro'")
+    space.send(*({"type": "identify", "userId": f"late{i}", "traits": {"plan": "pro"}} for i in range(10)))
+    stub, meta = admin(space)
+    seen = []
+    for _ in range(5):
+        tick = stub.RunTick(admin_pb2.RunTickRequest(), metadata=meta).ticks[0]
+        audience = stub.GetAudience(admin_pb2.GetAudienceRequest(key="pro", collection=USERS), metadata=meta).audience
+        seen.append((audience.backfill.profiles_done, audience.backfill.profiles_total))
+        if audience.status == admin_pb2.COMPUTATION_STATUS_LIVE:
+            break
+    assert all(done <= total for done, total in seen), seen
+    assert seen[-1] == (40, 40)
+    assert not tick.backlog

@@ -6,6 +6,7 @@ import csv
 import io
 import itertools
 import json
+import time
 
 import grpc
 import pytest
@@ -57,6 +58,21 @@ def test_list_changes_pages_snapshot_then_changes(space: Space) -> None:
         (sync_pb2.CHANGE_TYPE_EXITED, True, False)]
     assert {e.type for e in later[0].external_ids} == {"user_id"}
     assert later[0].message_id
+
+
+def test_a_feeds_lag_is_the_age_of_its_oldest_unread_record(space: Space) -> None:
+    """A feed connection with records its consumer has not acknowledged shows them pending, with
+    a lag of their age (as /metrics does); read to the end, it shows none and no lag."""
+    _pros_fed(space, 3)
+    first = wait_for(lambda: len(_read_all(space, "")) == 3 and _read_all(space, ""), what="snapshot")
+    request = sync_pb2.GetConnectionRequest(destination_key="feed", computation=ref("pro"))
+    time.sleep(0.05)
+    status = space.running.sync.GetConnection(request, metadata=admin(space)).connection.delivery
+    assert status.pending_count == 3
+    assert status.lag.ToMilliseconds() >= 50
+    _read_all(space, first[-1].cursor)  # reading after the last acknowledges them all
+    status = space.running.sync.GetConnection(request, metadata=admin(space)).connection.delivery
+    assert (status.pending_count, status.lag.ToMilliseconds()) == (0, 0)
 
 
 def test_watch_resumes_from_cursor_without_missing(space: Space) -> None:

@@ -28,6 +28,7 @@ from audiences_server.core import ql
 from audiences_server.engine.clock import Clock
 from audiences_server.engine.registry import Compiled, Registry, overlay, trait_names
 from audiences_server.engine.scan_ahead import Part, ScanAhead, Spec
+from audiences_server.store import backlogs
 from audiences_server.store import evaluation as store
 from audiences_server.store import history as history_store
 from audiences_server.store import versions as versions_store
@@ -951,7 +952,9 @@ class Evaluator:
                 spent = (time.perf_counter() - started) * 1000 >= self.tick_budget_ms
                 full = room is not None and report.taken >= self.tick_slice
                 if not until_idle or (bounded and (spent or full)):
-                    report.backlog = bool(job.jobs)
+                    # The job did work: whether any is left is read, not guessed (the job that
+                    # switches a finished backfill live leaves none).
+                    report.backlog = backlogs.anything_waiting(self._readers.get(), now)
                     break
             report.duration_ms = (time.perf_counter() - started) * 1000
             self.last_tick = report
@@ -1111,7 +1114,8 @@ class Evaluator:
         if not pids:
             store.finish_backfill(conn, comp.id, evaluation.now)
             versions_store.mark_backfilled(conn, comp.id, evaluation.now)
-            log.info("backfill_finished", key=comp.key)
+            log.info("backfill_finished", key=comp.key, collection=comp.collection, kind=comp.kind,
+                     space_id=comp.space_id)
             return
         evaluation.backfilling = True
         try:

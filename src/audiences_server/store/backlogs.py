@@ -9,6 +9,14 @@ import apsw
 from audiences_server.store.db import scalar
 
 
+def anything_waiting(conn: apsw.Connection, now_ms: int) -> bool:
+    """Whether the evaluator has work now: a touched profile, a next change time come, or a
+    backfill under way."""
+    return bool(scalar(conn, "SELECT EXISTS (SELECT 1 FROM touches) OR EXISTS (SELECT 1 FROM due INDEXED BY due_by_time"
+                             " WHERE due_ms <= ?) OR EXISTS (SELECT 1 FROM computations WHERE status = 'BACKFILLING'"
+                             " AND enabled = 1)", (now_ms,)))
+
+
 def due_waiting(conn: apsw.Connection, now_ms: int) -> int:
     """(Computation, profile) pairs whose next change time is at or before now."""
     return int(scalar(conn, "SELECT count(*) FROM due INDEXED BY due_by_time, json_each(due.times) AS t"

@@ -764,10 +764,12 @@ def add_sizes(conn: apsw.Connection, deltas: Mapping[int, int], now_ms: int) -> 
 
 
 def advance_backfill(conn: apsw.Connection, computation_id: int, cursor: int, done: int) -> None:
-    """Records backfill progress."""
+    """Records backfill progress; the total grows with profiles made since the backfill started
+    that it reaches (done never passes total)."""
     conn.execute(
-        "UPDATE computations SET backfill_cursor = ?, progress_done = progress_done + ? WHERE computation_id = ?",
-        (cursor, done, computation_id),
+        "UPDATE computations SET backfill_cursor = ?, progress_done = progress_done + ?,"
+        " progress_total = max(progress_total, progress_done + ?) WHERE computation_id = ?",
+        (cursor, done, done, computation_id),
     )
 
 

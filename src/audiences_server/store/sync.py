@@ -454,13 +454,15 @@ def delivery_counts(conn: apsw.Connection, connection_id: int, now_ms: int) -> d
     return out
 
 
-def feed_counts(conn: apsw.Connection, connection_id: int, acked: int) -> tuple[int, int]:
-    """A feed connection's records acknowledged and not yet acknowledged."""
+def feed_counts(conn: apsw.Connection, connection_id: int, acked: int, now_ms: int) -> tuple[int, int, int]:
+    """A feed connection's records acknowledged and not yet acknowledged, and the age of its
+    oldest record not yet acknowledged (0 when none waits)."""
     done = int(scalar(conn, "SELECT count(*) FROM feed_records WHERE connection_id = ? AND record_id <= ?",
                       (connection_id, acked)))
-    waiting = int(scalar(conn, "SELECT count(*) FROM feed_records WHERE connection_id = ? AND record_id > ?",
-                         (connection_id, acked)))
-    return done, waiting
+    row = conn.execute("SELECT count(*), min(created_ms) FROM feed_records WHERE connection_id = ? AND record_id > ?",
+                       (connection_id, acked)).fetchone()
+    waiting, oldest = row if row is not None else (0, None)
+    return done, int(waiting), max(0, now_ms - oldest) if oldest is not None else 0
 
 
 # -- dead letters -----------------------------------------------------------------------------
