@@ -37,7 +37,7 @@ def _choice(*options: str) -> Callable[[str], str]:
     return parse
 
 
-def _time_ms(text: str) -> int | None:
+def time_ms(text: str) -> int | None:
     """An ISO-8601 time with a zone, as milliseconds since the epoch; empty is None."""
     if not text.strip():
         return None
@@ -197,7 +197,7 @@ SETTINGS: tuple[Setting, ...] = (
             " the writer evaluates the current one"),
     Setting("manual_clock", _bool, "false",
             "tests only: the evaluator's clock moves only when set through the admin API"),
-    Setting("clock_start", _time_ms, "",
+    Setting("clock_start", time_ms, "",
             "with --manual-clock: the time (ISO-8601, e.g. 2024-01-01T00:00:00Z) the clock starts at on a "
             "database where it never ran; later starts resume the time it had"),
     Setting("credentials_file", str, "",

@@ -99,6 +99,7 @@ def test_the_cli_says_an_unreadable_tls_file_in_one_line(run_cli: Run, monkeypat
     ("tokens", "create", "read", "--ttl-days", "0"),
     ("deletions", "create", "user_id:x", "--delivery-timeout", "1e300"),
     ("deletions", "create", "user_id:x", "--delivery-timeout", "-5"),
+    ("deletions", "create", "user_id:x", "--delivery-timeout", "2592001"),
 ])
 def test_day_counts_that_cannot_be_durations_are_usage_errors(run_cli: Run, args: tuple[str, ...],
                                                               capsys: pytest.CaptureFixture[str]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import signal
 import subprocess
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from audiences_server.cluster import roles as cluster_roles
 from audiences_server.cluster.entries import decode
 from audiences_server.cluster.front import Front
 from audiences_server.cluster.identity import IdentityStage
@@ -151,3 +153,16 @@ def test_a_role_waiting_for_nats_stops_when_told(tmp_path: Path, role: str) -> N
     _out, err = process.communicate(timeout=20)
     assert process.returncode == 0, err
     assert "Traceback" not in err
+
+
+def test_every_role_takes_the_clock_start_the_front_takes() -> None:
+    """`--clock-start` of the identity stage and the shards takes an ISO-8601 time, as the front's
+    does, and still milliseconds; anything else is a usage error naming what it wants."""
+    parser = argparse.ArgumentParser()
+    cluster_roles.register(parser.add_subparsers(dest="command"))
+    for role in (("identity", "--db", "i.db", "--partitions", "2"), ("shard", "--partition", "0", "--data-dir", "d")):
+        iso = parser.parse_args(["cluster", *role, "--clock-start", "2026-01-01T00:00:00Z"])
+        millis = parser.parse_args(["cluster", *role, "--clock-start", "1767225600000"])
+        assert iso.clock_start == millis.clock_start == 1_767_225_600_000
+    with pytest.raises(SystemExit):
+        parser.parse_args(["cluster", "shard", "--partition", "0", "--clock-start", "tomorrow"])

@@ -19,7 +19,8 @@ _DAY = 86_400
 _days_type = positive("days", MAX_DURATION_SECONDS / _DAY, "3,652,500 (10,000 years)")
 # The server keeps a space's events at least 1 day and at most 100,000 days (RETENTION_INVALID).
 _retention_days_type = positive("days", 100_000, "100,000", least=1, least_text="1")
-_seconds_type = positive("seconds", MAX_DURATION_SECONDS, "315,576,000,000 (10,000 years)", zero=True)
+# The server's range of a deletion's wait (0 to 30 days).
+_delivery_timeout_type = positive("seconds", 30 * 86_400, "2,592,000 (30 days)", zero=True)
 
 
 def register(commands: Sub) -> None:
@@ -74,8 +75,8 @@ def _deletions(commands: Sub) -> None:
     create.add_argument("--collection", "-c", default="users", choices=("users", "accounts"))
     create.add_argument("--space", default="")
     create.add_argument("--suppress", action="store_true", help="refuse later calls carrying its identifiers")
-    create.add_argument("--delivery-timeout", type=_seconds_type,
-                        help="seconds to wait for the exits (default 3600; 0: do not wait)")
+    create.add_argument("--delivery-timeout", type=_delivery_timeout_type,
+                        help="seconds to wait for the exits (default 3600; 0: do not wait; at most 30 days)")
     create.add_argument("--wait", action="store_true", help="wait until the deletion is COMPLETE")
     create.set_defaults(handler=_delete_profile)
     show = verbs.add_parser("show", help="one deletion and how far it got")

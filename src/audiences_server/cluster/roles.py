@@ -32,7 +32,7 @@ from audiences_server.engine.engine import Engine
 from audiences_server.engine.ingest import calls_of, check_batch_limits, decode_body
 from audiences_server.errors import InvalidArgument
 from audiences_server.server import create_server
-from audiences_server.settings import Settings, add_arguments, listen_address, resolve
+from audiences_server.settings import Settings, add_arguments, listen_address, resolve, time_ms
 
 log = structlog.get_logger(__name__)
 # How long a front waits for NATS at start before it says so and exits.
@@ -61,7 +61,8 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
         parser.add_argument("--nats", default="nats://127.0.0.1:4222", help="the NATS server's URL")
         parser.add_argument("--manual-clock", action="store_true",
                             help="the clock moves only with the log's clock entries (tests)")
-        parser.add_argument("--clock-start", type=int, default=None, help="the manual clock's first time, in ms")
+        parser.add_argument("--clock-start", type=_clock_start, default=None,
+                            help="the manual clock's first time: ISO-8601 (as the front takes it), or ms since 1970")
     identity.add_argument("--partitions", type=int, required=True, help="how many partitions (P)")
     front = roles.add_parser("front", help="serve the HTTP and gRPC APIs, appending calls to the log instead of "
                              "storing them (the serve flags apply)")
@@ -122,6 +123,17 @@ def _serve_role(args: argparse.Namespace) -> int:
         print(f"audiences-server: {refused}", file=sys.stderr)
         return 2
     return 0
+
+
+def _clock_start(text: str) -> int | None:
+    """`--clock-start` of the identity stage and the shards: milliseconds since the epoch, or an
+    ISO-8601 time with a zone, as the front's (and `serve`'s) `--clock-start` takes it."""
+    if text.strip().lstrip("-").isdigit():
+        return int(text)
+    try:
+        return time_ms(text)
+    except ValueError as bad:
+        raise argparse.ArgumentTypeError(str(bad)) from None
 
 
 def engine_for(db: Path, manual_clock: bool, clock_start: int | None) -> Engine:
