@@ -33,6 +33,7 @@ class DestinationRow:
     feed_acked: int
     created_ms: int
     updated_ms: int
+    feed_removed_through: int = 0  # the newest feed record a deletion or a disconnection removed
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,8 @@ class ConnectionRow:
 
 
 _DESTINATION = (
-    "destination_id, space_id, key, public_id, name, kind, enabled, config, policy, feed_acked, created_ms, updated_ms"
+    "destination_id, space_id, key, public_id, name, kind, enabled, config, policy, feed_acked, created_ms, updated_ms,"
+    " feed_removed_through"
 )
 _CONNECTION = (
     "connection_id, destination_id, computation_id, options, phase, cursor, snapshot_after, delivered_count,"
@@ -536,14 +538,8 @@ def feed_oldest(conn: apsw.Connection, destination_id: int) -> int:
 def note_feed_removal(conn: apsw.Connection, condition: str, params: tuple[Any, ...]) -> None:
     """Before feed records that match `condition` are removed (by a deletion or a disconnection,
     not retention, which `feed_pruned` counts): each feed keeps the newest id it loses, so that a
-    consumer's cursor naming it is still one the feed issued (`feed_issued`)."""
+    consumer's cursor naming it is still one the feed issued (`Feed.check_issued`)."""
     conn.execute(
         "UPDATE destinations SET feed_removed_through = max(feed_removed_through, removed.newest)"
         f" FROM (SELECT destination_id, max(record_id) AS newest FROM feed_records WHERE {condition}"
         " GROUP BY destination_id) AS removed WHERE destinations.destination_id = removed.destination_id", params)
-
-
-def feed_removed_through(conn: apsw.Connection, destination_id: int) -> int:
-    """The newest record id a feed lost to a deletion or a disconnection (`note_feed_removal`)."""
-    return int(scalar(conn, "SELECT coalesce(max(feed_removed_through), 0) FROM destinations WHERE destination_id = ?",
-                      (destination_id,)))

@@ -10,7 +10,7 @@ from fractions import Fraction
 from typing import Any
 
 from audiences_server.core.ql.nodes import AggregateFunction, ValueType
-from audiences_server.core.ql.values import Number, as_number, number_text
+from audiences_server.core.ql.values import Number, as_number, number_text, whole_as_int
 
 F = AggregateFunction
 
@@ -114,7 +114,7 @@ def _mode(values: Sequence[Any], value_type: ValueType, min_frequency: int) -> A
 def _mode_key(item: Any, value_type: ValueType) -> Any:
     if value_type == "number":
         number = as_number(item)
-        return None if number is None else _normal_number(number)
+        return None if number is None else whole_as_int(number)
     if isinstance(item, str):
         return item
     number = as_number(item)
@@ -123,13 +123,6 @@ def _mode_key(item: Any, value_type: ValueType) -> Any:
 
 def _json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def _normal_number(number: Number) -> Number:
-    """A whole float as the integer it is exactly (`5.0` is `5`, `1e16` is `10000000000000000`)."""
-    if isinstance(number, float) and number.is_integer():
-        return int(number)
-    return number
 
 
 def unique(values: Sequence[Any]) -> list[Any]:
@@ -142,6 +135,6 @@ def unique(values: Sequence[Any]) -> list[Any]:
         elif isinstance(value, str):
             seen[(1, value)] = value
         elif isinstance(value, int | float) and as_number(value) is not None:
-            number = _normal_number(value)
+            number = whole_as_int(value)
             seen[(0, number)] = number
     return [seen[key] for key in sorted(seen)]

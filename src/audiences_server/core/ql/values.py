@@ -169,12 +169,17 @@ def _sign(left: Any, right: Any) -> int:
     return int(left > right) - int(left < right)
 
 
+def whole_as_int(number: Number) -> Number:
+    """A whole float as the integer it is exactly (`5.0` is `5`, `1e16` is `10000000000000000`)."""
+    if isinstance(number, float) and number.is_integer():
+        return int(number)
+    return number
+
+
 def number_text(value: Number) -> str:
     """The text of a number as ``mode`` groups it: ``5`` and ``5.0`` are both ``'5'``, and so
-    ``1e16`` and ``10000000000000000`` (a whole float is exactly its integer, however large)."""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return repr(value)
+    ``1e16`` and ``10000000000000000`` (`whole_as_int`)."""
+    return repr(whole_as_int(value))
 
 
 def is_scalar(value: object) -> bool:

@@ -163,8 +163,7 @@ class Feed:
         conn = self._readers.get()
         destination = store.destination_by_id(conn, destination_id)
         issued = max(store.feed_latest(conn, destination_id), retention_store.pruned_through(conn, destination_id),
-                     store.feed_removed_through(conn, destination_id),
-                     destination.feed_acked if destination is not None else 0)
+                     *((destination.feed_acked, destination.feed_removed_through) if destination is not None else ()))
         if after > issued:
             raise _not_issued("start_cursor")
 
