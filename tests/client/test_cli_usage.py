@@ -234,3 +234,12 @@ def test_event_commands_send_sent_at_so_the_server_corrects_skew(client: audienc
     assert abs(skewed.event_time.ToDatetime(tzinfo=dt.UTC) - received) < dt.timedelta(seconds=30)
     assert events["Given"].event_time.ToDatetime(tzinfo=dt.UTC) == dt.datetime(2027, 1, 1, tzinfo=dt.UTC)
 
+
+
+@pytest.mark.parametrize("verb", ["traits", "history"])
+def test_an_empty_profile_is_a_usage_error(run_cli: Run, capsys: pytest.CaptureFixture[str], verb: str) -> None:
+    """Every `profile` verb refuses an empty profile alike, naming what it wants; `history` used to
+    pass it on and be told to name a definition, which the command cannot take."""
+    code, err = _refusal(run_cli, capsys, "profile", verb, " ")
+    assert code == 2
+    assert "name a profile: TYPE:VALUE (user_id:ada) or prf_…, not an empty string" in err

@@ -25,6 +25,7 @@ def admin(space: Space) -> tuple[object, tuple[tuple[str, str], ...]]:
     [
         ("Bad-Key", "trait('a') = 1", "KEY_INVALID", "key"),
         ("", "trait('a') = 1", "KEY_INVALID", "key"),
+        ("vip\n", "trait('a') = 1", "KEY_INVALID", "key"),  # `$` would let a final newline through
         ("ok_key", "event('A').count( >= 1", "INVALID_DEFINITION", "definition"),
         ("ok_key", "event('A').count()", "INVALID_DEFINITION", "definition"),
     ],
@@ -174,6 +175,23 @@ def test_an_update_sent_with_a_stale_etag_is_refused(space: Space) -> None:
                                etag=current.etag)
     assert stub.UpdateAudience(admin_pb2.UpdateAudienceRequest(audience=whole), metadata=meta).audience.name \
         == "Fourth"
+    # Read, changed and sent back as read: the output-only fields (status, times, summary) are set
+    # aside, as the mask's documentation says, not refused as FIELD_IMMUTABLE.
+    read = stub.GetAudience(admin_pb2.GetAudienceRequest(collection=USERS, key="vip"), metadata=meta).audience
+    assert read.HasField("create_time")
+    assert read.status
+    read.name = "Fifth"
+    fifth = stub.UpdateAudience(admin_pb2.UpdateAudienceRequest(audience=read), metadata=meta).audience
+    assert (fifth.name, fifth.definition, fifth.status) == ("Fifth", "trait('plan') = 'pro'", read.status)
+    versions = stub.ListDefinitionVersions(admin_pb2.ListDefinitionVersionsRequest(
+        collection=USERS, key="vip"), metadata=meta).versions
+    assert len(versions) == 1  # the same definition sent back made no version
+    space.define("score", "event('A').count()", kind="computed_trait")
+    got = stub.GetComputedTrait(admin_pb2.GetComputedTraitRequest(collection=USERS, key="score"),
+                                metadata=meta).computed_trait
+    got.description = "how many A"
+    assert stub.UpdateComputedTrait(admin_pb2.UpdateComputedTraitRequest(computed_trait=got),
+                                    metadata=meta).computed_trait.description == "how many A"
 
 
 def test_get_update_and_unknown(space: Space) -> None:
@@ -360,3 +378,16 @@ def test_backfill_progress_never_passes_its_total(space: Space) -> None:
     assert all(done <= total for done, total in seen), seen
     assert seen[-1] == (40, 40)
     assert not tick.backlog
+
+
+def test_a_list_of_an_unknown_collection_is_refused(space: Space) -> None:
+    """Unset lists both collections; a value naming neither is COLLECTION_INVALID, as in every other
+    admin call, not a list of both."""
+    stub, meta = admin(space)
+    space.define("vip", "trait('plan') = 'pro'")
+    assert [a.key for a in stub.ListAudiences(admin_pb2.ListAudiencesRequest(), metadata=meta).audiences] == ["vip"]
+    for call in (lambda: stub.ListAudiences(admin_pb2.ListAudiencesRequest(collection=99), metadata=meta),
+                 lambda: stub.ListComputedTraits(admin_pb2.ListComputedTraitsRequest(collection=99), metadata=meta)):
+        with pytest.raises(grpc.RpcError) as refused:
+            call()
+        assert error_reason(refused.value) == "COLLECTION_INVALID"

@@ -110,7 +110,8 @@ def test_an_earlier_time_is_explained_from_the_history(space: Space) -> None:
 
 def test_a_disabled_definition_is_frozen_not_pending(space: Space) -> None:
     """Disabled, a definition keeps the values it had: new data that would change a value is not
-    pending (no tick will bring it), and no next change is predicted for it."""
+    pending (no tick will bring it), `value` is what ticks store (the stored value) while the tree
+    shows what the definition says now, and no next change is predicted for it."""
     _orders(space)
     space.define("big_buyers", BIG)
     space.tick()
@@ -119,7 +120,8 @@ def test_a_disabled_definition_is_frozen_not_pending(space: Space) -> None:
                 "at": space.now()})
     space.tick()
     grace = explain(space, "big_buyers", "user_id:grace")
-    assert (grace.value_json, grace.stored_value.bool_value, grace.evaluation_pending) == ("true", False, False)
+    assert (grace.value_json, grace.stored_value.bool_value, grace.evaluation_pending) == ("false", False, False)
+    assert grace.root.value_json == "true"
     ada = explain(space, "big_buyers", "user_id:ada")
     assert (ada.stored_value.bool_value, ada.evaluation_pending) == (True, False)
     assert ada.next_change.summary == ("stays as stored: the definition is disabled, so its values are frozen until"

@@ -11,13 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import apsw
+import grpc
+import pytest
 from audiences.v1 import admin_pb2
 from google.protobuf import timestamp_pb2
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from audiences_server.store import history as history_store
-from tests.conftest import Running, bearer, start
+from tests.conftest import Running, bearer, error_reason, start
 from tests.evaluator.conftest import COLLECTION, DAY, HOUR, Space, new_space
 from tests.evaluator.test_exactness import USERS, calls, definitions
 
@@ -210,3 +212,21 @@ def test_the_size_series_reads_only_the_jobs_change_records(space: Space) -> Non
     finally:
         conn.close()
     assert "SEARCH h USING INTEGER PRIMARY KEY (rowid>?)" in plan
+
+
+def test_a_range_ending_before_it_starts_is_refused(space: Space) -> None:
+    """`end_time` before `start_time` is TIME_RANGE_INVALID for the history and the size series, as
+    for ListEvents, rather than an empty answer that says nothing happened."""
+    space.define("did_a", "event('A').count() >= 1")
+    meta = bearer(space.tokens["admin"])
+    start, end = timestamp_pb2.Timestamp(seconds=2_000_000_000), timestamp_pb2.Timestamp(seconds=1_900_000_000)
+    calls = [lambda: space.running.admin.ListMembershipHistory(admin_pb2.ListMembershipHistoryRequest(
+                 collection=COLLECTION["users"], key="did_a", start_time=start, end_time=end), metadata=meta),
+             lambda: space.running.admin.GetSizeHistory(admin_pb2.GetSizeHistoryRequest(
+                 collection=COLLECTION["users"], key="did_a", interval=admin_pb2.SIZE_INTERVAL_HOURLY, start_time=start,
+                 end_time=end), metadata=meta)]
+    for call in calls:
+        with pytest.raises(grpc.RpcError) as refused:
+            call()
+        assert (refused.value.code(), error_reason(refused.value)) == (grpc.StatusCode.INVALID_ARGUMENT,
+                                                                        "TIME_RANGE_INVALID")

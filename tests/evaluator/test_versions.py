@@ -132,7 +132,9 @@ def test_every_admin_action_is_audited_with_who_did_it(shared_server: Running) -
         ("robot", "delete", "destination", "feed"),
         ("robot", "delete", "audience", "pros"),
     ]
-    assert dict(entries[-2].details) == {"fields": ["definition"]}
+    assert dict(entries[-1].details) == {"version": 1}  # the version made
+    assert dict(entries[-2].details) == {"fields": ["definition"], "version": 2}
+    assert dict(entries[-3].details) == {"fields": ["enabled"], "version": 2}
     only = admin.ListAuditEntries(admin_pb2.ListAuditEntriesRequest(action="disable", target_type="audience"),
                                   metadata=ops).entries
     assert [(e.actor, e.target) for e in only] == [("robot", "pros")]

@@ -199,7 +199,8 @@ def test_spaces_are_created_listed_and_read(site: Site, lifecycle_server: Runnin
                                                                       scope=operator_pb2.TOKEN_SCOPE_READ),
                                       metadata=meta)
     assert other.token.space == "brand-new"
-    for name, reason in (("brand-new", "SPACE_EXISTS"), ("Bad Name", "SPACE_NAME_INVALID")):
+    for name, reason in (("brand-new", "SPACE_EXISTS"), ("Bad Name", "SPACE_NAME_INVALID"),
+                         ("shop\n", "SPACE_NAME_INVALID")):
         with pytest.raises(grpc.RpcError) as refused:
             site.operator.CreateSpace(operator_pb2.CreateSpaceRequest(space=operator_pb2.Space(name=name)),
                                       metadata=meta)

@@ -238,6 +238,7 @@ def test_destination_and_connection_lifecycle(space: Space) -> None:
         (sync_pb2.Destination(key="x", webhook=sync_pb2.WebhookConfig(
             url="https://h/", headers={"content-length": "1"})), "DESTINATION_INVALID"),
         (sync_pb2.Destination(key="Bad Key", grpc_feed=sync_pb2.GrpcFeedConfig()), "KEY_INVALID"),
+        (sync_pb2.Destination(key="feed\n", grpc_feed=sync_pb2.GrpcFeedConfig()), "KEY_INVALID"),
         (sync_pb2.Destination(key="x"), "DESTINATION_CONFIG_REQUIRED"),
         (sync_pb2.Destination(key="x", grpc_feed=sync_pb2.GrpcFeedConfig(),
                               delivery_policy=sync_pb2.DeliveryPolicy(max_attempts=3)), "DESTINATION_INVALID"),

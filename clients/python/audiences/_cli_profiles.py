@@ -21,7 +21,8 @@ def register(commands: Sub) -> None:
     parser = commands.add_parser("profile", help="read a profile: traits, events, ids, links, metadata, audiences, "
                                  "history")
     parser.add_argument("what", choices=("traits", "events", "ids", "links", "metadata", "audiences", "history"))
-    parser.add_argument("profile", help="TYPE:VALUE (user_id:ada, email:ada@example.com, group_id:acme) or prf_…")
+    parser.add_argument("profile", type=_named,
+                        help="TYPE:VALUE (user_id:ada, email:ada@example.com, group_id:acme) or prf_…")
     parser.add_argument(
         "--collection",
         "-c",
@@ -34,6 +35,14 @@ def register(commands: Sub) -> None:
     parser.add_argument("--event", action="append", default=[], help="events: only this name (repeatable)")
     parser.add_argument("--verbose", "-v", action="store_true", help="traits: class, source and time")
     parser.set_defaults(handler=_profile)
+
+
+def _named(text: str) -> str:
+    """A profile argument that names one: an empty one is a usage error here, the same for every
+    verb, rather than each RPC's own refusal (`history`'s would ask for a definition it cannot take)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("name a profile: TYPE:VALUE (user_id:ada) or prf_…, not an empty string")
+    return text
 
 
 def _trait_text(trait: profiles_pb2.Trait) -> str:

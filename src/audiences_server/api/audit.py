@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from audiences_server.api.context import caller_label, space_id
+from audiences_server.engine.computations import EDITABLE
 
 Entry = tuple[str, str, str, dict[str, Any]]  # action, target type, target, details
 Describe = Callable[[Any, Any], Entry]
@@ -49,22 +50,27 @@ def switched(paths: list[str], enabled: bool) -> str:
 
 
 def definition_update(kind: str, resource: str) -> Describe:
-    """An update of an audience or computed trait: enable, disable or update, with the fields."""
+    """An update of an audience or computed trait: enable, disable or update, with the fields
+    changed (with an empty mask, the editable ones set) and the version it leaves current."""
 
     def describe(request: Any, response: Any) -> Entry:
-        paths = mask_paths(request, resource, frozenset({"key", "collection", "id"}))
+        paths = sorted(request.update_mask.paths or
+                       [f.name for f, _ in getattr(request, resource).ListFields() if f.name in EDITABLE])
         message = getattr(request, resource)
-        return switched(paths, message.enabled), kind, message.key, {"fields": paths}
+        return (switched(paths, message.enabled), kind, message.key,
+                {"fields": paths, "version": getattr(response, resource).version})
 
     return describe
 
 
 def definition_change(action: str, kind: str, resource: str | None = None) -> Describe:
-    """A create (the key is on the resource) or a delete (on the request) of a definition."""
+    """A create (the key is on the resource, and the details name its version) or a delete (the key
+    on the request) of a definition."""
 
     def describe(request: Any, response: Any) -> Entry:
-        key = getattr(request, resource).key if resource else request.key
-        return action, kind, key, {}
+        if resource is None:
+            return action, kind, request.key, {}
+        return action, kind, getattr(request, resource).key, {"version": getattr(response, resource).version}
 
     return describe
 

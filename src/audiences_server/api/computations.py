@@ -14,7 +14,7 @@ from google.protobuf import duration_pb2, struct_pb2, timestamp_pb2
 from audiences_server.api.audit import audited, definition_change, definition_update
 from audiences_server.api.context import caller_label, space_id
 from audiences_server.core import ql
-from audiences_server.engine.computations import MAX_SAMPLE_SIZE, Spec, definition_reason, etag_of
+from audiences_server.engine.computations import EDITABLE, MAX_SAMPLE_SIZE, Spec, definition_reason, etag_of
 from audiences_server.engine.engine import Engine
 from audiences_server.engine.evaluator import TickReport
 from audiences_server.engine.page_tokens import page_size
@@ -133,6 +133,7 @@ def _fields(row: ComputationRow) -> dict[str, Any]:
         else None,
         "summary": summary_message(summary_of(row.definition, row.kind, row.collection)),
         "etag": etag_of(row),
+        "version": row.version,
     }
 
 
@@ -175,10 +176,11 @@ def spec_of(kind: str, message: admin_pb2.Audience | admin_pb2.ComputedTrait) ->
 
 
 def changes_of(message: admin_pb2.Audience | admin_pb2.ComputedTrait, paths: list[str]) -> dict[str, Any]:
-    """The fields an update names (or, with an empty mask, every editable one that is set). An
+    """The fields an update names (or, with an empty mask, every editable one that is set, so that
+    a message read and sent back whole, output-only fields and all, changes what it edits). An
     option may be named alone (`options.backfill_days`): the others keep their stored values."""
     if not paths:
-        paths = [f.name for f, _ in message.ListFields() if f.name not in {"key", "collection", "id", "etag"}]
+        paths = [f.name for f, _ in message.ListFields() if f.name in EDITABLE]
     if "*" in paths:
         paths = ["name", "description", "definition", "enabled", "options"]
     changes: dict[str, Any] = {}
@@ -487,7 +489,8 @@ class ComputationAdmin:
         )
 
     def _page(self, kind: str, request: Any) -> tuple[list[ComputationRow], str]:
-        collection = COLLECTIONS.get(request.collection)
+        # Unset lists both collections; a value that names neither is refused, as everywhere else.
+        collection = collection_of(request.collection) if request.collection else None
         scope = {"space": space_id(), "list": kind, "collection": collection}
         after = self.engine.page_tokens.decode(request.page_token, scope) or 0
         size = page_size(request.page_size, 50, 1000)

@@ -22,6 +22,7 @@ from audiences_server.api.computations import (
 )
 from audiences_server.api.context import space_id
 from audiences_server.engine.engine import Engine
+from audiences_server.engine.history import check_time_range
 from audiences_server.engine.profile_reads import EventFilter, Page, ProfileSource, TraitItem, encoding_of
 from audiences_server.errors import FieldViolation, InvalidArgument
 
@@ -72,9 +73,7 @@ def _enum(table: dict[int, Any], value: int, field: str) -> Any:
 
 def _event_filter(request: profiles_pb2.ListEventsRequest) -> EventFilter:
     start, end = time_ms(request, "start_time"), time_ms(request, "end_time")
-    if start is not None and end is not None and end < start:
-        raise InvalidArgument("`end_time` is before `start_time`", reason="TIME_RANGE_INVALID",
-                              violations=[FieldViolation("end_time", "before start_time")])
+    check_time_range(start, end)
     return EventFilter(start, end, tuple(request.include), tuple(request.exclude),
                        _enum(DESCENDING, request.sort_order, "sort_order"))
 

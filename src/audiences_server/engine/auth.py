@@ -20,7 +20,7 @@ from audiences_server.store.db import Readers
 from audiences_server.store.writer import Writer
 
 SCOPES = ("write", "read", "admin", "operator")
-_SPACE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+_SPACE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}\Z")
 MAX_LABEL = 200
 # What a label may not hold: control characters (C0, DEL, C1) and the line and paragraph
 # separators. A label is printed as it is in listings (`tokens list`, the audit log, the console)

@@ -35,7 +35,7 @@ from audiences_server.store.db import Readers
 from audiences_server.store.evaluation import ComputationRow
 from audiences_server.store.writer import Writer
 
-KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}\Z")
 MAX_KEY_CHARS = 64
 KINDS = ("audience", "computed_trait")
 COLLECTIONS = ("users", "accounts")

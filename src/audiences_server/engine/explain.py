@@ -137,8 +137,9 @@ class _Reading:
         if row.enabled:
             pending, said = _canonical(value) != _canonical(stored), summary(comp.kind, explained.next, excluded)
         else:
-            # DISABLED: its values stay as they were (docs/evaluator.md), so no tick brings `value`.
-            explained, pending = replace(explained, next=FROZEN), False
+            # DISABLED: its values stay as they were (docs/evaluator.md): what a tick stores is the
+            # stored value, whatever the tree (kept, for the why) evaluates to now.
+            explained, pending, value = replace(explained, next=FROZEN), False, stored
             said = "stays as stored: the definition is disabled, so its values are frozen until it is enabled again"
         return Explained(row, pid, self.at, explained, value, stored, pending, excluded, said, self.messages, users,
                          self._trait_classes())

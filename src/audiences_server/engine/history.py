@@ -77,6 +77,7 @@ class History:
 
     def records(self, space_id: int, query: HistoryQuery) -> tuple[list[Record], str]:
         """One page of records, oldest first, and the next page's token."""
+        check_time_range(query.start_ms, query.end_ms)
         if not query.address and not query.key:
             raise InvalidArgument("name a profile, a definition, or both", reason="HISTORY_FILTER_MISSING",
                                   violations=[FieldViolation("profile_id", "required without key")])
@@ -98,6 +99,7 @@ class History:
               end_ms: int | None) -> tuple[ComputationRow, list[Point]]:
         """A definition's size per hour or day over [start, end) (default: the last 48 hours or 30
         days), clipped to the retention time; the last point is the interval holding now."""
+        check_time_range(start_ms, end_ms)
         now = self._clock.now_ms()
         end = _floor(min(end_ms, now + 1) - 1 if end_ms is not None else now, interval_ms) + interval_ms
         default_start = end - DEFAULT_POINTS[interval_ms] * interval_ms
@@ -112,6 +114,18 @@ class History:
             found = history_store.buckets(conn, comp.computation_id, start, end)
             before = history_store.size_before(conn, comp.computation_id, start)
         return comp, _points(found, comp.size if before is None else before, start, end, interval_ms)
+
+
+def check_time_range(start_ms: int | None, end_ms: int | None) -> None:
+    """Refuses an `end_time` before its `start_time`: a caller who swapped them would otherwise be
+    told that nothing happened.
+
+    Raises:
+        InvalidArgument: TIME_RANGE_INVALID.
+    """
+    if start_ms is not None and end_ms is not None and end_ms < start_ms:
+        raise InvalidArgument("`end_time` is before `start_time`", reason="TIME_RANGE_INVALID",
+                              violations=[FieldViolation("end_time", "before start_time")])
 
 
 def _points(found: list[history_store.Bucket], size: int, start: int, end: int, interval_ms: int) -> list[Point]:

@@ -26,7 +26,7 @@ ANY_ORIGIN = "*"
 MAX_ORIGINS = 100
 # What a browser sends as `Origin`: a scheme, a host (a name, IPv4, or IPv6 in brackets) and a
 # port only when it is not the scheme's default.
-_ORIGIN = re.compile(r"^(https?)://([a-z0-9](?:[a-z0-9.-]*[a-z0-9])?|\[[0-9a-f:.]+\])(?::([0-9]{1,5}))?$")
+_ORIGIN = re.compile(r"^(https?)://([a-z0-9](?:[a-z0-9.-]*[a-z0-9])?|\[[0-9a-f:.]+\])(?::([0-9]{1,5}))?\Z")
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
 
 

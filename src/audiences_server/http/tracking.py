@@ -94,7 +94,7 @@ MAX_DISCARDED_BYTES = 8 * 1024 * 1024
 PREFLIGHT_MAX_AGE_S = 7200
 _PREFLIGHT_HEADERS = "authorization, content-type, content-encoding, x-retry-count"
 # A list of header names, as a preflight's Access-Control-Request-Headers holds it.
-HEADER_LIST = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+(?:\s*,\s*[A-Za-z0-9!#$%&'*+.^_`|~-]+)*$")
+HEADER_LIST = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+(?:\s*,\s*[A-Za-z0-9!#$%&'*+.^_`|~-]+)*\Z")
 _SUCCESS = b'{"success":true}'
 _CORS_ORIGIN = web.RequestKey("tracking_cors_origin", str)
 

@@ -184,7 +184,7 @@ class DefinitionError(_message.Message):
     def __init__(self, reason: _Optional[str] = ..., message: _Optional[str] = ..., line: _Optional[int] = ..., column: _Optional[int] = ..., offending_text: _Optional[str] = ..., expected: _Optional[_Iterable[str]] = ..., caret_display: _Optional[str] = ..., cycle_keys: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Audience(_message.Message):
-    __slots__ = ("id", "key", "collection", "name", "description", "definition", "enabled", "options", "status", "size", "backfill", "last_compute_time", "create_time", "update_time", "failure", "summary", "etag")
+    __slots__ = ("id", "key", "collection", "name", "description", "definition", "enabled", "options", "status", "size", "backfill", "last_compute_time", "create_time", "update_time", "failure", "summary", "etag", "version")
     ID_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
@@ -202,6 +202,7 @@ class Audience(_message.Message):
     FAILURE_FIELD_NUMBER: _ClassVar[int]
     SUMMARY_FIELD_NUMBER: _ClassVar[int]
     ETAG_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
     id: str
     key: str
     collection: _common_pb2.Collection
@@ -219,10 +220,11 @@ class Audience(_message.Message):
     failure: ComputationFailure
     summary: DefinitionSummary
     etag: str
-    def __init__(self, id: _Optional[str] = ..., key: _Optional[str] = ..., collection: _Optional[_Union[_common_pb2.Collection, str]] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., definition: _Optional[str] = ..., enabled: _Optional[bool] = ..., options: _Optional[_Union[ComputationOptions, _Mapping]] = ..., status: _Optional[_Union[ComputationStatus, str]] = ..., size: _Optional[int] = ..., backfill: _Optional[_Union[BackfillProgress, _Mapping]] = ..., last_compute_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., failure: _Optional[_Union[ComputationFailure, _Mapping]] = ..., summary: _Optional[_Union[DefinitionSummary, _Mapping]] = ..., etag: _Optional[str] = ...) -> None: ...
+    version: int
+    def __init__(self, id: _Optional[str] = ..., key: _Optional[str] = ..., collection: _Optional[_Union[_common_pb2.Collection, str]] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., definition: _Optional[str] = ..., enabled: _Optional[bool] = ..., options: _Optional[_Union[ComputationOptions, _Mapping]] = ..., status: _Optional[_Union[ComputationStatus, str]] = ..., size: _Optional[int] = ..., backfill: _Optional[_Union[BackfillProgress, _Mapping]] = ..., last_compute_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., failure: _Optional[_Union[ComputationFailure, _Mapping]] = ..., summary: _Optional[_Union[DefinitionSummary, _Mapping]] = ..., etag: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
 
 class ComputedTrait(_message.Message):
-    __slots__ = ("id", "key", "collection", "name", "description", "definition", "enabled", "options", "status", "size", "backfill", "last_compute_time", "create_time", "update_time", "failure", "summary", "etag")
+    __slots__ = ("id", "key", "collection", "name", "description", "definition", "enabled", "options", "status", "size", "backfill", "last_compute_time", "create_time", "update_time", "failure", "summary", "etag", "version")
     ID_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
@@ -240,6 +242,7 @@ class ComputedTrait(_message.Message):
     FAILURE_FIELD_NUMBER: _ClassVar[int]
     SUMMARY_FIELD_NUMBER: _ClassVar[int]
     ETAG_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
     id: str
     key: str
     collection: _common_pb2.Collection
@@ -257,7 +260,8 @@ class ComputedTrait(_message.Message):
     failure: ComputationFailure
     summary: DefinitionSummary
     etag: str
-    def __init__(self, id: _Optional[str] = ..., key: _Optional[str] = ..., collection: _Optional[_Union[_common_pb2.Collection, str]] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., definition: _Optional[str] = ..., enabled: _Optional[bool] = ..., options: _Optional[_Union[ComputationOptions, _Mapping]] = ..., status: _Optional[_Union[ComputationStatus, str]] = ..., size: _Optional[int] = ..., backfill: _Optional[_Union[BackfillProgress, _Mapping]] = ..., last_compute_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., failure: _Optional[_Union[ComputationFailure, _Mapping]] = ..., summary: _Optional[_Union[DefinitionSummary, _Mapping]] = ..., etag: _Optional[str] = ...) -> None: ...
+    version: int
+    def __init__(self, id: _Optional[str] = ..., key: _Optional[str] = ..., collection: _Optional[_Union[_common_pb2.Collection, str]] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., definition: _Optional[str] = ..., enabled: _Optional[bool] = ..., options: _Optional[_Union[ComputationOptions, _Mapping]] = ..., status: _Optional[_Union[ComputationStatus, str]] = ..., size: _Optional[int] = ..., backfill: _Optional[_Union[BackfillProgress, _Mapping]] = ..., last_compute_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., failure: _Optional[_Union[ComputationFailure, _Mapping]] = ..., summary: _Optional[_Union[DefinitionSummary, _Mapping]] = ..., etag: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
 
 class ProfileValue(_message.Message):
     __slots__ = ("profile", "value", "value_json")

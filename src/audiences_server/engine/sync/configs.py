@@ -18,7 +18,7 @@ from audiences_server.engine.destinations.base import check_id_types, invalid
 __all__ = ["backoff_ms", "check_key", "check_name", "config", "connection_options", "invalid", "policy",
            "public_config", "with_defaults"]
 
-KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}\Z")
 DEFAULT_POLICY = {"max_attempts": 8, "initial_backoff_ms": 1000, "max_backoff_ms": 600_000,
                   "request_timeout_ms": 10_000}
 # The longest each duration of a delivery policy may be: a day for backoffs, an hour for a request.

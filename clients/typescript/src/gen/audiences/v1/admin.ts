@@ -624,6 +624,11 @@ export interface Audience {
    * (`EDIT_CONFLICT`) if it changed since, instead of undoing another caller's save. Empty: no check.
    */
   etag: string;
+  /**
+   * The number of its current version (ListDefinitionVersions): 1 when created, one more with each
+   * change of its definition or options. Output only.
+   */
+  version: number;
 }
 
 /** A computed trait: a definition that gives each profile of a collection a value. */
@@ -688,6 +693,11 @@ export interface ComputedTrait {
    * (`EDIT_CONFLICT`) if it changed since, instead of undoing another caller's save. Empty: no check.
    */
   etag: string;
+  /**
+   * The number of its current version (ListDefinitionVersions): 1 when created, one more with each
+   * change of its definition or options. Output only.
+   */
+  version: number;
 }
 
 /** A profile with a value, as sampled by a preview. */
@@ -2552,6 +2562,7 @@ function createBaseAudience(): Audience {
     failure: undefined,
     summary: undefined,
     etag: "",
+    version: 0,
   };
 }
 
@@ -2607,6 +2618,9 @@ export const Audience: MessageFns<Audience> = {
     }
     if (message.etag !== "") {
       writer.uint32(138).string(message.etag);
+    }
+    if (message.version !== 0) {
+      writer.uint32(144).int64(message.version);
     }
     return writer;
   },
@@ -2760,6 +2774,14 @@ export const Audience: MessageFns<Audience> = {
             message.etag = reader.string();
             continue;
           }
+          case 18: {
+            if (tag !== 144) {
+              break;
+            }
+
+            message.version = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2803,6 +2825,7 @@ export const Audience: MessageFns<Audience> = {
       failure: isSet(object.failure) ? ComputationFailure.fromJSON(object.failure) : undefined,
       summary: isSet(object.summary) ? DefinitionSummary.fromJSON(object.summary) : undefined,
       etag: isSet(object.etag) ? globalThis.String(object.etag) : "",
+      version: isSet(object.version) ? globalThis.Number(object.version) : 0,
     };
   },
 
@@ -2859,6 +2882,9 @@ export const Audience: MessageFns<Audience> = {
     if (message.etag !== "") {
       obj.etag = message.etag;
     }
+    if (message.version !== 0) {
+      obj.version = Math.round(message.version);
+    }
     return obj;
   },
 
@@ -2892,6 +2918,7 @@ export const Audience: MessageFns<Audience> = {
       ? DefinitionSummary.fromPartial(object.summary)
       : undefined;
     message.etag = object.etag ?? "";
+    message.version = object.version ?? 0;
     return message;
   },
 };
@@ -2915,6 +2942,7 @@ function createBaseComputedTrait(): ComputedTrait {
     failure: undefined,
     summary: undefined,
     etag: "",
+    version: 0,
   };
 }
 
@@ -2970,6 +2998,9 @@ export const ComputedTrait: MessageFns<ComputedTrait> = {
     }
     if (message.etag !== "") {
       writer.uint32(138).string(message.etag);
+    }
+    if (message.version !== 0) {
+      writer.uint32(144).int64(message.version);
     }
     return writer;
   },
@@ -3123,6 +3154,14 @@ export const ComputedTrait: MessageFns<ComputedTrait> = {
             message.etag = reader.string();
             continue;
           }
+          case 18: {
+            if (tag !== 144) {
+              break;
+            }
+
+            message.version = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3166,6 +3205,7 @@ export const ComputedTrait: MessageFns<ComputedTrait> = {
       failure: isSet(object.failure) ? ComputationFailure.fromJSON(object.failure) : undefined,
       summary: isSet(object.summary) ? DefinitionSummary.fromJSON(object.summary) : undefined,
       etag: isSet(object.etag) ? globalThis.String(object.etag) : "",
+      version: isSet(object.version) ? globalThis.Number(object.version) : 0,
     };
   },
 
@@ -3222,6 +3262,9 @@ export const ComputedTrait: MessageFns<ComputedTrait> = {
     if (message.etag !== "") {
       obj.etag = message.etag;
     }
+    if (message.version !== 0) {
+      obj.version = Math.round(message.version);
+    }
     return obj;
   },
 
@@ -3255,6 +3298,7 @@ export const ComputedTrait: MessageFns<ComputedTrait> = {
       ? DefinitionSummary.fromPartial(object.summary)
       : undefined;
     message.etag = object.etag ?? "";
+    message.version = object.version ?? 0;
     return message;
   },
 };
