@@ -16,12 +16,12 @@ from audiences_server.cluster import roles as cluster_roles
 from audiences_server.cluster.entries import decode
 from audiences_server.cluster.front import Front
 from audiences_server.cluster.identity import IdentityStage
-from audiences_server.cluster.log import CALLS, LocalLog, partition_subject
+from audiences_server.cluster.log import CALLS, JetStreamLog, LocalLog, partition_subject
 from audiences_server.cluster.roles import engine_for
 from audiences_server.engine.clock import Clock, ManualClock
 from audiences_server.engine.computations import Spec
 from audiences_server.errors import InvalidArgument, Unimplemented
-from tests.cluster.conftest import free_port
+from tests.cluster.conftest import NatsServer, free_port
 from tests.cluster.harness import Cluster
 from tests.cluster.streams import T0
 
@@ -166,3 +166,56 @@ def test_every_role_takes_the_clock_start_the_front_takes() -> None:
         assert iso.clock_start == millis.clock_start == 1_767_225_600_000
     with pytest.raises(SystemExit):
         parser.parse_args(["cluster", "shard", "--partition", "0", "--clock-start", "tomorrow"])
+
+
+def test_every_role_agrees_on_the_number_of_partitions(tmp_path: Path, nats: NatsServer) -> None:
+    """The first role to start records P in the log; a front naming another number of read
+    endpoints, a shard running a partition beyond P, and an identity stage given another P are
+    each refused (status 2) with a line saying what the cluster has, before serving anything. A
+    front naming too few endpoints used to start and answer 404 for the profiles of the others."""
+    identity = _role("identity", "--db", str(tmp_path / "identity.db"), "--partitions", "3", "--nats", nats.url)
+    try:
+        deadline = time.monotonic() + 60
+        while _recorded(nats.url) is None:
+            assert identity.poll() is None, identity.communicate()[1]
+            assert time.monotonic() < deadline, "the identity stage never recorded P"
+            time.sleep(0.2)
+        assert _recorded(nats.url) == 3
+        shards = [f"--shard=127.0.0.1:{free_port()}" for _ in range(2)]
+        front = subprocess.run([sys.executable, "-m", "audiences_server.cli", "cluster", "front", "--db",
+                                str(tmp_path / "front.db"), "--nats", nats.url, "--listen", "127.0.0.1:0",
+                                "--http-listen", "", *shards], check=False, capture_output=True, text=True,
+                               timeout=120)
+        assert front.returncode == 2, front.stderr
+        assert front.stderr.strip().endswith("this cluster has 3 partitions, recorded in its log; name each one's"
+                                             " read endpoint with --shard, in partition order (2 given)")
+        shard = _role("shard", "--partition", "1", "--partition", "3", "--data-dir", str(tmp_path / "s"),
+                      "--nats", nats.url)
+        _out, err = shard.communicate(timeout=60)
+        assert shard.returncode == 2, err
+        assert err.strip().endswith("this cluster has 3 partitions (0 to 2), recorded in its log; there is no"
+                                    " partition 3")
+        other = _role("identity", "--db", str(tmp_path / "other.db"), "--partitions", "2", "--nats", nats.url)
+        _out, err = other.communicate(timeout=60)
+        assert other.returncode == 2, err
+        assert "this cluster has 3 partitions, recorded in its log by the role that first started;" in err
+        assert identity.poll() is None  # the first is untouched
+        sent = subprocess.run([sys.executable, "-m", "audiences_server.cli", "cluster", "send", "--nats", nats.url],
+                              input='{"type": "track", "userId": "u1", "event": "E"}', check=False,
+                              capture_output=True, text=True, timeout=60)
+        assert sent.returncode == 0, sent.stderr
+        assert '"status": "accepted"' in sent.stdout
+        assert "nats_disconnected" not in sent.stderr  # closing its own connection is not news
+    finally:
+        identity.terminate()
+        identity.wait(30)
+
+
+def _recorded(url: str) -> int | None:
+    async def read() -> int | None:
+        the_log = await JetStreamLog.connect(url)
+        try:
+            return await the_log.agree_partitions(None)
+        finally:
+            await the_log.close()
+    return asyncio.run(read())

@@ -22,6 +22,8 @@ import structlog
 # The streams and their subjects: calls from the fronts, and one subject per partition.
 CALLS_STREAM, CALLS = "AUD_CALLS", "aud.calls"
 PARTS_STREAM, PARTS = "AUD_PARTS", "aud.part"
+# Where the cluster's number of partitions is kept, so that every role agrees on it.
+META_BUCKET, PARTITIONS_KEY = "AUD_META", "partitions"
 
 log = structlog.get_logger("audiences_server.cluster.log")
 
@@ -72,6 +74,11 @@ class Log(Protocol):
     async def consumer(self, subject: str, durable: str, after: int) -> Consumer:
         """A consumer of `subject` named `durable`, starting at the entry after position `after`."""
 
+    async def agree_partitions(self, partitions: int | None) -> int | None:
+        """The cluster's number of partitions: the first role to ask with a number records it in
+        the log, and every role after it gets that number back (to compare with its own). With
+        None, only reads it: None if no role has recorded one yet."""
+
     async def close(self) -> None:
         """Closes the connection."""
 
@@ -87,6 +94,13 @@ class LocalLog:
         self._entries: dict[str, list[Entry]] = {CALLS_STREAM: [], PARTS_STREAM: []}
         self._ids: dict[str, int] = {}
         self._appended = asyncio.Condition()
+        self._partitions: int | None = None
+
+    async def agree_partitions(self, partitions: int | None) -> int | None:
+        """The cluster's P (see `Log.agree_partitions`)."""
+        if self._partitions is None:
+            self._partitions = partitions
+        return self._partitions
 
     async def append(self, subject: str, data: bytes, msg_id: str | None = None) -> int:
         """Appends an entry (see `Log.append`)."""
@@ -151,9 +165,11 @@ class JetStreamLog:
     MAX_ACK_PENDING = 1_000_000
     ACK_WAIT_S = 600.0
 
-    def __init__(self, nc: Any, js: Any) -> None:
+    def __init__(self, nc: Any, js: Any, replicas: int = 1, events: _ConnectionEvents | None = None) -> None:
         self._nc = nc
         self._js = js
+        self._replicas = replicas
+        self._events = events
 
     @classmethod
     async def connect(cls, servers: Sequence[str] | str, replicas: int = 1, *,
@@ -182,7 +198,30 @@ class JetStreamLog:
                 await js.stream_info(name)
             except nats.js.errors.NotFoundError:
                 await js.add_stream(config)
-        return cls(nc, js)
+        return cls(nc, js, replicas, events)
+
+    async def agree_partitions(self, partitions: int | None) -> int | None:
+        """The cluster's P (see `Log.agree_partitions`), kept under `partitions` in the key-value
+        bucket `AUD_META`: created by the first role to record it, and read by every other."""
+        from nats.js import api
+        from nats.js.errors import BucketNotFoundError, KeyNotFoundError, KeyWrongLastSequenceError
+
+        try:
+            bucket = await self._js.key_value(META_BUCKET)
+        except BucketNotFoundError:
+            if partitions is None:
+                return None
+            bucket = await self._js.create_key_value(api.KeyValueConfig(
+                bucket=META_BUCKET, storage=api.StorageType.FILE, replicas=self._replicas))
+        if partitions is not None:
+            with contextlib.suppress(KeyWrongLastSequenceError):
+                await bucket.create(PARTITIONS_KEY, str(partitions).encode())
+                return partitions
+        try:
+            entry = await bucket.get(PARTITIONS_KEY)
+        except KeyNotFoundError:
+            return None
+        return int(entry.value or b"0")
 
     async def append(self, subject: str, data: bytes, msg_id: str | None = None) -> int:
         """Publishes and waits for JetStream's acknowledgement (see `Log.append`).
@@ -219,6 +258,8 @@ class JetStreamLog:
 
     async def close(self) -> None:
         """Drains and closes the connection."""
+        if self._events is not None:
+            self._events.closing = True  # the client says "disconnected" as it closes: not news
         await self._nc.close()
 
 
@@ -231,6 +272,7 @@ class _ConnectionEvents:
 
     def __init__(self) -> None:
         self._said: dict[str, float] = {}
+        self.closing = False
 
     async def error(self, problem: Exception) -> None:
         text = str(problem) or type(problem).__name__
@@ -241,7 +283,8 @@ class _ConnectionEvents:
         log.warning("nats_error", error=text, kind=type(problem).__name__)
 
     async def disconnected(self) -> None:
-        log.warning("nats_disconnected")
+        if not self.closing:
+            log.warning("nats_disconnected")
 
     async def reconnected(self) -> None:
         self._said.clear()

@@ -231,6 +231,11 @@ async def _serve(args: argparse.Namespace) -> None:
     if the_log is None:
         return
     try:
+        agreed = await the_log.agree_partitions(None)
+        beyond = [p for p in args.partitions_run if agreed is not None and p >= agreed]
+        if agreed is not None and beyond:
+            raise ValueError(f"this cluster has {agreed} partitions (0 to {agreed - 1}), recorded in its log;"
+                             f" there is no partition {beyond[0]}")
         await _run_partitions(args, the_log, stop)
     finally:
         await _close(the_log)
@@ -246,6 +251,10 @@ async def _serve_identity(args: argparse.Namespace) -> None:
         if the_log is None:
             return
         try:
+            agreed = await the_log.agree_partitions(args.partitions)
+            if agreed != args.partitions:
+                raise ValueError(f"this cluster has {agreed} partitions, recorded in its log by the role that"
+                                 f" first started; this identity stage was given --partitions {args.partitions}")
             stage = IdentityStage(engine.writer, the_log, args.partitions)
             log.info("identity_stage_started", partitions=args.partitions, db=str(args.db))
             await stage.run(stop)
@@ -301,6 +310,15 @@ def _front(args: argparse.Namespace) -> int:
         server.stop(0)
         loop.call_soon_threadsafe(loop.stop)
         return 1
+    agreed = asyncio.run_coroutine_threadsafe(the_log.agree_partitions(len(args.shards)), loop).result(
+        CONNECT_TIMEOUT_S)
+    if agreed != len(args.shards):
+        print(f"audiences-server: this cluster has {agreed} partitions, recorded in its log; name each one's read"
+              f" endpoint with --shard, in partition order ({len(args.shards)} given)", file=sys.stderr)
+        server.stop(0)
+        asyncio.run_coroutine_threadsafe(the_log.close(), loop).result(30)
+        loop.call_soon_threadsafe(loop.stop)
+        return 2
     shards = ShardReads(args.shards)
     make_front(server.engine, the_log, loop, shards)
     stopping = threading.Event()
