@@ -204,6 +204,17 @@ def _run(tmp_path: Path, connect: Callable[[], Awaitable[Log]], seed: int, ticks
             for p in range(len(driven.cluster.shards)):  # each partition's records in its own order
                 assert [r.message_id for r in watcher.changes if _partition(driven, r) == p] == [
                     r.message_id for r in later if _partition(driven, r) == p]
+            # Watched is not acknowledged; AckChanges with the front's cursor acknowledges every
+            # partition's records up to it, on each shard.
+            def pending() -> int:
+                listed = driven.front.sync.ListConnections(sync_pb2.ListConnectionsRequest(destination_key="feed"),
+                                                           metadata=admin).connections
+                return sum(c.delivery.pending_count for c in listed)
+
+            assert pending() > 0  # the last page read above, and what was watched
+            driven.front.sync.AckChanges(sync_pb2.AckChangesRequest(
+                destination_key="feed", cursor=watcher.changes[-1].cursor), metadata=admin)
+            assert pending() == 0
             # Resuming after the last record watched reads nothing more.
             assert _read_all(driven, watcher.changes[-1].cursor) == []
         finally:

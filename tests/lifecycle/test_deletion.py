@@ -377,6 +377,33 @@ def test_a_feed_emptied_by_a_deletion_never_issues_a_cursor_again(site: Site) ->
     assert int(resumed[0].cursor) > max(int(r.cursor) for r in [*entry, *exit_record])
 
 
+def test_an_exit_streamed_to_a_watcher_that_stops_before_processing_it_is_not_lost(site: Site) -> None:
+    """A WatchChanges consumer receives a deleted profile's exit and stops before processing it:
+    the stream sent it, but nothing says it was processed, so the deletion still waits, and the
+    consumer resuming after its last processed cursor gets the exit. Acknowledged with
+    AckChanges, the deletion completes. (The stream used to acknowledge what it sent, and the
+    deletion then removed the exit the consumer never processed.)"""
+    entry = _solo_in_a_feed(site)
+    processed = entry[-1].cursor
+    deletion = _delete(site, "user_id:solo", delivery_timeout=duration_pb2.Duration(seconds=3600))
+    stream = site.running.sync.WatchChanges(sync_pb2.WatchChangesRequest(
+        destination_key="feed", start_cursor=processed), metadata=site.as_("admin"))
+    streamed = next(item for item in stream if item.HasField("change")).change
+    assert streamed.change_type == sync_pb2.CHANGE_TYPE_EXITED
+    stream.cancel()  # the consumer stops before processing it
+    for _ in range(10):  # a deletion whose exits are acknowledged completes within a tick or two
+        site.tick()
+        time.sleep(0.2)
+        waiting = site.operator.GetProfileDeletion(operator_pb2.GetProfileDeletionRequest(
+            deletion_id=deletion.deletion_id), metadata=site.as_("operator")).deletion
+        assert waiting.state != operator_pb2.DELETION_STATE_COMPLETE
+    resumed = _changes(site, processed)
+    assert [(r.cursor, r.change_type) for r in resumed] == [(streamed.cursor, sync_pb2.CHANGE_TYPE_EXITED)]
+    site.running.sync.AckChanges(sync_pb2.AckChangesRequest(destination_key="feed", cursor=streamed.cursor),
+                                 metadata=site.as_("admin"))
+    assert _finished(site, deletion.deletion_id).exits_undelivered == 0
+
+
 def _at_events_stage(site: Site, monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
     """Holds every deletion at its last stage (its row gone, its events not yet deleted) until the
     returned function lets it go on."""

@@ -106,6 +106,35 @@ def test_watch_resumes_from_cursor_without_missing(space: Space) -> None:
     assert len(records) == 15
 
 
+def test_streamed_records_stay_pending_until_acknowledged(space: Space) -> None:
+    """WatchChanges acknowledges its start cursor, not what it streams: the records sent stay
+    pending until AckChanges names the last one processed (or a read starts after it). An empty
+    cursor is CURSOR_REQUIRED."""
+    _pros_fed(space, 3)
+    wait_for(lambda: len(_read_all(space, "")) == 3, what="the first sync")
+    sync, meta = space.running.sync, admin(space)
+    request = sync_pb2.GetConnectionRequest(destination_key="feed", computation=ref("pro"))
+
+    def delivery() -> tuple[int, int]:
+        status = sync.GetConnection(request, metadata=meta).connection.delivery
+        return status.pending_count, status.delivered_count
+
+    stream = sync.WatchChanges(sync_pb2.WatchChangesRequest(destination_key="feed"), metadata=meta)
+    streamed = [item.change for item in itertools.islice(stream, 3)]
+    stream.cancel()
+    assert delivery() == (3, 0)
+    sync.AckChanges(sync_pb2.AckChangesRequest(destination_key="feed", cursor=streamed[1].cursor), metadata=meta)
+    assert delivery() == (1, 2)
+    stream = sync.WatchChanges(sync_pb2.WatchChangesRequest(destination_key="feed", start_cursor=streamed[2].cursor,
+                                                            heartbeat_interval=ms(1000)), metadata=meta)
+    assert next(stream).HasField("heartbeat")  # its start cursor is acknowledged
+    stream.cancel()
+    assert delivery() == (0, 3)
+    with pytest.raises(grpc.RpcError) as refused:
+        sync.AckChanges(sync_pb2.AckChangesRequest(destination_key="feed"), metadata=meta)
+    assert error_reason(refused.value) == "CURSOR_REQUIRED"
+
+
 def test_export_10k_members_through_the_client(space: Space) -> None:
     """ExportAudience streams exactly the audience's members with the chosen identifiers and traits."""
     for start in range(0, 10_000, 2500):
@@ -225,14 +254,16 @@ def test_an_export_its_reader_leaves_ends_quietly(space: Space) -> None:
 @pytest.mark.parametrize("cursor", [str(2**63), "9" * 19, "9" * 40, "999999"])
 def test_a_cursor_the_feed_never_issued_is_refused_before_any_acknowledgement(space: Space, cursor: str) -> None:
     """A cursor past int64, or past every record of the feed, is CURSOR_INVALID (never INTERNAL),
-    paged and streamed, and acknowledges nothing: the feed's records stay pending."""
+    paged, streamed and acknowledged, and acknowledges nothing: the feed's records stay pending."""
     _pros_fed(space, 3)
     records = wait_for(lambda: len(_read_all(space, "")) == 3 and _read_all(space, ""), what="the first sync")
     sync, meta = space.running.sync, admin(space)
     for call in (lambda: sync.ListChanges(sync_pb2.ListChangesRequest(destination_key="feed", start_cursor=cursor),
                                           metadata=meta),
                  lambda: next(iter(sync.WatchChanges(sync_pb2.WatchChangesRequest(
-                     destination_key="feed", start_cursor=cursor), metadata=meta)))):
+                     destination_key="feed", start_cursor=cursor), metadata=meta))),
+                 lambda: sync.AckChanges(sync_pb2.AckChangesRequest(destination_key="feed", cursor=cursor),
+                                         metadata=meta)):
         with pytest.raises(grpc.RpcError) as refused:
             call()
         assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT, refused.value.details()

@@ -69,6 +69,9 @@ def register(commands: Sub) -> None:
     watch.add_argument("--cursor", default="", help="start after this cursor (default: the oldest kept)")
     watch.add_argument("--limit", type=whole("changes", 0, None), default=0,
                        help="stop after this many changes (default 0: follow until Ctrl-C)")
+    watch.add_argument("--ack", action="store_true",
+                       help="acknowledge each change once printed (default: only --cursor is acknowledged, so"
+                            " watching does not take changes from the feed's consumer)")
     watch.set_defaults(handler=_watch)
 
 
@@ -233,6 +236,8 @@ def _watch(client: Client, args: argparse.Namespace) -> int:
                 f"{ids}  {value_text(change.new_value)}  cursor={change.cursor}",
                 flush=True,
             )
+        if args.ack:
+            client.ack_changes(args.destination, change.cursor)
         seen += 1
         if args.limit and seen >= args.limit:
             break

@@ -267,11 +267,18 @@ class SyncMethods(Base):
         )
         return self._call("admin", sync_pb2.ListChangesResponse, self.sync_stub.ListChanges, request)
 
+    def ack_changes(self, destination_key: str, cursor: str) -> None:
+        """Acknowledges a `grpc_feed` destination's records up to `cursor` (the last one processed),
+        as a `watch_changes` consumer does once it has processed them; returns once stored."""
+        request = sync_pb2.AckChangesRequest(destination_key=destination_key, cursor=cursor)
+        self._call("admin", sync_pb2.AckChangesResponse, self.sync_stub.AckChanges, request)
+
     def watch_changes(
         self, destination_key: str, *, start_cursor: str = "", heartbeat_interval: dt.timedelta | float | None = None
     ) -> Iterator[sync_pb2.WatchChangesResponse]:
         """Follows a `grpc_feed` destination's change feed: the backlog, then each new record,
-        with heartbeats while quiet. Runs until the caller stops iterating."""
+        with heartbeats while quiet. Runs until the caller stops iterating. Records streamed are
+        not acknowledged (the start cursor is): call `ack_changes` once they are processed."""
         request = sync_pb2.WatchChangesRequest(
             destination_key=destination_key, start_cursor=start_cursor, heartbeat_interval=duration(heartbeat_interval)
         )

@@ -101,6 +101,7 @@ import {
   TraitClass,
 } from "./gen/audiences/v1/profiles.js";
 import {
+  AckChangesRequest,
   ConnectDestinationRequest,
   type Connection,
   CreateDestinationRequest,
@@ -1017,8 +1018,18 @@ export class Client {
   }
 
   /**
+   * Acknowledges a `grpcFeed` destination's records up to `cursor` (the last one processed), as a
+   * `watchChanges` consumer does once it has processed them; resolves once stored.
+   */
+  async ackChanges(destinationKey: string, cursor: string): Promise<void> {
+    await this.caller.unary("admin", this.sync.ackChanges.bind(this.sync), AckChangesRequest.fromPartial({ destinationKey, cursor }));
+  }
+
+  /**
    * Follows a `grpcFeed` destination's change feed: the backlog, then each new record, with
    * heartbeats while quiet. Runs until the caller stops iterating (`break` ends the stream).
+   * Records streamed are not acknowledged (the start cursor is): call `ackChanges` once they
+   * are processed.
    */
   watchChanges(destinationKey: string, options: { startCursor?: string; heartbeatIntervalMs?: number } = {}): AsyncGenerator<WatchChangesResponse> {
     const interval = options.heartbeatIntervalMs;

@@ -280,11 +280,16 @@ describe("every service", () => {
     assert.deepEqual(changed.externalIdTypes, ["email"]);
     assert.ok((await client.listConnections({ destinationKey: destination })).connections.length === 1);
     await client.runTick({ untilIdle: true });
+    let cursor = "";
     for await (const change of client.watchChanges(destination)) {
       assert.equal(change.change?.computation?.key, key);
+      cursor = change.change?.cursor ?? "";
       break; // ends the stream
     }
     assert.ok((await client.listChanges(destination)).changes.length >= 1);
+    assert.equal((await client.getConnection(destination, key)).delivery?.pendingCount, 1); // streamed, not acknowledged
+    await client.ackChanges(destination, cursor);
+    assert.equal((await client.getConnection(destination, key)).delivery?.pendingCount, 0);
     assert.deepEqual((await client.listDeadLetters({ destinationKey: destination })).deadLetters, []);
     assert.equal(await client.redriveDeadLetters(destination), 0);
     const chunks = [];

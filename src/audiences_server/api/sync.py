@@ -387,6 +387,17 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
         token = self.engine.page_tokens.encode(int(records[-1].cursor), scope) if more else ""
         return sync_pb2.ListChangesResponse(changes=[change_message(r) for r in records], next_page_token=token)
 
+    def AckChanges(self, request: sync_pb2.AckChangesRequest,
+                   context: grpc.ServicerContext) -> sync_pb2.AckChangesResponse:
+        if self.engine.cluster_sync is not None:  # a cluster's front: each shard's part of the cursor
+            self.engine.cluster_sync.ack_changes(space_id(), request)
+            return sync_pb2.AckChangesResponse()
+        if not request.cursor:
+            raise configs.invalid("cursor", "`cursor` is required: the cursor of the last record processed",
+                                  "CURSOR_REQUIRED")
+        self.engine.feed.ack(space_id(), request.destination_key, parse_cursor(request.cursor, "cursor"))
+        return sync_pb2.AckChangesResponse()
+
     async def WatchChanges(self, request: sync_pb2.WatchChangesRequest,
                            context: Any) -> AsyncIterator[sync_pb2.WatchChangesResponse]:
         interval = request.heartbeat_interval.ToMilliseconds() if request.HasField("heartbeat_interval") else 15_000

@@ -62,7 +62,7 @@ SERVED = frozenset({
         "CreateDestination", "GetDestination", "ListDestinations", "UpdateDestination", "DeleteDestination",
         "ConnectDestination", "GetConnection", "ListConnections", "UpdateConnection", "DisconnectDestination",
         # Change feeds and dead letters: the shards' own, merged (cluster/feeds.py).
-        "ListChanges", "WatchChanges", "ListDeadLetters", "RedriveDeadLetters")),
+        "ListChanges", "WatchChanges", "AckChanges", "ListDeadLetters", "RedriveDeadLetters")),
     # Answered by the shard that owns the profile, an account's links by every shard
     # (cluster/reads.py), over gRPC and over the HTTP Profile API.
     *("/audiences.v1.ProfilesService/" + name for name in (

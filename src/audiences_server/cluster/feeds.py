@@ -3,7 +3,8 @@ cluster").
 
 Each partition's shard keeps its own profiles' feed records and dead letters, numbered in its own
 file, and serves them at its read endpoint (cluster/reads.py) with one node's code. A front
-answers `ListChanges`, `WatchChanges`, `ListDeadLetters` and `RedriveDeadLetters` from them:
+answers `ListChanges`, `WatchChanges`, `AckChanges`, `ListDeadLetters` and `RedriveDeadLetters` from
+them:
 
 - A front's feed cursor is a position per partition (the last record read from each), signed as
   page tokens are (engine/page_tokens.py) and naming the destination it was issued for, so a
@@ -163,6 +164,27 @@ class ClusterSync:
         more = len(taken) < sum(map(len, records)) or any(page.next_page_token for page in pages)
         token = self._engine.page_tokens.encode(positions, scope) if more else ""
         return sync_pb2.ListChangesResponse(changes=changes, next_page_token=token)
+
+    def ack_changes(self, space_id: int, request: sync_pb2.AckChangesRequest) -> None:
+        """Acknowledges each partition's records up to its position in the cursor, on its shard.
+
+        Raises:
+            InvalidArgument: CURSOR_REQUIRED, CURSOR_INVALID, CURSOR_OTHER_FEED.
+            Unavailable: SHARD_UNAVAILABLE, a shard did not answer within the timeout.
+        """
+        destination = self._feed(space_id, request.destination_key)
+        if not request.cursor:
+            raise invalid("cursor", "`cursor` is required: the cursor of the last record processed",
+                          "CURSOR_REQUIRED")
+        positions = self.cursors.decode(space_id, destination, request.cursor, "cursor")
+        calls = [stub.AckChanges.future(sync_pb2.AckChangesRequest(
+            destination_key=request.destination_key, cursor=str(position)), timeout=self._timeout_s,
+            wait_for_ready=True) for stub, position in zip(self._stubs, positions, strict=True) if position]
+        for call in calls:
+            try:
+                call.result()
+            except grpc.RpcError as failure:
+                raise _unavailable(failure, "its change feed") from None
 
     async def watch_changes(self, space_id: int, request: sync_pb2.WatchChangesRequest, heartbeat_s: float,
                             blocking: Callable[..., Awaitable[Any]]) -> AsyncIterator[sync_pb2.WatchChangesResponse]:

@@ -80,7 +80,7 @@ SHARD_SERVED = frozenset({
     # Each shard delivers its own profiles' changes: its connections' phase and delivery status,
     # its feeds' records and its dead letters (cluster/feeds.py); a redrive writes the shard's queue.
     *("/audiences.v1.SyncService/" + name for name in (
-        "ListConnections", "ListChanges", "WatchChanges", "ListDeadLetters", "RedriveDeadLetters")),
+        "ListConnections", "ListChanges", "WatchChanges", "AckChanges", "ListDeadLetters", "RedriveDeadLetters")),
 })
 # The profile reads a front routes to the shards as they came (ListLinks goes through ShardProfileReads).
 ROUTED = frozenset(name.rsplit("/", 1)[1] for name in SHARD_SERVED if name.startswith(_PROFILES))

@@ -479,6 +479,18 @@ class WatchChangesRequest(_message.Message):
     heartbeat_interval: _duration_pb2.Duration
     def __init__(self, destination_key: _Optional[str] = ..., start_cursor: _Optional[str] = ..., heartbeat_interval: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
+class AckChangesRequest(_message.Message):
+    __slots__ = ("destination_key", "cursor")
+    DESTINATION_KEY_FIELD_NUMBER: _ClassVar[int]
+    CURSOR_FIELD_NUMBER: _ClassVar[int]
+    destination_key: str
+    cursor: str
+    def __init__(self, destination_key: _Optional[str] = ..., cursor: _Optional[str] = ...) -> None: ...
+
+class AckChangesResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
 class WatchChangesResponse(_message.Message):
     __slots__ = ("change", "heartbeat")
     CHANGE_FIELD_NUMBER: _ClassVar[int]

@@ -114,6 +114,11 @@ class SyncServiceStub:
                 request_serializer=audiences_dot_v1_dot_sync__pb2.WatchChangesRequest.SerializeToString,
                 response_deserializer=audiences_dot_v1_dot_sync__pb2.WatchChangesResponse.FromString,
                 _registered_method=True)
+        self.AckChanges = channel.unary_unary(
+                '/audiences.v1.SyncService/AckChanges',
+                request_serializer=audiences_dot_v1_dot_sync__pb2.AckChangesRequest.SerializeToString,
+                response_deserializer=audiences_dot_v1_dot_sync__pb2.AckChangesResponse.FromString,
+                _registered_method=True)
         self.ExportAudience = channel.unary_stream(
                 '/audiences.v1.SyncService/ExportAudience',
                 request_serializer=audiences_dot_v1_dot_sync__pb2.ExportAudienceRequest.SerializeToString,
@@ -231,7 +236,17 @@ class SyncServiceServicer:
     def WatchChanges(self, request, context):
         """Streams the change records of a `grpc_feed` destination after a cursor: first the backlog,
         then each record as it is written, with heartbeats while there is none. A consumer resumes
-        after a disconnect by passing the cursor of the last record it processed.
+        after a disconnect by passing the cursor of the last record it processed. Streaming a record
+        does not acknowledge it: the start cursor does, and AckChanges.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AckChanges(self, request, context):
+        """Acknowledges a `grpc_feed` destination's records up to a cursor: the consumer has processed
+        them (a WatchChanges consumer says so without reconnecting). A profile's deletion waits for
+        its exit to be acknowledged; `delivered_count` counts what is.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -317,6 +332,11 @@ def add_SyncServiceServicer_to_server(servicer, server):
                     servicer.WatchChanges,
                     request_deserializer=audiences_dot_v1_dot_sync__pb2.WatchChangesRequest.FromString,
                     response_serializer=audiences_dot_v1_dot_sync__pb2.WatchChangesResponse.SerializeToString,
+            ),
+            'AckChanges': grpc.unary_unary_rpc_method_handler(
+                    servicer.AckChanges,
+                    request_deserializer=audiences_dot_v1_dot_sync__pb2.AckChangesRequest.FromString,
+                    response_serializer=audiences_dot_v1_dot_sync__pb2.AckChangesResponse.SerializeToString,
             ),
             'ExportAudience': grpc.unary_stream_rpc_method_handler(
                     servicer.ExportAudience,
@@ -712,6 +732,33 @@ class SyncService:
             '/audiences.v1.SyncService/WatchChanges',
             audiences_dot_v1_dot_sync__pb2.WatchChangesRequest.SerializeToString,
             audiences_dot_v1_dot_sync__pb2.WatchChangesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AckChanges(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/audiences.v1.SyncService/AckChanges',
+            audiences_dot_v1_dot_sync__pb2.AckChangesRequest.SerializeToString,
+            audiences_dot_v1_dot_sync__pb2.AckChangesResponse.FromString,
             options,
             channel_credentials,
             insecure,

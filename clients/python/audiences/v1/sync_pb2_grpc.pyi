@@ -78,7 +78,13 @@ class SyncServiceStub:
     WatchChanges: _grpc.UnaryStreamMultiCallable[_sync_pb2.WatchChangesRequest, _sync_pb2.WatchChangesResponse]
     """Streams the change records of a `grpc_feed` destination after a cursor: first the backlog,
     then each record as it is written, with heartbeats while there is none. A consumer resumes
-    after a disconnect by passing the cursor of the last record it processed.
+    after a disconnect by passing the cursor of the last record it processed. Streaming a record
+    does not acknowledge it: the start cursor does, and AckChanges.
+    """
+    AckChanges: _grpc.UnaryUnaryMultiCallable[_sync_pb2.AckChangesRequest, _sync_pb2.AckChangesResponse]
+    """Acknowledges a `grpc_feed` destination's records up to a cursor: the consumer has processed
+    them (a WatchChanges consumer says so without reconnecting). A profile's deletion waits for
+    its exit to be acknowledged; `delivered_count` counts what is.
     """
     ExportAudience: _grpc.UnaryStreamMultiCallable[_sync_pb2.ExportAudienceRequest, _sync_pb2.ExportAudienceResponse]
     """Streams the current members of an audience as CSV, the header row first, read from one
@@ -135,7 +141,13 @@ class SyncServiceAsyncStub(SyncServiceStub):
     WatchChanges: _aio.UnaryStreamMultiCallable[_sync_pb2.WatchChangesRequest, _sync_pb2.WatchChangesResponse]  # type: ignore[assignment]
     """Streams the change records of a `grpc_feed` destination after a cursor: first the backlog,
     then each record as it is written, with heartbeats while there is none. A consumer resumes
-    after a disconnect by passing the cursor of the last record it processed.
+    after a disconnect by passing the cursor of the last record it processed. Streaming a record
+    does not acknowledge it: the start cursor does, and AckChanges.
+    """
+    AckChanges: _aio.UnaryUnaryMultiCallable[_sync_pb2.AckChangesRequest, _sync_pb2.AckChangesResponse]  # type: ignore[assignment]
+    """Acknowledges a `grpc_feed` destination's records up to a cursor: the consumer has processed
+    them (a WatchChanges consumer says so without reconnecting). A profile's deletion waits for
+    its exit to be acknowledged; `delivered_count` counts what is.
     """
     ExportAudience: _aio.UnaryStreamMultiCallable[_sync_pb2.ExportAudienceRequest, _sync_pb2.ExportAudienceResponse]  # type: ignore[assignment]
     """Streams the current members of an audience as CSV, the header row first, read from one
@@ -273,7 +285,19 @@ class SyncServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_sync_pb2.WatchChangesResponse], _abc.AsyncIterator[_sync_pb2.WatchChangesResponse]]:
         """Streams the change records of a `grpc_feed` destination after a cursor: first the backlog,
         then each record as it is written, with heartbeats while there is none. A consumer resumes
-        after a disconnect by passing the cursor of the last record it processed.
+        after a disconnect by passing the cursor of the last record it processed. Streaming a record
+        does not acknowledge it: the start cursor does, and AckChanges.
+        """
+
+    @_abc_1.abstractmethod
+    def AckChanges(
+        self,
+        request: _sync_pb2.AckChangesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_sync_pb2.AckChangesResponse, _abc.Awaitable[_sync_pb2.AckChangesResponse]]:
+        """Acknowledges a `grpc_feed` destination's records up to a cursor: the consumer has processed
+        them (a WatchChanges consumer says so without reconnecting). A profile's deletion waits for
+        its exit to be acknowledged; `delivered_count` counts what is.
         """
 
     @_abc_1.abstractmethod

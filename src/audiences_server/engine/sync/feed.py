@@ -98,10 +98,20 @@ class Feed:
         """Records after a cursor; and whether more are waiting."""
         destination_id = self.destination_id(space_id, key)
         self.check_issued(destination_id, after)  # before acknowledging anything up to it
-        if after:
-            self._writer.submit(_ack(destination_id, after), keeps_events=True)
+        if after:  # stored before the page is answered, so that a status read after it shows it
+            self._writer.submit(_ack(destination_id, after), keeps_events=True).result()
         records = self._records(destination_id, space_id, after, limit + 1)
         return records[:limit], len(records) > limit
+
+    def ack(self, space_id: int, key: str, cursor: int) -> None:
+        """Acknowledges the records up to a cursor (AckChanges), returning once that is stored.
+
+        Raises:
+            NotFound, FailedPrecondition: as `destination_id`. InvalidArgument: CURSOR_INVALID.
+        """
+        destination_id = self.destination_id(space_id, key)
+        self.check_issued(destination_id, cursor, "cursor")
+        self._writer.submit(_ack(destination_id, cursor), keeps_events=True).result()
 
     def _records(self, destination_id: int, space_id: int, after: int, limit: int) -> list[FeedRecord]:
         conn = self._readers.get()
@@ -129,9 +139,16 @@ class Feed:
         It waits on the event loop: an idle watcher holds no thread, and wakes only when a
         record is queued for any feed (or its heartbeat is due). Reads run through `blocking`.
         A heartbeat due on a destination deleted meanwhile ends the stream with NOT_FOUND.
+
+        The start cursor is acknowledged, as a page's is; the records streamed are not: having
+        sent one says nothing of whether the consumer processed it (it may stop before it
+        does), so a consumer acknowledges them with `ack`, or by resuming after them. Were they
+        acknowledged as sent, a profile's deletion could remove an exit its consumer never saw.
         """
         destination_id = await blocking(self.destination_id, space_id, key)
         await blocking(self.check_issued, destination_id, after)
+        if after:
+            await asyncio.wrap_future(self._writer.submit(_ack(destination_id, after), keeps_events=True))
         signal = self._signal()
         quiet_since = time.monotonic()
         while not self._sync.stopping:
@@ -141,7 +158,6 @@ class Feed:
                 yield record
                 after = int(record.cursor)
             if records:
-                self._writer.submit(_ack(destination_id, after), keeps_events=True)
                 quiet_since = time.monotonic()
                 continue
             due = heartbeat_s - (time.monotonic() - quiet_since)
@@ -153,7 +169,7 @@ class Feed:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(woken.wait(), due)
 
-    def check_issued(self, destination_id: int, after: int) -> None:
+    def check_issued(self, destination_id: int, after: int, field: str = "start_cursor") -> None:
         """Refuses a cursor past every record the feed has issued (`CURSOR_INVALID`): reading
         after it would acknowledge records nobody read, and wait for ids far ahead. Issued is up
         to the newest record kept, removed (by retention, a profile's deletion or a
@@ -165,7 +181,7 @@ class Feed:
         issued = max(store.feed_latest(conn, destination_id), retention_store.pruned_through(conn, destination_id),
                      *((destination.feed_acked, destination.feed_removed_through) if destination is not None else ()))
         if after > issued:
-            raise _not_issued("start_cursor")
+            raise _not_issued(field)
 
     def _latest(self, destination_id: int, key: str) -> int:
         """The feed's newest record id, for a heartbeat; NotFound once the destination was

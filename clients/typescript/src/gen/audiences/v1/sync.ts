@@ -798,6 +798,21 @@ export interface WatchChangesRequest {
   heartbeatInterval: Duration | undefined;
 }
 
+/** Request of SyncService.AckChanges. */
+export interface AckChangesRequest {
+  /** The `grpc_feed` destination read. Required. */
+  destinationKey: string;
+  /**
+   * The cursor of the last record processed: every record up to it is acknowledged. Required; a
+   * cursor the feed never issued is CURSOR_INVALID.
+   */
+  cursor: string;
+}
+
+/** Response of SyncService.AckChanges, once the acknowledgement is stored. */
+export interface AckChangesResponse {
+}
+
 /** One item of SyncService.WatchChanges. */
 export interface WatchChangesResponse {
   /** The next change record. */
@@ -5572,6 +5587,147 @@ export const WatchChangesRequest: MessageFns<WatchChangesRequest> = {
   },
 };
 
+function createBaseAckChangesRequest(): AckChangesRequest {
+  return { destinationKey: "", cursor: "" };
+}
+
+export const AckChangesRequest: MessageFns<AckChangesRequest> = {
+  encode(message: AckChangesRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.destinationKey !== "") {
+      writer.uint32(10).string(message.destinationKey);
+    }
+    if (message.cursor !== "") {
+      writer.uint32(18).string(message.cursor);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AckChangesRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAckChangesRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.destinationKey = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.cursor = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AckChangesRequest {
+    return {
+      destinationKey: isSet(object.destinationKey)
+        ? globalThis.String(object.destinationKey)
+        : isSet(object.destination_key)
+        ? globalThis.String(object.destination_key)
+        : "",
+      cursor: isSet(object.cursor) ? globalThis.String(object.cursor) : "",
+    };
+  },
+
+  toJSON(message: AckChangesRequest): unknown {
+    const obj: any = {};
+    if (message.destinationKey !== "") {
+      obj.destinationKey = message.destinationKey;
+    }
+    if (message.cursor !== "") {
+      obj.cursor = message.cursor;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AckChangesRequest>, I>>(base?: I): AckChangesRequest {
+    return AckChangesRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AckChangesRequest>, I>>(object: I): AckChangesRequest {
+    const message = createBaseAckChangesRequest();
+    message.destinationKey = object.destinationKey ?? "";
+    message.cursor = object.cursor ?? "";
+    return message;
+  },
+};
+
+function createBaseAckChangesResponse(): AckChangesResponse {
+  return {};
+}
+
+export const AckChangesResponse: MessageFns<AckChangesResponse> = {
+  encode(_: AckChangesResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AckChangesResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAckChangesResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): AckChangesResponse {
+    return {};
+  },
+
+  toJSON(_: AckChangesResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AckChangesResponse>, I>>(base?: I): AckChangesResponse {
+    return AckChangesResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AckChangesResponse>, I>>(_: I): AckChangesResponse {
+    const message = createBaseAckChangesResponse();
+    return message;
+  },
+};
+
 function createBaseWatchChangesResponse(): WatchChangesResponse {
   return { change: undefined, heartbeat: undefined };
 }
@@ -6078,7 +6234,8 @@ export const SyncServiceService = {
   /**
    * Streams the change records of a `grpc_feed` destination after a cursor: first the backlog,
    * then each record as it is written, with heartbeats while there is none. A consumer resumes
-   * after a disconnect by passing the cursor of the last record it processed.
+   * after a disconnect by passing the cursor of the last record it processed. Streaming a record
+   * does not acknowledge it: the start cursor does, and AckChanges.
    */
   watchChanges: {
     path: "/audiences.v1.SyncService/WatchChanges" as const,
@@ -6089,6 +6246,20 @@ export const SyncServiceService = {
     responseSerialize: (value: WatchChangesResponse): Buffer =>
       Buffer.from(WatchChangesResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): WatchChangesResponse => WatchChangesResponse.decode(value),
+  },
+  /**
+   * Acknowledges a `grpc_feed` destination's records up to a cursor: the consumer has processed
+   * them (a WatchChanges consumer says so without reconnecting). A profile's deletion waits for
+   * its exit to be acknowledged; `delivered_count` counts what is.
+   */
+  ackChanges: {
+    path: "/audiences.v1.SyncService/AckChanges" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: AckChangesRequest): Buffer => Buffer.from(AckChangesRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): AckChangesRequest => AckChangesRequest.decode(value),
+    responseSerialize: (value: AckChangesResponse): Buffer => Buffer.from(AckChangesResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): AckChangesResponse => AckChangesResponse.decode(value),
   },
   /**
    * Streams the current members of an audience as CSV, the header row first, read from one
@@ -6146,9 +6317,16 @@ export interface SyncServiceServer extends UntypedServiceImplementation {
   /**
    * Streams the change records of a `grpc_feed` destination after a cursor: first the backlog,
    * then each record as it is written, with heartbeats while there is none. A consumer resumes
-   * after a disconnect by passing the cursor of the last record it processed.
+   * after a disconnect by passing the cursor of the last record it processed. Streaming a record
+   * does not acknowledge it: the start cursor does, and AckChanges.
    */
   watchChanges: handleServerStreamingCall<WatchChangesRequest, WatchChangesResponse>;
+  /**
+   * Acknowledges a `grpc_feed` destination's records up to a cursor: the consumer has processed
+   * them (a WatchChanges consumer says so without reconnecting). A profile's deletion waits for
+   * its exit to be acknowledged; `delivered_count` counts what is.
+   */
+  ackChanges: handleUnaryCall<AckChangesRequest, AckChangesResponse>;
   /**
    * Streams the current members of an audience as CSV, the header row first, read from one
    * snapshot.
@@ -6377,7 +6555,8 @@ export interface SyncServiceClient extends Client {
   /**
    * Streams the change records of a `grpc_feed` destination after a cursor: first the backlog,
    * then each record as it is written, with heartbeats while there is none. A consumer resumes
-   * after a disconnect by passing the cursor of the last record it processed.
+   * after a disconnect by passing the cursor of the last record it processed. Streaming a record
+   * does not acknowledge it: the start cursor does, and AckChanges.
    */
   watchChanges(
     request: WatchChangesRequest,
@@ -6388,6 +6567,26 @@ export interface SyncServiceClient extends Client {
     metadata?: Metadata,
     options?: Partial<CallOptions>,
   ): ClientReadableStream<WatchChangesResponse>;
+  /**
+   * Acknowledges a `grpc_feed` destination's records up to a cursor: the consumer has processed
+   * them (a WatchChanges consumer says so without reconnecting). A profile's deletion waits for
+   * its exit to be acknowledged; `delivered_count` counts what is.
+   */
+  ackChanges(
+    request: AckChangesRequest,
+    callback: (error: ServiceError | null, response: AckChangesResponse) => void,
+  ): ClientUnaryCall;
+  ackChanges(
+    request: AckChangesRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: AckChangesResponse) => void,
+  ): ClientUnaryCall;
+  ackChanges(
+    request: AckChangesRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: AckChangesResponse) => void,
+  ): ClientUnaryCall;
   /**
    * Streams the current members of an audience as CSV, the header row first, read from one
    * snapshot.
