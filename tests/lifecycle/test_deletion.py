@@ -404,6 +404,44 @@ def test_an_exit_streamed_to_a_watcher_that_stops_before_processing_it_is_not_lo
     assert _finished(site, deletion.deletion_id).exits_undelivered == 0
 
 
+def test_a_user_s_own_exit_from_an_account_is_waited_for_and_goes_with_it(site: Site, receiver: Receiver) -> None:
+    """A deleted user linked to a member account: the account sends that user's own exit, queued
+    under the account. The deletion waits for it (it used to complete at once, the exit then sent
+    after the user was gone, with the user's identifiers), and a deletion that times out takes it
+    with the profile rather than leave it queued or in the dead letters."""
+    site.send({"type": "identify", "userId": "leaver", "traits": {"email": "leaver@x.io"}},
+              {"type": "identify", "userId": "stayer"},
+              {"type": "group", "userId": "leaver", "groupId": "acme", "traits": {"tier": "gold"}},
+              {"type": "group", "userId": "stayer", "groupId": "acme"})
+    site.define("gold", "trait('tier') = 'gold'", collection="accounts")
+    site.tick()
+    webhook(site, "crm", receiver.url)
+    connect(site, "crm", "gold", collection="accounts", send_track=True)
+    wait_for(lambda: len(receiver.calls()) >= 2, what="the first sync of both users")
+    receiver.fail_when = lambda body: 503  # the receiver is down from here on
+    deletion = _delete(site, "user_id:leaver", delivery_timeout=duration_pb2.Duration(seconds=3600))
+    for _ in range(10):
+        site.tick()
+        time.sleep(0.2)
+        waiting = site.operator.GetProfileDeletion(operator_pb2.GetProfileDeletionRequest(
+            deletion_id=deletion.deletion_id), metadata=site.as_("operator")).deletion
+        assert waiting.state != operator_pb2.DELETION_STATE_COMPLETE
+    receiver.fail_when = None  # back: the exit, parked meanwhile, is redriven
+    site.running.sync.RedriveDeadLetters(sync_pb2.RedriveDeadLettersRequest(destination_key="crm"),
+                                         metadata=site.as_("admin"))
+    wait_for(lambda: _exits(receiver), what="the user's exit")
+    assert [e["userId"] for e in _exits(receiver)] == ["leaver"]
+    assert _finished(site, deletion.deletion_id).exits_undelivered == 0
+    # Timed out: what is still queued of the user goes with it, its own exits on accounts too.
+    site.send({"type": "identify", "userId": "second"}, {"type": "group", "userId": "second", "groupId": "acme"})
+    site.tick()
+    wait_for(lambda: any(c.get("userId") == "second" for c in receiver.calls()), what="the new user's entry")
+    receiver.fail_when = lambda body: 503
+    gone = _finished(site, _delete(site, "user_id:second", delivery_timeout=duration_pb2.Duration()).deletion_id)
+    assert gone.exits_undelivered >= 1
+    assert site.running.query("SELECT count(*) FROM deliveries WHERE record LIKE '%second%'") == [(0,)]
+
+
 def _at_events_stage(site: Site, monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
     """Holds every deletion at its last stage (its row gone, its events not yet deleted) until the
     returned function lets it go on."""

@@ -191,16 +191,35 @@ def unqueued(conn: apsw.Connection, exits: dict[str, int]) -> int:
         (int(computation_id), change_id))) for computation_id, change_id in exits.items())
 
 
+def _users_own(table: str) -> str:
+    """The rows of `table` (deliveries or feed records) that carry one of the users' own changes
+    on an account: a user joining or leaving a member account is queued under the account, as
+    that user's entry or exit (`users_only`, the user named first in `users`). Its one parameter
+    is the users (JSON). The accounts are those the users are, or were, linked to."""
+    accounts = (f"SELECT profile_id FROM changes WHERE user_id {_IN} UNION SELECT account_id FROM links"
+                f" WHERE user_id {_IN} UNION SELECT account_id FROM unlinks WHERE user_id {_IN}")
+    # Deliveries are indexed by connection, then profile.
+    rows = (f"connections AS c CROSS JOIN {table} AS q ON q.connection_id = c.connection_id" if table == "deliveries"
+            else f"{table} AS q")
+    return (f"SELECT q.rowid FROM {rows} WHERE q.profile_id IN ({accounts}) AND q.record ->> '$.users_only'"
+            f" AND q.record ->> '$.users[0].profile' IN (SELECT public_id FROM profiles WHERE profile_id {_IN})")
+
+
 def undelivered(conn: apsw.Connection, space_id: int, profile_ids: list[int]) -> int:
     """The profiles' queued deliveries (dead letters included), and their feed records that no
-    consumer has read yet."""
+    consumer has read yet: their own, and the users' own entries and exits on accounts."""
     ids = json.dumps(profile_ids)
     queued = scalar(conn, "SELECT count(*) FROM connections c JOIN destinations d USING (destination_id)"
                           f" JOIN deliveries l ON l.connection_id = c.connection_id AND l.profile_id {_IN}"
                           " WHERE d.space_id = ?", (ids, space_id))
     unread = scalar(conn, f"SELECT count(*) FROM feed_records f JOIN destinations d USING (destination_id)"
                           f" WHERE f.profile_id {_IN} AND f.record_id > d.feed_acked", (ids,))
-    return int(queued) + int(unread)
+    # An account is in one space, as its users are.
+    users_queued = scalar(conn, f"SELECT count(*) FROM ({_users_own('deliveries')})", (ids,) * 4)
+    users_unread = scalar(conn, f"SELECT count(*) FROM feed_records f JOIN destinations d USING (destination_id)"
+                                f" WHERE f.rowid IN ({_users_own('feed_records')}) AND f.record_id > d.feed_acked",
+                          (ids,) * 4)
+    return int(queued) + int(unread) + int(users_queued) + int(users_unread)
 
 
 def purge(conn: apsw.Connection, space_id: int, profile_ids: list[int]) -> None:
@@ -208,6 +227,15 @@ def purge(conn: apsw.Connection, space_id: int, profile_ids: list[int]) -> None:
     values, evaluator state, change records (which are its membership history), queued deliveries and feed
     records (a size series keeps its counts, which name no one)."""
     ids = json.dumps(profile_ids)
+    # The users' own entries and exits on accounts first: they are found through the change
+    # records and links removed below.
+    users_own = [(table, [int(r) for (r,) in conn.execute(_users_own(table), (ids, ids, ids, ids))])
+                 for table in ("deliveries", "feed_records")]
+    for table, rows in users_own:
+        if rows and table == "feed_records":
+            sync.note_feed_removal(conn, f"record_id {_IN}", (json.dumps(rows),))
+        if rows:
+            conn.execute(f"DELETE FROM {table} WHERE rowid {_IN}", (json.dumps(rows),))
     sync.note_feed_removal(conn, f"profile_id {_IN}", (ids,))
     conn.execute("UPDATE id_floors SET value = max(value, (SELECT coalesce(max(profile_id), 0) FROM profiles))"
                  " WHERE name = 'profiles'")
