@@ -18,7 +18,7 @@ from structlog.testing import capture_logs
 from audiences_server.engine.destinations import csv as csv_kind
 from audiences_server.testing import ServerProcess
 from tests.conftest import bearer, error_reason
-from tests.evaluator.conftest import Space
+from tests.evaluator.conftest import Space, new_space
 from tests.sync.conftest import FAST, Receiver, admin, connect, ms, ref, wait_for, webhook
 
 
@@ -135,6 +135,53 @@ def test_csv_destination_writes_a_file(space: Space, tmp_path: Path) -> None:
     lines = path.read_text().splitlines()
     assert lines[0] == "profile_id,user_id,plan"
     assert lines[1].endswith(",u1,pro")
+
+
+def test_two_csv_destinations_never_write_one_file(space: Space, tmp_path: Path) -> None:
+    """A connection's file is named by its destination's directory and the audience's collection
+    and key: a second destination's connection writing the same file (its directory written
+    another way, or reached through a symbolic link; from this space or another), or a directory
+    that would move one there, is FAILED_PRECONDITION DESTINATION_PLACE_TAKEN, as for PostgreSQL
+    (each would replace the other's file). With a directory of its own it keeps a file of its own."""
+    space.send({"type": "identify", "userId": "u1", "traits": {"plan": "pro", "email": "u1@x.io"}})
+    space.define("pro", "trait('plan') = 'pro'")
+    space.tick()
+    (tmp_path / "link").symlink_to(tmp_path)
+
+    def create(target: Space, key: str, directory: str, **config: Any) -> None:
+        target.running.sync.CreateDestination(sync_pb2.CreateDestinationRequest(destination=sync_pb2.Destination(
+            key=key, csv=sync_pb2.CsvConfig(directory=directory, interval=ms(100), **config))), metadata=admin(target))
+
+    def refused(call: Any) -> grpc.RpcError:
+        with pytest.raises(grpc.RpcError) as caught:
+            call()
+        assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert error_reason(caught.value) == "DESTINATION_PLACE_TAKEN"
+        return caught.value
+
+    create(space, "files", str(tmp_path), include_traits=["plan"])
+    connect(space, "files", "pro")
+    for n, directory in enumerate([str(tmp_path), f"{tmp_path}/", f"{tmp_path}/./", str(tmp_path / "link")]):
+        create(space, f"copy{n}", directory, external_id_types=["email"])
+        failure = refused(lambda key=f"copy{n}": connect(space, key, "pro"))
+    assert failure.details() == (f"a connection of another destination already writes {tmp_path}/users_pro.csv there;"
+                                 " give destination 'copy3' settings of its own (another directory)")
+    elsewhere = new_space(space.running)
+    elsewhere.define("pro", "trait('plan') = 'pro'")
+    create(elsewhere, "files", str(tmp_path))
+    refused(lambda: connect(elsewhere, "files", "pro"))
+
+    update = sync_pb2.UpdateDestinationRequest(
+        destination=sync_pb2.Destination(key="copy0", csv=sync_pb2.CsvConfig(directory=str(tmp_path / "copy"))),
+        update_mask=field_mask_pb2.FieldMask(paths=["csv.directory"]))
+    space.running.sync.UpdateDestination(update, metadata=admin(space))
+    connect(space, "copy0", "pro")
+    update.destination.csv.directory = str(tmp_path)
+    refused(lambda: space.running.sync.UpdateDestination(update, metadata=admin(space)))
+    wait_for(lambda: (tmp_path / "copy" / "users_pro.csv").exists() and (tmp_path / "users_pro.csv").exists(),
+             what="both files")
+    assert (tmp_path / "users_pro.csv").read_text().splitlines()[0] == "profile_id,user_id,email,plan"
+    assert (tmp_path / "copy" / "users_pro.csv").read_text().splitlines()[0] == "profile_id,email"
 
 
 @pytest.mark.parametrize(("directory", "why"), [

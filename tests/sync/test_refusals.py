@@ -92,11 +92,38 @@ def test_a_refused_url_says_why(space: Space, url: str, why: str) -> None:
     assert failure.details().startswith(f"`webhook.url` must be an http or https URL: {why}")
 
 
+@pytest.mark.parametrize("url", ["http://alice:s3cret@127.0.0.1:9/in", "https://alice@h.example/in",
+                                 "https://:s3cret@h.example/in", "http://@h.example/in"])
+def test_a_url_with_credentials_is_refused_without_repeating_them(space: Space, url: str) -> None:
+    """Credentials before the host (`user:password@`) are never sent (neither client sends them)
+    and would be read back: INVALID_ARGUMENT DESTINATION_INVALID naming the field and saying
+    where they go instead, for a webhook (`headers`) and for Segment (its write key), when
+    creating and when updating; the message does not repeat them."""
+    why = "it has credentials before the host (`user:password@`), which are never sent; "
+    failure = _refused(_create, space, sync_pb2.Destination(key="hook", webhook=sync_pb2.WebhookConfig(url=url)))
+    assert (error_reason(failure), field_violations(failure)[0][0]) == ("DESTINATION_INVALID", "webhook.url")
+    assert failure.details() == (f"`webhook.url` must be an http or https URL: {why}set them in `webhook.headers`, as"
+                                 " an `Authorization` header")
+    failure = _refused(_create, space, sync_pb2.Destination(
+        key="seg", segment=sync_pb2.SegmentConfig(base_url=url, write_key="k")))
+    assert (error_reason(failure), field_violations(failure)[0][0]) == ("DESTINATION_INVALID", "segment.base_url")
+    assert failure.details() == (f"`segment.base_url` must be an http or https URL: {why}a Segment source"
+                                 " authenticates with `segment.write_key` (sent as HTTP Basic auth)")
+    _create(space, sync_pb2.Destination(key="hook", webhook=sync_pb2.WebhookConfig(url="http://127.0.0.1:9/in")))
+    failure = _refused(_update, space, sync_pb2.Destination(key="hook", webhook=sync_pb2.WebhookConfig(url=url)),
+                       "webhook.url")
+    assert (error_reason(failure), field_violations(failure)[0][0]) == ("DESTINATION_INVALID", "webhook.url")
+    assert "alice" not in failure.details()
+    assert "s3cret" not in failure.details()
+
+
 @pytest.mark.parametrize("url", ["http://[::1]:8080/in", "https://h.example:443/in?a=1", "http://h.example:/in",
-                                 "https://bücher.example/in/é", "http://h.example/a%20b"])
+                                 "https://bücher.example/in/é", "http://h.example/a%20b",
+                                 "http://h.example/in@x?to=a@b#c@d"])
 def test_urls_that_are_sent_are_accepted(space: Space, url: str) -> None:
     """An IPv6 host in brackets, an empty port (the default), an internationalised host, a path
-    percent-encoded or not (non-ASCII is percent-encoded when sent): kept as given."""
+    percent-encoded or not (non-ASCII is percent-encoded when sent), an `@` after the host: kept
+    as given."""
     made = _create(space, sync_pb2.Destination(key="hook", webhook=sync_pb2.WebhookConfig(url=url)))
     assert made.webhook.url == url
 
@@ -131,7 +158,7 @@ def test_a_stored_url_no_request_can_go_to_is_told_once(space: Space, receiver: 
     space.tick()
     with capture_logs() as logged:
         with monkeypatch.context() as patched:
-            patched.setattr(webhook_kind, "check_url", lambda value, field: None)  # as before the check
+            patched.setattr(webhook_kind, "check_url", lambda value, field, credentials: None)  # as before the check
             webhook(space, "hook", "http://127.0.0.1:99999/in", style=style)
         connect(space, "hook", "pro", send_identify=True)
         time.sleep(2.5)  # a worker's round each second at least

@@ -7,12 +7,14 @@ import time
 from collections import defaultdict
 from typing import Any
 
+import apsw
 import pytest
 from audiences.v1 import sync_pb2
 from google.protobuf import field_mask_pb2
 
 from audiences_server.engine.destinations.http import Poster
 from audiences_server.engine.destinations.http1 import LoopPoster
+from audiences_server.store import sync as store
 from tests.evaluator.conftest import Space
 from tests.sync.conftest import Receiver, admin, connect, ms, ref, wait_for, webhook
 
@@ -113,6 +115,34 @@ def test_dead_letter_holds_the_profile_and_redrive_resends(space: Space, receive
     assert bad[0]["messageId"] == parked.message_id + "-identify"
     assert not space.running.sync.ListDeadLetters(sync_pb2.ListDeadLettersRequest(destination_key="hook"),
                                                   metadata=meta).dead_letters
+
+
+def test_a_change_held_behind_a_dead_letter_lets_the_worker_sleep(space: Space, receiver: Receiver) -> None:
+    """While a dead letter holds its profile's next change, the destination has nothing due: its
+    worker's wake-up time is none (it was 0, the held change's, and the worker read the queue
+    every 5 ms for as long as the letter stayed parked). A redrive wakes it: the parked change
+    goes, then the held one."""
+    space.define("pro", "trait('plan') = 'pro'")
+    webhook(space, "hook", receiver.url)
+    connect(space, "hook", "pro", send_identify=True)
+    broken = threading.Event()
+    broken.set()
+    receiver.fail_when = lambda body: 400 if broken.is_set() else None
+    _flip(space, ["bad"], 2)  # an entry, parked at once, then an exit held behind it
+    meta = admin(space)
+    request = sync_pb2.GetConnectionRequest(destination_key="hook", computation=ref("pro"))
+    wait_for(lambda: (found := space.running.sync.GetConnection(request, metadata=meta).connection.delivery)
+             .dead_letter_count == 1 and found.pending_count == 1, what="the exit held behind the dead letter")
+    destination_id = space.running.server.engine.sync.destination(space.space_id, "hook").destination_id
+    conn = apsw.Connection(str(space.running.db), flags=apsw.SQLITE_OPEN_READONLY)
+    try:
+        assert store.next_due_ms(conn, destination_id) is None
+    finally:
+        conn.close()
+    broken.clear()
+    space.running.sync.RedriveDeadLetters(sync_pb2.RedriveDeadLettersRequest(destination_key="hook"), metadata=meta)
+    calls = wait_for(lambda: len(receiver.calls()) == 2 and receiver.calls(), what="both changes")
+    assert [c["traits"]["pro"] for c in calls] == [True, False]
 
 
 def test_client_errors_park_at_once(space: Space, receiver: Receiver) -> None:

@@ -369,6 +369,8 @@ class Delivery:
     attempts: int
     first_attempt_ms: int | None
     created_ms: int
+    next_ms: int = 0
+    """When it is due; the deliveries of a write that failed share it (engine.sync.acks)."""
 
 
 def move_deliveries(conn: apsw.Connection, survivor: int, merged: int) -> None:
@@ -389,29 +391,52 @@ def due_heads(conn: apsw.Connection, destination_id: int, now_ms: int, limit: in
 
     A delivery waits while an older one of the same connection and profile is queued, retrying
     or parked: that is what keeps each profile's changes in order. The queue is walked in order
-    (deliveries_by_destination) and the walk stops at the limit, however long the queue.
+    (deliveries_by_destination) and the walk stops at the limit, however long the queue. The
+    deliveries of a write that failed, which share their next attempt's time (engine.sync.acks),
+    are read whole, past the limit if need be (older ones, redriven say, may have filled it), so
+    that a batching sink can send them again as they were.
     """
+    select = ("SELECT d.delivery_id, d.connection_id, d.profile_id, d.message_id, d.record, d.attempts,"
+              " d.first_attempt_ms, d.created_ms, d.next_ms FROM deliveries d")
+    rows = list(conn.execute(
+        f"{select} INDEXED BY deliveries_by_destination WHERE d.destination_id = ? AND d.state != 'dead'"
+        f" AND d.next_ms <= ? AND {_FIRST_OF_ITS_PROFILE} ORDER BY d.delivery_id LIMIT ?",
+        (destination_id, now_ms, limit),
+    ))
+    retried = next((r for r in rows if r[5] and r[0] not in skipped), None)
+    if retried is not None and len(rows) == limit:
+        read = {r[0] for r in rows}
+        rows += [r for r in conn.execute(
+            f"{select} WHERE d.destination_id = ? AND d.state = 'retrying' AND d.next_ms = ?"
+            f" AND {_FIRST_OF_ITS_PROFILE}",
+            (destination_id, retried[8]),
+        ) if r[0] not in read]
+        rows.sort(key=lambda r: int(r[0]))
     return [
-        Delivery(int(r[0]), int(r[1]), int(r[2]), r[3], json.loads(r[4]), int(r[5]), r[6], int(r[7]))
-        for r in conn.execute(
-            "SELECT d.delivery_id, d.connection_id, d.profile_id, d.message_id, d.record, d.attempts,"
-            " d.first_attempt_ms, d.created_ms FROM deliveries d INDEXED BY deliveries_by_destination"
-            " WHERE d.destination_id = ? AND d.state != 'dead'"
-            " AND d.next_ms <= ? AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.connection_id = d.connection_id"
-            " AND e.profile_id = d.profile_id AND e.delivery_id < d.delivery_id)"
-            " ORDER BY d.delivery_id LIMIT ?",
-            (destination_id, now_ms, limit),
-        )
+        Delivery(int(r[0]), int(r[1]), int(r[2]), r[3], json.loads(r[4]), int(r[5]), r[6], int(r[7]), int(r[8]))
+        for r in rows
         if r[0] not in skipped
     ]
 
 
+# A delivery `d` that no older one of its connection and profile holds back (see `due_heads`).
+_FIRST_OF_ITS_PROFILE = (
+    "NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.connection_id = d.connection_id"
+    " AND e.profile_id = d.profile_id AND e.delivery_id < d.delivery_id)"
+)
+
+
 def next_due_ms(conn: apsw.Connection, destination_id: int) -> int | None:
-    """When the destination's next queued delivery may be attempted."""
-    row = conn.execute(
-        "SELECT min(next_ms) FROM deliveries WHERE destination_id = ? AND state != 'dead'", (destination_id,)
-    ).fetchone()
-    return None if row is None or row[0] is None else int(row[0])
+    """When the destination's next delivery may be attempted: the earliest of those first in
+    their profile's queue, as `due_heads` reads them. One held behind an older one is not
+    counted: behind a retry it is due after it, and behind a dead letter not until the letter is
+    redriven or removed (which wakes the worker), so a destination whose only queued changes
+    are held sleeps instead of reading the queue again and again for as long as the letter is parked."""
+    # Per state, in the order of deliveries_due: the walk stops at the first delivery not held.
+    found = [int(row[0]) for state in ("pending", "retrying") for row in conn.execute(
+        "SELECT d.next_ms FROM deliveries d INDEXED BY deliveries_due WHERE d.destination_id = ? AND d.state = ?"
+        f" AND {_FIRST_OF_ITS_PROFILE} ORDER BY d.next_ms LIMIT 1", (destination_id, state))]
+    return min(found, default=None)
 
 
 def delivered(conn: apsw.Connection, deliveries: Sequence[Delivery], now_ms: int) -> None:

@@ -117,6 +117,8 @@ class Destination:
     """Whether connections choose tracking-spec calls (`send_identify`, `send_track`, `send_group`)."""
     sends_link_changes: ClassVar[bool] = False
     """Whether a user joining or leaving a member account is sent (as that user's entry or exit)."""
+    own_places: ClassVar[str] = ""
+    """The settings that give a destination places of its own (`place`), named when one is taken."""
 
     def check(self, settings: Mapping[str, Any]) -> None:
         """Refuses settings the kind cannot work with, naming the field (`<kind>.<name>`)."""
@@ -142,10 +144,13 @@ def invalid(field: str, message: str, reason: str = "DESTINATION_INVALID") -> In
     return InvalidArgument(message, reason=reason, violations=[FieldViolation(field, message)])
 
 
-def check_url(value: str, field: str) -> None:
+def check_url(value: str, field: str, credentials: str) -> None:
     """Refuses anything but an http or https URL with a host, saying what is wrong: a malformed
-    host (`http://[::1/`), a port that is not 1 to 65535, or a space or control character (most
-    often a mistake, such as a pasted line break; encoded, as `%20`, it is taken as given).
+    host (`http://[::1/`), a port that is not 1 to 65535, a space or control character (most
+    often a mistake, such as a pasted line break; encoded, as `%20`, it is taken as given), or
+    credentials before the host (`user:password@`): neither HTTP client sends them, so a
+    receiver that needs them would refuse every request, and the URL read back would show the
+    password. `credentials` says where they go instead; the refusal never repeats them.
     What it accepts, both HTTP clients send alike (`request_url`). At most MAX_URL_CHARS: a
     request line longer than that is refused by most servers anyway."""
     if len(value) > MAX_URL_CHARS:
@@ -157,6 +162,9 @@ def check_url(value: str, field: str) -> None:
             raise ValueError(f"{value[blank]!r} at position {blank} (a space or control character is "
                              "percent-encoded in a URL: a space is %20)")
         request_url(value)
+        if "@" in urlsplit(value).netloc:
+            raise ValueError("it has credentials before the host (`user:password@`), which are never sent; "
+                             + credentials)
     except ValueError as failure:
         raise invalid(field, f"`{field}` must be an http or https URL: {failure}") from failure
 

@@ -1,9 +1,17 @@
 """Sending tracking-spec calls in batches: one request per batch (webhook LIST style, Segment).
 
-A batch holds at most `batch_size` calls and `MAX_BATCH_BYTES` of them, weighed as the UTF-8
-bytes of their JSON as sent (a character outside ASCII is two to four bytes), and is sent when
-full or when its oldest call has waited `batch_interval`. One batch is in flight at a time, and its
-outcome is the outcome of every delivery in it.
+A request holds at most `batch_size` calls and `MAX_BATCH_BYTES` of them, weighed as the UTF-8
+bytes of their JSON as sent (a character outside ASCII is two to four bytes). A write is sent
+when it fills a request or when its oldest call has waited `batch_interval`: the deliveries
+whose calls fit in one request together, or a single delivery whose calls do not (an account's
+change, calls for each of its users) in as many requests as they need, one after the other.
+One write is in flight at a time, and its outcome is the outcome of every delivery in it: a
+delivery sent in several requests is delivered once each was answered 2xx, and fails whole when
+one fails, so every request of it goes again, each with the same calls (and id) as before.
+
+A write that failed goes again with exactly its deliveries, before anything queued since: they
+share the time of their next attempt (engine.sync.acks), which sets them apart in the queue, also
+after a restart. So its requests are the same, and a LIST batch keeps its `webhook-id`.
 """
 
 from __future__ import annotations
@@ -37,7 +45,8 @@ def timeout_s(row: DestinationRow) -> float:
 
 
 class BatchSink:
-    """Fills batches from the due deliveries and POSTs each as one request."""
+    """Fills batches from the due deliveries and POSTs each as one request, or, for a delivery
+    with more calls than one request holds, as several."""
 
     max_in_flight = 1
 
@@ -49,9 +58,14 @@ class BatchSink:
         self._now = 0
 
     def take(self, heads: Sequence[Delivery], now_ms: int, writes: int) -> tuple[list[list[Delivery]], int | None]:
-        """The oldest deliveries as one batch, once there are enough or the oldest waited long enough."""
+        """The deliveries of a write that failed, as they were, once due; otherwise the oldest
+        deliveries as one batch, once there are enough or the oldest waited long enough."""
         if not heads or writes < 1:
             return [], None
+        retried = [h for h in heads if h.attempts]
+        if retried:
+            self._now = now_ms
+            return [[h for h in retried if h.next_ms == retried[0].next_ms]], None
         oldest = min(h.created_ms for h in heads)
         if len(heads) < self._size and now_ms - oldest < self._interval:
             return [], oldest + self._interval - now_ms
@@ -59,28 +73,57 @@ class BatchSink:
         return [list(heads[: self._size])], None
 
     def write_batch(self, batch: Sequence[Delivery], connections: Mapping[int, ConnectionRow], done: Done) -> None:
-        """Sends the calls that fit in one request; deliveries left over stay queued for the next."""
+        """Sends the first delivery with those after it whose calls fit in one request with its
+        own, or alone in as many requests as its calls need; deliveries left over stay queued for
+        the next write."""
+        room = MAX_BATCH_BYTES - ENVELOPE_BYTES
         taken: list[Delivery] = []
         calls: list[dict[str, Any]] = []
-        weight = 0
+        sizes: list[int] = []
         for delivery in batch:
             own = calls_of(delivery, connections)
-            own_weight = sum(len(json_body(c)) + 1 for c in own)  # the call as sent, and its comma
-            if taken and (len(calls) + len(own) > self._size
-                          or weight + own_weight > MAX_BATCH_BYTES - ENVELOPE_BYTES):
+            weights = [len(json_body(c)) + 1 for c in own]  # the call as sent, and its comma
+            if taken and (len(calls) + len(own) > self._size or sum(sizes) + sum(weights) > room):
                 break
             taken.append(delivery)
             calls += own
-            weight += own_weight
+            sizes += weights
         if len(taken) < len(batch):
             done(batch[len(taken):], SKIPPED)
         if not calls:
             done(taken, Outcome(ok=True))  # nothing to send for them: done
             return
-        url, body, headers = self._request(calls, self._now)
-        done(taken, self._poster.post(url, body, headers, self._now))
+        # A call is not held to the 32 KB of a call received: it carries its profile's
+        # identifiers (up to 1,000 of up to 500 characters, and an exit all of them), so one can
+        # pass what a request may hold. No request can carry it; a receiver would refuse it whole.
+        too_large = next(((c, size) for c, size in zip(calls, sizes, strict=True) if size > room), None)
+        if too_large is not None:
+            call, size = too_large
+            done(taken, Outcome(False, error=f"call {call['messageId']} is {size - 1:,} bytes of JSON, more than a"
+                                f" request holds ({MAX_BATCH_BYTES:,} bytes): not sent"))
+            return
+        for part in parts(calls, sizes, self._size, room):
+            url, body, headers = self._request(part, self._now)
+            outcome = self._poster.post(url, body, headers, self._now)
+            if not outcome.ok:
+                done(taken, outcome)
+                return
+        done(taken, Outcome(ok=True))
 
     def close(self) -> None:
         """Closes the HTTP pool."""
         self._poster.close()
 
+
+def parts(calls: list[dict[str, Any]], sizes: list[int], most: int, room: int) -> list[list[dict[str, Any]]]:
+    """Calls in order, cut into requests of at most `most` calls and `room` bytes of them (each
+    call weighing its size, none more than `room`)."""
+    cut: list[list[dict[str, Any]]] = [[]]
+    weight = 0
+    for call, size in zip(calls, sizes, strict=True):
+        if cut[-1] and (len(cut[-1]) == most or weight + size > room):
+            cut.append([])
+            weight = 0
+        cut[-1].append(call)
+        weight += size
+    return cut

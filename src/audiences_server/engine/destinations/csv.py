@@ -44,6 +44,7 @@ class Csv(Destination):
     defaults: ClassVar[Mapping[str, Any]] = {"directory": "", "external_id_types": [], "include_traits": [],
                                              "interval_ms": 60_000}
     queue = Queue.NONE
+    own_places = "another directory"
 
     def check(self, settings: Mapping[str, Any]) -> None:
         """An absolute path that is a directory, or can be made one (its nearest existing
@@ -66,6 +67,11 @@ class Csv(Destination):
         check_id_types(settings["external_id_types"], "csv.external_id_types")
         check_trait_names(settings["include_traits"], "csv.include_traits")
 
+    def place(self, settings: Mapping[str, Any], collection: str, key: str) -> tuple[Any, ...] | None:
+        """A connection's file (`file_of`), symbolic links resolved: two destinations writing it,
+        with columns of their own or from two spaces, would each replace the other's file."""
+        return (os.path.realpath(file_of(settings, collection, key)),)
+
     def refresh(self, row: DestinationRow, context: Context, now_ms: int) -> None:
         """Rewrites each connection's file when its values changed and the interval has passed."""
         if row.enabled:
@@ -86,13 +92,18 @@ def write_files(context: Context, row: DestinationRow, now_ms: int) -> None:
             if comp is None:
                 continue
             latest = store.latest_change_of(conn, comp.computation_id)
-            path = Path(config["directory"]) / f"{comp.collection}_{comp.key}.csv"
+            path = file_of(config, comp.collection, comp.key)
             try:
                 _replace(path, csv_chunks(conn, comp, config["external_id_types"], config["include_traits"], "all"))
             except (OSError, ValueError) as failure:  # ValueError: a NUL in a path stored before it was refused
                 _failed(context, row, connection, f"cannot write {path}: {failure}", now_ms)
                 continue
         context.writer.run(_mark_written(connection.connection_id, latest, now_ms), keeps_events=True)
+
+
+def file_of(config: Mapping[str, Any], collection: str, key: str) -> Path:
+    """The file a connection of a destination with these settings writes."""
+    return Path(config["directory"]) / f"{collection}_{key}.csv"
 
 
 def _failed(context: Context, row: DestinationRow, connection: ConnectionRow, error: str, now_ms: int) -> None:

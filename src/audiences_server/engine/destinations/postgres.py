@@ -62,6 +62,7 @@ class Postgres(Destination):
     defaults: ClassVar[Mapping[str, Any]] = {"dsn": "", "schema": "public", "table_prefix": "",
                                              "external_id_types": [], "include_traits": [], "batch_size": 500}
     secrets = ("dsn",)
+    own_places = "another table prefix or schema"
 
     def check(self, settings: Mapping[str, Any]) -> None:
         """A connection string, a schema and a batch size in range."""

@@ -38,7 +38,8 @@ class Segment(Destination):
 
     def check(self, settings: Mapping[str, Any]) -> None:
         """A base URL, a write key and a batch size in range."""
-        check_url(settings["base_url"], "segment.base_url")
+        check_url(settings["base_url"], "segment.base_url",
+                  "a Segment source authenticates with `segment.write_key` (sent as HTTP Basic auth)")
         if not settings["write_key"]:
             raise invalid("segment.write_key", "`segment.write_key` is required")
         check_secret_length(settings["write_key"], "segment.write_key")

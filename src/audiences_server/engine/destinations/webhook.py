@@ -173,7 +173,7 @@ class Webhook(Destination):
 
     def check(self, settings: Mapping[str, Any]) -> None:
         """A URL, a batch size and a number of requests in flight in range, a well-formed secret."""
-        check_url(settings["url"], "webhook.url")
+        check_url(settings["url"], "webhook.url", "set them in `webhook.headers`, as an `Authorization` header")
         check_range(settings, "webhook", "batch_size", 1, 1000)
         check_range(settings, "webhook", "max_in_flight", 1, 64)
         if settings["payload_style"] not in ("event", "list"):

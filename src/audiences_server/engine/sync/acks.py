@@ -133,7 +133,7 @@ class Acks:
         if outcome.ok:
             settled.done = list(deliveries)
         elif not outcome.skipped:
-            settled.failed = [self._plan(row, d, outcome, now) for d in deliveries]
+            settled.failed = self._plan(row, deliveries, outcome, now)
         with self._lock:
             # Retried failures pause the destination with their backoff; parked ones only here.
             self._streak = 0 if outcome.ok or outcome.retry else self._streak + (not outcome.skipped)
@@ -160,18 +160,29 @@ class Acks:
         if freed:
             self._on_freed()
 
-    def _plan(self, row: DestinationRow, delivery: Delivery, outcome: Outcome, now: int) -> tuple[Delivery, str,
-                                                                                                   int | None]:
-        """A failed delivery's next attempt (None: parked), pausing the destination until then."""
-        attempts = delivery.attempts + 1
-        retry = outcome.retry and attempts < int(row.policy["max_attempts"])
-        next_ms = now + backoff_ms(attempts, row.policy, outcome.retry_after_ms) if retry else None
+    def _plan(self, row: DestinationRow, deliveries: Sequence[Delivery], outcome: Outcome, now: int
+              ) -> list[tuple[Delivery, str, int | None]]:
+        """Failed deliveries' next attempt (None: parked), pausing the destination until then.
+
+        Deliveries failed together share it, so they are due together again, and it sets them
+        apart from every other delivery in the queue: a batching sink sends them again as the
+        same write, its requests keeping their ids (engine.destinations.batching), also after a
+        restart."""
+        most = int(row.policy["max_attempts"])
+        retried = outcome.retry and any(d.attempts + 1 < most for d in deliveries)
+        wait = backoff_ms(max((d.attempts for d in deliveries), default=0) + 1, row.policy, outcome.retry_after_ms)
+        next_ms = now + wait if retried else None
         if next_ms is not None:
             with self._lock:
                 self.paused_until = max(self.paused_until, next_ms)
-        log.warning("delivery_failed", destination=row.key, message_id=delivery.message_id, attempt=attempts,
-                    error=outcome.error, parked=next_ms is None)
-        return delivery, outcome.error, next_ms
+        planned = []
+        for delivery in deliveries:
+            attempts = delivery.attempts + 1
+            retry = next_ms if attempts < most else None
+            log.warning("delivery_failed", destination=row.key, message_id=delivery.message_id, attempt=attempts,
+                        error=outcome.error, parked=retry is None)
+            planned.append((delivery, outcome.error, retry))
+        return planned
 
     def _submit(self) -> None:
         taken: list[_Settled] = []

@@ -418,7 +418,8 @@ def _refuse_shared_places(conn: apsw.Connection, destination: DestinationRow,
                           connecting: tuple[str, str] | None = None) -> None:
     """Refuses settings, or a connection (`connecting`: its collection and key), that would put
     connections of two destinations, of this space or another, where the kind keeps what it
-    writes (`Destination.place`: a PostgreSQL table), where each would undo the other's writes."""
+    writes (`Destination.place`: a PostgreSQL table, a CSV file), where each would undo the
+    other's writes."""
     kind = registry.get(destination.kind)
     connections = store.every_connection(conn)
     refs = [(collection, key) for owner, _, _, collection, key in connections if owner == destination.destination_id]
@@ -433,5 +434,5 @@ def _refuse_shared_places(conn: apsw.Connection, destination: DestinationRow,
         if place is not None and place in wanted:
             raise FailedPrecondition(
                 f"a connection of another destination already writes {place[-1]} there; give destination"
-                f" {destination.key!r} settings of its own (another table prefix or schema)",
+                f" {destination.key!r} settings of its own ({kind.own_places})",
                 reason="DESTINATION_PLACE_TAKEN")
