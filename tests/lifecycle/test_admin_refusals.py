@@ -118,6 +118,24 @@ def test_a_file_that_is_not_a_sound_database_is_one_line(
     assert not target.with_name("backup.db.partial").exists()
 
 
+def test_a_backup_of_a_database_with_a_damaged_page_is_refused(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """A database whose one page is garbage still opens; `backup` used to copy it page for page and
+    say `backed up` (status 0), a backup that `restore` then refused. The copy is checked:
+    `… is damaged`, status 1, nothing written."""
+    db = _database(tmp_path / "bad.db")
+    pages = bytearray(db.read_bytes())
+    pages[2 * 4096:3 * 4096] = b"\xff" * 4096  # page 3, an index's root: not the spaces table
+    db.write_bytes(pages)
+    target = tmp_path / "backup.db"
+    status, out, err = _main(capsys, "backup", str(target), "--db", str(db))
+    assert (status, out) == (1, "")
+    assert err.startswith(f"audiences-server: {db} is damaged: ")
+    assert err.endswith("; no backup was written\n")
+    assert not target.exists()
+    assert not target.with_name("backup.db.partial").exists()
+
+
 def test_a_database_of_another_program_is_not_migrated(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`spaces`, `tokens` and `serve` open the engine, which migrates: on an SQLite file that is not
     this server's they refuse instead of adding the server's tables to it (`serve` takes one with no

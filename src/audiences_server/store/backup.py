@@ -71,7 +71,8 @@ def backup(db: Path, target: Path) -> int:
 
     Raises:
         FileNotFoundError: there is no database at `db`.
-        ValueError: `target` exists and is not a regular file (a directory, a device, …).
+        ValueError: `target` exists and is not a regular file (a directory, a device, …), or the
+            copy fails SQLite's `quick_check` (the database is damaged).
     """
     if not db.is_file():
         raise FileNotFoundError(f"no database at {db}")
@@ -86,8 +87,13 @@ def backup(db: Path, target: Path) -> int:
             try:
                 _copy(source, copy)
                 copy.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
+                # SQLite's backup copies pages as they are: a damaged database would make a
+                # backup that `restore` refuses, found only on the day it is needed.
+                verdict = copy.execute("PRAGMA quick_check").fetchall()
             finally:
                 copy.close()
+            if verdict != [("ok",)]:
+                raise ValueError(f"{db} is damaged: {verdict[0][0]}; no backup was written")
         finally:
             source.close()
         _fsync(partial)
