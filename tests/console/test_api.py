@@ -9,8 +9,9 @@ import time
 import urllib.error
 import urllib.request
 
+import grpc
 import pytest
-from audiences.v1 import admin_pb2, common_pb2
+from audiences.v1 import admin_pb2, common_pb2, sync_pb2
 
 from tests.conftest import Running, bearer
 from tests.console.conftest import call
@@ -254,6 +255,29 @@ def test_destinations_show_status_but_never_a_secret(space: Space) -> None:
         (connection,) = hook["connections"]
         assert connection["computation"]["key"] == "buyers"
         assert {"pending", "delivered", "retrying", "dead", "lag_ms", "last_error"} <= set(connection)
+
+
+def test_a_read_token_sees_no_credential_of_a_webhook(space: Space) -> None:
+    """A webhook's header values and its URL's query values may be credentials: a read token
+    (which the gRPC API shows no destination) gets them blanked, the header names and query names
+    kept; an admin token gets the settings as GetDestination shows them to it."""
+    from tests.sync.conftest import admin, webhook
+
+    webhook(space, "hook", "http://127.0.0.1:9/x?api_key=SECRETQ&team=growth#SECRETF",
+            headers={"Authorization": "Bearer SECRETH"})
+    (read,) = call(space.running, "GET", "/destinations", space.tokens["read"]).body["destinations"]
+    assert read["config"]["headers"] == {"Authorization": ""}
+    assert read["config"]["url"] == "http://127.0.0.1:9/x?api_key=&team="
+    assert "SECRET" not in json.dumps(read)
+    with pytest.raises(grpc.RpcError) as refused:
+        space.running.sync.GetDestination(sync_pb2.GetDestinationRequest(key="hook"),
+                                          metadata=bearer(space.tokens["read"]))
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    shown = space.running.sync.GetDestination(sync_pb2.GetDestinationRequest(key="hook"),
+                                              metadata=admin(space)).destination.webhook
+    (full,) = call(space.running, "GET", "/destinations", space.tokens["admin"]).body["destinations"]
+    assert (full["config"]["url"], full["config"]["headers"]) == (shown.url, dict(shown.headers))
+    assert full["config"]["headers"] == {"Authorization": "Bearer SECRETH"}
 
 
 def test_why_for_an_account_names_its_users_and_their_evidence(space: Space) -> None:

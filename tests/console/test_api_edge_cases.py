@@ -106,6 +106,17 @@ def test_a_compressed_body_inflating_past_the_limit_is_refused(space: Space) -> 
     assert _reason(answer) == (400, "BODY_TOO_LARGE")
 
 
+@pytest.mark.parametrize("size", [300 * 1024, 5 * 1024 * 1024], ids=["past-the-api", "past-the-listener"])
+def test_a_body_too_large_is_refused_in_the_error_shape(space: Space, size: int) -> None:
+    """A body past the API's 256 KB, or past the listener's 4 MiB (which aiohttp stops reading),
+    is 400 BODY_TOO_LARGE in the documented shape, `{"error": {"code", "reason", "message"}}`."""
+    answer = call(space.running, "POST", "/validate", space.tokens["admin"],
+                  raw=b'{"definition": "' + b"a" * size + b'"}')
+    assert answer.body == {"error": {"code": "INVALID_ARGUMENT", "reason": "BODY_TOO_LARGE",
+                                     "message": "the body is larger than 262144 bytes"}}
+    assert answer.status == 400
+
+
 @pytest.mark.parametrize("encoding", ["br", "zstd", "compress"])
 def test_an_encoding_the_server_does_not_inflate_is_400(space: Space, encoding: str) -> None:
     """A Content-Encoding other than gzip, deflate or identity is the console's JSON 400

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from audiences.v1 import admin_pb2, common_pb2, sync_pb2
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.conftest import bearer
-from tests.console.conftest import CHROMIUM_ARGS, chromium
+from tests.console.conftest import CHROMIUM_ARGS, call, chromium
 from tests.evaluator.conftest import Space
 from tests.sync.conftest import Receiver, connect, ms, wait_for, webhook
 
@@ -382,3 +383,235 @@ def test_keyboard_alone_signs_in_and_moves_between_pages(page: Page, space: Spac
     expect(page.get_by_label("Definition", exact=True)).to_be_visible()
     shot(page, tmp_path, "builder-narrow")
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
+
+
+def test_a_failed_read_shows_the_refusal_not_what_was_read_before(page: Page, space: Space, tmp_path: Path) -> None:
+    """A read the server refuses leaves nothing of the read before it on the page: an explanation
+    of a definition deleted since the page loaded, an events filter refused (From after Until),
+    and a profile that does not exist each show the refusal alone."""
+    shop(space)
+    space.define("buyers", BUYERS)
+    space.define("gone", "trait('plan') = 'free'")
+    live(space, "buyers")
+    sign_in(page, space, where="#/profiles/users/user_id%3Aada")
+    expect(page.locator(".profile-head")).to_contain_text("prf_")
+    page.locator(".memberships li[data-key=buyers]").get_by_role("button", name="Why is this profile in buyers").click()
+    why = page.locator(".explain")
+    expect(why.locator(".definition")).to_have_text(BUYERS)
+    assert call(space.running, "DELETE", "/computations/users/gone", space.tokens["admin"]).status == 200
+    page.get_by_label("Explain any definition").select_option("gone")
+    page.get_by_role("button", name="Explain", exact=True).click()
+    expect(why.get_by_role("heading")).to_have_text("Why: gone")
+    expect(why.get_by_role("alert")).to_contain_text("404 NOT_FOUND")
+    expect(why.locator(".definition")).to_have_count(0)
+    expect(why.locator(".tree")).to_have_count(0)
+
+    events = page.get_by_role("region", name="Events")
+    expect(events.locator("li")).to_have_count(3)
+    page.get_by_label("From (UTC)").fill("2026-07-03")
+    page.get_by_label("Until (UTC, that day included)").fill("2026-07-01")
+    page.get_by_role("button", name="Filter events").click()
+    expect(events.get_by_role("alert")).to_contain_text("TIME_RANGE_INVALID")
+    expect(events.locator("li")).to_have_count(0)
+
+    page.get_by_label("Profile (type:value or prf_…)").fill("user_id:nobody_here")
+    page.get_by_role("button", name="Find").click()
+    expect(page.locator(".profile-head")).to_have_count(0)
+    expect(page.get_by_role("alert")).to_have_count(1)  # not the explanation's and the events'
+    expect(page.get_by_role("alert")).to_contain_text("404")
+    expect(page.locator(".memberships")).to_have_count(0)
+    expect(page.get_by_role("region", name="Traits")).to_have_count(0)
+    shot(page, tmp_path, "profile-not-found")
+
+
+def test_find_keeps_the_spaces_of_an_ids_value(page: Page, space: Space) -> None:
+    """"Find" trims the id type as the server reads it (the type ends at the first colon), never
+    the value: an id with leading and trailing spaces is found."""
+    space.send({"type": "identify", "userId": "  spaced  ", "traits": {"plan": "pro"}})
+    sign_in(page, space, where="#/profiles")
+    page.get_by_label("Profile (type:value or prf_…)").fill(" user_id:  spaced  ")
+    page.get_by_role("button", name="Find").click()
+    expect(page.locator(".profile-head")).to_contain_text("prf_")
+    expect(page.get_by_role("region", name="Identifiers")).to_contain_text("user_id:  spaced  ")
+
+
+# Counts the answers to /preview the page has read (its `call` reads each with `text()`): once
+# the count is reached, what the page did with them is drawn (the rest runs in microtasks).
+COUNT_PREVIEWS_READ = """
+window.previewsRead = 0;
+const text = Response.prototype.text;
+Response.prototype.text = async function () {
+  const body = await text.call(this);
+  if (new URL(this.url).pathname === "/console/api/preview") window.previewsRead += 1;
+  return body;
+};
+"""
+
+
+def test_a_slow_previews_answer_never_replaces_a_newer_ones(page: Page, space: Space,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The builder shows the preview of the text in the editor: an older text's preview answered
+    after a newer one's (held on the server here until the newer one is shown) is ignored."""
+    from audiences_server.http.console import reads
+
+    shop(space)
+    slow, fast = BUYERS, "trait('plan') = 'pro'"  # 3 and 2 profiles
+    started, release = threading.Event(), threading.Event()
+    answered: list[str] = []
+    preview = reads.preview
+
+    def held(*args: Any) -> Any:
+        text = args[4]
+        if text == slow:
+            started.set()
+            release.wait(WAIT_MS / 1000)
+        try:
+            return preview(*args)
+        finally:
+            answered.append(text)
+
+    monkeypatch.setattr(reads, "preview", held)
+    page.add_init_script(COUNT_PREVIEWS_READ)
+    try:
+        sign_in(page, space, where="#/builder/new")
+        editor = page.get_by_label("Definition", exact=True)
+        editor.fill(slow)
+        assert started.wait(WAIT_MS / 1000), "the slow preview was never asked for"
+        editor.fill(fast)
+        expect(page.locator(".preview-count .count")).to_have_text("2")
+    finally:
+        release.set()
+    wait_for(lambda: slow in answered, timeout=WAIT_MS / 1000, what="the slow preview answered")
+    page.wait_for_function("n => window.previewsRead >= n", arg=len(answered))
+    assert editor.input_value() == fast
+    assert page.locator(".preview-count .count").inner_text() == "2"
+    expect(page.get_by_role("button", name="Preview")).to_be_enabled()
+
+
+def test_the_diff_is_gone_once_the_edit_is_saved(page: Page, space: Space) -> None:
+    """After "Save changes" the stored definition is the edited one: the diff of what saving would
+    change is no longer shown, and the preview is of the saved text."""
+    shop(space)
+    space.define("buyers", BUYERS)
+    live(space, "buyers")
+    sign_in(page, space, where="#/builder/users/buyers")
+    expect(page.get_by_label("Definition", exact=True)).to_have_value(BUYERS)
+    page.get_by_label("Definition", exact=True).fill(EDITED)
+    expect(page.locator(".diff [data-outcome=entering] .count")).to_have_text("1")
+    page.get_by_role("button", name="Save changes").click()
+    expect(page.get_by_role("status")).to_contain_text("version 2")
+    expect(page.locator(".diff")).to_have_count(0)
+    expect(page.locator(".preview-count .count")).to_have_text("2")
+
+
+def test_skip_to_content_moves_focus_without_leaving_the_page(page: Page, space: Space) -> None:
+    """"Skip to content" puts the keyboard's focus on the page's content; the page stays."""
+    space.define("buyers", BUYERS)
+    sign_in(page, space, where="#/audiences")
+    expect(page.locator("tr[data-key=buyers]")).to_be_visible()
+    page.get_by_role("link", name="Skip to content").focus()
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "main"
+    assert page.evaluate("location.hash") == "#/audiences"
+    expect(page.locator("tr[data-key=buyers]")).to_be_visible()
+    expect(page.get_by_text("No page")).to_have_count(0)
+
+
+def test_a_dead_letter_redriven_from_a_later_page_leaves_it(page: Page, space: Space,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dead letter listed by "Show more" and redriven is no longer listed (nor redriven twice)."""
+    from audiences_server.http.console import reads
+
+    monkeypatch.setattr(reads, "DEAD_LETTERS_SHOWN", 3)
+    receiver = Receiver()
+    receiver.start()
+    try:
+        receiver.fail_when = lambda body: 400  # parked after one attempt
+        webhook(space, "hook", receiver.url)
+        space.define("buyers", BUYERS)
+        connect(space, "hook", "buyers", send_identify=True)
+        space.send(*[{"type": "track", "userId": f"u{n}", "event": "Order Completed"} for n in range(5)])
+        meta = bearer(space.tokens["admin"])
+        wait_for(lambda: len(space.running.sync.ListDeadLetters(
+            sync_pb2.ListDeadLettersRequest(destination_key="hook"), metadata=meta).dead_letters) == 5,
+            timeout=WAIT_MS / 1000, what="5 dead letters")
+        receiver.fail_when = None  # a redriven change is delivered, not parked again
+        sign_in(page, space, where="#/destinations")
+        hook = page.locator("article[data-key=hook]")
+        hook.get_by_role("button", name="Show more dead letters of hook").click()
+        rows = hook.locator(".dead-letters tbody tr")
+        expect(rows).to_have_count(5)
+        last = rows.nth(4).get_attribute("data-id")
+        hook.get_by_role("button", name=f"Redrive {last}").click()
+        expect(page.get_by_role("status")).to_contain_text("1 dead letter put back")
+        expect(hook.locator(f"tr[data-id={last}]")).to_have_count(0)
+        expect(hook.get_by_role("heading", name="Dead letters (4)")).to_be_visible()
+        expect(rows).to_have_count(4)
+    finally:
+        receiver.stop()
+
+
+def test_narrow_screens_scroll_wide_tables_inside_their_box(page: Page, space: Space, tmp_path: Path) -> None:
+    """At 390 px the audiences and destinations pages do not scroll sideways: the hidden labels of
+    their rows' buttons stay in their table's scroll box."""
+    receiver = Receiver()
+    receiver.start()
+    try:
+        receiver.fail_when = lambda body: 400  # parked after one attempt
+        webhook(space, "hook", receiver.url)
+        space.define("buyers", BUYERS)
+        connect(space, "hook", "buyers", send_identify=True)
+        space.send({"type": "track", "userId": "ada", "event": "Order Completed"})
+        meta = bearer(space.tokens["admin"])
+        wait_for(lambda: space.running.sync.ListDeadLetters(
+            sync_pb2.ListDeadLettersRequest(destination_key="hook"), metadata=meta).dead_letters,
+            timeout=WAIT_MS / 1000, what="a dead letter")
+    finally:
+        receiver.stop()
+    page.set_viewport_size({"width": 390, "height": 800})
+    sign_in(page, space, where="#/audiences")
+    expect(page.locator("tr[data-key=buyers]")).to_be_visible()
+    shot(page, tmp_path, "audiences-narrow")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.goto(f"{space.running.http_url}/console#/destinations")
+    expect(page.locator("article[data-key=hook] .dead-letters tbody tr").first).to_be_visible()
+    shot(page, tmp_path, "destinations-narrow")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+
+
+def test_destinations_show_their_address_and_no_credential(page: Page, space: Space, tmp_path: Path) -> None:
+    """Each destination shows where its changes go: a webhook's URL (the values of its query shown
+    as …), a Segment source's base URL, a CSV destination's directory; no credential reaches the
+    page, whatever the token."""
+    webhook(space, "hook", "http://127.0.0.1:9/x?api_key=SECRETQ", headers={"Authorization": "Bearer SECRETH"})
+    for destination in (
+            sync_pb2.Destination(key="seg", segment=sync_pb2.SegmentConfig(base_url="http://127.0.0.1:9/v1",
+                                                                           write_key="SECRETW")),
+            sync_pb2.Destination(key="files", csv=sync_pb2.CsvConfig(directory=str(tmp_path / "csv")))):
+        space.running.sync.CreateDestination(sync_pb2.CreateDestinationRequest(destination=destination),
+                                             metadata=bearer(space.tokens["admin"]))
+    for scope in ("admin", "read"):
+        sign_in(page, space, scope=scope, where="#/destinations")
+        expect(page.locator("article[data-key=hook] .address")).to_have_text("http://127.0.0.1:9/x?api_key=…")
+        expect(page.locator("article[data-key=seg] .address")).to_have_text("http://127.0.0.1:9/v1")
+        expect(page.locator("article[data-key=files] .address")).to_have_text(str(tmp_path / "csv"))
+        assert "SECRET" not in page.content()
+        page.get_by_role("button", name="Sign out").click()
+
+
+def test_a_token_with_a_character_no_token_has_is_said_to_be_invalid(page: Page, space: Space) -> None:
+    """A token pasted with an invisible character is said to be no valid token, naming the
+    character, without asking the server; one with spaces around it is trimmed and taken."""
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url) if "/console/api/" in request.url else None)
+    page.goto(f"{space.running.http_url}/console")
+    page.get_by_label("Token").fill(space.tokens["admin"] + "\u200b")
+    page.get_by_role("button", name="Sign in").click()
+    alert = page.get_by_role("alert")
+    expect(alert).to_contain_text("not a valid token")
+    expect(alert).to_contain_text(f"character {len(space.tokens['admin']) + 1} is U+200B")
+    expect(alert).not_to_contain_text("could not be reached")
+    assert asked == []
+    page.get_by_label("Token").fill(f" {space.tokens['admin']}\u00a0 ")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("navigation", name="Pages")).to_be_visible()

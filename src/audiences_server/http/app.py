@@ -260,9 +260,16 @@ def _client_gone(request: web.Request) -> bool:
     return transport is None or transport.is_closing()
 
 
+# The reasons of aiohttp's own answers, by status, where the code is not one (its code otherwise).
+PLAIN_REASONS = {413: "BODY_TOO_LARGE"}
+
+
 def _plain_error(http_error: web.HTTPException) -> web.Response:
-    """aiohttp's own answers (no such route, method not allowed, body too large) as JSON errors."""
-    body = {"error": {"code": http_error.reason.upper().replace(" ", "_"), "message": http_error.reason}}
+    """aiohttp's own answers (no such route, method not allowed, body too large) as JSON errors,
+    in the shape of every other: `{"error": {"code", "reason", "message"}}`."""
+    code = http_error.reason.upper().replace(" ", "_")
+    body = {"error": {"code": code, "reason": PLAIN_REASONS.get(http_error.status, code),
+                      "message": http_error.reason}}
     response = web.json_response(body, status=http_error.status)
     for name in ("Allow", "Retry-After"):
         if name in http_error.headers:

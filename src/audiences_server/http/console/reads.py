@@ -230,13 +230,14 @@ def _event_filter(query: MultiMapping[str]) -> EventFilter:
 # -- destinations -----------------------------------------------------------------------------
 
 
-def destinations(engine: Engine, space_id: int) -> dict[str, Any]:
-    """Every destination with its connections (delivery status, lag, last failure) and dead letters."""
+def destinations(engine: Engine, space_id: int, full: bool) -> dict[str, Any]:
+    """Every destination with its connections (delivery status, lag, last failure) and dead letters;
+    not `full` (a read token), with the settings that may carry credentials blanked (views.destination)."""
     rows = engine.sync.destinations(space_id, "", 1000)
     connections = engine.sync.connections(space_id, "", None)
     items = []
     for row in rows:
-        item = views.destination(row)
+        item = views.destination(row, full)
         item["connections"] = [views.connection(c) for c in connections if c.destination.key == row.key]
         # Every dead letter counted (its connections' dead), not just those listed.
         item["dead_letters_total"] = sum(c["dead"] for c in item["connections"])

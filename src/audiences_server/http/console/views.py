@@ -213,11 +213,36 @@ class Explanation:
         return {"at": when(edge.at_ms), "description": edge.reason, "message_id": message_id}
 
 
-def destination(row: DestinationRow) -> dict[str, Any]:
-    """A destination with its settings, secrets blanked."""
+def destination(row: DestinationRow, full: bool) -> dict[str, Any]:
+    """A destination with its settings, secrets blanked, as GetDestination shows them to an admin
+    token; not `full` (a read token, which the gRPC API shows no destination), the settings that
+    may carry credentials too: header values, and the query values and fragment of URLs."""
+    config = configs.public_config(row.kind, row.config)
+    if not full:
+        config = {name: _blanked(name, value) for name, value in config.items()}
     return {"key": row.key, "id": row.public_id, "name": row.name, "kind": row.kind, "enabled": row.enabled,
-            "config": configs.public_config(row.kind, row.config), "policy": row.policy,
-            "created": when(row.created_ms), "updated": when(row.updated_ms)}
+            "config": config, "policy": row.policy, "created": when(row.created_ms), "updated": when(row.updated_ms)}
+
+
+# The settings of the destinations' kinds that are URLs (a webhook's, a Segment source's) and that
+# are headers (a webhook's): what a read token sees of them is blanked where credentials go.
+URL_SETTINGS = frozenset({"url", "base_url"})
+HEADER_SETTINGS = frozenset({"headers"})
+
+
+def _blanked(name: str, value: Any) -> Any:
+    if name in HEADER_SETTINGS and isinstance(value, dict):
+        return dict.fromkeys(value, "")
+    if name in URL_SETTINGS and isinstance(value, str):
+        return without_query_values(value)
+    return value
+
+
+def without_query_values(url: str) -> str:
+    """A URL with its query's values blanked (`?api_key=`; a part with no `=` is left out) and no
+    fragment: an API key in the query string is a credential like a header's."""
+    head, mark, query = url.partition("#")[0].partition("?")
+    return head + mark + "&".join(part.partition("=")[0] + "=" for part in query.split("&") if "=" in part)
 
 
 def connection(view: ConnectionView) -> dict[str, Any]:

@@ -1,251 +1,251 @@
-var ae,y,Ae,$t,j,Ne,Ue,Te,Re,$e,me,he,bt,Q={},Le=[],vt=/acit|ex(?:s|g|n|p|$)|rph|grid|ows|mnc|ntw|ine[ch]|zoo|^ord|itera/i,se=Array.isArray;function L(e,t){for(var n in t)e[n]=t[n];return e}function be(e){e&&e.parentNode&&e.parentNode.removeChild(e)}function le(e,t,n){var r,i,o,a={};for(o in t)o=="key"?r=t[o]:o=="ref"?i=t[o]:a[o]=t[o];if(arguments.length>2&&(a.children=arguments.length>3?ae.call(arguments,2):n),typeof e=="function"&&e.defaultProps!=null)for(o in e.defaultProps)a[o]===void 0&&(a[o]=e.defaultProps[o]);return re(e,a,r,i,null)}function re(e,t,n,r,i){var o={type:e,props:t,key:n,ref:r,__k:null,__:null,__b:0,__e:null,__c:null,constructor:void 0,__v:i??++Ae,__i:-1,__u:0};return i==null&&y.vnode!=null&&y.vnode(o),o}function ce(e){return e.children}function Y(e,t){this.props=e,this.context=t}function V(e,t){if(t==null)return e.__?V(e.__,e.__i+1):null;for(var n;t<e.__k.length;t++)if((n=e.__k[t])!=null&&n.__e!=null)return n.__e;return typeof e.type=="function"?V(e):null}function Oe(e){var t,n;if((e=e.__)!=null&&e.__c!=null){for(e.__e=e.__c.base=null,t=0;t<e.__k.length;t++)if((n=e.__k[t])!=null&&n.__e!=null){e.__e=e.__c.base=n.__e;break}return Oe(e)}}function Pe(e){(!e.__d&&(e.__d=!0)&&j.push(e)&&!ie.__r++||Ne!==y.debounceRendering)&&((Ne=y.debounceRendering)||Ue)(ie)}function ie(){for(var e,t,n,r,i,o,a,c=1;j.length;)j.length>c&&j.sort(Te),e=j.shift(),c=j.length,e.__d&&(n=void 0,i=(r=(t=e).__v).__e,o=[],a=[],t.__P&&((n=L({},r)).__v=r.__v+1,y.vnode&&y.vnode(n),ve(t.__P,n,r,t.__n,t.__P.namespaceURI,32&r.__u?[i]:null,o,i??V(r),!!(32&r.__u),a),n.__v=r.__v,n.__.__k[n.__i]=n,Me(o,n,a),n.__e!=i&&Oe(n)));ie.__r=0}function Fe(e,t,n,r,i,o,a,c,s,u,f){var l,_,p,m,P,h,v=r&&r.__k||Le,$=t.length;for(s=gt(n,t,v,s,$),l=0;l<$;l++)(p=n.__k[l])!=null&&(_=p.__i===-1?Q:v[p.__i]||Q,p.__i=l,h=ve(e,p,_,i,o,a,c,s,u,f),m=p.__e,p.ref&&_.ref!=p.ref&&(_.ref&&ge(_.ref,null,p),f.push(p.ref,p.__c||m,p)),P==null&&m!=null&&(P=m),4&p.__u||_.__k===p.__k?s=He(p,s,e):typeof p.type=="function"&&h!==void 0?s=h:m&&(s=m.nextSibling),p.__u&=-7);return n.__e=P,s}function gt(e,t,n,r,i){var o,a,c,s,u,f=n.length,l=f,_=0;for(e.__k=new Array(i),o=0;o<i;o++)(a=t[o])!=null&&typeof a!="boolean"&&typeof a!="function"?(s=o+_,(a=e.__k[o]=typeof a=="string"||typeof a=="number"||typeof a=="bigint"||a.constructor==String?re(null,a,null,null,null):se(a)?re(ce,{children:a},null,null,null):a.constructor===void 0&&a.__b>0?re(a.type,a.props,a.key,a.ref?a.ref:null,a.__v):a).__=e,a.__b=e.__b+1,c=null,(u=a.__i=yt(a,n,s,l))!==-1&&(l--,(c=n[u])&&(c.__u|=2)),c==null||c.__v===null?(u==-1&&(i>f?_--:i<f&&_++),typeof a.type!="function"&&(a.__u|=4)):u!=s&&(u==s-1?_--:u==s+1?_++:(u>s?_--:_++,a.__u|=4))):e.__k[o]=null;if(l)for(o=0;o<f;o++)(c=n[o])!=null&&(2&c.__u)==0&&(c.__e==r&&(r=V(c)),Be(c,c));return r}function He(e,t,n){var r,i;if(typeof e.type=="function"){for(r=e.__k,i=0;r&&i<r.length;i++)r[i]&&(r[i].__=e,t=He(r[i],t,n));return t}e.__e!=t&&(t&&e.type&&!n.contains(t)&&(t=V(e)),n.insertBefore(e.__e,t||null),t=e.__e);do t=t&&t.nextSibling;while(t!=null&&t.nodeType==8);return t}function yt(e,t,n,r){var i,o,a=e.key,c=e.type,s=t[n];if(s===null&&e.key==null||s&&a==s.key&&c===s.type&&(2&s.__u)==0)return n;if(r>(s!=null&&(2&s.__u)==0?1:0))for(i=n-1,o=n+1;i>=0||o<t.length;){if(i>=0){if((s=t[i])&&(2&s.__u)==0&&a==s.key&&c===s.type)return i;i--}if(o<t.length){if((s=t[o])&&(2&s.__u)==0&&a==s.key&&c===s.type)return o;o++}}return-1}function De(e,t,n){t[0]=="-"?e.setProperty(t,n??""):e[t]=n==null?"":typeof n!="number"||vt.test(t)?n:n+"px"}function oe(e,t,n,r,i){var o;e:if(t=="style")if(typeof n=="string")e.style.cssText=n;else{if(typeof r=="string"&&(e.style.cssText=r=""),r)for(t in r)n&&t in n||De(e.style,t,"");if(n)for(t in n)r&&n[t]===r[t]||De(e.style,t,n[t])}else if(t[0]=="o"&&t[1]=="n")o=t!=(t=t.replace(Re,"$1")),t=t.toLowerCase()in e||t=="onFocusOut"||t=="onFocusIn"?t.toLowerCase().slice(2):t.slice(2),e.l||(e.l={}),e.l[t+o]=n,n?r?n.t=r.t:(n.t=$e,e.addEventListener(t,o?he:me,o)):e.removeEventListener(t,o?he:me,o);else{if(i=="http://www.w3.org/2000/svg")t=t.replace(/xlink(H|:h)/,"h").replace(/sName$/,"s");else if(t!="width"&&t!="height"&&t!="href"&&t!="list"&&t!="form"&&t!="tabIndex"&&t!="download"&&t!="rowSpan"&&t!="colSpan"&&t!="role"&&t!="popover"&&t in e)try{e[t]=n??"";break e}catch{}typeof n=="function"||(n==null||n===!1&&t[4]!="-"?e.removeAttribute(t):e.setAttribute(t,t=="popover"&&n==1?"":n))}}function ze(e){return function(t){if(this.l){var n=this.l[t.type+e];if(t.u==null)t.u=$e++;else if(t.u<n.t)return;return n(y.event?y.event(t):t)}}}function ve(e,t,n,r,i,o,a,c,s,u){var f,l,_,p,m,P,h,v,$,F,T,A,R,W,H,M,S,g=t.type;if(t.constructor!==void 0)return null;128&n.__u&&(s=!!(32&n.__u),o=[c=t.__e=n.__e]),(f=y.__b)&&f(t);e:if(typeof g=="function")try{if(v=t.props,$="prototype"in g&&g.prototype.render,F=(f=g.contextType)&&r[f.__c],T=f?F?F.props.value:f.__:r,n.__c?h=(l=t.__c=n.__c).__=l.__E:($?t.__c=l=new g(v,T):(t.__c=l=new Y(v,T),l.constructor=g,l.render=xt),F&&F.sub(l),l.props=v,l.state||(l.state={}),l.context=T,l.__n=r,_=l.__d=!0,l.__h=[],l._sb=[]),$&&l.__s==null&&(l.__s=l.state),$&&g.getDerivedStateFromProps!=null&&(l.__s==l.state&&(l.__s=L({},l.__s)),L(l.__s,g.getDerivedStateFromProps(v,l.__s))),p=l.props,m=l.state,l.__v=t,_)$&&g.getDerivedStateFromProps==null&&l.componentWillMount!=null&&l.componentWillMount(),$&&l.componentDidMount!=null&&l.__h.push(l.componentDidMount);else{if($&&g.getDerivedStateFromProps==null&&v!==p&&l.componentWillReceiveProps!=null&&l.componentWillReceiveProps(v,T),!l.__e&&(l.shouldComponentUpdate!=null&&l.shouldComponentUpdate(v,l.__s,T)===!1||t.__v==n.__v)){for(t.__v!=n.__v&&(l.props=v,l.state=l.__s,l.__d=!1),t.__e=n.__e,t.__k=n.__k,t.__k.some(function(x){x&&(x.__=t)}),A=0;A<l._sb.length;A++)l.__h.push(l._sb[A]);l._sb=[],l.__h.length&&a.push(l);break e}l.componentWillUpdate!=null&&l.componentWillUpdate(v,l.__s,T),$&&l.componentDidUpdate!=null&&l.__h.push(function(){l.componentDidUpdate(p,m,P)})}if(l.context=T,l.props=v,l.__P=e,l.__e=!1,R=y.__r,W=0,$){for(l.state=l.__s,l.__d=!1,R&&R(t),f=l.render(l.props,l.state,l.context),H=0;H<l._sb.length;H++)l.__h.push(l._sb[H]);l._sb=[]}else do l.__d=!1,R&&R(t),f=l.render(l.props,l.state,l.context),l.state=l.__s;while(l.__d&&++W<25);l.state=l.__s,l.getChildContext!=null&&(r=L(L({},r),l.getChildContext())),$&&!_&&l.getSnapshotBeforeUpdate!=null&&(P=l.getSnapshotBeforeUpdate(p,m)),M=f,f!=null&&f.type===ce&&f.key==null&&(M=je(f.props.children)),c=Fe(e,se(M)?M:[M],t,n,r,i,o,a,c,s,u),l.base=t.__e,t.__u&=-161,l.__h.length&&a.push(l),h&&(l.__E=l.__=null)}catch(x){if(t.__v=null,s||o!=null)if(x.then){for(t.__u|=s?160:128;c&&c.nodeType==8&&c.nextSibling;)c=c.nextSibling;o[o.indexOf(c)]=null,t.__e=c}else for(S=o.length;S--;)be(o[S]);else t.__e=n.__e,t.__k=n.__k;y.__e(x,t,n)}else o==null&&t.__v==n.__v?(t.__k=n.__k,t.__e=n.__e):c=t.__e=kt(n.__e,t,n,r,i,o,a,s,u);return(f=y.diffed)&&f(t),128&t.__u?void 0:c}function Me(e,t,n){for(var r=0;r<n.length;r++)ge(n[r],n[++r],n[++r]);y.__c&&y.__c(t,e),e.some(function(i){try{e=i.__h,i.__h=[],e.some(function(o){o.call(i)})}catch(o){y.__e(o,i.__v)}})}function je(e){return typeof e!="object"||e==null?e:se(e)?e.map(je):L({},e)}function kt(e,t,n,r,i,o,a,c,s){var u,f,l,_,p,m,P,h=n.props,v=t.props,$=t.type;if($=="svg"?i="http://www.w3.org/2000/svg":$=="math"?i="http://www.w3.org/1998/Math/MathML":i||(i="http://www.w3.org/1999/xhtml"),o!=null){for(u=0;u<o.length;u++)if((p=o[u])&&"setAttribute"in p==!!$&&($?p.localName==$:p.nodeType==3)){e=p,o[u]=null;break}}if(e==null){if($==null)return document.createTextNode(v);e=document.createElementNS(i,$,v.is&&v),c&&(y.__m&&y.__m(t,o),c=!1),o=null}if($===null)h===v||c&&e.data===v||(e.data=v);else{if(o=o&&ae.call(e.childNodes),h=n.props||Q,!c&&o!=null)for(h={},u=0;u<e.attributes.length;u++)h[(p=e.attributes[u]).name]=p.value;for(u in h)if(p=h[u],u!="children"){if(u=="dangerouslySetInnerHTML")l=p;else if(!(u in v)){if(u=="value"&&"defaultValue"in v||u=="checked"&&"defaultChecked"in v)continue;oe(e,u,null,p,i)}}for(u in v)p=v[u],u=="children"?_=p:u=="dangerouslySetInnerHTML"?f=p:u=="value"?m=p:u=="checked"?P=p:c&&typeof p!="function"||h[u]===p||oe(e,u,p,h[u],i);if(f)c||l&&(f.__html===l.__html||f.__html===e.innerHTML)||(e.innerHTML=f.__html),t.__k=[];else if(l&&(e.innerHTML=""),Fe(t.type==="template"?e.content:e,se(_)?_:[_],t,n,r,$=="foreignObject"?"http://www.w3.org/1999/xhtml":i,o,a,o?o[0]:n.__k&&V(n,0),c,s),o!=null)for(u=o.length;u--;)be(o[u]);c||(u="value",$=="progress"&&m==null?e.removeAttribute("value"):m!==void 0&&(m!==e[u]||$=="progress"&&!m||$=="option"&&m!==h[u])&&oe(e,u,m,h[u],i),u="checked",P!==void 0&&P!==e[u]&&oe(e,u,P,h[u],i))}return e}function ge(e,t,n){try{if(typeof e=="function"){var r=typeof e.__u=="function";r&&e.__u(),r&&t==null||(e.__u=e(t))}else e.current=t}catch(i){y.__e(i,n)}}function Be(e,t,n){var r,i;if(y.unmount&&y.unmount(e),(r=e.ref)&&(r.current&&r.current!==e.__e||ge(r,null,t)),(r=e.__c)!=null){if(r.componentWillUnmount)try{r.componentWillUnmount()}catch(o){y.__e(o,t)}r.base=r.__P=null}if(r=e.__k)for(i=0;i<r.length;i++)r[i]&&Be(r[i],t,n||typeof e.type!="function");n||be(e.__e),e.__c=e.__=e.__e=void 0}function xt(e,t,n){return this.constructor(e,n)}function ye(e,t,n){var r,i,o,a;t==document&&(t=document.documentElement),y.__&&y.__(e,t),i=(r=typeof n=="function")?null:n&&n.__k||t.__k,o=[],a=[],ve(t,e=(!r&&n||t).__k=le(ce,null,[e]),i||Q,Q,t.namespaceURI,!r&&n?[n]:i?null:t.firstChild?ae.call(t.childNodes):null,o,!r&&n?n:i?i.__e:t.firstChild,r,a),Me(o,e,a)}ae=Le.slice,y={__e:function(e,t,n,r){for(var i,o,a;t=t.__;)if((i=t.__c)&&!i.__)try{if((o=i.constructor)&&o.getDerivedStateFromError!=null&&(i.setState(o.getDerivedStateFromError(e)),a=i.__d),i.componentDidCatch!=null&&(i.componentDidCatch(e,r||{}),a=i.__d),a)return i.__E=i}catch(c){e=c}throw e}},Ae=0,$t=function(e){return e!=null&&e.constructor==null},Y.prototype.setState=function(e,t){var n;n=this.__s!=null&&this.__s!==this.state?this.__s:this.__s=L({},this.state),typeof e=="function"&&(e=e(L({},n),this.props)),e&&L(n,e),e!=null&&this.__v&&(t&&this._sb.push(t),Pe(this))},Y.prototype.forceUpdate=function(e){this.__v&&(this.__e=!0,e&&this.__h.push(e),Pe(this))},Y.prototype.render=ce,j=[],Ue=typeof Promise=="function"?Promise.prototype.then.bind(Promise.resolve()):setTimeout,Te=function(e,t){return e.__v.__b-t.__v.__b},ie.__r=0,Re=/(PointerCapture)$|Capture$/i,$e=0,me=ze(!1),he=ze(!0),bt=0;var ee,w,ke,We,ue=0,Ye=[],C=y,Ve=C.__b,qe=C.__r,Je=C.diffed,Ke=C.__c,Ge=C.unmount,Ze=C.__;function we(e,t){C.__h&&C.__h(w,e,ue||t),ue=0;var n=w.__H||(w.__H={__:[],__h:[]});return e>=n.__.length&&n.__.push({}),n.__[e]}function b(e){return ue=1,wt(et,e)}function wt(e,t,n){var r=we(ee++,2);if(r.t=e,!r.__c&&(r.__=[n?n(t):et(void 0,t),function(c){var s=r.__N?r.__N[0]:r.__[0],u=r.t(s,c);s!==u&&(r.__N=[u,r.__[1]],r.__c.setState({}))}],r.__c=w,!w.__f)){var i=function(c,s,u){if(!r.__c.__H)return!0;var f=r.__c.__H.__.filter(function(_){return!!_.__c});if(f.every(function(_){return!_.__N}))return!o||o.call(this,c,s,u);var l=r.__c.props!==c;return f.forEach(function(_){if(_.__N){var p=_.__[0];_.__=_.__N,_.__N=void 0,p!==_.__[0]&&(l=!0)}}),o&&o.call(this,c,s,u)||l};w.__f=!0;var o=w.shouldComponentUpdate,a=w.componentWillUpdate;w.componentWillUpdate=function(c,s,u){if(this.__e){var f=o;o=void 0,i(c,s,u),o=f}a&&a.call(this,c,s,u)},w.shouldComponentUpdate=i}return r.__N||r.__}function E(e,t){var n=we(ee++,3);!C.__s&&Qe(n.__H,t)&&(n.__=e,n.u=t,w.__H.__h.push(n))}function q(e){return ue=5,Ct(function(){return{current:e}},[])}function Ct(e,t){var n=we(ee++,7);return Qe(n.__H,t)&&(n.__=e(),n.__H=t,n.__h=e),n.__}function St(){for(var e;e=Ye.shift();)if(e.__P&&e.__H)try{e.__H.__h.forEach(de),e.__H.__h.forEach(xe),e.__H.__h=[]}catch(t){e.__H.__h=[],C.__e(t,e.__v)}}C.__b=function(e){w=null,Ve&&Ve(e)},C.__=function(e,t){e&&t.__k&&t.__k.__m&&(e.__m=t.__k.__m),Ze&&Ze(e,t)},C.__r=function(e){qe&&qe(e),ee=0;var t=(w=e.__c).__H;t&&(ke===w?(t.__h=[],w.__h=[],t.__.forEach(function(n){n.__N&&(n.__=n.__N),n.u=n.__N=void 0})):(t.__h.forEach(de),t.__h.forEach(xe),t.__h=[],ee=0)),ke=w},C.diffed=function(e){Je&&Je(e);var t=e.__c;t&&t.__H&&(t.__H.__h.length&&(Ye.push(t)!==1&&We===C.requestAnimationFrame||((We=C.requestAnimationFrame)||Et)(St)),t.__H.__.forEach(function(n){n.u&&(n.__H=n.u),n.u=void 0})),ke=w=null},C.__c=function(e,t){t.some(function(n){try{n.__h.forEach(de),n.__h=n.__h.filter(function(r){return!r.__||xe(r)})}catch(r){t.some(function(i){i.__h&&(i.__h=[])}),t=[],C.__e(r,n.__v)}}),Ke&&Ke(e,t)},C.unmount=function(e){Ge&&Ge(e);var t,n=e.__c;n&&n.__H&&(n.__H.__.forEach(function(r){try{de(r)}catch(i){t=i}}),n.__H=void 0,t&&C.__e(t,n.__v))};var Xe=typeof requestAnimationFrame=="function";function Et(e){var t,n=function(){clearTimeout(r),Xe&&cancelAnimationFrame(t),setTimeout(e)},r=setTimeout(n,100);Xe&&(t=requestAnimationFrame(n))}function de(e){var t=w,n=e.__c;typeof n=="function"&&(e.__c=void 0,n()),w=t}function xe(e){var t=w;e.__c=e.__(),w=t}function Qe(e,t){return!e||e.length!==t.length||t.some(function(n,r){return n!==e[r]})}function et(e,t){return typeof t=="function"?t(e):t}var Ce="audiences.console.token",O={get:()=>sessionStorage.getItem(Ce)||"",set:e=>sessionStorage.setItem(Ce,e),clear:()=>sessionStorage.removeItem(Ce)},J=class extends Error{constructor(t,n){super(n.message||`HTTP ${t}`),this.status=t,this.error=n}describe(){let{reason:t="",message:n=this.message}=this.error;return this.status===403?`Refused by the server (403 ${t}): ${n}`:this.status===401?`Not signed in (401 ${t}): ${n}`:`${n} (${this.status} ${t})`}},tt=()=>{};function nt(e){tt=e}async function pe(e,t,n){let r={Accept:"application/json"},i=O.get();i&&(r.Authorization=`Bearer ${i}`),n!==void 0&&(r["Content-Type"]="application/json");let o;try{o=await fetch(`/console/api${t}`,{method:e,headers:r,body:n===void 0?void 0:JSON.stringify(n),credentials:"omit",cache:"no-store"})}catch(s){throw new J(0,{reason:"UNREACHABLE",message:`the server could not be reached: ${s.message}`})}let a=await o.text(),c={};try{c=a?JSON.parse(a):{}}catch{c={error:{message:a}}}if(!o.ok){let s=new J(o.status,c.error||{});throw o.status===401&&tt(s),s}return c}var I=e=>pe("GET",e),B=(e,t)=>pe("POST",e,t??{}),te=(e,t)=>pe("PATCH",e,t),ot=e=>pe("DELETE",e),K=e=>{let t=new URLSearchParams;for(let[r,i]of Object.entries(e))i!==""&&i!=null&&t.set(r,i);let n=t.toString();return n?`?${n}`:""};var it=function(e,t,n,r){var i;t[0]=0;for(var o=1;o<t.length;o++){var a=t[o++],c=t[o]?(t[0]|=a?1:2,n[t[o++]]):t[++o];a===3?r[0]=c:a===4?r[1]=Object.assign(r[1]||{},c):a===5?(r[1]=r[1]||{})[t[++o]]=c:a===6?r[1][t[++o]]+=c+"":a?(i=e.apply(c,it(e,c,n,["",null])),r.push(i),c[0]?t[0]|=2:(t[o-2]=0,t[o]=i)):r.push(c)}return r},rt=new Map;function at(e){var t=rt.get(this);return t||(t=new Map,rt.set(this,t)),(t=it(this,t.get(e)||(t.set(e,t=function(n){for(var r,i,o=1,a="",c="",s=[0],u=function(_){o===1&&(_||(a=a.replace(/^\s*\n\s*|\s*\n\s*$/g,"")))?s.push(0,_,a):o===3&&(_||a)?(s.push(3,_,a),o=2):o===2&&a==="..."&&_?s.push(4,_,0):o===2&&a&&!_?s.push(5,0,!0,a):o>=5&&((a||!_&&o===5)&&(s.push(o,0,a,i),o=6),_&&(s.push(o,_,0,i),o=6)),a=""},f=0;f<n.length;f++){f&&(o===1&&u(),u(f));for(var l=0;l<n[f].length;l++)r=n[f][l],o===1?r==="<"?(u(),s=[s],o=3):a+=r:o===4?a==="--"&&r===">"?(o=1,a=""):a=r+a[0]:c?r===c?c="":a+=r:r==='"'||r==="'"?c=r:r===">"?(u(),o=1):o&&(r==="="?(o=5,i=a,a=""):r==="/"&&(o<5||n[f][l+1]===">")?(u(),o===3&&(s=s[0]),o=s,(s=s[0]).push(2,0,o),o=0):r===" "||r==="	"||r===`
-`||r==="\r"?(u(),o=2):a+=r),o===3&&a==="!--"&&(o=4,s=s[0])}return u(),s}(e)),t),arguments,[])).length>1?t:t[0]}var d=at.bind(le);var N=e=>e===void 0?"":JSON.stringify(e);function k(e){return e?e.replace("T"," ").replace(/\.\d+Z$/," UTC"):"—"}function fe(e){return e==null?"—":e<1e3?`${e} ms`:e<12e4?`${(e/1e3).toFixed(1)} s`:e<72e5?`${Math.round(e/6e4)} min`:`${(e/36e5).toFixed(1)} h`}var U=e=>e instanceof J?e.describe():String(e);function G({notice:e}){if(!e)return null;let t=e.kind==="error";return d`<p class=${`notice ${t?"error":"ok"}`} role=${t?"alert":"status"}>${e.text}</p>`}function z(e,t,n=0){let[r,i]=b({data:null,error:null,loading:!0}),o=q(0),a=async()=>{let c=++o.current;try{let s=await e();c===o.current&&i({data:s,error:null,loading:!1})}catch(s){c===o.current&&i(u=>({data:u.data,error:s,loading:!1}))}};return E(()=>{i(c=>({...c,loading:!0})),a()},t),E(()=>{if(!n)return;let c=setInterval(()=>{document.hidden||a()},n);return()=>clearInterval(c)},[...t,n]),{...r,reload:a}}function Se(e,t,n){E(()=>{let r=setTimeout(e,n);return()=>clearTimeout(r)},t)}function D({error:e}){return e?d`<p class="notice error" role="alert">${U(e)}</p>`:null}function _e({points:e,label:t,width:n=320,height:r=90}){if(!e||!e.length)return d`<p class="muted">No size history yet.</p>`;let i={left:34,right:6,top:8,bottom:18},o=e.map(h=>h.size),a=Math.max(1,...o),c=Math.min(0,...o),s=n-i.left-i.right,u=r-i.top-i.bottom,f=h=>i.left+(e.length===1?s:h*s/(e.length-1)),l=h=>i.top+u-(h-c)/(a-c||1)*u,_=e.map((h,v)=>`${f(v).toFixed(1)},${l(h.size).toFixed(1)}`).join(" "),p=e[0].start.slice(5,16).replace("T"," "),m=e[e.length-1].start.slice(5,16).replace("T"," "),P=e[e.length-1].size;return d`
-    <svg class="chart" viewBox=${`0 0 ${n} ${r}`} role="img" aria-label=${`${t}: size ${P} now, from ${p} to ${m}`}>
+var ce,y,Re,kt,J,Ae,Le,Oe,Fe,ge,be,ve,xt,te={},He=[],wt=/acit|ex(?:s|g|n|p|$)|rph|grid|ows|mnc|ntw|ine[ch]|zoo|^ord|itera/i,de=Array.isArray;function F(e,t){for(var n in t)e[n]=t[n];return e}function ye(e){e&&e.parentNode&&e.parentNode.removeChild(e)}function ue(e,t,n){var r,i,o,a={};for(o in t)o=="key"?r=t[o]:o=="ref"?i=t[o]:a[o]=t[o];if(arguments.length>2&&(a.children=arguments.length>3?ce.call(arguments,2):n),typeof e=="function"&&e.defaultProps!=null)for(o in e.defaultProps)a[o]===void 0&&(a[o]=e.defaultProps[o]);return se(e,a,r,i,null)}function se(e,t,n,r,i){var o={type:e,props:t,key:n,ref:r,__k:null,__:null,__b:0,__e:null,__c:null,constructor:void 0,__v:i??++Re,__i:-1,__u:0};return i==null&&y.vnode!=null&&y.vnode(o),o}function pe(e){return e.children}function ee(e,t){this.props=e,this.context=t}function G(e,t){if(t==null)return e.__?G(e.__,e.__i+1):null;for(var n;t<e.__k.length;t++)if((n=e.__k[t])!=null&&n.__e!=null)return n.__e;return typeof e.type=="function"?G(e):null}function Me(e){var t,n;if((e=e.__)!=null&&e.__c!=null){for(e.__e=e.__c.base=null,t=0;t<e.__k.length;t++)if((n=e.__k[t])!=null&&n.__e!=null){e.__e=e.__c.base=n.__e;break}return Me(e)}}function Te(e){(!e.__d&&(e.__d=!0)&&J.push(e)&&!le.__r++||Ae!==y.debounceRendering)&&((Ae=y.debounceRendering)||Le)(le)}function le(){for(var e,t,n,r,i,o,a,d=1;J.length;)J.length>d&&J.sort(Oe),e=J.shift(),d=J.length,e.__d&&(n=void 0,i=(r=(t=e).__v).__e,o=[],a=[],t.__P&&((n=F({},r)).__v=r.__v+1,y.vnode&&y.vnode(n),ke(t.__P,n,r,t.__n,t.__P.namespaceURI,32&r.__u?[i]:null,o,i??G(r),!!(32&r.__u),a),n.__v=r.__v,n.__.__k[n.__i]=n,We(o,n,a),n.__e!=i&&Me(n)));le.__r=0}function je(e,t,n,r,i,o,a,d,l,u,_){var s,m,p,f,g,h,v=r&&r.__k||He,$=t.length;for(l=Ct(n,t,v,l,$),s=0;s<$;s++)(p=n.__k[s])!=null&&(m=p.__i===-1?te:v[p.__i]||te,p.__i=s,h=ke(e,p,m,i,o,a,d,l,u,_),f=p.__e,p.ref&&m.ref!=p.ref&&(m.ref&&xe(m.ref,null,p),_.push(p.ref,p.__c||f,p)),g==null&&f!=null&&(g=f),4&p.__u||m.__k===p.__k?l=Be(p,l,e):typeof p.type=="function"&&h!==void 0?l=h:f&&(l=f.nextSibling),p.__u&=-7);return n.__e=g,l}function Ct(e,t,n,r,i){var o,a,d,l,u,_=n.length,s=_,m=0;for(e.__k=new Array(i),o=0;o<i;o++)(a=t[o])!=null&&typeof a!="boolean"&&typeof a!="function"?(l=o+m,(a=e.__k[o]=typeof a=="string"||typeof a=="number"||typeof a=="bigint"||a.constructor==String?se(null,a,null,null,null):de(a)?se(pe,{children:a},null,null,null):a.constructor===void 0&&a.__b>0?se(a.type,a.props,a.key,a.ref?a.ref:null,a.__v):a).__=e,a.__b=e.__b+1,d=null,(u=a.__i=St(a,n,l,s))!==-1&&(s--,(d=n[u])&&(d.__u|=2)),d==null||d.__v===null?(u==-1&&(i>_?m--:i<_&&m++),typeof a.type!="function"&&(a.__u|=4)):u!=l&&(u==l-1?m--:u==l+1?m++:(u>l?m--:m++,a.__u|=4))):e.__k[o]=null;if(s)for(o=0;o<_;o++)(d=n[o])!=null&&(2&d.__u)==0&&(d.__e==r&&(r=G(d)),qe(d,d));return r}function Be(e,t,n){var r,i;if(typeof e.type=="function"){for(r=e.__k,i=0;r&&i<r.length;i++)r[i]&&(r[i].__=e,t=Be(r[i],t,n));return t}e.__e!=t&&(t&&e.type&&!n.contains(t)&&(t=G(e)),n.insertBefore(e.__e,t||null),t=e.__e);do t=t&&t.nextSibling;while(t!=null&&t.nodeType==8);return t}function St(e,t,n,r){var i,o,a=e.key,d=e.type,l=t[n];if(l===null&&e.key==null||l&&a==l.key&&d===l.type&&(2&l.__u)==0)return n;if(r>(l!=null&&(2&l.__u)==0?1:0))for(i=n-1,o=n+1;i>=0||o<t.length;){if(i>=0){if((l=t[i])&&(2&l.__u)==0&&a==l.key&&d===l.type)return i;i--}if(o<t.length){if((l=t[o])&&(2&l.__u)==0&&a==l.key&&d===l.type)return o;o++}}return-1}function ze(e,t,n){t[0]=="-"?e.setProperty(t,n??""):e[t]=n==null?"":typeof n!="number"||wt.test(t)?n:n+"px"}function ae(e,t,n,r,i){var o;e:if(t=="style")if(typeof n=="string")e.style.cssText=n;else{if(typeof r=="string"&&(e.style.cssText=r=""),r)for(t in r)n&&t in n||ze(e.style,t,"");if(n)for(t in n)r&&n[t]===r[t]||ze(e.style,t,n[t])}else if(t[0]=="o"&&t[1]=="n")o=t!=(t=t.replace(Fe,"$1")),t=t.toLowerCase()in e||t=="onFocusOut"||t=="onFocusIn"?t.toLowerCase().slice(2):t.slice(2),e.l||(e.l={}),e.l[t+o]=n,n?r?n.t=r.t:(n.t=ge,e.addEventListener(t,o?ve:be,o)):e.removeEventListener(t,o?ve:be,o);else{if(i=="http://www.w3.org/2000/svg")t=t.replace(/xlink(H|:h)/,"h").replace(/sName$/,"s");else if(t!="width"&&t!="height"&&t!="href"&&t!="list"&&t!="form"&&t!="tabIndex"&&t!="download"&&t!="rowSpan"&&t!="colSpan"&&t!="role"&&t!="popover"&&t in e)try{e[t]=n??"";break e}catch{}typeof n=="function"||(n==null||n===!1&&t[4]!="-"?e.removeAttribute(t):e.setAttribute(t,t=="popover"&&n==1?"":n))}}function Ue(e){return function(t){if(this.l){var n=this.l[t.type+e];if(t.u==null)t.u=ge++;else if(t.u<n.t)return;return n(y.event?y.event(t):t)}}}function ke(e,t,n,r,i,o,a,d,l,u){var _,s,m,p,f,g,h,v,$,W,U,M,L,R,j,O,V,T=t.type;if(t.constructor!==void 0)return null;128&n.__u&&(l=!!(32&n.__u),o=[d=t.__e=n.__e]),(_=y.__b)&&_(t);e:if(typeof T=="function")try{if(v=t.props,$="prototype"in T&&T.prototype.render,W=(_=T.contextType)&&r[_.__c],U=_?W?W.props.value:_.__:r,n.__c?h=(s=t.__c=n.__c).__=s.__E:($?t.__c=s=new T(v,U):(t.__c=s=new ee(v,U),s.constructor=T,s.render=It),W&&W.sub(s),s.props=v,s.state||(s.state={}),s.context=U,s.__n=r,m=s.__d=!0,s.__h=[],s._sb=[]),$&&s.__s==null&&(s.__s=s.state),$&&T.getDerivedStateFromProps!=null&&(s.__s==s.state&&(s.__s=F({},s.__s)),F(s.__s,T.getDerivedStateFromProps(v,s.__s))),p=s.props,f=s.state,s.__v=t,m)$&&T.getDerivedStateFromProps==null&&s.componentWillMount!=null&&s.componentWillMount(),$&&s.componentDidMount!=null&&s.__h.push(s.componentDidMount);else{if($&&T.getDerivedStateFromProps==null&&v!==p&&s.componentWillReceiveProps!=null&&s.componentWillReceiveProps(v,U),!s.__e&&(s.shouldComponentUpdate!=null&&s.shouldComponentUpdate(v,s.__s,U)===!1||t.__v==n.__v)){for(t.__v!=n.__v&&(s.props=v,s.state=s.__s,s.__d=!1),t.__e=n.__e,t.__k=n.__k,t.__k.some(function(E){E&&(E.__=t)}),M=0;M<s._sb.length;M++)s.__h.push(s._sb[M]);s._sb=[],s.__h.length&&a.push(s);break e}s.componentWillUpdate!=null&&s.componentWillUpdate(v,s.__s,U),$&&s.componentDidUpdate!=null&&s.__h.push(function(){s.componentDidUpdate(p,f,g)})}if(s.context=U,s.props=v,s.__P=e,s.__e=!1,L=y.__r,R=0,$){for(s.state=s.__s,s.__d=!1,L&&L(t),_=s.render(s.props,s.state,s.context),j=0;j<s._sb.length;j++)s.__h.push(s._sb[j]);s._sb=[]}else do s.__d=!1,L&&L(t),_=s.render(s.props,s.state,s.context),s.state=s.__s;while(s.__d&&++R<25);s.state=s.__s,s.getChildContext!=null&&(r=F(F({},r),s.getChildContext())),$&&!m&&s.getSnapshotBeforeUpdate!=null&&(g=s.getSnapshotBeforeUpdate(p,f)),O=_,_!=null&&_.type===pe&&_.key==null&&(O=Ve(_.props.children)),d=je(e,de(O)?O:[O],t,n,r,i,o,a,d,l,u),s.base=t.__e,t.__u&=-161,s.__h.length&&a.push(s),h&&(s.__E=s.__=null)}catch(E){if(t.__v=null,l||o!=null)if(E.then){for(t.__u|=l?160:128;d&&d.nodeType==8&&d.nextSibling;)d=d.nextSibling;o[o.indexOf(d)]=null,t.__e=d}else for(V=o.length;V--;)ye(o[V]);else t.__e=n.__e,t.__k=n.__k;y.__e(E,t,n)}else o==null&&t.__v==n.__v?(t.__k=n.__k,t.__e=n.__e):d=t.__e=Et(n.__e,t,n,r,i,o,a,l,u);return(_=y.diffed)&&_(t),128&t.__u?void 0:d}function We(e,t,n){for(var r=0;r<n.length;r++)xe(n[r],n[++r],n[++r]);y.__c&&y.__c(t,e),e.some(function(i){try{e=i.__h,i.__h=[],e.some(function(o){o.call(i)})}catch(o){y.__e(o,i.__v)}})}function Ve(e){return typeof e!="object"||e==null?e:de(e)?e.map(Ve):F({},e)}function Et(e,t,n,r,i,o,a,d,l){var u,_,s,m,p,f,g,h=n.props,v=t.props,$=t.type;if($=="svg"?i="http://www.w3.org/2000/svg":$=="math"?i="http://www.w3.org/1998/Math/MathML":i||(i="http://www.w3.org/1999/xhtml"),o!=null){for(u=0;u<o.length;u++)if((p=o[u])&&"setAttribute"in p==!!$&&($?p.localName==$:p.nodeType==3)){e=p,o[u]=null;break}}if(e==null){if($==null)return document.createTextNode(v);e=document.createElementNS(i,$,v.is&&v),d&&(y.__m&&y.__m(t,o),d=!1),o=null}if($===null)h===v||d&&e.data===v||(e.data=v);else{if(o=o&&ce.call(e.childNodes),h=n.props||te,!d&&o!=null)for(h={},u=0;u<e.attributes.length;u++)h[(p=e.attributes[u]).name]=p.value;for(u in h)if(p=h[u],u!="children"){if(u=="dangerouslySetInnerHTML")s=p;else if(!(u in v)){if(u=="value"&&"defaultValue"in v||u=="checked"&&"defaultChecked"in v)continue;ae(e,u,null,p,i)}}for(u in v)p=v[u],u=="children"?m=p:u=="dangerouslySetInnerHTML"?_=p:u=="value"?f=p:u=="checked"?g=p:d&&typeof p!="function"||h[u]===p||ae(e,u,p,h[u],i);if(_)d||s&&(_.__html===s.__html||_.__html===e.innerHTML)||(e.innerHTML=_.__html),t.__k=[];else if(s&&(e.innerHTML=""),je(t.type==="template"?e.content:e,de(m)?m:[m],t,n,r,$=="foreignObject"?"http://www.w3.org/1999/xhtml":i,o,a,o?o[0]:n.__k&&G(n,0),d,l),o!=null)for(u=o.length;u--;)ye(o[u]);d||(u="value",$=="progress"&&f==null?e.removeAttribute("value"):f!==void 0&&(f!==e[u]||$=="progress"&&!f||$=="option"&&f!==h[u])&&ae(e,u,f,h[u],i),u="checked",g!==void 0&&g!==e[u]&&ae(e,u,g,h[u],i))}return e}function xe(e,t,n){try{if(typeof e=="function"){var r=typeof e.__u=="function";r&&e.__u(),r&&t==null||(e.__u=e(t))}else e.current=t}catch(i){y.__e(i,n)}}function qe(e,t,n){var r,i;if(y.unmount&&y.unmount(e),(r=e.ref)&&(r.current&&r.current!==e.__e||xe(r,null,t)),(r=e.__c)!=null){if(r.componentWillUnmount)try{r.componentWillUnmount()}catch(o){y.__e(o,t)}r.base=r.__P=null}if(r=e.__k)for(i=0;i<r.length;i++)r[i]&&qe(r[i],t,n||typeof e.type!="function");n||ye(e.__e),e.__c=e.__=e.__e=void 0}function It(e,t,n){return this.constructor(e,n)}function we(e,t,n){var r,i,o,a;t==document&&(t=document.documentElement),y.__&&y.__(e,t),i=(r=typeof n=="function")?null:n&&n.__k||t.__k,o=[],a=[],ke(t,e=(!r&&n||t).__k=ue(pe,null,[e]),i||te,te,t.namespaceURI,!r&&n?[n]:i?null:t.firstChild?ce.call(t.childNodes):null,o,!r&&n?n:i?i.__e:t.firstChild,r,a),We(o,e,a)}ce=He.slice,y={__e:function(e,t,n,r){for(var i,o,a;t=t.__;)if((i=t.__c)&&!i.__)try{if((o=i.constructor)&&o.getDerivedStateFromError!=null&&(i.setState(o.getDerivedStateFromError(e)),a=i.__d),i.componentDidCatch!=null&&(i.componentDidCatch(e,r||{}),a=i.__d),a)return i.__E=i}catch(d){e=d}throw e}},Re=0,kt=function(e){return e!=null&&e.constructor==null},ee.prototype.setState=function(e,t){var n;n=this.__s!=null&&this.__s!==this.state?this.__s:this.__s=F({},this.state),typeof e=="function"&&(e=e(F({},n),this.props)),e&&F(n,e),e!=null&&this.__v&&(t&&this._sb.push(t),Te(this))},ee.prototype.forceUpdate=function(e){this.__v&&(this.__e=!0,e&&this.__h.push(e),Te(this))},ee.prototype.render=pe,J=[],Le=typeof Promise=="function"?Promise.prototype.then.bind(Promise.resolve()):setTimeout,Oe=function(e,t){return e.__v.__b-t.__v.__b},le.__r=0,Fe=/(PointerCapture)$|Capture$/i,ge=0,be=Ue(!1),ve=Ue(!0),xt=0;var ne,C,Ce,Je,_e=0,tt=[],S=y,Ke=S.__b,Ge=S.__r,Ze=S.diffed,Qe=S.__c,Xe=S.unmount,Ye=S.__;function Ee(e,t){S.__h&&S.__h(C,e,_e||t),_e=0;var n=C.__H||(C.__H={__:[],__h:[]});return e>=n.__.length&&n.__.push({}),n.__[e]}function b(e){return _e=1,Nt(ot,e)}function Nt(e,t,n){var r=Ee(ne++,2);if(r.t=e,!r.__c&&(r.__=[n?n(t):ot(void 0,t),function(d){var l=r.__N?r.__N[0]:r.__[0],u=r.t(l,d);l!==u&&(r.__N=[u,r.__[1]],r.__c.setState({}))}],r.__c=C,!C.__f)){var i=function(d,l,u){if(!r.__c.__H)return!0;var _=r.__c.__H.__.filter(function(m){return!!m.__c});if(_.every(function(m){return!m.__N}))return!o||o.call(this,d,l,u);var s=r.__c.props!==d;return _.forEach(function(m){if(m.__N){var p=m.__[0];m.__=m.__N,m.__N=void 0,p!==m.__[0]&&(s=!0)}}),o&&o.call(this,d,l,u)||s};C.__f=!0;var o=C.shouldComponentUpdate,a=C.componentWillUpdate;C.componentWillUpdate=function(d,l,u){if(this.__e){var _=o;o=void 0,i(d,l,u),o=_}a&&a.call(this,d,l,u)},C.shouldComponentUpdate=i}return r.__N||r.__}function I(e,t){var n=Ee(ne++,3);!S.__s&&nt(n.__H,t)&&(n.__=e,n.u=t,C.__H.__h.push(n))}function H(e){return _e=5,Pt(function(){return{current:e}},[])}function Pt(e,t){var n=Ee(ne++,7);return nt(n.__H,t)&&(n.__=e(),n.__H=t,n.__h=e),n.__}function Dt(){for(var e;e=tt.shift();)if(e.__P&&e.__H)try{e.__H.__h.forEach(fe),e.__H.__h.forEach(Se),e.__H.__h=[]}catch(t){e.__H.__h=[],S.__e(t,e.__v)}}S.__b=function(e){C=null,Ke&&Ke(e)},S.__=function(e,t){e&&t.__k&&t.__k.__m&&(e.__m=t.__k.__m),Ye&&Ye(e,t)},S.__r=function(e){Ge&&Ge(e),ne=0;var t=(C=e.__c).__H;t&&(Ce===C?(t.__h=[],C.__h=[],t.__.forEach(function(n){n.__N&&(n.__=n.__N),n.u=n.__N=void 0})):(t.__h.forEach(fe),t.__h.forEach(Se),t.__h=[],ne=0)),Ce=C},S.diffed=function(e){Ze&&Ze(e);var t=e.__c;t&&t.__H&&(t.__H.__h.length&&(tt.push(t)!==1&&Je===S.requestAnimationFrame||((Je=S.requestAnimationFrame)||At)(Dt)),t.__H.__.forEach(function(n){n.u&&(n.__H=n.u),n.u=void 0})),Ce=C=null},S.__c=function(e,t){t.some(function(n){try{n.__h.forEach(fe),n.__h=n.__h.filter(function(r){return!r.__||Se(r)})}catch(r){t.some(function(i){i.__h&&(i.__h=[])}),t=[],S.__e(r,n.__v)}}),Qe&&Qe(e,t)},S.unmount=function(e){Xe&&Xe(e);var t,n=e.__c;n&&n.__H&&(n.__H.__.forEach(function(r){try{fe(r)}catch(i){t=i}}),n.__H=void 0,t&&S.__e(t,n.__v))};var et=typeof requestAnimationFrame=="function";function At(e){var t,n=function(){clearTimeout(r),et&&cancelAnimationFrame(t),setTimeout(e)},r=setTimeout(n,100);et&&(t=requestAnimationFrame(n))}function fe(e){var t=C,n=e.__c;typeof n=="function"&&(e.__c=void 0,n()),C=t}function Se(e){var t=C;e.__c=e.__(),C=t}function nt(e,t){return!e||e.length!==t.length||t.some(function(n,r){return n!==e[r]})}function ot(e,t){return typeof t=="function"?t(e):t}var Ie="audiences.console.token",B={get:()=>sessionStorage.getItem(Ie)||"",set:e=>sessionStorage.setItem(Ie,e),clear:()=>sessionStorage.removeItem(Ie)};function rt(e){let t=0;for(let n of e)if(t+=1,n<"!"||n>"~"){let r=n.codePointAt(0).toString(16).toUpperCase().padStart(4,"0"),i=n===" "?"a space":`U+${r}`;return`This is not a valid token: character ${t} is ${i}, which no token holds (a token is letters, digits and ASCII punctuation). Copy the token again.`}return""}var Z=class extends Error{constructor(t,n){super(n.message||`HTTP ${t}`),this.status=t,this.error=n}describe(){let{reason:t="",message:n=this.message}=this.error;return this.status===403?`Refused by the server (403 ${t}): ${n}`:this.status===401?`Not signed in (401 ${t}): ${n}`:`${n} (${t?`${this.status} ${t}`:this.status})`}},it=()=>{};function at(e){it=e}async function me(e,t,n){let r={Accept:"application/json"},i=B.get();i&&(r.Authorization=`Bearer ${i}`),n!==void 0&&(r["Content-Type"]="application/json");let o;try{o=await fetch(`/console/api${t}`,{method:e,headers:r,body:n===void 0?void 0:JSON.stringify(n),credentials:"omit",cache:"no-store"})}catch(l){throw new Z(0,{reason:"UNREACHABLE",message:`the server could not be reached: ${l.message}`})}let a=await o.text(),d={};try{d=a?JSON.parse(a):{}}catch{d={error:{message:a}}}if(!o.ok){let l=new Z(o.status,d.error||{});throw o.status===401&&it(l),l}return d}var N=e=>me("GET",e),K=(e,t)=>me("POST",e,t??{}),oe=(e,t)=>me("PATCH",e,t),st=e=>me("DELETE",e),Q=e=>{let t=new URLSearchParams;for(let[r,i]of Object.entries(e))i!==""&&i!=null&&t.set(r,i);let n=t.toString();return n?`?${n}`:""};var ct=function(e,t,n,r){var i;t[0]=0;for(var o=1;o<t.length;o++){var a=t[o++],d=t[o]?(t[0]|=a?1:2,n[t[o++]]):t[++o];a===3?r[0]=d:a===4?r[1]=Object.assign(r[1]||{},d):a===5?(r[1]=r[1]||{})[t[++o]]=d:a===6?r[1][t[++o]]+=d+"":a?(i=e.apply(d,ct(e,d,n,["",null])),r.push(i),d[0]?t[0]|=2:(t[o-2]=0,t[o]=i)):r.push(d)}return r},lt=new Map;function dt(e){var t=lt.get(this);return t||(t=new Map,lt.set(this,t)),(t=ct(this,t.get(e)||(t.set(e,t=function(n){for(var r,i,o=1,a="",d="",l=[0],u=function(m){o===1&&(m||(a=a.replace(/^\s*\n\s*|\s*\n\s*$/g,"")))?l.push(0,m,a):o===3&&(m||a)?(l.push(3,m,a),o=2):o===2&&a==="..."&&m?l.push(4,m,0):o===2&&a&&!m?l.push(5,0,!0,a):o>=5&&((a||!m&&o===5)&&(l.push(o,0,a,i),o=6),m&&(l.push(o,m,0,i),o=6)),a=""},_=0;_<n.length;_++){_&&(o===1&&u(),u(_));for(var s=0;s<n[_].length;s++)r=n[_][s],o===1?r==="<"?(u(),l=[l],o=3):a+=r:o===4?a==="--"&&r===">"?(o=1,a=""):a=r+a[0]:d?r===d?d="":a+=r:r==='"'||r==="'"?d=r:r===">"?(u(),o=1):o&&(r==="="?(o=5,i=a,a=""):r==="/"&&(o<5||n[_][s+1]===">")?(u(),o===3&&(l=l[0]),o=l,(l=l[0]).push(2,0,o),o=0):r===" "||r==="	"||r===`
+`||r==="\r"?(u(),o=2):a+=r),o===3&&a==="!--"&&(o=4,l=l[0])}return u(),l}(e)),t),arguments,[])).length>1?t:t[0]}var c=dt.bind(ue);var P=e=>e===void 0?"":JSON.stringify(e);function x(e){return e?e.replace("T"," ").replace(/\.\d+Z$/," UTC"):"—"}function he(e){return e==null?"—":e<1e3?`${e} ms`:e<12e4?`${(e/1e3).toFixed(1)} s`:e<72e5?`${Math.round(e/6e4)} min`:`${(e/36e5).toFixed(1)} h`}var z=e=>e instanceof Z?e.describe():String(e);function X({notice:e}){if(!e)return null;let t=e.kind==="error";return c`<p class=${`notice ${t?"error":"ok"}`} role=${t?"alert":"status"}>${e.text}</p>`}function A(e,t,n=0){let[r,i]=b({data:null,error:null,loading:!0,deps:null}),o=H(0),a=JSON.stringify(t),d=async()=>{let u=++o.current;try{let _=await e();u===o.current&&i({data:_,error:null,loading:!1,deps:a})}catch(_){u===o.current&&i(s=>({data:s.deps===a?s.data:null,error:_,loading:!1,deps:a}))}};I(()=>{i(u=>({...u,loading:!0})),d()},t),I(()=>{if(!n)return;let u=setInterval(()=>{document.hidden||d()},n);return()=>clearInterval(u)},[...t,n]);let l=r.deps===a;return{data:l?r.data:null,error:l?r.error:null,loading:!l||r.loading,reload:d}}function Ne(e,t,n){I(()=>{let r=setTimeout(e,n);return()=>clearTimeout(r)},t)}function D({error:e}){return e?c`<p class="notice error" role="alert">${z(e)}</p>`:null}function $e({points:e,label:t,width:n=320,height:r=90}){if(!e||!e.length)return c`<p class="muted">No size history yet.</p>`;let i={left:34,right:6,top:8,bottom:18},o=e.map(h=>h.size),a=Math.max(1,...o),d=Math.min(0,...o),l=n-i.left-i.right,u=r-i.top-i.bottom,_=h=>i.left+(e.length===1?l:h*l/(e.length-1)),s=h=>i.top+u-(h-d)/(a-d||1)*u,m=e.map((h,v)=>`${_(v).toFixed(1)},${s(h.size).toFixed(1)}`).join(" "),p=e[0].start.slice(5,16).replace("T"," "),f=e[e.length-1].start.slice(5,16).replace("T"," "),g=e[e.length-1].size;return c`
+    <svg class="chart" viewBox=${`0 0 ${n} ${r}`} role="img" aria-label=${`${t}: size ${g} now, from ${p} to ${f}`}>
       <title>${t}</title>
-      <line x1=${i.left} y1=${i.top+u} x2=${i.left+s} y2=${i.top+u} class="axis" />
+      <line x1=${i.left} y1=${i.top+u} x2=${i.left+l} y2=${i.top+u} class="axis" />
       <line x1=${i.left} y1=${i.top} x2=${i.left} y2=${i.top+u} class="axis" />
       <text x=${i.left-4} y=${i.top+8} class="tick" text-anchor="end">${a}</text>
-      <text x=${i.left-4} y=${i.top+u} class="tick" text-anchor="end">${c}</text>
+      <text x=${i.left-4} y=${i.top+u} class="tick" text-anchor="end">${d}</text>
       <text x=${i.left} y=${r-4} class="tick">${p}</text>
-      <text x=${i.left+s} y=${r-4} class="tick" text-anchor="end">${m}</text>
-      <polyline points=${_} class="series" />
-      ${e.map((h,v)=>d`<circle cx=${f(v)} cy=${l(h.size)} r="2" class="dot"><title>${`${h.start}: ${h.size} (+${h.entered} −${h.exited})`}</title></circle>`)}
-    </svg>`}var Ee=e=>`/computations/${encodeURIComponent(e.collection)}/${encodeURIComponent(e.key)}`;function It({c:e}){let{done:t,total:n}=e.backfill;return e.status!=="BACKFILLING"?d`<span class="muted">${n?`${t} / ${n}`:"—"}</span>`:d`<progress max=${n||1} value=${t} aria-label=${`${e.key} backfill`}>${t} / ${n}</progress>
-    <span> ${t} / ${n}</span>`}function Nt({c:e,onChanged:t,setNotice:n}){let[r,i]=b(!1),o=async(s,u,f)=>{try{await f(),n({kind:"ok",text:`${e.key}: ${u}.`})}catch(l){n({kind:"error",text:`${e.key}: could not ${s}. ${U(l)}`})}i(!1),t()},a=()=>e.enabled?o("disable","disabled",()=>te(Ee(e),{enabled:!1})):o("enable","enabled",()=>te(Ee(e),{enabled:!0})),c=()=>o("delete","deleted",()=>ot(Ee(e)));return d`
+      <text x=${i.left+l} y=${r-4} class="tick" text-anchor="end">${f}</text>
+      <polyline points=${m} class="series" />
+      ${e.map((h,v)=>c`<circle cx=${_(v)} cy=${s(h.size)} r="2" class="dot"><title>${`${h.start}: ${h.size} (+${h.entered} −${h.exited})`}</title></circle>`)}
+    </svg>`}var Pe=e=>`/computations/${encodeURIComponent(e.collection)}/${encodeURIComponent(e.key)}`;function Tt({c:e}){let{done:t,total:n}=e.backfill;return e.status!=="BACKFILLING"?c`<span class="muted">${n?`${t} / ${n}`:"—"}</span>`:c`<progress max=${n||1} value=${t} aria-label=${`${e.key} backfill`}>${t} / ${n}</progress>
+    <span> ${t} / ${n}</span>`}function zt({c:e,onChanged:t,setNotice:n}){let[r,i]=b(!1),o=async(l,u,_)=>{try{await _(),n({kind:"ok",text:`${e.key}: ${u}.`})}catch(s){n({kind:"error",text:`${e.key}: could not ${l}. ${z(s)}`})}i(!1),t()},a=()=>e.enabled?o("disable","disabled",()=>oe(Pe(e),{enabled:!1})):o("enable","enabled",()=>oe(Pe(e),{enabled:!0})),d=()=>o("delete","deleted",()=>st(Pe(e)));return c`
     <tr data-key=${e.key}>
       <th scope="row"><a href=${`#/builder/${e.collection}/${encodeURIComponent(e.key)}`}>${e.name}</a>
         <div class="muted mono">${e.key}</div></th>
       <td>${e.kind==="audience"?"audience":"computed trait"}<div class="muted">${e.collection}</div></td>
       <td><span class=${`status s-${e.status.toLowerCase()}`}>${e.status}</span>
-        ${e.error&&d`<div class="error-text">${e.error}</div>`}</td>
+        ${e.error&&c`<div class="error-text">${e.error}</div>`}</td>
       <td class="num size">${e.size}</td>
-      <td><${It} c=${e} /></td>
-      <td>${k(e.last_computed)}</td>
-      <td class="chart-cell"><${_e} points=${e.sizes} label=${`${e.key} size, last 48 hours`} /></td>
+      <td><${Tt} c=${e} /></td>
+      <td>${x(e.last_computed)}</td>
+      <td class="chart-cell"><${$e} points=${e.sizes} label=${`${e.key} size, last 48 hours`} /></td>
       <td class="actions">
         <button type="button" onClick=${a}>${e.enabled?"Disable":"Enable"}<span class="sr"> ${e.key}</span></button>
-        ${r?d`<button type="button" class="danger" onClick=${c}>Confirm delete<span class="sr"> ${e.key}</span></button>
-                 <button type="button" onClick=${()=>i(!1)}>Keep</button>`:d`<button type="button" onClick=${()=>i(!0)}>Delete<span class="sr"> ${e.key}</span></button>`}
+        ${r?c`<button type="button" class="danger" onClick=${d}>Confirm delete<span class="sr"> ${e.key}</span></button>
+                 <button type="button" onClick=${()=>i(!1)}>Keep</button>`:c`<button type="button" onClick=${()=>i(!0)}>Delete<span class="sr"> ${e.key}</span></button>`}
       </td>
-    </tr>`}function st(){let[e,t]=b(null),{data:n,error:r,reload:i}=z(()=>I("/computations?sizes=hourly"),[],2e3),o=n?n.computations:[];return d`
+    </tr>`}function ut(){let[e,t]=b(null),{data:n,error:r,reload:i}=A(()=>N("/computations?sizes=hourly"),[],2e3),o=n?n.computations:[];return c`
     <section aria-labelledby="list-title">
       <div class="title-row">
         <h1 id="list-title">Audiences and computed traits</h1>
         <a class="button" href="#/builder/new">New definition</a>
       </div>
-      ${n&&d`<p class="muted">Evaluator clock: ${k(n.clock.now)}${n.clock.manual?" (manual)":""}</p>`}
-      <${G} notice=${e} />
+      ${n&&c`<p class="muted">Evaluator clock: ${x(n.clock.now)}${n.clock.manual?" (manual)":""}</p>`}
+      <${X} notice=${e} />
       <${D} error=${r} />
-      ${n&&!o.length&&d`<p>No definitions yet. <a href="#/builder/new">Write the first one</a>.</p>`}
-      ${o.length>0&&d`
+      ${n&&!o.length&&c`<p>No definitions yet. <a href="#/builder/new">Write the first one</a>.</p>`}
+      ${o.length>0&&c`
         <div class="table-wrap">
           <table class="computations">
             <caption class="sr">Each definition's status, size, backfill and size over time</caption>
             <thead><tr><th scope="col">Name</th><th scope="col">Kind</th><th scope="col">Status</th>
               <th scope="col">Size</th><th scope="col">Backfill</th><th scope="col">Last computed</th>
               <th scope="col">Size, 48 h</th><th scope="col">Actions</th></tr></thead>
-            <tbody>${o.map(a=>d`<${Nt} key=${a.id} c=${a} onChanged=${i} setNotice=${t} />`)}</tbody>
+            <tbody>${o.map(a=>c`<${zt} key=${a.id} c=${a} onChanged=${i} setNotice=${t} />`)}</tbody>
           </table>
         </div>`}
-    </section>`}var Pt="event('Order Completed').within(30 days).count() >= 1",ne={include_anonymous_users:!1,include_historical_data:!0,backfill_days:0},Dt=["name","description","definition"],zt=e=>({kind:e.kind,collection:e.collection,key:e.key,name:e.name,description:e.description,definition:e.definition,options:{...ne,...e.options},enabled:e.enabled});function At(e,t){let n={};for(let o of Dt)e[o]!==t[o]&&(n[o]=e[o]);let r={...ne,...t.options},i=Object.fromEntries(Object.entries(e.options).filter(([o,a])=>a!==r[o]));return Object.keys(i).length&&(n.options=i),n}var Ut=(e,t)=>e.definition===t.definition&&JSON.stringify({...ne,...e.options})===JSON.stringify({...ne,...t.options});function Tt({summary:e}){if(!e)return null;let t=[["Events",e.events],["Properties",e.properties],["Context",e.context_paths],["Traits",e.traits]],n=e.lookback_unbounded?"all history":e.lookback_ms?fe(e.lookback_ms):"none";return d`
+    </section>`}var Ut="event('Order Completed').within(30 days).count() >= 1",re={include_anonymous_users:!1,include_historical_data:!0,backfill_days:0},Rt=["name","description","definition"],Lt=e=>({kind:e.kind,collection:e.collection,key:e.key,name:e.name,description:e.description,definition:e.definition,options:{...re,...e.options},enabled:e.enabled});function Ot(e,t){let n={};for(let o of Rt)e[o]!==t[o]&&(n[o]=e[o]);let r={...re,...t.options},i=Object.fromEntries(Object.entries(e.options).filter(([o,a])=>a!==r[o]));return Object.keys(i).length&&(n.options=i),n}var Ft=(e,t)=>e.definition===t.definition&&JSON.stringify({...re,...e.options})===JSON.stringify({...re,...t.options});function Ht({summary:e}){if(!e)return null;let t=[["Events",e.events],["Properties",e.properties],["Context",e.context_paths],["Traits",e.traits]],n=e.lookback_unbounded?"all history":e.lookback_ms?he(e.lookback_ms):"none";return c`
     <dl class="summary" aria-label="Dependency summary">
-      ${t.map(([r,i])=>d`<dt>${r}</dt><dd>${i.length?i.join(", "):"—"}</dd>`)}
+      ${t.map(([r,i])=>c`<dt>${r}</dt><dd>${i.length?i.join(", "):"—"}</dd>`)}
       <dt>Looks back</dt><dd>${n}</dd>
-    </dl>`}function Rt({problem:e}){let[t]=e.message.split("; did you mean");return d`
+    </dl>`}function Mt({problem:e}){let[t]=e.message.split("; did you mean");return c`
     <div class="problem" role="alert" aria-live="assertive">
       <p><b>${e.reason}</b>${e.line?` at line ${e.line}, column ${e.column}`:""}: ${t}</p>
-      ${e.caret_display&&d`<pre class="caret" aria-label="Where the error is">${e.caret_display}</pre>`}
-      ${e.hint&&d`<p class="hint">Hint: ${e.hint}</p>`}
-    </div>`}var Lt=e=>e?e.identifiers[0]||e.id:"(gone)";function lt({items:e,value:t=!0}){return e.length?d`<ul class="samples">${e.map(n=>d`
-    <li><a href=${`#/profiles/${n.profile?.collection||"users"}/${encodeURIComponent(n.profile?.id||"")}`}>${Lt(n.profile)}</a>
-      ${t&&n.value!==!0&&d` <span class="mono">${N(n.value)}</span>`}
-      ${"old"in n&&d` <span class="mono muted">${N(n.old)} → ${N(n.new)}</span>`}</li>`)}</ul>`:d`<p class="muted">No sample.</p>`}function Ot({diff:e}){return d`
+      ${e.caret_display&&c`<pre class="caret" aria-label="Where the error is">${e.caret_display}</pre>`}
+      ${e.hint&&c`<p class="hint">Hint: ${e.hint}</p>`}
+    </div>`}var jt=e=>e?e.identifiers[0]||e.id:"(gone)";function pt({items:e,value:t=!0}){return e.length?c`<ul class="samples">${e.map(n=>c`
+    <li><a href=${`#/profiles/${n.profile?.collection||"users"}/${encodeURIComponent(n.profile?.id||"")}`}>${jt(n.profile)}</a>
+      ${t&&n.value!==!0&&c` <span class="mono">${P(n.value)}</span>`}
+      ${"old"in n&&c` <span class="mono muted">${P(n.old)} → ${P(n.new)}</span>`}</li>`)}</ul>`:c`<p class="muted">No sample.</p>`}function Bt({diff:e}){return c`
     <section class="diff" aria-labelledby="diff-title">
       <h3 id="diff-title">If saved, against ${e.compare_key} as stored</h3>
       <div class="columns">
-        ${["entering","exiting","staying"].map(t=>d`
+        ${["entering","exiting","staying"].map(t=>c`
           <div class=${`outcome ${t}`} data-outcome=${t}>
             <h4>${t[0].toUpperCase()+t.slice(1)}: <span class="count">${e[t]}</span></h4>
-            <${lt} items=${e.samples[t]||[]} value=${!1} />
+            <${pt} items=${e.samples[t]||[]} value=${!1} />
           </div>`)}
       </div>
-      ${e.changed>0&&d`<p>${e.changed} staying profiles would change value.</p>`}
-    </section>`}function Ft({target:e,version:t,onRolledBack:n,setNotice:r}){let{data:i,error:o}=z(()=>I(`${e}/versions`),[e,t]),a=i&&i.versions.find(s=>s.current),c=async s=>{try{let{computation:u,changed:f}=await B(`${e}/rollback`,{version:s});r({kind:"ok",text:f.length?`Rolled back to version ${s}: saved as version ${u.version}; it is ${u.status}.`:`Version ${s} has the current text and options: nothing changed (still version ${u.version}, ${u.status}).`}),n()}catch(u){r({kind:"error",text:`Rollback failed. ${U(u)}`})}};return d`
+      ${e.changed>0&&c`<p>${e.changed} staying profiles would change value.</p>`}
+    </section>`}function Wt({target:e,version:t,onRolledBack:n,setNotice:r}){let{data:i,error:o}=A(()=>N(`${e}/versions`),[e,t]),a=i&&i.versions.find(l=>l.current),d=async l=>{try{let{computation:u,changed:_}=await K(`${e}/rollback`,{version:l});r({kind:"ok",text:_.length?`Rolled back to version ${l}: saved as version ${u.version}; it is ${u.status}.`:`Version ${l} has the current text and options: nothing changed (still version ${u.version}, ${u.status}).`}),n()}catch(u){r({kind:"error",text:`Rollback failed. ${z(u)}`})}};return c`
     <section aria-labelledby="versions-title">
       <h2 id="versions-title">Versions</h2>
       <${D} error=${o} />
-      ${i&&d`<div class="table-wrap"><table>
+      ${i&&c`<div class="table-wrap"><table>
         <thead><tr><th scope="col">Version</th><th scope="col">Saved</th><th scope="col">By</th>
           <th scope="col">Size after backfill</th><th scope="col">Definition</th><th scope="col"></th></tr></thead>
-        <tbody>${i.versions.map(s=>d`<tr>
-          <th scope="row">${s.version}${s.current?" (current)":""}</th><td>${k(s.created)}</td><td>${s.actor||"—"}</td>
-          <td class="num">${s.size_after_backfill??"—"}</td><td><code>${s.definition}</code></td>
-          <td>${s.current?"":a&&Ut(s,a)?d`<span class="muted">Same as current</span>`:d`<button type="button" onClick=${()=>c(s.version)}>Roll back to version ${s.version}</button>`}</td>
+        <tbody>${i.versions.map(l=>c`<tr>
+          <th scope="row">${l.version}${l.current?" (current)":""}</th><td>${x(l.created)}</td><td>${l.actor||"—"}</td>
+          <td class="num">${l.size_after_backfill??"—"}</td><td><code>${l.definition}</code></td>
+          <td>${l.current?"":a&&Ft(l,a)?c`<span class="muted">Same as current</span>`:c`<button type="button" onClick=${()=>d(l.version)}>Roll back to version ${l.version}</button>`}</td>
         </tr>`)}</tbody></table></div>`}
-    </section>`}function Ht({target:e,version:t}){let[n,r]=b("hourly"),{data:i,error:o}=z(()=>I(`${e}/sizes?interval=${n}`),[e,n,t]),a=i?i.points.reduce((c,s)=>c+s.entered+s.exited,0):0;return d`
+    </section>`}function Vt({target:e,version:t}){let[n,r]=b("hourly"),{data:i,error:o}=A(()=>N(`${e}/sizes?interval=${n}`),[e,n,t]),a=i?i.points.reduce((d,l)=>d+l.entered+l.exited,0):0;return c`
     <section aria-labelledby="sizes-title">
       <h2 id="sizes-title">Size over time</h2>
       <label for="size-interval">Interval</label>
-      <select id="size-interval" value=${n} onChange=${c=>r(c.target.value)}>
+      <select id="size-interval" value=${n} onChange=${d=>r(d.target.value)}>
         <option value="hourly">Hourly, last 48 hours</option><option value="daily">Daily, last 30 days</option></select>
       <${D} error=${o} />
-      ${i&&d`<p>Size now <b>${i.size}</b>; ${a} entries and exits in the range shown.</p>
-        <${_e} points=${i.points} label=${`${i.key} size, ${n}`} width=${640} height=${160} />`}
-    </section>`}function ct({args:e}){let t=e.length===2,[n,r]=t?e:["users",""],i=`/computations/${encodeURIComponent(n)}/${encodeURIComponent(r)}`,[o,a]=b({kind:"audience",collection:"users",key:"",name:"",description:"",definition:t?"":Pt,options:ne,enabled:!0}),[c,s]=b(null),[u,f]=b(""),[l,_]=b(null),[p,m]=b(null),[P,h]=b(!1),[v,$]=b(null),[F,T]=b(null),A=S=>g=>a({...o,[S]:g.target.type==="checkbox"?g.target.checked:g.target.value}),R=S=>g=>a({...o,options:{...o.options,[S]:g.target.type==="checkbox"?g.target.checked:parseInt(g.target.value,10)||0}}),W=async(S=null)=>{try{let{computation:g,etag:x}=await I(i);s(g),f(x);let X=zt(g);a(S?{...X,...S,options:{...X.options,...S.options||{}}}:X)}catch(g){T(g)}};E(()=>{m(null),_(null),$(null),t&&W()},[i]),Se(async()=>{if(!o.definition.trim()){_(null);return}try{_(await B("/validate",{kind:o.kind,collection:o.collection,key:o.key,definition:o.definition}))}catch(S){_({valid:!1,failure:S})}},[o.definition,o.kind,o.collection,o.key],300);let H=async()=>{h(!0);try{m(await B("/preview",{kind:o.kind,collection:o.collection,definition:o.definition,options:o.options,sample_size:10,compare_key:t?r:""}))}catch(S){m({failure:S})}h(!1)};Se(()=>{l&&l.valid&&H()},[l,JSON.stringify(o.options)],400);let M=async S=>{S.preventDefault();let g=t&&c?At(o,c):{};try{if(t){if(!Object.keys(g).length){$({kind:"ok",text:"Nothing changed: not saved."});return}let{computation:x,etag:X}=await te(i,{...g,etag:u});s(x),f(X),$({kind:"ok",text:`Saved ${x.key} as version ${x.version}; it is ${x.status}.`})}else{let{computation:x}=await B("/computations",{kind:o.kind,collection:o.collection,key:o.key,name:o.name,description:o.description,definition:o.definition,enabled:o.enabled,options:o.options});location.hash=`#/audiences/${encodeURIComponent(x.key)}`}}catch(x){if(x.status===409&&x.error.reason==="EDIT_CONFLICT"){await W(g),$({kind:"error",text:`Not saved: ${r} was saved by someone else since you loaded it. The saved definition has been loaded again with your edits kept in the form; check the diff, then save again.`});return}$({kind:"error",text:`Not saved. ${U(x)}`}),x.error&&x.error.definition&&_({valid:!1,error:x.error.definition})}};return d`
+      ${i&&c`<p>Size now <b>${i.size}</b>; ${a} entries and exits in the range shown.</p>
+        <${$e} points=${i.points} label=${`${i.key} size, ${n}`} width=${640} height=${160} />`}
+    </section>`}function ft({args:e}){let t=e.length===2,[n,r]=t?e:["users",""],i=`/computations/${encodeURIComponent(n)}/${encodeURIComponent(r)}`,[o,a]=b({kind:"audience",collection:"users",key:"",name:"",description:"",definition:t?"":Ut,options:re,enabled:!0}),[d,l]=b(null),[u,_]=b(""),[s,m]=b(null),[p,f]=b(null),[g,h]=b(!1),[v,$]=b(null),[W,U]=b(null),M=H(0),L=H(0),R=E=>k=>a({...o,[E]:k.target.type==="checkbox"?k.target.checked:k.target.value}),j=E=>k=>a({...o,options:{...o.options,[E]:k.target.type==="checkbox"?k.target.checked:parseInt(k.target.value,10)||0}}),O=async(E=null)=>{try{let{computation:k,etag:w}=await N(i);l(k),_(w);let q=Lt(k);a(E?{...q,...E,options:{...q.options,...E.options||{}}}:q)}catch(k){U(k)}};I(()=>{M.current+=1,L.current+=1,f(null),h(!1),m(null),$(null),t&&O()},[i]),Ne(async()=>{let E=++M.current;if(!o.definition.trim()){m(null);return}let k;try{k=await K("/validate",{kind:o.kind,collection:o.collection,key:o.key,definition:o.definition})}catch(w){k={valid:!1,failure:w}}E===M.current&&m(k)},[o.definition,o.kind,o.collection,o.key],300);let V=async(E=t)=>{let k=++L.current;h(!0);let w;try{w=await K("/preview",{kind:o.kind,collection:o.collection,definition:o.definition,options:o.options,sample_size:10,compare_key:E?r:""})}catch(q){w={failure:q}}k===L.current&&(f(w),h(!1))};Ne(()=>{s&&s.valid&&V()},[s,JSON.stringify(o.options)],400);let T=async E=>{E.preventDefault();let k=t&&d?Ot(o,d):{};try{if(t){if(!Object.keys(k).length){$({kind:"ok",text:"Nothing changed: not saved."});return}let{computation:w,etag:q}=await oe(i,{...k,etag:u});l(w),_(q),$({kind:"ok",text:`Saved ${w.key} as version ${w.version}; it is ${w.status}.`}),f(ie=>ie&&ie.diff?{...ie,diff:null}:ie),V(!1)}else{let{computation:w}=await K("/computations",{kind:o.kind,collection:o.collection,key:o.key,name:o.name,description:o.description,definition:o.definition,enabled:o.enabled,options:o.options});location.hash=`#/audiences/${encodeURIComponent(w.key)}`}}catch(w){if(w.status===409&&w.error.reason==="EDIT_CONFLICT"){await O(k),$({kind:"error",text:`Not saved: ${r} was saved by someone else since you loaded it. The saved definition has been loaded again with your edits kept in the form; check the diff, then save again.`});return}$({kind:"error",text:`Not saved. ${z(w)}`}),w.error&&w.error.definition&&m({valid:!1,error:w.error.definition})}};return c`
     <section aria-labelledby="builder-title">
       <h1 id="builder-title">${t?`Edit ${r}`:"New audience or computed trait"}</h1>
-      <${D} error=${F} />
-      <form class="builder" onSubmit=${M}>
+      <${D} error=${W} />
+      <form class="builder" onSubmit=${T}>
         <div class="fields">
           <label for="f-kind">Kind</label>
-          <select id="f-kind" value=${o.kind} onChange=${A("kind")} disabled=${t}>
+          <select id="f-kind" value=${o.kind} onChange=${R("kind")} disabled=${t}>
             <option value="audience">Audience</option><option value="computed_trait">Computed trait</option></select>
           <label for="f-collection">Collection</label>
-          <select id="f-collection" value=${o.collection} onChange=${A("collection")} disabled=${t}>
+          <select id="f-collection" value=${o.collection} onChange=${R("collection")} disabled=${t}>
             <option value="users">Users</option><option value="accounts">Accounts</option></select>
           <label for="f-key">Key</label>
-          <input id="f-key" value=${o.key} onInput=${A("key")} readOnly=${t} required pattern="[a-z][a-z0-9_]*"
+          <input id="f-key" value=${o.key} onInput=${R("key")} readOnly=${t} required pattern="[a-z][a-z0-9_]*"
                  aria-describedby="f-key-help" />
           <span id="f-key-help" class="help">snake_case: a–z, 0–9 and _, starting with a letter; fixed once saved.</span>
           <label for="f-name">Name</label>
-          <input id="f-name" value=${o.name} onInput=${A("name")} />
+          <input id="f-name" value=${o.name} onInput=${R("name")} />
           <label for="f-description">Description</label>
-          <input id="f-description" value=${o.description} onInput=${A("description")} />
+          <input id="f-description" value=${o.description} onInput=${R("description")} />
           <label class="check"><input type="checkbox" checked=${o.options.include_anonymous_users}
-            onChange=${R("include_anonymous_users")} /> Include anonymous users</label>
+            onChange=${j("include_anonymous_users")} /> Include anonymous users</label>
           <label class="check"><input type="checkbox" checked=${o.options.include_historical_data}
-            onChange=${R("include_historical_data")} /> Include historical data</label>
+            onChange=${j("include_historical_data")} /> Include historical data</label>
           <label for="f-backfill-days">Backfill days</label>
           <input id="f-backfill-days" type="number" min="0" step="1" value=${o.options.backfill_days}
-                 onInput=${R("backfill_days")} aria-describedby="f-backfill-help" />
+                 onInput=${j("backfill_days")} aria-describedby="f-backfill-help" />
           <span id="f-backfill-help" class="help">With historical data: only events from this many days before creation on (0: all).</span>
-          ${!t&&d`<label class="check"><input type="checkbox" checked=${o.enabled} onChange=${A("enabled")} /> Enabled</label>`}
+          ${!t&&c`<label class="check"><input type="checkbox" checked=${o.enabled} onChange=${R("enabled")} /> Enabled</label>`}
         </div>
         <label for="f-definition">Definition</label>
         <textarea id="f-definition" class="mono" rows="6" spellcheck=${!1} value=${o.definition}
-                  onInput=${A("definition")} aria-describedby="validation"></textarea>
+                  onInput=${R("definition")} aria-describedby="validation"></textarea>
         <div id="validation" class="validation" aria-live="polite">
-          ${l&&l.valid&&d`<p class="valid">Valid.</p>`}
-          ${l&&l.error&&d`<${Rt} problem=${l.error} />`}
-          ${l&&l.failure&&d`<${D} error=${l.failure} />`}
-          ${l&&l.summary&&d`<h2>Reads</h2><${Tt} summary=${l.summary} />`}
+          ${s&&s.valid&&c`<p class="valid">Valid.</p>`}
+          ${s&&s.error&&c`<${Mt} problem=${s.error} />`}
+          ${s&&s.failure&&c`<${D} error=${s.failure} />`}
+          ${s&&s.summary&&c`<h2>Reads</h2><${Ht} summary=${s.summary} />`}
         </div>
         <div class="buttons">
-          <button type="button" onClick=${H} disabled=${P}>Preview</button>
+          <button type="button" onClick=${()=>V()} disabled=${g}>Preview</button>
           <button type="submit" class="primary">${t?"Save changes":"Save"}</button>
-          ${t&&d`<a href="#/builder/new">New definition</a>`}
+          ${t&&c`<a href="#/builder/new">New definition</a>`}
         </div>
-        <${G} notice=${v} />
+        <${X} notice=${v} />
       </form>
-      <section class="preview" aria-labelledby="preview-title" aria-live="polite" aria-busy=${P}>
+      <section class="preview" aria-labelledby="preview-title" aria-live="polite" aria-busy=${g}>
         <h2 id="preview-title">Preview</h2>
-        ${!p&&d`<p class="muted">A valid definition is previewed over every profile as it stands now.</p>`}
-        ${p&&p.failure&&d`<${D} error=${p.failure} />`}
-        ${p&&!p.failure&&d`
-          <p class="preview-count"><b class="count">${p.count}</b> ${o.kind==="audience"?"profiles match":"profiles have a value"} (evaluated ${k(p.evaluated)})</p>
-          <${lt} items=${p.samples} />
-          ${p.diff&&d`<${Ot} diff=${p.diff} />`}`}
+        ${!p&&c`<p class="muted">A valid definition is previewed over every profile as it stands now.</p>`}
+        ${p&&p.failure&&c`<${D} error=${p.failure} />`}
+        ${p&&!p.failure&&c`
+          <p class="preview-count"><b class="count">${p.count}</b> ${o.kind==="audience"?"profiles match":"profiles have a value"} (evaluated ${x(p.evaluated)})</p>
+          <${pt} items=${p.samples} />
+          ${p.diff&&c`<${Bt} diff=${p.diff} />`}`}
       </section>
-      ${t&&c&&d`<${Ht} target=${i} version=${c.version} />`}
-      ${t&&c&&d`<${Ft} target=${i} version=${c.version} onRolledBack=${W} setNotice=${$} />`}
-    </section>`}var Mt=50;function jt(e){return e.change.type==="changed"?d`changed <span class="mono">${N(e.change.old)} → ${N(e.change.new)}</span>`:e.change.type}function Bt({items:e}){return e.length?d`<div class="table-wrap"><table class="connections">
+      ${t&&d&&c`<${Vt} target=${i} version=${d.version} />`}
+      ${t&&d&&c`<${Wt} target=${i} version=${d.version} onRolledBack=${O} setNotice=${$} />`}
+    </section>`}var qt=50;function Jt(e){return e.change.type==="changed"?c`changed <span class="mono">${P(e.change.old)} → ${P(e.change.new)}</span>`:e.change.type}function _t(e){let[t,n]=e.split("#")[0].split(/\?(.*)/s);return n===void 0?t:`${t}?${n.split("&").filter(r=>r.includes("=")).map(r=>`${r.split("=")[0]}=…`).join("&")}`}function Kt(e){let t=e.config;return e.kind==="webhook"?_t(t.url||""):e.kind==="segment"?_t(t.base_url||""):e.kind==="csv"?t.directory:e.kind==="postgres"?`tables ${t.schema}.${t.table_prefix}<collection>_<key>`:e.kind==="grpc_feed"?"a change feed, read with ListChanges and WatchChanges":e.key}function Gt({items:e}){return e.length?c`<div class="table-wrap"><table class="connections">
     <thead><tr><th scope="col">Definition</th><th scope="col">Phase</th><th scope="col">Pending</th>
       <th scope="col">Delivered</th><th scope="col">Retrying</th><th scope="col">Dead</th><th scope="col">Lag</th>
       <th scope="col">Last delivery</th><th scope="col">Last failure</th></tr></thead>
-    <tbody>${e.map(t=>d`<tr>
+    <tbody>${e.map(t=>c`<tr>
       <th scope="row">${t.computation.key} <span class="muted">${t.computation.collection}</span></th>
       <td>${t.phase}</td><td class="num">${t.pending}</td><td class="num">${t.delivered}</td>
-      <td class="num">${t.retrying}</td><td class="num">${t.dead}</td><td>${fe(t.lag_ms)}</td>
-      <td>${k(t.last_delivery)}</td>
-      <td>${t.last_error?d`<span class="error-text">${t.last_error}</span> <span class="muted">${k(t.last_error_at)}</span>`:"—"}</td>
-    </tr>`)}</tbody></table></div>`:d`<p class="muted">Nothing connected.</p>`}function Wt({destination:e,onRedriven:t,setNotice:n}){let[r,i]=b({letters:[],next:""}),[o,a]=b(null),c=e.dead_letters.map(p=>p.id).join(",");E(()=>{i({letters:[],next:""})},[e.key,c]);let s=[...e.dead_letters,...r.letters],u=r.letters.length?r.next:e.dead_letters_next,f=e.dead_letters_total,l=async()=>{try{let p=await I(`/destinations/${encodeURIComponent(e.key)}/dead-letters${K({after:u,limit:Mt})}`);i({letters:[...r.letters,...p.dead_letters],next:p.next}),a(null)}catch(p){a(p)}},_=async p=>{try{let{redriven:m}=await B(`/destinations/${encodeURIComponent(e.key)}/redrive`,{ids:p});n({kind:"ok",text:`${e.key}: ${m} dead letter${m===1?"":"s"} put back in the queue.`})}catch(m){n({kind:"error",text:`${e.key}: redrive failed. ${U(m)}`})}t()};return d`
-    <h3>Dead letters (${f})</h3>
-    ${!s.length&&d`<p class="muted">None.</p>`}
-    ${s.length>0&&s.length<f&&d`<p class="muted">Showing the oldest ${s.length} of ${f}.</p>`}
-    ${s.length>0&&d`
-      <button type="button" onClick=${()=>_([])}>Redrive all<span class="sr"> of ${e.key}</span></button>
+      <td class="num">${t.retrying}</td><td class="num">${t.dead}</td><td>${he(t.lag_ms)}</td>
+      <td>${x(t.last_delivery)}</td>
+      <td>${t.last_error?c`<span class="error-text">${t.last_error}</span> <span class="muted">${x(t.last_error_at)}</span>`:"—"}</td>
+    </tr>`)}</tbody></table></div>`:c`<p class="muted">Nothing connected.</p>`}function Zt({destination:e,onRedriven:t,setNotice:n}){let[r,i]=b({letters:[],next:""}),[o,a]=b(null),d=e.dead_letters.map(f=>f.id).join(",");I(()=>{i({letters:[],next:""})},[e.key,d]);let l=[...e.dead_letters,...r.letters],u=r.letters.length?r.next:e.dead_letters_next,_=e.dead_letters_total,s=async()=>{try{let f=await N(`/destinations/${encodeURIComponent(e.key)}/dead-letters${Q({after:u,limit:qt})}`);i({letters:[...r.letters,...f.dead_letters],next:f.next}),a(null)}catch(f){a(f)}},m=f=>i(g=>({...g,letters:f.length?g.letters.filter(h=>!f.includes(h.id)):[]})),p=async f=>{try{let{redriven:g}=await K(`/destinations/${encodeURIComponent(e.key)}/redrive`,{ids:f});n({kind:"ok",text:`${e.key}: ${g} dead letter${g===1?"":"s"} put back in the queue.`}),m(f)}catch(g){n({kind:"error",text:`${e.key}: redrive failed. ${z(g)}`}),g.error&&g.error.reason==="DEAD_LETTER_NOT_FOUND"&&m(f)}t()};return c`
+    <h3>Dead letters (${_})</h3>
+    ${!l.length&&c`<p class="muted">None.</p>`}
+    ${l.length>0&&l.length<_&&c`<p class="muted">Showing the oldest ${l.length} of ${_}.</p>`}
+    ${l.length>0&&c`
+      <button type="button" onClick=${()=>p([])}>Redrive all<span class="sr"> of ${e.key}</span></button>
       <div class="table-wrap"><table class="dead-letters">
         <thead><tr><th scope="col">Id</th><th scope="col">Definition</th><th scope="col">Change</th><th scope="col">Profile</th>
           <th scope="col">Attempts</th><th scope="col">Last error</th><th scope="col">Parked</th><th scope="col"></th></tr></thead>
-        <tbody>${s.map(p=>d`<tr data-id=${p.id}>
-          <th scope="row" class="mono">${p.id}</th><td>${p.computation.key}</td><td class="change">${jt(p)}</td>
-          <td><a href=${`#/profiles/${p.computation.collection}/${encodeURIComponent(p.profile_id)}`}>${p.profile_id}</a></td>
-          <td class="num">${p.attempts}</td><td class="error-text">${p.last_error}</td><td>${k(p.dead_at)}</td>
-          <td><button type="button" onClick=${()=>_([p.id])}>Redrive<span class="sr"> ${p.id}</span></button></td>
+        <tbody>${l.map(f=>c`<tr data-id=${f.id}>
+          <th scope="row" class="mono">${f.id}</th><td>${f.computation.key}</td><td class="change">${Jt(f)}</td>
+          <td><a href=${`#/profiles/${f.computation.collection}/${encodeURIComponent(f.profile_id)}`}>${f.profile_id}</a></td>
+          <td class="num">${f.attempts}</td><td class="error-text">${f.last_error}</td><td>${x(f.dead_at)}</td>
+          <td><button type="button" onClick=${()=>p([f.id])}>Redrive<span class="sr"> ${f.id}</span></button></td>
         </tr>`)}</tbody></table></div>
-      ${u&&d`<button type="button" class="more" onClick=${l}>Show more<span class="sr"> dead letters of ${e.key}</span></button>`}
-      <${D} error=${o} />`}`}function dt(){let[e,t]=b(null),{data:n,error:r,reload:i}=z(()=>I("/destinations"),[],3e3),o=n?n.destinations:[];return d`
+      ${u&&c`<button type="button" class="more" onClick=${s}>Show more<span class="sr"> dead letters of ${e.key}</span></button>`}
+      <${D} error=${o} />`}`}function mt(){let[e,t]=b(null),{data:n,error:r,reload:i}=A(()=>N("/destinations"),[],3e3),o=n?n.destinations:[];return c`
     <section aria-labelledby="destinations-title">
       <div class="title-row">
         <h1 id="destinations-title">Destinations</h1>
         <button type="button" onClick=${i}>Refresh</button>
       </div>
-      <${G} notice=${e} />
+      <${X} notice=${e} />
       <${D} error=${r} />
-      ${n&&!o.length&&d`<p>No destinations. Create one with <code>audiences destinations create</code>.</p>`}
-      ${o.map(a=>d`
+      ${n&&!o.length&&c`<p>No destinations. Create one with <code>audiences destinations create</code>.</p>`}
+      ${o.map(a=>c`
         <article class="destination" data-key=${a.key} aria-labelledby=${`d-${a.key}`}>
           <h2 id=${`d-${a.key}`}>${a.name||a.key} <span class="muted">${a.kind}${a.enabled?"":" · disabled"}</span></h2>
-          <p class="muted mono">${a.config.url||a.config.table_prefix||a.key}</p>
+          <p class="muted mono address">${Kt(a)}</p>
           <h3>Connections</h3>
-          <${Bt} items=${a.connections} />
-          <${Wt} destination=${a} onRedriven=${i} setNotice=${t} />
+          <${Gt} items=${a.connections} />
+          <${Zt} destination=${a} onRedriven=${i} setNotice=${t} />
         </article>`)}
-    </section>`}function Vt({stream:e}){return d`
+    </section>`}function Qt({stream:e}){return c`
     <div class="stream">
       <p><b>${e.event}</b>: ${e.seen} seen, ${e.count} kept</p>
-      ${e.filters.length>0&&d`<ol class="filters">${e.filters.map(t=>d`
+      ${e.filters.length>0&&c`<ol class="filters">${e.filters.map(t=>c`
         <li><code>${t.filter}</code> leaves ${t.remaining}</li>`)}</ol>`}
-      ${e.events.length>0&&d`<div class="table-wrap"><table class="evidence">
+      ${e.events.length>0&&c`<div class="table-wrap"><table class="evidence">
         <thead><tr><th scope="col">Time</th><th scope="col">Message</th><th scope="col">Value</th><th scope="col">Read</th></tr></thead>
-        <tbody>${e.events.map(t=>d`<tr>
-          <td>${k(t.timestamp)}</td><td class="mono">${t.message_id}</td><td class="mono">${N(t.value)}</td>
-          <td class="mono">${Object.entries(t.read).map(([n,r])=>`${n} = ${N(r)}`).join("; ")}</td></tr>`)}
+        <tbody>${e.events.map(t=>c`<tr>
+          <td>${x(t.timestamp)}</td><td class="mono">${t.message_id}</td><td class="mono">${P(t.value)}</td>
+          <td class="mono">${Object.entries(t.read).map(([n,r])=>`${n} = ${P(r)}`).join("; ")}</td></tr>`)}
         </tbody></table></div>`}
-    </div>`}function Ie({node:e}){let t=e.value===!0?"holds":e.value===!1?"fails":"value";return d`
+    </div>`}function De({node:e}){let t=e.value===!0?"holds":e.value===!1?"fails":"value";return c`
     <li class=${`node ${t}`}>
       <span class="verdict">${e.value===!0?"✓":e.value===!1?"✗":"="}</span>
-      <code>${e.text}</code> <span class="mono value">${N(e.value)}</span>
-      ${e.trait&&d` <span class="muted">(${e.trait.class.replace("_"," ")} ${e.trait.key})</span>`}
-      ${e.stream&&d`<${Vt} stream=${e.stream} />`}
-      ${e.users&&d`<p class="muted">${e.users_satisfying} of ${e.users_total} linked users satisfy it</p>
-        <ul>${e.users.map(n=>d`<li>${n.profile?.identifiers[0]||n.profile?.id}: ${n.satisfied?"yes":"no"}
-          <ul class="tree"><${Ie} node=${n.node} /></ul></li>`)}</ul>`}
-      ${e.children.length>0&&d`<ul class="tree">${e.children.map(n=>d`<${Ie} node=${n} />`)}</ul>`}
-    </li>`}function ut({collection:e,definitionKey:t,address:n,onClose:r}){let i=q(null);E(()=>i.current?.focus(),[t,n]);let{data:o,error:a}=z(()=>I(`/explain/${encodeURIComponent(e)}/${encodeURIComponent(t)}${K({profile:n})}`),[e,t,n]);return d`
+      <code>${e.text}</code> <span class="mono value">${P(e.value)}</span>
+      ${e.trait&&c` <span class="muted">(${e.trait.class.replace("_"," ")} ${e.trait.key})</span>`}
+      ${e.stream&&c`<${Qt} stream=${e.stream} />`}
+      ${e.users&&c`<p class="muted">${e.users_satisfying} of ${e.users_total} linked users satisfy it</p>
+        <ul>${e.users.map(n=>c`<li>${n.profile?.identifiers[0]||n.profile?.id}: ${n.satisfied?"yes":"no"}
+          <ul class="tree"><${De} node=${n.node} /></ul></li>`)}</ul>`}
+      ${e.children.length>0&&c`<ul class="tree">${e.children.map(n=>c`<${De} node=${n} />`)}</ul>`}
+    </li>`}function ht({collection:e,definitionKey:t,address:n,onClose:r}){let i=H(null);I(()=>i.current?.focus(),[t,n]);let{data:o,error:a}=A(()=>N(`/explain/${encodeURIComponent(e)}/${encodeURIComponent(t)}${Q({profile:n})}`),[e,t,n]);return c`
     <section class="explain" aria-labelledby="explain-title" tabindex="-1" ref=${i}>
       <div class="title-row">
         <h2 id="explain-title">Why: ${t}</h2>
         <button type="button" onClick=${r}>Close</button>
       </div>
       <${D} error=${a} />
-      ${o&&d`
-        <p>Value <b class="mono">${N(o.value)}</b> at ${k(o.at)}; stored <span class="mono">${N(o.stored)}</span>
+      ${o&&c`
+        <p>Value <b class="mono">${P(o.value)}</b> at ${x(o.at)}; stored <span class="mono">${P(o.stored)}</span>
           ${o.pending?" (waiting for a tick)":""}${o.anonymous_excluded?"; anonymous users are left out":""}</p>
         <pre class="definition">${o.definition.text}</pre>
-        <ul class="tree root"><${Ie} node=${o.root} /></ul>
+        <ul class="tree root"><${De} node=${o.root} /></ul>
         <p class="next">${o.next_change.summary}</p>`}
-    </section>`}var pt=(e,t,n,r={})=>I(`/profiles/${e}/${n}${K({address:t,...r})}`);function Z({collection:e,address:t,name:n,params:r={},render:i,title:o}){let[a,c]=b([""]),s=a[a.length-1],u=JSON.stringify(r);E(()=>c([""]),[e,t,u]);let{data:f,error:l}=z(()=>pt(e,t,n,{...r,next:s}),[e,t,u,s]);return d`
+    </section>`}var $t=(e,t,n,r={})=>N(`/profiles/${e}/${n}${Q({address:t,...r})}`);function Y({collection:e,address:t,name:n,params:r={},render:i,title:o}){let[a,d]=b([""]),l=a[a.length-1],u=JSON.stringify(r);I(()=>d([""]),[e,t,u]);let{data:_,error:s}=A(()=>$t(e,t,n,{...r,next:l}),[e,t,u,l]);return c`
     <section class="part" aria-label=${o}>
-      <${D} error=${l} />
-      ${f&&(f.items.length?i(f.items):d`<p class="muted">None.</p>`)}
+      <${D} error=${s} />
+      ${_&&(_.items.length?i(_.items):c`<p class="muted">None.</p>`)}
       <div class="pager">
-        ${a.length>1&&d`<button type="button" onClick=${()=>c(a.slice(0,-1))}>Previous page</button>`}
-        ${f&&f.next&&d`<button type="button" onClick=${()=>c([...a,f.next])}>Next page</button>`}
+        ${a.length>1&&c`<button type="button" onClick=${()=>d(a.slice(0,-1))}>Previous page</button>`}
+        ${_&&_.next&&c`<button type="button" onClick=${()=>d([...a,_.next])}>Next page</button>`}
       </div>
-    </section>`}function qt({collection:e,address:t}){let[n,r]=b("");return d`
+    </section>`}function Xt({collection:e,address:t}){let[n,r]=b("");return c`
     <h2>Traits</h2>
     <label for="trait-class">Class</label>
     <select id="trait-class" value=${n} onChange=${i=>r(i.target.value)}>
       <option value="">All</option><option value="custom">Custom</option>
       <option value="computed_trait">Computed</option><option value="audience">Audience</option></select>
-    <${Z} collection=${e} address=${t} name="traits" params=${{class:n,limit:50}} title="Traits"
-      render=${i=>d`<div class="table-wrap"><table><thead><tr><th scope="col">Key</th><th scope="col">Value</th>
-        <th scope="col">Class</th><th scope="col">Updated</th></tr></thead><tbody>${i.map(o=>d`
-        <tr><th scope="row" class="mono">${o.key}</th><td class="mono">${N(o.value)}</td><td>${o.class.replace("_"," ")}</td>
-          <td>${k(o.updated)}</td></tr>`)}</tbody></table></div>`} />`}var Jt=e=>e?new Date(Date.parse(`${e}T00:00:00Z`)+864e5).toISOString().slice(0,10):"";function Kt({collection:e,address:t}){let[n,r]=b({include:"",exclude:"",start:"",end:"",sort:"desc"}),[i,o]=b(n),a=c=>s=>r({...n,[c]:s.target.value});return d`
+    <${Y} collection=${e} address=${t} name="traits" params=${{class:n,limit:50}} title="Traits"
+      render=${i=>c`<div class="table-wrap"><table><thead><tr><th scope="col">Key</th><th scope="col">Value</th>
+        <th scope="col">Class</th><th scope="col">Updated</th></tr></thead><tbody>${i.map(o=>c`
+        <tr><th scope="row" class="mono">${o.key}</th><td class="mono">${P(o.value)}</td><td>${o.class.replace("_"," ")}</td>
+          <td>${x(o.updated)}</td></tr>`)}</tbody></table></div>`} />`}var Yt=e=>e?new Date(Date.parse(`${e}T00:00:00Z`)+864e5).toISOString().slice(0,10):"";function en({collection:e,address:t}){let[n,r]=b({include:"",exclude:"",start:"",end:"",sort:"desc"}),[i,o]=b(n),a=d=>l=>r({...n,[d]:l.target.value});return c`
     <h2>Events</h2>
-    <form class="filters-form" onSubmit=${c=>{c.preventDefault(),o(n)}}>
+    <form class="filters-form" onSubmit=${d=>{d.preventDefault(),o(n)}}>
       <label>Only events <input value=${n.include} onInput=${a("include")} placeholder="Signed Up, Order Completed" /></label>
       <label>Except <input value=${n.exclude} onInput=${a("exclude")} /></label>
       <label>From (UTC) <input type="date" value=${n.start} onInput=${a("start")} /></label>
@@ -254,14 +254,14 @@ var ae,y,Ae,$t,j,Ne,Ue,Te,Re,$e,me,he,bt,Q={},Le=[],vt=/acit|ex(?:s|g|n|p|$)|rph
         <option value="asc">Oldest first</option></select></label>
       <button type="submit">Filter events</button>
     </form>
-    <${Z} collection=${e} address=${t} name="events" params=${{...i,end:Jt(i.end),limit:20}} title="Events"
-      render=${c=>d`<ol class="events">${c.map(s=>d`<li>
-        <b>${s.event||s.type}</b> <span class="muted">${s.type} · ${k(s.timestamp)} · ${s.message_id}</span>
-        <details><summary>Properties and context</summary><pre class="mono">${s.properties}</pre><pre class="mono">${s.context}</pre></details>
-      </li>`)}</ol>`} />`}function ft({args:e}){let[t="users",n=""]=e,[r,i]=b({collection:t,address:n}),[o,a]=b(null);E(()=>{i({collection:t,address:n}),a(null)},[t,n]);let c=p=>{p.preventDefault(),location.hash=`#/profiles/${r.collection}/${encodeURIComponent(r.address.trim())}`},s=n!=="",u=z(()=>s?pt(t,n,"metadata"):Promise.resolve(null),[t,n]),l=(z(()=>I("/computations"),[]).data?.computations||[]).filter(p=>p.collection===t),_={collection:t,address:n};return d`
+    <${Y} collection=${e} address=${t} name="events" params=${{...i,end:Yt(i.end),limit:20}} title="Events"
+      render=${d=>c`<ol class="events">${d.map(l=>c`<li>
+        <b>${l.event||l.type}</b> <span class="muted">${l.type} · ${x(l.timestamp)} · ${l.message_id}</span>
+        <details><summary>Properties and context</summary><pre class="mono">${l.properties}</pre><pre class="mono">${l.context}</pre></details>
+      </li>`)}</ol>`} />`}function tn(e){let t=e.indexOf(":");return t<0?e.trim():`${e.slice(0,t).trim()}${e.slice(t)}`}function bt({args:e}){let[t="users",n=""]=e,[r,i]=b({collection:t,address:n}),[o,a]=b(null);I(()=>{i({collection:t,address:n}),a(null)},[t,n]);let d=p=>{p.preventDefault(),location.hash=`#/profiles/${r.collection}/${encodeURIComponent(tn(r.address))}`},l=n!=="",u=A(()=>l?$t(t,n,"metadata"):Promise.resolve(null),[t,n]),s=(A(()=>N("/computations"),[]).data?.computations||[]).filter(p=>p.collection===t),m={collection:t,address:n};return c`
     <section aria-labelledby="profiles-title">
       <h1 id="profiles-title">Profile explorer</h1>
-      <form class="lookup" onSubmit=${c} role="search">
+      <form class="lookup" onSubmit=${d} role="search">
         <label for="p-collection">Collection</label>
         <select id="p-collection" value=${r.collection} onChange=${p=>i({...r,collection:p.target.value})}>
           <option value="users">Users</option><option value="accounts">Accounts</option></select>
@@ -270,65 +270,65 @@ var ae,y,Ae,$t,j,Ne,Ue,Te,Re,$e,me,he,bt,Q={},Le=[],vt=/acit|ex(?:s|g|n|p|$)|rph
                onInput=${p=>i({...r,address:p.target.value})} />
         <button type="submit">Find</button>
       </form>
-      ${s&&d`
+      ${l&&c`
         <${D} error=${u.error} />
-        ${u.data&&d`
-          <p class="profile-head">Profile <b class="mono">${u.data.profile_id}</b> · created ${k(u.data.created)} ·
-            last message ${k(u.data.last_message)}${u.data.merged.length?` · merged from ${u.data.merged.join(", ")}`:""}</p>
-          ${o&&d`<${ut} collection=${t} definitionKey=${o} address=${n} onClose=${()=>a(null)} />`}
+        ${u.data&&c`
+          <p class="profile-head">Profile <b class="mono">${u.data.profile_id}</b> · created ${x(u.data.created)} ·
+            last message ${x(u.data.last_message)}${u.data.merged.length?` · merged from ${u.data.merged.join(", ")}`:""}</p>
+          ${o&&c`<${ht} collection=${t} definitionKey=${o} address=${n} onClose=${()=>a(null)} />`}
           <div class="grid">
             <div>
               <h2>Audiences</h2>
-              <${Z} ...${_} name="memberships" params=${{limit:50}} title="Audience memberships"
-                render=${p=>d`<ul class="memberships">${p.map(m=>d`<li data-key=${m.key}>
-                  <b>${m.name}</b> <span class="muted mono">${m.key}</span> · since ${k(m.entered)}
-                  <button type="button" onClick=${()=>a(m.key)}>Why<span class="sr"> is this profile in ${m.key}</span></button></li>`)}</ul>`} />
+              <${Y} ...${m} name="memberships" params=${{limit:50}} title="Audience memberships"
+                render=${p=>c`<ul class="memberships">${p.map(f=>c`<li data-key=${f.key}>
+                  <b>${f.name}</b> <span class="muted mono">${f.key}</span> · since ${x(f.entered)}
+                  <button type="button" onClick=${()=>a(f.key)}>Why<span class="sr"> is this profile in ${f.key}</span></button></li>`)}</ul>`} />
               <form class="why-other" onSubmit=${p=>{p.preventDefault(),a(p.target.elements.other.value)}}>
                 <label for="why-other">Explain any definition</label>
-                <select id="why-other" name="other">${l.map(p=>d`<option value=${p.key}>${p.key}</option>`)}</select>
-                <button type="submit" disabled=${!l.length}>Explain</button>
+                <select id="why-other" name="other">${s.map(p=>c`<option value=${p.key}>${p.key}</option>`)}</select>
+                <button type="submit" disabled=${!s.length}>Explain</button>
               </form>
               <h2>Membership history</h2>
-              <${Z} ...${_} name="history" params=${{limit:20}} title="Membership history"
-                render=${p=>d`<ol class="history">${p.map(m=>d`<li>
-                  ${k(m.at)} · <b>${m.change}</b> ${m.key} <span class="mono muted">${N(m.old)} → ${N(m.new)}</span></li>`)}</ol>`} />
+              <${Y} ...${m} name="history" params=${{limit:20}} title="Membership history"
+                render=${p=>c`<ol class="history">${p.map(f=>c`<li>
+                  ${x(f.at)} · <b>${f.change}</b> ${f.key} <span class="mono muted">${P(f.old)} → ${P(f.new)}</span></li>`)}</ol>`} />
               <h2>Identifiers</h2>
-              <${Z} ...${_} name="identifiers" params=${{limit:50}} title="Identifiers"
-                render=${p=>d`<ul>${p.map(m=>d`<li class="mono">${m.type}:${m.value}
-                  <span class="muted"> · ${k(m.added)}</span></li>`)}</ul>`} />
+              <${Y} ...${m} name="identifiers" params=${{limit:50}} title="Identifiers"
+                render=${p=>c`<ul>${p.map(f=>c`<li class="mono">${f.type}:${f.value}
+                  <span class="muted"> · ${x(f.added)}</span></li>`)}</ul>`} />
               <h2>Links</h2>
-              <${Z} ...${_} name="links" params=${{limit:50}} title="Linked profiles"
-                render=${p=>d`<ul>${p.map(m=>d`<li>
-                  <a href=${`#/profiles/${m.collection}/${encodeURIComponent(m.id)}`}>${m.identifiers[0]||m.id}</a>
-                  <span class="muted"> · ${m.collection} · linked ${k(m.linked)}</span></li>`)}</ul>`} />
+              <${Y} ...${m} name="links" params=${{limit:50}} title="Linked profiles"
+                render=${p=>c`<ul>${p.map(f=>c`<li>
+                  <a href=${`#/profiles/${f.collection}/${encodeURIComponent(f.id)}`}>${f.identifiers[0]||f.id}</a>
+                  <span class="muted"> · ${f.collection} · linked ${x(f.linked)}</span></li>`)}</ul>`} />
             </div>
             <div>
-              <${qt} ...${_} />
-              <${Kt} ...${_} />
+              <${Xt} ...${m} />
+              <${en} ...${m} />
             </div>
           </div>`}`}
-    </section>`}function _t(){let e=location.hash.replace(/^#\/?/,"").split("/").map(decodeURIComponent);return{page:e[0]||"audiences",args:e.slice(1)}}function Gt({onSession:e,reason:t}){let[n,r]=b(""),[i,o]=b(t||"");return d`
+    </section>`}function vt(){let e=location.hash.replace(/^#\/?/,"").split("/").map(decodeURIComponent);return{page:e[0]||"audiences",args:e.slice(1)}}function nn({onSession:e,reason:t}){let[n,r]=b(""),[i,o]=b(t||"");return c`
     <main class="signin">
       <h1>Audiences console</h1>
-      <form onSubmit=${async c=>{c.preventDefault(),O.set(n.trim());try{e(await I("/session"))}catch(s){O.clear(),o(U(s))}}}>
+      <form onSubmit=${async d=>{d.preventDefault();let l=n.trim(),u=rt(l);if(u){o(u);return}B.set(l);try{e(await N("/session"))}catch(_){B.clear(),o(z(_))}}}>
         <label for="token">Token (admin, or read for read-only pages)</label>
         <input id="token" name="token" type="password" autocomplete="off" required value=${n}
-               onInput=${c=>r(c.target.value)} />
+               onInput=${d=>r(d.target.value)} />
         <button type="submit">Sign in</button>
       </form>
       <p class="muted">The token stays in this tab (sessionStorage) and is sent only to this server.</p>
-      ${i&&d`<p class="notice error" role="alert">${i}</p>`}
-    </main>`}var mt=[["audiences","Audiences & traits"],["builder","Builder"],["profiles","Profiles"],["destinations","Destinations"]];function Zt({session:e,onSignOut:t}){let[n,r]=b(_t());E(()=>{let s=()=>r(_t());return addEventListener("hashchange",s),()=>removeEventListener("hashchange",s)},[]);let{page:i,args:o}=n,a=q(!0);E(()=>{let s=(mt.find(([u])=>u===i)||[i,i])[1];if(document.title=`${s} · Audiences console`,a.current){a.current=!1;return}document.getElementById("main")?.focus()},[i,o.join("/")]);let c={audiences:()=>d`<${st} session=${e} />`,builder:()=>d`<${ct} session=${e} args=${o} key=${o.join("/")} />`,profiles:()=>d`<${ft} session=${e} args=${o} />`,destinations:()=>d`<${dt} session=${e} />`}[i];return d`
+      ${i&&c`<p class="notice error" role="alert">${i}</p>`}
+    </main>`}function on(e){e.preventDefault(),document.getElementById("main")?.focus()}var gt=[["audiences","Audiences & traits"],["builder","Builder"],["profiles","Profiles"],["destinations","Destinations"]];function rn({session:e,onSignOut:t}){let[n,r]=b(vt());I(()=>{let l=()=>r(vt());return addEventListener("hashchange",l),()=>removeEventListener("hashchange",l)},[]);let{page:i,args:o}=n,a=H(!0);I(()=>{let l=(gt.find(([u])=>u===i)||[i,i])[1];if(document.title=`${l} · Audiences console`,a.current){a.current=!1;return}document.getElementById("main")?.focus()},[i,o.join("/")]);let d={audiences:()=>c`<${ut} session=${e} />`,builder:()=>c`<${ft} session=${e} args=${o} key=${o.join("/")} />`,profiles:()=>c`<${bt} session=${e} args=${o} />`,destinations:()=>c`<${mt} session=${e} />`}[i];return c`
     <header class="top">
-      <a class="skip" href="#main">Skip to content</a>
+      <a class="skip" href="#main" onClick=${on}>Skip to content</a>
       <strong class="brand">Audiences</strong>
       <nav aria-label="Pages">
-        ${mt.map(([s,u])=>d`
-          <a href=${`#/${s==="builder"?"builder/new":s}`} aria-current=${i===s?"page":void 0}>${u}</a>`)}
+        ${gt.map(([l,u])=>c`
+          <a href=${`#/${l==="builder"?"builder/new":l}`} aria-current=${i===l?"page":void 0}>${u}</a>`)}
       </nav>
       <span class="who">Space <b>${e.space}</b> · <span class="scope">${e.scope}</span> token</span>
       <button type="button" class="link" onClick=${t}>Sign out</button>
     </header>
-    ${!e.can_write&&d`
+    ${!e.can_write&&c`
       <p class="banner" role="note">Signed in with a read token: these pages are read-only, and the server refuses any change.</p>`}
-    <main id="main" tabindex="-1">${c?c():d`<p role="alert">No page ${i}.</p>`}</main>`}function Xt(){let[e,t]=b(null),[n,r]=b(!!O.get()),[i,o]=b("");E(()=>{nt(c=>{O.clear(),t(null),o(U(c))}),O.get()&&I("/session").then(t,c=>o(U(c))).finally(()=>r(!1))},[]);let a=()=>{O.clear(),t(null),o("")};return n?d`<p>Checking the session…</p>`:e?d`<${Zt} session=${e} onSignOut=${a} />`:d`<${Gt} onSession=${t} reason=${i} />`}var ht=document.getElementById("app");ht.textContent="";ye(d`<${Xt} />`,ht);
+    <main id="main" tabindex="-1">${d?d():c`<p role="alert">No page ${i}.</p>`}</main>`}function an(){let[e,t]=b(null),[n,r]=b(!!B.get()),[i,o]=b("");I(()=>{at(d=>{B.clear(),t(null),o(z(d))}),B.get()&&N("/session").then(t,d=>o(z(d))).finally(()=>r(!1))},[]);let a=()=>{B.clear(),t(null),o("")};return n?c`<p>Checking the session…</p>`:e?c`<${rn} session=${e} onSignOut=${a} />`:c`<${nn} onSession=${t} reason=${i} />`}var yt=document.getElementById("app");yt.textContent="";we(c`<${an} />`,yt);

@@ -10,6 +10,24 @@ export const token = {
   clear: () => sessionStorage.removeItem(KEY),
 };
 
+// Why a token as typed cannot be one, or "" when it may be: a token is visible ASCII (no space),
+// which an `Authorization` header carries as it is. One holding anything else (an invisible
+// character copied with it, a line break) is said so here, without a request: fetch would refuse
+// the header itself, which says nothing of the token.
+export function tokenProblem(value) {
+  let position = 0;
+  for (const character of value) {
+    position += 1;
+    if (character < "!" || character > "~") {
+      const code = character.codePointAt(0).toString(16).toUpperCase().padStart(4, "0");
+      const what = character === " " ? "a space" : `U+${code}`;
+      return `This is not a valid token: character ${position} is ${what}, which no token holds `
+        + "(a token is letters, digits and ASCII punctuation). Copy the token again.";
+    }
+  }
+  return "";
+}
+
 // An answer the server refused: its status and its JSON error (code, reason, message, and for a
 // definition error where it is and the "did you mean" hint).
 export class ApiError extends Error {
@@ -24,7 +42,7 @@ export class ApiError extends Error {
     const { reason = "", message = this.message } = this.error;
     if (this.status === 403) return `Refused by the server (403 ${reason}): ${message}`;
     if (this.status === 401) return `Not signed in (401 ${reason}): ${message}`;
-    return `${message} (${this.status} ${reason})`;
+    return `${message} (${reason ? `${this.status} ${reason}` : this.status})`;
   }
 }
 

@@ -1,4 +1,4 @@
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { get, patch, post } from "./api.js";
 import { SizeChart } from "./chart.js";
 import { Failure, Notice, describe, duration, html, shown, time, useDebounced, useLoad } from "./util.js";
@@ -136,6 +136,10 @@ export function Builder({ args }) {
   const [previewing, setPreviewing] = useState(false);
   const [notice, setNotice] = useState(null);
   const [loadError, setLoadError] = useState(null);
+  // Validations and previews are numbered as they are sent: only the latest one's answer is shown,
+  // so a slow answer to an older text never replaces a newer text's.
+  const checks = useRef(0);
+  const previews = useRef(0);
   const set = (name) => (e) => setForm({ ...form, [name]: e.target.type === "checkbox" ? e.target.checked : e.target.value });
   const setOption = (name) => (e) => setForm({ ...form, options: { ...form.options,
     [name]: e.target.type === "checkbox" ? e.target.checked : parseInt(e.target.value, 10) || 0 } });
@@ -150,23 +154,36 @@ export function Builder({ args }) {
       setForm(keep ? { ...loaded, ...keep, options: { ...loaded.options, ...(keep.options || {}) } } : loaded);
     } catch (failed) { setLoadError(failed); }
   };
-  useEffect(() => { setPreview(null); setCheck(null); setNotice(null); if (editing) load(); }, [target]);
+  useEffect(() => {
+    checks.current += 1;
+    previews.current += 1;
+    setPreview(null); setPreviewing(false); setCheck(null); setNotice(null);
+    if (editing) load();
+  }, [target]);
 
   // Validation as you type: the server checks the text 300 ms after the last key.
   useDebounced(async () => {
+    const mine = ++checks.current;
     if (!form.definition.trim()) { setCheck(null); return; }
+    let found;
     try {
-      setCheck(await post("/validate", { kind: form.kind, collection: form.collection, key: form.key, definition: form.definition }));
-    } catch (failed) { setCheck({ valid: false, failure: failed }); }
+      found = await post("/validate", { kind: form.kind, collection: form.collection, key: form.key, definition: form.definition });
+    } catch (failed) { found = { valid: false, failure: failed }; }
+    if (mine === checks.current) setCheck(found);
   }, [form.definition, form.kind, form.collection, form.key], 300);
 
-  const runPreview = async () => {
+  // `compare`: with the diff against the saved definition (when editing one).
+  const runPreview = async (compare = editing) => {
+    const mine = ++previews.current;
     setPreviewing(true);
+    let found;
     try {
       // The diff uses the edited options too, as the save would store them.
-      setPreview(await post("/preview", { kind: form.kind, collection: form.collection, definition: form.definition,
-        options: form.options, sample_size: 10, compare_key: editing ? keyArg : "" }));
-    } catch (failed) { setPreview({ failure: failed }); }
+      found = await post("/preview", { kind: form.kind, collection: form.collection, definition: form.definition,
+        options: form.options, sample_size: 10, compare_key: compare ? keyArg : "" });
+    } catch (failed) { found = { failure: failed }; }
+    if (mine !== previews.current) return;  // a newer preview was asked for since
+    setPreview(found);
     setPreviewing(false);
   };
   // A live preview once the text is valid, a little after validation.
@@ -187,6 +204,10 @@ export function Builder({ args }) {
         setSaved(computation);
         setEtag(tag);
         setNotice({ kind: "ok", text: `Saved ${computation.key} as version ${computation.version}; it is ${computation.status}.` });
+        // What is stored is now the form's text and options: the diff shown was what saving would
+        // change, and no longer holds. The preview is read again without it, until the next edit.
+        setPreview((shown) => (shown && shown.diff ? { ...shown, diff: null } : shown));
+        runPreview(false);
       } else {
         const { computation } = await post("/computations", { kind: form.kind, collection: form.collection, key: form.key,
           name: form.name, description: form.description, definition: form.definition, enabled: form.enabled,
@@ -248,7 +269,7 @@ export function Builder({ args }) {
           ${check && check.summary && html`<h2>Reads</h2><${Summary} summary=${check.summary} />`}
         </div>
         <div class="buttons">
-          <button type="button" onClick=${runPreview} disabled=${previewing}>Preview</button>
+          <button type="button" onClick=${() => runPreview()} disabled=${previewing}>Preview</button>
           <button type="submit" class="primary">${editing ? "Save changes" : "Save"}</button>
           ${editing && html`<a href="#/builder/new">New definition</a>`}
         </div>

@@ -10,6 +10,25 @@ function change(d) {
   return d.change.type;
 }
 
+// A URL as the page prints it: its query's values shown as … (an API key there is a credential,
+// as a header's value is), without its fragment.
+function withoutQueryValues(url) {
+  const [head, query] = url.split("#")[0].split(/\?(.*)/s);
+  if (query === undefined) return head;
+  return `${head}?${query.split("&").filter((part) => part.includes("=")).map((part) => `${part.split("=")[0]}=…`).join("&")}`;
+}
+
+// Where a destination's changes go, by its kind.
+function address(d) {
+  const c = d.config;
+  if (d.kind === "webhook") return withoutQueryValues(c.url || "");
+  if (d.kind === "segment") return withoutQueryValues(c.base_url || "");
+  if (d.kind === "csv") return c.directory;
+  if (d.kind === "postgres") return `tables ${c.schema}.${c.table_prefix}<collection>_<key>`;
+  if (d.kind === "grpc_feed") return "a change feed, read with ListChanges and WatchChanges";
+  return d.key;
+}
+
 function Connections({ items }) {
   if (!items.length) return html`<p class="muted">Nothing connected.</p>`;
   return html`<div class="table-wrap"><table class="connections">
@@ -42,12 +61,18 @@ function DeadLetters({ destination, onRedriven, setNotice }) {
       setFailure(null);
     } catch (failed) { setFailure(failed); }
   };
+  // The rows read with "Show more" are not read again with the first page: those the server no
+  // longer lists (redriven now, or already) are dropped here, so that none is shown, or redriven, twice.
+  const drop = (ids) => setMore((shown) => ({ ...shown,
+    letters: ids.length ? shown.letters.filter((d) => !ids.includes(d.id)) : [] }));
   const redrive = async (ids) => {
     try {
       const { redriven } = await post(`/destinations/${encodeURIComponent(destination.key)}/redrive`, { ids });
       setNotice({ kind: "ok", text: `${destination.key}: ${redriven} dead letter${redriven === 1 ? "" : "s"} put back in the queue.` });
+      drop(ids);
     } catch (error) {
       setNotice({ kind: "error", text: `${destination.key}: redrive failed. ${describe(error)}` });
+      if (error.error && error.error.reason === "DEAD_LETTER_NOT_FOUND") drop(ids);
     }
     onRedriven();
   };
@@ -87,7 +112,7 @@ export function Destinations() {
       ${items.map((d) => html`
         <article class="destination" data-key=${d.key} aria-labelledby=${`d-${d.key}`}>
           <h2 id=${`d-${d.key}`}>${d.name || d.key} <span class="muted">${d.kind}${d.enabled ? "" : " · disabled"}</span></h2>
-          <p class="muted mono">${d.config.url || d.config.table_prefix || d.key}</p>
+          <p class="muted mono address">${address(d)}</p>
           <h3>Connections</h3>
           <${Connections} items=${d.connections} />
           <${DeadLetters} destination=${d} onRedriven=${reload} setNotice=${setNotice} />

@@ -1,7 +1,7 @@
 import "./console.css";
 import { render } from "preact";
 import { useEffect, useRef, useState } from "preact/hooks";
-import { get, token, whenSignedOut } from "./api.js";
+import { get, token, tokenProblem, whenSignedOut } from "./api.js";
 import { Audiences } from "./audiences.js";
 import { Builder } from "./builder.js";
 import { Destinations } from "./destinations.js";
@@ -20,7 +20,13 @@ function SignIn({ onSession, reason }) {
   const [error, setError] = useState(reason || "");
   const submit = async (event) => {
     event.preventDefault();
-    token.set(value.trim());
+    const typed = value.trim();
+    const problem = tokenProblem(typed);
+    if (problem) {
+      setError(problem);
+      return;
+    }
+    token.set(typed);
     try {
       onSession(await get("/session"));
     } catch (failed) {
@@ -40,6 +46,13 @@ function SignIn({ onSession, reason }) {
       <p class="muted">The token stays in this tab (sessionStorage) and is sent only to this server.</p>
       ${error && html`<p class="notice error" role="alert">${error}</p>`}
     </main>`;
+}
+
+// "Skip to content" moves the keyboard's focus to the page's content without following its
+// `#main`, which the router would read as a page named main.
+function skipToContent(event) {
+  event.preventDefault();
+  document.getElementById("main")?.focus();
 }
 
 const PAGES = [
@@ -72,7 +85,7 @@ function Shell({ session, onSignOut }) {
   }[page];
   return html`
     <header class="top">
-      <a class="skip" href="#main">Skip to content</a>
+      <a class="skip" href="#main" onClick=${skipToContent}>Skip to content</a>
       <strong class="brand">Audiences</strong>
       <nav aria-label="Pages">
         ${PAGES.map(([name, label]) => html`

@@ -66,6 +66,14 @@ function Events({ collection, address }) {
       </li>`)}</ol>`} />`;
 }
 
+// An address as typed, read as the server reads it: a `type:value`'s type ends at the first colon
+// and is trimmed, its value is exactly as typed (an id may begin or end with spaces); a `prf_…`
+// id, which has no colon, is trimmed whole (it never holds a space).
+function addressOf(text) {
+  const colon = text.indexOf(":");
+  return colon < 0 ? text.trim() : `${text.slice(0, colon).trim()}${text.slice(colon)}`;
+}
+
 export function Profiles({ args }) {
   const [collectionArg = "users", addressArg = ""] = args;
   const [draft, setDraft] = useState({ collection: collectionArg, address: addressArg });
@@ -73,7 +81,7 @@ export function Profiles({ args }) {
   useEffect(() => { setDraft({ collection: collectionArg, address: addressArg }); setWhy(null); }, [collectionArg, addressArg]);
   const find = (e) => {
     e.preventDefault();
-    location.hash = `#/profiles/${draft.collection}/${encodeURIComponent(draft.address.trim())}`;
+    location.hash = `#/profiles/${draft.collection}/${encodeURIComponent(addressOf(draft.address))}`;
   };
   const found = addressArg !== "";
   const meta = useLoad(() => (found ? part(collectionArg, addressArg, "metadata") : Promise.resolve(null)),

@@ -30,16 +30,22 @@ export function Notice({ notice }) {
 }
 
 // Reads `load()` now, again whenever `deps` change, and every `every` ms while `every` is set.
+// What was read belongs to the `deps` it was read for: once they change (another profile,
+// definition or filter) it is no longer shown, and a failed read shows the refusal alone. A
+// failed read for the same deps (a poll while the server is away) keeps what was read before.
 export function useLoad(load, deps, every = 0) {
-  const [state, setState] = useState({ data: null, error: null, loading: true });
+  const [state, setState] = useState({ data: null, error: null, loading: true, deps: null });
   const latest = useRef(0);
+  const current = JSON.stringify(deps);
   const reload = async () => {
     const mine = ++latest.current;
     try {
       const data = await load();
-      if (mine === latest.current) setState({ data, error: null, loading: false });
+      if (mine === latest.current) setState({ data, error: null, loading: false, deps: current });
     } catch (error) {
-      if (mine === latest.current) setState((s) => ({ data: s.data, error, loading: false }));
+      if (mine === latest.current) {
+        setState((s) => ({ data: s.deps === current ? s.data : null, error, loading: false, deps: current }));
+      }
     }
   };
   useEffect(() => { setState((s) => ({ ...s, loading: true })); reload(); }, deps);
@@ -49,7 +55,8 @@ export function useLoad(load, deps, every = 0) {
     const timer = setInterval(() => { if (!document.hidden) reload(); }, every);
     return () => clearInterval(timer);
   }, [...deps, every]);
-  return { ...state, reload };
+  const mine = state.deps === current;
+  return { data: mine ? state.data : null, error: mine ? state.error : null, loading: !mine || state.loading, reload };
 }
 
 // Runs `action()` once `delay` ms have passed without a new call (validation as you type).
