@@ -269,6 +269,20 @@ def test_events_until_a_day_include_that_day(page: Page, space: Space) -> None:
     expect(events.locator("li")).to_contain_text("On The Day")
 
 
+def _parked(space: Space, receiver: Receiver, count: int) -> None:
+    """`count` users' entries into `buyers`, each parked as a dead letter of webhook `hook` (the
+    receiver refuses them once, for good)."""
+    receiver.fail_when = lambda body: 400  # parked after one attempt
+    webhook(space, "hook", receiver.url)
+    space.define("buyers", BUYERS)
+    connect(space, "hook", "buyers", send_identify=True)
+    space.send(*[{"type": "track", "userId": f"u{n}", "event": "Order Completed"} for n in range(count)])
+    meta = bearer(space.tokens["admin"])
+    wait_for(lambda: len(space.running.sync.ListDeadLetters(
+        sync_pb2.ListDeadLettersRequest(destination_key="hook"), metadata=meta).dead_letters) == count,
+        timeout=WAIT_MS / 1000, what=f"{count} dead letters")
+
+
 def test_dead_letters_are_counted_paged_and_show_their_change(page: Page, space: Space,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """The heading counts every dead letter, not those listed (3 here, 50 unpatched); "Show more"
@@ -279,15 +293,7 @@ def test_dead_letters_are_counted_paged_and_show_their_change(page: Page, space:
     receiver = Receiver()
     receiver.start()
     try:
-        receiver.fail_when = lambda body: 400  # parked after one attempt
-        webhook(space, "hook", receiver.url)
-        space.define("buyers", BUYERS)
-        connect(space, "hook", "buyers", send_identify=True)
-        space.send(*[{"type": "track", "userId": f"u{n}", "event": "Order Completed"} for n in range(5)])
-        meta = bearer(space.tokens["admin"])
-        wait_for(lambda: len(space.running.sync.ListDeadLetters(
-            sync_pb2.ListDeadLettersRequest(destination_key="hook"), metadata=meta).dead_letters) == 5,
-            timeout=WAIT_MS / 1000, what="5 dead letters")
+        _parked(space, receiver, 5)
     finally:
         receiver.stop()
     sign_in(page, space, where="#/destinations")
@@ -526,15 +532,7 @@ def test_a_dead_letter_redriven_from_a_later_page_leaves_it(page: Page, space: S
     receiver = Receiver()
     receiver.start()
     try:
-        receiver.fail_when = lambda body: 400  # parked after one attempt
-        webhook(space, "hook", receiver.url)
-        space.define("buyers", BUYERS)
-        connect(space, "hook", "buyers", send_identify=True)
-        space.send(*[{"type": "track", "userId": f"u{n}", "event": "Order Completed"} for n in range(5)])
-        meta = bearer(space.tokens["admin"])
-        wait_for(lambda: len(space.running.sync.ListDeadLetters(
-            sync_pb2.ListDeadLettersRequest(destination_key="hook"), metadata=meta).dead_letters) == 5,
-            timeout=WAIT_MS / 1000, what="5 dead letters")
+        _parked(space, receiver, 5)
         receiver.fail_when = None  # a redriven change is delivered, not parked again
         sign_in(page, space, where="#/destinations")
         hook = page.locator("article[data-key=hook]")

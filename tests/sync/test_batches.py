@@ -111,11 +111,8 @@ def test_a_call_larger_than_a_request_holds_is_parked_unsent(space: Space, recei
     assert parked[0].last_error.endswith(" bytes of JSON, more than a request holds (1,200 bytes): not sent")
 
 
-def test_a_failed_batch_is_sent_again_as_it_was(space: Space, receiver: Receiver) -> None:
-    """A batch answered 503 is retried with exactly its calls, though another change was queued
-    while it waited: its webhook-id stays the same (the docs' receiver dedups on it), and the
-    new change follows in a batch of its own."""
-    receiver.verifying = True
+def _refusing(receiver: Receiver) -> tuple[list[list[str]], threading.Event]:
+    """The receiver answers 503 while the event is set, noting each batch's message ids."""
     attempts: list[list[str]] = []
     failing = threading.Event()
     failing.set()
@@ -127,6 +124,15 @@ def test_a_failed_batch_is_sent_again_as_it_was(space: Space, receiver: Receiver
         return 503
 
     receiver.fail_when = refuse
+    return attempts, failing
+
+
+def test_a_failed_batch_is_sent_again_as_it_was(space: Space, receiver: Receiver) -> None:
+    """A batch answered 503 is retried with exactly its calls, though another change was queued
+    while it waited: its webhook-id stays the same (the docs' receiver dedups on it), and the
+    new change follows in a batch of its own."""
+    receiver.verifying = True
+    attempts, failing = _refusing(receiver)
     space.send(*({"type": "identify", "userId": u, "traits": {"plan": "pro"}} for u in ("u0", "u1", "u2")))
     space.define("pro", "trait('plan') = 'pro'")
     space.tick()
@@ -195,17 +201,7 @@ def test_a_failed_batch_keeps_its_id_after_a_kill_9(tmp_path: Path, receiver: Re
     """A batch whose failure was recorded is sent again as it was after the server is killed
     (kill -9) and started again, though another change was queued meanwhile: same calls, same
     webhook-id."""
-    attempts: list[list[str]] = []
-    failing = threading.Event()
-    failing.set()
-
-    def refuse(body: Any) -> int | None:
-        if not failing.is_set():
-            return None
-        attempts.append([c["messageId"] for c in body["batch"]])
-        return 503
-
-    receiver.fail_when = refuse
+    attempts, failing = _refusing(receiver)
     server = ServerProcess(tmp_path / "audiences.db")
     channel = grpc.insecure_channel(server.address)
     try:
