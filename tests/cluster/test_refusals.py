@@ -199,6 +199,12 @@ def test_every_role_agrees_on_the_number_of_partitions(tmp_path: Path, nats: Nat
         _out, err = other.communicate(timeout=60)
         assert other.returncode == 2, err
         assert "this cluster has 3 partitions, recorded in its log by the role that first started;" in err
+        # The refused start left its new file without a P: started again with the right one, it runs.
+        again = _role("identity", "--db", str(tmp_path / "other.db"), "--partitions", "3", "--nats", nats.url)
+        time.sleep(3)
+        assert again.poll() is None, again.communicate()[1]
+        again.terminate()
+        assert again.wait(30) == 0
         assert identity.poll() is None  # the first is untouched
         sent = subprocess.run([sys.executable, "-m", "audiences_server.cli", "cluster", "send", "--nats", nats.url],
                               input='{"type": "track", "userId": "u1", "event": "E"}', check=False,

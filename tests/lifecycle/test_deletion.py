@@ -19,7 +19,7 @@ from google.protobuf import duration_pb2, field_mask_pb2
 from tests.conftest import error_reason
 from tests.http.conftest import basic, send
 from tests.lifecycle.conftest import Site
-from tests.sync.conftest import Receiver, connect, wait_for, webhook
+from tests.sync.conftest import Receiver, connect, ref, wait_for, webhook
 from tests.test_metrics import scrape, value
 
 USERS = common_pb2.COLLECTION_USERS
@@ -440,6 +440,57 @@ def test_a_user_s_own_exit_from_an_account_is_waited_for_and_goes_with_it(site: 
     gone = _finished(site, _delete(site, "user_id:second", delivery_timeout=duration_pb2.Duration()).deletion_id)
     assert gone.exits_undelivered >= 1
     assert site.running.query("SELECT count(*) FROM deliveries WHERE record LIKE '%second%'") == [(0,)]
+
+
+def test_an_account_s_parked_change_no_longer_names_a_deleted_user(site: Site, receiver: Receiver) -> None:
+    """An account's own change (its entry) lists its users with their identifiers; parked, it
+    outlives a deletion of one of them. Once the deletion is complete, that user is no longer in
+    it: neither the dead letter nor its redrive carries the deleted user's identifiers, and the
+    other user's still go."""
+    site.send({"type": "identify", "userId": "leaver", "traits": {"email": "leaver@x.io"}},
+              {"type": "identify", "userId": "stayer"},
+              {"type": "group", "userId": "stayer", "groupId": "acme"},
+              {"type": "group", "userId": "leaver", "groupId": "acme", "traits": {"tier": "gold"}})
+    site.define("gold", "trait('tier') = 'gold'", collection="accounts")
+    site.tick()
+    receiver.fail_when = lambda body: 400  # the account's entry is parked
+    webhook(site, "crm", receiver.url)
+    connect(site, "crm", "gold", collection="accounts", send_identify=True)
+    listed = sync_pb2.ListDeadLettersRequest(destination_key="crm")
+    parked = wait_for(lambda: site.running.sync.ListDeadLetters(listed, metadata=site.as_("admin")).dead_letters,
+                      what="the account's entry parked")
+    assert "leaver" in str(parked[0].payload)
+    _finished(site, _delete(site, "user_id:leaver", delivery_timeout=duration_pb2.Duration()).deletion_id)
+    letters = site.running.sync.ListDeadLetters(listed, metadata=site.as_("admin")).dead_letters
+    assert "leaver" not in " ".join(str(letter.payload) for letter in letters)
+    assert any("stayer" in str(letter.payload) for letter in letters)
+    receiver.fail_when = None
+    site.running.sync.RedriveDeadLetters(sync_pb2.RedriveDeadLettersRequest(destination_key="crm"),
+                                         metadata=site.as_("admin"))
+    calls = wait_for(lambda: any(c.get("userId") == "stayer" for c in receiver.calls()) and receiver.calls(),
+                     what="the redriven entry")
+    assert not [c for c in calls if "leaver" in repr(c)]
+
+
+def test_a_feed_s_delivered_count_never_goes_down(site: Site) -> None:
+    """A feed's delivered count is since connected: records its consumer acknowledged and a
+    deletion then removed still count (it counted only the records kept, and went down)."""
+    _solo_in_a_feed(site)
+    site.send({"type": "identify", "userId": "other", "traits": {"plan": "pro"}})
+    site.tick()
+    records = wait_for(lambda: len(_changes(site, "")) == 2 and _changes(site, ""), what="both entries")
+    _changes(site, records[-1].cursor)  # read on: both acknowledged
+    request = sync_pb2.GetConnectionRequest(destination_key="feed", computation=ref("pro"))
+
+    def delivered() -> int:
+        return site.running.sync.GetConnection(request, metadata=site.as_("admin")).connection.delivery.delivered_count
+
+    assert delivered() == 2
+    deletion = _delete(site, "user_id:solo")
+    exit_record = wait_for(lambda: _changes(site, records[-1].cursor), what="the exit")
+    _changes(site, exit_record[-1].cursor)
+    _finished(site, deletion.deletion_id)
+    assert delivered() == 3  # solo's entry and exit, other's entry: solo's records are gone
 
 
 def _at_events_stage(site: Site, monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:

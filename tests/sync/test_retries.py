@@ -145,6 +145,30 @@ def test_a_change_held_behind_a_dead_letter_lets_the_worker_sleep(space: Space, 
     assert [c["traits"]["pro"] for c in calls] == [True, False]
 
 
+def test_a_change_in_flight_lets_the_worker_sleep_until_its_answer(space: Space, receiver: Receiver) -> None:
+    """While a request is in flight (its receiver slow to answer), its delivery is not due again:
+    the wake-up time leaves it out (it counted it, due now, and the worker read the queue every
+    5 ms until the answer came). The answer wakes the worker, and the change is delivered."""
+    space.define("pro", "trait('plan') = 'pro'")
+    webhook(space, "hook", receiver.url)
+    connect(space, "hook", "pro", send_identify=True)
+    answering = threading.Event()
+    receiver.fail_when = lambda body: None if answering.wait(30) else 503
+    _flip(space, ["slow"], 1)
+    destination_id = space.running.server.engine.sync.destination(space.space_id, "hook").destination_id
+    conn = apsw.Connection(str(space.running.db), flags=apsw.SQLITE_OPEN_READONLY)
+    try:
+        flying = wait_for(lambda: [int(r) for (r,) in conn.execute(
+            "SELECT delivery_id FROM deliveries WHERE destination_id = ?", (destination_id,))], what="the delivery")
+        assert store.next_due_ms(conn, destination_id) is not None  # due, were it not in flight
+        assert store.next_due_ms(conn, destination_id, flying) is None
+    finally:
+        conn.close()
+    answering.set()
+    calls = wait_for(receiver.calls, what="the change")
+    assert [c["userId"] for c in calls] == ["slow"]
+
+
 def test_client_errors_park_at_once(space: Space, receiver: Receiver) -> None:
     """A 4xx other than 408/429 is not worth retrying: the delivery is parked after one attempt."""
     space.define("pro", "trait('plan') = 'pro'")

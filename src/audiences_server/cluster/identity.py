@@ -197,10 +197,10 @@ class IdentityStage:
             routed.add(None, call | {"store_event": True})
 
 
-def keep_partitions(conn: apsw.Connection, partitions: int) -> None:
-    """Records P on a new file; refuses another P on one that routed with it (every profile's
-    partition is a function of P: the calls of profiles already placed would go to partitions that
-    do not hold them, or that no shard runs).
+def keep_partitions(conn: apsw.Connection, partitions: int, record: bool = True) -> None:
+    """Records P on a new file (unless not `record`: only checks); refuses another P on one that
+    routed with it (every profile's partition is a function of P: the calls of profiles already
+    placed would go to partitions that do not hold them, or that no shard runs).
 
     Raises:
         ValueError: the file was made with another P.
@@ -210,5 +210,5 @@ def keep_partitions(conn: apsw.Connection, partitions: int) -> None:
     if made_with and made_with != partitions:
         raise ValueError(f"this identity stage's file routes to {made_with} partitions, not {partitions}: P is fixed "
                          "when the cluster is made (docs/scaling.md)")
-    if not made_with:
+    if not made_with and record:
         store.set_count(conn, PARTITIONS, partitions)

@@ -245,8 +245,9 @@ async def _serve_identity(args: argparse.Namespace) -> None:
     engine = await asyncio.to_thread(engine_for, args.db, args.manual_clock, args.clock_start)
     stop = _stopped_by_signals()
     try:
-        # Before the log: a file made for another P is refused whether NATS answers or not.
-        await asyncio.to_thread(engine.writer.run, lambda conn: keep_partitions(conn, args.partitions))
+        # Before the log: a file made for another P is refused whether NATS answers or not. A new
+        # file records P only once the log agrees (IdentityStage), so a refused start leaves it new.
+        await asyncio.to_thread(engine.writer.run, lambda conn: keep_partitions(conn, args.partitions, record=False))
         the_log = await _connect_unless_stopped(args.nats, stop)
         if the_log is None:
             return

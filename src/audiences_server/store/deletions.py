@@ -191,18 +191,28 @@ def unqueued(conn: apsw.Connection, exits: dict[str, int]) -> int:
         (int(computation_id), change_id))) for computation_id, change_id in exits.items())
 
 
-def _users_own(table: str) -> str:
-    """The rows of `table` (deliveries or feed records) that carry one of the users' own changes
-    on an account: a user joining or leaving a member account is queued under the account, as
-    that user's entry or exit (`users_only`, the user named first in `users`). Its one parameter
-    is the users (JSON). The accounts are those the users are, or were, linked to."""
+def _naming_users(table: str, own: bool) -> str:
+    """The rows of `table` (deliveries or feed records) of the accounts the users are, or were,
+    linked to, that name one of the users (in `users`, with its identifiers): `own`, those that
+    carry the user's own change (a user joining or leaving a member account is queued under the
+    account as that user's entry or exit: `users_only`, the user named first); else the account's
+    own changes that list the user among its users. Its four parameters are the users (JSON)."""
     accounts = (f"SELECT profile_id FROM changes WHERE user_id {_IN} UNION SELECT account_id FROM links"
                 f" WHERE user_id {_IN} UNION SELECT account_id FROM unlinks WHERE user_id {_IN}")
     # Deliveries are indexed by connection, then profile.
     rows = (f"connections AS c CROSS JOIN {table} AS q ON q.connection_id = c.connection_id" if table == "deliveries"
             else f"{table} AS q")
-    return (f"SELECT q.rowid FROM {rows} WHERE q.profile_id IN ({accounts}) AND q.record ->> '$.users_only'"
-            f" AND q.record ->> '$.users[0].profile' IN (SELECT public_id FROM profiles WHERE profile_id {_IN})")
+    named = f"(SELECT public_id FROM profiles WHERE profile_id {_IN})"
+    if own:
+        return (f"SELECT q.rowid FROM {rows} WHERE q.profile_id IN ({accounts}) AND q.record ->> '$.users_only'"
+                f" AND q.record ->> '$.users[0].profile' IN {named}")
+    return (f"SELECT q.rowid FROM {rows} WHERE q.profile_id IN ({accounts}) AND NOT q.record ->> '$.users_only'"
+            f" AND EXISTS (SELECT 1 FROM json_each(q.record, '$.users') AS u WHERE u.value ->> 'profile' IN {named})")
+
+
+def _users_own(table: str) -> str:
+    """The rows of `table` that carry one of the users' own changes on an account (`_naming_users`)."""
+    return _naming_users(table, own=True)
 
 
 def undelivered(conn: apsw.Connection, space_id: int, profile_ids: list[int]) -> int:
@@ -233,9 +243,20 @@ def purge(conn: apsw.Connection, space_id: int, profile_ids: list[int]) -> None:
                  for table in ("deliveries", "feed_records")]
     for table, rows in users_own:
         if rows and table == "feed_records":
+            sync.count_acknowledged_removal(conn, f"f.record_id {_IN}", (json.dumps(rows),))
             sync.note_feed_removal(conn, f"record_id {_IN}", (json.dumps(rows),))
         if rows:
             conn.execute(f"DELETE FROM {table} WHERE rowid {_IN}", (json.dumps(rows),))
+    # An account's own changes still queued (or parked, or in a feed) keep the account's other
+    # users, but not these: once gone, nothing sends their identifiers.
+    for table in ("deliveries", "feed_records"):
+        conn.execute(
+            # A subquery's value loses its JSON subtype: json() gives it back, or it would be a string.
+            f"UPDATE {table} SET record = json_set(record, '$.users', json((SELECT json_group_array(json(u.value))"
+            " FROM json_each(record, '$.users') AS u WHERE u.value ->> 'profile' NOT IN (SELECT public_id FROM"
+            f" profiles WHERE profile_id {_IN})))) WHERE rowid IN ({_naming_users(table, own=False)})",
+            (ids, ids, ids, ids, ids))
+    sync.count_acknowledged_removal(conn, f"f.profile_id {_IN}", (ids,))
     sync.note_feed_removal(conn, f"profile_id {_IN}", (ids,))
     conn.execute("UPDATE id_floors SET value = max(value, (SELECT coalesce(max(profile_id), 0) FROM profiles))"
                  " WHERE name = 'profiles'")

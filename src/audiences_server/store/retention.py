@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import apsw
 
+from audiences_server.store import sync
 from audiences_server.store.db import scalar
 
 
@@ -55,6 +56,7 @@ def prune_feed(conn: apsw.Connection, destination_id: int, before_ms: int, limit
     expired = [record_id for record_id, created in _prefix(rows, before_ms)]
     if not expired:
         return 0
+    sync.count_acknowledged_removal(conn, "f.destination_id = ? AND f.record_id <= ?", (destination_id, expired[-1]))
     conn.execute("DELETE FROM feed_records WHERE destination_id = ? AND record_id <= ?", (destination_id, expired[-1]))
     conn.execute(
         "INSERT INTO feed_pruned (destination_id, through_record) VALUES (?, ?) ON CONFLICT (destination_id)"

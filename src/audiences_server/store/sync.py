@@ -426,16 +426,19 @@ _FIRST_OF_ITS_PROFILE = (
 )
 
 
-def next_due_ms(conn: apsw.Connection, destination_id: int) -> int | None:
+def next_due_ms(conn: apsw.Connection, destination_id: int, in_flight: Collection[int] = ()) -> int | None:
     """When the destination's next delivery may be attempted: the earliest of those first in
-    their profile's queue, as `due_heads` reads them. One held behind an older one is not
-    counted: behind a retry it is due after it, and behind a dead letter not until the letter is
-    redriven or removed (which wakes the worker), so a destination whose only queued changes
-    are held sleeps instead of reading the queue again and again for as long as the letter is parked."""
+    their profile's queue, as `due_heads` reads them, but those `in_flight`. One held behind an
+    older one is not counted: behind a retry it is due after it, behind a write in flight once
+    its answer comes (which wakes the worker), and behind a dead letter not until the letter is
+    redriven or removed (which wakes it too). So a destination whose only queued changes are held
+    or in flight sleeps instead of reading the queue again and again meanwhile."""
+    flying = json.dumps(sorted(in_flight))
     # Per state, in the order of deliveries_due: the walk stops at the first delivery not held.
     found = [int(row[0]) for state in ("pending", "retrying") for row in conn.execute(
         "SELECT d.next_ms FROM deliveries d INDEXED BY deliveries_due WHERE d.destination_id = ? AND d.state = ?"
-        f" AND {_FIRST_OF_ITS_PROFILE} ORDER BY d.next_ms LIMIT 1", (destination_id, state))]
+        f" AND {_FIRST_OF_ITS_PROFILE} AND d.delivery_id NOT IN (SELECT value FROM json_each(?))"
+        " ORDER BY d.next_ms LIMIT 1", (destination_id, state, flying))]
     return min(found, default=None)
 
 
@@ -482,7 +485,8 @@ def delivery_counts(conn: apsw.Connection, connection_id: int, now_ms: int) -> d
 
 
 def feed_counts(conn: apsw.Connection, connection_id: int, acked: int, now_ms: int) -> tuple[int, int, int]:
-    """A feed connection's records acknowledged and not yet acknowledged, and the age of its
+    """A feed connection's records acknowledged and not yet acknowledged (of those kept: the
+    connection's `delivered_count` holds the acknowledged ones removed since), and the age of its
     oldest record not yet acknowledged (0 when none waits)."""
     done = int(scalar(conn, "SELECT count(*) FROM feed_records WHERE connection_id = ? AND record_id <= ?",
                       (connection_id, acked)))
@@ -558,6 +562,18 @@ def feed_oldest(conn: apsw.Connection, destination_id: int) -> int:
     """The feed's oldest kept record id, 0 if none."""
     return int(scalar(conn, "SELECT coalesce(min(record_id), 0) FROM feed_records WHERE destination_id = ?",
                       (destination_id,)))
+
+
+def count_acknowledged_removal(conn: apsw.Connection, condition: str, params: tuple[Any, ...]) -> None:
+    """Before feed records that match `condition` are removed (by retention, a deletion): their
+    connections keep the count of those their consumer had acknowledged, so that a feed's
+    `delivered_count` (those kept and acknowledged, and these) counts since connected and never
+    goes down."""
+    conn.execute(
+        "UPDATE connections SET delivered_count = delivered_count + gone.acknowledged FROM (SELECT f.connection_id,"
+        " count(*) AS acknowledged FROM feed_records AS f JOIN destinations AS d USING (destination_id)"
+        f" WHERE {condition} AND f.record_id <= d.feed_acked GROUP BY f.connection_id) AS gone"
+        " WHERE connections.connection_id = gone.connection_id", params)
 
 
 def note_feed_removal(conn: apsw.Connection, condition: str, params: tuple[Any, ...]) -> None:

@@ -29,7 +29,7 @@ import dataclasses
 import functools
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import Future
 
 import structlog
@@ -267,7 +267,7 @@ class DestinationWorker:
         limit = writes * sink.max_batch + len(flying)
         heads = store.due_heads(self._readers.get(), self.destination_id, now, limit, flying)
         if not heads:
-            self._wait_for_next_due(now)
+            self._wait_for_next_due(now, flying)
             self._timing = True
             return False
         batches, wait_ms = sink.take(heads, now, writes)
@@ -280,7 +280,7 @@ class DestinationWorker:
             self._acks.write(row, batch, functools.partial(sink.write_batch, batch, connections))
         return len(heads) >= limit - len(flying)
 
-    def _wait_for_next_due(self, now: int) -> None:
-        due = store.next_due_ms(self._readers.get(), self.destination_id)
+    def _wait_for_next_due(self, now: int, in_flight: Collection[int]) -> None:
+        due = store.next_due_ms(self._readers.get(), self.destination_id, in_flight)
         if due is not None:
             self._wait_s = min(self._wait_s, max(0.005, (due - now) / 1000))

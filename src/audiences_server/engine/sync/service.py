@@ -336,7 +336,8 @@ class Sync:
     def _status(self, conn: apsw.Connection, destination: DestinationRow, row: ConnectionRow) -> dict[str, Any]:
         if registry.get(destination.kind).queue is Queue.FEED:
             done, waiting, lag = store.feed_counts(conn, row.connection_id, destination.feed_acked, wall_ms())
-            return {"pending": waiting, "delivered": done, "retrying": 0, "dead": 0, "lag_ms": lag}
+            return {"pending": waiting, "delivered": done + row.delivered_count, "retrying": 0, "dead": 0,
+                    "lag_ms": lag}
         counts = store.delivery_counts(conn, row.connection_id, wall_ms())
         counts["delivered"] = row.delivered_count
         return counts
