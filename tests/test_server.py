@@ -273,6 +273,42 @@ def test_bootstrap_never_overwrites_a_credentials_file(tmp_path: Path) -> None:
     assert beside == tmp_path / "shared" / "tokens-other.json"
 
 
+def test_a_first_start_stopped_before_its_file_was_written_is_done_again(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The space and its tokens are one transaction, and the tokens' only copy in clear is the
+    file: a first start that stops before writing it (killed, or failing here) left a space
+    whose tokens nobody had, and no file, and later starts did nothing. The next start now
+    revokes those tokens and issues new ones, in a file; once written, starts leave them alone."""
+    from audiences_server.engine import engine as engine_module
+
+    db = tmp_path / "a.db"
+    interrupted = Engine(Settings(db=db))
+    try:
+        def stopped(path: Path, text: str) -> bool:
+            raise OSError("stopped before the file was written")
+
+        monkeypatch.setattr(engine_module, "create_private", stopped)
+        with pytest.raises(OSError, match="stopped before"):
+            interrupted.bootstrap()
+        monkeypatch.undo()
+        lost = [row.public_id for row in interrupted.auth.tokens("default", 0, 100)]
+        assert len(lost) == 4
+    finally:
+        interrupted.close()
+    assert not (tmp_path / "credentials.json").exists()
+    path, tokens = _bootstrap(db)
+    assert path == tmp_path / "credentials.json"
+    engine = Engine(Settings(db=db))
+    try:
+        assert engine.bootstrap() is None  # done: left alone
+        rows = {row.public_id: row for row in engine.auth.tokens("default", 0, 100)}
+        assert all(rows[token_id].revoked_ms is not None for token_id in lost)
+        assert sorted(row.label for row in rows.values() if row.revoked_ms is None) == ["bootstrap"] * 4
+        assert all(engine.auth.grant(token).scope == scope for scope, token in tokens.items())
+    finally:
+        engine.close()
+
+
 def test_bootstrap_only_on_empty_database(tmp_path: Path) -> None:
     """The first start writes credentials for space `default`; later starts leave them alone."""
     from tests.conftest import start

@@ -12,8 +12,10 @@ is told in one line (`explain_sqlite`), never as a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
+import signal
 import sqlite3
 import sys
 from collections.abc import Iterator
@@ -185,8 +187,28 @@ def _backup(db: Path, target: Path, force: bool) -> str:
     backups.check_target(target)  # whatever --force says
     if target.exists() and not force:
         raise ValueError(f"{target} exists; choose another name or say --force")
-    size = backups.backup(db, target)
+    with _stopped_by_sigterm():
+        size = backups.backup(db, target)
     return f"backed up {db} to {target} ({size:,} bytes)"
+
+
+@contextlib.contextmanager
+def _stopped_by_sigterm() -> Iterator[None]:
+    """SIGTERM (a supervisor's stop, `timeout`) raises SystemExit(143) meanwhile, as Ctrl-C raises
+    KeyboardInterrupt, so that what is under way cleans up (a backup's partial file) before the
+    process ends; it used to end at once, leaving the partial copy of the database behind."""
+    def stop(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, stop)
+    except ValueError:  # not the main thread: nothing to catch
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _restore(settings: Settings, source: Path) -> str:

@@ -7,8 +7,10 @@ limit SQLite cannot take; and a reader of their output going away is no error.""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -231,6 +233,30 @@ def test_a_backup_target_that_is_not_a_regular_file_is_refused(
     assert folder.is_dir()
     assert list(folder.iterdir()) == []
     assert fifo.is_fifo()
+
+
+def test_a_backup_stopped_by_sigterm_leaves_no_partial_file(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGTERM while the copy is made (a supervisor's stop, `timeout`) ends the command with status
+    143 as Ctrl-C ends it, removing `PATH.partial` first: the process used to end at once and
+    leave the partial copy of the database beside the target."""
+    db = _database(tmp_path / "audiences.db")
+    copy = backups._copy
+
+    def interrupted(source: apsw.Connection, target: apsw.Connection) -> None:
+        copy(source, target)
+        os.kill(os.getpid(), signal.SIGTERM)
+        for _ in range(1000):  # the handler runs between two bytecodes of this thread
+            time.sleep(0.001)
+
+    monkeypatch.setattr(backups, "_copy", interrupted)
+    target = tmp_path / "backup.db"
+    with pytest.raises(SystemExit) as ended:
+        _main(capsys, "backup", str(target), "--db", str(db))
+    assert ended.value.code == 143
+    assert not target.exists()
+    assert not target.with_name("backup.db.partial").exists()
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # put back as it was
 
 
 def test_a_backup_that_fails_leaves_no_partial_file(tmp_path: Path, capsys: pytest.CaptureFixture[str],

@@ -20,6 +20,8 @@ from audiences_server.store.db import Readers
 from audiences_server.store.writer import Writer
 
 SCOPES = ("write", "read", "admin", "operator")
+# The label of the first start's tokens until their file is written (Auth.bootstrap_tokens).
+BOOTSTRAP_PENDING = "bootstrap (file not written)"
 _SPACE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}\Z")
 MAX_LABEL = 200
 # What a label may not hold: control characters (C0, DEL, C1) and the line and paragraph
@@ -118,6 +120,35 @@ class Auth:
 
         self._writer.run(add, keeps_events=True)
         return IssuedToken(space_name, scope, token, public_id)
+
+    def bootstrap_tokens(self, space_name: str, now_ms: int) -> dict[str, str] | None:
+        """The first start's space and one token per scope, in one transaction: None when the
+        database has a space already and no bootstrap was left half done.
+
+        The tokens are labelled `BOOTSTRAP_PENDING` until `settle_bootstrap`, once their file is
+        written: a start interrupted before that (kill -9, SIGTERM) left tokens whose only copy
+        in clear was lost, so the next start revokes them and issues new ones."""
+        issued = {scope: (new_token(scope), "tok_" + secrets.token_hex(10)) for scope in SCOPES}
+
+        def job(conn: apsw.Connection) -> bool:
+            pending = token_store.labelled(conn, BOOTSTRAP_PENDING)
+            if spaces.list_spaces(conn, 0, 1) and not pending:
+                return False
+            for token_id in pending:
+                token_store.revoke(conn, token_id, now_ms)
+            space = spaces.find_space(conn, space_name) or spaces.create_space(conn, space_name, now_ms)
+            for scope, (token, public_id) in issued.items():
+                spaces.add_token(conn, space.space_id, scope, hash_token(token), BOOTSTRAP_PENDING, now_ms, public_id,
+                                 None)
+            return True
+
+        if not self._writer.run(job, keeps_events=True):
+            return None
+        return {scope: token for scope, (token, _) in issued.items()}
+
+    def settle_bootstrap(self) -> None:
+        """The bootstrap tokens' file is written: they are labelled `bootstrap`."""
+        self._writer.run(lambda conn: token_store.relabel(conn, BOOTSTRAP_PENDING, "bootstrap"), keeps_events=True)
 
     def list_spaces(self, after_id: int = 0, limit: int = -1) -> list[spaces.Space]:
         """The spaces on this server after an id, oldest first."""

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from audiences_server.engine.auth import SCOPES, Auth
+from audiences_server.engine.auth import Auth
 from audiences_server.engine.clock import Clock, ManualClock
 from audiences_server.engine.computations import Computations
 from audiences_server.engine.deletion import Deletions
@@ -133,7 +133,8 @@ class Engine:
         self.writer.run(lambda conn: clock_store.save_time(conn, now_ms), keeps_events=True)
 
     def bootstrap(self) -> Path | None:
-        """On an empty database, creates space `default` with one token per scope.
+        """On an empty database, creates space `default` with one token per scope (and, after a
+        first start interrupted before its file was written, issues them again).
 
         The tokens go to a file only its owner can read, next to the database, so that a
         newcomer can use the CLI at once. A file already there (another database's bootstrap
@@ -141,11 +142,9 @@ class Engine:
         under a name with the database's (`credentials_beside`). Returns the file's path, or
         None when the database already had a space.
         """
-        if self.auth.list_spaces():
+        tokens = self.auth.bootstrap_tokens(DEFAULT_SPACE, self.clock.now_ms())
+        if tokens is None:
             return None
-        now = self.clock.now_ms()
-        self.auth.create_space(DEFAULT_SPACE, now)
-        tokens = {scope: self.auth.create_token(DEFAULT_SPACE, scope, now, "bootstrap").token for scope in SCOPES}
         wanted = self.settings.credentials_path
         text = json.dumps({"space": DEFAULT_SPACE, "tokens": tokens}, indent=2) + "\n"
         path = next(candidate for candidate in credentials_beside(wanted, self.settings.db)
@@ -154,6 +153,7 @@ class Engine:
             log.warning("credentials_file_exists", path=str(wanted.resolve()), written=str(path.resolve()),
                         detail="left as it was (another database's tokens); this database's are in `written`")
         log.info("credentials_written", path=str(path.resolve()), space=DEFAULT_SPACE)
+        self.auth.settle_bootstrap()
         self.credentials_written = path
         return path
 

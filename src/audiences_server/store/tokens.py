@@ -59,3 +59,14 @@ def mark_used(conn: apsw.Connection, used: Mapping[int, int]) -> None:
         "UPDATE tokens SET last_used_ms = max(coalesce(last_used_ms, 0), ?) WHERE token_id = ?",
         [(at, token_id) for token_id, at in used.items()],
     )
+
+
+def labelled(conn: apsw.Connection, label: str) -> list[int]:
+    """The tokens with this label that are not revoked."""
+    return [int(r) for (r,) in conn.execute(
+        "SELECT token_id FROM tokens WHERE label = ? AND revoked_ms IS NULL ORDER BY token_id", (label,))]
+
+
+def relabel(conn: apsw.Connection, old: str, new: str) -> None:
+    """Gives the tokens labelled `old` the label `new`."""
+    conn.execute("UPDATE tokens SET label = ? WHERE label = ?", (new, old))
