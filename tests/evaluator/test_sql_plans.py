@@ -744,3 +744,21 @@ def test_definitions_reading_the_same_streams_share_one_scan_per_job() -> None:
     conn.setexectrace(lambda _cursor, sql, _bindings: queries.append(sql) or True)
     shared._compute(tested[0], [1, 2])
     assert len([q for q in queries if "GROUP BY pid" in q]) == 1
+
+
+def test_only_short_reducer_columns_are_kept_parsed() -> None:
+    """A profile with many events makes reducer columns of megabytes, a new one with each event:
+    kept parsed, they held the server's memory by the gigabyte (about 4 MiB an event for a user
+    with 100,000). Columns past 64 KB are parsed each time; shorter ones, read several times in a
+    row by definitions sharing them, once."""
+    from audiences_server.store.sql import plans
+
+    short = json.dumps([[1, 1, "1"], [2, 2, "2.5"]])
+    long = json.dumps([[n, n, str(n)] for n in range(20_000)])
+    assert len(long) > plans._FIELDS_KEPT_CHARS
+    plans._kept_fields.cache_clear()
+    assert plans._fields(short) == (1, 2.5)
+    assert plans._fields(short) == (1, 2.5)
+    assert plans._fields(long)[-1] == 19_999
+    info = plans._kept_fields.cache_info()
+    assert (info.hits, info.currsize) == (1, 1)

@@ -242,3 +242,23 @@ def test_explanations_agree_with_the_interpreter(case: tuple[CheckedDefinition, 
         assert summary(kind, found)
     elif found.exhausted:
         assert all(json.dumps(evaluate(definition, profile, t)) == json.dumps(value) for t in instants)
+
+
+def test_the_next_change_of_a_profile_of_very_many_events_is_searched_within_a_budget(
+        monkeypatch: Any) -> None:
+    """Each edge tried evaluates the whole profile again: a profile of 500,000 events took minutes
+    over its 200 edges. With more events than the budget allows for 200 tries, fewer edges are
+    tried (at least one) and the search says it was cut short; a change among them is still
+    found exactly."""
+    from audiences_server.core.ql import reasons
+
+    events = [Event("A", NOW - DAY + (n + 1) * MIN, {}, seq=n) for n in range(100)]
+    anyone = checked("event('A').within(1 day).count() >= 1")  # changes when the last falls out
+    every = checked("event('A').within(1 day).count() >= 100")  # changes when the first does
+    found = explain(anyone, Profile(events), NOW).next
+    assert (found.change_ms, found.exhausted) == (NOW + 100 * MIN + 1, True)
+    monkeypatch.setattr(reasons, "SEARCH_BUDGET", 1_000)  # 100 events: 10 edges tried
+    cut = explain(anyone, Profile(events), NOW).next
+    assert (cut.change_ms, cut.exhausted) == (None, False)
+    first = explain(every, Profile(events), NOW).next
+    assert (first.change_ms, first.exhausted) == (NOW + MIN + 1, True)

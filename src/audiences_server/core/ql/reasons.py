@@ -69,17 +69,32 @@ class NextChange:
     exhausted: bool
 
 
+# How many (event, evaluation) pairs `next_change` may spend searching, about 3 s of trying: each
+# edge tried evaluates the whole profile again (some 6 µs an event), so a profile of 500,000
+# events took minutes for its 200 edges. A profile with more events than this over 200 tries
+# fewer edges (at least one), and says the search was cut short (`exhausted` false) when edges
+# were left untried.
+SEARCH_BUDGET = 500_000
+
+
 def next_change(definition: DefinitionLike, profile: Profile, now_ms: int, steps: int = 200) -> NextChange:
-    """When the value next changes, trying at most ``steps`` edges after ``now_ms``.
+    """When the value next changes, trying at most ``steps`` edges after ``now_ms`` (fewer for a
+    profile of very many events, `SEARCH_BUDGET`).
 
     Between two consecutive edges nothing the value depends on moves, so trying each edge in
     order finds the first change exactly.
     """
+    steps = min(steps, max(1, SEARCH_BUDGET // max(1, len(all_events(profile)))))
     by_time: dict[int, list[Edge]] = defaultdict(list)
+    cut = False
     for edge in edges(definition, profile, now_ms):
         # Time ends with the year 9999 (no clock moves past it, no Timestamp shows a later time).
         if edge.at_ms <= MAX_TIME_MS:
             by_time[edge.at_ms].append(edge)
+            if len(by_time) > 2 * steps:  # only the earliest `steps` instants are ever read
+                for at in sorted(by_time)[steps:]:
+                    del by_time[at]
+                cut = True
     check = next_change_time(definition, profile, now_ms)
     if check is not None and check > MAX_TIME_MS:
         check = None
@@ -89,7 +104,8 @@ def next_change(definition: DefinitionLike, profile: Profile, now_ms: int, steps
         value = evaluate(definition, profile, at)
         if _canonical(value) != current:
             return NextChange(check, _first(by_time.get(check or -1, [])), at, value, _first(by_time[at]), True)
-    return NextChange(check, _first(by_time.get(check or -1, [])), None, None, (), len(instants) <= steps)
+    return NextChange(check, _first(by_time.get(check or -1, [])), None, None, (),
+                      not cut and len(instants) <= steps)
 
 
 def _first(found: list[Edge]) -> tuple[Edge, ...]:

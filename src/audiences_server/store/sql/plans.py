@@ -217,12 +217,26 @@ def _parsed(text: str) -> Any:
 _BY_TIME = operator.itemgetter(0, 1)
 
 
-@functools.lru_cache(maxsize=1024)
+# The longest column text `_fields` keeps parsed: a profile with many events makes columns of
+# megabytes, each new event a new one, and a cache of those held copies by the gigabyte.
+_FIELDS_KEPT_CHARS = 65_536
+
+
 def _fields(raw: str) -> tuple[Any, ...]:
     """A reducer column's field values, oldest first, from its JSON array of `[ts, seq, field
     JSON]`. Definitions reducing the same field of the same stream read one column, so the same
-    text comes several times in a row: it is parsed once. (The values are shared: reducers do not
-    change them, and a value that is not a scalar is copied through JSON before it is kept.)"""
+    text comes several times in a row: one of up to 64 KB is parsed once (`_kept_fields`), a
+    longer one each time. (The values are shared: reducers do not change them, and a value that
+    is not a scalar is copied through JSON before it is kept.)"""
+    return _kept_fields(raw) if len(raw) <= _FIELDS_KEPT_CHARS else _parsed_fields(raw)
+
+
+@functools.lru_cache(maxsize=128)
+def _kept_fields(raw: str) -> tuple[Any, ...]:
+    return _parsed_fields(raw)
+
+
+def _parsed_fields(raw: str) -> tuple[Any, ...]:
     # The array holds integers and strings only (each field's JSON as text), which orjson reads
     # as the stdlib does (anything it refuses goes to the stdlib); the fields go through `_parsed`.
     try:
