@@ -34,11 +34,14 @@ def audited(describe: Describe) -> Callable[[F], F]:
     return wrap
 
 
-def mask_paths(request: Any, resource: str, ignored: frozenset[str] = frozenset()) -> list[str]:
-    """The fields an update names: its mask, or with an empty mask the fields set on the resource."""
+def mask_paths(request: Any, resource: str, ignored: frozenset[str] = frozenset(),
+               only: frozenset[str] | None = None) -> list[str]:
+    """The fields an update names: its mask, or with an empty mask the fields set on the resource
+    (but those `ignored`, and of `only` when given)."""
     paths = list(request.update_mask.paths)
     if not paths:
-        paths = [f.name for f, _ in getattr(request, resource).ListFields() if f.name not in ignored]
+        paths = [f.name for f, _ in getattr(request, resource).ListFields()
+                 if f.name not in ignored and (only is None or f.name in only)]
     return sorted(paths)
 
 
@@ -54,8 +57,7 @@ def definition_update(kind: str, resource: str) -> Describe:
     changed (with an empty mask, the editable ones set) and the version it leaves current."""
 
     def describe(request: Any, response: Any) -> Entry:
-        paths = sorted(request.update_mask.paths or
-                       [f.name for f, _ in getattr(request, resource).ListFields() if f.name in EDITABLE])
+        paths = mask_paths(request, resource, only=EDITABLE)
         message = getattr(request, resource)
         return (switched(paths, message.enabled), kind, message.key,
                 {"fields": paths, "version": getattr(response, resource).version})

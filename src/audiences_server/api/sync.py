@@ -389,12 +389,12 @@ class SyncServicer(sync_pb2_grpc.SyncServiceServicer):
 
     def AckChanges(self, request: sync_pb2.AckChangesRequest,
                    context: grpc.ServicerContext) -> sync_pb2.AckChangesResponse:
-        if self.engine.cluster_sync is not None:  # a cluster's front: each shard's part of the cursor
-            self.engine.cluster_sync.ack_changes(space_id(), request)
-            return sync_pb2.AckChangesResponse()
         if not request.cursor:
             raise configs.invalid("cursor", "`cursor` is required: the cursor of the last record processed",
                                   "CURSOR_REQUIRED")
+        if self.engine.cluster_sync is not None:  # a cluster's front: each shard's part of the cursor
+            self.engine.cluster_sync.ack_changes(space_id(), request)
+            return sync_pb2.AckChangesResponse()
         self.engine.feed.ack(space_id(), request.destination_key, parse_cursor(request.cursor, "cursor"))
         return sync_pb2.AckChangesResponse()
 

@@ -29,11 +29,11 @@ from typing import Any
 
 import grpc
 from audiences.v1 import sync_pb2, sync_pb2_grpc
-from google.protobuf import duration_pb2
 from grpc import aio
 
 from audiences_server import errors
 from audiences_server.api.computations import timestamp
+from audiences_server.api.sync import duration
 from audiences_server.cluster.reads import TIMEOUT_S, ShardReads, _as_error
 from audiences_server.core.numbers import MAX_ID
 from audiences_server.engine.engine import Engine
@@ -169,13 +169,10 @@ class ClusterSync:
         """Acknowledges each partition's records up to its position in the cursor, on its shard.
 
         Raises:
-            InvalidArgument: CURSOR_REQUIRED, CURSOR_INVALID, CURSOR_OTHER_FEED.
+            InvalidArgument: CURSOR_INVALID, CURSOR_OTHER_FEED.
             Unavailable: SHARD_UNAVAILABLE, a shard did not answer within the timeout.
         """
         destination = self._feed(space_id, request.destination_key)
-        if not request.cursor:
-            raise invalid("cursor", "`cursor` is required: the cursor of the last record processed",
-                          "CURSOR_REQUIRED")
         positions = self.cursors.decode(space_id, destination, request.cursor, "cursor")
         calls = [stub.AckChanges.future(sync_pb2.AckChangesRequest(
             destination_key=request.destination_key, cursor=str(position)), timeout=self._timeout_s,
@@ -210,7 +207,7 @@ class ClusterSync:
             for p, (channel, position) in enumerate(zip(channels, positions, strict=True)):
                 stream = sync_pb2_grpc.SyncServiceStub(channel).WatchChanges(sync_pb2.WatchChangesRequest(
                     destination_key=request.destination_key, start_cursor=str(position) if position else "",
-                    heartbeat_interval=_duration(heartbeat_s)))  # the request's, or the default when unset
+                    heartbeat_interval=duration(round(heartbeat_s * 1000))))  # the request's, or the default when unset
                 pumps.append(asyncio.create_task(_pump(p, stream, queue)))
             quiet_since = time.monotonic()
             while not self._engine.sync.stopping:
@@ -359,9 +356,3 @@ async def _pump(partition: int, stream: Any, queue: asyncio.Queue[tuple[int, Any
         await queue.put((partition, failure))
         return
     await queue.put((partition, None))
-
-
-def _duration(seconds: float) -> duration_pb2.Duration:
-    duration = duration_pb2.Duration()
-    duration.FromMilliseconds(round(seconds * 1000))
-    return duration

@@ -210,11 +210,6 @@ def _naming_users(table: str, own: bool) -> str:
             f" AND EXISTS (SELECT 1 FROM json_each(q.record, '$.users') AS u WHERE u.value ->> 'profile' IN {named})")
 
 
-def _users_own(table: str) -> str:
-    """The rows of `table` that carry one of the users' own changes on an account (`_naming_users`)."""
-    return _naming_users(table, own=True)
-
-
 def undelivered(conn: apsw.Connection, space_id: int, profile_ids: list[int]) -> int:
     """The profiles' queued deliveries (dead letters included), and their feed records that no
     consumer has read yet: their own, and the users' own entries and exits on accounts."""
@@ -225,10 +220,10 @@ def undelivered(conn: apsw.Connection, space_id: int, profile_ids: list[int]) ->
     unread = scalar(conn, f"SELECT count(*) FROM feed_records f JOIN destinations d USING (destination_id)"
                           f" WHERE f.profile_id {_IN} AND f.record_id > d.feed_acked", (ids,))
     # An account is in one space, as its users are.
-    users_queued = scalar(conn, f"SELECT count(*) FROM ({_users_own('deliveries')})", (ids,) * 4)
+    users_queued = scalar(conn, f"SELECT count(*) FROM ({_naming_users('deliveries', own=True)})", (ids,) * 4)
     users_unread = scalar(conn, f"SELECT count(*) FROM feed_records f JOIN destinations d USING (destination_id)"
-                                f" WHERE f.rowid IN ({_users_own('feed_records')}) AND f.record_id > d.feed_acked",
-                          (ids,) * 4)
+                                f" WHERE f.rowid IN ({_naming_users('feed_records', own=True)})"
+                                " AND f.record_id > d.feed_acked", (ids,) * 4)
     return int(queued) + int(unread) + int(users_queued) + int(users_unread)
 
 
@@ -239,11 +234,10 @@ def purge(conn: apsw.Connection, space_id: int, profile_ids: list[int]) -> None:
     ids = json.dumps(profile_ids)
     # The users' own entries and exits on accounts first: they are found through the change
     # records and links removed below.
-    users_own = [(table, [int(r) for (r,) in conn.execute(_users_own(table), (ids, ids, ids, ids))])
+    users_own = [(table, [int(r) for (r,) in conn.execute(_naming_users(table, own=True), (ids,) * 4)])
                  for table in ("deliveries", "feed_records")]
     for table, rows in users_own:
         if rows and table == "feed_records":
-            sync.count_acknowledged_removal(conn, f"f.record_id {_IN}", (json.dumps(rows),))
             sync.note_feed_removal(conn, f"record_id {_IN}", (json.dumps(rows),))
         if rows:
             conn.execute(f"DELETE FROM {table} WHERE rowid {_IN}", (json.dumps(rows),))
@@ -256,7 +250,6 @@ def purge(conn: apsw.Connection, space_id: int, profile_ids: list[int]) -> None:
             " FROM json_each(record, '$.users') AS u WHERE u.value ->> 'profile' NOT IN (SELECT public_id FROM"
             f" profiles WHERE profile_id {_IN})))) WHERE rowid IN ({_naming_users(table, own=False)})",
             (ids, ids, ids, ids, ids))
-    sync.count_acknowledged_removal(conn, f"f.profile_id {_IN}", (ids,))
     sync.note_feed_removal(conn, f"profile_id {_IN}", (ids,))
     conn.execute("UPDATE id_floors SET value = max(value, (SELECT coalesce(max(profile_id), 0) FROM profiles))"
                  " WHERE name = 'profiles'")

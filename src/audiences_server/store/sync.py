@@ -579,7 +579,9 @@ def count_acknowledged_removal(conn: apsw.Connection, condition: str, params: tu
 def note_feed_removal(conn: apsw.Connection, condition: str, params: tuple[Any, ...]) -> None:
     """Before feed records that match `condition` are removed (by a deletion or a disconnection,
     not retention, which `feed_pruned` counts): each feed keeps the newest id it loses, so that a
-    consumer's cursor naming it is still one the feed issued (`Feed.check_issued`)."""
+    consumer's cursor naming it is still one the feed issued (`Feed.check_issued`), and their
+    connections count those acknowledged (`count_acknowledged_removal`)."""
+    count_acknowledged_removal(conn, condition, params)
     conn.execute(
         "UPDATE destinations SET feed_removed_through = max(feed_removed_through, removed.newest)"
         f" FROM (SELECT destination_id, max(record_id) AS newest FROM feed_records WHERE {condition}"

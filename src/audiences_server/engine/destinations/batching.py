@@ -80,14 +80,16 @@ class BatchSink:
         taken: list[Delivery] = []
         calls: list[dict[str, Any]] = []
         sizes: list[int] = []
+        weight = 0
         for delivery in batch:
             own = calls_of(delivery, connections)
             weights = [len(json_body(c)) + 1 for c in own]  # the call as sent, and its comma
-            if taken and (len(calls) + len(own) > self._size or sum(sizes) + sum(weights) > room):
+            if taken and (len(calls) + len(own) > self._size or weight + sum(weights) > room):
                 break
             taken.append(delivery)
             calls += own
             sizes += weights
+            weight += sum(weights)
         if len(taken) < len(batch):
             done(batch[len(taken):], SKIPPED)
         if not calls:
