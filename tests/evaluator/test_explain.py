@@ -9,6 +9,7 @@ from audiences.v1 import admin_pb2
 from google.protobuf import timestamp_pb2
 
 from audiences_server.core.ql.reasons import iso
+from audiences_server.engine import explain as explainer
 from tests.conftest import bearer, error_reason
 from tests.evaluator.conftest import COLLECTION, DAY, HOUR, Space
 
@@ -63,6 +64,32 @@ def test_a_member_sees_the_order_that_decided_it_and_when_it_leaves(space: Space
     assert [r.message_id for r in reply.next_change.reasons] == ["m-big"]
     grace = explain(space, "big_buyers", "user_id:grace")
     assert (grace.value_json, grace.next_change.summary) == ("false", "does not change without new data")
+
+
+def test_explanations_past_the_ones_running_at_once_wait_then_are_refused(space: Space,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """While `AT_ONCE` explanations run, another waits for a turn; none within the wait: it is
+    refused as RESOURCE_EXHAUSTED `EXPLAIN_BUSY` with a retry hint, and answered once one is done."""
+    _orders(space)
+    space.define("big_buyers", BIG)
+    space.tick()
+    monkeypatch.setattr(explainer, "WAIT_S", 0.2)
+    turns = space.running.server.engine.explainer._turns
+    taken = 0
+    try:
+        while turns.acquire(blocking=False):  # as many explanations as run at once, each still running
+            taken += 1
+        assert taken == explainer.AT_ONCE
+        with pytest.raises(grpc.RpcError) as refused:
+            explain(space, "big_buyers", "user_id:ada")
+        assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert error_reason(refused.value) == "EXPLAIN_BUSY"
+        turns.release()
+        taken -= 1
+        assert explain(space, "big_buyers", "user_id:ada").value_json == "true"
+    finally:
+        for _ in range(taken):
+            turns.release()
 
 
 def test_a_profile_waiting_for_a_tick_says_so(space: Space) -> None:

@@ -25,7 +25,7 @@ from audiences_server.core.ql.reasons import NextChange, iso, summary
 from audiences_server.engine.clock import Clock
 from audiences_server.engine.profile_reads import _find
 from audiences_server.engine.registry import Compiled, Registry, overlay, trait_names
-from audiences_server.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
+from audiences_server.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound, ResourceExhausted
 from audiences_server.store import evaluation as store
 from audiences_server.store import explain as explain_store
 from audiences_server.store import history as history_store
@@ -34,6 +34,10 @@ from audiences_server.store.db import Readers
 from audiences_server.store.evaluation import ComputationRow
 
 DEFAULT_LIMIT, MAX_LIMIT = 10, 100
+# Explanations running at once, and how long another waits for its turn before it is refused. An
+# explanation of a profile of very many events takes seconds and its events' memory; without a
+# bound, a burst of them would take every RPC thread and the server's memory.
+AT_ONCE, WAIT_S = 2, 10.0
 # What a disabled definition's next change is: none, whatever its events' edges (no tick runs it).
 FROZEN = NextChange(None, (), None, None, (), True)
 
@@ -83,6 +87,7 @@ class Explainer:
         # Each space's definitions compiled, kept while none changes (the evaluator's own are its thread's).
         self._registries: dict[int, tuple[tuple[Any, ...], Registry]] = {}
         self._lock = threading.Lock()
+        self._turns = threading.BoundedSemaphore(AT_ONCE)
 
     def _compiled(self, conn: apsw.Connection, space_id: int) -> Registry:
         rows = store.computations(conn, space_id)
@@ -95,10 +100,24 @@ class Explainer:
 
     def explain(self, space_id: int, collection: str, key: str, address: str, at_ms: int | None,
                 limit: int = 0) -> Explained:
-        """Explains the value of definition `key` for the profile at `address`, at `at_ms` (default now)."""
+        """Explains the value of definition `key` for the profile at `address`, at `at_ms` (default now).
+
+        Raises:
+            ResourceExhausted: `AT_ONCE` explanations kept running for `WAIT_S` (`EXPLAIN_BUSY`).
+        """
         if not 0 <= limit <= MAX_LIMIT:
             raise InvalidArgument(f"`max_evidence` must be 0 to {MAX_LIMIT}", reason="MAX_EVIDENCE_INVALID",
                                   violations=[FieldViolation("max_evidence", "out of range")])
+        if not self._turns.acquire(timeout=WAIT_S):
+            raise ResourceExhausted(f"{AT_ONCE} explanations are running and none finished within {WAIT_S:g} s;"
+                                    " retry shortly", reason="EXPLAIN_BUSY", metadata={"retry_after_s": "5"})
+        try:
+            return self._explain(space_id, collection, key, address, at_ms, limit)
+        finally:
+            self._turns.release()
+
+    def _explain(self, space_id: int, collection: str, key: str, address: str, at_ms: int | None,
+                 limit: int) -> Explained:
         now = self._clock.now_ms()
         at = now if at_ms is None else at_ms
         if at > now:
