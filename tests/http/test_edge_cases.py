@@ -138,7 +138,7 @@ def test_an_event_of_the_year_999_reads_back_with_a_padded_year(site: Site) -> N
 # -- bodies -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("encoding", ["br", "zstd", "x-gzip", "gzip, gzip"])
+@pytest.mark.parametrize("encoding", ["br", "zstd", "compress", "gzip, gzip"])
 def test_an_encoding_the_server_does_not_inflate_is_its_own_json_400(site: Site, encoding: str,
                                                                      caplog: pytest.LogCaptureFixture) -> None:
     """A Content-Encoding the server does not inflate, even one aiohttp knows by name (br, zstd),
@@ -194,6 +194,23 @@ def test_gzip_members_one_after_another_are_one_body(site: Site) -> None:
     reply = site.post("/v1/track", body, {"Content-Encoding": "gzip"})
     assert reply.status == 200
     assert [event["userId"] for event in site.events()] == ["members"]
+
+
+def test_x_gzip_is_read_as_gzip(site: Site) -> None:
+    """`x-gzip`, the name HTTP says to read as gzip, is inflated like `gzip`."""
+    reply = site.post("/v1/track", gzip.compress(b'{"userId": "x-gzip", "event": "E"}'), {"Content-Encoding": "x-gzip"})
+    assert reply.status == 200
+    assert [event["userId"] for event in site.events()] == ["x-gzip"]
+
+
+def test_a_compressed_body_padded_past_the_limit_as_sent_is_refused(site: Site) -> None:
+    """A gzip body that inflates within the limit but is sent far larger (members that inflate to
+    nothing after the call) is refused as too large, not read for as long as it is sent."""
+    padding = gzip.compress(b"") * (600_000 // len(gzip.compress(b"")))
+    reply = site.post("/v1/track", gzip.compress(b'{"userId": "padded", "event": "E"}') + padding,
+                      {"Content-Encoding": "gzip"})
+    assert (reply.status, reply.body["code"]) == (400, "MESSAGE_TOO_LARGE")
+    assert site.events() == []
 
 
 def test_raw_deflate_is_inflated_too(site: Site) -> None:

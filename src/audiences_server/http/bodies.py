@@ -21,6 +21,8 @@ from audiences_server.errors import FieldViolation, InvalidArgument
 
 IDENTITY = frozenset({"", "identity"})
 COMPRESSED = frozenset({"gzip", "deflate"})
+# Names HTTP reads as another's (RFC 9110 §8.4.1.3: a recipient should take `x-gzip` as gzip).
+_ALIASES = {"x-gzip": "gzip"}
 # gzip's header and trailer around deflate data; zlib's own (RFC 1950) for `deflate`.
 _GZIP_WBITS = 16 + zlib.MAX_WBITS
 
@@ -30,13 +32,14 @@ class BadEncoding(ValueError):
 
 
 def content_encoding(request: web.Request) -> str:
-    """The request's Content-Encoding in lower case: "", identity, gzip or deflate.
+    """The request's Content-Encoding in lower case: "", identity, gzip (also sent as x-gzip) or deflate.
 
     Raises:
         InvalidArgument: `CONTENT_ENCODING_UNSUPPORTED`, another encoding, or several (a body
             encoded twice, or two headers that disagree: neither is trusted over the other).
     """
     encoding = ", ".join(request.headers.getall("Content-Encoding", [])).strip().lower()
+    encoding = _ALIASES.get(encoding, encoding)
     if encoding not in IDENTITY | COMPRESSED:
         raise InvalidArgument(f"Content-Encoding {encoding!r} is not supported; send gzip, deflate or none",
                               reason="CONTENT_ENCODING_UNSUPPORTED",

@@ -90,6 +90,10 @@ BODY_TIMEOUT_S = 30.0
 # sent (and dropped, not inflated) to reach its end before answering, so that the connection can
 # take its next request: an honest sender's whole body, not an endless one's.
 MAX_DISCARDED_BYTES = 8 * 1024 * 1024
+# Of a compressed body, the most bytes read as sent beyond the inflated limit: deflate never makes
+# data more than a little larger, so a body past this is padding (empty blocks, members that
+# inflate to nothing), refused as too large rather than read for as long as it is sent.
+COMPRESSED_SLACK_BYTES = 64 * 1024
 # How long a browser may reuse a preflight's answer (browsers cap it: Chrome at 2 hours).
 PREFLIGHT_MAX_AGE_S = 7200
 _PREFLIGHT_HEADERS = "authorization, content-type, content-encoding, x-retry-count"
@@ -220,12 +224,13 @@ class TrackingApi:
             raise _too_large(kind, length, limit)
         inflater = Inflater(encoding) if encoding in COMPRESSED else None
         chunks: list[bytes] = []
-        size = 0
+        size = sent = 0
         try:
             while raw := await request.content.readany():
                 chunk = raw if inflater is None else inflater.inflate(raw, limit - size)
                 size += len(chunk)
-                if size > limit:
+                sent += len(raw)
+                if size > limit or sent > limit + COMPRESSED_SLACK_BYTES:
                     if inflater is not None:
                         await _discard(request)
                     raise _too_large(kind, size, limit, at_least=True)
