@@ -90,6 +90,7 @@ def test_a_new_type_gets_a_rule_and_later_messages_follow_it(space: Space) -> No
         (["blocked_patterns"], {"id_type": "email", "blocked_patterns": [r"(a)\1"]}, "rule.blocked_patterns"),
         (["update_time"], {"id_type": "email"}, "update_mask.paths"),
         (["limit"], {"limit": 3}, "rule.id_type"),
+        (["limit"], {"id_type": "salesforce:contact", "limit": 3}, "rule.id_type"),
     ],
 )
 def test_bad_updates_name_the_field(space: Space, paths: list[str], rule: dict[str, Any], field: str) -> None:

@@ -142,6 +142,13 @@ def test_a_custom_type_over_100_characters_is_not_read(space: Space) -> None:
     assert ids_of(space, "user_id:ext") == {"user_id:ext", f"{'t' * 100}:c2"}
 
 
+def test_a_custom_type_holding_a_colon_is_not_read(space: Space) -> None:
+    """A `context.externalIds` type with a `:` is skipped: no `type:value` address could find it."""
+    items: list[dict[str, Any]] = [{"id": "c1", "type": "salesforce:contact"}, {"id": "c2", "type": "salesforce"}]
+    space.send({"type": "track", "userId": "colon", "event": "E", "context": {"externalIds": items}})
+    assert ids_of(space, "user_id:colon") == {"user_id:colon", "salesforce:c2"}
+
+
 # -- daily ----------------------------------------------------------------------------------------
 
 def test_a_daily_limit_counts_the_last_24_hours(space: Space) -> None:

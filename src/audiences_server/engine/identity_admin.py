@@ -36,11 +36,13 @@ def _check_names(id_type: str, changes: Mapping[str, Any]) -> None:
     problems = [FieldViolation("rule.id_type", "required")] if not id_type else []
     if len(id_type) > MAX_ID_TYPE_CHARS:
         problems.append(FieldViolation("rule.id_type", f"at most {MAX_ID_TYPE_CHARS} characters"))
+    if ":" in id_type:  # a profile is looked up as `type:value`
+        problems.append(FieldViolation("rule.id_type", "must not contain `:`"))
     problems += [FieldViolation("update_mask.paths", f"`{name}` cannot be changed") for name in
                  sorted(set(changes) - RULE_FIELDS)]
     if problems:
         raise InvalidArgument(
-            f"name the rule by `id_type` (at most {MAX_ID_TYPE_CHARS} characters) and change only "
+            f"name the rule by `id_type` (at most {MAX_ID_TYPE_CHARS} characters, no `:`) and change only "
             + ", ".join(sorted(RULE_FIELDS)),
             reason="RULE_INVALID",
             violations=problems,

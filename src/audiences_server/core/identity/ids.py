@@ -228,8 +228,8 @@ def _custom_id(item: Mapping[str, Any]) -> tuple[str, ExternalId] | None:
     encoding = item.get("encoding", "none")
     if not isinstance(id_type, str) or not id_type.strip() or value is None:
         return None
-    if len(id_type.strip()) > MAX_ID_TYPE_CHARS:
-        return None
+    if len(id_type.strip()) > MAX_ID_TYPE_CHARS or ":" in id_type:
+        return None  # a profile is looked up as `type:value`: a type must not hold the colon
     if collection not in COLLECTIONS or not isinstance(encoding, str):
         return None
     if encoding.lower() not in _PLAIN_ENCODINGS:
