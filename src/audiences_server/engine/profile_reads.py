@@ -172,12 +172,21 @@ class ProfileReads:
     def links(self, space_id: int, collection: str, address: str, size: int, token: str) -> Page:
         """A user's accounts or an account's users, oldest link first, each with its summary."""
 
+        # The cursor also holds the latest merge when its page was read: a linked profile that
+        # survives a later merge takes the earlier of the two link times, which may put it before
+        # the cursor, so that merge ends the token (as a merge of the profile itself does).
+        merged_up_to = 0
+
         def fetch(conn: apsw.Connection, pid: int, after: Any, limit: int) -> list[dict[str, Any]]:
+            nonlocal merged_up_to
+            if after is not None and len(after) > 2 and store.links_merged_since(conn, pid, collection, after[2]):
+                raise _ended_by_merge()
+            merged_up_to = store.last_merge(conn)
             found = store.links_page(conn, pid, collection, after, limit)
             summaries = store.summaries(conn, [r["profile_id"] for r in found])
             return [{**r, "summary": summaries[r["profile_id"]]} for r in found]
 
-        listing = Listing({"rpc": "links"}, lambda r: [r["linked_ms"], r["profile_id"]], fetch)
+        listing = Listing({"rpc": "links"}, lambda r: [r["linked_ms"], r["profile_id"], merged_up_to], fetch)
         return self._list(space_id, collection, address, listing, size, token)
 
     def memberships(self, space_id: int, collection: str, address: str, size: int, token: str) -> Page:
@@ -213,6 +222,12 @@ class ProfileReads:
             return self._tokens.encode(listing.cursor(page[count - 1]), scope)
 
         return Page(public_id, page, token_after(len(page)) if len(found) > limit else "", token_after)
+
+
+def _ended_by_merge() -> InvalidArgument:
+    return InvalidArgument("the page token is no longer valid: profiles it lists were merged since; start again"
+                           " from the first page", reason="PAGE_TOKEN_INVALID",
+                           violations=[FieldViolation("page_token", "ended by a merge")])
 
 
 def _find(conn: apsw.Connection, space_id: int, collection: str, address: str) -> tuple[int, str]:

@@ -188,8 +188,22 @@ def links_page(conn: apsw.Connection, profile_id: int, collection: str, after: S
     params: list[Any] = [profile_id]
     if after is not None:
         sql += f" AND (linked_ms, {theirs}) > (?, ?)"
-        params += list(after)
+        params += list(after[:2])
     return rows(conn, sql + f" ORDER BY linked_ms, {theirs} LIMIT ?", [*params, limit])
+
+
+def last_merge(conn: apsw.Connection) -> int:
+    """The number of the latest merge of any profile (0 before the first)."""
+    return int(scalar(conn, "SELECT max(merge_id) FROM merges") or 0)
+
+
+def links_merged_since(conn: apsw.Connection, profile_id: int, collection: str, merge_id: int) -> bool:
+    """Whether a profile linked to this one (on the other side) survived a merge after `merge_id`:
+    such a merge may move its link earlier in the order, before where a reader has got to."""
+    mine, theirs = _LINK_SIDES[collection]
+    return bool(scalar(conn, f"SELECT EXISTS (SELECT 1 FROM merges AS m WHERE m.merge_id > ? AND EXISTS"
+                             f" (SELECT 1 FROM links AS l WHERE l.{theirs} = m.survivor_id AND l.{mine} = ?))",
+                       (merge_id, profile_id)))
 
 
 def summaries(conn: apsw.Connection, profile_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
