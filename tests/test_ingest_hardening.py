@@ -311,6 +311,23 @@ def test_a_body_nested_past_what_can_be_read_is_bad_request(running: Running, bo
     assert stored_ids(running) == []
 
 
+def test_an_integer_longer_than_python_reads_rejects_only_its_call(running: Running) -> None:
+    """Valid JSON with an integer of 5,000 digits in one call's properties: that call alone is
+    rejected `bad_request`, naming the field and the digits, and the call beside it is stored;
+    in a batch-level field it refuses the request whole, naming that field."""
+    long = "9" * 5000
+    body = ('{"batch": [{"type": "track", "userId": "u", "event": "E", "messageId": "long",'
+            ' "properties": {"n": [1, {"x": -' + long + '}]}}, ' + json.dumps(GOOD) + "]}").encode()
+    reply = batch_json(running, body)
+    assert outcomes(reply) == [(REJECTED, "bad_request"), (ACCEPTED, "")]
+    assert reply.results[0].message_id == "long"
+    assert reply.results[0].detail.startswith("`properties` holds an integer of 5,000 digits")
+    assert stored_ids(running) == ["good-1"]
+    error = refused(lambda: batch_json(running, ('{"batch": [], "context": {"n": ' + long + "}}").encode()))
+    assert (error.code(), error_reason(error)) == (grpc.StatusCode.INVALID_ARGUMENT, "BAD_REQUEST")
+    assert field_violations(error)[0][0] == "context"
+
+
 def test_a_batch_json_sent_at_that_is_not_a_time_refuses_the_batch(running: Running) -> None:
     """A BatchJson batch-level `sentAt` applies to every call, so one that is not a time refuses the
     request whole: INVALID_ARGUMENT TIMESTAMP_NOT_VALID naming `sentAt`, nothing stored."""

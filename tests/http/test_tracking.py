@@ -306,6 +306,21 @@ def test_a_batch_of_more_than_2500_calls_is_400(site: Site) -> None:
     assert site.events() == []
 
 
+def test_an_integer_longer_than_python_reads_rejects_only_its_call(site: Site) -> None:
+    """A batch whose one call holds an integer of 5,000 digits (valid JSON) is 200 with that call
+    listed as rejected and the other stored; as a single call, it is a 400 naming the field."""
+    long = "9" * 5000
+    body = ('{"batch": [{"type": "track", "userId": "ada", "event": "A", "messageId": "m1"}, {"type": "track",'
+            ' "userId": "ada", "event": "B", "messageId": "m2", "properties": {"n": ' + long + "}}]}").encode()
+    reply = site.post("/v1/batch", body)
+    assert reply.status == 200
+    assert [(r["index"], r["messageId"], r["reason"]) for r in reply.body["rejected"]] == [(1, "m2", "bad_request")]
+    assert [e["messageId"] for e in site.events()] == ["m1"]
+    single = site.post("/v1/track", ('{"userId": "ada", "event": "C", "properties": {"n": ' + long + "}}").encode())
+    assert (single.status, single.body["code"]) == (400, "BAD_REQUEST")
+    assert single.body["message"].startswith("`properties` holds an integer of 5,000 digits")
+
+
 def test_rejected_calls_of_a_batch_are_listed_and_the_good_ones_stored(site: Site) -> None:
     """One bad call never refuses the others: 200 with `success: true`, each refused call listed
     with its index, messageId, reason and detail, the good calls stored, every outcome counted

@@ -12,6 +12,7 @@ import asyncio
 import bisect
 import contextlib
 import json
+import sys
 import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -202,13 +203,92 @@ def decode_body(body: bytes, shape: str = 'the body must be {"batch": [...]} or 
             included) or not an object.
     """
     try:
-        decoded = json.loads(body)
+        try:
+            decoded = json.loads(body)
+        except ValueError as bad:
+            if _TOO_MANY_DIGITS not in str(bad):
+                raise
+            # Valid JSON holding an integer longer than Python reads: read again, standing in
+            # for each such integer, so that only the calls holding one are refused.
+            decoded = _long_integers_refused(json.loads(body, parse_int=_integer))
     except (ValueError, UnicodeDecodeError, RecursionError) as bad:
         raise InvalidArgument(f"the body is not valid JSON: {bad}", reason="BAD_REQUEST",
                               violations=[FieldViolation("body", "not valid JSON")]) from None
     if not isinstance(decoded, dict):
         raise InvalidArgument(shape, reason="BAD_REQUEST", violations=[FieldViolation("body", "not an object")])
     return decoded
+
+
+# Python refuses to read an integer of more digits than `sys.get_int_max_str_digits()` (4,300 by
+# default: converting more costs time quadratic in their number); its error says this.
+_TOO_MANY_DIGITS = "integer string conversion"
+
+
+class _LongInteger:
+    """An integer literal of more digits than Python reads, standing in for it until its call is refused."""
+
+    __slots__ = ("digits",)
+
+    def __init__(self, text: str) -> None:
+        self.digits = len(text.lstrip("-"))
+
+
+def _integer(text: str) -> int | _LongInteger:
+    try:
+        return int(text)
+    except ValueError:
+        return _LongInteger(text)
+
+
+def _long_integers_refused(decoded: Any) -> Any:
+    """A body read with `_integer`: each call of its batch holding a long integer replaced by its
+    rejection (`bad_request`, naming the call's field).
+
+    Raises:
+        InvalidArgument: BAD_REQUEST, a long integer outside the batch's calls (in a single call's
+            body, or a batch-level field): the request is the one call, or its fields apply to all.
+    """
+    if not isinstance(decoded, dict):
+        return decoded
+    batch = decoded.get("batch")
+    if isinstance(batch, list):
+        for i, call in enumerate(batch):
+            found = _long_integer_in(call)
+            if found is not None:
+                key, digits = found
+                message_id = call.get("messageId") if isinstance(call, dict) else None
+                batch[i] = tracking.Rejection("bad_request", _long_detail(key, digits),
+                                              message_id if isinstance(message_id, str) else "")
+    found = _long_integer_in({key: value for key, value in decoded.items()
+                              if not (key == "batch" and isinstance(value, list))})
+    if found is not None:
+        key, digits = found
+        raise InvalidArgument(_long_detail(key, digits), reason="BAD_REQUEST",
+                              violations=[FieldViolation(key, "too many digits")])
+    return decoded
+
+
+def _long_detail(key: str, digits: int) -> str:
+    return (f"`{key}` holds an integer of {digits:,} digits; at most {sys.get_int_max_str_digits():,} are read"
+            " (send a longer number as a string)")
+
+
+def _long_integer_in(value: Any) -> tuple[str, int] | None:
+    """The top-level key under which a `_LongInteger` is (and its digits), if any; walked without
+    recursion, as the value may be nested as deep as the parser allows."""
+    if not isinstance(value, dict):
+        return ("call", value.digits) if isinstance(value, _LongInteger) else None
+    for key, top in value.items():
+        stack = [top]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, _LongInteger):
+                return str(key), item.digits
+            if isinstance(item, dict):
+                stack.extend(item.values())
+            elif isinstance(item, list):
+                stack.extend(item)
+    return None
 
 
 def calls_of(decoded: dict[str, Any]) -> tuple[list[Any], tracking.BatchDefaults]:
