@@ -299,6 +299,56 @@ def test_import_keeps_batches_under_the_byte_limit(run_cli: Run, tmp_path: Path,
     assert [(r["line"], r["reason"]) for r in result["rejected_lines"]] == [(8, "message_too_large")]
 
 
+def _nested(levels: int) -> str:
+    """A JSON object holding arrays `levels` deep under "a"."""
+    return '{"a": ' + "[" * levels + "]" * levels + "}"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("track", "u", "E", "--properties", _nested(5000)),
+        ("identify", "u", "--traits", _nested(5000)),
+        ("group", "u", "g", "--traits", _nested(5000)),
+        ("alias", "a", "u", "--context", _nested(5000)),
+    ],
+)
+def test_json_arguments_nested_too_deep_to_read_are_usage_errors(run_cli: Run, args: tuple[str, ...],
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """JSON nested past what Python's decoder reads (about a thousand levels) is refused by
+    argparse like other bad JSON (exit 2), not a RecursionError traceback."""
+    assert _usage(run_cli, *args) == 2
+    err = capsys.readouterr().err
+    assert ": not JSON that can be read: nested too deeply" in err
+    assert "Traceback" not in err
+
+
+def test_import_rejects_lines_nested_too_deep_and_sends_the_rest(run_cli: Run, tmp_path: Path,
+                                                                 unique: Callable[[str], str]) -> None:
+    """A line nested past what Python's decoder reads, or past 500 levels (near which the server
+    could not read the batch it is in), is rejected by number without sending it; every other
+    line is still sent, and the summary printed. A call nested past the server's 32 levels but
+    not that far is sent, and the server rejects it alone."""
+    user = unique("deep")
+    lines = [json.dumps({"type": "track", "userId": user, "event": "E", "messageId": f"{user}-{i}"}) for i in range(4)]
+    for line, levels in ((1, 5000), (3, 600), (5, 40)):
+        lines.insert(line, f'{{"type": "track", "userId": "{user}", "event": "E", "properties": {_nested(levels)}}}')
+    path = tmp_path / "calls.ndjson"
+    path.write_text("\n".join(lines) + "\n")
+    result = run_cli("--json", "import", str(path), "--batch-size", "2")
+    assert result.code == 1
+    found = json.loads(result.out)
+    assert (found["accepted"], found["rejected"]) == (4, 3)
+    assert [(r["line"], r["reason"]) for r in found["rejected_lines"]] == [
+        (2, "nesting_too_deep"), (4, "nesting_too_deep"), (6, "nesting_too_deep")]
+    details = [r["detail"] for r in found["rejected_lines"]]
+    assert details[0] == details[1] == "the call nests objects and arrays more than 500 levels deep (not sent)"
+    assert details[2].startswith("`properties` nests objects and arrays more than 32 levels deep")
+    again = run_cli("import", str(path))
+    assert "7 calls: 0 accepted, 4 duplicate, 3 rejected" in again.out
+    assert "Traceback" not in again.err
+
+
 # -- 9: TLS on one side only ------------------------------------------------------------------------
 
 

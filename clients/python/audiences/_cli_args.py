@@ -85,6 +85,11 @@ def json_object(expected: str) -> Callable[[str], dict[str, Any]]:
             value = json.loads(text)
         except ValueError as bad:
             raise argparse.ArgumentTypeError(f"not JSON: {bad}") from None
+        except RecursionError:
+            # Valid JSON, but Python's decoder recurses once a level and stops at its recursion limit.
+            raise argparse.ArgumentTypeError(
+                "not JSON that can be read: nested too deeply (objects and arrays about a thousand levels "
+                "inside one another)") from None
         if not isinstance(value, dict):
             raise argparse.ArgumentTypeError(f"expected {expected}")
         return value

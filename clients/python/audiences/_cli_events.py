@@ -139,6 +139,32 @@ def _lines(path: str) -> list[str]:
     return Path(path).read_text(encoding="utf-8").splitlines()
 
 
+# Levels of objects and arrays past which a line is rejected without sending it. The server
+# stores 32 at most and refuses a deeper call on its own (`nesting_too_deep`), but near a thousand
+# levels Python's JSON encoder and decoder stop, here (a traceback) or on the server, which then
+# refuses the whole batch as not JSON, dropping the calls sent with it.
+MAX_SENT_DEPTH = 500
+
+
+def _depth(value: Any) -> int:
+    """How many levels of objects and arrays a JSON value nests; iterative, so that any depth
+    costs no recursion."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        deepest = max(deepest, level)
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, level + 1) for child in children if isinstance(child, dict | list))
+    return deepest
+
+
+def _too_deep(number: int) -> dict[str, Any]:
+    """The rejection of line `number`, nested too deep to send."""
+    return {"line": number, "reason": "nesting_too_deep",
+            "detail": f"the call nests objects and arrays more than {MAX_SENT_DEPTH} levels deep (not sent)"}
+
+
 def _chunks(lines: list[str], size: int, rejected: list[dict[str, Any]]) -> Iterator[list[tuple[int, dict[str, Any]]]]:
     """Batches of (line number, call), within the server's limits; bad lines go to `rejected`."""
     batch: list[tuple[int, dict[str, Any]]] = []
@@ -151,8 +177,14 @@ def _chunks(lines: list[str], size: int, rejected: list[dict[str, Any]]) -> Iter
         except ValueError as bad:
             rejected.append({"line": number, "reason": "bad_request", "detail": f"not JSON: {bad}"})
             continue
+        except RecursionError:  # valid JSON, nested past what Python's decoder reads
+            rejected.append(_too_deep(number))
+            continue
         if not isinstance(call, dict):
             rejected.append({"line": number, "reason": "bad_request", "detail": "the line is not a JSON object"})
+            continue
+        if line.count("{") + line.count("[") > MAX_SENT_DEPTH and _depth(call) > MAX_SENT_DEPTH:
+            rejected.append(_too_deep(number))
             continue
         # Its bytes in the request as `send_batch` encodes it (non-ASCII escaped), not the line's length.
         length = len(json.dumps(call, separators=(",", ":"), default=json_default))

@@ -15,7 +15,7 @@ from audiences_server.api.audit import audited, definition_change, definition_up
 from audiences_server.api.context import caller_label, space_id
 from audiences_server.core import ql
 from audiences_server.engine.computations import EDITABLE, MAX_SAMPLE_SIZE, Spec, definition_reason, etag_of
-from audiences_server.engine.engine import Engine
+from audiences_server.engine.engine import MAX_TIMESTAMP_MS, Engine
 from audiences_server.engine.evaluator import TickReport
 from audiences_server.engine.page_tokens import page_size
 from audiences_server.errors import FieldViolation, InvalidArgument, Unavailable
@@ -475,13 +475,17 @@ class ComputationAdmin:
         interval = duration_pb2.Duration()
         interval.FromMilliseconds(self.engine.settings.tick_interval_ms)
         last = self.engine.evaluator.last_tick
+        # A due time past the year 9999 (an event at 9999-12-31 leaving a `within(7 days)` window)
+        # never comes: no clock moves past 9999-12-31T23:59:59.999Z, and no Timestamp shows a later
+        # time. As with ExplainMembership's check_time, it is left unset: nothing will come due.
+        next_due = status["next_due_ms"] if (status["next_due_ms"] or 0) <= MAX_TIMESTAMP_MS else None
         return admin_pb2.GetEvaluatorStatusResponse(
             clock_mode=admin_pb2.CLOCK_MODE_MANUAL if self.engine.clock.manual else admin_pb2.CLOCK_MODE_SYSTEM,
             clock_time=timestamp(self.engine.clock.now_ms()),
             tick_interval=interval,
             last_tick=tick_message(last) if last else None,
             pending_profiles=status["pending_profiles"],
-            next_due_time=timestamp(status["next_due_ms"]),
+            next_due_time=timestamp(next_due),
             backfilling_count=status["backfilling"],
             due_waiting=status["due_waiting"],
             due_lag=duration_pb2.Duration(seconds=status["due_lag_ms"] // 1000,
