@@ -146,6 +146,32 @@ def test_account_audience_as_group_and_per_user_calls(space: Space, receiver: Re
     assert len({c["messageId"] for c in receiver.calls()}) == 6
 
 
+def test_a_user_linked_to_a_member_account_by_a_merge_gets_its_entry(space: Space, receiver: Receiver) -> None:
+    """An anonymous profile linked to a member account merges into an older user that was not:
+    the user takes over the link, and gets its own entry as a user joining the account would (so
+    that its exit, when it leaves, follows an entry)."""
+    space.send({"type": "identify", "userId": "u1", "at": space.now() - 1000})
+    space.send({"type": "group", "anonymousId": "a1", "groupId": "acme", "traits": {"tier": "enterprise"}})
+    space.define("enterprise", "trait('tier') = 'enterprise'", collection="accounts")
+    space.tick()
+    webhook(space, "hook", receiver.url)
+    connect(space, "hook", "enterprise", collection="accounts", send_group=True, send_identify=True)
+
+    def seen(n: int) -> list[tuple[str, str, bool]]:
+        calls = wait_for(lambda: len(receiver.calls()) >= n and receiver.calls(), what=f"{n} calls")
+        assert len(calls) == n, calls
+        return [(c["type"], c.get("groupId") or c.get("userId") or c["anonymousId"], c["traits"]["enterprise"])
+                for c in calls]
+
+    assert seen(2) == [("group", "acme", True), ("identify", "a1", True)]
+    space.send({"type": "identify", "userId": "u1", "anonymousId": "a1"})
+    space.tick()
+    assert ("identify", "u1", True) in seen(3)[2:]
+    space.send({"type": "group", "userId": "u1", "groupId": "acme", "context": {"unlink": True}})
+    space.tick()
+    assert seen(4)[3:] == [("identify", "u1", False)]
+
+
 def test_a_new_url_applies_to_what_is_sent_next(space: Space, receiver: Receiver) -> None:
     """Changing a webhook's URL builds its client again once what is in flight is settled: the
     changes after the update go to the new URL, none is lost or sent twice."""

@@ -209,8 +209,14 @@ def merge_profiles(conn: apsw.Connection, space_id: int, survivor: int, merged: 
     kept = store.load_traits(conn, survivor)
     update = merge_traits_into(kept, store.load_traits(conn, merged))
     store.write_traits(conn, survivor, kept, update.written)
+    gained = store.links_gained(conn, survivor, merged)
     for user, account in store.move_profile(conn, space_id, survivor, merged, message_id, now_ms):
         # A link one profile had and the other's later removal ends, as it would have on one profile.
         store.touch(conn, [(user, "link", ""), (account, "link", "")])
         record_link_change(conn, account, user, "user_unlinked", now_ms)
+    for user, account in store.still_linked(conn, gained):
+        # A link the survivor takes over from the merged profile: per-user calls of the account's
+        # audiences reach the survivor as they would had it been linked itself.
+        store.touch(conn, [(user, "link", ""), (account, "link", "")])
+        record_link_change(conn, account, user, "user_linked", now_ms)
     return list(update.changed)

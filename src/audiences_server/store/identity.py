@@ -209,6 +209,25 @@ def link(conn: apsw.Connection, user_id: int, account_id: int, at_ms: int) -> bo
     return True
 
 
+def links_gained(conn: apsw.Connection, survivor: int, merged: int) -> list[tuple[int, int]]:
+    """The (user, account) links a merge would give the survivor, named as the survivor's: the
+    merged profile's links to profiles the survivor is not linked to (read before `move_profile`)."""
+    found = conn.execute(
+        "SELECT ?1, account_id FROM links WHERE user_id = ?2"
+        " AND account_id NOT IN (SELECT account_id FROM links WHERE user_id = ?1)"
+        " UNION ALL SELECT user_id, ?1 FROM links WHERE account_id = ?2"
+        " AND user_id NOT IN (SELECT user_id FROM links WHERE account_id = ?1)",
+        (survivor, merged),
+    )
+    return [(int(user), int(account)) for user, account in found]
+
+
+def still_linked(conn: apsw.Connection, pairs: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Those of the (user, account) pairs that are linked now."""
+    return [pair for pair in pairs
+            if conn.execute("SELECT 1 FROM links WHERE user_id = ? AND account_id = ?", pair).fetchone()]
+
+
 def unlink(conn: apsw.Connection, user_id: int, account_id: int, at_ms: int) -> bool:
     """Removes a user's link to an account as of `at_ms`; returns whether a link was removed.
 
