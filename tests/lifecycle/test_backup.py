@@ -137,3 +137,52 @@ def test_local_tokens_list_and_revoke(tmp_path: Path) -> None:
     listed = _command("tokens", "list", "--space", "shop", "--db", str(db)).stdout.split("\t")
     assert (listed[0], listed[1], listed[2], listed[-1]) == (issued.token_id, "write", "checkout", "revoked\n")
     assert issued.token not in "\t".join(listed)
+
+
+def test_a_restored_server_never_issues_a_change_or_feed_id_again(tmp_path: Path) -> None:
+    """After a backup, a change is delivered (a feed record, a message id); the backup is restored
+    and a new change made: its record and message id are new, and a consumer resuming from its
+    cursor of before the restore reads the new record (the restored ids restarted from the
+    backup's, so the new change reused the delivered one's ids: a receiver deduplicating on them
+    dropped it, and the consumer's cursor skipped it)."""
+    import audiences
+
+    db = tmp_path / "live" / "audiences.db"
+    server = ServerProcess(db, "--manual-clock", "--clock-start", "2024-01-01T00:00:00Z")
+    client = audiences.Client(server.address, dict(server.tokens), timeout=30)
+    copy = tmp_path / "backup.db"
+    try:
+        client.create_audience("pro", "trait('plan') = 'pro'")
+        client.wait_until_live()
+        client.create_destination("feed", grpc_feed={})
+        client.connect_destination("feed", "pro")
+        client.identify(user_id="u1", traits={"plan": "pro"})
+        client.flush()
+        client.run_tick(until_idle=True)
+        made = _command("backup", str(copy), "--db", str(db))
+        assert made.returncode == 0, made.stderr
+        client.identify(user_id="u2", traits={"plan": "pro"})
+        client.flush()
+        client.run_tick(until_idle=True)
+        before = client.list_changes("feed").changes
+        assert [c.external_ids[0].value for c in before] == ["u1", "u2"]
+    finally:
+        client.close()
+        assert server.stop() == 0
+    restored = tmp_path / "restored" / "audiences.db"
+    restored.parent.mkdir()
+    shutil.copy(db.parent / "credentials.json", restored.parent / "credentials.json")
+    assert _run("restore", str(copy), "--db", str(restored)).startswith("restored")
+    again = ServerProcess(restored, "--manual-clock")
+    client = audiences.Client(again.address, dict(again.tokens), timeout=30)
+    try:
+        client.identify(user_id="u3", traits={"plan": "pro"})
+        client.flush()
+        client.run_tick(until_idle=True)
+        after = client.list_changes("feed", start_cursor=before[-1].cursor).changes
+        assert [c.external_ids[0].value for c in after] == ["u3"]
+        assert int(after[0].cursor) > int(before[-1].cursor)
+        assert after[0].message_id not in {c.message_id for c in before}
+    finally:
+        client.close()
+        assert again.stop() == 0

@@ -133,6 +133,27 @@ def check_backup(path: Path) -> None:
     migrations.check_known(done, str(path))
 
 
+# How far a restore moves each id sequence on: past every id the server could have issued after
+# the backup was taken (a million a second for twelve days), well inside 2^53, which JavaScript
+# reads exactly, for thousands of restores.
+RESTORE_ID_GAP = 1 << 40
+
+
+def _past_what_was_issued(conn: apsw.Connection) -> None:
+    """Moves every id sequence (change records, feed records, deliveries) past what the server
+    may have issued after the backup: change ids make the message ids destinations deduplicate on,
+    and feed record ids are consumers' cursors, so an id issued again would be a new change that a
+    destination drops as a replay, or a record a consumer's cursor skips. A consumer's cursor from
+    before the restore stays one the feed issued (read on from it, it gets the new records)."""
+    with conn:
+        conn.execute(
+            "INSERT INTO sqlite_sequence (name, seq) SELECT name, 0 FROM sqlite_master AS m WHERE type = 'table'"
+            " AND sql LIKE '%AUTOINCREMENT%' AND NOT EXISTS (SELECT 1 FROM sqlite_sequence AS s WHERE s.name = m.name)")
+        conn.execute("UPDATE sqlite_sequence SET seq = seq + ?", (RESTORE_ID_GAP,))
+        conn.execute("UPDATE destinations SET feed_removed_through = max(feed_removed_through,"
+                      " (SELECT seq FROM sqlite_sequence WHERE name = 'feed_records'))")
+
+
 def restore(source: Path, db: Path, synchronous: str = "FULL", *, checked: bool = False) -> int:
     """Replaces the database's content with a backup's (the caller holds the instance lock);
     returns the database's size in bytes.
@@ -146,6 +167,7 @@ def restore(source: Path, db: Path, synchronous: str = "FULL", *, checked: bool 
     backup_conn, live = _open_read_only(source), connect(db, synchronous=synchronous)
     try:
         _copy(backup_conn, live)
+        _past_what_was_issued(live)
         live.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         live.close()
