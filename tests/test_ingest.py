@@ -440,3 +440,33 @@ def test_requests_of_a_failed_group_fail_and_later_ones_are_stored(running: Runn
     later = ingest.submit(_sender(running), [{"type": "track", "userId": "u1", "event": "E", "messageId": "l2"}])
     assert [r.status for r in later.results()] == ["accepted"]
     assert running.query("SELECT message_id FROM events") == [("l2",)]
+
+
+def test_a_full_disk_is_unavailable_disk_full_and_nothing_is_lost(running: Running) -> None:
+    """With the database unable to grow (SQLite's SQLITE_FULL, as on a full disk), a batch is
+    UNAVAILABLE `DISK_FULL` over gRPC and 503 over HTTP, both retryable, with nothing of it stored;
+    once there is room, the same batch is stored."""
+    import base64
+    import urllib.error
+    import urllib.request
+
+    body = {"batch": [{"type": "track", "userId": f"u{i}", "event": "E", "messageId": f"full-{i}",
+                       "properties": {"pad": "x" * 2000}} for i in range(200)]}
+    writer = running.server.engine.writer
+    pages = writer.run(lambda conn: conn.execute("PRAGMA page_count").fetchone()[0])
+    writer.run(lambda conn: conn.execute(f"PRAGMA max_page_count = {pages}"))
+    try:
+        with pytest.raises(grpc.RpcError) as caught:
+            batch_json(running, body)
+        assert (caught.value.code(), error_reason(caught.value)) == (grpc.StatusCode.UNAVAILABLE, "DISK_FULL")
+        request = urllib.request.Request(f"{running.http_url}/v1/batch", data=json.dumps(body).encode(), headers={
+            "Authorization": "Basic " + base64.b64encode(f"{running.tokens['write']}:".encode()).decode(),
+            "Content-Type": "application/json"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)
+        assert refused.value.code == 503
+        assert json.loads(refused.value.read())["code"] == "DISK_FULL"
+        assert running.query("SELECT count(*) FROM events WHERE message_id LIKE 'full-%'") == [(0,)]
+    finally:
+        writer.run(lambda conn: conn.execute("PRAGMA max_page_count = 4294967294"))
+    assert batch_json(running, body).accepted_count == 200

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import apsw
+
 
 @dataclass(frozen=True)
 class FieldViolation:
@@ -130,3 +132,13 @@ class Unimplemented(AudiencesError):
     code = "UNIMPLEMENTED"
     default_reason = "UNIMPLEMENTED"
 
+
+
+def disk_full(error: BaseException) -> Unavailable | None:
+    """What a request is told when SQLite found the database's disk full (`SQLITE_FULL`): its
+    transaction was rolled back, so nothing of it is stored, and it succeeds once space is freed.
+    None for any other failure."""
+    if not isinstance(error, apsw.FullError):
+        return None
+    return Unavailable("the database's disk is full: nothing of this request was stored; retry once space is freed",
+                       reason="DISK_FULL", metadata={"retry_after_s": "5"})

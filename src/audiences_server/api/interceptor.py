@@ -42,6 +42,7 @@ from audiences_server.errors import (
     PermissionDenied,
     Unauthenticated,
     Unimplemented,
+    disk_full,
 )
 from audiences_server.logs import request_id_of, rpc_line
 
@@ -376,6 +377,10 @@ class _Handling:
             return error
         if isinstance(error, NotImplementedError):
             return Unimplemented(f"{self._call._method} is not implemented yet", reason="NOT_IMPLEMENTED")
+        full = disk_full(error)
+        if full is not None:
+            log.error("disk_full", method=self._call._method, error=str(error))
+            return full
         log.error("rpc_failed", method=self._call._method, exc_info=error)
         return AudiencesError(f"internal error; request id {self.request_id}")
 

@@ -31,7 +31,7 @@ import structlog
 from aiohttp import web
 
 from audiences_server.engine.engine import Engine
-from audiences_server.errors import AudiencesError, Unavailable
+from audiences_server.errors import AudiencesError, Unavailable, disk_full
 from audiences_server.http.connections import BACKLOG, Connections, ServerLog, limits
 from audiences_server.http.errors import error_response
 from audiences_server.http.proxies import CLIENT, FROM_PROXY, Proxies
@@ -228,7 +228,12 @@ class HttpListener:
         except AudiencesError as error:
             response = request.app[ERROR_ANSWERS].get(route, error_response)(error, request)
         except Exception as failure:
-            response = _failed(request, route, failure, request_id)
+            full = disk_full(failure)
+            if full is not None:
+                log.error("disk_full", route=route, error=str(failure))
+                response = request.app[ERROR_ANSWERS].get(route, error_response)(full, request)
+            else:
+                response = _failed(request, route, failure, request_id)
         finally:
             self._in_flight -= 1
             if self.stopping and self._in_flight == 0:
