@@ -318,3 +318,25 @@ def test_a_database_of_a_newer_version_is_refused(tmp_path: Path) -> None:
         migrate(conn, 0)
     assert "0021_ids_never_reused" not in applied(conn)
     conn.close()
+
+
+def test_completed_deletions_forget_the_identifier_they_were_asked_with(tmp_path: Path) -> None:
+    """0023: a completed deletion's record names its profile by the `prf_…` id, no longer by the
+    identifier the request named (the person's e-mail); a pending one keeps it until it completes."""
+    db = tmp_path / "audiences.db"
+    conn = _before(db, "0023_deletions_forget_addresses")
+    with conn:
+        conn.executemany(
+            "INSERT INTO profile_deletions (public_id, space_id, collection, address, profile_id, profile_public_id,"
+            " suppress, state, stage, timeout_ms, deadline_ms, requested_by, created_ms) VALUES"
+            " (?, 1, 'users', ?, ?, ?, 0, ?, ?, 0, 0, 'ops', 0)",
+            [("del_1", "email:jane@example.com", 10, "prf_10", "COMPLETE", "done"),
+             ("del_2", "email:joe@example.com", 11, "prf_11", "PENDING", "exits")])
+    conn.close()
+    running = start(db)
+    try:
+        assert running.query("SELECT public_id, address FROM profile_deletions ORDER BY public_id") == [
+            ("del_1", "prf_10"), ("del_2", "email:joe@example.com")]
+    finally:
+        running.channel.close()
+        running.server.stop(grace=1)

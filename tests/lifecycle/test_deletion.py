@@ -153,7 +153,10 @@ def test_delete_without_suppression_lets_the_person_come_back(site: Site) -> Non
     """Without `suppress`, a later call with the same user id makes a new, empty profile."""
     site.send({"type": "identify", "userId": "cy", "traits": {"plan": "pro"}})
     first = _delete(site, "user_id:cy", delivery_timeout=duration_pb2.Duration(seconds=0))
-    _finished(site, first.deletion_id)
+    assert first.profile.id == "user_id:cy"  # as asked, while it runs
+    done = _finished(site, first.deletion_id)
+    assert done.profile.id == first.profile_id  # then its prf_ id: the record keeps nothing of the person
+    assert site.running.query("SELECT count(*) FROM profile_deletions WHERE address LIKE '%cy%'") == [(0,)]
     site.send({"type": "track", "userId": "cy", "event": "Signed In"})
     reply = site.running.profiles.ListTraits(profiles_pb2.ListTraitsRequest(
         profile=common_pb2.ProfileRef(collection=USERS, id="user_id:cy")), metadata=site.as_("read"))

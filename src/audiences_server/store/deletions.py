@@ -124,12 +124,14 @@ def note_suppressed(conn: apsw.Connection, deletion_id: int, count: int) -> None
 
 def advance(conn: apsw.Connection, deletion_id: int, stage: str, undelivered: int = 0, events: int = 0,
             now_ms: int | None = None) -> None:
-    """Moves a deletion on; at stage `done` it is COMPLETE at `now_ms`."""
+    """Moves a deletion on; at stage `done` it is COMPLETE at `now_ms`, and the record names the
+    profile by its `prf_…` id instead of the identifier it was asked with (the person's data)."""
     conn.execute(
-        "UPDATE profile_deletions SET stage = ?, exits_undelivered = exits_undelivered + ?,"
-        " events_deleted = events_deleted + ?, state = CASE WHEN ? = 'done' THEN 'COMPLETE' ELSE state END,"
-        " completed_ms = CASE WHEN ? = 'done' THEN ? ELSE completed_ms END WHERE deletion_id = ?",
-        (stage, undelivered, events, stage, stage, now_ms, deletion_id),
+        "UPDATE profile_deletions SET stage = ?1, exits_undelivered = exits_undelivered + ?2,"
+        " events_deleted = events_deleted + ?3, state = CASE WHEN ?1 = 'done' THEN 'COMPLETE' ELSE state END,"
+        " completed_ms = CASE WHEN ?1 = 'done' THEN ?4 ELSE completed_ms END,"
+        " address = CASE WHEN ?1 = 'done' THEN profile_public_id ELSE address END WHERE deletion_id = ?5",
+        (stage, undelivered, events, now_ms, deletion_id),
     )
 
 

@@ -885,3 +885,10 @@ def _ids_past_removals(conn: apsw.Connection) -> None:
         INSERT INTO id_floors (name, value) SELECT 'profiles', coalesce(max(profile_id), 0) FROM profiles;
         ALTER TABLE destinations ADD COLUMN feed_removed_through INTEGER NOT NULL DEFAULT 0;
     """)
+
+
+@migration("0023_deletions_forget_addresses")
+def _deletions_forget_addresses(conn: apsw.Connection) -> None:
+    # A completed deletion's record named the profile as the request had (`email:…`), the person's
+    # data kept after the deletion; it now names it by its `prf_…` id (store/deletions.py, `advance`).
+    conn.execute("UPDATE profile_deletions SET address = profile_public_id WHERE state = 'COMPLETE'")

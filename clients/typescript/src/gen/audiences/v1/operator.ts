@@ -237,7 +237,10 @@ export interface ProfileDeletion {
   deletionId: string;
   /** The name of the space of the profile. */
   space: string;
-  /** The profile as the request named it. */
+  /**
+   * The profile as the request named it while the deletion runs; once it is complete, by its
+   * `prf_…` id (the identifier it was asked with is the person's data, which is not kept).
+   */
   profile:
     | ProfileRef
     | undefined;
