@@ -60,6 +60,25 @@ def test_list_changes_pages_snapshot_then_changes(space: Space) -> None:
     assert later[0].message_id
 
 
+def test_a_change_carries_its_values_as_json_text_with_integers_exact(space: Space) -> None:
+    """A computed trait's change carries `old_value_json` and `new_value_json` beside its `Value`s:
+    `120` stays `120`, and an integer past 2^53 stays exact, where the `Value` holds doubles."""
+    space.send({"type": "track", "userId": "big", "event": "Paid", "properties": {"v": 2 ** 53 + 1}},
+               {"type": "track", "userId": "small", "event": "Paid", "properties": {"v": 120}})
+    space.define("paid", "event('Paid').sum(property('v'))", kind="trait")
+    space.tick()
+    _feed(space)
+    connect(space, "feed", "paid", kind="computed_trait")
+    records = wait_for(lambda: len(_read_all(space, "")) == 2 and _read_all(space, ""), what="snapshot")
+    by_user = {r.external_ids[0].value: r for r in records}
+    assert (by_user["big"].new_value_json, by_user["small"].new_value_json) == (str(2 ** 53 + 1), "120")
+    assert (by_user["big"].old_value_json, by_user["big"].HasField("old_value")) == ("", False)
+    space.send({"type": "track", "userId": "small", "event": "Paid", "properties": {"v": 1}})
+    space.tick()
+    later = wait_for(lambda: _read_all(space, records[-1].cursor), what="the change")
+    assert [(r.old_value_json, r.new_value_json) for r in later] == [("120", "121")]
+
+
 def test_a_feeds_lag_is_the_age_of_its_oldest_unread_record(space: Space) -> None:
     """A feed connection with records its consumer has not acknowledged shows them pending, with
     a lag of their age (as /metrics does); read to the end, it shows none and no lag."""

@@ -22,6 +22,7 @@ from audiences_server.api.computations import (
     json_value,
     kind_of,
     timestamp,
+    value_json,
 )
 from audiences_server.api.context import grant, space_id
 from audiences_server.core.numbers import dead_letter_number
@@ -232,6 +233,8 @@ def change_message(record: FeedRecord) -> sync_pb2.ChangeRecord:
         old_value=None if record.old is None else json_value(record.old),
         new_value=None if record.new is None else json_value(record.new),
         change_time=timestamp(record.at_ms), message_id=record.message_id,
+        old_value_json="" if record.old is None else value_json(record.old),
+        new_value_json="" if record.new is None else value_json(record.new),
     )
 
 

@@ -244,7 +244,7 @@ class DeadLetter(_message.Message):
     def __init__(self, id: _Optional[str] = ..., destination_key: _Optional[str] = ..., computation: _Optional[_Union[_common_pb2.ComputationRef, _Mapping]] = ..., profile_id: _Optional[str] = ..., message_id: _Optional[str] = ..., payload: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., attempt_count: _Optional[int] = ..., last_error: _Optional[str] = ..., first_attempt_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., dead_letter_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ChangeRecord(_message.Message):
-    __slots__ = ("cursor", "computation", "computation_id", "profile_id", "external_ids", "change_type", "old_value", "new_value", "change_time", "message_id")
+    __slots__ = ("cursor", "computation", "computation_id", "profile_id", "external_ids", "change_type", "old_value", "new_value", "change_time", "message_id", "old_value_json", "new_value_json")
     CURSOR_FIELD_NUMBER: _ClassVar[int]
     COMPUTATION_FIELD_NUMBER: _ClassVar[int]
     COMPUTATION_ID_FIELD_NUMBER: _ClassVar[int]
@@ -255,6 +255,8 @@ class ChangeRecord(_message.Message):
     NEW_VALUE_FIELD_NUMBER: _ClassVar[int]
     CHANGE_TIME_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    OLD_VALUE_JSON_FIELD_NUMBER: _ClassVar[int]
+    NEW_VALUE_JSON_FIELD_NUMBER: _ClassVar[int]
     cursor: str
     computation: _common_pb2.ComputationRef
     computation_id: str
@@ -265,7 +267,9 @@ class ChangeRecord(_message.Message):
     new_value: _struct_pb2.Value
     change_time: _timestamp_pb2.Timestamp
     message_id: str
-    def __init__(self, cursor: _Optional[str] = ..., computation: _Optional[_Union[_common_pb2.ComputationRef, _Mapping]] = ..., computation_id: _Optional[str] = ..., profile_id: _Optional[str] = ..., external_ids: _Optional[_Iterable[_Union[_common_pb2.ExternalId, _Mapping]]] = ..., change_type: _Optional[_Union[ChangeType, str]] = ..., old_value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., new_value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., change_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., message_id: _Optional[str] = ...) -> None: ...
+    old_value_json: str
+    new_value_json: str
+    def __init__(self, cursor: _Optional[str] = ..., computation: _Optional[_Union[_common_pb2.ComputationRef, _Mapping]] = ..., computation_id: _Optional[str] = ..., profile_id: _Optional[str] = ..., external_ids: _Optional[_Iterable[_Union[_common_pb2.ExternalId, _Mapping]]] = ..., change_type: _Optional[_Union[ChangeType, str]] = ..., old_value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., new_value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., change_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., message_id: _Optional[str] = ..., old_value_json: _Optional[str] = ..., new_value_json: _Optional[str] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
     __slots__ = ("heartbeat_time", "latest_cursor")

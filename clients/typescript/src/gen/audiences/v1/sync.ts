@@ -534,6 +534,13 @@ export interface ChangeRecord {
     | undefined;
   /** The deterministic id of the change, used as `messageId` in payloads. */
   messageId: string;
+  /**
+   * `old_value` as JSON text, numbers as stored (`120`, not `120.0`; an integer past 2^53 exact);
+   * empty when there was none.
+   */
+  oldValueJson: string;
+  /** `new_value` as JSON text, numbers as stored; empty when there is none. */
+  newValueJson: string;
 }
 
 /** Sent on a quiet WatchChanges stream to show it is alive. */
@@ -2931,6 +2938,8 @@ function createBaseChangeRecord(): ChangeRecord {
     newValue: undefined,
     changeTime: undefined,
     messageId: "",
+    oldValueJson: "",
+    newValueJson: "",
   };
 }
 
@@ -2965,6 +2974,12 @@ export const ChangeRecord: MessageFns<ChangeRecord> = {
     }
     if (message.messageId !== "") {
       writer.uint32(82).string(message.messageId);
+    }
+    if (message.oldValueJson !== "") {
+      writer.uint32(90).string(message.oldValueJson);
+    }
+    if (message.newValueJson !== "") {
+      writer.uint32(98).string(message.newValueJson);
     }
     return writer;
   },
@@ -3062,6 +3077,22 @@ export const ChangeRecord: MessageFns<ChangeRecord> = {
             message.messageId = reader.string();
             continue;
           }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.oldValueJson = reader.string();
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.newValueJson = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3110,6 +3141,16 @@ export const ChangeRecord: MessageFns<ChangeRecord> = {
         : isSet(object.message_id)
         ? globalThis.String(object.message_id)
         : "",
+      oldValueJson: isSet(object.oldValueJson)
+        ? globalThis.String(object.oldValueJson)
+        : isSet(object.old_value_json)
+        ? globalThis.String(object.old_value_json)
+        : "",
+      newValueJson: isSet(object.newValueJson)
+        ? globalThis.String(object.newValueJson)
+        : isSet(object.new_value_json)
+        ? globalThis.String(object.new_value_json)
+        : "",
     };
   },
 
@@ -3145,6 +3186,12 @@ export const ChangeRecord: MessageFns<ChangeRecord> = {
     if (message.messageId !== "") {
       obj.messageId = message.messageId;
     }
+    if (message.oldValueJson !== "") {
+      obj.oldValueJson = message.oldValueJson;
+    }
+    if (message.newValueJson !== "") {
+      obj.newValueJson = message.newValueJson;
+    }
     return obj;
   },
 
@@ -3165,6 +3212,8 @@ export const ChangeRecord: MessageFns<ChangeRecord> = {
     message.newValue = object.newValue === undefined ? undefined : object.newValue;
     message.changeTime = object.changeTime ?? undefined;
     message.messageId = object.messageId ?? "";
+    message.oldValueJson = object.oldValueJson ?? "";
+    message.newValueJson = object.newValueJson ?? "";
     return message;
   },
 };
