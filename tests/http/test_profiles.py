@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from audiences.v1 import common_pb2, profiles_pb2
 
-from tests.conftest import Running, start
+from tests.conftest import Running, bearer, start
 from tests.evaluator.conftest import HOUR, T0, Space, new_space
 
 
@@ -601,3 +602,24 @@ def _iso(ms: int) -> str:
     from audiences_server.core.tracking import format_time
 
     return format_time(ms)
+
+
+def test_an_event_lists_every_identifier_its_call_carried(server: Running) -> None:
+    """An event's `external_ids` are all the identifiers its call carried, as ingestion read them
+    (a device id, `context.traits.email`, `context.externalIds`), `user_id` and `anonymous_id`
+    first, over HTTP and in gRPC's `Event.external_ids`."""
+    space = named(server)
+    space.space.send({"type": "track", "userId": "ada", "anonymousId": "anon-9", "event": "Opened",
+                      "messageId": "m-carried", "context": {
+                          "traits": {"email": "ada@example.com"}, "device": {"type": "ios", "id": "dev-1"},
+                          "externalIds": [{"id": "c-42", "type": "shop_customer", "collection": "users",
+                                           "encoding": "none"}]}})
+    expected = [("user_id", "ada"), ("anonymous_id", "anon-9"), ("email", "ada@example.com"), ("ios.id", "dev-1"),
+                ("shop_customer", "c-42")]
+    body = space.get("users/profiles/user_id:ada/events").body
+    assert [(i["type"], i["id"]) for i in body["data"][0]["external_ids"]] == expected
+    assert {(i["collection"], i["encoding"]) for i in body["data"][0]["external_ids"]} == {("users", "none")}
+    reply = server.profiles.ListEvents(profiles_pb2.ListEventsRequest(
+        profile=common_pb2.ProfileRef(collection=common_pb2.COLLECTION_USERS, id="user_id:ada")),
+        metadata=bearer(space.space.tokens["read"]))
+    assert [(i.type, i.value) for i in reply.events[0].external_ids] == expected

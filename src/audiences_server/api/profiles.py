@@ -104,7 +104,10 @@ def _event(row: dict[str, Any]) -> profiles_pb2.Event:
                                event=row["event"], user_id=row["user_id"] or "",
                                anonymous_id=row["anonymous_id"] or "",
                                event_time=timestamp(row["ts"]), receive_time=timestamp(row["received_ms"]),
-                               properties_json=row["body"], context_json=row["context"], source_id=row["source_id"])
+                               properties_json=row["body"], context_json=row["context"], source_id=row["source_id"],
+                               external_ids=[common_pb2.ExternalId(type=found.type, value=found.value,
+                                                                   collection=COLLECTION_ENUM[collection])
+                                             for collection, found in row["external_ids"]])
     # The JSON text beside the Structs, as stored: a Struct holds every number as a double.
     fill_struct(event.properties, json.loads(row["body"]))
     fill_struct(event.context, json.loads(row["context"]))

@@ -7,14 +7,16 @@ for it come from the same committed state even while a merge commits alongside.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import apsw
 
+from audiences_server.core.identity import ExternalId, extract_external_ids, with_configured_ids
 from audiences_server.engine.page_tokens import PageTokens, page_size
 from audiences_server.errors import FieldViolation, InvalidArgument, NotFound
+from audiences_server.store import identity as identity_store
 from audiences_server.store import profile_reads as store
 from audiences_server.store.db import Readers
 from audiences_server.store.profile_reads import EventFilter
@@ -151,7 +153,9 @@ class ProfileReads:
                  "exclude": sorted(set(wanted.exclude)), "descending": wanted.descending}
 
         def fetch(conn: apsw.Connection, pid: int, after: Any, limit: int) -> list[dict[str, Any]]:
-            return store.events_page(conn, pid, wanted, after, limit)
+            found = store.events_page(conn, pid, wanted, after, limit)
+            sources = identity_store.rules(conn, space_id).sources if found else {}
+            return [{**row, "external_ids": carried_ids(row, sources)} for row in found]
 
         return self._list(space_id, collection, address,
                           Listing(scope, lambda r: [r["ts"], r["message_id"]], fetch), size, token)
@@ -222,6 +226,20 @@ class ProfileReads:
             return self._tokens.encode(listing.cursor(page[count - 1]), scope)
 
         return Page(public_id, page, token_after(len(page)) if len(found) > limit else "", token_after)
+
+
+def carried_ids(row: Mapping[str, Any], sources: Mapping[str, Sequence[str]]) -> list[tuple[str, ExternalId]]:
+    """The identifiers a stored event's call carried, as (collection, id), read as ingestion read
+    them (the space's rules' keys included): `user_id` and `anonymous_id` first, then the others
+    by type and value."""
+    message = {**json.loads(row["extra"]), "type": row["type"], "userId": row["user_id"],
+               "anonymousId": row["anonymous_id"], "context": json.loads(row["context"]),
+               "properties": json.loads(row["body"])}
+    found = with_configured_ids(extract_external_ids(message), message, sources) if sources else (
+        extract_external_ids(message))
+    first = {"user_id": 0, "anonymous_id": 1}
+    users = sorted(found.users, key=lambda i: (first.get(i.type, 2), i))
+    return [("users", i) for i in users] + [("accounts", i) for i in found.accounts]
 
 
 def _ended_by_merge() -> InvalidArgument:

@@ -258,8 +258,8 @@ def _events(reads: ProfileSource, space_id: int, read: Read) -> dict[str, Any]:
 
 def _event(row: Mapping[str, Any], related: dict[str, str]) -> dict[str, Any]:
     # The identifiers the call itself carried, as Segment lists them on each event.
-    ids = [{"collection": "users", "type": kind, "id": row[kind], "encoding": "none"}
-           for kind in ("user_id", "anonymous_id") if row[kind]]
+    ids = [{"collection": collection, "type": found.type, "id": found.value, "encoding": "none"}
+           for collection, found in row["external_ids"]]
     return {"external_ids": ids, "context": StoredJson(row["context"]), "type": row["type"],
             "message_id": row["message_id"], "source_id": row["source_id"],
             "timestamp": format_time(row["ts"]), "properties": StoredJson(row["body"]), "event": row["event"],

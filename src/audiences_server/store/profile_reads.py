@@ -135,8 +135,8 @@ def traits_page(conn: apsw.Connection, profile_id: int, *, include: Sequence[str
 def events_page(conn: apsw.Connection, profile_id: int, wanted: EventFilter,
                 after: Sequence[Any] | None, limit: int) -> list[dict[str, Any]]:
     """A profile's track, page and screen events by (event time, message id), after such a cursor."""
-    sql = ("SELECT seq, message_id, type, event, body, context, user_id, anonymous_id, ts, received_ms, source_id"
-           " FROM events WHERE profile_id = ? AND event IS NOT NULL")
+    sql = ("SELECT seq, message_id, type, event, body, context, extra, user_id, anonymous_id, ts, received_ms,"
+           " source_id FROM events WHERE profile_id = ? AND event IS NOT NULL")
     params: list[Any] = [profile_id]
     for clause, value, present in (
         (" AND ts >= ?", wanted.start, wanted.start is not None),

@@ -27,53 +27,53 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x61udiences/v1/profiles.proto\x12\x0c\x61udiences.v1\x1a\x19\x61udiences/v1/common.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc2\x01\n\x05Trait\x12\x0b\n\x03key\x18\x01 \x01(\t\x12%\n\x05value\x18\x02 \x01(\x0b\x32\x16.google.protobuf.Value\x12-\n\x0btrait_class\x18\x03 \x01(\x0e\x32\x18.audiences.v1.TraitClass\x12\x11\n\tsource_id\x18\x04 \x01(\t\x12/\n\x0bupdate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nvalue_json\x18\x06 \x01(\t\"\xf3\x02\n\x05\x45vent\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12%\n\x04type\x18\x02 \x01(\x0e\x32\x17.audiences.v1.EventType\x12\r\n\x05\x65vent\x18\x03 \x01(\t\x12+\n\nproperties\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12(\n\x07\x63ontext\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0f\n\x07user_id\x18\x06 \x01(\t\x12\x14\n\x0c\x61nonymous_id\x18\x07 \x01(\t\x12.\n\nevent_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0creceive_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fproperties_json\x18\n \x01(\t\x12\x14\n\x0c\x63ontext_json\x18\x0b \x01(\t\x12\x11\n\tsource_id\x18\x0c \x01(\t\"m\n\x0bProfileLink\x12-\n\x07profile\x18\x01 \x01(\x0b\x32\x1c.audiences.v1.ProfileSummary\x12/\n\x0b\x63reate_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa4\x03\n\x0fProfileMetadata\x12\x12\n\nprofile_id\x18\x01 \x01(\t\x12,\n\ncollection\x18\x02 \x01(\x0e\x32\x18.audiences.v1.Collection\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x36\n\x12\x66irst_message_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11last_message_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1a\n\x12merged_profile_ids\x18\x07 \x03(\t\x12\x18\n\x10\x66irst_message_id\x18\x08 \x01(\t\x12\x17\n\x0f\x66irst_source_id\x18\t \x01(\t\x12\x17\n\x0flast_message_id\x18\n \x01(\t\x12\x16\n\x0elast_source_id\x18\x0b \x01(\t\"\x86\x01\n\x12\x41udienceMembership\x12\x14\n\x0c\x61udience_key\x18\x01 \x01(\t\x12\x13\n\x0b\x61udience_id\x18\x02 \x01(\t\x12\x15\n\raudience_name\x18\x03 \x01(\t\x12.\n\nenter_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb6\x01\n\x11ListTraitsRequest\x12)\n\x07profile\x18\x01 \x01(\x0b\x32\x18.audiences.v1.ProfileRef\x12\x0f\n\x07include\x18\x02 \x03(\t\x12-\n\x0btrait_class\x18\x03 \x01(\x0e\x32\x18.audiences.v1.TraitClass\x12\x0f\n\x07verbose\x18\x04 \x01(\x08\x12\x11\n\tpage_size\x18\x05 \x01(\x05\x12\x12\n\npage_token\x18\x06 \x01(\t\"f\n\x12ListTraitsResponse\x12\x12\n\nprofile_id\x18\x01 \x01(\t\x12#\n\x06traits\x18\x02 \x03(\x0b\x32\x13.audiences.v1.Trait\x12\x17\n\x0fnext_page_token\x18\x03 \x01(\t\"\x92\x02\n\x11ListEventsRequest\x12)\n\x07profile\x18\x01 \x01(\x0b\x32\x18.audiences.v1.ProfileRef\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07include\x18\x04 \x03(\t\x12\x0f\n\x07\x65xclude\x18\x05 \x03(\t\x12+\n\nsort_order\x18\x06 \x01(\x0e\x32\x17.audiences.v1.SortOrder\x12\x11\n\tpage_size\x18\x07 \x01(\x05\x12\x12\n\npage_token\x18\x08 \x01(\t\"f\n\x12ListEventsResponse\x12\x12\n\nprofile_id\x18\x01 \x01(\t\x12#\n\x06\x65vents\x18\x02 \x03(\x0b\x32\x13.audiences.v1.Event\x12\x17\n\x0fnext_page_token\x18\x03 \x01(\t\"{\n\x16ListExternalIdsRequest\x12)\n\x07profile\x18\x01 \x01(\x0b\x32\x18.audiences.v1.ProfileRef\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x0f\n\x07include\x18\x04 \x03(\t\"v\n\x17ListExternalIdsResponse\x12\x12\n\nprofile_id\x18\x01 \x01(\t\x12.\n\x0c\x65xternal_ids\x18\x02 \x03(\x0b\x32\x18.audiences.v1.ExternalId\x12\x17\n\x0fnext_page_token\x18\x03 \x01(\t\"d\n\x10ListLinksRequest\x12)\n\x07profile\x18\x01 \x01(\x0b\x32\x18.audiences.v1.ProfileRef\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"j\n\x11ListLinksResponse\x12\x12\n\nprofile_id\x18\x01 \x01(\t\x12(\n\x05links\x18\x02 \x03(\x0b\x32\x19.audiences.v1.ProfileLink\x12\x17\n\x0fnext_page_token\x18\x03 \x01(\t\"?\n\x12GetMetadataRequest\x12)\n\x07profile\x18\x01 \x01(\x0b\x32\x18.audiences.v1.ProfileRef\"F\n\x13GetMetadataResponse\x12/\n\x08metadata\x18\x01 \x01(\x0b\x32\x1d.audiences.v1.ProfileMetadata\"r\n\x1eListAudienceMembershipsRequest\x12)\n\x07profile\x18\x01 \x01(\x0b\x32\x18.audiences.v1.ProfileRef\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"\x85\x01\n\x1fListAudienceMembershipsResponse\x12\x12\n\nprofile_id\x18\x01 \x01(\t\x12\x35\n\x0bmemberships\x18\x02 \x03(\x0b\x32 .audiences.v1.AudienceMembership\x12\x17\n\x0fnext_page_token\x18\x03 \x01(\t*{\n\nTraitClass\x12\x1b\n\x17TRAIT_CLASS_UNSPECIFIED\x10\x00\x12\x18\n\x14TRAIT_CLASS_AUDIENCE\x10\x01\x12\x1e\n\x1aTRAIT_CLASS_COMPUTED_TRAIT\x10\x02\x12\x16\n\x12TRAIT_CLASS_CUSTOM\x10\x03*i\n\tEventType\x12\x1a\n\x16\x45VENT_TYPE_UNSPECIFIED\x10\x00\x12\x14\n\x10\x45VENT_TYPE_TRACK\x10\x01\x12\x13\n\x0f\x45VENT_TYPE_PAGE\x10\x02\x12\x15\n\x11\x45VENT_TYPE_SCREEN\x10\x03*\\\n\tSortOrder\x12\x1a\n\x16SORT_ORDER_UNSPECIFIED\x10\x00\x12\x18\n\x14SORT_ORDER_ASCENDING\x10\x01\x12\x19\n\x15SORT_ORDER_DESCENDING\x10\x02\x32\xad\x04\n\x0fProfilesService\x12O\n\nListTraits\x12\x1f.audiences.v1.ListTraitsRequest\x1a .audiences.v1.ListTraitsResponse\x12O\n\nListEvents\x12\x1f.audiences.v1.ListEventsRequest\x1a .audiences.v1.ListEventsResponse\x12^\n\x0fListExternalIds\x12$.audiences.v1.ListExternalIdsRequest\x1a%.audiences.v1.ListExternalIdsResponse\x12L\n\tListLinks\x12\x1e.audiences.v1.ListLinksRequest\x1a\x1f.audiences.v1.ListLinksResponse\x12R\n\x0bGetMetadata\x12 .audiences.v1.GetMetadataRequest\x1a!.audiences.v1.GetMetadataResponse\x12v\n\x17ListAudienceMemberships\x12,.audiences.v1.ListAudienceMembershipsRequest\x1a-.audiences.v1.ListAudienceMembershipsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x61udiences/v1/profiles.proto\x12\x0c\x61udiences.v1\x1a\x19\x61udiences/v1/common.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc2\x01\n\x05Trait\x12\x0b\n\x03key\x18\x01 \x01(\t\x12%\n\x05value\x18\x02 \x01(\x0b\x32\x16.google.protobuf.Value\x12-\n\x0btrait_class\x18\x03 \x01(\x0e\x32\x18.audiences.v1.TraitClass\x12\x11\n\tsource_id\x18\x04 \x01(\t\x12/\n\x0bupdate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nvalue_json\x18\x06 \x01(\t\"\xa3\x03\n\x05\x45vent\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12%\n\x04type\x18\x02 \x01(\x0e\x32\x17.audiences.v1.EventType\x12\r\n\x05\x65vent\x18\x03 \x01(\t\x12+\n\nproperties\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12(\n\x07\x63ontext\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0f\n\x07user_id\x18\x06 \x01(\t\x12\x14\n\x0c\x61nonymous_id\x18\x07 \x01(\t\x12.\n\nevent_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0creceive_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fproperties_json\x18\n \x01(\t\x12\x14\n\x0c\x63ontext_json\x18\x0b \x01(\t\x12\x11\n\tsource_id\x18\x0c \x01(\t\x12.\n\x0c\x65xternal_ids\x18\r \x03(\x0b\x32\x18.audiences.v1.ExternalId\"m\n\x0bProfileLink\x12-\n\x07profile\x18\x01 \x01(\x0b\x32\x1c.audiences.v1.ProfileSummary\x12/\n\x0b\x63reate_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa4\x03\n\x0fProfileMetadata\x12\x12\n\nprofile_id\x18\x01 \x01(\t\x12,\n\ncollection\x18\x02 \x01(\x0e\x32\x18.audiences.v1.Collection\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x36\n\x12\x66irst_message_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11last_message_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1a\n\x12merged_profile_ids\x18\x07 \x03(\t\x12\x18\n\x10\x66irst_message_id\x18\x08 \x01(\t\x12\x17\n\x0f\x66irst_source_id\x18\t \x01(\t\x12\x17\n\x0flast_message_id\x18\n \x01(\t\x12\x16\n\x0elast_source_id\x18\x0b \x01(\t\"\x86\x01\n\x12\x41udienceMembership\x12\x14\n\x0c\x61udience_key\x18\x01 \x01(\t\x12\x13\n\x0b\x61udience_id\x18\x02 \x01(\t\x12\x15\n\raudience_name\x18\x03 \x01(\t\x12.\n\nenter_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb6\x01\n\x11ListTraitsRequest\x12)\n\x07profile\x18\x01 \x01(\x0b\x32\x18.audiences.v1.ProfileRef\x12\x0f\n\x07include\x18\x02 \x03(\t\x12-\n\x0btrait_class\x18\x03 \x01(\x0e\x32\x18.audiences.v1.TraitClass\x12\x0f\n\x07verbose\x18\x04 \x01(\x08\x12\x11\n\tpage_size\x18\x05 \x01(\x05\x12\x12\n\npage_token\x18\x06 \x01(\t\"f\n\x12ListTraitsResponse\x12\x12\n\nprofile_id\x18\x01 \x01(\t\x12#\n\x06traits\x18\x02 \x03(\x0b\x32\x13.audiences.v1.Trait\x12\x17\n\x0fnext_page_token\x18\x03 \x01(\t\"\x92\x02\n\x11ListEventsRequest\x12)\n\x07profile\x18\x01 \x01(\x0b\x32\x18.audiences.v1.ProfileRef\x12.\n\nstart_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07include\x18\x04 \x03(\t\x12\x0f\n\x07\x65xclude\x18\x05 \x03(\t\x12+\n\nsort_order\x18\x06 \x01(\x0e\x32\x17.audiences.v1.SortOrder\x12\x11\n\tpage_size\x18\x07 \x01(\x05\x12\x12\n\npage_token\x18\x08 \x01(\t\"f\n\x12ListEventsResponse\x12\x12\n\nprofile_id\x18\x01 \x01(\t\x12#\n\x06\x65vents\x18\x02 \x03(\x0b\x32\x13.audiences.v1.Event\x12\x17\n\x0fnext_page_token\x18\x03 \x01(\t\"{\n\x16ListExternalIdsRequest\x12)\n\x07profile\x18\x01 \x01(\x0b\x32\x18.audiences.v1.ProfileRef\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\x12\x0f\n\x07include\x18\x04 \x03(\t\"v\n\x17ListExternalIdsResponse\x12\x12\n\nprofile_id\x18\x01 \x01(\t\x12.\n\x0c\x65xternal_ids\x18\x02 \x03(\x0b\x32\x18.audiences.v1.ExternalId\x12\x17\n\x0fnext_page_token\x18\x03 \x01(\t\"d\n\x10ListLinksRequest\x12)\n\x07profile\x18\x01 \x01(\x0b\x32\x18.audiences.v1.ProfileRef\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"j\n\x11ListLinksResponse\x12\x12\n\nprofile_id\x18\x01 \x01(\t\x12(\n\x05links\x18\x02 \x03(\x0b\x32\x19.audiences.v1.ProfileLink\x12\x17\n\x0fnext_page_token\x18\x03 \x01(\t\"?\n\x12GetMetadataRequest\x12)\n\x07profile\x18\x01 \x01(\x0b\x32\x18.audiences.v1.ProfileRef\"F\n\x13GetMetadataResponse\x12/\n\x08metadata\x18\x01 \x01(\x0b\x32\x1d.audiences.v1.ProfileMetadata\"r\n\x1eListAudienceMembershipsRequest\x12)\n\x07profile\x18\x01 \x01(\x0b\x32\x18.audiences.v1.ProfileRef\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"\x85\x01\n\x1fListAudienceMembershipsResponse\x12\x12\n\nprofile_id\x18\x01 \x01(\t\x12\x35\n\x0bmemberships\x18\x02 \x03(\x0b\x32 .audiences.v1.AudienceMembership\x12\x17\n\x0fnext_page_token\x18\x03 \x01(\t*{\n\nTraitClass\x12\x1b\n\x17TRAIT_CLASS_UNSPECIFIED\x10\x00\x12\x18\n\x14TRAIT_CLASS_AUDIENCE\x10\x01\x12\x1e\n\x1aTRAIT_CLASS_COMPUTED_TRAIT\x10\x02\x12\x16\n\x12TRAIT_CLASS_CUSTOM\x10\x03*i\n\tEventType\x12\x1a\n\x16\x45VENT_TYPE_UNSPECIFIED\x10\x00\x12\x14\n\x10\x45VENT_TYPE_TRACK\x10\x01\x12\x13\n\x0f\x45VENT_TYPE_PAGE\x10\x02\x12\x15\n\x11\x45VENT_TYPE_SCREEN\x10\x03*\\\n\tSortOrder\x12\x1a\n\x16SORT_ORDER_UNSPECIFIED\x10\x00\x12\x18\n\x14SORT_ORDER_ASCENDING\x10\x01\x12\x19\n\x15SORT_ORDER_DESCENDING\x10\x02\x32\xad\x04\n\x0fProfilesService\x12O\n\nListTraits\x12\x1f.audiences.v1.ListTraitsRequest\x1a .audiences.v1.ListTraitsResponse\x12O\n\nListEvents\x12\x1f.audiences.v1.ListEventsRequest\x1a .audiences.v1.ListEventsResponse\x12^\n\x0fListExternalIds\x12$.audiences.v1.ListExternalIdsRequest\x1a%.audiences.v1.ListExternalIdsResponse\x12L\n\tListLinks\x12\x1e.audiences.v1.ListLinksRequest\x1a\x1f.audiences.v1.ListLinksResponse\x12R\n\x0bGetMetadata\x12 .audiences.v1.GetMetadataRequest\x1a!.audiences.v1.GetMetadataResponse\x12v\n\x17ListAudienceMemberships\x12,.audiences.v1.ListAudienceMembershipsRequest\x1a-.audiences.v1.ListAudienceMembershipsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'audiences.v1.profiles_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TRAITCLASS']._serialized_start=2891
-  _globals['_TRAITCLASS']._serialized_end=3014
-  _globals['_EVENTTYPE']._serialized_start=3016
-  _globals['_EVENTTYPE']._serialized_end=3121
-  _globals['_SORTORDER']._serialized_start=3123
-  _globals['_SORTORDER']._serialized_end=3215
+  _globals['_TRAITCLASS']._serialized_start=2939
+  _globals['_TRAITCLASS']._serialized_end=3062
+  _globals['_EVENTTYPE']._serialized_start=3064
+  _globals['_EVENTTYPE']._serialized_end=3169
+  _globals['_SORTORDER']._serialized_start=3171
+  _globals['_SORTORDER']._serialized_end=3263
   _globals['_TRAIT']._serialized_start=136
   _globals['_TRAIT']._serialized_end=330
   _globals['_EVENT']._serialized_start=333
-  _globals['_EVENT']._serialized_end=704
-  _globals['_PROFILELINK']._serialized_start=706
-  _globals['_PROFILELINK']._serialized_end=815
-  _globals['_PROFILEMETADATA']._serialized_start=818
-  _globals['_PROFILEMETADATA']._serialized_end=1238
-  _globals['_AUDIENCEMEMBERSHIP']._serialized_start=1241
-  _globals['_AUDIENCEMEMBERSHIP']._serialized_end=1375
-  _globals['_LISTTRAITSREQUEST']._serialized_start=1378
-  _globals['_LISTTRAITSREQUEST']._serialized_end=1560
-  _globals['_LISTTRAITSRESPONSE']._serialized_start=1562
-  _globals['_LISTTRAITSRESPONSE']._serialized_end=1664
-  _globals['_LISTEVENTSREQUEST']._serialized_start=1667
-  _globals['_LISTEVENTSREQUEST']._serialized_end=1941
-  _globals['_LISTEVENTSRESPONSE']._serialized_start=1943
-  _globals['_LISTEVENTSRESPONSE']._serialized_end=2045
-  _globals['_LISTEXTERNALIDSREQUEST']._serialized_start=2047
-  _globals['_LISTEXTERNALIDSREQUEST']._serialized_end=2170
-  _globals['_LISTEXTERNALIDSRESPONSE']._serialized_start=2172
-  _globals['_LISTEXTERNALIDSRESPONSE']._serialized_end=2290
-  _globals['_LISTLINKSREQUEST']._serialized_start=2292
-  _globals['_LISTLINKSREQUEST']._serialized_end=2392
-  _globals['_LISTLINKSRESPONSE']._serialized_start=2394
-  _globals['_LISTLINKSRESPONSE']._serialized_end=2500
-  _globals['_GETMETADATAREQUEST']._serialized_start=2502
-  _globals['_GETMETADATAREQUEST']._serialized_end=2565
-  _globals['_GETMETADATARESPONSE']._serialized_start=2567
-  _globals['_GETMETADATARESPONSE']._serialized_end=2637
-  _globals['_LISTAUDIENCEMEMBERSHIPSREQUEST']._serialized_start=2639
-  _globals['_LISTAUDIENCEMEMBERSHIPSREQUEST']._serialized_end=2753
-  _globals['_LISTAUDIENCEMEMBERSHIPSRESPONSE']._serialized_start=2756
-  _globals['_LISTAUDIENCEMEMBERSHIPSRESPONSE']._serialized_end=2889
-  _globals['_PROFILESSERVICE']._serialized_start=3218
-  _globals['_PROFILESSERVICE']._serialized_end=3775
+  _globals['_EVENT']._serialized_end=752
+  _globals['_PROFILELINK']._serialized_start=754
+  _globals['_PROFILELINK']._serialized_end=863
+  _globals['_PROFILEMETADATA']._serialized_start=866
+  _globals['_PROFILEMETADATA']._serialized_end=1286
+  _globals['_AUDIENCEMEMBERSHIP']._serialized_start=1289
+  _globals['_AUDIENCEMEMBERSHIP']._serialized_end=1423
+  _globals['_LISTTRAITSREQUEST']._serialized_start=1426
+  _globals['_LISTTRAITSREQUEST']._serialized_end=1608
+  _globals['_LISTTRAITSRESPONSE']._serialized_start=1610
+  _globals['_LISTTRAITSRESPONSE']._serialized_end=1712
+  _globals['_LISTEVENTSREQUEST']._serialized_start=1715
+  _globals['_LISTEVENTSREQUEST']._serialized_end=1989
+  _globals['_LISTEVENTSRESPONSE']._serialized_start=1991
+  _globals['_LISTEVENTSRESPONSE']._serialized_end=2093
+  _globals['_LISTEXTERNALIDSREQUEST']._serialized_start=2095
+  _globals['_LISTEXTERNALIDSREQUEST']._serialized_end=2218
+  _globals['_LISTEXTERNALIDSRESPONSE']._serialized_start=2220
+  _globals['_LISTEXTERNALIDSRESPONSE']._serialized_end=2338
+  _globals['_LISTLINKSREQUEST']._serialized_start=2340
+  _globals['_LISTLINKSREQUEST']._serialized_end=2440
+  _globals['_LISTLINKSRESPONSE']._serialized_start=2442
+  _globals['_LISTLINKSRESPONSE']._serialized_end=2548
+  _globals['_GETMETADATAREQUEST']._serialized_start=2550
+  _globals['_GETMETADATAREQUEST']._serialized_end=2613
+  _globals['_GETMETADATARESPONSE']._serialized_start=2615
+  _globals['_GETMETADATARESPONSE']._serialized_end=2685
+  _globals['_LISTAUDIENCEMEMBERSHIPSREQUEST']._serialized_start=2687
+  _globals['_LISTAUDIENCEMEMBERSHIPSREQUEST']._serialized_end=2801
+  _globals['_LISTAUDIENCEMEMBERSHIPSRESPONSE']._serialized_start=2804
+  _globals['_LISTAUDIENCEMEMBERSHIPSRESPONSE']._serialized_end=2937
+  _globals['_PROFILESSERVICE']._serialized_start=3266
+  _globals['_PROFILESSERVICE']._serialized_end=3823
 # @@protoc_insertion_point(module_scope)

@@ -60,7 +60,7 @@ class Trait(_message.Message):
     def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., trait_class: _Optional[_Union[TraitClass, str]] = ..., source_id: _Optional[str] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., value_json: _Optional[str] = ...) -> None: ...
 
 class Event(_message.Message):
-    __slots__ = ("message_id", "type", "event", "properties", "context", "user_id", "anonymous_id", "event_time", "receive_time", "properties_json", "context_json", "source_id")
+    __slots__ = ("message_id", "type", "event", "properties", "context", "user_id", "anonymous_id", "event_time", "receive_time", "properties_json", "context_json", "source_id", "external_ids")
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     EVENT_FIELD_NUMBER: _ClassVar[int]
@@ -73,6 +73,7 @@ class Event(_message.Message):
     PROPERTIES_JSON_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_JSON_FIELD_NUMBER: _ClassVar[int]
     SOURCE_ID_FIELD_NUMBER: _ClassVar[int]
+    EXTERNAL_IDS_FIELD_NUMBER: _ClassVar[int]
     message_id: str
     type: EventType
     event: str
@@ -85,7 +86,8 @@ class Event(_message.Message):
     properties_json: str
     context_json: str
     source_id: str
-    def __init__(self, message_id: _Optional[str] = ..., type: _Optional[_Union[EventType, str]] = ..., event: _Optional[str] = ..., properties: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., context: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., user_id: _Optional[str] = ..., anonymous_id: _Optional[str] = ..., event_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., receive_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., properties_json: _Optional[str] = ..., context_json: _Optional[str] = ..., source_id: _Optional[str] = ...) -> None: ...
+    external_ids: _containers.RepeatedCompositeFieldContainer[_common_pb2.ExternalId]
+    def __init__(self, message_id: _Optional[str] = ..., type: _Optional[_Union[EventType, str]] = ..., event: _Optional[str] = ..., properties: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., context: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., user_id: _Optional[str] = ..., anonymous_id: _Optional[str] = ..., event_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., receive_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., properties_json: _Optional[str] = ..., context_json: _Optional[str] = ..., source_id: _Optional[str] = ..., external_ids: _Optional[_Iterable[_Union[_common_pb2.ExternalId, _Mapping]]] = ...) -> None: ...
 
 class ProfileLink(_message.Message):
     __slots__ = ("profile", "create_time")

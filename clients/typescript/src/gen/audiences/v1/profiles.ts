@@ -242,6 +242,12 @@ export interface Event {
   contextJson: string;
   /** The source of the call: the label of the write token that sent it. */
   sourceId: string;
+  /**
+   * Every identifier the call carried, read as ingestion reads them (`user_id`, `anonymous_id`,
+   * `context.traits.email`, device ids, `context.externalIds`, the keys the space's identity rules
+   * name…): `user_id` and `anonymous_id` first, then by type and value.
+   */
+  externalIds: ExternalId[];
 }
 
 /** A profile linked to another: an account of a user, or a user of an account. */
@@ -633,6 +639,7 @@ function createBaseEvent(): Event {
     propertiesJson: "",
     contextJson: "",
     sourceId: "",
+    externalIds: [],
   };
 }
 
@@ -673,6 +680,9 @@ export const Event: MessageFns<Event> = {
     }
     if (message.sourceId !== "") {
       writer.uint32(98).string(message.sourceId);
+    }
+    for (const v of message.externalIds) {
+      ExternalId.encode(v!, writer.uint32(106).fork()).join();
     }
     return writer;
   },
@@ -786,6 +796,14 @@ export const Event: MessageFns<Event> = {
             message.sourceId = reader.string();
             continue;
           }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.externalIds.push(ExternalId.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -844,6 +862,11 @@ export const Event: MessageFns<Event> = {
         : isSet(object.source_id)
         ? globalThis.String(object.source_id)
         : "",
+      externalIds: globalThis.Array.isArray(object?.externalIds)
+        ? object.externalIds.map((e: any) => ExternalId.fromJSON(e))
+        : globalThis.Array.isArray(object?.external_ids)
+        ? object.external_ids.map((e: any) => ExternalId.fromJSON(e))
+        : [],
     };
   },
 
@@ -885,6 +908,9 @@ export const Event: MessageFns<Event> = {
     if (message.sourceId !== "") {
       obj.sourceId = message.sourceId;
     }
+    if (message.externalIds?.length) {
+      obj.externalIds = message.externalIds.map((e) => ExternalId.toJSON(e));
+    }
     return obj;
   },
 
@@ -905,6 +931,7 @@ export const Event: MessageFns<Event> = {
     message.propertiesJson = object.propertiesJson ?? "";
     message.contextJson = object.contextJson ?? "";
     message.sourceId = object.sourceId ?? "";
+    message.externalIds = object.externalIds?.map((e) => ExternalId.fromPartial(e)) || [];
     return message;
   },
 };
