@@ -137,6 +137,32 @@ def test_links_are_last_write_wins_by_event_time(space: Space) -> None:
     assert not list(unknown)
 
 
+@pytest.mark.parametrize("together", [False, True], ids=["apart", "one-batch"])
+def test_a_removal_before_the_account_exists_holds_against_an_older_group_call(space: Space, together: bool) -> None:
+    """A removal naming an account no call has made yet is kept (no account is made from it): a
+    group call older than it, arriving later, makes the account without linking the user; a newer
+    one links them. The same when both come in one batch."""
+    now = space.now()
+    space.define("has_users", "ANY (trait('seen') = true)", collection="accounts")
+    calls = [{"type": "identify", "userId": "u1", "traits": {"seen": True}},
+             {"type": "group", "userId": "u1", "groupId": "acme", "context": {"unlink": True}, "at": now - HOUR},
+             {"type": "group", "userId": "u1", "groupId": "acme", "traits": {"tier": "pro"}, "at": now - 2 * HOUR}]
+    if together:
+        space.send(*calls)
+    else:
+        for call in calls:
+            space.send(call)
+    space.tick()
+    assert space.member_ids("has_users", "accounts") == set()
+    kept = space.running.query("SELECT count(*) FROM pending_unlinks AS u JOIN profiles AS p ON p.profile_id ="
+                               " u.user_id WHERE p.space_id = ?", (space.space_id,))
+    assert kept == [(0,)]  # taken over by the account
+    space.send({"type": "group", "userId": "u1", "groupId": "acme", "at": now})
+    space.tick()
+    assert space.member_ids("has_users", "accounts") == {"group_id:acme"}
+    assert space.stored() == space.expected()
+
+
 def test_account_audiences_backfilled_a_few_accounts_a_job_read_every_users_result(
     space: Space, monkeypatch: pytest.MonkeyPatch
 ) -> None:

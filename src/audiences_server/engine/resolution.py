@@ -96,8 +96,10 @@ class Resolver:
             if account is not None and self._owns(account):
                 self._note(account, call)
                 self._set_traits(account, call, seq)
-            if account is not None and user is not None and store.link(self._conn, user, account, call.timestamp_ms):
-                self._linked(user, account, "user_linked")
+            if account is not None and user is not None:
+                store.adopt_unlinks(self._conn, user, account)
+                if store.link(self._conn, user, account, call.timestamp_ms):
+                    self._linked(user, account, "user_linked")
         return user
 
     def _owns(self, profile_id: int) -> bool:
@@ -107,8 +109,11 @@ class Resolver:
 
     def _unlink(self, user: int | None, ids: Sequence[ExternalId], call: Call) -> None:
         """A group call that removes the link: the account is looked up, never created, and
-        its traits are left alone."""
+        its traits are left alone. A removal naming an account no profile holds yet is kept by
+        the account's identifiers, for when a group call makes it (`store.adopt_unlinks`)."""
         holders = set(self._held(ACCOUNTS, ids).values())
+        if user is not None and not holders and ids:
+            store.remember_unlink(self._conn, user, ids, call.timestamp_ms)
         if user is None or len(holders) != 1:
             return
         account = holders.pop()

@@ -88,7 +88,8 @@ _TABLES = """
 
 # A profile's rows, table by table, with the column that names the profile (two for links).
 _PROFILE_ROWS = (("identifiers", ("profile_id",)), ("events", ("profile_id",)), ("traits", ("profile_id",)),
-                 ("links", ("user_id", "account_id")), ("unlinks", ("user_id", "account_id")))
+                 ("links", ("user_id", "account_id")), ("unlinks", ("user_id", "account_id")),
+                 ("pending_unlinks", ("user_id",)))
 _PROFILE_COLUMNS = ("space_id", "collection", "public_id", "merge_count", "created_ms", "updated_ms",
                     "first_message_ms", "last_message_ms")
 
@@ -271,6 +272,8 @@ def import_profile(conn: apsw.Connection, profile_id: int, rows: dict[str, Any])
     conn.execute(f"UPDATE profiles SET merged_into = NULL, {assignments} WHERE profile_id = :profile_id",
                  {**profile, "profile_id": profile_id})
     for table, _ in _PROFILE_ROWS:
+        if table not in rows:  # a hand-over published before the table was carried
+            continue
         names, values = rows[table]["columns"], rows[table]["rows"]
         if values:
             conn.executemany(f"INSERT OR REPLACE INTO {table} ({', '.join(names)})"

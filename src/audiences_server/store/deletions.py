@@ -162,6 +162,7 @@ def unlink_all(conn: apsw.Connection, profile_id: int) -> None:
     """Removes every link and link removal of a profile, as user or as account."""
     for table in ("links", "unlinks"):
         conn.execute(f"DELETE FROM {table} WHERE user_id = ? OR account_id = ?", (profile_id, profile_id))
+    conn.execute("DELETE FROM pending_unlinks WHERE user_id = ?", (profile_id,))
 
 
 def forget_evaluation(conn: apsw.Connection, profile_id: int) -> None:
@@ -259,7 +260,8 @@ def purge(conn: apsw.Connection, space_id: int, profile_ids: list[int]) -> None:
                           ("member_results", "user_id"), ("touches", "profile_id"), ("due", "profile_id"),
                           ("changes", "profile_id"), ("changes", "user_id"), ("feed_records", "profile_id"),
                           ("merges", "survivor_id"), ("merges", "merged_id"), ("links", "user_id"),
-                          ("links", "account_id"), ("unlinks", "user_id"), ("unlinks", "account_id")):
+                          ("links", "account_id"), ("unlinks", "user_id"), ("unlinks", "account_id"),
+                          ("pending_unlinks", "user_id")):
         conn.execute(f"DELETE FROM {table} WHERE {column} {_IN}", (ids,))
     conn.execute(
         "DELETE FROM deliveries WHERE delivery_id IN (SELECT l.delivery_id FROM connections c"

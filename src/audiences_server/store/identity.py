@@ -162,6 +162,11 @@ def move_profile(
         )
         conn.execute(f"UPDATE OR IGNORE unlinks SET {column} = ? WHERE {column} = ?", (survivor, merged))
         conn.execute(f"DELETE FROM unlinks WHERE {column} = ?", (merged,))
+    conn.execute(
+        "INSERT INTO pending_unlinks (user_id, id_type, id_value, unlinked_ms) SELECT ?, id_type, id_value,"
+        " unlinked_ms FROM pending_unlinks WHERE user_id = ? ON CONFLICT (user_id, id_type, id_value)"
+        " DO UPDATE SET unlinked_ms = max(unlinked_ms, excluded.unlinked_ms)", (survivor, merged))
+    conn.execute("DELETE FROM pending_unlinks WHERE user_id = ?", (merged,))
     ended = [(int(user), int(account)) for user, account in conn.execute(
         "SELECT l.user_id, l.account_id FROM links l JOIN unlinks u USING (user_id, account_id)"
         " WHERE (l.user_id = ? OR l.account_id = ?) AND u.unlinked_ms >= l.last_linked_ms", (survivor, survivor))]
@@ -226,6 +231,32 @@ def still_linked(conn: apsw.Connection, pairs: Sequence[tuple[int, int]]) -> lis
     """Those of the (user, account) pairs that are linked now."""
     return [pair for pair in pairs
             if conn.execute("SELECT 1 FROM links WHERE user_id = ? AND account_id = ?", pair).fetchone()]
+
+
+def remember_unlink(conn: apsw.Connection, user_id: int, ids: Iterable[ExternalId], at_ms: int) -> None:
+    """Keeps a removal naming an account no profile holds yet, by the account's identifiers, so
+    that a group call older than it, arriving later, does not link the two (`adopt_unlinks`)."""
+    conn.executemany(
+        "INSERT INTO pending_unlinks (user_id, id_type, id_value, unlinked_ms) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (user_id, id_type, id_value) DO UPDATE SET unlinked_ms = max(unlinked_ms, excluded.unlinked_ms)",
+        [(user_id, i.type, i.value, at_ms) for i in ids],
+    )
+
+
+def adopt_unlinks(conn: apsw.Connection, user_id: int, account_id: int) -> None:
+    """Turns the user's removals kept by identifiers the account now holds into its removals of
+    the account (`unlink`'s rows), before the user is linked to it."""
+    found = conn.execute(
+        "SELECT max(p.unlinked_ms) FROM pending_unlinks AS p JOIN identifiers AS i ON i.id_type = p.id_type"
+        " AND i.id_value = p.id_value AND i.profile_id = ? WHERE p.user_id = ?", (account_id, user_id)).fetchone()
+    if found is None or found[0] is None:
+        return
+    conn.execute(
+        "INSERT INTO unlinks (user_id, account_id, unlinked_ms) VALUES (?, ?, ?) ON CONFLICT (user_id, account_id)"
+        " DO UPDATE SET unlinked_ms = max(unlinked_ms, excluded.unlinked_ms)", (user_id, account_id, found[0]))
+    conn.execute(
+        "DELETE FROM pending_unlinks WHERE user_id = ? AND (id_type, id_value) IN"
+        " (SELECT id_type, id_value FROM identifiers WHERE profile_id = ?)", (user_id, account_id))
 
 
 def unlink(conn: apsw.Connection, user_id: int, account_id: int, at_ms: int) -> bool:

@@ -892,3 +892,19 @@ def _deletions_forget_addresses(conn: apsw.Connection) -> None:
     # A completed deletion's record named the profile as the request had (`email:…`), the person's
     # data kept after the deletion; it now names it by its `prf_…` id (store/deletions.py, `advance`).
     conn.execute("UPDATE profile_deletions SET address = profile_public_id WHERE state = 'COMPLETE'")
+
+
+@migration("0024_unlinks_before_accounts")
+def _unlinks_before_accounts(conn: apsw.Connection) -> None:
+    # A removal (`context.unlink`) naming an account no profile holds yet was dropped, so a group
+    # call older than it that arrived later linked the two. It is kept here, by the account's
+    # identifier, until a group call makes or names that account (store/identity.py).
+    conn.execute("""
+        CREATE TABLE pending_unlinks (
+            user_id INTEGER NOT NULL,
+            id_type TEXT NOT NULL,
+            id_value TEXT NOT NULL,
+            unlinked_ms INTEGER NOT NULL,
+            PRIMARY KEY (user_id, id_type, id_value)
+        ) WITHOUT ROWID;
+    """)
