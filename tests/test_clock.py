@@ -101,8 +101,11 @@ def test_clock_start_reads_iso_times_from_flag_or_environment(text: str, expecte
     assert resolve({}, {"AUDIENCES_CLOCK_START": text}).clock_start == expected
 
 
-@pytest.mark.parametrize("text", ["2020-03-01T12:00:00", "yesterday", "2020-13-01T00:00:00Z"])
+@pytest.mark.parametrize("text", ["2020-03-01T12:00:00", "yesterday", "2020-13-01T00:00:00Z",
+                                  "9999-12-31T23:59:59-05:00", "0001-01-01T00:00:00+01:00"])
 def test_clock_start_refuses_times_without_a_zone_or_not_times(text: str) -> None:
-    """A time without a zone, or not a time, is refused naming the flag and the environment variable."""
+    """A time without a zone, not a time, or outside the years 1 to 9999 in UTC (a zone can move
+    the last day of 9999 past it: every status read then failed) is refused naming the flag and
+    the environment variable."""
     with pytest.raises(ValueError, match="--clock-start / AUDIENCES_CLOCK_START"):
         resolve({"clock_start": text}, {})

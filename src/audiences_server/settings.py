@@ -17,6 +17,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from audiences_server.core.tracking import MAX_TIME_MS, MIN_TIME_MS
+
 
 def _bool(text: str) -> bool:
     lowered = text.strip().lower()
@@ -47,7 +49,10 @@ def time_ms(text: str) -> int | None:
         raise ValueError(f"expected an ISO-8601 time such as 2024-01-01T00:00:00Z, not {text!r}") from None
     if moment.tzinfo is None:
         raise ValueError(f"expected a time with a zone (Z or +HH:MM), not {text!r}")
-    return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
+    ms = (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
+    if not MIN_TIME_MS <= ms <= MAX_TIME_MS:  # `9999-12-31T23:59:59-05:00` is in the year 10000 in UTC
+        raise ValueError(f"expected a time from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z, not {text!r}")
+    return ms
 
 
 def _between(read: Callable[[str], float], low: float, high: float, expected: str) -> Callable[[str], Any]:
