@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
+import threading
+import urllib.error
+import urllib.request
 from pathlib import Path
 
+import apsw
+import grpc
+import pytest
 from audiences.v1 import ingest_pb2, tracking_pb2
 
-from tests.conftest import start
+from tests.conftest import error_reason, start
 
 
 def mode(path: Path) -> int:
@@ -34,3 +41,39 @@ def test_a_fresh_database_and_its_folder_are_private(tmp_path: Path) -> None:
     finally:
         running.channel.close()
         running.server.stop(grace=1)
+
+
+def test_a_database_file_removed_under_the_server_stores_nothing_more(tmp_path: Path) -> None:
+    """The database file removed while the server runs: a call is UNAVAILABLE `DATABASE_GONE`
+    (not acknowledged, then lost with the removed file when the server stops), `/readyz` says not
+    ready, and no reader makes a new, empty database at the path."""
+    db = tmp_path / "audiences.db"
+    running = start(db)
+    try:
+        track = ingest_pb2.TrackRequest(track=tracking_pb2.Track(user_id="u", event="E"))
+        running.ingest.Track(track, metadata=running.auth("write"))
+        for path in (db, db.with_name("audiences.db-wal"), db.with_name("audiences.db-shm")):
+            path.unlink()
+        with pytest.raises(grpc.RpcError) as refused:
+            running.ingest.Track(track, metadata=running.auth("write"))
+        assert (refused.value.code(), error_reason(refused.value)) == (grpc.StatusCode.UNAVAILABLE, "DATABASE_GONE")
+        with pytest.raises(urllib.error.HTTPError) as not_ready:
+            urllib.request.urlopen(f"{running.http_url}/readyz", timeout=10)
+        assert (not_ready.value.code, json.loads(not_ready.value.read())["reason"]) == (503, "DATABASE_GONE")
+        failures: list[BaseException] = []
+
+        def read() -> None:  # a thread with no reader connection yet, as a new pool thread would be
+            try:
+                running.server.engine.readers.get()
+            except apsw.CantOpenError as failed:
+                failures.append(failed)
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        reader.join()
+        assert len(failures) == 1
+        assert not db.exists()
+    finally:
+        running.channel.close()
+        running.server.stop(grace=1)
+    assert not db.exists()

@@ -37,7 +37,7 @@ from audiences_server.store.db import Readers
 from audiences_server.store.evaluation import ComputationRow
 from audiences_server.store.migrations import prepare
 from audiences_server.store.spaces import server_key
-from audiences_server.store.writer import Writer
+from audiences_server.store.writer import DatabaseGone, Writer
 
 if TYPE_CHECKING:
     from audiences_server.cluster.feeds import ClusterSync
@@ -204,7 +204,10 @@ class Engine:
         self.lifecycle.stop()
         self.evaluator.stop()
         self.sync.stop()
-        self.auth.flush_usage()
+        try:
+            self.auth.flush_usage()
+        except DatabaseGone:  # nothing can be stored any more, tokens' last use included: stop all the same
+            log.error("usage_not_flushed", reason="DATABASE_GONE")
         self.writer.close()
         self.readers.close()
 

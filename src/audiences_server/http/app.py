@@ -180,6 +180,8 @@ class HttpListener:
     async def _readyz(self, _request: web.Request) -> web.Response:
         if not self.ready:
             return web.json_response({"status": "not ready"}, status=503)
+        if self.edge.engine.writer.file_gone():  # nothing can be stored: take it out of rotation
+            return web.json_response({"status": "not ready", "reason": "DATABASE_GONE"}, status=503)
         return web.json_response({"status": "ready"})
 
     async def _metrics(self, _request: web.Request) -> web.Response:

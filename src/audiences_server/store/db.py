@@ -38,20 +38,26 @@ _PRAGMAS = (
 STATEMENT_CACHE = 1024
 
 
-def connect(path: Path | str, *, synchronous: str = "FULL", readonly: bool = False) -> apsw.Connection:
+def connect(path: Path | str, *, synchronous: str = "FULL", readonly: bool = False,
+            create: bool = True) -> apsw.Connection:
     """Opens a connection to the database file with the project's settings.
 
     Args:
-        path: the SQLite file; it is created when missing, with its folders (see `create_private`).
+        path: the SQLite file; it is created when missing, with its folders (see `create_private`),
+            unless `create` is false or `readonly`.
         synchronous: SQLite's `synchronous` setting, FULL or NORMAL.
         readonly: open for reading only.
+        create: make the file when it is missing.
 
     Returns:
         The configured connection.
     """
     path = Path(path)
-    flags = apsw.SQLITE_OPEN_READONLY if readonly else apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
-    if not readonly:
+    if readonly:
+        flags = apsw.SQLITE_OPEN_READONLY
+    else:
+        flags = apsw.SQLITE_OPEN_READWRITE | (apsw.SQLITE_OPEN_CREATE if create else 0)
+    if not readonly and create:
         create_private(path)
     conn = apsw.Connection(str(path), flags=flags, statementcachesize=STATEMENT_CACHE)
     conn.setbusytimeout(10_000)
@@ -97,7 +103,8 @@ class Readers:
         """Returns this thread's read connection."""
         conn: apsw.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = connect(self._path, synchronous=self._synchronous)
+            # Never created here: a database file removed under the server is not made anew, empty.
+            conn = connect(self._path, synchronous=self._synchronous, create=False)
             self._local.conn = conn
             with self._lock:
                 self._all.append(conn)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 import queue
 import threading
 import time
@@ -37,6 +38,7 @@ from typing import Any, TypeVar
 import apsw
 import structlog
 
+from audiences_server.errors import Unavailable
 from audiences_server.store.db import connect
 
 log = structlog.get_logger(__name__)
@@ -46,6 +48,19 @@ Job = Callable[[apsw.Connection], Any]
 _Item = tuple[Job, "Future[Any]", bool, bool]  # a job, its future, whether it runs alone, keeps events
 
 _STOP = object()
+
+
+class DatabaseGone(Unavailable):
+    """The database file was removed or replaced under the running server."""
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """The file's device and inode (None: no file at the path)."""
+    try:
+        found = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return found.st_dev, found.st_ino
 
 
 class WriterClosed(RuntimeError):
@@ -59,6 +74,8 @@ class Writer:
                  on_group: Callable[[int, float], None] | None = None) -> None:
         """`on_group` is told, on the writer thread, each committed group's size and seconds (metrics)."""
         self._conn = connect(path, synchronous=synchronous)
+        self._path = path
+        self._file = _identity(path)
         self._queue: queue.SimpleQueue[_Item | object] = queue.SimpleQueue()
         # What the writer thread has taken from the queue and not run yet, in the order queued.
         self._pending: list[_Item | object] = []
@@ -149,6 +166,7 @@ class Writer:
                 # has no one to reach (and a cancelled future takes no result).
                 if future.set_running_or_notify_cancel():
                     outcomes.append((future, *self._run_job(job)))
+            self.check_file()
             self._conn.execute("COMMIT")
         except BaseException as failure:
             # The commit itself failed: nothing of the group is durable, so every job fails.
@@ -171,6 +189,23 @@ class Writer:
             else:
                 future.set_exception(value)
         log.debug("write_group_committed", jobs=len(group), ms=round((time.perf_counter() - started) * 1000, 2))
+
+    def file_gone(self) -> bool:
+        """Whether the database file at the path is no longer the one the writer opened."""
+        return _identity(self._path) != self._file
+
+    def check_file(self) -> None:
+        """Refuses to go on when the database file at the path is not the one the writer opened
+        (removed, or replaced): a commit would go to a file nobody can open again, acknowledged
+        and then lost when the server stops.
+
+        Raises:
+            DatabaseGone: the file was removed or replaced.
+        """
+        if self.file_gone():
+            raise DatabaseGone(f"the database file {self._path} was removed or replaced while the server ran; nothing"
+                               " more is stored: stop the server and restore the file (or a backup)",
+                               reason="DATABASE_GONE")
 
     def _run_job(self, job: Job) -> tuple[bool, Any]:
         self._conn.execute("SAVEPOINT job")
