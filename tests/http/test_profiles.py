@@ -48,9 +48,9 @@ class Named:
         return fetch(url, self.space.tokens["read"] if token == "" else token, **headers)
 
 
-def fetch(url: str, token: str | None, **headers: str) -> Reply:
-    """GETs a URL with HTTP Basic (the token as user name, an empty password)."""
-    request = urllib.request.Request(url, headers=headers)
+def fetch(url: str, token: str | None, method: str = "GET", **headers: str) -> Reply:
+    """Asks a URL (GET unless told) with HTTP Basic (the token as user name, an empty password)."""
+    request = urllib.request.Request(url, headers=headers, method=method)
     if token is not None:
         request.add_header("Authorization", "Basic " + base64.b64encode(f"{token}:".encode()).decode())
     try:
@@ -459,6 +459,17 @@ def test_a_profile_by_any_of_its_addresses(shop: Shop) -> None:
 def _error(reply: Reply) -> tuple[int, str]:
     assert set(reply.body) == {"error"}
     return reply.status, reply.body["error"]["reason"]
+
+
+@pytest.mark.parametrize("path", [f"{ALEX}/traits", "users/nowhere"])
+def test_another_method_is_405_in_segments_shape_after_the_token(shop: Shop, path: str) -> None:
+    """POST (or any method but GET) on a Profile API path: with a read token, 405 with Segment's
+    `invalid_request_error` and `Allow`; with none, 401 first, as for a read."""
+    url = f"{shop.named.space.running.http_url}/v1/spaces/{shop.named.name}/collections/{path}"
+    refused = fetch(url, shop.named.space.tokens["read"], method="POST")
+    assert (refused.status, refused.body["error"]["code"], refused.headers["Allow"]) == (
+        405, "invalid_request_error", "GET, HEAD")
+    assert fetch(url, None, method="POST").status == 401
 
 
 def test_unknown_profile_is_404(shop: Shop) -> None:

@@ -258,7 +258,9 @@ def _failed(request: web.Request, route: str, failure: Exception, request_id: st
         log.info("http_client_gone", method=request.method, route=route)
         return web.Response(status=CLIENT_CLOSED_REQUEST, reason="Client Closed Request")
     log.exception("http_failed", route=route, exc_info=failure)
-    return error_response(AudiencesError(f"internal error; request id {request_id}"), request)
+    # In the route's own shape (the tracking API's, the Profile API's `server_error`).
+    answer = request.app[ERROR_ANSWERS].get(route, error_response)
+    return answer(AudiencesError(f"internal error; request id {request_id}"), request)
 
 
 def _client_gone(request: web.Request) -> bool:

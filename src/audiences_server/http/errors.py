@@ -14,6 +14,7 @@ HTTP_STATUS = {
     "UNAUTHENTICATED": 401,
     "PERMISSION_DENIED": 403,
     "NOT_FOUND": 404,
+    "METHOD_NOT_ALLOWED": 405,  # an HTTP route's own (no gRPC code is one)
     "ALREADY_EXISTS": 409,
     "ABORTED": 409,
     "RESOURCE_EXHAUSTED": 429,

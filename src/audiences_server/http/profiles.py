@@ -89,7 +89,7 @@ class Read:
 # Segment's Profile API error codes (its reference, "Errors"), by HTTP status. A refused token
 # scope is Segment's 401 case; a refused collection its example of a validation error.
 SEGMENT_ERROR_CODES = {400: "invalid_request_error", 401: "authentication_error", 403: "authentication_error",
-                       404: "not_found", 429: "rate_limit_error"}
+                       404: "not_found", 405: "invalid_request_error", 429: "rate_limit_error"}
 VALIDATION_REASONS = frozenset({"COLLECTION_INVALID", "ENDPOINT_INVALID", "PATH_INVALID"})
 
 
@@ -97,8 +97,24 @@ def add_routes(app: web.Application) -> None:
     """Adds the Profile API's route, and a route that answers any other path under `/v1/spaces/`,
     both answering errors as Segment's Profile API does (`error_answer`)."""
     app.router.add_get(PREFIX, _profile_read)
+    app.router.add_route("*", PREFIX, _other_method)
     app.router.add_get("/v1/spaces/{tail:.*}", _other_path)
+    app.router.add_route("*", "/v1/spaces/{tail:.*}", _other_method)
     app[ERROR_ANSWERS][PREFIX] = app[ERROR_ANSWERS]["/v1/spaces/{tail}"] = error_answer
+
+
+class MethodNotAllowed(AudiencesError):
+    """A Profile API path asked with a method other than GET (or HEAD)."""
+
+    code = "METHOD_NOT_ALLOWED"
+    default_reason = "METHOD_NOT_ALLOWED"
+
+
+async def _other_method(request: web.Request) -> web.Response:
+    # The token is checked first, as for any read: without one, nothing about paths is told.
+    edge = request.app[EDGE]
+    await edge.blocking(granted, edge.engine.auth, basic_token(request), "read")
+    raise MethodNotAllowed(f"the Profile API answers GET only, not {request.method}")
 
 
 def error_body(error: AudiencesError) -> tuple[int, dict[str, Any]]:
@@ -115,6 +131,8 @@ def error_answer(error: AudiencesError, request: web.Request) -> web.Response:
     """The HTTP answer of a refused read: `error_body`, with the headers of `error_response`."""
     response = error_response(error, request)
     response.text = json.dumps(error_body(error)[1])
+    if isinstance(error, MethodNotAllowed):
+        response.headers["Allow"] = "GET, HEAD"
     return response
 
 
