@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from audiences_server.cluster.log import CALLS, JetStreamLog, LocalLog, Log, partition_subject
+from audiences_server.cluster.log import CALLS, JetStreamLog, LocalLog, Log, LogNotThisFile, partition_subject
 from tests.cluster.conftest import NatsServer, start_nats
 
 
@@ -227,3 +227,24 @@ def test_a_connection_s_ups_and_downs_are_lines_of_the_log_without_tracebacks(
     assert errors
     assert len(set(errors)) == len(errors)  # each said once
     assert [r for r in caplog.records if r.name.startswith("nats") and r.levelno >= logging.ERROR] == []
+
+
+def test_a_reader_past_the_log_s_end_is_refused_rather_than_skipping(nats: NatsServer) -> None:
+    """A consumer asked to read after a position the stream never reached (a file that read a
+    log NATS has since lost) is refused with LogNotThisFile, naming the positions, instead of
+    waiting past the new log's entries; at the end itself it reads on."""
+
+    async def scenario() -> None:
+        log = await JetStreamLog.connect(nats.url)
+        try:
+            last = await log.append(CALLS, b"one")
+            with pytest.raises(LogNotThisFile, match=f"up to entry {last + 5}, but the log ends at entry {last}"):
+                await log.consumer(CALLS, "reader", after=last + 5)
+            at_end = await log.consumer(CALLS, "reader", after=last)
+            await log.append(CALLS, b"two")
+            assert [e.data for e in await at_end.fetch(10, 2.0)] == [b"two"]
+            await at_end.close()
+        finally:
+            await log.close()
+
+    asyncio.run(scenario())

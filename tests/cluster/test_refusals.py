@@ -18,6 +18,7 @@ from audiences_server.cluster.front import Front
 from audiences_server.cluster.identity import IdentityStage
 from audiences_server.cluster.log import CALLS, JetStreamLog, LocalLog, partition_subject
 from audiences_server.cluster.roles import engine_for
+from audiences_server.cluster.shard import Shard
 from audiences_server.engine.clock import Clock, ManualClock
 from audiences_server.engine.computations import Spec
 from audiences_server.errors import InvalidArgument, Unimplemented
@@ -137,6 +138,21 @@ def test_an_identity_stage_keeps_the_partitions_its_file_was_made_with(tmp_path:
     _out, err = refused.communicate(timeout=60)
     assert refused.returncode == 2
     assert err.strip().endswith("routes to 2 partitions, not 3: P is fixed when the cluster is made (docs/scaling.md)")
+
+
+def test_a_shard_file_keeps_the_partition_it_was_made_for(tmp_path: Path) -> None:
+    """A shard's file records its partition on its first run; started as another partition (its
+    --db and --partition swapped), it is refused before it reads a thing, rather than mixing two
+    partitions' profiles that the cluster would then count twice."""
+    db = tmp_path / "shard-0.db"
+    engine = engine_for(db, manual_clock=True, clock_start=None)
+    try:
+        Shard(engine, LocalLog(), 0)
+        with pytest.raises(ValueError, match=r"shard-0.db holds partition 0, not 1: start it with --partition 0"):
+            Shard(engine, LocalLog(), 1)
+        Shard(engine, LocalLog(), 0)  # as it was made: it runs
+    finally:
+        engine.close()
 
 
 @pytest.mark.parametrize("role", ["identity", "shard"])

@@ -157,6 +157,10 @@ class _LocalConsumer:
         return None
 
 
+class LogNotThisFile(ValueError):
+    """The log holds fewer entries than a role's file has read: it is not the log the file read."""
+
+
 class JetStreamLog:
     """The log on NATS JetStream: two file-backed streams, pull consumers, publish acknowledgements."""
 
@@ -242,6 +246,15 @@ class JetStreamLog:
         from nats.js import api, errors
 
         stream = stream_of(subject)
+        last = (await self._js.stream_info(stream)).state.last_seq
+        if after > last:
+            # Sequence numbers only grow, whatever retention removed: a stream whose last is below
+            # what the file read is another stream (NATS lost its store, or another cluster's).
+            raise LogNotThisFile(
+                f"this file has read {stream} up to entry {after}, but the log ends at entry {last}: it is not"
+                " the log this file read (was NATS's store lost or replaced?); nothing is read, so that no"
+                " entry is skipped. Restore NATS's store, or start every role of the cluster on new files"
+                " (docs/scaling.md)")
         with contextlib.suppress(errors.NotFoundError):
             await self._js.delete_consumer(stream, durable)
         config = api.ConsumerConfig(
@@ -315,6 +328,10 @@ class _JetStreamConsumer:
                 await self._subscription.unsubscribe()
             try:
                 self._subscription = await self._log._subscribe(self._subject, self._durable, self._last)
+            except LogNotThisFile as problem:  # not the log read before: nothing read, said loudly
+                log.error("log_not_this_file", durable=self._durable, error=str(problem))
+                await asyncio.sleep(min(timeout_s, 1.0))
+                return []
             except Exception as problem:  # the log away again: nothing read, the next fetch tries again
                 log.warning("log_consumer_not_remade", durable=self._durable,
                             error=str(problem) or type(problem).__name__)

@@ -48,6 +48,8 @@ log = structlog.get_logger(__name__)
 TICKED_AT = "ticked_at"
 # The number of the last tick entry applied (its position in `aud.calls`, the same in every partition).
 TICK = "clock_tick"
+# The partition a shard's file holds, plus one (0: not recorded yet).
+HELD_PARTITION = "partition_held"
 # The number of the last tick whose counts were written to the outbox.
 TALLIED = "tallied_tick"
 _SERIAL = "outbox_serial"
@@ -140,10 +142,28 @@ class Shard:
         engine.sync.message_scope = f"p{partition}"
         engine.writer.run(store.prepare_cluster)
         engine.writer.run(store.prepare_shard)
+        engine.writer.run(self._hold_partition)
         self._serial = self.position()[1]  # the last identity serial applied
         # The clock time and the number of the last tick entry applied: every entry before it is applied too.
         self.ticked_at = engine.writer.run(lambda conn: store.count(conn, TICKED_AT))
         self.tick = engine.writer.run(lambda conn: store.count(conn, TICK))
+
+    def _hold_partition(self, conn: apsw.Connection) -> None:
+        """Records the partition the file holds at its first start; refuses another later (its
+        --db and --partition swapped): read as another partition, the file would mix two, and
+        the cluster count their profiles twice.
+
+        Raises:
+            ValueError: the file holds another partition.
+        """
+        held = store.count(conn, HELD_PARTITION) - 1
+        if held < 0:  # files made before the partition was recorded: the reader whose position they keep
+            readers = [r for (r,) in conn.execute("SELECT reader FROM cluster_positions WHERE reader LIKE 'shard-%'")]
+            held = int(readers[0].removeprefix("shard-")) if len(readers) == 1 else self.partition
+        if held != self.partition:
+            raise ValueError(f"{self.engine.settings.db} holds partition {held}, not {self.partition}: start it with"
+                             f" --partition {held}, or give partition {self.partition} its own file")
+        store.set_count(conn, HELD_PARTITION, self.partition + 1)
 
     def position(self) -> tuple[int, int]:
         """The partition's position and last identity serial applied, as the file says."""
