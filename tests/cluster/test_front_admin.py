@@ -440,6 +440,33 @@ def test_a_definition_the_log_did_not_store_is_not_kept(tmp_path: Path, monkeypa
         driven.close()
 
 
+class _Away(_Unreachable):
+    """A log whose connection is down (NATS away)."""
+
+    @property
+    def connected(self) -> bool:
+        return False
+
+
+def test_a_definition_change_while_the_log_is_away_is_refused_at_once(tmp_path: Path) -> None:
+    """With the log's connection down, CreateAudience is refused LOG_UNAVAILABLE at once, not after
+    the appender's 10 s of attempts, during which it held the writer every tracking call waits
+    for (calls took 10-20 s to be refused)."""
+    async def connect() -> Log:
+        return _Away()
+
+    driven = FrontDriven(tmp_path, connect, shards=1)
+    try:
+        started = time.monotonic()
+        with pytest.raises(grpc.RpcError) as failed:
+            driven.define(Spec("audience", "users", "pro", definition="trait('plan') = 'pro'"))
+        assert error_reason(failed.value) == "LOG_UNAVAILABLE"
+        assert time.monotonic() - started < Appender.TIMEOUT_S / 2
+        assert driven.front.query("SELECT key FROM computations") == []
+    finally:
+        driven.close()
+
+
 class _AckLost(LocalLog):
     """Stores a front's control entry, then fails the first time (the connection broke before
     the acknowledgement), or holds that acknowledgement back for good (`hang`)."""

@@ -111,6 +111,10 @@ class Appender:
         Raises:
             Unavailable: LOG_UNAVAILABLE, the log did not acknowledge in time.
         """
+        if not self._log.connected:
+            # Nothing can be written: refused at once rather than holding the writer (and every
+            # call waiting for it) for TIMEOUT_S. Nothing was sent, so nothing is left unsettled.
+            raise Unavailable("the log is not reachable", reason="LOG_UNAVAILABLE")
         msg_id = f"control-{uuid.uuid4().hex}"
         deadline = time.monotonic() + self.TIMEOUT_S
         while True:
@@ -122,7 +126,9 @@ class Appender:
             except Exception as failure:
                 appended.cancel()
                 remaining = deadline - time.monotonic()
-                if remaining <= 0:
+                if remaining <= 0 or not self._log.connected:
+                    # Given up (in time, or the connection is down: waiting would hold the writer
+                    # and every call behind it); the entry may be stored all the same: unsettled.
                     raise Unavailable(f"the log did not store the entry: {type(failure).__name__}",
                                       reason="LOG_UNAVAILABLE") from None
                 if not isinstance(failure, concurrent.futures.TimeoutError):

@@ -82,6 +82,10 @@ class Log(Protocol):
     async def close(self) -> None:
         """Closes the connection."""
 
+    @property
+    def connected(self) -> bool:
+        """Whether an append can reach the log now (False while the connection is down)."""
+
 
 class LocalLog:
     """The log in this process's memory: one sequence per stream, waiting readers woken on append.
@@ -95,6 +99,11 @@ class LocalLog:
         self._ids: dict[str, int] = {}
         self._appended = asyncio.Condition()
         self._partitions: int | None = None
+
+    @property
+    def connected(self) -> bool:
+        """Always: the log is in this process."""
+        return True
 
     async def agree_partitions(self, partitions: int | None) -> int | None:
         """The cluster's P (see `Log.agree_partitions`)."""
@@ -263,6 +272,11 @@ class JetStreamLog:
             ack_wait=self.ACK_WAIT_S,
         )
         return await self._js.pull_subscribe(subject, durable=durable, stream=stream, config=config)
+
+    @property
+    def connected(self) -> bool:
+        """Whether the connection to NATS is up (not while it reconnects)."""
+        return bool(self._nc.is_connected)
 
     @property
     def reconnects(self) -> int:
