@@ -58,6 +58,7 @@ from audiences_server.api.profiles import (
     link_message,
 )
 from audiences_server.api.sync import PHASE_ENUM, SyncServicer, computation_ref
+from audiences_server.core.identity import ExternalId
 from audiences_server.engine.engine import DEFAULT_SPACE, Engine
 from audiences_server.engine.page_tokens import PageTokens, page_size
 from audiences_server.engine.profile_reads import DEFAULT_PAGE, MAX_PAGE, EventFilter, Page, TraitItem
@@ -365,6 +366,9 @@ class ShardReads:
 
 
 
+_COLLECTION_NAMES = {number: name for name, number in COLLECTION_ENUM.items()}
+
+
 def _ref(collection: str, address: str) -> common_pb2.ProfileRef:
     return common_pb2.ProfileRef(collection=COLLECTION_ENUM[collection], id=address)
 
@@ -415,7 +419,9 @@ class ShardProfileReads:
         rows = [{"message_id": e.message_id, "type": _EVENT_TYPE_NAME.get(e.type, ""), "event": e.event,
                  "user_id": e.user_id or None, "anonymous_id": e.anonymous_id or None,
                  "ts": e.event_time.ToMilliseconds(), "received_ms": e.receive_time.ToMilliseconds(),
-                 "body": e.properties_json, "context": e.context_json, "source_id": e.source_id}
+                 "body": e.properties_json, "context": e.context_json, "source_id": e.source_id,
+                 "external_ids": [(_COLLECTION_NAMES[i.collection], ExternalId(i.type, i.value))
+                                  for i in e.external_ids]}
                 for e in answer.events]
         return Page(answer.profile_id, rows, answer.next_page_token)
 
