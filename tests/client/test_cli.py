@@ -262,10 +262,10 @@ def test_sync_commands_work_or_say_unimplemented(run_cli: Run, unique: Callable[
     assert key in run_cli("connections", "list").out
     assert "entered" in run_cli("watch", dest, "--limit", "1").out
     shown = run_cli("connections", "show", dest, key, "--json")
-    assert json.loads(shown.out)["delivery"]["pending_count"] == "1"  # watching took nothing from the feed
+    assert json.loads(shown.out)["delivery"]["pending_count"] == 1  # watching took nothing from the feed
     assert "entered" in run_cli("watch", dest, "--limit", "1", "--ack").out
     shown = run_cli("connections", "show", dest, key, "--json")
-    assert json.loads(shown.out)["delivery"].get("pending_count", "0") == "0"
+    assert json.loads(shown.out)["delivery"]["pending_count"] == 0  # a number, there when 0 too
     out = tmp_path / "members.csv"
     assert run_cli("audiences", "export", key, "--output", str(out)).code == 0
     assert out.read_text().startswith("profile_id")

@@ -89,7 +89,7 @@ def test_history_draws_sizes_and_lists_changes(client: audiences.Client, run_cli
     assert key in profile.out
     series = client.get_size_history(key, interval="daily")
     assert series.points[-1].size == series.current_size == 1
-    with pytest.raises(ValueError, match="hourly or daily"):
+    with pytest.raises(audiences.InvalidArgument, match="hourly, daily"):  # an AudiencesError, a ValueError too
         client.get_size_history(key, interval="weekly")
 
 

@@ -12,6 +12,7 @@ returning the generated message; `AsyncClient` has the same methods as coroutine
 and messages live in `audiences.v1`.
 """
 
+from audiences._sync import change_values
 from audiences.aio import AsyncClient
 from audiences.batching import BatchStats, Undelivered
 from audiences.client import Client
@@ -26,5 +27,6 @@ __all__ = [
     "InvalidArgument",
     "QueueFull",
     "Undelivered",
+    "change_values",
 ]
 __version__ = "0.1.0"

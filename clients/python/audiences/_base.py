@@ -64,6 +64,12 @@ def choose(table: Mapping[str, T], value: str, what: str, reason: str) -> T:
         ) from None
 
 
+def closed_error() -> AudiencesError:
+    """What a call on a closed client raises: FAILED_PRECONDITION `CLIENT_CLOSED` (as a tracking
+    call queued after `close()`)."""
+    return AudiencesError(grpc.StatusCode.FAILED_PRECONDITION, "the client is closed", reason="CLIENT_CLOSED")
+
+
 def collection_value(value: CollectionArg) -> common_pb2.Collection:
     """`"users"`/`"accounts"` (or the enum value) as the `Collection` enum; None is UNSPECIFIED."""
     if value is None:
@@ -431,6 +437,7 @@ class Base:
         wait_for_ready: bool = False,
         credentials_problem: str = "",
     ) -> None:
+        self._closed = False  # set by the client's close(); later calls raise CLIENT_CLOSED
         self.address = check_address(address)
         self.tokens = tokens
         self.credentials_problem = credentials_problem
@@ -473,17 +480,32 @@ class Base:
             return self.timeout
         return max(self.timeout or 0, seconds)
 
+    def _check_open(self) -> None:
+        """Refuses a call on a closed client with the client's own error (gRPC would raise a bare
+        ValueError, or grpc.aio a UsageError, for its closed channel).
+
+        Raises:
+            AudiencesError: FAILED_PRECONDITION `CLIENT_CLOSED`.
+        """
+        if self._closed:
+            raise closed_error()
+
     def _call(
         self, scope: str, reply: type[R], method: Callable[..., Any], request: Any, *, timeout: float | None = None
     ) -> R:
         """Calls a unary RPC with the scope's token; failures become AudiencesError."""
         timeout = timeout or self.timeout
+        self._check_open()
         try:
             answer = method(
                 request, metadata=self._metadata(scope), timeout=timeout, wait_for_ready=self.wait_for_ready
             )
         except grpc.RpcError as error:
             raise self._failure(error, timeout) from None
+        except ValueError:
+            if self._closed:  # closed by another thread while this call was being made
+                raise closed_error() from None
+            raise
         return cast(R, answer)
 
     @staticmethod
@@ -498,13 +520,28 @@ class Base:
     def _stream(
         self, scope: str, method: Callable[..., Any], request: Any, timeout: float | None = None
     ) -> Iterator[Any]:
-        """Calls a server-streaming RPC; failures (also midway) become AudiencesError."""
+        """Calls a server-streaming RPC; failures (also midway) become AudiencesError. A stream
+        that `close()` ends fails with CANCELLED `CLIENT_CLOSED`."""
+        self._check_open()
         try:
             yield from method(
                 request, metadata=self._metadata(scope), timeout=timeout, wait_for_ready=self.wait_for_ready
             )
         except grpc.RpcError as error:
-            raise AudiencesError.from_rpc_error(error) from None
+            raise self._stream_failure(error, timeout) from None
+        except ValueError:
+            if self._closed:
+                raise closed_error() from None
+            raise
+
+    def _stream_failure(self, error: grpc.RpcError, timeout: float | None) -> AudiencesError:
+        """The AudiencesError of a failed stream: as `_failure`, and one the client's `close()`
+        cancelled says so (reason `CLIENT_CLOSED`)."""
+        failed = self._failure(error, timeout)
+        if self._closed and failed.code == grpc.StatusCode.CANCELLED and not failed.reason:
+            failed.reason = "CLIENT_CLOSED"
+            failed.message = f"the client was closed ({failed.message or 'cancelled'})"
+        return failed
 
     @staticmethod
     def _pages(fetch: Callable[[str], Any], field: str) -> Iterator[Any]:

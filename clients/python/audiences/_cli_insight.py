@@ -245,10 +245,28 @@ def _rollback(client: Client, args: argparse.Namespace) -> int:
 def _audit(client: Client, args: argparse.Namespace) -> int:
     page = client.list_audit_entries(action=args.action, target_type=args.target_type, target=args.target,
                                      page_size=min(args.limit, 1000))
+    data = to_data(page)
+    for entry in data.get("entries", []):
+        if "details" in entry:
+            entry["details"] = whole_numbers(entry["details"])
     if args.json:
-        emit_json(to_data(page))
+        emit_json(data)
         return 0
     table([(time_text(e.action_time), e.actor, e.action, e.target_type, e.target,
-            json.dumps(to_data(e).get("details", {}), separators=(",", ":"))) for e in page.entries],
+            json.dumps(entry.get("details", {}), separators=(",", ":")))
+           for e, entry in zip(page.entries, data.get("entries", []), strict=True)],
           ("time", "by", "action", "type", "target", "details"))
     return 0
+
+
+def whole_numbers(data: Any) -> Any:
+    """`data` with each float that is a whole number as an int (`{"version": 1}`, not 1.0): an audit
+    entry's details are a Struct, which holds every number as a double, and the server writes
+    only integers there (versions, counts)."""
+    if isinstance(data, float) and data.is_integer():
+        return int(data)
+    if isinstance(data, dict):
+        return {key: whole_numbers(value) for key, value in data.items()}
+    if isinstance(data, list):
+        return [whole_numbers(value) for value in data]
+    return data

@@ -10,8 +10,8 @@ from typing import Any
 from google.protobuf import json_format
 
 from audiences._cli_args import json_object, whole
-from audiences._output import emit_json, fields, table, time_text, to_data, value_text
-from audiences._sync import KINDS, computation_ref
+from audiences._output import emit_json, fields, table, time_text, to_data
+from audiences._sync import KINDS, change_values, computation_ref
 from audiences.client import Client
 from audiences.v1 import sync_pb2
 
@@ -227,13 +227,13 @@ def _watch(client: Client, args: argparse.Namespace) -> int:
             continue
         change = item.change
         if args.json:
-            print(json.dumps(to_data(change)), flush=True)
+            print(json.dumps(_change_data(change)), flush=True)
         else:
             kind = sync_pb2.ChangeType.Name(change.change_type).removeprefix("CHANGE_TYPE_").lower()
             ids = " ".join(f"{i.type}:{i.value}" for i in change.external_ids)
             print(
                 f"{time_text(change.change_time)}  {kind:<13} {change.computation.key}  {change.profile_id}  "
-                f"{ids}  {value_text(change.new_value)}  cursor={change.cursor}",
+                f"{ids}  {_value_shown(change_values(change)[1])}  cursor={change.cursor}",
                 flush=True,
             )
         if args.ack:
@@ -242,6 +242,25 @@ def _watch(client: Client, args: argparse.Namespace) -> int:
         if args.limit and seen >= args.limit:
             break
     return 0
+
+
+def _change_data(change: sync_pb2.ChangeRecord) -> dict[str, Any]:
+    """A change record for `--json`: `old_value` and `new_value` read from their JSON text,
+    integers kept (a `Value` holds every number as a double: 120 would be 120.0)."""
+    data = to_data(change)
+    data.pop("old_value_json", None)
+    data.pop("new_value_json", None)
+    for name, value in zip(("old_value", "new_value"), change_values(change), strict=True):
+        if value is not None or name in data:
+            data[name] = value
+    return data
+
+
+def _value_shown(value: Any) -> str:
+    """A value for the table: a string bare, anything else compact JSON, integers kept; empty for none."""
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
 
 
 __all__ = ["computation_ref", "register"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 
-from audiences._base import Base, CollectionArg, KindArg, collection_value, kind_value, timestamp
+from audiences._base import Base, CollectionArg, KindArg, choose, collection_value, kind_value, timestamp
 from audiences.errors import InvalidArgument
 from audiences.v1 import admin_pb2, common_pb2
 
@@ -109,11 +109,15 @@ class InsightMethods(Base):
         start_time: dt.datetime | None = None,
         end_time: dt.datetime | None = None,
     ) -> admin_pb2.GetSizeHistoryResponse:
-        """A definition's size per hour or day (`interval`: "hourly" or "daily"), with the entries and exits of each."""
-        if interval not in _INTERVALS:
-            raise ValueError(f"interval must be hourly or daily, not {interval!r}")
+        """A definition's size per hour or day (`interval`: "hourly", the default, or "daily"), with the
+        entries and exits of each.
+
+        Raises:
+            InvalidArgument: `INTERVAL_INVALID` for another word (metadata `option`, `value`).
+        """
         request = admin_pb2.GetSizeHistoryRequest(
-            collection=collection_value(collection), key=key, interval=_INTERVALS[interval],
+            collection=collection_value(collection), key=key,
+            interval=choose(_INTERVALS, interval, "interval", "INTERVAL_INVALID"),
             start_time=timestamp(start_time), end_time=timestamp(end_time),
         )
         return self._call("admin", admin_pb2.GetSizeHistoryResponse, self.admin_stub.GetSizeHistory, request)

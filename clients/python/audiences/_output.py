@@ -6,15 +6,58 @@ import datetime as dt
 import json
 import sys
 from collections.abc import Iterable, Sequence
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
+
+_INT64 = frozenset({
+    FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_SINT64,
+    FieldDescriptor.TYPE_FIXED64, FieldDescriptor.TYPE_SFIXED64,
+})
+_INT64_WRAPPERS = frozenset({"google.protobuf.Int64Value", "google.protobuf.UInt64Value"})
 
 
 def to_data(message: Message) -> dict[str, Any]:
-    """A message as JSON-ready data, field names as in the proto, enums by name."""
-    return json_format.MessageToDict(message, preserving_proto_field_name=True)
+    """A message as JSON-ready data, field names as in the proto, enums by name.
+
+    Unlike protobuf's JSON form, 64-bit integers (counts, sizes, ids) are JSON numbers, not
+    strings, and a field at its default (a count of 0, an empty string) is there rather than
+    left out, so that `.size` of an empty audience reads 0, as the clients return it."""
+    data = json_format.MessageToDict(
+        message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
+    return cast(dict[str, Any], _integers(message.DESCRIPTOR, data))
+
+
+def _integers(descriptor: Descriptor, data: Any) -> Any:
+    """`data`, protobuf's JSON form of a message of `descriptor`, with its 64-bit integers (which
+    that form writes as strings) as ints, in nested messages, lists and maps too."""
+    if descriptor.full_name in _INT64_WRAPPERS:
+        return int(data)
+    if descriptor.full_name.startswith("google.protobuf.") or not isinstance(data, dict):
+        return data  # Struct, Value, Timestamp, Duration, …: their JSON is as it should be
+    for field in descriptor.fields:
+        if field.name not in data:
+            continue
+        value = data[field.name]
+        if field.message_type is not None and field.message_type.GetOptions().map_entry:
+            inner = field.message_type.fields_by_name["value"]
+            data[field.name] = {key: _field_value(inner, item) for key, item in value.items()}
+        elif field.is_repeated:
+            data[field.name] = [_field_value(field, item) for item in value]
+        else:
+            data[field.name] = _field_value(field, value)
+    return data
+
+
+def _field_value(field: FieldDescriptor, value: Any) -> Any:
+    if field.type in _INT64 and isinstance(value, str):
+        return int(value)
+    if field.message_type is not None:
+        return _integers(field.message_type, value)
+    return value
 
 
 def article(word: str) -> str:

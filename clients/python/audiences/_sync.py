@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterator, Mapping, Sequence
 from typing import IO, Any
 
@@ -17,11 +18,28 @@ _SELECTION = {
     "last_added": sync_pb2.IDENTIFIER_SELECTION_LAST_ADDED,
 }
 Config = Mapping[str, Any] | Any
+# Seconds an export may take when the caller chose no timeout (a large audience takes a while).
+EXPORT_TIMEOUT = 3600.0
 
 
 def selection_value(value: str) -> sync_pb2.IdentifierSelection:
     """`"all"`, `"first_added"`, `"last_added"` as the `IdentifierSelection` enum."""
     return choose(_SELECTION, value, "identifier_selection", "IDENTIFIER_SELECTION_INVALID")
+
+
+def change_values(change: sync_pb2.ChangeRecord) -> tuple[Any, Any]:
+    """A change record's value before and after as plain data, integers as integers (2^53 + 1
+    exact, 120 not 120.0): read from `old_value_json` / `new_value_json`, or from the `Value`s
+    (which hold every number as a double) when a server does not send the JSON text; None where
+    there is no value."""
+    return (_change_value(change, "old_value"), _change_value(change, "new_value"))
+
+
+def _change_value(change: sync_pb2.ChangeRecord, name: str) -> Any:
+    text: str = getattr(change, f"{name}_json")
+    if text:
+        return json.loads(text)
+    return json_format.MessageToDict(getattr(change, name)) if change.HasField(name) else None
 
 
 def computation_ref(
@@ -261,7 +279,9 @@ class SyncMethods(Base):
     def list_changes(
         self, destination_key: str, *, start_cursor: str = "", page_size: int = 0, page_token: str = ""
     ) -> sync_pb2.ListChangesResponse:
-        """One page of a `grpc_feed` destination's change records after a cursor."""
+        """One page of a `grpc_feed` destination's change records after a cursor. Each record's
+        values are also JSON text, integers exact (`old_value_json`, `new_value_json`);
+        `audiences.change_values(record)` reads them as plain data."""
         request = sync_pb2.ListChangesRequest(
             destination_key=destination_key, start_cursor=start_cursor, page_size=page_size, page_token=page_token
         )
@@ -278,7 +298,8 @@ class SyncMethods(Base):
     ) -> Iterator[sync_pb2.WatchChangesResponse]:
         """Follows a `grpc_feed` destination's change feed: the backlog, then each new record,
         with heartbeats while quiet. Runs until the caller stops iterating. Records streamed are
-        not acknowledged (the start cursor is): call `ack_changes` once they are processed."""
+        not acknowledged (the start cursor is): call `ack_changes` once they are processed.
+        `audiences.change_values(item.change)` reads a record's values, integers exact."""
         request = sync_pb2.WatchChangesRequest(
             destination_key=destination_key, start_cursor=start_cursor, heartbeat_interval=duration(heartbeat_interval)
         )
@@ -293,7 +314,10 @@ class SyncMethods(Base):
         include_traits: Sequence[str] = (),
         identifier_selection: str = "all",
     ) -> Iterator[bytes]:
-        """An audience's members as CSV chunks (the header row first), from one snapshot."""
+        """An audience's members as CSV chunks (the header row first), from one snapshot.
+
+        The whole export is one call: it may take the client's `timeout` when one was chosen
+        (None: no limit), else an hour."""
         request = sync_pb2.ExportAudienceRequest(
             key=key,
             collection=collection_value(collection),
@@ -301,7 +325,8 @@ class SyncMethods(Base):
             include_traits=list(include_traits),
             identifier_selection=selection_value(identifier_selection),
         )
-        return (chunk.csv_data for chunk in self._stream("admin", self.sync_stub.ExportAudience, request))
+        return (chunk.csv_data for chunk in self._stream("admin", self.sync_stub.ExportAudience, request,
+                                                         self._long_timeout(EXPORT_TIMEOUT)))
 
     def export_audience_to(self, key: str, out: IO[bytes], **options: Any) -> int:
         """Writes an audience's CSV export to a binary file; returns the bytes written."""

@@ -31,18 +31,18 @@ import asyncio
 import functools
 import inspect
 import time
-from collections.abc import AsyncIterator, Callable, Generator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Iterable, Mapping, Sequence
 from typing import IO, Any
 
 import grpc
 import grpc.aio
 
-from audiences._base import channel_options, collection_value, kind_value, unencodable
+from audiences._base import channel_options, closed_error, collection_value, kind_value, unencodable
 from audiences._insight import MAX_VERSION, diff_request, edited_options, same_definition
 from audiences._profiles import trait_value
-from audiences._sync import selection_value
+from audiences._sync import EXPORT_TIMEOUT, selection_value
 from audiences.batching import encode_batch
-from audiences.client import Client
+from audiences.client import Client, StreamRequests
 from audiences.errors import AudiencesError, InvalidArgument
 from audiences.messages import Json
 from audiences.v1 import (
@@ -127,24 +127,50 @@ class AsyncClient(Client):
         return self._last
 
     async def _unary(self, scope: str, method: Any, request: Any, timeout: float | None) -> Any:
+        self._check_open()
         metadata = self._metadata(scope)
         timeout = timeout or self.timeout
         try:
             return await method(request, metadata=metadata, timeout=timeout, wait_for_ready=self.wait_for_ready)
         except grpc.RpcError as error:
             raise self._failure(error, timeout) from None
+        except grpc.aio.UsageError:
+            if self._closed:  # closed while this call was being made
+                raise closed_error() from None
+            raise
+        except asyncio.CancelledError:
+            if self._cancelled_by_close():
+                raise _ended_by_close() from None
+            raise
 
     async def _stream(  # type: ignore[override]
         self, scope: str, method: Callable[..., Any], request: Any, timeout: float | None = None
     ) -> AsyncIterator[Any]:
-        call = method(request, metadata=self._metadata(scope), timeout=timeout, wait_for_ready=self.wait_for_ready)
+        self._check_open()
+        try:
+            call = method(request, metadata=self._metadata(scope), timeout=timeout,
+                          wait_for_ready=self.wait_for_ready)
+        except grpc.aio.UsageError:
+            if self._closed:
+                raise closed_error() from None
+            raise
         try:
             async for message in call:
                 yield message
         except grpc.RpcError as error:
-            raise AudiencesError.from_rpc_error(error) from None
+            raise self._stream_failure(error, timeout) from None
+        except asyncio.CancelledError:
+            if self._cancelled_by_close():
+                raise _ended_by_close() from None
+            raise
         finally:
             call.cancel()  # the caller stopped early: end the stream on the server too
+
+    def _cancelled_by_close(self) -> bool:
+        """Whether a call's CancelledError is close() closing the channel under it (grpc.aio
+        cancels the calls in flight), not the caller's task being cancelled."""
+        task = asyncio.current_task()
+        return self._closed and task is not None and not task.cancelling()
 
     @staticmethod
     async def _pages(fetch: Callable[[str], Any], field: str) -> AsyncIterator[Any]:  # type: ignore[override]
@@ -188,6 +214,20 @@ class AsyncClient(Client):
         reply: ingest_pb2.BatchJsonResponse = await self._unary(
             "write", self.ingest_stub.BatchJson, ingest_pb2.BatchJsonRequest(body=encoded), None
         )
+        return reply
+
+    async def stream_calls(  # type: ignore[override]
+        self, calls: Iterable[Mapping[str, Any]]
+    ) -> ingest_pb2.StreamCallsResponse:
+        """As `Client.stream_calls`: a call that cannot be encoded raises its `InvalidArgument`
+        (grpc.aio would cancel the call, raising `asyncio.CancelledError` here)."""
+        requests = StreamRequests(calls)
+        try:
+            reply: ingest_pb2.StreamCallsResponse = await self._unary(
+                "write", self.ingest_stub.StreamCalls, requests, self._long_timeout(3600))
+        except (AudiencesError, asyncio.CancelledError):
+            requests.raise_failure()  # what ended the requests, else the error as it was
+            raise
         return reply
 
     async def flush(self, timeout: float | None = None) -> bool:  # type: ignore[override]
@@ -279,7 +319,8 @@ class AsyncClient(Client):
         include_traits: Sequence[str] = (),
         identifier_selection: str = "all",
     ) -> AsyncIterator[bytes]:
-        """An audience's members as CSV chunks (the header row first), from one snapshot."""
+        """An audience's members as CSV chunks (the header row first), from one snapshot, within
+        the client's timeout as `Client.export_audience`."""
         request = sync_pb2.ExportAudienceRequest(
             key=key,
             collection=collection_value(collection),
@@ -287,7 +328,8 @@ class AsyncClient(Client):
             include_traits=list(include_traits),
             identifier_selection=selection_value(identifier_selection),
         )
-        async for chunk in self._stream("admin", self.sync_stub.ExportAudience, request):
+        async for chunk in self._stream("admin", self.sync_stub.ExportAudience, request,
+                                        self._long_timeout(EXPORT_TIMEOUT)):
             yield chunk.csv_data
 
     async def export_audience_to(self, key: str, out: IO[bytes], **options: Any) -> int:  # type: ignore[override]
@@ -296,6 +338,11 @@ class AsyncClient(Client):
         async for chunk in self.export_audience(key, **options):
             written += out.write(chunk)
         return written
+
+
+def _ended_by_close() -> AudiencesError:
+    """What a call in flight when `close()` closed the channel raises, as in `Client`."""
+    return AudiencesError(grpc.StatusCode.CANCELLED, "the client was closed (Channel closed)", reason="CLIENT_CLOSED")
 
 
 def _as_coroutine(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -322,7 +369,7 @@ async def _settle(made: PendingCall | None, result: Any) -> Any:
 
 
 # Client's own methods that call an RPC; the rest of Client's own (track, enqueue, …) queue.
-_CLIENT_RPC_METHODS = ("send", "send_typed_batch", "stream_calls")
+_CLIENT_RPC_METHODS = ("send", "send_typed_batch")
 
 
 def _wrap_client_methods() -> None:

@@ -27,7 +27,8 @@ from audiences.client import Client
 from audiences.errors import AudiencesError, InvalidArgument
 
 EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 1, 2, 3
-# Seconds a call may take when --timeout is not given; `tick` may take 600 then (see Client.run_tick).
+# Seconds a call may take when --timeout is not given; `tick` may take 600 then (see Client.run_tick),
+# and `audiences export` an hour (Client.export_audience).
 DEFAULT_TIMEOUT = 60.0
 
 

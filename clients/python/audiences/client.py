@@ -384,7 +384,47 @@ class Client(AdminMethods, InsightMethods, ProfileMethods, SyncMethods, Operator
         """Sends any number of calls (tracking-API JSON shape) over one `StreamCalls` stream.
 
         The whole stream is one call: it may take the client's `timeout` when one was chosen
-        (None: no limit), else an hour, as long as `calls` keeps coming."""
-        requests = (ingest_pb2.StreamCallsRequest(call=tracking_pb2.TrackingCall(json=encode(c))) for c in calls)
-        return self._call("write", ingest_pb2.StreamCallsResponse, self.ingest_stub.StreamCalls, requests,
-                          timeout=self._long_timeout(3600))
+        (None: no limit), else an hour, as long as `calls` keeps coming.
+
+        Raises:
+            InvalidArgument: a call the client cannot encode (`VALUE_NOT_JSON`, `MESSAGE_TOO_LARGE`,
+                `STRING_NOT_ENCODABLE`, as `track()` raises), which ends the stream; an exception
+                raised by `calls` itself is raised as it is. (gRPC reads the requests on a thread of
+                its own and would report either as UNKNOWN "Exception iterating requests!".)
+        """
+        requests = StreamRequests(calls)
+        try:
+            return self._call("write", ingest_pb2.StreamCallsResponse, self.ingest_stub.StreamCalls, requests,
+                              timeout=self._long_timeout(3600))
+        except AudiencesError:
+            requests.raise_failure()
+            raise
+
+
+class StreamRequests:
+    """The `StreamCallsRequest`s of calls, each encoded as gRPC reads it, keeping the exception that
+    ended them (a call that cannot be encoded, or the caller's iterator failing) so that the method
+    raises that one rather than gRPC's UNKNOWN "Exception iterating requests!" (or, on `grpc.aio`,
+    a cancellation)."""
+
+    def __init__(self, calls: Iterable[Mapping[str, Any]]) -> None:
+        self._calls = iter(calls)
+        self.failure: BaseException | None = None
+
+    def __iter__(self) -> StreamRequests:
+        return self
+
+    def __next__(self) -> ingest_pb2.StreamCallsRequest:
+        try:
+            call = next(self._calls)
+            return ingest_pb2.StreamCallsRequest(call=tracking_pb2.TrackingCall(json=encode(call)))
+        except StopIteration:
+            raise
+        except Exception as error:
+            self.failure = error
+            raise
+
+    def raise_failure(self) -> None:
+        """Raises the exception that ended the requests, if one did."""
+        if self.failure is not None:
+            raise self.failure from None

@@ -20,7 +20,7 @@ import {
   status as Status,
 } from "@grpc/grpc-js";
 import type { Scope, Tokens } from "./config.js";
-import { AudiencesError, asAudiencesError } from "./errors.js";
+import { AudiencesError, asAudiencesError, invalidArgument } from "./errors.js";
 import { AudienceAdminServiceService } from "./gen/audiences/v1/admin.js";
 import { IngestServiceService } from "./gen/audiences/v1/ingest.js";
 import { OperatorServiceService } from "./gen/audiences/v1/operator.js";
@@ -89,15 +89,116 @@ export function serviceConfig(): Record<string, unknown> {
   };
 }
 
+/** A call in flight, which `Caller.close()` cancels. */
+interface Cancellable {
+  cancel(): void;
+}
+
+/** The most an int32 field (a page size, …) holds. */
+const MAX_INT32 = 2 ** 31 - 1;
+
+/** What a call on a closed client rejects with (as a tracking call queued after `close()`). */
+export function closedError(): AudiencesError {
+  return new AudiencesError(Status.FAILED_PRECONDITION, "the client is closed", { reason: "CLIENT_CLOSED" });
+}
+
+/**
+ * Refuses a request grpc-js could not serialize, naming the field, before calling: an Invalid
+ * Date anywhere (`TIME_INVALID`), a list request's `pageSize` that is not a whole number an int32
+ * holds (`PAGE_SIZE_INVALID`). Else grpc-js would fail the call with INTERNAL "Request message
+ * serialization failure", as if the server had failed.
+ */
+export function checkRequest(request: unknown, path = ""): void {
+  if (request instanceof Date) {
+    if (Number.isNaN(request.getTime())) {
+      throw invalidArgument(`${path || "a time"} is an Invalid Date`, "TIME_INVALID", { field: path });
+    }
+    return;
+  }
+  if (request === null || typeof request !== "object" || ArrayBuffer.isView(request)) return;
+  for (const [key, value] of Object.entries(request)) {
+    const field = path ? `${path}.${key}` : key;
+    if (!path && key === "pageSize" && value !== undefined && !(Number.isInteger(value) && Math.abs(value as number) <= MAX_INT32)) {
+      throw invalidArgument(`pageSize must be a whole number from 0 to ${MAX_INT32.toLocaleString("en")}, not ${String(value)}`, "PAGE_SIZE_INVALID", {
+        field,
+        value: String(value),
+      });
+    }
+    if (value !== null && typeof value === "object") checkRequest(value, field);
+  }
+}
+
+/**
+ * A failure of a call as an AudiencesError. grpc-js reports a request it could not serialize (a
+ * value a field cannot hold, such as a fraction for an integer) as INTERNAL: that is the
+ * client's refusal of an argument, INVALID_ARGUMENT `REQUEST_NOT_ENCODABLE`.
+ */
+function failure(error: unknown): AudiencesError {
+  const failed = asAudiencesError(error);
+  if (failed.code === Status.INTERNAL && !failed.reason && failed.message.startsWith("Request message serialization failure")) {
+    return invalidArgument(`the request cannot be sent: ${failed.message}`, "REQUEST_NOT_ENCODABLE");
+  }
+  return failed;
+}
+
 /** What every part of the client shares: the tokens, the default deadline, how to call. */
 export class Caller {
+  /** Set by `close()`: later calls reject with CLIENT_CLOSED. */
+  private closed = false;
+  /** The calls in flight, which `close()` cancels (grpc-js's channel close leaves them running). */
+  private readonly open = new Set<Cancellable>();
+
   constructor(
     readonly tokens: Tokens,
     readonly timeoutMs: number | undefined,
     readonly waitForReady = false,
     /** Why the credentials file gave no tokens (`Resolved.credentialsProblem`), said when a token is missing. */
     readonly credentialsProblem = "",
+    /** Whether the caller chose `timeoutMs` (else it is the default, which a long call may exceed). */
+    readonly timeoutChosen = false,
   ) {}
+
+  /** Whether `close()` was called. */
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /**
+   * The deadline of a call that may rightly run long (a tick until idle, an export, a stream of
+   * calls): the client's `timeoutMs` when the caller chose one, else `ms` or the default,
+   * whichever is longer.
+   */
+  longTimeout(ms: number): number | undefined {
+    if (this.timeoutChosen) return this.timeoutMs;
+    return Math.max(this.timeoutMs ?? 0, ms);
+  }
+
+  /**
+   * Refuses calls from now on (CLIENT_CLOSED) and cancels those in flight: an open
+   * `watchChanges` stream ends with CANCELLED `CLIENT_CLOSED`, so nothing keeps the process alive.
+   */
+  close(): void {
+    this.closed = true;
+    for (const call of [...this.open]) call.cancel();
+    this.open.clear();
+  }
+
+  private track<C extends Cancellable>(call: C): C {
+    this.open.add(call);
+    return call;
+  }
+
+  /** A failure, said as the client's close() when that is what ended the call. */
+  private failed(error: unknown): AudiencesError {
+    const found = failure(error);
+    if (this.closed && found.code === Status.CANCELLED && !found.reason) {
+      return new AudiencesError(Status.CANCELLED, `the client was closed (${found.message})`, {
+        reason: "CLIENT_CLOSED",
+        requestId: found.requestId,
+      });
+    }
+    return found;
+  }
 
   /** Call metadata with the scope's token; throws UNAUTHENTICATED / TOKEN_MISSING without one. */
   metadata(scope: Scope): Metadata {
@@ -135,25 +236,36 @@ export class Caller {
   unary<Req, Res>(scope: Scope, method: UnaryMethod<Req, Res>, request: Req, timeoutMs?: number): Promise<Res> {
     return new Promise((resolve, reject) => {
       try {
-        method(request, this.metadata(scope), this.options(timeoutMs), (error, response) =>
-          error ? reject(AudiencesError.fromServiceError(error)) : resolve(response),
-        );
+        if (this.closed) throw closedError();
+        checkRequest(request);
+        let call: ClientUnaryCall | undefined;
+        let done = false;
+        call = method(request, this.metadata(scope), this.options(timeoutMs), (error, response) => {
+          done = true;
+          if (call) this.open.delete(call);
+          if (error) reject(this.failed(error));
+          else resolve(response);
+        });
+        if (!done) this.track(call);
       } catch (error) {
-        reject(asAudiencesError(error));
+        reject(this.failed(error));
       }
     });
   }
 
   /** Calls a server-streaming RPC; failures (also midway) throw AudiencesError. */
   async *stream<Req, Res>(scope: Scope, method: StreamMethod<Req, Res>, request: Req, timeoutMs?: number): AsyncGenerator<Res> {
-    const call = method(request, this.metadata(scope), this.options(timeoutMs));
+    if (this.closed) throw closedError();
+    checkRequest(request);
+    const call = this.track(method(request, this.metadata(scope), this.options(timeoutMs)));
     try {
       for await (const message of call) {
         yield message as Res;
       }
     } catch (error) {
-      throw asAudiencesError(error);
+      throw this.failed(error);
     } finally {
+      this.open.delete(call);
       call.cancel(); // the caller stopped early: end the stream on the server too
     }
   }
@@ -165,15 +277,19 @@ export class Caller {
    * iterator that throws) cancels the call and rejects with its error.
    */
   async upload<Req, Res>(scope: Scope, method: UploadMethod<Req, Res>, requests: AsyncIterable<Req> | Iterable<Req>, timeoutMs?: number): Promise<Res> {
+    if (this.closed) throw closedError();
     const metadata = this.metadata(scope);
     let stream: ClientWritableStream<Req> | undefined;
     let ended = false;
     const reply = new Promise<Res>((resolve, reject) => {
-      stream = method(metadata, this.options(timeoutMs), (error, response) => {
-        ended = true;
-        if (error) reject(AudiencesError.fromServiceError(error));
-        else resolve(response);
-      });
+      stream = this.track(
+        method(metadata, this.options(timeoutMs), (error, response) => {
+          ended = true;
+          this.open.delete(stream!);
+          if (error) reject(this.failed(error));
+          else resolve(response);
+        }),
+      );
     });
     // The reply may fail while requests are still being written; it is awaited below, so mark it
     // handled now (else Node would end the process on an "unhandled rejection").
@@ -188,8 +304,9 @@ export class Caller {
         }
       }
     } catch (error) {
+      this.open.delete(stream!);
       stream!.cancel();
-      throw asAudiencesError(error);
+      throw this.failed(error);
     }
     if (!ended) stream!.end();
     return reply;

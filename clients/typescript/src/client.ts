@@ -21,7 +21,7 @@ import { AudiencesError, invalidArgument } from "./errors.js";
 import {
   type Audience,
   AudienceAdminServiceClient,
-  type ComputationOptions,
+  ComputationOptions,
   type ComputedTrait,
   CreateAudienceRequest,
   CreateComputedTraitRequest,
@@ -56,6 +56,8 @@ import {
   type ValidateDefinitionResponse,
   ComputationStatus,
   type AudienceMember,
+  type AuditEntry,
+  type DefinitionDiff,
   type DefinitionVersion,
   ExplainMembershipRequest,
   type ExplainMembershipResponse,
@@ -68,6 +70,7 @@ import {
   type ListDefinitionVersionsResponse,
   ListMembershipHistoryRequest,
   type ListMembershipHistoryResponse,
+  type MembershipChange,
   SizeInterval,
 } from "./gen/audiences/v1/admin.js";
 import { Collection, ComputationKind, type ComputationRef } from "./gen/audiences/v1/common.js";
@@ -102,6 +105,7 @@ import {
 } from "./gen/audiences/v1/profiles.js";
 import {
   AckChangesRequest,
+  type ChangeRecord,
   ConnectDestinationRequest,
   type Connection,
   CreateDestinationRequest,
@@ -123,6 +127,7 @@ import {
   type ListDeadLettersResponse,
   ListDestinationsRequest,
   type ListDestinationsResponse,
+  type PostgresConfig,
   RedriveDeadLettersRequest,
   type SegmentConfig,
   SyncServiceClient,
@@ -213,7 +218,11 @@ export interface DestinationConfigs {
   segment?: DeepPartial<SegmentConfig>;
   grpcFeed?: DeepPartial<GrpcFeedConfig>;
   csv?: DeepPartial<CsvConfig>;
+  postgres?: DeepPartial<PostgresConfig>;
 }
+
+/** The kinds of destination, as `DestinationConfigs` names them (one field of `Destination.config` each). */
+export const DESTINATION_KINDS = ["webhook", "segment", "grpcFeed", "csv", "postgres"] as const;
 
 export interface DestinationInput extends DestinationConfigs {
   name?: string;
@@ -222,6 +231,19 @@ export interface DestinationInput extends DestinationConfigs {
 }
 
 export type IdentifierSelectionName = "all" | "first_added" | "last_added";
+export type IntervalName = "hourly" | "daily";
+export type SortName = "asc" | "desc";
+
+/** What `diffDefinition` takes besides the key and the text. */
+export interface DiffOptions {
+  kind?: Kindish;
+  collection?: Collectionish;
+  sampleSize?: number;
+  /** Options the edit would change; the others keep their saved values (read first). */
+  includeAnonymousUsers?: boolean;
+  includeHistoricalData?: boolean;
+  backfillDays?: number;
+}
 
 export interface ConnectionInput {
   kind?: Kindish;
@@ -262,6 +284,18 @@ const TOKEN_SCOPES: Record<ScopeName, TokenScope> = {
   admin: TokenScope.TOKEN_SCOPE_ADMIN,
   operator: TokenScope.TOKEN_SCOPE_OPERATOR,
 };
+const INTERVALS: Record<IntervalName, SizeInterval> = {
+  hourly: SizeInterval.SIZE_INTERVAL_HOURLY,
+  daily: SizeInterval.SIZE_INTERVAL_DAILY,
+};
+const SORTS: Record<SortName, SortOrder> = {
+  asc: SortOrder.SORT_ORDER_ASCENDING,
+  desc: SortOrder.SORT_ORDER_DESCENDING,
+};
+// Version numbers are int32s; a rollback names a saved one, from 1 (0 is "the current one" to a read).
+const MAX_VERSION = 2 ** 31 - 1;
+// The most a protobuf Duration holds: 10,000 years either way, in seconds.
+const MAX_DURATION_SECONDS = 315_576_000_000;
 const TRAIT_CLASSES: Record<string, TraitClass> = {
   audience: TraitClass.TRAIT_CLASS_AUDIENCE,
   computed_trait: TraitClass.TRAIT_CLASS_COMPUTED_TRAIT,
@@ -309,6 +343,17 @@ function pick<T>(table: Record<string, T>, value: string, what: string): T {
  */
 export function traitValue(trait: Trait): unknown {
   return trait.valueJson ? parseJson(trait.valueJson) : trait.value;
+}
+
+/**
+ * A change record with its values read from `oldValueJson` / `newValueJson` when the server sent
+ * them (numbers exact, as `traitValue` reads them: 120 is 120, 2^53 + 1 a `BigInt`), instead of
+ * the `Value`s, which hold every number as a double. Changes the record in place.
+ */
+export function exactChange(record: ChangeRecord): ChangeRecord {
+  if (record.oldValueJson) record.oldValue = parseJson(record.oldValueJson);
+  if (record.newValueJson) record.newValue = parseJson(record.newValueJson);
+  return record;
 }
 
 const TOKEN = /"(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|true|false|null/y;
@@ -444,6 +489,7 @@ export class Client {
       options.timeoutMs ?? 30_000,
       options.waitForReady ?? false,
       resolved.credentialsProblem,
+      options.timeoutMs !== undefined,
     );
     const tls = [
       options.tlsCaFile ?? process.env.AUDIENCES_TLS_CA_FILE,
@@ -525,11 +571,17 @@ export class Client {
     }
   }
 
-  /** Flushes the queue and closes the channel; later tracking calls throw CLIENT_CLOSED. */
+  /**
+   * Flushes the queue and closes the channel. Later calls are refused with `AudiencesError`
+   * FAILED_PRECONDITION `CLIENT_CLOSED` (tracking calls throw it, other methods reject with it),
+   * and calls still open, such as a `watchChanges` stream, end with CANCELLED `CLIENT_CLOSED`, so
+   * the process can exit.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     await this.flush();
     this.closed = true;
+    this.caller.close();
     this.ingest.close();
   }
 
@@ -584,7 +636,7 @@ export class Client {
         yield StreamCallsRequest.fromPartial({ call: { json: encode(call) } });
       }
     }
-    return this.caller.upload("write", this.ingest.streamCalls.bind(this.ingest), requests(), 3_600_000);
+    return this.caller.upload("write", this.ingest.streamCalls.bind(this.ingest), requests(), this.caller.longTimeout(3_600_000));
   }
 
   // -- audiences -------------------------------------------------------------------------------
@@ -751,7 +803,7 @@ export class Client {
   // -- the evaluator ---------------------------------------------------------------------------
 
   /** Moves a manual-clock server's clock to `clockTime`, or forward by `advanceMs`. */
-  setClock(to: { clockTime: Date } | { advanceMs: number }): Promise<SetClockResponse> {
+  async setClock(to: { clockTime: Date } | { advanceMs: number }): Promise<SetClockResponse> {
     const request =
       "clockTime" in to
         ? SetClockRequest.fromPartial({ clockTime: to.clockTime })
@@ -759,9 +811,13 @@ export class Client {
     return this.caller.unary("admin", this.admin.setClock.bind(this.admin), request);
   }
 
-  /** Runs a tick now (or ticks until no work waits) and resolves to what each did. */
+  /**
+   * Runs a tick now (or ticks until no work waits) and resolves to what each did. It may take
+   * 600 s under the default `timeoutMs` (a tick until idle can be long); a `timeoutMs` given to
+   * the client applies to it as it is.
+   */
   runTick(options: { untilIdle?: boolean } = {}): Promise<RunTickResponse> {
-    const timeout = Math.max(this.caller.timeoutMs ?? 0, 600_000);
+    const timeout = this.caller.longTimeout(600_000);
     return this.caller.unary("admin", this.admin.runTick.bind(this.admin), RunTickRequest.fromPartial(options), timeout);
   }
 
@@ -814,17 +870,27 @@ export class Client {
     return this.caller.unary("admin", this.admin.listMembershipHistory.bind(this.admin), request);
   }
 
-  /** A computation's size over time, a point per hour or per day. */
-  getSizeHistory(
+  /** Every membership change asked for (as `listMembershipHistory`), following the pages. */
+  iterMembershipHistory(
+    options: { key?: string; profileId?: string; collection?: Collectionish; startTime?: Date; endTime?: Date } = {},
+  ): AsyncGenerator<MembershipChange> {
+    return pages((pageToken) => this.listMembershipHistory({ ...options, pageSize: 1000, pageToken }), (page) => page.changes);
+  }
+
+  /**
+   * A computation's size over time, a point per hour or per day (`interval`: "hourly", the
+   * default, or "daily"); another word rejects with INVALID_ARGUMENT `INTERVAL_INVALID`.
+   */
+  async getSizeHistory(
     key: string,
-    options: { collection?: Collectionish; interval?: "hourly" | "daily"; startTime?: Date; endTime?: Date } = {},
+    options: { collection?: Collectionish; interval?: IntervalName; startTime?: Date; endTime?: Date } = {},
   ): Promise<GetSizeHistoryResponse> {
     const { collection, interval, ...rest } = options;
     const request = GetSizeHistoryRequest.fromPartial({
       ...rest,
       key,
       collection: collectionValue(collection ?? "users"),
-      interval: interval === "hourly" ? SizeInterval.SIZE_INTERVAL_HOURLY : SizeInterval.SIZE_INTERVAL_DAILY,
+      interval: pick(INTERVALS, interval ?? "hourly", "interval"),
     });
     return this.caller.unary("admin", this.admin.getSizeHistory.bind(this.admin), request);
   }
@@ -836,6 +902,11 @@ export class Client {
     return this.caller.unary("admin", this.admin.listDefinitionVersions.bind(this.admin), request);
   }
 
+  /** Every version of a computation's definition, the newest first. */
+  iterDefinitionVersions(key: string, options: { collection?: Collectionish } = {}): AsyncGenerator<DefinitionVersion> {
+    return pages((pageToken) => this.listDefinitionVersions(key, { ...options, pageSize: 1000, pageToken }), (page) => page.versions);
+  }
+
   /** One version of a computation's definition (0 for the current one). */
   async getDefinitionVersion(key: string, version: number, options: { collection?: Collectionish } = {}): Promise<DefinitionVersion> {
     const request = GetDefinitionVersionRequest.fromPartial({ key, version, collection: collectionValue(options.collection ?? "users") });
@@ -845,6 +916,74 @@ export class Client {
   /** One page of the audit log, the newest first, filtered by action and target. */
   listAuditEntries(options: { action?: string; targetType?: string; target?: string } & PageOptions = {}): Promise<ListAuditEntriesResponse> {
     return this.caller.unary("admin", this.admin.listAuditEntries.bind(this.admin), ListAuditEntriesRequest.fromPartial(options));
+  }
+
+  /** Every audit entry asked for, the newest first, following the pages. */
+  iterAuditEntries(options: { action?: string; targetType?: string; target?: string } = {}): AsyncGenerator<AuditEntry> {
+    return pages((pageToken) => this.listAuditEntries({ ...options, pageSize: 1000, pageToken }), (page) => page.entries);
+  }
+
+  /**
+   * What saving `definition` as the new definition of `key` would change now: how many profiles
+   * would enter, exit and stay, with samples of each. Changes nothing. The options given
+   * (`includeAnonymousUsers`, `includeHistoricalData`, `backfillDays`) are those the edit would
+   * change: the others keep their saved values, read first, and the diff is evaluated with them
+   * as the update would save them (as the Python client's `diff_definition`).
+   */
+  async diffDefinition(key: string, definition: string, options: DiffOptions = {}): Promise<DefinitionDiff> {
+    const kind = kindValue(options.kind ?? "audience");
+    const collection = options.collection ?? "users";
+    const edited = {
+      includeAnonymousUsers: options.includeAnonymousUsers,
+      includeHistoricalData: options.includeHistoricalData,
+      backfillDays: options.backfillDays,
+    };
+    const given = Object.fromEntries(Object.entries(edited).filter(([, value]) => value !== undefined));
+    let compareOptions: ComputationOptions | undefined;
+    if (Object.keys(given).length) {
+      const saved = await this.saved(key, kind, collection);
+      compareOptions = ComputationOptions.fromPartial({ ...saved.options, ...given });
+    }
+    const request = PreviewDefinitionRequest.fromPartial({
+      definition,
+      kind,
+      collection: collectionValue(collection),
+      sampleSize: options.sampleSize,
+      compareKey: key,
+      compareOptions,
+    });
+    const reply = await this.caller.unary("admin", this.admin.previewDefinition.bind(this.admin), request);
+    return reply.diff!;
+  }
+
+  /**
+   * Updates the definition to an older version's text and options (a new version); its backfill
+   * then restores that version's members. A version with the current text and options changes
+   * nothing: no update is sent (no new version, no backfill, no audit entry) and the definition
+   * is returned as it stands. A version below 1 or beyond an int32 rejects with INVALID_ARGUMENT
+   * `VERSION_INVALID` (0, "the current one" to `getDefinitionVersion`, is nothing to roll back to).
+   */
+  async rollbackDefinition(key: string, version: number, options: { collection?: Collectionish } = {}): Promise<Audience | ComputedTrait> {
+    if (!(Number.isInteger(version) && version >= 1 && version <= MAX_VERSION)) {
+      throw invalidArgument(`version must be a whole number from 1 to ${MAX_VERSION.toLocaleString("en")}, not ${version}`, "VERSION_INVALID", {
+        value: String(version),
+      });
+    }
+    const collection = options.collection ?? "users";
+    const old = await this.getDefinitionVersion(key, version, { collection });
+    const kind = old.computation?.kind ?? ComputationKind.COMPUTATION_KIND_AUDIENCE;
+    if (sameDefinition(old, await this.getDefinitionVersion(key, 0, { collection }))) {
+      return this.saved(key, kind, collection);
+    }
+    const update = { collection, definition: old.definition, options: old.options ?? ComputationOptions.fromPartial({}) };
+    return kind === ComputationKind.COMPUTATION_KIND_AUDIENCE ? this.updateAudience(key, update) : this.updateComputedTrait(key, update);
+  }
+
+  /** The saved audience or computed trait of `key`. */
+  private saved(key: string, kind: ComputationKind, collection: Collectionish): Promise<Audience | ComputedTrait> {
+    return kind === ComputationKind.COMPUTATION_KIND_AUDIENCE
+      ? this.getAudience(key, { collection })
+      : this.getComputedTrait(key, { collection });
   }
 
   // -- profiles --------------------------------------------------------------------------------
@@ -871,16 +1010,19 @@ export class Client {
     return out;
   }
 
-  /** One page of a profile's events (`sort`: desc, newest first, or asc). */
-  listEvents(
+  /**
+   * One page of a profile's events (`sort`: desc, newest first, the default, or asc); another
+   * word rejects with INVALID_ARGUMENT `SORT_INVALID`.
+   */
+  async listEvents(
     profile: string,
-    options: { collection?: Collectionish; startTime?: Date; endTime?: Date; include?: string[]; exclude?: string[]; sort?: "asc" | "desc" } & PageOptions = {},
+    options: { collection?: Collectionish; startTime?: Date; endTime?: Date; include?: string[]; exclude?: string[]; sort?: SortName } & PageOptions = {},
   ): Promise<ListEventsResponse> {
     const { collection, sort, ...rest } = options;
     const request = ListEventsRequest.fromPartial({
       ...rest,
       profile: ref(profile, collection),
-      sortOrder: sort === "asc" ? SortOrder.SORT_ORDER_ASCENDING : SortOrder.SORT_ORDER_DESCENDING,
+      sortOrder: pick(SORTS, sort ?? "desc", "sort"),
     });
     return this.caller.unary("read", this.profiles.listEvents.bind(this.profiles), request);
   }
@@ -919,10 +1061,12 @@ export class Client {
 
   // -- destinations and connections ------------------------------------------------------------
 
-  /** Creates a destination of one kind: give exactly one of webhook, segment, grpcFeed, csv. */
+  /** Creates a destination of one kind: give exactly one of webhook, segment, grpcFeed, csv, postgres. */
   async createDestination(key: string, input: DestinationInput): Promise<Destination> {
-    const kinds = [input.webhook, input.segment, input.grpcFeed, input.csv].filter((c) => c !== undefined);
-    if (kinds.length !== 1) throw invalidArgument("give exactly one of webhook, segment, grpcFeed, csv", "DESTINATION_CONFIG_INVALID");
+    const kinds = DESTINATION_KINDS.filter((kind) => input[kind] !== undefined);
+    if (kinds.length !== 1) {
+      throw invalidArgument(`give exactly one of ${DESTINATION_KINDS.join(", ")}`, "DESTINATION_CONFIG_INVALID", { given: kinds.join(",") });
+    }
     const request = CreateDestinationRequest.fromPartial({ destination: { enabled: true, ...input, key } });
     return (await this.caller.unary("admin", this.sync.createDestination.bind(this.sync), request)).destination!;
   }
@@ -1012,9 +1156,15 @@ export class Client {
     return (await this.caller.unary("admin", this.sync.redriveDeadLetters.bind(this.sync), request)).redrivenCount;
   }
 
-  /** One page of a `grpcFeed` destination's change records after a cursor. */
-  listChanges(destinationKey: string, options: { startCursor?: string } & PageOptions = {}): Promise<ListChangesResponse> {
-    return this.caller.unary("admin", this.sync.listChanges.bind(this.sync), ListChangesRequest.fromPartial({ ...options, destinationKey }));
+  /**
+   * One page of a `grpcFeed` destination's change records after a cursor. Each record's
+   * `oldValue` and `newValue` are read from its JSON text, numbers exact (see `exactChange`).
+   */
+  async listChanges(destinationKey: string, options: { startCursor?: string } & PageOptions = {}): Promise<ListChangesResponse> {
+    const request = ListChangesRequest.fromPartial({ ...options, destinationKey });
+    const page = await this.caller.unary("admin", this.sync.listChanges.bind(this.sync), request);
+    page.changes.forEach(exactChange);
+    return page;
   }
 
   /**
@@ -1031,14 +1181,17 @@ export class Client {
    * Records streamed are not acknowledged (the start cursor is): call `ackChanges` once they
    * are processed.
    */
-  watchChanges(destinationKey: string, options: { startCursor?: string; heartbeatIntervalMs?: number } = {}): AsyncGenerator<WatchChangesResponse> {
+  async *watchChanges(destinationKey: string, options: { startCursor?: string; heartbeatIntervalMs?: number } = {}): AsyncGenerator<WatchChangesResponse> {
     const interval = options.heartbeatIntervalMs;
     const request = WatchChangesRequest.fromPartial({
       destinationKey,
       startCursor: options.startCursor,
       heartbeatInterval: duration(interval),
     });
-    return this.caller.stream("admin", this.sync.watchChanges.bind(this.sync), request, 2 ** 31);
+    for await (const item of this.caller.stream("admin", this.sync.watchChanges.bind(this.sync), request, 2 ** 31)) {
+      if (item.change) exactChange(item.change);
+      yield item;
+    }
   }
 
   /** An audience's members as CSV chunks (the header row first), from one snapshot. */
@@ -1052,7 +1205,7 @@ export class Client {
       collection: collectionValue(options.collection ?? "users"),
       identifierSelection: pick(SELECTIONS, options.identifierSelection ?? "all", "identifierSelection"),
     });
-    for await (const chunk of this.caller.stream("admin", this.sync.exportAudience.bind(this.sync), request, 3_600_000)) {
+    for await (const chunk of this.caller.stream("admin", this.sync.exportAudience.bind(this.sync), request, this.caller.longTimeout(3_600_000))) {
       yield chunk.csvData;
     }
   }
@@ -1107,7 +1260,7 @@ export class Client {
    * Issues a token of one scope (write, read, admin, operator); the reply's `secret` is shown
    * this once. It expires after `ttlMs` or at `expireTime`, or never.
    */
-  createToken(scope: Scopeish, options: { space?: string; label?: string; ttlMs?: number; expireTime?: Date } = {}): Promise<CreateTokenResponse> {
+  async createToken(scope: Scopeish, options: { space?: string; label?: string; ttlMs?: number; expireTime?: Date } = {}): Promise<CreateTokenResponse> {
     const { ttlMs, ...rest } = options;
     const request = CreateTokenRequest.fromPartial({ ...rest, scope: scopeValue(scope), ttl: duration(ttlMs) });
     return this.caller.unary("operator", this.operator.createToken.bind(this.operator), request);
@@ -1200,11 +1353,28 @@ function computationRef(key: string, kind: Kindish = "audience", collection: Col
   return { key, kind: kindValue(kind), collection: collectionValue(collection) };
 }
 
-/** Milliseconds as a protobuf Duration; undefined stays unset. */
+/**
+ * Milliseconds as a protobuf Duration; undefined stays unset. NaN, an infinity or more than a
+ * Duration holds (10,000 years) throws INVALID_ARGUMENT `DURATION_INVALID`, as in the Python client.
+ */
 function duration(ms: number | undefined): { seconds: number; nanos: number } | undefined {
   if (ms === undefined) return undefined;
+  if (typeof ms !== "number" || !(Math.abs(ms / 1000) <= MAX_DURATION_SECONDS)) {
+    throw invalidArgument(
+      `a duration must be a finite number of milliseconds within 10,000 years (${MAX_DURATION_SECONDS.toLocaleString("en")} s), not ${String(ms)}`,
+      "DURATION_INVALID",
+      { value: String(ms) },
+    );
+  }
   const seconds = Math.trunc(ms / 1000);
   return { seconds, nanos: Math.round((ms - seconds * 1000) * 1e6) };
+}
+
+/** Whether two versions have the same text and options (rolling back from one to the other would change nothing). */
+function sameDefinition(one: DefinitionVersion, other: DefinitionVersion): boolean {
+  const options = (version: DefinitionVersion): Buffer =>
+    Buffer.from(ComputationOptions.encode(ComputationOptions.fromPartial(version.options ?? {})).finish());
+  return one.definition === other.definition && options(one).equals(options(other));
 }
 
 function ref(profile: string, collection: Collectionish | undefined): { id: string; collection: Collection } {
