@@ -163,6 +163,23 @@ def test_a_removal_before_the_account_exists_holds_against_an_older_group_call(s
     assert space.stored() == space.expected()
 
 
+@pytest.mark.parametrize("account_first", [True, False], ids=["account-first", "removal-first"])
+def test_a_remembered_removal_ends_a_link_taken_over_by_a_merge(space: Space, account_first: bool) -> None:
+    """u1 removes its link to acme (at t-1h); an anonymous profile's older group call (t-2h) links
+    it to acme; the two merge. Whether acme existed when the removal came or not, u1 is not linked:
+    the removal is the latest word on the pair."""
+    now = space.now()
+    space.define("has_users", "ANY (trait('seen') = true)", collection="accounts")
+    unlink = {"type": "group", "userId": "u1", "groupId": "acme", "context": {"unlink": True}, "at": now - HOUR}
+    anonymous = {"type": "group", "anonymousId": "w", "groupId": "acme", "at": now - 2 * HOUR}
+    for call in ([anonymous, unlink] if account_first else [unlink, anonymous]):
+        space.send(call)
+    space.send({"type": "identify", "userId": "u1", "anonymousId": "w", "traits": {"seen": True}, "at": now})
+    space.tick()
+    assert space.member_ids("has_users", "accounts") == set()
+    assert space.stored() == space.expected()
+
+
 def test_account_audiences_backfilled_a_few_accounts_a_job_read_every_users_result(
     space: Space, monkeypatch: pytest.MonkeyPatch
 ) -> None:

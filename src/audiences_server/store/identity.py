@@ -167,6 +167,13 @@ def move_profile(
         " unlinked_ms FROM pending_unlinks WHERE user_id = ? ON CONFLICT (user_id, id_type, id_value)"
         " DO UPDATE SET unlinked_ms = max(unlinked_ms, excluded.unlinked_ms)", (survivor, merged))
     conn.execute("DELETE FROM pending_unlinks WHERE user_id = ?", (merged,))
+    if conn.execute("SELECT 1 FROM pending_unlinks LIMIT 1").fetchone():
+        # Removals remembered by an account's identifier apply to the links the survivor holds
+        # now (a user's, or an account's, that came with the merge), before those they end go.
+        held = conn.execute("SELECT user_id, account_id FROM links WHERE user_id = ? OR account_id = ?",
+                            (survivor, survivor)).fetchall()
+        for user, account in held:
+            adopt_unlinks(conn, int(user), int(account))
     ended = [(int(user), int(account)) for user, account in conn.execute(
         "SELECT l.user_id, l.account_id FROM links l JOIN unlinks u USING (user_id, account_id)"
         " WHERE (l.user_id = ? OR l.account_id = ?) AND u.unlinked_ms >= l.last_linked_ms", (survivor, survivor))]
