@@ -10,11 +10,11 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import apsw
 import grpc
 import pytest
 from audiences.v1 import ingest_pb2, tracking_pb2
 
+from audiences_server.store.db import DatabaseGone
 from tests.conftest import error_reason, start
 
 
@@ -46,7 +46,8 @@ def test_a_fresh_database_and_its_folder_are_private(tmp_path: Path) -> None:
 def test_a_database_file_removed_under_the_server_stores_nothing_more(tmp_path: Path) -> None:
     """The database file removed while the server runs: a call is UNAVAILABLE `DATABASE_GONE`
     (not acknowledged, then lost with the removed file when the server stops), `/readyz` says not
-    ready, and no reader makes a new, empty database at the path."""
+    ready, and a reader on a thread with no connection yet is refused `DATABASE_GONE` too rather
+    than making a new, empty database at the path."""
     db = tmp_path / "audiences.db"
     running = start(db)
     try:
@@ -65,7 +66,7 @@ def test_a_database_file_removed_under_the_server_stores_nothing_more(tmp_path: 
         def read() -> None:  # a thread with no reader connection yet, as a new pool thread would be
             try:
                 running.server.engine.readers.get()
-            except apsw.CantOpenError as failed:
+            except DatabaseGone as failed:
                 failures.append(failed)
 
         reader = threading.Thread(target=read)

@@ -33,11 +33,11 @@ from audiences_server.metrics import Metrics, Sources
 from audiences_server.settings import Settings
 from audiences_server.store import backlogs, evaluation
 from audiences_server.store import clock as clock_store
-from audiences_server.store.db import Readers
+from audiences_server.store.db import DatabaseGone, Readers
 from audiences_server.store.evaluation import ComputationRow
 from audiences_server.store.migrations import prepare
 from audiences_server.store.spaces import server_key
-from audiences_server.store.writer import DatabaseGone, Writer
+from audiences_server.store.writer import Writer
 
 if TYPE_CHECKING:
     from audiences_server.cluster.feeds import ClusterSync

@@ -16,6 +16,8 @@ from typing import Any
 
 import apsw
 
+from audiences_server.errors import Unavailable
+
 # Why these settings (see docs/operations.md):
 # - WAL: readers never block the writer and the writer never blocks readers.
 # - synchronous: FULL by default so that an acknowledged call survives power loss too; with
@@ -89,6 +91,10 @@ def _checked_synchronous(value: str) -> str:
     return value.upper()
 
 
+class DatabaseGone(Unavailable):
+    """The database file was removed or replaced under the running server."""
+
+
 class Readers:
     """One read connection per thread, opened on first use and closed together."""
 
@@ -104,7 +110,13 @@ class Readers:
         conn: apsw.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             # Never created here: a database file removed under the server is not made anew, empty.
-            conn = connect(self._path, synchronous=self._synchronous, create=False)
+            try:
+                conn = connect(self._path, synchronous=self._synchronous, create=False)
+            except apsw.CantOpenError:
+                if self._path.exists():
+                    raise
+                raise DatabaseGone(f"the database file {self._path} was removed while the server ran; stop the"
+                                   " server and restore the file (or a backup)", reason="DATABASE_GONE") from None
             self._local.conn = conn
             with self._lock:
                 self._all.append(conn)

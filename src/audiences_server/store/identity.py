@@ -170,10 +170,10 @@ def move_profile(
     if conn.execute("SELECT 1 FROM pending_unlinks LIMIT 1").fetchone():
         # Removals remembered by an account's identifier apply to the links the survivor holds
         # now (a user's, or an account's, that came with the merge), before those they end go.
-        held = conn.execute("SELECT user_id, account_id FROM links WHERE user_id = ? OR account_id = ?",
-                            (survivor, survivor)).fetchall()
+        held = [(int(user), int(account)) for user, account in conn.execute(
+            "SELECT user_id, account_id FROM links WHERE user_id = ? OR account_id = ?", (survivor, survivor))]
         for user, account in held:
-            adopt_unlinks(conn, int(user), int(account))
+            adopt_unlinks(conn, user, account)
     ended = [(int(user), int(account)) for user, account in conn.execute(
         "SELECT l.user_id, l.account_id FROM links l JOIN unlinks u USING (user_id, account_id)"
         " WHERE (l.user_id = ? OR l.account_id = ?) AND u.unlinked_ms >= l.last_linked_ms", (survivor, survivor))]

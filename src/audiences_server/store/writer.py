@@ -38,8 +38,7 @@ from typing import Any, TypeVar
 import apsw
 import structlog
 
-from audiences_server.errors import Unavailable
-from audiences_server.store.db import connect
+from audiences_server.store.db import DatabaseGone, connect
 
 log = structlog.get_logger(__name__)
 
@@ -48,10 +47,6 @@ Job = Callable[[apsw.Connection], Any]
 _Item = tuple[Job, "Future[Any]", bool, bool]  # a job, its future, whether it runs alone, keeps events
 
 _STOP = object()
-
-
-class DatabaseGone(Unavailable):
-    """The database file was removed or replaced under the running server."""
 
 
 def _identity(path: Path) -> tuple[int, int] | None:
