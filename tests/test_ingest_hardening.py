@@ -328,6 +328,18 @@ def test_an_integer_longer_than_python_reads_rejects_only_its_call(running: Runn
     assert field_violations(error)[0][0] == "context"
 
 
+def test_an_integer_longer_than_python_reads_in_a_json_item_rejects_that_item(running: Running) -> None:
+    """A typed batch's or a stream's `json` item with an integer of 5,000 digits is rejected alone,
+    naming its field, not as 'not valid JSON' with advice about Python."""
+    text = ('{"type": "track", "userId": "u", "event": "E", "context": {"n": ' + "7" * 5000 + "}}").encode()
+    reply = typed_batch(running, json_item(text), good_item())
+    assert outcomes(reply) == [(REJECTED, "bad_request"), (ACCEPTED, "")]
+    assert reply.results[0].detail.startswith("`context` holds an integer of 5,000 digits")
+    streamed = stream(running, json_item(text), good_item())
+    assert (streamed.rejected_count, streamed.rejected[0].reason) == (1, "bad_request")
+    assert streamed.rejected[0].detail.startswith("`context` holds an integer of 5,000 digits")
+
+
 def test_a_batch_json_sent_at_that_is_not_a_time_refuses_the_batch(running: Running) -> None:
     """A BatchJson batch-level `sentAt` applies to every call, so one that is not a time refuses the
     request whole: INVALID_ARGUMENT TIMESTAMP_NOT_VALID naming `sentAt`, nothing stored."""

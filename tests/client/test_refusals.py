@@ -447,3 +447,19 @@ def test_a_corrupt_default_credentials_file_is_named(run_cli: Run, tmp_path: Pat
     result = run_cli("tick")
     assert result.code == 2
     assert result.err.startswith(f"audiences: the credentials file {tmp_path / 'credentials.json'} is not JSON")
+
+
+def test_an_integer_longer_than_python_reads_is_said_plainly(run_cli: Run, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """An integer of 5,000 digits in a JSON argument is a usage error saying so (not Python's
+    advice about `sys.set_int_max_str_digits`), and an import line holding one is rejected by
+    number with the same words."""
+    assert _usage(run_cli, "track", "u", "E", "--properties", '{"n": ' + "9" * 5000 + "}") == 2
+    err = capsys.readouterr().err
+    assert "holds an integer of more than 4,300 digits (send it as a string)" in err
+    assert "set_int_max_str_digits" not in err
+    path = tmp_path / "calls.ndjson"
+    path.write_text('{"type": "track", "userId": "u", "event": "E", "properties": {"n": ' + "9" * 5000 + "}}\n")
+    found = json.loads(run_cli("--json", "import", str(path)).out)
+    assert [(r["line"], r["reason"]) for r in found["rejected_lines"]] == [(1, "bad_request")]
+    assert "more than 4,300 digits" in found["rejected_lines"][0]["detail"]

@@ -77,6 +77,14 @@ def count(noun: str, most: int, why: str) -> Callable[[str], int]:
     return parse
 
 
+def unreadable_json(error: ValueError) -> str:
+    """Why a JSON text could not be read, said for people: Python refuses an integer of more than
+    4,300 digits (with advice about its own settings), which the server refuses too."""
+    if "integer string conversion" in str(error):
+        return "not JSON that can be read: it holds an integer of more than 4,300 digits (send it as a string)"
+    return f"not JSON: {error}"
+
+
 def json_object(expected: str) -> Callable[[str], dict[str, Any]]:
     """A type for a JSON object (`expected` says what one, with an example, when it is not)."""
 
@@ -84,7 +92,7 @@ def json_object(expected: str) -> Callable[[str], dict[str, Any]]:
         try:
             value = json.loads(text)
         except ValueError as bad:
-            raise argparse.ArgumentTypeError(f"not JSON: {bad}") from None
+            raise argparse.ArgumentTypeError(unreadable_json(bad)) from None
         except RecursionError:
             # Valid JSON, but Python's decoder recurses once a level and stops at its recursion limit.
             raise argparse.ArgumentTypeError(

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from audiences import messages
-from audiences._cli_args import count, json_object
+from audiences._cli_args import count, json_object, unreadable_json
 from audiences._output import Progress, emit_json, plural, table
 from audiences.batching import MAX_BATCH_BYTES, MAX_BATCH_CALLS, MAX_MESSAGE_BYTES, json_default
 from audiences.client import Client
@@ -175,7 +175,7 @@ def _chunks(lines: list[str], size: int, rejected: list[dict[str, Any]]) -> Iter
         try:
             call = json.loads(line)
         except ValueError as bad:
-            rejected.append({"line": number, "reason": "bad_request", "detail": f"not JSON: {bad}"})
+            rejected.append({"line": number, "reason": "bad_request", "detail": unreadable_json(bad)})
             continue
         except RecursionError:  # valid JSON, nested past what Python's decoder reads
             rejected.append(_too_deep(number))

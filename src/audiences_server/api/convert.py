@@ -16,7 +16,7 @@ from google.protobuf import struct_pb2, timestamp_pb2
 from google.protobuf.message import Message
 
 from audiences_server.core.tracking import MAX_MESSAGE_ID_CHARS, Rejection
-from audiences_server.engine.ingest import rejection_error
+from audiences_server.engine.ingest import long_integer_rejection, rejection_error, too_many_digits
 from audiences_server.errors import FieldViolation, InvalidArgument
 
 # proto field name -> tracking spec key
@@ -168,7 +168,8 @@ def decode_json_call(data: bytes) -> dict[str, Any] | Rejection:
     try:
         value = json.loads(data)
     except (ValueError, UnicodeDecodeError) as bad:
-        return Rejection("bad_request", f"the `json` item is not valid JSON: {bad}")
+        long = long_integer_rejection(data) if too_many_digits(bad) else None
+        return long or Rejection("bad_request", f"the `json` item is not valid JSON: {bad}")
     except RecursionError:
         # Nested deeper than the decoder goes (about a thousand levels): far past what a call may hold.
         return Rejection("nesting_too_deep", "the `json` item nests objects and arrays too deep to read")

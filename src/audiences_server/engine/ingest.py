@@ -206,7 +206,7 @@ def decode_body(body: bytes, shape: str = 'the body must be {"batch": [...]} or 
         try:
             decoded = json.loads(body)
         except ValueError as bad:
-            if _TOO_MANY_DIGITS not in str(bad):
+            if not too_many_digits(bad):
                 raise
             # Valid JSON holding an integer longer than Python reads: read again, standing in
             # for each such integer, so that only the calls holding one are refused.
@@ -266,6 +266,21 @@ def _long_integers_refused(decoded: Any) -> Any:
         raise InvalidArgument(_long_detail(key, digits), reason="BAD_REQUEST",
                               violations=[FieldViolation(key, "too many digits")])
     return decoded
+
+
+def long_integer_rejection(data: bytes | str) -> tracking.Rejection | None:
+    """The rejection of one call's JSON text that holds an integer longer than Python reads
+    (`bad_request`, naming the field), or None when it holds none (or is not JSON at all)."""
+    try:
+        found = _long_integer_in(json.loads(data, parse_int=_integer))
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    return None if found is None else tracking.Rejection("bad_request", _long_detail(*found))
+
+
+def too_many_digits(error: Exception) -> bool:
+    """Whether a JSON decoder's error is Python's refusal of an integer longer than it reads."""
+    return _TOO_MANY_DIGITS in str(error)
 
 
 def _long_detail(key: str, digits: int) -> str:
