@@ -4,6 +4,8 @@ expired at once; spaces created, listed and read; the operator scope kept apart.
 from __future__ import annotations
 
 import itertools
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import grpc
@@ -80,6 +82,28 @@ def test_an_open_watch_ends_when_its_token_is_revoked(site: Site) -> None:
     with pytest.raises(grpc.RpcError) as ended:
         list(itertools.islice(beats, 5))  # at most a heartbeat already on its way, then the end
     assert (ended.value.code(), error_reason(ended.value)) == (grpc.StatusCode.UNAUTHENTICATED, "TOKEN_REVOKED")
+
+
+def test_an_open_call_stream_ends_when_its_token_is_revoked(site: Site) -> None:
+    """A StreamCalls stream whose write token is revoked while it is open ends with TOKEN_REVOKED
+    at its next message a second or more later, and the calls sent after the revocation are not
+    stored (they were, for as long as the stream stayed open)."""
+    made = _create(site, operator_pb2.TOKEN_SCOPE_WRITE)
+
+    def calls() -> Iterator[ingest_pb2.StreamCallsRequest]:
+        yield ingest_pb2.StreamCallsRequest(call=tracking_pb2.TrackingCall(
+            json=b'{"type": "track", "userId": "u", "event": "E", "messageId": "before"}'))
+        site.operator.RevokeToken(operator_pb2.RevokeTokenRequest(token_id=made.token.token_id),
+                                  metadata=site.as_("operator"))
+        time.sleep(1.3)
+        for i in range(3):
+            yield ingest_pb2.StreamCallsRequest(call=tracking_pb2.TrackingCall(
+                json=f'{{"type": "track", "userId": "u", "event": "E", "messageId": "after-{i}"}}'.encode()))
+
+    with pytest.raises(grpc.RpcError) as ended:
+        site.running.ingest.StreamCalls(calls(), metadata=bearer(made.secret), timeout=30)
+    assert (ended.value.code(), error_reason(ended.value)) == (grpc.StatusCode.UNAUTHENTICATED, "TOKEN_REVOKED")
+    assert site.running.query("SELECT message_id FROM events WHERE message_id LIKE 'after-%'") == []
 
 
 def test_token_expires_when_the_clock_passes_its_time(site: Site) -> None:

@@ -34,3 +34,8 @@ def caller_label() -> str:
 def grant() -> Grant:
     """The caller's grant for the RPC running on this thread."""
     return _GRANT.get()
+
+
+# An open stream (WatchChanges, StreamCalls) checks its token again, at most this often: a token
+# revoked or expired since it opened ends it.
+TOKEN_RECHECK_S = 1.0

@@ -13,7 +13,7 @@ from audiences.v1 import ingest_pb2, ingest_pb2_grpc
 from google.protobuf.message import Message
 
 from audiences_server.api import convert
-from audiences_server.api.context import sender
+from audiences_server.api.context import TOKEN_RECHECK_S, grant, sender
 from audiences_server.core import tracking
 from audiences_server.engine.engine import Engine
 from audiences_server.engine.ingest import (
@@ -74,6 +74,7 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
 
     def __init__(self, engine: Engine, pool: Executor) -> None:
         self._ingest = engine.ingest
+        self._auth = engine.auth
         self._pool = pool
 
     async def _one(self, kind: str, call: Message, response_type: Callable[..., R]) -> R:
@@ -125,9 +126,17 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
                           context: Any) -> ingest_pb2.StreamCallsResponse:
         stream = _StreamState(self._ingest, sender())
         add = stream.add
+        caller, checked = grant(), time.monotonic()
+        loop = asyncio.get_running_loop()
         async for request in request_iterator:
             if add(request.call):  # a plain call per message; a coroutine only when the stream must wait
                 await stream.settle_some()
+            if time.monotonic() - checked >= TOKEN_RECHECK_S:
+                # A token revoked or expired since the stream opened ends it: what came since the
+                # last chunk handed to the writer is not stored (docs/operations.md).
+                await loop.run_in_executor(self._pool, contextvars.copy_context().run, self._auth.still_granted,
+                                           caller)
+                checked = time.monotonic()
         await stream.finish()
         return ingest_pb2.StreamCallsResponse(
             rejected=[_result(r) for r in stream.rejected], **_counts_of(stream)

@@ -24,7 +24,7 @@ from audiences_server.api.computations import (
     timestamp,
     value_json,
 )
-from audiences_server.api.context import grant, space_id
+from audiences_server.api.context import TOKEN_RECHECK_S, grant, space_id
 from audiences_server.core.numbers import dead_letter_number
 from audiences_server.engine.destinations import registry
 from audiences_server.engine.engine import Engine
@@ -38,8 +38,6 @@ from audiences_server.store.evaluation import ComputationRow
 from audiences_server.store.sync import DestinationRow
 
 T = TypeVar("T")
-# An open WatchChanges checks its token again before what it sends, at most this often.
-TOKEN_RECHECK_S = 1.0
 
 KIND_ENUM: dict[str, Any] = {v: k for k, v in KINDS.items()}
 SELECTION: dict[int, str] = {
