@@ -152,6 +152,10 @@ def test_the_backlog_shows_in_the_status_and_the_metrics(servers: tuple[Running,
     lag_ms = sent + 2 * HOUR - (sent + HOUR + 1)  # each left its window at sent + 1 hour + 1 ms
     assert status.due_waiting == 20
     assert status.due_lag.ToMilliseconds() == lag_ms
+    # Another space's admin learns nothing of this one's backlog (its times are this space's events').
+    other = _status(new_space(servers[0]))
+    assert (other.due_waiting, other.due_lag.ToMilliseconds(), other.pending_profiles, other.HasField(
+        "next_due_time"), other.backfilling_count) == (0, 0, 0, False, 0)
     samples = scrape(space.running)
     assert value(samples, "audiences_evaluator_due_waiting") == 20
     assert value(samples, "audiences_evaluator_due_lag_seconds") == lag_ms / 1000

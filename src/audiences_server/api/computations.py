@@ -471,7 +471,7 @@ class ComputationAdmin:
     def GetEvaluatorStatus(
         self, request: admin_pb2.GetEvaluatorStatusRequest, context: grpc.ServicerContext
     ) -> admin_pb2.GetEvaluatorStatusResponse:
-        status = self.engine.evaluator_status()
+        status = self.engine.evaluator_status(space_id())
         interval = duration_pb2.Duration()
         interval.FromMilliseconds(self.engine.settings.tick_interval_ms)
         last = self.engine.evaluator.last_tick

@@ -176,14 +176,16 @@ class Engine:
             self.on_clock_set(target)
         return previous, target
 
-    def evaluator_status(self) -> dict[str, Any]:
-        """What the evaluator has waiting: its backlog (touched profiles, due pairs and how late
-        the oldest is) and the backfills."""
-        conn = self.readers.get()
+    def evaluator_status(self, space_id: int) -> dict[str, Any]:
+        """What the evaluator has waiting for a space: its backlog (touched profiles, due pairs
+        and how late the oldest is) and its backfills (another space's are not told)."""
         now = self.clock.now_ms()
-        return {"pending_profiles": evaluation.pending_profiles(conn), "next_due_ms": evaluation.next_due(conn),
-                "backfilling": len(evaluation.backfilling(conn)), "due_waiting": backlogs.due_waiting(conn, now),
-                "due_lag_ms": backlogs.due_lag_ms(conn, now)}
+        with self.readers.snapshot() as conn:
+            return {"pending_profiles": evaluation.pending_profiles(conn, space_id),
+                    "next_due_ms": backlogs.next_due_of(conn, space_id),
+                    "backfilling": evaluation.backfilling_count(conn, space_id),
+                    "due_waiting": backlogs.due_waiting_of(conn, space_id, now),
+                    "due_lag_ms": backlogs.due_lag_ms_of(conn, space_id, now)}
 
     def profile_refs(self, profile_ids: list[int]) -> dict[int, tuple[str, str, list[tuple[str, str]]]]:
         """Public ids, collections and identifiers of profiles."""

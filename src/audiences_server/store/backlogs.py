@@ -29,6 +29,29 @@ def due_lag_ms(conn: apsw.Connection, now_ms: int) -> int:
     return 0 if oldest is None else max(0, now_ms - int(oldest))
 
 
+# A space's due pairs: the due table's rows of its profiles (due is keyed by profile).
+_SPACE_DUE = "FROM due AS d JOIN profiles AS p ON p.profile_id = d.profile_id WHERE p.space_id = ?1"
+
+
+def next_due_of(conn: apsw.Connection, space_id: int) -> int | None:
+    """The earliest due time of a space's profiles."""
+    found = scalar(conn, f"SELECT min(d.due_ms) {_SPACE_DUE}", (space_id,))
+    return None if found is None else int(found)
+
+
+def due_waiting_of(conn: apsw.Connection, space_id: int, now_ms: int) -> int:
+    """A space's (computation, profile) pairs whose next change time is at or before now."""
+    return int(scalar(conn, "SELECT count(*) FROM due AS d JOIN profiles AS p ON p.profile_id = d.profile_id,"
+                            " json_each(d.times) AS t WHERE p.space_id = ?1 AND d.due_ms <= ?2 AND t.value <= ?2",
+                      (space_id, now_ms)))
+
+
+def due_lag_ms_of(conn: apsw.Connection, space_id: int, now_ms: int) -> int:
+    """How late a space's oldest waiting due pair is (0 when none waits)."""
+    oldest = next_due_of(conn, space_id)
+    return 0 if oldest is None else max(0, now_ms - oldest)
+
+
 @dataclass(frozen=True)
 class DestinationBacklog:
     """What one destination has queued: not yet delivered (or read), parked, and the oldest's time."""

@@ -828,9 +828,18 @@ def profile_refs(
     return found
 
 
-def pending_profiles(conn: apsw.Connection) -> int:
-    """How many profiles wait for the evaluator."""
-    return int(scalar(conn, "SELECT count(DISTINCT profile_id) FROM touches"))
+def pending_profiles(conn: apsw.Connection, space_id: int | None = None) -> int:
+    """How many profiles wait for the evaluator (of one space, when given)."""
+    if space_id is None:
+        return int(scalar(conn, "SELECT count(DISTINCT profile_id) FROM touches"))
+    return int(scalar(conn, "SELECT count(DISTINCT t.profile_id) FROM touches AS t JOIN profiles AS p"
+                            " ON p.profile_id = t.profile_id WHERE p.space_id = ?", (space_id,)))
+
+
+def backfilling_count(conn: apsw.Connection, space_id: int) -> int:
+    """How many of a space's computations are being backfilled."""
+    return int(scalar(conn, "SELECT count(*) FROM computations WHERE status = 'BACKFILLING' AND enabled = 1"
+                            " AND space_id = ?", (space_id,)))
 
 
 def fail(conn: apsw.Connection, computation_id: int, error: str, now_ms: int) -> None:
