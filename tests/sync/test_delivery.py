@@ -10,7 +10,7 @@ from google.protobuf import field_mask_pb2
 
 from audiences_server.engine.sync.queueing import Queueing
 from tests.evaluator.conftest import Space
-from tests.sync.conftest import Receiver, admin, connect, verify_signature, wait_for, webhook
+from tests.sync.conftest import Receiver, admin, connect, ref, verify_signature, wait_for, webhook
 
 
 def _members(space: Space, *users: str, plan: str = "pro") -> None:
@@ -170,6 +170,24 @@ def test_a_user_linked_to_a_member_account_by_a_merge_gets_its_entry(space: Spac
     space.send({"type": "group", "userId": "u1", "groupId": "acme", "context": {"unlink": True}})
     space.tick()
     assert seen(4)[3:] == [("identify", "u1", False)]
+
+
+def test_a_reconnection_sends_its_first_sync_under_new_message_ids(space: Space, receiver: Receiver) -> None:
+    """Disconnected and connected again, an audience's first sync goes out under message ids the
+    destination has not had (the new connection took the removed one's id, and with it the same
+    ids, which a receiver deduplicating on them dropped: a member who came back stayed out)."""
+    webhook(space, "hook", receiver.url)
+    _members(space, "u1", "u2")
+    space.define("pro", "trait('plan') = 'pro'")
+    space.tick()
+    connect(space, "hook", "pro", send_identify=True)
+    first = wait_for(lambda: len(receiver.calls()) == 2 and receiver.calls(), what="the first sync")
+    space.running.sync.DisconnectDestination(sync_pb2.DisconnectDestinationRequest(
+        destination_key="hook", computation=ref("pro")), metadata=admin(space))
+    connect(space, "hook", "pro", send_identify=True)
+    again = wait_for(lambda: len(receiver.calls()) == 4 and receiver.calls()[2:], what="the second first sync")
+    assert sorted(c["userId"] for c in again) == ["u1", "u2"]
+    assert not {c["messageId"] for c in again} & {c["messageId"] for c in first}
 
 
 def test_a_new_url_applies_to_what_is_sent_next(space: Space, receiver: Receiver) -> None:

@@ -202,6 +202,13 @@ def insert_connection(
     if connection_id is not None and scalar(conn, "SELECT count(*) FROM connections WHERE connection_id = ?",
                                             (connection_id,)):
         connection_id = None
+    if connection_id is None:
+        # Past every id a connection ever had: a connection's id is in the message ids of what it
+        # sends, so a reconnection given a removed one's id would send its first sync under the
+        # ids the destination already has, and a receiver deduplicating on them drops it.
+        connection_id = int(scalar(
+            conn, "SELECT max(coalesce((SELECT max(connection_id) FROM connections), 0),"
+                  " coalesce((SELECT value FROM id_floors WHERE name = 'connections'), 0)) + 1"))
     conn.execute(
         "INSERT INTO connections (connection_id, destination_id, computation_id, options, phase, cursor, created_ms,"
         " updated_ms) VALUES (?, ?, ?, ?, 'INITIAL_SYNC', ?, ?, ?)",
@@ -247,6 +254,8 @@ def delete_connection(conn: apsw.Connection, connection_id: int) -> None:
     note_feed_removal(conn, "connection_id = ?", (connection_id,))
     conn.execute("DELETE FROM feed_records WHERE connection_id = ?", (connection_id,))
     conn.execute("DELETE FROM connections WHERE connection_id = ?", (connection_id,))
+    conn.execute("INSERT INTO id_floors (name, value) VALUES ('connections', ?)"
+                 " ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)", (connection_id,))
 
 
 def advance_connection(conn: apsw.Connection, connection_id: int, cursor: int, snapshot_after: int, live: bool) -> None:
