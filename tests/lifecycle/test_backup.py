@@ -10,7 +10,9 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import apsw
 import grpc
@@ -139,6 +141,15 @@ def test_local_tokens_list_and_revoke(tmp_path: Path) -> None:
     assert issued.token not in "\t".join(listed)
 
 
+def _feed_until(client: Any, cursor: str, count: int) -> list[Any]:
+    """The feed's records after `cursor`, once there are `count` (they are queued after the tick)."""
+    deadline = time.monotonic() + 20
+    while len(found := list(client.list_changes("feed", start_cursor=cursor).changes)) < count:
+        assert time.monotonic() < deadline, f"{len(found)} of {count} records"
+        time.sleep(0.05)
+    return found
+
+
 def test_a_restored_server_never_issues_a_change_or_feed_id_again(tmp_path: Path) -> None:
     """After a backup, a change is delivered (a feed record, a message id); the backup is restored
     and a new change made: its record and message id are new, and a consumer resuming from its
@@ -159,12 +170,13 @@ def test_a_restored_server_never_issues_a_change_or_feed_id_again(tmp_path: Path
         client.identify(user_id="u1", traits={"plan": "pro"})
         client.flush()
         client.run_tick(until_idle=True)
+        _feed_until(client, "", 1)  # u1's record in the feed before the backup
         made = _command("backup", str(copy), "--db", str(db))
         assert made.returncode == 0, made.stderr
         client.identify(user_id="u2", traits={"plan": "pro"})
         client.flush()
         client.run_tick(until_idle=True)
-        before = client.list_changes("feed").changes
+        before = _feed_until(client, "", 2)
         assert [c.external_ids[0].value for c in before] == ["u1", "u2"]
     finally:
         client.close()
@@ -179,7 +191,7 @@ def test_a_restored_server_never_issues_a_change_or_feed_id_again(tmp_path: Path
         client.identify(user_id="u3", traits={"plan": "pro"})
         client.flush()
         client.run_tick(until_idle=True)
-        after = client.list_changes("feed", start_cursor=before[-1].cursor).changes
+        after = _feed_until(client, before[-1].cursor, 1)
         assert [c.external_ids[0].value for c in after] == ["u3"]
         assert int(after[0].cursor) > int(before[-1].cursor)
         assert after[0].message_id not in {c.message_id for c in before}
