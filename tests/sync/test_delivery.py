@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import pytest
@@ -119,6 +120,15 @@ def test_computed_trait_as_track(space: Space, receiver: Receiver) -> None:
     assert [c["traits"] for c in calls if c["type"] == "identify"] == [{"orders": 1}, {"orders": 2}]
 
 
+def _enterprise_calls(receiver: Receiver, n: int) -> list[tuple[str, str, bool]]:
+    """The receiver's calls once there are `n`: type, the account's or the person's id, and the
+    `enterprise` trait they carry."""
+    calls = wait_for(lambda: len(receiver.calls()) >= n and receiver.calls(), what=f"{n} calls")
+    assert len(calls) == n, calls
+    return [(c["type"], c.get("groupId") or c.get("userId") or c["anonymousId"], c["traits"]["enterprise"])
+            for c in calls]
+
+
 def test_account_audience_as_group_and_per_user_calls(space: Space, receiver: Receiver) -> None:
     """An account audience sends a group call per account and an identify per linked user; a user
     joining a member account gets its own entry, one leaving its own exit, with no group call."""
@@ -127,12 +137,7 @@ def test_account_audience_as_group_and_per_user_calls(space: Space, receiver: Re
     space.tick()
     webhook(space, "hook", receiver.url)
     connect(space, "hook", "enterprise", collection="accounts", send_group=True, send_identify=True)
-
-    def seen(n: int) -> list[tuple[str, str, bool]]:
-        calls = wait_for(lambda: len(receiver.calls()) >= n and receiver.calls(), what=f"{n} calls")
-        assert len(calls) == n, calls
-        return [(c["type"], c.get("groupId") or c["userId"], c["traits"]["enterprise"]) for c in calls]
-
+    seen = functools.partial(_enterprise_calls, receiver)
     assert seen(2) == [("group", "acme", True), ("identify", "u1", True)]
     space.send({"type": "group", "userId": "u2", "groupId": "acme"})
     space.tick()
@@ -156,12 +161,7 @@ def test_a_user_linked_to_a_member_account_by_a_merge_gets_its_entry(space: Spac
     space.tick()
     webhook(space, "hook", receiver.url)
     connect(space, "hook", "enterprise", collection="accounts", send_group=True, send_identify=True)
-
-    def seen(n: int) -> list[tuple[str, str, bool]]:
-        calls = wait_for(lambda: len(receiver.calls()) >= n and receiver.calls(), what=f"{n} calls")
-        assert len(calls) == n, calls
-        return [(c["type"], c.get("groupId") or c.get("userId") or c["anonymousId"], c["traits"]["enterprise"])
-                for c in calls]
+    seen = functools.partial(_enterprise_calls, receiver)
 
     assert seen(2) == [("group", "acme", True), ("identify", "a1", True)]
     space.send({"type": "identify", "userId": "u1", "anonymousId": "a1"})
