@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -120,6 +121,17 @@ def test_computed_trait_as_track(space: Space, receiver: Receiver) -> None:
     assert [c["traits"] for c in calls if c["type"] == "identify"] == [{"orders": 1}, {"orders": 2}]
 
 
+def _enterprise_hook(space: Space, receiver: Receiver, *calls: dict[str, Any]) -> Callable[[int], Any]:
+    """After `calls`, the account audience `enterprise` connected to a webhook at the receiver with
+    group and per-user calls; returns what reads the receiver's calls (`_enterprise_calls`)."""
+    space.send(*calls)
+    space.define("enterprise", "trait('tier') = 'enterprise'", collection="accounts")
+    space.tick()
+    webhook(space, "hook", receiver.url)
+    connect(space, "hook", "enterprise", collection="accounts", send_group=True, send_identify=True)
+    return functools.partial(_enterprise_calls, receiver)
+
+
 def _enterprise_calls(receiver: Receiver, n: int) -> list[tuple[str, str, bool]]:
     """The receiver's calls once there are `n`: type, the account's or the person's id, and the
     `enterprise` trait they carry."""
@@ -132,12 +144,8 @@ def _enterprise_calls(receiver: Receiver, n: int) -> list[tuple[str, str, bool]]
 def test_account_audience_as_group_and_per_user_calls(space: Space, receiver: Receiver) -> None:
     """An account audience sends a group call per account and an identify per linked user; a user
     joining a member account gets its own entry, one leaving its own exit, with no group call."""
-    space.send({"type": "group", "userId": "u1", "groupId": "acme", "traits": {"tier": "enterprise"}})
-    space.define("enterprise", "trait('tier') = 'enterprise'", collection="accounts")
-    space.tick()
-    webhook(space, "hook", receiver.url)
-    connect(space, "hook", "enterprise", collection="accounts", send_group=True, send_identify=True)
-    seen = functools.partial(_enterprise_calls, receiver)
+    seen = _enterprise_hook(space, receiver, {"type": "group", "userId": "u1", "groupId": "acme",
+                                              "traits": {"tier": "enterprise"}})
     assert seen(2) == [("group", "acme", True), ("identify", "u1", True)]
     space.send({"type": "group", "userId": "u2", "groupId": "acme"})
     space.tick()
@@ -156,13 +164,8 @@ def test_a_user_linked_to_a_member_account_by_a_merge_gets_its_entry(space: Spac
     the user takes over the link, and gets its own entry as a user joining the account would (so
     that its exit, when it leaves, follows an entry)."""
     space.send({"type": "identify", "userId": "u1", "at": space.now() - 1000})
-    space.send({"type": "group", "anonymousId": "a1", "groupId": "acme", "traits": {"tier": "enterprise"}})
-    space.define("enterprise", "trait('tier') = 'enterprise'", collection="accounts")
-    space.tick()
-    webhook(space, "hook", receiver.url)
-    connect(space, "hook", "enterprise", collection="accounts", send_group=True, send_identify=True)
-    seen = functools.partial(_enterprise_calls, receiver)
-
+    seen = _enterprise_hook(space, receiver, {"type": "group", "anonymousId": "a1", "groupId": "acme",
+                                              "traits": {"tier": "enterprise"}})
     assert seen(2) == [("group", "acme", True), ("identify", "a1", True)]
     space.send({"type": "identify", "userId": "u1", "anonymousId": "a1"})
     space.tick()
