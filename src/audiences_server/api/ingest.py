@@ -129,14 +129,15 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         caller, checked = grant(), time.monotonic()
         loop = asyncio.get_running_loop()
         async for request in request_iterator:
-            if add(request.call):  # a plain call per message; a coroutine only when the stream must wait
-                await stream.settle_some()
             if time.monotonic() - checked >= TOKEN_RECHECK_S:
-                # A token revoked or expired since the stream opened ends it: what came since the
-                # last chunk handed to the writer is not stored (docs/operations.md).
+                # A token revoked or expired since the stream opened ends it, before this message
+                # joins a chunk (one may go to the writer with it): what came since the last chunk
+                # handed to the writer is not stored (docs/operations.md).
                 await loop.run_in_executor(self._pool, contextvars.copy_context().run, self._auth.still_granted,
                                            caller)
                 checked = time.monotonic()
+            if add(request.call):  # a plain call per message; a coroutine only when the stream must wait
+                await stream.settle_some()
         await stream.finish()
         return ingest_pb2.StreamCallsResponse(
             rejected=[_result(r) for r in stream.rejected], **_counts_of(stream)
