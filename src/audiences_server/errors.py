@@ -133,7 +133,6 @@ class Unimplemented(AudiencesError):
     default_reason = "UNIMPLEMENTED"
 
 
-
 def disk_full(error: BaseException) -> Unavailable | None:
     """What a request is told when SQLite found the database's disk full (`SQLITE_FULL`): its
     transaction was rolled back, so nothing of it is stored, and it succeeds once space is freed.

@@ -18,7 +18,7 @@ from typing import Any, TypeVar, cast
 import grpc
 from google.protobuf import duration_pb2, timestamp_pb2
 
-from audiences.errors import AudiencesError, InvalidArgument
+from audiences.errors import AudiencesError, InvalidArgument, closed_error
 from audiences.v1 import (
     admin_pb2,
     admin_pb2_grpc,
@@ -62,12 +62,6 @@ def choose(table: Mapping[str, T], value: str, what: str, reason: str) -> T:
         raise InvalidArgument(
             f"{what} must be one of {', '.join(table)}, not {value!r}", reason, {"option": what, "value": str(value)}
         ) from None
-
-
-def closed_error() -> AudiencesError:
-    """What a call on a closed client raises: FAILED_PRECONDITION `CLIENT_CLOSED` (as a tracking
-    call queued after `close()`)."""
-    return AudiencesError(grpc.StatusCode.FAILED_PRECONDITION, "the client is closed", reason="CLIENT_CLOSED")
 
 
 def collection_value(value: CollectionArg) -> common_pb2.Collection:

@@ -37,13 +37,13 @@ from typing import IO, Any
 import grpc
 import grpc.aio
 
-from audiences._base import channel_options, closed_error, collection_value, kind_value, unencodable
+from audiences._base import channel_options, collection_value, kind_value, unencodable
 from audiences._insight import MAX_VERSION, diff_request, edited_options, same_definition
 from audiences._profiles import trait_value
 from audiences._sync import EXPORT_TIMEOUT, selection_value
 from audiences.batching import encode_batch
 from audiences.client import Client, StreamRequests
-from audiences.errors import AudiencesError, InvalidArgument
+from audiences.errors import AudiencesError, InvalidArgument, closed_error
 from audiences.messages import Json
 from audiences.v1 import (
     admin_pb2,

@@ -46,7 +46,7 @@ from typing import Any, Literal
 
 import grpc
 
-from audiences.errors import AudiencesError, InvalidArgument, QueueFull
+from audiences.errors import AudiencesError, InvalidArgument, QueueFull, closed_error
 from audiences.messages import iso_time, now_iso
 from audiences.v1 import ingest_pb2
 
@@ -190,7 +190,7 @@ class Batcher:
         encoded = encode(message)
         with self._done:
             if self._closed:
-                raise _closed_error()
+                raise closed_error()
             self._issued += 1
             seq = self._issued
             self._unsettled.append(seq)
@@ -222,7 +222,7 @@ class Batcher:
                 return
             except queue.Full:
                 if self._abandon.is_set():
-                    raise _closed_error() from None
+                    raise closed_error() from None
 
     def flush(self, timeout: float | None = None) -> bool:
         """Sends everything queued so far without waiting for batches to fill.
@@ -448,10 +448,6 @@ def retry_budget(max_retries: int, backoff: float, max_backoff: float) -> tuple[
     downtime the queue rides out, besides the tries themselves): with the defaults about 5.6 to 11.2."""
     total = sum(min(max_backoff, backoff * 2**attempt) for attempt in range(max_retries))
     return total / 2, total
-
-
-def _closed_error() -> AudiencesError:
-    return AudiencesError(grpc.StatusCode.FAILED_PRECONDITION, "the client is closed", reason="CLIENT_CLOSED")
 
 
 def _unexpected(error: Exception) -> AudiencesError:

@@ -103,6 +103,12 @@ class QueueFull(AudiencesError):
         )
 
 
+def closed_error() -> AudiencesError:
+    """What a call on a closed client raises (a method, or a tracking call queued after
+    `close()`): FAILED_PRECONDITION `CLIENT_CLOSED`."""
+    return AudiencesError(grpc.StatusCode.FAILED_PRECONDITION, "the client is closed", reason="CLIENT_CLOSED")
+
+
 class InvalidArgument(AudiencesError, ValueError):
     """An argument the client refused before calling the server, code INVALID_ARGUMENT.
 

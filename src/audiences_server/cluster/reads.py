@@ -45,7 +45,7 @@ from grpc import aio
 from grpc_status import rpc_status
 
 from audiences_server import errors
-from audiences_server.api.computations import COLLECTION_ENUM, STATUS, timestamp
+from audiences_server.api.computations import COLLECTION_ENUM, COLLECTIONS, STATUS, timestamp
 from audiences_server.api.context import space_id
 from audiences_server.api.dispatch import generic_only
 from audiences_server.api.interceptor import RequestInterceptor
@@ -366,9 +366,6 @@ class ShardReads:
 
 
 
-_COLLECTION_NAMES = {number: name for name, number in COLLECTION_ENUM.items()}
-
-
 def _ref(collection: str, address: str) -> common_pb2.ProfileRef:
     return common_pb2.ProfileRef(collection=COLLECTION_ENUM[collection], id=address)
 
@@ -420,7 +417,7 @@ class ShardProfileReads:
                  "user_id": e.user_id or None, "anonymous_id": e.anonymous_id or None,
                  "ts": e.event_time.ToMilliseconds(), "received_ms": e.receive_time.ToMilliseconds(),
                  "body": e.properties_json, "context": e.context_json, "source_id": e.source_id,
-                 "external_ids": [(_COLLECTION_NAMES[i.collection], ExternalId(i.type, i.value))
+                 "external_ids": [(COLLECTIONS[i.collection], ExternalId(i.type, i.value))
                                   for i in e.external_ids]}
                 for e in answer.events]
         return Page(answer.profile_id, rows, answer.next_page_token)

@@ -182,10 +182,10 @@ class Engine:
         now = self.clock.now_ms()
         with self.readers.snapshot() as conn:
             return {"pending_profiles": evaluation.pending_profiles(conn, space_id),
-                    "next_due_ms": backlogs.next_due_of(conn, space_id),
+                    "next_due_ms": backlogs.oldest_due(conn, space_id),
                     "backfilling": evaluation.backfilling_count(conn, space_id),
-                    "due_waiting": backlogs.due_waiting_of(conn, space_id, now),
-                    "due_lag_ms": backlogs.due_lag_ms_of(conn, space_id, now)}
+                    "due_waiting": backlogs.due_waiting(conn, now, space_id),
+                    "due_lag_ms": backlogs.due_lag_ms(conn, now, space_id)}
 
     def profile_refs(self, profile_ids: list[int]) -> dict[int, tuple[str, str, list[tuple[str, str]]]]:
         """Public ids, collections and identifiers of profiles."""

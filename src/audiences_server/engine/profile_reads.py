@@ -235,8 +235,7 @@ def carried_ids(row: Mapping[str, Any], sources: Mapping[str, Sequence[str]]) ->
     message = {**json.loads(row["extra"]), "type": row["type"], "userId": row["user_id"],
                "anonymousId": row["anonymous_id"], "context": json.loads(row["context"]),
                "properties": json.loads(row["body"])}
-    found = with_configured_ids(extract_external_ids(message), message, sources) if sources else (
-        extract_external_ids(message))
+    found = with_configured_ids(extract_external_ids(message), message, sources)
     first = {"user_id": 0, "anonymous_id": 1}
     users = sorted(found.users, key=lambda i: (first.get(i.type, 2), i))
     return [("users", i) for i in users] + [("accounts", i) for i in found.accounts]

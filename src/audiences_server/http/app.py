@@ -230,12 +230,7 @@ class HttpListener:
         except AudiencesError as error:
             response = request.app[ERROR_ANSWERS].get(route, error_response)(error, request)
         except Exception as failure:
-            full = disk_full(failure)
-            if full is not None:
-                log.error("disk_full", route=route, error=str(failure))
-                response = request.app[ERROR_ANSWERS].get(route, error_response)(full, request)
-            else:
-                response = _failed(request, route, failure, request_id)
+            response = _failed(request, route, failure, request_id)
         finally:
             self._in_flight -= 1
             if self.stopping and self._in_flight == 0:
@@ -257,9 +252,13 @@ def _failed(request: web.Request, route: str, failure: Exception, request_id: st
     if isinstance(failure, ConnectionResetError) and _client_gone(request):
         log.info("http_client_gone", method=request.method, route=route)
         return web.Response(status=CLIENT_CLOSED_REQUEST, reason="Client Closed Request")
-    log.exception("http_failed", route=route, exc_info=failure)
     # In the route's own shape (the tracking API's, the Profile API's `server_error`).
     answer = request.app[ERROR_ANSWERS].get(route, error_response)
+    full = disk_full(failure)
+    if full is not None:  # nothing stored, and retrying once space is freed succeeds
+        log.error("disk_full", route=route, error=str(failure))
+        return answer(full, request)
+    log.exception("http_failed", route=route, exc_info=failure)
     return answer(AudiencesError(f"internal error; request id {request_id}"), request)
 
 

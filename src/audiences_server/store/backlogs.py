@@ -17,38 +17,30 @@ def anything_waiting(conn: apsw.Connection, now_ms: int) -> bool:
                              " AND enabled = 1)", (now_ms,)))
 
 
-def due_waiting(conn: apsw.Connection, now_ms: int) -> int:
-    """(Computation, profile) pairs whose next change time is at or before now."""
-    return int(scalar(conn, "SELECT count(*) FROM due INDEXED BY due_by_time, json_each(due.times) AS t"
-                            " WHERE due.due_ms <= ?1 AND t.value <= ?1", (now_ms,)))
+def due_waiting(conn: apsw.Connection, now_ms: int, space_id: int | None = None) -> int:
+    """(Computation, profile) pairs whose next change time is at or before now (of one space's
+    profiles, when given: the due table is keyed by profile)."""
+    if space_id is None:
+        return int(scalar(conn, "SELECT count(*) FROM due INDEXED BY due_by_time, json_each(due.times) AS t"
+                                " WHERE due.due_ms <= ?1 AND t.value <= ?1", (now_ms,)))
+    return int(scalar(conn, "SELECT count(*) FROM due AS d JOIN profiles AS p ON p.profile_id = d.profile_id,"
+                            " json_each(d.times) AS t WHERE p.space_id = ?2 AND d.due_ms <= ?1 AND t.value <= ?1",
+                      (now_ms, space_id)))
 
 
-def due_lag_ms(conn: apsw.Connection, now_ms: int) -> int:
-    """How late the oldest waiting due pair is (0 when none waits)."""
-    oldest = scalar(conn, "SELECT min(due_ms) FROM due")
-    return 0 if oldest is None else max(0, now_ms - int(oldest))
-
-
-# A space's due pairs: the due table's rows of its profiles (due is keyed by profile).
-_SPACE_DUE = "FROM due AS d JOIN profiles AS p ON p.profile_id = d.profile_id WHERE p.space_id = ?1"
-
-
-def next_due_of(conn: apsw.Connection, space_id: int) -> int | None:
-    """The earliest due time of a space's profiles."""
-    found = scalar(conn, f"SELECT min(d.due_ms) {_SPACE_DUE}", (space_id,))
+def oldest_due(conn: apsw.Connection, space_id: int | None = None) -> int | None:
+    """The earliest stored due time (of one space's profiles, when given)."""
+    if space_id is None:
+        found = scalar(conn, "SELECT min(due_ms) FROM due")
+    else:
+        found = scalar(conn, "SELECT min(d.due_ms) FROM due AS d JOIN profiles AS p ON p.profile_id = d.profile_id"
+                             " WHERE p.space_id = ?", (space_id,))
     return None if found is None else int(found)
 
 
-def due_waiting_of(conn: apsw.Connection, space_id: int, now_ms: int) -> int:
-    """A space's (computation, profile) pairs whose next change time is at or before now."""
-    return int(scalar(conn, "SELECT count(*) FROM due AS d JOIN profiles AS p ON p.profile_id = d.profile_id,"
-                            " json_each(d.times) AS t WHERE p.space_id = ?1 AND d.due_ms <= ?2 AND t.value <= ?2",
-                      (space_id, now_ms)))
-
-
-def due_lag_ms_of(conn: apsw.Connection, space_id: int, now_ms: int) -> int:
-    """How late a space's oldest waiting due pair is (0 when none waits)."""
-    oldest = next_due_of(conn, space_id)
+def due_lag_ms(conn: apsw.Connection, now_ms: int, space_id: int | None = None) -> int:
+    """How late the oldest waiting due pair is (0 when none waits; of one space, when given)."""
+    oldest = oldest_due(conn, space_id)
     return 0 if oldest is None else max(0, now_ms - oldest)
 
 

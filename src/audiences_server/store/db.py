@@ -94,6 +94,10 @@ def _checked_synchronous(value: str) -> str:
 class DatabaseGone(Unavailable):
     """The database file was removed or replaced under the running server."""
 
+    def __init__(self, path: Path) -> None:
+        super().__init__(f"the database file {path} was removed or replaced while the server ran; nothing more is"
+                         " stored: stop the server and restore the file (or a backup)", reason="DATABASE_GONE")
+
 
 class Readers:
     """One read connection per thread, opened on first use and closed together."""
@@ -115,8 +119,7 @@ class Readers:
             except apsw.CantOpenError:
                 if self._path.exists():
                     raise
-                raise DatabaseGone(f"the database file {self._path} was removed while the server ran; stop the"
-                                   " server and restore the file (or a backup)", reason="DATABASE_GONE") from None
+                raise DatabaseGone(self._path) from None
             self._local.conn = conn
             with self._lock:
                 self._all.append(conn)

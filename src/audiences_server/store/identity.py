@@ -240,6 +240,11 @@ def still_linked(conn: apsw.Connection, pairs: Sequence[tuple[int, int]]) -> lis
             if conn.execute("SELECT 1 FROM links WHERE user_id = ? AND account_id = ?", pair).fetchone()]
 
 
+# A user's removal of an account as of a time; a later time of the pair's is kept.
+_KEEP_UNLINK = ("INSERT INTO unlinks (user_id, account_id, unlinked_ms) VALUES (?, ?, ?)"
+                " ON CONFLICT (user_id, account_id) DO UPDATE SET unlinked_ms = max(unlinked_ms, excluded.unlinked_ms)")
+
+
 def remember_unlink(conn: apsw.Connection, user_id: int, ids: Iterable[ExternalId], at_ms: int) -> None:
     """Keeps a removal naming an account no profile holds yet, by the account's identifiers, so
     that a group call older than it, arriving later, does not link the two (`adopt_unlinks`)."""
@@ -258,9 +263,7 @@ def adopt_unlinks(conn: apsw.Connection, user_id: int, account_id: int) -> None:
         " AND i.id_value = p.id_value AND i.profile_id = ? WHERE p.user_id = ?", (account_id, user_id)).fetchone()
     if found is None or found[0] is None:
         return
-    conn.execute(
-        "INSERT INTO unlinks (user_id, account_id, unlinked_ms) VALUES (?, ?, ?) ON CONFLICT (user_id, account_id)"
-        " DO UPDATE SET unlinked_ms = max(unlinked_ms, excluded.unlinked_ms)", (user_id, account_id, found[0]))
+    conn.execute(_KEEP_UNLINK, (user_id, account_id, found[0]))
     conn.execute(
         "DELETE FROM pending_unlinks WHERE user_id = ? AND (id_type, id_value) IN"
         " (SELECT id_type, id_value FROM identifiers WHERE profile_id = ?)", (user_id, account_id))
@@ -273,11 +276,7 @@ def unlink(conn: apsw.Connection, user_id: int, account_id: int, at_ms: int) -> 
     them again; a link made after `at_ms` stands (at equal times the removal wins).
     """
     pair = (user_id, account_id)
-    conn.execute(
-        "INSERT INTO unlinks (user_id, account_id, unlinked_ms) VALUES (?, ?, ?) ON CONFLICT (user_id, account_id)"
-        " DO UPDATE SET unlinked_ms = max(unlinked_ms, excluded.unlinked_ms)",
-        (*pair, at_ms),
-    )
+    conn.execute(_KEEP_UNLINK, (*pair, at_ms))
     conn.execute("DELETE FROM links WHERE user_id = ? AND account_id = ? AND last_linked_ms <= ?", (*pair, at_ms))
     return bool(conn.changes())
 

@@ -198,9 +198,7 @@ class Writer:
             DatabaseGone: the file was removed or replaced.
         """
         if self.file_gone():
-            raise DatabaseGone(f"the database file {self._path} was removed or replaced while the server ran; nothing"
-                               " more is stored: stop the server and restore the file (or a backup)",
-                               reason="DATABASE_GONE")
+            raise DatabaseGone(self._path)
 
     def _run_job(self, job: Job) -> tuple[bool, Any]:
         self._conn.execute("SAVEPOINT job")
