@@ -333,3 +333,20 @@ def test_fewer_partitions_than_shards_starts_nothing(tmp_path: Path) -> None:
     assert (ran.returncode, ran.stderr) == (
         2, "audiences-server: --partitions must be at least --shards, and --shards at least 1\n")
     assert not (tmp_path / "cluster" / "nats").exists()
+
+
+def test_a_role_that_overruns_its_stop_ends_itself() -> None:
+    """A role told to stop that is still running STOP_DEADLINE_S later (here shortened) prints its
+    threads' stacks and exits 1 by itself: with the command killed, nothing else would kill it. A
+    second signal does not move the deadline."""
+    code = ("import time\n"
+            "from audiences_server.cluster import roles\n"
+            "roles.end_unless_stopped_within(1.0)\n"
+            "roles.end_unless_stopped_within(0.1)\n"
+            "time.sleep(60)  # a stop that never ends\n")
+    started = time.monotonic()
+    ran = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=50)
+    assert ran.returncode == 1, ran.stderr
+    assert time.monotonic() - started >= 1.0
+    assert "role_stop_overran" in ran.stdout + ran.stderr
+    assert 'File "<string>", line 5 in <module>' in ran.stderr  # where the main thread was

@@ -7,13 +7,16 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import faulthandler
 import json
 import os
 import signal
 import sys
 import threading
+import time
 from concurrent import futures
 from pathlib import Path
+from types import FrameType
 
 import apsw
 import structlog
@@ -23,7 +26,7 @@ from audiences_server import logs
 from audiences_server.cluster.control import make_front
 from audiences_server.cluster.front import Front
 from audiences_server.cluster.identity import IdentityStage, keep_partitions
-from audiences_server.cluster.local import run_local
+from audiences_server.cluster.local import STOP_S, run_local
 from audiences_server.cluster.log import JetStreamLog
 from audiences_server.cluster.reads import ShardReads, serve_shard_reads
 from audiences_server.cluster.shard import Shard
@@ -37,6 +40,10 @@ from audiences_server.settings import Settings, add_arguments, listen_address, r
 log = structlog.get_logger(__name__)
 # How long a front waits for NATS at start before it says so and exits.
 CONNECT_TIMEOUT_S = 30
+# How long a role has to stop after SIGTERM or SIGINT before it ends itself: a little longer than
+# `cluster local` gives it before its SIGKILL, for when nothing is left to send that kill.
+STOP_DEADLINE_S = STOP_S + 5
+_deadline_armed = threading.Lock()
 
 
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -214,12 +221,34 @@ async def _run_partitions(args: argparse.Namespace, the_log: JetStreamLog, stop:
 
 
 def _stopped_by_signals() -> asyncio.Event:
-    """An event the running loop sets on SIGTERM or SIGINT."""
+    """An event the running loop sets on SIGTERM or SIGINT (which also arms the stop's deadline)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def stopping() -> None:
+        stop.set()
+        end_unless_stopped_within(STOP_DEADLINE_S)
+
     for number in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(number, stop.set)
+        loop.add_signal_handler(number, stopping)
     return stop
+
+
+def end_unless_stopped_within(seconds: float) -> None:
+    """Told to stop: a role still running `seconds` later ends itself, its threads' stacks printed
+    first (exit status 1). `cluster local` kills a role that overruns its stop, but when the
+    command was itself killed (its roles told by the kernel) nothing else would; every role is
+    built to be killed at any point, so ending there loses nothing a stop would have kept."""
+    if not _deadline_armed.acquire(blocking=False):
+        return  # armed by the first signal already
+
+    def end() -> None:
+        time.sleep(seconds)
+        log.error("role_stop_overran", after_s=seconds)
+        faulthandler.dump_traceback(all_threads=True)
+        os._exit(1)
+
+    threading.Thread(target=end, name="stop-deadline", daemon=True).start()
 
 
 async def _serve(args: argparse.Namespace) -> None:
@@ -323,8 +352,13 @@ def _front(args: argparse.Namespace) -> int:
     shards = ShardReads(args.shards)
     make_front(server.engine, the_log, loop, shards)
     stopping = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
+        end_unless_stopped_within(STOP_DEADLINE_S)
+
     for number in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(number, lambda signum, frame: stopping.set())
+        signal.signal(number, on_signal)
     server.start()
     log.info("front_started", address=f"{settings.listen.rsplit(':', 1)[0]}:{port}", http_port=server.http_port,
              nats=args.nats)
