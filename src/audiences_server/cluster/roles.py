@@ -13,7 +13,6 @@ import os
 import signal
 import sys
 import threading
-import time
 from concurrent import futures
 from pathlib import Path
 from types import FrameType
@@ -238,17 +237,11 @@ def end_unless_stopped_within(seconds: float) -> None:
     """Told to stop: a role still running `seconds` later ends itself, its threads' stacks printed
     first (exit status 1). `cluster local` kills a role that overruns its stop, but when the
     command was itself killed (its roles told by the kernel) nothing else would; every role is
-    built to be killed at any point, so ending there loses nothing a stop would have kept."""
+    built to be killed at any point, so ending there loses nothing a stop would have kept. The
+    deadline is faulthandler's own thread, which needs no GIL: it ends a role stuck anywhere."""
     if not _deadline_armed.acquire(blocking=False):
         return  # armed by the first signal already
-
-    def end() -> None:
-        time.sleep(seconds)
-        log.error("role_stop_overran", after_s=seconds)
-        faulthandler.dump_traceback(all_threads=True)
-        os._exit(1)
-
-    threading.Thread(target=end, name="stop-deadline", daemon=True).start()
+    faulthandler.dump_traceback_later(seconds, exit=True)
 
 
 async def _serve(args: argparse.Namespace) -> None:
