@@ -801,6 +801,43 @@ def collect_work(
     return work
 
 
+def complete_work(
+    conn: apsw.Connection,
+    registry: Registry,
+    evaluation: Evaluation,
+    now: int,
+    touches: dict[int, set[tuple[str, str]]],
+    due: list[tuple[int, int]],
+) -> dict[int, set[int]]:
+    """`collect_work` for what a job took, with everything else waiting for the profiles it
+    evaluates taken too (when anything else waits): a touched profile's due times that have
+    come, a due profile's touches, and, where the space has account definitions, the waiting
+    work of their accounts' users and their users' accounts, which account audiences and the
+    user definitions reading account values read. Every value a job's definitions read is then
+    current at `now`; otherwise a definition reading two others could read one new value and one
+    stale (a trait changed while a window edge waits for a later job) and record an entry and an
+    exit that no evaluation at any one time gives. A tick's slice bounds what a job takes from
+    the backlog, not this work that comes with it."""
+    work = collect_work(conn, registry, evaluation, touches, due)
+    if not store.has_touches(conn) and not evaluation.due.waiting(now):
+        return work  # the job took all there is
+    touches, due = dict(touches), list(due)
+    due_taken = {pid for _, pid in due}
+    looked: set[int] = set()  # profiles whose own waiting work, and that of those linked, is taken
+    while True:
+        new = {pid for pids in work.values() for pid in pids} - looked
+        looked |= new
+        around = sorted(new | set(store.waiting_near(conn, sorted(new), now) if registry.has_accounts else ()))
+        more_touches = store.take_touches_of(conn, [pid for pid in around if pid not in touches])
+        more_due = evaluation.due.take_of([pid for pid in around if pid not in due_taken], now)
+        due_taken.update(around)
+        if not more_touches and not more_due:
+            return work
+        touches.update(more_touches)
+        due.extend(more_due)
+        work = collect_work(conn, registry, evaluation, touches, due)
+
+
 def _moved_by(registry: Registry, space: int, collection: str,
               kinds: set[tuple[str, str]] | frozenset[tuple[str, str]]) -> tuple[list[int], list[int]]:
     """What touches of these kinds on a profile of the collection move: the computations to
@@ -1014,12 +1051,13 @@ class Evaluator:
         # long backfill never holds back what new events change.
         backfilling = self._backfill_chunk(conn, registry, evaluation)
         touches = store.take_touches(conn, size if room is None else min(size, room), self._touch_cursor)
+        cursor = next(reversed(touches)) if touches else None
         due = evaluation.due.take(now, size if room is None else min(size, room - len(touches)))
-        evaluation.run(collect_work(conn, registry, evaluation, touches, due))
+        evaluation.run(complete_work(conn, registry, evaluation, now, touches, due))
         evaluation.report.taken = len(touches) + len({pid for _, pid in due})
         evaluation.report.jobs = int(bool(backfilling or touches or due))
         self._keep_history(conn, mark, evaluation.report, now)
-        return evaluation.report, next(reversed(touches)) if touches else None, backfilling
+        return evaluation.report, cursor, backfilling
 
     def _keep_history(self, conn: apsw.Connection, mark: int, report: TickReport, now: int) -> None:
         """A job's end: its change records (those after `mark`) added to the size series, and a

@@ -247,6 +247,8 @@ class Registry:
         }
         dependencies(self.by_id.values())
         self.order = self._sorted()
+        # Whether any definition is of accounts: only then do a profile's values read another's.
+        self.has_accounts = any(c.collection == "accounts" for c in self.by_id.values())
         self._moved: dict[tuple[int, str, str, str], Moved] = {}
         # Asked once per definition and job (hundreds of times a job): worked out once per registry.
         self._spaces: dict[int, tuple[Compiled, ...]] = {}

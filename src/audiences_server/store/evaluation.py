@@ -159,6 +159,35 @@ def take_touches(conn: apsw.Connection, limit: int, after: int = 0) -> dict[int,
     return found
 
 
+def take_touches_of(conn: apsw.Connection, profile_ids: Sequence[int]) -> dict[int, set[tuple[str, str]]]:
+    """Removes and returns the touches waiting for these profiles (those that have any)."""
+    if not profile_ids:
+        return {}
+    chosen = json.dumps(list(profile_ids))
+    found: dict[int, set[tuple[str, str]]] = {}
+    for profile_id, kind, name in conn.execute(
+        "SELECT profile_id, kind, name FROM touches WHERE profile_id IN (SELECT value FROM json_each(?))", (chosen,)
+    ):
+        found.setdefault(int(profile_id), set()).add((kind, name))
+    if found:
+        conn.execute("DELETE FROM touches WHERE profile_id IN (SELECT value FROM json_each(?))",
+                     (json.dumps(list(found)),))
+    return found
+
+
+def waiting_near(conn: apsw.Connection, profile_ids: Sequence[int], now_ms: int) -> list[int]:
+    """Of the profiles' accounts (of those that are users), those accounts' users, and the users
+    of those that are accounts, the ones with work waiting: a touch, or a time at or before now
+    as stored (a profile an evaluation took holds its times in memory until its end)."""
+    return [int(r[0]) for r in conn.execute(
+        "WITH given(id) AS (SELECT value FROM json_each(?1)),"
+        " accounts(id) AS (SELECT account_id FROM links WHERE user_id IN given UNION SELECT id FROM given),"
+        " near(id) AS (SELECT id FROM accounts UNION SELECT user_id FROM links WHERE account_id IN accounts)"
+        " SELECT id FROM near WHERE id NOT IN given AND (EXISTS (SELECT 1 FROM touches WHERE profile_id = near.id)"
+        " OR EXISTS (SELECT 1 FROM due WHERE profile_id = near.id AND due_ms <= ?2))",
+        (json.dumps(list(profile_ids)), now_ms))]
+
+
 def has_touches(conn: apsw.Connection) -> bool:
     """Whether any profile is waiting for the evaluator."""
     return conn.execute("SELECT 1 FROM touches LIMIT 1").fetchone() is not None
@@ -316,6 +345,35 @@ class DueTimes:
                 del times[cid]
                 taken.append((int(cid), pid))
             self._dirty.add(pid)
+        return taken
+
+    def waiting(self, now_ms: int) -> bool:
+        """Whether a profile not taken by this evaluation has a time at or before now."""
+        self._write_patches()
+        for (pid,) in self.conn.execute(
+                "SELECT profile_id FROM due INDEXED BY due_by_time WHERE due_ms <= ? ORDER BY due_ms", (now_ms,)):
+            if int(pid) not in self._dirty or any(due_ms <= now_ms for due_ms in self._held(int(pid)).values()):
+                return True
+        return False
+
+    def take_of(self, profile_ids: Sequence[int], now_ms: int) -> list[tuple[int, int]]:
+        """Removes and returns the (computation, profile) pairs due at or before now of these
+        profiles, as `take` does for the longest overdue."""
+        if not profile_ids:
+            return []
+        self._write_patches()
+        found = {int(r[0]) for r in self.conn.execute(
+            "SELECT profile_id FROM due WHERE due_ms <= ? AND profile_id IN (SELECT value FROM json_each(?))",
+            (now_ms, json.dumps(list(profile_ids))))}
+        found.update(self._dirty.intersection(profile_ids))  # as this evaluation holds them
+        self.load(found)
+        taken = []
+        for pid in sorted(found):
+            times = self._held(pid)
+            for cid in [cid for cid, due_ms in times.items() if due_ms <= now_ms]:
+                del times[cid]
+                taken.append((int(cid), pid))
+                self._dirty.add(pid)
         return taken
 
     def come(self, computation_id: int, now_ms: int) -> list[int]:
