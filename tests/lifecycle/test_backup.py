@@ -151,11 +151,13 @@ def _feed_until(client: Any, cursor: str, count: int) -> list[Any]:
 
 
 def test_a_restored_server_never_issues_a_change_or_feed_id_again(tmp_path: Path) -> None:
-    """After a backup, a change is delivered (a feed record, a message id); the backup is restored
-    and a new change made: its record and message id are new, and a consumer resuming from its
-    cursor of before the restore reads the new record (the restored ids restarted from the
-    backup's, so the new change reused the delivered one's ids: a receiver deduplicating on them
-    dropped it, and the consumer's cursor skipped it)."""
+    """After a backup, changes are delivered (feed records, message ids), one of them by a
+    connection made after the backup; the backup is restored, the same audience connected again
+    and a new change made: every record and message id is new, and a consumer resuming from its
+    cursor of before the restore reads the new records (the restored ids restarted from the
+    backup's, so the new change reused the delivered one's ids, and the connection made again its
+    id and so its first sync's message ids: a receiver deduplicating on them dropped them, and the
+    consumer's cursor skipped them)."""
     import audiences
 
     db = tmp_path / "live" / "audiences.db"
@@ -164,6 +166,7 @@ def test_a_restored_server_never_issues_a_change_or_feed_id_again(tmp_path: Path
     copy = tmp_path / "backup.db"
     try:
         client.create_audience("pro", "trait('plan') = 'pro'")
+        client.create_audience("also_pro", "trait('plan') = 'pro'")
         client.wait_until_live()
         client.create_destination("feed", grpc_feed={})
         client.connect_destination("feed", "pro")
@@ -173,11 +176,13 @@ def test_a_restored_server_never_issues_a_change_or_feed_id_again(tmp_path: Path
         _feed_until(client, "", 1)  # u1's record in the feed before the backup
         made = _command("backup", str(copy), "--db", str(db))
         assert made.returncode == 0, made.stderr
+        client.connect_destination("feed", "also_pro")  # its first sync: u1
         client.identify(user_id="u2", traits={"plan": "pro"})
         client.flush()
         client.run_tick(until_idle=True)
-        before = _feed_until(client, "", 2)
-        assert [c.external_ids[0].value for c in before] == ["u1", "u2"]
+        before = _feed_until(client, "", 4)
+        assert sorted((c.computation.key, c.external_ids[0].value) for c in before) == [
+            ("also_pro", "u1"), ("also_pro", "u2"), ("pro", "u1"), ("pro", "u2")]
     finally:
         client.close()
         assert server.stop() == 0
@@ -188,13 +193,15 @@ def test_a_restored_server_never_issues_a_change_or_feed_id_again(tmp_path: Path
     again = ServerProcess(restored, "--manual-clock")
     client = audiences.Client(again.address, dict(again.tokens), timeout=30)
     try:
+        client.connect_destination("feed", "also_pro")  # its first sync: u1 again
         client.identify(user_id="u3", traits={"plan": "pro"})
         client.flush()
         client.run_tick(until_idle=True)
-        after = _feed_until(client, before[-1].cursor, 1)
-        assert [c.external_ids[0].value for c in after] == ["u3"]
-        assert int(after[0].cursor) > int(before[-1].cursor)
-        assert after[0].message_id not in {c.message_id for c in before}
+        after = _feed_until(client, before[-1].cursor, 3)
+        assert sorted((c.computation.key, c.external_ids[0].value) for c in after) == [
+            ("also_pro", "u1"), ("also_pro", "u3"), ("pro", "u3")]
+        assert min(int(c.cursor) for c in after) > max(int(c.cursor) for c in before)
+        assert not {c.message_id for c in after} & {c.message_id for c in before}
     finally:
         client.close()
         assert again.stop() == 0

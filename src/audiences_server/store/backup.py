@@ -140,16 +140,23 @@ RESTORE_ID_GAP = 1 << 40
 
 
 def _past_what_was_issued(conn: apsw.Connection) -> None:
-    """Moves every id sequence (change records, feed records, deliveries) past what the server
-    may have issued after the backup: change ids make the message ids destinations deduplicate on,
-    and feed record ids are consumers' cursors, so an id issued again would be a new change that a
-    destination drops as a replay, or a record a consumer's cursor skips. A consumer's cursor from
-    before the restore stays one the feed issued (read on from it, it gets the new records)."""
+    """Moves every id sequence (change records, feed records, deliveries, connections) past what
+    the server may have issued after the backup: change and connection ids make the message ids
+    destinations deduplicate on, and feed record ids are consumers' cursors, so an id issued again
+    would be a new change that a destination drops as a replay, or a record a consumer's cursor
+    skips. A consumer's cursor from before the restore stays one the feed issued (read on from it,
+    it gets the new records)."""
     with conn:
         conn.execute(
             "INSERT INTO sqlite_sequence (name, seq) SELECT name, 0 FROM sqlite_master AS m WHERE type = 'table'"
             " AND sql LIKE '%AUTOINCREMENT%' AND NOT EXISTS (SELECT 1 FROM sqlite_sequence AS s WHERE s.name = m.name)")
         conn.execute("UPDATE sqlite_sequence SET seq = seq + ?", (RESTORE_ID_GAP,))
+        # Connection ids are in the message ids their deliveries carry (a first sync's among
+        # them), and are given past `id_floors`, not by a sequence: moved on likewise.
+        conn.execute(
+            "INSERT INTO id_floors (name, value) SELECT 'connections', max(coalesce((SELECT max(connection_id)"
+            " FROM connections), 0), coalesce((SELECT value FROM id_floors WHERE name = 'connections'), 0)) + ?"
+            " ON CONFLICT (name) DO UPDATE SET value = excluded.value", (RESTORE_ID_GAP,))
         conn.execute("UPDATE destinations SET feed_removed_through = max(feed_removed_through,"
                       " (SELECT seq FROM sqlite_sequence WHERE name = 'feed_records'))")
 
