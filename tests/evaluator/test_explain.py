@@ -92,6 +92,33 @@ def test_explanations_past_the_ones_running_at_once_wait_then_are_refused(space:
             turns.release()
 
 
+def test_explanations_past_those_waiting_are_refused_at_once(space: Space, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With `AT_ONCE` explanations running and `WAITING` more waiting for a turn, another is refused
+    at once, not after the wait: a waiting explanation holds an RPC thread, and a burst of them
+    held every one (tracking and reads waited the 10 s behind them)."""
+    _orders(space)
+    space.define("big_buyers", BIG)
+    space.tick()
+    monkeypatch.setattr(explainer, "WAIT_S", 60.0)
+    admitted = space.running.server.engine.explainer._admitted
+    taken = 0
+    try:
+        while admitted.acquire(blocking=False):  # running or waiting, each still there
+            taken += 1
+        assert taken == explainer.AT_ONCE + explainer.WAITING
+        with pytest.raises(grpc.RpcError) as refused:
+            explain(space, "big_buyers", "user_id:ada")  # at once: a wait would be 60 s
+        assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert error_reason(refused.value) == "EXPLAIN_BUSY"
+        assert "2 more waiting" in (refused.value.details() or "")
+        admitted.release()
+        taken -= 1
+        assert explain(space, "big_buyers", "user_id:ada").value_json == "true"
+    finally:
+        for _ in range(taken):
+            admitted.release()
+
+
 def test_a_profile_waiting_for_a_tick_says_so(space: Space) -> None:
     """New data not yet evaluated: the value is what the next tick stores, the stored value is the
     old one, and the reply says it is pending until that tick."""

@@ -34,10 +34,12 @@ from audiences_server.store.db import Readers
 from audiences_server.store.evaluation import ComputationRow
 
 DEFAULT_LIMIT, MAX_LIMIT = 10, 100
-# Explanations running at once, and how long another waits for its turn before it is refused. An
-# explanation of a profile of very many events takes seconds and its events' memory; without a
-# bound, a burst of them would take every RPC thread and the server's memory.
-AT_ONCE, WAIT_S = 2, 10.0
+# Explanations running at once, how many more may wait for a turn, and how long one waits before
+# it is refused; past those waiting, another is refused at once. An explanation of a profile of
+# very many events takes seconds and its events' memory, and a waiting one holds an RPC thread:
+# without both bounds a burst of them would take every RPC thread (the tracking and the reads of
+# every space waiting behind it) and the server's memory.
+AT_ONCE, WAITING, WAIT_S = 2, 2, 10.0
 # What a disabled definition's next change is: none, whatever its events' edges (no tick runs it).
 FROZEN = NextChange(None, (), None, None, (), True)
 
@@ -88,6 +90,7 @@ class Explainer:
         self._registries: dict[int, tuple[tuple[Any, ...], Registry]] = {}
         self._lock = threading.Lock()
         self._turns = threading.BoundedSemaphore(AT_ONCE)
+        self._admitted = threading.BoundedSemaphore(AT_ONCE + WAITING)  # running or waiting
 
     def _compiled(self, conn: apsw.Connection, space_id: int) -> Registry:
         rows = store.computations(conn, space_id)
@@ -108,13 +111,19 @@ class Explainer:
         if not 0 <= limit <= MAX_LIMIT:
             raise InvalidArgument(f"`max_evidence` must be 0 to {MAX_LIMIT}", reason="MAX_EVIDENCE_INVALID",
                                   violations=[FieldViolation("max_evidence", "out of range")])
-        if not self._turns.acquire(timeout=WAIT_S):
-            raise ResourceExhausted(f"{AT_ONCE} explanations are running and none finished within {WAIT_S:g} s;"
-                                    " retry shortly", reason="EXPLAIN_BUSY", metadata={"retry_after_s": "5"})
+        if not self._admitted.acquire(blocking=False):
+            raise ResourceExhausted(f"{AT_ONCE} explanations are running and {WAITING} more waiting; retry shortly",
+                                    reason="EXPLAIN_BUSY", metadata={"retry_after_s": "5"})
         try:
-            return self._explain(space_id, collection, key, address, at_ms, limit)
+            if not self._turns.acquire(timeout=WAIT_S):
+                raise ResourceExhausted(f"{AT_ONCE} explanations are running and none finished within {WAIT_S:g} s;"
+                                        " retry shortly", reason="EXPLAIN_BUSY", metadata={"retry_after_s": "5"})
+            try:
+                return self._explain(space_id, collection, key, address, at_ms, limit)
+            finally:
+                self._turns.release()
         finally:
-            self._turns.release()
+            self._admitted.release()
 
     def _explain(self, space_id: int, collection: str, key: str, address: str, at_ms: int | None,
                  limit: int) -> Explained:
