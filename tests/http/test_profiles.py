@@ -617,14 +617,15 @@ def _iso(ms: int) -> str:
 
 def test_an_event_lists_every_identifier_its_call_carried(server: Running) -> None:
     """An event's `external_ids` are all the identifiers its call carried, as ingestion read them
-    (a device id, `context.traits.email`, `context.externalIds`), `user_id` and `anonymous_id`
-    first, over HTTP and in gRPC's `Event.external_ids`."""
+    (a device id, `context.traits.email`, `context.externalIds`; a blocked value, `email: "null"`,
+    is none), `user_id` and `anonymous_id` first, over HTTP and in gRPC's `Event.external_ids`."""
     space = named(server)
     space.space.send({"type": "track", "userId": "ada", "anonymousId": "anon-9", "event": "Opened",
                       "messageId": "m-carried", "context": {
                           "traits": {"email": "ada@example.com"}, "device": {"type": "ios", "id": "dev-1"},
                           "externalIds": [{"id": "c-42", "type": "shop_customer", "collection": "users",
-                                           "encoding": "none"}]}})
+                                           "encoding": "none"}, {"id": "null", "type": "email", "collection": "users",
+                                                                 "encoding": "none"}]}})
     expected = [("user_id", "ada"), ("anonymous_id", "anon-9"), ("email", "ada@example.com"), ("ios.id", "dev-1"),
                 ("shop_customer", "c-42")]
     body = space.get("users/profiles/user_id:ada/events").body

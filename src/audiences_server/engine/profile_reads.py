@@ -14,6 +14,8 @@ from typing import Any, Protocol
 import apsw
 
 from audiences_server.core.identity import ExternalId, extract_external_ids, with_configured_ids
+from audiences_server.core.identity.planner import blocked_by
+from audiences_server.core.identity.rules import IdentityRules
 from audiences_server.engine.page_tokens import PageTokens, page_size
 from audiences_server.errors import FieldViolation, InvalidArgument, NotFound
 from audiences_server.store import identity as identity_store
@@ -154,8 +156,10 @@ class ProfileReads:
 
         def fetch(conn: apsw.Connection, pid: int, after: Any, limit: int) -> list[dict[str, Any]]:
             found = store.events_page(conn, pid, wanted, after, limit)
-            sources = identity_store.rules(conn, space_id).sources if found else {}
-            return [{**row, "external_ids": carried_ids(row, sources)} for row in found]
+            if not found:
+                return found
+            rules = identity_store.rules(conn, space_id)
+            return [{**row, "external_ids": carried_ids(row, rules)} for row in found]
 
         return self._list(space_id, collection, address,
                           Listing(scope, lambda r: [r["ts"], r["message_id"]], fetch), size, token)
@@ -228,17 +232,17 @@ class ProfileReads:
         return Page(public_id, page, token_after(len(page)) if len(found) > limit else "", token_after)
 
 
-def carried_ids(row: Mapping[str, Any], sources: Mapping[str, Sequence[str]]) -> list[tuple[str, ExternalId]]:
-    """The identifiers a stored event's call carried, as (collection, id), read as ingestion read
-    them (the space's rules' keys included): `user_id` and `anonymous_id` first, then the others
-    by type and value."""
+def carried_ids(row: Mapping[str, Any], rules: IdentityRules) -> list[tuple[str, ExternalId]]:
+    """The identifiers a stored event's call carried, as (collection, id), read as ingestion reads
+    them with the space's rules (their keys read, their blocked values left out): `user_id` and
+    `anonymous_id` first, then the others by type and value."""
     message = {**json.loads(row["extra"]), "type": row["type"], "userId": row["user_id"],
                "anonymousId": row["anonymous_id"], "context": json.loads(row["context"]),
                "properties": json.loads(row["body"])}
-    found = with_configured_ids(extract_external_ids(message), message, sources)
+    found = with_configured_ids(extract_external_ids(message), message, rules.sources)
     first = {"user_id": 0, "anonymous_id": 1}
-    users = sorted(found.users, key=lambda i: (first.get(i.type, 2), i))
-    return [("users", i) for i in users] + [("accounts", i) for i in found.accounts]
+    users = sorted((i for i in found.users if blocked_by(i, rules) is None), key=lambda i: (first.get(i.type, 2), i))
+    return [("users", i) for i in users] + [("accounts", i) for i in found.accounts if blocked_by(i, rules) is None]
 
 
 def _ended_by_merge() -> InvalidArgument:

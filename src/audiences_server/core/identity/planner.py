@@ -262,7 +262,7 @@ def _unblocked(
     kept: list[ExternalId] = []
     violations: list[Violation] = []
     for external_id in sorted(set(incoming), key=lambda i: (rules.rank(i.type), i.value)):
-        why = _blocked_by(external_id, rules)
+        why = blocked_by(external_id, rules)
         if why is None:
             kept.append(external_id)
             continue
@@ -273,7 +273,7 @@ def _unblocked(
     return kept, violations
 
 
-def _blocked_by(external_id: ExternalId, rules: IdentityRules) -> str | None:
+def blocked_by(external_id: ExternalId, rules: IdentityRules) -> str | None:
     """What blocks an incoming id, or None: its length, else its type's blocked values."""
     if len(external_id.value) > MAX_ID_VALUE_CHARS:
         return f"its length ({len(external_id.value)} characters; at most {MAX_ID_VALUE_CHARS})"
