@@ -56,7 +56,7 @@ from evaluator import NOW_MS, SHAPES, Server, define_all, load_server
 from space import realistic
 
 from audiences_server import logs
-from audiences_server.engine.evaluator import Evaluation, Evaluator, TickReport, collect_work
+from audiences_server.engine.evaluator import Evaluation, Evaluator, TickReport, complete_work
 from audiences_server.engine.registry import Compiled, Registry
 from audiences_server.store import evaluation as store
 from audiences_server.store.db import connect
@@ -242,7 +242,7 @@ def _job(conn: apsw.Connection, registry: Registry, users: list[int], event: str
     evaluation = Evaluation(conn, registry, NOW_MS)
     touches = store.take_touches(conn, 5000, 0)
     due = evaluation.due.take(NOW_MS, 5000)
-    evaluation.run(collect_work(conn, registry, evaluation, touches, due))
+    evaluation.run(complete_work(conn, registry, evaluation, NOW_MS, touches, due))
     spent = (time.process_time() - started) * 1000
     conn.exec_trace = None
     done = TickReport(NOW_MS)
