@@ -478,3 +478,32 @@ def test_a_merge_of_linked_users_ends_the_accounts_links_tokens(space: Space) ->
         if not token:
             break
     assert sorted(again) == ["a", "c"]
+
+
+def test_a_link_made_anew_while_paged_is_not_listed_twice(space: Space) -> None:
+    """An account's users paged while one already listed is unlinked and linked again (its link
+    made anew at the new time, after the others): later pages list no link made after the first
+    page was read, so it is not listed a second time; the next listing has it."""
+    now = space.now()
+    for n, user in enumerate(("a1", "a2", "a3", "a4")):
+        space.send({"type": "group", "userId": user, "groupId": "acme", "at": now - (9 - n) * DAY})
+    acme = common_pb2.ProfileRef(collection=common_pb2.COLLECTION_ACCOUNTS, id="group_id:acme")
+
+    def listing(first: profiles_pb2.ListLinksResponse | None = None) -> list[str]:
+        listed, reply = [], first
+        while True:
+            if reply is None or reply.next_page_token:
+                reply = space.running.profiles.ListLinks(profiles_pb2.ListLinksRequest(
+                    profile=acme, page_size=2, page_token=reply.next_page_token if reply else ""),
+                    metadata=bearer(space.tokens["read"]))
+                listed += [link.profile.external_ids[0].value for link in reply.links]
+            if not reply.next_page_token:
+                return listed
+
+    first = space.running.profiles.ListLinks(profiles_pb2.ListLinksRequest(profile=acme, page_size=2),
+                                             metadata=bearer(space.tokens["read"]))
+    assert [link.profile.external_ids[0].value for link in first.links] == ["a1", "a2"]
+    space.send({"type": "group", "userId": "a1", "groupId": "acme", "context": {"unlink": True}, "at": now - 2 * DAY})
+    space.send({"type": "group", "userId": "a1", "groupId": "acme", "at": now - DAY})
+    assert listing(first) == ["a3", "a4"]
+    assert listing() == ["a2", "a3", "a4", "a1"]

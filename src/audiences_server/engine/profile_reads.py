@@ -182,19 +182,24 @@ class ProfileReads:
 
         # The cursor also holds the latest merge when its page was read: a linked profile that
         # survives a later merge takes the earlier of the two link times, which may put it before
-        # the cursor, so that merge ends the token (as a merge of the profile itself does).
+        # the cursor, so that merge ends the token (as a merge of the profile itself does). And it
+        # holds the latest link time when the first page was read: later pages list no link made
+        # after it, so a profile unlinked and linked again meanwhile (its link made anew, at its
+        # new time) is not listed twice; links made since are in the next listing.
         merged_up_to = 0
+        until: int | None = None
 
         def fetch(conn: apsw.Connection, pid: int, after: Any, limit: int) -> list[dict[str, Any]]:
-            nonlocal merged_up_to
+            nonlocal merged_up_to, until
             if after is not None and len(after) > 2 and store.links_merged_since(conn, pid, collection, after[2]):
                 raise _ended_by_merge()
             merged_up_to = store.last_merge(conn)
-            found = store.links_page(conn, pid, collection, after, limit)
+            until = after[3] if after is not None and len(after) > 3 else store.latest_link(conn, pid, collection)
+            found = store.links_page(conn, pid, collection, after, limit, until)
             summaries = store.summaries(conn, [r["profile_id"] for r in found])
             return [{**r, "summary": summaries[r["profile_id"]]} for r in found]
 
-        listing = Listing({"rpc": "links"}, lambda r: [r["linked_ms"], r["profile_id"], merged_up_to], fetch)
+        listing = Listing({"rpc": "links"}, lambda r: [r["linked_ms"], r["profile_id"], merged_up_to, until], fetch)
         return self._list(space_id, collection, address, listing, size, token)
 
     def memberships(self, space_id: int, collection: str, address: str, size: int, token: str) -> Page:
