@@ -106,6 +106,10 @@ export class Batcher {
     if (!["drop_newest", "throw"].includes(this.options.onOverflow)) {
       throw invalidArgument(`onOverflow must be drop_newest or throw, not ${this.options.onOverflow}`, "QUEUE_OPTION_INVALID", { option: "onOverflow" });
     }
+    if (!(Number.isInteger(this.options.maxQueueSize) && this.options.maxQueueSize >= 1)) {
+      // 0 or less dropped every call; NaN left the queue unbounded.
+      throw invalidArgument(`maxQueueSize must be a whole number of 1 or more, not ${this.options.maxQueueSize}`, "QUEUE_OPTION_INVALID", { option: "maxQueueSize" });
+    }
     if (!(this.options.batchSize >= 1 && this.options.batchSize <= MAX_BATCH_CALLS)) {
       throw invalidArgument(`batchSize must be 1 to ${MAX_BATCH_CALLS}`, "QUEUE_OPTION_INVALID", { option: "batchSize" });
     }

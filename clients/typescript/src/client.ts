@@ -294,6 +294,8 @@ const SORTS: Record<SortName, SortOrder> = {
 };
 // Version numbers are int32s; a rollback names a saved one, from 1 (0 is "the current one" to a read).
 const MAX_VERSION = 2 ** 31 - 1;
+// The longest timeout a client takes (the Python client's 1e9 s).
+const MAX_TIMEOUT_MS = 1e12;
 // The most a protobuf Duration holds: 10,000 years either way, in seconds.
 const MAX_DURATION_SECONDS = 315_576_000_000;
 const TRAIT_CLASSES: Record<string, TraitClass> = {
@@ -478,12 +480,18 @@ export class Client {
   private readonly caller: Caller;
   private readonly batcher: Batcher;
   private closed = false;
+  private closing: Promise<void> | undefined;
   private readonly beforeExit = (): void => void this.flush();
   private exitHook = false; // whether beforeExit is registered: once, however often the queue fills
 
   constructor(options: ClientOptions = {}) {
     const resolved = resolve(options);
     this.address = resolved.address;
+    if (options.timeoutMs !== undefined && !(options.timeoutMs > 0 && options.timeoutMs <= MAX_TIMEOUT_MS)) {
+      // Zero, a negative or NaN would fail every call at once with DEADLINE_EXCEEDED.
+      throw invalidArgument(`timeoutMs must be above 0 and at most ${MAX_TIMEOUT_MS}, not ${options.timeoutMs}`,
+        "TIMEOUT_INVALID", { timeout: String(options.timeoutMs) });
+    }
     this.caller = new Caller(
       resolved.tokens,
       options.timeoutMs ?? 30_000,
@@ -572,17 +580,22 @@ export class Client {
   }
 
   /**
-   * Flushes the queue and closes the channel. Later calls are refused with `AudiencesError`
-   * FAILED_PRECONDITION `CLIENT_CLOSED` (tracking calls throw it, other methods reject with it),
-   * and calls still open, such as a `watchChanges` stream, end with CANCELLED `CLIENT_CLOSED`, so
-   * the process can exit.
+   * Flushes the queue and closes the channel. Tracking calls made from the moment `close()` is
+   * called throw `AudiencesError` FAILED_PRECONDITION `CLIENT_CLOSED` (one accepted while the
+   * queue drained was never sent); once the queue is flushed, other methods reject with it, and
+   * calls still open, such as a `watchChanges` stream, end with CANCELLED `CLIENT_CLOSED`, so the
+   * process can exit. Every `close()` resolves when that is done.
    */
-  async close(): Promise<void> {
-    if (this.closed) return;
-    await this.flush();
-    this.closed = true;
-    this.caller.close();
-    this.ingest.close();
+  close(): Promise<void> {
+    if (this.closing === undefined) {
+      this.closed = true; // no new tracking call: the queue only drains (else it may never)
+      this.closing = (async () => {
+        await this.flush();
+        this.caller.close();
+        this.ingest.close();
+      })();
+    }
+    return this.closing;
   }
 
   /** Counts of the queue: queued, accepted, duplicate, rejected, failed, dropped, batches, retries. */

@@ -15,6 +15,7 @@
 
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { invalidArgument } from "./errors.js";
 
 export const DEFAULT_ADDRESS = "127.0.0.1:50051";
 export const SCOPES = ["write", "read", "admin", "operator"] as const;
@@ -124,5 +125,18 @@ export function resolve(options: ConnectionOptions = {}, env: Environment = proc
     // The default file may be absent, on a machine that only calls the server.
     credentialsProblem = named || !fromFile.absent ? fromFile.problem : "";
   }
-  return { address: options.address || env.AUDIENCES_ADDRESS || DEFAULT_ADDRESS, tokens, credentialsProblem };
+  return { address: checkAddress(options.address || env.AUDIENCES_ADDRESS || DEFAULT_ADDRESS), tokens, credentialsProblem };
+}
+
+// `host:port`, `[v6]:port`, or either after `dns:///`, `ipv4:` or `ipv6:` (gRPC's name forms).
+const PORT = /^(?:dns:(?:\/\/[^/]*)?\/|ipv4:|ipv6:)?(?:\[[^\]]*\]|[^:[\]/]*):(\d+)$/;
+
+/** The address, refused when its port is not 1 to 65535 (every call would time out). */
+export function checkAddress(address: string): string {
+  const found = PORT.exec(address.trim());
+  if (found && !(Number(found[1]) >= 1 && Number(found[1]) <= 65535)) {
+    throw invalidArgument(`'${address}' has port ${Number(found[1])}; ports are 1 to 65535`, "ADDRESS_INVALID",
+      { address, port: found[1] });
+  }
+  return address;
 }

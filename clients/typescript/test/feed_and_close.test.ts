@@ -139,6 +139,46 @@ await watching;`;
   });
 });
 
+describe("close() and options", () => {
+  test("a tracking call made while close() drains the queue throws CLIENT_CLOSED; what was queued is sent", async () => {
+    const client = connect({ flushIntervalMs: 10_000 });
+    const user = unique("closing");
+    client.track({ userId: user, event: "Queued", timestamp: AT });
+    const closing = client.close();
+    const late = (() => {
+      try {
+        client.track({ userId: user, event: "Late", timestamp: AT });
+        return "accepted";
+      } catch (error) {
+        return (error as AudiencesError).reason;
+      }
+    })();
+    await Promise.all([closing, client.close()]); // a second close() waits for the same drain
+    assert.equal(late, "CLIENT_CLOSED");
+    assert.deepEqual([client.stats.accepted, client.stats.failed, client.stats.dropped], [1, 0, 0]);
+  });
+
+  test("options that would drop every call or fail it at once are INVALID_ARGUMENT", () => {
+    const reason = (options: ConstructorParameters<typeof Client>[0]): string => {
+      try {
+        new Client({ address: server.address, credentialsFile: server.credentialsFile, ...options });
+        return "accepted";
+      } catch (error) {
+        return (error as AudiencesError).reason;
+      }
+    };
+    for (const maxQueueSize of [0, -1, Number.NaN, 1.5]) {
+      assert.equal(reason({ maxQueueSize }), "QUEUE_OPTION_INVALID", String(maxQueueSize));
+    }
+    for (const timeoutMs of [0, -5, Number.NaN]) {
+      assert.equal(reason({ timeoutMs }), "TIMEOUT_INVALID", String(timeoutMs));
+    }
+    for (const address of ["127.0.0.1:0", "127.0.0.1:99999", "dns:///localhost:70000"]) {
+      assert.equal(reason({ address }), "ADDRESS_INVALID", address);
+    }
+  });
+});
+
 describe("timeouts", () => {
   test("runTick and exportAudience keep to a timeoutMs the caller chose", async () => {
     const quiet = await silent();
