@@ -6,6 +6,7 @@ tests are)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -359,3 +360,67 @@ def test_a_role_that_overruns_its_stop_ends_itself(stuck: str) -> None:
     assert time.monotonic() - started >= 1.0
     assert "Timeout (0:00:01)!" in ran.stderr
     assert 'File "<string>", line 5 in <module>' in ran.stderr  # where the main thread was
+
+
+def test_a_role_s_work_that_does_not_end_once_stopped_is_cancelled() -> None:
+    """`until_stopped`: work that ends by itself when told to stop ends so; work still waiting (an
+    append to a log that went away) is cancelled `grace_s` after the stop; work failing before
+    the stop raises its error."""
+    from audiences_server.cluster.roles import until_stopped
+
+    async def scenario() -> tuple[str, str, float]:
+        stop = asyncio.Event()
+
+        async def polite() -> None:
+            await stop.wait()
+
+        async def stuck() -> None:
+            await asyncio.Event().wait()
+
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.05, stop.set)
+        await until_stopped(polite(), stop, grace_s=30)
+        started = time.monotonic()
+        await until_stopped(stuck(), stop, grace_s=0.3)
+        waited = time.monotonic() - started
+
+        async def failing() -> None:
+            raise RuntimeError("the log refused")
+
+        try:
+            await until_stopped(failing(), asyncio.Event(), grace_s=30)
+            failed = "nothing"
+        except RuntimeError as error:
+            failed = str(error)
+        return "ended", failed, waited
+
+    ended, failed, waited = asyncio.run(scenario())
+    assert (ended, failed) == ("ended", "the log refused")
+    assert 0.3 <= waited < 5
+
+
+def test_a_role_stopped_while_its_connect_swallows_the_cancellation_ends() -> None:
+    """Stopped before NATS answered, a role cancels its connect; the NATS client can swallow that
+    cancellation (its flush does) and reconnect for ever, which held the role (and asyncio.run's
+    end, waiting for that task) until killed: it now ends at once, exit 0, nothing having started."""
+    code = ("import asyncio\n"
+            "from audiences_server.cluster import roles\n"
+            "from audiences_server.cluster.log import JetStreamLog\n"
+            "async def stubborn(url, **options):\n"
+            "    while True:\n"
+            "        try:\n"
+            "            await asyncio.sleep(10)\n"
+            "        except asyncio.CancelledError:\n"
+            "            pass\n"
+            "JetStreamLog.connect = staticmethod(stubborn)\n"
+            "async def main():\n"
+            "    stop = asyncio.Event()\n"
+            "    asyncio.get_running_loop().call_later(0.1, stop.set)\n"
+            "    await roles._connect_unless_stopped('nats://127.0.0.1:1', stop)\n"
+            "    print('returned')\n"
+            "asyncio.run(main())\n")
+    started = time.monotonic()
+    ran = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=50)
+    assert (ran.returncode, "returned" in ran.stdout) == (0, False), ran.stderr
+    assert "stopped_before_the_log_answered" in ran.stdout
+    assert time.monotonic() - started < 10

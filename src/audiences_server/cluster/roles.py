@@ -13,9 +13,11 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Awaitable
 from concurrent import futures
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import apsw
 import structlog
@@ -42,6 +44,8 @@ CONNECT_TIMEOUT_S = 30
 # How long a role has to stop after SIGTERM or SIGINT before it ends itself: a little longer than
 # `cluster local` gives it before its SIGKILL, for when nothing is left to send that kill.
 STOP_DEADLINE_S = STOP_S + 5
+# How long a role's work has to end by itself once told to stop before it is cancelled.
+STOP_GRACE_S = 5.0
 _deadline_armed = threading.Lock()
 
 
@@ -210,13 +214,35 @@ async def _run_partitions(args: argparse.Namespace, the_log: JetStreamLog, stop:
         for partition, engine, address in zip(args.partitions_run, engines, args.listen, strict=False):
             endpoints.append(await serve_shard_reads(engine, address))
             log.info("shard_reads_started", partition=partition, address=address, port=endpoints[-1][2])
-        await asyncio.gather(*(shard.run(stop) for shard in shards))
+        await until_stopped(asyncio.gather(*(shard.run(stop) for shard in shards)), stop)
     finally:
         for server, pool, _ in endpoints:
             await server.stop(5)
             pool.shutdown()
         for engine in engines:
             await asyncio.to_thread(engine.close)
+
+
+async def until_stopped(work: Awaitable[Any], stop: asyncio.Event, grace_s: float = STOP_GRACE_S) -> None:
+    """Awaits a role's work, which ends by itself once `stop` is set; if it has not `grace_s`
+    later, it is cancelled (a role is built to be stopped at any point). An append waiting for a
+    log that went away meanwhile (the command killed, nats-server with it) would otherwise hold
+    the role for its 30 s timeout, and the next request as long again."""
+    task = asyncio.ensure_future(work)
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not task.done():
+            await asyncio.wait({task}, timeout=grace_s)
+        if not task.done():
+            log.warning("role_work_cancelled", after_s=grace_s)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            return
+        task.result()
+    finally:
+        stopping.cancel()
 
 
 def _stopped_by_signals() -> asyncio.Event:
@@ -280,7 +306,7 @@ async def _serve_identity(args: argparse.Namespace) -> None:
                                  f" first started; this identity stage was given --partitions {args.partitions}")
             stage = IdentityStage(engine.writer, the_log, args.partitions)
             log.info("identity_stage_started", partitions=args.partitions, db=str(args.db))
-            await stage.run(stop)
+            await until_stopped(stage.run(stop), stop)
         finally:
             await _close(the_log)
     finally:
@@ -297,9 +323,15 @@ async def _connect_unless_stopped(url: str, stop: asyncio.Event) -> JetStreamLog
         stopping.cancel()
         return connecting.result()
     connecting.cancel()
-    with contextlib.suppress(BaseException):
-        await connecting
     log.info("stopped_before_the_log_answered", nats=url)
+    await asyncio.wait({connecting}, timeout=1.0)
+    if not connecting.done():
+        # The NATS client can swallow a cancellation (its flush does) and go on reconnecting for
+        # ever, and asyncio.run would wait for it at the end: nothing has started, nothing to keep.
+        sys.stdout.flush()
+        os._exit(0)
+    with contextlib.suppress(BaseException):
+        connecting.result()
     return None
 
 
