@@ -320,10 +320,15 @@ def test_the_diff_of_an_edit_uses_the_edited_options(space: Space) -> None:
     diff = anonymous["diff"]
     assert (diff["entering"], diff["exiting"], diff["staying"]) == (1, 0, 1)
     assert diff["samples"]["entering"][0]["profile"]["identifiers"] == ["anonymous_id:anon-1"]
-    stored = preview()["diff"]
-    assert (stored["entering"], stored["exiting"], stored["staying"]) == (0, 0, 1)
-    fresh = preview(include_historical_data=False)["diff"]
-    assert (fresh["entering"], fresh["exiting"], fresh["staying"]) == (0, 1, 0)
+    stored = preview()
+    assert (stored["diff"]["entering"], stored["diff"]["exiting"], stored["diff"]["staying"]) == (0, 0, 1)
+    assert stored["count"] == 1
+    fresh = preview(include_historical_data=False)  # its count is the diff's after, as saving it would hold
+    assert (fresh["diff"]["entering"], fresh["diff"]["exiting"], fresh["diff"]["staying"]) == (0, 1, 0)
+    assert fresh["count"] == 0
+    new = call(space.running, "POST", "/preview", admin, {"definition": BUYERS,
+                                                          "options": {"include_historical_data": False}}).body
+    assert new["count"] == 0  # a new definition without history counts events from now on
     refused = call(space.running, "POST", "/preview", admin, {"definition": BUYERS, "compare_key": "buyers",
                                                               "options": {"backfill_days": -1}})
     assert (refused.status, refused.body["error"]["reason"]) == (400, "OPTIONS_INVALID")

@@ -305,6 +305,22 @@ def test_preview_counts_without_saving(space: Space) -> None:
     assert not stub.ListAudiences(admin_pb2.ListAudiencesRequest(), metadata=meta).audiences
 
 
+def test_preview_of_a_user_definition_reading_an_account_audience(space: Space) -> None:
+    """A user definition reading an account audience (through the user's accounts) previews what
+    it would hold once saved (it counted 0: the preview did not work out what it reads)."""
+    stub, meta = admin(space)
+    space.send(*[{"type": "group", "userId": f"u{i}", "groupId": "acme", "traits": {"plan": "pro"}} for i in range(3)],
+               {"type": "group", "userId": "u9", "groupId": "initech", "traits": {"plan": "free"}})
+    space.define("pro_accounts", "trait('plan') = 'pro'", collection="accounts")
+    space.tick()
+    text = "trait('pro_accounts') = true"
+    reply = stub.PreviewDefinition(admin_pb2.PreviewDefinitionRequest(definition=text, kind=AUDIENCE, collection=USERS),
+                                   metadata=meta)
+    space.define("in_pro_accounts", text)
+    space.tick()
+    assert reply.count == len(space.member_ids("in_pro_accounts")) == 3
+
+
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(page=st.integers(1, 7))
 def test_member_pages_yield_every_member_once(space: Space, page: int) -> None:

@@ -16,7 +16,15 @@ from audiences_server.core import ql
 from audiences_server.engine.clock import Clock
 from audiences_server.engine.diff import Diff, diff
 from audiences_server.engine.evaluator import Evaluation, Evaluator
-from audiences_server.engine.registry import Compiled, Definition, Registry, definition, find_cycle, reads_itself
+from audiences_server.engine.registry import (
+    Compiled,
+    Definition,
+    Registry,
+    definition,
+    dependencies,
+    find_cycle,
+    reads_itself,
+)
 from audiences_server.engine.retention import refuse_past_retention
 from audiences_server.errors import (
     Aborted,
@@ -416,9 +424,13 @@ class Computations:
             return diff(conn, saved, checked, sample_size, now, options)
 
     def preview(
-        self, space_id: int, text: str, kind: str, collection: str, include_anonymous: bool, sample_size: int
+        self, space_id: int, text: str, kind: str, collection: str, include_anonymous: bool, sample_size: int,
+        options: Mapping[str, Any] | None = None, like: str = "",
     ) -> tuple[int, list[tuple[int, Any]], int]:
-        """Evaluates an unsaved definition now over every profile, changing nothing.
+        """Evaluates an unsaved definition now over every profile, changing nothing: over all
+        history, or, with `options`, as a definition with them would be evaluated (created now,
+        or, with `like`, the saved definition of that key, its stored options under these, as
+        `diff` evaluates an edit).
 
         Returns:
             How many profiles match (audiences) or have a value (computed traits), a sample of
@@ -426,8 +438,15 @@ class Computations:
         """
         checked = check(text, kind, collection)
         now = self._clock.now_ms()
+        if options is None:
+            made = Definition(checked, include_anonymous=include_anonymous)
+        else:
+            check_fields({"options": options})
+            saved = self.get(space_id, kind, collection, like) if like else None
+            made = definition(text, kind, collection, {**(saved.options if saved else {}), **options},
+                              saved.created_ms if saved else now)
         with self._readers.snapshot() as conn:
-            return (*_preview(conn, space_id, checked, include_anonymous, sample_size, now), now)
+            return (*_preview(conn, space_id, made, sample_size, now), now)
 
 
 def _restart_readers(conn: apsw.Connection, target: ComputationRow) -> list[int]:
@@ -457,17 +476,17 @@ def _reads(reader: ComputationRow, target: ComputationRow) -> bool:
 def _preview(
     conn: apsw.Connection,
     space_id: int,
-    checked: ql.CheckedDefinition,
-    include_anonymous: bool,
+    made: Definition,
     sample_size: int,
     now: int,
 ) -> tuple[int, list[tuple[int, Any]]]:
     registry = Registry(store.computations(conn, space_id))
-    comp = Compiled(0, space_id, "", Definition(checked, include_anonymous=include_anonymous))
+    comp = Compiled(0, space_id, "", made)
+    dependencies([*registry.by_id.values(), comp])  # account audiences a user definition reads, say
     count, after = 0, 0
     samples: list[tuple[int, Any]] = []
     while True:
-        pids = store.profiles_after(conn, space_id, checked.collection, after, 1000)
+        pids = store.profiles_after(conn, space_id, made.checked.collection, after, 1000)
         if not pids:
             return count, samples
         after = pids[-1]

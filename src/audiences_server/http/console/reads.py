@@ -102,12 +102,15 @@ def validate(engine: Engine, space_id: int, kind: str, collection: str, key: str
 
 def preview(engine: Engine, space_id: int, kind: str, collection: str, text: str, options: dict[str, Any],
             sample_size: int, compare_key: str) -> dict[str, Any]:
-    """What a text matches now (count and sample); with `compare_key`, the diff against that
-    definition, evaluated with `options` over its stored ones (the edited options, as a save
-    would store them)."""
+    """What a text matches now with `options` (count and sample); with `compare_key`, the diff
+    against that definition, both evaluated with `options` over its stored ones (the edited
+    options, as a save would store them)."""
     collection = collection_of(collection)
+    # Counted with the options, as a definition saved with them (or the edit of `compare_key`, as
+    # its diff below) would be: a count over all history beside a diff that is not read as wrong.
     count, found, now = engine.computations.preview(space_id, text, kind, collection,
-                                                    bool(options.get("include_anonymous_users", False)), sample_size)
+                                                    bool(options.get("include_anonymous_users", False)), sample_size,
+                                                    options, compare_key)
     checked = ql.parse_and_check(text, kind=cast(ql.Kind, kind), collection=cast(ql.Collection, collection))
     body: dict[str, Any] = {"count": count, "evaluated": views.when(now), "samples": views.samples(engine, found),
                             "summary": views.summary(checked.summary)}
