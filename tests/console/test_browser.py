@@ -267,6 +267,12 @@ def test_events_until_a_day_include_that_day(page: Page, space: Space) -> None:
     page.get_by_role("button", name="Filter events").click()
     expect(events.locator("li")).to_have_count(1)
     expect(events.locator("li")).to_contain_text("On The Day")
+    # Until the last day there is: every event from the day on (the day after it, in year 10000,
+    # was sent as the end, and refused).
+    page.get_by_label("Until (UTC, that day included)").fill("9999-12-31")
+    page.get_by_role("button", name="Filter events").click()
+    expect(events.locator("li")).to_have_count(2)
+    expect(page.get_by_role("alert")).to_have_count(0)
 
 
 def _parked(space: Space, receiver: Receiver, count: int) -> None:

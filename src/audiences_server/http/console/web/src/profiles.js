@@ -41,8 +41,11 @@ function Traits({ collection, address }) {
 }
 
 // The day after a `YYYY-MM-DD` (UTC, as the server reads dates): the API's `end` is exclusive,
-// and "Until" includes the day chosen.
-const dayAfter = (day) => (day ? new Date(Date.parse(`${day}T00:00:00Z`) + 86_400_000).toISOString().slice(0, 10) : "");
+// and "Until" includes the day chosen. Until the last day there is (9999-12-31), no end: the day
+// after it is in year 10000, which no time reaches and the API refuses.
+const LAST_DAY = Date.parse("9999-12-31T00:00:00Z");
+const dayAfter = (day) => (day && Date.parse(`${day}T00:00:00Z`) < LAST_DAY
+  ? new Date(Date.parse(`${day}T00:00:00Z`) + 86_400_000).toISOString().slice(0, 10) : "");
 
 function Events({ collection, address }) {
   const [draft, setDraft] = useState({ include: "", exclude: "", start: "", end: "", sort: "desc" });
