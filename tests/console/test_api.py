@@ -156,6 +156,8 @@ def test_delete_of_a_definition_others_read_is_refused(space: Space) -> None:
     (b'{"key": "x", "definition": "trait(\'a\') = 1", "collection": "groups"}', 400, "COLLECTION_INVALID"),
     (b'{"key": "x", "definition": "trait(\'a\') = 1", "options": {"backfill_days": -1}}', 400, "OPTIONS_INVALID"),
     (b'{"key": "X Y", "definition": "trait(\'a\') = 1"}', 400, "KEY_INVALID"),
+    # A misspelt field (`enable`) was dropped, the audience saved enabled.
+    (b'{"key": "x", "definition": "trait(\'a\') = 1", "enable": false}', 400, "FIELD_UNKNOWN"),
 ])
 def test_bad_requests_get_a_precise_error(space: Space, body: bytes, status: int, reason: str) -> None:
     """A body that is not what a create takes is answered with its own status and reason, never 500."""
@@ -181,6 +183,8 @@ def test_console_changes_are_the_grpc_apis_changes(space: Space) -> None:
     assert [(e.action, e.target_type, e.target) for e in reversed(entries)] == [
         ("create", "audience", "buyers"), ("update", "audience", "buyers"), ("disable", "audience", "buyers"),
         ("update", "audience", "buyers")]
+    # Each names the version it leaves current, as the gRPC calls' entries do.
+    assert [e.details["version"] for e in reversed(entries)] == [1, 2, 2, 3]
 
 
 def test_unknown_paths_and_versions_are_answered_as_json(space: Space) -> None:

@@ -257,9 +257,17 @@ def _dead_letters(engine: Engine, grant: Grant, path: dict[str, str], query: Any
     return reads.dead_letters_page(engine, grant.space_id, path["key"], query)
 
 
+# What a create reads.
+_CREATE_FIELDS = frozenset({"kind", "collection", "key", "name", "description", "definition", "enabled", "options"})
+
+
 @api(write=True)
 def _create(engine: Engine, grant: Grant, _path: dict[str, str], _query: Any, body: dict[str, Any]
             ) -> dict[str, Any]:
+    unknown = sorted(set(body) - _CREATE_FIELDS)
+    if unknown:  # a misspelt field (`enable`) would be saved as its default, silently
+        raise InvalidArgument(f"a definition has no field {', '.join(unknown)}", reason="FIELD_UNKNOWN",
+                              violations=[FieldViolation(name, "unknown field") for name in unknown])
     spec = Spec(kind_of(body), field(body, "collection", str, "users"), field(body, "key", str),
                 field(body, "name", str, ""), field(body, "description", str, ""), field(body, "definition", str),
                 field(body, "enabled", bool, True), writes.options(field(body, "options", dict, {})))

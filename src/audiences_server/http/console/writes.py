@@ -48,10 +48,10 @@ def _kind(engine: Engine, space_id: int, collection: str, key: str) -> str:
 
 
 def create(engine: Engine, grant: Grant, spec: Spec) -> dict[str, Any]:
-    """Saves a new definition."""
+    """Saves a new definition; its audit entry names its version, as `CreateAudience`'s does."""
     collection_of(spec.collection)
     row = engine.computations.create(grant.space_id, spec, grant.label)
-    engine.versions.record(grant.space_id, grant.label, "create", row.kind, row.key, {})
+    engine.versions.record(grant.space_id, grant.label, "create", row.kind, row.key, {"version": row.version})
     return {"computation": views.computation(row)}
 
 
@@ -67,7 +67,8 @@ def update(engine: Engine, grant: Grant, collection: str, key: str, changes: dic
     changed = sorted(name for name in changes if getattr(row, name) != getattr(before, name))
     if changed:
         action = ("enable" if row.enabled else "disable") if changed == ["enabled"] else "update"
-        engine.versions.record(grant.space_id, grant.label, action, kind, key, {"fields": changed})
+        engine.versions.record(grant.space_id, grant.label, action, kind, key,
+                               {"fields": changed, "version": row.version})
     return {"computation": views.computation(row), "etag": etag_of(row), "changed": changed}
 
 
