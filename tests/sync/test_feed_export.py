@@ -293,6 +293,35 @@ def test_a_cursor_the_feed_never_issued_is_refused_before_any_acknowledgement(sp
         destination_key="feed", start_cursor=records[-1].cursor), metadata=meta).changes) == 0
 
 
+def test_a_cursor_of_another_feed_is_refused(space: Space) -> None:
+    """A cursor naming a record of another feed of the space (still kept) is CURSOR_OTHER_FEED,
+    paged, streamed and acknowledged, rather than read as a position in this feed (it skipped this
+    feed's records below it); acknowledged, it acknowledges nothing."""
+    _pros_fed(space, 2)
+    _feed(space, "other")
+    connect(space, "other", "pro")
+    sync, meta = space.running.sync, admin(space)
+
+    def read(key: str) -> list[sync_pb2.ChangeRecord]:
+        return list(sync.ListChanges(sync_pb2.ListChangesRequest(destination_key=key), metadata=meta).changes)
+
+    mine = wait_for(lambda: len(read("feed")) == 2 and read("feed"), what="the first feed's sync")
+    theirs = wait_for(lambda: len(read("other")) == 2 and read("other"), what="the other feed's sync")
+    assert int(theirs[0].cursor) > int(mine[-1].cursor)  # below the other feed's newest: it passed
+    cursor = mine[-1].cursor
+    for call in (lambda: sync.ListChanges(sync_pb2.ListChangesRequest(destination_key="other", start_cursor=cursor),
+                                          metadata=meta),
+                 lambda: next(iter(sync.WatchChanges(sync_pb2.WatchChangesRequest(
+                     destination_key="other", start_cursor=cursor), metadata=meta))),
+                 lambda: sync.AckChanges(sync_pb2.AckChangesRequest(destination_key="other", cursor=cursor),
+                                         metadata=meta)):
+        with pytest.raises(grpc.RpcError) as refused:
+            call()
+        assert (refused.value.code(), error_reason(refused.value)) == (grpc.StatusCode.INVALID_ARGUMENT,
+                                                                       "CURSOR_OTHER_FEED")
+    assert [r.cursor for r in read("other")] == [r.cursor for r in theirs]
+
+
 def test_watching_a_feed_that_is_deleted_ends_not_found(space: Space) -> None:
     """A watcher of a feed whose destination is deleted is told NOT_FOUND at its next heartbeat
     instead of beating for ever."""

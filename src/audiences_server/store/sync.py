@@ -567,6 +567,12 @@ def feed_latest(conn: apsw.Connection, destination_id: int) -> int:
                       (destination_id,)))
 
 
+def feed_record_destination(conn: apsw.Connection, record_id: int) -> int | None:
+    """The destination a kept feed record is of (None: no such record kept)."""
+    found = scalar(conn, "SELECT destination_id FROM feed_records WHERE record_id = ?", (record_id,))
+    return None if found is None else int(found)
+
+
 def feed_oldest(conn: apsw.Connection, destination_id: int) -> int:
     """The feed's oldest kept record id, 0 if none."""
     return int(scalar(conn, "SELECT coalesce(min(record_id), 0) FROM feed_records WHERE destination_id = ?",

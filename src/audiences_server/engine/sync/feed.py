@@ -173,7 +173,8 @@ class Feed:
         """Refuses a cursor past every record the feed has issued (`CURSOR_INVALID`): reading
         after it would acknowledge records nobody read, and wait for ids far ahead. Issued is up
         to the newest record kept, removed (by retention, a profile's deletion or a
-        disconnection), or read."""
+        disconnection), or read. A cursor naming a kept record of another feed is refused too
+        (`CURSOR_OTHER_FEED`)."""
         if not after:
             return
         conn = self._readers.get()
@@ -182,6 +183,10 @@ class Feed:
                      *((destination.feed_acked, destination.feed_removed_through) if destination is not None else ()))
         if after > issued:
             raise _not_issued(field)
+        other = store.feed_record_destination(conn, after)
+        if other is not None and other != destination_id:
+            # Another feed's record, still kept (one read or removed since cannot be told apart).
+            raise invalid(field, f"`{field}` was issued for another feed, not this destination", "CURSOR_OTHER_FEED")
 
     def _latest(self, destination_id: int, key: str) -> int:
         """The feed's newest record id, for a heartbeat; NotFound once the destination was
