@@ -30,6 +30,16 @@ def test_multiline_error_has_line_column_expected_and_caret() -> None:
     )
 
 
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"], ids=["lf", "crlf", "cr"])
+def test_every_line_ending_counts_as_a_line(newline: str) -> None:
+    """`\n`, `\r\n` and a lone `\r` (read as whitespace) each end a line: the fault is placed
+    where an editor shows it, and the caret is under its own line (a lone `\r` was no line end:
+    line 1, column 33, and a caret past the end of a three-line display)."""
+    error = parse_error(f"trait('x') = 1{newline}AND trait('y') = = 2")
+    assert (error.line, error.column) == (2, 18)
+    assert error.caret().splitlines()[1:] == ["AND trait('y') = = 2", " " * 17 + "^"]
+
+
 def test_str_names_line_and_column() -> None:
     """``str(error)`` starts with the position, so a log line or gRPC status says where."""
     error = parse_error("trait('x') = 1 AND")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -82,7 +83,7 @@ class QueryError(Exception):
         last = max(first, min(len(line_text), start + _CONTEXT))
         shown = ("\u2026" if first else "") + line_text[first:last] + ("\u2026" if last < len(line_text) else "")
         start += (1 if first else 0) - first
-        width = max(1, min(len(self.text.split("\n", 1)[0]), len(shown) - start))
+        width = max(1, min(len(_BREAK.split(self.text, maxsplit=1)[0]), len(shown) - start))
         # Keep tabs so the caret lines up under the same terminal columns as the source.
         pad = "".join("\t" if ch == "\t" else " " for ch in shown[:start])
         return f"{self}\n{shown}\n{pad}{'^' * width}"
@@ -92,19 +93,24 @@ def _quoted(text: str) -> str:
     return text if len(text) <= MAX_QUOTED else text[:MAX_QUOTED] + "\u2026"
 
 
+# A line ends at `\r\n`, `\n` or a lone `\r`, as the lexer reads each as whitespace and editors as
+# a line break.
+_BREAK = re.compile(r"\r\n|\r|\n")
+
+
 def line_and_column(source: str, offset: int) -> tuple[int, int]:
     """Return the 1-based line and column of a character offset in ``source``."""
     offset = max(0, min(offset, len(source)))
-    line = source.count("\n", 0, offset) + 1
-    line_start = source.rfind("\n", 0, offset) + 1
-    return line, offset - line_start + 1
+    breaks = list(_BREAK.finditer(source, 0, offset))
+    line_start = breaks[-1].end() if breaks else 0
+    return len(breaks) + 1, offset - line_start + 1
 
 
 def _line_text(source: str, line: int) -> str:
-    lines = source.split("\n")
+    lines = _BREAK.split(source)
     if not 1 <= line <= len(lines):
         return ""
-    return lines[line - 1].rstrip("\r")
+    return lines[line - 1]
 
 
 def describe(text: str) -> str:
