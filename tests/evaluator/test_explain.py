@@ -66,57 +66,38 @@ def test_a_member_sees_the_order_that_decided_it_and_when_it_leaves(space: Space
     assert (grace.value_json, grace.next_change.summary) == ("false", "does not change without new data")
 
 
-def test_explanations_past_the_ones_running_at_once_wait_then_are_refused(space: Space,
-                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    """While `AT_ONCE` explanations run, another waits for a turn; none within the wait: it is
-    refused as RESOURCE_EXHAUSTED `EXPLAIN_BUSY` with a retry hint, and answered once one is done."""
+@pytest.mark.parametrize(("held", "wait_s", "said"), [
+    ("_turns", 0.2, "none finished within 0.2 s"),  # all running: another waits, then is refused
+    ("_admitted", 60.0, "2 more waiting"),  # running and waiting: another is refused at once
+], ids=["running", "waiting"])
+def test_explanations_past_the_bound_are_refused(space: Space, monkeypatch: pytest.MonkeyPatch, held: str,
+                                                 wait_s: float, said: str) -> None:
+    """While `AT_ONCE` explanations run, another waits for a turn, and none within the wait, it is
+    refused as RESOURCE_EXHAUSTED `EXPLAIN_BUSY` with a retry hint; with `WAITING` more waiting too,
+    another is refused at once, not after the wait (a waiting explanation holds an RPC thread, and a
+    burst of them held every one: tracking and reads waited the 10 s behind them). Either is
+    answered once one is done."""
     _orders(space)
     space.define("big_buyers", BIG)
     space.tick()
-    monkeypatch.setattr(explainer, "WAIT_S", 0.2)
-    turns = space.running.server.engine.explainer._turns
+    monkeypatch.setattr(explainer, "WAIT_S", wait_s)
+    slots = getattr(space.running.server.engine.explainer, held)
     taken = 0
     try:
-        while turns.acquire(blocking=False):  # as many explanations as run at once, each still running
+        while slots.acquire(blocking=False):  # each explanation still running (or waiting)
             taken += 1
-        assert taken == explainer.AT_ONCE
+        assert taken == explainer.AT_ONCE + (explainer.WAITING if held == "_admitted" else 0)
         with pytest.raises(grpc.RpcError) as refused:
             explain(space, "big_buyers", "user_id:ada")
         assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert error_reason(refused.value) == "EXPLAIN_BUSY"
-        turns.release()
+        assert said in (refused.value.details() or "")
+        slots.release()
         taken -= 1
         assert explain(space, "big_buyers", "user_id:ada").value_json == "true"
     finally:
         for _ in range(taken):
-            turns.release()
-
-
-def test_explanations_past_those_waiting_are_refused_at_once(space: Space, monkeypatch: pytest.MonkeyPatch) -> None:
-    """With `AT_ONCE` explanations running and `WAITING` more waiting for a turn, another is refused
-    at once, not after the wait: a waiting explanation holds an RPC thread, and a burst of them
-    held every one (tracking and reads waited the 10 s behind them)."""
-    _orders(space)
-    space.define("big_buyers", BIG)
-    space.tick()
-    monkeypatch.setattr(explainer, "WAIT_S", 60.0)
-    admitted = space.running.server.engine.explainer._admitted
-    taken = 0
-    try:
-        while admitted.acquire(blocking=False):  # running or waiting, each still there
-            taken += 1
-        assert taken == explainer.AT_ONCE + explainer.WAITING
-        with pytest.raises(grpc.RpcError) as refused:
-            explain(space, "big_buyers", "user_id:ada")  # at once: a wait would be 60 s
-        assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-        assert error_reason(refused.value) == "EXPLAIN_BUSY"
-        assert "2 more waiting" in (refused.value.details() or "")
-        admitted.release()
-        taken -= 1
-        assert explain(space, "big_buyers", "user_id:ada").value_json == "true"
-    finally:
-        for _ in range(taken):
-            admitted.release()
+            slots.release()
 
 
 def test_a_profile_waiting_for_a_tick_says_so(space: Space) -> None:

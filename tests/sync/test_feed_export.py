@@ -270,6 +270,23 @@ def test_an_export_its_reader_leaves_ends_quietly(space: Space) -> None:
     assert [e for e in logged if e["log_level"] in ("error", "critical")] == []
 
 
+def _refusals(space: Space, key: str, cursor: str) -> list[str]:
+    """The INVALID_ARGUMENT reasons of a cursor listed, watched and acknowledged (each must refuse it)."""
+    sync, meta = space.running.sync, admin(space)
+    reasons = []
+    for call in (lambda: sync.ListChanges(sync_pb2.ListChangesRequest(destination_key=key, start_cursor=cursor),
+                                          metadata=meta),
+                 lambda: next(iter(sync.WatchChanges(sync_pb2.WatchChangesRequest(
+                     destination_key=key, start_cursor=cursor), metadata=meta))),
+                 lambda: sync.AckChanges(sync_pb2.AckChangesRequest(destination_key=key, cursor=cursor),
+                                         metadata=meta)):
+        with pytest.raises(grpc.RpcError) as refused:
+            call()
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT, refused.value.details()
+        reasons.append(error_reason(refused.value))
+    return reasons
+
+
 @pytest.mark.parametrize("cursor", [str(2**63), "9" * 19, "9" * 40, "999999"])
 def test_a_cursor_the_feed_never_issued_is_refused_before_any_acknowledgement(space: Space, cursor: str) -> None:
     """A cursor past int64, or past every record of the feed, is CURSOR_INVALID (never INTERNAL),
@@ -277,16 +294,7 @@ def test_a_cursor_the_feed_never_issued_is_refused_before_any_acknowledgement(sp
     _pros_fed(space, 3)
     records = wait_for(lambda: len(_read_all(space, "")) == 3 and _read_all(space, ""), what="the first sync")
     sync, meta = space.running.sync, admin(space)
-    for call in (lambda: sync.ListChanges(sync_pb2.ListChangesRequest(destination_key="feed", start_cursor=cursor),
-                                          metadata=meta),
-                 lambda: next(iter(sync.WatchChanges(sync_pb2.WatchChangesRequest(
-                     destination_key="feed", start_cursor=cursor), metadata=meta))),
-                 lambda: sync.AckChanges(sync_pb2.AckChangesRequest(destination_key="feed", cursor=cursor),
-                                         metadata=meta)):
-        with pytest.raises(grpc.RpcError) as refused:
-            call()
-        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT, refused.value.details()
-        assert error_reason(refused.value) == "CURSOR_INVALID"
+    assert _refusals(space, "feed", cursor) == ["CURSOR_INVALID"] * 3
     request = sync_pb2.GetConnectionRequest(destination_key="feed", computation=ref("pro"))
     assert sync.GetConnection(request, metadata=meta).connection.delivery.delivered_count == 0
     assert len(sync.ListChanges(sync_pb2.ListChangesRequest(
@@ -308,17 +316,7 @@ def test_a_cursor_of_another_feed_is_refused(space: Space) -> None:
     mine = wait_for(lambda: len(read("feed")) == 2 and read("feed"), what="the first feed's sync")
     theirs = wait_for(lambda: len(read("other")) == 2 and read("other"), what="the other feed's sync")
     assert int(theirs[0].cursor) > int(mine[-1].cursor)  # below the other feed's newest: it passed
-    cursor = mine[-1].cursor
-    for call in (lambda: sync.ListChanges(sync_pb2.ListChangesRequest(destination_key="other", start_cursor=cursor),
-                                          metadata=meta),
-                 lambda: next(iter(sync.WatchChanges(sync_pb2.WatchChangesRequest(
-                     destination_key="other", start_cursor=cursor), metadata=meta))),
-                 lambda: sync.AckChanges(sync_pb2.AckChangesRequest(destination_key="other", cursor=cursor),
-                                         metadata=meta)):
-        with pytest.raises(grpc.RpcError) as refused:
-            call()
-        assert (refused.value.code(), error_reason(refused.value)) == (grpc.StatusCode.INVALID_ARGUMENT,
-                                                                       "CURSOR_OTHER_FEED")
+    assert _refusals(space, "other", mine[-1].cursor) == ["CURSOR_OTHER_FEED"] * 3
     assert [r.cursor for r in read("other")] == [r.cursor for r in theirs]
 
 
