@@ -246,3 +246,24 @@ def test_an_account_s_users_waiting_work_is_taken_with_it(one_at_a_time: Space) 
                                                 ("user_id:u2", "entered")]
     assert _records(space, "none_quiet", "accounts") == []
     assert space.stored() == space.expected()
+
+
+def test_users_an_account_audience_recomputes_are_taken_whole(one_at_a_time: Space) -> None:
+    """An account audience evaluated (here for u9's account, u9 touched) recomputes every user
+    whose time under it has come: u1, whose `recent` edge waits too. The job takes that edge with
+    it, so `same` of u1 (reading both) never reads a new `anybuy` and a stale `recent`, and records
+    no exit and entry: it is true before and after."""
+    space = one_at_a_time
+    space.define("anybuy", "ANY (event('Buy').within(2 hours).count() >= 1)", collection="accounts")
+    space.define("recent", "event('Buy').within(1 hours).count() >= 1")
+    space.define("same", "trait('recent') = trait('anybuy')")
+    space.send({"type": "group", "userId": "u1", "groupId": "a1", "at": T0},
+               {"type": "group", "userId": "u9", "groupId": "a9", "at": T0},
+               {"type": "track", "userId": "u1", "event": "Buy", "at": T0})
+    space.tick()
+    assert space.member_ids("same") == {"user_id:u1", "user_id:u9"}  # both true, or both false
+    space.running.server.engine.clock.set(T0 + 2 * HOUR + 1)  # both of u1's edges are due, u9 is touched
+    space.send({"type": "track", "userId": "u9", "event": "Buy", "at": T0 + 2 * HOUR + 1})
+    space.tick()
+    assert [change for who, change in _records(space, "same") if who == "user_id:u1"] == ["entered"]
+    assert space.stored() == space.expected()

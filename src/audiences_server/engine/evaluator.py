@@ -824,8 +824,14 @@ def complete_work(
     touches, due = dict(touches), list(due)
     due_taken = {pid for _, pid in due}
     looked: set[int] = set()  # profiles whose own waiting work, and that of those linked, is taken
+    # An account audience evaluated recomputes first every user whose time under it has come (see
+    # `AccountPlan`): those users are evaluated too, whatever the job took.
+    plans = [comp.id for comp in registry.by_id.values() if isinstance(comp.plan, AccountPlan)]
     while True:
-        new = {pid for pids in work.values() for pid in pids} - looked
+        new = {pid for pids in work.values() for pid in pids}
+        for cid in plans:
+            new.update(evaluation.due.come(cid, now))
+        new -= looked
         looked |= new
         around = sorted(new | set(store.waiting_near(conn, sorted(new), now) if registry.has_accounts else ()))
         more_touches = store.take_touches_of(conn, [pid for pid in around if pid not in touches])
