@@ -569,8 +569,8 @@ def feed_latest(conn: apsw.Connection, destination_id: int) -> int:
 
 def feed_record_destination(conn: apsw.Connection, record_id: int) -> int | None:
     """The destination a kept feed record is of (None: no such record kept)."""
-    found = scalar(conn, "SELECT destination_id FROM feed_records WHERE record_id = ?", (record_id,))
-    return None if found is None else int(found)
+    found = conn.execute("SELECT destination_id FROM feed_records WHERE record_id = ?", (record_id,)).fetchone()
+    return None if found is None else int(found[0])
 
 
 def feed_oldest(conn: apsw.Connection, destination_id: int) -> int:
