@@ -823,20 +823,18 @@ def complete_work(
         return work  # the job took all there is
     touches, due = dict(touches), list(due)
     due_taken = {pid for _, pid in due}
-    looked: set[int] = set()  # profiles whose own waiting work, and that of those linked, is taken
     # An account audience evaluated recomputes first every user whose time under it has come (see
     # `AccountPlan`): those users are evaluated too, whatever the job took.
-    plans = [comp.id for comp in registry.by_id.values() if isinstance(comp.plan, AccountPlan)]
+    recomputed = {pid for comp in registry.by_id.values() if isinstance(comp.plan, AccountPlan)
+                  for pid in evaluation.due.come(comp.id, now)}
+    looked: set[int] = set()  # profiles whose own waiting work, and that of those linked, is taken
     while True:
-        new = {pid for pids in work.values() for pid in pids}
-        for cid in plans:
-            new.update(evaluation.due.come(cid, now))
-        new -= looked
-        looked |= new
-        around = sorted(new | set(store.waiting_near(conn, sorted(new), now) if registry.has_accounts else ()))
+        new = ({pid for pids in work.values() for pid in pids} | recomputed) - looked
+        near = set(store.waiting_near(conn, sorted(new), now)) if registry.has_accounts else set()
+        around = sorted((new | near) - looked)
+        looked.update(around)
         more_touches = store.take_touches_of(conn, [pid for pid in around if pid not in touches])
         more_due = evaluation.due.take_of([pid for pid in around if pid not in due_taken], now)
-        due_taken.update(around)
         if not more_touches and not more_due:
             return work
         touches.update(more_touches)

@@ -149,14 +149,8 @@ def take_touches(conn: apsw.Connection, limit: int, after: int = 0) -> dict[int,
             "SELECT DISTINCT profile_id FROM touches WHERE profile_id <= ? ORDER BY profile_id LIMIT ?",
             (after, limit - len(ids)),
         )]
-    chosen = json.dumps(ids)
-    found: dict[int, set[tuple[str, str]]] = {int(pid): set() for pid in ids}  # in the order taken
-    for profile_id, kind, name in conn.execute(
-        "SELECT profile_id, kind, name FROM touches WHERE profile_id IN (SELECT value FROM json_each(?))", (chosen,)
-    ):
-        found[profile_id].add((kind, name))
-    conn.execute("DELETE FROM touches WHERE profile_id IN (SELECT value FROM json_each(?))", (chosen,))
-    return found
+    found = take_touches_of(conn, ids)
+    return {int(pid): found[int(pid)] for pid in ids}  # in the order taken
 
 
 def take_touches_of(conn: apsw.Connection, profile_ids: Sequence[int]) -> dict[int, set[tuple[str, str]]]:
@@ -336,14 +330,20 @@ class DueTimes:
         found.update(self._dirty)
         self.load(found)
         waiting = sorted((min(times.values()), pid) for pid in found if (times := self._held(pid)))
-        taken = []
+        taken: list[tuple[int, int]] = []
         for earliest, pid in waiting[:limit]:
             if earliest > now_ms:
                 break
-            times = self._held(pid)
-            for cid in [cid for cid, due_ms in times.items() if due_ms <= now_ms]:
-                del times[cid]
-                taken.append((int(cid), pid))
+            taken += self._take(pid, now_ms)
+        return taken
+
+    def _take(self, pid: int, now_ms: int) -> list[tuple[int, int]]:
+        """Removes and returns the profile's (computation, profile) pairs due at or before now."""
+        times = self._held(pid)
+        taken = [(int(cid), pid) for cid, due_ms in times.items() if due_ms <= now_ms]
+        for cid, _ in taken:
+            del times[str(cid)]
+        if taken:
             self._dirty.add(pid)
         return taken
 
@@ -367,14 +367,7 @@ class DueTimes:
             (now_ms, json.dumps(list(profile_ids))))}
         found.update(self._dirty.intersection(profile_ids))  # as this evaluation holds them
         self.load(found)
-        taken = []
-        for pid in sorted(found):
-            times = self._held(pid)
-            for cid in [cid for cid, due_ms in times.items() if due_ms <= now_ms]:
-                del times[cid]
-                taken.append((int(cid), pid))
-                self._dirty.add(pid)
-        return taken
+        return [pair for pid in sorted(found) for pair in self._take(pid, now_ms)]
 
     def come(self, computation_id: int, now_ms: int) -> list[int]:
         """The profiles whose next change time under the computation has come."""
