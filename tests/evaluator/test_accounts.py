@@ -92,6 +92,24 @@ def test_user_audience_reads_an_account_audience(space: Space) -> None:
     assert space.stored() == space.expected()
 
 
+def test_a_user_audience_backfills_after_the_account_audience_it_reads(space: Space) -> None:
+    """Created together with a user computed trait before them, a user audience reading an
+    account audience waits for that audience's backfill rather than backfill with the trait (the
+    first in the order): it never reads the account audience before it is computed, so a user in
+    a member account neither enters nor exits."""
+    space.define("spend", "event('B').within(1 hours).sum('v')", kind="computed_trait")
+    space.define("calm", "ALL NOT (event('B').count() >= 2)", collection="accounts")
+    space.define("restless", "NOT (trait('calm') = true)")
+    space.send({"type": "group", "userId": "u3", "groupId": "g2", "traits": {"industry": "retail"}})
+    space.tick()
+    assert space.member_ids("calm", "accounts") == {"group_id:g2"}
+    assert space.running.query(
+        "SELECT count(*) FROM changes AS h JOIN computations AS c USING (computation_id)"
+        " WHERE c.space_id = ? AND c.key = ?",
+        (space.space_id, "restless")) == [(0,)]
+    assert space.stored() == space.expected()
+
+
 def test_a_user_moving_from_one_account_to_another(space: Space) -> None:
     """`context.unlink` removes the old link: the old account loses the user's events, the new one
     gains them, and a user audience that reads an account audience follows, in one tick."""

@@ -267,3 +267,31 @@ def test_users_an_account_audience_recomputes_are_taken_whole(one_at_a_time: Spa
     space.tick()
     assert [change for who, change in _records(space, "same") if who == "user_id:u1"] == ["entered"]
     assert space.stored() == space.expected()
+
+
+def test_a_linked_profile_taken_in_leads_to_its_own_links(one_at_a_time: Space) -> None:
+    """u5 is linked to g1 and g3, u4 to g3. u5's window edge is due while u4 gets a new `B`: the
+    job taking g1's work takes u5's edge, and must then take u4's touch too, through u5's other
+    account g3. Otherwise g3 is evaluated with u5 gone and without u4 come, and records an exit
+    and an entry within one tick, although one of its users is in `d2` before and after."""
+    space = one_at_a_time
+    space.define("d2", "event('B').between(1 hours, 5 hours).count() >= 1")
+    space.define("d3", "ANY (trait('d2') = true)", collection="accounts")
+    space.send({"type": "group", "userId": "u4", "groupId": "g3", "at": T0},
+               {"type": "track", "anonymousId": "x2", "event": "B", "at": T0 - 1})
+    space.running.server.engine.clock.set(T0 + 3 * HOUR)
+    space.tick()
+    space.send({"type": "group", "anonymousId": "x2", "groupId": "g3", "at": T0 + 2 * HOUR})
+    space.send({"type": "alias", "userId": "u5", "previousId": "x2", "at": T0 + 3 * HOUR})
+    space.running.server.engine.clock.set(T0 + 3 * HOUR + 60_000)
+    space.tick()
+    assert space.member_ids("d3", "accounts") == {"group_id:g3"}
+    now = T0 + 5 * HOUR + 60_001  # u5's `B` leaves the window with no tick; u4 gets one an hour old
+    space.send({"type": "group", "anonymousId": "x2", "groupId": "g1", "at": T0 + 3 * HOUR + 60_000})
+    space.running.server.engine.clock.set(now)
+    space.send({"type": "track", "userId": "u8", "event": "A", "at": now - 2 * HOUR - 1},
+               {"type": "track", "userId": "u4", "event": "B", "at": now - HOUR})
+    space.running.server.engine.clock.set(now + 1)
+    space.tick()
+    assert _records(space, "d3", "accounts") == [("group_id:g3", "entered")]
+    assert space.stored() == space.expected()

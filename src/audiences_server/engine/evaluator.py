@@ -827,12 +827,17 @@ def complete_work(
     # `AccountPlan`): those users are evaluated too, whatever the job took.
     recomputed = {pid for comp in registry.by_id.values() if isinstance(comp.plan, AccountPlan)
                   for pid in evaluation.due.come(comp.id, now)}
-    looked: set[int] = set()  # profiles whose own waiting work, and that of those linked, is taken
+    # Profiles of the work whose linked profiles' waiting work was asked for, and profiles whose
+    # own waiting work was taken: a linked profile taken in is asked about in the next round, once
+    # it is in the work (its own links may lead to more).
+    asked: set[int] = set()
+    taken: set[int] = set()
     while True:
-        new = ({pid for pids in work.values() for pid in pids} | recomputed) - looked
+        new = ({pid for pids in work.values() for pid in pids} | recomputed) - asked
+        asked.update(new)
         near = set(store.waiting_near(conn, sorted(new), now)) if registry.has_accounts else set()
-        around = sorted((new | near) - looked)
-        looked.update(around)
+        around = sorted((new | near) - taken)
+        taken.update(around)
         more_touches = store.take_touches_of(conn, [pid for pid in around if pid not in touches])
         more_due = evaluation.due.take_of([pid for pid in around if pid not in due_taken], now)
         if not more_touches and not more_due:
@@ -1104,7 +1109,8 @@ class Evaluator:
             c for c in waiting
             if c.plan is not None and cursors[c.id] == cursors[first.id]
             and (c.space_id, c.collection) == (first.space_id, first.collection)
-        ][:self._backfill_cap or _backfill_group(first)]
+        ]
+        group = _ready(group, registry, cursors)[:self._backfill_cap or _backfill_group(first)]
         size = _backfill_chunk(group)
         pids = store.profiles_after(conn, first.space_id, first.collection, cursors[first.id], size)
         scanned = self._scanned_ahead(conn, group, pids, size, evaluation.now)
@@ -1168,6 +1174,31 @@ class Evaluator:
         if not seen:
             touch(conn, [(p, "computed", comp.key) for p in changed])
         store.advance_backfill(conn, comp.id, pids[-1], len(pids))
+
+
+def _ready(group: Sequence[Compiled], registry: Registry, cursors: Mapping[int, Any]) -> list[Compiled]:
+    """The definitions of a backfill group (in dependency order) that read no definition still
+    backfilling outside it, directly or through others: a user audience reading an account
+    audience created with it waits for that audience's backfill (which comes first in the
+    order), rather than read its values before they are computed and then move again once they
+    are, an entry and an exit within one tick."""
+    kept: list[Compiled] = []
+    taken: set[int] = set()
+    waits: dict[int, bool] = {}
+
+    def waiting(cid: int) -> bool:
+        if cid not in waits:
+            waits[cid] = False  # no cycles; this only guards the recursion
+            waits[cid] = any((dep in cursors and dep not in taken) or waiting(dep)
+                             for dep in registry.by_id[cid].deps if dep in registry.by_id)
+        return waits[cid]
+
+    for comp in group:
+        waits.clear()
+        if not waiting(comp.id):
+            kept.append(comp)
+            taken.add(comp.id)
+    return kept
 
 
 def _backfill_group(first: Compiled) -> int:
