@@ -480,10 +480,16 @@ def test_a_merge_of_linked_users_ends_the_accounts_links_tokens(space: Space) ->
     assert sorted(again) == ["a", "c"]
 
 
-def test_a_link_made_anew_while_paged_is_not_listed_twice(space: Space) -> None:
+@pytest.mark.parametrize(("unlinked", "relinked", "again"), [
+    (2 * DAY, DAY, ["a2", "a3", "a4", "a1"]),  # made anew after the other links
+    (15 * DAY // 2, 13 * DAY // 2, ["a2", "a3", "a1", "a4"]),  # by calls with earlier times: among them
+])
+def test_a_link_made_anew_while_paged_is_not_listed_twice(space: Space, unlinked: int, relinked: int,
+                                                          again: list[str]) -> None:
     """An account's users paged while one already listed is unlinked and linked again (its link
-    made anew at the new time, after the others): later pages list no link made after the first
-    page was read, so it is not listed a second time; the next listing has it."""
+    made anew at the new time, after the others' or among them): later pages list no link made
+    after the first page was read, whatever its time, so it is not listed a second time; the next
+    listing has it."""
     now = space.now()
     for n, user in enumerate(("a1", "a2", "a3", "a4")):
         space.send({"type": "group", "userId": user, "groupId": "acme", "at": now - (9 - n) * DAY})
@@ -503,7 +509,8 @@ def test_a_link_made_anew_while_paged_is_not_listed_twice(space: Space) -> None:
     first = space.running.profiles.ListLinks(profiles_pb2.ListLinksRequest(profile=acme, page_size=2),
                                              metadata=bearer(space.tokens["read"]))
     assert [link.profile.external_ids[0].value for link in first.links] == ["a1", "a2"]
-    space.send({"type": "group", "userId": "a1", "groupId": "acme", "context": {"unlink": True}, "at": now - 2 * DAY})
-    space.send({"type": "group", "userId": "a1", "groupId": "acme", "at": now - DAY})
+    space.send({"type": "group", "userId": "a1", "groupId": "acme", "context": {"unlink": True},
+                "at": now - unlinked})
+    space.send({"type": "group", "userId": "a1", "groupId": "acme", "at": now - relinked})
     assert listing(first) == ["a3", "a4"]
-    assert listing() == ["a2", "a3", "a4", "a1"]
+    assert listing() == again

@@ -183,9 +183,10 @@ class ProfileReads:
         # The cursor also holds the latest merge when its page was read: a linked profile that
         # survives a later merge takes the earlier of the two link times, which may put it before
         # the cursor, so that merge ends the token (as a merge of the profile itself does). And it
-        # holds the latest link time when the first page was read: later pages list no link made
-        # after it, so a profile unlinked and linked again meanwhile (its link made anew, at its
-        # new time) is not listed twice; links made since are in the next listing.
+        # holds the number of the latest link made when the first page was read: later pages list
+        # no link made after it, so a profile unlinked and linked again meanwhile (its link made
+        # anew, whatever its event time) is not listed twice; links made since are in the next
+        # listing.
         merged_up_to = 0
         until: int | None = None
 

@@ -216,8 +216,9 @@ def link(conn: apsw.Connection, user_id: int, account_id: int, at_ms: int) -> bo
                  (at_ms, *pair))
     if conn.changes():
         return False
-    conn.execute("INSERT INTO links (user_id, account_id, linked_ms, last_linked_ms) VALUES (?, ?, ?, ?)",
-                 (*pair, at_ms, at_ms))
+    conn.execute("INSERT INTO links (user_id, account_id, linked_ms, last_linked_ms, made) VALUES (?, ?, ?, ?,"
+                 " (SELECT value FROM id_floors WHERE name = 'links') + 1)", (*pair, at_ms, at_ms))
+    conn.execute("UPDATE id_floors SET value = value + 1 WHERE name = 'links'")
     return True
 
 

@@ -908,3 +908,15 @@ def _unlinks_before_accounts(conn: apsw.Connection) -> None:
             PRIMARY KEY (user_id, id_type, id_value)
         ) WITHOUT ROWID;
     """)
+
+
+@migration("0025_links_made")
+def _links_made(conn: apsw.Connection) -> None:
+    # A link's order among links made (`made`, from the `links` counter of `id_floors`): a listing
+    # of an account's users or a user's accounts lists on later pages only links made before its
+    # first page. A link removed and made again meanwhile with an earlier event time, whose
+    # `linked_ms` alone could not tell it from the link listed before, is left to the next listing.
+    conn.execute("""
+        ALTER TABLE links ADD COLUMN made INTEGER NOT NULL DEFAULT 0;
+        INSERT INTO id_floors (name, value) VALUES ('links', 0);
+    """)

@@ -183,7 +183,7 @@ _LINK_SIDES = {"users": ("user_id", "account_id"), "accounts": ("account_id", "u
 def links_page(conn: apsw.Connection, profile_id: int, collection: str, after: Sequence[Any] | None,
                limit: int, until: int | None = None) -> list[dict[str, Any]]:
     """A user's accounts or an account's users, oldest link first, after a `[linked time, profile]`
-    cursor, and linked at or before `until` when given."""
+    cursor, and, when `until` is given, made no later than the link it numbers (`latest_link`)."""
     mine, theirs = _LINK_SIDES[collection]
     sql = f"SELECT {theirs} AS profile_id, linked_ms FROM links WHERE {mine} = ?"
     params: list[Any] = [profile_id]
@@ -191,15 +191,16 @@ def links_page(conn: apsw.Connection, profile_id: int, collection: str, after: S
         sql += f" AND (linked_ms, {theirs}) > (?, ?)"
         params += list(after[:2])
     if until is not None:
-        sql += " AND linked_ms <= ?"
+        sql += " AND made <= ?"
         params.append(until)
     return rows(conn, sql + f" ORDER BY linked_ms, {theirs} LIMIT ?", [*params, limit])
 
 
 def latest_link(conn: apsw.Connection, profile_id: int, collection: str) -> int | None:
-    """The latest link time of a user's accounts or an account's users (None without links)."""
+    """The number (`made`, in the order links are made) of the latest link made of a user's
+    accounts or an account's users (None without links)."""
     mine, _ = _LINK_SIDES[collection]
-    found = scalar(conn, f"SELECT max(linked_ms) FROM links WHERE {mine} = ?", (profile_id,))
+    found = scalar(conn, f"SELECT max(made) FROM links WHERE {mine} = ?", (profile_id,))
     return None if found is None else int(found)
 
 
