@@ -279,8 +279,10 @@ def test_tls_files_that_do_not_fit_are_named_not_a_bind_failure(tmp_path: Path, 
         [sys.executable, "-m", "audiences_server.cli", "serve", "--db", str(tmp_path / "a.db"), "--listen",
          "127.0.0.1:0", "--http-listen", "", *flags], capture_output=True, text=True, timeout=60, check=False)
     assert served.returncode == 2
-    assert "cannot load the TLS files" in served.stderr
+    assert "cannot load" in served.stderr
+    assert str(tmp_path / "other.key") in served.stderr
     assert "could not listen" not in served.stderr
+    assert not (tmp_path / "a.db").exists()  # refused before the database is made
 
 
 def test_mutual_tls_needs_a_client_certificate(tmp_path: Path, authority: trustme.CA) -> None:

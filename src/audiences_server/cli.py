@@ -50,12 +50,19 @@ def _admin(settings: Settings, args: argparse.Namespace) -> str:
     try:
         now = engine.clock.now_ms()
         if args.command == "spaces" and args.action == "create":
-            return f"created space {engine.auth.create_space(args.name, now).name}"
+            space = engine.auth.create_space(args.name, now)
+            engine.versions.record(space.space_id, ops_cli.LOCAL_ACTOR, "create", "space", space.name,
+                                   {"event_retention_ms": None})
+            return f"created space {space.name}"
         if args.command == "spaces" and args.action == "origins":
             return _origins(Origins(engine.writer, engine.readers), args)
         if args.command == "spaces":
             return "\n".join(space.name for space in engine.auth.list_spaces())
-        return engine.auth.create_token(args.space, args.scope, now, args.label).token
+        issued = engine.auth.create_token(args.space, args.scope, now, args.label)
+        row = engine.auth.token(issued.token_id)
+        engine.versions.record(row.space_id, ops_cli.LOCAL_ACTOR, "create", "token", row.public_id,
+                               {"scope": row.scope, "label": row.label, "expires_ms": row.expires_ms})
+        return issued.token
     finally:
         engine.close()
 

@@ -15,6 +15,7 @@ import argparse
 import contextlib
 import csv
 import json
+import os
 import signal
 import sqlite3
 import sys
@@ -28,7 +29,7 @@ import apsw
 from audiences_server.security import InstanceLock
 from audiences_server.settings import ADMIN_SETTINGS, Settings, add_arguments
 from audiences_server.store import backup as backups
-from audiences_server.store import inspect
+from audiences_server.store import inspect, migrations
 
 COMMANDS = ("backup", "restore", "db")
 TOKEN_ACTIONS = ("list", "revoke")
@@ -60,6 +61,9 @@ SQLITE_ERRORS = (apsw.Error, sqlite3.Error)
 # writer's, each a failure the command is given too and reports in one line (or with its
 # traceback): at `error`, a locked database printed a second traceback above that line.
 LOG_LEVEL = "critical"
+# Who the audit log names for an action of the local commands (`tokens create|revoke`, `spaces
+# create`), which hold no token: the operator with the database file at hand.
+LOCAL_ACTOR = "local: audiences-server"
 
 
 def register(commands: Any, tokens: Any) -> None:
@@ -83,7 +87,9 @@ def register(commands: Any, tokens: Any) -> None:
     export = db.add_parser("export", help="a whole table as CSV, JSON or JSON lines (secrets blanked)")
     export.add_argument("table")
     export.add_argument("--format", choices=("csv", "json", "ndjson"), default="csv")
-    export.add_argument("--output", "-o", help="write to this file (default: standard output)")
+    export.add_argument("--output", "-o", help="write to this file, readable by its owner only (default: standard"
+                        " output)")
+    export.add_argument("--force", action="store_true", help="replace an existing --output file")
     add_arguments(export, ADMIN_SETTINGS)
     listing = tokens.add_parser("list", help="a space's tokens: id, scope, label, times, state; never the secret")
     listing.add_argument("--space", required=True)
@@ -110,7 +116,9 @@ def check_database(db: Path, *, ours: bool = False, new: bool = False) -> None:
     Run before a command opens the database: SQLite creates a missing file and the engine then
     migrates it, so a mistyped path would leave a new database behind, one that the first `serve`
     does not bootstrap if a space was created in it. With `ours` (commands that open the engine,
-    which migrates), a database of another program is refused too, not migrated. With `new`
+    which migrates), a database of another program is refused too, not migrated, and so is one
+    with migrations still to apply: they apply when `serve` starts, after the operator's backup,
+    not as a side effect of listing tokens beside a server of the version before. With `new`
     (`serve`), a missing or empty file, or an SQLite database with no table, passes: the server
     makes it a new database; one holding another program's tables is refused.
 
@@ -136,6 +144,7 @@ def check_database(db: Path, *, ours: bool = False, new: bool = False) -> None:
             conn.setbusytimeout(10_000)
             migrated = conn.execute("SELECT 1 FROM sqlite_master WHERE name = '_migrations'").fetchall()
             empty = not conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+            done = {name for (name,) in conn.execute("SELECT name FROM _migrations")} if migrated else set()
         except SQLITE_ERRORS as failed:
             said = explain_sqlite(failed, db)
             if said is None:
@@ -146,6 +155,13 @@ def check_database(db: Path, *, ours: bool = False, new: bool = False) -> None:
         if not migrated and not (new and empty):
             raise ValueError(f"{db} is not an Audiences database" + (
                 ": it holds another program's tables, which a server would add its own to" if new else ""))
+        if ours and migrated:
+            migrations.check_known(done, str(db))
+            pending = [name for name, _ in migrations.MIGRATIONS if name not in done]
+            if pending:
+                raise ValueError(f"{db} has {len(pending)} migration(s) of this version to apply (the first:"
+                                 f" {pending[0]}): stop the server, take a backup (`audiences-server backup`), and"
+                                 " start this version's server on it, which applies them; then run this again")
 
 
 def explain_sqlite(error: Exception, db: Path) -> str | None:
@@ -182,8 +198,7 @@ def run(settings: Settings, args: argparse.Namespace, out: TextIO | None = None)
 
 
 def _backup(db: Path, target: Path, force: bool) -> str:
-    if target.resolve() in {db.resolve(), *(db.resolve().with_name(db.name + s) for s in ("-wal", "-shm"))}:
-        raise ValueError("the backup cannot be written over the database itself")
+    _not_the_database(db, target, "the backup")
     backups.check_target(target)  # whatever --force says
     if target.exists() and not force:
         raise ValueError(f"{target} exists; choose another name or say --force")
@@ -215,6 +230,8 @@ def _restore(settings: Settings, source: Path) -> str:
     if settings.db.exists() and not settings.db.is_file():
         raise ValueError(f"{settings.db} is {backups.kind(settings.db)}, not a database: --db names the database"
                          " file to restore into")
+    # A restore replaces an Audiences database or makes a new one, never another program's file.
+    check_database(settings.db, new=True)
     # Before the lock, which creates the database (and its folders) when missing: a refused
     # backup leaves nothing behind.
     backups.check_backup(source)
@@ -244,10 +261,40 @@ def _db(db: Path, args: argparse.Namespace, out: TextIO) -> None:
         return
     found, columns = inspect.rows(database, args.table), inspect.columns(database, args.table)
     if args.output:
-        with open(args.output, "w", newline="", encoding="utf-8") as handle:
+        with _written(db, Path(args.output), args.force) as handle:
             _export(found, columns, args.format, handle)
     else:
         _export(found, columns, args.format, out)
+
+
+@contextlib.contextmanager
+def _written(db: Path, target: Path, force: bool) -> Iterator[TextIO]:
+    """A text file to write `target` through: a new file beside it, readable by its owner only
+    (an export holds every profile's data), renamed over it once written, removed if the writing
+    fails, so that a failed export leaves what was there. Never the database or its -wal, -shm
+    files, never a folder or device, and an existing file only with `force`."""
+    _not_the_database(db, target, "an export")
+    if target.exists() and not target.is_file():
+        raise ValueError(f"{target} is {backups.kind(target)}: an export is written to a file of its own")
+    if target.exists() and not force:
+        raise ValueError(f"{target} exists; choose another name or say --force")
+    partial = target.with_name(target.name + ".partial")
+    partial.unlink(missing_ok=True)
+    try:
+        with os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", newline="",
+                       encoding="utf-8") as handle:
+            yield handle
+        os.replace(partial, target)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+
+
+def _not_the_database(db: Path, target: Path, what: str) -> None:
+    """Refuses a target that is the database file or one of its -wal, -shm, -journal files."""
+    resolved = db.resolve()
+    if target.resolve() in {resolved, *(resolved.with_name(resolved.name + s) for s in ("-wal", "-shm", "-journal"))}:
+        raise ValueError(f"{what} cannot be written over the database or its files")
 
 
 def _pair(text: str) -> tuple[str, str]:
@@ -277,6 +324,8 @@ def _tokens(settings: Settings, args: argparse.Namespace) -> str:
     try:
         if args.action == "revoke":
             row = engine.auth.revoke(args.token_id)
+            engine.versions.record(row.space_id, LOCAL_ACTOR, "revoke", "token", row.public_id,
+                                   {"scope": row.scope, "label": row.label})
             return f"revoked {row.public_id} ({row.scope} token of {row.space_name})"
         now = engine.clock.now_ms()
         lines = [f"{t.public_id}\t{t.scope}\t{t.label or '-'}\tcreated {_time(t.created_ms)}\texpires"

@@ -75,12 +75,23 @@ def http_ssl_context(settings: Settings) -> ssl.SSLContext | None:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     try:
         context.load_cert_chain(settings.tls_cert, settings.tls_key)
-        if settings.tls_client_ca:
-            context.load_verify_locations(settings.tls_client_ca)
-            context.verify_mode = ssl.CERT_REQUIRED
     except (OSError, ssl.SSLError) as failed:
-        raise ValueError(f"cannot load the TLS files: {failed}") from None
+        named = f"--tls-cert {settings.tls_cert}" + (f" and --tls-key {settings.tls_key}" if settings.tls_key else "")
+        raise ValueError(f"cannot load the TLS certificate and key ({named}): {_reason(failed)}") from None
+    if settings.tls_client_ca:
+        try:
+            context.load_verify_locations(settings.tls_client_ca)
+        except (OSError, ssl.SSLError) as failed:
+            raise ValueError(f"cannot load --tls-client-ca {settings.tls_client_ca}: {_reason(failed)}") from None
+        context.verify_mode = ssl.CERT_REQUIRED
     return context
+
+
+def _reason(failed: OSError | ssl.SSLError) -> str:
+    """What went wrong loading a TLS file, without the errno prefix (`[Errno 2] …`)."""
+    if isinstance(failed, ssl.SSLError) or not failed.strerror:
+        return str(failed)
+    return failed.strerror + (f": {failed.filename}" if failed.filename else "")
 
 
 class InstanceLock:

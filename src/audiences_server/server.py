@@ -183,6 +183,7 @@ def create_server(settings: Settings) -> tuple[AudiencesServer, int]:
         OSError: a port could not be bound, or another server holds the database.
     """
     check_plaintext(settings)
+    http_ssl_context(settings)  # unreadable TLS files are refused before the database is made
     lock = InstanceLock.take(settings.db)
     try:
         engine = Engine(settings)

@@ -269,6 +269,10 @@ def test_sync_commands_work_or_say_unimplemented(run_cli: Run, unique: Callable[
     out = tmp_path / "members.csv"
     assert run_cli("audiences", "export", key, "--output", str(out)).code == 0
     assert out.read_text().startswith("profile_id")
+    exported = out.read_text()
+    assert run_cli("audiences", "export", unique("nope"), "--output", str(out)).code == 1
+    assert out.read_text() == exported
+    assert not out.with_name("members.csv.partial").exists()
     assert run_cli("connections", "delete", dest, key).code == 0
     assert run_cli("destinations", "delete", dest).code == 0
 

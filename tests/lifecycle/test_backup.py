@@ -127,6 +127,71 @@ def test_db_commands_read_tables_rows_and_exports(tmp_path: Path) -> None:
         _run("db", "rows", "nope", "--db", str(db))
 
 
+def test_db_export_never_replaces_the_database_or_a_file_unasked(tmp_path: Path) -> None:
+    """`db export -o` refuses the database and its -wal file, and an existing file without
+    `--force`; it writes a file readable by its owner only, and a failed export leaves the file
+    that was there. Webhook header values are blanked, as secrets are."""
+    db = tmp_path / "audiences.db"
+    engine = Engine(Settings(db=db))
+    engine.auth.create_space("shop", 0)
+    engine.close()
+    size = db.stat().st_size
+    for target in (db, tmp_path / "audiences.db-wal", tmp_path / "." / "audiences.db"):
+        with pytest.raises(ValueError, match="cannot be written over the database"):
+            _run("db", "export", "spaces", "-o", str(target), "--db", str(db))
+    assert db.stat().st_size == size
+    assert _run("db", "tables", "--db", str(db))
+    out = tmp_path / "spaces.csv"
+    out.write_text("kept\n")
+    with pytest.raises(ValueError, match="exists; choose another name or say --force"):
+        _run("db", "export", "spaces", "-o", str(out), "--db", str(db))
+    with pytest.raises(ValueError, match="no table 'nope'"):
+        _run("db", "export", "nope", "-o", str(out), "--force", "--db", str(db))
+    assert out.read_text() == "kept\n"
+    _run("db", "export", "spaces", "-o", str(out), "--force", "--db", str(db))
+    assert out.read_text().startswith("space_id,")
+    assert out.stat().st_mode & 0o777 == 0o600
+    assert not list(tmp_path.glob("*.partial"))
+    conn = apsw.Connection(str(db))
+    conn.execute("INSERT INTO destinations (space_id, key, public_id, name, kind, enabled, config, policy, created_ms,"
+                 " updated_ms) SELECT space_id, 'hook', 'dst_1', 'hook', 'webhook', 1, ?, '{}', 0, 0 FROM spaces",
+                 (json.dumps({"url": "http://x", "headers": {"Authorization": "s3"}}),))
+    conn.close()
+    config = json.loads(json.loads(_run("db", "rows", "destinations", "--db", str(db)))["config"])
+    assert config["headers"] == {"Authorization": "(redacted)"}
+
+
+def test_local_commands_leave_an_older_database_to_serve_and_restore_only_ours(tmp_path: Path) -> None:
+    """`spaces`/`tokens` refuse a database with migrations still to apply (only `serve` applies
+    them), changing nothing; `restore` refuses another program's database."""
+    db = tmp_path / "audiences.db"
+    Engine(Settings(db=db)).close()
+    conn = apsw.Connection(str(db))
+    conn.execute("DELETE FROM _migrations WHERE name = (SELECT max(name) FROM _migrations)")
+    before = conn.execute("SELECT count(*) FROM _migrations").fetchone()
+    conn.close()
+    for args in (("spaces", "list"), ("tokens", "list", "--space", "default")):
+        refused = _command(*args, "--db", str(db))
+        assert refused.returncode == 1, refused
+        assert "migration(s) of this version to apply" in refused.stderr
+    conn = apsw.Connection(str(db))
+    assert conn.execute("SELECT count(*) FROM _migrations").fetchone() == before
+    conn.close()
+    other = tmp_path / "app.db"
+    conn = apsw.Connection(str(other))
+    conn.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY)")
+    conn.close()
+    backup = tmp_path / "b.db"
+    Engine(Settings(db=tmp_path / "fresh.db")).close()
+    _run("backup", str(backup), "--db", str(tmp_path / "fresh.db"))
+    refused = _command("restore", str(backup), "--db", str(other))
+    assert refused.returncode == 1
+    assert "not an Audiences database" in refused.stderr
+    conn = apsw.Connection(str(other))
+    assert conn.execute("SELECT name FROM sqlite_master").fetchall() == [("invoices",)]
+    conn.close()
+
+
 def test_local_tokens_list_and_revoke(tmp_path: Path) -> None:
     """`tokens list` shows a space's tokens without secrets; `tokens revoke` revokes one by id."""
     db = tmp_path / "audiences.db"
@@ -136,6 +201,10 @@ def test_local_tokens_list_and_revoke(tmp_path: Path) -> None:
     engine.close()
     revoked = _command("tokens", "revoke", issued.token_id, "--db", str(db))
     assert revoked.stdout == f"revoked {issued.token_id} (write token of shop)\n"
+    conn = apsw.Connection(str(db))
+    assert conn.execute("SELECT actor, action, target FROM audit_log").fetchall() == [
+        ("local: audiences-server", "revoke", issued.token_id)]
+    conn.close()
     listed = _command("tokens", "list", "--space", "shop", "--db", str(db)).stdout.split("\t")
     assert (listed[0], listed[1], listed[2], listed[-1]) == (issued.token_id, "write", "checkout", "revoked\n")
     assert issued.token not in "\t".join(listed)

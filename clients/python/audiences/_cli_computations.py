@@ -7,10 +7,12 @@ import csv
 import datetime as dt
 import io
 import json
+import os
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import grpc
 
@@ -333,13 +335,26 @@ def _export(client: Client, args: argparse.Namespace) -> int:
         client.export_audience_to(args.key, sys.stdout.buffer, **options)
         sys.stdout.buffer.flush()
         return 0
-    with open(args.output, "wb") as out:
-        written = client.export_audience_to(args.key, out, **options)
+    written = _exported_to(Path(args.output), lambda out: client.export_audience_to(args.key, out, **options))
     if args.json:
         emit_json({"output": args.output, "bytes": written})
     else:
         print(f"wrote {written} bytes to {args.output}", file=sys.stderr)
     return 0
+
+
+def _exported_to(target: Path, export: Callable[[BinaryIO], int]) -> int:
+    """Runs the export into a new file beside `target`, renamed over it once the export is whole:
+    a failed export (the server down, a key mistyped) leaves the file that was there."""
+    partial = target.with_name(target.name + ".partial")
+    try:
+        with open(partial, "wb") as out:
+            written = export(out)
+        os.replace(partial, target)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return written
 
 
 def _tick_row(tick: admin_pb2.Tick) -> tuple[Any, ...]:

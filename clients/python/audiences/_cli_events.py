@@ -136,7 +136,12 @@ def _send(client: Client, args: argparse.Namespace) -> int:
 def _lines(path: str) -> list[str]:
     if path == "-":
         return sys.stdin.read().splitlines()
-    return Path(path).read_text(encoding="utf-8").splitlines()
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8").splitlines()
+    except UnicodeDecodeError as bad:
+        line = data.count(b"\n", 0, bad.start) + 1
+        raise ValueError(f"{path}: line {line} is not UTF-8 (byte {data[bad.start]:#04x})") from None
 
 
 # Levels of objects and arrays past which a line is rejected without sending it. The server

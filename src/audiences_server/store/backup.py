@@ -111,6 +111,8 @@ def check_backup(path: Path) -> None:
     Raises:
         ValueError: says why.
     """
+    if path.exists() and not path.is_file():
+        raise ValueError(f"{path} is {kind(path)}, not a backup file")
     if not path.is_file():
         raise ValueError(f"no backup at {path}")
     try:

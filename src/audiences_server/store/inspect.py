@@ -2,8 +2,8 @@
 sqlite-utils on a connection opened read-only: off the server's path, never writing.
 
 Secrets are blanked wherever they are stored: the server's own keys, token hashes, and a
-destination's secret settings (webhook secrets, a Segment write key, a PostgreSQL connection
-string).
+destination's secret settings (webhook secrets and header values, a Segment write key, a
+PostgreSQL connection string).
 """
 
 from __future__ import annotations
@@ -74,7 +74,10 @@ def _blanked(table: str, row: dict[str, Any]) -> dict[str, Any]:
     out = {k: (REDACTED if (table, k) in _SECRET_COLUMNS else _text(v)) for k, v in row.items()}
     if table == "destinations" and isinstance(out.get("config"), str):
         config = json.loads(out["config"])
-        out["config"] = json.dumps({k: (REDACTED if k in SECRET_SETTINGS and v else v) for k, v in config.items()})
+        blanked = {k: (REDACTED if k in SECRET_SETTINGS and v else v) for k, v in config.items()}
+        if isinstance(config.get("headers"), dict):  # a webhook's headers carry a receiver's credentials
+            blanked["headers"] = dict.fromkeys(config["headers"], REDACTED)
+        out["config"] = json.dumps(blanked)
     return out
 
 
