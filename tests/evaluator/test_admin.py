@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import apsw
 import grpc
 import pytest
 from audiences.v1 import admin_pb2, common_pb2
@@ -407,3 +408,23 @@ def test_a_list_of_an_unknown_collection_is_refused(space: Space) -> None:
         with pytest.raises(grpc.RpcError) as refused:
             call()
         assert error_reason(refused.value) == "COLLECTION_INVALID"
+
+
+def test_a_definition_deleted_and_created_again_is_evaluated_by_its_new_text(space: Space) -> None:
+    """A definition deleted while it backfills and created again under its key with another text
+    gets an id no definition had: the evaluator, which keeps its compiled definitions while the
+    ids, versions, states and statuses stay the same, evaluates the new text."""
+    space.send({"type": "track", "userId": "u1", "event": "A"}, {"type": "track", "userId": "u2", "event": "B"})
+    space.tick()
+    space.define("again", "event('A').count() >= 1")
+    conn = apsw.Connection(str(space.running.db), flags=apsw.SQLITE_OPEN_READONLY)
+    try:
+        space.running.server.engine.evaluator.registry(conn)  # the compiled definitions kept, as any job does
+    finally:
+        conn.close()
+    space.running.admin.DeleteAudience(admin_pb2.DeleteAudienceRequest(
+        collection=common_pb2.COLLECTION_USERS, key="again", force=True), metadata=bearer(space.tokens["admin"]))
+    space.define("again", "event('B').count() >= 1")
+    space.tick()
+    assert space.member_ids("again") == {"user_id:u2"}
+    assert space.stored() == space.expected()

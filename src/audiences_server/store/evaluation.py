@@ -90,10 +90,14 @@ def insert_computation(
     conn: apsw.Connection, space_id: int, kind: str, collection: str, key: str, public_id: str, name: str,
     description: str, definition: str, enabled: bool, options: dict[str, Any], now_ms: int,
 ) -> int:
-    """Adds a definition (BACKFILLING when enabled, else DISABLED); returns its computation id."""
+    """Adds a definition (BACKFILLING when enabled, else DISABLED); returns its computation id,
+    past every id a definition ever had (`id_floors`), so that nothing kept by id (the
+    evaluator's compiled definitions, versions, history) ever takes it for a deleted one."""
     conn.execute(
-        "INSERT INTO computations (space_id, kind, collection, key, public_id, name, description, definition,"
-        " enabled, options, status, created_ms, updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO computations (computation_id, space_id, kind, collection, key, public_id, name, description,"
+        " definition, enabled, options, status, created_ms, updated_ms) VALUES (max(coalesce((SELECT"
+        " max(computation_id) FROM computations), 0), coalesce((SELECT value FROM id_floors WHERE name ="
+        " 'computations'), 0)) + 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (space_id, kind, collection, key, public_id, name, description, definition, int(enabled),
          json.dumps(options), "BACKFILLING" if enabled else "DISABLED", now_ms, now_ms),
     )
@@ -116,6 +120,8 @@ def update_computation(
 
 def delete_computation(conn: apsw.Connection, computation_id: int) -> None:
     """Removes a definition with its values, next change times, users' results and change records."""
+    conn.execute("INSERT INTO id_floors (name, value) VALUES ('computations', ?) ON CONFLICT (name)"
+                 " DO UPDATE SET value = max(value, excluded.value)", (computation_id,))
     for table in ("computed_values", "member_results", "changes", "computations"):
         conn.execute(f"DELETE FROM {table} WHERE computation_id = ?", (computation_id,))
     clear_due(conn, [computation_id])

@@ -920,3 +920,13 @@ def _links_made(conn: apsw.Connection) -> None:
         ALTER TABLE links ADD COLUMN made INTEGER NOT NULL DEFAULT 0;
         INSERT INTO id_floors (name, value) VALUES ('links', 0);
     """)
+
+
+@migration("0026_computation_ids_past_deletions")
+def _computation_ids_past_deletions(conn: apsw.Connection) -> None:
+    # A definition deleted and another created gave the new one the old one's id (no
+    # AUTOINCREMENT): the evaluator, which keeps its compiled definitions while ids, versions,
+    # states and statuses stay the same, went on evaluating the deleted text. A new definition's
+    # id is now past every id a definition ever had (store/evaluation.py, `create_computation`).
+    conn.execute("INSERT INTO id_floors (name, value) SELECT 'computations', coalesce(max(computation_id), 0)"
+                 " FROM computations")
