@@ -157,15 +157,17 @@ def _backfill(conn: apsw.Connection, key: str) -> tuple[float, list[list[int]], 
         return found
 
     store.profiles_after = noted
-    evaluator = types.SimpleNamespace(_backfill=Evaluator._backfill, _backfill_cap=None)
+    evaluator = types.SimpleNamespace(_backfill=Evaluator._backfill, _backfill_cap=None, scan_ahead=None,
+                                      _scanned_ahead=lambda *_: None)
     started = time.process_time()
     try:
         while True:
             evaluation = Evaluation(conn, registry, NOW_MS)
-            more = Evaluator._backfill_chunk(evaluator, conn, registry, evaluation)
-            evaluation.flush()  # as the job's end does
-            if not more:
+            chunk = Evaluator._backfill_next(evaluator, conn, registry)  # type: ignore[arg-type]
+            if chunk is None:
                 break
+            Evaluator._backfill_chunk(evaluator, conn, registry, evaluation, chunk)  # type: ignore[arg-type]
+            evaluation.flush()  # as the job's end does
     finally:
         store.profiles_after = taking
     return time.process_time() - started, [c for c in chunks if c], comp

@@ -295,3 +295,23 @@ def test_a_linked_profile_taken_in_leads_to_its_own_links(one_at_a_time: Space) 
     space.tick()
     assert _records(space, "d3", "accounts") == [("group_id:g3", "entered")]
     assert space.stored() == space.expected()
+
+
+@pytest.mark.parametrize(("collection", "definition"), [("users", "trait('d0') = true"),
+                                                        ("accounts", "ANY (trait('d0') = true)")])
+def test_a_backfill_reads_its_dependencies_as_they_are_at_the_tick(one_at_a_time: Space, collection: str,
+                                                                   definition: str) -> None:
+    """u1's time under `d0` has come with no tick when `d1`, reading `d0`, is created: the job
+    backfilling `d1` takes that waiting work first, so `d1` reads `d0` as it is then (u1 out)
+    and records nothing, rather than an entry and then an exit within one tick."""
+    space = one_at_a_time
+    space.define("d0", "event('B').within(1 hours).count() >= 1")
+    space.send({"type": "group", "userId": "u1", "groupId": "g1", "at": T0},
+               {"type": "track", "userId": "u1", "event": "B", "at": T0})
+    space.tick()
+    space.running.server.engine.clock.set(T0 + HOUR + 1)
+    space.define("d1", definition, collection=collection)
+    space.tick()
+    assert _records(space, "d1", collection) == []
+    assert _records(space, "d0") == [("user_id:u1", "entered"), ("user_id:u1", "exited")]
+    assert space.stored() == space.expected()

@@ -808,9 +808,11 @@ def complete_work(
     now: int,
     touches: dict[int, set[tuple[str, str]]],
     due: list[tuple[int, int]],
+    also: Collection[int] = (),
 ) -> dict[int, set[int]]:
     """`collect_work` for what a job took, with everything else waiting for the profiles it
-    evaluates taken too (when anything else waits): a touched profile's due times that have
+    evaluates (and for `also`: a backfill chunk's profiles) taken too (when anything else
+    waits): a touched profile's due times that have
     come, a due profile's touches, and, where the space has account definitions, the waiting
     work of their accounts' users and their users' accounts, which account audiences and the
     user definitions reading account values read. Every value a job's definitions read is then
@@ -833,7 +835,7 @@ def complete_work(
     asked: set[int] = set()
     taken: set[int] = set()
     while True:
-        new = ({pid for pids in work.values() for pid in pids} | recomputed) - asked
+        new = ({pid for pids in work.values() for pid in pids} | recomputed | set(also)) - asked
         asked.update(new)
         near = set(store.waiting_near(conn, sorted(new), now)) if registry.has_accounts else set()
         around = sorted((new | near) - taken)
@@ -1057,12 +1059,21 @@ class Evaluator:
         evaluation.job = number
         mark = history_store.mark(conn)
         # A backfill advances a chunk per job, and live work is done in the same job, so that a
-        # long backfill never holds back what new events change.
-        backfilling = self._backfill_chunk(conn, registry, evaluation)
+        # long backfill never holds back what new events change. The live work comes first, with
+        # the waiting work of the chunk's profiles (and of those linked) when the definitions
+        # backfilling read others: the chunk then reads their values as they are at `now`, not
+        # values about to move in this job (an entry and an exit at one time).
+        chunk = self._backfill_next(conn, registry)
         touches = store.take_touches(conn, size if room is None else min(size, room), self._touch_cursor)
         cursor = next(reversed(touches)) if touches else None
         due = evaluation.due.take(now, size if room is None else min(size, room - len(touches)))
-        evaluation.run(complete_work(conn, registry, evaluation, now, touches, due))
+        reading = chunk is not None and any(comp.deps for comp in chunk.group)
+        evaluation.run(complete_work(conn, registry, evaluation, now, touches, due,
+                                     chunk.profile_ids if chunk is not None and reading else ()))
+        backfilling = chunk is not None
+        if chunk is not None:
+            self._backfill_chunk(conn, registry, evaluation, chunk)
+            evaluation.flush()
         evaluation.report.taken = len(touches) + len({pid for _, pid in due})
         evaluation.report.jobs = int(bool(backfilling or touches or due))
         self._keep_history(conn, mark, evaluation.report, now)
@@ -1090,10 +1101,10 @@ class Evaluator:
 
         return undone_on_failure(conn, now, attempt)
 
-    def _backfill_chunk(self, conn: apsw.Connection, registry: Registry, evaluation: Evaluation) -> bool:
-        """Evaluates the next chunk of the first backfilling computation, and of the others at the
-        same place (same space, collection and cursor: created or edited together), up to
-        BACKFILL_PAIRS (definition, profile) pairs, in dependency order; False if none backfills.
+    def _backfill_next(self, conn: apsw.Connection, registry: Registry) -> _Chunk | None:
+        """The next chunk of the first backfilling computation, and of the others at the same
+        place (same space, collection and cursor: created or edited together), up to
+        BACKFILL_PAIRS (definition, profile) pairs, in dependency order; None if none backfills.
 
         Definitions created together so share each job (its commit, the profiles' facts and
         traits, and the scans their queries have in common) instead of a job each per chunk.
@@ -1103,7 +1114,7 @@ class Evaluator:
         if not waiting:
             if self.scan_ahead is not None:
                 self.scan_ahead.rest()
-            return False
+            return None
         first = waiting[0]
         group = [first] if first.plan is None else [
             c for c in waiting
@@ -1113,6 +1124,12 @@ class Evaluator:
         group = _ready(group, registry, cursors)[:self._backfill_cap or _backfill_group(first)]
         size = _backfill_chunk(group)
         pids = store.profiles_after(conn, first.space_id, first.collection, cursors[first.id], size)
+        return _Chunk(group, pids, size, cursors)
+
+    def _backfill_chunk(self, conn: apsw.Connection, registry: Registry, evaluation: Evaluation,
+                        chunk: _Chunk) -> None:
+        """Evaluates a backfill chunk (`_backfill_next`) for its definitions."""
+        group, pids, size, cursors = chunk.group, chunk.profile_ids, chunk.size, chunk.cursors
         scanned = self._scanned_ahead(conn, group, pids, size, evaluation.now)
         evaluation.prefetch({comp.id: pids for comp in group}, stored=False, scanned=scanned)
         evaluation.hold_chunk([comp.id for comp in group], pids)
@@ -1127,7 +1144,6 @@ class Evaluator:
                 # 200 failing one after another, ~20,000 evaluations in one job.
                 self._backfill_cap = position or None
                 raise
-        return True
 
     def _scanned_ahead(self, conn: apsw.Connection, group: Sequence[Compiled], pids: list[int], size: int,
                        now: int) -> dict[int, Part] | None:
@@ -1201,11 +1217,22 @@ def _ready(group: Sequence[Compiled], registry: Registry, cursors: Mapping[int, 
     return kept
 
 
+@dataclass(frozen=True)
+class _Chunk:
+    """A backfill job's chunk: the definitions backfilling it together, its profiles, the size
+    asked for (fewer profiles: the backfill's last chunk), and every backfill's cursor."""
+
+    group: list[Compiled]
+    profile_ids: list[int]
+    size: int
+    cursors: dict[int, int]
+
+
 def _backfill_group(first: Compiled) -> int:
     """How many compiled definitions at the same place of their backfill share a job: up to
     BACKFILL_PAIRS / BACKFILL_PROFILES user definitions, and twenty account audiences (each of
     whose jobs takes JOB_PROFILES accounts)."""
-    return BACKFILL_PAIRS // (JOB_PROFILES if isinstance(first.plan, AccountPlan) else BACKFILL_PROFILES)
+    return max(1, BACKFILL_PAIRS // (JOB_PROFILES if isinstance(first.plan, AccountPlan) else BACKFILL_PROFILES))
 
 
 def _backfill_chunk(group: Sequence[Compiled]) -> int:
