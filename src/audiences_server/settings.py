@@ -199,7 +199,7 @@ SETTINGS: tuple[Setting, ...] = (
             " 0: bounded by time only"),
     Setting("backfill_scan_ahead", _bool, "true",
             "a backfill of 5,000 profiles or more has a second process scan the events of its next chunk while"
-            " the writer evaluates the current one"),
+            " the writer evaluates the current one, and a big live job has it scan part of its profiles"),
     Setting("manual_clock", _bool, "false",
             "tests only: the evaluator's clock moves only when set through the admin API"),
     Setting("clock_start", time_ms, "",

@@ -11,6 +11,7 @@ chunk's scan made ahead and the job that takes it.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -314,3 +315,45 @@ def _names(running: Running, space: Space) -> dict[int, tuple[str, ...]]:
     ):
         names.setdefault(pid, []).append(f"{kind}:{value}")
     return {pid: tuple(sorted(found)) for pid, found in names.items()}
+
+
+@pytest.fixture
+def lending(tmp_path: Path) -> Iterator[Running]:
+    """A manual-clock server whose live jobs lend the scan-ahead process part of their scans
+    whatever their size (engine/evaluator.py, `LEND_PAIRS`)."""
+    running = start(tmp_path / "audiences.db", manual_clock=True)
+    running.server.engine.clock.set(T0)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(evaluator, "LEND_PAIRS", 2)
+        yield running
+    running.channel.close()
+    running.server.stop(grace=1)
+
+
+def test_live_jobs_lend_part_of_their_scans_and_store_exact_values(lending: Running) -> None:
+    """Live jobs after new orders, visits and links lend the process the scans of part of their
+    profiles, account audiences' operands included: what they store is what a from-scratch
+    evaluation gives, job after job, as the clock moves on."""
+    space = new_space(lending)
+    _define_all(space)
+    space.define("ordering", "ANY (event('Order').within(1 days).count() >= 1)", collection="accounts")
+    space.define("big_accounts", "ALL (event('Order').sum('v') >= 3)", collection="accounts")
+    space.tick()
+    ahead = _ahead(lending)
+    now = space.now()
+    for step in range(6):
+        space.send(*[{"type": "track", "userId": f"u{i}", "event": "Order" if (i + step) % 3 else "Visit",
+                      "properties": {"v": (i * step) % 5}, "at": now - (i * 23 + step * 7) * MINUTE}
+                     for i in range(12)],
+                   *[{"type": "group", "userId": f"u{i}", "groupId": f"g{(i + step) % 4}", "at": now}
+                     for i in range(0, 12, 5)])
+        space.tick()
+        assert space.stored() == space.expected()
+        if step == 0:  # the first lend starts the process; jobs lend once it is ready
+            deadline = time.monotonic() + 30
+            while not ahead._is_ready() and time.monotonic() < deadline:
+                time.sleep(0.05)
+        now += 2 * HOUR
+        space.tick(at=now)
+        assert space.stored() == space.expected()
+    assert ahead.lent >= 5

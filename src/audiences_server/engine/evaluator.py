@@ -53,6 +53,10 @@ JOB_TARGET_MS = 50
 JOB_MIN_PROFILES = 10
 # (Definition, profile) pairs one job backfills at most: definitions created together share a job.
 BACKFILL_PAIRS = 20_000
+# A live job whose scans of compiled user definitions cover this many (definition, profile)
+# pairs or more lends the scan-ahead process half of them (`Evaluation._scanned`): below, the
+# exchange (~1 ms, plus the answer's unpickling) is not worth it.
+LEND_PAIRS = 4_000
 # The fewest profiles a job backfills for compiled user definitions together, which bounds how
 # many share the job (BACKFILL_PAIRS / BACKFILL_PROFILES).
 BACKFILL_PROFILES = 100
@@ -233,6 +237,8 @@ class Evaluation:
         self._custom: dict[str, tuple[set[int], dict[int, Any]]] = {}
         # Per account read, its linked users (a job changes no link).
         self._links: dict[int, list[int]] = {}
+        # The process a big live job lends half its scan to (engine/scan_ahead.py), if any.
+        self.lender: ScanAhead | None = None
 
     def facts(self, profile_ids: Iterable[int]) -> dict[int, tuple[int, str, int | None]]:
         """Space, collection and survivor of each existing profile among these."""
@@ -277,8 +283,7 @@ class Evaluation:
                     self._results[key] = values
         left = [i for i, key in enumerate(keys) if key not in given]
         if len(left) >= 2:
-            made = scan_together(self.conn, [plans[i] for i in left], [candidates[i] for i in left], self.now)
-            self._shared = dict(zip([keys[i] for i in left], made, strict=True))
+            self._shared = self._scanned([(keys[i], plans[i], candidates[i]) for i in left], stored)
         elif not given:
             return
         self._shared.update(given)
@@ -291,6 +296,43 @@ class Evaluation:
             union = frozenset().union(*(work[comp.id] for comp in comps))
             held = store.stored_of_profiles(self.conn, [comp.id for comp in comps], sorted(union), self.due)
             self._held = {cid: (union, found) for cid, found in held.items()}
+
+    def _scanned(self, scans: Sequence[tuple[int | tuple[int, int], Plan, Collection[int]]],
+                 stored: bool) -> dict[int | tuple[int, int], Shared]:
+        """`scan_together` of these (key, plan, candidates). A big live job lends the scan-ahead
+        process the scans of the last 45% of its profiles (engine/scan_ahead.py, `lend`: it also
+        works out the values of the plans reading no trait) and scans the others meanwhile; an
+        account audience's operands too, which read the same events in the same queries."""
+        keys = [key for key, _, _ in scans]
+        plans = [plan for _, plan, _ in scans]
+        candidates = [found for _, _, found in scans]
+        token = theirs = None
+        if (self.lender is not None and stored and len(scans) >= 2
+                and sum(map(len, candidates)) >= LEND_PAIRS):
+            union = sorted(frozenset().union(*candidates))
+            lent = frozenset(union[len(union) * 11 // 20:])
+            specs: list[Spec] = []
+            for key in keys:
+                comp = self.registry.by_id[key if isinstance(key, int) else key[0]]
+                specs.append((comp.definition.checked.definition.source, comp.kind, comp.collection,
+                              comp.definition.event_floor_ms, None if isinstance(key, int) else key[1]))
+            theirs = [sorted(lent.intersection(found)) for found in candidates]
+            token = self.lender.lend(specs, theirs, self.now)
+            if token is not None:
+                candidates = [[pid for pid in found if pid not in lent] for found in candidates]
+        shared: dict[int | tuple[int, int], Shared] = dict(zip(
+            keys, scan_together(self.conn, plans, candidates, self.now), strict=True))
+        if token is None or theirs is None or self.lender is None:
+            return shared
+        answer = self.lender.collect(token)
+        if answer is None:  # the process failed: those profiles are scanned here after all
+            answer = [(part, None) for part in scan_together(self.conn, plans, theirs, self.now)]
+        for key, ((covered, found), values) in zip(keys, answer, strict=True):
+            mine_covered, mine_found = shared[key]
+            shared[key] = (frozenset(mine_covered).union(covered), {**mine_found, **found})
+            if values is not None and isinstance(key, int):
+                self._results[key] = values
+        return shared
 
     def _scan_inputs(self, work: Mapping[int, Collection[int]], stored: bool
                      ) -> tuple[list[Compiled], list[int | tuple[int, int]], list[Plan], list[Collection[int]]]:
@@ -1057,6 +1099,7 @@ class Evaluator:
         registry = self.registry(conn)
         evaluation = Evaluation(conn, registry, now, apart=self.apart)
         evaluation.job = number
+        evaluation.lender = self.scan_ahead
         mark = history_store.mark(conn)
         # A backfill advances a chunk per job, and live work is done in the same job, so that a
         # long backfill never holds back what new events change. The live work comes first, with

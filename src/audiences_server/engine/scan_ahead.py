@@ -30,6 +30,14 @@ Anything else (a definition edited, a chunk that came out different, the process
 past WAIT_S) and the job scans in-process as before: the process only ever saves time. It starts
 when a backfill has MIN_PROFILES profiles or more to go and stops once no backfill has been left
 for IDLE_S.
+
+A big live job lends the process half its own scan (`lend`, `collect`): a tick after a thousand
+new orders scans the events of the profiles touched for every definition reading them, in one
+query per set of event names, and decodes them: about 40% of the job. The process scans the
+second half of the profiles while the job scans the first, on the other core, and the job takes
+its answer as if it had scanned them itself. Nothing can commit while the job runs, and the
+process's snapshot starts after the job did, so it reads the same events at the same time. Such
+a job starts the process (and keeps it while big jobs come), and lends once it is ready.
 """
 
 from __future__ import annotations
@@ -53,7 +61,7 @@ from typing import Any
 import structlog
 
 from audiences_server.store.db import connect
-from audiences_server.store.sql.plans import Plan, Shared, scan_together
+from audiences_server.store.sql.plans import AccountPlan, Plan, Shared, scan_together
 
 log = structlog.get_logger(__name__)
 
@@ -70,8 +78,9 @@ IDLE_S = 30.0
 MISSES = 2
 PAUSE = 8
 
-# What the process is told of each plan: enough to compile it again, the same plan.
-Spec = tuple[str, str, str, int | None]  # text, kind, collection, event floor
+# What the process is told of each plan: enough to compile it again, the same plan: text, kind,
+# collection, event floor, and for an account audience's operand, its place among them.
+Spec = tuple[str, str, str, int | None] | tuple[str, str, str, int | None, int | None]
 # What it answers per plan: its part of the scan, and the values worked out from it (None: the
 # plan reads traits, which the job reads).
 Part = tuple[Shared, dict[int, Any] | None]
@@ -102,12 +111,17 @@ class ScanAhead:
         self._dropped: int | None = None
         self._tokens = itertools.count(1)
         self._broken = False
+        # Whether the process has said it is ready (connected to the database): a live job lends
+        # it nothing before, rather than wait for it to start.
+        self._ready = False
         # Scans thrown away in a row, and chunks not asked for since (see `ask`).
         self._misses = 0
         self._skipped = 0
-        # Scans taken, and scans made but thrown away (a test's and the logs' view of it).
+        # Scans taken, scans made but thrown away, and live jobs' scans lent and collected (a
+        # test's and the logs' view of it).
         self.taken = 0
         self.discarded = 0
+        self.lent = 0
 
     @property
     def running(self) -> bool:
@@ -138,12 +152,52 @@ class ScanAhead:
             return
         assert self._pipe is not None
         token = next(self._tokens)
+        ids = list(profile_ids)
         try:
-            self._pipe.send((token, list(specs), list(profile_ids), now_ms))
+            self._pipe.send((token, list(specs), [ids] * len(specs), now_ms))  # one list, pickled once
         except OSError as failure:
             self._give_up("send", failure)
             return
         self._asked = _Asked(token, tuple(specs), tuple(profile_ids), now_ms, generation)
+
+    def lend(self, specs: Sequence[Spec], candidates: Sequence[Sequence[int]], now_ms: int) -> int | None:
+        """Has the process scan these plans, each over its candidates, at `now_ms`, for the job
+        running now (on the writer thread, which then `collect`s it within the same job); the
+        token to collect, or None when the process is not ready or busy with a backfill's scan
+        (then the job scans everything itself). Starts the process if it is not up."""
+        if self._broken:
+            return None
+        self._idle_since = None
+        if self._pipe is None:
+            self._start()
+            return None
+        if self._asked is not None or self._dropped is not None or not self._is_ready():
+            return None
+        token = next(self._tokens)
+        try:
+            self._pipe.send((token, list(specs), [list(ids) for ids in candidates], now_ms))
+        except OSError as failure:
+            self._give_up("send", failure)
+            return None
+        return token
+
+    def _is_ready(self) -> bool:
+        """Whether the process has said it is ready (read now if it has said so since)."""
+        try:
+            while not self._ready and self._pipe is not None and self._pipe.poll(0):
+                answered, _ = self._pipe.recv()
+                self._ready = answered == 0
+        except (OSError, EOFError, pickle.UnpicklingError) as failure:
+            self._give_up("receive", failure)
+        return self._ready
+
+    def collect(self, token: int) -> list[Part] | None:
+        """The answer to a scan lent (`lend`), per plan, or None (the process failed or went away:
+        the job scans those profiles itself)."""
+        found = self._receive(token)
+        if found is not None:
+            self.lent += 1
+        return found
 
     def take(self, specs: Sequence[Spec], profile_ids: Sequence[int], now_ms: int, generation: int
              ) -> list[Part] | None:
@@ -181,13 +235,14 @@ class ScanAhead:
         if self._idle_since is None:
             self._idle_since = now
         if now - self._idle_since >= self.idle_s:
-            log.info("scan_ahead_idle", taken=self.taken, discarded=self.discarded)
+            log.info("scan_ahead_idle", taken=self.taken, discarded=self.discarded, lent=self.lent)
             self.close()
 
     def close(self) -> None:
         """Stops the process (a scan asked for and not taken is dropped)."""
         self._idle_since = None
         self._asked = self._dropped = None
+        self._ready = False
         pipe, process = self._pipe, self._process
         self._pipe, self._process = None, None
         if pipe is not None:
@@ -232,6 +287,7 @@ class ScanAhead:
                 answered, found = pipe.recv()
                 if answered == token:
                     break
+                self._ready = self._ready or answered == 0  # the process's word that it is ready
         except (OSError, EOFError, pickle.UnpicklingError) as failure:
             self._give_up("receive", failure)
             return None
@@ -265,11 +321,16 @@ def _valid_at(part: Part, now_ms: int) -> Part:
 
 
 def _serve(pipe: Connection, path: str) -> None:
-    """The process: answers each (token, specs, profiles, time) with the plans' scan, each on a
-    snapshot of its own, until told None or the writer's end of the pipe closes."""
+    """The process: says it is ready (token 0), then answers each (token, specs, each plan's
+    candidates, time) with the plans' scan, each on a snapshot of its own, until told None or
+    the writer's end of the pipe closes."""
     from audiences_server.engine.registry import compiled
 
     conn = connect(path, readonly=True)
+    try:
+        pipe.send((0, "ready"))
+    except OSError:
+        return
     while True:
         try:
             message = pipe.recv()
@@ -277,20 +338,25 @@ def _serve(pipe: Connection, path: str) -> None:
             return
         if message is None:
             return
-        token, specs, profile_ids, now_ms = message
+        token, specs, candidates, now_ms = message
         try:
             plans: list[Plan] = []
             alone: list[bool] = []  # whether the plan reads no trait
             for spec in specs:
-                definition = compiled(*spec)
+                text, kind, collection, floor, *operand = spec
+                definition = compiled(text, kind, collection, floor)
                 plan = definition.plan
+                if operand and operand[0] is not None and isinstance(plan, AccountPlan):
+                    plan = plan.quantified[operand[0]][1]  # its values are the job's to work out
+                    alone.append(False)
+                else:
+                    alone.append(not definition.summary.traits)
                 if not isinstance(plan, Plan) or plan.query is None:
-                    raise ValueError(f"not a user plan with a query: {spec[0]!r}")
+                    raise ValueError(f"not a user plan with a query: {text!r}")
                 plans.append(plan)
-                alone.append(not definition.summary.traits)
             conn.execute("BEGIN")
             try:
-                parts = scan_together(conn, plans, [profile_ids] * len(plans), now_ms)
+                parts = scan_together(conn, plans, candidates, now_ms)
             finally:
                 conn.execute("COMMIT")
             answer: Any = [
