@@ -93,12 +93,16 @@ def test_rejection_names_its_field(raw: dict[str, Any], field: str) -> None:
     assert rejection.field == field
 
 
-def test_values_json_cannot_hold_are_rejected() -> None:
-    """A NaN property cannot be stored as JSON: bad_request, never a crash."""
-    rejection = tracking.normalize({"type": "track", "userId": "u", "event": "E", "properties": {"x": float("nan")}},
-                                   RECEIVED)
+@pytest.mark.parametrize("number", [float("nan"), float("inf"), float("-inf")])
+def test_values_json_cannot_hold_are_rejected(number: float) -> None:
+    """A NaN or infinite property (`1e400` is read as infinite) cannot be stored as JSON:
+    bad_request saying so, never a crash, with the call's messageId for the sender to match."""
+    rejection = tracking.normalize({"type": "track", "userId": "u", "event": "E", "messageId": "m-1",
+                                    "properties": {"x": number}}, RECEIVED)
     assert isinstance(rejection, tracking.Rejection)
     assert rejection.reason == "bad_request"
+    assert rejection.message_id == "m-1"
+    assert "NaN, Infinity or a decimal beyond a double" in rejection.detail
 
 
 # JSON values as the tracking API's decoder makes them, plus the cases where orjson's text or

@@ -470,7 +470,11 @@ def normalize(raw: object, received_ms: int, defaults: BatchDefaults | None = No
         return Rejection(refused.reason, refused.detail, _echoed_id(raw.get("messageId")))
     except (ValueError, TypeError, OverflowError, RecursionError) as bad:
         # A value JSON cannot hold (NaN, a non-string key) or a time out of range.
-        return Rejection("bad_request", f"the call cannot be stored: {bad}")
+        detail = str(bad)
+        if "Out of range float" in detail:  # json.dumps's word for NaN, ±Infinity and 1e400 (read as infinite)
+            detail = ("a number is NaN, Infinity or a decimal beyond a double (±1.8e308), which JSON cannot"
+                      " hold; an integer that large, written without a fraction or exponent, is kept exactly")
+        return Rejection("bad_request", f"the call cannot be stored: {detail}", _echoed_id(raw.get("messageId")))
 
 
 def batch_defaults(body: Mapping[str, Any]) -> BatchDefaults | Rejection:
