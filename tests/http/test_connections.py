@@ -332,3 +332,37 @@ def test_accept_failures_are_logged_once_per_period_with_a_count(caplog: pytest.
         assert loop.get_exception_handler() is None  # given back as it was
     finally:
         loop.close()
+
+
+@pytest.mark.parametrize(("request_bytes", "status", "reason"), [
+    (b"POST /v1/track HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400, "REQUEST_MALFORMED"),
+    (b"POST /v1/track HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+     400, "REQUEST_MALFORMED"),
+    (b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 400, "REQUEST_MALFORMED"),
+    (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Long: " + b"a" * 9_000 + b"\r\n\r\n", 400, "REQUEST_MALFORMED"),
+])
+def test_a_request_the_parser_refuses_is_answered_in_json(quick: Running, request_bytes: bytes, status: int,
+                                                         reason: str) -> None:
+    """What aiohttp's parser refuses before any route runs is answered as the routes answer
+    errors (JSON, the reason in both APIs' places), not in plain text quoting the request back;
+    the connection is closed."""
+    sock = connect_from(quick)
+    try:
+        sock.sendall(request_bytes)
+        found, body = read_answer(sock)
+        answer = json.loads(body)
+        assert found == status
+        assert (answer["success"], answer["code"], answer["error"]["reason"]) == (False, reason, reason)
+        assert b"aaaa" not in body
+        assert closed(sock)
+    finally:
+        sock.close()
+
+
+def test_a_request_line_of_tens_of_kilobytes_is_read(quick: Running) -> None:
+    """A request line up to 64 KiB is read (a Profile API `include` of hundreds of trait keys)."""
+    sock = connect_from(quick)
+    try:
+        assert _get(sock, "/healthz?" + "x" * 40_000) == 200
+    finally:
+        sock.close()

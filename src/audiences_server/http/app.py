@@ -32,7 +32,7 @@ from aiohttp import web
 
 from audiences_server.engine.engine import Engine
 from audiences_server.errors import AudiencesError, Unavailable, disk_full
-from audiences_server.http.connections import BACKLOG, Connections, ServerLog, limits
+from audiences_server.http.connections import BACKLOG, MAX_FIELD_BYTES, MAX_LINE_BYTES, Connections, ServerLog, limits
 from audiences_server.http.errors import error_response
 from audiences_server.http.proxies import CLIENT, FROM_PROXY, Proxies
 from audiences_server.logs import request_id_of
@@ -134,7 +134,8 @@ class HttpListener:
         # keepalive_timeout: aiohttp's default is 3,630 s; `http.connections` closes idle
         # connections after IDLE_TIMEOUT_S, and aiohttp is told the same so that the two agree.
         self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=2.0, auto_decompress=False,
-                                     keepalive_timeout=figures.idle_timeout_s,
+                                     keepalive_timeout=figures.idle_timeout_s, max_line_size=MAX_LINE_BYTES,
+                                     max_field_size=MAX_FIELD_BYTES,
                                      logger=ServerLog(logging.getLogger("aiohttp.server"), {}))
         await self._runner.setup()
         assert self._socket is not None, "bind() comes before start()"

@@ -69,6 +69,12 @@ HEAD_TIMEOUT_S = 20.0
 # connection themselves, so a proxy in front closes first and never reuses a connection the
 # server has just closed.
 IDLE_TIMEOUT_S = 75.0
+# The longest request line read, and the longest header line: aiohttp's 8,190 bytes refused a
+# Profile API call with an `include` of some 900 trait keys; a header stays at its default.
+MAX_LINE_BYTES = 65_536
+MAX_FIELD_BYTES = 8_190
+# The reason of a request aiohttp's parser refuses, by status.
+_UNREADABLE = {400: "REQUEST_MALFORMED", 413: "PAYLOAD_TOO_LARGE", 431: "HEADERS_TOO_LARGE"}
 # Connections open at once, at most; fewer when half the process's open-file limit is lower
 # (`limits`). Past this, the oldest connection with no request in progress is closed to make
 # room (`Connections._evict`), or, when every one has a request in progress, the new one is.
@@ -351,6 +357,8 @@ class Connections:
     def attach(self, connection: _Connection) -> web.RequestHandler:
         """aiohttp's handler for an admitted connection."""
         handler = self._server()
+        if type(handler) is web.RequestHandler:  # as aiohttp makes it, answering parse errors as JSON
+            handler.__class__ = _JsonErrors
         self._by_handler[handler] = connection
         return handler
 
@@ -590,3 +598,34 @@ def _parser_description(message: str) -> str | None:
         return None
     head = head.rpartition("\n")[2].strip()  # BadStatusLine puts "Bad status line:" first
     return head if _DESCRIPTION.fullmatch(head) else None
+
+
+class _JsonErrors(web.RequestHandler):
+    """aiohttp's handler, answering a request its parser refuses as the routes answer errors."""
+
+    __slots__ = ()
+
+    def handle_error(self, request: web.BaseRequest, status: int = 500, exc: BaseException | None = None,
+                     message: str | None = None) -> web.StreamResponse:
+        return _json_error(super().handle_error(request, status, exc, message), status, exc, message)
+
+
+def _json_error(response: web.StreamResponse, status: int, exc: BaseException | None,
+                message: str | None) -> web.StreamResponse:
+    """aiohttp's answer to a request its parser refuses (a request line or header too long, a
+    malformed chunk, Content-Length with chunked), as the routes answer errors: JSON with the
+    reason in both the tracking API's and the Profile API's places, not plain text quoting the
+    request's bytes back. Any other answer (a 500) is aiohttp's own."""
+    reason = _UNREADABLE.get(status)
+    if reason is None or not isinstance(response, web.Response) or response.content_type != "text/plain":
+        return response
+    said = (message or "").splitlines()[0].split(":")[0].strip() if message else ""
+    text = f"the request cannot be read: {said or 'it is not HTTP/1.1 this server reads'}"
+    if exc is not None and type(exc).__name__ == "LineTooLong":
+        text = (f"the request cannot be read: its request line is longer than {MAX_LINE_BYTES:,} bytes or a header"
+                f" longer than {MAX_FIELD_BYTES:,}")
+    answer = web.json_response({"success": False, "code": reason, "message": text,
+                                "error": {"code": "INVALID_ARGUMENT", "reason": reason, "message": text}},
+                               status=status)
+    answer.force_close()
+    return answer
