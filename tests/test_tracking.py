@@ -22,11 +22,23 @@ RECEIVED = 1_800_000_000_000  # 2027-01-15T08:00:00Z
         ("2026-01-01T00:00:00", 1767225600000),
         ("2026-01-01T00:00:00.999999Z", 1767225600999),
         ("1969-12-31T23:59:59.999Z", -1),
+        ("2026-01-01 00:00:00.001z", 1767225600001),
+        ("20260101T000000Z", 1767225600000),
+        ("2026-1-1t0:00:00Z", 1767225600000),
     ],
 )
 def test_parse_time_to_the_millisecond(text: str, ms: int) -> None:
     """ISO-8601 times become exact integer milliseconds (naive times are UTC, microseconds cut)."""
     assert tracking.parse_time(text, "timestamp") == ms
+
+
+@pytest.mark.parametrize("text", ["2027-01-02X10:00:00", "2027-01-02T10:00:00#Z", "2027-01-02T10:00:00\x00Z",
+                                  "2027-01-02\u00e910:00:00", "2027-1-2T10:00:00?Z"])
+def test_what_is_not_iso_8601_is_refused(text: str) -> None:
+    """Python's `fromisoformat` takes any character between date and time and a stray one before
+    the zone; the tracking API does not."""
+    with pytest.raises(tracking._Reject, match="not an ISO-8601 time"):
+        tracking.parse_time(text, "timestamp")
 
 
 @pytest.mark.parametrize("ms", [0, 1, 999, 1767225600001, 1800000000123])

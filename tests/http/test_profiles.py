@@ -517,6 +517,7 @@ def test_error_codes_are_segments(shop: Shop) -> None:
         (f"{ALEX}/metadata?limit=5", "PARAMETER_UNKNOWN"),
         (f"{ALEX}/events?sort=newest", "SORT_INVALID"),
         (f"{ALEX}/events?start=yesterday", "TIMESTAMP_INVALID"),
+        (f"{ALEX}/events?start=2027-01-02X10:00:00", "TIMESTAMP_INVALID"),
         (f"{ALEX}/events?start=2027-01-02&end=2027-01-01", "TIME_RANGE_INVALID"),
         ("users/profiles/alex/traits", "PROFILE_ID_INVALID"),
         ("users/profiles/user_id:/traits", "PROFILE_ID_INVALID"),

@@ -111,7 +111,7 @@ def parse_time(value: object, field: str) -> int:
     if not isinstance(value, str):
         raise _Reject("timestamp_not_valid", f"`{field}` must be an ISO-8601 string")
     try:
-        parsed = datetime.fromisoformat(value)
+        parsed = iso_time(value)
     except ValueError:
         parsed = _lenient_time(value, field)
     if parsed.tzinfo is None:
@@ -120,6 +120,25 @@ def parse_time(value: object, field: str) -> int:
     # difference's days and seconds are whole milliseconds, so only its microseconds round.
     delta = parsed - _EPOCH
     return delta.days * 86_400_000 + delta.seconds * 1000 + delta.microseconds // 1000
+
+
+# An ISO-8601 date or time as `iso_time` reads it (extended or basic format, `T`, `t` or a space
+# between date and time, an optional fraction and zone): `fromisoformat` of Python 3.11 also
+# takes any character between the date and the time, and one stray character before the zone.
+_ISO_SHAPE = re.compile(
+    r"\d{4}-?\d{2}-?\d{2}(?:[Tt ]\d{2}(?::?\d{2}(?::?\d{2}(?:[.,]\d+)?)?)?"
+    r"(?:[Zz]|[+-]\d{2}(?::?\d{2}(?::?\d{2}(?:[.,]\d+)?)?)?)?)?")
+
+
+def iso_time(text: str) -> datetime:
+    """`datetime.fromisoformat` of an ISO-8601 date or time, and of nothing else.
+
+    Raises:
+        ValueError: the text is not one.
+    """
+    if _ISO_SHAPE.fullmatch(text) is None:
+        raise ValueError(f"not an ISO-8601 date or time: {text!r}")
+    return datetime.fromisoformat(text)
 
 
 # What Segment's API also takes and `fromisoformat` does not: a month, day or hour of one digit
@@ -137,7 +156,7 @@ def _lenient_time(value: str, field: str) -> datetime:
         text = f"{year}-{int(month):02d}-{int(day):02d}"
         if separator is not None:
             text += f"T{int(hour):02d}{rest or ''}".replace("z", "Z")
-        return datetime.fromisoformat(text)
+        return iso_time(text)
     except ValueError:
         raise _Reject("timestamp_not_valid", f"`{field}` is not an ISO-8601 time: {value!r}") from None
 

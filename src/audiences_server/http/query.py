@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from multidict import MultiMapping
 
+from audiences_server.core.tracking import iso_time
 from audiences_server.errors import FieldViolation, InvalidArgument
 
 
@@ -22,7 +23,7 @@ def query_time(query: MultiMapping[str], name: str) -> int | None:
     if not text:
         return None
     try:
-        moment = datetime.fromisoformat(text)
+        moment = iso_time(text)
     except ValueError:
         raise bad_parameter(name, f"`{name}` is not an ISO-8601 date or time: {text!r}", "TIMESTAMP_INVALID") from None
     if moment.tzinfo is None:
