@@ -224,10 +224,13 @@ class Stored:
                 "SELECT c.key, v.profile_id, v.value FROM computed_values v JOIN computations c USING (computation_id)"
                 f" WHERE v.profile_id IN ({live})"):
             _put(self.values, (key, pid), value)
+        # Each definition's records of a profile in order, those of a tick's time by definition:
+        # the order of two definitions' records within one tick is not a result (a shard records
+        # its account audiences in a job of their own, one node with its users' work).
         for pid, *change in conn.execute(
                 "SELECT h.profile_id, c.key, h.change, h.old_value, h.new_value, h.at_ms FROM changes h"
                 " JOIN computations c USING (computation_id) WHERE h.change IN ('entered', 'exited', 'changed')"
-                " ORDER BY h.change_id"):
+                " ORDER BY h.at_ms, c.key, h.change_id"):
             self.changes[pid].append(tuple(change))
         for pid, key, value in conn.execute(f"SELECT profile_id, key, value FROM traits WHERE profile_id IN ({live})"):
             _put(self.traits, (pid, key), value)
