@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from typing import Any
 
 import pytest
@@ -82,6 +83,10 @@ def test_a_stalled_body_is_refused_and_its_bytes_given_back(site: Site, monkeypa
         refused = site.post("/v1/track", TRACK)
         assert (refused.status, refused.body["code"]) == (429, "REQUESTS_SATURATED")
         status, headers, answer = _answer(stalled)
+        answered = time.monotonic()
+        stalled.settimeout(PATIENCE_S)
+        assert stalled.recv(1) == b""  # closed with the answer, not after aiohttp's 10 s lingering read
+        assert time.monotonic() - answered < 5
     assert (status, headers["connection"]) == (408, "close")
     assert answer == {"success": False, "code": "BODY_TIMEOUT", "message": answer["message"],
                       "error": {"code": "DEADLINE_EXCEEDED", "reason": "BODY_TIMEOUT", "message": answer["message"]}}

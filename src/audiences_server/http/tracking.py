@@ -368,6 +368,8 @@ class _Hold:
             self.size = 0
 
 
+# How long after a `408 BODY_TIMEOUT` its connection is closed: its answer is written by then.
+_CLOSE_AFTER_408_S = 0.5
 # The application's tracking API (what its bodies hold can be looked at: tests do).
 TRACKING = web.AppKey("tracking", TrackingApi)
 
@@ -382,6 +384,10 @@ def tracking_error(error: AudiencesError, request: web.Request) -> web.Response:
     if isinstance(error, BodyTimedOut):
         response.set_status(BodyTimedOut.status)
         response.force_close()
+        # And the connection a moment after the answer is written (a close flushes what is
+        # buffered): aiohttp would otherwise go on reading the stalled body for its lingering
+        # time, 10 s, holding the connection that much longer.
+        asyncio.get_running_loop().call_later(_CLOSE_AFTER_408_S, request.protocol.force_close)
     response.text = json.dumps({
         "success": False, "code": error.reason, "message": error.message,
         "error": {"code": error.code, "reason": error.reason, "message": error.message},
