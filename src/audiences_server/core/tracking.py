@@ -122,11 +122,12 @@ def parse_time(value: object, field: str) -> int:
     return delta.days * 86_400_000 + delta.seconds * 1000 + delta.microseconds // 1000
 
 
-# An ISO-8601 date or time as `iso_time` reads it (extended or basic format, `T`, `t` or a space
-# between date and time, an optional fraction and zone): `fromisoformat` of Python 3.11 also
-# takes any character between the date and the time, and one stray character before the zone.
+# An ISO-8601 date or time as `iso_time` reads it (a calendar or week date, extended or basic
+# format, `T`, `t` or a space between date and time, an optional fraction and zone):
+# `fromisoformat` of Python 3.11 also takes any character between the date and the time, and one
+# stray character before the zone.
 _ISO_SHAPE = re.compile(
-    r"\d{4}-?\d{2}-?\d{2}(?:[Tt ]\d{2}(?::?\d{2}(?::?\d{2}(?:[.,]\d+)?)?)?"
+    r"\d{4}(?:-?\d{2}-?\d{2}|-?W\d{2}(?:-?\d)?)(?:[Tt ]\d{2}(?::?\d{2}(?::?\d{2}(?:[.,]\d+)?)?)?"
     r"(?:[Zz]|[+-]\d{2}(?::?\d{2}(?::?\d{2}(?:[.,]\d+)?)?)?)?)?")
 
 
