@@ -357,3 +357,30 @@ def test_live_jobs_lend_part_of_their_scans_and_store_exact_values(lending: Runn
         space.tick(at=now)
         assert space.stored() == space.expected()
     assert ahead.lent >= 5
+
+
+def test_a_lent_scan_that_never_comes_back_is_made_by_the_job(lending: Running,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lent scan whose answer fails (the process died, or answered an error) is made by the job
+    itself: the values are exact all the same."""
+    space = new_space(lending)
+    _define_all(space)
+    space.tick()
+    ahead = _ahead(lending)
+    asked: list[int] = []
+
+    def lost(token: int) -> None:
+        asked.append(token)
+
+    monkeypatch.setattr(ahead, "collect", lost)
+    now = space.now()
+    for step in range(4):
+        space.send(*[{"type": "track", "userId": f"u{i}", "event": "Order", "properties": {"v": i % 4},
+                      "at": now - (i * 29 + step) * MINUTE} for i in range(10)])
+        space.tick()
+        if step == 0:
+            deadline = time.monotonic() + 30
+            while not ahead._is_ready() and time.monotonic() < deadline:
+                time.sleep(0.05)
+        assert space.stored() == space.expected()
+    assert asked
