@@ -31,11 +31,11 @@ past WAIT_S) and the job scans in-process as before: the process only ever saves
 when a backfill has MIN_PROFILES profiles or more to go and stops once no backfill has been left
 for IDLE_S.
 
-A big live job lends the process half its own scan (`lend`, `collect`): a tick after a thousand
-new orders scans the events of the profiles touched for every definition reading them, in one
-query per set of event names, and decodes them: about 40% of the job. The process scans the
-second half of the profiles while the job scans the first, on the other core, and the job takes
-its answer as if it had scanned them itself. Nothing can commit while the job runs, and the
+A big live job lends the process part of its own scan (`lend`, `collect`): a tick after a
+thousand new orders scans the events of the profiles touched for every definition reading them,
+in one query per set of event names, and decodes them: about 40% of the job. The process scans
+the last 45% of the profiles while the job scans the others, on the other core, and the job
+takes its answer as if it had scanned them itself. Nothing can commit while the job runs, and the
 process's snapshot starts after the job did, so it reads the same events at the same time. Such
 a job starts the process (and keeps it while big jobs come), and lends once it is ready.
 """
