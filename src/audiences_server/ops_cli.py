@@ -198,10 +198,7 @@ def run(settings: Settings, args: argparse.Namespace, out: TextIO | None = None)
 
 
 def _backup(db: Path, target: Path, force: bool) -> str:
-    _not_the_database(db, target, "the backup")
-    backups.check_target(target)  # whatever --force says
-    if target.exists() and not force:
-        raise ValueError(f"{target} exists; choose another name or say --force")
+    _check_output(db, target, force, "a backup")
     with _stopped_by_sigterm():
         size = backups.backup(db, target)
     return f"backed up {db} to {target} ({size:,} bytes)"
@@ -271,13 +268,8 @@ def _db(db: Path, args: argparse.Namespace, out: TextIO) -> None:
 def _written(db: Path, target: Path, force: bool) -> Iterator[TextIO]:
     """A text file to write `target` through: a new file beside it, readable by its owner only
     (an export holds every profile's data), renamed over it once written, removed if the writing
-    fails, so that a failed export leaves what was there. Never the database or its -wal, -shm
-    files, never a folder or device, and an existing file only with `force`."""
-    _not_the_database(db, target, "an export")
-    if target.exists() and not target.is_file():
-        raise ValueError(f"{target} is {backups.kind(target)}: an export is written to a file of its own")
-    if target.exists() and not force:
-        raise ValueError(f"{target} exists; choose another name or say --force")
+    fails, so that a failed export leaves what was there (`_check_output`)."""
+    _check_output(db, target, force, "an export")
     partial = target.with_name(target.name + ".partial")
     partial.unlink(missing_ok=True)
     try:
@@ -290,11 +282,17 @@ def _written(db: Path, target: Path, force: bool) -> Iterator[TextIO]:
         raise
 
 
-def _not_the_database(db: Path, target: Path, what: str) -> None:
-    """Refuses a target that is the database file or one of its -wal, -shm, -journal files."""
+def _check_output(db: Path, target: Path, force: bool, what: str) -> None:
+    """Refuses a file to write `what` (a backup, an export) to: the database or one of its -wal,
+    -shm, -journal files, a folder or device (whatever `force` says), or an existing file
+    without `force`."""
     resolved = db.resolve()
     if target.resolve() in {resolved, *(resolved.with_name(resolved.name + s) for s in ("-wal", "-shm", "-journal"))}:
         raise ValueError(f"{what} cannot be written over the database or its files")
+    if target.exists() and not target.is_file():
+        raise ValueError(f"{target} is {backups.kind(target)}: {what} is written to a file of its own")
+    if target.exists() and not force:
+        raise ValueError(f"{target} exists; choose another name or say --force")
 
 
 def _pair(text: str) -> tuple[str, str]:

@@ -306,25 +306,21 @@ class Evaluation:
         keys = [key for key, _, _ in scans]
         plans = [plan for _, plan, _ in scans]
         candidates = [found for _, _, found in scans]
-        token = theirs = None
-        if (self.lender is not None and stored and len(scans) >= 2
-                and sum(map(len, candidates)) >= LEND_PAIRS):
+        lender, token, theirs = self.lender, None, []
+        if lender is not None and stored and len(scans) >= 2 and sum(map(len, candidates)) >= LEND_PAIRS:
             union = sorted(frozenset().union(*candidates))
             lent = frozenset(union[len(union) * 11 // 20:])
-            specs: list[Spec] = []
-            for key in keys:
-                comp = self.registry.by_id[key if isinstance(key, int) else key[0]]
-                specs.append((comp.definition.checked.definition.source, comp.kind, comp.collection,
-                              comp.definition.event_floor_ms, None if isinstance(key, int) else key[1]))
+            specs = [spec_of(self.registry.by_id[key], None) if isinstance(key, int)
+                     else spec_of(self.registry.by_id[key[0]], key[1]) for key in keys]
             theirs = [sorted(lent.intersection(found)) for found in candidates]
-            token = self.lender.lend(specs, theirs, self.now)
+            token = lender.lend(specs, theirs, self.now)
             if token is not None:
                 candidates = [[pid for pid in found if pid not in lent] for found in candidates]
         shared: dict[int | tuple[int, int], Shared] = dict(zip(
             keys, scan_together(self.conn, plans, candidates, self.now), strict=True))
-        if token is None or theirs is None or self.lender is None:
+        if lender is None or token is None:
             return shared
-        answer = self.lender.collect(token)
+        answer = lender.collect(token)
         if answer is None:  # the process failed: those profiles are scanned here after all
             answer = [(part, None) for part in scan_together(self.conn, plans, theirs, self.now)]
         for key, ((covered, found), values) in zip(keys, answer, strict=True):
@@ -876,8 +872,9 @@ def complete_work(
     # it is in the work (its own links may lead to more).
     asked: set[int] = set()
     taken: set[int] = set()
+    besides = recomputed.union(also)  # asked about besides the work's profiles
     while True:
-        new = ({pid for pids in work.values() for pid in pids} | recomputed | set(also)) - asked
+        new = ({pid for pids in work.values() for pid in pids} | besides) - asked
         asked.update(new)
         near = set(store.waiting_near(conn, sorted(new), now)) if registry.has_accounts else set()
         around = sorted((new | near) - taken)
@@ -1110,9 +1107,8 @@ class Evaluator:
         touches = store.take_touches(conn, size if room is None else min(size, room), self._touch_cursor)
         cursor = next(reversed(touches)) if touches else None
         due = evaluation.due.take(now, size if room is None else min(size, room - len(touches)))
-        reading = chunk is not None and any(comp.deps for comp in chunk.group)
-        evaluation.run(complete_work(conn, registry, evaluation, now, touches, due,
-                                     chunk.profile_ids if chunk is not None and reading else ()))
+        reading = chunk.profile_ids if chunk is not None and any(comp.deps for comp in chunk.group) else ()
+        evaluation.run(complete_work(conn, registry, evaluation, now, touches, due, reading))
         backfilling = chunk is not None
         if chunk is not None:
             self._backfill_chunk(conn, registry, evaluation, chunk)
@@ -1199,8 +1195,7 @@ class Evaluator:
         scanning = [comp for comp in group if isinstance(comp.plan, Plan) and comp.plan.query is not None]
         if len(scanning) < 2:
             return None  # a lone plan scans on its own (`Plan.run`), as it does without the process
-        specs: list[Spec] = [(comp.definition.checked.definition.source, comp.kind, comp.collection,
-                              comp.definition.event_floor_ms) for comp in scanning]
+        specs = [spec_of(comp, None) for comp in scanning]
         generation = self._writer.generation
         found = ahead.take(specs, pids, now, generation)
         if len(pids) == size:
@@ -1233,6 +1228,13 @@ class Evaluator:
         if not seen:
             touch(conn, [(p, "computed", comp.key) for p in changed])
         store.advance_backfill(conn, comp.id, pids[-1], len(pids))
+
+
+def spec_of(comp: Compiled, operand: int | None) -> Spec:
+    """What the scan-ahead process is told of a compiled definition's plan (or, with `operand`, of
+    that operand's plan of an account audience) to compile it again."""
+    return (comp.definition.checked.definition.source, comp.kind, comp.collection, comp.definition.event_floor_ms,
+            operand)
 
 
 def _ready(group: Sequence[Compiled], registry: Registry, cursors: Mapping[int, Any]) -> list[Compiled]:

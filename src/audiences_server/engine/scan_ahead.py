@@ -79,8 +79,9 @@ MISSES = 2
 PAUSE = 8
 
 # What the process is told of each plan: enough to compile it again, the same plan: text, kind,
-# collection, event floor, and for an account audience's operand, its place among them.
-Spec = tuple[str, str, str, int | None] | tuple[str, str, str, int | None, int | None]
+# collection, event floor, and for an account audience's operand, its place among them (None:
+# the definition's own plan).
+Spec = tuple[str, str, str, int | None, int | None]
 # What it answers per plan: its part of the scan, and the values worked out from it (None: the
 # plan reads traits, which the job reads).
 Part = tuple[Shared, dict[int, Any] | None]
@@ -343,11 +344,11 @@ def _serve(pipe: Connection, path: str) -> None:
             plans: list[Plan] = []
             alone: list[bool] = []  # whether the plan reads no trait
             for spec in specs:
-                text, kind, collection, floor, *operand = spec
+                text, kind, collection, floor, operand = spec
                 definition = compiled(text, kind, collection, floor)
                 plan = definition.plan
-                if operand and operand[0] is not None and isinstance(plan, AccountPlan):
-                    plan = plan.quantified[operand[0]][1]  # its values are the job's to work out
+                if operand is not None and isinstance(plan, AccountPlan):
+                    plan = plan.quantified[operand][1]  # its values are the job's to work out
                     alone.append(False)
                 else:
                     alone.append(not definition.summary.traits)

@@ -51,7 +51,7 @@ from typing import Any, cast
 
 import structlog
 from aiohttp import StreamReader, web
-from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 from multidict import MultiMapping
 
 from audiences_server.http.proxies import Proxies
@@ -619,9 +619,9 @@ def _json_error(response: web.StreamResponse, status: int, exc: BaseException | 
     reason = _UNREADABLE.get(status)
     if reason is None or not isinstance(response, web.Response) or response.content_type != "text/plain":
         return response
-    said = (message or "").splitlines()[0].split(":")[0].strip() if message else ""
+    said = _parser_description(message) if message else None
     text = f"the request cannot be read: {said or 'it is not HTTP/1.1 this server reads'}"
-    if exc is not None and type(exc).__name__ == "LineTooLong":
+    if isinstance(exc, LineTooLong):
         text = (f"the request cannot be read: its request line is longer than {MAX_LINE_BYTES:,} bytes or a header"
                 f" longer than {MAX_FIELD_BYTES:,}")
     answer = web.json_response({"success": False, "code": reason, "message": text,

@@ -19,7 +19,7 @@ from pathlib import Path
 import apsw
 
 from audiences_server.store import migrations
-from audiences_server.store.db import connect, create_private
+from audiences_server.store.db import connect, create_private, next_id_sql
 
 
 def _copy(source: apsw.Connection, destination: apsw.Connection) -> None:
@@ -156,9 +156,8 @@ def _past_what_was_issued(conn: apsw.Connection) -> None:
         # Connection ids are in the message ids their deliveries carry (a first sync's among
         # them), and are given past `id_floors`, not by a sequence: moved on likewise.
         conn.execute(
-            "INSERT INTO id_floors (name, value) SELECT 'connections', max(coalesce((SELECT max(connection_id)"
-            " FROM connections), 0), coalesce((SELECT value FROM id_floors WHERE name = 'connections'), 0)) + ?"
-            " ON CONFLICT (name) DO UPDATE SET value = excluded.value", (RESTORE_ID_GAP,))
+            f"INSERT INTO id_floors (name, value) SELECT 'connections', {next_id_sql('connections', 'connection_id')}"
+            " - 1 + ? ON CONFLICT (name) DO UPDATE SET value = excluded.value", (RESTORE_ID_GAP,))
         conn.execute("UPDATE destinations SET feed_removed_through = max(feed_removed_through,"
                       " (SELECT seq FROM sqlite_sequence WHERE name = 'feed_records'))")
 

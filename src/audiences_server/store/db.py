@@ -190,3 +190,20 @@ def scalar(conn: apsw.Connection, sql: str, params: Any = ()) -> Any:
     if row is None:
         raise LookupError(f"query returned no row: {sql}")
     return row[0]
+
+
+def next_id_sql(table: str, column: str) -> str:
+    """SQL for the next id of a table whose ids are never given twice: past its greatest and past
+    every id it ever gave (`id_floors`, kept under the table's name: `keep_id_floor`).
+
+    An insert takes it as `INSERT … SELECT`, not `VALUES`: SQLite runs a one-row `VALUES` insert
+    without a statement journal, so a full disk (SQLITE_FULL) rolls back the whole transaction,
+    the writer's savepoint for the job with it, instead of the one statement."""
+    return (f"max(coalesce((SELECT max({column}) FROM {table}), 0),"
+            f" coalesce((SELECT value FROM id_floors WHERE name = '{table}'), 0)) + 1")
+
+
+def keep_id_floor(conn: apsw.Connection, table: str, removed_id: int) -> None:
+    """Notes that an id of the table is gone, so that `next_id_sql` never gives it again."""
+    conn.execute("INSERT INTO id_floors (name, value) VALUES (?, ?)"
+                 " ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)", (table, removed_id))

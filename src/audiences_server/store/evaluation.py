@@ -14,7 +14,7 @@ import orjson
 from audiences_server.core.identity import visible_traits
 from audiences_server.core.identity.traits import TraitValue
 from audiences_server.core.ql import Event
-from audiences_server.store.db import scalar
+from audiences_server.store.db import keep_id_floor, next_id_sql, scalar
 
 
 @dataclass(frozen=True)
@@ -95,9 +95,8 @@ def insert_computation(
     evaluator's compiled definitions, versions, history) ever takes it for a deleted one."""
     conn.execute(
         "INSERT INTO computations (computation_id, space_id, kind, collection, key, public_id, name, description,"
-        " definition, enabled, options, status, created_ms, updated_ms) VALUES (max(coalesce((SELECT"
-        " max(computation_id) FROM computations), 0), coalesce((SELECT value FROM id_floors WHERE name ="
-        " 'computations'), 0)) + 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " definition, enabled, options, status, created_ms, updated_ms)"
+        f" SELECT {next_id_sql('computations', 'computation_id')}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?",
         (space_id, kind, collection, key, public_id, name, description, definition, int(enabled),
          json.dumps(options), "BACKFILLING" if enabled else "DISABLED", now_ms, now_ms),
     )
@@ -120,8 +119,7 @@ def update_computation(
 
 def delete_computation(conn: apsw.Connection, computation_id: int) -> None:
     """Removes a definition with its values, next change times, users' results and change records."""
-    conn.execute("INSERT INTO id_floors (name, value) VALUES ('computations', ?) ON CONFLICT (name)"
-                 " DO UPDATE SET value = max(value, excluded.value)", (computation_id,))
+    keep_id_floor(conn, "computations", computation_id)
     for table in ("computed_values", "member_results", "changes", "computations"):
         conn.execute(f"DELETE FROM {table} WHERE computation_id = ?", (computation_id,))
     clear_due(conn, [computation_id])

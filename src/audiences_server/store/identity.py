@@ -24,7 +24,7 @@ from audiences_server.core.identity import (
 )
 from audiences_server.core.identity.rules import STORED_PATTERNS
 from audiences_server.store import sync
-from audiences_server.store.db import in_chunks
+from audiences_server.store.db import in_chunks, next_id_sql
 
 _SAMPLES_KEPT = 20
 Touch = tuple[int, str, str]
@@ -79,8 +79,7 @@ def create_profile(conn: apsw.Connection, space_id: int, collection: str, now_ms
     deleted profile's id keys its events until they are gone)."""
     conn.execute(
         "INSERT INTO profiles (profile_id, space_id, collection, public_id, created_ms, updated_ms)"
-        " SELECT max(coalesce(max(profile_id), 0), coalesce((SELECT value FROM id_floors WHERE name = 'profiles'), 0))"
-        " + 1, ?, ?, ?, ?, ? FROM profiles",
+        f" SELECT {next_id_sql('profiles', 'profile_id')}, ?, ?, ?, ?, ?",
         (space_id, collection, "prf_" + secrets.token_hex(12), now_ms, now_ms),
     )
     return int(conn.last_insert_rowid())

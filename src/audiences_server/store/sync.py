@@ -10,7 +10,7 @@ from typing import Any
 import apsw
 import orjson
 
-from audiences_server.store.db import scalar
+from audiences_server.store.db import keep_id_floor, next_id_sql, scalar
 
 # How far a connection `c` (of destination `d`) has taken the outbox: a CSV connection takes a
 # record when its file is written past it, the others when they queue it.
@@ -206,9 +206,7 @@ def insert_connection(
         # Past every id a connection ever had: a connection's id is in the message ids of what it
         # sends, so a reconnection given a removed one's id would send its first sync under the
         # ids the destination already has, and a receiver deduplicating on them drops it.
-        connection_id = int(scalar(
-            conn, "SELECT max(coalesce((SELECT max(connection_id) FROM connections), 0),"
-                  " coalesce((SELECT value FROM id_floors WHERE name = 'connections'), 0)) + 1"))
+        connection_id = int(scalar(conn, "SELECT " + next_id_sql("connections", "connection_id")))
     conn.execute(
         "INSERT INTO connections (connection_id, destination_id, computation_id, options, phase, cursor, created_ms,"
         " updated_ms) VALUES (?, ?, ?, ?, 'INITIAL_SYNC', ?, ?, ?)",
@@ -254,8 +252,7 @@ def delete_connection(conn: apsw.Connection, connection_id: int) -> None:
     note_feed_removal(conn, "connection_id = ?", (connection_id,))
     conn.execute("DELETE FROM feed_records WHERE connection_id = ?", (connection_id,))
     conn.execute("DELETE FROM connections WHERE connection_id = ?", (connection_id,))
-    conn.execute("INSERT INTO id_floors (name, value) VALUES ('connections', ?)"
-                 " ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)", (connection_id,))
+    keep_id_floor(conn, "connections", connection_id)
 
 
 def advance_connection(conn: apsw.Connection, connection_id: int, cursor: int, snapshot_after: int, live: bool) -> None:
