@@ -300,15 +300,28 @@ def test_the_32_kb_limit_counts_every_field_in_utf8_bytes(running: Running) -> N
 
 # -- whole requests ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("body", [b"[" * 1000 + b"]" * 1000, b'{"batch":[{"type":"track","userId":"u","event":"E",'
-                                  b'"properties":{"p":' + b"[" * 1000 + b"]" * 1000 + b"}}]}"])
+@pytest.mark.parametrize("body", [b"[" * 1030 + b"]" * 1030, b'{"batch":[{"type":"track","userId":"u","event":"E",'
+                                  b'"properties":{"p":' + b"[" * 1030 + b"]" * 1030 + b"}}]}",
+                                  b'{"batch":[{"type":"track","userId":"u","event":"E","properties":{"n":'
+                                  b'1234567890123456789,"p":' + b"[" * 1000 + b"]" * 1000 + b"}}]}"])
 def test_a_body_nested_past_what_can_be_read_is_bad_request(running: Running, body: bytes) -> None:
-    """A BatchJson body nested a thousand levels cannot be read at all: INVALID_ARGUMENT BAD_REQUEST
-    naming the body, nothing stored."""
+    """A BatchJson body nested past 1,024 levels cannot be read at all (nor past about 990 when it
+    holds an integer of 19 digits or more, which Python's own decoder reads): INVALID_ARGUMENT
+    BAD_REQUEST naming the body, nothing stored."""
     error = refused(lambda: batch_json(running, body))
     assert (error.code(), error_reason(error)) == (grpc.StatusCode.INVALID_ARGUMENT, "BAD_REQUEST")
     assert field_violations(error)[0][0] == "body"
     assert stored_ids(running) == []
+
+
+def test_a_call_nested_a_thousand_levels_in_a_readable_body_is_rejected_alone(running: Running) -> None:
+    """A call nesting a thousand levels in a body that can be read is `nesting_too_deep` alone;
+    the call beside it is stored."""
+    deep = (b'{"type":"track","userId":"u","event":"E","messageId":"deep","properties":{"p":'
+            + b"[" * 1000 + b"]" * 1000 + b"}}")
+    reply = batch_json(running, b'{"batch":[' + deep + b"," + json.dumps(GOOD).encode() + b"]}")
+    assert outcomes(reply) == [(REJECTED, "nesting_too_deep"), (ACCEPTED, "")]
+    assert stored_ids(running) == ["good-1"]
 
 
 def test_an_integer_longer_than_python_reads_rejects_only_its_call(running: Running) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -9,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from audiences_server.core import tracking
+from audiences_server.engine import ingest
 
 RECEIVED = 1_800_000_000_000  # 2027-01-15T08:00:00Z
 
@@ -155,3 +157,66 @@ def test_stored_json_is_the_stdlib_text(value: dict[str, Any]) -> None:
 def test_stored_json_edge_cases(value: dict[Any, Any]) -> None:
     """Values orjson writes differently or refuses get the stdlib's text or error."""
     assert _outcome(tracking._dump, value) == _outcome(tracking._stdlib_dump, value)
+
+
+def _typed(value: Any) -> Any:
+    """A decoded value with each number's type kept (`1` and `1.0` compare equal otherwise) and
+    floats by their bits (NaN included)."""
+    if isinstance(value, dict):
+        return [(key, _typed(item)) for key, item in value.items()]
+    if isinstance(value, list):
+        return [_typed(item) for item in value]
+    if isinstance(value, float):
+        return "float", value.hex()
+    return type(value).__name__, value
+
+
+def _decoded(body: bytes) -> tuple[str, Any]:
+    try:
+        return "value", _typed(ingest._loads(body))
+    except (ValueError, RecursionError) as refused:
+        return "refused", type(refused).__name__
+
+
+def _stdlib_decoded(body: bytes) -> tuple[str, Any]:
+    try:
+        return "value", _typed(json.loads(body))
+    except (ValueError, RecursionError) as refused:
+        return "refused", type(refused).__name__
+
+
+# Number literals as senders write them: digit runs up to and past 64 bits, fractions and
+# exponents near a double's limits and its rounding boundaries.
+_LITERALS = st.builds(
+    lambda sign, whole, fraction, exponent: f"{sign}{whole}{fraction}{exponent}",
+    st.sampled_from(["", "-"]), st.from_regex(r"0|[1-9][0-9]{0,24}", fullmatch=True),
+    st.sampled_from(["", ".0", ".5"]) | st.from_regex(r"\.[0-9]{1,22}", fullmatch=True),
+    st.sampled_from(["", "e5", "E-5", "e308", "e309", "e-324", "e-400", "e+22", "e23"])
+    | st.from_regex(r"[eE][+-]?[0-9]{1,3}", fullmatch=True),
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.dictionaries(st.text(max_size=5), _JSON_VALUES, max_size=5), st.lists(_LITERALS, max_size=4),
+       st.sampled_from([b"", b"\xef\xbb\xbf", b" \n"]))
+def test_bodies_decode_as_the_stdlib_decodes_them(value: dict[str, Any], literals: list[str], prefix: bytes) -> None:
+    """A request body decodes to exactly what `json.loads` makes of it, or is refused as it is:
+    integers of any size stay integers, each float is the same double, lone surrogates, NaN and a
+    byte-order mark read as the stdlib reads them, whichever decoder did the work."""
+    try:
+        text = json.dumps(value, ensure_ascii=bool(literals and literals[0].startswith("-")))
+    except ValueError:
+        return
+    text = text[:-1] + (", " if value else "") + f'"n": [{", ".join(literals)}]}}'
+    body = prefix + text.encode("utf-8", "surrogatepass")
+    assert _decoded(body) == _stdlib_decoded(body)
+
+
+@pytest.mark.parametrize("body", [b'{"n": 9223372036854775807}', b'{"n": 9223372036854775808}',
+                                  b'{"n": -9223372036854775809}', b'{"n": 18446744073709551616}',
+                                  b'{"n": 1.7976931348623157e309}', b'{"n": NaN}', b'{"n": "\\ud800"}',
+                                  b'[' * 1030 + b']' * 1030, b'{"a": 1, "a": 2.5}'])
+def test_body_decoding_edge_cases(body: bytes) -> None:
+    """Integers past 64 bits (which orjson would read as floats) and what orjson refuses decode
+    as the stdlib decodes them."""
+    assert _decoded(body) == _stdlib_decoded(body)

@@ -415,8 +415,17 @@ def _check_stored(call: Call, body_field: str, parts: dict[str, Any]) -> None:
     """Refuses a call nested too deep, holding a string UTF-8 cannot encode (a lone surrogate,
     which JSON's `\\ud800` escapes can make), or over MAX_CALL_BYTES in all."""
     texts = (call.body_json, call.context_json, call.extra_json)
-    if 1 + _openings(texts[0]) > MAX_DEPTH or 1 + _openings(texts[1]) > MAX_DEPTH or _openings(texts[2]) > MAX_DEPTH:
+    # All fields' openings together first: only when those reach the limit can one field alone.
+    if _openings("".join(texts)) >= MAX_DEPTH - 1 and (
+            1 + _openings(texts[0]) > MAX_DEPTH or 1 + _openings(texts[1]) > MAX_DEPTH
+            or _openings(texts[2]) > MAX_DEPTH):
         _check_depth(parts)  # the cheap count says it may be too deep; the walk says for sure
+    whole = "".join((*texts, call.message_id, call.user_id or "", call.anonymous_id or "", call.event or "",
+                     call.group_id or ""))
+    if whole.isascii():  # every character one byte: the usual call, measured at once
+        if len(whole) > MAX_CALL_BYTES:
+            raise _Reject("message_too_large", f"the call is {len(whole)} bytes; at most {MAX_CALL_BYTES}")
+        return
     size = 0
     for field, text in ((body_field, texts[0]), ("context", texts[1])):
         size += _utf8_size(text, field)
