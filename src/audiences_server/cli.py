@@ -55,7 +55,7 @@ def _admin(settings: Settings, args: argparse.Namespace) -> str:
                                    {"event_retention_ms": None})
             return f"created space {space.name}"
         if args.command == "spaces" and args.action == "origins":
-            return _origins(Origins(engine.writer, engine.readers), args)
+            return _origins(engine, Origins(engine.writer, engine.readers), args)
         if args.command == "spaces":
             return "\n".join(space.name for space in engine.auth.list_spaces())
         issued = engine.auth.create_token(args.space, args.scope, now, args.label)
@@ -67,10 +67,17 @@ def _admin(settings: Settings, args: argparse.Namespace) -> str:
         engine.close()
 
 
-def _origins(origins: Origins, args: argparse.Namespace) -> str:
+def _origins(engine: Engine, origins: Origins, args: argparse.Namespace) -> str:
+    """Lists a space's allowed origins, or replaces them (audited as a change of the space)."""
     if args.clear and args.origin:
         raise InvalidArgument("give origins to allow, or --clear, not both", reason="ARGUMENTS_INVALID")
-    allowed = origins.set(args.name, args.origin) if args.clear or args.origin else origins.of_space(args.name)
+    if args.clear or args.origin:
+        allowed = origins.set(args.name, args.origin)
+        space = next(space for space in engine.auth.list_spaces() if space.name == args.name)
+        engine.versions.record(space.space_id, ops_cli.LOCAL_ACTOR, "update", "space", space.name,
+                               {"allowed_origins": allowed})
+    else:
+        allowed = origins.of_space(args.name)
     return "\n".join(allowed) if allowed else f"space {args.name} allows no origin"
 
 

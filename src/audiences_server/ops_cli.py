@@ -30,6 +30,7 @@ from audiences_server.security import InstanceLock
 from audiences_server.settings import ADMIN_SETTINGS, Settings, add_arguments
 from audiences_server.store import backup as backups
 from audiences_server.store import inspect, migrations
+from audiences_server.store.db import scratch_beside
 
 COMMANDS = ("backup", "restore", "db")
 TOKEN_ACTIONS = ("list", "revoke")
@@ -242,7 +243,7 @@ def _restore(settings: Settings, source: Path) -> str:
         size = backups.restore(source, settings.db, settings.synchronous, checked=True)
     finally:
         lock.release()
-    return f"restored {source} into {settings.db} ({size:,} bytes); start the server to apply any newer migrations"
+    return f"restored {source} into {settings.db} ({size:,} bytes)"
 
 
 def _db(db: Path, args: argparse.Namespace, out: TextIO) -> None:
@@ -270,11 +271,9 @@ def _written(db: Path, target: Path, force: bool) -> Iterator[TextIO]:
     (an export holds every profile's data), renamed over it once written, removed if the writing
     fails, so that a failed export leaves what was there (`_check_output`)."""
     _check_output(db, target, force, "an export")
-    partial = target.with_name(target.name + ".partial")
-    partial.unlink(missing_ok=True)
+    partial = scratch_beside(target)
     try:
-        with os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", newline="",
-                       encoding="utf-8") as handle:
+        with open(partial, "w", newline="", encoding="utf-8") as handle:
             yield handle
         os.replace(partial, target)
     except BaseException:

@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 
+import apsw
 import pytest
 
 from audiences_server.http.tracking import BATCH_PATHS, SINGLE_PATHS
@@ -161,6 +163,16 @@ def test_the_operator_command_normalises_lists_and_clears_origins(tracking_serve
     cleared = operator(site.running.db, "spaces", "origins", site.name, "--clear")
     assert (cleared.returncode, cleared.stdout.strip()) == (0, f"space {site.name} allows no origin")
     assert site.set_origins().stdout.strip() == f"space {site.name} allows no origin"
+    # Each change (not a listing) is in the space's audit log, as the operator's other actions are.
+    conn = apsw.Connection(str(site.running.db), flags=apsw.SQLITE_OPEN_READONLY)
+    audited = conn.execute(
+        "SELECT actor, action, target_type, target, detail FROM audit_log WHERE action = 'update' AND space_id ="
+        " (SELECT space_id FROM spaces WHERE name = ?) ORDER BY audit_id", (site.name,)).fetchall()
+    conn.close()
+    assert [(actor, action, kind, target, json.loads(detail)) for actor, action, kind, target, detail in audited] == [
+        ("local: audiences-server", "update", "space", site.name,
+         {"allowed_origins": ["*", "http://localhost:3000", "https://shop.example"]}),
+        ("local: audiences-server", "update", "space", site.name, {"allowed_origins": []})]
 
 
 def test_the_operator_command_refuses_what_is_not_an_origin(tracking_server: Running) -> None:

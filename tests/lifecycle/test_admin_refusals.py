@@ -117,7 +117,7 @@ def test_a_file_that_is_not_a_sound_database_is_one_line(
     assert (status, out, err) == (1, "", f"audiences-server: {db} {said}\n")
     assert db.read_bytes() == before
     assert not target.exists()
-    assert not target.with_name("backup.db.partial").exists()
+    assert not list(target.parent.glob("*.partial"))
 
 
 def test_a_backup_of_a_database_with_a_damaged_page_is_refused(tmp_path: Path,
@@ -135,7 +135,7 @@ def test_a_backup_of_a_database_with_a_damaged_page_is_refused(tmp_path: Path,
     assert err.startswith(f"audiences-server: {db} is damaged: ")
     assert err.endswith("; no backup was written\n")
     assert not target.exists()
-    assert not target.with_name("backup.db.partial").exists()
+    assert not list(target.parent.glob("*.partial"))
 
 
 def test_a_database_of_another_program_is_not_migrated(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -229,7 +229,7 @@ def test_a_backup_target_that_is_not_a_regular_file_is_refused(
     for target, kind in ((folder, "a directory"), (fifo, "a named pipe")):
         status, _, err = _main(capsys, "backup", str(target), *force, "--db", str(db))
         assert (status, err) == (1, f"audiences-server: {target} is {kind}: a backup is written to a file of its own\n")
-        assert not target.with_name(target.name + ".partial").exists()
+        assert not list(target.parent.glob("*.partial"))
     assert folder.is_dir()
     assert list(folder.iterdir()) == []
     assert fifo.is_fifo()
@@ -238,7 +238,7 @@ def test_a_backup_target_that_is_not_a_regular_file_is_refused(
 def test_a_backup_stopped_by_sigterm_leaves_no_partial_file(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """SIGTERM while the copy is made (a supervisor's stop, `timeout`) ends the command with status
-    143 as Ctrl-C ends it, removing `PATH.partial` first: the process used to end at once and
+    143 as Ctrl-C ends it, removing its partial file first: the process used to end at once and
     leave the partial copy of the database beside the target."""
     db = _database(tmp_path / "audiences.db")
     copy = backups._copy
@@ -255,13 +255,13 @@ def test_a_backup_stopped_by_sigterm_leaves_no_partial_file(tmp_path: Path, caps
         _main(capsys, "backup", str(target), "--db", str(db))
     assert ended.value.code == 143
     assert not target.exists()
-    assert not target.with_name("backup.db.partial").exists()
+    assert not list(target.parent.glob("*.partial"))
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # put back as it was
 
 
 def test_a_backup_that_fails_leaves_no_partial_file(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    """A backup is whole or absent: the copy failing (here a full disk) removes `PATH.partial`;
+    """A backup is whole or absent: the copy failing (here a full disk) removes its partial file;
     so does a source that SQLite cannot read, given to the backup function itself."""
     db = _database(tmp_path / "audiences.db")
     target = tmp_path / "backup.db"
@@ -282,7 +282,7 @@ def test_a_backup_that_fails_leaves_no_partial_file(tmp_path: Path, capsys: pyte
     assert sorted(p.name for p in tmp_path.iterdir()) == ["audiences.db", "bad.db"]
     assert _main(capsys, "backup", str(target), "--db", str(db))[0] == 0
     assert target.is_file()
-    assert not target.with_name("backup.db.partial").exists()
+    assert not list(target.parent.glob("*.partial"))
 
 
 @pytest.mark.parametrize("flag", ["listen", "http_listen"])

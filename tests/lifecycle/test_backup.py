@@ -161,6 +161,48 @@ def test_db_export_never_replaces_the_database_or_a_file_unasked(tmp_path: Path)
     assert config["headers"] == {"Authorization": "(redacted)"}
 
 
+def test_a_database_named_like_a_scratch_file_survives_export_and_backup(tmp_path: Path) -> None:
+    """`db export -o NAME` and `backup NAME` write through a new file of their own beside NAME:
+    they wrote through `NAME.partial`, removed first, so a database of that name was deleted (the
+    export still said it had written)."""
+    db = tmp_path / "store.partial"
+    engine = Engine(Settings(db=db))
+    engine.auth.create_space("shop", 0)
+    engine.close()
+    before = db.read_bytes()
+    _run("db", "export", "spaces", "-o", str(tmp_path / "store"), "--db", str(db))
+    assert (tmp_path / "store").read_text().startswith("space_id,")
+    _run("backup", str(tmp_path / "store"), "--db", str(db), "--force")
+    assert db.read_bytes() == before
+    assert not [path.name for path in tmp_path.iterdir() if path.name.startswith(".")]  # no scratch file left
+
+
+def test_a_backup_of_an_older_version_is_migrated_and_moved_past_its_ids(tmp_path: Path) -> None:
+    """A backup made before `id_floors` existed (migration 0022) restores: the restore brings it
+    up to date before moving its ids on. It stopped with a traceback after the database was
+    already replaced, its ids not moved on, so change and connection ids could be issued again."""
+    from audiences_server.store import migrations
+    old = tmp_path / "old.db"
+    conn = apsw.Connection(str(old))
+    conn.execute("CREATE TABLE _migrations (name TEXT PRIMARY KEY, applied_ms INTEGER NOT NULL)")
+    for name, fn in migrations.MIGRATIONS:
+        if name >= "0022":
+            break
+        with conn:
+            fn(conn)
+            conn.execute("INSERT INTO _migrations (name, applied_ms) VALUES (?, 0)", (name,))
+    conn.close()
+    db = tmp_path / "audiences.db"
+    restored = _command("restore", str(old), "--db", str(db))
+    assert restored.returncode == 0, restored.stderr
+    conn = apsw.Connection(str(db))
+    assert [name for name, _ in migrations.MIGRATIONS] == [
+        name for (name,) in conn.execute("SELECT name FROM _migrations ORDER BY rowid")]
+    assert conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'changes'").fetchone() == (1 << 40,)
+    assert conn.execute("SELECT value FROM id_floors WHERE name = 'connections'").fetchone() == ((1 << 40),)
+    conn.close()
+
+
 def test_local_commands_leave_an_older_database_to_serve_and_restore_only_ours(tmp_path: Path) -> None:
     """`spaces`/`tokens` refuse a database with migrations still to apply (only `serve` applies
     them), changing nothing; `restore` refuses another program's database."""

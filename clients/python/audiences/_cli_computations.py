@@ -9,6 +9,8 @@ import io
 import json
 import os
 import re
+import secrets
+import stat
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -344,11 +346,20 @@ def _export(client: Client, args: argparse.Namespace) -> int:
 
 
 def _exported_to(target: Path, export: Callable[[BinaryIO], int]) -> int:
-    """Runs the export into a new file beside `target`, renamed over it once the export is whole:
-    a failed export (the server down, a key mistyped) leaves the file that was there."""
-    partial = target.with_name(target.name + ".partial")
+    """Runs the export into a new file beside `target`, renamed over it once the export is whole,
+    with the mode the file had (a new one's as the umask gives): a failed export (the server down,
+    a key mistyped) leaves the file that was there. A path that is not a plain file (a named pipe,
+    a device, a symbolic link such as /dev/stdout) is written into as it is."""
+    if target.is_symlink() or (target.exists() and not target.is_file()):
+        with open(target, "wb") as out:
+            return export(out)
+    mode = stat.S_IMODE(target.stat().st_mode) if target.exists() else None
+    partial = target.with_name(f".{target.name}.{secrets.token_hex(4)}.partial")
+    handle = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # a new file, never another's
     try:
-        with open(partial, "wb") as out:
+        with open(handle, "wb") as out:
+            if mode is not None:
+                os.fchmod(out.fileno(), mode)
             written = export(out)
         os.replace(partial, target)
     except BaseException:

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 from pathlib import Path
 
 import apsw
 
 from audiences_server.store import migrations
-from audiences_server.store.db import connect, create_private, next_id_sql
+from audiences_server.store.db import connect, next_id_sql, scratch_beside
 
 
 def _copy(source: apsw.Connection, destination: apsw.Connection) -> None:
@@ -77,9 +78,7 @@ def backup(db: Path, target: Path) -> int:
     if not db.is_file():
         raise FileNotFoundError(f"no database at {db}")
     check_target(target)
-    partial = target.with_name(target.name + ".partial")
-    partial.unlink(missing_ok=True)
-    create_private(partial)
+    partial = scratch_beside(target)
     try:
         source = _open_read_only(db)
         try:
@@ -175,6 +174,10 @@ def restore(source: Path, db: Path, synchronous: str = "FULL", *, checked: bool 
     backup_conn, live = _open_read_only(source), connect(db, synchronous=synchronous)
     try:
         _copy(backup_conn, live)
+        # A backup made by an older version is brought up to date first: the ids to move on
+        # include those its migrations keep (`id_floors`), which a start would otherwise make
+        # from the backup's ids alone, giving ids issued after the backup again.
+        migrations.migrate(live, int(time.time() * 1000), path=str(db))
         _past_what_was_issued(live)
         live.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:

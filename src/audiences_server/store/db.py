@@ -8,6 +8,7 @@ connection from `Readers`.
 from __future__ import annotations
 
 import os
+import tempfile
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -78,11 +79,26 @@ def create_private(path: Path) -> None:
     gives its `-wal` and `-shm` files the mode of the database file, so creating the file 0600
     first makes all three private. Existing files and folders are left as they are.
     """
+    _make_folders(path)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+
+
+def _make_folders(path: Path) -> None:
+    """Creates each missing folder above a file, readable by the owner only."""
     missing = [folder for folder in (path.parent, *path.parent.parents) if not folder.exists()]
     for folder in reversed(missing):
         # mkdir's mode passes through the umask, which may only take rights away: 0700 at most.
         folder.mkdir(mode=0o700, exist_ok=True)
-    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+
+
+def scratch_beside(target: Path) -> Path:
+    """A new empty file beside `target` (its missing folders made), readable by the owner only,
+    under a name no file had (`.NAME.<random>.partial`), to write `target` through and rename over
+    it: creating it never replaces or removes another file, the database among them."""
+    _make_folders(target)
+    handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+    os.close(handle)
+    return Path(name)
 
 
 def _checked_synchronous(value: str) -> str:
