@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -75,6 +78,13 @@ def test_import_reports_progress_and_rejected_lines(run_cli: Run, tmp_path: Path
     assert "1201/1201" in result.err
     again = json.loads(run_cli("--json", "import", str(path)).out)
     assert (again["duplicate"], [r["line"] for r in again["rejected_lines"]]) == (1198, [11, 502])
+    # Lines without a messageId are stored once too when the file is imported again (a first
+    # import that failed midway is run again so): each line's id comes from the file up to it.
+    bare = tmp_path / "bare.ndjson"
+    bare.write_text("".join(json.dumps({"type": "track", "userId": user, "event": "Same"}) + "\n" for _ in range(3)))
+    first = json.loads(run_cli("--json", "import", str(bare)).out)
+    second = json.loads(run_cli("--json", "import", str(bare)).out)
+    assert (first["accepted"], second["accepted"], second["duplicate"]) == (3, 0, 3)
 
 
 def _define(run_cli: Run, group: str, key: str, definition: str, *extra: str) -> Result:
@@ -272,7 +282,20 @@ def test_sync_commands_work_or_say_unimplemented(run_cli: Run, unique: Callable[
     exported = out.read_text()
     assert run_cli("audiences", "export", unique("nope"), "--output", str(out)).code == 1
     assert out.read_text() == exported
-    assert not out.with_name("members.csv.partial").exists()
+    assert not list(tmp_path.glob("*.partial"))
+    # Written again, a private export stays private (it became 0644, the new file's mode), and a
+    # named pipe gets the CSV (it got nothing and became a regular file).
+    out.chmod(0o600)
+    assert run_cli("audiences", "export", key, "--output", str(out)).code == 0
+    assert (out.stat().st_mode & 0o777, out.read_text()) == (0o600, exported)
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    read: list[str] = []
+    reader = threading.Thread(target=lambda: read.append(pipe.read_text()))
+    reader.start()
+    assert run_cli("audiences", "export", key, "--output", str(pipe)).code == 0
+    reader.join(10)
+    assert (read, stat.S_ISFIFO(pipe.stat().st_mode)) == ([exported], True)
     assert run_cli("connections", "delete", dest, key).code == 0
     assert run_cli("destinations", "delete", dest).code == 0
 

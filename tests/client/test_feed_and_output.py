@@ -112,6 +112,35 @@ def test_stream_calls_raises_what_the_callers_iterator_raised(client: audiences.
         client.stream_calls(calls())
 
 
+@pytest.mark.parametrize("given", [{}, {"messageId": None}, {"messageId": ""}], ids=["absent", "none", "empty"])
+def test_calls_sent_again_after_a_failure_are_stored_once(client: audiences.Client, server: Running,
+                                                           given: dict[str, Any]) -> None:
+    """Calls without a `messageId` (or with an empty one) sent with `send_batch`, `stream_calls`
+    or the async `send_batch`, then sent again as a caller does after a failure midway: the
+    second time every one is a duplicate. Each was sent without an id, so the server made a new
+    one each time and stored them twice; `enqueue` kept an empty id likewise, for every retry."""
+    user = f"again-{len(given)}-{given.get('messageId')!r}"
+
+    def calls(tag: str) -> list[dict[str, Any]]:
+        return [{"type": "track", "userId": user, "event": f"{tag}{i}", **given} for i in range(3)]
+
+    batch = calls("batch")
+    assert client.send_batch(batch).accepted_count == 3
+    assert client.send_batch(batch).duplicate_count == 3
+    streamed = calls("stream")
+    assert client.stream_calls(streamed).accepted_count == 3
+    assert client.stream_calls(streamed).duplicate_count == 3
+
+    async def twice(sent: list[dict[str, Any]]) -> tuple[int, int]:
+        async with audiences.AsyncClient(f"127.0.0.1:{server.port}", server.tokens) as aio:
+            return (await aio.send_batch(sent)).accepted_count, (await aio.send_batch(sent)).duplicate_count
+
+    assert asyncio.run(twice(calls("async"))) == (3, 3)
+    queued = client.enqueue({"type": "track", "userId": user, "event": "queued", **given})
+    assert queued.startswith("py-")
+    assert client.flush(10)
+
+
 def test_the_async_stream_calls_refuses_it_too(server: Running) -> None:
     """AsyncClient: InvalidArgument VALUE_NOT_JSON, not asyncio.CancelledError (which is no
     AudiencesError and which asyncio reads as the task being cancelled)."""
@@ -312,6 +341,32 @@ def test_close_ends_an_open_watch_saying_why(server: Running, unique: Callable[[
     client.close()
     thread.join(10)
     assert not thread.is_alive()
+    assert len(ended) == 1
+    assert isinstance(ended[0], audiences.AudiencesError)
+    assert (ended[0].code, ended[0].reason) == (grpc.StatusCode.CANCELLED, "CLIENT_CLOSED")
+
+
+def test_close_ends_a_call_in_flight_saying_why() -> None:
+    """A unary call waiting on a server that never answers (a socket that listens and nothing
+    more), ended by close() from another thread: CANCELLED CLIENT_CLOSED, as AsyncClient says
+    (it had no reason: a caller could not tell its own close() from the server cancelling)."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        client = audiences.Client(f"127.0.0.1:{silent.getsockname()[1]}", "aud_admin_x", timeout=30)
+        ended: list[BaseException] = []
+
+        def call() -> None:
+            try:
+                client.get_space()
+            except Exception as error:
+                ended.append(error)
+
+        thread = threading.Thread(target=call)
+        thread.start()
+        time.sleep(0.5)
+        client.close()
+        thread.join(10)
     assert len(ended) == 1
     assert isinstance(ended[0], audiences.AudiencesError)
     assert (ended[0].code, ended[0].reason) == (grpc.StatusCode.CANCELLED, "CLIENT_CLOSED")

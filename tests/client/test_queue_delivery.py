@@ -71,6 +71,30 @@ def test_an_on_error_that_raises_does_not_stop_the_queue(server: Running, unique
     assert "on_error raised" in caplog.text
 
 
+def test_an_on_error_that_queues_the_call_again_never_stops_the_queue() -> None:
+    """Every batch fails (nothing listens) and `on_error` queues each call again, as "try again
+    later" does, into a queue that fills up: the producer's calls all return. With `block`, the
+    sender thread, running `on_error`, waited for room that only it could make: every `track()`
+    then blocked until `close()` gave up."""
+    client: audiences.Client
+
+    def again(undelivered: audiences.Undelivered) -> None:
+        client.enqueue(undelivered.message)
+
+    client = audiences.Client(_dead_address(), "aud_write_x", max_queue_size=5, batch_size=2, max_retries=0,
+                              flush_interval=0.05, on_error=again)
+    done = threading.Event()
+
+    def produce() -> None:
+        for i in range(20):
+            client.track(user_id="u", event="E", properties={"i": i})
+        done.set()
+
+    threading.Thread(target=produce, daemon=True).start()
+    assert done.wait(20), "track() blocked behind the sender thread"
+    client.close(timeout=1)
+
+
 # -- 2: AsyncClient at the end of the program --------------------------------------------------
 
 

@@ -495,7 +495,7 @@ class Base:
                 request, metadata=self._metadata(scope), timeout=timeout, wait_for_ready=self.wait_for_ready
             )
         except grpc.RpcError as error:
-            raise self._failure(error, timeout) from None
+            raise self._closing_failure(error, timeout) from None
         except ValueError:
             if self._closed:  # closed by another thread while this call was being made
                 raise closed_error() from None
@@ -522,15 +522,15 @@ class Base:
                 request, metadata=self._metadata(scope), timeout=timeout, wait_for_ready=self.wait_for_ready
             )
         except grpc.RpcError as error:
-            raise self._stream_failure(error, timeout) from None
+            raise self._closing_failure(error, timeout) from None
         except ValueError:
             if self._closed:
                 raise closed_error() from None
             raise
 
-    def _stream_failure(self, error: grpc.RpcError, timeout: float | None) -> AudiencesError:
-        """The AudiencesError of a failed stream: as `_failure`, and one the client's `close()`
-        cancelled says so (reason `CLIENT_CLOSED`)."""
+    def _closing_failure(self, error: grpc.RpcError, timeout: float | None) -> AudiencesError:
+        """The AudiencesError of a failed call or stream: as `_failure`, and one the client's
+        `close()` cancelled says so (reason `CLIENT_CLOSED`, as `AsyncClient` says)."""
         failed = self._failure(error, timeout)
         if self._closed and failed.code == grpc.StatusCode.CANCELLED and not failed.reason:
             failed.reason = "CLIENT_CLOSED"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from audiences._cli_args import count, json_object, unreadable_json
 from audiences._output import Progress, emit_json, plural, table
 from audiences.batching import MAX_BATCH_BYTES, MAX_BATCH_CALLS, MAX_MESSAGE_BYTES, json_default
 from audiences.client import Client
+from audiences.errors import AudiencesError
 from audiences.v1 import ingest_pb2
 
 Sub = Any  # argparse's private _SubParsersAction
@@ -174,7 +176,11 @@ def _chunks(lines: list[str], size: int, rejected: list[dict[str, Any]]) -> Iter
     """Batches of (line number, call), within the server's limits; bad lines go to `rejected`."""
     batch: list[tuple[int, dict[str, Any]]] = []
     weight = 0
+    # Of the file up to each line: a line without `messageId` gets one from it, the same each time
+    # the same file is imported, so importing it again (after a failure midway) stores no line twice.
+    read = hashlib.sha256()
     for number, line in enumerate(lines, 1):
+        read.update(line.encode("utf-8", "surrogateescape") + b"\n")
         if not line.strip():
             continue
         try:
@@ -191,6 +197,8 @@ def _chunks(lines: list[str], size: int, rejected: list[dict[str, Any]]) -> Iter
         if line.count("{") + line.count("[") > MAX_SENT_DEPTH and _depth(call) > MAX_SENT_DEPTH:
             rejected.append(_too_deep(number))
             continue
+        if not call.get("messageId"):
+            call["messageId"] = f"imp-{read.hexdigest()[:32]}"
         # Its bytes in the request as `send_batch` encodes it (non-ASCII escaped), not the line's length.
         length = len(json.dumps(call, separators=(",", ":"), default=json_default))
         if length > MAX_BATCH_BYTES:  # alone it would make the server refuse the whole batch
@@ -213,7 +221,12 @@ def _import(client: Client, args: argparse.Namespace) -> int:
     counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
     progress = Progress(len(lines), "importing", args.progress)
     for batch in _chunks(lines, args.batch_size, rejected):
-        reply = client.send_batch([call for _, call in batch])
+        try:
+            reply = client.send_batch([call for _, call in batch])
+        except AudiencesError:
+            print(f"audiences: the import stopped at line {batch[0][0]} (every line before it was sent and"
+                  " answered); importing the same file again stores no line twice", file=sys.stderr)
+            raise
         counts["accepted"] += reply.accepted_count
         counts["duplicate"] += reply.duplicate_count
         rejected += [

@@ -37,6 +37,7 @@ from typing import IO, Any
 import grpc
 import grpc.aio
 
+from audiences import messages
 from audiences._base import channel_options, collection_value, kind_value, unencodable
 from audiences._insight import MAX_VERSION, diff_request, edited_options, same_definition
 from audiences._profiles import trait_value
@@ -158,7 +159,7 @@ class AsyncClient(Client):
             async for message in call:
                 yield message
         except grpc.RpcError as error:
-            raise self._stream_failure(error, timeout) from None
+            raise self._closing_failure(error, timeout) from None
         except asyncio.CancelledError:
             if self._cancelled_by_close():
                 raise _ended_by_close() from None
@@ -205,7 +206,7 @@ class AsyncClient(Client):
     ) -> ingest_pb2.BatchJsonResponse:
         """Sends calls (tracking-API JSON shape) now, in one `BatchJson` call, bypassing the
         queue; returns a result per call (accepted, duplicate or rejected with its reason)."""
-        body: dict[str, Any] = {"batch": [dict(c) for c in calls]}
+        body: dict[str, Any] = {"batch": [messages.identified(c) for c in calls]}
         if context:
             body["context"] = dict(context)
         if sent_at:

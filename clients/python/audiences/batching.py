@@ -194,14 +194,17 @@ class Batcher:
             self._issued += 1
             seq = self._issued
             self._unsettled.append(seq)
+        # A sender thread (an `on_error` queueing a call again) cannot wait for room only the
+        # senders make, and a drop would be reported to that same `on_error`: it is refused.
+        sender = threading.current_thread() in self._threads
         try:
-            if self.on_overflow == "block":
+            if self.on_overflow == "block" and not sender:
                 self._put_waiting((seq, encoded))
             else:
                 self._queue.put_nowait((seq, encoded))
         except queue.Full:
             self._settle([seq])
-            if self.on_overflow == "raise":
+            if self.on_overflow == "raise" or sender:
                 raise QueueFull(self.max_queue_size) from None
             self.stats.add(dropped=1)
             self._report(Undelivered(dict(message), "dropped", "the send queue was full"))

@@ -15,7 +15,6 @@ from __future__ import annotations
 import atexit
 import os
 import threading
-import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -290,9 +289,9 @@ class Client(AdminMethods, InsightMethods, ProfileMethods, SyncMethods, Operator
 
     def enqueue(self, message: Mapping[str, Any]) -> str:
         """Queues a call already in the tracking API's JSON shape; returns its `messageId`
-        (empty when it was dropped on overflow). A call without `messageId` gets one."""
-        call = dict(message)
-        call.setdefault("messageId", f"py-{uuid.uuid4()}")
+        (empty when it was dropped on overflow). A call without `messageId` (or with an empty
+        one) gets one, which its retries keep."""
+        call = messages.identified(message)
         return str(call["messageId"]) if self._queue().put(call) else ""
 
     def flush(self, timeout: float | None = None) -> bool:
@@ -352,8 +351,10 @@ class Client(AdminMethods, InsightMethods, ProfileMethods, SyncMethods, Operator
         self, calls: Sequence[Mapping[str, Any]], *, context: Json | None = None, sent_at: str | None = None
     ) -> ingest_pb2.BatchJsonResponse:
         """Sends calls (tracking-API JSON shape) now, in one `BatchJson` call, bypassing the
-        queue; returns a result per call (accepted, duplicate or rejected with its reason)."""
-        body: dict[str, Any] = {"batch": [dict(c) for c in calls]}
+        queue; returns a result per call (accepted, duplicate or rejected with its reason). A
+        call without `messageId` is given one, written into its dict (`messages.identified`):
+        sending the same calls again after a failure stores none twice."""
+        body: dict[str, Any] = {"batch": [messages.identified(c) for c in calls]}
         if context:
             body["context"] = dict(context)
         if sent_at:
@@ -384,7 +385,10 @@ class Client(AdminMethods, InsightMethods, ProfileMethods, SyncMethods, Operator
         """Sends any number of calls (tracking-API JSON shape) over one `StreamCalls` stream.
 
         The whole stream is one call: it may take the client's `timeout` when one was chosen
-        (None: no limit), else an hour, as long as `calls` keeps coming.
+        (None: no limit), else an hour, as long as `calls` keeps coming. A call without
+        `messageId` is given one, written into its dict (`messages.identified`): a stream that
+        failed midway may have stored part of the calls, and sending the same calls again stores
+        none twice.
 
         Raises:
             InvalidArgument: a call the client cannot encode (`VALUE_NOT_JSON`, `MESSAGE_TOO_LARGE`,
@@ -416,7 +420,7 @@ class StreamRequests:
 
     def __next__(self) -> ingest_pb2.StreamCallsRequest:
         try:
-            call = next(self._calls)
+            call = messages.identified(next(self._calls))
             return ingest_pb2.StreamCallsRequest(call=tracking_pb2.TrackingCall(json=encode(call)))
         except StopIteration:
             raise
