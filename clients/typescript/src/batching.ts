@@ -288,20 +288,31 @@ export function retryBudgetMs(maxRetries = 6, backoffMs = 200, maxBackoffMs = 5_
  * integer it is (JSON numbers have no size limit; the server keeps integers beyond 64 bits), and,
  * with `strict`, NaN and infinities (which JSON cannot hold, and `JSON.stringify` silently
  * writes as `null`) throw AudiencesError INVALID_ARGUMENT `VALUE_NOT_JSON`, as does anything else
- * `JSON.stringify` cannot write (a cycle).
+ * `JSON.stringify` cannot write (a cycle). An Invalid Date (which `JSON.stringify` writes as
+ * `null` too) throws INVALID_ARGUMENT `TIME_INVALID`. Both name the value's place in metadata
+ * `field`, as a dotted path (`properties.items.0.price`).
  */
 export function toJson(value: unknown, strict = true): string {
   let mark: string | undefined;
   let text: string;
+  const places = new WeakMap<object, string>(); // each object or array written, with its path
   try {
-    text = JSON.stringify(value, (key, item: unknown) => {
+    text = JSON.stringify(value, function (this: unknown, key: string, item: unknown) {
+      const parent = places.get(this as object);
+      const field = parent ? `${parent}.${key}` : key;
+      // `item` is what the value's toJSON made of it: a Date's is already a string, or null.
+      const original = (this as Record<string, unknown>)[key];
+      if (original instanceof Date && Number.isNaN(original.getTime())) {
+        throw invalidArgument(`${field || "the value"} is an Invalid Date`, "TIME_INVALID", { field });
+      }
       if (typeof item === "bigint") {
         mark ??= `\u0000bigint${Math.random().toString(36).slice(2)}:`;
         return `${mark}${item.toString()}`;
       }
       if (strict && typeof item === "number" && !Number.isFinite(item)) {
-        throw invalidArgument(`${key ? `\`${key}\` is` : "the value is"} ${item}, which JSON cannot hold`, "VALUE_NOT_JSON", { field: key });
+        throw invalidArgument(`${field ? `\`${field}\` is` : "the value is"} ${item}, which JSON cannot hold`, "VALUE_NOT_JSON", { field });
       }
+      if (item !== null && typeof item === "object") places.set(item, field);
       return item;
     });
   } catch (error) {
@@ -316,7 +327,8 @@ export function toJson(value: unknown, strict = true): string {
 
 /**
  * One call as compact JSON (UTF-8); throws AudiencesError INVALID_ARGUMENT `MESSAGE_TOO_LARGE`
- * over 32 KB, `VALUE_NOT_JSON` for NaN, an infinity or a cycle (a BigInt is sent as its integer).
+ * over 32 KB, `VALUE_NOT_JSON` for NaN, an infinity or a cycle, `TIME_INVALID` for an Invalid Date
+ * (a BigInt is sent as its integer).
  */
 export function encode(message: Record<string, unknown>): Buffer {
   const encoded = Buffer.from(toJson(message));

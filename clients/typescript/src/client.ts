@@ -438,6 +438,24 @@ function changes<T extends object>(fields: T): { set: Partial<T>; paths: string[
   return { set: set as Partial<T>, paths };
 }
 
+/** A new `messageId`, as the tracking methods give. */
+function newMessageId(): string {
+  return `node-${crypto.randomUUID()}`;
+}
+
+/**
+ * The call with a `messageId`: one without (or with an undefined, null or empty one) gets a new
+ * one written into the caller's object, so that sending the same object again is deduplicated by
+ * the server. An object that cannot be written (a frozen one) is sent as a copy with the id.
+ */
+function withMessageId(call: Record<string, unknown>): Record<string, unknown> {
+  if (call === null || typeof call !== "object" || Array.isArray(call) || call.messageId) {
+    return call; // not a call object: sent as it is, for the server to refuse
+  }
+  const messageId = newMessageId();
+  return Reflect.set(call, "messageId", messageId) ? call : { ...call, messageId };
+}
+
 function tlsCredentials(ca?: string, cert?: string, key?: string): ChannelCredentials {
   if ((cert === undefined) !== (key === undefined)) {
     throw invalidArgument("a client certificate needs both tlsCertFile and tlsKeyFile", "TLS_FILE_UNREADABLE", {
@@ -553,13 +571,17 @@ export class Client {
 
   /**
    * Queues a call already in the tracking API's JSON shape; returns its `messageId` (empty when
-   * it was dropped on overflow). A call without `messageId` gets one.
+   * it was dropped on overflow). A call without `messageId`, or whose `messageId` is undefined,
+   * null or empty, gets one (in the queued copy: the caller's object is left as it is).
    */
   enqueue(message: Record<string, unknown>): string {
     if (this.closed) {
       throw new AudiencesError(Status.FAILED_PRECONDITION, "the client is closed", { reason: "CLIENT_CLOSED" });
     }
-    const call = { messageId: `node-${crypto.randomUUID()}`, ...message };
+    const call = { ...message };
+    if (!call.messageId) {
+      call.messageId = newMessageId(); // after the spread: an undefined, null or "" of the caller's must not win
+    }
     if (!this.batcher.put(call)) {
       return "";
     }
@@ -611,14 +633,18 @@ export class Client {
 
   /**
    * Sends calls (tracking-API JSON shape) now, in one `BatchJson` call, bypassing the queue;
-   * resolves to a result per call.
+   * resolves to a result per call. A call without a `messageId` (or with an empty one) gets one
+   * written into the caller's object, so sending the same objects again after a failure is
+   * deduplicated by the server. Rejects with AudiencesError INVALID_ARGUMENT before calling for
+   * NaN or an infinity (`VALUE_NOT_JSON`) or an Invalid Date (`TIME_INVALID`) anywhere, as
+   * `track()` throws.
    */
   sendBatch(calls: Array<Record<string, unknown>>, options: { context?: messages.Json; sentAt?: string } = {}): Promise<BatchJsonResponse> {
-    const body: Record<string, unknown> = { batch: calls };
-    if (options.context) body.context = options.context;
-    if (options.sentAt) body.sentAt = options.sentAt;
     try {
-      return this.sendBody(Buffer.from(toJson(body, false)));
+      const body: Record<string, unknown> = { batch: calls.map(withMessageId) };
+      if (options.context) body.context = options.context;
+      if (options.sentAt) body.sentAt = options.sentAt;
+      return this.sendBody(Buffer.from(toJson(body)));
     } catch (error) {
       return Promise.reject(error);
     }
@@ -642,11 +668,17 @@ export class Client {
     return this.caller.unary("write", this.ingest.batch.bind(this.ingest), BatchRequest.fromPartial({ batch: calls }));
   }
 
-  /** Sends any number of calls (tracking-API JSON shape) over one `StreamCalls` stream. */
+  /**
+   * Sends any number of calls (tracking-API JSON shape) over one `StreamCalls` stream. A call
+   * without a `messageId` (or with an empty one) gets one written into the caller's object as it
+   * is taken, so resending the same objects after a stream failed midway is deduplicated by the
+   * server. A call that cannot be encoded (as `track()` would throw) ends the stream, which
+   * rejects with that AudiencesError.
+   */
   streamCalls(calls: Iterable<Record<string, unknown>> | AsyncIterable<Record<string, unknown>>): Promise<StreamCallsResponse> {
     async function* requests(): AsyncGenerator<StreamCallsRequest> {
       for await (const call of calls) {
-        yield StreamCallsRequest.fromPartial({ call: { json: encode(call) } });
+        yield StreamCallsRequest.fromPartial({ call: { json: encode(withMessageId(call)) } });
       }
     }
     return this.caller.upload("write", this.ingest.streamCalls.bind(this.ingest), requests(), this.caller.longTimeout(3_600_000));

@@ -10,7 +10,7 @@
 
 import { randomUUID } from "node:crypto";
 import { status as Status } from "@grpc/grpc-js";
-import { AudiencesError } from "./errors.js";
+import { AudiencesError, invalidArgument } from "./errors.js";
 
 export type Json = Record<string, unknown>;
 export type Time = Date | string;
@@ -63,6 +63,14 @@ function refuse(reason: string, field: string, message: string): AudiencesError 
   });
 }
 
+/** A Date's ISO text; an Invalid Date (whose `toISOString` throws a RangeError) is refused as `TIME_INVALID`. */
+function isoTime(time: Date, field: string): string {
+  if (Number.isNaN(time.getTime())) {
+    throw invalidArgument(`${field} is an Invalid Date`, "TIME_INVALID", { field });
+  }
+  return time.toISOString();
+}
+
 function common(type: string, params: Common, needIdentity = true): Call {
   if (needIdentity && !params.userId && !params.anonymousId) {
     throw refuse("no_user_anon_id", "userId", "a call needs a userId or an anonymousId");
@@ -73,7 +81,7 @@ function common(type: string, params: Common, needIdentity = true): Call {
   if (params.timestamp === undefined) {
     call.originalTimestamp = new Date().toISOString();
   } else {
-    call.timestamp = params.timestamp instanceof Date ? params.timestamp.toISOString() : params.timestamp;
+    call.timestamp = params.timestamp instanceof Date ? isoTime(params.timestamp, "timestamp") : params.timestamp;
   }
   if (params.context) call.context = params.context;
   if (params.integrations) call.integrations = params.integrations;
