@@ -445,11 +445,15 @@ def test_a_user_s_own_exit_from_an_account_is_waited_for_and_goes_with_it(site: 
     assert site.running.query("SELECT count(*) FROM deliveries WHERE record LIKE '%second%'") == [(0,)]
 
 
-def test_an_account_s_parked_change_no_longer_names_a_deleted_user(site: Site, receiver: Receiver) -> None:
+@pytest.mark.parametrize("left", [False, True], ids=["member", "left"])
+def test_an_account_s_parked_change_no_longer_names_a_deleted_user(site: Site, receiver: Receiver,
+                                                                    left: bool) -> None:
     """An account's own change (its entry) lists its users with their identifiers; parked, it
     outlives a deletion of one of them. Once the deletion is complete, that user is no longer in
     it: neither the dead letter nor its redrive carries the deleted user's identifiers, and the
-    other user's still go."""
+    other user's still go. Also when the account had left the audience before the deletion (its
+    exit held behind the dead letter): no change then named the user, and the purge, which found
+    the account through such a change or the user's links, gone by then, left the user in it."""
     site.send({"type": "identify", "userId": "leaver", "traits": {"email": "leaver@x.io"}},
               {"type": "identify", "userId": "stayer"},
               {"type": "group", "userId": "stayer", "groupId": "acme"},
@@ -463,6 +467,9 @@ def test_an_account_s_parked_change_no_longer_names_a_deleted_user(site: Site, r
     parked = wait_for(lambda: site.running.sync.ListDeadLetters(listed, metadata=site.as_("admin")).dead_letters,
                       what="the account's entry parked")
     assert "leaver" in str(parked[0].payload)
+    if left:
+        site.send({"type": "group", "userId": "stayer", "groupId": "acme", "traits": {"tier": "silver"}})
+        site.tick()
     _finished(site, _delete(site, "user_id:leaver", delivery_timeout=duration_pb2.Duration()).deletion_id)
     letters = site.running.sync.ListDeadLetters(listed, metadata=site.as_("admin")).dead_letters
     assert "leaver" not in " ".join(str(letter.payload) for letter in letters)

@@ -120,6 +120,9 @@ class Deletions:
             # Each member account sends the user's own exit; the accounts are evaluated without it.
             for account in linked:
                 evaluation_store.record_link_change(conn, account, row.profile_id, "user_unlinked", now)
+            # Before the links go: an account the user no longer counts for (not a member) has no
+            # change naming the user, and nothing would lead the purge to its queued changes.
+            store.unname(conn, store.family(conn, row.profile_id))
             store.unlink_all(conn, row.profile_id)
         # An account keeps its links until it is removed: its exits are sent to its users too.
         for member in store.family(conn, row.profile_id):

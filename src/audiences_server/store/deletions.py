@@ -230,6 +230,22 @@ def undelivered(conn: apsw.Connection, space_id: int, profile_ids: list[int]) ->
     return int(queued) + int(unread) + int(users_queued) + int(users_unread)
 
 
+def unname(conn: apsw.Connection, profile_ids: list[int]) -> None:
+    """Takes the users out of the `users` of their accounts' own changes still queued (or parked,
+    or in a feed), which keep the accounts' other users: once gone, nothing sends the users'
+    identifiers. Done when a deletion starts, while the users' links still lead to every account
+    they were linked to (one no longer a member has no change naming them), and again when it
+    ends."""
+    ids = json.dumps(profile_ids)
+    for table in ("deliveries", "feed_records"):
+        conn.execute(
+            # A subquery's value loses its JSON subtype: json() gives it back, or it would be a string.
+            f"UPDATE {table} SET record = json_set(record, '$.users', json((SELECT json_group_array(json(u.value))"
+            " FROM json_each(record, '$.users') AS u WHERE u.value ->> 'profile' NOT IN (SELECT public_id FROM"
+            f" profiles WHERE profile_id {_IN})))) WHERE rowid IN ({_naming_users(table, own=False)})",
+            (ids, ids, ids, ids, ids))
+
+
 def purge(conn: apsw.Connection, space_id: int, profile_ids: list[int]) -> None:
     """Removes everything of the profiles but their events: rows, identifiers, traits, links,
     values, evaluator state, change records (which are its membership history), queued deliveries and feed
@@ -244,15 +260,7 @@ def purge(conn: apsw.Connection, space_id: int, profile_ids: list[int]) -> None:
             sync.note_feed_removal(conn, f"record_id {_IN}", (json.dumps(rows),))
         if rows:
             conn.execute(f"DELETE FROM {table} WHERE rowid {_IN}", (json.dumps(rows),))
-    # An account's own changes still queued (or parked, or in a feed) keep the account's other
-    # users, but not these: once gone, nothing sends their identifiers.
-    for table in ("deliveries", "feed_records"):
-        conn.execute(
-            # A subquery's value loses its JSON subtype: json() gives it back, or it would be a string.
-            f"UPDATE {table} SET record = json_set(record, '$.users', json((SELECT json_group_array(json(u.value))"
-            " FROM json_each(record, '$.users') AS u WHERE u.value ->> 'profile' NOT IN (SELECT public_id FROM"
-            f" profiles WHERE profile_id {_IN})))) WHERE rowid IN ({_naming_users(table, own=False)})",
-            (ids, ids, ids, ids, ids))
+    unname(conn, profile_ids)
     sync.note_feed_removal(conn, f"profile_id {_IN}", (ids,))
     conn.execute("UPDATE id_floors SET value = max(value, (SELECT coalesce(max(profile_id), 0) FROM profiles))"
                  " WHERE name = 'profiles'")
