@@ -117,6 +117,31 @@ def test_dead_letter_holds_the_profile_and_redrive_resends(space: Space, receive
                                                   metadata=meta).dead_letters
 
 
+def test_one_profile_failing_worth_retrying_holds_no_other(space: Space, receiver: Receiver) -> None:
+    """A receiver answering 503 to one profile's change only: the other profiles' changes go while
+    that one is still being retried, far from parked. The destination probed one write at a time
+    after the failure, and each probe was the oldest change due, the failing one, so nothing else
+    went until it was parked (minutes with the default policy)."""
+    space.define("pro", "trait('plan') = 'pro'")
+    patient = sync_pb2.DeliveryPolicy(max_attempts=100, initial_backoff=ms(200), max_backoff=ms(1000),
+                                      request_timeout=ms(2000))
+    webhook(space, "hook", receiver.url, policy=patient)
+    connect(space, "hook", "pro", send_identify=True)
+    receiver.fail_when = lambda body: 503 if body["userId"] == "bad" else None
+    space.send({"type": "identify", "userId": "bad", "traits": {"plan": "pro"}})
+    space.tick()
+    wait_for(lambda: receiver.attempts, what="the first refusal")
+    others = [f"u{i}" for i in range(20)]
+    space.send(*({"type": "identify", "userId": u, "traits": {"plan": "pro"}} for u in others))
+    space.tick()
+    delivered = wait_for(lambda: {c["userId"] for c in receiver.calls()} >= set(others) and receiver.calls(),
+                         timeout=15, what="every other profile's entry")
+    assert "bad" not in {c["userId"] for c in delivered}
+    request = sync_pb2.GetConnectionRequest(destination_key="hook", computation=ref("pro"))
+    status = space.running.sync.GetConnection(request, metadata=admin(space)).connection.delivery
+    assert (status.dead_letter_count, status.retrying_count) == (0, 1)
+
+
 def test_a_change_held_behind_a_dead_letter_lets_the_worker_sleep(space: Space, receiver: Receiver) -> None:
     """While a dead letter holds its profile's next change, the destination has nothing due: its
     worker's wake-up time is none (it was 0, the held change's, and the worker read the queue

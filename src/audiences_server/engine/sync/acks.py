@@ -49,6 +49,8 @@ class _Write:
     unanswered: set[int]
     untold: set[int] = field(default_factory=set)
     """Deliveries the sink has said nothing of yet (see `Acks.write`)."""
+    probe: bool = False
+    """Sent while probing (one write at a time after a failure worth retrying)."""
 
 
 @dataclass
@@ -78,6 +80,9 @@ class Acks:
         # After a failure worth retrying, one write at a time until one succeeds: an outage then
         # costs one attempt per backoff, not one per delivery in flight.
         self.probing = False
+        # Writes failed worth retrying in a row (those in flight when probing began count as one):
+        # the destination's pause after each is the policy's backoff for that many attempts.
+        self._retried = 0
 
     def in_flight(self) -> set[int]:
         """The deliveries handed to the sink whose outcome is not committed yet."""
@@ -115,8 +120,8 @@ class Acks:
     def _start(self, row: DestinationRow, batch: Sequence[Delivery]) -> tuple[_Write, Done]:
         """Marks a write in flight; the sink tells the returned function how it went."""
         ids = {d.delivery_id for d in batch}
-        write = _Write(ids, set(ids), set(ids))
         with self._lock:
+            write = _Write(ids, set(ids), set(ids), probe=self.probing)
             self._flying |= write.remaining
             self._writes += 1
 
@@ -138,6 +143,15 @@ class Acks:
             # Retried failures pause the destination with their backoff; parked ones only here.
             self._streak = 0 if outcome.ok or outcome.retry else self._streak + (not outcome.skipped)
             self.probing = (self.probing or outcome.retry) and not outcome.ok
+            if outcome.ok:
+                self._retried = 0
+            elif outcome.retry:
+                # The pause is the destination's, not the failed deliveries' (each has its own
+                # next attempt): one change failing again and again pauses it for the first
+                # backoff each time, while a receiver failing every probe pauses it for longer.
+                self._retried = self._retried + 1 if write.probe else max(self._retried, 1)
+                self.paused_until = max(self.paused_until,
+                                        now + backoff_ms(self._retried, row.policy, outcome.retry_after_ms))
             if self._streak >= FAILURES_BEFORE_PAUSE:
                 self.paused_until = max(self.paused_until, now + PAUSE_MS)
             if outcome.skipped:
@@ -162,7 +176,7 @@ class Acks:
 
     def _plan(self, row: DestinationRow, deliveries: Sequence[Delivery], outcome: Outcome, now: int
               ) -> list[tuple[Delivery, str, int | None]]:
-        """Failed deliveries' next attempt (None: parked), pausing the destination until then.
+        """Failed deliveries' next attempt (None: parked).
 
         Deliveries failed together share it, so they are due together again, and it sets them
         apart from every other delivery in the queue: a batching sink sends them again as the
@@ -172,9 +186,6 @@ class Acks:
         retried = outcome.retry and any(d.attempts + 1 < most for d in deliveries)
         wait = backoff_ms(max((d.attempts for d in deliveries), default=0) + 1, row.policy, outcome.retry_after_ms)
         next_ms = now + wait if retried else None
-        if next_ms is not None:
-            with self._lock:
-                self.paused_until = max(self.paused_until, next_ms)
         planned = []
         for delivery in deliveries:
             attempts = delivery.attempts + 1

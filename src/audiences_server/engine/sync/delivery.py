@@ -266,6 +266,11 @@ class DestinationWorker:
         # Enough heads to fill every free write whatever the kind batches, besides those in flight.
         limit = writes * sink.max_batch + len(flying)
         heads = store.due_heads(self._readers.get(), self.destination_id, now, limit, flying)
+        if self._acks.probing:
+            # A change that has not failed yet probes first: one failing again and again (a
+            # receiver refusing that payload with a 5xx) would otherwise be every probe, and hold
+            # every other profile until it is parked.
+            heads = [head for head in heads if not head.attempts] or heads
         if not heads:
             self._wait_for_next_due(now, flying)
             self._timing = True
