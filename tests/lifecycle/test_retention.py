@@ -129,6 +129,28 @@ def test_a_feed_emptied_by_retention_never_issues_a_cursor_again(site: Site) -> 
     assert int(resumed[0].cursor) > max(int(r.cursor) for r in read)
 
 
+def test_an_exit_retention_removed_unread_counts_as_undelivered(site: Site) -> None:
+    """A deleted profile's exit waits unread in a feed while its deletion waits for it, and the
+    feed's retention removes it: the deletion completes with that exit undelivered (the wait,
+    which sees only the records still there, ended as if it had been read: 0)."""
+    page = _feed_keeping_a_second(site, users=1)
+    read = wait_for(lambda: len(page("")) == 1 and page(""), what="the entry")
+    assert page(read[-1].cursor) == []  # the consumer has read the entry
+    request = operator_pb2.DeleteProfileRequest(profile=common_pb2.ProfileRef(collection=USERS, id="user_id:u0"),
+                                                delivery_timeout=duration_pb2.Duration(seconds=3600))
+    deletion = site.operator.DeleteProfile(request, metadata=site.as_("operator")).deletion
+    assert deletion.state == operator_pb2.DELETION_STATE_PENDING
+    time.sleep(1.1)
+    site.tick(site.now() + 1)  # the clock moving starts a sweep
+
+    def complete() -> operator_pb2.ProfileDeletion | None:
+        found = site.operator.GetProfileDeletion(operator_pb2.GetProfileDeletionRequest(
+            deletion_id=deletion.deletion_id), metadata=site.as_("operator")).deletion
+        return found if found.state == operator_pb2.DELETION_STATE_COMPLETE else None
+
+    assert wait_for(complete, what="the deletion to complete").exits_undelivered == 1
+
+
 def test_a_sweep_deletes_in_bounded_jobs(tmp_path: Path) -> None:
     """12,000 expired events among 14,400 take three jobs of at most 5,000 each, and the sweep then ends."""
     conn = connect(tmp_path / "a.db")

@@ -57,6 +57,18 @@ def prune_feed(conn: apsw.Connection, destination_id: int, before_ms: int, limit
     if not expired:
         return 0
     sync.count_acknowledged_removal(conn, "f.destination_id = ? AND f.record_id <= ?", (destination_id, expired[-1]))
+    # Unread records of a profile whose deletion waits for its exits will never be read: counted
+    # as that deletion's undelivered exits now (its wait, which sees only records still there,
+    # would end as if they had been read).
+    conn.execute(
+        "WITH RECURSIVE family(deletion_id, profile_id) AS (SELECT deletion_id, profile_id FROM profile_deletions"
+        " WHERE state = 'PENDING' AND stage = 'exits' UNION SELECT f.deletion_id, m.merged_id FROM merges m"
+        " JOIN family f ON m.survivor_id = f.profile_id),"
+        " lost(deletion_id, n) AS (SELECT family.deletion_id, count(*) FROM feed_records r"
+        " JOIN destinations d USING (destination_id) JOIN family ON r.profile_id = family.profile_id"
+        " WHERE r.destination_id = ?1 AND r.record_id <= ?2 AND r.record_id > d.feed_acked GROUP BY family.deletion_id)"
+        " UPDATE profile_deletions SET exits_undelivered = exits_undelivered + lost.n FROM lost"
+        " WHERE profile_deletions.deletion_id = lost.deletion_id", (destination_id, expired[-1]))
     conn.execute("DELETE FROM feed_records WHERE destination_id = ? AND record_id <= ?", (destination_id, expired[-1]))
     conn.execute(
         "INSERT INTO feed_pruned (destination_id, through_record) VALUES (?, ?) ON CONFLICT (destination_id)"
