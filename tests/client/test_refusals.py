@@ -20,6 +20,7 @@ import audiences
 import grpc
 import pytest
 import trustme
+from audiences import cli
 from audiences._cli_computations import parse_duration
 from audiences.config import resolve
 from audiences.v1 import admin_pb2
@@ -350,6 +351,22 @@ def test_import_rejects_lines_nested_too_deep_and_sends_the_rest(run_cli: Run, t
 
 
 # -- 9: TLS on one side only ------------------------------------------------------------------------
+
+
+def test_a_server_that_went_away_mid_command_is_not_blamed_on_tls(server: Running) -> None:
+    """A connection closed after the server had answered the command (it was killed or
+    restarted midway) is said to be that, not a plain-text client of a TLS server."""
+    client = audiences.Client(f"127.0.0.1:{server.port}", server.tokens)
+    assert not client.reached
+    client.get_space()
+    assert client.reached
+    client.close()
+    closed = audiences.AudiencesError(grpc.StatusCode.UNAVAILABLE, "Stream removed (Socket closed)")
+    went_away, status = cli.explain(closed, "127.0.0.1:1", reached=True)
+    assert status == 3
+    assert "stopped or restarted meanwhile" in went_away
+    assert "TLS" not in went_away
+    assert "is it serving TLS?" in cli.explain(closed, "127.0.0.1:1")[0]
 
 
 def test_a_plain_text_client_of_a_tls_server_is_told_to_pass_the_ca(run_cli: Run, tmp_path: Path) -> None:

@@ -432,6 +432,9 @@ class Base:
         credentials_problem: str = "",
     ) -> None:
         self._closed = False  # set by the client's close(); later calls raise CLIENT_CLOSED
+        # Whether the server answered a call of this client (then a connection closed later is
+        # the server going away, not a TLS mismatch).
+        self.reached = False
         self.address = check_address(address)
         self.tokens = tokens
         self.credentials_problem = credentials_problem
@@ -500,6 +503,7 @@ class Base:
             if self._closed:  # closed by another thread while this call was being made
                 raise closed_error() from None
             raise
+        self.reached = True
         return cast(R, answer)
 
     @staticmethod
@@ -518,9 +522,11 @@ class Base:
         that `close()` ends fails with CANCELLED `CLIENT_CLOSED`."""
         self._check_open()
         try:
-            yield from method(
+            for message in method(
                 request, metadata=self._metadata(scope), timeout=timeout, wait_for_ready=self.wait_for_ready
-            )
+            ):
+                self.reached = True
+                yield message
         except grpc.RpcError as error:
             raise self._closing_failure(error, timeout) from None
         except ValueError:

@@ -127,9 +127,12 @@ def _refused_locally(error: InvalidArgument) -> str:
     return error.message
 
 
-def _unreachable(error: AudiencesError, address: str, tls: bool) -> str:
-    """Why the server at `address` could not be reached, with a hint when it looks like TLS."""
+def _unreachable(error: AudiencesError, address: str, tls: bool, reached: bool) -> str:
+    """Why the server at `address` could not be reached, with a hint when it looks like TLS
+    (unless it had answered this command before: then it went away)."""
     said = f"cannot reach the Audiences server at {address}: {error.message}\n"
+    if reached:
+        return said + "It had answered this command before: it stopped or restarted meanwhile; try again."
     closed = any(word in error.message.lower() for word in _CLOSED)
     if closed and not tls:
         return said + (
@@ -155,13 +158,15 @@ def explain(  # noqa: PLR0911 - one answer per kind of failure
     timeout: float | None = None,
     tls: bool = False,
     credentials_problem: str = "",
+    reached: bool = False,
 ) -> tuple[str, int]:
     """What to tell a person about a failed call, and the exit status.
 
     `timeout` is the client's (the error's metadata `timeout` wins: the one the call had);
     `tls` whether the client spoke TLS, for the hint when the connection closed at once;
     `credentials_problem` why a credentials file named by --credentials-file or
-    AUDIENCES_CREDENTIALS_FILE gave no tokens, which is then the reason a token is missing.
+    AUDIENCES_CREDENTIALS_FILE gave no tokens, which is then the reason a token is missing;
+    `reached` whether the server had answered the command before it failed.
     """
     # A tracking call the client refuses as the server would (metadata `code`, the server's
     # rejection code: no ids, no event, too large) is a refused call, not a usage mistake.
@@ -178,7 +183,7 @@ def explain(  # noqa: PLR0911 - one answer per kind of failure
         # front: SHARD_UNAVAILABLE, LOG_UNAVAILABLE; any server: SHUTTING_DOWN, WRITER_SATURATED).
         return f"the server is unavailable for now ({error.reason}): {error.message}; try again", EXIT_UNREACHABLE
     if error.code == grpc.StatusCode.UNAVAILABLE:
-        return _unreachable(error, address, tls), EXIT_UNREACHABLE
+        return _unreachable(error, address, tls, reached), EXIT_UNREACHABLE
     if error.code == grpc.StatusCode.DEADLINE_EXCEEDED and not error.reason:
         seconds = error.metadata.get("timeout") or (f"{timeout:g}" if timeout is not None else "")
         within = f"within {seconds} s" if seconds else "in time"
@@ -239,6 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             timeout=client.timeout,
             tls=client.channel_credentials is not None,
             credentials_problem=client.credentials_problem,
+            reached=client.reached,
         )
         print(f"audiences: {message}", file=sys.stderr)
         return status
