@@ -228,8 +228,13 @@ def _restore(settings: Settings, source: Path) -> str:
     if settings.db.exists() and not settings.db.is_file():
         raise ValueError(f"{settings.db} is {backups.kind(settings.db)}, not a database: --db names the database"
                          " file to restore into")
-    # A restore replaces an Audiences database or makes a new one, never another program's file.
-    check_database(settings.db, new=True)
+    # A restore replaces an Audiences database or makes a new one, never another program's file
+    # (nor a file it cannot read: it may be another program's).
+    try:
+        check_database(settings.db, new=True)
+    except ValueError as refused:
+        raise ValueError(f"{refused}; a restore writes only over an Audiences database: move the file (and its"
+                         " -wal and -shm files) aside, then restore into its place") from None
     # Before the lock, which creates the database (and its folders) when missing: a refused
     # backup leaves nothing behind.
     backups.check_backup(source)

@@ -216,6 +216,22 @@ def test_a_refused_backup_leaves_no_database_where_it_would_restore(
     assert not db.parent.exists()
 
 
+def test_a_restore_over_a_file_it_cannot_read_says_how_to_go_on(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """A database file damaged past reading, the day its backup is restored: refused (it may be
+    another program's), saying to move it aside and restore into its place, which then works."""
+    db = _database(tmp_path / "audiences.db")
+    backup = tmp_path / "backup.db"
+    assert _main(capsys, "backup", str(backup), "--db", str(db))[0] == 0
+    _not_sqlite(db)
+    status, _, err = _main(capsys, "restore", str(backup), "--db", str(db))
+    assert status == 1
+    assert err.endswith("file is not a database; a restore writes only over an Audiences database: move the file"
+                        " (and its -wal and -shm files) aside, then restore into its place\n")
+    db.rename(tmp_path / "damaged.db")
+    assert _main(capsys, "restore", str(backup), "--db", str(db))[0] == 0
+
+
 @pytest.mark.parametrize("force", [(), ("--force",)], ids=["", "force"])
 def test_a_backup_target_that_is_not_a_regular_file_is_refused(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], force: tuple[str, ...]) -> None:
