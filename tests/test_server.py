@@ -7,6 +7,7 @@ import io
 import json
 import socket
 import stat
+import subprocess
 import sys
 import threading
 import time
@@ -379,3 +380,48 @@ def test_shutdown_refuses_new_http_calls_and_finishes_those_in_flight(tmp_path: 
         running.channel.close()
     assert stream.result(timeout=10).accepted_count == 0
     assert [row[0] for row in running.query("SELECT message_id FROM events")] == ["in-flight"]
+
+
+_REFUSED_REQUESTS_KEPT = r'''
+import gc, json, sys
+from pathlib import Path
+import grpc
+from audiences.v1 import ingest_pb2, ingest_pb2_grpc
+from audiences_server import server
+from audiences_server.settings import Settings
+folder = Path(sys.argv[1])
+grpc_server, port = server.create_server(Settings(db=folder / "a.db", listen="127.0.0.1:0", http_listen="",
+                                                  log_level="error"))
+grpc_server.start()
+server._settle_heap()
+write = json.loads((folder / "credentials.json").read_text())["tokens"]["write"]
+channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.max_send_message_length", 16 << 20)])
+stub = ingest_pb2_grpc.IngestServiceStub(channel)
+big = b'{"batch":[{"type":"track","userId":"u","event":"E","properties":{"p":"' + b"x" * (1 << 20) + b'"}}]}'
+gc.collect()
+gc.set_debug(gc.DEBUG_SAVEALL)
+codes = []
+for metadata in ([], [("authorization", "Bearer " + write)], [("authorization", "Bearer " + write)]):
+    try:
+        stub.BatchJson(ingest_pb2.BatchJsonRequest(body=big if len(codes) < 2 else b"{not json"), metadata=metadata)
+    except grpc.RpcError as refused:
+        codes.append(refused.code().name)
+gc.collect()
+kept = sum(1 for o in gc.garbage if type(o).__name__ == "BatchJsonRequest"
+           or (type(o) in (bytes, str) and len(o) > 100_000))
+print(json.dumps({"codes": codes, "kept": kept}))
+grpc_server.stop(0)
+'''
+
+
+def test_a_refused_request_is_freed_at_once(tmp_path: Path) -> None:
+    """Refused gRPC requests (no token; a body over the batch limit; a body that is not JSON) are
+    freed when their call ends, not kept in reference cycles until the collector's next pass:
+    gRPC keeps its abort exception, whose traceback held the frames holding the request, and
+    with the collector run rarely a client without a token grew the server by gigabytes of
+    8 MiB messages."""
+    ran = subprocess.run([sys.executable, "-c", _REFUSED_REQUESTS_KEPT, str(tmp_path)], capture_output=True,
+                         text=True, timeout=120, check=False)
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    found = json.loads(next(line for line in ran.stdout.splitlines() if line.startswith('{"codes"')))
+    assert found == {"codes": ["UNAUTHENTICATED", "INVALID_ARGUMENT", "INVALID_ARGUMENT"], "kept": 0}

@@ -233,19 +233,21 @@ class _Call:
         if inspect.iscoroutinefunction(behavior):  # decided once per method, not per call
 
             async def call(request: Any, context: aio.ServicerContext) -> Any:
-                async with _Handling(self, context, streams_out=False) as handling:
+                async with _Handling(self, context, streams_out=False, request=request) as handling:
+                    del request  # held by `handling` alone (see `_Handling.take`)
                     handling.authorize()
-                    return await behavior(handling.checked(request, streams_in), context)
+                    return await behavior(handling.take(streams_in), context)
                 return None  # the error path aborted; grpc never reads this
 
             return call
 
         async def call_in_pool(request: Any, context: aio.ServicerContext) -> Any:
-            async with _Handling(self, context, streams_out=False) as handling:
+            async with _Handling(self, context, streams_out=False, request=request) as handling:
+                del request  # held by `handling` alone (see `_Handling.take`)
                 handling.authorize()
-                request = handling.checked(request, streams_in)
                 copied = contextvars.copy_context()
-                return await asyncio.get_running_loop().run_in_executor(pool, copied.run, behavior, request, context)
+                return await asyncio.get_running_loop().run_in_executor(pool, copied.run, behavior,
+                                                                        handling.take(streams_in), context)
             return None  # the error path aborted; grpc never reads this
 
         return call_in_pool
@@ -308,9 +310,11 @@ async def _checked_stream(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
 class _Handling:
     """One call's request id, authorisation, error mapping and log line."""
 
-    def __init__(self, call: _Call, context: aio.ServicerContext, *, streams_out: bool) -> None:
+    def __init__(self, call: _Call, context: aio.ServicerContext, *, streams_out: bool, request: Any = None) -> None:
         self._call = call
         self._context = context
+        # A unary call's request until the method takes it (`take`); dropped on the error path.
+        self._request = request
         self._streams_out = streams_out
         # As received: a text key's value is text; only `-bin` keys carry bytes.
         metadata = context.invocation_metadata() or ()
@@ -328,6 +332,16 @@ class _Handling:
         self._tagged = (("x-request-id", self.request_id),)
         self._started = 0.0
         self._space: str | None = None
+
+    def take(self, streams_in: bool) -> Any:
+        """The request given to the constructor, checked (`checked`), and no longer held here.
+
+        A refused call's request is otherwise kept until the collector's next full pass: gRPC's
+        abort exception, kept by the call's state, holds through its traceback the frames the
+        refusal went through, and those held the request (up to 8 MiB each: a client without a
+        token grew the server by gigabytes)."""
+        request, self._request = self._request, None
+        return self.checked(request, streams_in)
 
     def checked(self, request: Any, streams_in: bool) -> Any:
         if streams_in:
@@ -369,7 +383,13 @@ class _Handling:
         failure = self._as_error(error)
         # Logged before aborting: the caller may see the status before code after `abort` runs.
         self._finish(failure.code)
-        await self._context.abort(*_abort_args(to_status(failure, self._tagged)))
+        status = _abort_args(to_status(failure, self._tagged))
+        # What abort's exception would keep (see `take`): the request, and the error's traceback,
+        # whose frames hold what the method was given (the body, its decoded calls).
+        self._request = None
+        error.__traceback__ = failure.__traceback__ = None
+        del error, failure, _traceback
+        await self._context.abort(*status)
         return False  # not reached: abort raises
 
     def _as_error(self, error: BaseException) -> AudiencesError:

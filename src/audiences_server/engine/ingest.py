@@ -510,6 +510,7 @@ class Ingest:
         Raises:
             InvalidArgument: the body is not JSON of either shape, or the batch is over its limits.
         """
+        check_batch_limits(0, len(body))  # before decoding, which makes three times its size
         calls, defaults = calls_of(decode_body(body))
         check_batch_limits(len(calls), len(body))
         return self.submit(sender, calls, defaults)
