@@ -296,6 +296,13 @@ def test_sync_commands_work_or_say_unimplemented(run_cli: Run, unique: Callable[
     assert run_cli("audiences", "export", key, "--output", str(pipe)).code == 0
     reader.join(10)
     assert (read, stat.S_ISFIFO(pipe.stat().st_mode)) == ([exported], True)
+    # Through a symbolic link, a failed export leaves the file it points to as it was.
+    link = tmp_path / "latest.csv"
+    link.symlink_to(out)
+    assert run_cli("audiences", "export", unique("nope"), "--output", str(link)).code == 1
+    assert (link.is_symlink(), out.read_text()) == (True, exported)
+    assert run_cli("audiences", "export", key, "--output", str(link)).code == 0
+    assert (link.is_symlink(), out.read_text(), out.stat().st_mode & 0o777) == (True, exported, 0o600)
     assert run_cli("connections", "delete", dest, key).code == 0
     assert run_cli("destinations", "delete", dest).code == 0
 

@@ -348,8 +348,11 @@ def _export(client: Client, args: argparse.Namespace) -> int:
 def _exported_to(target: Path, export: Callable[[BinaryIO], int]) -> int:
     """Runs the export into a new file beside `target`, renamed over it once the export is whole,
     with the mode the file had (a new one's as the umask gives): a failed export (the server down,
-    a key mistyped) leaves the file that was there. A path that is not a plain file (a named pipe,
-    a device, a symbolic link such as /dev/stdout) is written into as it is."""
+    a key mistyped) leaves the file that was there. A symbolic link to a file has that file
+    replaced so; a path that is not a file (a named pipe, a device, a link to one such as
+    /dev/stdout) is written into as it is."""
+    if target.is_symlink() and target.resolve().is_file():
+        target = target.resolve()
     if target.is_symlink() or (target.exists() and not target.is_file()):
         with open(target, "wb") as out:
             return export(out)

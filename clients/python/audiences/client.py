@@ -352,8 +352,8 @@ class Client(AdminMethods, InsightMethods, ProfileMethods, SyncMethods, Operator
     ) -> ingest_pb2.BatchJsonResponse:
         """Sends calls (tracking-API JSON shape) now, in one `BatchJson` call, bypassing the
         queue; returns a result per call (accepted, duplicate or rejected with its reason). A
-        call without `messageId` is given one, written into its dict (`messages.identified`):
-        sending the same calls again after a failure stores none twice."""
+        call without `messageId` is stored under a new id each time it is sent: give calls ids
+        of their own to send them again safely after a failure."""
         body: dict[str, Any] = {"batch": [messages.identified(c) for c in calls]}
         if context:
             body["context"] = dict(context)
@@ -385,10 +385,9 @@ class Client(AdminMethods, InsightMethods, ProfileMethods, SyncMethods, Operator
         """Sends any number of calls (tracking-API JSON shape) over one `StreamCalls` stream.
 
         The whole stream is one call: it may take the client's `timeout` when one was chosen
-        (None: no limit), else an hour, as long as `calls` keeps coming. A call without
-        `messageId` is given one, written into its dict (`messages.identified`): a stream that
-        failed midway may have stored part of the calls, and sending the same calls again stores
-        none twice.
+        (None: no limit), else an hour, as long as `calls` keeps coming. A stream that failed
+        midway may have stored part of the calls: sent again, calls with ids of their own are
+        stored once; a call without `messageId` is stored under a new id each time it is sent.
 
         Raises:
             InvalidArgument: a call the client cannot encode (`VALUE_NOT_JSON`, `MESSAGE_TOO_LARGE`,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping
 from typing import Any
 
 from audiences.errors import FieldViolation, InvalidArgument
@@ -43,16 +43,10 @@ def _refuse(reason: str, field: str, message: str) -> InvalidArgument:
 
 
 def identified(call: Mapping[str, Any]) -> dict[str, Any]:
-    """A call to send now, with a `messageId`: one without (or with an empty one) is given a new
-    id, written into the caller's dict too when it is one, so that sending the same dicts again
-    after a failure (a stream cut midway, a deadline passed while the server committed) stores
-    none of them twice."""
-    if call.get("messageId"):
-        return dict(call)
-    message_id = f"py-{uuid.uuid4()}"
-    if isinstance(call, MutableMapping):
-        call["messageId"] = message_id
-    return {**call, "messageId": message_id}
+    """A copy of a call with a `messageId`: one without (or with an empty one) gets a new id, the
+    caller's dict left as it was (a dict sent several times is that many calls). Sent again, the
+    copy keeps its id (the queue's retries), so a call the server stored is not stored twice."""
+    return dict(call) if call.get("messageId") else {**call, "messageId": f"py-{uuid.uuid4()}"}
 
 
 def _common(

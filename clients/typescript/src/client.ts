@@ -444,16 +444,14 @@ function newMessageId(): string {
 }
 
 /**
- * The call with a `messageId`: one without (or with an undefined, null or empty one) gets a new
- * one written into the caller's object, so that sending the same object again is deduplicated by
- * the server. An object that cannot be written (a frozen one) is sent as a copy with the id.
+ * The call with a `messageId`: one without (or with an undefined, null or empty one) is sent as a
+ * copy with a new id, the caller's object left as it is (one object sent twice is two calls).
  */
 function withMessageId(call: Record<string, unknown>): Record<string, unknown> {
   if (call === null || typeof call !== "object" || Array.isArray(call) || call.messageId) {
     return call; // not a call object: sent as it is, for the server to refuse
   }
-  const messageId = newMessageId();
-  return Reflect.set(call, "messageId", messageId) ? call : { ...call, messageId };
+  return { ...call, messageId: newMessageId() };
 }
 
 function tlsCredentials(ca?: string, cert?: string, key?: string): ChannelCredentials {
@@ -633,9 +631,9 @@ export class Client {
 
   /**
    * Sends calls (tracking-API JSON shape) now, in one `BatchJson` call, bypassing the queue;
-   * resolves to a result per call. A call without a `messageId` (or with an empty one) gets one
-   * written into the caller's object, so sending the same objects again after a failure is
-   * deduplicated by the server. Rejects with AudiencesError INVALID_ARGUMENT before calling for
+   * resolves to a result per call. A call without a `messageId` (or with an empty one) is sent
+   * with a new id, the caller's object left as it is: give calls ids of their own to send them
+   * again safely after a failure. Rejects with AudiencesError INVALID_ARGUMENT before calling for
    * NaN or an infinity (`VALUE_NOT_JSON`) or an Invalid Date (`TIME_INVALID`) anywhere, as
    * `track()` throws.
    */
@@ -670,9 +668,9 @@ export class Client {
 
   /**
    * Sends any number of calls (tracking-API JSON shape) over one `StreamCalls` stream. A call
-   * without a `messageId` (or with an empty one) gets one written into the caller's object as it
-   * is taken, so resending the same objects after a stream failed midway is deduplicated by the
-   * server. A call that cannot be encoded (as `track()` would throw) ends the stream, which
+   * without a `messageId` (or with an empty one) is sent with a new id, the caller's object left
+   * as it is: give calls ids of their own to send them again safely after a stream failed midway.
+   * A call that cannot be encoded (as `track()` would throw) ends the stream, which
    * rejects with that AudiencesError.
    */
   streamCalls(calls: Iterable<Record<string, unknown>> | AsyncIterable<Record<string, unknown>>): Promise<StreamCallsResponse> {
