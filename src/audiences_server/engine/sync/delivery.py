@@ -56,6 +56,10 @@ ANSWERED_PER_SLOT = 1
 # The longest a worker goes on with what it read of its destination and connections.
 RELOAD_S = 0.25
 
+# While probing (one write at a time after a failure worth retrying), how many due changes more
+# than one write's are read, for one that has not failed yet (engine/sync/acks.py).
+PROBE_LOOKAHEAD = 64
+
 
 def wall_ms() -> int:
     """The wall clock, in milliseconds since the epoch."""
@@ -265,6 +269,8 @@ class DestinationWorker:
         flying = self._acks.in_flight()
         # Enough heads to fill every free write whatever the kind batches, besides those in flight.
         limit = writes * sink.max_batch + len(flying)
+        if self._acks.probing:
+            limit += PROBE_LOOKAHEAD  # a change that has not failed yet may be behind failed ones
         heads = store.due_heads(self._readers.get(), self.destination_id, now, limit, flying)
         if self._acks.probing:
             # A change that has not failed yet probes first: one failing again and again (a
