@@ -15,6 +15,8 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
+
 from audiences_server.cluster.entries import call_to_json, encode
 from audiences_server.cluster.log import CALLS, Log
 from audiences_server.core import tracking
@@ -104,9 +106,27 @@ def define_entry(space_id: int, spec: Spec, public_id: str = "") -> bytes:
 
 
 async def append_calls(log: Log, space_id: int, source_id: str, at_ms: int, calls: list[dict[str, Any]]) -> int:
-    """Appends one `calls` entry (normalised calls of one space, received at `at_ms`); returns its position."""
-    return await log.append(CALLS, encode({"t": "calls", "space": space_id, "source": source_id, "at": at_ms,
-                                           "calls": calls}))
+    """Appends `calls` entries (normalised calls of one space, received at `at_ms`), as few as the
+    log's largest entry allows (a request's calls, normalised, can be twice what was sent: a
+    batch of 500 KB went over NATS's 1 MB); returns the last one's position.
+
+    Should the front stop between two of them, the caller, told nothing, sends the request
+    again: the calls already appended are stored once (each shard stores a `messageId` once)."""
+    head = {"t": "calls", "space": space_id, "source": source_id, "at": at_ms}
+    room = log.max_entry_bytes - len(encode({**head, "calls": []}))
+    position = 0
+    part: list[orjson.Fragment] = []  # calls encoded once, to measure them
+    size = 0
+    for call in calls:
+        text = encode(call)
+        if part and size + len(text) + 1 > room:
+            position = await log.append(CALLS, encode({**head, "calls": part}))
+            part, size = [], 0
+        part.append(orjson.Fragment(text))
+        size += len(text) + 1
+    if part or not calls:
+        position = await log.append(CALLS, encode({**head, "calls": part}))
+    return position
 
 
 class LogBridge:

@@ -86,6 +86,15 @@ class Log(Protocol):
     def connected(self) -> bool:
         """Whether an append can reach the log now (False while the connection is down)."""
 
+    @property
+    def max_entry_bytes(self) -> int:
+        """The largest entry an append stores (a larger one is refused): what goes over it is
+        split by its writer (`front.append_calls`, `Shard._hand_over`)."""
+
+
+class EntryTooLarge(ValueError):
+    """An entry over the log's `max_entry_bytes`."""
+
 
 class LocalLog:
     """The log in this process's memory: one sequence per stream, waiting readers woken on append.
@@ -94,7 +103,8 @@ class LocalLog:
     log server.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_entry_bytes: int = 1 << 20) -> None:
+        self.max_entry_bytes = max_entry_bytes  # NATS's default maximum payload, unless told
         self._entries: dict[str, list[Entry]] = {CALLS_STREAM: [], PARTS_STREAM: []}
         self._ids: dict[str, int] = {}
         self._appended = asyncio.Condition()
@@ -113,6 +123,8 @@ class LocalLog:
 
     async def append(self, subject: str, data: bytes, msg_id: str | None = None) -> int:
         """Appends an entry (see `Log.append`)."""
+        if len(data) > self.max_entry_bytes:
+            raise EntryTooLarge(f"an entry of {len(data)} bytes; at most {self.max_entry_bytes}")
         async with self._appended:
             if msg_id is not None and msg_id in self._ids:
                 return self._ids[msg_id]
@@ -168,6 +180,10 @@ class _LocalConsumer:
 
 class LogNotThisFile(ValueError):
     """The log holds fewer entries than a role's file has read: it is not the log the file read."""
+
+
+# What a published entry's headers (its `Nats-Msg-Id`) may take of the NATS server's maximum payload.
+ENTRY_HEADERS_BYTES = 4096
 
 
 class JetStreamLog:
@@ -235,6 +251,11 @@ class JetStreamLog:
         except KeyNotFoundError:
             return None
         return int(entry.value or b"0")
+
+    @property
+    def max_entry_bytes(self) -> int:
+        """The NATS server's maximum payload (1 MB unless configured), less room for the headers."""
+        return int(self._nc.max_payload) - ENTRY_HEADERS_BYTES
 
     async def append(self, subject: str, data: bytes, msg_id: str | None = None) -> int:
         """Publishes and waits for JetStream's acknowledgement (see `Log.append`).

@@ -17,7 +17,9 @@ counts moved as it reads each entry, at its current time.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import zlib
 from collections import defaultdict, deque
 from collections.abc import Sequence
 from typing import Any
@@ -116,6 +118,28 @@ class StampedResolver(Resolver):
         return profile_id not in self._foreign
 
 
+def adopt_parts(adopt: dict[str, Any], most: int) -> list[bytes]:
+    """A hand-over's entries: the `adopt` entry itself when it is at most `most` bytes, else its
+    compressed text in parts of at most `most` bytes each (a profile with a few hundred rich
+    events is over NATS's 1 MB: as one entry, its shard stopped at the append, and again at
+    every restart)."""
+    whole = encode(adopt)
+    if len(whole) <= most:
+        return [whole]
+    text = base64.b64encode(zlib.compress(whole, 6)).decode()
+    head = {"t": "adopt", "key": adopt["key"], "part": 0, "parts": 0, "data": ""}
+    size = most - len(encode(head)) - 32  # room for the part's numbers
+    if size <= 0:
+        raise ValueError(f"the log's entries ({most} bytes) are too small to hold a hand-over's part")
+    pieces = [text[i:i + size] for i in range(0, len(text), size)]
+    return [encode({**head, "part": n, "parts": len(pieces), "data": piece}) for n, piece in enumerate(pieces)]
+
+
+def adopted_from_parts(parts: dict[int, str]) -> dict[str, Any]:
+    """The `adopt` entry whose parts these are (by number)."""
+    return read(zlib.decompress(base64.b64decode("".join(parts[n] for n in range(len(parts))))))
+
+
 class Shard:
     """Applies one partition to an engine."""
 
@@ -128,6 +152,8 @@ class Shard:
         self._batch = batch
         self._buffer: deque[Entry] = deque()
         self._adopts: dict[str, dict[str, Any]] = {}
+        # The parts read so far of hand-overs split in parts (`adopt_parts`), by key.
+        self._parts: dict[str, dict[int, str]] = {}
         # `tallies` entries read ahead, by (source partition, tick number).
         self._tallies: dict[tuple[int, int], bytes] = {}
         self._consumer: Consumer | None = None
@@ -203,7 +229,12 @@ class Shard:
         fetched = await self._consumer.fetch(self._batch, timeout_s)
         for entry in fetched:
             body = read(entry.data)
-            if body["t"] == "adopt":
+            if body["t"] == "adopt" and "parts" in body:
+                parts = self._parts.setdefault(body["key"], {})
+                parts[int(body["part"])] = body["data"]
+                if len(parts) == int(body["parts"]):
+                    self._adopts.setdefault(body["key"], adopted_from_parts(self._parts.pop(body["key"])))
+            elif body["t"] == "adopt":
                 self._adopts.setdefault(body["key"], body)
             elif body["t"] == "tallies" and "tick" in body and int(body["tick"]) > self.tick:
                 self._tallies.setdefault((int(body["from"]), int(body["tick"])), entry.data)
@@ -516,7 +547,10 @@ class Shard:
         merged, survivor = int(body["merged"]), body["survivor"]
         rows = await asyncio.to_thread(self.engine.writer.run, lambda conn: store.export_profile(conn, merged))
         adopt = {"t": "adopt", "key": body["key"], "rows": rows}
-        await self._log.append(partition_subject(int(body["to"])), encode(adopt), msg_id=f"adopt-{body['key']}")
+        parts = adopt_parts(adopt, self._log.max_entry_bytes)
+        for number, part in enumerate(parts):
+            msg_id = f"adopt-{body['key']}" + (f"-{number}" if len(parts) > 1 else "")
+            await self._log.append(partition_subject(int(body["to"])), part, msg_id=msg_id)
 
         def retire(conn: apsw.Connection) -> None:
             store.ensure_profile(conn, int(survivor["id"]), int(body["space"]), survivor["collection"],
