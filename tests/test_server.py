@@ -386,7 +386,7 @@ _REFUSED_REQUESTS_KEPT = r'''
 import gc, json, sys
 from pathlib import Path
 import grpc
-from audiences.v1 import ingest_pb2, ingest_pb2_grpc
+from audiences.v1 import ingest_pb2, ingest_pb2_grpc, sync_pb2, sync_pb2_grpc
 from audiences_server import server
 from audiences_server.settings import Settings
 folder = Path(sys.argv[1])
@@ -406,8 +406,13 @@ for metadata in ([], [("authorization", "Bearer " + write)], [("authorization", 
         stub.BatchJson(ingest_pb2.BatchJsonRequest(body=big if len(codes) < 2 else b"{not json"), metadata=metadata)
     except grpc.RpcError as refused:
         codes.append(refused.code().name)
+try:  # a response stream's request
+    next(iter(sync_pb2_grpc.SyncServiceStub(channel).WatchChanges(
+        sync_pb2.WatchChangesRequest(destination_key="x" * (1 << 20)))))
+except grpc.RpcError as refused:
+    codes.append(refused.code().name)
 gc.collect()
-kept = sum(1 for o in gc.garbage if type(o).__name__ == "BatchJsonRequest"
+kept = sum(1 for o in gc.garbage if type(o).__name__ in ("BatchJsonRequest", "WatchChangesRequest")
            or (type(o) in (bytes, str) and len(o) > 100_000))
 print(json.dumps({"codes": codes, "kept": kept}))
 grpc_server.stop(0)
@@ -415,7 +420,8 @@ grpc_server.stop(0)
 
 
 def test_a_refused_request_is_freed_at_once(tmp_path: Path) -> None:
-    """Refused gRPC requests (no token; a body over the batch limit; a body that is not JSON) are
+    """Refused gRPC requests (no token; a body over the batch limit; a body that is not JSON; a
+    response stream's request without a token) are
     freed when their call ends, not kept in reference cycles until the collector's next pass:
     gRPC keeps its abort exception, whose traceback held the frames holding the request, and
     with the collector run rarely a client without a token grew the server by gigabytes of
@@ -424,4 +430,5 @@ def test_a_refused_request_is_freed_at_once(tmp_path: Path) -> None:
                          text=True, timeout=120, check=False)
     assert ran.returncode == 0, ran.stderr[-2000:]
     found = json.loads(next(line for line in ran.stdout.splitlines() if line.startswith('{"codes"')))
-    assert found == {"codes": ["UNAUTHENTICATED", "INVALID_ARGUMENT", "INVALID_ARGUMENT"], "kept": 0}
+    assert found == {"codes": ["UNAUTHENTICATED", "INVALID_ARGUMENT", "INVALID_ARGUMENT", "UNAUTHENTICATED"],
+                     "kept": 0}

@@ -303,6 +303,13 @@ def test_sync_commands_work_or_say_unimplemented(run_cli: Run, unique: Callable[
     assert (link.is_symlink(), out.read_text()) == (True, exported)
     assert run_cli("audiences", "export", key, "--output", str(link)).code == 0
     assert (link.is_symlink(), out.read_text(), out.stat().st_mode & 0o777) == (True, exported, 0o600)
+    # A path naming an open file of the process (/dev/stdout under `>> log`) is written into it
+    # as it was opened: appended, not the file replaced (what was in it lost).
+    log = tmp_path / "log.csv"
+    log.write_text("kept\n")
+    with open(log, "a") as appending:
+        assert run_cli("audiences", "export", key, "--output", f"/dev/fd/{appending.fileno()}").code == 0
+    assert log.read_text() == "kept\n" + exported
     assert run_cli("connections", "delete", dest, key).code == 0
     assert run_cli("destinations", "delete", dest).code == 0
 

@@ -348,9 +348,14 @@ def _export(client: Client, args: argparse.Namespace) -> int:
 def _exported_to(target: Path, export: Callable[[BinaryIO], int]) -> int:
     """Runs the export into a new file beside `target`, renamed over it once the export is whole,
     with the mode the file had (a new one's as the umask gives): a failed export (the server down,
-    a key mistyped) leaves the file that was there. A symbolic link to a file has that file
-    replaced so; a path that is not a file (a named pipe, a device, a link to one such as
-    /dev/stdout) is written into as it is."""
+    a key mistyped) leaves the file that was there. A path naming one of this process's open
+    files (/dev/stdout, /dev/fd/N) is written into that file as it was opened (`>> log` appends);
+    a symbolic link to a file has that file replaced as above; a path that is not a file (a named
+    pipe, a device) is written into as it is."""
+    descriptor = _open_descriptor(target)
+    if descriptor is not None:
+        with open(descriptor, "wb", closefd=False) as out:
+            return export(out)
     if target.is_symlink() and target.resolve().is_file():
         target = target.resolve()
     if target.is_symlink() or (target.exists() and not target.is_file()):
@@ -369,6 +374,16 @@ def _exported_to(target: Path, export: Callable[[BinaryIO], int]) -> int:
         partial.unlink(missing_ok=True)
         raise
     return written
+
+
+def _open_descriptor(target: Path) -> int | None:
+    """The file descriptor of this process a path names (/dev/stdout, /dev/stderr, /dev/fd/N,
+    /proc/self/fd/N), if it names one."""
+    named = {"/dev/stdin": 0, "/dev/stdout": 1, "/dev/stderr": 2}.get(str(target))
+    if named is not None:
+        return named
+    found = re.fullmatch(r"/(?:dev|proc/self)/fd/(\d+)", str(target))
+    return int(found.group(1)) if found else None
 
 
 def _tick_row(tick: admin_pb2.Tick) -> tuple[Any, ...]:

@@ -257,15 +257,15 @@ class _Call:
         asynchronous = inspect.isasyncgenfunction(behavior)
 
         async def call(request: Any, context: aio.ServicerContext) -> AsyncIterator[Any]:
-            async with _Handling(self, context, streams_out=True) as handling:
+            async with _Handling(self, context, streams_out=True, request=request) as handling:
+                del request  # held by `handling` alone (see `_Handling.take`)
                 await handling.started()
                 handling.authorize()
-                request = handling.checked(request, streams_in)
                 if asynchronous:
-                    async for item in behavior(request, context):
+                    async for item in behavior(handling.take(streams_in), context):
                         yield item
                 else:
-                    async for item in _in_pool(pool, behavior(request, context)):
+                    async for item in _in_pool(pool, behavior(handling.take(streams_in), context)):
                         yield item
 
         return call
@@ -387,7 +387,8 @@ class _Handling:
         # What abort's exception would keep (see `take`): the request, and the error's traceback,
         # whose frames hold what the method was given (the body, its decoded calls).
         self._request = None
-        error.__traceback__ = failure.__traceback__ = None
+        _forget_tracebacks(error)
+        _forget_tracebacks(failure)
         del error, failure, _traceback
         await self._context.abort(*status)
         return False  # not reached: abort raises
@@ -411,6 +412,19 @@ class _Handling:
         observe = self._call._owner._observe
         if observe is not None:
             observe("grpc", self._call._method, code, seconds)
+
+
+def _forget_tracebacks(error: BaseException) -> None:
+    """Drops the tracebacks of an error and of those it was raised from or while handling (a
+    decoding error's frames hold what was decoded, and its own `except … as` variable, a cycle)."""
+    seen: set[int] = set()
+    waiting: list[BaseException | None] = [error]
+    while waiting:
+        current = waiting.pop()
+        if current is not None and id(current) not in seen:
+            seen.add(id(current))
+            current.__traceback__ = None
+            waiting += [current.__cause__, current.__context__]
 
 
 def _abort_args(status: grpc.Status) -> tuple[grpc.StatusCode, str, tuple[Any, ...]]:
