@@ -305,6 +305,10 @@ def test_sync_commands_work_or_say_unimplemented(run_cli: Run, unique: Callable[
     assert (link.is_symlink(), out.read_text(), out.stat().st_mode & 0o777) == (True, exported, 0o600)
     # A path naming an open file of the process (/dev/stdout under `>> log`) is written into it
     # as it was opened: appended, not the file replaced (what was in it lost).
+    dangling = tmp_path / "next.csv"
+    dangling.symlink_to(tmp_path / "not-yet.csv")
+    assert run_cli("audiences", "export", unique("nope"), "--output", str(dangling)).code == 1
+    assert not (tmp_path / "not-yet.csv").exists()  # a failed export made no empty file
     log = tmp_path / "log.csv"
     log.write_text("kept\n")
     with open(log, "a") as appending:

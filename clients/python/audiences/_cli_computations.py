@@ -350,14 +350,14 @@ def _exported_to(target: Path, export: Callable[[BinaryIO], int]) -> int:
     with the mode the file had (a new one's as the umask gives): a failed export (the server down,
     a key mistyped) leaves the file that was there. A path naming one of this process's open
     files (/dev/stdout, /dev/fd/N) is written into that file as it was opened (`>> log` appends);
-    a symbolic link to a file has that file replaced as above; a path that is not a file (a named
-    pipe, a device) is written into as it is."""
+    a symbolic link to a file (or to none yet) has that file replaced (or made) as above; a path
+    that is not a file (a named pipe, a device) is written into as it is."""
     descriptor = _open_descriptor(target)
     if descriptor is not None:
         with open(descriptor, "wb", closefd=False) as out:
             return export(out)
-    if target.is_symlink() and target.resolve().is_file():
-        target = target.resolve()
+    if target.is_symlink() and (target.resolve().is_file() or not target.resolve().exists()):
+        target = target.resolve()  # the file it names, or will name, replaced or made as above
     if target.is_symlink() or (target.exists() and not target.is_file()):
         with open(target, "wb") as out:
             return export(out)
