@@ -198,6 +198,39 @@ def test_builder_diffs_with_edited_options_and_refuses_a_stale_save(page: Page, 
     expect(page.get_by_role("button", name="Roll back to version 2")).to_be_visible()
 
 
+def test_builder_previews_match_the_text_shown_and_what_is_stored(page: Page, space: Space) -> None:
+    """After a refused save the diff compares with what is stored now, not with the version the
+    other editor overwrote; a text that is not valid shows no preview of the text before it; and
+    after a save the preview counts as the saved definition does (one without historical data
+    counts from its own creation: read as a new definition, the preview counted from now, 0)."""
+    space.send(*({"type": "track", "userId": f"u{i}", "event": "Buy", "at": space.now() - 3_600_000}
+                 for i in range(4)))
+    space.define("nh", "event('Buy').count() >= 1", include_historical_data=False)
+    live(space, "nh")
+    space.send(*({"type": "track", "userId": f"u{i}", "event": "Buy"} for i in range(2)))
+    wait_for(lambda: audience(space, "nh").size == 2, what="the two buyers since its creation")
+    sign_in(page, space, where="#/builder/users/nh")
+    definition = page.get_by_label("Definition", exact=True)
+    expect(definition).to_have_value("event('Buy').count() >= 1")
+    definition.fill("event('Buy').count() >= 1 or trait('vip') = true")
+    diff = page.locator(".diff")
+    expect(diff.locator("[data-outcome=staying] .count")).to_have_text("2")
+    space.update("nh", definition="event('Buy').count() >= 5")  # another editor saves meanwhile
+    page.get_by_role("button", name="Save changes").click()
+    expect(page.get_by_role("alert")).to_contain_text("was saved by someone else since you loaded it")
+    expect(diff.locator("[data-outcome=entering] .count")).to_have_text("2")
+    expect(diff.locator("[data-outcome=staying] .count")).to_have_text("0")
+    definition.fill("event('Buy').count() >=")
+    expect(page.locator(".problem")).to_be_visible()
+    expect(page.locator(".preview-count")).to_have_count(0)
+    definition.fill("event('Buy').count() >= 1 or trait('vip') = true")
+    expect(diff.locator("[data-outcome=entering] .count")).to_have_text("2")
+    page.get_by_role("button", name="Save changes").click()
+    expect(page.get_by_role("status")).to_contain_text("version 3")
+    expect(page.locator(".diff")).to_have_count(0)
+    expect(page.locator(".preview-count .count")).to_have_text("2")
+
+
 def test_list_disables_enables_and_shows_a_refused_delete(page: Page, space: Space, tmp_path: Path) -> None:
     """Disable and enable change the definition's status; deleting one that another reads is
     refused with the readers named; deleting a free one removes it."""

@@ -169,11 +169,19 @@ export function Builder({ args }) {
     try {
       found = await post("/validate", { kind: form.kind, collection: form.collection, key: form.key, definition: form.definition });
     } catch (failed) { found = { valid: false, failure: failed }; }
-    if (mine === checks.current) setCheck(found);
+    if (mine !== checks.current) return;
+    setCheck(found);
+    if (!found.valid) {
+      // The preview shown is the last valid text's, not this one's: it goes (and one in flight is dropped).
+      previews.current += 1;
+      setPreview(null);
+      setPreviewing(false);
+    }
   }, [form.definition, form.kind, form.collection, form.key], 300);
 
-  // `compare`: with the diff against the saved definition (when editing one).
-  const runPreview = async (compare = editing) => {
+  // `compare`: against the saved definition (when editing one): with its diff unless `quiet`
+  // (just saved: the form is what is stored, and the diff would say nothing).
+  const runPreview = async (compare = editing, quiet = false) => {
     const mine = ++previews.current;
     setPreviewing(true);
     let found;
@@ -183,11 +191,15 @@ export function Builder({ args }) {
         options: form.options, sample_size: 10, compare_key: compare ? keyArg : "" });
     } catch (failed) { found = { failure: failed }; }
     if (mine !== previews.current) return;  // a newer preview was asked for since
-    setPreview(found);
+    setPreview(quiet && found.diff ? { ...found, diff: null } : found);
     setPreviewing(false);
   };
   // A live preview once the text is valid, a little after validation.
   useDebounced(() => { if (check && check.valid) runPreview(); }, [check, JSON.stringify(form.options)], 400);
+  // Asked for again once the form holds what was just loaded (after a conflict): the diff then
+  // compares with what is stored now.
+  const [again, setAgain] = useState(0);
+  useEffect(() => { if (again && check && check.valid) runPreview(); }, [again]);
 
   const save = async (event) => {
     event.preventDefault();
@@ -205,9 +217,10 @@ export function Builder({ args }) {
         setEtag(tag);
         setNotice({ kind: "ok", text: `Saved ${computation.key} as version ${computation.version}; it is ${computation.status}.` });
         // What is stored is now the form's text and options: the diff shown was what saving would
-        // change, and no longer holds. The preview is read again without it, until the next edit.
+        // change, and no longer holds. The preview is read again against what is stored (which
+        // also counts from the definition's own start, as its window and backfill days do).
         setPreview((shown) => (shown && shown.diff ? { ...shown, diff: null } : shown));
-        runPreview(false);
+        runPreview(true, true);
       } else {
         const { computation } = await post("/computations", { kind: form.kind, collection: form.collection, key: form.key,
           name: form.name, description: form.description, definition: form.definition, enabled: form.enabled,
@@ -219,7 +232,9 @@ export function Builder({ args }) {
       if (failed.status === 409 && failed.error.reason === "EDIT_CONFLICT") {
         // Someone saved it since it was loaded: load what is stored now, keep this editor's
         // edits over it, and let them look at the diff again before saving.
+        setPreview(null);  // its diff was against the version just overwritten
         await load(changed);
+        setAgain((n) => n + 1);
         setNotice({ kind: "error", text: `Not saved: ${keyArg} was saved by someone else since you loaded it. `
           + "The saved definition has been loaded again with your edits kept in the form; check the diff, then save again." });
         return;
