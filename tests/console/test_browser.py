@@ -231,6 +231,30 @@ def test_builder_previews_match_the_text_shown_and_what_is_stored(page: Page, sp
     expect(page.locator(".preview-count .count")).to_have_text("2")
 
 
+def test_an_unsaved_edit_survives_a_sign_out_mid_edit(page: Page, space: Space) -> None:
+    """A marketer's token is revoked while she edits: the page signs out at its next check;
+    signed in again, the definition she was editing has her unsaved text back, said to be not
+    saved (it showed the stored text: her edit was lost)."""
+    space.define("pro", "trait('plan') = 'pro'")
+    live(space, "pro")
+    auth = space.running.server.engine.auth
+    issued = auth.create_token(auth.space_by_id(space.space_id).name, "admin", space.now(), "maria")
+    page.goto(f"{space.running.http_url}/console#/builder/users/pro")
+    page.get_by_label("Token").fill(issued.token)
+    page.get_by_role("button", name="Sign in").click()
+    definition = page.get_by_label("Definition", exact=True)
+    expect(definition).to_have_value("trait('plan') = 'pro'")
+    auth.revoke(issued.token_id)
+    edit = "trait('plan') = 'pro' and trait('country') = 'FR'"
+    definition.fill(edit)
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+    page.get_by_label("Token").fill(space.tokens["admin"])
+    page.get_by_role("button", name="Sign in").click()
+    expect(definition).to_have_value(edit)
+    expect(page.get_by_role("status")).to_contain_text("not saved yet")
+    assert audience(space, "pro").definition == "trait('plan') = 'pro'"
+
+
 def test_list_disables_enables_and_shows_a_refused_delete(page: Page, space: Space, tmp_path: Path) -> None:
     """Disable and enable change the definition's status; deleting one that another reads is
     refused with the readers named; deleting a free one removes it."""

@@ -1,5 +1,5 @@
 import { useEffect, useRef, useState } from "preact/hooks";
-import { get, patch, post } from "./api.js";
+import { get, patch, post, token } from "./api.js";
 import { SizeChart } from "./chart.js";
 import { Failure, Notice, describe, duration, html, shown, time, useDebounced, useLoad } from "./util.js";
 
@@ -20,6 +20,23 @@ function edits(form, saved) {
   const options = Object.fromEntries(Object.entries(form.options).filter(([name, value]) => value !== stored[name]));
   if (Object.keys(options).length) changed.options = options;
   return changed;
+}
+
+// The form of a builder the page signed out of with unsaved edits (a token expired or revoked
+// mid-edit): given back when the same definition is opened again after signing in.
+const DRAFT = "audiences.console.draft";
+
+function keepDraft(target, form) {
+  sessionStorage.setItem(DRAFT, JSON.stringify({ target, form }));
+}
+
+// The draft kept for `target`, if any (taken: it is given back once).
+function takeDraft(target) {
+  let draft = null;
+  try { draft = JSON.parse(sessionStorage.getItem(DRAFT) || "null"); } catch { draft = null; }
+  if (!draft || draft.target !== target) return null;
+  sessionStorage.removeItem(DRAFT);
+  return draft.form;
 }
 
 // Whether a version has the current text and options (rolling back to it would change nothing).
@@ -144,7 +161,8 @@ export function Builder({ args }) {
   const setOption = (name) => (e) => setForm({ ...form, options: { ...form.options,
     [name]: e.target.type === "checkbox" ? e.target.checked : parseInt(e.target.value, 10) || 0 } });
 
-  // `keep`: the form's edits to carry over onto what is loaded (after a conflict), else none.
+  // `keep`: the form's edits to carry over onto what is loaded (after a conflict, or a draft kept
+  // when the page signed out), else none.
   const load = async (keep = null) => {
     try {
       const { computation: c, etag: tag } = await get(target);
@@ -154,11 +172,26 @@ export function Builder({ args }) {
       setForm(keep ? { ...loaded, ...keep, options: { ...loaded.options, ...(keep.options || {}) } } : loaded);
     } catch (failed) { setLoadError(failed); }
   };
+  const KEPT = "Your edits from before you were signed out are back in the form; they are not saved yet.";
   useEffect(() => {
     checks.current += 1;
     previews.current += 1;
     setPreview(null); setPreviewing(false); setCheck(null); setNotice(null);
-    if (editing) load();
+    const draft = takeDraft(target);
+    if (draft) setNotice({ kind: "ok", text: KEPT });
+    if (editing) load(draft && { name: draft.name, description: draft.description, definition: draft.definition,
+      options: draft.options });
+    else if (draft) setForm(draft);
+  }, [target]);
+  // Signed out with unsaved edits (the page leaves the builder as the token goes): they are kept
+  // for when this definition is opened again.
+  const latest = useRef(null);
+  latest.current = { form, saved };
+  useEffect(() => () => {
+    const { form: left, saved: stored } = latest.current;
+    const unsaved = editing ? stored && Object.keys(edits(left, stored)).length > 0
+      : left.key !== "" || left.definition !== EXAMPLE;
+    if (!token.get() && unsaved) keepDraft(target, left);
   }, [target]);
 
   // Validation as you type: the server checks the text 300 ms after the last key.
