@@ -9,11 +9,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from audiences_server.cluster.entries import encode, partition_of
+from audiences_server.cluster.entries import decode, encode, partition_of
 from audiences_server.cluster.front import Front
 from audiences_server.cluster.identity import IdentityStage
 from audiences_server.cluster.log import CALLS, LocalLog, partition_subject
-from audiences_server.cluster.shard import Shard
+from audiences_server.cluster.shard import Shard, _pieces, packed, unpacked
 from audiences_server.engine.clock import Clock, ManualClock
 from audiences_server.engine.computations import Spec
 from audiences_server.engine.engine import Engine
@@ -138,3 +138,21 @@ def test_system_clock_counts_read_before_their_definition_are_kept_for_it(tmp_pa
         loop.close()
         identity_engine.close()
         engine.close()
+
+
+def test_a_large_count_goes_in_entries_the_log_can_hold() -> None:
+    """A `tallies` entry over the log's largest message is stored compressed, and reads back the
+    same; on the system clock the rows go in pieces, each standing alone. (A tick that moved the
+    counts of thousands of accounts went over NATS's 1 MB and stopped the shard at the append.)"""
+    rows = [["all_pro", 1_000_000 + n, 0, n % 7, 7] for n in range(20_000)]
+    entry = {"t": "tallies", "from": 2, "tick": 9, "at": 5, "rows": rows, "reached": [["all_pro", 1_000_001, 3]]}
+    stored = packed(entry, 100_000)
+    assert len(stored) <= 100_000
+    assert "packed" in decode(stored)
+    assert unpacked(decode(stored)) | {"packed": None} == entry | {"packed": None}
+    small = {**entry, "rows": rows[:3]}
+    assert decode(packed(small, 100_000)) == small  # as it is when it fits
+    pieces = _pieces(rows, 50_000)
+    assert [row for piece in pieces for row in piece] == rows
+    assert len(pieces) > 1
+    assert all(len(encode({"rows": piece})) <= 50_100 for piece in pieces)

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import apsw
+import orjson
 import structlog
 
 from audiences_server.cluster.entries import call_from_json, encode, partition_of, read
@@ -133,6 +134,40 @@ def adopt_parts(adopt: dict[str, Any], most: int) -> list[bytes]:
         raise ValueError(f"the log's entries ({most} bytes) are too small to hold a hand-over's part")
     pieces = [text[i:i + size] for i in range(0, len(text), size)]
     return [encode({**head, "part": n, "parts": len(pieces), "data": piece}) for n, piece in enumerate(pieces)]
+
+
+def packed(entry: dict[str, Any], most: int) -> bytes:
+    """A `tallies` entry as the log stores it: as it is when it is at most `most` bytes, else its
+    rows and reached accounts compressed (`unpacked` reads either). A tick that moved the counts
+    of thousands of accounts went over NATS's 1 MB and stopped the shard at the append."""
+    whole = encode(entry)
+    if len(whole) <= most:
+        return whole
+    inner = encode({"rows": entry["rows"], "reached": entry["reached"]})
+    rest = {key: value for key, value in entry.items() if key not in ("rows", "reached")}
+    return encode({**rest, "packed": base64.b64encode(zlib.compress(inner, 6)).decode()})
+
+
+def unpacked(body: dict[str, Any]) -> dict[str, Any]:
+    """A `tallies` entry's body with its rows and reached accounts, compressed or not (`packed`)."""
+    if "packed" not in body:
+        return body
+    inner = orjson.loads(zlib.decompress(base64.b64decode(body["packed"])))
+    return {**body, "rows": inner["rows"], "reached": inner["reached"]}
+
+
+def _pieces(rows: list[list[Any]], most: int) -> list[list[list[Any]]]:
+    """Rows in pieces of at most about `most` bytes of JSON each."""
+    pieces: list[list[list[Any]]] = [[]]
+    size = 0
+    for row in rows:
+        length = len(orjson.dumps(row)) + 1
+        if pieces[-1] and size + length > most:
+            pieces.append([])
+            size = 0
+        pieces[-1].append(row)
+        size += length
+    return pieces
 
 
 def adopted_from_parts(parts: dict[int, str]) -> dict[str, Any]:
@@ -250,7 +285,7 @@ class Shard:
             if "tick" in body:
                 await self._keep_tallies(entry, body)
             else:
-                await self._take_counts(entry, body)
+                await self._take_counts(entry, unpacked(body))
             return True
         serial = int(body.get("serial", 0))
         if (serial and serial <= self._serial) or kind == "adopt":
@@ -321,7 +356,7 @@ class Shard:
             if stop.is_set():
                 return False
             await self._read(0.2)
-        bodies = [read(found[source]) for source in sorted(found)]
+        bodies = [unpacked(read(found[source])) for source in sorted(found)]
         combined = await asyncio.to_thread(writer.run, lambda conn: self._combine(conn, at, tick, bodies, seq, serial))
         self.ticked_at, self.tick = at, tick
         self.engine.evaluator.announce(combined)  # as after one node's tick
@@ -368,16 +403,23 @@ class Shard:
             for account, operand, held, linked in moved:
                 out[partition_of(account, partitions)].append([comp.key, account, operand, held, linked])
             store.note_sent(conn, comp.key, moved)
+        most = self._log.max_entry_bytes
         for q, rows in out.items():
             if tick is not None:
                 entry = {"t": "tallies", "from": self.partition, "tick": tick, "at": at, "rows": rows,
                          "reached": sorted(reached[q])}
-                store.add_outbox(conn, store.next_count(conn, _SERIAL), partition_subject(q), encode(entry))
-            elif rows or reached[q]:
+                store.add_outbox(conn, store.next_count(conn, _SERIAL), partition_subject(q), packed(entry, most))
+                continue
+            # On the system clock each entry's counts stand alone: a large count goes as several
+            # entries, each in the log's largest message.
+            pieces = _pieces(rows, most // 2) if rows else [[]]
+            for number, piece in enumerate(pieces):
+                if not piece and not reached[q]:
+                    continue
                 serial = store.next_count(conn, _SERIAL)
-                entry = {"t": "tallies", "from": self.partition, "sequence": serial, "at": at, "rows": rows,
-                         "reached": sorted(reached[q])}
-                store.add_outbox(conn, serial, partition_subject(q), encode(entry))
+                entry = {"t": "tallies", "from": self.partition, "sequence": serial, "at": at, "rows": piece,
+                         "reached": sorted(reached[q]) if number == 0 else []}
+                store.add_outbox(conn, serial, partition_subject(q), packed(entry, most))
 
     def _combine(self, conn: apsw.Connection, at: int, tick: int, bodies: list[dict[str, Any]], seq: int,
                  serial: int) -> TickReport:
