@@ -17,8 +17,7 @@ import dataclasses
 import zlib
 from typing import Any
 
-import orjson
-
+from audiences_server.core import json_text
 from audiences_server.core.tracking import Call
 
 
@@ -28,13 +27,14 @@ def partition_of(profile_id: int, partitions: int) -> int:
 
 
 def encode(entry: dict[str, Any]) -> bytes:
-    """An entry as the log stores it."""
-    return orjson.dumps(entry)
+    """An entry as the log stores it (integers of any size exactly: a call's properties may hold
+    one beyond 64 bits, which orjson alone refused, and the front answered LOG_UNAVAILABLE)."""
+    return json_text.dumps(entry)
 
 
 def decode(data: bytes) -> dict[str, Any]:
-    """An entry read from the log."""
-    entry = orjson.loads(data)
+    """An entry read from the log (integers of any size exactly, as `encode` wrote them)."""
+    entry = json_text.loads(data)
     if not isinstance(entry, dict) or not isinstance(entry.get("t"), str):
         raise ValueError("a log entry must be an object with a type `t`")
     return entry

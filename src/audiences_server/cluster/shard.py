@@ -30,6 +30,7 @@ import structlog
 
 from audiences_server.cluster.entries import call_from_json, encode, partition_of, read
 from audiences_server.cluster.log import Consumer, Entry, Log, partition_subject
+from audiences_server.core import json_text
 from audiences_server.core.identity import ACCOUNTS, USERS, ExternalId
 from audiences_server.core.tracking import Call
 from audiences_server.engine.clock import ManualClock
@@ -152,7 +153,7 @@ def unpacked(body: dict[str, Any]) -> dict[str, Any]:
     """A `tallies` entry's body with its rows and reached accounts, compressed or not (`packed`)."""
     if "packed" not in body:
         return body
-    inner = orjson.loads(zlib.decompress(base64.b64decode(body["packed"])))
+    inner = json_text.loads(zlib.decompress(base64.b64decode(body["packed"])))
     return {**body, "rows": inner["rows"], "reached": inner["reached"]}
 
 

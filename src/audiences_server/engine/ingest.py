@@ -21,9 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import apsw
-import orjson
 
-from audiences_server.core import tracking
+from audiences_server.core import json_text, tracking
 from audiences_server.core.identity import ExtractedIds, extract_external_ids
 from audiences_server.engine.clock import Clock
 from audiences_server.engine.resolution import Resolver
@@ -205,7 +204,7 @@ def decode_body(body: bytes, shape: str = 'the body must be {"batch": [...]} or 
     """
     try:
         try:
-            decoded = _loads(body)
+            decoded = json_text.loads(body)
         except ValueError as bad:
             if not too_many_digits(bad):
                 raise
@@ -218,29 +217,6 @@ def decode_body(body: bytes, shape: str = 'the body must be {"batch": [...]} or 
     if not isinstance(decoded, dict):
         raise InvalidArgument(shape, reason="BAD_REQUEST", violations=[FieldViolation("body", "not an object")])
     return decoded
-
-
-# Each byte of a body as a digit (`0`) or not (a space), so that 19 digits in a row, which an
-# integer literal beyond 64 bits needs, are found by one substring search (a regular expression
-# took three times orjson's decoding).
-_DIGITS = bytes(48 if 48 <= byte <= 57 else 32 for byte in range(256))
-_NINETEEN_DIGITS = b"0" * 19
-
-
-def _loads(body: bytes) -> Any:
-    """`json.loads` of a body, by orjson (with the check below, two thirds of its cost) where orjson reads the same.
-
-    orjson refuses what the stdlib reads differently or not at all (NaN and Infinity, `1e400`,
-    lone surrogates, a byte-order mark, nesting past 1,024 levels: those go to the stdlib) with
-    one exception, integers beyond 64 bits, which it reads as floats: a body with 19 digits in a
-    row anywhere goes to the stdlib too.
-    """
-    if _NINETEEN_DIGITS not in body.translate(_DIGITS):
-        try:
-            return orjson.loads(body)
-        except orjson.JSONDecodeError:
-            pass
-    return json.loads(body)
 
 
 # Python refuses to read an integer of more digits than `sys.get_int_max_str_digits()` (4,300 by
