@@ -258,6 +258,26 @@ def test_an_account_at_an_earlier_time_until_its_links_change(space: Space) -> N
     assert "its account links changed since" in (refused.value.details() or "")
 
 
+def test_an_account_at_an_earlier_time_until_a_user_of_it_is_deleted(space: Space) -> None:
+    """A deletion removes a user's links without a group call (and the user's own group calls
+    with it): an account explained at a time before the deletion is refused, where it was
+    explained from the links as they are now, contradicting its history."""
+    now = space.now()
+    space.send({"type": "group", "userId": "ada", "groupId": "acme", "at": now},
+               {"type": "group", "userId": "bob", "groupId": "acme", "at": now},
+               {"type": "track", "userId": "bob", "event": "Order Completed", "at": now})
+    space.define("ordering", "ANY event('Order Completed').within(1 day).count() >= 1", collection="accounts")
+    space.tick()
+    space.tick(at=now + HOUR)
+    assert explain(space, "ordering", "group_id:acme", "accounts", at=now + 1).value_json == "true"
+    space.running.server.engine.lifecycle.deletions.request(space.space_id, "users", "user_id:bob", False, 0, "test")
+    space.tick(at=now + 2 * HOUR)
+    with pytest.raises(grpc.RpcError) as refused:
+        explain(space, "ordering", "group_id:acme", "accounts", at=now + 1)
+    assert error_reason(refused.value) == "EXPLAIN_TIME_NOT_REPRODUCIBLE"
+    assert "a profile was deleted since" in (refused.value.details() or "")
+
+
 def test_no_change_is_explained_past_the_year_9999(space: Space) -> None:
     """Time ends with the year 9999 (no clock moves past it): an edge after it, here an event of its
     last day entering a `between(1 days, 2 days)` window, is no next change, and the explanation

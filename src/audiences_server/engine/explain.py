@@ -186,6 +186,10 @@ class _Reading:
              or explain_store.traits_written_since(conn, users, trait_names(comp.summary.user_traits), at),
              "a trait it reads was written since"),
             (reads_links and _links_moved(conn, comp, pid, at), "its account links changed since"),
+            # A deletion removes links without a group call, and the deleted profile's own calls
+            # with them: which links it removed is gone, so any since refuses.
+            (reads_links and explain_store.deletions_since(conn, comp.space_id, at),
+             "a profile was deleted since, which removed its account links"),
             (self._events_swept(), "events it read then may have been deleted by the space's event retention"),
         ]
         for failed, cause in causes:

@@ -65,6 +65,13 @@ def links_changed_since(conn: apsw.Connection, account_id: int, at_ms: int) -> b
     return row is not None
 
 
+def deletions_since(conn: apsw.Connection, space_id: int, at_ms: int) -> bool:
+    """Whether a profile deletion of the space was asked for after `at_ms`."""
+    row = conn.execute("SELECT 1 FROM profile_deletions WHERE space_id = ? AND created_ms > ? LIMIT 1",
+                       (space_id, at_ms)).fetchone()
+    return row is not None
+
+
 def group_calls_since(conn: apsw.Connection, user_ids: Sequence[int], at_ms: int) -> bool:
     """Whether one of these users sent a group call (which may link or unlink it) after `at_ms`."""
     row = conn.execute(
