@@ -394,7 +394,8 @@ grpc_server, port = server.create_server(Settings(db=folder / "a.db", listen="12
                                                   log_level="error"))
 grpc_server.start()
 server._settle_heap()
-write = json.loads((folder / "credentials.json").read_text())["tokens"]["write"]
+tokens = json.loads((folder / "credentials.json").read_text())["tokens"]
+write = tokens["write"]
 channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.max_send_message_length", 16 << 20)])
 stub = ingest_pb2_grpc.IngestServiceStub(channel)
 big = b'{"batch":[{"type":"track","userId":"u","event":"E","properties":{"p":"' + b"x" * (1 << 20) + b'"}}]}'
@@ -406,14 +407,19 @@ for metadata in ([], [("authorization", "Bearer " + write)], [("authorization", 
         stub.BatchJson(ingest_pb2.BatchJsonRequest(body=big if len(codes) < 2 else b"{not json"), metadata=metadata)
     except grpc.RpcError as refused:
         codes.append(refused.code().name)
-try:  # a response stream's request
-    next(iter(sync_pb2_grpc.SyncServiceStub(channel).WatchChanges(
-        sync_pb2.WatchChangesRequest(destination_key="x" * (1 << 20)))))
-except grpc.RpcError as refused:
-    codes.append(refused.code().name)
+sync = sync_pb2_grpc.SyncServiceStub(channel)
+admin = [("authorization", "Bearer " + tokens["admin"])]
+for call in (lambda: sync.WatchChanges(sync_pb2.WatchChangesRequest(destination_key="x" * (1 << 20))),
+             # refused by the method, with a message that names the unknown key
+             lambda: sync.ExportAudience(sync_pb2.ExportAudienceRequest(collection=1, key="x" * (1 << 20)),
+                                         metadata=admin)):
+    try:  # response streams
+        next(iter(call()))
+    except grpc.RpcError as refused:
+        codes.append(refused.code().name)
 gc.collect()
-kept = sum(1 for o in gc.garbage if type(o).__name__ in ("BatchJsonRequest", "WatchChangesRequest")
-           or (type(o) in (bytes, str) and len(o) > 100_000))
+kept = sum(1 for o in gc.garbage if type(o).__name__.endswith("Request") and o.ByteSize() > 100_000
+           or isinstance(o, BaseException) and len(str(o)) > 100_000)
 print(json.dumps({"codes": codes, "kept": kept}))
 grpc_server.stop(0)
 '''
@@ -421,7 +427,8 @@ grpc_server.stop(0)
 
 def test_a_refused_request_is_freed_at_once(tmp_path: Path) -> None:
     """Refused gRPC requests (no token; a body over the batch limit; a body that is not JSON; a
-    response stream's request without a token) are
+    response stream's request without a token; an export of an unknown key, whose error message
+    quotes it) are
     freed when their call ends, not kept in reference cycles until the collector's next pass:
     gRPC keeps its abort exception, whose traceback held the frames holding the request, and
     with the collector run rarely a client without a token grew the server by gigabytes of
@@ -430,5 +437,40 @@ def test_a_refused_request_is_freed_at_once(tmp_path: Path) -> None:
                          text=True, timeout=120, check=False)
     assert ran.returncode == 0, ran.stderr[-2000:]
     found = json.loads(next(line for line in ran.stdout.splitlines() if line.startswith('{"codes"')))
-    assert found == {"codes": ["UNAUTHENTICATED", "INVALID_ARGUMENT", "INVALID_ARGUMENT", "UNAUTHENTICATED"],
-                     "kept": 0}
+    assert found == {"codes": ["UNAUTHENTICATED", "INVALID_ARGUMENT", "INVALID_ARGUMENT", "UNAUTHENTICATED",
+                               "NOT_FOUND"], "kept": 0}
+
+
+def _rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:")) / 1024
+
+
+def test_refused_calls_quoting_a_huge_field_leave_the_memory_flat(tmp_path: Path) -> None:
+    """Exports of unknown keys of 4 MiB, refused by the method with a message that quotes the key:
+    the server's memory stays about flat (the error, kept as the context of gRPC's abort
+    exception in a cycle the collector seldom walks, grew it by about the key's size per call)."""
+    from audiences.v1 import sync_pb2, sync_pb2_grpc
+
+    from audiences_server.testing import ServerProcess
+
+    server = ServerProcess(tmp_path / "audiences.db")
+    try:
+        channel = grpc.insecure_channel(server.address, options=[("grpc.max_send_message_length", 16 << 20)])
+        sync = sync_pb2_grpc.SyncServiceStub(channel)
+        admin = bearer(server.tokens["admin"])
+
+        def refused(n: int) -> str:
+            request = sync_pb2.ExportAudienceRequest(collection=1, key=f"{n}" + "x" * (4 << 20))
+            with pytest.raises(grpc.RpcError) as error:
+                next(iter(sync.ExportAudience(request, metadata=admin)))
+            return error.value.code().name
+
+        assert refused(0) == "NOT_FOUND"
+        before = _rss_mib(server.proc.pid)
+        assert {refused(n) for n in range(1, 61)} == {"NOT_FOUND"}
+        grown = _rss_mib(server.proc.pid) - before
+        channel.close()
+    finally:
+        server.stop()
+    assert grown < 120, f"{grown:.0f} MiB more after 60 refused calls of 4 MiB"

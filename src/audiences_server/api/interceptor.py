@@ -390,7 +390,13 @@ class _Handling:
         _forget_tracebacks(error)
         _forget_tracebacks(failure)
         del error, failure, _traceback
-        await self._context.abort(*status)
+        try:
+            await self._context.abort(*status)
+        except BaseException as aborted:
+            # Raised while the error is handled, abort's exception would hold it as its context,
+            # and its message with it (one quoting a key of megabytes, say).
+            aborted.__context__ = None
+            raise
         return False  # not reached: abort raises
 
     def _as_error(self, error: BaseException) -> AudiencesError:
