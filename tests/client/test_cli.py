@@ -313,7 +313,15 @@ def test_sync_commands_work_or_say_unimplemented(run_cli: Run, unique: Callable[
     log.write_text("kept\n")
     with open(log, "a") as appending:
         assert run_cli("audiences", "export", key, "--output", f"/dev/fd/{appending.fileno()}").code == 0
-    assert log.read_text() == "kept\n" + exported
+        # However spelled: through a link, or a path that normalises to it.
+        (tmp_path / "to-log").symlink_to(f"/dev/fd/{appending.fileno()}")
+        assert run_cli("audiences", "export", key, "--output", str(tmp_path / "to-log")).code == 0
+        assert run_cli("audiences", "export", key, "--output", f"/dev/fd/../fd/{appending.fileno()}").code == 0
+    assert log.read_text() == "kept\n" + exported * 3
+    (tmp_path / "loop-a").symlink_to(tmp_path / "loop-b")
+    (tmp_path / "loop-b").symlink_to(tmp_path / "loop-a")
+    looping = run_cli("audiences", "export", key, "--output", str(tmp_path / "loop-a"))
+    assert (looping.code, looping.err.count("\n"), "loop" in looping.err) == (2, 1, True)
     assert run_cli("connections", "delete", dest, key).code == 0
     assert run_cli("destinations", "delete", dest).code == 0
 

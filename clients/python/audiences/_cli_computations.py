@@ -348,16 +348,22 @@ def _export(client: Client, args: argparse.Namespace) -> int:
 def _exported_to(target: Path, export: Callable[[BinaryIO], int]) -> int:
     """Runs the export into a new file beside `target`, renamed over it once the export is whole,
     with the mode the file had (a new one's as the umask gives): a failed export (the server down,
-    a key mistyped) leaves the file that was there. A path naming one of this process's open
-    files (/dev/stdout, /dev/fd/N) is written into that file as it was opened (`>> log` appends);
+    a key mistyped) leaves the file that was there. A path naming the file of this process's
+    standard output or error, however spelled (/dev/stdout, a link to it, /dev/fd/1), or /dev/fd/N,
+    is written into through that open file as it was opened (`>> log` appends, a pipe is written);
     a symbolic link to a file (or to none yet) has that file replaced (or made) as above; a path
     that is not a file (a named pipe, a device) is written into as it is."""
     descriptor = _open_descriptor(target)
     if descriptor is not None:
         with open(descriptor, "wb", closefd=False) as out:
             return export(out)
-    if target.is_symlink() and (target.resolve().is_file() or not target.resolve().exists()):
-        target = target.resolve()  # the file it names, or will name, replaced or made as above
+    if target.is_symlink():
+        try:
+            resolved = target.resolve()
+        except RuntimeError as looping:  # a loop of links
+            raise OSError(f"{target}: {looping}") from None
+        if resolved.is_file() or not resolved.exists():
+            target = resolved  # the file it names, or will name, replaced or made as above
     if target.is_symlink() or (target.exists() and not target.is_file()):
         with open(target, "wb") as out:
             return export(out)
@@ -377,13 +383,31 @@ def _exported_to(target: Path, export: Callable[[BinaryIO], int]) -> int:
 
 
 def _open_descriptor(target: Path) -> int | None:
-    """The file descriptor of this process a path names (/dev/stdout, /dev/stderr, /dev/fd/N,
-    /proc/self/fd/N), if it names one."""
-    named = {"/dev/stdin": 0, "/dev/stdout": 1, "/dev/stderr": 2}.get(str(target))
-    if named is not None:
-        return named
-    found = re.fullmatch(r"/(?:dev|proc/self)/fd/(\d+)", str(target))
-    return int(found.group(1)) if found else None
+    """The open file descriptor of this process whose file a path names (the same device and
+    inode): standard output or error, however the path spells it (/dev/stdout, //dev/stdout, a
+    link to it, /dev/fd/../fd/1), or N of /dev/fd/N and /proc/self/fd/N; None for any other."""
+    try:
+        named = os.stat(target)  # through links
+    except OSError:
+        return None
+    candidates = [1, 2]
+    path = os.path.abspath(target)
+    for _ in range(40):  # along its links, for a /dev/fd/N or /proc/self/fd/N on the way
+        found = re.fullmatch(rf"/(?:dev|proc/(?:self|{os.getpid()}))/fd/(\d+)", os.path.normpath(path))
+        if found:
+            candidates.insert(0, int(found.group(1)))
+            break
+        if not os.path.islink(path):
+            break
+        path = os.path.join(os.path.dirname(path), os.readlink(path))
+    for descriptor in candidates:
+        try:
+            opened = os.fstat(descriptor)
+        except OSError:
+            continue
+        if (opened.st_dev, opened.st_ino) == (named.st_dev, named.st_ino):
+            return descriptor
+    return None
 
 
 def _tick_row(tick: admin_pb2.Tick) -> tuple[Any, ...]:
