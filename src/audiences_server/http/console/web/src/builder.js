@@ -197,7 +197,14 @@ export function Builder({ args }) {
   // Validation as you type: the server checks the text 300 ms after the last key.
   useDebounced(async () => {
     const mine = ++checks.current;
-    if (!form.definition.trim()) { setCheck(null); return; }
+    if (!form.definition.trim()) {
+      // No text, no preview: the one shown was the text before's (and one in flight is dropped).
+      setCheck(null);
+      previews.current += 1;
+      setPreview(null);
+      setPreviewing(false);
+      return;
+    }
     let found;
     try {
       found = await post("/validate", { kind: form.kind, collection: form.collection, key: form.key, definition: form.definition });

@@ -1,4 +1,4 @@
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { get, q } from "./api.js";
 import { Explain } from "./explain.js";
 import { Failure, html, shown, time, useLoad } from "./util.js";
@@ -81,7 +81,16 @@ export function Profiles({ args }) {
   const [collectionArg = "users", addressArg = ""] = args;
   const [draft, setDraft] = useState({ collection: collectionArg, address: addressArg });
   const [why, setWhy] = useState(null);
-  useEffect(() => { setDraft({ collection: collectionArg, address: addressArg }); setWhy(null); }, [collectionArg, addressArg]);
+  // The form follows the address in the page's URL when that changes, not when the page is first
+  // drawn: effects run after the first paint, and a reset then wiped what was typed meanwhile
+  // (Find then sent nothing, the field being required).
+  const lastArgs = useRef(`${collectionArg}/${addressArg}`);
+  useEffect(() => {
+    if (lastArgs.current === `${collectionArg}/${addressArg}`) return;
+    lastArgs.current = `${collectionArg}/${addressArg}`;
+    setDraft({ collection: collectionArg, address: addressArg });
+    setWhy(null);
+  }, [collectionArg, addressArg]);
   const find = (e) => {
     e.preventDefault();
     location.hash = `#/profiles/${draft.collection}/${encodeURIComponent(addressOf(draft.address))}`;
