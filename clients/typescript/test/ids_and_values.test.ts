@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { AudiencesError, Client, status } from "../src/index.js";
 import { MessageStatus } from "../src/gen/audiences/v1/ingest.js";
-import { type RunningServer, rejection, startServer } from "./server.js";
+import { type RunningServer, rejection, startServer, thrown } from "./server.js";
 
 let server: RunningServer;
 let counter = 0;
@@ -16,16 +16,6 @@ const unique = (prefix: string): string => `${prefix}_${process.pid}_${++counter
 
 function connect(options: ConstructorParameters<typeof Client>[0] = {}): Client {
   return new Client({ address: server.address, credentialsFile: server.credentialsFile, flushIntervalMs: 20, ...options });
-}
-
-function thrown(run: () => unknown): AudiencesError {
-  try {
-    run();
-  } catch (error) {
-    assert.ok(error instanceof AudiencesError, `not an AudiencesError: ${String(error)}`);
-    return error;
-  }
-  assert.fail("nothing was thrown");
 }
 
 /** The events stored for a user (0 when the server has no such profile). */

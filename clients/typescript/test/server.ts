@@ -84,3 +84,14 @@ export async function rejection(promise: Promise<unknown>): Promise<AudiencesErr
   }
   assert.fail("the call did not fail");
 }
+
+/** The AudiencesError a call throws at once; fails the test if it returns or throws otherwise. */
+export function thrown(run: () => unknown): AudiencesError {
+  try {
+    run();
+  } catch (error) {
+    assert.ok(error instanceof AudiencesError, `not an AudiencesError: ${String(error)}`);
+    return error;
+  }
+  assert.fail("nothing was thrown");
+}
