@@ -18,7 +18,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.conftest import bearer
 from tests.console.conftest import CHROMIUM_ARGS, call, chromium
-from tests.evaluator.conftest import Space
+from tests.evaluator.conftest import Space, new_space
 from tests.sync.conftest import Receiver, connect, ms, wait_for, webhook
 
 BUYERS = "event('Order Completed').count() >= 1"
@@ -239,7 +239,9 @@ def test_builder_previews_match_the_text_shown_and_what_is_stored(page: Page, sp
 def test_an_unsaved_edit_survives_a_sign_out_mid_edit(page: Page, space: Space) -> None:
     """A marketer's token is revoked while she edits: the page signs out at its next check;
     signed in again, the definition she was editing has her unsaved text back, said to be not
-    saved (it showed the stored text: her edit was lost)."""
+    saved (it showed the stored text: her edit was lost). Signed in to another space first, its
+    definition of the same key shows its own text (a draft kept by key alone went there); and
+    her edit, made before someone else's save, is refused once (409), not laid over it."""
     space.define("pro", "trait('plan') = 'pro'")
     live(space, "pro")
     auth = space.running.server.engine.auth
@@ -253,11 +255,24 @@ def test_an_unsaved_edit_survives_a_sign_out_mid_edit(page: Page, space: Space) 
     edit = "trait('plan') = 'pro' and trait('country') = 'FR'"
     definition.fill(edit)
     expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+    other = new_space(space.running)
+    other.define("pro", "trait('tier') = 'gold'")
+    page.get_by_label("Token").fill(other.tokens["admin"])
+    page.get_by_role("button", name="Sign in").click()
+    expect(definition).to_have_value("trait('tier') = 'gold'")
+    page.get_by_role("button", name="Sign out").click()
+    space.update("pro", description="set elsewhere")  # another editor saves meanwhile
     page.get_by_label("Token").fill(space.tokens["admin"])
     page.get_by_role("button", name="Sign in").click()
     expect(definition).to_have_value(edit)
     expect(page.get_by_role("status")).to_contain_text("not saved yet")
     assert audience(space, "pro").definition == "trait('plan') = 'pro'"
+    page.get_by_role("button", name="Save changes").click()
+    expect(page.get_by_role("alert")).to_contain_text("was saved by someone else since you loaded it")
+    page.get_by_role("button", name="Save changes").click()
+    expect(page.get_by_role("status")).to_contain_text("version 2")
+    saved = audience(space, "pro")
+    assert (saved.definition, saved.description) == (edit, "set elsewhere")
 
 
 def test_list_disables_enables_and_shows_a_refused_delete(page: Page, space: Space, tmp_path: Path) -> None:

@@ -22,21 +22,23 @@ function edits(form, saved) {
   return changed;
 }
 
-// The form of a builder the page signed out of with unsaved edits (a token expired or revoked
-// mid-edit): given back when the same definition is opened again after signing in.
+// The unsaved edits of a builder the page signed out of (a token expired or revoked mid-edit):
+// given back when the same definition of the same space is opened again after signing in. Of a
+// saved definition, only what the form changed, with the etag it was loaded with: a save then
+// refuses them (409) if someone saved since, as it would have before signing out.
 const DRAFT = "audiences.console.draft";
 
-function keepDraft(target, form) {
-  sessionStorage.setItem(DRAFT, JSON.stringify({ target, form }));
+function keepDraft(draft) {
+  sessionStorage.setItem(DRAFT, JSON.stringify(draft));
 }
 
-// The draft kept for `target`, if any (taken: it is given back once).
-function takeDraft(target) {
+// The draft kept for `target` of `space`, if any (taken: it is given back once).
+function takeDraft(space, target) {
   let draft = null;
   try { draft = JSON.parse(sessionStorage.getItem(DRAFT) || "null"); } catch { draft = null; }
-  if (!draft || draft.target !== target) return null;
+  if (!draft || draft.space !== space || draft.target !== target) return null;
   sessionStorage.removeItem(DRAFT);
-  return draft.form;
+  return draft;
 }
 
 // Whether a version has the current text and options (rolling back to it would change nothing).
@@ -138,7 +140,7 @@ function Sizes({ target, version }) {
     </section>`;
 }
 
-export function Builder({ args }) {
+export function Builder({ args, session }) {
   const editing = args.length === 2;
   const [collectionArg, keyArg] = editing ? args : ["users", ""];
   const target = `/computations/${encodeURIComponent(collectionArg)}/${encodeURIComponent(keyArg)}`;
@@ -162,12 +164,12 @@ export function Builder({ args }) {
     [name]: e.target.type === "checkbox" ? e.target.checked : parseInt(e.target.value, 10) || 0 } });
 
   // `keep`: the form's edits to carry over onto what is loaded (after a conflict, or a draft kept
-  // when the page signed out), else none.
-  const load = async (keep = null) => {
+  // when the page signed out), else none; `keptEtag`: the etag those edits were made against.
+  const load = async (keep = null, keptEtag = "") => {
     try {
       const { computation: c, etag: tag } = await get(target);
       setSaved(c);
-      setEtag(tag);
+      setEtag(keptEtag || tag);
       const loaded = formOf(c);
       setForm(keep ? { ...loaded, ...keep, options: { ...loaded.options, ...(keep.options || {}) } } : loaded);
     } catch (failed) { setLoadError(failed); }
@@ -177,21 +179,21 @@ export function Builder({ args }) {
     checks.current += 1;
     previews.current += 1;
     setPreview(null); setPreviewing(false); setCheck(null); setNotice(null);
-    const draft = takeDraft(target);
+    const draft = takeDraft(session.space, target);
     if (draft) setNotice({ kind: "ok", text: KEPT });
-    if (editing) load(draft && { name: draft.name, description: draft.description, definition: draft.definition,
-      options: draft.options });
-    else if (draft) setForm(draft);
+    if (editing) load(draft && draft.changed, draft ? draft.etag : "");
+    else if (draft) setForm(draft.form);
   }, [target]);
   // Signed out with unsaved edits (the page leaves the builder as the token goes): they are kept
   // for when this definition is opened again.
   const latest = useRef(null);
-  latest.current = { form, saved };
+  latest.current = { form, saved, etag };
   useEffect(() => () => {
-    const { form: left, saved: stored } = latest.current;
-    const unsaved = editing ? stored && Object.keys(edits(left, stored)).length > 0
-      : left.key !== "" || left.definition !== EXAMPLE;
-    if (!token.get() && unsaved) keepDraft(target, left);
+    const { form: left, saved: stored, etag: tag } = latest.current;
+    if (token.get()) return;
+    const changed = editing && stored ? edits(left, stored) : {};
+    if (editing && Object.keys(changed).length) keepDraft({ space: session.space, target, changed, etag: tag });
+    if (!editing && (left.key !== "" || left.definition !== EXAMPLE)) keepDraft({ space: session.space, target, form: left });
   }, [target]);
 
   // Validation as you type: the server checks the text 300 ms after the last key.
