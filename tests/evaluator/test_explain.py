@@ -275,7 +275,7 @@ def test_an_account_at_an_earlier_time_until_a_user_of_it_is_deleted(space: Spac
     with pytest.raises(grpc.RpcError) as refused:
         explain(space, "ordering", "group_id:acme", "accounts", at=now + 1)
     assert error_reason(refused.value) == "EXPLAIN_TIME_NOT_REPRODUCIBLE"
-    assert "a profile was deleted since" in (refused.value.details() or "")
+    assert "a profile of the space was deleted since" in (refused.value.details() or "")
 
 
 def test_no_change_is_explained_past_the_year_9999(space: Space) -> None:

@@ -411,15 +411,13 @@ class Shard:
                          "reached": sorted(reached[q])}
                 store.add_outbox(conn, store.next_count(conn, _SERIAL), partition_subject(q), packed(entry, most))
                 continue
-            # On the system clock each entry's counts stand alone: a large count goes as several
-            # entries, each in the log's largest message.
-            pieces = _pieces(rows, most // 2) if rows else [[]]
-            for number, piece in enumerate(pieces):
-                if not piece and not reached[q]:
-                    continue
+            # On the system clock each entry's counts, and accounts reached, stand alone: many go
+            # as several entries, each in the log's largest message.
+            parts = ([{"rows": piece, "reached": []} for piece in _pieces(rows, most // 2) if piece]
+                     + [{"rows": [], "reached": piece} for piece in _pieces(sorted(reached[q]), most // 2) if piece])
+            for part in parts:
                 serial = store.next_count(conn, _SERIAL)
-                entry = {"t": "tallies", "from": self.partition, "sequence": serial, "at": at, "rows": piece,
-                         "reached": sorted(reached[q]) if number == 0 else []}
+                entry = {"t": "tallies", "from": self.partition, "sequence": serial, "at": at, **part}
                 store.add_outbox(conn, serial, partition_subject(q), packed(entry, most))
 
     def _combine(self, conn: apsw.Connection, at: int, tick: int, bodies: list[dict[str, Any]], seq: int,

@@ -189,7 +189,7 @@ class _Reading:
             # A deletion removes links without a group call, and the deleted profile's own calls
             # with them: which links it removed is gone, so any since refuses.
             (reads_links and explain_store.deletions_since(conn, comp.space_id, at),
-             "a profile was deleted since, which removed its account links"),
+             "a profile of the space was deleted since, and a deletion removes account links"),
             (self._events_swept(), "events it read then may have been deleted by the space's event retention"),
         ]
         for failed, cause in causes:
