@@ -317,7 +317,13 @@ def test_sync_commands_work_or_say_unimplemented(run_cli: Run, unique: Callable[
         (tmp_path / "to-log").symlink_to(f"/dev/fd/{appending.fileno()}")
         assert run_cli("audiences", "export", key, "--output", str(tmp_path / "to-log")).code == 0
         assert run_cli("audiences", "export", key, "--output", f"/dev/fd/../fd/{appending.fileno()}").code == 0
-    assert log.read_text() == "kept\n" + exported * 3
+        assert run_cli("audiences", "export", key, "--output", f"/proc/thread-self/fd/{appending.fileno()}").code == 0
+        (tmp_path / "fds").symlink_to("/dev/fd")  # a path through a link to the folder
+        through = tmp_path / "fds" / str(appending.fileno())
+        assert run_cli("audiences", "export", key, "--output", str(through)).code == 0
+    assert log.read_text() == "kept\n" + exported * 5
+    closed = run_cli("audiences", "export", key, "--output", "/dev/fd/987")
+    assert (closed.code, "/dev/fd/987: not an open file of this process" in closed.err) == (2, True)
     (tmp_path / "loop-a").symlink_to(tmp_path / "loop-b")
     (tmp_path / "loop-b").symlink_to(tmp_path / "loop-a")
     looping = run_cli("audiences", "export", key, "--output", str(tmp_path / "loop-a"))

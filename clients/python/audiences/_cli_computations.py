@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
+import fcntl
 import io
 import json
 import os
@@ -383,29 +384,26 @@ def _exported_to(target: Path, export: Callable[[BinaryIO], int]) -> int:
 
 
 def _open_descriptor(target: Path) -> int | None:
-    """The open file descriptor of this process whose file a path names (the same device and
-    inode): standard output or error, however the path spells it (/dev/stdout, //dev/stdout, a
-    link to it, /dev/fd/../fd/1), or N of /dev/fd/N and /proc/self/fd/N; None for any other."""
+    """The descriptor of this process, open for writing, whose file a path names (the same device
+    and inode), however the path spells it (/dev/stdout, a link to it, /dev/fd/../fd/1,
+    /proc/thread-self/fd/3, a path through a link to /dev/fd); None for any other path.
+
+    Raises:
+        OSError: the path is in /proc (/dev/fd/5 with 5 not open): it names no file to write.
+    """
     try:
         named = os.stat(target)  # through links
     except OSError:
+        if os.path.realpath(target.parent).startswith("/proc/"):
+            raise OSError(f"{target}: not an open file of this process") from None
         return None
-    candidates = [1, 2]
-    path = os.path.abspath(target)
-    for _ in range(40):  # along its links, for a /dev/fd/N or /proc/self/fd/N on the way
-        found = re.fullmatch(rf"/(?:dev|proc/(?:self|{os.getpid()}))/fd/(\d+)", os.path.normpath(path))
-        if found:
-            candidates.insert(0, int(found.group(1)))
-            break
-        if not os.path.islink(path):
-            break
-        path = os.path.join(os.path.dirname(path), os.readlink(path))
-    for descriptor in candidates:
+    for descriptor in sorted(int(name) for name in os.listdir("/proc/self/fd")):
         try:
             opened = os.fstat(descriptor)
+            writable = fcntl.fcntl(descriptor, fcntl.F_GETFL) & os.O_ACCMODE in (os.O_WRONLY, os.O_RDWR)
         except OSError:
-            continue
-        if (opened.st_dev, opened.st_ino) == (named.st_dev, named.st_ino):
+            continue  # the listing's own descriptor, closed since
+        if writable and (opened.st_dev, opened.st_ino) == (named.st_dev, named.st_ino):
             return descriptor
     return None
 
