@@ -251,6 +251,11 @@ def test_an_unsaved_edit_survives_a_sign_out_mid_edit(page: Page, space: Space) 
     page.get_by_role("button", name="Sign in").click()
     definition = page.get_by_label("Definition", exact=True)
     expect(definition).to_have_value("trait('plan') = 'pro'")
+    # The page settled (the loaded text checked and previewed, its sizes and versions read): the
+    # first request after the revocation is then the check of the edit.
+    expect(page.locator(".preview-count .count")).to_have_text("0")
+    expect(page.get_by_role("region", name="Size over time")).to_contain_text("Size now")
+    expect(page.get_by_role("region", name="Versions")).to_contain_text("1 (current)")
     auth.revoke(issued.token_id)
     edit = "trait('plan') = 'pro' and trait('country') = 'FR'"
     definition.fill(edit)
