@@ -31,8 +31,9 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def start_nats(store: Path, attempts: int = 3) -> NatsServer:
-    """Starts nats-server with JetStream storing under `store`; returns once it accepts connections.
+def start_nats(store: Path, attempts: int = 3, config: str = "") -> NatsServer:
+    """Starts nats-server with JetStream storing under `store` (and the lines of `config`, a
+    configuration file's, if any); returns once it accepts connections.
 
     The port is free when chosen, but something else (a server of another test binding port 0)
     may take it before nats-server binds it: nats-server then exits at start, and is started
@@ -40,9 +41,14 @@ def start_nats(store: Path, attempts: int = 3) -> NatsServer:
     binary = shutil.which("nats-server")
     if binary is None:
         pytest.skip("nats-server is not on PATH: `make test-cluster` installs it (Debian package nats-server)")
+    options: list[str] = []
+    if config:
+        store.mkdir(parents=True, exist_ok=True)
+        (store.parent / "nats.conf").write_text(config)
+        options = ["-c", str(store.parent / "nats.conf")]
     for _ in range(attempts):
         port = free_port()
-        process = subprocess.Popen([binary, "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(store)],
+        process = subprocess.Popen([binary, *options, "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(store)],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline and process.poll() is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -248,3 +249,16 @@ def test_a_reader_past_the_log_s_end_is_refused_rather_than_skipping(nats: NatsS
             await log.close()
 
     asyncio.run(scenario())
+
+
+def test_a_nats_server_whose_messages_cannot_hold_a_call_is_refused(tmp_path: Path) -> None:
+    """A NATS server configured with a `max_payload` too small for one call (8 KB) is refused at
+    connect, saying so: the identity stage, which writes each call as one entry, stopped at the
+    first large one, again at every restart, and every call after it was never stored."""
+    server = start_nats(tmp_path / "nats", config="max_payload: 8192\n")
+    try:
+        with pytest.raises(ValueError, match="max_payload is 8,192 bytes; a cluster needs at least 131,072"):
+            asyncio.run(JetStreamLog.connect(server.url))
+    finally:
+        server.process.terminate()
+        server.process.wait(10)

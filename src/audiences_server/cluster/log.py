@@ -184,6 +184,9 @@ class LogNotThisFile(ValueError):
 
 # What a published entry's headers (its `Nats-Msg-Id`) may take of the NATS server's maximum payload.
 ENTRY_HEADERS_BYTES = 4096
+# The least maximum payload a cluster runs with: a call (at most 32 KB as stored) travels as one
+# entry with its message and what the roles add, about 70 KB at most (NATS's default is 1 MB).
+MIN_MAX_PAYLOAD = 128 * 1024
 
 
 class JetStreamLog:
@@ -219,6 +222,10 @@ class JetStreamLog:
                                 max_reconnect_attempts=-1, error_cb=events.error,
                                 disconnected_cb=events.disconnected, reconnected_cb=events.reconnected,
                                 **({} if buffered else {"pending_size": 0}))
+        if nc.max_payload < MIN_MAX_PAYLOAD:
+            await nc.close()
+            raise ValueError(f"the NATS server's max_payload is {nc.max_payload:,} bytes; a cluster needs at least "
+                             f"{MIN_MAX_PAYLOAD:,} (one call, with what the log adds to it, is one entry)")
         js = nc.jetstream()
         for name, subjects in ((CALLS_STREAM, [CALLS]), (PARTS_STREAM, [f"{PARTS}.*"])):
             config = api.StreamConfig(name=name, subjects=subjects, storage=api.StorageType.FILE,

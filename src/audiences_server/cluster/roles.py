@@ -365,6 +365,11 @@ def _front(args: argparse.Namespace) -> int:
         server.stop(0)
         loop.call_soon_threadsafe(loop.stop)
         return 1
+    except ValueError as refused:  # a NATS server this cluster cannot run on
+        print(f"audiences-server: {refused}", file=sys.stderr)
+        server.stop(0)
+        loop.call_soon_threadsafe(loop.stop)
+        return 2
     agreed = asyncio.run_coroutine_threadsafe(the_log.agree_partitions(len(args.shards)), loop).result(
         CONNECT_TIMEOUT_S)
     if agreed != len(args.shards):
