@@ -165,6 +165,7 @@ export function Builder({ args, session }) {
 
   // `keep`: the form's edits to carry over onto what is loaded (after a conflict, or a draft kept
   // when the page signed out), else none; `keptEtag`: the etag those edits were made against.
+  // Whether it loaded.
   const load = async (keep = null, keptEtag = "") => {
     try {
       const { computation: c, etag: tag } = await get(target);
@@ -172,7 +173,8 @@ export function Builder({ args, session }) {
       setEtag(keptEtag || tag);
       const loaded = formOf(c);
       setForm(keep ? { ...loaded, ...keep, options: { ...loaded.options, ...(keep.options || {}) } } : loaded);
-    } catch (failed) { setLoadError(failed); }
+      return true;
+    } catch (failed) { setLoadError(failed); return false; }
   };
   const KEPT = "Your edits from before you were signed out are back in the form; they are not saved yet.";
   useEffect(() => {
@@ -180,9 +182,19 @@ export function Builder({ args, session }) {
     previews.current += 1;
     setPreview(null); setPreviewing(false); setCheck(null); setNotice(null);
     const draft = takeDraft(session.space, target);
-    if (draft) setNotice({ kind: "ok", text: KEPT });
-    if (editing) load(draft && draft.changed, draft ? draft.etag : "");
-    else if (draft) setForm(draft.form);
+    if (!editing) {
+      if (draft) { setForm(draft.form); setNotice({ kind: "ok", text: KEPT }); }
+      return;
+    }
+    load(draft && draft.changed, draft ? draft.etag : "").then((loaded) => {
+      if (loaded && draft) setNotice({ kind: "ok", text: KEPT });
+      if (!loaded && draft) {
+        // Deleted (or not readable) since: the edits cannot go back into it, and are shown instead.
+        keepDraft(draft);
+        setNotice({ kind: "error", text: `Your unsaved edits from before you were signed out could not be put back: ${
+          Object.entries(draft.changed).map(([name, value]) => `${name}: ${typeof value === "string" ? value : JSON.stringify(value)}`).join("; ")}` });
+      }
+    });
   }, [target]);
   // Signed out with unsaved edits (the page leaves the builder as the token goes): they are kept
   // for when this definition is opened again.
