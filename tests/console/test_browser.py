@@ -280,6 +280,25 @@ def test_an_unsaved_edit_survives_a_sign_out_mid_edit(page: Page, space: Space) 
     assert (saved.definition, saved.description) == (edit, "set elsewhere")
 
 
+def test_a_draft_for_a_definition_deleted_meanwhile_is_shown_not_lost(page: Page, space: Space) -> None:
+    """Signed out mid-edit, and the definition deleted before signing in again: the edits cannot
+    go back into it, so the page shows them and keeps them (it dropped them under a notice saying
+    they were back in the form, which was empty)."""
+    space.define("pro", "trait('plan') = 'pro'")
+    live(space, "pro")
+    sign_in(page, space, where="#/builder/users/pro")
+    definition = page.get_by_label("Definition", exact=True)
+    expect(definition).to_have_value("trait('plan') = 'pro'")
+    definition.fill("trait('plan') = 'gold'")
+    page.get_by_role("button", name="Sign out").click()
+    deleting = admin_pb2.DeleteAudienceRequest(key="pro", collection=common_pb2.COLLECTION_USERS)
+    space.running.admin.DeleteAudience(deleting, metadata=bearer(space.tokens["admin"]))
+    page.get_by_label("Token").fill(space.tokens["admin"])
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator(".notice.error", has_text="could not be put back")).to_contain_text("trait('plan') = 'gold'")
+    assert "gold" in page.evaluate("sessionStorage.getItem('audiences.console.draft')")
+
+
 def test_list_disables_enables_and_shows_a_refused_delete(page: Page, space: Space, tmp_path: Path) -> None:
     """Disable and enable change the definition's status; deleting one that another reads is
     refused with the readers named; deleting a free one removes it."""
