@@ -46,7 +46,12 @@ def identified(call: Mapping[str, Any]) -> dict[str, Any]:
     """A copy of a call with a `messageId`: one without (or with an empty one) gets a new id, the
     caller's dict left as it was (a dict sent several times is that many calls). Sent again, the
     copy keeps its id (the queue's retries), so a call the server stored is not stored twice."""
-    return dict(call) if call.get("messageId") else {**call, "messageId": f"py-{uuid.uuid4()}"}
+    return dict(call) if call.get("messageId") else {**call, "messageId": new_message_id()}
+
+
+def new_message_id() -> str:
+    """A new `messageId`, as every call the client makes gets one."""
+    return f"py-{uuid.uuid4()}"
 
 
 def _common(
@@ -61,7 +66,7 @@ def _common(
 ) -> dict[str, Any]:
     if need_identity and not user_id and not anonymous_id:
         raise _refuse("no_user_anon_id", "user_id", "a call needs a user_id or an anonymous_id")
-    call: dict[str, Any] = {"type": kind, "messageId": message_id or f"py-{uuid.uuid4()}"}
+    call: dict[str, Any] = {"type": kind, "messageId": message_id or new_message_id()}
     if user_id:
         call["userId"] = str(user_id)
     if anonymous_id:

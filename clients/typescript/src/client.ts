@@ -438,11 +438,6 @@ function changes<T extends object>(fields: T): { set: Partial<T>; paths: string[
   return { set: set as Partial<T>, paths };
 }
 
-/** A new `messageId`, as the tracking methods give. */
-function newMessageId(): string {
-  return `node-${crypto.randomUUID()}`;
-}
-
 /**
  * The call with a `messageId`: one without (or with an undefined, null or empty one) is sent as a
  * copy with a new id, the caller's object left as it is (one object sent twice is two calls).
@@ -451,7 +446,7 @@ function withMessageId(call: Record<string, unknown>): Record<string, unknown> {
   if (call === null || typeof call !== "object" || Array.isArray(call) || call.messageId) {
     return call; // not a call object: sent as it is, for the server to refuse
   }
-  return { ...call, messageId: newMessageId() };
+  return { ...call, messageId: messages.newMessageId() };
 }
 
 function tlsCredentials(ca?: string, cert?: string, key?: string): ChannelCredentials {
@@ -578,7 +573,7 @@ export class Client {
     }
     const call = { ...message };
     if (!call.messageId) {
-      call.messageId = newMessageId(); // after the spread: an undefined, null or "" of the caller's must not win
+      call.messageId = messages.newMessageId(); // after the spread: an undefined, null or "" of the caller's must not win
     }
     if (!this.batcher.put(call)) {
       return "";

@@ -55,6 +55,11 @@ export interface PageParams extends Common {
 
 export type ScreenParams = PageParams;
 
+/** A new `messageId`, as every call the client makes gets one. */
+export function newMessageId(): string {
+  return `node-${randomUUID()}`;
+}
+
 function refuse(reason: string, field: string, message: string): AudiencesError {
   return new AudiencesError(Status.INVALID_ARGUMENT, message, {
     reason: reason.toUpperCase(),
@@ -75,7 +80,7 @@ function common(type: string, params: Common, needIdentity = true): Call {
   if (needIdentity && !params.userId && !params.anonymousId) {
     throw refuse("no_user_anon_id", "userId", "a call needs a userId or an anonymousId");
   }
-  const call: Call = { type, messageId: params.messageId || `node-${randomUUID()}` };
+  const call: Call = { type, messageId: params.messageId || newMessageId() };
   if (params.userId) call.userId = String(params.userId);
   if (params.anonymousId) call.anonymousId = String(params.anonymousId);
   if (params.timestamp === undefined) {

@@ -385,10 +385,10 @@ class _Handling:
         self._finish(failure.code)
         status = _abort_args(to_status(failure, self._tagged))
         # What abort's exception would keep (see `take`): the request, and the error's traceback,
-        # whose frames hold what the method was given (the body, its decoded calls).
+        # whose frames hold what the method was given (the body, its decoded calls). `failure` is
+        # the error itself or one made for it, never raised.
         self._request = None
         _forget_tracebacks(error)
-        _forget_tracebacks(failure)
         del error, failure, _traceback
         try:
             await self._context.abort(*status)

@@ -25,7 +25,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import apsw
-import orjson
 import structlog
 
 from audiences_server.cluster.entries import call_from_json, encode, partition_of, read
@@ -128,7 +127,7 @@ def adopt_parts(adopt: dict[str, Any], most: int) -> list[bytes]:
     whole = encode(adopt)
     if len(whole) <= most:
         return [whole]
-    text = base64.b64encode(zlib.compress(whole, 6)).decode()
+    text = _squeezed(whole)
     head = {"t": "adopt", "key": adopt["key"], "part": 0, "parts": 0, "data": ""}
     size = most - len(encode(head)) - 32  # room for the part's numbers
     if size <= 0:
@@ -146,14 +145,14 @@ def packed(entry: dict[str, Any], most: int) -> bytes:
         return whole
     inner = encode({"rows": entry["rows"], "reached": entry["reached"]})
     rest = {key: value for key, value in entry.items() if key not in ("rows", "reached")}
-    return encode({**rest, "packed": base64.b64encode(zlib.compress(inner, 6)).decode()})
+    return encode({**rest, "packed": _squeezed(inner)})
 
 
 def unpacked(body: dict[str, Any]) -> dict[str, Any]:
     """A `tallies` entry's body with its rows and reached accounts, compressed or not (`packed`)."""
     if "packed" not in body:
         return body
-    inner = json_text.loads(zlib.decompress(base64.b64decode(body["packed"])))
+    inner = json_text.loads(_unsqueezed(body["packed"]))
     return {**body, "rows": inner["rows"], "reached": inner["reached"]}
 
 
@@ -162,7 +161,7 @@ def _pieces(rows: list[list[Any]], most: int) -> list[list[list[Any]]]:
     pieces: list[list[list[Any]]] = [[]]
     size = 0
     for row in rows:
-        length = len(orjson.dumps(row)) + 1
+        length = len(json_text.dumps(row)) + 1
         if pieces[-1] and size + length > most:
             pieces.append([])
             size = 0
@@ -173,7 +172,17 @@ def _pieces(rows: list[list[Any]], most: int) -> list[list[list[Any]]]:
 
 def adopted_from_parts(parts: dict[int, str]) -> dict[str, Any]:
     """The `adopt` entry whose parts these are (by number)."""
-    return read(zlib.decompress(base64.b64decode("".join(parts[n] for n in range(len(parts))))))
+    return read(_unsqueezed("".join(parts[n] for n in range(len(parts)))))
+
+
+def _squeezed(data: bytes) -> str:
+    """An entry's text compressed, as text another entry can hold (`_unsqueezed` reads it back)."""
+    return base64.b64encode(zlib.compress(data, 6)).decode()
+
+
+def _unsqueezed(text: str) -> bytes:
+    """What `_squeezed` compressed."""
+    return zlib.decompress(base64.b64decode(text))
 
 
 class Shard:
